@@ -1,1 +1,14 @@
-//! The hub core.
+//! The hub's pure domain: what a front warehouse *is* and the rules it keeps.
+//!
+//! Everything here is plain data and plain functions. This crate must never do I/O: it knows
+//! nothing of SQLite, MQTT, serial ports, ONNX, JSON or the clock. Time comes in as an argument
+//! (`Timestamp`), storage comes in as a read-only view (`BalanceView`). That is what lets the
+//! rules be tested exhaustively with plain unit and property tests, and what keeps adapters thin.
+
+pub mod domain;
+pub mod event;
+pub mod ledger;
+
+pub use domain::{BatchKey, MovementId, SiteId, Sku, SkuCode, StockUnit, Timestamp};
+pub use event::DomainEvent;
+pub use ledger::{BalanceView, LedgerError, Movement, MovementKind, MovementPlan, plan_movement};

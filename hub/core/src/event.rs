@@ -1,0 +1,33 @@
+//! Domain events: what the hub tells the central system happened.
+//!
+//! Each state change produces events that the store writes into the outbox in the same
+//! transaction. The wire shape (topics, envelopes) is the MQTT adapter's business; here an
+//! event is only a typed fact with a stable `kind` name.
+
+use crate::domain::Sku;
+use crate::ledger::Movement;
+use serde::{Deserialize, Serialize};
+
+/// A fact recorded by the hub, destined for the central system.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DomainEvent {
+    /// SKU master data was stored or updated.
+    SkuUpserted { sku: Sku },
+    /// A stock movement was journaled; balances are those after it.
+    MovementRecorded {
+        movement: Movement,
+        sku_balance_after: i64,
+        batch_balance_after: Option<i64>,
+    },
+}
+
+impl DomainEvent {
+    /// Stable event name used for routing and storage.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DomainEvent::SkuUpserted { .. } => "sku_upserted",
+            DomainEvent::MovementRecorded { .. } => "movement_recorded",
+        }
+    }
+}
