@@ -1,1 +1,14 @@
-//! The hub daemon library.
+//! The hub daemon: adapters around `hub-core` — store, CLI, daemon lifecycle, demo, benchmarks.
+//!
+//! Dependency direction: everything here may use `hub_core`; `hub_core` uses nothing here.
+
+pub mod bench;
+pub mod cli;
+pub mod cli_output;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod dev;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,392 @@
+//! Site configuration: TOML in, a validated [`Config`] out.
+//!
+//! Two stages. Each section is deserialised on its own into a `Raw*` struct with
+//! `deny_unknown_fields` (so a typo in one section does not hide problems in another), then
+//! validated into typed settings. Every problem is collected with its key path and reported in
+//! one go. Loading has no side effects: nothing is created or opened here.
+
+use hub_core::SiteId;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One thing wrong with a configuration file, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key path, e.g. `store.queue_capacity` or `devices[1].port`.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Collects every problem found while validating.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<Problem>);
+
+impl Problems {
+    /// Records a problem at a key path.
+    pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Whether nothing was found.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The problems found, in file order of discovery.
+    pub fn list(&self) -> &[Problem] {
+        &self.0
+    }
+}
+
+/// A configuration that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} has {} problem(s):\n{}", problems.len(), format_problems(problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+fn format_problems(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The validated configuration of one hub.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub site: SiteConfig,
+    pub store: StoreConfig,
+    pub log: LogConfig,
+    pub shutdown: ShutdownConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct SiteConfig {
+    pub id: SiteId,
+    pub name: String,
+}
+
+/// How the local database is kept.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Folder for the database, photos and other evidence.
+    pub data_dir: PathBuf,
+    /// Requests waiting for the writer before callers are made to wait.
+    pub queue_capacity: usize,
+    /// Most requests committed together in one group commit.
+    pub max_batch: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `hub=debug,info`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShutdownConfig {
+    /// How long tasks may take to finish after a stop signal before they are abandoned.
+    pub grace: Duration,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    id: Option<String>,
+    name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    data_dir: Option<PathBuf>,
+    queue_capacity: Option<i64>,
+    max_batch: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: Option<String>,
+    format: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawShutdown {
+    grace_seconds: Option<f64>,
+}
+
+const SECTIONS: &[&str] = &["site", "store", "log", "shutdown"];
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path.parent().unwrap_or(Path::new("."))).map_err(|problems| {
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                problems,
+            }
+        })
+    }
+
+    /// Validates config text. Relative paths are resolved against `base_dir`.
+    pub fn parse(text: &str, base_dir: &Path) -> Result<Config, Vec<Problem>> {
+        let mut problems = Problems::default();
+        let table: toml::Table = match text.parse() {
+            Ok(table) => table,
+            Err(e) => {
+                problems.push("(file)", format!("not valid TOML: {}", e.message().trim()));
+                if let Some(span) = e.span() {
+                    let line = text[..span.start.min(text.len())].lines().count().max(1);
+                    problems.0[0].path = format!("(line {line})");
+                }
+                return Err(problems.0);
+            }
+        };
+        for key in table.keys() {
+            if !SECTIONS.contains(&key.as_str()) {
+                problems.push(
+                    key.clone(),
+                    format!(
+                        "unknown section; known sections are {}",
+                        SECTIONS.join(", ")
+                    ),
+                );
+            }
+        }
+        let site: RawSite = section(&table, "site", &mut problems);
+        let store: RawStore = section(&table, "store", &mut problems);
+        let log: RawLog = section(&table, "log", &mut problems);
+        let shutdown: RawShutdown = section(&table, "shutdown", &mut problems);
+
+        let site_id = match site.id {
+            None => {
+                problems.push(
+                    "site.id",
+                    "missing; every hub needs its site id, e.g. id = \"sh-pudong-017\"",
+                );
+                None
+            }
+            Some(id) => match SiteId::new(id) {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    problems.push("site.id", e.to_string());
+                    None
+                }
+            },
+        };
+        let data_dir = match store.data_dir {
+            None => {
+                problems.push(
+                    "store.data_dir",
+                    "missing; the folder where the hub keeps its database",
+                );
+                PathBuf::new()
+            }
+            Some(dir) if dir.as_os_str().is_empty() => {
+                problems.push("store.data_dir", "is empty");
+                dir
+            }
+            Some(dir) if dir.is_relative() => base_dir.join(dir),
+            Some(dir) => dir,
+        };
+        let queue_capacity = int_in(
+            store.queue_capacity,
+            1024,
+            1,
+            1_000_000,
+            "store.queue_capacity",
+            &mut problems,
+        );
+        let max_batch = int_in(
+            store.max_batch,
+            512,
+            1,
+            100_000,
+            "store.max_batch",
+            &mut problems,
+        );
+        let format = match log.format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                problems.push(
+                    "log.format",
+                    format!("'{other}' is not a log format; use \"text\" or \"json\""),
+                );
+                LogFormat::Text
+            }
+        };
+        let level = log.level.unwrap_or_else(|| "info".to_owned());
+        if let Err(e) = level.parse::<tracing_subscriber::EnvFilter>() {
+            problems.push("log.level", format!("'{level}' is not a log filter: {e}"));
+        }
+        let grace = match shutdown.grace_seconds {
+            None => Duration::from_secs(10),
+            Some(s) if s.is_finite() && (0.0..=600.0).contains(&s) => Duration::from_secs_f64(s),
+            Some(s) => {
+                problems.push(
+                    "shutdown.grace_seconds",
+                    format!("{s} is out of range 0..=600"),
+                );
+                Duration::from_secs(10)
+            }
+        };
+        match (problems.is_empty(), site_id) {
+            (true, Some(id)) => Ok(Config {
+                site: SiteConfig {
+                    name: site.name.unwrap_or_else(|| id.to_string()),
+                    id,
+                },
+                store: StoreConfig {
+                    data_dir,
+                    queue_capacity,
+                    max_batch,
+                },
+                log: LogConfig { level, format },
+                shutdown: ShutdownConfig { grace },
+            }),
+            _ => Err(problems.0),
+        }
+    }
+
+    /// The site's database file inside the data directory.
+    pub fn database_path(&self) -> PathBuf {
+        self.store
+            .data_dir
+            .join(format!("hub-{}.sqlite", self.site.id))
+    }
+}
+
+/// Deserialises one top-level section on its own so that its errors carry its name and do not
+/// stop the other sections from being checked.
+fn section<T: DeserializeOwned + Default>(
+    table: &toml::Table,
+    key: &str,
+    problems: &mut Problems,
+) -> T {
+    match table.get(key) {
+        None => T::default(),
+        Some(value) => match value.clone().try_into::<T>() {
+            Ok(v) => v,
+            Err(e) => {
+                problems.push(key, e.message().trim().to_owned());
+                T::default()
+            }
+        },
+    }
+}
+
+fn int_in(
+    value: Option<i64>,
+    default: usize,
+    min: i64,
+    max: i64,
+    path: &str,
+    problems: &mut Problems,
+) -> usize {
+    match value {
+        None => default,
+        Some(v) if (min..=max).contains(&v) => v as usize,
+        Some(v) => {
+            problems.push(path, format!("{v} is out of range {min}..={max}"));
+            default
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_minimal_config_gets_defaults() {
+        let c = Config::parse(
+            "[site]\nid='s1'\n[store]\ndata_dir='data'\n",
+            Path::new("/etc/hub"),
+        )
+        .unwrap();
+        assert_eq!(c.site.id.as_str(), "s1");
+        assert_eq!(c.store.data_dir, PathBuf::from("/etc/hub/data"));
+        assert_eq!(c.store.max_batch, 512);
+        assert_eq!(c.log.format, LogFormat::Text);
+        assert_eq!(
+            c.database_path(),
+            PathBuf::from("/etc/hub/data/hub-s1.sqlite")
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key_path() {
+        let text = r#"
+            [site]
+            id = "bad id"
+            [store]
+            queue_capacity = 0
+            colour = "blue"
+            [log]
+            format = "xml"
+            [shutdown]
+            grace_seconds = 9000
+            [mystery]
+        "#;
+        let problems = Config::parse(text, Path::new("/")).unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        for expected in [
+            "mystery",
+            "store",
+            "site.id",
+            "store.data_dir",
+            "log.format",
+            "shutdown.grace_seconds",
+        ] {
+            assert!(
+                paths.contains(&expected),
+                "{expected} missing from {paths:?}"
+            );
+        }
+        let store = problems.iter().find(|p| p.path == "store").unwrap();
+        assert!(store.message.contains("colour"), "{}", store.message);
+    }
+
+    #[test]
+    fn a_syntax_error_names_its_line() {
+        let problems = Config::parse("[site]\nid = 's1'\nname = \n", Path::new("/")).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].path, "(line 3)");
+    }
+}

@@ -1,0 +1,91 @@
+//! The daemon's lifecycle: start the tasks, wait for a stop signal, drain, flush the store last.
+//!
+//! Start-up order: config is already validated; open the store (migrations run here); spawn
+//! each adapter task under one `TaskTracker` with a child of the shutdown token; wait. On stop,
+//! tasks get `grace` to finish; the store is closed last so everything they wrote is committed.
+
+use crate::config::Config;
+use crate::store::{Store, StoreOptions, outbox};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Opens the site's store with the configured options.
+pub fn open_store(config: &Config) -> Result<Store, crate::store::StoreError> {
+    Store::open(
+        &config.database_path(),
+        config.site.id.as_str(),
+        &StoreOptions {
+            queue_capacity: config.store.queue_capacity,
+            max_batch: config.store.max_batch,
+        },
+    )
+}
+
+/// Runs the hub until `shutdown` is cancelled.
+pub async fn run(config: Config, store: Store, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let tracker = TaskTracker::new();
+    tracing::info!(site = %config.site.id, db = %store.path().display(), "hub running");
+
+    tracker.spawn(status_task(store.clone(), shutdown.child_token()));
+    tracker.close();
+
+    shutdown.cancelled().await;
+    tracing::info!(
+        grace_s = config.shutdown.grace.as_secs_f64(),
+        "stopping; draining tasks"
+    );
+    if tokio::time::timeout(config.shutdown.grace, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("tasks did not finish within the grace period; stopping anyway");
+    }
+    let closing = store.clone();
+    tokio::task::spawn_blocking(move || closing.close()).await?;
+    tracing::info!("store flushed; hub stopped");
+    Ok(())
+}
+
+/// Logs the outbox depth now and then, so an operator can see the hub is alive.
+async fn status_task(store: Store, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match store.read(|c| outbox::stats(c)).await {
+            Ok(s) => tracing::info!(
+                outbox_undelivered = s.undelivered,
+                last_seq = s.last_seq,
+                "status"
+            ),
+            Err(e) => tracing::error!(error = %e, "cannot read outbox status"),
+        }
+    }
+}

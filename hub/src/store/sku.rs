@@ -1,0 +1,108 @@
+//! SKU master data as stored: upserts that respect versions, and look-ups.
+
+use hub_core::{DomainEvent, Sku, SkuCode, StockUnit, Timestamp};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::StoreError;
+use super::outbox::{self, sql};
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkuUpsert {
+    Inserted,
+    Updated,
+    /// The stored version is newer or equal; nothing changed.
+    Stale {
+        stored_version: i64,
+    },
+}
+
+fn unit_name(unit: StockUnit) -> &'static str {
+    match unit {
+        StockUnit::Piece => "piece",
+        StockUnit::Gram => "gram",
+    }
+}
+
+fn parse_unit(text: &str) -> StockUnit {
+    if text == "gram" {
+        StockUnit::Gram
+    } else {
+        StockUnit::Piece
+    }
+}
+
+/// Stores SKU master data unless a newer version is already stored, and writes its event.
+pub fn upsert(conn: &Connection, sku: &Sku, now: Timestamp) -> Result<SkuUpsert, StoreError> {
+    let stored: Option<i64> = conn
+        .prepare_cached("SELECT version FROM sku WHERE code = ?1")
+        .and_then(|mut st| st.query_row([sku.code.as_str()], |r| r.get(0)).optional())
+        .map_err(sql(conn))?;
+    if let Some(stored_version) = stored {
+        if stored_version >= sku.version {
+            return Ok(SkuUpsert::Stale { stored_version });
+        }
+    }
+    let gtins = serde_json::to_string(&sku.gtins).unwrap_or_else(|_| "[]".into());
+    conn.prepare_cached(
+        "INSERT INTO sku (code, name, unit, gtins, allow_negative, version, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (code) DO UPDATE SET name = ?2, unit = ?3, gtins = ?4, allow_negative = ?5,
+             version = ?6, updated_at = ?7",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            sku.code.as_str(),
+            sku.name,
+            unit_name(sku.unit),
+            gtins,
+            sku.allow_negative,
+            sku.version,
+            now.millis()
+        ])
+    })
+    .map_err(sql(conn))?;
+    outbox::append(conn, &DomainEvent::SkuUpserted { sku: sku.clone() }, now)?;
+    Ok(if stored.is_some() {
+        SkuUpsert::Updated
+    } else {
+        SkuUpsert::Inserted
+    })
+}
+
+/// Reads one SKU.
+pub fn get(conn: &Connection, code: &SkuCode) -> Result<Option<Sku>, StoreError> {
+    conn.prepare_cached(
+        "SELECT code, name, unit, gtins, allow_negative, version FROM sku WHERE code = ?1",
+    )
+    .and_then(|mut st| st.query_row([code.as_str()], row_to_sku).optional())
+    .map_err(sql(conn))
+}
+
+/// Reads every SKU, by code.
+pub fn all(conn: &Connection) -> Result<Vec<Sku>, StoreError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT code, name, unit, gtins, allow_negative, version FROM sku ORDER BY code",
+        )
+        .map_err(sql(conn))?;
+    st.query_map([], row_to_sku)
+        .and_then(|rows| rows.collect())
+        .map_err(sql(conn))
+}
+
+fn row_to_sku(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sku> {
+    let code: String = r.get(0)?;
+    let gtins: String = r.get(3)?;
+    let unit: String = r.get(2)?;
+    Ok(Sku {
+        code: SkuCode::new(code).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        name: r.get(1)?,
+        unit: parse_unit(&unit),
+        gtins: serde_json::from_str(&gtins).unwrap_or_default(),
+        allow_negative: r.get(4)?,
+        version: r.get(5)?,
+    })
+}
