@@ -79,7 +79,7 @@ async fn status_task(store: Store, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match store.read(|c| outbox::stats(c)).await {
+        match store.read(outbox::stats).await {
             Ok(s) => tracing::info!(
                 outbox_undelivered = s.undelivered,
                 last_seq = s.last_seq,

@@ -21,7 +21,14 @@ fn sigkill_at_random_moments_never_loses_an_acknowledged_movement() {
 
     for round in 0..KILLS {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hub"))
-            .args(["dev", "apply-loop", "--threads", "4", "--prefix", &format!("round{round}")])
+            .args([
+                "dev",
+                "apply-loop",
+                "--threads",
+                "4",
+                "--prefix",
+                &format!("round{round}"),
+            ])
             .arg("--db")
             .arg(&db)
             .stdout(Stdio::piped())
@@ -36,7 +43,9 @@ fn sigkill_at_random_moments_never_loses_an_acknowledged_movement() {
                 .filter_map(|line| {
                     let mut parts = line.split_whitespace();
                     match (parts.next(), parts.next(), parts.next()) {
-                        (Some("ACK"), Some(id), Some(seq)) => Some((id.to_owned(), seq.parse::<i64>().ok()?)),
+                        (Some("ACK"), Some(id), Some(seq)) => {
+                            Some((id.to_owned(), seq.parse::<i64>().ok()?))
+                        }
                         _ => None,
                     }
                 })
@@ -49,15 +58,24 @@ fn sigkill_at_random_moments_never_loses_an_acknowledged_movement() {
         let round_acks = reader.join().unwrap();
         acked.extend(round_acks);
 
-        let store = Store::open(&db, "crash-site", &StoreOptions::default()).expect("reopen after SIGKILL");
+        let store =
+            Store::open(&db, "crash-site", &StoreOptions::default()).expect("reopen after SIGKILL");
         let report = store.read_blocking(ledger::verify).unwrap();
-        assert!(report.ok(), "round {round}: ledger does not verify: {:?}", report.problems);
+        assert!(
+            report.ok(),
+            "round {round}: ledger does not verify: {:?}",
+            report.problems
+        );
         let problems = store.read_blocking(outbox::check_sequence).unwrap();
         assert!(problems.is_empty(), "round {round}: {problems:?}");
         store.close();
     }
 
-    assert!(acked.len() > 100, "the child should have acknowledged work before being killed ({})", acked.len());
+    assert!(
+        acked.len() > 100,
+        "the child should have acknowledged work before being killed ({})",
+        acked.len()
+    );
     let store = Store::open(&db, "crash-site", &StoreOptions::default()).unwrap();
     let ids = acked.clone();
     let missing: Vec<String> = store
@@ -66,7 +84,9 @@ fn sigkill_at_random_moments_never_loses_an_acknowledged_movement() {
             for (id, seq) in &ids {
                 let found = ledger::movement_by_id(c, &MovementId::new(id.clone()).unwrap())?;
                 let seq_row: Option<String> = c
-                    .query_row("SELECT payload FROM outbox WHERE seq = ?1", [seq], |r| r.get(0))
+                    .query_row("SELECT payload FROM outbox WHERE seq = ?1", [seq], |r| {
+                        r.get(0)
+                    })
                     .ok();
                 let event_matches = seq_row.is_some_and(|p| p.contains(&format!("\"{id}\"")));
                 if found.is_none() || !event_matches {
@@ -81,5 +101,9 @@ fn sigkill_at_random_moments_never_loses_an_acknowledged_movement() {
     seqs.sort();
     let before = seqs.len();
     seqs.dedup();
-    assert_eq!(before, seqs.len(), "two acknowledgements shared one sequence number");
+    assert_eq!(
+        before,
+        seqs.len(),
+        "two acknowledgements shared one sequence number"
+    );
 }

@@ -26,7 +26,11 @@ fn mv(id: &str, code: &str, lot: Option<&str>, kind: MovementKind, quantity: i64
         batch: lot.map(|l| BatchKey::new(l, None).unwrap()),
         kind,
         quantity,
-        reason: if kind.needs_reason() { "stocktake".into() } else { String::new() },
+        reason: if kind.needs_reason() {
+            "stocktake".into()
+        } else {
+            String::new()
+        },
         reference: "test".into(),
         at: Timestamp(1_000),
     }
@@ -57,7 +61,13 @@ async fn concurrent_requesters_are_group_committed_and_each_answered() {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..25 {
-                let m = mv(&format!("r-{t}-{i}"), "A", Some("L1"), MovementKind::Receipt, 2);
+                let m = mv(
+                    &format!("r-{t}-{i}"),
+                    "A",
+                    Some("L1"),
+                    MovementKind::Receipt,
+                    2,
+                );
                 let out = store.write(move |c| record(c, &m)).await.unwrap();
                 assert!(matches!(out, Recorded::Applied { .. }));
             }
@@ -67,13 +77,22 @@ async fn concurrent_requesters_are_group_committed_and_each_answered() {
         t.await.unwrap();
     }
     let (report, stats, stock) = store
-        .read(|c| Ok::<_, StoreError>((verify(c)?, outbox::stats(c)?, hub::store::ledger::balances(c)?)))
+        .read(|c| {
+            Ok::<_, StoreError>((
+                verify(c)?,
+                outbox::stats(c)?,
+                hub::store::ledger::balances(c)?,
+            ))
+        })
         .await
         .unwrap();
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!(report.movements, 800);
     assert_eq!(stock[0].on_hand, 1600);
-    assert_eq!(stats.total, 801, "one SKU event plus one event per movement");
+    assert_eq!(
+        stats.total, 801,
+        "one SKU event plus one event per movement"
+    );
     assert_eq!(stats.last_seq, 801);
 }
 
@@ -105,7 +124,11 @@ fn a_refused_request_does_not_undo_its_group_neighbours() {
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!(report.movements, 10);
     let stats = store.read_blocking(outbox::stats).unwrap();
-    assert_eq!((stats.total, stats.last_seq), (11, 11), "refused requests leave no sequence gaps");
+    assert_eq!(
+        (stats.total, stats.last_seq),
+        (11, 11),
+        "refused requests leave no sequence gaps"
+    );
 }
 
 #[test]
@@ -116,11 +139,13 @@ fn the_journal_is_append_only() {
     let m = mv("r1", "A", None, MovementKind::Receipt, 5);
     store.write_blocking(move |c| record(c, &m)).unwrap();
     let tamper = store.write_blocking(|c| {
-        c.execute("UPDATE movement SET quantity = 500", []).map_err(|e| StoreError::from_sqlite(Path::new("x"), e))
+        c.execute("UPDATE movement SET quantity = 500", [])
+            .map_err(|e| StoreError::from_sqlite(Path::new("x"), e))
     });
     assert!(tamper.unwrap_err().to_string().contains("append-only"));
     let delete = store.write_blocking(|c| {
-        c.execute("DELETE FROM movement", []).map_err(|e| StoreError::from_sqlite(Path::new("x"), e))
+        c.execute("DELETE FROM movement", [])
+            .map_err(|e| StoreError::from_sqlite(Path::new("x"), e))
     });
     assert!(delete.unwrap_err().to_string().contains("append-only"));
 }
@@ -139,7 +164,10 @@ fn verify_finds_a_tampered_balance() {
         })
         .unwrap();
     let report = store.read_blocking(verify).unwrap();
-    assert_eq!(report.problems, vec!["batch A lot L1: stored balance 4, journal sums to 5".to_string()]);
+    assert_eq!(
+        report.problems,
+        vec!["batch A lot L1: stored balance 4, journal sums to 5".to_string()]
+    );
 }
 
 #[test]
@@ -169,7 +197,11 @@ fn a_file_that_is_not_sqlite_is_refused_and_left_alone() {
     let err = Store::open(&path, "site-1", &StoreOptions::default()).unwrap_err();
     assert!(matches!(err, StoreError::NotADatabase { .. }), "{err}");
     assert!(err.to_string().contains("not a hub database"));
-    assert_eq!(std::fs::read(&path).unwrap(), junk, "the file must not be modified");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        junk,
+        "the file must not be modified"
+    );
 }
 
 #[test]
@@ -181,7 +213,10 @@ fn a_database_from_a_newer_hub_is_refused() {
         conn.pragma_update(None, "user_version", 999).unwrap();
     }
     let err = Store::open(&path, "site-1", &StoreOptions::default()).unwrap_err();
-    assert!(matches!(err, StoreError::TooNew { found: 999, .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::TooNew { found: 999, .. }),
+        "{err}"
+    );
 }
 
 /// Mounts a tmpfs (the tests run as root, as CI does) and unmounts it on drop.
@@ -197,7 +232,10 @@ impl Tmpfs {
             .arg(dir.path())
             .status()
             .expect("mount(8) must be available: these tests need root to mount a small tmpfs");
-        assert!(status.success(), "mounting a tmpfs failed: run the test suite as root");
+        assert!(
+            status.success(),
+            "mounting a tmpfs failed: run the test suite as root"
+        );
         Tmpfs { dir }
     }
 
@@ -213,7 +251,10 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -231,8 +272,16 @@ fn a_read_only_data_directory_is_a_clear_error_and_loses_nothing() {
     fs.remount("ro");
     let err = Store::open(&path, "site-1", &StoreOptions::default()).unwrap_err();
     let text = err.to_string();
-    assert!(text.contains(&path.display().to_string()), "error names the file: {text}");
-    let fresh = Store::open(&fs.dir.path().join("new/site.sqlite"), "site-1", &StoreOptions::default()).unwrap_err();
+    assert!(
+        text.contains(&path.display().to_string()),
+        "error names the file: {text}"
+    );
+    let fresh = Store::open(
+        &fs.dir.path().join("new/site.sqlite"),
+        "site-1",
+        &StoreOptions::default(),
+    )
+    .unwrap_err();
     assert!(matches!(fresh, StoreError::CreateDir { .. }), "{fresh}");
     fs.remount("rw");
     let store = Store::open(&path, "site-1", &StoreOptions::default()).unwrap();
@@ -263,7 +312,10 @@ fn a_full_disk_refuses_new_writes_and_keeps_every_acknowledged_one() {
     }
     let err = full_error.expect("a 1 MiB filesystem fills up");
     let text = err.to_string();
-    assert!(text.contains("full") || text.contains("disk"), "clear disk-full error: {text}");
+    assert!(
+        text.contains("full") || text.contains("disk"),
+        "clear disk-full error: {text}"
+    );
     store.close();
     // Free space, reopen: every acknowledged movement is there and the ledger verifies.
     fs.remount("size=16m");
@@ -273,7 +325,12 @@ fn a_full_disk_refuses_new_writes_and_keeps_every_acknowledged_one() {
     assert_eq!(report.movements as usize, acked.len());
     for id in acked.iter().step_by(97) {
         let id = id.clone();
-        assert!(store.read_blocking(move |c| hub::store::ledger::movement_by_id(c, &id)).unwrap().is_some());
+        assert!(
+            store
+                .read_blocking(move |c| hub::store::ledger::movement_by_id(c, &id))
+                .unwrap()
+                .is_some()
+        );
     }
 }
 

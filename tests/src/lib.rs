@@ -5,7 +5,10 @@ use std::process::{Command, Output};
 
 /// The workspace root (where `config/` and `models/` live).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_owned()
 }
 
 /// The `hub` binary built by cargo for this test run.
@@ -13,15 +16,25 @@ pub fn hub_binary() -> PathBuf {
     // Integration tests of this crate do not get CARGO_BIN_EXE_hub (the binary lives in another
     // package), so look next to the test executable: target/<profile>/hub.
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
     let hub = profile_dir.join("hub");
-    assert!(hub.exists(), "{} not found: build it first with `cargo build -p hub`", hub.display());
+    assert!(
+        hub.exists(),
+        "{} not found: build it first with `cargo build -p hub`",
+        hub.display()
+    );
     hub
 }
 
 /// Runs `hub` with arguments and returns its output.
 pub fn hub(args: &[&str]) -> Output {
-    Command::new(hub_binary()).args(args).output().expect("run hub")
+    Command::new(hub_binary())
+        .args(args)
+        .output()
+        .expect("run hub")
 }
 
 /// Stdout as text.

@@ -13,13 +13,22 @@ fn every_shipped_config_file_is_valid() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             let out = hub(&["check-config", path.to_str().unwrap(), "--json"]);
-            assert!(out.status.success(), "{}: {}{}", path.display(), stdout(&out), stderr(&out));
+            assert!(
+                out.status.success(),
+                "{}: {}{}",
+                path.display(),
+                stdout(&out),
+                stderr(&out)
+            );
             let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             assert_eq!(json["valid"], true);
             checked += 1;
         }
     }
-    assert!(checked >= 2, "config/ should hold the example and the demo config");
+    assert!(
+        checked >= 2,
+        "config/ should hold the example and the demo config"
+    );
 }
 
 #[test]
@@ -34,7 +43,13 @@ fn a_broken_config_lists_every_problem_and_exits_2() {
     let out = hub(&["check-config", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    for needle in ["site.id", "store.max_batch", "log.format", "sync: unknown section", "4 problem(s)"] {
+    for needle in [
+        "site.id",
+        "store.max_batch",
+        "log.format",
+        "sync: unknown section",
+        "4 problem(s)",
+    ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
     let out = hub(&["check-config", "/nonexistent/hub.toml"]);
@@ -48,20 +63,35 @@ fn the_demo_runs_the_scenario_and_verifies_the_ledger() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("Ledger verified"), "{text}");
-    assert!(text.contains("duplicate request; already applied once"), "{text}");
+    assert!(
+        text.contains("duplicate request; already applied once"),
+        "{text}"
+    );
     assert!(text.contains("refused: movement ho-P5004-1"), "{text}");
 
     let out = hub(&["demo", "--json"]);
     assert!(out.status.success());
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["verify"]["problems"].as_array().unwrap().len(), 0);
-    let milk = json["stock"].as_array().unwrap().iter().find(|s| s["sku"] == "MILK-1L").unwrap();
-    assert_eq!(milk["on_hand"], 46, "60 received - 12 handed over once - 2 lost");
+    let milk = json["stock"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sku"] == "MILK-1L")
+        .unwrap();
+    assert_eq!(
+        milk["on_hand"], 46,
+        "60 received - 12 handed over once - 2 lost"
+    );
 }
 
 fn site_config(dir: &std::path::Path) -> std::path::PathBuf {
     let file = dir.join("hub.toml");
-    std::fs::write(&file, "[site]\nid = \"e2e-site\"\n[store]\ndata_dir = \"data\"\n[shutdown]\ngrace_seconds = 5\n").unwrap();
+    std::fs::write(
+        &file,
+        "[site]\nid = \"e2e-site\"\n[store]\ndata_dir = \"data\"\n[shutdown]\ngrace_seconds = 5\n",
+    )
+    .unwrap();
     file
 }
 
@@ -69,7 +99,7 @@ fn site_config(dir: &std::path::Path) -> std::path::PathBuf {
 fn hub_run_starts_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let config = site_config(dir.path());
-    let mut child = Command::new(hub_binary())
+    let child = Command::new(hub_binary())
         .args(["run", "--log-format", "json", "--config"])
         .arg(&config)
         .stderr(Stdio::piped())
@@ -78,22 +108,39 @@ fn hub_run_starts_and_stops_cleanly_on_sigterm() {
     let db = dir.path().join("data/hub-e2e-site.sqlite");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !db.exists() {
-        assert!(Instant::now() < deadline, "the daemon never created its database");
+        assert!(
+            Instant::now() < deadline,
+            "the daemon never created its database"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(300));
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "exit {:?}: {}", out.status, stderr(&out));
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        stderr(&out)
+    );
     let log = stderr(&out);
-    assert!(log.contains("\"message\":\"store flushed; hub stopped\""), "JSON logs with a clean stop: {log}");
+    assert!(
+        log.contains("\"message\":\"store flushed; hub stopped\""),
+        "JSON logs with a clean stop: {log}"
+    );
 
     let out = hub(&["ledger", "verify", "--config", config.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = hub(&["stock", "--config", config.to_str().unwrap(), "--json"]);
     assert!(out.status.success());
-    assert_eq!(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(), serde_json::json!([]));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
+        serde_json::json!([])
+    );
 }
 
 #[test]
@@ -106,7 +153,10 @@ fn a_database_that_is_not_sqlite_stops_the_hub_with_a_clear_error() {
     let out = hub(&["stock", "--config", config.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("is not a hub database") && err.contains("hub-e2e-site.sqlite"), "{err}");
+    assert!(
+        err.contains("is not a hub database") && err.contains("hub-e2e-site.sqlite"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(std::fs::read(&db).unwrap(), vec![0x42u8; 8192]);
 }
@@ -119,7 +169,13 @@ fn ledger_verify_exits_3_on_a_mismatch() {
     let db = dir.path().join("data/hub-e2e-site.sqlite");
     plant_unjournaled_balance(&db);
     let out = hub(&["ledger", "verify", "--config", config.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(3), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("stored balance 7, journal sums to 0"));
 }
 
@@ -130,8 +186,11 @@ fn plant_unjournaled_balance(db: &std::path::Path) {
     store
         .write_blocking(move |c| {
             hub::store::sku::upsert(c, &sku, hub_core::Timestamp(0))?;
-            c.execute("INSERT INTO balance_sku (sku, on_hand, updated_at) VALUES ('X', 7, 0)", [])
-                .map_err(|e| hub::store::StoreError::from_sqlite(std::path::Path::new("x"), e))?;
+            c.execute(
+                "INSERT INTO balance_sku (sku, on_hand, updated_at) VALUES ('X', 7, 0)",
+                [],
+            )
+            .map_err(|e| hub::store::StoreError::from_sqlite(std::path::Path::new("x"), e))?;
             Ok::<_, hub::store::StoreError>(())
         })
         .unwrap();

@@ -319,10 +319,10 @@ impl Store {
             }
         };
         let result = f(&conn);
-        if let Ok(mut readers) = self.inner.readers.lock() {
-            if readers.len() < 4 {
-                readers.push(conn);
-            }
+        if let Ok(mut readers) = self.inner.readers.lock()
+            && readers.len() < 4
+        {
+            readers.push(conn);
         }
         result
     }

@@ -38,10 +38,10 @@ pub fn upsert(conn: &Connection, sku: &Sku, now: Timestamp) -> Result<SkuUpsert,
         .prepare_cached("SELECT version FROM sku WHERE code = ?1")
         .and_then(|mut st| st.query_row([sku.code.as_str()], |r| r.get(0)).optional())
         .map_err(sql(conn))?;
-    if let Some(stored_version) = stored {
-        if stored_version >= sku.version {
-            return Ok(SkuUpsert::Stale { stored_version });
-        }
+    if let Some(stored_version) = stored
+        && stored_version >= sku.version
+    {
+        return Ok(SkuUpsert::Stale { stored_version });
     }
     let gtins = serde_json::to_string(&sku.gtins).unwrap_or_else(|_| "[]".into());
     conn.prepare_cached(
