@@ -91,7 +91,7 @@ impl TierPolicy {
         let all_finite = [self.red, self.orange, self.yellow, self.target]
             .iter()
             .all(|v| v.is_finite());
-        if !all_finite || !(self.red <= self.orange && self.orange <= self.yellow) {
+        if !(all_finite && self.red <= self.orange && self.orange <= self.yellow) {
             return Err(PolicyError::Order {
                 red: self.red.to_string(),
                 orange: self.orange.to_string(),
