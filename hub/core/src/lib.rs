@@ -10,6 +10,7 @@ pub mod domain;
 pub mod event;
 pub mod ledger;
 pub mod pickup;
+pub mod receiving;
 
 pub use domain::{BatchKey, MovementId, SiteId, Sku, SkuCode, StockUnit, Timestamp};
 pub use event::DomainEvent;
