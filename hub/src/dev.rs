@@ -20,6 +20,7 @@ pub fn apply_loop(db: &Path, prefix: &str, threads: usize, limit: u64) -> anyhow
                 unit: StockUnit::Piece,
                 gtins: vec![],
                 allow_negative: false,
+                check_items_at_handover: false,
                 version: 1,
             };
             sku_store::upsert(c, &sku, Timestamp(0))?;

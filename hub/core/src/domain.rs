@@ -177,6 +177,9 @@ pub struct Sku {
     /// Whether stock of this SKU may go below zero (e.g. sold before the delivery is booked).
     #[serde(default)]
     pub allow_negative: bool,
+    /// Whether each item's trace code must be scanned when an order with this SKU is handed over.
+    #[serde(default)]
+    pub check_items_at_handover: bool,
     /// Master-data version; older versions never overwrite newer ones.
     #[serde(default)]
     pub version: i64,

@@ -4,7 +4,8 @@
 //! transaction. The wire shape (topics, envelopes) is the MQTT adapter's business; here an
 //! event is only a typed fact with a stable `kind` name.
 
-use crate::domain::Sku;
+use crate::alerts::{Alert, AlertKind, Tier};
+use crate::domain::{Sku, SkuCode, Timestamp};
 use crate::ledger::Movement;
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,73 @@ pub enum DomainEvent {
         sku_balance_after: i64,
         batch_balance_after: Option<i64>,
     },
+    /// A pickup order left the site (wholly or partly), exactly once.
+    PickupHandedOver { handover: Handover },
+    /// A station typed too many wrong pickup codes and is locked out until `until`.
+    PickupStationLockedOut {
+        station: String,
+        until: Timestamp,
+        failures: u32,
+    },
+    /// A SKU's stock tier changed.
+    StockTierChanged {
+        sku: SkuCode,
+        from: Tier,
+        to: Tier,
+        figure: f64,
+    },
+    /// Stock is needed: one request per episode (repeat > 0 only after the re-request interval).
+    ReplenishmentRequested {
+        sku: SkuCode,
+        episode_id: String,
+        suggested_quantity: i64,
+        tier: Tier,
+        repeat: u32,
+    },
+    /// The SKU recovered; its replenishment episode is over.
+    ReplenishmentEpisodeEnded { sku: SkuCode, episode_id: String },
+    /// An operational alert was raised or changed tier.
+    AlertRaised { alert: Alert },
+    /// An operational alert's condition went away.
+    AlertCleared {
+        alert_kind: AlertKind,
+        subject: String,
+    },
+}
+
+/// What left the site with one pickup order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Handover {
+    pub order_id: String,
+    pub station: String,
+    pub at: Timestamp,
+    pub lines: Vec<HandoverLine>,
+    /// Trace codes scanned at handover.
+    pub trace_codes: Vec<String>,
+}
+
+/// One order line at handover.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandoverLine {
+    pub sku: SkuCode,
+    pub lot: Option<String>,
+    pub ordered: i64,
+    pub handed_over: i64,
+    /// Refused by the customer.
+    pub refused: i64,
+    /// What happened to refused goods: back to stock, or written off.
+    pub refused_to: Option<RefusedTo>,
+    /// Weighed quantity (grams) for by-weight items, and the price difference in cents.
+    pub weighed_g: Option<i64>,
+    pub price_difference_cents: Option<i64>,
+}
+
+/// Where refused goods go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusedTo {
+    Stock,
+    Loss,
 }
 
 impl DomainEvent {
@@ -28,6 +96,13 @@ impl DomainEvent {
         match self {
             DomainEvent::SkuUpserted { .. } => "sku_upserted",
             DomainEvent::MovementRecorded { .. } => "movement_recorded",
+            DomainEvent::PickupHandedOver { .. } => "pickup_handed_over",
+            DomainEvent::PickupStationLockedOut { .. } => "pickup_station_locked_out",
+            DomainEvent::StockTierChanged { .. } => "stock_tier_changed",
+            DomainEvent::ReplenishmentRequested { .. } => "replenishment_requested",
+            DomainEvent::ReplenishmentEpisodeEnded { .. } => "replenishment_episode_ended",
+            DomainEvent::AlertRaised { .. } => "alert_raised",
+            DomainEvent::AlertCleared { .. } => "alert_cleared",
         }
     }
 }

@@ -140,6 +140,7 @@ pub fn run(dir: &Path, seconds: f64, requesters: usize) -> anyhow::Result<Ledger
                 unit: StockUnit::Piece,
                 gtins: vec![],
                 allow_negative: false,
+                check_items_at_handover: false,
                 version: 1,
             };
             sku_store::upsert(c, &sku, Timestamp(0))?;
