@@ -15,6 +15,7 @@ pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_INVALID: i32 = 2;
 pub const EXIT_LEDGER_MISMATCH: i32 = 3;
 pub const EXIT_BELOW_TARGET: i32 = 4;
+pub const EXIT_REFUSED: i32 = 5;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -80,11 +81,80 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Pickup point: check a customer's code, hand an order over.
+    Pickup {
+        #[command(subcommand)]
+        command: PickupCommand,
+    },
+    /// Open alerts (stock tiers, expiry, lockouts, backlog), worst first.
+    Alerts {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Run the periodic checks once before listing.
+        #[arg(long)]
+        check: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Operations report: stock-out rate, turnover, loss rate, acceptance, handovers.
+    Report {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// First day (YYYY-MM-DD, UTC); default 7 days before --to.
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Day after the last day (YYYY-MM-DD, UTC); default tomorrow.
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Developer tools used by the test suite.
     #[command(hide = true)]
     Dev {
         #[command(subcommand)]
         command: DevCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PickupCommand {
+    /// Check a pickup code (typed digits, or the QR payload ORDER:CODE).
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The station (desk) checking the code; wrong codes are counted per station.
+        #[arg(long)]
+        station: String,
+        code: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hand an order over (after its code was checked), exactly once.
+    Handover {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        station: String,
+        #[arg(long)]
+        order: String,
+        /// A trace code scanned while handing over (repeatable).
+        #[arg(long = "item")]
+        items: Vec<String>,
+        /// A refused quantity: LINE:QTY:stock|loss[:reason] (line numbers start at 0).
+        #[arg(long = "refuse")]
+        refusals: Vec<String>,
+        /// A weighed by-weight line: LINE:GRAMS.
+        #[arg(long = "weigh")]
+        weighings: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load pickup orders from a JSON file (an array), as central would send them.
+    Import {
+        #[command(flatten)]
+        config: ConfigArg,
+        file: PathBuf,
     },
 }
 
@@ -349,6 +419,72 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 EXIT_BELOW_TARGET
             })
         }
+        Command::Pickup { command } => pickup_command(command, cli.log_format),
+        Command::Alerts {
+            config,
+            check,
+            json,
+        } => {
+            let (config, store) = open_site(&config.config, cli.log_format)?;
+            if check {
+                runtime()?.block_on(crate::workflows::alerts::run_checks(
+                    &store,
+                    &config.alerts,
+                    crate::clock::now(),
+                ))?;
+            }
+            let alerts = store.read_blocking(crate::store::alerts::open_alerts)?;
+            store.close();
+            if json {
+                print_json(&alerts)?;
+            } else if alerts.is_empty() {
+                println!("no open alerts");
+            } else {
+                for a in &alerts {
+                    println!(
+                        "[{:<6}] {:<18} {:<24} {}",
+                        a.tier.as_str().to_uppercase(),
+                        a.kind.as_str(),
+                        a.subject,
+                        a.message
+                    );
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Report {
+            config,
+            from,
+            to,
+            json,
+        } => {
+            let (_config, store) = open_site(&config.config, cli.log_format)?;
+            let day = |d: chrono::NaiveDate| {
+                hub_core::Timestamp(
+                    d.and_hms_opt(0, 0, 0)
+                        .map(|t| t.and_utc().timestamp_millis())
+                        .unwrap_or(0),
+                )
+            };
+            let today = chrono::Utc::now().date_naive();
+            let to = to.unwrap_or(today + chrono::Days::new(1));
+            let from = from.unwrap_or(to - chrono::Days::new(7));
+            if from >= to {
+                return Err(Failure {
+                    code: EXIT_INVALID,
+                    error: anyhow::anyhow!("--from {from} must be before --to {to}"),
+                });
+            }
+            let report =
+                store.read_blocking(move |c| crate::report::compute(c, day(from), day(to)))?;
+            store.close();
+            if json {
+                print_json(&report)?;
+            } else {
+                print!("{report}");
+            }
+            Ok(EXIT_OK)
+        }
         Command::Dev {
             command:
                 DevCommand::ApplyLoop {
@@ -359,6 +495,192 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 },
         } => {
             crate::dev::apply_loop(&db, &prefix, threads.max(1), limit)?;
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// Loads a site's config, sets up logging and opens its store.
+fn open_site(
+    path: &std::path::Path,
+    format: Option<LogFormatArg>,
+) -> Result<(Config, crate::store::Store), Failure> {
+    let config = Config::load(path)?;
+    telemetry::init(&config.log.level, log_format(format, Some(&config)));
+    let store = daemon::open_store(&config)?;
+    Ok((config, store))
+}
+
+fn parse_refusal(text: &str) -> anyhow::Result<crate::store::pickup::Refusal> {
+    let mut parts = text.splitn(4, ':');
+    let (Some(line), Some(quantity), Some(to)) = (parts.next(), parts.next(), parts.next()) else {
+        anyhow::bail!("--refuse {text}: expected LINE:QTY:stock|loss[:reason]");
+    };
+    let to = match to {
+        "stock" => hub_core::event::RefusedTo::Stock,
+        "loss" => hub_core::event::RefusedTo::Loss,
+        other => anyhow::bail!("--refuse {text}: '{other}' must be stock or loss"),
+    };
+    Ok(crate::store::pickup::Refusal {
+        line: line
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--refuse {text}: line must be a number"))?,
+        quantity: quantity
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--refuse {text}: quantity must be a number"))?,
+        to,
+        reason: parts.next().unwrap_or("").to_owned(),
+    })
+}
+
+fn parse_weighing(text: &str) -> anyhow::Result<crate::store::pickup::Weighing> {
+    let (line, grams) = text
+        .split_once(':')
+        .ok_or_else(|| anyhow::anyhow!("--weigh {text}: expected LINE:GRAMS"))?;
+    Ok(crate::store::pickup::Weighing {
+        line: line
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--weigh {text}: line must be a number"))?,
+        grams: grams
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--weigh {text}: grams must be a number"))?,
+    })
+}
+
+fn pickup_command(command: PickupCommand, format: Option<LogFormatArg>) -> Result<i32, Failure> {
+    use crate::store::pickup::{HandoverError, HandoverRequest};
+    match command {
+        PickupCommand::Check {
+            config,
+            station,
+            code,
+            json,
+        } => {
+            let (config, store) = open_site(&config.config, format)?;
+            let check = runtime()?.block_on(crate::workflows::pickup::check(
+                &store,
+                &config,
+                &station,
+                &code,
+                crate::clock::now(),
+            ))?;
+            store.close();
+            if json {
+                print_json(&check)?;
+            } else {
+                println!("{}", crate::store::pickup::describe(&check));
+            }
+            Ok(if check.is_found() {
+                EXIT_OK
+            } else {
+                EXIT_REFUSED
+            })
+        }
+        PickupCommand::Handover {
+            config,
+            station,
+            order,
+            items,
+            refusals,
+            weighings,
+            json,
+        } => {
+            let request = HandoverRequest {
+                trace_codes: items,
+                refusals: refusals
+                    .iter()
+                    .map(|r| parse_refusal(r))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| Failure {
+                        code: EXIT_INVALID,
+                        error: e,
+                    })?,
+                weighings: weighings
+                    .iter()
+                    .map(|w| parse_weighing(w))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| Failure {
+                        code: EXIT_INVALID,
+                        error: e,
+                    })?,
+            };
+            let (config, store) = open_site(&config.config, format)?;
+            let outcome = runtime()?.block_on(crate::workflows::pickup::handover(
+                &store,
+                &config,
+                &station,
+                &order,
+                request,
+                crate::clock::now(),
+            ));
+            store.close();
+            match outcome {
+                Ok(handover) => {
+                    if json {
+                        print_json(&handover)?;
+                    } else {
+                        println!(
+                            "order {} handed over at station {}",
+                            handover.order_id, handover.station
+                        );
+                        for l in &handover.lines {
+                            println!(
+                                "  {:<16} handed {:>6} of {:>6}  refused {:>4}",
+                                l.sku, l.handed_over, l.ordered, l.refused
+                            );
+                        }
+                    }
+                    Ok(EXIT_OK)
+                }
+                Err(HandoverError::Store(e)) => Err(e.into()),
+                Err(HandoverError::Ledger(crate::store::ledger::RecordError::Store(e))) => {
+                    Err(e.into())
+                }
+                Err(refused) => {
+                    if json {
+                        print_json(&serde_json::json!({"refused": refused.to_string()}))?;
+                    } else {
+                        eprintln!("refused: {refused}");
+                    }
+                    Ok(EXIT_REFUSED)
+                }
+            }
+        }
+        PickupCommand::Import { config, file } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let orders: Vec<hub_core::pickup::PickupOrder> =
+                serde_json::from_str(&text).map_err(|e| Failure {
+                    code: EXIT_INVALID,
+                    error: anyhow::anyhow!(
+                        "{} is not a JSON array of pickup orders: {e}",
+                        file.display()
+                    ),
+                })?;
+            let (_config, store) = open_site(&config.config, format)?;
+            let now = crate::clock::now();
+            let count = orders.len();
+            let outcomes = store.write_blocking(move |c| {
+                orders
+                    .iter()
+                    .map(|o| crate::store::pickup::upsert_order(c, o, now))
+                    .collect::<Result<Vec<_>, _>>()
+            })?;
+            store.close();
+            let stale = outcomes
+                .iter()
+                .filter(|o| {
+                    !matches!(
+                        o,
+                        crate::store::pickup::OrderUpsert::Inserted
+                            | crate::store::pickup::OrderUpsert::Updated
+                    )
+                })
+                .count();
+            println!(
+                "{count} order(s) read, {} stored, {stale} skipped (older version or already collected)",
+                count - stale
+            );
             Ok(EXIT_OK)
         }
     }

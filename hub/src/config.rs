@@ -80,6 +80,28 @@ pub struct Config {
     pub store: StoreConfig,
     pub log: LogConfig,
     pub shutdown: ShutdownConfig,
+    pub pickup: PickupConfig,
+    pub alerts: AlertsConfig,
+}
+
+/// Pickup-point rules.
+#[derive(Debug, Clone)]
+pub struct PickupConfig {
+    /// Wrong codes per station before a lockout, the window they count in, the lockout length.
+    pub attempts: hub_core::pickup::AttemptPolicy,
+}
+
+/// Alert thresholds.
+#[derive(Debug, Clone)]
+pub struct AlertsConfig {
+    /// Tier policy for SKUs that central has not sent one for.
+    pub default_policy: hub_core::alerts::TierPolicy,
+    /// Batches expiring within this many days raise a yellow alert.
+    pub expiry_warn_days: i64,
+    /// Undelivered outbox events older than this raise an alert.
+    pub outbox_backlog_warn: Duration,
+    /// How often the periodic checks run.
+    pub check_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -146,7 +168,31 @@ struct RawShutdown {
     grace_seconds: Option<f64>,
 }
 
-const SECTIONS: &[&str] = &["site", "store", "log", "shutdown"];
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPickup {
+    max_wrong_codes: Option<i64>,
+    wrong_code_window_minutes: Option<i64>,
+    lockout_minutes: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    measure: Option<String>,
+    yellow: Option<f64>,
+    orange: Option<f64>,
+    red: Option<f64>,
+    hysteresis: Option<f64>,
+    replenish_at: Option<String>,
+    target: Option<f64>,
+    re_request_after_minutes: Option<i64>,
+    expiry_warn_days: Option<i64>,
+    outbox_backlog_warn_minutes: Option<i64>,
+    check_interval_seconds: Option<i64>,
+}
+
+const SECTIONS: &[&str] = &["site", "store", "log", "shutdown", "pickup", "alerts"];
 
 impl Config {
     /// Reads and validates a config file.
@@ -192,6 +238,10 @@ impl Config {
         let store: RawStore = section(&table, "store", &mut problems);
         let log: RawLog = section(&table, "log", &mut problems);
         let shutdown: RawShutdown = section(&table, "shutdown", &mut problems);
+        let pickup: RawPickup = section(&table, "pickup", &mut problems);
+        let alerts: RawAlerts = section(&table, "alerts", &mut problems);
+        let pickup = validate_pickup(pickup, &mut problems);
+        let alerts = validate_alerts(alerts, &mut problems);
 
         let site_id = match site.id {
             None => {
@@ -279,6 +329,8 @@ impl Config {
                 },
                 log: LogConfig { level, format },
                 shutdown: ShutdownConfig { grace },
+                pickup,
+                alerts,
             }),
             _ => Err(problems.0),
         }
@@ -289,6 +341,122 @@ impl Config {
         self.store
             .data_dir
             .join(format!("hub-{}.sqlite", self.site.id))
+    }
+}
+
+fn validate_pickup(raw: RawPickup, problems: &mut Problems) -> PickupConfig {
+    let d = hub_core::pickup::AttemptPolicy::default();
+    let minutes = |v: Option<i64>, default_ms: i64, path: &str, problems: &mut Problems| {
+        int_in(
+            v,
+            (default_ms / 60_000) as usize,
+            1,
+            24 * 60,
+            path,
+            problems,
+        ) as i64
+            * 60_000
+    };
+    PickupConfig {
+        attempts: hub_core::pickup::AttemptPolicy {
+            max_failures: int_in(
+                raw.max_wrong_codes,
+                d.max_failures as usize,
+                1,
+                100,
+                "pickup.max_wrong_codes",
+                problems,
+            ) as u32,
+            window_ms: minutes(
+                raw.wrong_code_window_minutes,
+                d.window_ms,
+                "pickup.wrong_code_window_minutes",
+                problems,
+            ),
+            lockout_ms: minutes(
+                raw.lockout_minutes,
+                d.lockout_ms,
+                "pickup.lockout_minutes",
+                problems,
+            ),
+        },
+    }
+}
+
+fn validate_alerts(raw: RawAlerts, problems: &mut Problems) -> AlertsConfig {
+    use hub_core::alerts::{Measure, Tier, TierPolicy};
+    let measure = match raw.measure.as_deref() {
+        None | Some("days_of_cover") => Measure::DaysOfCover,
+        Some("absolute") => Measure::Absolute,
+        Some(other) => {
+            problems.push(
+                "alerts.measure",
+                format!("'{other}' is not a measure; use \"days_of_cover\" or \"absolute\""),
+            );
+            Measure::DaysOfCover
+        }
+    };
+    let replenish_at = match raw.replenish_at.as_deref() {
+        None | Some("red") => Tier::Red,
+        Some("orange") => Tier::Orange,
+        Some(other) => {
+            problems.push(
+                "alerts.replenish_at",
+                format!("'{other}' must be \"orange\" or \"red\""),
+            );
+            Tier::Red
+        }
+    };
+    let policy = TierPolicy {
+        measure,
+        yellow: raw.yellow.unwrap_or(3.0),
+        orange: raw.orange.unwrap_or(2.0),
+        red: raw.red.unwrap_or(1.0),
+        hysteresis: raw.hysteresis.unwrap_or(0.15),
+        replenish_at,
+        target: raw.target.unwrap_or(5.0),
+        re_request_after_ms: int_in(
+            raw.re_request_after_minutes,
+            240,
+            1,
+            7 * 24 * 60,
+            "alerts.re_request_after_minutes",
+            problems,
+        ) as i64
+            * 60_000,
+    };
+    if let Err(e) = policy.validate() {
+        problems.push("alerts", e.to_string());
+    }
+    AlertsConfig {
+        default_policy: policy,
+        expiry_warn_days: int_in(
+            raw.expiry_warn_days,
+            2,
+            0,
+            365,
+            "alerts.expiry_warn_days",
+            problems,
+        ) as i64,
+        outbox_backlog_warn: Duration::from_secs(
+            int_in(
+                raw.outbox_backlog_warn_minutes,
+                60,
+                1,
+                7 * 24 * 60,
+                "alerts.outbox_backlog_warn_minutes",
+                problems,
+            ) as u64
+                * 60,
+        ),
+        check_interval: Duration::from_secs(int_in(
+            raw.check_interval_seconds,
+            60,
+            1,
+            3600,
+            "alerts.check_interval_seconds",
+            problems,
+        ) as u64),
     }
 }
 

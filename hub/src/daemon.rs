@@ -52,6 +52,11 @@ pub async fn run(config: Config, store: Store, shutdown: CancellationToken) -> a
     tracing::info!(site = %config.site.id, db = %store.path().display(), "hub running");
 
     tracker.spawn(status_task(store.clone(), shutdown.child_token()));
+    tracker.spawn(alert_checks_task(
+        store.clone(),
+        config.alerts.clone(),
+        shutdown.child_token(),
+    ));
     tracker.close();
 
     shutdown.cancelled().await;
@@ -86,6 +91,32 @@ async fn status_task(store: Store, shutdown: CancellationToken) {
                 "status"
             ),
             Err(e) => tracing::error!(error = %e, "cannot read outbox status"),
+        }
+    }
+}
+
+/// Runs the periodic alert checks (stock tiers, expiry, outbox backlog) until shutdown.
+async fn alert_checks_task(
+    store: Store,
+    config: crate::config::AlertsConfig,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(config.check_interval);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match crate::workflows::alerts::run_checks(&store, &config, crate::clock::now()).await {
+            Ok(round) if round.stock_actions + round.alert_changes > 0 => {
+                tracing::info!(
+                    stock_actions = round.stock_actions,
+                    alert_changes = round.alert_changes,
+                    "alert checks"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "alert checks failed"),
         }
     }
 }

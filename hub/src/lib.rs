@@ -10,5 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod dev;
+pub mod report;
 pub mod store;
 pub mod telemetry;
+pub mod workflows;
