@@ -7,6 +7,7 @@
 use crate::alerts::{Alert, AlertKind, Tier};
 use crate::domain::{Sku, SkuCode, Timestamp};
 use crate::ledger::Movement;
+use crate::receiving::{CodeFlag, LineDecision, PhotoEvidence};
 use serde::{Deserialize, Serialize};
 
 /// A fact recorded by the hub, destined for the central system.
@@ -53,6 +54,58 @@ pub enum DomainEvent {
         alert_kind: AlertKind,
         subject: String,
     },
+    /// A delivery line was decided at receiving, with all its evidence.
+    ReceivingLineDecided { decision: ReceivingDecision },
+    /// A trace code was bound to a batch at receiving.
+    TraceCodeBound {
+        code: String,
+        sku: SkuCode,
+        lot: String,
+        delivery_id: String,
+        line_no: u32,
+    },
+    /// A scanned trace code was not bound: possible counterfeit or mix-up.
+    TraceCodeFlagged {
+        code: String,
+        delivery_id: String,
+        line_no: u32,
+        flag: CodeFlag,
+    },
+    /// Held stock was released into stock or rejected after review.
+    QuarantineResolved {
+        delivery_id: String,
+        line_no: u32,
+        sku: SkuCode,
+        lot: String,
+        released: i64,
+        rejected: i64,
+        staff: String,
+        reason: String,
+    },
+    /// Staff closed a delivery; every line has a decision.
+    DeliveryClosed {
+        delivery_id: String,
+        staff: String,
+        lines: usize,
+    },
+}
+
+/// A receiving decision with the evidence behind it, as kept for disputes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReceivingDecision {
+    pub delivery_id: String,
+    pub supplier: String,
+    pub line_no: u32,
+    pub sku: SkuCode,
+    pub lot: String,
+    pub decision: LineDecision,
+    pub staff: String,
+    pub decided_at: Timestamp,
+    /// Every stable weight read for this line, in grams, oldest first.
+    pub weight_readings_g: Vec<i64>,
+    pub photos: Vec<PhotoEvidence>,
+    pub bound_codes: Vec<String>,
+    pub flagged_codes: Vec<(String, CodeFlag)>,
 }
 
 /// What left the site with one pickup order.
@@ -103,6 +156,11 @@ impl DomainEvent {
             DomainEvent::ReplenishmentEpisodeEnded { .. } => "replenishment_episode_ended",
             DomainEvent::AlertRaised { .. } => "alert_raised",
             DomainEvent::AlertCleared { .. } => "alert_cleared",
+            DomainEvent::ReceivingLineDecided { .. } => "receiving_line_decided",
+            DomainEvent::TraceCodeBound { .. } => "trace_code_bound",
+            DomainEvent::TraceCodeFlagged { .. } => "trace_code_flagged",
+            DomainEvent::QuarantineResolved { .. } => "quarantine_resolved",
+            DomainEvent::DeliveryClosed { .. } => "delivery_closed",
         }
     }
 }

@@ -62,6 +62,33 @@ pub enum PhotoVerdict {
     NeedsReview,
 }
 
+/// One label the model saw, with its probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelScore {
+    pub class_id: u32,
+    pub label: String,
+    pub probability: f32,
+}
+
+/// What a photo check leaves behind for disputes: the photo, the model, the verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhotoEvidence {
+    pub photo_sha256: String,
+    /// Where the photo is kept on the hub (None when it could not be stored, e.g. disk full).
+    pub photo_path: Option<String>,
+    pub model_name: String,
+    pub model_sha256: String,
+    /// `onnxruntime` or `tract`.
+    pub backend: String,
+    pub top_k: Vec<LabelScore>,
+    /// Thresholds the verdict used.
+    pub expected_labels: Vec<String>,
+    pub min_probability: f32,
+    pub verdict: PhotoVerdict,
+    pub reasons: Vec<String>,
+    pub duration_ms: f64,
+}
+
 /// Why a trace code was not bound.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]

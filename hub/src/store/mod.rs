@@ -13,6 +13,7 @@ pub mod alerts;
 pub mod ledger;
 pub mod outbox;
 pub mod pickup;
+pub mod receiving;
 mod schema;
 pub mod sku;
 

@@ -133,6 +133,74 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (kind, subject)
     ) STRICT;
     "#,
+    // 3: receiving: manifests, per-line observations, decisions, quarantine, photos, disputes.
+    r#"
+    CREATE TABLE delivery_manifest (
+        delivery_id TEXT PRIMARY KEY,
+        supplier TEXT NOT NULL,
+        body TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        cancelled INTEGER NOT NULL,
+        closed_at INTEGER,
+        closed_by TEXT,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE receiving_line (
+        delivery_id TEXT NOT NULL REFERENCES delivery_manifest(delivery_id),
+        line_no INTEGER NOT NULL,
+        observations TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (delivery_id, line_no)
+    ) STRICT;
+    CREATE TABLE line_decision (
+        delivery_id TEXT NOT NULL,
+        line_no INTEGER NOT NULL,
+        sku TEXT NOT NULL,
+        lot TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        accepted INTEGER NOT NULL,
+        rejected INTEGER NOT NULL,
+        held INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        staff TEXT NOT NULL,
+        decided_at INTEGER NOT NULL,
+        PRIMARY KEY (delivery_id, line_no)
+    ) STRICT;
+    CREATE TABLE quarantine (
+        delivery_id TEXT NOT NULL,
+        line_no INTEGER NOT NULL,
+        sku TEXT NOT NULL,
+        lot TEXT NOT NULL,
+        expiry TEXT,
+        quantity INTEGER NOT NULL,
+        since INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        resolved_at INTEGER,
+        resolved_by TEXT,
+        reason TEXT,
+        PRIMARY KEY (delivery_id, line_no)
+    ) STRICT;
+    CREATE TABLE station_session (
+        station TEXT PRIMARY KEY,
+        delivery_id TEXT NOT NULL,
+        line_no INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE photo (
+        sha256 TEXT PRIMARY KEY,
+        path TEXT,
+        bytes INTEGER NOT NULL,
+        delivery_id TEXT,
+        line_no INTEGER,
+        stored_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE dispute (
+        delivery_id TEXT PRIMARY KEY,
+        opened_at INTEGER NOT NULL,
+        closed_at INTEGER,
+        note TEXT NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.
