@@ -5,7 +5,7 @@ use firmware_shim::codes::gs1::{self, Gs1Error};
 use firmware_shim::wire::continuous::{self, ContinuousConfig};
 use firmware_shim::wire::mtsics::{self, Body, Command, GeneralError, Response, Status};
 use firmware_shim::wire::toledo8217::{self, HostCommand, Reply};
-use firmware_shim::wire::{yaohua, Unit, Weight};
+use firmware_shim::wire::{Unit, Weight, yaohua};
 use serde_json::Value;
 
 fn vectors() -> Value {
@@ -24,7 +24,8 @@ fn section(name: &str) -> Vec<Value> {
 }
 
 fn strip_crlf(b: &[u8]) -> &[u8] {
-    b.strip_suffix(b"\r\n").expect("MT-SICS lines end with CR LF")
+    b.strip_suffix(b"\r\n")
+        .expect("MT-SICS lines end with CR LF")
 }
 
 #[test]
@@ -115,7 +116,9 @@ fn mt_sics_byte_literals() {
     );
     let n = Command::Stable.encode(&mut buf).unwrap();
     assert_eq!(&buf[..n], &[0x53, 0x0d, 0x0a]);
-    let n = Response::status("S", Status::Overload).encode(&mut buf).unwrap();
+    let n = Response::status("S", Status::Overload)
+        .encode(&mut buf)
+        .unwrap();
     assert_eq!(&buf[..n], &[0x53, 0x20, 0x2b, 0x0d, 0x0a]);
 }
 
@@ -129,9 +132,9 @@ fn toledo_meaning(meaning: &str) -> Reply {
             weight: Weight::new(1234, 3, Unit::Kilogram),
             net: true,
         },
-        m if m.starts_with("status 0x") => {
-            Reply::Status(toledo8217::StatusByte(u8::from_str_radix(&m[9..11], 16).unwrap()))
-        }
+        m if m.starts_with("status 0x") => Reply::Status(toledo8217::StatusByte(
+            u8::from_str_radix(&m[9..11], 16).unwrap(),
+        )),
         other => panic!("no expectation for {other}"),
     }
 }
@@ -223,7 +226,10 @@ fn yaohua_a9_vectors() {
         let bytes = unhex(v["hex"].as_str().unwrap());
         let expected = parse_meaning(v["meaning"].as_str().unwrap());
         assert_eq!(yaohua::decode_a9(&bytes), Ok(expected));
-        assert_eq!(yaohua::encode_a9(&expected).unwrap().as_slice(), bytes.as_slice());
+        assert_eq!(
+            yaohua::encode_a9(&expected).unwrap().as_slice(),
+            bytes.as_slice()
+        );
     }
 }
 

@@ -350,7 +350,8 @@ fn check_digit_error(digits: &[u8]) -> Option<TraceError<'static>> {
 /// Classifies one scan.
 ///
 /// Order: GS1 AIM identifier → GS1 parser; `http(s)://` → Digital Link (a URL without a GS1
-/// key is opaque); site patterns (first match wins); CN 20-digit drug code; EAN/UPC (by AIM, or
+/// key is opaque); site patterns (first match wins; a pattern whose check character fails
+/// rejects the scan only if nothing below claims it); CN 20-digit drug code; EAN/UPC (by AIM, or
 /// plain 8/12/13/14 digits with a valid check digit); scale labels; un-flagged GS1 data that
 /// parses with a GTIN or SSCC; otherwise opaque. `scratch` holds decoded Digital Link values
 /// (256 bytes is plenty for real URIs).
@@ -380,6 +381,9 @@ pub fn classify<'a>(
             Err(e) => Err(TraceError::DigitalLink(e)),
         };
     }
+    // A pattern whose shape matches but whose check fails rejects the scan only if no other
+    // class claims it.
+    let mut pattern_failure = None;
     for (i, p) in patterns.iter().enumerate() {
         match p.test(data) {
             PatternMatch::NoMatch => {}
@@ -391,7 +395,7 @@ pub fn classify<'a>(
                 });
             }
             PatternMatch::BadCheck { expected, found } => {
-                return Err(TraceError::SitePatternCheck {
+                pattern_failure.get_or_insert(TraceError::SitePatternCheck {
                     name: p.name,
                     expected,
                     found,
@@ -427,5 +431,8 @@ pub fn classify<'a>(
             }
         }
     }
-    Ok(TraceCode::Opaque { data })
+    match pattern_failure {
+        Some(e) => Err(e),
+        None => Ok(TraceCode::Opaque { data }),
+    }
 }
