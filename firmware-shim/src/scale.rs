@@ -376,12 +376,15 @@ impl<const F: usize> Scale<F> {
 
     /// Span calibration: the current load (above zero) weighs `reference_lsd`.
     pub fn calibrate_span(&mut self, reference_lsd: i64) -> Result<(), CalibrationError> {
+        if reference_lsd <= 0 {
+            return Err(CalibrationError::BadReference);
+        }
         let last = self.last.ok_or(CalibrationError::NoData)?;
         if !last.stable {
             return Err(CalibrationError::Unstable);
         }
         let counts = self.filtered_counts().ok_or(CalibrationError::NoData)? - self.zero_offset;
-        if reference_lsd <= 0 || counts == 0 {
+        if counts == 0 {
             return Err(CalibrationError::BadReference);
         }
         self.config.calibration = Calibration {
