@@ -88,16 +88,16 @@ fn main() {
         let ai_spec = tokens.next().unwrap();
         let mut predefined = false;
         let mut dl_attr = false;
-        if let Some(flags) = tokens.peek() {
-            if flags
-                .chars()
-                .all(|c| "*!?\"$%&'()+,-./:;<=>@[\\]^_`{|}~".contains(c))
-                && !flags.starts_with('[')
-            {
-                predefined = flags.contains('*');
-                dl_attr = flags.contains('?');
-                tokens.next();
-            }
+        let flags = tokens.peek().copied().filter(|flags| {
+            !flags.starts_with('[')
+                && flags
+                    .chars()
+                    .all(|c| "*!?\"$%&'()+,-./:;<=>@[\\]^_`{|}~".contains(c))
+        });
+        if let Some(flags) = flags {
+            predefined = flags.contains('*');
+            dl_attr = flags.contains('?');
+            tokens.next();
         }
         let mut components = Vec::new();
         let mut dlpkey = None;

@@ -62,6 +62,10 @@ impl<PinE: fmt::Debug> fmt::Display for Error<PinE> {
 
 /// Microseconds PD_SCK is held high to power the chip down (datasheet: more than 60 µs).
 pub const POWER_DOWN_US: u32 = 70;
+const _: () = assert!(
+    POWER_DOWN_US > 60,
+    "power-down needs PD_SCK high for more than 60 us"
+);
 /// Microseconds per clock phase (datasheet: 0.2 µs min, 50 µs max high time).
 pub const CLOCK_PHASE_US: u32 = 1;
 

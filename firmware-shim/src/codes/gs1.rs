@@ -689,9 +689,7 @@ impl<'a> ElementString<'a> {
         let present = |pattern: &str| self.iter().any(|e| pattern_matches(pattern, e.entry.ai));
         for e in self.iter() {
             for rule in e.entry.req.split(';').filter(|r| !r.is_empty()) {
-                let ok = rule
-                    .split(',')
-                    .any(|group| group.split('+').all(|p| present(p)));
+                let ok = rule.split(',').any(|group| group.split('+').all(&present));
                 if !ok {
                     return Err(AssociationError::MissingRequired {
                         ai: e.entry.ai,
