@@ -60,6 +60,8 @@ impl<PinE: fmt::Debug> fmt::Display for Error<PinE> {
     }
 }
 
+impl<PinE: fmt::Debug> core::error::Error for Error<PinE> {}
+
 /// Microseconds PD_SCK is held high to power the chip down (datasheet: more than 60 µs).
 pub const POWER_DOWN_US: u32 = 70;
 const _: () = assert!(

@@ -128,6 +128,17 @@ pub enum ZeroError {
     BelowRange,
 }
 
+impl fmt::Display for ZeroError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NoData => "cannot zero: no reading yet",
+            Self::Unstable => "cannot zero: weight not stable",
+            Self::AboveRange => "cannot zero: above the zero range",
+            Self::BelowRange => "cannot zero: below the zero range",
+        })
+    }
+}
+
 /// Why taring was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TareError {
@@ -141,6 +152,17 @@ pub enum TareError {
     Underload,
 }
 
+impl fmt::Display for TareError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NoData => "cannot tare: no reading yet",
+            Self::Unstable => "cannot tare: weight not stable",
+            Self::Overload => "cannot tare: above capacity",
+            Self::Underload => "cannot tare: below zero",
+        })
+    }
+}
+
 /// Why a span calibration was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CalibrationError {
@@ -151,6 +173,21 @@ pub enum CalibrationError {
     /// The reference weight is not positive or gave no counts.
     BadReference,
 }
+
+impl fmt::Display for CalibrationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NoData => "cannot calibrate: no reading yet",
+            Self::Unstable => "cannot calibrate: weight not stable",
+            Self::BadReference => "cannot calibrate: reference weight gives no counts",
+        })
+    }
+}
+
+impl core::error::Error for ConfigError {}
+impl core::error::Error for ZeroError {}
+impl core::error::Error for TareError {}
+impl core::error::Error for CalibrationError {}
 
 /// A scale with an `F`-sample moving-average filter.
 #[derive(Debug, Clone)]

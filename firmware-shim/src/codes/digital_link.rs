@@ -80,6 +80,8 @@ impl fmt::Display for DlError {
     }
 }
 
+impl core::error::Error for DlError {}
+
 fn hex(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),

@@ -339,8 +339,13 @@ impl fmt::Display for Gs1Error {
     }
 }
 
+impl core::error::Error for Gs1Error {}
+
+/// Two ASCII digits as a number; callers check the bytes are digits.
 fn two(d: &[u8]) -> u8 {
-    (d[0] - b'0') * 10 + (d[1] - b'0')
+    d[0].wrapping_sub(b'0')
+        .wrapping_mul(10)
+        .wrapping_add(d[1].wrapping_sub(b'0'))
 }
 
 fn days_in_month(month: u8, leap: bool) -> u8 {
@@ -539,7 +544,7 @@ impl<'a> Element<'a> {
                 .iter()
                 .any(|l| matches!(l, Linter::Yymmd0 | Linter::Yymmdd))
         });
-        if !is_date || v.len() < 6 {
+        if !is_date || v.len() < 6 || !v[..6].iter().all(u8::is_ascii_digit) {
             return None;
         }
         let yy = i32::from(two(v));
@@ -611,6 +616,8 @@ impl fmt::Display for AssociationError {
         }
     }
 }
+
+impl core::error::Error for AssociationError {}
 
 fn pattern_matches(pattern: &str, ai: &str) -> bool {
     pattern.len() == ai.len()

@@ -82,6 +82,8 @@ impl fmt::Display for PatternError {
     }
 }
 
+impl core::error::Error for PatternError {}
+
 /// Result of testing data against a pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatternMatch {
@@ -323,6 +325,8 @@ impl fmt::Display for TraceError<'_> {
         }
     }
 }
+
+impl core::error::Error for TraceError<'_> {}
 
 fn from_gs1(elements: ElementString<'_>) -> TraceCode<'_> {
     if let (Some(gtin), Some(serial)) = (elements.gtin(), elements.serial()) {

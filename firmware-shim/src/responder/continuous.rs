@@ -65,7 +65,7 @@ impl ContinuousEmitter {
         if self.next_ms.is_some_and(|next| now_ms < next) {
             return Ok(());
         }
-        self.next_ms = Some(now_ms + u64::from(self.interval_ms));
+        self.next_ms = Some(now_ms.saturating_add(u64::from(self.interval_ms)));
         let Some(reading) = scale.reading() else {
             return Ok(());
         };

@@ -172,9 +172,9 @@ impl<'i, const F: usize> SicsResponder<'i, F> {
             if now_ms >= next {
                 self.send_immediate(out)?;
                 let interval = u64::from(self.config.repeat_interval_ms.max(1));
-                let mut following = next + interval;
+                let mut following = next.saturating_add(interval);
                 if following <= now_ms {
-                    following = now_ms + interval;
+                    following = now_ms.saturating_add(interval);
                 }
                 self.repeat_next_ms = Some(following);
             }
@@ -275,7 +275,7 @@ impl<'i, const F: usize> SicsResponder<'i, F> {
         if let Some((what, _)) = self.waiting.take() {
             self.send(&Response::status(what.id(), Status::NotExecutable), out)?;
         }
-        let deadline = now_ms + u64::from(self.config.stability_timeout_ms);
+        let deadline = now_ms.saturating_add(u64::from(self.config.stability_timeout_ms));
         match command {
             Command::Stable => {
                 self.repeat_next_ms = None;

@@ -96,6 +96,8 @@ impl fmt::Display for ContinuousError {
     }
 }
 
+impl core::error::Error for ContinuousError {}
+
 /// Checksum over `bytes` (STX through CR): `-(Σ (b & 0x7F)) & 0x7F`.
 pub fn checksum(bytes: &[u8]) -> u8 {
     let sum = bytes.iter().fold(0u8, |acc, b| acc.wrapping_add(b & 0x7F));

@@ -81,6 +81,8 @@ impl fmt::Display for FrameError {
     }
 }
 
+impl core::error::Error for FrameError {}
+
 /// Outcome of feeding a byte: a complete frame (without its terminator) or a discarded one.
 pub type FrameResult<'a> = Result<&'a [u8], FrameError>;
 

@@ -332,6 +332,10 @@ impl fmt::Display for EncodeError {
     }
 }
 
+impl core::error::Error for CommandError {}
+impl core::error::Error for ResponseError {}
+impl core::error::Error for EncodeError {}
+
 /// Splits MT-SICS parameters on runs of spaces, keeping `"quoted strings"` whole (without quotes).
 #[derive(Debug, Clone)]
 pub struct Tokens<'a> {

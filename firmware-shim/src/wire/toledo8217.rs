@@ -279,6 +279,18 @@ impl From<BufferFull> for EncodeError {
     }
 }
 
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BufferFull => f.write_str("output buffer too small"),
+            Self::NegativeWeight => f.write_str("negative weights are sent as a status"),
+        }
+    }
+}
+
+impl core::error::Error for ReplyError {}
+impl core::error::Error for EncodeError {}
+
 /// Writes a reply with `STX` and `CR`. Weights get at least two integer digits (`01.234`).
 pub fn encode_reply(reply: &Reply, out: &mut [u8]) -> Result<usize, EncodeError> {
     let mut w = ByteWriter::new(out);

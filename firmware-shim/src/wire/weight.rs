@@ -47,6 +47,8 @@ impl fmt::Display for DecimalError {
     }
 }
 
+impl core::error::Error for DecimalError {}
+
 impl Weight {
     /// Builds a weight from its parts.
     pub const fn new(value: i64, decimals: u8, unit: Unit) -> Self {

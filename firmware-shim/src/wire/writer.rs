@@ -14,6 +14,8 @@ impl fmt::Display for BufferFull {
     }
 }
 
+impl core::error::Error for BufferFull {}
+
 /// Appends bytes to a fixed slice and remembers how much was written.
 #[derive(Debug)]
 pub struct ByteWriter<'a> {

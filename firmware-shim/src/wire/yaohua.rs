@@ -58,6 +58,8 @@ impl fmt::Display for YaohuaError {
     }
 }
 
+impl core::error::Error for YaohuaError {}
+
 fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
