@@ -260,6 +260,40 @@ fn gs1_encode_and_bracketed() {
 }
 
 #[test]
+fn gs1_bracketed_form() {
+    // Research-note rows 16 and 17.
+    let es = gs1::parse_bracketed(b"(01)12345678901231(10)12345").unwrap();
+    let mut buf = [0u8; 64];
+    let n = es.encode(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"01123456789012311012345");
+    assert!(matches!(
+        gs1::parse_bracketed(b"(17)9(90)217"),
+        Err(Gs1Error::TooShort { .. })
+    ));
+    assert!(matches!(
+        gs1::parse_bracketed(b"(23)1"),
+        Err(Gs1Error::UnknownAi { .. })
+    ));
+    assert!(matches!(
+        gs1::parse_bracketed(b"01"),
+        Err(Gs1Error::UnknownAi { .. })
+    ));
+    assert!(matches!(
+        gs1::parse_bracketed(b"(01"),
+        Err(Gs1Error::UnknownAi { .. })
+    ));
+    assert!(matches!(
+        gs1::parse_bracketed(b"(10)"),
+        Err(Gs1Error::EmptyValue(_))
+    ));
+    // Round trip through the bracketed writer.
+    let es = gs1::parse(b"]C1010211234567890039221299\x1d3103001250").unwrap();
+    let n = es.write_bracketed(&mut buf).unwrap();
+    let again = gs1::parse_bracketed(&buf[..n]).unwrap();
+    assert!(again.iter().eq(es.iter()));
+}
+
+#[test]
 fn gs1_dates_use_the_sliding_window() {
     let es = gs1::parse(b"]d2010952123454321317271200").unwrap();
     let expiry = es.iter().find(|e| e.ai() == "17").unwrap();

@@ -246,6 +246,16 @@ proptest! {
     }
 
     #[test]
+    fn gs1_bracketed_total_and_round_trips(s in "[()0-9A-Z]{0,60}") {
+        if let Ok(es) = gs1::parse_bracketed(s.as_bytes()) {
+            let mut buf = [0u8; 256];
+            let n = es.write_bracketed(&mut buf).unwrap();
+            let again = gs1::parse_bracketed(&buf[..n]).unwrap();
+            prop_assert!(again.iter().eq(es.iter()));
+        }
+    }
+
+    #[test]
     fn gs1_digit_heavy_inputs(s in "(\\]C1|\\]d2|)[0-9A-Z\\x1d]{0,60}") {
         if let Ok(es) = gs1::parse(s.as_bytes()) {
             prop_assert!(es.len() <= gs1::MAX_ELEMENTS);

@@ -812,6 +812,55 @@ pub fn parse_elements(data: &[u8], aim: Option<AimId>) -> Result<ElementString<'
     Ok(out)
 }
 
+/// Parses the human-readable bracketed form, e.g. `(01)12345678901231(10)12345`.
+///
+/// Values borrow from `text`. A `(` always starts the next AI, so values that contain a
+/// literal `(` (escaped as `\(` in GS1 tools) are rejected as bad characters.
+pub fn parse_bracketed(text: &[u8]) -> Result<ElementString<'_>, Gs1Error> {
+    let mut out = ElementString::new(None);
+    if text.is_empty() {
+        return Err(Gs1Error::Empty);
+    }
+    let mut pos = 0;
+    while pos < text.len() {
+        if text[pos] != b'(' {
+            return Err(Gs1Error::UnknownAi {
+                ai: Ai::from_bytes(&text[pos..]),
+                offset: pos,
+            });
+        }
+        let close = text[pos..]
+            .iter()
+            .position(|&b| b == b')')
+            .map(|i| pos + i)
+            .ok_or(Gs1Error::UnknownAi {
+                ai: Ai::from_bytes(&text[pos + 1..]),
+                offset: pos,
+            })?;
+        let ai_text = &text[pos + 1..close];
+        let entry = core::str::from_utf8(ai_text)
+            .ok()
+            .filter(|a| a.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(lookup)
+            .ok_or(Gs1Error::UnknownAi {
+                ai: Ai::from_bytes(ai_text),
+                offset: pos + 1,
+            })?;
+        let start = close + 1;
+        let end = text[start..]
+            .iter()
+            .position(|&b| b == b'(')
+            .map_or(text.len(), |i| start + i);
+        let value = &text[start..end];
+        validate_value(entry, value)?;
+        let value = core::str::from_utf8(value)
+            .map_err(|_| Gs1Error::EmptyValue(Ai::from_bytes(entry.ai.as_bytes())))?;
+        out.push(Element { entry, value })?;
+        pos = end;
+    }
+    Ok(out)
+}
+
 /// Normalises a GTIN-8/12/13/14 to 14 digits (left-padded with zeros) after checking its
 /// check digit.
 pub fn gtin14(digits: &[u8]) -> Result<[u8; 14], Gs1Error> {
