@@ -283,3 +283,126 @@ proptest! {
         let _ = classify(&scan, &patterns, &mut scratch);
     }
 }
+
+mod responder_speaks_the_wire_format {
+    use std::convert::Infallible;
+
+    use firmware_shim::responder::{DeviceInfo, SicsConfig, SicsResponder, Toledo8217Responder};
+    use firmware_shim::scale::{Calibration, Scale, ScaleConfig};
+    use firmware_shim::wire::framer::{FramerConfig, LineFramer};
+    use firmware_shim::wire::mtsics;
+    use firmware_shim::wire::toledo8217::ReplyFramer;
+    use proptest::prelude::*;
+
+    struct Out(Vec<u8>);
+
+    impl embedded_io::ErrorType for Out {
+        type Error = Infallible;
+    }
+
+    impl embedded_io::Write for Out {
+        fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
+            self.0.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> Result<(), Infallible> {
+            Ok(())
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Feed(i32),
+        Send(&'static [u8]),
+        Wait(u64),
+    }
+
+    const SICS: &[&[u8]] = &[
+        b"S\r\n",
+        b"SI\r\n",
+        b"SIR\r\n",
+        b"Z\r\n",
+        b"ZI\r\n",
+        b"T\r\n",
+        b"TI\r\n",
+        b"TA\r\n",
+        b"TA 1.5 kg\r\n",
+        b"TAC\r\n",
+        b"@\r\n",
+        b"I0\r\n",
+        b"I1\r\n",
+        b"I2\r\n",
+        b"I3\r\n",
+        b"I4\r\n",
+        b"XX\r\n",
+        b"\xff\r\n",
+        b"S",
+        b"\r\n",
+    ];
+    const TOLEDO: &[&[u8]] = &[
+        b"W", b"Z", b"T", b"T01000", b"C", b"A", b"B", b"F", b"?", b"1",
+    ];
+
+    fn ops(commands: &'static [&'static [u8]]) -> impl Strategy<Value = Vec<Op>> {
+        let op = prop_oneof![
+            (-400_000i32..4_000_000).prop_map(Op::Feed),
+            proptest::sample::select(commands).prop_map(Op::Send),
+            (0u64..2_000).prop_map(Op::Wait),
+        ];
+        proptest::collection::vec(op, 0..60)
+    }
+
+    fn scale() -> Scale<4> {
+        let cfg = ScaleConfig::platform_30kg(Calibration {
+            counts: 100,
+            weight: 1,
+        });
+        Scale::new(cfg, 0).unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn sics_output_always_parses(ops in ops(SICS)) {
+            let mut r = SicsResponder::new(scale(), SicsConfig::default(), DeviceInfo::default());
+            let mut out = Out(Vec::new());
+            let mut now = 0u64;
+            for op in ops {
+                match op {
+                    Op::Feed(raw) => { r.scale_mut().feed(raw, now); }
+                    Op::Send(bytes) => r.on_bytes(bytes, now, &mut out).unwrap(),
+                    Op::Wait(dt) => { now += dt; r.tick(now, &mut out).unwrap(); }
+                }
+            }
+            prop_assert!(out.0.is_empty() || out.0.ends_with(b"\r\n"));
+            let mut framer = LineFramer::<128>::new(FramerConfig::MT_SICS);
+            for &b in &out.0 {
+                if let Some(line) = framer.push(b) {
+                    let line = line.unwrap();
+                    prop_assert!(mtsics::parse_response(line).is_ok(), "{:?}", String::from_utf8_lossy(line));
+                }
+            }
+        }
+
+        #[test]
+        fn toledo_output_always_parses(ops in ops(TOLEDO)) {
+            let mut r = Toledo8217Responder::new(scale());
+            let mut out = Out(Vec::new());
+            let mut now = 0u64;
+            for op in ops {
+                match op {
+                    Op::Feed(raw) => { r.scale_mut().feed(raw, now); }
+                    Op::Send(bytes) => r.on_bytes(bytes, now, &mut out).unwrap(),
+                    Op::Wait(dt) => { now += dt; r.tick(now, &mut out).unwrap(); }
+                }
+            }
+            let mut framer = ReplyFramer::new();
+            for &b in &out.0 {
+                if let Some(reply) = framer.push(b) {
+                    prop_assert!(reply.is_ok(), "{:?}", reply);
+                }
+            }
+            prop_assert_eq!(framer.stats().garbage_bytes, 0);
+        }
+    }
+}

@@ -32,7 +32,7 @@ pub enum DecimalError {
     BadCharacter(u8),
     /// More than one decimal point.
     TwoDecimalPoints,
-    /// More than [`MAX_DIGITS`] digits.
+    /// More than 18 digits (the most an `i64` always holds).
     TooManyDigits,
 }
 
