@@ -82,6 +82,14 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     pub pickup: PickupConfig,
     pub alerts: AlertsConfig,
+    pub receiving: ReceivingConfig,
+}
+
+/// Receiving rules and evidence retention.
+#[derive(Debug, Clone)]
+pub struct ReceivingConfig {
+    pub policy: hub_core::receiving::ReceivingPolicy,
+    pub retention: crate::evidence::Retention,
 }
 
 /// Pickup-point rules.
@@ -192,7 +200,24 @@ struct RawAlerts {
     check_interval_seconds: Option<i64>,
 }
 
-const SECTIONS: &[&str] = &["site", "store", "log", "shutdown", "pickup", "alerts"];
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReceiving {
+    min_days_to_expiry: Option<i64>,
+    photo_required: Option<bool>,
+    photo_max_age_days: Option<i64>,
+    photo_max_total_mb: Option<i64>,
+}
+
+const SECTIONS: &[&str] = &[
+    "site",
+    "store",
+    "log",
+    "shutdown",
+    "pickup",
+    "alerts",
+    "receiving",
+];
 
 impl Config {
     /// Reads and validates a config file.
@@ -242,6 +267,40 @@ impl Config {
         let alerts: RawAlerts = section(&table, "alerts", &mut problems);
         let pickup = validate_pickup(pickup, &mut problems);
         let alerts = validate_alerts(alerts, &mut problems);
+        let receiving: RawReceiving = section(&table, "receiving", &mut problems);
+        let receiving = ReceivingConfig {
+            policy: hub_core::receiving::ReceivingPolicy {
+                min_days_to_expiry: int_in(
+                    receiving.min_days_to_expiry,
+                    2,
+                    0,
+                    365,
+                    "receiving.min_days_to_expiry",
+                    &mut problems,
+                ) as i64,
+                photo_required: receiving.photo_required.unwrap_or(true),
+            },
+            retention: crate::evidence::Retention {
+                max_age_days: int_in(
+                    receiving.photo_max_age_days,
+                    90,
+                    1,
+                    3650,
+                    "receiving.photo_max_age_days",
+                    &mut problems,
+                ) as i64,
+                max_total_bytes: int_in(
+                    receiving.photo_max_total_mb,
+                    2048,
+                    1,
+                    1_000_000,
+                    "receiving.photo_max_total_mb",
+                    &mut problems,
+                ) as u64
+                    * 1024
+                    * 1024,
+            },
+        };
 
         let site_id = match site.id {
             None => {
@@ -331,6 +390,7 @@ impl Config {
                 shutdown: ShutdownConfig { grace },
                 pickup,
                 alerts,
+                receiving,
             }),
             _ => Err(problems.0),
         }

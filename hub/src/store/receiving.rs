@@ -937,22 +937,33 @@ pub fn decisions(
         .collect())
 }
 
-/// Held stock waiting for review: (delivery, line, sku, lot, quantity, since).
-pub fn held(
-    conn: &Connection,
-) -> Result<Vec<(String, u32, String, String, i64, Timestamp)>, StoreError> {
+/// Stock held for review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldStock {
+    pub delivery_id: String,
+    pub line_no: u32,
+    pub sku: String,
+    pub lot: String,
+    pub quantity: i64,
+    pub since: Timestamp,
+}
+
+/// Held stock waiting for review, oldest first.
+pub fn held(conn: &Connection) -> Result<Vec<HeldStock>, StoreError> {
     let mut st = conn
-        .prepare_cached("SELECT delivery_id, line_no, sku, lot, quantity, since FROM quarantine WHERE status = 'held' ORDER BY since")
+        .prepare_cached(
+            "SELECT delivery_id, line_no, sku, lot, quantity, since FROM quarantine WHERE status = 'held' ORDER BY since",
+        )
         .map_err(sql(conn))?;
     st.query_map([], |r| {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            Timestamp(r.get(5)?),
-        ))
+        Ok(HeldStock {
+            delivery_id: r.get(0)?,
+            line_no: r.get(1)?,
+            sku: r.get(2)?,
+            lot: r.get(3)?,
+            quantity: r.get(4)?,
+            since: Timestamp(r.get(5)?),
+        })
     })
     .and_then(|rows| rows.collect())
     .map_err(sql(conn))
