@@ -825,11 +825,26 @@ fn pickup_command(command: PickupCommand, format: Option<LogFormatArg>) -> Resul
                 &code,
                 crate::clock::now(),
             ))?;
+            let pick = match &check {
+                hub_core::pickup::CodeCheck::Found { order_id } => {
+                    let id = order_id.clone();
+                    store.read_blocking(move |c| crate::store::pickup::pick_list(c, &id))?
+                }
+                _ => vec![],
+            };
             store.close();
             if json {
-                print_json(&check)?;
+                print_json(&serde_json::json!({"check": check, "pick": pick}))?;
             } else {
                 println!("{}", crate::store::pickup::describe(&check));
+                for p in &pick {
+                    let from = match (&p.lot, &p.expiry) {
+                        (Some(lot), Some(expiry)) => format!("lot {lot} (expires {expiry})"),
+                        (Some(lot), None) => format!("lot {lot}"),
+                        _ => "any lot".into(),
+                    };
+                    println!("  take {} x{} from {from}", p.sku, p.quantity);
+                }
             }
             Ok(if check.is_found() {
                 EXIT_OK

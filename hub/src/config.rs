@@ -110,6 +110,8 @@ pub struct AlertsConfig {
     pub outbox_backlog_warn: Duration,
     /// How often the periodic checks run.
     pub check_interval: Duration,
+    /// Held stock waiting longer than this for review raises an alert.
+    pub quarantine_warn: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -198,6 +200,7 @@ struct RawAlerts {
     expiry_warn_days: Option<i64>,
     outbox_backlog_warn_minutes: Option<i64>,
     check_interval_seconds: Option<i64>,
+    quarantine_warn_hours: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -517,6 +520,17 @@ fn validate_alerts(raw: RawAlerts, problems: &mut Problems) -> AlertsConfig {
             "alerts.check_interval_seconds",
             problems,
         ) as u64),
+        quarantine_warn: Duration::from_secs(
+            int_in(
+                raw.quarantine_warn_hours,
+                4,
+                1,
+                24 * 30,
+                "alerts.quarantine_warn_hours",
+                problems,
+            ) as u64
+                * 3600,
+        ),
     }
 }
 
