@@ -14,15 +14,11 @@ pub fn apply_loop(db: &Path, prefix: &str, threads: usize, limit: u64) -> anyhow
     let store = Store::open(db, "crash-site", &StoreOptions::default())?;
     store.write_blocking(|c| {
         for code in ["CRASH-A", "CRASH-B"] {
-            let sku = Sku {
-                code: SkuCode::new(code).expect("valid"),
-                name: code.into(),
-                unit: StockUnit::Piece,
-                gtins: vec![],
-                allow_negative: false,
-                check_items_at_handover: false,
-                version: 1,
-            };
+            let sku = Sku::new(
+                SkuCode::new(code).expect("valid"),
+                code.into(),
+                StockUnit::Piece,
+            );
             sku_store::upsert(c, &sku, Timestamp(0))?;
         }
         Ok::<_, StoreError>(())

@@ -38,6 +38,24 @@ pub struct ManifestLine {
     pub crate_label: Option<String>,
 }
 
+impl ManifestLine {
+    /// A line with only its SKU and lot known (goods not in the manifest, released stock).
+    pub fn unexpected(line_no: u32, sku: SkuCode, lot: &str) -> ManifestLine {
+        ManifestLine {
+            line_no,
+            sku,
+            lot: lot.to_owned(),
+            production_date: None,
+            expiry: None,
+            expected_count: None,
+            expected_weight_g: None,
+            weight_tolerance_g: 0,
+            trace_codes: vec![],
+            crate_label: None,
+        }
+    }
+}
+
 /// A delivery manifest as central sends it; later versions amend or cancel it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
