@@ -14,11 +14,7 @@ pub fn apply_loop(db: &Path, prefix: &str, threads: usize, limit: u64) -> anyhow
     let store = Store::open(db, "crash-site", &StoreOptions::default())?;
     store.write_blocking(|c| {
         for code in ["CRASH-A", "CRASH-B"] {
-            let sku = Sku::new(
-                SkuCode::new(code).expect("valid"),
-                code.into(),
-                StockUnit::Piece,
-            );
+            let sku = Sku::new(SkuCode::new(code).expect("valid"), code, StockUnit::Piece);
             sku_store::upsert(c, &sku, Timestamp(0))?;
         }
         Ok::<_, StoreError>(())
