@@ -29,7 +29,10 @@ pub use acceptance::{ExpectedLabel, Outcome, Prediction, SkuRule, Verdict, evalu
 pub use backend::{
     ActiveBackend, BackendKind, BackendSettings, OnLoadFailure, active_backend, init_backend,
 };
-pub use bench::{VisionBenchOptions, VisionBenchReport, run_tract_infer_child, run_vision_bench};
+pub use bench::{
+    TractChildCommand, VisionBenchOptions, VisionBenchReport, run_tract_infer_child,
+    run_vision_bench,
+};
 pub use classifier::{CheckReport, Classifier};
 pub use error::VisionError;
 pub use evidence::{Evidence, StoredPhoto, Thresholds, Timings, store_photo};
