@@ -332,10 +332,10 @@ pub fn default_library_candidates() -> Vec<PathBuf> {
     let mut existing_project: Vec<PathBuf> =
         project_dirs.into_iter().filter(|d| d.is_dir()).collect();
     existing_project.dedup();
-    if existing_project.is_empty() {
-        if let Ok(cwd) = std::env::current_dir() {
-            existing_project.push(cwd.join(&runtime_rel));
-        }
+    if existing_project.is_empty()
+        && let Ok(cwd) = std::env::current_dir()
+    {
+        existing_project.push(cwd.join(&runtime_rel));
     }
     dirs.extend(existing_project);
 

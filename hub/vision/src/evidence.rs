@@ -110,10 +110,10 @@ pub fn store_photo(dir: &Path, bytes: &[u8]) -> Result<StoredPhoto, VisionError>
     let ext = PhotoFormat::sniff(bytes).map_or("jpg", PhotoFormat::extension);
     let path = dir.join(format!("{sha256}.{ext}"));
     std::fs::create_dir_all(dir).map_err(|e| VisionError::io("create evidence folder", dir, e))?;
-    if let Ok(existing) = std::fs::read(&path) {
-        if sha256_hex(&existing) == sha256 {
-            return Ok(StoredPhoto { sha256, path });
-        }
+    if let Ok(existing) = std::fs::read(&path)
+        && sha256_hex(&existing) == sha256
+    {
+        return Ok(StoredPhoto { sha256, path });
     }
     let tmp = dir.join(format!(".{sha256}.{ext}.tmp"));
     {

@@ -138,11 +138,16 @@ impl Model {
         if active.kind == BackendKind::OnnxRuntime {
             builder = builder
                 .with_optimization_level(GraphOptimizationLevel::Level3)
-                .and_then(|b| b.with_intra_threads(options.intra_threads))
-                .and_then(|b| b.with_inter_threads(1))
-                .and_then(|b| b.with_parallel_execution(false))
-                .and_then(|b| b.with_intra_op_spinning(false))
-                .and_then(|b| b.with_inter_op_spinning(false))
+                .map_err(|e| VisionError::runtime("configuring the session", e))?
+                .with_intra_threads(options.intra_threads)
+                .map_err(|e| VisionError::runtime("configuring the session", e))?
+                .with_inter_threads(1)
+                .map_err(|e| VisionError::runtime("configuring the session", e))?
+                .with_parallel_execution(false)
+                .map_err(|e| VisionError::runtime("configuring the session", e))?
+                .with_intra_op_spinning(false)
+                .map_err(|e| VisionError::runtime("configuring the session", e))?
+                .with_inter_op_spinning(false)
                 .map_err(|e| VisionError::runtime("configuring the session", e))?;
         }
         let session = builder
