@@ -580,4 +580,56 @@ mod tests {
             "{err}"
         );
     }
+
+    /// Inserts an EXIF APP1 segment with the given orientation right after SOI.
+    fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+        let mut tiff = b"MM\0*\0\0\0\x08\0\x01".to_vec();
+        tiff.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1]);
+        tiff.extend_from_slice(&orientation.to_be_bytes());
+        tiff.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend_from_slice(&tiff);
+        let mut out = jpeg[..2].to_vec();
+        out.extend_from_slice(&[0xFF, 0xE1]);
+        out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(&app1);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    #[test]
+    fn exif_orientation_is_applied_to_the_model_input() {
+        // Left half black, right half white, 64x32.
+        let img = image::RgbImage::from_fn(64, 32, |x, _| {
+            if x < 32 {
+                image::Rgb([0, 0, 0])
+            } else {
+                image::Rgb([255, 255, 255])
+            }
+        });
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+            .encode_image(&img)
+            .unwrap();
+        let input = InputSpec {
+            shape: vec![1, 3, 16, 16],
+            ..spec(Layout::Nchw, ColourOrder::Rgb)
+        };
+        let mut p = Preprocessor::new(&input, DecodeLimits::default());
+        let plain = p.prepare(&jpeg).unwrap();
+        assert_eq!(plain.info.orientation, Orientation::Normal);
+        // Upright as stored: top-left dark, top-right bright.
+        assert!(plain.tensor[0] < 0.0 && plain.tensor[15] > 0.0);
+        let rotated = p.prepare(&with_exif_orientation(&jpeg, 6)).unwrap();
+        assert_eq!(rotated.info.orientation, Orientation::Rotate90);
+        // Rotated 90 degrees clockwise: the dark half is now on top.
+        assert!(
+            rotated.tensor[0] < 0.0 && rotated.tensor[15] < 0.0,
+            "top row should be dark"
+        );
+        assert!(
+            rotated.tensor[15 * 16] > 0.0,
+            "bottom-left should be bright"
+        );
+    }
 }
