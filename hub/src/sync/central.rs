@@ -422,6 +422,42 @@ impl CentralHandle {
         report(&self.db)
     }
 
+    /// Waits until the consumer is subscribed: publishes probe heartbeats (site `probe`) through
+    /// `probe` until one is stored. Tests and benchmarks call this before hubs start sending.
+    pub async fn wait_ready(&self, probe: &Connection, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            let beat = contract::Heartbeat {
+                v: contract::CONTRACT_VERSION,
+                site: "probe".into(),
+                at_ms: crate::clock::now().millis(),
+                outbox_depth: 0,
+                oldest_undelivered_age_s: 0.0,
+                last_seq: 0,
+                first_undelivered_seq: None,
+                confirmed_seq: 0,
+                in_flight: 0,
+            };
+            let _ = send_raw(
+                probe,
+                &contract::heartbeat_topic("probe"),
+                contract::encode(&beat),
+            )
+            .await;
+            let poll_until = Instant::now() + Duration::from_millis(500);
+            while Instant::now() < poll_until {
+                if self.report()?.sites.iter().any(|s| s.site == "probe") {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the central consumer did not subscribe within {within:?}"
+            );
+        }
+    }
+
     /// Stops the consumer and waits for it.
     pub async fn stop(self) -> Result<(), SyncError> {
         self.shutdown.cancel();

@@ -10,7 +10,8 @@
 //! - [`uplink`]: the hub's connection task (outbox drain, status, heartbeat, retention);
 //! - [`downlink`]: commands and sync control from central, applied through [`crate::commands`];
 //! - [`central`]: the reference central consumer (`hub central`);
-//! - [`broker`]: the embedded broker used by `hub demo`.
+//! - [`broker`]: the embedded broker used by `hub demo`;
+//! - [`mosquitto`]: a Mosquitto child process for the benchmark and the tests.
 //!
 //! Connections are set up here: client options, TLS (rustls with the ring provider) and
 //! credentials. Secrets are never logged.
@@ -19,6 +20,7 @@ pub mod broker;
 pub mod central;
 pub mod contract;
 pub mod downlink;
+pub mod mosquitto;
 pub mod uplink;
 pub mod window;
 

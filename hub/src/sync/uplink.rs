@@ -41,6 +41,23 @@ pub struct UplinkSettings {
 }
 
 impl UplinkSettings {
+    /// The configuration defaults for a connection (what `[uplink]` gives when only the
+    /// broker is set).
+    pub fn from_defaults(connection: Connection) -> UplinkSettings {
+        UplinkSettings {
+            connection,
+            in_flight: 100,
+            max_message_bytes: 65_536,
+            max_command_bytes: 262_144,
+            heartbeat: Duration::from_secs(60),
+            reconnect_min: Duration::from_millis(500),
+            reconnect_max: Duration::from_secs(60),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            backlog_alert_rows: 1_000_000,
+            backlog_alert_age: Duration::from_secs(24 * 3600),
+        }
+    }
+
     /// Settings from the validated `[uplink]` section.
     pub fn from_config(c: &UplinkConfig) -> UplinkSettings {
         UplinkSettings {
