@@ -500,7 +500,8 @@ async fn connection(
     shutdown: &CancellationToken,
 ) -> Result<(), (SyncError, bool)> {
     let c = &options.connection;
-    let mqtt = mqtt_options(c, 1 << 24).map_err(|e| (e, false))?;
+    let mqtt =
+        mqtt_options(c, super::MAX_INCOMING_PACKET_BYTES, 1 << 20).map_err(|e| (e, false))?;
     let (client, mut eventloop) = AsyncClient::new(mqtt, 10_000);
     eventloop.set_network_options(network_options(c));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -635,7 +636,7 @@ pub async fn send_command(c: &Connection, command: &CommandOut) -> Result<(), Sy
 /// `hub central send` and by tests that need malformed messages.
 pub async fn send_raw(c: &Connection, topic: &str, payload: Vec<u8>) -> Result<(), SyncError> {
     install_crypto_provider();
-    let mut options = mqtt_options(c, payload.len() + 4096)?;
+    let mut options = mqtt_options(c, 1 << 20, payload.len() + 4096)?;
     options.set_clean_session(true);
     let (client, mut eventloop) = AsyncClient::new(options, 10);
     eventloop.set_network_options(network_options(c));

@@ -214,15 +214,24 @@ fn tls_config(c: &Connection) -> Result<rustls::ClientConfig, SyncError> {
     }
 }
 
+/// Largest packet a hub or central reads: far above any limit, so that an oversized message
+/// is read and rejected rather than breaking the connection (and being redelivered forever).
+/// The broker's `max_packet_size` must stay below it.
+pub const MAX_INCOMING_PACKET_BYTES: usize = 64 << 20;
+
 /// Builds rumqttc options: stable client id, persistent session (`clean_session=false`),
 /// manual acknowledgements of incoming messages, TLS and credentials as configured.
-pub fn mqtt_options(c: &Connection, max_packet_bytes: usize) -> Result<MqttOptions, SyncError> {
+pub fn mqtt_options(
+    c: &Connection,
+    max_incoming_bytes: usize,
+    max_outgoing_bytes: usize,
+) -> Result<MqttOptions, SyncError> {
     let mut options = MqttOptions::new(&c.client_id, &c.broker.host, c.broker.port);
     options
         .set_keep_alive(c.keep_alive)
         .set_clean_session(false)
         .set_manual_acks(true)
-        .set_max_packet_size(max_packet_bytes, max_packet_bytes);
+        .set_max_packet_size(max_incoming_bytes, max_outgoing_bytes);
     if c.broker.tls {
         options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
             Arc::new(tls_config(c)?),
@@ -254,7 +263,7 @@ pub fn network_options(c: &Connection) -> rumqttc::NetworkOptions {
 /// broker still held a session for this client id.
 pub async fn connect_once(c: &Connection) -> Result<bool, SyncError> {
     install_crypto_provider();
-    let options = mqtt_options(c, 1 << 20)?;
+    let options = mqtt_options(c, 1 << 20, 1 << 20)?;
     let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
     eventloop.set_network_options(network_options(c));
     let outcome = tokio::time::timeout(c.connect_timeout + Duration::from_secs(1), async {

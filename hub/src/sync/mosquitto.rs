@@ -47,8 +47,11 @@ impl Mosquitto {
         // Queued messages for offline persistent sessions must never be dropped, and the
         // consumer may have many messages in flight; persistence keeps sessions across a
         // graceful restart.
+        // `user root` keeps a broker started by root from switching to the `mosquitto` user,
+        // which could not read the test's private files (no effect for other users).
         let mut conf = format!(
-            "listener {port} 127.0.0.1\n\
+            "user root\n\
+             listener {port} 127.0.0.1\n\
              persistence true\n\
              persistence_location {}/\n\
              max_inflight_messages 1000\n\

@@ -117,9 +117,9 @@ async fn poll_loop(mut eventloop: rumqttc::EventLoop, tx: mpsc::UnboundedSender<
     }
 }
 
-fn max_packet(settings: &UplinkSettings) -> usize {
-    // Room for the topic and fixed header on top of the largest payload we send or accept.
-    settings.max_message_bytes.max(settings.max_command_bytes) + 1024
+fn max_outgoing_packet(settings: &UplinkSettings) -> usize {
+    // Room for the topic and fixed header on top of the largest payload we send.
+    settings.max_message_bytes + 1024
 }
 
 fn status(site: &SiteId, state: &str, stats: &outbox::OutboxStats, now: Timestamp) -> Vec<u8> {
@@ -241,8 +241,12 @@ async fn connection(
         .read(|c| outbox::stats(c))
         .await
         .map_err(|e| (lost(format!("cannot read the outbox: {e}")), false))?;
-    let mut options =
-        mqtt_options(&settings.connection, max_packet(settings)).map_err(|e| (e, false))?;
+    let mut options = mqtt_options(
+        &settings.connection,
+        super::MAX_INCOMING_PACKET_BYTES,
+        max_outgoing_packet(settings),
+    )
+    .map_err(|e| (e, false))?;
     options
         .set_inflight((settings.in_flight + 8).min(u16::MAX as usize) as u16)
         .set_last_will(LastWill::new(
