@@ -44,6 +44,7 @@ struct ConfigArg {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once per process")]
 enum Command {
     /// Run the hub daemon until SIGINT or SIGTERM.
     Run(ConfigArg),
@@ -162,6 +163,7 @@ struct CentralRunArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once per process")]
 enum CentralCommand {
     /// Print what central holds per site: events, contiguous sequence, gaps, duplicates.
     Report {

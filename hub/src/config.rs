@@ -479,13 +479,11 @@ fn validate_uplink(
             }
         },
     };
-    if let Some(site) = site {
-        if site.as_str().contains('/') {
-            problems.push(
-                "site.id",
-                "must not contain '/' when [uplink] is configured: the site id is one MQTT topic level",
-            );
-        }
+    if site.is_some_and(|s| s.as_str().contains('/')) {
+        problems.push(
+            "site.id",
+            "must not contain '/' when [uplink] is configured: the site id is one MQTT topic level",
+        );
     }
     let resolve =
         |p: Option<PathBuf>| p.map(|p| if p.is_relative() { base_dir.join(p) } else { p });

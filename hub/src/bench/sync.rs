@@ -215,10 +215,12 @@ pub async fn run(events: usize, in_flight: usize) -> anyhow::Result<SyncBenchRep
     let deadline = start + Duration::from_secs(120);
     let report = loop {
         let report = central.report()?;
-        if let Some(s) = report.sites.iter().find(|s| s.site == site.as_str()) {
-            if s.contiguous_seq >= events as i64 {
-                break s.clone();
-            }
+        if let Some(s) = report
+            .sites
+            .iter()
+            .find(|s| s.site == site.as_str() && s.contiguous_seq >= events as i64)
+        {
+            break s.clone();
         }
         anyhow::ensure!(
             Instant::now() < deadline,

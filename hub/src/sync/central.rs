@@ -48,6 +48,11 @@ pub struct CentralDb {
     conn: rusqlite::Connection,
 }
 
+/// A site row: name, received, duplicates, contiguous, max, hub's last seq, status JSON.
+type SiteRow = (String, i64, i64, i64, i64, Option<i64>, Option<String>);
+/// Sync state per site: name, contiguous, hub's first undelivered, next stored after the gap.
+type SyncState = (String, i64, Option<i64>, Option<i64>);
+
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS event (
     site TEXT NOT NULL,
@@ -270,7 +275,7 @@ impl CentralDb {
         let mut st = self.conn.prepare(
             "SELECT site, received, duplicates, contiguous_seq, max_seq, hub_last_seq, status FROM site ORDER BY site",
         )?;
-        let rows: Vec<(String, i64, i64, i64, i64, Option<i64>, Option<String>)> = st
+        let rows: Vec<SiteRow> = st
             .query_map([], |r| {
                 Ok((
                     r.get(0)?,
@@ -326,7 +331,7 @@ impl CentralDb {
         .collect()
     }
 
-    fn sync_state(&self) -> rusqlite::Result<Vec<(String, i64, Option<i64>, Option<i64>)>> {
+    fn sync_state(&self) -> rusqlite::Result<Vec<SyncState>> {
         let mut st = self.conn.prepare(
             "SELECT site, contiguous_seq, hub_first_undelivered,
                     (SELECT MIN(seq) FROM event e WHERE e.site = s.site AND e.seq > s.contiguous_seq)

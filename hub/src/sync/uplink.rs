@@ -238,7 +238,7 @@ async fn connection(
         detail,
     };
     let stats = store
-        .read(|c| outbox::stats(c))
+        .read(outbox::stats)
         .await
         .map_err(|e| (lost(format!("cannot read the outbox: {e}")), false))?;
     let mut options = mqtt_options(
@@ -398,7 +398,7 @@ impl Epoch<'_> {
                             .map_or(0.0, |t| (now.millis() - t).max(0) as f64 / 1000.0),
                         last_seq: stats.last_seq,
                         first_undelivered_seq: stats.first_undelivered_seq,
-                        confirmed_seq: self.store.read(|c| outbox::confirmed_seq(c)).await.unwrap_or(0),
+                        confirmed_seq: self.store.read(outbox::confirmed_seq).await.unwrap_or(0),
                         in_flight: self.window.in_flight(),
                     };
                     self.publish_control(contract::heartbeat_topic(site), QoS::AtMostOnce, false, contract::encode(&beat))?;
@@ -420,7 +420,7 @@ impl Epoch<'_> {
 
     async fn stats(&self) -> Result<outbox::OutboxStats, SyncError> {
         self.store
-            .read(|c| outbox::stats(c))
+            .read(outbox::stats)
             .await
             .map_err(|e| self.lost(format!("cannot read the outbox: {e}")))
     }
@@ -620,7 +620,7 @@ async fn maintenance(
                 Err(e) => tracing::warn!(error = %e, "cannot prune the outbox"),
             }
         }
-        let Ok(stats) = store.read(|c| outbox::stats(c)).await else {
+        let Ok(stats) = store.read(outbox::stats).await else {
             continue;
         };
         let age = stats.oldest_undelivered_at.map_or(Duration::ZERO, |t| {
