@@ -408,11 +408,14 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             let config = demo::demo_config(dir.path())?;
             let store = daemon::open_store(&config)?;
             let rt = runtime()?;
-            let summary = rt.block_on(demo::play(
+            let mut summary = rt.block_on(demo::play(
                 &store,
                 config.site.id.as_str(),
                 crate::clock::now(),
             ))?;
+            summary.central =
+                Some(rt.block_on(demo::sync_to_embedded_central(&store, &config, dir.path()))?);
+            summary.outbox = store.read_blocking(crate::store::outbox::stats)?;
             if json {
                 print_json(&summary)?;
             } else {
