@@ -64,6 +64,11 @@ pub async fn run(config: Config, store: Store, shutdown: CancellationToken) -> a
         }
         None => tracing::info!("no [uplink] configured; events stay in the outbox"),
     }
+    tracker.spawn(alert_checks_task(
+        store.clone(),
+        config.alerts.clone(),
+        shutdown.child_token(),
+    ));
     tracker.close();
 
     shutdown.cancelled().await;
@@ -91,13 +96,39 @@ async fn status_task(store: Store, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match store.read(|c| outbox::stats(c)).await {
+        match store.read(outbox::stats).await {
             Ok(s) => tracing::info!(
                 outbox_undelivered = s.undelivered,
                 last_seq = s.last_seq,
                 "status"
             ),
             Err(e) => tracing::error!(error = %e, "cannot read outbox status"),
+        }
+    }
+}
+
+/// Runs the periodic alert checks (stock tiers, expiry, outbox backlog) until shutdown.
+async fn alert_checks_task(
+    store: Store,
+    config: crate::config::AlertsConfig,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(config.check_interval);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match crate::workflows::alerts::run_checks(&store, &config, crate::clock::now()).await {
+            Ok(round) if round.stock_actions + round.alert_changes > 0 => {
+                tracing::info!(
+                    stock_actions = round.stock_actions,
+                    alert_changes = round.alert_changes,
+                    "alert checks"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "alert checks failed"),
         }
     }
 }

@@ -56,6 +56,7 @@ fn sku(code: &str, name: &str, unit: StockUnit) -> Sku {
         unit,
         gtins: vec![],
         allow_negative: false,
+        check_items_at_handover: false,
         version: 1,
     }
 }

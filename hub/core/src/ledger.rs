@@ -231,10 +231,10 @@ pub fn plan_movement(
         if sku_after < 0 {
             return Err(refuse(sku_before, sku_after, String::new()));
         }
-        if let (Some((before, after)), Some(batch)) = (batch_before_after, &movement.batch) {
-            if after < 0 {
-                return Err(refuse(before, after, format!(" batch {}", batch.lot)));
-            }
+        if let (Some((before, after)), Some(batch)) = (batch_before_after, &movement.batch)
+            && after < 0
+        {
+            return Err(refuse(before, after, format!(" batch {}", batch.lot)));
         }
     }
     Ok(MovementPlan::Apply {

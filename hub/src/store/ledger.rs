@@ -115,13 +115,10 @@ fn row_to_movement(r: &rusqlite::Row<'_>) -> rusqlite::Result<Movement> {
     Ok(Movement {
         id: MovementId::new(r.get::<_, String>(0)?).map_err(|e| bad(e.to_string()))?,
         sku: SkuCode::new(r.get::<_, String>(1)?).map_err(|e| bad(e.to_string()))?,
-        batch: match lot {
-            Some(lot) => Some(BatchKey {
-                lot,
-                expiry: expiry.and_then(|d| d.parse().ok()),
-            }),
-            None => None,
-        },
+        batch: lot.map(|lot| BatchKey {
+            lot,
+            expiry: expiry.and_then(|d| d.parse().ok()),
+        }),
         kind: MovementKind::parse(&kind)
             .ok_or_else(|| bad(format!("unknown movement kind {kind}")))?,
         quantity: r.get(5)?,
@@ -280,10 +277,12 @@ impl VerifyReport {
 
 /// Recomputes every balance from the journal and compares; checks outbox sequence invariants.
 pub fn verify(conn: &Connection) -> Result<VerifyReport, StoreError> {
-    let mut report = VerifyReport::default();
-    report.movements = conn
-        .query_row("SELECT COUNT(*) FROM movement", [], |r| r.get(0))
-        .map_err(sql(conn))?;
+    let mut report = VerifyReport {
+        movements: conn
+            .query_row("SELECT COUNT(*) FROM movement", [], |r| r.get(0))
+            .map_err(sql(conn))?,
+        ..VerifyReport::default()
+    };
     let sums = |query: &str| -> Result<BTreeMap<(String, String), i64>, StoreError> {
         let mut st = conn.prepare(query).map_err(sql(conn))?;
         st.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))

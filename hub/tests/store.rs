@@ -1,0 +1,379 @@
+//! The store against real SQLite files: group commit, the ledger over many requesters, a
+//! property test against the in-memory reference model, and every bad-storage case.
+
+use hub::store::ledger::{RecordError, Recorded, record, verify};
+use hub::store::{Store, StoreError, StoreOptions, outbox, sku as sku_store};
+use hub_core::ledger::memory::MemoryLedger;
+use hub_core::{BatchKey, Movement, MovementId, MovementKind, Sku, SkuCode, StockUnit, Timestamp};
+use proptest::prelude::*;
+use std::path::Path;
+
+fn sku(code: &str, allow_negative: bool) -> Sku {
+    Sku {
+        code: SkuCode::new(code).unwrap(),
+        name: code.into(),
+        unit: StockUnit::Piece,
+        gtins: vec![],
+        allow_negative,
+        check_items_at_handover: false,
+        version: 1,
+    }
+}
+
+fn mv(id: &str, code: &str, lot: Option<&str>, kind: MovementKind, quantity: i64) -> Movement {
+    Movement {
+        id: MovementId::new(id).unwrap(),
+        sku: SkuCode::new(code).unwrap(),
+        batch: lot.map(|l| BatchKey::new(l, None).unwrap()),
+        kind,
+        quantity,
+        reason: if kind.needs_reason() {
+            "stocktake".into()
+        } else {
+            String::new()
+        },
+        reference: "test".into(),
+        at: Timestamp(1_000),
+    }
+}
+
+fn open(dir: &Path) -> Store {
+    Store::open(&dir.join("site.sqlite"), "site-1", &StoreOptions::default()).unwrap()
+}
+
+fn seed(store: &Store, skus: Vec<Sku>) {
+    store
+        .write_blocking(move |c| {
+            for s in &skus {
+                sku_store::upsert(c, s, Timestamp(0))?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requesters_are_group_committed_and_each_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    tokio::task::block_in_place(|| seed(&store, vec![sku("A", false)]));
+    let mut tasks = Vec::new();
+    for t in 0..32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                let m = mv(
+                    &format!("r-{t}-{i}"),
+                    "A",
+                    Some("L1"),
+                    MovementKind::Receipt,
+                    2,
+                );
+                let out = store.write(move |c| record(c, &m)).await.unwrap();
+                assert!(matches!(out, Recorded::Applied { .. }));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (report, stats, stock) = store
+        .read(|c| {
+            Ok::<_, StoreError>((
+                verify(c)?,
+                outbox::stats(c)?,
+                hub::store::ledger::balances(c)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.movements, 800);
+    assert_eq!(stock[0].on_hand, 1600);
+    assert_eq!(
+        stats.total, 801,
+        "one SKU event plus one event per movement"
+    );
+    assert_eq!(stats.last_seq, 801);
+}
+
+#[test]
+fn a_refused_request_does_not_undo_its_group_neighbours() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    seed(&store, vec![sku("A", false)]);
+    std::thread::scope(|s| {
+        for i in 0..20 {
+            let store = store.clone();
+            s.spawn(move || {
+                // Even ids receive, odd ids try to issue more than can ever be on hand.
+                let m = if i % 2 == 0 {
+                    mv(&format!("ok-{i}"), "A", None, MovementKind::Receipt, 1)
+                } else {
+                    mv(&format!("no-{i}"), "A", None, MovementKind::Issue, 1_000)
+                };
+                let out = store.write_blocking(move |c| record(c, &m));
+                if i % 2 == 0 {
+                    assert!(matches!(out, Ok(Recorded::Applied { .. })), "{out:?}");
+                } else {
+                    assert!(matches!(out, Err(RecordError::Refused(_))), "{out:?}");
+                }
+            });
+        }
+    });
+    let report = store.read_blocking(verify).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.movements, 10);
+    let stats = store.read_blocking(outbox::stats).unwrap();
+    assert_eq!(
+        (stats.total, stats.last_seq),
+        (11, 11),
+        "refused requests leave no sequence gaps"
+    );
+}
+
+#[test]
+fn the_journal_is_append_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    seed(&store, vec![sku("A", false)]);
+    let m = mv("r1", "A", None, MovementKind::Receipt, 5);
+    store.write_blocking(move |c| record(c, &m)).unwrap();
+    let tamper = store.write_blocking(|c| {
+        c.execute("UPDATE movement SET quantity = 500", [])
+            .map_err(|e| StoreError::from_sqlite(Path::new("x"), e))
+    });
+    assert!(tamper.unwrap_err().to_string().contains("append-only"));
+    let delete = store.write_blocking(|c| {
+        c.execute("DELETE FROM movement", [])
+            .map_err(|e| StoreError::from_sqlite(Path::new("x"), e))
+    });
+    assert!(delete.unwrap_err().to_string().contains("append-only"));
+}
+
+#[test]
+fn verify_finds_a_tampered_balance() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    seed(&store, vec![sku("A", false)]);
+    let m = mv("r1", "A", Some("L1"), MovementKind::Receipt, 5);
+    store.write_blocking(move |c| record(c, &m)).unwrap();
+    store
+        .write_blocking(|c| {
+            c.execute("UPDATE balance_batch SET on_hand = 4", [])
+                .map_err(|e| StoreError::from_sqlite(Path::new("x"), e))
+        })
+        .unwrap();
+    let report = store.read_blocking(verify).unwrap();
+    assert_eq!(
+        report.problems,
+        vec!["batch A lot L1: stored balance 4, journal sums to 5".to_string()]
+    );
+}
+
+#[test]
+fn reopening_keeps_everything_and_refuses_another_sites_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("site.sqlite");
+    {
+        let store = open(dir.path());
+        seed(&store, vec![sku("A", false)]);
+        let m = mv("r1", "A", None, MovementKind::Receipt, 5);
+        store.write_blocking(move |c| record(c, &m)).unwrap();
+        store.close();
+    }
+    let store = open(dir.path());
+    assert_eq!(store.read_blocking(verify).unwrap().movements, 1);
+    store.close();
+    let err = Store::open(&path, "site-2", &StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::WrongSite { .. }), "{err}");
+}
+
+#[test]
+fn a_file_that_is_not_sqlite_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("site.sqlite");
+    let junk = b"this is a shopping list, not a database\n".repeat(200);
+    std::fs::write(&path, &junk).unwrap();
+    let err = Store::open(&path, "site-1", &StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::NotADatabase { .. }), "{err}");
+    assert!(err.to_string().contains("not a hub database"));
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        junk,
+        "the file must not be modified"
+    );
+}
+
+#[test]
+fn a_database_from_a_newer_hub_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("site.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 999).unwrap();
+    }
+    let err = Store::open(&path, "site-1", &StoreOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, StoreError::TooNew { found: 999, .. }),
+        "{err}"
+    );
+}
+
+/// Mounts a tmpfs (the tests run as root, as CI does) and unmounts it on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(options: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount(8) must be available: these tests need root to mount a small tmpfs");
+        assert!(
+            status.success(),
+            "mounting a tmpfs failed: run the test suite as root"
+        );
+        Tmpfs { dir }
+    }
+
+    fn remount(&self, options: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(self.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_read_only_data_directory_is_a_clear_error_and_loses_nothing() {
+    let fs = Tmpfs::mount("size=8m");
+    let path = fs.dir.path().join("site.sqlite");
+    {
+        let store = Store::open(&path, "site-1", &StoreOptions::default()).unwrap();
+        seed(&store, vec![sku("A", false)]);
+        let m = mv("r1", "A", None, MovementKind::Receipt, 5);
+        store.write_blocking(move |c| record(c, &m)).unwrap();
+        store.close();
+    }
+    fs.remount("ro");
+    let err = Store::open(&path, "site-1", &StoreOptions::default()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&path.display().to_string()),
+        "error names the file: {text}"
+    );
+    let fresh = Store::open(
+        &fs.dir.path().join("new/site.sqlite"),
+        "site-1",
+        &StoreOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(fresh, StoreError::CreateDir { .. }), "{fresh}");
+    fs.remount("rw");
+    let store = Store::open(&path, "site-1", &StoreOptions::default()).unwrap();
+    let report = store.read_blocking(verify).unwrap();
+    assert!(report.ok());
+    assert_eq!(report.movements, 1, "the movement stored before survives");
+}
+
+#[test]
+fn a_full_disk_refuses_new_writes_and_keeps_every_acknowledged_one() {
+    let fs = Tmpfs::mount("size=1m");
+    let path = fs.dir.path().join("site.sqlite");
+    let store = Store::open(&path, "site-1", &StoreOptions::default()).unwrap();
+    seed(&store, vec![sku("A", false)]);
+    let mut acked = Vec::new();
+    let mut full_error = None;
+    for i in 0..100_000 {
+        let mut m = mv(&format!("r{i}"), "A", Some("L1"), MovementKind::Receipt, 1);
+        m.reference = "x".repeat(400);
+        let id = m.id.clone();
+        match store.write_blocking(move |c| record(c, &m)) {
+            Ok(_) => acked.push(id),
+            Err(e) => {
+                full_error = Some(e);
+                break;
+            }
+        }
+    }
+    let err = full_error.expect("a 1 MiB filesystem fills up");
+    let text = err.to_string();
+    assert!(
+        text.contains("full") || text.contains("disk"),
+        "clear disk-full error: {text}"
+    );
+    store.close();
+    // Free space, reopen: every acknowledged movement is there and the ledger verifies.
+    fs.remount("size=16m");
+    let store = Store::open(&path, "site-1", &StoreOptions::default()).unwrap();
+    let report = store.read_blocking(verify).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.movements as usize, acked.len());
+    for id in acked.iter().step_by(97) {
+        let id = id.clone();
+        assert!(
+            store
+                .read_blocking(move |c| hub::store::ledger::movement_by_id(c, &id))
+                .unwrap()
+                .is_some()
+        );
+    }
+}
+
+fn arb_movement() -> impl Strategy<Value = Movement> {
+    (
+        0u8..30,
+        prop_oneof![Just("A"), Just("NEG"), Just("NOPE")],
+        proptest::option::of(prop_oneof![Just("L1"), Just("L2")]),
+        proptest::sample::select(MovementKind::ALL.to_vec()),
+        -10i64..30,
+    )
+        .prop_map(|(id, code, lot, kind, q)| mv(&format!("m{id}"), code, lot, kind, q))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    /// For any sequence (duplicates and refusals included) the stored ledger agrees with the
+    /// reference model, verifies, and never goes negative where that is not allowed.
+    #[test]
+    fn the_stored_ledger_matches_the_reference_model(moves in proptest::collection::vec(arb_movement(), 1..60)) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("p.sqlite"), "site-1", &StoreOptions::default()).unwrap();
+        seed(&store, vec![sku("A", false), sku("NEG", true)]);
+        let mut model = MemoryLedger::default();
+        model.allow_negative.insert(SkuCode::new("A").unwrap(), false);
+        model.allow_negative.insert(SkuCode::new("NEG").unwrap(), true);
+        for m in moves {
+            let expected = model.apply(&m).is_ok();
+            let got = store.write_blocking(move |c| record(c, &m));
+            prop_assert_eq!(expected, got.is_ok(), "{:?}", got);
+        }
+        let report = store.read_blocking(verify).unwrap();
+        prop_assert!(report.ok(), "{:?}", report.problems);
+        let stock = store.read_blocking(hub::store::ledger::balances).unwrap();
+        for s in stock {
+            let code = SkuCode::new(s.sku.clone()).unwrap();
+            prop_assert_eq!(s.on_hand, model.sku_balances.get(&code).copied().unwrap_or(0));
+            if s.sku == "A" {
+                prop_assert!(s.on_hand >= 0);
+                prop_assert!(s.batches.iter().all(|b| b.on_hand >= 0));
+            }
+        }
+        store.close();
+    }
+}

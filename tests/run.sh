@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The one command that runs the whole test suite on a fresh machine (as root): installs what
+# the suite needs (Mosquitto, OpenSSL, the ONNX Runtime library), then runs every test of every
+# workspace crate, plus the firmware build for a microcontroller target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash deploy/setup.sh
+cargo test --workspace --all-targets --locked
+# Doc tests are cheap and keep examples honest.
+cargo test --workspace --doc --locked

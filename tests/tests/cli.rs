@@ -1,0 +1,210 @@
+//! The hub's command line, run as a user would: shipped configs, the demo, a site's day from
+//! `hub run` to `hub stock`, and the errors a person sees when something is wrong.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tests::{hub, hub_binary, stderr, stdout, workspace_root};
+
+#[test]
+fn every_shipped_config_file_is_valid() {
+    let dir = workspace_root().join("config");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = hub(&["check-config", path.to_str().unwrap(), "--json"]);
+            assert!(
+                out.status.success(),
+                "{}: {}{}",
+                path.display(),
+                stdout(&out),
+                stderr(&out)
+            );
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(json["valid"], true);
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 2,
+        "config/ should hold the example and the demo config"
+    );
+}
+
+#[test]
+fn a_broken_config_lists_every_problem_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hub.toml");
+    std::fs::write(
+        &file,
+        "[site]\nid = \"no spaces allowed\"\n[store]\ndata_dir = \"d\"\nmax_batch = -4\n[log]\nformat = \"xml\"\n[sync]\n",
+    )
+    .unwrap();
+    let out = hub(&["check-config", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    for needle in [
+        "site.id",
+        "store.max_batch",
+        "log.format",
+        "sync: unknown section",
+        "4 problem(s)",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    let out = hub(&["check-config", "/nonexistent/hub.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot read config file /nonexistent/hub.toml"));
+}
+
+#[test]
+fn the_demo_runs_the_scenario_and_verifies_the_ledger() {
+    let out = hub(&["demo"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("Ledger verified"), "{text}");
+    assert!(
+        text.contains("duplicate request; already applied once"),
+        "{text}"
+    );
+    assert!(text.contains("refused: movement ho-P5004-1"), "{text}");
+
+    let out = hub(&["demo", "--json"]);
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["verify"]["problems"].as_array().unwrap().len(), 0);
+    let milk = json["stock"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sku"] == "MILK-1L")
+        .unwrap();
+    assert_eq!(
+        milk["on_hand"], 46,
+        "60 received - 12 handed over once - 2 lost"
+    );
+}
+
+fn site_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let file = dir.join("hub.toml");
+    std::fs::write(
+        &file,
+        "[site]\nid = \"e2e-site\"\n[store]\ndata_dir = \"data\"\n[shutdown]\ngrace_seconds = 5\n",
+    )
+    .unwrap();
+    file
+}
+
+#[test]
+fn hub_run_starts_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = site_config(dir.path());
+    let child = Command::new(hub_binary())
+        .args(["run", "--log-format", "json", "--config"])
+        .arg(&config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let db = dir.path().join("data/hub-e2e-site.sqlite");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !db.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon never created its database"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        stderr(&out)
+    );
+    let log = stderr(&out);
+    assert!(
+        log.contains("\"message\":\"store flushed; hub stopped\""),
+        "JSON logs with a clean stop: {log}"
+    );
+
+    let out = hub(&["ledger", "verify", "--config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = hub(&["stock", "--config", config.to_str().unwrap(), "--json"]);
+    assert!(out.status.success());
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn a_database_that_is_not_sqlite_stops_the_hub_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = site_config(dir.path());
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let db = dir.path().join("data/hub-e2e-site.sqlite");
+    std::fs::write(&db, vec![0x42u8; 8192]).unwrap();
+    let out = hub(&["stock", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("is not a hub database") && err.contains("hub-e2e-site.sqlite"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(std::fs::read(&db).unwrap(), vec![0x42u8; 8192]);
+}
+
+#[test]
+fn ledger_verify_exits_3_on_a_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = site_config(dir.path());
+    // Write one movement through the library, then corrupt a balance behind the hub's back.
+    let db = dir.path().join("data/hub-e2e-site.sqlite");
+    plant_unjournaled_balance(&db);
+    let out = hub(&["ledger", "verify", "--config", config.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("stored balance 7, journal sums to 0"));
+}
+
+/// Plants a balance row with no journal behind it, through the store's own writer.
+fn plant_unjournaled_balance(db: &std::path::Path) {
+    let store = hub::store::Store::open(db, "e2e-site", &Default::default()).unwrap();
+    let sku = hub_core_sku();
+    store
+        .write_blocking(move |c| {
+            hub::store::sku::upsert(c, &sku, hub_core::Timestamp(0))?;
+            c.execute(
+                "INSERT INTO balance_sku (sku, on_hand, updated_at) VALUES ('X', 7, 0)",
+                [],
+            )
+            .map_err(|e| hub::store::StoreError::from_sqlite(std::path::Path::new("x"), e))?;
+            Ok::<_, hub::store::StoreError>(())
+        })
+        .unwrap();
+    store.close();
+}
+
+fn hub_core_sku() -> hub_core::Sku {
+    hub_core::Sku {
+        code: hub_core::SkuCode::new("X").unwrap(),
+        name: "x".into(),
+        unit: hub_core::StockUnit::Piece,
+        gtins: vec![],
+        allow_negative: false,
+        check_items_at_handover: false,
+        version: 1,
+    }
+}
