@@ -89,10 +89,8 @@ async fn wait_central(
 ) -> SiteReport {
     let deadline = Instant::now() + within;
     loop {
-        if let Some(r) = site_report(db, site) {
-            if done(&r) {
-                return r;
-            }
+        if let Some(r) = site_report(db, site).filter(|r| done(r)) {
+            return r;
         }
         assert!(
             Instant::now() < deadline,
@@ -422,7 +420,7 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     // Give a duplicate application a chance to show up before judging.
-    let last = store.read_blocking(|c| outbox::stats(c)).unwrap().last_seq;
+    let last = store.read_blocking(outbox::stats).unwrap().last_seq;
     wait_central(
         &central_db,
         "site-d",
