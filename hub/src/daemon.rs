@@ -52,6 +52,18 @@ pub async fn run(config: Config, store: Store, shutdown: CancellationToken) -> a
     tracing::info!(site = %config.site.id, db = %store.path().display(), "hub running");
 
     tracker.spawn(status_task(store.clone(), shutdown.child_token()));
+    match &config.uplink {
+        Some(uplink) => {
+            tracing::info!(broker = %uplink.broker, client_id = %uplink.client_id, "uplink configured");
+            tracker.spawn(crate::sync::uplink::run(
+                config.site.id.clone(),
+                crate::sync::uplink::UplinkSettings::from_config(uplink),
+                store.clone(),
+                shutdown.child_token(),
+            ));
+        }
+        None => tracing::info!("no [uplink] configured; events stay in the outbox"),
+    }
     tracker.spawn(alert_checks_task(
         store.clone(),
         config.alerts.clone(),

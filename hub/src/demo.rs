@@ -45,6 +45,8 @@ pub struct DemoSummary {
     pub stock: Vec<SkuStock>,
     pub outbox: outbox::OutboxStats,
     pub verify: VerifyReport,
+    /// What the embedded central consumer received over MQTT (filled in by the caller).
+    pub central: Option<crate::sync::central::CentralReport>,
 }
 
 fn sku(code: &str, name: &str, unit: StockUnit) -> Sku {
@@ -253,7 +255,69 @@ pub async fn play(store: &Store, site: &str, now: Timestamp) -> anyhow::Result<D
         stock,
         outbox,
         verify,
+        central: None,
     })
+}
+
+/// Sends everything the scenario recorded through the real uplink to a central consumer on an
+/// embedded broker (rumqttd), and returns what central holds once every event arrived.
+pub async fn sync_to_embedded_central(
+    store: &Store,
+    config: &Config,
+    work_dir: &Path,
+) -> anyhow::Result<crate::sync::central::CentralReport> {
+    use crate::sync::{Connection, central, uplink};
+    let broker = crate::sync::broker::EmbeddedBroker::start()?;
+    let address = crate::config::BrokerAddress {
+        host: "127.0.0.1".into(),
+        port: broker.port(),
+        tls: false,
+    };
+    let central = central::CentralHandle::start(central::CentralOptions::new(
+        Connection::plain(address.clone(), "demo-central"),
+        work_dir.join("central.sqlite"),
+    ));
+    central
+        .wait_ready(
+            &Connection::plain(address.clone(), "demo-probe"),
+            std::time::Duration::from_secs(20),
+        )
+        .await?;
+    let last = store.read(outbox::stats).await?.last_seq;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let settings = uplink::UplinkSettings::from_defaults(Connection::plain(
+        address,
+        format!("hub-{}", config.site.id),
+    ));
+    let task = tokio::spawn(uplink::run(
+        config.site.id.clone(),
+        settings,
+        store.clone(),
+        shutdown.clone(),
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let site = config.site.id.to_string();
+    let report = loop {
+        let report = central.report()?;
+        if report
+            .sites
+            .iter()
+            .any(|s| s.site == site && s.contiguous_seq >= last)
+        {
+            break report;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the embedded central did not receive every event within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    shutdown.cancel();
+    let _ = task.await;
+    central.stop().await?;
+    let mut report = report;
+    report.sites.retain(|s| s.site == site);
+    Ok(report)
 }
 
 impl std::fmt::Display for DemoSummary {
@@ -272,6 +336,13 @@ impl std::fmt::Display for DemoSummary {
             "Outbox: {} events recorded for central (last sequence #{}), {} waiting for the uplink",
             self.outbox.total, self.outbox.last_seq, self.outbox.undelivered
         )?;
+        if let Some(central) = &self.central {
+            writeln!(
+                f,
+                "Central (reference consumer on an embedded MQTT broker) received:"
+            )?;
+            write!(f, "{central}")?;
+        }
         if self.verify.ok() {
             writeln!(
                 f,

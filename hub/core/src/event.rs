@@ -22,6 +22,33 @@ pub enum DomainEvent {
         sku_balance_after: i64,
         batch_balance_after: Option<i64>,
     },
+    /// A command from the central system was applied (exactly once, by its id).
+    CommandApplied {
+        command_id: String,
+        command_kind: String,
+        /// `applied`, or `unchanged` when the same version was already stored.
+        outcome: String,
+        key: Option<String>,
+        version: Option<i64>,
+    },
+    /// A command from the central system was refused; nothing of it was applied.
+    CommandRejected {
+        /// The command's id when it could be read at all.
+        command_id: Option<String>,
+        command_kind: Option<String>,
+        /// Machine-readable reason code, e.g. `stale_version` or `wrong_site`.
+        code: String,
+        /// What was wrong, for people.
+        reason: String,
+    },
+    /// Something about the upstream sync that a person should look at.
+    SyncAlert {
+        /// Machine-readable alert code, e.g. `event_too_large` or `backlog_high`.
+        code: String,
+        message: String,
+        /// The outbox sequence number concerned, if any.
+        seq: Option<i64>,
+    },
     /// A pickup order left the site (wholly or partly), exactly once.
     PickupHandedOver { handover: Handover },
     /// A station typed too many wrong pickup codes and is locked out until `until`.
@@ -149,6 +176,9 @@ impl DomainEvent {
         match self {
             DomainEvent::SkuUpserted { .. } => "sku_upserted",
             DomainEvent::MovementRecorded { .. } => "movement_recorded",
+            DomainEvent::CommandApplied { .. } => "command_applied",
+            DomainEvent::CommandRejected { .. } => "command_rejected",
+            DomainEvent::SyncAlert { .. } => "sync_alert",
             DomainEvent::PickupHandedOver { .. } => "pickup_handed_over",
             DomainEvent::PickupStationLockedOut { .. } => "pickup_station_locked_out",
             DomainEvent::StockTierChanged { .. } => "stock_tier_changed",

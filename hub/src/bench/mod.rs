@@ -4,3 +4,4 @@
 //! machine may be noisy, but both sides see the same noise.
 
 pub mod ledger;
+pub mod sync;

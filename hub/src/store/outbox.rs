@@ -112,6 +112,8 @@ pub struct OutboxStats {
     pub oldest_undelivered_at: Option<i64>,
     /// Highest sequence number ever assigned (0 when none).
     pub last_seq: i64,
+    /// Lowest sequence number not yet acknowledged by the broker.
+    pub first_undelivered_seq: Option<i64>,
 }
 
 /// Reads outbox statistics.
@@ -138,7 +140,113 @@ pub fn stats(conn: &Connection) -> Result<OutboxStats, StoreError> {
         undelivered,
         oldest_undelivered_at: oldest,
         last_seq,
+        first_undelivered_seq: first_undelivered(conn)?,
     })
+}
+
+/// Undelivered rows with `after_seq < seq <= up_to`, in sequence order.
+pub fn pending_between(
+    conn: &Connection,
+    after_seq: i64,
+    up_to: i64,
+    limit: usize,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT seq, id, kind, payload, created_at, delivered_at FROM outbox
+             WHERE delivered_at IS NULL AND seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
+        )
+        .map_err(sql(conn))?;
+    st.query_map(params![after_seq, up_to, limit as i64], |r| {
+        Ok(OutboxRow {
+            seq: r.get(0)?,
+            id: r.get(1)?,
+            kind: r.get(2)?,
+            payload: r.get(3)?,
+            created_at: r.get(4)?,
+            delivered_at: r.get(5)?,
+        })
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(sql(conn))
+}
+
+/// The lowest undelivered sequence number, if any row waits.
+pub fn first_undelivered(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    conn.prepare_cached("SELECT MIN(seq) FROM outbox WHERE delivered_at IS NULL")
+        .and_then(|mut st| st.query_row([], |r| r.get(0)))
+        .map_err(sql(conn))
+}
+
+/// Marks a row as withheld: it could not be sent (e.g. larger than the broker accepts) and a
+/// marker was delivered in its place. The row itself is kept and never pruned.
+pub fn mark_withheld(
+    conn: &Connection,
+    seq: i64,
+    reason: &str,
+    now: Timestamp,
+) -> Result<usize, StoreError> {
+    conn.prepare_cached(
+        "UPDATE outbox SET withheld_reason = ?2, delivered_at = COALESCE(delivered_at, ?3)
+         WHERE seq = ?1",
+    )
+    .and_then(|mut st| st.execute(params![seq, reason, now.millis()]))
+    .map_err(sql(conn))
+}
+
+/// Makes delivered rows in `from..=to` undelivered again, so the uplink sends them anew (the
+/// central system asked for a resend). Withheld rows stay as they are. Returns how many.
+pub fn mark_undelivered(conn: &Connection, from: i64, to: i64) -> Result<usize, StoreError> {
+    conn.prepare_cached(
+        "UPDATE outbox SET delivered_at = NULL
+         WHERE seq BETWEEN ?1 AND ?2 AND delivered_at IS NOT NULL AND withheld_reason IS NULL",
+    )
+    .and_then(|mut st| st.execute(params![from, to]))
+    .map_err(sql(conn))
+}
+
+/// The highest sequence number the central system has confirmed holding (0 when none).
+pub fn confirmed_seq(conn: &Connection) -> Result<i64, StoreError> {
+    conn.query_row(
+        "SELECT value FROM counter WHERE name = 'central_confirmed_seq'",
+        [],
+        |r| r.get(0),
+    )
+    .optional()
+    .map(|v| v.unwrap_or(0))
+    .map_err(sql(conn))
+}
+
+/// Records the central system's confirmation; it only ever moves forward. Returns the value
+/// now stored.
+pub fn confirm(conn: &Connection, seq: i64) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO counter (name, value) VALUES ('central_confirmed_seq', ?1)
+         ON CONFLICT (name) DO UPDATE SET value = MAX(value, ?1) RETURNING value",
+    )
+    .and_then(|mut st| st.query_row([seq], |r| r.get(0)))
+    .map_err(sql(conn))
+}
+
+/// Deletes the oldest delivered rows: only a prefix of the sequence, only rows delivered
+/// before `delivered_before`, only up to what the central system confirmed, and never a
+/// withheld or undelivered row (nor anything after one). Returns how many rows went.
+pub fn prune(conn: &Connection, delivered_before: Timestamp) -> Result<usize, StoreError> {
+    let confirmed = confirmed_seq(conn)?;
+    let blocker: Option<i64> = conn
+        .query_row(
+            "SELECT MIN(seq) FROM outbox
+             WHERE delivered_at IS NULL OR withheld_reason IS NOT NULL OR delivered_at >= ?1",
+            [delivered_before.millis()],
+            |r| r.get(0),
+        )
+        .map_err(sql(conn))?;
+    let limit = match blocker {
+        Some(b) => confirmed.min(b - 1),
+        None => confirmed,
+    };
+    conn.execute("DELETE FROM outbox WHERE seq <= ?1", [limit])
+        .map_err(sql(conn))
 }
 
 /// Checks the outbox invariants: stored sequence numbers are contiguous, unique (by

@@ -201,6 +201,27 @@ const MIGRATIONS: &[&str] = &[
         note TEXT NOT NULL
     ) STRICT;
     "#,
+    // 4: upstream sync: withheld (too large) outbox rows, commands applied exactly once, and
+    // versioned documents sent down by the central system.
+    r#"
+    ALTER TABLE outbox ADD COLUMN withheld_reason TEXT;
+    CREATE TABLE applied_command (
+        command_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        applied_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE downlink_document (
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        command_id TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (kind, key)
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,501 @@
+//! The MQTT contract: every topic string and every JSON envelope the hub and the central
+//! system exchange. `docs/mqtt.md` documents exactly what is here; change both together.
+//!
+//! This is the only module that knows topic names and payload shapes. It converts between
+//! wire bytes and typed values and does no I/O.
+
+use crate::commands::{Command, CommandKind, RejectCode, Rejection};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Version of every envelope defined here (`"v"` field).
+pub const CONTRACT_VERSION: u32 = 1;
+
+/// First levels of every topic.
+const ROOT: &str = "hub/v1";
+
+/// What central subscribes to: everything every site sends up.
+pub const CENTRAL_UPLINK_FILTER: &str = "hub/v1/+/up/#";
+
+/// Uplink events (outbox rows): QoS 1, not retained.
+pub fn events_topic(site: &str) -> String {
+    format!("{ROOT}/{site}/up/events")
+}
+
+/// Command outcomes (`command_applied` / `command_rejected` outbox rows): QoS 1, not retained.
+pub fn acks_topic(site: &str) -> String {
+    format!("{ROOT}/{site}/up/acks")
+}
+
+/// Online/offline status (also the Last Will): QoS 1, retained.
+pub fn status_topic(site: &str) -> String {
+    format!("{ROOT}/{site}/up/status")
+}
+
+/// Periodic heartbeat: QoS 0, not retained.
+pub fn heartbeat_topic(site: &str) -> String {
+    format!("{ROOT}/{site}/up/heartbeat")
+}
+
+/// Commands from central to one site: QoS 1, not retained.
+pub fn commands_topic(site: &str) -> String {
+    format!("{ROOT}/{site}/down/commands")
+}
+
+/// Sync control from central (cursor confirmations, resend requests): QoS 1, not retained.
+pub fn sync_topic(site: &str) -> String {
+    format!("{ROOT}/{site}/down/sync")
+}
+
+/// Local device topics on the site's own broker (scales, scanners): `…/local/devices/{id}/{leaf}`.
+pub fn device_topic(site: &str, device: &str, leaf: &str) -> String {
+    format!("{ROOT}/{site}/local/devices/{device}/{leaf}")
+}
+
+/// Which uplink topic a message arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpTopic {
+    Events,
+    Acks,
+    Status,
+    Heartbeat,
+}
+
+/// Which downlink topic a message arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownTopic {
+    Commands,
+    Sync,
+}
+
+fn split_topic(topic: &str) -> Option<(&str, &str, &str)> {
+    let rest = topic.strip_prefix(ROOT)?.strip_prefix('/')?;
+    let mut parts = rest.splitn(3, '/');
+    let site = parts.next()?;
+    let dir = parts.next()?;
+    let leaf = parts.next()?;
+    (!site.is_empty()).then_some((site, dir, leaf))
+}
+
+/// Parses an uplink topic into the site and the kind of message.
+pub fn parse_up_topic(topic: &str) -> Option<(&str, UpTopic)> {
+    let (site, dir, leaf) = split_topic(topic)?;
+    if dir != "up" {
+        return None;
+    }
+    let kind = match leaf {
+        "events" => UpTopic::Events,
+        "acks" => UpTopic::Acks,
+        "status" => UpTopic::Status,
+        "heartbeat" => UpTopic::Heartbeat,
+        _ => return None,
+    };
+    Some((site, kind))
+}
+
+/// Parses a downlink topic into the site and the kind of message.
+pub fn parse_down_topic(topic: &str) -> Option<(&str, DownTopic)> {
+    let (site, dir, leaf) = split_topic(topic)?;
+    if dir != "down" {
+        return None;
+    }
+    match leaf {
+        "commands" => Some((site, DownTopic::Commands)),
+        "sync" => Some((site, DownTopic::Sync)),
+        _ => None,
+    }
+}
+
+/// Whether a site id can be used as one topic level (no `/`, `+`, `#`).
+pub fn site_fits_topic(site: &str) -> bool {
+    !site.is_empty() && !site.contains(['/', '+', '#'])
+}
+
+/// Which lane an event travelled on (informational; order comes from `seq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lane {
+    /// Recorded after the current connection was established.
+    Live,
+    /// Recorded before it (catch-up after an outage or restart).
+    Backlog,
+}
+
+impl Lane {
+    /// The name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Live => "live",
+            Lane::Backlog => "backlog",
+        }
+    }
+}
+
+/// Why an event's content was not sent, and what was sent instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withheld {
+    /// `too_large`.
+    pub reason: String,
+    /// Size of the full message in bytes.
+    pub bytes: usize,
+    /// The limit it exceeded.
+    pub limit: usize,
+}
+
+#[derive(Serialize)]
+struct EventOut<'a> {
+    v: u32,
+    site: &'a str,
+    seq: i64,
+    id: &'a str,
+    kind: &'a str,
+    at_ms: i64,
+    lane: Lane,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    withheld: Option<Withheld>,
+}
+
+/// One outbox row as the uplink sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRef<'a> {
+    pub site: &'a str,
+    pub seq: i64,
+    pub id: &'a str,
+    pub kind: &'a str,
+    pub created_at_ms: i64,
+    /// The event JSON as stored in the outbox.
+    pub payload: &'a str,
+}
+
+/// Encoding an event failed because the stored payload is not JSON (a store bug).
+#[derive(Debug, thiserror::Error)]
+#[error("outbox row {seq} does not hold valid JSON: {source}")]
+pub struct BadStoredEvent {
+    pub seq: i64,
+    source: serde_json::Error,
+}
+
+/// Encodes an outbox row as an event message. If the message would exceed `limit` bytes, a
+/// withheld marker for the same sequence number is encoded instead (so central sees no gap)
+/// and returned with `Some(Withheld)`.
+pub fn encode_event(
+    row: EventRef<'_>,
+    lane: Lane,
+    limit: usize,
+) -> Result<(Vec<u8>, Option<Withheld>), BadStoredEvent> {
+    let raw: &RawValue = serde_json::from_str(row.payload).map_err(|source| BadStoredEvent {
+        seq: row.seq,
+        source,
+    })?;
+    let mut out = EventOut {
+        v: CONTRACT_VERSION,
+        site: row.site,
+        seq: row.seq,
+        id: row.id,
+        kind: row.kind,
+        at_ms: row.created_at_ms,
+        lane,
+        event: Some(raw),
+        withheld: None,
+    };
+    let full = serde_json::to_vec(&out).expect("serialising plain data cannot fail");
+    if full.len() <= limit {
+        return Ok((full, None));
+    }
+    let withheld = Withheld {
+        reason: "too_large".into(),
+        bytes: full.len(),
+        limit,
+    };
+    out.event = None;
+    out.withheld = Some(withheld.clone());
+    let marker = serde_json::to_vec(&out).expect("serialising plain data cannot fail");
+    Ok((marker, Some(withheld)))
+}
+
+/// Encodes a withheld marker for a row whose content cannot be sent at all.
+pub fn encode_withheld(row: EventRef<'_>, lane: Lane, withheld: Withheld) -> Vec<u8> {
+    encode(&EventOut {
+        v: CONTRACT_VERSION,
+        site: row.site,
+        seq: row.seq,
+        id: row.id,
+        kind: row.kind,
+        at_ms: row.created_at_ms,
+        lane,
+        event: None,
+        withheld: Some(withheld),
+    })
+}
+
+/// The topic an outbox row goes to: command outcomes on the acks topic, the rest on events.
+pub fn topic_for_event(site: &str, kind: &str) -> String {
+    if kind == "command_applied" || kind == "command_rejected" {
+        acks_topic(site)
+    } else {
+        events_topic(site)
+    }
+}
+
+/// An event message as central reads it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventIn {
+    pub v: u32,
+    pub site: String,
+    pub seq: i64,
+    pub id: String,
+    pub kind: String,
+    pub at_ms: i64,
+    pub lane: Lane,
+    #[serde(default)]
+    pub event: Option<Box<RawValue>>,
+    #[serde(default)]
+    pub withheld: Option<Withheld>,
+}
+
+/// Decodes an event message (central side).
+pub fn decode_event(bytes: &[u8]) -> Result<EventIn, serde_json::Error> {
+    serde_json::from_slice(bytes)
+}
+
+/// Online/offline status, retained on the status topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub v: u32,
+    pub site: String,
+    /// `online` or `offline`.
+    pub state: String,
+    pub hub_version: String,
+    /// Highest sequence number the hub has assigned.
+    pub last_seq: i64,
+    /// Lowest sequence number not yet acknowledged by the broker (none when all are).
+    pub first_undelivered_seq: Option<i64>,
+    pub at_ms: i64,
+}
+
+/// The periodic heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub v: u32,
+    pub site: String,
+    pub at_ms: i64,
+    /// Rows waiting in the outbox.
+    pub outbox_depth: i64,
+    /// Age of the oldest waiting row in seconds (0 when none wait).
+    pub oldest_undelivered_age_s: f64,
+    pub last_seq: i64,
+    pub first_undelivered_seq: Option<i64>,
+    /// Highest sequence number central has confirmed.
+    pub confirmed_seq: i64,
+    /// Messages published and not yet acknowledged.
+    pub in_flight: usize,
+}
+
+/// Encodes any of the plain JSON messages.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("serialising plain data cannot fail")
+}
+
+/// Messages central sends on the sync topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SyncControl {
+    /// Central holds every event up to and including `contiguous_seq`; the hub may prune them.
+    Cursor {
+        v: u32,
+        site: String,
+        contiguous_seq: i64,
+    },
+    /// Central misses these events although the hub had them acknowledged; send them again.
+    Resend {
+        v: u32,
+        site: String,
+        from_seq: i64,
+        to_seq: i64,
+    },
+}
+
+/// Decodes a sync control message.
+pub fn decode_sync(bytes: &[u8]) -> Result<SyncControl, serde_json::Error> {
+    serde_json::from_slice(bytes)
+}
+
+/// A command as put on the wire (central side).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommandOut {
+    pub v: u32,
+    pub id: String,
+    pub site: String,
+    pub kind: String,
+    pub key: String,
+    pub version: i64,
+    pub body: serde_json::Value,
+}
+
+/// Decodes a command message; every failure becomes a [`Rejection`] with as much of the
+/// command's identity as could be read. Checks the size before parsing anything.
+pub fn decode_command(bytes: &[u8], max_bytes: usize) -> Result<Command, Rejection> {
+    let rejection = |id: Option<String>, kind: Option<String>, code, reason: String| Rejection {
+        command_id: id,
+        kind,
+        code,
+        reason,
+    };
+    if bytes.len() > max_bytes {
+        return Err(rejection(
+            None,
+            None,
+            RejectCode::Oversized,
+            format!("command is {} bytes; the limit is {max_bytes}", bytes.len()),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        rejection(
+            None,
+            None,
+            RejectCode::Malformed,
+            format!("not a JSON command: {e}"),
+        )
+    })?;
+    let text = |key: &str| {
+        value
+            .get(key)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let id = text("id").filter(|id| id.len() <= 128);
+    let kind_name = text("kind");
+    let Some(id) = id else {
+        return Err(rejection(
+            None,
+            kind_name,
+            RejectCode::Malformed,
+            "missing or invalid \"id\" (a string of 1..=128 characters)".into(),
+        ));
+    };
+    match value.get("v").and_then(|v| v.as_u64()) {
+        Some(v) if v == u64::from(CONTRACT_VERSION) => {}
+        other => {
+            return Err(rejection(
+                Some(id),
+                kind_name,
+                RejectCode::UnsupportedVersion,
+                format!(
+                    "envelope version {} is not supported; this hub speaks v{CONTRACT_VERSION}",
+                    other.map_or("(missing)".to_owned(), |v| v.to_string())
+                ),
+            ));
+        }
+    }
+    let Some(kind_name) = kind_name else {
+        return Err(rejection(
+            Some(id),
+            None,
+            RejectCode::Malformed,
+            "missing \"kind\"".into(),
+        ));
+    };
+    let Some(kind) = CommandKind::parse(&kind_name) else {
+        let known: Vec<&str> = CommandKind::ALL.iter().map(|k| k.as_str()).collect();
+        return Err(rejection(
+            Some(id),
+            Some(kind_name.clone()),
+            RejectCode::UnknownKind,
+            format!(
+                "unknown command kind '{kind_name}'; known kinds are {}",
+                known.join(", ")
+            ),
+        ));
+    };
+    let missing = |what: &str| {
+        rejection(
+            Some(id.clone()),
+            Some(kind_name.clone()),
+            RejectCode::Malformed,
+            format!("missing or invalid \"{what}\""),
+        )
+    };
+    let site = text("site").ok_or_else(|| missing("site"))?;
+    let key = text("key").ok_or_else(|| missing("key"))?;
+    let version = value
+        .get("version")
+        .and_then(|v| v.as_i64())
+        .filter(|v| *v >= 0)
+        .ok_or_else(|| missing("version"))?;
+    let body = value.get("body").cloned().ok_or_else(|| missing("body"))?;
+    Ok(Command {
+        id,
+        site,
+        kind,
+        key,
+        version,
+        body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_round_trip() {
+        assert_eq!(events_topic("s1"), "hub/v1/s1/up/events");
+        assert_eq!(
+            parse_up_topic(&status_topic("s-2")),
+            Some(("s-2", UpTopic::Status))
+        );
+        assert_eq!(
+            parse_down_topic(&commands_topic("s1")),
+            Some(("s1", DownTopic::Commands))
+        );
+        assert_eq!(parse_up_topic("hub/v1/s1/down/commands"), None);
+        assert!(!site_fits_topic("a/b"));
+    }
+
+    #[test]
+    fn too_large_events_become_withheld_markers() {
+        let payload = format!("{{\"kind\":\"x\",\"blob\":\"{}\"}}", "a".repeat(2000));
+        let row = EventRef {
+            site: "s1",
+            seq: 7,
+            id: "id7",
+            kind: "x",
+            created_at_ms: 1,
+            payload: &payload,
+        };
+        let (full, withheld) = encode_event(row, Lane::Live, 10_000).unwrap();
+        assert!(withheld.is_none());
+        let back = decode_event(&full).unwrap();
+        assert_eq!(back.seq, 7);
+        assert!(back.event.unwrap().get().contains("blob"));
+        let (marker, withheld) = encode_event(row, Lane::Backlog, 1000).unwrap();
+        assert!(marker.len() < 1000);
+        assert_eq!(withheld.unwrap().limit, 1000);
+        let back = decode_event(&marker).unwrap();
+        assert!(back.event.is_none() && back.withheld.is_some());
+    }
+
+    #[test]
+    fn bad_commands_are_rejected_with_their_identity() {
+        let ok = br#"{"v":1,"id":"c1","site":"s1","kind":"pickup_order","key":"P1","version":2,"body":{}}"#;
+        let c = decode_command(ok, 1000).unwrap();
+        assert_eq!((c.kind, c.version), (CommandKind::PickupOrder, 2));
+        let code = |b: &[u8]| decode_command(b, 200).unwrap_err().code;
+        assert_eq!(code(b"not json"), RejectCode::Malformed);
+        assert_eq!(code(&[b' '; 300]), RejectCode::Oversized);
+        let unknown = decode_command(
+            br#"{"v":1,"id":"c2","site":"s1","kind":"launch","key":"k","version":1,"body":{}}"#,
+            200,
+        )
+        .unwrap_err();
+        assert_eq!(unknown.code, RejectCode::UnknownKind);
+        assert_eq!(unknown.command_id.as_deref(), Some("c2"));
+        assert_eq!(
+            code(br#"{"v":9,"id":"c3","kind":"pickup_order"}"#),
+            RejectCode::UnsupportedVersion
+        );
+    }
+}

@@ -1,0 +1,654 @@
+//! Upstream sync against a real Mosquitto started by each test on a free loopback port
+//! (Debian package `mosquitto`). Every promise is checked in the reference central consumer's
+//! database: each event exactly once, in sequence, no gaps.
+
+use hub::commands::{self, CommandKind};
+use hub::config::BrokerAddress;
+use hub::store::{Store, StoreError, StoreOptions, outbox, sku};
+use hub::sync::central::{CentralHandle, CentralOptions, SiteReport, report};
+use hub::sync::mosquitto::{Mosquitto, MosquittoOptions, MosquittoTls};
+use hub::sync::uplink::{self, UplinkSettings};
+use hub::sync::{Connection, SyncError, connect_once, contract};
+use hub_core::{DomainEvent, SiteId, SkuCode};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+fn plain(port: u16, id: &str) -> Connection {
+    let mut c = Connection::plain(
+        BrokerAddress {
+            host: "127.0.0.1".into(),
+            port,
+            tls: false,
+        },
+        id,
+    );
+    c.connect_timeout = Duration::from_secs(3);
+    c
+}
+
+fn settings(connection: Connection, in_flight: usize) -> UplinkSettings {
+    let mut s = UplinkSettings::from_defaults(connection);
+    s.in_flight = in_flight;
+    s.heartbeat = Duration::from_millis(300);
+    s.reconnect_min = Duration::from_millis(50);
+    s.reconnect_max = Duration::from_millis(500);
+    s
+}
+
+async fn start_central(dir: &Path, port: u16) -> CentralHandle {
+    let central = CentralHandle::start(CentralOptions::new(
+        plain(port, "central"),
+        dir.join("central.sqlite"),
+    ));
+    central
+        .wait_ready(&plain(port, "probe"), Duration::from_secs(30))
+        .await
+        .expect("central subscribes");
+    central
+}
+
+fn alert(n: usize) -> DomainEvent {
+    DomainEvent::SyncAlert {
+        code: "test".into(),
+        message: format!("event {n}"),
+        seq: None,
+    }
+}
+
+fn open_store(path: &Path, site: &str) -> Store {
+    Store::open(path, site, &StoreOptions::default()).expect("store opens")
+}
+
+fn prefill(store: &Store, n: usize) {
+    tokio::task::block_in_place(|| prefill_blocking(store, n));
+}
+
+fn prefill_blocking(store: &Store, n: usize) {
+    store
+        .write_blocking(move |c| {
+            for i in 0..n {
+                outbox::append(c, &alert(i), hub::clock::now())?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+}
+
+fn site_report(db: &Path, site: &str) -> Option<SiteReport> {
+    report(db).ok()?.sites.into_iter().find(|s| s.site == site)
+}
+
+/// Polls central until `done` holds for the site, or fails after `within`.
+async fn wait_central(
+    db: &Path,
+    site: &str,
+    within: Duration,
+    what: &str,
+    done: impl Fn(&SiteReport) -> bool,
+) -> SiteReport {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(r) = site_report(db, site).filter(|r| done(r)) {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; central has {:?}",
+            site_report(db, site)
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Every event 1..=n exactly once, nothing else, no gaps.
+fn assert_exactly_once_in_sequence(db: &Path, site: &str, n: i64) {
+    let events = hub::sync::central::CentralDb::open(db)
+        .unwrap()
+        .events(site)
+        .unwrap();
+    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs.len() as i64,
+        n,
+        "central holds {} events, expected {n}",
+        seqs.len()
+    );
+    assert!(
+        seqs.iter().copied().eq(1..=n),
+        "central's events are not exactly 1..={n}"
+    );
+    let r = site_report(db, site).unwrap();
+    assert_eq!(r.contiguous_seq, n);
+    assert!(r.gaps.is_empty(), "gaps: {:?}", r.gaps);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_killed_and_restarted_during_a_drain_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker =
+        Mosquitto::start(&dir.path().join("broker"), &MosquittoOptions::default()).unwrap();
+    let port = broker.port();
+    let central = start_central(dir.path(), port).await;
+    let central_db = dir.path().join("central.sqlite");
+    let store = open_store(&dir.path().join("hub.sqlite"), "site-k");
+    const N: i64 = 20_000;
+    prefill(&store, N as usize);
+
+    let shutdown = CancellationToken::new();
+    let site = SiteId::new("site-k").unwrap();
+    let task = tokio::spawn(uplink::run(
+        site,
+        settings(plain(port, "hub-site-k"), 50),
+        store.clone(),
+        shutdown.clone(),
+    ));
+    for threshold in [1_000, 6_000, 12_000] {
+        wait_central(
+            &central_db,
+            "site-k",
+            Duration::from_secs(60),
+            "progress",
+            |r| r.events >= threshold,
+        )
+        .await;
+        tokio::task::block_in_place(|| {
+            broker.kill();
+            broker.restart().unwrap();
+        });
+    }
+    wait_central(
+        &central_db,
+        "site-k",
+        Duration::from_secs(90),
+        "full drain",
+        |r| r.contiguous_seq >= N,
+    )
+    .await;
+    shutdown.cancel();
+    task.await.unwrap();
+    central.stop().await.unwrap();
+    assert_exactly_once_in_sequence(&central_db, "site-k", N);
+    let stats = store.read_blocking(outbox::stats).unwrap();
+    assert_eq!(
+        stats.undelivered, 0,
+        "the hub knows every event was delivered"
+    );
+}
+
+fn write_hub_config(dir: &Path, site: &str, port: u16, in_flight: usize) -> PathBuf {
+    let path = dir.join("hub.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[site]\nid = \"{site}\"\n[store]\ndata_dir = \"{}\"\n[log]\nlevel = \"warn\"\n\
+             [uplink]\nbroker = \"mqtt://127.0.0.1:{port}\"\nin_flight = {in_flight}\n\
+             heartbeat_seconds = 0.3\nreconnect_min_seconds = 0.05\nreconnect_max_seconds = 0.3\n\
+             connect_timeout_seconds = 3\n",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_killed_at_random_moments_during_a_drain_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker =
+        Mosquitto::start(&dir.path().join("broker"), &MosquittoOptions::default()).unwrap();
+    let port = broker.port();
+    let central = start_central(dir.path(), port).await;
+    let central_db = dir.path().join("central.sqlite");
+    let config = write_hub_config(dir.path(), "site-c", port, 5);
+    const N: i64 = 20_000;
+    {
+        let store = open_store(&dir.path().join("data/hub-site-c.sqlite"), "site-c");
+        tokio::task::block_in_place(|| {
+            prefill_blocking(&store, N as usize);
+            store.close();
+        });
+    }
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("hub starts")
+    };
+    let mut kills = 0;
+    while kills < 20 {
+        let mut child = spawn();
+        let delay = rand::random_range(150..450);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+    }
+    let during = site_report(&central_db, "site-c").map_or(0, |r| r.events);
+    assert!(
+        during < N,
+        "the drain finished before the kills ended ({during} events); the test proves nothing"
+    );
+    let mut child = spawn();
+    wait_central(
+        &central_db,
+        "site-c",
+        Duration::from_secs(90),
+        "full drain",
+        |r| r.contiguous_seq >= N,
+    )
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    central.stop().await.unwrap();
+    assert_exactly_once_in_sequence(&central_db, "site-c", N);
+    drop(broker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_events_arrive_while_a_long_backlog_drains() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker =
+        Mosquitto::start(&dir.path().join("broker"), &MosquittoOptions::default()).unwrap();
+    let port = broker.port();
+    let central = start_central(dir.path(), port).await;
+    let central_db = dir.path().join("central.sqlite");
+    let store = open_store(&dir.path().join("hub.sqlite"), "site-l");
+    const BACKLOG: i64 = 30_000;
+    const LIVE: i64 = 10;
+    prefill(&store, BACKLOG as usize);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(uplink::run(
+        SiteId::new("site-l").unwrap(),
+        settings(plain(port, "hub-site-l"), 10),
+        store.clone(),
+        shutdown.clone(),
+    ));
+    wait_central(
+        &central_db,
+        "site-l",
+        Duration::from_secs(30),
+        "uplink up",
+        |r| r.events > 0,
+    )
+    .await;
+    for i in 0..LIVE {
+        store
+            .write(move |c| outbox::append(c, &alert(1_000_000 + i as usize), hub::clock::now()))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_central(
+        &central_db,
+        "site-l",
+        Duration::from_secs(90),
+        "full drain",
+        |r| r.contiguous_seq >= BACKLOG + LIVE,
+    )
+    .await;
+    shutdown.cancel();
+    task.await.unwrap();
+    central.stop().await.unwrap();
+    assert_exactly_once_in_sequence(&central_db, "site-l", BACKLOG + LIVE);
+    let events = hub::sync::central::CentralDb::open(&central_db)
+        .unwrap()
+        .events("site-l")
+        .unwrap();
+    let last_backlog_arrival = events[..BACKLOG as usize]
+        .iter()
+        .map(|e| e.arrival)
+        .max()
+        .unwrap();
+    for live in &events[BACKLOG as usize..] {
+        assert_eq!(
+            live.lane, "live",
+            "event #{} went on the wrong lane",
+            live.seq
+        );
+        assert!(
+            live.arrival < last_backlog_arrival,
+            "live event #{} arrived after the whole backlog (arrival {} vs {last_backlog_arrival})",
+            live.seq,
+            live.arrival
+        );
+    }
+    drop(broker);
+}
+
+fn command(
+    id: &str,
+    site: &str,
+    kind: &str,
+    key: &str,
+    version: i64,
+    body: serde_json::Value,
+) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "v": 1, "id": id, "site": site, "kind": kind, "key": key, "version": version, "body": body
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker =
+        Mosquitto::start(&dir.path().join("broker"), &MosquittoOptions::default()).unwrap();
+    let port = broker.port();
+    let central = start_central(dir.path(), port).await;
+    let central_db = dir.path().join("central.sqlite");
+    let store = open_store(&dir.path().join("hub.sqlite"), "site-d");
+    let site = SiteId::new("site-d").unwrap();
+
+    // First connection creates the hub's persistent session (its subscriptions).
+    let run_uplink = |shutdown: CancellationToken| {
+        tokio::spawn(uplink::run(
+            site.clone(),
+            settings(plain(port, "hub-site-d"), 20),
+            store.clone(),
+            shutdown,
+        ))
+    };
+    let shutdown = CancellationToken::new();
+    let task = run_uplink(shutdown.clone());
+    wait_central(
+        &central_db,
+        "site-d",
+        Duration::from_secs(30),
+        "hub online",
+        |r| r.hub_state.as_deref() == Some("online"),
+    )
+    .await;
+    shutdown.cancel();
+    task.await.unwrap();
+    wait_central(
+        &central_db,
+        "site-d",
+        Duration::from_secs(10),
+        "hub offline",
+        |r| r.hub_state.as_deref() == Some("offline"),
+    )
+    .await;
+
+    // While the hub is offline, central sends good, duplicate and bad commands.
+    let topic = contract::commands_topic("site-d");
+    let sku = |v: i64| serde_json::json!({"code": "MILK-1L", "name": "Milk 1 L", "unit": "piece", "version": v});
+    let messages: Vec<Vec<u8>> = vec![
+        command("c-sku-2", "site-d", "sku_upsert", "MILK-1L", 2, sku(2)),
+        command("c-sku-2", "site-d", "sku_upsert", "MILK-1L", 2, sku(2)),
+        command("c-order", "site-d", "pickup_order", "P-100", 3, serde_json::json!({"code": "123456"})),
+        command("c-stale", "site-d", "sku_upsert", "MILK-1L", 1, sku(1)),
+        command("c-site", "site-x", "sku_upsert", "MILK-1L", 3, sku(3)),
+        command("c-kind", "site-d", "launch_rocket", "k", 1, serde_json::json!({})),
+        b"{this is not json".to_vec(),
+        command("c-big", "site-d", "pickup_order", "P-BIG", 1, serde_json::json!({"pad": "x".repeat(300_000)})),
+        serde_json::to_vec(&serde_json::json!({"v": 7, "id": "c-v7", "site": "site-d", "kind": "pickup_order", "key": "k", "version": 1, "body": {}})).unwrap(),
+    ];
+    let sender = plain(port, "central-sender");
+    for m in messages {
+        hub::sync::central::send_raw(&sender, &topic, m)
+            .await
+            .unwrap();
+    }
+
+    let shutdown = CancellationToken::new();
+    let task = run_uplink(shutdown.clone());
+    // 2 applied + 6 rejected outcomes, plus the SKU's own event.
+    let db = central_db.clone();
+    let outcomes = move || {
+        hub::sync::central::CentralDb::open(&db)
+            .unwrap()
+            .events("site-d")
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind.starts_with("command_"))
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while outcomes().len() < 8 {
+        assert!(
+            Instant::now() < deadline,
+            "outcomes so far: {:?}; hub handled {:?}",
+            outcomes(),
+            store.read_blocking(commands::outcome_counts)
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // Give a duplicate application a chance to show up before judging.
+    let last = store.read_blocking(outbox::stats).unwrap().last_seq;
+    wait_central(
+        &central_db,
+        "site-d",
+        Duration::from_secs(10),
+        "all events",
+        |r| r.contiguous_seq >= last,
+    )
+    .await;
+    shutdown.cancel();
+    task.await.unwrap();
+    central.stop().await.unwrap();
+
+    let outcomes = outcomes();
+    let applied: Vec<_> = outcomes
+        .iter()
+        .filter(|e| e.kind == "command_applied")
+        .collect();
+    assert_eq!(applied.len(), 2, "{outcomes:?}");
+    assert_eq!(
+        applied
+            .iter()
+            .filter(|e| e.body.as_deref().unwrap().contains("c-sku-2"))
+            .count(),
+        1,
+        "the duplicate command was applied once"
+    );
+    let mut codes: Vec<String> = outcomes
+        .iter()
+        .filter(|e| e.kind == "command_rejected")
+        .map(|e| {
+            let body: serde_json::Value = serde_json::from_str(e.body.as_deref().unwrap()).unwrap();
+            assert!(!body["reason"].as_str().unwrap().is_empty());
+            body["code"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        [
+            "malformed",
+            "oversized",
+            "stale_version",
+            "unknown_kind",
+            "unsupported_version",
+            "wrong_site"
+        ]
+    );
+    let stored = store
+        .read_blocking(|c| sku::get(c, &SkuCode::new("MILK-1L").unwrap()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.version, 2);
+    let order = store
+        .read_blocking(|c| commands::document(c, CommandKind::PickupOrder, "P-100"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(order.version, 3);
+    drop(broker);
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let status = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(status.success(), "openssl {args:?} failed");
+}
+
+/// A CA and, signed by it, certificates for the given names (`server` gets 127.0.0.1; the
+/// others are client certificates with that CN).
+fn make_pki(dir: &Path, ca: &str, names: &[&str]) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut args = vec!["req", "-x509"];
+    args.extend(ec);
+    let ca_key = format!("{ca}.key");
+    let ca_pem = format!("{ca}.pem");
+    let subj = format!("/CN={ca}");
+    args.extend([
+        "-keyout", &ca_key, "-out", &ca_pem, "-days", "2", "-subj", &subj,
+    ]);
+    openssl(dir, &args);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for &name in names {
+        let key = format!("{name}.key");
+        let csr = format!("{name}.csr");
+        let pem = format!("{name}.pem");
+        let subj = format!("/CN={}", if name == "server" { "127.0.0.1" } else { name });
+        let mut args = vec!["req"];
+        args.extend(ec);
+        args.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+        openssl(dir, &args);
+        let mut args = vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+        ];
+        args.extend([
+            "-extfile",
+            if name == "server" {
+                "server.ext"
+            } else {
+                "client.ext"
+            },
+        ]);
+        openssl(dir, &args);
+    }
+}
+
+fn tls(port: u16, pki: &Path, ca: &str, client: &str) -> Connection {
+    let mut c = plain(port, client);
+    c.broker.tls = true;
+    c.ca_file = Some(pki.join(format!("{ca}.pem")));
+    c.client_cert_file = Some(pki.join(format!("{client}.pem")));
+    c.client_key_file = Some(pki.join(format!("{client}.key")));
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_client_certificates_and_the_documented_acl() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    make_pki(&pki, "ca", &["server", "site-a", "central", "probe"]);
+    make_pki(&pki, "other-ca", &[]);
+    let acl = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/mosquitto/acl");
+    let broker = Mosquitto::start(
+        &dir.path().join("broker"),
+        &MosquittoOptions {
+            tls: Some(MosquittoTls {
+                ca_file: pki.join("ca.pem"),
+                cert_file: pki.join("server.pem"),
+                key_file: pki.join("server.key"),
+                require_certificate: true,
+            }),
+            acl_file: Some(acl),
+        },
+    )
+    .unwrap();
+    let port = broker.port();
+
+    connect_once(&tls(port, &pki, "ca", "site-a"))
+        .await
+        .expect("TLS with a client certificate works");
+    let err = connect_once(&tls(port, &pki, "other-ca", "site-a"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SyncError::Tls { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("ca_file") && text.contains("UnknownIssuer"),
+        "{text}"
+    );
+
+    let central = CentralHandle::start(CentralOptions::new(
+        tls(port, &pki, "ca", "central"),
+        dir.path().join("central.sqlite"),
+    ));
+    central
+        .wait_ready(&tls(port, &pki, "ca", "probe"), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let event = |site: &str| {
+        let payload = serde_json::to_string(&alert(1)).unwrap();
+        contract::encode_event(
+            contract::EventRef {
+                site,
+                seq: 1,
+                id: "e1",
+                kind: "sync_alert",
+                created_at_ms: 1,
+                payload: &payload,
+            },
+            contract::Lane::Live,
+            1 << 20,
+        )
+        .unwrap()
+        .0
+    };
+    let site_a = tls(port, &pki, "ca", "site-a");
+    // Denied: site-a writing site-b's uplink. Mosquitto drops the message; depending on its
+    // version it either acknowledges it or closes the connection.
+    let denied =
+        hub::sync::central::send_raw(&site_a, &contract::events_topic("site-b"), event("site-b"))
+            .await;
+    assert!(
+        matches!(denied, Ok(()) | Err(SyncError::Lost { .. })),
+        "{denied:?}"
+    );
+    hub::sync::central::send_raw(&site_a, &contract::events_topic("site-a"), event("site-a"))
+        .await
+        .unwrap();
+    let central_db = dir.path().join("central.sqlite");
+    wait_central(
+        &central_db,
+        "site-a",
+        Duration::from_secs(20),
+        "site-a's own event",
+        |r| r.events == 1,
+    )
+    .await;
+    assert!(
+        site_report(&central_db, "site-b").is_none(),
+        "the ACL let site-a write site-b's topic"
+    );
+    central.stop().await.unwrap();
+    drop(broker);
+}
