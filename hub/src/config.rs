@@ -82,6 +82,10 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     pub pickup: PickupConfig,
     pub alerts: AlertsConfig,
+    /// Scales and scanners, in file order (`[[devices]]`).
+    pub devices: Vec<crate::devices::config::DeviceConfig>,
+    /// The site's local MQTT broker that networked devices publish to (`[device_broker]`).
+    pub device_broker: crate::devices::config::BrokerConfig,
 }
 
 /// Pickup-point rules.
@@ -192,7 +196,16 @@ struct RawAlerts {
     check_interval_seconds: Option<i64>,
 }
 
-const SECTIONS: &[&str] = &["site", "store", "log", "shutdown", "pickup", "alerts"];
+const SECTIONS: &[&str] = &[
+    "site",
+    "store",
+    "log",
+    "shutdown",
+    "pickup",
+    "alerts",
+    "devices",
+    "device_broker",
+];
 
 impl Config {
     /// Reads and validates a config file.
@@ -242,6 +255,12 @@ impl Config {
         let alerts: RawAlerts = section(&table, "alerts", &mut problems);
         let pickup = validate_pickup(pickup, &mut problems);
         let alerts = validate_alerts(alerts, &mut problems);
+        let device_broker = crate::devices::config::validate_broker(
+            section(&table, "device_broker", &mut problems),
+            site.id.as_deref().unwrap_or("hub"),
+            &mut problems,
+        );
+        let devices = crate::devices::config::validate_devices(table.get("devices"), &mut problems);
 
         let site_id = match site.id {
             None => {
@@ -331,6 +350,8 @@ impl Config {
                 shutdown: ShutdownConfig { grace },
                 pickup,
                 alerts,
+                devices,
+                device_broker,
             }),
             _ => Err(problems.0),
         }
@@ -462,7 +483,7 @@ fn validate_alerts(raw: RawAlerts, problems: &mut Problems) -> AlertsConfig {
 
 /// Deserialises one top-level section on its own so that its errors carry its name and do not
 /// stop the other sections from being checked.
-fn section<T: DeserializeOwned + Default>(
+pub(crate) fn section<T: DeserializeOwned + Default>(
     table: &toml::Table,
     key: &str,
     problems: &mut Problems,
@@ -479,7 +500,7 @@ fn section<T: DeserializeOwned + Default>(
     }
 }
 
-fn int_in(
+pub(crate) fn int_in(
     value: Option<i64>,
     default: usize,
     min: i64,

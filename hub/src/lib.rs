@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod dev;
+pub mod devices;
 pub mod report;
 pub mod store;
 pub mod telemetry;
