@@ -130,11 +130,7 @@ fn scale_stream(protocol: ScaleProtocol, frame: &[u8], seconds: f64) -> StreamFi
         n
     });
     std::hint::black_box(seen);
-    figures(
-        &format!("scale {}", protocol.as_str()),
-        frame.len(),
-        rate,
-    )
+    figures(&format!("scale {}", protocol.as_str()), frame.len(), rate)
 }
 
 /// A reply the firmware-shim responder produces, so the bench parses what devices send.
@@ -159,7 +155,7 @@ fn responder_frame(protocol: ScaleProtocol) -> Vec<u8> {
 /// Runs every stream for `seconds`.
 pub fn run(seconds: f64) -> DevicesBenchReport {
     let mut streams = Vec::new();
-    let scan = b"]C101095060001343521ABC123456\x1d10LOT2026A\r\n";
+    let scan = b"]C1010950600013435221ABC123456\x1d10LOT2026A\r\n";
     const SCANS: usize = 500;
     let bytes = repeat_frames(scan, SCANS);
     let mut framing_only = ScannerDecoder::new(ScannerConfig::default());

@@ -268,7 +268,10 @@ pub(crate) fn validate_devices(
             if devices.iter().any(|d: &DeviceConfig| d.name == device.name) {
                 problems.push(
                     at("name"),
-                    format!("'{}' is used by another device; names must be unique", device.name),
+                    format!(
+                        "'{}' is used by another device; names must be unique",
+                        device.name
+                    ),
                 );
             } else {
                 devices.push(device);
@@ -483,9 +486,29 @@ fn validate_device(
             "must be positive for scales: a scale that stops answering has to be reported",
         );
     }
-    let stable_readings =
-        int_in(raw.stable_readings, 3, 1, 50, &at("stable_readings"), problems);
-    let zero_band_g = int_in(raw.zero_band_g, 20, 0, 100_000, &at("zero_band_g"), problems) as i64;
+    // Yaohua A9 frames carry no motion flag: the hub-side check is the only guard, so it asks
+    // for more equal readings.
+    let stable_default = if protocol == Some(ScaleProtocol::YaohuaA9) {
+        5
+    } else {
+        3
+    };
+    let stable_readings = int_in(
+        raw.stable_readings,
+        stable_default,
+        1,
+        50,
+        &at("stable_readings"),
+        problems,
+    );
+    let zero_band_g = int_in(
+        raw.zero_band_g,
+        20,
+        0,
+        100_000,
+        &at("zero_band_g"),
+        problems,
+    ) as i64;
     let placement_change_g = int_in(
         raw.placement_change_g,
         20,
@@ -567,7 +590,9 @@ mod tests {
             .find(|p| p.path == "devices[2].protocol")
             .expect("bad protocol reported");
         assert!(
-            protocol.message.contains("mt-sics, toledo8217, mettler-continuous, yaohua-a9"),
+            protocol
+                .message
+                .contains("mt-sics, toledo8217, mettler-continuous, yaohua-a9"),
             "{}",
             protocol.message
         );

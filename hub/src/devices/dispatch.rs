@@ -61,7 +61,10 @@ async fn handle(store: &Store, config: &Config, board: &HealthBoard, event: Devi
         .find(|d| d.name == event.device())
         .cloned()
     else {
-        tracing::error!(device = event.device(), "event from a device that is not configured");
+        tracing::error!(
+            device = event.device(),
+            "event from a device that is not configured"
+        );
         return;
     };
     let now = crate::clock::now();
@@ -81,12 +84,10 @@ async fn handle(store: &Store, config: &Config, board: &HealthBoard, event: Devi
                 .await
                 .map(|()| None)
         }
-        DeviceEvent::StableWeight { grams, raw, .. } => {
-            store
-                .write(move |c| weight(c, &device, grams, &raw, now))
-                .await
-                .map(Some)
-        }
+        DeviceEvent::StableWeight { grams, raw, .. } => store
+            .write(move |c| weight(c, &device, grams, &raw, now))
+            .await
+            .map(Some),
         DeviceEvent::Scan {
             code, parsed, raw, ..
         } => {
@@ -121,7 +122,11 @@ async fn handle(store: &Store, config: &Config, board: &HealthBoard, event: Devi
                         })?
                         .and_then(|check| {
                             let text = crate::store::pickup::describe(&check);
-                            if check.is_found() { Ok(text) } else { Err(text) }
+                            if check.is_found() {
+                                Ok(text)
+                            } else {
+                                Err(text)
+                            }
                         }),
                     };
                     finish(c, id, outcome)
@@ -187,13 +192,15 @@ fn weight(
         received_at: now,
     };
     let id = device_input::journal(c, &input)?;
-    let outcome = attempt(c, |c| receiving::record_weight(c, &device.station, grams, now))?
-        .map(|sel| {
-            format!(
-                "{grams} g recorded on delivery {} line {} ({} lot {})",
-                sel.delivery_id, sel.line_no, sel.sku, sel.lot
-            )
-        });
+    let outcome = attempt(c, |c| {
+        receiving::record_weight(c, &device.station, grams, now)
+    })?
+    .map(|sel| {
+        format!(
+            "{grams} g recorded on delivery {} line {} ({} lot {})",
+            sel.delivery_id, sel.line_no, sel.sku, sel.lot
+        )
+    });
     finish(c, id, outcome)
 }
 

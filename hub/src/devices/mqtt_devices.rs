@@ -153,7 +153,8 @@ async fn run_inner(
                 }
                 let event = match device.kind {
                     DeviceKind::Scanner => {
-                        match super::scanner::from_frame(&device.framing.shim_config(), &p.payload) {
+                        match super::scanner::from_frame(&device.framing.shim_config(), &p.payload)
+                        {
                             Some(code) => Some(DeviceEvent::Scan {
                                 device: device.name.clone(),
                                 code: code.code,

@@ -144,13 +144,15 @@ impl ScaleDecoder {
         }
         let outcome = match &mut self.inner {
             Inner::Sics(framer) => match framer.push(byte)? {
-                Ok(line) => match mtsics::parse_response(line) {
-                    Ok(response) => sics_reading(&response),
-                    Err(e) => {
+                Ok(line) => {
+                    let reading = mtsics::parse_response(line)
+                        .map_err(|e| e.to_string())
+                        .and_then(|response| sics_reading(&response));
+                    if reading.is_err() {
                         self.malformed = self.malformed.saturating_add(1);
-                        Err(e.to_string())
                     }
-                },
+                    reading
+                }
                 Err(e) => Err(e.to_string()),
             },
             Inner::Toledo(framer) => match framer.push(byte)? {
@@ -218,6 +220,9 @@ fn sics_reading(response: &Response<'_>) -> Result<Option<(Weight, bool)>, Strin
         } => match (status, body) {
             (Status::Stable, Body::Weight(w)) => Ok(Some((*w, true))),
             (Status::Dynamic, Body::Weight(w)) => Ok(Some((*w, false))),
+            (Status::Stable | Status::Dynamic, _) => {
+                Err("weight reply without a readable weight and unit".into())
+            }
             _ => Ok(None),
         },
         Response::Error(e) => Err(format!("scale answered {}", e.code())),
@@ -325,9 +330,18 @@ mod tests {
 
     #[test]
     fn grams_from_every_unit() {
-        assert_eq!(weight_to_grams(&Weight::new(1250, 3, Unit::Kilogram)), Some(1250));
-        assert_eq!(weight_to_grams(&Weight::new(-1234, 1, Unit::Gram)), Some(-123));
-        assert_eq!(weight_to_grams(&Weight::new(100, 2, Unit::Pound)), Some(454));
+        assert_eq!(
+            weight_to_grams(&Weight::new(1250, 3, Unit::Kilogram)),
+            Some(1250)
+        );
+        assert_eq!(
+            weight_to_grams(&Weight::new(-1234, 1, Unit::Gram)),
+            Some(-123)
+        );
+        assert_eq!(
+            weight_to_grams(&Weight::new(100, 2, Unit::Pound)),
+            Some(454)
+        );
     }
 
     #[test]

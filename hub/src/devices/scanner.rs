@@ -106,6 +106,18 @@ fn owned(scan: &Scan<'_>, raw: &[u8]) -> ScannedCode {
 pub struct ScannerDecoder {
     framer: Box<ScannerFramer<MAX_SCAN>>,
     pending: Vec<u8>,
+    /// Frames dropped as line noise, and their bytes.
+    noise_frames: u32,
+    noise_bytes: u32,
+}
+
+/// True when a frame can be a scan: UTF-8 without control characters other than the GS1 and
+/// ISO 15434 separators (GS, RS, EOT). Noise from a wrong baud rate fails this.
+pub fn plausible_scan(data: &[u8]) -> bool {
+    std::str::from_utf8(data).is_ok_and(|text| {
+        text.chars()
+            .all(|c| !c.is_control() || matches!(c, '\x1d' | '\x1e' | '\x04' | '\t'))
+    })
 }
 
 impl std::fmt::Debug for ScannerDecoder {
@@ -121,12 +133,29 @@ impl ScannerDecoder {
         ScannerDecoder {
             framer: Box::new(ScannerFramer::new(config)),
             pending: Vec::new(),
+            noise_frames: 0,
+            noise_bytes: 0,
         }
     }
 
     /// Framing counters.
     pub fn stats(&self) -> FrameStats {
-        self.framer.stats()
+        let mut s = self.framer.stats();
+        s.frames = s.frames.saturating_sub(self.noise_frames);
+        s.garbage_frames = s.garbage_frames.saturating_add(self.noise_frames);
+        s.garbage_bytes = s.garbage_bytes.saturating_add(self.noise_bytes);
+        s
+    }
+
+    fn reject_noise(&mut self, code: Option<ScannedCode>, len: usize) -> Option<ScannedCode> {
+        match code {
+            Some(c) if !plausible_scan(c.code.as_bytes()) || c.code.contains('\u{fffd}') => {
+                self.noise_frames = self.noise_frames.saturating_add(1);
+                self.noise_bytes = self.noise_bytes.saturating_add(len as u32);
+                None
+            }
+            other => other,
+        }
     }
 
     fn track(&mut self, byte: u8) {
@@ -148,7 +177,9 @@ impl ScannerDecoder {
             }
             _ => None,
         };
+        let len = self.pending.len();
         self.pending.clear();
+        let result = self.reject_noise(result, len);
         // A frame flushed by the idle timeout just before this byte is not lost: it wins, and
         // this byte starts the next frame (it is already in the framer).
         Some(flushed.flatten().or(result))
@@ -164,8 +195,9 @@ impl ScannerDecoder {
             }
             _ => None,
         };
+        let len = self.pending.len();
         self.pending.clear();
-        Some(result)
+        Some(self.reject_noise(result, len))
     }
 }
 
@@ -177,17 +209,34 @@ mod tests {
     fn a_gs1_scan_becomes_a_parsed_code() {
         let mut d = ScannerDecoder::new(ScannerConfig::default());
         let mut out = Vec::new();
-        for (i, b) in b"]C101095060001343521ABC123\x1d10LOT7\r\n".iter().enumerate() {
+        for (i, b) in b"]C1010950600013435221ABC123\x1d10LOT7\r\n"
+            .iter()
+            .enumerate()
+        {
             if let Some(Some(code)) = d.push(*b, i as u64) {
                 out.push(code);
             }
         }
         assert_eq!(out.len(), 1);
         let p = &out[0].parsed;
-        assert_eq!(p.class, "gs1_item");
+        assert_eq!(p.class, "gs1_item", "{p:?}");
         assert_eq!(p.gtin.as_deref(), Some("09506000134352"));
         assert_eq!(p.serial.as_deref(), Some("ABC123"));
         assert_eq!(p.aim.as_deref(), Some("]C1"));
+    }
+
+    #[test]
+    fn noise_frames_are_dropped_and_counted() {
+        let mut d = ScannerDecoder::new(ScannerConfig::default());
+        let mut out = Vec::new();
+        for (i, b) in b"\xff\x81\x13abc\r\nDLV-1/1\r\n".iter().enumerate() {
+            if let Some(Some(code)) = d.push(*b, i as u64) {
+                out.push(code.code);
+            }
+        }
+        assert_eq!(out, vec!["DLV-1/1".to_owned()]);
+        assert_eq!(d.stats().garbage_frames, 1);
+        assert_eq!(d.stats().frames, 1);
     }
 
     #[test]
@@ -197,6 +246,9 @@ mod tests {
             data: b"]E04006381333932",
         });
         let p2 = classify_scan(&split_frame(&ScannerConfig::default(), b"]E04006381333932"));
-        assert!(p.class == "invalid" || p2.class == "invalid", "{p:?} {p2:?}");
+        assert!(
+            p.class == "invalid" || p2.class == "invalid",
+            "{p:?} {p2:?}"
+        );
     }
 }

@@ -83,7 +83,9 @@ fn open(device: &DeviceConfig) -> Result<SerialStream, OpenError> {
             .data_bits(tokio_serial::DataBits::Seven)
             .parity(tokio_serial::Parity::Even);
     }
-    builder.open_native_async().map_err(|e| open_error(&name, e))
+    builder
+        .open_native_async()
+        .map_err(|e| open_error(&name, e))
 }
 
 /// Why a session ended.
@@ -362,7 +364,10 @@ async fn session(
         }
         *reported = Some(true);
     }
-    let end = read_loop(device, &mut port, pipeline, events, board, started, shutdown).await;
+    let end = read_loop(
+        device, &mut port, pipeline, events, board, started, shutdown,
+    )
+    .await;
     close(port);
     end
 }

@@ -14,8 +14,7 @@
 
 use super::config::{ScaleProtocol, ScannerFraming};
 use firmware_shim::responder::{
-    ContinuousEmitter, ContinuousFormat, DeviceInfo, SicsConfig, SicsResponder,
-    Toledo8217Responder,
+    ContinuousEmitter, ContinuousFormat, DeviceInfo, SicsConfig, SicsResponder, Toledo8217Responder,
 };
 use firmware_shim::scale::{Calibration, Scale, ScaleConfig};
 use firmware_shim::wire::continuous::ContinuousConfig;
@@ -153,7 +152,9 @@ impl Firmware {
                     ..DeviceInfo::default()
                 },
             ))),
-            ScaleProtocol::Toledo8217 => Firmware::Toledo(Box::new(Toledo8217Responder::new(scale))),
+            ScaleProtocol::Toledo8217 => {
+                Firmware::Toledo(Box::new(Toledo8217Responder::new(scale)))
+            }
             ScaleProtocol::MettlerContinuous => Firmware::Stream {
                 scale: Box::new(scale),
                 emitter: ContinuousEmitter::new(
