@@ -383,10 +383,8 @@ async fn read_loop(
 ) -> SessionEnd {
     let polled = device.protocol.filter(|p| p.is_polled());
     let stream_mode = device.mode == ScaleMode::Stream;
-    if stream_mode {
-        if let Err(e) = write(port, b"SIR\r\n").await {
-            return SessionEnd::Lost(e);
-        }
+    if stream_mode && let Err(e) = write(port, b"SIR\r\n").await {
+        return SessionEnd::Lost(e);
     }
     let mut poll = tokio::time::interval(device.poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -412,10 +410,10 @@ async fn read_loop(
                 Err(e) => return SessionEnd::Lost(format!("read failed: {e} (adapter unplugged?)")),
             },
             _ = poll.tick(), if polled.is_some() && !stream_mode => {
-                if let Some(cmd) = polled.and_then(poll_command) {
-                    if let Err(e) = write(port, cmd).await {
-                        return SessionEnd::Lost(e);
-                    }
+                if let Some(cmd) = polled.and_then(poll_command)
+                    && let Err(e) = write(port, cmd).await
+                {
+                    return SessionEnd::Lost(e);
                 }
                 continue;
             }

@@ -239,10 +239,10 @@ fn unplug(plugged: &mut Option<Plugged>, link: Option<&Path>) {
 
 /// Transmits like a UART: whatever the pseudo-terminal cannot take now is dropped.
 fn transmit(plugged: &mut Option<Plugged>, bytes: &[u8]) {
-    if let Some(p) = plugged.as_mut() {
-        if !bytes.is_empty() {
-            let _ = p.master.try_write(bytes);
-        }
+    if let Some(p) = plugged.as_mut()
+        && !bytes.is_empty()
+    {
+        let _ = p.master.try_write(bytes);
     }
 }
 
@@ -298,7 +298,11 @@ pub fn noise(n: usize) -> Vec<u8> {
     (0..n)
         .map(|_| {
             let b: u8 = rand::random();
-            if b < 0x80 && b >= 0x20 { b | 0x80 } else { b }
+            if (0x20..0x80).contains(&b) {
+                b | 0x80
+            } else {
+                b
+            }
         })
         .collect()
 }
