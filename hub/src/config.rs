@@ -86,6 +86,14 @@ pub struct Config {
     pub devices: Vec<crate::devices::config::DeviceConfig>,
     /// The site's local MQTT broker that networked devices publish to (`[device_broker]`).
     pub device_broker: crate::devices::config::BrokerConfig,
+    pub receiving: ReceivingConfig,
+}
+
+/// Receiving rules and evidence retention.
+#[derive(Debug, Clone)]
+pub struct ReceivingConfig {
+    pub policy: hub_core::receiving::ReceivingPolicy,
+    pub retention: crate::evidence::Retention,
 }
 
 /// Pickup-point rules.
@@ -106,6 +114,8 @@ pub struct AlertsConfig {
     pub outbox_backlog_warn: Duration,
     /// How often the periodic checks run.
     pub check_interval: Duration,
+    /// Held stock waiting longer than this for review raises an alert.
+    pub quarantine_warn: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -194,6 +204,16 @@ struct RawAlerts {
     expiry_warn_days: Option<i64>,
     outbox_backlog_warn_minutes: Option<i64>,
     check_interval_seconds: Option<i64>,
+    quarantine_warn_hours: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReceiving {
+    min_days_to_expiry: Option<i64>,
+    photo_required: Option<bool>,
+    photo_max_age_days: Option<i64>,
+    photo_max_total_mb: Option<i64>,
 }
 
 const SECTIONS: &[&str] = &[
@@ -205,6 +225,7 @@ const SECTIONS: &[&str] = &[
     "alerts",
     "devices",
     "device_broker",
+    "receiving",
 ];
 
 impl Config {
@@ -261,6 +282,40 @@ impl Config {
             &mut problems,
         );
         let devices = crate::devices::config::validate_devices(table.get("devices"), &mut problems);
+        let receiving: RawReceiving = section(&table, "receiving", &mut problems);
+        let receiving = ReceivingConfig {
+            policy: hub_core::receiving::ReceivingPolicy {
+                min_days_to_expiry: int_in(
+                    receiving.min_days_to_expiry,
+                    2,
+                    0,
+                    365,
+                    "receiving.min_days_to_expiry",
+                    &mut problems,
+                ) as i64,
+                photo_required: receiving.photo_required.unwrap_or(true),
+            },
+            retention: crate::evidence::Retention {
+                max_age_days: int_in(
+                    receiving.photo_max_age_days,
+                    90,
+                    1,
+                    3650,
+                    "receiving.photo_max_age_days",
+                    &mut problems,
+                ) as i64,
+                max_total_bytes: int_in(
+                    receiving.photo_max_total_mb,
+                    2048,
+                    1,
+                    1_000_000,
+                    "receiving.photo_max_total_mb",
+                    &mut problems,
+                ) as u64
+                    * 1024
+                    * 1024,
+            },
+        };
 
         let site_id = match site.id {
             None => {
@@ -352,6 +407,7 @@ impl Config {
                 alerts,
                 devices,
                 device_broker,
+                receiving,
             }),
             _ => Err(problems.0),
         }
@@ -478,6 +534,17 @@ fn validate_alerts(raw: RawAlerts, problems: &mut Problems) -> AlertsConfig {
             "alerts.check_interval_seconds",
             problems,
         ) as u64),
+        quarantine_warn: Duration::from_secs(
+            int_in(
+                raw.quarantine_warn_hours,
+                4,
+                1,
+                24 * 30,
+                "alerts.quarantine_warn_hours",
+                problems,
+            ) as u64
+                * 3600,
+        ),
     }
 }
 

@@ -185,6 +185,21 @@ pub struct Sku {
     pub version: i64,
 }
 
+impl Sku {
+    /// A SKU with defaults: no GTINs, no negative stock, no item check, version 1.
+    pub fn new(code: SkuCode, name: impl Into<String>, unit: StockUnit) -> Sku {
+        Sku {
+            code,
+            name: name.into(),
+            unit,
+            gtins: vec![],
+            allow_negative: false,
+            check_items_at_handover: false,
+            version: 1,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

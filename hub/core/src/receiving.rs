@@ -38,6 +38,24 @@ pub struct ManifestLine {
     pub crate_label: Option<String>,
 }
 
+impl ManifestLine {
+    /// A line with only its SKU and lot known (goods not in the manifest, released stock).
+    pub fn unexpected(line_no: u32, sku: SkuCode, lot: &str) -> ManifestLine {
+        ManifestLine {
+            line_no,
+            sku,
+            lot: lot.to_owned(),
+            production_date: None,
+            expiry: None,
+            expected_count: None,
+            expected_weight_g: None,
+            weight_tolerance_g: 0,
+            trace_codes: vec![],
+            crate_label: None,
+        }
+    }
+}
+
 /// A delivery manifest as central sends it; later versions amend or cancel it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -254,7 +272,14 @@ pub fn decide_line(
         });
         hold = true;
     }
-    if let Some(expected_g) = line.expected_weight_g {
+    if let Some(manifest_g) = line.expected_weight_g {
+        // A short or over count is judged on its own; the weight must match what was counted.
+        let expected_g = match (seen.counted, line.expected_count) {
+            (Some(counted), Some(expected)) if expected > 0 && counted != expected => {
+                manifest_g * counted / expected
+            }
+            _ => manifest_g,
+        };
         match seen.weight_g {
             Some(measured_g) if (measured_g - expected_g).abs() > line.weight_tolerance_g => {
                 reasons.push(Reason::WeightOutOfTolerance {
@@ -397,6 +422,7 @@ mod tests {
 
         let d = decide(LineObservation {
             counted: Some(8),
+            weight_g: Some(39_900),
             ..good()
         });
         assert_eq!((d.outcome, d.accepted), (Outcome::PartiallyAccepted, 8));
@@ -409,7 +435,19 @@ mod tests {
         );
 
         let d = decide(LineObservation {
+            counted: Some(8),
+            weight_g: Some(50_000),
+            ..good()
+        });
+        assert_eq!(
+            d.outcome,
+            Outcome::Held,
+            "8 units weighing as much as 10 is suspicious"
+        );
+
+        let d = decide(LineObservation {
             counted: Some(12),
+            weight_g: Some(60_100),
             ..good()
         });
         assert_eq!(

@@ -12,8 +12,9 @@ use super::config::{DeviceConfig, DeviceRole};
 use super::{DeviceEvent, HealthBoard, ParsedCode};
 use crate::config::Config;
 use crate::store::device_input::{self, NewInput, attempt};
-use crate::store::receiving::{self, ReceivingError};
+use crate::store::receiving;
 use crate::store::{Store, StoreError};
+use crate::workflows::receiving::ScanOutcome;
 use hub_core::Timestamp;
 use rusqlite::Connection;
 use tokio::sync::mpsc;
@@ -204,8 +205,9 @@ fn weight(
     finish(c, id, outcome)
 }
 
-/// Routes a receiving scan: an SSCC selects its crate's line; an opaque code is tried as a
-/// delivery or crate label first; anything else is an item's trace code.
+/// A receiving scan goes through the same step as every other entry point
+/// ([`crate::workflows::receiving::scan_in`]): a crate or delivery label selects its line, any
+/// other code is bound to (or flagged on) the selected line.
 fn receiving_scan(
     c: &Connection,
     station: &str,
@@ -213,60 +215,25 @@ fn receiving_scan(
     parsed: &ParsedCode,
     now: Timestamp,
 ) -> Result<Result<String, String>, StoreError> {
-    let selected = |s: receiving::Selected| {
-        format!(
-            "selected delivery {} line {} ({} lot {})",
-            s.delivery_id, s.line_no, s.sku, s.lot
-        )
-    };
-    match parsed.class.as_str() {
-        "sscc" => Ok(attempt(c, |c| {
-            receiving::scan_label(c, station, parsed.sscc.as_deref().unwrap_or(code), now)
-        })?
-        .map(selected)),
-        "opaque" => {
-            let label = attempt(c, |c| match receiving::scan_label(c, station, code, now) {
-                Err(ReceivingError::UnknownLabel(_)) => Ok(None),
-                Ok(s) => Ok(Some(s)),
-                Err(e) => Err(e),
-            })?;
-            match label {
-                Ok(Some(s)) => Ok(Ok(selected(s))),
-                Err(e) => Ok(Err(e)),
-                Ok(None) => item(c, station, code, parsed, now),
-            }
-        }
-        _ => item(c, station, code, parsed, now),
-    }
-}
-
-fn item(
-    c: &Connection,
-    station: &str,
-    code: &str,
-    parsed: &ParsedCode,
-    now: Timestamp,
-) -> Result<Result<String, String>, StoreError> {
+    // The AIM identifier tells the classifier the data is GS1; put it back in front.
+    let text = format!("{}{code}", parsed.aim.as_deref().unwrap_or(""));
     let outcome = attempt(c, |c| {
-        receiving::scan_item(
-            c,
-            station,
-            code,
-            parsed.gtin.as_deref(),
-            parsed.error.as_deref(),
-            now,
-        )
+        crate::workflows::receiving::scan_in(c, station, &text, now)
     })?;
     Ok(outcome.map(|o| match o {
-        receiving::BindOutcome::Bound {
+        ScanOutcome::LineSelected(s) => format!(
+            "selected delivery {} line {} ({} lot {})",
+            s.delivery_id, s.line_no, s.sku, s.lot
+        ),
+        ScanOutcome::Item(receiving::BindOutcome::Bound {
             delivery_id,
             line_no,
             count,
-        } => format!("bound to delivery {delivery_id} line {line_no} ({count} codes)"),
-        receiving::BindOutcome::Flagged {
+        }) => format!("bound to delivery {delivery_id} line {line_no} ({count} codes)"),
+        ScanOutcome::Item(receiving::BindOutcome::Flagged {
             delivery_id,
             line_no,
             flag,
-        } => format!("flagged on delivery {delivery_id} line {line_no}: {flag:?}"),
+        }) => format!("flagged on delivery {delivery_id} line {line_no}: {flag:?}"),
     }))
 }

@@ -767,3 +767,43 @@ pub fn bind_trace_code(
     .map(|n| n == 1)
     .map_err(sql(conn))
 }
+
+/// Which batch to take each order line from: the reserved lot, or first-expiry-first-out.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PickHint {
+    pub sku: String,
+    pub quantity: i64,
+    pub lot: Option<String>,
+    pub expiry: Option<String>,
+}
+
+/// The pick list for an order, first-expiry-first-out where no lot is reserved.
+pub fn pick_list(conn: &Connection, order_id: &str) -> Result<Vec<PickHint>, StoreError> {
+    let Some(order) = order(conn, order_id)? else {
+        return Ok(vec![]);
+    };
+    let mut hints = Vec::new();
+    for item in &order.items {
+        let batches = fefo_batches(conn, &item.sku)?;
+        let (lot, expiry) = match &item.lot {
+            Some(lot) => (
+                Some(lot.clone()),
+                batches
+                    .iter()
+                    .find(|b| &b.0 == lot)
+                    .and_then(|b| b.1.clone()),
+            ),
+            None => batches
+                .first()
+                .map(|b| (Some(b.0.clone()), b.1.clone()))
+                .unwrap_or((None, None)),
+        };
+        hints.push(PickHint {
+            sku: item.sku.to_string(),
+            quantity: item.quantity,
+            lot,
+            expiry,
+        });
+    }
+    Ok(hints)
+}

@@ -541,16 +541,63 @@ pub fn split_line(
         l.expected_weight_g = l.expected_weight_g.map(|g| g - share(Some(g)).unwrap_or(0));
     }
     d.manifest.lines.push(split);
+    save_manifest(conn, &d.manifest, now)?;
+    Ok(new_no)
+}
+
+fn save_manifest(conn: &Connection, manifest: &Manifest, now: Timestamp) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE delivery_manifest SET body = ?2, updated_at = ?3 WHERE delivery_id = ?1",
         params![
-            delivery_id,
-            serde_json::to_string(&d.manifest).unwrap_or_default(),
+            manifest.delivery_id,
+            serde_json::to_string(manifest).unwrap_or_default(),
             now.millis()
         ],
     )
     .map_err(sql(conn))?;
-    Ok(new_no)
+    Ok(())
+}
+
+/// Writes a decision and, when it holds stock, its quarantine row.
+fn insert_decision(
+    conn: &Connection,
+    record: &ReceivingDecision,
+    expiry: Option<chrono::NaiveDate>,
+) -> Result<(), StoreError> {
+    let d = &record.decision;
+    conn.execute(
+        "INSERT INTO line_decision (delivery_id, line_no, sku, lot, outcome, accepted, rejected, held, body, staff, decided_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            record.delivery_id,
+            record.line_no,
+            record.sku.as_str(),
+            record.lot,
+            d.outcome.as_str(),
+            d.accepted,
+            d.rejected,
+            d.held,
+            serde_json::to_string(record).unwrap_or_default(),
+            record.staff,
+            record.decided_at.millis()
+        ],
+    )
+    .map_err(sql(conn))?;
+    conn.execute(
+        "INSERT INTO quarantine (delivery_id, line_no, sku, lot, expiry, quantity, since, status)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'held' WHERE ?6 > 0",
+        params![
+            record.delivery_id,
+            record.line_no,
+            record.sku.as_str(),
+            record.lot,
+            expiry.map(|e| e.to_string()),
+            d.held,
+            record.decided_at.millis()
+        ],
+    )
+    .map_err(sql(conn))?;
+    Ok(())
 }
 
 fn observation(rec: &LineRecord, unit: StockUnit) -> LineObservation {
@@ -644,14 +691,6 @@ pub fn decide(
             now,
         )?;
     }
-    if decision.held > 0 {
-        conn.execute(
-            "INSERT INTO quarantine (delivery_id, line_no, sku, lot, expiry, quantity, since, status)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'held')",
-            params![delivery_id, line_no, line.sku.as_str(), line.lot, line.expiry.map(|e| e.to_string()), decision.held, now.millis()],
-        )
-        .map_err(sql(conn))?;
-    }
     let code_status = if decision.held > 0 {
         "quarantined"
     } else if decision.accepted > 0 {
@@ -674,24 +713,7 @@ pub fn decide(
         bound_codes: rec.bound_codes.clone(),
         flagged_codes: rec.flagged.clone(),
     };
-    conn.execute(
-        "INSERT INTO line_decision (delivery_id, line_no, sku, lot, outcome, accepted, rejected, held, body, staff, decided_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![
-            delivery_id,
-            line_no,
-            line.sku.as_str(),
-            line.lot,
-            decision.outcome.as_str(),
-            decision.accepted,
-            decision.rejected,
-            decision.held,
-            serde_json::to_string(&record).unwrap_or_default(),
-            staff,
-            now.millis()
-        ],
-    )
-    .map_err(sql(conn))?;
+    insert_decision(conn, &record, line.expiry)?;
     tracing::info!(
         delivery = delivery_id,
         line_no,
@@ -746,16 +768,8 @@ pub fn resolve_quarantine(
     let sku = SkuCode::new(sku).map_err(|e| ReceivingError::UnknownSku(e.to_string()))?;
     if release > 0 {
         let line = ManifestLine {
-            line_no,
-            sku: sku.clone(),
-            lot: lot.clone(),
-            production_date: None,
             expiry: expiry.and_then(|e| e.parse().ok()),
-            expected_count: None,
-            expected_weight_g: None,
-            weight_tolerance_g: 0,
-            trace_codes: vec![],
-            crate_label: None,
+            ..ManifestLine::unexpected(line_no, sku.clone(), &lot)
         };
         let reference =
             format!("delivery {delivery_id} line {line_no} released by {staff}: {reason}");
@@ -865,32 +879,10 @@ pub fn unexpected_goods(
         .max()
         .unwrap_or(0)
         + 1;
-    d.manifest.lines.push(ManifestLine {
-        line_no,
-        sku: sku.clone(),
-        lot: lot.into(),
-        production_date: None,
-        expiry: None,
-        expected_count: None,
-        expected_weight_g: None,
-        weight_tolerance_g: 0,
-        trace_codes: vec![],
-        crate_label: None,
-    });
-    conn.execute(
-        "UPDATE delivery_manifest SET body = ?2, updated_at = ?3 WHERE delivery_id = ?1",
-        params![
-            delivery_id,
-            serde_json::to_string(&d.manifest).unwrap_or_default(),
-            now.millis()
-        ],
-    )
-    .map_err(sql(conn))?;
-    conn.execute(
-        "INSERT INTO quarantine (delivery_id, line_no, sku, lot, quantity, since, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'held')",
-        params![delivery_id, line_no, sku.as_str(), lot, decision.held, now.millis()],
-    )
-    .map_err(sql(conn))?;
+    d.manifest
+        .lines
+        .push(ManifestLine::unexpected(line_no, sku.clone(), lot));
+    save_manifest(conn, &d.manifest, now)?;
     let record = ReceivingDecision {
         delivery_id: delivery_id.into(),
         supplier: d.manifest.supplier.clone(),
@@ -905,12 +897,7 @@ pub fn unexpected_goods(
         bound_codes: vec![],
         flagged_codes: vec![],
     };
-    conn.execute(
-        "INSERT INTO line_decision (delivery_id, line_no, sku, lot, outcome, accepted, rejected, held, body, staff, decided_at)
-         VALUES (?1, ?2, ?3, ?4, 'held', 0, 0, ?5, ?6, '', ?7)",
-        params![delivery_id, line_no, sku.as_str(), lot, decision.held, serde_json::to_string(&record).unwrap_or_default(), now.millis()],
-    )
-    .map_err(sql(conn))?;
+    insert_decision(conn, &record, None)?;
     outbox::append(
         conn,
         &DomainEvent::ReceivingLineDecided { decision: record },
@@ -937,22 +924,33 @@ pub fn decisions(
         .collect())
 }
 
-/// Held stock waiting for review: (delivery, line, sku, lot, quantity, since).
-pub fn held(
-    conn: &Connection,
-) -> Result<Vec<(String, u32, String, String, i64, Timestamp)>, StoreError> {
+/// Stock held for review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldStock {
+    pub delivery_id: String,
+    pub line_no: u32,
+    pub sku: String,
+    pub lot: String,
+    pub quantity: i64,
+    pub since: Timestamp,
+}
+
+/// Held stock waiting for review, oldest first.
+pub fn held(conn: &Connection) -> Result<Vec<HeldStock>, StoreError> {
     let mut st = conn
-        .prepare_cached("SELECT delivery_id, line_no, sku, lot, quantity, since FROM quarantine WHERE status = 'held' ORDER BY since")
+        .prepare_cached(
+            "SELECT delivery_id, line_no, sku, lot, quantity, since FROM quarantine WHERE status = 'held' ORDER BY since",
+        )
         .map_err(sql(conn))?;
     st.query_map([], |r| {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            Timestamp(r.get(5)?),
-        ))
+        Ok(HeldStock {
+            delivery_id: r.get(0)?,
+            line_no: r.get(1)?,
+            sku: r.get(2)?,
+            lot: r.get(3)?,
+            quantity: r.get(4)?,
+            since: Timestamp(r.get(5)?),
+        })
     })
     .and_then(|rows| rows.collect())
     .map_err(sql(conn))

@@ -58,6 +58,25 @@ pub async fn run_checks(
                 .collect();
             round.alert_changes += usize::from(alerts::reconcile_kind(c, AlertKind::NearExpiry, &observed, now)?);
 
+            let waiting_ms = config.quarantine_warn.as_millis() as i64;
+            let observed: Vec<Alert> = crate::store::receiving::held(c)?
+                .into_iter()
+                .filter(|h| now.millis() - h.since.millis() > waiting_ms)
+                .map(|h| {
+                    let hours = (now.millis() - h.since.millis()) / 3_600_000;
+                    Alert {
+                        kind: AlertKind::QuarantineWaiting,
+                        subject: format!("{}/{}", h.delivery_id, h.line_no),
+                        tier: if now.millis() - h.since.millis() > waiting_ms * 3 { Tier::Red } else { Tier::Orange },
+                        message: format!(
+                            "{} x{} (lot {}) from delivery {} held for review for {hours} h",
+                            h.sku, h.quantity, h.lot, h.delivery_id
+                        ),
+                    }
+                })
+                .collect();
+            round.alert_changes += usize::from(alerts::reconcile_kind(c, AlertKind::QuarantineWaiting, &observed, now)?);
+
             let stats = outbox::stats(c)?;
             let backlog_age_ms = stats.oldest_undelivered_at.map(|t| now.millis() - t).unwrap_or(0);
             let warn_ms = config.outbox_backlog_warn.as_millis() as i64;

@@ -7,3 +7,4 @@
 
 pub mod alerts;
 pub mod pickup;
+pub mod receiving;
