@@ -56,13 +56,13 @@ impl std::fmt::Display for DevicesBenchReport {
         )?;
         writeln!(
             f,
-            "  {:<34} {:>6} {:>14} {:>14} {:>10}  target",
+            "  {:<38} {:>6} {:>14} {:>14} {:>10}  target",
             "stream", "bytes", "line frames/s", "parsed/s", "ratio"
         )?;
         for s in &self.streams {
             writeln!(
                 f,
-                "  {:<34} {:>6} {:>14.0} {:>14.0} {:>9.0}x  >= {:.0}x {}",
+                "  {:<38} {:>6} {:>14.0} {:>14.0} {:>9.0}x  >= {:.0}x {}",
                 s.stream,
                 s.frame_bytes,
                 s.line_rate_frames_per_s,
