@@ -145,6 +145,21 @@ enum Command {
         #[command(flatten)]
         run: CentralRunArgs,
     },
+    /// Device health and counters, and the latest journaled scans and weights.
+    Devices {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// How many journal rows to show, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a simulated scale or scanner on a pseudo-terminal (commands on stdin).
+    Sim {
+        #[command(subcommand)]
+        command: SimCommand,
+    },
     /// Developer tools used by the test suite.
     #[command(hide = true)]
     Dev {
@@ -450,6 +465,49 @@ enum BenchCommand {
         #[arg(long, default_value_t = 100)]
         in_flight: usize,
     },
+    /// Parsing throughput of scanner and scale streams vs the 115200-baud line rate.
+    Devices {
+        /// Also write the figures as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Seconds per stream.
+        #[arg(long, default_value_t = 1.0)]
+        seconds: f64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SimCommand {
+    /// A scale running the firmware-shim code over a load-cell model.
+    ///
+    /// Stdin commands: put <kg>|<g>g, remove, move, still, silent, talk, garbage [n],
+    /// partial, overlong [n], send <text with \xNN escapes>, unplug, replug, quit.
+    Scale {
+        /// mt-sics, toledo8217, mettler-continuous or yaohua-a9.
+        #[arg(long)]
+        protocol: String,
+        /// A stable symlink to the pseudo-terminal, re-created on every replug.
+        #[arg(long)]
+        link: Option<PathBuf>,
+        /// Interval between frames of the continuous protocols, in ms.
+        #[arg(long, default_value_t = 100)]
+        interval_ms: u32,
+    },
+    /// A barcode scanner with configurable framing.
+    ///
+    /// Stdin commands: scan <code>, partial <text>, garbage [n], overlong [n], send <text>,
+    /// unplug, replug, quit. Codes may use \xNN escapes (e.g. \x1d for GS).
+    Scanner {
+        #[arg(long)]
+        link: Option<PathBuf>,
+        /// cr, lf, crlf, tab or none.
+        #[arg(long, default_value = "cr")]
+        terminator: String,
+        #[arg(long, default_value = "")]
+        prefix: String,
+        #[arg(long, default_value = "")]
+        suffix: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -693,6 +751,27 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 EXIT_BELOW_TARGET
             })
         }
+        Command::Bench {
+            command: BenchCommand::Devices { json, seconds },
+        } => {
+            let report = bench::devices::run(seconds.clamp(0.05, 60.0));
+            println!("{report}");
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+                println!("figures written to {}", path.display());
+            }
+            Ok(if report.meets_targets() {
+                EXIT_OK
+            } else {
+                EXIT_BELOW_TARGET
+            })
+        }
+        Command::Devices {
+            config,
+            limit,
+            json,
+        } => devices_command(&config.config, limit, json, cli.log_format),
+        Command::Sim { command } => sim_command(command, cli.log_format),
         Command::Sku {
             command: SkuCommand::Import { config, file },
         } => {
@@ -993,6 +1072,112 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             Ok(EXIT_OK)
         }
     }
+}
+
+fn devices_command(
+    path: &std::path::Path,
+    limit: usize,
+    json: bool,
+    format: Option<LogFormatArg>,
+) -> Result<i32, Failure> {
+    let (config, store) = open_site(path, format)?;
+    let journal = store.read_blocking(|c| crate::store::device_input::recent(c, limit))?;
+    store.close();
+    let status_path = crate::devices::status_file(&config.store.data_dir);
+    let health: Vec<crate::devices::DeviceHealth> = match std::fs::read(&status_path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    if json {
+        print_json(&serde_json::json!({"devices": health, "journal": journal}))?;
+        return Ok(EXIT_OK);
+    }
+    if health.is_empty() {
+        println!(
+            "no device status yet ({} is written by a running hub)",
+            status_path.display()
+        );
+    }
+    for h in &health {
+        println!(
+            "{:<14} {:<8} {:<8} {:<7} {}  [frames {} garbage {}B/{} overlong {} checksum {} malformed {} reconnects {} applied {} refused {}]",
+            h.name,
+            h.kind,
+            h.station,
+            if h.online { "online" } else { "OFFLINE" },
+            h.detail,
+            h.frames,
+            h.garbage_bytes,
+            h.garbage_frames,
+            h.overlong,
+            h.checksum_failures,
+            h.malformed,
+            h.reconnects,
+            h.applied,
+            h.refused
+        );
+    }
+    if !journal.is_empty() {
+        println!("\nlatest inputs:");
+    }
+    for r in &journal {
+        let what = match (&r.code, r.grams) {
+            (Some(code), _) => code.clone(),
+            (None, Some(g)) => format!("{g} g"),
+            (None, None) => String::new(),
+        };
+        println!(
+            "  #{:<6} {:<14} {:<7} {:<30} {:<8} {}",
+            r.id, r.device, r.kind, what, r.outcome, r.detail
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+fn sim_command(command: SimCommand, format: Option<LogFormatArg>) -> Result<i32, Failure> {
+    use crate::devices::config::{ScaleProtocol, ScannerFraming, parse_terminator};
+    telemetry::init("warn", log_format(format, None));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match command {
+        SimCommand::Scale {
+            protocol,
+            link,
+            interval_ms,
+        } => {
+            let protocol = ScaleProtocol::parse(&protocol).ok_or_else(|| Failure {
+                code: EXIT_INVALID,
+                error: anyhow::anyhow!(
+                    "--protocol {protocol}: use one of {}",
+                    ScaleProtocol::NAMES.join(", ")
+                ),
+            })?;
+            rt.block_on(crate::devices::sim::run_scale(
+                protocol,
+                link,
+                interval_ms.max(10),
+            ))?;
+        }
+        SimCommand::Scanner {
+            link,
+            terminator,
+            prefix,
+            suffix,
+        } => {
+            let terminator = parse_terminator(&terminator).ok_or_else(|| Failure {
+                code: EXIT_INVALID,
+                error: anyhow::anyhow!("--terminator {terminator}: use cr, lf, crlf, tab or none"),
+            })?;
+            let framing = ScannerFraming {
+                terminator,
+                prefix: crate::devices::sim::unescape(&prefix),
+                suffix: crate::devices::sim::unescape(&suffix),
+            };
+            rt.block_on(crate::devices::sim::run_scanner(framing, link))?;
+        }
+    }
+    Ok(EXIT_OK)
 }
 
 /// Loads a site's config, sets up logging and opens its store.

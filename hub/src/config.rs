@@ -82,6 +82,10 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     pub pickup: PickupConfig,
     pub alerts: AlertsConfig,
+    /// Scales and scanners, in file order (`[[devices]]`).
+    pub devices: Vec<crate::devices::config::DeviceConfig>,
+    /// The site's local MQTT broker that networked devices publish to (`[device_broker]`).
+    pub device_broker: crate::devices::config::BrokerConfig,
     pub receiving: ReceivingConfig,
     /// Upstream sync over MQTT; `None` when the file has no `[uplink]` section (or it is
     /// disabled), and the hub then keeps everything in its outbox.
@@ -356,6 +360,8 @@ const SECTIONS: &[&str] = &[
     "shutdown",
     "pickup",
     "alerts",
+    "devices",
+    "device_broker",
     "receiving",
     "uplink",
 ];
@@ -410,6 +416,12 @@ impl Config {
         let alerts: RawAlerts = section(&table, "alerts", &mut problems);
         let pickup = validate_pickup(pickup, &mut problems);
         let alerts = validate_alerts(alerts, &mut problems);
+        let device_broker = crate::devices::config::validate_broker(
+            section(&table, "device_broker", &mut problems),
+            site.id.as_deref().unwrap_or("hub"),
+            &mut problems,
+        );
+        let devices = crate::devices::config::validate_devices(table.get("devices"), &mut problems);
         let receiving: RawReceiving = section(&table, "receiving", &mut problems);
         let receiving = ReceivingConfig {
             policy: hub_core::receiving::ReceivingPolicy {
@@ -538,6 +550,8 @@ impl Config {
                 shutdown: ShutdownConfig { grace },
                 pickup,
                 alerts,
+                devices,
+                device_broker,
                 receiving,
                 uplink,
             }),
@@ -873,7 +887,7 @@ fn validate_uplink(
 
 /// Deserialises one top-level section on its own so that its errors carry its name and do not
 /// stop the other sections from being checked.
-fn section<T: DeserializeOwned + Default>(
+pub(crate) fn section<T: DeserializeOwned + Default>(
     table: &toml::Table,
     key: &str,
     problems: &mut Problems,
@@ -890,7 +904,7 @@ fn section<T: DeserializeOwned + Default>(
     }
 }
 
-fn int_in(
+pub(crate) fn int_in(
     value: Option<i64>,
     default: usize,
     min: i64,

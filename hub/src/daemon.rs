@@ -69,6 +69,9 @@ pub async fn run(config: Config, store: Store, shutdown: CancellationToken) -> a
         config.alerts.clone(),
         shutdown.child_token(),
     ));
+    // Device health for the status page; the board also writes a snapshot file for
+    // `hub devices`.
+    let _device_health = crate::devices::spawn(&config, &store, &tracker, &shutdown);
     tracker.close();
 
     shutdown.cancelled().await;

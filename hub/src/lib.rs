@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod dev;
+pub mod devices;
 pub mod evidence;
 pub mod report;
 pub mod store;

@@ -115,6 +115,10 @@ pub enum DomainEvent {
         staff: String,
         lines: usize,
     },
+    /// A scale or scanner answers again (or for the first time since the hub started).
+    DeviceOnline { device: String, detail: String },
+    /// A scale or scanner disappeared, stopped answering or failed its probe.
+    DeviceOffline { device: String, reason: String },
 }
 
 /// A receiving decision with the evidence behind it, as kept for disputes.
@@ -191,6 +195,8 @@ impl DomainEvent {
             DomainEvent::TraceCodeFlagged { .. } => "trace_code_flagged",
             DomainEvent::QuarantineResolved { .. } => "quarantine_resolved",
             DomainEvent::DeliveryClosed { .. } => "delivery_closed",
+            DomainEvent::DeviceOnline { .. } => "device_online",
+            DomainEvent::DeviceOffline { .. } => "device_offline",
         }
     }
 }

@@ -3,5 +3,6 @@
 //! Each benchmark measures a baseline in the same run, so figures are read as ratios: the
 //! machine may be noisy, but both sides see the same noise.
 
+pub mod devices;
 pub mod ledger;
 pub mod sync;

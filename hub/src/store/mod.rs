@@ -10,6 +10,7 @@
 //! Nothing here knows about MQTT, devices or the clock; domain rules live in `hub-core`.
 
 pub mod alerts;
+pub mod device_input;
 pub mod ledger;
 pub mod outbox;
 pub mod pickup;

@@ -222,6 +222,23 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (kind, key)
     ) STRICT;
     "#,
+    // 5: raw device input (scans, stable weights) journaled with what was done with it.
+    r#"
+    CREATE TABLE device_input (
+        id INTEGER PRIMARY KEY,
+        device TEXT NOT NULL,
+        station TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        code TEXT,
+        grams INTEGER,
+        parsed TEXT,
+        raw TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX device_input_by_device ON device_input (device, id);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -34,31 +34,40 @@ pub async fn scan(
     now: Timestamp,
 ) -> Result<ScanOutcome, ReceivingError> {
     let (station, text) = (station.to_owned(), text.trim().to_owned());
-    store
-        .write(move |c| {
-            let classified = classify_text(&text);
-            let label = match &classified {
-                ScannedCode::Sscc { sscc } => sscc.clone(),
-                _ => text.clone(),
-            };
-            match rs::scan_label(c, &station, &label, now) {
-                Ok(selected) => return Ok(ScanOutcome::LineSelected(selected)),
-                Err(ReceivingError::UnknownLabel(_))
-                    if !matches!(classified, ScannedCode::Sscc { .. }) => {}
-                Err(e) => return Err(e),
-            }
-            let outcome = match classified {
-                ScannedCode::Item { code, gtin } => {
-                    rs::scan_item(c, &station, &code, gtin.as_deref(), None, now)?
-                }
-                ScannedCode::Malformed { raw, reason } => {
-                    rs::scan_item(c, &station, &raw, None, Some(&reason), now)?
-                }
-                ScannedCode::Sscc { sscc } => return Err(ReceivingError::UnknownLabel(sscc)),
-            };
-            Ok(ScanOutcome::Item(outcome))
-        })
-        .await
+    store.write(move |c| scan_in(c, &station, &text, now)).await
+}
+
+/// The scan step inside the caller's transaction: a crate or delivery label selects its line,
+/// anything else is an item code bound to (or flagged on) the selected line. The device
+/// dispatcher calls this in the same transaction as the journal row of the scan.
+pub fn scan_in(
+    c: &rusqlite::Connection,
+    station: &str,
+    text: &str,
+    now: Timestamp,
+) -> Result<ScanOutcome, ReceivingError> {
+    let text = text.trim();
+    let classified = classify_text(text);
+    let label = match &classified {
+        ScannedCode::Sscc { sscc } => sscc.clone(),
+        _ => text.to_owned(),
+    };
+    match rs::scan_label(c, station, &label, now) {
+        Ok(selected) => return Ok(ScanOutcome::LineSelected(selected)),
+        Err(ReceivingError::UnknownLabel(_)) if !matches!(classified, ScannedCode::Sscc { .. }) => {
+        }
+        Err(e) => return Err(e),
+    }
+    let outcome = match classified {
+        ScannedCode::Item { code, gtin } => {
+            rs::scan_item(c, station, &code, gtin.as_deref(), None, now)?
+        }
+        ScannedCode::Malformed { raw, reason } => {
+            rs::scan_item(c, station, &raw, None, Some(&reason), now)?
+        }
+        ScannedCode::Sscc { sscc } => return Err(ReceivingError::UnknownLabel(sscc)),
+    };
+    Ok(ScanOutcome::Item(outcome))
 }
 
 /// A stable weight (grams) was read at a receiving station.

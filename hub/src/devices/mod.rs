@@ -1,0 +1,323 @@
+//! Device adapters: serial and MQTT scales and scanners, turned into one closed event type.
+//!
+//! Each serial port gets its own task ([`serial`]): open → probe → read loop, and on EOF, an
+//! I/O error or silence it drops the port, reports the device offline and reopens it with
+//! capped backoff. Networked devices on the site's local broker are read by one task
+//! ([`mqtt_devices`]). Both send [`DeviceEvent`]s through a bounded channel to the
+//! [`dispatch`] task, which journals each input in the store and acts on it in the same
+//! transaction. Wire formats are never parsed here: [`scale`] and [`scanner`] feed bytes to
+//! the `firmware-shim` framers and parsers. [`sim`] runs simulated devices on pseudo-terminals.
+//!
+//! This module must not block the async runtime, must not decide business rules (the store's
+//! workflows do), and must not spin: every wait is on a read, a timer or the shutdown token.
+
+pub mod config;
+pub mod dispatch;
+pub mod mqtt_devices;
+pub mod scale;
+pub mod scanner;
+pub mod serial;
+pub mod sim;
+
+use crate::store::Store;
+use config::{DeviceConfig, DeviceKind, DeviceTransport};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Events waiting for the dispatcher before device tasks are held back.
+pub const EVENT_QUEUE: usize = 256;
+
+/// What a scanned code was classified as (from `firmware_shim::codes::trace::classify`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
+pub struct ParsedCode {
+    /// `gs1_item`, `sscc`, `gs1_other`, `gtin`, `cn_drug`, `scale_label`, `site`, `opaque`,
+    /// or `invalid`.
+    pub class: String,
+    /// AIM symbology identifier, e.g. `]C1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aim: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gtin: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sscc: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lot: Option<String>,
+    /// Why the code is not a valid trace code (class `invalid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Everything a device can tell the hub. Closed: the dispatcher handles every variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceEvent {
+    /// A weight that is stable by the scale's flag and the hub's own check, and is a new
+    /// placement on the pan.
+    StableWeight {
+        device: String,
+        grams: i64,
+        raw: String,
+    },
+    /// A scan, framed and classified.
+    Scan {
+        device: String,
+        code: String,
+        parsed: ParsedCode,
+        raw: String,
+    },
+    /// The device answers (after its probe, or its broker connected).
+    DeviceOnline { device: String, detail: String },
+    /// The device disappeared, stopped answering or failed its probe.
+    DeviceOffline { device: String, reason: String },
+}
+
+impl DeviceEvent {
+    /// The device the event is about.
+    pub fn device(&self) -> &str {
+        match self {
+            DeviceEvent::StableWeight { device, .. }
+            | DeviceEvent::Scan { device, .. }
+            | DeviceEvent::DeviceOnline { device, .. }
+            | DeviceEvent::DeviceOffline { device, .. } => device,
+        }
+    }
+}
+
+/// A device's health and counters, for the status page and `hub devices`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct DeviceHealth {
+    pub name: String,
+    pub kind: String,
+    pub station: String,
+    /// The port path or the MQTT topic.
+    pub source: String,
+    pub protocol: Option<String>,
+    pub online: bool,
+    /// Why it is offline, or what the probe found when online.
+    pub detail: String,
+    /// Milliseconds since the epoch of the last online/offline change.
+    pub since_ms: i64,
+    /// Times the port was opened again after being lost.
+    pub reconnects: u64,
+    /// Frames that parsed.
+    pub frames: u64,
+    /// Bytes dropped as line noise or outside any frame (wrong baud rate, interference).
+    pub garbage_bytes: u64,
+    /// Frames discarded because they contained noise.
+    pub garbage_frames: u64,
+    /// Frames discarded for being longer than the buffer.
+    pub overlong: u64,
+    pub checksum_failures: u64,
+    /// Frames cut correctly whose content did not parse (partial or damaged frames).
+    pub malformed: u64,
+    /// Stable placements (scales) or scans (scanners) sent to the dispatcher.
+    pub events: u64,
+    /// Inputs the workflows applied.
+    pub applied: u64,
+    /// Inputs the workflows refused (journaled all the same).
+    pub refused: u64,
+    /// Last weight seen (stable or not), grams.
+    pub last_grams: Option<i64>,
+}
+
+/// Live health of every device, shared by the device tasks and readable through a `watch`.
+#[derive(Debug, Clone)]
+pub struct HealthBoard {
+    tx: watch::Sender<BTreeMap<String, DeviceHealth>>,
+}
+
+impl HealthBoard {
+    /// A board listing `devices`, all offline until they answer.
+    pub fn new(devices: &[DeviceConfig]) -> Self {
+        let now = crate::clock::now().millis();
+        let map = devices
+            .iter()
+            .map(|d| {
+                let source = match &d.transport {
+                    DeviceTransport::Serial { path, .. } => path.display().to_string(),
+                    DeviceTransport::Mqtt { topic } => format!("mqtt:{topic}"),
+                };
+                let health = DeviceHealth {
+                    name: d.name.clone(),
+                    kind: match d.kind {
+                        DeviceKind::Scale => "scale".into(),
+                        DeviceKind::Scanner => "scanner".into(),
+                    },
+                    station: d.station.clone(),
+                    source,
+                    protocol: d.protocol.map(|p| p.as_str().to_owned()),
+                    detail: "not connected yet".into(),
+                    since_ms: now,
+                    ..DeviceHealth::default()
+                };
+                (d.name.clone(), health)
+            })
+            .collect();
+        HealthBoard {
+            tx: watch::Sender::new(map),
+        }
+    }
+
+    /// Changes one device's entry.
+    pub fn update(&self, device: &str, f: impl FnOnce(&mut DeviceHealth)) {
+        self.tx.send_if_modified(|map| match map.get_mut(device) {
+            Some(h) => {
+                let before = h.clone();
+                f(h);
+                *h != before
+            }
+            None => false,
+        });
+    }
+
+    /// A receiver of snapshots, for the status page.
+    pub fn subscribe(&self) -> watch::Receiver<BTreeMap<String, DeviceHealth>> {
+        self.tx.subscribe()
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Vec<DeviceHealth> {
+        self.tx.borrow().values().cloned().collect()
+    }
+}
+
+/// Where the daemon writes the device health snapshot read by `hub devices`.
+pub fn status_file(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("devices-status.json")
+}
+
+/// Starts every configured device task, the dispatcher and the status-file writer.
+/// Returns the health board (for the status page).
+pub fn spawn(
+    config: &crate::config::Config,
+    store: &Store,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> HealthBoard {
+    let board = HealthBoard::new(&config.devices);
+    if config.devices.is_empty() {
+        return board;
+    }
+    let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+    tracker.spawn(dispatch::run(
+        rx,
+        store.clone(),
+        config.clone(),
+        board.clone(),
+        shutdown.child_token(),
+    ));
+    let mut mqtt = Vec::new();
+    for device in &config.devices {
+        match device.transport {
+            DeviceTransport::Serial { .. } => {
+                tracker.spawn(serial::run(
+                    device.clone(),
+                    tx.clone(),
+                    board.clone(),
+                    shutdown.child_token(),
+                ));
+            }
+            DeviceTransport::Mqtt { .. } => mqtt.push(device.clone()),
+        }
+    }
+    if !mqtt.is_empty() {
+        tracker.spawn(mqtt_devices::run(
+            config.device_broker.clone(),
+            mqtt,
+            tx.clone(),
+            board.clone(),
+            shutdown.child_token(),
+        ));
+    }
+    tracker.spawn(status_writer(
+        status_file(&config.store.data_dir),
+        board.clone(),
+        shutdown.child_token(),
+    ));
+    board
+}
+
+/// Writes the health snapshot to a file once a second when it changed (temp file + rename,
+/// so a reader never sees half a file). Not durable on purpose: it is a view, not a record.
+async fn status_writer(path: PathBuf, board: HealthBoard, shutdown: CancellationToken) {
+    let mut rx = board.subscribe();
+    rx.mark_changed();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        if !rx.has_changed().unwrap_or(false) {
+            continue;
+        }
+        let snapshot: Vec<DeviceHealth> = rx.borrow_and_update().values().cloned().collect();
+        let path = path.clone();
+        let written = tokio::task::spawn_blocking(move || write_status(&path, &snapshot)).await;
+        if let Ok(Err(e)) = written {
+            tracing::warn!(error = %e, "cannot write the device status file");
+        }
+    }
+    // Leave the last state behind for `hub devices` after a stop.
+    let snapshot = board.snapshot();
+    let _ = tokio::task::spawn_blocking(move || write_status(&path, &snapshot)).await;
+}
+
+fn write_status(path: &std::path::Path, snapshot: &[DeviceHealth]) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(snapshot)?)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Capped exponential backoff with ±20 % jitter, so many hubs (or ports) do not retry in step.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    first: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    pub fn new(first: Duration, max: Duration) -> Self {
+        Backoff {
+            first,
+            max,
+            next: first,
+        }
+    }
+
+    /// The delay to wait now; doubles the next one up to the cap.
+    pub fn next_delay(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(self.max);
+        let jitter = rand::random_range(0.8..1.2);
+        base.mul_f64(jitter).min(self.max)
+    }
+
+    /// Back to the first delay (after a success).
+    pub fn reset(&mut self) {
+        self.next = self.first;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_its_cap() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let delays: Vec<_> = (0..8).map(|_| b.next_delay()).collect();
+        assert!(delays[0] >= Duration::from_millis(80) && delays[0] <= Duration::from_millis(120));
+        assert!(delays.iter().all(|d| *d <= Duration::from_secs(2)));
+        assert!(delays[7] >= Duration::from_millis(1600));
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(120));
+    }
+}

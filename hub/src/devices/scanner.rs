@@ -1,0 +1,254 @@
+//! Scanner input on the hub side: framing with the shim's `ScannerFramer` and classification
+//! with `codes::trace::classify`, turned into a code string and a [`ParsedCode`].
+//!
+//! Nothing is parsed here by hand; this module only copies the shim's results into owned
+//! values for the event. It does no I/O.
+
+use super::ParsedCode;
+use super::scale::escape;
+use firmware_shim::codes::trace::{TraceCode, classify};
+use firmware_shim::wire::framer::FrameStats;
+use firmware_shim::wire::scanner::{Scan, ScannerConfig, ScannerFramer, split_frame};
+
+/// Longest scan kept; longer frames are discarded and counted as over-long.
+pub const MAX_SCAN: usize = 512;
+
+/// A scan ready for the dispatcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannedCode {
+    /// The data without framing, prefix/suffix or AIM identifier (GS kept as 0x1D).
+    pub code: String,
+    pub parsed: ParsedCode,
+    /// The frame as received, escaped.
+    pub raw: String,
+}
+
+/// Classifies one scan.
+pub fn classify_scan(scan: &Scan<'_>) -> ParsedCode {
+    let data = scan.data.to_vec();
+    let owned = Scan {
+        aim: scan.aim,
+        data: &data,
+    };
+    let mut scratch = [0u8; 512];
+    let aim = scan.aim.map(|a| a.to_string());
+    let mut parsed = ParsedCode {
+        aim,
+        ..ParsedCode::default()
+    };
+    match classify(&owned, &[], &mut scratch) {
+        Ok(code) => match code {
+            TraceCode::Gs1Item {
+                gtin,
+                serial,
+                elements,
+            } => {
+                parsed.class = "gs1_item".into();
+                parsed.gtin = Some(gtin.to_owned());
+                parsed.serial = Some(serial.to_owned());
+                parsed.lot = elements.get("10").map(str::to_owned);
+            }
+            TraceCode::Sscc { sscc, .. } => {
+                parsed.class = "sscc".into();
+                parsed.sscc = Some(sscc.to_owned());
+            }
+            TraceCode::Gs1Other { elements } => {
+                parsed.class = "gs1_other".into();
+                parsed.gtin = elements.gtin().map(str::to_owned);
+                parsed.lot = elements.get("10").map(str::to_owned);
+            }
+            TraceCode::Gtin { digits } => {
+                parsed.class = "gtin".into();
+                parsed.gtin = Some(digits.to_owned());
+            }
+            TraceCode::CnDrug(code) => {
+                parsed.class = "cn_drug".into();
+                parsed.serial = Some(code.serial().to_owned());
+            }
+            TraceCode::ScaleLabel { .. } => parsed.class = "scale_label".into(),
+            TraceCode::Site { name, .. } => {
+                parsed.class = "site".into();
+                parsed.serial = Some(name.to_owned());
+            }
+            TraceCode::Opaque { .. } => parsed.class = "opaque".into(),
+        },
+        Err(e) => {
+            parsed.class = "invalid".into();
+            parsed.error = Some(e.to_string());
+        }
+    }
+    parsed
+}
+
+/// Turns a complete frame (already cut) into a scanned code, e.g. an MQTT payload.
+pub fn from_frame(config: &ScannerConfig, frame: &[u8]) -> Option<ScannedCode> {
+    let trimmed = frame
+        .strip_suffix(b"\r\n")
+        .or_else(|| frame.strip_suffix(b"\n"))
+        .or_else(|| frame.strip_suffix(b"\r"))
+        .unwrap_or(frame);
+    let scan = split_frame(config, trimmed);
+    if scan.data.is_empty() {
+        return None;
+    }
+    Some(owned(&scan, frame))
+}
+
+fn owned(scan: &Scan<'_>, raw: &[u8]) -> ScannedCode {
+    ScannedCode {
+        code: String::from_utf8_lossy(scan.data).into_owned(),
+        parsed: classify_scan(scan),
+        raw: escape(raw),
+    }
+}
+
+/// A streaming scanner decoder: bytes in, scanned codes out.
+pub struct ScannerDecoder {
+    framer: Box<ScannerFramer<MAX_SCAN>>,
+    pending: Vec<u8>,
+    /// Frames dropped as line noise, and their bytes.
+    noise_frames: u32,
+    noise_bytes: u32,
+}
+
+/// True when a frame can be a scan: UTF-8 without control characters other than the GS1 and
+/// ISO 15434 separators (GS, RS, EOT). Noise from a wrong baud rate fails this.
+pub fn plausible_scan(data: &[u8]) -> bool {
+    std::str::from_utf8(data).is_ok_and(|text| {
+        text.chars()
+            .all(|c| !c.is_control() || matches!(c, '\x1d' | '\x1e' | '\x04' | '\t'))
+    })
+}
+
+impl std::fmt::Debug for ScannerDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScannerDecoder")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl ScannerDecoder {
+    pub fn new(config: ScannerConfig) -> Self {
+        ScannerDecoder {
+            framer: Box::new(ScannerFramer::new(config)),
+            pending: Vec::new(),
+            noise_frames: 0,
+            noise_bytes: 0,
+        }
+    }
+
+    /// Framing counters.
+    pub fn stats(&self) -> FrameStats {
+        let mut s = self.framer.stats();
+        s.frames = s.frames.saturating_sub(self.noise_frames);
+        s.garbage_frames = s.garbage_frames.saturating_add(self.noise_frames);
+        s.garbage_bytes = s.garbage_bytes.saturating_add(self.noise_bytes);
+        s
+    }
+
+    fn reject_noise(&mut self, code: Option<ScannedCode>, len: usize) -> Option<ScannedCode> {
+        match code {
+            Some(c) if !plausible_scan(c.code.as_bytes()) || c.code.contains('\u{fffd}') => {
+                self.noise_frames = self.noise_frames.saturating_add(1);
+                self.noise_bytes = self.noise_bytes.saturating_add(len as u32);
+                None
+            }
+            other => other,
+        }
+    }
+
+    fn track(&mut self, byte: u8) {
+        if self.pending.len() < 96 {
+            self.pending.push(byte);
+        }
+    }
+
+    /// Feeds one byte received at `now_ms`. `None` while a frame is incomplete; `Some(None)`
+    /// for a discarded frame (counted in [`ScannerDecoder::stats`]).
+    pub fn push(&mut self, byte: u8, now_ms: u64) -> Option<Option<ScannedCode>> {
+        let flushed = self.poll_idle(now_ms);
+        self.track(byte);
+        let result = match self.framer.push(byte, now_ms)? {
+            Ok(scan) if !scan.data.is_empty() => {
+                let data = scan.data.to_vec();
+                let aim = scan.aim;
+                Some(Scan { aim, data: &data }).map(|s| owned(&s, &self.pending))
+            }
+            _ => None,
+        };
+        let len = self.pending.len();
+        self.pending.clear();
+        let result = self.reject_noise(result, len);
+        // A frame flushed by the idle timeout just before this byte is not lost: it wins, and
+        // this byte starts the next frame (it is already in the framer).
+        Some(flushed.flatten().or(result))
+    }
+
+    /// Flushes a frame whose terminator never came, once the line was idle long enough.
+    pub fn poll_idle(&mut self, now_ms: u64) -> Option<Option<ScannedCode>> {
+        let result = match self.framer.poll_idle(now_ms)? {
+            Ok(scan) if !scan.data.is_empty() => {
+                let data = scan.data.to_vec();
+                let aim = scan.aim;
+                Some(owned(&Scan { aim, data: &data }, &self.pending))
+            }
+            _ => None,
+        };
+        let len = self.pending.len();
+        self.pending.clear();
+        Some(self.reject_noise(result, len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gs1_scan_becomes_a_parsed_code() {
+        let mut d = ScannerDecoder::new(ScannerConfig::default());
+        let mut out = Vec::new();
+        for (i, b) in b"]C1010950600013435221ABC123\x1d10LOT7\r\n"
+            .iter()
+            .enumerate()
+        {
+            if let Some(Some(code)) = d.push(*b, i as u64) {
+                out.push(code);
+            }
+        }
+        assert_eq!(out.len(), 1);
+        let p = &out[0].parsed;
+        assert_eq!(p.class, "gs1_item", "{p:?}");
+        assert_eq!(p.gtin.as_deref(), Some("09506000134352"));
+        assert_eq!(p.serial.as_deref(), Some("ABC123"));
+        assert_eq!(p.aim.as_deref(), Some("]C1"));
+    }
+
+    #[test]
+    fn noise_frames_are_dropped_and_counted() {
+        let mut d = ScannerDecoder::new(ScannerConfig::default());
+        let mut out = Vec::new();
+        for (i, b) in b"\xff\x81\x13abc\r\nDLV-1/1\r\n".iter().enumerate() {
+            if let Some(Some(code)) = d.push(*b, i as u64) {
+                out.push(code.code);
+            }
+        }
+        assert_eq!(out, vec!["DLV-1/1".to_owned()]);
+        assert_eq!(d.stats().garbage_frames, 1);
+        assert_eq!(d.stats().frames, 1);
+    }
+
+    #[test]
+    fn a_bad_check_digit_is_invalid_with_its_reason() {
+        let p = classify_scan(&Scan {
+            aim: None,
+            data: b"]E04006381333932",
+        });
+        let p2 = classify_scan(&split_frame(&ScannerConfig::default(), b"]E04006381333932"));
+        assert!(
+            p.class == "invalid" || p2.class == "invalid",
+            "{p:?} {p2:?}"
+        );
+    }
+}

@@ -1,0 +1,559 @@
+//! Hardware-in-the-loop tests: the `hub` binary reads simulated scales and scanners (`hub sim`)
+//! over real pseudo-terminals, exactly as it reads USB-serial adapters in the field.
+//!
+//! Assertions poll the hub's journal (`device_input`), its outbox, its alerts and the device
+//! status file with deadlines; sleeps only pace the scenario, never decide a result.
+
+use rusqlite::{Connection, OpenFlags};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const HUB: &str = env!("CARGO_BIN_EXE_hub");
+
+/// A simulated device process, driven by stdin commands.
+struct Sim {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Sim {
+    fn start(args: &[&str]) -> Sim {
+        let mut child = Command::new(HUB)
+            .arg("sim")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start hub sim");
+        let stdin = child.stdin.take().expect("sim stdin");
+        let stdout = child.stdout.take().expect("sim stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut sim = Sim {
+            child,
+            stdin,
+            lines,
+        };
+        sim.expect("ready");
+        sim
+    }
+
+    fn expect(&mut self, wanted: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(wanted) => return,
+                Ok(line) if line.starts_with("error") => panic!("sim: {line}"),
+                Ok(_) => {}
+                Err(_) => panic!("sim did not say '{wanted}' in time"),
+            }
+        }
+    }
+
+    /// Sends a command and waits for its acknowledgement.
+    fn send(&mut self, command: &str) {
+        writeln!(self.stdin, "{command}").expect("write to sim");
+        self.stdin.flush().expect("flush sim stdin");
+        let verb = command.split(' ').next().unwrap_or(command);
+        self.expect(&format!("ok {verb}"));
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `hub run` on its own site.
+struct Hub {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Hub {
+    fn config_path(dir: &Path) -> PathBuf {
+        dir.join("hub.toml")
+    }
+
+    fn write_config(dir: &Path, devices: &str) {
+        let text = format!(
+            "[site]\nid = \"hil\"\n[store]\ndata_dir = \"data\"\n[log]\nlevel = \"info\"\n[shutdown]\ngrace_seconds = 3\n{devices}"
+        );
+        std::fs::write(Hub::config_path(dir), text).expect("write config");
+    }
+
+    fn start(dir: tempfile::TempDir) -> Hub {
+        let log = std::fs::File::create(dir.path().join("hub.log")).expect("log file");
+        let child = Command::new(HUB)
+            .arg("run")
+            .arg("--config")
+            .arg(Hub::config_path(dir.path()))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start hub");
+        Hub { child, dir }
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("data").join("hub-hil.sqlite")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("hub.log")).unwrap_or_default()
+    }
+
+    fn query<T>(&self, sql: &str, f: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>) -> Vec<T> {
+        let Ok(conn) = Connection::open_with_flags(self.db(), OpenFlags::SQLITE_OPEN_READ_ONLY)
+        else {
+            return Vec::new();
+        };
+        let _ = conn.busy_timeout(Duration::from_secs(2));
+        let Ok(mut st) = conn.prepare(sql) else {
+            return Vec::new();
+        };
+        st.query_map([], |r| f(r))
+            .and_then(|rows| rows.collect())
+            .unwrap_or_default()
+    }
+
+    /// (device, grams, outcome) of every journaled weight.
+    fn weights(&self) -> Vec<(String, i64, String)> {
+        self.query(
+            "SELECT device, grams, outcome FROM device_input WHERE kind = 'weight' ORDER BY id",
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+    }
+
+    /// (device, code, parsed, outcome, detail) of every journaled scan.
+    fn scans(&self) -> Vec<(String, String, String, String, String)> {
+        self.query(
+            "SELECT device, code, parsed, outcome, detail FROM device_input WHERE kind = 'scan' ORDER BY id",
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+    }
+
+    fn outbox_kinds(&self) -> Vec<String> {
+        self.query("SELECT kind FROM outbox ORDER BY seq", |r| r.get(0))
+    }
+
+    fn open_alert_subjects(&self) -> Vec<String> {
+        self.query(
+            "SELECT subject FROM alert WHERE kind = 'device_offline'",
+            |r| r.get(0),
+        )
+    }
+
+    fn status(&self) -> serde_json::Value {
+        std::fs::read(self.dir.path().join("data").join("devices-status.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    fn device_status(&self, name: &str) -> serde_json::Value {
+        self.status()
+            .as_array()
+            .and_then(|a| a.iter().find(|d| d["name"] == name).cloned())
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// User + system CPU time of the hub process, in clock ticks.
+    fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("hub /proc stat");
+        let after = &stat[stat.rfind(')').expect("comm field") + 2..];
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    }
+
+    fn pid_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for(what: &str, hub: &Hub, secs: u64, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "timed out waiting for {what}\n--- device status ---\n{}\n--- hub log ---\n{}",
+        hub.status(),
+        hub.log()
+    );
+}
+
+fn scale_entry(name: &str, protocol: &str, link: &Path, extra: &str) -> String {
+    format!(
+        "[[devices]]\nname = \"{name}\"\nkind = \"scale\"\npath = \"{}\"\nprotocol = \"{protocol}\"\nstation = \"recv-1\"\npoll_interval_ms = 100\noffline_after_ms = 1500\nreconnect_max_ms = 1000\n{extra}\n",
+        link.display()
+    )
+}
+
+fn scanner_entry(name: &str, link: &Path) -> String {
+    format!(
+        "[[devices]]\nname = \"{name}\"\nkind = \"scanner\"\npath = \"{}\"\nterminator = \"cr\"\nstation = \"recv-1\"\nreconnect_max_ms = 1000\n",
+        link.display()
+    )
+}
+
+fn link(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("by-id-{name}"))
+}
+
+fn link_arg(path: &Path) -> String {
+    path.display().to_string()
+}
+
+#[test]
+fn each_protocol_reads_a_stable_weight() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("sics", "mt-sics", "1.250", 1250),
+        ("toledo", "toledo8217", "2.340", 2340),
+        ("cont", "mettler-continuous", "0.875", 875),
+        ("a9", "yaohua-a9", "3.100", 3100),
+    ];
+    let mut sims = Vec::new();
+    let mut devices = String::new();
+    for (name, protocol, _, _) in cases {
+        let l = link(dir.path(), name);
+        sims.push(Sim::start(&[
+            "scale",
+            "--protocol",
+            protocol,
+            "--link",
+            &link_arg(&l),
+        ]));
+        devices.push_str(&scale_entry(name, protocol, &l, ""));
+    }
+    Hub::write_config(dir.path(), &devices);
+    let hub = Hub::start(dir);
+    for (sim, (_, _, kg, _)) in sims.iter_mut().zip(cases) {
+        sim.send(&format!("put {kg}"));
+    }
+    wait_for("a stable weight from every protocol", &hub, 20, || {
+        let w = hub.weights();
+        cases
+            .iter()
+            .all(|(name, _, _, grams)| w.iter().any(|(d, g, _)| d == name && g == grams))
+    });
+    // Exactly one journal row per placement, and nothing but the placed weights.
+    std::thread::sleep(Duration::from_millis(800));
+    let w = hub.weights();
+    for (name, _, _, grams) in cases {
+        let rows: Vec<_> = w.iter().filter(|(d, _, _)| d == name).collect();
+        assert_eq!(rows.len(), 1, "{name}: {rows:?}");
+        assert_eq!(rows[0].1, grams);
+    }
+    for (name, ..) in cases {
+        assert_eq!(hub.device_status(name)["online"], true, "{name}");
+    }
+}
+
+#[test]
+fn motion_never_yields_a_stable_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("sics", "mt-sics"),
+        ("toledo", "toledo8217"),
+        ("a9", "yaohua-a9"),
+    ];
+    let mut sims = Vec::new();
+    let mut devices = String::new();
+    for (name, protocol) in cases {
+        let l = link(dir.path(), name);
+        let mut sim = Sim::start(&["scale", "--protocol", protocol, "--link", &link_arg(&l)]);
+        sim.send("move");
+        sim.send("put 1.500");
+        sims.push(sim);
+        devices.push_str(&scale_entry(name, protocol, &l, ""));
+    }
+    Hub::write_config(dir.path(), &devices);
+    let hub = Hub::start(dir);
+    wait_for("readings from every moving scale", &hub, 10, || {
+        cases
+            .iter()
+            .all(|(name, _)| hub.device_status(name)["frames"].as_u64().unwrap_or(0) >= 20)
+    });
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(3) {
+        assert!(
+            hub.weights().is_empty(),
+            "a moving load gave a stable weight: {:?}",
+            hub.weights()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The same scales do report once the goods stop moving: the check above could fail.
+    for sim in &mut sims {
+        sim.send("still");
+    }
+    wait_for("stable weights after the motion stops", &hub, 15, || {
+        let w = hub.weights();
+        cases
+            .iter()
+            .all(|(name, _)| w.iter().any(|(d, g, _)| d == name && *g == 1500))
+    });
+}
+
+fn seed_receiving(dir: &Path) {
+    use hub::store::{Store, StoreOptions, receiving, sku};
+    use hub_core::receiving::{Manifest, ManifestLine};
+    use hub_core::{Sku, SkuCode, StockUnit, Timestamp};
+    let config = hub::config::Config::load(&Hub::config_path(dir)).expect("config");
+    let store = Store::open(
+        &config.database_path(),
+        config.site.id.as_str(),
+        &StoreOptions::default(),
+    )
+    .expect("open store");
+    store
+        .write_blocking(|c| {
+            sku::upsert(
+                c,
+                &Sku {
+                    code: SkuCode::new("APPLE-1KG").unwrap(),
+                    name: "Apples 1 kg".into(),
+                    unit: StockUnit::Piece,
+                    gtins: vec!["09506000134352".into()],
+                    allow_negative: false,
+                    check_items_at_handover: false,
+                    version: 1,
+                },
+                Timestamp(0),
+            )?;
+            receiving::upsert_manifest(
+                c,
+                &Manifest {
+                    delivery_id: "DLV-1".into(),
+                    supplier: "Orchard".into(),
+                    expected_at: None,
+                    lines: vec![ManifestLine {
+                        line_no: 1,
+                        sku: SkuCode::new("APPLE-1KG").unwrap(),
+                        lot: "LOT7".into(),
+                        production_date: None,
+                        expiry: None,
+                        expected_count: Some(10),
+                        expected_weight_g: Some(1250),
+                        weight_tolerance_g: 50,
+                        trace_codes: vec![],
+                        crate_label: None,
+                    }],
+                    cancelled: false,
+                    version: 1,
+                },
+                Timestamp(0),
+            )?;
+            Ok::<_, hub::store::StoreError>(())
+        })
+        .expect("seed");
+    store.close();
+}
+
+#[test]
+fn a_gs1_scan_is_parsed_and_bound_and_the_weight_lands_on_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let scan_link = link(dir.path(), "scan");
+    let scale_link = link(dir.path(), "scale");
+    let mut scanner = Sim::start(&["scanner", "--link", &link_arg(&scan_link)]);
+    let mut scale = Sim::start(&[
+        "scale",
+        "--protocol",
+        "mt-sics",
+        "--link",
+        &link_arg(&scale_link),
+    ]);
+    Hub::write_config(
+        dir.path(),
+        &format!(
+            "{}{}",
+            scanner_entry("scan", &scan_link),
+            scale_entry("scale", "mt-sics", &scale_link, "")
+        ),
+    );
+    seed_receiving(dir.path());
+    let hub = Hub::start(dir);
+    wait_for("both devices online", &hub, 10, || {
+        hub.device_status("scan")["online"] == true && hub.device_status("scale")["online"] == true
+    });
+    scanner.send("scan DLV-1/1");
+    scanner.send(r"scan ]C1010950600013435221ABC123\x1d10LOT7");
+    wait_for("two journaled scans", &hub, 10, || hub.scans().len() == 2);
+    let scans = hub.scans();
+    assert_eq!(scans[0].3, "applied", "{scans:?}");
+    assert!(scans[0].4.contains("DLV-1 line 1"), "{scans:?}");
+    let (_, code, parsed, outcome, detail) = &scans[1];
+    assert_eq!(code, "010950600013435221ABC123\u{1d}10LOT7");
+    let parsed: serde_json::Value = serde_json::from_str(parsed).unwrap();
+    assert_eq!(parsed["class"], "gs1_item");
+    assert_eq!(parsed["gtin"], "09506000134352");
+    assert_eq!(parsed["serial"], "ABC123");
+    assert_eq!(parsed["lot"], "LOT7");
+    assert_eq!(parsed["aim"], "]C1");
+    assert_eq!(outcome, "applied", "{detail}");
+    assert!(detail.contains("bound"), "{detail}");
+    scale.send("put 1.250");
+    wait_for("the weight recorded on the line", &hub, 10, || {
+        hub.weights()
+            .iter()
+            .any(|(_, g, o)| *g == 1250 && o == "applied")
+    });
+    assert!(hub.outbox_kinds().contains(&"trace_code_bound".to_owned()));
+}
+
+#[test]
+fn unplug_and_replug_resume_without_a_restart_and_without_spinning() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = link(dir.path(), "scale");
+    let mut sim = Sim::start(&["scale", "--protocol", "mt-sics", "--link", &link_arg(&l)]);
+    Hub::write_config(dir.path(), &scale_entry("scale", "mt-sics", &l, ""));
+    let mut hub = Hub::start(dir);
+    sim.send("put 1.000");
+    wait_for("the first weight", &hub, 10, || {
+        hub.weights().iter().any(|(_, g, _)| *g == 1000)
+    });
+    sim.send("unplug");
+    wait_for("the device reported offline", &hub, 10, || {
+        hub.outbox_kinds().contains(&"device_offline".to_owned())
+            && hub.open_alert_subjects() == vec!["scale".to_owned()]
+    });
+    // Unplugged for 3 s: the hub must sleep between reopen attempts, not spin on the dead fd.
+    let before = hub.cpu_ticks();
+    std::thread::sleep(Duration::from_secs(3));
+    let used = hub.cpu_ticks() - before;
+    assert!(
+        used < 30,
+        "hub used {used} clock ticks of CPU in 3 s with the adapter unplugged"
+    );
+    sim.send("replug");
+    wait_for(
+        "the device back online and the alert cleared",
+        &hub,
+        10,
+        || hub.device_status("scale")["online"] == true && hub.open_alert_subjects().is_empty(),
+    );
+    sim.send("put 2.000");
+    wait_for("readings after the replug", &hub, 10, || {
+        hub.weights().iter().any(|(_, g, _)| *g == 2000)
+    });
+    assert!(hub.pid_alive(), "the hub restarted or died");
+    let kinds = hub.outbox_kinds();
+    let offline = kinds.iter().position(|k| k == "device_offline").unwrap();
+    assert!(
+        kinds[offline..].iter().any(|k| k == "device_online"),
+        "{kinds:?}"
+    );
+    assert!(hub.device_status("scale")["reconnects"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn noise_partial_frames_and_overlong_lines_are_survived_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let scale_link = link(dir.path(), "scale");
+    let scan_link = link(dir.path(), "scan");
+    let mut scale = Sim::start(&[
+        "scale",
+        "--protocol",
+        "mt-sics",
+        "--link",
+        &link_arg(&scale_link),
+    ]);
+    let mut scanner = Sim::start(&["scanner", "--link", &link_arg(&scan_link)]);
+    Hub::write_config(
+        dir.path(),
+        &format!(
+            "{}{}",
+            scale_entry("scale", "mt-sics", &scale_link, ""),
+            scanner_entry("scan", &scan_link)
+        ),
+    );
+    let hub = Hub::start(dir);
+    wait_for("both devices online", &hub, 10, || {
+        hub.device_status("scan")["online"] == true && hub.device_status("scale")["online"] == true
+    });
+    // Separate incidents, paced apart so each one reaches the hub on its own: a partial frame,
+    // wrong-baud noise and an over-long line, into each stream.
+    let pace = || std::thread::sleep(Duration::from_millis(300));
+    scale.send("partial");
+    pace();
+    scale.send("garbage 300");
+    pace();
+    scale.send("overlong 400");
+    scanner.send("partial ]C10109506");
+    pace();
+    scanner.send("garbage 100");
+    pace();
+    scanner.send("overlong 2000");
+    pace();
+    scale.send("put 1.750");
+    scanner.send("scan DLV-9/1");
+    wait_for("a weight and a scan after the noise", &hub, 10, || {
+        hub.weights().iter().any(|(_, g, _)| *g == 1750)
+            && hub.scans().iter().any(|s| s.1 == "DLV-9/1")
+    });
+    wait_for("counters in the status file", &hub, 5, || {
+        let s = hub.device_status("scale");
+        let c = hub.device_status("scan");
+        s["garbage_bytes"].as_u64().unwrap_or(0) > 0
+            && s["overlong"].as_u64().unwrap_or(0) >= 1
+            && s["malformed"].as_u64().unwrap_or(0) >= 1
+            && c["overlong"].as_u64().unwrap_or(0) >= 1
+            && c["garbage_frames"].as_u64().unwrap_or(0) >= 1
+    });
+    // Noise never became a scan or a weight.
+    assert!(
+        hub.scans()
+            .iter()
+            .all(|s| s.1.bytes().all(|b| b.is_ascii_graphic())),
+        "{:?}",
+        hub.scans()
+    );
+    assert!(hub.weights().iter().all(|(_, g, _)| *g == 1750));
+    assert_eq!(hub.device_status("scale")["online"], true);
+}
