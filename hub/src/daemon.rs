@@ -3,9 +3,15 @@
 //! Start-up order: config is already validated; open the store (migrations run here); spawn
 //! each adapter task under one `TaskTracker` with a child of the shutdown token; wait. On stop,
 //! tasks get `grace` to finish; the store is closed last so everything they wrote is committed.
+//!
+//! Under systemd (`Type=notify`) the daemon reports READY=1 once its tasks run, feeds the
+//! watchdog while the store answers, and reports STOPPING=1 when it starts draining.
 
 use crate::config::Config;
+use crate::status::server::{ServeOptions, StatusServer};
+use crate::status::{StatusBoard, StatusSource};
 use crate::store::{Store, StoreOptions, outbox};
+use crate::systemd;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -46,15 +52,75 @@ pub fn open_store(config: &Config) -> Result<Store, crate::store::StoreError> {
     )
 }
 
-/// Runs the hub until `shutdown` is cancelled.
-pub async fn run(config: Config, store: Store, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let tracker = TaskTracker::new();
-    tracing::info!(site = %config.site.id, db = %store.path().display(), "hub running");
+/// What the running daemon tells the code that started it.
+#[derive(Debug, Clone, Default)]
+pub struct Started {
+    /// The status page's URL (without its token), when it is served.
+    pub status_url: Option<String>,
+}
 
+/// Runs the hub until `shutdown` is cancelled, with a fresh status board.
+pub async fn run(config: Config, store: Store, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_with(config, store, StatusBoard::new(), shutdown, |_| {}).await
+}
+
+/// Runs the hub until `shutdown` is cancelled. Adapters report to `board`; `started` is called
+/// once every task runs (before READY=1 goes to systemd).
+pub async fn run_with(
+    config: Config,
+    store: Store,
+    board: StatusBoard,
+    shutdown: CancellationToken,
+    started: impl FnOnce(&Started),
+) -> anyhow::Result<()> {
+    let tracker = TaskTracker::new();
+    let started_at = crate::clock::now();
+    tracing::info!(site = %config.site.id, db = %store.path().display(), "hub running");
+    let mut info = Started::default();
+
+    if config.status.enabled {
+        let server =
+            StatusServer::bind(config.status.listen, config.status.token.as_deref()).await?;
+        let url = server.url();
+        tracing::info!(%url, token_required = config.status.token.is_some(), "status page served");
+        info.status_url = Some(url);
+        let source = StatusSource {
+            site_id: config.site.id.to_string(),
+            site_name: config.site.name.clone(),
+            store: store.clone(),
+            board: board.clone(),
+            data_dir: config.store.data_dir.clone(),
+            started_at,
+        };
+        let options = ServeOptions {
+            token: config.status.token.clone(),
+            refresh: config.status.refresh,
+        };
+        let stop = shutdown.child_token();
+        tracker.spawn(async move {
+            if let Err(e) = server.serve(source, options, stop).await {
+                tracing::error!(error = %e, "status page stopped");
+            }
+        });
+    }
     tracker.spawn(status_task(store.clone(), shutdown.child_token()));
+    if let Some(interval) = systemd::watchdog_interval() {
+        tracing::info!(
+            interval_ms = interval.as_millis() as u64,
+            "feeding the systemd watchdog"
+        );
+        tracker.spawn(systemd::watchdog_task(
+            store.clone(),
+            interval,
+            shutdown.child_token(),
+        ));
+    }
     tracker.close();
+    started(&info);
+    systemd::notify_ready();
 
     shutdown.cancelled().await;
+    systemd::notify_stopping();
     tracing::info!(
         grace_s = config.shutdown.grace.as_secs_f64(),
         "stopping; draining tasks"

@@ -1,4 +1,5 @@
-//! The hub daemon: adapters around `hub-core` — store, CLI, daemon lifecycle, demo, benchmarks.
+//! The hub daemon: adapters around `hub-core` — store, CLI, daemon lifecycle, status page,
+//! demo, benchmarks.
 //!
 //! Dependency direction: everything here may use `hub_core`; `hub_core` uses nothing here.
 
@@ -10,5 +11,8 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod dev;
+pub mod status;
+pub mod storage;
 pub mod store;
+pub mod systemd;
 pub mod telemetry;

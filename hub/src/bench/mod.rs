@@ -3,4 +3,5 @@
 //! Each benchmark measures a baseline in the same run, so figures are read as ratios: the
 //! machine may be noisy, but both sides see the same noise.
 
+pub mod disk;
 pub mod ledger;
