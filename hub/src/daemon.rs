@@ -79,11 +79,6 @@ pub async fn run_with(
     let mut info = Started::default();
 
     if config.status.enabled {
-        let server =
-            StatusServer::bind(config.status.listen, config.status.token.as_deref()).await?;
-        let url = server.url();
-        tracing::info!(%url, token_required = config.status.token.is_some(), "status page served");
-        info.status_url = Some(url);
         let source = StatusSource {
             site_id: config.site.id.to_string(),
             site_name: config.site.name.clone(),
@@ -96,12 +91,16 @@ pub async fn run_with(
             token: config.status.token.clone(),
             refresh: config.status.refresh,
         };
+        let listen = config.status.listen;
+        let token = config.status.token.clone();
+        // The status page is for people; a taken port must not stop the warehouse. Log and
+        // keep trying in the background instead of failing the daemon.
+        let first = StatusServer::bind(listen, token.as_deref()).await;
+        if let Ok(server) = &first {
+            info.status_url = Some(server.url());
+        }
         let stop = shutdown.child_token();
-        tracker.spawn(async move {
-            if let Err(e) = server.serve(source, options, stop).await {
-                tracing::error!(error = %e, "status page stopped");
-            }
-        });
+        tracker.spawn(serve_status(first, listen, token, source, options, stop));
     }
     tracker.spawn(status_task(store.clone(), shutdown.child_token()));
     if let Some(interval) = systemd::watchdog_interval() {
@@ -135,6 +134,41 @@ pub async fn run_with(
     tokio::task::spawn_blocking(move || closing.close()).await?;
     tracing::info!("store flushed; hub stopped");
     Ok(())
+}
+
+/// How long to wait before trying again to bind the status page's address.
+const STATUS_BIND_RETRY: Duration = Duration::from_secs(30);
+
+/// Serves the status page until `shutdown`, binding again every [`STATUS_BIND_RETRY`] while
+/// the address cannot be bound.
+async fn serve_status(
+    first: Result<StatusServer, crate::status::server::StatusError>,
+    listen: std::net::SocketAddr,
+    token: Option<String>,
+    source: StatusSource,
+    options: ServeOptions,
+    shutdown: CancellationToken,
+) {
+    let mut attempt = first;
+    loop {
+        match attempt {
+            Ok(server) => {
+                tracing::info!(url = %server.url(), token_required = options.token.is_some(), "status page served");
+                if let Err(e) = server.serve(source, options, shutdown).await {
+                    tracing::error!(error = %e, "status page stopped");
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, retry_s = STATUS_BIND_RETRY.as_secs(), "status page unavailable; the hub keeps working without it");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(STATUS_BIND_RETRY) => {}
+        }
+        attempt = StatusServer::bind(listen, token.as_deref()).await;
+    }
 }
 
 /// Logs the outbox depth now and then, so an operator can see the hub is alive.
