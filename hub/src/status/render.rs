@@ -73,6 +73,7 @@ main { display:grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr))
 section { background: var(--card); border-radius: 10px; padding: 14px 16px;
           box-shadow: 0 1px 2px rgba(0,0,0,.08); }
 section.wide { grid-column: 1 / -1; }
+section.tall { grid-row: span 2; }
 h2 { margin: 0 0 10px; font-size: 16px; letter-spacing: .06em; text-transform: uppercase;
      color: var(--muted); }
 .big { font-size: 40px; font-weight: 700; line-height: 1.1; }
@@ -92,6 +93,7 @@ table { width:100%; border-collapse: collapse; }
 td, th { text-align:left; padding: 6px 6px; border-bottom: 1px solid #e5e7eb; vertical-align: top; }
 th { font-size: 15px; color: var(--muted); font-weight: 600; }
 td.state { white-space: nowrap; font-weight: 700; }
+td.when { white-space: nowrap; }
 .dot { display:inline-block; width: 14px; height: 14px; border-radius: 50%; margin-right: 8px; }
 .dot.ok { background: var(--ok); } .dot.bad { background: var(--bad); }
 .alert-tier { display:inline-block; width: 76px; text-align:center; border-radius: 6px;
@@ -175,7 +177,9 @@ pub fn html(s: &StatusSnapshot, refresh: Duration) -> String {
     );
 
     // Alerts by tier.
-    p.push_str("<section id=\"alerts\"><h2>Open stock alerts</h2><div class=\"tiers\">");
+    p.push_str(
+        "<section id=\"alerts\" class=\"tall\"><h2>Open stock alerts</h2><div class=\"tiers\">",
+    );
     for tier in AlertTier::URGENT_FIRST {
         let n = s.alert_counts.get(tier);
         let _ = write!(
@@ -224,6 +228,30 @@ pub fn html(s: &StatusSnapshot, refresh: Duration) -> String {
     }
     p.push_str("</section>");
 
+    // Storage.
+    p.push_str("<section id=\"storage\"><h2>Storage</h2>");
+    match &s.storage {
+        Some(space) => {
+            let percent = space.available_ratio() * 100.0;
+            let class = if space.is_low() { "bad" } else { "ok" };
+            let _ = write!(
+                p,
+                "<span class=\"pill {class}\" id=\"storage-free\">{} free</span><div class=\"sub\">{percent:.0}% of {} · {}</div>",
+                human_bytes(space.available_bytes),
+                human_bytes(space.total_bytes),
+                escape_html(&s.data_dir)
+            );
+        }
+        None => {
+            let _ = write!(
+                p,
+                "<div class=\"empty\">free space unknown</div><div class=\"sub\">{}</div>",
+                escape_html(&s.data_dir)
+            );
+        }
+    }
+    p.push_str("</section>");
+
     // Devices.
     let _ = write!(
         p,
@@ -250,7 +278,7 @@ pub fn html(s: &StatusSnapshot, refresh: Duration) -> String {
                 .unwrap_or_default();
             let _ = write!(
                 p,
-                "<tr><td>{} <span class=\"sub\">{}</span>{detail}</td><td class=\"state\"><span class=\"dot {class}\"></span>{word}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{} <span class=\"sub\">{}</span>{detail}</td><td class=\"state\"><span class=\"dot {class}\"></span>{word}</td><td>{}</td><td class=\"when\">{}</td></tr>",
                 escape_html(&d.name),
                 escape_html(&d.kind),
                 escape_html(d.last_reading.as_deref().unwrap_or("—")),
@@ -265,20 +293,10 @@ pub fn html(s: &StatusSnapshot, refresh: Duration) -> String {
 
     p.push_str("</main>");
 
-    let storage = match &s.storage {
-        Some(space) => format!(
-            "{} free of {}",
-            human_bytes(space.available_bytes),
-            human_bytes(space.total_bytes)
-        ),
-        None => "free space unknown".into(),
-    };
     let _ = writeln!(
         p,
-        "<footer>hub {} · data {} ({}) · outbox seq {} · this page reloads every {} s</footer></body></html>",
+        "<footer>hub {} · outbox seq {} · this page reloads every {} s</footer></body></html>",
         escape_html(&s.hub_version),
-        escape_html(&s.data_dir),
-        escape_html(&storage),
         s.outbox.last_seq,
         refresh.as_secs()
     );
