@@ -15,6 +15,7 @@ pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_INVALID: i32 = 2;
 pub const EXIT_LEDGER_MISMATCH: i32 = 3;
 pub const EXIT_BELOW_TARGET: i32 = 4;
+pub const EXIT_REFUSED: i32 = 5;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -86,11 +87,222 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Pickup point: check a customer's code, hand an order over.
+    Pickup {
+        #[command(subcommand)]
+        command: PickupCommand,
+    },
+    /// SKU master data.
+    Sku {
+        #[command(subcommand)]
+        command: SkuCommand,
+    },
+    /// Receiving deliveries: manifests, scans, weights, decisions, quarantine.
+    Receive {
+        #[command(subcommand)]
+        command: ReceiveCommand,
+    },
+    /// Trace an item by its code, or a whole batch, from supplier to customer.
+    Trace {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The item's trace code (as scanned, or its canonical form).
+        code: Option<String>,
+        /// Trace every item of this lot instead.
+        #[arg(long, conflicts_with = "code")]
+        batch: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open alerts (stock tiers, expiry, lockouts, backlog), worst first.
+    Alerts {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Run the periodic checks once before listing.
+        #[arg(long)]
+        check: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Operations report: stock-out rate, turnover, loss rate, acceptance, handovers.
+    Report {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// First day (YYYY-MM-DD, UTC); default 7 days before --to.
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Day after the last day (YYYY-MM-DD, UTC); default tomorrow.
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Developer tools used by the test suite.
     #[command(hide = true)]
     Dev {
         #[command(subcommand)]
         command: DevCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SkuCommand {
+    /// Load SKU master data from a JSON file (an array), as central would send it.
+    Import {
+        #[command(flatten)]
+        config: ConfigArg,
+        file: PathBuf,
+    },
+    /// List SKU master data.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ReceiveCommand {
+    /// Load a delivery manifest from a JSON file, as central would send it.
+    Manifest {
+        #[command(flatten)]
+        config: ConfigArg,
+        file: PathBuf,
+    },
+    /// A code scanned at a station: a crate/delivery label selects a line, an item code binds.
+    Scan {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        station: String,
+        code: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A stable weight in grams for the station's selected line.
+    Weight {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        station: String,
+        grams: i64,
+    },
+    /// Staff count for a line without trace codes.
+    Count {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        delivery: String,
+        #[arg(long)]
+        line: u32,
+        count: i64,
+    },
+    /// Split part of a line off into another lot.
+    Split {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        delivery: String,
+        #[arg(long)]
+        line: u32,
+        #[arg(long)]
+        lot: String,
+        #[arg(long)]
+        expiry: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        quantity: i64,
+    },
+    /// Decide a line now.
+    Decide {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        delivery: String,
+        #[arg(long)]
+        line: u32,
+        #[arg(long)]
+        staff: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Release held stock into stock and/or reject it, after review.
+    Release {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        delivery: String,
+        #[arg(long)]
+        line: u32,
+        #[arg(long, default_value_t = 0)]
+        release: i64,
+        #[arg(long, default_value_t = 0)]
+        reject: i64,
+        #[arg(long)]
+        staff: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Close a delivery; undecided lines are decided now.
+    Close {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        delivery: String,
+        #[arg(long)]
+        staff: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a delivery's lines and decisions.
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        delivery: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PickupCommand {
+    /// Check a pickup code (typed digits, or the QR payload ORDER:CODE).
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The station (desk) checking the code; wrong codes are counted per station.
+        #[arg(long)]
+        station: String,
+        code: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hand an order over (after its code was checked), exactly once.
+    Handover {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        station: String,
+        #[arg(long)]
+        order: String,
+        /// A trace code scanned while handing over (repeatable).
+        #[arg(long = "item")]
+        items: Vec<String>,
+        /// A refused quantity: LINE:QTY:stock|loss[:reason] (line numbers start at 0).
+        #[arg(long = "refuse")]
+        refusals: Vec<String>,
+        /// A weighed by-weight line: LINE:GRAMS.
+        #[arg(long = "weigh")]
+        weighings: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load pickup orders from a JSON file (an array), as central would send them.
+    Import {
+        #[command(flatten)]
+        config: ConfigArg,
+        file: PathBuf,
     },
 }
 
@@ -154,6 +366,15 @@ enum BenchCommand {
 
 #[derive(Debug, Subcommand)]
 enum DevCommand {
+    /// Receive deliveries in a loop, printing each durable decision.
+    ReceiveLoop {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long)]
+        prefix: String,
+        #[arg(long, default_value_t = u64::MAX)]
+        limit: u64,
+    },
     /// Apply movements in a loop, printing each durable acknowledgement.
     ApplyLoop {
         #[arg(long)]
@@ -441,6 +662,182 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 EXIT_BELOW_TARGET
             })
         }
+        Command::Sku {
+            command: SkuCommand::Import { config, file },
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let skus: Vec<hub_core::Sku> = serde_json::from_str(&text).map_err(|e| Failure {
+                code: EXIT_INVALID,
+                error: anyhow::anyhow!("{} is not a JSON array of SKUs: {e}", file.display()),
+            })?;
+            let (_config, store) = open_site(&config.config, cli.log_format)?;
+            let now = crate::clock::now();
+            let count = skus.len();
+            let outcomes = store.write_blocking(move |c| {
+                skus.iter()
+                    .map(|s| crate::store::sku::upsert(c, s, now))
+                    .collect::<Result<Vec<_>, _>>()
+            })?;
+            store.close();
+            let stale = outcomes
+                .iter()
+                .filter(|o| matches!(o, crate::store::sku::SkuUpsert::Stale { .. }))
+                .count();
+            println!(
+                "{count} SKU(s) read, {} stored, {stale} skipped (same or newer version stored)",
+                count - stale
+            );
+            Ok(EXIT_OK)
+        }
+        Command::Sku {
+            command: SkuCommand::List { config, json },
+        } => {
+            let (_config, store) = open_site(&config.config, cli.log_format)?;
+            let skus = store.read_blocking(crate::store::sku::all)?;
+            store.close();
+            if json {
+                print_json(&skus)?;
+            } else {
+                for s in &skus {
+                    println!(
+                        "{:<16} {:<32} {:<6} v{} gtins {}",
+                        s.code,
+                        s.name,
+                        s.unit.symbol(),
+                        s.version,
+                        s.gtins.join(",")
+                    );
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Receive { command } => receive_command(command, cli.log_format),
+        Command::Trace {
+            config,
+            code,
+            batch,
+            json,
+        } => {
+            let (_config, store) = open_site(&config.config, cli.log_format)?;
+            let out = match (code, batch) {
+                (_, Some(lot)) => {
+                    let traces =
+                        store.read_blocking(move |c| crate::store::trace::batch(c, &lot))?;
+                    if json {
+                        print_json(&traces)?;
+                    } else {
+                        print!("{}", crate::cli_output::BatchTraces(&traces));
+                    }
+                    if traces.is_empty() {
+                        EXIT_REFUSED
+                    } else {
+                        EXIT_OK
+                    }
+                }
+                (Some(code), None) => {
+                    let canonical = match crate::codes::classify_text(&code) {
+                        crate::codes::ScannedCode::Item { code, .. } => code,
+                        _ => code.clone(),
+                    };
+                    let trace = store.read_blocking(move |c| {
+                        Ok::<_, crate::store::StoreError>(
+                            match crate::store::trace::item(c, &canonical)? {
+                                Some(t) => Some(t),
+                                None => crate::store::trace::item(c, &code)?,
+                            },
+                        )
+                    })?;
+                    match trace {
+                        Some(t) if json => print_json(&t)?,
+                        Some(t) => print!("{}", crate::cli_output::ItemTraceView(&t)),
+                        None if json => print_json(&serde_json::Value::Null)?,
+                        None => eprintln!("this hub has never seen that code"),
+                    }
+                    EXIT_OK
+                }
+                (None, None) => {
+                    return Err(Failure {
+                        code: EXIT_INVALID,
+                        error: anyhow::anyhow!("give a trace code, or --batch LOT"),
+                    });
+                }
+            };
+            store.close();
+            Ok(out)
+        }
+        Command::Pickup { command } => pickup_command(command, cli.log_format),
+        Command::Alerts {
+            config,
+            check,
+            json,
+        } => {
+            let (config, store) = open_site(&config.config, cli.log_format)?;
+            if check {
+                runtime()?.block_on(crate::workflows::alerts::run_checks(
+                    &store,
+                    &config.alerts,
+                    crate::clock::now(),
+                ))?;
+            }
+            let alerts = store.read_blocking(crate::store::alerts::open_alerts)?;
+            store.close();
+            if json {
+                print_json(&alerts)?;
+            } else if alerts.is_empty() {
+                println!("no open alerts");
+            } else {
+                for a in &alerts {
+                    println!(
+                        "[{:<6}] {:<18} {:<24} {}",
+                        a.tier.as_str().to_uppercase(),
+                        a.kind.as_str(),
+                        a.subject,
+                        a.message
+                    );
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Report {
+            config,
+            from,
+            to,
+            json,
+        } => {
+            let (_config, store) = open_site(&config.config, cli.log_format)?;
+            let day = |d: chrono::NaiveDate| {
+                hub_core::Timestamp(
+                    d.and_hms_opt(0, 0, 0)
+                        .map(|t| t.and_utc().timestamp_millis())
+                        .unwrap_or(0),
+                )
+            };
+            let today = chrono::Utc::now().date_naive();
+            let to = to.unwrap_or(today + chrono::Days::new(1));
+            let from = from.unwrap_or(to - chrono::Days::new(7));
+            if from >= to {
+                return Err(Failure {
+                    code: EXIT_INVALID,
+                    error: anyhow::anyhow!("--from {from} must be before --to {to}"),
+                });
+            }
+            let report =
+                store.read_blocking(move |c| crate::report::compute(c, day(from), day(to)))?;
+            store.close();
+            if json {
+                print_json(&report)?;
+            } else {
+                print!("{report}");
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Dev {
+            command: DevCommand::ReceiveLoop { db, prefix, limit },
+        } => {
+            crate::dev::receive_loop(&db, &prefix, limit)?;
+            Ok(EXIT_OK)
+        }
         Command::Dev {
             command:
                 DevCommand::ApplyLoop {
@@ -451,6 +848,406 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 },
         } => {
             crate::dev::apply_loop(&db, &prefix, threads.max(1), limit)?;
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// Loads a site's config, sets up logging and opens its store.
+fn open_site(
+    path: &std::path::Path,
+    format: Option<LogFormatArg>,
+) -> Result<(Config, crate::store::Store), Failure> {
+    let config = Config::load(path)?;
+    telemetry::init(&config.log.level, log_format(format, Some(&config)));
+    let store = daemon::open_store(&config)?;
+    Ok((config, store))
+}
+
+fn parse_refusal(text: &str) -> anyhow::Result<crate::store::pickup::Refusal> {
+    let mut parts = text.splitn(4, ':');
+    let (Some(line), Some(quantity), Some(to)) = (parts.next(), parts.next(), parts.next()) else {
+        anyhow::bail!("--refuse {text}: expected LINE:QTY:stock|loss[:reason]");
+    };
+    let to = match to {
+        "stock" => hub_core::event::RefusedTo::Stock,
+        "loss" => hub_core::event::RefusedTo::Loss,
+        other => anyhow::bail!("--refuse {text}: '{other}' must be stock or loss"),
+    };
+    Ok(crate::store::pickup::Refusal {
+        line: line
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--refuse {text}: line must be a number"))?,
+        quantity: quantity
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--refuse {text}: quantity must be a number"))?,
+        to,
+        reason: parts.next().unwrap_or("").to_owned(),
+    })
+}
+
+fn parse_weighing(text: &str) -> anyhow::Result<crate::store::pickup::Weighing> {
+    let (line, grams) = text
+        .split_once(':')
+        .ok_or_else(|| anyhow::anyhow!("--weigh {text}: expected LINE:GRAMS"))?;
+    Ok(crate::store::pickup::Weighing {
+        line: line
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--weigh {text}: line must be a number"))?,
+        grams: grams
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--weigh {text}: grams must be a number"))?,
+    })
+}
+
+fn pickup_command(command: PickupCommand, format: Option<LogFormatArg>) -> Result<i32, Failure> {
+    use crate::store::pickup::{HandoverError, HandoverRequest};
+    match command {
+        PickupCommand::Check {
+            config,
+            station,
+            code,
+            json,
+        } => {
+            let (config, store) = open_site(&config.config, format)?;
+            let check = runtime()?.block_on(crate::workflows::pickup::check(
+                &store,
+                &config,
+                &station,
+                &code,
+                crate::clock::now(),
+            ))?;
+            let pick = match &check {
+                hub_core::pickup::CodeCheck::Found { order_id } => {
+                    let id = order_id.clone();
+                    store.read_blocking(move |c| crate::store::pickup::pick_list(c, &id))?
+                }
+                _ => vec![],
+            };
+            store.close();
+            if json {
+                print_json(&serde_json::json!({"check": check, "pick": pick}))?;
+            } else {
+                println!("{}", crate::store::pickup::describe(&check));
+                for p in &pick {
+                    let from = match (&p.lot, &p.expiry) {
+                        (Some(lot), Some(expiry)) => format!("lot {lot} (expires {expiry})"),
+                        (Some(lot), None) => format!("lot {lot}"),
+                        _ => "any lot".into(),
+                    };
+                    println!("  take {} x{} from {from}", p.sku, p.quantity);
+                }
+            }
+            Ok(if check.is_found() {
+                EXIT_OK
+            } else {
+                EXIT_REFUSED
+            })
+        }
+        PickupCommand::Handover {
+            config,
+            station,
+            order,
+            items,
+            refusals,
+            weighings,
+            json,
+        } => {
+            let request = HandoverRequest {
+                trace_codes: items,
+                refusals: refusals
+                    .iter()
+                    .map(|r| parse_refusal(r))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| Failure {
+                        code: EXIT_INVALID,
+                        error: e,
+                    })?,
+                weighings: weighings
+                    .iter()
+                    .map(|w| parse_weighing(w))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| Failure {
+                        code: EXIT_INVALID,
+                        error: e,
+                    })?,
+            };
+            let (config, store) = open_site(&config.config, format)?;
+            let outcome = runtime()?.block_on(crate::workflows::pickup::handover(
+                &store,
+                &config,
+                &station,
+                &order,
+                request,
+                crate::clock::now(),
+            ));
+            store.close();
+            match outcome {
+                Ok(handover) => {
+                    if json {
+                        print_json(&handover)?;
+                    } else {
+                        println!(
+                            "order {} handed over at station {}",
+                            handover.order_id, handover.station
+                        );
+                        for l in &handover.lines {
+                            println!(
+                                "  {:<16} handed {:>6} of {:>6}  refused {:>4}",
+                                l.sku, l.handed_over, l.ordered, l.refused
+                            );
+                        }
+                    }
+                    Ok(EXIT_OK)
+                }
+                Err(HandoverError::Store(e)) => Err(e.into()),
+                Err(HandoverError::Ledger(crate::store::ledger::RecordError::Store(e))) => {
+                    Err(e.into())
+                }
+                Err(refused) => {
+                    if json {
+                        print_json(&serde_json::json!({"refused": refused.to_string()}))?;
+                    } else {
+                        eprintln!("refused: {refused}");
+                    }
+                    Ok(EXIT_REFUSED)
+                }
+            }
+        }
+        PickupCommand::Import { config, file } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let orders: Vec<hub_core::pickup::PickupOrder> =
+                serde_json::from_str(&text).map_err(|e| Failure {
+                    code: EXIT_INVALID,
+                    error: anyhow::anyhow!(
+                        "{} is not a JSON array of pickup orders: {e}",
+                        file.display()
+                    ),
+                })?;
+            let (_config, store) = open_site(&config.config, format)?;
+            let now = crate::clock::now();
+            let count = orders.len();
+            let outcomes = store.write_blocking(move |c| {
+                orders
+                    .iter()
+                    .map(|o| crate::store::pickup::upsert_order(c, o, now))
+                    .collect::<Result<Vec<_>, _>>()
+            })?;
+            store.close();
+            let stale = outcomes
+                .iter()
+                .filter(|o| {
+                    !matches!(
+                        o,
+                        crate::store::pickup::OrderUpsert::Inserted
+                            | crate::store::pickup::OrderUpsert::Updated
+                    )
+                })
+                .count();
+            println!(
+                "{count} order(s) read, {} stored, {stale} skipped (older version or already collected)",
+                count - stale
+            );
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+fn receive_command(command: ReceiveCommand, format: Option<LogFormatArg>) -> Result<i32, Failure> {
+    use crate::store::receiving::{self as rs, ReceivingError};
+    use crate::workflows::receiving as wf;
+    let now = crate::clock::now();
+    // Refusals (unknown delivery, already decided, ...) are answers for staff, not failures.
+    let answer = |e: ReceivingError| -> Result<i32, Failure> {
+        match e {
+            ReceivingError::Store(e)
+            | ReceivingError::Ledger(crate::store::ledger::RecordError::Store(e)) => Err(e.into()),
+            refused => {
+                eprintln!("refused: {refused}");
+                Ok(EXIT_REFUSED)
+            }
+        }
+    };
+    match command {
+        ReceiveCommand::Manifest { config, file } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let manifest: hub_core::receiving::Manifest =
+                serde_json::from_str(&text).map_err(|e| Failure {
+                    code: EXIT_INVALID,
+                    error: anyhow::anyhow!("{} is not a delivery manifest: {e}", file.display()),
+                })?;
+            let (_config, store) = open_site(&config.config, format)?;
+            let id = manifest.delivery_id.clone();
+            let outcome = store.write_blocking(move |c| rs::upsert_manifest(c, &manifest, now))?;
+            store.close();
+            println!("delivery {id}: {outcome:?}");
+            Ok(EXIT_OK)
+        }
+        ReceiveCommand::Scan {
+            config,
+            station,
+            code,
+            json,
+        } => {
+            let (_config, store) = open_site(&config.config, format)?;
+            let out = runtime()?.block_on(wf::scan(&store, &station, &code, now));
+            store.close();
+            match out {
+                Ok(outcome) if json => print_json(&outcome).map(|_| EXIT_OK),
+                Ok(outcome) => {
+                    println!("{}", crate::cli_output::describe_scan(&outcome));
+                    Ok(match outcome {
+                        wf::ScanOutcome::Item(rs::BindOutcome::Flagged { .. }) => EXIT_REFUSED,
+                        _ => EXIT_OK,
+                    })
+                }
+                Err(e) => answer(e),
+            }
+        }
+        ReceiveCommand::Weight {
+            config,
+            station,
+            grams,
+        } => {
+            let (_config, store) = open_site(&config.config, format)?;
+            let out = runtime()?.block_on(wf::weight(&store, &station, grams, now));
+            store.close();
+            match out {
+                Ok(s) => {
+                    println!(
+                        "{grams} g recorded for delivery {} line {} ({} lot {})",
+                        s.delivery_id, s.line_no, s.sku, s.lot
+                    );
+                    Ok(EXIT_OK)
+                }
+                Err(e) => answer(e),
+            }
+        }
+        ReceiveCommand::Count {
+            config,
+            delivery,
+            line,
+            count,
+        } => {
+            let (_config, store) = open_site(&config.config, format)?;
+            let out = store.write_blocking(move |c| rs::set_count(c, &delivery, line, count, now));
+            store.close();
+            match out {
+                Ok(()) => {
+                    println!("count {count} recorded");
+                    Ok(EXIT_OK)
+                }
+                Err(e) => answer(e),
+            }
+        }
+        ReceiveCommand::Split {
+            config,
+            delivery,
+            line,
+            lot,
+            expiry,
+            quantity,
+        } => {
+            let (_config, store) = open_site(&config.config, format)?;
+            let out = store.write_blocking(move |c| {
+                rs::split_line(c, &delivery, line, &lot, expiry, quantity, now)
+            });
+            store.close();
+            match out {
+                Ok(new_line) => {
+                    println!("split {quantity} off line {line} into new line {new_line}");
+                    Ok(EXIT_OK)
+                }
+                Err(e) => answer(e),
+            }
+        }
+        ReceiveCommand::Decide {
+            config,
+            delivery,
+            line,
+            staff,
+            json,
+        } => {
+            let (config, store) = open_site(&config.config, format)?;
+            let out =
+                runtime()?.block_on(wf::decide(&store, &config, &delivery, line, &staff, now));
+            store.close();
+            match out {
+                Ok(d) if json => print_json(&d).map(|_| EXIT_OK),
+                Ok(d) => {
+                    print!("{}", crate::cli_output::DecisionView(&d));
+                    Ok(EXIT_OK)
+                }
+                Err(e) => answer(e),
+            }
+        }
+        ReceiveCommand::Release {
+            config,
+            delivery,
+            line,
+            release,
+            reject,
+            staff,
+            reason,
+        } => {
+            let (config, store) = open_site(&config.config, format)?;
+            let out = runtime()?.block_on(wf::resolve(
+                &store, &config, &delivery, line, release, reject, &staff, &reason, now,
+            ));
+            store.close();
+            match out {
+                Ok(()) => {
+                    println!(
+                        "delivery {delivery} line {line}: {release} released into stock, {reject} rejected"
+                    );
+                    Ok(EXIT_OK)
+                }
+                Err(e) => answer(e),
+            }
+        }
+        ReceiveCommand::Close {
+            config,
+            delivery,
+            staff,
+            json,
+        } => {
+            let (config, store) = open_site(&config.config, format)?;
+            let out = runtime()?.block_on(wf::close(&store, &config, &delivery, &staff, now));
+            store.close();
+            match out {
+                Ok(ds) if json => print_json(&ds).map(|_| EXIT_OK),
+                Ok(ds) => {
+                    println!(
+                        "delivery {delivery} closed; {} line(s) decided now",
+                        ds.len()
+                    );
+                    ds.iter()
+                        .for_each(|d| print!("{}", crate::cli_output::DecisionView(d)));
+                    Ok(EXIT_OK)
+                }
+                Err(e) => answer(e),
+            }
+        }
+        ReceiveCommand::Show {
+            config,
+            delivery,
+            json,
+        } => {
+            let (_config, store) = open_site(&config.config, format)?;
+            let id = delivery.clone();
+            let decisions = store.read_blocking(move |c| rs::decisions(c, &id))?;
+            store.close();
+            if json {
+                print_json(&decisions)?;
+            } else if decisions.is_empty() {
+                println!("delivery {delivery}: no line decided yet");
+            } else {
+                decisions
+                    .iter()
+                    .for_each(|d| print!("{}", crate::cli_output::DecisionView(d)));
+            }
             Ok(EXIT_OK)
         }
     }

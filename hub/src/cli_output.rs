@@ -51,3 +51,174 @@ fn truncate(text: &str, max: usize) -> String {
             .collect()
     }
 }
+
+/// One receiving decision with its reasons and evidence.
+pub struct DecisionView<'a>(pub &'a hub_core::event::ReceivingDecision);
+
+impl fmt::Display for DecisionView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        writeln!(
+            f,
+            "delivery {} line {} {} lot {}: {} (accepted {}, rejected {}, held {}) by {}",
+            d.delivery_id,
+            d.line_no,
+            d.sku,
+            d.lot,
+            d.decision.outcome.as_str().to_uppercase(),
+            d.decision.accepted,
+            d.decision.rejected,
+            d.decision.held,
+            if d.staff.is_empty() { "-" } else { &d.staff }
+        )?;
+        for r in &d.decision.reasons {
+            writeln!(
+                f,
+                "    reason: {}",
+                serde_json::to_string(r).unwrap_or_default()
+            )?;
+        }
+        if let Some(w) = d.weight_readings_g.last() {
+            writeln!(
+                f,
+                "    weight: {w} g ({} reading(s))",
+                d.weight_readings_g.len()
+            )?;
+        }
+        for p in &d.photos {
+            let top = p
+                .top_k
+                .first()
+                .map(|t| format!("{} {:.2}", t.label, t.probability))
+                .unwrap_or_default();
+            writeln!(
+                f,
+                "    photo {}…: {:?} ({top}; {} on {})",
+                &p.photo_sha256[..12.min(p.photo_sha256.len())],
+                p.verdict,
+                p.model_name,
+                p.backend
+            )?;
+        }
+        if !d.bound_codes.is_empty() {
+            writeln!(f, "    {} trace code(s) bound", d.bound_codes.len())?;
+        }
+        for (code, flag) in &d.flagged_codes {
+            writeln!(
+                f,
+                "    FLAGGED {code}: {}",
+                serde_json::to_string(flag).unwrap_or_default()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A sentence for staff about a scan at a receiving station.
+pub fn describe_scan(outcome: &crate::workflows::receiving::ScanOutcome) -> String {
+    use crate::store::receiving::BindOutcome;
+    use crate::workflows::receiving::ScanOutcome;
+    match outcome {
+        ScanOutcome::LineSelected(s) => format!(
+            "delivery {} line {} selected: {} lot {}",
+            s.delivery_id, s.line_no, s.sku, s.lot
+        ),
+        ScanOutcome::Item(BindOutcome::Bound {
+            delivery_id,
+            line_no,
+            count,
+        }) => {
+            format!("bound to delivery {delivery_id} line {line_no} ({count} item(s) so far)")
+        }
+        ScanOutcome::Item(BindOutcome::Flagged {
+            delivery_id,
+            line_no,
+            flag,
+        }) => format!(
+            "FLAGGED on delivery {delivery_id} line {line_no}: {} — set the item aside",
+            serde_json::to_string(flag).unwrap_or_default()
+        ),
+    }
+}
+
+/// An item's whole chain.
+pub struct ItemTraceView<'a>(pub &'a crate::store::trace::ItemTrace);
+
+impl fmt::Display for ItemTraceView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.0;
+        writeln!(
+            f,
+            "item {}  ({} lot {}, now {})",
+            t.code, t.sku, t.lot, t.status
+        )?;
+        writeln!(
+            f,
+            "  from     supplier {} in delivery {}, bound {}",
+            t.supplier.as_deref().unwrap_or("?"),
+            t.delivery_id.as_deref().unwrap_or("?"),
+            t.bound_at
+        )?;
+        if let Some(d) = &t.decision {
+            write!(f, "  accepted ")?;
+            write!(f, "{}", DecisionView(d))?;
+        }
+        for m in &t.batch_movements {
+            writeln!(
+                f,
+                "  batch    {} {:<12} {:>8}  {}",
+                m.at, m.kind, m.quantity, m.reference
+            )?;
+        }
+        match &t.handed_over {
+            Some(h) => writeln!(
+                f,
+                "  to       pickup order {} at station {}, {}",
+                h.order_id, h.station, h.at
+            ),
+            None => writeln!(f, "  to       (not handed over)"),
+        }
+    }
+}
+
+/// Every item of a batch, upstream and downstream.
+pub struct BatchTraces<'a>(pub &'a [crate::store::trace::BatchTrace]);
+
+impl fmt::Display for BatchTraces<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return writeln!(f, "no batch with that lot code");
+        }
+        for b in self.0 {
+            writeln!(f, "batch {} of {} — {} on hand", b.lot, b.sku, b.on_hand)?;
+            for d in &b.upstream {
+                writeln!(
+                    f,
+                    "  upstream: supplier {} delivery {} line {} → {}",
+                    d.supplier,
+                    d.delivery_id,
+                    d.line_no,
+                    d.decision.outcome.as_str()
+                )?;
+            }
+            for m in &b.movements {
+                writeln!(
+                    f,
+                    "  movement: {} {:<12} {:>8}  {}",
+                    m.at, m.kind, m.quantity, m.reference
+                )?;
+            }
+            for i in &b.items {
+                match (&i.order_id, &i.handed_over_at) {
+                    (Some(o), Some(at)) => writeln!(
+                        f,
+                        "  item {:<40} {:<12} → order {o} at {at}",
+                        i.code, i.status
+                    )?,
+                    _ => writeln!(f, "  item {:<40} {}", i.code, i.status)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -81,6 +81,38 @@ pub struct Config {
     pub log: LogConfig,
     pub shutdown: ShutdownConfig,
     pub status: StatusConfig,
+    pub pickup: PickupConfig,
+    pub alerts: AlertsConfig,
+    pub receiving: ReceivingConfig,
+}
+
+/// Receiving rules and evidence retention.
+#[derive(Debug, Clone)]
+pub struct ReceivingConfig {
+    pub policy: hub_core::receiving::ReceivingPolicy,
+    pub retention: crate::evidence::Retention,
+}
+
+/// Pickup-point rules.
+#[derive(Debug, Clone)]
+pub struct PickupConfig {
+    /// Wrong codes per station before a lockout, the window they count in, the lockout length.
+    pub attempts: hub_core::pickup::AttemptPolicy,
+}
+
+/// Alert thresholds.
+#[derive(Debug, Clone)]
+pub struct AlertsConfig {
+    /// Tier policy for SKUs that central has not sent one for.
+    pub default_policy: hub_core::alerts::TierPolicy,
+    /// Batches expiring within this many days raise a yellow alert.
+    pub expiry_warn_days: i64,
+    /// Undelivered outbox events older than this raise an alert.
+    pub outbox_backlog_warn: Duration,
+    /// How often the periodic checks run.
+    pub check_interval: Duration,
+    /// Held stock waiting longer than this for review raises an alert.
+    pub quarantine_warn: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -215,7 +247,50 @@ struct RawStatus {
     refresh_seconds: Option<i64>,
 }
 
-const SECTIONS: &[&str] = &["site", "store", "log", "shutdown", "status"];
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPickup {
+    max_wrong_codes: Option<i64>,
+    wrong_code_window_minutes: Option<i64>,
+    lockout_minutes: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    measure: Option<String>,
+    yellow: Option<f64>,
+    orange: Option<f64>,
+    red: Option<f64>,
+    hysteresis: Option<f64>,
+    replenish_at: Option<String>,
+    target: Option<f64>,
+    re_request_after_minutes: Option<i64>,
+    expiry_warn_days: Option<i64>,
+    outbox_backlog_warn_minutes: Option<i64>,
+    check_interval_seconds: Option<i64>,
+    quarantine_warn_hours: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReceiving {
+    min_days_to_expiry: Option<i64>,
+    photo_required: Option<bool>,
+    photo_max_age_days: Option<i64>,
+    photo_max_total_mb: Option<i64>,
+}
+
+const SECTIONS: &[&str] = &[
+    "site",
+    "store",
+    "log",
+    "shutdown",
+    "pickup",
+    "alerts",
+    "receiving",
+    "status",
+];
 
 impl Config {
     /// Reads and validates a config file.
@@ -262,6 +337,44 @@ impl Config {
         let log: RawLog = section(&table, "log", &mut problems);
         let shutdown: RawShutdown = section(&table, "shutdown", &mut problems);
         let status: RawStatus = section(&table, "status", &mut problems);
+        let pickup: RawPickup = section(&table, "pickup", &mut problems);
+        let alerts: RawAlerts = section(&table, "alerts", &mut problems);
+        let pickup = validate_pickup(pickup, &mut problems);
+        let alerts = validate_alerts(alerts, &mut problems);
+        let receiving: RawReceiving = section(&table, "receiving", &mut problems);
+        let receiving = ReceivingConfig {
+            policy: hub_core::receiving::ReceivingPolicy {
+                min_days_to_expiry: int_in(
+                    receiving.min_days_to_expiry,
+                    2,
+                    0,
+                    365,
+                    "receiving.min_days_to_expiry",
+                    &mut problems,
+                ) as i64,
+                photo_required: receiving.photo_required.unwrap_or(true),
+            },
+            retention: crate::evidence::Retention {
+                max_age_days: int_in(
+                    receiving.photo_max_age_days,
+                    90,
+                    1,
+                    3650,
+                    "receiving.photo_max_age_days",
+                    &mut problems,
+                ) as i64,
+                max_total_bytes: int_in(
+                    receiving.photo_max_total_mb,
+                    2048,
+                    1,
+                    1_000_000,
+                    "receiving.photo_max_total_mb",
+                    &mut problems,
+                ) as u64
+                    * 1024
+                    * 1024,
+            },
+        };
 
         let site_id = match site.id {
             None => {
@@ -351,6 +464,9 @@ impl Config {
                 log: LogConfig { level, format },
                 shutdown: ShutdownConfig { grace },
                 status,
+                pickup,
+                alerts,
+                receiving,
             }),
             _ => Err(problems.0),
         }
@@ -409,6 +525,133 @@ fn validate_status(raw: RawStatus, problems: &mut Problems) -> StatusConfig {
         listen,
         token,
         refresh: Duration::from_secs(refresh as u64),
+    }
+}
+
+fn validate_pickup(raw: RawPickup, problems: &mut Problems) -> PickupConfig {
+    let d = hub_core::pickup::AttemptPolicy::default();
+    let minutes = |v: Option<i64>, default_ms: i64, path: &str, problems: &mut Problems| {
+        int_in(
+            v,
+            (default_ms / 60_000) as usize,
+            1,
+            24 * 60,
+            path,
+            problems,
+        ) as i64
+            * 60_000
+    };
+    PickupConfig {
+        attempts: hub_core::pickup::AttemptPolicy {
+            max_failures: int_in(
+                raw.max_wrong_codes,
+                d.max_failures as usize,
+                1,
+                100,
+                "pickup.max_wrong_codes",
+                problems,
+            ) as u32,
+            window_ms: minutes(
+                raw.wrong_code_window_minutes,
+                d.window_ms,
+                "pickup.wrong_code_window_minutes",
+                problems,
+            ),
+            lockout_ms: minutes(
+                raw.lockout_minutes,
+                d.lockout_ms,
+                "pickup.lockout_minutes",
+                problems,
+            ),
+        },
+    }
+}
+
+fn validate_alerts(raw: RawAlerts, problems: &mut Problems) -> AlertsConfig {
+    use hub_core::alerts::{Measure, Tier, TierPolicy};
+    let measure = match raw.measure.as_deref() {
+        None | Some("days_of_cover") => Measure::DaysOfCover,
+        Some("absolute") => Measure::Absolute,
+        Some(other) => {
+            problems.push(
+                "alerts.measure",
+                format!("'{other}' is not a measure; use \"days_of_cover\" or \"absolute\""),
+            );
+            Measure::DaysOfCover
+        }
+    };
+    let replenish_at = match raw.replenish_at.as_deref() {
+        None | Some("red") => Tier::Red,
+        Some("orange") => Tier::Orange,
+        Some(other) => {
+            problems.push(
+                "alerts.replenish_at",
+                format!("'{other}' must be \"orange\" or \"red\""),
+            );
+            Tier::Red
+        }
+    };
+    let policy = TierPolicy {
+        measure,
+        yellow: raw.yellow.unwrap_or(3.0),
+        orange: raw.orange.unwrap_or(2.0),
+        red: raw.red.unwrap_or(1.0),
+        hysteresis: raw.hysteresis.unwrap_or(0.15),
+        replenish_at,
+        target: raw.target.unwrap_or(5.0),
+        re_request_after_ms: int_in(
+            raw.re_request_after_minutes,
+            240,
+            1,
+            7 * 24 * 60,
+            "alerts.re_request_after_minutes",
+            problems,
+        ) as i64
+            * 60_000,
+    };
+    if let Err(e) = policy.validate() {
+        problems.push("alerts", e.to_string());
+    }
+    AlertsConfig {
+        default_policy: policy,
+        expiry_warn_days: int_in(
+            raw.expiry_warn_days,
+            2,
+            0,
+            365,
+            "alerts.expiry_warn_days",
+            problems,
+        ) as i64,
+        outbox_backlog_warn: Duration::from_secs(
+            int_in(
+                raw.outbox_backlog_warn_minutes,
+                60,
+                1,
+                7 * 24 * 60,
+                "alerts.outbox_backlog_warn_minutes",
+                problems,
+            ) as u64
+                * 60,
+        ),
+        check_interval: Duration::from_secs(int_in(
+            raw.check_interval_seconds,
+            60,
+            1,
+            3600,
+            "alerts.check_interval_seconds",
+            problems,
+        ) as u64),
+        quarantine_warn: Duration::from_secs(
+            int_in(
+                raw.quarantine_warn_hours,
+                4,
+                1,
+                24 * 30,
+                "alerts.quarantine_warn_hours",
+                problems,
+            ) as u64
+                * 3600,
+        ),
     }
 }
 

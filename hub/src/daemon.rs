@@ -114,6 +114,16 @@ pub async fn run_with(
             shutdown.child_token(),
         ));
     }
+    tracker.spawn(storage_task(
+        store.clone(),
+        config.store.data_dir.clone(),
+        shutdown.child_token(),
+    ));
+    tracker.spawn(alert_checks_task(
+        store.clone(),
+        config.alerts.clone(),
+        shutdown.child_token(),
+    ));
     tracker.close();
     started(&info);
     systemd::notify_ready();
@@ -134,6 +144,62 @@ pub async fn run_with(
     tokio::task::spawn_blocking(move || closing.close()).await?;
     tracing::info!("store flushed; hub stopped");
     Ok(())
+}
+
+/// How often the data directory's free space is checked.
+const STORAGE_CHECK_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Keeps the `disk_nearly_full` alert in step with the data directory's free space: raised
+/// (orange, red below a quarter of the limits) while space is low, cleared when it is not.
+async fn storage_task(store: Store, data_dir: std::path::PathBuf, shutdown: CancellationToken) {
+    use hub_core::alerts::{Alert, AlertKind, Tier};
+    let mut tick = tokio::time::interval(STORAGE_CHECK_INTERVAL);
+    let mut was_low = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let dir = data_dir.clone();
+        let Ok(Ok(space)) = tokio::task::spawn_blocking(move || crate::storage::space(&dir)).await
+        else {
+            continue;
+        };
+        let low = space.is_low();
+        if was_low == Some(low) {
+            continue;
+        }
+        let subject = data_dir.display().to_string();
+        let now = crate::clock::now();
+        let result = if low {
+            let critical = space.available_ratio() < crate::storage::MIN_FREE_RATIO / 4.0
+                || space.available_bytes < crate::storage::MIN_FREE_BYTES / 4;
+            let alert = Alert {
+                kind: AlertKind::DiskNearlyFull,
+                subject: subject.clone(),
+                tier: if critical { Tier::Red } else { Tier::Orange },
+                message: format!(
+                    "{} free of {} on the data directory's filesystem",
+                    crate::storage::human_bytes(space.available_bytes),
+                    crate::storage::human_bytes(space.total_bytes)
+                ),
+            };
+            tracing::warn!(data_dir = %subject, available = space.available_bytes, "data directory nearly full");
+            store
+                .write(move |c| crate::store::alerts::raise(c, &alert, now))
+                .await
+        } else {
+            store
+                .write(move |c| {
+                    crate::store::alerts::clear(c, AlertKind::DiskNearlyFull, &subject, now)
+                })
+                .await
+        };
+        match result {
+            Ok(_) => was_low = Some(low),
+            Err(e) => tracing::error!(error = %e, "cannot record the disk space alert"),
+        }
+    }
 }
 
 /// How long to wait before trying again to bind the status page's address.
@@ -186,6 +252,32 @@ async fn status_task(store: Store, shutdown: CancellationToken) {
                 "status"
             ),
             Err(e) => tracing::error!(error = %e, "cannot read outbox status"),
+        }
+    }
+}
+
+/// Runs the periodic alert checks (stock tiers, expiry, outbox backlog) until shutdown.
+async fn alert_checks_task(
+    store: Store,
+    config: crate::config::AlertsConfig,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(config.check_interval);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match crate::workflows::alerts::run_checks(&store, &config, crate::clock::now()).await {
+            Ok(round) if round.stock_actions + round.alert_changes > 0 => {
+                tracing::info!(
+                    stock_actions = round.stock_actions,
+                    alert_changes = round.alert_changes,
+                    "alert checks"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "alert checks failed"),
         }
     }
 }

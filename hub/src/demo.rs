@@ -54,6 +54,7 @@ fn sku(code: &str, name: &str, unit: StockUnit) -> Sku {
         unit,
         gtins: vec![],
         allow_negative: false,
+        check_items_at_handover: false,
         version: 1,
     }
 }
@@ -341,15 +342,18 @@ pub fn demo_board(summary: &DemoSummary, now: Timestamp) -> crate::status::Statu
             continue;
         };
         if let Some(tier) = demo_tier(stock.on_hand, *point) {
-            alerts.push(Alert::new(
-                tier,
-                &stock.sku,
-                format!(
-                    "{} {} on hand, reorder point {point}",
-                    stock.on_hand, stock.unit
-                ),
-                now,
-            ));
+            alerts.push(
+                Alert::new(
+                    tier,
+                    &stock.sku,
+                    format!(
+                        "{} {} on hand, reorder point {point}",
+                        stock.on_hand, stock.unit
+                    ),
+                    now,
+                )
+                .with_kind("stock_low"),
+            );
         }
     }
     board.set_alerts(alerts);

@@ -14,14 +14,7 @@ pub fn apply_loop(db: &Path, prefix: &str, threads: usize, limit: u64) -> anyhow
     let store = Store::open(db, "crash-site", &StoreOptions::default())?;
     store.write_blocking(|c| {
         for code in ["CRASH-A", "CRASH-B"] {
-            let sku = Sku {
-                code: SkuCode::new(code).expect("valid"),
-                name: code.into(),
-                unit: StockUnit::Piece,
-                gtins: vec![],
-                allow_negative: false,
-                version: 1,
-            };
+            let sku = Sku::new(SkuCode::new(code).expect("valid"), code, StockUnit::Piece);
             sku_store::upsert(c, &sku, Timestamp(0))?;
         }
         Ok::<_, StoreError>(())
@@ -72,6 +65,79 @@ pub fn apply_loop(db: &Path, prefix: &str, threads: usize, limit: u64) -> anyhow
             });
         }
     });
+    store.close();
+    Ok(())
+}
+
+/// Receives deliveries in a loop — manifest, label scan, item scans, weight, decision — and
+/// prints `DECIDED <delivery> <line> <outcome>` after each durable decision.
+pub fn receive_loop(db: &Path, prefix: &str, limit: u64) -> anyhow::Result<()> {
+    use crate::store::receiving as rs;
+    use hub_core::receiving::{Manifest, ManifestLine, ReceivingPolicy};
+    let store = Store::open(db, "crash-site", &StoreOptions::default())?;
+    store.write_blocking(|c| {
+        let sku = Sku {
+            code: SkuCode::new("CRASH-R").expect("valid"),
+            name: "crash receiving".into(),
+            unit: StockUnit::Piece,
+            gtins: vec!["09506000134352".into()],
+            allow_negative: false,
+            check_items_at_handover: false,
+            version: 1,
+        };
+        sku_store::upsert(c, &sku, Timestamp(0))?;
+        Ok::<_, StoreError>(())
+    })?;
+    let policy = ReceivingPolicy {
+        min_days_to_expiry: 0,
+        photo_required: false,
+    };
+    let mut out = std::io::stdout();
+    for n in 0..limit {
+        let delivery_id = format!("{prefix}-D{n}");
+        let line = |line_no: u32, expected: i64| ManifestLine {
+            line_no,
+            sku: SkuCode::new("CRASH-R").expect("valid"),
+            lot: format!("{prefix}-L{n}-{line_no}"),
+            production_date: None,
+            expiry: None,
+            expected_count: Some(expected),
+            expected_weight_g: Some(1000 * expected),
+            weight_tolerance_g: 100,
+            trace_codes: vec![],
+            crate_label: None,
+        };
+        let manifest = Manifest {
+            delivery_id: delivery_id.clone(),
+            supplier: "Crash Farms".into(),
+            expected_at: None,
+            lines: vec![line(1, 3), line(2, 3)],
+            cancelled: false,
+            version: 1,
+        };
+        let now = crate::clock::now();
+        let today = chrono::Utc::now().date_naive();
+        let id = delivery_id.clone();
+        let decisions = store.write_blocking(move |c| {
+            rs::upsert_manifest(c, &manifest, now)?;
+            let mut outcomes = Vec::new();
+            for (line_no, weight) in [(1u32, 3_000i64), (2, 2_000)] {
+                rs::scan_label(c, "dock", &format!("{id}/{line_no}"), now)?;
+                for k in 0..3 {
+                    let code = format!("(01)09506000134352(21){id}-{line_no}-{k}");
+                    rs::scan_item(c, "dock", &code, Some("09506000134352"), None, now)?;
+                }
+                rs::record_weight(c, "dock", weight, now)?;
+                let d = rs::decide(c, &id, line_no, "crash-test", &policy, today, now)?;
+                outcomes.push((line_no, d.decision.outcome.as_str()));
+            }
+            Ok::<_, rs::ReceivingError>(outcomes)
+        })?;
+        for (line_no, outcome) in decisions {
+            let _ = writeln!(out, "DECIDED {delivery_id} {line_no} {outcome}");
+        }
+        let _ = out.flush();
+    }
     store.close();
     Ok(())
 }

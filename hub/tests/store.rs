@@ -15,6 +15,7 @@ fn sku(code: &str, allow_negative: bool) -> Sku {
         unit: StockUnit::Piece,
         gtins: vec![],
         allow_negative,
+        check_items_at_handover: false,
         version: 1,
     }
 }

@@ -204,6 +204,7 @@ fn hub_core_sku() -> hub_core::Sku {
         unit: hub_core::StockUnit::Piece,
         gtins: vec![],
         allow_negative: false,
+        check_items_at_handover: false,
         version: 1,
     }
 }

@@ -177,9 +177,27 @@ pub struct Sku {
     /// Whether stock of this SKU may go below zero (e.g. sold before the delivery is booked).
     #[serde(default)]
     pub allow_negative: bool,
+    /// Whether each item's trace code must be scanned when an order with this SKU is handed over.
+    #[serde(default)]
+    pub check_items_at_handover: bool,
     /// Master-data version; older versions never overwrite newer ones.
     #[serde(default)]
     pub version: i64,
+}
+
+impl Sku {
+    /// A SKU with defaults: no GTINs, no negative stock, no item check, version 1.
+    pub fn new(code: SkuCode, name: impl Into<String>, unit: StockUnit) -> Sku {
+        Sku {
+            code,
+            name: name.into(),
+            unit,
+            gtins: vec![],
+            allow_negative: false,
+            check_items_at_handover: false,
+            version: 1,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,8 +4,10 @@
 //! transaction. The wire shape (topics, envelopes) is the MQTT adapter's business; here an
 //! event is only a typed fact with a stable `kind` name.
 
-use crate::domain::Sku;
+use crate::alerts::{Alert, AlertKind, Tier};
+use crate::domain::{Sku, SkuCode, Timestamp};
 use crate::ledger::Movement;
+use crate::receiving::{CodeFlag, LineDecision, PhotoEvidence};
 use serde::{Deserialize, Serialize};
 
 /// A fact recorded by the hub, destined for the central system.
@@ -20,6 +22,125 @@ pub enum DomainEvent {
         sku_balance_after: i64,
         batch_balance_after: Option<i64>,
     },
+    /// A pickup order left the site (wholly or partly), exactly once.
+    PickupHandedOver { handover: Handover },
+    /// A station typed too many wrong pickup codes and is locked out until `until`.
+    PickupStationLockedOut {
+        station: String,
+        until: Timestamp,
+        failures: u32,
+    },
+    /// A SKU's stock tier changed.
+    StockTierChanged {
+        sku: SkuCode,
+        from: Tier,
+        to: Tier,
+        figure: f64,
+    },
+    /// Stock is needed: one request per episode (repeat > 0 only after the re-request interval).
+    ReplenishmentRequested {
+        sku: SkuCode,
+        episode_id: String,
+        suggested_quantity: i64,
+        tier: Tier,
+        repeat: u32,
+    },
+    /// The SKU recovered; its replenishment episode is over.
+    ReplenishmentEpisodeEnded { sku: SkuCode, episode_id: String },
+    /// An operational alert was raised or changed tier.
+    AlertRaised { alert: Alert },
+    /// An operational alert's condition went away.
+    AlertCleared {
+        alert_kind: AlertKind,
+        subject: String,
+    },
+    /// A delivery line was decided at receiving, with all its evidence.
+    ReceivingLineDecided { decision: ReceivingDecision },
+    /// A trace code was bound to a batch at receiving.
+    TraceCodeBound {
+        code: String,
+        sku: SkuCode,
+        lot: String,
+        delivery_id: String,
+        line_no: u32,
+    },
+    /// A scanned trace code was not bound: possible counterfeit or mix-up.
+    TraceCodeFlagged {
+        code: String,
+        delivery_id: String,
+        line_no: u32,
+        flag: CodeFlag,
+    },
+    /// Held stock was released into stock or rejected after review.
+    QuarantineResolved {
+        delivery_id: String,
+        line_no: u32,
+        sku: SkuCode,
+        lot: String,
+        released: i64,
+        rejected: i64,
+        staff: String,
+        reason: String,
+    },
+    /// Staff closed a delivery; every line has a decision.
+    DeliveryClosed {
+        delivery_id: String,
+        staff: String,
+        lines: usize,
+    },
+}
+
+/// A receiving decision with the evidence behind it, as kept for disputes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReceivingDecision {
+    pub delivery_id: String,
+    pub supplier: String,
+    pub line_no: u32,
+    pub sku: SkuCode,
+    pub lot: String,
+    pub decision: LineDecision,
+    pub staff: String,
+    pub decided_at: Timestamp,
+    /// Every stable weight read for this line, in grams, oldest first.
+    pub weight_readings_g: Vec<i64>,
+    pub photos: Vec<PhotoEvidence>,
+    pub bound_codes: Vec<String>,
+    pub flagged_codes: Vec<(String, CodeFlag)>,
+}
+
+/// What left the site with one pickup order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Handover {
+    pub order_id: String,
+    pub station: String,
+    pub at: Timestamp,
+    pub lines: Vec<HandoverLine>,
+    /// Trace codes scanned at handover.
+    pub trace_codes: Vec<String>,
+}
+
+/// One order line at handover.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandoverLine {
+    pub sku: SkuCode,
+    pub lot: Option<String>,
+    pub ordered: i64,
+    pub handed_over: i64,
+    /// Refused by the customer.
+    pub refused: i64,
+    /// What happened to refused goods: back to stock, or written off.
+    pub refused_to: Option<RefusedTo>,
+    /// Weighed quantity (grams) for by-weight items, and the price difference in cents.
+    pub weighed_g: Option<i64>,
+    pub price_difference_cents: Option<i64>,
+}
+
+/// Where refused goods go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusedTo {
+    Stock,
+    Loss,
 }
 
 impl DomainEvent {
@@ -28,6 +149,18 @@ impl DomainEvent {
         match self {
             DomainEvent::SkuUpserted { .. } => "sku_upserted",
             DomainEvent::MovementRecorded { .. } => "movement_recorded",
+            DomainEvent::PickupHandedOver { .. } => "pickup_handed_over",
+            DomainEvent::PickupStationLockedOut { .. } => "pickup_station_locked_out",
+            DomainEvent::StockTierChanged { .. } => "stock_tier_changed",
+            DomainEvent::ReplenishmentRequested { .. } => "replenishment_requested",
+            DomainEvent::ReplenishmentEpisodeEnded { .. } => "replenishment_episode_ended",
+            DomainEvent::AlertRaised { .. } => "alert_raised",
+            DomainEvent::AlertCleared { .. } => "alert_cleared",
+            DomainEvent::ReceivingLineDecided { .. } => "receiving_line_decided",
+            DomainEvent::TraceCodeBound { .. } => "trace_code_bound",
+            DomainEvent::TraceCodeFlagged { .. } => "trace_code_flagged",
+            DomainEvent::QuarantineResolved { .. } => "quarantine_resolved",
+            DomainEvent::DeliveryClosed { .. } => "delivery_closed",
         }
     }
 }

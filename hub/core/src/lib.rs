@@ -5,9 +5,12 @@
 //! (`Timestamp`), storage comes in as a read-only view (`BalanceView`). That is what lets the
 //! rules be tested exhaustively with plain unit and property tests, and what keeps adapters thin.
 
+pub mod alerts;
 pub mod domain;
 pub mod event;
 pub mod ledger;
+pub mod pickup;
+pub mod receiving;
 
 pub use domain::{BatchKey, MovementId, SiteId, Sku, SkuCode, StockUnit, Timestamp};
 pub use event::DomainEvent;

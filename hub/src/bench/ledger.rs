@@ -135,14 +135,11 @@ pub fn run(dir: &Path, seconds: f64, requesters: usize) -> anyhow::Result<Ledger
     )?;
     store.write_blocking(|c| {
         for i in 0..SKUS {
-            let sku = Sku {
-                code: SkuCode::new(format!("BENCH-{i}")).expect("valid"),
-                name: format!("Benchmark SKU {i}"),
-                unit: StockUnit::Piece,
-                gtins: vec![],
-                allow_negative: false,
-                version: 1,
-            };
+            let sku = Sku::new(
+                SkuCode::new(format!("BENCH-{i}")).expect("valid"),
+                format!("Benchmark SKU {i}"),
+                StockUnit::Piece,
+            );
             sku_store::upsert(c, &sku, Timestamp(0))?;
         }
         Ok::<_, StoreError>(())

@@ -1,8 +1,9 @@
 //! The on-site status page: what a clerk or technician sees on a tablet in the warehouse.
 //!
 //! Two sources feed it. The store gives the figures it holds (outbox depth, today's receipts and
-//! handovers); the [`StatusBoard`] holds what only the adapters know (uplink state, devices,
-//! open alerts, the vision model in use). [`gather`] joins both into a [`StatusSnapshot`], which
+//! handovers, the open alerts in its `alert` table); the [`StatusBoard`] holds what only the
+//! adapters know (uplink state, devices, the vision model in use, and any alert an adapter
+//! keeps outside the store). [`gather`] joins both into a [`StatusSnapshot`], which
 //! [`render`] turns into HTML, JSON and Prometheus text and [`server`] serves over HTTP.
 //!
 //! This module only reads: it never writes the database and never changes an adapter's state.
@@ -175,6 +176,8 @@ impl AlertTier {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {
     pub tier: AlertTier,
+    /// What kind of condition, e.g. `stock_low` or `device_offline` (empty when not given).
+    pub kind: String,
     /// What it is about, usually a SKU code.
     pub subject: String,
     pub message: String,
@@ -191,11 +194,35 @@ impl Alert {
     ) -> Alert {
         Alert {
             tier,
+            kind: String::new(),
             subject: subject.to_owned(),
             message: message.into(),
             since,
         }
     }
+
+    /// Names the kind of condition (`stock_low`, `near_expiry`, `device_offline`, ...).
+    pub fn with_kind(mut self, kind: impl Into<String>) -> Alert {
+        self.kind = kind.into();
+        self
+    }
+}
+
+impl AlertTier {
+    /// Parses the stored tier names; `normal` (and anything else) is not an open alert.
+    pub fn parse(text: &str) -> Option<AlertTier> {
+        match text {
+            "yellow" => Some(AlertTier::Yellow),
+            "orange" => Some(AlertTier::Orange),
+            "red" => Some(AlertTier::Red),
+            _ => None,
+        }
+    }
+}
+
+/// Most urgent first, then oldest first.
+fn sort_alerts(alerts: &mut [Alert]) {
+    alerts.sort_by(|a, b| b.tier.cmp(&a.tier).then(a.since.cmp(&b.since)));
 }
 
 /// The image-recognition model and the backend running it.
@@ -275,9 +302,10 @@ impl StatusBoard {
         self.update(|v| v.devices.retain(|d| d.name != name));
     }
 
-    /// Replaces the list of open alerts.
+    /// Replaces the list of open alerts this board adds to the store's own (the store's
+    /// `alert` table is the usual home of alerts; use this for conditions kept in memory only).
     pub fn set_alerts(&self, mut alerts: Vec<Alert>) {
-        alerts.sort_by(|a, b| b.tier.cmp(&a.tier).then(a.since.cmp(&b.since)));
+        sort_alerts(&mut alerts);
         self.update(|v| v.alerts = alerts);
     }
 
@@ -333,7 +361,7 @@ pub struct Today {
     pub receipt_lines: i64,
     /// Distinct deliveries those lines belong to.
     pub deliveries: i64,
-    /// Distinct pickup orders handed over (issue movements grouped by order).
+    /// Pickup orders handed over.
     pub handovers: i64,
     /// Issue movements (one per handed-over line).
     pub handover_lines: i64,
@@ -358,13 +386,15 @@ pub struct StoreFigures {
     pub today: Today,
     /// SKUs with stock on hand.
     pub skus_in_stock: i64,
+    /// Open alerts recorded in the store (stock tiers, expiry, backlog, lockouts, ...).
+    pub alerts: Vec<Alert>,
 }
 
 /// Reads the store's part of the status. `day_start` is local midnight in ms.
 pub fn store_figures(conn: &Connection, day_start: Timestamp) -> Result<StoreFigures, StoreError> {
     let sql = outbox::sql(conn);
     let outbox = outbox::stats(conn)?;
-    let (receipt_lines, deliveries, handover_lines, handovers): (i64, i64, i64, i64) = conn
+    let (receipt_lines, deliveries, handover_lines, issue_orders): (i64, i64, i64, i64) = conn
         .query_row(
             "SELECT COUNT(*) FILTER (WHERE kind = 'receipt'),
                     COUNT(DISTINCT reference) FILTER (WHERE kind = 'receipt'),
@@ -375,6 +405,42 @@ pub fn store_figures(conn: &Connection, day_start: Timestamp) -> Result<StoreFig
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .map_err(&sql)?;
+    // Handovers through the pickup workflow are recorded once each in `handover`; issues
+    // recorded straight on the ledger (older data, the demo) count by their order reference.
+    let recorded: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM handover WHERE at >= ?1",
+            [day_start.millis()],
+            |r| r.get(0),
+        )
+        .map_err(&sql)?;
+    let handovers = recorded.max(issue_orders);
+    let mut st = conn
+        .prepare_cached(
+            "SELECT kind, subject, tier, message, raised_at FROM alert WHERE tier <> 'normal'",
+        )
+        .map_err(&sql)?;
+    let rows: Vec<(String, String, String, String, i64)> = st
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(&sql)?;
+    let mut alerts: Vec<Alert> = rows
+        .into_iter()
+        .filter_map(|(kind, subject, tier, message, raised_at)| {
+            Some(
+                Alert::new(
+                    AlertTier::parse(&tier)?,
+                    &subject,
+                    message,
+                    Timestamp(raised_at),
+                )
+                .with_kind(kind),
+            )
+        })
+        .collect();
+    sort_alerts(&mut alerts);
     let skus_in_stock = conn
         .query_row(
             "SELECT COUNT(*) FROM balance_sku WHERE on_hand > 0",
@@ -392,6 +458,7 @@ pub fn store_figures(conn: &Connection, day_start: Timestamp) -> Result<StoreFig
             handover_lines,
         },
         skus_in_stock,
+        alerts,
     })
 }
 
@@ -446,6 +513,9 @@ pub async fn gather(source: &StatusSource, now: Timestamp) -> StatusSnapshot {
         Ok(f) => (f, None),
         Err(e) => (StoreFigures::default(), Some(e.to_string())),
     };
+    let mut alerts = figures.alerts;
+    alerts.extend(board.alerts);
+    sort_alerts(&mut alerts);
     StatusSnapshot {
         site_id: source.site_id.clone(),
         site_name: source.site_name.clone(),
@@ -453,11 +523,11 @@ pub async fn gather(source: &StatusSource, now: Timestamp) -> StatusSnapshot {
         generated_at: now,
         started_at: source.started_at,
         devices_online: board.devices.iter().filter(|d| d.online).count(),
-        alert_counts: AlertCounts::of(&board.alerts),
+        alert_counts: AlertCounts::of(&alerts),
         uplink: board.uplink,
         outbox: figures.outbox,
         devices: board.devices,
-        alerts: board.alerts,
+        alerts,
         today: figures.today,
         skus_in_stock: figures.skus_in_stock,
         vision: board.vision,

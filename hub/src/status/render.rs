@@ -199,8 +199,9 @@ pub fn html(s: &StatusSnapshot, refresh: Duration) -> String {
         for a in &s.alerts {
             let _ = write!(
                 p,
-                "<tr><td><span class=\"alert-tier {t}\">{t}</span></td><td><b>{}</b><div class=\"sub\">{} · {}</div></td></tr>",
+                "<tr><td><span class=\"alert-tier {t}\">{t}</span></td><td><b>{}</b> <span class=\"sub\">{}</span><div class=\"sub\">{} · {}</div></td></tr>",
                 escape_html(&a.subject),
+                escape_html(&a.kind.replace('_', " ")),
                 escape_html(&a.message),
                 ago(a.since, now),
                 t = a.tier.as_str()

@@ -9,16 +9,22 @@
 //! Reads run on separate read-only connections (WAL lets them proceed while the writer works).
 //! Nothing here knows about MQTT, devices or the clock; domain rules live in `hub-core`.
 
+pub mod alerts;
 pub mod ledger;
 pub mod outbox;
+pub mod pickup;
+pub mod receiving;
 mod schema;
 pub mod sku;
+pub mod trace;
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
+
+pub use outbox::sql as sql_error;
 
 /// Oldest SQLite the hub accepts: 3.51.3 fixes the WAL-reset corruption bug.
 pub const MIN_SQLITE_VERSION: i32 = 3_051_003;

@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::StoreError;
 
 /// Turns an SQLite error on this connection into a store error naming the file.
-pub(crate) fn sql(conn: &Connection) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+pub fn sql(conn: &Connection) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |e| StoreError::from_sqlite(std::path::Path::new(conn.path().unwrap_or(":memory:")), e)
 }
 

@@ -65,6 +65,142 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX outbox_undelivered ON outbox(seq) WHERE delivered_at IS NULL;
     "#,
+    // 2: pickup orders and handovers, trace codes, station lockouts, stock tiers and alerts.
+    r#"
+    ALTER TABLE sku ADD COLUMN check_items INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE pickup_order (
+        order_id TEXT PRIMARY KEY,
+        site TEXT NOT NULL,
+        code_salt TEXT NOT NULL,
+        code_hash TEXT NOT NULL,
+        body TEXT NOT NULL,
+        opens_at INTEGER NOT NULL,
+        closes_at INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        collected_at INTEGER,
+        collected_by TEXT,
+        version INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX pickup_order_by_close ON pickup_order(closes_at);
+    CREATE TABLE pickup_order_line (
+        order_id TEXT NOT NULL REFERENCES pickup_order(order_id),
+        line_no INTEGER NOT NULL,
+        sku TEXT NOT NULL,
+        quantity INTEGER NOT NULL,
+        PRIMARY KEY (order_id, line_no)
+    ) STRICT;
+    CREATE INDEX pickup_order_line_by_sku ON pickup_order_line(sku);
+    CREATE TABLE handover (
+        order_id TEXT PRIMARY KEY REFERENCES pickup_order(order_id),
+        station TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        body TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE station_attempts (
+        station TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE trace_code (
+        code TEXT PRIMARY KEY,
+        sku TEXT NOT NULL,
+        lot TEXT NOT NULL,
+        delivery_id TEXT,
+        status TEXT NOT NULL,
+        order_id TEXT,
+        bound_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX trace_code_by_batch ON trace_code(sku, lot);
+    CREATE TABLE sku_tier_policy (
+        sku TEXT PRIMARY KEY,
+        policy TEXT NOT NULL,
+        version INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE sku_alert_state (
+        sku TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE alert (
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        tier TEXT NOT NULL,
+        message TEXT NOT NULL,
+        raised_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (kind, subject)
+    ) STRICT;
+    "#,
+    // 3: receiving: manifests, per-line observations, decisions, quarantine, photos, disputes.
+    r#"
+    CREATE TABLE delivery_manifest (
+        delivery_id TEXT PRIMARY KEY,
+        supplier TEXT NOT NULL,
+        body TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        cancelled INTEGER NOT NULL,
+        closed_at INTEGER,
+        closed_by TEXT,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE receiving_line (
+        delivery_id TEXT NOT NULL REFERENCES delivery_manifest(delivery_id),
+        line_no INTEGER NOT NULL,
+        observations TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (delivery_id, line_no)
+    ) STRICT;
+    CREATE TABLE line_decision (
+        delivery_id TEXT NOT NULL,
+        line_no INTEGER NOT NULL,
+        sku TEXT NOT NULL,
+        lot TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        accepted INTEGER NOT NULL,
+        rejected INTEGER NOT NULL,
+        held INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        staff TEXT NOT NULL,
+        decided_at INTEGER NOT NULL,
+        PRIMARY KEY (delivery_id, line_no)
+    ) STRICT;
+    CREATE TABLE quarantine (
+        delivery_id TEXT NOT NULL,
+        line_no INTEGER NOT NULL,
+        sku TEXT NOT NULL,
+        lot TEXT NOT NULL,
+        expiry TEXT,
+        quantity INTEGER NOT NULL,
+        since INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        resolved_at INTEGER,
+        resolved_by TEXT,
+        reason TEXT,
+        PRIMARY KEY (delivery_id, line_no)
+    ) STRICT;
+    CREATE TABLE station_session (
+        station TEXT PRIMARY KEY,
+        delivery_id TEXT NOT NULL,
+        line_no INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE photo (
+        sha256 TEXT PRIMARY KEY,
+        path TEXT,
+        bytes INTEGER NOT NULL,
+        delivery_id TEXT,
+        line_no INTEGER,
+        stored_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE dispute (
+        delivery_id TEXT PRIMARY KEY,
+        opened_at INTEGER NOT NULL,
+        closed_at INTEGER,
+        note TEXT NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

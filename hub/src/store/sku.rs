@@ -45,10 +45,10 @@ pub fn upsert(conn: &Connection, sku: &Sku, now: Timestamp) -> Result<SkuUpsert,
     }
     let gtins = serde_json::to_string(&sku.gtins).unwrap_or_else(|_| "[]".into());
     conn.prepare_cached(
-        "INSERT INTO sku (code, name, unit, gtins, allow_negative, version, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO sku (code, name, unit, gtins, allow_negative, version, updated_at, check_items)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (code) DO UPDATE SET name = ?2, unit = ?3, gtins = ?4, allow_negative = ?5,
-             version = ?6, updated_at = ?7",
+             version = ?6, updated_at = ?7, check_items = ?8",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -58,7 +58,8 @@ pub fn upsert(conn: &Connection, sku: &Sku, now: Timestamp) -> Result<SkuUpsert,
             gtins,
             sku.allow_negative,
             sku.version,
-            now.millis()
+            now.millis(),
+            sku.check_items_at_handover
         ])
     })
     .map_err(sql(conn))?;
@@ -73,7 +74,7 @@ pub fn upsert(conn: &Connection, sku: &Sku, now: Timestamp) -> Result<SkuUpsert,
 /// Reads one SKU.
 pub fn get(conn: &Connection, code: &SkuCode) -> Result<Option<Sku>, StoreError> {
     conn.prepare_cached(
-        "SELECT code, name, unit, gtins, allow_negative, version FROM sku WHERE code = ?1",
+        "SELECT code, name, unit, gtins, allow_negative, version, check_items FROM sku WHERE code = ?1",
     )
     .and_then(|mut st| st.query_row([code.as_str()], row_to_sku).optional())
     .map_err(sql(conn))
@@ -83,7 +84,7 @@ pub fn get(conn: &Connection, code: &SkuCode) -> Result<Option<Sku>, StoreError>
 pub fn all(conn: &Connection) -> Result<Vec<Sku>, StoreError> {
     let mut st = conn
         .prepare_cached(
-            "SELECT code, name, unit, gtins, allow_negative, version FROM sku ORDER BY code",
+            "SELECT code, name, unit, gtins, allow_negative, version, check_items FROM sku ORDER BY code",
         )
         .map_err(sql(conn))?;
     st.query_map([], row_to_sku)
@@ -103,6 +104,7 @@ fn row_to_sku(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sku> {
         unit: parse_unit(&unit),
         gtins: serde_json::from_str(&gtins).unwrap_or_default(),
         allow_negative: r.get(4)?,
+        check_items_at_handover: r.get(6)?,
         version: r.get(5)?,
     })
 }

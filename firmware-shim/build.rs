@@ -1,0 +1,169 @@
+//! Generates the GS1 Application Identifier table from the checked-in copy of GS1's Barcode
+//! Syntax Dictionary (`data/gs1-syntax-dictionary.txt`). Reads nothing outside the crate.
+
+use std::fmt::Write as _;
+use std::{env, fs, path::Path};
+
+const KNOWN_LINTERS: &[(&str, &str)] = &[
+    ("csum", "Csum"),
+    ("yymmd0", "Yymmd0"),
+    ("yymmdd", "Yymmdd"),
+    ("yyyymmdd", "Yyyymmdd"),
+    ("hhmi", "Hhmi"),
+    ("hh", "Hh"),
+    ("mi", "Mi"),
+    ("ss", "Ss"),
+    ("zero", "Zero"),
+    ("nonzero", "NonZero"),
+    ("yesno", "YesNo"),
+    ("nozeroprefix", "NoZeroPrefix"),
+    ("hasnondigit", "HasNonDigit"),
+];
+
+struct Entry {
+    ai: String,
+    predefined: bool,
+    dl_attr: bool,
+    components: Vec<String>,
+    dlpkey: Option<String>,
+    req: String,
+    ex: String,
+    title: String,
+}
+
+fn component(token: &str) -> String {
+    let (optional, ty, linters) = if let Some(rest) = token.strip_prefix('[') {
+        let end = rest.find(']').expect("unclosed [ in component");
+        (true, &rest[..end], rest[end + 1..].trim_start_matches(','))
+    } else {
+        match token.find(',') {
+            Some(i) => (false, &token[..i], &token[i + 1..]),
+            None => (false, token, ""),
+        }
+    };
+    let cset = match &ty[..1] {
+        "N" => "Numeric",
+        "X" => "Cset82",
+        "Y" => "Cset39",
+        "Z" => "Cset64",
+        other => panic!("unknown character set {other}"),
+    };
+    let len = &ty[1..];
+    let (min, max) = match len.strip_prefix("..") {
+        Some(max) => (1u8, max.parse::<u8>().expect("bad max length")),
+        None => {
+            let n = len.parse::<u8>().expect("bad length");
+            (n, n)
+        }
+    };
+    let mut lint = String::new();
+    for name in linters.split(',').filter(|s| !s.is_empty()) {
+        if let Some((_, variant)) = KNOWN_LINTERS.iter().find(|(n, _)| *n == name) {
+            write!(lint, "Linter::{variant},").unwrap();
+        }
+    }
+    format!(
+        "Component {{ cset: Cset::{cset}, min: {min}, max: {max}, optional: {optional}, linters: &[{lint}] }}"
+    )
+}
+
+fn main() {
+    let manifest = env::var("CARGO_MANIFEST_DIR").unwrap();
+    let src = Path::new(&manifest).join("data/gs1-syntax-dictionary.txt");
+    println!("cargo:rerun-if-changed={}", src.display());
+    println!("cargo:rerun-if-changed=build.rs");
+    let text = fs::read_to_string(&src).expect("read GS1 syntax dictionary");
+
+    let mut entries = Vec::new();
+    for raw in text.lines() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (body, title) = match line.find('#') {
+            Some(i) => (&line[..i], line[i + 1..].trim()),
+            None => (line, ""),
+        };
+        let mut tokens = body.split_whitespace().peekable();
+        let ai_spec = tokens.next().unwrap();
+        let mut predefined = false;
+        let mut dl_attr = false;
+        let flags = tokens.peek().copied().filter(|flags| {
+            !flags.starts_with('[')
+                && flags
+                    .chars()
+                    .all(|c| "*!?\"$%&'()+,-./:;<=>@[\\]^_`{|}~".contains(c))
+        });
+        if let Some(flags) = flags {
+            predefined = flags.contains('*');
+            dl_attr = flags.contains('?');
+            tokens.next();
+        }
+        let mut components = Vec::new();
+        let mut dlpkey = None;
+        let mut req = Vec::new();
+        let mut ex = Vec::new();
+        for t in tokens {
+            if t.starts_with(['N', 'X', 'Y', 'Z', '[']) {
+                components.push(component(t));
+            } else if t == "dlpkey" {
+                dlpkey = Some(String::new());
+            } else if let Some(v) = t.strip_prefix("dlpkey=") {
+                dlpkey = Some(v.to_string());
+            } else if let Some(v) = t.strip_prefix("req=") {
+                req.push(v.to_string());
+            } else if let Some(v) = t.strip_prefix("ex=") {
+                ex.push(v.to_string());
+            }
+        }
+        let (first, last) = match ai_spec.split_once('-') {
+            Some((a, b)) => (a.parse::<u32>().unwrap(), b.parse::<u32>().unwrap()),
+            None => (
+                ai_spec.parse::<u32>().unwrap(),
+                ai_spec.parse::<u32>().unwrap(),
+            ),
+        };
+        let width = ai_spec.split('-').next().unwrap().len();
+        for n in first..=last {
+            entries.push(Entry {
+                ai: format!("{n:0width$}"),
+                predefined,
+                dl_attr,
+                components: components.clone(),
+                dlpkey: dlpkey.clone(),
+                req: req.join(";"),
+                ex: ex.join(","),
+                title: title.to_string(),
+            });
+        }
+    }
+    entries.sort_by(|a, b| a.ai.cmp(&b.ai));
+
+    let mut out = String::from(
+        "// Generated by build.rs from data/gs1-syntax-dictionary.txt. Do not edit.\n\
+         /// Every AI in the GS1 Barcode Syntax Dictionary, sorted by AI.\n\
+         pub static AI_TABLE: &[AiEntry] = &[\n",
+    );
+    for e in &entries {
+        let dlpkey = match &e.dlpkey {
+            Some(k) => format!("Some({k:?})"),
+            None => "None".to_string(),
+        };
+        writeln!(
+            out,
+            "    AiEntry {{ ai: {:?}, predefined: {}, dl_attribute: {}, components: &[{}], dl_primary_key: {}, req: {:?}, ex: {:?}, title: {:?} }},",
+            e.ai,
+            e.predefined,
+            e.dl_attr,
+            e.components.join(", "),
+            dlpkey,
+            e.req,
+            e.ex,
+            e.title
+        )
+        .unwrap();
+    }
+    out.push_str("];\n");
+    let dest = Path::new(&env::var("OUT_DIR").unwrap()).join("gs1_ai_table.rs");
+    fs::write(dest, out).unwrap();
+}

@@ -1,0 +1,586 @@
+//! Stock alert tiers, replenishment episodes, and the generic open-alert book.
+//!
+//! Tiers (yellow / orange / red) are computed from projected days of cover or absolute levels,
+//! with hysteresis: a worse tier is entered as soon as its threshold is crossed, but a better
+//! one only once the figure clears the threshold by the hysteresis margin, so a level bouncing
+//! on a threshold does not flap. Entering the replenishment tier starts an *episode* that asks
+//! central for stock exactly once; no second request until central acknowledges, the episode
+//! ends, or the re-request interval passes. State is plain data the store persists, so
+//! restarts never duplicate a request. Pure: time and figures come in as arguments.
+
+use crate::domain::{SkuCode, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// Alert severity; for stock, how low it is. Ordered: `Normal < Yellow < Orange < Red`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    Normal,
+    Yellow,
+    Orange,
+    Red,
+}
+
+impl Tier {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Normal => "normal",
+            Tier::Yellow => "yellow",
+            Tier::Orange => "orange",
+            Tier::Red => "red",
+        }
+    }
+
+    /// Parses [`Tier::as_str`].
+    pub fn parse(text: &str) -> Option<Tier> {
+        [Tier::Normal, Tier::Yellow, Tier::Orange, Tier::Red]
+            .into_iter()
+            .find(|t| t.as_str() == text)
+    }
+}
+
+/// What the thresholds are measured in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Measure {
+    /// (on hand − committed) ÷ recent daily demand.
+    DaysOfCover,
+    /// (on hand − committed), in the SKU's unit.
+    Absolute,
+}
+
+/// Per-SKU tier configuration (from central or the site config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TierPolicy {
+    pub measure: Measure,
+    /// At or below this figure the tier is at least yellow.
+    pub yellow: f64,
+    pub orange: f64,
+    pub red: f64,
+    /// Fraction by which a figure must clear a threshold to improve a tier (e.g. 0.1).
+    pub hysteresis: f64,
+    /// The tier at which stock is requested: orange or red.
+    pub replenish_at: Tier,
+    /// Target figure after replenishment (days of cover or units); sets the suggested quantity.
+    pub target: f64,
+    /// A request not acknowledged within this time may be sent again.
+    pub re_request_after_ms: i64,
+}
+
+/// Why a tier policy is not usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("thresholds must satisfy red ({red}) <= orange ({orange}) <= yellow ({yellow})")]
+    Order {
+        red: String,
+        orange: String,
+        yellow: String,
+    },
+    #[error("hysteresis {0} must be between 0 and 1")]
+    Hysteresis(String),
+    #[error("replenish_at must be orange or red, not {0}")]
+    ReplenishTier(&'static str),
+    #[error("target {target} must be above the yellow threshold {yellow}")]
+    Target { target: String, yellow: String },
+}
+
+impl TierPolicy {
+    /// Checks that the policy makes sense.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        let all_finite = [self.red, self.orange, self.yellow, self.target]
+            .iter()
+            .all(|v| v.is_finite());
+        if !(all_finite && self.red <= self.orange && self.orange <= self.yellow) {
+            return Err(PolicyError::Order {
+                red: self.red.to_string(),
+                orange: self.orange.to_string(),
+                yellow: self.yellow.to_string(),
+            });
+        }
+        if !(0.0..1.0).contains(&self.hysteresis) {
+            return Err(PolicyError::Hysteresis(self.hysteresis.to_string()));
+        }
+        if !matches!(self.replenish_at, Tier::Orange | Tier::Red) {
+            return Err(PolicyError::ReplenishTier(self.replenish_at.as_str()));
+        }
+        if self.target <= self.yellow {
+            return Err(PolicyError::Target {
+                target: self.target.to_string(),
+                yellow: self.yellow.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn tier_for(&self, figure: f64, inflate: f64) -> Tier {
+        // Inflating by the hysteresis margin moves thresholds up, so improving needs more stock.
+        let margin = |t: f64| t + t.abs() * inflate;
+        if figure <= margin(self.red) {
+            Tier::Red
+        } else if figure <= margin(self.orange) {
+            Tier::Orange
+        } else if figure <= margin(self.yellow) {
+            Tier::Yellow
+        } else {
+            Tier::Normal
+        }
+    }
+}
+
+/// The stock figures a tier is computed from.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StockFigures {
+    pub on_hand: i64,
+    /// Reserved by open pickup orders.
+    pub committed: i64,
+    /// Recent average demand per day, in the SKU's unit.
+    pub daily_demand: f64,
+}
+
+impl StockFigures {
+    /// Stock that is free to sell.
+    pub fn available(&self) -> i64 {
+        self.on_hand - self.committed
+    }
+
+    /// The figure the policy measures; days of cover are infinite without demand.
+    pub fn figure(&self, measure: Measure) -> f64 {
+        match measure {
+            Measure::Absolute => self.available() as f64,
+            Measure::DaysOfCover if self.daily_demand <= 0.0 => f64::INFINITY,
+            Measure::DaysOfCover => self.available() as f64 / self.daily_demand,
+        }
+    }
+}
+
+/// The next tier given the current one, with hysteresis on the way up.
+pub fn next_tier(current: Tier, figure: f64, policy: &TierPolicy) -> Tier {
+    let raw = policy.tier_for(figure, 0.0);
+    if raw >= current {
+        raw
+    } else {
+        policy
+            .tier_for(figure, policy.hysteresis)
+            .min(current)
+            .max(raw)
+    }
+}
+
+/// One open replenishment episode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Episode {
+    pub id: String,
+    pub started_at: Timestamp,
+    pub last_requested_at: Timestamp,
+    pub requests_sent: u32,
+    pub acknowledged: bool,
+}
+
+/// Persisted alert state of one SKU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkuAlertState {
+    pub tier: Tier,
+    pub episode: Option<Episode>,
+}
+
+impl Default for SkuAlertState {
+    fn default() -> Self {
+        SkuAlertState {
+            tier: Tier::Normal,
+            episode: None,
+        }
+    }
+}
+
+/// What an evaluation asks the hub to record and send.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum StockAction {
+    TierChanged {
+        sku: SkuCode,
+        from: Tier,
+        to: Tier,
+        figure: f64,
+    },
+    RequestReplenishment {
+        sku: SkuCode,
+        episode_id: String,
+        suggested_quantity: i64,
+        tier: Tier,
+        repeat: u32,
+    },
+    EpisodeEnded {
+        sku: SkuCode,
+        episode_id: String,
+    },
+}
+
+/// Evaluates one SKU: returns the new state and the actions (events) it implies.
+pub fn evaluate(
+    sku: &SkuCode,
+    state: &SkuAlertState,
+    figures: &StockFigures,
+    policy: &TierPolicy,
+    now: Timestamp,
+) -> (SkuAlertState, Vec<StockAction>) {
+    let figure = figures.figure(policy.measure);
+    let tier = next_tier(state.tier, figure, policy);
+    let mut actions = Vec::new();
+    if tier != state.tier {
+        actions.push(StockAction::TierChanged {
+            sku: sku.clone(),
+            from: state.tier,
+            to: tier,
+            figure,
+        });
+    }
+    let mut episode = state.episode.clone();
+    let suggested = || {
+        let target_units = match policy.measure {
+            Measure::Absolute => policy.target,
+            Measure::DaysOfCover => policy.target * figures.daily_demand.max(0.0),
+        };
+        ((target_units - figures.available() as f64).ceil() as i64).max(1)
+    };
+    if tier >= policy.replenish_at {
+        match &mut episode {
+            None => {
+                let id = format!("{}-{}", sku, now.millis());
+                actions.push(StockAction::RequestReplenishment {
+                    sku: sku.clone(),
+                    episode_id: id.clone(),
+                    suggested_quantity: suggested(),
+                    tier,
+                    repeat: 0,
+                });
+                episode = Some(Episode {
+                    id,
+                    started_at: now,
+                    last_requested_at: now,
+                    requests_sent: 1,
+                    acknowledged: false,
+                });
+            }
+            Some(e)
+                if !e.acknowledged
+                    && now.millis() - e.last_requested_at.millis()
+                        >= policy.re_request_after_ms =>
+            {
+                actions.push(StockAction::RequestReplenishment {
+                    sku: sku.clone(),
+                    episode_id: e.id.clone(),
+                    suggested_quantity: suggested(),
+                    tier,
+                    repeat: e.requests_sent,
+                });
+                e.last_requested_at = now;
+                e.requests_sent += 1;
+            }
+            Some(_) => {}
+        }
+    } else if tier <= Tier::Yellow
+        && let Some(e) = episode.take()
+    {
+        actions.push(StockAction::EpisodeEnded {
+            sku: sku.clone(),
+            episode_id: e.id,
+        });
+    }
+    (SkuAlertState { tier, episode }, actions)
+}
+
+/// Central acknowledged a request: no more requests in this episode.
+pub fn acknowledge(state: &mut SkuAlertState, episode_id: &str) -> bool {
+    match &mut state.episode {
+        Some(e) if e.id == episode_id => {
+            e.acknowledged = true;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// What an operational alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    StockLow,
+    NearExpiry,
+    QuarantineWaiting,
+    DeviceOffline,
+    OutboxBacklog,
+    DiskNearlyFull,
+    PickupLockout,
+    EventTooLarge,
+}
+
+impl AlertKind {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::StockLow => "stock_low",
+            AlertKind::NearExpiry => "near_expiry",
+            AlertKind::QuarantineWaiting => "quarantine_waiting",
+            AlertKind::DeviceOffline => "device_offline",
+            AlertKind::OutboxBacklog => "outbox_backlog",
+            AlertKind::DiskNearlyFull => "disk_nearly_full",
+            AlertKind::PickupLockout => "pickup_lockout",
+            AlertKind::EventTooLarge => "event_too_large",
+        }
+    }
+}
+
+/// A condition that should be visible until it goes away.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    pub kind: AlertKind,
+    /// What it is about: a SKU, a batch, a device, a station, ...
+    pub subject: String,
+    pub tier: Tier,
+    pub message: String,
+}
+
+/// A change to the set of open alerts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum AlertChange {
+    Raised(Alert),
+    /// Same condition, different tier.
+    Changed {
+        from: Tier,
+        alert: Alert,
+    },
+    Cleared {
+        kind: AlertKind,
+        subject: String,
+    },
+}
+
+/// Compares the open alerts of one kind with the conditions observed now. Alerts of other kinds
+/// are left alone, so each checker reconciles only what it observes.
+pub fn reconcile(kind: AlertKind, open: &[Alert], observed: &[Alert]) -> Vec<AlertChange> {
+    let mut changes = Vec::new();
+    for now in observed
+        .iter()
+        .filter(|a| a.kind == kind && a.tier != Tier::Normal)
+    {
+        match open
+            .iter()
+            .find(|o| o.kind == kind && o.subject == now.subject)
+        {
+            None => changes.push(AlertChange::Raised(now.clone())),
+            Some(o) if o.tier != now.tier => changes.push(AlertChange::Changed {
+                from: o.tier,
+                alert: now.clone(),
+            }),
+            Some(_) => {}
+        }
+    }
+    for o in open.iter().filter(|o| o.kind == kind) {
+        let still = observed
+            .iter()
+            .any(|a| a.kind == kind && a.subject == o.subject && a.tier != Tier::Normal);
+        if !still {
+            changes.push(AlertChange::Cleared {
+                kind,
+                subject: o.subject.clone(),
+            });
+        }
+    }
+    changes
+}
+
+/// Tier of a batch by days left before expiry: red when expired or expiring today, orange
+/// within a day, yellow within `warn_days`.
+pub fn expiry_tier(days_left: i64, warn_days: i64) -> Tier {
+    match days_left {
+        d if d <= 0 => Tier::Red,
+        1 => Tier::Orange,
+        d if d <= warn_days => Tier::Yellow,
+        _ => Tier::Normal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn policy() -> TierPolicy {
+        TierPolicy {
+            measure: Measure::Absolute,
+            yellow: 30.0,
+            orange: 20.0,
+            red: 10.0,
+            hysteresis: 0.2,
+            replenish_at: Tier::Red,
+            target: 60.0,
+            re_request_after_ms: 3_600_000,
+        }
+    }
+
+    fn figures(on_hand: i64) -> StockFigures {
+        StockFigures {
+            on_hand,
+            committed: 0,
+            daily_demand: 10.0,
+        }
+    }
+
+    #[test]
+    fn policies_are_validated() {
+        assert!(policy().validate().is_ok());
+        let mut p = policy();
+        p.red = 40.0;
+        assert!(matches!(p.validate(), Err(PolicyError::Order { .. })));
+        let mut p = policy();
+        p.replenish_at = Tier::Yellow;
+        assert!(matches!(
+            p.validate(),
+            Err(PolicyError::ReplenishTier("yellow"))
+        ));
+    }
+
+    #[test]
+    fn worse_tiers_are_entered_at_once_better_ones_only_past_the_margin() {
+        let p = policy();
+        assert_eq!(next_tier(Tier::Normal, 31.0, &p), Tier::Normal);
+        assert_eq!(next_tier(Tier::Normal, 30.0, &p), Tier::Yellow);
+        assert_eq!(next_tier(Tier::Normal, 5.0, &p), Tier::Red);
+        // 11 is above red (10) but not above red + 20% (12): still red.
+        assert_eq!(next_tier(Tier::Red, 11.0, &p), Tier::Red);
+        assert_eq!(next_tier(Tier::Red, 13.0, &p), Tier::Orange);
+        assert_eq!(next_tier(Tier::Red, 100.0, &p), Tier::Normal);
+    }
+
+    #[test]
+    fn days_of_cover_uses_committed_stock_and_demand() {
+        let f = StockFigures {
+            on_hand: 50,
+            committed: 20,
+            daily_demand: 10.0,
+        };
+        assert_eq!(f.figure(Measure::DaysOfCover), 3.0);
+        assert_eq!(
+            StockFigures {
+                daily_demand: 0.0,
+                ..f
+            }
+            .figure(Measure::DaysOfCover),
+            f64::INFINITY
+        );
+    }
+
+    #[test]
+    fn one_request_per_episode_until_acknowledged_or_timed_out() {
+        let p = policy();
+        let sku = SkuCode::new("MILK").unwrap();
+        let (s, a) = evaluate(
+            &sku,
+            &SkuAlertState::default(),
+            &figures(8),
+            &p,
+            Timestamp(0),
+        );
+        assert_eq!(a.len(), 2, "{a:?}");
+        assert!(matches!(
+            &a[1],
+            StockAction::RequestReplenishment {
+                suggested_quantity: 52,
+                repeat: 0,
+                ..
+            }
+        ));
+        let (s, a) = evaluate(&sku, &s, &figures(5), &p, Timestamp(60_000));
+        assert!(a.is_empty(), "no second request within the interval: {a:?}");
+        let (mut s, a) = evaluate(&sku, &s, &figures(5), &p, Timestamp(3_600_000));
+        assert!(
+            matches!(
+                &a[..],
+                [StockAction::RequestReplenishment { repeat: 1, .. }]
+            ),
+            "{a:?}"
+        );
+        let id = s.episode.clone().unwrap().id;
+        assert!(acknowledge(&mut s, &id));
+        let (s, a) = evaluate(&sku, &s, &figures(5), &p, Timestamp(9_000_000));
+        assert!(a.is_empty(), "acknowledged: silent: {a:?}");
+        let (s, a) = evaluate(&sku, &s, &figures(80), &p, Timestamp(9_100_000));
+        assert_eq!(s.episode, None);
+        assert!(matches!(
+            &a[..],
+            [
+                StockAction::TierChanged {
+                    to: Tier::Normal,
+                    ..
+                },
+                StockAction::EpisodeEnded { .. }
+            ]
+        ));
+    }
+
+    #[test]
+    fn reconcile_raises_changes_and_clears() {
+        let a = |subject: &str, tier| Alert {
+            kind: AlertKind::DeviceOffline,
+            subject: subject.into(),
+            tier,
+            message: String::new(),
+        };
+        let other = Alert {
+            kind: AlertKind::NearExpiry,
+            subject: "x".into(),
+            tier: Tier::Red,
+            message: String::new(),
+        };
+        let open = vec![a("scale-1", Tier::Orange), a("scanner-1", Tier::Red), other];
+        let observed = vec![a("scale-1", Tier::Red), a("scale-2", Tier::Orange)];
+        let changes = reconcile(AlertKind::DeviceOffline, &open, &observed);
+        assert_eq!(changes.len(), 3, "{changes:?}");
+        assert!(matches!(
+            &changes[0],
+            AlertChange::Changed {
+                from: Tier::Orange,
+                ..
+            }
+        ));
+        assert!(matches!(&changes[1], AlertChange::Raised(al) if al.subject == "scale-2"));
+        assert!(
+            matches!(&changes[2], AlertChange::Cleared { subject, .. } if subject == "scanner-1")
+        );
+    }
+
+    #[test]
+    fn expiry_tiers() {
+        assert_eq!(expiry_tier(-1, 3), Tier::Red);
+        assert_eq!(expiry_tier(0, 3), Tier::Red);
+        assert_eq!(expiry_tier(1, 3), Tier::Orange);
+        assert_eq!(expiry_tier(3, 3), Tier::Yellow);
+        assert_eq!(expiry_tier(4, 3), Tier::Normal);
+    }
+
+    proptest! {
+        /// Noise smaller than the hysteresis margin around a threshold never makes a tier flap,
+        /// and a whole series never asks for stock twice without an ack or the interval passing.
+        #[test]
+        fn noise_inside_the_margin_does_not_flap(base in 10.5f64..11.5, noise in proptest::collection::vec(-0.4f64..0.4, 1..200)) {
+            let p = policy();
+            let sku = SkuCode::new("A").unwrap();
+            let mut state = SkuAlertState { tier: Tier::Red, episode: None };
+            let mut changes = 0;
+            let mut requests = 0;
+            for (i, n) in noise.iter().enumerate() {
+                let f = StockFigures { on_hand: 0, committed: 0, daily_demand: 1.0 };
+                let figure_units = (base + n).round() as i64;
+                let (s, actions) = evaluate(&sku, &state, &StockFigures { on_hand: figure_units, ..f }, &p, Timestamp(i as i64 * 1000));
+                changes += actions.iter().filter(|a| matches!(a, StockAction::TierChanged { .. })).count();
+                requests += actions.iter().filter(|a| matches!(a, StockAction::RequestReplenishment { .. })).count();
+                state = s;
+            }
+            // Values stay in 10..=12: at most one move (red → orange would need > 12).
+            prop_assert_eq!(changes, 0);
+            prop_assert!(requests <= 1);
+        }
+    }
+}

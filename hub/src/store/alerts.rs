@@ -1,0 +1,347 @@
+//! Alerts as stored: per-SKU tier state and replenishment episodes, and the open-alert table.
+//!
+//! Stock tiers are re-evaluated in the same transaction as the change that moved stock, so a
+//! tier event and its replenishment request commit with their cause and a restart can never
+//! send them twice. Other alerts are reconciled by periodic checks through the same table.
+
+use hub_core::alerts::{
+    Alert, AlertChange, AlertKind, SkuAlertState, StockAction, StockFigures, Tier, TierPolicy,
+    acknowledge, evaluate, reconcile,
+};
+use hub_core::{DomainEvent, SkuCode, Timestamp};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::StoreError;
+use super::outbox::{self, sql};
+
+/// Raises (or re-tiers) one alert, writing an event only when something changed.
+pub fn raise(conn: &Connection, alert: &Alert, now: Timestamp) -> Result<bool, StoreError> {
+    let open = open_alerts(conn)?;
+    let mut observed: Vec<Alert> = open
+        .iter()
+        .filter(|a| a.kind == alert.kind && a.subject != alert.subject)
+        .cloned()
+        .collect();
+    observed.push(alert.clone());
+    apply_changes(conn, &reconcile(alert.kind, &open, &observed), now)
+}
+
+/// Clears one alert if it is open.
+pub fn clear(
+    conn: &Connection,
+    kind: AlertKind,
+    subject: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let open = open_alerts(conn)?;
+    let observed: Vec<Alert> = open
+        .iter()
+        .filter(|a| a.kind == kind && a.subject != subject)
+        .cloned()
+        .collect();
+    apply_changes(conn, &reconcile(kind, &open, &observed), now)
+}
+
+/// Makes the open alerts of `kind` match what a checker observed now.
+pub fn reconcile_kind(
+    conn: &Connection,
+    kind: AlertKind,
+    observed: &[Alert],
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let open = open_alerts(conn)?;
+    apply_changes(conn, &reconcile(kind, &open, observed), now)
+}
+
+fn apply_changes(
+    conn: &Connection,
+    changes: &[AlertChange],
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    for change in changes {
+        match change {
+            AlertChange::Raised(alert) | AlertChange::Changed { alert, .. } => {
+                conn.prepare_cached(
+                    "INSERT INTO alert (kind, subject, tier, message, raised_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                     ON CONFLICT (kind, subject) DO UPDATE SET tier = ?3, message = ?4, updated_at = ?5",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![alert.kind.as_str(), alert.subject, alert.tier.as_str(), alert.message, now.millis()])
+                })
+                .map_err(sql(conn))?;
+                tracing::warn!(kind = alert.kind.as_str(), subject = %alert.subject, tier = alert.tier.as_str(), message = %alert.message, "alert");
+                outbox::append(
+                    conn,
+                    &DomainEvent::AlertRaised {
+                        alert: alert.clone(),
+                    },
+                    now,
+                )?;
+            }
+            AlertChange::Cleared { kind, subject } => {
+                conn.execute(
+                    "DELETE FROM alert WHERE kind = ?1 AND subject = ?2",
+                    params![kind.as_str(), subject],
+                )
+                .map_err(sql(conn))?;
+                tracing::info!(kind = kind.as_str(), subject = %subject, "alert cleared");
+                outbox::append(
+                    conn,
+                    &DomainEvent::AlertCleared {
+                        alert_kind: *kind,
+                        subject: subject.clone(),
+                    },
+                    now,
+                )?;
+            }
+        }
+    }
+    Ok(!changes.is_empty())
+}
+
+fn parse_kind(text: &str) -> Option<AlertKind> {
+    use AlertKind::*;
+    [
+        StockLow,
+        NearExpiry,
+        QuarantineWaiting,
+        DeviceOffline,
+        OutboxBacklog,
+        DiskNearlyFull,
+        PickupLockout,
+        EventTooLarge,
+    ]
+    .into_iter()
+    .find(|k| k.as_str() == text)
+}
+
+/// Every open alert, worst first.
+pub fn open_alerts(conn: &Connection) -> Result<Vec<Alert>, StoreError> {
+    let mut st = conn
+        .prepare_cached("SELECT kind, subject, tier, message FROM alert")
+        .map_err(sql(conn))?;
+    let rows: Vec<(String, String, String, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(sql(conn))?;
+    let mut alerts: Vec<Alert> = rows
+        .into_iter()
+        .filter_map(|(kind, subject, tier, message)| {
+            Some(Alert {
+                kind: parse_kind(&kind)?,
+                subject,
+                tier: Tier::parse(&tier)?,
+                message,
+            })
+        })
+        .collect();
+    alerts.sort_by(|a, b| {
+        b.tier
+            .cmp(&a.tier)
+            .then(a.kind.cmp(&b.kind))
+            .then(a.subject.cmp(&b.subject))
+    });
+    Ok(alerts)
+}
+
+/// Stores a SKU's tier policy (from central), unless a newer one is stored.
+pub fn set_policy(
+    conn: &Connection,
+    sku: &SkuCode,
+    policy: &TierPolicy,
+    version: i64,
+) -> Result<bool, StoreError> {
+    let stored: Option<i64> = conn
+        .query_row(
+            "SELECT version FROM sku_tier_policy WHERE sku = ?1",
+            [sku.as_str()],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql(conn))?;
+    if stored.is_some_and(|v| v >= version) {
+        return Ok(false);
+    }
+    let body = serde_json::to_string(policy).unwrap_or_default();
+    conn.execute(
+        "INSERT INTO sku_tier_policy (sku, policy, version) VALUES (?1, ?2, ?3)
+         ON CONFLICT (sku) DO UPDATE SET policy = ?2, version = ?3",
+        params![sku.as_str(), body, version],
+    )
+    .map_err(sql(conn))?;
+    Ok(true)
+}
+
+fn policy_for(
+    conn: &Connection,
+    sku: &SkuCode,
+    default: &TierPolicy,
+) -> Result<TierPolicy, StoreError> {
+    let body: Option<String> = conn
+        .prepare_cached("SELECT policy FROM sku_tier_policy WHERE sku = ?1")
+        .and_then(|mut st| st.query_row([sku.as_str()], |r| r.get(0)).optional())
+        .map_err(sql(conn))?;
+    Ok(body
+        .and_then(|b| serde_json::from_str(&b).ok())
+        .unwrap_or_else(|| default.clone()))
+}
+
+fn load_state(conn: &Connection, sku: &SkuCode) -> Result<SkuAlertState, StoreError> {
+    let body: Option<String> = conn
+        .prepare_cached("SELECT state FROM sku_alert_state WHERE sku = ?1")
+        .and_then(|mut st| st.query_row([sku.as_str()], |r| r.get(0)).optional())
+        .map_err(sql(conn))?;
+    Ok(body
+        .and_then(|b| serde_json::from_str(&b).ok())
+        .unwrap_or_default())
+}
+
+fn save_state(
+    conn: &Connection,
+    sku: &SkuCode,
+    state: &SkuAlertState,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO sku_alert_state (sku, state, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (sku) DO UPDATE SET state = ?2, updated_at = ?3",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            sku.as_str(),
+            serde_json::to_string(state).unwrap_or_default(),
+            now.millis()
+        ])
+    })
+    .map_err(sql(conn))?;
+    Ok(())
+}
+
+/// Days of demand history used for the daily average.
+pub const DEMAND_WINDOW_DAYS: i64 = 7;
+
+/// The figures tiers are computed from: on hand, committed to open orders, recent demand.
+pub fn figures(
+    conn: &Connection,
+    sku: &SkuCode,
+    now: Timestamp,
+) -> Result<StockFigures, StoreError> {
+    let on_hand: i64 = conn
+        .prepare_cached("SELECT on_hand FROM balance_sku WHERE sku = ?1")
+        .and_then(|mut st| st.query_row([sku.as_str()], |r| r.get(0)).optional())
+        .map_err(sql(conn))?
+        .unwrap_or(0);
+    let since = now.millis() - DEMAND_WINDOW_DAYS * 86_400_000;
+    let issued: i64 = conn
+        .prepare_cached("SELECT COALESCE(SUM(quantity), 0) FROM movement WHERE sku = ?1 AND kind = 'issue' AND at >= ?2")
+        .and_then(|mut st| st.query_row(params![sku.as_str(), since], |r| r.get(0)))
+        .map_err(sql(conn))?;
+    Ok(StockFigures {
+        on_hand,
+        committed: super::pickup::committed(conn, sku)?,
+        daily_demand: issued as f64 / DEMAND_WINDOW_DAYS as f64,
+    })
+}
+
+/// Re-evaluates one SKU's tier and episode, persisting the state and writing every event.
+pub fn evaluate_sku(
+    conn: &Connection,
+    sku: &SkuCode,
+    default_policy: &TierPolicy,
+    now: Timestamp,
+) -> Result<Vec<StockAction>, StoreError> {
+    let policy = policy_for(conn, sku, default_policy)?;
+    let state = load_state(conn, sku)?;
+    let figures = figures(conn, sku, now)?;
+    let (next, actions) = evaluate(sku, &state, &figures, &policy, now);
+    if next != state {
+        save_state(conn, sku, &next, now)?;
+    }
+    for action in &actions {
+        let event = match action.clone() {
+            StockAction::TierChanged {
+                sku,
+                from,
+                to,
+                figure,
+            } => {
+                let alert = Alert {
+                    kind: AlertKind::StockLow,
+                    subject: sku.to_string(),
+                    tier: to,
+                    message: format!(
+                        "{sku}: {} {figure:.1} ({} on hand, {} committed)",
+                        match policy.measure {
+                            hub_core::alerts::Measure::DaysOfCover => "days of cover",
+                            hub_core::alerts::Measure::Absolute => "available",
+                        },
+                        figures.on_hand,
+                        figures.committed
+                    ),
+                };
+                if to == Tier::Normal {
+                    clear(conn, AlertKind::StockLow, sku.as_str(), now)?;
+                } else {
+                    raise(conn, &alert, now)?;
+                }
+                DomainEvent::StockTierChanged {
+                    sku,
+                    from,
+                    to,
+                    figure: if figure.is_finite() { figure } else { f64::MAX },
+                }
+            }
+            StockAction::RequestReplenishment {
+                sku,
+                episode_id,
+                suggested_quantity,
+                tier,
+                repeat,
+            } => {
+                tracing::info!(sku = %sku, episode = %episode_id, suggested_quantity, repeat, "replenishment requested");
+                DomainEvent::ReplenishmentRequested {
+                    sku,
+                    episode_id,
+                    suggested_quantity,
+                    tier,
+                    repeat,
+                }
+            }
+            StockAction::EpisodeEnded { sku, episode_id } => {
+                DomainEvent::ReplenishmentEpisodeEnded { sku, episode_id }
+            }
+        };
+        outbox::append(conn, &event, now)?;
+    }
+    Ok(actions)
+}
+
+/// Central acknowledged a replenishment request: no more requests in that episode.
+pub fn acknowledge_replenishment(
+    conn: &Connection,
+    sku: &SkuCode,
+    episode_id: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let mut state = load_state(conn, sku)?;
+    let changed = acknowledge(&mut state, episode_id);
+    if changed {
+        save_state(conn, sku, &state, now)?;
+    }
+    Ok(changed)
+}
+
+/// Every SKU's current tier (for status and reports).
+pub fn tiers(conn: &Connection) -> Result<Vec<(String, SkuAlertState)>, StoreError> {
+    let mut st = conn
+        .prepare_cached("SELECT sku, state FROM sku_alert_state ORDER BY sku")
+        .map_err(sql(conn))?;
+    let rows: Vec<(String, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(sql(conn))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(sku, s)| Some((sku, serde_json::from_str(&s).ok()?)))
+        .collect())
+}

@@ -1,0 +1,809 @@
+//! Pickup orders as stored: versioned upserts from central, code checks with per-station
+//! lockouts, and the exactly-once handover.
+//!
+//! A handover is one conditional update (`open` → `collected`) plus its issue movements,
+//! trace-code updates, handover record and outbox event, in one transaction. Two stations (or
+//! two processes) confirming the same order serialise on SQLite's write lock; the second finds
+//! the order no longer open and is told who collected it and when.
+
+use hub_core::alerts::{Alert, AlertKind, Tier};
+use hub_core::event::{Handover, HandoverLine, RefusedTo};
+use hub_core::pickup::{
+    AttemptLimiter, AttemptOutcome, AttemptPolicy, CodeCheck, ItemRefusal, OrderStatus, PickupItem,
+    PickupOrder, PresentedCode, TraceFacts, check_code, check_item,
+};
+use hub_core::{
+    BatchKey, DomainEvent, Movement, MovementId, MovementKind, SiteId, SkuCode, Timestamp,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::StoreError;
+use super::ledger::{RecordError, record};
+use super::outbox::{self, sql};
+
+/// How long after its window closes an order still answers "expired"/"collected" rather than
+/// "wrong code".
+const RECENT_MS: i64 = 7 * 24 * 3_600_000;
+
+/// What storing an order from central did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderUpsert {
+    Inserted,
+    Updated,
+    /// An equal or newer version is stored already.
+    Stale {
+        stored_version: i64,
+    },
+    /// The order was collected here; central's change came too late and is not applied.
+    AlreadyCollected,
+}
+
+fn status_from_row(status: &str, at: Option<i64>, station: Option<String>) -> OrderStatus {
+    match status {
+        "on_hold" => OrderStatus::OnHold,
+        "cancelled" => OrderStatus::Cancelled,
+        "refunded" => OrderStatus::Refunded,
+        "collected" => OrderStatus::Collected {
+            at: Timestamp(at.unwrap_or(0)),
+            station: station.unwrap_or_default(),
+        },
+        _ => OrderStatus::Open,
+    }
+}
+
+/// Stores or updates an order from central.
+pub fn upsert_order(
+    conn: &Connection,
+    order: &PickupOrder,
+    now: Timestamp,
+) -> Result<OrderUpsert, StoreError> {
+    let stored: Option<(i64, String)> = conn
+        .prepare_cached("SELECT version, status FROM pickup_order WHERE order_id = ?1")
+        .and_then(|mut st| {
+            st.query_row([&order.order_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(sql(conn))?;
+    if let Some((stored_version, status)) = &stored {
+        if *stored_version >= order.version {
+            return Ok(OrderUpsert::Stale {
+                stored_version: *stored_version,
+            });
+        }
+        if status == "collected" {
+            return Ok(OrderUpsert::AlreadyCollected);
+        }
+    }
+    let body = serde_json::to_string(&order.items).unwrap_or_else(|_| "[]".into());
+    conn.prepare_cached(
+        "INSERT INTO pickup_order (order_id, site, code_salt, code_hash, body, opens_at, closes_at, status,
+                                   version, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (order_id) DO UPDATE SET site = ?2, code_salt = ?3, code_hash = ?4, body = ?5,
+             opens_at = ?6, closes_at = ?7, status = ?8, version = ?9, updated_at = ?10",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            order.order_id,
+            order.site.as_str(),
+            order.code_salt,
+            order.code_hash,
+            body,
+            order.opens_at.millis(),
+            order.closes_at.millis(),
+            order.status.name(),
+            order.version,
+            now.millis()
+        ])
+    })
+    .map_err(sql(conn))?;
+    conn.execute(
+        "DELETE FROM pickup_order_line WHERE order_id = ?1",
+        [&order.order_id],
+    )
+    .map_err(sql(conn))?;
+    for (i, item) in order.items.iter().enumerate() {
+        conn.prepare_cached("INSERT INTO pickup_order_line (order_id, line_no, sku, quantity) VALUES (?1, ?2, ?3, ?4)")
+            .and_then(|mut st| st.execute(params![order.order_id, i as i64, item.sku.as_str(), item.quantity]))
+            .map_err(sql(conn))?;
+    }
+    Ok(if stored.is_some() {
+        OrderUpsert::Updated
+    } else {
+        OrderUpsert::Inserted
+    })
+}
+
+fn row_to_order(r: &rusqlite::Row<'_>) -> rusqlite::Result<PickupOrder> {
+    let conv = |e: String| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+    };
+    let body: String = r.get(4)?;
+    let status: String = r.get(7)?;
+    Ok(PickupOrder {
+        order_id: r.get(0)?,
+        site: SiteId::new(r.get::<_, String>(1)?).map_err(|e| conv(e.to_string()))?,
+        code_salt: r.get(2)?,
+        code_hash: r.get(3)?,
+        items: serde_json::from_str(&body).map_err(|e| conv(e.to_string()))?,
+        opens_at: Timestamp(r.get(5)?),
+        closes_at: Timestamp(r.get(6)?),
+        status: status_from_row(&status, r.get(8)?, r.get(9)?),
+        version: r.get(10)?,
+    })
+}
+
+const ORDER_COLUMNS: &str = "order_id, site, code_salt, code_hash, body, opens_at, closes_at, status, collected_at, collected_by, version";
+
+/// Reads one order.
+pub fn order(conn: &Connection, order_id: &str) -> Result<Option<PickupOrder>, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {ORDER_COLUMNS} FROM pickup_order WHERE order_id = ?1"
+    ))
+    .and_then(|mut st| st.query_row([order_id], row_to_order).optional())
+    .map_err(sql(conn))
+}
+
+fn candidates(
+    conn: &Connection,
+    presented: &PresentedCode,
+    now: Timestamp,
+) -> Result<Vec<PickupOrder>, StoreError> {
+    match &presented.order_id {
+        Some(id) => Ok(order(conn, id)?.into_iter().collect()),
+        None => {
+            let mut st = conn
+                .prepare_cached(&format!(
+                    "SELECT {ORDER_COLUMNS} FROM pickup_order WHERE closes_at >= ?1"
+                ))
+                .map_err(sql(conn))?;
+            st.query_map([now.millis() - RECENT_MS], row_to_order)
+                .and_then(|rows| rows.collect())
+                .map_err(sql(conn))
+        }
+    }
+}
+
+fn load_limiter(conn: &Connection, station: &str) -> Result<AttemptLimiter, StoreError> {
+    let state: Option<String> = conn
+        .prepare_cached("SELECT state FROM station_attempts WHERE station = ?1")
+        .and_then(|mut st| st.query_row([station], |r| r.get(0)).optional())
+        .map_err(sql(conn))?;
+    Ok(state
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default())
+}
+
+fn save_limiter(
+    conn: &Connection,
+    station: &str,
+    limiter: &AttemptLimiter,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let state = serde_json::to_string(limiter).unwrap_or_else(|_| "{}".into());
+    conn.prepare_cached(
+        "INSERT INTO station_attempts (station, state, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (station) DO UPDATE SET state = ?2, updated_at = ?3",
+    )
+    .and_then(|mut st| st.execute(params![station, state, now.millis()]))
+    .map_err(sql(conn))?;
+    Ok(())
+}
+
+/// Checks a presented code for a station, counting wrong codes and locking the station out
+/// (with an event and an alert) when there are too many. Runs in a write transaction.
+pub fn check_presented_code(
+    conn: &Connection,
+    site: &SiteId,
+    station: &str,
+    input: &str,
+    policy: &AttemptPolicy,
+    now: Timestamp,
+) -> Result<CodeCheck, StoreError> {
+    let mut limiter = load_limiter(conn, station)?;
+    if let Some(until) = limiter.locked(now) {
+        return Ok(CodeCheck::LockedOut { until });
+    }
+    let presented = PresentedCode::parse(input);
+    let orders = candidates(conn, &presented, now)?;
+    let result = check_code(site, &presented, &orders, now);
+    if result.is_wrong_code() {
+        if let AttemptOutcome::LockoutStarted { until } = limiter.record_failure(policy, now) {
+            tracing::warn!(station, until = %until.to_rfc3339(), "pickup station locked out after repeated wrong codes");
+            outbox::append(
+                conn,
+                &DomainEvent::PickupStationLockedOut {
+                    station: station.to_owned(),
+                    until,
+                    failures: policy.max_failures,
+                },
+                now,
+            )?;
+            super::alerts::raise(
+                conn,
+                &Alert {
+                    kind: AlertKind::PickupLockout,
+                    subject: station.to_owned(),
+                    tier: Tier::Orange,
+                    message: format!(
+                        "station {station} typed {} wrong pickup codes; locked until {}",
+                        policy.max_failures,
+                        until.to_rfc3339()
+                    ),
+                },
+                now,
+            )?;
+        }
+    } else if result.is_found() {
+        limiter.record_success();
+    }
+    save_limiter(conn, station, &limiter, now)?;
+    Ok(result)
+}
+
+/// What the clerk reports at handover, beyond "everything as ordered".
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HandoverRequest {
+    /// Trace codes scanned while handing over.
+    #[serde(default)]
+    pub trace_codes: Vec<String>,
+    /// Lines the customer refused (wholly or partly).
+    #[serde(default)]
+    pub refusals: Vec<Refusal>,
+    /// Weighed quantities (grams) of by-weight lines.
+    #[serde(default)]
+    pub weighings: Vec<Weighing>,
+}
+
+/// A refusal of `quantity` on line `line` (0-based), and where the goods go.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Refusal {
+    pub line: usize,
+    pub quantity: i64,
+    pub to: RefusedTo,
+    pub reason: String,
+}
+
+/// A weighed quantity for a by-weight line.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Weighing {
+    pub line: usize,
+    pub grams: i64,
+}
+
+/// Why a handover did not happen. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum HandoverError {
+    #[error("order {0} is not known at this site")]
+    UnknownOrder(String),
+    #[error("order {order_id} cannot be handed over: {state}")]
+    NotOpen {
+        order_id: String,
+        state: String,
+        check: CodeCheck,
+    },
+    #[error("trace code {code} cannot leave with order {order_id}: {refusal:?}")]
+    ItemRefused {
+        order_id: String,
+        code: String,
+        refusal: ItemRefusal,
+    },
+    #[error(
+        "order {order_id} line {line} ({sku}) needs {needed} scanned trace code(s), got {scanned}"
+    )]
+    ItemsNotScanned {
+        order_id: String,
+        line: usize,
+        sku: String,
+        needed: i64,
+        scanned: i64,
+    },
+    #[error(
+        "order {order_id}: refusal or weighing names line {line}, but the order has {lines} line(s)"
+    )]
+    NoSuchLine {
+        order_id: String,
+        line: usize,
+        lines: usize,
+    },
+    #[error("order {order_id} line {line}: refused {refused} is more than the {ordered} ordered")]
+    TooMuchRefused {
+        order_id: String,
+        line: usize,
+        refused: i64,
+        ordered: i64,
+    },
+    #[error(transparent)]
+    Ledger(#[from] RecordError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn trace_facts(conn: &Connection, code: &str) -> Result<Option<TraceFacts>, StoreError> {
+    conn.prepare_cached("SELECT sku, lot, status, order_id FROM trace_code WHERE code = ?1")
+        .and_then(|mut st| {
+            st.query_row([code], |r| {
+                let status: String = r.get(2)?;
+                let order_id: Option<String> = r.get(3)?;
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    status,
+                    order_id,
+                ))
+            })
+            .optional()
+        })
+        .map_err(sql(conn))
+        .map(|row| {
+            row.and_then(|(sku, lot, status, order_id)| {
+                Some(TraceFacts {
+                    sku: SkuCode::new(sku).ok()?,
+                    lot,
+                    quarantined: status == "quarantined",
+                    handed_over_with: if status == "handed_over" {
+                        order_id
+                    } else {
+                        None
+                    },
+                })
+            })
+        })
+}
+
+/// Batches of a SKU with stock, earliest expiry first (first-expiry-first-out).
+pub fn fefo_batches(
+    conn: &Connection,
+    sku: &SkuCode,
+) -> Result<Vec<(String, Option<String>, i64)>, StoreError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT lot, expiry, on_hand FROM balance_batch WHERE sku = ?1 AND on_hand > 0
+             ORDER BY expiry IS NULL, expiry, lot",
+        )
+        .map_err(sql(conn))?;
+    st.query_map([sku.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(sql(conn))
+}
+
+/// One order line's stock change at handover: what, why, and when.
+struct LineMove<'a> {
+    order_id: &'a str,
+    line: usize,
+    item: &'a PickupItem,
+    kind: MovementKind,
+    reason: &'a str,
+    now: Timestamp,
+}
+
+fn record_line_move(
+    conn: &Connection,
+    mv: &LineMove<'_>,
+    id: String,
+    lot: Option<(String, Option<String>)>,
+    quantity: i64,
+) -> Result<(), HandoverError> {
+    let m = Movement {
+        id: MovementId::new(id).map_err(|e| StoreError::Sqlite {
+            path: conn.path().unwrap_or_default().into(),
+            source: rusqlite::Error::InvalidParameterName(e.to_string()),
+        })?,
+        sku: mv.item.sku.clone(),
+        batch: lot.map(|(lot, expiry)| BatchKey {
+            lot,
+            expiry: expiry.and_then(|e| e.parse().ok()),
+        }),
+        kind: mv.kind,
+        quantity,
+        reason: mv.reason.to_owned(),
+        reference: format!("pickup order {}", mv.order_id),
+        at: mv.now,
+    };
+    record(conn, &m)?;
+    Ok(())
+}
+
+/// Takes `quantity` of a line out of stock: from the reserved batch, or first-expiry-first-out.
+fn take_from_stock(
+    conn: &Connection,
+    mv: &LineMove<'_>,
+    quantity: i64,
+) -> Result<Vec<String>, HandoverError> {
+    let tag = if mv.kind == MovementKind::Loss {
+        "loss"
+    } else {
+        "ho"
+    };
+    let (order_id, line) = (mv.order_id, mv.line);
+    if quantity <= 0 {
+        return Ok(vec![]);
+    }
+    if let Some(lot) = &mv.item.lot {
+        record_line_move(
+            conn,
+            mv,
+            format!("{tag}-{order_id}-{line}-{lot}"),
+            Some((lot.clone(), None)),
+            quantity,
+        )?;
+        return Ok(vec![lot.clone()]);
+    }
+    let mut left = quantity;
+    let mut lots = Vec::new();
+    for (lot, expiry, on_hand) in fefo_batches(conn, &mv.item.sku)? {
+        let take = left.min(on_hand);
+        record_line_move(
+            conn,
+            mv,
+            format!("{tag}-{order_id}-{line}-{lot}"),
+            Some((lot.clone(), expiry)),
+            take,
+        )?;
+        lots.push(lot);
+        left -= take;
+        if left == 0 {
+            break;
+        }
+    }
+    if left > 0 {
+        // Not enough in any batch: the ledger rules refuse (or allow, for negative-stock SKUs).
+        record_line_move(conn, mv, format!("{tag}-{order_id}-{line}"), None, left)?;
+    }
+    Ok(lots)
+}
+
+/// Hands an order over, exactly once. Everything commits together or not at all.
+pub fn hand_over(
+    conn: &Connection,
+    site: &SiteId,
+    station: &str,
+    order_id: &str,
+    request: &HandoverRequest,
+    now: Timestamp,
+) -> Result<Handover, HandoverError> {
+    let order =
+        order(conn, order_id)?.ok_or_else(|| HandoverError::UnknownOrder(order_id.to_owned()))?;
+    let state_check = match &order.status {
+        _ if &order.site != site => Some(CodeCheck::WrongSite {
+            order_id: order_id.into(),
+            site: order.site.clone(),
+        }),
+        OrderStatus::Open if now < order.opens_at => Some(CodeCheck::NotYetOpen {
+            order_id: order_id.into(),
+            opens_at: order.opens_at,
+        }),
+        OrderStatus::Open if now > order.closes_at => Some(CodeCheck::Expired {
+            order_id: order_id.into(),
+            closed_at: order.closes_at,
+        }),
+        OrderStatus::Open => None,
+        OrderStatus::OnHold => Some(CodeCheck::OnHold {
+            order_id: order_id.into(),
+        }),
+        OrderStatus::Cancelled => Some(CodeCheck::Cancelled {
+            order_id: order_id.into(),
+        }),
+        OrderStatus::Refunded => Some(CodeCheck::Refunded {
+            order_id: order_id.into(),
+        }),
+        OrderStatus::Collected { at, station } => Some(CodeCheck::AlreadyCollected {
+            order_id: order_id.into(),
+            at: *at,
+            station: station.clone(),
+        }),
+    };
+    if let Some(check) = state_check {
+        let state = describe(&check);
+        return Err(HandoverError::NotOpen {
+            order_id: order_id.into(),
+            state,
+            check,
+        });
+    }
+    // The one conditional update that makes the handover exactly-once.
+    let won = conn
+        .prepare_cached(
+            "UPDATE pickup_order SET status = 'collected', collected_at = ?2, collected_by = ?3, updated_at = ?2
+             WHERE order_id = ?1 AND status = 'open'",
+        )
+        .and_then(|mut st| st.execute(params![order_id, now.millis(), station]))
+        .map_err(sql(conn))?;
+    if won != 1 {
+        let check = CodeCheck::AlreadyCollected {
+            order_id: order_id.into(),
+            at: now,
+            station: String::new(),
+        };
+        return Err(HandoverError::NotOpen {
+            order_id: order_id.into(),
+            state: "just collected".into(),
+            check,
+        });
+    }
+
+    let lines_count = order.items.len();
+    for line in request
+        .refusals
+        .iter()
+        .map(|r| r.line)
+        .chain(request.weighings.iter().map(|w| w.line))
+    {
+        if line >= lines_count {
+            return Err(HandoverError::NoSuchLine {
+                order_id: order_id.into(),
+                line,
+                lines: lines_count,
+            });
+        }
+    }
+    // Item checks: every scanned code must belong to the order and be free to leave.
+    let mut scanned_per_line = vec![0i64; lines_count];
+    for code in &request.trace_codes {
+        let facts = trace_facts(conn, code)?;
+        let line =
+            check_item(&order, facts.as_ref()).map_err(|refusal| HandoverError::ItemRefused {
+                order_id: order_id.into(),
+                code: code.clone(),
+                refusal,
+            })?;
+        scanned_per_line[line] += 1;
+    }
+
+    let mut lines = Vec::with_capacity(lines_count);
+    for (i, item) in order.items.iter().enumerate() {
+        let refused: i64 = request
+            .refusals
+            .iter()
+            .filter(|r| r.line == i)
+            .map(|r| r.quantity)
+            .sum();
+        if refused > item.quantity || refused < 0 {
+            return Err(HandoverError::TooMuchRefused {
+                order_id: order_id.into(),
+                line: i,
+                refused,
+                ordered: item.quantity,
+            });
+        }
+        let weighed = request
+            .weighings
+            .iter()
+            .find(|w| w.line == i)
+            .map(|w| w.grams);
+        let handed = match weighed {
+            Some(grams) => grams.max(0),
+            None => item.quantity - refused,
+        };
+        let sku = super::sku::get(conn, &item.sku)?;
+        if sku.as_ref().is_some_and(|s| s.check_items_at_handover) && scanned_per_line[i] < handed {
+            return Err(HandoverError::ItemsNotScanned {
+                order_id: order_id.into(),
+                line: i,
+                sku: item.sku.to_string(),
+                needed: handed,
+                scanned: scanned_per_line[i],
+            });
+        }
+        let issue = LineMove {
+            order_id,
+            line: i,
+            item,
+            kind: MovementKind::Issue,
+            reason: "",
+            now,
+        };
+        let lots = take_from_stock(conn, &issue, handed)?;
+        let refused_to = request.refusals.iter().find(|r| r.line == i).map(|r| r.to);
+        for r in request
+            .refusals
+            .iter()
+            .filter(|r| r.line == i && r.to == RefusedTo::Loss)
+        {
+            let reason = if r.reason.trim().is_empty() {
+                "refused by customer"
+            } else {
+                r.reason.as_str()
+            };
+            let refused_id = format!("{order_id}-refused");
+            let loss = LineMove {
+                order_id: &refused_id,
+                line: i,
+                item,
+                kind: MovementKind::Loss,
+                reason,
+                now,
+            };
+            take_from_stock(conn, &loss, r.quantity)?;
+        }
+        let price_difference_cents = match (weighed, item.unit_price_cents) {
+            // By-weight prices are per kilogram; ordered and weighed quantities are grams.
+            (Some(grams), Some(per_kg)) => Some((grams - item.quantity) * per_kg / 1000),
+            _ => None,
+        };
+        lines.push(HandoverLine {
+            sku: item.sku.clone(),
+            lot: item.lot.clone().or_else(|| lots.first().cloned()),
+            ordered: item.quantity,
+            handed_over: handed,
+            refused,
+            refused_to,
+            weighed_g: weighed,
+            price_difference_cents,
+        });
+    }
+    for code in &request.trace_codes {
+        conn.prepare_cached("UPDATE trace_code SET status = 'handed_over', order_id = ?2, updated_at = ?3 WHERE code = ?1")
+            .and_then(|mut st| st.execute(params![code, order_id, now.millis()]))
+            .map_err(sql(conn))?;
+    }
+    let handover = Handover {
+        order_id: order_id.into(),
+        station: station.into(),
+        at: now,
+        lines,
+        trace_codes: request.trace_codes.clone(),
+    };
+    conn.prepare_cached(
+        "INSERT INTO handover (order_id, station, at, body) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            order_id,
+            station,
+            now.millis(),
+            serde_json::to_string(&handover).unwrap_or_default()
+        ])
+    })
+    .map_err(sql(conn))?;
+    outbox::append(
+        conn,
+        &DomainEvent::PickupHandedOver {
+            handover: handover.clone(),
+        },
+        now,
+    )?;
+    Ok(handover)
+}
+
+/// A sentence for the clerk about a code check.
+pub fn describe(check: &CodeCheck) -> String {
+    match check {
+        CodeCheck::Found { order_id } => format!("order {order_id}: hand it over"),
+        CodeCheck::WrongCode => "wrong code: no order has this code".into(),
+        CodeCheck::Ambiguous { order_ids } => {
+            format!(
+                "several orders share this code ({}): scan the customer's QR code",
+                order_ids.join(", ")
+            )
+        }
+        CodeCheck::Expired {
+            order_id,
+            closed_at,
+        } => {
+            format!(
+                "order {order_id}: pickup window closed at {}",
+                closed_at.to_rfc3339()
+            )
+        }
+        CodeCheck::NotYetOpen { order_id, opens_at } => {
+            format!(
+                "order {order_id}: not ready yet, opens at {}",
+                opens_at.to_rfc3339()
+            )
+        }
+        CodeCheck::AlreadyCollected {
+            order_id,
+            at,
+            station,
+        } if station.is_empty() => {
+            format!(
+                "order {order_id}: just collected at another station ({})",
+                at.to_rfc3339()
+            )
+        }
+        CodeCheck::AlreadyCollected {
+            order_id,
+            at,
+            station,
+        } => {
+            format!(
+                "order {order_id}: already collected at {} by station {station}",
+                at.to_rfc3339()
+            )
+        }
+        CodeCheck::Cancelled { order_id } => format!("order {order_id}: cancelled"),
+        CodeCheck::Refunded { order_id } => format!("order {order_id}: refunded"),
+        CodeCheck::OnHold { order_id } => {
+            format!("order {order_id}: on hold, ask the group leader")
+        }
+        CodeCheck::WrongSite { order_id, site } => {
+            format!("order {order_id}: belongs to site {site}, not this one")
+        }
+        CodeCheck::LockedOut { until } => {
+            format!(
+                "this station is locked after too many wrong codes, until {}",
+                until.to_rfc3339()
+            )
+        }
+    }
+}
+
+/// Quantity of a SKU reserved by open orders.
+pub fn committed(conn: &Connection, sku: &SkuCode) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "SELECT COALESCE(SUM(l.quantity), 0) FROM pickup_order_line l
+         JOIN pickup_order o ON o.order_id = l.order_id
+         WHERE l.sku = ?1 AND o.status IN ('open', 'on_hold')",
+    )
+    .and_then(|mut st| st.query_row([sku.as_str()], |r| r.get(0)))
+    .map_err(sql(conn))
+}
+
+/// Registers a trace code as in stock (used by receiving; also by tests and the demo).
+pub fn bind_trace_code(
+    conn: &Connection,
+    code: &str,
+    sku: &SkuCode,
+    lot: &str,
+    delivery_id: Option<&str>,
+    status: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO trace_code (code, sku, lot, delivery_id, status, bound_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT (code) DO NOTHING",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            code,
+            sku.as_str(),
+            lot,
+            delivery_id,
+            status,
+            now.millis()
+        ])
+    })
+    .map(|n| n == 1)
+    .map_err(sql(conn))
+}
+
+/// Which batch to take each order line from: the reserved lot, or first-expiry-first-out.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PickHint {
+    pub sku: String,
+    pub quantity: i64,
+    pub lot: Option<String>,
+    pub expiry: Option<String>,
+}
+
+/// The pick list for an order, first-expiry-first-out where no lot is reserved.
+pub fn pick_list(conn: &Connection, order_id: &str) -> Result<Vec<PickHint>, StoreError> {
+    let Some(order) = order(conn, order_id)? else {
+        return Ok(vec![]);
+    };
+    let mut hints = Vec::new();
+    for item in &order.items {
+        let batches = fefo_batches(conn, &item.sku)?;
+        let (lot, expiry) = match &item.lot {
+            Some(lot) => (
+                Some(lot.clone()),
+                batches
+                    .iter()
+                    .find(|b| &b.0 == lot)
+                    .and_then(|b| b.1.clone()),
+            ),
+            None => batches
+                .first()
+                .map(|b| (Some(b.0.clone()), b.1.clone()))
+                .unwrap_or((None, None)),
+        };
+        hints.push(PickHint {
+            sku: item.sku.to_string(),
+            quantity: item.quantity,
+            lot,
+            expiry,
+        });
+    }
+    Ok(hints)
+}

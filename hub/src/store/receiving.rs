@@ -1,0 +1,957 @@
+//! Receiving as stored: manifests from central, what each station observed per line, and the
+//! one-transaction decision that turns observations into stock, quarantine and evidence.
+//!
+//! Every device input that changes a line (a label or item scan, a stable weight, a photo
+//! verdict) is written here before anything acts on it, so a crash never loses a scan staff
+//! saw accepted. A decision writes its record, evidence, trace-code states, receipt movements,
+//! quarantine rows and outbox events together: after a crash it is wholly there or not at all.
+
+use hub_core::event::ReceivingDecision;
+use hub_core::receiving::{
+    CodeFlag, LineDecision, LineObservation, Manifest, ManifestLine, PhotoEvidence,
+    ReceivingPolicy, check_code_for_line, decide_line, decide_unexpected,
+};
+use hub_core::{
+    BatchKey, DomainEvent, Movement, MovementId, MovementKind, SkuCode, StockUnit, Timestamp,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use super::ledger::{RecordError, record};
+use super::outbox::{self, sql};
+
+/// Why a receiving step was refused. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceivingError {
+    #[error("delivery {0} is not known: its manifest has not arrived from central")]
+    UnknownDelivery(String),
+    #[error("delivery {delivery_id} has no line {line_no}")]
+    UnknownLine { delivery_id: String, line_no: u32 },
+    #[error("delivery {0} was cancelled by central")]
+    Cancelled(String),
+    #[error("delivery {0} is closed")]
+    Closed(String),
+    #[error("delivery {delivery_id} line {line_no} is already decided")]
+    AlreadyDecided { delivery_id: String, line_no: u32 },
+    #[error("station {0} has no delivery line selected: scan the crate or delivery label first")]
+    NoLineSelected(String),
+    #[error("'{0}' is neither a delivery label nor a crate label of an open delivery")]
+    UnknownLabel(String),
+    #[error("delivery {delivery_id} line {line_no} has no quarantined stock to resolve")]
+    NothingHeld { delivery_id: String, line_no: u32 },
+    #[error("cannot resolve {asked} of {held} held on delivery {delivery_id} line {line_no}")]
+    BadQuantity {
+        delivery_id: String,
+        line_no: u32,
+        asked: i64,
+        held: i64,
+    },
+    #[error("SKU {0} of the manifest is unknown; SKU master data must arrive first")]
+    UnknownSku(String),
+    #[error(transparent)]
+    Ledger(#[from] RecordError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What storing a manifest did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestUpsert {
+    Inserted,
+    Amended,
+    Cancelled,
+    Stale {
+        stored_version: i64,
+    },
+    /// Received and closed already; a late amendment is not applied.
+    AlreadyClosed,
+}
+
+/// What was observed on one line so far (persisted as JSON).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LineRecord {
+    /// A count entered by staff, overriding the count of bound codes.
+    pub counted_by_staff: Option<i64>,
+    pub bound_codes: Vec<String>,
+    pub flagged: Vec<(String, CodeFlag)>,
+    /// Stable weights in grams, oldest first; the last one counts.
+    pub weights_g: Vec<i64>,
+    pub photos: Vec<PhotoEvidence>,
+}
+
+/// Stores a manifest from central, applying amendments and cancellations by version.
+pub fn upsert_manifest(
+    conn: &Connection,
+    manifest: &Manifest,
+    now: Timestamp,
+) -> Result<ManifestUpsert, StoreError> {
+    let stored: Option<(i64, Option<i64>)> = conn
+        .query_row(
+            "SELECT version, closed_at FROM delivery_manifest WHERE delivery_id = ?1",
+            [&manifest.delivery_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(sql(conn))?;
+    if let Some((stored_version, closed_at)) = stored {
+        if stored_version >= manifest.version {
+            return Ok(ManifestUpsert::Stale { stored_version });
+        }
+        if closed_at.is_some() {
+            return Ok(ManifestUpsert::AlreadyClosed);
+        }
+    }
+    conn.execute(
+        "INSERT INTO delivery_manifest (delivery_id, supplier, body, version, cancelled, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (delivery_id) DO UPDATE SET supplier = ?2, body = ?3, version = ?4, cancelled = ?5, updated_at = ?6",
+        params![
+            manifest.delivery_id,
+            manifest.supplier,
+            serde_json::to_string(manifest).unwrap_or_default(),
+            manifest.version,
+            manifest.cancelled,
+            now.millis()
+        ],
+    )
+    .map_err(sql(conn))?;
+    Ok(match (stored, manifest.cancelled) {
+        (_, true) => ManifestUpsert::Cancelled,
+        (Some(_), false) => ManifestUpsert::Amended,
+        (None, false) => ManifestUpsert::Inserted,
+    })
+}
+
+struct Delivery {
+    manifest: Manifest,
+    closed: bool,
+}
+
+fn load_delivery(conn: &Connection, delivery_id: &str) -> Result<Delivery, ReceivingError> {
+    let row: Option<(String, Option<i64>)> = conn
+        .prepare_cached("SELECT body, closed_at FROM delivery_manifest WHERE delivery_id = ?1")
+        .and_then(|mut st| {
+            st.query_row([delivery_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(sql(conn))?;
+    let (body, closed_at) =
+        row.ok_or_else(|| ReceivingError::UnknownDelivery(delivery_id.to_owned()))?;
+    let manifest: Manifest = serde_json::from_str(&body).map_err(|e| StoreError::Sqlite {
+        path: conn.path().unwrap_or_default().into(),
+        source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+    })?;
+    Ok(Delivery {
+        manifest,
+        closed: closed_at.is_some(),
+    })
+}
+
+fn open_delivery(conn: &Connection, delivery_id: &str) -> Result<Delivery, ReceivingError> {
+    let d = load_delivery(conn, delivery_id)?;
+    if d.manifest.cancelled {
+        return Err(ReceivingError::Cancelled(delivery_id.to_owned()));
+    }
+    if d.closed {
+        return Err(ReceivingError::Closed(delivery_id.to_owned()));
+    }
+    Ok(d)
+}
+
+fn line_of(d: &Delivery, line_no: u32) -> Result<&ManifestLine, ReceivingError> {
+    d.manifest
+        .lines
+        .iter()
+        .find(|l| l.line_no == line_no)
+        .ok_or_else(|| ReceivingError::UnknownLine {
+            delivery_id: d.manifest.delivery_id.clone(),
+            line_no,
+        })
+}
+
+/// Reads what was observed on a line.
+pub fn line_record(
+    conn: &Connection,
+    delivery_id: &str,
+    line_no: u32,
+) -> Result<LineRecord, StoreError> {
+    let body: Option<String> = conn
+        .prepare_cached(
+            "SELECT observations FROM receiving_line WHERE delivery_id = ?1 AND line_no = ?2",
+        )
+        .and_then(|mut st| {
+            st.query_row(params![delivery_id, line_no], |r| r.get(0))
+                .optional()
+        })
+        .map_err(sql(conn))?;
+    Ok(body
+        .and_then(|b| serde_json::from_str(&b).ok())
+        .unwrap_or_default())
+}
+
+fn save_line_record(
+    conn: &Connection,
+    delivery_id: &str,
+    line_no: u32,
+    rec: &LineRecord,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO receiving_line (delivery_id, line_no, observations, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (delivery_id, line_no) DO UPDATE SET observations = ?3, updated_at = ?4",
+    )
+    .and_then(|mut st| st.execute(params![delivery_id, line_no, serde_json::to_string(rec).unwrap_or_default(), now.millis()]))
+    .map_err(sql(conn))?;
+    Ok(())
+}
+
+fn decided(conn: &Connection, delivery_id: &str, line_no: u32) -> Result<bool, StoreError> {
+    conn.prepare_cached(
+        "SELECT COUNT(*) FROM line_decision WHERE delivery_id = ?1 AND line_no = ?2",
+    )
+    .and_then(|mut st| st.query_row(params![delivery_id, line_no], |r| r.get::<_, i64>(0)))
+    .map(|n| n > 0)
+    .map_err(sql(conn))
+}
+
+/// The line a station is working on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Selected {
+    pub delivery_id: String,
+    pub line_no: u32,
+    pub sku: String,
+    pub lot: String,
+}
+
+fn select(
+    conn: &Connection,
+    station: &str,
+    d: &Delivery,
+    line: &ManifestLine,
+    now: Timestamp,
+) -> Result<Selected, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO station_session (station, delivery_id, line_no, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (station) DO UPDATE SET delivery_id = ?2, line_no = ?3, updated_at = ?4",
+    )
+    .and_then(|mut st| st.execute(params![station, d.manifest.delivery_id, line.line_no, now.millis()]))
+    .map_err(sql(conn))?;
+    Ok(Selected {
+        delivery_id: d.manifest.delivery_id.clone(),
+        line_no: line.line_no,
+        sku: line.sku.to_string(),
+        lot: line.lot.clone(),
+    })
+}
+
+/// Digits of an SSCC in any of its printed forms (`00` + 18 digits, `(00)…`, `]C1 00…`).
+fn normalise_label(label: &str) -> String {
+    let digits: String = label
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let digits = digits.strip_prefix("C1").unwrap_or(&digits).to_owned();
+    if digits.len() == 20 && digits.starts_with("00") {
+        digits[2..].to_owned()
+    } else {
+        digits
+    }
+}
+
+/// A crate or delivery label was scanned at a station: select the line it names.
+/// Accepts a crate's SSCC, `DELIVERY/LINE`, or a delivery id (its first undecided line).
+pub fn scan_label(
+    conn: &Connection,
+    station: &str,
+    label: &str,
+    now: Timestamp,
+) -> Result<Selected, ReceivingError> {
+    let label = label.trim();
+    let (delivery_part, line_part) = match label.rsplit_once('/') {
+        Some((d, l)) if l.parse::<u32>().is_ok() => (d, l.parse::<u32>().ok()),
+        _ => (label, None),
+    };
+    if let Ok(d) = open_delivery(conn, delivery_part) {
+        let line = match line_part {
+            Some(n) => line_of(&d, n)?,
+            None => {
+                let mut first = None;
+                for l in &d.manifest.lines {
+                    if !decided(conn, &d.manifest.delivery_id, l.line_no)? {
+                        first = Some(l);
+                        break;
+                    }
+                }
+                first.ok_or_else(|| ReceivingError::Closed(d.manifest.delivery_id.clone()))?
+            }
+        };
+        return Ok(select(conn, station, &d, line, now)?);
+    }
+    let wanted = normalise_label(label);
+    let mut st = conn
+        .prepare_cached(
+            "SELECT delivery_id FROM delivery_manifest WHERE closed_at IS NULL AND cancelled = 0",
+        )
+        .map_err(sql(conn))?;
+    let open: Vec<String> = st
+        .query_map([], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(sql(conn))?;
+    for delivery_id in open {
+        let d = load_delivery(conn, &delivery_id)?;
+        if let Some(line) = d.manifest.lines.iter().find(|l| {
+            l.crate_label
+                .as_deref()
+                .is_some_and(|c| normalise_label(c) == wanted)
+        }) {
+            return Ok(select(conn, station, &d, line, now)?);
+        }
+    }
+    Err(ReceivingError::UnknownLabel(label.to_owned()))
+}
+
+fn current(conn: &Connection, station: &str) -> Result<(Delivery, u32), ReceivingError> {
+    let row: Option<(String, u32)> = conn
+        .prepare_cached("SELECT delivery_id, line_no FROM station_session WHERE station = ?1")
+        .and_then(|mut st| {
+            st.query_row([station], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(sql(conn))?;
+    let (delivery_id, line_no) =
+        row.ok_or_else(|| ReceivingError::NoLineSelected(station.to_owned()))?;
+    let d = open_delivery(conn, &delivery_id)?;
+    if decided(conn, &delivery_id, line_no)? {
+        return Err(ReceivingError::AlreadyDecided {
+            delivery_id,
+            line_no,
+        });
+    }
+    Ok((d, line_no))
+}
+
+/// What happened to a scanned item code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum BindOutcome {
+    Bound {
+        delivery_id: String,
+        line_no: u32,
+        count: usize,
+    },
+    Flagged {
+        delivery_id: String,
+        line_no: u32,
+        flag: CodeFlag,
+    },
+}
+
+/// An item's trace code was scanned at a station: bind it to the selected line's batch, or
+/// flag it with its reason. `gtin` is the GTIN parsed from the code, if it carries one;
+/// `malformed` says why the code could not be parsed at all.
+pub fn scan_item(
+    conn: &Connection,
+    station: &str,
+    code: &str,
+    gtin: Option<&str>,
+    malformed: Option<&str>,
+    now: Timestamp,
+) -> Result<BindOutcome, ReceivingError> {
+    let (d, line_no) = current(conn, station)?;
+    let line = line_of(&d, line_no)?.clone();
+    let delivery_id = d.manifest.delivery_id.clone();
+    let mut rec = line_record(conn, &delivery_id, line_no)?;
+    let bound_to: Option<String> = conn
+        .prepare_cached("SELECT lot FROM trace_code WHERE code = ?1")
+        .and_then(|mut st| st.query_row([code], |r| r.get(0)).optional())
+        .map_err(sql(conn))?;
+    let gtins = super::sku::get(conn, &line.sku)?
+        .map(|s| s.gtins)
+        .unwrap_or_default();
+    let check = match malformed {
+        Some(detail) => Err(CodeFlag::Malformed {
+            detail: detail.to_owned(),
+        }),
+        None => check_code_for_line(&line, &gtins, code, gtin, bound_to.as_deref()),
+    };
+    let outcome = match check {
+        Ok(()) => {
+            super::pickup::bind_trace_code(
+                conn,
+                code,
+                &line.sku,
+                &line.lot,
+                Some(&delivery_id),
+                "receiving",
+                now,
+            )?;
+            rec.bound_codes.push(code.to_owned());
+            let event = DomainEvent::TraceCodeBound {
+                code: code.to_owned(),
+                sku: line.sku.clone(),
+                lot: line.lot.clone(),
+                delivery_id: delivery_id.clone(),
+                line_no,
+            };
+            outbox::append(conn, &event, now)?;
+            BindOutcome::Bound {
+                delivery_id: delivery_id.clone(),
+                line_no,
+                count: rec.bound_codes.len(),
+            }
+        }
+        Err(flag) => {
+            tracing::warn!(code, delivery = %delivery_id, line_no, ?flag, "trace code flagged");
+            rec.flagged.push((code.to_owned(), flag.clone()));
+            let event = DomainEvent::TraceCodeFlagged {
+                code: code.to_owned(),
+                delivery_id: delivery_id.clone(),
+                line_no,
+                flag: flag.clone(),
+            };
+            outbox::append(conn, &event, now)?;
+            BindOutcome::Flagged {
+                delivery_id: delivery_id.clone(),
+                line_no,
+                flag,
+            }
+        }
+    };
+    save_line_record(conn, &delivery_id, line_no, &rec, now)?;
+    Ok(outcome)
+}
+
+/// A stable weight (grams, net) was read for the station's selected line.
+pub fn record_weight(
+    conn: &Connection,
+    station: &str,
+    grams: i64,
+    now: Timestamp,
+) -> Result<Selected, ReceivingError> {
+    let (d, line_no) = current(conn, station)?;
+    let line = line_of(&d, line_no)?;
+    let mut rec = line_record(conn, &d.manifest.delivery_id, line_no)?;
+    rec.weights_g.push(grams);
+    save_line_record(conn, &d.manifest.delivery_id, line_no, &rec, now)?;
+    Ok(Selected {
+        delivery_id: d.manifest.delivery_id.clone(),
+        line_no,
+        sku: line.sku.to_string(),
+        lot: line.lot.clone(),
+    })
+}
+
+/// A photo check finished for the station's selected line.
+pub fn record_photo(
+    conn: &Connection,
+    station: &str,
+    evidence: &PhotoEvidence,
+    now: Timestamp,
+) -> Result<Selected, ReceivingError> {
+    let (d, line_no) = current(conn, station)?;
+    let line = line_of(&d, line_no)?;
+    let mut rec = line_record(conn, &d.manifest.delivery_id, line_no)?;
+    rec.photos.push(evidence.clone());
+    save_line_record(conn, &d.manifest.delivery_id, line_no, &rec, now)?;
+    conn.prepare_cached(
+        "INSERT INTO photo (sha256, path, bytes, delivery_id, line_no, stored_at) VALUES (?1, ?2, 0, ?3, ?4, ?5)
+         ON CONFLICT (sha256) DO UPDATE SET delivery_id = ?3, line_no = ?4",
+    )
+    .and_then(|mut st| {
+        st.execute(params![evidence.photo_sha256, evidence.photo_path, d.manifest.delivery_id, line_no, now.millis()])
+    })
+    .map_err(sql(conn))?;
+    Ok(Selected {
+        delivery_id: d.manifest.delivery_id.clone(),
+        line_no,
+        sku: line.sku.to_string(),
+        lot: line.lot.clone(),
+    })
+}
+
+/// Staff entered a count for a line (goods without trace codes).
+pub fn set_count(
+    conn: &Connection,
+    delivery_id: &str,
+    line_no: u32,
+    count: i64,
+    now: Timestamp,
+) -> Result<(), ReceivingError> {
+    let d = open_delivery(conn, delivery_id)?;
+    line_of(&d, line_no)?;
+    if decided(conn, delivery_id, line_no)? {
+        return Err(ReceivingError::AlreadyDecided {
+            delivery_id: delivery_id.into(),
+            line_no,
+        });
+    }
+    let mut rec = line_record(conn, delivery_id, line_no)?;
+    rec.counted_by_staff = Some(count.max(0));
+    save_line_record(conn, delivery_id, line_no, &rec, now)?;
+    Ok(())
+}
+
+/// Splits `quantity` of a line off into a new line with another lot (a line that arrived as
+/// two batches). Only before the line is decided.
+pub fn split_line(
+    conn: &Connection,
+    delivery_id: &str,
+    line_no: u32,
+    new_lot: &str,
+    new_expiry: Option<chrono::NaiveDate>,
+    quantity: i64,
+    now: Timestamp,
+) -> Result<u32, ReceivingError> {
+    let mut d = open_delivery(conn, delivery_id)?;
+    if decided(conn, delivery_id, line_no)? {
+        return Err(ReceivingError::AlreadyDecided {
+            delivery_id: delivery_id.into(),
+            line_no,
+        });
+    }
+    let original = line_of(&d, line_no)?.clone();
+    let expected = original.expected_count.unwrap_or(0);
+    if quantity <= 0 || quantity >= expected {
+        return Err(ReceivingError::BadQuantity {
+            delivery_id: delivery_id.into(),
+            line_no,
+            asked: quantity,
+            held: expected,
+        });
+    }
+    let new_no = d
+        .manifest
+        .lines
+        .iter()
+        .map(|l| l.line_no)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let share = |g: Option<i64>| g.map(|g| g * quantity / expected);
+    let mut split = original.clone();
+    split.line_no = new_no;
+    split.lot = new_lot.to_owned();
+    split.expiry = new_expiry.or(original.expiry);
+    split.expected_count = Some(quantity);
+    split.expected_weight_g = share(original.expected_weight_g);
+    split.crate_label = None;
+    for l in d.manifest.lines.iter_mut().filter(|l| l.line_no == line_no) {
+        l.expected_count = Some(expected - quantity);
+        l.expected_weight_g = l.expected_weight_g.map(|g| g - share(Some(g)).unwrap_or(0));
+    }
+    d.manifest.lines.push(split);
+    save_manifest(conn, &d.manifest, now)?;
+    Ok(new_no)
+}
+
+fn save_manifest(conn: &Connection, manifest: &Manifest, now: Timestamp) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE delivery_manifest SET body = ?2, updated_at = ?3 WHERE delivery_id = ?1",
+        params![
+            manifest.delivery_id,
+            serde_json::to_string(manifest).unwrap_or_default(),
+            now.millis()
+        ],
+    )
+    .map_err(sql(conn))?;
+    Ok(())
+}
+
+/// Writes a decision and, when it holds stock, its quarantine row.
+fn insert_decision(
+    conn: &Connection,
+    record: &ReceivingDecision,
+    expiry: Option<chrono::NaiveDate>,
+) -> Result<(), StoreError> {
+    let d = &record.decision;
+    conn.execute(
+        "INSERT INTO line_decision (delivery_id, line_no, sku, lot, outcome, accepted, rejected, held, body, staff, decided_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            record.delivery_id,
+            record.line_no,
+            record.sku.as_str(),
+            record.lot,
+            d.outcome.as_str(),
+            d.accepted,
+            d.rejected,
+            d.held,
+            serde_json::to_string(record).unwrap_or_default(),
+            record.staff,
+            record.decided_at.millis()
+        ],
+    )
+    .map_err(sql(conn))?;
+    conn.execute(
+        "INSERT INTO quarantine (delivery_id, line_no, sku, lot, expiry, quantity, since, status)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'held' WHERE ?6 > 0",
+        params![
+            record.delivery_id,
+            record.line_no,
+            record.sku.as_str(),
+            record.lot,
+            expiry.map(|e| e.to_string()),
+            d.held,
+            record.decided_at.millis()
+        ],
+    )
+    .map_err(sql(conn))?;
+    Ok(())
+}
+
+fn observation(rec: &LineRecord, unit: StockUnit) -> LineObservation {
+    let weight_g = rec.weights_g.last().copied();
+    let counted = rec
+        .counted_by_staff
+        .or_else(|| (!rec.bound_codes.is_empty()).then_some(rec.bound_codes.len() as i64))
+        // Goods sold by weight are counted in grams by the scale.
+        .or(if unit == StockUnit::Gram {
+            weight_g
+        } else {
+            None
+        });
+    LineObservation {
+        counted,
+        weight_g,
+        photo: rec.photos.last().map(|p| p.verdict),
+        flagged_codes: rec.flagged.iter().map(|(_, f)| f.clone()).collect(),
+    }
+}
+
+fn set_code_status(
+    conn: &Connection,
+    codes: &[String],
+    status: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    for code in codes {
+        conn.prepare_cached("UPDATE trace_code SET status = ?2, updated_at = ?3 WHERE code = ?1")
+            .and_then(|mut st| st.execute(params![code, status, now.millis()]))
+            .map_err(sql(conn))?;
+    }
+    Ok(())
+}
+
+fn receipt(
+    conn: &Connection,
+    id: String,
+    line: &ManifestLine,
+    quantity: i64,
+    reference: String,
+    now: Timestamp,
+) -> Result<(), ReceivingError> {
+    let m = Movement {
+        id: MovementId::new(id).map_err(|e| ReceivingError::UnknownLabel(e.to_string()))?,
+        sku: line.sku.clone(),
+        batch: Some(BatchKey {
+            lot: line.lot.clone(),
+            expiry: line.expiry,
+        }),
+        kind: MovementKind::Receipt,
+        quantity,
+        reason: String::new(),
+        reference,
+        at: now,
+    };
+    record(conn, &m)?;
+    Ok(())
+}
+
+/// Decides one line: decision, evidence, trace codes, stock, quarantine and events, together.
+pub fn decide(
+    conn: &Connection,
+    delivery_id: &str,
+    line_no: u32,
+    staff: &str,
+    policy: &ReceivingPolicy,
+    today: chrono::NaiveDate,
+    now: Timestamp,
+) -> Result<ReceivingDecision, ReceivingError> {
+    let d = open_delivery(conn, delivery_id)?;
+    let line = line_of(&d, line_no)?.clone();
+    if decided(conn, delivery_id, line_no)? {
+        return Err(ReceivingError::AlreadyDecided {
+            delivery_id: delivery_id.into(),
+            line_no,
+        });
+    }
+    let sku = super::sku::get(conn, &line.sku)?
+        .ok_or_else(|| ReceivingError::UnknownSku(line.sku.to_string()))?;
+    let rec = line_record(conn, delivery_id, line_no)?;
+    let decision: LineDecision = decide_line(&line, &observation(&rec, sku.unit), policy, today);
+    let reference = format!("delivery {delivery_id} line {line_no}");
+    if decision.accepted > 0 {
+        receipt(
+            conn,
+            format!("rcv-{delivery_id}-{line_no}"),
+            &line,
+            decision.accepted,
+            reference.clone(),
+            now,
+        )?;
+    }
+    let code_status = if decision.held > 0 {
+        "quarantined"
+    } else if decision.accepted > 0 {
+        "in_stock"
+    } else {
+        "rejected"
+    };
+    set_code_status(conn, &rec.bound_codes, code_status, now)?;
+    let record = ReceivingDecision {
+        delivery_id: delivery_id.into(),
+        supplier: d.manifest.supplier.clone(),
+        line_no,
+        sku: line.sku.clone(),
+        lot: line.lot.clone(),
+        decision: decision.clone(),
+        staff: staff.into(),
+        decided_at: now,
+        weight_readings_g: rec.weights_g.clone(),
+        photos: rec.photos.clone(),
+        bound_codes: rec.bound_codes.clone(),
+        flagged_codes: rec.flagged.clone(),
+    };
+    insert_decision(conn, &record, line.expiry)?;
+    tracing::info!(
+        delivery = delivery_id,
+        line_no,
+        outcome = decision.outcome.as_str(),
+        accepted = decision.accepted,
+        held = decision.held,
+        rejected = decision.rejected,
+        "line decided"
+    );
+    outbox::append(
+        conn,
+        &DomainEvent::ReceivingLineDecided {
+            decision: record.clone(),
+        },
+        now,
+    )?;
+    Ok(record)
+}
+
+/// Releases held stock into the ledger and/or rejects it, after a person's review.
+#[allow(clippy::too_many_arguments)]
+pub fn resolve_quarantine(
+    conn: &Connection,
+    delivery_id: &str,
+    line_no: u32,
+    release: i64,
+    reject: i64,
+    staff: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<(), ReceivingError> {
+    let row: Option<(String, String, Option<String>, i64)> = conn
+        .query_row(
+            "SELECT sku, lot, expiry, quantity FROM quarantine WHERE delivery_id = ?1 AND line_no = ?2 AND status = 'held'",
+            params![delivery_id, line_no],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()
+        .map_err(sql(conn))?;
+    let (sku, lot, expiry, held) = row.ok_or_else(|| ReceivingError::NothingHeld {
+        delivery_id: delivery_id.into(),
+        line_no,
+    })?;
+    if release < 0 || reject < 0 || release + reject != held {
+        return Err(ReceivingError::BadQuantity {
+            delivery_id: delivery_id.into(),
+            line_no,
+            asked: release + reject,
+            held,
+        });
+    }
+    let sku = SkuCode::new(sku).map_err(|e| ReceivingError::UnknownSku(e.to_string()))?;
+    if release > 0 {
+        let line = ManifestLine {
+            expiry: expiry.and_then(|e| e.parse().ok()),
+            ..ManifestLine::unexpected(line_no, sku.clone(), &lot)
+        };
+        let reference =
+            format!("delivery {delivery_id} line {line_no} released by {staff}: {reason}");
+        receipt(
+            conn,
+            format!("rel-{delivery_id}-{line_no}"),
+            &line,
+            release,
+            reference,
+            now,
+        )?;
+    }
+    conn.execute(
+        "UPDATE quarantine SET status = ?3, resolved_at = ?4, resolved_by = ?5, reason = ?6
+         WHERE delivery_id = ?1 AND line_no = ?2",
+        params![
+            delivery_id,
+            line_no,
+            if release > 0 { "released" } else { "rejected" },
+            now.millis(),
+            staff,
+            reason
+        ],
+    )
+    .map_err(sql(conn))?;
+    let codes: Vec<String> = conn
+        .prepare("SELECT code FROM trace_code WHERE delivery_id = ?1 AND lot = ?2 AND status = 'quarantined'")
+        .and_then(|mut st| st.query_map(params![delivery_id, lot], |r| r.get(0)).and_then(|rows| rows.collect()))
+        .map_err(sql(conn))?;
+    set_code_status(
+        conn,
+        &codes,
+        if release > 0 { "in_stock" } else { "rejected" },
+        now,
+    )?;
+    let event = DomainEvent::QuarantineResolved {
+        delivery_id: delivery_id.into(),
+        line_no,
+        sku,
+        lot,
+        released: release,
+        rejected: reject,
+        staff: staff.into(),
+        reason: reason.into(),
+    };
+    outbox::append(conn, &event, now)?;
+    Ok(())
+}
+
+/// Closes a delivery: decides every undecided line (what was not observed is held for review).
+pub fn close_delivery(
+    conn: &Connection,
+    delivery_id: &str,
+    staff: &str,
+    policy: &ReceivingPolicy,
+    today: chrono::NaiveDate,
+    now: Timestamp,
+) -> Result<Vec<ReceivingDecision>, ReceivingError> {
+    let d = open_delivery(conn, delivery_id)?;
+    let mut decisions = Vec::new();
+    for line in &d.manifest.lines {
+        if !decided(conn, delivery_id, line.line_no)? {
+            decisions.push(decide(
+                conn,
+                delivery_id,
+                line.line_no,
+                staff,
+                policy,
+                today,
+                now,
+            )?);
+        }
+    }
+    conn.execute(
+        "UPDATE delivery_manifest SET closed_at = ?2, closed_by = ?3 WHERE delivery_id = ?1",
+        params![delivery_id, now.millis(), staff],
+    )
+    .map_err(sql(conn))?;
+    outbox::append(
+        conn,
+        &DomainEvent::DeliveryClosed {
+            delivery_id: delivery_id.into(),
+            staff: staff.into(),
+            lines: d.manifest.lines.len(),
+        },
+        now,
+    )?;
+    Ok(decisions)
+}
+
+/// Goods that arrived without a manifest line: held for review with their own quarantine row.
+pub fn unexpected_goods(
+    conn: &Connection,
+    delivery_id: &str,
+    sku: &SkuCode,
+    lot: &str,
+    counted: i64,
+    now: Timestamp,
+) -> Result<LineDecision, ReceivingError> {
+    let mut d = open_delivery(conn, delivery_id)?;
+    let decision = decide_unexpected(counted);
+    let line_no = d
+        .manifest
+        .lines
+        .iter()
+        .map(|l| l.line_no)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    d.manifest
+        .lines
+        .push(ManifestLine::unexpected(line_no, sku.clone(), lot));
+    save_manifest(conn, &d.manifest, now)?;
+    let record = ReceivingDecision {
+        delivery_id: delivery_id.into(),
+        supplier: d.manifest.supplier.clone(),
+        line_no,
+        sku: sku.clone(),
+        lot: lot.into(),
+        decision: decision.clone(),
+        staff: String::new(),
+        decided_at: now,
+        weight_readings_g: vec![],
+        photos: vec![],
+        bound_codes: vec![],
+        flagged_codes: vec![],
+    };
+    insert_decision(conn, &record, None)?;
+    outbox::append(
+        conn,
+        &DomainEvent::ReceivingLineDecided { decision: record },
+        now,
+    )?;
+    Ok(decision)
+}
+
+/// Every decision of a delivery, by line.
+pub fn decisions(
+    conn: &Connection,
+    delivery_id: &str,
+) -> Result<Vec<ReceivingDecision>, StoreError> {
+    let mut st = conn
+        .prepare_cached("SELECT body FROM line_decision WHERE delivery_id = ?1 ORDER BY line_no")
+        .map_err(sql(conn))?;
+    let bodies: Vec<String> = st
+        .query_map([delivery_id], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(sql(conn))?;
+    Ok(bodies
+        .iter()
+        .filter_map(|b| serde_json::from_str(b).ok())
+        .collect())
+}
+
+/// Stock held for review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldStock {
+    pub delivery_id: String,
+    pub line_no: u32,
+    pub sku: String,
+    pub lot: String,
+    pub quantity: i64,
+    pub since: Timestamp,
+}
+
+/// Held stock waiting for review, oldest first.
+pub fn held(conn: &Connection) -> Result<Vec<HeldStock>, StoreError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT delivery_id, line_no, sku, lot, quantity, since FROM quarantine WHERE status = 'held' ORDER BY since",
+        )
+        .map_err(sql(conn))?;
+    st.query_map([], |r| {
+        Ok(HeldStock {
+            delivery_id: r.get(0)?,
+            line_no: r.get(1)?,
+            sku: r.get(2)?,
+            lot: r.get(3)?,
+            quantity: r.get(4)?,
+            since: Timestamp(r.get(5)?),
+        })
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(sql(conn))
+}

@@ -1,0 +1,102 @@
+//! Periodic checks that raise and clear alerts: stock tiers (re-request timers, demand drift),
+//! batches near expiry, and an outbox backlog the uplink has not drained.
+
+use crate::config::AlertsConfig;
+use crate::store::{Store, StoreError, alerts, outbox, sql_error};
+use hub_core::alerts::{Alert, AlertKind, Tier, expiry_tier};
+use hub_core::{SkuCode, Timestamp};
+
+/// What one round of checks changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CheckRound {
+    pub stock_actions: usize,
+    pub alert_changes: usize,
+}
+
+/// Runs every periodic check once, in one transaction.
+pub async fn run_checks(
+    store: &Store,
+    config: &AlertsConfig,
+    now: Timestamp,
+) -> Result<CheckRound, StoreError> {
+    let config = config.clone();
+    store
+        .write(move |c| {
+            let mut round = CheckRound::default();
+            let skus: Vec<String> = c
+                .prepare_cached("SELECT code FROM sku ORDER BY code")
+                .and_then(|mut st| st.query_map([], |r| r.get(0)).and_then(|rows| rows.collect()))
+                .map_err(sql_error(c))?;
+            for code in skus {
+                if let Ok(sku) = SkuCode::new(code) {
+                    round.stock_actions += alerts::evaluate_sku(c, &sku, &config.default_policy, now)?.len();
+                }
+            }
+
+            let today = chrono::DateTime::from_timestamp_millis(now.millis()).map(|t| t.date_naive());
+            let batches: Vec<(String, String, String)> = c
+                .prepare_cached("SELECT sku, lot, expiry FROM balance_batch WHERE on_hand > 0 AND expiry IS NOT NULL")
+                .and_then(|mut st| {
+                    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).and_then(|rows| rows.collect())
+                })
+                .map_err(sql_error(c))?;
+            let observed: Vec<Alert> = batches
+                .into_iter()
+                .filter_map(|(sku, lot, expiry)| {
+                    let expiry: chrono::NaiveDate = expiry.parse().ok()?;
+                    let days_left = (expiry - today?).num_days();
+                    let tier = expiry_tier(days_left, config.expiry_warn_days);
+                    (tier != Tier::Normal).then(|| Alert {
+                        kind: AlertKind::NearExpiry,
+                        subject: format!("{sku}/{lot}"),
+                        tier,
+                        message: format!(
+                            "{sku} lot {lot} expires {expiry} ({days_left} day(s) left): hand it over first"
+                        ),
+                    })
+                })
+                .collect();
+            round.alert_changes += usize::from(alerts::reconcile_kind(c, AlertKind::NearExpiry, &observed, now)?);
+
+            let waiting_ms = config.quarantine_warn.as_millis() as i64;
+            let observed: Vec<Alert> = crate::store::receiving::held(c)?
+                .into_iter()
+                .filter(|h| now.millis() - h.since.millis() > waiting_ms)
+                .map(|h| {
+                    let hours = (now.millis() - h.since.millis()) / 3_600_000;
+                    Alert {
+                        kind: AlertKind::QuarantineWaiting,
+                        subject: format!("{}/{}", h.delivery_id, h.line_no),
+                        tier: if now.millis() - h.since.millis() > waiting_ms * 3 { Tier::Red } else { Tier::Orange },
+                        message: format!(
+                            "{} x{} (lot {}) from delivery {} held for review for {hours} h",
+                            h.sku, h.quantity, h.lot, h.delivery_id
+                        ),
+                    }
+                })
+                .collect();
+            round.alert_changes += usize::from(alerts::reconcile_kind(c, AlertKind::QuarantineWaiting, &observed, now)?);
+
+            let stats = outbox::stats(c)?;
+            let backlog_age_ms = stats.oldest_undelivered_at.map(|t| now.millis() - t).unwrap_or(0);
+            let warn_ms = config.outbox_backlog_warn.as_millis() as i64;
+            let observed: Vec<Alert> = if backlog_age_ms > warn_ms {
+                let tier = if backlog_age_ms > warn_ms * 6 { Tier::Red } else { Tier::Yellow };
+                vec![Alert {
+                    kind: AlertKind::OutboxBacklog,
+                    subject: "uplink".into(),
+                    tier,
+                    message: format!(
+                        "{} event(s) waiting for the uplink, oldest {} min old",
+                        stats.undelivered,
+                        backlog_age_ms / 60_000
+                    ),
+                }]
+            } else {
+                vec![]
+            };
+            round.alert_changes += usize::from(alerts::reconcile_kind(c, AlertKind::OutboxBacklog, &observed, now)?);
+            Ok(round)
+        })
+        .await
+}

@@ -1,0 +1,177 @@
+//! Receiving a delivery at a station: scans, weights and photos feed the selected line; staff
+//! decide, release, split and close. Each step is one durable write; decisions and releases
+//! also re-evaluate the SKU's stock tier in the same transaction.
+
+use crate::codes::{ScannedCode, classify_text};
+use crate::config::Config;
+use crate::store::Store;
+use crate::store::receiving::{self as rs, BindOutcome, ReceivingError, Selected};
+use hub_core::event::ReceivingDecision;
+use hub_core::receiving::PhotoEvidence;
+use hub_core::{SkuCode, Timestamp};
+
+/// What a scan at a receiving station did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "scan", rename_all = "snake_case")]
+pub enum ScanOutcome {
+    /// A crate or delivery label: this line is now selected.
+    LineSelected(Selected),
+    /// An item code, bound or flagged.
+    Item(BindOutcome),
+}
+
+fn today(now: Timestamp) -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp_millis(now.millis())
+        .map(|t| t.date_naive())
+        .unwrap_or_default()
+}
+
+/// A code was scanned at a receiving station.
+pub async fn scan(
+    store: &Store,
+    station: &str,
+    text: &str,
+    now: Timestamp,
+) -> Result<ScanOutcome, ReceivingError> {
+    let (station, text) = (station.to_owned(), text.trim().to_owned());
+    store
+        .write(move |c| {
+            let classified = classify_text(&text);
+            let label = match &classified {
+                ScannedCode::Sscc { sscc } => sscc.clone(),
+                _ => text.clone(),
+            };
+            match rs::scan_label(c, &station, &label, now) {
+                Ok(selected) => return Ok(ScanOutcome::LineSelected(selected)),
+                Err(ReceivingError::UnknownLabel(_))
+                    if !matches!(classified, ScannedCode::Sscc { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            let outcome = match classified {
+                ScannedCode::Item { code, gtin } => {
+                    rs::scan_item(c, &station, &code, gtin.as_deref(), None, now)?
+                }
+                ScannedCode::Malformed { raw, reason } => {
+                    rs::scan_item(c, &station, &raw, None, Some(&reason), now)?
+                }
+                ScannedCode::Sscc { sscc } => return Err(ReceivingError::UnknownLabel(sscc)),
+            };
+            Ok(ScanOutcome::Item(outcome))
+        })
+        .await
+}
+
+/// A stable weight (grams) was read at a receiving station.
+pub async fn weight(
+    store: &Store,
+    station: &str,
+    grams: i64,
+    now: Timestamp,
+) -> Result<Selected, ReceivingError> {
+    let station = station.to_owned();
+    store
+        .write(move |c| rs::record_weight(c, &station, grams, now))
+        .await
+}
+
+/// A photo check finished at a receiving station.
+pub async fn photo(
+    store: &Store,
+    station: &str,
+    evidence: PhotoEvidence,
+    now: Timestamp,
+) -> Result<Selected, ReceivingError> {
+    let station = station.to_owned();
+    store
+        .write(move |c| rs::record_photo(c, &station, &evidence, now))
+        .await
+}
+
+/// Staff decided a line.
+pub async fn decide(
+    store: &Store,
+    config: &Config,
+    delivery_id: &str,
+    line_no: u32,
+    staff: &str,
+    now: Timestamp,
+) -> Result<ReceivingDecision, ReceivingError> {
+    let (policy, tiers) = (
+        config.receiving.policy,
+        config.alerts.default_policy.clone(),
+    );
+    let (delivery_id, staff) = (delivery_id.to_owned(), staff.to_owned());
+    store
+        .write(move |c| {
+            let d = rs::decide(c, &delivery_id, line_no, &staff, &policy, today(now), now)?;
+            crate::store::alerts::evaluate_sku(c, &d.sku, &tiers, now)?;
+            Ok(d)
+        })
+        .await
+}
+
+/// Staff closed a delivery: every undecided line is decided now.
+pub async fn close(
+    store: &Store,
+    config: &Config,
+    delivery_id: &str,
+    staff: &str,
+    now: Timestamp,
+) -> Result<Vec<ReceivingDecision>, ReceivingError> {
+    let (policy, tiers) = (
+        config.receiving.policy,
+        config.alerts.default_policy.clone(),
+    );
+    let (delivery_id, staff) = (delivery_id.to_owned(), staff.to_owned());
+    store
+        .write(move |c| {
+            let decisions = rs::close_delivery(c, &delivery_id, &staff, &policy, today(now), now)?;
+            let mut skus: Vec<&SkuCode> = decisions.iter().map(|d| &d.sku).collect();
+            skus.sort();
+            skus.dedup();
+            for sku in skus {
+                crate::store::alerts::evaluate_sku(c, sku, &tiers, now)?;
+            }
+            Ok(decisions)
+        })
+        .await
+}
+
+/// Staff released and/or rejected held stock after review.
+#[allow(clippy::too_many_arguments)]
+pub async fn resolve(
+    store: &Store,
+    config: &Config,
+    delivery_id: &str,
+    line_no: u32,
+    release: i64,
+    reject: i64,
+    staff: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<(), ReceivingError> {
+    let tiers = config.alerts.default_policy.clone();
+    let (delivery_id, staff, reason) =
+        (delivery_id.to_owned(), staff.to_owned(), reason.to_owned());
+    store
+        .write(move |c| {
+            rs::resolve_quarantine(
+                c,
+                &delivery_id,
+                line_no,
+                release,
+                reject,
+                &staff,
+                &reason,
+                now,
+            )?;
+            for d in rs::decisions(c, &delivery_id)?
+                .iter()
+                .filter(|d| d.line_no == line_no)
+            {
+                crate::store::alerts::evaluate_sku(c, &d.sku, &tiers, now)?;
+            }
+            Ok(())
+        })
+        .await
+}

@@ -1,0 +1,127 @@
+//! The periodic checks raise and clear alerts through one mechanism: batches near expiry,
+//! stock held for review too long, and an outbox backlog the uplink has not drained.
+
+use hub::config::Config;
+use hub::store::{Store, StoreError, StoreOptions, alerts, ledger, sku as sku_store};
+use hub::workflows::alerts::run_checks;
+use hub_core::alerts::{AlertKind, Tier};
+use hub_core::{BatchKey, Movement, MovementId, MovementKind, Sku, SkuCode, StockUnit, Timestamp};
+
+const DAY: i64 = 86_400_000;
+const T0: i64 = 1_795_000_000_000; // 2026-11-18T…Z
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_quarantine_and_backlog_alerts_are_raised_then_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::parse(
+        "[site]\nid = \"a-1\"\n[store]\ndata_dir = \"d\"\n[alerts]\nexpiry_warn_days = 2\nquarantine_warn_hours = 4\noutbox_backlog_warn_minutes = 60\nmeasure = \"absolute\"\nyellow = 3\norange = 2\nred = 1\ntarget = 10\n",
+        dir.path(),
+    )
+    .unwrap();
+    let store = Store::open(&config.database_path(), "a-1", &StoreOptions::default()).unwrap();
+    let today = chrono::DateTime::from_timestamp_millis(T0)
+        .unwrap()
+        .date_naive();
+    tokio::task::block_in_place(|| {
+        store
+            .write_blocking(move |c| {
+                let sku = Sku {
+                    code: SkuCode::new("YOGURT").unwrap(),
+                    name: "Yogurt".into(),
+                    unit: StockUnit::Piece,
+                    gtins: vec![],
+                    allow_negative: false,
+                    check_items_at_handover: false,
+                    version: 1,
+                };
+                sku_store::upsert(c, &sku, Timestamp(T0))?;
+                let m = Movement {
+                    id: MovementId::new("r1").unwrap(),
+                    sku: sku.code.clone(),
+                    batch: Some(BatchKey::new("Y-1", Some(today + chrono::Days::new(1))).unwrap()),
+                    kind: MovementKind::Receipt,
+                    quantity: 20,
+                    reason: String::new(),
+                    reference: "delivery D1".into(),
+                    at: Timestamp(T0 - 2 * 3_600_000),
+                };
+                ledger::record(c, &m).map_err(|e| match e {
+                    ledger::RecordError::Store(e) => e,
+                    other => panic!("{other}"),
+                })?;
+                c.execute(
+                    "INSERT INTO quarantine (delivery_id, line_no, sku, lot, quantity, since, status)
+                     VALUES ('D1', 2, 'YOGURT', 'Y-2', 6, ?1, 'held')",
+                    [T0 - 5 * 3_600_000],
+                )
+                .map_err(hub::store::sql_error(c))?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap()
+    });
+
+    let round = run_checks(&store, &config.alerts, Timestamp(T0))
+        .await
+        .unwrap();
+    assert!(round.alert_changes >= 3, "{round:?}");
+    let open = store.read(alerts::open_alerts).await.unwrap();
+    let find = |kind: AlertKind| open.iter().find(|a| a.kind == kind).cloned();
+    let expiry = find(AlertKind::NearExpiry).expect("batch expiring tomorrow");
+    assert_eq!(
+        (expiry.tier, expiry.subject.as_str()),
+        (Tier::Orange, "YOGURT/Y-1")
+    );
+    assert!(
+        expiry.message.contains("hand it over first"),
+        "FEFO hint: {}",
+        expiry.message
+    );
+    let held = find(AlertKind::QuarantineWaiting).expect("held for 5 h");
+    assert_eq!(held.subject, "D1/2");
+    let backlog = find(AlertKind::OutboxBacklog).expect("events waiting 2 h for the uplink");
+    assert_eq!(backlog.tier, Tier::Yellow);
+
+    // Nothing changed: a second round raises nothing new (no duplicate events).
+    let again = run_checks(&store, &config.alerts, Timestamp(T0 + 1_000))
+        .await
+        .unwrap();
+    assert_eq!(again.alert_changes, 0);
+
+    // The held stock is resolved, the events are delivered: those alerts clear; the batch expires.
+    store
+        .write(|c| {
+            c.execute("UPDATE quarantine SET status = 'rejected'", [])
+                .map_err(hub::store::sql_error(c))?;
+            c.execute("UPDATE outbox SET delivered_at = ?1", [T0])
+                .map_err(hub::store::sql_error(c))?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    run_checks(&store, &config.alerts, Timestamp(T0 + 2 * DAY))
+        .await
+        .unwrap();
+    let open = store.read(alerts::open_alerts).await.unwrap();
+    assert!(
+        !open.iter().any(|a| a.kind == AlertKind::QuarantineWaiting),
+        "{open:?}"
+    );
+    assert_eq!(
+        open.iter()
+            .find(|a| a.kind == AlertKind::NearExpiry)
+            .map(|a| a.tier),
+        Some(Tier::Red)
+    );
+    let cleared: i64 = store
+        .read(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM outbox WHERE kind = 'alert_cleared'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(hub::store::sql_error(c))
+        })
+        .await
+        .unwrap();
+    assert!(cleared >= 2, "clearing is reported upstream ({cleared})");
+}

@@ -1,0 +1,405 @@
+//! Pickup handover and stock alerts against real SQLite files and real processes: exactly one
+//! of two competing stations wins, brute force is locked out, everything works with no
+//! uplink, and a noisy stock series yields exactly the expected tier events and one
+//! replenishment request per episode, across a restart.
+
+use hub::config::Config;
+use hub::store::pickup::{HandoverError, HandoverRequest, upsert_order};
+use hub::store::{Store, StoreError, StoreOptions, ledger, outbox, sku as sku_store};
+use hub::workflows::pickup;
+use hub_core::pickup::{CodeCheck, OrderStatus, PickupItem, PickupOrder, hash_code};
+use hub_core::{
+    BatchKey, Movement, MovementId, MovementKind, SiteId, Sku, SkuCode, StockUnit, Timestamp,
+};
+use std::path::Path;
+use std::process::Command;
+
+const T0: i64 = 1_790_000_000_000;
+
+fn config(dir: &Path, extra: &str) -> (Config, std::path::PathBuf) {
+    let text = format!(
+        "[site]\nid = \"pp-1\"\n[store]\ndata_dir = \"data\"\n[pickup]\nmax_wrong_codes = 3\nlockout_minutes = 5\n{extra}"
+    );
+    let file = dir.join("hub.toml");
+    std::fs::write(&file, &text).unwrap();
+    (Config::parse(&text, dir).unwrap(), file)
+}
+
+fn open(config: &Config) -> Store {
+    Store::open(
+        &config.database_path(),
+        config.site.id.as_str(),
+        &StoreOptions::default(),
+    )
+    .unwrap()
+}
+
+fn order(id: &str, code: &str, quantity: i64) -> PickupOrder {
+    let salt = format!("{:0>8}", hex_of(id));
+    PickupOrder {
+        order_id: id.into(),
+        site: SiteId::new("pp-1").unwrap(),
+        code_hash: hash_code(&salt, code).unwrap(),
+        code_salt: salt,
+        items: vec![PickupItem {
+            sku: SkuCode::new("MILK").unwrap(),
+            quantity,
+            lot: None,
+            trace_codes: vec![],
+            unit_price_cents: None,
+        }],
+        opens_at: Timestamp(T0 - 3_600_000),
+        closes_at: Timestamp(T0 + 86_400_000 * 365 * 5),
+        status: OrderStatus::Open,
+        version: 1,
+    }
+}
+
+fn hex_of(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn seed(store: &Store, stock: i64, orders: Vec<PickupOrder>) {
+    store
+        .write_blocking(move |c| {
+            let sku = Sku {
+                code: SkuCode::new("MILK").unwrap(),
+                name: "Milk".into(),
+                unit: StockUnit::Piece,
+                gtins: vec![],
+                allow_negative: false,
+                check_items_at_handover: false,
+                version: 1,
+            };
+            sku_store::upsert(c, &sku, Timestamp(T0))?;
+            if stock > 0 {
+                let m = Movement {
+                    id: MovementId::new("rcv-1").unwrap(),
+                    sku: sku.code.clone(),
+                    batch: Some(BatchKey::new("L1", "2030-01-01".parse().ok()).unwrap()),
+                    kind: MovementKind::Receipt,
+                    quantity: stock,
+                    reason: String::new(),
+                    reference: "delivery D1".into(),
+                    at: Timestamp(T0),
+                };
+                ledger::record(c, &m).map_err(|e| match e {
+                    ledger::RecordError::Store(e) => e,
+                    other => panic!("{other}"),
+                })?;
+            }
+            for o in &orders {
+                upsert_order(c, o, Timestamp(T0))?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn two_stations_as_separate_processes_hand_an_order_over_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, file) = config(dir.path(), "");
+    let store = open(&config);
+    let orders: Vec<_> = (0..8)
+        .map(|i| order(&format!("P{i}"), &format!("10000{i}"), 2))
+        .collect();
+    seed(&store, 100, orders);
+    store.close();
+
+    for i in 0..8 {
+        let spawn = |station: &str| {
+            Command::new(env!("CARGO_BIN_EXE_hub"))
+                .args([
+                    "pickup",
+                    "handover",
+                    "--station",
+                    station,
+                    "--order",
+                    &format!("P{i}"),
+                    "--config",
+                ])
+                .arg(&file)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn("desk-1"), spawn("desk-2"));
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        let codes = [a.status.code(), b.status.code()];
+        assert!(
+            codes.contains(&Some(0)) && codes.contains(&Some(5)),
+            "order P{i}: exit codes {codes:?}"
+        );
+        let loser = if a.status.code() == Some(5) { &a } else { &b };
+        let text = String::from_utf8_lossy(&loser.stderr);
+        assert!(
+            text.contains("collected"),
+            "the loser is told the order was collected: {text}"
+        );
+    }
+    let store = open(&config);
+    let report = store.read_blocking(ledger::verify).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    let stock = store.read_blocking(ledger::balances).unwrap();
+    assert_eq!(
+        stock[0].on_hand,
+        100 - 8 * 2,
+        "each order issued exactly once"
+    );
+    let handovers: i64 = store
+        .read_blocking(|c| {
+            c.query_row("SELECT COUNT(*) FROM handover", [], |r| r.get(0))
+                .map_err(hub::store::sql_error(c))
+        })
+        .unwrap();
+    assert_eq!(handovers, 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brute_force_is_locked_out_and_the_right_code_works_after_the_lockout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = config(dir.path(), "");
+    let store = open(&config);
+    tokio::task::block_in_place(|| seed(&store, 10, vec![order("P1", "424242", 1)]));
+    let at = |s: i64| Timestamp(T0 + s * 1000);
+    for (i, guess) in ["000000", "000001"].iter().enumerate() {
+        assert_eq!(
+            pickup::check(&store, &config, "desk-1", guess, at(i as i64))
+                .await
+                .unwrap(),
+            CodeCheck::WrongCode
+        );
+    }
+    // The third wrong code starts a five-minute lockout.
+    assert_eq!(
+        pickup::check(&store, &config, "desk-1", "000002", at(2))
+            .await
+            .unwrap(),
+        CodeCheck::WrongCode
+    );
+    let locked = pickup::check(&store, &config, "desk-1", "424242", at(3))
+        .await
+        .unwrap();
+    assert_eq!(locked, CodeCheck::LockedOut { until: at(2 + 300) });
+    // Another station is not affected; the locked one works again after the lockout.
+    assert!(
+        pickup::check(&store, &config, "desk-2", "424242", at(4))
+            .await
+            .unwrap()
+            .is_found()
+    );
+    assert!(
+        pickup::check(&store, &config, "desk-1", "424242", at(303))
+            .await
+            .unwrap()
+            .is_found()
+    );
+    let alerts = store.read(hub::store::alerts::open_alerts).await.unwrap();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.subject == "desk-1" && a.kind.as_str() == "pickup_lockout"),
+        "{alerts:?}"
+    );
+    let kinds: Vec<String> = store
+        .read(|c| {
+            outbox::pending(c, 0, 1000).map(|rows| rows.into_iter().map(|r| r.kind).collect())
+        })
+        .await
+        .unwrap();
+    assert!(
+        kinds.contains(&"pickup_station_locked_out".to_string()),
+        "{kinds:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_uplink_codes_are_checked_and_handovers_recorded_for_later_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = config(dir.path(), "");
+    let store = open(&config);
+    let mut on_hold = order("P2", "222222", 1);
+    on_hold.status = OrderStatus::OnHold;
+    tokio::task::block_in_place(|| seed(&store, 10, vec![order("P1", "111111", 3), on_hold]));
+    let now = Timestamp(T0);
+    assert_eq!(
+        pickup::check(&store, &config, "desk-1", "P1:111111", now)
+            .await
+            .unwrap(),
+        CodeCheck::Found {
+            order_id: "P1".into()
+        }
+    );
+    assert_eq!(
+        pickup::check(&store, &config, "desk-1", "222222", now)
+            .await
+            .unwrap(),
+        CodeCheck::OnHold {
+            order_id: "P2".into()
+        }
+    );
+    let request = HandoverRequest {
+        refusals: vec![hub::store::pickup::Refusal {
+            line: 0,
+            quantity: 1,
+            to: hub_core::event::RefusedTo::Loss,
+            reason: "dented".into(),
+        }],
+        ..Default::default()
+    };
+    let handover = pickup::handover(&store, &config, "desk-1", "P1", request, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        (handover.lines[0].handed_over, handover.lines[0].refused),
+        (2, 1)
+    );
+    let again = pickup::handover(
+        &store,
+        &config,
+        "desk-2",
+        "P1",
+        HandoverRequest::default(),
+        now,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(&again, HandoverError::NotOpen { .. }), "{again}");
+    assert!(
+        again.to_string().contains("already collected") && again.to_string().contains("desk-1"),
+        "{again}"
+    );
+    let on_hold_handover = pickup::handover(
+        &store,
+        &config,
+        "desk-1",
+        "P2",
+        HandoverRequest::default(),
+        now,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        on_hold_handover.to_string().contains("on hold"),
+        "{on_hold_handover}"
+    );
+
+    let (stock, pending) = store
+        .read(|c| Ok::<_, StoreError>((ledger::balances(c)?, outbox::pending(c, 0, 1000)?)))
+        .await
+        .unwrap();
+    assert_eq!(
+        stock[0].on_hand,
+        10 - 2 - 1,
+        "two handed over, one written off"
+    );
+    let kinds: Vec<&str> = pending.iter().map(|r| r.kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"pickup_handed_over"),
+        "the handover waits in the outbox for the uplink: {kinds:?}"
+    );
+    assert!(pending.iter().all(|r| r.delivered_at.is_none()));
+}
+
+#[test]
+fn a_noisy_stock_series_yields_exact_tier_events_and_one_request_per_episode_across_a_restart() {
+    use hub_core::alerts::Tier;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = config(
+        dir.path(),
+        "[alerts]\nmeasure = \"absolute\"\nyellow = 30\norange = 20\nred = 10\nhysteresis = 0.2\ntarget = 60\nre_request_after_minutes = 600\n",
+    );
+    let policy = config.alerts.default_policy.clone();
+    let mut store = open(&config);
+    seed(&store, 0, vec![]);
+    // Available stock over time: down through every tier with noise, hold in red, restart,
+    // noise around red, back up to normal, and down into red again (a second episode).
+    let series: &[i64] = &[
+        40, 35, 31, 30, 29, 31, 30, 25, 21, 20, 19, 21, 15, 11, 10, 9, 11, 12, 8, 11, 9, 12, 11,
+        30, 40, 37, 60, 45, 9, 8,
+    ];
+    let restart_at = 17;
+    let mut on_hand = 0i64;
+    let mut tiers = Vec::new();
+    let mut requests = Vec::new();
+    let mut episodes_ended = 0;
+    for (i, target) in series.iter().enumerate() {
+        if i == restart_at {
+            store.close();
+            store = open(&config);
+        }
+        let delta = target - on_hand;
+        on_hand = *target;
+        let now = Timestamp(T0 + i as i64 * 60_000);
+        let policy = policy.clone();
+        let actions = store
+            .write_blocking(move |c| {
+                if delta != 0 {
+                    let m = Movement {
+                        id: MovementId::new(format!("adj-{i}")).unwrap(),
+                        sku: SkuCode::new("MILK").unwrap(),
+                        batch: None,
+                        kind: MovementKind::Adjustment,
+                        quantity: delta,
+                        reason: "stock series".into(),
+                        reference: "test".into(),
+                        at: now,
+                    };
+                    ledger::record(c, &m).map_err(|e| match e {
+                        ledger::RecordError::Store(e) => e,
+                        other => panic!("{other}"),
+                    })?;
+                }
+                hub::store::alerts::evaluate_sku(c, &SkuCode::new("MILK").unwrap(), &policy, now)
+            })
+            .unwrap();
+        for a in actions {
+            match a {
+                hub_core::alerts::StockAction::TierChanged { to, .. } => tiers.push((i, to)),
+                hub_core::alerts::StockAction::RequestReplenishment { episode_id, .. } => {
+                    requests.push((i, episode_id))
+                }
+                hub_core::alerts::StockAction::EpisodeEnded { .. } => episodes_ended += 1,
+            }
+        }
+    }
+    use Tier::*;
+    assert_eq!(
+        tiers,
+        vec![
+            (3, Yellow),
+            (9, Orange),
+            (14, Red),
+            (23, Yellow),
+            (24, Normal),
+            (28, Red)
+        ],
+        "noise within the hysteresis margin never flaps"
+    );
+    assert_eq!(
+        requests.len(),
+        2,
+        "one request per episode, none repeated after the restart: {requests:?}"
+    );
+    assert_eq!((requests[0].0, requests[1].0), (14, 28));
+    assert_ne!(requests[0].1, requests[1].1);
+    assert_eq!(episodes_ended, 1);
+    let events: Vec<String> = store
+        .read_blocking(|c| {
+            outbox::pending(c, 0, 10_000).map(|r| r.into_iter().map(|r| r.kind).collect())
+        })
+        .unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|k| *k == "replenishment_requested")
+            .count(),
+        2
+    );
+    assert_eq!(
+        events.iter().filter(|k| *k == "stock_tier_changed").count(),
+        6
+    );
+}

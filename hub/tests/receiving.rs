@@ -1,0 +1,399 @@
+//! Receiving against real SQLite files: a delivery with a good line, a short line, a
+//! wrong-product photo, a duplicate trace code and a weight out of tolerance ends with the right
+//! decisions, balances, quarantine and upstream events; SIGKILL during acceptance leaves each
+//! decision wholly present or wholly absent; a trace answers from receipt to handover.
+
+use hub::config::Config;
+use hub::store::receiving::{BindOutcome, upsert_manifest};
+use hub::store::{Store, StoreError, StoreOptions, ledger, outbox, sku as sku_store};
+use hub::workflows::receiving::{self as wf, ScanOutcome};
+use hub_core::receiving::{
+    CodeFlag, LabelScore, Manifest, ManifestLine, Outcome, PhotoEvidence, PhotoVerdict, Reason,
+};
+use hub_core::{Sku, SkuCode, StockUnit, Timestamp};
+use rand::Rng;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const NOW: i64 = 1_795_000_000_000; // 2026-11-18
+
+fn config(dir: &Path) -> Config {
+    Config::parse(
+        "[site]\nid = \"rcv-1\"\n[store]\ndata_dir = \"data\"\n",
+        dir,
+    )
+    .unwrap()
+}
+
+fn sku(code: &str, gtin: &str) -> Sku {
+    Sku {
+        code: SkuCode::new(code).unwrap(),
+        name: code.into(),
+        unit: StockUnit::Piece,
+        gtins: vec![gtin.into()],
+        allow_negative: false,
+        check_items_at_handover: false,
+        version: 1,
+    }
+}
+
+fn line(line_no: u32, code: &str, lot: &str, count: i64, grams: i64) -> ManifestLine {
+    ManifestLine {
+        line_no,
+        sku: SkuCode::new(code).unwrap(),
+        lot: lot.into(),
+        production_date: None,
+        expiry: "2026-12-20".parse().ok(),
+        expected_count: Some(count),
+        expected_weight_g: Some(grams),
+        weight_tolerance_g: 200,
+        trace_codes: vec![],
+        crate_label: Some(format!("0037612345000000{line_no:02}")),
+    }
+}
+
+fn photo(verdict: PhotoVerdict, label: &str, p: f32) -> PhotoEvidence {
+    PhotoEvidence {
+        photo_sha256: format!("{:064x}", label.len() as u64 * 7919 + p.to_bits() as u64),
+        photo_path: Some(format!("evidence/{label}.jpg")),
+        model_name: "efficientnet-lite0".into(),
+        model_sha256: "5f4fce55a9a273926628970e0fb1491f91179e95bc595b0fea3289e5e3df4559".into(),
+        backend: "onnxruntime".into(),
+        top_k: vec![LabelScore {
+            class_id: 950,
+            label: label.into(),
+            probability: p,
+        }],
+        expected_labels: vec!["orange".into(), "lemon".into()],
+        min_probability: 0.2,
+        verdict,
+        reasons: vec![],
+        duration_ms: 12.0,
+    }
+}
+
+fn item(gtin: &str, serial: &str) -> String {
+    format!("]C101{gtin}21{serial}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_delivery_ends_with_the_right_decisions_stock_quarantine_and_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let store = Store::open(&config.database_path(), "rcv-1", &StoreOptions::default()).unwrap();
+    let orange = "09506000134352";
+    let milk = "06901234567892";
+    let manifest = Manifest {
+        delivery_id: "D7".into(),
+        supplier: "Sunny Orchards".into(),
+        expected_at: None,
+        lines: vec![
+            line(1, "ORANGE", "OR-A", 3, 15_000), // good
+            line(2, "ORANGE", "OR-B", 3, 15_000), // short: 2 of 3
+            line(3, "ORANGE", "OR-C", 2, 10_000), // wrong-product photo
+            line(4, "MILK", "MK-1", 2, 2_000),    // duplicate trace code
+            line(5, "MILK", "MK-2", 2, 2_000),    // weight out of tolerance
+        ],
+        cancelled: false,
+        version: 1,
+    };
+    tokio::task::block_in_place(|| {
+        store
+            .write_blocking(move |c| {
+                sku_store::upsert(c, &sku("ORANGE", orange), Timestamp(NOW))?;
+                sku_store::upsert(c, &sku("MILK", milk), Timestamp(NOW))?;
+                upsert_manifest(c, &manifest, Timestamp(NOW))?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap()
+    });
+    let now = Timestamp(NOW);
+    let scan = |code: String| {
+        let store = store.clone();
+        async move { wf::scan(&store, "dock-1", &code, now).await.unwrap() }
+    };
+    let good = photo(PhotoVerdict::Pass, "orange", 0.61);
+    let steps: Vec<(u32, Vec<String>, i64, PhotoEvidence)> = vec![
+        (
+            1,
+            (0..3).map(|i| item(orange, &format!("A{i}"))).collect(),
+            15_050,
+            good.clone(),
+        ),
+        (
+            2,
+            (0..2).map(|i| item(orange, &format!("B{i}"))).collect(),
+            10_020,
+            good.clone(),
+        ), // 2 of 3: 10 kg expected
+        (
+            3,
+            (0..2).map(|i| item(orange, &format!("C{i}"))).collect(),
+            10_000,
+            photo(PhotoVerdict::NeedsReview, "baboon", 0.65),
+        ),
+        (
+            4,
+            vec![
+                item(milk, "M1"),
+                item(milk, "A0-not-milk"),
+                item(milk, "M1"),
+            ],
+            2_000,
+            photo(PhotoVerdict::Pass, "milk can", 0.3),
+        ),
+        (
+            5,
+            (0..2).map(|i| item(milk, &format!("W{i}"))).collect(),
+            2_900,
+            photo(PhotoVerdict::Pass, "milk can", 0.3),
+        ),
+    ];
+    for (line_no, codes, grams, evidence) in steps {
+        // The crate label (SSCC) selects the line.
+        let selected = scan(format!("]C1000037612345000000{line_no:02}")).await;
+        assert!(
+            matches!(&selected, ScanOutcome::LineSelected(s) if s.line_no == line_no),
+            "{selected:?}"
+        );
+        for code in codes {
+            scan(code).await;
+        }
+        wf::weight(&store, "dock-1", grams, now).await.unwrap();
+        wf::photo(&store, "dock-1", evidence, now).await.unwrap();
+    }
+    // A scan of an orange item code on the milk line is a GTIN mismatch.
+    let selected = scan("D7/4".into()).await;
+    assert!(matches!(selected, ScanOutcome::LineSelected(_)));
+    let mismatch = scan(item(orange, "X9")).await;
+    assert!(
+        matches!(
+            mismatch,
+            ScanOutcome::Item(BindOutcome::Flagged {
+                flag: CodeFlag::GtinMismatch { .. },
+                ..
+            })
+        ),
+        "{mismatch:?}"
+    );
+    // A code with a wrong check digit is flagged as malformed, not bound.
+    let bad = scan("]C10109506000134353211".into()).await;
+    assert!(
+        matches!(
+            bad,
+            ScanOutcome::Item(BindOutcome::Flagged {
+                flag: CodeFlag::Malformed { .. },
+                ..
+            })
+        ),
+        "{bad:?}"
+    );
+
+    let decisions = wf::close(&store, &config, "D7", "staff-42", now)
+        .await
+        .unwrap();
+    let by_line = |n: u32| decisions.iter().find(|d| d.line_no == n).unwrap();
+    assert_eq!(
+        (by_line(1).decision.outcome, by_line(1).decision.accepted),
+        (Outcome::Accepted, 3)
+    );
+    assert_eq!(
+        (by_line(2).decision.outcome, by_line(2).decision.accepted),
+        (Outcome::PartiallyAccepted, 2)
+    );
+    assert_eq!(
+        by_line(2).decision.reasons,
+        vec![Reason::CountShort {
+            expected: 3,
+            counted: 2
+        }]
+    );
+    assert_eq!(
+        (by_line(3).decision.outcome, by_line(3).decision.held),
+        (Outcome::Held, 2)
+    );
+    assert!(
+        by_line(3)
+            .decision
+            .reasons
+            .contains(&Reason::ModelUncertain)
+    );
+    assert_eq!(
+        by_line(4).decision.outcome,
+        Outcome::Held,
+        "suspicious codes hold the line"
+    );
+    assert!(
+        matches!(
+            by_line(4).decision.reasons[..],
+            [Reason::SuspiciousCodes { count: 3 }, ..]
+        ),
+        "{:?}",
+        by_line(4).decision.reasons
+    );
+    assert!(
+        by_line(4)
+            .flagged_codes
+            .iter()
+            .any(|(_, f)| matches!(f, CodeFlag::AlreadyBound { .. })),
+        "the duplicate scan is named"
+    );
+    assert_eq!(by_line(5).decision.outcome, Outcome::Held);
+    assert!(matches!(
+        by_line(5).decision.reasons[0],
+        Reason::WeightOutOfTolerance {
+            measured_g: 2_900,
+            ..
+        }
+    ));
+    assert_eq!(
+        by_line(1).photos[0].model_name,
+        "efficientnet-lite0",
+        "evidence is kept with the decision"
+    );
+
+    let (stock, held, events, report) = store
+        .read(|c| {
+            Ok::<_, StoreError>((
+                ledger::balances(c)?,
+                hub::store::receiving::held(c)?,
+                outbox::pending(c, 0, 10_000)?,
+                ledger::verify(c)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    let on_hand = |code: &str| {
+        stock
+            .iter()
+            .find(|s| s.sku == code)
+            .map(|s| s.on_hand)
+            .unwrap()
+    };
+    assert_eq!(
+        on_hand("ORANGE"),
+        5,
+        "3 + 2 accepted; the held line is not sellable"
+    );
+    assert_eq!(on_hand("MILK"), 0, "both milk lines held");
+    assert_eq!(held.len(), 3);
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "receiving_line_decided")
+            .count(),
+        5
+    );
+    assert!(
+        kinds.contains(&"trace_code_flagged")
+            && kinds.contains(&"trace_code_bound")
+            && kinds.contains(&"delivery_closed")
+    );
+
+    // Release the held oranges after a person looked at the photo: they become stock.
+    wf::resolve(
+        &store,
+        &config,
+        "D7",
+        3,
+        2,
+        0,
+        "staff-7",
+        "photo checked by hand: oranges",
+        now,
+    )
+    .await
+    .unwrap();
+    let stock = store.read(ledger::balances).await.unwrap();
+    assert_eq!(stock.iter().find(|s| s.sku == "ORANGE").unwrap().on_hand, 7);
+}
+
+#[test]
+fn sigkill_during_acceptance_leaves_each_decision_whole_or_absent() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("rcv.sqlite");
+    let mut rng = rand::rng();
+    let mut acked = 0usize;
+    for round in 0..20 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hub"))
+            .args(["dev", "receive-loop", "--prefix", &format!("r{round}")])
+            .arg("--db")
+            .arg(&db)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .filter(|l| l.starts_with("DECIDED"))
+                .count()
+        });
+        std::thread::sleep(Duration::from_millis(rng.random_range(80..500)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        acked += reader.join().unwrap();
+
+        let store = Store::open(&db, "crash-site", &StoreOptions::default()).unwrap();
+        let problems = store
+            .read_blocking(|c| {
+                let mut problems = ledger::verify(c)?.problems;
+                let rows: Vec<(String, u32, i64, i64)> = c
+                    .prepare("SELECT delivery_id, line_no, accepted, held FROM line_decision")
+                    .and_then(|mut st| st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).and_then(|r| r.collect()))
+                    .map_err(hub::store::sql_error(c))?;
+                for (d, line, accepted, held) in rows {
+                    let receipts: i64 = c
+                        .query_row("SELECT COALESCE(SUM(quantity), 0) FROM movement WHERE id = ?1", [format!("rcv-{d}-{line}")], |r| r.get(0))
+                        .map_err(hub::store::sql_error(c))?;
+                    let quarantined: i64 = c
+                        .query_row(
+                            "SELECT COALESCE(SUM(quantity), 0) FROM quarantine WHERE delivery_id = ?1 AND line_no = ?2",
+                            rusqlite::params![d, line],
+                            |r| r.get(0),
+                        )
+                        .map_err(hub::store::sql_error(c))?;
+                    if receipts != accepted || quarantined != held {
+                        problems.push(format!("{d}/{line}: receipts {receipts}/{accepted}, quarantine {quarantined}/{held}"));
+                    }
+                }
+                let (decided, events): (i64, i64) = c
+                    .query_row(
+                        "SELECT (SELECT COUNT(*) FROM line_decision),
+                                (SELECT COUNT(*) FROM outbox WHERE kind = 'receiving_line_decided')",
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .map_err(hub::store::sql_error(c))?;
+                if decided != events {
+                    problems.push(format!("{decided} decisions but {events} decision events"));
+                }
+                // No half-done work: a manifest's trace codes exist only with its decisions.
+                let orphans: i64 = c
+                    .query_row(
+                        "SELECT COUNT(*) FROM trace_code t WHERE NOT EXISTS
+                         (SELECT 1 FROM line_decision d WHERE d.delivery_id = t.delivery_id AND d.lot = t.lot)",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .map_err(hub::store::sql_error(c))?;
+                if orphans > 0 {
+                    problems.push(format!("{orphans} trace codes bound without their decision"));
+                }
+                Ok::<_, StoreError>(problems)
+            })
+            .unwrap();
+        assert!(problems.is_empty(), "round {round}: {problems:?}");
+        store.close();
+    }
+    assert!(
+        acked > 20,
+        "the child decided lines before being killed ({acked})"
+    );
+}

@@ -1,0 +1,201 @@
+//! `hub trace` answers for an item from receipt to handover, run entirely through the CLI as
+//! staff would: SKU and manifest arrive, the crate and items are scanned, the line is weighed
+//! and decided, the order is checked and handed over with the item scanned, then traced.
+
+use serde_json::{Value, json};
+use tests::{hub, stderr, stdout};
+
+fn run(args: &[&str]) -> String {
+    let out = hub(args);
+    assert!(
+        out.status.success(),
+        "hub {args:?} failed: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+#[test]
+fn an_item_is_traced_from_supplier_to_pickup_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hub.toml");
+    std::fs::write(&config, "[site]\nid = \"trace-site\"\n[store]\ndata_dir = \"data\"\n[receiving]\nphoto_required = false\n").unwrap();
+    let cfg = config.to_str().unwrap();
+    let write = |name: &str, value: Value| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, value.to_string()).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let skus = write(
+        "skus.json",
+        json!([{
+            "code": "ORANGE", "name": "Navel oranges", "unit": "piece", "gtins": ["09506000134352"],
+            "allow_negative": false, "check_items_at_handover": true, "version": 1
+        }]),
+    );
+    run(&["sku", "import", &skus, "--config", cfg]);
+    let manifest = write(
+        "manifest.json",
+        json!({
+            "delivery_id": "D900", "supplier": "Sunny Orchards", "version": 1,
+            "lines": [{"line_no": 1, "sku": "ORANGE", "lot": "OR-900", "expiry": "2030-01-31",
+                       "expected_count": 2, "expected_weight_g": 10000, "weight_tolerance_g": 300}]
+        }),
+    );
+    run(&["receive", "manifest", &manifest, "--config", cfg]);
+    assert!(
+        run(&[
+            "receive",
+            "scan",
+            "--station",
+            "dock",
+            "D900/1",
+            "--config",
+            cfg
+        ])
+        .contains("line 1 selected")
+    );
+    for serial in ["S1", "S2"] {
+        let out = run(&[
+            "receive",
+            "scan",
+            "--station",
+            "dock",
+            &format!("]C10109506000134352 21{serial}").replace(' ', ""),
+            "--config",
+            cfg,
+        ]);
+        assert!(out.contains("bound to delivery D900"), "{out}");
+    }
+    run(&[
+        "receive",
+        "weight",
+        "--station",
+        "dock",
+        "10100",
+        "--config",
+        cfg,
+    ]);
+    let decided = run(&[
+        "receive",
+        "decide",
+        "--delivery",
+        "D900",
+        "--line",
+        "1",
+        "--staff",
+        "li.wei",
+        "--config",
+        cfg,
+    ]);
+    assert!(decided.contains("ACCEPTED"), "{decided}");
+
+    let salt = "0a0b0c0d";
+    let code_hash = {
+        // sha256(salt || code), as central computes it.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("printf '\\012\\013\\014\\015123456' | sha256sum | cut -d' ' -f1")
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let orders = write(
+        "orders.json",
+        json!([{
+            "order_id": "P-77", "site": "trace-site", "code_salt": salt, "code_hash": code_hash,
+            "items": [{"sku": "ORANGE", "quantity": 1, "lot": "OR-900"}],
+            "opens_at": 0, "closes_at": 4_102_444_800_000i64, "status": {"state": "open"}, "version": 1
+        }]),
+    );
+    run(&["pickup", "import", &orders, "--config", cfg]);
+    assert!(
+        run(&[
+            "pickup",
+            "check",
+            "--station",
+            "desk-1",
+            "P-77:123456",
+            "--config",
+            cfg
+        ])
+        .contains("hand it over")
+    );
+    // The SKU asks for each item to be scanned: without it the handover is refused.
+    let refused = hub(&[
+        "pickup",
+        "handover",
+        "--station",
+        "desk-1",
+        "--order",
+        "P-77",
+        "--config",
+        cfg,
+    ]);
+    assert_eq!(refused.status.code(), Some(5), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("needs 1 scanned trace code"),
+        "{}",
+        stderr(&refused)
+    );
+    run(&[
+        "pickup",
+        "handover",
+        "--station",
+        "desk-1",
+        "--order",
+        "P-77",
+        "--item",
+        "(01)09506000134352(21)S1",
+        "--config",
+        cfg,
+    ]);
+
+    let trace: Value = serde_json::from_str(&run(&[
+        "trace",
+        "]C1010950600013435221S1",
+        "--json",
+        "--config",
+        cfg,
+    ]))
+    .unwrap();
+    assert_eq!(trace["supplier"], "Sunny Orchards");
+    assert_eq!(trace["delivery_id"], "D900");
+    assert_eq!(trace["status"], "handed_over");
+    assert_eq!(trace["decision"]["decision"]["outcome"], "accepted");
+    assert_eq!(trace["decision"]["staff"], "li.wei");
+    assert_eq!(trace["decision"]["weight_readings_g"], json!([10100]));
+    assert_eq!(trace["handed_over"]["order_id"], "P-77");
+    assert_eq!(trace["handed_over"]["station"], "desk-1");
+    let kinds: Vec<&str> = trace["batch_movements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["receipt", "issue"]);
+
+    let human = run(&["trace", "(01)09506000134352(21)S1", "--config", cfg]);
+    assert!(
+        human.contains("supplier Sunny Orchards") && human.contains("pickup order P-77"),
+        "{human}"
+    );
+    let batch: Value = serde_json::from_str(&run(&[
+        "trace", "--batch", "OR-900", "--json", "--config", cfg,
+    ]))
+    .unwrap();
+    let items = batch[0]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert!(
+        items
+            .iter()
+            .any(|i| i["code"] == "(01)09506000134352(21)S1" && i["order_id"] == "P-77")
+    );
+    assert!(
+        items
+            .iter()
+            .any(|i| i["code"] == "(01)09506000134352(21)S2" && i["status"] == "in_stock")
+    );
+    assert_eq!(batch[0]["on_hand"], 1);
+}
