@@ -166,12 +166,14 @@ impl std::fmt::Display for DiskBenchReport {
                 }
                 _ => "-".into(),
             };
+            // Latencies are small numbers worth three decimals; rates are large ones.
+            let decimals = if slower_when_higher { 3 } else { 1 };
             let base = base
-                .map(|v| format!("{v:.2}"))
+                .map(|v| format!("{v:.decimals$}"))
                 .unwrap_or_else(|| "-".into());
             writeln!(
                 f,
-                "  {name:<38} {value:>12.2} {base:>14} {ratio:>9}  {target}"
+                "  {name:<38} {value:>12.decimals$} {base:>14} {ratio:>9}  {target}"
             )
         };
         let p50_ok = t.fsync.p50_ms <= self.target_fsync_p50_ms;
