@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
         --profile) profile="${2:?--profile needs a value}"; shift 2 ;;
         --no-onnxruntime) fetch_ort=no; shift ;;
         --install-deps) install_deps=yes; shift ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
         *) echo "build-aarch64: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done

@@ -11,6 +11,7 @@
 #                      leaves it); shipped when present, skipped with a note otherwise
 #   --out              where to write hub_<version>_<arch>.deb (default: target/deb)
 #   --version          package version (default: the workspace version in Cargo.toml)
+#   --compression      xz (default, smallest), gzip (fast, used by the tests) or none
 #
 # The package installs:
 #   /usr/bin/hub, /usr/bin/hub-serial-devices
@@ -30,6 +31,7 @@ binary=""
 ort_dir=""
 out="$repo_root/target/deb"
 version=""
+compression=xz
 while [ $# -gt 0 ]; do
     case "$1" in
         --arch) arch="${2:?}"; shift 2 ;;
@@ -37,7 +39,8 @@ while [ $# -gt 0 ]; do
         --onnxruntime-dir) ort_dir="${2:?}"; shift 2 ;;
         --out) out="${2:?}"; shift 2 ;;
         --version) version="${2:?}"; shift 2 ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        --compression) compression="${2:?}"; shift 2 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
         *) echo "build-deb: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -169,6 +172,6 @@ done
 
 mkdir -p "$out"
 deb="$out/hub_${version}_${arch}.deb"
-dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >&2
+dpkg-deb --root-owner-group "-Z$compression" --build "$root" "$deb" >&2
 echo "build-deb: $deb (binary $(basename "$binary"), onnxruntime: $shipped_ort, model files: $shipped_models)" >&2
 echo "$deb"

@@ -14,7 +14,7 @@ profile=cross
 while [ $# -gt 0 ]; do
     case "$1" in
         --profile) profile="${2:?}"; shift 2 ;;
-        -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
         *) echo "test-aarch64: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
@@ -66,7 +66,7 @@ step "hub bench disk under qemu (tiny run, checks the measurement code on aarch6
 grep -q '"sqlite_durable_commits_per_s"' "$scratch/bench.json" || fail "bench disk wrote no figures"
 
 step "arm64 .deb"
-deb="$(bash deploy/build-deb.sh --arch arm64 --binary "$bin" --out "$scratch/deb" | tail -n 1)"
+deb="$(bash deploy/build-deb.sh --arch arm64 --binary "$bin" --out "$scratch/deb" --compression gzip | tail -n 1)"
 dpkg-deb -f "$deb" Architecture | grep -qx arm64 || fail "$deb is not arm64"
 dpkg -x "$deb" "$scratch/root"
 "${qemu[@]}" "$scratch/root/usr/bin/hub" --version >/dev/null || fail "packaged binary does not run"

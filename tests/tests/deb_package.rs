@@ -29,7 +29,8 @@ fn build_deb(out_dir: &Path) -> PathBuf {
         .args(["--arch", &host_arch(), "--binary"])
         .arg(hub_binary())
         .arg("--out")
-        .arg(out_dir));
+        .arg(out_dir)
+        .args(["--compression", "gzip"]));
     let deb = PathBuf::from(stdout(&out).lines().last().unwrap().trim());
     assert!(deb.exists(), "{}", deb.display());
     deb
