@@ -173,3 +173,63 @@ fn a_lan_address_without_a_token_is_refused_at_start() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_taken_status_port_does_not_stop_the_hub() {
+    use std::io::BufRead;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hub.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[site]\nid = \"port-site\"\n[store]\ndata_dir = \"data\"\n[status]\nlisten = \"127.0.0.1:{port}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(tests::hub_binary())
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            seen.push(line);
+        }
+        if seen.iter().any(|l| l.contains("hub running"))
+            && seen.iter().any(|l| l.contains("status page unavailable"))
+        {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().any(|l| l.contains("status page unavailable")),
+        "{seen:?}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the hub exited: {seen:?}"
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "{seen:?}");
+    drop(taken);
+}

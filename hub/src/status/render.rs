@@ -177,9 +177,7 @@ pub fn html(s: &StatusSnapshot, refresh: Duration) -> String {
     );
 
     // Alerts by tier.
-    p.push_str(
-        "<section id=\"alerts\" class=\"tall\"><h2>Open stock alerts</h2><div class=\"tiers\">",
-    );
+    p.push_str("<section id=\"alerts\" class=\"tall\"><h2>Open alerts</h2><div class=\"tiers\">");
     for tier in AlertTier::URGENT_FIRST {
         let n = s.alert_counts.get(tier);
         let _ = write!(
