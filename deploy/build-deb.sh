@@ -139,11 +139,19 @@ if [ -d models ]; then
     done
 fi
 
-# Dependencies from the binary's dynamic section: the newest glibc symbol version it needs.
-glibc="$(readelf --dyn-syms -W "$binary" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)"
+# Dependencies from the dynamic sections of what we ship: the newest glibc symbol version any
+# of it needs, libgcc for the hub, libstdc++ for ONNX Runtime.
+elves=("$root/usr/bin/hub")
+[ "$shipped_ort" != no ] && elves+=("$root/usr/lib/hub/$shipped_ort")
+glibc="$(for elf in "${elves[@]}"; do readelf --dyn-syms -W "$elf"; done \
+    | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)"
 depends="adduser, libc6 (>= ${glibc:-2.31})"
-if readelf -d "$binary" | grep -q 'NEEDED.*libgcc_s'; then
+needed="$(for elf in "${elves[@]}"; do readelf -d "$elf"; done)"
+if grep -q 'NEEDED.*libgcc_s' <<<"$needed"; then
     depends="$depends, libgcc-s1"
+fi
+if grep -q 'NEEDED.*libstdc++' <<<"$needed"; then
+    depends="$depends, libstdc++6"
 fi
 installed_kb="$(du -sk --exclude=DEBIAN "$root" | cut -f1)"
 
