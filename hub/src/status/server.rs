@@ -132,7 +132,7 @@ fn token_matches(expected: &[u8; 32], offered: &str) -> bool {
         == 0
 }
 
-/// Builds the router (public for tests that drive it without a socket).
+/// Builds the router: three read-only routes behind the token check.
 fn router(source: StatusSource, options: ServeOptions) -> Router {
     let state = AppState {
         source: Arc::new(source),

@@ -1,7 +1,8 @@
 //! Versioned schema migrations and the binding of a database file to its site.
 //!
-//! Each migration runs in its own `BEGIN IMMEDIATE` transaction together with the bump of
-//! `PRAGMA user_version`, so a failed migration leaves the database exactly as it was.
+//! All pending migrations run in one `BEGIN IMMEDIATE` transaction together with the bump of
+//! `PRAGMA user_version`, so an upgrade that fails at any step (even across several schema
+//! versions) leaves the database exactly as the old hub left it.
 
 use super::StoreError;
 use rusqlite::{Connection, OptionalExtension};
