@@ -18,7 +18,7 @@
 #   /usr/lib/hub/libonnxruntime.so*              (ONNX Runtime, when present)
 #   /usr/share/hub/models/*                      (the default model, manifest, labels, licences)
 #   /etc/hub/hub.toml                            (conffile: the example config, site.id to fill in)
-#   /lib/systemd/system/hub.service, /lib/udev/rules.d/60-hub-devices.rules
+#   /lib/systemd/system/hub.service, /lib/udev/rules.d/61-hub-devices.rules
 #   /usr/share/doc/hub/*                         (README, deploy guide, example config)
 # and its postinst creates the `hub` system user (in dialout) and /var/lib/hub (0750).
 # Prints the .deb's path on the last line of stdout.
@@ -84,7 +84,7 @@ else
 fi
 install -D -m 0755 deploy/hub-serial-devices "$root/usr/bin/hub-serial-devices"
 install -D -m 0644 deploy/systemd/hub.service "$root/lib/systemd/system/hub.service"
-install -D -m 0644 deploy/udev/60-hub-devices.rules "$root/lib/udev/rules.d/60-hub-devices.rules"
+install -D -m 0644 deploy/udev/61-hub-devices.rules "$root/lib/udev/rules.d/61-hub-devices.rules"
 
 # /etc/hub/hub.toml: the documented example with site.id commented out, so that a fresh box
 # waits for the technician instead of binding its database to the example's site.

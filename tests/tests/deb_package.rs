@@ -47,7 +47,7 @@ fn the_package_unpacks_with_everything_a_box_needs() {
         "usr/bin/hub",
         "usr/bin/hub-serial-devices",
         "lib/systemd/system/hub.service",
-        "lib/udev/rules.d/60-hub-devices.rules",
+        "lib/udev/rules.d/61-hub-devices.rules",
         "etc/hub/hub.toml",
         "usr/share/doc/hub/README.md",
         "usr/share/doc/hub/deploy.md",
@@ -261,4 +261,66 @@ fn the_postinst_creates_the_user_and_data_directory() {
             "{calls}"
         );
     }
+}
+
+#[test]
+fn the_udev_rules_are_well_formed() {
+    // udevadm on this Debian has no `verify`; check each rule's shape so a typo cannot ship:
+    // comma-separated KEY or KEY{attr}, an operator, a double-quoted value.
+    let rules =
+        std::fs::read_to_string(workspace_root().join("deploy/udev/61-hub-devices.rules")).unwrap();
+    let known_keys = [
+        "ACTION",
+        "SUBSYSTEM",
+        "SUBSYSTEMS",
+        "KERNEL",
+        "ATTRS",
+        "ENV",
+        "GROUP",
+        "MODE",
+        "SYMLINK",
+        "GOTO",
+        "LABEL",
+        "IMPORT",
+    ];
+    let mut rules_seen = 0;
+    for (n, line) in rules.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        rules_seen += 1;
+        for token in line.split(", ") {
+            let key_end = token
+                .find(|c: char| !(c.is_ascii_uppercase() || c == '_'))
+                .unwrap_or_else(|| panic!("line {}: {token:?} has no operator", n + 1));
+            let key = &token[..key_end];
+            assert!(
+                known_keys.contains(&key),
+                "line {}: unknown key {key:?}",
+                n + 1
+            );
+            let mut rest = &token[key_end..];
+            if let Some(attr) = rest.strip_prefix('{') {
+                let close = attr.find('}').expect("closing brace");
+                rest = &attr[close + 1..];
+            }
+            let op = ["==", "!=", "+=", ":=", "="]
+                .into_iter()
+                .find(|op| rest.starts_with(op))
+                .unwrap_or_else(|| panic!("line {}: bad operator in {token:?}", n + 1));
+            let value = &rest[op.len()..];
+            assert!(
+                value.len() >= 2
+                    && value.starts_with('"')
+                    && value.ends_with('"')
+                    && value.matches('"').count() == 2,
+                "line {}: value of {token:?} must be one double-quoted string",
+                n + 1
+            );
+        }
+    }
+    assert!(rules_seen >= 8, "only {rules_seen} rules");
+    assert!(rules.contains("GROUP=\"dialout\", MODE=\"0660\""));
+    assert!(rules.contains("LABEL=\"hub_devices_end\""));
 }
