@@ -6,6 +6,9 @@
 //!
 //! Under systemd (`Type=notify`) the daemon reports READY=1 once its tasks run, feeds the
 //! watchdog while the store answers, and reports STOPPING=1 when it starts draining.
+//!
+//! Adapters spawned here take a clone of the `StatusBoard` passed to [`run_with`] and report
+//! what only they know (uplink state, devices, the vision model) to it; see `crate::status`.
 
 use crate::config::Config;
 use crate::status::server::{ServeOptions, StatusServer};
