@@ -13,6 +13,14 @@ mode=${1:-test}
 declare -A want=(
   [mosquitto]=mosquitto
   [openssl]=openssl
+  # deploy tests: headless browser for the status page, the aarch64 cross build and qemu-user,
+  # systemd-analyze for the unit, readelf for the package's dependencies.
+  [chromium]=chromium
+  [qemu-aarch64-static]=qemu-user-static
+  [aarch64-linux-gnu-gcc]=gcc-aarch64-linux-gnu
+  [systemd-analyze]=systemd
+  [readelf]=binutils
+  [dpkg-deb]=dpkg
 )
 if [ "$mode" = "--demo" ]; then
   want=()
@@ -24,6 +32,10 @@ for cmd in "${!want[@]}"; do
     missing+=("${want[$cmd]}")
   fi
 done
+# Files that prove a package without a command of its own.
+if [ "$mode" != "--demo" ] && [ ! -f /usr/aarch64-linux-gnu/lib/crt1.o ]; then
+  missing+=(libc6-dev-arm64-cross)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -31,6 +43,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   echo "setup: Debian packages present"
+fi
+
+# The Rust standard library for the ARM boxes (deploy/build-aarch64.sh).
+if [ "$mode" != "--demo" ] && command -v rustup >/dev/null 2>&1 \
+  && ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+  echo "setup: rustup target add aarch64-unknown-linux-gnu"
+  rustup target add aarch64-unknown-linux-gnu
 fi
 
 # The ONNX Runtime library used by the vision checks (project-local, not a system install).

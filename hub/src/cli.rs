@@ -76,6 +76,12 @@ enum Command {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
+        /// With --keep-running: where to serve the status page (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        status_listen: std::net::SocketAddr,
+        /// Token the status page requires (needed when --status-listen is not loopback).
+        #[arg(long, env = "HUB_STATUS_TOKEN", hide_env_values = true)]
+        status_token: Option<String>,
     },
     /// Measure this box: is its storage fast enough for a site?
     Bench {
@@ -435,6 +441,31 @@ enum LedgerCommand {
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
+    /// Storage under the data directory: fsync latency, sequential writes, SQLite durable
+    /// commits, each against a RAM baseline (/dev/shm) measured in the same run.
+    Disk {
+        /// Folder to measure (default: the config's data directory, else the current folder).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Take the data directory from this config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Also write the figures as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Number of 1 KiB append + fdatasync samples.
+        #[arg(long, default_value_t = 200)]
+        fsyncs: usize,
+        /// MiB written in the sequential phase.
+        #[arg(long, default_value_t = 64)]
+        sequential_mib: u64,
+        /// Seconds of SQLite commits.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// RAM folder for the baseline.
+        #[arg(long, default_value = "/dev/shm")]
+        baseline_dir: PathBuf,
+    },
     /// Durable commit rates: raw SQLite vs ledger movements, single and grouped.
     Ledger {
         /// Folder to measure (default: the config's data directory, else the current folder).
@@ -591,6 +622,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             let config = Config::load(&args.config)?;
             telemetry::init(&config.log.level, log_format(cli.log_format, Some(&config)));
             let store = daemon::open_store(&config)?;
+            crate::storage::log_startup_check(&config.store.data_dir);
             runtime()?.block_on(async {
                 let shutdown = CancellationToken::new();
                 let trigger = shutdown.clone();
@@ -681,17 +713,37 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 EXIT_LEDGER_MISMATCH
             })
         }
-        Command::Demo { keep_running, json } => {
+        Command::Demo {
+            keep_running,
+            json,
+            status_listen,
+            status_token,
+        } => {
             telemetry::init("warn", log_format(cli.log_format, None));
+            let status_token = status_token.filter(|t| !t.is_empty());
+            if keep_running {
+                if let Some(token) = &status_token {
+                    crate::config::check_status_token(token).map_err(|m| Failure {
+                        code: EXIT_INVALID,
+                        error: anyhow::anyhow!("--status-token {m}"),
+                    })?;
+                } else if !status_listen.ip().is_loopback() {
+                    return Err(Failure {
+                        code: EXIT_INVALID,
+                        error: anyhow::anyhow!(
+                            "--status-listen {status_listen} is not a loopback address; give --status-token (or HUB_STATUS_TOKEN) too"
+                        ),
+                    });
+                }
+            }
             let dir = tempfile::Builder::new().prefix("hub-demo-").tempdir()?;
-            let config = demo::demo_config(dir.path())?;
+            let mut config = demo::demo_config(dir.path())?;
+            config.status.listen = status_listen;
+            config.status.token = status_token;
             let store = daemon::open_store(&config)?;
             let rt = runtime()?;
-            let mut summary = rt.block_on(demo::play(
-                &store,
-                config.site.id.as_str(),
-                crate::clock::now(),
-            ))?;
+            let now = crate::clock::now();
+            let mut summary = rt.block_on(demo::play(&store, config.site.id.as_str(), now))?;
             summary.central =
                 Some(rt.block_on(demo::sync_to_embedded_central(&store, &config, dir.path()))?);
             summary.outbox = store.read_blocking(crate::store::outbox::stats)?;
@@ -701,10 +753,8 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 print!("{summary}");
             }
             if keep_running {
-                eprintln!(
-                    "demo hub keeps running on {}; press Ctrl-C to stop",
-                    dir.path().display()
-                );
+                let board = demo::demo_board(&summary, now);
+                let data_dir = dir.path().display().to_string();
                 rt.block_on(async {
                     let shutdown = CancellationToken::new();
                     let trigger = shutdown.clone();
@@ -712,7 +762,13 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                         daemon::stop_signal().await;
                         trigger.cancel();
                     });
-                    daemon::run(config, store.clone(), shutdown).await
+                    daemon::run_with(config, store.clone(), board, shutdown, |started| {
+                        if let Some(url) = &started.status_url {
+                            eprintln!("status page: {url}");
+                        }
+                        eprintln!("demo hub keeps running on {data_dir}; press Ctrl-C to stop");
+                    })
+                    .await
                 })?;
             } else {
                 store.close();
@@ -721,6 +777,42 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 EXIT_OK
             } else {
                 EXIT_LEDGER_MISMATCH
+            })
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Disk {
+                    data_dir,
+                    config,
+                    json,
+                    fsyncs,
+                    sequential_mib,
+                    seconds,
+                    baseline_dir,
+                },
+        } => {
+            let dir = match (data_dir, config) {
+                (Some(dir), _) => dir,
+                (None, Some(config)) => Config::load(&config)?.store.data_dir,
+                (None, None) => std::env::current_dir()?,
+            };
+            std::fs::create_dir_all(&dir)?;
+            let options = bench::disk::DiskBenchOptions {
+                fsyncs: fsyncs.max(1),
+                sequential_bytes: sequential_mib.max(1) << 20,
+                sqlite_seconds: seconds,
+                baseline_dir,
+            };
+            let report = bench::disk::run(&dir, &options)?;
+            println!("{report}");
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+                println!("figures written to {}", path.display());
+            }
+            Ok(if report.meets_targets() {
+                EXIT_OK
+            } else {
+                EXIT_BELOW_TARGET
             })
         }
         Command::Bench {

@@ -10,3 +10,20 @@ pub fn now() -> Timestamp {
         .unwrap_or(0);
     Timestamp(ms)
 }
+
+/// Local midnight at the start of the day holding `now` (the box's time zone), in ms.
+///
+/// "Today" on the status page is the warehouse's day, not UTC's. Falls back to UTC midnight
+/// if the local offset cannot be determined.
+pub fn local_day_start(now: Timestamp) -> Timestamp {
+    use chrono::{Local, TimeZone};
+    let Some(utc) = chrono::DateTime::from_timestamp_millis(now.millis()) else {
+        return now;
+    };
+    let local = utc.with_timezone(&Local);
+    let midnight = local.date_naive().and_hms_opt(0, 0, 0).unwrap_or_default();
+    match Local.from_local_datetime(&midnight).earliest() {
+        Some(start) => Timestamp(start.timestamp_millis()),
+        None => Timestamp(midnight.and_utc().timestamp_millis()),
+    }
+}

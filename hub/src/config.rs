@@ -80,6 +80,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub log: LogConfig,
     pub shutdown: ShutdownConfig,
+    pub status: StatusConfig,
     pub pickup: PickupConfig,
     pub alerts: AlertsConfig,
     /// Scales and scanners, in file order (`[[devices]]`).
@@ -266,6 +267,65 @@ pub struct ShutdownConfig {
     pub grace: Duration,
 }
 
+/// The on-site status page (`hub::status`).
+#[derive(Clone)]
+pub struct StatusConfig {
+    /// Whether `hub run` serves the page at all.
+    pub enabled: bool,
+    /// Address the page is served on; loopback unless a LAN address is chosen explicitly.
+    pub listen: std::net::SocketAddr,
+    /// Bearer token every request must carry; always set when `listen` is not loopback.
+    pub token: Option<String>,
+    /// How often the HTML page reloads itself.
+    pub refresh: Duration,
+}
+
+impl fmt::Debug for StatusConfig {
+    // The token is a secret: never print it, not even in debug output.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StatusConfig")
+            .field("enabled", &self.enabled)
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("refresh", &self.refresh)
+            .finish()
+    }
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        StatusConfig {
+            enabled: true,
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+            token: None,
+            refresh: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Shortest status token accepted: long enough that guessing it over a LAN is hopeless.
+pub const MIN_STATUS_TOKEN_LEN: usize = 16;
+
+/// Checks a status-page token: at least [`MIN_STATUS_TOKEN_LEN`] URL-safe characters, so it can
+/// sit in a bookmark (`?token=`) without escaping.
+pub fn check_status_token(token: &str) -> Result<(), String> {
+    if token.len() < MIN_STATUS_TOKEN_LEN {
+        return Err(format!(
+            "is too short ({} characters); use at least {MIN_STATUS_TOKEN_LEN}, e.g. from `openssl rand -hex 16`",
+            token.len()
+        ));
+    }
+    if let Some(c) = token
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-._~".contains(*c)))
+    {
+        return Err(format!(
+            "contains {c:?}; use letters, digits and - . _ ~ only"
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawSite {
@@ -292,6 +352,15 @@ struct RawLog {
 #[serde(deny_unknown_fields)]
 struct RawShutdown {
     grace_seconds: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStatus {
+    enabled: Option<bool>,
+    listen: Option<String>,
+    token: Option<String>,
+    refresh_seconds: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -364,6 +433,7 @@ const SECTIONS: &[&str] = &[
     "device_broker",
     "receiving",
     "uplink",
+    "status",
 ];
 
 impl Config {
@@ -412,6 +482,7 @@ impl Config {
         let shutdown: RawShutdown = section(&table, "shutdown", &mut problems);
         let uplink_present = table.contains_key("uplink");
         let raw_uplink: RawUplink = section(&table, "uplink", &mut problems);
+        let status: RawStatus = section(&table, "status", &mut problems);
         let pickup: RawPickup = section(&table, "pickup", &mut problems);
         let alerts: RawAlerts = section(&table, "alerts", &mut problems);
         let pickup = validate_pickup(pickup, &mut problems);
@@ -535,6 +606,7 @@ impl Config {
         } else {
             None
         };
+        let status = validate_status(status, &mut problems);
         match (problems.is_empty(), site_id) {
             (true, Some(id)) => Ok(Config {
                 site: SiteConfig {
@@ -548,6 +620,7 @@ impl Config {
                 },
                 log: LogConfig { level, format },
                 shutdown: ShutdownConfig { grace },
+                status,
                 pickup,
                 alerts,
                 devices,
@@ -564,6 +637,54 @@ impl Config {
         self.store
             .data_dir
             .join(format!("hub-{}.sqlite", self.site.id))
+    }
+}
+
+fn validate_status(raw: RawStatus, problems: &mut Problems) -> StatusConfig {
+    let defaults = StatusConfig::default();
+    let listen = match raw.listen.as_deref() {
+        None => defaults.listen,
+        Some(text) => match text.parse::<std::net::SocketAddr>() {
+            Ok(addr) => addr,
+            Err(_) => {
+                problems.push(
+                    "status.listen",
+                    format!(
+                        "'{text}' is not an address:port; e.g. \"127.0.0.1:8080\" or \"192.168.1.20:8080\""
+                    ),
+                );
+                defaults.listen
+            }
+        },
+    };
+    let token = raw.token.filter(|t| !t.is_empty());
+    if let Some(token) = &token
+        && let Err(message) = check_status_token(token)
+    {
+        problems.push("status.token", message);
+    }
+    let enabled = raw.enabled.unwrap_or(true);
+    if enabled && !listen.ip().is_loopback() && token.is_none() {
+        problems.push(
+            "status.token",
+            format!(
+                "required because status.listen ({listen}) is not a loopback address; anyone on the LAN could read the page otherwise"
+            ),
+        );
+    }
+    let refresh = int_in(
+        raw.refresh_seconds,
+        10,
+        2,
+        3600,
+        "status.refresh_seconds",
+        problems,
+    );
+    StatusConfig {
+        enabled,
+        listen,
+        token,
+        refresh: Duration::from_secs(refresh as u64),
     }
 }
 
@@ -1009,6 +1130,36 @@ mod tests {
         }
         assert!(BrokerAddress::parse("http://x").is_err());
         assert_eq!(BrokerAddress::parse("mqtt://h").unwrap().port, 1883);
+    }
+
+    #[test]
+    fn the_status_page_needs_a_token_off_loopback() {
+        let base = "[site]\nid='s1'\n[store]\ndata_dir='d'\n";
+        let c = Config::parse(base, Path::new("/")).unwrap();
+        assert_eq!(c.status.listen.to_string(), "127.0.0.1:8080");
+        assert!(c.status.token.is_none());
+
+        let lan = format!("{base}[status]\nlisten='0.0.0.0:8080'\n");
+        let problems = Config::parse(&lan, Path::new("/")).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "status.token");
+        assert!(problems[0].message.contains("not a loopback"));
+
+        let short = format!("{base}[status]\nlisten='192.168.1.5:80'\ntoken='abc'\n");
+        let problems = Config::parse(&short, Path::new("/")).unwrap_err();
+        assert_eq!(problems[0].path, "status.token");
+        assert!(problems[0].message.contains("too short"));
+
+        let ok = format!(
+            "{base}[status]\nlisten='[::]:8080'\ntoken='0123456789abcdef0123'\nrefresh_seconds=5\n"
+        );
+        let c = Config::parse(&ok, Path::new("/")).unwrap();
+        assert_eq!(c.status.refresh, Duration::from_secs(5));
+        assert!(!format!("{:?}", c.status).contains("0123456789abcdef"));
+
+        let bad = format!("{base}[status]\nlisten='localhost'\nport=1\n");
+        let problems = Config::parse(&bad, Path::new("/")).unwrap_err();
+        assert!(problems.iter().any(|p| p.path == "status"), "{problems:?}");
     }
 
     #[test]

@@ -3,9 +3,18 @@
 //! Start-up order: config is already validated; open the store (migrations run here); spawn
 //! each adapter task under one `TaskTracker` with a child of the shutdown token; wait. On stop,
 //! tasks get `grace` to finish; the store is closed last so everything they wrote is committed.
+//!
+//! Under systemd (`Type=notify`) the daemon reports READY=1 once its tasks run, feeds the
+//! watchdog while the store answers, and reports STOPPING=1 when it starts draining.
+//!
+//! Adapters spawned here take a clone of the `StatusBoard` passed to [`run_with`] and report
+//! what only they know (uplink state, devices, the vision model) to it; see `crate::status`.
 
 use crate::config::Config;
+use crate::status::server::{ServeOptions, StatusServer};
+use crate::status::{StatusBoard, StatusSource};
 use crate::store::{Store, StoreOptions, outbox};
+use crate::systemd;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -46,11 +55,56 @@ pub fn open_store(config: &Config) -> Result<Store, crate::store::StoreError> {
     )
 }
 
-/// Runs the hub until `shutdown` is cancelled.
-pub async fn run(config: Config, store: Store, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let tracker = TaskTracker::new();
-    tracing::info!(site = %config.site.id, db = %store.path().display(), "hub running");
+/// What the running daemon tells the code that started it.
+#[derive(Debug, Clone, Default)]
+pub struct Started {
+    /// The status page's URL (without its token), when it is served.
+    pub status_url: Option<String>,
+}
 
+/// Runs the hub until `shutdown` is cancelled, with a fresh status board.
+pub async fn run(config: Config, store: Store, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_with(config, store, StatusBoard::new(), shutdown, |_| {}).await
+}
+
+/// Runs the hub until `shutdown` is cancelled. Adapters report to `board`; `started` is called
+/// once every task runs (before READY=1 goes to systemd).
+pub async fn run_with(
+    config: Config,
+    store: Store,
+    board: StatusBoard,
+    shutdown: CancellationToken,
+    started: impl FnOnce(&Started),
+) -> anyhow::Result<()> {
+    let tracker = TaskTracker::new();
+    let started_at = crate::clock::now();
+    tracing::info!(site = %config.site.id, db = %store.path().display(), "hub running");
+    let mut info = Started::default();
+
+    if config.status.enabled {
+        let source = StatusSource {
+            site_id: config.site.id.to_string(),
+            site_name: config.site.name.clone(),
+            store: store.clone(),
+            board: board.clone(),
+            data_dir: config.store.data_dir.clone(),
+            started_at,
+        };
+        let options = ServeOptions {
+            token: config.status.token.clone(),
+            refresh: config.status.refresh,
+        };
+        let listen = config.status.listen;
+        let token = config.status.token.clone();
+        // The status page is for people; a taken port must not stop the warehouse. Log and
+        // keep trying in the background instead of failing the daemon.
+        let first = StatusServer::bind(listen, token.as_deref()).await;
+        if let Ok(server) = &first {
+            info.status_url = Some(server.url());
+        }
+        let stop = shutdown.child_token();
+        tracker.spawn(serve_status(first, listen, token, source, options, stop));
+    }
     tracker.spawn(status_task(store.clone(), shutdown.child_token()));
     match &config.uplink {
         Some(uplink) => {
@@ -64,6 +118,22 @@ pub async fn run(config: Config, store: Store, shutdown: CancellationToken) -> a
         }
         None => tracing::info!("no [uplink] configured; events stay in the outbox"),
     }
+    if let Some(interval) = systemd::watchdog_interval() {
+        tracing::info!(
+            interval_ms = interval.as_millis() as u64,
+            "feeding the systemd watchdog"
+        );
+        tracker.spawn(systemd::watchdog_task(
+            store.clone(),
+            interval,
+            shutdown.child_token(),
+        ));
+    }
+    tracker.spawn(storage_task(
+        store.clone(),
+        config.store.data_dir.clone(),
+        shutdown.child_token(),
+    ));
     tracker.spawn(alert_checks_task(
         store.clone(),
         config.alerts.clone(),
@@ -73,8 +143,11 @@ pub async fn run(config: Config, store: Store, shutdown: CancellationToken) -> a
     // `hub devices`.
     let _device_health = crate::devices::spawn(&config, &store, &tracker, &shutdown);
     tracker.close();
+    started(&info);
+    systemd::notify_ready();
 
     shutdown.cancelled().await;
+    systemd::notify_stopping();
     tracing::info!(
         grace_s = config.shutdown.grace.as_secs_f64(),
         "stopping; draining tasks"
@@ -89,6 +162,97 @@ pub async fn run(config: Config, store: Store, shutdown: CancellationToken) -> a
     tokio::task::spawn_blocking(move || closing.close()).await?;
     tracing::info!("store flushed; hub stopped");
     Ok(())
+}
+
+/// How often the data directory's free space is checked.
+const STORAGE_CHECK_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Keeps the `disk_nearly_full` alert in step with the data directory's free space: raised
+/// (orange, red below a quarter of the limits) while space is low, cleared when it is not.
+async fn storage_task(store: Store, data_dir: std::path::PathBuf, shutdown: CancellationToken) {
+    use hub_core::alerts::{Alert, AlertKind, Tier};
+    let mut tick = tokio::time::interval(STORAGE_CHECK_INTERVAL);
+    let mut was_low = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let dir = data_dir.clone();
+        let Ok(Ok(space)) = tokio::task::spawn_blocking(move || crate::storage::space(&dir)).await
+        else {
+            continue;
+        };
+        let low = space.is_low();
+        if was_low == Some(low) {
+            continue;
+        }
+        let subject = data_dir.display().to_string();
+        let now = crate::clock::now();
+        let result = if low {
+            let critical = space.available_ratio() < crate::storage::MIN_FREE_RATIO / 4.0
+                || space.available_bytes < crate::storage::MIN_FREE_BYTES / 4;
+            let alert = Alert {
+                kind: AlertKind::DiskNearlyFull,
+                subject: subject.clone(),
+                tier: if critical { Tier::Red } else { Tier::Orange },
+                message: format!(
+                    "{} free of {} on the data directory's filesystem",
+                    crate::storage::human_bytes(space.available_bytes),
+                    crate::storage::human_bytes(space.total_bytes)
+                ),
+            };
+            tracing::warn!(data_dir = %subject, available = space.available_bytes, "data directory nearly full");
+            store
+                .write(move |c| crate::store::alerts::raise(c, &alert, now))
+                .await
+        } else {
+            store
+                .write(move |c| {
+                    crate::store::alerts::clear(c, AlertKind::DiskNearlyFull, &subject, now)
+                })
+                .await
+        };
+        match result {
+            Ok(_) => was_low = Some(low),
+            Err(e) => tracing::error!(error = %e, "cannot record the disk space alert"),
+        }
+    }
+}
+
+/// How long to wait before trying again to bind the status page's address.
+const STATUS_BIND_RETRY: Duration = Duration::from_secs(30);
+
+/// Serves the status page until `shutdown`, binding again every [`STATUS_BIND_RETRY`] while
+/// the address cannot be bound.
+async fn serve_status(
+    first: Result<StatusServer, crate::status::server::StatusError>,
+    listen: std::net::SocketAddr,
+    token: Option<String>,
+    source: StatusSource,
+    options: ServeOptions,
+    shutdown: CancellationToken,
+) {
+    let mut attempt = first;
+    loop {
+        match attempt {
+            Ok(server) => {
+                tracing::info!(url = %server.url(), token_required = options.token.is_some(), "status page served");
+                if let Err(e) = server.serve(source, options, shutdown).await {
+                    tracing::error!(error = %e, "status page stopped");
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, retry_s = STATUS_BIND_RETRY.as_secs(), "status page unavailable; the hub keeps working without it");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(STATUS_BIND_RETRY) => {}
+        }
+        attempt = StatusServer::bind(listen, token.as_deref()).await;
+    }
 }
 
 /// Logs the outbox depth now and then, so an operator can see the hub is alive.

@@ -358,3 +358,75 @@ impl std::fmt::Display for DemoSummary {
         }
     }
 }
+
+/// Reorder points the demo judges its stock by (a real site gets them from central).
+const DEMO_REORDER_POINTS: &[(&str, i64)] = &[
+    ("ORANGE-5KG", 40),
+    ("MILK-1L", 100),
+    ("CABBAGE-LOOSE", 20_000),
+];
+
+/// The tier of an alert for `on_hand` against a reorder point: red when out of stock, orange
+/// below half of it, yellow below it.
+fn demo_tier(on_hand: i64, reorder_point: i64) -> Option<crate::status::AlertTier> {
+    use crate::status::AlertTier;
+    if on_hand <= 0 {
+        Some(AlertTier::Red)
+    } else if on_hand * 2 < reorder_point {
+        Some(AlertTier::Orange)
+    } else if on_hand < reorder_point {
+        Some(AlertTier::Yellow)
+    } else {
+        None
+    }
+}
+
+/// A status board for `hub demo --keep-running`: simulated devices, no uplink, and stock alerts
+/// computed from the demo's real balances, so the status page has something to show.
+pub fn demo_board(summary: &DemoSummary, now: Timestamp) -> crate::status::StatusBoard {
+    use crate::status::{Alert, Device, StatusBoard, Uplink, UplinkState};
+    let board = StatusBoard::new();
+    let minutes_ago = |m: i64| Timestamp(now.millis() - m * 60_000);
+    board.set_uplink(
+        Uplink::new(UplinkState::NotConfigured, now).with_detail("demo: no broker configured"),
+    );
+    board.set_device(
+        Device::online("scale-1", "scale", "25.000 kg stable", minutes_ago(0))
+            .with_detail("simulated: /dev/serial/by-id/usb-demo-scale-if00-port0"),
+    );
+    board.set_device(
+        Device::online(
+            "scanner-1",
+            "scanner",
+            "(01)06901234567892(10)OR2611A",
+            minutes_ago(1),
+        )
+        .with_detail("simulated: /dev/serial/by-id/usb-demo-scanner-if00"),
+    );
+    board.set_device(
+        Device::offline("camera-1", "camera", minutes_ago(12))
+            .with_detail("simulated: no camera attached to the demo"),
+    );
+    let mut alerts = Vec::new();
+    for stock in &summary.stock {
+        let Some((_, point)) = DEMO_REORDER_POINTS.iter().find(|(s, _)| *s == stock.sku) else {
+            continue;
+        };
+        if let Some(tier) = demo_tier(stock.on_hand, *point) {
+            alerts.push(
+                Alert::new(
+                    tier,
+                    &stock.sku,
+                    format!(
+                        "{} {} on hand, reorder point {point}",
+                        stock.on_hand, stock.unit
+                    ),
+                    now,
+                )
+                .with_kind("stock_low"),
+            );
+        }
+    }
+    board.set_alerts(alerts);
+    board
+}

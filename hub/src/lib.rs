@@ -1,4 +1,5 @@
-//! The hub daemon: adapters around `hub-core` — store, CLI, daemon lifecycle, demo, benchmarks.
+//! The hub daemon: adapters around `hub-core` — store, CLI, daemon lifecycle, status page,
+//! demo, benchmarks.
 //!
 //! Dependency direction: everything here may use `hub_core`; `hub_core` uses nothing here.
 
@@ -15,7 +16,10 @@ pub mod dev;
 pub mod devices;
 pub mod evidence;
 pub mod report;
+pub mod status;
+pub mod storage;
 pub mod store;
 pub mod sync;
+pub mod systemd;
 pub mod telemetry;
 pub mod workflows;

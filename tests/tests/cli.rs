@@ -89,7 +89,7 @@ fn site_config(dir: &std::path::Path) -> std::path::PathBuf {
     let file = dir.join("hub.toml");
     std::fs::write(
         &file,
-        "[site]\nid = \"e2e-site\"\n[store]\ndata_dir = \"data\"\n[shutdown]\ngrace_seconds = 5\n",
+        "[site]\nid = \"e2e-site\"\n[store]\ndata_dir = \"data\"\n[shutdown]\ngrace_seconds = 5\n[status]\nlisten = \"127.0.0.1:0\"\n",
     )
     .unwrap();
     file

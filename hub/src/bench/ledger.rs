@@ -80,7 +80,8 @@ impl std::fmt::Display for LedgerBenchReport {
     }
 }
 
-fn raw_sqlite(dir: &Path, seconds: f64) -> anyhow::Result<f64> {
+/// Single-row durable commits per second on a fresh WAL database in `dir` (synchronous=FULL).
+pub(crate) fn raw_sqlite(dir: &Path, seconds: f64) -> anyhow::Result<f64> {
     let path = dir.join("raw-baseline.sqlite");
     let conn = Connection::open(&path)?;
     conn.execute_batch(

@@ -4,5 +4,6 @@
 //! machine may be noisy, but both sides see the same noise.
 
 pub mod devices;
+pub mod disk;
 pub mod ledger;
 pub mod sync;

@@ -1,7 +1,8 @@
 //! Versioned schema migrations and the binding of a database file to its site.
 //!
-//! Each migration runs in its own `BEGIN IMMEDIATE` transaction together with the bump of
-//! `PRAGMA user_version`, so a failed migration leaves the database exactly as it was.
+//! All pending migrations run in one `BEGIN IMMEDIATE` transaction together with the bump of
+//! `PRAGMA user_version`, so an upgrade that fails at any step (even across several schema
+//! versions) leaves the database exactly as the old hub left it.
 
 use super::StoreError;
 use rusqlite::{Connection, OptionalExtension};
@@ -250,35 +251,54 @@ fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
 
 /// Brings the database up to [`SCHEMA_VERSION`].
 pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    migrate_with(conn, path, &MIGRATIONS[..SCHEMA_VERSION as usize])
+}
+
+/// Applies the `migrations` the database lacks, all in one `BEGIN IMMEDIATE` transaction
+/// together with the bump of `PRAGMA user_version`: an upgrade that crosses several schema
+/// versions either completes or leaves the database exactly as the old hub left it.
+fn migrate_with(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<(), StoreError> {
+    let known = migrations.len() as i64;
     let found = user_version(conn).map_err(|e| StoreError::from_sqlite(path, e))?;
-    if found > SCHEMA_VERSION {
+    if found > known {
         return Err(StoreError::TooNew {
             path: path.to_owned(),
             found,
-            known: SCHEMA_VERSION,
+            known,
         });
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+    if found == known {
+        return Ok(());
+    }
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotADatabase {
+                path: path.to_owned(),
+            },
+            _ => StoreError::Migration {
+                path: path.to_owned(),
+                version: found + 1,
+                source: e,
+            },
+        })?;
+    for (index, sql) in migrations.iter().enumerate().skip(found as usize) {
         let version = index as i64 + 1;
         let migration_error = |source| StoreError::Migration {
             path: path.to_owned(),
             version,
             source,
         };
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| match e.sqlite_error_code() {
-                Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotADatabase {
-                    path: path.to_owned(),
-                },
-                _ => migration_error(e),
-            })?;
         tx.execute_batch(sql).map_err(migration_error)?;
         tx.pragma_update(None, "user_version", version)
             .map_err(migration_error)?;
-        tx.commit().map_err(migration_error)?;
-        tracing::info!(path = %path.display(), version, "database migrated");
     }
+    tx.commit().map_err(|source| StoreError::Migration {
+        path: path.to_owned(),
+        version: known,
+        source,
+    })?;
+    tracing::info!(path = %path.display(), from = found, to = known, "database migrated");
     Ok(())
 }
 
@@ -304,5 +324,47 @@ pub fn bind_site(conn: &Connection, path: &Path, site: &str) -> Result<(), Store
             )
             .map(|_| ())
             .map_err(|e| StoreError::from_sqlite(path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_upgrade_leaves_the_old_database_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let mut conn = Connection::open(&path).unwrap();
+        let v1 = "CREATE TABLE a (x INTEGER); INSERT INTO a VALUES (1);";
+        migrate_with(&mut conn, &path, &[v1]).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), 1);
+
+        // An upgrade across two versions whose second step fails: the first step's table must
+        // not survive, the old data must, and the version must stay at 1.
+        let v2 = "CREATE TABLE b (y INTEGER); INSERT INTO a VALUES (2);";
+        let v3 = "CREATE TABLE a (z INTEGER);";
+        let err = migrate_with(&mut conn, &path, &[v1, v2, v3]).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Migration { version: 3, .. }),
+            "{err}"
+        );
+        assert_eq!(user_version(&conn).unwrap(), 1);
+        let rows: i64 = conn
+            .query_row("SELECT COUNT(*) FROM a", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1);
+        let b: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'b'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(b, 0);
+
+        // A good upgrade goes all the way.
+        migrate_with(&mut conn, &path, &[v1, v2]).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), 2);
     }
 }

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# CI check for the ARM boxes: cross-build `hub` for aarch64-unknown-linux-gnu and run that
+# binary under qemu-user: `hub --version`, `hub check-config` on every shipped config, the demo
+# (with HUB_VISION_BACKEND=tract, so the pure-Rust inference backend is the one exercised once
+# vision is built in), then package it as an arm64 .deb and run the unpacked binary.
+#
+# Usage: deploy/test-aarch64.sh [--profile cross|release]   (default: cross, the lean profile)
+# Part of tests/run.sh. Prints how long the build and the qemu runs took.
+set -euo pipefail
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+profile=cross
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --profile) profile="${2:?}"; shift 2 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
+        *) echo "test-aarch64: unknown argument '$1'" >&2; exit 2 ;;
+    esac
+done
+
+command -v qemu-aarch64-static >/dev/null 2>&1 || {
+    echo "test-aarch64: qemu-aarch64-static not found; apt-get install qemu-user-static (bash deploy/setup.sh)" >&2
+    exit 1
+}
+sysroot=/usr/aarch64-linux-gnu
+qemu=(qemu-aarch64-static -L "$sysroot")
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+
+step() { echo "test-aarch64: $*"; }
+fail() { echo "test-aarch64: FAILED: $*" >&2; exit 1; }
+
+t0=$(date +%s)
+bin="$(bash deploy/build-aarch64.sh --profile "$profile" | tail -n 1)"
+t1=$(date +%s)
+step "cross build ($profile profile) took $((t1 - t0)) s: $bin ($(du -h "$bin" | cut -f1))"
+readelf -h "$bin" | grep -q 'Machine:.*AArch64' || fail "$bin is not an AArch64 binary"
+
+step "hub --version under qemu"
+version="$("${qemu[@]}" "$bin" --version)"
+case "$version" in hub\ *) echo "  $version" ;; *) fail "unexpected --version output: $version" ;; esac
+
+for config in config/*.toml; do
+    step "hub check-config $config under qemu"
+    "${qemu[@]}" "$bin" check-config "$config" || fail "check-config $config"
+done
+bad="$scratch/bad.toml"
+printf '[site]\nid = "x y"\n' > "$bad"
+set +e
+"${qemu[@]}" "$bin" check-config "$bad" >/dev/null 2>&1
+code=$?
+set -e
+[ "$code" = 2 ] || fail "check-config on an invalid file exited $code, expected 2"
+
+step "hub demo under qemu (HUB_VISION_BACKEND=tract)"
+HUB_VISION_BACKEND=tract "${qemu[@]}" "$bin" demo --json > "$scratch/demo.json" \
+    || fail "demo exited non-zero"
+grep -q '"site": "demo-site-001"' "$scratch/demo.json" || fail "demo summary lacks the site"
+tr -d ' \n' < "$scratch/demo.json" | grep -q '"problems":\[\]' || fail "demo ledger did not verify"
+
+step "hub bench disk under qemu (tiny run, checks the measurement code on aarch64)"
+"${qemu[@]}" "$bin" bench disk --data-dir "$scratch/bench" --fsyncs 5 --sequential-mib 1 \
+    --seconds 0.2 --baseline-dir "$scratch/bench" --json "$scratch/bench.json" >/dev/null \
+    || [ $? = 4 ] || fail "bench disk failed"
+grep -q '"sqlite_durable_commits_per_s"' "$scratch/bench.json" || fail "bench disk wrote no figures"
+
+step "arm64 .deb"
+deb="$(bash deploy/build-deb.sh --arch arm64 --binary "$bin" --out "$scratch/deb" --compression gzip | tail -n 1)"
+dpkg-deb -f "$deb" Architecture | grep -qx arm64 || fail "$deb is not arm64"
+dpkg -x "$deb" "$scratch/root"
+"${qemu[@]}" "$scratch/root/usr/bin/hub" --version >/dev/null || fail "packaged binary does not run"
+if [ -e "$scratch/root/usr/lib/hub/libonnxruntime.so" ]; then
+    readelf -h "$scratch/root/usr/lib/hub/libonnxruntime.so" | grep -q 'Machine:.*AArch64' \
+        || fail "packaged ONNX Runtime is not aarch64"
+fi
+t2=$(date +%s)
+step "ok: build $((t1 - t0)) s, qemu runs and packaging $((t2 - t1)) s"
