@@ -480,6 +480,7 @@ mod tests {
                 undelivered: 7,
                 oldest_undelivered_at: Some(now.0 - 30_000),
                 last_seq: 10,
+                first_undelivered_seq: Some(4),
             },
             devices_online: 1,
             devices,
