@@ -141,7 +141,14 @@ pub async fn run_with(
     ));
     // Device health for the status page; the board also writes a snapshot file for
     // `hub devices`.
-    let _device_health = crate::devices::spawn(&config, &store, &tracker, &shutdown);
+    let device_health = crate::devices::spawn(&config, &store, &tracker, &shutdown);
+    if !config.devices.is_empty() {
+        tracker.spawn(crate::devices::report_to_status(
+            device_health,
+            board.clone(),
+            shutdown.child_token(),
+        ));
+    }
     tracker.close();
     started(&info);
     systemd::notify_ready();

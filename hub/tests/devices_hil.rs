@@ -557,3 +557,81 @@ fn noise_partial_frames_and_overlong_lines_are_survived_and_counted() {
     assert!(hub.weights().iter().all(|(_, g, _)| *g == 1750));
     assert_eq!(hub.device_status("scale")["online"], true);
 }
+
+/// A free loopback port for the status page.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` on 127.0.0.1:`port`; the parsed JSON body, or `Null` while the page is not up.
+fn get_json(port: u16, path: &str) -> serde_json::Value {
+    use std::io::Read;
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return serde_json::Value::Null;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return serde_json::Value::Null;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    match response.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => {
+            serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+        }
+        _ => serde_json::Value::Null,
+    }
+}
+
+/// The `devices` entry named `name` of `/status.json`.
+fn page_device(port: u16, name: &str) -> serde_json::Value {
+    get_json(port, "/status.json")["devices"]
+        .as_array()
+        .and_then(|a| a.iter().find(|d| d["name"] == name).cloned())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn the_status_page_shows_a_scale_online_with_its_weight_then_offline_after_unplug() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = link(dir.path(), "scale");
+    let mut sim = Sim::start(&["scale", "--protocol", "mt-sics", "--link", &link_arg(&l)]);
+    let port = free_port();
+    Hub::write_config(
+        dir.path(),
+        &format!(
+            "{}[status]\nlisten = \"127.0.0.1:{port}\"\n",
+            scale_entry("scale", "mt-sics", &l, "")
+        ),
+    );
+    let hub = Hub::start(dir);
+    sim.send("put 1.250");
+    wait_for("the scale online with 1.250 kg on the status page", &hub, 15, || {
+        let d = page_device(port, "scale");
+        d["online"] == true && d["last_reading"] == "1.250 kg"
+    });
+    let d = page_device(port, "scale");
+    assert_eq!(d["kind"], "scale");
+    assert_eq!(d["detail"], link_arg(&l), "{d}");
+    assert!(d["last_seen"].as_i64().unwrap_or(0) > 0, "{d}");
+    assert!(
+        get_json(port, "/status.json")["devices_online"]
+            .as_u64()
+            .unwrap_or(0)
+            == 1
+    );
+    sim.send("unplug");
+    wait_for("the scale offline on the status page", &hub, 15, || {
+        page_device(port, "scale")["online"] == false
+    });
+    let d = page_device(port, "scale");
+    assert_eq!(d["last_reading"], "1.250 kg", "{d}");
+    let detail = d["detail"].as_str().unwrap_or_default();
+    assert!(detail.starts_with(&link_arg(&l)), "{detail}");
+    assert_eq!(get_json(port, "/status.json")["devices_online"], 0);
+}

@@ -155,20 +155,30 @@ async fn run_inner(
                     DeviceKind::Scanner => {
                         match super::scanner::from_frame(&device.framing.shim_config(), &p.payload)
                         {
-                            Some(code) => Some(DeviceEvent::Scan {
+                            Some(code) => {
+                                let seen = crate::clock::now().millis();
+                                board.update(&device.name, |h| {
+                                    h.frames += 1;
+                                    h.last_code = Some(code.code.clone());
+                                    h.last_seen_ms = Some(seen);
+                                });
+                                Some(DeviceEvent::Scan {
                                 device: device.name.clone(),
                                 code: code.code,
                                 parsed: code.parsed,
-                                raw: code.raw,
-                            }),
+                                    raw: code.raw,
+                                })
+                            }
                             None => None,
                         }
                     }
                     DeviceKind::Scale => match parse_weight_payload(&p.payload) {
                         Ok(reading) => {
+                            let seen = crate::clock::now().millis();
                             board.update(&device.name, |h| {
                                 h.frames += 1;
                                 h.last_grams = reading.grams;
+                                h.last_seen_ms = Some(seen);
                             });
                             let state = scales.get_mut(&device.name);
                             state

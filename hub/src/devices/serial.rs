@@ -436,9 +436,21 @@ async fn read_loop(
         };
         if fed.valid > 0 {
             last_valid = Instant::now();
-        }
-        if let Some(g) = fed.last_grams {
-            board.update(&device.name, |h| h.last_grams = Some(g));
+            let seen = crate::clock::now().millis();
+            let grams = fed.last_grams;
+            let code = fed.events.iter().rev().find_map(|e| match e {
+                DeviceEvent::Scan { code, .. } => Some(code.clone()),
+                _ => None,
+            });
+            board.update(&device.name, |h| {
+                h.last_seen_ms = Some(seen);
+                if grams.is_some() {
+                    h.last_grams = grams;
+                }
+                if code.is_some() {
+                    h.last_code = code;
+                }
+            });
         }
         for event in fed.events {
             match &event {
