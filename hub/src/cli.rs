@@ -921,7 +921,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             batch,
             json,
         } => {
-            let (_config, store) = open_site(&config.config, cli.log_format)?;
+            let (site, store) = open_site(&config.config, cli.log_format)?;
             let out = match (code, batch) {
                 (_, Some(lot)) => {
                     let traces =
@@ -938,7 +938,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                     }
                 }
                 (Some(code), None) => {
-                    let canonical = match crate::codes::classify_text(&code) {
+                    let canonical = match crate::codes::classify_text(&code, &site.codes) {
                         crate::codes::ScannedCode::Item { code, .. } => code,
                         _ => code.clone(),
                     };
@@ -1510,8 +1510,8 @@ fn receive_command(command: ReceiveCommand, format: Option<LogFormatArg>) -> Res
             code,
             json,
         } => {
-            let (_config, store) = open_site(&config.config, format)?;
-            let out = runtime()?.block_on(wf::scan(&store, &station, &code, now));
+            let (config, store) = open_site(&config.config, format)?;
+            let out = runtime()?.block_on(wf::scan(&store, &station, &code, &config.codes, now));
             store.close();
             match out {
                 Ok(outcome) if json => print_json(&outcome).map(|_| EXIT_OK),

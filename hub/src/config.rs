@@ -88,6 +88,8 @@ pub struct Config {
     /// The site's local MQTT broker that networked devices publish to (`[device_broker]`).
     pub device_broker: crate::devices::config::BrokerConfig,
     pub receiving: ReceivingConfig,
+    /// The site's trace-code patterns (`[codes] patterns`), used by every classification.
+    pub codes: crate::codes::SitePatterns,
     /// Upstream sync over MQTT; `None` when the file has no `[uplink]` section (or it is
     /// disabled), and the hub then keeps everything in its outbox.
     pub uplink: Option<UplinkConfig>,
@@ -390,6 +392,12 @@ struct RawAlerts {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+struct RawCodes {
+    patterns: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct RawReceiving {
     min_days_to_expiry: Option<i64>,
     photo_required: Option<bool>,
@@ -434,6 +442,7 @@ const SECTIONS: &[&str] = &[
     "receiving",
     "uplink",
     "status",
+    "codes",
 ];
 
 impl Config {
@@ -492,7 +501,25 @@ impl Config {
             site.id.as_deref().unwrap_or("hub"),
             &mut problems,
         );
-        let devices = crate::devices::config::validate_devices(table.get("devices"), &mut problems);
+        let mut devices =
+            crate::devices::config::validate_devices(table.get("devices"), &mut problems);
+        let codes: RawCodes = section(&table, "codes", &mut problems);
+        let codes = match crate::codes::SitePatterns::parse(&codes.patterns.unwrap_or_default()) {
+            Ok(patterns) => patterns,
+            Err(list) => {
+                for (index, problem) in list {
+                    let path = match index {
+                        Some(i) => format!("codes.patterns[{i}]"),
+                        None => "codes.patterns".to_owned(),
+                    };
+                    problems.push(path, problem.to_string());
+                }
+                crate::codes::SitePatterns::default()
+            }
+        };
+        for device in &mut devices {
+            device.site_patterns = codes.clone();
+        }
         let receiving: RawReceiving = section(&table, "receiving", &mut problems);
         let receiving = ReceivingConfig {
             policy: hub_core::receiving::ReceivingPolicy {
@@ -626,6 +653,7 @@ impl Config {
                 devices,
                 device_broker,
                 receiving,
+                codes,
                 uplink,
             }),
             _ => Err(problems.0),
@@ -1130,6 +1158,28 @@ mod tests {
         }
         assert!(BrokerAddress::parse("http://x").is_err());
         assert_eq!(BrokerAddress::parse("mqtt://h").unwrap().port, 1883);
+    }
+
+    #[test]
+    fn code_patterns_are_checked_with_their_index_and_reach_the_devices() {
+        let base = "[site]\nid='s1'\n[store]\ndata_dir='d'\n";
+        let bad = format!(
+            "{base}[codes]\npatterns = ['licence:SC:N:14:mod10', 'x:P:Q:3', 'licence::N:4', 'short']\n"
+        );
+        let problems = Config::parse(&bad, Path::new("/")).unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["codes.patterns[1]", "codes.patterns[2]", "codes.patterns[3]"],
+            "{problems:?}"
+        );
+        assert!(problems[0].message.contains("charset must be N, A or X"));
+        let good = format!(
+            "{base}[codes]\npatterns = ['licence:SC:N:14:mod10']\n[[devices]]\nname='scan'\nkind='scanner'\npath='/dev/ttyACM0'\nstation='recv-1'\n"
+        );
+        let config = Config::parse(&good, Path::new("/")).unwrap();
+        assert_eq!(config.codes.specs(), ["licence:SC:N:14:mod10"]);
+        assert_eq!(config.devices[0].site_patterns, config.codes);
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct ParsedCode {
     pub sscc: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lot: Option<String>,
+    /// The site pattern it matched (class `site`), from `[codes] patterns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
     /// Why the code is not a valid trace code (class `invalid`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -153,7 +153,11 @@ async fn run_inner(
                 }
                 let event = match device.kind {
                     DeviceKind::Scanner => {
-                        match super::scanner::from_frame(&device.framing.shim_config(), &p.payload)
+                        match super::scanner::from_frame(
+                            &device.framing.shim_config(),
+                            &p.payload,
+                            &device.site_patterns,
+                        )
                         {
                             Some(code) => {
                                 let seen = crate::clock::now().millis();

@@ -112,7 +112,10 @@ impl Pipeline {
                 gate: StabilityGate::new(device.stable_readings),
                 placement: PlacementTracker::new(device.zero_band_g, device.placement_change_g),
             },
-            _ => Pipeline::Scanner(ScannerDecoder::new(device.framing.shim_config())),
+            _ => Pipeline::Scanner(
+                ScannerDecoder::new(device.framing.shim_config())
+                    .with_patterns(device.site_patterns.clone()),
+            ),
         }
     }
 
