@@ -17,7 +17,9 @@ pub const MAX_SITE_PATTERNS: usize = 32;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SitePatternError {
     /// The specification does not parse.
-    #[error("'{spec}' is not a pattern: {reason}; write name:prefix:N|A|X:len[-max][:mod10|luhn|mod11], e.g. \"sc-licence:SC:N:14\"")]
+    #[error(
+        "'{spec}' is not a pattern: {reason}; write name:prefix:N|A|X:len[-max][:mod10|luhn|mod11], e.g. \"sc-licence:SC:N:14\""
+    )]
     Syntax { spec: String, reason: PatternError },
     /// Two patterns share a name (the name is what a match reports).
     #[error("the name '{name}' is used by an earlier pattern; names must be unique")]
@@ -195,8 +197,14 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Without the site's patterns the same text is an opaque item code, not an error.
-        assert!(matches!(classify_text(&bad, &none), ScannedCode::Item { .. }));
-        assert!(matches!(classify_text("EMP7Q2X", &site), ScannedCode::Item { .. }));
+        assert!(matches!(
+            classify_text(&bad, &none),
+            ScannedCode::Item { .. }
+        ));
+        assert!(matches!(
+            classify_text("EMP7Q2X", &site),
+            ScannedCode::Item { .. }
+        ));
     }
 
     #[test]
@@ -208,7 +216,12 @@ mod tests {
         let problems = SitePatterns::parse(&specs).unwrap_err();
         let at: Vec<Option<usize>> = problems.iter().map(|(i, _)| *i).collect();
         assert_eq!(at, [Some(1), Some(2), Some(3)]);
-        assert!(problems[0].1.to_string().contains("charset must be N, A or X"));
+        assert!(
+            problems[0]
+                .1
+                .to_string()
+                .contains("charset must be N, A or X")
+        );
         assert!(matches!(
             problems[1].1,
             SitePatternError::DuplicateName { .. }

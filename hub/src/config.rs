@@ -1170,7 +1170,11 @@ mod tests {
         let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(
             paths,
-            ["codes.patterns[1]", "codes.patterns[2]", "codes.patterns[3]"],
+            [
+                "codes.patterns[1]",
+                "codes.patterns[2]",
+                "codes.patterns[3]"
+            ],
             "{problems:?}"
         );
         assert!(problems[0].message.contains("charset must be N, A or X"));

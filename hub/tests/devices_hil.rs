@@ -611,10 +611,15 @@ fn the_status_page_shows_a_scale_online_with_its_weight_then_offline_after_unplu
     );
     let hub = Hub::start(dir);
     sim.send("put 1.250");
-    wait_for("the scale online with 1.250 kg on the status page", &hub, 15, || {
-        let d = page_device(port, "scale");
-        d["online"] == true && d["last_reading"] == "1.250 kg"
-    });
+    wait_for(
+        "the scale online with 1.250 kg on the status page",
+        &hub,
+        15,
+        || {
+            let d = page_device(port, "scale");
+            d["online"] == true && d["last_reading"] == "1.250 kg"
+        },
+    );
     let d = page_device(port, "scale");
     assert_eq!(d["kind"], "scale");
     assert_eq!(d["detail"], link_arg(&l), "{d}");
@@ -721,7 +726,10 @@ fn mqtt_devices_on_a_real_broker_survive_its_loss_without_a_restart() {
     wait_for("the hub hearing the scale topic", &hub, 15, || {
         device.publish(scale_topic, br#"{"grams": 0, "stable": true}"#);
         std::thread::sleep(Duration::from_millis(100));
-        hub.device_status("net-scale")["frames"].as_u64().unwrap_or(0) > 0
+        hub.device_status("net-scale")["frames"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
     });
 
     device.publish(scan_topic, b"DLV-1/1");
@@ -773,9 +781,15 @@ fn mqtt_devices_on_a_real_broker_survive_its_loss_without_a_restart() {
     assert_eq!(parsed(1)["class"], "invalid", "{licence:?}");
     assert!(licence[1].4.contains("flagged"), "{licence:?}");
     assert!(
-        licence[1].4.contains("pattern licence: check character '2', expected '1'"),
+        licence[1]
+            .4
+            .contains("pattern licence: check character '2', expected '1'"),
         "{licence:?}"
     );
+    // The status file behind `hub devices` is rewritten twice a second.
+    wait_for("the scanner's counters in the status file", &hub, 5, || {
+        hub.device_status("net-scan")["applied"] == 3
+    });
     let listed = devices_json(&hub);
     let entry = |name: &str| {
         listed["devices"]
@@ -796,22 +810,30 @@ fn mqtt_devices_on_a_real_broker_survive_its_loss_without_a_restart() {
     );
 
     broker.kill();
-    wait_for("both devices offline with an event and an alert each", &hub, 15, || {
-        let mut alerts = hub.open_alert_subjects();
-        alerts.sort();
-        both(false)
-            && alerts == ["net-scale", "net-scan"]
-            && hub
-                .outbox_kinds()
-                .iter()
-                .filter(|k| *k == "device_offline")
-                .count()
-                >= 2
-    });
+    wait_for(
+        "both devices offline with an event and an alert each",
+        &hub,
+        15,
+        || {
+            let mut alerts = hub.open_alert_subjects();
+            alerts.sort();
+            both(false)
+                && alerts == ["net-scale", "net-scan"]
+                && hub
+                    .outbox_kinds()
+                    .iter()
+                    .filter(|k| *k == "device_offline")
+                    .count()
+                    >= 2
+        },
+    );
     broker.restart().expect("restart mosquitto");
-    wait_for("both devices online again, alerts cleared", &hub, 30, || {
-        both(true) && hub.open_alert_subjects().is_empty()
-    });
+    wait_for(
+        "both devices online again, alerts cleared",
+        &hub,
+        30,
+        || both(true) && hub.open_alert_subjects().is_empty(),
+    );
     let device = Publisher::connect(port, "hil-device-2");
     wait_for("readings after the broker came back", &hub, 15, || {
         device.publish(scale_topic, br#"{"grams": 2000, "stable": true}"#);

@@ -157,8 +157,7 @@ async fn run_inner(
                             &device.framing.shim_config(),
                             &p.payload,
                             &device.site_patterns,
-                        )
-                        {
+                        ) {
                             Some(code) => {
                                 let seen = crate::clock::now().millis();
                                 board.update(&device.name, |h| {
@@ -167,9 +166,9 @@ async fn run_inner(
                                     h.last_seen_ms = Some(seen);
                                 });
                                 Some(DeviceEvent::Scan {
-                                device: device.name.clone(),
-                                code: code.code,
-                                parsed: code.parsed,
+                                    device: device.name.clone(),
+                                    code: code.code,
+                                    parsed: code.parsed,
                                     raw: code.raw,
                                 })
                             }

@@ -187,8 +187,7 @@ impl ScannerDecoder {
             Ok(scan) if !scan.data.is_empty() => {
                 let data = scan.data.to_vec();
                 let aim = scan.aim;
-                Some(Scan { aim, data: &data })
-                    .map(|s| owned(&s, &self.pending, &self.patterns))
+                Some(Scan { aim, data: &data }).map(|s| owned(&s, &self.pending, &self.patterns))
             }
             _ => None,
         };
