@@ -71,7 +71,8 @@ pub enum DeviceEvent {
     Scan {
         device: String,
         code: String,
-        parsed: ParsedCode,
+        /// Boxed: the classification is much larger than the other variants.
+        parsed: Box<ParsedCode>,
         raw: String,
     },
     /// The device answers (after its probe, or its broker connected).

@@ -168,7 +168,7 @@ async fn run_inner(
                                 Some(DeviceEvent::Scan {
                                     device: device.name.clone(),
                                     code: code.code,
-                                    parsed: code.parsed,
+                                    parsed: Box::new(code.parsed),
                                     raw: code.raw,
                                 })
                             }

@@ -200,7 +200,7 @@ fn scanned(device: &str, result: Option<super::scanner::ScannedCode>, out: &mut 
         out.events.push(DeviceEvent::Scan {
             device: device.to_owned(),
             code: code.code,
-            parsed: code.parsed,
+            parsed: Box::new(code.parsed),
             raw: code.raw,
         });
     }
