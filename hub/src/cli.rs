@@ -1191,8 +1191,17 @@ fn devices_command(
         );
     }
     for h in &health {
+        let shown = crate::devices::status_device(h);
+        let last = match (&shown.last_reading, h.last_seen_ms) {
+            (Some(reading), Some(ms)) => format!(
+                "  last {reading} at {}",
+                hub_core::Timestamp(ms).to_rfc3339()
+            ),
+            (Some(reading), None) => format!("  last {reading}"),
+            _ => String::new(),
+        };
         println!(
-            "{:<14} {:<8} {:<8} {:<7} {}  [frames {} garbage {}B/{} overlong {} checksum {} malformed {} reconnects {} applied {} refused {}]",
+            "{:<14} {:<8} {:<8} {:<7} {}{last}  [frames {} garbage {}B/{} overlong {} checksum {} malformed {} reconnects {} applied {} refused {}]",
             h.name,
             h.kind,
             h.station,

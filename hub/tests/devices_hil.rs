@@ -809,6 +809,15 @@ fn mqtt_devices_on_a_real_broker_survive_its_loss_without_a_restart() {
         "{listed}"
     );
 
+    let table = Command::new(HUB)
+        .args(["devices", "--config"])
+        .arg(Hub::config_path(hub.dir.path()))
+        .output()
+        .expect("run hub devices");
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("last 1.250 kg at "), "{table}");
+    assert!(table.contains("last SC12345678901232 at "), "{table}");
+
     broker.kill();
     wait_for(
         "both devices offline with an event and an alert each",
