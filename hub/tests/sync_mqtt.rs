@@ -2,14 +2,16 @@
 //! (Debian package `mosquitto`). Every promise is checked in the reference central consumer's
 //! database: each event exactly once, in sequence, no gaps.
 
-use hub::commands::{self, CommandKind};
+use hub::commands;
 use hub::config::BrokerAddress;
-use hub::store::{Store, StoreError, StoreOptions, outbox, sku};
+use hub::store::{Store, StoreError, StoreOptions, alerts, outbox, pickup, sku};
 use hub::sync::central::{CentralHandle, CentralOptions, SiteReport, report};
 use hub::sync::mosquitto::{Mosquitto, MosquittoOptions, MosquittoTls};
 use hub::sync::uplink::{self, UplinkSettings};
 use hub::sync::{Connection, SyncError, connect_once, contract};
-use hub_core::{DomainEvent, SiteId, SkuCode};
+use hub_core::alerts::{Measure, StockAction, Tier, TierPolicy};
+use hub_core::pickup::OrderStatus;
+use hub_core::{DomainEvent, SiteId, SkuCode, Timestamp};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -375,13 +377,52 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
     )
     .await;
 
+    // A replenishment request is open for EGGS (no stock, absolute thresholds).
+    let eggs = SkuCode::new("EGGS-10").unwrap();
+    let policy = TierPolicy {
+        measure: Measure::Absolute,
+        yellow: 20.0,
+        orange: 10.0,
+        red: 5.0,
+        hysteresis: 0.1,
+        replenish_at: Tier::Orange,
+        target: 40.0,
+        re_request_after_ms: 60_000,
+    };
+    let t0 = hub::clock::now();
+    let (p, e) = (policy.clone(), eggs.clone());
+    let actions = store
+        .write(move |c| alerts::evaluate_sku(c, &e, &p, t0))
+        .await
+        .unwrap();
+    let episode = actions
+        .iter()
+        .find_map(|a| match a {
+            StockAction::RequestReplenishment { episode_id, .. } => Some(episode_id.clone()),
+            _ => None,
+        })
+        .expect("a replenishment request");
+
     // While the hub is offline, central sends good, duplicate and bad commands.
     let topic = contract::commands_topic("site-d");
     let sku = |v: i64| serde_json::json!({"code": "MILK-1L", "name": "Milk 1 L", "unit": "piece", "version": v});
+    let order = |status: &str| {
+        serde_json::json!({"code_salt": "5a17", "code_hash": "0f".repeat(32),
+            "items": [{"sku": "MILK-1L", "quantity": 2}],
+            "opens_at_ms": 1_764_000_000_000_i64, "closes_at_ms": 1_764_086_400_000_i64,
+            "status": status})
+    };
     let messages: Vec<Vec<u8>> = vec![
         command("c-sku-2", "site-d", "sku_upsert", "MILK-1L", 2, sku(2)),
         command("c-sku-2", "site-d", "sku_upsert", "MILK-1L", 2, sku(2)),
-        command("c-order", "site-d", "pickup_order", "P-100", 3, serde_json::json!({"code": "123456"})),
+        command("c-order", "site-d", "pickup_order", "P-100", 3, order("open")),
+        command("c-order", "site-d", "pickup_order", "P-100", 3, order("open")),
+        command("c-order-hold", "site-d", "pickup_order", "P-100", 4, order("on_hold")),
+        command("c-manifest", "site-d", "delivery_manifest", "D-7", 1, serde_json::json!({
+            "supplier": "Dairy Co", "lines": [{"line_no": 1, "sku": "MILK-1L", "lot": "L7",
+                "expiry": "2030-01-31", "expected_count": 24}]})),
+        command("c-ack", "site-d", "replenishment_ack", &episode, 1,
+            serde_json::json!({"sku": "EGGS-10", "accepted": true, "eta_ms": 1_764_050_000_000_i64})),
         command("c-stale", "site-d", "sku_upsert", "MILK-1L", 1, sku(1)),
         command("c-site", "site-x", "sku_upsert", "MILK-1L", 3, sku(3)),
         command("c-kind", "site-d", "launch_rocket", "k", 1, serde_json::json!({})),
@@ -398,7 +439,7 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
 
     let shutdown = CancellationToken::new();
     let task = run_uplink(shutdown.clone());
-    // 2 applied + 6 rejected outcomes, plus the SKU's own event.
+    // 5 applied + 6 rejected outcomes, plus the SKU's own event.
     let db = central_db.clone();
     let outcomes = move || {
         hub::sync::central::CentralDb::open(&db)
@@ -410,7 +451,7 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
             .collect::<Vec<_>>()
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while outcomes().len() < 8 {
+    while outcomes().len() < 11 {
         assert!(
             Instant::now() < deadline,
             "outcomes so far: {:?}; hub handled {:?}",
@@ -438,7 +479,7 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
         .iter()
         .filter(|e| e.kind == "command_applied")
         .collect();
-    assert_eq!(applied.len(), 2, "{outcomes:?}");
+    assert_eq!(applied.len(), 5, "{outcomes:?}");
     assert_eq!(
         applied
             .iter()
@@ -446,6 +487,14 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
             .count(),
         1,
         "the duplicate command was applied once"
+    );
+    assert_eq!(
+        applied
+            .iter()
+            .filter(|e| e.body.as_deref().unwrap().contains("\"c-order\""))
+            .count(),
+        1,
+        "the duplicate order was applied once"
     );
     let mut codes: Vec<String> = outcomes
         .iter()
@@ -473,11 +522,35 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
         .unwrap()
         .unwrap();
     assert_eq!(stored.version, 2);
+    // The order and the manifest are in their typed tables, each applied once.
     let order = store
-        .read_blocking(|c| commands::document(c, CommandKind::PickupOrder, "P-100"))
+        .read_blocking(|c| pickup::order(c, "P-100"))
         .unwrap()
         .unwrap();
-    assert_eq!(order.version, 3);
+    assert_eq!((order.version, order.status), (4, OrderStatus::OnHold));
+    let manifests: i64 = store
+        .read_blocking(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM delivery_manifest WHERE delivery_id = 'D-7' AND version = 1",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(hub::store::sql_error(c))
+        })
+        .unwrap();
+    assert_eq!(manifests, 1);
+    // The acknowledged episode asks for nothing more, however long it stays open.
+    let later = Timestamp(t0.millis() + 86_400_000);
+    let actions = store
+        .write(move |c| alerts::evaluate_sku(c, &eggs, &policy, later))
+        .await
+        .unwrap();
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, StockAction::RequestReplenishment { .. })),
+        "{actions:?}"
+    );
     drop(broker);
 }
 
