@@ -473,7 +473,12 @@ fn apply_alert_tiers(
     for (code, thresholds) in &body.policies {
         let sku = match SkuCode::new(code.clone()) {
             Ok(s) => s,
-            Err(e) => return Ok(Err(invalid("alert tiers per SKU", format!("'{code}': {e}")))),
+            Err(e) => {
+                return Ok(Err(invalid(
+                    "alert tiers per SKU",
+                    format!("'{code}': {e}"),
+                )));
+            }
         };
         match thresholds.policy() {
             Ok(p) => parsed.push((sku, p)),
@@ -535,20 +540,26 @@ fn apply_manifest(
         cancelled: body.cancelled,
         version: command.version,
     };
-    Ok(match receiving_store::upsert_manifest(conn, &manifest, now)? {
-        ManifestUpsert::Inserted | ManifestUpsert::Amended | ManifestUpsert::Cancelled => Ok(true),
-        ManifestUpsert::Stale { stored_version } if stored_version == command.version => Ok(false),
-        ManifestUpsert::Stale { stored_version } => Err(stale(
-            command.kind,
-            &command.key,
-            command.version,
-            stored_version,
-        )),
-        ManifestUpsert::AlreadyClosed => Err(conflict(format!(
-            "delivery {} is already received and closed at this site; version {} was not applied",
-            command.key, command.version
-        ))),
-    })
+    Ok(
+        match receiving_store::upsert_manifest(conn, &manifest, now)? {
+            ManifestUpsert::Inserted | ManifestUpsert::Amended | ManifestUpsert::Cancelled => {
+                Ok(true)
+            }
+            ManifestUpsert::Stale { stored_version } if stored_version == command.version => {
+                Ok(false)
+            }
+            ManifestUpsert::Stale { stored_version } => Err(stale(
+                command.kind,
+                &command.key,
+                command.version,
+                stored_version,
+            )),
+            ManifestUpsert::AlreadyClosed => Err(conflict(format!(
+                "delivery {} is already received and closed at this site; version {} was not applied",
+                command.key, command.version
+            ))),
+        },
+    )
 }
 
 /// `pickup_order` body: the order without its id, site and version.
@@ -590,7 +601,8 @@ fn apply_pickup_order(
             )));
         }
     };
-    let is_hex = |s: &str| !s.is_empty() && s.len() % 2 == 0 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let is_hex =
+        |s: &str| !s.is_empty() && s.len() % 2 == 0 && s.bytes().all(|b| b.is_ascii_hexdigit());
     if !is_hex(&body.code_salt) || body.code_hash.len() != 64 || !is_hex(&body.code_hash) {
         return Ok(Err(invalid(
             "a pickup order",
@@ -901,9 +913,11 @@ mod tests {
         assert!(cancelled);
 
         let mut sku = sku_command("s1", 1);
-        sku.body["thresholds"] =
-            serde_json::json!({"measure": "absolute", "yellow": 20, "orange": 10, "red": 5, "target": 40});
-        assert!(matches!(run(&store, Ok(sku)), Applied::Applied { changed: true, .. }));
+        sku.body["thresholds"] = serde_json::json!({"measure": "absolute", "yellow": 20, "orange": 10, "red": 5, "target": 40});
+        assert!(matches!(
+            run(&store, Ok(sku)),
+            Applied::Applied { changed: true, .. }
+        ));
         let tiers = Command {
             id: "t1".into(),
             site: "s1".into(),
@@ -914,7 +928,10 @@ mod tests {
                 "MILK-1L": {"yellow": 3, "orange": 2, "red": 1, "target": 6},
                 "EGGS-10": {"yellow": 4, "orange": 2, "red": 1, "target": 8}}}),
         };
-        assert!(matches!(run(&store, Ok(tiers)), Applied::Applied { changed: true, .. }));
+        assert!(matches!(
+            run(&store, Ok(tiers)),
+            Applied::Applied { changed: true, .. }
+        ));
         let bad = Command {
             id: "t2".into(),
             site: "s1".into(),

@@ -14,11 +14,13 @@ use super::contract::{self, EventRef, Lane, Withheld};
 use super::downlink::{self, Incoming};
 use super::window::{Backoff, Tag, Window};
 use super::{Connection, SyncError, install_crypto_provider, mqtt_options, network_options};
-use crate::config::UplinkConfig;
+use crate::config::{Config, UplinkConfig};
+use crate::status::{StatusBoard, Uplink, UplinkState};
 use crate::store::outbox::{self, OutboxRow};
 use crate::store::{Store, StoreError};
 use hub_core::{DomainEvent, SiteId, Timestamp};
 use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, Outgoing, Packet, QoS};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -38,6 +40,10 @@ pub struct UplinkSettings {
     pub retention: Duration,
     pub backlog_alert_rows: i64,
     pub backlog_alert_age: Duration,
+    /// The hub's config, for station commands (`None`: they are answered `unavailable`).
+    pub stations: Option<Arc<Config>>,
+    /// Where the uplink reports its state for the status page.
+    pub board: Option<StatusBoard>,
 }
 
 impl UplinkSettings {
@@ -55,6 +61,8 @@ impl UplinkSettings {
             retention: Duration::from_secs(7 * 24 * 3600),
             backlog_alert_rows: 1_000_000,
             backlog_alert_age: Duration::from_secs(24 * 3600),
+            stations: None,
+            board: None,
         }
     }
 
@@ -82,7 +90,16 @@ impl UplinkSettings {
             retention: c.retention,
             backlog_alert_rows: c.backlog_alert_rows,
             backlog_alert_age: c.backlog_alert_age,
+            stations: None,
+            board: None,
         }
+    }
+}
+
+/// Reports the uplink's state to the status board, if there is one.
+fn report(settings: &UplinkSettings, state: UplinkState, detail: String) {
+    if let Some(board) = &settings.board {
+        board.set_uplink(Uplink::new(state, crate::clock::now()).with_detail(detail));
     }
 }
 
@@ -149,6 +166,7 @@ pub async fn run(
     tasks.spawn(downlink::run(
         site.clone(),
         store.clone(),
+        settings.stations.clone(),
         settings.max_command_bytes,
         incoming_rx,
         rewind_tx,
@@ -164,6 +182,11 @@ pub async fn run(
     while !shutdown.is_cancelled() {
         epoch += 1;
         let started = Instant::now();
+        report(
+            &settings,
+            UplinkState::Connecting,
+            format!("connecting to {}", settings.connection.broker),
+        );
         let outcome = connection(
             &site,
             &settings,
@@ -177,6 +200,11 @@ pub async fn run(
         let held = match outcome {
             Ok(()) => break,
             Err((e, connected)) => {
+                report(
+                    &settings,
+                    UplinkState::Offline,
+                    format!("{}; events wait in the outbox", e),
+                );
                 match &e {
                     SyncError::Tls { .. }
                     | SyncError::TlsSetup { .. }
@@ -205,6 +233,7 @@ pub async fn run(
             _ = tokio::time::sleep(delay) => {}
         }
     }
+    report(&settings, UplinkState::Offline, "uplink stopped".into());
     drop(incoming_tx);
     tasks.close();
     tasks.wait().await;
@@ -288,6 +317,14 @@ async fn connection(
             ));
         }
     };
+    report(
+        settings,
+        UplinkState::Online,
+        format!(
+            "connected to {} as {}",
+            settings.connection.broker, settings.connection.client_id
+        ),
+    );
     tracing::info!(
         epoch,
         broker = %settings.connection.broker,
@@ -336,6 +373,7 @@ impl Epoch<'_> {
             .try_subscribe_many([
                 rumqttc::SubscribeFilter::new(contract::commands_topic(site), QoS::AtLeastOnce),
                 rumqttc::SubscribeFilter::new(contract::sync_topic(site), QoS::AtLeastOnce),
+                rumqttc::SubscribeFilter::new(contract::station_filter(site), QoS::AtLeastOnce),
             ])
             .map_err(|e| self.lost(format!("cannot subscribe: {e}")))?;
         let stats = self.stats().await?;
