@@ -725,3 +725,249 @@ async fn tls_with_client_certificates_and_the_documented_acl() {
     central.stop().await.unwrap();
     drop(broker);
 }
+
+/// A station tablet on the site broker: publishes commands, collects replies.
+struct Tablet {
+    client: rumqttc::AsyncClient,
+    replies: tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+    poller: tokio::task::JoinHandle<()>,
+}
+
+impl Tablet {
+    async fn connect(port: u16, site: &str) -> Tablet {
+        let mut options = rumqttc::MqttOptions::new("tablet-1", "127.0.0.1", port);
+        options.set_keep_alive(Duration::from_secs(5));
+        let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 64);
+        client
+            .subscribe(
+                format!("hub/v1/{site}/up/station/+/reply"),
+                rumqttc::QoS::AtLeastOnce,
+            )
+            .await
+            .unwrap();
+        let (tx, replies) = tokio::sync::mpsc::unbounded_channel();
+        let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+        let mut subscribed_tx = Some(subscribed_tx);
+        let poller = tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                        if let Some(s) = subscribed_tx.take() {
+                            let _ = s.send(());
+                        }
+                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                        let _ = tx.send(serde_json::from_slice(&p.payload).unwrap());
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), subscribed)
+            .await
+            .expect("tablet subscribes")
+            .unwrap();
+        Tablet {
+            client,
+            replies,
+            poller,
+        }
+    }
+
+    async fn send(&self, topic: &str, command: serde_json::Value) {
+        self.client
+            .publish(
+                topic,
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                serde_json::to_vec(&command).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Waits for the reply to command `id`.
+    async fn reply(&mut self, id: &str, within: Duration) -> Option<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.replies.recv()).await {
+                Ok(Some(r)) if r["id"] == id => return Some(r),
+                Ok(Some(_)) => {}
+                _ => return None,
+            }
+        }
+    }
+
+    /// Sends `command` and waits for its reply.
+    async fn ask(&mut self, topic: &str, command: serde_json::Value) -> serde_json::Value {
+        let id = command["id"].as_str().unwrap().to_owned();
+        self.send(topic, command).await;
+        self.reply(&id, Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|| panic!("no reply to {id}"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn station_commands_over_mqtt_check_and_hand_over_and_explain_a_wrong_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker =
+        Mosquitto::start(&dir.path().join("broker"), &MosquittoOptions::default()).unwrap();
+    let port = broker.port();
+    let config = hub::config::Config::parse(
+        "[site]\nid = \"site-s\"\n[store]\ndata_dir = \"data\"\n",
+        dir.path(),
+    )
+    .unwrap();
+    let store = open_store(&dir.path().join("hub.sqlite"), "site-s");
+    let site = SiteId::new("site-s").unwrap();
+    let now = hub::clock::now();
+    let salt = "5a17";
+    let order = serde_json::json!({"code_salt": salt,
+        "code_hash": hub_core::pickup::hash_code(salt, "424242").unwrap(),
+        "items": [{"sku": "MILK-1L", "quantity": 2}],
+        "opens_at_ms": now.millis() - 3_600_000, "closes_at_ms": now.millis() + 86_400_000});
+    let (s, o) = (site.clone(), order.clone());
+    store
+        .write(move |c| {
+            for (id, kind, key, body) in [
+                ("c1", commands::CommandKind::SkuUpsert, "MILK-1L",
+                    serde_json::json!({"code": "MILK-1L", "name": "Milk", "unit": "piece", "version": 1})),
+                ("c2", commands::CommandKind::PickupOrder, "P1", o),
+            ] {
+                let command = commands::Command {
+                    id: id.into(),
+                    site: "site-s".into(),
+                    kind,
+                    key: key.into(),
+                    version: 1,
+                    body,
+                };
+                commands::apply(c, &s, Ok(command), now)?;
+            }
+            let m = hub_core::Movement {
+                id: hub_core::MovementId::new("rcv-1").unwrap(),
+                sku: SkuCode::new("MILK-1L").unwrap(),
+                batch: Some(hub_core::BatchKey::new("L1", "2030-01-01".parse().ok()).unwrap()),
+                kind: hub_core::MovementKind::Receipt,
+                quantity: 10,
+                reason: String::new(),
+                reference: "delivery D1".into(),
+                at: now,
+            };
+            hub::store::ledger::record(c, &m).map_err(|e| match e {
+                hub::store::ledger::RecordError::Store(e) => e,
+                other => panic!("{other}"),
+            })?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+
+    let board = hub::status::StatusBoard::default();
+    let mut s = settings(plain(port, "hub-site-s"), 20);
+    s.stations = Some(std::sync::Arc::new(config));
+    s.board = Some(board.clone());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(uplink::run(
+        site.clone(),
+        s,
+        store.clone(),
+        shutdown.clone(),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while board.view().uplink.state != hub::status::UplinkState::Online {
+        assert!(
+            Instant::now() < deadline,
+            "uplink: {:?}",
+            board.view().uplink
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut tablet = Tablet::connect(port, "site-s").await;
+    let topic = contract::station_topic("site-s", "counter-1");
+    // The hub subscribes right after it connects; a malformed probe (no state change) tells
+    // when it listens, and shows that a bad command gets a clear answer.
+    let probe =
+        |n: usize| serde_json::json!({"id": format!("probe-{n}"), "staff": "li", "kind": "dance"});
+    let mut n = 0;
+    let answer = loop {
+        tablet.send(&topic, probe(n)).await;
+        if let Some(r) = tablet
+            .reply(&format!("probe-{n}"), Duration::from_millis(500))
+            .await
+        {
+            break r;
+        }
+        n += 1;
+        assert!(n < 40, "the hub never answered a station command");
+    };
+    assert_eq!(answer["ok"], false);
+    assert_eq!(answer["error"], "malformed");
+    assert!(
+        answer["reason"].as_str().unwrap().contains("pickup_check"),
+        "{answer}"
+    );
+    let garbage = tablet
+        .ask(
+            &topic,
+            serde_json::json!({"id": "g1", "kind": "pickup_check", "code": "1"}),
+        )
+        .await;
+    assert!(
+        garbage["reason"].as_str().unwrap().contains("staff"),
+        "{garbage}"
+    );
+
+    let wrong = tablet
+        .ask(&topic, serde_json::json!({"v": 1, "id": "s1", "staff": "li", "kind": "pickup_check", "code": "000000"}))
+        .await;
+    assert_eq!(wrong["ok"], true, "{wrong}");
+    assert_eq!(wrong["result"]["result"], "wrong_code", "{wrong}");
+    assert!(
+        !wrong["result"]["message"].as_str().unwrap().is_empty(),
+        "{wrong}"
+    );
+    assert_eq!(wrong["staff"], "li");
+    assert_eq!(wrong["station"], "counter-1");
+
+    let found = tablet
+        .ask(&topic, serde_json::json!({"v": 1, "id": "s2", "staff": "li", "kind": "pickup_check", "code": "424242"}))
+        .await;
+    assert_eq!(found["result"]["result"], "found", "{found}");
+    assert_eq!(found["result"]["order_id"], "P1", "{found}");
+
+    let handed = tablet
+        .ask(&topic, serde_json::json!({"v": 1, "id": "s3", "staff": "li", "kind": "pickup_handover", "order_id": "P1"}))
+        .await;
+    assert_eq!(handed["ok"], true, "{handed}");
+    let again = tablet
+        .ask(&topic, serde_json::json!({"v": 1, "id": "s4", "staff": "wang", "kind": "pickup_handover", "order_id": "P1"}))
+        .await;
+    assert_eq!(
+        (&again["ok"], &again["error"]),
+        (&false.into(), &"refused".into()),
+        "{again}"
+    );
+    assert!(
+        again["reason"].as_str().unwrap().contains("counter-1"),
+        "{again}"
+    );
+
+    let order = store
+        .read_blocking(|c| pickup::order(c, "P1"))
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&order.status, OrderStatus::Collected { station, .. } if station == "counter-1"),
+        "{:?}",
+        order.status
+    );
+    shutdown.cancel();
+    task.await.unwrap();
+    assert_eq!(board.view().uplink.state, hub::status::UplinkState::Offline);
+    tablet.poller.abort();
+    drop(broker);
+}
