@@ -971,3 +971,167 @@ async fn station_commands_over_mqtt_check_and_hand_over_and_explain_a_wrong_code
     tablet.poller.abort();
     drop(broker);
 }
+
+/// Applies SKU master data and pickup orders (`(order id, code)`) the way central sends them,
+/// and books `stock` pieces in.
+async fn seed_orders(store: &Store, site: &str, orders: &[(&str, &str)], stock: i64) {
+    let now = hub::clock::now();
+    let mut list = vec![(
+        "c-sku".to_owned(),
+        commands::CommandKind::SkuUpsert,
+        "MILK-1L".to_owned(),
+        serde_json::json!({"code": "MILK-1L", "name": "Milk", "unit": "piece", "version": 1}),
+    )];
+    for (id, code) in orders {
+        let salt = "0a0b0c";
+        list.push((
+            format!("c-{id}"),
+            commands::CommandKind::PickupOrder,
+            (*id).to_owned(),
+            serde_json::json!({"code_salt": salt,
+                "code_hash": hub_core::pickup::hash_code(salt, code).unwrap(),
+                "items": [{"sku": "MILK-1L", "quantity": 1}],
+                "opens_at_ms": now.millis() - 3_600_000, "closes_at_ms": now.millis() + 86_400_000}),
+        ));
+    }
+    let site = SiteId::new(site).unwrap();
+    store
+        .write(move |c| {
+            for (id, kind, key, body) in list {
+                let command = commands::Command {
+                    id,
+                    site: site.to_string(),
+                    kind,
+                    key,
+                    version: 1,
+                    body,
+                };
+                let applied = commands::apply(c, &site, Ok(command), now)?;
+                assert!(
+                    matches!(applied, commands::Applied::Applied { .. }),
+                    "{applied:?}"
+                );
+            }
+            let m = hub_core::Movement {
+                id: hub_core::MovementId::new("rcv-1").unwrap(),
+                sku: SkuCode::new("MILK-1L").unwrap(),
+                batch: Some(hub_core::BatchKey::new("L1", "2030-01-01".parse().ok()).unwrap()),
+                kind: hub_core::MovementKind::Receipt,
+                quantity: stock,
+                reason: String::new(),
+                reference: "delivery D1".into(),
+                at: now,
+            };
+            hub::store::ledger::record(c, &m).map_err(|e| match e {
+                hub::store::ledger::RecordError::Store(e) => e,
+                other => panic!("{other}"),
+            })?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pickups_done_with_the_broker_down_reach_central_once_in_order_after_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker =
+        Mosquitto::start(&dir.path().join("broker"), &MosquittoOptions::default()).unwrap();
+    let port = broker.port();
+    tokio::task::block_in_place(|| broker.kill());
+    let config = hub::config::Config::parse(
+        "[site]\nid = \"site-o\"\n[store]\ndata_dir = \"data\"\n",
+        dir.path(),
+    )
+    .unwrap();
+    let store = open_store(&dir.path().join("hub.sqlite"), "site-o");
+    let orders: Vec<(String, String)> = (0..5)
+        .map(|i| (format!("P{i}"), format!("70000{i}")))
+        .collect();
+    let refs: Vec<(&str, &str)> = orders
+        .iter()
+        .map(|(o, c)| (o.as_str(), c.as_str()))
+        .collect();
+    seed_orders(&store, "site-o", &refs, 20).await;
+
+    // The uplink runs but cannot reach the broker.
+    let board = hub::status::StatusBoard::default();
+    let mut s = settings(plain(port, "hub-site-o"), 20);
+    s.board = Some(board.clone());
+    let shutdown = CancellationToken::new();
+    let site = SiteId::new("site-o").unwrap();
+    let task = tokio::spawn(uplink::run(site, s, store.clone(), shutdown.clone()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while board.view().uplink.state != hub::status::UplinkState::Offline {
+        assert!(
+            Instant::now() < deadline,
+            "uplink: {:?}",
+            board.view().uplink
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Staff keep working: codes are verified and orders handed over, in this order.
+    let now = || hub::clock::now();
+    let wrong = hub::workflows::pickup::check(&store, &config, "desk", "999999", now())
+        .await
+        .unwrap();
+    assert_eq!(wrong, hub_core::pickup::CodeCheck::WrongCode);
+    for (order_id, code) in orders.iter().rev() {
+        let check = hub::workflows::pickup::check(&store, &config, "desk", code, now())
+            .await
+            .unwrap();
+        assert_eq!(
+            check,
+            hub_core::pickup::CodeCheck::Found {
+                order_id: order_id.clone()
+            }
+        );
+        hub::workflows::pickup::handover(
+            &store,
+            &config,
+            "desk",
+            order_id,
+            Default::default(),
+            now(),
+        )
+        .await
+        .unwrap();
+    }
+    let last = store.read(outbox::stats).await.unwrap().last_seq;
+    assert_eq!(board.view().uplink.state, hub::status::UplinkState::Offline);
+
+    // The broker comes back; central starts; everything drains.
+    tokio::task::block_in_place(|| broker.restart()).unwrap();
+    let central = start_central(dir.path(), port).await;
+    let central_db = dir.path().join("central.sqlite");
+    wait_central(
+        &central_db,
+        "site-o",
+        Duration::from_secs(60),
+        "drain",
+        |r| r.contiguous_seq >= last,
+    )
+    .await;
+    shutdown.cancel();
+    task.await.unwrap();
+    central.stop().await.unwrap();
+    assert_exactly_once_in_sequence(&central_db, "site-o", last);
+    let handed: Vec<String> = hub::sync::central::CentralDb::open(&central_db)
+        .unwrap()
+        .events("site-o")
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "pickup_handed_over")
+        .map(|e| {
+            let body: serde_json::Value = serde_json::from_str(e.body.as_deref().unwrap()).unwrap();
+            body["handover"]["order_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let expected: Vec<String> = orders.iter().rev().map(|(o, _)| o.clone()).collect();
+    assert_eq!(
+        handed, expected,
+        "each handover once, in the order it happened"
+    );
+    drop(broker);
+}
