@@ -7,8 +7,8 @@
 //! the same connection. On any error the connection and everything known about it are
 //! dropped; after a capped, jittered backoff the next one resends from the oldest undelivered
 //! row. Rows recorded after a connection is up travel on the live lane, ahead of the backlog.
-//! A maintenance task prunes delivered rows and raises backlog alerts; it never deletes an
-//! undelivered row.
+//! A maintenance task prunes delivered rows; it never deletes an undelivered row. The uplink
+//! reports its state (connecting, online, offline with the reason) to the status board.
 
 use super::contract::{self, EventRef, Lane, Withheld};
 use super::downlink::{self, Incoming};
@@ -38,8 +38,6 @@ pub struct UplinkSettings {
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
     pub retention: Duration,
-    pub backlog_alert_rows: i64,
-    pub backlog_alert_age: Duration,
     /// The hub's config, for station commands (`None`: they are answered `unavailable`).
     pub stations: Option<Arc<Config>>,
     /// Where the uplink reports its state for the status page.
@@ -59,8 +57,6 @@ impl UplinkSettings {
             reconnect_min: Duration::from_millis(500),
             reconnect_max: Duration::from_secs(60),
             retention: Duration::from_secs(7 * 24 * 3600),
-            backlog_alert_rows: 1_000_000,
-            backlog_alert_age: Duration::from_secs(24 * 3600),
             stations: None,
             board: None,
         }
@@ -88,8 +84,6 @@ impl UplinkSettings {
             reconnect_min: c.reconnect_min,
             reconnect_max: c.reconnect_max,
             retention: c.retention,
-            backlog_alert_rows: c.backlog_alert_rows,
-            backlog_alert_age: c.backlog_alert_age,
             stations: None,
             board: None,
         }
@@ -632,16 +626,16 @@ impl Epoch<'_> {
     }
 }
 
-/// Prunes delivered rows and raises backlog alerts, whether or not the uplink is connected.
+/// Prunes delivered rows, whether or not the uplink is connected. Backlog alerts are raised
+/// by `workflows::alerts` (one mechanism, in the open-alert book).
 async fn maintenance(
-    site: SiteId,
+    _site: SiteId,
     settings: UplinkSettings,
     store: Store,
     shutdown: CancellationToken,
 ) {
     let period = settings.heartbeat.min(Duration::from_secs(60));
     let mut tick = tokio::time::interval(period);
-    let mut alerted = false;
     let mut last_prune: Option<Instant> = None;
     loop {
         tokio::select! {
@@ -657,38 +651,6 @@ async fn maintenance(
                 Ok(n) => tracing::info!(rows = n, "pruned delivered outbox rows"),
                 Err(e) => tracing::warn!(error = %e, "cannot prune the outbox"),
             }
-        }
-        let Ok(stats) = store.read(outbox::stats).await else {
-            continue;
-        };
-        let age = stats.oldest_undelivered_at.map_or(Duration::ZERO, |t| {
-            Duration::from_millis((now.millis() - t).max(0) as u64)
-        });
-        let high = stats.undelivered >= settings.backlog_alert_rows
-            || age >= settings.backlog_alert_age && stats.undelivered > 0;
-        if high && !alerted {
-            alerted = true;
-            let message = format!(
-                "{} events wait for the uplink, the oldest for {:.1} h; nothing is dropped, but check the uplink and the disk",
-                stats.undelivered,
-                age.as_secs_f64() / 3600.0
-            );
-            tracing::error!(site = %site, undelivered = stats.undelivered, oldest_age_s = age.as_secs(), "uplink backlog high");
-            let _ = store
-                .write(move |c| {
-                    outbox::append(
-                        c,
-                        &DomainEvent::SyncAlert {
-                            code: "backlog_high".into(),
-                            message,
-                            seq: None,
-                        },
-                        now,
-                    )
-                })
-                .await;
-        } else if !high && stats.undelivered * 2 < settings.backlog_alert_rows {
-            alerted = false;
         }
     }
 }
