@@ -601,8 +601,9 @@ fn apply_pickup_order(
             )));
         }
     };
-    let is_hex =
-        |s: &str| !s.is_empty() && s.len() % 2 == 0 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let is_hex = |s: &str| {
+        !s.is_empty() && s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit())
+    };
     if !is_hex(&body.code_salt) || body.code_hash.len() != 64 || !is_hex(&body.code_hash) {
         return Ok(Err(invalid(
             "a pickup order",
