@@ -719,7 +719,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             status_listen,
             status_token,
         } => {
-            telemetry::init("warn", log_format(cli.log_format, None));
+            telemetry::init("error,rumqttd=off", log_format(cli.log_format, None));
             let status_token = status_token.filter(|t| !t.is_empty());
             if keep_running {
                 if let Some(token) = &status_token {
@@ -744,6 +744,12 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             let rt = runtime()?;
             let now = crate::clock::now();
             let mut summary = rt.block_on(demo::play(&store, config.site.id.as_str(), now))?;
+            let device_steps = rt.block_on(crate::demo_devices::receive_and_hand_over(
+                &store, &config, None, now,
+            ))?;
+            summary.steps.extend(device_steps);
+            summary.stock = store.read_blocking(crate::store::ledger::balances)?;
+            summary.verify = store.read_blocking(crate::store::ledger::verify)?;
             summary.central =
                 Some(rt.block_on(demo::sync_to_embedded_central(&store, &config, dir.path()))?);
             summary.outbox = store.read_blocking(crate::store::outbox::stats)?;
@@ -1042,7 +1048,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                     in_flight,
                 },
         } => {
-            telemetry::init("warn", log_format(cli.log_format, None));
+            telemetry::init("error", log_format(cli.log_format, None));
             let report = runtime()?.block_on(bench::sync::run(events.max(1), in_flight.max(1)))?;
             println!("{report}");
             if let Some(path) = json {
@@ -1101,7 +1107,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 }),
             ..
         } => {
-            telemetry::init("warn", log_format(cli.log_format, None));
+            telemetry::init("error", log_format(cli.log_format, None));
             let body_text = match body.strip_prefix('@') {
                 Some(file) => std::fs::read_to_string(file)?,
                 None => body,
