@@ -198,9 +198,9 @@ pub struct UplinkConfig {
     pub reconnect_max: Duration,
     /// Delivered (and central-confirmed) outbox rows older than this are deleted.
     pub retention: Duration,
-    /// Alert when this many rows wait for the uplink.
+    /// The `outbox_backlog` alert turns red when this many rows wait for the uplink.
     pub backlog_alert_rows: i64,
-    /// Alert when the oldest waiting row is older than this.
+    /// … or when the oldest waiting row is older than this.
     pub backlog_alert_age: Duration,
 }
 
@@ -225,8 +225,12 @@ pub struct AlertsConfig {
     pub default_policy: hub_core::alerts::TierPolicy,
     /// Batches expiring within this many days raise a yellow alert.
     pub expiry_warn_days: i64,
-    /// Undelivered outbox events older than this raise an alert.
+    /// Undelivered outbox events older than this raise the `outbox_backlog` alert (yellow).
     pub outbox_backlog_warn: Duration,
+    /// The backlog alert turns red at this many undelivered rows (`uplink.backlog_alert_rows`).
+    pub outbox_backlog_red_rows: i64,
+    /// … or when the oldest undelivered row is this old (`uplink.backlog_alert_age_hours`).
+    pub outbox_backlog_red_age: Duration,
     /// How often the periodic checks run.
     pub check_interval: Duration,
     /// Held stock waiting longer than this for review raises an alert.
@@ -634,6 +638,13 @@ impl Config {
             None
         };
         let status = validate_status(status, &mut problems);
+        // One backlog alert: the periodic checks' `outbox_backlog`; the uplink's thresholds
+        // set when it turns red.
+        let mut alerts = alerts;
+        if let Some(u) = &uplink {
+            alerts.outbox_backlog_red_rows = u.backlog_alert_rows;
+            alerts.outbox_backlog_red_age = u.backlog_alert_age;
+        }
         match (problems.is_empty(), site_id) {
             (true, Some(id)) => Ok(Config {
                 site: SiteConfig {
@@ -821,6 +832,8 @@ fn validate_alerts(raw: RawAlerts, problems: &mut Problems) -> AlertsConfig {
             ) as u64
                 * 60,
         ),
+        outbox_backlog_red_rows: 1_000_000,
+        outbox_backlog_red_age: Duration::from_secs(24 * 3600),
         check_interval: Duration::from_secs(int_in(
             raw.check_interval_seconds,
             60,

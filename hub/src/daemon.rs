@@ -109,14 +109,26 @@ pub async fn run_with(
     match &config.uplink {
         Some(uplink) => {
             tracing::info!(broker = %uplink.broker, client_id = %uplink.client_id, "uplink configured");
+            let mut settings = crate::sync::uplink::UplinkSettings::from_config(uplink);
+            settings.stations = Some(std::sync::Arc::new(config.clone()));
+            settings.board = Some(board.clone());
             tracker.spawn(crate::sync::uplink::run(
                 config.site.id.clone(),
-                crate::sync::uplink::UplinkSettings::from_config(uplink),
+                settings,
                 store.clone(),
                 shutdown.child_token(),
             ));
         }
-        None => tracing::info!("no [uplink] configured; events stay in the outbox"),
+        None => {
+            tracing::info!("no [uplink] configured; events stay in the outbox");
+            board.set_uplink(
+                crate::status::Uplink::new(
+                    crate::status::UplinkState::NotConfigured,
+                    crate::clock::now(),
+                )
+                .with_detail("no [uplink] section in the config; events stay in the outbox"),
+            );
+        }
     }
     if let Some(interval) = systemd::watchdog_interval() {
         tracing::info!(
