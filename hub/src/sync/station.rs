@@ -232,7 +232,7 @@ async fn run_action(
             )
         }
         StationAction::ReceiveScan { code } => {
-            json(workflows::receiving::scan(store, station, &code, now).await?)
+            json(workflows::receiving::scan(store, station, &code, &config.codes, now).await?)
         }
         StationAction::ReceiveDecide {
             delivery_id,
