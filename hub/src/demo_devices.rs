@@ -97,6 +97,90 @@ impl Sim {
     }
 }
 
+/// Where the demo's scans and weights come from.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one short-lived value per demo run"
+)]
+enum Input {
+    /// Simulated devices read by the hub's own device adapters.
+    Devices {
+        scale: Sim,
+        scanner: Sim,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+    },
+    /// Typed in at the station, through the same receiving workflow.
+    Typed { config: Config },
+}
+
+impl Input {
+    async fn devices(base: &Config, store: &Store) -> anyhow::Result<Input> {
+        let (config, scale_link, scanner_link) = devices_config(base, &base.store.data_dir)?;
+        let scale = Sim::start(&["sim", "scale", "--protocol", "mt-sics"], &scale_link).await?;
+        let scanner = Sim::start(&["sim", "scanner", "--terminator", "cr"], &scanner_link).await?;
+        let tracker = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let health = crate::devices::spawn(&config, store, &tracker, &shutdown);
+        let input = Input::Devices {
+            scale,
+            scanner,
+            tracker,
+            shutdown,
+        };
+        let online = wait_for("the simulated devices to come online", || {
+            let all = health.snapshot().iter().all(|d| d.online);
+            async move { Ok(all.then_some(())) }
+        })
+        .await;
+        match online {
+            Ok(()) => Ok(input),
+            Err(e) => {
+                input.stop().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn scan(&mut self, store: &Store, code: &str, now: Timestamp) -> anyhow::Result<()> {
+        match self {
+            Input::Devices { scanner, .. } => scanner.say(&format!("scan {code}")).await,
+            Input::Typed { config } => {
+                workflows::receiving::scan(store, STATION, code, &config.codes, now).await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn weigh(&mut self, store: &Store, grams: i64, now: Timestamp) -> anyhow::Result<()> {
+        match self {
+            Input::Devices { scale, .. } if grams == 0 => scale.say("remove").await,
+            Input::Devices { scale, .. } => scale.say(&format!("put {grams}g")).await,
+            Input::Typed { .. } if grams == 0 => Ok(()),
+            Input::Typed { .. } => {
+                workflows::receiving::weight(store, STATION, grams, now).await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn stop(self) {
+        if let Input::Devices {
+            scale,
+            scanner,
+            tracker,
+            shutdown,
+        } = self
+        {
+            shutdown.cancel();
+            tracker.close();
+            tracker.wait().await;
+            scale.stop().await;
+            scanner.stop().await;
+        }
+    }
+}
+
 /// Polls `probe` until it returns `Some`, or fails after `what` took too long.
 async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> anyhow::Result<T>
 where
@@ -196,36 +280,40 @@ pub async fn receive_and_hand_over(
         "stored; SKUs now carry their GTINs".into(),
     );
 
-    let dir = base.store.data_dir.clone();
-    let (config, scale_link, scanner_link) = devices_config(base, &dir)?;
-    let mut scale = Sim::start(&["sim", "scale", "--protocol", "mt-sics"], &scale_link).await?;
-    let mut scanner = Sim::start(&["sim", "scanner", "--terminator", "cr"], &scanner_link).await?;
-    let tracker = TaskTracker::new();
-    let shutdown = CancellationToken::new();
-    let health = crate::devices::spawn(&config, store, &tracker, &shutdown);
-    wait_for("the simulated devices to come online", || {
-        let all = health.snapshot().iter().all(|d| d.online);
-        async move { Ok(all.then_some(())) }
-    })
-    .await?;
-    step(
-        "simulated MT-SICS scale and scanner on pseudo-terminals",
-        "probed and online".into(),
-    );
+    let mut input = match Input::devices(base, store).await {
+        Ok(devices) => {
+            step(
+                "simulated MT-SICS scale and scanner on pseudo-terminals",
+                "probed and online".into(),
+            );
+            devices
+        }
+        Err(e) => {
+            // E.g. under qemu-user without binfmt, a child of this binary cannot be started:
+            // the same scans and weights are then typed in at the station instead.
+            step(
+                "simulated devices",
+                format!("unavailable ({e}); scans and weights typed in at the station"),
+            );
+            Input::Typed {
+                config: base.clone(),
+            }
+        }
+    };
 
     let received = async {
         // Line 1: oranges, three items, 15.05 kg, a photo of oranges.
-        scanner.say(&format!("scan {DELIVERY}/1")).await?;
+        input.scan(store, &format!("{DELIVERY}/1"), now).await?;
         for i in 0..3 {
-            scanner
-                .say(&format!("scan ]C101{ORANGE_GTIN}21OR-{i}"))
+            input
+                .scan(store, &format!("]C101{ORANGE_GTIN}21OR-{i}"), now)
                 .await?;
         }
         wait_for("three orange trace codes", || async {
             Ok((line(store, 1).await?.bound_codes.len() == 3).then_some(()))
         })
         .await?;
-        scale.say("put 15.050").await?;
+        input.weigh(store, 15_050, now).await?;
         let grams = wait_for("a stable weight on line 1", || async {
             Ok(line(store, 1).await?.weights_g.last().copied())
         })
@@ -240,17 +328,21 @@ pub async fn receive_and_hand_over(
             workflows::receiving::photo(store, STATION, evidence, now).await?;
             step("photo of the orange crate checked by the model", what);
         }
-        scale.say("remove").await?;
+        input.weigh(store, 0, now).await?;
 
         // Line 2: milk, one item scanned twice (a duplicate), 2.0 kg, a photo that is no milk.
-        scanner.say(&format!("scan {DELIVERY}/2")).await?;
-        scanner.say(&format!("scan ]C101{MILK_GTIN}21MK-7")).await?;
-        scanner.say(&format!("scan ]C101{MILK_GTIN}21MK-7")).await?;
+        input.scan(store, &format!("{DELIVERY}/2"), now).await?;
+        input
+            .scan(store, &format!("]C101{MILK_GTIN}21MK-7"), now)
+            .await?;
+        input
+            .scan(store, &format!("]C101{MILK_GTIN}21MK-7"), now)
+            .await?;
         wait_for("the duplicate milk code to be flagged", || async {
             Ok((!line(store, 2).await?.flagged.is_empty()).then_some(()))
         })
         .await?;
-        scale.say("put 2.000").await?;
+        input.weigh(store, 2_000, now).await?;
         let grams = wait_for("a stable weight on line 2", || async {
             Ok(line(store, 2).await?.weights_g.last().copied())
         })
@@ -271,11 +363,7 @@ pub async fn receive_and_hand_over(
         anyhow::Ok(())
     }
     .await;
-    shutdown.cancel();
-    tracker.close();
-    tracker.wait().await;
-    scale.stop().await;
-    scanner.stop().await;
+    input.stop().await;
     received?;
 
     let decisions = workflows::receiving::close(store, base, DELIVERY, "staff-li", now).await?;
