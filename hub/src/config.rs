@@ -91,6 +91,8 @@ pub struct Config {
     /// Upstream sync over MQTT; `None` when the file has no `[uplink]` section (or it is
     /// disabled), and the hub then keeps everything in its outbox.
     pub uplink: Option<UplinkConfig>,
+    /// Photo checks with the image model (`[vision]`, with `[[vision.rules]]`).
+    pub vision: crate::vision::VisionSettings,
 }
 
 /// A secret from the configuration: its `Debug` and `Display` never show it.
@@ -434,6 +436,7 @@ const SECTIONS: &[&str] = &[
     "receiving",
     "uplink",
     "status",
+    "vision",
 ];
 
 impl Config {
@@ -607,6 +610,11 @@ impl Config {
             None
         };
         let status = validate_status(status, &mut problems);
+        let vision = crate::vision::validate(
+            section(&table, "vision", &mut problems),
+            base_dir,
+            &mut problems,
+        );
         match (problems.is_empty(), site_id) {
             (true, Some(id)) => Ok(Config {
                 site: SiteConfig {
@@ -627,6 +635,7 @@ impl Config {
                 device_broker,
                 receiving,
                 uplink,
+                vision,
             }),
             _ => Err(problems.0),
         }
