@@ -829,12 +829,19 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                         daemon::stop_signal().await;
                         trigger.cancel();
                     });
-                    daemon::run_with_vision(config, store.clone(), board, vision, shutdown, |started| {
-                        if let Some(url) = &started.status_url {
-                            eprintln!("status page: {url}");
-                        }
-                        eprintln!("demo hub keeps running on {data_dir}; press Ctrl-C to stop");
-                    })
+                    daemon::run_with_vision(
+                        config,
+                        store.clone(),
+                        board,
+                        vision,
+                        shutdown,
+                        |started| {
+                            if let Some(url) = &started.status_url {
+                                eprintln!("status page: {url}");
+                            }
+                            eprintln!("demo hub keeps running on {data_dir}; press Ctrl-C to stop");
+                        },
+                    )
                     .await
                 })?;
             } else {
@@ -1888,7 +1895,8 @@ fn check_image(args: CheckImageArgs, format: Option<LogFormatArg>) -> Result<i32
         .check_blocking(bytes, rule, Some(args.file.clone()));
     let backend = vision.backend.clone();
     vision.stop();
-    let report = result.map_err(|e| anyhow::anyhow!("cannot check {}: {e}", args.file.display()))?;
+    let report =
+        result.map_err(|e| anyhow::anyhow!("cannot check {}: {e}", args.file.display()))?;
     let e = &report.evidence;
     if args.json {
         print_json(e)?;
@@ -1898,7 +1906,12 @@ fn check_image(args: CheckImageArgs, format: Option<LogFormatArg>) -> Result<i32
             println!("  reason: {reason}");
         }
         for p in &e.top_k {
-            println!("  {:>6.1}%  #{:<4} {}", p.probability * 100.0, p.class_id, p.label);
+            println!(
+                "  {:>6.1}%  #{:<4} {}",
+                p.probability * 100.0,
+                p.class_id,
+                p.label
+            );
         }
         println!(
             "  model {} ({}), backend {backend}, {:.1} ms",
@@ -1957,8 +1970,8 @@ fn bench_vision(
         program: std::env::current_exe()?,
         args: vec!["__vision-tract-bench".into()],
     });
-    let report = hub_vision::run_vision_bench(&opts)
-        .map_err(|e| anyhow::anyhow!("vision bench: {e}"))?;
+    let report =
+        hub_vision::run_vision_bench(&opts).map_err(|e| anyhow::anyhow!("vision bench: {e}"))?;
     print!("{report}");
     if let Some(path) = json {
         std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;

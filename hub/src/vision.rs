@@ -368,14 +368,14 @@ impl VisionService {
 /// then the model on its own thread. Blocks for up to a few seconds; call it at start-up.
 pub fn start(settings: &VisionSettings) -> Result<VisionService, VisionStartError> {
     let backend_settings = effective_backend(&settings.backend)?;
-    let backend =
-        hub_vision::init_backend(&backend_settings).map_err(VisionStartError::Backend)?;
+    let backend = hub_vision::init_backend(&backend_settings).map_err(VisionStartError::Backend)?;
     if let Some(reason) = &backend.fallback_reason {
         tracing::warn!(reason = %reason, "ONNX Runtime unavailable; vision runs on tract (slower)");
     }
     let manifest = match &settings.model_manifest {
         Some(path) => path.clone(),
-        None => default_manifest(settings.config_dir.as_deref()).map_err(|tried| VisionStartError::NoManifest { tried })?,
+        None => default_manifest(settings.config_dir.as_deref())
+            .map_err(|tried| VisionStartError::NoManifest { tried })?,
     };
     let mut config = VisionConfig::new(&manifest);
     config.model = ModelOptions {
@@ -383,10 +383,11 @@ pub fn start(settings: &VisionSettings) -> Result<VisionService, VisionStartErro
     };
     config.limits = settings.limits;
     config.queue_capacity = settings.queue_capacity;
-    let (handle, worker) = VisionHandle::start(&config).map_err(|source| VisionStartError::Model {
-        manifest: manifest.clone(),
-        source,
-    })?;
+    let (handle, worker) =
+        VisionHandle::start(&config).map_err(|source| VisionStartError::Model {
+            manifest: manifest.clone(),
+            source,
+        })?;
     tracing::info!(model = %handle.model_info().name, manifest = %manifest.display(), backend = %backend, "vision ready");
     Ok(VisionService {
         handle,
@@ -475,15 +476,16 @@ pub async fn photo_for_station(
         .await?;
     let ext = PhotoFormat::sniff(&bytes).map_or("jpg", PhotoFormat::extension);
     let (dir, copy) = (data_dir.to_owned(), bytes.clone());
-    let stored = tokio::task::spawn_blocking(move || crate::evidence::store_photo(&dir, &copy, ext))
-        .await
-        .unwrap_or_else(|e| {
-            Err(crate::evidence::EvidenceError::Io {
-                sha256: crate::evidence::sha256_hex(&bytes),
-                dir: crate::evidence::photo_dir(data_dir),
-                source: std::io::Error::other(e.to_string()),
-            })
-        });
+    let stored =
+        tokio::task::spawn_blocking(move || crate::evidence::store_photo(&dir, &copy, ext))
+            .await
+            .unwrap_or_else(|e| {
+                Err(crate::evidence::EvidenceError::Io {
+                    sha256: crate::evidence::sha256_hex(&bytes),
+                    dir: crate::evidence::photo_dir(data_dir),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            });
     let (stored_path, storage_problem) = match stored {
         Ok((_, path)) => (Some(path), None),
         Err(e) => {
@@ -572,17 +574,21 @@ pub async fn spool_task(
     config.poll_interval = source.poll_interval;
     let station = source.station.clone();
     let handler = |file: hub_vision::SpoolFile| {
-        let (store, vision, data_dir, station) =
-            (store.clone(), vision.clone(), data_dir.clone(), station.clone());
+        let (store, vision, data_dir, station) = (
+            store.clone(),
+            vision.clone(),
+            data_dir.clone(),
+            station.clone(),
+        );
         async move {
             let now = crate::clock::now();
             match photo_for_station(&store, &vision, &data_dir, &station, file.bytes, now).await {
                 Ok(r) => {
-                    tracing::info!(station, file = %file.path.display(), delivery = %r.selected.delivery_id, line = r.selected.line_no, verdict = ?r.evidence.verdict, "spooled photo checked");
+                    tracing::info!(station = %station, file = %file.path.display(), delivery = %r.selected.delivery_id, line = r.selected.line_no, verdict = ?r.evidence.verdict, "spooled photo checked");
                     hub_vision::SpoolDisposition::Done
                 }
                 Err(e) => {
-                    tracing::warn!(station, file = %file.path.display(), error = %e, "spooled photo not recorded");
+                    tracing::warn!(station = %station, file = %file.path.display(), error = %e, "spooled photo not recorded");
                     hub_vision::SpoolDisposition::Rejected {
                         reason: e.to_string(),
                     }
@@ -606,8 +612,7 @@ mod tests {
     fn parse(text: &str) -> Result<VisionSettings, Vec<String>> {
         let table: toml::Table = text.parse().unwrap();
         let mut problems = Problems::default();
-        let raw: RawVision =
-            crate::config::section(&table, "vision", &mut problems);
+        let raw: RawVision = crate::config::section(&table, "vision", &mut problems);
         let v = validate(raw, Path::new("/etc/hub"), &mut problems);
         if problems.is_empty() {
             Ok(v)
@@ -636,7 +641,10 @@ min_probability = 0.3
         assert!(v.enabled);
         assert_eq!(v.backend.backend, BackendKind::Tract);
         assert_eq!(v.backend.on_load_failure, OnLoadFailure::Refuse);
-        assert_eq!(v.model_manifest, Some(PathBuf::from("/etc/hub/models/m.toml")));
+        assert_eq!(
+            v.model_manifest,
+            Some(PathBuf::from("/etc/hub/models/m.toml"))
+        );
         let rule = v.rule_for("ORANGE-5KG").unwrap();
         assert_eq!(
             rule.expected,

@@ -69,7 +69,10 @@ fn assert_orange_passes_and_baboon_does_not(env: &[(&str, &str)], backend: &str)
 
 #[test]
 fn check_image_passes_an_orange_and_not_a_baboon_on_onnxruntime() {
-    assert_orange_passes_and_baboon_does_not(&[("HUB_VISION_BACKEND", "onnxruntime")], "onnxruntime");
+    assert_orange_passes_and_baboon_does_not(
+        &[("HUB_VISION_BACKEND", "onnxruntime")],
+        "onnxruntime",
+    );
 }
 
 #[test]
@@ -241,8 +244,7 @@ fn a_photo_dropped_into_the_spool_folder_becomes_the_lines_evidence() {
     assert!(
         done.exists(),
         "the photo was rejected: {}\n{}",
-        std::fs::read_to_string(spool.join("rejected/cam-0001.jpg.reason.txt"))
-            .unwrap_or_default(),
+        std::fs::read_to_string(spool.join("rejected/cam-0001.jpg.reason.txt")).unwrap_or_default(),
         stderr(&out)
     );
 
@@ -280,12 +282,13 @@ fn a_photo_dropped_into_the_spool_folder_becomes_the_lines_evidence() {
         write!(s, "{}", String::from_utf8_lossy(&out.stdout)).unwrap();
         s.split_whitespace().next().unwrap().to_owned()
     };
-    assert!(text.contains(&sha), "the photo's hash is on the line: {text}");
+    assert!(
+        text.contains(&sha),
+        "the photo's hash is on the line: {text}"
+    );
     assert!(text.contains("\"verdict\":\"pass\""), "{text}");
     assert!(
-        dir.path()
-            .join(format!("data/evidence/{sha}.jpg"))
-            .exists(),
+        dir.path().join(format!("data/evidence/{sha}.jpg")).exists(),
         "the photo is kept as evidence"
     );
 }
@@ -322,9 +325,21 @@ fn receive_photo_without_a_rule_for_the_sku_holds_for_review() {
         .to_string(),
     )
     .unwrap();
-    run_ok(&["receive", "manifest", manifest.to_str().unwrap(), "--config", cfg]);
     run_ok(&[
-        "receive", "scan", "--station", "dock", "D951/1", "--config", cfg,
+        "receive",
+        "manifest",
+        manifest.to_str().unwrap(),
+        "--config",
+        cfg,
+    ]);
+    run_ok(&[
+        "receive",
+        "scan",
+        "--station",
+        "dock",
+        "D951/1",
+        "--config",
+        cfg,
     ]);
     let photo = image("orange.jpg");
     let out = run_ok(&[
