@@ -52,6 +52,13 @@ if [ "$mode" != "--demo" ] && command -v rustup >/dev/null 2>&1 \
   rustup target add aarch64-unknown-linux-gnu
 fi
 
+# The firmware's microcontroller target (the no_std build of firmware-shim).
+if [ "$mode" != "--demo" ] && command -v rustup >/dev/null 2>&1 \
+  && ! rustup target list --installed | grep -qx thumbv7em-none-eabihf; then
+  echo "setup: rustup target add thumbv7em-none-eabihf"
+  rustup target add thumbv7em-none-eabihf
+fi
+
 # The ONNX Runtime library used by the vision checks (project-local, not a system install).
 if [ -x deploy/fetch-onnxruntime.sh ] || [ -f deploy/fetch-onnxruntime.sh ]; then
   bash deploy/fetch-onnxruntime.sh

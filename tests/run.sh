@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/setup.sh
 cargo test --workspace --all-targets --locked
+# The firmware builds for a microcontroller (no_std, no allocator).
+cargo build -p firmware-shim --target thumbv7em-none-eabihf --locked
 # Doc tests are cheap and keep examples honest.
 cargo test --workspace --doc --locked
 # The ARM boxes: cross-build for aarch64 and run that binary under qemu-user.

@@ -785,7 +785,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             status_listen,
             status_token,
         } => {
-            telemetry::init("warn", log_format(cli.log_format, None));
+            telemetry::init("error,rumqttd=off", log_format(cli.log_format, None));
             let status_token = status_token.filter(|t| !t.is_empty());
             if keep_running {
                 if let Some(token) = &status_token {
@@ -811,6 +811,12 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             let rt = runtime()?;
             let now = crate::clock::now();
             let mut summary = rt.block_on(demo::play(&store, config.site.id.as_str(), now))?;
+            let device_steps = rt.block_on(crate::demo_devices::receive_and_hand_over(
+                &store, &config, None, now,
+            ))?;
+            summary.steps.extend(device_steps);
+            summary.stock = store.read_blocking(crate::store::ledger::balances)?;
+            summary.verify = store.read_blocking(crate::store::ledger::verify)?;
             summary.central =
                 Some(rt.block_on(demo::sync_to_embedded_central(&store, &config, dir.path()))?);
             summary.outbox = store.read_blocking(crate::store::outbox::stats)?;
@@ -1038,7 +1044,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             batch,
             json,
         } => {
-            let (_config, store) = open_site(&config.config, cli.log_format)?;
+            let (site, store) = open_site(&config.config, cli.log_format)?;
             let out = match (code, batch) {
                 (_, Some(lot)) => {
                     let traces =
@@ -1055,7 +1061,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                     }
                 }
                 (Some(code), None) => {
-                    let canonical = match crate::codes::classify_text(&code) {
+                    let canonical = match crate::codes::classify_text(&code, &site.codes) {
                         crate::codes::ScannedCode::Item { code, .. } => code,
                         _ => code.clone(),
                     };
@@ -1159,7 +1165,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                     in_flight,
                 },
         } => {
-            telemetry::init("warn", log_format(cli.log_format, None));
+            telemetry::init("error", log_format(cli.log_format, None));
             let report = runtime()?.block_on(bench::sync::run(events.max(1), in_flight.max(1)))?;
             println!("{report}");
             if let Some(path) = json {
@@ -1218,7 +1224,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 }),
             ..
         } => {
-            telemetry::init("warn", log_format(cli.log_format, None));
+            telemetry::init("error", log_format(cli.log_format, None));
             let body_text = match body.strip_prefix('@') {
                 Some(file) => std::fs::read_to_string(file)?,
                 None => body,
@@ -1308,8 +1314,17 @@ fn devices_command(
         );
     }
     for h in &health {
+        let shown = crate::devices::status_device(h);
+        let last = match (&shown.last_reading, h.last_seen_ms) {
+            (Some(reading), Some(ms)) => format!(
+                "  last {reading} at {}",
+                hub_core::Timestamp(ms).to_rfc3339()
+            ),
+            (Some(reading), None) => format!("  last {reading}"),
+            _ => String::new(),
+        };
         println!(
-            "{:<14} {:<8} {:<8} {:<7} {}  [frames {} garbage {}B/{} overlong {} checksum {} malformed {} reconnects {} applied {} refused {}]",
+            "{:<14} {:<8} {:<8} {:<7} {}{last}  [frames {} garbage {}B/{} overlong {} checksum {} malformed {} reconnects {} applied {} refused {}]",
             h.name,
             h.kind,
             h.station,
@@ -1627,8 +1642,8 @@ fn receive_command(command: ReceiveCommand, format: Option<LogFormatArg>) -> Res
             code,
             json,
         } => {
-            let (_config, store) = open_site(&config.config, format)?;
-            let out = runtime()?.block_on(wf::scan(&store, &station, &code, now));
+            let (config, store) = open_site(&config.config, format)?;
+            let out = runtime()?.block_on(wf::scan(&store, &station, &code, &config.codes, now));
             store.close();
             match out {
                 Ok(outcome) if json => print_json(&outcome).map(|_| EXIT_OK),

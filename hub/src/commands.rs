@@ -8,12 +8,18 @@
 //! is applied once. Every outcome is reported upstream as an outbox event in the same
 //! transaction. This module must not know topics, JSON envelopes or the broker.
 
-use crate::store::{StoreError, outbox, sku as sku_store};
-use hub_core::{DomainEvent, SiteId, Sku, Timestamp};
+use crate::store::pickup::{self as pickup_store, OrderUpsert};
+use crate::store::receiving::{self as receiving_store, ManifestUpsert};
+use crate::store::{StoreError, alerts as alerts_store, outbox, sku as sku_store};
+use hub_core::alerts::{Measure, Tier, TierPolicy};
+use hub_core::pickup::{OrderStatus, PickupItem, PickupOrder};
+use hub_core::receiving::{Manifest, ManifestLine};
+use hub_core::{DomainEvent, SiteId, Sku, SkuCode, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// What a command asks for. Everything but SKU master data is stored as a versioned document
-/// for the workflows that use it (receiving, pickup, replenishment, alerts).
+/// What a command asks for. Each kind is applied to its typed table: SKU master data
+/// (`sku`), tier thresholds (`sku_tier_policy`), manifests (`delivery_manifest`), pickup orders
+/// (`pickup_order`), replenishment episodes (`sku_alert_state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommandKind {
     /// SKU master data (body: the SKU).
@@ -92,6 +98,8 @@ pub enum RejectCode {
     StaleVersion,
     /// The body does not fit the kind.
     InvalidBody,
+    /// The change comes too late: the order was collected or the delivery closed here.
+    Conflict,
 }
 
 impl RejectCode {
@@ -105,6 +113,7 @@ impl RejectCode {
             RejectCode::UnsupportedVersion => "unsupported_version",
             RejectCode::StaleVersion => "stale_version",
             RejectCode::InvalidBody => "invalid_body",
+            RejectCode::Conflict => "conflict",
         }
     }
 }
@@ -225,15 +234,17 @@ pub fn apply(
             now,
         );
     }
-    let changed = match command.kind {
-        CommandKind::SkuUpsert => match apply_sku(conn, &command, now)? {
-            Ok(changed) => changed,
-            Err((code, reason)) => return reject(conn, refuse(code, reason), now),
-        },
-        _ => match apply_document(conn, &command, now)? {
-            Ok(changed) => changed,
-            Err((code, reason)) => return reject(conn, refuse(code, reason), now),
-        },
+    let result = match command.kind {
+        CommandKind::SkuUpsert => apply_sku(conn, &command, now)?,
+        CommandKind::SkuThresholds => apply_thresholds(conn, &command)?,
+        CommandKind::AlertTiers => apply_alert_tiers(conn, &command)?,
+        CommandKind::DeliveryManifest => apply_manifest(conn, &command, now)?,
+        CommandKind::PickupOrder => apply_pickup_order(conn, site, &command, now)?,
+        CommandKind::ReplenishmentAck => apply_replenishment_ack(conn, &command, now)?,
+    };
+    let changed = match result {
+        Ok(changed) => changed,
+        Err((code, reason)) => return reject(conn, refuse(code, reason), now),
     };
     let outcome = if changed { "applied" } else { "unchanged" };
     remember(conn, &command.id, command.kind.as_str(), outcome, None, now)?;
@@ -279,14 +290,11 @@ fn apply_sku(
     command: &Command,
     now: Timestamp,
 ) -> Result<Result<bool, Refusal>, StoreError> {
-    let sku: Sku = match serde_json::from_value(command.body.clone()) {
+    let mut body = command.body.clone();
+    let thresholds = body.as_object_mut().and_then(|o| o.remove("thresholds"));
+    let sku: Sku = match serde_json::from_value(body) {
         Ok(sku) => sku,
-        Err(e) => {
-            return Ok(Err((
-                RejectCode::InvalidBody,
-                format!("body is not SKU master data: {e}"),
-            )));
-        }
+        Err(e) => return Ok(Err(invalid("SKU master data", e))),
     };
     if sku.code.as_str() != command.key || sku.version != command.version {
         return Ok(Err((
@@ -297,99 +305,404 @@ fn apply_sku(
             ),
         )));
     }
-    Ok(match sku_store::upsert(conn, &sku, now)? {
-        sku_store::SkuUpsert::Inserted | sku_store::SkuUpsert::Updated => Ok(true),
-        sku_store::SkuUpsert::Stale { stored_version } if stored_version == sku.version => {
-            Ok(false)
+    let policy = match thresholds.map(serde_json::from_value::<ThresholdsBody>) {
+        None => None,
+        Some(Err(e)) => return Ok(Err(invalid("SKU master data with thresholds", e))),
+        Some(Ok(t)) => match t.policy() {
+            Ok(p) => Some(p),
+            Err(e) => return Ok(Err(invalid("SKU master data with usable thresholds", e))),
+        },
+    };
+    let sku_changed = match sku_store::upsert(conn, &sku, now)? {
+        sku_store::SkuUpsert::Inserted | sku_store::SkuUpsert::Updated => true,
+        sku_store::SkuUpsert::Stale { stored_version } if stored_version == sku.version => false,
+        sku_store::SkuUpsert::Stale { stored_version } => {
+            return Ok(Err(stale(
+                command.kind,
+                &command.key,
+                command.version,
+                stored_version,
+            )));
         }
-        sku_store::SkuUpsert::Stale { stored_version } => Err(stale(
+    };
+    let policy_changed = match policy {
+        None => false,
+        // Thresholds share one version sequence per SKU with `sku_thresholds`: a newer policy
+        // stored from there stays.
+        Some(p) => store_policy(conn, &sku.code, &p, sku.version)?.unwrap_or(false),
+    };
+    Ok(Ok(sku_changed || policy_changed))
+}
+
+fn invalid(what: &str, e: impl std::fmt::Display) -> Refusal {
+    (
+        RejectCode::InvalidBody,
+        format!("body is not {what}: {e}; see docs/mqtt.md for the payload"),
+    )
+}
+
+fn conflict(reason: String) -> Refusal {
+    (RejectCode::Conflict, reason)
+}
+
+/// Thresholds of one SKU as central sends them (`sku_thresholds`, `alert_tiers`, or the
+/// optional `thresholds` of `sku_upsert`). Omitted fields take the hub's documented defaults.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThresholdsBody {
+    #[serde(default = "default_measure")]
+    measure: Measure,
+    yellow: f64,
+    orange: f64,
+    red: f64,
+    #[serde(default = "default_hysteresis")]
+    hysteresis: f64,
+    #[serde(default = "default_replenish_at")]
+    replenish_at: Tier,
+    target: f64,
+    #[serde(default = "default_re_request_minutes")]
+    re_request_after_minutes: i64,
+}
+
+fn default_measure() -> Measure {
+    Measure::DaysOfCover
+}
+fn default_hysteresis() -> f64 {
+    0.15
+}
+fn default_replenish_at() -> Tier {
+    Tier::Red
+}
+fn default_re_request_minutes() -> i64 {
+    240
+}
+
+impl ThresholdsBody {
+    fn policy(&self) -> Result<TierPolicy, String> {
+        if !(1..=7 * 24 * 60).contains(&self.re_request_after_minutes) {
+            return Err(format!(
+                "re_request_after_minutes {} must be between 1 and 10080",
+                self.re_request_after_minutes
+            ));
+        }
+        let policy = TierPolicy {
+            measure: self.measure,
+            yellow: self.yellow,
+            orange: self.orange,
+            red: self.red,
+            hysteresis: self.hysteresis,
+            replenish_at: self.replenish_at,
+            target: self.target,
+            re_request_after_ms: self.re_request_after_minutes * 60_000,
+        };
+        policy.validate().map_err(|e| e.to_string())?;
+        Ok(policy)
+    }
+}
+
+fn policy_version(conn: &Connection, sku: &SkuCode) -> Result<Option<i64>, StoreError> {
+    conn.prepare_cached("SELECT version FROM sku_tier_policy WHERE sku = ?1")
+        .and_then(|mut st| st.query_row([sku.as_str()], |r| r.get(0)).optional())
+        .map_err(outbox::sql(conn))
+}
+
+/// Stores one SKU's thresholds by version: `Ok(true)` stored, `Ok(false)` same version
+/// already there, `Err(stored)` a newer version is stored.
+fn store_policy(
+    conn: &Connection,
+    sku: &SkuCode,
+    policy: &TierPolicy,
+    version: i64,
+) -> Result<Result<bool, i64>, StoreError> {
+    match policy_version(conn, sku)? {
+        Some(v) if v > version => Ok(Err(v)),
+        Some(v) if v == version => Ok(Ok(false)),
+        _ => {
+            alerts_store::set_policy(conn, sku, policy, version)?;
+            Ok(Ok(true))
+        }
+    }
+}
+
+fn sku_key(command: &Command) -> Result<SkuCode, Refusal> {
+    SkuCode::new(command.key.clone()).map_err(|e| {
+        (
+            RejectCode::InvalidBody,
+            format!("key '{}' is not a SKU code: {e}", command.key),
+        )
+    })
+}
+
+fn apply_thresholds(
+    conn: &Connection,
+    command: &Command,
+) -> Result<Result<bool, Refusal>, StoreError> {
+    let sku = match sku_key(command) {
+        Ok(s) => s,
+        Err(r) => return Ok(Err(r)),
+    };
+    let body: ThresholdsBody = match serde_json::from_value(command.body.clone()) {
+        Ok(b) => b,
+        Err(e) => return Ok(Err(invalid("a set of SKU thresholds", e))),
+    };
+    let policy = match body.policy() {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(invalid("a usable set of SKU thresholds", e))),
+    };
+    Ok(store_policy(conn, &sku, &policy, command.version)?
+        .map_err(|stored| stale(command.kind, &command.key, command.version, stored)))
+}
+
+/// `alert_tiers`: thresholds for many SKUs at once, `{"policies": {"SKU": {…}, …}}`. All or
+/// nothing: one unusable entry refuses the whole command.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertTiersBody {
+    policies: std::collections::BTreeMap<String, ThresholdsBody>,
+}
+
+fn apply_alert_tiers(
+    conn: &Connection,
+    command: &Command,
+) -> Result<Result<bool, Refusal>, StoreError> {
+    let body: AlertTiersBody = match serde_json::from_value(command.body.clone()) {
+        Ok(b) => b,
+        Err(e) => return Ok(Err(invalid("alert tiers per SKU", e))),
+    };
+    let mut parsed = Vec::with_capacity(body.policies.len());
+    for (code, thresholds) in &body.policies {
+        let sku = match SkuCode::new(code.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                return Ok(Err(invalid(
+                    "alert tiers per SKU",
+                    format!("'{code}': {e}"),
+                )));
+            }
+        };
+        match thresholds.policy() {
+            Ok(p) => parsed.push((sku, p)),
+            Err(e) => return Ok(Err(invalid("alert tiers per SKU", format!("{code}: {e}")))),
+        }
+    }
+    let mut changed = false;
+    for (sku, policy) in &parsed {
+        // A newer per-SKU policy (from `sku_thresholds` or `sku_upsert`) wins; that SKU is
+        // left as it is and the rest still apply.
+        changed |= store_policy(conn, sku, policy, command.version)?.unwrap_or(false);
+    }
+    Ok(Ok(changed))
+}
+
+/// `delivery_manifest` body: the manifest without its id and version (those are the envelope's
+/// `key` and `version`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestBody {
+    supplier: String,
+    #[serde(default)]
+    expected_at: Option<String>,
+    #[serde(default)]
+    lines: Vec<ManifestLine>,
+    #[serde(default)]
+    cancelled: bool,
+}
+
+fn apply_manifest(
+    conn: &Connection,
+    command: &Command,
+    now: Timestamp,
+) -> Result<Result<bool, Refusal>, StoreError> {
+    let body: ManifestBody = match serde_json::from_value(command.body.clone()) {
+        Ok(b) => b,
+        Err(e) => return Ok(Err(invalid("a delivery manifest", e))),
+    };
+    if !body.cancelled && body.lines.is_empty() {
+        return Ok(Err(invalid(
+            "a delivery manifest",
+            "it has no lines (send \"cancelled\":true to cancel a delivery)",
+        )));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for line in &body.lines {
+        if !seen.insert(line.line_no) {
+            return Ok(Err(invalid(
+                "a delivery manifest",
+                format!("line_no {} appears twice", line.line_no),
+            )));
+        }
+    }
+    let manifest = Manifest {
+        delivery_id: command.key.clone(),
+        supplier: body.supplier,
+        expected_at: body.expected_at,
+        lines: body.lines,
+        cancelled: body.cancelled,
+        version: command.version,
+    };
+    Ok(
+        match receiving_store::upsert_manifest(conn, &manifest, now)? {
+            ManifestUpsert::Inserted | ManifestUpsert::Amended | ManifestUpsert::Cancelled => {
+                Ok(true)
+            }
+            ManifestUpsert::Stale { stored_version } if stored_version == command.version => {
+                Ok(false)
+            }
+            ManifestUpsert::Stale { stored_version } => Err(stale(
+                command.kind,
+                &command.key,
+                command.version,
+                stored_version,
+            )),
+            ManifestUpsert::AlreadyClosed => Err(conflict(format!(
+                "delivery {} is already received and closed at this site; version {} was not applied",
+                command.key, command.version
+            ))),
+        },
+    )
+}
+
+/// `pickup_order` body: the order without its id, site and version.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PickupOrderBody {
+    code_salt: String,
+    code_hash: String,
+    items: Vec<PickupItem>,
+    opens_at_ms: i64,
+    closes_at_ms: i64,
+    #[serde(default = "default_order_status")]
+    status: String,
+}
+
+fn default_order_status() -> String {
+    "open".into()
+}
+
+fn apply_pickup_order(
+    conn: &Connection,
+    site: &SiteId,
+    command: &Command,
+    now: Timestamp,
+) -> Result<Result<bool, Refusal>, StoreError> {
+    let body: PickupOrderBody = match serde_json::from_value(command.body.clone()) {
+        Ok(b) => b,
+        Err(e) => return Ok(Err(invalid("a pickup order", e))),
+    };
+    let status = match body.status.as_str() {
+        "open" => OrderStatus::Open,
+        "on_hold" => OrderStatus::OnHold,
+        "cancelled" => OrderStatus::Cancelled,
+        "refunded" => OrderStatus::Refunded,
+        other => {
+            return Ok(Err(invalid(
+                "a pickup order",
+                format!("status '{other}' must be open, on_hold, cancelled or refunded"),
+            )));
+        }
+    };
+    let is_hex = |s: &str| {
+        !s.is_empty() && s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit())
+    };
+    if !is_hex(&body.code_salt) || body.code_hash.len() != 64 || !is_hex(&body.code_hash) {
+        return Ok(Err(invalid(
+            "a pickup order",
+            "code_salt must be hex and code_hash 64 hex digits (sha256 of salt bytes and code)",
+        )));
+    }
+    if body.items.is_empty() || body.items.iter().any(|i| i.quantity <= 0) {
+        return Ok(Err(invalid(
+            "a pickup order",
+            "items must be non-empty, each with a positive quantity",
+        )));
+    }
+    if body.closes_at_ms <= body.opens_at_ms {
+        return Ok(Err(invalid(
+            "a pickup order",
+            "closes_at_ms must be after opens_at_ms",
+        )));
+    }
+    let order = PickupOrder {
+        order_id: command.key.clone(),
+        site: site.clone(),
+        code_salt: body.code_salt.to_ascii_lowercase(),
+        code_hash: body.code_hash.to_ascii_lowercase(),
+        items: body.items,
+        opens_at: Timestamp(body.opens_at_ms),
+        closes_at: Timestamp(body.closes_at_ms),
+        status,
+        version: command.version,
+    };
+    Ok(match pickup_store::upsert_order(conn, &order, now)? {
+        OrderUpsert::Inserted | OrderUpsert::Updated => Ok(true),
+        OrderUpsert::Stale { stored_version } if stored_version == command.version => Ok(false),
+        OrderUpsert::Stale { stored_version } => Err(stale(
             command.kind,
             &command.key,
             command.version,
             stored_version,
         )),
+        OrderUpsert::AlreadyCollected => {
+            let (at, station) = match pickup_store::order(conn, &command.key)?.map(|o| o.status) {
+                Some(OrderStatus::Collected { at, station }) => (at.millis(), station),
+                _ => (0, String::new()),
+            };
+            Err(conflict(format!(
+                "order {} was already collected at station '{station}' (at_ms {at}); version {} \
+                 (status {}) was not applied: settle it with the customer instead",
+                command.key,
+                command.version,
+                order.status.name()
+            )))
+        }
     })
 }
 
-fn apply_document(
+/// `replenishment_ack` body; the key is the request's `episode_id`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplenishmentAckBody {
+    /// The SKU; found from the open episodes when omitted.
+    #[serde(default)]
+    sku: Option<SkuCode>,
+    #[serde(default = "yes")]
+    accepted: bool,
+    #[serde(default)]
+    eta_ms: Option<i64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn apply_replenishment_ack(
     conn: &Connection,
     command: &Command,
     now: Timestamp,
 ) -> Result<Result<bool, Refusal>, StoreError> {
-    if !command.body.is_object() {
-        return Ok(Err((
-            RejectCode::InvalidBody,
-            "body must be a JSON object".to_owned(),
-        )));
+    let body: ReplenishmentAckBody = match serde_json::from_value(command.body.clone()) {
+        Ok(b) => b,
+        Err(e) => return Ok(Err(invalid("a replenishment acknowledgement", e))),
+    };
+    let sku = match body.sku {
+        Some(sku) => Some(sku),
+        None => alerts_store::tiers(conn)?
+            .into_iter()
+            .find(|(_, state)| state.episode.as_ref().is_some_and(|e| e.id == command.key))
+            .and_then(|(code, _)| SkuCode::new(code).ok()),
+    };
+    let changed = match &sku {
+        Some(sku) => alerts_store::acknowledge_replenishment(conn, sku, &command.key, now)?,
+        None => false,
+    };
+    if !changed {
+        // The episode ended (stock arrived) or was acknowledged before: nothing to stop.
+        tracing::info!(episode = %command.key, "replenishment acknowledgement for no open request");
+    } else {
+        tracing::info!(episode = %command.key, accepted = body.accepted, eta_ms = ?body.eta_ms,
+            "replenishment request acknowledged; no more requests in this episode");
     }
-    let stored: Option<i64> = conn
-        .prepare_cached("SELECT version FROM downlink_document WHERE kind = ?1 AND key = ?2")
-        .and_then(|mut st| {
-            st.query_row(params![command.kind.as_str(), command.key], |r| r.get(0))
-                .optional()
-        })
-        .map_err(outbox::sql(conn))?;
-    match stored {
-        Some(v) if v > command.version => {
-            return Ok(Err(stale(command.kind, &command.key, command.version, v)));
-        }
-        Some(v) if v == command.version => return Ok(Ok(false)),
-        _ => {}
-    }
-    conn.prepare_cached(
-        "INSERT INTO downlink_document (kind, key, version, body, command_id, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (kind, key) DO UPDATE SET version = ?3, body = ?4, command_id = ?5,
-             updated_at = ?6",
-    )
-    .and_then(|mut st| {
-        st.execute(params![
-            command.kind.as_str(),
-            command.key,
-            command.version,
-            command.body.to_string(),
-            command.id,
-            now.millis()
-        ])
-    })
-    .map_err(outbox::sql(conn))?;
-    Ok(Ok(true))
-}
-
-/// A stored document, for the workflows that read what central sent.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Document {
-    pub kind: String,
-    pub key: String,
-    pub version: i64,
-    pub body: serde_json::Value,
-    pub command_id: String,
-}
-
-/// Reads the current version of one document.
-pub fn document(
-    conn: &Connection,
-    kind: CommandKind,
-    key: &str,
-) -> Result<Option<Document>, StoreError> {
-    conn.prepare_cached(
-        "SELECT kind, key, version, body, command_id FROM downlink_document
-         WHERE kind = ?1 AND key = ?2",
-    )
-    .and_then(|mut st| {
-        st.query_row(params![kind.as_str(), key], |r| {
-            let body: String = r.get(3)?;
-            Ok(Document {
-                kind: r.get(0)?,
-                key: r.get(1)?,
-                version: r.get(2)?,
-                body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
-                command_id: r.get(4)?,
-            })
-        })
-        .optional()
-    })
-    .map_err(outbox::sql(conn))
+    Ok(Ok(changed))
 }
 
 /// How many commands were handled, by outcome (`applied`, `unchanged`, `rejected`).
@@ -425,6 +738,31 @@ mod tests {
             version,
             body: serde_json::json!({"code": "MILK-1L", "name": "Milk", "unit": "piece",
                 "version": version}),
+        }
+    }
+
+    fn order_command(id: &str, version: i64, status: &str) -> Command {
+        Command {
+            id: id.into(),
+            site: "s1".into(),
+            kind: CommandKind::PickupOrder,
+            key: "P1".into(),
+            version,
+            body: serde_json::json!({"code_salt": "a1b2", "code_hash": "ab".repeat(32),
+                "items": [{"sku": "MILK-1L", "quantity": 2}],
+                "opens_at_ms": 0, "closes_at_ms": 10_000, "status": status}),
+        }
+    }
+
+    fn manifest_command(id: &str, version: i64, cancelled: bool) -> Command {
+        Command {
+            id: id.into(),
+            site: "s1".into(),
+            kind: CommandKind::DeliveryManifest,
+            key: "D1".into(),
+            version,
+            body: serde_json::json!({"supplier": "Farm", "cancelled": cancelled,
+                "lines": [{"line_no": 1, "sku": "MILK-1L", "lot": "L1", "expected_count": 10}]}),
         }
     }
 
@@ -473,17 +811,13 @@ mod tests {
             run(&store, Ok(sku_command("c3", 5))),
             Applied::Applied { changed: false, .. }
         ));
-        let mut doc = sku_command("d1", 4);
-        doc.kind = CommandKind::PickupOrder;
-        doc.key = "P1".into();
-        run(&store, Ok(doc.clone()));
-        doc.id = "d2".into();
-        doc.version = 1;
-        assert!(
-            matches!(run(&store, Ok(doc)), Applied::Rejected(r) if r.code == RejectCode::StaleVersion)
-        );
+        run(&store, Ok(order_command("d1", 4, "open")));
+        assert!(matches!(
+            run(&store, Ok(order_command("d2", 1, "open"))),
+            Applied::Rejected(r) if r.code == RejectCode::StaleVersion
+        ));
         let stored = store
-            .read_blocking(|c| document(c, CommandKind::PickupOrder, "P1"))
+            .read_blocking(|c| pickup_store::order(c, "P1"))
             .unwrap()
             .unwrap();
         assert_eq!(stored.version, 4);
@@ -513,5 +847,114 @@ mod tests {
             kinds(&store),
             ["command_rejected", "command_rejected", "command_rejected"]
         );
+    }
+
+    #[test]
+    fn central_status_changes_reach_the_order_table_until_it_is_collected() {
+        let (_d, store) = store();
+        run(&store, Ok(order_command("o1", 1, "open")));
+        run(&store, Ok(order_command("o2", 2, "on_hold")));
+        let status = |store: &Store| {
+            store
+                .read_blocking(|c| pickup_store::order(c, "P1"))
+                .unwrap()
+                .unwrap()
+                .status
+        };
+        assert_eq!(status(&store), OrderStatus::OnHold);
+        store
+            .write_blocking(|c| {
+                c.execute(
+                    "UPDATE pickup_order SET status = 'collected', collected_at = 5, collected_by = 'st-1'",
+                    [],
+                )
+                .map_err(outbox::sql(c))
+            })
+            .unwrap();
+        match run(&store, Ok(order_command("o3", 3, "refunded"))) {
+            Applied::Rejected(r) => {
+                assert_eq!(r.code, RejectCode::Conflict);
+                assert!(r.reason.contains("st-1"), "{}", r.reason);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(status(&store), OrderStatus::Collected { .. }));
+        match run(&store, Ok(order_command("o4", 4, "collected"))) {
+            Applied::Rejected(r) => assert_eq!(r.code, RejectCode::InvalidBody),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn manifests_amend_and_cancel_by_version_and_thresholds_reach_the_policy_table() {
+        let (_d, store) = store();
+        assert!(matches!(
+            run(&store, Ok(manifest_command("m1", 1, false))),
+            Applied::Applied { changed: true, .. }
+        ));
+        assert!(matches!(
+            run(&store, Ok(manifest_command("m2", 1, false))),
+            Applied::Applied { changed: false, .. }
+        ));
+        run(&store, Ok(manifest_command("m3", 3, true)));
+        assert!(matches!(
+            run(&store, Ok(manifest_command("m4", 2, false))),
+            Applied::Rejected(r) if r.code == RejectCode::StaleVersion
+        ));
+        let cancelled: bool = store
+            .read_blocking(|c| {
+                c.query_row(
+                    "SELECT cancelled FROM delivery_manifest WHERE delivery_id = 'D1'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(outbox::sql(c))
+            })
+            .unwrap();
+        assert!(cancelled);
+
+        let mut sku = sku_command("s1", 1);
+        sku.body["thresholds"] = serde_json::json!({"measure": "absolute", "yellow": 20, "orange": 10, "red": 5, "target": 40});
+        assert!(matches!(
+            run(&store, Ok(sku)),
+            Applied::Applied { changed: true, .. }
+        ));
+        let tiers = Command {
+            id: "t1".into(),
+            site: "s1".into(),
+            kind: CommandKind::AlertTiers,
+            key: "site".into(),
+            version: 2,
+            body: serde_json::json!({"policies": {
+                "MILK-1L": {"yellow": 3, "orange": 2, "red": 1, "target": 6},
+                "EGGS-10": {"yellow": 4, "orange": 2, "red": 1, "target": 8}}}),
+        };
+        assert!(matches!(
+            run(&store, Ok(tiers)),
+            Applied::Applied { changed: true, .. }
+        ));
+        let bad = Command {
+            id: "t2".into(),
+            site: "s1".into(),
+            kind: CommandKind::SkuThresholds,
+            key: "MILK-1L".into(),
+            version: 3,
+            body: serde_json::json!({"yellow": 1, "orange": 2, "red": 3, "target": 6}),
+        };
+        assert!(matches!(
+            run(&store, Ok(bad)),
+            Applied::Rejected(r) if r.code == RejectCode::InvalidBody
+        ));
+        let versions: Vec<(String, i64)> = store
+            .read_blocking(|c| {
+                let mut st = c
+                    .prepare("SELECT sku, version FROM sku_tier_policy ORDER BY sku")
+                    .map_err(outbox::sql(c))?;
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .and_then(|rows| rows.collect())
+                    .map_err(outbox::sql(c))
+            })
+            .unwrap();
+        assert_eq!(versions, [("EGGS-10".into(), 2), ("MILK-1L".into(), 2)]);
     }
 }

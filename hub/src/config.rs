@@ -88,6 +88,8 @@ pub struct Config {
     /// The site's local MQTT broker that networked devices publish to (`[device_broker]`).
     pub device_broker: crate::devices::config::BrokerConfig,
     pub receiving: ReceivingConfig,
+    /// The site's trace-code patterns (`[codes] patterns`), used by every classification.
+    pub codes: crate::codes::SitePatterns,
     /// Upstream sync over MQTT; `None` when the file has no `[uplink]` section (or it is
     /// disabled), and the hub then keeps everything in its outbox.
     pub uplink: Option<UplinkConfig>,
@@ -198,9 +200,9 @@ pub struct UplinkConfig {
     pub reconnect_max: Duration,
     /// Delivered (and central-confirmed) outbox rows older than this are deleted.
     pub retention: Duration,
-    /// Alert when this many rows wait for the uplink.
+    /// The `outbox_backlog` alert turns red when this many rows wait for the uplink.
     pub backlog_alert_rows: i64,
-    /// Alert when the oldest waiting row is older than this.
+    /// … or when the oldest waiting row is older than this.
     pub backlog_alert_age: Duration,
 }
 
@@ -225,8 +227,12 @@ pub struct AlertsConfig {
     pub default_policy: hub_core::alerts::TierPolicy,
     /// Batches expiring within this many days raise a yellow alert.
     pub expiry_warn_days: i64,
-    /// Undelivered outbox events older than this raise an alert.
+    /// Undelivered outbox events older than this raise the `outbox_backlog` alert (yellow).
     pub outbox_backlog_warn: Duration,
+    /// The backlog alert turns red at this many undelivered rows (`uplink.backlog_alert_rows`).
+    pub outbox_backlog_red_rows: i64,
+    /// … or when the oldest undelivered row is this old (`uplink.backlog_alert_age_hours`).
+    pub outbox_backlog_red_age: Duration,
     /// How often the periodic checks run.
     pub check_interval: Duration,
     /// Held stock waiting longer than this for review raises an alert.
@@ -392,6 +398,12 @@ struct RawAlerts {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+struct RawCodes {
+    patterns: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct RawReceiving {
     min_days_to_expiry: Option<i64>,
     photo_required: Option<bool>,
@@ -437,6 +449,7 @@ const SECTIONS: &[&str] = &[
     "uplink",
     "status",
     "vision",
+    "codes",
 ];
 
 impl Config {
@@ -495,7 +508,25 @@ impl Config {
             site.id.as_deref().unwrap_or("hub"),
             &mut problems,
         );
-        let devices = crate::devices::config::validate_devices(table.get("devices"), &mut problems);
+        let mut devices =
+            crate::devices::config::validate_devices(table.get("devices"), &mut problems);
+        let codes: RawCodes = section(&table, "codes", &mut problems);
+        let codes = match crate::codes::SitePatterns::parse(&codes.patterns.unwrap_or_default()) {
+            Ok(patterns) => patterns,
+            Err(list) => {
+                for (index, problem) in list {
+                    let path = match index {
+                        Some(i) => format!("codes.patterns[{i}]"),
+                        None => "codes.patterns".to_owned(),
+                    };
+                    problems.push(path, problem.to_string());
+                }
+                crate::codes::SitePatterns::default()
+            }
+        };
+        for device in &mut devices {
+            device.site_patterns = codes.clone();
+        }
         let receiving: RawReceiving = section(&table, "receiving", &mut problems);
         let receiving = ReceivingConfig {
             policy: hub_core::receiving::ReceivingPolicy {
@@ -615,6 +646,13 @@ impl Config {
             base_dir,
             &mut problems,
         );
+        // One backlog alert: the periodic checks' `outbox_backlog`; the uplink's thresholds
+        // set when it turns red.
+        let mut alerts = alerts;
+        if let Some(u) = &uplink {
+            alerts.outbox_backlog_red_rows = u.backlog_alert_rows;
+            alerts.outbox_backlog_red_age = u.backlog_alert_age;
+        }
         match (problems.is_empty(), site_id) {
             (true, Some(id)) => Ok(Config {
                 site: SiteConfig {
@@ -634,6 +672,7 @@ impl Config {
                 devices,
                 device_broker,
                 receiving,
+                codes,
                 uplink,
                 vision,
             }),
@@ -802,6 +841,8 @@ fn validate_alerts(raw: RawAlerts, problems: &mut Problems) -> AlertsConfig {
             ) as u64
                 * 60,
         ),
+        outbox_backlog_red_rows: 1_000_000,
+        outbox_backlog_red_age: Duration::from_secs(24 * 3600),
         check_interval: Duration::from_secs(int_in(
             raw.check_interval_seconds,
             60,
@@ -1139,6 +1180,32 @@ mod tests {
         }
         assert!(BrokerAddress::parse("http://x").is_err());
         assert_eq!(BrokerAddress::parse("mqtt://h").unwrap().port, 1883);
+    }
+
+    #[test]
+    fn code_patterns_are_checked_with_their_index_and_reach_the_devices() {
+        let base = "[site]\nid='s1'\n[store]\ndata_dir='d'\n";
+        let bad = format!(
+            "{base}[codes]\npatterns = ['licence:SC:N:14:mod10', 'x:P:Q:3', 'licence::N:4', 'short']\n"
+        );
+        let problems = Config::parse(&bad, Path::new("/")).unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "codes.patterns[1]",
+                "codes.patterns[2]",
+                "codes.patterns[3]"
+            ],
+            "{problems:?}"
+        );
+        assert!(problems[0].message.contains("charset must be N, A or X"));
+        let good = format!(
+            "{base}[codes]\npatterns = ['licence:SC:N:14:mod10']\n[[devices]]\nname='scan'\nkind='scanner'\npath='/dev/ttyACM0'\nstation='recv-1'\n"
+        );
+        let config = Config::parse(&good, Path::new("/")).unwrap();
+        assert_eq!(config.codes.specs(), ["licence:SC:N:14:mod10"]);
+        assert_eq!(config.devices[0].site_patterns, config.codes);
     }
 
     #[test]

@@ -138,14 +138,26 @@ pub async fn run_with_vision(
     match &config.uplink {
         Some(uplink) => {
             tracing::info!(broker = %uplink.broker, client_id = %uplink.client_id, "uplink configured");
+            let mut settings = crate::sync::uplink::UplinkSettings::from_config(uplink);
+            settings.stations = Some(std::sync::Arc::new(config.clone()));
+            settings.board = Some(board.clone());
             tracker.spawn(crate::sync::uplink::run(
                 config.site.id.clone(),
-                crate::sync::uplink::UplinkSettings::from_config(uplink),
+                settings,
                 store.clone(),
                 shutdown.child_token(),
             ));
         }
-        None => tracing::info!("no [uplink] configured; events stay in the outbox"),
+        None => {
+            tracing::info!("no [uplink] configured; events stay in the outbox");
+            board.set_uplink(
+                crate::status::Uplink::new(
+                    crate::status::UplinkState::NotConfigured,
+                    crate::clock::now(),
+                )
+                .with_detail("no [uplink] section in the config; events stay in the outbox"),
+            );
+        }
     }
     if let Some(interval) = systemd::watchdog_interval() {
         tracing::info!(
@@ -170,7 +182,14 @@ pub async fn run_with_vision(
     ));
     // Device health for the status page; the board also writes a snapshot file for
     // `hub devices`.
-    let _device_health = crate::devices::spawn(&config, &store, &tracker, &shutdown);
+    let device_health = crate::devices::spawn(&config, &store, &tracker, &shutdown);
+    if !config.devices.is_empty() {
+        tracker.spawn(crate::devices::report_to_status(
+            device_health,
+            board.clone(),
+            shutdown.child_token(),
+        ));
+    }
     tracker.close();
     started(&info);
     systemd::notify_ready();

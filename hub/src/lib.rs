@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod demo_devices;
 pub mod dev;
 pub mod devices;
 pub mod evidence;

@@ -125,3 +125,56 @@ async fn expiry_quarantine_and_backlog_alerts_are_raised_then_cleared() {
         .unwrap();
     assert!(cleared >= 2, "clearing is reported upstream ({cleared})");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_one_backlog_alert_turns_red_at_the_uplinks_row_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::parse(
+        "[site]\nid = \"a-2\"\n[store]\ndata_dir = \"d\"\n[uplink]\nbroker = \"mqtt://127.0.0.1:1\"\nbacklog_alert_rows = 5\n",
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!(config.alerts.outbox_backlog_red_rows, 5);
+    let store = Store::open(&config.database_path(), "a-2", &StoreOptions::default()).unwrap();
+    let backlog = |store: &Store| {
+        store
+            .read_blocking(alerts::open_alerts)
+            .unwrap()
+            .into_iter()
+            .find(|a| a.kind == AlertKind::OutboxBacklog)
+            .map(|a| a.tier)
+    };
+    // Four fresh events: below both thresholds, no alert.
+    let append = |n: usize| {
+        let store = store.clone();
+        tokio::task::block_in_place(move || {
+            store
+                .write_blocking(move |c| {
+                    for i in 0..n {
+                        hub::store::outbox::append(
+                            c,
+                            &hub_core::DomainEvent::SyncAlert {
+                                code: "test".into(),
+                                message: format!("event {i}"),
+                                seq: None,
+                            },
+                            Timestamp(T0),
+                        )?;
+                    }
+                    Ok::<_, StoreError>(())
+                })
+                .unwrap()
+        })
+    };
+    append(4);
+    run_checks(&store, &config.alerts, Timestamp(T0 + 60_000))
+        .await
+        .unwrap();
+    assert_eq!(backlog(&store), None);
+    // The fifth makes it red at once, long before the age thresholds.
+    append(1);
+    run_checks(&store, &config.alerts, Timestamp(T0 + 120_000))
+        .await
+        .unwrap();
+    assert_eq!(backlog(&store), Some(Tier::Red));
+}

@@ -557,3 +557,299 @@ fn noise_partial_frames_and_overlong_lines_are_survived_and_counted() {
     assert!(hub.weights().iter().all(|(_, g, _)| *g == 1750));
     assert_eq!(hub.device_status("scale")["online"], true);
 }
+
+/// A free loopback port for the status page.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` on 127.0.0.1:`port`; the parsed JSON body, or `Null` while the page is not up.
+fn get_json(port: u16, path: &str) -> serde_json::Value {
+    use std::io::Read;
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return serde_json::Value::Null;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return serde_json::Value::Null;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    match response.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => {
+            serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+        }
+        _ => serde_json::Value::Null,
+    }
+}
+
+/// The `devices` entry named `name` of `/status.json`.
+fn page_device(port: u16, name: &str) -> serde_json::Value {
+    get_json(port, "/status.json")["devices"]
+        .as_array()
+        .and_then(|a| a.iter().find(|d| d["name"] == name).cloned())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn the_status_page_shows_a_scale_online_with_its_weight_then_offline_after_unplug() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = link(dir.path(), "scale");
+    let mut sim = Sim::start(&["scale", "--protocol", "mt-sics", "--link", &link_arg(&l)]);
+    let port = free_port();
+    Hub::write_config(
+        dir.path(),
+        &format!(
+            "{}[status]\nlisten = \"127.0.0.1:{port}\"\n",
+            scale_entry("scale", "mt-sics", &l, "")
+        ),
+    );
+    let hub = Hub::start(dir);
+    sim.send("put 1.250");
+    wait_for(
+        "the scale online with 1.250 kg on the status page",
+        &hub,
+        15,
+        || {
+            let d = page_device(port, "scale");
+            d["online"] == true && d["last_reading"] == "1.250 kg"
+        },
+    );
+    let d = page_device(port, "scale");
+    assert_eq!(d["kind"], "scale");
+    assert_eq!(d["detail"], link_arg(&l), "{d}");
+    assert!(d["last_seen"].as_i64().unwrap_or(0) > 0, "{d}");
+    assert!(
+        get_json(port, "/status.json")["devices_online"]
+            .as_u64()
+            .unwrap_or(0)
+            == 1
+    );
+    sim.send("unplug");
+    wait_for("the scale offline on the status page", &hub, 15, || {
+        page_device(port, "scale")["online"] == false
+    });
+    let d = page_device(port, "scale");
+    assert_eq!(d["last_reading"], "1.250 kg", "{d}");
+    let detail = d["detail"].as_str().unwrap_or_default();
+    assert!(detail.starts_with(&link_arg(&l)), "{detail}");
+    assert_eq!(get_json(port, "/status.json")["devices_online"], 0);
+}
+
+/// A test client publishing as a networked device would; its network thread reconnects on
+/// its own and ends when the client is dropped.
+struct Publisher {
+    client: rumqttc::Client,
+}
+
+impl Publisher {
+    fn connect(port: u16, id: &str) -> Publisher {
+        let mut options = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
+        options.set_keep_alive(Duration::from_secs(5));
+        let (client, mut connection) = rumqttc::Client::new(options, 64);
+        std::thread::spawn(move || {
+            for event in connection.iter() {
+                if let Err(rumqttc::ConnectionError::RequestsDone) = event {
+                    break;
+                }
+                if event.is_err() {
+                    // Reconnect pacing only.
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        });
+        Publisher { client }
+    }
+
+    fn publish(&self, topic: &str, payload: &[u8]) {
+        self.client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload.to_vec())
+            .expect("queue publish");
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        let _ = self.client.disconnect();
+    }
+}
+
+/// `hub devices --json` on the running hub's config.
+fn devices_json(hub: &Hub) -> serde_json::Value {
+    let out = Command::new(HUB)
+        .args(["devices", "--json", "--config"])
+        .arg(Hub::config_path(hub.dir.path()))
+        .output()
+        .expect("run hub devices");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("hub devices --json output")
+}
+
+#[test]
+fn mqtt_devices_on_a_real_broker_survive_its_loss_without_a_restart() {
+    use hub::sync::mosquitto::{Mosquitto, MosquittoOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Mosquitto::start(&dir.path().join("broker"), &MosquittoOptions::default())
+        .expect("start mosquitto (apt-get install mosquitto)");
+    let port = broker.port();
+    let (scan_topic, scale_topic) = ("hil/devices/net-scan", "hil/devices/net-scale");
+    Hub::write_config(
+        dir.path(),
+        &format!(
+            "[codes]\npatterns = [\"licence:SC:N:14:mod10\"]\n\
+             [device_broker]\nhost = \"127.0.0.1\"\nport = {port}\n\
+             [[devices]]\nname = \"net-scan\"\nkind = \"scanner\"\ntransport = \"mqtt\"\n\
+             topic = \"{scan_topic}\"\nstation = \"recv-1\"\nrole = \"receiving\"\n\
+             [[devices]]\nname = \"net-scale\"\nkind = \"scale\"\ntransport = \"mqtt\"\n\
+             topic = \"{scale_topic}\"\nstation = \"recv-1\"\nstable_readings = 2\n"
+        ),
+    );
+    seed_receiving(dir.path());
+    let mut hub = Hub::start(dir);
+    let both = |online: bool| {
+        hub.device_status("net-scan")["online"] == online
+            && hub.device_status("net-scale")["online"] == online
+    };
+    wait_for("both networked devices online", &hub, 15, || both(true));
+    let device = Publisher::connect(port, "hil-device-1");
+    // The hub subscribes right after it connects; an empty pan, published until the hub
+    // counts it, proves the subscriptions are in place (zero is never a placement).
+    wait_for("the hub hearing the scale topic", &hub, 15, || {
+        device.publish(scale_topic, br#"{"grams": 0, "stable": true}"#);
+        std::thread::sleep(Duration::from_millis(100));
+        hub.device_status("net-scale")["frames"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    });
+
+    device.publish(scan_topic, b"DLV-1/1");
+    wait_for("the scan journaled and the line selected", &hub, 10, || {
+        hub.scans()
+            .iter()
+            .any(|s| s.0 == "net-scan" && s.3 == "applied" && s.4.contains("DLV-1 line 1"))
+    });
+    for payload in [
+        &br#"{"grams": 700, "stable": false}"#[..],
+        br#"{"grams": 700, "stable": false}"#,
+        br#"{"grams": 700, "stable": false}"#,
+        br#"{"grams": "#,
+        b"1.250 kg",
+        br#"{"grams": 1250, "stable": true}"#,
+        br#"{"grams": 1250, "stable": true}"#,
+    ] {
+        device.publish(scale_topic, payload);
+    }
+    wait_for("the stable weight recorded on the line", &hub, 10, || {
+        hub.weights()
+            .iter()
+            .any(|(d, g, o)| d == "net-scale" && *g == 1250 && o == "applied")
+    });
+    wait_for("the malformed payloads counted", &hub, 5, || {
+        hub.device_status("net-scale")["malformed"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 2
+    });
+    let weights = hub.weights();
+    assert!(
+        weights.iter().all(|(_, g, _)| *g == 1250),
+        "an unstable reading was recorded: {weights:?}"
+    );
+    // The site's [codes] pattern reaches the scanner adapter and the receiving workflow: a
+    // matching licence code is bound, one with a wrong check digit is flagged with the reason.
+    device.publish(scan_topic, b"SC12345678901231");
+    device.publish(scan_topic, b"SC12345678901232");
+    wait_for("both licence codes journaled", &hub, 10, || {
+        hub.scans().iter().filter(|s| s.1.starts_with("SC")).count() == 2
+    });
+    let scans = hub.scans();
+    let licence: Vec<_> = scans.iter().filter(|s| s.1.starts_with("SC")).collect();
+    let parsed = |i: usize| serde_json::from_str::<serde_json::Value>(&licence[i].2).unwrap();
+    assert_eq!(parsed(0)["class"], "site", "{licence:?}");
+    assert_eq!(parsed(0)["pattern"], "licence", "{licence:?}");
+    assert!(licence[0].4.contains("bound"), "{licence:?}");
+    assert_eq!(parsed(1)["class"], "invalid", "{licence:?}");
+    assert!(licence[1].4.contains("flagged"), "{licence:?}");
+    assert!(
+        licence[1]
+            .4
+            .contains("pattern licence: check character '2', expected '1'"),
+        "{licence:?}"
+    );
+    // The status file behind `hub devices` is rewritten twice a second.
+    wait_for("the scanner's counters in the status file", &hub, 5, || {
+        hub.device_status("net-scan")["applied"] == 3
+    });
+    let listed = devices_json(&hub);
+    let entry = |name: &str| {
+        listed["devices"]
+            .as_array()
+            .and_then(|a| a.iter().find(|d| d["name"] == name).cloned())
+            .unwrap_or_default()
+    };
+    let (scale, scanner) = (entry("net-scale"), entry("net-scan"));
+    assert!(scale["malformed"].as_u64().unwrap_or(0) >= 2, "{scale}");
+    assert!(scale["applied"].as_u64().unwrap_or(0) >= 1, "{scale}");
+    assert_eq!(scale["last_grams"], 1250, "{scale}");
+    assert_eq!(scale["source"], format!("mqtt:{scale_topic}"), "{scale}");
+    assert_eq!(scanner["applied"], 3, "{scanner}");
+    assert_eq!(scanner["last_code"], "SC12345678901232", "{scanner}");
+    assert!(
+        listed["journal"].as_array().map_or(0, Vec::len) >= 2,
+        "{listed}"
+    );
+
+    let table = Command::new(HUB)
+        .args(["devices", "--config"])
+        .arg(Hub::config_path(hub.dir.path()))
+        .output()
+        .expect("run hub devices");
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("last 1.250 kg at "), "{table}");
+    assert!(table.contains("last SC12345678901232 at "), "{table}");
+
+    broker.kill();
+    wait_for(
+        "both devices offline with an event and an alert each",
+        &hub,
+        15,
+        || {
+            let mut alerts = hub.open_alert_subjects();
+            alerts.sort();
+            both(false)
+                && alerts == ["net-scale", "net-scan"]
+                && hub
+                    .outbox_kinds()
+                    .iter()
+                    .filter(|k| *k == "device_offline")
+                    .count()
+                    >= 2
+        },
+    );
+    broker.restart().expect("restart mosquitto");
+    wait_for(
+        "both devices online again, alerts cleared",
+        &hub,
+        30,
+        || both(true) && hub.open_alert_subjects().is_empty(),
+    );
+    let device = Publisher::connect(port, "hil-device-2");
+    wait_for("readings after the broker came back", &hub, 15, || {
+        device.publish(scale_topic, br#"{"grams": 2000, "stable": true}"#);
+        std::thread::sleep(Duration::from_millis(100));
+        hub.weights()
+            .iter()
+            .any(|(d, g, _)| d == "net-scale" && *g == 2000)
+    });
+    assert!(hub.pid_alive(), "the hub restarted or died");
+}

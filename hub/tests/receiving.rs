@@ -112,7 +112,11 @@ async fn a_mixed_delivery_ends_with_the_right_decisions_stock_quarantine_and_eve
     let now = Timestamp(NOW);
     let scan = |code: String| {
         let store = store.clone();
-        async move { wf::scan(&store, "dock-1", &code, now).await.unwrap() }
+        async move {
+            wf::scan(&store, "dock-1", &code, &Default::default(), now)
+                .await
+                .unwrap()
+        }
     };
     let good = photo(PhotoVerdict::Pass, "orange", 0.61);
     let steps: Vec<(u32, Vec<String>, i64, PhotoEvidence)> = vec![

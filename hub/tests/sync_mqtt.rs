@@ -2,14 +2,16 @@
 //! (Debian package `mosquitto`). Every promise is checked in the reference central consumer's
 //! database: each event exactly once, in sequence, no gaps.
 
-use hub::commands::{self, CommandKind};
+use hub::commands;
 use hub::config::BrokerAddress;
-use hub::store::{Store, StoreError, StoreOptions, outbox, sku};
+use hub::store::{Store, StoreError, StoreOptions, alerts, outbox, pickup, sku};
 use hub::sync::central::{CentralHandle, CentralOptions, SiteReport, report};
 use hub::sync::mosquitto::{Mosquitto, MosquittoOptions, MosquittoTls};
 use hub::sync::uplink::{self, UplinkSettings};
 use hub::sync::{Connection, SyncError, connect_once, contract};
-use hub_core::{DomainEvent, SiteId, SkuCode};
+use hub_core::alerts::{Measure, StockAction, Tier, TierPolicy};
+use hub_core::pickup::OrderStatus;
+use hub_core::{DomainEvent, SiteId, SkuCode, Timestamp};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -165,15 +167,23 @@ async fn broker_killed_and_restarted_during_a_drain_loses_nothing() {
         |r| r.contiguous_seq >= N,
     )
     .await;
+    // Central may hold the last events a moment before their PUBACKs are marked in the outbox.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats = store.read(outbox::stats).await.unwrap();
+        if stats.undelivered == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the hub does not know every event was delivered: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     shutdown.cancel();
     task.await.unwrap();
     central.stop().await.unwrap();
     assert_exactly_once_in_sequence(&central_db, "site-k", N);
-    let stats = store.read_blocking(outbox::stats).unwrap();
-    assert_eq!(
-        stats.undelivered, 0,
-        "the hub knows every event was delivered"
-    );
 }
 
 fn write_hub_config(dir: &Path, site: &str, port: u16, in_flight: usize) -> PathBuf {
@@ -375,13 +385,52 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
     )
     .await;
 
+    // A replenishment request is open for EGGS (no stock, absolute thresholds).
+    let eggs = SkuCode::new("EGGS-10").unwrap();
+    let policy = TierPolicy {
+        measure: Measure::Absolute,
+        yellow: 20.0,
+        orange: 10.0,
+        red: 5.0,
+        hysteresis: 0.1,
+        replenish_at: Tier::Orange,
+        target: 40.0,
+        re_request_after_ms: 60_000,
+    };
+    let t0 = hub::clock::now();
+    let (p, e) = (policy.clone(), eggs.clone());
+    let actions = store
+        .write(move |c| alerts::evaluate_sku(c, &e, &p, t0))
+        .await
+        .unwrap();
+    let episode = actions
+        .iter()
+        .find_map(|a| match a {
+            StockAction::RequestReplenishment { episode_id, .. } => Some(episode_id.clone()),
+            _ => None,
+        })
+        .expect("a replenishment request");
+
     // While the hub is offline, central sends good, duplicate and bad commands.
     let topic = contract::commands_topic("site-d");
     let sku = |v: i64| serde_json::json!({"code": "MILK-1L", "name": "Milk 1 L", "unit": "piece", "version": v});
+    let order = |status: &str| {
+        serde_json::json!({"code_salt": "5a17", "code_hash": "0f".repeat(32),
+            "items": [{"sku": "MILK-1L", "quantity": 2}],
+            "opens_at_ms": 1_764_000_000_000_i64, "closes_at_ms": 1_764_086_400_000_i64,
+            "status": status})
+    };
     let messages: Vec<Vec<u8>> = vec![
         command("c-sku-2", "site-d", "sku_upsert", "MILK-1L", 2, sku(2)),
         command("c-sku-2", "site-d", "sku_upsert", "MILK-1L", 2, sku(2)),
-        command("c-order", "site-d", "pickup_order", "P-100", 3, serde_json::json!({"code": "123456"})),
+        command("c-order", "site-d", "pickup_order", "P-100", 3, order("open")),
+        command("c-order", "site-d", "pickup_order", "P-100", 3, order("open")),
+        command("c-order-hold", "site-d", "pickup_order", "P-100", 4, order("on_hold")),
+        command("c-manifest", "site-d", "delivery_manifest", "D-7", 1, serde_json::json!({
+            "supplier": "Dairy Co", "lines": [{"line_no": 1, "sku": "MILK-1L", "lot": "L7",
+                "expiry": "2030-01-31", "expected_count": 24}]})),
+        command("c-ack", "site-d", "replenishment_ack", &episode, 1,
+            serde_json::json!({"sku": "EGGS-10", "accepted": true, "eta_ms": 1_764_050_000_000_i64})),
         command("c-stale", "site-d", "sku_upsert", "MILK-1L", 1, sku(1)),
         command("c-site", "site-x", "sku_upsert", "MILK-1L", 3, sku(3)),
         command("c-kind", "site-d", "launch_rocket", "k", 1, serde_json::json!({})),
@@ -398,7 +447,7 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
 
     let shutdown = CancellationToken::new();
     let task = run_uplink(shutdown.clone());
-    // 2 applied + 6 rejected outcomes, plus the SKU's own event.
+    // 5 applied + 6 rejected outcomes, plus the SKU's own event.
     let db = central_db.clone();
     let outcomes = move || {
         hub::sync::central::CentralDb::open(&db)
@@ -410,7 +459,7 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
             .collect::<Vec<_>>()
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while outcomes().len() < 8 {
+    while outcomes().len() < 11 {
         assert!(
             Instant::now() < deadline,
             "outcomes so far: {:?}; hub handled {:?}",
@@ -438,7 +487,7 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
         .iter()
         .filter(|e| e.kind == "command_applied")
         .collect();
-    assert_eq!(applied.len(), 2, "{outcomes:?}");
+    assert_eq!(applied.len(), 5, "{outcomes:?}");
     assert_eq!(
         applied
             .iter()
@@ -446,6 +495,14 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
             .count(),
         1,
         "the duplicate command was applied once"
+    );
+    assert_eq!(
+        applied
+            .iter()
+            .filter(|e| e.body.as_deref().unwrap().contains("\"c-order\""))
+            .count(),
+        1,
+        "the duplicate order was applied once"
     );
     let mut codes: Vec<String> = outcomes
         .iter()
@@ -473,11 +530,35 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
         .unwrap()
         .unwrap();
     assert_eq!(stored.version, 2);
+    // The order and the manifest are in their typed tables, each applied once.
     let order = store
-        .read_blocking(|c| commands::document(c, CommandKind::PickupOrder, "P-100"))
+        .read_blocking(|c| pickup::order(c, "P-100"))
         .unwrap()
         .unwrap();
-    assert_eq!(order.version, 3);
+    assert_eq!((order.version, order.status), (4, OrderStatus::OnHold));
+    let manifests: i64 = store
+        .read_blocking(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM delivery_manifest WHERE delivery_id = 'D-7' AND version = 1",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(hub::store::sql_error(c))
+        })
+        .unwrap();
+    assert_eq!(manifests, 1);
+    // The acknowledged episode asks for nothing more, however long it stays open.
+    let later = Timestamp(t0.millis() + 86_400_000);
+    let actions = store
+        .write(move |c| alerts::evaluate_sku(c, &eggs, &policy, later))
+        .await
+        .unwrap();
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, StockAction::RequestReplenishment { .. })),
+        "{actions:?}"
+    );
     drop(broker);
 }
 
@@ -650,5 +731,415 @@ async fn tls_with_client_certificates_and_the_documented_acl() {
         "the ACL let site-a write site-b's topic"
     );
     central.stop().await.unwrap();
+    drop(broker);
+}
+
+/// A station tablet on the site broker: publishes commands, collects replies.
+struct Tablet {
+    client: rumqttc::AsyncClient,
+    replies: tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+    poller: tokio::task::JoinHandle<()>,
+}
+
+impl Tablet {
+    async fn connect(port: u16, site: &str) -> Tablet {
+        let mut options = rumqttc::MqttOptions::new("tablet-1", "127.0.0.1", port);
+        options.set_keep_alive(Duration::from_secs(5));
+        let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 64);
+        client
+            .subscribe(
+                format!("hub/v1/{site}/up/station/+/reply"),
+                rumqttc::QoS::AtLeastOnce,
+            )
+            .await
+            .unwrap();
+        let (tx, replies) = tokio::sync::mpsc::unbounded_channel();
+        let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+        let mut subscribed_tx = Some(subscribed_tx);
+        let poller = tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                        if let Some(s) = subscribed_tx.take() {
+                            let _ = s.send(());
+                        }
+                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                        let _ = tx.send(serde_json::from_slice(&p.payload).unwrap());
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), subscribed)
+            .await
+            .expect("tablet subscribes")
+            .unwrap();
+        Tablet {
+            client,
+            replies,
+            poller,
+        }
+    }
+
+    async fn send(&self, topic: &str, command: serde_json::Value) {
+        self.client
+            .publish(
+                topic,
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                serde_json::to_vec(&command).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Waits for the reply to command `id`.
+    async fn reply(&mut self, id: &str, within: Duration) -> Option<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.replies.recv()).await {
+                Ok(Some(r)) if r["id"] == id => return Some(r),
+                Ok(Some(_)) => {}
+                _ => return None,
+            }
+        }
+    }
+
+    /// Sends `command` and waits for its reply.
+    async fn ask(&mut self, topic: &str, command: serde_json::Value) -> serde_json::Value {
+        let id = command["id"].as_str().unwrap().to_owned();
+        self.send(topic, command).await;
+        self.reply(&id, Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|| panic!("no reply to {id}"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn station_commands_over_mqtt_check_and_hand_over_and_explain_a_wrong_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker =
+        Mosquitto::start(&dir.path().join("broker"), &MosquittoOptions::default()).unwrap();
+    let port = broker.port();
+    let config = hub::config::Config::parse(
+        "[site]\nid = \"site-s\"\n[store]\ndata_dir = \"data\"\n",
+        dir.path(),
+    )
+    .unwrap();
+    let store = open_store(&dir.path().join("hub.sqlite"), "site-s");
+    let site = SiteId::new("site-s").unwrap();
+    let now = hub::clock::now();
+    let salt = "5a17";
+    let order = serde_json::json!({"code_salt": salt,
+        "code_hash": hub_core::pickup::hash_code(salt, "424242").unwrap(),
+        "items": [{"sku": "MILK-1L", "quantity": 2}],
+        "opens_at_ms": now.millis() - 3_600_000, "closes_at_ms": now.millis() + 86_400_000});
+    let (s, o) = (site.clone(), order.clone());
+    store
+        .write(move |c| {
+            for (id, kind, key, body) in [
+                ("c1", commands::CommandKind::SkuUpsert, "MILK-1L",
+                    serde_json::json!({"code": "MILK-1L", "name": "Milk", "unit": "piece", "version": 1})),
+                ("c2", commands::CommandKind::PickupOrder, "P1", o),
+            ] {
+                let command = commands::Command {
+                    id: id.into(),
+                    site: "site-s".into(),
+                    kind,
+                    key: key.into(),
+                    version: 1,
+                    body,
+                };
+                commands::apply(c, &s, Ok(command), now)?;
+            }
+            let m = hub_core::Movement {
+                id: hub_core::MovementId::new("rcv-1").unwrap(),
+                sku: SkuCode::new("MILK-1L").unwrap(),
+                batch: Some(hub_core::BatchKey::new("L1", "2030-01-01".parse().ok()).unwrap()),
+                kind: hub_core::MovementKind::Receipt,
+                quantity: 10,
+                reason: String::new(),
+                reference: "delivery D1".into(),
+                at: now,
+            };
+            hub::store::ledger::record(c, &m).map_err(|e| match e {
+                hub::store::ledger::RecordError::Store(e) => e,
+                other => panic!("{other}"),
+            })?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+
+    let board = hub::status::StatusBoard::default();
+    let mut s = settings(plain(port, "hub-site-s"), 20);
+    s.stations = Some(std::sync::Arc::new(config));
+    s.board = Some(board.clone());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(uplink::run(
+        site.clone(),
+        s,
+        store.clone(),
+        shutdown.clone(),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while board.view().uplink.state != hub::status::UplinkState::Online {
+        assert!(
+            Instant::now() < deadline,
+            "uplink: {:?}",
+            board.view().uplink
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut tablet = Tablet::connect(port, "site-s").await;
+    let topic = contract::station_topic("site-s", "counter-1");
+    // The hub subscribes right after it connects; a malformed probe (no state change) tells
+    // when it listens, and shows that a bad command gets a clear answer.
+    let probe =
+        |n: usize| serde_json::json!({"id": format!("probe-{n}"), "staff": "li", "kind": "dance"});
+    let mut n = 0;
+    let answer = loop {
+        tablet.send(&topic, probe(n)).await;
+        if let Some(r) = tablet
+            .reply(&format!("probe-{n}"), Duration::from_millis(500))
+            .await
+        {
+            break r;
+        }
+        n += 1;
+        assert!(n < 40, "the hub never answered a station command");
+    };
+    assert_eq!(answer["ok"], false);
+    assert_eq!(answer["error"], "malformed");
+    assert!(
+        answer["reason"].as_str().unwrap().contains("pickup_check"),
+        "{answer}"
+    );
+    let garbage = tablet
+        .ask(
+            &topic,
+            serde_json::json!({"id": "g1", "kind": "pickup_check", "code": "1"}),
+        )
+        .await;
+    assert!(
+        garbage["reason"].as_str().unwrap().contains("staff"),
+        "{garbage}"
+    );
+
+    let wrong = tablet
+        .ask(&topic, serde_json::json!({"v": 1, "id": "s1", "staff": "li", "kind": "pickup_check", "code": "000000"}))
+        .await;
+    assert_eq!(wrong["ok"], true, "{wrong}");
+    assert_eq!(wrong["result"]["result"], "wrong_code", "{wrong}");
+    assert!(
+        !wrong["result"]["message"].as_str().unwrap().is_empty(),
+        "{wrong}"
+    );
+    assert_eq!(wrong["staff"], "li");
+    assert_eq!(wrong["station"], "counter-1");
+
+    let found = tablet
+        .ask(&topic, serde_json::json!({"v": 1, "id": "s2", "staff": "li", "kind": "pickup_check", "code": "424242"}))
+        .await;
+    assert_eq!(found["result"]["result"], "found", "{found}");
+    assert_eq!(found["result"]["order_id"], "P1", "{found}");
+
+    let handed = tablet
+        .ask(&topic, serde_json::json!({"v": 1, "id": "s3", "staff": "li", "kind": "pickup_handover", "order_id": "P1"}))
+        .await;
+    assert_eq!(handed["ok"], true, "{handed}");
+    let again = tablet
+        .ask(&topic, serde_json::json!({"v": 1, "id": "s4", "staff": "wang", "kind": "pickup_handover", "order_id": "P1"}))
+        .await;
+    assert_eq!(
+        (&again["ok"], &again["error"]),
+        (&false.into(), &"refused".into()),
+        "{again}"
+    );
+    assert!(
+        again["reason"].as_str().unwrap().contains("counter-1"),
+        "{again}"
+    );
+
+    let order = store
+        .read_blocking(|c| pickup::order(c, "P1"))
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&order.status, OrderStatus::Collected { station, .. } if station == "counter-1"),
+        "{:?}",
+        order.status
+    );
+    shutdown.cancel();
+    task.await.unwrap();
+    assert_eq!(board.view().uplink.state, hub::status::UplinkState::Offline);
+    tablet.poller.abort();
+    drop(broker);
+}
+
+/// Applies SKU master data and pickup orders (`(order id, code)`) the way central sends them,
+/// and books `stock` pieces in.
+async fn seed_orders(store: &Store, site: &str, orders: &[(&str, &str)], stock: i64) {
+    let now = hub::clock::now();
+    let mut list = vec![(
+        "c-sku".to_owned(),
+        commands::CommandKind::SkuUpsert,
+        "MILK-1L".to_owned(),
+        serde_json::json!({"code": "MILK-1L", "name": "Milk", "unit": "piece", "version": 1}),
+    )];
+    for (id, code) in orders {
+        let salt = "0a0b0c";
+        list.push((
+            format!("c-{id}"),
+            commands::CommandKind::PickupOrder,
+            (*id).to_owned(),
+            serde_json::json!({"code_salt": salt,
+                "code_hash": hub_core::pickup::hash_code(salt, code).unwrap(),
+                "items": [{"sku": "MILK-1L", "quantity": 1}],
+                "opens_at_ms": now.millis() - 3_600_000, "closes_at_ms": now.millis() + 86_400_000}),
+        ));
+    }
+    let site = SiteId::new(site).unwrap();
+    store
+        .write(move |c| {
+            for (id, kind, key, body) in list {
+                let command = commands::Command {
+                    id,
+                    site: site.to_string(),
+                    kind,
+                    key,
+                    version: 1,
+                    body,
+                };
+                let applied = commands::apply(c, &site, Ok(command), now)?;
+                assert!(
+                    matches!(applied, commands::Applied::Applied { .. }),
+                    "{applied:?}"
+                );
+            }
+            let m = hub_core::Movement {
+                id: hub_core::MovementId::new("rcv-1").unwrap(),
+                sku: SkuCode::new("MILK-1L").unwrap(),
+                batch: Some(hub_core::BatchKey::new("L1", "2030-01-01".parse().ok()).unwrap()),
+                kind: hub_core::MovementKind::Receipt,
+                quantity: stock,
+                reason: String::new(),
+                reference: "delivery D1".into(),
+                at: now,
+            };
+            hub::store::ledger::record(c, &m).map_err(|e| match e {
+                hub::store::ledger::RecordError::Store(e) => e,
+                other => panic!("{other}"),
+            })?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pickups_done_with_the_broker_down_reach_central_once_in_order_after_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker =
+        Mosquitto::start(&dir.path().join("broker"), &MosquittoOptions::default()).unwrap();
+    let port = broker.port();
+    tokio::task::block_in_place(|| broker.kill());
+    let config = hub::config::Config::parse(
+        "[site]\nid = \"site-o\"\n[store]\ndata_dir = \"data\"\n",
+        dir.path(),
+    )
+    .unwrap();
+    let store = open_store(&dir.path().join("hub.sqlite"), "site-o");
+    let orders: Vec<(String, String)> = (0..5)
+        .map(|i| (format!("P{i}"), format!("70000{i}")))
+        .collect();
+    let refs: Vec<(&str, &str)> = orders
+        .iter()
+        .map(|(o, c)| (o.as_str(), c.as_str()))
+        .collect();
+    seed_orders(&store, "site-o", &refs, 20).await;
+
+    // The uplink runs but cannot reach the broker.
+    let board = hub::status::StatusBoard::default();
+    let mut s = settings(plain(port, "hub-site-o"), 20);
+    s.board = Some(board.clone());
+    let shutdown = CancellationToken::new();
+    let site = SiteId::new("site-o").unwrap();
+    let task = tokio::spawn(uplink::run(site, s, store.clone(), shutdown.clone()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while board.view().uplink.state != hub::status::UplinkState::Offline {
+        assert!(
+            Instant::now() < deadline,
+            "uplink: {:?}",
+            board.view().uplink
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Staff keep working: codes are verified and orders handed over, in this order.
+    let now = || hub::clock::now();
+    let wrong = hub::workflows::pickup::check(&store, &config, "desk", "999999", now())
+        .await
+        .unwrap();
+    assert_eq!(wrong, hub_core::pickup::CodeCheck::WrongCode);
+    for (order_id, code) in orders.iter().rev() {
+        let check = hub::workflows::pickup::check(&store, &config, "desk", code, now())
+            .await
+            .unwrap();
+        assert_eq!(
+            check,
+            hub_core::pickup::CodeCheck::Found {
+                order_id: order_id.clone()
+            }
+        );
+        hub::workflows::pickup::handover(
+            &store,
+            &config,
+            "desk",
+            order_id,
+            Default::default(),
+            now(),
+        )
+        .await
+        .unwrap();
+    }
+    let last = store.read(outbox::stats).await.unwrap().last_seq;
+    assert_eq!(board.view().uplink.state, hub::status::UplinkState::Offline);
+
+    // The broker comes back; central starts; everything drains.
+    tokio::task::block_in_place(|| broker.restart()).unwrap();
+    let central = start_central(dir.path(), port).await;
+    let central_db = dir.path().join("central.sqlite");
+    wait_central(
+        &central_db,
+        "site-o",
+        Duration::from_secs(60),
+        "drain",
+        |r| r.contiguous_seq >= last,
+    )
+    .await;
+    shutdown.cancel();
+    task.await.unwrap();
+    central.stop().await.unwrap();
+    assert_exactly_once_in_sequence(&central_db, "site-o", last);
+    let handed: Vec<String> = hub::sync::central::CentralDb::open(&central_db)
+        .unwrap()
+        .events("site-o")
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "pickup_handed_over")
+        .map(|e| {
+            let body: serde_json::Value = serde_json::from_str(e.body.as_deref().unwrap()).unwrap();
+            body["handover"]["order_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let expected: Vec<String> = orders.iter().rev().map(|(o, _)| o.clone()).collect();
+    assert_eq!(
+        handed, expected,
+        "each handover once, in the order it happened"
+    );
     drop(broker);
 }

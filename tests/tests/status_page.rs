@@ -65,7 +65,12 @@ fn the_page_renders_live_figures_in_headless_chromium() {
     let outbox = status["outbox"]["undelivered"].as_i64().unwrap();
     let handovers = status["today"]["handovers"].as_i64().unwrap();
     let receipts = status["today"]["deliveries"].as_i64().unwrap();
-    assert!(outbox > 0 && handovers > 0 && receipts > 0, "{status}");
+    // The demo drains its events to an embedded central, so the depth may be zero; the page
+    // must show whatever it is, and the day's receipts and handovers.
+    assert!(
+        status["outbox"]["total"].as_i64().unwrap() > 0 && handovers > 0 && receipts > 0,
+        "{status}"
+    );
     assert_eq!(status["site_id"], "demo-site-001");
 
     let scratch = tempfile::tempdir().unwrap();

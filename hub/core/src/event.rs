@@ -43,7 +43,7 @@ pub enum DomainEvent {
     },
     /// Something about the upstream sync that a person should look at.
     SyncAlert {
-        /// Machine-readable alert code, e.g. `event_too_large` or `backlog_high`.
+        /// Machine-readable alert code, e.g. `event_too_large`.
         code: String,
         message: String,
         /// The outbox sequence number concerned, if any.

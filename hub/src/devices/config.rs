@@ -146,6 +146,8 @@ pub struct DeviceConfig {
     pub placement_change_g: i64,
     /// Longest wait between two attempts to reopen a lost serial port.
     pub reconnect_max: Duration,
+    /// The site's `[codes] patterns`, copied here so a scanner task needs nothing else.
+    pub site_patterns: crate::codes::SitePatterns,
 }
 
 impl DeviceConfig {
@@ -547,6 +549,7 @@ fn validate_device(
         zero_band_g,
         placement_change_g,
         reconnect_max,
+        site_patterns: crate::codes::SitePatterns::default(),
     })
 }
 

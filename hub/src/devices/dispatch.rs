@@ -108,9 +108,7 @@ async fn handle(store: &Store, config: &Config, board: &HealthBoard, event: Devi
                     };
                     let id = device_input::journal(c, &input)?;
                     let outcome = match device.role {
-                        DeviceRole::Receiving => {
-                            receiving_scan(c, &device.station, &code, &parsed, now)?
-                        }
+                        DeviceRole::Receiving => receiving_scan(c, &device, &code, &parsed, now)?,
                         DeviceRole::Pickup => attempt(c, |c| {
                             crate::store::pickup::check_presented_code(
                                 c,
@@ -210,7 +208,7 @@ fn weight(
 /// other code is bound to (or flagged on) the selected line.
 fn receiving_scan(
     c: &Connection,
-    station: &str,
+    device: &DeviceConfig,
     code: &str,
     parsed: &ParsedCode,
     now: Timestamp,
@@ -218,7 +216,7 @@ fn receiving_scan(
     // The AIM identifier tells the classifier the data is GS1; put it back in front.
     let text = format!("{}{code}", parsed.aim.as_deref().unwrap_or(""));
     let outcome = attempt(c, |c| {
-        crate::workflows::receiving::scan_in(c, station, &text, now)
+        crate::workflows::receiving::scan_in(c, &device.station, &text, &device.site_patterns, now)
     })?;
     Ok(outcome.map(|o| match o {
         ScanOutcome::LineSelected(s) => format!(

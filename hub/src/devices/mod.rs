@@ -49,6 +49,9 @@ pub struct ParsedCode {
     pub sscc: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lot: Option<String>,
+    /// The site pattern it matched (class `site`), from `[codes] patterns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
     /// Why the code is not a valid trace code (class `invalid`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -68,7 +71,8 @@ pub enum DeviceEvent {
     Scan {
         device: String,
         code: String,
-        parsed: ParsedCode,
+        /// Boxed: the classification is much larger than the other variants.
+        parsed: Box<ParsedCode>,
         raw: String,
     },
     /// The device answers (after its probe, or its broker connected).
@@ -124,6 +128,12 @@ pub struct DeviceHealth {
     pub refused: u64,
     /// Last weight seen (stable or not), grams.
     pub last_grams: Option<i64>,
+    /// Last code scanned (scanners), as framed, without AIM identifier.
+    #[serde(default)]
+    pub last_code: Option<String>,
+    /// Milliseconds since the epoch of the last frame that parsed (the device "last seen").
+    #[serde(default)]
+    pub last_seen_ms: Option<i64>,
 }
 
 /// Live health of every device, shared by the device tasks and readable through a `watch`.
@@ -184,6 +194,75 @@ impl HealthBoard {
     /// The current snapshot.
     pub fn snapshot(&self) -> Vec<DeviceHealth> {
         self.tx.borrow().values().cloned().collect()
+    }
+}
+
+/// The status page's view of one device: online/offline, the last reading in words (weight
+/// or last scan), when it was last heard, and the port path (by-id link) or MQTT topic with
+/// the reason it is offline as detail.
+pub fn status_device(h: &DeviceHealth) -> crate::status::Device {
+    use crate::status::Device;
+    let last_seen = hub_core::Timestamp(h.last_seen_ms.unwrap_or(h.since_ms));
+    let reading = match (h.kind.as_str(), h.last_grams, &h.last_code) {
+        ("scale", Some(g), _) => Some(format_grams(g)),
+        (_, _, Some(code)) => Some(scale::escape(code.as_bytes())),
+        _ => None,
+    };
+    let detail = if h.online || h.detail.is_empty() {
+        h.source.clone()
+    } else {
+        format!("{}: {}", h.source, h.detail)
+    };
+    let mut device = if h.online {
+        Device::online(&h.name, &h.kind, "", last_seen)
+    } else {
+        Device::offline(&h.name, &h.kind, last_seen)
+    };
+    device.last_reading = reading;
+    if h.last_seen_ms.is_none() && !h.online {
+        device.last_seen = None;
+    }
+    device.with_detail(detail)
+}
+
+/// Grams as the page shows them, e.g. `1.250 kg`.
+fn format_grams(grams: i64) -> String {
+    let sign = if grams < 0 { "-" } else { "" };
+    let g = grams.unsigned_abs();
+    format!("{sign}{}.{:03} kg", g / 1000, g % 1000)
+}
+
+/// Keeps the status page's device list in step with the health board: every change of a
+/// device's entry replaces its [`crate::status::Device`]. Ends at shutdown.
+pub async fn report_to_status(
+    health: HealthBoard,
+    status: crate::status::StatusBoard,
+    shutdown: CancellationToken,
+) {
+    let mut rx = health.subscribe();
+    let mut shown: BTreeMap<String, crate::status::Device> = BTreeMap::new();
+    loop {
+        let snapshot: Vec<DeviceHealth> = rx.borrow_and_update().values().cloned().collect();
+        for h in &snapshot {
+            let device = status_device(h);
+            if shown.get(&h.name) != Some(&device) {
+                status.set_device(device.clone());
+                shown.insert(h.name.clone(), device);
+            }
+        }
+        let gone: Vec<String> = shown
+            .keys()
+            .filter(|name| !snapshot.iter().any(|h| &h.name == *name))
+            .cloned()
+            .collect();
+        for name in gone {
+            status.remove_device(&name);
+            shown.remove(&name);
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            changed = rx.changed() => if changed.is_err() { break },
+        }
     }
 }
 
@@ -309,6 +388,45 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn health_becomes_a_status_device() {
+        let mut h = DeviceHealth {
+            name: "scale-1".into(),
+            kind: "scale".into(),
+            source: "/dev/serial/by-id/usb-scale".into(),
+            online: true,
+            detail: "MT-SICS".into(),
+            since_ms: 10,
+            last_grams: Some(1250),
+            last_seen_ms: Some(20),
+            ..DeviceHealth::default()
+        };
+        let d = status_device(&h);
+        assert!(d.online);
+        assert_eq!(d.last_reading.as_deref(), Some("1.250 kg"));
+        assert_eq!(d.last_seen, Some(hub_core::Timestamp(20)));
+        assert_eq!(d.detail.as_deref(), Some("/dev/serial/by-id/usb-scale"));
+        h.online = false;
+        h.detail = "end of file".into();
+        let d = status_device(&h);
+        assert!(!d.online);
+        assert_eq!(d.last_reading.as_deref(), Some("1.250 kg"));
+        assert_eq!(
+            d.detail.as_deref(),
+            Some("/dev/serial/by-id/usb-scale: end of file")
+        );
+        let scanner = DeviceHealth {
+            name: "scan".into(),
+            kind: "scanner".into(),
+            last_code: Some("DLV-1/1".into()),
+            ..DeviceHealth::default()
+        };
+        let d = status_device(&scanner);
+        assert_eq!(d.last_reading.as_deref(), Some("DLV-1/1"));
+        assert_eq!(d.last_seen, None);
+        assert_eq!(format_grams(-5), "-0.005 kg");
+    }
 
     #[test]
     fn backoff_grows_to_its_cap() {

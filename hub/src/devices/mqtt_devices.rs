@@ -153,22 +153,35 @@ async fn run_inner(
                 }
                 let event = match device.kind {
                     DeviceKind::Scanner => {
-                        match super::scanner::from_frame(&device.framing.shim_config(), &p.payload)
-                        {
-                            Some(code) => Some(DeviceEvent::Scan {
-                                device: device.name.clone(),
-                                code: code.code,
-                                parsed: code.parsed,
-                                raw: code.raw,
-                            }),
+                        match super::scanner::from_frame(
+                            &device.framing.shim_config(),
+                            &p.payload,
+                            &device.site_patterns,
+                        ) {
+                            Some(code) => {
+                                let seen = crate::clock::now().millis();
+                                board.update(&device.name, |h| {
+                                    h.frames += 1;
+                                    h.last_code = Some(code.code.clone());
+                                    h.last_seen_ms = Some(seen);
+                                });
+                                Some(DeviceEvent::Scan {
+                                    device: device.name.clone(),
+                                    code: code.code,
+                                    parsed: Box::new(code.parsed),
+                                    raw: code.raw,
+                                })
+                            }
                             None => None,
                         }
                     }
                     DeviceKind::Scale => match parse_weight_payload(&p.payload) {
                         Ok(reading) => {
+                            let seen = crate::clock::now().millis();
                             board.update(&device.name, |h| {
                                 h.frames += 1;
                                 h.last_grams = reading.grams;
+                                h.last_seen_ms = Some(seen);
                             });
                             let state = scales.get_mut(&device.name);
                             state

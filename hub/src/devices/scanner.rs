@@ -6,6 +6,7 @@
 
 use super::ParsedCode;
 use super::scale::escape;
+use crate::codes::SitePatterns;
 use firmware_shim::codes::trace::{TraceCode, classify};
 use firmware_shim::wire::framer::FrameStats;
 use firmware_shim::wire::scanner::{Scan, ScannerConfig, ScannerFramer, split_frame};
@@ -23,8 +24,8 @@ pub struct ScannedCode {
     pub raw: String,
 }
 
-/// Classifies one scan.
-pub fn classify_scan(scan: &Scan<'_>) -> ParsedCode {
+/// Classifies one scan, trying the site's `patterns` where the shim's classifier orders them.
+pub fn classify_scan(scan: &Scan<'_>, patterns: &SitePatterns) -> ParsedCode {
     let data = scan.data.to_vec();
     let owned = Scan {
         aim: scan.aim,
@@ -36,7 +37,8 @@ pub fn classify_scan(scan: &Scan<'_>) -> ParsedCode {
         aim,
         ..ParsedCode::default()
     };
-    match classify(&owned, &[], &mut scratch) {
+    let site = patterns.patterns();
+    match classify(&owned, &site, &mut scratch) {
         Ok(code) => match code {
             TraceCode::Gs1Item {
                 gtin,
@@ -68,7 +70,7 @@ pub fn classify_scan(scan: &Scan<'_>) -> ParsedCode {
             TraceCode::ScaleLabel { .. } => parsed.class = "scale_label".into(),
             TraceCode::Site { name, .. } => {
                 parsed.class = "site".into();
-                parsed.serial = Some(name.to_owned());
+                parsed.pattern = Some(name.to_owned());
             }
             TraceCode::Opaque { .. } => parsed.class = "opaque".into(),
         },
@@ -81,7 +83,11 @@ pub fn classify_scan(scan: &Scan<'_>) -> ParsedCode {
 }
 
 /// Turns a complete frame (already cut) into a scanned code, e.g. an MQTT payload.
-pub fn from_frame(config: &ScannerConfig, frame: &[u8]) -> Option<ScannedCode> {
+pub fn from_frame(
+    config: &ScannerConfig,
+    frame: &[u8],
+    patterns: &SitePatterns,
+) -> Option<ScannedCode> {
     let trimmed = frame
         .strip_suffix(b"\r\n")
         .or_else(|| frame.strip_suffix(b"\n"))
@@ -91,13 +97,13 @@ pub fn from_frame(config: &ScannerConfig, frame: &[u8]) -> Option<ScannedCode> {
     if scan.data.is_empty() {
         return None;
     }
-    Some(owned(&scan, frame))
+    Some(owned(&scan, frame, patterns))
 }
 
-fn owned(scan: &Scan<'_>, raw: &[u8]) -> ScannedCode {
+fn owned(scan: &Scan<'_>, raw: &[u8], patterns: &SitePatterns) -> ScannedCode {
     ScannedCode {
         code: String::from_utf8_lossy(scan.data).into_owned(),
-        parsed: classify_scan(scan),
+        parsed: classify_scan(scan, patterns),
         raw: escape(raw),
     }
 }
@@ -106,6 +112,7 @@ fn owned(scan: &Scan<'_>, raw: &[u8]) -> ScannedCode {
 pub struct ScannerDecoder {
     framer: Box<ScannerFramer<MAX_SCAN>>,
     pending: Vec<u8>,
+    patterns: SitePatterns,
     /// Frames dropped as line noise, and their bytes.
     noise_frames: u32,
     noise_bytes: u32,
@@ -133,9 +140,16 @@ impl ScannerDecoder {
         ScannerDecoder {
             framer: Box::new(ScannerFramer::new(config)),
             pending: Vec::new(),
+            patterns: SitePatterns::default(),
             noise_frames: 0,
             noise_bytes: 0,
         }
+    }
+
+    /// Classifies with the site's trace-code patterns too.
+    pub fn with_patterns(mut self, patterns: SitePatterns) -> Self {
+        self.patterns = patterns;
+        self
     }
 
     /// Framing counters.
@@ -173,7 +187,7 @@ impl ScannerDecoder {
             Ok(scan) if !scan.data.is_empty() => {
                 let data = scan.data.to_vec();
                 let aim = scan.aim;
-                Some(Scan { aim, data: &data }).map(|s| owned(&s, &self.pending))
+                Some(Scan { aim, data: &data }).map(|s| owned(&s, &self.pending, &self.patterns))
             }
             _ => None,
         };
@@ -191,7 +205,11 @@ impl ScannerDecoder {
             Ok(scan) if !scan.data.is_empty() => {
                 let data = scan.data.to_vec();
                 let aim = scan.aim;
-                Some(owned(&Scan { aim, data: &data }, &self.pending))
+                Some(owned(
+                    &Scan { aim, data: &data },
+                    &self.pending,
+                    &self.patterns,
+                ))
             }
             _ => None,
         };
@@ -226,6 +244,25 @@ mod tests {
     }
 
     #[test]
+    fn site_patterns_reach_the_scanner_classifier() {
+        let patterns = SitePatterns::parse(&["staff:EMP:N:5:luhn".to_owned()]).unwrap();
+        let mut d = ScannerDecoder::new(ScannerConfig::default()).with_patterns(patterns.clone());
+        let mut out = Vec::new();
+        // Luhn over 7992 gives 1: EMP79921 is good, EMP79922 is not.
+        for (i, b) in b"EMP79921\rEMP79922\r".iter().enumerate() {
+            if let Some(Some(code)) = d.push(*b, i as u64) {
+                out.push(code.parsed);
+            }
+        }
+        assert_eq!(out[0].class, "site", "{:?}", out[0]);
+        assert_eq!(out[0].pattern.as_deref(), Some("staff"));
+        assert_eq!(out[1].class, "invalid", "{:?}", out[1]);
+        assert!(out[1].error.as_deref().unwrap().contains("pattern staff"));
+        let mqtt = from_frame(&ScannerConfig::default(), b"EMP79922", &patterns).unwrap();
+        assert_eq!(mqtt.parsed.class, "invalid");
+    }
+
+    #[test]
     fn noise_frames_are_dropped_and_counted() {
         let mut d = ScannerDecoder::new(ScannerConfig::default());
         let mut out = Vec::new();
@@ -241,11 +278,18 @@ mod tests {
 
     #[test]
     fn a_bad_check_digit_is_invalid_with_its_reason() {
-        let p = classify_scan(&Scan {
-            aim: None,
-            data: b"]E04006381333932",
-        });
-        let p2 = classify_scan(&split_frame(&ScannerConfig::default(), b"]E04006381333932"));
+        let none = SitePatterns::default();
+        let p = classify_scan(
+            &Scan {
+                aim: None,
+                data: b"]E04006381333932",
+            },
+            &none,
+        );
+        let p2 = classify_scan(
+            &split_frame(&ScannerConfig::default(), b"]E04006381333932"),
+            &none,
+        );
         assert!(
             p.class == "invalid" || p2.class == "invalid",
             "{p:?} {p2:?}"

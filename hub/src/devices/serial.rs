@@ -112,7 +112,10 @@ impl Pipeline {
                 gate: StabilityGate::new(device.stable_readings),
                 placement: PlacementTracker::new(device.zero_band_g, device.placement_change_g),
             },
-            _ => Pipeline::Scanner(ScannerDecoder::new(device.framing.shim_config())),
+            _ => Pipeline::Scanner(
+                ScannerDecoder::new(device.framing.shim_config())
+                    .with_patterns(device.site_patterns.clone()),
+            ),
         }
     }
 
@@ -197,7 +200,7 @@ fn scanned(device: &str, result: Option<super::scanner::ScannedCode>, out: &mut 
         out.events.push(DeviceEvent::Scan {
             device: device.to_owned(),
             code: code.code,
-            parsed: code.parsed,
+            parsed: Box::new(code.parsed),
             raw: code.raw,
         });
     }
@@ -436,9 +439,21 @@ async fn read_loop(
         };
         if fed.valid > 0 {
             last_valid = Instant::now();
-        }
-        if let Some(g) = fed.last_grams {
-            board.update(&device.name, |h| h.last_grams = Some(g));
+            let seen = crate::clock::now().millis();
+            let grams = fed.last_grams;
+            let code = fed.events.iter().rev().find_map(|e| match e {
+                DeviceEvent::Scan { code, .. } => Some(code.clone()),
+                _ => None,
+            });
+            board.update(&device.name, |h| {
+                h.last_seen_ms = Some(seen);
+                if grams.is_some() {
+                    h.last_grams = grams;
+                }
+                if code.is_some() {
+                    h.last_code = code;
+                }
+            });
         }
         for event in fed.events {
             match &event {

@@ -47,6 +47,29 @@ pub fn sync_topic(site: &str) -> String {
     format!("{ROOT}/{site}/down/sync")
 }
 
+/// Staff commands from a station tablet: QoS 1, not retained. The hub subscribes to
+/// [`station_filter`].
+pub fn station_topic(site: &str, station: &str) -> String {
+    format!("{ROOT}/{site}/down/station/{station}")
+}
+
+/// Every station's commands of one site.
+pub fn station_filter(site: &str) -> String {
+    format!("{ROOT}/{site}/down/station/+")
+}
+
+/// Answers to a station's commands: QoS 1, not retained, not through the outbox.
+pub fn station_reply_topic(site: &str, station: &str) -> String {
+    format!("{ROOT}/{site}/up/station/{station}/reply")
+}
+
+/// Parses a station command topic into the site and the station.
+pub fn parse_station_topic(topic: &str) -> Option<(&str, &str)> {
+    let (site, dir, leaf) = split_topic(topic)?;
+    let station = leaf.strip_prefix("station/")?;
+    (dir == "down" && site_fits_topic(station)).then_some((site, station))
+}
+
 /// Local device topics on the site's own broker (scales, scanners): `…/local/devices/{id}/{leaf}`.
 pub fn device_topic(site: &str, device: &str, leaf: &str) -> String {
     format!("{ROOT}/{site}/local/devices/{device}/{leaf}")

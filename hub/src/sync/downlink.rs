@@ -4,13 +4,17 @@
 //! and applied by [`crate::commands`] in one store transaction; only after that commit is the
 //! message acknowledged to the broker (manual acknowledgements), so a crash in between makes
 //! the broker deliver it again and the applied-commands table turns the repeat into a no-op.
-//! Nothing here can stop the hub: every bad message becomes a rejection event.
+//! Nothing here can stop the hub: every bad message becomes a rejection event. Station
+//! commands (`down/station/{station}`) go to [`super::station`] and are answered on their reply
+//! topic.
 
 use super::contract::{self, DownTopic, SyncControl};
 use crate::commands;
+use crate::config::Config;
 use crate::store::{Store, StoreError, outbox};
 use hub_core::SiteId;
 use rumqttc::{AsyncClient, Publish};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -26,11 +30,32 @@ pub struct Incoming {
 pub async fn run(
     site: SiteId,
     store: Store,
+    stations: Option<Arc<Config>>,
     max_command_bytes: usize,
     mut incoming: mpsc::UnboundedReceiver<Incoming>,
     rewind: mpsc::UnboundedSender<i64>,
 ) {
     while let Some(Incoming { client, publish }) = incoming.recv().await {
+        if let Some((s, station)) = contract::parse_station_topic(&publish.topic)
+            && s == site.as_str()
+        {
+            // Staff actions: answered on the reply topic, acknowledged whatever the answer (the
+            // workflow's own writes are durable before the reply is built).
+            let reply =
+                super::station::handle(&store, stations.as_deref(), station, &publish.payload)
+                    .await;
+            let topic = contract::station_reply_topic(site.as_str(), station);
+            if let Err(e) = client.try_publish(
+                topic,
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                contract::encode(&reply),
+            ) {
+                tracing::warn!(station, error = %e, "cannot publish a station reply");
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(1), client.ack(&publish)).await;
+            continue;
+        }
         let handled = handle(&site, &store, max_command_bytes, &publish, &rewind).await;
         match handled {
             Ok(()) => {

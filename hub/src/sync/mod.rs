@@ -21,6 +21,7 @@ pub mod central;
 pub mod contract;
 pub mod downlink;
 pub mod mosquitto;
+pub mod station;
 pub mod uplink;
 pub mod window;
 

@@ -7,18 +7,20 @@
 //! the same connection. On any error the connection and everything known about it are
 //! dropped; after a capped, jittered backoff the next one resends from the oldest undelivered
 //! row. Rows recorded after a connection is up travel on the live lane, ahead of the backlog.
-//! A maintenance task prunes delivered rows and raises backlog alerts; it never deletes an
-//! undelivered row.
+//! A maintenance task prunes delivered rows; it never deletes an undelivered row. The uplink
+//! reports its state (connecting, online, offline with the reason) to the status board.
 
 use super::contract::{self, EventRef, Lane, Withheld};
 use super::downlink::{self, Incoming};
 use super::window::{Backoff, Tag, Window};
 use super::{Connection, SyncError, install_crypto_provider, mqtt_options, network_options};
-use crate::config::UplinkConfig;
+use crate::config::{Config, UplinkConfig};
+use crate::status::{StatusBoard, Uplink, UplinkState};
 use crate::store::outbox::{self, OutboxRow};
 use crate::store::{Store, StoreError};
 use hub_core::{DomainEvent, SiteId, Timestamp};
 use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, Outgoing, Packet, QoS};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -36,8 +38,10 @@ pub struct UplinkSettings {
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
     pub retention: Duration,
-    pub backlog_alert_rows: i64,
-    pub backlog_alert_age: Duration,
+    /// The hub's config, for station commands (`None`: they are answered `unavailable`).
+    pub stations: Option<Arc<Config>>,
+    /// Where the uplink reports its state for the status page.
+    pub board: Option<StatusBoard>,
 }
 
 impl UplinkSettings {
@@ -53,8 +57,8 @@ impl UplinkSettings {
             reconnect_min: Duration::from_millis(500),
             reconnect_max: Duration::from_secs(60),
             retention: Duration::from_secs(7 * 24 * 3600),
-            backlog_alert_rows: 1_000_000,
-            backlog_alert_age: Duration::from_secs(24 * 3600),
+            stations: None,
+            board: None,
         }
     }
 
@@ -80,9 +84,16 @@ impl UplinkSettings {
             reconnect_min: c.reconnect_min,
             reconnect_max: c.reconnect_max,
             retention: c.retention,
-            backlog_alert_rows: c.backlog_alert_rows,
-            backlog_alert_age: c.backlog_alert_age,
+            stations: None,
+            board: None,
         }
+    }
+}
+
+/// Reports the uplink's state to the status board, if there is one.
+fn report(settings: &UplinkSettings, state: UplinkState, detail: String) {
+    if let Some(board) = &settings.board {
+        board.set_uplink(Uplink::new(state, crate::clock::now()).with_detail(detail));
     }
 }
 
@@ -149,6 +160,7 @@ pub async fn run(
     tasks.spawn(downlink::run(
         site.clone(),
         store.clone(),
+        settings.stations.clone(),
         settings.max_command_bytes,
         incoming_rx,
         rewind_tx,
@@ -164,6 +176,11 @@ pub async fn run(
     while !shutdown.is_cancelled() {
         epoch += 1;
         let started = Instant::now();
+        report(
+            &settings,
+            UplinkState::Connecting,
+            format!("connecting to {}", settings.connection.broker),
+        );
         let outcome = connection(
             &site,
             &settings,
@@ -177,6 +194,11 @@ pub async fn run(
         let held = match outcome {
             Ok(()) => break,
             Err((e, connected)) => {
+                report(
+                    &settings,
+                    UplinkState::Offline,
+                    format!("{}; events wait in the outbox", e),
+                );
                 match &e {
                     SyncError::Tls { .. }
                     | SyncError::TlsSetup { .. }
@@ -205,6 +227,7 @@ pub async fn run(
             _ = tokio::time::sleep(delay) => {}
         }
     }
+    report(&settings, UplinkState::Offline, "uplink stopped".into());
     drop(incoming_tx);
     tasks.close();
     tasks.wait().await;
@@ -288,6 +311,14 @@ async fn connection(
             ));
         }
     };
+    report(
+        settings,
+        UplinkState::Online,
+        format!(
+            "connected to {} as {}",
+            settings.connection.broker, settings.connection.client_id
+        ),
+    );
     tracing::info!(
         epoch,
         broker = %settings.connection.broker,
@@ -336,6 +367,7 @@ impl Epoch<'_> {
             .try_subscribe_many([
                 rumqttc::SubscribeFilter::new(contract::commands_topic(site), QoS::AtLeastOnce),
                 rumqttc::SubscribeFilter::new(contract::sync_topic(site), QoS::AtLeastOnce),
+                rumqttc::SubscribeFilter::new(contract::station_filter(site), QoS::AtLeastOnce),
             ])
             .map_err(|e| self.lost(format!("cannot subscribe: {e}")))?;
         let stats = self.stats().await?;
@@ -594,16 +626,16 @@ impl Epoch<'_> {
     }
 }
 
-/// Prunes delivered rows and raises backlog alerts, whether or not the uplink is connected.
+/// Prunes delivered rows, whether or not the uplink is connected. Backlog alerts are raised
+/// by `workflows::alerts` (one mechanism, in the open-alert book).
 async fn maintenance(
-    site: SiteId,
+    _site: SiteId,
     settings: UplinkSettings,
     store: Store,
     shutdown: CancellationToken,
 ) {
     let period = settings.heartbeat.min(Duration::from_secs(60));
     let mut tick = tokio::time::interval(period);
-    let mut alerted = false;
     let mut last_prune: Option<Instant> = None;
     loop {
         tokio::select! {
@@ -619,38 +651,6 @@ async fn maintenance(
                 Ok(n) => tracing::info!(rows = n, "pruned delivered outbox rows"),
                 Err(e) => tracing::warn!(error = %e, "cannot prune the outbox"),
             }
-        }
-        let Ok(stats) = store.read(outbox::stats).await else {
-            continue;
-        };
-        let age = stats.oldest_undelivered_at.map_or(Duration::ZERO, |t| {
-            Duration::from_millis((now.millis() - t).max(0) as u64)
-        });
-        let high = stats.undelivered >= settings.backlog_alert_rows
-            || age >= settings.backlog_alert_age && stats.undelivered > 0;
-        if high && !alerted {
-            alerted = true;
-            let message = format!(
-                "{} events wait for the uplink, the oldest for {:.1} h; nothing is dropped, but check the uplink and the disk",
-                stats.undelivered,
-                age.as_secs_f64() / 3600.0
-            );
-            tracing::error!(site = %site, undelivered = stats.undelivered, oldest_age_s = age.as_secs(), "uplink backlog high");
-            let _ = store
-                .write(move |c| {
-                    outbox::append(
-                        c,
-                        &DomainEvent::SyncAlert {
-                            code: "backlog_high".into(),
-                            message,
-                            seq: None,
-                        },
-                        now,
-                    )
-                })
-                .await;
-        } else if !high && stats.undelivered * 2 < settings.backlog_alert_rows {
-            alerted = false;
         }
     }
 }

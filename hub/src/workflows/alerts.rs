@@ -1,5 +1,10 @@
 //! Periodic checks that raise and clear alerts: stock tiers (re-request timers, demand drift),
 //! batches near expiry, and an outbox backlog the uplink has not drained.
+//!
+//! The outbox backlog has exactly one alert, `outbox_backlog`, raised here: it sits in the
+//! open-alert book (status page, tiers, cleared when the backlog drains, kept across restarts)
+//! and works with or without an uplink. The uplink raises none of its own: an event about a
+//! backlog would wait behind that very backlog before central saw it.
 
 use crate::config::AlertsConfig;
 use crate::store::{Store, StoreError, alerts, outbox, sql_error};
@@ -80,8 +85,11 @@ pub async fn run_checks(
             let stats = outbox::stats(c)?;
             let backlog_age_ms = stats.oldest_undelivered_at.map(|t| now.millis() - t).unwrap_or(0);
             let warn_ms = config.outbox_backlog_warn.as_millis() as i64;
-            let observed: Vec<Alert> = if backlog_age_ms > warn_ms {
-                let tier = if backlog_age_ms > warn_ms * 6 { Tier::Red } else { Tier::Yellow };
+            let red_age_ms = config.outbox_backlog_red_age.as_millis() as i64;
+            let red = stats.undelivered >= config.outbox_backlog_red_rows
+                || (stats.undelivered > 0 && (backlog_age_ms > warn_ms * 6 || backlog_age_ms >= red_age_ms));
+            let observed: Vec<Alert> = if backlog_age_ms > warn_ms || red {
+                let tier = if red { Tier::Red } else { Tier::Yellow };
                 vec![Alert {
                     kind: AlertKind::OutboxBacklog,
                     subject: "uplink".into(),

@@ -2,7 +2,7 @@
 //! decide, release, split and close. Each step is one durable write; decisions and releases
 //! also re-evaluate the SKU's stock tier in the same transaction.
 
-use crate::codes::{ScannedCode, classify_text};
+use crate::codes::{ScannedCode, SitePatterns, classify_text};
 use crate::config::Config;
 use crate::store::Store;
 use crate::store::receiving::{self as rs, BindOutcome, ReceivingError, Selected};
@@ -26,15 +26,20 @@ fn today(now: Timestamp) -> chrono::NaiveDate {
         .unwrap_or_default()
 }
 
-/// A code was scanned at a receiving station.
+/// A code was scanned at a receiving station; `patterns` are the site's trace-code patterns
+/// (`config.codes`).
 pub async fn scan(
     store: &Store,
     station: &str,
     text: &str,
+    patterns: &SitePatterns,
     now: Timestamp,
 ) -> Result<ScanOutcome, ReceivingError> {
     let (station, text) = (station.to_owned(), text.trim().to_owned());
-    store.write(move |c| scan_in(c, &station, &text, now)).await
+    let patterns = patterns.clone();
+    store
+        .write(move |c| scan_in(c, &station, &text, &patterns, now))
+        .await
 }
 
 /// The scan step inside the caller's transaction: a crate or delivery label selects its line,
@@ -44,10 +49,11 @@ pub fn scan_in(
     c: &rusqlite::Connection,
     station: &str,
     text: &str,
+    patterns: &SitePatterns,
     now: Timestamp,
 ) -> Result<ScanOutcome, ReceivingError> {
     let text = text.trim();
-    let classified = classify_text(text);
+    let classified = classify_text(text, patterns);
     let label = match &classified {
         ScannedCode::Sscc { sscc } => sscc.clone(),
         _ => text.to_owned(),

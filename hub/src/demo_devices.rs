@@ -1,0 +1,489 @@
+//! The demo's receiving and pickup, driven through simulated devices.
+//!
+//! A simulated MT-SICS scale and a simulated scanner run as child processes on
+//! pseudo-terminals (the same `hub sim …` a hardware-in-the-loop test uses); the hub's own
+//! device adapters read them and feed the receiving workflow, exactly as on site. Photos are
+//! checked by the caller's photo check (the vision adapter) and recorded on their line. Then
+//! an order is checked and handed over at a pickup desk.
+
+use crate::config::Config;
+use crate::demo::Step;
+use crate::store::Store;
+use crate::store::receiving::{self as rs, LineRecord};
+use crate::workflows;
+use hub_core::pickup::{OrderStatus, PickupItem, PickupOrder, hash_code};
+use hub_core::receiving::{Manifest, ManifestLine, PhotoEvidence};
+use hub_core::{Sku, SkuCode, StockUnit, Timestamp};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Checks a photo for a SKU and returns its evidence (the vision adapter in the real demo).
+pub type PhotoCheck = Box<
+    dyn Fn(Vec<u8>, SkuCode) -> Pin<Box<dyn Future<Output = anyhow::Result<PhotoEvidence>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The real photos the demo shows the model: produce, and something that is not produce.
+pub const ORANGE_JPG: &[u8] = include_bytes!("../vision/testdata/images/orange.jpg");
+pub const BABOON_JPG: &[u8] = include_bytes!("../vision/testdata/images/baboon.jpg");
+
+const STATION: &str = "dock-1";
+const DELIVERY: &str = "D2001";
+const ORANGE_GTIN: &str = "09506000134352";
+const MILK_GTIN: &str = "06901234567892";
+
+/// A simulated device process and its command pipe.
+struct Sim {
+    child: Child,
+    stdin: ChildStdin,
+}
+
+impl Sim {
+    async fn start(args: &[&str], link: &Path) -> anyhow::Result<Sim> {
+        let exe = std::env::current_exe()?;
+        let mut child = Command::new(exe)
+            .args(args)
+            .arg("--link")
+            .arg(link)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("simulator has no stdin"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("simulator has no stdout"))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(line) = lines.next_line().await? {
+                if line == "ready" {
+                    return Ok(());
+                }
+            }
+            anyhow::bail!("simulator {args:?} stopped before it was ready")
+        });
+        ready
+            .await
+            .map_err(|_| anyhow::anyhow!("simulator {args:?} did not start within 10 s"))??;
+        // Keep draining its acknowledgements so its stdout never fills up.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Sim { child, stdin })
+    }
+
+    async fn say(&mut self, command: &str) -> anyhow::Result<()> {
+        self.stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await?;
+        self.stdin.flush().await?;
+        Ok(())
+    }
+
+    async fn stop(mut self) {
+        let _ = self.say("quit").await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await;
+    }
+}
+
+/// Where the demo's scans and weights come from.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one short-lived value per demo run"
+)]
+enum Input {
+    /// Simulated devices read by the hub's own device adapters.
+    Devices {
+        scale: Sim,
+        scanner: Sim,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+    },
+    /// Typed in at the station, through the same receiving workflow.
+    Typed { config: Config },
+}
+
+impl Input {
+    async fn devices(base: &Config, store: &Store) -> anyhow::Result<Input> {
+        let (config, scale_link, scanner_link) = devices_config(base, &base.store.data_dir)?;
+        let scale = Sim::start(&["sim", "scale", "--protocol", "mt-sics"], &scale_link).await?;
+        let scanner = Sim::start(&["sim", "scanner", "--terminator", "cr"], &scanner_link).await?;
+        let tracker = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let health = crate::devices::spawn(&config, store, &tracker, &shutdown);
+        let input = Input::Devices {
+            scale,
+            scanner,
+            tracker,
+            shutdown,
+        };
+        let online = wait_for("the simulated devices to come online", || {
+            let all = health.snapshot().iter().all(|d| d.online);
+            async move { Ok(all.then_some(())) }
+        })
+        .await;
+        match online {
+            Ok(()) => Ok(input),
+            Err(e) => {
+                input.stop().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn scan(&mut self, store: &Store, code: &str, now: Timestamp) -> anyhow::Result<()> {
+        match self {
+            Input::Devices { scanner, .. } => scanner.say(&format!("scan {code}")).await,
+            Input::Typed { config } => {
+                workflows::receiving::scan(store, STATION, code, &config.codes, now).await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn weigh(&mut self, store: &Store, grams: i64, now: Timestamp) -> anyhow::Result<()> {
+        match self {
+            Input::Devices { scale, .. } if grams == 0 => scale.say("remove").await,
+            Input::Devices { scale, .. } => scale.say(&format!("put {grams}g")).await,
+            Input::Typed { .. } if grams == 0 => Ok(()),
+            Input::Typed { .. } => {
+                workflows::receiving::weight(store, STATION, grams, now).await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn stop(self) {
+        if let Input::Devices {
+            scale,
+            scanner,
+            tracker,
+            shutdown,
+        } = self
+        {
+            shutdown.cancel();
+            tracker.close();
+            tracker.wait().await;
+            scale.stop().await;
+            scanner.stop().await;
+        }
+    }
+}
+
+/// Polls `probe` until it returns `Some`, or fails after `what` took too long.
+async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(v) = probe().await? {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("the demo waited 15 s for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn line(store: &Store, line_no: u32) -> anyhow::Result<LineRecord> {
+    Ok(store
+        .read(move |c| rs::line_record(c, DELIVERY, line_no))
+        .await?)
+}
+
+fn devices_config(base: &Config, dir: &Path) -> anyhow::Result<(Config, PathBuf, PathBuf)> {
+    let (scale, scanner) = (dir.join("by-id-demo-scale"), dir.join("by-id-demo-scanner"));
+    let text = format!(
+        "{}\n[[devices]]\nname = \"demo-scale\"\nkind = \"scale\"\npath = \"{}\"\nprotocol = \"mt-sics\"\nstation = \"{STATION}\"\npoll_interval_ms = 100\n\
+         [[devices]]\nname = \"demo-scanner\"\nkind = \"scanner\"\npath = \"{}\"\nterminator = \"cr\"\nstation = \"{STATION}\"\n",
+        crate::demo::DEMO_CONFIG,
+        scale.display(),
+        scanner.display()
+    );
+    let mut config = Config::parse(&text, dir)
+        .map_err(|p| anyhow::anyhow!("demo device config is invalid: {p:?}"))?;
+    config.store = base.store.clone();
+    Ok((config, scale, scanner))
+}
+
+/// Receives delivery D2001 through the simulated devices, then hands an order over.
+pub async fn receive_and_hand_over(
+    store: &Store,
+    base: &Config,
+    photo_check: Option<&PhotoCheck>,
+    now: Timestamp,
+) -> anyhow::Result<Vec<Step>> {
+    let mut steps = Vec::new();
+    let mut step = |what: &str, outcome: String| {
+        steps.push(Step {
+            what: what.to_owned(),
+            outcome,
+        })
+    };
+
+    let mut orange = Sku::new(
+        SkuCode::new("ORANGE-5KG")?,
+        "Navel oranges, 5 kg box",
+        StockUnit::Piece,
+    );
+    orange.gtins = vec![ORANGE_GTIN.into()];
+    orange.check_items_at_handover = true;
+    orange.version = 2;
+    let mut milk = Sku::new(SkuCode::new("MILK-1L")?, "Fresh milk 1 L", StockUnit::Piece);
+    milk.gtins = vec![MILK_GTIN.into()];
+    milk.version = 2;
+    let today = chrono::DateTime::from_timestamp_millis(now.millis())
+        .map(|t| t.date_naive())
+        .unwrap_or_default();
+    let manifest_line = |line_no: u32, sku: &Sku, lot: &str, count: i64, grams: i64| ManifestLine {
+        expiry: Some(today + chrono::Days::new(12)),
+        expected_count: Some(count),
+        expected_weight_g: Some(grams),
+        weight_tolerance_g: 150,
+        ..ManifestLine::unexpected(line_no, sku.code.clone(), lot)
+    };
+    let manifest = Manifest {
+        delivery_id: DELIVERY.into(),
+        supplier: "Sunny Orchards Co-op".into(),
+        expected_at: None,
+        lines: vec![
+            manifest_line(1, &orange, "OR2611B", 3, 15_000),
+            manifest_line(2, &milk, "MK1125", 2, 2_100),
+        ],
+        cancelled: false,
+        version: 1,
+    };
+    store
+        .write(move |c| {
+            crate::store::sku::upsert(c, &orange, now)?;
+            crate::store::sku::upsert(c, &milk, now)?;
+            rs::upsert_manifest(c, &manifest, now)?;
+            Ok::<_, crate::store::StoreError>(())
+        })
+        .await?;
+    step(
+        "delivery manifest D2001 arrives (2 lines)",
+        "stored; SKUs now carry their GTINs".into(),
+    );
+
+    let mut input = match Input::devices(base, store).await {
+        Ok(devices) => {
+            step(
+                "simulated MT-SICS scale and scanner on pseudo-terminals",
+                "probed and online".into(),
+            );
+            devices
+        }
+        Err(e) => {
+            // E.g. under qemu-user without binfmt, a child of this binary cannot be started:
+            // the same scans and weights are then typed in at the station instead.
+            step(
+                "simulated devices",
+                format!("unavailable ({e}); scans and weights typed in at the station"),
+            );
+            Input::Typed {
+                config: base.clone(),
+            }
+        }
+    };
+
+    let received = async {
+        // Line 1: oranges, three items, 15.05 kg, a photo of oranges.
+        input.scan(store, &format!("{DELIVERY}/1"), now).await?;
+        for i in 0..3 {
+            input
+                .scan(store, &format!("]C101{ORANGE_GTIN}21OR-{i}"), now)
+                .await?;
+        }
+        wait_for("three orange trace codes", || async {
+            Ok((line(store, 1).await?.bound_codes.len() == 3).then_some(()))
+        })
+        .await?;
+        input.weigh(store, 15_050, now).await?;
+        let grams = wait_for("a stable weight on line 1", || async {
+            Ok(line(store, 1).await?.weights_g.last().copied())
+        })
+        .await?;
+        step(
+            "scan crate label D2001/1 and 3 orange items; crate on the scale",
+            format!("3 codes bound; stable {grams} g"),
+        );
+        if let Some(check) = photo_check {
+            let evidence = check(ORANGE_JPG.to_vec(), SkuCode::new("ORANGE-5KG")?).await?;
+            let what = format!("{:?}: {}", evidence.verdict, top_label(&evidence));
+            workflows::receiving::photo(store, STATION, evidence, now).await?;
+            step("photo of the orange crate checked by the model", what);
+        }
+        input.weigh(store, 0, now).await?;
+
+        // Line 2: milk, one item scanned twice (a duplicate), 2.0 kg, a photo that is no milk.
+        input.scan(store, &format!("{DELIVERY}/2"), now).await?;
+        input
+            .scan(store, &format!("]C101{MILK_GTIN}21MK-7"), now)
+            .await?;
+        input
+            .scan(store, &format!("]C101{MILK_GTIN}21MK-7"), now)
+            .await?;
+        wait_for("the duplicate milk code to be flagged", || async {
+            Ok((!line(store, 2).await?.flagged.is_empty()).then_some(()))
+        })
+        .await?;
+        input.weigh(store, 2_000, now).await?;
+        let grams = wait_for("a stable weight on line 2", || async {
+            Ok(line(store, 2).await?.weights_g.last().copied())
+        })
+        .await?;
+        step(
+            "scan D2001/2, one milk item twice; crate on the scale",
+            format!("second scan FLAGGED as already bound; stable {grams} g"),
+        );
+        if let Some(check) = photo_check {
+            let evidence = check(BABOON_JPG.to_vec(), SkuCode::new("MILK-1L")?).await?;
+            let what = format!("{:?}: {}", evidence.verdict, top_label(&evidence));
+            workflows::receiving::photo(store, STATION, evidence, now).await?;
+            step(
+                "photo of the milk crate (shows a baboon) checked by the model",
+                what,
+            );
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    input.stop().await;
+    received?;
+
+    let decisions = workflows::receiving::close(store, base, DELIVERY, "staff-li", now).await?;
+    for d in &decisions {
+        let reasons: Vec<String> = d
+            .decision
+            .reasons
+            .iter()
+            .map(|r| {
+                serde_json::to_value(r)
+                    .ok()
+                    .and_then(|v| v["code"].as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            })
+            .collect();
+        step(
+            &format!("decide D2001 line {} ({} lot {})", d.line_no, d.sku, d.lot),
+            format!(
+                "{} — accepted {}, held {}{}",
+                d.decision.outcome.as_str(),
+                d.decision.accepted,
+                d.decision.held,
+                if reasons.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", reasons.join(", "))
+                }
+            ),
+        );
+    }
+
+    // A person reviews what the hub held. Oranges held only for want of a photo check are
+    // looked at by hand and released; anything suspicious stays in quarantine.
+    for d in decisions
+        .iter()
+        .filter(|d| d.decision.held > 0 && d.flagged_codes.is_empty() && d.photos.is_empty())
+    {
+        workflows::receiving::resolve(
+            store,
+            base,
+            DELIVERY,
+            d.line_no,
+            d.decision.held,
+            0,
+            "staff-li",
+            "photo checked by hand",
+            now,
+        )
+        .await?;
+        step(
+            &format!("staff reviews held line {} by hand", d.line_no),
+            format!("{} released into stock, reason recorded", d.decision.held),
+        );
+    }
+
+    // Pickup: a customer collects one box of oranges with code 246810.
+    let salt = "5eed5eed";
+    let order = PickupOrder {
+        order_id: "P6001".into(),
+        site: base.site.id.clone(),
+        code_hash: hash_code(salt, "246810").unwrap_or_default(),
+        code_salt: salt.into(),
+        items: vec![PickupItem {
+            sku: SkuCode::new("ORANGE-5KG")?,
+            quantity: 1,
+            lot: None,
+            trace_codes: vec![],
+            unit_price_cents: None,
+        }],
+        opens_at: now.plus_millis(-3_600_000),
+        closes_at: now.plus_millis(86_400_000),
+        status: OrderStatus::Open,
+        version: 1,
+    };
+    store
+        .write(move |c| crate::store::pickup::upsert_order(c, &order, now))
+        .await?;
+    let wrong = workflows::pickup::check(store, base, "desk-1", "135790", now).await?;
+    step(
+        "pickup desk: customer types 135790",
+        crate::store::pickup::describe(&wrong),
+    );
+    let right = workflows::pickup::check(store, base, "desk-1", "P6001:246810", now).await?;
+    step(
+        "pickup desk: customer shows QR P6001:246810",
+        crate::store::pickup::describe(&right),
+    );
+    let request = crate::store::pickup::HandoverRequest {
+        trace_codes: vec![format!("(01){ORANGE_GTIN}(21)OR-0")],
+        ..Default::default()
+    };
+    let handover =
+        workflows::pickup::handover(store, base, "desk-1", "P6001", request, now).await?;
+    step(
+        "hand P6001 over, scanning the item's trace code",
+        format!("handed over at {} exactly once", handover.station),
+    );
+    let again =
+        workflows::pickup::handover(store, base, "desk-2", "P6001", Default::default(), now).await;
+    step(
+        "a second desk tries to hand P6001 over",
+        match again {
+            Ok(_) => "HANDED OVER TWICE".into(),
+            Err(e) => format!("refused: {e}"),
+        },
+    );
+    let round = workflows::alerts::run_checks(store, &base.alerts, now).await?;
+    step(
+        "periodic alert checks",
+        format!(
+            "{} stock action(s), {} alert change(s)",
+            round.stock_actions, round.alert_changes
+        ),
+    );
+    Ok(steps)
+}
+
+fn top_label(e: &PhotoEvidence) -> String {
+    e.top_k
+        .first()
+        .map(|t| format!("top class '{}' p={:.2}", t.label, t.probability))
+        .unwrap_or_else(|| "no classes".into())
+}
