@@ -166,6 +166,37 @@ enum Command {
         #[command(subcommand)]
         command: SimCommand,
     },
+    /// Check one photo against a SKU's acceptance rule and print the evidence record.
+    ///
+    /// Exit 0 when the photo passes, 5 when it fails or needs review.
+    CheckImage {
+        /// The photo (JPEG or PNG).
+        file: PathBuf,
+        /// The SKU the photo should show.
+        #[arg(long)]
+        sku: String,
+        /// Site config: its [vision] backend, model and the rule for --sku (optional).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Expected classes, ids or label names, comma-separated (e.g. 950,951), instead of the
+        /// config's rule.
+        #[arg(long, value_delimiter = ',')]
+        expect: Vec<String>,
+        /// With --expect: minimum combined probability of the expected classes in the top 5.
+        #[arg(long, default_value_t = 0.2)]
+        min_probability: f32,
+        /// With --expect: the model alone may reject (fail instead of needs review).
+        #[arg(long)]
+        allow_model_reject: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The tract measurement of `hub bench vision`, run in a child process.
+    #[command(name = "__vision-tract-bench", hide = true)]
+    VisionTractBench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
     /// Developer tools used by the test suite.
     #[command(hide = true)]
     Dev {
@@ -280,6 +311,18 @@ enum ReceiveCommand {
         delivery: String,
         #[arg(long)]
         staff: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A photo of the station's selected line: checked with the SKU's vision rule, stored as
+    /// evidence and recorded on the line.
+    Photo {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        station: String,
+        /// The photo (JPEG or PNG).
+        file: PathBuf,
         #[arg(long)]
         json: bool,
     },
@@ -496,6 +539,26 @@ enum BenchCommand {
         #[arg(long, default_value_t = 100)]
         in_flight: usize,
     },
+    /// Photo checks: hub (decode, pre-process, ONNX Runtime) vs a Python Pillow + numpy +
+    /// onnxruntime pipeline, plus tract inference in a child process.
+    Vision {
+        /// Also write the figures as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Timed repetitions per case.
+        #[arg(long, default_value_t = 15)]
+        reps: usize,
+        /// Skip the Python baseline (offline); targets are then not judged.
+        #[arg(long)]
+        skip_python: bool,
+        /// Folder with orange.jpg and fruits.jpg (default: hub/vision/testdata/images of the
+        /// checkout).
+        #[arg(long)]
+        images: Option<PathBuf>,
+        /// Model manifest (default: the shipped model).
+        #[arg(long)]
+        model_manifest: Option<PathBuf>,
+    },
     /// Parsing throughput of scanner and scale streams vs the 115200-baud line rate.
     Devices {
         /// Also write the figures as JSON to this file.
@@ -621,6 +684,8 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Run(args) => {
             let config = Config::load(&args.config)?;
             telemetry::init(&config.log.level, log_format(cli.log_format, Some(&config)));
+            // The inference backend is chosen first, before anything else could touch it.
+            let vision = start_vision_if_enabled(&config.vision)?;
             let store = daemon::open_store(&config)?;
             crate::storage::log_startup_check(&config.store.data_dir);
             runtime()?.block_on(async {
@@ -630,7 +695,8 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                     daemon::stop_signal().await;
                     trigger.cancel();
                 });
-                daemon::run(config, store, shutdown).await
+                let board = crate::status::StatusBoard::new();
+                daemon::run_with_vision(config, store, board, vision, shutdown, |_| {}).await
             })?;
             Ok(EXIT_OK)
         }
@@ -740,6 +806,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             let mut config = demo::demo_config(dir.path())?;
             config.status.listen = status_listen;
             config.status.token = status_token;
+            let vision = start_vision_if_enabled(&config.vision)?;
             let store = daemon::open_store(&config)?;
             let rt = runtime()?;
             let now = crate::clock::now();
@@ -768,16 +835,26 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                         daemon::stop_signal().await;
                         trigger.cancel();
                     });
-                    daemon::run_with(config, store.clone(), board, shutdown, |started| {
-                        if let Some(url) = &started.status_url {
-                            eprintln!("status page: {url}");
-                        }
-                        eprintln!("demo hub keeps running on {data_dir}; press Ctrl-C to stop");
-                    })
+                    daemon::run_with_vision(
+                        config,
+                        store.clone(),
+                        board,
+                        vision,
+                        shutdown,
+                        |started| {
+                            if let Some(url) = &started.status_url {
+                                eprintln!("status page: {url}");
+                            }
+                            eprintln!("demo hub keeps running on {data_dir}; press Ctrl-C to stop");
+                        },
+                    )
                     .await
                 })?;
             } else {
                 store.close();
+                if let Some(v) = vision {
+                    v.stop();
+                }
             }
             Ok(if summary.verify.ok() {
                 EXIT_OK
@@ -848,6 +925,46 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             } else {
                 EXIT_BELOW_TARGET
             })
+        }
+        Command::CheckImage {
+            file,
+            sku,
+            config,
+            expect,
+            min_probability,
+            allow_model_reject,
+            json,
+        } => check_image(
+            CheckImageArgs {
+                file,
+                sku,
+                config,
+                expect,
+                min_probability,
+                allow_model_reject,
+                json,
+            },
+            cli.log_format,
+        ),
+        Command::VisionTractBench { args } => match hub_vision::run_tract_infer_child(&args) {
+            Ok(line) => {
+                println!("{line}");
+                Ok(EXIT_OK)
+            }
+            Err(e) => Err(anyhow::anyhow!("tract bench child: {e}").into()),
+        },
+        Command::Bench {
+            command:
+                BenchCommand::Vision {
+                    json,
+                    reps,
+                    skip_python,
+                    images,
+                    model_manifest,
+                },
+        } => {
+            telemetry::init("warn", log_format(cli.log_format, None));
+            bench_vision(json, reps, skip_python, images, model_manifest)
         }
         Command::Bench {
             command: BenchCommand::Devices { json, seconds },
@@ -1664,6 +1781,45 @@ fn receive_command(command: ReceiveCommand, format: Option<LogFormatArg>) -> Res
                 Err(e) => answer(e),
             }
         }
+        ReceiveCommand::Photo {
+            config,
+            station,
+            file,
+            json,
+        } => {
+            let bytes = std::fs::read(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read photo {}: {e}", file.display()))?;
+            let config = Config::load(&config.config)?;
+            telemetry::init(&config.log.level, log_format(format, Some(&config)));
+            let vision = crate::vision::start(&config.vision)?;
+            let store = daemon::open_store(&config)?;
+            let data_dir = config.store.data_dir.clone();
+            let out = runtime()?.block_on(crate::vision::photo_for_station(
+                &store, &vision, &data_dir, &station, bytes, now,
+            ));
+            store.close();
+            vision.stop();
+            match out {
+                Ok(r) if json => print_json(&r).map(|_| EXIT_OK),
+                Ok(r) => {
+                    println!(
+                        "photo {:?} recorded for delivery {} line {} ({} lot {}): {}",
+                        r.evidence.verdict,
+                        r.selected.delivery_id,
+                        r.selected.line_no,
+                        r.selected.sku,
+                        r.selected.lot,
+                        r.evidence.reasons.join("; ")
+                    );
+                    if let Some(problem) = &r.storage_problem {
+                        eprintln!("warning: {problem}");
+                    }
+                    Ok(EXIT_OK)
+                }
+                Err(crate::vision::PhotoError::Receiving(e)) => answer(e),
+                Err(e) => Err(e.into()),
+            }
+        }
         ReceiveCommand::Show {
             config,
             delivery,
@@ -1685,4 +1841,163 @@ fn receive_command(command: ReceiveCommand, format: Option<LogFormatArg>) -> Res
             Ok(EXIT_OK)
         }
     }
+}
+
+/// Starts the vision adapter when `[vision]` enables it (backend first, then the model).
+fn start_vision_if_enabled(
+    settings: &crate::vision::VisionSettings,
+) -> Result<Option<crate::vision::VisionService>, Failure> {
+    if !settings.enabled {
+        return Ok(None);
+    }
+    Ok(Some(crate::vision::start(settings)?))
+}
+
+struct CheckImageArgs {
+    file: PathBuf,
+    sku: String,
+    config: Option<PathBuf>,
+    expect: Vec<String>,
+    min_probability: f32,
+    allow_model_reject: bool,
+    json: bool,
+}
+
+fn check_image(args: CheckImageArgs, format: Option<LogFormatArg>) -> Result<i32, Failure> {
+    use hub_vision::{ExpectedLabel, Outcome, SkuRule};
+    let config = args.config.as_deref().map(Config::load).transpose()?;
+    match &config {
+        Some(c) => telemetry::init("warn", log_format(format, Some(c))),
+        None => telemetry::init("warn", log_format(format, None)),
+    }
+    let settings = config
+        .as_ref()
+        .map(|c| c.vision.clone())
+        .unwrap_or_default();
+    let rule = if args.expect.is_empty() {
+        settings.rule_for(&args.sku).cloned().ok_or_else(|| Failure {
+            code: EXIT_INVALID,
+            error: anyhow::anyhow!(
+                "no vision rule for SKU {}: give --expect (class ids or label names, e.g. --expect 950,951) or add a [[vision.rules]] entry to the config",
+                args.sku
+            ),
+        })?
+    } else {
+        SkuRule {
+            sku: args.sku.clone(),
+            expected: args
+                .expect
+                .iter()
+                .map(|e| match e.trim().parse::<u32>() {
+                    Ok(id) => ExpectedLabel::Id(id),
+                    Err(_) => ExpectedLabel::Name(e.trim().to_owned()),
+                })
+                .collect(),
+            top_k: 5,
+            min_probability: args.min_probability,
+            allow_model_reject: args.allow_model_reject,
+        }
+    };
+    rule.validate().map_err(|e| Failure {
+        code: EXIT_INVALID,
+        error: e.into(),
+    })?;
+    let bytes = std::fs::read(&args.file)
+        .map_err(|e| anyhow::anyhow!("cannot read photo {}: {e}", args.file.display()))?;
+    let vision = crate::vision::start(&settings)?;
+    let result = vision
+        .handle
+        .check_blocking(bytes, rule, Some(args.file.clone()));
+    let backend = vision.backend.clone();
+    vision.stop();
+    let report =
+        result.map_err(|e| anyhow::anyhow!("cannot check {}: {e}", args.file.display()))?;
+    let e = &report.evidence;
+    if args.json {
+        print_json(e)?;
+    } else {
+        println!("{}: {:?} for SKU {}", args.file.display(), e.outcome, e.sku);
+        for reason in &e.reasons {
+            println!("  reason: {reason}");
+        }
+        for p in &e.top_k {
+            println!(
+                "  {:>6.1}%  #{:<4} {}",
+                p.probability * 100.0,
+                p.class_id,
+                p.label
+            );
+        }
+        println!(
+            "  model {} ({}), backend {backend}, {:.1} ms",
+            e.model_name,
+            &e.model_sha256[..e.model_sha256.len().min(12)],
+            e.timings.total_ms
+        );
+    }
+    Ok(if e.outcome == Outcome::Pass {
+        EXIT_OK
+    } else {
+        EXIT_REFUSED
+    })
+}
+
+/// A folder named `rel` in the current directory, the executable's folder, or any parent.
+fn find_upwards(rel: &str) -> Option<PathBuf> {
+    let mut roots: Vec<PathBuf> = Vec::new();
+    if let Ok(cwd) = std::env::current_dir() {
+        roots.extend(cwd.ancestors().map(std::path::Path::to_owned));
+    }
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(std::path::Path::to_owned))
+    {
+        roots.extend(dir.ancestors().map(std::path::Path::to_owned));
+    }
+    roots.into_iter().map(|r| r.join(rel)).find(|p| p.is_dir())
+}
+
+fn bench_vision(
+    json: Option<PathBuf>,
+    reps: usize,
+    skip_python: bool,
+    images: Option<PathBuf>,
+    model_manifest: Option<PathBuf>,
+) -> Result<i32, Failure> {
+    let images = images
+        .or_else(|| find_upwards("hub/vision/testdata/images"))
+        .ok_or_else(|| Failure {
+            code: EXIT_INVALID,
+            error: anyhow::anyhow!(
+                "no test images found (hub/vision/testdata/images of a checkout); give --images DIR with orange.jpg and fruits.jpg"
+            ),
+        })?;
+    let manifest = match model_manifest {
+        Some(m) => m,
+        None => crate::vision::default_manifest(None).map_err(|tried| {
+            anyhow::Error::from(crate::vision::VisionStartError::NoManifest { tried })
+        })?,
+    };
+    let mut opts = hub_vision::VisionBenchOptions::new(manifest, images);
+    opts.reps = reps.max(1);
+    opts.skip_python = skip_python;
+    opts.tract_child = Some(hub_vision::TractChildCommand {
+        program: std::env::current_exe()?,
+        args: vec!["__vision-tract-bench".into()],
+    });
+    let report =
+        hub_vision::run_vision_bench(&opts).map_err(|e| anyhow::anyhow!("vision bench: {e}"))?;
+    print!("{report}");
+    if let Some(path) = json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+        println!("figures written to {}", path.display());
+    }
+    Ok(match report.targets_met {
+        Some(met) if met.iter().all(|m| *m) => EXIT_OK,
+        Some(_) => EXIT_BELOW_TARGET,
+        None => {
+            eprintln!("targets not judged: the Python baseline did not run");
+            EXIT_OK
+        }
+    })
 }

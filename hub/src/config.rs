@@ -93,6 +93,8 @@ pub struct Config {
     /// Upstream sync over MQTT; `None` when the file has no `[uplink]` section (or it is
     /// disabled), and the hub then keeps everything in its outbox.
     pub uplink: Option<UplinkConfig>,
+    /// Photo checks with the image model (`[vision]`, with `[[vision.rules]]`).
+    pub vision: crate::vision::VisionSettings,
 }
 
 /// A secret from the configuration: its `Debug` and `Display` never show it.
@@ -446,6 +448,7 @@ const SECTIONS: &[&str] = &[
     "receiving",
     "uplink",
     "status",
+    "vision",
     "codes",
 ];
 
@@ -638,6 +641,11 @@ impl Config {
             None
         };
         let status = validate_status(status, &mut problems);
+        let vision = crate::vision::validate(
+            section(&table, "vision", &mut problems),
+            base_dir,
+            &mut problems,
+        );
         // One backlog alert: the periodic checks' `outbox_backlog`; the uplink's thresholds
         // set when it turns red.
         let mut alerts = alerts;
@@ -666,6 +674,7 @@ impl Config {
                 receiving,
                 codes,
                 uplink,
+                vision,
             }),
             _ => Err(problems.0),
         }

@@ -76,7 +76,36 @@ pub async fn run_with(
     shutdown: CancellationToken,
     started: impl FnOnce(&Started),
 ) -> anyhow::Result<()> {
+    run_with_vision(config, store, board, None, shutdown, started).await
+}
+
+/// [`run_with`] plus the vision adapter, already started by the caller (its backend must be
+/// chosen before anything else, see `crate::vision::start`): the model goes on the status board
+/// and the photo spool folder, when configured, is watched. The inference thread is stopped
+/// after the other tasks, before the store is closed.
+pub async fn run_with_vision(
+    config: Config,
+    store: Store,
+    board: StatusBoard,
+    vision: Option<crate::vision::VisionService>,
+    shutdown: CancellationToken,
+    started: impl FnOnce(&Started),
+) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
+    let vision = vision.map(std::sync::Arc::new);
+    if let Some(v) = &vision {
+        board.set_vision(v.board_entry());
+        if let Some(source) = v.settings.spool.clone() {
+            tracing::info!(dir = %source.dir.display(), station = %source.station, "watching the photo spool folder");
+            tracker.spawn(crate::vision::spool_task(
+                store.clone(),
+                v.clone(),
+                config.store.data_dir.clone(),
+                source,
+                shutdown.child_token(),
+            ));
+        }
+    }
     let started_at = crate::clock::now();
     tracing::info!(site = %config.site.id, db = %store.path().display(), "hub running");
     let mut info = Started::default();
@@ -176,6 +205,12 @@ pub async fn run_with(
         .is_err()
     {
         tracing::warn!("tasks did not finish within the grace period; stopping anyway");
+    }
+    if let Some(v) = vision {
+        match std::sync::Arc::try_unwrap(v) {
+            Ok(v) => tokio::task::spawn_blocking(move || v.stop()).await?,
+            Err(_) => tracing::warn!("a photo check is still running; not waiting for it"),
+        }
     }
     let closing = store.clone();
     tokio::task::spawn_blocking(move || closing.close()).await?;

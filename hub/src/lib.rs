@@ -23,4 +23,5 @@ pub mod store;
 pub mod sync;
 pub mod systemd;
 pub mod telemetry;
+pub mod vision;
 pub mod workflows;

@@ -331,6 +331,19 @@ fn current(conn: &Connection, station: &str) -> Result<(Delivery, u32), Receivin
     Ok((d, line_no))
 }
 
+/// The line selected at a station (for a photo check: which SKU's rule applies). Fails like
+/// the station steps do: no line selected, delivery closed or cancelled, line already decided.
+pub fn selected_line(conn: &Connection, station: &str) -> Result<Selected, ReceivingError> {
+    let (d, line_no) = current(conn, station)?;
+    let line = line_of(&d, line_no)?;
+    Ok(Selected {
+        delivery_id: d.manifest.delivery_id.clone(),
+        line_no,
+        sku: line.sku.to_string(),
+        lot: line.lot.clone(),
+    })
+}
+
 /// What happened to a scanned item code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]

@@ -1,0 +1,365 @@
+//! Photo checks through the `hub` binary: `hub check-image` on both backends, what a missing
+//! ONNX Runtime library does under each `on_load_failure`, and a photo dropped by a camera into
+//! the spool folder of a running `hub run` reaching the selected receiving line.
+//!
+//! ONNX Runtime comes from `.runtime/onnxruntime/<arch>/` (deploy/fetch-onnxruntime.sh, run by
+//! deploy/setup.sh); the commands run from the workspace root so the hub finds it and the model.
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use tests::{hub_binary, stderr, stdout, workspace_root};
+
+fn image(name: &str) -> PathBuf {
+    workspace_root()
+        .join("hub/vision/testdata/images")
+        .join(name)
+}
+
+fn hub_in_root(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(hub_binary())
+        .current_dir(workspace_root())
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("HUB_ONNXRUNTIME_LIB")
+        .output()
+        .expect("run hub")
+}
+
+fn check_image(photo: &Path, env: &[(&str, &str)]) -> (Option<i32>, Value, String) {
+    let out = hub_in_root(
+        &[
+            "check-image",
+            photo.to_str().unwrap(),
+            "--sku",
+            "ORANGE-5KG",
+            "--expect",
+            "950",
+            "--json",
+        ],
+        env,
+    );
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "check-image printed no JSON ({e}): {}{}",
+            stdout(&out),
+            stderr(&out)
+        )
+    });
+    (out.status.code(), json, stderr(&out))
+}
+
+fn assert_orange_passes_and_baboon_does_not(env: &[(&str, &str)], backend: &str) {
+    let (code, json, err) = check_image(&image("orange.jpg"), env);
+    assert_eq!(code, Some(0), "orange.jpg should pass: {json}\n{err}");
+    assert_eq!(json["outcome"], "pass", "{json}");
+    assert_eq!(json["backend"], backend, "{json}");
+    assert_eq!(json["top_k"][0]["class_id"], 950, "{json}");
+    assert_eq!(json["model_name"].as_str().map(str::is_empty), Some(false));
+
+    let (code, json, err) = check_image(&image("baboon.jpg"), env);
+    assert_eq!(code, Some(5), "baboon.jpg must not pass: {json}\n{err}");
+    assert_eq!(
+        json["outcome"], "needs_review",
+        "the model alone may not reject by default: {json}"
+    );
+    assert_eq!(json["backend"], backend);
+}
+
+#[test]
+fn check_image_passes_an_orange_and_not_a_baboon_on_onnxruntime() {
+    assert_orange_passes_and_baboon_does_not(
+        &[("HUB_VISION_BACKEND", "onnxruntime")],
+        "onnxruntime",
+    );
+}
+
+#[test]
+fn check_image_passes_an_orange_and_not_a_baboon_on_tract() {
+    assert_orange_passes_and_baboon_does_not(&[("HUB_VISION_BACKEND", "tract")], "tract");
+}
+
+fn config_with_missing_library(dir: &Path, on_load_failure: &str) -> PathBuf {
+    let file = dir.join("hub.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[site]\nid = \"vision-site\"\n[store]\ndata_dir = \"data\"\n\
+             [vision]\nbackend = \"onnxruntime\"\nlibrary_path = \"/nonexistent/libonnxruntime.so\"\n\
+             on_load_failure = \"{on_load_failure}\"\n\
+             [[vision.rules]]\nsku = \"ORANGE-5KG\"\nexpected = [\"orange\"]\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
+#[test]
+fn a_missing_runtime_library_is_a_clear_error_or_a_fallback_as_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = image("orange.jpg");
+    let refuse = config_with_missing_library(dir.path(), "refuse");
+    let out = hub_in_root(
+        &[
+            "check-image",
+            photo.to_str().unwrap(),
+            "--sku",
+            "ORANGE-5KG",
+            "--config",
+            refuse.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot start the inference backend")
+            && err.contains("/nonexistent/libonnxruntime.so"),
+        "the error names what failed and where: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+
+    let fallback = config_with_missing_library(dir.path(), "fallback_to_tract");
+    let out = hub_in_root(
+        &[
+            "check-image",
+            photo.to_str().unwrap(),
+            "--sku",
+            "ORANGE-5KG",
+            "--config",
+            fallback.to_str().unwrap(),
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["backend"], "tract", "{json}");
+    assert_eq!(json["outcome"], "pass", "{json}");
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let out = hub_in_root(args, &[]);
+    assert!(
+        out.status.success(),
+        "hub {args:?} failed: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+#[test]
+fn a_photo_dropped_into_the_spool_folder_becomes_the_lines_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hub.toml");
+    std::fs::write(
+        &config,
+        "[site]\nid = \"spool-site\"\n[store]\ndata_dir = \"data\"\n[shutdown]\ngrace_seconds = 5\n\
+         [status]\nlisten = \"127.0.0.1:0\"\n\
+         [vision]\nenabled = true\nspool_dir = \"spool\"\nspool_station = \"dock\"\nspool_poll_ms = 100\n\
+         [[vision.rules]]\nsku = \"ORANGE\"\nexpected = [950, \"lemon\"]\nmin_probability = 0.2\n",
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let write = |name: &str, value: Value| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, value.to_string()).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let skus = write(
+        "skus.json",
+        json!([{
+            "code": "ORANGE", "name": "Navel oranges", "unit": "piece", "gtins": [],
+            "allow_negative": false, "check_items_at_handover": false, "version": 1
+        }]),
+    );
+    run_ok(&["sku", "import", &skus, "--config", cfg]);
+    let manifest = write(
+        "manifest.json",
+        json!({
+            "delivery_id": "D950", "supplier": "Sunny Orchards", "version": 1,
+            "lines": [{"line_no": 1, "sku": "ORANGE", "lot": "OR-950", "expiry": "2030-01-31",
+                       "expected_count": 12}]
+        }),
+    );
+    run_ok(&["receive", "manifest", &manifest, "--config", cfg]);
+    let selected = run_ok(&[
+        "receive",
+        "scan",
+        "--station",
+        "dock",
+        "D950/1",
+        "--config",
+        cfg,
+    ]);
+    assert!(selected.contains("line 1 selected"), "{selected}");
+    run_ok(&[
+        "receive",
+        "count",
+        "--delivery",
+        "D950",
+        "--line",
+        "1",
+        "12",
+        "--config",
+        cfg,
+    ]);
+
+    let child = Command::new(hub_binary())
+        .current_dir(workspace_root())
+        .env_remove("HUB_ONNXRUNTIME_LIB")
+        .args(["run", "--config", cfg])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The camera writes under a temporary name and renames when done, as FTP uploads do.
+    let spool = dir.path().join("spool");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !spool.is_dir() {
+        assert!(Instant::now() < deadline, "hub run never created {spool:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let photo = std::fs::read(image("orange.jpg")).unwrap();
+    std::fs::write(spool.join("cam-0001.part"), &photo).unwrap();
+    std::fs::rename(spool.join("cam-0001.part"), spool.join("cam-0001.jpg")).unwrap();
+    let done = spool.join("done/cam-0001.jpg");
+    let rejected = spool.join("rejected/cam-0001.jpg");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done.exists() && !rejected.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the spooled photo was never processed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "hub run: {}", stderr(&out));
+    assert!(
+        done.exists(),
+        "the photo was rejected: {}\n{}",
+        std::fs::read_to_string(spool.join("rejected/cam-0001.jpg.reason.txt")).unwrap_or_default(),
+        stderr(&out)
+    );
+
+    let decided = run_ok(&[
+        "receive",
+        "decide",
+        "--delivery",
+        "D950",
+        "--line",
+        "1",
+        "--staff",
+        "li.wei",
+        "--config",
+        cfg,
+    ]);
+    assert!(decided.contains("ACCEPTED"), "{decided}");
+    let shown: Value = serde_json::from_str(&run_ok(&[
+        "receive",
+        "show",
+        "--delivery",
+        "D950",
+        "--config",
+        cfg,
+        "--json",
+    ]))
+    .unwrap();
+    let text = shown.to_string();
+    let sha = {
+        use std::fmt::Write;
+        let out = Command::new("sha256sum")
+            .arg(image("orange.jpg"))
+            .output()
+            .unwrap();
+        let mut s = String::new();
+        write!(s, "{}", String::from_utf8_lossy(&out.stdout)).unwrap();
+        s.split_whitespace().next().unwrap().to_owned()
+    };
+    assert!(
+        text.contains(&sha),
+        "the photo's hash is on the line: {text}"
+    );
+    assert!(text.contains("\"verdict\":\"pass\""), "{text}");
+    assert!(
+        dir.path().join(format!("data/evidence/{sha}.jpg")).exists(),
+        "the photo is kept as evidence"
+    );
+}
+
+#[test]
+fn receive_photo_without_a_rule_for_the_sku_holds_for_review() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hub.toml");
+    std::fs::write(
+        &config,
+        "[site]\nid = \"photo-site\"\n[store]\ndata_dir = \"data\"\n[vision]\nbackend = \"tract\"\n",
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let skus = dir.path().join("skus.json");
+    std::fs::write(
+        &skus,
+        json!([{
+            "code": "KIWI", "name": "Kiwi fruit", "unit": "piece", "gtins": [],
+            "allow_negative": false, "check_items_at_handover": false, "version": 1
+        }])
+        .to_string(),
+    )
+    .unwrap();
+    run_ok(&["sku", "import", skus.to_str().unwrap(), "--config", cfg]);
+    let manifest = dir.path().join("manifest.json");
+    std::fs::write(
+        &manifest,
+        json!({
+            "delivery_id": "D951", "supplier": "Sunny Orchards", "version": 1,
+            "lines": [{"line_no": 1, "sku": "KIWI", "lot": "K-1", "expiry": "2030-01-31",
+                       "expected_count": 3}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    run_ok(&[
+        "receive",
+        "manifest",
+        manifest.to_str().unwrap(),
+        "--config",
+        cfg,
+    ]);
+    run_ok(&[
+        "receive",
+        "scan",
+        "--station",
+        "dock",
+        "D951/1",
+        "--config",
+        cfg,
+    ]);
+    let photo = image("orange.jpg");
+    let out = run_ok(&[
+        "receive",
+        "photo",
+        "--station",
+        "dock",
+        photo.to_str().unwrap(),
+        "--config",
+        cfg,
+        "--json",
+    ]);
+    let json: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["evidence"]["verdict"], "needs_review", "{json}");
+    assert!(
+        json["evidence"]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("no vision rule for SKU KIWI"),
+        "{json}"
+    );
+    assert_eq!(json["selected"]["delivery_id"], "D951");
+}
