@@ -812,7 +812,10 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             let now = crate::clock::now();
             let mut summary = rt.block_on(demo::play(&store, config.site.id.as_str(), now))?;
             let device_steps = rt.block_on(crate::demo_devices::receive_and_hand_over(
-                &store, &config, None, now,
+                &store,
+                &config,
+                vision.as_ref(),
+                now,
             ))?;
             summary.steps.extend(device_steps);
             summary.stock = store.read_blocking(crate::store::ledger::balances)?;

@@ -16,20 +16,12 @@ use hub_core::receiving::{Manifest, ManifestLine, PhotoEvidence};
 use hub_core::{Sku, SkuCode, StockUnit, Timestamp};
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// Checks a photo for a SKU and returns its evidence (the vision adapter in the real demo).
-pub type PhotoCheck = Box<
-    dyn Fn(Vec<u8>, SkuCode) -> Pin<Box<dyn Future<Output = anyhow::Result<PhotoEvidence>> + Send>>
-        + Send
-        + Sync,
->;
 
 /// The real photos the demo shows the model: produce, and something that is not produce.
 pub const ORANGE_JPG: &[u8] = include_bytes!("../vision/testdata/images/orange.jpg");
@@ -224,7 +216,7 @@ fn devices_config(base: &Config, dir: &Path) -> anyhow::Result<(Config, PathBuf,
 pub async fn receive_and_hand_over(
     store: &Store,
     base: &Config,
-    photo_check: Option<&PhotoCheck>,
+    vision: Option<&crate::vision::VisionService>,
     now: Timestamp,
 ) -> anyhow::Result<Vec<Step>> {
     let mut steps = Vec::new();
@@ -322,10 +314,21 @@ pub async fn receive_and_hand_over(
             "scan crate label D2001/1 and 3 orange items; crate on the scale",
             format!("3 codes bound; stable {grams} g"),
         );
-        if let Some(check) = photo_check {
-            let evidence = check(ORANGE_JPG.to_vec(), SkuCode::new("ORANGE-5KG")?).await?;
-            let what = format!("{:?}: {}", evidence.verdict, top_label(&evidence));
-            workflows::receiving::photo(store, STATION, evidence, now).await?;
+        if let Some(vision) = vision {
+            let recorded = crate::vision::photo_for_station(
+                store,
+                vision,
+                &base.store.data_dir,
+                STATION,
+                ORANGE_JPG.to_vec(),
+                now,
+            )
+            .await?;
+            let what = format!(
+                "{:?}: {}",
+                recorded.evidence.verdict,
+                top_label(&recorded.evidence)
+            );
             step("photo of the orange crate checked by the model", what);
         }
         input.weigh(store, 0, now).await?;
@@ -351,10 +354,21 @@ pub async fn receive_and_hand_over(
             "scan D2001/2, one milk item twice; crate on the scale",
             format!("second scan FLAGGED as already bound; stable {grams} g"),
         );
-        if let Some(check) = photo_check {
-            let evidence = check(BABOON_JPG.to_vec(), SkuCode::new("MILK-1L")?).await?;
-            let what = format!("{:?}: {}", evidence.verdict, top_label(&evidence));
-            workflows::receiving::photo(store, STATION, evidence, now).await?;
+        if let Some(vision) = vision {
+            let recorded = crate::vision::photo_for_station(
+                store,
+                vision,
+                &base.store.data_dir,
+                STATION,
+                BABOON_JPG.to_vec(),
+                now,
+            )
+            .await?;
+            let what = format!(
+                "{:?}: {}",
+                recorded.evidence.verdict,
+                top_label(&recorded.evidence)
+            );
             step(
                 "photo of the milk crate (shows a baboon) checked by the model",
                 what,

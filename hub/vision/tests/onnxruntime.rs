@@ -343,16 +343,19 @@ fn top1_lines(c: &mut Classifier) -> Vec<String> {
 fn onnxruntime_and_tract_agree_on_the_top_class() {
     let mut c = classifier();
     let ort_lines = top1_lines(&mut c);
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            "tract_child_top1",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("HUB_VISION_TRACT_CHILD", "1")
+    // The backend is process-wide: tract runs in a child process of its own.
+    let images: Vec<PathBuf> = ["orange.jpg", "fruits.jpg", "baboon.jpg"]
+        .iter()
+        .map(|n| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("testdata/images")
+                .join(n)
+        })
+        .collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vision-top1"))
+        .arg("tract")
+        .arg(manifest_path())
+        .args(&images)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -361,35 +364,6 @@ fn onnxruntime_and_tract_agree_on_the_top_class() {
         "tract child failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let tract_lines: Vec<String> = stdout
-        .lines()
-        .filter_map(|l| l.find("TOP1 ").map(|i| l[i..].to_owned()))
-        .collect();
+    let tract_lines: Vec<String> = stdout.lines().map(str::to_owned).collect();
     assert_eq!(tract_lines, ort_lines);
-}
-
-/// Runs only as the child of `onnxruntime_and_tract_agree_on_the_top_class`, in its own process
-/// with tract as the backend.
-#[test]
-#[ignore = "child process of onnxruntime_and_tract_agree_on_the_top_class"]
-fn tract_child_top1() {
-    if std::env::var_os("HUB_VISION_TRACT_CHILD").is_none() {
-        return;
-    }
-    let active = init_backend(&BackendSettings {
-        backend: BackendKind::Tract,
-        library_path: None,
-        on_load_failure: OnLoadFailure::Refuse,
-    })
-    .unwrap();
-    assert_eq!(active.kind, BackendKind::Tract);
-    let mut c = Classifier::load(
-        &manifest_path(),
-        &ModelOptions::default(),
-        DecodeLimits::default(),
-    )
-    .unwrap();
-    for line in top1_lines(&mut c) {
-        println!("{line}");
-    }
 }
