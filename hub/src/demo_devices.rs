@@ -306,29 +306,12 @@ pub async fn receive_and_hand_over(
         })
         .await?;
         input.weigh(store, 15_050, now).await?;
-        let grams = wait_for("a stable weight on line 1", || async {
-            Ok(line(store, 1).await?.weights_g.last().copied())
-        })
-        .await?;
+        let grams = stable_weight(store, 1).await?;
         step(
             "scan crate label D2001/1 and 3 orange items; crate on the scale",
             format!("3 codes bound; stable {grams} g"),
         );
-        if let Some(vision) = vision {
-            let recorded = crate::vision::photo_for_station(
-                store,
-                vision,
-                &base.store.data_dir,
-                STATION,
-                ORANGE_JPG.to_vec(),
-                now,
-            )
-            .await?;
-            let what = format!(
-                "{:?}: {}",
-                recorded.evidence.verdict,
-                top_label(&recorded.evidence)
-            );
+        if let Some(what) = check_photo(store, vision, base, ORANGE_JPG, now).await? {
             step("photo of the orange crate checked by the model", what);
         }
         input.weigh(store, 0, now).await?;
@@ -346,29 +329,12 @@ pub async fn receive_and_hand_over(
         })
         .await?;
         input.weigh(store, 2_000, now).await?;
-        let grams = wait_for("a stable weight on line 2", || async {
-            Ok(line(store, 2).await?.weights_g.last().copied())
-        })
-        .await?;
+        let grams = stable_weight(store, 2).await?;
         step(
             "scan D2001/2, one milk item twice; crate on the scale",
             format!("second scan FLAGGED as already bound; stable {grams} g"),
         );
-        if let Some(vision) = vision {
-            let recorded = crate::vision::photo_for_station(
-                store,
-                vision,
-                &base.store.data_dir,
-                STATION,
-                BABOON_JPG.to_vec(),
-                now,
-            )
-            .await?;
-            let what = format!(
-                "{:?}: {}",
-                recorded.evidence.verdict,
-                top_label(&recorded.evidence)
-            );
+        if let Some(what) = check_photo(store, vision, base, BABOON_JPG, now).await? {
             step(
                 "photo of the milk crate (shows a baboon) checked by the model",
                 what,
@@ -493,6 +459,41 @@ pub async fn receive_and_hand_over(
         ),
     );
     Ok(steps)
+}
+
+/// Waits until line `line_no` has a stable weight recorded and returns it.
+async fn stable_weight(store: &Store, line_no: u32) -> anyhow::Result<i64> {
+    wait_for(&format!("a stable weight on line {line_no}"), || async {
+        Ok(line(store, line_no).await?.weights_g.last().copied())
+    })
+    .await
+}
+
+/// Checks a photo at the station (when vision runs) and says what the model made of it.
+async fn check_photo(
+    store: &Store,
+    vision: Option<&crate::vision::VisionService>,
+    base: &Config,
+    photo: &[u8],
+    now: Timestamp,
+) -> anyhow::Result<Option<String>> {
+    let Some(vision) = vision else {
+        return Ok(None);
+    };
+    let recorded = crate::vision::photo_for_station(
+        store,
+        vision,
+        &base.store.data_dir,
+        STATION,
+        photo.to_vec(),
+        now,
+    )
+    .await?;
+    Ok(Some(format!(
+        "{:?}: {}",
+        recorded.evidence.verdict,
+        top_label(&recorded.evidence)
+    )))
 }
 
 fn top_label(e: &PhotoEvidence) -> String {
