@@ -232,7 +232,7 @@ async fn hub_killed_at_random_moments_during_a_drain_loses_nothing() {
     let mut kills = 0;
     while kills < 20 {
         let mut child = spawn();
-        let delay = rand::random_range(150..450);
+        let delay = rand::random_range(40..160);
         tokio::time::sleep(Duration::from_millis(delay)).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
