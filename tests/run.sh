@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/setup.sh
+# A one-off full build gains nothing from incremental caches, which cost gigabytes of disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo test --workspace --all-targets --locked
 # The firmware builds for a microcontroller (no_std, no allocator).
 cargo build -p firmware-shim --target thumbv7em-none-eabihf --locked
