@@ -10,7 +10,10 @@ cd "$(dirname "$0")/.."
 mode=${1:-test}
 
 # Debian packages: command that proves presence -> package.
+# Always: CMake and NASM build the vendored libjpeg-turbo (the JPEG decoder, with its x86 SIMD).
 declare -A want=(
+  [cmake]=cmake
+  [nasm]=nasm
   [mosquitto]=mosquitto
   [openssl]=openssl
   # deploy tests: headless browser for the status page, the aarch64 cross build and qemu-user,
@@ -23,7 +26,7 @@ declare -A want=(
   [dpkg-deb]=dpkg
 )
 if [ "$mode" = "--demo" ]; then
-  want=()
+  want=([cmake]=cmake [nasm]=nasm)
 fi
 
 missing=()

@@ -3,8 +3,8 @@
 //!
 //! `ort` is built with `alternative-backend`, so nothing is linked at build time and the `OrtApi`
 //! table must be installed with `ort::set_api` once, before any other `ort` call. This module is
-//! the only place that does it, and the only place with `unsafe` code (loading the library and
-//! reading its API table). A missing or unusable library is reported here, at start-up, with every
+//! the only place that does it, and (with `turbo`, the JPEG decoder's FFI) the only place with
+//! `unsafe` code (loading the library and reading its API table). A missing or unusable library is reported here, at start-up, with every
 //! path tried; it must never surface later as a panic inside the inference thread.
 //!
 //! This module must not load models or run inference.

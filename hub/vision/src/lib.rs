@@ -24,6 +24,7 @@ pub mod manifest;
 pub mod model;
 pub mod preprocess;
 pub mod spool;
+mod turbo;
 
 pub use acceptance::{ExpectedLabel, Outcome, Prediction, SkuRule, Verdict, evaluate};
 pub use backend::{

@@ -2,8 +2,9 @@
 //! downscaling when the photo is much larger than the model input), resize with SIMD
 //! (`fast_image_resize`), turn upright per EXIF, normalise to f32 NCHW/NHWC.
 //!
-//! Decoding dominates large photos, so the JPEG decoder is asked for the smallest 1/1, 1/2, 1/4
-//! or 1/8 scale that is still at least the model input on both axes. Limits are checked from the
+//! Decoding dominates large photos, so the JPEG decoder (libjpeg-turbo, see `turbo`) is asked
+//! for the smallest 1/1, 1/2, 1/4 or 1/8 scale that is still at least the model input on both
+//! axes. Limits are checked from the
 //! header before any pixel buffer is allocated. Corrupt or truncated files are typed errors.
 //! This module must not run inference or do any file I/O.
 
@@ -335,37 +336,14 @@ fn decode_jpeg(
         target
     };
     let denominator = choose_dct_denominator((width, height), stored_target);
-    if denominator > 1 {
-        let d = u32::from(denominator);
-        // Both values fit u16: they are at most the header's u16 dimensions.
-        decoder
-            .scale(width.div_ceil(d) as u16, height.div_ceil(d) as u16)
-            .map_err(jpeg_error)?;
-    }
-    decoder.set_max_decoding_buffer_size(
-        usize::try_from(limits.max_decoded_bytes).unwrap_or(usize::MAX),
-    );
-    let pixels = decoder.decode().map_err(jpeg_error)?;
-    let out = decoder.info().ok_or_else(|| VisionError::CorruptImage {
-        format: "JPEG",
-        reason: "no frame header after decode".to_owned(),
-    })?;
-    let (ow, oh) = (u32::from(out.width), u32::from(out.height));
-    let rgb = match out.pixel_format {
-        jpeg_decoder::PixelFormat::RGB24 => pixels,
-        jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|&v| [v, v, v]).collect(),
-        other => {
-            return Err(VisionError::UnsupportedPixelFormat {
-                detail: format!("JPEG {other:?}"),
-            });
-        }
-    };
-    if rgb.len() != (ow as usize) * (oh as usize) * 3 {
-        return Err(VisionError::CorruptImage {
+    // The header, EXIF and limits come from the pure-Rust parser above; the pixels from
+    // libjpeg-turbo, which is about twice as fast on the entropy decoding large photos need.
+    let decoded = crate::turbo::decode_rgb(bytes, denominator, limits.max_decoded_bytes / 3)
+        .map_err(|reason| VisionError::CorruptImage {
             format: "JPEG",
-            reason: format!("decoder returned {} bytes for {ow}x{oh}", rgb.len()),
-        });
-    }
+            reason,
+        })?;
+    let (rgb, ow, oh) = (decoded.rgb, decoded.width, decoded.height);
     Ok(Decoded {
         rgb,
         width: ow,
@@ -565,6 +543,73 @@ mod tests {
         assert_eq!(prepared.info.dct_scale_denominator, 4);
         assert_eq!((prepared.info.width, prepared.info.height), (1920, 1080));
         assert_eq!(prepared.tensor.len(), 3 * 224 * 224);
+    }
+
+    #[test]
+    fn scaled_decode_keeps_the_picture_at_every_dct_scale() {
+        // A left-to-right red ramp: every scale must give the same ramp at its own size.
+        let img = image::RgbImage::from_fn(640, 480, |x, _| {
+            image::Rgb([(x * 255 / 639) as u8, 40, 200])
+        });
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+            .encode_image(&img)
+            .unwrap();
+        for d in [1u8, 2, 4, 8] {
+            let out = crate::turbo::decode_rgb(&jpeg, d, u64::MAX).unwrap();
+            let want = (640u32.div_ceil(u32::from(d)), 480u32.div_ceil(u32::from(d)));
+            assert_eq!((out.width, out.height), want, "1/{d}");
+            let px = |x: u32, y: u32| {
+                let i = ((y * out.width + x) * 3) as usize;
+                [out.rgb[i], out.rgb[i + 1], out.rgb[i + 2]]
+            };
+            let (left, right) = (px(0, out.height / 2), px(out.width - 1, out.height / 2));
+            assert!(
+                left[0] < 20 && right[0] > 235,
+                "1/{d}: {left:?} .. {right:?}"
+            );
+            assert!(
+                left[1].abs_diff(40) < 12 && left[2].abs_diff(200) < 12,
+                "1/{d}: {left:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn jpeg_cut_inside_the_scan_is_an_error_not_a_grey_picture() {
+        let jpeg = jpeg_bytes(1920, 1080);
+        let input = InputSpec {
+            shape: vec![1, 3, 224, 224],
+            ..spec(Layout::Nchw, ColourOrder::Rgb)
+        };
+        let mut p = Preprocessor::new(&input, DecodeLimits::default());
+        for cut in [jpeg.len() / 3, jpeg.len() * 9 / 10, jpeg.len() - 2] {
+            match p.prepare(&jpeg[..cut]) {
+                Err(VisionError::CorruptImage {
+                    format: "JPEG",
+                    reason,
+                }) => {
+                    assert!(!reason.is_empty());
+                }
+                other => panic!("cut at {cut}: {other:?}"),
+            }
+        }
+        // Garbage in the middle of the entropy-coded data is refused too.
+        let mut damaged = jpeg.clone();
+        let mid = damaged.len() / 2;
+        damaged[mid..mid + 64].fill(0xFF);
+        assert!(p.prepare(&damaged).is_err());
+        // The whole file still decodes with the same preprocessor.
+        assert!(p.prepare(&jpeg).is_ok());
+    }
+
+    #[test]
+    fn turbo_decoder_refuses_more_pixels_than_its_budget() {
+        let err = crate::turbo::decode_rgb(&jpeg_bytes(640, 480), 1, 640 * 480 - 1)
+            .err()
+            .unwrap();
+        assert!(!err.is_empty());
+        assert!(crate::turbo::decode_rgb(&jpeg_bytes(640, 480), 3, u64::MAX).is_err());
     }
 
     #[test]
