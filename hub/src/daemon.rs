@@ -81,7 +81,7 @@ pub async fn run_with(
 
 /// [`run_with`] plus the vision adapter, already started by the caller (its backend must be
 /// chosen before anything else, see `crate::vision::start`): the model goes on the status board
-/// and the photo spool folder, when configured, is watched. The inference thread is stopped
+/// and the photo spool folder and photo topics, when configured, are read. The inference thread is stopped
 /// after the other tasks, before the store is closed.
 pub async fn run_with_vision(
     config: Config,
@@ -102,6 +102,16 @@ pub async fn run_with_vision(
                 v.clone(),
                 config.store.data_dir.clone(),
                 source,
+                shutdown.child_token(),
+            ));
+        }
+        if !v.settings.photo_topics.is_empty() {
+            tracker.spawn(crate::vision::photo_topic_task(
+                store.clone(),
+                v.clone(),
+                config.store.data_dir.clone(),
+                config.device_broker.clone(),
+                v.settings.photo_topics.clone(),
                 shutdown.child_token(),
             ));
         }

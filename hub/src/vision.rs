@@ -6,7 +6,8 @@
 //! configured), never a panic on the first photo. `HUB_VISION_BACKEND` overrides the configured
 //! backend (the aarch64 qemu test runs on tract).
 //!
-//! A photo from any source (spool folder, `hub receive photo`) goes through [`photo_for_station`]:
+//! A photo from any source (spool folder, an MQTT photo topic, `hub receive photo`) goes through
+//! [`photo_for_station`]:
 //! the rule for the SKU of the station's selected line, the photo stored by hash (a full disk
 //! keeps the decision without a stored copy and raises `disk_nearly_full`), the check on the
 //! inference thread, and `workflows::receiving::photo` with the evidence. This module must not
@@ -46,6 +47,14 @@ pub struct SpoolSource {
     pub poll_interval: Duration,
 }
 
+/// Photos published over MQTT for one receiving station: each message on `topic` (on the local
+/// device broker, `[device_broker]`) is one JPEG or PNG file, raw bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhotoTopic {
+    pub station: String,
+    pub topic: String,
+}
+
 /// The validated `[vision]` section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VisionSettings {
@@ -62,6 +71,8 @@ pub struct VisionSettings {
     /// Acceptance rules per SKU.
     pub rules: Vec<SkuRule>,
     pub spool: Option<SpoolSource>,
+    /// MQTT topics carrying photos, one per station.
+    pub photo_topics: Vec<PhotoTopic>,
     /// The config file's folder, where the shipped model is looked for first.
     pub config_dir: Option<PathBuf>,
 }
@@ -82,6 +93,7 @@ impl Default for VisionSettings {
             limits: DecodeLimits::default(),
             rules: Vec::new(),
             spool: None,
+            photo_topics: Vec::new(),
             config_dir: None,
         }
     }
@@ -112,6 +124,15 @@ pub(crate) struct RawVision {
     spool_poll_ms: Option<i64>,
     #[serde(default)]
     rules: Vec<RawRule>,
+    #[serde(default)]
+    photo_topics: Vec<RawPhotoTopic>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPhotoTopic {
+    station: String,
+    topic: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -245,6 +266,34 @@ pub(crate) fn validate(raw: RawVision, base_dir: &Path, problems: &mut Problems)
             None
         }
     };
+    let mut photo_topics: Vec<PhotoTopic> = Vec::new();
+    for (i, t) in raw.photo_topics.into_iter().enumerate() {
+        let path = format!("vision.photo_topics[{i}]");
+        if t.station.trim().is_empty() {
+            problems.push(format!("{path}.station"), "is empty");
+        }
+        if t.topic.is_empty() || t.topic.contains(['+', '#', '\0']) {
+            problems.push(
+                format!("{path}.topic"),
+                format!(
+                    "'{}' is not a topic to subscribe to: give one exact topic, without + or # wildcards",
+                    t.topic
+                ),
+            );
+        } else if let Some(other) = photo_topics.iter().find(|o| o.topic == t.topic) {
+            problems.push(
+                format!("{path}.topic"),
+                format!(
+                    "'{}' is already used for station '{}'",
+                    t.topic, other.station
+                ),
+            );
+        }
+        photo_topics.push(PhotoTopic {
+            station: t.station,
+            topic: t.topic,
+        });
+    }
     VisionSettings {
         enabled: raw.enabled.unwrap_or(false),
         backend: BackendSettings {
@@ -265,6 +314,7 @@ pub(crate) fn validate(raw: RawVision, base_dir: &Path, problems: &mut Problems)
         limits,
         rules,
         spool,
+        photo_topics,
         config_dir: Some(base_dir.to_owned()),
     }
 }
@@ -605,6 +655,109 @@ pub async fn spool_task(
     }
 }
 
+/// Subscribes to the configured photo topics on the local device broker until `shutdown`:
+/// each message is one photo (JPEG or PNG bytes) for the topic's station and goes to
+/// [`photo_for_station`], in arrival order, so a photo lands on the line that was selected
+/// when it was taken. One task polls the rumqttc event loop and only polls it; a second one
+/// runs the checks, so a slow check never stalls keep-alives. A message larger than
+/// `vision.max_file_mb` is refused by the client before it is read (the broker then drops the
+/// connection's clean session, so it is not redelivered); the client reconnects with back-off.
+pub async fn photo_topic_task(
+    store: Store,
+    vision: std::sync::Arc<VisionService>,
+    data_dir: PathBuf,
+    broker: crate::devices::config::BrokerConfig,
+    topics: Vec<PhotoTopic>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let max_photo = usize::try_from(vision.settings.limits.max_file_bytes).unwrap_or(usize::MAX);
+    let mut options = MqttOptions::new(
+        format!("{}-photos", broker.client_id),
+        broker.host.clone(),
+        broker.port,
+    );
+    options.set_keep_alive(Duration::from_secs(15));
+    options.set_clean_session(true);
+    options.set_max_packet_size(max_photo.saturating_add(1024), 64 * 1024);
+    let (client, mut eventloop) = AsyncClient::new(options, 16);
+    // Photos waiting for their check; when full, the poller waits and the broker holds the rest.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, Vec<u8>)>(4);
+    let checker = {
+        let (store, vision, data_dir) = (store.clone(), vision.clone(), data_dir.clone());
+        tokio::spawn(async move {
+            while let Some((station, bytes)) = rx.recv().await {
+                let size = bytes.len();
+                let now = crate::clock::now();
+                match photo_for_station(&store, &vision, &data_dir, &station, bytes, now).await {
+                    Ok(r) => tracing::info!(
+                        station = %station, bytes = size, delivery = %r.selected.delivery_id,
+                        line = r.selected.line_no, verdict = ?r.evidence.verdict,
+                        "photo from MQTT checked"
+                    ),
+                    Err(e) => tracing::warn!(
+                        station = %station, bytes = size, error = %e,
+                        "photo from MQTT not recorded"
+                    ),
+                }
+            }
+        })
+    };
+    let mut backoff =
+        crate::devices::Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let mut connected = false;
+    loop {
+        let polled = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            polled = eventloop.poll() => polled,
+        };
+        match polled {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff.reset();
+                connected = true;
+                tracing::info!(host = %broker.host, port = broker.port, topics = topics.len(), "photo topics subscribed");
+                for t in &topics {
+                    if let Err(e) = client.try_subscribe(t.topic.clone(), QoS::AtLeastOnce) {
+                        tracing::warn!(topic = %t.topic, error = %e, "cannot subscribe photo topic");
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let Some(t) = topics.iter().find(|t| t.topic == p.topic) else {
+                    continue;
+                };
+                if tx
+                    .send((t.station.clone(), p.payload.to_vec()))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if connected {
+                    connected = false;
+                    tracing::warn!(host = %broker.host, port = broker.port, error = %e, "photo topics: local broker connection lost (a photo over vision.max_file_mb also ends the connection)");
+                } else {
+                    tracing::debug!(error = %e, "photo topics: local broker unreachable");
+                }
+                let delay = backoff.next_delay();
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+    let _ = client.try_disconnect();
+    // Photos already taken off the broker are still checked and recorded.
+    drop(tx);
+    if let Err(e) = checker.await {
+        tracing::error!(error = %e, "photo checker task failed");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -653,6 +806,62 @@ min_probability = 0.3
         assert_eq!(rule.top_k, 5);
         assert!(!rule.allow_model_reject);
         assert_eq!(v.spool.unwrap().station, "dock-1");
+    }
+
+    #[test]
+    fn photo_topics_are_exact_topics_one_per_station() {
+        let v = parse(
+            r#"[vision]
+[[vision.photo_topics]]
+station = "dock-1"
+topic = "hub/v1/s1/local/cameras/dock-1/photo"
+[[vision.photo_topics]]
+station = "dock-2"
+topic = "hub/v1/s1/local/cameras/dock-2/photo"
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            v.photo_topics,
+            vec![
+                PhotoTopic {
+                    station: "dock-1".into(),
+                    topic: "hub/v1/s1/local/cameras/dock-1/photo".into()
+                },
+                PhotoTopic {
+                    station: "dock-2".into(),
+                    topic: "hub/v1/s1/local/cameras/dock-2/photo".into()
+                },
+            ]
+        );
+        let problems = parse(
+            r#"[vision]
+[[vision.photo_topics]]
+station = ""
+topic = "cams/+/photo"
+[[vision.photo_topics]]
+station = "a"
+topic = "cams/a"
+[[vision.photo_topics]]
+station = "b"
+topic = "cams/a"
+"#,
+        )
+        .unwrap_err();
+        let text = problems.join("\n");
+        assert!(
+            text.contains("vision.photo_topics[0].station: is empty"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vision.photo_topics[0].topic: 'cams/+/photo' is not a topic"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vision.photo_topics[2].topic: 'cams/a' is already used"),
+            "{text}"
+        );
+        assert_eq!(problems.len(), 3, "{text}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Photo checks through the `hub` binary: `hub check-image` on both backends, what a missing
 //! ONNX Runtime library does under each `on_load_failure`, and a photo dropped by a camera into
-//! the spool folder of a running `hub run` reaching the selected receiving line.
+//! the spool folder of a running `hub run`, or published on its station's MQTT topic (a real
+//! Mosquitto), reaching the selected receiving line.
 //!
 //! ONNX Runtime comes from `.runtime/onnxruntime/<arch>/` (deploy/fetch-onnxruntime.sh, run by
 //! deploy/setup.sh); the commands run from the workspace root so the hub finds it and the model.
@@ -150,21 +151,24 @@ fn run_ok(args: &[&str]) -> String {
     stdout(&out)
 }
 
-#[test]
-fn a_photo_dropped_into_the_spool_folder_becomes_the_lines_evidence() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("hub.toml");
+/// A site whose config has `vision_extra` in its `[vision]` section (and `extra` after it), an
+/// ORANGE SKU with a rule, delivery D950 with line 1 selected at station `dock` and counted.
+/// Returns the config path.
+fn receiving_site(dir: &Path, vision_extra: &str, extra: &str) -> String {
+    let config = dir.join("hub.toml");
     std::fs::write(
         &config,
-        "[site]\nid = \"spool-site\"\n[store]\ndata_dir = \"data\"\n[shutdown]\ngrace_seconds = 5\n\
-         [status]\nlisten = \"127.0.0.1:0\"\n\
-         [vision]\nenabled = true\nspool_dir = \"spool\"\nspool_station = \"dock\"\nspool_poll_ms = 100\n\
-         [[vision.rules]]\nsku = \"ORANGE\"\nexpected = [950, \"lemon\"]\nmin_probability = 0.2\n",
+        format!(
+            "[site]\nid = \"photo-site\"\n[store]\ndata_dir = \"data\"\n[shutdown]\ngrace_seconds = 5\n\
+             [status]\nlisten = \"127.0.0.1:0\"\n\
+             [vision]\nenabled = true\n{vision_extra}\n\
+             [[vision.rules]]\nsku = \"ORANGE\"\nexpected = [950, \"lemon\"]\nmin_probability = 0.2\n{extra}"
+        ),
     )
     .unwrap();
-    let cfg = config.to_str().unwrap();
+    let cfg = config.to_str().unwrap().to_owned();
     let write = |name: &str, value: Value| {
-        let path = dir.path().join(name);
+        let path = dir.join(name);
         std::fs::write(&path, value.to_string()).unwrap();
         path.to_str().unwrap().to_owned()
     };
@@ -175,7 +179,7 @@ fn a_photo_dropped_into_the_spool_folder_becomes_the_lines_evidence() {
             "allow_negative": false, "check_items_at_handover": false, "version": 1
         }]),
     );
-    run_ok(&["sku", "import", &skus, "--config", cfg]);
+    run_ok(&["sku", "import", &skus, "--config", &cfg]);
     let manifest = write(
         "manifest.json",
         json!({
@@ -184,7 +188,7 @@ fn a_photo_dropped_into_the_spool_folder_becomes_the_lines_evidence() {
                        "expected_count": 12}]
         }),
     );
-    run_ok(&["receive", "manifest", &manifest, "--config", cfg]);
+    run_ok(&["receive", "manifest", &manifest, "--config", &cfg]);
     let selected = run_ok(&[
         "receive",
         "scan",
@@ -192,7 +196,7 @@ fn a_photo_dropped_into_the_spool_folder_becomes_the_lines_evidence() {
         "dock",
         "D950/1",
         "--config",
-        cfg,
+        &cfg,
     ]);
     assert!(selected.contains("line 1 selected"), "{selected}");
     run_ok(&[
@@ -204,8 +208,46 @@ fn a_photo_dropped_into_the_spool_folder_becomes_the_lines_evidence() {
         "1",
         "12",
         "--config",
-        cfg,
+        &cfg,
     ]);
+    cfg
+}
+
+/// The sha256 of a test image, as `sha256sum` prints it.
+fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// `hub receive show --delivery D950 --json`, as compact JSON text.
+fn delivery_d950(cfg: &str) -> String {
+    let shown = run_ok(&[
+        "receive",
+        "show",
+        "--delivery",
+        "D950",
+        "--config",
+        cfg,
+        "--json",
+    ]);
+    serde_json::from_str::<Value>(&shown)
+        .unwrap_or_else(|e| panic!("receive show --json printed no JSON ({e}): {shown}"))
+        .to_string()
+}
+
+#[test]
+fn a_photo_dropped_into_the_spool_folder_becomes_the_lines_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = receiving_site(
+        dir.path(),
+        "spool_dir = \"spool\"\nspool_station = \"dock\"\nspool_poll_ms = 100",
+        "",
+    );
+    let cfg = cfg.as_str();
 
     let child = Command::new(hub_binary())
         .current_dir(workspace_root())
@@ -261,27 +303,8 @@ fn a_photo_dropped_into_the_spool_folder_becomes_the_lines_evidence() {
         cfg,
     ]);
     assert!(decided.contains("ACCEPTED"), "{decided}");
-    let shown: Value = serde_json::from_str(&run_ok(&[
-        "receive",
-        "show",
-        "--delivery",
-        "D950",
-        "--config",
-        cfg,
-        "--json",
-    ]))
-    .unwrap();
-    let text = shown.to_string();
-    let sha = {
-        use std::fmt::Write;
-        let out = Command::new("sha256sum")
-            .arg(image("orange.jpg"))
-            .output()
-            .unwrap();
-        let mut s = String::new();
-        write!(s, "{}", String::from_utf8_lossy(&out.stdout)).unwrap();
-        s.split_whitespace().next().unwrap().to_owned()
-    };
+    let text = delivery_d950(cfg);
+    let sha = sha256_of(&image("orange.jpg"));
     assert!(
         text.contains(&sha),
         "the photo's hash is on the line: {text}"
@@ -291,6 +314,122 @@ fn a_photo_dropped_into_the_spool_folder_becomes_the_lines_evidence() {
         dir.path().join(format!("data/evidence/{sha}.jpg")).exists(),
         "the photo is kept as evidence"
     );
+}
+
+#[test]
+fn a_photo_published_on_the_stations_mqtt_topic_becomes_the_lines_evidence() {
+    use hub::sync::mosquitto::{Mosquitto, MosquittoOptions};
+    use std::io::{BufRead, BufReader};
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let broker =
+        Mosquitto::start(&dir.path().join("broker"), &MosquittoOptions::default()).unwrap();
+    let topic = "photo-site/cameras/dock/photo";
+    let cfg = receiving_site(
+        dir.path(),
+        &format!(
+            "max_file_mb = 1\n[[vision.photo_topics]]\nstation = \"dock\"\ntopic = \"{topic}\""
+        ),
+        &format!(
+            "[device_broker]\nhost = \"127.0.0.1\"\nport = {}\n",
+            broker.port()
+        ),
+    );
+    let mut child = Command::new(hub_binary())
+        .current_dir(workspace_root())
+        .env_remove("HUB_ONNXRUNTIME_LIB")
+        .args(["run", "--config", &cfg])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The hub's log, read as it is written.
+    let log = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let log = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        })
+    };
+    // Waits until the log holds `times` lines containing `what`.
+    let wait_log_n = |what: &str, times: usize, within: Duration| {
+        let deadline = Instant::now() + within;
+        while log.lock().unwrap().matches(what).count() < times {
+            assert!(
+                Instant::now() < deadline,
+                "the hub never logged '{what}' {times} times:\n{}",
+                log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let wait_log = |what: &str, within: Duration| wait_log_n(what, 1, within);
+    wait_log("photo topics subscribed", Duration::from_secs(60));
+
+    let mut options = rumqttc::MqttOptions::new("dock-camera", "127.0.0.1", broker.port());
+    options.set_max_packet_size(4 << 20, 4 << 20);
+    let (client, mut connection) = rumqttc::Client::new(options, 8);
+    let network = std::thread::spawn(move || {
+        for event in connection.iter() {
+            if matches!(event, Err(rumqttc::ConnectionError::RequestsDone)) || event.is_err() {
+                break;
+            }
+        }
+    });
+    let publish = |payload: Vec<u8>| {
+        client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+            .unwrap();
+    };
+    // Garbage first: refused with a reason, nothing recorded, the task goes on.
+    publish(b"this is not a photo".to_vec());
+    wait_log("photo from MQTT not recorded", Duration::from_secs(60));
+    // Larger than vision.max_file_mb: refused by the hub's client; it reconnects by itself.
+    publish(vec![0xFF; 2 << 20]);
+    wait_log("payload size limit exceeded", Duration::from_secs(60));
+    wait_log_n("photo topics subscribed", 2, Duration::from_secs(60));
+    // The camera's real photo.
+    publish(std::fs::read(image("orange.jpg")).unwrap());
+    wait_log("photo from MQTT checked", Duration::from_secs(120));
+    client.disconnect().unwrap();
+    network.join().unwrap();
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success(), "{}", log.lock().unwrap());
+    reader.join().unwrap();
+    let decided = run_ok(&[
+        "receive",
+        "decide",
+        "--delivery",
+        "D950",
+        "--line",
+        "1",
+        "--staff",
+        "li.wei",
+        "--config",
+        &cfg,
+    ]);
+    assert!(decided.contains("ACCEPTED"), "{decided}");
+    let text = delivery_d950(&cfg);
+    let sha = sha256_of(&image("orange.jpg"));
+    assert!(
+        text.contains(&sha),
+        "the photo's hash is on the line: {text}"
+    );
+    assert!(text.contains("\"verdict\":\"pass\""), "{text}");
+    assert!(
+        dir.path().join(format!("data/evidence/{sha}.jpg")).exists(),
+        "the photo is kept as evidence"
+    );
+    drop(broker);
 }
 
 #[test]
