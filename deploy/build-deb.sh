@@ -113,6 +113,12 @@ License: see /usr/share/hub/models/LICENSE.md and PROVENANCE.md
 
 Files: usr/lib/hub/libonnxruntime.so*
 License: MIT (ONNX Runtime, Microsoft Corporation)
+
+Files: usr/bin/hub (statically linked part: libjpeg-turbo 3.1, the JPEG decoder)
+License: BSD-3-Clause and IJG and Zlib
+ This software is based in part on the work of the Independent JPEG Group.
+ libjpeg-turbo: Copyright (C) 2009-2024 D. R. Commander, and others; see
+ https://github.com/libjpeg-turbo/libjpeg-turbo/blob/main/LICENSE.md
 COPYRIGHT
 
 shipped_ort="no"
