@@ -239,6 +239,35 @@ fn delivery_d950(cfg: &str) -> String {
         .to_string()
 }
 
+/// After orange.jpg reached line 1 of D950: deciding accepts the line, the decision carries the
+/// photo's hash and a passing verdict, and the photo is kept in the evidence folder.
+fn assert_orange_accepted_with_its_evidence(dir: &Path, cfg: &str) {
+    let decided = run_ok(&[
+        "receive",
+        "decide",
+        "--delivery",
+        "D950",
+        "--line",
+        "1",
+        "--staff",
+        "li.wei",
+        "--config",
+        cfg,
+    ]);
+    assert!(decided.contains("ACCEPTED"), "{decided}");
+    let text = delivery_d950(cfg);
+    let sha = sha256_of(&image("orange.jpg"));
+    assert!(
+        text.contains(&sha),
+        "the photo's hash is on the line: {text}"
+    );
+    assert!(text.contains("\"verdict\":\"pass\""), "{text}");
+    assert!(
+        dir.join(format!("data/evidence/{sha}.jpg")).exists(),
+        "the photo is kept as evidence"
+    );
+}
+
 #[test]
 fn a_photo_dropped_into_the_spool_folder_becomes_the_lines_evidence() {
     let dir = tempfile::tempdir().unwrap();
@@ -290,30 +319,7 @@ fn a_photo_dropped_into_the_spool_folder_becomes_the_lines_evidence() {
         stderr(&out)
     );
 
-    let decided = run_ok(&[
-        "receive",
-        "decide",
-        "--delivery",
-        "D950",
-        "--line",
-        "1",
-        "--staff",
-        "li.wei",
-        "--config",
-        cfg,
-    ]);
-    assert!(decided.contains("ACCEPTED"), "{decided}");
-    let text = delivery_d950(cfg);
-    let sha = sha256_of(&image("orange.jpg"));
-    assert!(
-        text.contains(&sha),
-        "the photo's hash is on the line: {text}"
-    );
-    assert!(text.contains("\"verdict\":\"pass\""), "{text}");
-    assert!(
-        dir.path().join(format!("data/evidence/{sha}.jpg")).exists(),
-        "the photo is kept as evidence"
-    );
+    assert_orange_accepted_with_its_evidence(dir.path(), cfg);
 }
 
 #[test]
@@ -405,30 +411,7 @@ fn a_photo_published_on_the_stations_mqtt_topic_becomes_the_lines_evidence() {
     assert!(status.success());
     assert!(child.wait().unwrap().success(), "{}", log.lock().unwrap());
     reader.join().unwrap();
-    let decided = run_ok(&[
-        "receive",
-        "decide",
-        "--delivery",
-        "D950",
-        "--line",
-        "1",
-        "--staff",
-        "li.wei",
-        "--config",
-        &cfg,
-    ]);
-    assert!(decided.contains("ACCEPTED"), "{decided}");
-    let text = delivery_d950(&cfg);
-    let sha = sha256_of(&image("orange.jpg"));
-    assert!(
-        text.contains(&sha),
-        "the photo's hash is on the line: {text}"
-    );
-    assert!(text.contains("\"verdict\":\"pass\""), "{text}");
-    assert!(
-        dir.path().join(format!("data/evidence/{sha}.jpg")).exists(),
-        "the photo is kept as evidence"
-    );
+    assert_orange_accepted_with_its_evidence(dir.path(), &cfg);
     drop(broker);
 }
 
