@@ -314,6 +314,22 @@ enum ReceiveCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Open a dispute on a delivery (its photos and decisions are then kept whatever the
+    /// retention policy), or close it with --close once settled.
+    Dispute {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        delivery: String,
+        #[arg(long)]
+        staff: String,
+        /// What is contested (when opening) or how it was settled (with --close).
+        #[arg(long)]
+        note: String,
+        /// Close the delivery's open dispute instead of opening one.
+        #[arg(long)]
+        close: bool,
+    },
     /// A photo of the station's selected line: checked with the SKU's vision rule, stored as
     /// evidence and recorded on the line.
     Photo {
@@ -1755,6 +1771,39 @@ fn receive_command(command: ReceiveCommand, format: Option<LogFormatArg>) -> Res
                 Ok(()) => {
                     println!(
                         "delivery {delivery} line {line}: {release} released into stock, {reject} rejected"
+                    );
+                    Ok(EXIT_OK)
+                }
+                Err(e) => answer(e),
+            }
+        }
+        ReceiveCommand::Dispute {
+            config,
+            delivery,
+            staff,
+            note,
+            close,
+        } => {
+            let (_config, store) = open_site(&config.config, format)?;
+            let id = delivery.clone();
+            let out = store.write_blocking(move |c| {
+                if close {
+                    rs::close_dispute(c, &id, &staff, &note, now)
+                } else {
+                    rs::open_dispute(c, &id, &staff, &note, now)
+                }
+            });
+            store.close();
+            match out {
+                Ok(()) if close => {
+                    println!(
+                        "delivery {delivery}: dispute closed; its evidence follows the retention policy again"
+                    );
+                    Ok(EXIT_OK)
+                }
+                Ok(()) => {
+                    println!(
+                        "delivery {delivery}: dispute opened; its photos and decisions are kept until it is closed"
                     );
                     Ok(EXIT_OK)
                 }

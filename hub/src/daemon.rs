@@ -190,6 +190,11 @@ pub async fn run_with_vision(
         config.alerts.clone(),
         shutdown.child_token(),
     ));
+    tracker.spawn(evidence_retention_task(
+        store.clone(),
+        config.receiving.retention,
+        shutdown.child_token(),
+    ));
     // Device health for the status page; the board also writes a snapshot file for
     // `hub devices`.
     let device_health = crate::devices::spawn(&config, &store, &tracker, &shutdown);
@@ -226,6 +231,40 @@ pub async fn run_with_vision(
     tokio::task::spawn_blocking(move || closing.close()).await?;
     tracing::info!("store flushed; hub stopped");
     Ok(())
+}
+
+/// How often evidence photos are pruned (also once at start-up).
+const EVIDENCE_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Applies `[receiving] photo_max_age_days` / `photo_max_total_mb` to the evidence photos,
+/// never deleting those of held lines or of deliveries with an open dispute.
+async fn evidence_retention_task(
+    store: Store,
+    retention: crate::evidence::Retention,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(EVIDENCE_PRUNE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = crate::clock::now();
+        match store
+            .write(move |c| crate::evidence::prune(c, retention, now))
+            .await
+        {
+            Ok(r) if r.deleted > 0 || r.kept_protected > 0 => tracing::info!(
+                deleted = r.deleted,
+                freed_bytes = r.freed_bytes,
+                kept_protected = r.kept_protected,
+                kept = r.kept,
+                "evidence photos pruned"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot prune evidence photos"),
+        }
+    }
 }
 
 /// How often the data directory's free space is checked.

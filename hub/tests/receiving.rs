@@ -401,3 +401,138 @@ fn sigkill_during_acceptance_leaves_each_decision_whole_or_absent() {
         "the child decided lines before being killed ({acked})"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_retention_spares_a_disputed_delivery_until_its_dispute_is_closed() {
+    use hub::evidence::{Retention, prune};
+    use hub::store::receiving::{ReceivingError, close_dispute, open_dispute, record_photo};
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let store = Store::open(&config.database_path(), "rcv-1", &StoreOptions::default()).unwrap();
+    let orange = "09506000134352";
+    let photos = dir.path().join("data/evidence");
+    std::fs::create_dir_all(&photos).unwrap();
+    let stored_at = Timestamp(NOW - 100 * 86_400_000); // older than the 90-day limit
+    for (delivery, lot) in [("D10", "OR-10"), ("D11", "OR-11")] {
+        let manifest = Manifest {
+            delivery_id: delivery.into(),
+            supplier: "Sunny Orchards".into(),
+            expected_at: None,
+            lines: vec![line(1, "ORANGE", lot, 3, 15_000)],
+            cancelled: false,
+            version: 1,
+        };
+        let path = photos.join(format!("{delivery}.jpg"));
+        std::fs::write(&path, b"jpeg bytes").unwrap();
+        let mut evidence = photo(PhotoVerdict::Pass, delivery, 0.9);
+        evidence.photo_path = Some(path.display().to_string());
+        evidence.photo_sha256 = format!("{:0>64}", lot.replace('-', ""));
+        store
+            .write(move |c| {
+                sku_store::upsert(c, &sku("ORANGE", orange), stored_at)?;
+                upsert_manifest(c, &manifest, stored_at)?;
+                hub::workflows::receiving::scan_in(
+                    c,
+                    "dock-1",
+                    &format!("{delivery}/1"),
+                    &Default::default(),
+                    stored_at,
+                )?;
+                record_photo(c, "dock-1", &evidence, stored_at)?;
+                Ok::<_, ReceivingError>(())
+            })
+            .await
+            .unwrap();
+    }
+    let now = Timestamp(NOW);
+    let dispute = |delivery: &'static str, open: bool, note: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .write(move |c| {
+                    if open {
+                        open_dispute(c, delivery, "li.wei", note, now)
+                    } else {
+                        close_dispute(c, delivery, "li.wei", note, now)
+                    }
+                })
+                .await
+        }
+    };
+    // Refusals name their reason and change nothing.
+    assert!(matches!(
+        dispute("D99", true, "crate crushed").await,
+        Err(ReceivingError::UnknownDelivery(_))
+    ));
+    assert!(matches!(
+        dispute("D10", true, "  ").await,
+        Err(ReceivingError::EmptyDisputeNote)
+    ));
+    assert!(matches!(
+        dispute("D10", false, "settled").await,
+        Err(ReceivingError::NoOpenDispute(_))
+    ));
+    dispute("D10", true, "customer says the oranges were mouldy")
+        .await
+        .unwrap();
+    match dispute("D10", true, "again").await {
+        Err(ReceivingError::DisputeAlreadyOpen { note, .. }) => {
+            assert_eq!(note, "customer says the oranges were mouldy")
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let retention = Retention {
+        max_age_days: 90,
+        max_total_bytes: 1 << 30,
+    };
+    let report = store
+        .write(move |c| prune(c, retention, now))
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.deleted, report.kept_protected),
+        (1, 1),
+        "{report:?}"
+    );
+    assert!(
+        photos.join("D10.jpg").exists(),
+        "the disputed delivery's photo is kept"
+    );
+    assert!(
+        !photos.join("D11.jpg").exists(),
+        "an old undisputed photo is pruned"
+    );
+
+    dispute("D10", false, "refunded 2 kg; supplier credited")
+        .await
+        .unwrap();
+    let report = store
+        .write(move |c| prune(c, retention, now))
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.deleted, report.kept_protected),
+        (1, 0),
+        "{report:?}"
+    );
+    assert!(
+        !photos.join("D10.jpg").exists(),
+        "once settled, retention applies again"
+    );
+    // A settled dispute can be opened again.
+    dispute("D10", true, "customer appealed").await.unwrap();
+
+    let events = store.read(|c| outbox::pending(c, 0, 10_000)).await.unwrap();
+    let disputes: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e.kind.starts_with("dispute_"))
+        .map(|e| (e.kind.clone(), e.payload.to_string()))
+        .collect();
+    assert_eq!(disputes.len(), 3, "{disputes:?}");
+    assert_eq!(disputes[0].0, "dispute_opened");
+    assert!(disputes[0].1.contains("mouldy") && disputes[0].1.contains("li.wei"));
+    assert_eq!(disputes[1].0, "dispute_closed");
+    assert!(disputes[1].1.contains("supplier credited"));
+    assert_eq!(disputes[2].0, "dispute_opened");
+}

@@ -115,6 +115,19 @@ pub enum DomainEvent {
         staff: String,
         lines: usize,
     },
+    /// A delivery is disputed (by the supplier, a customer or central): its photos and
+    /// decisions are kept whatever the retention policy until the dispute is closed.
+    DisputeOpened {
+        delivery_id: String,
+        staff: String,
+        note: String,
+    },
+    /// A dispute was settled; the delivery's evidence falls back under the retention policy.
+    DisputeClosed {
+        delivery_id: String,
+        staff: String,
+        note: String,
+    },
     /// A scale or scanner answers again (or for the first time since the hub started).
     DeviceOnline { device: String, detail: String },
     /// A scale or scanner disappeared, stopped answering or failed its probe.
@@ -195,6 +208,8 @@ impl DomainEvent {
             DomainEvent::TraceCodeFlagged { .. } => "trace_code_flagged",
             DomainEvent::QuarantineResolved { .. } => "quarantine_resolved",
             DomainEvent::DeliveryClosed { .. } => "delivery_closed",
+            DomainEvent::DisputeOpened { .. } => "dispute_opened",
+            DomainEvent::DisputeClosed { .. } => "dispute_closed",
             DomainEvent::DeviceOnline { .. } => "device_online",
             DomainEvent::DeviceOffline { .. } => "device_offline",
         }

@@ -49,6 +49,12 @@ pub enum ReceivingError {
     },
     #[error("SKU {0} of the manifest is unknown; SKU master data must arrive first")]
     UnknownSku(String),
+    #[error("delivery {delivery_id} already has an open dispute ({note})")]
+    DisputeAlreadyOpen { delivery_id: String, note: String },
+    #[error("delivery {0} has no open dispute")]
+    NoOpenDispute(String),
+    #[error("a dispute needs a note saying what is contested or how it was settled")]
+    EmptyDisputeNote,
     #[error(transparent)]
     Ledger(#[from] RecordError),
     #[error(transparent)]
@@ -871,6 +877,107 @@ pub fn close_delivery(
         now,
     )?;
     Ok(decisions)
+}
+
+/// An open dispute on a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpenDispute {
+    pub delivery_id: String,
+    pub opened_at: Timestamp,
+    pub note: String,
+}
+
+/// The open dispute on a delivery, if any.
+pub fn open_dispute_of(
+    conn: &Connection,
+    delivery_id: &str,
+) -> Result<Option<OpenDispute>, StoreError> {
+    conn.prepare_cached(
+        "SELECT opened_at, note FROM dispute WHERE delivery_id = ?1 AND closed_at IS NULL",
+    )
+    .and_then(|mut st| {
+        st.query_row([delivery_id], |r| {
+            Ok(OpenDispute {
+                delivery_id: delivery_id.to_owned(),
+                opened_at: Timestamp(r.get(0)?),
+                note: r.get(1)?,
+            })
+        })
+        .optional()
+    })
+    .map_err(sql(conn))
+}
+
+/// Opens a dispute on a known delivery (open, closed or cancelled): until it is closed,
+/// evidence retention keeps the delivery's photos whatever their age or the folder's size.
+/// A closed dispute can be opened again. Emits `dispute_opened`.
+pub fn open_dispute(
+    conn: &Connection,
+    delivery_id: &str,
+    staff: &str,
+    note: &str,
+    now: Timestamp,
+) -> Result<(), ReceivingError> {
+    if note.trim().is_empty() {
+        return Err(ReceivingError::EmptyDisputeNote);
+    }
+    load_delivery(conn, delivery_id)?;
+    if let Some(open) = open_dispute_of(conn, delivery_id)? {
+        return Err(ReceivingError::DisputeAlreadyOpen {
+            delivery_id: delivery_id.to_owned(),
+            note: open.note,
+        });
+    }
+    conn.execute(
+        "INSERT INTO dispute (delivery_id, opened_at, closed_at, note) VALUES (?1, ?2, NULL, ?3)
+         ON CONFLICT (delivery_id) DO UPDATE SET opened_at = ?2, closed_at = NULL, note = ?3",
+        params![delivery_id, now.millis(), note],
+    )
+    .map_err(sql(conn))?;
+    outbox::append(
+        conn,
+        &DomainEvent::DisputeOpened {
+            delivery_id: delivery_id.into(),
+            staff: staff.into(),
+            note: note.into(),
+        },
+        now,
+    )?;
+    Ok(())
+}
+
+/// Closes the open dispute on a delivery; its evidence falls back under the retention policy.
+/// Emits `dispute_closed`.
+pub fn close_dispute(
+    conn: &Connection,
+    delivery_id: &str,
+    staff: &str,
+    note: &str,
+    now: Timestamp,
+) -> Result<(), ReceivingError> {
+    if note.trim().is_empty() {
+        return Err(ReceivingError::EmptyDisputeNote);
+    }
+    let closed = conn
+        .execute(
+            "UPDATE dispute SET closed_at = ?2 WHERE delivery_id = ?1 AND closed_at IS NULL",
+            params![delivery_id, now.millis()],
+        )
+        .map_err(sql(conn))?;
+    if closed == 0 {
+        load_delivery(conn, delivery_id)?;
+        return Err(ReceivingError::NoOpenDispute(delivery_id.to_owned()));
+    }
+    outbox::append(
+        conn,
+        &DomainEvent::DisputeClosed {
+            delivery_id: delivery_id.into(),
+            staff: staff.into(),
+            note: note.into(),
+        },
+        now,
+    )?;
+    Ok(())
 }
 
 /// Goods that arrived without a manifest line: held for review with their own quarantine row.
