@@ -1,6 +1,7 @@
 //! `hub trace` answers for an item from receipt to handover, run entirely through the CLI as
 //! staff would: SKU and manifest arrive, the crate and items are scanned, the line is weighed
-//! and decided, the order is checked and handed over with the item scanned, then traced.
+//! and decided, the order is checked and handed over with the item scanned, then traced; then
+//! the delivery is disputed and the dispute settled.
 
 use serde_json::{Value, json};
 use tests::{hub, stderr, stdout};
@@ -198,4 +199,49 @@ fn an_item_is_traced_from_supplier_to_pickup_order() {
             .any(|i| i["code"] == "(01)09506000134352(21)S2" && i["status"] == "in_stock")
     );
     assert_eq!(batch[0]["on_hand"], 1);
+
+    // A customer disputes the delivery: staff open a dispute, a second one is refused with the
+    // first one's note (exit 5), and it is closed once settled.
+    let dispute = |extra: &[&str]| {
+        let mut args = vec![
+            "receive",
+            "dispute",
+            "--delivery",
+            "D900",
+            "--staff",
+            "li.wei",
+            "--config",
+            cfg,
+        ];
+        args.extend_from_slice(extra);
+        hub(&args)
+    };
+    let opened = dispute(&["--note", "two oranges mouldy"]);
+    assert!(opened.status.success(), "{}", stderr(&opened));
+    assert!(
+        stdout(&opened).contains("dispute opened"),
+        "{}",
+        stdout(&opened)
+    );
+    let again = dispute(&["--note", "again"]);
+    assert_eq!(again.status.code(), Some(5), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already has an open dispute (two oranges mouldy)"),
+        "{}",
+        stderr(&again)
+    );
+    let closed = dispute(&["--note", "refunded", "--close"]);
+    assert!(closed.status.success(), "{}", stderr(&closed));
+    assert!(
+        stdout(&closed).contains("dispute closed"),
+        "{}",
+        stdout(&closed)
+    );
+    let none = dispute(&["--note", "refunded", "--close"]);
+    assert_eq!(none.status.code(), Some(5), "{}", stderr(&none));
+    assert!(
+        stderr(&none).contains("has no open dispute"),
+        "{}",
+        stderr(&none)
+    );
 }
