@@ -904,6 +904,7 @@ min_probability = 2.0
             photo_size: (10, 10),
             exif_orientation: 1,
             dct_scale_denominator: 1,
+            pixel_decoder: hub_vision::PixelDecoder::LibjpegTurbo,
             model_name: "m".into(),
             model_sha256: "cd".into(),
             backend: BackendKind::OnnxRuntime,

@@ -24,7 +24,7 @@ use crate::backend::{BackendKind, BackendSettings, OnLoadFailure, active_backend
 use crate::classifier::Classifier;
 use crate::error::VisionError;
 use crate::model::ModelOptions;
-use crate::preprocess::DecodeLimits;
+use crate::preprocess::{DecodeLimits, PixelDecoder};
 
 /// The Python pipeline, shipped with the crate.
 pub const PY_PIPELINE: &str = include_str!("../bench/py_pipeline.py");
@@ -108,6 +108,11 @@ pub struct VisionBenchReport {
     pub hub_12mp_split_ms: [f64; 3],
     /// JPEG DCT scale denominators used for 1080p and 12 MP.
     pub dct_denominators: [u8; 2],
+    /// Decoders that produced the pixels for 1080p and 12 MP.
+    pub pixel_decoders: [PixelDecoder; 2],
+    /// The 12 MP photo decoded by libjpeg-turbo at the same DCT scale (median ms): the
+    /// baseline for the hub's decode figure when the DC-only reader took it.
+    pub turbo_decode_12mp_ms: f64,
     /// Generated photo sizes (bytes) for 1080p and 12 MP.
     pub photo_bytes: [usize; 2],
     /// ONNX Runtime version loaded by the hub.
@@ -172,14 +177,19 @@ impl std::fmt::Display for VisionBenchReport {
         let [d, p, i] = self.hub_1080p_split_ms;
         writeln!(
             f,
-            "hub 1080p split: decode {d:.1}, preprocess {p:.2}, infer {i:.1} (DCT 1/{})",
-            self.dct_denominators[0]
+            "hub 1080p split: decode {d:.1}, preprocess {p:.2}, infer {i:.1} (DCT 1/{}, {:?})",
+            self.dct_denominators[0], self.pixel_decoders[0]
         )?;
         let [d, p, i] = self.hub_12mp_split_ms;
         writeln!(
             f,
-            "hub 12 MP split: decode {d:.1}, preprocess {p:.2}, infer {i:.1} (DCT 1/{})",
-            self.dct_denominators[1]
+            "hub 12 MP split: decode {d:.1}, preprocess {p:.2}, infer {i:.1} (DCT 1/{}, {:?}); \
+             libjpeg-turbo alone at 1/{}: {:.1} ({:.2}x)",
+            self.dct_denominators[1],
+            self.pixel_decoders[1],
+            self.dct_denominators[1],
+            self.turbo_decode_12mp_ms,
+            d / self.turbo_decode_12mp_ms
         )?;
         writeln!(
             f,
@@ -312,12 +322,13 @@ fn run_in(
     let rss_mb_model_loaded = rss_mb().unwrap_or(f64::NAN);
     let rule = bench_rule();
 
-    let mut full = |bytes: &[u8]| -> Result<(f64, [f64; 3], u8), VisionError> {
+    let mut full = |bytes: &[u8]| -> Result<(f64, [f64; 3], u8, PixelDecoder), VisionError> {
         for _ in 0..3 {
             classifier.check_bytes(bytes, &rule, None)?;
         }
         let (mut total, mut dec, mut pre, mut inf) = (vec![], vec![], vec![], vec![]);
         let mut denom = 1;
+        let mut decoder = PixelDecoder::LibjpegTurbo;
         for _ in 0..reps {
             let t = Instant::now();
             let r = classifier.check_bytes(bytes, &rule, None)?;
@@ -326,15 +337,24 @@ fn run_in(
             pre.push(r.evidence.timings.preprocess_ms);
             inf.push(r.evidence.timings.infer_ms);
             denom = r.evidence.dct_scale_denominator;
+            decoder = r.evidence.pixel_decoder;
         }
         Ok((
             median(total),
             [median(dec), median(pre), median(inf)],
             denom,
+            decoder,
         ))
     };
-    let (hub_1080p_ms, hub_1080p_split_ms, d1) = full(&photo_1080p)?;
-    let (hub_12mp_ms, hub_12mp_split_ms, d2) = full(&photo_12mp)?;
+    let (hub_1080p_ms, hub_1080p_split_ms, d1, decoder_1080p) = full(&photo_1080p)?;
+    let (hub_12mp_ms, hub_12mp_split_ms, d2, decoder_12mp) = full(&photo_12mp)?;
+    let mut turbo = Vec::new();
+    for _ in 0..reps {
+        let t = Instant::now();
+        crate::turbo::decode_rgb(&photo_12mp, d2, u64::MAX).map_err(VisionError::Bench)?;
+        turbo.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let turbo_decode_12mp_ms = median(turbo);
 
     let prepared = classifier.prepare(&photo_1080p)?;
     let model = classifier.model_mut();
@@ -411,6 +431,8 @@ fn run_in(
         hub_1080p_split_ms,
         hub_12mp_split_ms,
         dct_denominators: [d1, d2],
+        pixel_decoders: [decoder_1080p, decoder_12mp],
+        turbo_decode_12mp_ms,
         photo_bytes: [photo_1080p.len(), photo_12mp.len()],
         hub_onnxruntime_version: ort_version,
         python_versions: python.map(|v| {
@@ -634,6 +656,8 @@ mod tests {
             hub_1080p_split_ms: [4.0, 0.5, 6.7],
             hub_12mp_split_ms: [8.0, 0.5, 6.7],
             dct_denominators: [4, 8],
+            pixel_decoders: [PixelDecoder::LibjpegTurbo, PixelDecoder::JpegDcOnly],
+            turbo_decode_12mp_ms: 20.0,
             photo_bytes: [1, 2],
             hub_onnxruntime_version: None,
             python_versions: None,

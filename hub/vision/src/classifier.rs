@@ -99,6 +99,7 @@ impl Classifier {
             photo_size: (prepared.info.width, prepared.info.height),
             exif_orientation: prepared.info.orientation.exif_value(),
             dct_scale_denominator: prepared.info.dct_scale_denominator,
+            pixel_decoder: prepared.info.pixel_decoder,
             model_name: self.model.manifest().name.clone(),
             model_sha256: self.model.sha256().to_owned(),
             backend: self.model.backend(),

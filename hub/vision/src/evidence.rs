@@ -17,7 +17,7 @@ use crate::backend::BackendKind;
 use crate::error::VisionError;
 use crate::exif::Orientation;
 use crate::model::sha256_hex;
-use crate::preprocess::PhotoFormat;
+use crate::preprocess::{PhotoFormat, PixelDecoder};
 
 /// Thresholds the verdict was reached with (a copy of the SKU rule).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -68,6 +68,8 @@ pub struct Evidence {
     pub exif_orientation: u8,
     /// JPEG DCT scale denominator used when decoding.
     pub dct_scale_denominator: u8,
+    /// Which decoder produced the pixels.
+    pub pixel_decoder: PixelDecoder,
     /// Model name from the manifest.
     pub model_name: String,
     /// sha256 of the model file.

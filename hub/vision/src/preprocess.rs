@@ -86,6 +86,20 @@ pub struct PhotoInfo {
     pub orientation: Orientation,
     /// JPEG DCT scale denominator used (1, 2, 4 or 8; 1 for PNG).
     pub dct_scale_denominator: u8,
+    /// Which decoder produced the pixels.
+    pub pixel_decoder: PixelDecoder,
+}
+
+/// Which decoder produced a photo's pixels (kept in the evidence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PixelDecoder {
+    /// libjpeg-turbo, at the DCT scale recorded alongside.
+    LibjpegTurbo,
+    /// The hub's own baseline JPEG reader at 1/8 scale: DC coefficients only (see `jpeg_dc`).
+    JpegDcOnly,
+    /// The `image` crate's PNG decoder.
+    Png,
 }
 
 /// A prepared model input.
@@ -348,14 +362,29 @@ fn decode_jpeg(
         target
     };
     let denominator = choose_dct_denominator((width, height), stored_target);
-    // The header, EXIF and limits come from the pure-Rust parser above; the pixels from
-    // libjpeg-turbo, which is about twice as fast on the entropy decoding large photos need.
-    let decoded = crate::turbo::decode_rgb(bytes, denominator, limits.max_decoded_bytes / 3)
-        .map_err(|reason| VisionError::CorruptImage {
-            format: "JPEG",
-            reason,
-        })?;
-    let (rgb, ow, oh) = (decoded.rgb, decoded.width, decoded.height);
+    // The header, EXIF and limits come from the pure-Rust parser above. At 1/8 scale the
+    // DC-only decoder reads the pixels when it can; everything else, and every file it
+    // declines, goes to libjpeg-turbo, which decodes it or names the error.
+    let max_pixels = limits.max_decoded_bytes / 3;
+    let fast = if denominator == 8 {
+        crate::jpeg_dc::decode_eighth(bytes, max_pixels)
+            .map_err(|declined| tracing::debug!(reason = declined.0, "DC-only JPEG path declined"))
+            .ok()
+    } else {
+        None
+    };
+    let (rgb, ow, oh, pixel_decoder) = match fast {
+        Some(d) => (d.rgb, d.width, d.height, PixelDecoder::JpegDcOnly),
+        None => {
+            let d = crate::turbo::decode_rgb(bytes, denominator, max_pixels).map_err(|reason| {
+                VisionError::CorruptImage {
+                    format: "JPEG",
+                    reason,
+                }
+            })?;
+            (d.rgb, d.width, d.height, PixelDecoder::LibjpegTurbo)
+        }
+    };
     Ok(Decoded {
         rgb,
         width: ow,
@@ -366,6 +395,7 @@ fn decode_jpeg(
             height,
             orientation,
             dct_scale_denominator: denominator,
+            pixel_decoder,
         },
     })
 }
@@ -431,6 +461,7 @@ fn decode_png(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, VisionErro
             height,
             orientation,
             dct_scale_denominator: 1,
+            pixel_decoder: PixelDecoder::Png,
         },
     })
 }

@@ -34,11 +34,15 @@ struct Handle(NonNull<std::ffi::c_void>);
 
 impl Handle {
     fn new() -> Result<Self, String> {
+        Self::init(tj::TJINIT_TJINIT_DECOMPRESS)
+    }
+
+    fn init(kind: tj::TJINIT) -> Result<Self, String> {
         // SAFETY: tj3Init has no preconditions; a null return is handled.
-        let raw = unsafe { tj::tj3Init(tj::TJINIT_TJINIT_DECOMPRESS as c_int) };
+        let raw = unsafe { tj::tj3Init(kind as c_int) };
         NonNull::new(raw)
             .map(Self)
-            .ok_or_else(|| "libjpeg-turbo could not allocate a decompressor".to_owned())
+            .ok_or_else(|| "libjpeg-turbo could not allocate a (de)compressor".to_owned())
     }
 
     fn error(&self) -> String {
@@ -142,4 +146,86 @@ pub(crate) fn decode_rgb(
         width: out_w.unsigned_abs(),
         height: out_h.unsigned_abs(),
     })
+}
+
+/// How a test picture is encoded (tests only: the hub never writes JPEG).
+#[cfg(test)]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EncodeOptions {
+    pub(crate) subsampling: tj::TJSAMP,
+    pub(crate) quality: c_int,
+    /// Restart interval in MCUs (0: none).
+    pub(crate) restart_mcus: c_int,
+    pub(crate) optimize_huffman: bool,
+    pub(crate) progressive: bool,
+    pub(crate) arithmetic: bool,
+}
+
+#[cfg(test)]
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        Self {
+            subsampling: tj::TJSAMP_TJSAMP_420,
+            quality: 90,
+            restart_mcus: 0,
+            optimize_huffman: false,
+            progressive: false,
+            arithmetic: false,
+        }
+    }
+}
+
+/// Encodes packed RGB (greyscale output when `subsampling` is TJSAMP_GRAY) with libjpeg-turbo.
+#[cfg(test)]
+pub(crate) fn encode_rgb(rgb: &[u8], width: u32, height: u32, opts: EncodeOptions) -> Vec<u8> {
+    assert_eq!(rgb.len(), width as usize * height as usize * 3);
+    let handle = Handle::init(tj::TJINIT_TJINIT_COMPRESS).unwrap();
+    handle
+        .set(tj::TJPARAM_TJPARAM_SUBSAMP, opts.subsampling as c_int)
+        .unwrap();
+    handle
+        .set(tj::TJPARAM_TJPARAM_QUALITY, opts.quality)
+        .unwrap();
+    handle
+        .set(tj::TJPARAM_TJPARAM_RESTARTBLOCKS, opts.restart_mcus)
+        .unwrap();
+    handle
+        .set(
+            tj::TJPARAM_TJPARAM_OPTIMIZE,
+            c_int::from(opts.optimize_huffman),
+        )
+        .unwrap();
+    handle
+        .set(
+            tj::TJPARAM_TJPARAM_PROGRESSIVE,
+            c_int::from(opts.progressive),
+        )
+        .unwrap();
+    handle
+        .set(tj::TJPARAM_TJPARAM_ARITHMETIC, c_int::from(opts.arithmetic))
+        .unwrap();
+    let (w, h) = (width as c_int, height as c_int);
+    let mut out: *mut std::ffi::c_uchar = std::ptr::null_mut();
+    let mut size: tj::size_t = 0;
+    // SAFETY: `rgb` holds width × height packed RGB pixels (asserted above) and is only read;
+    // the library allocates `out` with tj3Alloc and sets `size`.
+    let status = unsafe {
+        tj::tj3Compress8(
+            handle.0.as_ptr(),
+            rgb.as_ptr(),
+            w,
+            w * 3,
+            h,
+            tj::TJPF_TJPF_RGB as c_int,
+            &mut out,
+            &mut size,
+        )
+    };
+    assert_eq!(status, 0, "{}", handle.error());
+    assert!(!out.is_null());
+    // SAFETY: on success `out` points to `size` bytes owned by us until tj3Free.
+    let jpeg = unsafe { std::slice::from_raw_parts(out, size as usize) }.to_vec();
+    // SAFETY: `out` came from the library's allocator and is freed once.
+    unsafe { tj::tj3Free(out.cast()) };
+    jpeg
 }

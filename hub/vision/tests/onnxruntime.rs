@@ -67,6 +67,43 @@ fn orange_and_fruits_pass_the_orange_sku() {
 }
 
 #[test]
+fn twelve_megapixel_photos_read_from_dc_give_the_same_verdict() {
+    // Photos of 8x the model input and more are read at 1/8 scale from DC coefficients by
+    // the hub's own reader; the verdict and top class must be those of the original photo.
+    let mut c = classifier();
+    for (name, seed) in [("orange.jpg", 1), ("fruits.jpg", 2)] {
+        let original = c.check_bytes(&image(name), &orange_rule(), None).unwrap();
+        let big = hub_vision::bench::make_bench_photo(&images_dir().join(name), 4000, 3000, seed)
+            .unwrap();
+        let report = c.check_bytes(&big, &orange_rule(), None).unwrap();
+        let e = &report.evidence;
+        assert_eq!(e.photo_size, (4000, 3000));
+        assert_eq!(e.dct_scale_denominator, 8);
+        assert_eq!(e.pixel_decoder, hub_vision::PixelDecoder::JpegDcOnly);
+        assert_eq!(report.verdict.outcome, Outcome::Pass, "{name}: {e:#?}");
+        // fruits.jpg is a near tie between orange and lemon, so compare the leading pair
+        // and the probability the rule adds up, not the order within the pair.
+        let top2 = |p: &[hub_vision::Prediction]| {
+            let mut ids = [p[0].class_id, p[1].class_id];
+            ids.sort_unstable();
+            ids
+        };
+        assert_eq!(
+            top2(&e.top_k),
+            top2(&original.evidence.top_k),
+            "{name}: {:?} vs {:?}",
+            e.top_k,
+            original.evidence.top_k
+        );
+        let drift = (e.expected_probability - original.evidence.expected_probability).abs();
+        assert!(
+            drift < 0.1,
+            "{name}: expected-class probability moved by {drift}"
+        );
+    }
+}
+
+#[test]
 fn baboon_passes_no_produce_sku() {
     let mut c = classifier();
     let bytes = image("baboon.jpg");

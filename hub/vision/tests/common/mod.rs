@@ -15,10 +15,12 @@ pub fn manifest_path() -> PathBuf {
     repo_root().join("models/efficientnet-lite0.toml")
 }
 
+pub fn images_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/images")
+}
+
 pub fn image(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata/images")
-        .join(name);
+    let path = images_dir().join(name);
     std::fs::read(&path)
         .unwrap_or_else(|e| panic!("cannot read test image {}: {e}", path.display()))
 }
