@@ -1116,6 +1116,44 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+        /// Random entropy-coded data behind valid headers: never a panic, and whatever the
+        /// DC path decodes, libjpeg-turbo decodes too.
+        #[test]
+        fn random_scan_data_never_panics(
+            scan in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+            restart in proptest::prelude::any::<bool>(),
+        ) {
+            let valid = encode(
+                61,
+                45,
+                EncodeOptions { restart_mcus: if restart { 2 } else { 0 }, ..Default::default() },
+            );
+            let header = parse_header(&valid).unwrap();
+            let mut jpeg = valid[..header.scan_start].to_vec();
+            jpeg.extend(scan);
+            jpeg.extend([0xFF, 0xD9]);
+            if let Ok(out) = decode_eighth(&jpeg, u64::MAX) {
+                proptest::prop_assert_eq!(out.rgb.len(), 8 * 6 * 3);
+                proptest::prop_assert!(decode_rgb(&jpeg, 8, u64::MAX).is_ok());
+            }
+        }
+
+        /// Random bytes after SOI: never a panic.
+        #[test]
+        fn random_headers_never_panic(
+            rest in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+        ) {
+            let mut jpeg = vec![0xFF, 0xD8];
+            jpeg.extend(rest);
+            if let Ok(out) = decode_eighth(&jpeg, 1 << 20) {
+                proptest::prop_assert_eq!(out.rgb.len() as u32, out.width * out.height * 3);
+            }
+        }
+    }
+
     #[test]
     fn bad_huffman_tables_are_declined_not_a_panic() {
         // Three one-bit codes, and two one-bit codes (the all-ones code is reserved).

@@ -2,9 +2,10 @@
 //! downscaling when the photo is much larger than the model input), resize with SIMD
 //! (`fast_image_resize`), turn upright per EXIF, normalise to f32 NCHW/NHWC.
 //!
-//! Decoding dominates large photos, so the JPEG decoder (libjpeg-turbo, see `turbo`) is asked
-//! for the smallest 1/1, 1/2, 1/4 or 1/8 scale that is still at least the model input on both
-//! axes. Limits are checked from the
+//! Decoding dominates large photos, so the JPEG decoder is asked for the smallest 1/1, 1/2, 1/4
+//! or 1/8 scale that is still at least the model input on both axes: libjpeg-turbo (see
+//! `turbo`), or at 1/8 the DC-only reader (see `jpeg_dc`) unless it declines the file. Limits
+//! are checked from the
 //! header before any pixel buffer is allocated. Corrupt or truncated files are typed errors.
 //! This module must not run inference or do any file I/O.
 
