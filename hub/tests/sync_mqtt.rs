@@ -220,15 +220,33 @@ async fn hub_killed_at_random_moments_during_a_drain_loses_nothing() {
             store.close();
         });
     }
+    /// SIGKILLs and reaps the hub when dropped, so a failed wait leaves no hub running.
+    struct KilledOnDrop(std::process::Child);
+    impl KilledOnDrop {
+        fn kill(&mut self) {
+            self.0.kill().unwrap(); // SIGKILL
+            self.0.wait().unwrap();
+        }
+    }
+    impl Drop for KilledOnDrop {
+        fn drop(&mut self) {
+            if matches!(self.0.try_wait(), Ok(None)) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+    }
     let spawn = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("hub starts")
+        KilledOnDrop(
+            std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
+                .args(["run", "--config"])
+                .arg(&config)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("hub starts"),
+        )
     };
     // Kill the hub 20 times mid-drain: each run is killed at a random moment after central
     // has seen it make progress, so no kill is wasted on a hub that had not connected yet
@@ -244,8 +262,7 @@ async fn hub_killed_at_random_moments_during_a_drain_loses_nothing() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         tokio::time::sleep(Duration::from_millis(rand::random_range(0..80))).await;
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        child.kill();
         let seen = site_report(&central_db, "site-c").map_or(0, |r| r.events);
         assert!(
             seen > before,
@@ -269,8 +286,7 @@ async fn hub_killed_at_random_moments_during_a_drain_loses_nothing() {
         |r| r.contiguous_seq >= N,
     )
     .await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     central.stop().await.unwrap();
     assert_exactly_once_in_sequence(&central_db, "site-c", N);
     drop(broker);

@@ -47,6 +47,49 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A child process that is killed and reaped if the test ends before it waited for the child
+/// (a failed assertion included), so no `hub run` outlives its test. Derefs to the `Child`.
+pub struct Reaped(Option<std::process::Child>);
+
+impl Reaped {
+    /// Spawns `command`; panics with the program name if it cannot start.
+    pub fn spawn(command: &mut Command) -> Reaped {
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", command.get_program()));
+        Reaped(Some(child))
+    }
+
+    /// Hands the child over (for `wait_with_output`); the caller reaps it from then on.
+    pub fn into_inner(mut self) -> std::process::Child {
+        self.0.take().expect("the child is only taken once")
+    }
+}
+
+impl std::ops::Deref for Reaped {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("the child is only taken once")
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.0.as_mut().expect("the child is only taken once")
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut()
+            && matches!(child.try_wait(), Ok(None))
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// A `hub demo --keep-running` process serving its status page; stopped (SIGTERM) on drop.
 pub struct DemoHub {
     child: std::process::Child,

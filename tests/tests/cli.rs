@@ -3,7 +3,7 @@
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tests::{hub, hub_binary, stderr, stdout, workspace_root};
+use tests::{Reaped, hub, hub_binary, stderr, stdout, workspace_root};
 
 #[test]
 fn every_shipped_config_file_is_valid() {
@@ -166,12 +166,12 @@ fn site_config(dir: &std::path::Path) -> std::path::PathBuf {
 fn hub_run_starts_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let config = site_config(dir.path());
-    let child = Command::new(hub_binary())
-        .args(["run", "--log-format", "json", "--config"])
-        .arg(&config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = Reaped::spawn(
+        Command::new(hub_binary())
+            .args(["run", "--log-format", "json", "--config"])
+            .arg(&config)
+            .stderr(Stdio::piped()),
+    );
     let db = dir.path().join("data/hub-e2e-site.sqlite");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !db.exists() {
@@ -187,7 +187,7 @@ fn hub_run_starts_and_stops_cleanly_on_sigterm() {
         .status()
         .unwrap();
     assert!(status.success());
-    let out = child.wait_with_output().unwrap();
+    let out = child.into_inner().wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "exit {:?}: {}",

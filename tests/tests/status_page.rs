@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tests::{DemoHub, http_get, hub, stderr};
+use tests::{DemoHub, Reaped, http_get, hub, stderr};
 
 /// The headless browser: `HUB_CHROMIUM` or `chromium` on PATH (deploy/setup.sh installs it).
 fn chromium() -> PathBuf {
@@ -206,13 +206,13 @@ fn a_taken_status_port_does_not_stop_the_hub() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(tests::hub_binary())
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped::spawn(
+        Command::new(tests::hub_binary())
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped()),
+    );
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -5,7 +5,7 @@
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tests::{http_get, hub_binary};
+use tests::{Reaped, http_get, hub_binary};
 
 struct Tmpfs(tempfile::TempDir);
 
@@ -41,13 +41,13 @@ fn a_nearly_full_data_device_is_warned_about_and_shown_as_an_alert() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(hub_binary())
-        .args(["run", "--log-format", "json", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped::spawn(
+        Command::new(hub_binary())
+            .args(["run", "--log-format", "json", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

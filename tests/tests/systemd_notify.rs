@@ -4,7 +4,7 @@
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tests::hub_binary;
+use tests::{Reaped, hub_binary};
 
 #[test]
 fn the_daemon_reports_ready_feeds_the_watchdog_and_reports_stopping() {
@@ -22,19 +22,19 @@ fn the_daemon_reports_ready_feeds_the_watchdog_and_reports_stopping() {
         .unwrap();
 
     // WATCHDOG_PID must be the hub's own pid, as systemd sets it: `exec` keeps the shell's pid.
-    let mut child = Command::new("sh")
-        .args([
-            "-c",
-            "WATCHDOG_PID=$$ exec \"$0\" run --config \"$1\"",
-            hub_binary().to_str().unwrap(),
-            config.to_str().unwrap(),
-        ])
-        .env("NOTIFY_SOCKET", &socket_path)
-        .env("WATCHDOG_USEC", "400000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped::spawn(
+        Command::new("sh")
+            .args([
+                "-c",
+                "WATCHDOG_PID=$$ exec \"$0\" run --config \"$1\"",
+                hub_binary().to_str().unwrap(),
+                config.to_str().unwrap(),
+            ])
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env("WATCHDOG_USEC", "400000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
 
     let mut messages: Vec<String> = Vec::new();
     let mut buf = [0u8; 4096];

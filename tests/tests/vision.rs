@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use tests::{hub_binary, stderr, stdout, workspace_root};
+use tests::{Reaped, hub_binary, stderr, stdout, workspace_root};
 
 fn image(name: &str) -> PathBuf {
     workspace_root()
@@ -278,13 +278,13 @@ fn a_photo_dropped_into_the_spool_folder_becomes_the_lines_evidence() {
     );
     let cfg = cfg.as_str();
 
-    let child = Command::new(hub_binary())
-        .current_dir(workspace_root())
-        .env_remove("HUB_ONNXRUNTIME_LIB")
-        .args(["run", "--config", cfg])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = Reaped::spawn(
+        Command::new(hub_binary())
+            .current_dir(workspace_root())
+            .env_remove("HUB_ONNXRUNTIME_LIB")
+            .args(["run", "--config", cfg])
+            .stderr(Stdio::piped()),
+    );
     // The camera writes under a temporary name and renames when done, as FTP uploads do.
     let spool = dir.path().join("spool");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -310,7 +310,7 @@ fn a_photo_dropped_into_the_spool_folder_becomes_the_lines_evidence() {
         .status()
         .unwrap();
     assert!(status.success());
-    let out = child.wait_with_output().unwrap();
+    let out = child.into_inner().wait_with_output().unwrap();
     assert!(out.status.success(), "hub run: {}", stderr(&out));
     assert!(
         done.exists(),
@@ -341,13 +341,13 @@ fn a_photo_published_on_the_stations_mqtt_topic_becomes_the_lines_evidence() {
             broker.port()
         ),
     );
-    let mut child = Command::new(hub_binary())
-        .current_dir(workspace_root())
-        .env_remove("HUB_ONNXRUNTIME_LIB")
-        .args(["run", "--config", &cfg])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped::spawn(
+        Command::new(hub_binary())
+            .current_dir(workspace_root())
+            .env_remove("HUB_ONNXRUNTIME_LIB")
+            .args(["run", "--config", &cfg])
+            .stderr(Stdio::piped()),
+    );
     // The hub's log, read as it is written.
     let log = Arc::new(Mutex::new(String::new()));
     let reader = {
