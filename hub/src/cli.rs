@@ -893,12 +893,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                     baseline_dir,
                 },
         } => {
-            let dir = match (data_dir, config) {
-                (Some(dir), _) => dir,
-                (None, Some(config)) => Config::load(&config)?.store.data_dir,
-                (None, None) => std::env::current_dir()?,
-            };
-            std::fs::create_dir_all(&dir)?;
+            let dir = bench_dir(data_dir, config)?;
             let options = bench::disk::DiskBenchOptions {
                 fsyncs: fsyncs.max(1),
                 sequential_bytes: sequential_mib.max(1) << 20,
@@ -906,16 +901,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 baseline_dir,
             };
             let report = bench::disk::run(&dir, &options)?;
-            println!("{report}");
-            if let Some(path) = json {
-                std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
-                println!("figures written to {}", path.display());
-            }
-            Ok(if report.meets_targets() {
-                EXIT_OK
-            } else {
-                EXIT_BELOW_TARGET
-            })
+            finish_bench(&report, json, report.meets_targets())
         }
         Command::Bench {
             command:
@@ -927,23 +913,9 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                     requesters,
                 },
         } => {
-            let dir = match (data_dir, config) {
-                (Some(dir), _) => dir,
-                (None, Some(config)) => Config::load(&config)?.store.data_dir,
-                (None, None) => std::env::current_dir()?,
-            };
-            std::fs::create_dir_all(&dir)?;
+            let dir = bench_dir(data_dir, config)?;
             let report = bench::ledger::run(&dir, seconds, requesters.max(1))?;
-            println!("{report}");
-            if let Some(path) = json {
-                std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
-                println!("figures written to {}", path.display());
-            }
-            Ok(if report.meets_targets() {
-                EXIT_OK
-            } else {
-                EXIT_BELOW_TARGET
-            })
+            finish_bench(&report, json, report.meets_targets())
         }
         Command::CheckImage {
             file,
@@ -989,16 +961,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             command: BenchCommand::Devices { json, seconds },
         } => {
             let report = bench::devices::run(seconds.clamp(0.05, 60.0));
-            println!("{report}");
-            if let Some(path) = json {
-                std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
-                println!("figures written to {}", path.display());
-            }
-            Ok(if report.meets_targets() {
-                EXIT_OK
-            } else {
-                EXIT_BELOW_TARGET
-            })
+            finish_bench(&report, json, report.meets_targets())
         }
         Command::Devices {
             config,
@@ -1186,16 +1149,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         } => {
             telemetry::init("error", log_format(cli.log_format, None));
             let report = runtime()?.block_on(bench::sync::run(events.max(1), in_flight.max(1)))?;
-            println!("{report}");
-            if let Some(path) = json {
-                std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
-                println!("figures written to {}", path.display());
-            }
-            Ok(if report.meets_targets() {
-                EXIT_OK
-            } else {
-                EXIT_BELOW_TARGET
-            })
+            finish_bench(&report, json, report.meets_targets())
         }
         Command::Sync {
             command: SyncCommand::Check(args),
@@ -2039,17 +1993,39 @@ fn bench_vision(
     });
     let report =
         hub_vision::run_vision_bench(&opts).map_err(|e| anyhow::anyhow!("vision bench: {e}"))?;
-    print!("{report}");
-    if let Some(path) = json {
-        std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
-        println!("figures written to {}", path.display());
-    }
-    Ok(match report.targets_met {
-        Some(met) if met.iter().all(|m| *m) => EXIT_OK,
-        Some(_) => EXIT_BELOW_TARGET,
+    let met = match report.targets_met {
+        Some(met) => met.iter().all(|m| *m),
         None => {
             eprintln!("targets not judged: the Python baseline did not run");
-            EXIT_OK
+            true
         }
-    })
+    };
+    finish_bench(&report, json, met)
+}
+
+/// The folder a storage bench works in (created if missing): `--data-dir`, else the config's
+/// data folder, else the current folder.
+fn bench_dir(data_dir: Option<PathBuf>, config: Option<PathBuf>) -> Result<PathBuf, Failure> {
+    let dir = match (data_dir, config) {
+        (Some(dir), _) => dir,
+        (None, Some(config)) => Config::load(&config)?.store.data_dir,
+        (None, None) => std::env::current_dir()?,
+    };
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Prints a bench report, writes its figures as JSON when asked, and turns whether it met its
+/// targets into the exit code.
+fn finish_bench(
+    report: &(impl std::fmt::Display + serde::Serialize),
+    json: Option<PathBuf>,
+    met: bool,
+) -> Result<i32, Failure> {
+    println!("{}", report.to_string().trim_end());
+    if let Some(path) = json {
+        std::fs::write(&path, serde_json::to_string_pretty(report)?)?;
+        println!("figures written to {}", path.display());
+    }
+    Ok(if met { EXIT_OK } else { EXIT_BELOW_TARGET })
 }
