@@ -383,6 +383,9 @@ enum PickupCommand {
         /// A weighed by-weight line: LINE:GRAMS.
         #[arg(long = "weigh")]
         weighings: Vec<String>,
+        /// Who hands the order over (staff id, kept with the handover).
+        #[arg(long)]
+        staff: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -1475,9 +1478,11 @@ fn pickup_command(command: PickupCommand, format: Option<LogFormatArg>) -> Resul
             items,
             refusals,
             weighings,
+            staff,
             json,
         } => {
             let request = HandoverRequest {
+                staff,
                 trace_codes: items,
                 refusals: refusals
                     .iter()
@@ -1512,8 +1517,14 @@ fn pickup_command(command: PickupCommand, format: Option<LogFormatArg>) -> Resul
                         print_json(&handover)?;
                     } else {
                         println!(
-                            "order {} handed over at station {}",
-                            handover.order_id, handover.station
+                            "order {} handed over at station {}{}",
+                            handover.order_id,
+                            handover.station,
+                            handover
+                                .staff
+                                .as_deref()
+                                .map(|s| format!(" by {s}"))
+                                .unwrap_or_default()
                         );
                         for l in &handover.lines {
                             println!(

@@ -173,8 +173,14 @@ impl fmt::Display for ItemTraceView<'_> {
         match &t.handed_over {
             Some(h) => writeln!(
                 f,
-                "  to       pickup order {} at station {}, {}",
-                h.order_id, h.station, h.at
+                "  to       pickup order {} at station {}{}, {}",
+                h.order_id,
+                h.station,
+                h.staff
+                    .as_deref()
+                    .map(|s| format!(" by {s}"))
+                    .unwrap_or_default(),
+                h.at
             ),
             None => writeln!(f, "  to       (not handed over)"),
         }

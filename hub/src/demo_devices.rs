@@ -433,13 +433,18 @@ pub async fn receive_and_hand_over(
     );
     let request = crate::store::pickup::HandoverRequest {
         trace_codes: vec![format!("(01){ORANGE_GTIN}(21)OR-0")],
+        staff: Some("staff-wang".into()),
         ..Default::default()
     };
     let handover =
         workflows::pickup::handover(store, base, "desk-1", "P6001", request, now).await?;
     step(
         "hand P6001 over, scanning the item's trace code",
-        format!("handed over at {} exactly once", handover.station),
+        format!(
+            "handed over at {} by {} exactly once",
+            handover.station,
+            handover.staff.as_deref().unwrap_or("-")
+        ),
     );
     let again =
         workflows::pickup::handover(store, base, "desk-2", "P6001", Default::default(), now).await;

@@ -247,6 +247,7 @@ async fn with_no_uplink_codes_are_checked_and_handovers_recorded_for_later_sync(
             to: hub_core::event::RefusedTo::Loss,
             reason: "dented".into(),
         }],
+        staff: Some(" li.na ".into()),
         ..Default::default()
     };
     let handover = pickup::handover(&store, &config, "desk-1", "P1", request, now)
@@ -255,6 +256,11 @@ async fn with_no_uplink_codes_are_checked_and_handovers_recorded_for_later_sync(
     assert_eq!(
         (handover.lines[0].handed_over, handover.lines[0].refused),
         (2, 1)
+    );
+    assert_eq!(
+        handover.staff.as_deref(),
+        Some("li.na"),
+        "staff id kept, trimmed"
     );
     let again = pickup::handover(
         &store,

@@ -1006,6 +1006,19 @@ async fn station_commands_over_mqtt_check_and_hand_over_and_explain_a_wrong_code
         "{:?}",
         order.status
     );
+    assert_eq!(
+        handed["result"]["staff"], "li",
+        "the handover names who did it: {handed}"
+    );
+    let body: String = store
+        .read_blocking(|c| {
+            c.query_row("SELECT body FROM handover WHERE order_id = 'P1'", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| hub::store::StoreError::from_sqlite(std::path::Path::new(""), e))
+        })
+        .unwrap();
+    assert!(body.contains("\"staff\":\"li\""), "{body}");
     shutdown.cancel();
     task.await.unwrap();
     assert_eq!(board.view().uplink.state, hub::status::UplinkState::Offline);

@@ -125,7 +125,7 @@ fn the_demo_receives_through_simulated_devices_and_real_photos() {
     ] {
         assert!(line2.contains(reason), "{reason} missing from {line2}");
     }
-    assert!(outcome("hand P6001 over").contains("exactly once"));
+    assert!(outcome("hand P6001 over").contains("by staff-wang exactly once"));
     assert!(outcome("a second desk tries").starts_with("refused"));
     let orange = json["stock"]
         .as_array()

@@ -140,7 +140,7 @@ fn an_item_is_traced_from_supplier_to_pickup_order() {
         "{}",
         stderr(&refused)
     );
-    run(&[
+    let handed = run(&[
         "pickup",
         "handover",
         "--station",
@@ -149,9 +149,15 @@ fn an_item_is_traced_from_supplier_to_pickup_order() {
         "P-77",
         "--item",
         "(01)09506000134352(21)S1",
+        "--staff",
+        "wu.fang",
         "--config",
         cfg,
     ]);
+    assert!(
+        handed.contains("handed over at station desk-1 by wu.fang"),
+        "{handed}"
+    );
 
     let trace: Value = serde_json::from_str(&run(&[
         "trace",
@@ -169,6 +175,7 @@ fn an_item_is_traced_from_supplier_to_pickup_order() {
     assert_eq!(trace["decision"]["weight_readings_g"], json!([10100]));
     assert_eq!(trace["handed_over"]["order_id"], "P-77");
     assert_eq!(trace["handed_over"]["station"], "desk-1");
+    assert_eq!(trace["handed_over"]["staff"], "wu.fang");
     let kinds: Vec<&str> = trace["batch_movements"]
         .as_array()
         .unwrap()

@@ -157,6 +157,9 @@ pub struct ReceivingDecision {
 pub struct Handover {
     pub order_id: String,
     pub station: String,
+    /// Who handed it over, when the station or command named them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staff: Option<String>,
     pub at: Timestamp,
     pub lines: Vec<HandoverLine>,
     /// Trace codes scanned at handover.

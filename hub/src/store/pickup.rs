@@ -253,6 +253,9 @@ pub struct HandoverRequest {
     /// Weighed quantities (grams) of by-weight lines.
     #[serde(default)]
     pub weighings: Vec<Weighing>,
+    /// Who hands the order over (kept with the handover and sent upstream).
+    #[serde(default)]
+    pub staff: Option<String>,
 }
 
 /// A refusal of `quantity` on line `line` (0-based), and where the goods go.
@@ -640,6 +643,12 @@ pub fn hand_over(
     let handover = Handover {
         order_id: order_id.into(),
         station: station.into(),
+        staff: request
+            .staff
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
         at: now,
         lines,
         trace_codes: request.trace_codes.clone(),

@@ -24,6 +24,8 @@ pub struct TraceMovement {
 pub struct HandoverInfo {
     pub order_id: String,
     pub station: String,
+    /// Who handed it over, when named.
+    pub staff: Option<String>,
     pub at: String,
 }
 
@@ -95,6 +97,7 @@ fn handover_of(conn: &Connection, order_id: &str) -> Result<Option<HandoverInfo>
         .map(|h| HandoverInfo {
             order_id: h.order_id,
             station: h.station,
+            staff: h.staff,
             at: h.at.to_rfc3339(),
         }))
 }

@@ -225,6 +225,7 @@ async fn run_action(
                 trace_codes,
                 refusals,
                 weighings,
+                staff: Some(staff.to_owned()),
             };
             json(
                 workflows::pickup::handover(store, config, station, &order_id, request, now)
