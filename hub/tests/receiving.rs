@@ -284,6 +284,19 @@ async fn a_mixed_delivery_ends_with_the_right_decisions_stock_quarantine_and_eve
     );
     assert_eq!(on_hand("MILK"), 0, "both milk lines held");
     assert_eq!(held.len(), 3);
+    let figures = store
+        .read(|c| hub::status::store_figures(c, Timestamp(0)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (figures.receiving.held_lines, figures.receiving.held_units),
+        (3, held.iter().map(|h| h.quantity).sum::<i64>()),
+        "the status page counts the held lines and their units"
+    );
+    assert_eq!(
+        figures.receiving.open_deliveries, 0,
+        "the delivery is closed"
+    );
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(
         kinds
@@ -481,6 +494,18 @@ async fn evidence_retention_spares_a_disputed_delivery_until_its_dispute_is_clos
         }
         other => panic!("{other:?}"),
     }
+    // The status page lists the open dispute and both deliveries still open.
+    let figures = store
+        .read(|c| hub::status::store_figures(c, Timestamp(0)))
+        .await
+        .unwrap();
+    assert_eq!(figures.receiving.open_deliveries, 2);
+    assert_eq!(figures.receiving.disputes.len(), 1);
+    assert_eq!(figures.receiving.disputes[0].delivery_id, "D10");
+    assert_eq!(
+        figures.receiving.disputes[0].note,
+        "customer says the oranges were mouldy"
+    );
 
     let retention = Retention {
         max_age_days: 90,
@@ -507,6 +532,14 @@ async fn evidence_retention_spares_a_disputed_delivery_until_its_dispute_is_clos
     dispute("D10", false, "refunded 2 kg; supplier credited")
         .await
         .unwrap();
+    let figures = store
+        .read(|c| hub::status::store_figures(c, Timestamp(0)))
+        .await
+        .unwrap();
+    assert!(
+        figures.receiving.disputes.is_empty(),
+        "a closed dispute leaves the page"
+    );
     let report = store
         .write(move |c| prune(c, retention, now))
         .await

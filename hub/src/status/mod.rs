@@ -379,6 +379,28 @@ impl Default for Today {
     }
 }
 
+/// Receiving work waiting for a person: deliveries still open, stock held in quarantine, and
+/// disputes with a supplier.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Receiving {
+    /// Deliveries neither closed nor cancelled.
+    pub open_deliveries: i64,
+    /// Lines held in quarantine until someone releases or rejects them.
+    pub held_lines: i64,
+    /// Units those lines hold.
+    pub held_units: i64,
+    /// Open disputes, oldest first.
+    pub disputes: Vec<Dispute>,
+}
+
+/// One open dispute about a delivery.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Dispute {
+    pub delivery_id: String,
+    pub opened_at: Timestamp,
+    pub note: String,
+}
+
 /// The figures the store holds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StoreFigures {
@@ -388,6 +410,47 @@ pub struct StoreFigures {
     pub skus_in_stock: i64,
     /// Open alerts recorded in the store (stock tiers, expiry, backlog, lockouts, ...).
     pub alerts: Vec<Alert>,
+    pub receiving: Receiving,
+}
+
+fn receiving_figures(conn: &Connection) -> Result<Receiving, StoreError> {
+    let sql = outbox::sql(conn);
+    let open_deliveries = conn
+        .query_row(
+            "SELECT COUNT(*) FROM delivery_manifest WHERE closed_at IS NULL AND cancelled = 0",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(&sql)?;
+    let (held_lines, held_units) = conn
+        .query_row(
+            "SELECT COUNT(*), COALESCE(SUM(quantity), 0) FROM quarantine WHERE status = 'held'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(&sql)?;
+    let disputes = conn
+        .prepare_cached(
+            "SELECT delivery_id, opened_at, note FROM dispute WHERE closed_at IS NULL
+             ORDER BY opened_at, delivery_id",
+        )
+        .and_then(|mut st| {
+            st.query_map([], |r| {
+                Ok(Dispute {
+                    delivery_id: r.get(0)?,
+                    opened_at: Timestamp(r.get(1)?),
+                    note: r.get(2)?,
+                })
+            })
+            .and_then(|rows| rows.collect())
+        })
+        .map_err(&sql)?;
+    Ok(Receiving {
+        open_deliveries,
+        held_lines,
+        held_units,
+        disputes,
+    })
 }
 
 /// Reads the store's part of the status. `day_start` is local midnight in ms.
@@ -449,6 +512,7 @@ pub fn store_figures(conn: &Connection, day_start: Timestamp) -> Result<StoreFig
         )
         .map_err(&sql)?;
     Ok(StoreFigures {
+        receiving: receiving_figures(conn)?,
         outbox,
         today: Today {
             since: day_start,
@@ -478,6 +542,7 @@ pub struct StatusSnapshot {
     pub alert_counts: AlertCounts,
     pub today: Today,
     pub skus_in_stock: i64,
+    pub receiving: Receiving,
     pub vision: Option<Vision>,
     pub data_dir: String,
     pub storage: Option<Space>,
@@ -530,6 +595,7 @@ pub async fn gather(source: &StatusSource, now: Timestamp) -> StatusSnapshot {
         alerts,
         today: figures.today,
         skus_in_stock: figures.skus_in_stock,
+        receiving: figures.receiving,
         vision: board.vision,
         data_dir: source.data_dir.display().to_string(),
         storage: space,

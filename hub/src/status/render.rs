@@ -209,6 +209,33 @@ pub fn html(s: &StatusSnapshot, refresh: Duration) -> String {
     }
     p.push_str("</section>");
 
+    // Receiving work waiting for a person.
+    let r = &s.receiving;
+    let _ = write!(
+        p,
+        "<section id=\"receiving\"><h2>Receiving</h2><div class=\"figures\">\
+         <div><div class=\"big\" id=\"open-deliveries\">{}</div><div class=\"sub\">deliveries open</div></div>\
+         <div><div class=\"big\" id=\"held-lines\">{}</div><div class=\"sub\">lines held ({} units)</div></div>\
+         </div>",
+        r.open_deliveries, r.held_lines, r.held_units
+    );
+    if r.disputes.is_empty() {
+        p.push_str("<div class=\"sub\" id=\"disputes\">no open disputes</div>");
+    } else {
+        p.push_str("<table id=\"disputes\">");
+        for d in &r.disputes {
+            let _ = write!(
+                p,
+                "<tr><td>dispute {}</td><td>{}</td><td class=\"sub\">opened {}</td></tr>",
+                escape_html(&d.delivery_id),
+                escape_html(&d.note),
+                ago(d.opened_at, s.generated_at)
+            );
+        }
+        p.push_str("</table>");
+    }
+    p.push_str("</section>");
+
     // Model.
     p.push_str("<section id=\"vision\"><h2>Acceptance model</h2>");
     match &s.vision {
@@ -440,6 +467,21 @@ pub fn metrics(s: &StatusSnapshot) -> String {
         "Pickup orders handed over since local midnight.",
         &one(s.today.handovers as f64),
     );
+    gauge(
+        "hub_deliveries_open",
+        "Deliveries neither closed nor cancelled.",
+        &one(s.receiving.open_deliveries as f64),
+    );
+    gauge(
+        "hub_quarantine_lines",
+        "Receiving lines held in quarantine until someone releases or rejects them.",
+        &one(s.receiving.held_lines as f64),
+    );
+    gauge(
+        "hub_disputes_open",
+        "Open disputes with suppliers.",
+        &one(s.receiving.disputes.len() as f64),
+    );
     if let Some(space) = &s.storage {
         gauge(
             "hub_data_dir_available_bytes",
@@ -494,6 +536,16 @@ mod tests {
                 handover_lines: 4,
             },
             skus_in_stock: 3,
+            receiving: super::super::Receiving {
+                open_deliveries: 2,
+                held_lines: 1,
+                held_units: 30,
+                disputes: vec![super::super::Dispute {
+                    delivery_id: "D7".into(),
+                    opened_at: Timestamp(now.0 - 3_600_000),
+                    note: "crates <crushed>".into(),
+                }],
+            },
             vision: Some(Vision::new("efficientnet-lite0", "tract")),
             data_dir: "/var/lib/hub".into(),
             storage: None,
@@ -512,6 +564,10 @@ mod tests {
         assert!(page.contains("Site &quot;One&quot;"));
         assert!(page.contains("id=\"alerts-red\"><span class=\"n\">1<"));
         assert!(page.contains("10 min ago"));
+        assert!(page.contains("id=\"open-deliveries\">2<"));
+        assert!(page.contains("id=\"held-lines\">1<"));
+        assert!(page.contains("lines held (30 units)"));
+        assert!(page.contains("dispute D7</td><td>crates &lt;crushed&gt;</td>"));
     }
 
     #[test]
@@ -522,6 +578,9 @@ mod tests {
         assert!(text.contains("hub_device_up{device=\"scan<2>\",kind=\"scanner\"} 0\n"));
         assert!(text.contains("hub_outbox_oldest_undelivered_age_seconds 30\n"));
         assert!(text.contains("backend=\"tract\""));
+        assert!(text.contains("hub_deliveries_open 2\n"));
+        assert!(text.contains("hub_quarantine_lines 1\n"));
+        assert!(text.contains("hub_disputes_open 1\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");
