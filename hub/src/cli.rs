@@ -473,7 +473,8 @@ enum CentralCommand {
         broker: BrokerArgs,
         #[arg(long)]
         site: String,
-        /// sku_upsert, sku_thresholds, delivery_manifest, pickup_order, replenishment_ack, alert_tiers.
+        /// sku_upsert, sku_thresholds, delivery_manifest, pickup_order, replenishment_ack,
+        /// alert_tiers, delivery_dispute.
         #[arg(long)]
         kind: String,
         /// What the command is about (SKU code, manifest id, order id, …).

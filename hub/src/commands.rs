@@ -19,7 +19,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 /// What a command asks for. Each kind is applied to its typed table: SKU master data
 /// (`sku`), tier thresholds (`sku_tier_policy`), manifests (`delivery_manifest`), pickup orders
-/// (`pickup_order`), replenishment episodes (`sku_alert_state`).
+/// (`pickup_order`), replenishment episodes (`sku_alert_state`), disputes (`dispute`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommandKind {
     /// SKU master data (body: the SKU).
@@ -34,17 +34,21 @@ pub enum CommandKind {
     ReplenishmentAck,
     /// The site's alert-tier configuration.
     AlertTiers,
+    /// Open or close the dispute about a delivery (a customer complaint raised at central):
+    /// its evidence is kept while it is open.
+    DeliveryDispute,
 }
 
 impl CommandKind {
     /// Every kind, for documentation and validation messages.
-    pub const ALL: [CommandKind; 6] = [
+    pub const ALL: [CommandKind; 7] = [
         CommandKind::SkuUpsert,
         CommandKind::SkuThresholds,
         CommandKind::DeliveryManifest,
         CommandKind::PickupOrder,
         CommandKind::ReplenishmentAck,
         CommandKind::AlertTiers,
+        CommandKind::DeliveryDispute,
     ];
 
     /// The stable name of the kind.
@@ -56,6 +60,7 @@ impl CommandKind {
             CommandKind::PickupOrder => "pickup_order",
             CommandKind::ReplenishmentAck => "replenishment_ack",
             CommandKind::AlertTiers => "alert_tiers",
+            CommandKind::DeliveryDispute => "delivery_dispute",
         }
     }
 
@@ -241,6 +246,7 @@ pub fn apply(
         CommandKind::DeliveryManifest => apply_manifest(conn, &command, now)?,
         CommandKind::PickupOrder => apply_pickup_order(conn, site, &command, now)?,
         CommandKind::ReplenishmentAck => apply_replenishment_ack(conn, &command, now)?,
+        CommandKind::DeliveryDispute => apply_dispute(conn, &command, now)?,
     };
     let changed = match result {
         Ok(changed) => changed,
@@ -705,6 +711,54 @@ fn apply_replenishment_ack(
     Ok(Ok(changed))
 }
 
+/// `delivery_dispute` body; the key is the delivery id.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DisputeBody {
+    /// Open (true) or close (false) the delivery's dispute.
+    open: bool,
+    /// Why it is opened, or how it was settled.
+    note: String,
+    /// Who at central raised or settled it; recorded as the dispute's staff ("central" when
+    /// omitted).
+    #[serde(default)]
+    by: Option<String>,
+}
+
+fn apply_dispute(
+    conn: &Connection,
+    command: &Command,
+    now: Timestamp,
+) -> Result<Result<bool, Refusal>, StoreError> {
+    use receiving_store::ReceivingError;
+    let body: DisputeBody = match serde_json::from_value(command.body.clone()) {
+        Ok(b) => b,
+        Err(e) => return Ok(Err(invalid("a delivery dispute", e))),
+    };
+    let by = body
+        .by
+        .as_deref()
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .unwrap_or("central");
+    let delivery = command.key.as_str();
+    let result = if body.open {
+        receiving_store::open_dispute(conn, delivery, by, &body.note, now)
+    } else {
+        receiving_store::close_dispute(conn, delivery, by, &body.note, now)
+    };
+    Ok(match result {
+        Ok(()) => Ok(true),
+        // The same complaint sent again under another command id: nothing to change.
+        Err(ReceivingError::DisputeAlreadyOpen { note, .. }) if note == body.note => Ok(false),
+        Err(ReceivingError::Store(e)) => return Err(e),
+        Err(e @ (ReceivingError::UnknownDelivery(_) | ReceivingError::EmptyDisputeNote)) => {
+            Err((RejectCode::InvalidBody, e.to_string()))
+        }
+        Err(e) => Err(conflict(e.to_string())),
+    })
+}
+
 /// How many commands were handled, by outcome (`applied`, `unchanged`, `rejected`).
 pub fn outcome_counts(conn: &Connection) -> Result<Vec<(String, i64)>, StoreError> {
     let mut st = conn
@@ -780,6 +834,79 @@ mod tests {
             .into_iter()
             .map(|r| r.kind)
             .collect()
+    }
+
+    fn dispute_command(id: &str, delivery: &str, body: serde_json::Value) -> Command {
+        Command {
+            id: id.into(),
+            site: "s1".into(),
+            kind: CommandKind::DeliveryDispute,
+            key: delivery.into(),
+            version: 1,
+            body,
+        }
+    }
+
+    #[test]
+    fn central_opens_and_closes_a_delivery_dispute() {
+        let (_d, store) = store();
+        run(&store, Ok(sku_command("c1", 1)));
+        run(&store, Ok(manifest_command("c2", 1, false)));
+        let open =
+            serde_json::json!({"open": true, "note": "customer: mouldy oranges", "by": "cs.zhao"});
+        assert!(matches!(
+            run(&store, Ok(dispute_command("c3", "D1", open.clone()))),
+            Applied::Applied { changed: true, .. }
+        ));
+        let dispute = store
+            .read_blocking(|c| receiving_store::open_dispute_of(c, "D1"))
+            .unwrap()
+            .expect("the dispute is open");
+        assert_eq!(dispute.note, "customer: mouldy oranges");
+        // The same complaint again under a new id changes nothing; another one conflicts.
+        assert!(matches!(
+            run(&store, Ok(dispute_command("c4", "D1", open))),
+            Applied::Applied { changed: false, .. }
+        ));
+        let other = serde_json::json!({"open": true, "note": "a second complaint"});
+        match run(&store, Ok(dispute_command("c5", "D1", other))) {
+            Applied::Rejected(r) => {
+                assert_eq!(r.code, RejectCode::Conflict);
+                assert!(r.reason.contains("mouldy"), "{}", r.reason);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Bad bodies and unknown deliveries are refused with their reason.
+        for (id, delivery, body) in [
+            ("c6", "D404", serde_json::json!({"open": true, "note": "x"})),
+            ("c7", "D1", serde_json::json!({"open": true, "note": " "})),
+            ("c8", "D1", serde_json::json!({"note": "no open flag"})),
+        ] {
+            match run(&store, Ok(dispute_command(id, delivery, body))) {
+                Applied::Rejected(r) => {
+                    assert_eq!(r.code, RejectCode::InvalidBody, "{id}: {}", r.reason)
+                }
+                other => panic!("{id}: {other:?}"),
+            }
+        }
+        let close = serde_json::json!({"open": false, "note": "refunded; supplier credited"});
+        assert!(matches!(
+            run(&store, Ok(dispute_command("c9", "D1", close.clone()))),
+            Applied::Applied { changed: true, .. }
+        ));
+        assert!(
+            store
+                .read_blocking(|c| receiving_store::open_dispute_of(c, "D1"))
+                .unwrap()
+                .is_none()
+        );
+        match run(&store, Ok(dispute_command("c10", "D1", close))) {
+            Applied::Rejected(r) => assert_eq!(r.code, RejectCode::Conflict),
+            other => panic!("{other:?}"),
+        }
+        let kinds = kinds(&store);
+        assert!(kinds.contains(&"dispute_opened".to_owned()), "{kinds:?}");
+        assert!(kinds.contains(&"dispute_closed".to_owned()), "{kinds:?}");
     }
 
     #[test]
