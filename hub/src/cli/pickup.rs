@@ -1,0 +1,248 @@
+//! `hub pickup …`: load orders, check a presented code, hand an order over.
+
+use super::*;
+
+#[derive(Debug, Subcommand)]
+pub(super) enum PickupCommand {
+    /// Check a pickup code (typed digits, or the QR payload ORDER:CODE).
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The station (desk) checking the code; wrong codes are counted per station.
+        #[arg(long)]
+        station: String,
+        code: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hand an order over (after its code was checked), exactly once.
+    Handover {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        station: String,
+        #[arg(long)]
+        order: String,
+        /// A trace code scanned while handing over (repeatable).
+        #[arg(long = "item")]
+        items: Vec<String>,
+        /// A refused quantity: LINE:QTY:stock|loss[:reason] (line numbers start at 0).
+        #[arg(long = "refuse")]
+        refusals: Vec<String>,
+        /// A weighed by-weight line: LINE:GRAMS.
+        #[arg(long = "weigh")]
+        weighings: Vec<String>,
+        /// Who hands the order over (staff id, kept with the handover).
+        #[arg(long)]
+        staff: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load pickup orders from a JSON file (an array), as central would send them.
+    Import {
+        #[command(flatten)]
+        config: ConfigArg,
+        file: PathBuf,
+    },
+}
+
+pub(super) fn parse_refusal(text: &str) -> anyhow::Result<crate::store::pickup::Refusal> {
+    let mut parts = text.splitn(4, ':');
+    let (Some(line), Some(quantity), Some(to)) = (parts.next(), parts.next(), parts.next()) else {
+        anyhow::bail!("--refuse {text}: expected LINE:QTY:stock|loss[:reason]");
+    };
+    let to = match to {
+        "stock" => hub_core::event::RefusedTo::Stock,
+        "loss" => hub_core::event::RefusedTo::Loss,
+        other => anyhow::bail!("--refuse {text}: '{other}' must be stock or loss"),
+    };
+    Ok(crate::store::pickup::Refusal {
+        line: line
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--refuse {text}: line must be a number"))?,
+        quantity: quantity
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--refuse {text}: quantity must be a number"))?,
+        to,
+        reason: parts.next().unwrap_or("").to_owned(),
+    })
+}
+
+pub(super) fn parse_weighing(text: &str) -> anyhow::Result<crate::store::pickup::Weighing> {
+    let (line, grams) = text
+        .split_once(':')
+        .ok_or_else(|| anyhow::anyhow!("--weigh {text}: expected LINE:GRAMS"))?;
+    Ok(crate::store::pickup::Weighing {
+        line: line
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--weigh {text}: line must be a number"))?,
+        grams: grams
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--weigh {text}: grams must be a number"))?,
+    })
+}
+
+pub(super) fn pickup_command(
+    command: PickupCommand,
+    format: Option<LogFormatArg>,
+) -> Result<i32, Failure> {
+    use crate::store::pickup::{HandoverError, HandoverRequest};
+    match command {
+        PickupCommand::Check {
+            config,
+            station,
+            code,
+            json,
+        } => {
+            let (config, store) = open_site(&config.config, format)?;
+            let check = runtime()?.block_on(crate::workflows::pickup::check(
+                &store,
+                &config,
+                &station,
+                &code,
+                crate::clock::now(),
+            ))?;
+            let pick = match &check {
+                hub_core::pickup::CodeCheck::Found { order_id } => {
+                    let id = order_id.clone();
+                    store.read_blocking(move |c| crate::store::pickup::pick_list(c, &id))?
+                }
+                _ => vec![],
+            };
+            store.close();
+            if json {
+                print_json(&serde_json::json!({"check": check, "pick": pick}))?;
+            } else {
+                println!("{}", crate::store::pickup::describe(&check));
+                for p in &pick {
+                    let from = match (&p.lot, &p.expiry) {
+                        (Some(lot), Some(expiry)) => format!("lot {lot} (expires {expiry})"),
+                        (Some(lot), None) => format!("lot {lot}"),
+                        _ => "any lot".into(),
+                    };
+                    println!("  take {} x{} from {from}", p.sku, p.quantity);
+                }
+            }
+            Ok(if check.is_found() {
+                EXIT_OK
+            } else {
+                EXIT_REFUSED
+            })
+        }
+        PickupCommand::Handover {
+            config,
+            station,
+            order,
+            items,
+            refusals,
+            weighings,
+            staff,
+            json,
+        } => {
+            let request = HandoverRequest {
+                staff,
+                trace_codes: items,
+                refusals: refusals
+                    .iter()
+                    .map(|r| parse_refusal(r))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| Failure {
+                        code: EXIT_INVALID,
+                        error: e,
+                    })?,
+                weighings: weighings
+                    .iter()
+                    .map(|w| parse_weighing(w))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| Failure {
+                        code: EXIT_INVALID,
+                        error: e,
+                    })?,
+            };
+            let (config, store) = open_site(&config.config, format)?;
+            let outcome = runtime()?.block_on(crate::workflows::pickup::handover(
+                &store,
+                &config,
+                &station,
+                &order,
+                request,
+                crate::clock::now(),
+            ));
+            store.close();
+            match outcome {
+                Ok(handover) => {
+                    if json {
+                        print_json(&handover)?;
+                    } else {
+                        println!(
+                            "order {} handed over at station {}{}",
+                            handover.order_id,
+                            handover.station,
+                            handover
+                                .staff
+                                .as_deref()
+                                .map(|s| format!(" by {s}"))
+                                .unwrap_or_default()
+                        );
+                        for l in &handover.lines {
+                            println!(
+                                "  {:<16} handed {:>6} of {:>6}  refused {:>4}",
+                                l.sku, l.handed_over, l.ordered, l.refused
+                            );
+                        }
+                    }
+                    Ok(EXIT_OK)
+                }
+                Err(HandoverError::Store(e)) => Err(e.into()),
+                Err(HandoverError::Ledger(crate::store::ledger::RecordError::Store(e))) => {
+                    Err(e.into())
+                }
+                Err(refused) => {
+                    if json {
+                        print_json(&serde_json::json!({"refused": refused.to_string()}))?;
+                    } else {
+                        eprintln!("refused: {refused}");
+                    }
+                    Ok(EXIT_REFUSED)
+                }
+            }
+        }
+        PickupCommand::Import { config, file } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let orders: Vec<hub_core::pickup::PickupOrder> =
+                serde_json::from_str(&text).map_err(|e| Failure {
+                    code: EXIT_INVALID,
+                    error: anyhow::anyhow!(
+                        "{} is not a JSON array of pickup orders: {e}",
+                        file.display()
+                    ),
+                })?;
+            let (_config, store) = open_site(&config.config, format)?;
+            let now = crate::clock::now();
+            let count = orders.len();
+            let outcomes = store.write_blocking(move |c| {
+                orders
+                    .iter()
+                    .map(|o| crate::store::pickup::upsert_order(c, o, now))
+                    .collect::<Result<Vec<_>, _>>()
+            })?;
+            store.close();
+            let stale = outcomes
+                .iter()
+                .filter(|o| {
+                    !matches!(
+                        o,
+                        crate::store::pickup::OrderUpsert::Inserted
+                            | crate::store::pickup::OrderUpsert::Updated
+                    )
+                })
+                .count();
+            println!(
+                "{count} order(s) read, {} stored, {stale} skipped (older version or already collected)",
+                count - stale
+            );
+            Ok(EXIT_OK)
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! `hub receive …`: manifests, station steps, decisions, held stock and disputes.
+
+use super::*;
+
+#[derive(Debug, Subcommand)]
+pub(super) enum ReceiveCommand {
+    /// Load a delivery manifest from a JSON file, as central would send it.
+    Manifest {
+        #[command(flatten)]
+        config: ConfigArg,
+        file: PathBuf,
+    },
+    /// A code scanned at a station: a crate/delivery label selects a line, an item code binds.
+    Scan {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        station: String,
+        code: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A stable weight in grams for the station's selected line.
+    Weight {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        station: String,
+        grams: i64,
+    },
+    /// Staff count for a line without trace codes.
+    Count {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        delivery: String,
+        #[arg(long)]
+        line: u32,
+        count: i64,
+    },
+    /// Split part of a line off into another lot.
+    Split {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        delivery: String,
+        #[arg(long)]
+        line: u32,
+        #[arg(long)]
+        lot: String,
+        #[arg(long)]
+        expiry: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        quantity: i64,
+    },
+    /// Decide a line now.
+    Decide {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        delivery: String,
+        #[arg(long)]
+        line: u32,
+        #[arg(long)]
+        staff: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Release held stock into stock and/or reject it, after review.
+    Release {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        delivery: String,
+        #[arg(long)]
+        line: u32,
+        #[arg(long, default_value_t = 0)]
+        release: i64,
+        #[arg(long, default_value_t = 0)]
+        reject: i64,
+        #[arg(long)]
+        staff: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Close a delivery; undecided lines are decided now.
+    Close {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        delivery: String,
+        #[arg(long)]
+        staff: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open a dispute on a delivery (its photos and decisions are then kept whatever the
+    /// retention policy), or close it with --close once settled.
+    Dispute {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        delivery: String,
+        #[arg(long)]
+        staff: String,
+        /// What is contested (when opening) or how it was settled (with --close).
+        #[arg(long)]
+        note: String,
+        /// Close the delivery's open dispute instead of opening one.
+        #[arg(long)]
+        close: bool,
+    },
+    /// A photo of the station's selected line: checked with the SKU's vision rule, stored as
+    /// evidence and recorded on the line.
+    Photo {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        station: String,
+        /// The photo (JPEG or PNG).
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a delivery's lines and decisions.
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        delivery: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(super) fn receive_command(
+    command: ReceiveCommand,
+    format: Option<LogFormatArg>,
+) -> Result<i32, Failure> {
+    use crate::store::receiving::{self as rs, ReceivingError};
+    use crate::workflows::receiving as wf;
+    let now = crate::clock::now();
+    // Refusals (unknown delivery, already decided, ...) are answers for staff, not failures.
+    let answer = |e: ReceivingError| -> Result<i32, Failure> {
+        match e {
+            ReceivingError::Store(e)
+            | ReceivingError::Ledger(crate::store::ledger::RecordError::Store(e)) => Err(e.into()),
+            refused => {
+                eprintln!("refused: {refused}");
+                Ok(EXIT_REFUSED)
+            }
+        }
+    };
+    match command {
+        ReceiveCommand::Manifest { config, file } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let manifest: hub_core::receiving::Manifest =
+                serde_json::from_str(&text).map_err(|e| Failure {
+                    code: EXIT_INVALID,
+                    error: anyhow::anyhow!("{} is not a delivery manifest: {e}", file.display()),
+                })?;
+            let (_config, store) = open_site(&config.config, format)?;
+            let id = manifest.delivery_id.clone();
+            let outcome = store.write_blocking(move |c| rs::upsert_manifest(c, &manifest, now))?;
+            store.close();
+            println!("delivery {id}: {outcome:?}");
+            Ok(EXIT_OK)
+        }
+        ReceiveCommand::Scan {
+            config,
+            station,
+            code,
+            json,
+        } => {
+            let (config, store) = open_site(&config.config, format)?;
+            let out = runtime()?.block_on(wf::scan(&store, &station, &code, &config.codes, now));
+            store.close();
+            match out {
+                Ok(outcome) if json => print_json(&outcome).map(|_| EXIT_OK),
+                Ok(outcome) => {
+                    println!("{}", crate::cli_output::describe_scan(&outcome));
+                    Ok(match outcome {
+                        wf::ScanOutcome::Item(rs::BindOutcome::Flagged { .. }) => EXIT_REFUSED,
+                        _ => EXIT_OK,
+                    })
+                }
+                Err(e) => answer(e),
+            }
+        }
+        ReceiveCommand::Weight {
+            config,
+            station,
+            grams,
+        } => {
+            let (_config, store) = open_site(&config.config, format)?;
+            let out = runtime()?.block_on(wf::weight(&store, &station, grams, now));
+            store.close();
+            match out {
+                Ok(s) => {
+                    println!(
+                        "{grams} g recorded for delivery {} line {} ({} lot {})",
+                        s.delivery_id, s.line_no, s.sku, s.lot
+                    );
+                    Ok(EXIT_OK)
+                }
+                Err(e) => answer(e),
+            }
+        }
+        ReceiveCommand::Count {
+            config,
+            delivery,
+            line,
+            count,
+        } => {
+            let (_config, store) = open_site(&config.config, format)?;
+            let out = store.write_blocking(move |c| rs::set_count(c, &delivery, line, count, now));
+            store.close();
+            match out {
+                Ok(()) => {
+                    println!("count {count} recorded");
+                    Ok(EXIT_OK)
+                }
+                Err(e) => answer(e),
+            }
+        }
+        ReceiveCommand::Split {
+            config,
+            delivery,
+            line,
+            lot,
+            expiry,
+            quantity,
+        } => {
+            let (_config, store) = open_site(&config.config, format)?;
+            let out = store.write_blocking(move |c| {
+                rs::split_line(c, &delivery, line, &lot, expiry, quantity, now)
+            });
+            store.close();
+            match out {
+                Ok(new_line) => {
+                    println!("split {quantity} off line {line} into new line {new_line}");
+                    Ok(EXIT_OK)
+                }
+                Err(e) => answer(e),
+            }
+        }
+        ReceiveCommand::Decide {
+            config,
+            delivery,
+            line,
+            staff,
+            json,
+        } => {
+            let (config, store) = open_site(&config.config, format)?;
+            let out =
+                runtime()?.block_on(wf::decide(&store, &config, &delivery, line, &staff, now));
+            store.close();
+            match out {
+                Ok(d) if json => print_json(&d).map(|_| EXIT_OK),
+                Ok(d) => {
+                    print!("{}", crate::cli_output::DecisionView(&d));
+                    Ok(EXIT_OK)
+                }
+                Err(e) => answer(e),
+            }
+        }
+        ReceiveCommand::Release {
+            config,
+            delivery,
+            line,
+            release,
+            reject,
+            staff,
+            reason,
+        } => {
+            let (config, store) = open_site(&config.config, format)?;
+            let out = runtime()?.block_on(wf::resolve(
+                &store, &config, &delivery, line, release, reject, &staff, &reason, now,
+            ));
+            store.close();
+            match out {
+                Ok(()) => {
+                    println!(
+                        "delivery {delivery} line {line}: {release} released into stock, {reject} rejected"
+                    );
+                    Ok(EXIT_OK)
+                }
+                Err(e) => answer(e),
+            }
+        }
+        ReceiveCommand::Dispute {
+            config,
+            delivery,
+            staff,
+            note,
+            close,
+        } => {
+            let (_config, store) = open_site(&config.config, format)?;
+            let id = delivery.clone();
+            let out = store.write_blocking(move |c| {
+                if close {
+                    rs::close_dispute(c, &id, &staff, &note, now)
+                } else {
+                    rs::open_dispute(c, &id, &staff, &note, now)
+                }
+            });
+            store.close();
+            match out {
+                Ok(()) if close => {
+                    println!(
+                        "delivery {delivery}: dispute closed; its evidence follows the retention policy again"
+                    );
+                    Ok(EXIT_OK)
+                }
+                Ok(()) => {
+                    println!(
+                        "delivery {delivery}: dispute opened; its photos and decisions are kept until it is closed"
+                    );
+                    Ok(EXIT_OK)
+                }
+                Err(e) => answer(e),
+            }
+        }
+        ReceiveCommand::Close {
+            config,
+            delivery,
+            staff,
+            json,
+        } => {
+            let (config, store) = open_site(&config.config, format)?;
+            let out = runtime()?.block_on(wf::close(&store, &config, &delivery, &staff, now));
+            store.close();
+            match out {
+                Ok(ds) if json => print_json(&ds).map(|_| EXIT_OK),
+                Ok(ds) => {
+                    println!(
+                        "delivery {delivery} closed; {} line(s) decided now",
+                        ds.len()
+                    );
+                    ds.iter()
+                        .for_each(|d| print!("{}", crate::cli_output::DecisionView(d)));
+                    Ok(EXIT_OK)
+                }
+                Err(e) => answer(e),
+            }
+        }
+        ReceiveCommand::Photo {
+            config,
+            station,
+            file,
+            json,
+        } => {
+            let bytes = std::fs::read(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read photo {}: {e}", file.display()))?;
+            let config = Config::load(&config.config)?;
+            telemetry::init(&config.log.level, log_format(format, Some(&config)));
+            let vision = crate::vision::start(&config.vision)?;
+            let store = daemon::open_store(&config)?;
+            let data_dir = config.store.data_dir.clone();
+            let out = runtime()?.block_on(crate::vision::photo_for_station(
+                &store, &vision, &data_dir, &station, bytes, now,
+            ));
+            store.close();
+            vision.stop();
+            match out {
+                Ok(r) if json => print_json(&r).map(|_| EXIT_OK),
+                Ok(r) => {
+                    println!(
+                        "photo {:?} recorded for delivery {} line {} ({} lot {}): {}",
+                        r.evidence.verdict,
+                        r.selected.delivery_id,
+                        r.selected.line_no,
+                        r.selected.sku,
+                        r.selected.lot,
+                        r.evidence.reasons.join("; ")
+                    );
+                    if let Some(problem) = &r.storage_problem {
+                        eprintln!("warning: {problem}");
+                    }
+                    Ok(EXIT_OK)
+                }
+                Err(crate::vision::PhotoError::Receiving(e)) => answer(e),
+                Err(e) => Err(e.into()),
+            }
+        }
+        ReceiveCommand::Show {
+            config,
+            delivery,
+            json,
+        } => {
+            let (_config, store) = open_site(&config.config, format)?;
+            let id = delivery.clone();
+            let decisions = store.read_blocking(move |c| rs::decisions(c, &id))?;
+            store.close();
+            if json {
+                print_json(&decisions)?;
+            } else if decisions.is_empty() {
+                println!("delivery {delivery}: no line decided yet");
+            } else {
+                decisions
+                    .iter()
+                    .for_each(|d| print!("{}", crate::cli_output::DecisionView(d)));
+            }
+            Ok(EXIT_OK)
+        }
+    }
+}
