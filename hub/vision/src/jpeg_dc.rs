@@ -3,12 +3,12 @@
 //!
 //! At 1/8 scale each 8×8 block becomes one pixel, its DC value (what libjpeg-turbo's 1×1 IDCT
 //! computes too). The time then goes to entropy-decoding the AC coefficients only to skip them,
-//! so this decoder never builds them: one table lookup per AC symbol gives the bits to skip
-//! (code and magnitude together) and how far the coefficient index moves. That is where it is
-//! faster than libjpeg-turbo, which decodes the code and then the magnitude bits separately.
-//! Chroma comes from chroma DC too and is upsampled with a triangle filter, where libjpeg-turbo
-//! runs a 2×2 IDCT on subsampled chroma; after the resize to the model input the difference is
-//! a rounding error.
+//! so this decoder never builds them: one lookup of the next 12 bits gives the bits and the
+//! coefficient advance of every whole symbol (code and magnitude together) those bits hold, and
+//! whether they end the block. That is where it is faster than libjpeg-turbo, which decodes
+//! each code and then its magnitude bits. Chroma comes from chroma DC too and is upsampled with
+//! a triangle filter, where libjpeg-turbo runs a 2×2 IDCT on 4:2:0 chroma: a few levels of
+//! difference at colour edges, which the resize to the model input mostly smooths away.
 //!
 //! It handles what cameras write: one interleaved baseline (or extended sequential) Huffman
 //! scan, 8-bit, greyscale or YCbCr with luma sampled 1 or 2 times chroma on each axis, restart
