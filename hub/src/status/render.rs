@@ -77,7 +77,7 @@ section.tall { grid-row: span 2; }
 h2 { margin: 0 0 10px; font-size: 16px; letter-spacing: .06em; text-transform: uppercase;
      color: var(--muted); }
 .big { font-size: 40px; font-weight: 700; line-height: 1.1; }
-.sub { color: var(--muted); font-size: 17px; margin-top: 4px; }
+.sub { color: var(--muted); font-size: 17px; margin-top: 4px; overflow-wrap: anywhere; }
 .pill { display:inline-block; padding: 4px 14px; border-radius: 999px; color:#fff;
         font-weight:700; font-size: 24px; }
 .pill.ok { background: var(--ok); } .pill.bad { background: var(--bad); }
@@ -215,9 +215,13 @@ pub fn html(s: &StatusSnapshot, refresh: Duration) -> String {
         p,
         "<section id=\"receiving\"><h2>Receiving</h2><div class=\"figures\">\
          <div><div class=\"big\" id=\"open-deliveries\">{}</div><div class=\"sub\">deliveries open</div></div>\
-         <div><div class=\"big\" id=\"held-lines\">{}</div><div class=\"sub\">lines held ({} units)</div></div>\
+         <div><div class=\"big\" id=\"held-lines\">{}</div><div class=\"sub\">{} held ({} {})</div></div>\
          </div>",
-        r.open_deliveries, r.held_lines, r.held_units
+        r.open_deliveries,
+        r.held_lines,
+        if r.held_lines == 1 { "line" } else { "lines" },
+        r.held_units,
+        if r.held_units == 1 { "unit" } else { "units" }
     );
     if r.disputes.is_empty() {
         p.push_str("<div class=\"sub\" id=\"disputes\">no open disputes</div>");
@@ -566,7 +570,7 @@ mod tests {
         assert!(page.contains("10 min ago"));
         assert!(page.contains("id=\"open-deliveries\">2<"));
         assert!(page.contains("id=\"held-lines\">1<"));
-        assert!(page.contains("lines held (30 units)"));
+        assert!(page.contains("line held (30 units)"));
         assert!(page.contains("dispute D7</td><td>crates &lt;crushed&gt;</td>"));
     }
 
