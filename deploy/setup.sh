@@ -19,6 +19,8 @@ declare -A want=(
   # deploy tests: headless browser for the status page, the aarch64 cross build and qemu-user,
   # systemd-analyze for the unit, readelf for the package's dependencies.
   [chromium]=chromium
+  # the demo test runs the scenario on other days
+  [faketime]=faketime
   [qemu-aarch64-static]=qemu-user-static
   [aarch64-linux-gnu-gcc]=gcc-aarch64-linux-gnu
   [systemd-analyze]=systemd

@@ -27,3 +27,11 @@ pub fn local_day_start(now: Timestamp) -> Timestamp {
         None => Timestamp(midnight.and_utc().timestamp_millis()),
     }
 }
+
+/// The warehouse's calendar day holding `now` (the box's time zone).
+pub fn local_date(now: Timestamp) -> chrono::NaiveDate {
+    use chrono::Local;
+    chrono::DateTime::from_timestamp_millis(now.millis())
+        .map(|utc| utc.with_timezone(&Local).date_naive())
+        .unwrap_or_default()
+}

@@ -65,20 +65,20 @@ struct MoveSpec<'a> {
     id: &'a str,
     sku: &'a str,
     lot: &'a str,
-    expiry: &'a str,
+    /// Days from the demo's "today" to the lot's expiry.
+    expires_in_days: u64,
     kind: MovementKind,
     quantity: i64,
     reason: &'a str,
     reference: &'a str,
 }
 
-fn movement(spec: &MoveSpec<'_>, at: Timestamp) -> Movement {
+fn movement(spec: &MoveSpec<'_>, today: chrono::NaiveDate, at: Timestamp) -> Movement {
+    let expiry = today + chrono::Days::new(spec.expires_in_days);
     Movement {
         id: MovementId::new(spec.id).expect("demo ids are valid"),
         sku: SkuCode::new(spec.sku).expect("demo SKU codes are valid"),
-        batch: Some(
-            BatchKey::new(spec.lot, spec.expiry.parse().ok()).expect("demo lots are valid"),
-        ),
+        batch: Some(BatchKey::new(spec.lot, Some(expiry)).expect("demo lots are valid")),
         kind: spec.kind,
         quantity: spec.quantity,
         reason: spec.reason.into(),
@@ -87,9 +87,19 @@ fn movement(spec: &MoveSpec<'_>, at: Timestamp) -> Movement {
     }
 }
 
+/// Shelf lives of the scenario's lots, in days from the demo's "today". Every date the demo
+/// shows is relative to the one `now` it is given, so it tells the same story on any day.
+/// The older orange lot outlives the one delivered through the devices
+/// ([`crate::demo_devices::DELIVERED_LOT_EXPIRES_IN`]), so first-expiry-first-out picks the
+/// new lot first.
+const ORANGE_A_EXPIRES_IN: u64 = 20;
+const MILK_EXPIRES_IN: u64 = 5;
+const CABBAGE_EXPIRES_IN: u64 = 4;
+
 /// Plays the scenario against an open store.
 pub async fn play(store: &Store, site: &str, now: Timestamp) -> anyhow::Result<DemoSummary> {
     let mut steps = Vec::new();
+    let today = crate::clock::local_date(now);
 
     let master = vec![
         sku("ORANGE-5KG", "Navel oranges, 5 kg box", StockUnit::Piece),
@@ -116,7 +126,7 @@ pub async fn play(store: &Store, site: &str, now: Timestamp) -> anyhow::Result<D
             id: "rcv-D1001-1",
             sku: "ORANGE-5KG",
             lot: "OR2611A",
-            expiry: "2026-12-10",
+            expires_in_days: ORANGE_A_EXPIRES_IN,
             kind: Receipt,
             quantity: 40,
             reason: "",
@@ -126,7 +136,7 @@ pub async fn play(store: &Store, site: &str, now: Timestamp) -> anyhow::Result<D
             id: "rcv-D1001-2",
             sku: "MILK-1L",
             lot: "MK1124",
-            expiry: "2026-11-30",
+            expires_in_days: MILK_EXPIRES_IN,
             kind: Receipt,
             quantity: 60,
             reason: "",
@@ -136,7 +146,7 @@ pub async fn play(store: &Store, site: &str, now: Timestamp) -> anyhow::Result<D
             id: "rcv-D1001-3",
             sku: "CABBAGE-LOOSE",
             lot: "CB1124",
-            expiry: "2026-11-28",
+            expires_in_days: CABBAGE_EXPIRES_IN,
             kind: Receipt,
             quantity: 25_000,
             reason: "",
@@ -146,7 +156,7 @@ pub async fn play(store: &Store, site: &str, now: Timestamp) -> anyhow::Result<D
             id: "ho-P5001-1",
             sku: "ORANGE-5KG",
             lot: "OR2611A",
-            expiry: "2026-12-10",
+            expires_in_days: ORANGE_A_EXPIRES_IN,
             kind: Issue,
             quantity: 3,
             reason: "",
@@ -156,7 +166,7 @@ pub async fn play(store: &Store, site: &str, now: Timestamp) -> anyhow::Result<D
             id: "ho-P5002-1",
             sku: "MILK-1L",
             lot: "MK1124",
-            expiry: "2026-11-30",
+            expires_in_days: MILK_EXPIRES_IN,
             kind: Issue,
             quantity: 12,
             reason: "",
@@ -166,7 +176,7 @@ pub async fn play(store: &Store, site: &str, now: Timestamp) -> anyhow::Result<D
             id: "ho-P5003-1",
             sku: "CABBAGE-LOOSE",
             lot: "CB1124",
-            expiry: "2026-11-28",
+            expires_in_days: CABBAGE_EXPIRES_IN,
             kind: Issue,
             quantity: 1_850,
             reason: "",
@@ -176,17 +186,17 @@ pub async fn play(store: &Store, site: &str, now: Timestamp) -> anyhow::Result<D
             id: "loss-1124-1",
             sku: "MILK-1L",
             lot: "MK1124",
-            expiry: "2026-11-30",
+            expires_in_days: MILK_EXPIRES_IN,
             kind: Loss,
             quantity: 2,
             reason: "leaking cartons",
-            reference: "daily check 2026-11-24",
+            reference: "daily check",
         },
         MoveSpec {
             id: "ret-P5001-1",
             sku: "ORANGE-5KG",
             lot: "OR2611A",
-            expiry: "2026-12-10",
+            expires_in_days: ORANGE_A_EXPIRES_IN,
             kind: Return,
             quantity: 1,
             reason: "customer changed mind",
@@ -197,7 +207,7 @@ pub async fn play(store: &Store, site: &str, now: Timestamp) -> anyhow::Result<D
             id: "ho-P5002-1",
             sku: "MILK-1L",
             lot: "MK1124",
-            expiry: "2026-11-30",
+            expires_in_days: MILK_EXPIRES_IN,
             kind: Issue,
             quantity: 12,
             reason: "",
@@ -208,7 +218,7 @@ pub async fn play(store: &Store, site: &str, now: Timestamp) -> anyhow::Result<D
             id: "ho-P5004-1",
             sku: "ORANGE-5KG",
             lot: "OR2611A",
-            expiry: "2026-12-10",
+            expires_in_days: ORANGE_A_EXPIRES_IN,
             kind: Issue,
             quantity: 100,
             reason: "",
@@ -216,7 +226,7 @@ pub async fn play(store: &Store, site: &str, now: Timestamp) -> anyhow::Result<D
         },
     ];
     for (i, spec) in plan.iter().enumerate() {
-        let m = movement(spec, now.plus_millis(i as i64 * 1000));
+        let m = movement(spec, today, now.plus_millis(i as i64 * 1000));
         let what = format!(
             "{} {} x{} ({})",
             spec.kind.as_str(),

@@ -28,6 +28,8 @@ pub const ORANGE_JPG: &[u8] = include_bytes!("../vision/testdata/images/orange.j
 pub const BABOON_JPG: &[u8] = include_bytes!("../vision/testdata/images/baboon.jpg");
 
 const STATION: &str = "dock-1";
+/// Shelf life of the lots delivered through the devices, in days from the demo's "today".
+pub const DELIVERED_LOT_EXPIRES_IN: u64 = 12;
 const DELIVERY: &str = "D2001";
 const ORANGE_GTIN: &str = "09506000134352";
 const MILK_GTIN: &str = "06901234567892";
@@ -238,11 +240,9 @@ pub async fn receive_and_hand_over(
     let mut milk = Sku::new(SkuCode::new("MILK-1L")?, "Fresh milk 1 L", StockUnit::Piece);
     milk.gtins = vec![MILK_GTIN.into()];
     milk.version = 2;
-    let today = chrono::DateTime::from_timestamp_millis(now.millis())
-        .map(|t| t.date_naive())
-        .unwrap_or_default();
+    let today = crate::clock::local_date(now);
     let manifest_line = |line_no: u32, sku: &Sku, lot: &str, count: i64, grams: i64| ManifestLine {
-        expiry: Some(today + chrono::Days::new(12)),
+        expiry: Some(today + chrono::Days::new(DELIVERED_LOT_EXPIRES_IN)),
         expected_count: Some(count),
         expected_weight_g: Some(grams),
         weight_tolerance_g: 150,

@@ -89,27 +89,120 @@ fn the_demo_runs_the_scenario_and_verifies_the_ledger() {
 /// and real photos checked by the shipped model: a good line, and a line that is short, weighs
 /// wrong, shows the wrong product and carries a duplicate trace code. Then an item of the good
 /// line is handed over, and central receives every event once.
+///
+/// Every date in the scenario is relative to the day it runs, so it tells the same story on
+/// any day: it runs today, 30 and 400 days from now, and on a leap day (`faketime` moves the
+/// whole process, its simulators included, to that moment).
 #[test]
-fn the_demo_receives_through_simulated_devices_and_real_photos() {
-    let out = hub(&["demo", "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+fn the_demo_receives_through_simulated_devices_and_real_photos_on_any_day() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let at = |secs: i64| format!("@{}", faketime_stamp(secs));
+    let days = [
+        None,
+        Some(at(now + 30 * 86_400)),
+        Some(at(now + 400 * 86_400)),
+        Some("@2028-02-29 10:00:00".to_owned()),
+    ];
+    let mut first: Option<serde_json::Value> = None;
+    for day in &days {
+        let out = match day {
+            None => hub(&["demo", "--json"]),
+            Some(stamp) => Command::new("faketime")
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+                .args(["-f", stamp])
+                .arg(hub_binary())
+                .args(["demo", "--json"])
+                .output()
+                .expect("faketime runs (Debian package faketime, installed by deploy/setup.sh)"),
+        };
+        assert!(out.status.success(), "{day:?}: {}", stderr(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_demo_story(&json, day.as_deref().unwrap_or("today"));
+        let story = demo_story(&json);
+        match &first {
+            None => first = Some(story),
+            Some(first) => assert_eq!(&story, first, "the demo told another story on {day:?}"),
+        }
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) for `faketime`.
+fn faketime_stamp(unix_secs: i64) -> String {
+    let days = unix_secs.div_euclid(86_400);
+    let secs = unix_secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// What must not change with the day: each step and its outcome (dates and times masked),
+/// and what is on hand per lot with how many days it has left.
+fn demo_story(json: &serde_json::Value) -> serde_json::Value {
+    let mask = |text: &str| {
+        let mut out = String::new();
+        for c in text.chars() {
+            out.push(if c.is_ascii_digit() { '9' } else { c });
+        }
+        out
+    };
+    let steps: Vec<serde_json::Value> = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            serde_json::json!([
+                mask(s["what"].as_str().unwrap()),
+                mask(s["outcome"].as_str().unwrap())
+            ])
+        })
+        .collect();
+    let mut lots = Vec::new();
+    for sku in json["stock"].as_array().unwrap() {
+        for batch in sku["batches"].as_array().unwrap() {
+            lots.push(serde_json::json!([
+                sku["sku"],
+                batch["lot"],
+                batch["on_hand"]
+            ]));
+        }
+    }
+    serde_json::json!({ "steps": steps, "lots": lots })
+}
+
+fn assert_demo_story(json: &serde_json::Value, day: &str) {
     let steps = json["steps"].as_array().unwrap();
     let outcome = |prefix: &str| -> String {
         steps
             .iter()
             .find(|s| s["what"].as_str().unwrap().starts_with(prefix))
             .map(|s| s["outcome"].as_str().unwrap().to_owned())
-            .unwrap_or_else(|| panic!("no step {prefix:?} in {steps:?}"))
+            .unwrap_or_else(|| panic!("{day}: no step {prefix:?} in {steps:?}"))
     };
     assert_eq!(
         outcome("simulated MT-SICS scale and scanner"),
-        "probed and online"
+        "probed and online",
+        "{day}"
     );
     assert!(outcome("scan crate label D2001/1").contains("3 codes bound; stable 15050 g"));
     assert!(
         outcome("photo of the orange crate").starts_with("Pass"),
-        "{}",
+        "{day}: {}",
         outcome("photo of the orange crate")
     );
     assert!(outcome("scan D2001/2").contains("FLAGGED"));
@@ -123,7 +216,10 @@ fn the_demo_receives_through_simulated_devices_and_real_photos() {
         "weight_out_of_tolerance",
         "count_short",
     ] {
-        assert!(line2.contains(reason), "{reason} missing from {line2}");
+        assert!(
+            line2.contains(reason),
+            "{day}: {reason} missing from {line2}"
+        );
     }
     assert!(outcome("hand P6001 over").contains("by staff-wang exactly once"));
     assert!(outcome("a second desk tries").starts_with("refused"));
@@ -141,7 +237,7 @@ fn the_demo_receives_through_simulated_devices_and_real_photos() {
         .unwrap();
     assert_eq!(
         lot["on_hand"], 2,
-        "3 accepted, 1 handed over first-expiry-first-out"
+        "{day}: 3 accepted, 1 handed over first-expiry-first-out"
     );
     let central = &json["central"]["sites"][0];
     assert_eq!(central["events"], json["outbox"]["last_seq"], "{central}");
