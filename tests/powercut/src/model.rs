@@ -555,11 +555,10 @@ impl Model {
                 if let Some(dst) = dst {
                     let dst_kind = self.node(dst)?.kind();
                     match (src_kind, dst_kind) {
-                        (Kind::Dir, Kind::Dir) => {
-                            if !self.dir(dst)?.live.is_empty() {
-                                return Err(Errno::NOTEMPTY);
-                            }
+                        (Kind::Dir, Kind::Dir) if !self.dir(dst)?.live.is_empty() => {
+                            return Err(Errno::NOTEMPTY);
                         }
+                        (Kind::Dir, Kind::Dir) => {}
                         (Kind::Dir, _) => return Err(Errno::NOTDIR),
                         (_, Kind::Dir) => return Err(Errno::ISDIR),
                         _ => {}

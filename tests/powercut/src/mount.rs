@@ -36,6 +36,9 @@ pub const BUSY_RETRY: Duration = Duration::from_secs(2);
 /// How long to wait for the FUSE worker threads to finish after an unmount.
 const WORKER_EXIT_WAIT: Duration = Duration::from_secs(5);
 
+/// The same after a lazy unmount, where they finish only once the detached mount is let go.
+const LAZY_WORKER_EXIT_WAIT: Duration = Duration::from_millis(100);
+
 /// Worker threads serving requests, so that one fsync sleeping on the slow card does not stall
 /// the reads and writes of other processes.
 const WORKER_THREADS: usize = 4;
@@ -310,8 +313,14 @@ impl MountedFs {
             }
         }
         // The kernel ends the FUSE connection; the workers see ENODEV and return.
+        // After a lazy unmount they serve the detached mount until its last user lets go.
+        let wait = if lazy {
+            LAZY_WORKER_EXIT_WAIT
+        } else {
+            WORKER_EXIT_WAIT
+        };
         let waited = Instant::now();
-        while !session.thread.is_finished() && waited.elapsed() < WORKER_EXIT_WAIT {
+        while !session.thread.is_finished() && waited.elapsed() < wait {
             std::thread::sleep(Duration::from_millis(2));
         }
         if session.thread.is_finished() {
