@@ -96,6 +96,39 @@ fn wal_mode_with_full_sync_works_and_survives_a_remount() {
     assert_eq!(ids(&conn), (1..=50).collect());
 }
 
+/// Commits five rows one by one in `journal_mode`, closes, cuts; the rows left.
+fn rows_after_cut(journal_mode: &str) -> i64 {
+    let fs = PowerCutFs::mount_temp(MountOptions::default()).unwrap();
+    let db = fs.mountpoint().join("ledger.db");
+    let conn = Connection::open(&db).unwrap();
+    let _: String = conn
+        .query_row(&format!("PRAGMA journal_mode={journal_mode}"), [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    conn.execute_batch("PRAGMA synchronous=FULL; CREATE TABLE t(x)")
+        .unwrap();
+    for i in 0..5 {
+        conn.execute("INSERT INTO t VALUES (?1)", [i]).unwrap();
+    }
+    drop(conn);
+    fs.cut(Tear::None).unwrap();
+    Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_rollback_journal_deleted_without_a_directory_fsync_undoes_the_last_commit() {
+    // DELETE's commit point is the unlink of -journal, which SQLite does not fsync: after a
+    // cut the journal is back, hot, and rolls the last acknowledged transaction back.
+    assert_eq!(rows_after_cut("DELETE"), 4);
+    // TRUNCATE fsyncs the emptied journal at its commit point; WAL fsyncs the WAL.
+    assert_eq!(rows_after_cut("TRUNCATE"), 5);
+    assert_eq!(rows_after_cut("WAL"), 5);
+}
+
 /// Starts the writer child for one round.
 fn spawn_writer(db: &Path, acks: &Path, synchronous: &str, log: &Path) -> Child {
     Command::new(std::env::current_exe().unwrap())
