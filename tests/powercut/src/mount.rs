@@ -8,8 +8,10 @@
 //! (`MNT_DETACH`), logging a warning: processes still holding the old mount keep a detached
 //! view whose every request fails with `EIO`.
 //!
-//! Unmounting is done here (umount2), not by `fuser`, so that retries and the lazy fallback are
-//! ours, and the old session is always dropped before a new one is mounted at the same place.
+//! Unmounting is decided here, not by `fuser`: the first attempt goes through fuser's handle
+//! (so that fuser never unmounts the path again later, when a new mount may sit there), the
+//! retries and the lazy fallback call umount2 directly, and the old session is always stopped
+//! before a new one is mounted at the same place.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
