@@ -1,0 +1,606 @@
+//! The per-SKU daily demand forecast: demand signals divided out of the history, weekday
+//! factors, stock-out days imputed as censored demand, then the better of a damped-trend
+//! exponential smoother and a TSB intermittent-demand smoother, chosen by one-step error;
+//! future signals multiplied back in. Too little history falls back to a stated rule.
+//!
+//! Pure and deterministic: no clock (the first forecast day is an argument), no I/O.
+
+use crate::signals::{DemandSignal, SkuSignals};
+use crate::stats::poisson_mean_at_least;
+use chrono::{Datelike, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+/// One day of a SKU's history at the site.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DailyObservation {
+    pub date: NaiveDate,
+    /// Units handed over that day.
+    pub sold: f64,
+    /// The SKU ran out that day: `sold` is a lower bound of demand, not demand.
+    pub stocked_out: bool,
+    /// The SKU was listed at the site that day (false before launch or after delisting).
+    pub existed: bool,
+}
+
+/// Largest `sold` value taken as real; larger, negative or non-finite values are ignored.
+pub const MAX_DAILY_UNITS: f64 = 1e9;
+
+/// Tuning of the forecast; the defaults are what the figures in the README were measured with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForecastConfig {
+    /// Fewer existing, usable days than this fall back to a stated rule.
+    pub min_history_days: usize,
+    /// Only the most recent days are fitted (older ones say little about next week).
+    pub max_window_days: usize,
+    /// Impute stock-out days as censored demand (true) or take their sales as demand (false,
+    /// only for comparison).
+    pub impute_censored: bool,
+    /// Pseudo-units that pull weekday factors towards 1 for slow sellers.
+    pub weekday_prior_units: f64,
+    /// Half-life in days of the recency weight of the weekday factors.
+    pub weekday_half_life_days: f64,
+    /// Share of zero days from which the intermittent (TSB) smoother is also tried.
+    pub intermittent_zero_share: f64,
+    /// Trend damping per day, in `(0, 1]`.
+    pub damping: f64,
+    /// Weight of the category prior, in days of history, when a short history is blended.
+    pub prior_weight_days: f64,
+}
+
+impl Default for ForecastConfig {
+    fn default() -> Self {
+        ForecastConfig {
+            min_history_days: 14,
+            max_window_days: 182,
+            impute_censored: true,
+            weekday_prior_units: 20.0,
+            weekday_half_life_days: 56.0,
+            intermittent_zero_share: 0.3,
+            damping: 0.9,
+            prior_weight_days: 7.0,
+        }
+    }
+}
+
+/// The SKU being forecast: its code and category (to match signals) and central's prior.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SkuContext<'a> {
+    pub sku: &'a str,
+    pub category: &'a str,
+    /// Expected daily demand of a SKU like this one (e.g. the category average at the site, or
+    /// central's launch estimate); used when the history is too short.
+    pub prior_daily: Option<f64>,
+}
+
+/// How the forecast was made.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum Method {
+    /// Damped additive trend on the weekday- and signal-adjusted series (SES when beta = 0).
+    DampedTrend { alpha: f64, beta: f64, phi: f64 },
+    /// Teunter–Syntetos–Babai: demand probability and size smoothed separately.
+    Tsb { alpha_probability: f64, alpha_size: f64 },
+    /// Short history blended with the category prior.
+    CategoryPrior { prior_daily: f64, history_days: usize },
+    /// Short history, no prior: the mean of the usable days.
+    HistoryMean { days: usize },
+    /// Nothing to go on: zero, and the reason says so.
+    NoData,
+}
+
+impl Method {
+    /// Stable short name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Method::DampedTrend { beta, .. } if *beta == 0.0 => "ses",
+            Method::DampedTrend { .. } => "damped_trend",
+            Method::Tsb { .. } => "tsb",
+            Method::CategoryPrior { .. } => "category_prior",
+            Method::HistoryMean { .. } => "history_mean",
+            Method::NoData => "no_data",
+        }
+    }
+}
+
+/// Why the model was not fitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum FallbackReason {
+    /// Fewer usable days than required (new SKU, or mostly stock-outs).
+    ShortHistory { usable_days: usize, required: usize },
+    /// No usable day and no prior.
+    NoHistoryNoPrior,
+}
+
+impl std::fmt::Display for FallbackReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FallbackReason::ShortHistory {
+                usable_days,
+                required,
+            } => write!(f, "{usable_days} usable days of history, {required} needed to fit"),
+            FallbackReason::NoHistoryNoPrior => f.write_str("no usable history and no prior: forecast is zero"),
+        }
+    }
+}
+
+/// One forecast day.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ForecastDay {
+    pub date: NaiveDate,
+    /// Expected demand (units), signals included.
+    pub mean: f64,
+    /// Standard error of that day's demand, for safety stock.
+    pub sd: f64,
+    /// Product of the demand signals applied to the day.
+    pub signal_multiplier: f64,
+}
+
+/// How well the model fits its own history.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct FitStats {
+    /// Root mean square of the one-step errors, in adjusted units (signals and weekday out).
+    pub rmse: f64,
+    /// Mean absolute one-step error, same units.
+    pub mae: f64,
+    /// Days the model was fitted on.
+    pub usable_days: usize,
+    /// Stock-out days among them.
+    pub censored_days: usize,
+}
+
+/// A SKU's forecast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forecast {
+    pub days: Vec<ForecastDay>,
+    pub method: Method,
+    /// Set when a fallback rule was used instead of a fitted model.
+    pub fallback: Option<FallbackReason>,
+    pub fit: FitStats,
+    /// Weekday factors, Monday first (all 1 for fallbacks).
+    pub weekday_factors: [f64; 7],
+}
+
+impl Forecast {
+    /// The daily means.
+    pub fn means(&self) -> Vec<f64> {
+        self.days.iter().map(|d| d.mean).collect()
+    }
+
+    /// Sum of the means over the first `days` days.
+    pub fn total(&self, days: usize) -> f64 {
+        self.days.iter().take(days).map(|d| d.mean).sum()
+    }
+}
+
+struct Series {
+    /// Adjusted demand: sales ÷ signal multiplier ÷ weekday factor.
+    z: Vec<f64>,
+    /// Factor that turns adjusted units back into units (multiplier × weekday factor).
+    scale: Vec<f64>,
+    usable: Vec<bool>,
+    censored: Vec<bool>,
+}
+
+#[derive(Clone, Copy)]
+enum Candidate {
+    Holt { alpha: f64, beta: f64 },
+    Tsb { ap: f64, az: f64 },
+}
+
+struct Fitted {
+    sse: f64,
+    sae: f64,
+    n: usize,
+    /// Adjusted forecast for h = 1.. (index h-1).
+    path_level: f64,
+    path_trend: f64,
+    tsb: Option<(f64, f64)>,
+}
+
+const HOLT_ALPHAS: [f64; 7] = [0.03, 0.06, 0.1, 0.15, 0.22, 0.32, 0.45];
+const HOLT_BETAS: [f64; 3] = [0.0, 0.04, 0.12];
+const TSB_AP: [f64; 4] = [0.02, 0.05, 0.1, 0.2];
+const TSB_AZ: [f64; 4] = [0.05, 0.1, 0.2, 0.3];
+const BURN_IN: usize = 7;
+
+fn usable(o: &DailyObservation) -> bool {
+    o.existed && o.sold.is_finite() && o.sold >= 0.0 && o.sold <= MAX_DAILY_UNITS
+}
+
+/// Forecasts `horizon` days from `start` for one SKU.
+///
+/// `history` holds the SKU's days before `start` in any order (later days and duplicates after
+/// the first are ignored); `signals` holds past and future signals — past ones are divided out
+/// of the history, future ones multiplied into the forecast. Every mean and sd is finite and
+/// `>= 0`.
+pub fn forecast_sku(
+    history: &[DailyObservation],
+    ctx: &SkuContext<'_>,
+    signals: &[DemandSignal],
+    start: NaiveDate,
+    horizon: usize,
+    config: &ForecastConfig,
+) -> Forecast {
+    let sku_signals = SkuSignals::for_sku(signals, ctx.sku, ctx.category);
+    let window_start = start - chrono::Days::new(config.max_window_days.max(1) as u64);
+    let first = history
+        .iter()
+        .filter(|o| o.date >= window_start && o.date < start && usable(o))
+        .map(|o| o.date)
+        .min();
+    let Some(first) = first else {
+        return fallback(&[], &[], ctx, &sku_signals, start, horizon, config);
+    };
+    let n = (start - first).num_days() as usize;
+    let mut y = vec![0.0; n];
+    let mut mult = vec![1.0; n];
+    let mut ok = vec![false; n];
+    let mut cens = vec![false; n];
+    let mut seen = vec![false; n];
+    for o in history {
+        if o.date < first || o.date >= start {
+            continue;
+        }
+        let i = (o.date - first).num_days() as usize;
+        if seen[i] {
+            continue;
+        }
+        seen[i] = true;
+        if usable(o) {
+            ok[i] = true;
+            y[i] = o.sold;
+            cens[i] = o.stocked_out;
+        }
+    }
+    if !sku_signals.is_empty() {
+        for (i, m) in mult.iter_mut().enumerate() {
+            *m = sku_signals.multiplier(first + chrono::Days::new(i as u64));
+        }
+    }
+    let usable_days = ok.iter().filter(|&&b| b).count();
+    let uncensored = (0..n).filter(|&i| ok[i] && !cens[i]).count();
+    let treat_as_demand = !config.impute_censored;
+    let effective = if treat_as_demand { usable_days } else { uncensored };
+    if effective < config.min_history_days {
+        let x: Vec<f64> = (0..n).filter(|&i| ok[i]).map(|i| y[i] / mult[i]).collect();
+        let c: Vec<bool> = (0..n).filter(|&i| ok[i]).map(|i| cens[i] && !treat_as_demand).collect();
+        let mut f = fallback(&x, &c, ctx, &sku_signals, start, horizon, config);
+        f.fallback = Some(FallbackReason::ShortHistory {
+            usable_days: effective,
+            required: config.min_history_days,
+        });
+        return f;
+    }
+    if treat_as_demand {
+        cens.iter_mut().for_each(|c| *c = false);
+    }
+    let x: Vec<f64> = (0..n).map(|i| if ok[i] { y[i] / mult[i] } else { 0.0 }).collect();
+    let first_wd = first.weekday().num_days_from_monday() as usize;
+    let wd = |i: usize| (first_wd + i) % 7;
+    let factors = weekday_factors(&x, &ok, &cens, wd, config);
+    let series = Series {
+        z: (0..n).map(|i| x[i] / factors[wd(i)]).collect(),
+        scale: (0..n).map(|i| mult[i] * factors[wd(i)]).collect(),
+        usable: ok,
+        censored: cens,
+    };
+    let zero_share = {
+        let (zeros, total) = (0..n)
+            .filter(|&i| series.usable[i] && !series.censored[i])
+            .fold((0usize, 0usize), |(z, t), i| (z + usize::from(y[i] == 0.0), t + 1));
+        zeros as f64 / total.max(1) as f64
+    };
+    let mut best: Option<(Candidate, Fitted)> = None;
+    let mut consider = |cand: Candidate| {
+        let fit = run(&series, cand, config.damping);
+        let better = match &best {
+            None => true,
+            Some((_, b)) => fit.sse < b.sse * (1.0 - 1e-9),
+        };
+        if better {
+            best = Some((cand, fit));
+        }
+    };
+    for &alpha in &HOLT_ALPHAS {
+        for &beta in &HOLT_BETAS {
+            consider(Candidate::Holt { alpha, beta });
+        }
+    }
+    if zero_share >= config.intermittent_zero_share {
+        for &ap in &TSB_AP {
+            for &az in &TSB_AZ {
+                consider(Candidate::Tsb { ap, az });
+            }
+        }
+    }
+    let Some((cand, fit)) = best else {
+        return fallback(&[], &[], ctx, &sku_signals, start, horizon, config);
+    };
+    let rmse = if fit.n > 0 { (fit.sse / fit.n as f64).sqrt() } else { 0.0 };
+    let mae = if fit.n > 0 { fit.sae / fit.n as f64 } else { 0.0 };
+    let (method, alpha) = match cand {
+        Candidate::Holt { alpha, beta } => (
+            Method::DampedTrend {
+                alpha,
+                beta,
+                phi: config.damping,
+            },
+            alpha,
+        ),
+        Candidate::Tsb { ap, az } => (
+            Method::Tsb {
+                alpha_probability: ap,
+                alpha_size: az,
+            },
+            ap.max(az),
+        ),
+    };
+    let start_wd = start.weekday().num_days_from_monday() as usize;
+    let mut damp_sum = 0.0;
+    let mut damp = 1.0;
+    let days = (0..horizon)
+        .map(|h| {
+            let date = start + chrono::Days::new(h as u64);
+            damp *= config.damping;
+            damp_sum += damp;
+            let adjusted = match fit.tsb {
+                Some((p, q)) => p * q,
+                None => fit.path_level + fit.path_trend * damp_sum,
+            }
+            .max(0.0);
+            let m = sku_signals.multiplier(date);
+            let scale = m * factors[(start_wd + h) % 7];
+            let growth = (1.0 + h as f64 * alpha * alpha).sqrt();
+            ForecastDay {
+                date,
+                mean: finite_or_zero(adjusted * scale),
+                sd: finite_or_zero(rmse * scale * growth),
+                signal_multiplier: m,
+            }
+        })
+        .collect();
+    Forecast {
+        days,
+        method,
+        fallback: None,
+        fit: FitStats {
+            rmse: finite_or_zero(rmse),
+            mae: finite_or_zero(mae),
+            usable_days,
+            censored_days: series.censored.iter().filter(|&&c| c).count(),
+        },
+        weekday_factors: factors,
+    }
+}
+
+fn finite_or_zero(v: f64) -> f64 {
+    if v.is_finite() && v > 0.0 { v } else { 0.0 }
+}
+
+/// Weekday factors: recency-weighted ratio of each weekday's adjusted sales to the centred
+/// 7-day mean, pulled towards 1 by `weekday_prior_units`, normalised to average 1.
+fn weekday_factors(
+    x: &[f64],
+    ok: &[bool],
+    cens: &[bool],
+    wd: impl Fn(usize) -> usize,
+    config: &ForecastConfig,
+) -> [f64; 7] {
+    let n = x.len();
+    let clean = |i: usize| ok[i] && !cens[i];
+    let mut num = [0.0; 7];
+    let mut den = [0.0; 7];
+    let decay = 0.5f64.powf(1.0 / config.weekday_half_life_days.max(1.0));
+    let mut weight = 1.0;
+    // Walk backwards so the newest day has weight 1.
+    let mut i = n;
+    // Running sums over the centred window [i-3, i+3].
+    while i > 0 {
+        i -= 1;
+        if !clean(i) {
+            weight *= decay;
+            continue;
+        }
+        let lo = i.saturating_sub(3);
+        let hi = (i + 3).min(n - 1);
+        let (mut s, mut c) = (0.0, 0usize);
+        for j in lo..=hi {
+            if clean(j) {
+                s += x[j];
+                c += 1;
+            }
+        }
+        if c >= 5 {
+            num[wd(i)] += weight * x[i];
+            den[wd(i)] += weight * s / c as f64;
+        }
+        weight *= decay;
+    }
+    let prior = config.weekday_prior_units.max(0.0);
+    let mut f = [1.0; 7];
+    for d in 0..7 {
+        let v = (num[d] + prior) / (den[d] + prior);
+        f[d] = if v.is_finite() && v > 0.0 { v } else { 1.0 };
+    }
+    let mean = f.iter().sum::<f64>() / 7.0;
+    for v in &mut f {
+        *v = (*v / mean).clamp(0.05, 20.0);
+    }
+    f
+}
+
+/// Runs one smoother over the series, imputing censored days from the one-step prediction.
+fn run(s: &Series, cand: Candidate, phi: f64) -> Fitted {
+    let n = s.z.len();
+    let init_idx: Vec<usize> = (0..n)
+        .filter(|&i| s.usable[i] && !s.censored[i])
+        .take(14)
+        .collect();
+    let init = if init_idx.is_empty() {
+        0.0
+    } else {
+        init_idx.iter().map(|&i| s.z[i]).sum::<f64>() / init_idx.len() as f64
+    };
+    let (mut sse, mut sae, mut count, mut seen) = (0.0, 0.0, 0usize, 0usize);
+    match cand {
+        Candidate::Holt { alpha, beta } => {
+            let (mut level, mut trend) = (init, 0.0);
+            for i in 0..n {
+                if !s.usable[i] {
+                    continue;
+                }
+                let pred = (level + phi * trend).max(0.0);
+                let obs = if s.censored[i] {
+                    poisson_mean_at_least(pred * s.scale[i], s.z[i] * s.scale[i]) / s.scale[i]
+                } else {
+                    s.z[i]
+                };
+                let err = obs - pred;
+                if !s.censored[i] {
+                    seen += 1;
+                    if seen > BURN_IN {
+                        sse += err * err;
+                        sae += err.abs();
+                        count += 1;
+                    }
+                }
+                level = (pred + alpha * err).max(0.0);
+                trend = phi * trend + alpha * beta * err;
+            }
+            Fitted {
+                sse,
+                sae,
+                n: count,
+                path_level: level,
+                path_trend: trend,
+                tsb: None,
+            }
+        }
+        Candidate::Tsb { ap, az } => {
+            let nonzero: Vec<f64> = init_idx.iter().map(|&i| s.z[i]).filter(|&v| v > 0.0).collect();
+            let mut p = nonzero.len() as f64 / init_idx.len().max(1) as f64;
+            let mut q = if nonzero.is_empty() {
+                init.max(1e-3)
+            } else {
+                nonzero.iter().sum::<f64>() / nonzero.len() as f64
+            };
+            for i in 0..n {
+                if !s.usable[i] {
+                    continue;
+                }
+                let pred = p * q;
+                if s.censored[i] {
+                    // Update with the expected occurrence and size given demand >= sales.
+                    let mean = pred * s.scale[i];
+                    let sold = s.z[i] * s.scale[i];
+                    let (occ, size) = if sold > 0.0 {
+                        (1.0, poisson_mean_at_least(mean, sold) / s.scale[i])
+                    } else if mean > 0.0 {
+                        let p_pos = 1.0 - (-mean).exp();
+                        (p_pos, poisson_mean_at_least(mean, 1.0) / s.scale[i])
+                    } else {
+                        (p, q)
+                    };
+                    p += ap * (occ - p);
+                    q += az * occ * (size - q);
+                    continue;
+                }
+                let obs = s.z[i];
+                let err = obs - pred;
+                seen += 1;
+                if seen > BURN_IN {
+                    sse += err * err;
+                    sae += err.abs();
+                    count += 1;
+                }
+                if obs > 0.0 {
+                    p += ap * (1.0 - p);
+                    q += az * (obs - q);
+                } else {
+                    p -= ap * p;
+                }
+            }
+            Fitted {
+                sse,
+                sae,
+                n: count,
+                path_level: p * q,
+                path_trend: 0.0,
+                tsb: Some((p, q)),
+            }
+        }
+    }
+}
+
+/// The stated fallback: the prior blended with what exists, else the mean of what exists,
+/// else zero. `x` are signal-adjusted usable days, `censored` marks stock-out days among them.
+fn fallback(
+    x: &[f64],
+    censored: &[bool],
+    ctx: &SkuContext<'_>,
+    signals: &SkuSignals<'_>,
+    start: NaiveDate,
+    horizon: usize,
+    config: &ForecastConfig,
+) -> Forecast {
+    // Stock-out days count only where they sold more than the clean days' mean (a lower bound
+    // above the estimate raises it; one below says nothing).
+    let clean: Vec<f64> = x.iter().zip(censored).filter(|(_, c)| !**c).map(|(v, _)| *v).collect();
+    let clean_mean = (!clean.is_empty()).then(|| clean.iter().sum::<f64>() / clean.len() as f64);
+    let values: Vec<f64> = x
+        .iter()
+        .zip(censored)
+        .filter_map(|(v, c)| match (c, clean_mean) {
+            (false, _) => Some(*v),
+            (true, Some(m)) => Some(v.max(m)),
+            (true, None) => Some(*v),
+        })
+        .collect();
+    let n = values.len();
+    let sum: f64 = values.iter().sum();
+    let prior = ctx.prior_daily.filter(|p| p.is_finite() && *p >= 0.0);
+    let (level, method, reason) = match (prior, n) {
+        (Some(p), _) => {
+            let w = config.prior_weight_days.max(0.0);
+            let level = if n as f64 + w > 0.0 { (sum + w * p) / (n as f64 + w) } else { p };
+            (level, Method::CategoryPrior { prior_daily: p, history_days: n }, None)
+        }
+        (None, 0) => (0.0, Method::NoData, Some(FallbackReason::NoHistoryNoPrior)),
+        (None, n) => (sum / n as f64, Method::HistoryMean { days: n }, None),
+    };
+    let var = if n >= 3 {
+        values.iter().map(|v| (v - level).powi(2)).sum::<f64>() / (n - 1) as f64
+    } else {
+        0.0
+    };
+    // Poisson spread at least, and wider with little data.
+    let sd = var.max(level).sqrt() * (1.0 + 1.0 / (n as f64 + 1.0).sqrt());
+    let days = (0..horizon)
+        .map(|h| {
+            let date = start + chrono::Days::new(h as u64);
+            let m = signals.multiplier(date);
+            ForecastDay {
+                date,
+                mean: finite_or_zero(level * m),
+                sd: finite_or_zero(sd * m),
+                signal_multiplier: m,
+            }
+        })
+        .collect();
+    Forecast {
+        days,
+        method,
+        fallback: Some(reason.unwrap_or(FallbackReason::ShortHistory {
+            usable_days: n,
+            required: config.min_history_days,
+        })),
+        fit: FitStats {
+            rmse: finite_or_zero(sd),
+            mae: 0.0,
+            usable_days: n,
+            censored_days: censored.iter().filter(|&&c| c).count(),
+        },
+        weekday_factors: [1.0; 7],
+    }
+}
