@@ -20,7 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let seed: u64 = arg("--seed").map(|s| s.parse()).transpose()?.unwrap_or(2026);
-    let site = generate(&GeneratorConfig { seed, ..GeneratorConfig::default() });
+    let noise_shape: f64 = arg("--noise-shape").map(|s| s.parse()).transpose()?.unwrap_or(GeneratorConfig::default().noise_shape);
+    let site = generate(&GeneratorConfig { seed, noise_shape, ..GeneratorConfig::default() });
     println!(
         "site: seed {seed}, {} SKUs, {} days from {}, {} signals",
         site.skus.len(),
@@ -37,10 +38,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         options.origins, options.horizon, report.series, report.days
     );
     println!("  methods used: {:?}, fallbacks {}", report.methods, report.fallbacks);
-    println!("  {:<34} {:>7} {:>7}", "forecaster", "WAPE", "MASE");
-    let row = |name: &str, a: &hub_forecast::Accuracy| println!("  {name:<34} {:>7.3} {:>7.3}", a.wape, a.mase);
+    println!("  {:<34} {:>7} {:>7} {:>7}", "forecaster", "WAPE", "MASE", "bias");
+    let row = |name: &str, a: &hub_forecast::Accuracy| println!("  {name:<34} {:>7.3} {:>7.3} {:>+7.3}", a.wape, a.mase, a.bias);
     row("hub forecast", &report.hub);
     row("seasonal naive (last week)", &report.seasonal_naive);
+    row("true mean (floor)", &report.true_mean);
     let no_signals = rolling_origin(&site, &EvalOptions { use_signals: false, ..options.clone() });
     row("hub without signals", &no_signals.hub);
     let no_censoring = rolling_origin(
@@ -83,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // Refit time: 500 SKUs × 180 days.
-    let big = generate(&GeneratorConfig { seed, skus: 500, ..GeneratorConfig::default() });
+    let big = generate(&GeneratorConfig { seed, noise_shape, skus: 500, ..GeneratorConfig::default() });
     let start = big.date(big.days);
     let config = ForecastConfig::default();
     let mut best = f64::INFINITY;
@@ -105,14 +107,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // The simulated site.
-    let sim = SimConfig::default();
+    let service_target: f64 = arg("--service").map(|s| s.parse()).transpose()?.unwrap_or(SimConfig::default().service_target);
+    let sim = SimConfig { service_target, ..SimConfig::default() };
     println!(
         "\nsimulated site: last {} days, lead time {} d, review {} d, service target {}",
         sim.sim_days, sim.lead_time_days, sim.review_days, sim.service_target
     );
     println!(
         "  {:<18} {:>9} {:>9} {:>8} {:>11} {:>9} {:>8}",
-        "policy", "stock-out", "turnover", "loss", "units short", "requests", "red days"
+        "policy", "stock-out", "turnover", "loss", "units short", "requests", "stranded"
     );
     for policy in [Policy::TrailingAverage, Policy::Forecast, Policy::Oracle] {
         let r = simulate(&site, policy, &sim).map_err(|e| format!("{e:?}"))?;
@@ -125,7 +128,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             o.loss_rate * 100.0,
             o.units_short,
             o.requests,
-            o.red_days
+            o.stranded_days
         );
         if args.iter().any(|a| a == "--by-category") {
             for (cat, f) in &r.by_category {

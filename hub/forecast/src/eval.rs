@@ -121,6 +121,8 @@ pub struct Accuracy {
     /// Mean of the per-series MASE (series with a defined scale).
     pub mase: f64,
     pub abs_error: f64,
+    /// `Σ(forecast − actual) ÷ Σ actual`: above 0 forecasts too much.
+    pub bias: f64,
 }
 
 /// Figures of a rolling-origin evaluation.
@@ -128,6 +130,9 @@ pub struct Accuracy {
 pub struct EvalReport {
     pub hub: Accuracy,
     pub seasonal_naive: Accuracy,
+    /// The generator's true daily means used as the forecast: the floor no forecaster beats
+    /// on average (the rest is noise).
+    pub true_mean: Accuracy,
     /// Series (SKU × origin) and SKU-days scored.
     pub series: usize,
     pub days: usize,
@@ -140,6 +145,7 @@ pub struct EvalReport {
 
 struct Scorer {
     abs: f64,
+    signed: f64,
     actual: f64,
     mase_sum: f64,
     mase_n: usize,
@@ -147,11 +153,12 @@ struct Scorer {
 
 impl Scorer {
     fn new() -> Self {
-        Scorer { abs: 0.0, actual: 0.0, mase_sum: 0.0, mase_n: 0 }
+        Scorer { abs: 0.0, signed: 0.0, actual: 0.0, mase_sum: 0.0, mase_n: 0 }
     }
 
     fn add(&mut self, forecast: &[f64], actual: &[f64], training: &[f64]) {
         self.abs += forecast.iter().zip(actual).map(|(f, a)| (f - a).abs()).sum::<f64>();
+        self.signed += forecast.iter().zip(actual).map(|(f, a)| f - a).sum::<f64>();
         self.actual += actual.iter().sum::<f64>();
         if let Some(m) = mase(forecast, actual, training, 7) {
             self.mase_sum += m;
@@ -164,6 +171,7 @@ impl Scorer {
             wape: if self.actual > 0.0 { self.abs / self.actual } else { 0.0 },
             mase: if self.mase_n > 0 { self.mase_sum / self.mase_n as f64 } else { 0.0 },
             abs_error: self.abs,
+            bias: if self.actual > 0.0 { self.signed / self.actual } else { 0.0 },
         }
     }
 }
@@ -190,7 +198,7 @@ pub fn rolling_origin(site: &SiteHistory, options: &EvalOptions) -> EvalReport {
     let cuts = evaluation_cuts(site, options);
     let no_signals = [];
     let signals = if options.use_signals { &site.signals[..] } else { &no_signals[..] };
-    let (mut hub, mut naive) = (Scorer::new(), Scorer::new());
+    let (mut hub, mut naive, mut floor) = (Scorer::new(), Scorer::new(), Scorer::new());
     let mut methods: HashMap<&'static str, usize> = HashMap::new();
     let (mut days, mut fallbacks) = (0, 0);
     for cut in &cuts {
@@ -211,6 +219,7 @@ pub fn rolling_origin(site: &SiteHistory, options: &EvalOptions) -> EvalReport {
         let train = training(site, cut);
         hub.add(&scored.iter().map(|(h, _)| fc.days[*h].mean).collect::<Vec<_>>(), &actual, &train);
         naive.add(&scored.iter().map(|(h, _)| sn[*h]).collect::<Vec<_>>(), &actual, &train);
+        floor.add(&scored.iter().map(|(h, _)| s.expected[cut.origin + h]).collect::<Vec<_>>(), &actual, &train);
         days += scored.len();
     }
     let mut methods: Vec<(String, usize)> = methods.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
@@ -218,6 +227,7 @@ pub fn rolling_origin(site: &SiteHistory, options: &EvalOptions) -> EvalReport {
     EvalReport {
         hub: hub.accuracy(),
         seasonal_naive: naive.accuracy(),
+        true_mean: floor.accuracy(),
         series: cuts.len(),
         days,
         actual_total: hub.actual,

@@ -29,6 +29,9 @@ pub struct GeneratorConfig {
     pub days: usize,
     /// Chance that a SKU runs out on an ordinary day (festivals and promotions raise it).
     pub stockout_rate: f64,
+    /// Shape of the gamma mixing of the negative-binomial noise: variance = mean + mean²/shape,
+    /// so the day-to-day coefficient of variation never drops below `1/√shape`.
+    pub noise_shape: f64,
 }
 
 impl Default for GeneratorConfig {
@@ -40,6 +43,7 @@ impl Default for GeneratorConfig {
             start: NaiveDate::from_ymd_opt(2025, 10, 15).unwrap_or_default(),
             days: 180,
             stockout_rate: 0.03,
+            noise_shape: 12.0,
         }
     }
 }
@@ -73,6 +77,8 @@ pub struct SkuHistory {
     pub profile: SkuProfile,
     /// True demand per day (0 when not listed); what the simulator replays.
     pub demand: Vec<f64>,
+    /// The mean `demand` was drawn from each day: the best any forecast could do.
+    pub expected: Vec<f64>,
     /// What the hub would have recorded: sales, stock-out flags, listed flags.
     pub observations: Vec<DailyObservation>,
 }
@@ -219,7 +225,9 @@ pub fn generate(config: &GeneratorConfig) -> SiteHistory {
     for i in 0..config.skus {
         let kind = &KINDS[i % KINDS.len()];
         let variant = i / KINDS.len() + 1;
-        let slow = rng.random::<f64>() < 0.2;
+        // Slow sellers are long-life goods: fresh food that sells under a few a day is sold by
+        // pre-order at a front warehouse, not stocked.
+        let slow = rng.random::<f64>() < 0.3 && kind.shelf.0 >= 30;
         let (lo, hi) = if slow { (0.2, 1.5) } else { kind.daily };
         let base = lo * (hi / lo).powf(rng.random::<f64>());
         let launched_late = i >= KINDS.len() && rng.random::<f64>() < 0.15;
@@ -353,6 +361,7 @@ pub fn generate(config: &GeneratorConfig) -> SiteHistory {
         let drift = -0.0015 + 0.0035 * rng.random::<f64>();
         let mut log_level = 0.0f64;
         let mut demand = vec![0.0; days];
+        let mut expected = vec![0.0; days];
         let mut observations = Vec::with_capacity(days);
         let mut outage_left = 0u32;
         for i in 0..days {
@@ -370,8 +379,9 @@ pub fn generate(config: &GeneratorConfig) -> SiteHistory {
             let m = sig.multiplier(d);
             let true_m = 1.0 + (m - 1.0) * e;
             let mean = profile.base_daily * log_level.exp() * ramp * weekday[d.weekday().num_days_from_monday() as usize] * true_m.max(0.05);
-            let q = sample_neg_binomial(&mut rng, mean, 6.0);
+            let q = sample_neg_binomial(&mut rng, mean, config.noise_shape);
             demand[i] = q;
+            expected[i] = mean;
             // Stock-outs: more likely when demand jumps (festivals, promotions); runs of 1–3 days.
             if outage_left == 0 {
                 let p = config.stockout_rate * (1.0 + 3.0 * (m - 1.0).max(0.0));
@@ -388,7 +398,7 @@ pub fn generate(config: &GeneratorConfig) -> SiteHistory {
             };
             observations.push(DailyObservation { date: d, sold, stocked_out: out, existed: true });
         }
-        skus.push(SkuHistory { profile, demand, observations });
+        skus.push(SkuHistory { profile, demand, expected, observations });
     }
     SiteHistory { start: first, days, skus, signals }
 }

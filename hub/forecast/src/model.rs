@@ -189,7 +189,10 @@ enum Candidate {
 }
 
 struct Fitted {
+    /// Squared one-step errors (for the error measure).
     sse: f64,
+    /// Squared 1..=SELECT_HORIZON-step errors (for choosing the smoother).
+    select: f64,
     sae: f64,
     n: usize,
     /// Adjusted forecast for h = 1.. (index h-1).
@@ -203,6 +206,8 @@ const HOLT_BETAS: [f64; 3] = [0.0, 0.04, 0.12];
 const TSB_AP: [f64; 4] = [0.02, 0.05, 0.1, 0.2];
 const TSB_AZ: [f64; 4] = [0.05, 0.1, 0.2, 0.3];
 const BURN_IN: usize = 7;
+/// Days ahead over which candidate smoothers are compared.
+const SELECT_HORIZON: usize = 7;
 
 fn usable(o: &DailyObservation) -> bool {
     o.existed && o.sold.is_finite() && o.sold >= 0.0 && o.sold <= MAX_DAILY_UNITS
@@ -291,12 +296,18 @@ pub fn forecast_sku(
             .fold((0usize, 0usize), |(z, t), i| (z + usize::from(y[i] == 0.0), t + 1));
         zeros as f64 / total.max(1) as f64
     };
+    let mut damp_sums = [0.0; SELECT_HORIZON];
+    let mut acc = 0.0;
+    for (k, d) in damp_sums.iter_mut().enumerate() {
+        acc += config.damping.powi(k as i32 + 1);
+        *d = acc;
+    }
     let mut best: Option<(Candidate, Fitted)> = None;
     let mut consider = |cand: Candidate| {
-        let fit = run(&series, cand, config.damping);
+        let fit = run(&series, cand, config.damping, &damp_sums);
         let better = match &best {
             None => true,
-            Some((_, b)) => fit.sse < b.sse * (1.0 - 1e-9),
+            Some((_, b)) => fit.select < b.select * (1.0 - 1e-9),
         };
         if better {
             best = Some((cand, fit));
@@ -430,8 +441,31 @@ fn weekday_factors(
     f
 }
 
+/// Post-update states of the last [`SELECT_HORIZON`] usable days, newest first.
+struct Ring {
+    states: [(f64, f64); SELECT_HORIZON],
+    len: usize,
+}
+
+impl Ring {
+    fn new() -> Self {
+        Ring {
+            states: [(0.0, 0.0); SELECT_HORIZON],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, state: (f64, f64)) {
+        self.states.copy_within(0..SELECT_HORIZON - 1, 1);
+        self.states[0] = state;
+        self.len = (self.len + 1).min(SELECT_HORIZON);
+    }
+}
+
 /// Runs one smoother over the series, imputing censored days from the one-step prediction.
-fn run(s: &Series, cand: Candidate, phi: f64) -> Fitted {
+/// Scores it on the squared errors of the 1- to [`SELECT_HORIZON`]-day-ahead predictions (the
+/// forecast is used a week ahead, so a smoother that only chases yesterday is not rewarded).
+fn run(s: &Series, cand: Candidate, phi: f64, damp_sums: &[f64; SELECT_HORIZON]) -> Fitted {
     let n = s.z.len();
     let init_idx: Vec<usize> = (0..n)
         .filter(|&i| s.usable[i] && !s.censored[i])
@@ -442,7 +476,21 @@ fn run(s: &Series, cand: Candidate, phi: f64) -> Fitted {
     } else {
         init_idx.iter().map(|&i| s.z[i]).sum::<f64>() / init_idx.len() as f64
     };
-    let (mut sse, mut sae, mut count, mut seen) = (0.0, 0.0, 0usize, 0usize);
+    let (mut sse, mut sae, mut count, mut seen, mut select) = (0.0, 0.0, 0usize, 0usize, 0.0);
+    let mut ring = Ring::new();
+    let mut score = |ring: &Ring, obs: f64, err: f64, flat: bool| {
+        seen += 1;
+        if seen > BURN_IN {
+            sse += err * err;
+            sae += err.abs();
+            count += 1;
+            for k in 0..ring.len {
+                let (l, b) = ring.states[k];
+                let pred = if flat { l } else { (l + b * damp_sums[k]).max(0.0) };
+                select += (obs - pred) * (obs - pred);
+            }
+        }
+    };
     match cand {
         Candidate::Holt { alpha, beta } => {
             let (mut level, mut trend) = (init, 0.0);
@@ -458,20 +506,17 @@ fn run(s: &Series, cand: Candidate, phi: f64) -> Fitted {
                 };
                 let err = obs - pred;
                 if !s.censored[i] {
-                    seen += 1;
-                    if seen > BURN_IN {
-                        sse += err * err;
-                        sae += err.abs();
-                        count += 1;
-                    }
+                    score(&ring, obs, err, false);
                 }
                 level = (pred + alpha * err).max(0.0);
                 trend = phi * trend + alpha * beta * err;
+                ring.push((level, trend));
             }
             Fitted {
                 sse,
                 sae,
                 n: count,
+                select,
                 path_level: level,
                 path_trend: trend,
                 tsb: None,
@@ -504,27 +549,24 @@ fn run(s: &Series, cand: Candidate, phi: f64) -> Fitted {
                     };
                     p += ap * (occ - p);
                     q += az * occ * (size - q);
+                    ring.push((p * q, 0.0));
                     continue;
                 }
                 let obs = s.z[i];
-                let err = obs - pred;
-                seen += 1;
-                if seen > BURN_IN {
-                    sse += err * err;
-                    sae += err.abs();
-                    count += 1;
-                }
+                score(&ring, obs, obs - pred, true);
                 if obs > 0.0 {
                     p += ap * (1.0 - p);
                     q += az * (obs - q);
                 } else {
                     p -= ap * p;
                 }
+                ring.push((p * q, 0.0));
             }
             Fitted {
                 sse,
                 sae,
                 n: count,
+                select,
                 path_level: p * q,
                 path_trend: 0.0,
                 tsb: Some((p, q)),

@@ -56,7 +56,8 @@ pub struct ReplenishmentInput {
     pub committed: f64,
     /// Ordered and not yet received.
     pub on_order: f64,
-    /// Days of demand that pass before an order placed now is on the shelf.
+    /// Selling days that pass before an order placed now is on the shelf: 0 for an order placed
+    /// after closing and delivered before the next opening (the daily 次日达 cycle).
     pub lead_time_days: u32,
     /// Days until the next order can be placed.
     pub review_days: u32,

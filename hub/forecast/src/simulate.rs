@@ -2,11 +2,11 @@
 //! day under a replenishment policy and reports stock-outs, turnover, expiry losses, units short
 //! and requests sent.
 //!
-//! Each simulated day: deliveries due that morning arrive (a batch expiring `shelf life − 1`
-//! days later) → the policy reviews (it sees the sales history up to yesterday, the stock and
-//! what is on order) and orders, arriving `lead time` days later → the day's true demand is
-//! served first-expiry-first-out, what cannot be served is lost → batches at their last day are
-//! written off. The days before the simulated window are the generator's own observations, so
+//! Each simulated day: deliveries due that morning arrive (a batch sellable for `shelf life`
+//! days) → the day's true demand is served first-expiry-first-out, what cannot be served is
+//! lost → batches at their last day are written off after closing → the evening review (the
+//! 社区团购 order cut-off: the policy sees the day's sales, the stock and what is on order)
+//! orders, delivered `lead time` mornings later (1 = next morning, "次日达"). The days before the simulated window are the generator's own observations, so
 //! every policy starts from the same history and the same opening stock. Pure: no clock, no I/O.
 
 use crate::generator::{SiteHistory, SkuHistory};
@@ -132,7 +132,8 @@ pub enum Policy {
     /// Today's hub rule: trailing 7-day average, request at red for 5 days of cover.
     TrailingAverage,
     /// Order-up-to from the forecast (lead time + review period, safety stock, shelf-life cap,
-    /// pre-sale reserve) every review day.
+    /// pre-sale reserve) every review day, and between reviews when the forecast days of cover
+    /// (stock + on order) reach the replenishment tier.
     Forecast,
     /// Perfect foresight: orders exactly the demand it will not otherwise meet. The limit.
     Oracle,
@@ -154,7 +155,7 @@ impl Policy {
 pub struct SimConfig {
     /// The last `sim_days` days of the history are simulated; the earlier ones are history.
     pub sim_days: i64,
-    /// Days between an order and its delivery (0 = on the shelf before the same day's sales).
+    /// Mornings between an evening order and its delivery: 1 = the next morning (at least 1).
     pub lead_time_days: i64,
     /// Days between two reviews of the forecast policy and the oracle (at least 1).
     pub review_days: i64,
@@ -187,7 +188,7 @@ impl Default for SimConfig {
 /// Why a simulation configuration was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("lead_time_days is {0}: must be 0 or more")]
+    #[error("lead_time_days is {0}: must be 1 or more (an evening order arrives the next morning at the earliest)")]
     LeadTime(i64),
     #[error("review_days is {0}: must be 1 or more")]
     ReviewPeriod(i64),
@@ -218,7 +219,7 @@ impl SimConfig {
     /// Checks every parameter and reports all problems at once.
     pub fn validate(&self, history_days: usize) -> Result<(), Vec<ConfigError>> {
         let mut e = Vec::new();
-        if self.lead_time_days < 0 {
+        if self.lead_time_days < 1 {
             e.push(ConfigError::LeadTime(self.lead_time_days));
         }
         if self.review_days < 1 {
@@ -292,8 +293,9 @@ pub struct SimFigures {
     pub units_expired: f64,
     /// Replenishment requests sent to central.
     pub requests: usize,
-    /// Listed SKU-days spent at the red tier (days of cover by the policy's own demand figure).
-    pub red_days: usize,
+    /// Listed SKU-days that closed with no stock, nothing on order and no request sent: the
+    /// SKU is stranded until something else happens.
+    pub stranded_days: usize,
     stock_value_days: f64,
     issued_value: f64,
     expired_value: f64,
@@ -310,7 +312,7 @@ impl SimFigures {
         self.units_issued += o.units_issued;
         self.units_expired += o.units_expired;
         self.requests += o.requests;
-        self.red_days += o.red_days;
+        self.stranded_days += o.stranded_days;
         self.stock_value_days += o.stock_value_days;
         self.issued_value += o.issued_value;
         self.expired_value += o.expired_value;
@@ -428,7 +430,7 @@ fn simulate_sku(site: &SiteHistory, sku: &SkuHistory, policy: Policy, config: &S
         if t == sku.profile.first_day && t > t0 {
             pipeline.push((t, (sku.profile.prior_daily * config.opening_cover_days).ceil()));
         }
-        // 1. Deliveries.
+        // 1. Morning: deliveries.
         let mut arrived = 0.0;
         pipeline.retain(|&(at, q)| {
             if at == t {
@@ -447,80 +449,8 @@ fn simulate_sku(site: &SiteHistory, sku: &SkuHistory, policy: Policy, config: &S
             f.units_received += arrived;
             f.received_value += arrived * price;
         }
-        let on_hand: f64 = batches.iter().map(|b| b.qty).sum();
-        let on_order: f64 = pipeline.iter().map(|p| p.1).sum();
 
-        // 2. Review.
-        let arrival = t + lead;
-        let may_order = listed(t) && listed(arrival);
-        let review_day = (t - t0) % review == 0;
-        let window = config.tiers.window_days;
-        let trailing_daily = (t.saturating_sub(window)..t).map(|d| obs[d].sold).sum::<f64>() / window as f64;
-        let mut order = 0.0;
-        match policy {
-            Policy::TrailingAverage => {
-                let (next, request) = trailing_step(trailing, on_hand as i64, trailing_daily, &config.tiers);
-                trailing = next;
-                alert_tier = trailing.tier;
-                if may_order && let Some(q) = request {
-                    order = q as f64;
-                }
-            }
-            Policy::Forecast => {
-                if listed(t) {
-                    let horizon = (lead + review).max((lead + life).min(28));
-                    let fc = forecast_sku(&obs, &ctx, &site.signals, site.date(t), horizon, &config.forecast);
-                    let means = fc.means();
-                    alert_tier = config.tiers.next_tier(alert_tier, days_of_cover(on_hand, 0.0, &means));
-                    if may_order && review_day {
-                        let reserve = (t..t + lead + review)
-                            .map(|d| signals.reserve_fraction(site.date(d)))
-                            .fold(0.0, f64::max);
-                        let plan = plan_replenishment(&ReplenishmentInput {
-                            daily_sd: fc.days.iter().map(|d| d.sd).collect(),
-                            daily_forecast: means,
-                            on_hand,
-                            committed: 0.0,
-                            on_order,
-                            lead_time_days: lead as u32,
-                            review_days: review as u32,
-                            service_target: config.service_target,
-                            shelf_life_days: Some(life as u32),
-                            reserve_fraction: reserve,
-                        });
-                        if let Ok(plan) = plan {
-                            order = plan.quantity as f64;
-                        }
-                    }
-                }
-            }
-            Policy::Oracle => {
-                if listed(t) {
-                    let future: Vec<f64> = (t..(t + 28).min(days)).map(|d| sku.demand[d]).collect();
-                    alert_tier = config.tiers.next_tier(alert_tier, days_of_cover(on_hand, 0.0, &future));
-                }
-                if may_order && review_day {
-                    order = oracle_shortfall(sku, &batches, &pipeline, t, arrival, review, life);
-                }
-            }
-        }
-        if order > 0.0 {
-            f.requests += 1;
-            if arrival == t {
-                // Lead time 0: on the shelf before today's sales.
-                batches.push(Batch {
-                    last_day: t + life - 1,
-                    qty: order,
-                });
-                batches.sort_by_key(|b| b.last_day);
-                f.units_received += order;
-                f.received_value += order * price;
-            } else if arrival < days {
-                pipeline.push((arrival, order));
-            }
-        }
-
-        // 3. Demand, first expiry first out.
+        // 2. The day's demand, first expiry first out; what cannot be served is lost.
         let demand = if listed(t) { sku.demand[t] } else { 0.0 };
         let mut left = demand;
         for b in &mut batches {
@@ -543,10 +473,8 @@ fn simulate_sku(site: &SiteHistory, sku: &SkuHistory, policy: Policy, config: &S
             if left > 0.0 {
                 f.stockout_days += 1;
             }
-            if alert_tier == Tier::Red {
-                f.red_days += 1;
-            }
         }
+        // The hub only sees that stock ran out: the day's sales are a lower bound of demand.
         obs.push(DailyObservation {
             date: site.date(t),
             sold: issued,
@@ -554,7 +482,7 @@ fn simulate_sku(site: &SiteHistory, sku: &SkuHistory, policy: Policy, config: &S
             existed: listed(t),
         });
 
-        // 4. Expiry at the end of the last day.
+        // 3. Batches at their last day are written off after closing.
         batches.retain(|b| {
             if b.last_day <= t {
                 f.units_expired += b.qty;
@@ -564,8 +492,84 @@ fn simulate_sku(site: &SiteHistory, sku: &SkuHistory, policy: Policy, config: &S
                 true
             }
         });
-        let end: f64 = batches.iter().map(|b| b.qty).sum();
-        f.stock_value_days += end * price;
+        let on_hand: f64 = batches.iter().map(|b| b.qty).sum();
+        f.stock_value_days += on_hand * price;
+        let on_order: f64 = pipeline.iter().map(|p| p.1).sum();
+
+        // 4. Evening review: an order arrives `lead` mornings later.
+        let arrival = t + lead;
+        let may_order = listed(t) && listed(arrival);
+        let review_day = (t - t0) % review == 0;
+        let window = config.tiers.window_days;
+        let trailing_daily = (t + 1).saturating_sub(window)..t + 1;
+        let trailing_daily = trailing_daily.map(|d| obs[d].sold).sum::<f64>() / window as f64;
+        // Selling days before the delivery is on the shelf, and the days one order must cover.
+        let exposure = lead - 1;
+        let mut order = 0.0;
+        match policy {
+            Policy::TrailingAverage => {
+                let (next, request) = trailing_step(trailing, on_hand as i64, trailing_daily, &config.tiers);
+                trailing = next;
+                alert_tier = trailing.tier;
+                if may_order && let Some(q) = request {
+                    order = q as f64;
+                }
+            }
+            Policy::Forecast => {
+                if listed(t) {
+                    let horizon = (exposure + review).max((exposure + life).min(28));
+                    let fc = forecast_sku(&obs, &ctx, &site.signals, site.date(t + 1), horizon, &config.forecast);
+                    // The listing calendar is master data: no demand after delisting.
+                    let means: Vec<f64> = fc
+                        .days
+                        .iter()
+                        .enumerate()
+                        .map(|(h, d)| if listed(t + 1 + h) { d.mean } else { 0.0 })
+                        .collect();
+                    alert_tier = config.tiers.next_tier(alert_tier, days_of_cover(on_hand + on_order, 0.0, &means));
+                    // Order on review days, and between reviews when the forecast cover drops
+                    // to the replenishment tier.
+                    if may_order && (review_day || alert_tier >= config.tiers.replenish_at) {
+                        let reserve = (t + 1..t + 1 + exposure + review)
+                            .map(|d| signals.reserve_fraction(site.date(d)))
+                            .fold(0.0, f64::max);
+                        let plan = plan_replenishment(&ReplenishmentInput {
+                            daily_sd: fc.days.iter().map(|d| d.sd).collect(),
+                            daily_forecast: means,
+                            on_hand,
+                            committed: 0.0,
+                            on_order,
+                            lead_time_days: exposure as u32,
+                            review_days: review as u32,
+                            service_target: config.service_target,
+                            shelf_life_days: Some(life as u32),
+                            reserve_fraction: reserve,
+                        });
+                        if let Ok(plan) = plan {
+                            order = plan.quantity as f64;
+                        }
+                    }
+                }
+            }
+            Policy::Oracle => {
+                if listed(t) {
+                    let future: Vec<f64> = (t + 1..(t + 29).min(days)).map(|d| sku.demand[d]).collect();
+                    alert_tier = config.tiers.next_tier(alert_tier, days_of_cover(on_hand, 0.0, &future));
+                }
+                if may_order && review_day {
+                    order = oracle_shortfall(sku, &batches, &pipeline, t + 1, arrival, review, life);
+                }
+            }
+        }
+        if listed(t) && on_hand <= 0.0 && on_order <= 0.0 && order <= 0.0 {
+            f.stranded_days += 1;
+        }
+        if order > 0.0 {
+            f.requests += 1;
+            if arrival < days {
+                pipeline.push((arrival, order));
+            }
+        }
     }
     let on_hand_end: f64 = batches.iter().map(|b| b.qty).sum();
     let ledger = SkuLedger {
@@ -581,22 +585,20 @@ fn simulate_sku(site: &SiteHistory, sku: &SkuHistory, policy: Policy, config: &S
     (f, ledger)
 }
 
-/// What the oracle orders at day `t` for arrival on `arrival`: the demand of the days
-/// `arrival .. arrival + review` that the stock and the pipeline will not meet, projected with
-/// the true demand, first expiry first out, with write-offs.
-fn oracle_shortfall(sku: &SkuHistory, batches: &[Batch], pipeline: &[(usize, f64)], t: usize, arrival: usize, review: usize, life: usize) -> f64 {
+/// What the oracle orders in the evening before day `from` for arrival on `arrival`: the
+/// demand of the days `arrival .. arrival + review` that the stock and the pipeline will not
+/// meet, projected with the true demand, first expiry first out, with write-offs.
+fn oracle_shortfall(sku: &SkuHistory, batches: &[Batch], pipeline: &[(usize, f64)], from: usize, arrival: usize, review: usize, life: usize) -> f64 {
     let mut stock: Vec<(usize, f64)> = batches.iter().map(|b| (b.last_day, b.qty)).collect();
     let end = (arrival + review).min(sku.demand.len());
     let mut short = 0.0;
-    for d in t..end {
-        if d > t {
-            for &(at, q) in pipeline {
-                if at == d {
-                    stock.push((d + life - 1, q));
-                }
+    for d in from..end {
+        for &(at, q) in pipeline {
+            if at == d {
+                stock.push((d + life - 1, q));
             }
-            stock.sort_by_key(|s| s.0);
         }
+        stock.sort_by_key(|s| s.0);
         let listed = d >= sku.profile.first_day && d < sku.profile.last_day;
         let mut left = if listed { sku.demand[d] } else { 0.0 };
         for s in &mut stock {
