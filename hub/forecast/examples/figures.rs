@@ -130,6 +130,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             o.requests,
             o.stranded_days
         );
+        if args.iter().any(|a| a == "--top-loss") {
+            let mut l: Vec<_> = r.ledgers.iter().zip(&site.skus).map(|(l, s)| (l.expired * s.profile.price, l, s)).collect();
+            l.sort_by(|a, b| b.0.total_cmp(&a.0));
+            for (v, l, s) in l.iter().take(6) {
+                println!("    {:<22} expired {:>5} of {:>6} received (value {v:.0}), mean demand {:.1}, shelf {} d", l.code, l.expired, l.received, s.demand.iter().sum::<f64>() / s.demand.len() as f64, s.profile.shelf_life_days);
+            }
+        }
         if args.iter().any(|a| a == "--by-category") {
             for (cat, f) in &r.by_category {
                 println!(

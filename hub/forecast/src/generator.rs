@@ -113,7 +113,7 @@ const KINDS: &[Kind] = &[
     Kind { code: "FRESH-TOMATO", name: "番茄 500g", category: "fresh", shelf: (3, 5), price: (4.0, 7.0), daily: (10.0, 30.0) },
     Kind { code: "FRESH-CUKE", name: "黄瓜 500g", category: "fresh", shelf: (3, 4), price: (3.0, 5.0), daily: (6.0, 20.0) },
     Kind { code: "FRESH-APPLE", name: "苹果 4 个装", category: "fresh", shelf: (4, 5), price: (9.0, 15.0), daily: (4.0, 15.0) },
-    Kind { code: "FRESH-PORK", name: "猪肉 300g", category: "fresh", shelf: (2, 3), price: (12.0, 20.0), daily: (5.0, 18.0) },
+    Kind { code: "FRESH-PORK", name: "冷鲜猪肉 300g", category: "fresh", shelf: (3, 4), price: (12.0, 20.0), daily: (5.0, 18.0) },
     Kind { code: "FRESH-TOFU", name: "嫩豆腐", category: "fresh", shelf: (2, 3), price: (2.0, 4.0), daily: (3.0, 12.0) },
     Kind { code: "DAIRY-MILK", name: "鲜牛奶 950ml", category: "dairy", shelf: (7, 10), price: (12.0, 18.0), daily: (6.0, 25.0) },
     Kind { code: "DAIRY-YOGURT", name: "酸奶 4 杯", category: "dairy", shelf: (10, 14), price: (10.0, 16.0), daily: (3.0, 12.0) },

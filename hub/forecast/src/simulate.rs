@@ -176,7 +176,7 @@ impl Default for SimConfig {
             sim_days: 56,
             lead_time_days: 1,
             review_days: 1,
-            service_target: 0.95,
+            service_target: 0.97,
             tiers: CoverTiers::default(),
             shelf_life_override: vec![],
             opening_cover_days: 2.0,
@@ -284,7 +284,8 @@ pub struct SimFigures {
     pub stockout_rate: f64,
     /// Average stock value ÷ average daily issued value.
     pub turnover_days: f64,
-    /// Expired value ÷ received value.
+    /// Expired value ÷ received value, of the deliveries the policy ordered (the opening stock
+    /// and launch deliveries, the same under every policy, are counted apart).
     pub loss_rate: f64,
     pub units_demanded: f64,
     pub units_short: f64,
@@ -293,13 +294,19 @@ pub struct SimFigures {
     pub units_expired: f64,
     /// Replenishment requests sent to central.
     pub requests: usize,
-    /// Listed SKU-days that closed with no stock, nothing on order and no request sent: the
-    /// SKU is stranded until something else happens.
+    /// Opening stock and launch deliveries (included in `units_received`).
+    pub seeded_units: f64,
+    /// Of which expired (included in `units_expired`).
+    pub seeded_expired_units: f64,
+    /// Listed SKU-days that closed with no stock, nothing on order, no request sent and no sales
+    /// in the trailing window: today's rule sees infinite cover there and never asks again.
     pub stranded_days: usize,
     stock_value_days: f64,
     issued_value: f64,
     expired_value: f64,
     received_value: f64,
+    seeded_value: f64,
+    seeded_expired_value: f64,
 }
 
 impl SimFigures {
@@ -317,12 +324,19 @@ impl SimFigures {
         self.issued_value += o.issued_value;
         self.expired_value += o.expired_value;
         self.received_value += o.received_value;
+        self.seeded_units += o.seeded_units;
+        self.seeded_expired_units += o.seeded_expired_units;
+        self.seeded_value += o.seeded_value;
+        self.seeded_expired_value += o.seeded_expired_value;
     }
 
     fn finish(&mut self) {
         self.stockout_rate = ratio(self.stockout_days as f64, self.sku_days as f64);
         self.turnover_days = ratio(self.stock_value_days, self.issued_value);
-        self.loss_rate = ratio(self.expired_value, self.received_value);
+        self.loss_rate = ratio(
+            self.expired_value - self.seeded_expired_value,
+            self.received_value - self.seeded_value,
+        );
     }
 }
 
@@ -359,6 +373,8 @@ struct Batch {
     /// Last day index it can be sold.
     last_day: usize,
     qty: f64,
+    /// Opening stock or a launch delivery: the same under every policy.
+    seeded: bool,
 }
 
 /// Simulates the last `config.sim_days` days of `site` under `policy`.
@@ -415,20 +431,32 @@ fn simulate_sku(site: &SiteHistory, sku: &SkuHistory, policy: Policy, config: &S
     let mut trailing = TrailingState::default();
     let mut alert_tier = Tier::Normal;
 
-    // Opening stock: the same for every policy.
-    if listed(t0) {
-        let recent: Vec<f64> = (t0.saturating_sub(7)..t0).filter(|&t| listed(t)).map(|t| sku.demand[t]).collect();
-        let rate = if recent.is_empty() {
-            sku.profile.prior_daily
-        } else {
-            recent.iter().sum::<f64>() / recent.len() as f64
-        };
-        pipeline.push((t0, (rate * config.opening_cover_days).ceil()));
-    }
     for t in t0..days {
-        // Launch delivery of a SKU listed during the run.
-        if t == sku.profile.first_day && t > t0 {
-            pipeline.push((t, (sku.profile.prior_daily * config.opening_cover_days).ceil()));
+        // Opening stock, or the launch delivery of a SKU listed during the run: the same for
+        // every policy, and kept out of the policy's loss rate.
+        let seed = if t == t0 && listed(t0) {
+            let recent: Vec<f64> = (t0.saturating_sub(7)..t0).filter(|&d| listed(d)).map(|d| sku.demand[d]).collect();
+            let rate = if recent.is_empty() {
+                sku.profile.prior_daily
+            } else {
+                recent.iter().sum::<f64>() / recent.len() as f64
+            };
+            (rate * config.opening_cover_days).ceil()
+        } else if t == sku.profile.first_day && t > t0 {
+            (sku.profile.prior_daily * config.opening_cover_days).ceil()
+        } else {
+            0.0
+        };
+        if seed > 0.0 {
+            batches.push(Batch {
+                last_day: t + life - 1,
+                qty: seed,
+                seeded: true,
+            });
+            f.units_received += seed;
+            f.received_value += seed * price;
+            f.seeded_units += seed;
+            f.seeded_value += seed * price;
         }
         // 1. Morning: deliveries.
         let mut arrived = 0.0;
@@ -444,6 +472,7 @@ fn simulate_sku(site: &SiteHistory, sku: &SkuHistory, policy: Policy, config: &S
             batches.push(Batch {
                 last_day: t + life - 1,
                 qty: arrived,
+                seeded: false,
             });
             batches.sort_by_key(|b| b.last_day);
             f.units_received += arrived;
@@ -487,6 +516,10 @@ fn simulate_sku(site: &SiteHistory, sku: &SkuHistory, policy: Policy, config: &S
             if b.last_day <= t {
                 f.units_expired += b.qty;
                 f.expired_value += b.qty * price;
+                if b.seeded {
+                    f.seeded_expired_units += b.qty;
+                    f.seeded_expired_value += b.qty * price;
+                }
                 false
             } else {
                 true
@@ -561,7 +594,7 @@ fn simulate_sku(site: &SiteHistory, sku: &SkuHistory, policy: Policy, config: &S
                 }
             }
         }
-        if listed(t) && on_hand <= 0.0 && on_order <= 0.0 && order <= 0.0 {
+        if listed(t) && on_hand <= 0.0 && on_order <= 0.0 && order <= 0.0 && trailing_daily <= 0.0 {
             f.stranded_days += 1;
         }
         if order > 0.0 {
