@@ -9,8 +9,8 @@
 //! ```
 
 use hub_forecast::{
-    EvalOptions, ForecastConfig, GeneratorConfig, Policy, SimConfig, SkuContext, forecast_sku, generate, history_csv,
-    parse_forecast_csv, rolling_origin, score_external, simulate,
+    EvalOptions, ForecastConfig, GeneratorConfig, Policy, SimConfig, SkuContext, forecast_sku,
+    generate, history_csv, parse_forecast_csv, rolling_origin, score_external, simulate,
 };
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -18,10 +18,25 @@ use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let seed: u64 = arg("--seed").map(|s| s.parse()).transpose()?.unwrap_or(2026);
-    let noise_shape: f64 = arg("--noise-shape").map(|s| s.parse()).transpose()?.unwrap_or(GeneratorConfig::default().noise_shape);
-    let site = generate(&GeneratorConfig { seed, noise_shape, ..GeneratorConfig::default() });
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let seed: u64 = arg("--seed")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(2026);
+    let noise_shape: f64 = arg("--noise-shape")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(GeneratorConfig::default().noise_shape);
+    let site = generate(&GeneratorConfig {
+        seed,
+        noise_shape,
+        ..GeneratorConfig::default()
+    });
     println!(
         "site: seed {seed}, {} SKUs, {} days from {}, {} signals",
         site.skus.len(),
@@ -37,23 +52,46 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "\nrolling origin: {} origins × {} days ahead, {} series, {} SKU-days (actual = true demand)",
         options.origins, options.horizon, report.series, report.days
     );
-    println!("  methods used: {:?}, fallbacks {}", report.methods, report.fallbacks);
-    println!("  {:<34} {:>7} {:>7} {:>7}", "forecaster", "WAPE", "MASE", "bias");
-    let row = |name: &str, a: &hub_forecast::Accuracy| println!("  {name:<34} {:>7.3} {:>7.3} {:>+7.3}", a.wape, a.mase, a.bias);
+    println!(
+        "  methods used: {:?}, fallbacks {}",
+        report.methods, report.fallbacks
+    );
+    println!(
+        "  {:<34} {:>7} {:>7} {:>7}",
+        "forecaster", "WAPE", "MASE", "bias"
+    );
+    let row = |name: &str, a: &hub_forecast::Accuracy| {
+        println!(
+            "  {name:<34} {:>7.3} {:>7.3} {:>+7.3}",
+            a.wape, a.mase, a.bias
+        )
+    };
     row("hub forecast", &report.hub);
     row("seasonal naive (last week)", &report.seasonal_naive);
     row("true mean (floor)", &report.true_mean);
-    let no_signals = rolling_origin(&site, &EvalOptions { use_signals: false, ..options.clone() });
+    let no_signals = rolling_origin(
+        &site,
+        &EvalOptions {
+            use_signals: false,
+            ..options.clone()
+        },
+    );
     row("hub without signals", &no_signals.hub);
     let no_censoring = rolling_origin(
         &site,
         &EvalOptions {
-            forecast: ForecastConfig { impute_censored: false, ..ForecastConfig::default() },
+            forecast: ForecastConfig {
+                impute_censored: false,
+                ..ForecastConfig::default()
+            },
             ..options.clone()
         },
     );
     row("hub, stock-outs taken as demand", &no_censoring.hub);
-    println!("  hub ÷ seasonal naive WAPE: {:.3} (goal ≤ 0.85)", report.hub.wape / report.seasonal_naive.wape);
+    println!(
+        "  hub ÷ seasonal naive WAPE: {:.3} (goal ≤ 0.85)",
+        report.hub.wape / report.seasonal_naive.wape
+    );
 
     let csv = history_csv(&site, &options);
     if let Some(path) = arg("--write-csv") {
@@ -68,7 +106,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
-        child.stdin.take().ok_or("no stdin")?.write_all(csv.as_bytes())?;
+        child
+            .stdin
+            .take()
+            .ok_or("no stdin")?
+            .write_all(csv.as_bytes())?;
         let out = child.wait_with_output()?;
         if !out.status.success() {
             return Err(format!("{python} {script} failed: {}", out.status).into());
@@ -85,7 +127,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // Refit time: 500 SKUs × 180 days.
-    let big = generate(&GeneratorConfig { seed, noise_shape, skus: 500, ..GeneratorConfig::default() });
+    let big = generate(&GeneratorConfig {
+        seed,
+        noise_shape,
+        skus: 500,
+        ..GeneratorConfig::default()
+    });
     let start = big.date(big.days);
     let config = ForecastConfig::default();
     let mut best = f64::INFINITY;
@@ -93,7 +140,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..5 {
         let t = Instant::now();
         for s in &big.skus {
-            let ctx = SkuContext { sku: &s.profile.code, category: &s.profile.category, prior_daily: Some(s.profile.prior_daily) };
+            let ctx = SkuContext {
+                sku: &s.profile.code,
+                category: &s.profile.category,
+                prior_daily: Some(s.profile.prior_daily),
+            };
             let fc = forecast_sku(&s.observations, &ctx, &big.signals, start, 14, &config);
             checksum += fc.days[0].mean;
         }
@@ -107,8 +158,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // The simulated site.
-    let service_target: f64 = arg("--service").map(|s| s.parse()).transpose()?.unwrap_or(SimConfig::default().service_target);
-    let sim = SimConfig { service_target, ..SimConfig::default() };
+    let service_target: f64 = arg("--service")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(SimConfig::default().service_target);
+    let sim = SimConfig {
+        service_target,
+        ..SimConfig::default()
+    };
     println!(
         "\nsimulated site: last {} days, lead time {} d, review {} d, service target {}",
         sim.sim_days, sim.lead_time_days, sim.review_days, sim.service_target
@@ -131,10 +188,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             o.stranded_days
         );
         if args.iter().any(|a| a == "--top-loss") {
-            let mut l: Vec<_> = r.ledgers.iter().zip(&site.skus).map(|(l, s)| (l.expired * s.profile.price, l, s)).collect();
+            let mut l: Vec<_> = r
+                .ledgers
+                .iter()
+                .zip(&site.skus)
+                .map(|(l, s)| (l.expired * s.profile.price, l, s))
+                .collect();
             l.sort_by(|a, b| b.0.total_cmp(&a.0));
             for (v, l, s) in l.iter().take(6) {
-                println!("    {:<22} expired {:>5} of {:>6} received (value {v:.0}), mean demand {:.1}, shelf {} d", l.code, l.expired, l.received, s.demand.iter().sum::<f64>() / s.demand.len() as f64, s.profile.shelf_life_days);
+                println!(
+                    "    {:<22} expired {:>5} of {:>6} received (value {v:.0}), mean demand {:.1}, shelf {} d",
+                    l.code,
+                    l.expired,
+                    l.received,
+                    s.demand.iter().sum::<f64>() / s.demand.len() as f64,
+                    s.profile.shelf_life_days
+                );
             }
         }
         if args.iter().any(|a| a == "--by-category") {

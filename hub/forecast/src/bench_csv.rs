@@ -17,8 +17,17 @@ pub fn history_csv(site: &SiteHistory, options: &EvalOptions) -> String {
     let mut out = String::from("unique_id,ds,y,stocked_out\n");
     for cut in evaluation_cuts(site, options) {
         let id = cut.id(site);
-        for o in site.skus[cut.sku].observations[..cut.origin].iter().filter(|o| o.existed) {
-            let _ = writeln!(out, "{id},{},{},{}", o.date, o.sold, u8::from(o.stocked_out));
+        for o in site.skus[cut.sku].observations[..cut.origin]
+            .iter()
+            .filter(|o| o.existed)
+        {
+            let _ = writeln!(
+                out,
+                "{id},{},{},{}",
+                o.date,
+                o.sold,
+                u8::from(o.stocked_out)
+            );
         }
     }
     out
@@ -37,7 +46,10 @@ pub enum CsvError {
 
 /// Parses `unique_id,ds,yhat` (any column order, extra columns ignored, blank lines skipped).
 pub fn parse_forecast_csv(text: &str) -> Result<Vec<ExternalForecast>, CsvError> {
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
     let (_, header) = lines.next().ok_or(CsvError::Empty)?;
     let cols: Vec<&str> = header.split(',').map(str::trim).collect();
     let find = |name: &'static str| {
@@ -58,10 +70,13 @@ pub fn parse_forecast_csv(text: &str) -> Result<Vec<ExternalForecast>, CsvError>
         };
         let ds = field(ds_col)?;
         // Accept `2026-03-02` and `2026-03-02 00:00:00`.
-        let date = NaiveDate::parse_from_str(ds.get(..10).unwrap_or(ds), "%Y-%m-%d").map_err(|e| CsvError::Line {
-            line: line_no,
-            problem: format!("date '{ds}': {e}"),
-        })?;
+        let date =
+            NaiveDate::parse_from_str(ds.get(..10).unwrap_or(ds), "%Y-%m-%d").map_err(|e| {
+                CsvError::Line {
+                    line: line_no,
+                    problem: format!("date '{ds}': {e}"),
+                }
+            })?;
         let raw = field(y_col)?;
         let value = raw.parse::<f64>().map_err(|e| CsvError::Line {
             line: line_no,
@@ -83,12 +98,20 @@ mod tests {
 
     #[test]
     fn history_csv_has_one_series_per_cut() {
-        let site = generate(&GeneratorConfig { skus: 6, days: 60, ..GeneratorConfig::default() });
-        let options = EvalOptions { origins: 2, ..EvalOptions::default() };
+        let site = generate(&GeneratorConfig {
+            skus: 6,
+            days: 60,
+            ..GeneratorConfig::default()
+        });
+        let options = EvalOptions {
+            origins: 2,
+            ..EvalOptions::default()
+        };
         let csv = history_csv(&site, &options);
         let mut lines = csv.lines();
         assert_eq!(lines.next(), Some("unique_id,ds,y,stocked_out"));
-        let ids: std::collections::BTreeSet<&str> = lines.map(|l| l.split(',').next().unwrap_or("")).collect();
+        let ids: std::collections::BTreeSet<&str> =
+            lines.map(|l| l.split(',').next().unwrap_or("")).collect();
         assert_eq!(ids.len(), evaluation_cuts(&site, &options).len());
         assert!(ids.iter().all(|id| id.contains('@')));
     }
@@ -101,8 +124,17 @@ mod tests {
         assert_eq!(parsed[0].unique_id, "A@2026-03-02");
         assert_eq!(parsed[1].value, -0.25);
         assert_eq!(parse_forecast_csv(""), Err(CsvError::Empty));
-        assert!(matches!(parse_forecast_csv("unique_id,ds\n"), Err(CsvError::MissingColumn("yhat", _))));
-        assert!(matches!(parse_forecast_csv("unique_id,ds,yhat\nA,2026-13-01,1\n"), Err(CsvError::Line { line: 2, .. })));
-        assert!(matches!(parse_forecast_csv("unique_id,ds,yhat\nA,2026-01-01,abc\n"), Err(CsvError::Line { line: 2, .. })));
+        assert!(matches!(
+            parse_forecast_csv("unique_id,ds\n"),
+            Err(CsvError::MissingColumn("yhat", _))
+        ));
+        assert!(matches!(
+            parse_forecast_csv("unique_id,ds,yhat\nA,2026-13-01,1\n"),
+            Err(CsvError::Line { line: 2, .. })
+        ));
+        assert!(matches!(
+            parse_forecast_csv("unique_id,ds,yhat\nA,2026-01-01,abc\n"),
+            Err(CsvError::Line { line: 2, .. })
+        ));
     }
 }

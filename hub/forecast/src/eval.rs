@@ -19,7 +19,14 @@ pub fn wape(forecast: &[f64], actual: &[f64]) -> Option<f64> {
         return None;
     }
     let total: f64 = actual.iter().sum();
-    (total > 0.0).then(|| forecast.iter().zip(actual).map(|(f, a)| (f - a).abs()).sum::<f64>() / total)
+    (total > 0.0).then(|| {
+        forecast
+            .iter()
+            .zip(actual)
+            .map(|(f, a)| (f - a).abs())
+            .sum::<f64>()
+            / total
+    })
 }
 
 /// Mean absolute scaled error: the forecast's MAE ÷ the in-sample MAE of the seasonal naive
@@ -28,8 +35,17 @@ pub fn mase(forecast: &[f64], actual: &[f64], training: &[f64], season: usize) -
     if forecast.len() != actual.len() || forecast.is_empty() || training.len() <= season {
         return None;
     }
-    let scale = training.windows(season + 1).map(|w| (w[season] - w[0]).abs()).sum::<f64>() / (training.len() - season) as f64;
-    let mae = forecast.iter().zip(actual).map(|(f, a)| (f - a).abs()).sum::<f64>() / forecast.len() as f64;
+    let scale = training
+        .windows(season + 1)
+        .map(|w| (w[season] - w[0]).abs())
+        .sum::<f64>()
+        / (training.len() - season) as f64;
+    let mae = forecast
+        .iter()
+        .zip(actual)
+        .map(|(f, a)| (f - a).abs())
+        .sum::<f64>()
+        / forecast.len() as f64;
     (scale > 0.0).then(|| mae / scale)
 }
 
@@ -87,7 +103,11 @@ pub struct EvalCut {
 impl EvalCut {
     /// Series id used in the benchmark CSV: `<sku code>@<origin date>`.
     pub fn id(&self, site: &SiteHistory) -> String {
-        format!("{}@{}", site.skus[self.sku].profile.code, site.date(self.origin))
+        format!(
+            "{}@{}",
+            site.skus[self.sku].profile.code,
+            site.date(self.origin)
+        )
     }
 }
 
@@ -153,11 +173,21 @@ struct Scorer {
 
 impl Scorer {
     fn new() -> Self {
-        Scorer { abs: 0.0, signed: 0.0, actual: 0.0, mase_sum: 0.0, mase_n: 0 }
+        Scorer {
+            abs: 0.0,
+            signed: 0.0,
+            actual: 0.0,
+            mase_sum: 0.0,
+            mase_n: 0,
+        }
     }
 
     fn add(&mut self, forecast: &[f64], actual: &[f64], training: &[f64]) {
-        self.abs += forecast.iter().zip(actual).map(|(f, a)| (f - a).abs()).sum::<f64>();
+        self.abs += forecast
+            .iter()
+            .zip(actual)
+            .map(|(f, a)| (f - a).abs())
+            .sum::<f64>();
         self.signed += forecast.iter().zip(actual).map(|(f, a)| f - a).sum::<f64>();
         self.actual += actual.iter().sum::<f64>();
         if let Some(m) = mase(forecast, actual, training, 7) {
@@ -168,10 +198,22 @@ impl Scorer {
 
     fn accuracy(&self) -> Accuracy {
         Accuracy {
-            wape: if self.actual > 0.0 { self.abs / self.actual } else { 0.0 },
-            mase: if self.mase_n > 0 { self.mase_sum / self.mase_n as f64 } else { 0.0 },
+            wape: if self.actual > 0.0 {
+                self.abs / self.actual
+            } else {
+                0.0
+            },
+            mase: if self.mase_n > 0 {
+                self.mase_sum / self.mase_n as f64
+            } else {
+                0.0
+            },
             abs_error: self.abs,
-            bias: if self.actual > 0.0 { self.signed / self.actual } else { 0.0 },
+            bias: if self.actual > 0.0 {
+                self.signed / self.actual
+            } else {
+                0.0
+            },
         }
     }
 }
@@ -180,7 +222,11 @@ impl Scorer {
 fn scored_days(site: &SiteHistory, cut: &EvalCut, horizon: usize) -> Vec<(usize, f64)> {
     let s = &site.skus[cut.sku];
     (0..horizon)
-        .filter(|&h| s.observations.get(cut.origin + h).is_some_and(|o| o.existed))
+        .filter(|&h| {
+            s.observations
+                .get(cut.origin + h)
+                .is_some_and(|o| o.existed)
+        })
         .map(|h| (h, s.demand[cut.origin + h]))
         .collect()
 }
@@ -197,7 +243,11 @@ fn training(site: &SiteHistory, cut: &EvalCut) -> Vec<f64> {
 pub fn rolling_origin(site: &SiteHistory, options: &EvalOptions) -> EvalReport {
     let cuts = evaluation_cuts(site, options);
     let no_signals = [];
-    let signals = if options.use_signals { &site.signals[..] } else { &no_signals[..] };
+    let signals = if options.use_signals {
+        &site.signals[..]
+    } else {
+        &no_signals[..]
+    };
     let (mut hub, mut naive, mut floor) = (Scorer::new(), Scorer::new(), Scorer::new());
     let mut methods: HashMap<&'static str, usize> = HashMap::new();
     let (mut days, mut fallbacks) = (0, 0);
@@ -210,19 +260,47 @@ pub fn rolling_origin(site: &SiteHistory, options: &EvalOptions) -> EvalReport {
             category: &s.profile.category,
             prior_daily: Some(s.profile.prior_daily),
         };
-        let fc = forecast_sku(history, &ctx, signals, start, options.horizon, &options.forecast);
+        let fc = forecast_sku(
+            history,
+            &ctx,
+            signals,
+            start,
+            options.horizon,
+            &options.forecast,
+        );
         *methods.entry(fc.method.as_str()).or_default() += 1;
         fallbacks += usize::from(fc.fallback.is_some());
         let sn = seasonal_naive(history, start, options.horizon);
         let scored = scored_days(site, cut, options.horizon);
         let actual: Vec<f64> = scored.iter().map(|(_, a)| *a).collect();
         let train = training(site, cut);
-        hub.add(&scored.iter().map(|(h, _)| fc.days[*h].mean).collect::<Vec<_>>(), &actual, &train);
-        naive.add(&scored.iter().map(|(h, _)| sn[*h]).collect::<Vec<_>>(), &actual, &train);
-        floor.add(&scored.iter().map(|(h, _)| s.expected[cut.origin + h]).collect::<Vec<_>>(), &actual, &train);
+        hub.add(
+            &scored
+                .iter()
+                .map(|(h, _)| fc.days[*h].mean)
+                .collect::<Vec<_>>(),
+            &actual,
+            &train,
+        );
+        naive.add(
+            &scored.iter().map(|(h, _)| sn[*h]).collect::<Vec<_>>(),
+            &actual,
+            &train,
+        );
+        floor.add(
+            &scored
+                .iter()
+                .map(|(h, _)| s.expected[cut.origin + h])
+                .collect::<Vec<_>>(),
+            &actual,
+            &train,
+        );
         days += scored.len();
     }
-    let mut methods: Vec<(String, usize)> = methods.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let mut methods: Vec<(String, usize)> = methods
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
     methods.sort();
     EvalReport {
         hub: hub.accuracy(),
@@ -255,13 +333,24 @@ pub enum ScoreError {
         example_date: NaiveDate,
     },
     #[error("series {id} on {date}: value {value} is not a finite number")]
-    NotFinite { id: String, date: NaiveDate, value: f64 },
+    NotFinite {
+        id: String,
+        date: NaiveDate,
+        value: f64,
+    },
 }
 
 /// Scores external forecasts on the same cuts and days as [`rolling_origin`]. Negative values
 /// are clipped to 0 (no demand is negative); a missing value is an error.
-pub fn score_external(site: &SiteHistory, options: &EvalOptions, forecasts: &[ExternalForecast]) -> Result<Accuracy, ScoreError> {
-    let map: HashMap<(&str, NaiveDate), f64> = forecasts.iter().map(|f| ((f.unique_id.as_str(), f.date), f.value)).collect();
+pub fn score_external(
+    site: &SiteHistory,
+    options: &EvalOptions,
+    forecasts: &[ExternalForecast],
+) -> Result<Accuracy, ScoreError> {
+    let map: HashMap<(&str, NaiveDate), f64> = forecasts
+        .iter()
+        .map(|f| ((f.unique_id.as_str(), f.date), f.value))
+        .collect();
     let mut scorer = Scorer::new();
     let mut missing: Vec<(String, NaiveDate)> = Vec::new();
     for cut in evaluation_cuts(site, options) {

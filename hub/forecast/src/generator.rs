@@ -109,24 +109,150 @@ struct Kind {
 }
 
 const KINDS: &[Kind] = &[
-    Kind { code: "FRESH-QINGCAI", name: "上海青 500g", category: "fresh", shelf: (2, 3), price: (3.0, 5.0), daily: (15.0, 45.0) },
-    Kind { code: "FRESH-TOMATO", name: "番茄 500g", category: "fresh", shelf: (3, 5), price: (4.0, 7.0), daily: (10.0, 30.0) },
-    Kind { code: "FRESH-CUKE", name: "黄瓜 500g", category: "fresh", shelf: (3, 4), price: (3.0, 5.0), daily: (6.0, 20.0) },
-    Kind { code: "FRESH-APPLE", name: "苹果 4 个装", category: "fresh", shelf: (4, 5), price: (9.0, 15.0), daily: (4.0, 15.0) },
-    Kind { code: "FRESH-PORK", name: "冷鲜猪肉 300g", category: "fresh", shelf: (3, 4), price: (12.0, 20.0), daily: (5.0, 18.0) },
-    Kind { code: "FRESH-TOFU", name: "嫩豆腐", category: "fresh", shelf: (2, 3), price: (2.0, 4.0), daily: (3.0, 12.0) },
-    Kind { code: "DAIRY-MILK", name: "鲜牛奶 950ml", category: "dairy", shelf: (7, 10), price: (12.0, 18.0), daily: (6.0, 25.0) },
-    Kind { code: "DAIRY-YOGURT", name: "酸奶 4 杯", category: "dairy", shelf: (10, 14), price: (10.0, 16.0), daily: (3.0, 12.0) },
-    Kind { code: "FROZEN-DUMPLING", name: "速冻水饺 1kg", category: "frozen", shelf: (180, 270), price: (20.0, 35.0), daily: (2.0, 8.0) },
-    Kind { code: "FROZEN-TANGYUAN", name: "汤圆 500g", category: "frozen", shelf: (180, 270), price: (12.0, 20.0), daily: (0.3, 1.5) },
-    Kind { code: "DRY-RICE", name: "大米 5kg", category: "dry", shelf: (270, 365), price: (30.0, 50.0), daily: (1.0, 5.0) },
-    Kind { code: "DRY-OIL", name: "花生油 5L", category: "dry", shelf: (365, 540), price: (60.0, 90.0), daily: (0.3, 2.0) },
-    Kind { code: "DRY-NOODLE", name: "挂面 1kg", category: "dry", shelf: (270, 365), price: (8.0, 12.0), daily: (0.5, 3.0) },
-    Kind { code: "DRY-TISSUE", name: "抽纸 10 包", category: "dry", shelf: (720, 1080), price: (20.0, 30.0), daily: (0.5, 3.0) },
-    Kind { code: "SNACK-NUTS", name: "每日坚果 30 袋", category: "snacks", shelf: (180, 240), price: (60.0, 100.0), daily: (0.2, 1.2) },
-    Kind { code: "SNACK-CHIPS", name: "薯片 大包", category: "snacks", shelf: (180, 270), price: (7.0, 12.0), daily: (1.0, 5.0) },
-    Kind { code: "DRINK-WATER", name: "矿泉水 12 瓶", category: "drinks", shelf: (365, 540), price: (15.0, 25.0), daily: (1.0, 6.0) },
-    Kind { code: "BAKERY-BREAD", name: "吐司面包", category: "bakery", shelf: (4, 6), price: (8.0, 14.0), daily: (2.0, 10.0) },
+    Kind {
+        code: "FRESH-QINGCAI",
+        name: "上海青 500g",
+        category: "fresh",
+        shelf: (2, 3),
+        price: (3.0, 5.0),
+        daily: (15.0, 45.0),
+    },
+    Kind {
+        code: "FRESH-TOMATO",
+        name: "番茄 500g",
+        category: "fresh",
+        shelf: (3, 5),
+        price: (4.0, 7.0),
+        daily: (10.0, 30.0),
+    },
+    Kind {
+        code: "FRESH-CUKE",
+        name: "黄瓜 500g",
+        category: "fresh",
+        shelf: (3, 4),
+        price: (3.0, 5.0),
+        daily: (6.0, 20.0),
+    },
+    Kind {
+        code: "FRESH-APPLE",
+        name: "苹果 4 个装",
+        category: "fresh",
+        shelf: (4, 5),
+        price: (9.0, 15.0),
+        daily: (4.0, 15.0),
+    },
+    Kind {
+        code: "FRESH-PORK",
+        name: "冷鲜猪肉 300g",
+        category: "fresh",
+        shelf: (3, 4),
+        price: (12.0, 20.0),
+        daily: (5.0, 18.0),
+    },
+    Kind {
+        code: "FRESH-TOFU",
+        name: "嫩豆腐",
+        category: "fresh",
+        shelf: (2, 3),
+        price: (2.0, 4.0),
+        daily: (3.0, 12.0),
+    },
+    Kind {
+        code: "DAIRY-MILK",
+        name: "鲜牛奶 950ml",
+        category: "dairy",
+        shelf: (7, 10),
+        price: (12.0, 18.0),
+        daily: (6.0, 25.0),
+    },
+    Kind {
+        code: "DAIRY-YOGURT",
+        name: "酸奶 4 杯",
+        category: "dairy",
+        shelf: (10, 14),
+        price: (10.0, 16.0),
+        daily: (3.0, 12.0),
+    },
+    Kind {
+        code: "FROZEN-DUMPLING",
+        name: "速冻水饺 1kg",
+        category: "frozen",
+        shelf: (180, 270),
+        price: (20.0, 35.0),
+        daily: (2.0, 8.0),
+    },
+    Kind {
+        code: "FROZEN-TANGYUAN",
+        name: "汤圆 500g",
+        category: "frozen",
+        shelf: (180, 270),
+        price: (12.0, 20.0),
+        daily: (0.3, 1.5),
+    },
+    Kind {
+        code: "DRY-RICE",
+        name: "大米 5kg",
+        category: "dry",
+        shelf: (270, 365),
+        price: (30.0, 50.0),
+        daily: (1.0, 5.0),
+    },
+    Kind {
+        code: "DRY-OIL",
+        name: "花生油 5L",
+        category: "dry",
+        shelf: (365, 540),
+        price: (60.0, 90.0),
+        daily: (0.3, 2.0),
+    },
+    Kind {
+        code: "DRY-NOODLE",
+        name: "挂面 1kg",
+        category: "dry",
+        shelf: (270, 365),
+        price: (8.0, 12.0),
+        daily: (0.5, 3.0),
+    },
+    Kind {
+        code: "DRY-TISSUE",
+        name: "抽纸 10 包",
+        category: "dry",
+        shelf: (720, 1080),
+        price: (20.0, 30.0),
+        daily: (0.5, 3.0),
+    },
+    Kind {
+        code: "SNACK-NUTS",
+        name: "每日坚果 30 袋",
+        category: "snacks",
+        shelf: (180, 240),
+        price: (60.0, 100.0),
+        daily: (0.2, 1.2),
+    },
+    Kind {
+        code: "SNACK-CHIPS",
+        name: "薯片 大包",
+        category: "snacks",
+        shelf: (180, 270),
+        price: (7.0, 12.0),
+        daily: (1.0, 5.0),
+    },
+    Kind {
+        code: "DRINK-WATER",
+        name: "矿泉水 12 瓶",
+        category: "drinks",
+        shelf: (365, 540),
+        price: (15.0, 25.0),
+        daily: (1.0, 6.0),
+    },
+    Kind {
+        code: "BAKERY-BREAD",
+        name: "吐司面包",
+        category: "bakery",
+        shelf: (4, 6),
+        price: (8.0, 14.0),
+        daily: (2.0, 10.0),
+    },
 ];
 
 /// Monday-first weekday profile per category.
@@ -151,7 +277,14 @@ const LUNAR: [(i32, (u32, u32), (u32, u32), (u32, u32), (u32, u32)); 4] = [
     (2027, (2, 6), (2, 20), (6, 9), (9, 15)),
 ];
 
-fn span(id: String, kind: SignalKind, start: NaiveDate, end: NaiveDate, scope: SignalScope, multiplier: f64) -> DemandSignal {
+fn span(
+    id: String,
+    kind: SignalKind,
+    start: NaiveDate,
+    end: NaiveDate,
+    scope: SignalScope,
+    multiplier: f64,
+) -> DemandSignal {
     DemandSignal {
         id,
         kind,
@@ -177,26 +310,89 @@ fn festival_signals(first: NaiveDate, last: NaiveDate, seasonal: &Seasonal) -> V
     let mut out = Vec::new();
     for (year, spring, lantern, dragon, autumn) in LUNAR {
         let eve = days_before(date(year, spring.0, spring.1), 1);
-        out.push(span(format!("spring-run-up-{year}"), SignalKind::Holiday, days_before(eve, 7), days_before(eve, 1), SignalScope::All, 1.35));
-        out.push(span(format!("spring-eve-{year}"), SignalKind::Holiday, eve, eve, SignalScope::All, 1.8));
-        out.push(span(format!("spring-holiday-{year}"), SignalKind::Holiday, days_after(eve, 1), days_after(eve, 6), SignalScope::All, 0.6));
+        out.push(span(
+            format!("spring-run-up-{year}"),
+            SignalKind::Holiday,
+            days_before(eve, 7),
+            days_before(eve, 1),
+            SignalScope::All,
+            1.35,
+        ));
+        out.push(span(
+            format!("spring-eve-{year}"),
+            SignalKind::Holiday,
+            eve,
+            eve,
+            SignalScope::All,
+            1.8,
+        ));
+        out.push(span(
+            format!("spring-holiday-{year}"),
+            SignalKind::Holiday,
+            days_after(eve, 1),
+            days_after(eve, 6),
+            SignalScope::All,
+            0.6,
+        ));
         let lantern = date(year, lantern.0, lantern.1);
         if let Some(code) = &seasonal.tangyuan {
-            out.push(span(format!("yuanxiao-{year}"), SignalKind::Holiday, days_before(lantern, 2), lantern, SignalScope::Skus(vec![code.clone()]), 4.0));
+            out.push(span(
+                format!("yuanxiao-{year}"),
+                SignalKind::Holiday,
+                days_before(lantern, 2),
+                lantern,
+                SignalScope::Skus(vec![code.clone()]),
+                4.0,
+            ));
         }
         let dragon = date(year, dragon.0, dragon.1);
-        out.push(span(format!("duanwu-{year}"), SignalKind::Holiday, days_before(dragon, 2), dragon, SignalScope::Category("fresh".into()), 1.25));
+        out.push(span(
+            format!("duanwu-{year}"),
+            SignalKind::Holiday,
+            days_before(dragon, 2),
+            dragon,
+            SignalScope::Category("fresh".into()),
+            1.25,
+        ));
         let autumn = date(year, autumn.0, autumn.1);
-        out.push(span(format!("zhongqiu-{year}"), SignalKind::Holiday, days_before(autumn, 2), autumn, SignalScope::Category("fresh".into()), 1.3));
+        out.push(span(
+            format!("zhongqiu-{year}"),
+            SignalKind::Holiday,
+            days_before(autumn, 2),
+            autumn,
+            SignalScope::Category("fresh".into()),
+            1.3,
+        ));
         // 清明 (4 or 5 April): 青团 in the days before.
         let qingming = qingming(year);
         if let Some(code) = &seasonal.qingtuan {
-            out.push(span(format!("qingming-{year}"), SignalKind::Holiday, days_before(qingming, 3), qingming, SignalScope::Skus(vec![code.clone()]), 2.5));
+            out.push(span(
+                format!("qingming-{year}"),
+                SignalKind::Holiday,
+                days_before(qingming, 3),
+                qingming,
+                SignalScope::Skus(vec![code.clone()]),
+                2.5,
+            ));
         }
         // 冬至 (21 or 22 December): 饺子 and 汤圆.
         let dongzhi = date(year, 12, if year >= 2026 { 22 } else { 21 });
-        out.push(span(format!("dongzhi-{year}"), SignalKind::Holiday, days_before(dongzhi, 2), dongzhi, SignalScope::Category("frozen".into()), 2.5));
-        out.push(span(format!("year-end-{year}"), SignalKind::Holiday, date(year, 12, 28), date(year, 12, 31), SignalScope::All, 1.2));
+        out.push(span(
+            format!("dongzhi-{year}"),
+            SignalKind::Holiday,
+            days_before(dongzhi, 2),
+            dongzhi,
+            SignalScope::Category("frozen".into()),
+            2.5,
+        ));
+        out.push(span(
+            format!("year-end-{year}"),
+            SignalKind::Holiday,
+            date(year, 12, 28),
+            date(year, 12, 31),
+            SignalScope::All,
+            1.2,
+        ));
     }
     out.retain(|s| s.end >= first && s.start <= last);
     out
@@ -231,13 +427,23 @@ pub fn generate(config: &GeneratorConfig) -> SiteHistory {
         let (lo, hi) = if slow { (0.2, 1.5) } else { kind.daily };
         let base = lo * (hi / lo).powf(rng.random::<f64>());
         let launched_late = i >= KINDS.len() && rng.random::<f64>() < 0.15;
-        let first_day = if launched_late { rng.random_range(days / 6..days.saturating_sub(10).max(days / 6 + 1)) } else { 0 };
+        let first_day = if launched_late {
+            rng.random_range(days / 6..days.saturating_sub(10).max(days / 6 + 1))
+        } else {
+            0
+        };
         profiles.push(SkuProfile {
             code: format!("{}-{:02}", kind.code, variant),
-            name: if variant > 1 { format!("{} #{variant}", kind.name) } else { kind.name.to_string() },
+            name: if variant > 1 {
+                format!("{} #{variant}", kind.name)
+            } else {
+                kind.name.to_string()
+            },
             category: kind.category.to_string(),
             shelf_life_days: rng.random_range(kind.shelf.0..=kind.shelf.1),
-            price: ((kind.price.0 + rng.random::<f64>() * (kind.price.1 - kind.price.0)) * 10.0).round() / 10.0,
+            price: ((kind.price.0 + rng.random::<f64>() * (kind.price.1 - kind.price.0)) * 10.0)
+                .round()
+                / 10.0,
             first_day,
             last_day: days,
             prior_daily: base * (0.7 + 0.6 * rng.random::<f64>()),
@@ -248,7 +454,10 @@ pub fn generate(config: &GeneratorConfig) -> SiteHistory {
     // 青团: a seasonal SKU listed about two weeks before 清明 and delisted two days after.
     let mut seasonal = Seasonal {
         qingtuan: None,
-        tangyuan: profiles.iter().find(|p| p.code.starts_with("FROZEN-TANGYUAN")).map(|p| p.code.clone()),
+        tangyuan: profiles
+            .iter()
+            .find(|p| p.code.starts_with("FROZEN-TANGYUAN"))
+            .map(|p| p.code.clone()),
     };
     for year in first.year()..=last.year() {
         let qingming = qingming(year);
@@ -283,17 +492,38 @@ pub fn generate(config: &GeneratorConfig) -> SiteHistory {
         let len = rng.random_range(1..=3u64);
         let end = days_after(d, len - 1).min(last);
         if roll < 0.07 {
-            signals.push(span(format!("rain-{d}"), SignalKind::Weather, d, end, SignalScope::Category("fresh".into()), 1.2));
+            signals.push(span(
+                format!("rain-{d}"),
+                SignalKind::Weather,
+                d,
+                end,
+                SignalScope::Category("fresh".into()),
+                1.2,
+            ));
             day += len as usize + 1;
             continue;
         }
         if roll < 0.11 && matches!(month, 12 | 1 | 2) {
-            signals.push(span(format!("cold-{d}"), SignalKind::Weather, d, end, SignalScope::Category("frozen".into()), 1.3));
+            signals.push(span(
+                format!("cold-{d}"),
+                SignalKind::Weather,
+                d,
+                end,
+                SignalScope::Category("frozen".into()),
+                1.3,
+            ));
             day += len as usize + 1;
             continue;
         }
         if roll < 0.11 && matches!(month, 6..=8) {
-            signals.push(span(format!("heat-{d}"), SignalKind::Weather, d, end, SignalScope::Category("drinks".into()), 1.6));
+            signals.push(span(
+                format!("heat-{d}"),
+                SignalKind::Weather,
+                d,
+                end,
+                SignalScope::Category("drinks".into()),
+                1.6,
+            ));
             day += len as usize + 1;
             continue;
         }
@@ -305,7 +535,9 @@ pub fn generate(config: &GeneratorConfig) -> SiteHistory {
             let center = date(year, m, dd);
             let s = span(
                 format!("promo-{cat}-{year}-{m:02}{dd:02}"),
-                SignalKind::Promotion { reserve_fraction: 0.2 },
+                SignalKind::Promotion {
+                    reserve_fraction: 0.2,
+                },
                 days_before(center, 1),
                 days_after(center, 1),
                 SignalScope::Category(cat.into()),
@@ -335,13 +567,18 @@ pub fn generate(config: &GeneratorConfig) -> SiteHistory {
             let s0 = rng.random_range(lo..hi);
             let start = days_after(first, s0 as u64);
             let end = days_after(start, len as u64 - 1);
-            if category_promos.iter().any(|(a, b)| start <= *b && *a <= end) {
+            if category_promos
+                .iter()
+                .any(|(a, b)| start <= *b && *a <= end)
+            {
                 continue;
             }
             let mult = 1.4 + rng.random::<f64>() * 1.1;
             signals.push(span(
                 format!("promo-{}-{start}", p.code),
-                SignalKind::Promotion { reserve_fraction: 0.2 },
+                SignalKind::Promotion {
+                    reserve_fraction: 0.2,
+                },
                 start,
                 end,
                 SignalScope::Skus(vec![p.code.clone()]),
@@ -368,7 +605,12 @@ pub fn generate(config: &GeneratorConfig) -> SiteHistory {
             let d = days_after(first, i as u64);
             let listed = i >= profile.first_day && i < profile.last_day;
             if !listed {
-                observations.push(DailyObservation { date: d, sold: 0.0, stocked_out: false, existed: false });
+                observations.push(DailyObservation {
+                    date: d,
+                    sold: 0.0,
+                    stocked_out: false,
+                    existed: false,
+                });
                 continue;
             }
             let age = (i - profile.first_day) as f64;
@@ -378,7 +620,11 @@ pub fn generate(config: &GeneratorConfig) -> SiteHistory {
             let ramp = (0.4 + 0.6 * age / 14.0).min(1.0);
             let m = sig.multiplier(d);
             let true_m = 1.0 + (m - 1.0) * e;
-            let mean = profile.base_daily * log_level.exp() * ramp * weekday[d.weekday().num_days_from_monday() as usize] * true_m.max(0.05);
+            let mean = profile.base_daily
+                * log_level.exp()
+                * ramp
+                * weekday[d.weekday().num_days_from_monday() as usize]
+                * true_m.max(0.05);
             let q = sample_neg_binomial(&mut rng, mean, config.noise_shape);
             demand[i] = q;
             expected[i] = mean;
@@ -396,11 +642,26 @@ pub fn generate(config: &GeneratorConfig) -> SiteHistory {
             } else {
                 (q, false)
             };
-            observations.push(DailyObservation { date: d, sold, stocked_out: out, existed: true });
+            observations.push(DailyObservation {
+                date: d,
+                sold,
+                stocked_out: out,
+                existed: true,
+            });
         }
-        skus.push(SkuHistory { profile, demand, expected, observations });
+        skus.push(SkuHistory {
+            profile,
+            demand,
+            expected,
+            observations,
+        });
     }
-    SiteHistory { start: first, days, skus, signals }
+    SiteHistory {
+        start: first,
+        days,
+        skus,
+        signals,
+    }
 }
 
 #[cfg(test)]
@@ -410,11 +671,17 @@ mod tests {
 
     #[test]
     fn same_seed_same_history_other_seed_other_history() {
-        let config = GeneratorConfig { skus: 55, ..GeneratorConfig::default() };
+        let config = GeneratorConfig {
+            skus: 55,
+            ..GeneratorConfig::default()
+        };
         let a = generate(&config);
         let b = generate(&config);
         assert_eq!(a, b);
-        let c = generate(&GeneratorConfig { seed: config.seed + 1, ..config });
+        let c = generate(&GeneratorConfig {
+            seed: config.seed + 1,
+            ..config
+        });
         assert_ne!(a.skus[0].demand, c.skus[0].demand);
     }
 
@@ -422,21 +689,46 @@ mod tests {
     fn the_default_site_has_everything_the_brief_needs() {
         let site = generate(&GeneratorConfig::default());
         assert!(site.skus.len() > 50);
-        let shelf = |cat: &str| site.skus.iter().filter(|s| s.profile.category == cat).map(|s| s.profile.shelf_life_days).collect::<Vec<_>>();
+        let shelf = |cat: &str| {
+            site.skus
+                .iter()
+                .filter(|s| s.profile.category == cat)
+                .map(|s| s.profile.shelf_life_days)
+                .collect::<Vec<_>>()
+        };
         assert!(shelf("fresh").iter().all(|&d| (2..=5).contains(&d)));
         assert!(shelf("dairy").iter().all(|&d| (7..=14).contains(&d)));
         assert!(shelf("dry").iter().all(|&d| d >= 180));
-        assert!(site.skus.iter().any(|s| s.profile.first_day > 0), "a SKU launched mid-history");
-        assert!(site.skus.iter().any(|s| s.profile.code.starts_with("BAKERY-QINGTUAN")), "青团 for 清明");
+        assert!(
+            site.skus.iter().any(|s| s.profile.first_day > 0),
+            "a SKU launched mid-history"
+        );
+        assert!(
+            site.skus
+                .iter()
+                .any(|s| s.profile.code.starts_with("BAKERY-QINGTUAN")),
+            "青团 for 清明"
+        );
         let ids: Vec<&str> = site.signals.iter().map(|s| s.id.as_str()).collect();
-        for want in ["dongzhi-2025", "spring-eve-2026", "qingming-2026", "year-end-2025", "yuanxiao-2026"] {
+        for want in [
+            "dongzhi-2025",
+            "spring-eve-2026",
+            "qingming-2026",
+            "year-end-2025",
+            "yuanxiao-2026",
+        ] {
             assert!(ids.contains(&want), "{want} missing from {ids:?}");
         }
         assert!(ids.iter().any(|i| i.starts_with("rain-")));
         assert!(ids.iter().any(|i| i.starts_with("promo-FRESH")));
         // The emitted signals are valid as central would send them at the start.
         assert_eq!(validate_signals(&site.signals, site.start), Ok(()));
-        let obs: Vec<&DailyObservation> = site.skus.iter().flat_map(|s| &s.observations).filter(|o| o.existed).collect();
+        let obs: Vec<&DailyObservation> = site
+            .skus
+            .iter()
+            .flat_map(|s| &s.observations)
+            .filter(|o| o.existed)
+            .collect();
         let outs = obs.iter().filter(|o| o.stocked_out).count() as f64 / obs.len() as f64;
         assert!((0.02..0.2).contains(&outs), "stock-out share {outs}");
         let zeros = obs.iter().filter(|o| o.sold == 0.0).count() as f64 / obs.len() as f64;

@@ -18,16 +18,22 @@ pub mod stats;
 
 pub use bench_csv::{CsvError, history_csv, parse_forecast_csv};
 pub use eval::{
-    Accuracy, EvalCut, EvalOptions, EvalReport, ExternalForecast, ScoreError, evaluation_cuts, mase, rolling_origin,
-    score_external, seasonal_naive, wape,
+    Accuracy, EvalCut, EvalOptions, EvalReport, ExternalForecast, ScoreError, evaluation_cuts,
+    mase, rolling_origin, score_external, seasonal_naive, wape,
 };
 pub use generator::{GeneratorConfig, SiteHistory, SkuHistory, SkuProfile, generate};
 pub use model::{
-    DailyObservation, FallbackReason, FitStats, Forecast, ForecastConfig, ForecastDay, Method, SkuContext, forecast_sku,
+    DailyObservation, FallbackReason, FitStats, Forecast, ForecastConfig, ForecastDay, Method,
+    SkuContext, forecast_sku,
 };
-pub use replenish::{Cap, PlanError, ReplenishmentInput, ReplenishmentPlan, days_of_cover, plan_replenishment};
-pub use signals::{DemandSignal, MAX_MULTIPLIER, SignalError, SignalKind, SignalScope, SkuSignals, validate_signals};
+pub use replenish::{
+    Cap, PlanError, ReplenishmentInput, ReplenishmentPlan, days_of_cover, plan_replenishment,
+};
+pub use signals::{
+    DemandSignal, MAX_MULTIPLIER, SignalError, SignalKind, SignalScope, SkuSignals,
+    validate_signals,
+};
 pub use simulate::{
-    ConfigError, CoverTiers, Policy, SimConfig, SimFigures, SimReport, SkuLedger, Tier, TrailingState, simulate,
-    trailing_step,
+    ConfigError, CoverTiers, Policy, SimConfig, SimFigures, SimReport, SkuLedger, Tier,
+    TrailingState, simulate, trailing_step,
 };

@@ -79,9 +79,15 @@ pub enum Method {
     /// Damped additive trend on the weekday- and signal-adjusted series (SES when beta = 0).
     DampedTrend { alpha: f64, beta: f64, phi: f64 },
     /// Teunter–Syntetos–Babai: demand probability and size smoothed separately.
-    Tsb { alpha_probability: f64, alpha_size: f64 },
+    Tsb {
+        alpha_probability: f64,
+        alpha_size: f64,
+    },
     /// Short history blended with the category prior.
-    CategoryPrior { prior_daily: f64, history_days: usize },
+    CategoryPrior {
+        prior_daily: f64,
+        history_days: usize,
+    },
     /// Short history, no prior: the mean of the usable days.
     HistoryMean { days: usize },
     /// Nothing to go on: zero, and the reason says so.
@@ -118,8 +124,13 @@ impl std::fmt::Display for FallbackReason {
             FallbackReason::ShortHistory {
                 usable_days,
                 required,
-            } => write!(f, "{usable_days} usable days of history, {required} needed to fit"),
-            FallbackReason::NoHistoryNoPrior => f.write_str("no usable history and no prior: forecast is zero"),
+            } => write!(
+                f,
+                "{usable_days} usable days of history, {required} needed to fit"
+            ),
+            FallbackReason::NoHistoryNoPrior => {
+                f.write_str("no usable history and no prior: forecast is zero")
+            }
         }
     }
 }
@@ -266,10 +277,17 @@ pub fn forecast_sku(
     let usable_days = ok.iter().filter(|&&b| b).count();
     let uncensored = (0..n).filter(|&i| ok[i] && !cens[i]).count();
     let treat_as_demand = !config.impute_censored;
-    let effective = if treat_as_demand { usable_days } else { uncensored };
+    let effective = if treat_as_demand {
+        usable_days
+    } else {
+        uncensored
+    };
     if effective < config.min_history_days {
         let x: Vec<f64> = (0..n).filter(|&i| ok[i]).map(|i| y[i] / mult[i]).collect();
-        let c: Vec<bool> = (0..n).filter(|&i| ok[i]).map(|i| cens[i] && !treat_as_demand).collect();
+        let c: Vec<bool> = (0..n)
+            .filter(|&i| ok[i])
+            .map(|i| cens[i] && !treat_as_demand)
+            .collect();
         let mut f = fallback(&x, &c, ctx, &sku_signals, start, horizon, config);
         f.fallback = Some(FallbackReason::ShortHistory {
             usable_days: effective,
@@ -280,7 +298,9 @@ pub fn forecast_sku(
     if treat_as_demand {
         cens.iter_mut().for_each(|c| *c = false);
     }
-    let x: Vec<f64> = (0..n).map(|i| if ok[i] { y[i] / mult[i] } else { 0.0 }).collect();
+    let x: Vec<f64> = (0..n)
+        .map(|i| if ok[i] { y[i] / mult[i] } else { 0.0 })
+        .collect();
     let first_wd = first.weekday().num_days_from_monday() as usize;
     let wd = |i: usize| (first_wd + i) % 7;
     let factors = weekday_factors(&x, &ok, &cens, wd, config);
@@ -293,7 +313,9 @@ pub fn forecast_sku(
     let zero_share = {
         let (zeros, total) = (0..n)
             .filter(|&i| series.usable[i] && !series.censored[i])
-            .fold((0usize, 0usize), |(z, t), i| (z + usize::from(y[i] == 0.0), t + 1));
+            .fold((0usize, 0usize), |(z, t), i| {
+                (z + usize::from(y[i] == 0.0), t + 1)
+            });
         zeros as f64 / total.max(1) as f64
     };
     let mut damp_sums = [0.0; SELECT_HORIZON];
@@ -328,8 +350,16 @@ pub fn forecast_sku(
     let Some((cand, fit)) = best else {
         return fallback(&[], &[], ctx, &sku_signals, start, horizon, config);
     };
-    let rmse = if fit.n > 0 { (fit.sse / fit.n as f64).sqrt() } else { 0.0 };
-    let mae = if fit.n > 0 { fit.sae / fit.n as f64 } else { 0.0 };
+    let rmse = if fit.n > 0 {
+        (fit.sse / fit.n as f64).sqrt()
+    } else {
+        0.0
+    };
+    let mae = if fit.n > 0 {
+        fit.sae / fit.n as f64
+    } else {
+        0.0
+    };
     let (method, alpha) = match cand {
         Candidate::Holt { alpha, beta } => (
             Method::DampedTrend {
@@ -486,7 +516,11 @@ fn run(s: &Series, cand: Candidate, phi: f64, damp_sums: &[f64; SELECT_HORIZON])
             count += 1;
             for k in 0..ring.len {
                 let (l, b) = ring.states[k];
-                let pred = if flat { l } else { (l + b * damp_sums[k]).max(0.0) };
+                let pred = if flat {
+                    l
+                } else {
+                    (l + b * damp_sums[k]).max(0.0)
+                };
                 select += (obs - pred) * (obs - pred);
             }
         }
@@ -523,7 +557,11 @@ fn run(s: &Series, cand: Candidate, phi: f64, damp_sums: &[f64; SELECT_HORIZON])
             }
         }
         Candidate::Tsb { ap, az } => {
-            let nonzero: Vec<f64> = init_idx.iter().map(|&i| s.z[i]).filter(|&v| v > 0.0).collect();
+            let nonzero: Vec<f64> = init_idx
+                .iter()
+                .map(|&i| s.z[i])
+                .filter(|&v| v > 0.0)
+                .collect();
             let mut p = nonzero.len() as f64 / init_idx.len().max(1) as f64;
             let mut q = if nonzero.is_empty() {
                 init.max(1e-3)
@@ -588,7 +626,12 @@ fn fallback(
 ) -> Forecast {
     // Stock-out days count only where they sold more than the clean days' mean (a lower bound
     // above the estimate raises it; one below says nothing).
-    let clean: Vec<f64> = x.iter().zip(censored).filter(|(_, c)| !**c).map(|(v, _)| *v).collect();
+    let clean: Vec<f64> = x
+        .iter()
+        .zip(censored)
+        .filter(|(_, c)| !**c)
+        .map(|(v, _)| *v)
+        .collect();
     let clean_mean = (!clean.is_empty()).then(|| clean.iter().sum::<f64>() / clean.len() as f64);
     let values: Vec<f64> = x
         .iter()
@@ -605,8 +648,19 @@ fn fallback(
     let (level, method, reason) = match (prior, n) {
         (Some(p), _) => {
             let w = config.prior_weight_days.max(0.0);
-            let level = if n as f64 + w > 0.0 { (sum + w * p) / (n as f64 + w) } else { p };
-            (level, Method::CategoryPrior { prior_daily: p, history_days: n }, None)
+            let level = if n as f64 + w > 0.0 {
+                (sum + w * p) / (n as f64 + w)
+            } else {
+                p
+            };
+            (
+                level,
+                Method::CategoryPrior {
+                    prior_daily: p,
+                    history_days: n,
+                },
+                None,
+            )
         }
         (None, 0) => (0.0, Method::NoData, Some(FallbackReason::NoHistoryNoPrior)),
         (None, n) => (sum / n as f64, Method::HistoryMean { days: n }, None),
@@ -644,5 +698,339 @@ fn fallback(
             censored_days: censored.iter().filter(|&&c| c).count(),
         },
         weekday_factors: [1.0; 7],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signals::{SignalKind, SignalScope};
+    use proptest::prelude::*;
+
+    fn day0() -> NaiveDate {
+        // A Monday.
+        NaiveDate::from_ymd_opt(2026, 1, 5).unwrap()
+    }
+
+    fn history(values: &[f64], stocked_out: impl Fn(usize) -> bool) -> Vec<DailyObservation> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &sold)| DailyObservation {
+                date: day0() + chrono::Days::new(i as u64),
+                sold,
+                stocked_out: stocked_out(i),
+                existed: true,
+            })
+            .collect()
+    }
+
+    fn ctx(prior: Option<f64>) -> SkuContext<'static> {
+        SkuContext {
+            sku: "MILK",
+            category: "dairy",
+            prior_daily: prior,
+        }
+    }
+
+    fn run_forecast(
+        h: &[DailyObservation],
+        signals: &[DemandSignal],
+        config: &ForecastConfig,
+    ) -> Forecast {
+        let start = h.last().map_or(day0(), |o| o.date + chrono::Days::new(1));
+        forecast_sku(h, &ctx(None), signals, start, 14, config)
+    }
+
+    /// A noisy but fixed pattern around `level`.
+    fn pattern(level: f64, n: usize) -> Vec<f64> {
+        (0..n)
+            .map(|i| {
+                (level * (1.0 + 0.3 * ((i * 7919 % 13) as f64 / 6.0 - 1.0)))
+                    .round()
+                    .max(0.0)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn censored_days_raise_the_forecast_above_sales_taken_as_demand() {
+        // (level, every k-th day a stock-out selling a fraction of the day's demand)
+        for (level, every, share) in [
+            (10.0, 4, 0.4),
+            (40.0, 3, 0.6),
+            (2.0, 5, 0.0),
+            (25.0, 7, 0.5),
+            (0.8, 4, 0.0),
+        ] {
+            let demand = pattern(level, 70);
+            let sold: Vec<f64> = demand
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    if i % every == 0 {
+                        (d * share).floor()
+                    } else {
+                        *d
+                    }
+                })
+                .collect();
+            let h = history(&sold, |i| i % every == 0);
+            let imputed = run_forecast(&h, &[], &ForecastConfig::default());
+            let naive = run_forecast(
+                &h,
+                &[],
+                &ForecastConfig {
+                    impute_censored: false,
+                    ..ForecastConfig::default()
+                },
+            );
+            assert!(
+                imputed.total(7) > naive.total(7),
+                "level {level}: imputed {} vs sales-as-demand {}",
+                imputed.total(7),
+                naive.total(7)
+            );
+            // And close to the true level (weekly total within 25 %).
+            let truth = level * 7.0;
+            assert!(
+                (imputed.total(7) - truth).abs() < 0.25 * truth + 1.0,
+                "level {level}: {}",
+                imputed.total(7)
+            );
+            assert_eq!(
+                imputed.fit.censored_days,
+                h.iter().filter(|o| o.stocked_out).count()
+            );
+        }
+    }
+
+    #[test]
+    fn short_history_falls_back_to_a_stated_rule() {
+        let h = history(&[4.0, 6.0, 5.0, 5.0, 6.0, 4.0, 5.0, 5.0, 5.0, 5.0], |_| {
+            false
+        });
+        let start = day0() + chrono::Days::new(10);
+        let f = forecast_sku(&h, &ctx(None), &[], start, 7, &ForecastConfig::default());
+        assert_eq!(f.method, Method::HistoryMean { days: 10 });
+        assert_eq!(
+            f.fallback,
+            Some(FallbackReason::ShortHistory {
+                usable_days: 10,
+                required: 14
+            })
+        );
+        assert!(
+            f.days
+                .iter()
+                .all(|d| (d.mean - 5.0).abs() < 1e-9 && d.sd > 0.0)
+        );
+        // With a prior: blended, weight 7 days.
+        let f = forecast_sku(
+            &h,
+            &ctx(Some(12.0)),
+            &[],
+            start,
+            7,
+            &ForecastConfig::default(),
+        );
+        assert_eq!(
+            f.method,
+            Method::CategoryPrior {
+                prior_daily: 12.0,
+                history_days: 10
+            }
+        );
+        assert!((f.days[0].mean - (50.0 + 7.0 * 12.0) / 17.0).abs() < 1e-9);
+        // A new SKU: the prior alone, never a silent zero.
+        let f = forecast_sku(
+            &[],
+            &ctx(Some(3.0)),
+            &[],
+            start,
+            3,
+            &ForecastConfig::default(),
+        );
+        assert_eq!(f.means(), vec![3.0; 3]);
+        assert!(matches!(
+            f.fallback,
+            Some(FallbackReason::ShortHistory { usable_days: 0, .. })
+        ));
+        // Nothing at all: zero, with the reason saying so.
+        let f = forecast_sku(&[], &ctx(None), &[], start, 3, &ForecastConfig::default());
+        assert_eq!(
+            (f.method, f.fallback),
+            (Method::NoData, Some(FallbackReason::NoHistoryNoPrior))
+        );
+        assert!(f.fallback.unwrap().to_string().contains("zero"));
+        // Mostly stock-outs: the clean days count, not the listed ones.
+        let h = history(&pattern(10.0, 30), |i| i % 3 != 0);
+        let f = run_forecast(&h, &[], &ForecastConfig::default());
+        assert!(
+            matches!(
+                f.fallback,
+                Some(FallbackReason::ShortHistory {
+                    usable_days: 10,
+                    ..
+                })
+            ),
+            "{:?}",
+            f.fallback
+        );
+    }
+
+    #[test]
+    fn enough_history_fits_a_model_with_weekday_factors() {
+        let weekday: [f64; 7] = [1.0, 0.9, 0.9, 1.0, 1.2, 1.6, 0.8];
+        let sold: Vec<f64> = (0..84).map(|i| (20.0 * weekday[i % 7]).round()).collect();
+        let h = history(&sold, |_| false);
+        let f = run_forecast(&h, &[], &ForecastConfig::default());
+        assert_eq!(f.fallback, None);
+        assert!(
+            matches!(f.method, Method::DampedTrend { .. }),
+            "{:?}",
+            f.method
+        );
+        // Day 84 is a Monday again: Saturday (index 5) is the peak.
+        let sat = f.days[5].mean;
+        let tue = f.days[1].mean;
+        assert!(sat > 1.5 * tue, "saturday {sat} tuesday {tue}");
+        assert!(
+            (f.total(7) - sold[..7].iter().sum::<f64>()).abs() < 3.0,
+            "{}",
+            f.total(7)
+        );
+    }
+
+    #[test]
+    fn slow_sellers_may_use_tsb_and_stay_positive() {
+        let sold: Vec<f64> = (0..90)
+            .map(|i| {
+                if i % 4 == 0 {
+                    1.0
+                } else if i % 11 == 0 {
+                    2.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let f = run_forecast(&history(&sold, |_| false), &[], &ForecastConfig::default());
+        let mean = sold.iter().sum::<f64>() / sold.len() as f64;
+        assert!(f.days.iter().all(|d| d.mean > 0.0));
+        assert!(
+            (f.total(7) / 7.0 - mean).abs() < 0.2,
+            "{} vs {mean}",
+            f.total(7) / 7.0
+        );
+    }
+
+    #[test]
+    fn signals_are_divided_out_of_history_and_multiplied_into_the_forecast() {
+        let n = 70;
+        let promo_days = 40..44;
+        let sold: Vec<f64> = (0..n)
+            .map(|i| if promo_days.contains(&i) { 30.0 } else { 10.0 })
+            .collect();
+        let h = history(&sold, |_| false);
+        let start = day0() + chrono::Days::new(n as u64);
+        let at = |i: u64| day0() + chrono::Days::new(i);
+        let signals = vec![
+            DemandSignal {
+                id: "past-promo".into(),
+                kind: SignalKind::Promotion {
+                    reserve_fraction: 0.2,
+                },
+                start: at(40),
+                end: at(43),
+                scope: SignalScope::Skus(vec!["MILK".into()]),
+                multiplier: 3.0,
+            },
+            DemandSignal {
+                id: "coming-festival".into(),
+                kind: SignalKind::Holiday,
+                start: at(n as u64 + 2),
+                end: at(n as u64 + 2),
+                scope: SignalScope::Category("dairy".into()),
+                multiplier: 2.0,
+            },
+        ];
+        let with = forecast_sku(
+            &h,
+            &ctx(None),
+            &signals,
+            start,
+            7,
+            &ForecastConfig::default(),
+        );
+        let without = forecast_sku(&h, &ctx(None), &[], start, 7, &ForecastConfig::default());
+        assert!(
+            (with.days[0].mean - 10.0).abs() < 0.5,
+            "past promo divided out: {}",
+            with.days[0].mean
+        );
+        assert!(
+            (with.days[2].mean - 2.0 * with.days[1].mean).abs() < 1.0,
+            "{:?}",
+            with.means()
+        );
+        assert_eq!(with.days[2].signal_multiplier, 2.0);
+        assert!(
+            without.days[0].mean > with.days[0].mean,
+            "without the signal the promo inflates the level"
+        );
+    }
+
+    fn any_observation() -> impl Strategy<Value = (f64, bool, bool)> {
+        (
+            prop_oneof![
+                8 => 0.0f64..500.0,
+                1 => Just(0.0),
+                1 => prop_oneof![Just(f64::NAN), Just(-3.0), Just(f64::INFINITY), Just(1e15)],
+            ],
+            proptest::bool::weighted(0.2),
+            proptest::bool::weighted(0.9),
+        )
+    }
+
+    proptest! {
+        /// Any history, any flags, any gaps and order: every mean and sd is finite and >= 0.
+        #[test]
+        fn forecasts_are_finite_and_non_negative(
+            obs in proptest::collection::vec((0u64..200, any_observation()), 0..160),
+            prior in proptest::option::of(0.0f64..100.0),
+            multiplier in 0.01f64..20.0,
+            impute in proptest::bool::ANY,
+        ) {
+            let history: Vec<DailyObservation> = obs
+                .iter()
+                .map(|(d, (sold, out, existed))| DailyObservation {
+                    date: day0() + chrono::Days::new(*d),
+                    sold: *sold,
+                    stocked_out: *out,
+                    existed: *existed,
+                })
+                .collect();
+            let signals = [DemandSignal {
+                id: "s".into(),
+                kind: SignalKind::Weather,
+                start: day0() + chrono::Days::new(50),
+                end: day0() + chrono::Days::new(210),
+                scope: SignalScope::All,
+                multiplier,
+            }];
+            let config = ForecastConfig { impute_censored: impute, ..ForecastConfig::default() };
+            let f = forecast_sku(&history, &ctx(prior), &signals, day0() + chrono::Days::new(200), 21, &config);
+            prop_assert_eq!(f.days.len(), 21);
+            for d in &f.days {
+                prop_assert!(d.mean.is_finite() && d.mean >= 0.0, "{:?}", d);
+                prop_assert!(d.sd.is_finite() && d.sd >= 0.0, "{:?}", d);
+            }
+            prop_assert!(f.fit.rmse.is_finite());
+            if f.fallback.is_none() {
+                let fitted = matches!(f.method, Method::DampedTrend { .. } | Method::Tsb { .. });
+                prop_assert!(fitted, "{:?}", f.method);
+            }
+        }
     }
 }

@@ -26,7 +26,11 @@ pub fn days_of_cover(on_hand: f64, committed: f64, daily_forecast: &[f64]) -> f6
         days += 1.0;
     }
     let tail = tail_rate(daily_forecast);
-    if tail > 0.0 { days + left / tail } else { f64::INFINITY }
+    if tail > 0.0 {
+        days + left / tail
+    } else {
+        f64::INFINITY
+    }
 }
 
 /// Mean of the last seven days of a forecast (the rate assumed beyond its end).
@@ -35,12 +39,19 @@ fn tail_rate(daily: &[f64]) -> f64 {
     if tail.is_empty() {
         return 0.0;
     }
-    tail.iter().map(|f| if f.is_finite() { f.max(0.0) } else { 0.0 }).sum::<f64>() / tail.len() as f64
+    tail.iter()
+        .map(|f| if f.is_finite() { f.max(0.0) } else { 0.0 })
+        .sum::<f64>()
+        / tail.len() as f64
 }
 
 /// Sum of the forecast over `days` days from day 0, extended at the tail rate.
 fn total_over(daily: &[f64], days: usize) -> f64 {
-    let known: f64 = daily.iter().take(days).map(|f| if f.is_finite() { f.max(0.0) } else { 0.0 }).sum();
+    let known: f64 = daily
+        .iter()
+        .take(days)
+        .map(|f| if f.is_finite() { f.max(0.0) } else { 0.0 })
+        .sum();
     known + days.saturating_sub(daily.len()) as f64 * tail_rate(daily)
 }
 
@@ -166,7 +177,10 @@ pub fn plan_replenishment(input: &ReplenishmentInput) -> Result<ReplenishmentPla
     let mut order_up_to = uncapped;
     let mut capped_by = None;
     if let Some(life) = input.shelf_life_days {
-        let limit = total_over(&input.daily_forecast, (input.lead_time_days + life) as usize);
+        let limit = total_over(
+            &input.daily_forecast,
+            (input.lead_time_days + life) as usize,
+        );
         if uncapped > limit {
             order_up_to = limit;
             capped_by = Some(Cap::ShelfLife { limit });
@@ -260,19 +274,35 @@ mod tests {
     #[test]
     fn bad_inputs_are_refused() {
         assert_eq!(
-            plan_replenishment(&ReplenishmentInput { daily_forecast: vec![], ..input() }),
+            plan_replenishment(&ReplenishmentInput {
+                daily_forecast: vec![],
+                ..input()
+            }),
             Err(PlanError::EmptyForecast)
         );
         assert_eq!(
-            plan_replenishment(&ReplenishmentInput { lead_time_days: 0, review_days: 0, ..input() }),
+            plan_replenishment(&ReplenishmentInput {
+                lead_time_days: 0,
+                review_days: 0,
+                ..input()
+            }),
             Err(PlanError::ZeroHorizon)
         );
         assert!(matches!(
-            plan_replenishment(&ReplenishmentInput { on_hand: -1.0, ..input() }),
-            Err(PlanError::BadFigure { what: "on hand", .. })
+            plan_replenishment(&ReplenishmentInput {
+                on_hand: -1.0,
+                ..input()
+            }),
+            Err(PlanError::BadFigure {
+                what: "on hand",
+                ..
+            })
         ));
         assert_eq!(
-            plan_replenishment(&ReplenishmentInput { reserve_fraction: 1.0, ..input() }),
+            plan_replenishment(&ReplenishmentInput {
+                reserve_fraction: 1.0,
+                ..input()
+            }),
             Err(PlanError::ReserveFraction(1.0))
         );
     }

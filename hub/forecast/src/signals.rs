@@ -87,10 +87,9 @@ impl SignalScope {
             (SignalScope::Category(a), SignalScope::Category(b)) if a == b => {
                 Some(format!("category {a}"))
             }
-            (SignalScope::Skus(a), SignalScope::Skus(b)) => a
-                .iter()
-                .find(|s| b.contains(s))
-                .map(|s| format!("SKU {s}")),
+            (SignalScope::Skus(a), SignalScope::Skus(b)) => {
+                a.iter().find(|s| b.contains(s)).map(|s| format!("SKU {s}"))
+            }
             _ => None,
         }
     }
@@ -164,7 +163,10 @@ pub enum SignalError {
 /// (a running one — started earlier, ends today or later — is accepted, since central re-sends
 /// running promotions), reserve fractions outside `[0, 1)`, empty scopes, and same-kind overlaps
 /// visible without the catalogue (see the module header).
-pub fn validate_signals(signals: &[DemandSignal], as_of: NaiveDate) -> Result<(), Vec<SignalError>> {
+pub fn validate_signals(
+    signals: &[DemandSignal],
+    as_of: NaiveDate,
+) -> Result<(), Vec<SignalError>> {
     let mut errors = Vec::new();
     for s in signals {
         let id = || s.id.clone();
@@ -229,7 +231,11 @@ pub fn validate_signals(signals: &[DemandSignal], as_of: NaiveDate) -> Result<()
             }
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 /// The signals that reach one SKU, ready to be asked for a day's multiplier.
@@ -244,7 +250,9 @@ impl<'a> SkuSignals<'a> {
         SkuSignals {
             signals: signals
                 .iter()
-                .filter(|s| s.scope.covers(sku, category) && s.multiplier.is_finite() && s.multiplier > 0.0)
+                .filter(|s| {
+                    s.scope.covers(sku, category) && s.multiplier.is_finite() && s.multiplier > 0.0
+                })
                 .collect(),
         }
     }
@@ -290,7 +298,14 @@ mod tests {
         NaiveDate::from_ymd_opt(2026, m, day).unwrap()
     }
 
-    fn sig(id: &str, kind: SignalKind, start: NaiveDate, end: NaiveDate, scope: SignalScope, m: f64) -> DemandSignal {
+    fn sig(
+        id: &str,
+        kind: SignalKind,
+        start: NaiveDate,
+        end: NaiveDate,
+        scope: SignalScope,
+        m: f64,
+    ) -> DemandSignal {
         DemandSignal {
             id: id.into(),
             kind,
@@ -317,21 +332,84 @@ mod tests {
         let as_of = d(3, 1);
         assert_eq!(validate_signals(&[good()], as_of), Ok(()));
         let cases: Vec<(DemandSignal, fn(&SignalError) -> bool)> = vec![
-            (DemandSignal { multiplier: 0.0, ..good() }, |e| matches!(e, SignalError::NonPositiveMultiplier { .. })),
-            (DemandSignal { multiplier: -1.0, ..good() }, |e| matches!(e, SignalError::NonPositiveMultiplier { .. })),
-            (DemandSignal { multiplier: f64::NAN, ..good() }, |e| matches!(e, SignalError::NonPositiveMultiplier { .. })),
-            (DemandSignal { multiplier: 20.5, ..good() }, |e| matches!(e, SignalError::AbsurdMultiplier { .. })),
-            (DemandSignal { multiplier: f64::INFINITY, ..good() }, |e| matches!(e, SignalError::AbsurdMultiplier { .. })),
-            (DemandSignal { start: d(4, 6), ..good() }, |e| matches!(e, SignalError::InvertedRange { .. })),
-            (DemandSignal { start: d(2, 1), end: d(2, 28), ..good() }, |e| matches!(e, SignalError::InPast { .. })),
             (
-                DemandSignal { kind: SignalKind::Promotion { reserve_fraction: 1.0 }, ..good() },
+                DemandSignal {
+                    multiplier: 0.0,
+                    ..good()
+                },
+                |e| matches!(e, SignalError::NonPositiveMultiplier { .. }),
+            ),
+            (
+                DemandSignal {
+                    multiplier: -1.0,
+                    ..good()
+                },
+                |e| matches!(e, SignalError::NonPositiveMultiplier { .. }),
+            ),
+            (
+                DemandSignal {
+                    multiplier: f64::NAN,
+                    ..good()
+                },
+                |e| matches!(e, SignalError::NonPositiveMultiplier { .. }),
+            ),
+            (
+                DemandSignal {
+                    multiplier: 20.5,
+                    ..good()
+                },
+                |e| matches!(e, SignalError::AbsurdMultiplier { .. }),
+            ),
+            (
+                DemandSignal {
+                    multiplier: f64::INFINITY,
+                    ..good()
+                },
+                |e| matches!(e, SignalError::AbsurdMultiplier { .. }),
+            ),
+            (
+                DemandSignal {
+                    start: d(4, 6),
+                    ..good()
+                },
+                |e| matches!(e, SignalError::InvertedRange { .. }),
+            ),
+            (
+                DemandSignal {
+                    start: d(2, 1),
+                    end: d(2, 28),
+                    ..good()
+                },
+                |e| matches!(e, SignalError::InPast { .. }),
+            ),
+            (
+                DemandSignal {
+                    kind: SignalKind::Promotion {
+                        reserve_fraction: 1.0,
+                    },
+                    ..good()
+                },
                 |e| matches!(e, SignalError::ReserveFraction { .. }),
             ),
-            (DemandSignal { scope: SignalScope::Skus(vec![]), ..good() }, |e| matches!(e, SignalError::EmptyScope { .. })),
+            (
+                DemandSignal {
+                    scope: SignalScope::Skus(vec![]),
+                    ..good()
+                },
+                |e| matches!(e, SignalError::EmptyScope { .. }),
+            ),
         ];
         for (signal, is_expected) in cases {
-            let bad = DemandSignal { id: "bad-one".into(), ..signal };
+            // Another SKU, so that only the defect under test is reported.
+            let scope = match &signal.scope {
+                SignalScope::Skus(list) if list.is_empty() => signal.scope.clone(),
+                _ => SignalScope::Skus(vec!["OTHER".into()]),
+            };
+            let bad = DemandSignal {
+                id: "bad-one".into(),
+                scope,
+                ..signal
+            };
             let errors = validate_signals(&[good(), bad.clone()], as_of).unwrap_err();
             assert_eq!(errors.len(), 1, "{bad:?}: {errors:?}");
             assert!(is_expected(&errors[0]), "{bad:?}: {errors:?}");
@@ -341,25 +419,76 @@ mod tests {
 
     #[test]
     fn a_running_signal_is_accepted() {
-        let running = DemandSignal { start: d(2, 27), end: d(3, 3), ..good() };
+        let running = DemandSignal {
+            start: d(2, 27),
+            end: d(3, 3),
+            ..good()
+        };
         assert_eq!(validate_signals(&[running], d(3, 1)), Ok(()));
     }
 
     #[test]
     fn same_kind_overlaps_are_refused_other_kinds_combine() {
         let as_of = d(3, 1);
-        let all = sig("spring-all", SignalKind::Holiday, d(4, 4), d(4, 8), SignalScope::All, 1.2);
+        let all = sig(
+            "spring-all",
+            SignalKind::Holiday,
+            d(4, 4),
+            d(4, 8),
+            SignalScope::All,
+            1.2,
+        );
         let errors = validate_signals(&[good(), all.clone()], as_of).unwrap_err();
-        assert!(matches!(&errors[..], [SignalError::Overlap { first, second, day, .. }]
-            if first == "qingming-2026" && second == "spring-all" && *day == d(4, 4)), "{errors:?}");
-        let same_sku = sig("promo", SignalKind::Holiday, d(4, 5), d(4, 5), SignalScope::Skus(vec!["X".into(), "QINGTUAN".into()]), 2.0);
+        assert!(
+            matches!(&errors[..], [SignalError::Overlap { first, second, day, .. }]
+            if first == "qingming-2026" && second == "spring-all" && *day == d(4, 4)),
+            "{errors:?}"
+        );
+        let same_sku = sig(
+            "promo",
+            SignalKind::Holiday,
+            d(4, 5),
+            d(4, 5),
+            SignalScope::Skus(vec!["X".into(), "QINGTUAN".into()]),
+            2.0,
+        );
         assert!(validate_signals(&[good(), same_sku], as_of).is_err());
-        let same_cat_a = sig("a", SignalKind::Weather, d(4, 1), d(4, 3), SignalScope::Category("fresh".into()), 1.2);
-        let same_cat_b = sig("b", SignalKind::Weather, d(4, 3), d(4, 4), SignalScope::Category("fresh".into()), 0.8);
+        let same_cat_a = sig(
+            "a",
+            SignalKind::Weather,
+            d(4, 1),
+            d(4, 3),
+            SignalScope::Category("fresh".into()),
+            1.2,
+        );
+        let same_cat_b = sig(
+            "b",
+            SignalKind::Weather,
+            d(4, 3),
+            d(4, 4),
+            SignalScope::Category("fresh".into()),
+            0.8,
+        );
         assert!(validate_signals(&[same_cat_a.clone(), same_cat_b], as_of).is_err());
         // Different kinds on the same SKU and day are fine, and multiply.
-        let promo = sig("promo", SignalKind::Promotion { reserve_fraction: 0.2 }, d(4, 5), d(4, 6), SignalScope::Skus(vec!["QINGTUAN".into()]), 1.5);
-        let rain = sig("rain", SignalKind::Weather, d(4, 5), d(4, 5), SignalScope::All, 1.1);
+        let promo = sig(
+            "promo",
+            SignalKind::Promotion {
+                reserve_fraction: 0.2,
+            },
+            d(4, 5),
+            d(4, 6),
+            SignalScope::Skus(vec!["QINGTUAN".into()]),
+            1.5,
+        );
+        let rain = sig(
+            "rain",
+            SignalKind::Weather,
+            d(4, 5),
+            d(4, 5),
+            SignalScope::All,
+            1.1,
+        );
         let set = [good(), promo, rain];
         assert_eq!(validate_signals(&set, as_of), Ok(()));
         let s = SkuSignals::for_sku(&set, "QINGTUAN", "bakery");
@@ -369,13 +498,27 @@ mod tests {
         assert_eq!(s.reserve_fraction(d(4, 6)), 0.2);
         assert_eq!(s.reserve_fraction(d(4, 7)), 0.0);
         // Non-overlapping same kind for different categories.
-        let other_cat = sig("c", SignalKind::Weather, d(4, 1), d(4, 3), SignalScope::Category("dairy".into()), 1.2);
+        let other_cat = sig(
+            "c",
+            SignalKind::Weather,
+            d(4, 1),
+            d(4, 3),
+            SignalScope::Category("dairy".into()),
+            1.2,
+        );
         assert_eq!(validate_signals(&[same_cat_a, other_cat], as_of), Ok(()));
     }
 
     #[test]
     fn the_more_specific_signal_of_a_kind_wins() {
-        let cat = sig("cat", SignalKind::Holiday, d(4, 1), d(4, 9), SignalScope::Category("bakery".into()), 1.5);
+        let cat = sig(
+            "cat",
+            SignalKind::Holiday,
+            d(4, 1),
+            d(4, 9),
+            SignalScope::Category("bakery".into()),
+            1.5,
+        );
         let set = [cat, good()];
         let s = SkuSignals::for_sku(&set, "QINGTUAN", "bakery");
         assert_eq!(s.multiplier(d(4, 3)), 3.0);

@@ -16,7 +16,9 @@ use crate::signals::SkuSignals;
 use serde::{Deserialize, Serialize};
 
 /// Alert tier, mirroring `hub_core::alerts::Tier`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     #[default]
@@ -119,10 +121,7 @@ pub fn trailing_step(
     } else if tier <= Tier::Yellow {
         episode_open = false;
     }
-    (
-        TrailingState { tier, episode_open },
-        request,
-    )
+    (TrailingState { tier, episode_open }, request)
 }
 
 /// Which policy to simulate.
@@ -188,7 +187,9 @@ impl Default for SimConfig {
 /// Why a simulation configuration was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("lead_time_days is {0}: must be 1 or more (an evening order arrives the next morning at the earliest)")]
+    #[error(
+        "lead_time_days is {0}: must be 1 or more (an evening order arrives the next morning at the earliest)"
+    )]
     LeadTime(i64),
     #[error("review_days is {0}: must be 1 or more")]
     ReviewPeriod(i64),
@@ -198,7 +199,9 @@ pub enum ConfigError {
     SimDays { days: i64, available: usize },
     #[error("service_target {0} must be above 0.5 and below 1")]
     ServiceTarget(f64),
-    #[error("tiers must satisfy 0 <= red ({red}) <= orange ({orange}) <= yellow ({yellow}) < target_days ({target})")]
+    #[error(
+        "tiers must satisfy 0 <= red ({red}) <= orange ({orange}) <= yellow ({yellow}) < target_days ({target})"
+    )]
     TierOrder {
         red: f64,
         orange: f64,
@@ -243,7 +246,9 @@ impl SimConfig {
             e.push(ConfigError::ServiceTarget(self.service_target));
         }
         let t = &self.tiers;
-        let ordered = [t.red, t.orange, t.yellow, t.target_days].iter().all(|v| v.is_finite())
+        let ordered = [t.red, t.orange, t.yellow, t.target_days]
+            .iter()
+            .all(|v| v.is_finite())
             && 0.0 <= t.red
             && t.red <= t.orange
             && t.orange <= t.yellow
@@ -378,13 +383,20 @@ struct Batch {
 }
 
 /// Simulates the last `config.sim_days` days of `site` under `policy`.
-pub fn simulate(site: &SiteHistory, policy: Policy, config: &SimConfig) -> Result<SimReport, Vec<ConfigError>> {
+pub fn simulate(
+    site: &SiteHistory,
+    policy: Policy,
+    config: &SimConfig,
+) -> Result<SimReport, Vec<ConfigError>> {
     config.validate(site.days)?;
     let mut by_cat: std::collections::BTreeMap<String, SimFigures> = Default::default();
     let mut ledgers = Vec::new();
     for sku in &site.skus {
         let (figures, ledger) = simulate_sku(site, sku, policy, config);
-        by_cat.entry(sku.profile.category.clone()).or_default().add(&figures);
+        by_cat
+            .entry(sku.profile.category.clone())
+            .or_default()
+            .add(&figures);
         ledgers.push(ledger);
     }
     let mut overall = SimFigures::default();
@@ -406,10 +418,17 @@ fn shelf_life(sku: &SkuHistory, config: &SimConfig) -> usize {
         .shelf_life_override
         .iter()
         .find(|(c, _)| *c == sku.profile.category)
-        .map_or(sku.profile.shelf_life_days as usize, |(_, d)| (*d).max(1) as usize)
+        .map_or(sku.profile.shelf_life_days as usize, |(_, d)| {
+            (*d).max(1) as usize
+        })
 }
 
-fn simulate_sku(site: &SiteHistory, sku: &SkuHistory, policy: Policy, config: &SimConfig) -> (SimFigures, SkuLedger) {
+fn simulate_sku(
+    site: &SiteHistory,
+    sku: &SkuHistory,
+    policy: Policy,
+    config: &SimConfig,
+) -> (SimFigures, SkuLedger) {
     let days = site.days;
     let t0 = days - config.sim_days as usize;
     let lead = config.lead_time_days as usize;
@@ -435,7 +454,10 @@ fn simulate_sku(site: &SiteHistory, sku: &SkuHistory, policy: Policy, config: &S
         // Opening stock, or the launch delivery of a SKU listed during the run: the same for
         // every policy, and kept out of the policy's loss rate.
         let seed = if t == t0 && listed(t0) {
-            let recent: Vec<f64> = (t0.saturating_sub(7)..t0).filter(|&d| listed(d)).map(|d| sku.demand[d]).collect();
+            let recent: Vec<f64> = (t0.saturating_sub(7)..t0)
+                .filter(|&d| listed(d))
+                .map(|d| sku.demand[d])
+                .collect();
             let rate = if recent.is_empty() {
                 sku.profile.prior_daily
             } else {
@@ -541,7 +563,8 @@ fn simulate_sku(site: &SiteHistory, sku: &SkuHistory, policy: Policy, config: &S
         let mut order = 0.0;
         match policy {
             Policy::TrailingAverage => {
-                let (next, request) = trailing_step(trailing, on_hand as i64, trailing_daily, &config.tiers);
+                let (next, request) =
+                    trailing_step(trailing, on_hand as i64, trailing_daily, &config.tiers);
                 trailing = next;
                 alert_tier = trailing.tier;
                 if may_order && let Some(q) = request {
@@ -551,7 +574,14 @@ fn simulate_sku(site: &SiteHistory, sku: &SkuHistory, policy: Policy, config: &S
             Policy::Forecast => {
                 if listed(t) {
                     let horizon = (exposure + review).max((exposure + life).min(28));
-                    let fc = forecast_sku(&obs, &ctx, &site.signals, site.date(t + 1), horizon, &config.forecast);
+                    let fc = forecast_sku(
+                        &obs,
+                        &ctx,
+                        &site.signals,
+                        site.date(t + 1),
+                        horizon,
+                        &config.forecast,
+                    );
                     // The listing calendar is master data: no demand after delisting.
                     let means: Vec<f64> = fc
                         .days
@@ -559,7 +589,9 @@ fn simulate_sku(site: &SiteHistory, sku: &SkuHistory, policy: Policy, config: &S
                         .enumerate()
                         .map(|(h, d)| if listed(t + 1 + h) { d.mean } else { 0.0 })
                         .collect();
-                    alert_tier = config.tiers.next_tier(alert_tier, days_of_cover(on_hand + on_order, 0.0, &means));
+                    alert_tier = config
+                        .tiers
+                        .next_tier(alert_tier, days_of_cover(on_hand + on_order, 0.0, &means));
                     // Order on review days, and between reviews when the forecast cover drops
                     // to the replenishment tier.
                     if may_order && (review_day || alert_tier >= config.tiers.replenish_at) {
@@ -586,11 +618,15 @@ fn simulate_sku(site: &SiteHistory, sku: &SkuHistory, policy: Policy, config: &S
             }
             Policy::Oracle => {
                 if listed(t) {
-                    let future: Vec<f64> = (t + 1..(t + 29).min(days)).map(|d| sku.demand[d]).collect();
-                    alert_tier = config.tiers.next_tier(alert_tier, days_of_cover(on_hand, 0.0, &future));
+                    let future: Vec<f64> =
+                        (t + 1..(t + 29).min(days)).map(|d| sku.demand[d]).collect();
+                    alert_tier = config
+                        .tiers
+                        .next_tier(alert_tier, days_of_cover(on_hand, 0.0, &future));
                 }
                 if may_order && review_day {
-                    order = oracle_shortfall(sku, &batches, &pipeline, t + 1, arrival, review, life);
+                    order =
+                        oracle_shortfall(sku, &batches, &pipeline, t + 1, arrival, review, life);
                 }
             }
         }
@@ -621,7 +657,15 @@ fn simulate_sku(site: &SiteHistory, sku: &SkuHistory, policy: Policy, config: &S
 /// What the oracle orders in the evening before day `from` for arrival on `arrival`: the
 /// demand of the days `arrival .. arrival + review` that the stock and the pipeline will not
 /// meet, projected with the true demand, first expiry first out, with write-offs.
-fn oracle_shortfall(sku: &SkuHistory, batches: &[Batch], pipeline: &[(usize, f64)], from: usize, arrival: usize, review: usize, life: usize) -> f64 {
+fn oracle_shortfall(
+    sku: &SkuHistory,
+    batches: &[Batch],
+    pipeline: &[(usize, f64)],
+    from: usize,
+    arrival: usize,
+    review: usize,
+    life: usize,
+) -> f64 {
     let mut stock: Vec<(usize, f64)> = batches.iter().map(|b| (b.last_day, b.qty)).collect();
     let end = (arrival + review).min(sku.demand.len());
     let mut short = 0.0;
@@ -693,9 +737,30 @@ mod tests {
             hysteresis: 1.5,
             ..CoverTiers::default()
         };
-        let errors = SimConfig { tiers, ..SimConfig::default() }.validate(90).unwrap_err();
-        assert!(matches!(&errors[..], [ConfigError::TierOrder { .. }, ConfigError::Hysteresis(_)]), "{errors:?}");
-        assert!(simulate(&small_site(), Policy::Oracle, &SimConfig { lead_time_days: -3, ..SimConfig::default() }).is_err());
+        let errors = SimConfig {
+            tiers,
+            ..SimConfig::default()
+        }
+        .validate(90)
+        .unwrap_err();
+        assert!(
+            matches!(
+                &errors[..],
+                [ConfigError::TierOrder { .. }, ConfigError::Hysteresis(_)]
+            ),
+            "{errors:?}"
+        );
+        assert!(
+            simulate(
+                &small_site(),
+                Policy::Oracle,
+                &SimConfig {
+                    lead_time_days: -3,
+                    ..SimConfig::default()
+                }
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -713,11 +778,16 @@ mod tests {
                 assert!(l.stockout_days <= l.listed_days);
             }
             for (s, l) in site.skus.iter().zip(&report.ledgers) {
-                let listed = (site.days - 40..site.days).filter(|&t| t >= s.profile.first_day && t < s.profile.last_day).count();
+                let listed = (site.days - 40..site.days)
+                    .filter(|&t| t >= s.profile.first_day && t < s.profile.last_day)
+                    .count();
                 assert_eq!(l.listed_days, listed, "{}", l.code);
             }
             let o = &report.overall;
-            assert_eq!(o.sku_days, report.ledgers.iter().map(|l| l.listed_days).sum::<usize>());
+            assert_eq!(
+                o.sku_days,
+                report.ledgers.iter().map(|l| l.listed_days).sum::<usize>()
+            );
             assert!(o.units_issued + o.units_short - o.units_demanded < 1e-6);
         }
     }
@@ -747,7 +817,9 @@ mod tests {
             ..SimConfig::default()
         };
         let oracle = simulate(&site, Policy::Oracle, &config).unwrap().overall;
-        let trailing = simulate(&site, Policy::TrailingAverage, &config).unwrap().overall;
+        let trailing = simulate(&site, Policy::TrailingAverage, &config)
+            .unwrap()
+            .overall;
         assert!(oracle.stockout_rate < 0.01, "{oracle:?}");
         assert!(oracle.loss_rate < 1e-9, "{oracle:?}");
         assert!(oracle.turnover_days < trailing.turnover_days);

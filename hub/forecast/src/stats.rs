@@ -37,7 +37,11 @@ pub fn normal_quantile(p: f64) -> f64 {
         2.445_134_137_142_996,
         3.754_408_661_907_416,
     ];
-    let p = if p.is_nan() { 0.5 } else { p.clamp(1e-9, 1.0 - 1e-9) };
+    let p = if p.is_nan() {
+        0.5
+    } else {
+        p.clamp(1e-9, 1.0 - 1e-9)
+    };
     let low = 0.024_25;
     if p < low {
         let q = (-2.0 * p.ln()).sqrt();
@@ -64,9 +68,14 @@ fn normal_upper_tail(x: f64) -> f64 {
     let t = 1.0 / (1.0 + 0.327_591_1 * z.abs());
     let poly = t
         * (0.254_829_592
-            + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
     let erfc = poly * (-z * z).exp();
-    if z >= 0.0 { 0.5 * erfc } else { 1.0 - 0.5 * erfc }
+    if z >= 0.0 {
+        0.5 * erfc
+    } else {
+        1.0 - 0.5 * erfc
+    }
 }
 
 /// Expected demand given that demand was at least `observed`, for Poisson demand with mean
@@ -183,8 +192,17 @@ mod tests {
 
     #[test]
     fn normal_quantiles_match_tables() {
-        for (p, z) in [(0.5, 0.0), (0.95, 1.644_853_6), (0.975, 1.959_964), (0.01, -2.326_348)] {
-            assert!((normal_quantile(p) - z).abs() < 1e-5, "{p}: {}", normal_quantile(p));
+        for (p, z) in [
+            (0.5, 0.0),
+            (0.95, 1.644_853_6),
+            (0.975, 1.959_964),
+            (0.01, -2.326_348),
+        ] {
+            assert!(
+                (normal_quantile(p) - z).abs() < 1e-5,
+                "{p}: {}",
+                normal_quantile(p)
+            );
         }
     }
 
