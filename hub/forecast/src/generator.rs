@@ -270,7 +270,10 @@ fn date(y: i32, m: u32, d: u32) -> NaiveDate {
 }
 
 /// Festival dates that do not follow the Gregorian calendar, 2024–2027: (春节, 元宵, 端午, 中秋).
-const LUNAR: [(i32, (u32, u32), (u32, u32), (u32, u32), (u32, u32)); 4] = [
+/// Month and day.
+type MonthDay = (u32, u32);
+
+const LUNAR: [(i32, MonthDay, MonthDay, MonthDay, MonthDay); 4] = [
     (2024, (2, 10), (2, 24), (6, 10), (9, 17)),
     (2025, (1, 29), (2, 12), (5, 31), (10, 6)),
     (2026, (2, 17), (3, 3), (6, 19), (9, 25)),

@@ -446,9 +446,9 @@ fn weekday_factors(
         let lo = i.saturating_sub(3);
         let hi = (i + 3).min(n - 1);
         let (mut s, mut c) = (0.0, 0usize);
-        for j in lo..=hi {
+        for (j, v) in x.iter().enumerate().take(hi + 1).skip(lo) {
             if clean(j) {
-                s += x[j];
+                s += v;
                 c += 1;
             }
         }
@@ -514,13 +514,8 @@ fn run(s: &Series, cand: Candidate, phi: f64, damp_sums: &[f64; SELECT_HORIZON])
             sse += err * err;
             sae += err.abs();
             count += 1;
-            for k in 0..ring.len {
-                let (l, b) = ring.states[k];
-                let pred = if flat {
-                    l
-                } else {
-                    (l + b * damp_sums[k]).max(0.0)
-                };
+            for (&(l, b), damp_sum) in ring.states.iter().zip(damp_sums).take(ring.len) {
+                let pred = if flat { l } else { (l + b * damp_sum).max(0.0) };
                 select += (obs - pred) * (obs - pred);
             }
         }
@@ -636,10 +631,9 @@ fn fallback(
     let values: Vec<f64> = x
         .iter()
         .zip(censored)
-        .filter_map(|(v, c)| match (c, clean_mean) {
-            (false, _) => Some(*v),
-            (true, Some(m)) => Some(v.max(m)),
-            (true, None) => Some(*v),
+        .map(|(v, c)| match (c, clean_mean) {
+            (true, Some(m)) => v.max(m),
+            _ => *v,
         })
         .collect();
     let n = values.len();

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// days is assumed. Infinite when the forecast is all zero; 0 when nothing is available.
 pub fn days_of_cover(on_hand: f64, committed: f64, daily_forecast: &[f64]) -> f64 {
     let mut left = on_hand - committed;
-    if !(left > 0.0) {
+    if left.is_nan() || left <= 0.0 {
         return 0.0;
     }
     let mut days = 0.0;

@@ -331,7 +331,8 @@ mod tests {
     fn each_bad_case_is_refused_with_the_signal_named() {
         let as_of = d(3, 1);
         assert_eq!(validate_signals(&[good()], as_of), Ok(()));
-        let cases: Vec<(DemandSignal, fn(&SignalError) -> bool)> = vec![
+        type Expect = fn(&SignalError) -> bool;
+        let cases: Vec<(DemandSignal, Expect)> = vec![
             (
                 DemandSignal {
                     multiplier: 0.0,

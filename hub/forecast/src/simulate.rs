@@ -554,7 +554,7 @@ fn simulate_sku(
         // 4. Evening review: an order arrives `lead` mornings later.
         let arrival = t + lead;
         let may_order = listed(t) && listed(arrival);
-        let review_day = (t - t0) % review == 0;
+        let review_day = (t - t0).is_multiple_of(review);
         let window = config.tiers.window_days;
         let trailing_daily = (t + 1).saturating_sub(window)..t + 1;
         let trailing_daily = trailing_daily.map(|d| obs[d].sold).sum::<f64>() / window as f64;

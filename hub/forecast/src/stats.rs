@@ -158,7 +158,7 @@ pub fn sample_gamma<R: Rng + ?Sized>(rng: &mut R, shape: f64) -> f64 {
 
 /// A Poisson draw: multiplication method for small means, rounded normal for large ones.
 pub fn sample_poisson<R: Rng + ?Sized>(rng: &mut R, mean: f64) -> f64 {
-    if !(mean > 0.0) {
+    if mean.is_nan() || mean <= 0.0 {
         return 0.0;
     }
     if mean > 40.0 {
@@ -177,7 +177,7 @@ pub fn sample_poisson<R: Rng + ?Sized>(rng: &mut R, mean: f64) -> f64 {
 /// A negative-binomial draw as a Gamma–Poisson mixture: mean `mean`, variance
 /// `mean + mean² / shape`.
 pub fn sample_neg_binomial<R: Rng + ?Sized>(rng: &mut R, mean: f64, shape: f64) -> f64 {
-    if !(mean > 0.0) {
+    if mean.is_nan() || mean <= 0.0 {
         return 0.0;
     }
     let rate = mean * sample_gamma(rng, shape) / shape;
