@@ -4,9 +4,12 @@
 //! under the trailing-average policy, the forecast policy and the oracle.
 //!
 //! ```sh
-//! cargo run --release -p hub-forecast --example figures -- [--seed N] [--python /tmp/venv/bin/python]
-//!     [--write-csv PATH]
+//! cargo run --release -p hub-forecast --example figures -- [--seed N] [--noise-shape K]
+//!     [--service P] [--python /tmp/venv/bin/python] [--write-csv PATH] [--by-category] [--top-loss]
 //! ```
+//!
+//! `--python` runs `bench/ets_baseline.py` with that interpreter (it needs
+//! `bench/requirements.txt` installed); without it the ETS row is left out.
 
 use hub_forecast::{
     EvalOptions, ForecastConfig, GeneratorConfig, Policy, SimConfig, SkuContext, forecast_sku,

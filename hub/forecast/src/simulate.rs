@@ -21,10 +21,14 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
+    /// Above the yellow threshold.
     #[default]
     Normal,
+    /// At or below `yellow` days of cover.
     Yellow,
+    /// At or below `orange`.
     Orange,
+    /// At or below `red`.
     Red,
 }
 
