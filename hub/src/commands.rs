@@ -579,6 +579,9 @@ struct PickupOrderBody {
     closes_at_ms: i64,
     #[serde(default = "default_order_status")]
     status: String,
+    /// The last 4 digits of the customer's phone number, so a clerk can target the order.
+    #[serde(default)]
+    phone_tail: Option<String>,
 }
 
 fn default_order_status() -> String {
@@ -628,6 +631,16 @@ fn apply_pickup_order(
             "closes_at_ms must be after opens_at_ms",
         )));
     }
+    if body
+        .phone_tail
+        .as_deref()
+        .is_some_and(|t| t.len() != 4 || !t.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Ok(Err(invalid(
+            "a pickup order",
+            "phone_tail must be the last 4 digits of the customer's phone number",
+        )));
+    }
     let order = PickupOrder {
         order_id: command.key.clone(),
         site: site.clone(),
@@ -638,6 +651,7 @@ fn apply_pickup_order(
         closes_at: Timestamp(body.closes_at_ms),
         status,
         version: command.version,
+        phone_tail: body.phone_tail,
     };
     Ok(match pickup_store::upsert_order(conn, &order, now)? {
         OrderUpsert::Inserted | OrderUpsert::Updated => Ok(true),

@@ -83,6 +83,9 @@ pub struct Config {
     pub status: StatusConfig,
     pub pickup: PickupConfig,
     pub alerts: AlertsConfig,
+    /// The stations of this site (`[[stations]]`): only these may receive, check codes or
+    /// hand orders over.
+    pub stations: Vec<StationConfig>,
     /// Scales and scanners, in file order (`[[devices]]`).
     pub devices: Vec<crate::devices::config::DeviceConfig>,
     /// The site's local MQTT broker that networked devices publish to (`[device_broker]`).
@@ -216,8 +219,72 @@ pub struct ReceivingConfig {
 /// Pickup-point rules.
 #[derive(Debug, Clone)]
 pub struct PickupConfig {
-    /// Wrong codes per station before a lockout, the window they count in, the lockout length.
-    pub attempts: hub_core::pickup::AttemptPolicy,
+    /// Wrong guesses per station before a lockout, the window they count in, the lockout
+    /// length, the site-wide hourly budget and alert level; whether a typed code alone is
+    /// looked up among every open order (off by default: each such guess is compared with
+    /// every open order); how recent a code check a handover needs.
+    pub rules: hub_core::pickup::PickupRules,
+}
+
+/// What a station is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StationKind {
+    Receiving,
+    Pickup,
+}
+
+impl StationKind {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StationKind::Receiving => "receiving",
+            StationKind::Pickup => "pickup",
+        }
+    }
+}
+
+/// One declared station (`[[stations]]`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StationConfig {
+    pub id: String,
+    pub kind: StationKind,
+    /// A name for people ("收货台 1").
+    pub name: String,
+}
+
+/// A station that is not declared, or declared for something else.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StationError {
+    #[error(
+        "station '{0}' is not declared in this hub's config ([[stations]]); use a declared station"
+    )]
+    Unknown(String),
+    #[error("station '{id}' is a {actual} station, not a {wanted} station")]
+    WrongKind {
+        id: String,
+        actual: &'static str,
+        wanted: &'static str,
+    },
+}
+
+impl Config {
+    /// The declared station `id`, if it is of `kind`.
+    pub fn station(&self, id: &str, kind: StationKind) -> Result<&StationConfig, StationError> {
+        let station = self
+            .stations
+            .iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| StationError::Unknown(id.to_owned()))?;
+        if station.kind != kind {
+            return Err(StationError::WrongKind {
+                id: id.to_owned(),
+                actual: station.kind.as_str(),
+                wanted: kind.as_str(),
+            });
+        }
+        Ok(station)
+    }
 }
 
 /// Alert thresholds.
@@ -237,6 +304,9 @@ pub struct AlertsConfig {
     pub check_interval: Duration,
     /// Held stock waiting longer than this for review raises an alert.
     pub quarantine_warn: Duration,
+    /// The pickup limits whose lockouts and wrong-guess rate the checks report (a copy of
+    /// `pickup.rules.attempts`).
+    pub pickup_attempts: hub_core::pickup::AttemptPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -377,6 +447,18 @@ struct RawPickup {
     max_wrong_codes: Option<i64>,
     wrong_code_window_minutes: Option<i64>,
     lockout_minutes: Option<i64>,
+    site_max_wrong_codes_per_hour: Option<i64>,
+    wrong_code_alert_per_hour: Option<i64>,
+    allow_code_only: Option<bool>,
+    check_valid_minutes: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStation {
+    id: String,
+    kind: String,
+    name: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -443,6 +525,7 @@ const SECTIONS: &[&str] = &[
     "shutdown",
     "pickup",
     "alerts",
+    "stations",
     "devices",
     "device_broker",
     "receiving",
@@ -502,14 +585,27 @@ impl Config {
         let pickup: RawPickup = section(&table, "pickup", &mut problems);
         let alerts: RawAlerts = section(&table, "alerts", &mut problems);
         let pickup = validate_pickup(pickup, &mut problems);
-        let alerts = validate_alerts(alerts, &mut problems);
+        let mut alerts = validate_alerts(alerts, &mut problems);
+        alerts.pickup_attempts = pickup.rules.attempts;
         let device_broker = crate::devices::config::validate_broker(
             section(&table, "device_broker", &mut problems),
             site.id.as_deref().unwrap_or("hub"),
             &mut problems,
         );
+        let stations = validate_stations(table.get("stations"), &mut problems);
         let mut devices =
             crate::devices::config::validate_devices(table.get("devices"), &mut problems);
+        for (i, device) in devices.iter().enumerate() {
+            if !stations.iter().any(|s| s.id == device.station) {
+                problems.push(
+                    format!("devices[{i}].station"),
+                    format!(
+                        "'{}' is not a declared station; add it as [[stations]] (id, kind, name)",
+                        device.station
+                    ),
+                );
+            }
+        }
         let codes: RawCodes = section(&table, "codes", &mut problems);
         let codes = match crate::codes::SitePatterns::parse(&codes.patterns.unwrap_or_default()) {
             Ok(patterns) => patterns,
@@ -646,9 +742,30 @@ impl Config {
             base_dir,
             &mut problems,
         );
+        let photo_stations = vision
+            .spool
+            .iter()
+            .map(|s| ("vision.spool_station".to_owned(), &s.station))
+            .chain(
+                vision
+                    .photo_topics
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (format!("vision.photo_topics[{i}].station"), &t.station)),
+            );
+        for (path, station) in photo_stations {
+            if !stations
+                .iter()
+                .any(|s| &s.id == station && s.kind == StationKind::Receiving)
+            {
+                problems.push(
+                    path,
+                    format!("'{station}' is not a declared receiving station ([[stations]])"),
+                );
+            }
+        }
         // One backlog alert: the periodic checks' `outbox_backlog`; the uplink's thresholds
         // set when it turns red.
-        let mut alerts = alerts;
         if let Some(u) = &uplink {
             alerts.outbox_backlog_red_rows = u.backlog_alert_rows;
             alerts.outbox_backlog_red_age = u.backlog_alert_age;
@@ -669,6 +786,7 @@ impl Config {
                 status,
                 pickup,
                 alerts,
+                stations,
                 devices,
                 device_broker,
                 receiving,
@@ -749,7 +867,7 @@ fn validate_pickup(raw: RawPickup, problems: &mut Problems) -> PickupConfig {
         ) as i64
             * 60_000
     };
-    PickupConfig {
+    let rules = hub_core::pickup::PickupRules {
         attempts: hub_core::pickup::AttemptPolicy {
             max_failures: int_in(
                 raw.max_wrong_codes,
@@ -771,8 +889,93 @@ fn validate_pickup(raw: RawPickup, problems: &mut Problems) -> PickupConfig {
                 "pickup.lockout_minutes",
                 problems,
             ),
+            site_max_per_hour: int_in(
+                raw.site_max_wrong_codes_per_hour,
+                d.site_max_per_hour as usize,
+                1,
+                10_000,
+                "pickup.site_max_wrong_codes_per_hour",
+                problems,
+            ) as u32,
+            site_alert_per_hour: int_in(
+                raw.wrong_code_alert_per_hour,
+                d.site_alert_per_hour as usize,
+                1,
+                10_000,
+                "pickup.wrong_code_alert_per_hour",
+                problems,
+            ) as u32,
         },
+        allow_code_only: raw.allow_code_only.unwrap_or(false),
+        check_valid_ms: minutes(
+            raw.check_valid_minutes,
+            10 * 60_000,
+            "pickup.check_valid_minutes",
+            problems,
+        ),
+    };
+    PickupConfig { rules }
+}
+
+fn validate_stations(value: Option<&toml::Value>, problems: &mut Problems) -> Vec<StationConfig> {
+    let Some(value) = value else {
+        return Vec::new();
+    };
+    let Some(items) = value.as_array() else {
+        problems.push(
+            "stations",
+            "must be an array of tables: write each station as [[stations]]",
+        );
+        return Vec::new();
+    };
+    let mut stations: Vec<StationConfig> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let raw: RawStation = match item.clone().try_into() {
+            Ok(raw) => raw,
+            Err(e) => {
+                problems.push(format!("stations[{i}]"), e.message().trim().to_owned());
+                continue;
+            }
+        };
+        let id = raw.id.trim().to_owned();
+        if id.is_empty()
+            || id.len() > 64
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        {
+            problems.push(
+                format!("stations[{i}].id"),
+                format!("'{id}' must be 1-64 letters, digits, '-', '_' or '.' (it is an MQTT topic level)"),
+            );
+            continue;
+        }
+        let kind = match raw.kind.as_str() {
+            "receiving" => StationKind::Receiving,
+            "pickup" => StationKind::Pickup,
+            other => {
+                problems.push(
+                    format!("stations[{i}].kind"),
+                    format!("'{other}' is not a station kind; use \"receiving\" or \"pickup\""),
+                );
+                continue;
+            }
+        };
+        if stations.iter().any(|s| s.id == id) {
+            problems.push(
+                format!("stations[{i}].id"),
+                format!("'{id}' is declared twice; station ids must be unique"),
+            );
+            continue;
+        }
+        let name = raw
+            .name
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| id.clone());
+        stations.push(StationConfig { id, kind, name });
     }
+    stations
 }
 
 fn validate_alerts(raw: RawAlerts, problems: &mut Problems) -> AlertsConfig {
@@ -862,6 +1065,7 @@ fn validate_alerts(raw: RawAlerts, problems: &mut Problems) -> AlertsConfig {
             ) as u64
                 * 3600,
         ),
+        pickup_attempts: hub_core::pickup::AttemptPolicy::default(),
     }
 }
 
@@ -1201,7 +1405,7 @@ mod tests {
         );
         assert!(problems[0].message.contains("charset must be N, A or X"));
         let good = format!(
-            "{base}[codes]\npatterns = ['licence:SC:N:14:mod10']\n[[devices]]\nname='scan'\nkind='scanner'\npath='/dev/ttyACM0'\nstation='recv-1'\n"
+            "{base}[codes]\npatterns = ['licence:SC:N:14:mod10']\n[[stations]]\nid='recv-1'\nkind='receiving'\n[[devices]]\nname='scan'\nkind='scanner'\npath='/dev/ttyACM0'\nstation='recv-1'\n"
         );
         let config = Config::parse(&good, Path::new("/")).unwrap();
         assert_eq!(config.codes.specs(), ["licence:SC:N:14:mod10"]);

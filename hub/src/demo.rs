@@ -286,7 +286,7 @@ pub async fn sync_to_embedded_central(
     let central = central::CentralHandle::start(central::CentralOptions::new(
         Connection::plain(address.clone(), "demo-central"),
         work_dir.join("central.sqlite"),
-    ));
+    ))?;
     central
         .wait_ready(
             &Connection::plain(address.clone(), "demo-probe"),

@@ -417,16 +417,23 @@ pub async fn receive_and_hand_over(
         closes_at: now.plus_millis(86_400_000),
         status: OrderStatus::Open,
         version: 1,
+        phone_tail: Some("8888".into()),
     };
     store
         .write(move |c| crate::store::pickup::upsert_order(c, &order, now))
         .await?;
-    let wrong = workflows::pickup::check(store, base, "desk-1", "135790", now).await?;
+    let typed = workflows::pickup::CodeEntry {
+        code: "135790".into(),
+        phone_tail: Some("8888".into()),
+        ..Default::default()
+    };
+    let wrong = workflows::pickup::check(store, base, "desk-1", &typed, now).await?;
     step(
-        "pickup desk: customer types 135790",
+        "pickup desk: customer types 135790, phone tail 8888",
         crate::store::pickup::describe(&wrong),
     );
-    let right = workflows::pickup::check(store, base, "desk-1", "P6001:246810", now).await?;
+    let scanned = workflows::pickup::CodeEntry::scanned("P6001:246810");
+    let right = workflows::pickup::check(store, base, "desk-1", &scanned, now).await?;
     step(
         "pickup desk: customer shows QR P6001:246810",
         crate::store::pickup::describe(&right),

@@ -99,7 +99,7 @@ impl Hub {
 
     fn write_config(dir: &Path, devices: &str) {
         let text = format!(
-            "[site]\nid = \"hil\"\n[store]\ndata_dir = \"data\"\n[log]\nlevel = \"info\"\n[shutdown]\ngrace_seconds = 3\n{devices}"
+            "[site]\nid = \"hil\"\n[store]\ndata_dir = \"data\"\n[log]\nlevel = \"info\"\n[shutdown]\ngrace_seconds = 3\n[[stations]]\nid = \"recv-1\"\nkind = \"receiving\"\n[[stations]]\nid = \"pickup-1\"\nkind = \"pickup\"\n{devices}"
         );
         std::fs::write(Hub::config_path(dir), text).expect("write config");
     }

@@ -7,6 +7,7 @@ use hub::config::Config;
 use hub::store::pickup::{HandoverError, HandoverRequest, upsert_order};
 use hub::store::{Store, StoreError, StoreOptions, ledger, outbox, sku as sku_store};
 use hub::workflows::pickup;
+use hub::workflows::pickup::CodeEntry;
 use hub_core::pickup::{CodeCheck, OrderStatus, PickupItem, PickupOrder, hash_code};
 use hub_core::{
     BatchKey, Movement, MovementId, MovementKind, SiteId, Sku, SkuCode, StockUnit, Timestamp,
@@ -16,9 +17,21 @@ use std::process::Command;
 
 const T0: i64 = 1_790_000_000_000;
 
+/// Two pickup desks and 200 more: a brute force spread over many stations meets the site's
+/// budget.
+const STATIONS: &str = "[[stations]]\nid = \"desk-1\"\nkind = \"pickup\"\n[[stations]]\nid = \"desk-2\"\nkind = \"pickup\"\n";
+
+fn entry(order: &str, code: &str) -> CodeEntry {
+    CodeEntry {
+        code: code.into(),
+        order_id: Some(order.into()),
+        phone_tail: None,
+    }
+}
+
 fn config(dir: &Path, extra: &str) -> (Config, std::path::PathBuf) {
     let text = format!(
-        "[site]\nid = \"pp-1\"\n[store]\ndata_dir = \"data\"\n[pickup]\nmax_wrong_codes = 3\nlockout_minutes = 5\n{extra}"
+        "[site]\nid = \"pp-1\"\n[store]\ndata_dir = \"data\"\n[pickup]\nmax_wrong_codes = 3\nlockout_minutes = 5\n{STATIONS}{extra}"
     );
     let file = dir.join("hub.toml");
     std::fs::write(&file, &text).unwrap();
@@ -52,6 +65,7 @@ fn order(id: &str, code: &str, quantity: i64) -> PickupOrder {
         closes_at: Timestamp(T0 + 86_400_000 * 365 * 5),
         status: OrderStatus::Open,
         version: 1,
+        phone_tail: None,
     }
 }
 
@@ -107,7 +121,35 @@ fn two_stations_as_separate_processes_hand_an_order_over_exactly_once() {
     seed(&store, 100, orders);
     store.close();
 
+    let hub = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hub"))
+            .args(args)
+            .arg("--config")
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    // No handover by order number alone.
+    let unchecked = hub(&["pickup", "handover", "--station", "desk-1", "--order", "P0"]);
+    assert_eq!(unchecked.status.code(), Some(5));
+    assert!(
+        String::from_utf8_lossy(&unchecked.stderr)
+            .contains("check the customer's pickup code first"),
+        "{}",
+        String::from_utf8_lossy(&unchecked.stderr)
+    );
     for i in 0..8 {
+        // Both desks check the customer's code, then both try to hand the order over.
+        for desk in ["desk-1", "desk-2"] {
+            let qr = format!("P{i}:10000{i}");
+            let out = hub(&["pickup", "check", "--station", desk, &qr]);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
         let spawn = |station: &str| {
             Command::new(env!("CARGO_BIN_EXE_hub"))
                 .args([
@@ -166,32 +208,48 @@ async fn brute_force_is_locked_out_and_the_right_code_works_after_the_lockout() 
     let at = |s: i64| Timestamp(T0 + s * 1000);
     for (i, guess) in ["000000", "000001"].iter().enumerate() {
         assert_eq!(
-            pickup::check(&store, &config, "desk-1", guess, at(i as i64))
+            pickup::check(&store, &config, "desk-1", &entry("P1", guess), at(i as i64))
                 .await
                 .unwrap(),
             CodeCheck::WrongCode
         );
     }
+    // A right code in between does not reset the count.
+    assert!(
+        pickup::check(&store, &config, "desk-1", &entry("P1", "424242"), at(2))
+            .await
+            .unwrap()
+            .is_found()
+    );
     // The third wrong code starts a five-minute lockout.
     assert_eq!(
-        pickup::check(&store, &config, "desk-1", "000002", at(2))
+        pickup::check(&store, &config, "desk-1", &entry("P1", "000002"), at(2))
             .await
             .unwrap(),
         CodeCheck::WrongCode
     );
-    let locked = pickup::check(&store, &config, "desk-1", "424242", at(3))
+    let locked = pickup::check(&store, &config, "desk-1", &entry("P1", "424242"), at(3))
         .await
         .unwrap();
     assert_eq!(locked, CodeCheck::LockedOut { until: at(2 + 300) });
+    // The lockout survives a restart of the hub.
+    store.close();
+    let store = open(&config);
+    assert_eq!(
+        pickup::check(&store, &config, "desk-1", &entry("P1", "424242"), at(4))
+            .await
+            .unwrap(),
+        CodeCheck::LockedOut { until: at(2 + 300) }
+    );
     // Another station is not affected; the locked one works again after the lockout.
     assert!(
-        pickup::check(&store, &config, "desk-2", "424242", at(4))
+        pickup::check(&store, &config, "desk-2", &entry("P1", "424242"), at(4))
             .await
             .unwrap()
             .is_found()
     );
     assert!(
-        pickup::check(&store, &config, "desk-1", "424242", at(303))
+        pickup::check(&store, &config, "desk-1", &entry("P1", "424242"), at(303))
             .await
             .unwrap()
             .is_found()
@@ -225,15 +283,21 @@ async fn with_no_uplink_codes_are_checked_and_handovers_recorded_for_later_sync(
     tokio::task::block_in_place(|| seed(&store, 10, vec![order("P1", "111111", 3), on_hold]));
     let now = Timestamp(T0);
     assert_eq!(
-        pickup::check(&store, &config, "desk-1", "P1:111111", now)
-            .await
-            .unwrap(),
+        pickup::check(
+            &store,
+            &config,
+            "desk-1",
+            &CodeEntry::scanned("P1:111111"),
+            now
+        )
+        .await
+        .unwrap(),
         CodeCheck::Found {
             order_id: "P1".into()
         }
     );
     assert_eq!(
-        pickup::check(&store, &config, "desk-1", "222222", now)
+        pickup::check(&store, &config, "desk-1", &entry("P2", "222222"), now)
             .await
             .unwrap(),
         CodeCheck::OnHold {
@@ -242,7 +306,7 @@ async fn with_no_uplink_codes_are_checked_and_handovers_recorded_for_later_sync(
     );
     let request = HandoverRequest {
         refusals: vec![hub::store::pickup::Refusal {
-            line: 0,
+            line_no: 1,
             quantity: 1,
             to: hub_core::event::RefusedTo::Loss,
             reason: "dented".into(),
@@ -407,5 +471,292 @@ fn a_noisy_stock_series_yields_exact_tier_events_and_one_request_per_episode_acr
     assert_eq!(
         events.iter().filter(|k| *k == "stock_tier_changed").count(),
         6
+    );
+}
+
+fn many_stations(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("[[stations]]\nid = \"s{i}\"\nkind = \"pickup\"\n"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guesses_spread_over_many_stations_meet_the_site_budget_and_a_supervisor_lifts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = config(dir.path(), &many_stations(60));
+    let store = open(&config);
+    tokio::task::block_in_place(|| seed(&store, 10, vec![order("P1", "424242", 1)]));
+    let at = |s: i64| Timestamp(T0 + s * 1000);
+    let policy = config.pickup.rules.attempts;
+    let mut outcome = None;
+    for i in 0..60 {
+        let station = format!("s{i}");
+        let check = pickup::check(&store, &config, &station, &entry("P1", "000000"), at(i))
+            .await
+            .unwrap();
+        if check != CodeCheck::WrongCode {
+            outcome = Some((i, check));
+            break;
+        }
+        if i as u32 + 1 == policy.site_alert_per_hour {
+            let alerts = store.read(hub::store::alerts::open_alerts).await.unwrap();
+            assert!(
+                alerts
+                    .iter()
+                    .any(|a| a.kind.as_str() == "pickup_wrong_code_rate"),
+                "a sustained wrong-code rate raises an alert: {alerts:?}"
+            );
+        }
+    }
+    // One wrong guess per station never locks a station, but the site's hourly budget does.
+    let (i, check) = outcome.expect("the site budget paused the checks");
+    assert_eq!(
+        i as u32, policy.site_max_per_hour,
+        "the budget is {}",
+        policy.site_max_per_hour
+    );
+    assert!(
+        matches!(check, CodeCheck::SiteLockedOut { .. }),
+        "{check:?}"
+    );
+    let right = pickup::check(&store, &config, "desk-1", &entry("P1", "424242"), at(61))
+        .await
+        .unwrap();
+    assert!(
+        matches!(right, CodeCheck::SiteLockedOut { .. }),
+        "even a right code waits while the site is paused: {right:?}"
+    );
+    let alerts = store.read(hub::store::alerts::open_alerts).await.unwrap();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.kind.as_str() == "pickup_lockout" && a.subject == "site"),
+        "{alerts:?}"
+    );
+    // A supervisor lifts it: checks work again, and the lift is reported upstream.
+    assert!(
+        pickup::unlock(
+            &store,
+            &config,
+            None,
+            "sup-zhang",
+            "checked the cameras",
+            at(62)
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        pickup::check(&store, &config, "desk-1", &entry("P1", "424242"), at(63))
+            .await
+            .unwrap()
+            .is_found()
+    );
+    let kinds: Vec<String> = store
+        .read(|c| outbox::pending(c, 0, 10_000).map(|r| r.into_iter().map(|r| r.kind).collect()))
+        .await
+        .unwrap();
+    for kind in ["pickup_site_locked_out", "pickup_lockout_lifted"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} missing: {kinds:?}");
+    }
+    let alerts = store.read(hub::store::alerts::open_alerts).await.unwrap();
+    assert!(
+        !alerts.iter().any(|a| a.subject == "site"),
+        "lifting clears the site's alerts: {alerts:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_targets_one_order_and_a_typed_code_alone_is_refused_uncounted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = config(dir.path(), "");
+    let store = open(&config);
+    let mut tail = order("P7", "777777", 1);
+    tail.phone_tail = Some("1234".into());
+    tokio::task::block_in_place(|| seed(&store, 10, vec![order("P1", "424242", 1), tail]));
+    let now = Timestamp(T0);
+    let alone = pickup::check(
+        &store,
+        &config,
+        "desk-1",
+        &CodeEntry::scanned("424242"),
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        alone,
+        CodeCheck::Unreadable {
+            problem: hub_core::pickup::CodeProblem::NeedsOrderOrPhoneTail
+        }
+    );
+    let huge = pickup::check(
+        &store,
+        &config,
+        "desk-1",
+        &CodeEntry::scanned(&"7".repeat(60_000)),
+        now,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(huge, CodeCheck::Unreadable { .. }), "{huge:?}");
+    let by_tail = CodeEntry {
+        code: "777777".into(),
+        order_id: None,
+        phone_tail: Some("1234".into()),
+    };
+    assert!(
+        pickup::check(&store, &config, "desk-1", &by_tail, now)
+            .await
+            .unwrap()
+            .is_found()
+    );
+    // None of that counted as a wrong guess: three real wrong codes still lock.
+    for s in 0..3 {
+        pickup::check(
+            &store,
+            &config,
+            "desk-1",
+            &entry("P1", "1"),
+            Timestamp(T0 + s),
+        )
+        .await
+        .unwrap();
+    }
+    assert!(matches!(
+        pickup::check(
+            &store,
+            &config,
+            "desk-1",
+            &entry("P1", "424242"),
+            Timestamp(T0 + 5)
+        )
+        .await
+        .unwrap(),
+        CodeCheck::LockedOut { .. }
+    ));
+    // An undeclared station checks nothing.
+    let err = pickup::check(&store, &config, "desk-99", &entry("P1", "424242"), now)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not declared"), "{err}");
+    // Where a site allows code-only lookups, a wrong code is one guess per open order.
+    let dir2 = tempfile::tempdir().unwrap();
+    let (open_config, _) = config_with(
+        dir2.path(),
+        "[pickup]\nmax_wrong_codes = 3\nallow_code_only = true\n",
+    );
+    let store2 = open(&open_config);
+    tokio::task::block_in_place(|| {
+        seed(
+            &store2,
+            10,
+            (0..5)
+                .map(|i| order(&format!("P{i}"), &format!("55555{i}"), 1))
+                .collect(),
+        )
+    });
+    assert!(
+        pickup::check(
+            &store2,
+            &open_config,
+            "desk-1",
+            &CodeEntry::scanned("555553"),
+            now
+        )
+        .await
+        .unwrap()
+        .is_found()
+    );
+    pickup::check(
+        &store2,
+        &open_config,
+        "desk-1",
+        &CodeEntry::scanned("000000"),
+        now,
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(
+            pickup::check(
+                &store2,
+                &open_config,
+                "desk-1",
+                &CodeEntry::scanned("555553"),
+                now
+            )
+            .await
+            .unwrap(),
+            CodeCheck::LockedOut { .. }
+        ),
+        "one wrong code compared with five orders is five guesses"
+    );
+}
+
+/// A config without the fixed `[pickup]` section of [`config`].
+fn config_with(dir: &Path, extra: &str) -> (Config, std::path::PathBuf) {
+    let text = format!("[site]\nid = \"pp-1\"\n[store]\ndata_dir = \"data\"\n{extra}{STATIONS}");
+    let file = dir.join("hub.toml");
+    std::fs::write(&file, &text).unwrap();
+    (Config::parse(&text, dir).unwrap(), file)
+}
+
+#[test]
+fn a_supervisor_lifts_a_station_lockout_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, file) = config(dir.path(), "");
+    let store = open(&config);
+    seed(&store, 10, vec![order("P1", "424242", 1)]);
+    store.close();
+    let hub = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hub"))
+            .args(args)
+            .arg("--config")
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    for _ in 0..3 {
+        let out = hub(&[
+            "pickup",
+            "check",
+            "--station",
+            "desk-1",
+            "--order",
+            "P1",
+            "000000",
+        ]);
+        assert_eq!(out.status.code(), Some(5));
+    }
+    let locked = hub(&["pickup", "check", "--station", "desk-1", "P1:424242"]);
+    assert_eq!(locked.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&locked.stdout).contains("locked"));
+    let unlock = hub(&[
+        "pickup",
+        "unlock",
+        "--station",
+        "desk-1",
+        "--staff",
+        "sup-zhang",
+    ]);
+    assert!(
+        unlock.status.success(),
+        "{}",
+        String::from_utf8_lossy(&unlock.stderr)
+    );
+    assert!(String::from_utf8_lossy(&unlock.stdout).contains("lifted by sup-zhang"));
+    let ok = hub(&["pickup", "check", "--station", "desk-1", "P1:424242"]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let unknown = hub(&["pickup", "check", "--station", "nowhere", "P1:424242"]);
+    assert_eq!(
+        unknown.status.code(),
+        Some(2),
+        "an undeclared station is a usage error"
     );
 }

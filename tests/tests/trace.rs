@@ -21,7 +21,7 @@ fn run(args: &[&str]) -> String {
 fn an_item_is_traced_from_supplier_to_pickup_order() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("hub.toml");
-    std::fs::write(&config, "[site]\nid = \"trace-site\"\n[store]\ndata_dir = \"data\"\n[receiving]\nphoto_required = false\n").unwrap();
+    std::fs::write(&config, "[site]\nid = \"trace-site\"\n[store]\ndata_dir = \"data\"\n[receiving]\nphoto_required = false\n[[stations]]\nid = \"dock\"\nkind = \"receiving\"\n[[stations]]\nid = \"desk-1\"\nkind = \"pickup\"\n").unwrap();
     let cfg = config.to_str().unwrap();
     let write = |name: &str, value: Value| {
         let path = dir.path().join(name);

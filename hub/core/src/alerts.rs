@@ -312,10 +312,30 @@ pub enum AlertKind {
     OutboxBacklog,
     DiskNearlyFull,
     PickupLockout,
+    /// Wrong pickup codes arrive at a sustained rate below the lockouts.
+    PickupWrongCodeRate,
     EventTooLarge,
 }
 
 impl AlertKind {
+    /// Every kind, for parsing stored names.
+    pub const ALL: [AlertKind; 9] = [
+        AlertKind::StockLow,
+        AlertKind::NearExpiry,
+        AlertKind::QuarantineWaiting,
+        AlertKind::DeviceOffline,
+        AlertKind::OutboxBacklog,
+        AlertKind::DiskNearlyFull,
+        AlertKind::PickupLockout,
+        AlertKind::PickupWrongCodeRate,
+        AlertKind::EventTooLarge,
+    ];
+
+    /// Parses [`AlertKind::as_str`].
+    pub fn parse(text: &str) -> Option<AlertKind> {
+        AlertKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
     /// Stable name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -326,6 +346,7 @@ impl AlertKind {
             AlertKind::OutboxBacklog => "outbox_backlog",
             AlertKind::DiskNearlyFull => "disk_nearly_full",
             AlertKind::PickupLockout => "pickup_lockout",
+            AlertKind::PickupWrongCodeRate => "pickup_wrong_code_rate",
             AlertKind::EventTooLarge => "event_too_large",
         }
     }
@@ -404,6 +425,27 @@ pub fn expiry_tier(days_left: i64, warn_days: i64) -> Tier {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_alert_kind_is_listed_and_parses_back() {
+        use super::AlertKind;
+        for kind in AlertKind::ALL {
+            assert_eq!(AlertKind::parse(kind.as_str()), Some(kind));
+            // A new kind must be added here, which reminds the author of `ALL`.
+            match kind {
+                AlertKind::StockLow
+                | AlertKind::NearExpiry
+                | AlertKind::QuarantineWaiting
+                | AlertKind::DeviceOffline
+                | AlertKind::OutboxBacklog
+                | AlertKind::DiskNearlyFull
+                | AlertKind::PickupLockout
+                | AlertKind::PickupWrongCodeRate
+                | AlertKind::EventTooLarge => {}
+            }
+        }
+        assert_eq!(AlertKind::parse("nonsense"), None);
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -57,6 +57,15 @@ pub enum DomainEvent {
         until: Timestamp,
         failures: u32,
     },
+    /// The site used its hourly budget of wrong pickup guesses: every station's code checks
+    /// pause until `until`.
+    PickupSiteLockedOut { until: Timestamp, guesses: u32 },
+    /// A supervisor lifted a lockout early (`station` is `None` for the site-wide pause).
+    PickupLockoutLifted {
+        station: Option<String>,
+        staff: String,
+        reason: String,
+    },
     /// A SKU's stock tier changed.
     StockTierChanged {
         sku: SkuCode,
@@ -201,6 +210,8 @@ impl DomainEvent {
             DomainEvent::SyncAlert { .. } => "sync_alert",
             DomainEvent::PickupHandedOver { .. } => "pickup_handed_over",
             DomainEvent::PickupStationLockedOut { .. } => "pickup_station_locked_out",
+            DomainEvent::PickupSiteLockedOut { .. } => "pickup_site_locked_out",
+            DomainEvent::PickupLockoutLifted { .. } => "pickup_lockout_lifted",
             DomainEvent::StockTierChanged { .. } => "stock_tier_changed",
             DomainEvent::ReplenishmentRequested { .. } => "replenishment_requested",
             DomainEvent::ReplenishmentEpisodeEnded { .. } => "replenishment_episode_ended",

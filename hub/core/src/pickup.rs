@@ -2,9 +2,12 @@
 //!
 //! Codes are never stored in clear: central sends a per-order salt and `sha256(salt || code)`.
 //! Matching hashes the typed or scanned code with each candidate's salt and compares digests
-//! in constant time. Wrong attempts are counted per station by [`AttemptLimiter`]; after too
-//! many the station is locked out for a while, so a 6-digit code cannot be brute-forced.
-//! Pure: no clock, no storage — the caller passes the orders and the time.
+//! in constant time. A check targets one order — the QR `ORDER:CODE`, or the typed code with
+//! the order number or the customer's phone tail (尾号) — so a guess is compared with one order
+//! (or the few sharing a phone tail), never with every open order. Every comparison that fails
+//! is one *guess*; guesses are counted per station and for the whole site by
+//! [`AttemptLimiter`], so a 6-digit code cannot be brute-forced (see [`GuessBudget`] for the
+//! arithmetic). Pure: no clock, no storage — the caller passes the orders and the time.
 
 use crate::domain::{SiteId, SkuCode, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -65,7 +68,15 @@ pub struct PickupOrder {
     pub closes_at: Timestamp,
     pub status: OrderStatus,
     pub version: i64,
+    /// The last digits of the customer's phone number (尾号), as central sends them masked;
+    /// lets a clerk target the order without its number.
+    #[serde(default)]
+    pub phone_tail: Option<String>,
 }
+
+/// Longest pickup code input read (a QR `ORDER:CODE` included); longer input is refused
+/// before anything is hashed.
+pub const MAX_PRESENTED_CHARS: usize = 64;
 
 /// Hashes a code the way central does: `sha256(salt || code)`, hex. Returns `None` for a salt
 /// that is not hex.
@@ -140,6 +151,30 @@ pub enum CodeCheck {
     LockedOut {
         until: Timestamp,
     },
+    /// Too many wrong codes at this site within the hour (every station is paused); try again
+    /// after `until`, or a supervisor lifts it.
+    SiteLockedOut {
+        until: Timestamp,
+    },
+    /// The input cannot be a pickup code; nothing was compared.
+    Unreadable {
+        problem: CodeProblem,
+    },
+}
+
+/// Why an input is not checked at all (it does not count as a guess).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum CodeProblem {
+    Empty,
+    /// Longer than [`MAX_PRESENTED_CHARS`].
+    TooLong {
+        max: usize,
+    },
+    /// A typed code alone: scan the QR, or type the order number or the phone tail with it.
+    NeedsOrderOrPhoneTail,
+    /// The phone tail is not 4 digits.
+    BadPhoneTail,
 }
 
 impl CodeCheck {
@@ -154,11 +189,22 @@ impl CodeCheck {
     }
 }
 
-/// What the clerk presented: a QR payload `ORDER_ID:CODE`, or typed digits.
+/// What the clerk presented: a QR payload `ORDER_ID:CODE`, or a typed code with the order
+/// number or the customer's phone tail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresentedCode {
     pub order_id: Option<String>,
+    pub phone_tail: Option<String>,
     pub code: String,
+}
+
+/// Which orders a presented code is compared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target<'a> {
+    Order(&'a str),
+    PhoneTail(&'a str),
+    /// Every open order: only where the site allows code-only lookups.
+    AnyOpenOrder,
 }
 
 impl PresentedCode {
@@ -168,12 +214,57 @@ impl PresentedCode {
         match input.rsplit_once(':') {
             Some((order, code)) if !order.is_empty() && !code.is_empty() => PresentedCode {
                 order_id: Some(order.to_owned()),
+                phone_tail: None,
                 code: code.to_owned(),
             },
             _ => PresentedCode {
                 order_id: None,
+                phone_tail: None,
                 code: input.to_owned(),
             },
+        }
+    }
+
+    /// A code typed on the keypad, with the order number or the phone tail the clerk typed
+    /// beside it (a QR payload in `code` still carries its own order).
+    pub fn typed(code: &str, order_id: Option<&str>, phone_tail: Option<&str>) -> PresentedCode {
+        let mut presented = PresentedCode::parse(code);
+        let given = |v: Option<&str>| {
+            v.map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        if presented.order_id.is_none() {
+            presented.order_id = given(order_id);
+        }
+        presented.phone_tail = given(phone_tail);
+        presented
+    }
+
+    /// Checks the input's shape and says which orders it is compared with. `allow_code_only`
+    /// is the site's `pickup.allow_code_only`.
+    pub fn target(&self, raw_len: usize, allow_code_only: bool) -> Result<Target<'_>, CodeProblem> {
+        if raw_len > MAX_PRESENTED_CHARS {
+            return Err(CodeProblem::TooLong {
+                max: MAX_PRESENTED_CHARS,
+            });
+        }
+        if self.code.trim().is_empty() {
+            return Err(CodeProblem::Empty);
+        }
+        if let Some(order) = &self.order_id {
+            return Ok(Target::Order(order));
+        }
+        if let Some(tail) = &self.phone_tail {
+            if tail.len() != 4 || !tail.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(CodeProblem::BadPhoneTail);
+            }
+            return Ok(Target::PhoneTail(tail));
+        }
+        if allow_code_only {
+            Ok(Target::AnyOpenOrder)
+        } else {
+            Err(CodeProblem::NeedsOrderOrPhoneTail)
         }
     }
 }
@@ -193,6 +284,10 @@ pub fn check_code<'a>(
                 .order_id
                 .as_ref()
                 .is_none_or(|id| id == &o.order_id)
+                && presented
+                    .phone_tail
+                    .as_ref()
+                    .is_none_or(|tail| o.phone_tail.as_ref() == Some(tail))
         })
         .filter(|o| o.code_matches(&presented.code))
         .collect();
@@ -249,14 +344,20 @@ pub fn check_code<'a>(
     }
 }
 
-/// Limits on wrong attempts per station.
+/// Limits on wrong guesses: per station, and for the whole site.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptPolicy {
-    /// Wrong codes allowed within `window_ms` before a lockout.
+    /// Wrong guesses a station may make within `window_ms` before it is locked out.
     pub max_failures: u32,
     pub window_ms: i64,
     /// How long a lockout lasts.
     pub lockout_ms: i64,
+    /// The site's budget: wrong guesses, all stations together, within any hour. Reaching it
+    /// pauses every station's code checks until the hour has room again.
+    pub site_max_per_hour: u32,
+    /// Wrong guesses within an hour, site-wide, that raise an alert (a sustained rate that may
+    /// be someone guessing below the lockouts).
+    pub site_alert_per_hour: u32,
 }
 
 impl Default for AttemptPolicy {
@@ -265,53 +366,180 @@ impl Default for AttemptPolicy {
             max_failures: 5,
             window_ms: 10 * 60_000,
             lockout_ms: 15 * 60_000,
+            site_max_per_hour: 50,
+            site_alert_per_hour: 20,
         }
     }
 }
 
-/// Wrong-attempt state of one station; serialisable so lockouts survive restarts.
+/// A site's pickup rules (`[pickup]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PickupRules {
+    pub attempts: AttemptPolicy,
+    /// Whether a typed code alone is looked up among every open order.
+    pub allow_code_only: bool,
+    /// A handover needs a successful check of that order at that station within this.
+    pub check_valid_ms: i64,
+}
+
+impl Default for PickupRules {
+    fn default() -> Self {
+        PickupRules {
+            attempts: AttemptPolicy::default(),
+            allow_code_only: false,
+            check_valid_ms: 10 * 60_000,
+        }
+    }
+}
+
+/// The window of the site-wide budget.
+pub const SITE_WINDOW_MS: i64 = 3_600_000;
+
+/// The arithmetic behind the site-wide budget: how long an attacker needs, at the most the
+/// budget allows, to expect to guess one order's code.
+///
+/// A guess is one comparison with one order's code. Targeted checks compare with one order
+/// (or the few sharing a phone tail, each counted), so whatever the number of open orders, at
+/// most `site_max_per_hour` comparisons a wrong guess can make per hour. Against one order a
+/// guesser who never repeats a code needs `(space + 1) / 2` comparisons on average; spreading
+/// guesses over many orders needs about `space` (each comparison succeeds with `1 / space`),
+/// so the focused attack is the worst case.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GuessBudget {
+    /// Number of possible codes (10^6 for 6 digits).
+    pub code_space: f64,
+    pub guesses_per_hour: f64,
+}
+
+impl GuessBudget {
+    /// The budget for `digits`-digit codes under `policy`.
+    pub fn for_policy(digits: u32, policy: &AttemptPolicy) -> GuessBudget {
+        GuessBudget {
+            code_space: 10f64.powi(digits as i32),
+            guesses_per_hour: f64::from(policy.site_max_per_hour.max(1)),
+        }
+    }
+
+    /// Expected hours until one order's code is guessed, at the full budget.
+    pub fn expected_hours_to_guess(&self) -> f64 {
+        (self.code_space + 1.0) / 2.0 / self.guesses_per_hour
+    }
+
+    /// The same in years of 365.25 days.
+    pub fn expected_years_to_guess(&self) -> f64 {
+        self.expected_hours_to_guess() / (365.25 * 24.0)
+    }
+}
+
+/// Wrong-guess state of one station (or of the site); serialisable so lockouts survive
+/// restarts. A right code does not clear it: the count only ages out of its window.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptLimiter {
-    /// Times of recent wrong attempts, oldest first.
+    /// Times of recent wrong guesses, oldest first (one entry per guess).
     pub failures: Vec<Timestamp>,
     pub locked_until: Option<Timestamp>,
 }
 
-/// What recording a wrong attempt led to.
+/// What recording wrong guesses led to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptOutcome {
-    /// Still allowed; `remaining` more wrong codes before a lockout.
+    /// Still allowed; `remaining` more wrong guesses before a lockout.
     Counted { remaining: u32 },
-    /// This attempt started a lockout (raise an alert).
+    /// These guesses started a lockout (raise an alert).
     LockoutStarted { until: Timestamp },
 }
 
 impl AttemptLimiter {
-    /// `Some(until)` while the station is locked out.
+    /// `Some(until)` while locked out.
     pub fn locked(&self, now: Timestamp) -> Option<Timestamp> {
         self.locked_until.filter(|until| now < *until)
     }
 
-    /// Records a wrong code.
-    pub fn record_failure(&mut self, policy: &AttemptPolicy, now: Timestamp) -> AttemptOutcome {
+    /// Wrong guesses within the last `window_ms`.
+    pub fn recent(&self, window_ms: i64, now: Timestamp) -> usize {
         self.failures
-            .retain(|t| now.millis() - t.millis() < policy.window_ms);
-        self.failures.push(now);
-        if self.failures.len() as u32 >= policy.max_failures {
-            let until = now.plus_millis(policy.lockout_ms);
+            .iter()
+            .filter(|t| now.millis() - t.millis() < window_ms)
+            .count()
+    }
+
+    /// Records `guesses` wrong guesses (one per order the code was compared with) against a
+    /// limit of `max` within `window_ms`; reaching it locks out for `lockout_ms`.
+    pub fn record_failures(
+        &mut self,
+        guesses: u32,
+        max: u32,
+        window_ms: i64,
+        lockout_ms: i64,
+        now: Timestamp,
+    ) -> AttemptOutcome {
+        self.failures
+            .retain(|t| now.millis() - t.millis() < window_ms);
+        // A code-only lookup against thousands of orders counts them all, but the state keeps
+        // no more entries than the limit needs.
+        let keep = max.max(1) as usize;
+        for _ in 0..guesses.min(max.max(1)) {
+            self.failures.push(now);
+        }
+        if self.failures.len() > keep {
+            let excess = self.failures.len() - keep;
+            self.failures.drain(..excess);
+        }
+        if guesses >= max || self.failures.len() as u32 >= max {
+            let until = now.plus_millis(lockout_ms);
             self.locked_until = Some(until);
-            self.failures.clear();
             AttemptOutcome::LockoutStarted { until }
         } else {
             AttemptOutcome::Counted {
-                remaining: policy.max_failures - self.failures.len() as u32,
+                remaining: max - self.failures.len() as u32,
             }
         }
     }
 
-    /// A right code clears the count (a lockout still runs its course).
-    pub fn record_success(&mut self) {
+    /// A station's wrong guesses under `policy`; the station's count restarts after a lockout.
+    pub fn record_failure(
+        &mut self,
+        policy: &AttemptPolicy,
+        guesses: u32,
+        now: Timestamp,
+    ) -> AttemptOutcome {
+        let outcome = self.record_failures(
+            guesses,
+            policy.max_failures,
+            policy.window_ms,
+            policy.lockout_ms,
+            now,
+        );
+        if matches!(outcome, AttemptOutcome::LockoutStarted { .. }) {
+            self.failures.clear();
+        }
+        outcome
+    }
+
+    /// The site's wrong guesses under `policy`: locked until the oldest guess of the hour ages
+    /// out (the budget has room again). The site's history is kept, so a rate just under the
+    /// budget stays visible to [`AttemptLimiter::recent`].
+    pub fn record_site_failure(
+        &mut self,
+        policy: &AttemptPolicy,
+        guesses: u32,
+        now: Timestamp,
+    ) -> AttemptOutcome {
+        let max = policy.site_max_per_hour.max(1);
+        let outcome = self.record_failures(guesses, max, SITE_WINDOW_MS, 0, now);
+        if let AttemptOutcome::LockoutStarted { .. } = outcome {
+            let oldest = self.failures.first().copied().unwrap_or(now);
+            let until = oldest.plus_millis(SITE_WINDOW_MS);
+            self.locked_until = Some(until);
+            return AttemptOutcome::LockoutStarted { until };
+        }
+        outcome
+    }
+
+    /// A supervisor lifted the lockout: the count starts over.
+    pub fn lift(&mut self) {
         self.failures.clear();
+        self.locked_until = None;
     }
 }
 
@@ -408,6 +636,7 @@ mod tests {
             closes_at: Timestamp(10_000),
             status,
             version: 1,
+            phone_tail: None,
         }
     }
 
@@ -524,35 +753,173 @@ mod tests {
         );
     }
 
+    fn policy(max: u32, window_ms: i64, lockout_ms: i64) -> AttemptPolicy {
+        AttemptPolicy {
+            max_failures: max,
+            window_ms,
+            lockout_ms,
+            ..AttemptPolicy::default()
+        }
+    }
+
     #[test]
     fn wrong_codes_lock_a_station_out_and_the_lockout_ends() {
-        let policy = AttemptPolicy {
-            max_failures: 3,
-            window_ms: 1_000,
-            lockout_ms: 5_000,
-        };
+        let policy = policy(3, 1_000, 5_000);
         let mut l = AttemptLimiter::default();
         assert_eq!(
-            l.record_failure(&policy, Timestamp(0)),
+            l.record_failure(&policy, 1, Timestamp(0)),
             AttemptOutcome::Counted { remaining: 2 }
         );
         // Old failures age out of the window.
         assert_eq!(
-            l.record_failure(&policy, Timestamp(2_000)),
+            l.record_failure(&policy, 1, Timestamp(2_000)),
             AttemptOutcome::Counted { remaining: 2 }
         );
         assert_eq!(
-            l.record_failure(&policy, Timestamp(2_100)),
+            l.record_failure(&policy, 1, Timestamp(2_100)),
             AttemptOutcome::Counted { remaining: 1 }
         );
         assert_eq!(
-            l.record_failure(&policy, Timestamp(2_200)),
+            l.record_failure(&policy, 1, Timestamp(2_200)),
             AttemptOutcome::LockoutStarted {
                 until: Timestamp(7_200)
             }
         );
         assert_eq!(l.locked(Timestamp(7_199)), Some(Timestamp(7_200)));
         assert_eq!(l.locked(Timestamp(7_200)), None);
+    }
+
+    #[test]
+    fn a_right_code_between_wrong_ones_does_not_reset_the_count() {
+        // 4 wrong + 1 own valid code, repeated: the fifth wrong guess within the window locks.
+        let policy = policy(5, 600_000, 900_000);
+        let mut l = AttemptLimiter::default();
+        let mut locked_at = None;
+        for round in 0..20i64 {
+            for i in 0..4 {
+                let now = Timestamp(round * 10_000 + i * 1_000);
+                if let AttemptOutcome::LockoutStarted { .. } = l.record_failure(&policy, 1, now) {
+                    locked_at.get_or_insert(round * 4 + i + 1);
+                }
+            }
+            // (the valid code is not recorded: nothing resets the count)
+        }
+        assert_eq!(locked_at, Some(5), "the fifth wrong code locks the station");
+    }
+
+    #[test]
+    fn a_guess_against_several_orders_counts_each_comparison() {
+        let policy = policy(5, 600_000, 900_000);
+        let mut l = AttemptLimiter::default();
+        assert!(matches!(
+            l.record_failure(&policy, 3, Timestamp(0)),
+            AttemptOutcome::Counted { remaining: 2 }
+        ));
+        assert!(matches!(
+            l.record_failure(&policy, 2, Timestamp(1)),
+            AttemptOutcome::LockoutStarted { .. }
+        ));
+        // A code-only lookup against 1,000 orders is 1,000 guesses: locked at once, and the
+        // state stays small.
+        let mut l = AttemptLimiter::default();
+        assert!(matches!(
+            l.record_failure(&policy, 1_000, Timestamp(0)),
+            AttemptOutcome::LockoutStarted { .. }
+        ));
+        assert!(l.failures.len() <= 5);
+    }
+
+    #[test]
+    fn the_site_budget_caps_guesses_per_hour_across_stations() {
+        let policy = AttemptPolicy::default();
+        let mut site = AttemptLimiter::default();
+        // 4 wrong codes every 10 minutes at each of 200 invented... declared stations: the
+        // site counts them all. Guess every 30 s until the budget locks.
+        let mut t = 0;
+        let mut guesses = 0;
+        loop {
+            guesses += 1;
+            if let AttemptOutcome::LockoutStarted { until } =
+                site.record_site_failure(&policy, 1, Timestamp(t))
+            {
+                assert_eq!(guesses, policy.site_max_per_hour);
+                // Locked until the oldest guess of the hour ages out.
+                assert_eq!(until, Timestamp(SITE_WINDOW_MS));
+                break;
+            }
+            t += 30_000;
+        }
+        assert!(site.locked(Timestamp(t + 1)).is_some());
+        assert_eq!(site.locked(Timestamp(SITE_WINDOW_MS)), None);
+        // A sustained rate just under the budget stays visible for the alert.
+        assert_eq!(site.recent(SITE_WINDOW_MS, Timestamp(t)), 50);
+    }
+
+    #[test]
+    fn the_default_budget_makes_guessing_a_code_take_over_a_year() {
+        let policy = AttemptPolicy::default();
+        let budget = GuessBudget::for_policy(6, &policy);
+        // 10^6 codes, 50 guesses per hour: (10^6 + 1) / 2 / 50 = 10,000.01 hours.
+        assert!((budget.expected_hours_to_guess() - 10_000.01).abs() < 1e-6);
+        assert!(budget.expected_years_to_guess() >= 1.0);
+        // With 1,000 open orders and digits-only matching, each typed guess would be compared
+        // with all of them: 1,000 comparisons per wrong code, so the same budget allows one
+        // wrong code every 20 hours — which is why it is off by default.
+        let per_guess = 1_000.0;
+        assert!(budget.guesses_per_hour / per_guess < 1.0);
+        // The per-station limit alone (5 per 10 minutes, 30 per hour) would be too weak with
+        // several stations: two stations reach 60 per hour.
+        let two_stations = 2.0 * 30.0;
+        let weak = GuessBudget {
+            code_space: 1e6,
+            guesses_per_hour: two_stations * 1_000.0,
+        };
+        assert!(weak.expected_years_to_guess() < 1.0);
+    }
+
+    #[test]
+    fn a_check_targets_one_order_or_a_phone_tail() {
+        let p = PresentedCode::parse("P1:123456");
+        assert_eq!(p.target(9, false), Ok(Target::Order("P1")));
+        let typed = PresentedCode::typed("123456", Some("P1"), None);
+        assert_eq!(typed.target(6, false), Ok(Target::Order("P1")));
+        let tail = PresentedCode::typed("123456", None, Some("1234"));
+        assert_eq!(tail.target(6, false), Ok(Target::PhoneTail("1234")));
+        let bare = PresentedCode::typed("123456", None, None);
+        assert_eq!(
+            bare.target(6, false),
+            Err(CodeProblem::NeedsOrderOrPhoneTail)
+        );
+        assert_eq!(bare.target(6, true), Ok(Target::AnyOpenOrder));
+        assert_eq!(
+            PresentedCode::typed("1", None, Some("12a4")).target(1, false),
+            Err(CodeProblem::BadPhoneTail)
+        );
+        assert_eq!(
+            PresentedCode::parse(&"9".repeat(65)).target(65, true),
+            Err(CodeProblem::TooLong { max: 64 })
+        );
+        assert_eq!(
+            PresentedCode::typed(" ", Some("P1"), None).target(1, true),
+            Err(CodeProblem::Empty)
+        );
+        // Only orders with that tail are compared.
+        let mut a = order("P1", "111111", OrderStatus::Open);
+        a.phone_tail = Some("1234".into());
+        let mut b = order("P2", "111111", OrderStatus::Open);
+        b.phone_tail = Some("9999".into());
+        let orders = vec![a, b];
+        assert_eq!(
+            check_code(
+                &site("s1"),
+                &PresentedCode::typed("111111", None, Some("9999")),
+                &orders,
+                Timestamp(2_000)
+            ),
+            CodeCheck::Found {
+                order_id: "P2".into()
+            }
+        );
     }
 
     #[test]

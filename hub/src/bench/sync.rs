@@ -192,7 +192,7 @@ pub async fn run(events: usize, in_flight: usize) -> anyhow::Result<SyncBenchRep
     let central = CentralHandle::start(CentralOptions::new(
         Connection::plain(broker_address.clone(), "bench-central"),
         scratch.path().join("central.sqlite"),
-    ));
+    ))?;
     central
         .wait_ready(
             &Connection::plain(broker_address.clone(), "bench-probe"),

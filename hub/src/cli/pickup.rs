@@ -4,16 +4,41 @@ use super::*;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum PickupCommand {
-    /// Check a pickup code (typed digits, or the QR payload ORDER:CODE).
+    /// Check a pickup code: the QR payload ORDER:CODE, or the typed code with --order or
+    /// --phone-tail (a code alone is looked up only where pickup.allow_code_only is set).
     Check {
         #[command(flatten)]
         config: ConfigArg,
-        /// The station (desk) checking the code; wrong codes are counted per station.
+        /// The station (desk) checking the code; wrong codes are counted per station and for
+        /// the site.
         #[arg(long)]
         station: String,
         code: String,
+        /// The order number the customer gives with a typed code.
+        #[arg(long)]
+        order: Option<String>,
+        /// The last 4 digits of the customer's phone number (尾号), with a typed code.
+        #[arg(long)]
+        phone_tail: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// Lift a station's lockout after wrong codes (or, with --site, the site-wide pause) early:
+    /// a supervisor's action, recorded with who and why.
+    Unlock {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The locked station.
+        #[arg(long, required_unless_present = "site", conflicts_with = "site")]
+        station: Option<String>,
+        /// Lift the site-wide pause instead.
+        #[arg(long)]
+        site: bool,
+        /// The supervisor lifting it.
+        #[arg(long)]
+        staff: String,
+        #[arg(long, default_value = "lifted by a supervisor")]
+        reason: String,
     },
     /// Hand an order over (after its code was checked), exactly once.
     Handover {
@@ -26,10 +51,10 @@ pub(super) enum PickupCommand {
         /// A trace code scanned while handing over (repeatable).
         #[arg(long = "item")]
         items: Vec<String>,
-        /// A refused quantity: LINE:QTY:stock|loss[:reason] (line numbers start at 0).
+        /// A refused quantity: LINE:QTY:stock|loss[:reason] (order lines are numbered from 1).
         #[arg(long = "refuse")]
         refusals: Vec<String>,
-        /// A weighed by-weight line: LINE:GRAMS.
+        /// A weighed by-weight line: LINE:GRAMS (lines from 1).
         #[arg(long = "weigh")]
         weighings: Vec<String>,
         /// Who hands the order over (staff id, kept with the handover).
@@ -57,9 +82,7 @@ pub(super) fn parse_refusal(text: &str) -> anyhow::Result<crate::store::pickup::
         other => anyhow::bail!("--refuse {text}: '{other}' must be stock or loss"),
     };
     Ok(crate::store::pickup::Refusal {
-        line: line
-            .parse()
-            .map_err(|_| anyhow::anyhow!("--refuse {text}: line must be a number"))?,
+        line_no: line_number(line, "--refuse", text)?,
         quantity: quantity
             .parse()
             .map_err(|_| anyhow::anyhow!("--refuse {text}: quantity must be a number"))?,
@@ -73,13 +96,29 @@ pub(super) fn parse_weighing(text: &str) -> anyhow::Result<crate::store::pickup:
         .split_once(':')
         .ok_or_else(|| anyhow::anyhow!("--weigh {text}: expected LINE:GRAMS"))?;
     Ok(crate::store::pickup::Weighing {
-        line: line
-            .parse()
-            .map_err(|_| anyhow::anyhow!("--weigh {text}: line must be a number"))?,
+        line_no: line_number(line, "--weigh", text)?,
         grams: grams
             .parse()
             .map_err(|_| anyhow::anyhow!("--weigh {text}: grams must be a number"))?,
     })
+}
+
+fn line_number(line: &str, flag: &str, text: &str) -> anyhow::Result<usize> {
+    match line.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => anyhow::bail!("{flag} {text}: LINE must be an order line number, from 1"),
+    }
+}
+
+fn pickup_failure(e: crate::workflows::pickup::PickupError) -> Failure {
+    use crate::workflows::pickup::PickupError;
+    match e {
+        PickupError::Station(e) => Failure {
+            code: EXIT_INVALID,
+            error: e.into(),
+        },
+        PickupError::Store(e) => e.into(),
+    }
 }
 
 pub(super) fn pickup_command(
@@ -92,16 +131,25 @@ pub(super) fn pickup_command(
             config,
             station,
             code,
+            order,
+            phone_tail,
             json,
         } => {
             let (config, store) = open_site(&config.config, format)?;
-            let check = runtime()?.block_on(crate::workflows::pickup::check(
-                &store,
-                &config,
-                &station,
-                &code,
-                crate::clock::now(),
-            ))?;
+            let entry = crate::workflows::pickup::CodeEntry {
+                code,
+                order_id: order,
+                phone_tail,
+            };
+            let check = runtime()?
+                .block_on(crate::workflows::pickup::check(
+                    &store,
+                    &config,
+                    &station,
+                    &entry,
+                    crate::clock::now(),
+                ))
+                .map_err(pickup_failure)?;
             let pick = match &check {
                 hub_core::pickup::CodeCheck::Found { order_id } => {
                     let id = order_id.clone();
@@ -194,6 +242,10 @@ pub(super) fn pickup_command(
                     Ok(EXIT_OK)
                 }
                 Err(HandoverError::Store(e)) => Err(e.into()),
+                Err(HandoverError::Station(e)) => Err(Failure {
+                    code: EXIT_INVALID,
+                    error: e.into(),
+                }),
                 Err(HandoverError::Ledger(crate::store::ledger::RecordError::Store(e))) => {
                     Err(e.into())
                 }
@@ -206,6 +258,35 @@ pub(super) fn pickup_command(
                     Ok(EXIT_REFUSED)
                 }
             }
+        }
+        PickupCommand::Unlock {
+            config,
+            station,
+            site: _,
+            staff,
+            reason,
+        } => {
+            let (config, store) = open_site(&config.config, format)?;
+            let was_locked = runtime()?
+                .block_on(crate::workflows::pickup::unlock(
+                    &store,
+                    &config,
+                    station.as_deref(),
+                    &staff,
+                    &reason,
+                    crate::clock::now(),
+                ))
+                .map_err(pickup_failure)?;
+            store.close();
+            let what = station
+                .as_deref()
+                .map_or("the site-wide pause".to_owned(), |s| format!("station {s}"));
+            if was_locked {
+                println!("{what}: lockout lifted by {staff}");
+            } else {
+                println!("{what} was not locked; its wrong-code count starts over");
+            }
+            Ok(EXIT_OK)
         }
         PickupCommand::Import { config, file } => {
             let text = std::fs::read_to_string(&file)

@@ -174,6 +174,7 @@ pub(super) fn receive_command(
             json,
         } => {
             let (config, store) = open_site(&config.config, format)?;
+            receiving_station(&config, &station)?;
             let out = runtime()?.block_on(wf::scan(&store, &station, &code, &config.codes, now));
             store.close();
             match out {
@@ -193,7 +194,8 @@ pub(super) fn receive_command(
             station,
             grams,
         } => {
-            let (_config, store) = open_site(&config.config, format)?;
+            let (config, store) = open_site(&config.config, format)?;
+            receiving_station(&config, &station)?;
             let out = runtime()?.block_on(wf::weight(&store, &station, grams, now));
             store.close();
             match out {
@@ -355,6 +357,7 @@ pub(super) fn receive_command(
                 .map_err(|e| anyhow::anyhow!("cannot read photo {}: {e}", file.display()))?;
             let config = Config::load(&config.config)?;
             telemetry::init(&config.log.level, log_format(format, Some(&config)));
+            receiving_station(&config, &station)?;
             let vision = crate::vision::start(&config.vision)?;
             let store = daemon::open_store(&config)?;
             let data_dir = config.store.data_dir.clone();
@@ -405,4 +408,15 @@ pub(super) fn receive_command(
             Ok(EXIT_OK)
         }
     }
+}
+
+/// Only a declared receiving station may receive (exit 2 otherwise).
+fn receiving_station(config: &Config, station: &str) -> Result<(), Failure> {
+    config
+        .station(station, crate::config::StationKind::Receiving)
+        .map(|_| ())
+        .map_err(|e| Failure {
+            code: EXIT_INVALID,
+            error: e.into(),
+        })
 }

@@ -558,7 +558,7 @@ mod tests {
     use crate::config::Config;
     use std::path::Path;
 
-    const BASE: &str = "[site]\nid='s1'\n[store]\ndata_dir='d'\n";
+    const BASE: &str = "[site]\nid='s1'\n[store]\ndata_dir='d'\n[[stations]]\nid='recv-1'\nkind='receiving'\n[[stations]]\nid='pickup-1'\nkind='pickup'\n";
 
     #[test]
     fn devices_are_validated_with_their_index() {

@@ -92,8 +92,7 @@ async fn handle(store: &Store, config: &Config, board: &HealthBoard, event: Devi
         DeviceEvent::Scan {
             code, parsed, raw, ..
         } => {
-            let site = config.site.id.clone();
-            let policy = config.pickup.attempts;
+            let config = config.clone();
             store
                 .write(move |c| {
                     let input = NewInput {
@@ -110,12 +109,11 @@ async fn handle(store: &Store, config: &Config, board: &HealthBoard, event: Devi
                     let outcome = match device.role {
                         DeviceRole::Receiving => receiving_scan(c, &device, &code, &parsed, now)?,
                         DeviceRole::Pickup => attempt(c, |c| {
-                            crate::store::pickup::check_presented_code(
+                            crate::workflows::pickup::check_in(
                                 c,
-                                &site,
+                                &config,
                                 &device.station,
-                                &code,
-                                &policy,
+                                &crate::workflows::pickup::CodeEntry::scanned(&code),
                                 now,
                             )
                         })?

@@ -100,19 +100,7 @@ fn apply_changes(
 }
 
 fn parse_kind(text: &str) -> Option<AlertKind> {
-    use AlertKind::*;
-    [
-        StockLow,
-        NearExpiry,
-        QuarantineWaiting,
-        DeviceOffline,
-        OutboxBacklog,
-        DiskNearlyFull,
-        PickupLockout,
-        EventTooLarge,
-    ]
-    .into_iter()
-    .find(|k| k.as_str() == text)
+    AlertKind::parse(text)
 }
 
 /// Every open alert, worst first.

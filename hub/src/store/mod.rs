@@ -17,6 +17,7 @@ pub mod pickup;
 pub mod receiving;
 mod schema;
 pub mod sku;
+pub mod station;
 pub mod trace;
 
 use rusqlite::{Connection, OpenFlags};

@@ -9,8 +9,9 @@
 use hub_core::alerts::{Alert, AlertKind, Tier};
 use hub_core::event::{Handover, HandoverLine, RefusedTo};
 use hub_core::pickup::{
-    AttemptLimiter, AttemptOutcome, AttemptPolicy, CodeCheck, ItemRefusal, OrderStatus, PickupItem,
-    PickupOrder, PresentedCode, TraceFacts, check_code, check_item,
+    AttemptLimiter, AttemptOutcome, AttemptPolicy, CodeCheck, CodeProblem, ItemRefusal,
+    OrderStatus, PickupItem, PickupOrder, PickupRules, PresentedCode, SITE_WINDOW_MS, Target,
+    TraceFacts, check_code, check_item,
 };
 use hub_core::{
     BatchKey, DomainEvent, Movement, MovementId, MovementKind, SiteId, SkuCode, Timestamp,
@@ -77,10 +78,10 @@ pub fn upsert_order(
     let body = serde_json::to_string(&order.items).unwrap_or_else(|_| "[]".into());
     conn.prepare_cached(
         "INSERT INTO pickup_order (order_id, site, code_salt, code_hash, body, opens_at, closes_at, status,
-                                   version, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                                   version, updated_at, phone_tail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (order_id) DO UPDATE SET site = ?2, code_salt = ?3, code_hash = ?4, body = ?5,
-             opens_at = ?6, closes_at = ?7, status = ?8, version = ?9, updated_at = ?10",
+             opens_at = ?6, closes_at = ?7, status = ?8, version = ?9, updated_at = ?10, phone_tail = ?11",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -93,7 +94,8 @@ pub fn upsert_order(
             order.closes_at.millis(),
             order.status.name(),
             order.version,
-            now.millis()
+            now.millis(),
+            order.phone_tail
         ])
     })
     .map_err(sql(conn))?;
@@ -130,10 +132,11 @@ fn row_to_order(r: &rusqlite::Row<'_>) -> rusqlite::Result<PickupOrder> {
         closes_at: Timestamp(r.get(6)?),
         status: status_from_row(&status, r.get(8)?, r.get(9)?),
         version: r.get(10)?,
+        phone_tail: r.get(11)?,
     })
 }
 
-const ORDER_COLUMNS: &str = "order_id, site, code_salt, code_hash, body, opens_at, closes_at, status, collected_at, collected_by, version";
+const ORDER_COLUMNS: &str = "order_id, site, code_salt, code_hash, body, opens_at, closes_at, status, collected_at, collected_by, version, phone_tail";
 
 /// Reads one order.
 pub fn order(conn: &Connection, order_id: &str) -> Result<Option<PickupOrder>, StoreError> {
@@ -144,25 +147,31 @@ pub fn order(conn: &Connection, order_id: &str) -> Result<Option<PickupOrder>, S
     .map_err(sql(conn))
 }
 
+/// The orders a check compares the code with: the one named, those with the phone tail, or
+/// (code-only lookups) every order still answerable.
 fn candidates(
     conn: &Connection,
-    presented: &PresentedCode,
+    target: &Target<'_>,
     now: Timestamp,
 ) -> Result<Vec<PickupOrder>, StoreError> {
-    match &presented.order_id {
-        Some(id) => Ok(order(conn, id)?.into_iter().collect()),
-        None => {
-            let mut st = conn
-                .prepare_cached(&format!(
-                    "SELECT {ORDER_COLUMNS} FROM pickup_order WHERE closes_at >= ?1"
-                ))
-                .map_err(sql(conn))?;
-            st.query_map([now.millis() - RECENT_MS], row_to_order)
-                .and_then(|rows| rows.collect())
-                .map_err(sql(conn))
-        }
-    }
+    let recent = now.millis() - RECENT_MS;
+    let (filter, value) = match target {
+        Target::Order(id) => return Ok(order(conn, id)?.into_iter().collect()),
+        Target::PhoneTail(tail) => ("phone_tail = ?2 AND closes_at >= ?1", Some(*tail)),
+        Target::AnyOpenOrder => ("closes_at >= ?1 AND ?2 IS NULL", None),
+    };
+    let mut st = conn
+        .prepare_cached(&format!(
+            "SELECT {ORDER_COLUMNS} FROM pickup_order WHERE {filter}"
+        ))
+        .map_err(sql(conn))?;
+    st.query_map(params![recent, value], row_to_order)
+        .and_then(|rows| rows.collect())
+        .map_err(sql(conn))
 }
+
+/// The limiter row of the whole site (station ids cannot contain `*`).
+const SITE_LIMITER: &str = "*";
 
 fn load_limiter(conn: &Connection, station: &str) -> Result<AttemptLimiter, StoreError> {
     let state: Option<String> = conn
@@ -190,55 +199,208 @@ fn save_limiter(
     Ok(())
 }
 
-/// Checks a presented code for a station, counting wrong codes and locking the station out
-/// (with an event and an alert) when there are too many. Runs in a write transaction.
+/// Checks a presented code for a station: refuses unreadable or untargeted input before
+/// anything is hashed, compares the code with the targeted order(s) only, counts every failed
+/// comparison as a wrong guess for the station and for the site, locks out (with an event and
+/// an alert) when a limit is reached, and remembers a successful check for the handover that
+/// follows. `raw_len` is the length of what the clerk entered. Runs in a write transaction.
 pub fn check_presented_code(
     conn: &Connection,
     site: &SiteId,
     station: &str,
-    input: &str,
-    policy: &AttemptPolicy,
+    presented: &PresentedCode,
+    raw_len: usize,
+    rules: &PickupRules,
     now: Timestamp,
 ) -> Result<CodeCheck, StoreError> {
+    let policy = &rules.attempts;
     let mut limiter = load_limiter(conn, station)?;
     if let Some(until) = limiter.locked(now) {
         return Ok(CodeCheck::LockedOut { until });
     }
-    let presented = PresentedCode::parse(input);
-    let orders = candidates(conn, &presented, now)?;
-    let result = check_code(site, &presented, &orders, now);
-    if result.is_wrong_code() {
-        if let AttemptOutcome::LockoutStarted { until } = limiter.record_failure(policy, now) {
-            tracing::warn!(station, until = %until.to_rfc3339(), "pickup station locked out after repeated wrong codes");
-            outbox::append(
-                conn,
-                &DomainEvent::PickupStationLockedOut {
-                    station: station.to_owned(),
-                    until,
-                    failures: policy.max_failures,
-                },
-                now,
-            )?;
-            super::alerts::raise(
-                conn,
-                &Alert {
-                    kind: AlertKind::PickupLockout,
-                    subject: station.to_owned(),
-                    tier: Tier::Orange,
-                    message: format!(
-                        "station {station} typed {} wrong pickup codes; locked until {}",
-                        policy.max_failures,
-                        until.to_rfc3339()
-                    ),
-                },
-                now,
-            )?;
-        }
-    } else if result.is_found() {
-        limiter.record_success();
+    let mut site_limiter = load_limiter(conn, SITE_LIMITER)?;
+    if let Some(until) = site_limiter.locked(now) {
+        return Ok(CodeCheck::SiteLockedOut { until });
     }
-    save_limiter(conn, station, &limiter, now)?;
+    let target = match presented.target(raw_len, rules.allow_code_only) {
+        Ok(target) => target,
+        Err(problem) => return Ok(CodeCheck::Unreadable { problem }),
+    };
+    let orders = candidates(conn, &target, now)?;
+    let result = check_code(site, presented, &orders, now);
+    if result.is_wrong_code() {
+        let guesses = u32::try_from(orders.len()).unwrap_or(u32::MAX).max(1);
+        record_wrong_guesses(
+            conn,
+            station,
+            guesses,
+            policy,
+            (&mut limiter, &mut site_limiter),
+            now,
+        )?;
+        save_limiter(conn, station, &limiter, now)?;
+        save_limiter(conn, SITE_LIMITER, &site_limiter, now)?;
+    } else if let CodeCheck::Found { order_id } = &result {
+        conn.prepare_cached(
+            "INSERT INTO pickup_check_pass (station, order_id, at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (station, order_id) DO UPDATE SET at = ?3",
+        )
+        .and_then(|mut st| st.execute(params![station, order_id, now.millis()]))
+        .map_err(sql(conn))?;
+    }
     Ok(result)
+}
+
+fn record_wrong_guesses(
+    conn: &Connection,
+    station: &str,
+    guesses: u32,
+    policy: &AttemptPolicy,
+    (limiter, site_limiter): (&mut AttemptLimiter, &mut AttemptLimiter),
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    if let AttemptOutcome::LockoutStarted { until } = limiter.record_failure(policy, guesses, now) {
+        tracing::warn!(station, until = %until.to_rfc3339(), "pickup station locked out after repeated wrong codes");
+        outbox::append(
+            conn,
+            &DomainEvent::PickupStationLockedOut {
+                station: station.to_owned(),
+                until,
+                failures: policy.max_failures,
+            },
+            now,
+        )?;
+        super::alerts::raise(conn, &station_lockout_alert(station, policy, until), now)?;
+    }
+    let site_outcome = site_limiter.record_site_failure(policy, guesses, now);
+    if let AttemptOutcome::LockoutStarted { until } = site_outcome {
+        tracing::error!(until = %until.to_rfc3339(), "pickup code checks paused site-wide: the hourly budget of wrong guesses is used up");
+        outbox::append(
+            conn,
+            &DomainEvent::PickupSiteLockedOut {
+                until,
+                guesses: policy.site_max_per_hour,
+            },
+            now,
+        )?;
+        super::alerts::raise(conn, &site_lockout_alert(policy, until), now)?;
+    } else if let Some(alert) = wrong_code_rate_alert(site_limiter, policy, now) {
+        super::alerts::raise(conn, &alert, now)?;
+    }
+    Ok(())
+}
+
+fn station_lockout_alert(station: &str, policy: &AttemptPolicy, until: Timestamp) -> Alert {
+    Alert {
+        kind: AlertKind::PickupLockout,
+        subject: station.to_owned(),
+        tier: Tier::Orange,
+        message: format!(
+            "station {station} typed {} wrong pickup codes; locked until {} (a supervisor can lift it: hub pickup unlock)",
+            policy.max_failures,
+            until.to_rfc3339()
+        ),
+    }
+}
+
+fn site_lockout_alert(policy: &AttemptPolicy, until: Timestamp) -> Alert {
+    Alert {
+        kind: AlertKind::PickupLockout,
+        subject: "site".into(),
+        tier: Tier::Red,
+        message: format!(
+            "{} wrong pickup guesses within an hour at this site: code checks paused at every station until {}; look for someone guessing codes, a supervisor can lift it (hub pickup unlock --site)",
+            policy.site_max_per_hour,
+            until.to_rfc3339()
+        ),
+    }
+}
+
+fn wrong_code_rate_alert(
+    site_limiter: &AttemptLimiter,
+    policy: &AttemptPolicy,
+    now: Timestamp,
+) -> Option<Alert> {
+    let recent = site_limiter.recent(SITE_WINDOW_MS, now);
+    (recent >= policy.site_alert_per_hour as usize).then(|| Alert {
+        kind: AlertKind::PickupWrongCodeRate,
+        subject: "site".into(),
+        tier: Tier::Orange,
+        message: format!(
+            "{recent} wrong pickup guesses in the last hour (alert at {}, checks pause at {}): someone may be guessing codes",
+            policy.site_alert_per_hour, policy.site_max_per_hour
+        ),
+    })
+}
+
+/// The pickup alerts that hold now: locked stations, the site-wide pause, and a sustained
+/// wrong-guess rate. The periodic checks reconcile the open-alert book with these, so an
+/// alert clears when its lockout ends.
+pub fn lockout_alerts(
+    conn: &Connection,
+    policy: &AttemptPolicy,
+    now: Timestamp,
+) -> Result<Vec<Alert>, StoreError> {
+    let rows: Vec<(String, String)> = conn
+        .prepare_cached("SELECT station, state FROM station_attempts")
+        .and_then(|mut st| {
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+        })
+        .map_err(sql(conn))?;
+    let mut alerts = Vec::new();
+    for (station, state) in rows {
+        let limiter: AttemptLimiter = serde_json::from_str(&state).unwrap_or_default();
+        if station == SITE_LIMITER {
+            if let Some(until) = limiter.locked(now) {
+                alerts.push(site_lockout_alert(policy, until));
+            }
+            alerts.extend(wrong_code_rate_alert(&limiter, policy, now));
+        } else if let Some(until) = limiter.locked(now) {
+            alerts.push(station_lockout_alert(&station, policy, until));
+        }
+    }
+    Ok(alerts)
+}
+
+/// A station's (or, with `None`, the site's) lockout as it stands.
+pub fn lockout(
+    conn: &Connection,
+    station: Option<&str>,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, StoreError> {
+    Ok(load_limiter(conn, station.unwrap_or(SITE_LIMITER))?.locked(now))
+}
+
+/// A supervisor lifts a station's lockout (or, with `None`, the site-wide pause) early. Its
+/// wrong-guess count starts over; the event says who and why. Returns whether it was locked.
+pub fn lift_lockout(
+    conn: &Connection,
+    station: Option<&str>,
+    staff: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let key = station.unwrap_or(SITE_LIMITER);
+    let mut limiter = load_limiter(conn, key)?;
+    let was_locked = limiter.locked(now).is_some();
+    limiter.lift();
+    save_limiter(conn, key, &limiter, now)?;
+    outbox::append(
+        conn,
+        &DomainEvent::PickupLockoutLifted {
+            station: station.map(str::to_owned),
+            staff: staff.to_owned(),
+            reason: reason.to_owned(),
+        },
+        now,
+    )?;
+    let subject = station.unwrap_or("site");
+    super::alerts::clear(conn, AlertKind::PickupLockout, subject, now)?;
+    if station.is_none() {
+        super::alerts::clear(conn, AlertKind::PickupWrongCodeRate, "site", now)?;
+    }
+    Ok(was_locked)
 }
 
 /// What the clerk reports at handover, beyond "everything as ordered".
@@ -258,20 +420,73 @@ pub struct HandoverRequest {
     pub staff: Option<String>,
 }
 
-/// A refusal of `quantity` on line `line` (0-based), and where the goods go.
+/// A refusal of `quantity` on line `line_no` (numbered from 1, as everywhere a person sees
+/// lines), and where the goods go.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "RawRefusal")]
 pub struct Refusal {
-    pub line: usize,
+    pub line_no: usize,
     pub quantity: i64,
     pub to: RefusedTo,
     pub reason: String,
 }
 
-/// A weighed quantity for a by-weight line.
+/// A weighed quantity for a by-weight line (`line_no` from 1).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "RawWeighing")]
 pub struct Weighing {
-    pub line: usize,
+    pub line_no: usize,
     pub grams: i64,
+}
+
+/// Line numbers from 1 (`line_no`); messages written before that carry `line`, from 0.
+fn line_no_of(line_no: Option<usize>, legacy_line: Option<usize>) -> Result<usize, String> {
+    match (line_no, legacy_line) {
+        (Some(n), _) => Ok(n),
+        (None, Some(zero_based)) => Ok(zero_based + 1),
+        (None, None) => Err("missing field `line_no` (order lines are numbered from 1)".into()),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRefusal {
+    line_no: Option<usize>,
+    line: Option<usize>,
+    quantity: i64,
+    to: RefusedTo,
+    #[serde(default)]
+    reason: String,
+}
+
+impl TryFrom<RawRefusal> for Refusal {
+    type Error = String;
+    fn try_from(raw: RawRefusal) -> Result<Self, String> {
+        Ok(Refusal {
+            line_no: line_no_of(raw.line_no, raw.line)?,
+            quantity: raw.quantity,
+            to: raw.to,
+            reason: raw.reason,
+        })
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeighing {
+    line_no: Option<usize>,
+    line: Option<usize>,
+    grams: i64,
+}
+
+impl TryFrom<RawWeighing> for Weighing {
+    type Error = String;
+    fn try_from(raw: RawWeighing) -> Result<Self, String> {
+        Ok(Weighing {
+            line_no: line_no_of(raw.line_no, raw.line)?,
+            grams: raw.grams,
+        })
+    }
 }
 
 /// Why a handover did not happen. Nothing was written.
@@ -279,6 +494,10 @@ pub struct Weighing {
 pub enum HandoverError {
     #[error("order {0} is not known at this site")]
     UnknownOrder(String),
+    #[error(
+        "order {order_id} has not been checked at station {station}: check the customer's pickup code first"
+    )]
+    NotChecked { order_id: String, station: String },
     #[error("order {order_id} cannot be handed over: {state}")]
     NotOpen {
         order_id: String,
@@ -302,7 +521,7 @@ pub enum HandoverError {
         scanned: i64,
     },
     #[error(
-        "order {order_id}: refusal or weighing names line {line}, but the order has {lines} line(s)"
+        "order {order_id}: refusal or weighing names line {line}, but the order has lines 1 to {lines}"
     )]
     NoSuchLine {
         order_id: String,
@@ -316,6 +535,8 @@ pub enum HandoverError {
         refused: i64,
         ordered: i64,
     },
+    #[error(transparent)]
+    Station(crate::config::StationError),
     #[error(transparent)]
     Ledger(#[from] RecordError),
     #[error(transparent)]
@@ -463,6 +684,7 @@ pub fn hand_over(
     station: &str,
     order_id: &str,
     request: &HandoverRequest,
+    check_valid_ms: i64,
     now: Timestamp,
 ) -> Result<Handover, HandoverError> {
     let order =
@@ -504,6 +726,20 @@ pub fn hand_over(
             check,
         });
     }
+    // No handover by order number alone: the customer's code was checked here, recently.
+    let checked_at: Option<i64> = conn
+        .prepare_cached("SELECT at FROM pickup_check_pass WHERE station = ?1 AND order_id = ?2")
+        .and_then(|mut st| {
+            st.query_row(params![station, order_id], |r| r.get(0))
+                .optional()
+        })
+        .map_err(sql(conn))?;
+    if checked_at.is_none_or(|at| now.millis() - at > check_valid_ms || at > now.millis()) {
+        return Err(HandoverError::NotChecked {
+            order_id: order_id.into(),
+            station: station.into(),
+        });
+    }
     // The one conditional update that makes the handover exactly-once.
     let won = conn
         .prepare_cached(
@@ -529,10 +765,10 @@ pub fn hand_over(
     for line in request
         .refusals
         .iter()
-        .map(|r| r.line)
-        .chain(request.weighings.iter().map(|w| w.line))
+        .map(|r| r.line_no)
+        .chain(request.weighings.iter().map(|w| w.line_no))
     {
-        if line >= lines_count {
+        if line == 0 || line > lines_count {
             return Err(HandoverError::NoSuchLine {
                 order_id: order_id.into(),
                 line,
@@ -558,13 +794,13 @@ pub fn hand_over(
         let refused: i64 = request
             .refusals
             .iter()
-            .filter(|r| r.line == i)
+            .filter(|r| r.line_no == i + 1)
             .map(|r| r.quantity)
             .sum();
         if refused > item.quantity || refused < 0 {
             return Err(HandoverError::TooMuchRefused {
                 order_id: order_id.into(),
-                line: i,
+                line: i + 1,
                 refused,
                 ordered: item.quantity,
             });
@@ -572,7 +808,7 @@ pub fn hand_over(
         let weighed = request
             .weighings
             .iter()
-            .find(|w| w.line == i)
+            .find(|w| w.line_no == i + 1)
             .map(|w| w.grams);
         let handed = match weighed {
             Some(grams) => grams.max(0),
@@ -582,7 +818,7 @@ pub fn hand_over(
         if sku.as_ref().is_some_and(|s| s.check_items_at_handover) && scanned_per_line[i] < handed {
             return Err(HandoverError::ItemsNotScanned {
                 order_id: order_id.into(),
-                line: i,
+                line: i + 1,
                 sku: item.sku.to_string(),
                 needed: handed,
                 scanned: scanned_per_line[i],
@@ -597,11 +833,15 @@ pub fn hand_over(
             now,
         };
         let lots = take_from_stock(conn, &issue, handed)?;
-        let refused_to = request.refusals.iter().find(|r| r.line == i).map(|r| r.to);
+        let refused_to = request
+            .refusals
+            .iter()
+            .find(|r| r.line_no == i + 1)
+            .map(|r| r.to);
         for r in request
             .refusals
             .iter()
-            .filter(|r| r.line == i && r.to == RefusedTo::Loss)
+            .filter(|r| r.line_no == i + 1 && r.to == RefusedTo::Loss)
         {
             let reason = if r.reason.trim().is_empty() {
                 "refused by customer"
@@ -635,6 +875,9 @@ pub fn hand_over(
             price_difference_cents,
         });
     }
+    conn.prepare_cached("DELETE FROM pickup_check_pass WHERE order_id = ?1")
+        .and_then(|mut st| st.execute([order_id]))
+        .map_err(sql(conn))?;
     for code in &request.trace_codes {
         conn.prepare_cached("UPDATE trace_code SET status = 'handed_over', order_id = ?2, updated_at = ?3 WHERE code = ?1")
             .and_then(|mut st| st.execute(params![code, order_id, now.millis()]))
@@ -731,10 +974,26 @@ pub fn describe(check: &CodeCheck) -> String {
         }
         CodeCheck::LockedOut { until } => {
             format!(
-                "this station is locked after too many wrong codes, until {}",
+                "this station is locked after too many wrong codes, until {}; a supervisor can lift it",
                 until.to_rfc3339()
             )
         }
+        CodeCheck::SiteLockedOut { until } => {
+            format!(
+                "code checks are paused at every station after too many wrong codes this hour, until {}; a supervisor can lift it",
+                until.to_rfc3339()
+            )
+        }
+        CodeCheck::Unreadable { problem } => match problem {
+            CodeProblem::Empty => "no code entered".into(),
+            CodeProblem::TooLong { max } => {
+                format!("this is not a pickup code (longer than {max} characters)")
+            }
+            CodeProblem::NeedsOrderOrPhoneTail => {
+                "scan the customer's QR code, or type the code with the order number or the phone tail".into()
+            }
+            CodeProblem::BadPhoneTail => "the phone tail is the last 4 digits of the phone number".into(),
+        },
     }
 }
 

@@ -240,6 +240,32 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX device_input_by_device ON device_input (device, id);
     "#,
+    // 6 (main): targeted pickup checks (the customer's phone tail), the check a handover needs,
+    // and station requests applied once with their stored replies.
+    r#"
+    ALTER TABLE pickup_order ADD COLUMN phone_tail TEXT;
+    CREATE INDEX pickup_order_by_phone_tail ON pickup_order (phone_tail) WHERE phone_tail IS NOT NULL;
+    CREATE TABLE pickup_check_pass (
+        station TEXT NOT NULL,
+        order_id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (station, order_id)
+    ) STRICT;
+    CREATE TABLE station_request (
+        reply_id INTEGER PRIMARY KEY,
+        station TEXT NOT NULL,
+        request_id TEXT,
+        body_sha256 TEXT,
+        kind TEXT,
+        staff TEXT,
+        reply TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        delivered INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE UNIQUE INDEX station_request_once ON station_request (station, request_id)
+        WHERE request_id IS NOT NULL;
+    CREATE INDEX station_request_undelivered ON station_request (reply_id) WHERE delivered = 0;
+    "#,
 ];
 
 /// The schema version this build writes.

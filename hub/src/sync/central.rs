@@ -172,7 +172,22 @@ struct BatchCounts {
 }
 
 impl CentralDb {
-    /// Opens (creating) the consumer's database.
+    /// Opens an existing database read-only, for reports while the consumer runs. Never
+    /// creates or changes the file (two connections creating a WAL database at once can fail
+    /// with "database is locked" whatever the busy timeout); `None` when there is none yet.
+    pub fn open_read_only(path: &Path) -> rusqlite::Result<Option<CentralDb>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        Ok(Some(CentralDb { conn }))
+    }
+
+    /// Opens (creating) the consumer's database. Only the consumer itself calls this.
     pub fn open(path: &Path) -> rusqlite::Result<CentralDb> {
         let conn = rusqlite::Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
@@ -401,9 +416,13 @@ fn gaps(
     Ok(out)
 }
 
-/// Reads the report of a consumer database (the consumer may be running).
+/// Reads the report of a consumer database (the consumer may be running); empty while the
+/// consumer has not created its database yet.
 pub fn report(db: &Path) -> rusqlite::Result<CentralReport> {
-    CentralDb::open(db)?.report()
+    match CentralDb::open_read_only(db)? {
+        Some(db) => db.report(),
+        None => Ok(CentralReport { sites: Vec::new() }),
+    }
 }
 
 /// A consumer running in this process.
@@ -414,12 +433,19 @@ pub struct CentralHandle {
 }
 
 impl CentralHandle {
-    /// Starts the consumer on the current runtime.
-    pub fn start(options: CentralOptions) -> CentralHandle {
+    /// Opens (creating) the consumer's database, then starts the consumer on the current
+    /// runtime. A database that cannot be opened is an error here, not a task that quietly
+    /// ends.
+    pub fn start(options: CentralOptions) -> Result<CentralHandle, SyncError> {
         let shutdown = CancellationToken::new();
-        let db = options.db.clone();
-        let task = tokio::spawn(run(options, shutdown.clone()));
-        CentralHandle { shutdown, task, db }
+        let path = options.db.clone();
+        let db = open_db(&options)?;
+        let task = tokio::spawn(run_with(db, options, shutdown.clone()));
+        Ok(CentralHandle {
+            shutdown,
+            task,
+            db: path,
+        })
     }
 
     /// The current report (reads the database).
@@ -449,6 +475,9 @@ impl CentralHandle {
                 contract::encode(&beat),
             )
             .await;
+            if self.task.is_finished() {
+                anyhow::bail!("the central consumer stopped before it subscribed");
+            }
             let poll_until = Instant::now() + Duration::from_millis(500);
             while Instant::now() < poll_until {
                 if self.report()?.sites.iter().any(|s| s.site == "probe") {
@@ -470,13 +499,25 @@ impl CentralHandle {
     }
 }
 
-/// Runs the consumer until `shutdown` is cancelled, reconnecting with backoff.
-pub async fn run(options: CentralOptions, shutdown: CancellationToken) -> Result<(), SyncError> {
-    install_crypto_provider();
-    let db = CentralDb::open(&options.db).map_err(|e| SyncError::Lost {
+fn open_db(options: &CentralOptions) -> Result<CentralDb, SyncError> {
+    CentralDb::open(&options.db).map_err(|e| SyncError::Lost {
         broker: options.connection.broker.to_string(),
         detail: format!("cannot open central database {}: {e}", options.db.display()),
-    })?;
+    })
+}
+
+/// Runs the consumer until `shutdown` is cancelled, reconnecting with backoff.
+pub async fn run(options: CentralOptions, shutdown: CancellationToken) -> Result<(), SyncError> {
+    let db = open_db(&options)?;
+    run_with(db, options, shutdown).await
+}
+
+async fn run_with(
+    db: CentralDb,
+    options: CentralOptions,
+    shutdown: CancellationToken,
+) -> Result<(), SyncError> {
+    install_crypto_provider();
     let db = Arc::new(Mutex::new(db));
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let mut gaps: HashMap<String, (i64, Instant)> = HashMap::new();
@@ -682,4 +723,43 @@ pub fn site_status(db: &Path, site: &str) -> rusqlite::Result<Option<String>> {
         })
         .optional()
         .map(Option::flatten)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_never_create_or_change_the_consumers_database() {
+        // Two connections creating one WAL database at once can fail with "database is
+        // locked" whatever the busy timeout: a report that created the file could make the
+        // consumer's own first open fail.
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("central.sqlite");
+        assert_eq!(report(&db).unwrap().sites.len(), 0);
+        assert!(!db.exists(), "a report created the database");
+        CentralDb::open(&db).unwrap();
+        let before = std::fs::read(&db).unwrap();
+        assert_eq!(report(&db).unwrap().sites.len(), 0);
+        assert_eq!(std::fs::read(&db).unwrap(), before);
+    }
+
+    #[tokio::test]
+    async fn a_consumer_that_cannot_open_its_database_says_so_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = crate::config::BrokerAddress {
+            host: "127.0.0.1".into(),
+            port: 9,
+            tls: false,
+        };
+        let options = CentralOptions::new(
+            Connection::plain(broker, "c"),
+            dir.path().join("missing-folder/central.sqlite"),
+        );
+        let err = CentralHandle::start(options).err().expect("start fails");
+        assert!(
+            err.to_string().contains("cannot open central database"),
+            "{err}"
+        );
+    }
 }

@@ -5,8 +5,9 @@
 //! message acknowledged to the broker (manual acknowledgements), so a crash in between makes
 //! the broker deliver it again and the applied-commands table turns the repeat into a no-op.
 //! Nothing here can stop the hub: every bad message becomes a rejection event. Station
-//! commands (`down/station/{station}`) go to [`super::station`] and are answered on their reply
-//! topic.
+//! commands (`down/station/{station}`) go to [`super::station`]: each is applied once, its
+//! reply stored with its effects, and the uplink is woken to publish the reply (the uplink's
+//! connection task is the only one that publishes, so its window sees every publish).
 
 use super::contract::{self, DownTopic, SyncControl};
 use crate::commands;
@@ -16,7 +17,7 @@ use hub_core::SiteId;
 use rumqttc::{AsyncClient, Publish};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 /// A message received on one connection, with that connection's client for the ack.
 #[derive(Debug)]
@@ -34,26 +35,40 @@ pub async fn run(
     max_command_bytes: usize,
     mut incoming: mpsc::UnboundedReceiver<Incoming>,
     rewind: mpsc::UnboundedSender<i64>,
+    replies_ready: Arc<Notify>,
 ) {
     while let Some(Incoming { client, publish }) = incoming.recv().await {
         if let Some((s, station)) = contract::parse_station_topic(&publish.topic)
             && s == site.as_str()
         {
-            // Staff actions: answered on the reply topic, acknowledged whatever the answer (the
-            // workflow's own writes are durable before the reply is built).
-            let reply =
-                super::station::handle(&store, stations.as_deref(), station, &publish.payload)
-                    .await;
-            let topic = contract::station_reply_topic(site.as_str(), station);
-            if let Err(e) = client.try_publish(
-                topic,
-                rumqttc::QoS::AtLeastOnce,
-                false,
-                contract::encode(&reply),
-            ) {
-                tracing::warn!(station, error = %e, "cannot publish a station reply");
+            // Staff actions: applied once, the reply stored with the effects; acknowledged to
+            // the broker only once both are durable, whatever the answer.
+            let (config, station, payload) = (
+                stations.clone(),
+                station.to_owned(),
+                publish.payload.clone(),
+            );
+            let handled = store
+                .write(move |c| {
+                    super::station::handle_in(
+                        c,
+                        config.as_deref(),
+                        &station,
+                        &payload,
+                        crate::clock::now(),
+                    )
+                })
+                .await;
+            match handled {
+                Ok(_) => {
+                    replies_ready.notify_one();
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(1), client.ack(&publish)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %publish.topic, error = %e, "cannot store a station command; it will be redelivered");
+                }
             }
-            let _ = tokio::time::timeout(Duration::from_secs(1), client.ack(&publish)).await;
             continue;
         }
         let handled = handle(&site, &store, max_command_bytes, &publish, &rewind).await;

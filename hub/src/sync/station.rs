@@ -3,18 +3,23 @@
 //! A tablet at a pickup or receiving station publishes a JSON command on
 //! `hub/v1/{site}/down/station/{station}`; the hub runs it through the same `workflows` code
 //! as the CLI and publishes the answer on `hub/v1/{site}/up/station/{station}/reply` (QoS 1, not
-//! retained). Answers are ephemeral and bypass the outbox: the state changes they report
-//! already wrote their own outbox events. A command that cannot be read is answered with an
-//! error reply and never stops the hub. Payloads are documented in `docs/mqtt.md`.
+//! retained). Each command carries an id and is applied once: its reply is stored with its
+//! effects (`store::station`), a redelivered command gets the stored reply again, and the
+//! uplink publishes stored replies until the broker acknowledges them, across reconnects.
+//! Replies bypass the outbox: the state changes they report already wrote their own outbox
+//! events. A command that cannot be read is answered with an error reply and never stops the
+//! hub. Payloads are documented in `docs/mqtt.md`.
 
-use crate::config::Config;
-use crate::store::Store;
+use crate::config::{Config, StationKind};
 use crate::store::StoreError;
 use crate::store::pickup::{HandoverError, HandoverRequest, Refusal, Weighing};
 use crate::store::receiving::ReceivingError;
 use crate::workflows;
+use crate::workflows::pickup::PickupError;
 use hub_core::Timestamp;
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// Largest station command read (a handover with many trace codes fits easily).
 pub const MAX_STATION_COMMAND_BYTES: usize = 64 * 1024;
@@ -23,8 +28,15 @@ pub const MAX_STATION_COMMAND_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StationAction {
-    /// Check a code typed or scanned by the customer.
-    PickupCheck { code: String },
+    /// Check a code: the QR payload, or the typed code with the order number or the
+    /// customer's phone tail.
+    PickupCheck {
+        code: String,
+        #[serde(default)]
+        order_id: Option<String>,
+        #[serde(default)]
+        phone_tail: Option<String>,
+    },
     /// Hand an order over (after a `found` check).
     PickupHandover {
         order_id: String,
@@ -73,8 +85,34 @@ pub struct StationCommand {
     pub action: StationAction,
 }
 
+/// Why a station command did not succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyError {
+    /// The command could not be read.
+    Malformed,
+    /// The workflow refused it; nothing changed.
+    Refused,
+    /// Station commands are not enabled on this uplink.
+    Unavailable,
+    /// The id was used before for another command at this station; not run.
+    IdReused,
+}
+
+impl ReplyError {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyError::Malformed => "malformed",
+            ReplyError::Refused => "refused",
+            ReplyError::Unavailable => "unavailable",
+            ReplyError::IdReused => "id_reused",
+        }
+    }
+}
+
 /// The answer published on the reply topic.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StationReply {
     pub v: u32,
     /// The command's id (`null` when it could not be read).
@@ -84,13 +122,13 @@ pub struct StationReply {
     pub kind: Option<String>,
     pub ok: bool,
     /// What the workflow answered (present when `ok`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<serde_json::Value>,
-    /// Stable error code (present when not `ok`): `malformed`, `refused`, `unavailable`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<&'static str>,
+    /// Why it did not succeed (present when not `ok`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ReplyError>,
     /// What went wrong and what to do, for the person at the station.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub at_ms: i64,
 }
@@ -161,22 +199,50 @@ pub fn decode(bytes: &[u8]) -> Result<StationCommand, Unreadable> {
     }
 }
 
-/// A workflow refused or the store failed; the reply says which.
+/// A workflow refused (its effects rolled back); the reply says why.
+struct Refused(String);
+
+/// Runs `f` in a nested savepoint: its effects stay if it succeeds and are rolled back if it
+/// refuses. A failure of the store itself is returned as such (the whole request then fails
+/// and is not acknowledged, so the broker delivers it again).
+fn attempt<T>(
+    c: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, Failure>,
+) -> Result<Result<T, Refused>, StoreError> {
+    c.execute_batch("SAVEPOINT station_action")
+        .map_err(crate::store::sql_error(c))?;
+    let outcome = f(c);
+    let finish = if outcome.is_ok() {
+        "RELEASE station_action"
+    } else {
+        "ROLLBACK TO station_action; RELEASE station_action"
+    };
+    c.execute_batch(finish)
+        .map_err(crate::store::sql_error(c))?;
+    match outcome {
+        Ok(v) => Ok(Ok(v)),
+        Err(Failure::Refused(reason)) => Ok(Err(Refused(reason))),
+        Err(Failure::Store(e)) => Err(e),
+    }
+}
+
+/// How an action ended short of success.
 enum Failure {
     Refused(String),
-    Unavailable(String),
+    Store(StoreError),
 }
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
-        Failure::Unavailable(format!("the hub could not store this: {e}; try again"))
+        Failure::Store(e)
     }
 }
 
 impl From<HandoverError> for Failure {
     fn from(e: HandoverError) -> Self {
         match e {
-            HandoverError::Store(e) => e.into(),
+            HandoverError::Store(e) => Failure::Store(e),
+            HandoverError::Ledger(crate::store::ledger::RecordError::Store(e)) => Failure::Store(e),
             other => Failure::Refused(other.to_string()),
         }
     }
@@ -185,8 +251,17 @@ impl From<HandoverError> for Failure {
 impl From<ReceivingError> for Failure {
     fn from(e: ReceivingError) -> Self {
         match e {
-            ReceivingError::Store(e) => e.into(),
+            ReceivingError::Store(e) => Failure::Store(e),
             other => Failure::Refused(other.to_string()),
+        }
+    }
+}
+
+impl From<PickupError> for Failure {
+    fn from(e: PickupError) -> Self {
+        match e {
+            PickupError::Store(e) => Failure::Store(e),
+            PickupError::Station(e) => Failure::Refused(e.to_string()),
         }
     }
 }
@@ -195,17 +270,32 @@ fn json(value: impl Serialize) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
-async fn run_action(
-    store: &Store,
+fn run_action(
+    c: &Connection,
     config: &Config,
     station: &str,
     staff: &str,
     action: &StationAction,
     now: Timestamp,
 ) -> Result<serde_json::Value, Failure> {
+    let receiving = |config: &Config| {
+        config
+            .station(station, StationKind::Receiving)
+            .map(|_| ())
+            .map_err(|e| Failure::Refused(e.to_string()))
+    };
     Ok(match action.clone() {
-        StationAction::PickupCheck { code } => {
-            let check = workflows::pickup::check(store, config, station, &code, now).await?;
+        StationAction::PickupCheck {
+            code,
+            order_id,
+            phone_tail,
+        } => {
+            let entry = workflows::pickup::CodeEntry {
+                code,
+                order_id,
+                phone_tail,
+            };
+            let check = workflows::pickup::check_in(c, config, station, &entry, now)?;
             let mut v = json(&check);
             if let Some(o) = v.as_object_mut() {
                 o.insert(
@@ -227,20 +317,34 @@ async fn run_action(
                 weighings,
                 staff: Some(staff.to_owned()),
             };
-            json(
-                workflows::pickup::handover(store, config, station, &order_id, request, now)
-                    .await?,
-            )
+            json(workflows::pickup::handover_in(
+                c, config, station, &order_id, &request, now,
+            )?)
         }
         StationAction::ReceiveScan { code } => {
-            json(workflows::receiving::scan(store, station, &code, &config.codes, now).await?)
+            receiving(config)?;
+            json(workflows::receiving::scan_in(
+                c,
+                station,
+                code.trim(),
+                &config.codes,
+                now,
+            )?)
         }
         StationAction::ReceiveDecide {
             delivery_id,
             line_no,
-        } => json(
-            workflows::receiving::decide(store, config, &delivery_id, line_no, staff, now).await?,
-        ),
+        } => {
+            receiving(config)?;
+            json(workflows::receiving::decide_in(
+                c,
+                config,
+                &delivery_id,
+                line_no,
+                staff,
+                now,
+            )?)
+        }
         StationAction::ReceiveRelease {
             delivery_id,
             line_no,
@@ -248,8 +352,9 @@ async fn run_action(
             reject,
             reason,
         } => {
-            workflows::receiving::resolve(
-                store,
+            receiving(config)?;
+            workflows::receiving::resolve_in(
+                c,
                 config,
                 &delivery_id,
                 line_no,
@@ -258,26 +363,42 @@ async fn run_action(
                 staff,
                 &reason,
                 now,
-            )
-            .await?;
+            )?;
             serde_json::json!({"released": release, "rejected": reject})
         }
         StationAction::ReceiveClose { delivery_id } => {
-            json(workflows::receiving::close(store, config, &delivery_id, staff, now).await?)
+            receiving(config)?;
+            json(workflows::receiving::close_in(
+                c,
+                config,
+                &delivery_id,
+                staff,
+                now,
+            )?)
         }
     })
 }
 
-/// Handles one station message and returns the reply to publish. Never fails: every problem
-/// becomes an error reply. `config` is `None` when the uplink runs without the hub's config
-/// (tools and tests); then every command is answered `unavailable`.
-pub async fn handle(
-    store: &Store,
+fn body_hash(payload: &[u8]) -> String {
+    hex::encode(Sha256::digest(payload))
+}
+
+/// Handles one station message inside the caller's write transaction and returns the reply,
+/// which is stored in the same transaction (and published by the uplink once committed).
+///
+/// A command whose id was seen at this station before is not run again: with the same body
+/// it gets its stored reply again; with another body it is refused (`id_reused`). A new
+/// command runs its workflow in a savepoint — a refusal rolls back the workflow's effects but
+/// keeps the reply. Only a failure of the store itself is an `Err`: then nothing is kept and
+/// the message must not be acknowledged. `config` is `None` when the uplink runs without the
+/// hub's config (tools and tests); then every command is answered `unavailable`.
+pub fn handle_in(
+    c: &Connection,
     config: Option<&Config>,
     station: &str,
     payload: &[u8],
-) -> StationReply {
-    let now = crate::clock::now();
+    now: Timestamp,
+) -> Result<StationReply, StoreError> {
     let mut reply = StationReply {
         v: super::contract::CONTRACT_VERSION,
         id: None,
@@ -291,50 +412,89 @@ pub async fn handle(
         at_ms: now.millis(),
     };
     let command = match decode(payload) {
-        Ok(c) => c,
+        Ok(command) => command,
         Err(u) => {
             tracing::warn!(station, id = u.id.as_deref().unwrap_or("-"), reason = %u.reason, "unreadable station command");
             reply.id = u.id;
             reply.staff = u.staff;
             reply.kind = u.kind;
-            reply.error = Some("malformed");
+            reply.error = Some(ReplyError::Malformed);
             reply.reason = Some(u.reason);
-            return reply;
+            store_reply(c, &reply, None, now)?;
+            return Ok(reply);
         }
     };
     reply.id = Some(command.id.clone());
     reply.staff = Some(command.staff.clone());
     reply.kind = Some(command.action.name().to_owned());
-    let Some(config) = config else {
-        reply.error = Some("unavailable");
-        reply.reason = Some("station commands are not enabled on this uplink".into());
-        return reply;
-    };
-    let outcome = run_action(store, config, station, &command.staff, &command.action, now).await;
-    match outcome {
-        Ok(result) => {
-            reply.ok = true;
-            reply.result = Some(result);
+    let hash = body_hash(payload);
+    if let Some(seen) = crate::store::station::find(c, station, &command.id)? {
+        if seen.body_sha256 == hash {
+            tracing::info!(station, command_id = %command.id, "station command seen before; its stored reply is sent again");
+            crate::store::station::redeliver(c, seen.reply_id)?;
+            return Ok(serde_json::from_str(&seen.reply).unwrap_or(reply));
         }
-        Err(Failure::Refused(reason)) => {
-            reply.error = Some("refused");
-            reply.reason = Some(reason);
+        tracing::warn!(station, command_id = %command.id, "station command id reused with another body; not run");
+        reply.error = Some(ReplyError::IdReused);
+        reply.reason = Some(format!(
+            "command id {} was already used at station {station} for another command; it was not run again — give each new command a new id",
+            command.id
+        ));
+        store_reply(c, &reply, None, now)?;
+        return Ok(reply);
+    }
+    match config {
+        None => {
+            reply.error = Some(ReplyError::Unavailable);
+            reply.reason = Some("station commands are not enabled on this uplink".into());
         }
-        Err(Failure::Unavailable(reason)) => {
-            reply.error = Some("unavailable");
-            reply.reason = Some(reason);
+        Some(config) => {
+            match attempt(c, |c| {
+                run_action(c, config, station, &command.staff, &command.action, now)
+            })? {
+                Ok(result) => {
+                    reply.ok = true;
+                    reply.result = Some(result);
+                }
+                Err(Refused(reason)) => {
+                    reply.error = Some(ReplyError::Refused);
+                    reply.reason = Some(reason);
+                }
+            }
         }
     }
+    store_reply(c, &reply, Some((&command.id, &hash)), now)?;
     tracing::info!(
         station,
         staff = %command.staff,
         command_id = %command.id,
         kind = command.action.name(),
         ok = reply.ok,
-        error = reply.error.unwrap_or("-"),
+        error = reply.error.map_or("-", ReplyError::as_str),
         "station command"
     );
-    reply
+    Ok(reply)
+}
+
+fn store_reply(
+    c: &Connection,
+    reply: &StationReply,
+    request: Option<(&str, &str)>,
+    now: Timestamp,
+) -> Result<i64, StoreError> {
+    let text = String::from_utf8(super::contract::encode(reply)).unwrap_or_default();
+    crate::store::station::record(
+        c,
+        &crate::store::station::NewReply {
+            station: &reply.station,
+            request_id: request.map(|(id, _)| id),
+            body_sha256: request.map(|(_, hash)| hash),
+            kind: reply.kind.as_deref(),
+            staff: reply.staff.as_deref(),
+            reply: &text,
+        },
+        now,
+    )
 }
 
 #[cfg(test)]
@@ -348,7 +508,9 @@ mod tests {
         assert_eq!(
             c.action,
             StationAction::PickupCheck {
-                code: "123456".into()
+                code: "123456".into(),
+                order_id: None,
+                phone_tail: None,
             }
         );
         let e = decode(br#"{"id":"a2","staff":"li","kind":"launch"}"#).unwrap_err();

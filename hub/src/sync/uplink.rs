@@ -20,9 +20,10 @@ use crate::store::outbox::{self, OutboxRow};
 use crate::store::{Store, StoreError};
 use hub_core::{DomainEvent, SiteId, Timestamp};
 use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, Outgoing, Packet, QoS};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -157,6 +158,7 @@ pub async fn run(
     let tasks = TaskTracker::new();
     let (incoming_tx, incoming_rx) = mpsc::unbounded_channel::<Incoming>();
     let (rewind_tx, mut rewind_rx) = mpsc::unbounded_channel::<i64>();
+    let replies_ready = Arc::new(Notify::new());
     tasks.spawn(downlink::run(
         site.clone(),
         store.clone(),
@@ -164,6 +166,7 @@ pub async fn run(
         settings.max_command_bytes,
         incoming_rx,
         rewind_tx,
+        replies_ready.clone(),
     ));
     tasks.spawn(maintenance(
         site.clone(),
@@ -186,8 +189,11 @@ pub async fn run(
             &settings,
             &store,
             epoch,
-            &incoming_tx,
-            &mut rewind_rx,
+            Channels {
+                incoming_tx: &incoming_tx,
+                rewind_rx: &mut rewind_rx,
+                replies_ready: &replies_ready,
+            },
             &shutdown,
         )
         .await;
@@ -242,7 +248,25 @@ struct Epoch<'a> {
     client: AsyncClient,
     window: Window,
     marks: Vec<i64>,
+    /// Station replies published on this connection and not yet acknowledged.
+    replies_in_flight: HashSet<i64>,
+    /// Station replies acknowledged, to be marked delivered.
+    reply_marks: Vec<i64>,
     writes: TaskTracker,
+}
+
+/// Station replies older than this are not published any more: the tablet gave up on them.
+const REPLY_MAX_AGE_MS: i64 = 10 * 60_000;
+/// How long a station command id is remembered (a redelivery within it gets the stored reply).
+const STATION_REQUEST_MEMORY_MS: i64 = 24 * 3_600_000;
+/// Station replies in flight at once, at most.
+const REPLIES_IN_FLIGHT: usize = 32;
+
+/// The channels between the connection task and the downlink task.
+struct Channels<'a> {
+    incoming_tx: &'a mpsc::UnboundedSender<Incoming>,
+    rewind_rx: &'a mut mpsc::UnboundedReceiver<i64>,
+    replies_ready: &'a Notify,
 }
 
 type EpochResult = Result<(), (SyncError, bool)>;
@@ -252,8 +276,7 @@ async fn connection(
     settings: &UplinkSettings,
     store: &Store,
     epoch: u64,
-    incoming_tx: &mpsc::UnboundedSender<Incoming>,
-    rewind_rx: &mut mpsc::UnboundedReceiver<i64>,
+    channels: Channels<'_>,
     shutdown: &CancellationToken,
 ) -> EpochResult {
     let lost = |detail: String| SyncError::Lost {
@@ -338,9 +361,11 @@ async fn connection(
             stats.last_seq,
         ),
         marks: Vec::new(),
+        replies_in_flight: HashSet::new(),
+        reply_marks: Vec::new(),
         writes: TaskTracker::new(),
     };
-    let result = e.drive(&mut rx, incoming_tx, rewind_rx, shutdown).await;
+    let result = e.drive(&mut rx, channels, shutdown).await;
     e.flush_marks();
     e.writes.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), e.writes.wait()).await;
@@ -358,10 +383,14 @@ impl Epoch<'_> {
     async fn drive(
         &mut self,
         rx: &mut mpsc::UnboundedReceiver<Polled>,
-        incoming_tx: &mpsc::UnboundedSender<Incoming>,
-        rewind_rx: &mut mpsc::UnboundedReceiver<i64>,
+        channels: Channels<'_>,
         shutdown: &CancellationToken,
     ) -> Result<(), SyncError> {
+        let Channels {
+            incoming_tx,
+            rewind_rx,
+            replies_ready,
+        } = channels;
         let site = self.site.as_str();
         self.client
             .try_subscribe_many([
@@ -381,11 +410,17 @@ impl Epoch<'_> {
         let mut tick = tokio::time::interval(Duration::from_millis(25));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut fetch = true;
+        // Replies stored while no connection was up (or not acknowledged on the last one).
+        let mut replies = true;
         loop {
             if fetch && self.window.free() > 0 {
                 self.fill().await?;
             }
             fetch = false;
+            if replies {
+                self.send_replies().await?;
+            }
+            replies = false;
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
@@ -417,6 +452,9 @@ impl Epoch<'_> {
                     self.window.rewind(from);
                     fetch = true;
                 }
+                _ = replies_ready.notified() => {
+                    replies = true;
+                }
                 _ = heartbeat.tick() => {
                     let stats = self.stats().await?;
                     let now = crate::clock::now();
@@ -438,6 +476,7 @@ impl Epoch<'_> {
                 _ = tick.tick() => {
                     self.flush_marks();
                     fetch = true;
+                    replies = self.replies_in_flight.is_empty();
                 }
             }
         }
@@ -488,6 +527,10 @@ impl Epoch<'_> {
             Polled::PubAck(pkid) => match self.window.acked(pkid) {
                 Some(Tag::Event { seq, .. }) => self.marks.push(seq),
                 Some(Tag::Withheld { seq, reason }) => self.record_withheld(seq, reason),
+                Some(Tag::Reply { reply_id }) => {
+                    self.replies_in_flight.remove(&reply_id);
+                    self.reply_marks.push(reply_id);
+                }
                 Some(Tag::Control) | None => {}
             },
             Polled::Message(publish) => {
@@ -509,6 +552,20 @@ impl Epoch<'_> {
     }
 
     fn flush_marks(&mut self) {
+        if !self.reply_marks.is_empty() {
+            let ids = std::mem::take(&mut self.reply_marks);
+            let store = self.store.clone();
+            self.writes.spawn(async move {
+                let result = store
+                    .write(move |c| crate::store::station::mark_delivered(c, &ids))
+                    .await;
+                if let Err(e) = result {
+                    // They stay pending and are published again: a tablet may see a reply twice
+                    // (replies carry the command id), never miss one.
+                    tracing::warn!(error = %e, "cannot mark station replies delivered; they will be sent again");
+                }
+            });
+        }
         if self.marks.is_empty() {
             return;
         }
@@ -551,6 +608,48 @@ impl Epoch<'_> {
                 tracing::warn!(seq, error = %e, "cannot record a withheld event; it will be retried");
             }
         });
+    }
+
+    /// Publishes stored station replies that wait for the broker, a few at a time, on this
+    /// connection (so the window knows every publish). A reply is marked delivered when the
+    /// broker acknowledges it; on a new connection the unacknowledged ones go again.
+    async fn send_replies(&mut self) -> Result<(), SyncError> {
+        let room = REPLIES_IN_FLIGHT.saturating_sub(self.replies_in_flight.len());
+        if room == 0 {
+            return Ok(());
+        }
+        let not_before = Timestamp(crate::clock::now().millis() - REPLY_MAX_AGE_MS);
+        let want = room + self.replies_in_flight.len();
+        let pending = self
+            .store
+            .read(move |c| crate::store::station::pending(c, not_before, want))
+            .await
+            .map_err(|e| self.lost(format!("cannot read station replies: {e}")))?;
+        let site = self.site.as_str();
+        let fresh: Vec<_> = pending
+            .into_iter()
+            .filter(|r| !self.replies_in_flight.contains(&r.reply_id))
+            .take(room)
+            .collect();
+        for reply in fresh {
+            match self.client.try_publish(
+                contract::station_reply_topic(site, &reply.station),
+                QoS::AtLeastOnce,
+                false,
+                reply.reply.into_bytes(),
+            ) {
+                Ok(()) => {
+                    self.window.queued(Tag::Reply {
+                        reply_id: reply.reply_id,
+                    });
+                    self.replies_in_flight.insert(reply.reply_id);
+                }
+                // A full request queue: the rest go on the next tick.
+                Err(rumqttc::ClientError::TryRequest(_)) => break,
+                Err(e) => return Err(self.lost(format!("cannot queue a station reply: {e}"))),
+            }
+        }
+        Ok(())
     }
 
     /// Reads rows for both lanes and publishes them within the window.
@@ -650,6 +749,13 @@ async fn maintenance(
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rows = n, "pruned delivered outbox rows"),
                 Err(e) => tracing::warn!(error = %e, "cannot prune the outbox"),
+            }
+            let forget = Timestamp(now.millis() - STATION_REQUEST_MEMORY_MS);
+            if let Err(e) = store
+                .write(move |c| crate::store::station::prune(c, forget))
+                .await
+            {
+                tracing::warn!(error = %e, "cannot prune old station requests");
             }
         }
     }

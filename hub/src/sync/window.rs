@@ -21,6 +21,15 @@ pub enum Tag {
     Withheld { seq: i64, reason: String },
     /// Status or heartbeat; nothing to record when acknowledged.
     Control,
+    /// A stored reply to a station command; delivered when acknowledged.
+    Reply { reply_id: i64 },
+}
+
+impl Tag {
+    /// Whether it takes a slot of the event window (replies and control messages do not).
+    fn is_event(&self) -> bool {
+        matches!(self, Tag::Event { .. } | Tag::Withheld { .. })
+    }
 }
 
 /// The event stream and the window disagree: the connection must be dropped and restarted.
@@ -132,7 +141,7 @@ impl Window {
 
     /// A publish request was handed to rumqttc.
     pub fn queued(&mut self, tag: Tag) {
-        if !matches!(tag, Tag::Control) {
+        if tag.is_event() {
             self.events_outstanding += 1;
         }
         self.queued.push_back(tag);
@@ -163,7 +172,7 @@ impl Window {
     }
 
     fn settle(&mut self, tag: &Tag) {
-        if !matches!(tag, Tag::Control) {
+        if tag.is_event() {
             self.events_outstanding = self.events_outstanding.saturating_sub(1);
         }
     }
@@ -228,6 +237,22 @@ mod tests {
         assert_eq!(w.acked(1), Some(ev(1)));
         assert_eq!(w.free(), 3);
         assert_eq!(w.in_flight(), 0);
+    }
+
+    #[test]
+    fn replies_share_the_connection_but_not_the_event_window() {
+        let mut w = Window::new(2, None, 0);
+        w.queued(ev(1));
+        w.queued(Tag::Reply { reply_id: 7 });
+        w.queued(ev(2));
+        assert_eq!(w.free(), 0, "two events fill a window of two");
+        w.sent(1).unwrap();
+        w.sent(2).unwrap();
+        w.sent(3).unwrap();
+        assert_eq!(w.acked(2), Some(Tag::Reply { reply_id: 7 }));
+        assert_eq!(w.free(), 0, "a reply's ack frees no event slot");
+        assert_eq!(w.acked(3), Some(ev(2)));
+        assert_eq!(w.free(), 1);
     }
 
     #[test]

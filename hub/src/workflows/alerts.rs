@@ -82,6 +82,13 @@ pub async fn run_checks(
                 .collect();
             round.alert_changes += usize::from(alerts::reconcile_kind(c, AlertKind::QuarantineWaiting, &observed, now)?);
 
+            // Pickup lockouts clear when they end; a sustained wrong-guess rate stays visible.
+            let pickup = crate::store::pickup::lockout_alerts(c, &config.pickup_attempts, now)?;
+            for kind in [AlertKind::PickupLockout, AlertKind::PickupWrongCodeRate] {
+                let observed: Vec<Alert> = pickup.iter().filter(|a| a.kind == kind).cloned().collect();
+                round.alert_changes += usize::from(alerts::reconcile_kind(c, kind, &observed, now)?);
+            }
+
             let stats = outbox::stats(c)?;
             let backlog_age_ms = stats.oldest_undelivered_at.map(|t| now.millis() - t).unwrap_or(0);
             let warn_ms = config.outbox_backlog_warn.as_millis() as i64;

@@ -1,26 +1,118 @@
 //! Pickup handover: check a code at a station, then hand the order over exactly once.
+//!
+//! Only declared pickup stations may check codes or hand orders over. A check targets one
+//! order (QR, order number or phone tail); a handover needs a successful check of that order
+//! at that station shortly before it.
 
-use crate::config::Config;
-use crate::store::pickup::{HandoverError, HandoverRequest, check_presented_code, hand_over};
+use crate::config::{Config, StationError, StationKind};
+use crate::store::pickup::{
+    HandoverError, HandoverRequest, check_presented_code, hand_over, lift_lockout,
+};
 use crate::store::{Store, StoreError};
 use hub_core::Timestamp;
 use hub_core::event::Handover;
-use hub_core::pickup::CodeCheck;
+use hub_core::pickup::{CodeCheck, PresentedCode};
+use rusqlite::Connection;
+
+/// What the clerk entered: the code (or the whole QR payload), and the order number or the
+/// customer's phone tail typed beside it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct CodeEntry {
+    pub code: String,
+    #[serde(default)]
+    pub order_id: Option<String>,
+    #[serde(default)]
+    pub phone_tail: Option<String>,
+}
+
+impl CodeEntry {
+    /// A scanned QR payload or a code typed alone.
+    pub fn scanned(code: &str) -> CodeEntry {
+        CodeEntry {
+            code: code.to_owned(),
+            ..CodeEntry::default()
+        }
+    }
+}
+
+/// Why a pickup action was not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum PickupError {
+    #[error(transparent)]
+    Station(#[from] StationError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The check inside the caller's transaction (station commands record their reply in it).
+pub fn check_in(
+    c: &Connection,
+    config: &Config,
+    station: &str,
+    entry: &CodeEntry,
+    now: Timestamp,
+) -> Result<CodeCheck, PickupError> {
+    config.station(station, StationKind::Pickup)?;
+    let presented = PresentedCode::typed(
+        &entry.code,
+        entry.order_id.as_deref(),
+        entry.phone_tail.as_deref(),
+    );
+    let raw_len =
+        entry.code.chars().count() + entry.order_id.as_deref().map_or(0, |o| o.chars().count());
+    Ok(check_presented_code(
+        c,
+        &config.site.id,
+        station,
+        &presented,
+        raw_len,
+        &config.pickup.rules,
+        now,
+    )?)
+}
 
 /// Checks a code typed or scanned at `station`.
 pub async fn check(
     store: &Store,
     config: &Config,
     station: &str,
-    input: &str,
+    entry: &CodeEntry,
     now: Timestamp,
-) -> Result<CodeCheck, StoreError> {
-    let site = config.site.id.clone();
-    let policy = config.pickup.attempts;
-    let (station, input) = (station.to_owned(), input.to_owned());
+) -> Result<CodeCheck, PickupError> {
+    config.station(station, StationKind::Pickup)?;
+    let (config, station, entry) = (config.clone(), station.to_owned(), entry.clone());
     store
-        .write(move |c| check_presented_code(c, &site, &station, &input, &policy, now))
+        .write(move |c| check_in(c, &config, &station, &entry, now))
         .await
+}
+
+/// The handover inside the caller's transaction, with the stock tiers of its SKUs.
+pub fn handover_in(
+    c: &Connection,
+    config: &Config,
+    station: &str,
+    order_id: &str,
+    request: &HandoverRequest,
+    now: Timestamp,
+) -> Result<Handover, HandoverError> {
+    config
+        .station(station, StationKind::Pickup)
+        .map_err(HandoverError::Station)?;
+    let handover = hand_over(
+        c,
+        &config.site.id,
+        station,
+        order_id,
+        request,
+        config.pickup.rules.check_valid_ms,
+        now,
+    )?;
+    let mut skus: Vec<_> = handover.lines.iter().map(|l| l.sku.clone()).collect();
+    skus.dedup();
+    for sku in &skus {
+        crate::store::alerts::evaluate_sku(c, sku, &config.alerts.default_policy, now)?;
+    }
+    Ok(handover)
 }
 
 /// Hands an order over and re-evaluates the stock tiers of its SKUs, in one transaction.
@@ -32,18 +124,34 @@ pub async fn handover(
     request: HandoverRequest,
     now: Timestamp,
 ) -> Result<Handover, HandoverError> {
-    let site = config.site.id.clone();
-    let policy = config.alerts.default_policy.clone();
-    let (station, order_id) = (station.to_owned(), order_id.to_owned());
+    config
+        .station(station, StationKind::Pickup)
+        .map_err(HandoverError::Station)?;
+    let (config, station, order_id) = (config.clone(), station.to_owned(), order_id.to_owned());
     store
-        .write(move |c| {
-            let handover = hand_over(c, &site, &station, &order_id, &request, now)?;
-            let mut skus: Vec<_> = handover.lines.iter().map(|l| l.sku.clone()).collect();
-            skus.dedup();
-            for sku in &skus {
-                crate::store::alerts::evaluate_sku(c, sku, &policy, now)?;
-            }
-            Ok(handover)
-        })
+        .write(move |c| handover_in(c, &config, &station, &order_id, &request, now))
         .await
+}
+
+/// A supervisor lifts a station's lockout (`station: None`: the site-wide pause). Returns
+/// whether it was locked.
+pub async fn unlock(
+    store: &Store,
+    config: &Config,
+    station: Option<&str>,
+    staff: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<bool, PickupError> {
+    if let Some(station) = station {
+        config.station(station, StationKind::Pickup)?;
+    }
+    let (station, staff, reason) = (
+        station.map(str::to_owned),
+        staff.to_owned(),
+        reason.to_owned(),
+    );
+    Ok(store
+        .write(move |c| lift_lockout(c, station.as_deref(), &staff, &reason, now))
+        .await?)
 }

@@ -102,6 +102,21 @@ pub async fn photo(
         .await
 }
 
+/// Staff decided a line (inside the caller's transaction), and the SKU's tier follows.
+pub fn decide_in(
+    c: &rusqlite::Connection,
+    config: &Config,
+    delivery_id: &str,
+    line_no: u32,
+    staff: &str,
+    now: Timestamp,
+) -> Result<ReceivingDecision, ReceivingError> {
+    let policy = config.receiving.policy;
+    let d = rs::decide(c, delivery_id, line_no, staff, &policy, today(now), now)?;
+    crate::store::alerts::evaluate_sku(c, &d.sku, &config.alerts.default_policy, now)?;
+    Ok(d)
+}
+
 /// Staff decided a line.
 pub async fn decide(
     store: &Store,
@@ -111,18 +126,30 @@ pub async fn decide(
     staff: &str,
     now: Timestamp,
 ) -> Result<ReceivingDecision, ReceivingError> {
-    let (policy, tiers) = (
-        config.receiving.policy,
-        config.alerts.default_policy.clone(),
-    );
-    let (delivery_id, staff) = (delivery_id.to_owned(), staff.to_owned());
+    let (config, delivery_id, staff) = (config.clone(), delivery_id.to_owned(), staff.to_owned());
     store
-        .write(move |c| {
-            let d = rs::decide(c, &delivery_id, line_no, &staff, &policy, today(now), now)?;
-            crate::store::alerts::evaluate_sku(c, &d.sku, &tiers, now)?;
-            Ok(d)
-        })
+        .write(move |c| decide_in(c, &config, &delivery_id, line_no, &staff, now))
         .await
+}
+
+/// Staff closed a delivery (inside the caller's transaction): every undecided line is decided
+/// now, and the tiers of its SKUs follow.
+pub fn close_in(
+    c: &rusqlite::Connection,
+    config: &Config,
+    delivery_id: &str,
+    staff: &str,
+    now: Timestamp,
+) -> Result<Vec<ReceivingDecision>, ReceivingError> {
+    let policy = config.receiving.policy;
+    let decisions = rs::close_delivery(c, delivery_id, staff, &policy, today(now), now)?;
+    let mut skus: Vec<&SkuCode> = decisions.iter().map(|d| &d.sku).collect();
+    skus.sort();
+    skus.dedup();
+    for sku in skus {
+        crate::store::alerts::evaluate_sku(c, sku, &config.alerts.default_policy, now)?;
+    }
+    Ok(decisions)
 }
 
 /// Staff closed a delivery: every undecided line is decided now.
@@ -133,23 +160,33 @@ pub async fn close(
     staff: &str,
     now: Timestamp,
 ) -> Result<Vec<ReceivingDecision>, ReceivingError> {
-    let (policy, tiers) = (
-        config.receiving.policy,
-        config.alerts.default_policy.clone(),
-    );
-    let (delivery_id, staff) = (delivery_id.to_owned(), staff.to_owned());
+    let (config, delivery_id, staff) = (config.clone(), delivery_id.to_owned(), staff.to_owned());
     store
-        .write(move |c| {
-            let decisions = rs::close_delivery(c, &delivery_id, &staff, &policy, today(now), now)?;
-            let mut skus: Vec<&SkuCode> = decisions.iter().map(|d| &d.sku).collect();
-            skus.sort();
-            skus.dedup();
-            for sku in skus {
-                crate::store::alerts::evaluate_sku(c, sku, &tiers, now)?;
-            }
-            Ok(decisions)
-        })
+        .write(move |c| close_in(c, &config, &delivery_id, &staff, now))
         .await
+}
+
+/// Staff released and/or rejected held stock after review (inside the caller's transaction).
+#[allow(clippy::too_many_arguments)]
+pub fn resolve_in(
+    c: &rusqlite::Connection,
+    config: &Config,
+    delivery_id: &str,
+    line_no: u32,
+    release: i64,
+    reject: i64,
+    staff: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<(), ReceivingError> {
+    rs::resolve_quarantine(c, delivery_id, line_no, release, reject, staff, reason, now)?;
+    for d in rs::decisions(c, delivery_id)?
+        .iter()
+        .filter(|d| d.line_no == line_no)
+    {
+        crate::store::alerts::evaluate_sku(c, &d.sku, &config.alerts.default_policy, now)?;
+    }
+    Ok(())
 }
 
 /// Staff released and/or rejected held stock after review.
@@ -165,13 +202,17 @@ pub async fn resolve(
     reason: &str,
     now: Timestamp,
 ) -> Result<(), ReceivingError> {
-    let tiers = config.alerts.default_policy.clone();
-    let (delivery_id, staff, reason) =
-        (delivery_id.to_owned(), staff.to_owned(), reason.to_owned());
+    let (config, delivery_id, staff, reason) = (
+        config.clone(),
+        delivery_id.to_owned(),
+        staff.to_owned(),
+        reason.to_owned(),
+    );
     store
         .write(move |c| {
-            rs::resolve_quarantine(
+            resolve_in(
                 c,
+                &config,
                 &delivery_id,
                 line_no,
                 release,
@@ -179,14 +220,7 @@ pub async fn resolve(
                 &staff,
                 &reason,
                 now,
-            )?;
-            for d in rs::decisions(c, &delivery_id)?
-                .iter()
-                .filter(|d| d.line_no == line_no)
-            {
-                crate::store::alerts::evaluate_sku(c, &d.sku, &tiers, now)?;
-            }
-            Ok(())
+            )
         })
         .await
 }
