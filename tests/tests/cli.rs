@@ -262,38 +262,14 @@ fn site_config(dir: &std::path::Path) -> std::path::PathBuf {
 fn hub_run_starts_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let config = site_config(dir.path());
-    let child = Reaped::spawn(
-        Command::new(hub_binary())
-            .args(["run", "--log-format", "json", "--config"])
-            .arg(&config)
-            .stderr(Stdio::piped()),
-    );
-    let db = dir.path().join("data/hub-e2e-site.sqlite");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !db.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the daemon never created its database"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.into_inner().wait_with_output().unwrap();
+    let (child, log) = spawn_logging(&config);
+    log.wait_for("\"message\":\"hub running\"");
+    let out = terminate(child);
+    let text = log.finished();
+    assert!(out.status.success(), "exit {:?}: {text}", out.status);
     assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status,
-        stderr(&out)
-    );
-    let log = stderr(&out);
-    assert!(
-        log.contains("\"message\":\"store flushed; hub stopped\""),
-        "JSON logs with a clean stop: {log}"
+        text.contains("\"message\":\"store flushed; hub stopped\""),
+        "JSON logs with a clean stop: {text}"
     );
 
     let out = hub(&["ledger", "verify", "--config", config.to_str().unwrap()]);
@@ -304,6 +280,100 @@ fn hub_run_starts_and_stops_cleanly_on_sigterm() {
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
         serde_json::json!([])
     );
+}
+
+/// A stop signal that arrives while the hub is still starting (loading the image model,
+/// opening and migrating its store) stops it cleanly once it is up; it is never killed
+/// half-way by the signal's default action.
+#[test]
+fn a_stop_signal_during_start_up_stops_the_hub_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hub.toml");
+    std::fs::write(
+        &config,
+        "[site]\nid = \"e2e-site\"\n[store]\ndata_dir = \"data\"\n[shutdown]\ngrace_seconds = 5\n[status]\nenabled = false\n[vision]\nenabled = true\n",
+    )
+    .unwrap();
+    let (child, log) = spawn_logging(&config);
+    log.wait_for("stop signals are handled from now on");
+    let out = terminate(child);
+    let text = log.finished();
+    assert!(
+        out.status.success(),
+        "a signal during start-up killed the hub: exit {:?}: {text}",
+        out.status
+    );
+    assert!(
+        text.contains("store flushed; hub stopped"),
+        "it started, then stopped cleanly: {text}"
+    );
+}
+
+/// The lines a child wrote to stderr so far, collected by a thread.
+#[derive(Clone)]
+struct Log(
+    std::sync::Arc<std::sync::Mutex<String>>,
+    std::sync::Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+);
+
+impl Log {
+    /// Everything the child wrote, once it closed stderr (it has exited).
+    fn finished(&self) -> String {
+        if let Some(reader) = self.1.lock().unwrap().take() {
+            reader.join().unwrap();
+        }
+        self.text()
+    }
+
+    fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Waits until a line containing `needle` was written (or the child stopped writing).
+    fn wait_for(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.text().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "never logged {needle:?}: {}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+fn spawn_logging(config: &std::path::Path) -> (Reaped, Log) {
+    let mut child = Reaped::spawn(
+        Command::new(hub_binary())
+            .args(["run", "--log-format", "json", "--config"])
+            .arg(config)
+            .stderr(Stdio::piped()),
+    );
+    let log = Log(Default::default(), Default::default());
+    let stderr = child.stderr.take().unwrap();
+    let sink = log.clone();
+    *log.1.lock().unwrap() = Some(std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let mut text = sink.0.lock().unwrap();
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }));
+    (child, log)
+}
+
+fn terminate(child: Reaped) -> std::process::Output {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.into_inner().wait_with_output().unwrap()
 }
 
 #[test]

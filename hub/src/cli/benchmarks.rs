@@ -31,7 +31,8 @@ pub(super) enum BenchCommand {
         #[arg(long, default_value = "/dev/shm")]
         baseline_dir: PathBuf,
     },
-    /// Durable commit rates: raw SQLite vs ledger movements, single and grouped.
+    /// The ledger vs raw SQLite writing the same rows: one by one, and grouped in the same
+    /// batch sizes; on slow-fsync storage also what group commit buys.
     Ledger {
         /// Folder to measure (default: the config's data directory, else the current folder).
         #[arg(long)]
@@ -42,12 +43,15 @@ pub(super) enum BenchCommand {
         /// Also write the figures as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Seconds per phase.
-        #[arg(long, default_value_t = 3.0)]
+        /// Seconds per phase and round.
+        #[arg(long, default_value_t = 2.0)]
         seconds: f64,
         /// Concurrent requesters in the grouped phase.
         #[arg(long, default_value_t = 256)]
         requesters: usize,
+        /// Rounds of every phase; the report gives medians.
+        #[arg(long, default_value_t = 3)]
+        repetitions: usize,
     },
     /// Uplink throughput against a local Mosquitto: raw rumqttc vs outbox drain.
     Sync {

@@ -421,15 +421,20 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Run(args) => {
             let config = Config::load(&args.config)?;
             telemetry::init(&config.log.level, log_format(cli.log_format, Some(&config)));
+            // Stop signals are caught before anything that takes time: one that arrives while
+            // the model loads or the store migrates stops the daemon cleanly once it is up.
+            let rt = runtime()?;
+            let stop = rt.block_on(async { daemon::StopSignal::install() })?;
+            tracing::info!(site = %config.site.id, "starting; stop signals are handled from now on");
             // The inference backend is chosen first, before anything else could touch it.
             let vision = start_vision_if_enabled(&config.vision)?;
             let store = daemon::open_store(&config)?;
             crate::storage::log_startup_check(&config.store.data_dir);
-            runtime()?.block_on(async {
+            rt.block_on(async {
                 let shutdown = CancellationToken::new();
                 let trigger = shutdown.clone();
                 tokio::spawn(async move {
-                    daemon::stop_signal().await;
+                    stop.wait().await;
                     trigger.cancel();
                 });
                 let board = crate::status::StatusBoard::new();
@@ -632,10 +637,11 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                     json,
                     seconds,
                     requesters,
+                    repetitions,
                 },
         } => {
             let dir = bench_dir(data_dir, config)?;
-            let report = bench::ledger::run(&dir, seconds, requesters.max(1))?;
+            let report = bench::ledger::run(&dir, seconds, requesters.max(1), repetitions)?;
             finish_bench(&report, json, report.meets_targets())
         }
         Command::CheckImage {

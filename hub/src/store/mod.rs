@@ -22,6 +22,7 @@ pub mod trace;
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
@@ -147,8 +148,25 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// What the writer has committed since the store was opened.
+#[derive(Debug, Default)]
+struct Counters {
+    groups: AtomicU64,
+    requests: AtomicU64,
+}
+
+/// Group commits and the requests they carried, since the store was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct WriterStats {
+    /// Durable transactions committed (one fsync of the WAL each).
+    pub groups_committed: u64,
+    /// Write requests those transactions carried (refused ones included).
+    pub requests_committed: u64,
+}
+
 struct Inner {
     path: PathBuf,
+    counters: Arc<Counters>,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
@@ -213,9 +231,11 @@ impl Store {
         let (tx, rx) = mpsc::channel::<Job>(options.queue_capacity.max(1));
         let max_batch = options.max_batch.max(1);
         let writer_path = path.to_owned();
+        let counters = Arc::new(Counters::default());
+        let writer_counters = counters.clone();
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_batch, &writer_path))
+            .spawn(move || writer_loop(conn, rx, max_batch, &writer_path, &writer_counters))
             .map_err(|e| StoreError::CreateDir {
                 path: path.to_owned(),
                 source: e,
@@ -223,6 +243,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
+                counters,
                 jobs: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(writer)),
                 readers: Mutex::new(Vec::new()),
@@ -233,6 +254,14 @@ impl Store {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// How many group commits the writer made, and how many requests they carried.
+    pub fn writer_stats(&self) -> WriterStats {
+        WriterStats {
+            groups_committed: self.inner.counters.groups.load(Ordering::Relaxed),
+            requests_committed: self.inner.counters.requests.load(Ordering::Relaxed),
+        }
     }
 
     fn sender(&self) -> Result<mpsc::Sender<Job>, StoreError> {
@@ -360,7 +389,13 @@ impl Store {
     }
 }
 
-fn writer_loop(conn: Connection, mut jobs: mpsc::Receiver<Job>, max_batch: usize, path: &Path) {
+fn writer_loop(
+    conn: Connection,
+    mut jobs: mpsc::Receiver<Job>,
+    max_batch: usize,
+    path: &Path,
+    counters: &Counters,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while let Some(first) = jobs.blocking_recv() {
         batch.push(first);
@@ -370,14 +405,14 @@ fn writer_loop(conn: Connection, mut jobs: mpsc::Receiver<Job>, max_batch: usize
                 Err(_) => break,
             }
         }
-        run_group(&conn, &mut batch, path);
+        run_group(&conn, &mut batch, path, counters);
     }
     // Leave the WAL folded into the main file so a copy of the .sqlite alone is complete.
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
 }
 
 /// Runs a group of jobs in one transaction and answers each after the commit.
-fn run_group(conn: &Connection, batch: &mut Vec<Job>, path: &Path) {
+fn run_group(conn: &Connection, batch: &mut Vec<Job>, path: &Path, counters: &Counters) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!(path = %path.display(), error = %e, "cannot start a write transaction");
         for job in batch.drain(..) {
@@ -409,7 +444,7 @@ fn run_group(conn: &Connection, batch: &mut Vec<Job>, path: &Path) {
             }
             batch.extend(jobs);
             if !batch.is_empty() {
-                run_group(conn, batch, path);
+                run_group(conn, batch, path, counters);
             }
             return;
         }
@@ -424,7 +459,13 @@ fn run_group(conn: &Connection, batch: &mut Vec<Job>, path: &Path) {
         completions.push(completion);
     }
     match conn.execute_batch("COMMIT") {
-        Ok(()) => completions.into_iter().for_each(|c| c(Ok(()))),
+        Ok(()) => {
+            counters.groups.fetch_add(1, Ordering::Relaxed);
+            counters
+                .requests
+                .fetch_add(completions.len() as u64, Ordering::Relaxed);
+            completions.into_iter().for_each(|c| c(Ok(())));
+        }
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
             tracing::error!(path = %path.display(), error = %e, "group commit failed; every request in it was refused");
