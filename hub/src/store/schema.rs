@@ -240,6 +240,11 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX device_input_by_device ON device_input (device, id);
     "#,
+    // 6 (branch trust-codes): the GS1 elements (GTIN, lot, expiry, serial…) read from a bound
+    // trace code, as JSON `[{"ai":"01","value":"…"},…]`; NULL for codes that are not GS1.
+    r#"
+    ALTER TABLE trace_code ADD COLUMN elements TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -232,9 +232,16 @@ async fn run_action(
                     .await?,
             )
         }
-        StationAction::ReceiveScan { code } => {
-            json(workflows::receiving::scan(store, station, &code, &config.codes, now).await?)
-        }
+        StationAction::ReceiveScan { code } => json(
+            workflows::receiving::scan(
+                store,
+                station,
+                &code,
+                &workflows::receiving::ScanRules::of(config),
+                now,
+            )
+            .await?,
+        ),
         StationAction::ReceiveDecide {
             delivery_id,
             line_no,

@@ -24,6 +24,9 @@ pub async fn check(
 }
 
 /// Hands an order over and re-evaluates the stock tiers of its SKUs, in one transaction.
+/// Scanned trace codes are read as any other scan (a scanner's `]C1…` or the printed
+/// `(01)…(21)…`) and looked up in their stored form; stock leaves from lots that have not
+/// expired on the site's day.
 pub async fn handover(
     store: &Store,
     config: &Config,
@@ -35,9 +38,18 @@ pub async fn handover(
     let site = config.site.id.clone();
     let policy = config.alerts.default_policy.clone();
     let (station, order_id) = (station.to_owned(), order_id.to_owned());
+    let request = HandoverRequest {
+        trace_codes: request
+            .trace_codes
+            .iter()
+            .map(|code| crate::codes::stored_form(code, &config.codes))
+            .collect(),
+        ..request
+    };
+    let today = crate::clock::local_date(now);
     store
         .write(move |c| {
-            let handover = hand_over(c, &site, &station, &order_id, &request, now)?;
+            let handover = hand_over(c, &site, &station, &order_id, &request, today, now)?;
             let mut skus: Vec<_> = handover.lines.iter().map(|l| l.sku.clone()).collect();
             skus.dedup();
             for sku in &skus {
