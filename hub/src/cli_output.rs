@@ -103,11 +103,19 @@ impl fmt::Display for DecisionView<'_> {
         if !d.bound_codes.is_empty() {
             writeln!(f, "    {} trace code(s) bound", d.bound_codes.len())?;
         }
+        if !d.product_scans.is_empty() {
+            writeln!(
+                f,
+                "    {} product scan(s) counted (no serial: not bound)",
+                d.product_scans.len()
+            )?;
+        }
         for (code, flag) in &d.flagged_codes {
             writeln!(
                 f,
-                "    FLAGGED {code}: {}",
-                serde_json::to_string(flag).unwrap_or_default()
+                "    FLAGGED {code}: {} ({})",
+                flag.describe(),
+                flag.code()
             )?;
         }
         Ok(())
@@ -130,13 +138,21 @@ pub fn describe_scan(outcome: &crate::workflows::receiving::ScanOutcome) -> Stri
         }) => {
             format!("bound to delivery {delivery_id} line {line_no} ({count} item(s) so far)")
         }
+        ScanOutcome::Item(BindOutcome::Counted {
+            delivery_id,
+            line_no,
+            count,
+        }) => format!(
+            "product scan counted on delivery {delivery_id} line {line_no} ({count} item(s) so far; no serial, so no trace code bound)"
+        ),
         ScanOutcome::Item(BindOutcome::Flagged {
             delivery_id,
             line_no,
             flag,
         }) => format!(
-            "FLAGGED on delivery {delivery_id} line {line_no}: {} — set the item aside",
-            serde_json::to_string(flag).unwrap_or_default()
+            "FLAGGED on delivery {delivery_id} line {line_no}: {} ({}) — set the item aside",
+            flag.describe(),
+            flag.code()
         ),
     }
 }
@@ -159,6 +175,14 @@ impl fmt::Display for ItemTraceView<'_> {
             t.delivery_id.as_deref().unwrap_or("?"),
             t.bound_at
         )?;
+        if !t.elements.is_empty() {
+            let elements: Vec<String> = t
+                .elements
+                .iter()
+                .map(|e| format!("({}){}", e.ai, e.value))
+                .collect();
+            writeln!(f, "  printed  {}", elements.join(" "))?;
+        }
         if let Some(d) = &t.decision {
             write!(f, "  accepted ")?;
             write!(f, "{}", DecisionView(d))?;

@@ -4,10 +4,15 @@
 //! Parsing itself lives once, in `firmware_shim::codes`; this module only adapts it. The
 //! site's own trace-code patterns (`[codes] patterns`, the shim's [`SitePattern`] syntax
 //! `name:prefix:N|A|X:len[-max][:mod10|luhn|mod11]`) are validated once into [`SitePatterns`]
-//! and handed to every classification.
+//! and handed to every classification. Every GTIN leaves here as a [`Gtin`] (GTIN-14), the one
+//! form the hub compares; a scan that is a trace code is told apart from a product scan
+//! ([`CodeKind`]); a scan no rule recognises is [`ScannedCode::Unrecognised`], never an item.
 
+use firmware_shim::codes::gs1;
 use firmware_shim::codes::trace::{PatternError, SitePattern, TraceCode, classify};
 use firmware_shim::wire::scanner::{AimId, Scan};
+use hub_core::Gtin;
+use hub_core::receiving::{CodeElement, CodeKind};
 use std::sync::Arc;
 
 /// Most site patterns a config may list (each scan is tested against all of them).
@@ -94,19 +99,123 @@ impl SitePatterns {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "class", rename_all = "snake_case")]
 pub enum ScannedCode {
-    /// A serialised item: GTIN + serial (GS1), or another item trace code.
-    Item { code: String, gtin: Option<String> },
+    /// A code about goods: a trace code naming one item (GS1 GTIN + serial, a CN drug code, an
+    /// in-store scale label, a site pattern), or a product scan naming only the product (a
+    /// bare EAN/UPC, GS1 data with a GTIN and no serial). `code` is the form stored and
+    /// compared; `gtin` is normalised to GTIN-14; `elements` are the GS1 AIs read, if any.
+    Item {
+        code: String,
+        kind: CodeKind,
+        gtin: Option<Gtin>,
+        elements: Vec<CodeElement>,
+    },
     /// A logistic unit (crate, pallet): SSCC-18.
     Sscc { sscc: String },
     /// Something that is not a valid code; `reason` says why.
     Malformed { raw: String, reason: String },
+    /// Well formed, but no rule recognises it (and no site pattern names it a trace code).
+    Unrecognised { raw: String, reason: String },
+}
+
+impl ScannedCode {
+    /// The value of AI `ai` in an item code's GS1 elements.
+    pub fn element<'s>(elements: &'s [CodeElement], ai: &str) -> Option<&'s str> {
+        elements
+            .iter()
+            .find(|e| e.ai == ai)
+            .map(|e| e.value.as_str())
+    }
+}
+
+/// The expiry printed in a code (AI 17, `YYMMDD`; day `00` is the month's last day), with the
+/// century chosen by GS1's sliding window around `today`'s year.
+pub fn expiry_of(elements: &[CodeElement], today: chrono::NaiveDate) -> Option<chrono::NaiveDate> {
+    use chrono::Datelike;
+    let value = ScannedCode::element(elements, "17")?;
+    let element = gs1::Element {
+        entry: gs1::lookup("17")?,
+        value,
+    };
+    let date = element.date(u16::try_from(today.year()).ok()?)?;
+    let (year, month) = (i32::from(date.year), u32::from(date.month));
+    if date.day == 0 {
+        let (next_year, next_month) = if month == 12 {
+            (year + 1, 1)
+        } else {
+            (year, month + 1)
+        };
+        chrono::NaiveDate::from_ymd_opt(next_year, next_month, 1)?.pred_opt()
+    } else {
+        chrono::NaiveDate::from_ymd_opt(year, month, u32::from(date.day))
+    }
+}
+
+/// What a clerk is told about a scan nothing recognises.
+fn unrecognised_reason(raw: &str) -> String {
+    format!(
+        "'{raw}' is not a code the hub recognises (not GS1 data, a GTIN, a CN drug trace code or an in-store label); if the site's items carry such codes, describe them in [codes] patterns"
+    )
+}
+
+fn elements_of(elements: &gs1::ElementString<'_>) -> Vec<CodeElement> {
+    elements
+        .iter()
+        .map(|e| CodeElement {
+            ai: e.ai().to_owned(),
+            value: e.value.to_owned(),
+        })
+        .collect()
+}
+
+fn bracketed(elements: &gs1::ElementString<'_>, fallback: &str) -> String {
+    let mut out = [0u8; 256];
+    match elements.write_bracketed(&mut out) {
+        Ok(n) => String::from_utf8_lossy(&out[..n]).into_owned(),
+        Err(_) => fallback.to_owned(),
+    }
+}
+
+/// An item code from GS1 data: GTIN + serial is a trace code, a GTIN alone a product scan.
+fn from_elements(elements: &gs1::ElementString<'_>, raw: &str) -> ScannedCode {
+    let gtin = match elements.gtin().map(Gtin::parse).transpose() {
+        Ok(gtin) => gtin,
+        Err(e) => {
+            return ScannedCode::Malformed {
+                raw: raw.to_owned(),
+                reason: e.to_string(),
+            };
+        }
+    };
+    let (code, kind) = match (&gtin, elements.serial()) {
+        (Some(gtin), Some(serial)) => (format!("(01){gtin}(21){serial}"), CodeKind::TraceCode),
+        (Some(_), None) => (bracketed(elements, raw), CodeKind::Product),
+        // GS1 data with another key (GIAI, GSRN…) names one thing, as before.
+        (None, _) => (bracketed(elements, raw), CodeKind::TraceCode),
+    };
+    ScannedCode::Item {
+        code,
+        kind,
+        gtin,
+        elements: elements_of(elements),
+    }
 }
 
 /// Classifies scanner text (an AIM prefix such as `]C1` and GS separators may be present),
-/// trying the site's `patterns` as the shim's classifier orders them.
+/// trying the site's `patterns` as the shim's classifier orders them. Text in GS1's
+/// human-readable form, `(01)…(21)…`, as people type it, is read as GS1 data.
 pub fn classify_text(text: &str, patterns: &SitePatterns) -> ScannedCode {
     let raw = text.trim_end_matches(['\r', '\n']);
     let bytes = raw.as_bytes();
+    if bytes.first() == Some(&b'(')
+        && let Ok(elements) = gs1::parse_bracketed(bytes)
+    {
+        return match elements.sscc() {
+            Some(sscc) if elements.len() == 1 => ScannedCode::Sscc {
+                sscc: sscc.to_owned(),
+            },
+            _ => from_elements(&elements, raw),
+        };
+    }
     let scan = match AimId::split(bytes) {
         Some((aim, data)) => Scan {
             aim: Some(aim),
@@ -120,41 +229,53 @@ pub fn classify_text(text: &str, patterns: &SitePatterns) -> ScannedCode {
     classify_scan(&scan, patterns)
 }
 
+/// The form a scanned or typed code is stored and looked up in: an item code's canonical form
+/// (GS1 as `(01)…(21)…`, a bare GTIN as its GTIN-14), otherwise the trimmed text.
+pub fn stored_form(text: &str, patterns: &SitePatterns) -> String {
+    match classify_text(text.trim(), patterns) {
+        ScannedCode::Item { code, .. } => code,
+        _ => text.trim().to_owned(),
+    }
+}
+
 /// Classifies a framed scan. A code matching a site pattern is an item code; a code with a
-/// pattern's shape but a wrong check character is malformed, with the reason.
+/// pattern's shape but a wrong check character is malformed, with the reason; a code no rule
+/// recognises is unrecognised, with what would make it a trace code.
 pub fn classify_scan(scan: &Scan<'_>, patterns: &SitePatterns) -> ScannedCode {
     let raw = String::from_utf8_lossy(scan.data).replace('\u{1d}', "<GS>");
     let mut scratch = [0u8; 512];
     let site = patterns.patterns();
+    let trace_code = |code: String| ScannedCode::Item {
+        code,
+        kind: CodeKind::TraceCode,
+        gtin: None,
+        elements: vec![],
+    };
     match classify(scan, &site, &mut scratch) {
-        Ok(TraceCode::Gs1Item { gtin, serial, .. }) => ScannedCode::Item {
-            code: format!("(01){gtin}(21){serial}"),
-            gtin: Some(gtin.to_owned()),
-        },
+        Ok(TraceCode::Gs1Item { elements, .. }) | Ok(TraceCode::Gs1Other { elements }) => {
+            from_elements(&elements, &raw)
+        }
         Ok(TraceCode::Sscc { sscc, .. }) => ScannedCode::Sscc {
             sscc: sscc.to_owned(),
         },
-        Ok(TraceCode::Gs1Other { elements }) => {
-            let mut out = [0u8; 256];
-            let code = match elements.write_bracketed(&mut out) {
-                Ok(n) => String::from_utf8_lossy(&out[..n]).into_owned(),
-                Err(_) => raw,
-            };
-            ScannedCode::Item {
-                code,
-                gtin: elements.gtin().map(str::to_owned),
-            }
-        }
-        Ok(TraceCode::Gtin { digits }) => ScannedCode::Item {
-            code: digits.to_owned(),
-            gtin: Some(digits.to_owned()),
+        Ok(TraceCode::Gtin { digits }) => match Gtin::parse(digits) {
+            Ok(gtin) => ScannedCode::Item {
+                code: gtin.to_string(),
+                kind: CodeKind::Product,
+                gtin: Some(gtin),
+                elements: vec![],
+            },
+            Err(e) => ScannedCode::Malformed {
+                raw,
+                reason: e.to_string(),
+            },
         },
         Ok(TraceCode::CnDrug(_))
         | Ok(TraceCode::ScaleLabel { .. })
-        | Ok(TraceCode::Site { .. })
-        | Ok(TraceCode::Opaque { .. }) => ScannedCode::Item {
-            code: raw,
-            gtin: None,
+        | Ok(TraceCode::Site { .. }) => trace_code(raw),
+        Ok(TraceCode::Opaque { .. }) => ScannedCode::Unrecognised {
+            reason: unrecognised_reason(&raw),
+            raw,
         },
         Err(e) => ScannedCode::Malformed {
             raw,
@@ -185,7 +306,9 @@ mod tests {
             classify_text(&good, &site),
             ScannedCode::Item {
                 code: good.clone(),
-                gtin: None
+                kind: CodeKind::TraceCode,
+                gtin: None,
+                elements: vec![]
             }
         );
         match classify_text(&bad, &site) {
@@ -196,11 +319,14 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        // Without the site's patterns the same text is an opaque item code, not an error.
-        assert!(matches!(
-            classify_text(&bad, &none),
-            ScannedCode::Item { .. }
-        ));
+        // Without the site's patterns no rule recognises the same text: not an item code.
+        match classify_text(&bad, &none) {
+            ScannedCode::Unrecognised { raw, reason } => {
+                assert_eq!(raw, bad);
+                assert!(reason.contains("[codes] patterns"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(matches!(
             classify_text("EMP7Q2X", &site),
             ScannedCode::Item { .. }
@@ -230,12 +356,24 @@ mod tests {
 
     #[test]
     fn gs1_items_ssccs_and_bad_check_digits() {
+        let gtin = |g: &str| Some(Gtin::parse(g).unwrap());
+        let element = |ai: &str, value: &str| CodeElement {
+            ai: ai.into(),
+            value: value.into(),
+        };
         assert_eq!(
             classify_text("]C10109506000134352211234567", &SitePatterns::default()),
             ScannedCode::Item {
                 code: "(01)09506000134352(21)1234567".into(),
-                gtin: Some("09506000134352".into())
+                kind: CodeKind::TraceCode,
+                gtin: gtin("09506000134352"),
+                elements: vec![element("01", "09506000134352"), element("21", "1234567")]
             }
+        );
+        // The same item typed in GS1's human-readable form.
+        assert_eq!(
+            classify_text("(01)09506000134352(21)1234567", &SitePatterns::default()),
+            classify_text("]C10109506000134352211234567", &SitePatterns::default())
         );
         assert_eq!(
             classify_text("]C100106141411234567897", &SitePatterns::default()),
@@ -251,8 +389,51 @@ mod tests {
             classify_text("86123456789012345678", &SitePatterns::default()),
             ScannedCode::Item {
                 code: "86123456789012345678".into(),
-                gtin: None
+                kind: CodeKind::TraceCode,
+                gtin: None,
+                elements: vec![]
             }
         );
+    }
+
+    #[test]
+    fn bare_gtins_and_gs1_data_without_a_serial_are_product_scans_with_gtin_14() {
+        let none = SitePatterns::default();
+        let ean13 = classify_text("]E06901234567892", &none);
+        assert_eq!(
+            ean13,
+            ScannedCode::Item {
+                code: "06901234567892".into(),
+                kind: CodeKind::Product,
+                gtin: Some(Gtin::parse("06901234567892").unwrap()),
+                elements: vec![]
+            }
+        );
+        assert_eq!(classify_text("6901234567892", &none), ean13);
+        match classify_text("]C10106901234567892\u{1d}10LOT-9", &none) {
+            ScannedCode::Item {
+                code, kind, gtin, ..
+            } => {
+                assert_eq!(code, "(01)06901234567892(10)LOT-9");
+                assert_eq!(kind, CodeKind::Product);
+                assert_eq!(gtin.unwrap().as_str(), "06901234567892");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_expiry_in_a_code_is_a_date_with_its_century_and_month_end() {
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 18).unwrap();
+        let with = |value: &str| {
+            vec![CodeElement {
+                ai: "17".into(),
+                value: value.into(),
+            }]
+        };
+        assert_eq!(expiry_of(&with("261220"), today), "2026-12-20".parse().ok());
+        assert_eq!(expiry_of(&with("270200"), today), "2027-02-28".parse().ok());
+        assert_eq!(expiry_of(&with("281200"), today), "2028-12-31".parse().ok());
+        assert_eq!(expiry_of(&[], today), None);
     }
 }

@@ -140,7 +140,14 @@ impl Input {
         match self {
             Input::Devices { scanner, .. } => scanner.say(&format!("scan {code}")).await,
             Input::Typed { config } => {
-                workflows::receiving::scan(store, STATION, code, &config.codes, now).await?;
+                workflows::receiving::scan(
+                    store,
+                    STATION,
+                    code,
+                    &workflows::receiving::ScanRules::of(config),
+                    now,
+                )
+                .await?;
                 Ok(())
             }
         }
@@ -234,11 +241,11 @@ pub async fn receive_and_hand_over(
         "Navel oranges, 5 kg box",
         StockUnit::Piece,
     );
-    orange.gtins = vec![ORANGE_GTIN.into()];
+    orange.gtins = vec![ORANGE_GTIN.parse()?];
     orange.check_items_at_handover = true;
     orange.version = 2;
     let mut milk = Sku::new(SkuCode::new("MILK-1L")?, "Fresh milk 1 L", StockUnit::Piece);
-    milk.gtins = vec![MILK_GTIN.into()];
+    milk.gtins = vec![MILK_GTIN.parse()?];
     milk.version = 2;
     let today = crate::clock::local_date(now);
     let manifest_line = |line_no: u32, sku: &Sku, lot: &str, count: i64, grams: i64| ManifestLine {

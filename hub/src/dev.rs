@@ -80,7 +80,7 @@ pub fn receive_loop(db: &Path, prefix: &str, limit: u64) -> anyhow::Result<()> {
             code: SkuCode::new("CRASH-R").expect("valid"),
             name: "crash receiving".into(),
             unit: StockUnit::Piece,
-            gtins: vec!["09506000134352".into()],
+            gtins: vec!["09506000134352".parse().expect("a valid GTIN")],
             allow_negative: false,
             check_items_at_handover: false,
             version: 1,
@@ -124,8 +124,15 @@ pub fn receive_loop(db: &Path, prefix: &str, limit: u64) -> anyhow::Result<()> {
             for (line_no, weight) in [(1u32, 3_000i64), (2, 2_000)] {
                 rs::scan_label(c, "dock", &format!("{id}/{line_no}"), now)?;
                 for k in 0..3 {
-                    let code = format!("(01)09506000134352(21){id}-{line_no}-{k}");
-                    rs::scan_item(c, "dock", &code, Some("09506000134352"), None, now)?;
+                    let item = rs::ScannedItem {
+                        code: format!("(01)09506000134352(21){id}-{line_no}-{k}"),
+                        kind: hub_core::receiving::CodeKind::TraceCode,
+                        gtin: "09506000134352".parse().ok(),
+                        lot: None,
+                        expiry: None,
+                        elements: vec![],
+                    };
+                    rs::scan_item(c, "dock", &item, &policy, today, now)?;
                 }
                 rs::record_weight(c, "dock", weight, now)?;
                 let d = rs::decide(c, &id, line_no, "crash-test", &policy, today, now)?;

@@ -106,11 +106,17 @@ async fn expiry_quarantine_and_backlog_alerts_are_raised_then_cleared() {
         !open.iter().any(|a| a.kind == AlertKind::QuarantineWaiting),
         "{open:?}"
     );
+    // Past its expiry the batch is no longer "near expiry, hand it over first": it is expired
+    // stock that must not be handed over, red until it is written off.
+    assert!(
+        !open.iter().any(|a| a.kind == AlertKind::NearExpiry),
+        "{open:?}"
+    );
     assert_eq!(
         open.iter()
-            .find(|a| a.kind == AlertKind::NearExpiry)
-            .map(|a| a.tier),
-        Some(Tier::Red)
+            .find(|a| a.kind == AlertKind::StockExpired)
+            .map(|a| (a.tier, a.subject.as_str())),
+        Some((Tier::Red, "YOGURT/Y-1"))
     );
     let cleared: i64 = store
         .read(|c| {

@@ -360,7 +360,7 @@ fn seed_receiving(dir: &Path) {
                     code: SkuCode::new("APPLE-1KG").unwrap(),
                     name: "Apples 1 kg".into(),
                     unit: StockUnit::Piece,
-                    gtins: vec!["09506000134352".into()],
+                    gtins: vec!["09506000134352".parse().unwrap()],
                     allow_negative: false,
                     check_items_at_handover: false,
                     version: 1,
@@ -445,6 +445,78 @@ fn a_gs1_scan_is_parsed_and_bound_and_the_weight_lands_on_the_line() {
             .any(|(_, g, o)| *g == 1250 && o == "applied")
     });
     assert!(hub.outbox_kinds().contains(&"trace_code_bound".to_owned()));
+}
+
+#[test]
+fn a_malformed_scan_is_journaled_as_flagged_with_its_reason_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let scan_link = link(dir.path(), "scan");
+    let mut scanner = Sim::start(&["scanner", "--link", &link_arg(&scan_link)]);
+    Hub::write_config(dir.path(), &scanner_entry("scan", &scan_link));
+    seed_receiving(dir.path());
+    let hub = Hub::start(dir);
+    wait_for("the scanner online", &hub, 10, || {
+        hub.device_status("scan")["online"] == true
+    });
+    scanner.send("scan DLV-1/1");
+    // A GS1 item code whose GTIN check digit is wrong (…352 is right).
+    scanner.send(r"scan ]C1010950600013435321ABC123");
+    wait_for("two journaled scans", &hub, 10, || hub.scans().len() == 2);
+    let scans = hub.scans();
+    let (_, _, parsed, outcome, detail) = &scans[1];
+    assert!(parsed.contains("\"class\":\"invalid\""), "{parsed}");
+    assert_eq!(outcome, "flagged", "{scans:?}");
+    assert!(
+        detail.contains("malformed") && detail.contains("check digit"),
+        "the reason is journaled: {detail}"
+    );
+    wait_for("the malformed scan counted", &hub, 5, || {
+        let s = hub.device_status("scan");
+        s["malformed"].as_u64() == Some(1) && s["flagged"].as_u64() == Some(1)
+    });
+    assert_eq!(hub.device_status("scan")["applied"].as_u64(), Some(1));
+    assert!(
+        hub.outbox_kinds()
+            .contains(&"trace_code_flagged".to_owned())
+    );
+}
+
+#[test]
+fn an_mt_sics_probe_answer_split_across_writes_is_reassembled_not_counted_malformed() {
+    let dir = tempfile::tempdir().unwrap();
+    let scale_link = link(dir.path(), "scale");
+    let mut scale = Sim::start(&[
+        "scale",
+        "--protocol",
+        "mt-sics",
+        "--link",
+        &link_arg(&scale_link),
+    ]);
+    // Every answer, the probe's `I4 A "SIM0000001"` first, arrives in two pieces 200 ms apart.
+    scale.send("split 200");
+    Hub::write_config(
+        dir.path(),
+        &scale_entry("scale", "mt-sics", &scale_link, ""),
+    );
+    let hub = Hub::start(dir);
+    wait_for("the scale online", &hub, 10, || {
+        hub.device_status("scale")["online"] == true
+    });
+    let detail = hub.device_status("scale")["detail"].to_string();
+    assert!(
+        detail.contains("SIM0000001"),
+        "the whole serial number was read: {detail}"
+    );
+    scale.send("put 1.500");
+    wait_for("a stable weight from split answers", &hub, 10, || {
+        hub.weights().iter().any(|(_, g, _)| *g == 1500)
+    });
+    wait_for("the counters published", &hub, 5, || {
+        hub.device_status("scale")["frames"].as_u64().unwrap_or(0) > 3
+    });
+    let status = hub.device_status("scale");
+    assert_eq!(status["malformed"].as_u64(), Some(0), "{status}");
+    assert_eq!(status["garbage_frames"].as_u64(), Some(0), "{status}");
 }
 
 #[test]
@@ -779,16 +851,18 @@ fn mqtt_devices_on_a_real_broker_survive_its_loss_without_a_restart() {
     assert_eq!(parsed(0)["pattern"], "licence", "{licence:?}");
     assert!(licence[0].4.contains("bound"), "{licence:?}");
     assert_eq!(parsed(1)["class"], "invalid", "{licence:?}");
-    assert!(licence[1].4.contains("flagged"), "{licence:?}");
+    assert_eq!(licence[1].3, "flagged", "{licence:?}");
     assert!(
         licence[1]
             .4
             .contains("pattern licence: check character '2', expected '1'"),
         "{licence:?}"
     );
-    // The status file behind `hub devices` is rewritten twice a second.
+    // The status file behind `hub devices` is rewritten twice a second. The flagged licence
+    // code is not "applied": it is counted as flagged and as malformed.
     wait_for("the scanner's counters in the status file", &hub, 5, || {
-        hub.device_status("net-scan")["applied"] == 3
+        let s = hub.device_status("net-scan");
+        s["applied"] == 2 && s["flagged"] == 1 && s["malformed"] == 1
     });
     let listed = devices_json(&hub);
     let entry = |name: &str| {
@@ -802,7 +876,8 @@ fn mqtt_devices_on_a_real_broker_survive_its_loss_without_a_restart() {
     assert!(scale["applied"].as_u64().unwrap_or(0) >= 1, "{scale}");
     assert_eq!(scale["last_grams"], 1250, "{scale}");
     assert_eq!(scale["source"], format!("mqtt:{scale_topic}"), "{scale}");
-    assert_eq!(scanner["applied"], 3, "{scanner}");
+    assert_eq!(scanner["applied"], 2, "{scanner}");
+    assert_eq!(scanner["flagged"], 1, "{scanner}");
     assert_eq!(scanner["last_code"], "SC12345678901232", "{scanner}");
     assert!(
         listed["journal"].as_array().map_or(0, Vec::len) >= 2,

@@ -566,6 +566,188 @@ async fn guesses_spread_over_many_stations_meet_the_site_budget_and_a_supervisor
     );
 }
 
+const DAY: i64 = 86_400_000;
+
+/// Receives `lots` (lot, expiry, count) of `sku` through the receiving workflow on day `T0`.
+async fn receive_lots(store: &Store, config: &Config, sku: &Sku, lots: &[(&str, &str, i64)]) {
+    use hub::store::receiving::{set_count, upsert_manifest};
+    use hub_core::receiving::{Manifest, ManifestLine};
+    let now = Timestamp(T0);
+    let manifest = Manifest {
+        delivery_id: "D1".into(),
+        supplier: "Dairy Co".into(),
+        expected_at: None,
+        lines: lots
+            .iter()
+            .enumerate()
+            .map(|(i, (lot, expiry, count))| ManifestLine {
+                expiry: expiry.parse().ok(),
+                expected_count: Some(*count),
+                ..ManifestLine::unexpected(i as u32 + 1, sku.code.clone(), lot)
+            })
+            .collect(),
+        cancelled: false,
+        version: 1,
+    };
+    let counts: Vec<(u32, i64)> = lots
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i as u32 + 1, l.2))
+        .collect();
+    let sku = sku.clone();
+    store
+        .write(move |c| {
+            sku_store::upsert(c, &sku, now)?;
+            upsert_manifest(c, &manifest, now)?;
+            for (line, count) in counts {
+                set_count(c, "D1", line, count, now)?;
+            }
+            Ok::<_, hub::store::receiving::ReceivingError>(())
+        })
+        .await
+        .unwrap();
+    for line in 1..=lots.len() as u32 {
+        let d = hub::workflows::receiving::decide(store, config, "D1", line, "staff-1", now)
+            .await
+            .unwrap();
+        assert_eq!(d.decision.outcome, hub_core::receiving::Outcome::Accepted);
+    }
+}
+
+fn milk(check_items: bool, gtins: &[&str]) -> Sku {
+    Sku {
+        code: SkuCode::new("MILK").unwrap(),
+        name: "Milk".into(),
+        unit: StockUnit::Piece,
+        gtins: gtins.iter().map(|g| g.parse().unwrap()).collect(),
+        allow_negative: false,
+        check_items_at_handover: check_items,
+        version: 1,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_stock_is_never_picked_and_stays_alerted_until_written_off() {
+    use hub::store::alerts::open_alerts;
+    use hub_core::alerts::{AlertKind, Tier};
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = config(dir.path(), "[receiving]\nphoto_required = false\n");
+    let store = open(&config);
+    // T0 is 2026-09-21: OLD expires two days later, NEW in ten.
+    let today = chrono::DateTime::from_timestamp_millis(T0)
+        .unwrap()
+        .date_naive();
+    let day = |n: u64| (today + chrono::Days::new(n)).to_string();
+    receive_lots(
+        &store,
+        &config,
+        &milk(false, &[]),
+        &[("OLD", &day(2), 4), ("NEW", &day(10), 5)],
+    )
+    .await;
+    let orders = vec![order("P1", "111111", 5), order("P2", "222222", 1)];
+    store
+        .write(move |c| {
+            for o in &orders {
+                upsert_order(c, o, Timestamp(T0))?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+
+    // Four days on, OLD has expired: the handover takes NEW, first-expiry-first-out among
+    // what may still be handed over.
+    let later = Timestamp(T0 + 4 * DAY);
+    let pick = store
+        .read(move |c| hub::store::pickup::pick_list(c, "P1", today + chrono::Days::new(4)))
+        .await
+        .unwrap();
+    assert_eq!(pick[0].lot.as_deref(), Some("NEW"), "{pick:?}");
+    for (order_id, code) in [("P1", "111111"), ("P2", "222222")] {
+        assert!(
+            pickup::check(&store, &config, "desk-1", &entry(order_id, code), later)
+                .await
+                .unwrap()
+                .is_found()
+        );
+    }
+    let handover = pickup::handover(
+        &store,
+        &config,
+        "desk-1",
+        "P1",
+        HandoverRequest::default(),
+        later,
+    )
+    .await
+    .unwrap();
+    assert_eq!(handover.lines[0].lot.as_deref(), Some("NEW"));
+    // Nothing but the expired lot is left: refused, and nothing was written.
+    let refused = pickup::handover(
+        &store,
+        &config,
+        "desk-1",
+        "P2",
+        HandoverRequest::default(),
+        later,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        refused.to_string().contains("only expired stock"),
+        "{refused}"
+    );
+    let (stock, p2) = store
+        .read(|c| {
+            Ok::<_, StoreError>((
+                ledger::balances(c)?,
+                hub::store::pickup::order(c, "P2")?.unwrap(),
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(stock[0].on_hand, 4, "only the expired lot is left");
+    assert_eq!(p2.status, OrderStatus::Open, "the refused order stays open");
+
+    // The periodic checks raise a red `stock_expired` alert for the lot on hand ...
+    hub::workflows::alerts::run_checks(&store, &config.alerts, later)
+        .await
+        .unwrap();
+    let open_now = store.read(open_alerts).await.unwrap();
+    let expired = open_now
+        .iter()
+        .find(|a| a.kind == AlertKind::StockExpired)
+        .unwrap_or_else(|| panic!("{open_now:?}"));
+    assert_eq!(
+        (expired.tier, expired.subject.as_str()),
+        (Tier::Red, "MILK/OLD")
+    );
+    // ... until a loss writes it off.
+    let loss = Movement {
+        id: MovementId::new("loss-OLD").unwrap(),
+        sku: SkuCode::new("MILK").unwrap(),
+        batch: Some(BatchKey::new("OLD", day(2).parse().ok()).unwrap()),
+        kind: MovementKind::Loss,
+        quantity: 4,
+        reason: "expired".into(),
+        reference: "daily check".into(),
+        at: later,
+    };
+    store
+        .write(move |c| ledger::record(c, &loss))
+        .await
+        .unwrap();
+    hub::workflows::alerts::run_checks(&store, &config.alerts, later.plus_millis(60_000))
+        .await
+        .unwrap();
+    let open_after = store.read(open_alerts).await.unwrap();
+    assert!(
+        !open_after.iter().any(|a| a.kind == AlertKind::StockExpired),
+        "{open_after:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_check_targets_one_order_and_a_typed_code_alone_is_refused_uncounted() {
     let dir = tempfile::tempdir().unwrap();
@@ -759,4 +941,57 @@ fn a_supervisor_lifts_a_station_lockout_from_the_command_line() {
         Some(2),
         "an undeclared station is a usage error"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_scanned_at_handover_is_found_whichever_form_the_scanner_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = config(dir.path(), "[receiving]\nphoto_required = false\n");
+    let store = open(&config);
+    let sku = milk(true, &["6901234567892"]);
+    let now = Timestamp(T0);
+    let manifest = hub_core::receiving::Manifest {
+        delivery_id: "D1".into(),
+        supplier: "Dairy Co".into(),
+        expected_at: None,
+        lines: vec![hub_core::receiving::ManifestLine {
+            expected_count: Some(1),
+            ..hub_core::receiving::ManifestLine::unexpected(1, sku.code.clone(), "L1")
+        }],
+        cancelled: false,
+        version: 1,
+    };
+    store
+        .write(move |c| {
+            sku_store::upsert(c, &sku, now)?;
+            hub::store::receiving::upsert_manifest(c, &manifest, now)?;
+            upsert_order(c, &order("P1", "111111", 1), now)?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let rules = hub::workflows::receiving::ScanRules::of(&config);
+    for code in ["D1/1", "]C10106901234567892\u{1d}21S1"] {
+        hub::workflows::receiving::scan(&store, "dock", code, &rules, now)
+            .await
+            .unwrap();
+    }
+    hub::workflows::receiving::decide(&store, &config, "D1", 1, "staff-1", now)
+        .await
+        .unwrap();
+    assert!(
+        pickup::check(&store, &config, "desk-1", &entry("P1", "111111"), now)
+            .await
+            .unwrap()
+            .is_found()
+    );
+    // The desk's scanner sends the GS1 data with its AIM identifier, not the printed form.
+    let request = HandoverRequest {
+        trace_codes: vec!["]C10106901234567892\u{1d}21S1".into()],
+        ..Default::default()
+    };
+    let handover = pickup::handover(&store, &config, "desk-1", "P1", request, now)
+        .await
+        .unwrap();
+    assert_eq!(handover.trace_codes, vec!["(01)06901234567892(21)S1"]);
 }

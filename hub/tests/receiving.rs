@@ -32,7 +32,7 @@ fn sku(code: &str, gtin: &str) -> Sku {
         code: SkuCode::new(code).unwrap(),
         name: code.into(),
         unit: StockUnit::Piece,
-        gtins: vec![gtin.into()],
+        gtins: vec![gtin.parse().unwrap()],
         allow_negative: false,
         check_items_at_handover: false,
         version: 1,
@@ -91,7 +91,12 @@ async fn a_mixed_delivery_ends_with_the_right_decisions_stock_quarantine_and_eve
         expected_at: None,
         lines: vec![
             line(1, "ORANGE", "OR-A", 3, 15_000), // good
-            line(2, "ORANGE", "OR-B", 3, 15_000), // short: 2 of 3
+            // Short: 2 of 3. A line without an expected weight: the count alone decides (with
+            // one, the weight is judged against the manifest's full 15 kg and a person looks).
+            ManifestLine {
+                expected_weight_g: None,
+                ..line(2, "ORANGE", "OR-B", 3, 15_000)
+            },
             line(3, "ORANGE", "OR-C", 2, 10_000), // wrong-product photo
             line(4, "MILK", "MK-1", 2, 2_000),    // duplicate trace code
             line(5, "MILK", "MK-2", 2, 2_000),    // weight out of tolerance
@@ -131,7 +136,7 @@ async fn a_mixed_delivery_ends_with_the_right_decisions_stock_quarantine_and_eve
             (0..2).map(|i| item(orange, &format!("B{i}"))).collect(),
             10_020,
             good.clone(),
-        ), // 2 of 3: 10 kg expected
+        ), // 2 of 3
         (
             3,
             (0..2).map(|i| item(orange, &format!("C{i}"))).collect(),
@@ -568,4 +573,348 @@ async fn evidence_retention_spares_a_disputed_delivery_until_its_dispute_is_clos
     assert_eq!(disputes[1].0, "dispute_closed");
     assert!(disputes[1].1.contains("supplier credited"));
     assert_eq!(disputes[2].0, "dispute_opened");
+}
+
+/// A store with `skus` and one delivery `D` of `lines`, the station on line 1.
+fn receiving_site(dir: &Path, skus: Vec<Sku>, lines: Vec<ManifestLine>) -> (Config, Store) {
+    let config = config(dir);
+    let store = Store::open(&config.database_path(), "rcv-1", &StoreOptions::default()).unwrap();
+    let manifest = Manifest {
+        delivery_id: "D".into(),
+        supplier: "Sunny Orchards".into(),
+        expected_at: None,
+        lines,
+        cancelled: false,
+        version: 1,
+    };
+    store
+        .write_blocking(move |c| {
+            for s in &skus {
+                sku_store::upsert(c, s, Timestamp(NOW))?;
+            }
+            upsert_manifest(c, &manifest, Timestamp(NOW))?;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    (config, store)
+}
+
+async fn scan_at(store: &Store, code: &str) -> ScanOutcome {
+    wf::scan(store, "dock-1", code, &Default::default(), Timestamp(NOW))
+        .await
+        .unwrap()
+}
+
+fn flag_of(outcome: &ScanOutcome) -> Option<serde_json::Value> {
+    match outcome {
+        ScanOutcome::Item(BindOutcome::Flagged { flag, .. }) => {
+            Some(serde_json::to_value(flag).unwrap())
+        }
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ean13_and_gtin14_of_one_product_match_whichever_form_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    // MILK stores the GTIN-14, MILK-B the EAN-13 of the same product.
+    let mut milk_b = sku("MILK-B", "6901234567892");
+    milk_b.name = "Milk, master data with the EAN-13".into();
+    let (_config, store) = tokio::task::block_in_place(|| {
+        receiving_site(
+            dir.path(),
+            vec![sku("MILK", "06901234567892"), milk_b],
+            vec![
+                ManifestLine {
+                    crate_label: None,
+                    ..line(1, "MILK", "MK-1", 2, 2_000)
+                },
+                ManifestLine {
+                    crate_label: None,
+                    ..line(2, "MILK-B", "MK-2", 1, 1_000)
+                },
+            ],
+        )
+    });
+    scan_at(&store, "D/1").await;
+    // An EAN-13 read by a scanner with AIM id ]E0 against the stored GTIN-14.
+    let ean = scan_at(&store, "]E06901234567892").await;
+    assert_eq!(flag_of(&ean), None, "{ean:?}");
+    scan_at(&store, "D/2").await;
+    // A GS1 (01) GTIN-14 with a serial against the stored EAN-13.
+    let gs1 = scan_at(&store, &item("06901234567892", "S1")).await;
+    assert!(
+        matches!(gs1, ScanOutcome::Item(BindOutcome::Bound { .. })),
+        "{gs1:?}"
+    );
+    // The master data keeps one form: the GTIN-14.
+    let stored = store
+        .read(|c| sku_store::get(c, &SkuCode::new("MILK-B").unwrap()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&stored.gtins).unwrap(),
+        serde_json::json!(["06901234567892"])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_no_rule_recognises_is_flagged_unrecognised_not_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_config, store) = tokio::task::block_in_place(|| {
+        receiving_site(
+            dir.path(),
+            vec![sku("ORANGE", "09506000134352")],
+            vec![line(1, "ORANGE", "OR-1", 3, 15_000)],
+        )
+    });
+    scan_at(&store, "D/1").await;
+    let odd = scan_at(&store, "HELLO-WORLD-42").await;
+    let flag = flag_of(&odd).unwrap_or_else(|| panic!("not flagged: {odd:?}"));
+    assert_eq!(flag["reason"], "unrecognised", "{flag}");
+    assert!(
+        flag["detail"]
+            .as_str()
+            .unwrap()
+            .contains("[codes] patterns"),
+        "the clerk is told what would make it a trace code: {flag}"
+    );
+    let bound: i64 = store
+        .read(|c| {
+            c.query_row("SELECT COUNT(*) FROM trace_code", [], |r| r.get(0))
+                .map_err(hub::store::sql_error(c))
+        })
+        .await
+        .unwrap();
+    assert_eq!(bound, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lot_and_expiry_in_an_items_code_are_checked_against_the_line_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    // NOW is 2026-11-18; the line's lot expires 2026-12-20; the site wants 2 days at least.
+    let (_config, store) = tokio::task::block_in_place(|| {
+        receiving_site(
+            dir.path(),
+            vec![sku("ORANGE", "09506000134352")],
+            vec![line(1, "ORANGE", "OR-1", 5, 25_000)],
+        )
+    });
+    scan_at(&store, "D/1").await;
+    let gs1 = |lot: &str, expiry: &str, serial: &str| {
+        format!("]C10109506000134352 17{expiry}10{lot}\x1d21{serial}").replace(' ', "")
+    };
+    let good = scan_at(&store, &gs1("OR-1", "261220", "S1")).await;
+    assert!(
+        matches!(good, ScanOutcome::Item(BindOutcome::Bound { .. })),
+        "{good:?}"
+    );
+    let reason = |o: &ScanOutcome| {
+        flag_of(o)
+            .map(|f| f["reason"].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| format!("not flagged: {o:?}"))
+    };
+    assert_eq!(
+        reason(&scan_at(&store, &gs1("OR-9", "261220", "S2")).await),
+        "lot_mismatch"
+    );
+    assert_eq!(
+        reason(&scan_at(&store, &gs1("OR-1", "261115", "S3")).await),
+        "expired"
+    );
+    assert_eq!(
+        reason(&scan_at(&store, &gs1("OR-1", "261119", "S4")).await),
+        "expiry_too_close"
+    );
+    assert_eq!(
+        reason(&scan_at(&store, &gs1("OR-1", "261231", "S5")).await),
+        "expiry_mismatch"
+    );
+    // The parsed element strings stay with the bound code, and `hub trace` shows them.
+    let trace = store
+        .read(|c| hub::store::trace::item(c, "(01)09506000134352(21)S1"))
+        .await
+        .unwrap()
+        .expect("the bound code is traceable");
+    let trace = serde_json::to_value(&trace).unwrap();
+    assert_eq!(
+        trace["elements"],
+        serde_json::json!([
+            {"ai": "01", "value": "09506000134352"},
+            {"ai": "17", "value": "261220"},
+            {"ai": "10", "value": "OR-1"},
+            {"ai": "21", "value": "S1"}
+        ]),
+        "{trace}"
+    );
+}
+
+fn passing_photo() -> PhotoEvidence {
+    photo(PhotoVerdict::Pass, "orange", 0.9)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn product_scans_count_for_a_line_without_issued_codes_but_are_never_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let traced = ManifestLine {
+        trace_codes: vec!["(01)09506000134352(21)T1".into()],
+        crate_label: None,
+        ..line(2, "ORANGE", "OR-2", 1, 5_000)
+    };
+    let (config, store) = tokio::task::block_in_place(|| {
+        receiving_site(
+            dir.path(),
+            vec![sku("ORANGE", "09506000134352")],
+            vec![line(1, "ORANGE", "OR-1", 3, 15_000), traced],
+        )
+    });
+    let now = Timestamp(NOW);
+    scan_at(&store, "D/1").await;
+    // The same EAN-13 on two boxes: two product scans, the second not "already bound".
+    for _ in 0..2 {
+        let o = scan_at(&store, "]E09506000134352").await;
+        assert_eq!(flag_of(&o), None, "{o:?}");
+        assert!(
+            !matches!(o, ScanOutcome::Item(BindOutcome::Bound { .. })),
+            "a product scan is not a trace code: {o:?}"
+        );
+    }
+    // GS1 data with a GTIN and a lot but no serial is a product scan too.
+    let o = scan_at(
+        &store,
+        "]C10109506000134352 10OR-1".replace(' ', "").as_str(),
+    )
+    .await;
+    assert_eq!(flag_of(&o), None, "{o:?}");
+    let rec = store
+        .read(|c| hub::store::receiving::line_record(c, "D", 1))
+        .await
+        .unwrap();
+    assert!(rec.bound_codes.is_empty(), "{rec:?}");
+    let bound: i64 = store
+        .read(|c| {
+            c.query_row("SELECT COUNT(*) FROM trace_code", [], |r| r.get(0))
+                .map_err(hub::store::sql_error(c))
+        })
+        .await
+        .unwrap();
+    assert_eq!(bound, 0, "product scans never become trace codes");
+    wf::weight(&store, "dock-1", 15_050, now).await.unwrap();
+    wf::photo(&store, "dock-1", passing_photo(), now)
+        .await
+        .unwrap();
+    // A line with an issued trace-code list wants those codes, not the product barcode.
+    scan_at(&store, "D/2").await;
+    let refused = wf::scan(
+        &store,
+        "dock-1",
+        "]E09506000134352",
+        &Default::default(),
+        now,
+    )
+    .await;
+    let message = refused
+        .expect_err("a product scan on a traced line")
+        .to_string();
+    assert!(message.contains("trace code"), "{message}");
+
+    let d = wf::decide(&store, &config, "D", 1, "staff-1", now)
+        .await
+        .unwrap();
+    assert_eq!(
+        (d.decision.outcome, d.decision.accepted),
+        (Outcome::Accepted, 3),
+        "three product scans count three boxes: {:?}",
+        d.decision.reasons
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_weight_is_judged_on_the_manifests_figures_not_scaled_by_the_scanned_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, store) = tokio::task::block_in_place(|| {
+        receiving_site(
+            dir.path(),
+            vec![sku("ORANGE", "09506000134352")],
+            vec![line(1, "ORANGE", "OR-1", 3, 15_000)],
+        )
+    });
+    let now = Timestamp(NOW);
+    scan_at(&store, "D/1").await;
+    // Two boxes scanned, three on the scale: the weight matches the manifest, the count does not.
+    for serial in ["A", "B"] {
+        scan_at(&store, &item("09506000134352", serial)).await;
+    }
+    wf::weight(&store, "dock-1", 15_000, now).await.unwrap();
+    wf::photo(&store, "dock-1", passing_photo(), now)
+        .await
+        .unwrap();
+    let d = wf::decide(&store, &config, "D", 1, "staff-1", now)
+        .await
+        .unwrap();
+    assert_eq!(d.decision.outcome, Outcome::Held, "{:?}", d.decision);
+    assert!(
+        !d.decision
+            .reasons
+            .iter()
+            .any(|r| matches!(r, Reason::WeightOutOfTolerance { .. })),
+        "15 kg is the manifest's 15 kg: {:?}",
+        d.decision.reasons
+    );
+    assert!(
+        d.decision
+            .reasons
+            .contains(&Reason::CountDisagreesWithWeight {
+                expected: 3,
+                counted: 2
+            }),
+        "{:?}",
+        d.decision.reasons
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_by_weight_line_within_tolerance_is_accepted_by_its_weight() {
+    let dir = tempfile::tempdir().unwrap();
+    let cabbage = Sku {
+        unit: StockUnit::Gram,
+        ..sku("CABBAGE", "06901234567892")
+    };
+    let cabbage_line = ManifestLine {
+        weight_tolerance_g: 500,
+        crate_label: None,
+        ..line(1, "CABBAGE", "CB-1", 25_000, 25_000)
+    };
+    let (config, store) = tokio::task::block_in_place(|| {
+        receiving_site(dir.path(), vec![cabbage], vec![cabbage_line])
+    });
+    let now = Timestamp(NOW);
+    scan_at(&store, "D/1").await;
+    // The clerk scans the cabbage's product barcode once, then weighs the crate: 25.1 kg.
+    scan_at(&store, "]E06901234567892").await;
+    wf::weight(&store, "dock-1", 25_100, now).await.unwrap();
+    wf::photo(&store, "dock-1", passing_photo(), now)
+        .await
+        .unwrap();
+    let d = wf::decide(&store, &config, "D", 1, "staff-1", now)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            d.decision.outcome,
+            d.decision.accepted,
+            d.decision.rejected,
+            d.decision.held
+        ),
+        (Outcome::Accepted, 25_100, 0, 0),
+        "{:?}",
+        d.decision.reasons
+    );
+    let stock = store.read(ledger::balances).await.unwrap();
+    assert_eq!(
+        stock.iter().find(|s| s.sku == "CABBAGE").unwrap().on_hand,
+        25_100,
+        "the grams that arrived are on the ledger"
+    );
 }

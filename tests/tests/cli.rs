@@ -209,12 +209,13 @@ fn assert_demo_story(json: &serde_json::Value, day: &str) {
     assert!(outcome("photo of the milk crate").starts_with("NeedsReview"));
     assert!(outcome("decide D2001 line 1").starts_with("accepted — accepted 3"));
     let line2 = outcome("decide D2001 line 2");
+    // One milk item bound, its copy flagged, and a crate weighing what the manifest's two do:
+    // the count is in doubt (the weight is judged on the manifest's figures, not scaled).
     for reason in [
         "held",
         "model_uncertain",
         "suspicious_codes",
-        "weight_out_of_tolerance",
-        "count_short",
+        "count_disagrees_with_weight",
     ] {
         assert!(
             line2.contains(reason),

@@ -168,6 +168,11 @@ fn an_item_is_traced_from_supplier_to_pickup_order() {
     ]))
     .unwrap();
     assert_eq!(trace["supplier"], "Sunny Orchards");
+    assert_eq!(
+        trace["elements"],
+        json!([{"ai": "01", "value": "09506000134352"}, {"ai": "21", "value": "S1"}]),
+        "the code's GS1 elements are kept with its binding"
+    );
     assert_eq!(trace["delivery_id"], "D900");
     assert_eq!(trace["status"], "handed_over");
     assert_eq!(trace["decision"]["decision"]["outcome"], "accepted");
@@ -186,7 +191,9 @@ fn an_item_is_traced_from_supplier_to_pickup_order() {
 
     let human = run(&["trace", "(01)09506000134352(21)S1", "--config", cfg]);
     assert!(
-        human.contains("supplier Sunny Orchards") && human.contains("pickup order P-77"),
+        human.contains("supplier Sunny Orchards")
+            && human.contains("pickup order P-77")
+            && human.contains("printed  (01)09506000134352 (21)S1"),
         "{human}"
     );
     let batch: Value = serde_json::from_str(&run(&[

@@ -159,7 +159,7 @@ fn receiving_site(dir: &Path, vision_extra: &str, extra: &str) -> String {
     std::fs::write(
         &config,
         format!(
-            "[site]\nid = \"photo-site\"\n[store]\ndata_dir = \"data\"\n[shutdown]\ngrace_seconds = 5\n\
+            "[site]\nid = \"photo-site\"\n[store]\ndata_dir = \"data\"\n[shutdown]\ngrace_seconds = 5\n[[stations]]\nid = \"dock\"\nkind = \"receiving\"\n\
              [status]\nlisten = \"127.0.0.1:0\"\n\
              [vision]\nenabled = true\n{vision_extra}\n\
              [[vision.rules]]\nsku = \"ORANGE\"\nexpected = [950, \"lemon\"]\nmin_probability = 0.2\n{extra}"
@@ -421,7 +421,7 @@ fn receive_photo_without_a_rule_for_the_sku_holds_for_review() {
     let config = dir.path().join("hub.toml");
     std::fs::write(
         &config,
-        "[site]\nid = \"photo-site\"\n[store]\ndata_dir = \"data\"\n[vision]\nbackend = \"tract\"\n",
+        "[site]\nid = \"photo-site\"\n[store]\ndata_dir = \"data\"\n[[stations]]\nid = \"dock\"\nkind = \"receiving\"\n[vision]\nbackend = \"tract\"\n",
     )
     .unwrap();
     let cfg = config.to_str().unwrap();

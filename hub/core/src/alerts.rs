@@ -315,11 +315,13 @@ pub enum AlertKind {
     /// Wrong pickup codes arrive at a sustained rate below the lockouts.
     PickupWrongCodeRate,
     EventTooLarge,
+    /// A lot past its expiry is still on hand: it cannot be handed over; write it off.
+    StockExpired,
 }
 
 impl AlertKind {
     /// Every kind, for parsing stored names.
-    pub const ALL: [AlertKind; 9] = [
+    pub const ALL: [AlertKind; 10] = [
         AlertKind::StockLow,
         AlertKind::NearExpiry,
         AlertKind::QuarantineWaiting,
@@ -329,6 +331,7 @@ impl AlertKind {
         AlertKind::PickupLockout,
         AlertKind::PickupWrongCodeRate,
         AlertKind::EventTooLarge,
+        AlertKind::StockExpired,
     ];
 
     /// Parses [`AlertKind::as_str`].
@@ -348,6 +351,7 @@ impl AlertKind {
             AlertKind::PickupLockout => "pickup_lockout",
             AlertKind::PickupWrongCodeRate => "pickup_wrong_code_rate",
             AlertKind::EventTooLarge => "event_too_large",
+            AlertKind::StockExpired => "stock_expired",
         }
     }
 }
@@ -412,6 +416,40 @@ pub fn reconcile(kind: AlertKind, open: &[Alert], observed: &[Alert]) -> Vec<Ale
     changes
 }
 
+/// The expiry alert of a batch with stock on hand, seen on the site's day `today`: a lot past
+/// its expiry date (the last day it may be handed over) is `stock_expired` (red) until it is
+/// written off; one close to it is `near_expiry`, tiered by [`expiry_tier`]; otherwise none.
+pub fn batch_expiry_alert(
+    sku: &str,
+    lot: &str,
+    expiry: chrono::NaiveDate,
+    on_hand: i64,
+    today: chrono::NaiveDate,
+    warn_days: i64,
+) -> Option<Alert> {
+    let days_left = (expiry - today).num_days();
+    let subject = format!("{sku}/{lot}");
+    if days_left < 0 {
+        return Some(Alert {
+            kind: AlertKind::StockExpired,
+            subject,
+            tier: Tier::Red,
+            message: format!(
+                "{sku} lot {lot} expired on {expiry} with {on_hand} on hand: it cannot be handed over; write it off (loss)"
+            ),
+        });
+    }
+    let tier = expiry_tier(days_left, warn_days);
+    (tier != Tier::Normal).then(|| Alert {
+        kind: AlertKind::NearExpiry,
+        subject,
+        tier,
+        message: format!(
+            "{sku} lot {lot} expires {expiry} ({days_left} day(s) left): hand it over first"
+        ),
+    })
+}
+
 /// Tier of a batch by days left before expiry: red when expired or expiring today, orange
 /// within a day, yellow within `warn_days`.
 pub fn expiry_tier(days_left: i64, warn_days: i64) -> Tier {
@@ -440,7 +478,8 @@ mod tests {
                 | AlertKind::DiskNearlyFull
                 | AlertKind::PickupLockout
                 | AlertKind::PickupWrongCodeRate
-                | AlertKind::EventTooLarge => {}
+                | AlertKind::EventTooLarge
+                | AlertKind::StockExpired => {}
             }
         }
         assert_eq!(AlertKind::parse("nonsense"), None);
@@ -600,6 +639,39 @@ mod tests {
         assert_eq!(expiry_tier(1, 3), Tier::Orange);
         assert_eq!(expiry_tier(3, 3), Tier::Yellow);
         assert_eq!(expiry_tier(4, 3), Tier::Normal);
+    }
+
+    #[test]
+    fn an_expired_lot_is_stock_expired_not_near_expiry() {
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
+        let alert = |days: i64| {
+            batch_expiry_alert(
+                "MILK",
+                "L1",
+                today + chrono::Duration::days(days),
+                5,
+                today,
+                2,
+            )
+        };
+        let expired = alert(-1).unwrap();
+        assert_eq!(
+            (expired.kind, expired.tier, expired.subject.as_str()),
+            (AlertKind::StockExpired, Tier::Red, "MILK/L1")
+        );
+        assert!(
+            expired.message.contains("write it off"),
+            "{}",
+            expired.message
+        );
+        // The expiry day itself is the last day it may be handed over.
+        let last_day = alert(0).unwrap();
+        assert_eq!(
+            (last_day.kind, last_day.tier),
+            (AlertKind::NearExpiry, Tier::Red)
+        );
+        assert_eq!(alert(2).map(|a| a.tier), Some(Tier::Yellow));
+        assert_eq!(alert(3), None);
     }
 
     proptest! {

@@ -165,15 +165,94 @@ impl StockUnit {
     }
 }
 
+/// A GTIN in the one form the hub stores and compares: GTIN-14, zero-padded on the left, its
+/// GS1 check digit verified. The EAN-8, UPC-A (12 digits), EAN-13 and GTIN-14 of one product
+/// are the same `Gtin`, so master data in one form matches a scan in another.
+///
+/// The rule itself (lengths, padding, check digit) is `firmware_shim::codes::gs1::gtin14`; this
+/// type is where the hub applies it, once, to everything that carries a GTIN.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Gtin(String);
+
+/// Why a text is not a GTIN.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "'{value}' is not a GTIN: {reason} (a GTIN has 8, 12, 13 or 14 digits, the last one its GS1 check digit)"
+)]
+pub struct GtinError {
+    pub value: String,
+    pub reason: String,
+}
+
+impl Gtin {
+    /// Normalises a GTIN-8/12/13/14 (surrounding spaces ignored) to its GTIN-14 form.
+    pub fn parse(text: &str) -> Result<Gtin, GtinError> {
+        use firmware_shim::codes::gs1::{Gs1Error, gtin14};
+        let digits = text.trim();
+        let fail = |reason: String| GtinError {
+            value: text.to_owned(),
+            reason,
+        };
+        if let Some(bad) = digits.chars().find(|c| !c.is_ascii_digit()) {
+            return Err(fail(format!("it contains '{bad}'")));
+        }
+        if !matches!(digits.len(), 8 | 12 | 13 | 14) {
+            return Err(fail(format!("it has {} digits", digits.len())));
+        }
+        match gtin14(digits.as_bytes()) {
+            Ok(full) => Ok(Gtin(full.iter().map(|&b| char::from(b)).collect())),
+            Err(Gs1Error::BadCheckDigit {
+                expected, found, ..
+            }) => Err(fail(format!(
+                "its check digit is {found}, the GS1 check digit of the others is {expected}"
+            ))),
+            Err(e) => Err(fail(e.to_string())),
+        }
+    }
+
+    /// The 14 digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Gtin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for Gtin {
+    type Err = GtinError;
+    fn from_str(text: &str) -> Result<Gtin, GtinError> {
+        Gtin::parse(text)
+    }
+}
+
+impl TryFrom<String> for Gtin {
+    type Error = GtinError;
+    fn try_from(value: String) -> Result<Gtin, GtinError> {
+        Gtin::parse(&value)
+    }
+}
+
+impl From<Gtin> for String {
+    fn from(value: Gtin) -> String {
+        value.0
+    }
+}
+
 /// SKU master data as the central system sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sku {
     pub code: SkuCode,
     pub name: String,
     pub unit: StockUnit,
-    /// GTINs printed on this SKU's items (used to check scanned trace codes).
+    /// GTINs printed on this SKU's items (used to check scanned codes), as GTIN-14: master data
+    /// may send any of GTIN-8/12/13/14; an invalid one refuses the whole SKU.
     #[serde(default)]
-    pub gtins: Vec<String>,
+    pub gtins: Vec<Gtin>,
     /// Whether stock of this SKU may go below zero (e.g. sold before the delivery is booked).
     #[serde(default)]
     pub allow_negative: bool,
@@ -217,6 +296,42 @@ mod tests {
             Err(IdError::TooLong { .. })
         ));
         assert!(SiteId::new("sh-pudong-017").is_ok());
+    }
+
+    #[test]
+    fn gtins_of_every_length_become_one_gtin_14() {
+        let g14 = Gtin::parse("06901234567892").unwrap();
+        assert_eq!(Gtin::parse("6901234567892").unwrap(), g14);
+        assert_eq!(Gtin::parse(" 6901234567892 ").unwrap(), g14);
+        assert_eq!(g14.as_str(), "06901234567892");
+        // UPC-A 036000291452 and EAN-8 96385074.
+        assert_eq!(
+            Gtin::parse("036000291452").unwrap().as_str(),
+            "00036000291452"
+        );
+        assert_eq!(Gtin::parse("96385074").unwrap().as_str(), "00000096385074");
+        let bad = Gtin::parse("6901234567891").unwrap_err();
+        assert!(bad.to_string().contains("check digit is 1"), "{bad}");
+        assert!(
+            Gtin::parse("690123456789")
+                .unwrap_err()
+                .to_string()
+                .contains("check digit")
+        );
+        assert!(
+            Gtin::parse("12345678901")
+                .unwrap_err()
+                .reason
+                .contains("11 digits")
+        );
+        assert!(
+            Gtin::parse("69O1234567892")
+                .unwrap_err()
+                .reason
+                .contains("'O'")
+        );
+        // Master data carries GTINs as text (serde goes through `TryFrom<String>`).
+        assert_eq!(Gtin::try_from("6901234567892".to_owned()), Ok(g14));
     }
 
     #[test]

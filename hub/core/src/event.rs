@@ -7,7 +7,7 @@
 use crate::alerts::{Alert, AlertKind, Tier};
 use crate::domain::{Sku, SkuCode, Timestamp};
 use crate::ledger::Movement;
-use crate::receiving::{CodeFlag, LineDecision, PhotoEvidence};
+use crate::receiving::{CodeElement, CodeFlag, LineDecision, PhotoEvidence};
 use serde::{Deserialize, Serialize};
 
 /// A fact recorded by the hub, destined for the central system.
@@ -99,6 +99,9 @@ pub enum DomainEvent {
         lot: String,
         delivery_id: String,
         line_no: u32,
+        /// The GS1 elements read from the code (GTIN, lot, expiry, serial…), if it is GS1.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        elements: Vec<CodeElement>,
     },
     /// A scanned trace code was not bound: possible counterfeit or mix-up.
     TraceCodeFlagged {
@@ -159,6 +162,10 @@ pub struct ReceivingDecision {
     pub photos: Vec<PhotoEvidence>,
     pub bound_codes: Vec<String>,
     pub flagged_codes: Vec<(String, CodeFlag)>,
+    /// Product-only scans (a bare EAN/UPC, GS1 data without a serial) counted on the line;
+    /// they name the product, not an item, so they are never bound.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub product_scans: Vec<String>,
 }
 
 /// What left the site with one pickup order.

@@ -12,6 +12,8 @@ pub mod ledger;
 pub mod pickup;
 pub mod receiving;
 
-pub use domain::{BatchKey, MovementId, SiteId, Sku, SkuCode, StockUnit, Timestamp};
+pub use domain::{
+    BatchKey, Gtin, GtinError, MovementId, SiteId, Sku, SkuCode, StockUnit, Timestamp,
+};
 pub use event::DomainEvent;
 pub use ledger::{BalanceView, LedgerError, Movement, MovementKind, MovementPlan, plan_movement};

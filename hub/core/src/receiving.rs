@@ -1,13 +1,22 @@
 //! Receiving a delivery: the manifest central sent, and the decision per line.
 //!
-//! A line's decision combines what staff and devices observed — the count of bound trace
-//! codes (or a counted quantity), the stable weight, the model's verdict on the photo, the
+//! A line's decision combines what staff and devices observed — the count of scanned items
+//! (or a counted quantity), the stable weight, the model's verdict on the photo, the
 //! suspicious codes and the expiry — into accepted / partially accepted / rejected / held,
 //! with every reason. Accepted quantity becomes receipt movements; rejected quantity goes back
 //! to the supplier; held quantity is quarantined until a person releases it. Pure: the caller
 //! passes the observations and today's date.
+//!
+//! What a scan counts for ([`check_scan_for_line`]): a *trace code* (GS1 GTIN + serial, a CN
+//! drug code, a site pattern) names one item and is bound once; a *product scan* (a bare
+//! EAN/UPC, or GS1 data with a GTIN but no serial) names only the product, so it is never bound,
+//! never "already bound", and counts one item on a line that has no issued trace-code list (a
+//! line with such a list wants those codes instead). Lot (AI 10) and expiry (AI 17) printed in
+//! either kind are checked against the line. The weight is judged on the manifest's figures
+//! (expected weight and tolerance), never scaled by a scanned count; a by-weight line
+//! ([`StockUnit::Gram`]) is received by its weight.
 
-use crate::domain::SkuCode;
+use crate::domain::{Gtin, SkuCode, StockUnit};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
@@ -107,7 +116,7 @@ pub struct PhotoEvidence {
     pub duration_ms: f64,
 }
 
-/// Why a trace code was not bound.
+/// Why a scanned code was not taken: it holds the line for a person to look at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum CodeFlag {
@@ -117,14 +126,133 @@ pub enum CodeFlag {
     NotIssuedForBatch,
     /// The code's GTIN is not one of the line's SKU.
     GtinMismatch { gtin: String },
-    /// Not a valid trace code at all.
+    /// Not a valid code at all (a check digit, a GS1 syntax error…).
     Malformed { detail: String },
+    /// Well formed, but no rule recognises it as a trace code or product code.
+    Unrecognised { detail: String },
+    /// The lot printed in the code (AI 10) is not the line's lot.
+    LotMismatch { code_lot: String, line_lot: String },
+    /// The expiry printed in the code (AI 17) has passed.
+    Expired { expiry: NaiveDate, days_left: i64 },
+    /// The expiry printed in the code (AI 17) is closer than the site accepts.
+    ExpiryTooClose {
+        expiry: NaiveDate,
+        days_left: i64,
+        minimum: i64,
+    },
+    /// The expiry printed in the code (AI 17) is not the line's expiry.
+    ExpiryMismatch {
+        code_expiry: NaiveDate,
+        line_expiry: NaiveDate,
+    },
+}
+
+impl CodeFlag {
+    /// Stable name (the `reason` field of its JSON form).
+    pub fn code(&self) -> &'static str {
+        match self {
+            CodeFlag::AlreadyBound { .. } => "already_bound",
+            CodeFlag::NotIssuedForBatch => "not_issued_for_batch",
+            CodeFlag::GtinMismatch { .. } => "gtin_mismatch",
+            CodeFlag::Malformed { .. } => "malformed",
+            CodeFlag::Unrecognised { .. } => "unrecognised",
+            CodeFlag::LotMismatch { .. } => "lot_mismatch",
+            CodeFlag::Expired { .. } => "expired",
+            CodeFlag::ExpiryTooClose { .. } => "expiry_too_close",
+            CodeFlag::ExpiryMismatch { .. } => "expiry_mismatch",
+        }
+    }
+
+    /// What the clerk is told.
+    pub fn describe(&self) -> String {
+        match self {
+            CodeFlag::AlreadyBound { batch } => {
+                format!("already bound to batch {batch}: a second scan or a copied code")
+            }
+            CodeFlag::NotIssuedForBatch => {
+                "not in the trace codes central issued for this batch".into()
+            }
+            CodeFlag::GtinMismatch { gtin } => {
+                format!("GTIN {gtin} is not one of this SKU's GTINs: another product?")
+            }
+            CodeFlag::Malformed { detail } => format!("not a valid code: {detail}"),
+            CodeFlag::Unrecognised { detail } => detail.clone(),
+            CodeFlag::LotMismatch { code_lot, line_lot } => {
+                format!("the code says lot {code_lot}, the delivery line lot {line_lot}")
+            }
+            CodeFlag::Expired { expiry, days_left } => {
+                format!(
+                    "the code says it expired on {expiry} ({} day(s) ago)",
+                    -days_left
+                )
+            }
+            CodeFlag::ExpiryTooClose {
+                expiry,
+                days_left,
+                minimum,
+            } => format!(
+                "the code says it expires on {expiry}, in {days_left} day(s); the site accepts {minimum} at least"
+            ),
+            CodeFlag::ExpiryMismatch {
+                code_expiry,
+                line_expiry,
+            } => format!(
+                "the code says it expires on {code_expiry}, the delivery line on {line_expiry}"
+            ),
+        }
+    }
+}
+
+/// Whether a scanned code names one item or only its product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeKind {
+    /// Unique to one item (GS1 GTIN + serial, CN drug code, a site pattern): bound once.
+    TraceCode,
+    /// The product only (a bare EAN/UPC, GS1 data without a serial): counted, never bound.
+    Product,
+}
+
+/// One GS1 element (Application Identifier and value) read from a scanned code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeElement {
+    pub ai: String,
+    pub value: String,
+}
+
+/// What a scan says about an item, as receiving checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemScan<'a> {
+    /// The code in its stored form.
+    pub code: &'a str,
+    pub kind: CodeKind,
+    /// The GTIN in the code, if any.
+    pub gtin: Option<&'a Gtin>,
+    /// The lot printed in the code (AI 10), if any.
+    pub lot: Option<&'a str>,
+    /// The expiry printed in the code (AI 17), if any.
+    pub expiry: Option<NaiveDate>,
+}
+
+/// What to do with a scanned item code on a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanVerdict {
+    /// A trace code: bind it to the line's batch.
+    Bind,
+    /// A product scan on a line without an issued trace-code list: count one item.
+    CountProduct,
+    /// Record the flag on the line (which holds it for review).
+    Flag(CodeFlag),
+    /// A product scan on a line whose items carry issued trace codes: nothing is recorded;
+    /// the clerk must scan the item's trace code.
+    WantsTraceCode,
 }
 
 /// Everything observed about one line before deciding.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct LineObservation {
-    /// Units counted: bound trace codes, or a count entered by staff.
+    /// Units counted: a count entered by staff, or the line's scans (trace codes bound plus
+    /// product scans). For a by-weight line only a staff-entered quantity (grams) counts.
     pub counted: Option<i64>,
     /// Stable net weight in grams from the scale.
     pub weight_g: Option<i64>,
@@ -164,6 +292,12 @@ pub enum Reason {
         counted: i64,
     },
     NotCounted,
+    /// The weight matches the manifest's quantity but the count does not: a missed or doubled
+    /// scan, or goods that are not what the manifest says. A person looks before stock moves.
+    CountDisagreesWithWeight {
+        expected: i64,
+        counted: i64,
+    },
     WeightOutOfTolerance {
         expected_g: i64,
         measured_g: i64,
@@ -219,15 +353,34 @@ pub struct LineDecision {
     pub reasons: Vec<Reason>,
 }
 
-/// Decides one manifest line.
+/// Decides one manifest line of an SKU counted in `unit`.
+///
+/// The weight is judged on the manifest's figures: the measured weight against the line's
+/// expected weight and tolerance, never scaled by a count (scans can be missed or doubled). A
+/// count that differs from the manifest while the weight matches it holds the line. A
+/// by-weight line ([`StockUnit::Gram`]) arrives as its measured weight (or the grams staff
+/// entered): within tolerance of the expected weight it is accepted as weighed.
 pub fn decide_line(
     line: &ManifestLine,
+    unit: StockUnit,
     seen: &LineObservation,
     policy: &ReceivingPolicy,
     today: NaiveDate,
 ) -> LineDecision {
+    let by_weight = unit == StockUnit::Gram;
+    let expected_weight_g = if by_weight {
+        line.expected_weight_g.or(line.expected_count)
+    } else {
+        line.expected_weight_g
+    };
+    let arrived = if by_weight {
+        seen.counted.or(seen.weight_g).or(expected_weight_g)
+    } else {
+        seen.counted.or(line.expected_count)
+    }
+    .unwrap_or(0)
+    .max(0);
     let mut reasons = Vec::new();
-    let arrived = seen.counted.or(line.expected_count).unwrap_or(0).max(0);
     let reject_all = |reasons: Vec<Reason>| LineDecision {
         outcome: Outcome::Rejected,
         accepted: 0,
@@ -272,14 +425,8 @@ pub fn decide_line(
         });
         hold = true;
     }
-    if let Some(manifest_g) = line.expected_weight_g {
-        // A short or over count is judged on its own; the weight must match what was counted.
-        let expected_g = match (seen.counted, line.expected_count) {
-            (Some(counted), Some(expected)) if expected > 0 && counted != expected => {
-                manifest_g * counted / expected
-            }
-            _ => manifest_g,
-        };
+    let mut weight_matches = false;
+    if let Some(expected_g) = expected_weight_g {
         match seen.weight_g {
             Some(measured_g) if (measured_g - expected_g).abs() > line.weight_tolerance_g => {
                 reasons.push(Reason::WeightOutOfTolerance {
@@ -289,31 +436,42 @@ pub fn decide_line(
                 });
                 hold = true;
             }
-            Some(_) => {}
+            Some(_) => weight_matches = true,
             None => {
                 reasons.push(Reason::NoStableWeight);
                 hold = true;
             }
         }
     }
-    if seen.counted.is_none() && line.expected_count.is_some() {
-        reasons.push(Reason::NotCounted);
-        hold = true;
-    }
 
-    // Count against the manifest: short is accepted as counted; surplus goes back.
-    let expected = line.expected_count.unwrap_or(arrived);
     let (mut accepted, mut rejected) = (arrived, 0);
-    if let Some(counted) = seen.counted {
-        if counted < expected {
-            reasons.push(Reason::CountShort { expected, counted });
-        } else if counted > expected {
-            reasons.push(Reason::CountOver { expected, counted });
-            accepted = expected;
-            rejected = counted - expected;
+    let mut count_in_doubt = false;
+    if !by_weight {
+        if seen.counted.is_none() && line.expected_count.is_some() {
+            reasons.push(Reason::NotCounted);
+            hold = true;
+        }
+        // Count against the manifest: short is accepted as counted; surplus goes back. When
+        // the weight says the manifest's quantity is there, the count itself is in doubt.
+        let expected = line.expected_count.unwrap_or(arrived);
+        if let Some(counted) = seen.counted {
+            if counted != expected && weight_matches && line.expected_count.is_some() {
+                reasons.push(Reason::CountDisagreesWithWeight { expected, counted });
+                hold = true;
+                count_in_doubt = true;
+            } else if counted < expected {
+                reasons.push(Reason::CountShort { expected, counted });
+            } else if counted > expected {
+                reasons.push(Reason::CountOver { expected, counted });
+                accepted = expected;
+                rejected = counted - expected;
+            }
         }
     }
     if hold {
+        if count_in_doubt {
+            (accepted, rejected) = (arrived, 0);
+        }
         return LineDecision {
             outcome: Outcome::Held,
             accepted: 0,
@@ -347,32 +505,75 @@ pub fn decide_unexpected(counted: i64) -> LineDecision {
     }
 }
 
-/// Checks a scanned trace code against a line before binding it. `bound_to` is the batch the
-/// code is already bound to, if any; `gtin` the GTIN parsed from the code, if it has one.
-pub fn check_code_for_line(
+/// Checks a scanned item code against a line: bind it, count it, flag it, or ask for the
+/// trace code. `sku_gtins` are the line SKU's GTINs; `bound_to` is the batch a trace code is
+/// already bound to, if any; `today` is the site's day.
+///
+/// Order: a trace code bound before; a GTIN that is not the SKU's; a trace code outside the
+/// issued list; the printed lot, then the printed expiry (past, too close, not the line's);
+/// then a product scan on a line that wants its issued trace codes.
+pub fn check_scan_for_line(
     line: &ManifestLine,
-    sku_gtins: &[String],
-    code: &str,
-    gtin: Option<&str>,
+    sku_gtins: &[Gtin],
+    scan: &ItemScan<'_>,
     bound_to: Option<&str>,
-) -> Result<(), CodeFlag> {
-    if let Some(batch) = bound_to {
-        return Err(CodeFlag::AlreadyBound {
+    policy: &ReceivingPolicy,
+    today: NaiveDate,
+) -> ScanVerdict {
+    let trace_code = scan.kind == CodeKind::TraceCode;
+    if let (true, Some(batch)) = (trace_code, bound_to) {
+        return ScanVerdict::Flag(CodeFlag::AlreadyBound {
             batch: batch.to_owned(),
         });
     }
-    if let Some(gtin) = gtin
+    if let Some(gtin) = scan.gtin
         && !sku_gtins.is_empty()
-        && !sku_gtins.iter().any(|g| g == gtin)
+        && !sku_gtins.contains(gtin)
     {
-        return Err(CodeFlag::GtinMismatch {
-            gtin: gtin.to_owned(),
+        return ScanVerdict::Flag(CodeFlag::GtinMismatch {
+            gtin: gtin.to_string(),
         });
     }
-    if !line.trace_codes.is_empty() && !line.trace_codes.iter().any(|c| c == code) {
-        return Err(CodeFlag::NotIssuedForBatch);
+    if trace_code
+        && !line.trace_codes.is_empty()
+        && !line.trace_codes.iter().any(|c| c == scan.code)
+    {
+        return ScanVerdict::Flag(CodeFlag::NotIssuedForBatch);
     }
-    Ok(())
+    if let Some(code_lot) = scan.lot
+        && code_lot.trim() != line.lot.trim()
+    {
+        return ScanVerdict::Flag(CodeFlag::LotMismatch {
+            code_lot: code_lot.to_owned(),
+            line_lot: line.lot.clone(),
+        });
+    }
+    if let Some(expiry) = scan.expiry {
+        let days_left = (expiry - today).num_days();
+        if days_left < 0 {
+            return ScanVerdict::Flag(CodeFlag::Expired { expiry, days_left });
+        }
+        if days_left < policy.min_days_to_expiry {
+            return ScanVerdict::Flag(CodeFlag::ExpiryTooClose {
+                expiry,
+                days_left,
+                minimum: policy.min_days_to_expiry,
+            });
+        }
+        if let Some(line_expiry) = line.expiry
+            && line_expiry != expiry
+        {
+            return ScanVerdict::Flag(CodeFlag::ExpiryMismatch {
+                code_expiry: expiry,
+                line_expiry,
+            });
+        }
+    }
+    match scan.kind {
+        CodeKind::TraceCode => ScanVerdict::Bind,
+        CodeKind::Product if line.trace_codes.is_empty() => ScanVerdict::CountProduct,
+        CodeKind::Product => ScanVerdict::WantsTraceCode,
+    }
 }
 
 #[cfg(test)]
@@ -409,7 +610,13 @@ mod tests {
     }
 
     fn decide(seen: LineObservation) -> LineDecision {
-        decide_line(&line(), &seen, &ReceivingPolicy::default(), today())
+        decide_line(
+            &line(),
+            StockUnit::Piece,
+            &seen,
+            &ReceivingPolicy::default(),
+            today(),
+        )
     }
 
     #[test]
@@ -420,18 +627,27 @@ mod tests {
             (Outcome::Accepted, 10, 0, 0)
         );
 
+        // Short by count and by weight: the weight is judged against the manifest's 50 kg,
+        // not scaled down to the 8 counted, so a person looks at it.
         let d = decide(LineObservation {
             counted: Some(8),
             weight_g: Some(39_900),
             ..good()
         });
-        assert_eq!((d.outcome, d.accepted), (Outcome::PartiallyAccepted, 8));
+        assert_eq!((d.outcome, d.held, d.accepted), (Outcome::Held, 8, 0));
         assert_eq!(
             d.reasons,
-            vec![Reason::CountShort {
-                expected: 10,
-                counted: 8
-            }]
+            vec![
+                Reason::WeightOutOfTolerance {
+                    expected_g: 50_000,
+                    measured_g: 39_900,
+                    tolerance_g: 500
+                },
+                Reason::CountShort {
+                    expected: 10,
+                    counted: 8
+                }
+            ]
         );
 
         let d = decide(LineObservation {
@@ -440,16 +656,73 @@ mod tests {
             ..good()
         });
         assert_eq!(
-            d.outcome,
-            Outcome::Held,
+            (d.outcome, d.held, d.rejected),
+            (Outcome::Held, 8, 0),
             "8 units weighing as much as 10 is suspicious"
         );
+        assert_eq!(
+            d.reasons,
+            vec![Reason::CountDisagreesWithWeight {
+                expected: 10,
+                counted: 8
+            }]
+        );
 
+        // Two scans too many, the weight says ten: a doubled scan, not two extra boxes to
+        // send back.
+        let d = decide(LineObservation {
+            counted: Some(12),
+            weight_g: Some(50_100),
+            ..good()
+        });
+        assert_eq!(
+            (d.outcome, d.held, d.rejected),
+            (Outcome::Held, 12, 0),
+            "{:?}",
+            d.reasons
+        );
+
+        // Twelve counted and twelve weighed: the surplus goes back, and the weight (against
+        // the manifest's ten) holds the rest for a person.
         let d = decide(LineObservation {
             counted: Some(12),
             weight_g: Some(60_100),
             ..good()
         });
+        assert_eq!(
+            (d.outcome, d.held, d.rejected),
+            (Outcome::Held, 10, 2),
+            "{:?}",
+            d.reasons
+        );
+
+        // Without an expected weight a short count is accepted as counted, a surplus returned.
+        let unweighed = ManifestLine {
+            expected_weight_g: None,
+            ..line()
+        };
+        let d = decide_line(
+            &unweighed,
+            StockUnit::Piece,
+            &LineObservation {
+                counted: Some(8),
+                weight_g: None,
+                ..good()
+            },
+            &ReceivingPolicy::default(),
+            today(),
+        );
+        assert_eq!((d.outcome, d.accepted), (Outcome::PartiallyAccepted, 8));
+        let d = decide_line(
+            &unweighed,
+            StockUnit::Piece,
+            &LineObservation {
+                counted: Some(12),
+                ..good()
+            },
+            &ReceivingPolicy::default(),
+            today(),
+        );
         assert_eq!(
             (d.outcome, d.accepted, d.rejected),
             (Outcome::PartiallyAccepted, 10, 2)
@@ -495,10 +768,88 @@ mod tests {
     }
 
     #[test]
+    fn a_by_weight_line_is_received_by_its_weight() {
+        // 25 kg of cabbage expected (the manifest states grams as its count too), 500 g
+        // tolerance.
+        let cabbage = ManifestLine {
+            expected_count: Some(25_000),
+            expected_weight_g: Some(25_000),
+            ..line()
+        };
+        let weighed = |grams: i64| LineObservation {
+            counted: None,
+            weight_g: Some(grams),
+            photo: Some(PhotoVerdict::Pass),
+            flagged_codes: vec![],
+        };
+        let decide = |l: &ManifestLine, seen: LineObservation| {
+            decide_line(
+                l,
+                StockUnit::Gram,
+                &seen,
+                &ReceivingPolicy::default(),
+                today(),
+            )
+        };
+        let d = decide(&cabbage, weighed(25_100));
+        assert_eq!(
+            (d.outcome, d.accepted, d.rejected, d.held),
+            (Outcome::Accepted, 25_100, 0, 0),
+            "{:?}",
+            d.reasons
+        );
+        let d = decide(&cabbage, weighed(24_600));
+        assert_eq!((d.outcome, d.accepted), (Outcome::Accepted, 24_600));
+        let d = decide(&cabbage, weighed(26_000));
+        assert_eq!((d.outcome, d.held, d.rejected), (Outcome::Held, 26_000, 0));
+        assert!(matches!(
+            d.reasons[..],
+            [Reason::WeightOutOfTolerance {
+                expected_g: 25_000,
+                measured_g: 26_000,
+                ..
+            }]
+        ));
+        // Only an expected weight, or only an expected count in grams: the same rule.
+        for l in [
+            ManifestLine {
+                expected_count: None,
+                ..cabbage.clone()
+            },
+            ManifestLine {
+                expected_weight_g: None,
+                ..cabbage.clone()
+            },
+        ] {
+            let d = decide(&l, weighed(25_100));
+            assert_eq!(
+                (d.outcome, d.accepted),
+                (Outcome::Accepted, 25_100),
+                "{l:?}"
+            );
+        }
+        let d = decide(
+            &cabbage,
+            LineObservation {
+                weight_g: None,
+                ..weighed(0)
+            },
+        );
+        assert_eq!(d.outcome, Outcome::Held);
+        assert_eq!(d.reasons, vec![Reason::NoStableWeight]);
+    }
+
+    #[test]
     fn expiry_rules() {
         let mut l = line();
         l.expiry = NaiveDate::from_ymd_opt(2026, 11, 25);
-        let d = decide_line(&l, &good(), &ReceivingPolicy::default(), today());
+        let d = decide_line(
+            &l,
+            StockUnit::Piece,
+            &good(),
+            &ReceivingPolicy::default(),
+            today(),
+        );
         assert_eq!(d.outcome, Outcome::Rejected);
         assert_eq!(
             d.reasons,
@@ -508,34 +859,174 @@ mod tests {
             }]
         );
         l.expiry = NaiveDate::from_ymd_opt(2026, 11, 20);
-        let d = decide_line(&l, &good(), &ReceivingPolicy::default(), today());
+        let d = decide_line(
+            &l,
+            StockUnit::Piece,
+            &good(),
+            &ReceivingPolicy::default(),
+            today(),
+        );
         assert_eq!(d.reasons, vec![Reason::Expired { days_left: -4 }]);
+    }
+
+    fn gtin(text: &str) -> Gtin {
+        Gtin::parse(text).unwrap()
+    }
+
+    fn check(l: &ManifestLine, scan: ItemScan<'_>, bound_to: Option<&str>) -> ScanVerdict {
+        let gtins = vec![gtin("06901234567892")];
+        check_scan_for_line(
+            l,
+            &gtins,
+            &scan,
+            bound_to,
+            &ReceivingPolicy::default(),
+            today(),
+        )
+    }
+
+    fn trace(code: &str) -> ItemScan<'_> {
+        ItemScan {
+            code,
+            kind: CodeKind::TraceCode,
+            gtin: None,
+            lot: None,
+            expiry: None,
+        }
     }
 
     #[test]
     fn code_checks() {
         let mut l = line();
-        let gtins = vec!["06901234567892".to_string()];
+        let milk = gtin("06901234567892");
+        let other = gtin("09506000134352");
         assert_eq!(
-            check_code_for_line(&l, &gtins, "C1", Some("06901234567892"), None),
-            Ok(())
+            check(
+                &l,
+                ItemScan {
+                    gtin: Some(&milk),
+                    ..trace("C1")
+                },
+                None
+            ),
+            ScanVerdict::Bind
+        );
+        // The EAN-13 of the same product is the same GTIN.
+        let ean13 = gtin("6901234567892");
+        assert_eq!(
+            check(
+                &l,
+                ItemScan {
+                    gtin: Some(&ean13),
+                    ..trace("C1")
+                },
+                None
+            ),
+            ScanVerdict::Bind
         );
         assert_eq!(
-            check_code_for_line(&l, &gtins, "C1", Some("09506000134352"), None),
-            Err(CodeFlag::GtinMismatch {
+            check(
+                &l,
+                ItemScan {
+                    gtin: Some(&other),
+                    ..trace("C1")
+                },
+                None
+            ),
+            ScanVerdict::Flag(CodeFlag::GtinMismatch {
                 gtin: "09506000134352".into()
             })
         );
         assert_eq!(
-            check_code_for_line(&l, &gtins, "C1", None, Some("L0")),
-            Err(CodeFlag::AlreadyBound { batch: "L0".into() })
+            check(&l, trace("C1"), Some("L0")),
+            ScanVerdict::Flag(CodeFlag::AlreadyBound { batch: "L0".into() })
         );
         l.trace_codes = vec!["C2".into()];
         assert_eq!(
-            check_code_for_line(&l, &gtins, "C1", None, None),
-            Err(CodeFlag::NotIssuedForBatch)
+            check(&l, trace("C1"), None),
+            ScanVerdict::Flag(CodeFlag::NotIssuedForBatch)
         );
-        assert_eq!(check_code_for_line(&l, &gtins, "C2", None, None), Ok(()));
+        assert_eq!(check(&l, trace("C2"), None), ScanVerdict::Bind);
+    }
+
+    #[test]
+    fn product_scans_count_but_are_never_bound() {
+        let mut l = line();
+        let milk = gtin("6901234567892");
+        let product = ItemScan {
+            code: "06901234567892",
+            kind: CodeKind::Product,
+            gtin: Some(&milk),
+            lot: None,
+            expiry: None,
+        };
+        assert_eq!(check(&l, product, None), ScanVerdict::CountProduct);
+        // A product code is never "already bound", whatever the trace-code table says.
+        assert_eq!(check(&l, product, Some("L0")), ScanVerdict::CountProduct);
+        l.trace_codes = vec!["C2".into()];
+        assert_eq!(check(&l, product, None), ScanVerdict::WantsTraceCode);
+        let other = gtin("09506000134352");
+        assert!(matches!(
+            check(
+                &l,
+                ItemScan {
+                    gtin: Some(&other),
+                    ..product
+                },
+                None
+            ),
+            ScanVerdict::Flag(CodeFlag::GtinMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn lot_and_expiry_printed_in_a_code_are_checked() {
+        let l = line(); // lot L1, expires 2026-12-10; today 2026-11-24; 2 days at least
+        let date = |m, d| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
+        let with = |lot: Option<&'static str>, expiry: Option<NaiveDate>| ItemScan {
+            lot,
+            expiry,
+            ..trace("C1")
+        };
+        assert_eq!(
+            check(&l, with(Some("L1"), Some(date(12, 10))), None),
+            ScanVerdict::Bind
+        );
+        assert_eq!(
+            check(&l, with(Some("L2"), None), None),
+            ScanVerdict::Flag(CodeFlag::LotMismatch {
+                code_lot: "L2".into(),
+                line_lot: "L1".into()
+            })
+        );
+        assert_eq!(
+            check(&l, with(None, Some(date(11, 23))), None),
+            ScanVerdict::Flag(CodeFlag::Expired {
+                expiry: date(11, 23),
+                days_left: -1
+            })
+        );
+        assert_eq!(
+            check(&l, with(None, Some(date(11, 25))), None),
+            ScanVerdict::Flag(CodeFlag::ExpiryTooClose {
+                expiry: date(11, 25),
+                days_left: 1,
+                minimum: 2
+            })
+        );
+        assert_eq!(
+            check(&l, with(None, Some(date(12, 11))), None),
+            ScanVerdict::Flag(CodeFlag::ExpiryMismatch {
+                code_expiry: date(12, 11),
+                line_expiry: date(12, 10)
+            })
+        );
+        let flag = CodeFlag::LotMismatch {
+            code_lot: "L2".into(),
+            line_lot: "L1".into(),
+        };
+        assert_eq!(flag.code(), "lot_mismatch");
+        assert!(flag.describe().contains("lot L2"));
     }
 
     proptest! {
@@ -543,10 +1034,11 @@ mod tests {
         #[test]
         fn quantities_always_add_up(counted in proptest::option::of(0i64..40), weight in proptest::option::of(45_000i64..55_000),
                                     photo in proptest::option::of(prop_oneof![Just(PhotoVerdict::Pass), Just(PhotoVerdict::Fail), Just(PhotoVerdict::NeedsReview)]),
-                                    flagged in 0usize..3) {
+                                    flagged in 0usize..3, by_weight: bool) {
             let seen = LineObservation { counted, weight_g: weight, photo, flagged_codes: vec![CodeFlag::NotIssuedForBatch; flagged] };
-            let d = decide(seen);
-            let arrived = counted.unwrap_or(10);
+            let unit = if by_weight { StockUnit::Gram } else { StockUnit::Piece };
+            let d = decide_line(&line(), unit, &seen, &ReceivingPolicy::default(), today());
+            let arrived = if by_weight { counted.or(weight).unwrap_or(50_000) } else { counted.unwrap_or(10) };
             prop_assert_eq!(d.accepted + d.rejected + d.held, arrived);
             prop_assert!(d.accepted >= 0 && d.rejected >= 0 && d.held >= 0);
             if d.outcome == Outcome::Accepted { prop_assert!(d.reasons.is_empty()); }

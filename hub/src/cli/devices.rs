@@ -6,7 +6,7 @@ use super::*;
 pub(super) enum SimCommand {
     /// A scale running the firmware-shim code over a load-cell model.
     ///
-    /// Stdin commands: put <kg>|<g>g, remove, move, still, silent, talk, garbage [n],
+    /// Stdin commands: put <kg>|<g>g, remove, move, still, silent, talk, split <ms>, garbage [n],
     /// partial, overlong [n], send <text with \xNN escapes>, unplug, replug, quit.
     Scale {
         /// mt-sics, toledo8217, mettler-continuous or yaohua-a9.
@@ -71,7 +71,7 @@ pub(super) fn devices_command(
             _ => String::new(),
         };
         println!(
-            "{:<14} {:<8} {:<8} {:<7} {}{last}  [frames {} garbage {}B/{} overlong {} checksum {} malformed {} reconnects {} applied {} refused {}]",
+            "{:<14} {:<8} {:<8} {:<7} {}{last}  [frames {} garbage {}B/{} overlong {} checksum {} malformed {} reconnects {} applied {} flagged {} refused {}]",
             h.name,
             h.kind,
             h.station,
@@ -85,6 +85,7 @@ pub(super) fn devices_command(
             h.malformed,
             h.reconnects,
             h.applied,
+            h.flagged,
             h.refused
         );
     }

@@ -740,7 +740,11 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                         s.name,
                         s.unit.symbol(),
                         s.version,
-                        s.gtins.join(",")
+                        s.gtins
+                            .iter()
+                            .map(|g| g.as_str())
+                            .collect::<Vec<_>>()
+                            .join(",")
                     );
                 }
             }
@@ -770,10 +774,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                     }
                 }
                 (Some(code), None) => {
-                    let canonical = match crate::codes::classify_text(&code, &site.codes) {
-                        crate::codes::ScannedCode::Item { code, .. } => code,
-                        _ => code.clone(),
-                    };
+                    let canonical = crate::codes::stored_form(&code, &site.codes);
                     let trace = store.read_blocking(move |c| {
                         Ok::<_, crate::store::StoreError>(
                             match crate::store::trace::item(c, &canonical)? {

@@ -153,7 +153,12 @@ pub(super) fn pickup_command(
             let pick = match &check {
                 hub_core::pickup::CodeCheck::Found { order_id } => {
                     let id = order_id.clone();
-                    store.read_blocking(move |c| crate::store::pickup::pick_list(c, &id))?
+                    {
+                        let today = crate::clock::local_date(crate::clock::now());
+                        store.read_blocking(move |c| {
+                            crate::store::pickup::pick_list(c, &id, today)
+                        })?
+                    }
                 }
                 _ => vec![],
             };

@@ -175,7 +175,13 @@ pub(super) fn receive_command(
         } => {
             let (config, store) = open_site(&config.config, format)?;
             receiving_station(&config, &station)?;
-            let out = runtime()?.block_on(wf::scan(&store, &station, &code, &config.codes, now));
+            let out = runtime()?.block_on(wf::scan(
+                &store,
+                &station,
+                &code,
+                &wf::ScanRules::of(&config),
+                now,
+            ));
             store.close();
             match out {
                 Ok(outcome) if json => print_json(&outcome).map(|_| EXIT_OK),

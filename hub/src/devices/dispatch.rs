@@ -5,7 +5,9 @@
 //! written on the journal row, all in one durable transaction. A workflow that refuses (no
 //! line selected, unknown label) rolls back only its own effects: the input stays journaled
 //! as `refused`, the refusal is logged with device and station and counted, and the task
-//! goes on. Online/offline changes write their outbox event and raise or clear the alert.
+//! goes on. A scan the workflow records on its line as flagged (malformed, unrecognised,
+//! already bound, wrong lot…) is journaled as `flagged` with the flag's reason, never as
+//! `applied`. Online/offline changes write their outbox event and raise or clear the alert.
 //! Business rules stay in the store's workflows; this task only routes.
 
 use super::config::{DeviceConfig, DeviceRole};
@@ -14,7 +16,7 @@ use crate::config::Config;
 use crate::store::device_input::{self, NewInput, attempt};
 use crate::store::receiving;
 use crate::store::{Store, StoreError};
-use crate::workflows::receiving::ScanOutcome;
+use crate::workflows::receiving::{ScanOutcome, ScanRules};
 use hub_core::Timestamp;
 use rusqlite::Connection;
 use tokio::sync::mpsc;
@@ -23,9 +25,17 @@ use tokio_util::sync::CancellationToken;
 /// What became of one input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    /// `applied`, `refused` or `ignored`.
+    /// `applied`, `flagged` or `refused`.
     pub outcome: &'static str,
     pub detail: String,
+}
+
+/// What a workflow did with an input it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Acted {
+    Applied(String),
+    /// Recorded, but flagged for a person (the detail says why).
+    Flagged(String),
 }
 
 /// Runs until shutdown; events already queued at shutdown are still journaled.
@@ -92,6 +102,10 @@ async fn handle(store: &Store, config: &Config, board: &HealthBoard, event: Devi
         DeviceEvent::Scan {
             code, parsed, raw, ..
         } => {
+            let rules = crate::workflows::receiving::ScanRules {
+                patterns: device.site_patterns.clone(),
+                policy: config.receiving.policy,
+            };
             let config = config.clone();
             store
                 .write(move |c| {
@@ -107,7 +121,9 @@ async fn handle(store: &Store, config: &Config, board: &HealthBoard, event: Devi
                     };
                     let id = device_input::journal(c, &input)?;
                     let outcome = match device.role {
-                        DeviceRole::Receiving => receiving_scan(c, &device, &code, &parsed, now)?,
+                        DeviceRole::Receiving => {
+                            receiving_scan(c, &device, &rules, &code, &parsed, now)?
+                        }
                         DeviceRole::Pickup => attempt(c, |c| {
                             crate::workflows::pickup::check_in(
                                 c,
@@ -120,7 +136,7 @@ async fn handle(store: &Store, config: &Config, board: &HealthBoard, event: Devi
                         .and_then(|check| {
                             let text = crate::store::pickup::describe(&check);
                             if check.is_found() {
-                                Ok(text)
+                                Ok(Acted::Applied(text))
                             } else {
                                 Err(text)
                             }
@@ -141,12 +157,19 @@ async fn handle(store: &Store, config: &Config, board: &HealthBoard, event: Devi
                 .find(|d| d.name == name)
                 .map(|d| d.station.as_str())
                 .unwrap_or_default();
-            if outcome.outcome == "applied" {
-                tracing::info!(device = %name, station, detail = %outcome.detail, "device input applied");
-                board.update(&name, |h| h.applied += 1);
-            } else {
-                tracing::warn!(device = %name, station, detail = %outcome.detail, "device input refused (journaled)");
-                board.update(&name, |h| h.refused += 1);
+            match outcome.outcome {
+                "applied" => {
+                    tracing::info!(device = %name, station, detail = %outcome.detail, "device input applied");
+                    board.update(&name, |h| h.applied += 1);
+                }
+                "flagged" => {
+                    tracing::warn!(device = %name, station, detail = %outcome.detail, "device input flagged for review (journaled)");
+                    board.update(&name, |h| h.flagged += 1);
+                }
+                _ => {
+                    tracing::warn!(device = %name, station, detail = %outcome.detail, "device input refused (journaled)");
+                    board.update(&name, |h| h.refused += 1);
+                }
             }
         }
         Err(e) => {
@@ -156,10 +179,14 @@ async fn handle(store: &Store, config: &Config, board: &HealthBoard, event: Devi
     }
 }
 
-fn finish(c: &Connection, id: i64, outcome: Result<String, String>) -> Result<Outcome, StoreError> {
+fn finish(c: &Connection, id: i64, outcome: Result<Acted, String>) -> Result<Outcome, StoreError> {
     let outcome = match outcome {
-        Ok(detail) => Outcome {
+        Ok(Acted::Applied(detail)) => Outcome {
             outcome: "applied",
+            detail,
+        },
+        Ok(Acted::Flagged(detail)) => Outcome {
+            outcome: "flagged",
             detail,
         },
         Err(detail) => Outcome {
@@ -193,43 +220,58 @@ fn weight(
         receiving::record_weight(c, &device.station, grams, now)
     })?
     .map(|sel| {
-        format!(
+        Acted::Applied(format!(
             "{grams} g recorded on delivery {} line {} ({} lot {})",
             sel.delivery_id, sel.line_no, sel.sku, sel.lot
-        )
+        ))
     });
     finish(c, id, outcome)
 }
 
 /// A receiving scan goes through the same step as every other entry point
-/// ([`crate::workflows::receiving::scan_in`]): a crate or delivery label selects its line, any
-/// other code is bound to (or flagged on) the selected line.
+/// ([`crate::workflows::receiving::scan_in`]): a crate or delivery label selects its line, a
+/// trace code is bound and a product scan counted on the selected line (applied), anything
+/// else is flagged on it with its reason (flagged).
 fn receiving_scan(
     c: &Connection,
     device: &DeviceConfig,
+    rules: &ScanRules,
     code: &str,
     parsed: &ParsedCode,
     now: Timestamp,
-) -> Result<Result<String, String>, StoreError> {
+) -> Result<Result<Acted, String>, StoreError> {
     // The AIM identifier tells the classifier the data is GS1; put it back in front.
     let text = format!("{}{code}", parsed.aim.as_deref().unwrap_or(""));
     let outcome = attempt(c, |c| {
-        crate::workflows::receiving::scan_in(c, &device.station, &text, &device.site_patterns, now)
+        crate::workflows::receiving::scan_in(c, &device.station, &text, rules, now)
     })?;
     Ok(outcome.map(|o| match o {
-        ScanOutcome::LineSelected(s) => format!(
+        ScanOutcome::LineSelected(s) => Acted::Applied(format!(
             "selected delivery {} line {} ({} lot {})",
             s.delivery_id, s.line_no, s.sku, s.lot
-        ),
+        )),
         ScanOutcome::Item(receiving::BindOutcome::Bound {
             delivery_id,
             line_no,
             count,
-        }) => format!("bound to delivery {delivery_id} line {line_no} ({count} codes)"),
+        }) => Acted::Applied(format!(
+            "bound to delivery {delivery_id} line {line_no} ({count} codes)"
+        )),
+        ScanOutcome::Item(receiving::BindOutcome::Counted {
+            delivery_id,
+            line_no,
+            count,
+        }) => Acted::Applied(format!(
+            "product scan counted on delivery {delivery_id} line {line_no} ({count} items)"
+        )),
         ScanOutcome::Item(receiving::BindOutcome::Flagged {
             delivery_id,
             line_no,
             flag,
-        }) => format!("flagged on delivery {delivery_id} line {line_no}: {flag:?}"),
+        }) => Acted::Flagged(format!(
+            "{} on delivery {delivery_id} line {line_no}: {}",
+            flag.code(),
+            flag.describe()
+        )),
     }))
 }

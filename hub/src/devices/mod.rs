@@ -57,6 +57,13 @@ pub struct ParsedCode {
     pub error: Option<String>,
 }
 
+impl ParsedCode {
+    /// A scan that is not a valid code (counted as a malformed frame of its scanner).
+    pub fn is_malformed(&self) -> bool {
+        self.class == "invalid"
+    }
+}
+
 /// Everything a device can tell the hub. Closed: the dispatcher handles every variant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceEvent {
@@ -118,7 +125,8 @@ pub struct DeviceHealth {
     /// Frames discarded for being longer than the buffer.
     pub overlong: u64,
     pub checksum_failures: u64,
-    /// Frames cut correctly whose content did not parse (partial or damaged frames).
+    /// Frames cut correctly whose content did not parse (partial or damaged frames; for
+    /// scanners, scans that are not a valid code).
     pub malformed: u64,
     /// Stable placements (scales) or scans (scanners) sent to the dispatcher.
     pub events: u64,
@@ -126,6 +134,10 @@ pub struct DeviceHealth {
     pub applied: u64,
     /// Inputs the workflows refused (journaled all the same).
     pub refused: u64,
+    /// Scans recorded on their line as flagged (malformed, unrecognised, already bound…),
+    /// which holds the line for review.
+    #[serde(default)]
+    pub flagged: u64,
     /// Last weight seen (stable or not), grams.
     pub last_grams: Option<i64>,
     /// Last code scanned (scanners), as framed, without AIM identifier.

@@ -160,8 +160,10 @@ async fn run_inner(
                         ) {
                             Some(code) => {
                                 let seen = crate::clock::now().millis();
+                                let malformed = code.parsed.is_malformed();
                                 board.update(&device.name, |h| {
                                     h.frames += 1;
+                                    h.malformed += u64::from(malformed);
                                     h.last_code = Some(code.code.clone());
                                     h.last_seen_ms = Some(seen);
                                 });

@@ -233,6 +233,49 @@ fn sics_reading(response: &Response<'_>) -> Result<Option<(Weight, bool)>, Strin
     }
 }
 
+/// Reads a scale's answer to the MT-SICS probe (`I4`: its serial number) through the shim's
+/// line framer: only a whole `I4 A "<serial>"` line counts, however the bytes were split
+/// across reads, so no tail of it is left for the read loop to count as malformed.
+pub struct SicsProbeReader {
+    framer: Box<LineFramer<SICS_MAX_LINE>>,
+}
+
+impl std::fmt::Debug for SicsProbeReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SicsProbeReader").finish_non_exhaustive()
+    }
+}
+
+impl Default for SicsProbeReader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SicsProbeReader {
+    pub fn new() -> Self {
+        SicsProbeReader {
+            framer: Box::new(LineFramer::new(FramerConfig::MT_SICS)),
+        }
+    }
+
+    /// Feeds one byte; returns the whole `I4 A …` line (escaped) once its terminator arrived.
+    /// Other complete lines (a weight from a scale that streams) are skipped.
+    pub fn push(&mut self, byte: u8) -> Option<String> {
+        let Ok(line) = self.framer.push(byte)? else {
+            return None;
+        };
+        match mtsics::parse_response(line) {
+            Ok(Response::Reply {
+                id: "I4",
+                status: Status::Executed,
+                ..
+            }) => Some(escape(line)),
+            _ => None,
+        }
+    }
+}
+
 /// The hub's own stability check: the scale's flag AND `n` equal consecutive readings.
 #[derive(Debug, Clone)]
 pub struct StabilityGate {
@@ -377,6 +420,22 @@ mod tests {
             ..
         } = d.stats();
         assert!(garbage_bytes >= 3 && overlong == 1, "{:?}", d.stats());
+    }
+
+    #[test]
+    fn the_probe_answer_counts_only_once_its_line_is_whole() {
+        let mut probe = SicsProbeReader::new();
+        let mut feed = |bytes: &[u8]| bytes.iter().find_map(|b| probe.push(*b));
+        assert_eq!(
+            feed(b"S S      1.250 kg\r\n"),
+            None,
+            "a weight is not the answer"
+        );
+        assert_eq!(feed(b"I4 A \"SIM0"), None, "half an answer is not one");
+        assert_eq!(
+            feed(b"000001\"\r\n").as_deref(),
+            Some(r#"I4 A \"SIM0000001\""#)
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! with `codes::trace::classify`, turned into a code string and a [`ParsedCode`].
 //!
 //! Nothing is parsed here by hand; this module only copies the shim's results into owned
-//! values for the event. It does no I/O.
+//! values for the event (GTINs in their GTIN-14 form, [`hub_core::Gtin`]). A scan that is not
+//! a valid code still goes to the dispatcher (it is journaled and flagged on its line) and is
+//! counted as malformed. It does no I/O.
 
 use super::ParsedCode;
 use super::scale::escape;
@@ -22,6 +24,10 @@ pub struct ScannedCode {
     pub parsed: ParsedCode,
     /// The frame as received, escaped.
     pub raw: String,
+}
+
+fn gtin14(digits: &str) -> Option<String> {
+    hub_core::Gtin::parse(digits).ok().map(String::from)
 }
 
 /// Classifies one scan, trying the site's `patterns` where the shim's classifier orders them.
@@ -46,7 +52,7 @@ pub fn classify_scan(scan: &Scan<'_>, patterns: &SitePatterns) -> ParsedCode {
                 elements,
             } => {
                 parsed.class = "gs1_item".into();
-                parsed.gtin = Some(gtin.to_owned());
+                parsed.gtin = gtin14(gtin);
                 parsed.serial = Some(serial.to_owned());
                 parsed.lot = elements.get("10").map(str::to_owned);
             }
@@ -56,12 +62,12 @@ pub fn classify_scan(scan: &Scan<'_>, patterns: &SitePatterns) -> ParsedCode {
             }
             TraceCode::Gs1Other { elements } => {
                 parsed.class = "gs1_other".into();
-                parsed.gtin = elements.gtin().map(str::to_owned);
+                parsed.gtin = elements.gtin().and_then(gtin14);
                 parsed.lot = elements.get("10").map(str::to_owned);
             }
             TraceCode::Gtin { digits } => {
                 parsed.class = "gtin".into();
-                parsed.gtin = Some(digits.to_owned());
+                parsed.gtin = gtin14(digits);
             }
             TraceCode::CnDrug(code) => {
                 parsed.class = "cn_drug".into();
@@ -116,6 +122,8 @@ pub struct ScannerDecoder {
     /// Frames dropped as line noise, and their bytes.
     noise_frames: u32,
     noise_bytes: u32,
+    /// Scans passed on that are not a valid code (class `invalid`).
+    malformed: u32,
 }
 
 /// True when a frame can be a scan: UTF-8 without control characters other than the GS1 and
@@ -143,6 +151,7 @@ impl ScannerDecoder {
             patterns: SitePatterns::default(),
             noise_frames: 0,
             noise_bytes: 0,
+            malformed: 0,
         }
     }
 
@@ -158,6 +167,7 @@ impl ScannerDecoder {
         s.frames = s.frames.saturating_sub(self.noise_frames);
         s.garbage_frames = s.garbage_frames.saturating_add(self.noise_frames);
         s.garbage_bytes = s.garbage_bytes.saturating_add(self.noise_bytes);
+        s.malformed = s.malformed.saturating_add(self.malformed);
         s
     }
 
@@ -168,7 +178,13 @@ impl ScannerDecoder {
                 self.noise_bytes = self.noise_bytes.saturating_add(len as u32);
                 None
             }
-            other => other,
+            Some(c) => {
+                if c.parsed.is_malformed() {
+                    self.malformed = self.malformed.saturating_add(1);
+                }
+                Some(c)
+            }
+            None => None,
         }
     }
 

@@ -11,7 +11,9 @@
 //! Every wait is a read, a timer or the shutdown token: nothing here spins or blocks.
 
 use super::config::{DeviceConfig, DeviceKind, DeviceTransport, ScaleMode, ScaleProtocol};
-use super::scale::{PlacementTracker, ScaleDecoder, StabilityGate, escape, poll_command};
+use super::scale::{
+    PlacementTracker, ScaleDecoder, SicsProbeReader, StabilityGate, escape, poll_command,
+};
 use super::scanner::ScannerDecoder;
 use super::{Backoff, DeviceEvent, HealthBoard};
 use firmware_shim::wire::framer::FrameStats;
@@ -509,6 +511,7 @@ async fn probe(
         ScaleProtocol::MettlerContinuous | ScaleProtocol::YaohuaA9 => {}
     }
     let mut probe_decoder = ScaleDecoder::new(protocol);
+    let mut sics_answer = SicsProbeReader::new();
     loop {
         let n = tokio::select! {
             read = port.read(&mut buf) => match read {
@@ -527,16 +530,9 @@ async fn probe(
         let bytes = &buf[..n];
         match protocol {
             ScaleProtocol::MtSics => {
-                seen.extend_from_slice(bytes);
-                // Answered `I4 A "<serial>"`.
-                if let Some(line) = seen
-                    .split(|b| *b == b'\n' || *b == b'\r')
-                    .find(|l| l.starts_with(b"I4 A"))
-                {
-                    return Ok(format!("MT-SICS scale, {}", escape(line)));
-                }
-                if seen.len() > 4096 {
-                    seen.drain(..2048);
+                // Answered `I4 A "<serial>"`: a whole line, however many reads it took.
+                if let Some(line) = bytes.iter().find_map(|b| sics_answer.push(*b)) {
+                    return Ok(format!("MT-SICS scale, {line}"));
                 }
             }
             ScaleProtocol::Toledo8217 => {

@@ -356,6 +356,8 @@ pub async fn run_scale(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_t = 0.0f64;
     let mut silent = false;
+    // Answers sent in two writes this far apart, as a USB-serial adapter may deliver them.
+    let mut split = Duration::ZERO;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut buf = [0u8; 512];
     loop {
@@ -378,7 +380,14 @@ pub async fn run_scale(
                     let mut out = VecWriter::default();
                     if !silent {
                         firmware.on_bytes(&buf[..n], now_ms, &mut out);
-                        transmit(&mut plugged, &out.0);
+                        if split.is_zero() || out.0.len() < 2 {
+                            transmit(&mut plugged, &out.0);
+                        } else {
+                            let (first, rest) = out.0.split_at(out.0.len() / 2);
+                            transmit(&mut plugged, first);
+                            tokio::time::sleep(split).await;
+                            transmit(&mut plugged, rest);
+                        }
                     }
                 }
                 // EOF or EIO from the master: nobody has the port open; wait a little.
@@ -397,6 +406,10 @@ pub async fn run_scale(
                     "still" => { cell.set_moving(false); Ok(()) }
                     "silent" => { silent = true; Ok(()) }
                     "talk" => { silent = false; Ok(()) }
+                    "split" => match arg.parse::<u64>() {
+                        Ok(ms) => { split = Duration::from_millis(ms); Ok(()) }
+                        Err(_) => Err(format!("cannot read '{arg}'; e.g. split 200 (ms between the halves of each answer), split 0")),
+                    },
                     "garbage" => { transmit(&mut plugged, &noise(arg.parse().unwrap_or(64))); Ok(()) }
                     "partial" => { transmit(&mut plugged, partial_frame(protocol)); Ok(()) }
                     "overlong" => { transmit(&mut plugged, &overlong_frame(protocol, arg.parse().unwrap_or(300))); Ok(()) }

@@ -40,7 +40,8 @@ pub struct InputRow {
     pub parsed: Option<serde_json::Value>,
     pub raw: String,
     pub received_at: i64,
-    /// `applied`, `refused` or `ignored`.
+    /// `applied`, `flagged` (recorded on its line with a reason that holds it for review)
+    /// or `refused` (the workflow changed nothing); `pending` only inside its transaction.
     pub outcome: String,
     pub detail: String,
 }

@@ -2,10 +2,13 @@
 //! lockouts, and the exactly-once handover.
 //!
 //! A handover is one conditional update (`open` → `collected`) plus its issue movements,
-//! trace-code updates, handover record and outbox event, in one transaction. Two stations (or
+//! trace-code updates, handover record and outbox event, in one transaction. Stock leaves
+//! first-expiry-first-out from lots that have not expired on the site's day: an expired lot
+//! is never picked, and a line only expired stock could fill is refused. Two stations (or
 //! two processes) confirming the same order serialise on SQLite's write lock; the second finds
 //! the order no longer open and is told who collected it and when.
 
+use chrono::NaiveDate;
 use hub_core::alerts::{Alert, AlertKind, Tier};
 use hub_core::event::{Handover, HandoverLine, RefusedTo};
 use hub_core::pickup::{
@@ -13,6 +16,7 @@ use hub_core::pickup::{
     OrderStatus, PickupItem, PickupOrder, PickupRules, PresentedCode, SITE_WINDOW_MS, Target,
     TraceFacts, check_code, check_item,
 };
+use hub_core::receiving::CodeElement;
 use hub_core::{
     BatchKey, DomainEvent, Movement, MovementId, MovementKind, SiteId, SkuCode, Timestamp,
 };
@@ -535,6 +539,27 @@ pub enum HandoverError {
         refused: i64,
         ordered: i64,
     },
+    #[error(
+        "order {order_id} line {line} ({sku}): only expired stock is left for {missing} of {needed} (lot(s) {lots} expired); write it off (loss) and hand over fresh stock"
+    )]
+    OnlyExpiredStock {
+        order_id: String,
+        line: usize,
+        sku: String,
+        needed: i64,
+        missing: i64,
+        lots: String,
+    },
+    #[error(
+        "order {order_id} line {line} ({sku}): the reserved lot {lot} expired on {expiry}; ask central to reserve another lot"
+    )]
+    ReservedLotExpired {
+        order_id: String,
+        line: usize,
+        sku: String,
+        lot: String,
+        expiry: String,
+    },
     #[error(transparent)]
     Station(crate::config::StationError),
     #[error(transparent)]
@@ -575,23 +600,47 @@ fn trace_facts(conn: &Connection, code: &str) -> Result<Option<TraceFacts>, Stor
         })
 }
 
-/// Batches of a SKU with stock, earliest expiry first (first-expiry-first-out).
+/// Batches of a SKU with stock that may still be handed over on the site's day `today`
+/// (no expiry, or expiring today or later), earliest expiry first (first-expiry-first-out).
 pub fn fefo_batches(
     conn: &Connection,
     sku: &SkuCode,
+    today: NaiveDate,
 ) -> Result<Vec<(String, Option<String>, i64)>, StoreError> {
     let mut st = conn
         .prepare_cached(
-            "SELECT lot, expiry, on_hand FROM balance_batch WHERE sku = ?1 AND on_hand > 0
+            "SELECT lot, expiry, on_hand FROM balance_batch
+             WHERE sku = ?1 AND on_hand > 0 AND (expiry IS NULL OR expiry >= ?2)
              ORDER BY expiry IS NULL, expiry, lot",
         )
         .map_err(sql(conn))?;
-    st.query_map([sku.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .and_then(|rows| rows.collect())
-        .map_err(sql(conn))
+    st.query_map(params![sku.as_str(), today.to_string()], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(sql(conn))
 }
 
-/// One order line's stock change at handover: what, why, and when.
+/// Lots of a SKU on hand whose expiry is before the site's day `today`: never handed over.
+pub fn expired_batches(
+    conn: &Connection,
+    sku: &SkuCode,
+    today: NaiveDate,
+) -> Result<Vec<(String, String, i64)>, StoreError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT lot, expiry, on_hand FROM balance_batch
+             WHERE sku = ?1 AND on_hand > 0 AND expiry < ?2 ORDER BY expiry, lot",
+        )
+        .map_err(sql(conn))?;
+    st.query_map(params![sku.as_str(), today.to_string()], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(sql(conn))
+}
+
+/// One order line's stock change at handover: what, why, and when (`today` is the site's day).
 struct LineMove<'a> {
     order_id: &'a str,
     line: usize,
@@ -599,6 +648,7 @@ struct LineMove<'a> {
     kind: MovementKind,
     reason: &'a str,
     now: Timestamp,
+    today: NaiveDate,
 }
 
 fn record_line_move(
@@ -628,7 +678,9 @@ fn record_line_move(
     Ok(())
 }
 
-/// Takes `quantity` of a line out of stock: from the reserved batch, or first-expiry-first-out.
+/// Takes `quantity` of a line out of stock: from the reserved batch, or first-expiry-first-out
+/// from lots that have not expired. Refused when the reserved lot expired, or when only
+/// expired stock could make up the quantity.
 fn take_from_stock(
     conn: &Connection,
     mv: &LineMove<'_>,
@@ -644,6 +696,23 @@ fn take_from_stock(
         return Ok(vec![]);
     }
     if let Some(lot) = &mv.item.lot {
+        let expiry: Option<String> = conn
+            .prepare_cached("SELECT expiry FROM balance_batch WHERE sku = ?1 AND lot = ?2")
+            .and_then(|mut st| {
+                st.query_row(params![mv.item.sku.as_str(), lot], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(sql(conn))?
+            .flatten();
+        if let Some(expiry) = expiry.filter(|e| e.as_str() < mv.today.to_string().as_str()) {
+            return Err(HandoverError::ReservedLotExpired {
+                order_id: order_id.to_owned(),
+                line,
+                sku: mv.item.sku.to_string(),
+                lot: lot.clone(),
+                expiry,
+            });
+        }
         record_line_move(
             conn,
             mv,
@@ -655,7 +724,7 @@ fn take_from_stock(
     }
     let mut left = quantity;
     let mut lots = Vec::new();
-    for (lot, expiry, on_hand) in fefo_batches(conn, &mv.item.sku)? {
+    for (lot, expiry, on_hand) in fefo_batches(conn, &mv.item.sku, mv.today)? {
         let take = left.min(on_hand);
         record_line_move(
             conn,
@@ -671,13 +740,33 @@ fn take_from_stock(
         }
     }
     if left > 0 {
+        let expired = expired_batches(conn, &mv.item.sku, mv.today)?;
+        if !expired.is_empty() {
+            return Err(HandoverError::OnlyExpiredStock {
+                order_id: order_id.to_owned(),
+                line,
+                sku: mv.item.sku.to_string(),
+                needed: quantity,
+                missing: left,
+                lots: expired
+                    .iter()
+                    .map(|(lot, expiry, _)| format!("{lot} on {expiry}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
         // Not enough in any batch: the ledger rules refuse (or allow, for negative-stock SKUs).
         record_line_move(conn, mv, format!("{tag}-{order_id}-{line}"), None, left)?;
     }
     Ok(lots)
 }
 
-/// Hands an order over, exactly once. Everything commits together or not at all.
+/// Hands an order over, exactly once, on the site's day `today` (for expiry), if its code
+/// was checked at `station` within `check_valid_ms`. Everything commits together or not at all.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the handover's inputs; a plan in hub-core will take them as one view"
+)]
 pub fn hand_over(
     conn: &Connection,
     site: &SiteId,
@@ -685,6 +774,7 @@ pub fn hand_over(
     order_id: &str,
     request: &HandoverRequest,
     check_valid_ms: i64,
+    today: NaiveDate,
     now: Timestamp,
 ) -> Result<Handover, HandoverError> {
     let order =
@@ -831,6 +921,7 @@ pub fn hand_over(
             kind: MovementKind::Issue,
             reason: "",
             now,
+            today,
         };
         let lots = take_from_stock(conn, &issue, handed)?;
         let refused_to = request
@@ -856,6 +947,7 @@ pub fn hand_over(
                 kind: MovementKind::Loss,
                 reason,
                 now,
+                today,
             };
             take_from_stock(conn, &loss, r.quantity)?;
         }
@@ -1008,7 +1100,9 @@ pub fn committed(conn: &Connection, sku: &SkuCode) -> Result<i64, StoreError> {
     .map_err(sql(conn))
 }
 
-/// Registers a trace code as in stock (used by receiving; also by tests and the demo).
+/// Registers a trace code as in stock (used by receiving; also by tests and the demo), with
+/// the GS1 elements read from it (none for other kinds of code).
+#[allow(clippy::too_many_arguments)]
 pub fn bind_trace_code(
     conn: &Connection,
     code: &str,
@@ -1016,11 +1110,14 @@ pub fn bind_trace_code(
     lot: &str,
     delivery_id: Option<&str>,
     status: &str,
+    elements: &[CodeElement],
     now: Timestamp,
 ) -> Result<bool, StoreError> {
+    let elements =
+        (!elements.is_empty()).then(|| serde_json::to_string(elements).unwrap_or_default());
     conn.prepare_cached(
-        "INSERT INTO trace_code (code, sku, lot, delivery_id, status, bound_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT (code) DO NOTHING",
+        "INSERT INTO trace_code (code, sku, lot, delivery_id, status, bound_at, updated_at, elements)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7) ON CONFLICT (code) DO NOTHING",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -1029,7 +1126,8 @@ pub fn bind_trace_code(
             lot,
             delivery_id,
             status,
-            now.millis()
+            now.millis(),
+            elements
         ])
     })
     .map(|n| n == 1)
@@ -1045,14 +1143,19 @@ pub struct PickHint {
     pub expiry: Option<String>,
 }
 
-/// The pick list for an order, first-expiry-first-out where no lot is reserved.
-pub fn pick_list(conn: &Connection, order_id: &str) -> Result<Vec<PickHint>, StoreError> {
+/// The pick list for an order on the site's day `today`, first-expiry-first-out from lots
+/// that have not expired where no lot is reserved.
+pub fn pick_list(
+    conn: &Connection,
+    order_id: &str,
+    today: NaiveDate,
+) -> Result<Vec<PickHint>, StoreError> {
     let Some(order) = order(conn, order_id)? else {
         return Ok(vec![]);
     };
     let mut hints = Vec::new();
     for item in &order.items {
-        let batches = fefo_batches(conn, &item.sku)?;
+        let batches = fefo_batches(conn, &item.sku, today)?;
         let (lot, expiry) = match &item.lot {
             Some(lot) => (
                 Some(lot.clone()),

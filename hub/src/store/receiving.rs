@@ -8,11 +8,12 @@
 
 use hub_core::event::ReceivingDecision;
 use hub_core::receiving::{
-    CodeFlag, LineDecision, LineObservation, Manifest, ManifestLine, PhotoEvidence,
-    ReceivingPolicy, check_code_for_line, decide_line, decide_unexpected,
+    CodeElement, CodeFlag, CodeKind, ItemScan, LineDecision, LineObservation, Manifest,
+    ManifestLine, PhotoEvidence, ReceivingPolicy, ScanVerdict, check_scan_for_line, decide_line,
+    decide_unexpected,
 };
 use hub_core::{
-    BatchKey, DomainEvent, Movement, MovementId, MovementKind, SkuCode, StockUnit, Timestamp,
+    BatchKey, DomainEvent, Gtin, Movement, MovementId, MovementKind, SkuCode, StockUnit, Timestamp,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,14 @@ pub enum ReceivingError {
     NoLineSelected(String),
     #[error("'{0}' is neither a delivery label nor a crate label of an open delivery")]
     UnknownLabel(String),
+    #[error(
+        "delivery {delivery_id} line {line_no} has issued trace codes: scan the item's trace code, not its product barcode ({code})"
+    )]
+    WantsTraceCode {
+        delivery_id: String,
+        line_no: u32,
+        code: String,
+    },
     #[error("delivery {delivery_id} line {line_no} has no quarantined stock to resolve")]
     NothingHeld { delivery_id: String, line_no: u32 },
     #[error("cannot resolve {asked} of {held} held on delivery {delivery_id} line {line_no}")]
@@ -77,9 +86,12 @@ pub enum ManifestUpsert {
 /// What was observed on one line so far (persisted as JSON).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LineRecord {
-    /// A count entered by staff, overriding the count of bound codes.
+    /// A count entered by staff, overriding the count of scans.
     pub counted_by_staff: Option<i64>,
     pub bound_codes: Vec<String>,
+    /// Product scans (no serial) counted on the line, as scanned; never bound.
+    #[serde(default)]
+    pub product_scans: Vec<String>,
     pub flagged: Vec<(String, CodeFlag)>,
     /// Stable weights in grams, oldest first; the last one counts.
     pub weights_g: Vec<i64>,
@@ -350,15 +362,24 @@ pub fn selected_line(conn: &Connection, station: &str) -> Result<Selected, Recei
     })
 }
 
-/// What happened to a scanned item code.
+/// What happened to a scanned item code. `count` is the line's count so far: trace codes
+/// bound plus product scans.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum BindOutcome {
+    /// A trace code, bound to the line's batch.
     Bound {
         delivery_id: String,
         line_no: u32,
         count: usize,
     },
+    /// A product scan (no serial), counted on the line; nothing was bound.
+    Counted {
+        delivery_id: String,
+        line_no: u32,
+        count: usize,
+    },
+    /// Recorded on the line with its reason; the line will be held for review.
     Flagged {
         delivery_id: String,
         line_no: u32,
@@ -366,79 +387,149 @@ pub enum BindOutcome {
     },
 }
 
-/// An item's trace code was scanned at a station: bind it to the selected line's batch, or
-/// flag it with its reason. `gtin` is the GTIN parsed from the code, if it carries one;
-/// `malformed` says why the code could not be parsed at all.
+/// An item code as the receiving step takes it: what the code is, and what it prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannedItem {
+    /// The code in its stored form (for GS1, `(01)…(21)…`; a bare GTIN as its GTIN-14).
+    pub code: String,
+    pub kind: CodeKind,
+    pub gtin: Option<Gtin>,
+    /// Lot (AI 10) and expiry (AI 17) printed in the code.
+    pub lot: Option<String>,
+    pub expiry: Option<chrono::NaiveDate>,
+    /// Every GS1 element read from the code, kept with a bound trace code.
+    pub elements: Vec<CodeElement>,
+}
+
+impl LineRecord {
+    /// Items counted by scanning: trace codes bound plus product scans.
+    pub fn scanned(&self) -> usize {
+        self.bound_codes.len() + self.product_scans.len()
+    }
+}
+
+/// An item code was scanned at a station: bind a trace code to the selected line's batch,
+/// count a product scan, or flag either with its reason. A product scan on a line whose items
+/// carry issued trace codes is refused ([`ReceivingError::WantsTraceCode`]): nothing is
+/// recorded. `today` is the site's day, for the expiry printed in the code.
 pub fn scan_item(
     conn: &Connection,
     station: &str,
-    code: &str,
-    gtin: Option<&str>,
-    malformed: Option<&str>,
+    item: &ScannedItem,
+    policy: &ReceivingPolicy,
+    today: chrono::NaiveDate,
     now: Timestamp,
 ) -> Result<BindOutcome, ReceivingError> {
     let (d, line_no) = current(conn, station)?;
     let line = line_of(&d, line_no)?.clone();
     let delivery_id = d.manifest.delivery_id.clone();
-    let mut rec = line_record(conn, &delivery_id, line_no)?;
     let bound_to: Option<String> = conn
         .prepare_cached("SELECT lot FROM trace_code WHERE code = ?1")
-        .and_then(|mut st| st.query_row([code], |r| r.get(0)).optional())
+        .and_then(|mut st| st.query_row([&item.code], |r| r.get(0)).optional())
         .map_err(sql(conn))?;
     let gtins = super::sku::get(conn, &line.sku)?
         .map(|s| s.gtins)
         .unwrap_or_default();
-    let check = match malformed {
-        Some(detail) => Err(CodeFlag::Malformed {
-            detail: detail.to_owned(),
-        }),
-        None => check_code_for_line(&line, &gtins, code, gtin, bound_to.as_deref()),
+    let scan = ItemScan {
+        code: &item.code,
+        kind: item.kind,
+        gtin: item.gtin.as_ref(),
+        lot: item.lot.as_deref(),
+        expiry: item.expiry,
     };
-    let outcome = match check {
-        Ok(()) => {
-            super::pickup::bind_trace_code(
-                conn,
-                code,
-                &line.sku,
-                &line.lot,
-                Some(&delivery_id),
-                "receiving",
-                now,
-            )?;
-            rec.bound_codes.push(code.to_owned());
-            let event = DomainEvent::TraceCodeBound {
-                code: code.to_owned(),
-                sku: line.sku.clone(),
-                lot: line.lot.clone(),
-                delivery_id: delivery_id.clone(),
-                line_no,
-            };
-            outbox::append(conn, &event, now)?;
-            BindOutcome::Bound {
-                delivery_id: delivery_id.clone(),
-                line_no,
-                count: rec.bound_codes.len(),
+    let mut rec = line_record(conn, &delivery_id, line_no)?;
+    let outcome =
+        match check_scan_for_line(&line, &gtins, &scan, bound_to.as_deref(), policy, today) {
+            ScanVerdict::Bind => {
+                super::pickup::bind_trace_code(
+                    conn,
+                    &item.code,
+                    &line.sku,
+                    &line.lot,
+                    Some(&delivery_id),
+                    "receiving",
+                    &item.elements,
+                    now,
+                )?;
+                rec.bound_codes.push(item.code.clone());
+                let event = DomainEvent::TraceCodeBound {
+                    code: item.code.clone(),
+                    sku: line.sku.clone(),
+                    lot: line.lot.clone(),
+                    delivery_id: delivery_id.clone(),
+                    line_no,
+                    elements: item.elements.clone(),
+                };
+                outbox::append(conn, &event, now)?;
+                BindOutcome::Bound {
+                    delivery_id: delivery_id.clone(),
+                    line_no,
+                    count: rec.scanned(),
+                }
             }
-        }
-        Err(flag) => {
-            tracing::warn!(code, delivery = %delivery_id, line_no, ?flag, "trace code flagged");
-            rec.flagged.push((code.to_owned(), flag.clone()));
-            let event = DomainEvent::TraceCodeFlagged {
-                code: code.to_owned(),
-                delivery_id: delivery_id.clone(),
-                line_no,
-                flag: flag.clone(),
-            };
-            outbox::append(conn, &event, now)?;
-            BindOutcome::Flagged {
-                delivery_id: delivery_id.clone(),
-                line_no,
-                flag,
+            ScanVerdict::CountProduct => {
+                rec.product_scans.push(item.code.clone());
+                BindOutcome::Counted {
+                    delivery_id: delivery_id.clone(),
+                    line_no,
+                    count: rec.scanned(),
+                }
             }
-        }
-    };
+            ScanVerdict::WantsTraceCode => {
+                return Err(ReceivingError::WantsTraceCode {
+                    delivery_id,
+                    line_no,
+                    code: item.code.clone(),
+                });
+            }
+            ScanVerdict::Flag(flag) => {
+                flag_on_line(conn, &mut rec, &delivery_id, line_no, &item.code, flag, now)?
+            }
+        };
     save_line_record(conn, &delivery_id, line_no, &rec, now)?;
     Ok(outcome)
+}
+
+/// A scan that is not a usable code at all (malformed, or recognised by no rule) is flagged on
+/// the station's selected line with its reason.
+pub fn flag_scan(
+    conn: &Connection,
+    station: &str,
+    raw: &str,
+    flag: CodeFlag,
+    now: Timestamp,
+) -> Result<BindOutcome, ReceivingError> {
+    let (d, line_no) = current(conn, station)?;
+    let delivery_id = d.manifest.delivery_id.clone();
+    let mut rec = line_record(conn, &delivery_id, line_no)?;
+    let outcome = flag_on_line(conn, &mut rec, &delivery_id, line_no, raw, flag, now)?;
+    save_line_record(conn, &delivery_id, line_no, &rec, now)?;
+    Ok(outcome)
+}
+
+fn flag_on_line(
+    conn: &Connection,
+    rec: &mut LineRecord,
+    delivery_id: &str,
+    line_no: u32,
+    code: &str,
+    flag: CodeFlag,
+    now: Timestamp,
+) -> Result<BindOutcome, StoreError> {
+    tracing::warn!(code, delivery = %delivery_id, line_no, flag = flag.code(), detail = %flag.describe(), "scanned code flagged");
+    rec.flagged.push((code.to_owned(), flag.clone()));
+    let event = DomainEvent::TraceCodeFlagged {
+        code: code.to_owned(),
+        delivery_id: delivery_id.to_owned(),
+        line_no,
+        flag: flag.clone(),
+    };
+    outbox::append(conn, &event, now)?;
+    Ok(BindOutcome::Flagged {
+        delivery_id: delivery_id.to_owned(),
+        line_no,
+        flag,
+    })
 }
 
 /// A stable weight (grams, net) was read for the station's selected line.
@@ -620,19 +711,17 @@ fn insert_decision(
 }
 
 fn observation(rec: &LineRecord, unit: StockUnit) -> LineObservation {
-    let weight_g = rec.weights_g.last().copied();
-    let counted = rec
-        .counted_by_staff
-        .or_else(|| (!rec.bound_codes.is_empty()).then_some(rec.bound_codes.len() as i64))
-        // Goods sold by weight are counted in grams by the scale.
-        .or(if unit == StockUnit::Gram {
-            weight_g
-        } else {
-            None
-        });
+    let counted = match unit {
+        // Scans count pieces: trace codes bound plus product scans.
+        StockUnit::Piece => rec
+            .counted_by_staff
+            .or_else(|| (rec.scanned() > 0).then_some(rec.scanned() as i64)),
+        // Goods sold by weight arrive as grams: the scale's weight, or what staff entered.
+        StockUnit::Gram => rec.counted_by_staff,
+    };
     LineObservation {
         counted,
-        weight_g,
+        weight_g: rec.weights_g.last().copied(),
         photo: rec.photos.last().map(|p| p.verdict),
         flagged_codes: rec.flagged.iter().map(|(_, f)| f.clone()).collect(),
     }
@@ -698,7 +787,8 @@ pub fn decide(
     let sku = super::sku::get(conn, &line.sku)?
         .ok_or_else(|| ReceivingError::UnknownSku(line.sku.to_string()))?;
     let rec = line_record(conn, delivery_id, line_no)?;
-    let decision: LineDecision = decide_line(&line, &observation(&rec, sku.unit), policy, today);
+    let decision: LineDecision =
+        decide_line(&line, sku.unit, &observation(&rec, sku.unit), policy, today);
     let reference = format!("delivery {delivery_id} line {line_no}");
     if decision.accepted > 0 {
         receipt(
@@ -731,6 +821,7 @@ pub fn decide(
         photos: rec.photos.clone(),
         bound_codes: rec.bound_codes.clone(),
         flagged_codes: rec.flagged.clone(),
+        product_scans: rec.product_scans.clone(),
     };
     insert_decision(conn, &record, line.expiry)?;
     tracing::info!(
@@ -1016,6 +1107,7 @@ pub fn unexpected_goods(
         photos: vec![],
         bound_codes: vec![],
         flagged_codes: vec![],
+        product_scans: vec![],
     };
     insert_decision(conn, &record, None)?;
     outbox::append(

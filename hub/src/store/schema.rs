@@ -266,6 +266,11 @@ const MIGRATIONS: &[&str] = &[
         WHERE request_id IS NOT NULL;
     CREATE INDEX station_request_undelivered ON station_request (reply_id) WHERE delivered = 0;
     "#,
+    // 7: the GS1 elements (GTIN, lot, expiry, serial…) read from a bound trace code, as JSON
+    // `[{"ai":"01","value":"…"},…]`; NULL for codes that are not GS1.
+    r#"
+    ALTER TABLE trace_code ADD COLUMN elements TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -1,6 +1,6 @@
 //! SKU master data as stored: upserts that respect versions, and look-ups.
 
-use hub_core::{DomainEvent, Sku, SkuCode, StockUnit, Timestamp};
+use hub_core::{DomainEvent, Gtin, Sku, SkuCode, StockUnit, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::StoreError;
@@ -92,17 +92,34 @@ pub fn all(conn: &Connection) -> Result<Vec<Sku>, StoreError> {
         .map_err(sql(conn))
 }
 
+/// GTINs as stored: GTIN-14 since they are normalised on the way in; rows written before that
+/// may hold other lengths, which are normalised here. One that is no GTIN at all (it could
+/// never match a scan) is left out with a warning.
+fn stored_gtins(sku: &str, json: &str) -> Vec<Gtin> {
+    let texts: Vec<String> = serde_json::from_str(json).unwrap_or_default();
+    texts
+        .iter()
+        .filter_map(|t| match Gtin::parse(t) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                tracing::warn!(sku, error = %e, "stored GTIN ignored; send the SKU's master data again");
+                None
+            }
+        })
+        .collect()
+}
+
 fn row_to_sku(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sku> {
     let code: String = r.get(0)?;
     let gtins: String = r.get(3)?;
     let unit: String = r.get(2)?;
     Ok(Sku {
+        gtins: stored_gtins(&code, &gtins),
         code: SkuCode::new(code).map_err(|e| {
             rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
         })?,
         name: r.get(1)?,
         unit: parse_unit(&unit),
-        gtins: serde_json::from_str(&gtins).unwrap_or_default(),
         allow_negative: r.get(4)?,
         check_items_at_handover: r.get(6)?,
         version: r.get(5)?,

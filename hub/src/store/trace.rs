@@ -2,6 +2,7 @@
 //! movements → pickup order), and every item of a batch, downstream and upstream.
 
 use hub_core::event::{Handover, ReceivingDecision};
+use hub_core::receiving::CodeElement;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
@@ -33,6 +34,8 @@ pub struct HandoverInfo {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ItemTrace {
     pub code: String,
+    /// The GS1 elements read from the code when it was bound (GTIN, expiry, lot, serial…).
+    pub elements: Vec<CodeElement>,
     pub sku: String,
     pub lot: String,
     pub status: String,
@@ -104,14 +107,22 @@ fn handover_of(conn: &Connection, order_id: &str) -> Result<Option<HandoverInfo>
 
 /// Traces one item by its code; `None` if the hub never saw it.
 pub fn item(conn: &Connection, code: &str) -> Result<Option<ItemTrace>, StoreError> {
-    type Row = (String, String, String, Option<String>, Option<String>, i64);
+    type Row = (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        i64,
+        Option<String>,
+    );
     let row: Option<Row> = conn
-        .prepare_cached("SELECT sku, lot, status, delivery_id, order_id, bound_at FROM trace_code WHERE code = ?1")
+        .prepare_cached("SELECT sku, lot, status, delivery_id, order_id, bound_at, elements FROM trace_code WHERE code = ?1")
         .and_then(|mut st| {
-            st.query_row([code], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))).optional()
+            st.query_row([code], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))).optional()
         })
         .map_err(sql(conn))?;
-    let Some((sku, lot, status, delivery_id, order_id, bound_at)) = row else {
+    let Some((sku, lot, status, delivery_id, order_id, bound_at, elements)) = row else {
         return Ok(None);
     };
     let supplier: Option<String> = match &delivery_id {
@@ -135,6 +146,9 @@ pub fn item(conn: &Connection, code: &str) -> Result<Option<ItemTrace>, StoreErr
     };
     Ok(Some(ItemTrace {
         code: code.to_owned(),
+        elements: elements
+            .and_then(|e| serde_json::from_str(&e).ok())
+            .unwrap_or_default(),
         batch_movements: batch_movements(conn, &sku, &lot)?,
         sku,
         lot,

@@ -327,7 +327,7 @@ fn run_action(
                 c,
                 station,
                 code.trim(),
-                &config.codes,
+                &workflows::receiving::ScanRules::of(config),
                 now,
             )?)
         }

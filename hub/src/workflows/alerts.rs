@@ -1,5 +1,6 @@
 //! Periodic checks that raise and clear alerts: stock tiers (re-request timers, demand drift),
-//! batches near expiry, and an outbox backlog the uplink has not drained.
+//! batches near expiry, expired batches still on hand (until a loss writes them off), and an
+//! outbox backlog the uplink has not drained.
 //!
 //! The outbox backlog has exactly one alert, `outbox_backlog`, raised here: it sits in the
 //! open-alert book (status page, tiers, cleared when the backlog drains, kept across restarts)
@@ -8,7 +9,7 @@
 
 use crate::config::AlertsConfig;
 use crate::store::{Store, StoreError, alerts, outbox, sql_error};
-use hub_core::alerts::{Alert, AlertKind, Tier, expiry_tier};
+use hub_core::alerts::{Alert, AlertKind, Tier, batch_expiry_alert};
 use hub_core::{SkuCode, Timestamp};
 
 /// What one round of checks changed.
@@ -38,29 +39,22 @@ pub async fn run_checks(
                 }
             }
 
-            let today = chrono::DateTime::from_timestamp_millis(now.millis()).map(|t| t.date_naive());
-            let batches: Vec<(String, String, String)> = c
-                .prepare_cached("SELECT sku, lot, expiry FROM balance_batch WHERE on_hand > 0 AND expiry IS NOT NULL")
+            // Batches on hand by the site's day: expired lots (`stock_expired`, red until they
+            // are written off) and lots close to their expiry (`near_expiry`).
+            let today = crate::clock::local_date(now);
+            let batches: Vec<(String, String, String, i64)> = c
+                .prepare_cached("SELECT sku, lot, expiry, on_hand FROM balance_batch WHERE on_hand > 0 AND expiry IS NOT NULL")
                 .and_then(|mut st| {
-                    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).and_then(|rows| rows.collect())
+                    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).and_then(|rows| rows.collect())
                 })
                 .map_err(sql_error(c))?;
             let observed: Vec<Alert> = batches
                 .into_iter()
-                .filter_map(|(sku, lot, expiry)| {
-                    let expiry: chrono::NaiveDate = expiry.parse().ok()?;
-                    let days_left = (expiry - today?).num_days();
-                    let tier = expiry_tier(days_left, config.expiry_warn_days);
-                    (tier != Tier::Normal).then(|| Alert {
-                        kind: AlertKind::NearExpiry,
-                        subject: format!("{sku}/{lot}"),
-                        tier,
-                        message: format!(
-                            "{sku} lot {lot} expires {expiry} ({days_left} day(s) left): hand it over first"
-                        ),
-                    })
+                .filter_map(|(sku, lot, expiry, on_hand)| {
+                    batch_expiry_alert(&sku, &lot, expiry.parse().ok()?, on_hand, today, config.expiry_warn_days)
                 })
                 .collect();
+            round.alert_changes += usize::from(alerts::reconcile_kind(c, AlertKind::StockExpired, &observed, now)?);
             round.alert_changes += usize::from(alerts::reconcile_kind(c, AlertKind::NearExpiry, &observed, now)?);
 
             let waiting_ms = config.quarantine_warn.as_millis() as i64;

@@ -98,13 +98,23 @@ pub fn handover_in(
     config
         .station(station, StationKind::Pickup)
         .map_err(HandoverError::Station)?;
+    // Scanned trace codes are looked up in their stored form, whichever way they were read.
+    let request = HandoverRequest {
+        trace_codes: request
+            .trace_codes
+            .iter()
+            .map(|code| crate::codes::stored_form(code, &config.codes))
+            .collect(),
+        ..request.clone()
+    };
     let handover = hand_over(
         c,
         &config.site.id,
         station,
         order_id,
-        request,
+        &request,
         config.pickup.rules.check_valid_ms,
+        crate::clock::local_date(now),
         now,
     )?;
     let mut skus: Vec<_> = handover.lines.iter().map(|l| l.sku.clone()).collect();
@@ -116,6 +126,9 @@ pub fn handover_in(
 }
 
 /// Hands an order over and re-evaluates the stock tiers of its SKUs, in one transaction.
+/// Scanned trace codes are read as any other scan (a scanner's `]C1…` or the printed
+/// `(01)…(21)…`) and looked up in their stored form; stock leaves from lots that have not
+/// expired on the site's day.
 pub async fn handover(
     store: &Store,
     config: &Config,

@@ -2,12 +2,12 @@
 //! decide, release, split and close. Each step is one durable write; decisions and releases
 //! also re-evaluate the SKU's stock tier in the same transaction.
 
-use crate::codes::{ScannedCode, SitePatterns, classify_text};
+use crate::codes::{ScannedCode, SitePatterns, classify_text, expiry_of};
 use crate::config::Config;
 use crate::store::Store;
-use crate::store::receiving::{self as rs, BindOutcome, ReceivingError, Selected};
+use crate::store::receiving::{self as rs, BindOutcome, ReceivingError, ScannedItem, Selected};
 use hub_core::event::ReceivingDecision;
-use hub_core::receiving::PhotoEvidence;
+use hub_core::receiving::{CodeFlag, PhotoEvidence, ReceivingPolicy};
 use hub_core::{SkuCode, Timestamp};
 
 /// What a scan at a receiving station did.
@@ -20,40 +20,57 @@ pub enum ScanOutcome {
     Item(BindOutcome),
 }
 
+/// The site's day holding `now`: what expiry dates are compared with.
 fn today(now: Timestamp) -> chrono::NaiveDate {
-    chrono::DateTime::from_timestamp_millis(now.millis())
-        .map(|t| t.date_naive())
-        .unwrap_or_default()
+    crate::clock::local_date(now)
 }
 
-/// A code was scanned at a receiving station; `patterns` are the site's trace-code patterns
-/// (`config.codes`).
+/// The site's rules a scan is checked with: its trace-code patterns (`[codes] patterns`) and
+/// its receiving policy (`[receiving]`, for the expiry printed in a code).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanRules {
+    pub patterns: SitePatterns,
+    pub policy: ReceivingPolicy,
+}
+
+impl ScanRules {
+    /// The rules of a site's config.
+    pub fn of(config: &Config) -> ScanRules {
+        ScanRules {
+            patterns: config.codes.clone(),
+            policy: config.receiving.policy,
+        }
+    }
+}
+
+/// A code was scanned at a receiving station, checked with the site's `rules`.
 pub async fn scan(
     store: &Store,
     station: &str,
     text: &str,
-    patterns: &SitePatterns,
+    rules: &ScanRules,
     now: Timestamp,
 ) -> Result<ScanOutcome, ReceivingError> {
     let (station, text) = (station.to_owned(), text.trim().to_owned());
-    let patterns = patterns.clone();
+    let rules = rules.clone();
     store
-        .write(move |c| scan_in(c, &station, &text, &patterns, now))
+        .write(move |c| scan_in(c, &station, &text, &rules, now))
         .await
 }
 
-/// The scan step inside the caller's transaction: a crate or delivery label selects its line,
-/// anything else is an item code bound to (or flagged on) the selected line. The device
+/// The scan step inside the caller's transaction: a crate or delivery label selects its line;
+/// a trace code is bound to the selected line, a product scan counted on it, and a code that
+/// is malformed or that no rule recognises is flagged on it with its reason. The device
 /// dispatcher calls this in the same transaction as the journal row of the scan.
 pub fn scan_in(
     c: &rusqlite::Connection,
     station: &str,
     text: &str,
-    patterns: &SitePatterns,
+    rules: &ScanRules,
     now: Timestamp,
 ) -> Result<ScanOutcome, ReceivingError> {
     let text = text.trim();
-    let classified = classify_text(text, patterns);
+    let classified = classify_text(text, &rules.patterns);
     let label = match &classified {
         ScannedCode::Sscc { sscc } => sscc.clone(),
         _ => text.to_owned(),
@@ -65,12 +82,37 @@ pub fn scan_in(
         Err(e) => return Err(e),
     }
     let outcome = match classified {
-        ScannedCode::Item { code, gtin } => {
-            rs::scan_item(c, station, &code, gtin.as_deref(), None, now)?
+        ScannedCode::Item {
+            code,
+            kind,
+            gtin,
+            elements,
+        } => {
+            let today = today(now);
+            let item = ScannedItem {
+                lot: ScannedCode::element(&elements, "10").map(str::to_owned),
+                expiry: expiry_of(&elements, today),
+                code,
+                kind,
+                gtin,
+                elements,
+            };
+            rs::scan_item(c, station, &item, &rules.policy, today, now)?
         }
-        ScannedCode::Malformed { raw, reason } => {
-            rs::scan_item(c, station, &raw, None, Some(&reason), now)?
-        }
+        ScannedCode::Malformed { raw, reason } => rs::flag_scan(
+            c,
+            station,
+            &raw,
+            CodeFlag::Malformed { detail: reason },
+            now,
+        )?,
+        ScannedCode::Unrecognised { raw, reason } => rs::flag_scan(
+            c,
+            station,
+            &raw,
+            CodeFlag::Unrecognised { detail: reason },
+            now,
+        )?,
         ScannedCode::Sscc { sscc } => return Err(ReceivingError::UnknownLabel(sscc)),
     };
     Ok(ScanOutcome::Item(outcome))
