@@ -110,6 +110,7 @@ fn parse_kind(text: &str) -> Option<AlertKind> {
         DiskNearlyFull,
         PickupLockout,
         EventTooLarge,
+        StoreWriteFailing,
     ]
     .into_iter()
     .find(|k| k.as_str() == text)

@@ -7,6 +7,14 @@
 //! Nothing here can stop the hub: every bad message becomes a rejection event. Station
 //! commands (`down/station/{station}`) go to [`super::station`] and are answered on their reply
 //! topic.
+//!
+//! A message that cannot be stored (full disk, failing storage) is left unacknowledged, and the
+//! uplink is asked to reconnect ([`Reconnect::StoreFailed`]): the broker only redelivers
+//! unacknowledged messages of a persistent session on a new connection, and stops sending new
+//! ones once its in-flight window to this client is full. After an oversized command has been
+//! read (the uplink raised its read limit for one connection to get past it), rejected and
+//! acknowledged, the uplink is asked to reconnect too ([`Reconnect::OversizedHandled`]), back to
+//! its normal limit.
 
 use super::contract::{self, DownTopic, SyncControl};
 use crate::commands;
@@ -25,8 +33,19 @@ pub struct Incoming {
     pub publish: Publish,
 }
 
+/// Why the downlink asks the uplink to drop its connection and open a new one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconnect {
+    /// A message could not be stored (the error's text); the broker redelivers it, and every
+    /// other unacknowledged one, on the next connection.
+    StoreFailed(String),
+    /// An oversized command was rejected and acknowledged; the connection that read it may go.
+    OversizedHandled,
+}
+
 /// Handles incoming messages until the sender side closes. `rewind` tells the uplink to
-/// send rows again from a sequence number (central asked for a resend).
+/// send rows again from a sequence number (central asked for a resend); `reconnect` asks it
+/// for a new connection.
 pub async fn run(
     site: SiteId,
     store: Store,
@@ -34,6 +53,7 @@ pub async fn run(
     max_command_bytes: usize,
     mut incoming: mpsc::UnboundedReceiver<Incoming>,
     rewind: mpsc::UnboundedSender<i64>,
+    reconnect: mpsc::UnboundedSender<Reconnect>,
 ) {
     while let Some(Incoming { client, publish }) = incoming.recv().await {
         if let Some((s, station)) = contract::parse_station_topic(&publish.topic)
@@ -61,10 +81,17 @@ pub async fn run(
             Ok(()) => {
                 // Only now is it safe for the broker to forget the message.
                 let _ = tokio::time::timeout(Duration::from_secs(1), client.ack(&publish)).await;
+                if publish.payload.len() > max_command_bytes {
+                    let _ = reconnect.send(Reconnect::OversizedHandled);
+                }
             }
             Err(e) => {
-                // Not acknowledged: the broker delivers it again on the next connection.
-                tracing::warn!(topic = %publish.topic, error = %e, "cannot store a downlink message; it will be redelivered");
+                // Not acknowledged: the broker delivers it again, but only on a new connection.
+                tracing::warn!(topic = %publish.topic, error = %e, "cannot store a downlink message; reconnecting so that the broker delivers it again");
+                let _ = reconnect.send(Reconnect::StoreFailed(e.to_string()));
+                // What is already queued came on the same connection and is not acknowledged
+                // either: the broker sends it again too.
+                while incoming.try_recv().is_ok() {}
             }
         }
     }
@@ -82,9 +109,11 @@ async fn handle(
         Some((s, DownTopic::Commands)) if s == site.as_str() => {
             let decoded = contract::decode_command(&publish.payload, max_command_bytes);
             let site = site.clone();
-            store
+            let applied = store
                 .write(move |c| commands::apply(c, &site, decoded, crate::clock::now()))
                 .await?;
+            // Logged once committed: a command is "applied" only when it is durable.
+            applied.log();
             Ok(())
         }
         Some((s, DownTopic::Sync)) if s == site.as_str() => {
