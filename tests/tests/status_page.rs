@@ -1,6 +1,7 @@
 //! The on-site status page, served by a running demo hub: rendered in a real headless browser
 //! (Debian `chromium`) with live figures, its JSON and Prometheus forms, and the token that a
-//! LAN-bound page demands.
+//! LAN-bound page demands; and, served by `hub run`, what idle sockets and a flood of requests
+//! leave of the page and the process (files, threads, memory).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -262,6 +263,16 @@ fn fds_and_threads(pid: u32) -> (usize, usize) {
     (count("fd"), count("task"))
 }
 
+/// Resident memory of a process in KiB, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}
+
 /// One GET on its own connection; the status code, or `None` when the connection failed or
 /// nothing came back within `timeout`.
 fn try_get(addr: &str, path: &str, timeout: std::time::Duration) -> Option<u16> {
@@ -333,6 +344,7 @@ fn idle_sockets_and_request_floods_leave_the_page_up_and_the_hub_within_bounds()
     // Let start-up's blocking threads retire before taking the baseline.
     std::thread::sleep(Duration::from_secs(12));
     let (base_fds, base_threads) = fds_and_threads(pid);
+    let base_rss = rss_kib(pid);
     // Bounds: the connection limit and the store's readers (a file, its WAL and shared memory
     // each), and a few blocking threads for the snapshots.
     let fd_bound = base_fds + MAX_CONNECTIONS + 3 * hub::store::READERS + 8;
@@ -414,11 +426,12 @@ fn idle_sockets_and_request_floods_leave_the_page_up_and_the_hub_within_bounds()
     );
     assert!(served > 0, "some requests are served ({refused} refused)");
 
-    // Back to about where it started, and never beyond the bounds on the way.
+    // Back to about where it started (the store's pool of readers may have grown to its
+    // size), and never beyond the bounds on the way.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (fds, threads) = fds_and_threads(pid);
-        if fds <= base_fds + 2 && threads <= base_threads + 1 {
+        if fds <= base_fds + 3 * hub::store::READERS && threads <= base_threads + 2 {
             break;
         }
         assert!(
@@ -447,6 +460,12 @@ fn idle_sockets_and_request_floods_leave_the_page_up_and_the_hub_within_bounds()
     assert_eq!(
         try_get(&addr, "/status.json", Duration::from_secs(10)),
         Some(200)
+    );
+    // Memory comes back too (blocking threads and reader connections were its users).
+    let rss = rss_kib(pid);
+    assert!(
+        rss <= base_rss + 32 * 1024,
+        "resident memory {rss} KiB after the flood, {base_rss} KiB before"
     );
 
     Command::new("kill")

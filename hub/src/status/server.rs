@@ -159,7 +159,11 @@ impl StatusServer {
                         "status page: too many connections; answering 503"
                     );
                 }
-                // The answer fits the socket's send buffer; if not, the client gets a close.
+                // Take what the client already sent (so the close is not a reset that could
+                // destroy the answer), answer, close. The answer fits the socket's send buffer;
+                // if not, the client gets a close.
+                let mut request = [0u8; 2048];
+                let _ = stream.try_read(&mut request);
                 let _ = stream.try_write(BUSY_RESPONSE);
                 continue;
             };

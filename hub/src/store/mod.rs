@@ -668,10 +668,9 @@ fn run_group(conn: &Connection, batch: &mut Vec<Job>, path: &Path) -> GroupOutco
     take_noted_fault();
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!(path = %path.display(), error = %e, "cannot start a write transaction");
-        outcome.fault(
-            WriteFaultKind::of(&e).unwrap_or(WriteFaultKind::Other),
-            e.to_string(),
-        );
+        if let Some(kind) = failed_commit_fault(&e) {
+            outcome.fault(kind, e.to_string());
+        }
         for job in batch.drain(..) {
             let (_, completion) = job(None);
             completion(Err(StoreError::from_sqlite(path, clone_error(&e))));
@@ -743,10 +742,9 @@ fn run_group(conn: &Connection, batch: &mut Vec<Job>, path: &Path) -> GroupOutco
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
             tracing::error!(path = %path.display(), error = %e, "group commit failed; every request in it was refused");
-            outcome.fault(
-                WriteFaultKind::of(&e).unwrap_or(WriteFaultKind::Other),
-                e.to_string(),
-            );
+            if let Some(kind) = failed_commit_fault(&e) {
+                outcome.fault(kind, e.to_string());
+            }
             for c in completions {
                 c(Err(StoreError::from_sqlite(path, clone_error(&e))));
             }
@@ -754,6 +752,16 @@ fn run_group(conn: &Connection, batch: &mut Vec<Job>, path: &Path) -> GroupOutco
     }
     take_noted_fault();
     outcome
+}
+
+/// The fault a failed `BEGIN` or `COMMIT` stands for: its storage fault, or `Other`, except
+/// for a lock held too long by another process (contention, not a failing store).
+fn failed_commit_fault(e: &rusqlite::Error) -> Option<WriteFaultKind> {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => None,
+        _ => Some(WriteFaultKind::of(e).unwrap_or(WriteFaultKind::Other)),
+    }
 }
 
 fn clone_error(e: &rusqlite::Error) -> rusqlite::Error {
