@@ -136,11 +136,49 @@ pub struct Rejection {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
     /// Effects stored; `changed` is false when the same version was already there.
-    Applied { command_id: String, changed: bool },
+    Applied {
+        command_id: String,
+        changed: bool,
+        kind: &'static str,
+        key: String,
+        version: i64,
+    },
     /// This command id was handled before; nothing was done this time.
     Duplicate { command_id: String },
     /// Refused with a reason (reported upstream).
     Rejected(Rejection),
+}
+
+impl Applied {
+    /// Logs the outcome. [`apply`] runs inside a transaction and logs nothing, so call this
+    /// once the transaction has committed: before that, nothing has been applied.
+    pub fn log(&self) {
+        match self {
+            Applied::Applied {
+                command_id,
+                changed,
+                kind,
+                key,
+                version,
+            } => tracing::info!(
+                command_id = %command_id,
+                kind,
+                key = %key,
+                version,
+                outcome = if *changed { "applied" } else { "unchanged" },
+                "command applied"
+            ),
+            Applied::Duplicate { command_id } => {
+                tracing::debug!(command_id = %command_id, "command already applied; ignored")
+            }
+            Applied::Rejected(rejection) => tracing::warn!(
+                command_id = rejection.command_id.as_deref().unwrap_or("-"),
+                code = rejection.code.as_str(),
+                reason = %rejection.reason,
+                "command rejected"
+            ),
+        }
+    }
 }
 
 fn already_applied(conn: &Connection, id: &str) -> Result<bool, StoreError> {
@@ -183,12 +221,6 @@ fn reject(conn: &Connection, rejection: Rejection, now: Timestamp) -> Result<App
             now,
         )?;
     }
-    tracing::warn!(
-        command_id = rejection.command_id.as_deref().unwrap_or("-"),
-        code = rejection.code.as_str(),
-        reason = %rejection.reason,
-        "command rejected"
-    );
     outbox::append(
         conn,
         &DomainEvent::CommandRejected {
@@ -265,17 +297,12 @@ pub fn apply(
         },
         now,
     )?;
-    tracing::info!(
-        command_id = %command.id,
-        kind = command.kind.as_str(),
-        key = %command.key,
-        version = command.version,
-        outcome,
-        "command applied"
-    );
     Ok(Applied::Applied {
         command_id: command.id,
         changed,
+        kind: command.kind.as_str(),
+        key: command.key,
+        version: command.version,
     })
 }
 
@@ -859,6 +886,59 @@ mod tests {
             version: 1,
             body,
         }
+    }
+
+    /// Everything logged while `f` runs on this thread, as text.
+    fn logged(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = sink.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn nothing_is_logged_as_applied_inside_the_transaction_only_after_the_commit() {
+        let (dir, store) = store();
+        store.close();
+        drop(store);
+        // `apply` on this thread, in a transaction that never commits (as when the disk is full).
+        let conn = rusqlite::Connection::open(dir.path().join("t.sqlite")).unwrap();
+        let site = SiteId::new("s1").unwrap();
+        let mut applied = None;
+        let inside = logged(|| {
+            conn.execute_batch("BEGIN").unwrap();
+            applied = Some(apply(&conn, &site, Ok(sku_command("c1", 1)), Timestamp(1)).unwrap());
+            let rejected = apply(&conn, &site, Ok(sku_command("c0", 0)), Timestamp(1)).unwrap();
+            assert!(matches!(rejected, Applied::Rejected(_)), "{rejected:?}");
+            conn.execute_batch("ROLLBACK").unwrap();
+        });
+        assert!(
+            !inside.contains("command applied") && !inside.contains("command rejected"),
+            "logged before any commit: {inside}"
+        );
+        let applied = applied.unwrap();
+        assert!(matches!(applied, Applied::Applied { changed: true, .. }));
+        // The caller logs once its write has committed.
+        let after = logged(|| applied.log());
+        assert!(after.contains("command applied"), "{after}");
+        assert!(after.contains("MILK-1L") && after.contains("c1"), "{after}");
     }
 
     #[test]

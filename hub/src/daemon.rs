@@ -85,6 +85,41 @@ pub fn open_store(config: &Config) -> Result<Store, crate::store::StoreError> {
     )
 }
 
+/// The database failed SQLite's `quick_check`: the hub must not run on it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "database {path} is damaged: SQLite's quick_check found {} problem(s):\n{}\nThe hub will not run on a damaged database (every write would fail or damage it further). What to do: {}, then start the hub again; `hub ledger verify` lists every problem",
+    problems.len(),
+    problems.iter().take(10).map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"),
+    crate::store::RESTORE_HINT
+)]
+pub struct DamagedDatabase {
+    pub path: std::path::PathBuf,
+    pub problems: Vec<String>,
+}
+
+/// Runs SQLite's `PRAGMA quick_check` on the store's file before the daemon starts; a damaged
+/// file is refused with what to do about it.
+pub fn check_database(store: &Store) -> Result<(), anyhow::Error> {
+    use crate::store::integrity::{Check, check};
+    let started = std::time::Instant::now();
+    let problems = store.read_blocking(|c| check(c, Check::Quick))?;
+    tracing::info!(
+        db = %store.path().display(),
+        took_ms = started.elapsed().as_millis() as u64,
+        problems = problems.len(),
+        "database quick_check"
+    );
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(DamagedDatabase {
+        path: store.path().to_owned(),
+        problems,
+    }
+    .into())
+}
+
 /// What the running daemon tells the code that started it.
 #[derive(Debug, Clone, Default)]
 pub struct Started {
@@ -175,6 +210,7 @@ pub async fn run_with_vision(
         tracker.spawn(serve_status(first, listen, token, source, options, stop));
     }
     tracker.spawn(status_task(store.clone(), shutdown.child_token()));
+    tracker.spawn(store_health_task(store.clone(), shutdown.child_token()));
     match &config.uplink {
         Some(uplink) => {
             tracing::info!(broker = %uplink.broker, client_id = %uplink.client_id, "uplink configured");
@@ -261,6 +297,67 @@ pub async fn run_with_vision(
     tokio::task::spawn_blocking(move || closing.close()).await?;
     tracing::info!("store flushed; hub stopped");
     Ok(())
+}
+
+/// Keeps the red `store_write_failing` alert in the open-alert book in step with the store's
+/// write faults: raised when writes start failing (if the book can still be written: a damaged
+/// file may still take it, a full disk usually not), cleared when they work again. The status
+/// page shows the alert from the store's live state either way (`status::StoreWriteError`),
+/// and the writer logs the failure with what to do.
+async fn store_health_task(store: Store, shutdown: CancellationToken) {
+    use crate::store::WriteFaultKind;
+    use hub_core::alerts::{Alert, AlertKind, Tier};
+    let mut faults = store.subscribe_write_faults();
+    // The kind the book was last told about; one attempt per kind, so that a failed attempt
+    // (itself a failed write) does not start another.
+    let mut raised: Option<WriteFaultKind> = None;
+    // An alert left open by an earlier run is cleared once writes are seen to work.
+    let mut maybe_stale = true;
+    loop {
+        let fault = faults.borrow_and_update().clone();
+        match fault {
+            Some(fault) if raised != Some(fault.kind) => {
+                raised = Some(fault.kind);
+                maybe_stale = false;
+                let alert = Alert {
+                    kind: AlertKind::StoreWriteFailing,
+                    subject: "database".into(),
+                    tier: Tier::Red,
+                    message: fault.describe(),
+                };
+                let now = crate::clock::now();
+                if let Err(e) = store
+                    .write(move |c| crate::store::alerts::raise(c, &alert, now))
+                    .await
+                {
+                    tracing::warn!(error = %e, "the store_write_failing alert cannot be written to the alert book; the status page shows it");
+                }
+            }
+            None if raised.is_some() || maybe_stale => {
+                raised = None;
+                maybe_stale = false;
+                let now = crate::clock::now();
+                if let Err(e) = store
+                    .write(move |c| {
+                        crate::store::alerts::clear(
+                            c,
+                            AlertKind::StoreWriteFailing,
+                            "database",
+                            now,
+                        )
+                    })
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot clear the store_write_failing alert");
+                }
+            }
+            _ => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = faults.changed() => if changed.is_err() { return },
+        }
+    }
 }
 
 /// How often evidence photos are pruned (also once at start-up).

@@ -184,3 +184,49 @@ async fn the_one_backlog_alert_turns_red_at_the_uplinks_row_threshold() {
         .unwrap();
     assert_eq!(backlog(&store), Some(Tier::Red));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backlog_alert_turns_red_at_the_documented_age_not_at_six_times_the_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    // Defaults: yellow past alerts.outbox_backlog_warn_minutes (60), red at
+    // uplink.backlog_alert_age_hours (24) or backlog_alert_rows (1,000,000).
+    let config = Config::parse(
+        "[site]\nid = \"a-3\"\n[store]\ndata_dir = \"d\"\n[uplink]\nbroker = \"mqtt://127.0.0.1:1\"\n",
+        dir.path(),
+    )
+    .unwrap();
+    let store = Store::open(&config.database_path(), "a-3", &StoreOptions::default()).unwrap();
+    store
+        .write(|c| {
+            hub::store::outbox::append(
+                c,
+                &hub_core::DomainEvent::SyncAlert {
+                    code: "test".into(),
+                    message: "waiting".into(),
+                    seq: None,
+                },
+                Timestamp(T0),
+            )
+        })
+        .await
+        .unwrap();
+    let tier_at = |hours: i64| {
+        let (store, config) = (store.clone(), config.clone());
+        async move {
+            run_checks(&store, &config.alerts, Timestamp(T0 + hours * 3_600_000))
+                .await
+                .unwrap();
+            store
+                .read(alerts::open_alerts)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|a| a.kind == AlertKind::OutboxBacklog)
+                .map(|a| a.tier)
+        }
+    };
+    assert_eq!(tier_at(2).await, Some(Tier::Yellow));
+    assert_eq!(tier_at(7).await, Some(Tier::Yellow), "7 h is not yet 24 h");
+    assert_eq!(tier_at(23).await, Some(Tier::Yellow));
+    assert_eq!(tier_at(24).await, Some(Tier::Red));
+}

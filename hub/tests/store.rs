@@ -1,6 +1,8 @@
 //! The store against real SQLite files: group commit (counted in real fsyncs on an emulated
 //! SD card), the ledger over many requesters, a property test against a model written from
-//! the ledger's rules as stated (not from the code under test), and every bad-storage case.
+//! the ledger's rules as stated (not from the code under test), every bad-storage case (a
+//! damaged file, a read-only or full filesystem) and what the watchdog makes of them, and the
+//! bounded pool of readers.
 
 use hub::store::ledger::{RecordError, Recorded, record, verify};
 use hub::store::{Store, StoreError, StoreOptions, outbox, sku as sku_store};
@@ -333,6 +335,280 @@ fn a_full_disk_refuses_new_writes_and_keeps_every_acknowledged_one() {
                 .is_some()
         );
     }
+}
+
+/// Flips 64 bytes at the start of the root page of `table` in a closed database: the b-tree
+/// page header and its first cell pointers. Page 1 (header and schema) is left alone, so the
+/// file still opens; SQLite reports it malformed when the table is read.
+fn damage_table(path: &Path, table: &str) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    let root: i64 = conn
+        .query_row(
+            "SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get(0),
+        )
+        .unwrap();
+    drop(conn);
+    assert!(root > 1, "the table's root is not the header page");
+    assert!(
+        !path.with_extension("sqlite-wal").exists()
+            || std::fs::metadata(path.with_extension("sqlite-wal"))
+                .unwrap()
+                .len()
+                == 0,
+        "everything is in the main file"
+    );
+    let mut bytes = std::fs::read(path).unwrap();
+    let start = ((root - 1) * page_size) as usize;
+    for b in &mut bytes[start..start + 64] {
+        *b ^= 0xFF;
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A closed store whose `movement` table spans several pages, its root page then damaged.
+fn damaged_store_file(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("site.sqlite");
+    let store = Store::open(&path, "site-1", &StoreOptions::default()).unwrap();
+    seed(&store, vec![sku("A", false), sku("B", false)]);
+    for i in 0..300 {
+        let mut m = mv(&format!("r{i}"), "A", Some("L1"), MovementKind::Receipt, 1);
+        m.reference = format!("delivery {i} with a longer reference to fill pages");
+        store.write_blocking(move |c| record(c, &m)).unwrap();
+    }
+    store.close();
+    drop(store);
+    damage_table(&path, "movement");
+    path
+}
+
+#[test]
+fn a_damaged_table_page_is_found_by_the_checks_and_makes_writes_fail_for_good() {
+    use hub::store::WriteFaultKind;
+    use hub::store::integrity::{Check, check};
+    let dir = tempfile::tempdir().unwrap();
+    let path = damaged_store_file(dir.path());
+    // The file still opens (its header and schema are intact) …
+    let store = Store::open(&path, "site-1", &StoreOptions::default()).unwrap();
+    // … but SQLite's own checks see the damage, and `hub ledger verify`'s report fails.
+    let quick = store.read_blocking(|c| check(c, Check::Quick)).unwrap();
+    assert!(!quick.is_empty(), "quick_check finds the damaged page");
+    let report = store
+        .read_blocking(hub::store::ledger::verify_file)
+        .unwrap();
+    assert!(!report.ok());
+    assert!(!report.integrity.is_empty(), "{report:?}");
+    assert!(store.write_fault().is_none(), "nothing was written yet");
+
+    // A movement needs the damaged table: refused, and the store says its writes fail.
+    let m = mv("late", "A", Some("L1"), MovementKind::Receipt, 1);
+    let err = store.write_blocking(move |c| record(c, &m)).unwrap_err();
+    let fault = store
+        .write_fault()
+        .unwrap_or_else(|| panic!("a write that met a damaged page is a write fault: {err}"));
+    assert_eq!(fault.kind, WriteFaultKind::Corrupt);
+    assert!(fault.kind.stops_watchdog());
+    assert!(fault.describe().contains("restore"), "{}", fault.describe());
+
+    // Writes elsewhere may still work, but the file stays damaged: the fault stays.
+    store
+        .write_blocking(|c| sku_store::upsert(c, &sku("C", false), Timestamp(5)))
+        .unwrap();
+    assert_eq!(
+        store.write_fault().map(|f| f.kind),
+        Some(WriteFaultKind::Corrupt)
+    );
+}
+
+/// Records what the watchdog loop decides, in order: `true` for a ping, `false` when withheld.
+#[derive(Clone, Default)]
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<bool>>>);
+
+impl hub::systemd::WatchdogSink for Recorder {
+    fn ping(&mut self, _status: &str) {
+        self.0.lock().unwrap().push(true);
+    }
+    fn withhold(&mut self, _problem: &str) {
+        self.0.lock().unwrap().push(false);
+    }
+}
+
+impl Recorder {
+    fn verdicts(&self) -> Vec<bool> {
+        self.0.lock().unwrap().clone()
+    }
+
+    async fn wait_for(&self, what: &str, done: impl Fn(&[bool]) -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !done(&self.verdicts()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {:?}",
+                self.verdicts()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_stops_being_fed_once_writes_fail_on_a_damaged_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tokio::task::block_in_place(|| damaged_store_file(dir.path()));
+    let store = Store::open(&path, "site-1", &StoreOptions::default()).unwrap();
+    let recorder = Recorder::default();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let watchdog = tokio::spawn(hub::systemd::watchdog_loop(
+        store.clone(),
+        std::time::Duration::from_millis(20),
+        shutdown.clone(),
+        recorder.clone(),
+    ));
+    // Reads and the no-op write probe work: the watchdog is fed.
+    recorder
+        .wait_for("two pings", |v| v.iter().filter(|p| **p).count() >= 2)
+        .await;
+
+    let m = mv("late", "A", Some("L1"), MovementKind::Receipt, 1);
+    store.write(move |c| record(c, &m)).await.unwrap_err();
+    let mark = recorder.verdicts().len();
+    // From the first check that saw the failure on, it is never fed again.
+    recorder
+        .wait_for("three withheld pings", |v| {
+            v[mark..].iter().filter(|p| !**p).count() >= 3
+        })
+        .await;
+    let after = recorder.verdicts()[mark..].to_vec();
+    let first_withheld = after.iter().position(|p| !*p).unwrap();
+    assert!(
+        after[first_withheld..].iter().all(|p| !*p),
+        "fed again while writes fail: {after:?}"
+    );
+    shutdown.cancel();
+    watchdog.await.unwrap();
+}
+
+#[test]
+fn a_full_disk_is_a_write_fault_until_a_write_succeeds_again() {
+    use hub::store::WriteFaultKind;
+    let fs = Tmpfs::mount("size=4m");
+    let path = fs.dir.path().join("site.sqlite");
+    let store = Store::open(&path, "site-1", &StoreOptions::default()).unwrap();
+    seed(&store, vec![sku("A", false)]);
+    // Fill what is left with another file.
+    let filler = fs.dir.path().join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+    }
+    let mut failed = None;
+    for i in 0..200 {
+        let mut m = mv(&format!("r{i}"), "A", None, MovementKind::Receipt, 1);
+        m.reference = "x".repeat(2000);
+        if let Err(e) = store.write_blocking(move |c| record(c, &m)) {
+            failed = Some(e);
+            break;
+        }
+    }
+    failed.expect("writes fail on a full disk");
+    let fault = store
+        .write_fault()
+        .expect("a write fault while the disk is full");
+    assert_eq!(fault.kind, WriteFaultKind::DiskFull, "{fault:?}");
+    assert!(
+        !fault.kind.stops_watchdog(),
+        "a restart does not free space"
+    );
+    assert!(
+        fault.describe().contains("free space"),
+        "{}",
+        fault.describe()
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    let m = mv("after", "A", None, MovementKind::Receipt, 1);
+    store.write_blocking(move |c| record(c, &m)).unwrap();
+    assert!(
+        store.write_fault().is_none(),
+        "a successful write clears the fault"
+    );
+}
+
+#[test]
+fn readers_wait_for_the_pool_instead_of_opening_more_connections() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    seed(&store, vec![sku("A", false)]);
+    let busy = AtomicUsize::new(0);
+    let most = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..32 {
+            s.spawn(|| {
+                store
+                    .read_blocking(|c| {
+                        let now = busy.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(30));
+                        busy.fetch_sub(1, Ordering::SeqCst);
+                        outbox::stats(c)
+                    })
+                    .unwrap();
+            });
+        }
+    });
+    let most = most.load(Ordering::SeqCst);
+    assert!(
+        most <= hub::store::READERS,
+        "{most} read connections at once; the pool holds {}",
+        hub::store::READERS
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_async_reads_shares_the_pool_of_readers() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let busy = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let mut reads = Vec::new();
+    for _ in 0..200 {
+        let (store, busy, most) = (store.clone(), busy.clone(), most.clone());
+        reads.push(tokio::spawn(async move {
+            let (b, m) = (busy.clone(), most.clone());
+            let entered = move || {
+                let now = b.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(now, Ordering::SeqCst);
+            };
+            store
+                .read(move |c| {
+                    entered();
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    busy.fetch_sub(1, Ordering::SeqCst);
+                    outbox::stats(c)
+                })
+                .await
+                .unwrap();
+        }));
+    }
+    for r in reads {
+        r.await.unwrap();
+    }
+    let most = most.load(Ordering::SeqCst);
+    assert!(
+        most <= hub::store::READERS,
+        "{most} reads at once; the pool holds {}",
+        hub::store::READERS
+    );
 }
 
 fn arb_movement() -> impl Strategy<Value = Movement> {

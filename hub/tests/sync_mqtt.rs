@@ -1485,3 +1485,294 @@ async fn station_commands_are_applied_once_and_every_reply_arrives() {
     task.await.unwrap();
     tablet.poller.abort();
 }
+
+/// Mounts a small tmpfs (the tests run as root, as CI does) and unmounts it on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(options: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount(8) must be available: these tests need root to mount a small tmpfs");
+        assert!(
+            status.success(),
+            "mounting a tmpfs failed: run the tests as root"
+        );
+        Tmpfs { dir }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// A `sku_upsert` command as central sends it.
+fn sku_command(site: &str, id: &str, code: &str) -> contract::CommandOut {
+    contract::CommandOut {
+        v: 1,
+        id: id.into(),
+        site: site.into(),
+        kind: "sku_upsert".into(),
+        key: code.into(),
+        version: 1,
+        body: serde_json::json!({"code": code, "name": format!("product {code}"), "unit": "piece", "version": 1}),
+    }
+}
+
+/// Waits until the board shows the uplink online.
+async fn wait_online(board: &hub::status::StatusBoard, within: Duration) {
+    let deadline = Instant::now() + within;
+    while board.view().uplink.state != hub::status::UplinkState::Online {
+        assert!(
+            Instant::now() < deadline,
+            "the uplink did not come online: {:?}",
+            board.view().uplink
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn skus_stored(store: &Store) -> i64 {
+    store
+        .read_blocking(|c| {
+            c.query_row("SELECT COUNT(*) FROM sku", [], |r| r.get(0))
+                .map_err(hub::store::sql_error(c))
+        })
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_that_could_not_be_stored_on_a_full_disk_apply_once_space_is_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker =
+        Mosquitto::start(&dir.path().join("broker"), &MosquittoOptions::default()).unwrap();
+    let port = broker.port();
+    let fs = Tmpfs::mount("size=8m");
+    let store = open_store(&fs.dir.path().join("hub.sqlite"), "site-f");
+    let site = SiteId::new("site-f").unwrap();
+    let board = hub::status::StatusBoard::new();
+    let mut s = settings(plain(port, "hub-site-f"), 20);
+    s.board = Some(board.clone());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(uplink::run(site, s, store.clone(), shutdown.clone()));
+    wait_online(&board, Duration::from_secs(30)).await;
+
+    // Fill the disk: another file takes what is left …
+    let filler = fs.dir.path().join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+    }
+    // … then the store's own writes use up whatever room its files still had, down to the
+    // smallest write.
+    for size in [20_000, 2_000, 200, 1] {
+        let mut i = 0;
+        loop {
+            i += 1;
+            let store = store.clone();
+            let written = tokio::task::block_in_place(move || {
+                store.write_blocking(move |c| {
+                    outbox::append(
+                        c,
+                        &DomainEvent::SyncAlert {
+                            code: "pad".into(),
+                            message: "x".repeat(size),
+                            seq: None,
+                        },
+                        hub::clock::now(),
+                    )
+                })
+            });
+            if written.is_err() {
+                break;
+            }
+            assert!(i < 10_000, "the disk never filled up");
+        }
+    }
+    assert!(
+        store.write_fault().is_some(),
+        "the store knows its writes fail"
+    );
+
+    // Central sends commands: the hub receives them and cannot store them.
+    const N: usize = 40;
+    let sender = plain(port, "central-sender");
+    for n in 0..N {
+        hub::sync::central::send_command(
+            &sender,
+            &sku_command("site-f", &format!("c-{n}"), &format!("SKU-{n:03}")),
+        )
+        .await
+        .unwrap();
+    }
+    // The status page says so: the last write error and since when, in HTML, JSON and metrics.
+    let source = hub::status::StatusSource {
+        site_id: "site-f".into(),
+        site_name: "F".into(),
+        store: store.clone(),
+        board: board.clone(),
+        data_dir: fs.dir.path().to_owned(),
+        started_at: hub::clock::now(),
+    };
+    let snapshot = hub::status::gather(&source, hub::clock::now()).await;
+    let failing = snapshot
+        .store_write_error
+        .clone()
+        .expect("the status page shows the store's write error");
+    assert_eq!(
+        failing.kind,
+        hub::store::WriteFaultKind::DiskFull,
+        "{failing:?}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&hub::status::render::json(&snapshot)).unwrap();
+    assert_eq!(json["store_write_error"]["kind"], "disk_full");
+    assert!(hub::status::render::metrics(&snapshot).contains("hub_store_write_failing 1\n"));
+    assert!(
+        snapshot
+            .alerts
+            .iter()
+            .any(|a| a.kind == "store_write_failing" && a.tier == hub::status::AlertTier::Red),
+        "{:?}",
+        snapshot.alerts
+    );
+    assert_eq!(skus_stored(&store), 0, "nothing could be stored yet");
+
+    // Space is freed: every command is applied without restarting anything.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while skus_stored(&store) < N as i64 {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {N} commands applied after space was freed; outcomes {:?}",
+            skus_stored(&store),
+            store.read_blocking(commands::outcome_counts)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        store.read_blocking(commands::outcome_counts).unwrap(),
+        vec![("applied".to_string(), N as i64)],
+        "each command applied once"
+    );
+    assert!(store.write_fault().is_none(), "writes work again");
+    let snapshot = hub::status::gather(&source, hub::clock::now()).await;
+    assert!(snapshot.store_write_error.is_none());
+    assert!(hub::status::render::metrics(&snapshot).contains("hub_store_write_failing 0\n"));
+    shutdown.cancel();
+    task.await.unwrap();
+    drop(broker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_70_mb_command_on_a_broker_without_a_size_limit_is_rejected_once_and_the_uplink_carries_on()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    // The test broker has no message size limit.
+    let broker =
+        Mosquitto::start(&dir.path().join("broker"), &MosquittoOptions::default()).unwrap();
+    let port = broker.port();
+    let store = open_store(&dir.path().join("hub.sqlite"), "site-o");
+    let site = SiteId::new("site-o").unwrap();
+    let board = hub::status::StatusBoard::new();
+    let run = |shutdown: CancellationToken| {
+        let mut s = settings(plain(port, "hub-site-o"), 20);
+        s.board = Some(board.clone());
+        tokio::spawn(uplink::run(site.clone(), s, store.clone(), shutdown))
+    };
+    // The hub's persistent session exists; then it goes offline and central queues commands.
+    let shutdown = CancellationToken::new();
+    let task = run(shutdown.clone());
+    wait_online(&board, Duration::from_secs(30)).await;
+    shutdown.cancel();
+    task.await.unwrap();
+
+    let sender = plain(port, "central-sender");
+    let topic = contract::commands_topic("site-o");
+    hub::sync::central::send_raw(&sender, &topic, vec![b'x'; 70 << 20])
+        .await
+        .unwrap();
+    hub::sync::central::send_command(&sender, &sku_command("site-o", "c-after", "AFTER"))
+        .await
+        .unwrap();
+
+    let shutdown = CancellationToken::new();
+    let task = run(shutdown.clone());
+    let rejected_oversized = |store: &Store| -> i64 {
+        store
+            .read_blocking(|c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM outbox WHERE kind = 'command_rejected'
+                     AND payload LIKE '%\"oversized\"%'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(hub::store::sql_error(c))
+            })
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while skus_stored(&store) < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the command behind the oversized one was never applied; uplink {:?}",
+            board.view().uplink
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rejected_oversized(&store) < 1 {
+        assert!(Instant::now() < deadline, "no oversized rejection recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(board.view().oversized_messages, 1, "counted once");
+
+    // The uplink is back to its normal limit and keeps working: a 1 MB command (over the
+    // limit, under the broker's none) is got past the same way, and the next one applies.
+    hub::sync::central::send_raw(&sender, &topic, vec![b'y'; 1 << 20])
+        .await
+        .unwrap();
+    hub::sync::central::send_command(&sender, &sku_command("site-o", "c-later", "LATER"))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while skus_stored(&store) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the later command was never applied; uplink {:?}",
+            board.view().uplink
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rejected_oversized(&store) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the second oversized command was not rejected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        rejected_oversized(&store),
+        2,
+        "each oversized command rejected once"
+    );
+    assert_eq!(board.view().oversized_messages, 2);
+    wait_online(&board, Duration::from_secs(30)).await;
+    shutdown.cancel();
+    task.await.unwrap();
+    drop(broker);
+}

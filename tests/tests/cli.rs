@@ -12,7 +12,13 @@ fn every_shipped_config_file_is_valid() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let out = hub(&["check-config", path.to_str().unwrap(), "--json"]);
+            // The example names TLS files and devices of a box, not of this machine.
+            let out = hub(&[
+                "check-config",
+                path.to_str().unwrap(),
+                "--json",
+                "--syntax-only",
+            ]);
             assert!(
                 out.status.success(),
                 "{}: {}{}",
@@ -441,4 +447,193 @@ fn hub_core_sku() -> hub_core::Sku {
         check_items_at_handover: false,
         version: 1,
     }
+}
+
+/// Flips 64 bytes at the start of the root page of `table` in a closed database (its b-tree
+/// header and first cell pointers). Page 1 is left alone, so the file still opens.
+fn damage_table(db: &std::path::Path, table: &str) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    let root: i64 = conn
+        .query_row(
+            "SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get(0),
+        )
+        .unwrap();
+    drop(conn);
+    assert!(root > 1, "not the header page");
+    let mut bytes = std::fs::read(db).unwrap();
+    let start = ((root - 1) * page_size) as usize;
+    for b in &mut bytes[start..start + 64] {
+        *b ^= 0xFF;
+    }
+    std::fs::write(db, bytes).unwrap();
+}
+
+#[test]
+fn a_damaged_database_keeps_hub_run_from_starting_and_fails_ledger_verify_with_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = site_config(dir.path());
+    let db = dir.path().join("data/hub-e2e-site.sqlite");
+    // A site whose SKU master data spans several pages; the ledger itself is untouched.
+    {
+        let store = hub::store::Store::open(&db, "e2e-site", &Default::default()).unwrap();
+        store
+            .write_blocking(|c| {
+                for i in 0..400 {
+                    let mut sku = hub_core_sku();
+                    sku.code = hub_core::SkuCode::new(format!("SKU-{i:04}")).unwrap();
+                    sku.name = format!("product number {i} with a name long enough to fill pages");
+                    hub::store::sku::upsert(c, &sku, hub_core::Timestamp(0))?;
+                }
+                Ok::<_, hub::store::StoreError>(())
+            })
+            .unwrap();
+        store.close();
+    }
+    damage_table(&db, "sku");
+
+    let out = hub(&["ledger", "verify", "--config", config.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a damaged file does not verify: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(err.contains("DAMAGED") && err.contains("  - "), "{err}");
+    assert!(err.contains("backup"), "says what to do: {err}");
+    assert!(!stdout(&out).contains("ledger ok"), "{}", stdout(&out));
+
+    // `hub run` refuses to start on it, with what to do, instead of running with it.
+    let mut child = Reaped::spawn(
+        Command::new(hub_binary())
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hub run is still running on a damaged database"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.into_inner().wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("is damaged") && err.contains("quick_check"),
+        "{err}"
+    );
+    assert!(
+        err.contains("restore the database from the last backup"),
+        "{err}"
+    );
+    assert!(!err.contains("hub running"), "{err}");
+}
+
+#[test]
+fn text_logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = site_config(dir.path());
+    let out = hub(&["stock", "--config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("database migrated"), "a log line: {err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "ANSI escape codes in logs written to a pipe: {err:?}"
+    );
+}
+
+#[test]
+fn check_config_fails_for_missing_tls_files_and_warns_about_serial_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let present = dir.path().join("present.pem");
+    std::fs::write(&present, "-----BEGIN CERTIFICATE-----\n").unwrap();
+    let file = dir.path().join("hub.toml");
+    let write = |ca: &str, key: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "[site]\nid = \"tls-site\"\n[store]\ndata_dir = \"d\"\n[uplink]\nbroker = \"mqtts://central.example.com:8883\"\nca_file = \"{ca}\"\nclient_cert_file = \"present.pem\"\nclient_key_file = \"{key}\"\nusername = \"u\"\npassword_file = \"no-such-password\"\n\
+                 [[stations]]\nid = \"recv-1\"\nkind = \"receiving\"\n\
+                 [[devices]]\nname = \"scale-1\"\nkind = \"scale\"\npath = \"/dev/ttyUSB7\"\nprotocol = \"mt-sics\"\nstation = \"recv-1\"\n\
+                 [[devices]]\nname = \"scanner-1\"\nkind = \"scanner\"\npath = \"/dev/serial/by-id/usb-not-plugged-in\"\nstation = \"recv-1\"\n"
+            ),
+        )
+        .unwrap();
+    };
+    write("missing-ca.pem", "missing.key");
+    let out = hub(&["check-config", file.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    for needle in [
+        "uplink.ca_file",
+        "missing-ca.pem",
+        "uplink.client_key_file",
+        "uplink.password_file",
+        "3 problem(s)",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    assert!(!err.contains("uplink.client_cert_file"), "{err}");
+    assert!(!stdout(&out).contains("valid"), "{}", stdout(&out));
+
+    // With the files in place it is valid; the serial paths are warnings only.
+    write("present.pem", "present.pem");
+    std::fs::write(dir.path().join("no-such-password"), "secret\n").unwrap();
+    let out = hub(&["check-config", file.to_str().unwrap(), "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["valid"], true, "{json}");
+    let warnings: Vec<(String, String)> = json["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["path"].as_str().unwrap().to_owned(),
+                w["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|(p, m)| p == "devices[0].path" && m.contains("/dev/serial/by-id/")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|(p, m)| p == "devices[1].path" && m.contains("does not exist")),
+        "{warnings:?}"
+    );
+    // --syntax-only leaves this machine out of it.
+    std::fs::remove_file(dir.path().join("no-such-password")).unwrap();
+    let out = hub(&["check-config", file.to_str().unwrap(), "--syntax-only"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }

@@ -1,6 +1,7 @@
 //! The on-site status page, served by a running demo hub: rendered in a real headless browser
 //! (Debian `chromium`) with live figures, its JSON and Prometheus forms, and the token that a
-//! LAN-bound page demands.
+//! LAN-bound page demands; and, served by `hub run`, what idle sockets and a flood of requests
+//! leave of the page and the process (files, threads, memory).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -250,4 +251,226 @@ fn a_taken_status_port_does_not_stop_the_hub() {
         .unwrap();
     assert!(child.wait().unwrap().success(), "{seen:?}");
     drop(taken);
+}
+
+/// Open file descriptors and threads of a process, from /proc.
+fn fds_and_threads(pid: u32) -> (usize, usize) {
+    let count = |what: &str| {
+        std::fs::read_dir(format!("/proc/{pid}/{what}"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    (count("fd"), count("task"))
+}
+
+/// Resident memory of a process in KiB, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}
+
+/// One GET on its own connection; the status code, or `None` when the connection failed or
+/// nothing came back within `timeout`.
+fn try_get(addr: &str, path: &str, timeout: std::time::Duration) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    stream.set_write_timeout(Some(timeout)).ok()?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+#[test]
+fn idle_sockets_and_request_floods_leave_the_page_up_and_the_hub_within_bounds() {
+    use hub::status::server::MAX_CONNECTIONS;
+    use std::io::{BufRead, Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hub.toml");
+    std::fs::write(
+        &config,
+        "[site]\nid = \"flood-site\"\n[store]\ndata_dir = \"data\"\n[status]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    // Under the soft limit of open files systemd gives a service by default.
+    let mut child = Reaped::spawn(
+        Command::new("prlimit")
+            .arg("--nofile=1024:1024")
+            .arg(tests::hub_binary())
+            .args(["--log-format", "json", "run", "--config"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped()),
+    );
+    let pid = child.id();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["message"] == "status page served"
+            {
+                let _ = tx.send(v["url"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the hub serves its status page");
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    assert_eq!(
+        try_get(&addr, "/status.json", Duration::from_secs(10)),
+        Some(200)
+    );
+    // Let start-up's blocking threads retire before taking the baseline.
+    std::thread::sleep(Duration::from_secs(12));
+    let (base_fds, base_threads) = fds_and_threads(pid);
+    let base_rss = rss_kib(pid);
+    // Bounds: the connection limit and the store's readers (a file, its WAL and shared memory
+    // each), and a few blocking threads for the snapshots.
+    let fd_bound = base_fds + MAX_CONNECTIONS + 3 * hub::store::READERS + 8;
+    let thread_bound = base_threads + 2 * hub::status::server::MAX_CONCURRENT_SNAPSHOTS + 6;
+
+    // A sampler keeps the highest counts seen from here on.
+    let stop = Arc::new(AtomicBool::new(false));
+    let most_fds = Arc::new(AtomicUsize::new(0));
+    let most_threads = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let (stop, most_fds, most_threads) = (stop.clone(), most_fds.clone(), most_threads.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let (fds, threads) = fds_and_threads(pid);
+                most_fds.fetch_max(fds, Ordering::SeqCst);
+                most_threads.fetch_max(threads, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+
+    // 1,000 idle connections that never send a byte: the page still answers.
+    let idle: Vec<std::net::TcpStream> = (0..1000)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    assert!(idle.len() >= 900, "only {} connections opened", idle.len());
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        if try_get(&addr, "/status.json", Duration::from_secs(5)) == Some(200) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the status page did not answer with 1,000 idle connections open"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    drop(idle);
+
+    // 1,000 requests at once (50 clients with 20 connections each): every one is answered,
+    // served or refused with 503, or its connection closed.
+    let served = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..50)
+        .map(|_| {
+            let (addr, served, refused) = (addr.clone(), served.clone(), refused.clone());
+            std::thread::spawn(move || {
+                let mut streams: Vec<std::net::TcpStream> = (0..20)
+                    .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+                    .collect();
+                let request = format!(
+                    "GET /status.json HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+                );
+                for s in &mut streams {
+                    let _ = s.write_all(request.as_bytes());
+                }
+                for mut s in streams {
+                    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                    let mut response = Vec::new();
+                    let _ = s.read_to_end(&mut response);
+                    let text = String::from_utf8_lossy(&response);
+                    if text.starts_with("HTTP/1.1 200") {
+                        served.fetch_add(1, Ordering::SeqCst);
+                    } else if text.starts_with("HTTP/1.1 503") || text.is_empty() {
+                        refused.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        panic!("unexpected answer: {text}");
+                    }
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let (served, refused) = (
+        served.load(Ordering::SeqCst),
+        refused.load(Ordering::SeqCst),
+    );
+    assert!(served > 0, "some requests are served ({refused} refused)");
+
+    // Back to about where it started (the store's pool of readers may have grown to its
+    // size), and never beyond the bounds on the way.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (fds, threads) = fds_and_threads(pid);
+        if fds <= base_fds + 3 * hub::store::READERS && threads <= base_threads + 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {fds} fds (baseline {base_fds}) and {threads} threads (baseline {base_threads})"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, Ordering::SeqCst);
+    sampler.join().unwrap();
+    let (most_fds, most_threads) = (
+        most_fds.load(Ordering::SeqCst),
+        most_threads.load(Ordering::SeqCst),
+    );
+    eprintln!(
+        "{served} served, {refused} refused; at most {most_fds} fds (baseline {base_fds}) and {most_threads} threads (baseline {base_threads})"
+    );
+    assert!(
+        most_fds <= fd_bound,
+        "{most_fds} open fds at most (baseline {base_fds}, bound {fd_bound})"
+    );
+    assert!(
+        most_threads <= thread_bound,
+        "{most_threads} threads at most (baseline {base_threads}, bound {thread_bound})"
+    );
+    assert_eq!(
+        try_get(&addr, "/status.json", Duration::from_secs(10)),
+        Some(200)
+    );
+    // Memory comes back too (blocking threads and reader connections were its users).
+    let rss = rss_kib(pid);
+    assert!(
+        rss <= base_rss + 32 * 1024,
+        "resident memory {rss} KiB after the flood, {base_rss} KiB before"
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
 }

@@ -317,11 +317,13 @@ pub enum AlertKind {
     EventTooLarge,
     /// A lot past its expiry is still on hand: it cannot be handed over; write it off.
     StockExpired,
+    /// The database cannot be written (damaged file, full disk, failing storage).
+    StoreWriteFailing,
 }
 
 impl AlertKind {
     /// Every kind, for parsing stored names.
-    pub const ALL: [AlertKind; 10] = [
+    pub const ALL: [AlertKind; 11] = [
         AlertKind::StockLow,
         AlertKind::NearExpiry,
         AlertKind::QuarantineWaiting,
@@ -332,6 +334,7 @@ impl AlertKind {
         AlertKind::PickupWrongCodeRate,
         AlertKind::EventTooLarge,
         AlertKind::StockExpired,
+        AlertKind::StoreWriteFailing,
     ];
 
     /// Parses [`AlertKind::as_str`].
@@ -352,6 +355,7 @@ impl AlertKind {
             AlertKind::PickupWrongCodeRate => "pickup_wrong_code_rate",
             AlertKind::EventTooLarge => "event_too_large",
             AlertKind::StockExpired => "stock_expired",
+            AlertKind::StoreWriteFailing => "store_write_failing",
         }
     }
 }
@@ -450,6 +454,34 @@ pub fn batch_expiry_alert(
     })
 }
 
+/// When the one outbox backlog alert (`outbox_backlog`) shows, and how red: the whole rule, in
+/// one place (the config keys are `alerts.outbox_backlog_warn_minutes`,
+/// `uplink.backlog_alert_rows` and `uplink.backlog_alert_age_hours`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BacklogPolicy {
+    /// Yellow once the oldest waiting event is older than this (ms).
+    pub warn_after_ms: i64,
+    /// Red at this many waiting events …
+    pub red_rows: i64,
+    /// … or once the oldest waiting event is this old (ms).
+    pub red_after_ms: i64,
+}
+
+/// Tier of the outbox backlog: `undelivered` events wait, the oldest for `oldest_age_ms`.
+/// Red at `red_rows` events or `red_after_ms` of age; yellow past `warn_after_ms`; normal
+/// otherwise, and always when nothing waits.
+pub fn backlog_tier(undelivered: i64, oldest_age_ms: i64, policy: &BacklogPolicy) -> Tier {
+    if undelivered <= 0 {
+        Tier::Normal
+    } else if undelivered >= policy.red_rows || oldest_age_ms >= policy.red_after_ms {
+        Tier::Red
+    } else if oldest_age_ms > policy.warn_after_ms {
+        Tier::Yellow
+    } else {
+        Tier::Normal
+    }
+}
+
 /// Tier of a batch by days left before expiry: red when expired or expiring today, orange
 /// within a day, yellow within `warn_days`.
 pub fn expiry_tier(days_left: i64, warn_days: i64) -> Tier {
@@ -479,7 +511,8 @@ mod tests {
                 | AlertKind::PickupLockout
                 | AlertKind::PickupWrongCodeRate
                 | AlertKind::EventTooLarge
-                | AlertKind::StockExpired => {}
+                | AlertKind::StockExpired
+                | AlertKind::StoreWriteFailing => {}
             }
         }
         assert_eq!(AlertKind::parse("nonsense"), None);
@@ -487,6 +520,34 @@ mod tests {
 
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_backlog_turns_red_at_the_documented_row_count_or_age_only() {
+        const MIN: i64 = 60_000;
+        const HOUR: i64 = 60 * MIN;
+        let policy = BacklogPolicy {
+            warn_after_ms: 60 * MIN,
+            red_rows: 1_000_000,
+            red_after_ms: 24 * HOUR,
+        };
+        let cases = [
+            (0, 48 * HOUR, Tier::Normal),
+            (10, 59 * MIN, Tier::Normal),
+            (10, 61 * MIN, Tier::Yellow),
+            (10, 6 * HOUR + MIN, Tier::Yellow),
+            (10, 23 * HOUR, Tier::Yellow),
+            (10, 24 * HOUR, Tier::Red),
+            (1_000_000, 0, Tier::Red),
+            (999_999, 2 * HOUR, Tier::Yellow),
+        ];
+        for (rows, age, tier) in cases {
+            assert_eq!(
+                backlog_tier(rows, age, &policy),
+                tier,
+                "{rows} rows, {age} ms"
+            );
+        }
+    }
 
     fn policy() -> TierPolicy {
         TierPolicy {

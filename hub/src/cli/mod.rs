@@ -3,7 +3,8 @@
 //! `benchmarks`); this module keeps the argument tree, the dispatch and the shared helpers.
 //!
 //! Exit codes: 0 success; 1 the command failed (message on stderr); 2 bad usage or an invalid
-//! configuration; 3 the ledger does not verify; 4 a benchmark ran but missed its targets.
+//! configuration; 3 the ledger or the database file does not verify; 4 a benchmark ran but
+//! missed its targets.
 
 use crate::config::{Config, LogFormat};
 use crate::store::ledger;
@@ -69,6 +70,10 @@ enum Command {
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        /// Check the file alone, not the TLS/credential files and serial devices it names
+        /// (for a config written on another machine).
+        #[arg(long)]
+        syntax_only: bool,
     },
     /// Show stock balances per SKU and batch.
     Stock {
@@ -429,6 +434,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             // The inference backend is chosen first, before anything else could touch it.
             let vision = start_vision_if_enabled(&config.vision)?;
             let store = daemon::open_store(&config)?;
+            daemon::check_database(&store)?;
             crate::storage::log_startup_check(&config.store.data_dir);
             rt.block_on(async {
                 let shutdown = CancellationToken::new();
@@ -442,19 +448,53 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             })?;
             Ok(EXIT_OK)
         }
-        Command::CheckConfig { file, json } => match Config::load(&file) {
+        Command::CheckConfig {
+            file,
+            json,
+            syntax_only,
+        } => match Config::load(&file) {
             Ok(config) => {
-                if json {
-                    print_json(&serde_json::json!({"file": file, "valid": true, "problems": []}))?;
+                let machine = if syntax_only {
+                    crate::config::MachineCheck::default()
                 } else {
-                    println!(
-                        "{}: valid (site {}, database {})",
-                        file.display(),
-                        config.site.id,
-                        config.database_path().display()
-                    );
+                    config.check_machine()
+                };
+                let listed = |list: &[crate::config::Problem]| -> Vec<serde_json::Value> {
+                    list.iter()
+                        .map(|p| serde_json::json!({"path": p.path, "message": p.message}))
+                        .collect()
+                };
+                let valid = machine.problems.is_empty();
+                if json {
+                    print_json(&serde_json::json!({
+                        "file": file,
+                        "valid": valid,
+                        "problems": listed(&machine.problems),
+                        "warnings": listed(&machine.warnings),
+                    }))?;
+                } else {
+                    for w in &machine.warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    if valid {
+                        println!(
+                            "{}: valid (site {}, database {})",
+                            file.display(),
+                            config.site.id,
+                            config.database_path().display()
+                        );
+                    } else {
+                        eprintln!(
+                            "{}: {} problem(s) on this machine",
+                            file.display(),
+                            machine.problems.len()
+                        );
+                        for p in &machine.problems {
+                            eprintln!("  - {p}");
+                        }
+                    }
                 }
-                Ok(EXIT_OK)
+                Ok(if valid { EXIT_OK } else { EXIT_INVALID })
             }
             Err(crate::config::ConfigError::Invalid { path, problems }) => {
                 if json {
@@ -462,9 +502,9 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                         .iter()
                         .map(|p| serde_json::json!({"path": p.path, "message": p.message}))
                         .collect();
-                    print_json(
-                        &serde_json::json!({"file": path, "valid": false, "problems": list}),
-                    )?;
+                    print_json(&serde_json::json!(
+                        {"file": path, "valid": false, "problems": list, "warnings": []}
+                    ))?;
                 } else {
                     eprintln!("{}: {} problem(s)", path.display(), problems.len());
                     for p in &problems {
@@ -496,23 +536,43 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         } => {
             let config = Config::load(&config.config)?;
             telemetry::init(&config.log.level, log_format(cli.log_format, Some(&config)));
-            let store = daemon::open_store(&config)?;
-            let report = store.read_blocking(ledger::verify)?;
+            // A file too damaged to open is a verification failure too, not a generic one.
+            let store = daemon::open_store(&config).map_err(|e| match e {
+                crate::store::StoreError::Corrupt { .. }
+                | crate::store::StoreError::NotADatabase { .. } => Failure {
+                    code: EXIT_LEDGER_MISMATCH,
+                    error: e.into(),
+                },
+                e => Failure::from(e),
+            })?;
+            let report = store.read_blocking(ledger::verify_file)?;
             store.close();
             if json {
                 print_json(&report)?;
             } else if report.ok() {
                 println!(
-                    "ledger ok: {} movements, {} SKU balances, {} batch balances, {} outbox events — all match",
+                    "ledger ok: {} movements, {} SKU balances, {} batch balances, {} outbox events — all match; database file sound",
                     report.movements,
                     report.skus_checked,
                     report.batches_checked,
                     report.outbox_events
                 );
             } else {
-                eprintln!("ledger MISMATCH ({} problem(s)):", report.problems.len());
-                for p in &report.problems {
-                    eprintln!("  - {p}");
+                if !report.integrity.is_empty() {
+                    eprintln!(
+                        "database file DAMAGED ({} problem(s) from SQLite's integrity check):",
+                        report.integrity.len()
+                    );
+                    for p in &report.integrity {
+                        eprintln!("  - {p}");
+                    }
+                    eprintln!("what to do: {}", crate::store::RESTORE_HINT);
+                }
+                if !report.problems.is_empty() {
+                    eprintln!("ledger MISMATCH ({} problem(s)):", report.problems.len());
+                    for p in &report.problems {
+                        eprintln!("  - {p}");
+                    }
                 }
             }
             Ok(if report.ok() {

@@ -254,6 +254,9 @@ pub struct BoardView {
     /// Open alerts, most urgent first, then oldest first.
     pub alerts: Vec<Alert>,
     pub vision: Option<Vision>,
+    /// Messages from the central broker too large for the uplink's read limit (each counted
+    /// once, however often the broker sent it again).
+    pub oversized_messages: u64,
 }
 
 /// Shared, cloneable place where adapters post what the status page shows.
@@ -307,6 +310,11 @@ impl StatusBoard {
     pub fn set_alerts(&self, mut alerts: Vec<Alert>) {
         sort_alerts(&mut alerts);
         self.update(|v| v.alerts = alerts);
+    }
+
+    /// Counts one message the central broker sent that was over the uplink's size limit.
+    pub fn count_oversized_message(&self) {
+        self.update(|v| v.oversized_messages += 1);
     }
 
     /// Reports the model and backend the vision adapter loaded.
@@ -535,6 +543,8 @@ pub struct StatusSnapshot {
     pub generated_at: Timestamp,
     pub started_at: Timestamp,
     pub uplink: Uplink,
+    /// Messages from the central broker over the uplink's size limit, since the hub started.
+    pub oversized_messages: u64,
     pub outbox: outbox::OutboxStats,
     pub devices: Vec<Device>,
     pub devices_online: usize,
@@ -548,6 +558,49 @@ pub struct StatusSnapshot {
     pub storage: Option<Space>,
     /// Set when the store could not be read; the rest of the page still shows.
     pub store_error: Option<String>,
+    /// Set while the store's writes fail (damaged file, full disk, failing storage): the last
+    /// error and since when; cleared by the next write that succeeds (never for a damaged
+    /// file). A red `store_write_failing` alert stands beside it.
+    pub store_write_error: Option<StoreWriteError>,
+}
+
+/// The store's writes are failing: what the page and `/status.json` say about it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoreWriteError {
+    /// `corrupt`, `disk_full`, `io` or `other`.
+    pub kind: crate::store::WriteFaultKind,
+    /// The latest failure's text.
+    pub error: String,
+    /// When writes started failing.
+    pub since: Timestamp,
+    /// Failed commits or requests since then.
+    pub failures: u64,
+    /// What a person should do.
+    pub advice: String,
+}
+
+impl StoreWriteError {
+    /// The store's current write fault as of `now`, if any.
+    pub fn of(store: &Store, now: Timestamp) -> Option<StoreWriteError> {
+        store.write_fault().map(|f| StoreWriteError {
+            kind: f.kind,
+            advice: f.kind.advice().to_owned(),
+            since: Timestamp(now.millis() - f.since.elapsed().as_millis() as i64),
+            failures: f.failures,
+            error: f.error,
+        })
+    }
+
+    /// The red alert that stands for it on the page while it lasts.
+    pub fn alert(&self) -> Alert {
+        Alert::new(
+            AlertTier::Red,
+            "database",
+            format!("writes are failing ({}): {}", self.error, self.advice),
+            self.since,
+        )
+        .with_kind(hub_core::alerts::AlertKind::StoreWriteFailing.as_str())
+    }
 }
 
 /// What the status server needs to build a snapshot.
@@ -578,8 +631,20 @@ pub async fn gather(source: &StatusSource, now: Timestamp) -> StatusSnapshot {
         Ok(f) => (f, None),
         Err(e) => (StoreFigures::default(), Some(e.to_string())),
     };
+    let store_write_error = StoreWriteError::of(&source.store, now);
     let mut alerts = figures.alerts;
     alerts.extend(board.alerts);
+    // The alert book holds the store's own alert when it could still be written; otherwise
+    // the page shows it from the store's live state.
+    if let Some(failing) = &store_write_error {
+        let alert = failing.alert();
+        if !alerts
+            .iter()
+            .any(|a| a.kind == alert.kind && a.subject == alert.subject)
+        {
+            alerts.push(alert);
+        }
+    }
     sort_alerts(&mut alerts);
     StatusSnapshot {
         site_id: source.site_id.clone(),
@@ -590,6 +655,7 @@ pub async fn gather(source: &StatusSource, now: Timestamp) -> StatusSnapshot {
         devices_online: board.devices.iter().filter(|d| d.online).count(),
         alert_counts: AlertCounts::of(&alerts),
         uplink: board.uplink,
+        oversized_messages: board.oversized_messages,
         outbox: figures.outbox,
         devices: board.devices,
         alerts,
@@ -600,6 +666,7 @@ pub async fn gather(source: &StatusSource, now: Timestamp) -> StatusSnapshot {
         data_dir: source.data_dir.display().to_string(),
         storage: space,
         store_error,
+        store_write_error,
     }
 }
 

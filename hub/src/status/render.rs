@@ -133,6 +133,17 @@ pub fn html(s: &StatusSnapshot, refresh: Duration) -> String {
             escape_html(error)
         );
     }
+    if let Some(w) = &s.store_write_error {
+        let _ = write!(
+            p,
+            "<div class=\"error\" id=\"store-write-error\">Database writes are failing since {} ({}, {} failure(s)): {}. What to do: {}.</div>",
+            clock_time(w.since),
+            ago(w.since, now),
+            w.failures,
+            escape_html(&w.error),
+            escape_html(&w.advice)
+        );
+    }
     p.push_str("<main>");
 
     // Uplink and outbox.
@@ -150,6 +161,13 @@ pub fn html(s: &StatusSnapshot, refresh: Duration) -> String {
     );
     if let Some(detail) = &s.uplink.detail {
         let _ = write!(p, "<div class=\"sub\">{}</div>", escape_html(detail));
+    }
+    if s.oversized_messages > 0 {
+        let _ = write!(
+            p,
+            "<div class=\"sub\" id=\"oversized\">{} oversized message(s) from central rejected</div>",
+            s.oversized_messages
+        );
     }
     let waiting = match s.outbox.oldest_undelivered_at {
         Some(t) if s.outbox.undelivered > 0 => format!("oldest waiting {}", ago(Timestamp(t), now)),
@@ -386,6 +404,24 @@ pub fn metrics(s: &StatusSnapshot) -> String {
         "1 when the status page could read the database.",
         &one(if s.store_error.is_none() { 1.0 } else { 0.0 }),
     );
+    let write = s.store_write_error.as_ref();
+    gauge(
+        "hub_store_write_failing",
+        "1 while the database's writes fail (damaged file, full disk, failing storage).",
+        &one(if write.is_some() { 1.0 } else { 0.0 }),
+    );
+    gauge(
+        "hub_store_write_failures",
+        "Failed writes since the database's writes started failing (0 while they work).",
+        &one(write.map_or(0.0, |w| w.failures as f64)),
+    );
+    if let Some(w) = write {
+        gauge(
+            "hub_store_write_failing_since_seconds",
+            "When the database's writes started failing, seconds since the Unix epoch.",
+            &one(w.since.millis() as f64 / 1000.0),
+        );
+    }
     gauge(
         "hub_uplink_up",
         "1 when connected to the central broker.",
@@ -394,6 +430,11 @@ pub fn metrics(s: &StatusSnapshot) -> String {
         } else {
             0.0
         }),
+    );
+    gauge(
+        "hub_uplink_oversized_messages",
+        "Messages from the central broker over uplink.max_command_bytes since the hub started.",
+        &one(s.oversized_messages as f64),
     );
     gauge(
         "hub_outbox_undelivered",
@@ -521,6 +562,7 @@ mod tests {
             generated_at: now,
             started_at: now,
             uplink: Uplink::new(UplinkState::Offline, Timestamp(now.0 - 90_000)),
+            oversized_messages: 0,
             outbox: OutboxStats {
                 total: 10,
                 undelivered: 7,
@@ -554,6 +596,7 @@ mod tests {
             data_dir: "/var/lib/hub".into(),
             storage: None,
             store_error: None,
+            store_write_error: None,
         }
     }
 
@@ -589,6 +632,38 @@ mod tests {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");
         }
+    }
+
+    #[test]
+    fn a_failing_store_shows_in_the_page_the_json_and_the_metrics() {
+        let mut s = snapshot();
+        let text = metrics(&s);
+        assert!(text.contains("hub_store_write_failing 0\n"), "{text}");
+        assert!(!text.contains("hub_store_write_failing_since_seconds"));
+        assert!(!html(&s, Duration::from_secs(10)).contains("store-write-error"));
+        s.store_write_error = Some(crate::status::StoreWriteError {
+            kind: crate::store::WriteFaultKind::DiskFull,
+            error: "database or disk is full".into(),
+            since: Timestamp(s.generated_at.0 - 120_000),
+            failures: 3,
+            advice: "free space <now>".into(),
+        });
+        let page = html(&s, Duration::from_secs(10));
+        assert!(page.contains("id=\"store-write-error\""), "{page}");
+        assert!(page.contains("database or disk is full"));
+        assert!(page.contains("2 min ago, 3 failure(s)"));
+        assert!(page.contains("free space &lt;now&gt;"));
+        let text = metrics(&s);
+        assert!(text.contains("hub_store_write_failing 1\n"), "{text}");
+        assert!(text.contains("hub_store_write_failures 3\n"), "{text}");
+        assert!(
+            text.contains("hub_store_write_failing_since_seconds 1763999880\n"),
+            "{text}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&json(&s)).unwrap();
+        assert_eq!(json["store_write_error"]["kind"], "disk_full");
+        assert_eq!(json["store_write_error"]["failures"], 3);
+        assert_eq!(json["store_write_error"]["since"], 1_763_999_880_000_i64);
     }
 
     #[test]

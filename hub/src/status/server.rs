@@ -4,6 +4,13 @@
 //! server listens on anything but loopback) every request must carry it, as
 //! `Authorization: Bearer <token>` or `?token=<token>` (so a tablet can bookmark the page).
 //! The token is compared in constant time and never logged.
+//!
+//! A tablet on the shop floor must not be able to take the hub down, nor a scanner on the LAN:
+//! at most [`MAX_CONNECTIONS`] connections are served at once (one more is answered `503` and
+//! closed), a client gets [`HEADER_READ_TIMEOUT`] to send each request's headers (which also
+//! ends idle keep-alive connections), no connection lives longer than [`MAX_CONNECTION_AGE`],
+//! and at most [`MAX_CONCURRENT_SNAPSHOTS`] requests build a snapshot at once (the others wait
+//! their turn). Store reads go through the store's fixed pool of readers.
 
 use super::{StatusSource, gather, render};
 use axum::Router;
@@ -17,7 +24,28 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Connections served at once; one more is answered `503 Service Unavailable` and closed.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Time a client gets to send a request's headers, on a new connection or between two
+/// requests of a kept-alive one; then the connection is closed.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a connection may stay open, however busy.
+pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
+/// Requests building a snapshot (store reads, free space) at once.
+pub const MAX_CONCURRENT_SNAPSHOTS: usize = 2;
+
+/// What a connection over [`MAX_CONNECTIONS`] hears before it is closed.
+const BUSY_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Retry-After: 5\r\n\
+Connection: close\r\n\
+Content-Length: 74\r\n\
+\r\n\
+503: the status page is serving its maximum of connections; retry shortly\n";
 
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +124,7 @@ impl StatusServer {
         format!("http://{addr}/")
     }
 
-    /// Serves until `shutdown` is cancelled.
+    /// Serves until `shutdown` is cancelled, within the limits in the module header.
     pub async fn serve(
         self,
         source: StatusSource,
@@ -104,9 +132,66 @@ impl StatusServer {
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
         let app = router(source, options);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
+        let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let tracker = TaskTracker::new();
+        let mut refused: u64 = 0;
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = self.listener.accept() => accepted,
+            };
+            let stream = match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    // Out of file descriptors or a connection reset before it was accepted:
+                    // nothing to do but wait a moment and go on.
+                    tracing::warn!(error = %e, "status page: cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = connections.clone().try_acquire_owned() else {
+                refused += 1;
+                if refused.is_power_of_two() {
+                    tracing::warn!(
+                        refused,
+                        limit = MAX_CONNECTIONS,
+                        "status page: too many connections; answering 503"
+                    );
+                }
+                // Take what the client already sent (so the close is not a reset that could
+                // destroy the answer), answer, close. The answer fits the socket's send buffer;
+                // if not, the client gets a close.
+                let mut request = [0u8; 2048];
+                let _ = stream.try_read(&mut request);
+                let _ = stream.try_write(BUSY_RESPONSE);
+                continue;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            let stop = shutdown.clone();
+            tracker.spawn(async move {
+                let _permit = permit;
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT);
+                let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                let mut conn = std::pin::pin!(conn);
+                let age = tokio::time::sleep(MAX_CONNECTION_AGE);
+                tokio::pin!(age);
+                tokio::select! {
+                    _ = conn.as_mut() => return,
+                    _ = stop.cancelled() => {}
+                    _ = &mut age => {}
+                }
+                // Finish the request in progress, if any, then close.
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+            });
+        }
+        tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(2), tracker.wait()).await;
+        Ok(())
     }
 }
 
@@ -115,6 +200,8 @@ struct AppState {
     source: Arc<StatusSource>,
     token: Option<Arc<[u8; 32]>>,
     refresh: Duration,
+    /// Turns to build a snapshot; see [`MAX_CONCURRENT_SNAPSHOTS`].
+    snapshots: Arc<Semaphore>,
 }
 
 fn digest(token: &[u8]) -> [u8; 32] {
@@ -138,6 +225,7 @@ fn router(source: StatusSource, options: ServeOptions) -> Router {
         source: Arc::new(source),
         token: options.token.map(|t| Arc::new(digest(t.as_bytes()))),
         refresh: options.refresh,
+        snapshots: Arc::new(Semaphore::new(MAX_CONCURRENT_SNAPSHOTS)),
     };
     Router::new()
         .route("/", get(page))
@@ -196,8 +284,15 @@ fn with_type(content_type: &'static str, body: String) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
+/// A snapshot now, built by at most [`MAX_CONCURRENT_SNAPSHOTS`] requests at once.
+async fn snapshot(state: &AppState) -> super::StatusSnapshot {
+    // The semaphore is never closed, so the permit always comes.
+    let _turn = state.snapshots.acquire().await;
+    gather(&state.source, crate::clock::now()).await
+}
+
 async fn page(State(state): State<AppState>) -> Response {
-    let snapshot = gather(&state.source, crate::clock::now()).await;
+    let snapshot = snapshot(&state).await;
     with_type(
         "text/html; charset=utf-8",
         render::html(&snapshot, state.refresh),
@@ -205,12 +300,12 @@ async fn page(State(state): State<AppState>) -> Response {
 }
 
 async fn status_json(State(state): State<AppState>) -> Response {
-    let snapshot = gather(&state.source, crate::clock::now()).await;
+    let snapshot = snapshot(&state).await;
     with_type("application/json", render::json(&snapshot))
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let snapshot = gather(&state.source, crate::clock::now()).await;
+    let snapshot = snapshot(&state).await;
     with_type(
         "text/plain; version=0.0.4; charset=utf-8",
         render::metrics(&snapshot),
@@ -240,6 +335,20 @@ mod tests {
             HeaderValue::from_static("Bearer abc"),
         );
         assert_eq!(offered_token(&headers, Some("token=xyz")), Some("abc"));
+    }
+
+    #[test]
+    fn the_busy_answer_is_a_complete_response() {
+        let text = std::str::from_utf8(BUSY_RESPONSE).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(length, body.len());
     }
 
     #[tokio::test]

@@ -266,13 +266,41 @@ pub struct VerifyReport {
     pub outbox_events: i64,
     /// Every mismatch found; empty means the ledger is consistent.
     pub problems: Vec<String>,
+    /// What SQLite's `PRAGMA integrity_check` found in the file, when it was run (see
+    /// [`verify_file`]); empty means the file is sound.
+    pub integrity: Vec<String>,
 }
 
 impl VerifyReport {
-    /// Whether the ledger is consistent.
+    /// Whether the ledger is consistent and the file sound.
     pub fn ok(&self) -> bool {
-        self.problems.is_empty()
+        self.problems.is_empty() && self.integrity.is_empty()
     }
+}
+
+/// [`verify`] preceded by SQLite's full `PRAGMA integrity_check` of the file (what
+/// `hub ledger verify` runs). A file too damaged for the ledger queries to finish reports
+/// that among its problems instead of failing.
+pub fn verify_file(conn: &Connection) -> Result<VerifyReport, StoreError> {
+    let integrity = super::integrity::check(conn, super::integrity::Check::Full)?;
+    let mut report = match verify(conn) {
+        Ok(report) => report,
+        Err(StoreError::Corrupt { source, .. }) | Err(StoreError::Sqlite { source, .. })
+            if super::integrity::is_damage(&source) =>
+        {
+            VerifyReport {
+                problems: vec![format!("the ledger cannot be read: {source}")],
+                ..VerifyReport::default()
+            }
+        }
+        Err(StoreError::NotADatabase { .. }) => VerifyReport {
+            problems: vec!["the ledger cannot be read: the file is not a database".into()],
+            ..VerifyReport::default()
+        },
+        Err(e) => return Err(e),
+    };
+    report.integrity = integrity;
+    Ok(report)
 }
 
 /// Recomputes every balance from the journal and compares; checks outbox sequence invariants.

@@ -6,11 +6,19 @@
 //! request does not undo the others), commits once with `synchronous=FULL`, and only then
 //! answers each caller. An answer of `Ok` therefore means "durable on disk".
 //!
-//! Reads run on separate read-only connections (WAL lets them proceed while the writer works).
-//! Nothing here knows about MQTT, devices or the clock; domain rules live in `hub-core`.
+//! Reads run on separate read-only connections (WAL lets them proceed while the writer works),
+//! from a fixed pool of [`READERS`]: callers wait for a free one rather than opening more, so a
+//! burst of readers (status page requests) cannot run the process out of file descriptors.
+//!
+//! The writer watches what its commits meet: a damaged file, a full disk or an I/O error is a
+//! [`WriteFault`], kept (with when it started) until a later commit writes again — a damaged
+//! file stays faulted for good. Callers read it with [`Store::write_fault`] (status page,
+//! watchdog) or wait for changes with [`Store::subscribe_write_faults`].
+//! Nothing here knows about MQTT, devices or the wall clock; domain rules live in `hub-core`.
 
 pub mod alerts;
 pub mod device_input;
+pub mod integrity;
 pub mod ledger;
 pub mod outbox;
 pub mod pickup;
@@ -21,16 +29,25 @@ pub mod station;
 pub mod trace;
 
 use rusqlite::{Connection, OpenFlags};
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use tokio::sync::{mpsc, oneshot};
+use std::time::Instant;
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 pub use outbox::sql as sql_error;
 
 /// Oldest SQLite the hub accepts: 3.51.3 fixes the WAL-reset corruption bug.
 pub const MIN_SQLITE_VERSION: i32 = 3_051_003;
+
+/// Read-only connections a store keeps at most; readers beyond this wait for one to be free.
+pub const READERS: usize = 4;
+
+/// What the README calls the restore procedure, for messages that send a person there.
+pub const RESTORE_HINT: &str = "stop the hub and restore the database from the last backup \
+     (README, \"Back up and restore\")";
 
 /// A failure of the store itself (as opposed to a refused request).
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +74,11 @@ pub enum StoreError {
         "{path} is not a hub database (not an SQLite file, or encrypted or damaged); move it aside or point store.data_dir elsewhere"
     )]
     NotADatabase { path: PathBuf },
+    #[error("database {path} is damaged ({source}); {RESTORE_HINT}")]
+    Corrupt {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error(
         "database {path} was written by a newer hub (schema {found}, this hub knows up to {known}); upgrade the hub"
     )]
@@ -101,16 +123,142 @@ pub enum StoreError {
 
 impl StoreError {
     /// Classifies a raw SQLite error on a given database file.
+    /// On the writer thread, a storage fault among them (damaged file, full disk, I/O error)
+    /// is also noted for [`Store::write_fault`].
     pub fn from_sqlite(path: &Path, source: rusqlite::Error) -> StoreError {
         use rusqlite::ErrorCode;
+        if let Some(kind) = WriteFaultKind::of(&source) {
+            note_fault(kind, &source);
+        }
         let path = path.to_owned();
         match source.sqlite_error_code() {
             Some(ErrorCode::NotADatabase) => StoreError::NotADatabase { path },
+            Some(ErrorCode::DatabaseCorrupt) => StoreError::Corrupt { path, source },
             Some(ErrorCode::DiskFull) => StoreError::DiskFull { path },
             Some(ErrorCode::ReadOnly) => StoreError::ReadOnly { path, source },
             _ => StoreError::Sqlite { path, source },
         }
     }
+}
+
+/// Why the store's writes fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteFaultKind {
+    /// The database file is damaged (SQLite: malformed, not a database). It stays damaged:
+    /// only restoring a backup helps.
+    Corrupt,
+    /// The filesystem holding the database is full.
+    DiskFull,
+    /// The storage refused a read or write (failing card, filesystem remounted read-only,
+    /// permissions taken away).
+    Io,
+    /// A commit failed for another reason.
+    Other,
+}
+
+impl WriteFaultKind {
+    /// The fault an SQLite error reports, if it is one (a refused constraint is not).
+    pub fn of(error: &rusqlite::Error) -> Option<WriteFaultKind> {
+        use rusqlite::ErrorCode;
+        match error.sqlite_error_code()? {
+            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => Some(WriteFaultKind::Corrupt),
+            ErrorCode::DiskFull => Some(WriteFaultKind::DiskFull),
+            ErrorCode::SystemIoFailure
+            | ErrorCode::ReadOnly
+            | ErrorCode::CannotOpen
+            | ErrorCode::PermissionDenied
+            | ErrorCode::FileLockingProtocolFailed => Some(WriteFaultKind::Io),
+            _ => None,
+        }
+    }
+
+    /// Stable name, as in `/status.json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteFaultKind::Corrupt => "corrupt",
+            WriteFaultKind::DiskFull => "disk_full",
+            WriteFaultKind::Io => "io",
+            WriteFaultKind::Other => "other",
+        }
+    }
+
+    /// What a person should do about it.
+    pub fn advice(self) -> &'static str {
+        match self {
+            WriteFaultKind::Corrupt => {
+                "the database file is damaged: stop the hub and restore the database from the \
+                 last backup (README, \"Back up and restore\"); nothing new can be stored until then"
+            }
+            WriteFaultKind::DiskFull => {
+                "the disk holding the database is full: free space on it (old photos, logs); \
+                 writes resume by themselves"
+            }
+            WriteFaultKind::Io => {
+                "the storage refuses writes (failing SD card, filesystem remounted read-only, \
+                 permissions): check `dmesg` and the data directory, replace the card if it is \
+                 failing, then restart the hub"
+            }
+            WriteFaultKind::Other => {
+                "check the hub's log for the cause; restart the hub if it persists"
+            }
+        }
+    }
+
+    /// Whether the systemd watchdog should stop being fed: yes for a damaged file or failing
+    /// storage (the restarted hub checks the file and refuses to run on a damaged one, which
+    /// makes the failure visible to systemd and the technician); no for a full disk, where a
+    /// restart only takes the status page away while space is freed, nor for other failures,
+    /// which the next successful write clears.
+    pub fn stops_watchdog(self) -> bool {
+        matches!(self, WriteFaultKind::Corrupt | WriteFaultKind::Io)
+    }
+}
+
+/// The store's writes are failing: what the latest failure said and since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteFault {
+    pub kind: WriteFaultKind,
+    /// The latest failure's text.
+    pub error: String,
+    /// When the first failure of this run happened (monotonic; the store reads no wall clock).
+    pub since: Instant,
+    /// Failed commits or requests since then.
+    pub failures: u64,
+}
+
+impl WriteFault {
+    /// One line for a person: what fails, why, and what to do.
+    pub fn describe(&self) -> String {
+        format!(
+            "database writes are failing ({}; {} failure(s)): {}",
+            self.error,
+            self.failures,
+            self.kind.advice()
+        )
+    }
+}
+
+thread_local! {
+    /// Set on the writer thread only: the storage fault its current request ran into.
+    static WRITER_FAULT: RefCell<Option<Option<(WriteFaultKind, String)>>> = const { RefCell::new(None) };
+}
+
+/// Records a storage fault met by the request running on the writer thread (elsewhere a no-op).
+fn note_fault(kind: WriteFaultKind, error: &rusqlite::Error) {
+    WRITER_FAULT.with(|slot| {
+        if let Some(current) = slot.borrow_mut().as_mut() {
+            // A damaged file outranks whatever else went wrong in the same request.
+            if !matches!(current, Some((WriteFaultKind::Corrupt, _))) {
+                *current = Some((kind, error.to_string()));
+            }
+        }
+    });
+}
+
+/// Takes the fault noted since the last call on the writer thread.
+fn take_noted_fault() -> Option<(WriteFaultKind, String)> {
+    WRITER_FAULT.with(|slot| slot.borrow_mut().as_mut().and_then(Option::take))
 }
 
 /// Settings for opening a store.
@@ -169,7 +317,37 @@ struct Inner {
     counters: Arc<Counters>,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Readers>,
+    /// Signalled whenever a reader connection is handed back or given up.
+    reader_freed: Condvar,
+    /// One permit per reader: async reads wait here before taking a blocking thread.
+    read_permits: Arc<Semaphore>,
+    faults: Arc<watch::Sender<Option<WriteFault>>>,
+}
+
+/// The read-only connections: `idle` ready for use, `open` in existence (idle or lent out).
+#[derive(Default)]
+struct Readers {
+    idle: Vec<Connection>,
+    open: usize,
+}
+
+/// A reader lent out; handed back to the pool (or given up, on error) when dropped.
+struct Lent<'a> {
+    inner: &'a Inner,
+    conn: Option<Connection>,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        let mut readers = self.inner.readers.lock().unwrap_or_else(|e| e.into_inner());
+        match self.conn.take() {
+            Some(conn) => readers.idle.push(conn),
+            None => readers.open = readers.open.saturating_sub(1),
+        }
+        drop(readers);
+        self.inner.reader_freed.notify_one();
+    }
 }
 
 impl Drop for Inner {
@@ -233,9 +411,20 @@ impl Store {
         let writer_path = path.to_owned();
         let counters = Arc::new(Counters::default());
         let writer_counters = counters.clone();
+        let faults = Arc::new(watch::Sender::new(None));
+        let writer_faults = faults.clone();
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_batch, &writer_path, &writer_counters))
+            .spawn(move || {
+                writer_loop(
+                    conn,
+                    rx,
+                    max_batch,
+                    &writer_path,
+                    &writer_faults,
+                    &writer_counters,
+                )
+            })
             .map_err(|e| StoreError::CreateDir {
                 path: path.to_owned(),
                 source: e,
@@ -246,9 +435,22 @@ impl Store {
                 counters,
                 jobs: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(writer)),
-                readers: Mutex::new(Vec::new()),
+                readers: Mutex::new(Readers::default()),
+                reader_freed: Condvar::new(),
+                read_permits: Arc::new(Semaphore::new(READERS)),
+                faults,
             }),
         })
+    }
+
+    /// Why writes are failing now, if they are (see [`WriteFault`]).
+    pub fn write_fault(&self) -> Option<WriteFault> {
+        self.inner.faults.borrow().clone()
+    }
+
+    /// Follows [`Store::write_fault`]: the receiver sees every change.
+    pub fn subscribe_write_faults(&self) -> watch::Receiver<Option<WriteFault>> {
+        self.inner.faults.subscribe()
     }
 
     /// The database file.
@@ -335,46 +537,81 @@ impl Store {
         reply.blocking_recv().map_err(|_| StoreError::Closed)?
     }
 
-    /// Runs `f` on a read-only connection (blocking; call from a blocking context).
+    /// Runs `f` on a read-only connection (blocking; call from a blocking context). Waits for
+    /// a free connection when all [`READERS`] are in use.
     pub fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where
         E: From<StoreError>,
         F: FnOnce(&Connection) -> Result<T, E>,
     {
-        let pooled = self.inner.readers.lock().ok().and_then(|mut r| r.pop());
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => {
-                let conn = Connection::open_with_flags(
-                    &self.inner.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .map_err(|e| StoreError::from_sqlite(&self.inner.path, e))?;
-                conn.busy_timeout(std::time::Duration::from_secs(5))
-                    .map_err(|e| StoreError::from_sqlite(&self.inner.path, e))?;
-                conn
-            }
+        let lent = self.lend_reader()?;
+        let result = match lent.conn.as_ref() {
+            Some(conn) => f(conn),
+            None => Err(E::from(StoreError::Closed)),
         };
-        let result = f(&conn);
-        if let Ok(mut readers) = self.inner.readers.lock()
-            && readers.len() < 4
-        {
-            readers.push(conn);
-        }
+        drop(lent);
         result
     }
 
-    /// Runs a read on the blocking pool, off the async workers.
+    fn lend_reader(&self) -> Result<Lent<'_>, StoreError> {
+        let inner = &*self.inner;
+        let mut readers = inner.readers.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(conn) = readers.idle.pop() {
+                return Ok(Lent {
+                    inner,
+                    conn: Some(conn),
+                });
+            }
+            if readers.open < READERS {
+                readers.open += 1;
+                drop(readers);
+                // Counted as open before it is: a failure below gives the slot back on drop.
+                let mut lent = Lent { inner, conn: None };
+                lent.conn = Some(self.open_reader()?);
+                return Ok(lent);
+            }
+            readers = inner
+                .reader_freed
+                .wait(readers)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn open_reader(&self) -> Result<Connection, StoreError> {
+        let path = &self.inner.path;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| StoreError::from_sqlite(path, e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| StoreError::from_sqlite(path, e))?;
+        Ok(conn)
+    }
+
+    /// Runs a read on the blocking pool, off the async workers. At most [`READERS`] reads
+    /// hold a blocking thread at once; the others wait here without one.
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || store.read_blocking(f))
+        let permit = self
+            .inner
+            .read_permits
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|_| E::from(StoreError::Closed))?
+            .map_err(|_| E::from(StoreError::Closed))?;
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            store.read_blocking(f)
+        })
+        .await
+        .map_err(|_| E::from(StoreError::Closed))?
     }
 
     /// Stops accepting writes, lets the writer commit what is queued, and waits for it.
@@ -384,7 +621,9 @@ impl Store {
             let _ = handle.join();
         }
         if let Ok(mut readers) = self.inner.readers.lock() {
-            readers.clear();
+            let closed = readers.idle.len();
+            readers.idle.clear();
+            readers.open = readers.open.saturating_sub(closed);
         }
     }
 }
@@ -394,8 +633,10 @@ fn writer_loop(
     mut jobs: mpsc::Receiver<Job>,
     max_batch: usize,
     path: &Path,
+    faults: &watch::Sender<Option<WriteFault>>,
     counters: &Counters,
 ) {
+    WRITER_FAULT.with(|slot| *slot.borrow_mut() = Some(None));
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while let Some(first) = jobs.blocking_recv() {
         batch.push(first);
@@ -405,35 +646,110 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        run_group(&conn, &mut batch, path, counters);
+        let outcome = run_group(&conn, &mut batch, path, counters);
+        record_outcome(faults, outcome, path);
     }
     // Leave the WAL folded into the main file so a copy of the .sqlite alone is complete.
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
 }
 
+/// What a group commit meant for the store's health.
+#[derive(Debug, Default)]
+struct GroupOutcome {
+    /// A storage fault met by a request or by the commit itself (the last one wins, a damaged
+    /// file over anything else).
+    fault: Option<(WriteFaultKind, String)>,
+    /// Something was written and committed.
+    wrote: bool,
+}
+
+impl GroupOutcome {
+    fn fault(&mut self, kind: WriteFaultKind, error: String) {
+        if !matches!(self.fault, Some((WriteFaultKind::Corrupt, _))) {
+            self.fault = Some((kind, error));
+        }
+    }
+}
+
+/// Keeps [`Store::write_fault`] up to date: a fault starts or continues it; a group that wrote
+/// without a fault ends it, except for a damaged file, which stays damaged.
+fn record_outcome(faults: &watch::Sender<Option<WriteFault>>, outcome: GroupOutcome, path: &Path) {
+    faults.send_if_modified(|current| match (outcome.fault, current.as_mut()) {
+        (Some((kind, error)), Some(fault)) => {
+            if fault.kind != WriteFaultKind::Corrupt {
+                fault.kind = kind;
+            }
+            fault.error = error;
+            fault.failures += 1;
+            true
+        }
+        (Some((kind, error)), None) => {
+            tracing::error!(path = %path.display(), kind = kind.as_str(), %error, advice = kind.advice(), "database writes are failing");
+            *current = Some(WriteFault {
+                kind,
+                error,
+                since: Instant::now(),
+                failures: 1,
+            });
+            true
+        }
+        (None, Some(fault)) if outcome.wrote && fault.kind != WriteFaultKind::Corrupt => {
+            tracing::info!(path = %path.display(), failures = fault.failures, "database writes work again");
+            *current = None;
+            true
+        }
+        (None, _) => false,
+    });
+}
+
 /// Runs a group of jobs in one transaction and answers each after the commit.
-fn run_group(conn: &Connection, batch: &mut Vec<Job>, path: &Path, counters: &Counters) {
+fn run_group(
+    conn: &Connection,
+    batch: &mut Vec<Job>,
+    path: &Path,
+    counters: &Counters,
+) -> GroupOutcome {
+    let mut outcome = GroupOutcome::default();
+    take_noted_fault();
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!(path = %path.display(), error = %e, "cannot start a write transaction");
+        if let Some(kind) = failed_commit_fault(&e) {
+            outcome.fault(kind, e.to_string());
+        }
         for job in batch.drain(..) {
             let (_, completion) = job(None);
             completion(Err(StoreError::from_sqlite(path, clone_error(&e))));
         }
-        return;
+        take_noted_fault();
+        return outcome;
     }
     let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
+    let mut wrote = false;
     let mut jobs = std::mem::take(batch).into_iter();
     while let Some(job) = jobs.next() {
         if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            if let Some(kind) = WriteFaultKind::of(&e) {
+                outcome.fault(kind, e.to_string());
+            }
             let (_, completion) = job(None);
             completion(Err(StoreError::from_sqlite(path, e)));
             continue;
         }
+        let changes_before = conn.total_changes();
         let (ok, completion) = job(Some(conn));
+        if let Some((kind, error)) = take_noted_fault() {
+            outcome.fault(kind, error);
+        }
         if conn.is_autocommit() {
             // SQLite abandoned the whole transaction (disk full, I/O error): nothing of this
             // group was kept, so nobody may hear "ok". The rest gets a fresh transaction.
             tracing::error!(path = %path.display(), "SQLite rolled back a group commit");
+            if outcome.fault.is_none() {
+                outcome.fault(
+                    WriteFaultKind::Other,
+                    "SQLite abandoned a transaction (disk full or I/O error)".into(),
+                );
+            }
             completion(Err(StoreError::RolledBack {
                 path: path.to_owned(),
             }));
@@ -444,9 +760,13 @@ fn run_group(conn: &Connection, batch: &mut Vec<Job>, path: &Path, counters: &Co
             }
             batch.extend(jobs);
             if !batch.is_empty() {
-                run_group(conn, batch, path, counters);
+                let rest = run_group(conn, batch, path, counters);
+                if let Some((kind, error)) = rest.fault {
+                    outcome.fault(kind, error);
+                }
+                outcome.wrote = rest.wrote;
             }
-            return;
+            return outcome;
         }
         let finish = if ok {
             "RELEASE job"
@@ -456,6 +776,7 @@ fn run_group(conn: &Connection, batch: &mut Vec<Job>, path: &Path, counters: &Co
         if let Err(e) = conn.execute_batch(finish) {
             tracing::error!(path = %path.display(), error = %e, "savepoint failed");
         }
+        wrote |= ok && conn.total_changes() > changes_before;
         completions.push(completion);
     }
     match conn.execute_batch("COMMIT") {
@@ -464,15 +785,31 @@ fn run_group(conn: &Connection, batch: &mut Vec<Job>, path: &Path, counters: &Co
             counters
                 .requests
                 .fetch_add(completions.len() as u64, Ordering::Relaxed);
+            outcome.wrote = wrote;
             completions.into_iter().for_each(|c| c(Ok(())));
         }
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
             tracing::error!(path = %path.display(), error = %e, "group commit failed; every request in it was refused");
+            if let Some(kind) = failed_commit_fault(&e) {
+                outcome.fault(kind, e.to_string());
+            }
             for c in completions {
                 c(Err(StoreError::from_sqlite(path, clone_error(&e))));
             }
         }
+    }
+    take_noted_fault();
+    outcome
+}
+
+/// The fault a failed `BEGIN` or `COMMIT` stands for: its storage fault, or `Other`, except
+/// for a lock held too long by another process (contention, not a failing store).
+fn failed_commit_fault(e: &rusqlite::Error) -> Option<WriteFaultKind> {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => None,
+        _ => Some(WriteFaultKind::of(e).unwrap_or(WriteFaultKind::Other)),
     }
 }
 

@@ -8,6 +8,14 @@
 //! commands (`down/station/{station}`) go to [`super::station`]: each is applied once, its
 //! reply stored with its effects, and the uplink is woken to publish the reply (the uplink's
 //! connection task is the only one that publishes, so its window sees every publish).
+//!
+//! A message that cannot be stored (full disk, failing storage) is left unacknowledged, and the
+//! uplink is asked to reconnect ([`Reconnect::StoreFailed`]): the broker only redelivers
+//! unacknowledged messages of a persistent session on a new connection, and stops sending new
+//! ones once its in-flight window to this client is full. After an oversized command has been
+//! read (the uplink raised its read limit for one connection to get past it), rejected and
+//! acknowledged, the uplink is asked to reconnect too ([`Reconnect::OversizedHandled`]), back to
+//! its normal limit.
 
 use super::contract::{self, DownTopic, SyncControl};
 use crate::commands;
@@ -26,17 +34,45 @@ pub struct Incoming {
     pub publish: Publish,
 }
 
+/// How the downlink and the uplink's connection task talk.
+#[derive(Debug)]
+pub struct Channels {
+    /// Messages as they arrive, with the connection's client for the acknowledgement.
+    pub incoming: mpsc::UnboundedReceiver<Incoming>,
+    /// Central asked for a resend from this sequence number.
+    pub rewind: mpsc::UnboundedSender<i64>,
+    /// A station reply was stored and waits to be published.
+    pub replies_ready: Arc<Notify>,
+    /// The uplink should drop its connection and open a new one.
+    pub reconnect: mpsc::UnboundedSender<Reconnect>,
+}
+
+/// Why the downlink asks the uplink to drop its connection and open a new one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconnect {
+    /// A message could not be stored (the error's text); the broker redelivers it, and every
+    /// other unacknowledged one, on the next connection.
+    StoreFailed(String),
+    /// An oversized command was rejected and acknowledged; the connection that read it may go.
+    OversizedHandled,
+}
+
 /// Handles incoming messages until the sender side closes. `rewind` tells the uplink to
-/// send rows again from a sequence number (central asked for a resend).
+/// send rows again from a sequence number (central asked for a resend); `reconnect` asks it
+/// for a new connection.
 pub async fn run(
     site: SiteId,
     store: Store,
     stations: Option<Arc<Config>>,
     max_command_bytes: usize,
-    mut incoming: mpsc::UnboundedReceiver<Incoming>,
-    rewind: mpsc::UnboundedSender<i64>,
-    replies_ready: Arc<Notify>,
+    channels: Channels,
 ) {
+    let Channels {
+        mut incoming,
+        rewind,
+        replies_ready,
+        reconnect,
+    } = channels;
     while let Some(Incoming { client, publish }) = incoming.recv().await {
         if let Some((s, station)) = contract::parse_station_topic(&publish.topic)
             && s == site.as_str()
@@ -66,7 +102,11 @@ pub async fn run(
                         tokio::time::timeout(Duration::from_secs(1), client.ack(&publish)).await;
                 }
                 Err(e) => {
-                    tracing::warn!(topic = %publish.topic, error = %e, "cannot store a station command; it will be redelivered");
+                    // As for any message that could not be stored: a new connection gets it
+                    // (and everything queued behind it) delivered again.
+                    tracing::warn!(topic = %publish.topic, error = %e, "cannot store a station command; reconnecting so that the broker delivers it again");
+                    let _ = reconnect.send(Reconnect::StoreFailed(e.to_string()));
+                    while incoming.try_recv().is_ok() {}
                 }
             }
             continue;
@@ -76,10 +116,17 @@ pub async fn run(
             Ok(()) => {
                 // Only now is it safe for the broker to forget the message.
                 let _ = tokio::time::timeout(Duration::from_secs(1), client.ack(&publish)).await;
+                if publish.payload.len() > max_command_bytes {
+                    let _ = reconnect.send(Reconnect::OversizedHandled);
+                }
             }
             Err(e) => {
-                // Not acknowledged: the broker delivers it again on the next connection.
-                tracing::warn!(topic = %publish.topic, error = %e, "cannot store a downlink message; it will be redelivered");
+                // Not acknowledged: the broker delivers it again, but only on a new connection.
+                tracing::warn!(topic = %publish.topic, error = %e, "cannot store a downlink message; reconnecting so that the broker delivers it again");
+                let _ = reconnect.send(Reconnect::StoreFailed(e.to_string()));
+                // What is already queued came on the same connection and is not acknowledged
+                // either: the broker sends it again too.
+                while incoming.try_recv().is_ok() {}
             }
         }
     }
@@ -97,9 +144,11 @@ async fn handle(
         Some((s, DownTopic::Commands)) if s == site.as_str() => {
             let decoded = contract::decode_command(&publish.payload, max_command_bytes);
             let site = site.clone();
-            store
+            let applied = store
                 .write(move |c| commands::apply(c, &site, decoded, crate::clock::now()))
                 .await?;
+            // Logged once committed: a command is "applied" only when it is durable.
+            applied.log();
             Ok(())
         }
         Some((s, DownTopic::Sync)) if s == site.as_str() => {

@@ -102,6 +102,10 @@ pub enum SyncError {
     Timeout { broker: String, seconds: f64 },
     #[error("connection to broker {broker} lost: {detail}")]
     Lost { broker: String, detail: String },
+    #[error(
+        "broker {broker} sent a {bytes}-byte packet, more than this client reads; set the broker's message_size_limit to the limit"
+    )]
+    TooLarge { broker: String, bytes: usize },
 }
 
 impl SyncError {
@@ -121,6 +125,9 @@ impl SyncError {
                 broker,
                 seconds: timeout.as_secs_f64(),
             },
+            ConnectionError::MqttState(rumqttc::StateError::Deserialization(
+                rumqttc::mqttbytes::Error::PayloadSizeLimitExceeded(bytes),
+            )) => SyncError::TooLarge { broker, bytes },
             ConnectionError::Io(io) => {
                 // rustls reports handshake failures as I/O errors wrapping its own error.
                 let detail = io.to_string();
@@ -215,9 +222,8 @@ fn tls_config(c: &Connection) -> Result<rustls::ClientConfig, SyncError> {
     }
 }
 
-/// Largest packet a hub or central reads: far above any limit, so that an oversized message
-/// is read and rejected rather than breaking the connection (and being redelivered forever).
-/// The broker's `max_packet_size` must stay below it.
+/// Largest packet the reference central consumer reads. (The hub's uplink reads up to
+/// `uplink.max_command_bytes`, see `uplink::max_incoming_packet`.)
 pub const MAX_INCOMING_PACKET_BYTES: usize = 64 << 20;
 
 /// Builds rumqttc options: stable client id, persistent session (`clean_session=false`),

@@ -9,9 +9,17 @@
 //! row. Rows recorded after a connection is up travel on the live lane, ahead of the backlog.
 //! A maintenance task prunes delivered rows; it never deletes an undelivered row. The uplink
 //! reports its state (connecting, online, offline with the reason) to the status board.
+//!
+//! The downlink may ask for a new connection ([`Reconnect`]): when a command could not be
+//! stored, so that the broker redelivers what was not acknowledged. The client reads packets up
+//! to `max_command_bytes` (plus room for the topic). A bigger one breaks the connection, and on
+//! a persistent session the broker sends it again on every connection; so the next connection
+//! reads up to that size once, the downlink rejects the command as `oversized` and acknowledges
+//! it, and the uplink reconnects with its normal limit. The same size failing again and again
+//! is reported as needing a person.
 
 use super::contract::{self, EventRef, Lane, Withheld};
-use super::downlink::{self, Incoming};
+use super::downlink::{self, Incoming, Reconnect};
 use super::window::{Backoff, Tag, Window};
 use super::{Connection, SyncError, install_crypto_provider, mqtt_options, network_options};
 use crate::config::{Config, UplinkConfig};
@@ -134,6 +142,38 @@ fn max_outgoing_packet(settings: &UplinkSettings) -> usize {
     settings.max_message_bytes + 1024
 }
 
+/// Room for an incoming PUBLISH's topic (at most 65,535 bytes), its length and packet id on
+/// top of its payload.
+const TOPIC_ROOM: usize = 65_535 + 4;
+
+/// The largest packet the client reads on a normal connection: the largest command and a
+/// topic. (A packet's size here is MQTT's "remaining length", what rumqttc compares.)
+pub fn max_incoming_packet(settings: &UplinkSettings) -> usize {
+    settings.max_command_bytes + TOPIC_ROOM
+}
+
+/// How many times the same oversized packet may break a connection before the uplink says a
+/// person must act.
+const OVERSIZED_REPEATS_BEFORE_ALARM: u32 = 3;
+
+/// Oversized packets the broker sent: the size last seen and how often in a row.
+#[derive(Debug, Default)]
+struct Oversized {
+    last: Option<(usize, u32)>,
+}
+
+impl Oversized {
+    /// Notes a connection broken by a `bytes`-sized packet; returns how often in a row.
+    fn seen(&mut self, bytes: usize) -> u32 {
+        let repeats = match self.last {
+            Some((b, n)) if b == bytes => n + 1,
+            _ => 1,
+        };
+        self.last = Some((bytes, repeats));
+        repeats
+    }
+}
+
 fn status(site: &SiteId, state: &str, stats: &outbox::OutboxStats, now: Timestamp) -> Vec<u8> {
     contract::encode(&contract::Status {
         v: contract::CONTRACT_VERSION,
@@ -159,14 +199,18 @@ pub async fn run(
     let (incoming_tx, incoming_rx) = mpsc::unbounded_channel::<Incoming>();
     let (rewind_tx, mut rewind_rx) = mpsc::unbounded_channel::<i64>();
     let replies_ready = Arc::new(Notify::new());
+    let (reconnect_tx, mut reconnect_rx) = mpsc::unbounded_channel::<Reconnect>();
     tasks.spawn(downlink::run(
         site.clone(),
         store.clone(),
         settings.stations.clone(),
         settings.max_command_bytes,
-        incoming_rx,
-        rewind_tx,
-        replies_ready.clone(),
+        downlink::Channels {
+            incoming: incoming_rx,
+            rewind: rewind_tx,
+            replies_ready: replies_ready.clone(),
+            reconnect: reconnect_tx,
+        },
     ));
     tasks.spawn(maintenance(
         site.clone(),
@@ -176,6 +220,9 @@ pub async fn run(
     ));
     let mut backoff = Backoff::new(settings.reconnect_min, settings.reconnect_max);
     let mut epoch: u64 = 0;
+    let normal_limit = max_incoming_packet(&settings);
+    let mut read_limit = normal_limit;
+    let mut oversized = Oversized::default();
     while !shutdown.is_cancelled() {
         epoch += 1;
         let started = Instant::now();
@@ -184,6 +231,9 @@ pub async fn run(
             UplinkState::Connecting,
             format!("connecting to {}", settings.connection.broker),
         );
+        // Requests from the previous connection's messages are answered by this new one.
+        while reconnect_rx.try_recv().is_ok() {}
+        let limit = std::mem::replace(&mut read_limit, normal_limit);
         let outcome = connection(
             &site,
             &settings,
@@ -193,12 +243,52 @@ pub async fn run(
                 incoming_tx: &incoming_tx,
                 rewind_rx: &mut rewind_rx,
                 replies_ready: &replies_ready,
+                reconnect_rx: &mut reconnect_rx,
             },
+            limit,
             &shutdown,
         )
         .await;
         let held = match outcome {
             Ok(()) => break,
+            Err((SyncError::TooLarge { broker, bytes }, _)) => {
+                let repeats = oversized.seen(bytes);
+                if repeats == 1
+                    && let Some(board) = &settings.board
+                {
+                    board.count_oversized_message();
+                }
+                let detail = if repeats < OVERSIZED_REPEATS_BEFORE_ALARM {
+                    tracing::warn!(
+                        epoch,
+                        %broker,
+                        bytes,
+                        limit = normal_limit,
+                        "the broker sent a message larger than uplink.max_command_bytes allows; \
+                         the next connection reads it once to reject it. Set message_size_limit \
+                         on the broker (deploy/mosquitto/mosquitto.conf) so it refuses such messages"
+                    );
+                    read_limit = bytes.max(normal_limit);
+                    format!(
+                        "broker {broker} sent a {bytes}-byte message (limit {normal_limit}); reading it once to reject it"
+                    )
+                } else {
+                    let advice = format!(
+                        "broker {broker} sends the same {bytes}-byte message on every connection \
+                         ({repeats} times) and the hub cannot get past it; events wait in the \
+                         outbox. A person must act: set message_size_limit on the broker (see \
+                         deploy/mosquitto/mosquitto.conf), then discard this hub's queued \
+                         messages by connecting once with a clean session as client id '{}' \
+                         (central must resend the commands it had queued)",
+                        settings.connection.client_id
+                    );
+                    tracing::error!(epoch, %broker, bytes, repeats, "{advice}");
+                    read_limit = bytes.max(normal_limit);
+                    advice
+                };
+                report(&settings, UplinkState::Offline, detail);
+                false
+            }
             Err((e, connected)) => {
                 report(
                     &settings,
@@ -253,6 +343,8 @@ struct Epoch<'a> {
     /// Station replies acknowledged, to be marked delivered.
     reply_marks: Vec<i64>,
     writes: TaskTracker,
+    /// This connection reads past the normal limit, to get an oversized message out of the way.
+    raised_limit: bool,
 }
 
 /// Station replies older than this are not published any more: the tablet gave up on them.
@@ -267,16 +359,19 @@ struct Channels<'a> {
     incoming_tx: &'a mpsc::UnboundedSender<Incoming>,
     rewind_rx: &'a mut mpsc::UnboundedReceiver<i64>,
     replies_ready: &'a Notify,
+    reconnect_rx: &'a mut mpsc::UnboundedReceiver<Reconnect>,
 }
 
 type EpochResult = Result<(), (SyncError, bool)>;
 
+#[allow(clippy::too_many_arguments)] // one connection's inputs, passed through once
 async fn connection(
     site: &SiteId,
     settings: &UplinkSettings,
     store: &Store,
     epoch: u64,
     channels: Channels<'_>,
+    read_limit: usize,
     shutdown: &CancellationToken,
 ) -> EpochResult {
     let lost = |detail: String| SyncError::Lost {
@@ -289,7 +384,7 @@ async fn connection(
         .map_err(|e| (lost(format!("cannot read the outbox: {e}")), false))?;
     let mut options = mqtt_options(
         &settings.connection,
-        super::MAX_INCOMING_PACKET_BYTES,
+        read_limit,
         max_outgoing_packet(settings),
     )
     .map_err(|e| (e, false))?;
@@ -364,6 +459,7 @@ async fn connection(
         replies_in_flight: HashSet::new(),
         reply_marks: Vec::new(),
         writes: TaskTracker::new(),
+        raised_limit: read_limit > max_incoming_packet(settings),
     };
     let result = e.drive(&mut rx, channels, shutdown).await;
     e.flush_marks();
@@ -390,6 +486,7 @@ impl Epoch<'_> {
             incoming_tx,
             rewind_rx,
             replies_ready,
+            reconnect_rx,
         } = channels;
         let site = self.site.as_str();
         self.client
@@ -454,6 +551,28 @@ impl Epoch<'_> {
                 }
                 _ = replies_ready.notified() => {
                     replies = true;
+                }
+                Some(request) = reconnect_rx.recv() => {
+                    let reason = match request {
+                        Reconnect::StoreFailed(error) => format!(
+                            "reconnecting so that the broker delivers again a message that could not be stored ({error})"
+                        ),
+                        Reconnect::OversizedHandled if self.raised_limit => {
+                            "reconnecting with the normal size limit after rejecting an oversized message".to_owned()
+                        }
+                        Reconnect::OversizedHandled => continue,
+                    };
+                    // A clean disconnect, after the acknowledgements already queued.
+                    let _ = self.client.try_disconnect();
+                    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                        while let Some(polled) = rx.recv().await {
+                            if matches!(polled, Polled::Failed(_)) {
+                                break;
+                            }
+                        }
+                    })
+                    .await;
+                    return Err(self.lost(reason));
                 }
                 _ = heartbeat.tick() => {
                     let stats = self.stats().await?;

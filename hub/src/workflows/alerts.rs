@@ -9,7 +9,7 @@
 
 use crate::config::AlertsConfig;
 use crate::store::{Store, StoreError, alerts, outbox, sql_error};
-use hub_core::alerts::{Alert, AlertKind, Tier, batch_expiry_alert};
+use hub_core::alerts::{Alert, AlertKind, Tier, backlog_tier, batch_expiry_alert};
 use hub_core::{SkuCode, Timestamp};
 
 /// What one round of checks changed.
@@ -85,12 +85,8 @@ pub async fn run_checks(
 
             let stats = outbox::stats(c)?;
             let backlog_age_ms = stats.oldest_undelivered_at.map(|t| now.millis() - t).unwrap_or(0);
-            let warn_ms = config.outbox_backlog_warn.as_millis() as i64;
-            let red_age_ms = config.outbox_backlog_red_age.as_millis() as i64;
-            let red = stats.undelivered >= config.outbox_backlog_red_rows
-                || (stats.undelivered > 0 && (backlog_age_ms > warn_ms * 6 || backlog_age_ms >= red_age_ms));
-            let observed: Vec<Alert> = if backlog_age_ms > warn_ms || red {
-                let tier = if red { Tier::Red } else { Tier::Yellow };
+            let tier = backlog_tier(stats.undelivered, backlog_age_ms, &config.backlog_policy());
+            let observed: Vec<Alert> = if tier != Tier::Normal {
                 vec![Alert {
                     kind: AlertKind::OutboxBacklog,
                     subject: "uplink".into(),
