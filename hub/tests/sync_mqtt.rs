@@ -453,9 +453,17 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
             "opens_at_ms": 1_764_000_000_000_i64, "closes_at_ms": 1_764_086_400_000_i64,
             "status": status})
     };
+    let mut not_utf8 = command("c-utf8", "site-d", "sku_upsert", "MILK-1L", 5, sku(5));
+    let at = not_utf8.len() - 10;
+    not_utf8[at] = 0xff;
+    let mut renamed = sku(2);
+    renamed["name"] = serde_json::json!("Milk 1 L, renamed");
     let messages: Vec<Vec<u8>> = vec![
         command("c-sku-2", "site-d", "sku_upsert", "MILK-1L", 2, sku(2)),
         command("c-sku-2", "site-d", "sku_upsert", "MILK-1L", 2, sku(2)),
+        command("c-sku-2", "site-d", "sku_upsert", "MILK-1L", 2, renamed),
+        not_utf8,
+        command("c-max", "site-d", "pickup_order", "P-MAX", i64::MAX, order("open")),
         command("c-order", "site-d", "pickup_order", "P-100", 3, order("open")),
         command("c-order", "site-d", "pickup_order", "P-100", 3, order("open")),
         command("c-order-hold", "site-d", "pickup_order", "P-100", 4, order("on_hold")),
@@ -480,7 +488,7 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
 
     let shutdown = CancellationToken::new();
     let task = run_uplink(shutdown.clone());
-    // 5 applied + 6 rejected outcomes, plus the SKU's own event.
+    // 5 applied + 9 rejected outcomes, plus the SKU's own event.
     let db = central_db.clone();
     let outcomes = move || {
         hub::sync::central::CentralDb::open(&db)
@@ -492,7 +500,7 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
             .collect::<Vec<_>>()
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while outcomes().len() < 11 {
+    while outcomes().len() < 14 {
         assert!(
             Instant::now() < deadline,
             "outcomes so far: {:?}; hub handled {:?}",
@@ -537,25 +545,34 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
         1,
         "the duplicate order was applied once"
     );
-    let mut codes: Vec<String> = outcomes
+    let mut rejected: Vec<(String, Option<String>)> = outcomes
         .iter()
         .filter(|e| e.kind == "command_rejected")
         .map(|e| {
             let body: serde_json::Value = serde_json::from_str(e.body.as_deref().unwrap()).unwrap();
             assert!(!body["reason"].as_str().unwrap().is_empty());
-            body["code"].as_str().unwrap().to_owned()
+            (
+                body["code"].as_str().unwrap().to_owned(),
+                body["command_id"].as_str().map(str::to_owned),
+            )
         })
         .collect();
-    codes.sort();
+    rejected.sort();
+    let id = |s: &str| Some(s.to_owned());
+    // Every rejection names its command, the oversized and the non-UTF-8 ones included; only
+    // the message that is not JSON at all has no id to name.
     assert_eq!(
-        codes,
+        rejected,
         [
-            "malformed",
-            "oversized",
-            "stale_version",
-            "unknown_kind",
-            "unsupported_version",
-            "wrong_site"
+            ("id_reused".into(), id("c-sku-2")),
+            ("malformed".into(), None),
+            ("malformed".into(), id("c-max")),
+            ("malformed".into(), id("c-utf8")),
+            ("oversized".into(), id("c-big")),
+            ("stale_version".into(), id("c-stale")),
+            ("unknown_kind".into(), id("c-kind")),
+            ("unsupported_version".into(), id("c-v7")),
+            ("wrong_site".into(), id("c-site")),
         ]
     );
     let stored = store

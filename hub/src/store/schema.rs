@@ -240,6 +240,12 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX device_input_by_device ON device_input (device, id);
     "#,
+    // 6 (branch trust-stream): what each handled command was (a hash of its content), so a
+    // command id reused with another body is answered instead of dropped as a duplicate. Rows
+    // from before have none and keep the old rule (any reuse is a duplicate).
+    r#"
+    ALTER TABLE applied_command ADD COLUMN fingerprint TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.
