@@ -62,7 +62,15 @@ struct ConfigArg {
 #[allow(clippy::large_enum_variant, reason = "parsed once per process")]
 enum Command {
     /// Run the hub daemon until SIGINT or SIGTERM.
-    Run(ConfigArg),
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Start a new, empty database on purpose where the site's stream marker says one
+        /// existed (the database is missing or empty); its events get a new stream. Without
+        /// it the hub refuses to start then. Ignored when the database exists.
+        #[arg(long)]
+        new_database: bool,
+    },
     /// Check a configuration file and list every problem in it.
     CheckConfig {
         file: PathBuf,
@@ -418,12 +426,15 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
 
 fn dispatch(cli: Cli) -> Result<i32, Failure> {
     match cli.command {
-        Command::Run(args) => {
+        Command::Run {
+            config: args,
+            new_database,
+        } => {
             let config = Config::load(&args.config)?;
             telemetry::init(&config.log.level, log_format(cli.log_format, Some(&config)));
             // The inference backend is chosen first, before anything else could touch it.
             let vision = start_vision_if_enabled(&config.vision)?;
-            let store = daemon::open_store(&config)?;
+            let store = crate::incarnation::open_store(&config, new_database, crate::clock::now())?;
             crate::storage::log_startup_check(&config.store.data_dir);
             runtime()?.block_on(async {
                 let shutdown = CancellationToken::new();

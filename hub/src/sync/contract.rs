@@ -169,6 +169,7 @@ pub struct Withheld {
 struct EventOut<'a> {
     v: u32,
     site: &'a str,
+    stream: &'a str,
     seq: i64,
     id: &'a str,
     kind: &'a str,
@@ -184,6 +185,8 @@ struct EventOut<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct EventRef<'a> {
     pub site: &'a str,
+    /// The database's stream (incarnation): `seq` counts within it.
+    pub stream: &'a str,
     pub seq: i64,
     pub id: &'a str,
     pub kind: &'a str,
@@ -215,6 +218,7 @@ pub fn encode_event(
     let mut out = EventOut {
         v: CONTRACT_VERSION,
         site: row.site,
+        stream: row.stream,
         seq: row.seq,
         id: row.id,
         kind: row.kind,
@@ -243,6 +247,7 @@ pub fn encode_withheld(row: EventRef<'_>, lane: Lane, withheld: Withheld) -> Vec
     encode(&EventOut {
         v: CONTRACT_VERSION,
         site: row.site,
+        stream: row.stream,
         seq: row.seq,
         id: row.id,
         kind: row.kind,
@@ -262,11 +267,17 @@ pub fn topic_for_event(site: &str, kind: &str) -> String {
     }
 }
 
+/// Central's name for the stream of messages that name none (hubs from before streams).
+pub const LEGACY_STREAM: &str = crate::store::stream::LEGACY_STREAM;
+
 /// An event message as central reads it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct EventIn {
     pub v: u32,
     pub site: String,
+    /// The hub database's stream; `None` from hubs older than streams (the legacy stream).
+    #[serde(default)]
+    pub stream: Option<String>,
     pub seq: i64,
     pub id: String,
     pub kind: String,
@@ -278,9 +289,33 @@ pub struct EventIn {
     pub withheld: Option<Withheld>,
 }
 
+impl EventIn {
+    /// The stream the event's `seq` counts in ([`LEGACY_STREAM`] when it names none).
+    pub fn stream(&self) -> &str {
+        self.stream.as_deref().unwrap_or(LEGACY_STREAM)
+    }
+}
+
 /// Decodes an event message (central side).
 pub fn decode_event(bytes: &[u8]) -> Result<EventIn, serde_json::Error> {
     serde_json::from_slice(bytes)
+}
+
+/// Which stream a hub numbers its events in, as its status and heartbeat say (all `None` in
+/// messages from hubs older than streams).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamFields {
+    /// The hub database's current stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// The stream whose events `1..=stream_base_seq` the current one shares (a database that
+    /// went back in time continues its own earlier stream; one from before streams continues
+    /// `legacy`); `null` for a stream of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_continues: Option<String>,
+    /// Sequence numbers up to here are `stream_continues`'s (0 for a stream of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_base_seq: Option<i64>,
 }
 
 /// Online/offline status, retained on the status topic.
@@ -296,6 +331,8 @@ pub struct Status {
     /// Lowest sequence number not yet acknowledged by the broker (none when all are).
     pub first_undelivered_seq: Option<i64>,
     pub at_ms: i64,
+    #[serde(flatten)]
+    pub stream: StreamFields,
 }
 
 /// The periodic heartbeat.
@@ -314,6 +351,8 @@ pub struct Heartbeat {
     pub confirmed_seq: i64,
     /// Messages published and not yet acknowledged.
     pub in_flight: usize,
+    #[serde(flatten)]
+    pub stream: StreamFields,
 }
 
 /// Encodes any of the plain JSON messages.
@@ -325,16 +364,23 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SyncControl {
-    /// Central holds every event up to and including `contiguous_seq`; the hub may prune them.
+    /// Central holds every event of `stream` up to and including `contiguous_seq`; the hub
+    /// may prune them if `stream` is its current stream (it ignores cursors for other streams
+    /// and cursors that name none).
     Cursor {
         v: u32,
         site: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stream: Option<String>,
         contiguous_seq: i64,
     },
-    /// Central misses these events although the hub had them acknowledged; send them again.
+    /// Central misses these events of `stream` although the hub had them acknowledged; send
+    /// them again (ignored by a hub whose current stream is another one).
     Resend {
         v: u32,
         site: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stream: Option<String>,
         from_seq: i64,
         to_seq: i64,
     },
@@ -627,6 +673,7 @@ mod tests {
         let payload = format!("{{\"kind\":\"x\",\"blob\":\"{}\"}}", "a".repeat(2000));
         let row = EventRef {
             site: "s1",
+            stream: "st-1",
             seq: 7,
             id: "id7",
             kind: "x",
@@ -636,7 +683,7 @@ mod tests {
         let (full, withheld) = encode_event(row, Lane::Live, 10_000).unwrap();
         assert!(withheld.is_none());
         let back = decode_event(&full).unwrap();
-        assert_eq!(back.seq, 7);
+        assert_eq!((back.seq, back.stream()), (7, "st-1"));
         assert!(back.event.unwrap().get().contains("blob"));
         let (marker, withheld) = encode_event(row, Lane::Backlog, 1000).unwrap();
         assert!(marker.len() < 1000);
@@ -664,6 +711,54 @@ mod tests {
             code(br#"{"v":9,"id":"c3","kind":"pickup_order"}"#),
             RejectCode::UnsupportedVersion
         );
+    }
+
+    #[test]
+    fn messages_from_before_streams_stay_readable_as_the_legacy_stream() {
+        let event = decode_event(
+            br#"{"v":1,"site":"s1","seq":3,"id":"i","kind":"x","at_ms":1,"lane":"live","event":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (event.stream.as_deref(), event.stream()),
+            (None, LEGACY_STREAM)
+        );
+        let status: Status = serde_json::from_slice(
+            br#"{"v":1,"site":"s1","state":"online","hub_version":"0.1.0","last_seq":4,"first_undelivered_seq":null,"at_ms":1}"#,
+        )
+        .unwrap();
+        assert_eq!(status.stream, StreamFields::default());
+        let beat: Heartbeat = serde_json::from_slice(
+            br#"{"v":1,"site":"s1","at_ms":1,"outbox_depth":0,"oldest_undelivered_age_s":0.0,"last_seq":4,"first_undelivered_seq":null,"confirmed_seq":4,"in_flight":0}"#,
+        )
+        .unwrap();
+        assert_eq!(beat.stream, StreamFields::default());
+        assert_eq!(
+            decode_sync(br#"{"type":"cursor","v":1,"site":"s1","contiguous_seq":4}"#).unwrap(),
+            SyncControl::Cursor {
+                v: 1,
+                site: "s1".into(),
+                stream: None,
+                contiguous_seq: 4
+            }
+        );
+        // And what a hub sends now names its stream everywhere.
+        let fields = StreamFields {
+            stream: Some("st-2".into()),
+            stream_continues: Some("st-1".into()),
+            stream_base_seq: Some(3),
+        };
+        let text = String::from_utf8(encode(&Status {
+            stream: fields.clone(),
+            ..status
+        }))
+        .unwrap();
+        assert!(
+            text.contains(r#""stream":"st-2","stream_continues":"st-1","stream_base_seq":3"#),
+            "{text}"
+        );
+        let back: Status = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.stream, fields);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use super::{Connection, SyncError, install_crypto_provider, mqtt_options, networ
 use crate::config::{Config, UplinkConfig};
 use crate::status::{StatusBoard, Uplink, UplinkState};
 use crate::store::outbox::{self, OutboxRow};
+use crate::store::stream::{self as stream_store, StreamInfo};
 use crate::store::{Store, StoreError};
 use hub_core::{DomainEvent, SiteId, Timestamp};
 use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, Outgoing, Packet, QoS};
@@ -133,7 +134,22 @@ fn max_outgoing_packet(settings: &UplinkSettings) -> usize {
     settings.max_message_bytes + 1024
 }
 
-fn status(site: &SiteId, state: &str, stats: &outbox::OutboxStats, now: Timestamp) -> Vec<u8> {
+/// The stream fields of the status and heartbeat.
+fn stream_fields(stream: &StreamInfo) -> contract::StreamFields {
+    contract::StreamFields {
+        stream: Some(stream.id.clone()),
+        stream_continues: stream.continues.clone(),
+        stream_base_seq: Some(stream.base_seq),
+    }
+}
+
+fn status(
+    site: &SiteId,
+    stream: &StreamInfo,
+    state: &str,
+    stats: &outbox::OutboxStats,
+    now: Timestamp,
+) -> Vec<u8> {
     contract::encode(&contract::Status {
         v: contract::CONTRACT_VERSION,
         site: site.to_string(),
@@ -142,6 +158,7 @@ fn status(site: &SiteId, state: &str, stats: &outbox::OutboxStats, now: Timestam
         last_seq: stats.last_seq,
         first_undelivered_seq: stats.first_undelivered_seq,
         at_ms: now.millis(),
+        stream: stream_fields(stream),
     })
 }
 
@@ -237,6 +254,8 @@ pub async fn run(
 /// State of one connection.
 struct Epoch<'a> {
     site: &'a SiteId,
+    /// The database's stream, named in every envelope (it only changes at start-up).
+    stream: StreamInfo,
     settings: &'a UplinkSettings,
     store: &'a Store,
     client: AsyncClient,
@@ -264,6 +283,12 @@ async fn connection(
         .read(outbox::stats)
         .await
         .map_err(|e| (lost(format!("cannot read the outbox: {e}")), false))?;
+    let stream = store.read(stream_store::current).await.map_err(|e| {
+        (
+            lost(format!("cannot read the database's stream: {e}")),
+            false,
+        )
+    })?;
     let mut options = mqtt_options(
         &settings.connection,
         super::MAX_INCOMING_PACKET_BYTES,
@@ -274,7 +299,7 @@ async fn connection(
         .set_inflight((settings.in_flight + 8).min(u16::MAX as usize) as u16)
         .set_last_will(LastWill::new(
             contract::status_topic(site.as_str()),
-            status(site, "offline", &stats, crate::clock::now()),
+            status(site, &stream, "offline", &stats, crate::clock::now()),
             QoS::AtLeastOnce,
             true,
         ));
@@ -329,6 +354,7 @@ async fn connection(
     );
     let mut e = Epoch {
         site,
+        stream,
         settings,
         store,
         client,
@@ -375,7 +401,13 @@ impl Epoch<'_> {
             contract::status_topic(site),
             QoS::AtLeastOnce,
             true,
-            status(self.site, "online", &stats, crate::clock::now()),
+            status(
+                self.site,
+                &self.stream,
+                "online",
+                &stats,
+                crate::clock::now(),
+            ),
         )?;
         let mut heartbeat = tokio::time::interval(self.settings.heartbeat);
         let mut tick = tokio::time::interval(Duration::from_millis(25));
@@ -394,7 +426,7 @@ impl Epoch<'_> {
                         contract::status_topic(site),
                         QoS::AtLeastOnce,
                         true,
-                        status(self.site, "offline", &stats, crate::clock::now()),
+                        status(self.site, &self.stream, "offline", &stats, crate::clock::now()),
                     );
                     let _ = self.client.try_disconnect();
                     return Ok(());
@@ -432,6 +464,7 @@ impl Epoch<'_> {
                         first_undelivered_seq: stats.first_undelivered_seq,
                         confirmed_seq: self.store.read(outbox::confirmed_seq).await.unwrap_or(0),
                         in_flight: self.window.in_flight(),
+                        stream: stream_fields(&self.stream),
                     };
                     self.publish_control(contract::heartbeat_topic(site), QoS::AtMostOnce, false, contract::encode(&beat))?;
                 }
@@ -587,6 +620,7 @@ impl Epoch<'_> {
         let site = self.site.as_str();
         let event = EventRef {
             site,
+            stream: &self.stream.id,
             seq: row.seq,
             id: &row.id,
             kind: &row.kind,
