@@ -258,8 +258,7 @@ fn answer_reused(
     before: Handled,
     now: Timestamp,
 ) -> Result<Applied, StoreError> {
-    let when = chrono::DateTime::from_timestamp_millis(before.at.millis())
-        .map_or_else(|| before.at.millis().to_string(), |t| t.to_rfc3339());
+    let when = before.at.to_rfc3339();
     let rejection = Rejection {
         command_id: Some(id.to_owned()),
         kind,

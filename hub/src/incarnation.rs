@@ -365,6 +365,21 @@ const MARKER_CHECK: Duration = Duration::from_secs(10);
 /// The longest the marker lags behind recorded events.
 const MARKER_MAX_AGE: Duration = Duration::from_secs(300);
 
+/// Whether the marker, last written with `written_seq` of `written_stream` `age` ago, must be
+/// written again for `stream` at `last_seq`: another stream, a multiple of 1,000 passed, or
+/// events recorded and [`MARKER_MAX_AGE`] gone by.
+fn marker_due(
+    written_stream: &str,
+    written_seq: i64,
+    age: Duration,
+    stream: &str,
+    last_seq: i64,
+) -> bool {
+    written_stream != stream
+        || last_seq / 1000 > written_seq / 1000
+        || (last_seq != written_seq && age >= MARKER_MAX_AGE)
+}
+
 /// Keeps the marker's high-water mark close behind the outbox counter while the daemon runs:
 /// written when the counter passes a multiple of 1,000 and at most every five minutes while
 /// it moves (and once at start). The daemon writes it a last time at a clean stop.
@@ -383,11 +398,9 @@ pub async fn marker_task(store: Store, path: PathBuf, site: String, shutdown: Ca
                 continue;
             }
         };
-        let due = written.as_ref().is_none_or(|(stream, seq, at)| {
-            *stream != info.id
-                || last / 1000 > seq / 1000
-                || (last != *seq && at.elapsed() >= MARKER_MAX_AGE)
-        });
+        let due = written
+            .as_ref()
+            .is_none_or(|(stream, seq, at)| marker_due(stream, *seq, at.elapsed(), &info.id, last));
         if !due {
             continue;
         }
@@ -428,6 +441,29 @@ mod tests {
             Next::NewStream("replaced")
         );
         assert_eq!(decide(Some(&m), true, "T", 0), Next::NewDatabase);
+    }
+
+    #[test]
+    fn the_marker_follows_the_counter_without_wearing_the_card() {
+        let soon = Duration::from_secs(20);
+        assert!(!marker_due("S", 1200, soon, "S", 1200));
+        assert!(
+            !marker_due("S", 1200, soon, "S", 1999),
+            "same thousand, recently"
+        );
+        assert!(
+            marker_due("S", 1200, soon, "S", 2000),
+            "passed a multiple of 1,000"
+        );
+        assert!(
+            !marker_due("S", 1200, MARKER_MAX_AGE, "S", 1200),
+            "nothing new"
+        );
+        assert!(
+            marker_due("S", 1200, MARKER_MAX_AGE, "S", 1201),
+            "new events, five minutes"
+        );
+        assert!(marker_due("S", 1200, soon, "T", 5), "another stream");
     }
 
     #[test]

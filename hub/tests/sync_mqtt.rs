@@ -1364,8 +1364,7 @@ async fn a_restored_backup_starts_a_new_stream_and_central_keeps_both() {
     // Nothing the hub recorded was discarded: every outbox row of the restored database is at
     // central under its stream with its own id.
     let store = open_store(&db, "site-r");
-    let rows = tokio::task::block_in_place(|| store.read_blocking(|c| outbox::pending(c, 3, 100)));
-    let delivered: Vec<(i64, String)> = store
+    let recorded: Vec<(i64, String)> = store
         .read_blocking(|c| {
             let mut st = c
                 .prepare("SELECT seq, id FROM outbox WHERE seq > 3 ORDER BY seq")
@@ -1375,9 +1374,8 @@ async fn a_restored_backup_starts_a_new_stream_and_central_keeps_both() {
                 .map_err(hub::store::sql_error(c))
         })
         .unwrap();
-    assert!(rows.unwrap().is_empty(), "everything was delivered");
     assert_eq!(
-        delivered,
+        recorded,
         new_events
             .iter()
             .filter(|e| e.0 > 3)

@@ -409,6 +409,10 @@ fn a_missing_or_empty_database_beside_its_stream_marker_is_refused_until_new_dat
     let recorded: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&marker).expect("the marker is written")).unwrap();
     let old = recorded["stream"].as_str().unwrap().to_owned();
+    let since = format!(
+        "since {}",
+        hub_core::Timestamp(recorded["stream_created_at_ms"].as_i64().unwrap()).to_rfc3339()
+    );
     assert_eq!(
         recorded["high_water_seq"], 0,
         "written when the store opened"
@@ -434,7 +438,7 @@ fn a_missing_or_empty_database_beside_its_stream_marker_is_refused_until_new_dat
         "is empty (0 bytes)",
         old.as_str(),
         "hub-e2e-site.stream",
-        "since 20",
+        since.as_str(),
         "Restore the database from its backup",
         "hub run --new-database",
     ] {

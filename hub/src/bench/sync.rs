@@ -74,7 +74,7 @@ impl std::fmt::Display for SyncBenchReport {
         )?;
         write!(
             f,
-            "  Central received every event; {} duplicate copies were dropped by (site, seq).",
+            "  Central received every event; {} duplicate copies were dropped by (site, stream, seq).",
             self.duplicates_at_central
         )
     }
