@@ -359,6 +359,12 @@ impl CentralDb {
         let mut conn = rusqlite::Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")?;
+        // Readers (reports) open it often while the consumer writes: take the write lock only
+        // when there is something to create or upgrade.
+        let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if found >= CENTRAL_SCHEMA_VERSION {
+            return Ok(CentralDb { conn });
+        }
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version < CENTRAL_SCHEMA_VERSION {
@@ -859,15 +865,20 @@ impl CentralHandle {
             )
             .await;
             let poll_until = Instant::now() + Duration::from_millis(500);
+            let mut last_error = None;
             while Instant::now() < poll_until {
-                if self.report()?.sites.iter().any(|s| s.site == "probe") {
-                    return Ok(());
+                // The database may be locked for a moment while the consumer creates it.
+                match self.report() {
+                    Ok(r) if r.sites.iter().any(|s| s.site == "probe") => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) => last_error = Some(e),
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             anyhow::ensure!(
                 Instant::now() < deadline,
-                "the central consumer did not subscribe within {within:?}"
+                "the central consumer did not subscribe within {within:?}{}",
+                last_error.map_or(String::new(), |e| format!(" (reading its database: {e})"))
             );
         }
     }
@@ -882,12 +893,33 @@ impl CentralHandle {
 /// Runs the consumer until `shutdown` is cancelled, reconnecting with backoff.
 pub async fn run(options: CentralOptions, shutdown: CancellationToken) -> Result<(), SyncError> {
     install_crypto_provider();
-    let db = CentralDb::open(&options.db).map_err(|e| SyncError::Lost {
-        broker: options.connection.broker.to_string(),
-        detail: format!("cannot open central database {}: {e}", options.db.display()),
-    })?;
-    let db = Arc::new(Mutex::new(db));
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    // A database being created by another connection at the same moment (a report) can be
+    // locked in a way SQLite does not wait for: try again rather than give up.
+    let db = loop {
+        match CentralDb::open(&options.db) {
+            Ok(db) => break db,
+            Err(e) => {
+                let error = SyncError::Lost {
+                    broker: options.connection.broker.to_string(),
+                    detail: format!("cannot open central database {}: {e}", options.db.display()),
+                };
+                if !matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy)
+                ) {
+                    return Err(error);
+                }
+                tracing::warn!(error = %error, "central database busy; trying again");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(backoff.next_delay(rand::random::<f64>())) => {}
+        }
+    };
+    backoff.reset();
+    let db = Arc::new(Mutex::new(db));
     let mut gaps: HashMap<String, (String, i64, Instant)> = HashMap::new();
     while !shutdown.is_cancelled() {
         match connection(&options, &db, &mut gaps, &shutdown).await {
