@@ -105,6 +105,8 @@ pub enum RejectCode {
     InvalidBody,
     /// The change comes too late: the order was collected or the delivery closed here.
     Conflict,
+    /// The command id was used before by a command with other content.
+    IdReused,
 }
 
 impl RejectCode {
@@ -119,6 +121,7 @@ impl RejectCode {
             RejectCode::StaleVersion => "stale_version",
             RejectCode::InvalidBody => "invalid_body",
             RejectCode::Conflict => "conflict",
+            RejectCode::IdReused => "id_reused",
         }
     }
 }
@@ -130,6 +133,63 @@ pub struct Rejection {
     pub kind: Option<String>,
     pub code: RejectCode,
     pub reason: String,
+    /// What the refused message was (a hash of its bytes, set by the decoder), so that the same
+    /// message delivered again is a duplicate and another one under the same id is answered.
+    /// `None`: unknown (every later use of the id counts as a duplicate).
+    pub fingerprint: Option<String>,
+}
+
+/// Highest version a command may carry: 2^53, the largest whole number every JSON reader
+/// (JavaScript included) holds exactly. Versions start at 1.
+pub const MAX_VERSION: i64 = 1 << 53;
+
+/// Why a version is refused (also used by the wire decoder for numbers that are not `i64`).
+pub fn version_out_of_range(version: impl std::fmt::Display) -> String {
+    format!(
+        "version {version} is outside 1..={MAX_VERSION}: a version is a whole number from 1 \
+         that central raises with each change (a huge one would lock the key for good)"
+    )
+}
+
+/// The fingerprint of a decoded command: a hash of everything it asks for (site, kind, key,
+/// version and body, objects with sorted keys), so the same command re-encoded by central is
+/// recognised and another command under the same id is not.
+pub fn fingerprint(command: &Command) -> String {
+    use sha2::Digest;
+    let canonical = canonical_json(&serde_json::json!({
+        "site": command.site,
+        "kind": command.kind.as_str(),
+        "key": command.key,
+        "version": command.version,
+        "body": command.body,
+    }));
+    hex::encode(sha2::Sha256::digest(canonical.as_bytes()))
+}
+
+/// JSON text with object keys sorted at every level, whatever map order serde_json keeps.
+fn canonical_json(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .into_iter()
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        serde_json::Value::String(k.clone()),
+                        canonical_json(&map[k])
+                    )
+                })
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        serde_json::Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(canonical_json).collect();
+            format!("[{}]", items.join(","))
+        }
+        other => other.to_string(),
+    }
 }
 
 /// What applying did.
@@ -181,11 +241,76 @@ impl Applied {
     }
 }
 
-fn already_applied(conn: &Connection, id: &str) -> Result<bool, StoreError> {
-    conn.prepare_cached("SELECT 1 FROM applied_command WHERE command_id = ?1")
-        .and_then(|mut st| st.query_row([id], |_| Ok(())).optional())
-        .map(|r| r.is_some())
-        .map_err(outbox::sql(conn))
+/// What is recorded about a command id handled before.
+struct Handled {
+    kind: String,
+    outcome: String,
+    fingerprint: Option<String>,
+    at: Timestamp,
+}
+
+fn handled_before(conn: &Connection, id: &str) -> Result<Option<Handled>, StoreError> {
+    conn.prepare_cached(
+        "SELECT kind, outcome, fingerprint, applied_at FROM applied_command WHERE command_id = ?1",
+    )
+    .and_then(|mut st| {
+        st.query_row([id], |r| {
+            Ok(Handled {
+                kind: r.get(0)?,
+                outcome: r.get(1)?,
+                fingerprint: r.get(2)?,
+                at: Timestamp(r.get(3)?),
+            })
+        })
+        .optional()
+    })
+    .map_err(outbox::sql(conn))
+}
+
+/// Whether a command id was handled before, and if so whether this is the same command again
+/// (a duplicate: nothing to do) or another one reusing the id (answered with `id_reused`).
+/// Without a fingerprint on either side (rows from before fingerprints were kept, rejections
+/// not built by the decoder) it counts as the same command.
+enum Seen {
+    New,
+    Duplicate,
+    Reused(Handled),
+}
+
+fn seen(conn: &Connection, id: &str, fingerprint: Option<&str>) -> Result<Seen, StoreError> {
+    Ok(match handled_before(conn, id)? {
+        None => Seen::New,
+        Some(h) => match (h.fingerprint.as_deref(), fingerprint) {
+            (Some(stored), Some(new)) if stored != new => Seen::Reused(h),
+            _ => Seen::Duplicate,
+        },
+    })
+}
+
+/// Answers a command that reuses the id of another one: nothing is applied or recorded under
+/// the id (it stays the first command's), and central hears why.
+fn answer_reused(
+    conn: &Connection,
+    id: &str,
+    kind: Option<String>,
+    before: Handled,
+    now: Timestamp,
+) -> Result<Applied, StoreError> {
+    let when = before.at.to_rfc3339();
+    let rejection = Rejection {
+        command_id: Some(id.to_owned()),
+        kind,
+        code: RejectCode::IdReused,
+        reason: format!(
+            "command id '{id}' was already used by a {} command that was {} at {when}; this \
+             command's content differs from that one, so it was not applied: send each new \
+             command with a new id",
+            before.kind, before.outcome
+        ),
+        fingerprint: None,
+    };
+    report_rejection(conn, &rejection, now)?;
+    Ok(Applied::Rejected(rejection))
 }
 
 fn remember(
@@ -194,33 +319,33 @@ fn remember(
     kind: &str,
     outcome: &str,
     reason: Option<&str>,
+    fingerprint: Option<&str>,
     now: Timestamp,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO applied_command (command_id, kind, outcome, reason, applied_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO applied_command (command_id, kind, outcome, reason, applied_at, fingerprint)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
-    .and_then(|mut st| st.execute(params![id, kind, outcome, reason, now.millis()]))
+    .and_then(|mut st| {
+        st.execute(params![
+            id,
+            kind,
+            outcome,
+            reason,
+            now.millis(),
+            fingerprint
+        ])
+    })
     .map(|_| ())
     .map_err(outbox::sql(conn))
 }
 
-fn reject(conn: &Connection, rejection: Rejection, now: Timestamp) -> Result<Applied, StoreError> {
-    if let Some(id) = &rejection.command_id {
-        if already_applied(conn, id)? {
-            return Ok(Applied::Duplicate {
-                command_id: id.clone(),
-            });
-        }
-        remember(
-            conn,
-            id,
-            rejection.kind.as_deref().unwrap_or("unknown"),
-            "rejected",
-            Some(&rejection.reason),
-            now,
-        )?;
-    }
+/// Reports a rejection upstream (logged by [`Applied::log`] once the transaction commits).
+fn report_rejection(
+    conn: &Connection,
+    rejection: &Rejection,
+    now: Timestamp,
+) -> Result<(), StoreError> {
     outbox::append(
         conn,
         &DomainEvent::CommandRejected {
@@ -231,6 +356,33 @@ fn reject(conn: &Connection, rejection: Rejection, now: Timestamp) -> Result<App
         },
         now,
     )?;
+    Ok(())
+}
+
+fn reject(conn: &Connection, rejection: Rejection, now: Timestamp) -> Result<Applied, StoreError> {
+    if let Some(id) = &rejection.command_id {
+        match seen(conn, id, rejection.fingerprint.as_deref())? {
+            Seen::New => {}
+            Seen::Duplicate => {
+                return Ok(Applied::Duplicate {
+                    command_id: id.clone(),
+                });
+            }
+            Seen::Reused(before) => {
+                return answer_reused(conn, id, rejection.kind.clone(), before, now);
+            }
+        }
+        remember(
+            conn,
+            id,
+            rejection.kind.as_deref().unwrap_or("unknown"),
+            "rejected",
+            Some(&rejection.reason),
+            rejection.fingerprint.as_deref(),
+            now,
+        )?;
+    }
+    report_rejection(conn, &rejection, now)?;
     Ok(Applied::Rejected(rejection))
 }
 
@@ -247,17 +399,30 @@ pub fn apply(
         Ok(c) => c,
         Err(rejection) => return reject(conn, rejection, now),
     };
-    if already_applied(conn, &command.id)? {
-        return Ok(Applied::Duplicate {
-            command_id: command.id,
-        });
+    let print = fingerprint(&command);
+    match seen(conn, &command.id, Some(&print))? {
+        Seen::New => {}
+        Seen::Duplicate => {
+            return Ok(Applied::Duplicate {
+                command_id: command.id,
+            });
+        }
+        Seen::Reused(before) => {
+            let kind = Some(command.kind.as_str().to_owned());
+            return answer_reused(conn, &command.id, kind, before, now);
+        }
     }
     let refuse = |code: RejectCode, reason: String| Rejection {
         command_id: Some(command.id.clone()),
         kind: Some(command.kind.as_str().to_owned()),
         code,
         reason,
+        fingerprint: Some(print.clone()),
     };
+    if !(1..=MAX_VERSION).contains(&command.version) {
+        let reason = version_out_of_range(command.version);
+        return reject(conn, refuse(RejectCode::Malformed, reason), now);
+    }
     if command.site != site.as_str() {
         return reject(
             conn,
@@ -285,7 +450,15 @@ pub fn apply(
         Err((code, reason)) => return reject(conn, refuse(code, reason), now),
     };
     let outcome = if changed { "applied" } else { "unchanged" };
-    remember(conn, &command.id, command.kind.as_str(), outcome, None, now)?;
+    remember(
+        conn,
+        &command.id,
+        command.kind.as_str(),
+        outcome,
+        None,
+        Some(&print),
+        now,
+    )?;
     outbox::append(
         conn,
         &DomainEvent::CommandApplied {
@@ -1003,6 +1176,153 @@ mod tests {
         assert!(kinds.contains(&"dispute_closed".to_owned()), "{kinds:?}");
     }
 
+    fn rejection(applied: Applied) -> Rejection {
+        match applied {
+            Applied::Rejected(r) => r,
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_reused_command_id_with_another_body_is_answered_not_dropped() {
+        let (_d, store) = store();
+        assert!(matches!(
+            run(&store, Ok(sku_command("c1", 2))),
+            Applied::Applied { changed: true, .. }
+        ));
+        // The same id again with another body: refused, named, and reported upstream.
+        let mut other = sku_command("c1", 2);
+        other.body["name"] = serde_json::json!("Milk, renamed");
+        let r = rejection(run(&store, Ok(other)));
+        assert_eq!(r.code.as_str(), "id_reused", "{}", r.reason);
+        assert_eq!(r.command_id.as_deref(), Some("c1"));
+        assert!(
+            r.reason.contains("'c1'") && r.reason.contains("differs"),
+            "{}",
+            r.reason
+        );
+        // Another key or version under the same id is the same mistake.
+        let r = rejection(run(&store, Ok(sku_command("c1", 3))));
+        assert_eq!(r.code.as_str(), "id_reused", "{}", r.reason);
+        // The applied command itself, delivered again, is still a silent duplicate.
+        assert!(matches!(
+            run(&store, Ok(sku_command("c1", 2))),
+            Applied::Duplicate { .. }
+        ));
+        let stored = store
+            .read_blocking(|c| sku_store::get(c, &SkuCode::new("MILK-1L").unwrap()))
+            .unwrap()
+            .unwrap();
+        assert_eq!((stored.name.as_str(), stored.version), ("Milk", 2));
+        assert_eq!(
+            kinds(&store),
+            [
+                "sku_upserted",
+                "command_applied",
+                "command_rejected",
+                "command_rejected"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rejected_command_id_reused_with_another_body_is_answered_too() {
+        let (_d, store) = store();
+        let big = format!(
+            r#"{{"v":1,"id":"c-big","site":"s1","kind":"sku_upsert","key":"MILK-1L","version":1,"body":{{"pad":"{}"}}}}"#,
+            "x".repeat(500)
+        );
+        let decoded = crate::sync::contract::decode_command(big.as_bytes(), 200);
+        let r = rejection(run(&store, decoded.clone()));
+        assert_eq!(r.code, RejectCode::Oversized);
+        // The broker delivering the same bytes again is a duplicate ...
+        assert!(matches!(run(&store, decoded), Applied::Duplicate { .. }));
+        // ... but a different command under the rejected id is answered.
+        let r = rejection(run(&store, Ok(sku_command("c-big", 1))));
+        assert_eq!(r.code.as_str(), "id_reused", "{}", r.reason);
+        assert!(r.reason.contains("rejected"), "{}", r.reason);
+    }
+
+    #[test]
+    fn versions_outside_the_sane_range_are_refused_with_a_reason() {
+        let (_d, store) = store();
+        for version in [i64::MAX, (1 << 53) + 1, 0, -1] {
+            let r = rejection(run(
+                &store,
+                Ok(sku_command(&format!("c{version}"), version)),
+            ));
+            assert_eq!(r.code, RejectCode::Malformed, "{version}: {}", r.reason);
+            assert!(
+                r.reason.contains(&version.to_string()) && r.reason.contains("9007199254740992"),
+                "{version}: {}",
+                r.reason
+            );
+        }
+        // Nothing was stored, so a normal version still applies: the key is not locked.
+        assert!(matches!(
+            run(&store, Ok(sku_command("c-ok", 1 << 53))),
+            Applied::Applied { changed: true, .. }
+        ));
+        // Off the wire: a version beyond i64 or not an integer is refused with the same rule.
+        for version in ["1e300", "18446744073709551615", "2.5"] {
+            let bytes = format!(
+                r#"{{"v":1,"id":"w{version}","site":"s1","kind":"sku_upsert","key":"MILK-1L","version":{version},"body":{{}}}}"#
+            );
+            let decoded = crate::sync::contract::decode_command(bytes.as_bytes(), 10_000);
+            let r = rejection(run(&store, decoded));
+            assert_eq!(
+                r.command_id.as_deref(),
+                Some(format!("w{version}").as_str())
+            );
+            assert!(
+                r.reason.contains("9007199254740992"),
+                "{version}: {}",
+                r.reason
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_and_non_utf8_commands_are_rejected_under_their_id() {
+        let (_d, store) = store();
+        let big = format!(
+            r#"{{"v":1,"id":"c-big","site":"s1","kind":"pickup_order","key":"P1","version":1,"body":{{"pad":"{}"}}}}"#,
+            "x".repeat(5_000)
+        );
+        let r = rejection(run(
+            &store,
+            crate::sync::contract::decode_command(big.as_bytes(), 1_000),
+        ));
+        assert_eq!(r.code, RejectCode::Oversized);
+        assert_eq!(r.command_id.as_deref(), Some("c-big"));
+        assert_eq!(r.kind.as_deref(), Some("pickup_order"));
+        let mut bad = br#"{"v":1,"id":"c-utf8","site":"s1","kind":"sku_upsert","key":"MILK-1L","version":1,"body":{"name":"Milk "#.to_vec();
+        bad.extend_from_slice(&[0xff, 0xfe]);
+        bad.extend_from_slice(br#""}}"#);
+        let r = rejection(run(
+            &store,
+            crate::sync::contract::decode_command(&bad, 1_000),
+        ));
+        assert_eq!(r.code, RejectCode::Malformed);
+        assert_eq!(r.command_id.as_deref(), Some("c-utf8"));
+        assert!(r.reason.contains("UTF-8"), "{}", r.reason);
+        // Each is remembered under its id: a redelivery is not answered twice.
+        assert!(matches!(
+            run(&store, crate::sync::contract::decode_command(&bad, 1_000)),
+            Applied::Duplicate { .. }
+        ));
+        let ids: Vec<Option<String>> = store
+            .read_blocking(|c| outbox::pending(c, 0, 100))
+            .unwrap()
+            .into_iter()
+            .map(|row| {
+                let v: serde_json::Value = serde_json::from_str(&row.payload).unwrap();
+                v["command_id"].as_str().map(str::to_owned)
+            })
+            .collect();
+        assert_eq!(ids, [Some("c-big".into()), Some("c-utf8".into())]);
+    }
+
     #[test]
     fn a_command_applies_once_and_reports_once() {
         let (_d, store) = store();
@@ -1062,6 +1382,7 @@ mod tests {
             kind: None,
             code: RejectCode::Malformed,
             reason: "not JSON".into(),
+            fingerprint: None,
         };
         assert!(matches!(run(&store, Err(r)), Applied::Rejected(_)));
         assert_eq!(

@@ -886,6 +886,13 @@ impl Config {
             .data_dir
             .join(format!("hub-{}.sqlite", self.site.id))
     }
+
+    /// The site's stream marker beside its database (see `crate::incarnation`).
+    pub fn marker_path(&self) -> PathBuf {
+        self.store
+            .data_dir
+            .join(format!("hub-{}.stream", self.site.id))
+    }
 }
 
 fn validate_status(raw: RawStatus, problems: &mut Problems) -> StatusConfig {

@@ -1,8 +1,10 @@
 //! The daemon's lifecycle: start the tasks, wait for a stop signal, drain, flush the store last.
 //!
-//! Start-up order: config is already validated; open the store (migrations run here); spawn
-//! each adapter task under one `TaskTracker` with a child of the shutdown token; wait. On stop,
-//! tasks get `grace` to finish; the store is closed last so everything they wrote is committed.
+//! Start-up order: config is already validated; open the store (checked against the site's
+//! stream marker, then migrations run); spawn each adapter task under one `TaskTracker` with a
+//! child of the shutdown token; wait. On stop, tasks get `grace` to finish; the stream marker
+//! records how far the stream got; the store is closed last so everything they wrote is
+//! committed.
 //!
 //! Under systemd (`Type=notify`) the daemon reports READY=1 once its tasks run, feeds the
 //! watchdog while the store answers, and reports STOPPING=1 when it starts draining.
@@ -13,7 +15,7 @@
 use crate::config::Config;
 use crate::status::server::{ServeOptions, StatusServer};
 use crate::status::{StatusBoard, StatusSource};
-use crate::store::{Store, StoreOptions, outbox};
+use crate::store::{Store, outbox};
 use crate::systemd;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -73,16 +75,11 @@ pub async fn stop_signal() {
     }
 }
 
-/// Opens the site's store with the configured options.
-pub fn open_store(config: &Config) -> Result<Store, crate::store::StoreError> {
-    Store::open(
-        &config.database_path(),
-        config.site.id.as_str(),
-        &StoreOptions {
-            queue_capacity: config.store.queue_capacity,
-            max_batch: config.store.max_batch,
-        },
-    )
+/// Opens the site's store with the configured options, checked against the site's stream
+/// marker (a missing or rewound database is refused or starts a new stream, see
+/// `crate::incarnation`).
+pub fn open_store(config: &Config) -> Result<Store, crate::incarnation::IncarnationError> {
+    crate::incarnation::open_store(config, false, crate::clock::now())
 }
 
 /// The database failed SQLite's `quick_check`: the hub must not run on it.
@@ -211,6 +208,12 @@ pub async fn run_with_vision(
     }
     tracker.spawn(status_task(store.clone(), shutdown.child_token()));
     tracker.spawn(store_health_task(store.clone(), shutdown.child_token()));
+    tracker.spawn(crate::incarnation::marker_task(
+        store.clone(),
+        config.marker_path(),
+        config.site.id.to_string(),
+        shutdown.child_token(),
+    ));
     match &config.uplink {
         Some(uplink) => {
             tracing::info!(broker = %uplink.broker, client_id = %uplink.client_id, "uplink configured");
@@ -292,6 +295,22 @@ pub async fn run_with_vision(
             Ok(v) => tokio::task::spawn_blocking(move || v.stop()).await?,
             Err(_) => tracing::warn!("a photo check is still running; not waiting for it"),
         }
+    }
+    // The marker's last word: how far this stream got (the tasks have stopped writing).
+    let (marking, marker, site) = (
+        store.clone(),
+        config.marker_path(),
+        config.site.id.to_string(),
+    );
+    match tokio::task::spawn_blocking(move || {
+        crate::incarnation::record(&marking, &marker, &site, crate::clock::now())
+    })
+    .await?
+    {
+        Ok(m) => {
+            tracing::info!(stream = %m.stream, high_water_seq = m.high_water_seq, "stream marker recorded")
+        }
+        Err(e) => tracing::error!(error = %e, "cannot record the stream marker at stop"),
     }
     let closing = store.clone();
     tokio::task::spawn_blocking(move || closing.close()).await?;

@@ -16,6 +16,7 @@ pub mod demo_devices;
 pub mod dev;
 pub mod devices;
 pub mod evidence;
+pub mod incarnation;
 pub mod report;
 pub mod status;
 pub mod storage;

@@ -463,9 +463,17 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
             "opens_at_ms": 1_764_000_000_000_i64, "closes_at_ms": 1_764_086_400_000_i64,
             "status": status})
     };
+    let mut not_utf8 = command("c-utf8", "site-d", "sku_upsert", "MILK-1L", 5, sku(5));
+    let at = not_utf8.len() - 10;
+    not_utf8[at] = 0xff;
+    let mut renamed = sku(2);
+    renamed["name"] = serde_json::json!("Milk 1 L, renamed");
     let messages: Vec<Vec<u8>> = vec![
         command("c-sku-2", "site-d", "sku_upsert", "MILK-1L", 2, sku(2)),
         command("c-sku-2", "site-d", "sku_upsert", "MILK-1L", 2, sku(2)),
+        command("c-sku-2", "site-d", "sku_upsert", "MILK-1L", 2, renamed),
+        not_utf8,
+        command("c-max", "site-d", "pickup_order", "P-MAX", i64::MAX, order("open")),
         command("c-order", "site-d", "pickup_order", "P-100", 3, order("open")),
         command("c-order", "site-d", "pickup_order", "P-100", 3, order("open")),
         command("c-order-hold", "site-d", "pickup_order", "P-100", 4, order("on_hold")),
@@ -490,7 +498,7 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
 
     let shutdown = CancellationToken::new();
     let task = run_uplink(shutdown.clone());
-    // 5 applied + 6 rejected outcomes, plus the SKU's own event.
+    // 5 applied + 9 rejected outcomes, plus the SKU's own event.
     let db = central_db.clone();
     let outcomes = move || {
         hub::sync::central::CentralDb::open(&db)
@@ -502,7 +510,7 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
             .collect::<Vec<_>>()
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while outcomes().len() < 11 {
+    while outcomes().len() < 14 {
         assert!(
             Instant::now() < deadline,
             "outcomes so far: {:?}; hub handled {:?}",
@@ -547,25 +555,34 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
         1,
         "the duplicate order was applied once"
     );
-    let mut codes: Vec<String> = outcomes
+    let mut rejected: Vec<(String, Option<String>)> = outcomes
         .iter()
         .filter(|e| e.kind == "command_rejected")
         .map(|e| {
             let body: serde_json::Value = serde_json::from_str(e.body.as_deref().unwrap()).unwrap();
             assert!(!body["reason"].as_str().unwrap().is_empty());
-            body["code"].as_str().unwrap().to_owned()
+            (
+                body["code"].as_str().unwrap().to_owned(),
+                body["command_id"].as_str().map(str::to_owned),
+            )
         })
         .collect();
-    codes.sort();
+    rejected.sort();
+    let id = |s: &str| Some(s.to_owned());
+    // Every rejection names its command, the oversized and the non-UTF-8 ones included; only
+    // the message that is not JSON at all has no id to name.
     assert_eq!(
-        codes,
+        rejected,
         [
-            "malformed",
-            "oversized",
-            "stale_version",
-            "unknown_kind",
-            "unsupported_version",
-            "wrong_site"
+            ("id_reused".into(), id("c-sku-2")),
+            ("malformed".into(), None),
+            ("malformed".into(), id("c-max")),
+            ("malformed".into(), id("c-utf8")),
+            ("oversized".into(), id("c-big")),
+            ("stale_version".into(), id("c-stale")),
+            ("unknown_kind".into(), id("c-kind")),
+            ("unsupported_version".into(), id("c-v7")),
+            ("wrong_site".into(), id("c-site")),
         ]
     );
     let stored = store
@@ -736,6 +753,7 @@ async fn tls_with_client_certificates_and_the_documented_acl() {
         contract::encode_event(
             contract::EventRef {
                 site,
+                stream: "st-1",
                 seq: 1,
                 id: "e1",
                 kind: "sync_alert",
@@ -1774,5 +1792,224 @@ async fn a_70_mb_command_on_a_broker_without_a_size_limit_is_rejected_once_and_t
     wait_online(&board, Duration::from_secs(30)).await;
     shutdown.cancel();
     task.await.unwrap();
+    drop(broker);
+}
+
+/// Runs the `hub` binary to completion with the given arguments.
+fn hub_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
+        .args(args)
+        .output()
+        .expect("hub runs")
+}
+
+/// Records one `sku_upserted` event per SKU code through `hub sku import`; returns its stderr.
+fn import_skus(config: &Path, codes: &[&str]) -> String {
+    let file = config.with_file_name("skus.json");
+    let skus: Vec<serde_json::Value> = codes
+        .iter()
+        .map(|code| serde_json::json!({"code": code, "name": code, "unit": "piece", "version": 1}))
+        .collect();
+    std::fs::write(&file, serde_json::to_vec(&skus).unwrap()).unwrap();
+    let out = hub_cli(&[
+        "sku",
+        "import",
+        "--config",
+        config.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "sku import failed: {stderr}");
+    stderr
+}
+
+/// Runs `hub run` until central holds the site's current stream up to `last` under a stream
+/// other than `not`, then stops it with SIGTERM (a clean stop) and returns that stream.
+async fn run_hub_until_delivered(
+    config: &Path,
+    central_db: &Path,
+    site: &str,
+    last: i64,
+    not: Option<&str>,
+) -> String {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
+        .args(["run", "--config"])
+        .arg(config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("hub starts");
+    let report = tokio::time::timeout(
+        Duration::from_secs(60),
+        wait_central(central_db, site, Duration::from_secs(60), "delivery", |r| {
+            r.contiguous_seq >= last && r.stream.is_some() && r.stream.as_deref() != not
+        }),
+    )
+    .await;
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let report = report.expect("central received the events");
+    assert!(stopped.success() && status.success(), "hub run: {status:?}");
+    report.stream.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_backup_starts_a_new_stream_and_central_keeps_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker =
+        Mosquitto::start(&dir.path().join("broker"), &MosquittoOptions::default()).unwrap();
+    let port = broker.port();
+    let central = start_central(dir.path(), port).await;
+    let central_db = dir.path().join("central.sqlite");
+    let config = write_hub_config(dir.path(), "site-r", port, 20);
+    let db = dir.path().join("data/hub-site-r.sqlite");
+    let backup = dir.path().join("backup.sqlite");
+    let remove_wal = || {
+        for ext in ["sqlite-wal", "sqlite-shm"] {
+            let _ = std::fs::remove_file(db.with_extension(ext));
+        }
+    };
+
+    // Events #1..=3 reach central; the database is copied while the hub is stopped.
+    import_skus(&config, &["A-1", "A-2", "A-3"]);
+    let first = run_hub_until_delivered(&config, &central_db, "site-r", 3, None).await;
+    std::fs::copy(&db, &backup).unwrap();
+    // The hub goes on: #4..=8 reach central too.
+    import_skus(&config, &["A-4", "A-5", "A-6", "A-7", "A-8"]);
+    run_hub_until_delivered(&config, &central_db, "site-r", 8, None).await;
+
+    // The box's database is lost and the backup restored; the hub records new events, which
+    // would reuse #4.. for other events.
+    remove_wal();
+    std::fs::copy(&backup, &db).unwrap();
+    let log = import_skus(&config, &["B-1", "B-2", "B-3"]);
+    assert!(
+        log.contains("went back in time"),
+        "the rewind is logged: {log}"
+    );
+    let second = run_hub_until_delivered(&config, &central_db, "site-r", 7, Some(&first)).await;
+    central.stop().await.unwrap();
+
+    // Central holds both streams, nothing dropped or in conflict.
+    let r = site_report(&central_db, "site-r").unwrap();
+    assert_eq!(r.stream.as_deref(), Some(second.as_str()));
+    assert_eq!((r.conflicts, r.contiguous_seq), (0, 7), "{r:?}");
+    assert!(r.gaps.is_empty(), "{r:?}");
+    let old = r.streams.iter().find(|t| t.stream == first).unwrap();
+    let new = r.streams.iter().find(|t| t.stream == second).unwrap();
+    assert_eq!(
+        (old.contiguous_seq, old.max_seq, old.current),
+        (8, 8, false)
+    );
+    assert_eq!(
+        (
+            new.continues.as_deref(),
+            new.base_seq,
+            new.rewound_past,
+            new.current
+        ),
+        (Some(first.as_str()), 3, Some(8), true)
+    );
+    let events = hub::sync::central::CentralDb::open(&central_db)
+        .unwrap()
+        .events("site-r")
+        .unwrap();
+    let of = |stream: &str| -> Vec<(i64, String, String)> {
+        events
+            .iter()
+            .filter(|e| e.stream == stream)
+            .map(|e| (e.seq, e.id.clone(), e.kind.clone()))
+            .collect()
+    };
+    let (old_events, new_events) = (of(&first), of(&second));
+    assert_eq!(
+        old_events.iter().map(|e| e.0).collect::<Vec<_>>(),
+        (1..=8).collect::<Vec<_>>()
+    );
+    // The new stream's own events are #4.. (any of #1..=3 sent again is the same event).
+    for (seq, id, _) in new_events.iter().filter(|e| e.0 <= 3) {
+        assert_eq!(Some(id), old_events.get(*seq as usize - 1).map(|e| &e.1));
+    }
+    let own: Vec<(i64, &str)> = new_events
+        .iter()
+        .filter(|e| e.0 > 3)
+        .map(|e| (e.0, e.2.as_str()))
+        .collect();
+    assert_eq!(
+        own,
+        [
+            (4, "stream_started"),
+            (5, "sku_upserted"),
+            (6, "sku_upserted"),
+            (7, "sku_upserted")
+        ]
+    );
+    // Nothing the hub recorded was discarded: every outbox row of the restored database is at
+    // central under its stream with its own id.
+    let store = open_store(&db, "site-r");
+    let recorded: Vec<(i64, String)> = store
+        .read_blocking(|c| {
+            let mut st = c
+                .prepare("SELECT seq, id FROM outbox WHERE seq > 3 ORDER BY seq")
+                .map_err(hub::store::sql_error(c))?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(hub::store::sql_error(c))
+        })
+        .unwrap();
+    assert_eq!(
+        recorded,
+        new_events
+            .iter()
+            .filter(|e| e.0 > 3)
+            .map(|e| (e.0, e.1.clone()))
+            .collect::<Vec<_>>()
+    );
+    store.close();
+    // The rewind is told upstream and shows in `hub central report`.
+    let started: serde_json::Value = serde_json::from_str(
+        events
+            .iter()
+            .find(|e| e.kind == "stream_started")
+            .and_then(|e| e.body.as_deref())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(started["reason"], "rewound");
+    assert_eq!(started["continues_stream"], first.as_str());
+    assert_eq!(
+        (
+            started["base_seq"].as_i64(),
+            started["previous_high_water_seq"].as_i64()
+        ),
+        (Some(3), Some(8))
+    );
+    let out = hub_cli(&["central", "report", "--db", central_db.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains(&format!("continues {first} up to #3; REWOUND")),
+        "{text}"
+    );
+    let out = hub_cli(&[
+        "central",
+        "report",
+        "--db",
+        central_db.to_str().unwrap(),
+        "--json",
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let site = &json["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["site"] == "site-r")
+        .unwrap();
+    assert_eq!(site["streams"].as_array().unwrap().len(), 2, "{site}");
+    assert_eq!(site["streams"][0]["rewound_past"], 8, "{site}");
     drop(broker);
 }

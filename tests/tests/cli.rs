@@ -637,3 +637,116 @@ fn check_config_fails_for_missing_tls_files_and_warns_about_serial_paths() {
     let out = hub(&["check-config", file.to_str().unwrap(), "--syntax-only"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// Waits until the site's stream marker names a stream other than `not`; returns it.
+fn marker_stream_other_than(marker: &std::path::Path, not: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stream = std::fs::read(marker)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|m| m["stream"].as_str().map(str::to_owned));
+        if let Some(s) = stream.filter(|s| s != not) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the marker never named a new stream"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_missing_or_empty_database_beside_its_stream_marker_is_refused_until_new_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = site_config(dir.path());
+    let cfg = config.to_str().unwrap();
+    let db = dir.path().join("data/hub-e2e-site.sqlite");
+    let marker = dir.path().join("data/hub-e2e-site.stream");
+    let skus = dir.path().join("skus.json");
+    std::fs::write(
+        &skus,
+        r#"[{"code":"MILK-1L","name":"Milk","unit":"piece","version":1}]"#,
+    )
+    .unwrap();
+    let out = hub(&["sku", "import", "--config", cfg, skus.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let recorded: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&marker).expect("the marker is written")).unwrap();
+    let old = recorded["stream"].as_str().unwrap().to_owned();
+    let since = format!(
+        "since {}",
+        hub_core::Timestamp(recorded["stream_created_at_ms"].as_i64().unwrap()).to_rfc3339()
+    );
+    assert_eq!(
+        recorded["high_water_seq"], 0,
+        "written when the store opened"
+    );
+
+    // The database disappears (the wal and shm files with it): nothing opens it anew.
+    for ext in ["sqlite", "sqlite-wal", "sqlite-shm"] {
+        let _ = std::fs::remove_file(db.with_extension(ext));
+    }
+    let out = hub(&["stock", "--config", cfg]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    assert!(!db.exists(), "no new database was created");
+
+    // A zero-length database file: `hub run` refuses, says which stream, since when, and
+    // what to do, and leaves the file alone.
+    std::fs::write(&db, b"").unwrap();
+    let out = hub(&["run", "--config", cfg]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for needle in [
+        "refusing to start",
+        "is empty (0 bytes)",
+        old.as_str(),
+        "hub-e2e-site.stream",
+        since.as_str(),
+        "Restore the database from its backup",
+        "hub run --new-database",
+    ] {
+        assert!(err.contains(needle), "{needle:?} missing from: {err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(std::fs::metadata(&db).unwrap().len(), 0);
+
+    // Started anew on purpose: a new stream, told upstream.
+    let child = Reaped::spawn(
+        Command::new(hub_binary())
+            .args(["run", "--new-database", "--config", cfg])
+            .stderr(Stdio::null()),
+    );
+    // The marker names the new stream once the database and its first event are committed;
+    // how the hub stops after that does not matter here.
+    let new = marker_stream_other_than(&marker, &old);
+    let mut child = child.into_inner();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let store = hub::store::Store::open(&db, "e2e-site", &Default::default()).unwrap();
+    let (stream, rows) = store
+        .read_blocking(|c| {
+            Ok::<_, hub::store::StoreError>((
+                hub::store::stream::current(c)?,
+                hub::store::outbox::pending(c, 0, 10)?,
+            ))
+        })
+        .unwrap();
+    store.close();
+    assert_eq!((stream.id.as_str(), stream.base_seq), (new.as_str(), 0));
+    let started: serde_json::Value = serde_json::from_str(&rows[0].payload).unwrap();
+    assert_eq!(
+        (
+            rows[0].seq,
+            started["kind"].as_str(),
+            started["reason"].as_str()
+        ),
+        (1, Some("stream_started"), Some("new_database"))
+    );
+    assert_eq!(started["previous_stream"], old.as_str());
+    // From now on the hub starts as usual.
+    let out = hub(&["stock", "--config", cfg]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

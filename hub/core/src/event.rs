@@ -144,6 +144,29 @@ pub enum DomainEvent {
     DeviceOnline { device: String, detail: String },
     /// A scale or scanner disappeared, stopped answering or failed its probe.
     DeviceOffline { device: String, reason: String },
+    /// The site's events are numbered in a new stream (incarnation) from here on, because its
+    /// database went back in time (a restored backup), was started anew on purpose, or was
+    /// replaced by another copy. Central keeps the old stream's events as they are.
+    StreamStarted {
+        /// The new stream's id (the `stream` of every envelope from now on).
+        stream: String,
+        /// `rewound` (a backup whose counter is below what the site had reached),
+        /// `new_database` (`hub run --new-database` where a stream was recorded) or
+        /// `replaced` (the database belongs to another stream than the site's marker).
+        reason: String,
+        /// The stream whose events 1..=`base_seq` this one shares (the database's own earlier
+        /// stream); `None` for a new database.
+        continues_stream: Option<String>,
+        /// Sequence numbers up to here are `continues_stream`'s; this stream's own start after.
+        base_seq: i64,
+        /// The stream the site's marker recorded before (what central saw last).
+        previous_stream: Option<String>,
+        /// How far the previous stream was known to have got, and when that was recorded.
+        previous_high_water_seq: Option<i64>,
+        previous_recorded_at: Option<Timestamp>,
+        /// What happened, for people.
+        message: String,
+    },
 }
 
 /// A receiving decision with the evidence behind it, as kept for disputes.
@@ -233,6 +256,7 @@ impl DomainEvent {
             DomainEvent::DisputeClosed { .. } => "dispute_closed",
             DomainEvent::DeviceOnline { .. } => "device_online",
             DomainEvent::DeviceOffline { .. } => "device_offline",
+            DomainEvent::StreamStarted { .. } => "stream_started",
         }
     }
 }

@@ -74,7 +74,7 @@ impl std::fmt::Display for SyncBenchReport {
         )?;
         write!(
             f,
-            "  Central received every event; {} duplicate copies were dropped by (site, seq).",
+            "  Central received every event; {} duplicate copies were dropped by (site, stream, seq).",
             self.duplicates_at_central
         )
     }
@@ -148,6 +148,7 @@ pub async fn run(events: usize, in_flight: usize) -> anyhow::Result<SyncBenchRep
     let payload_bytes = contract::encode_event(
         contract::EventRef {
             site: site.as_str(),
+            stream: "0190b0b0-0000-7000-8000-0000000000aa",
             seq: 1,
             id: "0190b0b0-0000-7000-8000-000000000000",
             kind: "movement_recorded",

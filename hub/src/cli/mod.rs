@@ -63,7 +63,15 @@ struct ConfigArg {
 #[allow(clippy::large_enum_variant, reason = "parsed once per process")]
 enum Command {
     /// Run the hub daemon until SIGINT or SIGTERM.
-    Run(ConfigArg),
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Start a new, empty database on purpose where the site's stream marker says one
+        /// existed (the database is missing or empty); its events get a new stream. Without
+        /// it the hub refuses to start then. Ignored when the database exists.
+        #[arg(long)]
+        new_database: bool,
+    },
     /// Check a configuration file and list every problem in it.
     CheckConfig {
         file: PathBuf,
@@ -423,7 +431,10 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
 
 fn dispatch(cli: Cli) -> Result<i32, Failure> {
     match cli.command {
-        Command::Run(args) => {
+        Command::Run {
+            config: args,
+            new_database,
+        } => {
             let config = Config::load(&args.config)?;
             telemetry::init(&config.log.level, log_format(cli.log_format, Some(&config)));
             // Stop signals are caught before anything that takes time: one that arrives while
@@ -433,7 +444,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             tracing::info!(site = %config.site.id, "starting; stop signals are handled from now on");
             // The inference backend is chosen first, before anything else could touch it.
             let vision = start_vision_if_enabled(&config.vision)?;
-            let store = daemon::open_store(&config)?;
+            let store = crate::incarnation::open_store(&config, new_database, crate::clock::now())?;
             daemon::check_database(&store)?;
             crate::storage::log_startup_check(&config.store.data_dir);
             rt.block_on(async {
@@ -538,8 +549,10 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             telemetry::init(&config.log.level, log_format(cli.log_format, Some(&config)));
             // A file too damaged to open is a verification failure too, not a generic one.
             let store = daemon::open_store(&config).map_err(|e| match e {
-                crate::store::StoreError::Corrupt { .. }
-                | crate::store::StoreError::NotADatabase { .. } => Failure {
+                crate::incarnation::IncarnationError::Store(
+                    e @ (crate::store::StoreError::Corrupt { .. }
+                    | crate::store::StoreError::NotADatabase { .. }),
+                ) => Failure {
                     code: EXIT_LEDGER_MISMATCH,
                     error: e.into(),
                 },

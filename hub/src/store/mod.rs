@@ -26,6 +26,7 @@ pub mod receiving;
 mod schema;
 pub mod sku;
 pub mod station;
+pub mod stream;
 pub mod trace;
 
 use rusqlite::{Connection, OpenFlags};
@@ -405,6 +406,7 @@ impl Store {
         configure(&conn).map_err(|e| StoreError::from_sqlite(path, e))?;
         schema::migrate(&mut conn, path)?;
         schema::bind_site(&conn, path, site)?;
+        stream::bind(&mut conn, path)?;
 
         let (tx, rx) = mpsc::channel::<Job>(options.queue_capacity.max(1));
         let max_batch = options.max_batch.max(1);

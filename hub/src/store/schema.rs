@@ -271,6 +271,12 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE trace_code ADD COLUMN elements TEXT;
     "#,
+    // 8: what each handled command was (a hash of its content), so a
+    // command id reused with another body is answered instead of dropped as a duplicate. Rows
+    // from before have none and keep the old rule (any reuse is a duplicate).
+    r#"
+    ALTER TABLE applied_command ADD COLUMN fingerprint TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

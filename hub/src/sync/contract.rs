@@ -169,6 +169,7 @@ pub struct Withheld {
 struct EventOut<'a> {
     v: u32,
     site: &'a str,
+    stream: &'a str,
     seq: i64,
     id: &'a str,
     kind: &'a str,
@@ -184,6 +185,8 @@ struct EventOut<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct EventRef<'a> {
     pub site: &'a str,
+    /// The database's stream (incarnation): `seq` counts within it.
+    pub stream: &'a str,
     pub seq: i64,
     pub id: &'a str,
     pub kind: &'a str,
@@ -215,6 +218,7 @@ pub fn encode_event(
     let mut out = EventOut {
         v: CONTRACT_VERSION,
         site: row.site,
+        stream: row.stream,
         seq: row.seq,
         id: row.id,
         kind: row.kind,
@@ -243,6 +247,7 @@ pub fn encode_withheld(row: EventRef<'_>, lane: Lane, withheld: Withheld) -> Vec
     encode(&EventOut {
         v: CONTRACT_VERSION,
         site: row.site,
+        stream: row.stream,
         seq: row.seq,
         id: row.id,
         kind: row.kind,
@@ -262,11 +267,17 @@ pub fn topic_for_event(site: &str, kind: &str) -> String {
     }
 }
 
+/// Central's name for the stream of messages that name none (hubs from before streams).
+pub const LEGACY_STREAM: &str = crate::store::stream::LEGACY_STREAM;
+
 /// An event message as central reads it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct EventIn {
     pub v: u32,
     pub site: String,
+    /// The hub database's stream; `None` from hubs older than streams (the legacy stream).
+    #[serde(default)]
+    pub stream: Option<String>,
     pub seq: i64,
     pub id: String,
     pub kind: String,
@@ -278,9 +289,33 @@ pub struct EventIn {
     pub withheld: Option<Withheld>,
 }
 
+impl EventIn {
+    /// The stream the event's `seq` counts in ([`LEGACY_STREAM`] when it names none).
+    pub fn stream(&self) -> &str {
+        self.stream.as_deref().unwrap_or(LEGACY_STREAM)
+    }
+}
+
 /// Decodes an event message (central side).
 pub fn decode_event(bytes: &[u8]) -> Result<EventIn, serde_json::Error> {
     serde_json::from_slice(bytes)
+}
+
+/// Which stream a hub numbers its events in, as its status and heartbeat say (all `None` in
+/// messages from hubs older than streams).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamFields {
+    /// The hub database's current stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// The stream whose events `1..=stream_base_seq` the current one shares (a database that
+    /// went back in time continues its own earlier stream; one from before streams continues
+    /// `legacy`); `null` for a stream of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_continues: Option<String>,
+    /// Sequence numbers up to here are `stream_continues`'s (0 for a stream of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_base_seq: Option<i64>,
 }
 
 /// Online/offline status, retained on the status topic.
@@ -296,6 +331,8 @@ pub struct Status {
     /// Lowest sequence number not yet acknowledged by the broker (none when all are).
     pub first_undelivered_seq: Option<i64>,
     pub at_ms: i64,
+    #[serde(flatten)]
+    pub stream: StreamFields,
 }
 
 /// The periodic heartbeat.
@@ -314,6 +351,8 @@ pub struct Heartbeat {
     pub confirmed_seq: i64,
     /// Messages published and not yet acknowledged.
     pub in_flight: usize,
+    #[serde(flatten)]
+    pub stream: StreamFields,
 }
 
 /// Encodes any of the plain JSON messages.
@@ -325,16 +364,23 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SyncControl {
-    /// Central holds every event up to and including `contiguous_seq`; the hub may prune them.
+    /// Central holds every event of `stream` up to and including `contiguous_seq`; the hub
+    /// may prune them if `stream` is its current stream (it ignores cursors for other streams
+    /// and cursors that name none).
     Cursor {
         v: u32,
         site: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stream: Option<String>,
         contiguous_seq: i64,
     },
-    /// Central misses these events although the hub had them acknowledged; send them again.
+    /// Central misses these events of `stream` although the hub had them acknowledged; send
+    /// them again (ignored by a hub whose current stream is another one).
     Resend {
         v: u32,
         site: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stream: Option<String>,
         from_seq: i64,
         to_seq: i64,
     },
@@ -357,31 +403,168 @@ pub struct CommandOut {
     pub body: serde_json::Value,
 }
 
+/// How far into an unreadable command [`sniff_identity`] looks for its id and kind. Central
+/// writes them first (`v`, `id`, `site`, `kind`, … then `body`), so a bounded prefix finds them
+/// in any command central sends, however large or damaged its body.
+pub const SNIFF_LIMIT: usize = 1 << 20;
+
+/// Longest command id accepted (bytes).
+const MAX_COMMAND_ID_BYTES: usize = 128;
+
+fn usable_id(id: String) -> Option<String> {
+    (!id.is_empty() && id.len() <= MAX_COMMAND_ID_BYTES).then_some(id)
+}
+
+/// Reads the top-level `"id"` and `"kind"` of a command that cannot be decoded (too large, not
+/// UTF-8, not JSON, cut off), so that its rejection names it. Lenient: it walks the top-level
+/// object byte by byte within the first [`SNIFF_LIMIT`] bytes, skips nested values, and stops
+/// at the first thing it cannot follow, keeping what it found before. Only string values that
+/// are themselves valid JSON strings count; nested `"id"` keys (inside `body`) never do.
+pub fn sniff_identity(bytes: &[u8]) -> (Option<String>, Option<String>) {
+    let bytes = &bytes[..bytes.len().min(SNIFF_LIMIT)];
+    let mut scan = Sniffer { bytes, at: 0 };
+    let (mut id, mut kind) = (None, None);
+    scan.whitespace();
+    if !scan.eat(b'{') {
+        return (None, None);
+    }
+    loop {
+        scan.whitespace();
+        let Some(key) = scan.string() else { break };
+        scan.whitespace();
+        if !scan.eat(b':') {
+            break;
+        }
+        scan.whitespace();
+        let value_start = scan.at;
+        if scan.peek() == Some(b'"') {
+            let Some(token) = scan.string() else { break };
+            let text = || serde_json::from_slice::<String>(token).ok();
+            match key {
+                b"\"id\"" if id.is_none() => id = text().and_then(usable_id),
+                b"\"kind\"" if kind.is_none() => kind = text().filter(|k| !k.is_empty()),
+                _ => {}
+            }
+        } else if !scan.skip_value() || scan.at == value_start {
+            break;
+        }
+        scan.whitespace();
+        if !scan.eat(b',') {
+            break;
+        }
+    }
+    (id, kind)
+}
+
+/// A cursor over the bytes of a JSON text, for [`sniff_identity`].
+struct Sniffer<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Sniffer<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        let hit = self.peek() == Some(byte);
+        self.at += usize::from(hit);
+        hit
+    }
+
+    fn whitespace(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    /// A string token, quotes included; `None` when there is none or it is cut off.
+    fn string(&mut self) -> Option<&'a [u8]> {
+        let start = self.at;
+        if !self.eat(b'"') {
+            return None;
+        }
+        while let Some(b) = self.peek() {
+            self.at += 1;
+            match b {
+                b'\\' => self.at += 1,
+                b'"' => return self.bytes.get(start..self.at),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Skips a non-string value: an object or array (strings inside included) or a scalar.
+    /// `false` when it is cut off.
+    fn skip_value(&mut self) -> bool {
+        let mut depth = 0usize;
+        while let Some(b) = self.peek() {
+            match b {
+                b'"' => {
+                    if self.string().is_none() {
+                        return false;
+                    }
+                    continue;
+                }
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' if depth == 0 => return true,
+                b'}' | b']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        self.at += 1;
+                        return true;
+                    }
+                }
+                b',' if depth == 0 => return true,
+                _ => {}
+            }
+            self.at += 1;
+        }
+        depth == 0
+    }
+}
+
+/// A fingerprint of a command's exact bytes, for commands that could not be decoded: the same
+/// message delivered again is recognised, another one under the same id is not.
+fn raw_fingerprint(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
 /// Decodes a command message; every failure becomes a [`Rejection`] with as much of the
-/// command's identity as could be read. Checks the size before parsing anything.
+/// command's identity as could be read (see [`sniff_identity`]). Checks the size and the
+/// encoding before parsing anything.
 pub fn decode_command(bytes: &[u8], max_bytes: usize) -> Result<Command, Rejection> {
     let rejection = |id: Option<String>, kind: Option<String>, code, reason: String| Rejection {
         command_id: id,
         kind,
         code,
         reason,
+        fingerprint: Some(raw_fingerprint(bytes)),
+    };
+    let unreadable = |code, reason: String| {
+        let (id, kind) = sniff_identity(bytes);
+        rejection(id, kind, code, reason)
     };
     if bytes.len() > max_bytes {
-        return Err(rejection(
-            None,
-            None,
+        return Err(unreadable(
             RejectCode::Oversized,
             format!("command is {} bytes; the limit is {max_bytes}", bytes.len()),
         ));
     }
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        rejection(
-            None,
-            None,
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(unreadable(
             RejectCode::Malformed,
-            format!("not a JSON command: {e}"),
-        )
-    })?;
+            format!(
+                "command is not valid UTF-8 (bad byte at offset {}); JSON commands must be UTF-8",
+                e.valid_up_to()
+            ),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| unreadable(RejectCode::Malformed, format!("not a JSON command: {e}")))?;
     let text = |key: &str| {
         value
             .get(key)
@@ -389,14 +572,16 @@ pub fn decode_command(bytes: &[u8], max_bytes: usize) -> Result<Command, Rejecti
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
     };
-    let id = text("id").filter(|id| id.len() <= 128);
+    let id = text("id").and_then(usable_id);
     let kind_name = text("kind");
     let Some(id) = id else {
         return Err(rejection(
             None,
             kind_name,
             RejectCode::Malformed,
-            "missing or invalid \"id\" (a string of 1..=128 characters)".into(),
+            format!(
+                "missing or invalid \"id\" (a string of 1..={MAX_COMMAND_ID_BYTES} characters)"
+            ),
         ));
     };
     match value.get("v").and_then(|v| v.as_u64()) {
@@ -433,21 +618,26 @@ pub fn decode_command(bytes: &[u8], max_bytes: usize) -> Result<Command, Rejecti
             ),
         ));
     };
-    let missing = |what: &str| {
+    let refuse = |reason: String| {
         rejection(
             Some(id.clone()),
             Some(kind_name.clone()),
             RejectCode::Malformed,
-            format!("missing or invalid \"{what}\""),
+            reason,
         )
     };
+    let missing = |what: &str| refuse(format!("missing or invalid \"{what}\""));
     let site = text("site").ok_or_else(|| missing("site"))?;
     let key = text("key").ok_or_else(|| missing("key"))?;
-    let version = value
-        .get("version")
-        .and_then(|v| v.as_i64())
-        .filter(|v| *v >= 0)
-        .ok_or_else(|| missing("version"))?;
+    // Any whole number that fits is read here; `commands::apply` refuses the ones outside
+    // the range versions may take. A number that does not fit is refused for the same reason.
+    let version = match value.get("version") {
+        Some(serde_json::Value::Number(n)) => match n.as_i64() {
+            Some(v) => v,
+            None => return Err(refuse(crate::commands::version_out_of_range(n))),
+        },
+        _ => return Err(missing("version")),
+    };
     let body = value.get("body").cloned().ok_or_else(|| missing("body"))?;
     Ok(Command {
         id,
@@ -483,6 +673,7 @@ mod tests {
         let payload = format!("{{\"kind\":\"x\",\"blob\":\"{}\"}}", "a".repeat(2000));
         let row = EventRef {
             site: "s1",
+            stream: "st-1",
             seq: 7,
             id: "id7",
             kind: "x",
@@ -492,7 +683,7 @@ mod tests {
         let (full, withheld) = encode_event(row, Lane::Live, 10_000).unwrap();
         assert!(withheld.is_none());
         let back = decode_event(&full).unwrap();
-        assert_eq!(back.seq, 7);
+        assert_eq!((back.seq, back.stream()), (7, "st-1"));
         assert!(back.event.unwrap().get().contains("blob"));
         let (marker, withheld) = encode_event(row, Lane::Backlog, 1000).unwrap();
         assert!(marker.len() < 1000);
@@ -520,5 +711,87 @@ mod tests {
             code(br#"{"v":9,"id":"c3","kind":"pickup_order"}"#),
             RejectCode::UnsupportedVersion
         );
+    }
+
+    #[test]
+    fn messages_from_before_streams_stay_readable_as_the_legacy_stream() {
+        let event = decode_event(
+            br#"{"v":1,"site":"s1","seq":3,"id":"i","kind":"x","at_ms":1,"lane":"live","event":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (event.stream.as_deref(), event.stream()),
+            (None, LEGACY_STREAM)
+        );
+        let status: Status = serde_json::from_slice(
+            br#"{"v":1,"site":"s1","state":"online","hub_version":"0.1.0","last_seq":4,"first_undelivered_seq":null,"at_ms":1}"#,
+        )
+        .unwrap();
+        assert_eq!(status.stream, StreamFields::default());
+        let beat: Heartbeat = serde_json::from_slice(
+            br#"{"v":1,"site":"s1","at_ms":1,"outbox_depth":0,"oldest_undelivered_age_s":0.0,"last_seq":4,"first_undelivered_seq":null,"confirmed_seq":4,"in_flight":0}"#,
+        )
+        .unwrap();
+        assert_eq!(beat.stream, StreamFields::default());
+        assert_eq!(
+            decode_sync(br#"{"type":"cursor","v":1,"site":"s1","contiguous_seq":4}"#).unwrap(),
+            SyncControl::Cursor {
+                v: 1,
+                site: "s1".into(),
+                stream: None,
+                contiguous_seq: 4
+            }
+        );
+        // And what a hub sends now names its stream everywhere.
+        let fields = StreamFields {
+            stream: Some("st-2".into()),
+            stream_continues: Some("st-1".into()),
+            stream_base_seq: Some(3),
+        };
+        let text = String::from_utf8(encode(&Status {
+            stream: fields.clone(),
+            ..status
+        }))
+        .unwrap();
+        assert!(
+            text.contains(r#""stream":"st-2","stream_continues":"st-1","stream_base_seq":3"#),
+            "{text}"
+        );
+        let back: Status = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.stream, fields);
+    }
+
+    #[test]
+    fn unreadable_commands_still_name_their_top_level_id_and_kind() {
+        let named = |bytes: &[u8], limit| {
+            let r = decode_command(bytes, limit).unwrap_err();
+            (r.command_id, r.kind)
+        };
+        let some = |s: &str| Some(s.to_owned());
+        // The id after a nested "id" and a long body; only the top level counts.
+        let late = format!(
+            r#"{{"v":1,"body":{{"id":"inner","items":[{{"id":"x"}}],"pad":"{}"}},"kind":"pickup_order","id":"outer"}}"#,
+            "y".repeat(3000)
+        );
+        assert_eq!(
+            named(late.as_bytes(), 100),
+            (some("outer"), some("pickup_order"))
+        );
+        // Escapes in the id are decoded; invalid UTF-8 elsewhere does not hide it.
+        let mut bad = br#"{"id" : "c-\"q\"\u00e9", "note":"#.to_vec();
+        bad.extend_from_slice(b"\"\xc3\x28\", \"kind\":\"sku_upsert\"}");
+        assert_eq!(named(&bad, 1000), (some("c-\"q\"é"), some("sku_upsert")));
+        // Cut off mid-way: whatever was read before the cut still names it.
+        assert_eq!(
+            named(br#"{"id":"c-cut","kind":"sku_ups"#, 1000),
+            (some("c-cut"), None)
+        );
+        // No usable id: an empty, over-long or non-string id, or none at all.
+        assert_eq!(named(br#"{"id":"","kind":"x"#, 1000).0, None);
+        let long = format!(r#"{{"id":"{}","x":"#, "i".repeat(129));
+        assert_eq!(named(long.as_bytes(), 1000).0, None);
+        assert_eq!(named(br#"{"id":42,"x":"#, 1000).0, None);
+        assert_eq!(named(b"\xff\xfe not json at all", 1000).0, None);
+        assert_eq!(named(br#"["id","c1"]"#, 1000).0, None);
     }
 }

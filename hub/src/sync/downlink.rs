@@ -20,7 +20,7 @@
 use super::contract::{self, DownTopic, SyncControl};
 use crate::commands;
 use crate::config::Config;
-use crate::store::{Store, StoreError, outbox};
+use crate::store::{Store, StoreError, outbox, stream};
 use hub_core::SiteId;
 use rumqttc::{AsyncClient, Publish};
 use std::sync::Arc;
@@ -153,10 +153,24 @@ async fn handle(
         }
         Some((s, DownTopic::Sync)) if s == site.as_str() => {
             match contract::decode_sync(&publish.payload) {
-                Ok(SyncControl::Cursor { contiguous_seq, .. }) => {
-                    store
-                        .write(move |c| outbox::confirm(c, contiguous_seq))
+                Ok(SyncControl::Cursor {
+                    contiguous_seq,
+                    stream,
+                    ..
+                }) => {
+                    // Only a cursor for this database's stream says what central holds of it.
+                    let named = stream.clone();
+                    let confirmed = store
+                        .write(move |c| stream::confirm_cursor(c, named.as_deref(), contiguous_seq))
                         .await?;
+                    if confirmed.is_none() {
+                        tracing::info!(stream = ?stream, contiguous_seq, "ignoring central's cursor for another stream; nothing is pruned by it");
+                    }
+                }
+                Ok(SyncControl::Resend {
+                    stream: Some(s), ..
+                }) if s != store.read(stream::current).await?.id => {
+                    tracing::info!(stream = %s, "ignoring a resend request for another stream");
                 }
                 Ok(SyncControl::Resend {
                     from_seq, to_seq, ..

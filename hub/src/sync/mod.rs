@@ -3,7 +3,8 @@
 //! The SQLite outbox is the only source of truth: rumqttc keeps nothing on disk, so the uplink
 //! reads rows from the store, publishes them at QoS 1 and marks them delivered only when the
 //! broker acknowledges them on the same connection. The central side drops duplicates by
-//! `(site, seq)` and asks for a resend of anything missing.
+//! `(site, stream, seq)` (keeping an event whose id differs from the stored one as a conflict)
+//! and asks for a resend of anything missing.
 //!
 //! - [`contract`]: every topic string and JSON envelope (nothing else knows them);
 //! - [`window`]: in-flight window, PUBACK matching, lanes and backoff, without I/O;

@@ -25,6 +25,7 @@ use super::{Connection, SyncError, install_crypto_provider, mqtt_options, networ
 use crate::config::{Config, UplinkConfig};
 use crate::status::{StatusBoard, Uplink, UplinkState};
 use crate::store::outbox::{self, OutboxRow};
+use crate::store::stream::{self as stream_store, StreamInfo};
 use crate::store::{Store, StoreError};
 use hub_core::{DomainEvent, SiteId, Timestamp};
 use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, Outgoing, Packet, QoS};
@@ -174,7 +175,22 @@ impl Oversized {
     }
 }
 
-fn status(site: &SiteId, state: &str, stats: &outbox::OutboxStats, now: Timestamp) -> Vec<u8> {
+/// The stream fields of the status and heartbeat.
+fn stream_fields(stream: &StreamInfo) -> contract::StreamFields {
+    contract::StreamFields {
+        stream: Some(stream.id.clone()),
+        stream_continues: stream.continues.clone(),
+        stream_base_seq: Some(stream.base_seq),
+    }
+}
+
+fn status(
+    site: &SiteId,
+    stream: &StreamInfo,
+    state: &str,
+    stats: &outbox::OutboxStats,
+    now: Timestamp,
+) -> Vec<u8> {
     contract::encode(&contract::Status {
         v: contract::CONTRACT_VERSION,
         site: site.to_string(),
@@ -183,6 +199,7 @@ fn status(site: &SiteId, state: &str, stats: &outbox::OutboxStats, now: Timestam
         last_seq: stats.last_seq,
         first_undelivered_seq: stats.first_undelivered_seq,
         at_ms: now.millis(),
+        stream: stream_fields(stream),
     })
 }
 
@@ -333,6 +350,8 @@ pub async fn run(
 /// State of one connection.
 struct Epoch<'a> {
     site: &'a SiteId,
+    /// The database's stream, named in every envelope (it only changes at start-up).
+    stream: StreamInfo,
     settings: &'a UplinkSettings,
     store: &'a Store,
     client: AsyncClient,
@@ -382,6 +401,12 @@ async fn connection(
         .read(outbox::stats)
         .await
         .map_err(|e| (lost(format!("cannot read the outbox: {e}")), false))?;
+    let stream = store.read(stream_store::current).await.map_err(|e| {
+        (
+            lost(format!("cannot read the database's stream: {e}")),
+            false,
+        )
+    })?;
     let mut options = mqtt_options(
         &settings.connection,
         read_limit,
@@ -392,7 +417,7 @@ async fn connection(
         .set_inflight((settings.in_flight + 8).min(u16::MAX as usize) as u16)
         .set_last_will(LastWill::new(
             contract::status_topic(site.as_str()),
-            status(site, "offline", &stats, crate::clock::now()),
+            status(site, &stream, "offline", &stats, crate::clock::now()),
             QoS::AtLeastOnce,
             true,
         ));
@@ -447,6 +472,7 @@ async fn connection(
     );
     let mut e = Epoch {
         site,
+        stream,
         settings,
         store,
         client,
@@ -501,7 +527,13 @@ impl Epoch<'_> {
             contract::status_topic(site),
             QoS::AtLeastOnce,
             true,
-            status(self.site, "online", &stats, crate::clock::now()),
+            status(
+                self.site,
+                &self.stream,
+                "online",
+                &stats,
+                crate::clock::now(),
+            ),
         )?;
         let mut heartbeat = tokio::time::interval(self.settings.heartbeat);
         let mut tick = tokio::time::interval(Duration::from_millis(25));
@@ -526,7 +558,7 @@ impl Epoch<'_> {
                         contract::status_topic(site),
                         QoS::AtLeastOnce,
                         true,
-                        status(self.site, "offline", &stats, crate::clock::now()),
+                        status(self.site, &self.stream, "offline", &stats, crate::clock::now()),
                     );
                     let _ = self.client.try_disconnect();
                     return Ok(());
@@ -589,6 +621,7 @@ impl Epoch<'_> {
                         first_undelivered_seq: stats.first_undelivered_seq,
                         confirmed_seq: self.store.read(outbox::confirmed_seq).await.unwrap_or(0),
                         in_flight: self.window.in_flight(),
+                        stream: stream_fields(&self.stream),
                     };
                     self.publish_control(contract::heartbeat_topic(site), QoS::AtMostOnce, false, contract::encode(&beat))?;
                 }
@@ -805,6 +838,7 @@ impl Epoch<'_> {
         let site = self.site.as_str();
         let event = EventRef {
             site,
+            stream: &self.stream.id,
             seq: row.seq,
             id: &row.id,
             kind: &row.kind,
