@@ -34,10 +34,22 @@ pub enum SitePatternError {
     TooMany,
 }
 
-/// The site's validated trace-code patterns, cheap to clone. Empty by default.
+/// One site pattern, parsed once when the configuration is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ParsedPattern {
+    name: String,
+    prefix: String,
+    charset: firmware_shim::codes::trace::Charset,
+    min_len: u8,
+    max_len: u8,
+    check: firmware_shim::codes::trace::CheckKind,
+}
+
+/// The site's validated trace-code patterns, parsed once, cheap to clone. Empty by default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SitePatterns {
     specs: Arc<[String]>,
+    parsed: Arc<[ParsedPattern]>,
 }
 
 impl SitePatterns {
@@ -47,16 +59,23 @@ impl SitePatterns {
         if specs.len() > MAX_SITE_PATTERNS {
             problems.push((None, SitePatternError::TooMany));
         }
-        let mut names: Vec<&str> = Vec::new();
+        let mut parsed: Vec<ParsedPattern> = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
             match SitePattern::parse(spec) {
-                Ok(p) if names.contains(&p.name) => problems.push((
+                Ok(p) if parsed.iter().any(|q| q.name == p.name) => problems.push((
                     Some(i),
                     SitePatternError::DuplicateName {
                         name: p.name.to_owned(),
                     },
                 )),
-                Ok(p) => names.push(p.name),
+                Ok(p) => parsed.push(ParsedPattern {
+                    name: p.name.to_owned(),
+                    prefix: p.prefix.to_owned(),
+                    charset: p.charset,
+                    min_len: p.min_len,
+                    max_len: p.max_len,
+                    check: p.check,
+                }),
                 Err(reason) => problems.push((
                     Some(i),
                     SitePatternError::Syntax {
@@ -69,18 +88,26 @@ impl SitePatterns {
         if problems.is_empty() {
             Ok(SitePatterns {
                 specs: specs.iter().cloned().collect(),
+                parsed: parsed.into(),
             })
         } else {
             Err(problems)
         }
     }
 
-    /// The patterns in config order, for `firmware_shim::codes::trace::classify`.
+    /// The patterns in config order, as views for `firmware_shim::codes::trace::classify`
+    /// (parsed when the configuration was loaded, never per scan).
     pub fn patterns(&self) -> Vec<SitePattern<'_>> {
-        // Every spec parsed when the value was built.
-        self.specs
+        self.parsed
             .iter()
-            .filter_map(|s| SitePattern::parse(s).ok())
+            .map(|p| SitePattern {
+                name: &p.name,
+                prefix: &p.prefix,
+                charset: p.charset,
+                min_len: p.min_len,
+                max_len: p.max_len,
+                check: p.check,
+            })
             .collect()
     }
 
@@ -108,6 +135,9 @@ pub enum ScannedCode {
         kind: CodeKind,
         gtin: Option<Gtin>,
         elements: Vec<CodeElement>,
+        /// Which rule recognised it.
+        #[serde(flatten)]
+        source: CodeSource,
     },
     /// A logistic unit (crate, pallet): SSCC-18.
     Sscc { sscc: String },
@@ -117,7 +147,118 @@ pub enum ScannedCode {
     Unrecognised { raw: String, reason: String },
 }
 
+/// Which rule recognised an item code.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum CodeSource {
+    /// GS1 data (scanned with a GS1 AIM identifier, or typed as `(01)…`).
+    Gs1,
+    /// A bare EAN/UPC/GTIN.
+    Gtin,
+    /// A Chinese 20-digit drug trace code.
+    CnDrug,
+    /// An in-store scale label.
+    ScaleLabel,
+    /// One of the site's `[codes] patterns`.
+    Site { pattern: String },
+}
+
+/// Scanner text without its AIM identifier (what the journal shows as the code).
+pub fn without_aim(text: &str) -> &str {
+    match AimId::split(text.as_bytes()) {
+        Some((_, data)) => std::str::from_utf8(data).unwrap_or(text),
+        None => text,
+    }
+}
+
+/// A scan as the device journal keeps it (`hub devices`): the classification's class, with
+/// the key data pulled out.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct JournalView {
+    /// `gs1_item`, `gs1_other`, `gtin`, `cn_drug`, `scale_label`, `site`, `sscc`, `opaque`
+    /// (unrecognised) or `invalid` (malformed).
+    pub class: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aim: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gtin: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sscc: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lot: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl JournalView {
+    /// The journal's view of `code`, scanned as `text` (its AIM identifier, if any, in front).
+    pub fn of(code: &ScannedCode, text: &str) -> JournalView {
+        let aim = AimId::split(text.as_bytes()).map(|(aim, _)| aim.to_string());
+        let mut view = JournalView {
+            aim,
+            ..JournalView::default()
+        };
+        match code {
+            ScannedCode::Item {
+                gtin,
+                elements,
+                source,
+                ..
+            } => {
+                let element = |ai: &str| ScannedCode::element(elements, ai).map(str::to_owned);
+                view.gtin = gtin.as_ref().map(|g| g.to_string());
+                view.serial = element("21");
+                view.lot = element("10");
+                view.class = match source {
+                    CodeSource::Gs1 if view.serial.is_some() => "gs1_item",
+                    CodeSource::Gs1 => "gs1_other",
+                    CodeSource::Gtin => "gtin",
+                    CodeSource::CnDrug => "cn_drug",
+                    CodeSource::ScaleLabel => "scale_label",
+                    CodeSource::Site { pattern } => {
+                        view.pattern = Some(pattern.clone());
+                        "site"
+                    }
+                };
+            }
+            ScannedCode::Sscc { sscc } => {
+                view.class = "sscc";
+                view.sscc = Some(sscc.clone());
+            }
+            ScannedCode::Malformed { reason, .. } => {
+                view.class = "invalid";
+                view.error = Some(reason.clone());
+            }
+            ScannedCode::Unrecognised { .. } => view.class = "opaque",
+        }
+        view
+    }
+}
+
 impl ScannedCode {
+    /// What it was classified as, for logs.
+    pub fn class(&self) -> &'static str {
+        match self {
+            ScannedCode::Item {
+                kind: CodeKind::TraceCode,
+                ..
+            } => "trace_code",
+            ScannedCode::Item { .. } => "product",
+            ScannedCode::Sscc { .. } => "sscc",
+            ScannedCode::Malformed { .. } => "malformed",
+            ScannedCode::Unrecognised { .. } => "unrecognised",
+        }
+    }
+
+    /// Not a valid code (counted as a malformed frame of its scanner).
+    pub fn is_malformed(&self) -> bool {
+        matches!(self, ScannedCode::Malformed { .. })
+    }
+
     /// The value of AI `ai` in an item code's GS1 elements.
     pub fn element<'s>(elements: &'s [CodeElement], ai: &str) -> Option<&'s str> {
         elements
@@ -197,6 +338,7 @@ fn from_elements(elements: &gs1::ElementString<'_>, raw: &str) -> ScannedCode {
         kind,
         gtin,
         elements: elements_of(elements),
+        source: CodeSource::Gs1,
     }
 }
 
@@ -245,11 +387,12 @@ pub fn classify_scan(scan: &Scan<'_>, patterns: &SitePatterns) -> ScannedCode {
     let raw = String::from_utf8_lossy(scan.data).replace('\u{1d}', "<GS>");
     let mut scratch = [0u8; 512];
     let site = patterns.patterns();
-    let trace_code = |code: String| ScannedCode::Item {
+    let trace_code = |code: String, source: CodeSource| ScannedCode::Item {
         code,
         kind: CodeKind::TraceCode,
         gtin: None,
         elements: vec![],
+        source,
     };
     match classify(scan, &site, &mut scratch) {
         Ok(TraceCode::Gs1Item { elements, .. }) | Ok(TraceCode::Gs1Other { elements }) => {
@@ -264,15 +407,21 @@ pub fn classify_scan(scan: &Scan<'_>, patterns: &SitePatterns) -> ScannedCode {
                 kind: CodeKind::Product,
                 gtin: Some(gtin),
                 elements: vec![],
+                source: CodeSource::Gtin,
             },
             Err(e) => ScannedCode::Malformed {
                 raw,
                 reason: e.to_string(),
             },
         },
-        Ok(TraceCode::CnDrug(_))
-        | Ok(TraceCode::ScaleLabel { .. })
-        | Ok(TraceCode::Site { .. }) => trace_code(raw),
+        Ok(TraceCode::CnDrug(_)) => trace_code(raw, CodeSource::CnDrug),
+        Ok(TraceCode::ScaleLabel { .. }) => trace_code(raw, CodeSource::ScaleLabel),
+        Ok(TraceCode::Site { name, .. }) => trace_code(
+            raw,
+            CodeSource::Site {
+                pattern: name.to_owned(),
+            },
+        ),
         Ok(TraceCode::Opaque { .. }) => ScannedCode::Unrecognised {
             reason: unrecognised_reason(&raw),
             raw,
@@ -308,7 +457,10 @@ mod tests {
                 code: good.clone(),
                 kind: CodeKind::TraceCode,
                 gtin: None,
-                elements: vec![]
+                elements: vec![],
+                source: CodeSource::Site {
+                    pattern: "licence".into()
+                },
             }
         );
         match classify_text(&bad, &site) {
@@ -367,7 +519,8 @@ mod tests {
                 code: "(01)09506000134352(21)1234567".into(),
                 kind: CodeKind::TraceCode,
                 gtin: gtin("09506000134352"),
-                elements: vec![element("01", "09506000134352"), element("21", "1234567")]
+                elements: vec![element("01", "09506000134352"), element("21", "1234567")],
+                source: CodeSource::Gs1,
             }
         );
         // The same item typed in GS1's human-readable form.
@@ -391,7 +544,8 @@ mod tests {
                 code: "86123456789012345678".into(),
                 kind: CodeKind::TraceCode,
                 gtin: None,
-                elements: vec![]
+                elements: vec![],
+                source: CodeSource::CnDrug,
             }
         );
     }
@@ -406,7 +560,8 @@ mod tests {
                 code: "06901234567892".into(),
                 kind: CodeKind::Product,
                 gtin: Some(Gtin::parse("06901234567892").unwrap()),
-                elements: vec![]
+                elements: vec![],
+                source: CodeSource::Gtin,
             }
         );
         assert_eq!(classify_text("6901234567892", &none), ean13);

@@ -149,29 +149,30 @@ pub async fn run_with_vision(
     config: Config,
     store: Store,
     board: StatusBoard,
-    vision: Option<crate::vision::VisionService>,
+    vision: Option<std::sync::Arc<crate::vision::VisionService>>,
     shutdown: CancellationToken,
     started: impl FnOnce(&Started),
 ) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
-    let vision = vision.map(std::sync::Arc::new);
     if let Some(v) = &vision {
         board.set_vision(v.board_entry());
+        let desk = crate::vision::PhotoDesk {
+            store: store.clone(),
+            vision: v.clone(),
+            data_dir: config.store.data_dir.clone(),
+            site: crate::workflows::Site::of(&config),
+        };
         if let Some(source) = v.settings.spool.clone() {
             tracing::info!(dir = %source.dir.display(), station = %source.station, "watching the photo spool folder");
             tracker.spawn(crate::vision::spool_task(
-                store.clone(),
-                v.clone(),
-                config.store.data_dir.clone(),
+                desk.clone(),
                 source,
                 shutdown.child_token(),
             ));
         }
         if !v.settings.photo_topics.is_empty() {
             tracker.spawn(crate::vision::photo_topic_task(
-                store.clone(),
-                v.clone(),
-                config.store.data_dir.clone(),
+                desk,
                 config.device_broker.clone(),
                 v.settings.photo_topics.clone(),
                 shutdown.child_token(),
@@ -189,6 +190,8 @@ pub async fn run_with_vision(
             store: store.clone(),
             board: board.clone(),
             data_dir: config.store.data_dir.clone(),
+            disk: config.store.disk,
+            timezone: config.site.timezone,
             started_at,
         };
         let options = ServeOptions {
@@ -218,7 +221,7 @@ pub async fn run_with_vision(
         Some(uplink) => {
             tracing::info!(broker = %uplink.broker, client_id = %uplink.client_id, "uplink configured");
             let mut settings = crate::sync::uplink::UplinkSettings::from_config(uplink);
-            settings.stations = Some(std::sync::Arc::new(config.clone()));
+            settings.stations = Some(std::sync::Arc::new(crate::workflows::Site::of(&config)));
             settings.board = Some(board.clone());
             tracker.spawn(crate::sync::uplink::run(
                 config.site.id.clone(),
@@ -252,10 +255,12 @@ pub async fn run_with_vision(
     tracker.spawn(storage_task(
         store.clone(),
         config.store.data_dir.clone(),
+        config.store.disk,
         shutdown.child_token(),
     ));
     tracker.spawn(alert_checks_task(
         store.clone(),
+        crate::workflows::Site::of(&config),
         config.alerts.clone(),
         shutdown.child_token(),
     ));
@@ -418,7 +423,12 @@ const STORAGE_CHECK_INTERVAL: Duration = Duration::from_secs(600);
 
 /// Keeps the `disk_nearly_full` alert in step with the data directory's free space: raised
 /// (orange, red below a quarter of the limits) while space is low, cleared when it is not.
-async fn storage_task(store: Store, data_dir: std::path::PathBuf, shutdown: CancellationToken) {
+async fn storage_task(
+    store: Store,
+    data_dir: std::path::PathBuf,
+    limits: crate::storage::DiskLimits,
+    shutdown: CancellationToken,
+) {
     use hub_core::alerts::{Alert, AlertKind, Tier};
     let mut tick = tokio::time::interval(STORAGE_CHECK_INTERVAL);
     let mut was_low = None;
@@ -428,7 +438,8 @@ async fn storage_task(store: Store, data_dir: std::path::PathBuf, shutdown: Canc
             _ = tick.tick() => {}
         }
         let dir = data_dir.clone();
-        let Ok(Ok(space)) = tokio::task::spawn_blocking(move || crate::storage::space(&dir)).await
+        let Ok(Ok(space)) =
+            tokio::task::spawn_blocking(move || crate::storage::space(&dir, limits)).await
         else {
             continue;
         };
@@ -439,8 +450,7 @@ async fn storage_task(store: Store, data_dir: std::path::PathBuf, shutdown: Canc
         let subject = data_dir.display().to_string();
         let now = crate::clock::now();
         let result = if low {
-            let critical = space.available_ratio() < crate::storage::MIN_FREE_RATIO / 4.0
-                || space.available_bytes < crate::storage::MIN_FREE_BYTES / 4;
+            let critical = space.is_critical();
             let alert = Alert {
                 kind: AlertKind::DiskNearlyFull,
                 subject: subject.clone(),
@@ -526,6 +536,7 @@ async fn status_task(store: Store, shutdown: CancellationToken) {
 /// Runs the periodic alert checks (stock tiers, expiry, outbox backlog) until shutdown.
 async fn alert_checks_task(
     store: Store,
+    site: crate::workflows::Site,
     config: crate::config::AlertsConfig,
     shutdown: CancellationToken,
 ) {
@@ -535,7 +546,9 @@ async fn alert_checks_task(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match crate::workflows::alerts::run_checks(&store, &config, crate::clock::now()).await {
+        match crate::workflows::alerts::run_checks(&store, &site, &config, crate::clock::now())
+            .await
+        {
             Ok(round) if round.stock_actions + round.alert_changes > 0 => {
                 tracing::info!(
                     stock_actions = round.stock_actions,

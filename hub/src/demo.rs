@@ -97,9 +97,14 @@ const MILK_EXPIRES_IN: u64 = 5;
 const CABBAGE_EXPIRES_IN: u64 = 4;
 
 /// Plays the scenario against an open store.
-pub async fn play(store: &Store, site: &str, now: Timestamp) -> anyhow::Result<DemoSummary> {
+pub async fn play(
+    store: &Store,
+    site: &str,
+    timezone: chrono_tz::Tz,
+    now: Timestamp,
+) -> anyhow::Result<DemoSummary> {
     let mut steps = Vec::new();
-    let today = crate::clock::local_date(now);
+    let today = crate::clock::site_date(timezone, now);
 
     let master = vec![
         sku("ORANGE-5KG", "Navel oranges, 5 kg box", StockUnit::Piece),

@@ -11,6 +11,7 @@ use crate::demo::Step;
 use crate::store::Store;
 use crate::store::receiving::{self as rs, LineRecord};
 use crate::workflows;
+use crate::workflows::Site;
 use hub_core::pickup::{OrderStatus, PickupItem, PickupOrder, hash_code};
 use hub_core::receiving::{Manifest, ManifestLine, PhotoEvidence};
 use hub_core::{Sku, SkuCode, StockUnit, Timestamp};
@@ -105,7 +106,7 @@ enum Input {
         shutdown: CancellationToken,
     },
     /// Typed in at the station, through the same receiving workflow.
-    Typed { config: Config },
+    Typed { site: Site },
 }
 
 impl Input {
@@ -139,15 +140,8 @@ impl Input {
     async fn scan(&mut self, store: &Store, code: &str, now: Timestamp) -> anyhow::Result<()> {
         match self {
             Input::Devices { scanner, .. } => scanner.say(&format!("scan {code}")).await,
-            Input::Typed { config } => {
-                workflows::receiving::scan(
-                    store,
-                    STATION,
-                    code,
-                    &workflows::receiving::ScanRules::of(config),
-                    now,
-                )
-                .await?;
+            Input::Typed { site } => {
+                workflows::receiving::scan(store, site, STATION, code, now).await?;
                 Ok(())
             }
         }
@@ -158,8 +152,8 @@ impl Input {
             Input::Devices { scale, .. } if grams == 0 => scale.say("remove").await,
             Input::Devices { scale, .. } => scale.say(&format!("put {grams}g")).await,
             Input::Typed { .. } if grams == 0 => Ok(()),
-            Input::Typed { .. } => {
-                workflows::receiving::weight(store, STATION, grams, now).await?;
+            Input::Typed { site } => {
+                workflows::receiving::weight(store, site, STATION, grams, now).await?;
                 Ok(())
             }
         }
@@ -225,9 +219,16 @@ fn devices_config(base: &Config, dir: &Path) -> anyhow::Result<(Config, PathBuf,
 pub async fn receive_and_hand_over(
     store: &Store,
     base: &Config,
-    vision: Option<&crate::vision::VisionService>,
+    vision: Option<std::sync::Arc<crate::vision::VisionService>>,
     now: Timestamp,
 ) -> anyhow::Result<Vec<Step>> {
+    let site = Site::of(base);
+    let photos = vision.map(|vision| crate::vision::PhotoDesk {
+        store: store.clone(),
+        vision,
+        data_dir: base.store.data_dir.clone(),
+        site: site.clone(),
+    });
     let mut steps = Vec::new();
     let mut step = |what: &str, outcome: String| {
         steps.push(Step {
@@ -247,7 +248,7 @@ pub async fn receive_and_hand_over(
     let mut milk = Sku::new(SkuCode::new("MILK-1L")?, "Fresh milk 1 L", StockUnit::Piece);
     milk.gtins = vec![MILK_GTIN.parse()?];
     milk.version = 2;
-    let today = crate::clock::local_date(now);
+    let today = site.today(now);
     let manifest_line = |line_no: u32, sku: &Sku, lot: &str, count: i64, grams: i64| ManifestLine {
         expiry: Some(today + chrono::Days::new(DELIVERED_LOT_EXPIRES_IN)),
         expected_count: Some(count),
@@ -294,9 +295,7 @@ pub async fn receive_and_hand_over(
                 "simulated devices",
                 format!("unavailable ({e}); scans and weights typed in at the station"),
             );
-            Input::Typed {
-                config: base.clone(),
-            }
+            Input::Typed { site: site.clone() }
         }
     };
 
@@ -318,7 +317,7 @@ pub async fn receive_and_hand_over(
             "scan crate label D2001/1 and 3 orange items; crate on the scale",
             format!("3 codes bound; stable {grams} g"),
         );
-        if let Some(what) = check_photo(store, vision, base, ORANGE_JPG, now).await? {
+        if let Some(what) = check_photo(photos.as_ref(), ORANGE_JPG, now).await? {
             step("photo of the orange crate checked by the model", what);
         }
         input.weigh(store, 0, now).await?;
@@ -341,7 +340,7 @@ pub async fn receive_and_hand_over(
             "scan D2001/2, one milk item twice; crate on the scale",
             format!("second scan FLAGGED as already bound; stable {grams} g"),
         );
-        if let Some(what) = check_photo(store, vision, base, BABOON_JPG, now).await? {
+        if let Some(what) = check_photo(photos.as_ref(), BABOON_JPG, now).await? {
             step(
                 "photo of the milk crate (shows a baboon) checked by the model",
                 what,
@@ -353,7 +352,7 @@ pub async fn receive_and_hand_over(
     input.stop().await;
     received?;
 
-    let decisions = workflows::receiving::close(store, base, DELIVERY, "staff-li", now).await?;
+    let decisions = workflows::receiving::close(store, &site, DELIVERY, "staff-li", now).await?;
     for d in &decisions {
         let reasons: Vec<String> = d
             .decision
@@ -388,18 +387,15 @@ pub async fn receive_and_hand_over(
         .iter()
         .filter(|d| d.decision.held > 0 && d.flagged_codes.is_empty() && d.photos.is_empty())
     {
-        workflows::receiving::resolve(
-            store,
-            base,
-            DELIVERY,
-            d.line_no,
-            d.decision.held,
-            0,
-            "staff-li",
-            "photo checked by hand",
-            now,
-        )
-        .await?;
+        let resolution = workflows::receiving::Resolution {
+            delivery_id: DELIVERY.into(),
+            line_no: d.line_no,
+            release: d.decision.held,
+            reject: 0,
+            staff: "staff-li".into(),
+            reason: "photo checked by hand".into(),
+        };
+        workflows::receiving::resolve(store, &site, resolution, now).await?;
         step(
             &format!("staff reviews held line {} by hand", d.line_no),
             format!("{} released into stock, reason recorded", d.decision.held),
@@ -434,13 +430,13 @@ pub async fn receive_and_hand_over(
         phone_tail: Some("8888".into()),
         ..Default::default()
     };
-    let wrong = workflows::pickup::check(store, base, "desk-1", &typed, now).await?;
+    let wrong = workflows::pickup::check(store, &site, "desk-1", &typed, now).await?;
     step(
         "pickup desk: customer types 135790, phone tail 8888",
         crate::store::pickup::describe(&wrong),
     );
     let scanned = workflows::pickup::CodeEntry::scanned("P6001:246810");
-    let right = workflows::pickup::check(store, base, "desk-1", &scanned, now).await?;
+    let right = workflows::pickup::check(store, &site, "desk-1", &scanned, now).await?;
     step(
         "pickup desk: customer shows QR P6001:246810",
         crate::store::pickup::describe(&right),
@@ -451,7 +447,7 @@ pub async fn receive_and_hand_over(
         ..Default::default()
     };
     let handover =
-        workflows::pickup::handover(store, base, "desk-1", "P6001", request, now).await?;
+        workflows::pickup::handover(store, &site, "desk-1", "P6001", request, now).await?;
     step(
         "hand P6001 over, scanning the item's trace code",
         format!(
@@ -461,7 +457,7 @@ pub async fn receive_and_hand_over(
         ),
     );
     let again =
-        workflows::pickup::handover(store, base, "desk-2", "P6001", Default::default(), now).await;
+        workflows::pickup::handover(store, &site, "desk-2", "P6001", Default::default(), now).await;
     step(
         "a second desk tries to hand P6001 over",
         match again {
@@ -469,7 +465,7 @@ pub async fn receive_and_hand_over(
             Err(e) => format!("refused: {e}"),
         },
     );
-    let round = workflows::alerts::run_checks(store, &base.alerts, now).await?;
+    let round = workflows::alerts::run_checks(store, &site, &base.alerts, now).await?;
     step(
         "periodic alert checks",
         format!(
@@ -490,24 +486,14 @@ async fn stable_weight(store: &Store, line_no: u32) -> anyhow::Result<i64> {
 
 /// Checks a photo at the station (when vision runs) and says what the model made of it.
 async fn check_photo(
-    store: &Store,
-    vision: Option<&crate::vision::VisionService>,
-    base: &Config,
+    photos: Option<&crate::vision::PhotoDesk>,
     photo: &[u8],
     now: Timestamp,
 ) -> anyhow::Result<Option<String>> {
-    let Some(vision) = vision else {
+    let Some(desk) = photos else {
         return Ok(None);
     };
-    let recorded = crate::vision::photo_for_station(
-        store,
-        vision,
-        &base.store.data_dir,
-        STATION,
-        photo.to_vec(),
-        now,
-    )
-    .await?;
+    let recorded = crate::vision::photo_for_station(desk, STATION, photo.to_vec(), now).await?;
     Ok(Some(format!(
         "{:?}: {}",
         recorded.evidence.verdict,

@@ -79,12 +79,7 @@ pub fn store_photo(
     Ok((sha256, path))
 }
 
-/// Retention limits for evidence photos.
-#[derive(Debug, Clone, Copy)]
-pub struct Retention {
-    pub max_age_days: i64,
-    pub max_total_bytes: u64,
-}
+pub use crate::config::Retention;
 
 /// What a prune did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]

@@ -10,21 +10,37 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Warn when less than this share of the filesystem is free.
-pub const MIN_FREE_RATIO: f64 = 0.10;
-/// Warn when less than this many bytes are free.
-pub const MIN_FREE_BYTES: u64 = 1 << 30;
+/// When the data directory's filesystem counts as nearly full (`store.min_free_percent`,
+/// `store.min_free_mb`): less than `min_free_ratio` of it, or less than `min_free_bytes`, is
+/// free. Below a quarter of either it is critical.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct DiskLimits {
+    pub min_free_ratio: f64,
+    pub min_free_bytes: u64,
+}
+
+impl Default for DiskLimits {
+    fn default() -> Self {
+        DiskLimits {
+            min_free_ratio: 0.10,
+            min_free_bytes: 1 << 30,
+        }
+    }
+}
 /// Warn when the median of the start-up fsync probe is slower than this.
 pub const SLOW_FSYNC_P50: Duration = Duration::from_millis(20);
 /// Appends the start-up probe makes (each 1 KiB followed by `fdatasync`).
 pub const PROBE_FSYNCS: usize = 20;
 
-/// Space on the filesystem that holds a folder.
+/// Space on the filesystem that holds a folder, judged against the site's [`DiskLimits`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Space {
     pub total_bytes: u64,
     /// Bytes an unprivileged process (the hub's service user) may still use.
     pub available_bytes: u64,
+    /// The limits it is judged against.
+    #[serde(skip)]
+    pub limits: DiskLimits,
 }
 
 impl Space {
@@ -36,9 +52,16 @@ impl Space {
         self.available_bytes as f64 / self.total_bytes as f64
     }
 
-    /// Whether this is below [`MIN_FREE_RATIO`] or [`MIN_FREE_BYTES`].
+    /// Whether less than the limits' share or bytes is free.
     pub fn is_low(&self) -> bool {
-        self.available_ratio() < MIN_FREE_RATIO || self.available_bytes < MIN_FREE_BYTES
+        self.available_ratio() < self.limits.min_free_ratio
+            || self.available_bytes < self.limits.min_free_bytes
+    }
+
+    /// Whether less than a quarter of the limits is free.
+    pub fn is_critical(&self) -> bool {
+        self.available_ratio() < self.limits.min_free_ratio / 4.0
+            || self.available_bytes < self.limits.min_free_bytes / 4
     }
 }
 
@@ -57,8 +80,8 @@ pub enum StorageError {
     },
 }
 
-/// Free and total space of the filesystem holding `dir`.
-pub fn space(dir: &Path) -> Result<Space, StorageError> {
+/// Free and total space of the filesystem holding `dir`, judged against `limits`.
+pub fn space(dir: &Path, limits: DiskLimits) -> Result<Space, StorageError> {
     let st = rustix::fs::statvfs(dir).map_err(|e| StorageError::Space {
         path: dir.to_owned(),
         source: e.into(),
@@ -66,6 +89,7 @@ pub fn space(dir: &Path) -> Result<Space, StorageError> {
     Ok(Space {
         total_bytes: st.f_blocks.saturating_mul(st.f_frsize),
         available_bytes: st.f_bavail.saturating_mul(st.f_frsize),
+        limits,
     })
 }
 
@@ -135,9 +159,9 @@ pub struct StartupCheck {
 /// Measures the data directory's free space and fsync latency ([`PROBE_FSYNCS`] appends).
 /// Problems are collected as warnings: a slow or full card degrades the site but the hub still
 /// starts, so that it keeps taking what it can and shows the problem on the status page.
-pub fn check_data_dir(dir: &Path) -> StartupCheck {
+pub fn check_data_dir(dir: &Path, limits: DiskLimits) -> StartupCheck {
     let mut warnings = Vec::new();
-    let space = match space(dir) {
+    let space = match space(dir, limits) {
         Ok(space) => {
             if space.is_low() {
                 warnings.push(format!(
@@ -183,8 +207,8 @@ pub fn check_data_dir(dir: &Path) -> StartupCheck {
 }
 
 /// Runs [`check_data_dir`] and logs the outcome: WARN per problem, INFO otherwise.
-pub fn log_startup_check(dir: &Path) -> StartupCheck {
-    let check = check_data_dir(dir);
+pub fn log_startup_check(dir: &Path, limits: DiskLimits) -> StartupCheck {
+    let check = check_data_dir(dir, limits);
     for warning in &check.warnings {
         tracing::warn!(data_dir = %dir.display(), "{warning}");
     }
@@ -222,21 +246,34 @@ mod tests {
     #[test]
     fn low_space_is_judged_by_share_and_by_bytes() {
         let gib = 1u64 << 30;
+        let limits = DiskLimits::default();
         let roomy = Space {
             total_bytes: 32 * gib,
             available_bytes: 20 * gib,
+            limits,
         };
         assert!(!roomy.is_low());
         let small_share = Space {
             total_bytes: 100 * gib,
             available_bytes: 5 * gib,
+            limits,
         };
-        assert!(small_share.is_low());
+        assert!(small_share.is_low() && !small_share.is_critical());
         let few_bytes = Space {
             total_bytes: 4 * gib,
-            available_bytes: gib / 2,
+            available_bytes: gib / 8,
+            limits,
         };
-        assert!(few_bytes.is_low());
+        assert!(few_bytes.is_low() && few_bytes.is_critical());
+        // A site that chose other limits is judged by them.
+        let relaxed = Space {
+            limits: DiskLimits {
+                min_free_ratio: 0.02,
+                min_free_bytes: 1 << 20,
+            },
+            ..small_share
+        };
+        assert!(!relaxed.is_low());
     }
 
     #[test]
@@ -253,11 +290,11 @@ mod tests {
     #[test]
     fn the_check_measures_a_real_folder_and_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
-        let check = check_data_dir(dir.path());
+        let check = check_data_dir(dir.path(), DiskLimits::default());
         assert!(check.space.unwrap().total_bytes > 0);
         assert_eq!(check.fsync.unwrap().samples, PROBE_FSYNCS);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-        let missing = check_data_dir(&dir.path().join("missing"));
+        let missing = check_data_dir(&dir.path().join("missing"), DiskLimits::default());
         assert_eq!(missing.warnings.len(), 2, "{:?}", missing.warnings);
     }
 

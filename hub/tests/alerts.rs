@@ -60,9 +60,14 @@ async fn expiry_quarantine_and_backlog_alerts_are_raised_then_cleared() {
             .unwrap()
     });
 
-    let round = run_checks(&store, &config.alerts, Timestamp(T0))
-        .await
-        .unwrap();
+    let round = run_checks(
+        &store,
+        &hub::workflows::Site::of(&config),
+        &config.alerts,
+        Timestamp(T0),
+    )
+    .await
+    .unwrap();
     assert!(round.alert_changes >= 3, "{round:?}");
     let open = store.read(alerts::open_alerts).await.unwrap();
     let find = |kind: AlertKind| open.iter().find(|a| a.kind == kind).cloned();
@@ -82,9 +87,14 @@ async fn expiry_quarantine_and_backlog_alerts_are_raised_then_cleared() {
     assert_eq!(backlog.tier, Tier::Yellow);
 
     // Nothing changed: a second round raises nothing new (no duplicate events).
-    let again = run_checks(&store, &config.alerts, Timestamp(T0 + 1_000))
-        .await
-        .unwrap();
+    let again = run_checks(
+        &store,
+        &hub::workflows::Site::of(&config),
+        &config.alerts,
+        Timestamp(T0 + 1_000),
+    )
+    .await
+    .unwrap();
     assert_eq!(again.alert_changes, 0);
 
     // The held stock is resolved, the events are delivered: those alerts clear; the batch expires.
@@ -98,9 +108,14 @@ async fn expiry_quarantine_and_backlog_alerts_are_raised_then_cleared() {
         })
         .await
         .unwrap();
-    run_checks(&store, &config.alerts, Timestamp(T0 + 2 * DAY))
-        .await
-        .unwrap();
+    run_checks(
+        &store,
+        &hub::workflows::Site::of(&config),
+        &config.alerts,
+        Timestamp(T0 + 2 * DAY),
+    )
+    .await
+    .unwrap();
     let open = store.read(alerts::open_alerts).await.unwrap();
     assert!(
         !open.iter().any(|a| a.kind == AlertKind::QuarantineWaiting),
@@ -173,15 +188,25 @@ async fn the_one_backlog_alert_turns_red_at_the_uplinks_row_threshold() {
         })
     };
     append(4);
-    run_checks(&store, &config.alerts, Timestamp(T0 + 60_000))
-        .await
-        .unwrap();
+    run_checks(
+        &store,
+        &hub::workflows::Site::of(&config),
+        &config.alerts,
+        Timestamp(T0 + 60_000),
+    )
+    .await
+    .unwrap();
     assert_eq!(backlog(&store), None);
     // The fifth makes it red at once, long before the age thresholds.
     append(1);
-    run_checks(&store, &config.alerts, Timestamp(T0 + 120_000))
-        .await
-        .unwrap();
+    run_checks(
+        &store,
+        &hub::workflows::Site::of(&config),
+        &config.alerts,
+        Timestamp(T0 + 120_000),
+    )
+    .await
+    .unwrap();
     assert_eq!(backlog(&store), Some(Tier::Red));
 }
 
@@ -213,9 +238,14 @@ async fn the_backlog_alert_turns_red_at_the_documented_age_not_at_six_times_the_
     let tier_at = |hours: i64| {
         let (store, config) = (store.clone(), config.clone());
         async move {
-            run_checks(&store, &config.alerts, Timestamp(T0 + hours * 3_600_000))
-                .await
-                .unwrap();
+            run_checks(
+                &store,
+                &hub::workflows::Site::of(&config),
+                &config.alerts,
+                Timestamp(T0 + hours * 3_600_000),
+            )
+            .await
+            .unwrap();
             store
                 .read(alerts::open_alerts)
                 .await

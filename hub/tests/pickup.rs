@@ -19,7 +19,7 @@ const T0: i64 = 1_790_000_000_000;
 
 /// Two pickup desks and 200 more: a brute force spread over many stations meets the site's
 /// budget.
-const STATIONS: &str = "[[stations]]\nid = \"desk-1\"\nkind = \"pickup\"\n[[stations]]\nid = \"desk-2\"\nkind = \"pickup\"\n";
+const STATIONS: &str = "[[stations]]\nid = \"desk-1\"\nkind = \"pickup\"\n[[stations]]\nid = \"desk-2\"\nkind = \"pickup\"\n[[stations]]\nid = \"dock\"\nkind = \"receiving\"\n";
 
 fn entry(order: &str, code: &str) -> CodeEntry {
     CodeEntry {
@@ -208,51 +208,93 @@ async fn brute_force_is_locked_out_and_the_right_code_works_after_the_lockout() 
     let at = |s: i64| Timestamp(T0 + s * 1000);
     for (i, guess) in ["000000", "000001"].iter().enumerate() {
         assert_eq!(
-            pickup::check(&store, &config, "desk-1", &entry("P1", guess), at(i as i64))
-                .await
-                .unwrap(),
+            pickup::check(
+                &store,
+                &hub::workflows::Site::of(&config),
+                "desk-1",
+                &entry("P1", guess),
+                at(i as i64)
+            )
+            .await
+            .unwrap(),
             CodeCheck::WrongCode
         );
     }
     // A right code in between does not reset the count.
     assert!(
-        pickup::check(&store, &config, "desk-1", &entry("P1", "424242"), at(2))
-            .await
-            .unwrap()
-            .is_found()
+        pickup::check(
+            &store,
+            &hub::workflows::Site::of(&config),
+            "desk-1",
+            &entry("P1", "424242"),
+            at(2)
+        )
+        .await
+        .unwrap()
+        .is_found()
     );
     // The third wrong code starts a five-minute lockout.
     assert_eq!(
-        pickup::check(&store, &config, "desk-1", &entry("P1", "000002"), at(2))
-            .await
-            .unwrap(),
+        pickup::check(
+            &store,
+            &hub::workflows::Site::of(&config),
+            "desk-1",
+            &entry("P1", "000002"),
+            at(2)
+        )
+        .await
+        .unwrap(),
         CodeCheck::WrongCode
     );
-    let locked = pickup::check(&store, &config, "desk-1", &entry("P1", "424242"), at(3))
-        .await
-        .unwrap();
+    let locked = pickup::check(
+        &store,
+        &hub::workflows::Site::of(&config),
+        "desk-1",
+        &entry("P1", "424242"),
+        at(3),
+    )
+    .await
+    .unwrap();
     assert_eq!(locked, CodeCheck::LockedOut { until: at(2 + 300) });
     // The lockout survives a restart of the hub.
     store.close();
     let store = open(&config);
     assert_eq!(
-        pickup::check(&store, &config, "desk-1", &entry("P1", "424242"), at(4))
-            .await
-            .unwrap(),
+        pickup::check(
+            &store,
+            &hub::workflows::Site::of(&config),
+            "desk-1",
+            &entry("P1", "424242"),
+            at(4)
+        )
+        .await
+        .unwrap(),
         CodeCheck::LockedOut { until: at(2 + 300) }
     );
     // Another station is not affected; the locked one works again after the lockout.
     assert!(
-        pickup::check(&store, &config, "desk-2", &entry("P1", "424242"), at(4))
-            .await
-            .unwrap()
-            .is_found()
+        pickup::check(
+            &store,
+            &hub::workflows::Site::of(&config),
+            "desk-2",
+            &entry("P1", "424242"),
+            at(4)
+        )
+        .await
+        .unwrap()
+        .is_found()
     );
     assert!(
-        pickup::check(&store, &config, "desk-1", &entry("P1", "424242"), at(303))
-            .await
-            .unwrap()
-            .is_found()
+        pickup::check(
+            &store,
+            &hub::workflows::Site::of(&config),
+            "desk-1",
+            &entry("P1", "424242"),
+            at(303)
+        )
+        .await
+        .unwrap()
+        .is_found()
     );
     let alerts = store.read(hub::store::alerts::open_alerts).await.unwrap();
     assert!(
@@ -285,7 +327,7 @@ async fn with_no_uplink_codes_are_checked_and_handovers_recorded_for_later_sync(
     assert_eq!(
         pickup::check(
             &store,
-            &config,
+            &hub::workflows::Site::of(&config),
             "desk-1",
             &CodeEntry::scanned("P1:111111"),
             now
@@ -297,9 +339,15 @@ async fn with_no_uplink_codes_are_checked_and_handovers_recorded_for_later_sync(
         }
     );
     assert_eq!(
-        pickup::check(&store, &config, "desk-1", &entry("P2", "222222"), now)
-            .await
-            .unwrap(),
+        pickup::check(
+            &store,
+            &hub::workflows::Site::of(&config),
+            "desk-1",
+            &entry("P2", "222222"),
+            now
+        )
+        .await
+        .unwrap(),
         CodeCheck::OnHold {
             order_id: "P2".into()
         }
@@ -314,9 +362,16 @@ async fn with_no_uplink_codes_are_checked_and_handovers_recorded_for_later_sync(
         staff: Some(" li.na ".into()),
         ..Default::default()
     };
-    let handover = pickup::handover(&store, &config, "desk-1", "P1", request, now)
-        .await
-        .unwrap();
+    let handover = pickup::handover(
+        &store,
+        &hub::workflows::Site::of(&config),
+        "desk-1",
+        "P1",
+        request,
+        now,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (handover.lines[0].handed_over, handover.lines[0].refused),
         (2, 1)
@@ -328,7 +383,7 @@ async fn with_no_uplink_codes_are_checked_and_handovers_recorded_for_later_sync(
     );
     let again = pickup::handover(
         &store,
-        &config,
+        &hub::workflows::Site::of(&config),
         "desk-2",
         "P1",
         HandoverRequest::default(),
@@ -343,7 +398,7 @@ async fn with_no_uplink_codes_are_checked_and_handovers_recorded_for_later_sync(
     );
     let on_hold_handover = pickup::handover(
         &store,
-        &config,
+        &hub::workflows::Site::of(&config),
         "desk-1",
         "P2",
         HandoverRequest::default(),
@@ -491,9 +546,15 @@ async fn guesses_spread_over_many_stations_meet_the_site_budget_and_a_supervisor
     let mut outcome = None;
     for i in 0..60 {
         let station = format!("s{i}");
-        let check = pickup::check(&store, &config, &station, &entry("P1", "000000"), at(i))
-            .await
-            .unwrap();
+        let check = pickup::check(
+            &store,
+            &hub::workflows::Site::of(&config),
+            &station,
+            &entry("P1", "000000"),
+            at(i),
+        )
+        .await
+        .unwrap();
         if check != CodeCheck::WrongCode {
             outcome = Some((i, check));
             break;
@@ -519,9 +580,15 @@ async fn guesses_spread_over_many_stations_meet_the_site_budget_and_a_supervisor
         matches!(check, CodeCheck::SiteLockedOut { .. }),
         "{check:?}"
     );
-    let right = pickup::check(&store, &config, "desk-1", &entry("P1", "424242"), at(61))
-        .await
-        .unwrap();
+    let right = pickup::check(
+        &store,
+        &hub::workflows::Site::of(&config),
+        "desk-1",
+        &entry("P1", "424242"),
+        at(61),
+    )
+    .await
+    .unwrap();
     assert!(
         matches!(right, CodeCheck::SiteLockedOut { .. }),
         "even a right code waits while the site is paused: {right:?}"
@@ -537,7 +604,7 @@ async fn guesses_spread_over_many_stations_meet_the_site_budget_and_a_supervisor
     assert!(
         pickup::unlock(
             &store,
-            &config,
+            &hub::workflows::Site::of(&config),
             None,
             "sup-zhang",
             "checked the cameras",
@@ -547,10 +614,16 @@ async fn guesses_spread_over_many_stations_meet_the_site_budget_and_a_supervisor
         .unwrap()
     );
     assert!(
-        pickup::check(&store, &config, "desk-1", &entry("P1", "424242"), at(63))
-            .await
-            .unwrap()
-            .is_found()
+        pickup::check(
+            &store,
+            &hub::workflows::Site::of(&config),
+            "desk-1",
+            &entry("P1", "424242"),
+            at(63)
+        )
+        .await
+        .unwrap()
+        .is_found()
     );
     let kinds: Vec<String> = store
         .read(|c| outbox::pending(c, 0, 10_000).map(|r| r.into_iter().map(|r| r.kind).collect()))
@@ -607,9 +680,16 @@ async fn receive_lots(store: &Store, config: &Config, sku: &Sku, lots: &[(&str, 
         .await
         .unwrap();
     for line in 1..=lots.len() as u32 {
-        let d = hub::workflows::receiving::decide(store, config, "D1", line, "staff-1", now)
-            .await
-            .unwrap();
+        let d = hub::workflows::receiving::decide(
+            store,
+            &hub::workflows::Site::of(config),
+            "D1",
+            line,
+            "staff-1",
+            now,
+        )
+        .await
+        .unwrap();
         assert_eq!(d.decision.outcome, hub_core::receiving::Outcome::Accepted);
     }
 }
@@ -666,15 +746,21 @@ async fn expired_stock_is_never_picked_and_stays_alerted_until_written_off() {
     assert_eq!(pick[0].lot.as_deref(), Some("NEW"), "{pick:?}");
     for (order_id, code) in [("P1", "111111"), ("P2", "222222")] {
         assert!(
-            pickup::check(&store, &config, "desk-1", &entry(order_id, code), later)
-                .await
-                .unwrap()
-                .is_found()
+            pickup::check(
+                &store,
+                &hub::workflows::Site::of(&config),
+                "desk-1",
+                &entry(order_id, code),
+                later
+            )
+            .await
+            .unwrap()
+            .is_found()
         );
     }
     let handover = pickup::handover(
         &store,
-        &config,
+        &hub::workflows::Site::of(&config),
         "desk-1",
         "P1",
         HandoverRequest::default(),
@@ -686,7 +772,7 @@ async fn expired_stock_is_never_picked_and_stays_alerted_until_written_off() {
     // Nothing but the expired lot is left: refused, and nothing was written.
     let refused = pickup::handover(
         &store,
-        &config,
+        &hub::workflows::Site::of(&config),
         "desk-1",
         "P2",
         HandoverRequest::default(),
@@ -711,9 +797,14 @@ async fn expired_stock_is_never_picked_and_stays_alerted_until_written_off() {
     assert_eq!(p2.status, OrderStatus::Open, "the refused order stays open");
 
     // The periodic checks raise a red `stock_expired` alert for the lot on hand ...
-    hub::workflows::alerts::run_checks(&store, &config.alerts, later)
-        .await
-        .unwrap();
+    hub::workflows::alerts::run_checks(
+        &store,
+        &hub::workflows::Site::of(&config),
+        &config.alerts,
+        later,
+    )
+    .await
+    .unwrap();
     let open_now = store.read(open_alerts).await.unwrap();
     let expired = open_now
         .iter()
@@ -738,9 +829,14 @@ async fn expired_stock_is_never_picked_and_stays_alerted_until_written_off() {
         .write(move |c| ledger::record(c, &loss))
         .await
         .unwrap();
-    hub::workflows::alerts::run_checks(&store, &config.alerts, later.plus_millis(60_000))
-        .await
-        .unwrap();
+    hub::workflows::alerts::run_checks(
+        &store,
+        &hub::workflows::Site::of(&config),
+        &config.alerts,
+        later.plus_millis(60_000),
+    )
+    .await
+    .unwrap();
     let open_after = store.read(open_alerts).await.unwrap();
     assert!(
         !open_after.iter().any(|a| a.kind == AlertKind::StockExpired),
@@ -759,7 +855,7 @@ async fn a_check_targets_one_order_and_a_typed_code_alone_is_refused_uncounted()
     let now = Timestamp(T0);
     let alone = pickup::check(
         &store,
-        &config,
+        &hub::workflows::Site::of(&config),
         "desk-1",
         &CodeEntry::scanned("424242"),
         now,
@@ -774,7 +870,7 @@ async fn a_check_targets_one_order_and_a_typed_code_alone_is_refused_uncounted()
     );
     let huge = pickup::check(
         &store,
-        &config,
+        &hub::workflows::Site::of(&config),
         "desk-1",
         &CodeEntry::scanned(&"7".repeat(60_000)),
         now,
@@ -788,16 +884,22 @@ async fn a_check_targets_one_order_and_a_typed_code_alone_is_refused_uncounted()
         phone_tail: Some("1234".into()),
     };
     assert!(
-        pickup::check(&store, &config, "desk-1", &by_tail, now)
-            .await
-            .unwrap()
-            .is_found()
+        pickup::check(
+            &store,
+            &hub::workflows::Site::of(&config),
+            "desk-1",
+            &by_tail,
+            now
+        )
+        .await
+        .unwrap()
+        .is_found()
     );
     // None of that counted as a wrong guess: three real wrong codes still lock.
     for s in 0..3 {
         pickup::check(
             &store,
-            &config,
+            &hub::workflows::Site::of(&config),
             "desk-1",
             &entry("P1", "1"),
             Timestamp(T0 + s),
@@ -808,7 +910,7 @@ async fn a_check_targets_one_order_and_a_typed_code_alone_is_refused_uncounted()
     assert!(matches!(
         pickup::check(
             &store,
-            &config,
+            &hub::workflows::Site::of(&config),
             "desk-1",
             &entry("P1", "424242"),
             Timestamp(T0 + 5)
@@ -818,9 +920,15 @@ async fn a_check_targets_one_order_and_a_typed_code_alone_is_refused_uncounted()
         CodeCheck::LockedOut { .. }
     ));
     // An undeclared station checks nothing.
-    let err = pickup::check(&store, &config, "desk-99", &entry("P1", "424242"), now)
-        .await
-        .unwrap_err();
+    let err = pickup::check(
+        &store,
+        &hub::workflows::Site::of(&config),
+        "desk-99",
+        &entry("P1", "424242"),
+        now,
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("not declared"), "{err}");
     // Where a site allows code-only lookups, a wrong code is one guess per open order.
     let dir2 = tempfile::tempdir().unwrap();
@@ -841,7 +949,7 @@ async fn a_check_targets_one_order_and_a_typed_code_alone_is_refused_uncounted()
     assert!(
         pickup::check(
             &store2,
-            &open_config,
+            &hub::workflows::Site::of(&open_config),
             "desk-1",
             &CodeEntry::scanned("555553"),
             now
@@ -852,7 +960,7 @@ async fn a_check_targets_one_order_and_a_typed_code_alone_is_refused_uncounted()
     );
     pickup::check(
         &store2,
-        &open_config,
+        &hub::workflows::Site::of(&open_config),
         "desk-1",
         &CodeEntry::scanned("000000"),
         now,
@@ -863,7 +971,7 @@ async fn a_check_targets_one_order_and_a_typed_code_alone_is_refused_uncounted()
         matches!(
             pickup::check(
                 &store2,
-                &open_config,
+                &hub::workflows::Site::of(&open_config),
                 "desk-1",
                 &CodeEntry::scanned("555553"),
                 now
@@ -970,28 +1078,48 @@ async fn an_item_scanned_at_handover_is_found_whichever_form_the_scanner_sends()
         })
         .await
         .unwrap();
-    let rules = hub::workflows::receiving::ScanRules::of(&config);
+    let site = hub::workflows::Site::of(&config);
     for code in ["D1/1", "]C10106901234567892\u{1d}21S1"] {
-        hub::workflows::receiving::scan(&store, "dock", code, &rules, now)
+        hub::workflows::receiving::scan(&store, &site, "dock", code, now)
             .await
             .unwrap();
     }
-    hub::workflows::receiving::decide(&store, &config, "D1", 1, "staff-1", now)
-        .await
-        .unwrap();
+    hub::workflows::receiving::decide(
+        &store,
+        &hub::workflows::Site::of(&config),
+        "D1",
+        1,
+        "staff-1",
+        now,
+    )
+    .await
+    .unwrap();
     assert!(
-        pickup::check(&store, &config, "desk-1", &entry("P1", "111111"), now)
-            .await
-            .unwrap()
-            .is_found()
+        pickup::check(
+            &store,
+            &hub::workflows::Site::of(&config),
+            "desk-1",
+            &entry("P1", "111111"),
+            now
+        )
+        .await
+        .unwrap()
+        .is_found()
     );
     // The desk's scanner sends the GS1 data with its AIM identifier, not the printed form.
     let request = HandoverRequest {
         trace_codes: vec!["]C10106901234567892\u{1d}21S1".into()],
         ..Default::default()
     };
-    let handover = pickup::handover(&store, &config, "desk-1", "P1", request, now)
-        .await
-        .unwrap();
+    let handover = pickup::handover(
+        &store,
+        &hub::workflows::Site::of(&config),
+        "desk-1",
+        "P1",
+        request,
+        now,
+    )
+    .await
+    .unwrap();
     assert_eq!(handover.trace_codes, vec!["(01)06901234567892(21)S1"]);
 }

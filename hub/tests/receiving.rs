@@ -6,6 +6,7 @@
 use hub::config::Config;
 use hub::store::receiving::{BindOutcome, upsert_manifest};
 use hub::store::{Store, StoreError, StoreOptions, ledger, outbox, sku as sku_store};
+use hub::workflows::Site;
 use hub::workflows::receiving::{self as wf, ScanOutcome};
 use hub_core::receiving::{
     CodeFlag, LabelScore, Manifest, ManifestLine, Outcome, PhotoEvidence, PhotoVerdict, Reason,
@@ -21,10 +22,15 @@ const NOW: i64 = 1_795_000_000_000; // 2026-11-18
 
 fn config(dir: &Path) -> Config {
     Config::parse(
-        "[site]\nid = \"rcv-1\"\n[store]\ndata_dir = \"data\"\n",
+        "[site]\nid = \"rcv-1\"\n[store]\ndata_dir = \"data\"\n[[stations]]\nid = \"dock-1\"\nkind = \"receiving\"\n",
         dir,
     )
     .unwrap()
+}
+
+/// The site of [`config`], as the workflows take it.
+fn site() -> Site {
+    Site::of(&config(Path::new("/")))
 }
 
 fn sku(code: &str, gtin: &str) -> Sku {
@@ -118,7 +124,7 @@ async fn a_mixed_delivery_ends_with_the_right_decisions_stock_quarantine_and_eve
     let scan = |code: String| {
         let store = store.clone();
         async move {
-            wf::scan(&store, "dock-1", &code, &Default::default(), now)
+            wf::scan(&store, &site(), "dock-1", &code, now)
                 .await
                 .unwrap()
         }
@@ -170,8 +176,12 @@ async fn a_mixed_delivery_ends_with_the_right_decisions_stock_quarantine_and_eve
         for code in codes {
             scan(code).await;
         }
-        wf::weight(&store, "dock-1", grams, now).await.unwrap();
-        wf::photo(&store, "dock-1", evidence, now).await.unwrap();
+        wf::weight(&store, &site(), "dock-1", grams, now)
+            .await
+            .unwrap();
+        wf::photo(&store, &site(), "dock-1", evidence, now)
+            .await
+            .unwrap();
     }
     // A scan of an orange item code on the milk line is a GTIN mismatch.
     let selected = scan("D7/4".into()).await;
@@ -200,7 +210,7 @@ async fn a_mixed_delivery_ends_with_the_right_decisions_stock_quarantine_and_eve
         "{bad:?}"
     );
 
-    let decisions = wf::close(&store, &config, "D7", "staff-42", now)
+    let decisions = wf::close(&store, &Site::of(&config), "D7", "staff-42", now)
         .await
         .unwrap();
     let by_line = |n: u32| decisions.iter().find(|d| d.line_no == n).unwrap();
@@ -319,13 +329,15 @@ async fn a_mixed_delivery_ends_with_the_right_decisions_stock_quarantine_and_eve
     // Release the held oranges after a person looked at the photo: they become stock.
     wf::resolve(
         &store,
-        &config,
-        "D7",
-        3,
-        2,
-        0,
-        "staff-7",
-        "photo checked by hand: oranges",
+        &Site::of(&config),
+        wf::Resolution {
+            delivery_id: "D7".into(),
+            line_no: 3,
+            release: 2,
+            reject: 0,
+            staff: "staff-7".into(),
+            reason: "photo checked by hand: oranges".into(),
+        },
         now,
     )
     .await
@@ -449,13 +461,9 @@ async fn evidence_retention_spares_a_disputed_delivery_until_its_dispute_is_clos
             .write(move |c| {
                 sku_store::upsert(c, &sku("ORANGE", orange), stored_at)?;
                 upsert_manifest(c, &manifest, stored_at)?;
-                hub::workflows::receiving::scan_in(
-                    c,
-                    "dock-1",
-                    &format!("{delivery}/1"),
-                    &Default::default(),
-                    stored_at,
-                )?;
+                let label = format!("{delivery}/1");
+                let code = hub::codes::classify_text(&label, &Default::default());
+                hub::workflows::receiving::scan_in(c, &site(), "dock-1", &label, &code, stored_at)?;
                 record_photo(c, "dock-1", &evidence, stored_at)?;
                 Ok::<_, ReceivingError>(())
             })
@@ -600,7 +608,7 @@ fn receiving_site(dir: &Path, skus: Vec<Sku>, lines: Vec<ManifestLine>) -> (Conf
 }
 
 async fn scan_at(store: &Store, code: &str) -> ScanOutcome {
-    wf::scan(store, "dock-1", code, &Default::default(), Timestamp(NOW))
+    wf::scan(store, &site(), "dock-1", code, Timestamp(NOW))
         .await
         .unwrap()
 }
@@ -800,26 +808,21 @@ async fn product_scans_count_for_a_line_without_issued_codes_but_are_never_bound
         .await
         .unwrap();
     assert_eq!(bound, 0, "product scans never become trace codes");
-    wf::weight(&store, "dock-1", 15_050, now).await.unwrap();
-    wf::photo(&store, "dock-1", passing_photo(), now)
+    wf::weight(&store, &site(), "dock-1", 15_050, now)
+        .await
+        .unwrap();
+    wf::photo(&store, &site(), "dock-1", passing_photo(), now)
         .await
         .unwrap();
     // A line with an issued trace-code list wants those codes, not the product barcode.
     scan_at(&store, "D/2").await;
-    let refused = wf::scan(
-        &store,
-        "dock-1",
-        "]E09506000134352",
-        &Default::default(),
-        now,
-    )
-    .await;
+    let refused = wf::scan(&store, &site(), "dock-1", "]E09506000134352", now).await;
     let message = refused
         .expect_err("a product scan on a traced line")
         .to_string();
     assert!(message.contains("trace code"), "{message}");
 
-    let d = wf::decide(&store, &config, "D", 1, "staff-1", now)
+    let d = wf::decide(&store, &Site::of(&config), "D", 1, "staff-1", now)
         .await
         .unwrap();
     assert_eq!(
@@ -846,11 +849,13 @@ async fn the_weight_is_judged_on_the_manifests_figures_not_scaled_by_the_scanned
     for serial in ["A", "B"] {
         scan_at(&store, &item("09506000134352", serial)).await;
     }
-    wf::weight(&store, "dock-1", 15_000, now).await.unwrap();
-    wf::photo(&store, "dock-1", passing_photo(), now)
+    wf::weight(&store, &site(), "dock-1", 15_000, now)
         .await
         .unwrap();
-    let d = wf::decide(&store, &config, "D", 1, "staff-1", now)
+    wf::photo(&store, &site(), "dock-1", passing_photo(), now)
+        .await
+        .unwrap();
+    let d = wf::decide(&store, &Site::of(&config), "D", 1, "staff-1", now)
         .await
         .unwrap();
     assert_eq!(d.decision.outcome, Outcome::Held, "{:?}", d.decision);
@@ -893,11 +898,13 @@ async fn a_by_weight_line_within_tolerance_is_accepted_by_its_weight() {
     scan_at(&store, "D/1").await;
     // The clerk scans the cabbage's product barcode once, then weighs the crate: 25.1 kg.
     scan_at(&store, "]E06901234567892").await;
-    wf::weight(&store, "dock-1", 25_100, now).await.unwrap();
-    wf::photo(&store, "dock-1", passing_photo(), now)
+    wf::weight(&store, &site(), "dock-1", 25_100, now)
         .await
         .unwrap();
-    let d = wf::decide(&store, &config, "D", 1, "staff-1", now)
+    wf::photo(&store, &site(), "dock-1", passing_photo(), now)
+        .await
+        .unwrap();
+    let d = wf::decide(&store, &Site::of(&config), "D", 1, "staff-1", now)
         .await
         .unwrap();
     assert_eq!(

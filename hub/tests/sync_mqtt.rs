@@ -201,7 +201,8 @@ fn write_hub_config(dir: &Path, site: &str, port: u16, in_flight: usize) -> Path
     std::fs::write(
         &path,
         format!(
-            "[site]\nid = \"{site}\"\n[store]\ndata_dir = \"{}\"\n[log]\nlevel = \"warn\"\n\
+            // (the machine's own free space is not what these tests are about: no disk alert)
+            "[site]\nid = \"{site}\"\n[store]\ndata_dir = \"{}\"\nmin_free_percent = 0\nmin_free_mb = 0\n[log]\nlevel = \"warn\"\n\
              [uplink]\nbroker = \"mqtt://127.0.0.1:{port}\"\nin_flight = {in_flight}\n\
              heartbeat_seconds = 0.3\nreconnect_min_seconds = 0.05\nreconnect_max_seconds = 0.3\n\
              connect_timeout_seconds = 3\n",
@@ -945,7 +946,7 @@ async fn station_commands_over_mqtt_check_and_hand_over_and_explain_a_wrong_code
 
     let board = hub::status::StatusBoard::default();
     let mut s = settings(plain(port, "hub-site-s"), 20);
-    s.stations = Some(std::sync::Arc::new(config));
+    s.stations = Some(std::sync::Arc::new(hub::workflows::Site::of(&config)));
     s.board = Some(board.clone());
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(uplink::run(
@@ -1166,7 +1167,7 @@ async fn pickups_done_with_the_broker_down_reach_central_once_in_order_after_it_
     let now = || hub::clock::now();
     let wrong = hub::workflows::pickup::check(
         &store,
-        &config,
+        &hub::workflows::Site::of(&config),
         "desk",
         &CodeEntry {
             code: "999999".into(),
@@ -1181,7 +1182,7 @@ async fn pickups_done_with_the_broker_down_reach_central_once_in_order_after_it_
     for (order_id, code) in orders.iter().rev() {
         let check = hub::workflows::pickup::check(
             &store,
-            &config,
+            &hub::workflows::Site::of(&config),
             "desk",
             &CodeEntry::scanned(&format!("{order_id}:{code}")),
             now(),
@@ -1196,7 +1197,7 @@ async fn pickups_done_with_the_broker_down_reach_central_once_in_order_after_it_
         );
         hub::workflows::pickup::handover(
             &store,
-            &config,
+            &hub::workflows::Site::of(&config),
             "desk",
             order_id,
             Default::default(),
@@ -1305,7 +1306,7 @@ async fn station_commands_are_applied_once_and_every_reply_arrives() {
 
     let board = hub::status::StatusBoard::default();
     let mut s = settings(plain(port, "hub-site-q"), 20);
-    s.stations = Some(std::sync::Arc::new(config));
+    s.stations = Some(std::sync::Arc::new(hub::workflows::Site::of(&config)));
     s.board = Some(board.clone());
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(uplink::run(
@@ -1643,6 +1644,8 @@ async fn commands_that_could_not_be_stored_on_a_full_disk_apply_once_space_is_fr
         store: store.clone(),
         board: board.clone(),
         data_dir: fs.dir.path().to_owned(),
+        disk: Default::default(),
+        timezone: chrono_tz::Asia::Shanghai,
         started_at: hub::clock::now(),
     };
     let snapshot = hub::status::gather(&source, hub::clock::now()).await;

@@ -7,7 +7,7 @@
 //! also the trace-code classification), on one core, and reported as frames/s and as a ratio
 //! to the line rate. The target is ten times the line rate, so parsing is never the bottleneck.
 
-use crate::devices::config::ScaleProtocol;
+use crate::config::devices::ScaleProtocol;
 use crate::devices::scale::{PlacementTracker, ScaleDecoder, StabilityGate};
 use crate::devices::scanner::ScannerDecoder;
 use firmware_shim::wire::scanner::ScannerConfig;

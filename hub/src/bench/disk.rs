@@ -104,7 +104,9 @@ fn measure(dir: &Path, options: &DiskBenchOptions) -> anyhow::Result<DiskFigures
         fsync,
         sequential_write_mb_per_s: sequential,
         sqlite_durable_commits_per_s: sqlite,
-        available_bytes: space(dir).ok().map(|s| s.available_bytes),
+        available_bytes: space(dir, Default::default())
+            .ok()
+            .map(|s| s.available_bytes),
     })
 }
 

@@ -110,7 +110,7 @@ pub(super) fn sim_command(
     command: SimCommand,
     format: Option<LogFormatArg>,
 ) -> Result<i32, Failure> {
-    use crate::devices::config::{ScaleProtocol, ScannerFraming, parse_terminator};
+    use crate::config::devices::{ScaleProtocol, ScannerFraming, parse_terminator};
     telemetry::init("warn", log_format(format, None));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -8,6 +8,7 @@
 
 use crate::config::{Config, LogFormat};
 use crate::store::ledger;
+use crate::workflows::Site;
 use crate::{bench, daemon, demo, telemetry};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -443,10 +444,10 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             let stop = rt.block_on(async { daemon::StopSignal::install() })?;
             tracing::info!(site = %config.site.id, "starting; stop signals are handled from now on");
             // The inference backend is chosen first, before anything else could touch it.
-            let vision = start_vision_if_enabled(&config.vision)?;
+            let vision = start_vision_if_enabled(&config.vision)?.map(std::sync::Arc::new);
             let store = crate::incarnation::open_store(&config, new_database, crate::clock::now())?;
             daemon::check_database(&store)?;
-            crate::storage::log_startup_check(&config.store.data_dir);
+            crate::storage::log_startup_check(&config.store.data_dir, config.store.disk);
             rt.block_on(async {
                 let shutdown = CancellationToken::new();
                 let trigger = shutdown.clone();
@@ -621,15 +622,20 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             let mut config = demo::demo_config(dir.path())?;
             config.status.listen = status_listen;
             config.status.token = status_token;
-            let vision = start_vision_if_enabled(&config.vision)?;
+            let vision = start_vision_if_enabled(&config.vision)?.map(std::sync::Arc::new);
             let store = daemon::open_store(&config)?;
             let rt = runtime()?;
             let now = crate::clock::now();
-            let mut summary = rt.block_on(demo::play(&store, config.site.id.as_str(), now))?;
+            let mut summary = rt.block_on(demo::play(
+                &store,
+                config.site.id.as_str(),
+                config.site.timezone,
+                now,
+            ))?;
             let device_steps = rt.block_on(crate::demo_devices::receive_and_hand_over(
                 &store,
                 &config,
-                vision.as_ref(),
+                vision.clone(),
                 now,
             ))?;
             summary.steps.extend(device_steps);
@@ -670,7 +676,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 })?;
             } else {
                 store.close();
-                if let Some(v) = vision {
+                if let Some(v) = vision.and_then(|v| std::sync::Arc::try_unwrap(v).ok()) {
                     v.stop();
                 }
             }
@@ -884,6 +890,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             if check {
                 runtime()?.block_on(crate::workflows::alerts::run_checks(
                     &store,
+                    &Site::of(&config),
                     &config.alerts,
                     crate::clock::now(),
                 ))?;

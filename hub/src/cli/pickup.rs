@@ -144,7 +144,7 @@ pub(super) fn pickup_command(
             let check = runtime()?
                 .block_on(crate::workflows::pickup::check(
                     &store,
-                    &config,
+                    &Site::of(&config),
                     &station,
                     &entry,
                     crate::clock::now(),
@@ -153,12 +153,8 @@ pub(super) fn pickup_command(
             let pick = match &check {
                 hub_core::pickup::CodeCheck::Found { order_id } => {
                     let id = order_id.clone();
-                    {
-                        let today = crate::clock::local_date(crate::clock::now());
-                        store.read_blocking(move |c| {
-                            crate::store::pickup::pick_list(c, &id, today)
-                        })?
-                    }
+                    let today = Site::of(&config).today(crate::clock::now());
+                    store.read_blocking(move |c| crate::store::pickup::pick_list(c, &id, today))?
                 }
                 _ => vec![],
             };
@@ -215,7 +211,7 @@ pub(super) fn pickup_command(
             let (config, store) = open_site(&config.config, format)?;
             let outcome = runtime()?.block_on(crate::workflows::pickup::handover(
                 &store,
-                &config,
+                &Site::of(&config),
                 &station,
                 &order,
                 request,
@@ -275,7 +271,7 @@ pub(super) fn pickup_command(
             let was_locked = runtime()?
                 .block_on(crate::workflows::pickup::unlock(
                     &store,
-                    &config,
+                    &Site::of(&config),
                     station.as_deref(),
                     &staff,
                     &reason,

@@ -175,13 +175,8 @@ pub(super) fn receive_command(
         } => {
             let (config, store) = open_site(&config.config, format)?;
             receiving_station(&config, &station)?;
-            let out = runtime()?.block_on(wf::scan(
-                &store,
-                &station,
-                &code,
-                &wf::ScanRules::of(&config),
-                now,
-            ));
+            let out =
+                runtime()?.block_on(wf::scan(&store, &Site::of(&config), &station, &code, now));
             store.close();
             match out {
                 Ok(outcome) if json => print_json(&outcome).map(|_| EXIT_OK),
@@ -202,7 +197,8 @@ pub(super) fn receive_command(
         } => {
             let (config, store) = open_site(&config.config, format)?;
             receiving_station(&config, &station)?;
-            let out = runtime()?.block_on(wf::weight(&store, &station, grams, now));
+            let out =
+                runtime()?.block_on(wf::weight(&store, &Site::of(&config), &station, grams, now));
             store.close();
             match out {
                 Ok(s) => {
@@ -222,7 +218,7 @@ pub(super) fn receive_command(
             count,
         } => {
             let (_config, store) = open_site(&config.config, format)?;
-            let out = store.write_blocking(move |c| rs::set_count(c, &delivery, line, count, now));
+            let out = runtime()?.block_on(wf::count(&store, &delivery, line, count, now));
             store.close();
             match out {
                 Ok(()) => {
@@ -241,9 +237,9 @@ pub(super) fn receive_command(
             quantity,
         } => {
             let (_config, store) = open_site(&config.config, format)?;
-            let out = store.write_blocking(move |c| {
-                rs::split_line(c, &delivery, line, &lot, expiry, quantity, now)
-            });
+            let out = runtime()?.block_on(wf::split(
+                &store, &delivery, line, &lot, expiry, quantity, now,
+            ));
             store.close();
             match out {
                 Ok(new_line) => {
@@ -261,8 +257,14 @@ pub(super) fn receive_command(
             json,
         } => {
             let (config, store) = open_site(&config.config, format)?;
-            let out =
-                runtime()?.block_on(wf::decide(&store, &config, &delivery, line, &staff, now));
+            let out = runtime()?.block_on(wf::decide(
+                &store,
+                &Site::of(&config),
+                &delivery,
+                line,
+                &staff,
+                now,
+            ));
             store.close();
             match out {
                 Ok(d) if json => print_json(&d).map(|_| EXIT_OK),
@@ -283,9 +285,15 @@ pub(super) fn receive_command(
             reason,
         } => {
             let (config, store) = open_site(&config.config, format)?;
-            let out = runtime()?.block_on(wf::resolve(
-                &store, &config, &delivery, line, release, reject, &staff, &reason, now,
-            ));
+            let resolution = wf::Resolution {
+                delivery_id: delivery.clone(),
+                line_no: line,
+                release,
+                reject,
+                staff,
+                reason,
+            };
+            let out = runtime()?.block_on(wf::resolve(&store, &Site::of(&config), resolution, now));
             store.close();
             match out {
                 Ok(()) => {
@@ -305,14 +313,8 @@ pub(super) fn receive_command(
             close,
         } => {
             let (_config, store) = open_site(&config.config, format)?;
-            let id = delivery.clone();
-            let out = store.write_blocking(move |c| {
-                if close {
-                    rs::close_dispute(c, &id, &staff, &note, now)
-                } else {
-                    rs::open_dispute(c, &id, &staff, &note, now)
-                }
-            });
+            let out =
+                runtime()?.block_on(wf::dispute(&store, &delivery, &staff, &note, close, now));
             store.close();
             match out {
                 Ok(()) if close => {
@@ -337,7 +339,13 @@ pub(super) fn receive_command(
             json,
         } => {
             let (config, store) = open_site(&config.config, format)?;
-            let out = runtime()?.block_on(wf::close(&store, &config, &delivery, &staff, now));
+            let out = runtime()?.block_on(wf::close(
+                &store,
+                &Site::of(&config),
+                &delivery,
+                &staff,
+                now,
+            ));
             store.close();
             match out {
                 Ok(ds) if json => print_json(&ds).map(|_| EXIT_OK),
@@ -363,15 +371,19 @@ pub(super) fn receive_command(
                 .map_err(|e| anyhow::anyhow!("cannot read photo {}: {e}", file.display()))?;
             let config = Config::load(&config.config)?;
             telemetry::init(&config.log.level, log_format(format, Some(&config)));
-            receiving_station(&config, &station)?;
             let vision = crate::vision::start(&config.vision)?;
             let store = daemon::open_store(&config)?;
-            let data_dir = config.store.data_dir.clone();
+            let desk = crate::vision::PhotoDesk {
+                store: store.clone(),
+                vision: std::sync::Arc::new(vision),
+                data_dir: config.store.data_dir.clone(),
+                site: Site::of(&config),
+            };
             let out = runtime()?.block_on(crate::vision::photo_for_station(
-                &store, &vision, &data_dir, &station, bytes, now,
+                &desk, &station, bytes, now,
             ));
             store.close();
-            vision.stop();
+            desk.stop();
             match out {
                 Ok(r) if json => print_json(&r).map(|_| EXIT_OK),
                 Ok(r) => {
@@ -416,7 +428,8 @@ pub(super) fn receive_command(
     }
 }
 
-/// Only a declared receiving station may receive (exit 2 otherwise).
+/// Only a declared receiving station may receive (exit 2 otherwise: a usage error, checked
+/// before anything is opened).
 fn receiving_station(config: &Config, station: &str) -> Result<(), Failure> {
     config
         .station(station, crate::config::StationKind::Receiving)

@@ -8,41 +8,29 @@
 //! goes on. A scan the workflow records on its line as flagged (malformed, unrecognised,
 //! already bound, wrong lot…) is journaled as `flagged` with the flag's reason, never as
 //! `applied`. Online/offline changes write their outbox event and raise or clear the alert.
-//! Business rules stay in the store's workflows; this task only routes.
+//! The steps are `workflows::devices`; this task only routes events to them and counts.
 
-use super::config::{DeviceConfig, DeviceRole};
-use super::{DeviceEvent, HealthBoard, ParsedCode};
-use crate::config::Config;
-use crate::store::device_input::{self, NewInput, attempt};
-use crate::store::receiving;
-use crate::store::{Store, StoreError};
-use crate::workflows::receiving::{ScanOutcome, ScanRules};
-use hub_core::Timestamp;
-use rusqlite::Connection;
+use super::{DeviceEvent, HealthBoard};
+use crate::config::devices::{DeviceConfig, DeviceRole};
+use crate::store::Store;
+use crate::store::device_input;
+use crate::workflows::devices::{Journaled, Source};
+use crate::workflows::{self, Site};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// What became of one input.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    /// `applied`, `flagged` or `refused`.
-    pub outcome: &'static str,
-    pub detail: String,
-}
-
-/// What a workflow did with an input it took.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Acted {
-    Applied(String),
-    /// Recorded, but flagged for a person (the detail says why).
-    Flagged(String),
+/// The site and its devices, as the dispatcher needs them.
+#[derive(Debug, Clone)]
+pub struct Devices {
+    pub site: Site,
+    pub configs: Vec<DeviceConfig>,
 }
 
 /// Runs until shutdown; events already queued at shutdown are still journaled.
 pub async fn run(
     mut events: mpsc::Receiver<DeviceEvent>,
     store: Store,
-    config: Config,
+    devices: Devices,
     board: HealthBoard,
     shutdown: CancellationToken,
 ) {
@@ -55,19 +43,19 @@ pub async fn run(
             _ = shutdown.cancelled() => {
                 events.close();
                 while let Ok(event) = events.try_recv() {
-                    handle(&store, &config, &board, event).await;
+                    handle(&store, &devices, &board, event).await;
                 }
                 break;
             }
         };
-        handle(&store, &config, &board, event).await;
+        handle(&store, &devices, &board, event).await;
     }
     tracing::debug!("device dispatcher stopped");
 }
 
-async fn handle(store: &Store, config: &Config, board: &HealthBoard, event: DeviceEvent) {
-    let Some(device) = config
-        .devices
+async fn handle(store: &Store, devices: &Devices, board: &HealthBoard, event: DeviceEvent) {
+    let Some(device) = devices
+        .configs
         .iter()
         .find(|d| d.name == event.device())
         .cloned()
@@ -80,6 +68,7 @@ async fn handle(store: &Store, config: &Config, board: &HealthBoard, event: Devi
     };
     let now = crate::clock::now();
     let name = device.name.clone();
+    let site = devices.site.clone();
     let result = match event {
         DeviceEvent::DeviceOnline { detail, .. } => {
             let d = name.clone();
@@ -96,78 +85,36 @@ async fn handle(store: &Store, config: &Config, board: &HealthBoard, event: Devi
                 .map(|()| None)
         }
         DeviceEvent::StableWeight { grams, raw, .. } => store
-            .write(move |c| weight(c, &device, grams, &raw, now))
+            .write(move |c| {
+                workflows::devices::weighed(c, &site, source(&device), grams, &raw, now)
+            })
             .await
             .map(Some),
-        DeviceEvent::Scan {
-            code, parsed, raw, ..
-        } => {
-            let rules = crate::workflows::receiving::ScanRules {
-                patterns: device.site_patterns.clone(),
-                policy: config.receiving.policy,
-            };
-            let config = config.clone();
-            store
-                .write(move |c| {
-                    let input = NewInput {
-                        device: &device.name,
-                        station: &device.station,
-                        kind: "scan",
-                        code: Some(&code),
-                        grams: None,
-                        parsed: serde_json::to_string(&parsed).ok(),
-                        raw: &raw,
-                        received_at: now,
-                    };
-                    let id = device_input::journal(c, &input)?;
-                    let outcome = match device.role {
-                        DeviceRole::Receiving => {
-                            receiving_scan(c, &device, &rules, &code, &parsed, now)?
-                        }
-                        DeviceRole::Pickup => attempt(c, |c| {
-                            crate::workflows::pickup::check_in(
-                                c,
-                                &config,
-                                &device.station,
-                                &crate::workflows::pickup::CodeEntry::scanned(&code),
-                                now,
-                            )
-                        })?
-                        .and_then(|check| {
-                            let text = crate::store::pickup::describe(&check);
-                            if check.is_found() {
-                                Ok(Acted::Applied(text))
-                            } else {
-                                Err(text)
-                            }
-                        }),
-                    };
-                    finish(c, id, outcome)
-                })
-                .await
-                .map(Some)
-        }
+        DeviceEvent::Scan { scan, .. } => store
+            .write(move |c| workflows::devices::scanned(c, &site, source(&device), &scan, now))
+            .await
+            .map(Some),
     };
     match result {
         Ok(None) => {}
         Ok(Some(outcome)) => {
-            let station = config
-                .devices
+            let station = devices
+                .configs
                 .iter()
                 .find(|d| d.name == name)
                 .map(|d| d.station.as_str())
                 .unwrap_or_default();
-            match outcome.outcome {
-                "applied" => {
-                    tracing::info!(device = %name, station, detail = %outcome.detail, "device input applied");
+            match outcome.journaled() {
+                Journaled::Applied => {
+                    tracing::info!(device = %name, station, detail = %outcome, "device input applied");
                     board.update(&name, |h| h.applied += 1);
                 }
-                "flagged" => {
-                    tracing::warn!(device = %name, station, detail = %outcome.detail, "device input flagged for review (journaled)");
+                Journaled::Flagged => {
+                    tracing::warn!(device = %name, station, detail = %outcome, "device input flagged on its line (journaled)");
                     board.update(&name, |h| h.flagged += 1);
                 }
-                _ => {
-                    tracing::warn!(device = %name, station, detail = %outcome.detail, "device input refused (journaled)");
+                Journaled::Refused => {
+                    tracing::warn!(device = %name, station, detail = %outcome, "device input refused (journaled)");
                     board.update(&name, |h| h.refused += 1);
                 }
             }
@@ -179,99 +126,10 @@ async fn handle(store: &Store, config: &Config, board: &HealthBoard, event: Devi
     }
 }
 
-fn finish(c: &Connection, id: i64, outcome: Result<Acted, String>) -> Result<Outcome, StoreError> {
-    let outcome = match outcome {
-        Ok(Acted::Applied(detail)) => Outcome {
-            outcome: "applied",
-            detail,
-        },
-        Ok(Acted::Flagged(detail)) => Outcome {
-            outcome: "flagged",
-            detail,
-        },
-        Err(detail) => Outcome {
-            outcome: "refused",
-            detail,
-        },
-    };
-    device_input::set_outcome(c, id, outcome.outcome, &outcome.detail)?;
-    Ok(outcome)
-}
-
-fn weight(
-    c: &Connection,
-    device: &DeviceConfig,
-    grams: i64,
-    raw: &str,
-    now: Timestamp,
-) -> Result<Outcome, StoreError> {
-    let input = NewInput {
+fn source(device: &DeviceConfig) -> Source<'_> {
+    Source {
         device: &device.name,
         station: &device.station,
-        kind: "weight",
-        code: None,
-        grams: Some(grams),
-        parsed: None,
-        raw,
-        received_at: now,
-    };
-    let id = device_input::journal(c, &input)?;
-    let outcome = attempt(c, |c| {
-        receiving::record_weight(c, &device.station, grams, now)
-    })?
-    .map(|sel| {
-        Acted::Applied(format!(
-            "{grams} g recorded on delivery {} line {} ({} lot {})",
-            sel.delivery_id, sel.line_no, sel.sku, sel.lot
-        ))
-    });
-    finish(c, id, outcome)
-}
-
-/// A receiving scan goes through the same step as every other entry point
-/// ([`crate::workflows::receiving::scan_in`]): a crate or delivery label selects its line, a
-/// trace code is bound and a product scan counted on the selected line (applied), anything
-/// else is flagged on it with its reason (flagged).
-fn receiving_scan(
-    c: &Connection,
-    device: &DeviceConfig,
-    rules: &ScanRules,
-    code: &str,
-    parsed: &ParsedCode,
-    now: Timestamp,
-) -> Result<Result<Acted, String>, StoreError> {
-    // The AIM identifier tells the classifier the data is GS1; put it back in front.
-    let text = format!("{}{code}", parsed.aim.as_deref().unwrap_or(""));
-    let outcome = attempt(c, |c| {
-        crate::workflows::receiving::scan_in(c, &device.station, &text, rules, now)
-    })?;
-    Ok(outcome.map(|o| match o {
-        ScanOutcome::LineSelected(s) => Acted::Applied(format!(
-            "selected delivery {} line {} ({} lot {})",
-            s.delivery_id, s.line_no, s.sku, s.lot
-        )),
-        ScanOutcome::Item(receiving::BindOutcome::Bound {
-            delivery_id,
-            line_no,
-            count,
-        }) => Acted::Applied(format!(
-            "bound to delivery {delivery_id} line {line_no} ({count} codes)"
-        )),
-        ScanOutcome::Item(receiving::BindOutcome::Counted {
-            delivery_id,
-            line_no,
-            count,
-        }) => Acted::Applied(format!(
-            "product scan counted on delivery {delivery_id} line {line_no} ({count} items)"
-        )),
-        ScanOutcome::Item(receiving::BindOutcome::Flagged {
-            delivery_id,
-            line_no,
-            flag,
-        }) => Acted::Flagged(format!(
-            "{} on delivery {delivery_id} line {line_no}: {}",
-            flag.code(),
-            flag.describe()
-        )),
-    }))
+        pickup: device.role == DeviceRole::Pickup,
+    }
 }

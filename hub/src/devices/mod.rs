@@ -11,7 +11,6 @@
 //! This module must not block the async runtime, must not decide business rules (the store's
 //! workflows do), and must not spin: every wait is on a read, a timer or the shutdown token.
 
-pub mod config;
 pub mod dispatch;
 pub mod mqtt_devices;
 pub mod scale;
@@ -19,8 +18,8 @@ pub mod scanner;
 pub mod serial;
 pub mod sim;
 
+use crate::config::devices::{DeviceConfig, DeviceKind, DeviceTransport};
 use crate::store::Store;
-use config::{DeviceConfig, DeviceKind, DeviceTransport};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -32,38 +31,6 @@ use tokio_util::task::TaskTracker;
 /// Events waiting for the dispatcher before device tasks are held back.
 pub const EVENT_QUEUE: usize = 256;
 
-/// What a scanned code was classified as (from `firmware_shim::codes::trace::classify`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
-pub struct ParsedCode {
-    /// `gs1_item`, `sscc`, `gs1_other`, `gtin`, `cn_drug`, `scale_label`, `site`, `opaque`,
-    /// or `invalid`.
-    pub class: String,
-    /// AIM symbology identifier, e.g. `]C1`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub aim: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gtin: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub serial: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sscc: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lot: Option<String>,
-    /// The site pattern it matched (class `site`), from `[codes] patterns`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pattern: Option<String>,
-    /// Why the code is not a valid trace code (class `invalid`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl ParsedCode {
-    /// A scan that is not a valid code (counted as a malformed frame of its scanner).
-    pub fn is_malformed(&self) -> bool {
-        self.class == "invalid"
-    }
-}
-
 /// Everything a device can tell the hub. Closed: the dispatcher handles every variant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceEvent {
@@ -74,13 +41,10 @@ pub enum DeviceEvent {
         grams: i64,
         raw: String,
     },
-    /// A scan, framed and classified.
+    /// A scan, framed and classified once (boxed: it is much larger than the other variants).
     Scan {
         device: String,
-        code: String,
-        /// Boxed: the classification is much larger than the other variants.
-        parsed: Box<ParsedCode>,
-        raw: String,
+        scan: Box<scanner::Scanned>,
     },
     /// The device answers (after its probe, or its broker connected).
     DeviceOnline { device: String, detail: String },
@@ -299,7 +263,10 @@ pub fn spawn(
     tracker.spawn(dispatch::run(
         rx,
         store.clone(),
-        config.clone(),
+        dispatch::Devices {
+            site: crate::workflows::Site::of(config),
+            configs: config.devices.clone(),
+        },
         board.clone(),
         shutdown.child_token(),
     ));

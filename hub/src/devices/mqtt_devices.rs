@@ -10,9 +10,9 @@
 //! offline; reconnects back off with jitter. Payloads are parsed with the shim's decimal and
 //! unit parsers; nothing here decides what an input means for stock.
 
-use super::config::{BrokerConfig, DeviceConfig, DeviceKind, DeviceTransport};
 use super::scale::{PlacementTracker, ScaleReading, StabilityGate, escape, weight_to_grams};
 use super::{Backoff, DeviceEvent, HealthBoard};
+use crate::config::devices::{BrokerConfig, DeviceConfig, DeviceKind, DeviceTransport};
 use firmware_shim::wire::{Unit, Weight};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::collections::HashMap;
@@ -158,20 +158,18 @@ async fn run_inner(
                             &p.payload,
                             &device.site_patterns,
                         ) {
-                            Some(code) => {
+                            Some(scan) => {
                                 let seen = crate::clock::now().millis();
-                                let malformed = code.parsed.is_malformed();
+                                let malformed = scan.code.is_malformed();
                                 board.update(&device.name, |h| {
                                     h.frames += 1;
                                     h.malformed += u64::from(malformed);
-                                    h.last_code = Some(code.code.clone());
+                                    h.last_code = Some(scan.text.clone());
                                     h.last_seen_ms = Some(seen);
                                 });
                                 Some(DeviceEvent::Scan {
                                     device: device.name.clone(),
-                                    code: code.code,
-                                    parsed: Box::new(code.parsed),
-                                    raw: code.raw,
+                                    scan: Box::new(scan),
                                 })
                             }
                             None => None,

@@ -6,7 +6,7 @@
 //! `yaohua::A9Decoder`). This module only maps their outputs to grams and a stability flag,
 //! and decides which stable readings are worth acting on. It does no I/O.
 
-use super::config::ScaleProtocol;
+use crate::config::devices::ScaleProtocol;
 use firmware_shim::wire::framer::{FrameStats, FramerConfig, LineFramer};
 use firmware_shim::wire::mtsics::{self, Body, Response, Status};
 use firmware_shim::wire::{Unit, Weight, continuous, toledo8217, yaohua};

@@ -1,15 +1,14 @@
-//! Scanner input on the hub side: framing with the shim's `ScannerFramer` and classification
-//! with `codes::trace::classify`, turned into a code string and a [`ParsedCode`].
+//! Scanner input on the hub side: framing with the shim's `ScannerFramer`, then one
+//! classification of each scan into the hub's [`crate::codes::ScannedCode`]
+//! ([`crate::codes::classify_scan`], the shim's `codes::trace::classify` with the site's
+//! patterns). The workflows get that classification; nothing classifies a scan again.
 //!
-//! Nothing is parsed here by hand; this module only copies the shim's results into owned
-//! values for the event (GTINs in their GTIN-14 form, [`hub_core::Gtin`]). A scan that is not
-//! a valid code still goes to the dispatcher (it is journaled and flagged on its line) and is
-//! counted as malformed. It does no I/O.
+//! Nothing is parsed here by hand. A scan that is not a valid code still goes to the
+//! dispatcher (it is journaled and flagged on its line) and is counted as malformed. It does
+//! no I/O.
 
-use super::ParsedCode;
 use super::scale::escape;
-use crate::codes::SitePatterns;
-use firmware_shim::codes::trace::{TraceCode, classify};
+use crate::codes::{ScannedCode, SitePatterns, classify_scan};
 use firmware_shim::wire::framer::FrameStats;
 use firmware_shim::wire::scanner::{Scan, ScannerConfig, ScannerFramer, split_frame};
 
@@ -18,82 +17,22 @@ pub const MAX_SCAN: usize = 512;
 
 /// A scan ready for the dispatcher.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScannedCode {
-    /// The data without framing, prefix/suffix or AIM identifier (GS kept as 0x1D).
-    pub code: String,
-    pub parsed: ParsedCode,
+pub struct Scanned {
+    /// The data without framing or prefix/suffix, with its AIM identifier in front when the
+    /// scanner sent one (GS kept as 0x1D): what a person would have typed.
+    pub text: String,
+    /// What it is, classified once.
+    pub code: ScannedCode,
     /// The frame as received, escaped.
     pub raw: String,
 }
 
-fn gtin14(digits: &str) -> Option<String> {
-    hub_core::Gtin::parse(digits).ok().map(String::from)
-}
-
-/// Classifies one scan, trying the site's `patterns` where the shim's classifier orders them.
-pub fn classify_scan(scan: &Scan<'_>, patterns: &SitePatterns) -> ParsedCode {
-    let data = scan.data.to_vec();
-    let owned = Scan {
-        aim: scan.aim,
-        data: &data,
-    };
-    let mut scratch = [0u8; 512];
-    let aim = scan.aim.map(|a| a.to_string());
-    let mut parsed = ParsedCode {
-        aim,
-        ..ParsedCode::default()
-    };
-    let site = patterns.patterns();
-    match classify(&owned, &site, &mut scratch) {
-        Ok(code) => match code {
-            TraceCode::Gs1Item {
-                gtin,
-                serial,
-                elements,
-            } => {
-                parsed.class = "gs1_item".into();
-                parsed.gtin = gtin14(gtin);
-                parsed.serial = Some(serial.to_owned());
-                parsed.lot = elements.get("10").map(str::to_owned);
-            }
-            TraceCode::Sscc { sscc, .. } => {
-                parsed.class = "sscc".into();
-                parsed.sscc = Some(sscc.to_owned());
-            }
-            TraceCode::Gs1Other { elements } => {
-                parsed.class = "gs1_other".into();
-                parsed.gtin = elements.gtin().and_then(gtin14);
-                parsed.lot = elements.get("10").map(str::to_owned);
-            }
-            TraceCode::Gtin { digits } => {
-                parsed.class = "gtin".into();
-                parsed.gtin = gtin14(digits);
-            }
-            TraceCode::CnDrug(code) => {
-                parsed.class = "cn_drug".into();
-                parsed.serial = Some(code.serial().to_owned());
-            }
-            TraceCode::ScaleLabel { .. } => parsed.class = "scale_label".into(),
-            TraceCode::Site { name, .. } => {
-                parsed.class = "site".into();
-                parsed.pattern = Some(name.to_owned());
-            }
-            TraceCode::Opaque { .. } => parsed.class = "opaque".into(),
-        },
-        Err(e) => {
-            parsed.class = "invalid".into();
-            parsed.error = Some(e.to_string());
-        }
-    }
-    parsed
-}
-
-/// Turns a complete frame (already cut) into a scanned code, e.g. an MQTT payload.
+/// Turns a complete frame (already cut) into a scan, e.g. an MQTT payload.
 pub fn from_frame(
     config: &ScannerConfig,
     frame: &[u8],
     patterns: &SitePatterns,
-) -> Option<ScannedCode> {
+) -> Option<Scanned> {
     let trimmed = frame
         .strip_suffix(b"\r\n")
         .or_else(|| frame.strip_suffix(b"\n"))
@@ -106,10 +45,11 @@ pub fn from_frame(
     Some(owned(&scan, frame, patterns))
 }
 
-fn owned(scan: &Scan<'_>, raw: &[u8], patterns: &SitePatterns) -> ScannedCode {
-    ScannedCode {
-        code: String::from_utf8_lossy(scan.data).into_owned(),
-        parsed: classify_scan(scan, patterns),
+fn owned(scan: &Scan<'_>, raw: &[u8], patterns: &SitePatterns) -> Scanned {
+    let aim = scan.aim.map(|a| a.to_string()).unwrap_or_default();
+    Scanned {
+        text: format!("{aim}{}", String::from_utf8_lossy(scan.data)),
+        code: classify_scan(scan, patterns),
         raw: escape(raw),
     }
 }
@@ -122,7 +62,7 @@ pub struct ScannerDecoder {
     /// Frames dropped as line noise, and their bytes.
     noise_frames: u32,
     noise_bytes: u32,
-    /// Scans passed on that are not a valid code (class `invalid`).
+    /// Scans passed on that are not a valid code.
     malformed: u32,
 }
 
@@ -171,15 +111,15 @@ impl ScannerDecoder {
         s
     }
 
-    fn reject_noise(&mut self, code: Option<ScannedCode>, len: usize) -> Option<ScannedCode> {
-        match code {
-            Some(c) if !plausible_scan(c.code.as_bytes()) || c.code.contains('\u{fffd}') => {
+    fn reject_noise(&mut self, scan: Option<Scanned>, len: usize) -> Option<Scanned> {
+        match scan {
+            Some(c) if !plausible_scan(c.text.as_bytes()) || c.text.contains('\u{fffd}') => {
                 self.noise_frames = self.noise_frames.saturating_add(1);
                 self.noise_bytes = self.noise_bytes.saturating_add(len as u32);
                 None
             }
             Some(c) => {
-                if c.parsed.is_malformed() {
+                if c.code.is_malformed() {
                     self.malformed = self.malformed.saturating_add(1);
                 }
                 Some(c)
@@ -196,7 +136,7 @@ impl ScannerDecoder {
 
     /// Feeds one byte received at `now_ms`. `None` while a frame is incomplete; `Some(None)`
     /// for a discarded frame (counted in [`ScannerDecoder::stats`]).
-    pub fn push(&mut self, byte: u8, now_ms: u64) -> Option<Option<ScannedCode>> {
+    pub fn push(&mut self, byte: u8, now_ms: u64) -> Option<Option<Scanned>> {
         let flushed = self.poll_idle(now_ms);
         self.track(byte);
         let result = match self.framer.push(byte, now_ms)? {
@@ -216,7 +156,7 @@ impl ScannerDecoder {
     }
 
     /// Flushes a frame whose terminator never came, once the line was idle long enough.
-    pub fn poll_idle(&mut self, now_ms: u64) -> Option<Option<ScannedCode>> {
+    pub fn poll_idle(&mut self, now_ms: u64) -> Option<Option<Scanned>> {
         let result = match self.framer.poll_idle(now_ms)? {
             Ok(scan) if !scan.data.is_empty() => {
                 let data = scan.data.to_vec();
@@ -238,9 +178,10 @@ impl ScannerDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hub_core::receiving::CodeKind;
 
     #[test]
-    fn a_gs1_scan_becomes_a_parsed_code() {
+    fn a_gs1_scan_is_classified_once_into_an_item_code() {
         let mut d = ScannerDecoder::new(ScannerConfig::default());
         let mut out = Vec::new();
         for (i, b) in b"]C1010950600013435221ABC123\x1d10LOT7\r\n"
@@ -252,11 +193,20 @@ mod tests {
             }
         }
         assert_eq!(out.len(), 1);
-        let p = &out[0].parsed;
-        assert_eq!(p.class, "gs1_item", "{p:?}");
-        assert_eq!(p.gtin.as_deref(), Some("09506000134352"));
-        assert_eq!(p.serial.as_deref(), Some("ABC123"));
-        assert_eq!(p.aim.as_deref(), Some("]C1"));
+        assert!(out[0].text.starts_with("]C1"), "{:?}", out[0]);
+        match &out[0].code {
+            ScannedCode::Item {
+                code, kind, gtin, ..
+            } => {
+                assert_eq!(code, "(01)09506000134352(21)ABC123");
+                assert_eq!(*kind, CodeKind::TraceCode);
+                assert_eq!(
+                    gtin.as_ref().map(|g| g.to_string()).as_deref(),
+                    Some("09506000134352")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -267,15 +217,31 @@ mod tests {
         // Luhn over 7992 gives 1: EMP79921 is good, EMP79922 is not.
         for (i, b) in b"EMP79921\rEMP79922\r".iter().enumerate() {
             if let Some(Some(code)) = d.push(*b, i as u64) {
-                out.push(code.parsed);
+                out.push(code.code);
             }
         }
-        assert_eq!(out[0].class, "site", "{:?}", out[0]);
-        assert_eq!(out[0].pattern.as_deref(), Some("staff"));
-        assert_eq!(out[1].class, "invalid", "{:?}", out[1]);
-        assert!(out[1].error.as_deref().unwrap().contains("pattern staff"));
+        assert!(
+            matches!(
+                &out[0],
+                ScannedCode::Item {
+                    kind: CodeKind::TraceCode,
+                    ..
+                }
+            ),
+            "{:?}",
+            out[0]
+        );
+        match &out[1] {
+            ScannedCode::Malformed { reason, .. } => assert!(reason.contains("pattern staff")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            d.stats().malformed,
+            1,
+            "the bad scan is counted as malformed"
+        );
         let mqtt = from_frame(&ScannerConfig::default(), b"EMP79922", &patterns).unwrap();
-        assert_eq!(mqtt.parsed.class, "invalid");
+        assert!(mqtt.code.is_malformed());
     }
 
     #[test]
@@ -284,7 +250,7 @@ mod tests {
         let mut out = Vec::new();
         for (i, b) in b"\xff\x81\x13abc\r\nDLV-1/1\r\n".iter().enumerate() {
             if let Some(Some(code)) = d.push(*b, i as u64) {
-                out.push(code.code);
+                out.push(code.text);
             }
         }
         assert_eq!(out, vec!["DLV-1/1".to_owned()]);
@@ -293,22 +259,9 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_check_digit_is_invalid_with_its_reason() {
+    fn a_bad_check_digit_is_malformed_with_its_reason() {
         let none = SitePatterns::default();
-        let p = classify_scan(
-            &Scan {
-                aim: None,
-                data: b"]E04006381333932",
-            },
-            &none,
-        );
-        let p2 = classify_scan(
-            &split_frame(&ScannerConfig::default(), b"]E04006381333932"),
-            &none,
-        );
-        assert!(
-            p.class == "invalid" || p2.class == "invalid",
-            "{p:?} {p2:?}"
-        );
+        let scan = from_frame(&ScannerConfig::default(), b"]E04006381333932", &none).unwrap();
+        assert!(scan.code.is_malformed(), "{:?}", scan.code);
     }
 }

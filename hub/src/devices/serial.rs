@@ -10,12 +10,12 @@
 //!
 //! Every wait is a read, a timer or the shutdown token: nothing here spins or blocks.
 
-use super::config::{DeviceConfig, DeviceKind, DeviceTransport, ScaleMode, ScaleProtocol};
 use super::scale::{
     PlacementTracker, ScaleDecoder, SicsProbeReader, StabilityGate, escape, poll_command,
 };
 use super::scanner::ScannerDecoder;
 use super::{Backoff, DeviceEvent, HealthBoard};
+use crate::config::devices::{DeviceConfig, DeviceKind, DeviceTransport, ScaleMode, ScaleProtocol};
 use firmware_shim::wire::framer::FrameStats;
 use firmware_shim::wire::toledo8217;
 use std::time::Duration;
@@ -196,14 +196,12 @@ pub(crate) fn feed(
     }
 }
 
-fn scanned(device: &str, result: Option<super::scanner::ScannedCode>, out: &mut Fed) {
-    if let Some(code) = result {
+fn scanned(device: &str, result: Option<super::scanner::Scanned>, out: &mut Fed) {
+    if let Some(scan) = result {
         out.valid += 1;
         out.events.push(DeviceEvent::Scan {
             device: device.to_owned(),
-            code: code.code,
-            parsed: Box::new(code.parsed),
-            raw: code.raw,
+            scan: Box::new(scan),
         });
     }
 }
@@ -444,7 +442,7 @@ async fn read_loop(
             let seen = crate::clock::now().millis();
             let grams = fed.last_grams;
             let code = fed.events.iter().rev().find_map(|e| match e {
-                DeviceEvent::Scan { code, .. } => Some(code.clone()),
+                DeviceEvent::Scan { scan, .. } => Some(scan.text.clone()),
                 _ => None,
             });
             board.update(&device.name, |h| {
@@ -462,8 +460,8 @@ async fn read_loop(
                 DeviceEvent::StableWeight { grams, .. } => {
                     tracing::info!(grams, "stable weight")
                 }
-                DeviceEvent::Scan { code, parsed, .. } => {
-                    tracing::info!(code = %escape(code.as_bytes()), class = %parsed.class, "scan")
+                DeviceEvent::Scan { scan, .. } => {
+                    tracing::info!(code = %escape(scan.text.as_bytes()), class = scan.code.class(), "scan")
                 }
                 _ => {}
             }

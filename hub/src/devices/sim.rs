@@ -12,7 +12,7 @@
 //! The simulator never blocks on the wire: like a UART it transmits whether or not anybody
 //! listens, and drops what the pseudo-terminal cannot take.
 
-use super::config::{ScaleProtocol, ScannerFraming};
+use crate::config::devices::{ScaleProtocol, ScannerFraming};
 use firmware_shim::responder::{
     ContinuousEmitter, ContinuousFormat, DeviceInfo, SicsConfig, SicsResponder, Toledo8217Responder,
 };

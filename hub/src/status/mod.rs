@@ -611,18 +611,22 @@ pub struct StatusSource {
     pub store: Store,
     pub board: StatusBoard,
     pub data_dir: PathBuf,
+    /// When the data directory counts as nearly full.
+    pub disk: storage::DiskLimits,
+    /// The site's time zone: "today" on the page is the site's day.
+    pub timezone: chrono_tz::Tz,
     pub started_at: Timestamp,
 }
 
 /// Builds a snapshot now: store figures and free space off the async workers, the board copied.
 pub async fn gather(source: &StatusSource, now: Timestamp) -> StatusSnapshot {
-    let day_start = crate::clock::local_day_start(now);
+    let day_start = crate::clock::site_day_start(source.timezone, now);
     let figures = source
         .store
         .read(move |c| store_figures(c, day_start))
         .await;
-    let dir = source.data_dir.clone();
-    let space = tokio::task::spawn_blocking(move || storage::space(&dir).ok())
+    let (dir, limits) = (source.data_dir.clone(), source.disk);
+    let space = tokio::task::spawn_blocking(move || storage::space(&dir, limits).ok())
         .await
         .ok()
         .flatten();

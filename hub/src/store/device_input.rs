@@ -22,8 +22,8 @@ pub struct NewInput<'a> {
     pub kind: &'a str,
     pub code: Option<&'a str>,
     pub grams: Option<i64>,
-    /// The classification as JSON.
-    pub parsed: Option<String>,
+    /// What the scan was classified as (kept as JSON).
+    pub parsed: Option<crate::codes::JournalView>,
     pub raw: &'a str,
     pub received_at: Timestamp,
 }
@@ -59,7 +59,7 @@ pub fn journal(conn: &Connection, input: &NewInput<'_>) -> Result<i64, StoreErro
             input.kind,
             input.code,
             input.grams,
-            input.parsed,
+            input.parsed.as_ref().and_then(|p| serde_json::to_string(p).ok()),
             input.raw,
             input.received_at.millis()
         ])
@@ -107,28 +107,6 @@ pub fn recent(conn: &Connection, limit: usize) -> Result<Vec<InputRow>, StoreErr
     })
     .and_then(|rows| rows.collect())
     .map_err(sql(conn))
-}
-
-/// Runs `f` inside a nested savepoint: its effects are kept on success and undone on error,
-/// while whatever the caller wrote before (the journal row) stays either way.
-pub fn attempt<T, E: std::fmt::Display>(
-    conn: &Connection,
-    f: impl FnOnce(&Connection) -> Result<T, E>,
-) -> Result<Result<T, String>, StoreError> {
-    conn.execute_batch("SAVEPOINT device_action")
-        .map_err(sql(conn))?;
-    match f(conn) {
-        Ok(v) => {
-            conn.execute_batch("RELEASE device_action")
-                .map_err(sql(conn))?;
-            Ok(Ok(v))
-        }
-        Err(e) => {
-            conn.execute_batch("ROLLBACK TO device_action; RELEASE device_action")
-                .map_err(sql(conn))?;
-            Ok(Err(e.to_string()))
-        }
-    }
 }
 
 /// Records a device going online or offline: the outbox event and the alert, together.

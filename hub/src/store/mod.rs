@@ -360,6 +360,25 @@ impl Drop for Inner {
     }
 }
 
+/// Runs `f` inside a nested savepoint of the caller's transaction: its effects are kept when it
+/// succeeds and undone when it returns an error, while what the caller wrote before (a journal
+/// row, a stored reply) stays either way. A failure of the savepoint itself is a store error.
+pub fn savepoint<T, E>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, E>,
+) -> Result<Result<T, E>, StoreError> {
+    conn.execute_batch("SAVEPOINT step")
+        .map_err(sql_error(conn))?;
+    let result = f(conn);
+    let finish = if result.is_ok() {
+        "RELEASE step"
+    } else {
+        "ROLLBACK TO step; RELEASE step"
+    };
+    conn.execute_batch(finish).map_err(sql_error(conn))?;
+    Ok(result)
+}
+
 /// Checks that the linked SQLite is new enough.
 pub fn check_sqlite_version() -> Result<(), StoreError> {
     if rusqlite::version_number() < MIN_SQLITE_VERSION {
@@ -648,24 +667,35 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let outcome = run_group(&conn, &mut batch, path, counters);
+        let mut outcome = run_group(&conn, &mut batch, path, counters);
+        // A caller that hears of a failure can already see it in `Store::write_fault`.
+        let answers = std::mem::take(&mut outcome.answers);
         record_outcome(faults, outcome, path);
+        for (completion, answer) in answers {
+            completion(answer);
+        }
     }
     // Leave the WAL folded into the main file so a copy of the .sqlite alone is complete.
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
 }
 
-/// What a group commit meant for the store's health.
-#[derive(Debug, Default)]
+/// What a group commit meant for the store's health, and the answers to give.
+#[derive(Default)]
 struct GroupOutcome {
     /// A storage fault met by a request or by the commit itself (the last one wins, a damaged
     /// file over anything else).
     fault: Option<(WriteFaultKind, String)>,
     /// Something was written and committed.
     wrote: bool,
+    /// Each request's answer, given after the fault state is updated.
+    answers: Vec<(Completion, Result<(), StoreError>)>,
 }
 
 impl GroupOutcome {
+    fn answer(&mut self, completion: Completion, result: Result<(), StoreError>) {
+        self.answers.push((completion, result));
+    }
+
     fn fault(&mut self, kind: WriteFaultKind, error: String) {
         if !matches!(self.fault, Some((WriteFaultKind::Corrupt, _))) {
             self.fault = Some((kind, error));
@@ -704,7 +734,8 @@ fn record_outcome(faults: &watch::Sender<Option<WriteFault>>, outcome: GroupOutc
     });
 }
 
-/// Runs a group of jobs in one transaction and answers each after the commit.
+/// Runs a group of jobs in one transaction; their answers are in the outcome, to be given once
+/// the store's health reflects the group (see [`writer_loop`]).
 fn run_group(
     conn: &Connection,
     batch: &mut Vec<Job>,
@@ -720,7 +751,10 @@ fn run_group(
         }
         for job in batch.drain(..) {
             let (_, completion) = job(None);
-            completion(Err(StoreError::from_sqlite(path, clone_error(&e))));
+            outcome.answer(
+                completion,
+                Err(StoreError::from_sqlite(path, clone_error(&e))),
+            );
         }
         take_noted_fault();
         return outcome;
@@ -734,7 +768,7 @@ fn run_group(
                 outcome.fault(kind, e.to_string());
             }
             let (_, completion) = job(None);
-            completion(Err(StoreError::from_sqlite(path, e)));
+            outcome.answer(completion, Err(StoreError::from_sqlite(path, e)));
             continue;
         }
         let changes_before = conn.total_changes();
@@ -752,13 +786,12 @@ fn run_group(
                     "SQLite abandoned a transaction (disk full or I/O error)".into(),
                 );
             }
-            completion(Err(StoreError::RolledBack {
+            let rolled_back = || StoreError::RolledBack {
                 path: path.to_owned(),
-            }));
+            };
+            outcome.answer(completion, Err(rolled_back()));
             for c in completions.drain(..) {
-                c(Err(StoreError::RolledBack {
-                    path: path.to_owned(),
-                }));
+                outcome.answer(c, Err(rolled_back()));
             }
             batch.extend(jobs);
             if !batch.is_empty() {
@@ -767,6 +800,7 @@ fn run_group(
                     outcome.fault(kind, error);
                 }
                 outcome.wrote = rest.wrote;
+                outcome.answers.extend(rest.answers);
             }
             return outcome;
         }
@@ -788,7 +822,9 @@ fn run_group(
                 .requests
                 .fetch_add(completions.len() as u64, Ordering::Relaxed);
             outcome.wrote = wrote;
-            completions.into_iter().for_each(|c| c(Ok(())));
+            for c in completions {
+                outcome.answer(c, Ok(()));
+            }
         }
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
@@ -797,7 +833,7 @@ fn run_group(
                 outcome.fault(kind, e.to_string());
             }
             for c in completions {
-                c(Err(StoreError::from_sqlite(path, clone_error(&e))));
+                outcome.answer(c, Err(StoreError::from_sqlite(path, clone_error(&e))));
             }
         }
     }

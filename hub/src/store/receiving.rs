@@ -65,6 +65,8 @@ pub enum ReceivingError {
     #[error("a dispute needs a note saying what is contested or how it was settled")]
     EmptyDisputeNote,
     #[error(transparent)]
+    Station(#[from] crate::config::StationError),
+    #[error(transparent)]
     Ledger(#[from] RecordError),
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -19,7 +19,6 @@
 
 use super::contract::{self, DownTopic, SyncControl};
 use crate::commands;
-use crate::config::Config;
 use crate::store::{Store, StoreError, outbox, stream};
 use hub_core::SiteId;
 use rumqttc::{AsyncClient, Publish};
@@ -63,7 +62,7 @@ pub enum Reconnect {
 pub async fn run(
     site: SiteId,
     store: Store,
-    stations: Option<Arc<Config>>,
+    stations: Option<Arc<crate::workflows::Site>>,
     max_command_bytes: usize,
     channels: Channels,
 ) {

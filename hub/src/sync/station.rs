@@ -10,11 +10,12 @@
 //! events. A command that cannot be read is answered with an error reply and never stops the
 //! hub. Payloads are documented in `docs/mqtt.md`.
 
-use crate::config::{Config, StationKind};
+use crate::config::StationKind;
 use crate::store::StoreError;
 use crate::store::pickup::{HandoverError, HandoverRequest, Refusal, Weighing};
 use crate::store::receiving::ReceivingError;
 use crate::workflows;
+use crate::workflows::Site;
 use crate::workflows::pickup::PickupError;
 use hub_core::Timestamp;
 use rusqlite::Connection;
@@ -272,15 +273,14 @@ fn json(value: impl Serialize) -> serde_json::Value {
 
 fn run_action(
     c: &Connection,
-    config: &Config,
+    site: &Site,
     station: &str,
     staff: &str,
     action: &StationAction,
     now: Timestamp,
 ) -> Result<serde_json::Value, Failure> {
-    let receiving = |config: &Config| {
-        config
-            .station(station, StationKind::Receiving)
+    let receiving = |site: &Site| {
+        site.station(station, StationKind::Receiving)
             .map(|_| ())
             .map_err(|e| Failure::Refused(e.to_string()))
     };
@@ -295,7 +295,7 @@ fn run_action(
                 order_id,
                 phone_tail,
             };
-            let check = workflows::pickup::check_in(c, config, station, &entry, now)?;
+            let check = workflows::pickup::check_in(c, site, station, &entry, now)?;
             let mut v = json(&check);
             if let Some(o) = v.as_object_mut() {
                 o.insert(
@@ -318,16 +318,17 @@ fn run_action(
                 staff: Some(staff.to_owned()),
             };
             json(workflows::pickup::handover_in(
-                c, config, station, &order_id, &request, now,
+                c, site, station, &order_id, &request, now,
             )?)
         }
         StationAction::ReceiveScan { code } => {
-            receiving(config)?;
+            let classified = crate::codes::classify_text(code.trim(), &site.patterns);
             json(workflows::receiving::scan_in(
                 c,
+                site,
                 station,
-                code.trim(),
-                &workflows::receiving::ScanRules::of(config),
+                &code,
+                &classified,
                 now,
             )?)
         }
@@ -335,10 +336,10 @@ fn run_action(
             delivery_id,
             line_no,
         } => {
-            receiving(config)?;
+            receiving(site)?;
             json(workflows::receiving::decide_in(
                 c,
-                config,
+                site,
                 &delivery_id,
                 line_no,
                 staff,
@@ -352,25 +353,27 @@ fn run_action(
             reject,
             reason,
         } => {
-            receiving(config)?;
+            receiving(site)?;
             workflows::receiving::resolve_in(
                 c,
-                config,
-                &delivery_id,
-                line_no,
-                release,
-                reject,
-                staff,
-                &reason,
+                site,
+                &workflows::receiving::Resolution {
+                    delivery_id,
+                    line_no,
+                    release,
+                    reject,
+                    staff: staff.to_owned(),
+                    reason,
+                },
                 now,
             )?;
             serde_json::json!({"released": release, "rejected": reject})
         }
         StationAction::ReceiveClose { delivery_id } => {
-            receiving(config)?;
+            receiving(site)?;
             json(workflows::receiving::close_in(
                 c,
-                config,
+                site,
                 &delivery_id,
                 staff,
                 now,
@@ -390,11 +393,11 @@ fn body_hash(payload: &[u8]) -> String {
 /// it gets its stored reply again; with another body it is refused (`id_reused`). A new
 /// command runs its workflow in a savepoint — a refusal rolls back the workflow's effects but
 /// keeps the reply. Only a failure of the store itself is an `Err`: then nothing is kept and
-/// the message must not be acknowledged. `config` is `None` when the uplink runs without the
-/// hub's config (tools and tests); then every command is answered `unavailable`.
+/// the message must not be acknowledged. `site` is `None` when the uplink runs without the
+/// hub's site (tools and tests); then every command is answered `unavailable`.
 pub fn handle_in(
     c: &Connection,
-    config: Option<&Config>,
+    site: Option<&Site>,
     station: &str,
     payload: &[u8],
     now: Timestamp,
@@ -443,14 +446,14 @@ pub fn handle_in(
         store_reply(c, &reply, None, now)?;
         return Ok(reply);
     }
-    match config {
+    match site {
         None => {
             reply.error = Some(ReplyError::Unavailable);
             reply.reason = Some("station commands are not enabled on this uplink".into());
         }
-        Some(config) => {
+        Some(site) => {
             match attempt(c, |c| {
-                run_action(c, config, station, &command.staff, &command.action, now)
+                run_action(c, site, station, &command.staff, &command.action, now)
             })? {
                 Ok(result) => {
                     reply.ok = true;

@@ -22,7 +22,7 @@ use super::contract::{self, EventRef, Lane, Withheld};
 use super::downlink::{self, Incoming, Reconnect};
 use super::window::{Backoff, Tag, Window};
 use super::{Connection, SyncError, install_crypto_provider, mqtt_options, network_options};
-use crate::config::{Config, UplinkConfig};
+use crate::config::UplinkConfig;
 use crate::status::{StatusBoard, Uplink, UplinkState};
 use crate::store::outbox::{self, OutboxRow};
 use crate::store::stream::{self as stream_store, StreamInfo};
@@ -48,8 +48,8 @@ pub struct UplinkSettings {
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
     pub retention: Duration,
-    /// The hub's config, for station commands (`None`: they are answered `unavailable`).
-    pub stations: Option<Arc<Config>>,
+    /// The site, for station commands (`None`: they are answered `unavailable`).
+    pub stations: Option<Arc<crate::workflows::Site>>,
     /// Where the uplink reports its state for the status page.
     pub board: Option<StatusBoard>,
 }

@@ -22,10 +22,12 @@ pub struct CheckRound {
 /// Runs every periodic check once, in one transaction.
 pub async fn run_checks(
     store: &Store,
+    site: &super::Site,
     config: &AlertsConfig,
     now: Timestamp,
 ) -> Result<CheckRound, StoreError> {
     let config = config.clone();
+    let today = site.today(now);
     store
         .write(move |c| {
             let mut round = CheckRound::default();
@@ -41,7 +43,6 @@ pub async fn run_checks(
 
             // Batches on hand by the site's day: expired lots (`stock_expired`, red until they
             // are written off) and lots close to their expiry (`near_expiry`).
-            let today = crate::clock::local_date(now);
             let batches: Vec<(String, String, String, i64)> = c
                 .prepare_cached("SELECT sku, lot, expiry, on_hand FROM balance_batch WHERE on_hand > 0 AND expiry IS NOT NULL")
                 .and_then(|mut st| {

@@ -1,10 +1,62 @@
-//! Workflows: what staff and devices do, each as one durable write through the store.
+//! Workflows: what staff and devices do. The only door for every staff or device action —
+//! CLI, serial and MQTT devices, MQTT station commands, the demo and the station app all call
+//! the same function here.
 //!
 //! A workflow composes store operations (which apply the core's rules) into one transaction,
 //! so a handover, its movements, its tier re-evaluation and all their events commit together.
-//! Callers are the CLI, MQTT station commands, device adapters and the demo: they all go
-//! through here, so every entry point behaves the same.
+//! Each has an `*_in` form that runs inside the caller's transaction (a device input journals
+//! itself in the same one; a station command stores its reply in it) and an async form that
+//! is one durable write of its own. Workflows take the [`Site`] — what they need to know about
+//! the site — not the whole configuration.
 
 pub mod alerts;
+pub mod devices;
 pub mod pickup;
 pub mod receiving;
+
+use crate::codes::SitePatterns;
+use crate::config::{Config, StationConfig, StationError, StationKind};
+use hub_core::alerts::TierPolicy;
+use hub_core::pickup::PickupRules;
+use hub_core::receiving::ReceivingPolicy;
+use hub_core::{SiteId, Timestamp};
+
+/// What the workflows need to know about the site: who it is, its time zone, its stations and
+/// its rules. Built once from the configuration.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub id: SiteId,
+    pub timezone: chrono_tz::Tz,
+    pub stations: Vec<StationConfig>,
+    pub pickup: PickupRules,
+    pub receiving: ReceivingPolicy,
+    /// The site's trace-code patterns (`[codes] patterns`).
+    pub patterns: SitePatterns,
+    /// The tier policy of SKUs central has not sent one for.
+    pub tiers: TierPolicy,
+}
+
+impl Site {
+    /// The site as its configuration describes it.
+    pub fn of(config: &Config) -> Site {
+        Site {
+            id: config.site.id.clone(),
+            timezone: config.site.timezone,
+            stations: config.stations.clone(),
+            pickup: config.pickup.rules,
+            receiving: config.receiving.policy,
+            patterns: config.codes.clone(),
+            tiers: config.alerts.default_policy.clone(),
+        }
+    }
+
+    /// The declared station `id`, if it is of `kind`: only declared stations may act.
+    pub fn station(&self, id: &str, kind: StationKind) -> Result<&StationConfig, StationError> {
+        crate::config::find_station(&self.stations, id, kind)
+    }
+
+    /// The site's calendar day holding `now`.
+    pub fn today(&self, now: Timestamp) -> chrono::NaiveDate {
+        crate::clock::site_date(self.timezone, now)
+    }
+}

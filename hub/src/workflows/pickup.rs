@@ -4,7 +4,8 @@
 //! order (QR, order number or phone tail); a handover needs a successful check of that order
 //! at that station shortly before it.
 
-use crate::config::{Config, StationError, StationKind};
+use super::Site;
+use crate::config::{StationError, StationKind};
 use crate::store::pickup::{
     HandoverError, HandoverRequest, check_presented_code, hand_over, lift_lockout,
 };
@@ -47,12 +48,12 @@ pub enum PickupError {
 /// The check inside the caller's transaction (station commands record their reply in it).
 pub fn check_in(
     c: &Connection,
-    config: &Config,
+    site: &Site,
     station: &str,
     entry: &CodeEntry,
     now: Timestamp,
 ) -> Result<CodeCheck, PickupError> {
-    config.station(station, StationKind::Pickup)?;
+    site.station(station, StationKind::Pickup)?;
     let presented = PresentedCode::typed(
         &entry.code,
         entry.order_id.as_deref(),
@@ -62,11 +63,11 @@ pub fn check_in(
         entry.code.chars().count() + entry.order_id.as_deref().map_or(0, |o| o.chars().count());
     Ok(check_presented_code(
         c,
-        &config.site.id,
+        &site.id,
         station,
         &presented,
         raw_len,
-        &config.pickup.rules,
+        &site.pickup,
         now,
     )?)
 }
@@ -74,53 +75,52 @@ pub fn check_in(
 /// Checks a code typed or scanned at `station`.
 pub async fn check(
     store: &Store,
-    config: &Config,
+    site: &Site,
     station: &str,
     entry: &CodeEntry,
     now: Timestamp,
 ) -> Result<CodeCheck, PickupError> {
-    config.station(station, StationKind::Pickup)?;
-    let (config, station, entry) = (config.clone(), station.to_owned(), entry.clone());
+    site.station(station, StationKind::Pickup)?;
+    let (site, station, entry) = (site.clone(), station.to_owned(), entry.clone());
     store
-        .write(move |c| check_in(c, &config, &station, &entry, now))
+        .write(move |c| check_in(c, &site, &station, &entry, now))
         .await
 }
 
 /// The handover inside the caller's transaction, with the stock tiers of its SKUs.
 pub fn handover_in(
     c: &Connection,
-    config: &Config,
+    site: &Site,
     station: &str,
     order_id: &str,
     request: &HandoverRequest,
     now: Timestamp,
 ) -> Result<Handover, HandoverError> {
-    config
-        .station(station, StationKind::Pickup)
+    site.station(station, StationKind::Pickup)
         .map_err(HandoverError::Station)?;
     // Scanned trace codes are looked up in their stored form, whichever way they were read.
     let request = HandoverRequest {
         trace_codes: request
             .trace_codes
             .iter()
-            .map(|code| crate::codes::stored_form(code, &config.codes))
+            .map(|code| crate::codes::stored_form(code, &site.patterns))
             .collect(),
         ..request.clone()
     };
     let handover = hand_over(
         c,
-        &config.site.id,
+        &site.id,
         station,
         order_id,
         &request,
-        config.pickup.rules.check_valid_ms,
-        crate::clock::local_date(now),
+        site.pickup.check_valid_ms,
+        site.today(now),
         now,
     )?;
     let mut skus: Vec<_> = handover.lines.iter().map(|l| l.sku.clone()).collect();
     skus.dedup();
     for sku in &skus {
-        crate::store::alerts::evaluate_sku(c, sku, &config.alerts.default_policy, now)?;
+        crate::store::alerts::evaluate_sku(c, sku, &site.tiers, now)?;
     }
     Ok(handover)
 }
@@ -131,18 +131,17 @@ pub fn handover_in(
 /// expired on the site's day.
 pub async fn handover(
     store: &Store,
-    config: &Config,
+    site: &Site,
     station: &str,
     order_id: &str,
     request: HandoverRequest,
     now: Timestamp,
 ) -> Result<Handover, HandoverError> {
-    config
-        .station(station, StationKind::Pickup)
+    site.station(station, StationKind::Pickup)
         .map_err(HandoverError::Station)?;
-    let (config, station, order_id) = (config.clone(), station.to_owned(), order_id.to_owned());
+    let (site, station, order_id) = (site.clone(), station.to_owned(), order_id.to_owned());
     store
-        .write(move |c| handover_in(c, &config, &station, &order_id, &request, now))
+        .write(move |c| handover_in(c, &site, &station, &order_id, &request, now))
         .await
 }
 
@@ -150,14 +149,14 @@ pub async fn handover(
 /// whether it was locked.
 pub async fn unlock(
     store: &Store,
-    config: &Config,
+    site: &Site,
     station: Option<&str>,
     staff: &str,
     reason: &str,
     now: Timestamp,
 ) -> Result<bool, PickupError> {
     if let Some(station) = station {
-        config.station(station, StationKind::Pickup)?;
+        site.station(station, StationKind::Pickup)?;
     }
     let (station, staff, reason) = (
         station.map(str::to_owned),

@@ -1,14 +1,19 @@
 //! Receiving a delivery at a station: scans, weights and photos feed the selected line; staff
-//! decide, release, split and close. Each step is one durable write; decisions and releases
-//! also re-evaluate the SKU's stock tier in the same transaction.
+//! count, split, decide, release, dispute and close. Each step is one durable write; decisions
+//! and releases also re-evaluate the SKU's stock tier in the same transaction. Only declared
+//! receiving stations may receive.
 
-use crate::codes::{ScannedCode, SitePatterns, classify_text, expiry_of};
-use crate::config::Config;
+use super::Site;
+use crate::codes::{ScannedCode, classify_text, expiry_of};
+use crate::config::StationKind;
 use crate::store::Store;
-use crate::store::receiving::{self as rs, BindOutcome, ReceivingError, ScannedItem, Selected};
+use crate::store::receiving::{
+    self as deliveries, BindOutcome, ReceivingError, ScannedItem, Selected,
+};
 use hub_core::event::ReceivingDecision;
-use hub_core::receiving::{CodeFlag, PhotoEvidence, ReceivingPolicy};
+use hub_core::receiving::{CodeFlag, PhotoEvidence};
 use hub_core::{SkuCode, Timestamp};
+use rusqlite::Connection;
 
 /// What a scan at a receiving station did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -20,75 +25,59 @@ pub enum ScanOutcome {
     Item(BindOutcome),
 }
 
-/// The site's day holding `now`: what expiry dates are compared with.
-fn today(now: Timestamp) -> chrono::NaiveDate {
-    crate::clock::local_date(now)
+fn receiving_station(site: &Site, station: &str) -> Result<(), ReceivingError> {
+    site.station(station, StationKind::Receiving)?;
+    Ok(())
 }
 
-/// The site's rules a scan is checked with: its trace-code patterns (`[codes] patterns`) and
-/// its receiving policy (`[receiving]`, for the expiry printed in a code).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ScanRules {
-    pub patterns: SitePatterns,
-    pub policy: ReceivingPolicy,
-}
-
-impl ScanRules {
-    /// The rules of a site's config.
-    pub fn of(config: &Config) -> ScanRules {
-        ScanRules {
-            patterns: config.codes.clone(),
-            policy: config.receiving.policy,
-        }
-    }
-}
-
-/// A code was scanned at a receiving station, checked with the site's `rules`.
+/// A code was scanned (or typed) at a receiving station.
 pub async fn scan(
     store: &Store,
+    site: &Site,
     station: &str,
     text: &str,
-    rules: &ScanRules,
     now: Timestamp,
 ) -> Result<ScanOutcome, ReceivingError> {
-    let (station, text) = (station.to_owned(), text.trim().to_owned());
-    let rules = rules.clone();
+    receiving_station(site, station)?;
+    let (site, station, raw) = (site.clone(), station.to_owned(), text.trim().to_owned());
+    let code = classify_text(&raw, &site.patterns);
     store
-        .write(move |c| scan_in(c, &station, &text, &rules, now))
+        .write(move |c| scan_in(c, &site, &station, &raw, &code, now))
         .await
 }
 
-/// The scan step inside the caller's transaction: a crate or delivery label selects its line;
-/// a trace code is bound to the selected line, a product scan counted on it, and a code that
-/// is malformed or that no rule recognises is flagged on it with its reason. The device
-/// dispatcher calls this in the same transaction as the journal row of the scan.
+/// The scan step inside the caller's transaction, for `raw` text classified once by the caller
+/// into `code` ([`crate::codes::classify_text`], or the scanner adapter's classification): a
+/// crate or delivery label selects its line; a trace code is bound to the selected line, a
+/// product scan counted on it, and a code that is malformed or that no rule recognises is
+/// flagged on it with its reason.
 pub fn scan_in(
-    c: &rusqlite::Connection,
+    c: &Connection,
+    site: &Site,
     station: &str,
-    text: &str,
-    rules: &ScanRules,
+    raw: &str,
+    code: &ScannedCode,
     now: Timestamp,
 ) -> Result<ScanOutcome, ReceivingError> {
-    let text = text.trim();
-    let classified = classify_text(text, &rules.patterns);
-    let label = match &classified {
+    receiving_station(site, station)?;
+    let label = match code {
         ScannedCode::Sscc { sscc } => sscc.clone(),
-        _ => text.to_owned(),
+        _ => raw.trim().to_owned(),
     };
-    match rs::scan_label(c, station, &label, now) {
+    match deliveries::scan_label(c, station, &label, now) {
         Ok(selected) => return Ok(ScanOutcome::LineSelected(selected)),
-        Err(ReceivingError::UnknownLabel(_)) if !matches!(classified, ScannedCode::Sscc { .. }) => {
-        }
+        Err(ReceivingError::UnknownLabel(_)) if !matches!(code, ScannedCode::Sscc { .. }) => {}
         Err(e) => return Err(e),
     }
-    let outcome = match classified {
+    let outcome = match code.clone() {
         ScannedCode::Item {
             code,
             kind,
             gtin,
             elements,
+            ..
         } => {
-            let today = today(now);
+            let today = site.today(now);
             let item = ScannedItem {
                 lot: ScannedCode::element(&elements, "10").map(str::to_owned),
                 expiry: expiry_of(&elements, today),
@@ -97,16 +86,16 @@ pub fn scan_in(
                 gtin,
                 elements,
             };
-            rs::scan_item(c, station, &item, &rules.policy, today, now)?
+            deliveries::scan_item(c, station, &item, &site.receiving, today, now)?
         }
-        ScannedCode::Malformed { raw, reason } => rs::flag_scan(
+        ScannedCode::Malformed { raw, reason } => deliveries::flag_scan(
             c,
             station,
             &raw,
             CodeFlag::Malformed { detail: reason },
             now,
         )?,
-        ScannedCode::Unrecognised { raw, reason } => rs::flag_scan(
+        ScannedCode::Unrecognised { raw, reason } => deliveries::flag_scan(
             c,
             station,
             &raw,
@@ -118,78 +107,133 @@ pub fn scan_in(
     Ok(ScanOutcome::Item(outcome))
 }
 
-/// A stable weight (grams) was read at a receiving station.
-pub async fn weight(
-    store: &Store,
+/// A stable weight (grams) for the station's selected line, inside the caller's transaction.
+pub fn weight_in(
+    c: &Connection,
+    site: &Site,
     station: &str,
     grams: i64,
     now: Timestamp,
 ) -> Result<Selected, ReceivingError> {
-    let station = station.to_owned();
+    receiving_station(site, station)?;
+    deliveries::record_weight(c, station, grams, now)
+}
+
+/// A stable weight (grams) was read at a receiving station.
+pub async fn weight(
+    store: &Store,
+    site: &Site,
+    station: &str,
+    grams: i64,
+    now: Timestamp,
+) -> Result<Selected, ReceivingError> {
+    receiving_station(site, station)?;
+    let (site, station) = (site.clone(), station.to_owned());
     store
-        .write(move |c| rs::record_weight(c, &station, grams, now))
+        .write(move |c| weight_in(c, &site, &station, grams, now))
         .await
 }
 
 /// A photo check finished at a receiving station.
 pub async fn photo(
     store: &Store,
+    site: &Site,
     station: &str,
     evidence: PhotoEvidence,
     now: Timestamp,
 ) -> Result<Selected, ReceivingError> {
+    receiving_station(site, station)?;
     let station = station.to_owned();
     store
-        .write(move |c| rs::record_photo(c, &station, &evidence, now))
+        .write(move |c| deliveries::record_photo(c, &station, &evidence, now))
+        .await
+}
+
+/// Staff counted a line by hand.
+pub async fn count(
+    store: &Store,
+    delivery_id: &str,
+    line_no: u32,
+    count: i64,
+    now: Timestamp,
+) -> Result<(), ReceivingError> {
+    let delivery_id = delivery_id.to_owned();
+    store
+        .write(move |c| deliveries::set_count(c, &delivery_id, line_no, count, now))
+        .await
+}
+
+/// Staff split `quantity` of a line off into another lot; returns the new line's number.
+pub async fn split(
+    store: &Store,
+    delivery_id: &str,
+    line_no: u32,
+    lot: &str,
+    expiry: Option<chrono::NaiveDate>,
+    quantity: i64,
+    now: Timestamp,
+) -> Result<u32, ReceivingError> {
+    let (delivery_id, lot) = (delivery_id.to_owned(), lot.to_owned());
+    store
+        .write(move |c| {
+            deliveries::split_line(c, &delivery_id, line_no, &lot, expiry, quantity, now)
+        })
         .await
 }
 
 /// Staff decided a line (inside the caller's transaction), and the SKU's tier follows.
 pub fn decide_in(
-    c: &rusqlite::Connection,
-    config: &Config,
+    c: &Connection,
+    site: &Site,
     delivery_id: &str,
     line_no: u32,
     staff: &str,
     now: Timestamp,
 ) -> Result<ReceivingDecision, ReceivingError> {
-    let policy = config.receiving.policy;
-    let d = rs::decide(c, delivery_id, line_no, staff, &policy, today(now), now)?;
-    crate::store::alerts::evaluate_sku(c, &d.sku, &config.alerts.default_policy, now)?;
+    let d = deliveries::decide(
+        c,
+        delivery_id,
+        line_no,
+        staff,
+        &site.receiving,
+        site.today(now),
+        now,
+    )?;
+    crate::store::alerts::evaluate_sku(c, &d.sku, &site.tiers, now)?;
     Ok(d)
 }
 
 /// Staff decided a line.
 pub async fn decide(
     store: &Store,
-    config: &Config,
+    site: &Site,
     delivery_id: &str,
     line_no: u32,
     staff: &str,
     now: Timestamp,
 ) -> Result<ReceivingDecision, ReceivingError> {
-    let (config, delivery_id, staff) = (config.clone(), delivery_id.to_owned(), staff.to_owned());
+    let (site, delivery_id, staff) = (site.clone(), delivery_id.to_owned(), staff.to_owned());
     store
-        .write(move |c| decide_in(c, &config, &delivery_id, line_no, &staff, now))
+        .write(move |c| decide_in(c, &site, &delivery_id, line_no, &staff, now))
         .await
 }
 
 /// Staff closed a delivery (inside the caller's transaction): every undecided line is decided
 /// now, and the tiers of its SKUs follow.
 pub fn close_in(
-    c: &rusqlite::Connection,
-    config: &Config,
+    c: &Connection,
+    site: &Site,
     delivery_id: &str,
     staff: &str,
     now: Timestamp,
 ) -> Result<Vec<ReceivingDecision>, ReceivingError> {
-    let policy = config.receiving.policy;
-    let decisions = rs::close_delivery(c, delivery_id, staff, &policy, today(now), now)?;
+    let decisions =
+        deliveries::close_delivery(c, delivery_id, staff, &site.receiving, site.today(now), now)?;
     let mut skus: Vec<&SkuCode> = decisions.iter().map(|d| &d.sku).collect();
     skus.sort();
     skus.dedup();
     for sku in skus {
-        crate::store::alerts::evaluate_sku(c, sku, &config.alerts.default_policy, now)?;
+        crate::store::alerts::evaluate_sku(c, sku, &site.tiers, now)?;
     }
     Ok(decisions)
 }
@@ -197,72 +241,87 @@ pub fn close_in(
 /// Staff closed a delivery: every undecided line is decided now.
 pub async fn close(
     store: &Store,
-    config: &Config,
+    site: &Site,
     delivery_id: &str,
     staff: &str,
     now: Timestamp,
 ) -> Result<Vec<ReceivingDecision>, ReceivingError> {
-    let (config, delivery_id, staff) = (config.clone(), delivery_id.to_owned(), staff.to_owned());
+    let (site, delivery_id, staff) = (site.clone(), delivery_id.to_owned(), staff.to_owned());
     store
-        .write(move |c| close_in(c, &config, &delivery_id, &staff, now))
+        .write(move |c| close_in(c, &site, &delivery_id, &staff, now))
         .await
 }
 
+/// What a person decided about held stock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    pub delivery_id: String,
+    pub line_no: u32,
+    /// Into stock.
+    pub release: i64,
+    /// Rejected (not on the ledger).
+    pub reject: i64,
+    pub staff: String,
+    pub reason: String,
+}
+
 /// Staff released and/or rejected held stock after review (inside the caller's transaction).
-#[allow(clippy::too_many_arguments)]
 pub fn resolve_in(
-    c: &rusqlite::Connection,
-    config: &Config,
-    delivery_id: &str,
-    line_no: u32,
-    release: i64,
-    reject: i64,
-    staff: &str,
-    reason: &str,
+    c: &Connection,
+    site: &Site,
+    r: &Resolution,
     now: Timestamp,
 ) -> Result<(), ReceivingError> {
-    rs::resolve_quarantine(c, delivery_id, line_no, release, reject, staff, reason, now)?;
-    for d in rs::decisions(c, delivery_id)?
+    deliveries::resolve_quarantine(
+        c,
+        &r.delivery_id,
+        r.line_no,
+        r.release,
+        r.reject,
+        &r.staff,
+        &r.reason,
+        now,
+    )?;
+    for d in deliveries::decisions(c, &r.delivery_id)?
         .iter()
-        .filter(|d| d.line_no == line_no)
+        .filter(|d| d.line_no == r.line_no)
     {
-        crate::store::alerts::evaluate_sku(c, &d.sku, &config.alerts.default_policy, now)?;
+        crate::store::alerts::evaluate_sku(c, &d.sku, &site.tiers, now)?;
     }
     Ok(())
 }
 
 /// Staff released and/or rejected held stock after review.
-#[allow(clippy::too_many_arguments)]
 pub async fn resolve(
     store: &Store,
-    config: &Config,
-    delivery_id: &str,
-    line_no: u32,
-    release: i64,
-    reject: i64,
-    staff: &str,
-    reason: &str,
+    site: &Site,
+    resolution: Resolution,
     now: Timestamp,
 ) -> Result<(), ReceivingError> {
-    let (config, delivery_id, staff, reason) = (
-        config.clone(),
-        delivery_id.to_owned(),
-        staff.to_owned(),
-        reason.to_owned(),
-    );
+    let site = site.clone();
+    store
+        .write(move |c| resolve_in(c, &site, &resolution, now))
+        .await
+}
+
+/// A supervisor opens a dispute on a delivery (its photos and decisions are then kept), or
+/// closes the open one once settled.
+pub async fn dispute(
+    store: &Store,
+    delivery_id: &str,
+    staff: &str,
+    note: &str,
+    close: bool,
+    now: Timestamp,
+) -> Result<(), ReceivingError> {
+    let (delivery_id, staff, note) = (delivery_id.to_owned(), staff.to_owned(), note.to_owned());
     store
         .write(move |c| {
-            resolve_in(
-                c,
-                &config,
-                &delivery_id,
-                line_no,
-                release,
-                reject,
-                &staff,
-                &reason,
-                now,
-            )
+            if close {
+                deliveries::close_dispute(c, &delivery_id, &staff, &note, now)
+            } else {
+                deliveries::open_dispute(c, &delivery_id, &staff, &note, now)
+            }
         })
         .await
 }

@@ -4,7 +4,7 @@
 //! and every problem is reported with its key path, e.g. `devices[1].protocol`. Loading opens
 //! nothing: a port that does not exist yet is fine here (it may be plugged in later).
 
-use crate::config::{Problems, int_in};
+use super::problems::{Problems, int_in};
 use firmware_shim::wire::framer::Terminator;
 use serde::Deserialize;
 use std::path::PathBuf;

@@ -1,0 +1,122 @@
+//! `[status]`: the on-site status page.
+
+use super::problems::{Problems, int_in};
+use serde::Deserialize;
+use std::fmt;
+use std::time::Duration;
+
+/// The on-site status page (`hub::status`).
+#[derive(Clone)]
+pub struct StatusConfig {
+    /// Whether `hub run` serves the page at all.
+    pub enabled: bool,
+    /// Address the page is served on; loopback unless a LAN address is chosen explicitly.
+    pub listen: std::net::SocketAddr,
+    /// Bearer token every request must carry; always set when `listen` is not loopback.
+    pub token: Option<String>,
+    /// How often the HTML page reloads itself.
+    pub refresh: Duration,
+}
+
+impl fmt::Debug for StatusConfig {
+    // The token is a secret: never print it, not even in debug output.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StatusConfig")
+            .field("enabled", &self.enabled)
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("refresh", &self.refresh)
+            .finish()
+    }
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        StatusConfig {
+            enabled: true,
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+            token: None,
+            refresh: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Shortest status token accepted: long enough that guessing it over a LAN is hopeless.
+pub const MIN_STATUS_TOKEN_LEN: usize = 16;
+
+/// Checks a status-page token: at least [`MIN_STATUS_TOKEN_LEN`] URL-safe characters, so it can
+/// sit in a bookmark (`?token=`) without escaping.
+pub fn check_status_token(token: &str) -> Result<(), String> {
+    if token.len() < MIN_STATUS_TOKEN_LEN {
+        return Err(format!(
+            "is too short ({} characters); use at least {MIN_STATUS_TOKEN_LEN}, e.g. from `openssl rand -hex 16`",
+            token.len()
+        ));
+    }
+    if let Some(c) = token
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-._~".contains(*c)))
+    {
+        return Err(format!(
+            "contains {c:?}; use letters, digits and - . _ ~ only"
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStatus {
+    enabled: Option<bool>,
+    listen: Option<String>,
+    token: Option<String>,
+    refresh_seconds: Option<i64>,
+}
+
+pub(super) fn validate_status(raw: RawStatus, problems: &mut Problems) -> StatusConfig {
+    let defaults = StatusConfig::default();
+    let listen = match raw.listen.as_deref() {
+        None => defaults.listen,
+        Some(text) => match text.parse::<std::net::SocketAddr>() {
+            Ok(addr) => addr,
+            Err(_) => {
+                problems.push(
+                    "status.listen",
+                    format!(
+                        "'{text}' is not an address:port; e.g. \"127.0.0.1:8080\" or \"192.168.1.20:8080\""
+                    ),
+                );
+                defaults.listen
+            }
+        },
+    };
+    let token = raw.token.filter(|t| !t.is_empty());
+    if let Some(token) = &token
+        && let Err(message) = check_status_token(token)
+    {
+        problems.push("status.token", message);
+    }
+    let enabled = raw.enabled.unwrap_or(true);
+    if enabled && !listen.ip().is_loopback() && token.is_none() {
+        problems.push(
+            "status.token",
+            format!(
+                "required because status.listen ({listen}) is not a loopback address; anyone on the LAN could read the page otherwise"
+            ),
+        );
+    }
+    let refresh = int_in(
+        raw.refresh_seconds,
+        10,
+        2,
+        3600,
+        "status.refresh_seconds",
+        problems,
+    );
+    StatusConfig {
+        enabled,
+        listen,
+        token,
+        refresh: Duration::from_secs(refresh as u64),
+    }
+}

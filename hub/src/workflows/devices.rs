@@ -1,0 +1,232 @@
+//! Device input: a scan or a stable weight from a station's scanner or scale, journaled before
+//! it acts. The device adapters call these (through the dispatcher) exactly as the CLI and the
+//! station app call the receiving and pickup workflows: the same steps, the same rules.
+//!
+//! One write per input: the raw input goes into the `device_input` journal, the workflow for the
+//! station's kind runs in a nested savepoint, and what it made of the input is written on the
+//! journal row. A refused input rolls back only the workflow's effects; the input itself stays
+//! on record. A failure of the store itself fails the whole write (nothing is journaled as
+//! done that was not).
+
+use super::Site;
+use super::pickup::{CodeEntry, PickupError, check_in};
+use super::receiving::{ScanOutcome, scan_in, weight_in};
+use crate::devices::scanner::Scanned;
+use crate::store::device_input::{self, NewInput};
+use crate::store::receiving::{BindOutcome, ReceivingError, Selected};
+use crate::store::{StoreError, savepoint};
+use hub_core::Timestamp;
+use hub_core::pickup::CodeCheck;
+use rusqlite::Connection;
+
+/// Where an input comes from.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    pub device: &'a str,
+    pub station: &'a str,
+    /// `pickup` scanners check pickup codes; everything else is receiving.
+    pub pickup: bool,
+}
+
+/// What the workflow made of an input.
+#[derive(Debug)]
+pub enum InputOutcome {
+    /// A label or item scan at a receiving station.
+    Scan(ScanOutcome),
+    /// A stable weight recorded on the selected line.
+    Weight { grams: i64, line: Selected },
+    /// A pickup code checked at a pickup counter.
+    Code(CodeCheck),
+    /// The receiving step said no (no line selected, unknown label, …); nothing changed.
+    ReceivingRefused(ReceivingError),
+    /// The station may not check codes (not a declared pickup station).
+    PickupRefused(String),
+}
+
+/// How an input ended, as journaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Journaled {
+    /// The workflow took it.
+    Applied,
+    /// Recorded on its line with a reason that holds the line for review.
+    Flagged,
+    /// The workflow changed nothing.
+    Refused,
+}
+
+impl Journaled {
+    /// Stable name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Journaled::Applied => "applied",
+            Journaled::Flagged => "flagged",
+            Journaled::Refused => "refused",
+        }
+    }
+}
+
+impl InputOutcome {
+    /// Applied, flagged or refused.
+    pub fn journaled(&self) -> Journaled {
+        match self {
+            InputOutcome::Scan(ScanOutcome::Item(BindOutcome::Flagged { .. })) => {
+                Journaled::Flagged
+            }
+            InputOutcome::Scan(_) | InputOutcome::Weight { .. } => Journaled::Applied,
+            InputOutcome::Code(check) if check.is_found() => Journaled::Applied,
+            InputOutcome::Code(_)
+            | InputOutcome::ReceivingRefused(_)
+            | InputOutcome::PickupRefused(_) => Journaled::Refused,
+        }
+    }
+}
+
+impl std::fmt::Display for InputOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InputOutcome::Scan(ScanOutcome::LineSelected(s)) => write!(
+                f,
+                "selected delivery {} line {} ({} lot {})",
+                s.delivery_id, s.line_no, s.sku, s.lot
+            ),
+            InputOutcome::Scan(ScanOutcome::Item(BindOutcome::Bound {
+                delivery_id,
+                line_no,
+                count,
+            })) => write!(
+                f,
+                "bound to delivery {delivery_id} line {line_no} ({count} codes)"
+            ),
+            InputOutcome::Scan(ScanOutcome::Item(BindOutcome::Counted {
+                delivery_id,
+                line_no,
+                count,
+            })) => write!(
+                f,
+                "product scan counted on delivery {delivery_id} line {line_no} ({count} items)"
+            ),
+            InputOutcome::Scan(ScanOutcome::Item(BindOutcome::Flagged {
+                delivery_id,
+                line_no,
+                flag,
+            })) => write!(
+                f,
+                "{} on delivery {delivery_id} line {line_no}: {}",
+                flag.code(),
+                flag.describe()
+            ),
+            InputOutcome::Weight { grams, line } => write!(
+                f,
+                "{grams} g recorded on delivery {} line {} ({} lot {})",
+                line.delivery_id, line.line_no, line.sku, line.lot
+            ),
+            InputOutcome::Code(check) => f.write_str(&crate::store::pickup::describe(check)),
+            InputOutcome::ReceivingRefused(e) => write!(f, "{e}"),
+            InputOutcome::PickupRefused(e) => f.write_str(e),
+        }
+    }
+}
+
+fn finish(c: &Connection, id: i64, outcome: InputOutcome) -> Result<InputOutcome, StoreError> {
+    device_input::set_outcome(c, id, outcome.journaled().as_str(), &outcome.to_string())?;
+    Ok(outcome)
+}
+
+/// Runs a receiving step in a savepoint: a refusal is an outcome, a store failure an error.
+fn receiving_step<T>(
+    c: &Connection,
+    step: impl FnOnce(&Connection) -> Result<T, ReceivingError>,
+    done: impl FnOnce(T) -> InputOutcome,
+) -> Result<InputOutcome, StoreError> {
+    match savepoint(c, step)? {
+        Ok(v) => Ok(done(v)),
+        Err(ReceivingError::Store(e)) => Err(e),
+        Err(other) => Ok(InputOutcome::ReceivingRefused(other)),
+    }
+}
+
+/// A scan, classified once by the scanner adapter: journaled, then a label selection or item
+/// binding at a receiving station, or a pickup-code check at a pickup counter.
+pub fn scanned(
+    c: &Connection,
+    site: &Site,
+    source: Source<'_>,
+    scan: &Scanned,
+    now: Timestamp,
+) -> Result<InputOutcome, StoreError> {
+    let id = device_input::journal(
+        c,
+        &NewInput {
+            device: source.device,
+            station: source.station,
+            kind: "scan",
+            code: Some(crate::codes::without_aim(&scan.text)),
+            grams: None,
+            parsed: Some(crate::codes::JournalView::of(&scan.code, &scan.text)),
+            raw: &scan.raw,
+            received_at: now,
+        },
+    )?;
+    let outcome = if source.pickup {
+        match savepoint(c, |c| {
+            check_in(
+                c,
+                site,
+                source.station,
+                &CodeEntry::scanned(&scan.text),
+                now,
+            )
+        })? {
+            Ok(check) => InputOutcome::Code(check),
+            Err(PickupError::Store(e)) => return Err(e),
+            Err(PickupError::Station(e)) => InputOutcome::PickupRefused(e.to_string()),
+        }
+    } else {
+        receiving_step(
+            c,
+            |c| scan_in_receiving(c, site, source.station, scan, now),
+            InputOutcome::Scan,
+        )?
+    };
+    finish(c, id, outcome)
+}
+
+fn scan_in_receiving(
+    c: &Connection,
+    site: &Site,
+    station: &str,
+    scan: &Scanned,
+    now: Timestamp,
+) -> Result<ScanOutcome, ReceivingError> {
+    scan_in(c, site, station, &scan.text, &scan.code, now)
+}
+
+/// A stable weight: journaled, then recorded on the station's selected line.
+pub fn weighed(
+    c: &Connection,
+    site: &Site,
+    source: Source<'_>,
+    grams: i64,
+    raw: &str,
+    now: Timestamp,
+) -> Result<InputOutcome, StoreError> {
+    let id = device_input::journal(
+        c,
+        &NewInput {
+            device: source.device,
+            station: source.station,
+            kind: "weight",
+            code: None,
+            grams: Some(grams),
+            parsed: None,
+            raw,
+            received_at: now,
+        },
+    )?;
+    let outcome = receiving_step(
+        c,
+        |c| weight_in(c, site, source.station, grams, now),
+        |line| InputOutcome::Weight { grams, line },
+    )?;
+    finish(c, id, outcome)
+}
