@@ -252,3 +252,61 @@ impl fmt::Display for BatchTraces<'_> {
         Ok(())
     }
 }
+
+/// The operations report for people.
+pub struct ReportView<'a>(pub &'a crate::store::report::OpsReport);
+
+impl std::fmt::Display for ReportView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pct = |v: Option<f64>| {
+            v.map(|v| format!("{:.1}%", v * 100.0))
+                .unwrap_or_else(|| "n/a".into())
+        };
+        writeln!(
+            f,
+            "Operations report {} .. {} ({} day(s), {} SKUs)",
+            self.0.from, self.0.to, self.0.days, self.0.skus
+        )?;
+        writeln!(f, "  {:<26} {:>10}   target", "figure", "value")?;
+        writeln!(
+            f,
+            "  {:<26} {:>10}   < 5%",
+            "stock-out rate",
+            pct(Some(self.0.stock_out_rate))
+        )?;
+        let turnover = self
+            .0
+            .turnover_days
+            .map(|d| format!("{d:.1} d"))
+            .unwrap_or_else(|| "n/a".into());
+        writeln!(f, "  {:<26} {:>10}   < 7 d", "turnover", turnover)?;
+        writeln!(
+            f,
+            "  {:<26} {:>10}   ~ 1.2%",
+            "loss rate",
+            pct(self.0.loss_rate)
+        )?;
+        writeln!(
+            f,
+            "  {:<26} {:>10}",
+            "acceptance pass rate",
+            pct(self.0.acceptance_pass_rate)
+        )?;
+        writeln!(f, "  {:<26} {:>10}", "receipts", self.0.receipts)?;
+        writeln!(f, "  {:<26} {:>10}", "handovers", self.0.handovers)?;
+        writeln!(
+            f,
+            "  {:<26} {:>10}",
+            "quantity handed over", self.0.handed_over_quantity
+        )?;
+        writeln!(f, "  {:<26} {:>10}", "quantity lost", self.0.lost_quantity)?;
+        if self.0.open_alerts.is_empty() {
+            writeln!(f, "  no open alerts")
+        } else {
+            writeln!(f, "  open alerts:")?;
+            self.0.open_alerts.iter().try_for_each(|a| {
+                writeln!(f, "    [{}] {}", a.tier.as_str().to_uppercase(), a.message)
+            })
+        }
+    }
+}

@@ -4,10 +4,9 @@
 //! A full disk must not fail an acceptance: storing returns an error the caller turns into an
 //! alert, and the decision is recorded with the photo's hash but without a stored copy.
 
-use crate::store::{StoreError, sql_error};
+use crate::store::{StoreError, Tx, photos};
 use hub_core::Timestamp;
-use rusqlite::{Connection, params};
-use sha2::{Digest, Sha256};
+pub use hub_core::sha256_hex;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -29,11 +28,6 @@ pub enum EvidenceError {
         dir: PathBuf,
         source: std::io::Error,
     },
-}
-
-/// Hex SHA-256 of a photo.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// Stores a photo as `<dir>/<sha256>.<ext>` durably (file and folder fsynced). Storing the same
@@ -92,45 +86,26 @@ pub struct PruneReport {
 
 /// Deletes photos past the age limit, then oldest-first while over the size limit — except
 /// photos of held (quarantined) lines and of deliveries with an open dispute.
-pub fn prune(
-    conn: &Connection,
-    retention: Retention,
-    now: Timestamp,
-) -> Result<PruneReport, StoreError> {
-    let mut st = conn
-        .prepare(
-            "SELECT p.sha256, p.path, p.stored_at,
-                    EXISTS (SELECT 1 FROM quarantine q WHERE q.delivery_id = p.delivery_id AND q.line_no = p.line_no AND q.status = 'held')
-                    OR EXISTS (SELECT 1 FROM dispute d WHERE d.delivery_id = p.delivery_id AND d.closed_at IS NULL)
-             FROM photo p WHERE p.path IS NOT NULL ORDER BY p.stored_at",
-        )
-        .map_err(sql_error(conn))?;
-    let rows: Vec<(String, String, i64, bool)> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .and_then(|rows| rows.collect())
-        .map_err(sql_error(conn))?;
+pub fn prune(tx: &Tx<'_>, retention: Retention, now: Timestamp) -> Result<PruneReport, StoreError> {
+    let copies = photos::copies(tx)?;
     let size = |p: &str| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    let mut total: u64 = rows.iter().map(|r| size(&r.1)).sum();
+    let mut total: u64 = copies.iter().map(|c| size(&c.path)).sum();
     let mut report = PruneReport::default();
     let max_age_ms = retention.max_age_days * 86_400_000;
-    for (sha256, path, stored_at, protected) in rows {
-        let too_old = now.millis() - stored_at > max_age_ms;
+    for copy in copies {
+        let too_old = now.millis() - copy.stored_at > max_age_ms;
         let too_big = total > retention.max_total_bytes;
         if !(too_old || too_big) {
             report.kept += 1;
             continue;
         }
-        if protected {
+        if copy.protected {
             report.kept_protected += 1;
             continue;
         }
-        let bytes = size(&path);
-        if std::fs::remove_file(&path).is_ok() || !Path::new(&path).exists() {
-            conn.execute(
-                "UPDATE photo SET path = NULL WHERE sha256 = ?1",
-                params![sha256],
-            )
-            .map_err(sql_error(conn))?;
+        let bytes = size(&copy.path);
+        if std::fs::remove_file(&copy.path).is_ok() || !Path::new(&copy.path).exists() {
+            photos::forget_copy(tx, &copy.sha256)?;
             total = total.saturating_sub(bytes);
             report.deleted += 1;
             report.freed_bytes += bytes;

@@ -27,7 +27,7 @@
 //! conflicts instead of dropping them (see `sync::central`).
 
 use crate::config::Config;
-use crate::store::stream::{self as stream_store, DatabaseFile, StreamInfo};
+use crate::store::stream::{self as stream_store, DatabaseFile, StreamInfo, position};
 use crate::store::{Store, StoreError, StoreOptions, outbox};
 use hub_core::{DomainEvent, Timestamp};
 use std::io::Write;
@@ -142,11 +142,6 @@ pub fn write_marker(path: &Path, marker: &Marker) -> Result<(), IncarnationError
         std::fs::File::open(dir)?.sync_all()
     };
     write().map_err(failed)
-}
-
-/// The store's stream and outbox counter.
-fn position(conn: &rusqlite::Connection) -> Result<(StreamInfo, i64), StoreError> {
-    Ok((stream_store::current(conn)?, outbox::stats(conn)?.last_seq))
 }
 
 fn marker_for(site: &str, info: &StreamInfo, last_seq: i64, now: Timestamp) -> Marker {

@@ -17,7 +17,6 @@ pub mod dev;
 pub mod devices;
 pub mod evidence;
 pub mod incarnation;
-pub mod report;
 pub mod status;
 pub mod storage;
 pub mod store;

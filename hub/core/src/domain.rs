@@ -279,6 +279,13 @@ impl Sku {
     }
 }
 
+/// Lower-case hex SHA-256 of `bytes`: the one content hash of the hub (photos, models, command
+/// bodies).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ pub mod pickup;
 pub mod receiving;
 
 pub use domain::{
-    BatchKey, Gtin, GtinError, MovementId, SiteId, Sku, SkuCode, StockUnit, Timestamp,
+    BatchKey, Gtin, GtinError, MovementId, SiteId, Sku, SkuCode, StockUnit, Timestamp, sha256_hex,
 };
 pub use event::DomainEvent;
 pub use ledger::{BalanceView, LedgerError, Movement, MovementKind, MovementPlan, plan_movement};

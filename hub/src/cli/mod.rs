@@ -937,13 +937,13 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                     error: anyhow::anyhow!("--from {from} must be before --to {to}"),
                 });
             }
-            let report =
-                store.read_blocking(move |c| crate::report::compute(c, day(from), day(to)))?;
+            let report = store
+                .read_blocking(move |c| crate::store::report::compute(c, day(from), day(to)))?;
             store.close();
             if json {
                 print_json(&report)?;
             } else {
-                print!("{report}");
+                print!("{}", crate::cli_output::ReportView(&report));
             }
             Ok(EXIT_OK)
         }

@@ -21,8 +21,10 @@ pub mod device_input;
 pub mod integrity;
 pub mod ledger;
 pub mod outbox;
+pub mod photos;
 pub mod pickup;
 pub mod receiving;
+pub mod report;
 mod schema;
 pub mod sku;
 pub mod station;
@@ -360,16 +362,32 @@ impl Drop for Inner {
     }
 }
 
+/// A write transaction of the store, as the workflows see it: what [`Store::write`] hands its
+/// closure. Store functions take the SQLite connection it derefs to; nothing outside the store
+/// names SQLite.
+#[derive(Debug, Clone, Copy)]
+pub struct Tx<'a> {
+    conn: &'a Connection,
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
 /// Runs `f` inside a nested savepoint of the caller's transaction: its effects are kept when it
 /// succeeds and undone when it returns an error, while what the caller wrote before (a journal
 /// row, a stored reply) stays either way. A failure of the savepoint itself is a store error.
 pub fn savepoint<T, E>(
-    conn: &Connection,
-    f: impl FnOnce(&Connection) -> Result<T, E>,
+    tx: &Tx<'_>,
+    f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
 ) -> Result<Result<T, E>, StoreError> {
+    let conn: &Connection = tx;
     conn.execute_batch("SAVEPOINT step")
         .map_err(sql_error(conn))?;
-    let result = f(conn);
+    let result = f(tx);
     let finish = if result.is_ok() {
         "RELEASE step"
     } else {
@@ -500,7 +518,7 @@ impl Store {
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         let (reply_tx, reply_rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
@@ -511,7 +529,7 @@ impl Store {
                 });
                 return (false, completion);
             };
-            let result = f(conn);
+            let result = f(&Tx { conn });
             let ok = result.is_ok();
             let completion: Completion = Box::new(move |commit| {
                 let answer = match (result, commit) {
@@ -534,7 +552,7 @@ impl Store {
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         let (job, reply) = Self::make_job(f);
         self.sender()?
@@ -549,7 +567,7 @@ impl Store {
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         let (job, reply) = Self::make_job(f);
         self.sender()?

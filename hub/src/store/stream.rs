@@ -177,6 +177,11 @@ pub fn inspect(path: &Path) -> Result<DatabaseFile, StoreError> {
     })
 }
 
+/// The database's stream and its outbox counter (the last sequence number written).
+pub fn position(conn: &Connection) -> Result<(StreamInfo, i64), StoreError> {
+    Ok((current(conn)?, super::outbox::stats(conn)?.last_seq))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,13 +12,13 @@
 
 use crate::config::StationKind;
 use crate::store::StoreError;
+use crate::store::Tx;
 use crate::store::pickup::{HandoverError, HandoverRequest, Refusal, Weighing};
 use crate::store::receiving::ReceivingError;
 use crate::workflows;
 use crate::workflows::Site;
 use crate::workflows::pickup::PickupError;
 use hub_core::Timestamp;
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -207,20 +207,10 @@ struct Refused(String);
 /// refuses. A failure of the store itself is returned as such (the whole request then fails
 /// and is not acknowledged, so the broker delivers it again).
 fn attempt<T>(
-    c: &Connection,
-    f: impl FnOnce(&Connection) -> Result<T, Failure>,
+    c: &Tx<'_>,
+    f: impl FnOnce(&Tx<'_>) -> Result<T, Failure>,
 ) -> Result<Result<T, Refused>, StoreError> {
-    c.execute_batch("SAVEPOINT station_action")
-        .map_err(crate::store::sql_error(c))?;
-    let outcome = f(c);
-    let finish = if outcome.is_ok() {
-        "RELEASE station_action"
-    } else {
-        "ROLLBACK TO station_action; RELEASE station_action"
-    };
-    c.execute_batch(finish)
-        .map_err(crate::store::sql_error(c))?;
-    match outcome {
+    match crate::store::savepoint(c, f)? {
         Ok(v) => Ok(Ok(v)),
         Err(Failure::Refused(reason)) => Ok(Err(Refused(reason))),
         Err(Failure::Store(e)) => Err(e),
@@ -272,7 +262,7 @@ fn json(value: impl Serialize) -> serde_json::Value {
 }
 
 fn run_action(
-    c: &Connection,
+    c: &Tx<'_>,
     site: &Site,
     station: &str,
     staff: &str,
@@ -396,7 +386,7 @@ fn body_hash(payload: &[u8]) -> String {
 /// the message must not be acknowledged. `site` is `None` when the uplink runs without the
 /// hub's site (tools and tests); then every command is answered `unavailable`.
 pub fn handle_in(
-    c: &Connection,
+    c: &Tx<'_>,
     site: Option<&Site>,
     station: &str,
     payload: &[u8],
@@ -480,7 +470,7 @@ pub fn handle_in(
 }
 
 fn store_reply(
-    c: &Connection,
+    c: &Tx<'_>,
     reply: &StationReply,
     request: Option<(&str, &str)>,
     now: Timestamp,

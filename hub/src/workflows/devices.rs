@@ -12,12 +12,12 @@ use super::Site;
 use super::pickup::{CodeEntry, PickupError, check_in};
 use super::receiving::{ScanOutcome, scan_in, weight_in};
 use crate::devices::scanner::Scanned;
+use crate::store::Tx;
 use crate::store::device_input::{self, NewInput};
 use crate::store::receiving::{BindOutcome, ReceivingError, Selected};
 use crate::store::{StoreError, savepoint};
 use hub_core::Timestamp;
 use hub_core::pickup::CodeCheck;
-use rusqlite::Connection;
 
 /// Where an input comes from.
 #[derive(Debug, Clone, Copy)]
@@ -127,15 +127,15 @@ impl std::fmt::Display for InputOutcome {
     }
 }
 
-fn finish(c: &Connection, id: i64, outcome: InputOutcome) -> Result<InputOutcome, StoreError> {
+fn finish(c: &Tx<'_>, id: i64, outcome: InputOutcome) -> Result<InputOutcome, StoreError> {
     device_input::set_outcome(c, id, outcome.journaled().as_str(), &outcome.to_string())?;
     Ok(outcome)
 }
 
 /// Runs a receiving step in a savepoint: a refusal is an outcome, a store failure an error.
 fn receiving_step<T>(
-    c: &Connection,
-    step: impl FnOnce(&Connection) -> Result<T, ReceivingError>,
+    c: &Tx<'_>,
+    step: impl FnOnce(&Tx<'_>) -> Result<T, ReceivingError>,
     done: impl FnOnce(T) -> InputOutcome,
 ) -> Result<InputOutcome, StoreError> {
     match savepoint(c, step)? {
@@ -148,7 +148,7 @@ fn receiving_step<T>(
 /// A scan, classified once by the scanner adapter: journaled, then a label selection or item
 /// binding at a receiving station, or a pickup-code check at a pickup counter.
 pub fn scanned(
-    c: &Connection,
+    c: &Tx<'_>,
     site: &Site,
     source: Source<'_>,
     scan: &Scanned,
@@ -192,7 +192,7 @@ pub fn scanned(
 }
 
 fn scan_in_receiving(
-    c: &Connection,
+    c: &Tx<'_>,
     site: &Site,
     station: &str,
     scan: &Scanned,
@@ -203,7 +203,7 @@ fn scan_in_receiving(
 
 /// A stable weight: journaled, then recorded on the station's selected line.
 pub fn weighed(
-    c: &Connection,
+    c: &Tx<'_>,
     site: &Site,
     source: Source<'_>,
     grams: i64,

@@ -6,6 +6,7 @@
 
 use super::Site;
 use crate::config::{StationError, StationKind};
+use crate::store::Tx;
 use crate::store::pickup::{
     HandoverError, HandoverRequest, check_presented_code, hand_over, lift_lockout,
 };
@@ -13,7 +14,6 @@ use crate::store::{Store, StoreError};
 use hub_core::Timestamp;
 use hub_core::event::Handover;
 use hub_core::pickup::{CodeCheck, PresentedCode};
-use rusqlite::Connection;
 
 /// What the clerk entered: the code (or the whole QR payload), and the order number or the
 /// customer's phone tail typed beside it.
@@ -47,7 +47,7 @@ pub enum PickupError {
 
 /// The check inside the caller's transaction (station commands record their reply in it).
 pub fn check_in(
-    c: &Connection,
+    c: &Tx<'_>,
     site: &Site,
     station: &str,
     entry: &CodeEntry,
@@ -89,7 +89,7 @@ pub async fn check(
 
 /// The handover inside the caller's transaction, with the stock tiers of its SKUs.
 pub fn handover_in(
-    c: &Connection,
+    c: &Tx<'_>,
     site: &Site,
     station: &str,
     order_id: &str,

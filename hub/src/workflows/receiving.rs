@@ -7,13 +7,13 @@ use super::Site;
 use crate::codes::{ScannedCode, classify_text, expiry_of};
 use crate::config::StationKind;
 use crate::store::Store;
+use crate::store::Tx;
 use crate::store::receiving::{
     self as deliveries, BindOutcome, ReceivingError, ScannedItem, Selected,
 };
 use hub_core::event::ReceivingDecision;
 use hub_core::receiving::{CodeFlag, PhotoEvidence};
 use hub_core::{SkuCode, Timestamp};
-use rusqlite::Connection;
 
 /// What a scan at a receiving station did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -52,7 +52,7 @@ pub async fn scan(
 /// product scan counted on it, and a code that is malformed or that no rule recognises is
 /// flagged on it with its reason.
 pub fn scan_in(
-    c: &Connection,
+    c: &Tx<'_>,
     site: &Site,
     station: &str,
     raw: &str,
@@ -109,7 +109,7 @@ pub fn scan_in(
 
 /// A stable weight (grams) for the station's selected line, inside the caller's transaction.
 pub fn weight_in(
-    c: &Connection,
+    c: &Tx<'_>,
     site: &Site,
     station: &str,
     grams: i64,
@@ -183,7 +183,7 @@ pub async fn split(
 
 /// Staff decided a line (inside the caller's transaction), and the SKU's tier follows.
 pub fn decide_in(
-    c: &Connection,
+    c: &Tx<'_>,
     site: &Site,
     delivery_id: &str,
     line_no: u32,
@@ -221,7 +221,7 @@ pub async fn decide(
 /// Staff closed a delivery (inside the caller's transaction): every undecided line is decided
 /// now, and the tiers of its SKUs follow.
 pub fn close_in(
-    c: &Connection,
+    c: &Tx<'_>,
     site: &Site,
     delivery_id: &str,
     staff: &str,
@@ -267,7 +267,7 @@ pub struct Resolution {
 
 /// Staff released and/or rejected held stock after review (inside the caller's transaction).
 pub fn resolve_in(
-    c: &Connection,
+    c: &Tx<'_>,
     site: &Site,
     r: &Resolution,
     now: Timestamp,

@@ -69,7 +69,7 @@ impl Classifier {
     }
 
     /// Full check of one photo against one rule. `stored_path` is recorded in the evidence when
-    /// the caller has stored the photo (e.g. with [`crate::store_photo`]).
+    /// the caller has stored the photo .
     pub fn check_bytes(
         &mut self,
         bytes: &[u8],

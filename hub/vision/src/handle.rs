@@ -179,7 +179,7 @@ impl VisionHandle {
     }
 
     /// Checks a photo, waiting for queue space if needed. `stored_path` is recorded in the
-    /// evidence (see [`crate::store_photo`]).
+    /// evidence.
     pub async fn check(
         &self,
         bytes: Vec<u8>,

@@ -7,7 +7,7 @@
 //! 2. [`VisionHandle::start`] with a [`VisionConfig`] (loads and verifies the model on its own
 //!    thread);
 //! 3. [`VisionHandle::check`] / [`VisionHandle::check_blocking`] per photo, with a [`SkuRule`];
-//!    photos come from MQTT payloads or from [`watch_spool`]; [`store_photo`] keeps the bytes.
+//!    photos come from MQTT payloads or from [`watch_spool`]; the hub keeps the bytes.
 //!
 //! Invariants: inference never runs on an async runtime thread; the model alone never rejects
 //! stock unless the rule allows it; nothing here reads files outside the paths it is given.
@@ -37,9 +37,9 @@ pub use bench::{
 };
 pub use classifier::{CheckReport, Classifier};
 pub use error::VisionError;
-pub use evidence::{Evidence, StoredPhoto, Thresholds, Timings, store_photo};
+pub use evidence::{Evidence, Thresholds, Timings};
 pub use handle::{ModelInfo, VisionConfig, VisionHandle, VisionWorker};
 pub use manifest::ModelManifest;
-pub use model::{Model, ModelOptions};
+pub use model::{Model, ModelOptions, sha256_hex};
 pub use preprocess::{DecodeLimits, PhotoFormat, PixelDecoder};
 pub use spool::{SpoolConfig, SpoolDisposition, SpoolFile, SpoolOutcome, watch_spool};

@@ -13,7 +13,6 @@ use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::acceptance::softmax;
 use crate::backend::{self, BackendKind};
@@ -57,10 +56,7 @@ impl std::fmt::Debug for Model {
     }
 }
 
-/// Lower-case hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+pub use hub_core::sha256_hex;
 
 fn shape_text(shape: &[i64]) -> String {
     let dims: Vec<String> = shape

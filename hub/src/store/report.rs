@@ -1,4 +1,5 @@
-//! `hub report`: the figures the operations team steers by, for a period, from the journal.
+//! The figures the operations team steers by (`hub report`), computed for a period from the
+//! journal. How they are shown is the CLI's (`cli_output`).
 //!
 //! - stock-out rate: share of SKU-days in the period that ended with nothing on hand;
 //! - turnover days: average stock on hand ÷ average daily quantity handed over;
@@ -6,7 +7,7 @@
 //! - acceptance pass rate: accepted receiving lines ÷ decided lines (when receiving has data);
 //! - handovers, receipts and open alerts.
 
-use crate::store::{StoreError, alerts, sql_error};
+use super::{StoreError, alerts, sql_error};
 use hub_core::Timestamp;
 use hub_core::alerts::Alert;
 use rusqlite::{Connection, params};
@@ -128,58 +129,4 @@ fn acceptance_rate(
         )
         .map_err(sql_error(conn))?;
     Ok((decided > 0).then(|| accepted as f64 / decided as f64))
-}
-
-impl std::fmt::Display for OpsReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let pct = |v: Option<f64>| {
-            v.map(|v| format!("{:.1}%", v * 100.0))
-                .unwrap_or_else(|| "n/a".into())
-        };
-        writeln!(
-            f,
-            "Operations report {} .. {} ({} day(s), {} SKUs)",
-            self.from, self.to, self.days, self.skus
-        )?;
-        writeln!(f, "  {:<26} {:>10}   target", "figure", "value")?;
-        writeln!(
-            f,
-            "  {:<26} {:>10}   < 5%",
-            "stock-out rate",
-            pct(Some(self.stock_out_rate))
-        )?;
-        let turnover = self
-            .turnover_days
-            .map(|d| format!("{d:.1} d"))
-            .unwrap_or_else(|| "n/a".into());
-        writeln!(f, "  {:<26} {:>10}   < 7 d", "turnover", turnover)?;
-        writeln!(
-            f,
-            "  {:<26} {:>10}   ~ 1.2%",
-            "loss rate",
-            pct(self.loss_rate)
-        )?;
-        writeln!(
-            f,
-            "  {:<26} {:>10}",
-            "acceptance pass rate",
-            pct(self.acceptance_pass_rate)
-        )?;
-        writeln!(f, "  {:<26} {:>10}", "receipts", self.receipts)?;
-        writeln!(f, "  {:<26} {:>10}", "handovers", self.handovers)?;
-        writeln!(
-            f,
-            "  {:<26} {:>10}",
-            "quantity handed over", self.handed_over_quantity
-        )?;
-        writeln!(f, "  {:<26} {:>10}", "quantity lost", self.lost_quantity)?;
-        if self.open_alerts.is_empty() {
-            writeln!(f, "  no open alerts")
-        } else {
-            writeln!(f, "  open alerts:")?;
-            self.open_alerts.iter().try_for_each(|a| {
-                writeln!(f, "    [{}] {}", a.tier.as_str().to_uppercase(), a.message)
-            })
-        }
-    }
 }
