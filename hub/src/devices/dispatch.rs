@@ -115,7 +115,7 @@ async fn handle(store: &Store, config: &Config, board: &HealthBoard, event: Devi
                         kind: "scan",
                         code: Some(&code),
                         grams: None,
-                        parsed: serde_json::to_string(&parsed).ok(),
+                        parsed: Some(hub_contract::devices::encode_parsed_code(&parsed)),
                         raw: &raw,
                         received_at: now,
                     };
