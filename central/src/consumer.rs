@@ -73,7 +73,7 @@ impl CentralHandle {
     }
 
     /// The current report (reads the database).
-    pub fn report(&self) -> rusqlite::Result<CentralReport> {
+    pub fn report(&self) -> Result<CentralReport, StoreError> {
         report(&self.db)
     }
 

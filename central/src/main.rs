@@ -41,6 +41,9 @@ enum Command {
     Run {
         #[command(flatten)]
         broker: BrokerArgs,
+        /// Client key (PEM) for the client certificate.
+        #[arg(long = "key", visible_alias = "client-key")]
+        tls_key: Option<PathBuf>,
         /// Central's own SQLite database.
         #[arg(long)]
         db: Option<PathBuf>,
@@ -56,6 +59,9 @@ enum Command {
     Send {
         #[command(flatten)]
         broker: BrokerArgs,
+        /// Client key (PEM) for the client certificate (`--key` names the command's key here).
+        #[arg(long = "client-key")]
+        tls_key: Option<PathBuf>,
         #[arg(long)]
         site: String,
         /// sku_upsert, sku_thresholds, delivery_manifest, pickup_order, replenishment_ack,
@@ -94,11 +100,8 @@ struct BrokerArgs {
     #[arg(long)]
     ca_file: Option<PathBuf>,
     /// Client certificate (PEM).
-    #[arg(long)]
+    #[arg(long, visible_alias = "client-cert")]
     cert: Option<PathBuf>,
-    /// Client key (PEM).
-    #[arg(long)]
-    key: Option<PathBuf>,
 }
 
 /// A failure with the exit code it maps to.
@@ -124,7 +127,7 @@ fn invalid(message: String) -> Failure {
 }
 
 impl BrokerArgs {
-    fn connection(&self, client_id: &str) -> Result<Connection, Failure> {
+    fn connection(&self, client_id: &str, tls_key: Option<PathBuf>) -> Result<Connection, Failure> {
         let url = self
             .broker
             .as_deref()
@@ -135,7 +138,7 @@ impl BrokerArgs {
         c.password_file = self.password_file.clone();
         c.ca_file = self.ca_file.clone();
         c.client_cert_file = self.cert.clone();
-        c.client_key_file = self.key.clone();
+        c.client_key_file = tls_key;
         Ok(c)
     }
 }
@@ -209,6 +212,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         }
         Command::Send {
             broker,
+            tls_key,
             site,
             kind,
             key,
@@ -232,16 +236,22 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                 version,
                 body,
             };
-            let connection =
-                broker.connection(&format!("hub-central-send-{}", uuid::Uuid::new_v4()))?;
+            let connection = broker.connection(
+                &format!("hub-central-send-{}", uuid::Uuid::new_v4()),
+                tls_key,
+            )?;
             runtime()?.block_on(send_command(&connection, &command))?;
             println!("command {} sent to site {}", command.id, command.site);
             Ok(())
         }
-        Command::Run { broker, db } => {
+        Command::Run {
+            broker,
+            tls_key,
+            db,
+        } => {
             init_logs("info", cli.log_format);
             let db = db.ok_or_else(|| invalid("--db is required".into()))?;
-            let connection = broker.connection(&broker.client_id)?;
+            let connection = broker.connection(&broker.client_id, tls_key)?;
             let options = CentralOptions::new(connection, db);
             runtime()?.block_on(async {
                 let shutdown = CancellationToken::new();
@@ -254,5 +264,61 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             })?;
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_argument_tree_is_consistent() {
+        // Two arguments of one command under one name (`send`'s `--key` and a TLS key) made
+        // clap panic at parse time.
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "central",
+            "send",
+            "--broker",
+            "mqtts://b",
+            "--client-key",
+            "k.pem",
+            "--cert",
+            "c.pem",
+            "--site",
+            "s1",
+            "--kind",
+            "sku_upsert",
+            "--key",
+            "MILK-1L",
+            "--version",
+            "2",
+            "--body",
+            "{}",
+        ])
+        .unwrap();
+        let Command::Send { tls_key, key, .. } = cli.command else {
+            panic!("{cli:?}")
+        };
+        assert_eq!(
+            (tls_key.unwrap(), key.as_str()),
+            (PathBuf::from("k.pem"), "MILK-1L")
+        );
+        let cli = Cli::try_parse_from([
+            "central",
+            "run",
+            "--broker",
+            "mqtts://b",
+            "--db",
+            "c.sqlite",
+            "--key",
+            "k.pem",
+        ])
+        .unwrap();
+        let Command::Run { tls_key, .. } = cli.command else {
+            panic!("{cli:?}")
+        };
+        assert_eq!(tls_key, Some(PathBuf::from("k.pem")));
     }
 }

@@ -51,6 +51,11 @@ pub struct SiteSyncState {
 pub enum StoreError {
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
+    #[error(
+        "central database {} has the first schema (before streams); run `central run` on it once to upgrade it, then report again",
+        path.display()
+    )]
+    OldSchema { path: std::path::PathBuf },
 }
 
 /// Central's storage, as the consumer uses it.

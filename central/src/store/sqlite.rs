@@ -120,7 +120,11 @@ impl CentralDb {
     /// Opens an existing database read-only, for reports while the consumer runs. Never
     /// creates or changes the file (two connections creating a WAL database at once can fail
     /// with "database is locked" whatever the busy timeout); `None` when there is none yet.
-    pub fn open_read_only(path: &Path) -> rusqlite::Result<Option<CentralDb>> {
+    ///
+    /// A file whose schema the consumer has not committed yet (it is creating it right now) is
+    /// `None` too; one of the first schema (before streams) is an error saying to let the
+    /// consumer upgrade it.
+    pub fn open_read_only(path: &Path) -> Result<Option<CentralDb>, StoreError> {
         if !path.exists() {
             return Ok(None);
         }
@@ -129,7 +133,21 @@ impl CentralDb {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        Ok(Some(CentralDb { conn }))
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version >= CENTRAL_SCHEMA_VERSION {
+            return Ok(Some(CentralDb { conn }));
+        }
+        let has_events: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'event'",
+            [],
+            |r| r.get(0),
+        )?;
+        if has_events {
+            return Err(StoreError::OldSchema {
+                path: path.to_owned(),
+            });
+        }
+        Ok(None)
     }
 
     /// Opens (creating, or upgrading from version 1) the consumer's database. Only the
@@ -616,9 +634,9 @@ fn gaps(
 
 /// Reads the report of a consumer database (the consumer may be running); empty while the
 /// consumer has not created its database yet.
-pub fn report(db: &Path) -> rusqlite::Result<CentralReport> {
+pub fn report(db: &Path) -> Result<CentralReport, StoreError> {
     match CentralDb::open_read_only(db)? {
-        Some(db) => db.report(),
+        Some(db) => Ok(db.report()?),
         None => Ok(CentralReport { sites: Vec::new() }),
     }
 }
@@ -703,6 +721,28 @@ mod tests {
 
     fn site(db: &CentralDb) -> SiteReport {
         db.report().unwrap().sites.remove(0)
+    }
+
+    #[test]
+    fn a_report_while_the_consumer_creates_its_database_is_empty_not_an_error() {
+        // `central run` creates the file before it commits the schema: a report in between
+        // sees a database without tables.
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("central.sqlite");
+        std::fs::write(&db, b"").unwrap();
+        assert_eq!(report(&db).unwrap().sites.len(), 0);
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch("PRAGMA journal_mode=WAL;")
+            .unwrap();
+        assert_eq!(report(&db).unwrap().sites.len(), 0);
+        // A database of the first schema is not empty: the consumer must upgrade it first.
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch("CREATE TABLE event (site TEXT, seq INTEGER);")
+            .unwrap();
+        let err = report(&db).unwrap_err();
+        assert!(err.to_string().contains("central run"), "{err}");
     }
 
     #[test]
