@@ -24,7 +24,7 @@
 //!
 //! A rewind the marker was too stale to notice still shows at central: the reused sequence
 //! numbers arrive with other event ids than the ones it holds, and central keeps them as
-//! conflicts instead of dropping them (see `sync::central`).
+//! conflicts instead of dropping them (see the `central` crate).
 
 use crate::config::Config;
 use crate::store::stream::{self as stream_store, DatabaseFile, StreamInfo};

@@ -16,16 +16,22 @@ use serde::{Deserialize, Serialize};
 
 /// A stored document that cannot be read back (or, for an event, written).
 #[derive(Debug, thiserror::Error)]
-#[error("stored {what} is not readable: {source}")]
+#[error("stored {what} is not {}: {source}", if *.writing { "writable" } else { "readable" })]
 pub struct StoredError {
     /// What the document is (`pickup order items`, `manifest`, …).
     pub what: &'static str,
+    /// Whether it was being written (rather than read).
+    pub writing: bool,
     #[source]
     pub source: serde_json::Error,
 }
 
 fn decode<T: DeserializeOwned>(what: &'static str, text: &str) -> Result<T, StoredError> {
-    serde_json::from_str(text).map_err(|source| StoredError { what, source })
+    serde_json::from_str(text).map_err(|source| StoredError {
+        what,
+        writing: false,
+        source,
+    })
 }
 
 fn encode_or<T: Serialize + ?Sized>(value: &T, fallback: &str) -> String {
@@ -37,6 +43,7 @@ fn encode_or<T: Serialize + ?Sized>(value: &T, fallback: &str) -> String {
 pub fn encode_event(event: &DomainEvent) -> Result<String, StoredError> {
     serde_json::to_string(event).map_err(|source| StoredError {
         what: "outbox event",
+        writing: true,
         source,
     })
 }
@@ -213,6 +220,7 @@ pub fn encode_marker(marker: &StreamMarker) -> Vec<u8> {
 pub fn decode_marker(bytes: &[u8]) -> Result<StreamMarker, StoredError> {
     serde_json::from_slice(bytes).map_err(|source| StoredError {
         what: "stream marker",
+        writing: false,
         source,
     })
 }
