@@ -11,6 +11,7 @@
 use firmware_shim::codes::gs1;
 use firmware_shim::codes::trace::{PatternError, SitePattern, TraceCode, classify};
 use firmware_shim::wire::scanner::{AimId, Scan};
+use hub_contract::devices::ParsedCode;
 use hub_core::Gtin;
 use hub_core::receiving::{CodeElement, CodeKind};
 use std::sync::Arc;
@@ -172,71 +173,47 @@ pub fn without_aim(text: &str) -> &str {
 }
 
 /// A scan as the device journal keeps it (`hub devices`): the classification's class, with
-/// the key data pulled out.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
-pub struct JournalView {
-    /// `gs1_item`, `gs1_other`, `gtin`, `cn_drug`, `scale_label`, `site`, `sscc`, `opaque`
-    /// (unrecognised) or `invalid` (malformed).
-    pub class: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub aim: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gtin: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub serial: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sscc: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lot: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pattern: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl JournalView {
-    /// The journal's view of `code`, scanned as `text` (its AIM identifier, if any, in front).
-    pub fn of(code: &ScannedCode, text: &str) -> JournalView {
-        let aim = AimId::split(text.as_bytes()).map(|(aim, _)| aim.to_string());
-        let mut view = JournalView {
-            aim,
-            ..JournalView::default()
-        };
-        match code {
-            ScannedCode::Item {
-                gtin,
-                elements,
-                source,
-                ..
-            } => {
-                let element = |ai: &str| ScannedCode::element(elements, ai).map(str::to_owned);
-                view.gtin = gtin.as_ref().map(|g| g.to_string());
-                view.serial = element("21");
-                view.lot = element("10");
-                view.class = match source {
-                    CodeSource::Gs1 if view.serial.is_some() => "gs1_item",
-                    CodeSource::Gs1 => "gs1_other",
-                    CodeSource::Gtin => "gtin",
-                    CodeSource::CnDrug => "cn_drug",
-                    CodeSource::ScaleLabel => "scale_label",
-                    CodeSource::Site { pattern } => {
-                        view.pattern = Some(pattern.clone());
-                        "site"
-                    }
-                };
+/// the key data pulled out, in the shape the contract documents.
+pub fn journal_view(code: &ScannedCode, text: &str) -> ParsedCode {
+    let mut view = ParsedCode {
+        aim: AimId::split(text.as_bytes()).map(|(aim, _)| aim.to_string()),
+        ..ParsedCode::default()
+    };
+    let class = match code {
+        ScannedCode::Item {
+            gtin,
+            elements,
+            source,
+            ..
+        } => {
+            let element = |ai: &str| ScannedCode::element(elements, ai).map(str::to_owned);
+            view.gtin = gtin.as_ref().map(|g| g.to_string());
+            view.serial = element("21");
+            view.lot = element("10");
+            match source {
+                CodeSource::Gs1 if view.serial.is_some() => "gs1_item",
+                CodeSource::Gs1 => "gs1_other",
+                CodeSource::Gtin => "gtin",
+                CodeSource::CnDrug => "cn_drug",
+                CodeSource::ScaleLabel => "scale_label",
+                CodeSource::Site { pattern } => {
+                    view.pattern = Some(pattern.clone());
+                    "site"
+                }
             }
-            ScannedCode::Sscc { sscc } => {
-                view.class = "sscc";
-                view.sscc = Some(sscc.clone());
-            }
-            ScannedCode::Malformed { reason, .. } => {
-                view.class = "invalid";
-                view.error = Some(reason.clone());
-            }
-            ScannedCode::Unrecognised { .. } => view.class = "opaque",
         }
-        view
-    }
+        ScannedCode::Sscc { sscc } => {
+            view.sscc = Some(sscc.clone());
+            "sscc"
+        }
+        ScannedCode::Malformed { reason, .. } => {
+            view.error = Some(reason.clone());
+            "invalid"
+        }
+        ScannedCode::Unrecognised { .. } => "opaque",
+    };
+    view.class = class.to_owned();
+    view
 }
 
 impl ScannedCode {

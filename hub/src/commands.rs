@@ -1,196 +1,28 @@
 //! Commands from the central system, applied exactly once.
 //!
-//! Transport-agnostic: the MQTT adapter decodes wire messages into [`Command`] (or a
-//! [`Rejection`]) and hands them here; the CLI and tests can do the same. Each command is
-//! applied inside the caller's store transaction together with a row in `applied_command`, so
-//! its effects and the record that it was applied commit or vanish together: a command
-//! delivered twice (broker redelivery, central retry, hub restart before the acknowledgement)
-//! is applied once. Every outcome is reported upstream as an outbox event in the same
-//! transaction. This module must not know topics, JSON envelopes or the broker.
+//! Transport-agnostic: `hub_contract` decodes wire messages into a [`Command`] whose body is
+//! already a typed, validated value (or into a [`Rejection`]), and the MQTT adapter hands it
+//! here. Each command is applied inside the caller's store transaction together with a row in
+//! `applied_command`, so its effects and the record that it was applied commit or vanish
+//! together: a command delivered twice (broker redelivery, central retry, hub restart before
+//! the acknowledgement) is applied once. Every outcome is reported upstream as an outbox event
+//! in the same transaction. This module must not know topics, JSON or the broker; what it
+//! decides is what depends on the hub's state (duplicates, reused ids, the site, stored
+//! versions, collected orders, closed deliveries, open disputes).
 
 use crate::store::pickup::{self as pickup_store, OrderUpsert};
 use crate::store::receiving::{self as receiving_store, ManifestUpsert};
 use crate::store::{StoreError, alerts as alerts_store, outbox, sku as sku_store};
-use hub_core::alerts::{Measure, Tier, TierPolicy};
-use hub_core::pickup::{OrderStatus, PickupItem, PickupOrder};
-use hub_core::receiving::{Manifest, ManifestLine};
-use hub_core::{DomainEvent, SiteId, Sku, SkuCode, Timestamp};
+pub use hub_contract::command::{
+    AlertTiersBody, Command, CommandBody, CommandKind, DisputeBody, MAX_VERSION, PickupOrderBody,
+    RejectCode, Rejection, ReplenishmentAckBody, SkuThresholdsBody, SkuUpsertBody,
+    version_out_of_range,
+};
+use hub_core::alerts::TierPolicy;
+use hub_core::pickup::{OrderStatus, PickupOrder};
+use hub_core::receiving::Manifest;
+use hub_core::{DomainEvent, SiteId, SkuCode, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
-
-/// What a command asks for. Each kind is applied to its typed table: SKU master data
-/// (`sku`), tier thresholds (`sku_tier_policy`), manifests (`delivery_manifest`), pickup orders
-/// (`pickup_order`), replenishment episodes (`sku_alert_state`), disputes (`dispute`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CommandKind {
-    /// SKU master data (body: the SKU).
-    SkuUpsert,
-    /// Stock alert thresholds of one SKU.
-    SkuThresholds,
-    /// A delivery manifest for goods on their way to the site.
-    DeliveryManifest,
-    /// A customer's pickup order.
-    PickupOrder,
-    /// The central system's answer to a replenishment request.
-    ReplenishmentAck,
-    /// The site's alert-tier configuration.
-    AlertTiers,
-    /// Open or close the dispute about a delivery (a customer complaint raised at central):
-    /// its evidence is kept while it is open.
-    DeliveryDispute,
-}
-
-impl CommandKind {
-    /// Every kind, for documentation and validation messages.
-    pub const ALL: [CommandKind; 7] = [
-        CommandKind::SkuUpsert,
-        CommandKind::SkuThresholds,
-        CommandKind::DeliveryManifest,
-        CommandKind::PickupOrder,
-        CommandKind::ReplenishmentAck,
-        CommandKind::AlertTiers,
-        CommandKind::DeliveryDispute,
-    ];
-
-    /// The stable name of the kind.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CommandKind::SkuUpsert => "sku_upsert",
-            CommandKind::SkuThresholds => "sku_thresholds",
-            CommandKind::DeliveryManifest => "delivery_manifest",
-            CommandKind::PickupOrder => "pickup_order",
-            CommandKind::ReplenishmentAck => "replenishment_ack",
-            CommandKind::AlertTiers => "alert_tiers",
-            CommandKind::DeliveryDispute => "delivery_dispute",
-        }
-    }
-
-    /// Looks a kind up by its name.
-    pub fn parse(name: &str) -> Option<CommandKind> {
-        CommandKind::ALL.into_iter().find(|k| k.as_str() == name)
-    }
-}
-
-/// A well-formed command, as decoded from whatever carried it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Command {
-    /// Unique id chosen by the central system; the unit of exactly-once.
-    pub id: String,
-    /// The site the command is meant for.
-    pub site: String,
-    pub kind: CommandKind,
-    /// What the command is about (SKU code, manifest id, order id, …).
-    pub key: String,
-    /// Version of that thing; older versions never replace newer ones.
-    pub version: i64,
-    /// The payload (a JSON object).
-    pub body: serde_json::Value,
-}
-
-/// Why a command is refused, as reported upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RejectCode {
-    /// Not readable as a command at all (bad JSON, missing fields).
-    Malformed,
-    /// Larger than the configured limit.
-    Oversized,
-    /// Meant for another site.
-    WrongSite,
-    /// A kind this hub does not know.
-    UnknownKind,
-    /// An envelope version this hub does not speak.
-    UnsupportedVersion,
-    /// Older than what is stored.
-    StaleVersion,
-    /// The body does not fit the kind.
-    InvalidBody,
-    /// The change comes too late: the order was collected or the delivery closed here.
-    Conflict,
-    /// The command id was used before by a command with other content.
-    IdReused,
-}
-
-impl RejectCode {
-    /// The stable code sent upstream.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RejectCode::Malformed => "malformed",
-            RejectCode::Oversized => "oversized",
-            RejectCode::WrongSite => "wrong_site",
-            RejectCode::UnknownKind => "unknown_kind",
-            RejectCode::UnsupportedVersion => "unsupported_version",
-            RejectCode::StaleVersion => "stale_version",
-            RejectCode::InvalidBody => "invalid_body",
-            RejectCode::Conflict => "conflict",
-            RejectCode::IdReused => "id_reused",
-        }
-    }
-}
-
-/// A refused command with what could be read of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    pub command_id: Option<String>,
-    pub kind: Option<String>,
-    pub code: RejectCode,
-    pub reason: String,
-    /// What the refused message was (a hash of its bytes, set by the decoder), so that the same
-    /// message delivered again is a duplicate and another one under the same id is answered.
-    /// `None`: unknown (every later use of the id counts as a duplicate).
-    pub fingerprint: Option<String>,
-}
-
-/// Highest version a command may carry: 2^53, the largest whole number every JSON reader
-/// (JavaScript included) holds exactly. Versions start at 1.
-pub const MAX_VERSION: i64 = 1 << 53;
-
-/// Why a version is refused (also used by the wire decoder for numbers that are not `i64`).
-pub fn version_out_of_range(version: impl std::fmt::Display) -> String {
-    format!(
-        "version {version} is outside 1..={MAX_VERSION}: a version is a whole number from 1 \
-         that central raises with each change (a huge one would lock the key for good)"
-    )
-}
-
-/// The fingerprint of a decoded command: a hash of everything it asks for (site, kind, key,
-/// version and body, objects with sorted keys), so the same command re-encoded by central is
-/// recognised and another command under the same id is not.
-pub fn fingerprint(command: &Command) -> String {
-    use sha2::Digest;
-    let canonical = canonical_json(&serde_json::json!({
-        "site": command.site,
-        "kind": command.kind.as_str(),
-        "key": command.key,
-        "version": command.version,
-        "body": command.body,
-    }));
-    hex::encode(sha2::Sha256::digest(canonical.as_bytes()))
-}
-
-/// JSON text with object keys sorted at every level, whatever map order serde_json keeps.
-fn canonical_json(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            let fields: Vec<String> = keys
-                .into_iter()
-                .map(|k| {
-                    format!(
-                        "{}:{}",
-                        serde_json::Value::String(k.clone()),
-                        canonical_json(&map[k])
-                    )
-                })
-                .collect();
-            format!("{{{}}}", fields.join(","))
-        }
-        serde_json::Value::Array(items) => {
-            let items: Vec<String> = items.iter().map(canonical_json).collect();
-            format!("[{}]", items.join(","))
-        }
-        other => other.to_string(),
-    }
-}
 
 /// What applying did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -399,7 +231,7 @@ pub fn apply(
         Ok(c) => c,
         Err(rejection) => return reject(conn, rejection, now),
     };
-    let print = fingerprint(&command);
+    let print = command.fingerprint.clone();
     match seen(conn, &command.id, Some(&print))? {
         Seen::New => {}
         Seen::Duplicate => {
@@ -436,14 +268,24 @@ pub fn apply(
             now,
         );
     }
-    let result = match command.kind {
-        CommandKind::SkuUpsert => apply_sku(conn, &command, now)?,
-        CommandKind::SkuThresholds => apply_thresholds(conn, &command)?,
-        CommandKind::AlertTiers => apply_alert_tiers(conn, &command)?,
-        CommandKind::DeliveryManifest => apply_manifest(conn, &command, now)?,
-        CommandKind::PickupOrder => apply_pickup_order(conn, site, &command, now)?,
-        CommandKind::ReplenishmentAck => apply_replenishment_ack(conn, &command, now)?,
-        CommandKind::DeliveryDispute => apply_dispute(conn, &command, now)?,
+    let body = match &command.body {
+        Ok(body) => body,
+        Err(invalid) => {
+            return reject(
+                conn,
+                refuse(RejectCode::InvalidBody, invalid.0.clone()),
+                now,
+            );
+        }
+    };
+    let result = match body {
+        CommandBody::SkuUpsert(body) => apply_sku(conn, &command, body, now)?,
+        CommandBody::SkuThresholds(body) => apply_thresholds(conn, &command, body)?,
+        CommandBody::AlertTiers(body) => apply_alert_tiers(conn, &command, body)?,
+        CommandBody::DeliveryManifest(manifest) => apply_manifest(conn, &command, manifest, now)?,
+        CommandBody::PickupOrder(body) => apply_pickup_order(conn, site, &command, body, now)?,
+        CommandBody::ReplenishmentAck(body) => apply_replenishment_ack(conn, &command, body, now)?,
+        CommandBody::DeliveryDispute(body) => apply_dispute(conn, &command, body, now)?,
     };
     let changed = match result {
         Ok(changed) => changed,
@@ -494,32 +336,11 @@ fn stale(kind: CommandKind, key: &str, version: i64, stored: i64) -> Refusal {
 fn apply_sku(
     conn: &Connection,
     command: &Command,
+    body: &SkuUpsertBody,
     now: Timestamp,
 ) -> Result<Result<bool, Refusal>, StoreError> {
-    let mut body = command.body.clone();
-    let thresholds = body.as_object_mut().and_then(|o| o.remove("thresholds"));
-    let sku: Sku = match serde_json::from_value(body) {
-        Ok(sku) => sku,
-        Err(e) => return Ok(Err(invalid("SKU master data", e))),
-    };
-    if sku.code.as_str() != command.key || sku.version != command.version {
-        return Ok(Err((
-            RejectCode::InvalidBody,
-            format!(
-                "body describes SKU '{}' version {} but the command names '{}' version {}",
-                sku.code, sku.version, command.key, command.version
-            ),
-        )));
-    }
-    let policy = match thresholds.map(serde_json::from_value::<ThresholdsBody>) {
-        None => None,
-        Some(Err(e)) => return Ok(Err(invalid("SKU master data with thresholds", e))),
-        Some(Ok(t)) => match t.policy() {
-            Ok(p) => Some(p),
-            Err(e) => return Ok(Err(invalid("SKU master data with usable thresholds", e))),
-        },
-    };
-    let sku_changed = match sku_store::upsert(conn, &sku, now)? {
+    let sku = &body.sku;
+    let sku_changed = match sku_store::upsert(conn, sku, now)? {
         sku_store::SkuUpsert::Inserted | sku_store::SkuUpsert::Updated => true,
         sku_store::SkuUpsert::Stale { stored_version } if stored_version == sku.version => false,
         sku_store::SkuUpsert::Stale { stored_version } => {
@@ -531,79 +352,17 @@ fn apply_sku(
             )));
         }
     };
-    let policy_changed = match policy {
+    let policy_changed = match &body.thresholds {
         None => false,
         // Thresholds share one version sequence per SKU with `sku_thresholds`: a newer policy
         // stored from there stays.
-        Some(p) => store_policy(conn, &sku.code, &p, sku.version)?.unwrap_or(false),
+        Some(p) => store_policy(conn, &sku.code, p, sku.version)?.unwrap_or(false),
     };
     Ok(Ok(sku_changed || policy_changed))
 }
 
-fn invalid(what: &str, e: impl std::fmt::Display) -> Refusal {
-    (
-        RejectCode::InvalidBody,
-        format!("body is not {what}: {e}; see docs/mqtt.md for the payload"),
-    )
-}
-
 fn conflict(reason: String) -> Refusal {
     (RejectCode::Conflict, reason)
-}
-
-/// Thresholds of one SKU as central sends them (`sku_thresholds`, `alert_tiers`, or the
-/// optional `thresholds` of `sku_upsert`). Omitted fields take the hub's documented defaults.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ThresholdsBody {
-    #[serde(default = "default_measure")]
-    measure: Measure,
-    yellow: f64,
-    orange: f64,
-    red: f64,
-    #[serde(default = "default_hysteresis")]
-    hysteresis: f64,
-    #[serde(default = "default_replenish_at")]
-    replenish_at: Tier,
-    target: f64,
-    #[serde(default = "default_re_request_minutes")]
-    re_request_after_minutes: i64,
-}
-
-fn default_measure() -> Measure {
-    Measure::DaysOfCover
-}
-fn default_hysteresis() -> f64 {
-    0.15
-}
-fn default_replenish_at() -> Tier {
-    Tier::Red
-}
-fn default_re_request_minutes() -> i64 {
-    240
-}
-
-impl ThresholdsBody {
-    fn policy(&self) -> Result<TierPolicy, String> {
-        if !(1..=7 * 24 * 60).contains(&self.re_request_after_minutes) {
-            return Err(format!(
-                "re_request_after_minutes {} must be between 1 and 10080",
-                self.re_request_after_minutes
-            ));
-        }
-        let policy = TierPolicy {
-            measure: self.measure,
-            yellow: self.yellow,
-            orange: self.orange,
-            red: self.red,
-            hysteresis: self.hysteresis,
-            replenish_at: self.replenish_at,
-            target: self.target,
-            re_request_after_ms: self.re_request_after_minutes * 60_000,
-        };
-        policy.validate().map_err(|e| e.to_string())?;
-        Ok(policy)
-    }
 }
 
 fn policy_version(conn: &Connection, sku: &SkuCode) -> Result<Option<i64>, StoreError> {
@@ -630,69 +389,26 @@ fn store_policy(
     }
 }
 
-fn sku_key(command: &Command) -> Result<SkuCode, Refusal> {
-    SkuCode::new(command.key.clone()).map_err(|e| {
-        (
-            RejectCode::InvalidBody,
-            format!("key '{}' is not a SKU code: {e}", command.key),
-        )
-    })
-}
-
 fn apply_thresholds(
     conn: &Connection,
     command: &Command,
+    body: &SkuThresholdsBody,
 ) -> Result<Result<bool, Refusal>, StoreError> {
-    let sku = match sku_key(command) {
-        Ok(s) => s,
-        Err(r) => return Ok(Err(r)),
-    };
-    let body: ThresholdsBody = match serde_json::from_value(command.body.clone()) {
-        Ok(b) => b,
-        Err(e) => return Ok(Err(invalid("a set of SKU thresholds", e))),
-    };
-    let policy = match body.policy() {
-        Ok(p) => p,
-        Err(e) => return Ok(Err(invalid("a usable set of SKU thresholds", e))),
-    };
-    Ok(store_policy(conn, &sku, &policy, command.version)?
-        .map_err(|stored| stale(command.kind, &command.key, command.version, stored)))
+    Ok(
+        store_policy(conn, &body.sku, &body.policy, command.version)?
+            .map_err(|stored| stale(command.kind, &command.key, command.version, stored)),
+    )
 }
 
-/// `alert_tiers`: thresholds for many SKUs at once, `{"policies": {"SKU": {…}, …}}`. All or
-/// nothing: one unusable entry refuses the whole command.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AlertTiersBody {
-    policies: std::collections::BTreeMap<String, ThresholdsBody>,
-}
-
+/// `alert_tiers`: every entry was checked by the contract (all or nothing); each is stored by
+/// the version sequence of its SKU.
 fn apply_alert_tiers(
     conn: &Connection,
     command: &Command,
+    body: &AlertTiersBody,
 ) -> Result<Result<bool, Refusal>, StoreError> {
-    let body: AlertTiersBody = match serde_json::from_value(command.body.clone()) {
-        Ok(b) => b,
-        Err(e) => return Ok(Err(invalid("alert tiers per SKU", e))),
-    };
-    let mut parsed = Vec::with_capacity(body.policies.len());
-    for (code, thresholds) in &body.policies {
-        let sku = match SkuCode::new(code.clone()) {
-            Ok(s) => s,
-            Err(e) => {
-                return Ok(Err(invalid(
-                    "alert tiers per SKU",
-                    format!("'{code}': {e}"),
-                )));
-            }
-        };
-        match thresholds.policy() {
-            Ok(p) => parsed.push((sku, p)),
-            Err(e) => return Ok(Err(invalid("alert tiers per SKU", format!("{code}: {e}")))),
-        }
-    }
     let mut changed = false;
-    for (sku, policy) in &parsed {
+    for (sku, policy) in &body.policies {
         // A newer per-SKU policy (from `sku_thresholds` or `sku_upsert`) wins; that SKU is
         // left as it is and the rest still apply.
         changed |= store_policy(conn, sku, policy, command.version)?.unwrap_or(false);
@@ -700,54 +416,14 @@ fn apply_alert_tiers(
     Ok(Ok(changed))
 }
 
-/// `delivery_manifest` body: the manifest without its id and version (those are the envelope's
-/// `key` and `version`).
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ManifestBody {
-    supplier: String,
-    #[serde(default)]
-    expected_at: Option<String>,
-    #[serde(default)]
-    lines: Vec<ManifestLine>,
-    #[serde(default)]
-    cancelled: bool,
-}
-
 fn apply_manifest(
     conn: &Connection,
     command: &Command,
+    manifest: &Manifest,
     now: Timestamp,
 ) -> Result<Result<bool, Refusal>, StoreError> {
-    let body: ManifestBody = match serde_json::from_value(command.body.clone()) {
-        Ok(b) => b,
-        Err(e) => return Ok(Err(invalid("a delivery manifest", e))),
-    };
-    if !body.cancelled && body.lines.is_empty() {
-        return Ok(Err(invalid(
-            "a delivery manifest",
-            "it has no lines (send \"cancelled\":true to cancel a delivery)",
-        )));
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    for line in &body.lines {
-        if !seen.insert(line.line_no) {
-            return Ok(Err(invalid(
-                "a delivery manifest",
-                format!("line_no {} appears twice", line.line_no),
-            )));
-        }
-    }
-    let manifest = Manifest {
-        delivery_id: command.key.clone(),
-        supplier: body.supplier,
-        expected_at: body.expected_at,
-        lines: body.lines,
-        cancelled: body.cancelled,
-        version: command.version,
-    };
     Ok(
-        match receiving_store::upsert_manifest(conn, &manifest, now)? {
+        match receiving_store::upsert_manifest(conn, manifest, now)? {
             ManifestUpsert::Inserted | ManifestUpsert::Amended | ManifestUpsert::Cancelled => {
                 Ok(true)
             }
@@ -768,90 +444,24 @@ fn apply_manifest(
     )
 }
 
-/// `pickup_order` body: the order without its id, site and version.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PickupOrderBody {
-    code_salt: String,
-    code_hash: String,
-    items: Vec<PickupItem>,
-    opens_at_ms: i64,
-    closes_at_ms: i64,
-    #[serde(default = "default_order_status")]
-    status: String,
-    /// The last 4 digits of the customer's phone number, so a clerk can target the order.
-    #[serde(default)]
-    phone_tail: Option<String>,
-}
-
-fn default_order_status() -> String {
-    "open".into()
-}
-
 fn apply_pickup_order(
     conn: &Connection,
     site: &SiteId,
     command: &Command,
+    body: &PickupOrderBody,
     now: Timestamp,
 ) -> Result<Result<bool, Refusal>, StoreError> {
-    let body: PickupOrderBody = match serde_json::from_value(command.body.clone()) {
-        Ok(b) => b,
-        Err(e) => return Ok(Err(invalid("a pickup order", e))),
-    };
-    let status = match body.status.as_str() {
-        "open" => OrderStatus::Open,
-        "on_hold" => OrderStatus::OnHold,
-        "cancelled" => OrderStatus::Cancelled,
-        "refunded" => OrderStatus::Refunded,
-        other => {
-            return Ok(Err(invalid(
-                "a pickup order",
-                format!("status '{other}' must be open, on_hold, cancelled or refunded"),
-            )));
-        }
-    };
-    let is_hex = |s: &str| {
-        !s.is_empty() && s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit())
-    };
-    if !is_hex(&body.code_salt) || body.code_hash.len() != 64 || !is_hex(&body.code_hash) {
-        return Ok(Err(invalid(
-            "a pickup order",
-            "code_salt must be hex and code_hash 64 hex digits (sha256 of salt bytes and code)",
-        )));
-    }
-    if body.items.is_empty() || body.items.iter().any(|i| i.quantity <= 0) {
-        return Ok(Err(invalid(
-            "a pickup order",
-            "items must be non-empty, each with a positive quantity",
-        )));
-    }
-    if body.closes_at_ms <= body.opens_at_ms {
-        return Ok(Err(invalid(
-            "a pickup order",
-            "closes_at_ms must be after opens_at_ms",
-        )));
-    }
-    if body
-        .phone_tail
-        .as_deref()
-        .is_some_and(|t| t.len() != 4 || !t.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Ok(Err(invalid(
-            "a pickup order",
-            "phone_tail must be the last 4 digits of the customer's phone number",
-        )));
-    }
     let order = PickupOrder {
         order_id: command.key.clone(),
         site: site.clone(),
-        code_salt: body.code_salt.to_ascii_lowercase(),
-        code_hash: body.code_hash.to_ascii_lowercase(),
-        items: body.items,
-        opens_at: Timestamp(body.opens_at_ms),
-        closes_at: Timestamp(body.closes_at_ms),
-        status,
+        code_salt: body.code_salt.clone(),
+        code_hash: body.code_hash.clone(),
+        items: body.items.clone(),
+        opens_at: body.opens_at,
+        closes_at: body.closes_at,
+        status: body.status.clone(),
         version: command.version,
-        phone_tail: body.phone_tail,
+        phone_tail: body.phone_tail.clone(),
     };
     Ok(match pickup_store::upsert_order(conn, &order, now)? {
         OrderUpsert::Inserted | OrderUpsert::Updated => Ok(true),
@@ -878,34 +488,14 @@ fn apply_pickup_order(
     })
 }
 
-/// `replenishment_ack` body; the key is the request's `episode_id`.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReplenishmentAckBody {
-    /// The SKU; found from the open episodes when omitted.
-    #[serde(default)]
-    sku: Option<SkuCode>,
-    #[serde(default = "yes")]
-    accepted: bool,
-    #[serde(default)]
-    eta_ms: Option<i64>,
-}
-
-fn yes() -> bool {
-    true
-}
-
 fn apply_replenishment_ack(
     conn: &Connection,
     command: &Command,
+    body: &ReplenishmentAckBody,
     now: Timestamp,
 ) -> Result<Result<bool, Refusal>, StoreError> {
-    let body: ReplenishmentAckBody = match serde_json::from_value(command.body.clone()) {
-        Ok(b) => b,
-        Err(e) => return Ok(Err(invalid("a replenishment acknowledgement", e))),
-    };
-    let sku = match body.sku {
-        Some(sku) => Some(sku),
+    let sku = match &body.sku {
+        Some(sku) => Some(sku.clone()),
         None => alerts_store::tiers(conn)?
             .into_iter()
             .find(|(_, state)| state.episode.as_ref().is_some_and(|e| e.id == command.key))
@@ -925,41 +515,18 @@ fn apply_replenishment_ack(
     Ok(Ok(changed))
 }
 
-/// `delivery_dispute` body; the key is the delivery id.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DisputeBody {
-    /// Open (true) or close (false) the delivery's dispute.
-    open: bool,
-    /// Why it is opened, or how it was settled.
-    note: String,
-    /// Who at central raised or settled it; recorded as the dispute's staff ("central" when
-    /// omitted).
-    #[serde(default)]
-    by: Option<String>,
-}
-
 fn apply_dispute(
     conn: &Connection,
     command: &Command,
+    body: &DisputeBody,
     now: Timestamp,
 ) -> Result<Result<bool, Refusal>, StoreError> {
     use receiving_store::ReceivingError;
-    let body: DisputeBody = match serde_json::from_value(command.body.clone()) {
-        Ok(b) => b,
-        Err(e) => return Ok(Err(invalid("a delivery dispute", e))),
-    };
-    let by = body
-        .by
-        .as_deref()
-        .map(str::trim)
-        .filter(|b| !b.is_empty())
-        .unwrap_or("central");
     let delivery = command.key.as_str();
     let result = if body.open {
-        receiving_store::open_dispute(conn, delivery, by, &body.note, now)
+        receiving_store::open_dispute(conn, delivery, &body.by, &body.note, now)
     } else {
-        receiving_store::close_dispute(conn, delivery, by, &body.note, now)
+        receiving_store::close_dispute(conn, delivery, &body.by, &body.note, now)
     };
     Ok(match result {
         Ok(()) => Ok(true),
@@ -997,41 +564,53 @@ mod tests {
         (dir, store)
     }
 
+    /// A command for site `s1` as central puts it on the wire (`body` is JSON text), decoded
+    /// by the contract as the downlink does.
+    fn command(id: &str, kind: &str, key: &str, version: i64, body: &str) -> Command {
+        let bytes = format!(
+            r#"{{"v":1,"id":"{id}","site":"s1","kind":"{kind}","key":"{key}","version":{version},"body":{body}}}"#
+        );
+        hub_contract::decode_command(bytes.as_bytes(), usize::MAX).unwrap()
+    }
+
     fn sku_command(id: &str, version: i64) -> Command {
-        Command {
-            id: id.into(),
-            site: "s1".into(),
-            kind: CommandKind::SkuUpsert,
-            key: "MILK-1L".into(),
+        command(
+            id,
+            "sku_upsert",
+            "MILK-1L",
             version,
-            body: serde_json::json!({"code": "MILK-1L", "name": "Milk", "unit": "piece",
-                "version": version}),
-        }
+            &format!(
+                r#"{{"code": "MILK-1L", "name": "Milk", "unit": "piece", "version": {version}}}"#
+            ),
+        )
     }
 
     fn order_command(id: &str, version: i64, status: &str) -> Command {
-        Command {
-            id: id.into(),
-            site: "s1".into(),
-            kind: CommandKind::PickupOrder,
-            key: "P1".into(),
+        let hash = "ab".repeat(32);
+        command(
+            id,
+            "pickup_order",
+            "P1",
             version,
-            body: serde_json::json!({"code_salt": "a1b2", "code_hash": "ab".repeat(32),
-                "items": [{"sku": "MILK-1L", "quantity": 2}],
-                "opens_at_ms": 0, "closes_at_ms": 10_000, "status": status}),
-        }
+            &format!(
+                r#"{{"code_salt": "a1b2", "code_hash": "{hash}",
+                "items": [{{"sku": "MILK-1L", "quantity": 2}}],
+                "opens_at_ms": 0, "closes_at_ms": 10000, "status": "{status}"}}"#
+            ),
+        )
     }
 
     fn manifest_command(id: &str, version: i64, cancelled: bool) -> Command {
-        Command {
-            id: id.into(),
-            site: "s1".into(),
-            kind: CommandKind::DeliveryManifest,
-            key: "D1".into(),
+        command(
+            id,
+            "delivery_manifest",
+            "D1",
             version,
-            body: serde_json::json!({"supplier": "Farm", "cancelled": cancelled,
-                "lines": [{"line_no": 1, "sku": "MILK-1L", "lot": "L1", "expected_count": 10}]}),
-        }
+            &format!(
+                r#"{{"supplier": "Farm", "cancelled": {cancelled},
+                "lines": [{{"line_no": 1, "sku": "MILK-1L", "lot": "L1", "expected_count": 10}}]}}"#
+            ),
+        )
     }
 
     fn run(store: &Store, decoded: Result<Command, Rejection>) -> Applied {
@@ -1050,15 +629,8 @@ mod tests {
             .collect()
     }
 
-    fn dispute_command(id: &str, delivery: &str, body: serde_json::Value) -> Command {
-        Command {
-            id: id.into(),
-            site: "s1".into(),
-            kind: CommandKind::DeliveryDispute,
-            key: delivery.into(),
-            version: 1,
-            body,
-        }
+    fn dispute_command(id: &str, delivery: &str, body: &str) -> Command {
+        command(id, "delivery_dispute", delivery, 1, body)
     }
 
     /// Everything logged while `f` runs on this thread, as text.
@@ -1119,10 +691,9 @@ mod tests {
         let (_d, store) = store();
         run(&store, Ok(sku_command("c1", 1)));
         run(&store, Ok(manifest_command("c2", 1, false)));
-        let open =
-            serde_json::json!({"open": true, "note": "customer: mouldy oranges", "by": "cs.zhao"});
+        let open = r#"{"open": true, "note": "customer: mouldy oranges", "by": "cs.zhao"}"#;
         assert!(matches!(
-            run(&store, Ok(dispute_command("c3", "D1", open.clone()))),
+            run(&store, Ok(dispute_command("c3", "D1", open))),
             Applied::Applied { changed: true, .. }
         ));
         let dispute = store
@@ -1135,7 +706,7 @@ mod tests {
             run(&store, Ok(dispute_command("c4", "D1", open))),
             Applied::Applied { changed: false, .. }
         ));
-        let other = serde_json::json!({"open": true, "note": "a second complaint"});
+        let other = r#"{"open": true, "note": "a second complaint"}"#;
         match run(&store, Ok(dispute_command("c5", "D1", other))) {
             Applied::Rejected(r) => {
                 assert_eq!(r.code, RejectCode::Conflict);
@@ -1145,9 +716,9 @@ mod tests {
         }
         // Bad bodies and unknown deliveries are refused with their reason.
         for (id, delivery, body) in [
-            ("c6", "D404", serde_json::json!({"open": true, "note": "x"})),
-            ("c7", "D1", serde_json::json!({"open": true, "note": " "})),
-            ("c8", "D1", serde_json::json!({"note": "no open flag"})),
+            ("c6", "D404", r#"{"open": true, "note": "x"}"#),
+            ("c7", "D1", r#"{"open": true, "note": " "}"#),
+            ("c8", "D1", r#"{"note": "no open flag"}"#),
         ] {
             match run(&store, Ok(dispute_command(id, delivery, body))) {
                 Applied::Rejected(r) => {
@@ -1156,9 +727,9 @@ mod tests {
                 other => panic!("{id}: {other:?}"),
             }
         }
-        let close = serde_json::json!({"open": false, "note": "refunded; supplier credited"});
+        let close = r#"{"open": false, "note": "refunded; supplier credited"}"#;
         assert!(matches!(
-            run(&store, Ok(dispute_command("c9", "D1", close.clone()))),
+            run(&store, Ok(dispute_command("c9", "D1", close))),
             Applied::Applied { changed: true, .. }
         ));
         assert!(
@@ -1191,8 +762,13 @@ mod tests {
             Applied::Applied { changed: true, .. }
         ));
         // The same id again with another body: refused, named, and reported upstream.
-        let mut other = sku_command("c1", 2);
-        other.body["name"] = serde_json::json!("Milk, renamed");
+        let other = command(
+            "c1",
+            "sku_upsert",
+            "MILK-1L",
+            2,
+            r#"{"code": "MILK-1L", "name": "Milk, renamed", "unit": "piece", "version": 2}"#,
+        );
         let r = rejection(run(&store, Ok(other)));
         assert_eq!(r.code.as_str(), "id_reused", "{}", r.reason);
         assert_eq!(r.command_id.as_deref(), Some("c1"));
@@ -1232,7 +808,7 @@ mod tests {
             r#"{{"v":1,"id":"c-big","site":"s1","kind":"sku_upsert","key":"MILK-1L","version":1,"body":{{"pad":"{}"}}}}"#,
             "x".repeat(500)
         );
-        let decoded = crate::sync::contract::decode_command(big.as_bytes(), 200);
+        let decoded = hub_contract::decode_command(big.as_bytes(), 200);
         let r = rejection(run(&store, decoded.clone()));
         assert_eq!(r.code, RejectCode::Oversized);
         // The broker delivering the same bytes again is a duplicate ...
@@ -1268,7 +844,7 @@ mod tests {
             let bytes = format!(
                 r#"{{"v":1,"id":"w{version}","site":"s1","kind":"sku_upsert","key":"MILK-1L","version":{version},"body":{{}}}}"#
             );
-            let decoded = crate::sync::contract::decode_command(bytes.as_bytes(), 10_000);
+            let decoded = hub_contract::decode_command(bytes.as_bytes(), 10_000);
             let r = rejection(run(&store, decoded));
             assert_eq!(
                 r.command_id.as_deref(),
@@ -1291,7 +867,7 @@ mod tests {
         );
         let r = rejection(run(
             &store,
-            crate::sync::contract::decode_command(big.as_bytes(), 1_000),
+            hub_contract::decode_command(big.as_bytes(), 1_000),
         ));
         assert_eq!(r.code, RejectCode::Oversized);
         assert_eq!(r.command_id.as_deref(), Some("c-big"));
@@ -1299,26 +875,25 @@ mod tests {
         let mut bad = br#"{"v":1,"id":"c-utf8","site":"s1","kind":"sku_upsert","key":"MILK-1L","version":1,"body":{"name":"Milk "#.to_vec();
         bad.extend_from_slice(&[0xff, 0xfe]);
         bad.extend_from_slice(br#""}}"#);
-        let r = rejection(run(
-            &store,
-            crate::sync::contract::decode_command(&bad, 1_000),
-        ));
+        let r = rejection(run(&store, hub_contract::decode_command(&bad, 1_000)));
         assert_eq!(r.code, RejectCode::Malformed);
         assert_eq!(r.command_id.as_deref(), Some("c-utf8"));
         assert!(r.reason.contains("UTF-8"), "{}", r.reason);
         // Each is remembered under its id: a redelivery is not answered twice.
         assert!(matches!(
-            run(&store, crate::sync::contract::decode_command(&bad, 1_000)),
+            run(&store, hub_contract::decode_command(&bad, 1_000)),
             Applied::Duplicate { .. }
         ));
         let ids: Vec<Option<String>> = store
             .read_blocking(|c| outbox::pending(c, 0, 100))
             .unwrap()
             .into_iter()
-            .map(|row| {
-                let v: serde_json::Value = serde_json::from_str(&row.payload).unwrap();
-                v["command_id"].as_str().map(str::to_owned)
-            })
+            .map(
+                |row| match hub_contract::stored::decode_event(&row.payload).unwrap() {
+                    DomainEvent::CommandRejected { command_id, .. } => command_id,
+                    other => panic!("{other:?}"),
+                },
+            )
             .collect();
         assert_eq!(ids, [Some("c-big".into()), Some("c-utf8".into())]);
     }
@@ -1372,8 +947,7 @@ mod tests {
         assert!(
             matches!(run(&store, Ok(c)), Applied::Rejected(r) if r.code == RejectCode::WrongSite)
         );
-        let mut c = sku_command("c2", 1);
-        c.body = serde_json::json!({"code": "MILK-1L"});
+        let c = command("c2", "sku_upsert", "MILK-1L", 1, r#"{"code": "MILK-1L"}"#);
         assert!(
             matches!(run(&store, Ok(c)), Applied::Rejected(r) if r.code == RejectCode::InvalidBody)
         );
@@ -1455,34 +1029,38 @@ mod tests {
             .unwrap();
         assert!(cancelled);
 
-        let mut sku = sku_command("s1", 1);
-        sku.body["thresholds"] = serde_json::json!({"measure": "absolute", "yellow": 20, "orange": 10, "red": 5, "target": 40});
+        let sku = command(
+            "s1",
+            "sku_upsert",
+            "MILK-1L",
+            1,
+            r#"{"code": "MILK-1L", "name": "Milk", "unit": "piece", "version": 1,
+                "thresholds": {"measure": "absolute", "yellow": 20, "orange": 10, "red": 5, "target": 40}}"#,
+        );
         assert!(matches!(
             run(&store, Ok(sku)),
             Applied::Applied { changed: true, .. }
         ));
-        let tiers = Command {
-            id: "t1".into(),
-            site: "s1".into(),
-            kind: CommandKind::AlertTiers,
-            key: "site".into(),
-            version: 2,
-            body: serde_json::json!({"policies": {
+        let tiers = command(
+            "t1",
+            "alert_tiers",
+            "site",
+            2,
+            r#"{"policies": {
                 "MILK-1L": {"yellow": 3, "orange": 2, "red": 1, "target": 6},
-                "EGGS-10": {"yellow": 4, "orange": 2, "red": 1, "target": 8}}}),
-        };
+                "EGGS-10": {"yellow": 4, "orange": 2, "red": 1, "target": 8}}}"#,
+        );
         assert!(matches!(
             run(&store, Ok(tiers)),
             Applied::Applied { changed: true, .. }
         ));
-        let bad = Command {
-            id: "t2".into(),
-            site: "s1".into(),
-            kind: CommandKind::SkuThresholds,
-            key: "MILK-1L".into(),
-            version: 3,
-            body: serde_json::json!({"yellow": 1, "orange": 2, "red": 3, "target": 6}),
-        };
+        let bad = command(
+            "t2",
+            "sku_thresholds",
+            "MILK-1L",
+            3,
+            r#"{"yellow": 1, "orange": 2, "red": 3, "target": 6}"#,
+        );
         assert!(matches!(
             run(&store, Ok(bad)),
             Applied::Rejected(r) if r.code == RejectCode::InvalidBody

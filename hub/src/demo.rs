@@ -46,7 +46,7 @@ pub struct DemoSummary {
     pub outbox: outbox::OutboxStats,
     pub verify: VerifyReport,
     /// What the embedded central consumer received over MQTT (filled in by the caller).
-    pub central: Option<crate::sync::central::CentralReport>,
+    pub central: Option<central::CentralReport>,
 }
 
 fn sku(code: &str, name: &str, unit: StockUnit) -> Sku {
@@ -280,14 +280,11 @@ pub async fn sync_to_embedded_central(
     store: &Store,
     config: &Config,
     work_dir: &Path,
-) -> anyhow::Result<crate::sync::central::CentralReport> {
-    use crate::sync::{Connection, central, uplink};
-    let broker = crate::sync::broker::EmbeddedBroker::start()?;
-    let address = crate::config::BrokerAddress {
-        host: "127.0.0.1".into(),
-        port: broker.port(),
-        tls: false,
-    };
+) -> anyhow::Result<central::CentralReport> {
+    use crate::sync::uplink;
+    use hub_mqtt::{BrokerAddress, Connection};
+    let broker = hub_mqtt::brokers::EmbeddedBroker::start()?;
+    let address = BrokerAddress::loopback(broker.port());
     let central = central::CentralHandle::start(central::CentralOptions::new(
         Connection::plain(address.clone(), "demo-central"),
         work_dir.join("central.sqlite"),

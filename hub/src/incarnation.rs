@@ -24,7 +24,7 @@
 //!
 //! A rewind the marker was too stale to notice still shows at central: the reused sequence
 //! numbers arrive with other event ids than the ones it holds, and central keeps them as
-//! conflicts instead of dropping them (see `sync::central`).
+//! conflicts instead of dropping them (see the `central` crate).
 
 use crate::config::Config;
 use crate::store::stream::{self as stream_store, DatabaseFile, StreamInfo, position};
@@ -35,20 +35,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// What the marker file holds.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Marker {
-    /// The site the database belongs to.
-    pub site: String,
-    /// The stream the site's events are numbered in.
-    pub stream: String,
-    /// When that stream was created (ms since the epoch).
-    pub stream_created_at_ms: i64,
-    /// A sequence number the database had committed (a lower bound of its outbox counter).
-    pub high_water_seq: i64,
-    /// When the high-water mark was recorded (ms since the epoch).
-    pub recorded_at_ms: i64,
-}
+pub use hub_contract::stored::StreamMarker as Marker;
 
 /// A database that is missing or empty where the marker knows a stream.
 #[derive(Debug, thiserror::Error)]
@@ -108,9 +95,9 @@ pub fn read_marker(path: &Path) -> Result<Option<Marker>, IncarnationError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(bad(format!("cannot read it: {e}"))),
     };
-    serde_json::from_slice(&text)
+    hub_contract::stored::decode_marker(&text)
         .map(Some)
-        .map_err(|e| bad(format!("it is not a stream marker: {e}")))
+        .map_err(|e| bad(format!("it is not a stream marker: {}", e.source)))
 }
 
 /// Writes the marker atomically: a temporary file of its own beside it (two hub processes on
@@ -125,7 +112,7 @@ pub fn write_marker(path: &Path, marker: &Marker) -> Result<(), IncarnationError
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let json = serde_json::to_vec_pretty(marker).expect("serialising plain data cannot fail");
+    let json = hub_contract::stored::encode_marker(marker);
     let write = || -> std::io::Result<()> {
         let name = path
             .file_name()
@@ -136,7 +123,6 @@ pub fn write_marker(path: &Path, marker: &Marker) -> Result<(), IncarnationError
             .suffix(".tmp")
             .tempfile_in(dir)?;
         file.write_all(&json)?;
-        file.write_all(b"\n")?;
         file.as_file().sync_all()?;
         file.persist(path).map_err(|e| e.error)?;
         std::fs::File::open(dir)?.sync_all()

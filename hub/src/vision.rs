@@ -433,7 +433,7 @@ pub async fn photo_topic_task(
         })
     };
     let mut backoff =
-        crate::devices::Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        crate::devices::reconnect_backoff(Duration::from_millis(500), Duration::from_secs(30));
     let mut connected = false;
     loop {
         let polled = tokio::select! {
@@ -471,7 +471,7 @@ pub async fn photo_topic_task(
                 } else {
                     tracing::debug!(error = %e, "photo topics: local broker unreachable");
                 }
-                let delay = backoff.next_delay();
+                let delay = backoff.next_delay(rand::random());
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(delay) => {}

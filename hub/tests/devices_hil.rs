@@ -768,7 +768,7 @@ fn devices_json(hub: &Hub) -> serde_json::Value {
 
 #[test]
 fn mqtt_devices_on_a_real_broker_survive_its_loss_without_a_restart() {
-    use hub::sync::mosquitto::{Mosquitto, MosquittoOptions};
+    use hub_mqtt::brokers::{Mosquitto, MosquittoOptions};
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Mosquitto::start(&dir.path().join("broker"), &MosquittoOptions::default())
         .expect("start mosquitto (apt-get install mosquitto)");

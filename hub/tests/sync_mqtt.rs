@@ -2,17 +2,18 @@
 //! (Debian package `mosquitto`). Every promise is checked in the reference central consumer's
 //! database: each event exactly once, in sequence, no gaps.
 
+use central::{CentralHandle, CentralOptions, SiteReport, report};
 use hub::commands;
-use hub::config::BrokerAddress;
 use hub::store::{Store, StoreError, StoreOptions, alerts, outbox, pickup, sku};
-use hub::sync::central::{CentralHandle, CentralOptions, SiteReport, report};
-use hub::sync::mosquitto::{Mosquitto, MosquittoOptions, MosquittoTls};
 use hub::sync::uplink::{self, UplinkSettings};
-use hub::sync::{Connection, SyncError, connect_once, contract};
 use hub::workflows::pickup::CodeEntry;
+use hub_contract as contract;
 use hub_core::alerts::{Measure, StockAction, Tier, TierPolicy};
 use hub_core::pickup::OrderStatus;
 use hub_core::{DomainEvent, SiteId, SkuCode, Timestamp};
+use hub_mqtt::BrokerAddress;
+use hub_mqtt::brokers::{Mosquitto, MosquittoOptions, MosquittoTls};
+use hub_mqtt::{Connection, MqttError, connect_once};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -115,10 +116,7 @@ async fn wait_central(
 
 /// Every event 1..=n exactly once, nothing else, no gaps.
 fn assert_exactly_once_in_sequence(db: &Path, site: &str, n: i64) {
-    let events = hub::sync::central::CentralDb::open(db)
-        .unwrap()
-        .events(site)
-        .unwrap();
+    let events = central::CentralDb::open(db).unwrap().events(site).unwrap();
     let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(
         seqs.len() as i64,
@@ -349,7 +347,7 @@ async fn live_events_arrive_while_a_long_backlog_drains() {
     task.await.unwrap();
     central.stop().await.unwrap();
     assert_exactly_once_in_sequence(&central_db, "site-l", BACKLOG + LIVE);
-    let events = hub::sync::central::CentralDb::open(&central_db)
+    let events = central::CentralDb::open(&central_db)
         .unwrap()
         .events("site-l")
         .unwrap();
@@ -492,9 +490,7 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
     ];
     let sender = plain(port, "central-sender");
     for m in messages {
-        hub::sync::central::send_raw(&sender, &topic, m)
-            .await
-            .unwrap();
+        hub_mqtt::publish_once(&sender, &topic, m).await.unwrap();
     }
 
     let shutdown = CancellationToken::new();
@@ -502,7 +498,7 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
     // 5 applied + 9 rejected outcomes, plus the SKU's own event.
     let db = central_db.clone();
     let outcomes = move || {
-        hub::sync::central::CentralDb::open(&db)
+        central::CentralDb::open(&db)
             .unwrap()
             .events("site-d")
             .unwrap()
@@ -733,7 +729,7 @@ async fn tls_with_client_certificates_and_the_documented_acl() {
     let err = connect_once(&tls(port, &pki, "other-ca", "site-a"))
         .await
         .unwrap_err();
-    assert!(matches!(err, SyncError::Tls { .. }), "{err:?}");
+    assert!(matches!(err, MqttError::Tls { .. }), "{err:?}");
     let text = err.to_string();
     assert!(
         text.contains("ca_file") && text.contains("UnknownIssuer"),
@@ -771,13 +767,12 @@ async fn tls_with_client_certificates_and_the_documented_acl() {
     // Denied: site-a writing site-b's uplink. Mosquitto drops the message; depending on its
     // version it either acknowledges it or closes the connection.
     let denied =
-        hub::sync::central::send_raw(&site_a, &contract::events_topic("site-b"), event("site-b"))
-            .await;
+        hub_mqtt::publish_once(&site_a, &contract::events_topic("site-b"), event("site-b")).await;
     assert!(
-        matches!(denied, Ok(()) | Err(SyncError::Lost { .. })),
+        matches!(denied, Ok(()) | Err(MqttError::Lost { .. })),
         "{denied:?}"
     );
-    hub::sync::central::send_raw(&site_a, &contract::events_topic("site-a"), event("site-a"))
+    hub_mqtt::publish_once(&site_a, &contract::events_topic("site-a"), event("site-a"))
         .await
         .unwrap();
     let central_db = dir.path().join("central.sqlite");
@@ -911,18 +906,11 @@ async fn station_commands_over_mqtt_check_and_hand_over_and_explain_a_wrong_code
     store
         .write(move |c| {
             for (id, kind, key, body) in [
-                ("c1", commands::CommandKind::SkuUpsert, "MILK-1L",
+                ("c1", "sku_upsert", "MILK-1L",
                     serde_json::json!({"code": "MILK-1L", "name": "Milk", "unit": "piece", "version": 1})),
-                ("c2", commands::CommandKind::PickupOrder, "P1", o),
+                ("c2", "pickup_order", "P1", o),
             ] {
-                let command = commands::Command {
-                    id: id.into(),
-                    site: "site-s".into(),
-                    kind,
-                    key: key.into(),
-                    version: 1,
-                    body,
-                };
+                let command = wire_command("site-s", id, kind, key, body);
                 commands::apply(c, &s, Ok(command), now)?;
             }
             let m = hub_core::Movement {
@@ -1070,7 +1058,7 @@ async fn seed_orders(store: &Store, site: &str, orders: &[(&str, &str)], stock: 
     let now = hub::clock::now();
     let mut list = vec![(
         "c-sku".to_owned(),
-        commands::CommandKind::SkuUpsert,
+        "sku_upsert",
         "MILK-1L".to_owned(),
         serde_json::json!({"code": "MILK-1L", "name": "Milk", "unit": "piece", "version": 1}),
     )];
@@ -1078,7 +1066,7 @@ async fn seed_orders(store: &Store, site: &str, orders: &[(&str, &str)], stock: 
         let salt = "0a0b0c";
         list.push((
             format!("c-{id}"),
-            commands::CommandKind::PickupOrder,
+            "pickup_order",
             (*id).to_owned(),
             serde_json::json!({"code_salt": salt,
                 "code_hash": hub_core::pickup::hash_code(salt, code).unwrap(),
@@ -1090,14 +1078,7 @@ async fn seed_orders(store: &Store, site: &str, orders: &[(&str, &str)], stock: 
     store
         .write(move |c| {
             for (id, kind, key, body) in list {
-                let command = commands::Command {
-                    id,
-                    site: site.to_string(),
-                    kind,
-                    key,
-                    version: 1,
-                    body,
-                };
+                let command = wire_command(site.as_str(), &id, kind, &key, body);
                 let applied = commands::apply(c, &site, Ok(command), now)?;
                 assert!(
                     matches!(applied, commands::Applied::Applied { .. }),
@@ -1225,7 +1206,7 @@ async fn pickups_done_with_the_broker_down_reach_central_once_in_order_after_it_
     task.await.unwrap();
     central.stop().await.unwrap();
     assert_exactly_once_in_sequence(&central_db, "site-o", last);
-    let handed: Vec<String> = hub::sync::central::CentralDb::open(&central_db)
+    let handed: Vec<String> = central::CentralDb::open(&central_db)
         .unwrap()
         .events("site-o")
         .unwrap()
@@ -1535,6 +1516,27 @@ impl Drop for Tmpfs {
     }
 }
 
+/// A command (version 1) as central puts it on the wire, decoded as the hub's downlink
+/// decodes it.
+fn wire_command(
+    site: &str,
+    id: &str,
+    kind: &str,
+    key: &str,
+    body: serde_json::Value,
+) -> commands::Command {
+    let out = contract::CommandOut {
+        v: contract::CONTRACT_VERSION,
+        id: id.into(),
+        site: site.into(),
+        kind: kind.into(),
+        key: key.into(),
+        version: 1,
+        body,
+    };
+    contract::decode_command(&contract::encode(&out), usize::MAX).unwrap()
+}
+
 /// A `sku_upsert` command as central sends it.
 fn sku_command(site: &str, id: &str, code: &str) -> contract::CommandOut {
     contract::CommandOut {
@@ -1630,7 +1632,7 @@ async fn commands_that_could_not_be_stored_on_a_full_disk_apply_once_space_is_fr
     const N: usize = 40;
     let sender = plain(port, "central-sender");
     for n in 0..N {
-        hub::sync::central::send_command(
+        central::send_command(
             &sender,
             &sku_command("site-f", &format!("c-{n}"), &format!("SKU-{n:03}")),
         )
@@ -1723,10 +1725,10 @@ async fn a_70_mb_command_on_a_broker_without_a_size_limit_is_rejected_once_and_t
 
     let sender = plain(port, "central-sender");
     let topic = contract::commands_topic("site-o");
-    hub::sync::central::send_raw(&sender, &topic, vec![b'x'; 70 << 20])
+    hub_mqtt::publish_once(&sender, &topic, vec![b'x'; 70 << 20])
         .await
         .unwrap();
-    hub::sync::central::send_command(&sender, &sku_command("site-o", "c-after", "AFTER"))
+    central::send_command(&sender, &sku_command("site-o", "c-after", "AFTER"))
         .await
         .unwrap();
 
@@ -1763,10 +1765,10 @@ async fn a_70_mb_command_on_a_broker_without_a_size_limit_is_rejected_once_and_t
 
     // The uplink is back to its normal limit and keeps working: a 1 MB command (over the
     // limit, under the broker's none) is got past the same way, and the next one applies.
-    hub::sync::central::send_raw(&sender, &topic, vec![b'y'; 1 << 20])
+    hub_mqtt::publish_once(&sender, &topic, vec![b'y'; 1 << 20])
         .await
         .unwrap();
-    hub::sync::central::send_command(&sender, &sku_command("site-o", "c-later", "LATER"))
+    central::send_command(&sender, &sku_command("site-o", "c-later", "LATER"))
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -1799,6 +1801,26 @@ async fn a_70_mb_command_on_a_broker_without_a_size_limit_is_rejected_once_and_t
 }
 
 /// Runs the `hub` binary to completion with the given arguments.
+/// Runs the `central` binary (a workspace member: `cargo build --workspace` or `cargo build -p
+/// central` builds it next to this test's executable, in `target/<profile>/`).
+fn central_cli(args: &[&str]) -> std::process::Output {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let central = profile_dir.join("central");
+    assert!(
+        central.exists(),
+        "{} not found: build it first with `cargo build -p central`",
+        central.display()
+    );
+    std::process::Command::new(central)
+        .args(args)
+        .output()
+        .expect("central runs")
+}
+
 fn hub_cli(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
         .args(args)
@@ -1917,7 +1939,7 @@ async fn a_restored_backup_starts_a_new_stream_and_central_keeps_both() {
         ),
         (Some(first.as_str()), 3, Some(8), true)
     );
-    let events = hub::sync::central::CentralDb::open(&central_db)
+    let events = central::CentralDb::open(&central_db)
         .unwrap()
         .events("site-r")
         .unwrap();
@@ -1973,7 +1995,7 @@ async fn a_restored_backup_starts_a_new_stream_and_central_keeps_both() {
             .collect::<Vec<_>>()
     );
     store.close();
-    // The rewind is told upstream and shows in `hub central report`.
+    // The rewind is told upstream and shows in `central report`.
     let started: serde_json::Value = serde_json::from_str(
         events
             .iter()
@@ -1991,20 +2013,14 @@ async fn a_restored_backup_starts_a_new_stream_and_central_keeps_both() {
         ),
         (Some(3), Some(8))
     );
-    let out = hub_cli(&["central", "report", "--db", central_db.to_str().unwrap()]);
+    let out = central_cli(&["report", "--db", central_db.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     assert!(
         text.contains(&format!("continues {first} up to #3; REWOUND")),
         "{text}"
     );
-    let out = hub_cli(&[
-        "central",
-        "report",
-        "--db",
-        central_db.to_str().unwrap(),
-        "--json",
-    ]);
+    let out = central_cli(&["report", "--db", central_db.to_str().unwrap(), "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let site = &json["sites"]
         .as_array()

@@ -324,7 +324,7 @@ fn a_photo_dropped_into_the_spool_folder_becomes_the_lines_evidence() {
 
 #[test]
 fn a_photo_published_on_the_stations_mqtt_topic_becomes_the_lines_evidence() {
-    use hub::sync::mosquitto::{Mosquitto, MosquittoOptions};
+    use hub_mqtt::brokers::{Mosquitto, MosquittoOptions};
     use std::io::{BufRead, BufReader};
     use std::sync::{Arc, Mutex};
     let dir = tempfile::tempdir().unwrap();

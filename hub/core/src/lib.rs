@@ -6,12 +6,14 @@
 //! rules be tested exhaustively with plain unit and property tests, and what keeps adapters thin.
 
 pub mod alerts;
+pub mod backoff;
 pub mod domain;
 pub mod event;
 pub mod ledger;
 pub mod pickup;
 pub mod receiving;
 
+pub use backoff::Backoff;
 pub use domain::{
     BatchKey, Gtin, GtinError, MovementId, SiteId, Sku, SkuCode, StockUnit, Timestamp, sha256_hex,
 };

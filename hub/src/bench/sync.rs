@@ -6,11 +6,12 @@
 //! until central holds every event contiguously (stored durably and de-duplicated).
 
 use crate::store::{Store, StoreError, StoreOptions, outbox};
-use crate::sync::central::{CentralHandle, CentralOptions};
-use crate::sync::mosquitto::{Mosquitto, MosquittoOptions};
 use crate::sync::uplink::{self, UplinkSettings};
-use crate::sync::{Connection, contract};
+use central::{CentralHandle, CentralOptions};
+use hub_contract as contract;
 use hub_core::{DomainEvent, Movement, MovementId, MovementKind, SiteId, SkuCode, Timestamp};
+use hub_mqtt::brokers::{Mosquitto, MosquittoOptions};
+use hub_mqtt::{BrokerAddress, Connection};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -185,11 +186,7 @@ pub async fn run(events: usize, in_flight: usize) -> anyhow::Result<SyncBenchRep
         written += chunk;
     }
 
-    let broker_address = crate::config::BrokerAddress {
-        host: "127.0.0.1".into(),
-        port,
-        tls: false,
-    };
+    let broker_address = BrokerAddress::loopback(port);
     let central = CentralHandle::start(CentralOptions::new(
         Connection::plain(broker_address.clone(), "bench-central"),
         scratch.path().join("central.sqlite"),

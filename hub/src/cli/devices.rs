@@ -47,7 +47,7 @@ pub(super) fn devices_command(
     store.close();
     let status_path = crate::devices::status_file(&config.store.data_dir);
     let health: Vec<crate::devices::DeviceHealth> = match std::fs::read(&status_path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+        Ok(bytes) => hub_contract::devices::decode_device_status(&bytes).unwrap_or_default(),
         Err(_) => Vec::new(),
     };
     if json {

@@ -171,14 +171,6 @@ enum Command {
         #[command(subcommand)]
         command: SyncCommand,
     },
-    /// Reference central consumer: receive every site's events (or report, or send commands).
-    #[command(args_conflicts_with_subcommands = true)]
-    Central {
-        #[command(subcommand)]
-        command: Option<CentralCommand>,
-        #[command(flatten)]
-        run: CentralRunArgs,
-    },
     /// Device health and counters, and the latest journaled scans and weights.
     Devices {
         #[command(flatten)]
@@ -256,94 +248,6 @@ enum SyncCommand {
     Check(ConfigArg),
 }
 
-/// How to reach the broker, for the central tools.
-#[derive(Debug, Args, Clone)]
-struct BrokerArgs {
-    /// Broker URL, mqtt://host:port or mqtts://host:port.
-    #[arg(long)]
-    broker: Option<String>,
-    /// MQTT client id (the broker keeps central's session under it).
-    #[arg(long, default_value = "hub-central")]
-    client_id: String,
-    #[arg(long)]
-    username: Option<String>,
-    /// File holding the password.
-    #[arg(long)]
-    password_file: Option<PathBuf>,
-    /// CA certificate (PEM) for mqtts://.
-    #[arg(long)]
-    ca_file: Option<PathBuf>,
-    /// Client certificate (PEM).
-    #[arg(long)]
-    cert: Option<PathBuf>,
-    /// Client key (PEM).
-    #[arg(long)]
-    key: Option<PathBuf>,
-}
-
-impl BrokerArgs {
-    fn connection(&self, client_id: &str) -> Result<crate::sync::Connection, Failure> {
-        let url = self.broker.as_deref().ok_or_else(|| Failure {
-            code: EXIT_INVALID,
-            error: anyhow::anyhow!("--broker is required"),
-        })?;
-        let broker = crate::config::BrokerAddress::parse(url).map_err(|e| Failure {
-            code: EXIT_INVALID,
-            error: anyhow::anyhow!(e),
-        })?;
-        let mut c = crate::sync::Connection::plain(broker, client_id);
-        c.username = self.username.clone();
-        c.password_file = self.password_file.clone();
-        c.ca_file = self.ca_file.clone();
-        c.client_cert_file = self.cert.clone();
-        c.client_key_file = self.key.clone();
-        Ok(c)
-    }
-}
-
-#[derive(Debug, Args)]
-struct CentralRunArgs {
-    #[command(flatten)]
-    broker: BrokerArgs,
-    /// Central's own SQLite database.
-    #[arg(long)]
-    db: Option<PathBuf>,
-}
-
-#[derive(Debug, Subcommand)]
-#[allow(clippy::large_enum_variant, reason = "parsed once per process")]
-enum CentralCommand {
-    /// Print what central holds per site: events, contiguous sequence, gaps, duplicates.
-    Report {
-        #[arg(long)]
-        db: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Send one command down to a site and wait for the broker's acknowledgement.
-    Send {
-        #[command(flatten)]
-        broker: BrokerArgs,
-        #[arg(long)]
-        site: String,
-        /// sku_upsert, sku_thresholds, delivery_manifest, pickup_order, replenishment_ack,
-        /// alert_tiers, delivery_dispute.
-        #[arg(long)]
-        kind: String,
-        /// What the command is about (SKU code, manifest id, order id, …).
-        #[arg(long)]
-        key: String,
-        #[arg(long)]
-        version: i64,
-        /// The body as JSON, or @FILE to read it from a file.
-        #[arg(long)]
-        body: String,
-        /// Command id (default: a new UUID). Sending the same id again is applied once.
-        #[arg(long)]
-        id: Option<String>,
-    },
-}
-
 #[derive(Debug, Subcommand)]
 enum LedgerCommand {
     /// Recompute every balance from the journal; exit 3 on any mismatch.
@@ -399,7 +303,7 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 
 /// Parses arguments, runs the command and returns the process exit code.
 pub fn main() -> i32 {
-    crate::sync::install_crypto_provider();
+    hub_mqtt::install_crypto_provider();
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,
@@ -971,82 +875,13 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 });
             };
             let settings = crate::sync::uplink::UplinkSettings::from_config(uplink);
-            let session = runtime()?.block_on(crate::sync::connect_once(&settings.connection))?;
+            let session = runtime()?.block_on(hub_mqtt::connect_once(&settings.connection))?;
             println!(
                 "connected to {} as {} (broker {} a session for it)",
                 uplink.broker,
                 uplink.client_id,
                 if session { "kept" } else { "had no" }
             );
-            Ok(EXIT_OK)
-        }
-        Command::Central {
-            command: Some(CentralCommand::Report { db, json }),
-            ..
-        } => {
-            let report = crate::sync::central::report(&db)?;
-            if json {
-                print_json(&report)?;
-            } else {
-                print!("{report}");
-            }
-            Ok(EXIT_OK)
-        }
-        Command::Central {
-            command:
-                Some(CentralCommand::Send {
-                    broker,
-                    site,
-                    kind,
-                    key,
-                    version,
-                    body,
-                    id,
-                }),
-            ..
-        } => {
-            telemetry::init("error", log_format(cli.log_format, None));
-            let body_text = match body.strip_prefix('@') {
-                Some(file) => std::fs::read_to_string(file)?,
-                None => body,
-            };
-            let body: serde_json::Value =
-                serde_json::from_str(&body_text).map_err(|e| Failure {
-                    code: EXIT_INVALID,
-                    error: anyhow::anyhow!("--body is not JSON: {e}"),
-                })?;
-            let command = crate::sync::contract::CommandOut {
-                v: crate::sync::contract::CONTRACT_VERSION,
-                id: id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-                site,
-                kind,
-                key,
-                version,
-                body,
-            };
-            let connection =
-                broker.connection(&format!("hub-central-send-{}", uuid::Uuid::new_v4()))?;
-            runtime()?.block_on(crate::sync::central::send_command(&connection, &command))?;
-            println!("command {} sent to site {}", command.id, command.site);
-            Ok(EXIT_OK)
-        }
-        Command::Central { command: None, run } => {
-            telemetry::init("info", log_format(cli.log_format, None));
-            let db = run.db.clone().ok_or_else(|| Failure {
-                code: EXIT_INVALID,
-                error: anyhow::anyhow!("--db is required"),
-            })?;
-            let connection = run.broker.connection(&run.broker.client_id)?;
-            let options = crate::sync::central::CentralOptions::new(connection, db);
-            runtime()?.block_on(async {
-                let shutdown = CancellationToken::new();
-                let trigger = shutdown.clone();
-                tokio::spawn(async move {
-                    daemon::stop_signal().await;
-                    trigger.cancel();
-                });
-                crate::sync::central::run(options, shutdown).await
-            })?;
             Ok(EXIT_OK)
         }
         Command::Dev {

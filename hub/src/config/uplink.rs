@@ -3,84 +3,11 @@
 use super::problems::{Problems, int_in, seconds_in};
 use hub_core::SiteId;
 use serde::Deserialize;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// A secret from the configuration: its `Debug` and `Display` never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that must hand it over.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-/// Where the broker is and how to reach it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerAddress {
-    pub host: String,
-    pub port: u16,
-    /// `mqtts://` (TLS) rather than `mqtt://`.
-    pub tls: bool,
-}
-
-impl fmt::Display for BrokerAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.tls { "mqtts" } else { "mqtt" };
-        write!(f, "{scheme}://{}:{}", self.host, self.port)
-    }
-}
-
-impl BrokerAddress {
-    /// Parses `mqtt://host[:port]` or `mqtts://host[:port]` (default ports 1883 / 8883).
-    pub fn parse(url: &str) -> Result<BrokerAddress, String> {
-        let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
-            (true, rest)
-        } else if let Some(rest) = url.strip_prefix("mqtt://") {
-            (false, rest)
-        } else {
-            return Err(format!(
-                "'{url}' is not a broker URL; use mqtt://host:port or mqtts://host:port"
-            ));
-        };
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((host, port)) => match port.parse::<u16>() {
-                Ok(p) if p > 0 => (host, p),
-                _ => return Err(format!("'{port}' in '{url}' is not a port number")),
-            },
-            None => (rest, if tls { 8883 } else { 1883 }),
-        };
-        if host.is_empty() || host.contains('/') {
-            return Err(format!("'{url}' has no valid host"));
-        }
-        Ok(BrokerAddress {
-            host: host.to_owned(),
-            port,
-            tls,
-        })
-    }
-}
+/// Where a broker is and a secret that never shows in logs: `hub_mqtt`'s, used by `[uplink]`.
+pub use hub_mqtt::{BrokerAddress, Secret};
 
 /// How the hub talks to the central broker.
 #[derive(Debug, Clone)]

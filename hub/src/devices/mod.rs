@@ -20,7 +20,8 @@ pub mod sim;
 
 use crate::config::devices::{DeviceConfig, DeviceKind, DeviceTransport};
 use crate::store::Store;
-use serde::Serialize;
+pub use hub_contract::devices::DeviceHealth;
+pub use hub_core::Backoff;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -62,54 +63,6 @@ impl DeviceEvent {
             | DeviceEvent::DeviceOffline { device, .. } => device,
         }
     }
-}
-
-/// A device's health and counters, for the status page and `hub devices`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct DeviceHealth {
-    pub name: String,
-    pub kind: String,
-    pub station: String,
-    /// The port path or the MQTT topic.
-    pub source: String,
-    pub protocol: Option<String>,
-    pub online: bool,
-    /// Why it is offline, or what the probe found when online.
-    pub detail: String,
-    /// Milliseconds since the epoch of the last online/offline change.
-    pub since_ms: i64,
-    /// Times the port was opened again after being lost.
-    pub reconnects: u64,
-    /// Frames that parsed.
-    pub frames: u64,
-    /// Bytes dropped as line noise or outside any frame (wrong baud rate, interference).
-    pub garbage_bytes: u64,
-    /// Frames discarded because they contained noise.
-    pub garbage_frames: u64,
-    /// Frames discarded for being longer than the buffer.
-    pub overlong: u64,
-    pub checksum_failures: u64,
-    /// Frames cut correctly whose content did not parse (partial or damaged frames; for
-    /// scanners, scans that are not a valid code).
-    pub malformed: u64,
-    /// Stable placements (scales) or scans (scanners) sent to the dispatcher.
-    pub events: u64,
-    /// Inputs the workflows applied.
-    pub applied: u64,
-    /// Inputs the workflows refused (journaled all the same).
-    pub refused: u64,
-    /// Scans recorded on their line as flagged (malformed, unrecognised, already bound…),
-    /// which holds the line for review.
-    #[serde(default)]
-    pub flagged: u64,
-    /// Last weight seen (stable or not), grams.
-    pub last_grams: Option<i64>,
-    /// Last code scanned (scanners), as framed, without AIM identifier.
-    #[serde(default)]
-    pub last_code: Option<String>,
-    /// Milliseconds since the epoch of the last frame that parsed (the device "last seen").
-    #[serde(default)]
-    pub last_seen_ms: Option<i64>,
 }
 
 /// Live health of every device, shared by the device tasks and readable through a `watch`.
@@ -329,39 +282,14 @@ async fn status_writer(path: PathBuf, board: HealthBoard, shutdown: Cancellation
 
 fn write_status(path: &std::path::Path, snapshot: &[DeviceHealth]) -> std::io::Result<()> {
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(snapshot)?)?;
+    std::fs::write(&tmp, hub_contract::devices::encode_device_status(snapshot))?;
     std::fs::rename(&tmp, path)
 }
 
-/// Capped exponential backoff with ±20 % jitter, so many hubs (or ports) do not retry in step.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    first: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    pub fn new(first: Duration, max: Duration) -> Self {
-        Backoff {
-            first,
-            max,
-            next: first,
-        }
-    }
-
-    /// The delay to wait now; doubles the next one up to the cap.
-    pub fn next_delay(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (self.next * 2).min(self.max);
-        let jitter = rand::random_range(0.8..1.2);
-        base.mul_f64(jitter).min(self.max)
-    }
-
-    /// Back to the first delay (after a success).
-    pub fn reset(&mut self) {
-        self.next = self.first;
-    }
+/// The devices' reconnect backoff (`hub_core::Backoff`): doubling from `first` up to `max`,
+/// with ±20 % jitter around each step so many ports (or cameras) do not retry in step.
+pub fn reconnect_backoff(first: Duration, max: Duration) -> Backoff {
+    Backoff::new(first, max).with_jitter_band(0.8, 1.2)
 }
 
 #[cfg(test)]
@@ -409,12 +337,12 @@ mod tests {
 
     #[test]
     fn backoff_grows_to_its_cap() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
-        let delays: Vec<_> = (0..8).map(|_| b.next_delay()).collect();
+        let mut b = reconnect_backoff(Duration::from_millis(100), Duration::from_secs(2));
+        let delays: Vec<_> = (0..8).map(|_| b.next_delay(rand::random())).collect();
         assert!(delays[0] >= Duration::from_millis(80) && delays[0] <= Duration::from_millis(120));
         assert!(delays.iter().all(|d| *d <= Duration::from_secs(2)));
         assert!(delays[7] >= Duration::from_millis(1600));
         b.reset();
-        assert!(b.next_delay() <= Duration::from_millis(120));
+        assert!(b.next_delay(rand::random()) <= Duration::from_millis(120));
     }
 }

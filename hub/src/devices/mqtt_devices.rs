@@ -4,16 +4,17 @@
 //! One task owns the rumqttc event loop and only polls it (publishing from the polling task
 //! can deadlock rumqttc). Each configured device has one topic. A scanner publishes the raw
 //! scan text (framing, prefix/suffix and AIM id handled as for serial scanners); a scale
-//! publishes JSON, either `{"grams": 1250, "stable": true}` or
+//! publishes JSON (its shape is `hub_contract::devices`'s), either `{"grams": 1250, "stable": true}` or
 //! `{"weight": "1.250", "unit": "kg", "stable": true}`, and goes through the same stability
 //! check and placement tracker as a serial scale. Losing the broker reports every device on it
 //! offline; reconnects back off with jitter. Payloads are parsed with the shim's decimal and
 //! unit parsers; nothing here decides what an input means for stock.
 
 use super::scale::{PlacementTracker, ScaleReading, StabilityGate, escape, weight_to_grams};
-use super::{Backoff, DeviceEvent, HealthBoard};
+use super::{DeviceEvent, HealthBoard};
 use crate::config::devices::{BrokerConfig, DeviceConfig, DeviceKind, DeviceTransport};
 use firmware_shim::wire::{Unit, Weight};
+use hub_contract::devices::ScaleWeight;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -22,48 +23,28 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// Largest payload accepted from a device.
-pub const MAX_PAYLOAD: usize = 4096;
+pub const MAX_PAYLOAD: usize = hub_contract::devices::MAX_DEVICE_PAYLOAD;
 
 struct ScaleState {
     gate: StabilityGate,
     placement: PlacementTracker,
 }
 
-/// A weight payload, as devices publish it.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WeightPayload {
-    grams: Option<i64>,
-    weight: Option<serde_json::Value>,
-    unit: Option<String>,
-    #[serde(default)]
-    stable: bool,
-    #[serde(default)]
-    #[allow(dead_code)]
-    ts: Option<i64>,
-}
-
-/// Reads a scale payload into a reading; the error says what is wrong with it.
+/// Reads a scale payload (its JSON shape is `hub_contract::devices`'s) into a reading; the
+/// error says what is wrong with it.
 pub fn parse_weight_payload(payload: &[u8]) -> Result<ScaleReading, String> {
-    let p: WeightPayload = serde_json::from_slice(payload)
-        .map_err(|e| format!("weight payload is not the expected JSON: {e}"))?;
-    let grams = match (p.grams, p.weight) {
-        (Some(g), None) => g,
-        (None, Some(w)) => {
-            let text = match &w {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Number(n) => n.to_string(),
-                _ => return Err("\"weight\" must be a decimal string or number".into()),
-            };
+    let p = hub_contract::devices::decode_scale_payload(payload)?;
+    let grams = match p.weight {
+        ScaleWeight::Grams(g) => g,
+        ScaleWeight::Decimal { text, unit } => {
             let (value, decimals) = Weight::parse_decimal(text.trim().as_bytes())
                 .map_err(|e| format!("\"weight\" {text}: {e}"))?;
-            let unit_text = p.unit.as_deref().unwrap_or("kg");
+            let unit_text = unit.as_deref().unwrap_or("kg");
             let unit = Unit::parse(unit_text.as_bytes())
                 .ok_or_else(|| format!("\"unit\" {unit_text} is not a unit"))?;
             weight_to_grams(&Weight::new(value, decimals, unit))
                 .ok_or_else(|| format!("unit {unit_text} cannot be converted to grams"))?
         }
-        _ => return Err("give exactly one of \"grams\" or \"weight\"".into()),
     };
     Ok(ScaleReading {
         grams: Some(grams),
@@ -118,7 +99,7 @@ async fn run_inner(
     options.set_clean_session(true);
     options.set_max_packet_size(MAX_PAYLOAD * 2, MAX_PAYLOAD * 2);
     let (client, mut eventloop) = AsyncClient::new(options, 64);
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let mut backoff = super::reconnect_backoff(Duration::from_millis(500), Duration::from_secs(30));
     let mut online: Option<bool> = None;
     loop {
         let polled = tokio::select! {
@@ -221,7 +202,7 @@ async fn run_inner(
                         set_state(&events, &board, d, false, &reason).await;
                     }
                 }
-                let delay = backoff.next_delay();
+                let delay = backoff.next_delay(rand::random());
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(delay) => {}

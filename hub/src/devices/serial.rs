@@ -229,7 +229,7 @@ async fn run_inner(
     board: HealthBoard,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Backoff::new(FIRST_RETRY, device.reconnect_max);
+    let mut backoff = super::reconnect_backoff(FIRST_RETRY, device.reconnect_max);
     let mut pipeline = Pipeline::new(&device);
     let started = Instant::now();
     // None = never reported; Some(true) online; Some(false) offline.
@@ -290,7 +290,7 @@ async fn run_inner(
                 last_reason = reason;
             }
         }
-        let delay = backoff.next_delay();
+        let delay = backoff.next_delay(rand::random());
         tracing::debug!(delay_ms = delay.as_millis() as u64, "reopening later");
         tokio::select! {
             _ = shutdown.cancelled() => break,

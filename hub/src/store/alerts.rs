@@ -4,6 +4,7 @@
 //! tier event and its replenishment request commit with their cause and a restart can never
 //! send them twice. Other alerts are reconciled by periodic checks through the same table.
 
+use hub_contract::stored;
 use hub_core::alerts::{
     Alert, AlertChange, AlertKind, SkuAlertState, StockAction, StockFigures, Tier, TierPolicy,
     acknowledge, evaluate, reconcile,
@@ -150,7 +151,7 @@ pub fn set_policy(
     if stored.is_some_and(|v| v >= version) {
         return Ok(false);
     }
-    let body = serde_json::to_string(policy).unwrap_or_default();
+    let body = stored::encode_tier_policy(policy);
     conn.execute(
         "INSERT INTO sku_tier_policy (sku, policy, version) VALUES (?1, ?2, ?3)
          ON CONFLICT (sku) DO UPDATE SET policy = ?2, version = ?3",
@@ -170,7 +171,7 @@ fn policy_for(
         .and_then(|mut st| st.query_row([sku.as_str()], |r| r.get(0)).optional())
         .map_err(sql(conn))?;
     Ok(body
-        .and_then(|b| serde_json::from_str(&b).ok())
+        .and_then(|b| stored::decode_tier_policy(&b).ok())
         .unwrap_or_else(|| default.clone()))
 }
 
@@ -180,7 +181,7 @@ fn load_state(conn: &Connection, sku: &SkuCode) -> Result<SkuAlertState, StoreEr
         .and_then(|mut st| st.query_row([sku.as_str()], |r| r.get(0)).optional())
         .map_err(sql(conn))?;
     Ok(body
-        .and_then(|b| serde_json::from_str(&b).ok())
+        .and_then(|b| stored::decode_alert_state(&b).ok())
         .unwrap_or_default())
 }
 
@@ -197,7 +198,7 @@ fn save_state(
     .and_then(|mut st| {
         st.execute(params![
             sku.as_str(),
-            serde_json::to_string(state).unwrap_or_default(),
+            stored::encode_alert_state(state),
             now.millis()
         ])
     })
@@ -330,6 +331,6 @@ pub fn tiers(conn: &Connection) -> Result<Vec<(String, SkuAlertState)>, StoreErr
         .map_err(sql(conn))?;
     Ok(rows
         .into_iter()
-        .filter_map(|(sku, s)| Some((sku, serde_json::from_str(&s).ok()?)))
+        .filter_map(|(sku, s)| Some((sku, stored::decode_alert_state(&s).ok()?)))
         .collect())
 }

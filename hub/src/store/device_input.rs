@@ -5,6 +5,7 @@
 //! accepted is never lost and a refused one is still on record. Online/offline changes raise
 //! or clear a `device_offline` alert and write an outbox event. Nothing here reads devices.
 
+use hub_contract::stored::StoredDocument;
 use hub_core::alerts::{Alert, AlertKind, Tier};
 use hub_core::{DomainEvent, Timestamp};
 use rusqlite::{Connection, params};
@@ -23,7 +24,7 @@ pub struct NewInput<'a> {
     pub code: Option<&'a str>,
     pub grams: Option<i64>,
     /// What the scan was classified as (kept as JSON).
-    pub parsed: Option<crate::codes::JournalView>,
+    pub parsed: Option<hub_contract::devices::ParsedCode>,
     pub raw: &'a str,
     pub received_at: Timestamp,
 }
@@ -37,7 +38,7 @@ pub struct InputRow {
     pub kind: String,
     pub code: Option<String>,
     pub grams: Option<i64>,
-    pub parsed: Option<serde_json::Value>,
+    pub parsed: Option<StoredDocument>,
     pub raw: String,
     pub received_at: i64,
     /// `applied`, `flagged` (recorded on its line with a reason that holds it for review)
@@ -59,7 +60,7 @@ pub fn journal(conn: &Connection, input: &NewInput<'_>) -> Result<i64, StoreErro
             input.kind,
             input.code,
             input.grams,
-            input.parsed.as_ref().and_then(|p| serde_json::to_string(p).ok()),
+            input.parsed.as_ref().map(hub_contract::devices::encode_parsed_code),
             input.raw,
             input.received_at.millis()
         ])
@@ -98,7 +99,7 @@ pub fn recent(conn: &Connection, limit: usize) -> Result<Vec<InputRow>, StoreErr
             kind: r.get(3)?,
             code: r.get(4)?,
             grams: r.get(5)?,
-            parsed: parsed.and_then(|p| serde_json::from_str(&p).ok()),
+            parsed: parsed.and_then(|p| hub_contract::stored::decode_document(&p).ok()),
             raw: r.get(7)?,
             received_at: r.get(8)?,
             outcome: r.get(9)?,

@@ -40,7 +40,7 @@ pub struct OutboxRow {
 /// Appends an event; returns its sequence number.
 pub fn append(conn: &Connection, event: &DomainEvent, now: Timestamp) -> Result<i64, StoreError> {
     let seq = next_counter(conn, "outbox_seq")?;
-    let payload = serde_json::to_string(event).map_err(|e| StoreError::Sqlite {
+    let payload = hub_contract::stored::encode_event(event).map_err(|e| StoreError::Sqlite {
         path: conn.path().unwrap_or_default().into(),
         source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
     })?;

@@ -9,6 +9,7 @@
 //! the order no longer open and is told who collected it and when.
 
 use chrono::NaiveDate;
+use hub_contract::stored;
 use hub_core::alerts::{Alert, AlertKind, Tier};
 use hub_core::event::{Handover, HandoverLine, RefusedTo};
 use hub_core::pickup::{
@@ -79,7 +80,7 @@ pub fn upsert_order(
             return Ok(OrderUpsert::AlreadyCollected);
         }
     }
-    let body = serde_json::to_string(&order.items).unwrap_or_else(|_| "[]".into());
+    let body = stored::encode_order_items(&order.items);
     conn.prepare_cached(
         "INSERT INTO pickup_order (order_id, site, code_salt, code_hash, body, opens_at, closes_at, status,
                                    version, updated_at, phone_tail)
@@ -131,7 +132,7 @@ fn row_to_order(r: &rusqlite::Row<'_>) -> rusqlite::Result<PickupOrder> {
         site: SiteId::new(r.get::<_, String>(1)?).map_err(|e| conv(e.to_string()))?,
         code_salt: r.get(2)?,
         code_hash: r.get(3)?,
-        items: serde_json::from_str(&body).map_err(|e| conv(e.to_string()))?,
+        items: stored::decode_order_items(&body).map_err(|e| conv(e.to_string()))?,
         opens_at: Timestamp(r.get(5)?),
         closes_at: Timestamp(r.get(6)?),
         status: status_from_row(&status, r.get(8)?, r.get(9)?),
@@ -183,7 +184,7 @@ fn load_limiter(conn: &Connection, station: &str) -> Result<AttemptLimiter, Stor
         .and_then(|mut st| st.query_row([station], |r| r.get(0)).optional())
         .map_err(sql(conn))?;
     Ok(state
-        .and_then(|s| serde_json::from_str(&s).ok())
+        .and_then(|s| stored::decode_limiter(&s).ok())
         .unwrap_or_default())
 }
 
@@ -193,7 +194,7 @@ fn save_limiter(
     limiter: &AttemptLimiter,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let state = serde_json::to_string(limiter).unwrap_or_else(|_| "{}".into());
+    let state = stored::encode_limiter(limiter);
     conn.prepare_cached(
         "INSERT INTO station_attempts (station, state, updated_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (station) DO UPDATE SET state = ?2, updated_at = ?3",
@@ -354,7 +355,7 @@ pub fn lockout_alerts(
         .map_err(sql(conn))?;
     let mut alerts = Vec::new();
     for (station, state) in rows {
-        let limiter: AttemptLimiter = serde_json::from_str(&state).unwrap_or_default();
+        let limiter: AttemptLimiter = stored::decode_limiter(&state).unwrap_or_default();
         if station == SITE_LIMITER {
             if let Some(until) = limiter.locked(now) {
                 alerts.push(site_lockout_alert(policy, until));
@@ -424,74 +425,9 @@ pub struct HandoverRequest {
     pub staff: Option<String>,
 }
 
-/// A refusal of `quantity` on line `line_no` (numbered from 1, as everywhere a person sees
-/// lines), and where the goods go.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(try_from = "RawRefusal")]
-pub struct Refusal {
-    pub line_no: usize,
-    pub quantity: i64,
-    pub to: RefusedTo,
-    pub reason: String,
-}
-
-/// A weighed quantity for a by-weight line (`line_no` from 1).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(try_from = "RawWeighing")]
-pub struct Weighing {
-    pub line_no: usize,
-    pub grams: i64,
-}
-
-/// Line numbers from 1 (`line_no`); messages written before that carry `line`, from 0.
-fn line_no_of(line_no: Option<usize>, legacy_line: Option<usize>) -> Result<usize, String> {
-    match (line_no, legacy_line) {
-        (Some(n), _) => Ok(n),
-        (None, Some(zero_based)) => Ok(zero_based + 1),
-        (None, None) => Err("missing field `line_no` (order lines are numbered from 1)".into()),
-    }
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRefusal {
-    line_no: Option<usize>,
-    line: Option<usize>,
-    quantity: i64,
-    to: RefusedTo,
-    #[serde(default)]
-    reason: String,
-}
-
-impl TryFrom<RawRefusal> for Refusal {
-    type Error = String;
-    fn try_from(raw: RawRefusal) -> Result<Self, String> {
-        Ok(Refusal {
-            line_no: line_no_of(raw.line_no, raw.line)?,
-            quantity: raw.quantity,
-            to: raw.to,
-            reason: raw.reason,
-        })
-    }
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawWeighing {
-    line_no: Option<usize>,
-    line: Option<usize>,
-    grams: i64,
-}
-
-impl TryFrom<RawWeighing> for Weighing {
-    type Error = String;
-    fn try_from(raw: RawWeighing) -> Result<Self, String> {
-        Ok(Weighing {
-            line_no: line_no_of(raw.line_no, raw.line)?,
-            grams: raw.grams,
-        })
-    }
-}
+/// Refusals and weighings at handover: what the clerk reports, as a station command carries
+/// it (lines numbered from 1; older messages' 0-based `line` still read).
+pub use hub_contract::station::{Refusal, Weighing};
 
 /// Why a handover did not happen. Nothing was written.
 #[derive(Debug, thiserror::Error)]
@@ -996,7 +932,7 @@ pub fn hand_over(
             order_id,
             station,
             now.millis(),
-            serde_json::to_string(&handover).unwrap_or_default()
+            stored::encode_handover(&handover)
         ])
     })
     .map_err(sql(conn))?;
@@ -1113,8 +1049,7 @@ pub fn bind_trace_code(
     elements: &[CodeElement],
     now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let elements =
-        (!elements.is_empty()).then(|| serde_json::to_string(elements).unwrap_or_default());
+    let elements = (!elements.is_empty()).then(|| stored::encode_code_elements(elements));
     conn.prepare_cached(
         "INSERT INTO trace_code (code, sku, lot, delivery_id, status, bound_at, updated_at, elements)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7) ON CONFLICT (code) DO NOTHING",

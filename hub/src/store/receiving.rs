@@ -6,6 +6,7 @@
 //! saw accepted. A decision writes its record, evidence, trace-code states, receipt movements,
 //! quarantine rows and outbox events together: after a crash it is wholly there or not at all.
 
+use hub_contract::stored;
 use hub_core::event::ReceivingDecision;
 use hub_core::receiving::{
     CodeElement, CodeFlag, CodeKind, ItemScan, LineDecision, LineObservation, Manifest,
@@ -16,7 +17,7 @@ use hub_core::{
     BatchKey, DomainEvent, Gtin, Movement, MovementId, MovementKind, SkuCode, StockUnit, Timestamp,
 };
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::StoreError;
 use super::ledger::{RecordError, record};
@@ -85,20 +86,7 @@ pub enum ManifestUpsert {
     AlreadyClosed,
 }
 
-/// What was observed on one line so far (persisted as JSON).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LineRecord {
-    /// A count entered by staff, overriding the count of scans.
-    pub counted_by_staff: Option<i64>,
-    pub bound_codes: Vec<String>,
-    /// Product scans (no serial) counted on the line, as scanned; never bound.
-    #[serde(default)]
-    pub product_scans: Vec<String>,
-    pub flagged: Vec<(String, CodeFlag)>,
-    /// Stable weights in grams, oldest first; the last one counts.
-    pub weights_g: Vec<i64>,
-    pub photos: Vec<PhotoEvidence>,
-}
+pub use hub_contract::stored::LineRecord;
 
 /// Stores a manifest from central, applying amendments and cancellations by version.
 pub fn upsert_manifest(
@@ -129,7 +117,7 @@ pub fn upsert_manifest(
         params![
             manifest.delivery_id,
             manifest.supplier,
-            serde_json::to_string(manifest).unwrap_or_default(),
+            stored::encode_manifest(manifest),
             manifest.version,
             manifest.cancelled,
             now.millis()
@@ -158,7 +146,7 @@ fn load_delivery(conn: &Connection, delivery_id: &str) -> Result<Delivery, Recei
         .map_err(sql(conn))?;
     let (body, closed_at) =
         row.ok_or_else(|| ReceivingError::UnknownDelivery(delivery_id.to_owned()))?;
-    let manifest: Manifest = serde_json::from_str(&body).map_err(|e| StoreError::Sqlite {
+    let manifest: Manifest = stored::decode_manifest(&body).map_err(|e| StoreError::Sqlite {
         path: conn.path().unwrap_or_default().into(),
         source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
     })?;
@@ -206,7 +194,7 @@ pub fn line_record(
         })
         .map_err(sql(conn))?;
     Ok(body
-        .and_then(|b| serde_json::from_str(&b).ok())
+        .and_then(|b| stored::decode_line_record(&b).ok())
         .unwrap_or_default())
 }
 
@@ -221,7 +209,7 @@ fn save_line_record(
         "INSERT INTO receiving_line (delivery_id, line_no, observations, updated_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (delivery_id, line_no) DO UPDATE SET observations = ?3, updated_at = ?4",
     )
-    .and_then(|mut st| st.execute(params![delivery_id, line_no, serde_json::to_string(rec).unwrap_or_default(), now.millis()]))
+    .and_then(|mut st| st.execute(params![delivery_id, line_no, stored::encode_line_record(rec), now.millis()]))
     .map_err(sql(conn))?;
     Ok(())
 }
@@ -401,13 +389,6 @@ pub struct ScannedItem {
     pub expiry: Option<chrono::NaiveDate>,
     /// Every GS1 element read from the code, kept with a bound trace code.
     pub elements: Vec<CodeElement>,
-}
-
-impl LineRecord {
-    /// Items counted by scanning: trace codes bound plus product scans.
-    pub fn scanned(&self) -> usize {
-        self.bound_codes.len() + self.product_scans.len()
-    }
 }
 
 /// An item code was scanned at a station: bind a trace code to the selected line's batch,
@@ -662,7 +643,7 @@ fn save_manifest(conn: &Connection, manifest: &Manifest, now: Timestamp) -> Resu
         "UPDATE delivery_manifest SET body = ?2, updated_at = ?3 WHERE delivery_id = ?1",
         params![
             manifest.delivery_id,
-            serde_json::to_string(manifest).unwrap_or_default(),
+            stored::encode_manifest(manifest),
             now.millis()
         ],
     )
@@ -689,7 +670,7 @@ fn insert_decision(
             d.accepted,
             d.rejected,
             d.held,
-            serde_json::to_string(record).unwrap_or_default(),
+            stored::encode_decision(record),
             record.staff,
             record.decided_at.millis()
         ],
@@ -1134,7 +1115,7 @@ pub fn decisions(
         .map_err(sql(conn))?;
     Ok(bodies
         .iter()
-        .filter_map(|b| serde_json::from_str(b).ok())
+        .filter_map(|b| stored::decode_decision(b).ok())
         .collect())
 }
 

@@ -43,7 +43,7 @@ pub fn upsert(conn: &Connection, sku: &Sku, now: Timestamp) -> Result<SkuUpsert,
     {
         return Ok(SkuUpsert::Stale { stored_version });
     }
-    let gtins = serde_json::to_string(&sku.gtins).unwrap_or_else(|_| "[]".into());
+    let gtins = hub_contract::stored::encode_gtins(&sku.gtins);
     conn.prepare_cached(
         "INSERT INTO sku (code, name, unit, gtins, allow_negative, version, updated_at, check_items)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -96,7 +96,7 @@ pub fn all(conn: &Connection) -> Result<Vec<Sku>, StoreError> {
 /// may hold other lengths, which are normalised here. One that is no GTIN at all (it could
 /// never match a scan) is left out with a warning.
 fn stored_gtins(sku: &str, json: &str) -> Vec<Gtin> {
-    let texts: Vec<String> = serde_json::from_str(json).unwrap_or_default();
+    let texts: Vec<String> = hub_contract::stored::decode_gtin_texts(json).unwrap_or_default();
     texts
         .iter()
         .filter_map(|t| match Gtin::parse(t) {

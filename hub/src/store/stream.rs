@@ -20,7 +20,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::Path;
 
 /// Central's name for the stream of events that carry no stream id (hubs from before streams).
-pub const LEGACY_STREAM: &str = "legacy";
+pub use hub_contract::LEGACY_STREAM;
 
 /// The database's current stream.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

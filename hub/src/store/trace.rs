@@ -1,7 +1,8 @@
 //! Traceability: the whole chain of one item (supplier → delivery → decision and evidence →
 //! movements → pickup order), and every item of a batch, downstream and upstream.
 
-use hub_core::event::{Handover, ReceivingDecision};
+use hub_contract::stored;
+use hub_core::event::ReceivingDecision;
 use hub_core::receiving::CodeElement;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -87,7 +88,7 @@ fn decision_for(
         .prepare_cached("SELECT body FROM line_decision WHERE delivery_id = ?1 AND sku = ?2 AND lot = ?3 ORDER BY line_no LIMIT 1")
         .and_then(|mut st| st.query_row(params![delivery_id, sku, lot], |r| r.get(0)).optional())
         .map_err(sql(conn))?;
-    Ok(body.and_then(|b| serde_json::from_str(&b).ok()))
+    Ok(body.and_then(|b| stored::decode_decision(&b).ok()))
 }
 
 fn handover_of(conn: &Connection, order_id: &str) -> Result<Option<HandoverInfo>, StoreError> {
@@ -96,7 +97,7 @@ fn handover_of(conn: &Connection, order_id: &str) -> Result<Option<HandoverInfo>
         .and_then(|mut st| st.query_row([order_id], |r| r.get(0)).optional())
         .map_err(sql(conn))?;
     Ok(body
-        .and_then(|b| serde_json::from_str::<Handover>(&b).ok())
+        .and_then(|b| stored::decode_handover(&b).ok())
         .map(|h| HandoverInfo {
             order_id: h.order_id,
             station: h.station,
@@ -147,7 +148,7 @@ pub fn item(conn: &Connection, code: &str) -> Result<Option<ItemTrace>, StoreErr
     Ok(Some(ItemTrace {
         code: code.to_owned(),
         elements: elements
-            .and_then(|e| serde_json::from_str(&e).ok())
+            .and_then(|e| stored::decode_code_elements(&e).ok())
             .unwrap_or_default(),
         batch_movements: batch_movements(conn, &sku, &lot)?,
         sku,
@@ -236,7 +237,7 @@ pub fn batch(conn: &Connection, lot: &str) -> Result<Vec<BatchTrace>, StoreError
             lot: lot.to_owned(),
             upstream: bodies
                 .iter()
-                .filter_map(|b| serde_json::from_str(b).ok())
+                .filter_map(|b| stored::decode_decision(b).ok())
                 .collect(),
             items,
             movements: batch_movements(conn, &sku, lot)?,

@@ -17,9 +17,9 @@
 //! acknowledged, the uplink is asked to reconnect too ([`Reconnect::OversizedHandled`]), back to
 //! its normal limit.
 
-use super::contract::{self, DownTopic, SyncControl};
 use crate::commands;
 use crate::store::{Store, StoreError, outbox, stream};
+use hub_contract::{self as contract, DownTopic, SyncControl};
 use hub_core::SiteId;
 use rumqttc::{AsyncClient, Publish};
 use std::sync::Arc;

@@ -8,197 +8,21 @@
 //! uplink publishes stored replies until the broker acknowledges them, across reconnects.
 //! Replies bypass the outbox: the state changes they report already wrote their own outbox
 //! events. A command that cannot be read is answered with an error reply and never stops the
-//! hub. Payloads are documented in `docs/mqtt.md`.
+//! hub. What a command and a reply are (and how they are read and written) is
+//! `hub_contract::station`'s, documented in `docs/mqtt.md`; this module only runs them.
 
 use crate::config::StationKind;
 use crate::store::StoreError;
 use crate::store::Tx;
-use crate::store::pickup::{HandoverError, HandoverRequest, Refusal, Weighing};
+use crate::store::pickup::{HandoverError, HandoverRequest};
 use crate::store::receiving::ReceivingError;
 use crate::workflows;
 use crate::workflows::Site;
 use crate::workflows::pickup::PickupError;
+use hub_contract::CONTRACT_VERSION;
+use hub_contract::station::{ReplyError, ReplyResult, StationAction, StationReply, decode};
 use hub_core::Timestamp;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-
-/// Largest station command read (a handover with many trace codes fits easily).
-pub const MAX_STATION_COMMAND_BYTES: usize = 64 * 1024;
-
-/// What staff asked for. The envelope's `kind` selects the variant.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum StationAction {
-    /// Check a code: the QR payload, or the typed code with the order number or the
-    /// customer's phone tail.
-    PickupCheck {
-        code: String,
-        #[serde(default)]
-        order_id: Option<String>,
-        #[serde(default)]
-        phone_tail: Option<String>,
-    },
-    /// Hand an order over (after a `found` check).
-    PickupHandover {
-        order_id: String,
-        #[serde(default)]
-        trace_codes: Vec<String>,
-        #[serde(default)]
-        refusals: Vec<Refusal>,
-        #[serde(default)]
-        weighings: Vec<Weighing>,
-    },
-    /// A label or item code scanned while receiving.
-    ReceiveScan { code: String },
-    /// Decide one delivery line.
-    ReceiveDecide { delivery_id: String, line_no: u32 },
-    /// Release and/or reject held stock after review.
-    ReceiveRelease {
-        delivery_id: String,
-        line_no: u32,
-        release: i64,
-        #[serde(default)]
-        reject: i64,
-        reason: String,
-    },
-    /// Close a delivery: every undecided line is decided now.
-    ReceiveClose { delivery_id: String },
-}
-
-impl StationAction {
-    fn name(&self) -> &'static str {
-        match self {
-            StationAction::PickupCheck { .. } => "pickup_check",
-            StationAction::PickupHandover { .. } => "pickup_handover",
-            StationAction::ReceiveScan { .. } => "receive_scan",
-            StationAction::ReceiveDecide { .. } => "receive_decide",
-            StationAction::ReceiveRelease { .. } => "receive_release",
-            StationAction::ReceiveClose { .. } => "receive_close",
-        }
-    }
-}
-
-/// A readable station command.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StationCommand {
-    pub id: String,
-    pub staff: String,
-    pub action: StationAction,
-}
-
-/// Why a station command did not succeed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReplyError {
-    /// The command could not be read.
-    Malformed,
-    /// The workflow refused it; nothing changed.
-    Refused,
-    /// Station commands are not enabled on this uplink.
-    Unavailable,
-    /// The id was used before for another command at this station; not run.
-    IdReused,
-}
-
-impl ReplyError {
-    /// Stable name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReplyError::Malformed => "malformed",
-            ReplyError::Refused => "refused",
-            ReplyError::Unavailable => "unavailable",
-            ReplyError::IdReused => "id_reused",
-        }
-    }
-}
-
-/// The answer published on the reply topic.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StationReply {
-    pub v: u32,
-    /// The command's id (`null` when it could not be read).
-    pub id: Option<String>,
-    pub station: String,
-    pub staff: Option<String>,
-    pub kind: Option<String>,
-    pub ok: bool,
-    /// What the workflow answered (present when `ok`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<serde_json::Value>,
-    /// Why it did not succeed (present when not `ok`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<ReplyError>,
-    /// What went wrong and what to do, for the person at the station.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub at_ms: i64,
-}
-
-/// Why a station command could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{reason}")]
-pub struct Unreadable {
-    pub id: Option<String>,
-    pub staff: Option<String>,
-    pub kind: Option<String>,
-    pub reason: String,
-}
-
-/// Reads a station command: `{"v":1,"id":…,"staff":…,"kind":…, …fields of the kind}`.
-pub fn decode(bytes: &[u8]) -> Result<StationCommand, Unreadable> {
-    let mut unreadable = Unreadable {
-        id: None,
-        staff: None,
-        kind: None,
-        reason: String::new(),
-    };
-    if bytes.len() > MAX_STATION_COMMAND_BYTES {
-        unreadable.reason = format!(
-            "command of {} bytes is larger than the limit of {MAX_STATION_COMMAND_BYTES}",
-            bytes.len()
-        );
-        return Err(unreadable);
-    }
-    let value: serde_json::Value = match serde_json::from_slice(bytes) {
-        Ok(v @ serde_json::Value::Object(_)) => v,
-        Ok(_) => {
-            unreadable.reason = "command must be a JSON object".into();
-            return Err(unreadable);
-        }
-        Err(e) => {
-            unreadable.reason = format!("command is not JSON: {e}");
-            return Err(unreadable);
-        }
-    };
-    let text = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_owned);
-    unreadable.id = text("id");
-    unreadable.staff = text("staff");
-    unreadable.kind = text("kind");
-    if let Some(v) = value.get("v").and_then(|v| v.as_u64())
-        && v != u64::from(super::contract::CONTRACT_VERSION)
-    {
-        unreadable.reason = format!("envelope version {v} is not supported (this hub speaks 1)");
-        return Err(unreadable);
-    }
-    let (Some(id), Some(staff)) = (unreadable.id.clone(), unreadable.staff.clone()) else {
-        unreadable.reason = "command needs a string \"id\" and a string \"staff\"".into();
-        return Err(unreadable);
-    };
-    if id.is_empty() || staff.trim().is_empty() {
-        unreadable.reason = "\"id\" and \"staff\" must not be empty".into();
-        return Err(unreadable);
-    }
-    match serde_json::from_value::<StationAction>(value) {
-        Ok(action) => Ok(StationCommand { id, staff, action }),
-        Err(e) => {
-            unreadable.reason = format!(
-                "not a station command: {e} (kinds: pickup_check, pickup_handover, receive_scan, \
-                 receive_decide, receive_release, receive_close)"
-            );
-            Err(unreadable)
-        }
-    }
-}
 
 /// A workflow refused (its effects rolled back); the reply says why.
 struct Refused(String);
@@ -257,10 +81,6 @@ impl From<PickupError> for Failure {
     }
 }
 
-fn json(value: impl Serialize) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
-}
-
 fn run_action(
     c: &Tx<'_>,
     site: &Site,
@@ -268,7 +88,7 @@ fn run_action(
     staff: &str,
     action: &StationAction,
     now: Timestamp,
-) -> Result<serde_json::Value, Failure> {
+) -> Result<ReplyResult, Failure> {
     let receiving = |site: &Site| {
         site.station(station, StationKind::Receiving)
             .map(|_| ())
@@ -286,14 +106,7 @@ fn run_action(
                 phone_tail,
             };
             let check = workflows::pickup::check_in(c, site, station, &entry, now)?;
-            let mut v = json(&check);
-            if let Some(o) = v.as_object_mut() {
-                o.insert(
-                    "message".into(),
-                    crate::store::pickup::describe(&check).into(),
-                );
-            }
-            v
+            ReplyResult::of(&check).with_message(crate::store::pickup::describe(&check))
         }
         StationAction::PickupHandover {
             order_id,
@@ -307,13 +120,13 @@ fn run_action(
                 weighings,
                 staff: Some(staff.to_owned()),
             };
-            json(workflows::pickup::handover_in(
+            ReplyResult::of(&workflows::pickup::handover_in(
                 c, site, station, &order_id, &request, now,
             )?)
         }
         StationAction::ReceiveScan { code } => {
             let classified = crate::codes::classify_text(code.trim(), &site.patterns);
-            json(workflows::receiving::scan_in(
+            ReplyResult::of(&workflows::receiving::scan_in(
                 c,
                 site,
                 station,
@@ -327,7 +140,7 @@ fn run_action(
             line_no,
         } => {
             receiving(site)?;
-            json(workflows::receiving::decide_in(
+            ReplyResult::of(&workflows::receiving::decide_in(
                 c,
                 site,
                 &delivery_id,
@@ -357,11 +170,11 @@ fn run_action(
                 },
                 now,
             )?;
-            serde_json::json!({"released": release, "rejected": reject})
+            ReplyResult::released(release, reject)
         }
         StationAction::ReceiveClose { delivery_id } => {
             receiving(site)?;
-            json(workflows::receiving::close_in(
+            ReplyResult::of(&workflows::receiving::close_in(
                 c,
                 site,
                 &delivery_id,
@@ -393,7 +206,7 @@ pub fn handle_in(
     now: Timestamp,
 ) -> Result<StationReply, StoreError> {
     let mut reply = StationReply {
-        v: super::contract::CONTRACT_VERSION,
+        v: CONTRACT_VERSION,
         id: None,
         station: station.to_owned(),
         staff: None,
@@ -425,7 +238,7 @@ pub fn handle_in(
         if seen.body_sha256 == hash {
             tracing::info!(station, command_id = %command.id, "station command seen before; its stored reply is sent again");
             crate::store::station::redeliver(c, seen.reply_id)?;
-            return Ok(serde_json::from_str(&seen.reply).unwrap_or(reply));
+            return Ok(StationReply::from_json(&seen.reply).unwrap_or(reply));
         }
         tracing::warn!(station, command_id = %command.id, "station command id reused with another body; not run");
         reply.error = Some(ReplyError::IdReused);
@@ -475,7 +288,7 @@ fn store_reply(
     request: Option<(&str, &str)>,
     now: Timestamp,
 ) -> Result<i64, StoreError> {
-    let text = String::from_utf8(super::contract::encode(reply)).unwrap_or_default();
+    let text = reply.to_json();
     crate::store::station::record(
         c,
         &crate::store::station::NewReply {
@@ -488,29 +301,4 @@ fn store_reply(
         },
         now,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn commands_decode_and_bad_ones_say_why() {
-        let c = decode(br#"{"v":1,"id":"a1","staff":"li","kind":"pickup_check","code":"123456"}"#)
-            .unwrap();
-        assert_eq!(
-            c.action,
-            StationAction::PickupCheck {
-                code: "123456".into(),
-                order_id: None,
-                phone_tail: None,
-            }
-        );
-        let e = decode(br#"{"id":"a2","staff":"li","kind":"launch"}"#).unwrap_err();
-        assert_eq!(e.id.as_deref(), Some("a2"));
-        assert!(e.reason.contains("pickup_check"), "{}", e.reason);
-        assert!(decode(b"nope").unwrap_err().reason.contains("not JSON"));
-        let e = decode(br#"{"id":"a3","kind":"pickup_check","code":"1"}"#).unwrap_err();
-        assert!(e.reason.contains("staff"), "{}", e.reason);
-    }
 }

@@ -18,16 +18,17 @@
 //! it, and the uplink reconnects with its normal limit. The same size failing again and again
 //! is reported as needing a person.
 
-use super::contract::{self, EventRef, Lane, Withheld};
 use super::downlink::{self, Incoming, Reconnect};
-use super::window::{Backoff, Tag, Window};
-use super::{Connection, SyncError, install_crypto_provider, mqtt_options, network_options};
+use super::window::{Tag, Window};
 use crate::config::UplinkConfig;
 use crate::status::{StatusBoard, Uplink, UplinkState};
 use crate::store::outbox::{self, OutboxRow};
 use crate::store::stream::{self as stream_store, StreamInfo};
 use crate::store::{Store, StoreError};
+use hub_contract::{self as contract, EventRef, Lane, Withheld};
+use hub_core::Backoff;
 use hub_core::{DomainEvent, SiteId, Timestamp};
+use hub_mqtt::{Connection, MqttError, install_crypto_provider, mqtt_options, network_options};
 use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, Outgoing, Packet, QoS};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -268,7 +269,7 @@ pub async fn run(
         .await;
         let held = match outcome {
             Ok(()) => break,
-            Err((SyncError::TooLarge { broker, bytes }, _)) => {
+            Err((MqttError::TooLarge { broker, bytes }, _)) => {
                 let repeats = oversized.seen(bytes);
                 if repeats == 1
                     && let Some(board) = &settings.board
@@ -313,11 +314,11 @@ pub async fn run(
                     format!("{}; events wait in the outbox", e),
                 );
                 match &e {
-                    SyncError::Tls { .. }
-                    | SyncError::TlsSetup { .. }
-                    | SyncError::Refused { .. }
-                    | SyncError::ReadFile { .. }
-                    | SyncError::BadPem { .. } => {
+                    MqttError::Tls { .. }
+                    | MqttError::TlsSetup { .. }
+                    | MqttError::Refused { .. }
+                    | MqttError::ReadFile { .. }
+                    | MqttError::BadPem { .. } => {
                         tracing::error!(epoch, error = %e, "uplink cannot connect; a person must fix this");
                     }
                     _ => {
@@ -381,7 +382,7 @@ struct Channels<'a> {
     reconnect_rx: &'a mut mpsc::UnboundedReceiver<Reconnect>,
 }
 
-type EpochResult = Result<(), (SyncError, bool)>;
+type EpochResult = Result<(), (MqttError, bool)>;
 
 #[allow(clippy::too_many_arguments)] // one connection's inputs, passed through once
 async fn connection(
@@ -393,7 +394,7 @@ async fn connection(
     read_limit: usize,
     shutdown: &CancellationToken,
 ) -> EpochResult {
-    let lost = |detail: String| SyncError::Lost {
+    let lost = |detail: String| MqttError::Lost {
         broker: settings.connection.broker.to_string(),
         detail,
     };
@@ -435,7 +436,7 @@ async fn connection(
         Ok(Some(Polled::Failed(e))) => {
             poller.abort();
             return Err((
-                SyncError::from_connection(
+                MqttError::from_connection(
                     &settings.connection.broker,
                     settings.connection.connect_timeout,
                     e,
@@ -446,7 +447,7 @@ async fn connection(
         _ => {
             poller.abort();
             return Err((
-                SyncError::Timeout {
+                MqttError::Timeout {
                     broker: settings.connection.broker.to_string(),
                     seconds: connect_wait.as_secs_f64(),
                 },
@@ -507,7 +508,7 @@ impl Epoch<'_> {
         rx: &mut mpsc::UnboundedReceiver<Polled>,
         channels: Channels<'_>,
         shutdown: &CancellationToken,
-    ) -> Result<(), SyncError> {
+    ) -> Result<(), MqttError> {
         let Channels {
             incoming_tx,
             rewind_rx,
@@ -634,14 +635,14 @@ impl Epoch<'_> {
         }
     }
 
-    fn lost(&self, detail: String) -> SyncError {
-        SyncError::Lost {
+    fn lost(&self, detail: String) -> MqttError {
+        MqttError::Lost {
             broker: self.settings.connection.broker.to_string(),
             detail,
         }
     }
 
-    async fn stats(&self) -> Result<outbox::OutboxStats, SyncError> {
+    async fn stats(&self) -> Result<outbox::OutboxStats, MqttError> {
         self.store
             .read(outbox::stats)
             .await
@@ -654,7 +655,7 @@ impl Epoch<'_> {
         qos: QoS,
         retain: bool,
         payload: Vec<u8>,
-    ) -> Result<(), SyncError> {
+    ) -> Result<(), MqttError> {
         match self.client.try_publish(topic, qos, retain, payload) {
             Ok(()) => {
                 self.window.queued(Tag::Control);
@@ -670,7 +671,7 @@ impl Epoch<'_> {
         &mut self,
         polled: Polled,
         incoming_tx: &mpsc::UnboundedSender<Incoming>,
-    ) -> Result<(), SyncError> {
+    ) -> Result<(), MqttError> {
         match polled {
             Polled::Sent(pkid) => self
                 .window
@@ -692,7 +693,7 @@ impl Epoch<'_> {
                 });
             }
             Polled::Failed(e) => {
-                return Err(SyncError::from_connection(
+                return Err(MqttError::from_connection(
                     &self.settings.connection.broker,
                     self.settings.connection.connect_timeout,
                     e,
@@ -765,7 +766,7 @@ impl Epoch<'_> {
     /// Publishes stored station replies that wait for the broker, a few at a time, on this
     /// connection (so the window knows every publish). A reply is marked delivered when the
     /// broker acknowledges it; on a new connection the unacknowledged ones go again.
-    async fn send_replies(&mut self) -> Result<(), SyncError> {
+    async fn send_replies(&mut self) -> Result<(), MqttError> {
         let room = REPLIES_IN_FLIGHT.saturating_sub(self.replies_in_flight.len());
         if room == 0 {
             return Ok(());
@@ -805,7 +806,7 @@ impl Epoch<'_> {
     }
 
     /// Reads rows for both lanes and publishes them within the window.
-    async fn fill(&mut self) -> Result<(), SyncError> {
+    async fn fill(&mut self) -> Result<(), MqttError> {
         let free = self.window.free();
         let live_after = self.window.live_cursor();
         let live_rows = self
@@ -834,7 +835,7 @@ impl Epoch<'_> {
         Ok(())
     }
 
-    fn send(&mut self, row: &OutboxRow, lane: Lane) -> Result<(), SyncError> {
+    fn send(&mut self, row: &OutboxRow, lane: Lane) -> Result<(), MqttError> {
         let site = self.site.as_str();
         let event = EventRef {
             site,

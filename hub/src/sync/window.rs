@@ -1,5 +1,5 @@
-//! The uplink's bookkeeping, without I/O: the in-flight window, PUBACK matching, the two
-//! lanes, and reconnect backoff.
+//! The uplink's bookkeeping, without I/O: the in-flight window, PUBACK matching and the two
+//! lanes (reconnect backoff is `hub_core::Backoff`).
 //!
 //! rumqttc does not tell which packet id a publish got. It does yield one
 //! `Outgoing::Publish(pkid)` event per publish request, in the order the requests were queued,
@@ -8,9 +8,8 @@
 //! only: on any connection error it is thrown away (stale rumqttc events cannot reach a new
 //! one), and the next connection starts over from the oldest undelivered outbox row.
 
-use super::contract::Lane;
+use hub_contract::Lane;
 use std::collections::{HashMap, VecDeque};
-use std::time::Duration;
 
 /// What a queued publish was for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,39 +177,6 @@ impl Window {
     }
 }
 
-/// Capped exponential backoff with jitter for reconnects.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    attempt: u32,
-}
-
-impl Backoff {
-    /// Starts at `min`, doubles per failure, never exceeds `max`.
-    pub fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff {
-            min,
-            max: max.max(min),
-            attempt: 0,
-        }
-    }
-
-    /// The delay before the next attempt: a random point in the upper half of the current
-    /// step (`jitter` in 0..=1 picks it), so a fleet of hubs does not reconnect in lockstep.
-    pub fn next_delay(&mut self, jitter: f64) -> Duration {
-        let factor = 2f64.powi(self.attempt.min(30) as i32);
-        let step = (self.min.as_secs_f64() * factor).min(self.max.as_secs_f64());
-        self.attempt = self.attempt.saturating_add(1);
-        Duration::from_secs_f64(step * (0.5 + 0.5 * jitter.clamp(0.0, 1.0)))
-    }
-
-    /// A connection held: start again from `min`.
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,16 +260,5 @@ mod tests {
         assert_eq!(w.live_cursor(), 20);
         w.rewind(23);
         assert_eq!(w.live_cursor(), 20);
-    }
-
-    #[test]
-    fn backoff_doubles_is_capped_and_resets() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
-        let top: Vec<u128> = (0..6).map(|_| b.next_delay(1.0).as_millis()).collect();
-        assert_eq!(top, [100, 200, 400, 800, 1000, 1000]);
-        let low = b.next_delay(0.0);
-        assert_eq!(low, Duration::from_millis(500));
-        b.reset();
-        assert_eq!(b.next_delay(1.0), Duration::from_millis(100));
     }
 }

@@ -162,7 +162,7 @@ pub fn scanned(
             kind: "scan",
             code: Some(crate::codes::without_aim(&scan.text)),
             grams: None,
-            parsed: Some(crate::codes::JournalView::of(&scan.code, &scan.text)),
+            parsed: Some(crate::codes::journal_view(&scan.code, &scan.text)),
             raw: &scan.raw,
             received_at: now,
         },

@@ -1,55 +1,14 @@
-//! The reference central consumer (`hub central`): what a central system must do with the
-//! hub's uplink, in a few hundred lines a central team can read.
-//!
-//! It subscribes to every site's uplink with a persistent session, stores each event in its
-//! own SQLite keyed by `(site, stream, seq)`, acknowledges a message to the broker only after
-//! it is committed, tracks per stream the highest contiguous sequence number, tells each hub
-//! how far it has everything of the hub's current stream (cursor, so the hub may prune), and
-//! asks for a resend when a gap stays open below what the hub reports as delivered (for
-//! example after a broker lost messages it had acknowledged). It also sends commands down.
-//!
-//! Streams: a hub database numbers its events in a stream (see `store::stream`); a database
-//! that went back in time or was replaced starts a new one, which may continue an older stream
-//! up to a `base_seq` (the status and heartbeat say so). Central keeps every stream: the same
-//! `(site, stream, seq)` with the same event id is a duplicate and dropped, with another id it
-//! is a **conflict**, stored apart and reported, never dropped. Events from hubs older than
-//! streams are the `legacy` stream. A stream's contiguous sequence counts the events it shares
-//! with the stream it continues (up to its base).
+//! Central's SQLite database: events by `(site, stream, seq)`, conflicts kept apart, streams
+//! with their lineage, and per site the hub's last status and heartbeat. The consumer is its
+//! only writer; reports open it read-only while the consumer runs.
 
-use super::contract::{self, CommandOut, LEGACY_STREAM, SyncControl, UpTopic};
-use super::window::Backoff;
-use super::{Connection, SyncError, install_crypto_provider, mqtt_options, network_options};
-use rumqttc::{AsyncClient, Event, Packet, QoS};
+use super::{Arrival, BatchCounts, EventStore, SiteSyncState, StoreError, StoredEvent};
+use crate::report::{CentralReport, ConflictReport, Gaps, SiteReport, StreamReport};
+use hub_contract::{self as contract, LEGACY_STREAM, UpTopic};
 use rusqlite::{OptionalExtension, params};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
-
-/// How the consumer runs.
-#[derive(Debug, Clone)]
-pub struct CentralOptions {
-    pub connection: Connection,
-    /// The consumer's own database file.
-    pub db: PathBuf,
-    /// How long a gap must stay unchanged before a resend is requested.
-    pub resend_grace: Duration,
-    /// How often the cursor is sent to each hub (when it moved).
-    pub cursor_every: Duration,
-}
-
-impl CentralOptions {
-    /// Defaults for a broker and a database file.
-    pub fn new(connection: Connection, db: impl Into<PathBuf>) -> CentralOptions {
-        CentralOptions {
-            connection,
-            db: db.into(),
-            resend_grace: Duration::from_secs(2),
-            cursor_every: Duration::from_secs(1),
-        }
-    }
-}
+use std::path::Path;
+use std::time::Duration;
 
 /// The consumer's database.
 pub struct CentralDb {
@@ -58,9 +17,6 @@ pub struct CentralDb {
 
 /// A site row: name, current stream, hub's last seq, status JSON.
 type SiteRow = (String, Option<String>, Option<i64>, Option<String>);
-/// Sync state of a site's current stream: site, stream, contiguous, hub's first undelivered,
-/// next stored after the gap.
-type SyncState = (String, String, i64, Option<i64>, Option<i64>);
 
 /// Schema version of central's database (`PRAGMA user_version`). Version 1 (no streams) is
 /// upgraded in place: its events become the `legacy` stream.
@@ -136,199 +92,6 @@ DROP TABLE event_v1;
 DROP TABLE site_v1;
 "#;
 
-/// A gap list: missing ranges (inclusive), first 100.
-type Gaps = Vec<(i64, i64)>;
-
-/// One stream of a site as central sees it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct StreamReport {
-    pub stream: String,
-    /// The stream the hub numbers its events in now.
-    pub current: bool,
-    /// The stream whose events `1..=base_seq` this one shares, if the hub said so.
-    pub continues: Option<String>,
-    pub base_seq: i64,
-    /// Set when the stream it continues had gone past `base_seq`: the hub's database went
-    /// back in time (a restored backup) and events `base_seq + 1 ..= rewound_past` of the
-    /// continued stream may differ from this stream's.
-    pub rewound_past: Option<i64>,
-    /// When central first saw the stream (ms since the epoch).
-    pub first_seen_at_ms: i64,
-    /// Distinct events stored under this stream.
-    pub events: i64,
-    pub duplicates_dropped: i64,
-    /// Events with a sequence number already held under another id (kept in `conflicts`).
-    pub conflicts: i64,
-    /// Every event up to here is held (this stream's, or up to `base_seq` the continued one's).
-    pub contiguous_seq: i64,
-    pub max_seq: i64,
-    /// Missing ranges (inclusive) between `contiguous_seq` and `max_seq`, first 100.
-    pub gaps: Gaps,
-}
-
-/// An event that arrived with a `(site, stream, seq)` already held under another id.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ConflictReport {
-    pub stream: String,
-    pub seq: i64,
-    /// The id stored first (the one in `events`).
-    pub stored_id: String,
-    /// The id that arrived later (kept here, not dropped).
-    pub id: String,
-    pub kind: String,
-    pub received_at_ms: i64,
-}
-
-/// One site as central sees it. The sequence figures (`contiguous_seq`, `max_seq`, `gaps`)
-/// are those of the site's current stream; the counts cover every stream.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct SiteReport {
-    pub site: String,
-    /// The stream the hub numbers its events in now (from its status and heartbeat).
-    pub stream: Option<String>,
-    /// Distinct events stored, all streams.
-    pub events: i64,
-    /// Copies received and dropped because the same event was already stored.
-    pub duplicates_dropped: i64,
-    /// Every event up to here is stored (current stream).
-    pub contiguous_seq: i64,
-    pub max_seq: i64,
-    /// Missing ranges (inclusive) between `contiguous_seq` and `max_seq`, first 100.
-    pub gaps: Gaps,
-    /// Events stored as withheld markers (too large to send).
-    pub withheld: i64,
-    /// Last status the hub published (`online` / `offline`).
-    pub hub_state: Option<String>,
-    /// Highest sequence number the hub has reported.
-    pub hub_last_seq: Option<i64>,
-    /// Events kept as conflicts, all streams.
-    pub conflicts: i64,
-    /// Every stream, the current one first, then newest first.
-    pub streams: Vec<StreamReport>,
-    /// The conflicting events, first 100.
-    pub conflicting_events: Vec<ConflictReport>,
-}
-
-/// Everything central holds.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct CentralReport {
-    pub sites: Vec<SiteReport>,
-}
-
-fn gap_text(gaps: &Gaps) -> String {
-    if gaps.is_empty() {
-        return "none".to_owned();
-    }
-    gaps.iter()
-        .map(|(a, b)| {
-            if a == b {
-                format!("{a}")
-            } else {
-                format!("{a}-{b}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// The first characters of a stream id, enough to tell streams apart in a table.
-fn short(stream: &str) -> &str {
-    stream.get(..13).unwrap_or(stream)
-}
-
-impl std::fmt::Display for CentralReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "{:<20} {:<13} {:>9} {:>11} {:>11} {:>9} {:>9} {:>8} {:<8} gaps",
-            "SITE",
-            "STREAM",
-            "EVENTS",
-            "CONTIGUOUS",
-            "HUB LAST",
-            "DUPES",
-            "CONFLICTS",
-            "WITHHELD",
-            "HUB"
-        )?;
-        for s in &self.sites {
-            writeln!(
-                f,
-                "{:<20} {:<13} {:>9} {:>11} {:>11} {:>9} {:>9} {:>8} {:<8} {}",
-                s.site,
-                s.stream.as_deref().map_or("-", short),
-                s.events,
-                s.contiguous_seq,
-                s.hub_last_seq.map_or("-".into(), |v| v.to_string()),
-                s.duplicates_dropped,
-                s.conflicts,
-                s.withheld,
-                s.hub_state.as_deref().unwrap_or("-"),
-                gap_text(&s.gaps),
-            )?;
-            if s.streams.len() > 1 || s.conflicts > 0 {
-                for t in &s.streams {
-                    let lineage = match (&t.continues, t.rewound_past) {
-                        (Some(c), Some(past)) => format!(
-                            "; continues {c} up to #{}; REWOUND: that stream went on to #{past}, its events #{}..=#{past} may differ from these",
-                            t.base_seq,
-                            t.base_seq + 1
-                        ),
-                        (Some(c), None) => format!("; continues {c} up to #{}", t.base_seq),
-                        (None, _) => String::new(),
-                    };
-                    writeln!(
-                        f,
-                        "  stream {}{}: {} events, contiguous {}, max {}, {} dupes, {} conflicts, gaps {}{lineage}",
-                        t.stream,
-                        if t.current { " (current)" } else { "" },
-                        t.events,
-                        t.contiguous_seq,
-                        t.max_seq,
-                        t.duplicates_dropped,
-                        t.conflicts,
-                        gap_text(&t.gaps),
-                    )?;
-                }
-                for c in &s.conflicting_events {
-                    writeln!(
-                        f,
-                        "  CONFLICT stream {} #{}: held as {}, another event {} ({}) arrived; both kept",
-                        c.stream, c.seq, c.stored_id, c.id, c.kind
-                    )?;
-                }
-            }
-        }
-        if self.sites.is_empty() {
-            writeln!(f, "(nothing received yet)")?;
-        }
-        Ok(())
-    }
-}
-
-/// One stored event, for tests and tools.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct StoredEvent {
-    pub stream: String,
-    pub seq: i64,
-    pub id: String,
-    pub kind: String,
-    pub lane: String,
-    /// Order of first arrival at central (per site, from 1).
-    pub arrival: i64,
-    pub withheld: Option<String>,
-    pub body: Option<String>,
-}
-
-/// What one batch did.
-#[derive(Debug, Default, Clone, Copy)]
-struct BatchCounts {
-    stored: usize,
-    duplicates: usize,
-    conflicts: usize,
-    unreadable: usize,
-}
-
 /// Makes sure central knows a stream of a site (and the site); the first stream seen becomes
 /// the site's current one until the hub's status says otherwise.
 fn ensure_stream(
@@ -357,7 +120,11 @@ impl CentralDb {
     /// Opens an existing database read-only, for reports while the consumer runs. Never
     /// creates or changes the file (two connections creating a WAL database at once can fail
     /// with "database is locked" whatever the busy timeout); `None` when there is none yet.
-    pub fn open_read_only(path: &Path) -> rusqlite::Result<Option<CentralDb>> {
+    ///
+    /// A file whose schema the consumer has not committed yet (it is creating it right now) is
+    /// `None` too; one of the first schema (before streams) is an error saying to let the
+    /// consumer upgrade it.
+    pub fn open_read_only(path: &Path) -> Result<Option<CentralDb>, StoreError> {
         if !path.exists() {
             return Ok(None);
         }
@@ -366,7 +133,21 @@ impl CentralDb {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        Ok(Some(CentralDb { conn }))
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version >= CENTRAL_SCHEMA_VERSION {
+            return Ok(Some(CentralDb { conn }));
+        }
+        let has_events: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'event'",
+            [],
+            |r| r.get(0),
+        )?;
+        if has_events {
+            return Err(StoreError::OldSchema {
+                path: path.to_owned(),
+            });
+        }
+        Ok(None)
     }
 
     /// Opens (creating, or upgrading from version 1) the consumer's database. Only the
@@ -403,8 +184,7 @@ impl CentralDb {
         Ok(CentralDb { conn })
     }
 
-    fn store_batch(&mut self, batch: &[rumqttc::Publish]) -> rusqlite::Result<BatchCounts> {
-        let now = crate::clock::now().millis();
+    fn store(&mut self, batch: &[Arrival<'_>], now: i64) -> rusqlite::Result<BatchCounts> {
         let tx = self.conn.transaction()?;
         let mut counts = BatchCounts::default();
         let mut touched: Vec<String> = Vec::new();
@@ -418,13 +198,13 @@ impl CentralDb {
             Ok::<_, rusqlite::Error>(())
         };
         for p in batch {
-            let Some((site, kind)) = contract::parse_up_topic(&p.topic) else {
+            let Some((site, kind)) = contract::parse_up_topic(p.topic) else {
                 counts.unreadable += 1;
                 continue;
             };
             match kind {
                 UpTopic::Events | UpTopic::Acks => {
-                    let Ok(e) = contract::decode_event(&p.payload) else {
+                    let Ok(e) = contract::decode_event(p.payload) else {
                         counts.unreadable += 1;
                         continue;
                     };
@@ -439,10 +219,7 @@ impl CentralDb {
                             "UPDATE site SET arrivals = arrivals + 1 WHERE site = ?1 RETURNING arrivals",
                         )?
                         .query_row([site], |r| r.get(0))?;
-                    let withheld = e
-                        .withheld
-                        .as_ref()
-                        .map(|w| serde_json::to_string(w).unwrap_or_default());
+                    let withheld = e.withheld.as_ref().map(contract::Withheld::to_json);
                     let body = e.event.as_ref().map(|b| b.get().to_owned());
                     let inserted = tx
                         .prepare_cached(
@@ -520,11 +297,11 @@ impl CentralDb {
                     }
                 }
                 UpTopic::Status | UpTopic::Heartbeat => {
-                    let text = String::from_utf8_lossy(&p.payload).into_owned();
+                    let text = String::from_utf8_lossy(p.payload).into_owned();
                     let (last, first, lineage) = match kind {
-                        UpTopic::Status => serde_json::from_str::<contract::Status>(&text)
+                        UpTopic::Status => contract::decode_status(text.as_bytes())
                             .map(|s| (s.last_seq, s.first_undelivered_seq, s.stream)),
-                        _ => serde_json::from_str::<contract::Heartbeat>(&text)
+                        _ => contract::decode_heartbeat(text.as_bytes())
                             .map(|h| (h.last_seq, h.first_undelivered_seq, h.stream)),
                     }
                     .unwrap_or((0, None, Default::default()));
@@ -587,7 +364,7 @@ impl CentralDb {
                 gaps: now.map(|t| t.gaps.clone()).unwrap_or_default(),
                 withheld,
                 hub_state: status
-                    .and_then(|s| serde_json::from_str::<contract::Status>(&s).ok())
+                    .and_then(|s| contract::decode_status(s.as_bytes()).ok())
                     .map(|s| s.state),
                 hub_last_seq: hub_last,
                 conflicts: streams.iter().map(|t| t.conflicts).sum(),
@@ -683,7 +460,7 @@ impl CentralDb {
         .collect()
     }
 
-    fn sync_state(&self) -> rusqlite::Result<Vec<SyncState>> {
+    fn sync_states(&self) -> rusqlite::Result<Vec<SiteSyncState>> {
         let mut st = self.conn.prepare(
             "SELECT s.site, s.current_stream, t.contiguous_seq, s.hub_first_undelivered
              FROM site s JOIN stream t ON t.site = s.site AND t.stream = s.current_stream",
@@ -695,9 +472,33 @@ impl CentralDb {
             .map(|(site, stream, contiguous, first)| {
                 let chain = chain(&self.conn, &site, &stream)?;
                 let (held, _) = held_after(&self.conn, &site, &chain, contiguous, 1)?;
-                Ok((site, stream, contiguous, first, held.first().copied()))
+                Ok(SiteSyncState {
+                    site,
+                    stream,
+                    contiguous_seq: contiguous,
+                    hub_first_undelivered: first,
+                    next_held: held.first().copied(),
+                })
             })
             .collect()
+    }
+}
+
+impl EventStore for CentralDb {
+    fn store_batch(
+        &mut self,
+        batch: &[Arrival<'_>],
+        received_at_ms: i64,
+    ) -> Result<BatchCounts, StoreError> {
+        Ok(self.store(batch, received_at_ms)?)
+    }
+
+    fn report(&self) -> Result<CentralReport, StoreError> {
+        Ok(CentralDb::report(self)?)
+    }
+
+    fn sync_state(&self) -> Result<Vec<SiteSyncState>, StoreError> {
+        Ok(self.sync_states()?)
     }
 }
 
@@ -833,309 +634,11 @@ fn gaps(
 
 /// Reads the report of a consumer database (the consumer may be running); empty while the
 /// consumer has not created its database yet.
-pub fn report(db: &Path) -> rusqlite::Result<CentralReport> {
+pub fn report(db: &Path) -> Result<CentralReport, StoreError> {
     match CentralDb::open_read_only(db)? {
-        Some(db) => db.report(),
+        Some(db) => Ok(db.report()?),
         None => Ok(CentralReport { sites: Vec::new() }),
     }
-}
-
-/// A consumer running in this process.
-pub struct CentralHandle {
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), SyncError>>,
-    db: PathBuf,
-}
-
-impl CentralHandle {
-    /// Opens (creating) the consumer's database, then starts the consumer on the current
-    /// runtime. A database that cannot be opened is an error here, not a task that quietly
-    /// ends.
-    pub fn start(options: CentralOptions) -> Result<CentralHandle, SyncError> {
-        let shutdown = CancellationToken::new();
-        let path = options.db.clone();
-        let db = open_db(&options)?;
-        let task = tokio::spawn(run_with(db, options, shutdown.clone()));
-        Ok(CentralHandle {
-            shutdown,
-            task,
-            db: path,
-        })
-    }
-
-    /// The current report (reads the database).
-    pub fn report(&self) -> rusqlite::Result<CentralReport> {
-        report(&self.db)
-    }
-
-    /// Waits until the consumer is subscribed: publishes probe heartbeats (site `probe`) through
-    /// `probe` until one is stored. Tests and benchmarks call this before hubs start sending.
-    pub async fn wait_ready(&self, probe: &Connection, within: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + within;
-        loop {
-            let beat = contract::Heartbeat {
-                v: contract::CONTRACT_VERSION,
-                site: "probe".into(),
-                at_ms: crate::clock::now().millis(),
-                outbox_depth: 0,
-                oldest_undelivered_age_s: 0.0,
-                last_seq: 0,
-                first_undelivered_seq: None,
-                confirmed_seq: 0,
-                in_flight: 0,
-                stream: Default::default(),
-            };
-            let _ = send_raw(
-                probe,
-                &contract::heartbeat_topic("probe"),
-                contract::encode(&beat),
-            )
-            .await;
-            if self.task.is_finished() {
-                anyhow::bail!("the central consumer stopped before it subscribed");
-            }
-            let poll_until = Instant::now() + Duration::from_millis(500);
-            let mut last_error = None;
-            while Instant::now() < poll_until {
-                // The database may be locked for a moment while the consumer creates it.
-                match self.report() {
-                    Ok(r) if r.sites.iter().any(|s| s.site == "probe") => return Ok(()),
-                    Ok(_) => {}
-                    Err(e) => last_error = Some(e),
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "the central consumer did not subscribe within {within:?}{}",
-                last_error.map_or(String::new(), |e| format!(" (reading its database: {e})"))
-            );
-        }
-    }
-
-    /// Stops the consumer and waits for it.
-    pub async fn stop(self) -> Result<(), SyncError> {
-        self.shutdown.cancel();
-        self.task.await.unwrap_or(Ok(()))
-    }
-}
-
-fn open_db(options: &CentralOptions) -> Result<CentralDb, SyncError> {
-    CentralDb::open(&options.db).map_err(|e| SyncError::Lost {
-        broker: options.connection.broker.to_string(),
-        detail: format!("cannot open central database {}: {e}", options.db.display()),
-    })
-}
-
-/// Runs the consumer until `shutdown` is cancelled, reconnecting with backoff.
-pub async fn run(options: CentralOptions, shutdown: CancellationToken) -> Result<(), SyncError> {
-    let db = open_db(&options)?;
-    run_with(db, options, shutdown).await
-}
-
-async fn run_with(
-    db: CentralDb,
-    options: CentralOptions,
-    shutdown: CancellationToken,
-) -> Result<(), SyncError> {
-    install_crypto_provider();
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-    let db = Arc::new(Mutex::new(db));
-    let mut gaps: HashMap<String, (String, i64, Instant)> = HashMap::new();
-    while !shutdown.is_cancelled() {
-        match connection(&options, &db, &mut gaps, &shutdown).await {
-            Ok(()) => return Ok(()),
-            Err((e, held)) => {
-                tracing::warn!(error = %e, "central consumer disconnected");
-                if held {
-                    backoff.reset();
-                }
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(backoff.next_delay(rand::random::<f64>())) => {}
-        }
-    }
-    Ok(())
-}
-
-async fn connection(
-    options: &CentralOptions,
-    db: &Arc<Mutex<CentralDb>>,
-    gaps: &mut HashMap<String, (String, i64, Instant)>,
-    shutdown: &CancellationToken,
-) -> Result<(), (SyncError, bool)> {
-    let c = &options.connection;
-    let mqtt =
-        mqtt_options(c, super::MAX_INCOMING_PACKET_BYTES, 1 << 20).map_err(|e| (e, false))?;
-    let (client, mut eventloop) = AsyncClient::new(mqtt, 10_000);
-    eventloop.set_network_options(network_options(c));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let poller = tokio::spawn(async move {
-        loop {
-            let polled = eventloop.poll().await;
-            let failed = polled.is_err();
-            if tx.send(polled).is_err() || failed {
-                return;
-            }
-        }
-    });
-    let _abort = AbortOnDrop(poller);
-    let lost = |e: rumqttc::ConnectionError, held| {
-        (
-            SyncError::from_connection(&c.broker, c.connect_timeout, e),
-            held,
-        )
-    };
-    let mut connected = false;
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    let mut last_cursor: HashMap<String, (String, i64, Instant)> = HashMap::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => {
-                let _ = client.try_disconnect();
-                return Ok(());
-            }
-            polled = rx.recv() => {
-                let Some(polled) = polled else {
-                    return Err((SyncError::Lost { broker: c.broker.to_string(), detail: "poller ended".into() }, connected));
-                };
-                let mut batch = Vec::new();
-                let mut failure = None;
-                let mut next = Some(polled);
-                while let Some(polled) = next.take() {
-                    match polled {
-                        Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                            connected = true;
-                            tracing::info!(broker = %c.broker, "central consumer connected");
-                            client
-                                .try_subscribe(contract::CENTRAL_UPLINK_FILTER, QoS::AtLeastOnce)
-                                .map_err(|e| (SyncError::Lost { broker: c.broker.to_string(), detail: e.to_string() }, true))?;
-                        }
-                        Ok(Event::Incoming(Packet::Publish(p))) => batch.push(p),
-                        Ok(_) => {}
-                        Err(e) => { failure = Some(e); break; }
-                    }
-                    if batch.len() < 2000 {
-                        next = rx.try_recv().ok();
-                    }
-                }
-                if !batch.is_empty() {
-                    let db = db.clone();
-                    let (batch, counts) = tokio::task::spawn_blocking(move || {
-                        let counts = db.lock().map_err(|_| rusqlite::Error::InvalidQuery)?.store_batch(&batch);
-                        counts.map(|c| (batch, c))
-                    })
-                    .await
-                    .map_err(|e| (SyncError::Lost { broker: c.broker.to_string(), detail: e.to_string() }, connected))?
-                    .map_err(|e| (SyncError::Lost { broker: c.broker.to_string(), detail: format!("central database: {e}") }, connected))?;
-                    if counts.unreadable > 0 {
-                        tracing::warn!(count = counts.unreadable, "central dropped unreadable messages");
-                    }
-                    tracing::debug!(stored = counts.stored, duplicates = counts.duplicates, conflicts = counts.conflicts, "central batch");
-                    // Acknowledge only what is committed, in arrival order.
-                    for p in &batch {
-                        if client.ack(p).await.is_err() {
-                            break;
-                        }
-                    }
-                }
-                if let Some(e) = failure {
-                    return Err(lost(e, connected));
-                }
-            }
-            _ = tick.tick(), if connected => {
-                let db2 = db.clone();
-                let Ok(Ok(state)) = tokio::task::spawn_blocking(move || db2.lock().map_err(|_| rusqlite::Error::InvalidQuery)?.sync_state()).await else { continue };
-                for (site, stream, contiguous, hub_first_undelivered, next_present) in state {
-                    if !contract::site_fits_topic(&site) { continue; }
-                    // Cursors and resends name the hub's current stream (none for the legacy
-                    // stream, as an older hub expects).
-                    let named = (stream != LEGACY_STREAM).then(|| stream.clone());
-                    let sent = last_cursor.get(&site);
-                    if contiguous > 0 && sent.is_none_or(|(s, seq, at)| *s != stream || (*seq != contiguous && at.elapsed() >= options.cursor_every)) {
-                        let msg = SyncControl::Cursor { v: contract::CONTRACT_VERSION, site: site.clone(), stream: named.clone(), contiguous_seq: contiguous };
-                        if client.try_publish(contract::sync_topic(&site), QoS::AtLeastOnce, false, contract::encode(&msg)).is_ok() {
-                            last_cursor.insert(site.clone(), (stream.clone(), contiguous, Instant::now()));
-                        }
-                    }
-                    // A gap below what the hub counts as delivered, unchanged for the grace
-                    // period, was lost after the broker acknowledged it: ask for it again.
-                    let hub_delivered_up_to = hub_first_undelivered.map_or(0, |f| f - 1);
-                    if hub_delivered_up_to <= contiguous {
-                        gaps.remove(&site);
-                        continue;
-                    }
-                    let entry = gaps.entry(site.clone()).or_insert((stream.clone(), contiguous, Instant::now()));
-                    if entry.0 != stream || entry.1 != contiguous {
-                        *entry = (stream.clone(), contiguous, Instant::now());
-                    } else if entry.2.elapsed() >= options.resend_grace {
-                        let to = next_present.map_or(hub_delivered_up_to, |n| (n - 1).min(hub_delivered_up_to));
-                        let msg = SyncControl::Resend { v: contract::CONTRACT_VERSION, site: site.clone(), stream: named, from_seq: contiguous + 1, to_seq: to };
-                        if client.try_publish(contract::sync_topic(&site), QoS::AtLeastOnce, false, contract::encode(&msg)).is_ok() {
-                            tracing::info!(site = %site, stream = %stream, from_seq = contiguous + 1, to_seq = to, "asked the hub to resend missing events");
-                        }
-                        entry.2 = Instant::now();
-                    }
-                }
-            }
-        }
-    }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Publishes one command at QoS 1 and waits for the broker's acknowledgement.
-pub async fn send_command(c: &Connection, command: &CommandOut) -> Result<(), SyncError> {
-    send_raw(
-        c,
-        &contract::commands_topic(&command.site),
-        contract::encode(command),
-    )
-    .await
-}
-
-/// Publishes raw bytes on a topic at QoS 1 (clean session) and waits for the PUBACK. Used by
-/// `hub central send` and by tests that need malformed messages.
-pub async fn send_raw(c: &Connection, topic: &str, payload: Vec<u8>) -> Result<(), SyncError> {
-    install_crypto_provider();
-    let mut options = mqtt_options(c, 1 << 20, payload.len() + 4096)?;
-    options.set_clean_session(true);
-    let (client, mut eventloop) = AsyncClient::new(options, 10);
-    eventloop.set_network_options(network_options(c));
-    let wait = c.connect_timeout + Duration::from_secs(5);
-    let lost = |e| SyncError::from_connection(&c.broker, c.connect_timeout, e);
-    let outcome = tokio::time::timeout(wait, async {
-        loop {
-            match eventloop.poll().await.map_err(lost)? {
-                Event::Incoming(Packet::ConnAck(_)) => {
-                    client
-                        .try_publish(topic, QoS::AtLeastOnce, false, payload.clone())
-                        .map_err(|e| SyncError::Lost {
-                            broker: c.broker.to_string(),
-                            detail: e.to_string(),
-                        })?;
-                }
-                Event::Incoming(Packet::PubAck(_)) => return Ok(()),
-                _ => {}
-            }
-        }
-    })
-    .await
-    .unwrap_or(Err(SyncError::Timeout {
-        broker: c.broker.to_string(),
-        seconds: wait.as_secs_f64(),
-    }));
-    let _ = client.try_disconnect();
-    let _ = tokio::time::timeout(Duration::from_millis(300), eventloop.poll()).await;
-    outcome
 }
 
 /// Reads the current stored status of a site, if any (for tools).
@@ -1152,6 +655,7 @@ pub fn site_status(db: &Path, site: &str) -> rusqlite::Result<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rumqttc::QoS;
 
     #[test]
     fn reports_never_create_or_change_the_consumers_database() {
@@ -1166,25 +670,6 @@ mod tests {
         let before = std::fs::read(&db).unwrap();
         assert_eq!(report(&db).unwrap().sites.len(), 0);
         assert_eq!(std::fs::read(&db).unwrap(), before);
-    }
-
-    #[tokio::test]
-    async fn a_consumer_that_cannot_open_its_database_says_so_at_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let broker = crate::config::BrokerAddress {
-            host: "127.0.0.1".into(),
-            port: 9,
-            tls: false,
-        };
-        let options = CentralOptions::new(
-            Connection::plain(broker, "c"),
-            dir.path().join("missing-folder/central.sqlite"),
-        );
-        let err = CentralHandle::start(options).err().expect("start fails");
-        assert!(
-            err.to_string().contains("cannot open central database"),
-            "{err}"
-        );
     }
 
     fn publish(topic: String, payload: serde_json::Value) -> rumqttc::Publish {
@@ -1214,6 +699,20 @@ mod tests {
         )
     }
 
+    impl CentralDb {
+        /// Stores a batch as the consumer does (arrival time 1).
+        fn store_batch(&mut self, batch: &[rumqttc::Publish]) -> rusqlite::Result<BatchCounts> {
+            let arrivals: Vec<Arrival<'_>> = batch
+                .iter()
+                .map(|p| Arrival {
+                    topic: &p.topic,
+                    payload: &p.payload,
+                })
+                .collect();
+            self.store(&arrivals, 1)
+        }
+    }
+
     fn db() -> (tempfile::TempDir, CentralDb) {
         let dir = tempfile::tempdir().unwrap();
         let db = CentralDb::open(&dir.path().join("central.sqlite")).unwrap();
@@ -1222,6 +721,28 @@ mod tests {
 
     fn site(db: &CentralDb) -> SiteReport {
         db.report().unwrap().sites.remove(0)
+    }
+
+    #[test]
+    fn a_report_while_the_consumer_creates_its_database_is_empty_not_an_error() {
+        // `central run` creates the file before it commits the schema: a report in between
+        // sees a database without tables.
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("central.sqlite");
+        std::fs::write(&db, b"").unwrap();
+        assert_eq!(report(&db).unwrap().sites.len(), 0);
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch("PRAGMA journal_mode=WAL;")
+            .unwrap();
+        assert_eq!(report(&db).unwrap().sites.len(), 0);
+        // A database of the first schema is not empty: the consumer must upgrade it first.
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch("CREATE TABLE event (site TEXT, seq INTEGER);")
+            .unwrap();
+        let err = report(&db).unwrap_err();
+        assert!(err.to_string().contains("central run"), "{err}");
     }
 
     #[test]
@@ -1299,9 +820,9 @@ mod tests {
         let text = db.report().unwrap().to_string();
         assert!(text.contains("continues A up to #3; REWOUND"), "{text}");
         // The cursor and resends follow the current stream.
-        let state = db.sync_state().unwrap();
-        let s1 = state.iter().find(|s| s.0 == "s1").unwrap();
-        assert_eq!((s1.1.as_str(), s1.2), ("B", 6));
+        let state = db.sync_states().unwrap();
+        let s1 = state.iter().find(|s| s.site == "s1").unwrap();
+        assert_eq!((s1.stream.as_str(), s1.contiguous_seq), ("B", 6));
     }
 
     #[test]
