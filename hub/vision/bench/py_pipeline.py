@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """The Python pipeline a user would write, as the baseline for hub-vision's benchmark.
 
-Pillow decode (+ EXIF transpose) + bilinear resize to 224x224, numpy normalisation to NCHW f32,
-onnxruntime 1.31.1 on one thread with spinning off. Prints one JSON object with the median
-milliseconds of each case. Run by hub_vision::run_vision_bench in a venv it sets up; usage:
+Pillow opens the file, decodes it (with draft(): libjpeg-turbo's DCT scaling to the largest
+reduction that stays >= 224x224, the same library and scale the hub uses; without: the full
+picture), turns it upright per EXIF, resizes to 224x224 (bilinear); numpy normalises to NCHW
+f32; onnxruntime 1.31.1 runs the model on one thread with spinning off. Each case is timed from
+the file on disk to the top class. Prints one JSON object with the median milliseconds of each
+photo, with and without draft(), and of inference alone. Run by the hub's bench command in a
+venv it sets up; usage:
 
-    python py_pipeline.py --model M.onnx --img-1080p A.jpg --img-12mp B.jpg --reps 15
+    python py_pipeline.py --model M.onnx --reps 15 --photos A.jpg B.jpg ...
 """
 
 import argparse
@@ -16,7 +20,7 @@ import time
 
 import numpy as np
 import onnxruntime as ort
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, features
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32).reshape(3, 1, 1)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32).reshape(3, 1, 1)
@@ -53,8 +57,8 @@ def full(session, path, draft):
     return int(p.argmax())
 
 
-def median_ms(fn, reps, warmup=3):
-    for _ in range(warmup):
+def median_ms(fn, reps):
+    for _ in range(min(max(reps, 1), 3)):
         fn()
     times = []
     for _ in range(reps):
@@ -67,22 +71,31 @@ def median_ms(fn, reps, warmup=3):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
-    ap.add_argument("--img-1080p", required=True)
-    ap.add_argument("--img-12mp", required=True)
     ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--photos", nargs="+", required=True)
     a = ap.parse_args()
+    reps = max(a.reps, 1)
 
     session = make_session(a.model)
-    prepared = preprocess(a.img_1080p, False)
+    photos = []
+    for path in a.photos:
+        photos.append(
+            {
+                "path": path,
+                "draft_ms": median_ms(lambda: full(session, path, True), reps),
+                "plain_ms": median_ms(lambda: full(session, path, False), reps),
+                "draft_top1": full(session, path, True),
+                "plain_top1": full(session, path, False),
+            }
+        )
+    prepared = preprocess(a.photos[0], True)
     out = {
         "onnxruntime_version": ort.__version__,
         "pillow_version": Image.__version__,
         "numpy_version": np.__version__,
-        "py_1080p_ms": median_ms(lambda: full(session, a.img_1080p, False), a.reps),
-        "py_12mp_ms": median_ms(lambda: full(session, a.img_12mp, False), a.reps),
-        "py_draft_12mp_ms": median_ms(lambda: full(session, a.img_12mp, True), a.reps),
-        "ort_infer_ms": median_ms(lambda: session.run(None, {"input": prepared}), a.reps * 2),
-        "py_top1_1080p": full(session, a.img_1080p, False),
+        "libjpeg_turbo_version": features.version("libjpeg_turbo"),
+        "ort_infer_ms": median_ms(lambda: session.run(None, {"input": prepared}), reps * 2),
+        "photos": photos,
     }
     json.dump(out, sys.stdout)
     print()
