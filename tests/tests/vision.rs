@@ -570,3 +570,16 @@ fn bench_vision_without_the_baseline_says_so_and_fails() {
     assert!(json["hub_1080p_ms"].as_f64().is_some_and(|v| v > 0.0));
     assert_camera_photo_set(&json, &text);
 }
+
+#[test]
+fn bench_vision_with_a_python_that_fails_is_not_a_pass() {
+    // The interpreter exits at once: the baseline cannot be measured, which is exit 1 with
+    // the reason, never "targets not judged" and exit 0.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, json, text) = run_bench(dir.path(), &["--python", "/bin/false"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("baseline not measured"), "{text}");
+    assert!(text.contains("the Python pipeline stopped"), "{text}");
+    assert!(json["baseline_error"].is_string(), "{json}");
+    assert!(json["targets_met"].is_null(), "{json}");
+}

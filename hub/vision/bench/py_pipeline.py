@@ -5,16 +5,20 @@ Pillow opens the file, decodes it (with draft(): libjpeg-turbo's DCT scaling to 
 reduction that stays >= 224x224, the same library and scale the hub uses; without: the full
 picture), turns it upright per EXIF, resizes to 224x224 (bilinear); numpy normalises to NCHW
 f32; onnxruntime 1.31.1 runs the model on one thread with spinning off. Each case is timed from
-the file on disk to the top class. Prints one JSON object with the median milliseconds of each
-photo, with and without draft(), and of inference alone. Run by the hub's bench command in a
-venv it sets up; usage:
+the file on disk to the top class.
 
-    python py_pipeline.py --model M.onnx --reps 15 --photos A.jpg B.jpg ...
+It serves the hub's bench command, which runs it in a venv it sets up and alternates its runs
+with the hub's so that both see the same load: it prints one JSON line with its versions, then
+answers each JSON request line on stdin with one JSON line:
+
+    {"case": "draft" | "plain", "path": "A.jpg"}  ->  {"ms": 12.3, "top1": 950}
+    {"case": "infer", "path": "A.jpg"}            ->  {"ms": 6.1}   (inference alone)
+
+Usage: python py_pipeline.py --model M.onnx   (then requests on stdin; EOF ends it)
 """
 
 import argparse
 import json
-import statistics
 import sys
 import time
 
@@ -57,48 +61,42 @@ def full(session, path, draft):
     return int(p.argmax())
 
 
-def median_ms(fn, reps):
-    for _ in range(min(max(reps, 1), 3)):
-        fn()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000.0)
-    return statistics.median(times)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
-    ap.add_argument("--reps", type=int, default=15)
-    ap.add_argument("--photos", nargs="+", required=True)
     a = ap.parse_args()
-    reps = max(a.reps, 1)
 
     session = make_session(a.model)
-    photos = []
-    for path in a.photos:
-        photos.append(
-            {
-                "path": path,
-                "draft_ms": median_ms(lambda: full(session, path, True), reps),
-                "plain_ms": median_ms(lambda: full(session, path, False), reps),
-                "draft_top1": full(session, path, True),
-                "plain_top1": full(session, path, False),
-            }
-        )
-    prepared = preprocess(a.photos[0], True)
-    out = {
+    prepared = {}
+    hello = {
         "onnxruntime_version": ort.__version__,
         "pillow_version": Image.__version__,
         "numpy_version": np.__version__,
         "libjpeg_turbo_version": features.version("libjpeg_turbo"),
-        "ort_infer_ms": median_ms(lambda: session.run(None, {"input": prepared}), reps * 2),
-        "photos": photos,
     }
-    json.dump(out, sys.stdout)
-    print()
+    print(json.dumps(hello), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            req = json.loads(line)
+            case, path = req["case"], req["path"]
+            if case == "infer":
+                if path not in prepared:
+                    prepared[path] = preprocess(path, True)
+                x = prepared[path]
+                t = time.perf_counter()
+                session.run(None, {"input": x})
+                reply = {"ms": (time.perf_counter() - t) * 1000.0}
+            elif case in ("draft", "plain"):
+                t = time.perf_counter()
+                top1 = full(session, path, case == "draft")
+                reply = {"ms": (time.perf_counter() - t) * 1000.0, "top1": top1}
+            else:
+                reply = {"error": f"unknown case {case!r}"}
+        except Exception as e:  # reported to the bench, which stops the baseline
+            reply = {"error": f"{type(e).__name__}: {e}"}
+        print(json.dumps(reply), flush=True)
     return 0
 
 

@@ -9,7 +9,8 @@
 //! JPEGs (4:2:0 and 4:2:2 chroma, EXIF with an orientation, restart markers, progressive) and a
 //! synthetic 4:4:4 one, made at bench time (see [`photos`]). Figures are medians of repeated
 //! runs per photo; a size's figure is the mean of its photos' medians (the time per photo over
-//! the set). Also measured: inference alone (ONNX Runtime from Python and from the hub, tract
+//! the set). The Python pipeline runs in a child process that takes one case per request, and
+//! the two sides run in turn, one repetition each, so both see the same load. Also measured: inference alone (ONNX Runtime from Python and from the hub, tract
 //! in a child process, because tract and ONNX Runtime cannot both be this process's `ort`
 //! API), the 12 MP decode alone by libjpeg-turbo, and resident memory.
 //!
@@ -376,45 +377,140 @@ pub fn run_vision_bench(opts: &VisionBenchOptions) -> Result<VisionBenchReport, 
     result
 }
 
-/// The hub's side for one photo: (median total, median split, denominator, decoder, top-1).
-fn measure_hub(
+/// One hub check of a photo, timed from reading the file: (total ms, read ms, report).
+fn hub_check(
     classifier: &mut Classifier,
+    rule: &SkuRule,
     path: &Path,
-    reps: usize,
-) -> Result<(f64, [f64; 4], u8, PixelDecoder, u32), VisionError> {
-    let rule = bench_rule();
-    let mut check = || -> Result<(f64, f64, crate::classifier::CheckReport), VisionError> {
-        let started = Instant::now();
-        let bytes = std::fs::read(path).map_err(|source| VisionError::PhotoRead {
-            path: path.to_owned(),
-            source,
+) -> Result<(f64, f64, crate::classifier::CheckReport), VisionError> {
+    let started = Instant::now();
+    let bytes = std::fs::read(path).map_err(|source| VisionError::PhotoRead {
+        path: path.to_owned(),
+        source,
+    })?;
+    let read_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let report = classifier.check_bytes(&bytes, rule, Some(path.to_owned()))?;
+    Ok((started.elapsed().as_secs_f64() * 1000.0, read_ms, report))
+}
+
+/// The Python pipeline as a child process that runs one case per request, so that its runs
+/// alternate with the hub's and both sides see the same load on a shared machine.
+struct PythonPipeline {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    /// The first line it printed: versions.
+    hello: serde_json::Value,
+}
+
+impl PythonPipeline {
+    fn start(python: &Path, work: &Path, model: &Path) -> Result<Self, VisionError> {
+        let script = work.join("py_pipeline.py");
+        std::fs::write(&script, PY_PIPELINE).map_err(|e| VisionError::io("write", &script, e))?;
+        let mut child = Command::new(python)
+            .arg(&script)
+            .arg("--model")
+            .arg(model)
+            .env("OMP_NUM_THREADS", "1")
+            .env("OPENBLAS_NUM_THREADS", "1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                VisionError::Bench(format!(
+                    "cannot run the Python pipeline ({}): {e}",
+                    python.display()
+                ))
+            })?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(VisionError::Bench(
+                "the Python pipeline has no pipes".into(),
+            ));
+        };
+        let mut pipeline = Self {
+            child,
+            stdin,
+            stdout: std::io::BufReader::new(stdout),
+            hello: serde_json::Value::Null,
+        };
+        pipeline.hello = pipeline.read_reply()?;
+        Ok(pipeline)
+    }
+
+    fn read_reply(&mut self) -> Result<serde_json::Value, VisionError> {
+        use std::io::{BufRead, Read};
+        let mut line = String::new();
+        let n = self
+            .stdout
+            .read_line(&mut line)
+            .map_err(|e| VisionError::Bench(format!("reading the Python pipeline: {e}")))?;
+        if n == 0 {
+            let _ = self.child.wait();
+            let mut stderr = String::new();
+            if let Some(mut e) = self.child.stderr.take() {
+                let _ = e.read_to_string(&mut stderr);
+            }
+            let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+            return Err(VisionError::Bench(format!(
+                "the Python pipeline stopped: {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            )));
+        }
+        let reply: serde_json::Value = serde_json::from_str(&line).map_err(|e| {
+            VisionError::Bench(format!("the Python pipeline printed no JSON ({e}): {line}"))
         })?;
-        let read_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let report = classifier.check_bytes(&bytes, &rule, Some(path.to_owned()))?;
-        Ok((started.elapsed().as_secs_f64() * 1000.0, read_ms, report))
-    };
-    for _ in 0..warmups(reps) {
-        check()?;
+        if let Some(error) = reply.get("error") {
+            return Err(VisionError::Bench(format!(
+                "the Python pipeline failed: {error}"
+            )));
+        }
+        Ok(reply)
     }
-    let (mut total, mut read, mut dec, mut pre, mut inf) = (vec![], vec![], vec![], vec![], vec![]);
-    let mut last = None;
-    for _ in 0..reps {
-        let (ms, read_ms, r) = check()?;
-        total.push(ms);
-        read.push(read_ms);
-        dec.push(r.evidence.timings.decode_ms);
-        pre.push(r.evidence.timings.preprocess_ms);
-        inf.push(r.evidence.timings.infer_ms);
-        last = Some(r);
+
+    /// Runs one case (`draft`, `plain` or `infer`) on a photo: (ms, top class).
+    fn run(&mut self, case: &str, path: &Path) -> Result<(f64, Option<u32>), VisionError> {
+        use std::io::Write;
+        let request = serde_json::json!({ "case": case, "path": path });
+        writeln!(self.stdin, "{request}")
+            .and_then(|()| self.stdin.flush())
+            .map_err(|e| VisionError::Bench(format!("writing to the Python pipeline: {e}")))?;
+        let reply = self.read_reply()?;
+        let ms = reply
+            .get("ms")
+            .and_then(serde_json::Value::as_f64)
+            .ok_or_else(|| {
+                VisionError::Bench(format!("the Python pipeline's reply lacks ms: {reply}"))
+            })?;
+        let top1 = reply
+            .get("top1")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok());
+        Ok((ms, top1))
     }
-    let last = last.ok_or_else(|| VisionError::Bench("no repetitions".into()))?;
-    Ok((
-        median(total),
-        [median(read), median(dec), median(pre), median(inf)],
-        last.evidence.dct_scale_denominator,
-        last.evidence.pixel_decoder,
-        last.evidence.top_k.first().map_or(0, |p| p.class_id),
-    ))
+}
+
+impl Drop for PythonPipeline {
+    fn drop(&mut self) {
+        // Closing stdin ends the script; kill it if it does not.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Per-photo samples of both sides.
+#[derive(Default)]
+struct Samples {
+    hub: Vec<f64>,
+    read: Vec<f64>,
+    decode: Vec<f64>,
+    preprocess: Vec<f64>,
+    infer: Vec<f64>,
+    draft: Vec<f64>,
+    plain: Vec<f64>,
+    py_top1: Option<u32>,
 }
 
 fn run_in(
@@ -432,24 +528,83 @@ fn run_in(
         DecodeLimits::default(),
     )?;
     let rss_mb_model_loaded = rss_mb().unwrap_or(f64::NAN);
+    let model_path = classifier.model().path().to_path_buf();
+    let rule = bench_rule();
 
+    let mut baseline_error = None;
+    let mut python = match &opts.python {
+        None => {
+            baseline_error = Some("no Python interpreter was given".to_owned());
+            None
+        }
+        Some(python) => match PythonPipeline::start(python, work, &model_path) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                baseline_error = Some(e.to_string());
+                None
+            }
+        },
+    };
+    // Runs one Python case; the first failure ends the baseline for the rest of the run.
+    let mut py = |case: &str, path: &Path, baseline_error: &mut Option<String>| {
+        let pipeline = python.as_mut()?;
+        match pipeline.run(case, path) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                *baseline_error = Some(e.to_string());
+                python = None;
+                None
+            }
+        }
+    };
+
+    // Each photo: warm-ups on both sides, then hub, Python draft() and Python plain in turn.
     let mut photos = Vec::with_capacity(files.len());
     for file in &files {
-        let (hub_ms, hub_split_ms, dct_denominator, pixel_decoder, top1) =
-            measure_hub(&mut classifier, &file.path, reps)?;
+        let mut s = Samples::default();
+        let mut last = None;
+        for i in 0..warmups(reps) + reps {
+            let (ms, read_ms, report) = hub_check(&mut classifier, &rule, &file.path)?;
+            let draft = py("draft", &file.path, &mut baseline_error);
+            let plain = py("plain", &file.path, &mut baseline_error);
+            if i < warmups(reps) {
+                continue;
+            }
+            s.hub.push(ms);
+            s.read.push(read_ms);
+            s.decode.push(report.evidence.timings.decode_ms);
+            s.preprocess.push(report.evidence.timings.preprocess_ms);
+            s.infer.push(report.evidence.timings.infer_ms);
+            if let (Some((d, top1)), Some((p, _))) = (draft, plain) {
+                s.draft.push(d);
+                s.plain.push(p);
+                s.py_top1 = top1;
+            }
+            last = Some(report);
+        }
+        let last = last.ok_or_else(|| VisionError::Bench("no repetitions".into()))?;
+        let complete = s.draft.len() == reps;
         photos.push(PhotoFigures {
             name: file.photo.name.to_owned(),
             size: file.size.to_owned(),
             style: file.photo.style,
             pixels: file.pixels,
             bytes: file.bytes,
-            hub_ms,
-            hub_split_ms,
-            dct_denominator,
-            pixel_decoder,
-            py_draft_ms: None,
-            py_plain_ms: None,
-            top1: (top1, None),
+            hub_ms: median(s.hub),
+            hub_split_ms: [
+                median(s.read),
+                median(s.decode),
+                median(s.preprocess),
+                median(s.infer),
+            ],
+            dct_denominator: last.evidence.dct_scale_denominator,
+            pixel_decoder: last.evidence.pixel_decoder,
+            py_draft_ms: complete.then(|| median(s.draft)),
+            py_plain_ms: complete.then(|| median(s.plain)),
+            top1: (
+                last.evidence.top_k.first().map_or(0, |p| p.class_id),
+                s.py_top1.filter(|_| complete),
+            ),
         });
     }
 
@@ -475,45 +630,35 @@ fn run_in(
     }
     let (hub_decode_12mp_ms, turbo_decode_12mp_ms) = (median(hub_decode), median(turbo));
 
+    // Inference alone, in turn with ONNX Runtime from Python.
     let prepared = classifier.prepare(&reference_bytes)?;
     let model = classifier.model_mut();
-    for _ in 0..warmups(reps) {
-        model.infer(&prepared.tensor)?;
-    }
-    let mut inf = Vec::new();
-    for _ in 0..reps * 2 {
+    let (mut inf, mut ort) = (Vec::new(), Vec::new());
+    for i in 0..warmups(reps) + reps * 2 {
         let t = Instant::now();
         model.infer(&prepared.tensor)?;
-        inf.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    let hub_infer_ms = median(inf);
-    let model_path = classifier.model().path().to_path_buf();
-    drop(classifier);
-
-    let paths: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
-    let (python, baseline_error) = match &opts.python {
-        None => (None, Some("no Python interpreter was given".to_owned())),
-        Some(python) => match run_python(python, work, &model_path, &paths, reps) {
-            Ok(v) => (Some(v), None),
-            Err(e) => (None, Some(format!("the Python pipeline failed: {e}"))),
-        },
-    };
-    let mut ort_infer_ms = None;
-    if let Some(py) = &python {
-        ort_infer_ms = py.get("ort_infer_ms").and_then(serde_json::Value::as_f64);
-        let per_photo = py.get("photos").and_then(serde_json::Value::as_array);
-        for (i, p) in photos.iter_mut().enumerate() {
-            let entry = per_photo.and_then(|a| a.get(i));
-            let num = |k: &str| {
-                entry
-                    .and_then(|e| e.get(k))
-                    .and_then(serde_json::Value::as_f64)
-            };
-            p.py_draft_ms = num("draft_ms");
-            p.py_plain_ms = num("plain_ms");
-            p.top1.1 = num("draft_top1").map(|v| v as u32);
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        let py_ms = py("infer", &reference_path, &mut baseline_error);
+        if i >= warmups(reps) {
+            inf.push(ms);
+            if let Some((v, _)) = py_ms {
+                ort.push(v);
+            }
         }
     }
+    let hub_infer_ms = median(inf);
+    let ort_infer_ms = (ort.len() == reps * 2).then(|| median(ort));
+    drop(classifier);
+    let python_versions = python.as_ref().map(|p| {
+        serde_json::json!({
+            "onnxruntime": p.hello.get("onnxruntime_version"),
+            "pillow": p.hello.get("pillow_version"),
+            "numpy": p.hello.get("numpy_version"),
+            "libjpeg_turbo": p.hello.get("libjpeg_turbo_version"),
+        })
+    });
+    drop(python);
+
     let baseline_error = baseline_error.or_else(|| {
         (ort_infer_ms.is_none()
             || photos
@@ -553,19 +698,17 @@ fn run_in(
     };
     let hub_1080p_ms = size_mean("1080p", &|p| Some(p.hub_ms)).unwrap_or(f64::NAN);
     let hub_12mp_ms = size_mean("12mp", &|p| Some(p.hub_ms)).unwrap_or(f64::NAN);
-    let (py_draft_1080p_ms, py_draft_12mp_ms, py_plain_1080p_ms, py_plain_12mp_ms) =
-        if baseline_error.is_none() {
-            (
-                size_mean("1080p", &|p| p.py_draft_ms),
-                size_mean("12mp", &|p| p.py_draft_ms),
-                size_mean("1080p", &|p| p.py_plain_ms),
-                size_mean("12mp", &|p| p.py_plain_ms),
-            )
-        } else {
-            (None, None, None, None)
-        };
+    let measured = baseline_error.is_none();
+    let py_mean = |size: &str, f: &dyn Fn(&PhotoFigures) -> Option<f64>| {
+        size_mean(size, f).filter(|_| measured)
+    };
+    let py_draft_1080p_ms = py_mean("1080p", &|p| p.py_draft_ms);
+    let py_draft_12mp_ms = py_mean("12mp", &|p| p.py_draft_ms);
+    let py_plain_1080p_ms = py_mean("1080p", &|p| p.py_plain_ms);
+    let py_plain_12mp_ms = py_mean("12mp", &|p| p.py_plain_ms);
+    let ort_infer_ms = ort_infer_ms.filter(|_| measured);
     let targets_met = match (py_draft_1080p_ms, py_draft_12mp_ms, ort_infer_ms) {
-        (Some(a), Some(b), Some(c)) if baseline_error.is_none() => Some([
+        (Some(a), Some(b), Some(c)) => Some([
             hub_1080p_ms <= TARGET_VS_DRAFT * a,
             hub_12mp_ms <= TARGET_VS_DRAFT * b,
             hub_infer_ms <= TARGET_INFER_VS_ORT * c,
@@ -579,7 +722,7 @@ fn run_in(
         hub_12mp_ms,
         py_plain_1080p_ms,
         py_plain_12mp_ms,
-        ort_infer_ms: ort_infer_ms.filter(|_| baseline_error.is_none()),
+        ort_infer_ms,
         hub_infer_ms,
         tract_infer_ms,
         rss_mb_model_loaded,
@@ -587,14 +730,7 @@ fn run_in(
         turbo_decode_12mp_ms,
         photos,
         hub_onnxruntime_version: ort_version,
-        python_versions: python.map(|v| {
-            serde_json::json!({
-                "onnxruntime": v.get("onnxruntime_version"),
-                "pillow": v.get("pillow_version"),
-                "numpy": v.get("numpy_version"),
-                "libjpeg_turbo": v.get("libjpeg_turbo_version"),
-            })
-        }),
+        python_versions,
         baseline_error,
         targets_met,
         reps,
@@ -619,37 +755,6 @@ fn command_output(cmd: &mut Command, what: &str) -> Result<String, VisionError> 
         )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn run_python(
-    python: &Path,
-    work: &Path,
-    model: &Path,
-    photos: &[&Path],
-    reps: usize,
-) -> Result<serde_json::Value, VisionError> {
-    let script = work.join("py_pipeline.py");
-    std::fs::write(&script, PY_PIPELINE).map_err(|e| VisionError::io("write", &script, e))?;
-    let stdout = command_output(
-        Command::new(python)
-            .arg(&script)
-            .arg("--model")
-            .arg(model)
-            .arg("--reps")
-            .arg(reps.to_string())
-            .arg("--photos")
-            .args(photos)
-            .env("OMP_NUM_THREADS", "1")
-            .env("OPENBLAS_NUM_THREADS", "1"),
-        &format!("the Python pipeline ({})", python.display()),
-    )?;
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('{'))
-        .unwrap_or_default();
-    serde_json::from_str(line)
-        .map_err(|e| VisionError::Bench(format!("Python pipeline printed no JSON ({e}): {stdout}")))
 }
 
 fn run_tract_child(
