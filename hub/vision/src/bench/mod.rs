@@ -399,6 +399,8 @@ struct PythonPipeline {
     child: std::process::Child,
     stdin: std::process::ChildStdin,
     stdout: std::io::BufReader<std::process::ChildStdout>,
+    /// Where its stderr goes (a file, so that a chatty library can never fill a pipe).
+    stderr_path: PathBuf,
     /// The first line it printed: versions.
     hello: serde_json::Value,
 }
@@ -407,6 +409,9 @@ impl PythonPipeline {
     fn start(python: &Path, work: &Path, model: &Path) -> Result<Self, VisionError> {
         let script = work.join("py_pipeline.py");
         std::fs::write(&script, PY_PIPELINE).map_err(|e| VisionError::io("write", &script, e))?;
+        let stderr_path = work.join("py_pipeline.stderr");
+        let stderr = std::fs::File::create(&stderr_path)
+            .map_err(|e| VisionError::io("create", &stderr_path, e))?;
         let mut child = Command::new(python)
             .arg(&script)
             .arg("--model")
@@ -415,7 +420,7 @@ impl PythonPipeline {
             .env("OPENBLAS_NUM_THREADS", "1")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .map_err(|e| {
                 VisionError::Bench(format!(
@@ -434,6 +439,7 @@ impl PythonPipeline {
             child,
             stdin,
             stdout: std::io::BufReader::new(stdout),
+            stderr_path,
             hello: serde_json::Value::Null,
         };
         pipeline.hello = pipeline.read_reply()?;
@@ -441,7 +447,7 @@ impl PythonPipeline {
     }
 
     fn read_reply(&mut self) -> Result<serde_json::Value, VisionError> {
-        use std::io::{BufRead, Read};
+        use std::io::BufRead;
         let mut line = String::new();
         let n = self
             .stdout
@@ -449,10 +455,7 @@ impl PythonPipeline {
             .map_err(|e| VisionError::Bench(format!("reading the Python pipeline: {e}")))?;
         if n == 0 {
             let _ = self.child.wait();
-            let mut stderr = String::new();
-            if let Some(mut e) = self.child.stderr.take() {
-                let _ = e.read_to_string(&mut stderr);
-            }
+            let stderr = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
             let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
             return Err(VisionError::Bench(format!(
                 "the Python pipeline stopped: {}",
