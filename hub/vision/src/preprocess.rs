@@ -97,7 +97,8 @@ pub struct PhotoInfo {
 pub enum PixelDecoder {
     /// libjpeg-turbo, at the DCT scale recorded alongside.
     LibjpegTurbo,
-    /// The hub's own baseline JPEG reader at 1/8 scale: DC coefficients only (see `jpeg_dc`).
+    /// The hub's own baseline JPEG reader at 1/8 scale (see `jpeg_dc`): DC coefficients, and
+    /// the AC coefficients of 4:2:0 chroma, giving libjpeg-turbo's pixels at that scale.
     JpegDcOnly,
     /// The `image` crate's PNG decoder.
     Png,
