@@ -485,3 +485,101 @@ fn receive_photo_without_a_rule_for_the_sku_holds_for_review() {
     );
     assert_eq!(json["selected"]["delivery_id"], "D951");
 }
+
+/// The figures `hub bench vision --json` must always hold, each a positive number.
+const BENCH_FIGURES: [&str; 10] = [
+    "py_draft_1080p_ms",
+    "hub_1080p_ms",
+    "py_draft_12mp_ms",
+    "hub_12mp_ms",
+    "py_plain_1080p_ms",
+    "py_plain_12mp_ms",
+    "ort_infer_ms",
+    "hub_infer_ms",
+    "tract_infer_ms",
+    "rss_mb_model_loaded",
+];
+
+fn run_bench(dir: &Path, extra: &[&str]) -> (Option<i32>, Value, String) {
+    let json_path = dir.join("bench.json");
+    let mut args = vec!["bench", "vision", "--reps", "1", "--json"];
+    args.push(json_path.to_str().unwrap());
+    args.extend_from_slice(extra);
+    let out = hub_in_root(&args, &[]);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    let json = std::fs::read(&json_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| panic!("hub bench vision wrote no JSON: {text}"));
+    (out.status.code(), json, text)
+}
+
+fn assert_camera_photo_set(json: &Value, text: &str) {
+    let photos = json["photos"].as_array().expect("photos");
+    for size in ["1080p", "12mp"] {
+        let names: Vec<&str> = photos
+            .iter()
+            .filter(|p| p["size"] == size)
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        for want in [
+            "camera-420",
+            "camera-422",
+            "camera-420-rotated",
+            "camera-420-restart",
+            "camera-420-progressive",
+        ] {
+            assert!(names.contains(&want), "{size} lacks {want}: {text}");
+        }
+    }
+    for p in photos {
+        assert!(p["hub_ms"].as_f64().unwrap_or(0.0) > 0.0, "{p}");
+    }
+}
+
+#[test]
+fn bench_vision_measures_the_hub_and_the_python_baseline() {
+    // Reps 1: it proves the command works end to end (venv, photos, both sides, tract child,
+    // JSON); its ratios are not judged here, so exit 0 (targets met) and 4 (missed) both do.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, json, text) = run_bench(dir.path(), &[]);
+    assert!(
+        matches!(code, Some(0 | 4)),
+        "exit {code:?} (0 or 4 expected): {text}"
+    );
+    for key in BENCH_FIGURES {
+        let v = json[key].as_f64();
+        assert!(v.is_some_and(|v| v > 0.0), "{key} = {}: {text}", json[key]);
+    }
+    assert!(json["baseline_error"].is_null(), "{text}");
+    assert_camera_photo_set(&json, &text);
+    for p in json["photos"].as_array().unwrap() {
+        assert!(p["py_draft_ms"].as_f64().unwrap_or(0.0) > 0.0, "{p}");
+    }
+    assert!(text.contains("target <= 0.8x"), "{text}");
+}
+
+#[test]
+fn bench_vision_without_the_baseline_says_so_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, json, text) = run_bench(dir.path(), &["--skip-python"]);
+    assert_eq!(code, Some(1), "not judged is never a pass: {text}");
+    assert!(text.contains("baseline not measured"), "{text}");
+    assert!(json["py_draft_1080p_ms"].is_null(), "{json}");
+    assert!(json["targets_met"].is_null(), "{json}");
+    assert!(json["hub_1080p_ms"].as_f64().is_some_and(|v| v > 0.0));
+    assert_camera_photo_set(&json, &text);
+}
+
+#[test]
+fn bench_vision_with_a_python_that_fails_is_not_a_pass() {
+    // The interpreter exits at once: the baseline cannot be measured, which is exit 1 with
+    // the reason, never "targets not judged" and exit 0.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, json, text) = run_bench(dir.path(), &["--python", "/bin/false"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("baseline not measured"), "{text}");
+    assert!(text.contains("the Python pipeline stopped"), "{text}");
+    assert!(json["baseline_error"].is_string(), "{json}");
+    assert!(json["targets_met"].is_null(), "{json}");
+}

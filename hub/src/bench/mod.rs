@@ -6,4 +6,5 @@
 pub mod devices;
 pub mod disk;
 pub mod ledger;
+pub mod python;
 pub mod sync;

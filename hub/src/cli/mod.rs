@@ -660,12 +660,22 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                     json,
                     reps,
                     skip_python,
+                    python,
+                    cache_dir,
                     images,
                     model_manifest,
                 },
         } => {
             telemetry::init("warn", log_format(cli.log_format, None));
-            bench_vision(json, reps, skip_python, images, model_manifest)
+            bench_vision(benchmarks::VisionBenchArgs {
+                json,
+                reps,
+                skip_python,
+                python,
+                cache_dir,
+                images,
+                model_manifest,
+            })
         }
         Command::Bench {
             command: BenchCommand::Devices { json, seconds },

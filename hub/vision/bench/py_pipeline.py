@@ -1,22 +1,30 @@
 #!/usr/bin/env python3
 """The Python pipeline a user would write, as the baseline for hub-vision's benchmark.
 
-Pillow decode (+ EXIF transpose) + bilinear resize to 224x224, numpy normalisation to NCHW f32,
-onnxruntime 1.31.1 on one thread with spinning off. Prints one JSON object with the median
-milliseconds of each case. Run by hub_vision::run_vision_bench in a venv it sets up; usage:
+Pillow opens the file, decodes it (with draft(): libjpeg-turbo's DCT scaling to the largest
+reduction that stays >= 224x224, the same library and scale the hub uses; without: the full
+picture), turns it upright per EXIF, resizes to 224x224 (bilinear); numpy normalises to NCHW
+f32; onnxruntime 1.31.1 runs the model on one thread with spinning off. Each case is timed from
+the file on disk to the top class.
 
-    python py_pipeline.py --model M.onnx --img-1080p A.jpg --img-12mp B.jpg --reps 15
+It serves the hub's bench command, which runs it in a venv it sets up and alternates its runs
+with the hub's so that both see the same load: it prints one JSON line with its versions, then
+answers each JSON request line on stdin with one JSON line:
+
+    {"case": "draft" | "plain", "path": "A.jpg"}  ->  {"ms": 12.3, "top1": 950}
+    {"case": "infer", "path": "A.jpg"}            ->  {"ms": 6.1}   (inference alone)
+
+Usage: python py_pipeline.py --model M.onnx   (then requests on stdin; EOF ends it)
 """
 
 import argparse
 import json
-import statistics
 import sys
 import time
 
 import numpy as np
 import onnxruntime as ort
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, features
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32).reshape(3, 1, 1)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32).reshape(3, 1, 1)
@@ -53,39 +61,42 @@ def full(session, path, draft):
     return int(p.argmax())
 
 
-def median_ms(fn, reps, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000.0)
-    return statistics.median(times)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
-    ap.add_argument("--img-1080p", required=True)
-    ap.add_argument("--img-12mp", required=True)
-    ap.add_argument("--reps", type=int, default=15)
     a = ap.parse_args()
 
     session = make_session(a.model)
-    prepared = preprocess(a.img_1080p, False)
-    out = {
+    prepared = {}
+    hello = {
         "onnxruntime_version": ort.__version__,
         "pillow_version": Image.__version__,
         "numpy_version": np.__version__,
-        "py_1080p_ms": median_ms(lambda: full(session, a.img_1080p, False), a.reps),
-        "py_12mp_ms": median_ms(lambda: full(session, a.img_12mp, False), a.reps),
-        "py_draft_12mp_ms": median_ms(lambda: full(session, a.img_12mp, True), a.reps),
-        "ort_infer_ms": median_ms(lambda: session.run(None, {"input": prepared}), a.reps * 2),
-        "py_top1_1080p": full(session, a.img_1080p, False),
+        "libjpeg_turbo_version": features.version("libjpeg_turbo"),
     }
-    json.dump(out, sys.stdout)
-    print()
+    print(json.dumps(hello), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            req = json.loads(line)
+            case, path = req["case"], req["path"]
+            if case == "infer":
+                if path not in prepared:
+                    prepared[path] = preprocess(path, True)
+                x = prepared[path]
+                t = time.perf_counter()
+                session.run(None, {"input": x})
+                reply = {"ms": (time.perf_counter() - t) * 1000.0}
+            elif case in ("draft", "plain"):
+                t = time.perf_counter()
+                top1 = full(session, path, case == "draft")
+                reply = {"ms": (time.perf_counter() - t) * 1000.0, "top1": top1}
+            else:
+                reply = {"error": f"unknown case {case!r}"}
+        except Exception as e:  # reported to the bench, which stops the baseline
+            reply = {"error": f"{type(e).__name__}: {e}"}
+        print(json.dumps(reply), flush=True)
     return 0
 
 

@@ -3,11 +3,14 @@
 //!
 //! ```sh
 //! deploy/fetch-onnxruntime.sh
-//! cargo run --release -p hub-vision --example vision_bench            # table
-//! cargo run --release -p hub-vision --example vision_bench -- --json  # JSON
+//! cargo run --release -p hub-vision --example vision_bench -- --python VENV/bin/python
+//! cargo run --release -p hub-vision --example vision_bench -- --python VENV/bin/python --json
 //! ```
 //!
-//! With `__vision-tract-bench ...` as first argument it is the tract child process.
+//! The Python interpreter must have `hub_vision::bench::PY_PACKAGES` installed (this example
+//! installs nothing; `hub bench vision` creates the venv itself); without `--python` only the
+//! hub's side is measured. With `__vision-tract-bench ...` as first argument it is the tract
+//! child process.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,7 +43,11 @@ fn main() -> ExitCode {
     {
         opts.reps = reps.parse().unwrap_or(opts.reps);
     }
-    opts.skip_python = args.iter().any(|a| a == "--skip-python");
+    opts.python = args
+        .iter()
+        .position(|a| a == "--python")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from);
     opts.tract_child = std::env::current_exe()
         .ok()
         .map(|program| TractChildCommand {

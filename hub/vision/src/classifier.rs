@@ -63,6 +63,12 @@ impl Classifier {
         &mut self.model
     }
 
+    /// Lets photos read at 1/8 scale go to the DC-only JPEG reader (the default), or sends
+    /// every JPEG to libjpeg-turbo; see [`Preprocessor::set_dc_reader`].
+    pub fn set_dc_reader(&mut self, enabled: bool) {
+        self.preprocessor.set_dc_reader(enabled);
+    }
+
     /// Decodes and prepares a photo without running the model.
     pub fn prepare(&mut self, bytes: &[u8]) -> Result<Prepared, VisionError> {
         self.preprocessor.prepare(bytes)

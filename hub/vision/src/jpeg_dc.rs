@@ -6,9 +6,12 @@
 //! so this decoder never builds them: one lookup of the next 12 bits gives the bits and the
 //! coefficient advance of every whole symbol (code and magnitude together) those bits hold, and
 //! whether they end the block. That is where it is faster than libjpeg-turbo, which decodes
-//! each code and then its magnitude bits. Chroma comes from chroma DC too and is upsampled with
-//! a triangle filter, where libjpeg-turbo runs a 2×2 IDCT on 4:2:0 chroma: a few levels of
-//! difference at colour edges, which the resize to the model input mostly smooths away.
+//! each code and then its magnitude bits. Chroma is what libjpeg-turbo makes of it at 1/8:
+//! with 4:2:0 sampling (what most cameras write) each chroma block becomes 2×2 pixels by
+//! libjpeg-turbo's reduced 2×2 IDCT, so chroma blocks are decoded with their AC coefficients;
+//! with 4:2:2 or 4:4:0 chroma DC is replicated (libjpeg-turbo's "fancy" upsampling is off at
+//! 1/8). The pixels are then those of libjpeg-turbo at the same scale, within one level of
+//! rounding in its SIMD colour conversion.
 //!
 //! It handles what cameras write: one interleaved baseline (or extended sequential) Huffman
 //! scan, 8-bit, greyscale or YCbCr with luma sampled 1 or 2 times chroma on each axis, restart
@@ -173,6 +176,9 @@ fn ac_step(len: u32, symbol: u8) -> (u32, u32) {
 /// 0 marks codes longer than the lookahead.
 struct AcTable {
     fast: Box<[u32; 1 << AC_LOOKAHEAD]>,
+    /// For decoding coefficient values: code length (high byte) and symbol (low byte) of the
+    /// code each lookahead value starts with; 0 for codes longer than the lookahead.
+    symbols: Box<[u16; 1 << AC_LOOKAHEAD]>,
     canonical: Canonical,
 }
 
@@ -222,7 +228,12 @@ impl AcTable {
             };
             *slot = run | (skip << FIRST_SKIP_SHIFT) | (advance << FIRST_ADVANCE_SHIFT);
         }
-        Ok(Self { fast, canonical })
+        let symbols = lookahead_slots(&codes, l, |c| ((c.len as u16) << 8) | u16::from(c.symbol));
+        Ok(Self {
+            fast,
+            symbols,
+            canonical,
+        })
     }
 }
 
@@ -373,7 +384,8 @@ struct Header {
     /// First byte of entropy-coded data.
     scan_start: usize,
     restart_interval: usize,
-    dc_quant: [Option<i32>; 4],
+    /// Quantisation tables in natural (row-major) order.
+    quant: [Option<Quant>; 4],
     dc_tables: [Option<DcTable>; 4],
     ac_tables: [Option<AcTable>; 4],
 }
@@ -392,7 +404,7 @@ fn parse_header(data: &[u8]) -> Result<Header> {
     let mut pos = 2;
     let mut frame: Option<(usize, usize, Vec<FrameComponent>)> = None;
     let mut restart_interval = 0;
-    let mut dc_quant = [None; 4];
+    let mut quant = [None; 4];
     let mut dc_tables: [Option<DcTable>; 4] = Default::default();
     let mut ac_tables: [Option<AcTable>; 4] = Default::default();
     let (mut saw_jfif, mut saw_adobe) = (false, false);
@@ -421,7 +433,7 @@ fn parse_header(data: &[u8]) -> Result<Header> {
                 frame = Some(parse_frame(body)?);
             }
             0xC4 => parse_huffman(body, &mut dc_tables, &mut ac_tables)?,
-            0xDB => parse_quant(body, &mut dc_quant)?,
+            0xDB => parse_quant(body, &mut quant)?,
             0xDD => {
                 if body.len() != 2 {
                     return Err(no("bad DRI length"));
@@ -462,7 +474,7 @@ fn parse_header(data: &[u8]) -> Result<Header> {
                     scan,
                     scan_start: pos + len,
                     restart_interval,
-                    dc_quant,
+                    quant,
                     dc_tables,
                     ac_tables,
                 });
@@ -553,7 +565,18 @@ fn parse_huffman(
     Ok(())
 }
 
-fn parse_quant(mut body: &[u8], dc_quant: &mut [Option<i32>; 4]) -> Result<()> {
+/// A quantisation table in natural order, as libjpeg-turbo's islow multiplier table holds it
+/// (16-bit signed: a 16-bit table entry above 32767 wraps there too).
+type Quant = [i32; 64];
+
+/// Zig-zag position → natural (row-major) position in an 8×8 block.
+const NATURAL_ORDER: [u8; 64] = [
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
+    13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
+    52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+];
+
+fn parse_quant(mut body: &[u8], quant: &mut [Option<Quant>; 4]) -> Result<()> {
     while !body.is_empty() {
         let (precision, id) = (body[0] >> 4, usize::from(body[0] & 15));
         if precision > 1 || id > 3 {
@@ -561,12 +584,16 @@ fn parse_quant(mut body: &[u8], dc_quant: &mut [Option<i32>; 4]) -> Result<()> {
         }
         let size = if precision == 0 { 64 } else { 128 };
         let table = body.get(1..1 + size).ok_or(no("DQT cut short"))?;
-        // Only the DC quantiser (the first entry in zig-zag order) matters at 1/8 scale.
-        dc_quant[id] = Some(if precision == 0 {
-            i32::from(table[0])
-        } else {
-            i32::from(u16::from_be_bytes([table[0], table[1]]))
-        });
+        let mut natural = [0i32; 64];
+        for (zigzag, &position) in NATURAL_ORDER.iter().enumerate() {
+            let value = if precision == 0 {
+                u16::from(table[zigzag])
+            } else {
+                u16::from_be_bytes([table[2 * zigzag], table[2 * zigzag + 1]])
+            };
+            natural[usize::from(position)] = i32::from(value as i16);
+        }
+        quant[id] = Some(natural);
         body = &body[1 + size..];
     }
     Ok(())
@@ -627,13 +654,21 @@ pub(crate) fn decode_eighth(
     let mcus_x = header.width.div_ceil(8 * h_max);
     let mcus_y = header.height.div_ceil(8 * v_max);
 
+    // What libjpeg-turbo does at 1/8 (jdmaster.c, jdsample.c), which this reader reproduces: a
+    // component gets a larger IDCT while that still divides evenly into the luma scale, so with
+    // luma sampled twice chroma on both axes (4:2:0) each chroma block becomes 2×2 pixels by
+    // the reduced 2×2 IDCT (its AC coefficients count); otherwise every block becomes one pixel
+    // and chroma is replicated (fancy upsampling is off at 1/8).
+    let chroma_idct2 = header.components.len() == 3 && (h_max, v_max) == (2, 2);
+
     struct Slot<'t> {
         dc: &'t DcTable,
         ac: &'t AcTable,
-        quant: i32,
+        quant: &'t Quant,
         h: usize,
         v: usize,
         plane: usize,
+        idct2: bool,
     }
     let mut slots = Vec::with_capacity(header.scan.len());
     for s in &header.scan {
@@ -645,18 +680,26 @@ pub(crate) fn decode_eighth(
             ac: header.ac_tables[s.ac_table]
                 .as_ref()
                 .ok_or(no("scan uses an undefined AC table"))?,
-            quant: header.dc_quant[c.quant].ok_or(no("undefined quantisation table"))?,
+            quant: header.quant[c.quant]
+                .as_ref()
+                .ok_or(no("undefined quantisation table"))?,
             h: c.h,
             v: c.v,
             plane: s.frame_index,
+            idct2: chroma_idct2 && s.frame_index > 0,
         });
     }
     let mut planes: Vec<Plane> = header
         .components
         .iter()
-        .map(|c| Plane {
-            pixels: vec![0; mcus_x * c.h * mcus_y * c.v],
-            stride: mcus_x * c.h,
+        .enumerate()
+        .map(|(i, c)| {
+            // A 2×2 IDCT gives two pixels per block on each axis.
+            let scale = if chroma_idct2 && i > 0 { 2 } else { 1 };
+            Plane {
+                pixels: vec![0; mcus_x * c.h * scale * mcus_y * c.v * scale],
+                stride: mcus_x * c.h * scale,
+            }
         })
         .collect();
 
@@ -664,6 +707,7 @@ pub(crate) fn decode_eighth(
     let mut predictors = vec![0i32; slots.len()];
     let mut next_restart = 0u8;
     let mut left_in_interval = header.restart_interval;
+    let mut coefficients = [0i16; 64];
     for mcu_y in 0..mcus_y {
         for mcu_x in 0..mcus_x {
             if header.restart_interval > 0 {
@@ -680,12 +724,24 @@ pub(crate) fn decode_eighth(
             }
             for (slot, predictor) in slots.iter().zip(predictors.iter_mut()) {
                 let plane = &mut planes[slot.plane];
+                if slot.idct2 {
+                    coefficients.fill(0);
+                    let dc =
+                        decode_block_coefficients(&mut bits, slot.dc, slot.ac, &mut coefficients)?;
+                    *predictor = predictor.wrapping_add(dc);
+                    coefficients[0] = *predictor as i16;
+                    let [top, bottom] = idct_2x2(&coefficients, slot.quant);
+                    let at = mcu_y * 2 * plane.stride + mcu_x * 2;
+                    plane.pixels[at..at + 2].copy_from_slice(&top);
+                    plane.pixels[at + plane.stride..at + plane.stride + 2].copy_from_slice(&bottom);
+                    continue;
+                }
                 for by in 0..slot.v {
                     let row = (mcu_y * slot.v + by) * plane.stride + mcu_x * slot.h;
                     for bx in 0..slot.h {
                         let dc = decode_block(&mut bits, slot.dc, slot.ac)?;
                         *predictor = predictor.wrapping_add(dc);
-                        plane.pixels[row + bx] = dc_pixel(*predictor, slot.quant);
+                        plane.pixels[row + bx] = dc_pixel(*predictor, slot.quant[0]);
                     }
                 }
             }
@@ -700,9 +756,8 @@ pub(crate) fn decode_eighth(
         grey_to_rgb(&planes[0], width, height)
     } else {
         let (luma_w, luma_h) = (planes[0].stride, planes[0].pixels.len() / planes[0].stride);
-        let (fx, fy) = (header.components[0].h, header.components[0].v);
         let luma = &planes[0].pixels;
-        if (fx, fy) == (1, 1) {
+        if chroma_idct2 || (h_max, v_max) == (1, 1) {
             ycc_to_rgb(
                 luma,
                 &planes[1].pixels,
@@ -712,8 +767,8 @@ pub(crate) fn decode_eighth(
                 height,
             )
         } else {
-            let cb = upsample(&planes[1], fx, fy, luma_w, luma_h);
-            let cr = upsample(&planes[2], fx, fy, luma_w, luma_h);
+            let cb = replicate(&planes[1], h_max, v_max, luma_w, luma_h);
+            let cr = replicate(&planes[2], h_max, v_max, luma_w, luma_h);
             ycc_to_rgb(luma, &cb, &cr, luma_w, width, height)
         }
     };
@@ -747,11 +802,7 @@ fn decode_block(bits: &mut Bits<'_>, dc: &DcTable, ac: &AcTable) -> Result<i32> 
         let v = (buf >> (64 - size)) as i32;
         buf <<= size;
         count -= size;
-        if v < 1 << (size - 1) {
-            v - (1 << size) + 1
-        } else {
-            v
-        }
+        extend(v, size)
     };
     let mut k = 1u32;
     loop {
@@ -795,6 +846,116 @@ fn decode_block(bits: &mut Bits<'_>, dc: &DcTable, ac: &AcTable) -> Result<i32> 
     Ok(diff)
 }
 
+/// Decodes one block's DC difference and its AC coefficients into `coefficients` (natural
+/// order, zero where none was coded), as libjpeg-turbo does for a block it runs an IDCT on.
+#[inline(always)]
+fn decode_block_coefficients(
+    bits: &mut Bits<'_>,
+    dc: &DcTable,
+    ac: &AcTable,
+    coefficients: &mut [i16; 64],
+) -> Result<i32> {
+    // Every step below needs at most 31 bits (a 16-bit code and 15 magnitude bits).
+    let (mut buf, mut count) = (bits.buf, bits.count);
+    if count < 32 {
+        (buf, count) = bits.refill(buf, count);
+    }
+    let e = dc.fast[(buf >> (64 - DC_LOOKAHEAD)) as usize];
+    let (len, size) = if e != 0 {
+        (u32::from(e >> 8), u32::from(e & 0xFF))
+    } else {
+        let (len, symbol) = dc.canonical.decode_long(buf, DC_LOOKAHEAD)?;
+        (len, u32::from(symbol))
+    };
+    buf <<= len;
+    count -= len;
+    let diff = if size == 0 {
+        0
+    } else {
+        let v = (buf >> (64 - size)) as i32;
+        buf <<= size;
+        count -= size;
+        extend(v, size)
+    };
+    let mut k = 1usize;
+    while k < 64 {
+        if count < 32 {
+            (buf, count) = bits.refill(buf, count);
+        }
+        let e = ac.symbols[(buf >> (64 - AC_LOOKAHEAD)) as usize];
+        let (len, symbol) = if e != 0 {
+            (u32::from(e >> 8), (e & 0xFF) as u8)
+        } else {
+            ac.canonical.decode_long(buf, AC_LOOKAHEAD)?
+        };
+        buf <<= len;
+        count -= len;
+        let (run, size) = (usize::from(symbol >> 4), u32::from(symbol & 15));
+        if size == 0 {
+            if run != 15 {
+                break; // end of block
+            }
+            k += 16;
+            continue;
+        }
+        k += run;
+        let v = (buf >> (64 - size)) as i32;
+        buf <<= size;
+        count -= size;
+        // libjpeg's natural-order table sends a run past the block's end to position 63.
+        coefficients[usize::from(NATURAL_ORDER[k.min(63)])] = extend(v, size) as i16;
+        k += 1;
+    }
+    bits.buf = buf;
+    bits.count = count;
+    Ok(diff)
+}
+
+/// The signed value of `size` magnitude bits `v` (JPEG's EXTEND).
+#[inline(always)]
+fn extend(v: i32, size: u32) -> i32 {
+    if v < 1 << (size - 1) {
+        v - (1 << size) + 1
+    } else {
+        v
+    }
+}
+
+/// libjpeg-turbo's reduced 2×2 inverse DCT (`jpeg_idct_2x2` in jidctred.c, which its SIMD
+/// versions reproduce): only rows and columns 0, 1, 3, 5 and 7 of the coefficients count.
+fn idct_2x2(coefficients: &[i16; 64], quant: &Quant) -> [[u8; 2]; 2] {
+    const CONST_BITS: u32 = 13;
+    const PASS1_BITS: u32 = 2;
+    const FIX_0_720959822: i64 = 5906;
+    const FIX_0_850430095: i64 = 6967;
+    const FIX_1_272758580: i64 = 10426;
+    const FIX_3_624509785: i64 = 29692;
+    fn descale(x: i64, n: u32) -> i64 {
+        (x + (1 << (n - 1))) >> n
+    }
+    let odd = |c1: i64, c3: i64, c5: i64, c7: i64| {
+        c7 * -FIX_0_720959822 + c5 * FIX_0_850430095 + c3 * -FIX_1_272758580 + c1 * FIX_3_624509785
+    };
+    let q = |row: usize, col: usize| {
+        i64::from(coefficients[row * 8 + col]) * i64::from(quant[row * 8 + col])
+    };
+    // Pass 1: columns 0, 1, 3, 5, 7 into two rows of a work array.
+    let mut work = [[0i64; 8]; 2];
+    for col in [0usize, 1, 3, 5, 7] {
+        let even = q(0, col) << (CONST_BITS + 2);
+        let odd = odd(q(1, col), q(3, col), q(5, col), q(7, col));
+        work[0][col] = i64::from(descale(even + odd, CONST_BITS - PASS1_BITS + 2) as i32);
+        work[1][col] = i64::from(descale(even - odd, CONST_BITS - PASS1_BITS + 2) as i32);
+    }
+    // Pass 2: each work row into two pixels, level-shifted and clamped.
+    let out = |x: i64| (descale(x, CONST_BITS + PASS1_BITS + 3 + 2) + 128).clamp(0, 255) as u8;
+    work.map(|w| {
+        let even = w[0] << (CONST_BITS + 2);
+        let odd = odd(w[1], w[3], w[5], w[7]);
+        [out(even + odd), out(even - odd)]
+    })
+}
+
 /// libjpeg's 1×1 inverse DCT: dequantise, divide by 8 with rounding, level-shift, clamp.
 #[inline(always)]
 fn dc_pixel(dc: i32, quant: i32) -> u8 {
@@ -813,39 +974,14 @@ fn grey_to_rgb(plane: &Plane, width: usize, height: usize) -> Vec<u8> {
     rgb
 }
 
-/// Upsamples a chroma plane by `fx`×`fy` (1 or 2) to `out_w`×`out_h` with a triangle filter
-/// (each output sample 3/4 its own chroma sample, 1/4 the nearer neighbour, as libjpeg's
-/// "fancy" upsampling), edges replicated.
-fn upsample(plane: &Plane, fx: usize, fy: usize, out_w: usize, out_h: usize) -> Vec<u8> {
-    let (w, h) = (plane.stride, plane.pixels.len() / plane.stride);
-    // Source sample, its neighbour and the weight (of 4) of the source sample for output
-    // index `o` along an axis of `n` samples.
-    let taps = |o: usize, f: usize, n: usize| -> (usize, usize, u16) {
-        if f == 1 {
-            let s = o.min(n - 1);
-            return (s, s, 4);
-        }
-        let s = (o / 2).min(n - 1);
-        let t = if o.is_multiple_of(2) {
-            s.saturating_sub(1)
-        } else {
-            (s + 1).min(n - 1)
-        };
-        (s, t, 3)
-    };
-    let cols: Vec<(usize, usize, u16)> = (0..out_w).map(|x| taps(x, fx, w)).collect();
+/// Upsamples a chroma plane by `fx`×`fy` (1 or 2) to `out_w`×`out_h` by replication, as
+/// libjpeg-turbo does where it does not run its "fancy" upsampling (at 1/8 scale).
+fn replicate(plane: &Plane, fx: usize, fy: usize, out_w: usize, out_h: usize) -> Vec<u8> {
     let mut out = vec![0u8; out_w * out_h];
-    // One source row blended vertically, ×4.
-    let mut blended = vec![0u16; w];
     for (y, out_row) in out.chunks_exact_mut(out_w).enumerate() {
-        let (sy, ty, wy) = taps(y, fy, h);
-        let (near, far) = (&plane.pixels[sy * w..][..w], &plane.pixels[ty * w..][..w]);
-        for ((b, &n), &f) in blended.iter_mut().zip(near).zip(far) {
-            *b = wy * u16::from(n) + (4 - wy) * u16::from(f);
-        }
-        for (o, &(sx, tx, wx)) in out_row.iter_mut().zip(&cols) {
-            let v = wx * blended[sx] + (4 - wx) * blended[tx];
-            *o = ((v + 8) >> 4) as u8;
+        let row = &plane.pixels[(y / fy) * plane.stride..][..plane.stride];
+        for (x, o) in out_row.iter_mut().enumerate() {
+            *o = row[x / fx];
         }
     }
     out
@@ -959,36 +1095,48 @@ mod tests {
     }
 
     #[test]
-    fn subsampled_colour_stays_close_to_libjpeg_turbo() {
-        // libjpeg-turbo gives 4:2:0 chroma a 2x2 IDCT and replicates 4:2:2 and 4:4:0 chroma;
-        // here chroma DC is upsampled with a triangle filter. On a steep colour gradient the
-        // two agree within a few levels.
+    fn subsampled_colour_matches_libjpeg_turbo() {
+        // libjpeg-turbo gives 4:2:0 chroma its 2x2 IDCT and replicates 4:2:2 and 4:4:0
+        // chroma at 1/8; this reader does the same. On steep colour gradients, on noisy
+        // pictures with edges, and at sizes that are not whole MCUs, every pixel agrees within
+        // the one level of rounding of libjpeg-turbo's SIMD colour conversion.
         for subsampling in [
             tj::TJSAMP_TJSAMP_420,
             tj::TJSAMP_TJSAMP_422,
             tj::TJSAMP_TJSAMP_440,
         ] {
-            for (w, h) in [(640u32, 480u32), (203, 157)] {
-                let mut rgb = Vec::new();
+            for (w, h) in [(640u32, 480u32), (203, 157), (9, 300)] {
+                let mut gradient = Vec::new();
                 for y in 0..h {
                     for x in 0..w {
-                        rgb.extend_from_slice(&[(x * 255 / w) as u8, (y * 255 / h) as u8, 128]);
+                        gradient.extend_from_slice(&[
+                            (x * 255 / w) as u8,
+                            (y * 255 / h) as u8,
+                            128,
+                        ]);
                     }
                 }
-                let jpeg = encode_rgb(
-                    &rgb,
-                    w,
-                    h,
-                    EncodeOptions {
-                        subsampling,
-                        ..Default::default()
-                    },
-                );
-                let (mean, max) = compare_with_turbo(&jpeg);
-                assert!(
-                    mean < 3.5 && max <= 8,
-                    "{subsampling} {w}x{h}: mean {mean}, max {max}"
-                );
+                for (rgb, quality) in [
+                    (gradient, 90),
+                    (picture(w, h, 3), 75),
+                    (picture(w, h, 5), 97),
+                ] {
+                    let jpeg = encode_rgb(
+                        &rgb,
+                        w,
+                        h,
+                        EncodeOptions {
+                            subsampling,
+                            quality,
+                            ..Default::default()
+                        },
+                    );
+                    let (mean, max) = compare_with_turbo(&jpeg);
+                    assert!(
+                        max <= 1,
+                        "{subsampling} {w}x{h} q{quality}: mean {mean}, max {max}"
+                    );
+                }
             }
         }
     }
@@ -1172,8 +1320,8 @@ mod tests {
             "/testdata/images/orange.jpg"
         ))
         .unwrap();
-        // A real 4:2:0 camera photo: the chroma difference shows at colour edges only.
-        let (mean, _) = compare_with_turbo(&jpeg);
-        assert!(mean < 3.5, "mean {mean}");
+        // A real 4:2:0 camera photo: the same pixels as libjpeg-turbo's.
+        let (mean, max) = compare_with_turbo(&jpeg);
+        assert!(max <= 1, "mean {mean}, max {max}");
     }
 }

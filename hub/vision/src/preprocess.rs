@@ -97,7 +97,8 @@ pub struct PhotoInfo {
 pub enum PixelDecoder {
     /// libjpeg-turbo, at the DCT scale recorded alongside.
     LibjpegTurbo,
-    /// The hub's own baseline JPEG reader at 1/8 scale: DC coefficients only (see `jpeg_dc`).
+    /// The hub's own baseline JPEG reader at 1/8 scale (see `jpeg_dc`): DC coefficients, and
+    /// the AC coefficients of 4:2:0 chroma, giving libjpeg-turbo's pixels at that scale.
     JpegDcOnly,
     /// The `image` crate's PNG decoder.
     Png,
@@ -149,6 +150,8 @@ pub struct Preprocessor {
     lut: Box<[[f32; 256]; 3]>,
     limits: DecodeLimits,
     resizer: fir::Resizer,
+    /// Whether photos read at 1/8 scale may go to the DC-only reader.
+    dc_reader: bool,
 }
 
 impl std::fmt::Debug for Preprocessor {
@@ -177,7 +180,14 @@ impl Preprocessor {
             lut,
             limits,
             resizer: fir::Resizer::new(),
+            dc_reader: true,
         }
+    }
+
+    /// Lets photos read at 1/8 scale go to the DC-only reader (the default), or sends every
+    /// JPEG to libjpeg-turbo (for comparisons: both give the same pixels at that scale).
+    pub fn set_dc_reader(&mut self, enabled: bool) {
+        self.dc_reader = enabled;
     }
 
     /// The limits in force.
@@ -198,7 +208,7 @@ impl Preprocessor {
         })?;
         let started = Instant::now();
         let decoded = match format {
-            PhotoFormat::Jpeg => decode_jpeg(bytes, self.target, &self.limits)?,
+            PhotoFormat::Jpeg => decode_jpeg(bytes, self.target, &self.limits, self.dc_reader)?,
             PhotoFormat::Png => decode_png(bytes, &self.limits)?,
         };
         let decode_ms = ms_since(started);
@@ -336,6 +346,7 @@ fn decode_jpeg(
     bytes: &[u8],
     target: (u32, u32),
     limits: &DecodeLimits,
+    dc_reader: bool,
 ) -> Result<Decoded, VisionError> {
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     decoder.read_info().map_err(jpeg_error)?;
@@ -367,7 +378,7 @@ fn decode_jpeg(
     // DC-only decoder reads the pixels when it can; everything else, and every file it
     // declines, goes to libjpeg-turbo, which decodes it or names the error.
     let max_pixels = limits.max_decoded_bytes / 3;
-    let fast = if denominator == 8 {
+    let fast = if denominator == 8 && dc_reader {
         crate::jpeg_dc::decode_eighth(bytes, max_pixels)
             .map_err(|declined| tracing::debug!(reason = declined.0, "DC-only JPEG path declined"))
             .ok()

@@ -148,8 +148,8 @@ pub(crate) fn decode_rgb(
     })
 }
 
-/// How a test picture is encoded (tests only: the hub never writes JPEG).
-#[cfg(test)]
+/// How a picture is encoded: the benchmark's photos and the tests' pictures (the hub itself
+/// never writes JPEG).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct EncodeOptions {
     pub(crate) subsampling: tj::TJSAMP,
@@ -161,7 +161,6 @@ pub(crate) struct EncodeOptions {
     pub(crate) arithmetic: bool,
 }
 
-#[cfg(test)]
 impl Default for EncodeOptions {
     fn default() -> Self {
         Self {
@@ -176,35 +175,29 @@ impl Default for EncodeOptions {
 }
 
 /// Encodes packed RGB (greyscale output when `subsampling` is TJSAMP_GRAY) with libjpeg-turbo.
-#[cfg(test)]
-pub(crate) fn encode_rgb(rgb: &[u8], width: u32, height: u32, opts: EncodeOptions) -> Vec<u8> {
+/// Panics when `rgb` is not `width` × `height` pixels; errors carry libjpeg-turbo's message.
+pub(crate) fn try_encode_rgb(
+    rgb: &[u8],
+    width: u32,
+    height: u32,
+    opts: EncodeOptions,
+) -> Result<Vec<u8>, String> {
     assert_eq!(rgb.len(), width as usize * height as usize * 3);
-    let handle = Handle::init(tj::TJINIT_TJINIT_COMPRESS).unwrap();
-    handle
-        .set(tj::TJPARAM_TJPARAM_SUBSAMP, opts.subsampling as c_int)
-        .unwrap();
-    handle
-        .set(tj::TJPARAM_TJPARAM_QUALITY, opts.quality)
-        .unwrap();
-    handle
-        .set(tj::TJPARAM_TJPARAM_RESTARTBLOCKS, opts.restart_mcus)
-        .unwrap();
-    handle
-        .set(
-            tj::TJPARAM_TJPARAM_OPTIMIZE,
-            c_int::from(opts.optimize_huffman),
-        )
-        .unwrap();
-    handle
-        .set(
-            tj::TJPARAM_TJPARAM_PROGRESSIVE,
-            c_int::from(opts.progressive),
-        )
-        .unwrap();
-    handle
-        .set(tj::TJPARAM_TJPARAM_ARITHMETIC, c_int::from(opts.arithmetic))
-        .unwrap();
-    let (w, h) = (width as c_int, height as c_int);
+    let handle = Handle::init(tj::TJINIT_TJINIT_COMPRESS)?;
+    handle.set(tj::TJPARAM_TJPARAM_SUBSAMP, opts.subsampling as c_int)?;
+    handle.set(tj::TJPARAM_TJPARAM_QUALITY, opts.quality)?;
+    handle.set(tj::TJPARAM_TJPARAM_RESTARTBLOCKS, opts.restart_mcus)?;
+    handle.set(
+        tj::TJPARAM_TJPARAM_OPTIMIZE,
+        c_int::from(opts.optimize_huffman),
+    )?;
+    handle.set(
+        tj::TJPARAM_TJPARAM_PROGRESSIVE,
+        c_int::from(opts.progressive),
+    )?;
+    handle.set(tj::TJPARAM_TJPARAM_ARITHMETIC, c_int::from(opts.arithmetic))?;
+    let w = c_int::try_from(width).map_err(|_| "picture too wide".to_owned())?;
+    let h = c_int::try_from(height).map_err(|_| "picture too tall".to_owned())?;
     let mut out: *mut std::ffi::c_uchar = std::ptr::null_mut();
     let mut size: tj::size_t = 0;
     // SAFETY: `rgb` holds width × height packed RGB pixels (asserted above) and is only read;
@@ -221,11 +214,23 @@ pub(crate) fn encode_rgb(rgb: &[u8], width: u32, height: u32, opts: EncodeOption
             &mut size,
         )
     };
-    assert_eq!(status, 0, "{}", handle.error());
-    assert!(!out.is_null());
+    if status != 0 || out.is_null() {
+        let error = handle.error();
+        if !out.is_null() {
+            // SAFETY: `out` came from the library's allocator and is freed once.
+            unsafe { tj::tj3Free(out.cast()) };
+        }
+        return Err(error);
+    }
     // SAFETY: on success `out` points to `size` bytes owned by us until tj3Free.
     let jpeg = unsafe { std::slice::from_raw_parts(out, size as usize) }.to_vec();
     // SAFETY: `out` came from the library's allocator and is freed once.
     unsafe { tj::tj3Free(out.cast()) };
-    jpeg
+    Ok(jpeg)
+}
+
+/// [`try_encode_rgb`] for tests.
+#[cfg(test)]
+pub(crate) fn encode_rgb(rgb: &[u8], width: u32, height: u32, opts: EncodeOptions) -> Vec<u8> {
+    try_encode_rgb(rgb, width, height, opts).unwrap()
 }

@@ -9,6 +9,9 @@ use std::path::PathBuf;
 use std::sync::Once;
 
 use common::*;
+use hub_vision::bench::photos::{
+    PhotoStyle, Subsampling, camera_like_pixels, encode_photo, make_bench_photo,
+};
 use hub_vision::{
     BackendKind, BackendSettings, Classifier, DecodeLimits, ModelManifest, ModelOptions,
     OnLoadFailure, Outcome, VisionConfig, VisionError, VisionHandle, init_backend,
@@ -73,8 +76,14 @@ fn twelve_megapixel_photos_read_from_dc_give_the_same_verdict() {
     let mut c = classifier();
     for (name, seed) in [("orange.jpg", 1), ("fruits.jpg", 2)] {
         let original = c.check_bytes(&image(name), &orange_rule(), None).unwrap();
-        let big = hub_vision::bench::make_bench_photo(&images_dir().join(name), 4000, 3000, seed)
-            .unwrap();
+        let big = make_bench_photo(
+            &images_dir().join(name),
+            4000,
+            3000,
+            seed,
+            &PhotoStyle::CAMERA,
+        )
+        .unwrap();
         let report = c.check_bytes(&big, &orange_rule(), None).unwrap();
         let e = &report.evidence;
         assert_eq!(e.photo_size, (4000, 3000));
@@ -100,6 +109,71 @@ fn twelve_megapixel_photos_read_from_dc_give_the_same_verdict() {
             drift < 0.1,
             "{name}: expected-class probability moved by {drift}"
         );
+    }
+}
+
+#[test]
+fn the_dc_reader_gives_libjpeg_turbo_s_answer_on_camera_subsampling() {
+    // Every test photo upscaled to a 12 MP-class size and encoded as cameras do (4:2:0, 4:2:2)
+    // and at 4:4:4: the DC-only reader must give the model's answer that libjpeg-turbo gives
+    // at the same 1/8 scale: the same top class, and each of libjpeg-turbo's top five within
+    // 0.02 of its probability.
+    let mut dc = classifier();
+    let mut turbo = classifier();
+    turbo.set_dc_reader(false);
+    // Evidence lists the rule's top_k: 20 classes, to find libjpeg-turbo's five in them.
+    let rule = hub_vision::SkuRule {
+        top_k: 20,
+        ..orange_rule()
+    };
+    for (name, (width, height)) in [
+        ("orange.jpg", (4000, 3000)),
+        ("fruits.jpg", (4032, 3024)),
+        ("baboon.jpg", (4000, 3008)),
+    ] {
+        let upright = camera_like_pixels(&images_dir().join(name), width, height, 7).unwrap();
+        for subsampling in [Subsampling::S420, Subsampling::S422, Subsampling::S444] {
+            let style = PhotoStyle {
+                subsampling,
+                ..PhotoStyle::CAMERA
+            };
+            let jpeg = encode_photo(&upright, &style).unwrap();
+            let fast = dc.check_bytes(&jpeg, &rule, None).unwrap().evidence;
+            let reference = turbo.check_bytes(&jpeg, &rule, None).unwrap().evidence;
+            let case = format!("{name} {subsampling:?}");
+            assert_eq!(fast.dct_scale_denominator, 8, "{case}");
+            assert_eq!(reference.dct_scale_denominator, 8, "{case}");
+            assert_eq!(
+                fast.pixel_decoder,
+                hub_vision::PixelDecoder::JpegDcOnly,
+                "{case}"
+            );
+            assert_eq!(
+                reference.pixel_decoder,
+                hub_vision::PixelDecoder::LibjpegTurbo,
+                "{case}"
+            );
+            assert_eq!(
+                fast.top_k[0].class_id, reference.top_k[0].class_id,
+                "{case}: {:?} vs {:?}",
+                fast.top_k, reference.top_k
+            );
+            for want in &reference.top_k[..5] {
+                let got = fast
+                    .top_k
+                    .iter()
+                    .find(|p| p.class_id == want.class_id)
+                    .unwrap_or_else(|| panic!("{case}: class {} left the top 20", want.class_id));
+                assert!(
+                    (got.probability - want.probability).abs() <= 0.02,
+                    "{case}: class {} at {} vs libjpeg-turbo's {}",
+                    want.class_id,
+                    got.probability,
+                    want.probability
+                );
+            }
+            assert_eq!(fast.outcome, reference.outcome, "{case}");
+        }
     }
 }
 
