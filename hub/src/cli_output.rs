@@ -124,7 +124,7 @@ impl fmt::Display for DecisionView<'_> {
 
 /// A sentence for staff about a scan at a receiving station.
 pub fn describe_scan(outcome: &crate::workflows::receiving::ScanOutcome) -> String {
-    use crate::store::receiving::BindOutcome;
+    use crate::store::deliveries::BindOutcome;
     use crate::workflows::receiving::ScanOutcome;
     match outcome {
         ScanOutcome::LineSelected(s) => format!(

@@ -10,9 +10,9 @@
 //! decides is what depends on the hub's state (duplicates, reused ids, the site, stored
 //! versions, collected orders, closed deliveries, open disputes).
 
-use crate::store::pickup::{self as pickup_store, OrderUpsert};
-use crate::store::receiving::{self as receiving_store, ManifestUpsert};
-use crate::store::{StoreError, alerts as alerts_store, outbox, sku as sku_store};
+use crate::store::deliveries::{self, ManifestUpsert};
+use crate::store::pickup_orders::{self, OrderUpsert};
+use crate::store::{StoreError, alert_book, outbox, sku as sku_store};
 pub use hub_contract::command::{
     AlertTiersBody, Command, CommandBody, CommandKind, DisputeBody, MAX_VERSION, PickupOrderBody,
     RejectCode, Rejection, ReplenishmentAckBody, SkuThresholdsBody, SkuUpsertBody,
@@ -383,7 +383,7 @@ fn store_policy(
         Some(v) if v > version => Ok(Err(v)),
         Some(v) if v == version => Ok(Ok(false)),
         _ => {
-            alerts_store::set_policy(conn, sku, policy, version)?;
+            alert_book::set_policy(conn, sku, policy, version)?;
             Ok(Ok(true))
         }
     }
@@ -422,26 +422,20 @@ fn apply_manifest(
     manifest: &Manifest,
     now: Timestamp,
 ) -> Result<Result<bool, Refusal>, StoreError> {
-    Ok(
-        match receiving_store::upsert_manifest(conn, manifest, now)? {
-            ManifestUpsert::Inserted | ManifestUpsert::Amended | ManifestUpsert::Cancelled => {
-                Ok(true)
-            }
-            ManifestUpsert::Stale { stored_version } if stored_version == command.version => {
-                Ok(false)
-            }
-            ManifestUpsert::Stale { stored_version } => Err(stale(
-                command.kind,
-                &command.key,
-                command.version,
-                stored_version,
-            )),
-            ManifestUpsert::AlreadyClosed => Err(conflict(format!(
-                "delivery {} is already received and closed at this site; version {} was not applied",
-                command.key, command.version
-            ))),
-        },
-    )
+    Ok(match deliveries::upsert_manifest(conn, manifest, now)? {
+        ManifestUpsert::Inserted | ManifestUpsert::Amended | ManifestUpsert::Cancelled => Ok(true),
+        ManifestUpsert::Stale { stored_version } if stored_version == command.version => Ok(false),
+        ManifestUpsert::Stale { stored_version } => Err(stale(
+            command.kind,
+            &command.key,
+            command.version,
+            stored_version,
+        )),
+        ManifestUpsert::AlreadyClosed => Err(conflict(format!(
+            "delivery {} is already received and closed at this site; version {} was not applied",
+            command.key, command.version
+        ))),
+    })
 }
 
 fn apply_pickup_order(
@@ -463,7 +457,7 @@ fn apply_pickup_order(
         version: command.version,
         phone_tail: body.phone_tail.clone(),
     };
-    Ok(match pickup_store::upsert_order(conn, &order, now)? {
+    Ok(match pickup_orders::upsert_order(conn, &order, now)? {
         OrderUpsert::Inserted | OrderUpsert::Updated => Ok(true),
         OrderUpsert::Stale { stored_version } if stored_version == command.version => Ok(false),
         OrderUpsert::Stale { stored_version } => Err(stale(
@@ -473,7 +467,7 @@ fn apply_pickup_order(
             stored_version,
         )),
         OrderUpsert::AlreadyCollected => {
-            let (at, station) = match pickup_store::order(conn, &command.key)?.map(|o| o.status) {
+            let (at, station) = match pickup_orders::order(conn, &command.key)?.map(|o| o.status) {
                 Some(OrderStatus::Collected { at, station }) => (at.millis(), station),
                 _ => (0, String::new()),
             };
@@ -496,13 +490,13 @@ fn apply_replenishment_ack(
 ) -> Result<Result<bool, Refusal>, StoreError> {
     let sku = match &body.sku {
         Some(sku) => Some(sku.clone()),
-        None => alerts_store::tiers(conn)?
+        None => alert_book::tiers(conn)?
             .into_iter()
             .find(|(_, state)| state.episode.as_ref().is_some_and(|e| e.id == command.key))
             .and_then(|(code, _)| SkuCode::new(code).ok()),
     };
     let changed = match &sku {
-        Some(sku) => alerts_store::acknowledge_replenishment(conn, sku, &command.key, now)?,
+        Some(sku) => alert_book::acknowledge_replenishment(conn, sku, &command.key, now)?,
         None => false,
     };
     if !changed {
@@ -521,12 +515,12 @@ fn apply_dispute(
     body: &DisputeBody,
     now: Timestamp,
 ) -> Result<Result<bool, Refusal>, StoreError> {
-    use receiving_store::ReceivingError;
+    use deliveries::ReceivingError;
     let delivery = command.key.as_str();
     let result = if body.open {
-        receiving_store::open_dispute(conn, delivery, &body.by, &body.note, now)
+        deliveries::open_dispute(conn, delivery, &body.by, &body.note, now)
     } else {
-        receiving_store::close_dispute(conn, delivery, &body.by, &body.note, now)
+        deliveries::close_dispute(conn, delivery, &body.by, &body.note, now)
     };
     Ok(match result {
         Ok(()) => Ok(true),
@@ -697,7 +691,7 @@ mod tests {
             Applied::Applied { changed: true, .. }
         ));
         let dispute = store
-            .read_blocking(|c| receiving_store::open_dispute_of(c, "D1"))
+            .read_blocking(|c| deliveries::open_dispute_of(c, "D1"))
             .unwrap()
             .expect("the dispute is open");
         assert_eq!(dispute.note, "customer: mouldy oranges");
@@ -734,7 +728,7 @@ mod tests {
         ));
         assert!(
             store
-                .read_blocking(|c| receiving_store::open_dispute_of(c, "D1"))
+                .read_blocking(|c| deliveries::open_dispute_of(c, "D1"))
                 .unwrap()
                 .is_none()
         );
@@ -933,7 +927,7 @@ mod tests {
             Applied::Rejected(r) if r.code == RejectCode::StaleVersion
         ));
         let stored = store
-            .read_blocking(|c| pickup_store::order(c, "P1"))
+            .read_blocking(|c| pickup_orders::order(c, "P1"))
             .unwrap()
             .unwrap();
         assert_eq!(stored.version, 4);
@@ -972,7 +966,7 @@ mod tests {
         run(&store, Ok(order_command("o2", 2, "on_hold")));
         let status = |store: &Store| {
             store
-                .read_blocking(|c| pickup_store::order(c, "P1"))
+                .read_blocking(|c| pickup_orders::order(c, "P1"))
                 .unwrap()
                 .unwrap()
                 .status

@@ -351,7 +351,7 @@ async fn store_health_task(store: Store, shutdown: CancellationToken) {
                 };
                 let now = crate::clock::now();
                 if let Err(e) = store
-                    .write(move |c| crate::store::alerts::raise(c, &alert, now))
+                    .write(move |c| crate::store::alert_book::raise(c, &alert, now))
                     .await
                 {
                     tracing::warn!(error = %e, "the store_write_failing alert cannot be written to the alert book; the status page shows it");
@@ -363,7 +363,7 @@ async fn store_health_task(store: Store, shutdown: CancellationToken) {
                 let now = crate::clock::now();
                 if let Err(e) = store
                     .write(move |c| {
-                        crate::store::alerts::clear(
+                        crate::store::alert_book::clear(
                             c,
                             AlertKind::StoreWriteFailing,
                             "database",
@@ -463,12 +463,12 @@ async fn storage_task(
             };
             tracing::warn!(data_dir = %subject, available = space.available_bytes, "data directory nearly full");
             store
-                .write(move |c| crate::store::alerts::raise(c, &alert, now))
+                .write(move |c| crate::store::alert_book::raise(c, &alert, now))
                 .await
         } else {
             store
                 .write(move |c| {
-                    crate::store::alerts::clear(c, AlertKind::DiskNearlyFull, &subject, now)
+                    crate::store::alert_book::clear(c, AlertKind::DiskNearlyFull, &subject, now)
                 })
                 .await
         };

@@ -3,7 +3,6 @@
 //!
 //! Dependency direction: everything here may use `hub_core`; `hub_core` uses nothing here.
 
-pub mod bench;
 pub mod cli;
 pub mod cli_output;
 pub mod clock;
@@ -11,9 +10,6 @@ pub mod codes;
 pub mod commands;
 pub mod config;
 pub mod daemon;
-pub mod demo;
-pub mod demo_devices;
-pub mod dev;
 pub mod devices;
 pub mod evidence;
 pub mod incarnation;
@@ -23,5 +19,6 @@ pub mod store;
 pub mod sync;
 pub mod systemd;
 pub mod telemetry;
+pub mod tools;
 pub mod vision;
 pub mod workflows;

@@ -15,7 +15,7 @@
 
 pub use crate::config::vision::{PhotoTopic, SpoolSource, VisionSettings};
 use crate::store::Store;
-use crate::store::receiving::{ReceivingError, Selected};
+use crate::store::deliveries::{ReceivingError, Selected};
 use hub_core::Timestamp;
 use hub_core::receiving::{LabelScore, PhotoEvidence, PhotoVerdict};
 use hub_vision::{
@@ -258,7 +258,7 @@ pub async fn photo_for_station(
         .map_err(ReceivingError::from)?;
     let st = station.to_owned();
     let selected = store
-        .read(move |c| crate::store::receiving::selected_line(c, &st))
+        .read(move |c| crate::store::deliveries::selected_line(c, &st))
         .await?;
     let ext = PhotoFormat::sniff(&bytes).map_or("jpg", PhotoFormat::extension);
     let (dir, copy) = (data_dir.to_owned(), bytes.clone());
@@ -336,7 +336,7 @@ async fn raise_disk_full(store: &Store, data_dir: &Path, message: &str, now: Tim
         message: message.to_owned(),
     };
     if let Err(e) = store
-        .write(move |c| crate::store::alerts::raise(c, &alert, now))
+        .write(move |c| crate::store::alert_book::raise(c, &alert, now))
         .await
     {
         tracing::error!(error = %e, "cannot record the disk space alert");

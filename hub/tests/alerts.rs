@@ -2,7 +2,7 @@
 //! stock held for review too long, and an outbox backlog the uplink has not drained.
 
 use hub::config::Config;
-use hub::store::{Store, StoreError, StoreOptions, alerts, ledger, sku as sku_store};
+use hub::store::{Store, StoreError, StoreOptions, alert_book, ledger, sku as sku_store};
 use hub::workflows::alerts::run_checks;
 use hub_core::alerts::{AlertKind, Tier};
 use hub_core::{BatchKey, Movement, MovementId, MovementKind, Sku, SkuCode, StockUnit, Timestamp};
@@ -69,7 +69,7 @@ async fn expiry_quarantine_and_backlog_alerts_are_raised_then_cleared() {
     .await
     .unwrap();
     assert!(round.alert_changes >= 3, "{round:?}");
-    let open = store.read(alerts::open_alerts).await.unwrap();
+    let open = store.read(alert_book::open_alerts).await.unwrap();
     let find = |kind: AlertKind| open.iter().find(|a| a.kind == kind).cloned();
     let expiry = find(AlertKind::NearExpiry).expect("batch expiring tomorrow");
     assert_eq!(
@@ -116,7 +116,7 @@ async fn expiry_quarantine_and_backlog_alerts_are_raised_then_cleared() {
     )
     .await
     .unwrap();
-    let open = store.read(alerts::open_alerts).await.unwrap();
+    let open = store.read(alert_book::open_alerts).await.unwrap();
     assert!(
         !open.iter().any(|a| a.kind == AlertKind::QuarantineWaiting),
         "{open:?}"
@@ -159,7 +159,7 @@ async fn the_one_backlog_alert_turns_red_at_the_uplinks_row_threshold() {
     let store = Store::open(&config.database_path(), "a-2", &StoreOptions::default()).unwrap();
     let backlog = |store: &Store| {
         store
-            .read_blocking(alerts::open_alerts)
+            .read_blocking(alert_book::open_alerts)
             .unwrap()
             .into_iter()
             .find(|a| a.kind == AlertKind::OutboxBacklog)
@@ -247,7 +247,7 @@ async fn the_backlog_alert_turns_red_at_the_documented_age_not_at_six_times_the_
             .await
             .unwrap();
             store
-                .read(alerts::open_alerts)
+                .read(alert_book::open_alerts)
                 .await
                 .unwrap()
                 .into_iter()

@@ -342,7 +342,7 @@ fn motion_never_yields_a_stable_reading() {
 }
 
 fn seed_receiving(dir: &Path) {
-    use hub::store::{Store, StoreOptions, receiving, sku};
+    use hub::store::{Store, StoreOptions, deliveries, sku};
     use hub_core::receiving::{Manifest, ManifestLine};
     use hub_core::{Sku, SkuCode, StockUnit, Timestamp};
     let config = hub::config::Config::load(&Hub::config_path(dir)).expect("config");
@@ -367,7 +367,7 @@ fn seed_receiving(dir: &Path) {
                 },
                 Timestamp(0),
             )?;
-            receiving::upsert_manifest(
+            deliveries::upsert_manifest(
                 c,
                 &Manifest {
                     delivery_id: "DLV-1".into(),

@@ -4,7 +4,7 @@
 //! replenishment request per episode, across a restart.
 
 use hub::config::Config;
-use hub::store::pickup::{HandoverError, HandoverRequest, upsert_order};
+use hub::store::pickup_orders::{HandoverError, HandoverRequest, upsert_order};
 use hub::store::{Store, StoreError, StoreOptions, ledger, outbox, sku as sku_store};
 use hub::workflows::pickup;
 use hub::workflows::pickup::CodeEntry;
@@ -296,7 +296,10 @@ async fn brute_force_is_locked_out_and_the_right_code_works_after_the_lockout() 
         .unwrap()
         .is_found()
     );
-    let alerts = store.read(hub::store::alerts::open_alerts).await.unwrap();
+    let alerts = store
+        .read(hub::store::alert_book::open_alerts)
+        .await
+        .unwrap();
     assert!(
         alerts
             .iter()
@@ -353,7 +356,7 @@ async fn with_no_uplink_codes_are_checked_and_handovers_recorded_for_later_sync(
         }
     );
     let request = HandoverRequest {
-        refusals: vec![hub::store::pickup::Refusal {
+        refusals: vec![hub::store::pickup_orders::Refusal {
             line_no: 1,
             quantity: 1,
             to: hub_core::event::RefusedTo::Loss,
@@ -477,7 +480,12 @@ fn a_noisy_stock_series_yields_exact_tier_events_and_one_request_per_episode_acr
                         other => panic!("{other}"),
                     })?;
                 }
-                hub::store::alerts::evaluate_sku(c, &SkuCode::new("MILK").unwrap(), &policy, now)
+                hub::store::alert_book::evaluate_sku(
+                    c,
+                    &SkuCode::new("MILK").unwrap(),
+                    &policy,
+                    now,
+                )
             })
             .unwrap();
         for a in actions {
@@ -560,7 +568,10 @@ async fn guesses_spread_over_many_stations_meet_the_site_budget_and_a_supervisor
             break;
         }
         if i as u32 + 1 == policy.site_alert_per_hour {
-            let alerts = store.read(hub::store::alerts::open_alerts).await.unwrap();
+            let alerts = store
+                .read(hub::store::alert_book::open_alerts)
+                .await
+                .unwrap();
             assert!(
                 alerts
                     .iter()
@@ -593,7 +604,10 @@ async fn guesses_spread_over_many_stations_meet_the_site_budget_and_a_supervisor
         matches!(right, CodeCheck::SiteLockedOut { .. }),
         "even a right code waits while the site is paused: {right:?}"
     );
-    let alerts = store.read(hub::store::alerts::open_alerts).await.unwrap();
+    let alerts = store
+        .read(hub::store::alert_book::open_alerts)
+        .await
+        .unwrap();
     assert!(
         alerts
             .iter()
@@ -632,7 +646,10 @@ async fn guesses_spread_over_many_stations_meet_the_site_budget_and_a_supervisor
     for kind in ["pickup_site_locked_out", "pickup_lockout_lifted"] {
         assert!(kinds.iter().any(|k| k == kind), "{kind} missing: {kinds:?}");
     }
-    let alerts = store.read(hub::store::alerts::open_alerts).await.unwrap();
+    let alerts = store
+        .read(hub::store::alert_book::open_alerts)
+        .await
+        .unwrap();
     assert!(
         !alerts.iter().any(|a| a.subject == "site"),
         "lifting clears the site's alerts: {alerts:?}"
@@ -643,7 +660,7 @@ const DAY: i64 = 86_400_000;
 
 /// Receives `lots` (lot, expiry, count) of `sku` through the receiving workflow on day `T0`.
 async fn receive_lots(store: &Store, config: &Config, sku: &Sku, lots: &[(&str, &str, i64)]) {
-    use hub::store::receiving::{set_count, upsert_manifest};
+    use hub::store::deliveries::{set_count, upsert_manifest};
     use hub_core::receiving::{Manifest, ManifestLine};
     let now = Timestamp(T0);
     let manifest = Manifest {
@@ -675,7 +692,7 @@ async fn receive_lots(store: &Store, config: &Config, sku: &Sku, lots: &[(&str, 
             for (line, count) in counts {
                 set_count(c, "D1", line, count, now)?;
             }
-            Ok::<_, hub::store::receiving::ReceivingError>(())
+            Ok::<_, hub::store::deliveries::ReceivingError>(())
         })
         .await
         .unwrap();
@@ -708,7 +725,7 @@ fn milk(check_items: bool, gtins: &[&str]) -> Sku {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_stock_is_never_picked_and_stays_alerted_until_written_off() {
-    use hub::store::alerts::open_alerts;
+    use hub::store::alert_book::open_alerts;
     use hub_core::alerts::{AlertKind, Tier};
     let dir = tempfile::tempdir().unwrap();
     let (config, _) = config(dir.path(), "[receiving]\nphoto_required = false\n");
@@ -740,7 +757,7 @@ async fn expired_stock_is_never_picked_and_stays_alerted_until_written_off() {
     // what may still be handed over.
     let later = Timestamp(T0 + 4 * DAY);
     let pick = store
-        .read(move |c| hub::store::pickup::pick_list(c, "P1", today + chrono::Days::new(4)))
+        .read(move |c| hub::store::pickup_orders::pick_list(c, "P1", today + chrono::Days::new(4)))
         .await
         .unwrap();
     assert_eq!(pick[0].lot.as_deref(), Some("NEW"), "{pick:?}");
@@ -788,7 +805,7 @@ async fn expired_stock_is_never_picked_and_stays_alerted_until_written_off() {
         .read(|c| {
             Ok::<_, StoreError>((
                 ledger::balances(c)?,
-                hub::store::pickup::order(c, "P2")?.unwrap(),
+                hub::store::pickup_orders::order(c, "P2")?.unwrap(),
             ))
         })
         .await
@@ -1072,7 +1089,7 @@ async fn an_item_scanned_at_handover_is_found_whichever_form_the_scanner_sends()
     store
         .write(move |c| {
             sku_store::upsert(c, &sku, now)?;
-            hub::store::receiving::upsert_manifest(c, &manifest, now)?;
+            hub::store::deliveries::upsert_manifest(c, &manifest, now)?;
             upsert_order(c, &order("P1", "111111", 1), now)?;
             Ok::<_, StoreError>(())
         })

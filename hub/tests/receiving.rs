@@ -4,10 +4,10 @@
 //! decision wholly present or wholly absent; a trace answers from receipt to handover.
 
 use hub::config::Config;
-use hub::store::receiving::{BindOutcome, upsert_manifest};
+use hub::store::deliveries::{BindOutcome, upsert_manifest};
 use hub::store::{Store, StoreError, StoreOptions, ledger, outbox, sku as sku_store};
 use hub::workflows::Site;
-use hub::workflows::receiving::{self as wf, ScanOutcome};
+use hub::workflows::receiving::{self, ScanOutcome};
 use hub_core::receiving::{
     CodeFlag, LabelScore, Manifest, ManifestLine, Outcome, PhotoEvidence, PhotoVerdict, Reason,
 };
@@ -124,7 +124,7 @@ async fn a_mixed_delivery_ends_with_the_right_decisions_stock_quarantine_and_eve
     let scan = |code: String| {
         let store = store.clone();
         async move {
-            wf::scan(&store, &site(), "dock-1", &code, now)
+            receiving::scan(&store, &site(), "dock-1", &code, now)
                 .await
                 .unwrap()
         }
@@ -176,10 +176,10 @@ async fn a_mixed_delivery_ends_with_the_right_decisions_stock_quarantine_and_eve
         for code in codes {
             scan(code).await;
         }
-        wf::weight(&store, &site(), "dock-1", grams, now)
+        receiving::weight(&store, &site(), "dock-1", grams, now)
             .await
             .unwrap();
-        wf::photo(&store, &site(), "dock-1", evidence, now)
+        receiving::photo(&store, &site(), "dock-1", evidence, now)
             .await
             .unwrap();
     }
@@ -210,7 +210,7 @@ async fn a_mixed_delivery_ends_with_the_right_decisions_stock_quarantine_and_eve
         "{bad:?}"
     );
 
-    let decisions = wf::close(&store, &Site::of(&config), "D7", "staff-42", now)
+    let decisions = receiving::close(&store, &Site::of(&config), "D7", "staff-42", now)
         .await
         .unwrap();
     let by_line = |n: u32| decisions.iter().find(|d| d.line_no == n).unwrap();
@@ -277,7 +277,7 @@ async fn a_mixed_delivery_ends_with_the_right_decisions_stock_quarantine_and_eve
         .read(|c| {
             Ok::<_, StoreError>((
                 ledger::balances(c)?,
-                hub::store::receiving::held(c)?,
+                hub::store::deliveries::held(c)?,
                 outbox::pending(c, 0, 10_000)?,
                 ledger::verify(c)?,
             ))
@@ -327,10 +327,10 @@ async fn a_mixed_delivery_ends_with_the_right_decisions_stock_quarantine_and_eve
     );
 
     // Release the held oranges after a person looked at the photo: they become stock.
-    wf::resolve(
+    receiving::resolve(
         &store,
         &Site::of(&config),
-        wf::Resolution {
+        receiving::Resolution {
             delivery_id: "D7".into(),
             line_no: 3,
             release: 2,
@@ -435,7 +435,7 @@ fn sigkill_during_acceptance_leaves_each_decision_whole_or_absent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evidence_retention_spares_a_disputed_delivery_until_its_dispute_is_closed() {
     use hub::evidence::{Retention, prune};
-    use hub::store::receiving::{ReceivingError, close_dispute, open_dispute, record_photo};
+    use hub::store::deliveries::{ReceivingError, close_dispute, open_dispute, record_photo};
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
     let store = Store::open(&config.database_path(), "rcv-1", &StoreOptions::default()).unwrap();
@@ -608,7 +608,7 @@ fn receiving_site(dir: &Path, skus: Vec<Sku>, lines: Vec<ManifestLine>) -> (Conf
 }
 
 async fn scan_at(store: &Store, code: &str) -> ScanOutcome {
-    wf::scan(store, &site(), "dock-1", code, Timestamp(NOW))
+    receiving::scan(store, &site(), "dock-1", code, Timestamp(NOW))
         .await
         .unwrap()
 }
@@ -796,7 +796,7 @@ async fn product_scans_count_for_a_line_without_issued_codes_but_are_never_bound
     .await;
     assert_eq!(flag_of(&o), None, "{o:?}");
     let rec = store
-        .read(|c| hub::store::receiving::line_record(c, "D", 1))
+        .read(|c| hub::store::deliveries::line_record(c, "D", 1))
         .await
         .unwrap();
     assert!(rec.bound_codes.is_empty(), "{rec:?}");
@@ -808,21 +808,21 @@ async fn product_scans_count_for_a_line_without_issued_codes_but_are_never_bound
         .await
         .unwrap();
     assert_eq!(bound, 0, "product scans never become trace codes");
-    wf::weight(&store, &site(), "dock-1", 15_050, now)
+    receiving::weight(&store, &site(), "dock-1", 15_050, now)
         .await
         .unwrap();
-    wf::photo(&store, &site(), "dock-1", passing_photo(), now)
+    receiving::photo(&store, &site(), "dock-1", passing_photo(), now)
         .await
         .unwrap();
     // A line with an issued trace-code list wants those codes, not the product barcode.
     scan_at(&store, "D/2").await;
-    let refused = wf::scan(&store, &site(), "dock-1", "]E09506000134352", now).await;
+    let refused = receiving::scan(&store, &site(), "dock-1", "]E09506000134352", now).await;
     let message = refused
         .expect_err("a product scan on a traced line")
         .to_string();
     assert!(message.contains("trace code"), "{message}");
 
-    let d = wf::decide(&store, &Site::of(&config), "D", 1, "staff-1", now)
+    let d = receiving::decide(&store, &Site::of(&config), "D", 1, "staff-1", now)
         .await
         .unwrap();
     assert_eq!(
@@ -849,13 +849,13 @@ async fn the_weight_is_judged_on_the_manifests_figures_not_scaled_by_the_scanned
     for serial in ["A", "B"] {
         scan_at(&store, &item("09506000134352", serial)).await;
     }
-    wf::weight(&store, &site(), "dock-1", 15_000, now)
+    receiving::weight(&store, &site(), "dock-1", 15_000, now)
         .await
         .unwrap();
-    wf::photo(&store, &site(), "dock-1", passing_photo(), now)
+    receiving::photo(&store, &site(), "dock-1", passing_photo(), now)
         .await
         .unwrap();
-    let d = wf::decide(&store, &Site::of(&config), "D", 1, "staff-1", now)
+    let d = receiving::decide(&store, &Site::of(&config), "D", 1, "staff-1", now)
         .await
         .unwrap();
     assert_eq!(d.decision.outcome, Outcome::Held, "{:?}", d.decision);
@@ -898,13 +898,13 @@ async fn a_by_weight_line_within_tolerance_is_accepted_by_its_weight() {
     scan_at(&store, "D/1").await;
     // The clerk scans the cabbage's product barcode once, then weighs the crate: 25.1 kg.
     scan_at(&store, "]E06901234567892").await;
-    wf::weight(&store, &site(), "dock-1", 25_100, now)
+    receiving::weight(&store, &site(), "dock-1", 25_100, now)
         .await
         .unwrap();
-    wf::photo(&store, &site(), "dock-1", passing_photo(), now)
+    receiving::photo(&store, &site(), "dock-1", passing_photo(), now)
         .await
         .unwrap();
-    let d = wf::decide(&store, &Site::of(&config), "D", 1, "staff-1", now)
+    let d = receiving::decide(&store, &Site::of(&config), "D", 1, "staff-1", now)
         .await
         .unwrap();
     assert_eq!(

@@ -4,7 +4,7 @@
 
 use central::{CentralHandle, CentralOptions, SiteReport, report};
 use hub::commands;
-use hub::store::{Store, StoreError, StoreOptions, alerts, outbox, pickup, sku};
+use hub::store::{Store, StoreError, StoreOptions, alert_book, outbox, pickup_orders, sku};
 use hub::sync::uplink::{self, UplinkSettings};
 use hub::workflows::pickup::CodeEntry;
 use hub_contract as contract;
@@ -442,7 +442,7 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
     let t0 = hub::clock::now();
     let (p, e) = (policy.clone(), eggs.clone());
     let actions = store
-        .write(move |c| alerts::evaluate_sku(c, &e, &p, t0))
+        .write(move |c| alert_book::evaluate_sku(c, &e, &p, t0))
         .await
         .unwrap();
     let episode = actions
@@ -589,7 +589,7 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
     assert_eq!(stored.version, 2);
     // The order and the manifest are in their typed tables, each applied once.
     let order = store
-        .read_blocking(|c| pickup::order(c, "P-100"))
+        .read_blocking(|c| pickup_orders::order(c, "P-100"))
         .unwrap()
         .unwrap();
     assert_eq!((order.version, order.status), (4, OrderStatus::OnHold));
@@ -607,7 +607,7 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
     // The acknowledged episode asks for nothing more, however long it stays open.
     let later = Timestamp(t0.millis() + 86_400_000);
     let actions = store
-        .write(move |c| alerts::evaluate_sku(c, &eggs, &policy, later))
+        .write(move |c| alert_book::evaluate_sku(c, &eggs, &policy, later))
         .await
         .unwrap();
     assert!(
@@ -1024,7 +1024,7 @@ async fn station_commands_over_mqtt_check_and_hand_over_and_explain_a_wrong_code
     );
 
     let order = store
-        .read_blocking(|c| pickup::order(c, "P1"))
+        .read_blocking(|c| pickup_orders::order(c, "P1"))
         .unwrap()
         .unwrap();
     assert!(

@@ -142,9 +142,9 @@ pub(super) fn bench_vision(args: VisionBenchArgs) -> Result<i32, Failure> {
     } else {
         let cache = args
             .cache_dir
-            .unwrap_or_else(crate::bench::python::default_cache_dir);
+            .unwrap_or_else(crate::tools::bench::python::default_cache_dir);
         let packages = hub_vision::bench::PY_PACKAGES;
-        let venv = crate::bench::python::venv_dir(&cache, &packages);
+        let venv = crate::tools::bench::python::venv_dir(&cache, &packages);
         if !venv.exists() {
             eprintln!(
                 "setting up the Python baseline in {} (pip install {}; first run only)",
@@ -152,7 +152,7 @@ pub(super) fn bench_vision(args: VisionBenchArgs) -> Result<i32, Failure> {
                 packages.join(" ")
             );
         }
-        match crate::bench::python::ensure_venv(&cache, &packages) {
+        match crate::tools::bench::python::ensure_venv(&cache, &packages) {
             Ok(python) => (Some(python), None),
             Err(e) => (None, Some(format!("cannot set up the Python venv: {e}"))),
         }

@@ -128,7 +128,7 @@ pub(super) fn sim_command(
                     ScaleProtocol::NAMES.join(", ")
                 ),
             })?;
-            rt.block_on(crate::devices::sim::run_scale(
+            rt.block_on(crate::tools::sim::run_scale(
                 protocol,
                 link,
                 interval_ms.max(10),
@@ -146,10 +146,10 @@ pub(super) fn sim_command(
             })?;
             let framing = ScannerFraming {
                 terminator,
-                prefix: crate::devices::sim::unescape(&prefix),
-                suffix: crate::devices::sim::unescape(&suffix),
+                prefix: crate::tools::sim::unescape(&prefix),
+                suffix: crate::tools::sim::unescape(&suffix),
             };
-            rt.block_on(crate::devices::sim::run_scanner(framing, link))?;
+            rt.block_on(crate::tools::sim::run_scanner(framing, link))?;
         }
     }
     Ok(EXIT_OK)

@@ -8,8 +8,9 @@
 
 use crate::config::{Config, LogFormat};
 use crate::store::ledger;
+use crate::tools::{bench, demo};
 use crate::workflows::Site;
-use crate::{bench, daemon, demo, telemetry};
+use crate::{daemon, telemetry};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
@@ -536,7 +537,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 config.site.timezone,
                 now,
             ))?;
-            let device_steps = rt.block_on(crate::demo_devices::receive_and_hand_over(
+            let device_steps = rt.block_on(crate::tools::demo_devices::receive_and_hand_over(
                 &store,
                 &config,
                 vision.clone(),
@@ -809,7 +810,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                     crate::clock::now(),
                 ))?;
             }
-            let alerts = store.read_blocking(crate::store::alerts::open_alerts)?;
+            let alerts = store.read_blocking(crate::store::alert_book::open_alerts)?;
             store.close();
             if json {
                 print_json(&alerts)?;
@@ -897,7 +898,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Dev {
             command: DevCommand::ReceiveLoop { db, prefix, limit },
         } => {
-            crate::dev::receive_loop(&db, &prefix, limit)?;
+            crate::tools::dev::receive_loop(&db, &prefix, limit)?;
             Ok(EXIT_OK)
         }
         Command::Dev {
@@ -909,7 +910,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                     limit,
                 },
         } => {
-            crate::dev::apply_loop(&db, &prefix, threads.max(1), limit)?;
+            crate::tools::dev::apply_loop(&db, &prefix, threads.max(1), limit)?;
             Ok(EXIT_OK)
         }
     }

@@ -71,7 +71,7 @@ pub(super) enum PickupCommand {
     },
 }
 
-pub(super) fn parse_refusal(text: &str) -> anyhow::Result<crate::store::pickup::Refusal> {
+pub(super) fn parse_refusal(text: &str) -> anyhow::Result<crate::store::pickup_orders::Refusal> {
     let mut parts = text.splitn(4, ':');
     let (Some(line), Some(quantity), Some(to)) = (parts.next(), parts.next(), parts.next()) else {
         anyhow::bail!("--refuse {text}: expected LINE:QTY:stock|loss[:reason]");
@@ -81,7 +81,7 @@ pub(super) fn parse_refusal(text: &str) -> anyhow::Result<crate::store::pickup::
         "loss" => hub_core::event::RefusedTo::Loss,
         other => anyhow::bail!("--refuse {text}: '{other}' must be stock or loss"),
     };
-    Ok(crate::store::pickup::Refusal {
+    Ok(crate::store::pickup_orders::Refusal {
         line_no: line_number(line, "--refuse", text)?,
         quantity: quantity
             .parse()
@@ -91,11 +91,11 @@ pub(super) fn parse_refusal(text: &str) -> anyhow::Result<crate::store::pickup::
     })
 }
 
-pub(super) fn parse_weighing(text: &str) -> anyhow::Result<crate::store::pickup::Weighing> {
+pub(super) fn parse_weighing(text: &str) -> anyhow::Result<crate::store::pickup_orders::Weighing> {
     let (line, grams) = text
         .split_once(':')
         .ok_or_else(|| anyhow::anyhow!("--weigh {text}: expected LINE:GRAMS"))?;
-    Ok(crate::store::pickup::Weighing {
+    Ok(crate::store::pickup_orders::Weighing {
         line_no: line_number(line, "--weigh", text)?,
         grams: grams
             .parse()
@@ -125,7 +125,7 @@ pub(super) fn pickup_command(
     command: PickupCommand,
     format: Option<LogFormatArg>,
 ) -> Result<i32, Failure> {
-    use crate::store::pickup::{HandoverError, HandoverRequest};
+    use crate::store::pickup_orders::{HandoverError, HandoverRequest};
     match command {
         PickupCommand::Check {
             config,
@@ -154,7 +154,9 @@ pub(super) fn pickup_command(
                 hub_core::pickup::CodeCheck::Found { order_id } => {
                     let id = order_id.clone();
                     let today = Site::of(&config).today(crate::clock::now());
-                    store.read_blocking(move |c| crate::store::pickup::pick_list(c, &id, today))?
+                    store.read_blocking(move |c| {
+                        crate::store::pickup_orders::pick_list(c, &id, today)
+                    })?
                 }
                 _ => vec![],
             };
@@ -162,7 +164,7 @@ pub(super) fn pickup_command(
             if json {
                 print_json(&serde_json::json!({"check": check, "pick": pick}))?;
             } else {
-                println!("{}", crate::store::pickup::describe(&check));
+                println!("{}", crate::store::pickup_orders::describe(&check));
                 for p in &pick {
                     let from = match (&p.lot, &p.expiry) {
                         (Some(lot), Some(expiry)) => format!("lot {lot} (expires {expiry})"),
@@ -306,7 +308,7 @@ pub(super) fn pickup_command(
             let outcomes = store.write_blocking(move |c| {
                 orders
                     .iter()
-                    .map(|o| crate::store::pickup::upsert_order(c, o, now))
+                    .map(|o| crate::store::pickup_orders::upsert_order(c, o, now))
                     .collect::<Result<Vec<_>, _>>()
             })?;
             store.close();
@@ -315,8 +317,8 @@ pub(super) fn pickup_command(
                 .filter(|o| {
                     !matches!(
                         o,
-                        crate::store::pickup::OrderUpsert::Inserted
-                            | crate::store::pickup::OrderUpsert::Updated
+                        crate::store::pickup_orders::OrderUpsert::Inserted
+                            | crate::store::pickup_orders::OrderUpsert::Updated
                     )
                 })
                 .count();

@@ -137,8 +137,8 @@ pub(super) fn receive_command(
     command: ReceiveCommand,
     format: Option<LogFormatArg>,
 ) -> Result<i32, Failure> {
-    use crate::store::receiving::{self as rs, ReceivingError};
-    use crate::workflows::receiving as wf;
+    use crate::store::deliveries::{self, ReceivingError};
+    use crate::workflows::receiving;
     let now = crate::clock::now();
     // Refusals (unknown delivery, already decided, ...) are answers for staff, not failures.
     let answer = |e: ReceivingError| -> Result<i32, Failure> {
@@ -162,7 +162,8 @@ pub(super) fn receive_command(
                 })?;
             let (_config, store) = open_site(&config.config, format)?;
             let id = manifest.delivery_id.clone();
-            let outcome = store.write_blocking(move |c| rs::upsert_manifest(c, &manifest, now))?;
+            let outcome =
+                store.write_blocking(move |c| deliveries::upsert_manifest(c, &manifest, now))?;
             store.close();
             println!("delivery {id}: {outcome:?}");
             Ok(EXIT_OK)
@@ -175,15 +176,22 @@ pub(super) fn receive_command(
         } => {
             let (config, store) = open_site(&config.config, format)?;
             receiving_station(&config, &station)?;
-            let out =
-                runtime()?.block_on(wf::scan(&store, &Site::of(&config), &station, &code, now));
+            let out = runtime()?.block_on(receiving::scan(
+                &store,
+                &Site::of(&config),
+                &station,
+                &code,
+                now,
+            ));
             store.close();
             match out {
                 Ok(outcome) if json => print_json(&outcome).map(|_| EXIT_OK),
                 Ok(outcome) => {
                     println!("{}", crate::cli_output::describe_scan(&outcome));
                     Ok(match outcome {
-                        wf::ScanOutcome::Item(rs::BindOutcome::Flagged { .. }) => EXIT_REFUSED,
+                        receiving::ScanOutcome::Item(deliveries::BindOutcome::Flagged {
+                            ..
+                        }) => EXIT_REFUSED,
                         _ => EXIT_OK,
                     })
                 }
@@ -197,8 +205,13 @@ pub(super) fn receive_command(
         } => {
             let (config, store) = open_site(&config.config, format)?;
             receiving_station(&config, &station)?;
-            let out =
-                runtime()?.block_on(wf::weight(&store, &Site::of(&config), &station, grams, now));
+            let out = runtime()?.block_on(receiving::weight(
+                &store,
+                &Site::of(&config),
+                &station,
+                grams,
+                now,
+            ));
             store.close();
             match out {
                 Ok(s) => {
@@ -218,7 +231,7 @@ pub(super) fn receive_command(
             count,
         } => {
             let (_config, store) = open_site(&config.config, format)?;
-            let out = runtime()?.block_on(wf::count(&store, &delivery, line, count, now));
+            let out = runtime()?.block_on(receiving::count(&store, &delivery, line, count, now));
             store.close();
             match out {
                 Ok(()) => {
@@ -237,7 +250,7 @@ pub(super) fn receive_command(
             quantity,
         } => {
             let (_config, store) = open_site(&config.config, format)?;
-            let out = runtime()?.block_on(wf::split(
+            let out = runtime()?.block_on(receiving::split(
                 &store, &delivery, line, &lot, expiry, quantity, now,
             ));
             store.close();
@@ -257,7 +270,7 @@ pub(super) fn receive_command(
             json,
         } => {
             let (config, store) = open_site(&config.config, format)?;
-            let out = runtime()?.block_on(wf::decide(
+            let out = runtime()?.block_on(receiving::decide(
                 &store,
                 &Site::of(&config),
                 &delivery,
@@ -285,7 +298,7 @@ pub(super) fn receive_command(
             reason,
         } => {
             let (config, store) = open_site(&config.config, format)?;
-            let resolution = wf::Resolution {
+            let resolution = receiving::Resolution {
                 delivery_id: delivery.clone(),
                 line_no: line,
                 release,
@@ -293,7 +306,12 @@ pub(super) fn receive_command(
                 staff,
                 reason,
             };
-            let out = runtime()?.block_on(wf::resolve(&store, &Site::of(&config), resolution, now));
+            let out = runtime()?.block_on(receiving::resolve(
+                &store,
+                &Site::of(&config),
+                resolution,
+                now,
+            ));
             store.close();
             match out {
                 Ok(()) => {
@@ -313,8 +331,9 @@ pub(super) fn receive_command(
             close,
         } => {
             let (_config, store) = open_site(&config.config, format)?;
-            let out =
-                runtime()?.block_on(wf::dispute(&store, &delivery, &staff, &note, close, now));
+            let out = runtime()?.block_on(receiving::dispute(
+                &store, &delivery, &staff, &note, close, now,
+            ));
             store.close();
             match out {
                 Ok(()) if close => {
@@ -339,7 +358,7 @@ pub(super) fn receive_command(
             json,
         } => {
             let (config, store) = open_site(&config.config, format)?;
-            let out = runtime()?.block_on(wf::close(
+            let out = runtime()?.block_on(receiving::close(
                 &store,
                 &Site::of(&config),
                 &delivery,
@@ -412,7 +431,7 @@ pub(super) fn receive_command(
         } => {
             let (_config, store) = open_site(&config.config, format)?;
             let id = delivery.clone();
-            let decisions = store.read_blocking(move |c| rs::decisions(c, &id))?;
+            let decisions = store.read_blocking(move |c| deliveries::decisions(c, &id))?;
             store.close();
             if json {
                 print_json(&decisions)?;

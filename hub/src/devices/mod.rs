@@ -6,7 +6,7 @@
 //! ([`mqtt_devices`]). Both send [`DeviceEvent`]s through a bounded channel to the
 //! [`dispatch`] task, which journals each input in the store and acts on it in the same
 //! transaction. Wire formats are never parsed here: [`scale`] and [`scanner`] feed bytes to
-//! the `firmware-shim` framers and parsers. [`sim`] runs simulated devices on pseudo-terminals.
+//! the `firmware-shim` framers and parsers. Simulated devices on pseudo-terminals live in `crate::tools::sim`.
 //!
 //! This module must not block the async runtime, must not decide business rules (the store's
 //! workflows do), and must not spin: every wait is on a read, a timer or the shutdown token.
@@ -16,7 +16,6 @@ pub mod mqtt_devices;
 pub mod scale;
 pub mod scanner;
 pub mod serial;
-pub mod sim;
 
 use crate::config::devices::{DeviceConfig, DeviceKind, DeviceTransport};
 use crate::store::Store;

@@ -129,7 +129,7 @@ pub fn set_device_state(
             now,
         )?;
     } else {
-        super::alerts::raise(
+        super::alert_book::raise(
             conn,
             &Alert {
                 kind: AlertKind::DeviceOffline,
@@ -152,5 +152,5 @@ pub fn set_device_state(
 }
 
 fn alerts_clear(conn: &Connection, device: &str, now: Timestamp) -> Result<bool, StoreError> {
-    super::alerts::clear(conn, AlertKind::DeviceOffline, device, now)
+    super::alert_book::clear(conn, AlertKind::DeviceOffline, device, now)
 }

@@ -16,14 +16,14 @@
 //! watchdog) or wait for changes with [`Store::subscribe_write_faults`].
 //! Nothing here knows about MQTT, devices or the wall clock; domain rules live in `hub-core`.
 
-pub mod alerts;
+pub mod alert_book;
+pub mod deliveries;
 pub mod device_input;
 pub mod integrity;
 pub mod ledger;
 pub mod outbox;
 pub mod photos;
-pub mod pickup;
-pub mod receiving;
+pub mod pickup_orders;
 pub mod report;
 mod schema;
 pub mod sku;

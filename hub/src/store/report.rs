@@ -7,7 +7,7 @@
 //! - acceptance pass rate: accepted receiving lines ÷ decided lines (when receiving has data);
 //! - handovers, receipts and open alerts.
 
-use super::{StoreError, alerts, sql_error};
+use super::{StoreError, alert_book, sql_error};
 use hub_core::Timestamp;
 use hub_core::alerts::Alert;
 use rusqlite::{Connection, params};
@@ -105,7 +105,7 @@ pub fn compute(conn: &Connection, from: Timestamp, to: Timestamp) -> Result<OpsR
         handovers,
         handed_over_quantity: issued,
         lost_quantity: lost,
-        open_alerts: alerts::open_alerts(conn)?,
+        open_alerts: alert_book::open_alerts(conn)?,
     })
 }
 

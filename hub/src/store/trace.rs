@@ -4,6 +4,7 @@
 use hub_contract::stored;
 use hub_core::event::ReceivingDecision;
 use hub_core::receiving::CodeElement;
+use hub_core::{SkuCode, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
@@ -246,4 +247,37 @@ pub fn batch(conn: &Connection, lot: &str) -> Result<Vec<BatchTrace>, StoreError
         });
     }
     Ok(traces)
+}
+
+/// Registers a trace code as in stock (receiving binds each accepted item's code), with
+/// the GS1 elements read from it (none for other kinds of code).
+#[allow(clippy::too_many_arguments)]
+pub fn bind_trace_code(
+    conn: &Connection,
+    code: &str,
+    sku: &SkuCode,
+    lot: &str,
+    delivery_id: Option<&str>,
+    status: &str,
+    elements: &[CodeElement],
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let elements = (!elements.is_empty()).then(|| stored::encode_code_elements(elements));
+    conn.prepare_cached(
+        "INSERT INTO trace_code (code, sku, lot, delivery_id, status, bound_at, updated_at, elements)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7) ON CONFLICT (code) DO NOTHING",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            code,
+            sku.as_str(),
+            lot,
+            delivery_id,
+            status,
+            now.millis(),
+            elements
+        ])
+    })
+    .map(|n| n == 1)
+    .map_err(sql(conn))
 }

@@ -14,8 +14,8 @@
 use crate::config::StationKind;
 use crate::store::StoreError;
 use crate::store::Tx;
-use crate::store::pickup::{HandoverError, HandoverRequest};
-use crate::store::receiving::ReceivingError;
+use crate::store::deliveries::ReceivingError;
+use crate::store::pickup_orders::{HandoverError, HandoverRequest};
 use crate::workflows;
 use crate::workflows::Site;
 use crate::workflows::pickup::PickupError;
@@ -106,7 +106,7 @@ fn run_action(
                 phone_tail,
             };
             let check = workflows::pickup::check_in(c, site, station, &entry, now)?;
-            ReplyResult::of(&check).with_message(crate::store::pickup::describe(&check))
+            ReplyResult::of(&check).with_message(crate::store::pickup_orders::describe(&check))
         }
         StationAction::PickupHandover {
             order_id,

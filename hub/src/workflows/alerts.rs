@@ -8,7 +8,7 @@
 //! backlog would wait behind that very backlog before central saw it.
 
 use crate::config::AlertsConfig;
-use crate::store::{Store, StoreError, alerts, outbox, sql_error};
+use crate::store::{Store, StoreError, alert_book, outbox, sql_error};
 use hub_core::alerts::{Alert, AlertKind, Tier, backlog_tier, batch_expiry_alert};
 use hub_core::{SkuCode, Timestamp};
 
@@ -37,7 +37,7 @@ pub async fn run_checks(
                 .map_err(sql_error(c))?;
             for code in skus {
                 if let Ok(sku) = SkuCode::new(code) {
-                    round.stock_actions += alerts::evaluate_sku(c, &sku, &config.default_policy, now)?.len();
+                    round.stock_actions += alert_book::evaluate_sku(c, &sku, &config.default_policy, now)?.len();
                 }
             }
 
@@ -55,11 +55,11 @@ pub async fn run_checks(
                     batch_expiry_alert(&sku, &lot, expiry.parse().ok()?, on_hand, today, config.expiry_warn_days)
                 })
                 .collect();
-            round.alert_changes += usize::from(alerts::reconcile_kind(c, AlertKind::StockExpired, &observed, now)?);
-            round.alert_changes += usize::from(alerts::reconcile_kind(c, AlertKind::NearExpiry, &observed, now)?);
+            round.alert_changes += usize::from(alert_book::reconcile_kind(c, AlertKind::StockExpired, &observed, now)?);
+            round.alert_changes += usize::from(alert_book::reconcile_kind(c, AlertKind::NearExpiry, &observed, now)?);
 
             let waiting_ms = config.quarantine_warn.as_millis() as i64;
-            let observed: Vec<Alert> = crate::store::receiving::held(c)?
+            let observed: Vec<Alert> = crate::store::deliveries::held(c)?
                 .into_iter()
                 .filter(|h| now.millis() - h.since.millis() > waiting_ms)
                 .map(|h| {
@@ -75,13 +75,13 @@ pub async fn run_checks(
                     }
                 })
                 .collect();
-            round.alert_changes += usize::from(alerts::reconcile_kind(c, AlertKind::QuarantineWaiting, &observed, now)?);
+            round.alert_changes += usize::from(alert_book::reconcile_kind(c, AlertKind::QuarantineWaiting, &observed, now)?);
 
             // Pickup lockouts clear when they end; a sustained wrong-guess rate stays visible.
-            let pickup = crate::store::pickup::lockout_alerts(c, &config.pickup_attempts, now)?;
+            let pickup = crate::store::pickup_orders::lockout_alerts(c, &config.pickup_attempts, now)?;
             for kind in [AlertKind::PickupLockout, AlertKind::PickupWrongCodeRate] {
                 let observed: Vec<Alert> = pickup.iter().filter(|a| a.kind == kind).cloned().collect();
-                round.alert_changes += usize::from(alerts::reconcile_kind(c, kind, &observed, now)?);
+                round.alert_changes += usize::from(alert_book::reconcile_kind(c, kind, &observed, now)?);
             }
 
             let stats = outbox::stats(c)?;
@@ -101,7 +101,7 @@ pub async fn run_checks(
             } else {
                 vec![]
             };
-            round.alert_changes += usize::from(alerts::reconcile_kind(c, AlertKind::OutboxBacklog, &observed, now)?);
+            round.alert_changes += usize::from(alert_book::reconcile_kind(c, AlertKind::OutboxBacklog, &observed, now)?);
             Ok(round)
         })
         .await

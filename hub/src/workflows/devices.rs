@@ -13,8 +13,8 @@ use super::pickup::{CodeEntry, PickupError, check_in};
 use super::receiving::{ScanOutcome, scan_in, weight_in};
 use crate::devices::scanner::Scanned;
 use crate::store::Tx;
+use crate::store::deliveries::{BindOutcome, ReceivingError, Selected};
 use crate::store::device_input::{self, NewInput};
-use crate::store::receiving::{BindOutcome, ReceivingError, Selected};
 use crate::store::{StoreError, savepoint};
 use hub_core::Timestamp;
 use hub_core::pickup::CodeCheck;
@@ -120,7 +120,7 @@ impl std::fmt::Display for InputOutcome {
                 "{grams} g recorded on delivery {} line {} ({} lot {})",
                 line.delivery_id, line.line_no, line.sku, line.lot
             ),
-            InputOutcome::Code(check) => f.write_str(&crate::store::pickup::describe(check)),
+            InputOutcome::Code(check) => f.write_str(&crate::store::pickup_orders::describe(check)),
             InputOutcome::ReceivingRefused(e) => write!(f, "{e}"),
             InputOutcome::PickupRefused(e) => f.write_str(e),
         }

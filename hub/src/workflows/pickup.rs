@@ -7,7 +7,7 @@
 use super::Site;
 use crate::config::{StationError, StationKind};
 use crate::store::Tx;
-use crate::store::pickup::{
+use crate::store::pickup_orders::{
     HandoverError, HandoverRequest, check_presented_code, hand_over, lift_lockout,
 };
 use crate::store::{Store, StoreError};
@@ -120,7 +120,7 @@ pub fn handover_in(
     let mut skus: Vec<_> = handover.lines.iter().map(|l| l.sku.clone()).collect();
     skus.dedup();
     for sku in &skus {
-        crate::store::alerts::evaluate_sku(c, sku, &site.tiers, now)?;
+        crate::store::alert_book::evaluate_sku(c, sku, &site.tiers, now)?;
     }
     Ok(handover)
 }

@@ -8,7 +8,7 @@ use crate::codes::{ScannedCode, classify_text, expiry_of};
 use crate::config::StationKind;
 use crate::store::Store;
 use crate::store::Tx;
-use crate::store::receiving::{
+use crate::store::deliveries::{
     self as deliveries, BindOutcome, ReceivingError, ScannedItem, Selected,
 };
 use hub_core::event::ReceivingDecision;
@@ -199,7 +199,7 @@ pub fn decide_in(
         site.today(now),
         now,
     )?;
-    crate::store::alerts::evaluate_sku(c, &d.sku, &site.tiers, now)?;
+    crate::store::alert_book::evaluate_sku(c, &d.sku, &site.tiers, now)?;
     Ok(d)
 }
 
@@ -233,7 +233,7 @@ pub fn close_in(
     skus.sort();
     skus.dedup();
     for sku in skus {
-        crate::store::alerts::evaluate_sku(c, sku, &site.tiers, now)?;
+        crate::store::alert_book::evaluate_sku(c, sku, &site.tiers, now)?;
     }
     Ok(decisions)
 }
@@ -286,7 +286,7 @@ pub fn resolve_in(
         .iter()
         .filter(|d| d.line_no == r.line_no)
     {
-        crate::store::alerts::evaluate_sku(c, &d.sku, &site.tiers, now)?;
+        crate::store::alert_book::evaluate_sku(c, &d.sku, &site.tiers, now)?;
     }
     Ok(())
 }

@@ -135,7 +135,7 @@ fn scale_stream(protocol: ScaleProtocol, frame: &[u8], seconds: f64) -> StreamFi
 
 /// A reply the firmware-shim responder produces, so the bench parses what devices send.
 fn responder_frame(protocol: ScaleProtocol) -> Vec<u8> {
-    use crate::devices::sim::{Firmware, LoadCell, VecWriter};
+    use crate::tools::sim::{Firmware, LoadCell, VecWriter};
     let mut firmware = Firmware::new(protocol, 100).expect("simulated scale config is valid");
     let mut cell = LoadCell::new();
     cell.put(1250.0);

@@ -424,7 +424,7 @@ pub fn scan_item(
     let outcome =
         match check_scan_for_line(&line, &gtins, &scan, bound_to.as_deref(), policy, today) {
             ScanVerdict::Bind => {
-                super::pickup::bind_trace_code(
+                super::trace::bind_trace_code(
                     conn,
                     &item.code,
                     &line.sku,

@@ -7,9 +7,9 @@
 //! an order is checked and handed over at a pickup desk.
 
 use crate::config::Config;
-use crate::demo::Step;
 use crate::store::Store;
-use crate::store::receiving::{self as rs, LineRecord};
+use crate::store::deliveries::{self, LineRecord};
+use crate::tools::demo::Step;
 use crate::workflows;
 use crate::workflows::Site;
 use hub_core::pickup::{OrderStatus, PickupItem, PickupOrder, hash_code};
@@ -25,8 +25,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// The real photos the demo shows the model: produce, and something that is not produce.
-pub const ORANGE_JPG: &[u8] = include_bytes!("../vision/testdata/images/orange.jpg");
-pub const BABOON_JPG: &[u8] = include_bytes!("../vision/testdata/images/baboon.jpg");
+pub const ORANGE_JPG: &[u8] = include_bytes!("../../vision/testdata/images/orange.jpg");
+pub const BABOON_JPG: &[u8] = include_bytes!("../../vision/testdata/images/baboon.jpg");
 
 const STATION: &str = "dock-1";
 /// Shelf life of the lots delivered through the devices, in days from the demo's "today".
@@ -196,7 +196,7 @@ where
 
 async fn line(store: &Store, line_no: u32) -> anyhow::Result<LineRecord> {
     Ok(store
-        .read(move |c| rs::line_record(c, DELIVERY, line_no))
+        .read(move |c| deliveries::line_record(c, DELIVERY, line_no))
         .await?)
 }
 
@@ -205,7 +205,7 @@ fn devices_config(base: &Config, dir: &Path) -> anyhow::Result<(Config, PathBuf,
     let text = format!(
         "{}\n[[devices]]\nname = \"demo-scale\"\nkind = \"scale\"\npath = \"{}\"\nprotocol = \"mt-sics\"\nstation = \"{STATION}\"\npoll_interval_ms = 100\n\
          [[devices]]\nname = \"demo-scanner\"\nkind = \"scanner\"\npath = \"{}\"\nterminator = \"cr\"\nstation = \"{STATION}\"\n",
-        crate::demo::DEMO_CONFIG,
+        crate::tools::demo::DEMO_CONFIG,
         scale.display(),
         scanner.display()
     );
@@ -271,7 +271,7 @@ pub async fn receive_and_hand_over(
         .write(move |c| {
             crate::store::sku::upsert(c, &orange, now)?;
             crate::store::sku::upsert(c, &milk, now)?;
-            rs::upsert_manifest(c, &manifest, now)?;
+            deliveries::upsert_manifest(c, &manifest, now)?;
             Ok::<_, crate::store::StoreError>(())
         })
         .await?;
@@ -423,7 +423,7 @@ pub async fn receive_and_hand_over(
         phone_tail: Some("8888".into()),
     };
     store
-        .write(move |c| crate::store::pickup::upsert_order(c, &order, now))
+        .write(move |c| crate::store::pickup_orders::upsert_order(c, &order, now))
         .await?;
     let typed = workflows::pickup::CodeEntry {
         code: "135790".into(),
@@ -433,15 +433,15 @@ pub async fn receive_and_hand_over(
     let wrong = workflows::pickup::check(store, &site, "desk-1", &typed, now).await?;
     step(
         "pickup desk: customer types 135790, phone tail 8888",
-        crate::store::pickup::describe(&wrong),
+        crate::store::pickup_orders::describe(&wrong),
     );
     let scanned = workflows::pickup::CodeEntry::scanned("P6001:246810");
     let right = workflows::pickup::check(store, &site, "desk-1", &scanned, now).await?;
     step(
         "pickup desk: customer shows QR P6001:246810",
-        crate::store::pickup::describe(&right),
+        crate::store::pickup_orders::describe(&right),
     );
-    let request = crate::store::pickup::HandoverRequest {
+    let request = crate::store::pickup_orders::HandoverRequest {
         trace_codes: vec![format!("(01){ORANGE_GTIN}(21)OR-0")],
         staff: Some("staff-wang".into()),
         ..Default::default()

@@ -17,7 +17,6 @@ use hub_core::pickup::{
     OrderStatus, PickupItem, PickupOrder, PickupRules, PresentedCode, SITE_WINDOW_MS, Target,
     TraceFacts, check_code, check_item,
 };
-use hub_core::receiving::CodeElement;
 use hub_core::{
     BatchKey, DomainEvent, Movement, MovementId, MovementKind, SiteId, SkuCode, Timestamp,
 };
@@ -275,7 +274,7 @@ fn record_wrong_guesses(
             },
             now,
         )?;
-        super::alerts::raise(conn, &station_lockout_alert(station, policy, until), now)?;
+        super::alert_book::raise(conn, &station_lockout_alert(station, policy, until), now)?;
     }
     let site_outcome = site_limiter.record_site_failure(policy, guesses, now);
     if let AttemptOutcome::LockoutStarted { until } = site_outcome {
@@ -288,9 +287,9 @@ fn record_wrong_guesses(
             },
             now,
         )?;
-        super::alerts::raise(conn, &site_lockout_alert(policy, until), now)?;
+        super::alert_book::raise(conn, &site_lockout_alert(policy, until), now)?;
     } else if let Some(alert) = wrong_code_rate_alert(site_limiter, policy, now) {
-        super::alerts::raise(conn, &alert, now)?;
+        super::alert_book::raise(conn, &alert, now)?;
     }
     Ok(())
 }
@@ -401,9 +400,9 @@ pub fn lift_lockout(
         now,
     )?;
     let subject = station.unwrap_or("site");
-    super::alerts::clear(conn, AlertKind::PickupLockout, subject, now)?;
+    super::alert_book::clear(conn, AlertKind::PickupLockout, subject, now)?;
     if station.is_none() {
-        super::alerts::clear(conn, AlertKind::PickupWrongCodeRate, "site", now)?;
+        super::alert_book::clear(conn, AlertKind::PickupWrongCodeRate, "site", now)?;
     }
     Ok(was_locked)
 }
@@ -1023,50 +1022,6 @@ pub fn describe(check: &CodeCheck) -> String {
             CodeProblem::BadPhoneTail => "the phone tail is the last 4 digits of the phone number".into(),
         },
     }
-}
-
-/// Quantity of a SKU reserved by open orders.
-pub fn committed(conn: &Connection, sku: &SkuCode) -> Result<i64, StoreError> {
-    conn.prepare_cached(
-        "SELECT COALESCE(SUM(l.quantity), 0) FROM pickup_order_line l
-         JOIN pickup_order o ON o.order_id = l.order_id
-         WHERE l.sku = ?1 AND o.status IN ('open', 'on_hold')",
-    )
-    .and_then(|mut st| st.query_row([sku.as_str()], |r| r.get(0)))
-    .map_err(sql(conn))
-}
-
-/// Registers a trace code as in stock (used by receiving; also by tests and the demo), with
-/// the GS1 elements read from it (none for other kinds of code).
-#[allow(clippy::too_many_arguments)]
-pub fn bind_trace_code(
-    conn: &Connection,
-    code: &str,
-    sku: &SkuCode,
-    lot: &str,
-    delivery_id: Option<&str>,
-    status: &str,
-    elements: &[CodeElement],
-    now: Timestamp,
-) -> Result<bool, StoreError> {
-    let elements = (!elements.is_empty()).then(|| stored::encode_code_elements(elements));
-    conn.prepare_cached(
-        "INSERT INTO trace_code (code, sku, lot, delivery_id, status, bound_at, updated_at, elements)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7) ON CONFLICT (code) DO NOTHING",
-    )
-    .and_then(|mut st| {
-        st.execute(params![
-            code,
-            sku.as_str(),
-            lot,
-            delivery_id,
-            status,
-            now.millis(),
-            elements
-        ])
-    })
-    .map(|n| n == 1)
-    .map_err(sql(conn))
 }
 
 /// Which batch to take each order line from: the reserved lot, or first-expiry-first-out.

@@ -11,7 +11,7 @@ use hub_core::{BatchKey, Movement, MovementId, MovementKind, Sku, SkuCode, Stock
 use std::path::Path;
 
 /// The configuration the demo runs on, shipped in the binary.
-pub const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
+pub const DEMO_CONFIG: &str = include_str!("../../../config/demo.toml");
 
 /// Loads the embedded demo config with its data directory replaced by `data_dir`.
 pub fn demo_config(data_dir: &Path) -> anyhow::Result<Config> {
@@ -90,7 +90,7 @@ fn movement(spec: &MoveSpec<'_>, today: chrono::NaiveDate, at: Timestamp) -> Mov
 /// Shelf lives of the scenario's lots, in days from the demo's "today". Every date the demo
 /// shows is relative to the one `now` it is given, so it tells the same story on any day.
 /// The older orange lot outlives the one delivered through the devices
-/// ([`crate::demo_devices::DELIVERED_LOT_EXPIRES_IN`]), so first-expiry-first-out picks the
+/// ([`crate::tools::demo_devices::DELIVERED_LOT_EXPIRES_IN`]), so first-expiry-first-out picks the
 /// new lot first.
 const ORANGE_A_EXPIRES_IN: u64 = 20;
 const MILK_EXPIRES_IN: u64 = 5;

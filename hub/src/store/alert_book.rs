@@ -225,9 +225,18 @@ pub fn figures(
         .prepare_cached("SELECT COALESCE(SUM(quantity), 0) FROM movement WHERE sku = ?1 AND kind = 'issue' AND at >= ?2")
         .and_then(|mut st| st.query_row(params![sku.as_str(), since], |r| r.get(0)))
         .map_err(sql(conn))?;
+    // Reserved by orders not yet collected.
+    let committed: i64 = conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(l.quantity), 0) FROM pickup_order_line l
+             JOIN pickup_order o ON o.order_id = l.order_id
+             WHERE l.sku = ?1 AND o.status IN ('open', 'on_hold')",
+        )
+        .and_then(|mut st| st.query_row([sku.as_str()], |r| r.get(0)))
+        .map_err(sql(conn))?;
     Ok(StockFigures {
         on_hand,
-        committed: super::pickup::committed(conn, sku)?,
+        committed,
         daily_demand: issued as f64 / DEMAND_WINDOW_DAYS as f64,
     })
 }

@@ -72,7 +72,7 @@ pub fn apply_loop(db: &Path, prefix: &str, threads: usize, limit: u64) -> anyhow
 /// Receives deliveries in a loop — manifest, label scan, item scans, weight, decision — and
 /// prints `DECIDED <delivery> <line> <outcome>` after each durable decision.
 pub fn receive_loop(db: &Path, prefix: &str, limit: u64) -> anyhow::Result<()> {
-    use crate::store::receiving as rs;
+    use crate::store::deliveries;
     use hub_core::receiving::{Manifest, ManifestLine, ReceivingPolicy};
     let store = Store::open(db, "crash-site", &StoreOptions::default())?;
     store.write_blocking(|c| {
@@ -119,12 +119,12 @@ pub fn receive_loop(db: &Path, prefix: &str, limit: u64) -> anyhow::Result<()> {
         let today = chrono::Utc::now().date_naive();
         let id = delivery_id.clone();
         let decisions = store.write_blocking(move |c| {
-            rs::upsert_manifest(c, &manifest, now)?;
+            deliveries::upsert_manifest(c, &manifest, now)?;
             let mut outcomes = Vec::new();
             for (line_no, weight) in [(1u32, 3_000i64), (2, 2_000)] {
-                rs::scan_label(c, "dock", &format!("{id}/{line_no}"), now)?;
+                deliveries::scan_label(c, "dock", &format!("{id}/{line_no}"), now)?;
                 for k in 0..3 {
-                    let item = rs::ScannedItem {
+                    let item = deliveries::ScannedItem {
                         code: format!("(01)09506000134352(21){id}-{line_no}-{k}"),
                         kind: hub_core::receiving::CodeKind::TraceCode,
                         gtin: "09506000134352".parse().ok(),
@@ -132,13 +132,13 @@ pub fn receive_loop(db: &Path, prefix: &str, limit: u64) -> anyhow::Result<()> {
                         expiry: None,
                         elements: vec![],
                     };
-                    rs::scan_item(c, "dock", &item, &policy, today, now)?;
+                    deliveries::scan_item(c, "dock", &item, &policy, today, now)?;
                 }
-                rs::record_weight(c, "dock", weight, now)?;
-                let d = rs::decide(c, &id, line_no, "crash-test", &policy, today, now)?;
+                deliveries::record_weight(c, "dock", weight, now)?;
+                let d = deliveries::decide(c, &id, line_no, "crash-test", &policy, today, now)?;
                 outcomes.push((line_no, d.decision.outcome.as_str()));
             }
-            Ok::<_, rs::ReceivingError>(outcomes)
+            Ok::<_, deliveries::ReceivingError>(outcomes)
         })?;
         for (line_no, outcome) in decisions {
             let _ = writeln!(out, "DECIDED {delivery_id} {line_no} {outcome}");
