@@ -410,6 +410,19 @@ pub fn classify_scan(scan: &Scan<'_>, patterns: &SitePatterns) -> ScannedCode {
     }
 }
 
+/// A scan as a scanner delivered it, classified once: what the device adapters hand to the
+/// workflows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scanned {
+    /// The data without framing or prefix/suffix, with its AIM identifier in front when the
+    /// scanner sent one (GS kept as 0x1D): what a person would have typed.
+    pub text: String,
+    /// What it is, classified once.
+    pub code: ScannedCode,
+    /// The frame as received, escaped.
+    pub raw: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,7 +44,7 @@ pub enum DeviceEvent {
     /// A scan, framed and classified once (boxed: it is much larger than the other variants).
     Scan {
         device: String,
-        scan: Box<scanner::Scanned>,
+        scan: Box<crate::codes::Scanned>,
     },
     /// The device answers (after its probe, or its broker connected).
     DeviceOnline { device: String, detail: String },

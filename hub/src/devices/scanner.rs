@@ -8,24 +8,12 @@
 //! no I/O.
 
 use super::scale::escape;
-use crate::codes::{ScannedCode, SitePatterns, classify_scan};
+use crate::codes::{Scanned, SitePatterns, classify_scan};
 use firmware_shim::wire::framer::FrameStats;
 use firmware_shim::wire::scanner::{Scan, ScannerConfig, ScannerFramer, split_frame};
 
 /// Longest scan kept; longer frames are discarded and counted as over-long.
 pub const MAX_SCAN: usize = 512;
-
-/// A scan ready for the dispatcher.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scanned {
-    /// The data without framing or prefix/suffix, with its AIM identifier in front when the
-    /// scanner sent one (GS kept as 0x1D): what a person would have typed.
-    pub text: String,
-    /// What it is, classified once.
-    pub code: ScannedCode,
-    /// The frame as received, escaped.
-    pub raw: String,
-}
 
 /// Turns a complete frame (already cut) into a scan, e.g. an MQTT payload.
 pub fn from_frame(
@@ -178,6 +166,7 @@ impl ScannerDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codes::ScannedCode;
     use hub_core::receiving::CodeKind;
 
     #[test]

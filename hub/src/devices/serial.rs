@@ -196,7 +196,7 @@ pub(crate) fn feed(
     }
 }
 
-fn scanned(device: &str, result: Option<super::scanner::Scanned>, out: &mut Fed) {
+fn scanned(device: &str, result: Option<crate::codes::Scanned>, out: &mut Fed) {
     if let Some(scan) = result {
         out.valid += 1;
         out.events.push(DeviceEvent::Scan {

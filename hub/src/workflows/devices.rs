@@ -11,7 +11,7 @@
 use super::Site;
 use super::pickup::{CodeEntry, PickupError, check_in};
 use super::receiving::{ScanOutcome, scan_in, weight_in};
-use crate::devices::scanner::Scanned;
+use crate::codes::Scanned;
 use crate::store::Tx;
 use crate::store::deliveries::{BindOutcome, ReceivingError, Selected};
 use crate::store::device_input::{self, NewInput};
