@@ -12,7 +12,7 @@
 
 use crate::store::deliveries::{self, ManifestUpsert};
 use crate::store::pickup_orders::{self, OrderUpsert};
-use crate::store::{StoreError, alert_book, outbox, sku as sku_store};
+use crate::store::{StoreError, alert_book, applied_commands, outbox, sku as sku_store};
 pub use hub_contract::command::{
     AlertTiersBody, Command, CommandBody, CommandKind, DisputeBody, MAX_VERSION, PickupOrderBody,
     RejectCode, Rejection, ReplenishmentAckBody, SkuThresholdsBody, SkuUpsertBody,
@@ -22,7 +22,7 @@ use hub_core::alerts::TierPolicy;
 use hub_core::pickup::{OrderStatus, PickupOrder};
 use hub_core::receiving::Manifest;
 use hub_core::{DomainEvent, SiteId, SkuCode, Timestamp};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 
 /// What applying did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,32 +73,6 @@ impl Applied {
     }
 }
 
-/// What is recorded about a command id handled before.
-struct Handled {
-    kind: String,
-    outcome: String,
-    fingerprint: Option<String>,
-    at: Timestamp,
-}
-
-fn handled_before(conn: &Connection, id: &str) -> Result<Option<Handled>, StoreError> {
-    conn.prepare_cached(
-        "SELECT kind, outcome, fingerprint, applied_at FROM applied_command WHERE command_id = ?1",
-    )
-    .and_then(|mut st| {
-        st.query_row([id], |r| {
-            Ok(Handled {
-                kind: r.get(0)?,
-                outcome: r.get(1)?,
-                fingerprint: r.get(2)?,
-                at: Timestamp(r.get(3)?),
-            })
-        })
-        .optional()
-    })
-    .map_err(outbox::sql(conn))
-}
-
 /// Whether a command id was handled before, and if so whether this is the same command again
 /// (a duplicate: nothing to do) or another one reusing the id (answered with `id_reused`).
 /// Without a fingerprint on either side (rows from before fingerprints were kept, rejections
@@ -106,11 +80,11 @@ fn handled_before(conn: &Connection, id: &str) -> Result<Option<Handled>, StoreE
 enum Seen {
     New,
     Duplicate,
-    Reused(Handled),
+    Reused(applied_commands::Handled),
 }
 
 fn seen(conn: &Connection, id: &str, fingerprint: Option<&str>) -> Result<Seen, StoreError> {
-    Ok(match handled_before(conn, id)? {
+    Ok(match applied_commands::handled_before(conn, id)? {
         None => Seen::New,
         Some(h) => match (h.fingerprint.as_deref(), fingerprint) {
             (Some(stored), Some(new)) if stored != new => Seen::Reused(h),
@@ -125,7 +99,7 @@ fn answer_reused(
     conn: &Connection,
     id: &str,
     kind: Option<String>,
-    before: Handled,
+    before: applied_commands::Handled,
     now: Timestamp,
 ) -> Result<Applied, StoreError> {
     let when = before.at.to_rfc3339();
@@ -143,33 +117,6 @@ fn answer_reused(
     };
     report_rejection(conn, &rejection, now)?;
     Ok(Applied::Rejected(rejection))
-}
-
-fn remember(
-    conn: &Connection,
-    id: &str,
-    kind: &str,
-    outcome: &str,
-    reason: Option<&str>,
-    fingerprint: Option<&str>,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO applied_command (command_id, kind, outcome, reason, applied_at, fingerprint)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )
-    .and_then(|mut st| {
-        st.execute(params![
-            id,
-            kind,
-            outcome,
-            reason,
-            now.millis(),
-            fingerprint
-        ])
-    })
-    .map(|_| ())
-    .map_err(outbox::sql(conn))
 }
 
 /// Reports a rejection upstream (logged by [`Applied::log`] once the transaction commits).
@@ -204,15 +151,14 @@ fn reject(conn: &Connection, rejection: Rejection, now: Timestamp) -> Result<App
                 return answer_reused(conn, id, rejection.kind.clone(), before, now);
             }
         }
-        remember(
-            conn,
+        let outcome = applied_commands::Outcome {
             id,
-            rejection.kind.as_deref().unwrap_or("unknown"),
-            "rejected",
-            Some(&rejection.reason),
-            rejection.fingerprint.as_deref(),
-            now,
-        )?;
+            kind: rejection.kind.as_deref().unwrap_or("unknown"),
+            outcome: "rejected",
+            reason: Some(&rejection.reason),
+            fingerprint: rejection.fingerprint.as_deref(),
+        };
+        applied_commands::remember(conn, &outcome, now)?;
     }
     report_rejection(conn, &rejection, now)?;
     Ok(Applied::Rejected(rejection))
@@ -292,15 +238,14 @@ pub fn apply(
         Err((code, reason)) => return reject(conn, refuse(code, reason), now),
     };
     let outcome = if changed { "applied" } else { "unchanged" };
-    remember(
-        conn,
-        &command.id,
-        command.kind.as_str(),
+    let record = applied_commands::Outcome {
+        id: &command.id,
+        kind: command.kind.as_str(),
         outcome,
-        None,
-        Some(&print),
-        now,
-    )?;
+        reason: None,
+        fingerprint: Some(&print),
+    };
+    applied_commands::remember(conn, &record, now)?;
     outbox::append(
         conn,
         &DomainEvent::CommandApplied {
@@ -365,12 +310,6 @@ fn conflict(reason: String) -> Refusal {
     (RejectCode::Conflict, reason)
 }
 
-fn policy_version(conn: &Connection, sku: &SkuCode) -> Result<Option<i64>, StoreError> {
-    conn.prepare_cached("SELECT version FROM sku_tier_policy WHERE sku = ?1")
-        .and_then(|mut st| st.query_row([sku.as_str()], |r| r.get(0)).optional())
-        .map_err(outbox::sql(conn))
-}
-
 /// Stores one SKU's thresholds by version: `Ok(true)` stored, `Ok(false)` same version
 /// already there, `Err(stored)` a newer version is stored.
 fn store_policy(
@@ -379,7 +318,7 @@ fn store_policy(
     policy: &TierPolicy,
     version: i64,
 ) -> Result<Result<bool, i64>, StoreError> {
-    match policy_version(conn, sku)? {
+    match alert_book::policy_version(conn, sku)? {
         Some(v) if v > version => Ok(Err(v)),
         Some(v) if v == version => Ok(Ok(false)),
         _ => {
@@ -532,18 +471,6 @@ fn apply_dispute(
         }
         Err(e) => Err(conflict(e.to_string())),
     })
-}
-
-/// How many commands were handled, by outcome (`applied`, `unchanged`, `rejected`).
-pub fn outcome_counts(conn: &Connection) -> Result<Vec<(String, i64)>, StoreError> {
-    let mut st = conn
-        .prepare_cached(
-            "SELECT outcome, COUNT(*) FROM applied_command GROUP BY outcome ORDER BY outcome",
-        )
-        .map_err(outbox::sql(conn))?;
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .and_then(|rows| rows.collect())
-        .map_err(outbox::sql(conn))
 }
 
 #[cfg(test)]

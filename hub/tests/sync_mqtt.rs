@@ -512,7 +512,7 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
             Instant::now() < deadline,
             "outcomes so far: {:?}; hub handled {:?}",
             outcomes(),
-            store.read_blocking(commands::outcome_counts)
+            store.read_blocking(hub::store::applied_commands::outcome_counts)
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -1682,12 +1682,14 @@ async fn commands_that_could_not_be_stored_on_a_full_disk_apply_once_space_is_fr
             Instant::now() < deadline,
             "{} of {N} commands applied after space was freed; outcomes {:?}",
             skus_stored(&store),
-            store.read_blocking(commands::outcome_counts)
+            store.read_blocking(hub::store::applied_commands::outcome_counts)
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
-        store.read_blocking(commands::outcome_counts).unwrap(),
+        store
+            .read_blocking(hub::store::applied_commands::outcome_counts)
+            .unwrap(),
         vec![("applied".to_string(), N as i64)],
         "each command applied once"
     );

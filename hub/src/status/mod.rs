@@ -31,7 +31,8 @@ pub mod render;
 pub mod server;
 
 use crate::storage::{self, Space};
-use crate::store::{Store, StoreError, outbox};
+pub use crate::store::figures::{Dispute, Receiving, Today};
+use crate::store::{Store, StoreError, figures, outbox};
 use hub_core::Timestamp;
 use rusqlite::Connection;
 use serde::Serialize;
@@ -360,55 +361,6 @@ impl AlertCounts {
     }
 }
 
-/// What happened today (local time, since midnight), from the movement journal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Today {
-    /// Start of the day the figures cover, ms since the epoch.
-    pub since: Timestamp,
-    /// Receipt movements (one per delivered line).
-    pub receipt_lines: i64,
-    /// Distinct deliveries those lines belong to.
-    pub deliveries: i64,
-    /// Pickup orders handed over.
-    pub handovers: i64,
-    /// Issue movements (one per handed-over line).
-    pub handover_lines: i64,
-}
-
-impl Default for Today {
-    fn default() -> Self {
-        Today {
-            since: Timestamp(0),
-            receipt_lines: 0,
-            deliveries: 0,
-            handovers: 0,
-            handover_lines: 0,
-        }
-    }
-}
-
-/// Receiving work waiting for a person: deliveries still open, stock held in quarantine, and
-/// disputes with a supplier.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Receiving {
-    /// Deliveries neither closed nor cancelled.
-    pub open_deliveries: i64,
-    /// Lines held in quarantine until someone releases or rejects them.
-    pub held_lines: i64,
-    /// Units those lines hold.
-    pub held_units: i64,
-    /// Open disputes, oldest first.
-    pub disputes: Vec<Dispute>,
-}
-
-/// One open dispute about a delivery.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Dispute {
-    pub delivery_id: String,
-    pub opened_at: Timestamp,
-    pub note: String,
-}
-
 /// The figures the store holds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StoreFigures {
@@ -421,115 +373,28 @@ pub struct StoreFigures {
     pub receiving: Receiving,
 }
 
-fn receiving_figures(conn: &Connection) -> Result<Receiving, StoreError> {
-    let sql = outbox::sql(conn);
-    let open_deliveries = conn
-        .query_row(
-            "SELECT COUNT(*) FROM delivery_manifest WHERE closed_at IS NULL AND cancelled = 0",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(&sql)?;
-    let (held_lines, held_units) = conn
-        .query_row(
-            "SELECT COUNT(*), COALESCE(SUM(quantity), 0) FROM quarantine WHERE status = 'held'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .map_err(&sql)?;
-    let disputes = conn
-        .prepare_cached(
-            "SELECT delivery_id, opened_at, note FROM dispute WHERE closed_at IS NULL
-             ORDER BY opened_at, delivery_id",
-        )
-        .and_then(|mut st| {
-            st.query_map([], |r| {
-                Ok(Dispute {
-                    delivery_id: r.get(0)?,
-                    opened_at: Timestamp(r.get(1)?),
-                    note: r.get(2)?,
-                })
-            })
-            .and_then(|rows| rows.collect())
-        })
-        .map_err(&sql)?;
-    Ok(Receiving {
-        open_deliveries,
-        held_lines,
-        held_units,
-        disputes,
-    })
-}
-
 /// Reads the store's part of the status. `day_start` is local midnight in ms.
 pub fn store_figures(conn: &Connection, day_start: Timestamp) -> Result<StoreFigures, StoreError> {
-    let sql = outbox::sql(conn);
-    let outbox = outbox::stats(conn)?;
-    let (receipt_lines, deliveries, handover_lines, issue_orders): (i64, i64, i64, i64) = conn
-        .query_row(
-            "SELECT COUNT(*) FILTER (WHERE kind = 'receipt'),
-                    COUNT(DISTINCT reference) FILTER (WHERE kind = 'receipt'),
-                    COUNT(*) FILTER (WHERE kind = 'issue'),
-                    COUNT(DISTINCT reference) FILTER (WHERE kind = 'issue')
-             FROM movement WHERE at >= ?1",
-            [day_start.millis()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .map_err(&sql)?;
-    // Handovers through the pickup workflow are recorded once each in `handover`; issues
-    // recorded straight on the ledger (older data, the demo) count by their order reference.
-    let recorded: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM handover WHERE at >= ?1",
-            [day_start.millis()],
-            |r| r.get(0),
-        )
-        .map_err(&sql)?;
-    let handovers = recorded.max(issue_orders);
-    let mut st = conn
-        .prepare_cached(
-            "SELECT kind, subject, tier, message, raised_at FROM alert WHERE tier <> 'normal'",
-        )
-        .map_err(&sql)?;
-    let rows: Vec<(String, String, String, String, i64)> = st
-        .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(&sql)?;
-    let mut alerts: Vec<Alert> = rows
+    let mut alerts: Vec<Alert> = figures::open_alerts(conn)?
         .into_iter()
-        .filter_map(|(kind, subject, tier, message, raised_at)| {
+        .filter_map(|a| {
             Some(
                 Alert::new(
-                    AlertTier::parse(&tier)?,
-                    &subject,
-                    message,
-                    Timestamp(raised_at),
+                    AlertTier::parse(&a.tier)?,
+                    &a.subject,
+                    a.message,
+                    a.raised_at,
                 )
-                .with_kind(kind),
+                .with_kind(a.kind),
             )
         })
         .collect();
     sort_alerts(&mut alerts);
-    let skus_in_stock = conn
-        .query_row(
-            "SELECT COUNT(*) FROM balance_sku WHERE on_hand > 0",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(&sql)?;
     Ok(StoreFigures {
-        receiving: receiving_figures(conn)?,
-        outbox,
-        today: Today {
-            since: day_start,
-            receipt_lines,
-            deliveries,
-            handovers,
-            handover_lines,
-        },
-        skus_in_stock,
+        receiving: figures::receiving(conn)?,
+        outbox: outbox::stats(conn)?,
+        today: figures::today(conn, day_start)?,
+        skus_in_stock: figures::skus_in_stock(conn)?,
         alerts,
     })
 }

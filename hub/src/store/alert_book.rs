@@ -133,6 +133,13 @@ pub fn open_alerts(conn: &Connection) -> Result<Vec<Alert>, StoreError> {
     Ok(alerts)
 }
 
+/// The version of a SKU's stored tier policy, if it has one.
+pub fn policy_version(conn: &Connection, sku: &SkuCode) -> Result<Option<i64>, StoreError> {
+    conn.prepare_cached("SELECT version FROM sku_tier_policy WHERE sku = ?1")
+        .and_then(|mut st| st.query_row([sku.as_str()], |r| r.get(0)).optional())
+        .map_err(sql(conn))
+}
+
 /// Stores a SKU's tier policy (from central), unless a newer one is stored.
 pub fn set_policy(
     conn: &Connection,
@@ -140,14 +147,7 @@ pub fn set_policy(
     policy: &TierPolicy,
     version: i64,
 ) -> Result<bool, StoreError> {
-    let stored: Option<i64> = conn
-        .query_row(
-            "SELECT version FROM sku_tier_policy WHERE sku = ?1",
-            [sku.as_str()],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(sql(conn))?;
+    let stored = policy_version(conn, sku)?;
     if stored.is_some_and(|v| v >= version) {
         return Ok(false);
     }

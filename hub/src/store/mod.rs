@@ -17,8 +17,10 @@
 //! Nothing here knows about MQTT, devices or the wall clock; domain rules live in `hub-core`.
 
 pub mod alert_book;
+pub mod applied_commands;
 pub mod deliveries;
 pub mod device_input;
+pub mod figures;
 pub mod integrity;
 pub mod ledger;
 pub mod outbox;
