@@ -118,12 +118,12 @@ pub(super) struct VisionBenchArgs {
     pub(super) model_manifest: Option<PathBuf>,
 }
 
-pub(super) fn bench_vision(args: VisionBenchArgs) -> Result<i32, Failure> {
+pub(super) fn bench_vision(args: VisionBenchArgs) -> Result<Exit, Failure> {
     let images = args
         .images
         .or_else(|| find_upwards("hub/vision/testdata/images"))
         .ok_or_else(|| Failure {
-            code: EXIT_INVALID,
+            code: Exit::Invalid,
             error: anyhow::anyhow!(
                 "no test images found (hub/vision/testdata/images of a checkout); give --images DIR with orange.jpg and fruits.jpg"
             ),
@@ -173,7 +173,7 @@ pub(super) fn bench_vision(args: VisionBenchArgs) -> Result<i32, Failure> {
     match (&report.baseline_error, report.meets_targets()) {
         (None, Some(_)) => Ok(code),
         (reason, _) => Err(Failure {
-            code: EXIT_FAILED,
+            code: Exit::Failed,
             error: anyhow::anyhow!(
                 "baseline not measured ({}): the targets were not judged, so this run is not a pass",
                 reason.as_deref().unwrap_or("no figures")
@@ -203,11 +203,83 @@ pub(super) fn finish_bench(
     report: &(impl std::fmt::Display + serde::Serialize),
     json: Option<PathBuf>,
     met: bool,
-) -> Result<i32, Failure> {
+) -> Result<Exit, Failure> {
     println!("{}", report.to_string().trim_end());
     if let Some(path) = json {
         std::fs::write(&path, serde_json::to_string_pretty(report)?)?;
         println!("figures written to {}", path.display());
     }
-    Ok(if met { EXIT_OK } else { EXIT_BELOW_TARGET })
+    Ok(if met { Exit::Ok } else { Exit::BelowTarget })
+}
+
+pub(super) fn bench_command(
+    command: BenchCommand,
+    log: Option<LogFormatArg>,
+) -> Result<Exit, Failure> {
+    match command {
+        BenchCommand::Disk {
+            data_dir,
+            config,
+            json,
+            fsyncs,
+            sequential_mib,
+            seconds,
+            baseline_dir,
+        } => {
+            let dir = bench_dir(data_dir, config)?;
+            let options = bench::disk::DiskBenchOptions {
+                fsyncs: fsyncs.max(1),
+                sequential_bytes: sequential_mib.max(1) << 20,
+                sqlite_seconds: seconds,
+                baseline_dir,
+            };
+            let report = bench::disk::run(&dir, &options)?;
+            finish_bench(&report, json, report.meets_targets())
+        }
+        BenchCommand::Ledger {
+            data_dir,
+            config,
+            json,
+            seconds,
+            requesters,
+            repetitions,
+        } => {
+            let dir = bench_dir(data_dir, config)?;
+            let report = bench::ledger::run(&dir, seconds, requesters.max(1), repetitions)?;
+            finish_bench(&report, json, report.meets_targets())
+        }
+        BenchCommand::Vision {
+            json,
+            reps,
+            skip_python,
+            python,
+            cache_dir,
+            images,
+            model_manifest,
+        } => {
+            telemetry::init("warn", log_format(log, None));
+            bench_vision(VisionBenchArgs {
+                json,
+                reps,
+                skip_python,
+                python,
+                cache_dir,
+                images,
+                model_manifest,
+            })
+        }
+        BenchCommand::Devices { json, seconds } => {
+            let report = bench::devices::run(seconds.clamp(0.05, 60.0));
+            finish_bench(&report, json, report.meets_targets())
+        }
+        BenchCommand::Sync {
+            json,
+            events,
+            in_flight,
+        } => {
+            telemetry::init("error", log_format(log, None));
+            let report = runtime()?.block_on(bench::sync::run(events.max(1), in_flight.max(1)))?;
+            finish_bench(&report, json, report.meets_targets())
+        }
+    }
 }

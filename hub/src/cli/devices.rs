@@ -41,7 +41,7 @@ pub(super) fn devices_command(
     limit: usize,
     json: bool,
     format: Option<LogFormatArg>,
-) -> Result<i32, Failure> {
+) -> Result<Exit, Failure> {
     let (config, store) = open_site(path, format)?;
     let journal = store.read_blocking(|c| crate::store::device_input::recent(c, limit))?;
     store.close();
@@ -52,7 +52,7 @@ pub(super) fn devices_command(
     };
     if json {
         print_json(&serde_json::json!({"devices": health, "journal": journal}))?;
-        return Ok(EXIT_OK);
+        return Ok(Exit::Ok);
     }
     if health.is_empty() {
         println!(
@@ -103,13 +103,13 @@ pub(super) fn devices_command(
             r.id, r.device, r.kind, what, r.outcome, r.detail
         );
     }
-    Ok(EXIT_OK)
+    Ok(Exit::Ok)
 }
 
 pub(super) fn sim_command(
     command: SimCommand,
     format: Option<LogFormatArg>,
-) -> Result<i32, Failure> {
+) -> Result<Exit, Failure> {
     use crate::config::devices::{ScaleProtocol, ScannerFraming, parse_terminator};
     telemetry::init("warn", log_format(format, None));
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -122,7 +122,7 @@ pub(super) fn sim_command(
             interval_ms,
         } => {
             let protocol = ScaleProtocol::parse(&protocol).ok_or_else(|| Failure {
-                code: EXIT_INVALID,
+                code: Exit::Invalid,
                 error: anyhow::anyhow!(
                     "--protocol {protocol}: use one of {}",
                     ScaleProtocol::NAMES.join(", ")
@@ -141,7 +141,7 @@ pub(super) fn sim_command(
             suffix,
         } => {
             let terminator = parse_terminator(&terminator).ok_or_else(|| Failure {
-                code: EXIT_INVALID,
+                code: Exit::Invalid,
                 error: anyhow::anyhow!("--terminator {terminator}: use cr, lf, crlf, tab or none"),
             })?;
             let framing = ScannerFraming {
@@ -152,5 +152,5 @@ pub(super) fn sim_command(
             rt.block_on(crate::tools::sim::run_scanner(framing, link))?;
         }
     }
-    Ok(EXIT_OK)
+    Ok(Exit::Ok)
 }

@@ -114,7 +114,7 @@ fn pickup_failure(e: crate::workflows::pickup::PickupError) -> Failure {
     use crate::workflows::pickup::PickupError;
     match e {
         PickupError::Station(e) => Failure {
-            code: EXIT_INVALID,
+            code: Exit::Invalid,
             error: e.into(),
         },
         PickupError::Store(e) => e.into(),
@@ -124,7 +124,7 @@ fn pickup_failure(e: crate::workflows::pickup::PickupError) -> Failure {
 pub(super) fn pickup_command(
     command: PickupCommand,
     format: Option<LogFormatArg>,
-) -> Result<i32, Failure> {
+) -> Result<Exit, Failure> {
     use crate::store::pickup_orders::{HandoverError, HandoverRequest};
     match command {
         PickupCommand::Check {
@@ -175,9 +175,9 @@ pub(super) fn pickup_command(
                 }
             }
             Ok(if check.is_found() {
-                EXIT_OK
+                Exit::Ok
             } else {
-                EXIT_REFUSED
+                Exit::Refused
             })
         }
         PickupCommand::Handover {
@@ -198,7 +198,7 @@ pub(super) fn pickup_command(
                     .map(|r| parse_refusal(r))
                     .collect::<Result<_, _>>()
                     .map_err(|e| Failure {
-                        code: EXIT_INVALID,
+                        code: Exit::Invalid,
                         error: e,
                     })?,
                 weighings: weighings
@@ -206,7 +206,7 @@ pub(super) fn pickup_command(
                     .map(|w| parse_weighing(w))
                     .collect::<Result<_, _>>()
                     .map_err(|e| Failure {
-                        code: EXIT_INVALID,
+                        code: Exit::Invalid,
                         error: e,
                     })?,
             };
@@ -242,11 +242,11 @@ pub(super) fn pickup_command(
                             );
                         }
                     }
-                    Ok(EXIT_OK)
+                    Ok(Exit::Ok)
                 }
                 Err(HandoverError::Store(e)) => Err(e.into()),
                 Err(HandoverError::Station(e)) => Err(Failure {
-                    code: EXIT_INVALID,
+                    code: Exit::Invalid,
                     error: e.into(),
                 }),
                 Err(HandoverError::Ledger(crate::store::ledger::RecordError::Store(e))) => {
@@ -258,7 +258,7 @@ pub(super) fn pickup_command(
                     } else {
                         eprintln!("refused: {refused}");
                     }
-                    Ok(EXIT_REFUSED)
+                    Ok(Exit::Refused)
                 }
             }
         }
@@ -289,14 +289,14 @@ pub(super) fn pickup_command(
             } else {
                 println!("{what} was not locked; its wrong-code count starts over");
             }
-            Ok(EXIT_OK)
+            Ok(Exit::Ok)
         }
         PickupCommand::Import { config, file } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
             let orders: Vec<hub_core::pickup::PickupOrder> =
                 serde_json::from_str(&text).map_err(|e| Failure {
-                    code: EXIT_INVALID,
+                    code: Exit::Invalid,
                     error: anyhow::anyhow!(
                         "{} is not a JSON array of pickup orders: {e}",
                         file.display()
@@ -326,7 +326,7 @@ pub(super) fn pickup_command(
                 "{count} order(s) read, {} stored, {stale} skipped (older version or already collected)",
                 count - stale
             );
-            Ok(EXIT_OK)
+            Ok(Exit::Ok)
         }
     }
 }

@@ -136,18 +136,18 @@ pub(super) enum ReceiveCommand {
 pub(super) fn receive_command(
     command: ReceiveCommand,
     format: Option<LogFormatArg>,
-) -> Result<i32, Failure> {
+) -> Result<Exit, Failure> {
     use crate::store::deliveries::{self, ReceivingError};
     use crate::workflows::receiving;
     let now = crate::clock::now();
     // Refusals (unknown delivery, already decided, ...) are answers for staff, not failures.
-    let answer = |e: ReceivingError| -> Result<i32, Failure> {
+    let answer = |e: ReceivingError| -> Result<Exit, Failure> {
         match e {
             ReceivingError::Store(e)
             | ReceivingError::Ledger(crate::store::ledger::RecordError::Store(e)) => Err(e.into()),
             refused => {
                 eprintln!("refused: {refused}");
-                Ok(EXIT_REFUSED)
+                Ok(Exit::Refused)
             }
         }
     };
@@ -157,7 +157,7 @@ pub(super) fn receive_command(
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
             let manifest: hub_core::receiving::Manifest =
                 serde_json::from_str(&text).map_err(|e| Failure {
-                    code: EXIT_INVALID,
+                    code: Exit::Invalid,
                     error: anyhow::anyhow!("{} is not a delivery manifest: {e}", file.display()),
                 })?;
             let (_config, store) = open_site(&config.config, format)?;
@@ -166,7 +166,7 @@ pub(super) fn receive_command(
                 store.write_blocking(move |c| deliveries::upsert_manifest(c, &manifest, now))?;
             store.close();
             println!("delivery {id}: {outcome:?}");
-            Ok(EXIT_OK)
+            Ok(Exit::Ok)
         }
         ReceiveCommand::Scan {
             config,
@@ -185,14 +185,14 @@ pub(super) fn receive_command(
             ));
             store.close();
             match out {
-                Ok(outcome) if json => print_json(&outcome).map(|_| EXIT_OK),
+                Ok(outcome) if json => print_json(&outcome).map(|_| Exit::Ok),
                 Ok(outcome) => {
                     println!("{}", crate::cli_output::describe_scan(&outcome));
                     Ok(match outcome {
                         receiving::ScanOutcome::Item(deliveries::BindOutcome::Flagged {
                             ..
-                        }) => EXIT_REFUSED,
-                        _ => EXIT_OK,
+                        }) => Exit::Refused,
+                        _ => Exit::Ok,
                     })
                 }
                 Err(e) => answer(e),
@@ -219,7 +219,7 @@ pub(super) fn receive_command(
                         "{grams} g recorded for delivery {} line {} ({} lot {})",
                         s.delivery_id, s.line_no, s.sku, s.lot
                     );
-                    Ok(EXIT_OK)
+                    Ok(Exit::Ok)
                 }
                 Err(e) => answer(e),
             }
@@ -236,7 +236,7 @@ pub(super) fn receive_command(
             match out {
                 Ok(()) => {
                     println!("count {count} recorded");
-                    Ok(EXIT_OK)
+                    Ok(Exit::Ok)
                 }
                 Err(e) => answer(e),
             }
@@ -257,7 +257,7 @@ pub(super) fn receive_command(
             match out {
                 Ok(new_line) => {
                     println!("split {quantity} off line {line} into new line {new_line}");
-                    Ok(EXIT_OK)
+                    Ok(Exit::Ok)
                 }
                 Err(e) => answer(e),
             }
@@ -280,10 +280,10 @@ pub(super) fn receive_command(
             ));
             store.close();
             match out {
-                Ok(d) if json => print_json(&d).map(|_| EXIT_OK),
+                Ok(d) if json => print_json(&d).map(|_| Exit::Ok),
                 Ok(d) => {
                     print!("{}", crate::cli_output::DecisionView(&d));
-                    Ok(EXIT_OK)
+                    Ok(Exit::Ok)
                 }
                 Err(e) => answer(e),
             }
@@ -318,7 +318,7 @@ pub(super) fn receive_command(
                     println!(
                         "delivery {delivery} line {line}: {release} released into stock, {reject} rejected"
                     );
-                    Ok(EXIT_OK)
+                    Ok(Exit::Ok)
                 }
                 Err(e) => answer(e),
             }
@@ -340,13 +340,13 @@ pub(super) fn receive_command(
                     println!(
                         "delivery {delivery}: dispute closed; its evidence follows the retention policy again"
                     );
-                    Ok(EXIT_OK)
+                    Ok(Exit::Ok)
                 }
                 Ok(()) => {
                     println!(
                         "delivery {delivery}: dispute opened; its photos and decisions are kept until it is closed"
                     );
-                    Ok(EXIT_OK)
+                    Ok(Exit::Ok)
                 }
                 Err(e) => answer(e),
             }
@@ -367,7 +367,7 @@ pub(super) fn receive_command(
             ));
             store.close();
             match out {
-                Ok(ds) if json => print_json(&ds).map(|_| EXIT_OK),
+                Ok(ds) if json => print_json(&ds).map(|_| Exit::Ok),
                 Ok(ds) => {
                     println!(
                         "delivery {delivery} closed; {} line(s) decided now",
@@ -375,7 +375,7 @@ pub(super) fn receive_command(
                     );
                     ds.iter()
                         .for_each(|d| print!("{}", crate::cli_output::DecisionView(d)));
-                    Ok(EXIT_OK)
+                    Ok(Exit::Ok)
                 }
                 Err(e) => answer(e),
             }
@@ -404,7 +404,7 @@ pub(super) fn receive_command(
             store.close();
             desk.stop();
             match out {
-                Ok(r) if json => print_json(&r).map(|_| EXIT_OK),
+                Ok(r) if json => print_json(&r).map(|_| Exit::Ok),
                 Ok(r) => {
                     println!(
                         "photo {:?} recorded for delivery {} line {} ({} lot {}): {}",
@@ -418,7 +418,7 @@ pub(super) fn receive_command(
                     if let Some(problem) = &r.storage_problem {
                         eprintln!("warning: {problem}");
                     }
-                    Ok(EXIT_OK)
+                    Ok(Exit::Ok)
                 }
                 Err(crate::vision::PhotoError::Receiving(e)) => answer(e),
                 Err(e) => Err(e.into()),
@@ -442,7 +442,7 @@ pub(super) fn receive_command(
                     .iter()
                     .for_each(|d| print!("{}", crate::cli_output::DecisionView(d)));
             }
-            Ok(EXIT_OK)
+            Ok(Exit::Ok)
         }
     }
 }
@@ -454,7 +454,7 @@ fn receiving_station(config: &Config, station: &str) -> Result<(), Failure> {
         .station(station, crate::config::StationKind::Receiving)
         .map(|_| ())
         .map_err(|e| Failure {
-            code: EXIT_INVALID,
+            code: Exit::Invalid,
             error: e.into(),
         })
 }

@@ -26,7 +26,7 @@ pub(super) struct CheckImageArgs {
 pub(super) fn check_image(
     args: CheckImageArgs,
     format: Option<LogFormatArg>,
-) -> Result<i32, Failure> {
+) -> Result<Exit, Failure> {
     use hub_vision::{ExpectedLabel, Outcome, SkuRule};
     let config = args.config.as_deref().map(Config::load).transpose()?;
     match &config {
@@ -39,7 +39,7 @@ pub(super) fn check_image(
         .unwrap_or_default();
     let rule = if args.expect.is_empty() {
         settings.rule_for(&args.sku).cloned().ok_or_else(|| Failure {
-            code: EXIT_INVALID,
+            code: Exit::Invalid,
             error: anyhow::anyhow!(
                 "no vision rule for SKU {}: give --expect (class ids or label names, e.g. --expect 950,951) or add a [[vision.rules]] entry to the config",
                 args.sku
@@ -62,7 +62,7 @@ pub(super) fn check_image(
         }
     };
     rule.validate().map_err(|e| Failure {
-        code: EXIT_INVALID,
+        code: Exit::Invalid,
         error: e.into(),
     })?;
     let bytes = std::fs::read(&args.file)
@@ -99,9 +99,9 @@ pub(super) fn check_image(
         );
     }
     Ok(if e.outcome == Outcome::Pass {
-        EXIT_OK
+        Exit::Ok
     } else {
-        EXIT_REFUSED
+        Exit::Refused
     })
 }
 

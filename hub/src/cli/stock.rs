@@ -1,0 +1,291 @@
+//! The site's records: stock, the ledger check, SKU master data, traces, alerts and the
+//! operations report.
+
+use super::*;
+
+#[derive(Debug, Args)]
+pub(super) struct StockArgs {
+    #[command(flatten)]
+    pub(super) config: ConfigArg,
+    #[arg(long)]
+    pub(super) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct TraceArgs {
+    #[command(flatten)]
+    pub(super) config: ConfigArg,
+    /// The item's trace code (as scanned, or its canonical form).
+    pub(super) code: Option<String>,
+    /// Trace every item of this lot instead.
+    #[arg(long, conflicts_with = "code")]
+    pub(super) batch: Option<String>,
+    #[arg(long)]
+    pub(super) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct AlertsArgs {
+    #[command(flatten)]
+    pub(super) config: ConfigArg,
+    /// Run the periodic checks once before listing.
+    #[arg(long)]
+    pub(super) check: bool,
+    #[arg(long)]
+    pub(super) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ReportArgs {
+    #[command(flatten)]
+    pub(super) config: ConfigArg,
+    /// First day (YYYY-MM-DD, UTC); default 7 days before --to.
+    #[arg(long)]
+    pub(super) from: Option<chrono::NaiveDate>,
+    /// Day after the last day (YYYY-MM-DD, UTC); default tomorrow.
+    #[arg(long)]
+    pub(super) to: Option<chrono::NaiveDate>,
+    #[arg(long)]
+    pub(super) json: bool,
+}
+
+pub(super) fn stock(args: StockArgs, log: Option<LogFormatArg>) -> Result<Exit, Failure> {
+    let StockArgs { config, json } = args;
+    let config = Config::load(&config.config)?;
+    telemetry::init(&config.log.level, log_format(log, Some(&config)));
+    let store = daemon::open_store(&config)?;
+    let stock = store.read_blocking(ledger::balances)?;
+    if json {
+        print_json(&stock)?;
+    } else {
+        print!("{}", crate::cli_output::StockTable(&stock));
+    }
+    store.close();
+    Ok(Exit::Ok)
+}
+
+pub(super) fn ledger_command(
+    command: LedgerCommand,
+    log: Option<LogFormatArg>,
+) -> Result<Exit, Failure> {
+    let LedgerCommand::Verify { config, json } = command;
+    let config = Config::load(&config.config)?;
+    telemetry::init(&config.log.level, log_format(log, Some(&config)));
+    // A file too damaged to open is a verification failure too, not a generic one.
+    let store = daemon::open_store(&config).map_err(|e| match e {
+        crate::incarnation::IncarnationError::Store(
+            e @ (crate::store::StoreError::Corrupt { .. }
+            | crate::store::StoreError::NotADatabase { .. }),
+        ) => Failure {
+            code: Exit::LedgerMismatch,
+            error: e.into(),
+        },
+        e => Failure::from(e),
+    })?;
+    let report = store.read_blocking(ledger::verify_file)?;
+    store.close();
+    if json {
+        print_json(&report)?;
+    } else if report.ok() {
+        println!(
+            "ledger ok: {} movements, {} SKU balances, {} batch balances, {} outbox events — all match; database file sound",
+            report.movements, report.skus_checked, report.batches_checked, report.outbox_events
+        );
+    } else {
+        if !report.integrity.is_empty() {
+            eprintln!(
+                "database file DAMAGED ({} problem(s) from SQLite's integrity check):",
+                report.integrity.len()
+            );
+            for p in &report.integrity {
+                eprintln!("  - {p}");
+            }
+            eprintln!("what to do: {}", crate::store::RESTORE_HINT);
+        }
+        if !report.problems.is_empty() {
+            eprintln!("ledger MISMATCH ({} problem(s)):", report.problems.len());
+            for p in &report.problems {
+                eprintln!("  - {p}");
+            }
+        }
+    }
+    Ok(if report.ok() {
+        Exit::Ok
+    } else {
+        Exit::LedgerMismatch
+    })
+}
+
+pub(super) fn trace(args: TraceArgs, log: Option<LogFormatArg>) -> Result<Exit, Failure> {
+    let TraceArgs {
+        config,
+        code,
+        batch,
+        json,
+    } = args;
+    let (site, store) = open_site(&config.config, log)?;
+    let out = match (code, batch) {
+        (_, Some(lot)) => {
+            let traces = store.read_blocking(move |c| crate::store::trace::batch(c, &lot))?;
+            if json {
+                print_json(&traces)?;
+            } else {
+                print!("{}", crate::cli_output::BatchTraces(&traces));
+            }
+            if traces.is_empty() {
+                Exit::Refused
+            } else {
+                Exit::Ok
+            }
+        }
+        (Some(code), None) => {
+            let canonical = crate::codes::stored_form(&code, &site.codes);
+            let trace = store.read_blocking(move |c| {
+                Ok::<_, crate::store::StoreError>(match crate::store::trace::item(c, &canonical)? {
+                    Some(t) => Some(t),
+                    None => crate::store::trace::item(c, &code)?,
+                })
+            })?;
+            match trace {
+                Some(t) if json => print_json(&t)?,
+                Some(t) => print!("{}", crate::cli_output::ItemTraceView(&t)),
+                None if json => print_json(&serde_json::Value::Null)?,
+                None => eprintln!("this hub has never seen that code"),
+            }
+            Exit::Ok
+        }
+        (None, None) => {
+            return Err(Failure {
+                code: Exit::Invalid,
+                error: anyhow::anyhow!("give a trace code, or --batch LOT"),
+            });
+        }
+    };
+    store.close();
+    Ok(out)
+}
+
+pub(super) fn alerts(args: AlertsArgs, log: Option<LogFormatArg>) -> Result<Exit, Failure> {
+    let AlertsArgs {
+        config,
+        check,
+        json,
+    } = args;
+    let (config, store) = open_site(&config.config, log)?;
+    if check {
+        runtime()?.block_on(crate::workflows::alerts::run_checks(
+            &store,
+            &Site::of(&config),
+            &config.alerts,
+            crate::clock::now(),
+        ))?;
+    }
+    let alerts = store.read_blocking(crate::store::alert_book::open_alerts)?;
+    store.close();
+    if json {
+        print_json(&alerts)?;
+    } else if alerts.is_empty() {
+        println!("no open alerts");
+    } else {
+        for a in &alerts {
+            println!(
+                "[{:<6}] {:<18} {:<24} {}",
+                a.tier.as_str().to_uppercase(),
+                a.kind.as_str(),
+                a.subject,
+                a.message
+            );
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+pub(super) fn report(args: ReportArgs, log: Option<LogFormatArg>) -> Result<Exit, Failure> {
+    let ReportArgs {
+        config,
+        from,
+        to,
+        json,
+    } = args;
+    let (_config, store) = open_site(&config.config, log)?;
+    let day = |d: chrono::NaiveDate| {
+        hub_core::Timestamp(
+            d.and_hms_opt(0, 0, 0)
+                .map(|t| t.and_utc().timestamp_millis())
+                .unwrap_or(0),
+        )
+    };
+    let today = chrono::Utc::now().date_naive();
+    let to = to.unwrap_or(today + chrono::Days::new(1));
+    let from = from.unwrap_or(to - chrono::Days::new(7));
+    if from >= to {
+        return Err(Failure {
+            code: Exit::Invalid,
+            error: anyhow::anyhow!("--from {from} must be before --to {to}"),
+        });
+    }
+    let report =
+        store.read_blocking(move |c| crate::store::report::compute(c, day(from), day(to)))?;
+    store.close();
+    if json {
+        print_json(&report)?;
+    } else {
+        print!("{}", crate::cli_output::ReportView(&report));
+    }
+    Ok(Exit::Ok)
+}
+
+pub(super) fn sku_command(command: SkuCommand, log: Option<LogFormatArg>) -> Result<Exit, Failure> {
+    match command {
+        SkuCommand::Import { config, file } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let skus: Vec<hub_core::Sku> = serde_json::from_str(&text).map_err(|e| Failure {
+                code: Exit::Invalid,
+                error: anyhow::anyhow!("{} is not a JSON array of SKUs: {e}", file.display()),
+            })?;
+            let (_config, store) = open_site(&config.config, log)?;
+            let now = crate::clock::now();
+            let count = skus.len();
+            let outcomes = store.write_blocking(move |c| {
+                skus.iter()
+                    .map(|s| crate::store::sku::upsert(c, s, now))
+                    .collect::<Result<Vec<_>, _>>()
+            })?;
+            store.close();
+            let stale = outcomes
+                .iter()
+                .filter(|o| matches!(o, crate::store::sku::SkuUpsert::Stale { .. }))
+                .count();
+            println!(
+                "{count} SKU(s) read, {} stored, {stale} skipped (same or newer version stored)",
+                count - stale
+            );
+            Ok(Exit::Ok)
+        }
+        SkuCommand::List { config, json } => {
+            let (_config, store) = open_site(&config.config, log)?;
+            let skus = store.read_blocking(crate::store::sku::all)?;
+            store.close();
+            if json {
+                print_json(&skus)?;
+            } else {
+                for s in &skus {
+                    println!(
+                        "{:<16} {:<32} {:<6} v{} gtins {}",
+                        s.code,
+                        s.name,
+                        s.unit.symbol(),
+                        s.version,
+                        s.gtins
+                            .iter()
+                            .map(|g| g.as_str())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    );
+                }
+            }
+            Ok(Exit::Ok)
+        }
+    }
+}
