@@ -206,6 +206,26 @@ pub struct Weighing {
     pub grams: i64,
 }
 
+impl From<&Refusal> for hub_core::pickup::LineRefusal {
+    fn from(r: &Refusal) -> Self {
+        hub_core::pickup::LineRefusal {
+            line_no: r.line_no,
+            quantity: r.quantity,
+            to: r.to,
+            reason: r.reason.clone(),
+        }
+    }
+}
+
+impl From<&Weighing> for hub_core::pickup::LineWeighing {
+    fn from(w: &Weighing) -> Self {
+        hub_core::pickup::LineWeighing {
+            line_no: w.line_no,
+            grams: w.grams,
+        }
+    }
+}
+
 /// Line numbers from 1 (`line_no`); messages written before that carry `line`, from 0.
 fn line_no_of(line_no: Option<usize>, legacy_line: Option<usize>) -> Result<usize, String> {
     match (line_no, legacy_line) {

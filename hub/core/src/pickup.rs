@@ -10,6 +10,7 @@
 //! arithmetic). Pure: no clock, no storage — the caller passes the orders and the time.
 
 use crate::domain::{SiteId, SkuCode, Timestamp};
+use crate::event::RefusedTo;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -317,31 +318,182 @@ pub fn check_code<'a>(
     let Some(order) = matching.iter().max_by_key(|o| o.opens_at) else {
         return CodeCheck::WrongCode;
     };
+    handover_blocker(order, site, now).unwrap_or_else(|| CodeCheck::Found {
+        order_id: order.order_id.clone(),
+    })
+}
+
+/// Why `order` cannot be handed over at `site` at `now`, as the clerk hears it; `None` when it
+/// can (open, of this site, within its pickup window). The one home of the order-state rule:
+/// code checks and handovers both ask here.
+pub fn handover_blocker(order: &PickupOrder, site: &SiteId, now: Timestamp) -> Option<CodeCheck> {
     let order_id = order.order_id.clone();
     if &order.site != site {
-        return CodeCheck::WrongSite {
+        return Some(CodeCheck::WrongSite {
             order_id,
             site: order.site.clone(),
-        };
+        });
     }
     match &order.status {
-        OrderStatus::Collected { at, station } => CodeCheck::AlreadyCollected {
+        OrderStatus::Collected { at, station } => Some(CodeCheck::AlreadyCollected {
             order_id,
             at: *at,
             station: station.clone(),
-        },
-        OrderStatus::Cancelled => CodeCheck::Cancelled { order_id },
-        OrderStatus::Refunded => CodeCheck::Refunded { order_id },
-        OrderStatus::OnHold => CodeCheck::OnHold { order_id },
-        OrderStatus::Open if now < order.opens_at => CodeCheck::NotYetOpen {
+        }),
+        OrderStatus::Cancelled => Some(CodeCheck::Cancelled { order_id }),
+        OrderStatus::Refunded => Some(CodeCheck::Refunded { order_id }),
+        OrderStatus::OnHold => Some(CodeCheck::OnHold { order_id }),
+        OrderStatus::Open if now < order.opens_at => Some(CodeCheck::NotYetOpen {
             order_id,
             opens_at: order.opens_at,
-        },
-        OrderStatus::Open => CodeCheck::Expired {
+        }),
+        OrderStatus::Open if now > order.closes_at => Some(CodeCheck::Expired {
             order_id,
             closed_at: order.closes_at,
-        },
+        }),
+        OrderStatus::Open => None,
     }
+}
+
+/// A line the customer refused (wholly or partly) at handover: `line_no` from 1, where the
+/// goods go, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineRefusal {
+    pub line_no: usize,
+    pub quantity: i64,
+    pub to: RefusedTo,
+    pub reason: String,
+}
+
+/// The weighed grams of a by-weight line at handover (`line_no` from 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineWeighing {
+    pub line_no: usize,
+    pub grams: i64,
+}
+
+/// What the clerk reports at handover, beyond "everything as ordered", and what the hub knows
+/// about the order's lines.
+#[derive(Debug, Clone, Copy)]
+pub struct HandoverReport<'a> {
+    pub refusals: &'a [LineRefusal],
+    pub weighings: &'a [LineWeighing],
+    /// Trace codes scanned per line (index from 0), each already accepted by [`check_item`].
+    pub scanned_per_line: &'a [i64],
+    /// Per line: whether its SKU must have every item scanned at handover.
+    pub items_checked: &'a [bool],
+}
+
+/// What one order line does at handover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedLine {
+    /// Index of the line in the order, from 0.
+    pub index: usize,
+    /// Units (grams for a weighed line) that leave with the customer.
+    pub handed_over: i64,
+    /// Units refused by the customer.
+    pub refused: i64,
+    pub refused_to: Option<RefusedTo>,
+    pub weighed_g: Option<i64>,
+    /// By-weight lines with a price per kilogram: what the weighed quantity changes.
+    pub price_difference_cents: Option<i64>,
+    /// Refused units written off, each with its reason.
+    pub losses: Vec<(i64, String)>,
+}
+
+/// Why the clerk's report cannot be applied to the order. Nothing is handed over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandoverRefusal {
+    /// A refusal or weighing names a line the order does not have (`line` from 1).
+    NoSuchLine { line: usize, lines: usize },
+    /// More refused on a line than was ordered (or a negative refusal).
+    TooMuchRefused {
+        line: usize,
+        refused: i64,
+        ordered: i64,
+    },
+    /// A line whose SKU checks items at handover has fewer scanned codes than units leaving.
+    ItemsNotScanned {
+        line: usize,
+        sku: SkuCode,
+        needed: i64,
+        scanned: i64,
+    },
+}
+
+/// Plans every line of a handover from the clerk's report: what leaves, what is refused and
+/// where it goes, the weighed price difference. The order must already have passed
+/// [`handover_blocker`]; stock (which lots, expired stock) is the store's to find.
+pub fn plan_handover_lines(
+    order: &PickupOrder,
+    report: &HandoverReport<'_>,
+) -> Result<Vec<PlannedLine>, HandoverRefusal> {
+    let lines = order.items.len();
+    for line in report
+        .refusals
+        .iter()
+        .map(|r| r.line_no)
+        .chain(report.weighings.iter().map(|w| w.line_no))
+    {
+        if line == 0 || line > lines {
+            return Err(HandoverRefusal::NoSuchLine { line, lines });
+        }
+    }
+    let mut planned = Vec::with_capacity(lines);
+    for (index, item) in order.items.iter().enumerate() {
+        let line_no = index + 1;
+        let of_line = || report.refusals.iter().filter(move |r| r.line_no == line_no);
+        let refused: i64 = of_line().map(|r| r.quantity).sum();
+        if refused > item.quantity || refused < 0 {
+            return Err(HandoverRefusal::TooMuchRefused {
+                line: line_no,
+                refused,
+                ordered: item.quantity,
+            });
+        }
+        let weighed_g = report
+            .weighings
+            .iter()
+            .find(|w| w.line_no == line_no)
+            .map(|w| w.grams);
+        let handed_over = match weighed_g {
+            Some(grams) => grams.max(0),
+            None => item.quantity - refused,
+        };
+        let scanned = report.scanned_per_line.get(index).copied().unwrap_or(0);
+        if report.items_checked.get(index).copied().unwrap_or(false) && scanned < handed_over {
+            return Err(HandoverRefusal::ItemsNotScanned {
+                line: line_no,
+                sku: item.sku.clone(),
+                needed: handed_over,
+                scanned,
+            });
+        }
+        let losses = of_line()
+            .filter(|r| r.to == RefusedTo::Loss)
+            .map(|r| {
+                let reason = match r.reason.trim() {
+                    "" => "refused by customer",
+                    given => given,
+                };
+                (r.quantity, reason.to_owned())
+            })
+            .collect();
+        planned.push(PlannedLine {
+            index,
+            handed_over,
+            refused,
+            refused_to: of_line().next().map(|r| r.to),
+            weighed_g,
+            // By-weight prices are per kilogram; ordered and weighed quantities are grams.
+            price_difference_cents: match (weighed_g, item.unit_price_cents) {
+                (Some(grams), Some(per_kg)) => Some((grams - item.quantity) * per_kg / 1000),
+                _ => None,
+            },
+            losses,
+        });
+    }
+    Ok(planned)
 }
 
 /// Limits on wrong guesses: per station, and for the whole site.
@@ -952,5 +1104,172 @@ mod tests {
                 order_id: "P0".into()
             })
         );
+    }
+
+    #[test]
+    fn the_order_state_rule_is_the_same_for_code_checks_and_handovers() {
+        let s1 = site("s1");
+        let collected = OrderStatus::Collected {
+            at: Timestamp(2_000),
+            station: "counter-1".into(),
+        };
+        for (status, now) in [
+            (OrderStatus::Open, 500),
+            (OrderStatus::Open, 5_000),
+            (OrderStatus::Open, 20_000),
+            (OrderStatus::OnHold, 5_000),
+            (OrderStatus::Cancelled, 5_000),
+            (OrderStatus::Refunded, 5_000),
+            (collected.clone(), 5_000),
+        ] {
+            let o = order("P1", "123456", status.clone());
+            let blocker = handover_blocker(&o, &s1, Timestamp(now));
+            let check = check_code(
+                &s1,
+                &PresentedCode::parse("P1:123456"),
+                [&o],
+                Timestamp(now),
+            );
+            match blocker {
+                None => assert_eq!(
+                    check,
+                    CodeCheck::Found {
+                        order_id: "P1".into()
+                    }
+                ),
+                Some(b) => assert_eq!(check, b, "{status:?} at {now}"),
+            }
+        }
+        let open = order("P1", "123456", OrderStatus::Open);
+        assert_eq!(handover_blocker(&open, &s1, Timestamp(5_000)), None);
+        assert!(matches!(
+            handover_blocker(&open, &s1, Timestamp(500)),
+            Some(CodeCheck::NotYetOpen { .. })
+        ));
+        assert!(matches!(
+            handover_blocker(&open, &s1, Timestamp(10_001)),
+            Some(CodeCheck::Expired { .. })
+        ));
+        assert!(matches!(
+            handover_blocker(&open, &site("s2"), Timestamp(5_000)),
+            Some(CodeCheck::WrongSite { .. })
+        ));
+    }
+
+    fn two_lines() -> PickupOrder {
+        let mut o = order("P2", "123456", OrderStatus::Open);
+        o.items.push(PickupItem {
+            sku: SkuCode::new("PORK").unwrap(),
+            quantity: 500,
+            lot: None,
+            trace_codes: vec![],
+            unit_price_cents: Some(3_000),
+        });
+        o
+    }
+
+    fn refusal(line_no: usize, quantity: i64, to: RefusedTo, reason: &str) -> LineRefusal {
+        LineRefusal {
+            line_no,
+            quantity,
+            to,
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn a_handover_plan_hands_over_what_was_not_refused_and_writes_off_refused_losses() {
+        let o = two_lines();
+        let refusals = [
+            refusal(1, 1, RefusedTo::Loss, " "),
+            refusal(1, 0, RefusedTo::Loss, "bruised"),
+        ];
+        let weighings = [LineWeighing {
+            line_no: 2,
+            grams: 540,
+        }];
+        let report = HandoverReport {
+            refusals: &refusals,
+            weighings: &weighings,
+            scanned_per_line: &[0, 0],
+            items_checked: &[false, false],
+        };
+        let plan = plan_handover_lines(&o, &report).unwrap();
+        assert_eq!(plan.len(), 2);
+        assert_eq!((plan[0].handed_over, plan[0].refused), (1, 1));
+        assert_eq!(plan[0].refused_to, Some(RefusedTo::Loss));
+        assert_eq!(
+            plan[0].losses,
+            vec![
+                (1, "refused by customer".to_owned()),
+                (0, "bruised".to_owned())
+            ]
+        );
+        // 40 g more than ordered at 30.00 per kg: 1.20 more.
+        assert_eq!(plan[1].weighed_g, Some(540));
+        assert_eq!(plan[1].handed_over, 540);
+        assert_eq!(plan[1].price_difference_cents, Some(120));
+        assert!(plan[1].losses.is_empty() && plan[1].refused_to.is_none());
+    }
+
+    #[test]
+    fn a_handover_plan_refuses_lines_the_order_lacks_too_much_refused_and_unscanned_items() {
+        let o = two_lines();
+        let none: [LineRefusal; 0] = [];
+        fn report<'a>(
+            refusals: &'a [LineRefusal],
+            weighings: &'a [LineWeighing],
+            scanned: &'a [i64],
+            checked: &'a [bool],
+        ) -> HandoverReport<'a> {
+            HandoverReport {
+                refusals,
+                weighings,
+                scanned_per_line: scanned,
+                items_checked: checked,
+            }
+        }
+        let r3 = &[refusal(3, 1, RefusedTo::Stock, "")];
+        assert_eq!(
+            plan_handover_lines(&o, &report(r3, &[], &[0, 0], &[false, false])),
+            Err(HandoverRefusal::NoSuchLine { line: 3, lines: 2 })
+        );
+        let w0: &[LineWeighing] = &[LineWeighing {
+            line_no: 0,
+            grams: 1,
+        }];
+        assert_eq!(
+            plan_handover_lines(&o, &report(&[], w0, &[0, 0], &[false, false])),
+            Err(HandoverRefusal::NoSuchLine { line: 0, lines: 2 })
+        );
+        let r_many = &[
+            refusal(1, 2, RefusedTo::Stock, ""),
+            refusal(1, 1, RefusedTo::Loss, ""),
+        ];
+        assert_eq!(
+            plan_handover_lines(&o, &report(r_many, &[], &[0, 0], &[false, false])),
+            Err(HandoverRefusal::TooMuchRefused {
+                line: 1,
+                refused: 3,
+                ordered: 2
+            })
+        );
+        let r_neg = &[refusal(1, -1, RefusedTo::Stock, "")];
+        assert!(matches!(
+            plan_handover_lines(&o, &report(r_neg, &[], &[0, 0], &[false, false])),
+            Err(HandoverRefusal::TooMuchRefused { refused: -1, .. })
+        ));
+        assert_eq!(
+            plan_handover_lines(&o, &report(&none, &[], &[1, 0], &[true, false])),
+            Err(HandoverRefusal::ItemsNotScanned {
+                line: 1,
+                sku: SkuCode::new("MILK").unwrap(),
+                needed: 2,
+                scanned: 1
+            })
+        );
+        // Refused units need no scan: one scanned item for one unit leaving is enough.
+        let r_one = &[refusal(1, 1, RefusedTo::Stock, "")];
+        assert!(plan_handover_lines(&o, &report(r_one, &[], &[1, 0], &[true, false])).is_ok());
     }
 }

@@ -11,9 +11,9 @@
 use chrono::NaiveDate;
 use hub_contract::stored;
 use hub_core::alerts::{Alert, AlertKind, Tier};
-use hub_core::event::{Handover, HandoverLine, RefusedTo};
+use hub_core::event::{Handover, HandoverLine};
 use hub_core::pickup::{
-    AttemptLimiter, AttemptOutcome, AttemptPolicy, CodeCheck, CodeProblem, ItemRefusal,
+    self, AttemptLimiter, AttemptOutcome, AttemptPolicy, CodeCheck, CodeProblem, ItemRefusal,
     OrderStatus, PickupItem, PickupOrder, PickupRules, PresentedCode, SITE_WINDOW_MS, Target,
     TraceFacts, check_code, check_item,
 };
@@ -503,6 +503,42 @@ pub enum HandoverError {
     Store(#[from] StoreError),
 }
 
+impl HandoverError {
+    /// The store's error for a report the core's plan refused.
+    fn from_plan(order_id: &str, refusal: pickup::HandoverRefusal) -> HandoverError {
+        let order_id = order_id.to_owned();
+        match refusal {
+            pickup::HandoverRefusal::NoSuchLine { line, lines } => HandoverError::NoSuchLine {
+                order_id,
+                line,
+                lines,
+            },
+            pickup::HandoverRefusal::TooMuchRefused {
+                line,
+                refused,
+                ordered,
+            } => HandoverError::TooMuchRefused {
+                order_id,
+                line,
+                refused,
+                ordered,
+            },
+            pickup::HandoverRefusal::ItemsNotScanned {
+                line,
+                sku,
+                needed,
+                scanned,
+            } => HandoverError::ItemsNotScanned {
+                order_id,
+                line,
+                sku: sku.to_string(),
+                needed,
+                scanned,
+            },
+        }
+    }
+}
+
 fn trace_facts(conn: &Connection, code: &str) -> Result<Option<TraceFacts>, StoreError> {
     conn.prepare_cached("SELECT sku, lot, status, order_id FROM trace_code WHERE code = ?1")
         .and_then(|mut st| {
@@ -714,35 +750,7 @@ pub fn hand_over(
 ) -> Result<Handover, HandoverError> {
     let order =
         order(conn, order_id)?.ok_or_else(|| HandoverError::UnknownOrder(order_id.to_owned()))?;
-    let state_check = match &order.status {
-        _ if &order.site != site => Some(CodeCheck::WrongSite {
-            order_id: order_id.into(),
-            site: order.site.clone(),
-        }),
-        OrderStatus::Open if now < order.opens_at => Some(CodeCheck::NotYetOpen {
-            order_id: order_id.into(),
-            opens_at: order.opens_at,
-        }),
-        OrderStatus::Open if now > order.closes_at => Some(CodeCheck::Expired {
-            order_id: order_id.into(),
-            closed_at: order.closes_at,
-        }),
-        OrderStatus::Open => None,
-        OrderStatus::OnHold => Some(CodeCheck::OnHold {
-            order_id: order_id.into(),
-        }),
-        OrderStatus::Cancelled => Some(CodeCheck::Cancelled {
-            order_id: order_id.into(),
-        }),
-        OrderStatus::Refunded => Some(CodeCheck::Refunded {
-            order_id: order_id.into(),
-        }),
-        OrderStatus::Collected { at, station } => Some(CodeCheck::AlreadyCollected {
-            order_id: order_id.into(),
-            at: *at,
-            station: station.clone(),
-        }),
-    };
+    let state_check = pickup::handover_blocker(&order, site, now);
     if let Some(check) = state_check {
         let state = describe(&check);
         return Err(HandoverError::NotOpen {
@@ -787,20 +795,6 @@ pub fn hand_over(
     }
 
     let lines_count = order.items.len();
-    for line in request
-        .refusals
-        .iter()
-        .map(|r| r.line_no)
-        .chain(request.weighings.iter().map(|w| w.line_no))
-    {
-        if line == 0 || line > lines_count {
-            return Err(HandoverError::NoSuchLine {
-                order_id: order_id.into(),
-                line,
-                lines: lines_count,
-            });
-        }
-    }
     // Item checks: every scanned code must belong to the order and be free to leave.
     let mut scanned_per_line = vec![0i64; lines_count];
     for code in &request.trace_codes {
@@ -813,42 +807,25 @@ pub fn hand_over(
             })?;
         scanned_per_line[line] += 1;
     }
+    let mut items_checked = Vec::with_capacity(lines_count);
+    for item in &order.items {
+        items_checked
+            .push(super::sku::get(conn, &item.sku)?.is_some_and(|s| s.check_items_at_handover));
+    }
+    let refusals: Vec<pickup::LineRefusal> = request.refusals.iter().map(Into::into).collect();
+    let weighings: Vec<pickup::LineWeighing> = request.weighings.iter().map(Into::into).collect();
+    let report = pickup::HandoverReport {
+        refusals: &refusals,
+        weighings: &weighings,
+        scanned_per_line: &scanned_per_line,
+        items_checked: &items_checked,
+    };
+    let planned = pickup::plan_handover_lines(&order, &report)
+        .map_err(|refusal| HandoverError::from_plan(order_id, refusal))?;
 
     let mut lines = Vec::with_capacity(lines_count);
-    for (i, item) in order.items.iter().enumerate() {
-        let refused: i64 = request
-            .refusals
-            .iter()
-            .filter(|r| r.line_no == i + 1)
-            .map(|r| r.quantity)
-            .sum();
-        if refused > item.quantity || refused < 0 {
-            return Err(HandoverError::TooMuchRefused {
-                order_id: order_id.into(),
-                line: i + 1,
-                refused,
-                ordered: item.quantity,
-            });
-        }
-        let weighed = request
-            .weighings
-            .iter()
-            .find(|w| w.line_no == i + 1)
-            .map(|w| w.grams);
-        let handed = match weighed {
-            Some(grams) => grams.max(0),
-            None => item.quantity - refused,
-        };
-        let sku = super::sku::get(conn, &item.sku)?;
-        if sku.as_ref().is_some_and(|s| s.check_items_at_handover) && scanned_per_line[i] < handed {
-            return Err(HandoverError::ItemsNotScanned {
-                order_id: order_id.into(),
-                line: i + 1,
-                sku: item.sku.to_string(),
-                needed: handed,
-                scanned: scanned_per_line[i],
-            });
-        }
+    for plan in planned {
+        let (i, item) = (plan.index, &order.items[plan.index]);
         let issue = LineMove {
             order_id,
             line: i,
@@ -858,23 +835,9 @@ pub fn hand_over(
             now,
             today,
         };
-        let lots = take_from_stock(conn, &issue, handed)?;
-        let refused_to = request
-            .refusals
-            .iter()
-            .find(|r| r.line_no == i + 1)
-            .map(|r| r.to);
-        for r in request
-            .refusals
-            .iter()
-            .filter(|r| r.line_no == i + 1 && r.to == RefusedTo::Loss)
-        {
-            let reason = if r.reason.trim().is_empty() {
-                "refused by customer"
-            } else {
-                r.reason.as_str()
-            };
-            let refused_id = format!("{order_id}-refused");
+        let lots = take_from_stock(conn, &issue, plan.handed_over)?;
+        let refused_id = format!("{order_id}-refused");
+        for (quantity, reason) in &plan.losses {
             let loss = LineMove {
                 order_id: &refused_id,
                 line: i,
@@ -884,22 +847,17 @@ pub fn hand_over(
                 now,
                 today,
             };
-            take_from_stock(conn, &loss, r.quantity)?;
+            take_from_stock(conn, &loss, *quantity)?;
         }
-        let price_difference_cents = match (weighed, item.unit_price_cents) {
-            // By-weight prices are per kilogram; ordered and weighed quantities are grams.
-            (Some(grams), Some(per_kg)) => Some((grams - item.quantity) * per_kg / 1000),
-            _ => None,
-        };
         lines.push(HandoverLine {
             sku: item.sku.clone(),
             lot: item.lot.clone().or_else(|| lots.first().cloned()),
             ordered: item.quantity,
-            handed_over: handed,
-            refused,
-            refused_to,
-            weighed_g: weighed,
-            price_difference_cents,
+            handed_over: plan.handed_over,
+            refused: plan.refused,
+            refused_to: plan.refused_to,
+            weighed_g: plan.weighed_g,
+            price_difference_cents: plan.price_difference_cents,
         });
     }
     conn.prepare_cached("DELETE FROM pickup_check_pass WHERE order_id = ?1")
