@@ -132,7 +132,7 @@ impl BrokerArgs {
             .broker
             .as_deref()
             .ok_or_else(|| invalid("--broker is required".into()))?;
-        let broker = BrokerAddress::parse(url).map_err(invalid)?;
+        let broker = BrokerAddress::parse(url).map_err(|e| invalid(e.to_string()))?;
         let mut c = Connection::plain(broker, client_id);
         c.username = self.username.clone();
         c.password_file = self.password_file.clone();

@@ -44,9 +44,9 @@ pub fn watchdog_interval() -> Option<Duration> {
 /// (see `WriteFaultKind::stops_watchdog`), and it answers a no-op write (through the writer
 /// thread and its queue) and a read within `deadline`. Returns the outbox depth on success, for
 /// the status line.
-pub async fn store_is_healthy(store: &Store, deadline: Duration) -> Result<i64, String> {
+pub async fn store_is_healthy(store: &Store, deadline: Duration) -> Result<i64, Unhealthy> {
     if let Some(fault) = store.write_fault().filter(|f| f.kind.stops_watchdog()) {
-        return Err(fault.describe());
+        return Err(Unhealthy::WritesFailing(fault.describe()));
     }
     let probe = async {
         store.write(|_| Ok::<_, StoreError>(())).await?;
@@ -54,12 +54,23 @@ pub async fn store_is_healthy(store: &Store, deadline: Duration) -> Result<i64, 
     };
     match tokio::time::timeout(deadline, probe).await {
         Ok(Ok(stats)) => Ok(stats.undelivered),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!(
-            "the store did not answer within {} ms",
-            deadline.as_millis()
-        )),
+        Ok(Err(e)) => Err(Unhealthy::Store(e)),
+        Err(_) => Err(Unhealthy::NoAnswer {
+            ms: deadline.as_millis(),
+        }),
     }
+}
+
+/// Why the watchdog is not fed.
+#[derive(Debug, thiserror::Error)]
+pub enum Unhealthy {
+    /// Writes fail on a damaged file or failing storage (the fault, described for a person).
+    #[error("{0}")]
+    WritesFailing(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the store did not answer within {ms} ms")]
+    NoAnswer { ms: u128 },
 }
 
 /// Where the watchdog loop's verdicts go.
@@ -112,7 +123,7 @@ pub async fn watchdog_loop(
             }
             Err(problem) => {
                 tracing::warn!(%problem, "unhealthy; not feeding the systemd watchdog");
-                sink.withhold(&problem);
+                sink.withhold(&problem.to_string());
             }
         }
     }

@@ -460,12 +460,20 @@ fn default_re_request_minutes() -> i64 {
     240
 }
 
+/// Thresholds that decode but cannot be used.
+#[derive(Debug, thiserror::Error)]
+enum UnusableThresholds {
+    #[error("re_request_after_minutes {0} must be between 1 and 10080")]
+    ReRequestAfter(i64),
+    #[error(transparent)]
+    Policy(#[from] hub_core::alerts::PolicyError),
+}
+
 impl ThresholdsWire {
-    fn policy(&self) -> Result<TierPolicy, String> {
+    fn policy(&self) -> Result<TierPolicy, UnusableThresholds> {
         if !(1..=7 * 24 * 60).contains(&self.re_request_after_minutes) {
-            return Err(format!(
-                "re_request_after_minutes {} must be between 1 and 10080",
-                self.re_request_after_minutes
+            return Err(UnusableThresholds::ReRequestAfter(
+                self.re_request_after_minutes,
             ));
         }
         let policy = TierPolicy {
@@ -478,7 +486,7 @@ impl ThresholdsWire {
             target: self.target,
             re_request_after_ms: self.re_request_after_minutes * 60_000,
         };
-        policy.validate().map_err(|e| e.to_string())?;
+        policy.validate()?;
         Ok(policy)
     }
 }

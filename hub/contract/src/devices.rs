@@ -43,21 +43,32 @@ struct WeightWire {
     ts: Option<i64>,
 }
 
+/// What is wrong with a scale's payload.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScalePayloadError {
+    #[error("weight payload is not the expected JSON: {0}")]
+    NotJson(String),
+    #[error("\"weight\" must be a decimal string or number")]
+    WeightNotDecimal,
+    #[error("give exactly one of \"grams\" or \"weight\"")]
+    GramsOrWeight,
+}
+
 /// Reads a scale payload; the error says what is wrong with it.
-pub fn decode_scale_payload(payload: &[u8]) -> Result<ScalePayload, String> {
-    let p: WeightWire = serde_json::from_slice(payload)
-        .map_err(|e| format!("weight payload is not the expected JSON: {e}"))?;
+pub fn decode_scale_payload(payload: &[u8]) -> Result<ScalePayload, ScalePayloadError> {
+    let p: WeightWire =
+        serde_json::from_slice(payload).map_err(|e| ScalePayloadError::NotJson(e.to_string()))?;
     let weight = match (p.grams, p.weight) {
         (Some(g), None) => ScaleWeight::Grams(g),
         (None, Some(w)) => {
             let text = match &w {
                 serde_json::Value::String(s) => s.clone(),
                 serde_json::Value::Number(n) => n.to_string(),
-                _ => return Err("\"weight\" must be a decimal string or number".into()),
+                _ => return Err(ScalePayloadError::WeightNotDecimal),
             };
             ScaleWeight::Decimal { text, unit: p.unit }
         }
-        _ => return Err("give exactly one of \"grams\" or \"weight\"".into()),
+        _ => return Err(ScalePayloadError::GramsOrWeight),
     };
     Ok(ScalePayload {
         weight,
@@ -184,7 +195,7 @@ mod tests {
             }
         );
         assert!(!p.stable);
-        let err = |b: &[u8]| decode_scale_payload(b).unwrap_err();
+        let err = |b: &[u8]| decode_scale_payload(b).unwrap_err().to_string();
         assert!(err(b"{\"grams\": 1, \"weight\": \"1\"}").contains("exactly one"));
         assert!(err(b"{\"weight\": true}").contains("decimal string or number"));
         assert!(err(b"{\"grams\": 1, \"tare\": 2}").contains("not the expected JSON"));

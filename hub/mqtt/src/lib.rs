@@ -60,28 +60,42 @@ impl fmt::Display for BrokerAddress {
     }
 }
 
+/// Why a broker URL was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadBrokerUrl {
+    #[error("'{0}' is not a broker URL; use mqtt://host:port or mqtts://host:port")]
+    Scheme(String),
+    #[error("'{port}' in '{url}' is not a port number")]
+    Port { port: String, url: String },
+    #[error("'{0}' has no valid host")]
+    Host(String),
+}
+
 impl BrokerAddress {
     /// Parses `mqtt://host[:port]` or `mqtts://host[:port]` (default ports 1883 / 8883).
-    pub fn parse(url: &str) -> Result<BrokerAddress, String> {
+    pub fn parse(url: &str) -> Result<BrokerAddress, BadBrokerUrl> {
         let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
             (true, rest)
         } else if let Some(rest) = url.strip_prefix("mqtt://") {
             (false, rest)
         } else {
-            return Err(format!(
-                "'{url}' is not a broker URL; use mqtt://host:port or mqtts://host:port"
-            ));
+            return Err(BadBrokerUrl::Scheme(url.to_owned()));
         };
         let rest = rest.trim_end_matches('/');
         let (host, port) = match rest.rsplit_once(':') {
             Some((host, port)) => match port.parse::<u16>() {
                 Ok(p) if p > 0 => (host, p),
-                _ => return Err(format!("'{port}' in '{url}' is not a port number")),
+                _ => {
+                    return Err(BadBrokerUrl::Port {
+                        port: port.to_owned(),
+                        url: url.to_owned(),
+                    });
+                }
             },
             None => (rest, if tls { 8883 } else { 1883 }),
         };
         if host.is_empty() || host.contains('/') {
-            return Err(format!("'{url}' has no valid host"));
+            return Err(BadBrokerUrl::Host(url.to_owned()));
         }
         Ok(BrokerAddress {
             host: host.to_owned(),
@@ -418,16 +432,19 @@ mod tests {
         assert!(
             BrokerAddress::parse("http://x")
                 .unwrap_err()
+                .to_string()
                 .contains("mqtt://host:port")
         );
         assert!(
             BrokerAddress::parse("mqtt://h:0")
                 .unwrap_err()
+                .to_string()
                 .contains("port")
         );
         assert!(
             BrokerAddress::parse("mqtt://:1883")
                 .unwrap_err()
+                .to_string()
                 .contains("host")
         );
         assert_eq!(BrokerAddress::loopback(7).to_string(), "mqtt://127.0.0.1:7");

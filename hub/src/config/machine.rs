@@ -17,14 +17,26 @@ pub struct MachineCheck {
 /// Stable serial device links: udev's, and the ones the package's rules add.
 const STABLE_SERIAL_DIRS: [&str; 2] = ["/dev/serial/by-id/", "/dev/hub/by-id/"];
 
-fn readable_file(path: &Path) -> Result<(), String> {
+/// Why a file the config names cannot be used.
+#[derive(Debug, thiserror::Error)]
+enum FileProblem {
+    #[error("{0} is not a file")]
+    NotAFile(std::path::PathBuf),
+    #[error("cannot read {path}: {source}; check the path and its permissions")]
+    Unreadable {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn readable_file(path: &Path) -> Result<(), FileProblem> {
     match std::fs::File::open(path).and_then(|f| f.metadata()) {
         Ok(meta) if meta.is_file() => Ok(()),
-        Ok(_) => Err(format!("{} is not a file", path.display())),
-        Err(e) => Err(format!(
-            "cannot read {}: {e}; check the path and its permissions",
-            path.display()
-        )),
+        Ok(_) => Err(FileProblem::NotAFile(path.to_owned())),
+        Err(source) => Err(FileProblem::Unreadable {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -44,7 +56,7 @@ impl Config {
                 {
                     check.problems.push(Problem {
                         path: key.into(),
-                        message,
+                        message: message.to_string(),
                     });
                 }
             }

@@ -46,22 +46,28 @@ pub const MIN_STATUS_TOKEN_LEN: usize = 16;
 
 /// Checks a status-page token: at least [`MIN_STATUS_TOKEN_LEN`] URL-safe characters, so it can
 /// sit in a bookmark (`?token=`) without escaping.
-pub fn check_status_token(token: &str) -> Result<(), String> {
+pub fn check_status_token(token: &str) -> Result<(), BadStatusToken> {
     if token.len() < MIN_STATUS_TOKEN_LEN {
-        return Err(format!(
-            "is too short ({} characters); use at least {MIN_STATUS_TOKEN_LEN}, e.g. from `openssl rand -hex 16`",
-            token.len()
-        ));
+        return Err(BadStatusToken::TooShort(token.len()));
     }
     if let Some(c) = token
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || "-._~".contains(*c)))
     {
-        return Err(format!(
-            "contains {c:?}; use letters, digits and - . _ ~ only"
-        ));
+        return Err(BadStatusToken::Character(c));
     }
     Ok(())
+}
+
+/// Why a status-page token is refused (the message follows the key's name).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadStatusToken {
+    #[error(
+        "is too short ({0} characters); use at least {MIN_STATUS_TOKEN_LEN}, e.g. from `openssl rand -hex 16`"
+    )]
+    TooShort(usize),
+    #[error("contains {0:?}; use letters, digits and - . _ ~ only")]
+    Character(char),
 }
 
 #[derive(Deserialize, Default)]
@@ -94,7 +100,7 @@ pub(super) fn validate_status(raw: RawStatus, problems: &mut Problems) -> Status
     if let Some(token) = &token
         && let Err(message) = check_status_token(token)
     {
-        problems.push("status.token", message);
+        problems.push("status.token", message.to_string());
     }
     let enabled = raw.enabled.unwrap_or(true);
     if enabled && !listen.ip().is_loopback() && token.is_none() {

@@ -85,7 +85,7 @@ pub(super) fn validate_uplink(
         Some(url) => match BrokerAddress::parse(url) {
             Ok(b) => Some(b),
             Err(e) => {
-                problems.push("uplink.broker", e);
+                problems.push("uplink.broker", e.to_string());
                 None
             }
         },

@@ -118,13 +118,16 @@ struct RawRule {
     allow_model_reject: Option<bool>,
 }
 
-pub fn parse_backend(text: &str) -> Result<BackendKind, String> {
+/// A `[vision] backend` (or `HUB_VISION_BACKEND`) that names no backend.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a backend; use \"onnxruntime\" or \"tract\"")]
+pub struct UnknownBackend(pub String);
+
+pub fn parse_backend(text: &str) -> Result<BackendKind, UnknownBackend> {
     match text {
         "onnxruntime" => Ok(BackendKind::OnnxRuntime),
         "tract" => Ok(BackendKind::Tract),
-        other => Err(format!(
-            "'{other}' is not a backend; use \"onnxruntime\" or \"tract\""
-        )),
+        other => Err(UnknownBackend(other.to_owned())),
     }
 }
 
@@ -136,7 +139,7 @@ pub fn validate(raw: RawVision, base_dir: &Path, problems: &mut Problems) -> Vis
         None => BackendKind::OnnxRuntime,
         Some(Ok(b)) => b,
         Some(Err(e)) => {
-            problems.push("vision.backend", e);
+            problems.push("vision.backend", e.to_string());
             BackendKind::OnnxRuntime
         }
     };

@@ -30,20 +30,38 @@ struct ScaleState {
     placement: PlacementTracker,
 }
 
+/// What is wrong with a networked scale's payload (counted as malformed, shown on the status
+/// page).
+#[derive(Debug, thiserror::Error)]
+pub enum WeightPayloadError {
+    #[error(transparent)]
+    Shape(#[from] hub_contract::devices::ScalePayloadError),
+    #[error("\"weight\" {text}: {reason}")]
+    BadDecimal { text: String, reason: String },
+    #[error("\"unit\" {0} is not a unit")]
+    UnknownUnit(String),
+    #[error("unit {0} cannot be converted to grams")]
+    NotConvertible(String),
+}
+
 /// Reads a scale payload (its JSON shape is `hub_contract::devices`'s) into a reading; the
 /// error says what is wrong with it.
-pub fn parse_weight_payload(payload: &[u8]) -> Result<ScaleReading, String> {
+pub fn parse_weight_payload(payload: &[u8]) -> Result<ScaleReading, WeightPayloadError> {
     let p = hub_contract::devices::decode_scale_payload(payload)?;
     let grams = match p.weight {
         ScaleWeight::Grams(g) => g,
         ScaleWeight::Decimal { text, unit } => {
-            let (value, decimals) = Weight::parse_decimal(text.trim().as_bytes())
-                .map_err(|e| format!("\"weight\" {text}: {e}"))?;
+            let (value, decimals) = Weight::parse_decimal(text.trim().as_bytes()).map_err(|e| {
+                WeightPayloadError::BadDecimal {
+                    text: text.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
             let unit_text = unit.as_deref().unwrap_or("kg");
             let unit = Unit::parse(unit_text.as_bytes())
-                .ok_or_else(|| format!("\"unit\" {unit_text} is not a unit"))?;
+                .ok_or_else(|| WeightPayloadError::UnknownUnit(unit_text.to_owned()))?;
             weight_to_grams(&Weight::new(value, decimals, unit))
-                .ok_or_else(|| format!("unit {unit_text} cannot be converted to grams"))?
+                .ok_or_else(|| WeightPayloadError::NotConvertible(unit_text.to_owned()))?
         }
     };
     Ok(ScaleReading {

@@ -147,7 +147,7 @@ impl ScaleDecoder {
                 Ok(line) => {
                     let reading = mtsics::parse_response(line)
                         .map_err(|e| e.to_string())
-                        .and_then(|response| sics_reading(&response));
+                        .and_then(|response| sics_reading(&response).map_err(|e| e.to_string()));
                     if reading.is_err() {
                         self.malformed = self.malformed.saturating_add(1);
                     }
@@ -209,9 +209,20 @@ impl ScaleDecoder {
     }
 }
 
+/// An MT-SICS reply that is not a weight.
+#[derive(Debug, thiserror::Error)]
+enum SicsProblem {
+    #[error("weight reply without a readable weight and unit")]
+    NoWeight,
+    #[error("scale answered {0}")]
+    ScaleError(String),
+    #[error("unexpected reply {id} {status}")]
+    Unexpected { id: String, status: char },
+}
+
 /// Maps an MT-SICS response to a reading: `Ok(Some)` weight, `Ok(None)` status without a usable
 /// weight, `Err` a reply that is not a weight at all.
-fn sics_reading(response: &Response<'_>) -> Result<Option<(Weight, bool)>, String> {
+fn sics_reading(response: &Response<'_>) -> Result<Option<(Weight, bool)>, SicsProblem> {
     match response {
         Response::Reply {
             id: "S" | "SI",
@@ -220,16 +231,14 @@ fn sics_reading(response: &Response<'_>) -> Result<Option<(Weight, bool)>, Strin
         } => match (status, body) {
             (Status::Stable, Body::Weight(w)) => Ok(Some((*w, true))),
             (Status::Dynamic, Body::Weight(w)) => Ok(Some((*w, false))),
-            (Status::Stable | Status::Dynamic, _) => {
-                Err("weight reply without a readable weight and unit".into())
-            }
+            (Status::Stable | Status::Dynamic, _) => Err(SicsProblem::NoWeight),
             _ => Ok(None),
         },
-        Response::Error(e) => Err(format!("scale answered {}", e.code())),
-        Response::Reply { id, status, .. } => Err(format!(
-            "unexpected reply {id} {}",
-            char::from(status.as_byte())
-        )),
+        Response::Error(e) => Err(SicsProblem::ScaleError(e.code().to_string())),
+        Response::Reply { id, status, .. } => Err(SicsProblem::Unexpected {
+            id: (*id).to_owned(),
+            status: char::from(status.as_byte()),
+        }),
     }
 }
 

@@ -93,7 +93,36 @@ fn open(device: &DeviceConfig) -> Result<SerialStream, OpenError> {
 /// Why a session ended.
 enum SessionEnd {
     Shutdown,
-    Lost(String),
+    Lost(PortFault),
+}
+
+/// Why a device went offline: shown on the status page, in `hub devices` and in the
+/// `device_offline` event, so each says what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum PortFault {
+    /// The port could not be opened (it keeps being retried).
+    #[error("{0}")]
+    Open(String),
+    #[error("end of file on the port: the adapter was unplugged or the device closed it")]
+    EndOfFile,
+    #[error("read failed: {0} (adapter unplugged?)")]
+    Read(std::io::Error),
+    #[error("write failed: {0}")]
+    Write(std::io::Error),
+    #[error("write timed out: the port does not drain")]
+    WriteTimedOut,
+    #[error("end of file on the port during the probe")]
+    EndOfFileInProbe,
+    #[error("read failed during the probe: {0}")]
+    ReadInProbe(std::io::Error),
+    #[error(
+        "the device on this port does not answer as {protocol} (probe timed out after {ms} ms); check protocol, baud rate and cable"
+    )]
+    NoProbeAnswer { protocol: &'static str, ms: u128 },
+    #[error(
+        "no valid frame for {ms} ms: the device stopped answering (or the baud rate or protocol is wrong)"
+    )]
+    Silent { ms: u128 },
 }
 
 /// What a device produces from bytes: a scale pipeline or a scanner decoder.
@@ -241,7 +270,7 @@ async fn run_inner(
             break;
         }
         let end = match open(&device) {
-            Err(e) => SessionEnd::Lost(e.to_string()),
+            Err(e) => SessionEnd::Lost(PortFault::Open(e.to_string())),
             Ok(port) => {
                 sessions += 1;
                 if sessions > 1 {
@@ -266,7 +295,8 @@ async fn run_inner(
         };
         match end {
             SessionEnd::Shutdown => break,
-            SessionEnd::Lost(reason) => {
+            SessionEnd::Lost(fault) => {
+                let reason = fault.to_string();
                 if reported != Some(false) {
                     tracing::warn!(%reason, "device offline");
                     let now = crate::clock::now().millis();
@@ -312,11 +342,11 @@ fn publish_stats(board: &HealthBoard, name: &str, pipeline: &Pipeline) {
     });
 }
 
-async fn write(port: &mut SerialStream, bytes: &[u8]) -> Result<(), String> {
+async fn write(port: &mut SerialStream, bytes: &[u8]) -> Result<(), PortFault> {
     match tokio::time::timeout(WRITE_TIMEOUT, port.write_all(bytes)).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("write failed: {e}")),
-        Err(_) => Err("write timed out: the port does not drain".into()),
+        Ok(Err(e)) => Err(PortFault::Write(e)),
+        Err(_) => Err(PortFault::WriteTimedOut),
     }
 }
 
@@ -402,15 +432,14 @@ async fn read_loop(
         let fed = tokio::select! {
             _ = shutdown.cancelled() => return SessionEnd::Shutdown,
             read = port.read(&mut buf) => match read {
-                Ok(0) => return SessionEnd::Lost(
-                    "end of file on the port: the adapter was unplugged or the device closed it".into()),
+                Ok(0) => return SessionEnd::Lost(PortFault::EndOfFile),
                 Ok(n) => {
                     let mut fed = Fed::default();
                     let now_ms = started.elapsed().as_millis() as u64;
                     feed(&device.name, pipeline, &buf[..n], now_ms, &mut fed);
                     fed
                 }
-                Err(e) => return SessionEnd::Lost(format!("read failed: {e} (adapter unplugged?)")),
+                Err(e) => return SessionEnd::Lost(PortFault::Read(e)),
             },
             _ = poll.tick(), if polled.is_some() && !stream_mode => {
                 if let Some(cmd) = polled.and_then(poll_command)
@@ -431,10 +460,9 @@ async fn read_loop(
                 fed
             }
             _ = sleep_until_opt(silent_until) => {
-                return SessionEnd::Lost(format!(
-                    "no valid frame for {} ms: the device stopped answering (or the baud rate or protocol is wrong)",
-                    device.offline_after.unwrap_or_default().as_millis()
-                ));
+                return SessionEnd::Lost(PortFault::Silent {
+                    ms: device.offline_after.unwrap_or_default().as_millis(),
+                });
             }
         };
         if fed.valid > 0 {
@@ -489,7 +517,7 @@ async fn probe(
     device: &DeviceConfig,
     port: &mut SerialStream,
     started: Instant,
-) -> Result<String, String> {
+) -> Result<String, PortFault> {
     let protocol = match (device.kind, device.protocol) {
         (DeviceKind::Scanner, _) | (_, None) => {
             // A scanner only talks when something is scanned; an open port is all there is.
@@ -513,16 +541,15 @@ async fn probe(
     loop {
         let n = tokio::select! {
             read = port.read(&mut buf) => match read {
-                Ok(0) => return Err("end of file on the port during the probe".into()),
+                Ok(0) => return Err(PortFault::EndOfFileInProbe),
                 Ok(n) => n,
-                Err(e) => return Err(format!("read failed during the probe: {e}")),
+                Err(e) => return Err(PortFault::ReadInProbe(e)),
             },
             _ = tokio::time::sleep_until(deadline) => {
-                return Err(format!(
-                    "the device on this port does not answer as {} (probe timed out after {} ms); check protocol, baud rate and cable",
-                    protocol.as_str(),
-                    deadline.duration_since(started).min(PROBE_TIMEOUT.max(device.offline_after.unwrap_or_default())).as_millis()
-                ));
+                return Err(PortFault::NoProbeAnswer {
+                    protocol: protocol.as_str(),
+                    ms: deadline.duration_since(started).min(PROBE_TIMEOUT.max(device.offline_after.unwrap_or_default())).as_millis(),
+                });
             }
         };
         let bytes = &buf[..n];
