@@ -227,13 +227,18 @@ impl From<&Weighing> for hub_core::pickup::LineWeighing {
 }
 
 /// Line numbers from 1 (`line_no`); messages written before that carry `line`, from 0.
-fn line_no_of(line_no: Option<usize>, legacy_line: Option<usize>) -> Result<usize, String> {
+fn line_no_of(line_no: Option<usize>, legacy_line: Option<usize>) -> Result<usize, MissingLineNo> {
     match (line_no, legacy_line) {
         (Some(n), _) => Ok(n),
         (None, Some(zero_based)) => Ok(zero_based + 1),
-        (None, None) => Err("missing field `line_no` (order lines are numbered from 1)".into()),
+        (None, None) => Err(MissingLineNo),
     }
 }
+
+/// A refusal or weighing that names no line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("missing field `line_no` (order lines are numbered from 1)")]
+pub struct MissingLineNo;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -247,8 +252,8 @@ struct RawRefusal {
 }
 
 impl TryFrom<RawRefusal> for Refusal {
-    type Error = String;
-    fn try_from(raw: RawRefusal) -> Result<Self, String> {
+    type Error = MissingLineNo;
+    fn try_from(raw: RawRefusal) -> Result<Self, MissingLineNo> {
         Ok(Refusal {
             line_no: line_no_of(raw.line_no, raw.line)?,
             quantity: raw.quantity,
@@ -267,8 +272,8 @@ struct RawWeighing {
 }
 
 impl TryFrom<RawWeighing> for Weighing {
-    type Error = String;
-    fn try_from(raw: RawWeighing) -> Result<Self, String> {
+    type Error = MissingLineNo;
+    fn try_from(raw: RawWeighing) -> Result<Self, MissingLineNo> {
         Ok(Weighing {
             line_no: line_no_of(raw.line_no, raw.line)?,
             grams: raw.grams,
