@@ -219,7 +219,7 @@ pub async fn run_with_vision(
     ));
     match &config.uplink {
         Some(uplink) => {
-            tracing::info!(broker = %uplink.broker, client_id = %uplink.client_id, "uplink configured");
+            tracing::info!(broker = %uplink.connection.broker, client_id = %uplink.connection.client_id, "uplink configured");
             let mut settings = crate::sync::uplink::UplinkSettings::from_config(uplink);
             settings.stations = Some(std::sync::Arc::new(crate::workflows::Site::of(&config)));
             settings.board = Some(board.clone());

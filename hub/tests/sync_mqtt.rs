@@ -33,10 +33,10 @@ fn plain(port: u16, id: &str) -> Connection {
 
 fn settings(connection: Connection, in_flight: usize) -> UplinkSettings {
     let mut s = UplinkSettings::from_defaults(connection);
-    s.in_flight = in_flight;
-    s.heartbeat = Duration::from_millis(300);
-    s.reconnect_min = Duration::from_millis(50);
-    s.reconnect_max = Duration::from_millis(500);
+    s.tuning.in_flight = in_flight;
+    s.tuning.heartbeat = Duration::from_millis(300);
+    s.tuning.reconnect_min = Duration::from_millis(50);
+    s.tuning.reconnect_max = Duration::from_millis(500);
     s
 }
 

@@ -249,8 +249,8 @@ pub(super) fn sync_command(
     let session = runtime()?.block_on(hub_mqtt::connect_once(&settings.connection))?;
     println!(
         "connected to {} as {} (broker {} a session for it)",
-        uplink.broker,
-        uplink.client_id,
+        uplink.connection.broker,
+        uplink.connection.client_id,
         if session { "kept" } else { "had no" }
     );
     Ok(Exit::Ok)

@@ -46,10 +46,10 @@ impl Config {
         let mut check = MachineCheck::default();
         if let Some(u) = &self.uplink {
             for (key, path) in [
-                ("uplink.ca_file", &u.ca_file),
-                ("uplink.client_cert_file", &u.client_cert_file),
-                ("uplink.client_key_file", &u.client_key_file),
-                ("uplink.password_file", &u.password_file),
+                ("uplink.ca_file", &u.connection.ca_file),
+                ("uplink.client_cert_file", &u.connection.client_cert_file),
+                ("uplink.client_key_file", &u.connection.client_key_file),
+                ("uplink.password_file", &u.connection.password_file),
             ] {
                 if let Some(path) = path
                     && let Err(message) = readable_file(path)

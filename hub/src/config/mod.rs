@@ -29,7 +29,7 @@ pub use receiving::{ReceivingConfig, Retention};
 pub use site::{LogConfig, LogFormat, ShutdownConfig, SiteConfig, StoreConfig};
 pub use stations::{StationConfig, StationError, StationKind};
 pub use status::{MIN_STATUS_TOKEN_LEN, StatusConfig, check_status_token};
-pub use uplink::{BrokerAddress, Secret, UplinkConfig};
+pub use uplink::{BrokerAddress, Secret, UplinkConfig, UplinkTuning};
 
 use problems::section;
 use serde::Deserialize;
@@ -377,9 +377,9 @@ mod tests {
         )
         .unwrap();
         let u = c.uplink.unwrap();
-        assert_eq!(u.broker.to_string(), "mqtts://c.example:8883");
-        assert_eq!(u.ca_file, Some(PathBuf::from("/etc/hub/ca.pem")));
-        assert_eq!(u.client_id, "hub-s1");
+        assert_eq!(u.connection.broker.to_string(), "mqtts://c.example:8883");
+        assert_eq!(u.connection.ca_file, Some(PathBuf::from("/etc/hub/ca.pem")));
+        assert_eq!(u.connection.client_id, "hub-s1");
         assert!(!format!("{u:?}").contains("hunter2"), "secrets never show");
         let problems = Config::parse(
             "[site]\nid='s1'\n[store]\ndata_dir='d'\n[uplink]\nbroker='mqtts://x'\nin_flight=0\npassword='p'\ncolour=1\n",

@@ -2,6 +2,7 @@
 
 use super::problems::{Problems, int_in, seconds_in};
 use hub_core::SiteId;
+use hub_mqtt::Connection;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,23 +10,21 @@ use std::time::Duration;
 /// Where a broker is and a secret that never shows in logs: `hub_mqtt`'s, used by `[uplink]`.
 pub use hub_mqtt::{BrokerAddress, Secret};
 
-/// How the hub talks to the central broker.
+/// How the hub talks to the central broker: the connection (hub-mqtt's, as every MQTT client
+/// here uses it), how the drain is tuned, and when a backlog is alerted.
 #[derive(Debug, Clone)]
 pub struct UplinkConfig {
-    pub broker: BrokerAddress,
-    /// Stable client id (the broker keeps the session under it).
-    pub client_id: String,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    /// File holding the password (read when connecting), instead of `password`.
-    pub password_file: Option<PathBuf>,
-    /// CA certificate(s) that signed the broker's certificate (PEM); required for mqtts.
-    pub ca_file: Option<PathBuf>,
-    /// Client certificate chain and key (PEM) for mutual TLS.
-    pub client_cert_file: Option<PathBuf>,
-    pub client_key_file: Option<PathBuf>,
-    pub keep_alive: Duration,
-    pub connect_timeout: Duration,
+    pub connection: Connection,
+    pub tuning: UplinkTuning,
+    /// The `outbox_backlog` alert turns red when this many rows wait for the uplink.
+    pub backlog_alert_rows: i64,
+    /// … or when the oldest waiting row is older than this.
+    pub backlog_alert_age: Duration,
+}
+
+/// How the uplink drains. [`Default`] is what `[uplink]` gives when only the broker is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UplinkTuning {
     /// Messages published and not yet acknowledged, at most.
     pub in_flight: usize,
     /// Largest message the broker accepts; bigger events are withheld with an alert.
@@ -37,10 +36,20 @@ pub struct UplinkConfig {
     pub reconnect_max: Duration,
     /// Delivered (and central-confirmed) outbox rows older than this are deleted.
     pub retention: Duration,
-    /// The `outbox_backlog` alert turns red when this many rows wait for the uplink.
-    pub backlog_alert_rows: i64,
-    /// … or when the oldest waiting row is older than this.
-    pub backlog_alert_age: Duration,
+}
+
+impl Default for UplinkTuning {
+    fn default() -> Self {
+        UplinkTuning {
+            in_flight: 100,
+            max_message_bytes: 65_536,
+            max_command_bytes: 262_144,
+            heartbeat: Duration::from_secs(60),
+            reconnect_min: Duration::from_millis(500),
+            reconnect_max: Duration::from_secs(60),
+            retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -136,10 +145,18 @@ pub(super) fn validate_uplink(
     if client_id.is_empty() || client_id.len() > 128 {
         problems.push("uplink.client_id", "must be 1..=128 characters");
     }
-    let in_flight = int_in(raw.in_flight, 100, 1, 1000, "uplink.in_flight", problems);
+    let defaults = UplinkTuning::default();
+    let in_flight = int_in(
+        raw.in_flight,
+        defaults.in_flight,
+        1,
+        1000,
+        "uplink.in_flight",
+        problems,
+    );
     let max_message_bytes = int_in(
         raw.max_message_bytes,
-        65_536,
+        defaults.max_message_bytes,
         1024,
         268_435_455,
         "uplink.max_message_bytes",
@@ -147,7 +164,7 @@ pub(super) fn validate_uplink(
     );
     let max_command_bytes = int_in(
         raw.max_command_bytes,
-        262_144,
+        defaults.max_command_bytes,
         1024,
         268_435_455,
         "uplink.max_command_bytes",
@@ -177,21 +194,21 @@ pub(super) fn validate_uplink(
     );
     let heartbeat = seconds_in(
         raw.heartbeat_seconds,
-        60.0,
+        defaults.heartbeat.as_secs_f64(),
         0.2..=86_400.0,
         "uplink.heartbeat_seconds",
         problems,
     );
     let reconnect_min = seconds_in(
         raw.reconnect_min_seconds,
-        0.5,
+        defaults.reconnect_min.as_secs_f64(),
         0.01..=600.0,
         "uplink.reconnect_min_seconds",
         problems,
     );
     let reconnect_max = seconds_in(
         raw.reconnect_max_seconds,
-        60.0,
+        defaults.reconnect_max.as_secs_f64(),
         0.01..=3600.0,
         "uplink.reconnect_max_seconds",
         problems,
@@ -204,7 +221,7 @@ pub(super) fn validate_uplink(
     }
     let retention = seconds_in(
         raw.retention_hours.map(|h| h * 3600.0),
-        7.0 * 24.0 * 3600.0,
+        defaults.retention.as_secs_f64(),
         0.0..=(3650.0 * 24.0 * 3600.0),
         "uplink.retention_hours",
         problems,
@@ -217,23 +234,27 @@ pub(super) fn validate_uplink(
         problems,
     );
     Some(UplinkConfig {
-        broker: broker?,
-        client_id,
-        username: raw.username,
-        password: raw.password.map(Secret::new),
-        password_file: resolve(raw.password_file),
-        ca_file,
-        client_cert_file,
-        client_key_file,
-        keep_alive,
-        connect_timeout,
-        in_flight,
-        max_message_bytes,
-        max_command_bytes,
-        heartbeat,
-        reconnect_min,
-        reconnect_max,
-        retention,
+        connection: Connection {
+            broker: broker?,
+            client_id,
+            username: raw.username,
+            password: raw.password.map(Secret::new),
+            password_file: resolve(raw.password_file),
+            ca_file,
+            client_cert_file,
+            client_key_file,
+            keep_alive,
+            connect_timeout,
+        },
+        tuning: UplinkTuning {
+            in_flight,
+            max_message_bytes,
+            max_command_bytes,
+            heartbeat,
+            reconnect_min,
+            reconnect_max,
+            retention,
+        },
         backlog_alert_rows,
         backlog_alert_age,
     })

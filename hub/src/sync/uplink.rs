@@ -20,7 +20,7 @@
 
 use super::downlink::{self, Incoming, Reconnect};
 use super::window::{Tag, Window};
-use crate::config::UplinkConfig;
+use crate::config::{UplinkConfig, UplinkTuning};
 use crate::status::{StatusBoard, Uplink, UplinkState};
 use crate::store::outbox::{self, OutboxRow};
 use crate::store::stream::{self as stream_store, StreamInfo};
@@ -42,13 +42,7 @@ use tokio_util::task::TaskTracker;
 #[derive(Debug, Clone)]
 pub struct UplinkSettings {
     pub connection: Connection,
-    pub in_flight: usize,
-    pub max_message_bytes: usize,
-    pub max_command_bytes: usize,
-    pub heartbeat: Duration,
-    pub reconnect_min: Duration,
-    pub reconnect_max: Duration,
-    pub retention: Duration,
+    pub tuning: UplinkTuning,
     /// The site, for station commands (`None`: they are answered `unavailable`).
     pub stations: Option<Arc<crate::workflows::Site>>,
     /// Where the uplink reports its state for the status page.
@@ -56,45 +50,22 @@ pub struct UplinkSettings {
 }
 
 impl UplinkSettings {
-    /// The configuration defaults for a connection (what `[uplink]` gives when only the
-    /// broker is set).
+    /// A connection with the configuration's default tuning (what `[uplink]` gives when only
+    /// the broker is set).
     pub fn from_defaults(connection: Connection) -> UplinkSettings {
         UplinkSettings {
             connection,
-            in_flight: 100,
-            max_message_bytes: 65_536,
-            max_command_bytes: 262_144,
-            heartbeat: Duration::from_secs(60),
-            reconnect_min: Duration::from_millis(500),
-            reconnect_max: Duration::from_secs(60),
-            retention: Duration::from_secs(7 * 24 * 3600),
+            tuning: UplinkTuning::default(),
             stations: None,
             board: None,
         }
     }
 
-    /// Settings from the validated `[uplink]` section.
+    /// The settings `[uplink]` gives.
     pub fn from_config(c: &UplinkConfig) -> UplinkSettings {
         UplinkSettings {
-            connection: Connection {
-                broker: c.broker.clone(),
-                client_id: c.client_id.clone(),
-                username: c.username.clone(),
-                password: c.password.clone(),
-                password_file: c.password_file.clone(),
-                ca_file: c.ca_file.clone(),
-                client_cert_file: c.client_cert_file.clone(),
-                client_key_file: c.client_key_file.clone(),
-                keep_alive: c.keep_alive,
-                connect_timeout: c.connect_timeout,
-            },
-            in_flight: c.in_flight,
-            max_message_bytes: c.max_message_bytes,
-            max_command_bytes: c.max_command_bytes,
-            heartbeat: c.heartbeat,
-            reconnect_min: c.reconnect_min,
-            reconnect_max: c.reconnect_max,
-            retention: c.retention,
+            connection: c.connection.clone(),
+            tuning: c.tuning.clone(),
             stations: None,
             board: None,
         }
@@ -141,7 +112,7 @@ async fn poll_loop(mut eventloop: rumqttc::EventLoop, tx: mpsc::UnboundedSender<
 
 fn max_outgoing_packet(settings: &UplinkSettings) -> usize {
     // Room for the topic and fixed header on top of the largest payload we send.
-    settings.max_message_bytes + 1024
+    settings.tuning.max_message_bytes + 1024
 }
 
 /// Room for an incoming PUBLISH's topic (at most 65,535 bytes), its length and packet id on
@@ -151,7 +122,7 @@ const TOPIC_ROOM: usize = 65_535 + 4;
 /// The largest packet the client reads on a normal connection: the largest command and a
 /// topic. (A packet's size here is MQTT's "remaining length", what rumqttc compares.)
 pub fn max_incoming_packet(settings: &UplinkSettings) -> usize {
-    settings.max_command_bytes + TOPIC_ROOM
+    settings.tuning.max_command_bytes + TOPIC_ROOM
 }
 
 /// How many times the same oversized packet may break a connection before the uplink says a
@@ -222,7 +193,7 @@ pub async fn run(
         site.clone(),
         store.clone(),
         settings.stations.clone(),
-        settings.max_command_bytes,
+        settings.tuning.max_command_bytes,
         downlink::Channels {
             incoming: incoming_rx,
             rewind: rewind_tx,
@@ -236,7 +207,7 @@ pub async fn run(
         store.clone(),
         shutdown.clone(),
     ));
-    let mut backoff = Backoff::new(settings.reconnect_min, settings.reconnect_max);
+    let mut backoff = Backoff::new(settings.tuning.reconnect_min, settings.tuning.reconnect_max);
     let mut epoch: u64 = 0;
     let normal_limit = max_incoming_packet(&settings);
     let mut read_limit = normal_limit;
@@ -415,14 +386,14 @@ async fn connection(
     )
     .map_err(|e| (e, false))?;
     options
-        .set_inflight((settings.in_flight + 8).min(u16::MAX as usize) as u16)
+        .set_inflight((settings.tuning.in_flight + 8).min(u16::MAX as usize) as u16)
         .set_last_will(LastWill::new(
             contract::status_topic(site.as_str()),
             status(site, &stream, "offline", &stats, crate::clock::now()),
             QoS::AtLeastOnce,
             true,
         ));
-    let (client, mut eventloop) = AsyncClient::new(options, settings.in_flight + 64);
+    let (client, mut eventloop) = AsyncClient::new(options, settings.tuning.in_flight + 64);
     eventloop.set_network_options(network_options(&settings.connection));
     let (tx, mut rx) = mpsc::unbounded_channel();
     let poller = tokio::spawn(poll_loop(eventloop, tx));
@@ -478,7 +449,7 @@ async fn connection(
         store,
         client,
         window: Window::new(
-            settings.in_flight,
+            settings.tuning.in_flight,
             stats.first_undelivered_seq,
             stats.last_seq,
         ),
@@ -536,7 +507,7 @@ impl Epoch<'_> {
                 crate::clock::now(),
             ),
         )?;
-        let mut heartbeat = tokio::time::interval(self.settings.heartbeat);
+        let mut heartbeat = tokio::time::interval(self.settings.tuning.heartbeat);
         let mut tick = tokio::time::interval(Duration::from_millis(25));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut fetch = true;
@@ -575,7 +546,7 @@ impl Epoch<'_> {
                     if self.marks.len() >= 512 {
                         self.flush_marks();
                     }
-                    fetch = self.window.free() * 4 >= self.settings.in_flight;
+                    fetch = self.window.free() * 4 >= self.settings.tuning.in_flight;
                 }
                 Some(from) = rewind_rx.recv() => {
                     tracing::info!(from_seq = from, "central asked for a resend");
@@ -846,7 +817,7 @@ impl Epoch<'_> {
             created_at_ms: row.created_at,
             payload: &row.payload,
         };
-        let limit = self.settings.max_message_bytes;
+        let limit = self.settings.tuning.max_message_bytes;
         let (payload, withheld) = match contract::encode_event(event, lane, limit) {
             Ok(encoded) => encoded,
             Err(e) => {
@@ -887,7 +858,7 @@ async fn maintenance(
     store: Store,
     shutdown: CancellationToken,
 ) {
-    let period = settings.heartbeat.min(Duration::from_secs(60));
+    let period = settings.tuning.heartbeat.min(Duration::from_secs(60));
     let mut tick = tokio::time::interval(period);
     let mut last_prune: Option<Instant> = None;
     loop {
@@ -898,7 +869,7 @@ async fn maintenance(
         let now = crate::clock::now();
         if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(600)) {
             last_prune = Some(Instant::now());
-            let cutoff = Timestamp(now.millis() - settings.retention.as_millis() as i64);
+            let cutoff = Timestamp(now.millis() - settings.tuning.retention.as_millis() as i64);
             match store.write(move |c| outbox::prune(c, cutoff)).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rows = n, "pruned delivered outbox rows"),

@@ -202,7 +202,7 @@ pub async fn run(events: usize, in_flight: usize) -> anyhow::Result<SyncBenchRep
     let shutdown = CancellationToken::new();
     let mut settings =
         UplinkSettings::from_defaults(Connection::plain(broker_address, "hub-bench-site"));
-    settings.in_flight = in_flight;
+    settings.tuning.in_flight = in_flight;
     let start = Instant::now();
     let task = tokio::spawn(uplink::run(
         site.clone(),
