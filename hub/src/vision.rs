@@ -14,6 +14,7 @@
 //! decide acceptance itself: `hub_vision::evaluate` and `hub_core::receiving::decide_line` do.
 
 pub use crate::config::vision::{PhotoTopic, SpoolSource, VisionSettings};
+use crate::devices::local_broker::{self, LocalHandler};
 use crate::store::Store;
 use crate::store::deliveries::{ReceivingError, Selected};
 use hub_core::Timestamp;
@@ -22,8 +23,8 @@ use hub_vision::{
     ActiveBackend, BackendSettings, Evidence, ExpectedLabel, ModelOptions, Outcome, PhotoFormat,
     VisionConfig, VisionError, VisionHandle, VisionWorker,
 };
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Environment variable that overrides `vision.backend` (`onnxruntime` or `tract`).
 pub const BACKEND_ENV: &str = "HUB_VISION_BACKEND";
@@ -398,18 +399,8 @@ pub async fn photo_topic_task(
     topics: Vec<PhotoTopic>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
-    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
     let max_photo =
         usize::try_from(desk.vision.settings.limits.max_file_bytes).unwrap_or(usize::MAX);
-    let mut options = MqttOptions::new(
-        format!("{}-photos", broker.client_id),
-        broker.host.clone(),
-        broker.port,
-    );
-    options.set_keep_alive(Duration::from_secs(15));
-    options.set_clean_session(true);
-    options.set_max_packet_size(max_photo.saturating_add(1024), 64 * 1024);
-    let (client, mut eventloop) = AsyncClient::new(options, 16);
     // Photos waiting for their check; when full, the poller waits and the broker holds the rest.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, Vec<u8>)>(4);
     let checker = {
@@ -432,58 +423,61 @@ pub async fn photo_topic_task(
             }
         })
     };
-    let mut backoff =
-        crate::devices::reconnect_backoff(Duration::from_millis(500), Duration::from_secs(30));
-    let mut connected = false;
-    loop {
-        let polled = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            polled = eventloop.poll() => polled,
-        };
-        match polled {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff.reset();
-                connected = true;
-                tracing::info!(host = %broker.host, port = broker.port, topics = topics.len(), "photo topics subscribed");
-                for t in &topics {
-                    if let Err(e) = client.try_subscribe(t.topic.clone(), QoS::AtLeastOnce) {
-                        tracing::warn!(topic = %t.topic, error = %e, "cannot subscribe photo topic");
-                    }
-                }
-            }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                let Some(t) = topics.iter().find(|t| t.topic == p.topic) else {
-                    continue;
-                };
-                if tx
-                    .send((t.station.clone(), p.payload.to_vec()))
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                if connected {
-                    connected = false;
-                    tracing::warn!(host = %broker.host, port = broker.port, error = %e, "photo topics: local broker connection lost (a photo over vision.max_file_mb also ends the connection)");
-                } else {
-                    tracing::debug!(error = %e, "photo topics: local broker unreachable");
-                }
-                let delay = backoff.next_delay(rand::random());
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(delay) => {}
-                }
-            }
-        }
-    }
-    let _ = client.try_disconnect();
+    let subscription = local_broker::Subscription {
+        client_id: format!("{}-photos", broker.client_id),
+        topics: topics.iter().map(|t| t.topic.clone()).collect(),
+        max_incoming_bytes: max_photo.saturating_add(1024),
+        queue: 16,
+    };
+    let mut traffic = PhotoTraffic {
+        topics,
+        checks: tx,
+        connected: false,
+    };
+    local_broker::run(&broker, subscription, &mut traffic, &shutdown).await;
     // Photos already taken off the broker are still checked and recorded.
-    drop(tx);
+    drop(traffic);
     if let Err(e) = checker.await {
         tracing::error!(error = %e, "photo checker task failed");
+    }
+}
+
+/// The camera's side of the local broker: each photo goes to its station's check, in arrival
+/// order.
+struct PhotoTraffic {
+    topics: Vec<PhotoTopic>,
+    checks: tokio::sync::mpsc::Sender<(String, Vec<u8>)>,
+    connected: bool,
+}
+
+impl LocalHandler for PhotoTraffic {
+    async fn connected(&mut self) -> ControlFlow<()> {
+        self.connected = true;
+        tracing::info!(topics = self.topics.len(), "photo topics subscribed");
+        ControlFlow::Continue(())
+    }
+
+    async fn message(&mut self, topic: &str, payload: &[u8]) -> ControlFlow<()> {
+        let Some(t) = self.topics.iter().find(|t| t.topic == topic) else {
+            return ControlFlow::Continue(());
+        };
+        match self
+            .checks
+            .send((t.station.clone(), payload.to_vec()))
+            .await
+        {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()),
+        }
+    }
+
+    async fn lost(&mut self, reason: &str) -> ControlFlow<()> {
+        if std::mem::take(&mut self.connected) {
+            tracing::warn!(%reason, "photo topics: local broker connection lost (a photo over vision.max_file_mb also ends the connection)");
+        } else {
+            tracing::debug!(%reason, "photo topics: local broker unreachable");
+        }
+        ControlFlow::Continue(())
     }
 }
 

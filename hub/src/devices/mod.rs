@@ -12,6 +12,7 @@
 //! workflows do), and must not spin: every wait is on a read, a timer or the shutdown token.
 
 pub mod dispatch;
+pub mod local_broker;
 pub mod mqtt_devices;
 pub mod scale;
 pub mod scanner;

@@ -1,8 +1,8 @@
 //! Networked scanners and scales on the site's local MQTT broker, read into the same
 //! [`DeviceEvent`]s as serial devices.
 //!
-//! One task owns the rumqttc event loop and only polls it (publishing from the polling task
-//! can deadlock rumqttc). Each configured device has one topic. A scanner publishes the raw
+//! One subscriber on the local broker (`local_broker`, shared with the camera's photo topics).
+//! Each configured device has one topic. A scanner publishes the raw
 //! scan text (framing, prefix/suffix and AIM id handled as for serial scanners); a scale
 //! publishes JSON (its shape is `hub_contract::devices`'s), either `{"grams": 1250, "stable": true}` or
 //! `{"weight": "1.250", "unit": "kg", "stable": true}`, and goes through the same stability
@@ -10,14 +10,14 @@
 //! offline; reconnects back off with jitter. Payloads are parsed with the shim's decimal and
 //! unit parsers; nothing here decides what an input means for stock.
 
+use super::local_broker::{self, LocalHandler};
 use super::scale::{PlacementTracker, ScaleReading, StabilityGate, escape, weight_to_grams};
 use super::{DeviceEvent, HealthBoard};
 use crate::config::devices::{BrokerConfig, DeviceConfig, DeviceKind, DeviceTransport};
 use firmware_shim::wire::{Unit, Weight};
 use hub_contract::devices::ScaleWeight;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::collections::HashMap;
-use std::time::Duration;
+use std::ops::ControlFlow;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -99,7 +99,7 @@ async fn run_inner(
             DeviceTransport::Serial { .. } => None,
         })
         .collect();
-    let mut scales: HashMap<String, ScaleState> = devices
+    let scales: HashMap<String, ScaleState> = devices
         .iter()
         .filter(|d| d.kind == DeviceKind::Scale)
         .map(|d| {
@@ -112,123 +112,126 @@ async fn run_inner(
             )
         })
         .collect();
-    let mut options = MqttOptions::new(broker.client_id.clone(), broker.host.clone(), broker.port);
-    options.set_keep_alive(Duration::from_secs(15));
-    options.set_clean_session(true);
-    options.set_max_packet_size(MAX_PAYLOAD * 2, MAX_PAYLOAD * 2);
-    let (client, mut eventloop) = AsyncClient::new(options, 64);
-    let mut backoff = super::reconnect_backoff(Duration::from_millis(500), Duration::from_secs(30));
-    let mut online: Option<bool> = None;
-    loop {
-        let polled = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            polled = eventloop.poll() => polled,
-        };
-        match polled {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff.reset();
-                // Clean session: subscriptions are renewed on every connection. try_subscribe
-                // never waits, so the polling task cannot deadlock on its own queue.
-                for topic in by_topic.keys() {
-                    if let Err(e) = client.try_subscribe(topic.clone(), QoS::AtLeastOnce) {
-                        tracing::warn!(%topic, error = %e, "cannot subscribe device topic");
-                    }
-                }
-                if online != Some(true) {
-                    online = Some(true);
-                    for d in &devices {
-                        set_state(&events, &board, d, true, "local broker connected").await;
-                    }
-                }
+    let subscription = local_broker::Subscription {
+        client_id: broker.client_id.clone(),
+        topics: by_topic.keys().cloned().collect(),
+        max_incoming_bytes: MAX_PAYLOAD * 2,
+        queue: 64,
+    };
+    let mut traffic = DeviceTraffic {
+        devices,
+        by_topic,
+        scales,
+        events,
+        board,
+        online: None,
+    };
+    local_broker::run(&broker, subscription, &mut traffic, &shutdown).await;
+}
+
+/// The networked devices' side of the local broker: payloads in, device events out.
+struct DeviceTraffic {
+    devices: Vec<DeviceConfig>,
+    by_topic: HashMap<String, DeviceConfig>,
+    scales: HashMap<String, ScaleState>,
+    events: mpsc::Sender<DeviceEvent>,
+    board: HealthBoard,
+    /// Whether the devices were last reported online (`None`: not reported yet).
+    online: Option<bool>,
+}
+
+impl DeviceTraffic {
+    /// Every networked device goes online or offline with the broker.
+    async fn report_all(&mut self, online: bool, detail: &str) -> ControlFlow<()> {
+        if self.online != Some(online) {
+            self.online = Some(online);
+            if !online {
+                tracing::warn!(reason = %detail, "networked devices offline");
             }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                let Some(device) = by_topic.get(p.topic.as_str()) else {
-                    continue;
-                };
-                if p.payload.len() > MAX_PAYLOAD {
-                    tracing::warn!(device = %device.name, bytes = p.payload.len(), "device payload too large; dropped");
-                    board.update(&device.name, |h| h.overlong += 1);
-                    continue;
-                }
-                let event = match device.kind {
-                    DeviceKind::Scanner => {
-                        match super::scanner::from_frame(
-                            &device.framing.shim_config(),
-                            &p.payload,
-                            &device.site_patterns,
-                        ) {
-                            Some(scan) => {
-                                let seen = crate::clock::now().millis();
-                                let malformed = scan.code.is_malformed();
-                                board.update(&device.name, |h| {
-                                    h.frames += 1;
-                                    h.malformed += u64::from(malformed);
-                                    h.last_code = Some(scan.text.clone());
-                                    h.last_seen_ms = Some(seen);
-                                });
-                                Some(DeviceEvent::Scan {
-                                    device: device.name.clone(),
-                                    scan: Box::new(scan),
-                                })
-                            }
-                            None => None,
-                        }
-                    }
-                    DeviceKind::Scale => match parse_weight_payload(&p.payload) {
-                        Ok(reading) => {
-                            let seen = crate::clock::now().millis();
-                            board.update(&device.name, |h| {
-                                h.frames += 1;
-                                h.last_grams = reading.grams;
-                                h.last_seen_ms = Some(seen);
-                            });
-                            let state = scales.get_mut(&device.name);
-                            state
-                                .and_then(|s| {
-                                    s.gate.feed(&reading).and_then(|g| s.placement.feed(g))
-                                })
-                                .map(|grams| DeviceEvent::StableWeight {
-                                    device: device.name.clone(),
-                                    grams,
-                                    raw: reading.raw.clone(),
-                                })
-                        }
-                        Err(reason) => {
-                            tracing::warn!(device = %device.name, %reason, "bad weight payload");
-                            board.update(&device.name, |h| h.malformed += 1);
-                            None
-                        }
-                    },
-                };
-                if let Some(event) = event {
-                    board.update(&device.name, |h| h.events += 1);
-                    if events.send(event).await.is_err() {
-                        break;
-                    }
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                let reason = format!(
-                    "local broker {}:{} unreachable: {e}",
-                    broker.host, broker.port
-                );
-                if online != Some(false) {
-                    online = Some(false);
-                    tracing::warn!(%reason, "networked devices offline");
-                    for d in &devices {
-                        set_state(&events, &board, d, false, &reason).await;
-                    }
-                }
-                let delay = backoff.next_delay(rand::random());
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(delay) => {}
-                }
+            for d in &self.devices {
+                set_state(&self.events, &self.board, d, online, detail).await;
             }
         }
+        ControlFlow::Continue(())
     }
-    let _ = client.try_disconnect();
+
+    /// What one payload on a device's topic is: a scan, a stable weight, or nothing yet.
+    fn read(&mut self, device: &DeviceConfig, payload: &[u8]) -> Option<DeviceEvent> {
+        let board = &self.board;
+        match device.kind {
+            DeviceKind::Scanner => {
+                let scan = super::scanner::from_frame(
+                    &device.framing.shim_config(),
+                    payload,
+                    &device.site_patterns,
+                )?;
+                let seen = crate::clock::now().millis();
+                let malformed = scan.code.is_malformed();
+                board.update(&device.name, |h| {
+                    h.frames += 1;
+                    h.malformed += u64::from(malformed);
+                    h.last_code = Some(scan.text.clone());
+                    h.last_seen_ms = Some(seen);
+                });
+                Some(DeviceEvent::Scan {
+                    device: device.name.clone(),
+                    scan: Box::new(scan),
+                })
+            }
+            DeviceKind::Scale => match parse_weight_payload(payload) {
+                Ok(reading) => {
+                    let seen = crate::clock::now().millis();
+                    board.update(&device.name, |h| {
+                        h.frames += 1;
+                        h.last_grams = reading.grams;
+                        h.last_seen_ms = Some(seen);
+                    });
+                    let state = self.scales.get_mut(&device.name);
+                    state
+                        .and_then(|s| s.gate.feed(&reading).and_then(|g| s.placement.feed(g)))
+                        .map(|grams| DeviceEvent::StableWeight {
+                            device: device.name.clone(),
+                            grams,
+                            raw: reading.raw.clone(),
+                        })
+                }
+                Err(reason) => {
+                    tracing::warn!(device = %device.name, %reason, "bad weight payload");
+                    board.update(&device.name, |h| h.malformed += 1);
+                    None
+                }
+            },
+        }
+    }
+}
+
+impl LocalHandler for DeviceTraffic {
+    async fn connected(&mut self) -> ControlFlow<()> {
+        self.report_all(true, "local broker connected").await
+    }
+
+    async fn message(&mut self, topic: &str, payload: &[u8]) -> ControlFlow<()> {
+        let Some(device) = self.by_topic.get(topic).cloned() else {
+            return ControlFlow::Continue(());
+        };
+        if payload.len() > MAX_PAYLOAD {
+            tracing::warn!(device = %device.name, bytes = payload.len(), "device payload too large; dropped");
+            self.board.update(&device.name, |h| h.overlong += 1);
+            return ControlFlow::Continue(());
+        }
+        let Some(event) = self.read(&device, payload) else {
+            return ControlFlow::Continue(());
+        };
+        self.board.update(&device.name, |h| h.events += 1);
+        if self.events.send(event).await.is_err() {
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+
+    async fn lost(&mut self, reason: &str) -> ControlFlow<()> {
+        self.report_all(false, reason).await
+    }
 }
 
 async fn set_state(
