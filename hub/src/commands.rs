@@ -10,6 +10,7 @@
 //! decides is what depends on the hub's state (duplicates, reused ids, the site, stored
 //! versions, collected orders, closed deliveries, open disputes).
 
+use crate::store::Tx;
 use crate::store::deliveries::{self, ManifestUpsert};
 use crate::store::pickup_orders::{self, OrderUpsert};
 use crate::store::{StoreError, alert_book, applied_commands, outbox, sku as sku_store};
@@ -22,7 +23,6 @@ use hub_core::alerts::TierPolicy;
 use hub_core::pickup::{OrderStatus, PickupOrder};
 use hub_core::receiving::Manifest;
 use hub_core::{DomainEvent, SiteId, SkuCode, Timestamp};
-use rusqlite::Connection;
 
 /// What applying did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +83,7 @@ enum Seen {
     Reused(applied_commands::Handled),
 }
 
-fn seen(conn: &Connection, id: &str, fingerprint: Option<&str>) -> Result<Seen, StoreError> {
+fn seen(conn: &Tx<'_>, id: &str, fingerprint: Option<&str>) -> Result<Seen, StoreError> {
     Ok(match applied_commands::handled_before(conn, id)? {
         None => Seen::New,
         Some(h) => match (h.fingerprint.as_deref(), fingerprint) {
@@ -96,7 +96,7 @@ fn seen(conn: &Connection, id: &str, fingerprint: Option<&str>) -> Result<Seen, 
 /// Answers a command that reuses the id of another one: nothing is applied or recorded under
 /// the id (it stays the first command's), and central hears why.
 fn answer_reused(
-    conn: &Connection,
+    conn: &Tx<'_>,
     id: &str,
     kind: Option<String>,
     before: applied_commands::Handled,
@@ -121,7 +121,7 @@ fn answer_reused(
 
 /// Reports a rejection upstream (logged by [`Applied::log`] once the transaction commits).
 fn report_rejection(
-    conn: &Connection,
+    conn: &Tx<'_>,
     rejection: &Rejection,
     now: Timestamp,
 ) -> Result<(), StoreError> {
@@ -138,7 +138,7 @@ fn report_rejection(
     Ok(())
 }
 
-fn reject(conn: &Connection, rejection: Rejection, now: Timestamp) -> Result<Applied, StoreError> {
+fn reject(conn: &Tx<'_>, rejection: Rejection, now: Timestamp) -> Result<Applied, StoreError> {
     if let Some(id) = &rejection.command_id {
         match seen(conn, id, rejection.fingerprint.as_deref())? {
             Seen::New => {}
@@ -168,7 +168,7 @@ fn reject(conn: &Connection, rejection: Rejection, now: Timestamp) -> Result<App
 /// caller's transaction. `site` is this hub's site. Store errors mean nothing was applied and
 /// the caller must not acknowledge the message.
 pub fn apply(
-    conn: &Connection,
+    conn: &Tx<'_>,
     site: &SiteId,
     decoded: Result<Command, Rejection>,
     now: Timestamp,
@@ -279,7 +279,7 @@ fn stale(kind: CommandKind, key: &str, version: i64, stored: i64) -> Refusal {
 }
 
 fn apply_sku(
-    conn: &Connection,
+    conn: &Tx<'_>,
     command: &Command,
     body: &SkuUpsertBody,
     now: Timestamp,
@@ -313,7 +313,7 @@ fn conflict(reason: String) -> Refusal {
 /// Stores one SKU's thresholds by version: `Ok(true)` stored, `Ok(false)` same version
 /// already there, `Err(stored)` a newer version is stored.
 fn store_policy(
-    conn: &Connection,
+    conn: &Tx<'_>,
     sku: &SkuCode,
     policy: &TierPolicy,
     version: i64,
@@ -329,7 +329,7 @@ fn store_policy(
 }
 
 fn apply_thresholds(
-    conn: &Connection,
+    conn: &Tx<'_>,
     command: &Command,
     body: &SkuThresholdsBody,
 ) -> Result<Result<bool, Refusal>, StoreError> {
@@ -342,7 +342,7 @@ fn apply_thresholds(
 /// `alert_tiers`: every entry was checked by the contract (all or nothing); each is stored by
 /// the version sequence of its SKU.
 fn apply_alert_tiers(
-    conn: &Connection,
+    conn: &Tx<'_>,
     command: &Command,
     body: &AlertTiersBody,
 ) -> Result<Result<bool, Refusal>, StoreError> {
@@ -356,7 +356,7 @@ fn apply_alert_tiers(
 }
 
 fn apply_manifest(
-    conn: &Connection,
+    conn: &Tx<'_>,
     command: &Command,
     manifest: &Manifest,
     now: Timestamp,
@@ -378,7 +378,7 @@ fn apply_manifest(
 }
 
 fn apply_pickup_order(
-    conn: &Connection,
+    conn: &Tx<'_>,
     site: &SiteId,
     command: &Command,
     body: &PickupOrderBody,
@@ -422,7 +422,7 @@ fn apply_pickup_order(
 }
 
 fn apply_replenishment_ack(
-    conn: &Connection,
+    conn: &Tx<'_>,
     command: &Command,
     body: &ReplenishmentAckBody,
     now: Timestamp,
@@ -449,7 +449,7 @@ fn apply_replenishment_ack(
 }
 
 fn apply_dispute(
-    conn: &Connection,
+    conn: &Tx<'_>,
     command: &Command,
     body: &DisputeBody,
     now: Timestamp,
@@ -590,8 +590,9 @@ mod tests {
         let mut applied = None;
         let inside = logged(|| {
             conn.execute_batch("BEGIN").unwrap();
-            applied = Some(apply(&conn, &site, Ok(sku_command("c1", 1)), Timestamp(1)).unwrap());
-            let rejected = apply(&conn, &site, Ok(sku_command("c0", 0)), Timestamp(1)).unwrap();
+            let tx = Tx::opened_by_test(&conn);
+            applied = Some(apply(&tx, &site, Ok(sku_command("c1", 1)), Timestamp(1)).unwrap());
+            let rejected = apply(&tx, &site, Ok(sku_command("c0", 0)), Timestamp(1)).unwrap();
             assert!(matches!(rejected, Applied::Rejected(_)), "{rejected:?}");
             conn.execute_batch("ROLLBACK").unwrap();
         });

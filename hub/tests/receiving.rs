@@ -300,7 +300,7 @@ async fn a_mixed_delivery_ends_with_the_right_decisions_stock_quarantine_and_eve
     assert_eq!(on_hand("MILK"), 0, "both milk lines held");
     assert_eq!(held.len(), 3);
     let figures = store
-        .read(|c| hub::status::store_figures(c, Timestamp(0)))
+        .read(|c| hub::store::figures::read(c, Timestamp(0)))
         .await
         .unwrap();
     assert_eq!(
@@ -509,7 +509,7 @@ async fn evidence_retention_spares_a_disputed_delivery_until_its_dispute_is_clos
     }
     // The status page lists the open dispute and both deliveries still open.
     let figures = store
-        .read(|c| hub::status::store_figures(c, Timestamp(0)))
+        .read(|c| hub::store::figures::read(c, Timestamp(0)))
         .await
         .unwrap();
     assert_eq!(figures.receiving.open_deliveries, 2);
@@ -546,7 +546,7 @@ async fn evidence_retention_spares_a_disputed_delivery_until_its_dispute_is_clos
         .await
         .unwrap();
     let figures = store
-        .read(|c| hub::status::store_figures(c, Timestamp(0)))
+        .read(|c| hub::store::figures::read(c, Timestamp(0)))
         .await
         .unwrap();
     assert!(

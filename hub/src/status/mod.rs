@@ -32,9 +32,8 @@ pub mod server;
 
 use crate::storage::{self, Space};
 pub use crate::store::figures::{Dispute, Receiving, Today};
-use crate::store::{Store, StoreError, figures, outbox};
+use crate::store::{Store, figures, outbox};
 use hub_core::Timestamp;
-use rusqlite::Connection;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -373,30 +372,32 @@ pub struct StoreFigures {
     pub receiving: Receiving,
 }
 
-/// Reads the store's part of the status. `day_start` is local midnight in ms.
-pub fn store_figures(conn: &Connection, day_start: Timestamp) -> Result<StoreFigures, StoreError> {
-    let mut alerts: Vec<Alert> = figures::open_alerts(conn)?
-        .into_iter()
-        .filter_map(|a| {
-            Some(
-                Alert::new(
-                    AlertTier::parse(&a.tier)?,
-                    &a.subject,
-                    a.message,
-                    a.raised_at,
+impl From<figures::Figures> for StoreFigures {
+    fn from(f: figures::Figures) -> Self {
+        let mut alerts: Vec<Alert> = f
+            .alerts
+            .into_iter()
+            .filter_map(|a| {
+                Some(
+                    Alert::new(
+                        AlertTier::parse(&a.tier)?,
+                        &a.subject,
+                        a.message,
+                        a.raised_at,
+                    )
+                    .with_kind(a.kind),
                 )
-                .with_kind(a.kind),
-            )
-        })
-        .collect();
-    sort_alerts(&mut alerts);
-    Ok(StoreFigures {
-        receiving: figures::receiving(conn)?,
-        outbox: outbox::stats(conn)?,
-        today: figures::today(conn, day_start)?,
-        skus_in_stock: figures::skus_in_stock(conn)?,
-        alerts,
-    })
+            })
+            .collect();
+        sort_alerts(&mut alerts);
+        StoreFigures {
+            receiving: f.receiving,
+            outbox: f.outbox,
+            today: f.today,
+            skus_in_stock: f.skus_in_stock,
+            alerts,
+        }
+    }
 }
 
 /// Everything the page shows, at one moment. Field names are the `/status.json` contract.
@@ -488,8 +489,9 @@ pub async fn gather(source: &StatusSource, now: Timestamp) -> StatusSnapshot {
     let day_start = crate::clock::site_day_start(source.timezone, now);
     let figures = source
         .store
-        .read(move |c| store_figures(c, day_start))
-        .await;
+        .read(move |c| figures::read(c, day_start))
+        .await
+        .map(StoreFigures::from);
     let (dir, limits) = (source.data_dir.clone(), source.disk);
     let space = tokio::task::spawn_blocking(move || storage::space(&dir, limits).ok())
         .await

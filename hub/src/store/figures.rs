@@ -169,3 +169,24 @@ pub fn open_alerts(conn: &Connection) -> Result<Vec<OpenAlert>, StoreError> {
     })
     .map_err(sql(conn))
 }
+
+/// Everything the status page shows from the store, read in one go.
+#[derive(Debug, Clone)]
+pub struct Figures {
+    pub outbox: super::outbox::OutboxStats,
+    pub today: Today,
+    pub skus_in_stock: i64,
+    pub alerts: Vec<OpenAlert>,
+    pub receiving: Receiving,
+}
+
+/// Reads [`Figures`]; `day_start` is the site's local midnight.
+pub fn read(conn: &Connection, day_start: Timestamp) -> Result<Figures, StoreError> {
+    Ok(Figures {
+        outbox: super::outbox::stats(conn)?,
+        today: today(conn, day_start)?,
+        skus_in_stock: skus_in_stock(conn)?,
+        alerts: open_alerts(conn)?,
+        receiving: receiving(conn)?,
+    })
+}

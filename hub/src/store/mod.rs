@@ -372,6 +372,14 @@ pub struct Tx<'a> {
     conn: &'a Connection,
 }
 
+impl<'a> Tx<'a> {
+    /// A transaction the test itself opened on `conn` (unit tests outside the store).
+    #[cfg(test)]
+    pub(crate) fn opened_by_test(conn: &'a Connection) -> Tx<'a> {
+        Tx { conn }
+    }
+}
+
 impl std::ops::Deref for Tx<'_> {
     type Target = Connection;
     fn deref(&self) -> &Connection {
