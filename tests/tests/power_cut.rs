@@ -1,8 +1,9 @@
 //! Power cuts under the real workflows: the `hub` binary run step by step through its CLI
 //! with its data folder on the power-cut filesystem (`powercut::harness`, the library behind
-//! `powercut run`), the power cut at random moments, and after every cut everything the hub
+//! `powercut run`), `hub run` against a real Mosquitto and central's consumer in a fifth of the
+//! rounds, the power cut at random moments, and after every cut everything the hub
 //! acknowledged checked, the ledger verified and the interrupted work resumed. The negative
-//! control runs the same harness on a hub whose durability is weakened by its test-only switch
+//! control runs the same harness (CLI rounds only) on a hub whose durability is weakened by its test-only switch
 //! (debug builds) and must find acknowledged work lost, or the harness proves nothing.
 
 use powercut::harness::{self, Options, Report};
@@ -20,6 +21,8 @@ fn options(cuts: u32, weaken: bool) -> Options {
         weaken,
         stop_at_first_loss: weaken,
         faults: !weaken,
+        // hub run against Mosquitto and central's consumer in a fifth of the rounds.
+        central: (!weaken).then(|| hub_binary().with_file_name("central")),
     }
 }
 
@@ -36,12 +39,15 @@ fn summary(report: &Report) -> String {
 }
 
 #[test]
-fn nothing_acknowledged_is_lost_over_100_power_cuts_through_the_cli_workflows() {
+fn nothing_acknowledged_is_lost_over_100_power_cuts_through_the_cli_workflows_and_mqtt() {
     let report = harness::run(&options(100, false)).expect("the harness ran");
     eprintln!(
-        "{} cuts ({} inside a step), {} acknowledged steps checked, {} photos, {} fsyncs, {:.1} s",
+        "{} cuts ({} inside a CLI step, {} under hub run with {} commands; central holds {} events), {} acknowledged steps checked, {} photos, {} fsyncs, {:.1} s",
         report.cuts,
         report.cuts_mid_step,
+        report.sync_rounds,
+        report.commands_sent,
+        report.central_events,
         report.acknowledged_steps,
         report.photos_checked,
         report.fsyncs,
@@ -63,6 +69,12 @@ fn nothing_acknowledged_is_lost_over_100_power_cuts_through_the_cli_workflows() 
         "most cuts must land inside a step: {}",
         summary(&report)
     );
+    assert!(
+        report.sync_rounds >= 5 && report.commands_sent > 0,
+        "{}",
+        summary(&report)
+    );
+    assert!(report.central_events > 0, "{}", summary(&report));
     // ENOSPC and EIO under a receiving session: a clear error, nothing acknowledged lost.
     let faults: Vec<&str> = report.faults.iter().map(|f| f.fault.as_str()).collect();
     assert_eq!(faults, ["ENOSPC", "EIO"], "{}", summary(&report));

@@ -41,6 +41,13 @@ pub struct RunArgs {
     /// Skip the ENOSPC and EIO rounds
     #[arg(long)]
     no_faults: bool,
+    /// The `central` binary for the MQTT rounds (hub run against Mosquitto, central's
+    /// consumer) [default: `central` next to the hub binary]
+    #[arg(long, value_name = "PATH")]
+    central: Option<PathBuf>,
+    /// Skip the MQTT rounds (no Mosquitto needed)
+    #[arg(long)]
+    no_sync: bool,
 }
 
 /// What `--json` writes.
@@ -80,7 +87,22 @@ fn run_inner(args: RunArgs) -> anyhow::Result<bool> {
         .photo
         .clone()
         .unwrap_or_else(|| workdir.join("hub/vision/testdata/images/orange.jpg"));
+    let central = if args.no_sync {
+        None
+    } else {
+        let central = args
+            .central
+            .clone()
+            .unwrap_or_else(|| hub.with_file_name("central"));
+        anyhow::ensure!(
+            central.is_file(),
+            "no central binary at {} (build it with `cargo build -p central`, pass --central PATH, or --no-sync)",
+            central.display()
+        );
+        Some(central)
+    };
     let options = Options {
+        central,
         hub,
         workdir: Some(workdir),
         photo,
@@ -92,9 +114,12 @@ fn run_inner(args: RunArgs) -> anyhow::Result<bool> {
     };
     let report = harness::run(&options)?;
     eprintln!(
-        "powercut run: {} cuts ({} inside a step), {} acknowledged steps checked, {} lost; ledger verified: {}; {} sessions resumed; {:.1} s",
+        "powercut run: {} cuts ({} inside a CLI step, {} under hub run with {} commands sent; central holds {} events), {} acknowledged steps checked, {} lost; ledger verified: {}; {} sessions resumed; {:.1} s",
         report.cuts,
         report.cuts_mid_step,
+        report.sync_rounds,
+        report.commands_sent,
+        report.central_events,
         report.acknowledged_steps,
         report.acknowledged_lost,
         report.ledger_verified,
@@ -115,6 +140,7 @@ fn run_inner(args: RunArgs) -> anyhow::Result<bool> {
             weaken: true,
             stop_at_first_loss: true,
             faults: false,
+            central: None,
             seed: seed.wrapping_add(1),
             ..options.clone()
         })?;

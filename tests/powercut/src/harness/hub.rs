@@ -42,7 +42,8 @@ pub struct Hub {
 }
 
 impl Hub {
-    fn command(&self, args: &[&str]) -> Command {
+    /// `hub ARGS --config CONFIG` with the harness's environment, outputs piped.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(&self.binary);
         command
             .args(args)

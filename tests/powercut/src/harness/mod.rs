@@ -1,8 +1,10 @@
 //! `powercut run`: the hub's data folder on a power-cut card, staff workflows driven through
 //! the hub's CLI one command per step, and the power cut at random moments.
 //!
-//! Each round picks a workload (a receiving session or a pickup, see [`workloads`]), a step of
-//! it and a delay: the steps before run to their end, the chosen one is SIGKILLed after the
+//! Each round picks a workload (a receiving session or a pickup, see [`workloads`], or — with
+//! the `central` binary given — `hub run` against a real Mosquitto with central's commands
+//! arriving and the outbox draining to central's consumer, see [`sync`]), a step of it and a
+//! delay: the steps before run to their end, the chosen one is SIGKILLed after the
 //! delay (if it had not ended), and the card loses everything not made durable (with a random
 //! tear of each file's last write). Then the harness checks what a user relies on:
 //!
@@ -20,6 +22,7 @@
 //! random choices come from one seed, printed, so a run can be replayed with `--seed`.
 
 pub mod hub;
+pub mod sync;
 pub mod workloads;
 
 use std::path::{Path, PathBuf};
@@ -54,6 +57,9 @@ pub struct Options {
     pub stop_at_first_loss: bool,
     /// Also fill the card (ENOSPC) and fail its writes (EIO) under the hub.
     pub faults: bool,
+    /// The `central` binary: with it, a fifth of the rounds run `hub run` against a real
+    /// Mosquitto (commands down, the outbox drained to central's consumer) and cut it.
+    pub central: Option<PathBuf>,
 }
 
 /// What a run found.
@@ -65,6 +71,12 @@ pub struct Report {
     pub cuts_mid_step: u32,
     pub receiving_sessions: u32,
     pub pickups: u32,
+    /// Rounds cut under `hub run` with commands arriving and the uplink draining.
+    pub sync_rounds: u32,
+    /// Commands the broker took from `central send` (all must be applied after restarts).
+    pub commands_sent: u32,
+    /// Events central holds for the site at the end (one stream, no gaps, no conflicts).
+    pub central_events: i64,
     /// Steps answered "ok" and checked after a later cut.
     pub acknowledged_steps: u64,
     pub acknowledged_lost: u64,
@@ -120,6 +132,8 @@ struct Run {
     rng: StdRng,
     report: Report,
     done: Vec<Workload>,
+    sync: Option<sync::SyncRig>,
+    scratch_dir: PathBuf,
     /// Typical duration of each step kind (the kill delay is drawn below it).
     typical: std::collections::HashMap<String, Duration>,
     _scratch: tempfile::TempDir,
@@ -152,6 +166,18 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
             data.display()
         ),
     )?;
+    let rig = match &options.central {
+        Some(central) => Some(sync::SyncRig::start(scratch.path(), central.clone())?),
+        None => None,
+    };
+    if let Some(rig) = &rig {
+        let mut text = std::fs::read_to_string(&config)?;
+        text.push_str(&format!(
+            "[uplink]\nbroker = \"{}\"\nheartbeat_seconds = 1\nreconnect_min_seconds = 0.1\nreconnect_max_seconds = 1\n[status]\nenabled = false\n",
+            rig.broker_url()
+        ));
+        std::fs::write(&config, text)?;
+    }
     let photo = std::fs::read(&options.photo)
         .with_context(|| format!("reading the photo {}", options.photo.display()))?;
     let mut hub = Hub {
@@ -183,11 +209,22 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
             ..Report::default()
         },
         done: Vec::new(),
+        sync: rig,
+        scratch_dir: scratch.path().to_owned(),
         typical: Default::default(),
         _scratch: scratch,
     };
     let mut next = 1u32;
     for round in 0..options.cuts {
+        if run.sync.is_some() && run.rng.random_bool(0.2) {
+            run.sync_round(next)
+                .with_context(|| format!("round {round} (sync S{next})"))?;
+            next += 1;
+            if options.stop_at_first_loss && run.report.acknowledged_lost > 0 {
+                break;
+            }
+            continue;
+        }
         let workload = if run.rng.random_bool(0.6) {
             Workload::Receiving { n: next }
         } else {
@@ -208,6 +245,10 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
         run.faults(&mut next)?;
     }
     run.check_all()?;
+    if run.sync.is_some() && run.report.acknowledged_lost == 0 {
+        // A last drain without a cut: central ends with every event of the site, once.
+        run.drain_and_check_central(None)?;
+    }
     run.report.fsyncs = {
         let c = run.card.counters();
         c.fsyncs + c.fdatasyncs + c.fsyncdirs
@@ -475,6 +516,99 @@ impl Run {
             }
         }
         self.verify_ledger()
+    }
+
+    /// `hub run` against Mosquitto: commands sent while it drains the outbox, the power cut
+    /// at a random moment, then a restart that must apply every command the broker took and
+    /// bring central up to date with one stream, no gaps and no conflicts.
+    fn sync_round(&mut self, n: u32) -> anyhow::Result<()> {
+        self.report.sync_rounds += 1;
+        let log = self.scratch_dir.join(format!("hub-run-{n}.log"));
+        let daemon = sync::Daemon::start(&self.hub, log)?;
+        let kill_at = Instant::now() + Duration::from_millis(self.rng.random_range(0..600));
+        let mut sent = Vec::new();
+        for k in 0..3 {
+            if Instant::now() >= kill_at {
+                break;
+            }
+            let code = format!("SYNC-{n}-{k}");
+            let rig = self.sync.as_ref().context("sync rounds need the rig")?;
+            if rig.send_sku(&code)? {
+                sent.push(code);
+            }
+        }
+        if let Some(wait) = kill_at.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        daemon.kill();
+        self.card.cut(Tear::Random)?;
+        self.report.cuts += 1;
+        self.report.commands_sent += sent.len() as u32;
+        self.report.acknowledged_steps += sent.len() as u64;
+        self.verify_ledger()?;
+        self.drain_and_check_central(Some(&sent))?;
+        Ok(())
+    }
+
+    /// Runs `hub run` until every command in `sent` is applied and central holds every event
+    /// of the hub's outbox, then stops it cleanly; records what is missing.
+    fn drain_and_check_central(&mut self, sent: Option<&[String]>) -> anyhow::Result<()> {
+        let log = self.scratch_dir.join("hub-run-drain.log");
+        let daemon = match sync::Daemon::start(&self.hub, log) {
+            Ok(daemon) => daemon,
+            Err(e) => {
+                self.report
+                    .lost(format!("hub run does not start after the cut: {e:#}"));
+                return Ok(());
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        if let Some(sent) = sent {
+            loop {
+                let have = sync::sku_codes(&self.hub)?;
+                let missing: Vec<&String> = sent.iter().filter(|c| !have.contains(c)).collect();
+                if missing.is_empty() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    for code in missing {
+                        self.report.lost(format!(
+                            "command sku_upsert {code}, taken by the broker, never applied"
+                        ));
+                    }
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let rig = self.sync.as_ref().context("sync rounds need the rig")?;
+        let (outbox, report) = loop {
+            let verify = self.hub.must(&["ledger", "verify", "--json"])?;
+            let verify: serde_json::Value = serde_json::from_str(&verify)?;
+            let outbox = verify["outbox_events"].as_i64().unwrap_or(0);
+            let report = rig.site_report()?;
+            let caught_up = report.as_ref().is_some_and(|r| {
+                r["max_seq"].as_i64() == Some(outbox)
+                    && r["contiguous_seq"].as_i64() == Some(outbox)
+            });
+            if caught_up || Instant::now() > deadline {
+                break (outbox, report);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        daemon.stop()?;
+        let report = report.unwrap_or_default();
+        self.report.central_events = report["events"].as_i64().unwrap_or(0);
+        let streams = report["streams"].as_array().map_or(0, Vec::len);
+        let conflicts = report["conflicts"].as_i64().unwrap_or(0);
+        let contiguous = report["contiguous_seq"].as_i64().unwrap_or(0);
+        let max = report["max_seq"].as_i64().unwrap_or(0);
+        if streams != 1 || conflicts != 0 || contiguous != max || max != outbox {
+            self.report.lost(format!(
+                "central after the cuts: {streams} stream(s), {conflicts} conflict(s), contiguous to {contiguous} of {max}, hub outbox {outbox}"
+            ));
+        }
+        Ok(())
     }
 
     /// A full card (ENOSPC) and a failing one (EIO on the WAL) under a receiving session: the
