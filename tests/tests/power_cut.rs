@@ -96,3 +96,104 @@ fn the_harness_finds_acknowledged_work_lost_when_the_hub_skips_its_fsyncs() {
         report.acknowledged_lost, report.cuts, report.losses
     );
 }
+
+/// Runs `hub ARGS --config CONFIG` from the workspace root (where it finds the model).
+fn hub_at(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(hub_binary())
+        .current_dir(workspace_root())
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("run hub")
+}
+
+#[test]
+fn a_photo_on_a_full_card_is_checked_and_recorded_without_its_copy_and_raises_disk_nearly_full() {
+    use powercut::{Fault, MountOptions, PowerCutFs};
+    let card = PowerCutFs::mount_temp(MountOptions::default()).unwrap();
+    let data = card.mountpoint().join("data");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hub.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[site]\nid = \"full-site\"\n[store]\ndata_dir = \"{}\"\n\
+             [[stations]]\nid = \"dock\"\nkind = \"receiving\"\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let ok = |args: &[&str]| {
+        let out = hub_at(&config, args);
+        assert!(
+            out.status.success(),
+            "hub {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let skus = write(
+        "skus.json",
+        r#"[{"code":"ORANGE","name":"Oranges","unit":"piece","gtins":[],"allow_negative":false,"check_items_at_handover":false,"version":1}]"#,
+    );
+    ok(&["sku", "import", &skus]);
+    let manifest = write(
+        "manifest.json",
+        r#"{"delivery_id":"D1","supplier":"S","version":1,"lines":[{"line_no":1,"sku":"ORANGE","lot":"OR-1","expiry":"2030-01-31","expected_count":12}]}"#,
+    );
+    ok(&["receive", "manifest", &manifest]);
+    ok(&["receive", "scan", "--station", "dock", "D1/1"]);
+
+    // Room for the database's next writes, not for a 180 KB photo.
+    card.inject(Fault::Capacity {
+        bytes: card.used_bytes() + 64 * 1024,
+    });
+    let photo = workspace_root().join("hub/vision/testdata/images/baboon.jpg");
+    let out = ok(&[
+        "receive",
+        "photo",
+        "--station",
+        "dock",
+        photo.to_str().unwrap(),
+    ]);
+    assert!(out.contains("recorded for delivery D1 line 1"), "{out}");
+    card.clear_faults();
+
+    let progress: serde_json::Value =
+        serde_json::from_str(&ok(&["receive", "progress", "--delivery", "D1", "--json"])).unwrap();
+    let photos = &progress["lines"][0]["observed"]["photos"];
+    assert_eq!(photos.as_array().map(Vec::len), Some(1), "{progress}");
+    assert_eq!(
+        photos[0]["photo_path"],
+        serde_json::Value::Null,
+        "{progress}"
+    );
+    assert_eq!(
+        photos[0]["photo_sha256"].as_str().map(str::len),
+        Some(64),
+        "recorded with its hash: {progress}"
+    );
+    let evidence = data.join("evidence");
+    let stored = std::fs::read_dir(&evidence)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "jpg"))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(
+        stored,
+        0,
+        "no photo copy (nor half of one) is left in {}",
+        evidence.display()
+    );
+    let alerts = ok(&["alerts", "--json"]);
+    assert!(alerts.contains("disk_nearly_full"), "{alerts}");
+}
