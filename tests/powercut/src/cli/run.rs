@@ -103,6 +103,7 @@ fn run_inner(args: RunArgs) -> anyhow::Result<bool> {
     };
     let options = Options {
         central,
+        sync_share: 0.2,
         hub,
         workdir: Some(workdir),
         photo,

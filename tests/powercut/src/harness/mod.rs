@@ -60,6 +60,9 @@ pub struct Options {
     /// The `central` binary: with it, a fifth of the rounds run `hub run` against a real
     /// Mosquitto (commands down, the outbox drained to central's consumer) and cut it.
     pub central: Option<PathBuf>,
+    /// Share of the rounds that are MQTT rounds when `central` is given (0.2 by default; 1.0
+    /// runs MQTT rounds only).
+    pub sync_share: f64,
 }
 
 /// What a run found.
@@ -216,7 +219,7 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
     };
     let mut next = 1u32;
     for round in 0..options.cuts {
-        if run.sync.is_some() && run.rng.random_bool(0.2) {
+        if run.sync.is_some() && run.rng.random_bool(options.sync_share.clamp(0.0, 1.0)) {
             run.sync_round(next)
                 .with_context(|| format!("round {round} (sync S{next})"))?;
             next += 1;
