@@ -412,3 +412,61 @@ fn sync_check_connects_to_the_configured_broker_once_or_says_why_not() {
     assert!(text.contains(&free.to_string()), "names the broker: {text}");
     assert!(!text.contains("panicked"), "{text}");
 }
+
+#[test]
+fn receive_progress_shows_undecided_lines_with_what_was_observed() {
+    let site = Site::new("");
+    site.skus();
+    let manifest = site.file(
+        "manifest.json",
+        json!({
+            "delivery_id": "D3", "supplier": "Grain Co", "version": 1,
+            "lines": [
+                {"line_no": 1, "sku": "RICE", "lot": "R-3", "expiry": "2030-01-31", "expected_count": 10},
+                {"line_no": 2, "sku": "PORK", "lot": "K-3", "expiry": "2030-01-31",
+                 "expected_weight_g": 2000, "weight_tolerance_g": 50}
+            ]
+        }),
+    );
+    site.ok(&["receive", "manifest", &manifest]);
+    site.ok(&["receive", "count", "--delivery", "D3", "--line", "1", "10"]);
+    site.ok(&["receive", "scan", "--station", "dock", "D3/2"]);
+    site.ok(&["receive", "weight", "--station", "dock", "1990"]);
+    // `show` lists decisions only; nothing is decided yet.
+    assert_eq!(
+        site.json(&["receive", "show", "--delivery", "D3"]),
+        json!([])
+    );
+    let progress = site.json(&["receive", "progress", "--delivery", "D3"]);
+    assert_eq!(progress["known"], true, "{progress}");
+    let lines = progress["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 2, "{progress}");
+    assert_eq!(lines[0]["decided"], false);
+    assert_eq!(lines[0]["observed"]["counted_by_staff"], 10, "{progress}");
+    assert_eq!(
+        lines[1]["observed"]["weights_g"],
+        json!([1990]),
+        "{progress}"
+    );
+    site.ok(&[
+        "receive",
+        "decide",
+        "--delivery",
+        "D3",
+        "--line",
+        "1",
+        "--staff",
+        "li.wei",
+    ]);
+    let progress = site.json(&["receive", "progress", "--delivery", "D3"]);
+    assert_eq!(progress["lines"][0]["decided"], true, "{progress}");
+    assert_eq!(progress["lines"][1]["decided"], false, "{progress}");
+    let text = site.ok(&["receive", "progress", "--delivery", "D3"]);
+    assert!(
+        text.contains("line 2 PORK lot K-3: not decided") && text.contains("last 1990 g"),
+        "{text}"
+    );
+    // An unknown delivery is said to be unknown, not an error.
+    let unknown = site.json(&["receive", "progress", "--delivery", "NOPE"]);
+    assert_eq!(unknown["known"], false, "{unknown}");
+}
