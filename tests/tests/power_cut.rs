@@ -218,3 +218,28 @@ fn a_photo_on_a_full_card_is_checked_and_recorded_without_its_copy_and_raises_di
     let alerts = ok(&["alerts", "--json"]);
     assert!(alerts.contains("disk_nearly_full"), "{alerts}");
 }
+
+#[test]
+fn powercut_run_writes_the_json_figures_and_exits_0_when_nothing_was_lost() {
+    let powercut = hub_binary().with_file_name("powercut");
+    assert!(powercut.exists(), "build it with `cargo build -p powercut`");
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("powercut.json");
+    let out = std::process::Command::new(&powercut)
+        .current_dir(workspace_root())
+        .args(["run", "--cuts", "4", "--no-faults", "--control-cuts", "10"])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("powercut run: seed "), "{err}");
+    let figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(figures["cuts"].as_u64() >= Some(4), "{figures}");
+    assert_eq!(figures["acknowledged_lost"], 0, "{figures}");
+    assert_eq!(figures["ledger_verified"], true, "{figures}");
+    assert_eq!(figures["negative_control_detected_loss"], true, "{figures}");
+    assert_eq!(figures["passed"], true, "{figures}");
+}
