@@ -26,6 +26,8 @@ declare -A want=(
   [systemd-analyze]=systemd
   [readelf]=binutils
   [dpkg-deb]=dpkg
+  # the power-cut filesystem (tests/powercut) mounts through fusermount3 when not root
+  [fusermount3]=fuse3
 )
 if [ "$mode" = "--demo" ]; then
   want=([cmake]=cmake [nasm]=nasm)

@@ -2,7 +2,9 @@
 # CI check for the ARM boxes: cross-build `hub` for aarch64-unknown-linux-gnu and run that
 # binary under qemu-user: `hub --version`, `hub check-config` on every shipped config, the demo
 # (with HUB_VISION_BACKEND=tract, so the pure-Rust inference backend is the one exercised once
-# vision is built in), then package it as an arm64 .deb and run the unpacked binary.
+# vision is built in; a fallback to typed input fails where simulated devices can run), one
+# photo classified on the aarch64 ONNX Runtime, then package it as an arm64 .deb and run the
+# unpacked binary.
 #
 # Usage: deploy/test-aarch64.sh [--profile cross|release]   (default: cross, the lean profile)
 # Part of tests/run.sh. Prints how long the build and the qemu runs took.
@@ -59,6 +61,40 @@ HUB_VISION_BACKEND=tract "${qemu[@]}" "$bin" demo --json > "$scratch/demo.json" 
     || fail "demo exited non-zero"
 grep -q '"site": "demo-site-001"' "$scratch/demo.json" || fail "demo summary lacks the site"
 tr -d ' \n' < "$scratch/demo.json" | grep -q '"problems":\[\]' || fail "demo ledger did not verify"
+# The demo drives simulated devices (children of the hub binary on pseudo-terminals) and falls
+# back to typed input where they cannot start. Under qemu-user an aarch64 child can start only
+# when the kernel runs aarch64 binaries through binfmt_misc; then the fallback is a failure.
+compact="$(tr -d ' \n' < "$scratch/demo.json")"
+if grep -qs '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64; then
+    case "$compact" in
+        *'"what":"simulatedMT-SICSscaleandscanneronpseudo-terminals","outcome":"probedandonline"'*) ;;
+        *) fail "the demo fell back to typed input although aarch64 children can run (binfmt_misc qemu-aarch64 is enabled)" ;;
+    esac
+    step "  simulated scale and scanner probed and online under qemu"
+else
+    case "$compact" in
+        *'"what":"simulateddevices","outcome":"unavailable'*)
+            step "  simulated devices cannot start here (no binfmt_misc entry for aarch64): scans and weights typed in" ;;
+        *'"outcome":"probedandonline"'*) ;;
+        *) fail "the demo summary says neither that the simulated devices ran nor why not" ;;
+    esac
+fi
+
+# ONNX Runtime for aarch64 (deploy/fetch-onnxruntime.sh --arch aarch64): load it under qemu and
+# classify one photo with it — not with the tract fallback.
+ort_lib=".runtime/onnxruntime/aarch64/libonnxruntime.so"
+if [ ! -e "$ort_lib" ]; then
+    step "fetching ONNX Runtime for aarch64"
+    bash deploy/fetch-onnxruntime.sh --arch aarch64 >/dev/null
+fi
+step "hub check-image on ONNX Runtime for aarch64 under qemu"
+HUB_VISION_BACKEND=onnxruntime HUB_ONNXRUNTIME_LIB="$repo_root/$ort_lib" "${qemu[@]}" "$bin" \
+    check-image hub/vision/testdata/images/orange.jpg --sku ORANGE-5KG --expect 950 --json \
+    > "$scratch/check.json" || fail "check-image on ONNX Runtime failed: $(cat "$scratch/check.json")"
+tr -d ' \n' < "$scratch/check.json" | grep -q '"backend":"onnxruntime"' \
+    || fail "check-image did not run on ONNX Runtime: $(cat "$scratch/check.json")"
+tr -d ' \n' < "$scratch/check.json" | grep -q '"outcome":"pass"' \
+    || fail "orange.jpg did not pass on ONNX Runtime under qemu: $(cat "$scratch/check.json")"
 
 step "hub bench disk under qemu (tiny run, checks the measurement code on aarch64)"
 "${qemu[@]}" "$bin" bench disk --data-dir "$scratch/bench" --fsyncs 5 --sequential-mib 1 \

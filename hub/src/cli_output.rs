@@ -310,3 +310,46 @@ impl std::fmt::Display for ReportView<'_> {
         }
     }
 }
+
+/// `hub receive progress`: each manifest line, decided or not, with what was observed on it.
+pub struct DeliveryProgress<'a>(
+    pub &'a str,
+    pub bool,
+    pub &'a [crate::store::deliveries::LineProgress],
+);
+
+impl std::fmt::Display for DeliveryProgress<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let DeliveryProgress(delivery, closed, lines) = self;
+        let state = if *closed { "closed" } else { "open" };
+        writeln!(f, "delivery {delivery} ({state})")?;
+        for line in lines.iter() {
+            let o = &line.observed;
+            writeln!(
+                f,
+                "  line {} {} lot {}: {}; {} bound, {} product scans, {} flagged, {} weight(s){}, {} photo(s){}",
+                line.line_no,
+                line.sku,
+                line.lot,
+                if line.decided {
+                    "decided"
+                } else {
+                    "not decided"
+                },
+                o.bound_codes.len(),
+                o.product_scans.len(),
+                o.flagged.len(),
+                o.weights_g.len(),
+                o.weights_g
+                    .last()
+                    .map(|g| format!(" (last {g} g)"))
+                    .unwrap_or_default(),
+                o.photos.len(),
+                o.counted_by_staff
+                    .map(|n| format!(", counted {n}"))
+                    .unwrap_or_default(),
+            )?;
+        }
+        Ok(())
+    }
+}

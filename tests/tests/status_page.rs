@@ -245,12 +245,116 @@ fn a_taken_status_port_does_not_stop_the_hub() {
         child.try_wait().unwrap().is_none(),
         "the hub exited: {seen:?}"
     );
+    // Once the port is free, the hub binds it on its next try (every 30 s) and serves.
+    drop(taken);
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(75);
+    let served = loop {
+        if try_get(&addr, "/status.json", std::time::Duration::from_secs(5)) == Some(200) {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    while let Ok(line) = rx.try_recv() {
+        seen.push(line);
+    }
+    assert!(
+        served,
+        "the status page never came up on the freed port: {seen:?}"
+    );
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(child.wait().unwrap().success(), "{seen:?}");
-    drop(taken);
+}
+
+/// `hub run` on a free status port with `env`; returns the child and the page's address once
+/// `/status.json` answers.
+fn run_hub_with_status_page(dir: &Path, env: &[(&str, &str)]) -> (Reaped, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.join("hub.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[site]\nid = \"durable-site\"\n[store]\ndata_dir = \"data\"\n[status]\nlisten = \"127.0.0.1:{port}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Reaped::spawn(
+        Command::new(tests::hub_binary())
+            .args(["run", "--config"])
+            .arg(&config)
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while try_get(&addr, "/status.json", std::time::Duration::from_secs(5)) != Some(200) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "hub run exited before serving its page"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the status page never answered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    (child, addr)
+}
+
+fn stop(mut child: Reaped) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_running_hub_shows_the_durability_settings_its_writer_runs_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr) = run_hub_with_status_page(dir.path(), &[]);
+    let (code, body) = http_get(&addr, "/status.json", &[]);
+    assert_eq!(code, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["store_durability"]["journal_mode"], "wal", "{body}");
+    assert_eq!(json["store_durability"]["synchronous"], "full", "{body}");
+    let (_, metrics) = http_get(&addr, "/metrics", &[]);
+    assert!(metrics.contains("\nhub_store_durable 1"), "{metrics}");
+    stop(child);
+
+    // The figures are read back from the writer's connection, not restated: a debug build's
+    // test switch (the power-cut harness's negative control) shows up on the page.
+    let weakened = tempfile::tempdir().unwrap();
+    let (child, addr) = run_hub_with_status_page(
+        weakened.path(),
+        &[("HUB_TEST_WEAKEN_DURABILITY", "synchronous-off")],
+    );
+    let (_, body) = http_get(&addr, "/status.json", &[]);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    if cfg!(debug_assertions) {
+        assert_eq!(json["store_durability"]["synchronous"], "off", "{body}");
+        let (_, metrics) = http_get(&addr, "/metrics", &[]);
+        assert!(metrics.contains("\nhub_store_durable 0"), "{metrics}");
+        let (_, page) = http_get(&addr, "/", &[]);
+        assert!(page.contains("store-not-durable"), "{page}");
+    } else {
+        assert_eq!(
+            json["store_durability"]["synchronous"], "full",
+            "release builds ignore the switch: {body}"
+        );
+    }
+    stop(child);
 }
 
 /// Open file descriptors and threads of a process, from /proc.

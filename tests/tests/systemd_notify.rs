@@ -88,3 +88,87 @@ fn the_daemon_reports_ready_feeds_the_watchdog_and_reports_stopping() {
         "{messages:?}"
     );
 }
+
+#[test]
+fn the_watchdog_is_not_fed_while_the_store_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hub.toml");
+    std::fs::write(
+        &config,
+        "[site]\nid = \"stall-site\"\n[store]\ndata_dir = \"data\"\n[status]\nenabled = false\n",
+    )
+    .unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut child = Reaped::spawn(
+        Command::new("sh")
+            .args([
+                "-c",
+                "WATCHDOG_PID=$$ exec \"$0\" run --config \"$1\"",
+                hub_binary().to_str().unwrap(),
+                config.to_str().unwrap(),
+            ])
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env("WATCHDOG_USEC", "400000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let mut buf = [0u8; 4096];
+    // Receives until `until` holds for a message, or 30 s pass; returns what arrived.
+    let mut receive_until = |until: &dyn Fn(&str) -> bool| -> Vec<String> {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(n) = socket.recv(&mut buf) {
+                let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let done = until(&m);
+                got.push(m);
+                if done {
+                    return got;
+                }
+            }
+        }
+        panic!(
+            "no such message within 30 s; {} received, the last: {:?}",
+            got.len(),
+            &got[got.len().saturating_sub(5)..]
+        );
+    };
+    let is_ping = |m: &str| m.lines().any(|l| l == "WATCHDOG=1");
+    let is_unhealthy = |m: &str| m.contains("STATUS=unhealthy");
+    receive_until(&is_ping);
+
+    // Another process takes the database's write lock: the hub's writer cannot commit.
+    let db = dir.path().join("data/hub-stall-site.sqlite");
+    let blocker = rusqlite::Connection::open(&db).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let before_stall = receive_until(&is_unhealthy);
+    // From the first "unhealthy" on, while the lock is held: no ping, only more "unhealthy".
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        stalled.extend(receive_until(&is_unhealthy));
+    }
+    assert!(
+        !stalled.iter().any(|m| is_ping(m)),
+        "the watchdog was fed while the store could not write: {stalled:?}"
+    );
+    assert!(
+        before_stall
+            .iter()
+            .chain(&stalled)
+            .any(|m| m.contains("did not answer") || m.contains("locked") || m.contains("busy")),
+        "the status says why: {stalled:?}"
+    );
+    // Once the lock is gone the hub is fed again.
+    blocker.execute_batch("ROLLBACK").unwrap();
+    drop(blocker);
+    receive_until(&is_ping);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}

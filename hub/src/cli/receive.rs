@@ -122,6 +122,17 @@ pub(super) enum ReceiveCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Where a delivery stands: every manifest line with what was observed on it so far
+    /// (bound and flagged codes, weights, photos) and whether it is decided — what staff need
+    /// to resume an interrupted session.
+    Progress {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        delivery: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a delivery's lines and decisions.
     Show {
         #[command(flatten)]
@@ -423,6 +434,37 @@ pub(super) fn receive_command(
                 Err(crate::vision::PhotoError::Receiving(e)) => answer(e),
                 Err(e) => Err(e.into()),
             }
+        }
+        ReceiveCommand::Progress {
+            config,
+            delivery,
+            json,
+        } => {
+            let (_config, store) = open_site(&config.config, format)?;
+            let id = delivery.clone();
+            let progress = store.read_blocking(move |c| deliveries::progress(c, &id));
+            store.close();
+            let progress = progress.map_err(|e| Failure {
+                code: EXIT_FAILED,
+                error: e.into(),
+            })?;
+            let (closed, lines) = progress.clone().unwrap_or_default();
+            if json {
+                print_json(&serde_json::json!({
+                    "delivery_id": delivery,
+                    "known": progress.is_some(),
+                    "closed": closed,
+                    "lines": lines,
+                }))?;
+            } else if progress.is_none() {
+                println!("delivery {delivery} is not known: its manifest has not arrived");
+            } else {
+                print!(
+                    "{}",
+                    crate::cli_output::DeliveryProgress(&delivery, closed, &lines)
+                );
+            }
+            Ok(EXIT_OK)
         }
         ReceiveCommand::Show {
             config,

@@ -428,6 +428,10 @@ pub struct StatusSnapshot {
     /// error and since when; cleared by the next write that succeeds (never for a damaged
     /// file). A red `store_write_failing` alert stands beside it.
     pub store_write_error: Option<StoreWriteError>,
+    /// The journal mode and `synchronous` level the store's writer runs with, as SQLite
+    /// reports them back on that connection (`wal` and `full` unless a debug build's test
+    /// switch weakened them).
+    pub store_durability: crate::store::Durability,
 }
 
 /// The store's writes are failing: what the page and `/status.json` say about it.
@@ -538,6 +542,7 @@ pub async fn gather(source: &StatusSource, now: Timestamp) -> StatusSnapshot {
         storage: space,
         store_error,
         store_write_error,
+        store_durability: source.store.durability().clone(),
     }
 }
 

@@ -133,6 +133,14 @@ pub fn html(s: &StatusSnapshot, refresh: Duration) -> String {
             escape_html(error)
         );
     }
+    if !s.store_durability.as_promised() {
+        let _ = write!(
+            p,
+            "<div class=\"error\" id=\"store-not-durable\">Database commits are not durable: journal_mode={}, synchronous={} (a test build's switch).</div>",
+            escape_html(&s.store_durability.journal_mode),
+            escape_html(&s.store_durability.synchronous)
+        );
+    }
     if let Some(w) = &s.store_write_error {
         let _ = write!(
             p,
@@ -404,6 +412,15 @@ pub fn metrics(s: &StatusSnapshot) -> String {
         "1 when the status page could read the database.",
         &one(if s.store_error.is_none() { 1.0 } else { 0.0 }),
     );
+    gauge(
+        "hub_store_durable",
+        "1 when the database's writer runs with journal_mode=WAL and synchronous=FULL (or EXTRA).",
+        &one(if s.store_durability.as_promised() {
+            1.0
+        } else {
+            0.0
+        }),
+    );
     let write = s.store_write_error.as_ref();
     gauge(
         "hub_store_write_failing",
@@ -597,6 +614,10 @@ mod tests {
             storage: None,
             store_error: None,
             store_write_error: None,
+            store_durability: crate::store::Durability {
+                journal_mode: "wal".into(),
+                synchronous: "full".into(),
+            },
         }
     }
 

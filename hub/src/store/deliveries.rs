@@ -1101,6 +1101,40 @@ pub fn unexpected_goods(
     Ok(decision)
 }
 
+/// One manifest line and what was observed on it so far, decided or not.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LineProgress {
+    pub line_no: u32,
+    pub sku: String,
+    pub lot: String,
+    pub decided: bool,
+    pub observed: LineRecord,
+}
+
+/// Where a delivery stands: every manifest line with its observations (what staff need to
+/// resume an interrupted session), `None` for an unknown delivery.
+pub fn progress(
+    conn: &Connection,
+    delivery_id: &str,
+) -> Result<Option<(bool, Vec<LineProgress>)>, ReceivingError> {
+    let d = match load_delivery(conn, delivery_id) {
+        Ok(d) => d,
+        Err(ReceivingError::UnknownDelivery(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut lines = Vec::with_capacity(d.manifest.lines.len());
+    for line in &d.manifest.lines {
+        lines.push(LineProgress {
+            line_no: line.line_no,
+            sku: line.sku.to_string(),
+            lot: line.lot.clone(),
+            decided: decided(conn, delivery_id, line.line_no)?,
+            observed: line_record(conn, delivery_id, line.line_no)?,
+        });
+    }
+    Ok(Some((d.closed, lines)))
+}
+
 /// Every decision of a delivery, by line.
 pub fn decisions(
     conn: &Connection,

@@ -140,11 +140,31 @@ impl StoreError {
             Some(ErrorCode::NotADatabase) => StoreError::NotADatabase { path },
             Some(ErrorCode::DatabaseCorrupt) => StoreError::Corrupt { path, source },
             Some(ErrorCode::DiskFull) => StoreError::DiskFull { path },
+            // SQLite reports ENOSPC as SQLITE_FULL only on some paths: growing the `-shm` file
+            // or syncing on a full disk is a plain I/O error. Say what it is when the disk is
+            // full.
+            Some(ErrorCode::SystemIoFailure) if disk_is_full(&path) => {
+                StoreError::DiskFull { path }
+            }
             Some(ErrorCode::ReadOnly) => StoreError::ReadOnly { path, source },
             _ => StoreError::Sqlite { path, source },
         }
     }
 }
+
+/// Whether the filesystem holding `db` has (next to) no space left for its user.
+fn disk_is_full(db: &Path) -> bool {
+    let dir = db
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    rustix::fs::statvfs(dir)
+        .is_ok_and(|st| st.f_bavail.saturating_mul(st.f_frsize) < FULL_BELOW_BYTES)
+}
+
+/// Free bytes below which an I/O error of the store is reported as a full disk (a WAL frame
+/// and a `-shm` page need more than this).
+const FULL_BELOW_BYTES: u64 = 64 * 1024;
 
 /// Why the store's writes fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -317,8 +337,67 @@ pub struct WriterStats {
     pub requests_committed: u64,
 }
 
+/// The durability settings in effect on the writer's connection, as SQLite reports them back
+/// (`PRAGMA journal_mode`, `PRAGMA synchronous`), read once when the store opens.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Durability {
+    /// `wal` is what the store sets.
+    pub journal_mode: String,
+    /// `full` is what the store sets (`off`, `normal`, `full` or `extra`).
+    pub synchronous: String,
+}
+
+impl Durability {
+    /// Whether these are the settings the store promises (WAL, `synchronous=FULL` or stricter).
+    pub fn as_promised(&self) -> bool {
+        self.journal_mode == "wal" && matches!(self.synchronous.as_str(), "full" | "extra")
+    }
+}
+
+/// Test-only switch, honoured by debug builds alone (compiled out of release builds, which is
+/// what the `.deb` and the aarch64 build ship): `HUB_TEST_WEAKEN_DURABILITY=synchronous-off`
+/// opens the writer with `PRAGMA synchronous=OFF`, so commits are acknowledged before they are
+/// on the disk. It exists for the negative control of the power-cut harness (`powercut run`),
+/// which must see acknowledged data lost with it, or it proves nothing. The store logs an
+/// error whenever it is in effect, and the status page shows the setting.
+pub const WEAKEN_DURABILITY_ENV: &str = "HUB_TEST_WEAKEN_DURABILITY";
+
+#[cfg(debug_assertions)]
+fn weaken_for_test(conn: &Connection, path: &Path) -> rusqlite::Result<()> {
+    if std::env::var(WEAKEN_DURABILITY_ENV).as_deref() == Ok("synchronous-off") {
+        tracing::error!(
+            db = %path.display(),
+            "{WEAKEN_DURABILITY_ENV}=synchronous-off: commits are NOT durable (test build only)"
+        );
+        conn.execute_batch("PRAGMA synchronous=OFF;")?;
+    }
+    Ok(())
+}
+
+#[cfg(not(debug_assertions))]
+fn weaken_for_test(_conn: &Connection, _path: &Path) -> rusqlite::Result<()> {
+    Ok(())
+}
+
+fn durability(conn: &Connection) -> rusqlite::Result<Durability> {
+    let journal_mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    let synchronous: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+    let synchronous = match synchronous {
+        0 => "off",
+        1 => "normal",
+        2 => "full",
+        3 => "extra",
+        _ => "unknown",
+    };
+    Ok(Durability {
+        journal_mode: journal_mode.to_ascii_lowercase(),
+        synchronous: synchronous.to_owned(),
+    })
+}
+
 struct Inner {
     path: PathBuf,
+    durability: Durability,
     counters: Arc<Counters>,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -451,6 +530,8 @@ impl Store {
                 },
             })?;
         configure(&conn).map_err(|e| StoreError::from_sqlite(path, e))?;
+        weaken_for_test(&conn, path).map_err(|e| StoreError::from_sqlite(path, e))?;
+        let durability = durability(&conn).map_err(|e| StoreError::from_sqlite(path, e))?;
         schema::migrate(&mut conn, path)?;
         schema::bind_site(&conn, path, site)?;
         stream::bind(&mut conn, path)?;
@@ -481,6 +562,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
+                durability,
                 counters,
                 jobs: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(writer)),
@@ -505,6 +587,11 @@ impl Store {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The journal mode and `synchronous` level the writer's connection runs with.
+    pub fn durability(&self) -> &Durability {
+        &self.inner.durability
     }
 
     /// How many group commits the writer made, and how many requests they carried.

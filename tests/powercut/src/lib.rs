@@ -24,6 +24,7 @@ mod adapter;
 mod content;
 pub mod control;
 mod error;
+pub mod harness;
 mod model;
 mod mount;
 mod options;

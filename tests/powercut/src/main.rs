@@ -1,8 +1,10 @@
 //! `powercut`: runs a command on an emulated SD card that loses un-synced writes (`sdcard`),
-//! mounts one in the foreground with a control socket for shell scripts (`mount`), and sends
-//! control commands (`ctl`). One exit-code policy lives here: `sdcard` exits with its
-//! command's code (128+N if killed by signal N, 126/127 if it cannot be run, 125 if powercut
-//! itself failed); `mount` and `ctl` exit 0, or 1 on error.
+//! mounts one in the foreground with a control socket for shell scripts (`mount`), sends
+//! control commands (`ctl`), and runs the power-cut harness against a built hub (`run`). One
+//! exit-code policy lives here: `sdcard` exits with its command's code (128+N if killed by
+//! signal N, 126/127 if it cannot be run, 125 if powercut itself failed); `mount` and `ctl`
+//! exit 0, or 1 on error; `run` exits 0 when nothing acknowledged was lost and the negative
+//! control found a loss, 1 otherwise, 125 if the harness itself failed.
 
 mod cli;
 
@@ -29,8 +31,9 @@ enum Command {
     Mount(cli::mount::MountArgs),
     /// Send one command to the control socket of `powercut mount` and print the reply.
     Ctl(cli::ctl::CtlArgs),
-    // `powercut run` — the harness that runs the hub on a card and cuts the power under it —
-    // belongs here, next to `sdcard` and `mount`, built on `MountedFs::cut`.
+    /// Run the hub's workflows on a card and cut the power under them N times; check that
+    /// nothing acknowledged was lost, then run the negative control.
+    Run(cli::run::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,5 +64,6 @@ fn main() -> ExitCode {
         Command::Sdcard(args) => runtime.block_on(cli::sdcard::run(args)),
         Command::Mount(args) => cli::exit(runtime.block_on(cli::mount::run(args))),
         Command::Ctl(args) => cli::ctl::run(&args),
+        Command::Run(args) => cli::run::run(args),
     }
 }

@@ -4,13 +4,12 @@
 //! acknowledged rows vanish — the negative control that shows the filesystem really loses
 //! what was not synced.
 //!
-//! The writer is this test binary run again as a child process (the ignored test
-//! `sqlite_writer_child`, selected by environment variables): it commits one row per
-//! transaction and appends each committed id to an acknowledgement file outside the mount.
+//! The writer is a child process, the crate's helper binary `powercut-sqlite-writer`: it
+//! commits one row per transaction and appends each committed id to an acknowledgement file
+//! outside the mount.
 
 use std::collections::BTreeSet;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,9 +18,6 @@ use powercut::{MountOptions, MountedFs, PowerCutFs, Tear};
 use rand::Rng;
 use rusqlite::Connection;
 
-const CHILD_DB: &str = "POWERCUT_TEST_CHILD_DB";
-const CHILD_ACKS: &str = "POWERCUT_TEST_CHILD_ACKS";
-const CHILD_SYNC: &str = "POWERCUT_TEST_CHILD_SYNC";
 const ROUNDS: usize = 20;
 
 fn open(db: &Path, synchronous: &str) -> Connection {
@@ -131,17 +127,10 @@ fn a_rollback_journal_deleted_without_a_directory_fsync_undoes_the_last_commit()
 
 /// Starts the writer child for one round.
 fn spawn_writer(db: &Path, acks: &Path, synchronous: &str, log: &Path) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "sqlite_writer_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DB, db)
-        .env(CHILD_ACKS, acks)
-        .env(CHILD_SYNC, synchronous)
+    Command::new(env!("CARGO_BIN_EXE_powercut-sqlite-writer"))
+        .arg(db)
+        .arg(acks)
+        .arg(synchronous)
         .stdout(Stdio::null())
         .stderr(fs::File::create(log).unwrap())
         .spawn()
@@ -281,38 +270,4 @@ fn the_harness_sees_acknowledged_rows_lost_with_synchronous_off() {
         detections >= 1,
         "with synchronous=OFF no acknowledged row was lost in {ROUNDS} cuts: the filesystem proves nothing"
     );
-}
-
-/// The writer run by the harness in a child process (does nothing unless started by it).
-#[test]
-#[ignore = "child process of the kill-and-cut harness"]
-fn sqlite_writer_child() {
-    let (Some(db), Some(acks), Some(sync)) = (
-        std::env::var_os(CHILD_DB),
-        std::env::var_os(CHILD_ACKS),
-        std::env::var(CHILD_SYNC).ok(),
-    ) else {
-        return;
-    };
-    let mut conn = open(Path::new(&db), &sync);
-    let mut ack = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&acks)
-        .unwrap();
-    let mut next: i64 = conn
-        .query_row("SELECT coalesce(max(id), 0) + 1 FROM t", [], |r| r.get(0))
-        .unwrap();
-    loop {
-        let tx = conn.transaction().unwrap();
-        tx.execute(
-            "INSERT INTO t VALUES (?1, randomblob(?2))",
-            (next, 1000 + (next % 7) * 700),
-        )
-        .unwrap();
-        tx.commit().unwrap();
-        // One write(2) per acknowledgement: a kill never leaves half a line.
-        ack.write_all(format!("{next}\n").as_bytes()).unwrap();
-        next += 1;
-    }
 }

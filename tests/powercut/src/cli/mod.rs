@@ -2,6 +2,7 @@
 
 pub mod ctl;
 pub mod mount;
+pub mod run;
 pub mod sdcard;
 
 use std::process::ExitCode;

@@ -1,0 +1,472 @@
+//! Promises of the README's command table, each through the `hub` binary as staff use it:
+//! `hub receive split`, `hub pickup handover --refuse/--weigh`, `hub report`,
+//! `hub alerts --check`, a station's lockout holding across hub processes (every CLI command
+//! is a fresh process that opens the database), and `hub sync check` against a real Mosquitto.
+
+use serde_json::{Value, json};
+use std::process::Output;
+use tests::{hub, stderr, stdout};
+
+const SALT: &str = "0a0b0c0d";
+const CODE: &str = "123456";
+
+struct Site {
+    _dir: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    config: String,
+}
+
+impl Site {
+    fn new(extra: &str) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("hub.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[site]\nid = \"cli-site\"\n[store]\ndata_dir = \"data\"\n\
+                 [receiving]\nphoto_required = false\nmin_days_to_expiry = 0\n\
+                 [alerts]\nexpiry_warn_days = 5\n\
+                 [[stations]]\nid = \"dock\"\nkind = \"receiving\"\n\
+                 [[stations]]\nid = \"desk-1\"\nkind = \"pickup\"\n\
+                 [[stations]]\nid = \"desk-2\"\nkind = \"pickup\"\n{extra}"
+            ),
+        )
+        .unwrap();
+        Site {
+            dir: dir.path().to_owned(),
+            config: config.to_str().unwrap().to_owned(),
+            _dir: dir,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut all = args.to_vec();
+        all.extend(["--config", &self.config]);
+        hub(&all)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "hub {args:?} failed: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let text = self.ok(&all);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: no JSON ({e}): {text}"))
+    }
+
+    fn file(&self, name: &str, value: Value) -> String {
+        let path = self.dir.join(name);
+        std::fs::write(&path, value.to_string()).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    /// Rice (pieces) and pork (by weight, grams) in master data.
+    fn skus(&self) {
+        let skus = self.file(
+            "skus.json",
+            json!([
+                {"code": "RICE", "name": "Rice 5 kg", "unit": "piece", "gtins": [],
+                 "allow_negative": false, "check_items_at_handover": false, "version": 1},
+                {"code": "PORK", "name": "Pork belly", "unit": "gram", "gtins": [],
+                 "allow_negative": false, "check_items_at_handover": false, "version": 1}
+            ]),
+        );
+        self.ok(&["sku", "import", &skus]);
+    }
+
+    fn order(&self, id: &str, items: Value) {
+        let hash = {
+            use std::io::Write;
+            let mut child = std::process::Command::new("sha256sum")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut salted = vec![0x0a, 0x0b, 0x0c, 0x0d];
+            salted.extend_from_slice(CODE.as_bytes());
+            child.stdin.take().unwrap().write_all(&salted).unwrap();
+            let out = child.wait_with_output().unwrap();
+            String::from_utf8(out.stdout).unwrap()[..64].to_owned()
+        };
+        let orders = self.file(
+            &format!("{id}.json"),
+            json!([{
+                "order_id": id, "site": "cli-site", "code_salt": SALT, "code_hash": hash,
+                "items": items, "opens_at": 0, "closes_at": 4_102_444_800_000i64,
+                "status": {"state": "open"}, "version": 1
+            }]),
+        );
+        self.ok(&["pickup", "import", &orders]);
+    }
+}
+
+/// (lot, on hand) of every batch of `sku` in `hub stock --json`.
+fn lots(site: &Site, sku: &str) -> Vec<(String, i64)> {
+    site.json(&["stock"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["sku"] == sku)
+        .flat_map(|s| s["batches"].as_array().unwrap().clone())
+        .map(|b| {
+            (
+                b["lot"].as_str().unwrap().to_owned(),
+                b["on_hand"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Delivery D1: 100 rice of which 40 are split off into lot R-2, and 5 kg of pork weighed.
+fn receive_rice_split_and_pork(site: &Site) {
+    site.skus();
+    let manifest = site.file(
+        "manifest.json",
+        json!({
+            "delivery_id": "D1", "supplier": "Grain Co", "version": 1,
+            "lines": [
+                {"line_no": 1, "sku": "RICE", "lot": "R-1", "expiry": "2030-01-31", "expected_count": 100},
+                {"line_no": 2, "sku": "PORK", "lot": "K-1", "expiry": "2030-01-31",
+                 "expected_weight_g": 5000, "weight_tolerance_g": 100}
+            ]
+        }),
+    );
+    site.ok(&["receive", "manifest", &manifest]);
+    let split = site.ok(&[
+        "receive",
+        "split",
+        "--delivery",
+        "D1",
+        "--line",
+        "1",
+        "--lot",
+        "R-2",
+        "--expiry",
+        "2030-02-28",
+        "--quantity",
+        "40",
+    ]);
+    assert!(
+        split.contains("split 40 off line 1 into new line 3"),
+        "{split}"
+    );
+    site.ok(&["receive", "count", "--delivery", "D1", "--line", "1", "60"]);
+    site.ok(&["receive", "count", "--delivery", "D1", "--line", "3", "40"]);
+    for line in ["1", "3"] {
+        let decided = site.ok(&[
+            "receive",
+            "decide",
+            "--delivery",
+            "D1",
+            "--line",
+            line,
+            "--staff",
+            "li.wei",
+        ]);
+        assert!(decided.contains("ACCEPTED (accepted"), "{decided}");
+    }
+    site.ok(&["receive", "scan", "--station", "dock", "D1/2"]);
+    site.ok(&["receive", "weight", "--station", "dock", "5000"]);
+    let decided = site.ok(&[
+        "receive",
+        "decide",
+        "--delivery",
+        "D1",
+        "--line",
+        "2",
+        "--staff",
+        "li.wei",
+    ]);
+    assert!(decided.contains("ACCEPTED (accepted 5000"), "{decided}");
+}
+
+#[test]
+fn a_split_line_is_received_as_two_lots() {
+    let site = Site::new("");
+    receive_rice_split_and_pork(&site);
+    assert_eq!(
+        lots(&site, "RICE"),
+        [("R-1".to_owned(), 60), ("R-2".to_owned(), 40)]
+    );
+    let shown = site.json(&["receive", "show", "--delivery", "D1"]);
+    let line3 = shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["line_no"] == 3)
+        .unwrap_or_else(|| panic!("no line 3 decided: {shown}"));
+    assert_eq!(line3["lot"], "R-2", "{line3}");
+}
+
+#[test]
+fn a_handover_with_a_refused_item_and_a_weighed_line_takes_only_what_left() {
+    let site = Site::new("");
+    receive_rice_split_and_pork(&site);
+    site.order(
+        "P1",
+        json!([{"sku": "RICE", "quantity": 3}, {"sku": "PORK", "quantity": 500}]),
+    );
+    site.ok(&[
+        "pickup",
+        "check",
+        "--station",
+        "desk-1",
+        &format!("P1:{CODE}"),
+    ]);
+    let handed = site.ok(&[
+        "pickup",
+        "handover",
+        "--station",
+        "desk-1",
+        "--order",
+        "P1",
+        "--refuse",
+        "1:1:stock",
+        "--weigh",
+        "2:480",
+        "--staff",
+        "wu.fang",
+    ]);
+    assert!(
+        handed.contains("handed over at station desk-1 by wu.fang"),
+        "{handed}"
+    );
+    // The refused rice went back to stock; the pork left by its weight, not the ordered 500 g.
+    assert_eq!(
+        lots(&site, "RICE"),
+        [("R-1".to_owned(), 58), ("R-2".to_owned(), 40)]
+    );
+    assert_eq!(lots(&site, "PORK"), [("K-1".to_owned(), 4520)]);
+    // A refusal that is a loss is written off.
+    site.order("P2", json!([{"sku": "RICE", "quantity": 2}]));
+    site.ok(&[
+        "pickup",
+        "check",
+        "--station",
+        "desk-1",
+        &format!("P2:{CODE}"),
+    ]);
+    site.ok(&[
+        "pickup",
+        "handover",
+        "--station",
+        "desk-1",
+        "--order",
+        "P2",
+        "--refuse",
+        "1:1:loss:bag torn",
+    ]);
+    assert_eq!(
+        lots(&site, "RICE"),
+        [("R-1".to_owned(), 56), ("R-2".to_owned(), 40)]
+    );
+    // Bad input is a clear usage error.
+    let out = site.run(&[
+        "pickup",
+        "handover",
+        "--station",
+        "desk-1",
+        "--order",
+        "P2",
+        "--refuse",
+        "1:x:stock",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("quantity must be a number"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The report counts what happened today.
+    let report = site.json(&["report"]);
+    assert_eq!(report["receipts"], 3, "{report}");
+    assert_eq!(report["received_quantity"], 5100, "{report}");
+    assert_eq!(report["handovers"], 2, "{report}");
+    assert_eq!(report["handed_over_quantity"], 2 + 480 + 1, "{report}");
+    assert_eq!(report["lost_quantity"], 1, "{report}");
+    assert_eq!(report["acceptance_pass_rate"], 1.0, "{report}");
+    let text = site.ok(&["report"]);
+    assert!(
+        text.contains("handovers                           2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn alerts_check_runs_the_periodic_checks_and_finds_a_lot_near_its_expiry() {
+    let site = Site::new("");
+    site.skus();
+    // Two days from now (UTC): one or two days in the site's time zone, never past.
+    let soon = (std::time::SystemTime::now() + std::time::Duration::from_secs(2 * 86_400))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let soon = {
+        let out = std::process::Command::new("date")
+            .args(["-u", "-d", &format!("@{soon}"), "+%F"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let manifest = site.file(
+        "soon.json",
+        json!({
+            "delivery_id": "D2", "supplier": "Grain Co", "version": 1,
+            "lines": [{"line_no": 1, "sku": "RICE", "lot": "R-SOON", "expiry": soon, "expected_count": 5}]
+        }),
+    );
+    site.ok(&["receive", "manifest", &manifest]);
+    site.ok(&["receive", "count", "--delivery", "D2", "--line", "1", "5"]);
+    site.ok(&[
+        "receive",
+        "decide",
+        "--delivery",
+        "D2",
+        "--line",
+        "1",
+        "--staff",
+        "li.wei",
+    ]);
+    // Expiry is a periodic check: the listing alone has not run it.
+    assert_eq!(site.json(&["alerts"]), json!([]));
+    let alerts = site.json(&["alerts", "--check"]);
+    assert_eq!(alerts[0]["kind"], "near_expiry", "{alerts}");
+    assert_eq!(alerts[0]["subject"], "RICE/R-SOON", "{alerts}");
+    // It is kept in the alert book.
+    assert_eq!(site.json(&["alerts"]), alerts);
+}
+
+#[test]
+fn a_station_locked_out_by_wrong_codes_stays_locked_in_the_next_hub_process() {
+    let site = Site::new("[pickup]\nmax_wrong_codes = 3\n");
+    site.skus();
+    site.order("P1", json!([{"sku": "RICE", "quantity": 1}]));
+    for wrong in ["000001", "000002", "000003"] {
+        let out = site.run(&[
+            "pickup",
+            "check",
+            "--station",
+            "desk-1",
+            &format!("P1:{wrong}"),
+        ]);
+        assert_eq!(out.status.code(), Some(5), "{}", stdout(&out));
+    }
+    // Every command is a new process that opens the database: the lockout is stored.
+    let out = site.run(&[
+        "pickup",
+        "check",
+        "--station",
+        "desk-1",
+        &format!("P1:{CODE}"),
+    ]);
+    assert_eq!(out.status.code(), Some(5), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("locked after too many wrong codes"),
+        "{}",
+        stdout(&out)
+    );
+    // Another desk is not locked.
+    let out = site.run(&[
+        "pickup",
+        "check",
+        "--station",
+        "desk-2",
+        &format!("P1:{CODE}"),
+    ]);
+    assert!(out.status.success(), "{}", stdout(&out));
+}
+
+#[test]
+fn sync_check_connects_to_the_configured_broker_once_or_says_why_not() {
+    use hub_mqtt::brokers::{Mosquitto, MosquittoOptions};
+    let broker_dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(broker_dir.path(), &MosquittoOptions::default()).unwrap();
+    let site = Site::new(&format!(
+        "[uplink]\nbroker = \"mqtt://127.0.0.1:{}\"\n",
+        broker.port()
+    ));
+    let out = site.run(&["sync", "check"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    let free = hub_mqtt::brokers::free_port().unwrap();
+    let nowhere = Site::new(&format!("[uplink]\nbroker = \"mqtt://127.0.0.1:{free}\"\n"));
+    let out = nowhere.run(&["sync", "check"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains(&free.to_string()), "names the broker: {text}");
+    assert!(!text.contains("panicked"), "{text}");
+}
+
+#[test]
+fn receive_progress_shows_undecided_lines_with_what_was_observed() {
+    let site = Site::new("");
+    site.skus();
+    let manifest = site.file(
+        "manifest.json",
+        json!({
+            "delivery_id": "D3", "supplier": "Grain Co", "version": 1,
+            "lines": [
+                {"line_no": 1, "sku": "RICE", "lot": "R-3", "expiry": "2030-01-31", "expected_count": 10},
+                {"line_no": 2, "sku": "PORK", "lot": "K-3", "expiry": "2030-01-31",
+                 "expected_weight_g": 2000, "weight_tolerance_g": 50}
+            ]
+        }),
+    );
+    site.ok(&["receive", "manifest", &manifest]);
+    site.ok(&["receive", "count", "--delivery", "D3", "--line", "1", "10"]);
+    site.ok(&["receive", "scan", "--station", "dock", "D3/2"]);
+    site.ok(&["receive", "weight", "--station", "dock", "1990"]);
+    // `show` lists decisions only; nothing is decided yet.
+    assert_eq!(
+        site.json(&["receive", "show", "--delivery", "D3"]),
+        json!([])
+    );
+    let progress = site.json(&["receive", "progress", "--delivery", "D3"]);
+    assert_eq!(progress["known"], true, "{progress}");
+    let lines = progress["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 2, "{progress}");
+    assert_eq!(lines[0]["decided"], false);
+    assert_eq!(lines[0]["observed"]["counted_by_staff"], 10, "{progress}");
+    assert_eq!(
+        lines[1]["observed"]["weights_g"],
+        json!([1990]),
+        "{progress}"
+    );
+    site.ok(&[
+        "receive",
+        "decide",
+        "--delivery",
+        "D3",
+        "--line",
+        "1",
+        "--staff",
+        "li.wei",
+    ]);
+    let progress = site.json(&["receive", "progress", "--delivery", "D3"]);
+    assert_eq!(progress["lines"][0]["decided"], true, "{progress}");
+    assert_eq!(progress["lines"][1]["decided"], false, "{progress}");
+    let text = site.ok(&["receive", "progress", "--delivery", "D3"]);
+    assert!(
+        text.contains("line 2 PORK lot K-3: not decided") && text.contains("last 1990 g"),
+        "{text}"
+    );
+    // An unknown delivery is said to be unknown, not an error.
+    let unknown = site.json(&["receive", "progress", "--delivery", "NOPE"]);
+    assert_eq!(unknown["known"], false, "{unknown}");
+}
