@@ -445,7 +445,7 @@ pub(super) fn receive_command(
             let progress = store.read_blocking(move |c| deliveries::progress(c, &id));
             store.close();
             let progress = progress.map_err(|e| Failure {
-                code: EXIT_FAILED,
+                code: Exit::Failed,
                 error: e.into(),
             })?;
             let (closed, lines) = progress.clone().unwrap_or_default();
@@ -464,7 +464,7 @@ pub(super) fn receive_command(
                     crate::cli_output::DeliveryProgress(&delivery, closed, &lines)
                 );
             }
-            Ok(EXIT_OK)
+            Ok(Exit::Ok)
         }
         ReceiveCommand::Show {
             config,
