@@ -1,6 +1,8 @@
 //! The periodic checks raise and clear alerts through one mechanism: batches near expiry,
 //! stock held for review too long, and an outbox backlog the uplink has not drained.
 
+mod support;
+
 use hub::config::Config;
 use hub::store::{Store, StoreError, StoreOptions, alert_book, ledger, sku as sku_store};
 use hub::workflows::alerts::run_checks;
@@ -26,13 +28,8 @@ async fn expiry_quarantine_and_backlog_alerts_are_raised_then_cleared() {
         store
             .write_blocking(move |c| {
                 let sku = Sku {
-                    code: SkuCode::new("YOGURT").unwrap(),
                     name: "Yogurt".into(),
-                    unit: StockUnit::Piece,
-                    gtins: vec![],
-                    allow_negative: false,
-                    check_items_at_handover: false,
-                    version: 1,
+                    ..support::sku("YOGURT")
                 };
                 sku_store::upsert(c, &sku, Timestamp(T0))?;
                 let m = Movement {
@@ -45,10 +42,7 @@ async fn expiry_quarantine_and_backlog_alerts_are_raised_then_cleared() {
                     reference: "delivery D1".into(),
                     at: Timestamp(T0 - 2 * 3_600_000),
                 };
-                ledger::record(c, &m).map_err(|e| match e {
-                    ledger::RecordError::Store(e) => e,
-                    other => panic!("{other}"),
-                })?;
+                support::record(c, &m)?;
                 c.execute(
                     "INSERT INTO quarantine (delivery_id, line_no, sku, lot, quantity, since, status)
                      VALUES ('D1', 2, 'YOGURT', 'Y-2', 6, ?1, 'held')",

@@ -4,6 +4,8 @@
 //! Assertions poll the hub's journal (`device_input`), its outbox, its alerts and the device
 //! status file with deadlines; sleeps only pace the scenario, never decide a result.
 
+mod support;
+
 use rusqlite::{Connection, OpenFlags};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -357,13 +359,9 @@ fn seed_receiving(dir: &Path) {
             sku::upsert(
                 c,
                 &Sku {
-                    code: SkuCode::new("APPLE-1KG").unwrap(),
                     name: "Apples 1 kg".into(),
-                    unit: StockUnit::Piece,
                     gtins: vec!["09506000134352".parse().unwrap()],
-                    allow_negative: false,
-                    check_items_at_handover: false,
-                    version: 1,
+                    ..support::sku("APPLE-1KG")
                 },
                 Timestamp(0),
             )?;

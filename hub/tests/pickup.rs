@@ -3,6 +3,8 @@
 //! uplink, and a noisy stock series yields exactly the expected tier events and one
 //! replenishment request per episode, across a restart.
 
+mod support;
+
 use hub::config::Config;
 use hub::store::pickup_orders::{HandoverError, HandoverRequest, upsert_order};
 use hub::store::{Store, StoreError, StoreOptions, ledger, outbox, sku as sku_store};
@@ -77,13 +79,8 @@ fn seed(store: &Store, stock: i64, orders: Vec<PickupOrder>) {
     store
         .write_blocking(move |c| {
             let sku = Sku {
-                code: SkuCode::new("MILK").unwrap(),
                 name: "Milk".into(),
-                unit: StockUnit::Piece,
-                gtins: vec![],
-                allow_negative: false,
-                check_items_at_handover: false,
-                version: 1,
+                ..support::sku("MILK")
             };
             sku_store::upsert(c, &sku, Timestamp(T0))?;
             if stock > 0 {
@@ -97,10 +94,7 @@ fn seed(store: &Store, stock: i64, orders: Vec<PickupOrder>) {
                     reference: "delivery D1".into(),
                     at: Timestamp(T0),
                 };
-                ledger::record(c, &m).map_err(|e| match e {
-                    ledger::RecordError::Store(e) => e,
-                    other => panic!("{other}"),
-                })?;
+                support::record(c, &m)?;
             }
             for o in &orders {
                 upsert_order(c, o, Timestamp(T0))?;
@@ -475,10 +469,7 @@ fn a_noisy_stock_series_yields_exact_tier_events_and_one_request_per_episode_acr
                         reference: "test".into(),
                         at: now,
                     };
-                    ledger::record(c, &m).map_err(|e| match e {
-                        ledger::RecordError::Store(e) => e,
-                        other => panic!("{other}"),
-                    })?;
+                    support::record(c, &m)?;
                 }
                 hub::store::alert_book::evaluate_sku(
                     c,

@@ -3,6 +3,8 @@
 //! decisions, balances, quarantine and upstream events; SIGKILL during acceptance leaves each
 //! decision wholly present or wholly absent; a trace answers from receipt to handover.
 
+mod support;
+
 use hub::config::Config;
 use hub::store::deliveries::{BindOutcome, upsert_manifest};
 use hub::store::{Store, StoreError, StoreOptions, ledger, outbox, sku as sku_store};
@@ -35,13 +37,8 @@ fn site() -> Site {
 
 fn sku(code: &str, gtin: &str) -> Sku {
     Sku {
-        code: SkuCode::new(code).unwrap(),
-        name: code.into(),
-        unit: StockUnit::Piece,
         gtins: vec![gtin.parse().unwrap()],
-        allow_negative: false,
-        check_items_at_handover: false,
-        version: 1,
+        ..support::sku(code)
     }
 }
 

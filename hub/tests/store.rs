@@ -4,6 +4,8 @@
 //! damaged file, a read-only or full filesystem) and what the watchdog makes of them, and the
 //! bounded pool of readers.
 
+mod support;
+
 use hub::store::ledger::{RecordError, Recorded, record, verify};
 use hub::store::{Store, StoreError, StoreOptions, outbox, sku as sku_store};
 use hub_core::{BatchKey, Movement, MovementId, MovementKind, Sku, SkuCode, StockUnit, Timestamp};
@@ -12,13 +14,8 @@ use std::path::Path;
 
 fn sku(code: &str, allow_negative: bool) -> Sku {
     Sku {
-        code: SkuCode::new(code).unwrap(),
-        name: code.into(),
-        unit: StockUnit::Piece,
-        gtins: vec![],
         allow_negative,
-        check_items_at_handover: false,
-        version: 1,
+        ..support::sku(code)
     }
 }
 

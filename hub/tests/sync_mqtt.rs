@@ -2,6 +2,8 @@
 //! (Debian package `mosquitto`). Every promise is checked in the reference central consumer's
 //! database: each event exactly once, in sequence, no gaps.
 
+mod support;
+
 use central::{CentralHandle, CentralOptions, SiteReport, report};
 use hub::commands;
 use hub::store::{Store, StoreError, StoreOptions, alert_book, outbox, pickup_orders, sku};
@@ -923,10 +925,7 @@ async fn station_commands_over_mqtt_check_and_hand_over_and_explain_a_wrong_code
                 reference: "delivery D1".into(),
                 at: now,
             };
-            hub::store::ledger::record(c, &m).map_err(|e| match e {
-                hub::store::ledger::RecordError::Store(e) => e,
-                other => panic!("{other}"),
-            })?;
+            support::record(c, &m)?;
             Ok::<_, StoreError>(())
         })
         .await
@@ -1095,10 +1094,7 @@ async fn seed_orders(store: &Store, site: &str, orders: &[(&str, &str)], stock: 
                 reference: "delivery D1".into(),
                 at: now,
             };
-            hub::store::ledger::record(c, &m).map_err(|e| match e {
-                hub::store::ledger::RecordError::Store(e) => e,
-                other => panic!("{other}"),
-            })?;
+            support::record(c, &m)?;
             Ok::<_, StoreError>(())
         })
         .await

@@ -364,3 +364,17 @@ pub fn verify(conn: &Connection) -> Result<VerifyReport, StoreError> {
     report.problems.extend(outbox::check_sequence(conn)?);
     Ok(report)
 }
+
+/// Batches with stock on hand and an expiry date: `(sku, lot, expiry as YYYY-MM-DD, on hand)`.
+pub fn dated_batches_on_hand(
+    conn: &Connection,
+) -> Result<Vec<(String, String, String, i64)>, StoreError> {
+    conn.prepare_cached(
+        "SELECT sku, lot, expiry, on_hand FROM balance_batch WHERE on_hand > 0 AND expiry IS NOT NULL",
+    )
+    .and_then(|mut st| {
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .and_then(|rows| rows.collect())
+    })
+    .map_err(sql(conn))
+}

@@ -125,3 +125,13 @@ fn row_to_sku(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sku> {
         version: r.get(5)?,
     })
 }
+
+/// Every SKU code in the master data, sorted.
+pub fn codes(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    conn.prepare_cached("SELECT code FROM sku ORDER BY code")
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get(0))
+                .and_then(|rows| rows.collect())
+        })
+        .map_err(sql(conn))
+}

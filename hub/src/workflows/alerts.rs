@@ -8,7 +8,7 @@
 //! backlog would wait behind that very backlog before central saw it.
 
 use crate::config::AlertsConfig;
-use crate::store::{Store, StoreError, alert_book, outbox, sql_error};
+use crate::store::{Store, StoreError, alert_book, outbox};
 use hub_core::alerts::{Alert, AlertKind, Tier, backlog_tier, batch_expiry_alert};
 use hub_core::{SkuCode, Timestamp};
 
@@ -31,32 +31,40 @@ pub async fn run_checks(
     store
         .write(move |c| {
             let mut round = CheckRound::default();
-            let skus: Vec<String> = c
-                .prepare_cached("SELECT code FROM sku ORDER BY code")
-                .and_then(|mut st| st.query_map([], |r| r.get(0)).and_then(|rows| rows.collect()))
-                .map_err(sql_error(c))?;
-            for code in skus {
+            for code in crate::store::sku::codes(c)? {
                 if let Ok(sku) = SkuCode::new(code) {
-                    round.stock_actions += alert_book::evaluate_sku(c, &sku, &config.default_policy, now)?.len();
+                    round.stock_actions +=
+                        alert_book::evaluate_sku(c, &sku, &config.default_policy, now)?.len();
                 }
             }
 
             // Batches on hand by the site's day: expired lots (`stock_expired`, red until they
             // are written off) and lots close to their expiry (`near_expiry`).
-            let batches: Vec<(String, String, String, i64)> = c
-                .prepare_cached("SELECT sku, lot, expiry, on_hand FROM balance_batch WHERE on_hand > 0 AND expiry IS NOT NULL")
-                .and_then(|mut st| {
-                    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).and_then(|rows| rows.collect())
-                })
-                .map_err(sql_error(c))?;
-            let observed: Vec<Alert> = batches
+            let observed: Vec<Alert> = crate::store::ledger::dated_batches_on_hand(c)?
                 .into_iter()
                 .filter_map(|(sku, lot, expiry, on_hand)| {
-                    batch_expiry_alert(&sku, &lot, expiry.parse().ok()?, on_hand, today, config.expiry_warn_days)
+                    batch_expiry_alert(
+                        &sku,
+                        &lot,
+                        expiry.parse().ok()?,
+                        on_hand,
+                        today,
+                        config.expiry_warn_days,
+                    )
                 })
                 .collect();
-            round.alert_changes += usize::from(alert_book::reconcile_kind(c, AlertKind::StockExpired, &observed, now)?);
-            round.alert_changes += usize::from(alert_book::reconcile_kind(c, AlertKind::NearExpiry, &observed, now)?);
+            round.alert_changes += usize::from(alert_book::reconcile_kind(
+                c,
+                AlertKind::StockExpired,
+                &observed,
+                now,
+            )?);
+            round.alert_changes += usize::from(alert_book::reconcile_kind(
+                c,
+                AlertKind::NearExpiry,
+                &observed,
+                now,
+            )?);
 
             let waiting_ms = config.quarantine_warn.as_millis() as i64;
             let observed: Vec<Alert> = crate::store::deliveries::held(c)?
@@ -67,7 +75,11 @@ pub async fn run_checks(
                     Alert {
                         kind: AlertKind::QuarantineWaiting,
                         subject: format!("{}/{}", h.delivery_id, h.line_no),
-                        tier: if now.millis() - h.since.millis() > waiting_ms * 3 { Tier::Red } else { Tier::Orange },
+                        tier: if now.millis() - h.since.millis() > waiting_ms * 3 {
+                            Tier::Red
+                        } else {
+                            Tier::Orange
+                        },
                         message: format!(
                             "{} x{} (lot {}) from delivery {} held for review for {hours} h",
                             h.sku, h.quantity, h.lot, h.delivery_id
@@ -75,17 +87,28 @@ pub async fn run_checks(
                     }
                 })
                 .collect();
-            round.alert_changes += usize::from(alert_book::reconcile_kind(c, AlertKind::QuarantineWaiting, &observed, now)?);
+            round.alert_changes += usize::from(alert_book::reconcile_kind(
+                c,
+                AlertKind::QuarantineWaiting,
+                &observed,
+                now,
+            )?);
 
             // Pickup lockouts clear when they end; a sustained wrong-guess rate stays visible.
-            let pickup = crate::store::pickup_orders::lockout_alerts(c, &config.pickup_attempts, now)?;
+            let pickup =
+                crate::store::pickup_orders::lockout_alerts(c, &config.pickup_attempts, now)?;
             for kind in [AlertKind::PickupLockout, AlertKind::PickupWrongCodeRate] {
-                let observed: Vec<Alert> = pickup.iter().filter(|a| a.kind == kind).cloned().collect();
-                round.alert_changes += usize::from(alert_book::reconcile_kind(c, kind, &observed, now)?);
+                let observed: Vec<Alert> =
+                    pickup.iter().filter(|a| a.kind == kind).cloned().collect();
+                round.alert_changes +=
+                    usize::from(alert_book::reconcile_kind(c, kind, &observed, now)?);
             }
 
             let stats = outbox::stats(c)?;
-            let backlog_age_ms = stats.oldest_undelivered_at.map(|t| now.millis() - t).unwrap_or(0);
+            let backlog_age_ms = stats
+                .oldest_undelivered_at
+                .map(|t| now.millis() - t)
+                .unwrap_or(0);
             let tier = backlog_tier(stats.undelivered, backlog_age_ms, &config.backlog_policy());
             let observed: Vec<Alert> = if tier != Tier::Normal {
                 vec![Alert {
@@ -101,7 +124,12 @@ pub async fn run_checks(
             } else {
                 vec![]
             };
-            round.alert_changes += usize::from(alert_book::reconcile_kind(c, AlertKind::OutboxBacklog, &observed, now)?);
+            round.alert_changes += usize::from(alert_book::reconcile_kind(
+                c,
+                AlertKind::OutboxBacklog,
+                &observed,
+                now,
+            )?);
             Ok(round)
         })
         .await
