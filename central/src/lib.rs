@@ -25,12 +25,13 @@
 //! hub itself.
 
 pub mod consumer;
+pub mod pg_cluster;
 pub mod report;
 pub mod store;
 
 pub use consumer::{CentralHandle, CentralOptions, run, run_with};
 pub use report::{CentralReport, ConflictReport, SiteReport, StreamReport};
-pub use store::{CentralDb, EventStore, StoredEvent, report};
+pub use store::{CentralDb, EventStore, PgStore, StoredEvent, report};
 
 use hub_contract::{self as contract, CommandOut};
 use hub_mqtt::{Connection, MqttError};

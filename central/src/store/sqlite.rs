@@ -2,7 +2,10 @@
 //! with their lineage, and per site the hub's last status and heartbeat. The consumer is its
 //! only writer; reports open it read-only while the consumer runs.
 
-use super::{Arrival, BatchCounts, EventStore, SiteSyncState, StoreError, StoredEvent};
+use super::{
+    Arrival, BatchCounts, EventStore, Incoming, Quarantined, SiteSyncState, StoreError,
+    StoredEvent, classify, excerpt, topic_site,
+};
 use crate::report::{CentralReport, ConflictReport, Gaps, SiteReport, StreamReport};
 use hub_contract::{self as contract, LEGACY_STREAM, UpTopic};
 use rusqlite::{OptionalExtension, params};
@@ -19,8 +22,8 @@ pub struct CentralDb {
 type SiteRow = (String, Option<String>, Option<i64>, Option<String>);
 
 /// Schema version of central's database (`PRAGMA user_version`). Version 1 (no streams) is
-/// upgraded in place: its events become the `legacy` stream.
-const CENTRAL_SCHEMA_VERSION: i64 = 2;
+/// upgraded in place: its events become the `legacy` stream; version 2 gains the quarantine.
+const CENTRAL_SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS event (
@@ -63,6 +66,14 @@ CREATE TABLE IF NOT EXISTS conflict (
     body TEXT,
     received_at INTEGER NOT NULL,
     PRIMARY KEY (site, stream, seq, id)
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    topic TEXT NOT NULL,
+    site TEXT,
+    reason TEXT NOT NULL,
+    excerpt TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    received_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS site (
     site TEXT PRIMARY KEY,
@@ -165,11 +176,12 @@ impl CentralDb {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version < CENTRAL_SCHEMA_VERSION {
-            let v1: bool = tx.query_row(
-                "SELECT COUNT(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'event'",
-                [],
-                |r| r.get(0),
-            )?;
+            let v1: bool = version < 2
+                && tx.query_row(
+                    "SELECT COUNT(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'event'",
+                    [],
+                    |r| r.get(0),
+                )?;
             if v1 {
                 tx.execute_batch(UPGRADE_FROM_1)?;
                 tx.execute_batch(SCHEMA)?;
@@ -198,20 +210,32 @@ impl CentralDb {
             Ok::<_, rusqlite::Error>(())
         };
         for p in batch {
-            let Some((site, kind)) = contract::parse_up_topic(p.topic) else {
-                counts.unreadable += 1;
-                continue;
+            let incoming = match classify(p) {
+                Ok(incoming) => incoming,
+                Err(reason) => {
+                    counts.unreadable += 1;
+                    tracing::warn!(
+                        topic = p.topic,
+                        reason = reason.as_str(),
+                        "central quarantined a message"
+                    );
+                    tx.prepare_cached(
+                        "INSERT INTO quarantine (topic, site, reason, excerpt, bytes, received_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![
+                        p.topic,
+                        topic_site(p.topic),
+                        reason.as_str(),
+                        excerpt(p.payload),
+                        p.payload.len() as i64,
+                        now
+                    ])?;
+                    continue;
+                }
             };
-            match kind {
-                UpTopic::Events | UpTopic::Acks => {
-                    let Ok(e) = contract::decode_event(p.payload) else {
-                        counts.unreadable += 1;
-                        continue;
-                    };
-                    if e.site != site {
-                        counts.unreadable += 1;
-                        continue;
-                    }
+            match incoming {
+                Incoming::Event { site, event: e } => {
                     let stream = e.stream();
                     ensure(&tx, site, stream)?;
                     let arrival: i64 = tx
@@ -296,7 +320,7 @@ impl CentralDb {
                         .execute(params![site, stream])?;
                     }
                 }
-                UpTopic::Status | UpTopic::Heartbeat => {
+                Incoming::Report { site, kind } => {
                     let text = String::from_utf8_lossy(p.payload).into_owned();
                     let (last, first, lineage) = match kind {
                         UpTopic::Status => contract::decode_status(text.as_bytes())
@@ -439,7 +463,7 @@ impl CentralDb {
 
     /// Every stored event of a site: stream by stream (in the order central first saw them),
     /// each in sequence order.
-    pub fn events(&self, site: &str) -> rusqlite::Result<Vec<StoredEvent>> {
+    pub fn stored_events(&self, site: &str) -> rusqlite::Result<Vec<StoredEvent>> {
         let mut st = self.conn.prepare(
             "SELECT e.stream, e.seq, e.id, e.kind, e.lane, e.arrival, e.withheld, e.body
              FROM event e JOIN stream s ON s.site = e.site AND s.stream = e.stream
@@ -499,6 +523,28 @@ impl EventStore for CentralDb {
 
     fn sync_state(&self) -> Result<Vec<SiteSyncState>, StoreError> {
         Ok(self.sync_states()?)
+    }
+
+    fn events(&self, site: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        Ok(self.stored_events(site)?)
+    }
+
+    fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT topic, reason, excerpt, bytes, received_at FROM quarantine
+             ORDER BY rowid LIMIT 1000",
+        )?;
+        Ok(st
+            .query_map([], |r| {
+                Ok(Quarantined {
+                    topic: r.get(0)?,
+                    reason: r.get(1)?,
+                    excerpt: r.get(2)?,
+                    bytes: r.get(3)?,
+                    received_at_ms: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?)
     }
 }
 
@@ -773,7 +819,12 @@ mod tests {
             }]
         );
         // The first event keeps its place; the conflicting one is stored in full.
-        let ids: Vec<String> = db.events("s1").unwrap().into_iter().map(|e| e.id).collect();
+        let ids: Vec<String> = db
+            .stored_events("s1")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
         assert_eq!(ids, ["id-1", "id-2"]);
         let body: String = db
             .conn
