@@ -25,13 +25,14 @@
 //! hub itself.
 
 pub mod consumer;
+pub mod fleet_sim;
 pub mod pg_cluster;
 pub mod report;
 pub mod store;
 
 pub use consumer::{CentralHandle, CentralOptions, run, run_with};
 pub use report::{CentralReport, ConflictReport, SiteReport, StreamReport};
-pub use store::{CentralDb, EventStore, PgStore, StoredEvent, report};
+pub use store::{AnyStore, CentralDb, EventStore, PgStore, StoredEvent, report};
 
 use hub_contract::{self as contract, CommandOut};
 use hub_mqtt::{Connection, MqttError};

@@ -44,16 +44,41 @@ enum Command {
         /// Client key (PEM) for the client certificate.
         #[arg(long = "key", visible_alias = "client-key")]
         tls_key: Option<PathBuf>,
-        /// Central's own SQLite database.
-        #[arg(long)]
+        /// Central's own SQLite database (one consumer, a small fleet).
+        #[arg(long, conflicts_with = "postgres")]
         db: Option<PathBuf>,
+        /// The fleet's PostgreSQL database, shared by any number of consumers:
+        /// `host=… port=… user=… dbname=…` or `postgresql://user@host:port/db`.
+        #[arg(long)]
+        postgres: Option<String>,
+        /// Share the uplink with the other consumers of this group (MQTT shared subscription
+        /// `$share/<group>/hub/v1/+/up/#`); give each consumer its own --client-id.
+        #[arg(long)]
+        share_group: Option<String>,
     },
     /// Print what central holds per site: events, contiguous sequence, gaps, duplicates.
     Report {
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         #[arg(long)]
         json: bool,
+    },
+    /// Publish what N hubs would, through the broker (events, backlog, duplicates, withheld
+    /// markers, gaps filled on request), until central confirmed every site's events.
+    SimFleet {
+        #[command(flatten)]
+        broker: BrokerArgs,
+        #[arg(long, default_value_t = 100)]
+        sites: usize,
+        /// Events per site.
+        #[arg(long, default_value_t = 100)]
+        events: usize,
+        /// Site ids are `<prefix>-<n>`.
+        #[arg(long, default_value = "sim")]
+        site_prefix: String,
+        /// Give up after this many seconds without every site confirmed (exit 1).
+        #[arg(long, default_value_t = 600)]
+        timeout_s: u64,
     },
     /// Send one command down to a site and wait for the broker's acknowledgement.
     Send {
@@ -80,6 +105,36 @@ enum Command {
         #[arg(long)]
         id: Option<String>,
     },
+}
+
+/// Which store a read-only command reads.
+#[derive(Debug, Args, Clone)]
+struct StoreArgs {
+    /// Central's SQLite database.
+    #[arg(long, conflicts_with = "postgres")]
+    db: Option<PathBuf>,
+    /// The fleet's PostgreSQL database (connection settings).
+    #[arg(long)]
+    postgres: Option<String>,
+}
+
+impl StoreArgs {
+    fn report(&self) -> Result<central::CentralReport, Failure> {
+        match (&self.db, &self.postgres) {
+            (Some(db), None) => Ok(report(db)?),
+            (None, Some(pg)) => {
+                use central::EventStore;
+                Ok(central::PgStore::open(pg, now_ms())?.report()?)
+            }
+            _ => Err(invalid("--db or --postgres is required".into())),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// How to reach the broker.
@@ -201,8 +256,8 @@ async fn stop_signal() {
 
 fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Report { db, json } => {
-            let report = report(&db)?;
+        Command::Report { store, json } => {
+            let report = store.report()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -244,15 +299,54 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             println!("command {} sent to site {}", command.id, command.site);
             Ok(())
         }
+        Command::SimFleet {
+            broker,
+            sites,
+            events,
+            site_prefix,
+            timeout_s,
+        } => {
+            init_logs("warn", cli.log_format);
+            let connection = broker.connection(&format!("{site_prefix}-fleet-sim"), None)?;
+            let mut options = central::fleet_sim::FleetSimOptions::new(connection, sites, events);
+            options.site_prefix = site_prefix;
+            let started = std::time::Instant::now();
+            let report = runtime()?.block_on(async {
+                tokio::time::timeout(
+                    std::time::Duration::from_secs(timeout_s),
+                    central::fleet_sim::run(options, CancellationToken::new(), true),
+                )
+                .await
+            });
+            let report = report.map_err(|_| {
+                anyhow::anyhow!("central did not confirm every site within {timeout_s} s")
+            })??;
+            println!(
+                "{} sites, {} events ({} messages with copies and resends) confirmed by central in {:.1} s; {} events held back, {} resend requests",
+                sites,
+                report.events,
+                report.messages,
+                started.elapsed().as_secs_f64(),
+                report.lost.len(),
+                report.resend_requests.len()
+            );
+            Ok(())
+        }
         Command::Run {
             broker,
             tls_key,
             db,
+            postgres,
+            share_group,
         } => {
             init_logs("info", cli.log_format);
-            let db = db.ok_or_else(|| invalid("--db is required".into()))?;
+            if db.is_none() && postgres.is_none() {
+                return Err(invalid("--db is required (or --postgres)".into()));
+            }
             let connection = broker.connection(&broker.client_id, tls_key)?;
-            let options = CentralOptions::new(connection, db);
+            let mut options = CentralOptions::new(connection, db.unwrap_or_default());
+            options.postgres = postgres;
+            options.share_group = share_group;
             runtime()?.block_on(async {
                 let shutdown = CancellationToken::new();
                 let trigger = shutdown.clone();

@@ -210,6 +210,64 @@ pub trait EventStore: Send + 'static {
 
     /// The messages kept in quarantine, oldest first (first 1000).
     fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError>;
+
+    /// Claims the resend request for the gap of `site`'s `stream` starting at `from_seq`: true
+    /// for exactly one caller among all consumers of the database (a lease row); again only
+    /// once the lease is older than `lease_ms` (the request or its answer was lost).
+    fn claim_resend(&mut self, claim: &ResendClaim<'_>) -> Result<bool, StoreError>;
+}
+
+/// A consumer's claim to ask a hub for a gap.
+#[derive(Debug, Clone, Copy)]
+pub struct ResendClaim<'a> {
+    pub site: &'a str,
+    pub stream: &'a str,
+    pub from_seq: i64,
+    pub to_seq: i64,
+    pub now_ms: i64,
+    pub lease_ms: i64,
+    /// Who claims (the consumer's MQTT client id).
+    pub consumer: &'a str,
+}
+
+/// Either store, chosen at start (`central run --db` or `--postgres`).
+pub enum AnyStore {
+    Sqlite(CentralDb),
+    Postgres(PgStore),
+}
+
+macro_rules! both {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            AnyStore::Sqlite($s) => $e,
+            AnyStore::Postgres($s) => $e,
+        }
+    };
+}
+
+impl EventStore for AnyStore {
+    fn store_batch(
+        &mut self,
+        batch: &[Arrival<'_>],
+        received_at_ms: i64,
+    ) -> Result<BatchCounts, StoreError> {
+        both!(self, s => s.store_batch(batch, received_at_ms))
+    }
+    fn report(&self) -> Result<CentralReport, StoreError> {
+        both!(self, s => EventStore::report(s))
+    }
+    fn sync_state(&self) -> Result<Vec<SiteSyncState>, StoreError> {
+        both!(self, s => s.sync_state())
+    }
+    fn events(&self, site: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        both!(self, s => s.events(site))
+    }
+    fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
+        both!(self, s => s.quarantined())
+    }
+    fn claim_resend(&mut self, claim: &ResendClaim<'_>) -> Result<bool, StoreError> {
+        both!(self, s => s.claim_resend(claim))
+    }
 }
 
 /// One stored event, for tests and tools.

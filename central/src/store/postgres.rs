@@ -18,8 +18,8 @@
 //! (PostgreSQL restarted) is an error for the call that met it and is opened again by the next.
 
 use super::{
-    Arrival, BatchCounts, EventStore, Incoming, Quarantined, SiteSyncState, StoreError,
-    StoredEvent, classify, excerpt, topic_site,
+    Arrival, BatchCounts, EventStore, Incoming, Quarantined, ResendClaim, SiteSyncState,
+    StoreError, StoredEvent, classify, excerpt, topic_site,
 };
 use crate::report::{CentralReport, ConflictReport, Gaps, SiteReport, StreamReport};
 use hub_contract::{self as contract, LEGACY_STREAM, UpTopic};
@@ -191,32 +191,6 @@ impl PgStore {
         self.runtime().spawn(connection);
         self.runtime().block_on(f(&client))
     }
-
-    /// Claims the resend of a gap: true for exactly one caller per `(site, stream, from_seq)`
-    /// among all consumers (a lease row); the others leave it to that one.
-    pub fn claim_resend(
-        &mut self,
-        site: &str,
-        stream: &str,
-        from_seq: i64,
-        to_seq: i64,
-        now_ms: i64,
-        consumer: &str,
-    ) -> Result<bool, StoreError> {
-        let (site, stream, consumer) = (site.to_owned(), stream.to_owned(), consumer.to_owned());
-        self.with_client(move |c| {
-            Box::pin(async move {
-                let n = c
-                    .execute(
-                        "INSERT INTO resend_lease (site, stream, from_seq, to_seq, requested_at, requested_by)
-                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                        &[&site, &stream, &from_seq, &to_seq, &now_ms, &consumer],
-                    )
-                    .await?;
-                Ok(n == 1)
-            })
-        })
-    }
 }
 
 impl Drop for PgStore {
@@ -264,7 +238,17 @@ async fn migrate(client: &mut Client, now_ms: i64) -> Result<(), StoreError> {
             .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
             .await?
             .get(0);
-        if !exists {
+        // Rows of that month already in the default partition (events whose time was far
+        // from the consumers' clock) stay there: a new partition may not overlap them.
+        let (from, to) = (month_start_ms(y, m), month_start_ms(ny, nm));
+        let in_default: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM event_default WHERE at_ms >= $1 AND at_ms < $2)",
+                &[&from, &to],
+            )
+            .await?
+            .get(0);
+        if !exists && !in_default {
             tx.batch_execute(&format!(
                 "CREATE TABLE {name} PARTITION OF event FOR VALUES FROM ({}) TO ({})",
                 month_start_ms(y, m),
@@ -885,25 +869,43 @@ async fn conflicts(c: &Client, site: &str) -> Result<Vec<ConflictReport>, StoreE
 }
 
 async fn sync_states(c: &Client) -> Result<Vec<SiteSyncState>, StoreError> {
+    // Streams of their own in one query (the next held seq by index); chained ones in turn.
     let rows = c
         .query(
-            "SELECT s.site, s.current_stream, t.contiguous_seq, s.hub_first_undelivered
+            "SELECT s.site, s.current_stream, t.contiguous_seq, s.hub_first_undelivered,
+                    t.continues IS NOT NULL,
+                    (SELECT MIN(e.seq) FROM event e WHERE e.site = s.site
+                       AND e.stream = s.current_stream AND e.seq > t.contiguous_seq)
              FROM site s JOIN stream t ON t.site = s.site AND t.stream = s.current_stream",
             &[],
         )
         .await?;
     let mut out = Vec::new();
     for r in rows {
-        let (site, stream, contiguous, first): (String, String, i64, Option<i64>) =
-            (r.get(0), r.get(1), r.get(2), r.get(3));
-        let chain = chain(c, &site, &stream).await?;
-        let (held, _) = held_after(c, &site, &chain, contiguous, 1).await?;
+        let (site, stream, contiguous, first, chained, next): (
+            String,
+            String,
+            i64,
+            Option<i64>,
+            bool,
+            Option<i64>,
+        ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+        let next_held = if chained {
+            let chain = chain(c, &site, &stream).await?;
+            held_after(c, &site, &chain, contiguous, 1)
+                .await?
+                .0
+                .first()
+                .copied()
+        } else {
+            next
+        };
         out.push(SiteSyncState {
             site,
             stream,
             contiguous_seq: contiguous,
             hub_first_undelivered: first,
-            next_held: held.first().copied(),
+            next_held,
         });
     }
     Ok(out)
@@ -956,6 +958,31 @@ impl EventStore for PgStore {
                     body: r.get(7),
                 })
                 .collect())
+            })
+        })
+    }
+
+    fn claim_resend(&mut self, c: &ResendClaim<'_>) -> Result<bool, StoreError> {
+        let (site, stream, consumer) = (
+            c.site.to_owned(),
+            c.stream.to_owned(),
+            c.consumer.to_owned(),
+        );
+        let (from, to, now, lease) = (c.from_seq, c.to_seq, c.now_ms, c.lease_ms);
+        self.with_client(move |client| {
+            Box::pin(async move {
+                let n = client
+                    .execute(
+                        "INSERT INTO resend_lease (site, stream, from_seq, to_seq, requested_at, requested_by)
+                         VALUES ($1, $2, $3, $4, $5, $6)
+                         ON CONFLICT (site, stream, from_seq) DO UPDATE
+                            SET to_seq = excluded.to_seq, requested_at = excluded.requested_at,
+                                requested_by = excluded.requested_by
+                            WHERE resend_lease.requested_at <= excluded.requested_at - $7",
+                        &[&site, &stream, &from, &to, &now, &consumer, &lease],
+                    )
+                    .await?;
+                Ok(n == 1)
             })
         })
     }

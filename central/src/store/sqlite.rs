@@ -3,8 +3,8 @@
 //! only writer; reports open it read-only while the consumer runs.
 
 use super::{
-    Arrival, BatchCounts, EventStore, Incoming, Quarantined, SiteSyncState, StoreError,
-    StoredEvent, classify, excerpt, topic_site,
+    Arrival, BatchCounts, EventStore, Incoming, Quarantined, ResendClaim, SiteSyncState,
+    StoreError, StoredEvent, classify, excerpt, topic_site,
 };
 use crate::report::{CentralReport, ConflictReport, Gaps, SiteReport, StreamReport};
 use hub_contract::{self as contract, LEGACY_STREAM, UpTopic};
@@ -66,6 +66,15 @@ CREATE TABLE IF NOT EXISTS conflict (
     body TEXT,
     received_at INTEGER NOT NULL,
     PRIMARY KEY (site, stream, seq, id)
+);
+CREATE TABLE IF NOT EXISTS resend_lease (
+    site TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    from_seq INTEGER NOT NULL,
+    to_seq INTEGER NOT NULL,
+    requested_at INTEGER NOT NULL,
+    requested_by TEXT NOT NULL,
+    PRIMARY KEY (site, stream, from_seq)
 );
 CREATE TABLE IF NOT EXISTS quarantine (
     topic TEXT NOT NULL,
@@ -527,6 +536,21 @@ impl EventStore for CentralDb {
 
     fn events(&self, site: &str) -> Result<Vec<StoredEvent>, StoreError> {
         Ok(self.stored_events(site)?)
+    }
+
+    fn claim_resend(&mut self, c: &ResendClaim<'_>) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "INSERT INTO resend_lease (site, stream, from_seq, to_seq, requested_at, requested_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (site, stream, from_seq) DO UPDATE
+                SET to_seq = excluded.to_seq, requested_at = excluded.requested_at,
+                    requested_by = excluded.requested_by
+                WHERE resend_lease.requested_at <= excluded.requested_at - ?7",
+            params![
+                c.site, c.stream, c.from_seq, c.to_seq, c.now_ms, c.consumer, c.lease_ms
+            ],
+        )?;
+        Ok(n == 1)
     }
 
     fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
