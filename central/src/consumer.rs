@@ -41,6 +41,8 @@ pub struct CentralOptions {
     pub share_group: Option<String>,
     /// How long a resend request stands before a gap may be asked for again.
     pub resend_lease: Duration,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// How long a gap must stay unchanged before a resend is requested.
     pub resend_grace: Duration,
     /// How often the cursor is sent to each hub (when it moved).
@@ -56,6 +58,7 @@ impl CentralOptions {
             postgres: None,
             share_group: None,
             resend_lease: Duration::from_secs(30),
+            metrics: Arc::default(),
             resend_grace: Duration::from_secs(2),
             cursor_every: Duration::from_secs(1),
         }
@@ -121,6 +124,8 @@ impl CentralHandle {
                 first_undelivered_seq: None,
                 confirmed_seq: 0,
                 in_flight: 0,
+                red_alerts_open: None,
+                devices_offline: None,
                 stream: Default::default(),
             };
             let _ = publish_once(
@@ -286,6 +291,8 @@ async fn connection<S: EventStore>(
                     }
                 }
                 if !batch.is_empty() {
+                    options.metrics.lag_messages.store((batch.len() + rx.len()) as i64, std::sync::atomic::Ordering::Relaxed);
+                    let started = Instant::now();
                     let db = db.clone();
                     let (batch, counts) = tokio::task::spawn_blocking(move || {
                         let arrivals: Vec<Arrival<'_>> = batch
@@ -298,9 +305,13 @@ async fn connection<S: EventStore>(
                     })
                     .await
                     .map_err(|e| (MqttError::Lost { broker: c.broker.to_string(), detail: e.to_string() }, connected))?
-                    .map_err(|e| (MqttError::Lost { broker: c.broker.to_string(), detail: format!("central database: {e}") }, connected))?;
+                    .map_err(|e| {
+                        options.metrics.batch_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        (MqttError::Lost { broker: c.broker.to_string(), detail: format!("central database: {e}") }, connected)
+                    })?;
+                    options.metrics.batch(&counts, started.elapsed().as_micros() as u64);
                     if counts.unreadable > 0 {
-                        tracing::warn!(count = counts.unreadable, "central dropped unreadable messages");
+                        tracing::warn!(count = counts.unreadable, "central quarantined unreadable messages");
                     }
                     tracing::debug!(stored = counts.stored, duplicates = counts.duplicates, conflicts = counts.conflicts, "central batch");
                     // Acknowledge only what is committed, in arrival order.
@@ -309,6 +320,7 @@ async fn connection<S: EventStore>(
                             break;
                         }
                     }
+                    options.metrics.lag_messages.store(rx.len() as i64, std::sync::atomic::Ordering::Relaxed);
                 }
                 if let Some(e) = failure {
                     return Err(lost(e, connected));

@@ -91,10 +91,35 @@ struct Heard {
     confirmed: HashMap<String, i64>,
 }
 
+/// Now, strictly later than any earlier call (a hub's reports are ordered by their time).
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
+    static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let wall = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+        .map_or(0, |d| d.as_millis() as i64);
+    let prev = LAST.fetch_max(wall, Ordering::Relaxed);
+    if prev >= wall {
+        LAST.fetch_add(1, Ordering::Relaxed) + 1
+    } else {
+        wall
+    }
+}
+
+fn site_number(site: &str) -> u64 {
+    site.rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Open red alerts a simulated site reports in its heartbeat (every 13th site has one).
+pub fn sim_red_alerts(site: &str) -> i64 {
+    i64::from(site_number(site) % 13 == 12)
+}
+
+/// Devices offline a simulated site reports (every 17th site has two).
+pub fn sim_devices_offline(site: &str) -> i64 {
+    if site_number(site) % 17 == 16 { 2 } else { 0 }
 }
 
 /// The stream every simulated site numbers its events in.
@@ -404,6 +429,7 @@ pub async fn run(
     // Heartbeats (everything counts as delivered: the lost events too) and resends until
     // central holds everything, or until stopped.
     let mut beat = tokio::time::interval(Duration::from_millis(1000));
+    let mut beats = 0u64;
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -418,13 +444,11 @@ pub async fn run(
                     continue;
                 }
                 let confirmed = heard.lock().await.confirmed.clone();
-                if until_confirmed && sites.iter().all(|s| confirmed.get(s).copied().unwrap_or(0) >= m) {
+                if until_confirmed && beats > 0 && sites.iter().all(|s| confirmed.get(s).copied().unwrap_or(0) >= m) {
                     break;
                 }
+                beats += 1;
                 for site in &sites {
-                    if confirmed.get(site).copied().unwrap_or(0) >= m {
-                        continue;
-                    }
                     let hb = contract::Heartbeat {
                         v: contract::CONTRACT_VERSION,
                         site: site.clone(),
@@ -435,6 +459,8 @@ pub async fn run(
                         first_undelivered_seq: None,
                         confirmed_seq: confirmed.get(site).copied().unwrap_or(0),
                         in_flight: 0,
+                        red_alerts_open: Some(sim_red_alerts(site)),
+                        devices_offline: Some(sim_devices_offline(site)),
                         stream: contract::StreamFields {
                             stream: Some(live[site.as_str()].stream.clone()),
                             stream_continues: None,

@@ -25,10 +25,13 @@
 //! hub itself.
 
 pub mod consumer;
+pub mod fleet;
 pub mod fleet_sim;
+pub mod metrics;
 pub mod pg_cluster;
 pub mod report;
 pub mod store;
+pub mod web;
 
 pub use consumer::{CentralHandle, CentralOptions, run, run_with};
 pub use report::{CentralReport, ConflictReport, SiteReport, StreamReport};

@@ -55,6 +55,21 @@ enum Command {
         /// `$share/<group>/hub/v1/+/up/#`); give each consumer its own --client-id.
         #[arg(long)]
         share_group: Option<String>,
+        /// Serve the read-only fleet page, /fleet.json and /metrics on this address
+        /// (e.g. 127.0.0.1:9464).
+        #[arg(long)]
+        http: Option<std::net::SocketAddr>,
+        /// File holding the token the fleet page requires (required off loopback).
+        #[arg(long)]
+        http_token_file: Option<PathBuf>,
+    },
+    /// Print every site of the fleet, worst first: online/offline, heartbeat, hub version,
+    /// outbox, events today, gaps open and for how long, red alerts, devices offline.
+    Fleet {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
     },
     /// Print what central holds per site: events, contiguous sequence, gaps, duplicates.
     Report {
@@ -119,6 +134,14 @@ struct StoreArgs {
 }
 
 impl StoreArgs {
+    fn fleet_source(&self) -> Result<central::web::FleetSource, Failure> {
+        match (&self.db, &self.postgres) {
+            (Some(db), None) => Ok(central::web::FleetSource::Sqlite(db.clone())),
+            (None, Some(pg)) => Ok(central::web::FleetSource::postgres(pg)),
+            _ => Err(invalid("--db or --postgres is required".into())),
+        }
+    }
+
     fn report(&self) -> Result<central::CentralReport, Failure> {
         match (&self.db, &self.postgres) {
             (Some(db), None) => Ok(report(db)?),
@@ -256,6 +279,15 @@ async fn stop_signal() {
 
 fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
+        Command::Fleet { store, json } => {
+            let view = store.fleet_source()?.fleet(now_ms())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                print!("{view}");
+            }
+            Ok(())
+        }
         Command::Report { store, json } => {
             let report = store.report()?;
             if json {
@@ -338,6 +370,8 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             db,
             postgres,
             share_group,
+            http,
+            http_token_file,
         } => {
             init_logs("info", cli.log_format);
             if db.is_none() && postgres.is_none() {
@@ -345,8 +379,27 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             }
             let connection = broker.connection(&broker.client_id, tls_key)?;
             let mut options = CentralOptions::new(connection, db.unwrap_or_default());
+            let source = match (&postgres, &options.db) {
+                (Some(pg), _) => central::web::FleetSource::postgres(pg),
+                (None, db) => central::web::FleetSource::Sqlite(db.clone()),
+            };
             options.postgres = postgres;
             options.share_group = share_group;
+            let token = match &http_token_file {
+                Some(file) => Some(
+                    std::fs::read_to_string(file)
+                        .map_err(|e| {
+                            invalid(format!(
+                                "cannot read --http-token-file {}: {e}",
+                                file.display()
+                            ))
+                        })?
+                        .trim()
+                        .to_owned(),
+                ),
+                None => None,
+            };
+            let metrics = options.metrics.clone();
             runtime()?.block_on(async {
                 let shutdown = CancellationToken::new();
                 let trigger = shutdown.clone();
@@ -354,7 +407,14 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                     stop_signal().await;
                     trigger.cancel();
                 });
-                central::run(options, shutdown).await
+                if let Some(addr) = http {
+                    let server = central::web::WebServer::bind(addr, token.as_deref())
+                        .await
+                        .map_err(|e| invalid(e.to_string()))?;
+                    tracing::info!(url = %format!("http://{}/", server.local_addr()), "fleet page");
+                    tokio::spawn(server.serve(source, metrics, token, shutdown.clone()));
+                }
+                central::run(options, shutdown).await.map_err(Failure::from)
             })?;
             Ok(())
         }

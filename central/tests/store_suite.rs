@@ -219,6 +219,101 @@ fn bad_input_is_quarantined_with_its_reason_and_the_stream_continues<S: EventSto
     assert_eq!((r.events, r.contiguous_seq), (2, 2));
 }
 
+fn site_msg(site: &str, topic: fn(&str) -> String, body: serde_json::Value) -> Msg {
+    Msg {
+        topic: topic(site),
+        payload: serde_json::to_vec(&body).unwrap(),
+    }
+}
+
+fn the_fleet_view_shows_every_site_worst_first<S: EventStore>(mut db: S) {
+    let status = |site: &str, state: &str| {
+        site_msg(
+            site,
+            contract::status_topic,
+            json!({"v": 1, "site": site, "state": state,
+            "hub_version": "1.4.0", "last_seq": 3, "first_undelivered_seq": null, "at_ms": 1,
+            "stream": "A", "stream_continues": null, "stream_base_seq": 0}),
+        )
+    };
+    let beat = |site: &str, red: i64| {
+        site_msg(
+            site,
+            contract::heartbeat_topic,
+            json!({"v": 1, "site": site, "at_ms": 1,
+            "outbox_depth": 4, "oldest_undelivered_age_s": 30.0, "last_seq": 3,
+            "first_undelivered_seq": null, "confirmed_seq": 0, "in_flight": 0,
+            "red_alerts_open": red, "devices_offline": 1, "stream": "A"}),
+        )
+    };
+    // ok: all held; gap: #2 missing; down: offline (its Last Will); old: a hub from before
+    // the fleet view (no alert figures).
+    let mut batch = vec![status("ok", "online"), beat("ok", 0)];
+    batch.extend((1..=3).map(|n| event_at("ok", Some("A"), n, &format!("ok{n}"))));
+    batch.extend([status("gap", "online"), beat("gap", 2)]);
+    batch.extend([1, 3].map(|n| event_at("gap", Some("A"), n, &format!("gap{n}"))));
+    batch.extend([status("down", "offline")]);
+    batch.extend((1..=3).map(|n| event_at("down", Some("A"), n, &format!("down{n}"))));
+    batch.push(site_msg(
+        "old",
+        contract::heartbeat_topic,
+        json!({"v": 1, "site": "old",
+        "at_ms": 1, "outbox_depth": 0, "oldest_undelivered_age_s": 0.0, "last_seq": 0,
+        "first_undelivered_seq": null, "confirmed_seq": 0, "in_flight": 0}),
+    ));
+    batch.push(event_at("ok", Some("A"), 0, "bad"));
+    store(&mut db, &batch);
+    let rows = db.fleet_rows(0).unwrap();
+    let view = central::fleet::FleetView::from_rows(rows, 61_000);
+    let order: Vec<&str> = view.fleet.iter().map(|s| s.site.as_str()).collect();
+    assert_eq!(order, ["down", "old", "gap", "ok"]);
+    assert_eq!(
+        (
+            view.sites,
+            view.sites_offline,
+            view.gaps_open,
+            view.events_today
+        ),
+        (4, 2, 1, 8)
+    );
+    let gap = &view.fleet[2];
+    assert_eq!((gap.contiguous_seq, gap.missing), (1, 2));
+    assert_eq!(gap.gap_open_s, Some(60.0));
+    assert_eq!(
+        (gap.red_alerts_open, gap.devices_offline),
+        (Some(2), Some(1))
+    );
+    assert_eq!(gap.hub_version.as_deref(), Some("1.4.0"));
+    assert_eq!(gap.outbox_depth, Some(4));
+    assert_eq!(view.fleet[1].red_alerts_open, None);
+    let ok = &view.fleet[3];
+    assert_eq!(
+        (ok.quarantined, ok.gap_open_s, ok.heartbeat_age_s),
+        (1, None, Some(60.0))
+    );
+    // The missing event arrives: the gap closes.
+    store(&mut db, &[event_at("gap", Some("A"), 2, "gap2")]);
+    let view = central::fleet::FleetView::from_rows(db.fleet_rows(0).unwrap(), 61_000);
+    assert_eq!(view.gaps_open, 0);
+    // A status older (by the hub's clock) than the one held, committed later by another
+    // consumer, does not overwrite it.
+    store(
+        &mut db,
+        &[site_msg(
+            "ok",
+            contract::status_topic,
+            json!({"v": 1, "site": "ok", "state": "offline",
+            "hub_version": "1.3.0", "last_seq": 3, "first_undelivered_seq": null, "at_ms": 0,
+            "stream": "A", "stream_continues": null, "stream_base_seq": 0}),
+        )],
+    );
+    let view = central::fleet::FleetView::from_rows(db.fleet_rows(0).unwrap(), 61_000);
+    assert_eq!(view.sites_offline, 2);
+    // Another day counts its own events.
+    let later = central::fleet::FleetView::from_rows(db.fleet_rows(1).unwrap(), 86_400_000);
+    assert_eq!((later.events_today, later.events_total), (0, 9));
+}
+
 /// Runs every case against stores made by `make` (one fresh store per case).
 fn suite<S: EventStore>(mut make: impl FnMut(&str) -> S) {
     duplicates_are_dropped_and_conflicts_kept(make("dup"));
@@ -226,6 +321,7 @@ fn suite<S: EventStore>(mut make: impl FnMut(&str) -> S) {
     streams_are_kept_apart_and_a_rewound_one_continues_its_base(make("streams"));
     messages_without_a_stream_are_the_legacy_stream(make("legacy"));
     bad_input_is_quarantined_with_its_reason_and_the_stream_continues(make("bad"));
+    the_fleet_view_shows_every_site_worst_first(make("fleet"));
 }
 
 #[test]

@@ -31,6 +31,18 @@ pub struct BatchCounts {
     /// Messages that are not an uplink message of this contract: kept in the quarantine
     /// table with their reason, never dropped silently.
     pub unreadable: usize,
+    /// `unreadable` by reason, in the order of [`QuarantineReason::ALL`].
+    pub quarantined_by_reason: [usize; QuarantineReason::ALL.len()],
+}
+
+impl BatchCounts {
+    /// Counts one quarantined message.
+    pub fn quarantined(&mut self, reason: QuarantineReason) {
+        self.unreadable += 1;
+        if let Some(i) = QuarantineReason::ALL.iter().position(|r| *r == reason) {
+            self.quarantined_by_reason[i] += 1;
+        }
+    }
 }
 
 /// Largest event message central stores as an event (a larger one is quarantined). Hubs send
@@ -132,6 +144,32 @@ pub fn classify<'a>(a: &Arrival<'a>) -> Result<Incoming<'a>, QuarantineReason> {
     }
 }
 
+/// What a status or heartbeat says (zeros for one that cannot be read: it still shows the hub
+/// is there).
+pub(crate) struct HubReport {
+    pub at_ms: i64,
+    pub last_seq: i64,
+    pub first_undelivered: Option<i64>,
+    pub lineage: hub_contract::StreamFields,
+}
+
+pub(crate) fn read_hub_report(kind: hub_contract::UpTopic, text: &str) -> HubReport {
+    let read = match kind {
+        hub_contract::UpTopic::Status => hub_contract::decode_status(text.as_bytes())
+            .map(|s| (s.at_ms, s.last_seq, s.first_undelivered_seq, s.stream)),
+        _ => hub_contract::decode_heartbeat(text.as_bytes())
+            .map(|h| (h.at_ms, h.last_seq, h.first_undelivered_seq, h.stream)),
+    };
+    let (at_ms, last_seq, first_undelivered, lineage) =
+        read.unwrap_or((0, 0, None, Default::default()));
+    HubReport {
+        at_ms,
+        last_seq,
+        first_undelivered,
+        lineage,
+    }
+}
+
 /// A message kept in quarantine.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Quarantined {
@@ -211,6 +249,10 @@ pub trait EventStore: Send + 'static {
     /// The messages kept in quarantine, oldest first (first 1000).
     fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError>;
 
+    /// Every site's figures for the fleet view; `day` is the UTC day (days since the epoch)
+    /// whose events count as today's.
+    fn fleet_rows(&self, day: i64) -> Result<Vec<crate::fleet::FleetRow>, StoreError>;
+
     /// Claims the resend request for the gap of `site`'s `stream` starting at `from_seq`: true
     /// for exactly one caller among all consumers of the database (a lease row); again only
     /// once the lease is older than `lease_ms` (the request or its answer was lost).
@@ -260,13 +302,16 @@ impl EventStore for AnyStore {
         both!(self, s => s.sync_state())
     }
     fn events(&self, site: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        both!(self, s => s.events(site))
+        both!(self, s => EventStore::events(s, site))
     }
     fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
         both!(self, s => s.quarantined())
     }
     fn claim_resend(&mut self, claim: &ResendClaim<'_>) -> Result<bool, StoreError> {
         both!(self, s => s.claim_resend(claim))
+    }
+    fn fleet_rows(&self, day: i64) -> Result<Vec<crate::fleet::FleetRow>, StoreError> {
+        both!(self, s => s.fleet_rows(day))
     }
 }
 

@@ -21,6 +21,7 @@ use super::{
     Arrival, BatchCounts, EventStore, Incoming, Quarantined, ResendClaim, SiteSyncState,
     StoreError, StoredEvent, classify, excerpt, topic_site,
 };
+use super::{HubReport, read_hub_report};
 use crate::report::{CentralReport, ConflictReport, Gaps, SiteReport, StreamReport};
 use hub_contract::{self as contract, LEGACY_STREAM, UpTopic};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -101,6 +102,19 @@ CREATE TABLE resend_lease (
     requested_by TEXT NOT NULL,
     PRIMARY KEY (site, stream, from_seq)
 );
+"#,
+    // 2: what the fleet view reads: how long a stream's gap is open, events per site and day.
+    r#"
+ALTER TABLE stream ADD COLUMN gap_since BIGINT;
+ALTER TABLE site ADD COLUMN status_hub_at BIGINT;
+ALTER TABLE site ADD COLUMN heartbeat_hub_at BIGINT;
+CREATE TABLE site_day (
+    site TEXT NOT NULL,
+    day BIGINT NOT NULL,
+    events BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (site, day)
+);
+CREATE INDEX quarantine_by_site ON quarantine (site);
 "#,
 ];
 
@@ -327,13 +341,13 @@ async fn store_batch(
                     reason = reason.as_str(),
                     "central quarantined a message"
                 );
+                counts.quarantined(reason);
                 quarantine.push((a, reason.as_str()));
             }
         }
     }
     let tx = client.transaction().await?;
     for (a, reason) in &quarantine {
-        counts.unreadable += 1;
         tx.execute(
             "INSERT INTO quarantine (topic, site, reason, excerpt, bytes, received_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -374,8 +388,8 @@ async fn store_batch(
         .map(|(site, kind, text)| {
             (
                 *site,
-                report_lineage(*kind, text)
-                    .2
+                read_hub_report(*kind, text)
+                    .lineage
                     .stream
                     .unwrap_or_else(|| LEGACY_STREAM.into()),
             )
@@ -499,6 +513,18 @@ async fn store_batch(
             ],
         )
         .await?;
+        let mut per_site: HashMap<&str, i64> = HashMap::new();
+        for (e, _) in &rows {
+            *per_site.entry(e.site).or_insert(0) += 1;
+        }
+        let (day_sites, day_counts): (Vec<&str>, Vec<i64>) = per_site.into_iter().unzip();
+        tx.execute(
+            "INSERT INTO site_day (site, day, events)
+             SELECT site, $3, n FROM unnest($1::text[], $2::bigint[]) AS d(site, n) ORDER BY site
+             ON CONFLICT (site, day) DO UPDATE SET events = site_day.events + excluded.events",
+            &[&day_sites, &day_counts, &now.div_euclid(86_400_000)],
+        )
+        .await?;
         let a_sites: Vec<&String> = arrivals.keys().collect();
         let a_counts: Vec<i64> = arrivals.values().copied().collect();
         tx.execute(
@@ -569,7 +595,12 @@ async fn store_batch(
     }
     // Statuses and heartbeats, in arrival order.
     for ((site, kind, text), (_, stream)) in reports.iter().zip(&report_streams) {
-        let (last, first, lineage) = report_lineage(*kind, text);
+        let HubReport {
+            at_ms,
+            last_seq: last,
+            first_undelivered: first,
+            lineage,
+        } = read_hub_report(*kind, text);
         if let Some(base) = lineage.stream_base_seq {
             tx.execute(
                 "UPDATE stream SET continues = $3, base_seq = $4 WHERE site = $1 AND stream = $2",
@@ -577,30 +608,40 @@ async fn store_batch(
             )
             .await?;
         }
+        // Consumers may commit a hub's reports out of order: the newest (hub's clock) wins.
         let sql = if *kind == UpTopic::Status {
-            "UPDATE site SET status = $2, status_at_ms = $6, hub_last_seq = $3, hub_first_undelivered = $4, current_stream = $5 WHERE site = $1"
+            "UPDATE site SET status = $2, status_at_ms = $6, status_hub_at = $7, hub_last_seq = $3,
+                    hub_first_undelivered = $4, current_stream = $5
+             WHERE site = $1 AND (status_hub_at IS NULL OR status_hub_at <= $7)"
         } else {
-            "UPDATE site SET heartbeat = $2, heartbeat_at_ms = $6, hub_last_seq = $3, hub_first_undelivered = $4, current_stream = $5 WHERE site = $1"
+            "UPDATE site SET heartbeat = $2, heartbeat_at_ms = $6, heartbeat_hub_at = $7, hub_last_seq = $3,
+                    hub_first_undelivered = $4, current_stream = $5
+             WHERE site = $1 AND (heartbeat_hub_at IS NULL OR heartbeat_hub_at <= $7)"
         };
         tx.execute(
             sql,
-            &[site, text, &last, &first.unwrap_or(last + 1), stream, &now],
+            &[
+                site,
+                text,
+                &last,
+                &first.unwrap_or(last + 1),
+                stream,
+                &now,
+                &at_ms,
+            ],
         )
         .await?;
     }
     advance(&tx, &site_list).await?;
+    tx.execute(
+        "UPDATE stream SET gap_since = CASE WHEN contiguous_seq < max_seq
+             THEN COALESCE(gap_since, $2) ELSE NULL END
+         WHERE site = ANY($1) AND (gap_since IS NULL) = (contiguous_seq < max_seq)",
+        &[&site_list, &now],
+    )
+    .await?;
     tx.commit().await?;
     Ok(counts)
-}
-
-fn report_lineage(kind: UpTopic, text: &str) -> (i64, Option<i64>, contract::StreamFields) {
-    match kind {
-        UpTopic::Status => contract::decode_status(text.as_bytes())
-            .map(|s| (s.last_seq, s.first_undelivered_seq, s.stream)),
-        _ => contract::decode_heartbeat(text.as_bytes())
-            .map(|h| (h.last_seq, h.first_undelivered_seq, h.stream)),
-    }
-    .unwrap_or((0, None, Default::default()))
 }
 
 /// Moves the streams of these sites to their highest contiguous sequence number: streams of
@@ -983,6 +1024,40 @@ impl EventStore for PgStore {
                     )
                     .await?;
                 Ok(n == 1)
+            })
+        })
+    }
+
+    fn fleet_rows(&self, day: i64) -> Result<Vec<crate::fleet::FleetRow>, StoreError> {
+        self.read(move |c| {
+            Box::pin(async move {
+                Ok(c.query(
+                    "SELECT s.site, s.status, s.status_at_ms, s.heartbeat, s.heartbeat_at_ms,
+                    COALESCE(t.contiguous_seq, 0), COALESCE(t.max_seq, 0), s.hub_last_seq, t.gap_since,
+                    COALESCE((SELECT d.events FROM site_day d WHERE d.site = s.site AND d.day = $1), 0),
+                    COALESCE((SELECT SUM(x.received) FROM stream x WHERE x.site = s.site), 0)::BIGINT,
+                    (SELECT COUNT(*) FROM quarantine q WHERE q.site = s.site)
+             FROM site s LEFT JOIN stream t ON t.site = s.site AND t.stream = s.current_stream
+             ORDER BY s.site",
+                    &[&day],
+                )
+                .await?
+                .into_iter()
+                .map(|r| crate::fleet::FleetRow {
+                    site: r.get(0),
+                    status: r.get(1),
+                    status_at_ms: r.get(2),
+                    heartbeat: r.get(3),
+                    heartbeat_at_ms: r.get(4),
+                    contiguous_seq: r.get(5),
+                    max_seq: r.get(6),
+                    hub_last_seq: r.get(7),
+                    gap_since_ms: r.get(8),
+                    events_today: r.get(9),
+                    events_total: r.get(10),
+                    quarantined: r.get(11),
+                })
+                .collect())
             })
         })
     }

@@ -51,7 +51,14 @@ CREATE TABLE IF NOT EXISTS stream (
     received INTEGER NOT NULL DEFAULT 0,
     duplicates INTEGER NOT NULL DEFAULT 0,
     conflicts INTEGER NOT NULL DEFAULT 0,
+    gap_since INTEGER,
     PRIMARY KEY (site, stream)
+);
+CREATE TABLE IF NOT EXISTS site_day (
+    site TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    events INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (site, day)
 );
 CREATE TABLE IF NOT EXISTS conflict (
     site TEXT NOT NULL,
@@ -91,8 +98,22 @@ CREATE TABLE IF NOT EXISTS site (
     hub_last_seq INTEGER,
     hub_first_undelivered INTEGER,
     status TEXT,
-    heartbeat TEXT
+    heartbeat TEXT,
+    status_at_ms INTEGER,
+    heartbeat_at_ms INTEGER,
+    status_hub_at INTEGER,
+    heartbeat_hub_at INTEGER
 );
+"#;
+
+/// Upgrade of a version 2 database: what the fleet view needs (its new tables come from
+/// `SCHEMA`).
+const UPGRADE_FROM_2: &str = r#"
+ALTER TABLE stream ADD COLUMN gap_since INTEGER;
+ALTER TABLE site ADD COLUMN status_at_ms INTEGER;
+ALTER TABLE site ADD COLUMN heartbeat_at_ms INTEGER;
+ALTER TABLE site ADD COLUMN status_hub_at INTEGER;
+ALTER TABLE site ADD COLUMN heartbeat_hub_at INTEGER;
 "#;
 
 /// Upgrade of a version 1 database (events keyed by `(site, seq)`, counters per site): its
@@ -196,6 +217,9 @@ impl CentralDb {
                 tx.execute_batch(SCHEMA)?;
                 tx.execute_batch(UPGRADE_FROM_1_COPY)?;
                 tracing::info!(db = %path.display(), "central database upgraded: events so far are each site's legacy stream");
+            } else if version == 2 {
+                tx.execute_batch(SCHEMA)?;
+                tx.execute_batch(UPGRADE_FROM_2)?;
             } else {
                 tx.execute_batch(SCHEMA)?;
             }
@@ -222,7 +246,7 @@ impl CentralDb {
             let incoming = match classify(p) {
                 Ok(incoming) => incoming,
                 Err(reason) => {
-                    counts.unreadable += 1;
+                    counts.quarantined(reason);
                     tracing::warn!(
                         topic = p.topic,
                         reason = reason.as_str(),
@@ -279,6 +303,11 @@ impl CentralDb {
                              WHERE site = ?1 AND stream = ?2",
                         )?
                         .execute(params![site, stream, e.seq])?;
+                        tx.prepare_cached(
+                            "INSERT INTO site_day (site, day, events) VALUES (?1, ?2, 1)
+                             ON CONFLICT (site, day) DO UPDATE SET events = events + 1",
+                        )?
+                        .execute(params![site, now.div_euclid(86_400_000)])?;
                         if !touched.iter().any(|t| t == site) {
                             touched.push(site.to_owned());
                         }
@@ -331,13 +360,12 @@ impl CentralDb {
                 }
                 Incoming::Report { site, kind } => {
                     let text = String::from_utf8_lossy(p.payload).into_owned();
-                    let (last, first, lineage) = match kind {
-                        UpTopic::Status => contract::decode_status(text.as_bytes())
-                            .map(|s| (s.last_seq, s.first_undelivered_seq, s.stream)),
-                        _ => contract::decode_heartbeat(text.as_bytes())
-                            .map(|h| (h.last_seq, h.first_undelivered_seq, h.stream)),
-                    }
-                    .unwrap_or((0, None, Default::default()));
+                    let super::HubReport {
+                        at_ms,
+                        last_seq: last,
+                        first_undelivered: first,
+                        lineage,
+                    } = super::read_hub_report(kind, &text);
                     let stream = lineage.stream.as_deref().unwrap_or(LEGACY_STREAM);
                     ensure(&tx, site, stream)?;
                     if let Some(base) = lineage.stream_base_seq {
@@ -353,10 +381,11 @@ impl CentralDb {
                     };
                     tx.execute(
                         &format!(
-                            "UPDATE site SET {column} = ?2, hub_last_seq = ?3, hub_first_undelivered = ?4,
-                                 current_stream = ?5 WHERE site = ?1"
+                            "UPDATE site SET {column} = ?2, {column}_at_ms = ?6, {column}_hub_at = ?7,
+                                 hub_last_seq = ?3, hub_first_undelivered = ?4, current_stream = ?5
+                             WHERE site = ?1 AND ({column}_hub_at IS NULL OR {column}_hub_at <= ?7)"
                         ),
-                        params![site, text, last, first.unwrap_or(last + 1), stream],
+                        params![site, text, last, first.unwrap_or(last + 1), stream, now, at_ms],
                     )?;
                     if !touched.iter().any(|t| t == site) {
                         touched.push(site.to_owned());
@@ -366,6 +395,11 @@ impl CentralDb {
         }
         for site in touched {
             advance_site(&tx, &site)?;
+            tx.prepare_cached(
+                "UPDATE stream SET gap_since = CASE WHEN contiguous_seq < max_seq
+                     THEN COALESCE(gap_since, ?2) ELSE NULL END WHERE site = ?1",
+            )?
+            .execute(params![site, now])?;
         }
         tx.commit()?;
         Ok(counts)
@@ -472,7 +506,7 @@ impl CentralDb {
 
     /// Every stored event of a site: stream by stream (in the order central first saw them),
     /// each in sequence order.
-    pub fn stored_events(&self, site: &str) -> rusqlite::Result<Vec<StoredEvent>> {
+    pub fn events(&self, site: &str) -> rusqlite::Result<Vec<StoredEvent>> {
         let mut st = self.conn.prepare(
             "SELECT e.stream, e.seq, e.id, e.kind, e.lane, e.arrival, e.withheld, e.body
              FROM event e JOIN stream s ON s.site = e.site AND s.stream = e.stream
@@ -535,7 +569,7 @@ impl EventStore for CentralDb {
     }
 
     fn events(&self, site: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        Ok(self.stored_events(site)?)
+        Ok(CentralDb::events(self, site)?)
     }
 
     fn claim_resend(&mut self, c: &ResendClaim<'_>) -> Result<bool, StoreError> {
@@ -551,6 +585,36 @@ impl EventStore for CentralDb {
             ],
         )?;
         Ok(n == 1)
+    }
+
+    fn fleet_rows(&self, day: i64) -> Result<Vec<crate::fleet::FleetRow>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT s.site, s.status, s.status_at_ms, s.heartbeat, s.heartbeat_at_ms,
+                    COALESCE(t.contiguous_seq, 0), COALESCE(t.max_seq, 0), s.hub_last_seq, t.gap_since,
+                    COALESCE((SELECT d.events FROM site_day d WHERE d.site = s.site AND d.day = ?1), 0),
+                    COALESCE((SELECT SUM(x.received) FROM stream x WHERE x.site = s.site), 0),
+                    (SELECT COUNT(*) FROM quarantine q WHERE q.site = s.site)
+             FROM site s LEFT JOIN stream t ON t.site = s.site AND t.stream = s.current_stream
+             ORDER BY s.site",
+        )?;
+        Ok(st
+            .query_map([day], |r| {
+                Ok(crate::fleet::FleetRow {
+                    site: r.get(0)?,
+                    status: r.get(1)?,
+                    status_at_ms: r.get(2)?,
+                    heartbeat: r.get(3)?,
+                    heartbeat_at_ms: r.get(4)?,
+                    contiguous_seq: r.get(5)?,
+                    max_seq: r.get(6)?,
+                    hub_last_seq: r.get(7)?,
+                    gap_since_ms: r.get(8)?,
+                    events_today: r.get(9)?,
+                    events_total: r.get(10)?,
+                    quarantined: r.get(11)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?)
     }
 
     fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
@@ -843,12 +907,7 @@ mod tests {
             }]
         );
         // The first event keeps its place; the conflicting one is stored in full.
-        let ids: Vec<String> = db
-            .stored_events("s1")
-            .unwrap()
-            .into_iter()
-            .map(|e| e.id)
-            .collect();
+        let ids: Vec<String> = db.events("s1").unwrap().into_iter().map(|e| e.id).collect();
         assert_eq!(ids, ["id-1", "id-2"]);
         let body: String = db
             .conn
