@@ -43,6 +43,8 @@ pub struct CentralOptions {
     pub resend_lease: Duration,
     /// Counters for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Tools only (the benchmark's latency): every committed batch with its commit time.
+    pub committed: Option<tokio::sync::mpsc::UnboundedSender<(Vec<rumqttc::Publish>, i64)>>,
     /// How long a gap must stay unchanged before a resend is requested.
     pub resend_grace: Duration,
     /// How often the cursor is sent to each hub (when it moved).
@@ -57,8 +59,9 @@ impl CentralOptions {
             db: db.into(),
             postgres: None,
             share_group: None,
-            resend_lease: Duration::from_secs(30),
+            resend_lease: Duration::from_secs(300),
             metrics: Arc::default(),
+            committed: None,
             resend_grace: Duration::from_secs(2),
             cursor_every: Duration::from_secs(1),
         }
@@ -294,14 +297,14 @@ async fn connection<S: EventStore>(
                     options.metrics.lag_messages.store((batch.len() + rx.len()) as i64, std::sync::atomic::Ordering::Relaxed);
                     let started = Instant::now();
                     let db = db.clone();
-                    let (batch, counts) = tokio::task::spawn_blocking(move || {
+                    let (batch, (counts, committed_at)) = tokio::task::spawn_blocking(move || {
                         let arrivals: Vec<Arrival<'_>> = batch
                             .iter()
                             .map(|p| Arrival { topic: &p.topic, payload: &p.payload })
                             .collect();
                         let counts = db.lock().map_err(|_| StoreError::Sqlite(rusqlite::Error::InvalidQuery))?.store_batch(&arrivals, now_ms());
                         drop(arrivals);
-                        counts.map(|c| (batch, c))
+                        counts.map(|c| (batch, (c, now_ms())))
                     })
                     .await
                     .map_err(|e| (MqttError::Lost { broker: c.broker.to_string(), detail: e.to_string() }, connected))?
@@ -321,6 +324,9 @@ async fn connection<S: EventStore>(
                         }
                     }
                     options.metrics.lag_messages.store(rx.len() as i64, std::sync::atomic::Ordering::Relaxed);
+                    if let Some(hook) = &options.committed {
+                        let _ = hook.send((batch, committed_at));
+                    }
                 }
                 if let Some(e) = failure {
                     return Err(lost(e, connected));

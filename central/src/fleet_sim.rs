@@ -38,6 +38,10 @@ pub struct FleetSimOptions {
     pub duplicate_every: usize,
     /// Event time of the first event (ms since the epoch); one second apart per site.
     pub start_ms: i64,
+    /// Pause after each round of events (one event per site), to spread a run over time.
+    pub round_pause: Duration,
+    /// How often every site sends a heartbeat once its events are published.
+    pub heartbeat_every: Duration,
 }
 
 impl FleetSimOptions {
@@ -52,6 +56,8 @@ impl FleetSimOptions {
             withheld_every: 50,
             duplicate_every: 5,
             start_ms: 1_700_000_000_000,
+            round_pause: Duration::ZERO,
+            heartbeat_every: Duration::from_secs(1),
         }
     }
 
@@ -321,7 +327,8 @@ pub async fn run(
             state: state.into(),
             hub_version: "sim".into(),
             last_seq: last,
-            first_undelivered_seq: None,
+            // A hub coming back has its backlog still to send.
+            first_undelivered_seq: (last > 0).then_some(1),
             at_ms: now_ms(),
             stream: contract::StreamFields {
                 stream: Some(sim_stream(site)),
@@ -346,6 +353,9 @@ pub async fn run(
     let half = m / 2;
     let mut backlog_next: HashMap<&str, i64> = HashMap::new();
     for seq in 1..=m {
+        if !options.round_pause.is_zero() {
+            tokio::time::sleep(options.round_pause).await;
+        }
         for (i, site) in sites.iter().enumerate() {
             let offline = every(options.offline_every, i);
             if offline && seq <= half {
@@ -428,7 +438,7 @@ pub async fn run(
     report.events = sites.len() as u64 * m as u64;
     // Heartbeats (everything counts as delivered: the lost events too) and resends until
     // central holds everything, or until stopped.
-    let mut beat = tokio::time::interval(Duration::from_millis(1000));
+    let mut beat = tokio::time::interval(options.heartbeat_every);
     let mut beats = 0u64;
     loop {
         tokio::select! {
@@ -440,8 +450,11 @@ pub async fn run(
                 }
             }
             _ = beat.tick() => {
-                if !publisher.settle(Duration::from_millis(10)).await {
-                    continue;
+                // Before the first heartbeat, give the broker a moment to acknowledge what was
+                // published (a message it lost in a restart is never acknowledged; the hub
+                // counts it as sent all the same, and central will ask for it).
+                if beats == 0 {
+                    publisher.settle(Duration::from_secs(5)).await;
                 }
                 let confirmed = heard.lock().await.confirmed.clone();
                 if until_confirmed && beats > 0 && sites.iter().all(|s| confirmed.get(s).copied().unwrap_or(0) >= m) {

@@ -24,6 +24,7 @@
 //! It depends on the contract (`hub-contract`) and the MQTT set-up (`hub-mqtt`), never on the
 //! hub itself.
 
+pub mod bench;
 pub mod consumer;
 pub mod fleet;
 pub mod fleet_sim;

@@ -1,6 +1,7 @@
 //! `central`: the reference central consumer's command line.
 //!
-//! Exit codes: 0 success; 1 the command failed (message on stderr); 2 bad usage.
+//! Exit codes: 0 success; 1 the command failed (message on stderr); 2 bad usage; 4 a benchmark
+//! measured and missed its target.
 
 use central::{CentralOptions, report, send_command};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -13,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 const EXIT_FAILED: u8 = 1;
 const EXIT_INVALID: u8 = 2;
+/// `central bench ingest`: measured, and one consumer below half the raw batched rate.
+const EXIT_BELOW_TARGET: u8 = 4;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -63,6 +66,9 @@ enum Command {
         #[arg(long)]
         http_token_file: Option<PathBuf>,
     },
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Print every site of the fleet, worst first: online/offline, heartbeat, hub version,
     /// outbox, events today, gaps open and for how long, red alerts, devices offline.
     Fleet {
@@ -119,6 +125,25 @@ enum Command {
         /// Command id (default: a new UUID). Sending the same id again is applied once.
         #[arg(long)]
         id: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Ingest from MQTT into PostgreSQL (1 and 2 consumers) against raw batched INSERTs of
+    /// the same rows, on a private cluster and Mosquitto started for the run.
+    Ingest {
+        #[arg(long, default_value_t = 200)]
+        sites: usize,
+        /// Backlog events per site (one hour of a busy site).
+        #[arg(long, default_value_t = 360)]
+        events: usize,
+        /// Live events for the latency run.
+        #[arg(long, default_value_t = 3000)]
+        live_events: usize,
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
 }
 
@@ -279,6 +304,35 @@ async fn stop_signal() {
 
 fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
+        Command::Bench(BenchCommand::Ingest {
+            sites,
+            events,
+            live_events,
+            json,
+        }) => {
+            init_logs("warn", cli.log_format);
+            let options = central::bench::BenchOptions {
+                sites,
+                events_per_site: events,
+                live_events,
+            };
+            let outcome = runtime()?.block_on(central::bench::ingest(&options))?;
+            print!("{outcome}");
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_vec_pretty(&outcome)?)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            }
+            if outcome.below_target {
+                return Err(Failure {
+                    code: EXIT_BELOW_TARGET,
+                    error: anyhow::anyhow!(
+                        "one consumer ingested {:.2}× the raw batched rate (target 0.5×)",
+                        outcome.ratio_1_consumer_to_raw
+                    ),
+                });
+            }
+            Ok(())
+        }
         Command::Fleet { store, json } => {
             let view = store.fleet_source()?.fleet(now_ms())?;
             if json {

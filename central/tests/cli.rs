@@ -280,3 +280,49 @@ async fn run_stores_a_sites_events_sends_a_cursor_and_stops_on_sigterm() {
     // What it stored is still there for a report.
     assert_eq!(report_json(&db)["sites"][0]["events"], 2);
 }
+
+#[test]
+fn bench_ingest_measures_both_sides_and_writes_the_figures() {
+    // A tiny run: a private PostgreSQL cluster and Mosquitto started by the command itself.
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let out = central(&[
+        "bench",
+        "ingest",
+        "--sites",
+        "5",
+        "--events",
+        "10",
+        "--live-events",
+        "20",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    // Exit 4 means measured and below the goal (possible on a busy machine); both print.
+    assert!(
+        matches!(out.status.code(), Some(0 | 4)),
+        "{}",
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("× raw"), "{stdout}");
+    let figures: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for key in [
+        "raw_batched_per_s",
+        "ingest_1_consumer_per_s",
+        "ingest_2_consumers_per_s",
+        "ingest_p99_ms",
+    ] {
+        assert!(
+            figures[key].as_f64().is_some_and(|v| v > 0.0),
+            "{key}: {figures}"
+        );
+    }
+    assert_eq!(figures["events"], 50);
+    assert_eq!(
+        out.status.code() == Some(4),
+        figures["below_target"] == true,
+        "{figures}"
+    );
+}
