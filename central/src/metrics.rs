@@ -133,3 +133,35 @@ impl Metrics {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quarantined_messages_are_counted_by_reason() {
+        let metrics = Metrics::default();
+        let mut counts = BatchCounts {
+            stored: 3,
+            ..BatchCounts::default()
+        };
+        counts.quarantined(QuarantineReason::SiteMismatch);
+        counts.quarantined(QuarantineReason::SiteMismatch);
+        counts.quarantined(QuarantineReason::NotUtf8);
+        metrics.batch(&counts, 1500);
+        let text = metrics.render(None);
+        assert!(text.contains("central_events_stored_total 3"), "{text}");
+        assert!(
+            text.contains("central_quarantined_total{reason=\"site_mismatch\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("central_quarantined_total{reason=\"not_utf8\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("central_batch_commit_seconds_sum 0.0015"),
+            "{text}"
+        );
+    }
+}
