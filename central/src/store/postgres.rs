@@ -632,7 +632,14 @@ async fn store_batch(
         )
         .await?;
     }
-    advance(&tx, &site_list).await?;
+    let mut new_seqs: HashMap<(&str, &str), Vec<i64>> = HashMap::new();
+    for (e, _) in &rows {
+        new_seqs
+            .entry((e.site, e.event.stream()))
+            .or_default()
+            .push(e.event.seq);
+    }
+    advance(&tx, &site_list, &new_seqs).await?;
     tx.execute(
         "UPDATE stream SET gap_since = CASE WHEN contiguous_seq < max_seq
              THEN COALESCE(gap_since, $2) ELSE NULL END
@@ -646,24 +653,67 @@ async fn store_batch(
 
 /// Moves the streams of these sites to their highest contiguous sequence number: streams of
 /// their own in one statement, streams that continue another through their chain.
-async fn advance(tx: &impl GenericClient, sites: &[&str]) -> Result<(), StoreError> {
-    // A stream of its own: the first held seq after the mark whose successor is missing, if
-    // the next one is held at all.
-    tx.execute(
-        "UPDATE stream t SET contiguous_seq = n.c
-         FROM (SELECT s.site, s.stream,
-                      (SELECT MIN(e.seq) FROM event e
-                        WHERE e.site = s.site AND e.stream = s.stream AND e.seq > s.contiguous_seq
-                          AND NOT EXISTS (SELECT 1 FROM event f WHERE f.site = e.site
-                                          AND f.stream = e.stream AND f.seq = e.seq + 1)) AS c
-               FROM stream s
-               WHERE s.site = ANY($1) AND s.continues IS NULL
-                 AND EXISTS (SELECT 1 FROM event e WHERE e.site = s.site AND e.stream = s.stream
-                             AND e.seq = s.contiguous_seq + 1)) AS n
-         WHERE t.site = n.site AND t.stream = n.stream AND n.c IS NOT NULL",
-        &[&sites],
-    )
-    .await?;
+async fn advance(
+    tx: &impl GenericClient,
+    sites: &[&str],
+    new_seqs: &HashMap<(&str, &str), Vec<i64>>,
+) -> Result<(), StoreError> {
+    // A stream of its own moves only with its own new events: walk them from the mark, and
+    // ask the index only when events beyond are held (arrived earlier, out of order).
+    let rows = tx
+        .query(
+            "SELECT site, stream, contiguous_seq, max_seq FROM stream
+             WHERE site = ANY($1) AND continues IS NULL",
+            &[&sites],
+        )
+        .await?;
+    let (mut u_site, mut u_stream, mut u_seq) = (Vec::new(), Vec::new(), Vec::new());
+    for r in rows {
+        let (site, stream, start, max_seq): (String, String, i64, i64) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        let Some(seqs) = new_seqs.get(&(site.as_str(), stream.as_str())) else {
+            continue;
+        };
+        let mut contiguous = start;
+        let mut fresh = seqs.clone();
+        fresh.sort_unstable();
+        for seq in fresh {
+            if seq == contiguous + 1 {
+                contiguous = seq;
+            } else if seq > contiguous + 1 {
+                break;
+            }
+        }
+        if contiguous > start && contiguous < max_seq {
+            let own = [(stream.clone(), i64::MAX)];
+            'held: loop {
+                let (held, complete) = held_after(tx, &site, &own, contiguous, 1000).await?;
+                for seq in &held {
+                    if *seq != contiguous + 1 {
+                        break 'held;
+                    }
+                    contiguous = *seq;
+                }
+                if complete || held.is_empty() {
+                    break;
+                }
+            }
+        }
+        if contiguous != start {
+            u_site.push(site);
+            u_stream.push(stream);
+            u_seq.push(contiguous);
+        }
+    }
+    if !u_site.is_empty() {
+        tx.execute(
+            "UPDATE stream t SET contiguous_seq = u.c
+             FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(site, stream, c)
+             WHERE t.site = u.site AND t.stream = u.stream",
+            &[&u_site, &u_stream, &u_seq],
+        )
+        .await?;
+    }
     let chained: Vec<(String, String, i64)> = tx
         .query(
             "SELECT site, stream, contiguous_seq FROM stream WHERE site = ANY($1) AND continues IS NOT NULL",
