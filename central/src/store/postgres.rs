@@ -406,20 +406,36 @@ async fn store_batch(
             ordered.push((site, stream));
         }
     }
-    for (site, stream) in &ordered {
-        let new = tx
-            .execute(
-                "INSERT INTO stream (site, stream, first_seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                &[site, stream, &now],
-            )
-            .await?;
-        if new == 1 {
-            tx.execute(
-                "UPDATE site SET current_stream = $2 WHERE site = $1 AND current_stream IS NULL",
-                &[site, stream],
-            )
-            .await?;
+    // One statement for the batch's streams; the first new one of a site without a current
+    // stream becomes it.
+    let (o_site, o_stream): (Vec<&str>, Vec<&str>) = ordered.iter().copied().unzip();
+    let created: HashSet<(String, String)> = tx
+        .query(
+            "INSERT INTO stream (site, stream, first_seen_at)
+             SELECT site, stream, $3 FROM unnest($1::text[], $2::text[]) AS o(site, stream)
+             ON CONFLICT DO NOTHING RETURNING site, stream",
+            &[&o_site, &o_stream, &now],
+        )
+        .await?
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    if !created.is_empty() {
+        let mut first: Vec<(&str, &str)> = Vec::new();
+        for (site, stream) in &ordered {
+            if created.contains(&(site.to_string(), stream.to_string()))
+                && !first.iter().any(|(s, _)| s == site)
+            {
+                first.push((site, stream));
+            }
         }
+        let (f_site, f_stream): (Vec<&str>, Vec<&str>) = first.into_iter().unzip();
+        tx.execute(
+            "UPDATE site SET current_stream = f.stream FROM unnest($1::text[], $2::text[]) AS f(site, stream)
+             WHERE site.site = f.site AND site.current_stream IS NULL",
+            &[&f_site, &f_stream],
+        )
+        .await?;
     }
     // Which keys are already held (one query), then decide each event in arrival order.
     let key_sites: Vec<&str> = events.iter().map(|e| e.site).collect();
