@@ -102,7 +102,7 @@ impl CentralHandle {
                 let config = config.clone();
                 // The PostgreSQL store drives its connection on a runtime of its own.
                 std::thread::scope(|s| {
-                    s.spawn(move || PgStore::open(&config, now_ms())?.report())
+                    s.spawn(move || PgStore::open_for_reading(&config)?.report())
                         .join()
                         .unwrap_or_else(|_| {
                             Err(StoreError::PostgresSetup("report panicked".into()))

@@ -172,7 +172,7 @@ impl StoreArgs {
             (Some(db), None) => Ok(report(db)?),
             (None, Some(pg)) => {
                 use central::EventStore;
-                Ok(central::PgStore::open(pg, now_ms())?.report()?)
+                Ok(central::PgStore::open_for_reading(pg)?.report()?)
             }
             _ => Err(invalid("--db or --postgres is required".into())),
         }

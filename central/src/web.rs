@@ -46,7 +46,7 @@ impl FleetSource {
             FleetSource::Postgres(config, store) => {
                 let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
                 if store.is_none() {
-                    *store = Some(PgStore::open(config, now_ms)?);
+                    *store = Some(PgStore::open_for_reading(config)?);
                 }
                 let rows = store.as_ref().expect("opened").fleet_rows(day);
                 if rows.is_err() {

@@ -343,6 +343,15 @@ fn postgres_store_keeps_the_contract_and_stores_each_event_once_under_concurrent
     let cluster = PgCluster::start().expect("private PostgreSQL cluster starts");
     suite(|name| pg_store(&cluster, name));
 
+    // Reports read: on a database no consumer has set up yet they say so, and create nothing.
+    let empty = cluster.create_database("empty").unwrap();
+    let err = PgStore::open_for_reading(&empty).err().expect("refused");
+    assert!(err.to_string().contains("central run"), "{err}");
+    assert!(
+        PgStore::open_for_reading(&empty).is_err(),
+        "the read created the schema"
+    );
+
     // Three writers store overlapping batches of the same sites at once (as consumers sharing
     // a subscription do after redeliveries): every event is stored once, marks contiguous.
     let url = cluster.create_database("shared").unwrap();

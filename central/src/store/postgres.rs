@@ -146,6 +146,36 @@ impl PgStore {
         Ok(store)
     }
 
+    /// Connects for reading only (reports, the fleet view): no migration, no partition is
+    /// created. The database must have been opened by a consumer ([`open`](Self::open)) once.
+    pub fn open_for_reading(config: &str) -> Result<PgStore, StoreError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::PostgresSetup(format!("cannot start its runtime: {e}")))?;
+        let mut store = PgStore {
+            runtime: Some(runtime),
+            config: config.to_owned(),
+            client: None,
+        };
+        store.connect()?;
+        let known = store.read(|c| {
+            Box::pin(async move {
+                Ok(
+                    c.query_one("SELECT to_regclass('central_schema') IS NOT NULL", &[])
+                        .await?
+                        .get::<_, bool>(0),
+                )
+            })
+        })?;
+        if !known {
+            return Err(StoreError::PostgresSetup(
+                "the database has no central schema yet; start `central run --postgres` on it first".into(),
+            ));
+        }
+        Ok(store)
+    }
+
     fn runtime(&self) -> &tokio::runtime::Runtime {
         self.runtime.as_ref().expect("runtime lives until drop")
     }
