@@ -467,12 +467,31 @@ async fn store_batch(
         )
         .await?;
     }
-    // Which keys are already held (one query), then decide each event in arrival order.
-    let key_sites: Vec<&str> = events.iter().map(|e| e.site).collect();
-    let key_streams: Vec<&str> = events.iter().map(|e| e.event.stream()).collect();
-    let key_seqs: Vec<i64> = events.iter().map(|e| e.event.seq).collect();
+    // Which keys are already held, then decide each event in arrival order. Only numbers up
+    // to a stream's highest held one can be held (the site rows are locked): a catch-up or
+    // live batch asks the index for none of its events.
+    let max_held: HashMap<(String, String), i64> = tx
+        .query(
+            "SELECT site, stream, max_seq FROM stream WHERE site = ANY($1)",
+            &[&site_list],
+        )
+        .await?
+        .into_iter()
+        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+        .collect();
+    let maybe_held: Vec<&NewEvent<'_>> = events
+        .iter()
+        .filter(|e| {
+            max_held
+                .get(&(e.site.to_owned(), e.event.stream().to_owned()))
+                .is_some_and(|max| e.event.seq <= *max)
+        })
+        .collect();
+    let key_sites: Vec<&str> = maybe_held.iter().map(|e| e.site).collect();
+    let key_streams: Vec<&str> = maybe_held.iter().map(|e| e.event.stream()).collect();
+    let key_seqs: Vec<i64> = maybe_held.iter().map(|e| e.event.seq).collect();
     let mut held: HashMap<(String, String, i64), String> = HashMap::new();
-    if !events.is_empty() {
+    if !maybe_held.is_empty() {
         for row in tx
             .query(
                 "SELECT e.site, e.stream, e.seq, e.id FROM event e
