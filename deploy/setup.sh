@@ -43,6 +43,10 @@ done
 if [ "$mode" != "--demo" ] && [ ! -f /usr/aarch64-linux-gnu/lib/crt1.o ]; then
   missing+=(libc6-dev-arm64-cross)
 fi
+# central's PostgreSQL tests and benchmark start a private cluster (initdb is not on PATH).
+if [ "$mode" != "--demo" ] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  missing+=(postgresql)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -5,7 +5,10 @@
 //! open below what the hub counts as delivered.
 
 use crate::report::CentralReport;
-use crate::store::{Arrival, CentralDb, EventStore, SiteSyncState, StoreError, report};
+use crate::store::{
+    AnyStore, Arrival, CentralDb, EventStore, PgStore, ResendClaim, SiteSyncState, StoreError,
+    report,
+};
 use hub_contract::{self as contract, LEGACY_STREAM, SyncControl};
 use hub_core::Backoff;
 use hub_mqtt::{
@@ -29,8 +32,19 @@ fn now_ms() -> i64 {
 #[derive(Debug, Clone)]
 pub struct CentralOptions {
     pub connection: Connection,
-    /// The consumer's own database file.
+    /// The consumer's own SQLite database file (when `postgres` is not set).
     pub db: PathBuf,
+    /// PostgreSQL connection settings: the fleet's shared database, instead of `db`.
+    pub postgres: Option<String>,
+    /// Share the fleet's uplink with the other consumers of this group (MQTT shared
+    /// subscription); `None` subscribes to every message alone.
+    pub share_group: Option<String>,
+    /// How long a resend request stands before a gap may be asked for again.
+    pub resend_lease: Duration,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Tools only (the benchmark's latency): every committed batch with its commit time.
+    pub committed: Option<tokio::sync::mpsc::UnboundedSender<(Vec<rumqttc::Publish>, i64)>>,
     /// How long a gap must stay unchanged before a resend is requested.
     pub resend_grace: Duration,
     /// How often the cursor is sent to each hub (when it moved).
@@ -43,6 +57,11 @@ impl CentralOptions {
         CentralOptions {
             connection,
             db: db.into(),
+            postgres: None,
+            share_group: None,
+            resend_lease: Duration::from_secs(300),
+            metrics: Arc::default(),
+            committed: None,
             resend_grace: Duration::from_secs(2),
             cursor_every: Duration::from_secs(1),
         }
@@ -54,6 +73,7 @@ pub struct CentralHandle {
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), MqttError>>,
     db: PathBuf,
+    postgres: Option<String>,
 }
 
 impl CentralHandle {
@@ -63,18 +83,33 @@ impl CentralHandle {
     pub fn start(options: CentralOptions) -> Result<CentralHandle, MqttError> {
         let shutdown = CancellationToken::new();
         let path = options.db.clone();
+        let postgres = options.postgres.clone();
         let db = open_db(&options)?;
         let task = tokio::spawn(run_with(db, options, shutdown.clone()));
         Ok(CentralHandle {
             shutdown,
             task,
             db: path,
+            postgres,
         })
     }
 
     /// The current report (reads the database).
     pub fn report(&self) -> Result<CentralReport, StoreError> {
-        report(&self.db)
+        match &self.postgres {
+            None => report(&self.db),
+            Some(config) => {
+                let config = config.clone();
+                // The PostgreSQL store drives its connection on a runtime of its own.
+                std::thread::scope(|s| {
+                    s.spawn(move || PgStore::open_for_reading(&config)?.report())
+                        .join()
+                        .unwrap_or_else(|_| {
+                            Err(StoreError::PostgresSetup("report panicked".into()))
+                        })
+                })
+            }
+        }
     }
 
     /// Waits until the consumer is subscribed: publishes probe heartbeats (site `probe`) through
@@ -92,6 +127,8 @@ impl CentralHandle {
                 first_undelivered_seq: None,
                 confirmed_seq: 0,
                 in_flight: 0,
+                red_alerts_open: None,
+                devices_offline: None,
                 stream: Default::default(),
             };
             let _ = publish_once(
@@ -129,11 +166,31 @@ impl CentralHandle {
     }
 }
 
-fn open_db(options: &CentralOptions) -> Result<CentralDb, MqttError> {
-    CentralDb::open(&options.db).map_err(|e| MqttError::Lost {
+fn open_db(options: &CentralOptions) -> Result<AnyStore, MqttError> {
+    let lost = |detail| MqttError::Lost {
         broker: options.connection.broker.to_string(),
-        detail: format!("cannot open central database {}: {e}", options.db.display()),
-    })
+        detail,
+    };
+    match &options.postgres {
+        None => CentralDb::open(&options.db)
+            .map(AnyStore::Sqlite)
+            .map_err(|e| {
+                lost(format!(
+                    "cannot open central database {}: {e}",
+                    options.db.display()
+                ))
+            }),
+        Some(config) => {
+            let config = config.clone();
+            // Opened on a thread of its own: the store owns a runtime, which may not start or
+            // stop inside this one's workers.
+            std::thread::spawn(move || PgStore::open(&config, now_ms()))
+                .join()
+                .map_err(|_| lost("opening the PostgreSQL store panicked".into()))?
+                .map(AnyStore::Postgres)
+                .map_err(|e| lost(format!("cannot open central's PostgreSQL database: {e}")))
+        }
+    }
 }
 
 /// Runs the consumer until `shutdown` is cancelled, reconnecting with backoff.
@@ -220,8 +277,12 @@ async fn connection<S: EventStore>(
                         Ok(Event::Incoming(Packet::ConnAck(_))) => {
                             connected = true;
                             tracing::info!(broker = %c.broker, "central consumer connected");
+                            let filter = options.share_group.as_deref().map_or_else(
+                                || contract::CENTRAL_UPLINK_FILTER.to_owned(),
+                                contract::central_shared_uplink_filter,
+                            );
                             client
-                                .try_subscribe(contract::CENTRAL_UPLINK_FILTER, QoS::AtLeastOnce)
+                                .try_subscribe(filter, QoS::AtLeastOnce)
                                 .map_err(|e| (MqttError::Lost { broker: c.broker.to_string(), detail: e.to_string() }, true))?;
                         }
                         Ok(Event::Incoming(Packet::Publish(p))) => batch.push(p),
@@ -233,21 +294,27 @@ async fn connection<S: EventStore>(
                     }
                 }
                 if !batch.is_empty() {
+                    options.metrics.lag_messages.store((batch.len() + rx.len()) as i64, std::sync::atomic::Ordering::Relaxed);
+                    let started = Instant::now();
                     let db = db.clone();
-                    let (batch, counts) = tokio::task::spawn_blocking(move || {
+                    let (batch, (counts, committed_at)) = tokio::task::spawn_blocking(move || {
                         let arrivals: Vec<Arrival<'_>> = batch
                             .iter()
                             .map(|p| Arrival { topic: &p.topic, payload: &p.payload })
                             .collect();
                         let counts = db.lock().map_err(|_| StoreError::Sqlite(rusqlite::Error::InvalidQuery))?.store_batch(&arrivals, now_ms());
                         drop(arrivals);
-                        counts.map(|c| (batch, c))
+                        counts.map(|c| (batch, (c, now_ms())))
                     })
                     .await
                     .map_err(|e| (MqttError::Lost { broker: c.broker.to_string(), detail: e.to_string() }, connected))?
-                    .map_err(|e| (MqttError::Lost { broker: c.broker.to_string(), detail: format!("central database: {e}") }, connected))?;
+                    .map_err(|e| {
+                        options.metrics.batch_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        (MqttError::Lost { broker: c.broker.to_string(), detail: format!("central database: {e}") }, connected)
+                    })?;
+                    options.metrics.batch(&counts, started.elapsed().as_micros() as u64);
                     if counts.unreadable > 0 {
-                        tracing::warn!(count = counts.unreadable, "central dropped unreadable messages");
+                        tracing::warn!(count = counts.unreadable, "central quarantined unreadable messages");
                     }
                     tracing::debug!(stored = counts.stored, duplicates = counts.duplicates, conflicts = counts.conflicts, "central batch");
                     // Acknowledge only what is committed, in arrival order.
@@ -255,6 +322,10 @@ async fn connection<S: EventStore>(
                         if client.ack(p).await.is_err() {
                             break;
                         }
+                    }
+                    options.metrics.lag_messages.store(rx.len() as i64, std::sync::atomic::Ordering::Relaxed);
+                    if let Some(hook) = &options.committed {
+                        let _ = hook.send((batch, committed_at));
                     }
                 }
                 if let Some(e) = failure {
@@ -270,7 +341,7 @@ async fn connection<S: EventStore>(
                     // stream, as an older hub expects).
                     let named = (stream != LEGACY_STREAM).then(|| stream.clone());
                     let sent = last_cursor.get(&site);
-                    if contiguous > 0 && sent.is_none_or(|(s, seq, at)| *s != stream || (*seq != contiguous && at.elapsed() >= options.cursor_every)) {
+                    if contiguous > 0 && sent.is_none_or(|(s, seq, at)| *s != stream || (*seq != contiguous && at.elapsed() >= options.cursor_every) || at.elapsed() >= options.cursor_every * 10) {
                         let msg = SyncControl::Cursor { v: contract::CONTRACT_VERSION, site: site.clone(), stream: named.clone(), contiguous_seq: contiguous };
                         if client.try_publish(contract::sync_topic(&site), QoS::AtLeastOnce, false, contract::encode(&msg)).is_ok() {
                             last_cursor.insert(site.clone(), (stream.clone(), contiguous, Instant::now()));
@@ -287,12 +358,24 @@ async fn connection<S: EventStore>(
                     if entry.0 != stream || entry.1 != contiguous {
                         *entry = (stream.clone(), contiguous, Instant::now());
                     } else if entry.2.elapsed() >= options.resend_grace {
+                        entry.2 = Instant::now();
                         let to = next_present.map_or(hub_delivered_up_to, |n| (n - 1).min(hub_delivered_up_to));
+                        // One request per gap among all consumers: whoever claims the lease asks.
+                        let (db2, site2, stream2, consumer) = (db.clone(), site.clone(), stream.clone(), c.client_id.clone());
+                        let lease_ms = options.resend_lease.as_millis() as i64;
+                        let claimed = tokio::task::spawn_blocking(move || {
+                            db2.lock().map_err(|_| StoreError::Sqlite(rusqlite::Error::InvalidQuery))?.claim_resend(&ResendClaim {
+                                site: &site2, stream: &stream2, from_seq: contiguous + 1, to_seq: to,
+                                now_ms: now_ms(), lease_ms, consumer: &consumer,
+                            })
+                        }).await;
+                        if !matches!(claimed, Ok(Ok(true))) {
+                            continue;
+                        }
                         let msg = SyncControl::Resend { v: contract::CONTRACT_VERSION, site: site.clone(), stream: named, from_seq: contiguous + 1, to_seq: to };
                         if client.try_publish(contract::sync_topic(&site), QoS::AtLeastOnce, false, contract::encode(&msg)).is_ok() {
                             tracing::info!(site = %site, stream = %stream, from_seq = contiguous + 1, to_seq = to, "asked the hub to resend missing events");
                         }
-                        entry.2 = Instant::now();
                     }
                 }
             }

@@ -24,13 +24,19 @@
 //! It depends on the contract (`hub-contract`) and the MQTT set-up (`hub-mqtt`), never on the
 //! hub itself.
 
+pub mod bench;
 pub mod consumer;
+pub mod fleet;
+pub mod fleet_sim;
+pub mod metrics;
+pub mod pg_cluster;
 pub mod report;
 pub mod store;
+pub mod web;
 
 pub use consumer::{CentralHandle, CentralOptions, run, run_with};
 pub use report::{CentralReport, ConflictReport, SiteReport, StreamReport};
-pub use store::{CentralDb, EventStore, StoredEvent, report};
+pub use store::{AnyStore, CentralDb, EventStore, PgStore, StoredEvent, report};
 
 use hub_contract::{self as contract, CommandOut};
 use hub_mqtt::{Connection, MqttError};

@@ -1,6 +1,7 @@
 //! `central`: the reference central consumer's command line.
 //!
-//! Exit codes: 0 success; 1 the command failed (message on stderr); 2 bad usage.
+//! Exit codes: 0 success; 1 the command failed (message on stderr); 2 bad usage; 4 a benchmark
+//! measured and missed its target.
 
 use central::{CentralOptions, report, send_command};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -13,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 const EXIT_FAILED: u8 = 1;
 const EXIT_INVALID: u8 = 2;
+/// `central bench ingest`: measured, and one consumer below half the raw batched rate.
+const EXIT_BELOW_TARGET: u8 = 4;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -44,16 +47,59 @@ enum Command {
         /// Client key (PEM) for the client certificate.
         #[arg(long = "key", visible_alias = "client-key")]
         tls_key: Option<PathBuf>,
-        /// Central's own SQLite database.
-        #[arg(long)]
+        /// Central's own SQLite database (one consumer, a small fleet).
+        #[arg(long, conflicts_with = "postgres")]
         db: Option<PathBuf>,
+        /// The fleet's PostgreSQL database, shared by any number of consumers:
+        /// `host=… port=… user=… dbname=…` or `postgresql://user@host:port/db`.
+        #[arg(long)]
+        postgres: Option<String>,
+        /// Share the uplink with the other consumers of this group (MQTT shared subscription
+        /// `$share/<group>/hub/v1/+/up/#`); give each consumer its own --client-id.
+        #[arg(long)]
+        share_group: Option<String>,
+        /// Serve the read-only fleet page, /fleet.json and /metrics on this address
+        /// (e.g. 127.0.0.1:9464).
+        #[arg(long)]
+        http: Option<std::net::SocketAddr>,
+        /// File holding the token the fleet page requires (required off loopback).
+        #[arg(long)]
+        http_token_file: Option<PathBuf>,
+    },
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Print every site of the fleet, worst first: online/offline, heartbeat, hub version,
+    /// outbox, events today, gaps open and for how long, red alerts, devices offline.
+    Fleet {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
     },
     /// Print what central holds per site: events, contiguous sequence, gaps, duplicates.
     Report {
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         #[arg(long)]
         json: bool,
+    },
+    /// Publish what N hubs would, through the broker (events, backlog, duplicates, withheld
+    /// markers, gaps filled on request), until central confirmed every site's events.
+    SimFleet {
+        #[command(flatten)]
+        broker: BrokerArgs,
+        #[arg(long, default_value_t = 100)]
+        sites: usize,
+        /// Events per site.
+        #[arg(long, default_value_t = 100)]
+        events: usize,
+        /// Site ids are `<prefix>-<n>`.
+        #[arg(long, default_value = "sim")]
+        site_prefix: String,
+        /// Give up after this many seconds without every site confirmed (exit 1).
+        #[arg(long, default_value_t = 600)]
+        timeout_s: u64,
     },
     /// Send one command down to a site and wait for the broker's acknowledgement.
     Send {
@@ -80,6 +126,63 @@ enum Command {
         #[arg(long)]
         id: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Ingest from MQTT into PostgreSQL (1 and 2 consumers) against raw batched INSERTs of
+    /// the same rows, on a private cluster and Mosquitto started for the run.
+    Ingest {
+        #[arg(long, default_value_t = 200)]
+        sites: usize,
+        /// Backlog events per site (one hour of a busy site).
+        #[arg(long, default_value_t = 360)]
+        events: usize,
+        /// Live events for the latency run.
+        #[arg(long, default_value_t = 3000)]
+        live_events: usize,
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+/// Which store a read-only command reads.
+#[derive(Debug, Args, Clone)]
+struct StoreArgs {
+    /// Central's SQLite database.
+    #[arg(long, conflicts_with = "postgres")]
+    db: Option<PathBuf>,
+    /// The fleet's PostgreSQL database (connection settings).
+    #[arg(long)]
+    postgres: Option<String>,
+}
+
+impl StoreArgs {
+    fn fleet_source(&self) -> Result<central::web::FleetSource, Failure> {
+        match (&self.db, &self.postgres) {
+            (Some(db), None) => Ok(central::web::FleetSource::Sqlite(db.clone())),
+            (None, Some(pg)) => Ok(central::web::FleetSource::postgres(pg)),
+            _ => Err(invalid("--db or --postgres is required".into())),
+        }
+    }
+
+    fn report(&self) -> Result<central::CentralReport, Failure> {
+        match (&self.db, &self.postgres) {
+            (Some(db), None) => Ok(report(db)?),
+            (None, Some(pg)) => {
+                use central::EventStore;
+                Ok(central::PgStore::open_for_reading(pg)?.report()?)
+            }
+            _ => Err(invalid("--db or --postgres is required".into())),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// How to reach the broker.
@@ -201,8 +304,46 @@ async fn stop_signal() {
 
 fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Report { db, json } => {
-            let report = report(&db)?;
+        Command::Bench(BenchCommand::Ingest {
+            sites,
+            events,
+            live_events,
+            json,
+        }) => {
+            init_logs("warn", cli.log_format);
+            let options = central::bench::BenchOptions {
+                sites,
+                events_per_site: events,
+                live_events,
+            };
+            let outcome = runtime()?.block_on(central::bench::ingest(&options))?;
+            print!("{outcome}");
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_vec_pretty(&outcome)?)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            }
+            if outcome.below_target {
+                return Err(Failure {
+                    code: EXIT_BELOW_TARGET,
+                    error: anyhow::anyhow!(
+                        "one consumer ingested {:.2}× the raw batched rate (target 0.5×)",
+                        outcome.ratio_1_consumer_to_raw
+                    ),
+                });
+            }
+            Ok(())
+        }
+        Command::Fleet { store, json } => {
+            let view = store.fleet_source()?.fleet(now_ms())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                print!("{view}");
+            }
+            Ok(())
+        }
+        Command::Report { store, json } => {
+            let report = store.report()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -244,15 +385,75 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             println!("command {} sent to site {}", command.id, command.site);
             Ok(())
         }
+        Command::SimFleet {
+            broker,
+            sites,
+            events,
+            site_prefix,
+            timeout_s,
+        } => {
+            init_logs("warn", cli.log_format);
+            let connection = broker.connection(&format!("{site_prefix}-fleet-sim"), None)?;
+            let mut options = central::fleet_sim::FleetSimOptions::new(connection, sites, events);
+            options.site_prefix = site_prefix;
+            let started = std::time::Instant::now();
+            let report = runtime()?.block_on(async {
+                tokio::time::timeout(
+                    std::time::Duration::from_secs(timeout_s),
+                    central::fleet_sim::run(options, CancellationToken::new(), true),
+                )
+                .await
+            });
+            let report = report.map_err(|_| {
+                anyhow::anyhow!("central did not confirm every site within {timeout_s} s")
+            })??;
+            println!(
+                "{} sites, {} events ({} messages with copies and resends) confirmed by central in {:.1} s; {} events held back, {} resend requests",
+                sites,
+                report.events,
+                report.messages,
+                started.elapsed().as_secs_f64(),
+                report.lost.len(),
+                report.resend_requests.len()
+            );
+            Ok(())
+        }
         Command::Run {
             broker,
             tls_key,
             db,
+            postgres,
+            share_group,
+            http,
+            http_token_file,
         } => {
             init_logs("info", cli.log_format);
-            let db = db.ok_or_else(|| invalid("--db is required".into()))?;
+            if db.is_none() && postgres.is_none() {
+                return Err(invalid("--db is required (or --postgres)".into()));
+            }
             let connection = broker.connection(&broker.client_id, tls_key)?;
-            let options = CentralOptions::new(connection, db);
+            let mut options = CentralOptions::new(connection, db.unwrap_or_default());
+            let source = match (&postgres, &options.db) {
+                (Some(pg), _) => central::web::FleetSource::postgres(pg),
+                (None, db) => central::web::FleetSource::Sqlite(db.clone()),
+            };
+            options.postgres = postgres;
+            options.share_group = share_group;
+            let token = match &http_token_file {
+                Some(file) => Some(
+                    std::fs::read_to_string(file)
+                        .map_err(|e| {
+                            invalid(format!(
+                                "cannot read --http-token-file {}: {e}",
+                                file.display()
+                            ))
+                        })?
+                        .trim()
+                        .to_owned(),
+                ),
+                None => None,
+            };
+            let metrics = options.metrics.clone();
             runtime()?.block_on(async {
                 let shutdown = CancellationToken::new();
                 let trigger = shutdown.clone();
@@ -260,7 +461,14 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                     stop_signal().await;
                     trigger.cancel();
                 });
-                central::run(options, shutdown).await
+                if let Some(addr) = http {
+                    let server = central::web::WebServer::bind(addr, token.as_deref())
+                        .await
+                        .map_err(|e| invalid(e.to_string()))?;
+                    tracing::info!(url = %format!("http://{}/", server.local_addr()), "fleet page");
+                    tokio::spawn(server.serve(source, metrics, token, shutdown.clone()));
+                }
+                central::run(options, shutdown).await.map_err(Failure::from)
             })?;
             Ok(())
         }

@@ -4,10 +4,10 @@
 mod support;
 
 use hub::config::Config;
-use hub::store::{Store, StoreError, StoreOptions, alert_book, ledger, sku as sku_store};
+use hub::store::{Store, StoreError, StoreOptions, alert_book, sku as sku_store};
 use hub::workflows::alerts::run_checks;
 use hub_core::alerts::{AlertKind, Tier};
-use hub_core::{BatchKey, Movement, MovementId, MovementKind, Sku, SkuCode, StockUnit, Timestamp};
+use hub_core::{BatchKey, Movement, MovementId, MovementKind, Sku, Timestamp};
 
 const DAY: i64 = 86_400_000;
 const T0: i64 = 1_795_000_000_000; // 2026-11-18T…Z

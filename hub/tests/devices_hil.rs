@@ -346,7 +346,7 @@ fn motion_never_yields_a_stable_reading() {
 fn seed_receiving(dir: &Path) {
     use hub::store::{Store, StoreOptions, deliveries, sku};
     use hub_core::receiving::{Manifest, ManifestLine};
-    use hub_core::{Sku, SkuCode, StockUnit, Timestamp};
+    use hub_core::{Sku, SkuCode, Timestamp};
     let config = hub::config::Config::load(&Hub::config_path(dir)).expect("config");
     let store = Store::open(
         &config.database_path(),

@@ -8,7 +8,7 @@ mod support;
 
 use hub::store::ledger::{RecordError, Recorded, record, verify};
 use hub::store::{Store, StoreError, StoreOptions, outbox, sku as sku_store};
-use hub_core::{BatchKey, Movement, MovementId, MovementKind, Sku, SkuCode, StockUnit, Timestamp};
+use hub_core::{BatchKey, Movement, MovementId, MovementKind, Sku, SkuCode, Timestamp};
 use proptest::prelude::*;
 use std::path::Path;
 

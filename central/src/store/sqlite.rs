@@ -2,7 +2,10 @@
 //! with their lineage, and per site the hub's last status and heartbeat. The consumer is its
 //! only writer; reports open it read-only while the consumer runs.
 
-use super::{Arrival, BatchCounts, EventStore, SiteSyncState, StoreError, StoredEvent};
+use super::{
+    Arrival, BatchCounts, EventStore, Incoming, Quarantined, ResendClaim, SiteSyncState,
+    StoreError, StoredEvent, classify, excerpt, topic_site,
+};
 use crate::report::{CentralReport, ConflictReport, Gaps, SiteReport, StreamReport};
 use hub_contract::{self as contract, LEGACY_STREAM, UpTopic};
 use rusqlite::{OptionalExtension, params};
@@ -19,8 +22,8 @@ pub struct CentralDb {
 type SiteRow = (String, Option<String>, Option<i64>, Option<String>);
 
 /// Schema version of central's database (`PRAGMA user_version`). Version 1 (no streams) is
-/// upgraded in place: its events become the `legacy` stream.
-const CENTRAL_SCHEMA_VERSION: i64 = 2;
+/// upgraded in place: its events become the `legacy` stream; version 2 gains the quarantine.
+const CENTRAL_SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS event (
@@ -48,7 +51,14 @@ CREATE TABLE IF NOT EXISTS stream (
     received INTEGER NOT NULL DEFAULT 0,
     duplicates INTEGER NOT NULL DEFAULT 0,
     conflicts INTEGER NOT NULL DEFAULT 0,
+    gap_since INTEGER,
     PRIMARY KEY (site, stream)
+);
+CREATE TABLE IF NOT EXISTS site_day (
+    site TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    events INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (site, day)
 );
 CREATE TABLE IF NOT EXISTS conflict (
     site TEXT NOT NULL,
@@ -64,6 +74,23 @@ CREATE TABLE IF NOT EXISTS conflict (
     received_at INTEGER NOT NULL,
     PRIMARY KEY (site, stream, seq, id)
 );
+CREATE TABLE IF NOT EXISTS resend_lease (
+    site TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    from_seq INTEGER NOT NULL,
+    to_seq INTEGER NOT NULL,
+    requested_at INTEGER NOT NULL,
+    requested_by TEXT NOT NULL,
+    PRIMARY KEY (site, stream, from_seq)
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    topic TEXT NOT NULL,
+    site TEXT,
+    reason TEXT NOT NULL,
+    excerpt TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    received_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS site (
     site TEXT PRIMARY KEY,
     current_stream TEXT,
@@ -71,8 +98,22 @@ CREATE TABLE IF NOT EXISTS site (
     hub_last_seq INTEGER,
     hub_first_undelivered INTEGER,
     status TEXT,
-    heartbeat TEXT
+    heartbeat TEXT,
+    status_at_ms INTEGER,
+    heartbeat_at_ms INTEGER,
+    status_hub_at INTEGER,
+    heartbeat_hub_at INTEGER
 );
+"#;
+
+/// Upgrade of a version 2 database: what the fleet view needs (its new tables come from
+/// `SCHEMA`).
+const UPGRADE_FROM_2: &str = r#"
+ALTER TABLE stream ADD COLUMN gap_since INTEGER;
+ALTER TABLE site ADD COLUMN status_at_ms INTEGER;
+ALTER TABLE site ADD COLUMN heartbeat_at_ms INTEGER;
+ALTER TABLE site ADD COLUMN status_hub_at INTEGER;
+ALTER TABLE site ADD COLUMN heartbeat_hub_at INTEGER;
 "#;
 
 /// Upgrade of a version 1 database (events keyed by `(site, seq)`, counters per site): its
@@ -165,16 +206,20 @@ impl CentralDb {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version < CENTRAL_SCHEMA_VERSION {
-            let v1: bool = tx.query_row(
-                "SELECT COUNT(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'event'",
-                [],
-                |r| r.get(0),
-            )?;
+            let v1: bool = version < 2
+                && tx.query_row(
+                    "SELECT COUNT(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'event'",
+                    [],
+                    |r| r.get(0),
+                )?;
             if v1 {
                 tx.execute_batch(UPGRADE_FROM_1)?;
                 tx.execute_batch(SCHEMA)?;
                 tx.execute_batch(UPGRADE_FROM_1_COPY)?;
                 tracing::info!(db = %path.display(), "central database upgraded: events so far are each site's legacy stream");
+            } else if version == 2 {
+                tx.execute_batch(SCHEMA)?;
+                tx.execute_batch(UPGRADE_FROM_2)?;
             } else {
                 tx.execute_batch(SCHEMA)?;
             }
@@ -198,20 +243,32 @@ impl CentralDb {
             Ok::<_, rusqlite::Error>(())
         };
         for p in batch {
-            let Some((site, kind)) = contract::parse_up_topic(p.topic) else {
-                counts.unreadable += 1;
-                continue;
+            let incoming = match classify(p) {
+                Ok(incoming) => incoming,
+                Err(reason) => {
+                    counts.quarantined(reason);
+                    tracing::warn!(
+                        topic = p.topic,
+                        reason = reason.as_str(),
+                        "central quarantined a message"
+                    );
+                    tx.prepare_cached(
+                        "INSERT INTO quarantine (topic, site, reason, excerpt, bytes, received_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![
+                        p.topic,
+                        topic_site(p.topic),
+                        reason.as_str(),
+                        excerpt(p.payload),
+                        p.payload.len() as i64,
+                        now
+                    ])?;
+                    continue;
+                }
             };
-            match kind {
-                UpTopic::Events | UpTopic::Acks => {
-                    let Ok(e) = contract::decode_event(p.payload) else {
-                        counts.unreadable += 1;
-                        continue;
-                    };
-                    if e.site != site {
-                        counts.unreadable += 1;
-                        continue;
-                    }
+            match incoming {
+                Incoming::Event { site, event: e } => {
                     let stream = e.stream();
                     ensure(&tx, site, stream)?;
                     let arrival: i64 = tx
@@ -246,6 +303,11 @@ impl CentralDb {
                              WHERE site = ?1 AND stream = ?2",
                         )?
                         .execute(params![site, stream, e.seq])?;
+                        tx.prepare_cached(
+                            "INSERT INTO site_day (site, day, events) VALUES (?1, ?2, 1)
+                             ON CONFLICT (site, day) DO UPDATE SET events = events + 1",
+                        )?
+                        .execute(params![site, now.div_euclid(86_400_000)])?;
                         if !touched.iter().any(|t| t == site) {
                             touched.push(site.to_owned());
                         }
@@ -296,15 +358,14 @@ impl CentralDb {
                         .execute(params![site, stream])?;
                     }
                 }
-                UpTopic::Status | UpTopic::Heartbeat => {
+                Incoming::Report { site, kind } => {
                     let text = String::from_utf8_lossy(p.payload).into_owned();
-                    let (last, first, lineage) = match kind {
-                        UpTopic::Status => contract::decode_status(text.as_bytes())
-                            .map(|s| (s.last_seq, s.first_undelivered_seq, s.stream)),
-                        _ => contract::decode_heartbeat(text.as_bytes())
-                            .map(|h| (h.last_seq, h.first_undelivered_seq, h.stream)),
-                    }
-                    .unwrap_or((0, None, Default::default()));
+                    let super::HubReport {
+                        at_ms,
+                        last_seq: last,
+                        first_undelivered: first,
+                        lineage,
+                    } = super::read_hub_report(kind, &text);
                     let stream = lineage.stream.as_deref().unwrap_or(LEGACY_STREAM);
                     ensure(&tx, site, stream)?;
                     if let Some(base) = lineage.stream_base_seq {
@@ -320,10 +381,11 @@ impl CentralDb {
                     };
                     tx.execute(
                         &format!(
-                            "UPDATE site SET {column} = ?2, hub_last_seq = ?3, hub_first_undelivered = ?4,
-                                 current_stream = ?5 WHERE site = ?1"
+                            "UPDATE site SET {column} = ?2, {column}_at_ms = ?6, {column}_hub_at = ?7,
+                                 hub_last_seq = ?3, hub_first_undelivered = ?4, current_stream = ?5
+                             WHERE site = ?1 AND ({column}_hub_at IS NULL OR {column}_hub_at <= ?7)"
                         ),
-                        params![site, text, last, first.unwrap_or(last + 1), stream],
+                        params![site, text, last, first.unwrap_or(last + 1), stream, now, at_ms],
                     )?;
                     if !touched.iter().any(|t| t == site) {
                         touched.push(site.to_owned());
@@ -333,6 +395,11 @@ impl CentralDb {
         }
         for site in touched {
             advance_site(&tx, &site)?;
+            tx.prepare_cached(
+                "UPDATE stream SET gap_since = CASE WHEN contiguous_seq < max_seq
+                     THEN COALESCE(gap_since, ?2) ELSE NULL END WHERE site = ?1",
+            )?
+            .execute(params![site, now])?;
         }
         tx.commit()?;
         Ok(counts)
@@ -499,6 +566,73 @@ impl EventStore for CentralDb {
 
     fn sync_state(&self) -> Result<Vec<SiteSyncState>, StoreError> {
         Ok(self.sync_states()?)
+    }
+
+    fn events(&self, site: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        Ok(CentralDb::events(self, site)?)
+    }
+
+    fn claim_resend(&mut self, c: &ResendClaim<'_>) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "INSERT INTO resend_lease (site, stream, from_seq, to_seq, requested_at, requested_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (site, stream, from_seq) DO UPDATE
+                SET to_seq = excluded.to_seq, requested_at = excluded.requested_at,
+                    requested_by = excluded.requested_by
+                WHERE resend_lease.requested_at <= excluded.requested_at - ?7",
+            params![
+                c.site, c.stream, c.from_seq, c.to_seq, c.now_ms, c.consumer, c.lease_ms
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn fleet_rows(&self, day: i64) -> Result<Vec<crate::fleet::FleetRow>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT s.site, s.status, s.status_at_ms, s.heartbeat, s.heartbeat_at_ms,
+                    COALESCE(t.contiguous_seq, 0), COALESCE(t.max_seq, 0), s.hub_last_seq, t.gap_since,
+                    COALESCE((SELECT d.events FROM site_day d WHERE d.site = s.site AND d.day = ?1), 0),
+                    COALESCE((SELECT SUM(x.received) FROM stream x WHERE x.site = s.site), 0),
+                    (SELECT COUNT(*) FROM quarantine q WHERE q.site = s.site)
+             FROM site s LEFT JOIN stream t ON t.site = s.site AND t.stream = s.current_stream
+             ORDER BY s.site",
+        )?;
+        Ok(st
+            .query_map([day], |r| {
+                Ok(crate::fleet::FleetRow {
+                    site: r.get(0)?,
+                    status: r.get(1)?,
+                    status_at_ms: r.get(2)?,
+                    heartbeat: r.get(3)?,
+                    heartbeat_at_ms: r.get(4)?,
+                    contiguous_seq: r.get(5)?,
+                    max_seq: r.get(6)?,
+                    hub_last_seq: r.get(7)?,
+                    gap_since_ms: r.get(8)?,
+                    events_today: r.get(9)?,
+                    events_total: r.get(10)?,
+                    quarantined: r.get(11)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT topic, reason, excerpt, bytes, received_at FROM quarantine
+             ORDER BY rowid LIMIT 1000",
+        )?;
+        Ok(st
+            .query_map([], |r| {
+                Ok(Quarantined {
+                    topic: r.get(0)?,
+                    reason: r.get(1)?,
+                    excerpt: r.get(2)?,
+                    bytes: r.get(3)?,
+                    received_at_ms: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?)
     }
 }
 

@@ -213,6 +213,12 @@ pub struct Heartbeat {
     pub confirmed_seq: i64,
     /// Messages published and not yet acknowledged.
     pub in_flight: usize,
+    /// Open alerts of the red tier (absent from hubs before the fleet view).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub red_alerts_open: Option<i64>,
+    /// Devices with an open `device_offline` alert (absent from hubs before the fleet view).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices_offline: Option<i64>,
     #[serde(flatten)]
     pub stream: StreamFields,
 }

@@ -7,6 +7,16 @@ const ROOT: &str = "hub/v1";
 /// What central subscribes to: everything every site sends up.
 pub const CENTRAL_UPLINK_FILTER: &str = "hub/v1/+/up/#";
 
+/// What a central consumer subscribes to when several share the fleet: an MQTT 5 / Mosquitto 2
+/// shared subscription of [`CENTRAL_UPLINK_FILTER`], each message delivered to one member of
+/// `group`.
+pub fn central_shared_uplink_filter(group: &str) -> String {
+    format!("$share/{group}/{CENTRAL_UPLINK_FILTER}")
+}
+
+/// Every site's sync control (what a fleet simulator, standing in for many hubs, listens to).
+pub const FLEET_SYNC_FILTER: &str = "hub/v1/+/down/sync";
+
 /// Uplink events (outbox rows): QoS 1, not retained.
 pub fn events_topic(site: &str) -> String {
     format!("{ROOT}/{site}/up/events")

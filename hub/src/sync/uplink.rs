@@ -580,6 +580,8 @@ impl Epoch<'_> {
                 }
                 _ = heartbeat.tick() => {
                     let stats = self.stats().await?;
+                    // For central's fleet view; a heartbeat goes out even if this read fails.
+                    let open_alerts = self.store.read(crate::store::alert_book::open_alerts).await.ok();
                     let now = crate::clock::now();
                     let beat = contract::Heartbeat {
                         v: contract::CONTRACT_VERSION,
@@ -593,6 +595,12 @@ impl Epoch<'_> {
                         first_undelivered_seq: stats.first_undelivered_seq,
                         confirmed_seq: self.store.read(outbox::confirmed_seq).await.unwrap_or(0),
                         in_flight: self.window.in_flight(),
+                        red_alerts_open: open_alerts.as_ref().map(|a| {
+                            a.iter().filter(|a| a.tier == hub_core::alerts::Tier::Red).count() as i64
+                        }),
+                        devices_offline: open_alerts.as_ref().map(|a| {
+                            a.iter().filter(|a| a.kind == hub_core::alerts::AlertKind::DeviceOffline).count() as i64
+                        }),
                         stream: stream_fields(&self.stream),
                     };
                     self.publish_control(contract::heartbeat_topic(site), QoS::AtMostOnce, false, contract::encode(&beat))?;
