@@ -19,6 +19,8 @@ declare -A want=(
   # deploy tests: headless browser for the status page, the aarch64 cross build and qemu-user,
   # systemd-analyze for the unit, readelf for the package's dependencies.
   [chromium]=chromium
+  # the station app's browser tests drive chromium over WebDriver
+  [chromedriver]=chromium-driver
   # the demo test runs the scenario on other days
   [faketime]=faketime
   [qemu-aarch64-static]=qemu-user-static
@@ -40,6 +42,10 @@ done
 # Files that prove a package without a command of its own.
 if [ "$mode" != "--demo" ] && [ ! -f /usr/aarch64-linux-gnu/lib/crt1.o ]; then
   missing+=(libc6-dev-arm64-cross)
+fi
+# Chinese glyphs for the station app's screenshots.
+if [ "$mode" != "--demo" ] && [ ! -d /usr/share/fonts/opentype/noto ]; then
+  missing+=(fonts-noto-cjk)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"

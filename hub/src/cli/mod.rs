@@ -19,12 +19,14 @@ mod benchmarks;
 mod devices;
 mod pickup;
 mod receive;
+mod stations;
 mod vision;
 
 use benchmarks::{BenchCommand, bench_dir, bench_vision, finish_bench};
 use devices::{SimCommand, devices_command, sim_command};
 use pickup::{PickupCommand, pickup_command};
 use receive::{ReceiveCommand, receive_command};
+use stations::{StaffCommand, StationCommand, staff_command, station_command};
 use vision::{CheckImageArgs, check_image, start_vision_if_enabled};
 
 pub const EXIT_OK: i32 = 0;
@@ -121,6 +123,16 @@ enum Command {
     Pickup {
         #[command(subcommand)]
         command: PickupCommand,
+    },
+    /// Station tablets: pair one to a declared station, list, revoke.
+    Station {
+        #[command(subcommand)]
+        command: StationCommand,
+    },
+    /// Staff who sign in on station tablets: add, list, disable.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
     },
     /// SKU master data.
     Sku {
@@ -555,6 +567,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 print!("{summary}");
             }
             if keep_running {
+                let stations = crate::tools::demo_station::set_up(&store, &config, now)?;
                 let board = demo::demo_board(&summary, now);
                 let data_dir = dir.path().display().to_string();
                 rt.block_on(async {
@@ -573,6 +586,10 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                         |started| {
                             if let Some(url) = &started.status_url {
                                 eprintln!("status page: {url}");
+                                eprint!(
+                                    "{}",
+                                    crate::tools::demo_station::instructions(url, &stations)
+                                );
                             }
                             eprintln!("demo hub keeps running on {data_dir}; press Ctrl-C to stop");
                         },
@@ -796,6 +813,8 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             Ok(out)
         }
         Command::Pickup { command } => pickup_command(command, cli.log_format),
+        Command::Station { command } => station_command(command, cli.log_format),
+        Command::Staff { command } => staff_command(command, cli.log_format),
         Command::Alerts {
             config,
             check,
