@@ -553,8 +553,8 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
         .read_blocking(|c| staff_store::count_actions(c, "li", "pickup_handover"))
         .unwrap();
     assert_eq!(
-        recorded, 2,
-        "both requests are on record, one handover happened"
+        recorded, 3,
+        "the refused early request and both taps are on record; one handover happened"
     );
     let staff_in_event = hub
         .store
