@@ -604,10 +604,11 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
     // Revoking the first tablet ends its access.
     let n = hub
         .store
-        .write_blocking({
+        .write({
             let id = hub
                 .store
-                .read_blocking(staff_store::devices)
+                .read(staff_store::devices)
+                .await
                 .unwrap()
                 .into_iter()
                 .map(|d| d.device_id)
@@ -615,6 +616,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
                 .unwrap();
             move |c| staff_store::revoke(c, &id, Timestamp(5_000))
         })
+        .await
         .unwrap();
     assert_eq!(n, 1);
     let after = http(
