@@ -612,7 +612,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
                 .unwrap()
                 .into_iter()
                 .map(|d| d.device_id)
-                .last()
+                .next_back()
                 .unwrap();
             move |c| staff_store::revoke(c, &id, Timestamp(5_000))
         })
