@@ -152,23 +152,47 @@ impl Driver {
             body.to_string()
         };
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).unwrap();
-        let text = String::from_utf8_lossy(&raw);
-        let (head, payload) = text.split_once("\r\n\r\n").unwrap();
-        let payload = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            dechunk(payload)
+        let port = self.port;
+        let request = if method == "GET" {
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")
         } else {
-            payload.to_owned()
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        stream.write_all(request.as_bytes()).unwrap();
+        // chromedriver may keep the connection open: read the head, then Content-Length bytes.
+        let mut raw = Vec::new();
+        let mut byte = [0u8; 1];
+        while !raw.ends_with(b"\r\n\r\n") {
+            if stream
+                .read(&mut byte)
+                .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+                == 0
+            {
+                break;
+            }
+            raw.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+        let payload = if let Some(len) = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+        {
+            let mut body = vec![0u8; len];
+            stream.read_exact(&mut body).unwrap();
+            String::from_utf8_lossy(&body).into_owned()
+        } else {
+            let mut rest = Vec::new();
+            stream.read_to_end(&mut rest).unwrap();
+            let rest = String::from_utf8_lossy(&rest).into_owned();
+            if head.contains("transfer-encoding: chunked") {
+                dechunk(&rest)
+            } else {
+                rest
+            }
         };
         let value: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
         value["value"].clone()
@@ -421,7 +445,9 @@ fn a_clerk_pairs_signs_in_scans_and_hands_over_in_chromium() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let screens: PathBuf = workspace_root().join("docs").join("screens");
+    eprintln!("hub serving; starting the browser");
     let mut browser = Driver::start();
+    eprintln!("browser started");
 
     // Pair the tablet with the code `hub station pair` printed.
     browser.go(&format!("{base}/station"));
