@@ -19,6 +19,8 @@ declare -A want=(
   # deploy tests: headless browser for the status page, the aarch64 cross build and qemu-user,
   # systemd-analyze for the unit, readelf for the package's dependencies.
   [chromium]=chromium
+  # the station app's browser tests drive chromium over WebDriver
+  [chromedriver]=chromium-driver
   # the demo test runs the scenario on other days
   [faketime]=faketime
   [qemu-aarch64-static]=qemu-user-static
@@ -46,6 +48,10 @@ fi
 # central's PostgreSQL tests and benchmark start a private cluster (initdb is not on PATH).
 if [ "$mode" != "--demo" ] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   missing+=(postgresql)
+fi
+# Chinese glyphs for the station app's screenshots.
+if [ "$mode" != "--demo" ] && [ ! -d /usr/share/fonts/opentype/noto ]; then
+  missing+=(fonts-noto-cjk)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"

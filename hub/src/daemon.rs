@@ -183,6 +183,7 @@ pub async fn run_with_vision(
     tracing::info!(site = %config.site.id, db = %store.path().display(), "hub running");
     let mut info = Started::default();
 
+    let feed = crate::station_app::feed::StationFeed::new();
     if config.status.enabled {
         let source = StatusSource {
             site_id: config.site.id.to_string(),
@@ -197,6 +198,11 @@ pub async fn run_with_vision(
         let options = ServeOptions {
             token: config.status.token.clone(),
             refresh: config.status.refresh,
+            station_app: Some(crate::station_app::StationApp::new(
+                store.clone(),
+                crate::workflows::Site::of(&config),
+                feed.clone(),
+            )),
         };
         let listen = config.status.listen;
         let token = config.status.token.clone();
@@ -271,7 +277,7 @@ pub async fn run_with_vision(
     ));
     // Device health for the status page; the board also writes a snapshot file for
     // `hub devices`.
-    let device_health = crate::devices::spawn(&config, &store, &tracker, &shutdown);
+    let device_health = crate::devices::spawn(&config, &store, &feed, &tracker, &shutdown);
     if !config.devices.is_empty() {
         tracker.spawn(crate::devices::report_to_status(
             device_health,

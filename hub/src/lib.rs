@@ -3,6 +3,7 @@
 //!
 //! Dependency direction: everything here may use `hub_core`; `hub_core` uses nothing here.
 
+pub mod catalogue;
 pub mod cli;
 pub mod cli_output;
 pub mod clock;
@@ -13,6 +14,7 @@ pub mod daemon;
 pub mod devices;
 pub mod evidence;
 pub mod incarnation;
+pub mod station_app;
 pub mod status;
 pub mod storage;
 pub mod store;

@@ -75,7 +75,17 @@ fn the_page_renders_live_figures_in_headless_chromium() {
     assert_eq!(status["site_id"], "demo-site-001");
 
     let scratch = tempfile::tempdir().unwrap();
-    let dom = browse(&scratch.path().join("profile"), &["--dump-dom", &demo.url]);
+    // The page is zh-CN by default; `?lang=en` gives the English words checked here.
+    let chinese = browse(&scratch.path().join("profile"), &["--dump-dom", &demo.url]);
+    assert!(
+        chinese.contains("lang=\"zh-CN\"") && chinese.contains("上行连接"),
+        "{chinese}"
+    );
+    let english_url = format!("{}?lang=en", demo.url);
+    let dom = browse(
+        &scratch.path().join("profile"),
+        &["--dump-dom", &english_url],
+    );
     for needle in [
         "Demo front warehouse",
         &format!("id=\"handovers-today\">{handovers}<"),

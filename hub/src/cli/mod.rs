@@ -1,8 +1,8 @@
 //! Command-line interface: the argument tree, a dispatch that only routes, and the one
 //! exit-code policy ([`Exit`]). Each command group has its own submodule: `run` (the daemon,
 //! the demo, `check-config`, `sync check`), `stock` (stock, ledger, SKUs, traces, alerts,
-//! report), `pickup`, `receive`, `devices` (with `hub sim`), `vision` (`check-image`) and
-//! `benchmarks`.
+//! report), `pickup`, `receive`, `stations` (tablets and staff), `devices` (with `hub sim`),
+//! `vision` (`check-image`) and `benchmarks`.
 //!
 //! Exit codes: 0 success; 1 the command failed (message on stderr); 2 bad usage or an invalid
 //! configuration; 3 the ledger or the database file does not verify; 4 a benchmark ran but
@@ -23,6 +23,7 @@ mod devices;
 mod pickup;
 mod receive;
 mod run;
+mod stations;
 mod stock;
 mod vision;
 
@@ -31,6 +32,7 @@ use devices::{SimCommand, devices_command, sim_command};
 use pickup::{PickupCommand, pickup_command};
 use receive::{ReceiveCommand, receive_command};
 use run::{CheckConfigArgs, DemoArgs, RunArgs};
+use stations::{StaffCommand, StationCommand, staff_command, station_command};
 use stock::{AlertsArgs, ReportArgs, StockArgs, TraceArgs};
 use vision::{CheckImageArgs, check_image, start_vision_if_enabled};
 
@@ -109,6 +111,16 @@ enum Command {
     Pickup {
         #[command(subcommand)]
         command: PickupCommand,
+    },
+    /// Station tablets: pair one to a declared station, list, revoke.
+    Station {
+        #[command(subcommand)]
+        command: StationCommand,
+    },
+    /// Staff who sign in on station tablets: add, list, disable.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
     },
     /// SKU master data.
     Sku {
@@ -330,6 +342,8 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         Command::Receive { command } => receive_command(command, cli.log_format),
         Command::Trace(args) => stock::trace(args, cli.log_format),
         Command::Pickup { command } => pickup_command(command, cli.log_format),
+        Command::Station { command } => station_command(command, cli.log_format),
+        Command::Staff { command } => staff_command(command, cli.log_format),
         Command::Alerts(args) => stock::alerts(args, cli.log_format),
         Command::Report(args) => stock::report(args, cli.log_format),
         Command::Sync { command } => run::sync_command(command, cli.log_format),

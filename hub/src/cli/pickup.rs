@@ -164,7 +164,14 @@ pub(super) fn pickup_command(
             if json {
                 print_json(&serde_json::json!({"check": check, "pick": pick}))?;
             } else {
-                println!("{}", crate::store::pickup_orders::describe(&check));
+                println!(
+                    "{}",
+                    crate::catalogue::code_check(
+                        &check,
+                        crate::catalogue::Lang::En,
+                        config.site.timezone
+                    )
+                );
                 for p in &pick {
                     let from = match (&p.lot, &p.expiry) {
                         (Some(lot), Some(expiry)) => format!("lot {lot} (expires {expiry})"),

@@ -202,6 +202,7 @@ pub(super) fn demo(args: DemoArgs, log: Option<LogFormatArg>) -> Result<Exit, Fa
         print!("{summary}");
     }
     if keep_running {
+        let stations = crate::tools::demo_station::set_up(&store, &config, now)?;
         let board = demo::demo_board(&summary, now);
         let data_dir = dir.path().display().to_string();
         rt.block_on(async {
@@ -214,6 +215,10 @@ pub(super) fn demo(args: DemoArgs, log: Option<LogFormatArg>) -> Result<Exit, Fa
             daemon::run_with_vision(config, store.clone(), board, vision, shutdown, |started| {
                 if let Some(url) = &started.status_url {
                     eprintln!("status page: {url}");
+                    eprint!(
+                        "{}",
+                        crate::tools::demo_station::instructions(url, &stations)
+                    );
                 }
                 eprintln!("demo hub keeps running on {data_dir}; press Ctrl-C to stop");
             })

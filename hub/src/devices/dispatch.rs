@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Devices {
     pub site: Site,
     pub configs: Vec<DeviceConfig>,
+    /// The station screens' live feed: a checked code shows there.
+    pub feed: crate::station_app::feed::StationFeed,
 }
 
 /// Runs until shutdown; events already queued at shutdown are still journaled.
@@ -104,6 +106,9 @@ async fn handle(store: &Store, devices: &Devices, board: &HealthBoard, event: De
                 .find(|d| d.name == name)
                 .map(|d| d.station.as_str())
                 .unwrap_or_default();
+            if let workflows::devices::InputOutcome::Code(check) = &outcome {
+                crate::station_app::show_device_check(&devices.feed, station, check.clone(), now);
+            }
             match outcome.journaled() {
                 Journaled::Applied => {
                     tracing::info!(device = %name, station, detail = %outcome, "device input applied");

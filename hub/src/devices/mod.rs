@@ -201,10 +201,12 @@ pub fn status_file(data_dir: &std::path::Path) -> PathBuf {
 }
 
 /// Starts every configured device task, the dispatcher and the status-file writer.
-/// Returns the health board (for the status page).
+/// Returns the health board (for the status page). Pickup code checks made by scans are shown
+/// on the station's screens through `feed`.
 pub fn spawn(
     config: &crate::config::Config,
     store: &Store,
+    feed: &crate::station_app::feed::StationFeed,
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> HealthBoard {
@@ -219,6 +221,7 @@ pub fn spawn(
         dispatch::Devices {
             site: crate::workflows::Site::of(config),
             configs: config.devices.clone(),
+            feed: feed.clone(),
         },
         board.clone(),
         shutdown.child_token(),

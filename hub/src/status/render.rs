@@ -1,51 +1,27 @@
 //! Turns a [`StatusSnapshot`] into the HTML page, JSON and Prometheus text.
 //!
-//! Pure functions of the snapshot (and the refresh interval): no I/O, no clock. Every text that
-//! came from outside (device readings, alert messages, names) is escaped here.
+//! Pure functions of the snapshot (and the refresh interval, language and time zone): no I/O, no
+//! clock. The HTML comes from the `status.html` template, whose engine escapes every text that
+//! came from outside (device readings, alert messages, names).
 
 use super::{AlertTier, StatusSnapshot, UplinkState};
+use crate::catalogue::{self, Lang};
+use crate::station_app::templates;
 use crate::storage::human_bytes;
 use hub_core::Timestamp;
+use serde::Serialize;
 use std::fmt::Write;
 use std::time::Duration;
 
-/// Escapes text for HTML element content and attribute values.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+/// `HH:MM:SS` in the site's time zone.
+fn clock_time(at: Timestamp, zone: chrono_tz::Tz) -> String {
+    catalogue::local_time(at, zone)
 }
 
-/// `HH:MM:SS` in the box's local time.
-fn clock_time(at: Timestamp) -> String {
-    chrono::DateTime::from_timestamp_millis(at.millis())
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_else(|| "?".into())
-}
-
-/// `just now`, `42 s ago`, `5 min ago`, `3 h ago`, `2 d ago`.
+/// `just now`, `42 s ago`, `5 min ago`, `3 h ago`, `2 d ago` (English; the page uses
+/// [`catalogue::ago`] in its language).
 pub fn ago(then: Timestamp, now: Timestamp) -> String {
-    let seconds = (now.millis() - then.millis()).max(0) / 1000;
-    match seconds {
-        0..=4 => "just now".into(),
-        5..=119 => format!("{seconds} s ago"),
-        120..=7199 => format!("{} min ago", seconds / 60),
-        7200..=172_799 => format!("{} h ago", seconds / 3600),
-        _ => format!("{} d ago", seconds / 86_400),
-    }
+    catalogue::ago(then, now, Lang::En)
 }
 
 fn uplink_class(state: UplinkState) -> &'static str {
@@ -57,306 +33,162 @@ fn uplink_class(state: UplinkState) -> &'static str {
     }
 }
 
-const STYLE: &str = r#"
-:root { --ok:#1b873f; --bad:#c62828; --warn:#e07b00; --idle:#6b7280; --yellow:#f2c200;
-        --orange:#f07c00; --red:#d32f2f; --ink:#1f2328; --muted:#57606a; --card:#ffffff;
-        --bg:#eef1f4; }
-* { box-sizing: border-box; }
-body { margin:0; font-family: "Noto Sans", "Noto Sans CJK SC", "DejaVu Sans", sans-serif;
-       font-size: 20px; color: var(--ink); background: var(--bg); }
-header { display:flex; justify-content:space-between; align-items:baseline; flex-wrap:wrap;
-         gap: 4px 16px; padding: 14px 20px; background:#24292f; color:#fff; }
-header h1 { margin:0; font-size: 28px; font-weight: 700; }
-header .meta { font-size: 16px; color:#d0d7de; }
-main { display:grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 14px;
-       padding: 14px 20px 20px; }
-section { background: var(--card); border-radius: 10px; padding: 14px 16px;
-          box-shadow: 0 1px 2px rgba(0,0,0,.08); }
-section.wide { grid-column: 1 / -1; }
-section.tall { grid-row: span 2; }
-h2 { margin: 0 0 10px; font-size: 16px; letter-spacing: .06em; text-transform: uppercase;
-     color: var(--muted); }
-.big { font-size: 40px; font-weight: 700; line-height: 1.1; }
-.sub { color: var(--muted); font-size: 17px; margin-top: 4px; overflow-wrap: anywhere; }
-.pill { display:inline-block; padding: 4px 14px; border-radius: 999px; color:#fff;
-        font-weight:700; font-size: 24px; }
-.pill.ok { background: var(--ok); } .pill.bad { background: var(--bad); }
-.pill.warn { background: var(--warn); } .pill.idle { background: var(--idle); }
-.figures { display:flex; gap: 28px; flex-wrap: wrap; }
-.figures div { min-width: 120px; }
-.tiers { display:flex; gap: 10px; }
-.tier { flex:1; border-radius: 8px; padding: 8px 10px; text-align:center; color:#1f2328; }
-.tier .n { font-size: 40px; font-weight: 800; display:block; }
-.tier.yellow { background: var(--yellow); } .tier.orange { background: var(--orange); color:#fff; }
-.tier.red { background: var(--red); color:#fff; } .tier.zero { opacity: .35; }
-table { width:100%; border-collapse: collapse; }
-td, th { text-align:left; padding: 6px 6px; border-bottom: 1px solid #e5e7eb; vertical-align: top; }
-th { font-size: 15px; color: var(--muted); font-weight: 600; }
-td.state { white-space: nowrap; font-weight: 700; }
-td.when { white-space: nowrap; }
-.dot { display:inline-block; width: 14px; height: 14px; border-radius: 50%; margin-right: 8px; }
-.dot.ok { background: var(--ok); } .dot.bad { background: var(--bad); }
-.alert-tier { display:inline-block; width: 76px; text-align:center; border-radius: 6px;
-              padding: 2px 0; font-weight: 700; font-size: 16px; }
-.alert-tier.yellow { background: var(--yellow); } .alert-tier.orange { background: var(--orange); color:#fff; }
-.alert-tier.red { background: var(--red); color:#fff; }
-.empty { color: var(--muted); }
-.error { background:#fdecea; color: var(--bad); padding: 10px 20px; font-weight: 700; }
-footer { padding: 0 20px 16px; color: var(--muted); font-size: 15px; }
-"#;
+/// What the template shows beside the snapshot itself: times in the site's zone and ages in
+/// the page's language, worked out here so the template only places them.
+#[derive(Serialize)]
+struct View {
+    /// The writer does not run with WAL + FULL (only a test build's switch can do that).
+    store_not_durable: bool,
+    updated: String,
+    started: String,
+    write_since: String,
+    write_ago: String,
+    uplink_class: &'static str,
+    uplink_since: String,
+    waiting: String,
+    tiers: Vec<TierView>,
+    alerts: Vec<AlertView>,
+    disputes: Vec<DisputeView>,
+    storage: Option<StorageView>,
+    devices: Vec<DeviceView>,
+}
 
-/// The page for people: large type, colours for state, reloads itself every `refresh`.
-pub fn html(s: &StatusSnapshot, refresh: Duration) -> String {
+#[derive(Serialize)]
+struct TierView {
+    name: &'static str,
+    count: u64,
+}
+
+#[derive(Serialize)]
+struct AlertView {
+    tier: &'static str,
+    subject: String,
+    kind: String,
+    message: String,
+    ago: String,
+}
+
+#[derive(Serialize)]
+struct DisputeView {
+    delivery_id: String,
+    note: String,
+    ago: String,
+}
+
+#[derive(Serialize)]
+struct StorageView {
+    class: &'static str,
+    free: String,
+    total: String,
+    percent: String,
+}
+
+#[derive(Serialize)]
+struct DeviceView {
+    name: String,
+    kind: String,
+    detail: Option<String>,
+    online: bool,
+    reading: String,
+    seen: String,
+}
+
+/// The page for people: large type, colours for state, reloads itself every `refresh`; texts
+/// in `lang`, times in the site's `zone`. Every outside text is escaped by the template engine.
+pub fn html(s: &StatusSnapshot, refresh: Duration, lang: Lang, zone: chrono_tz::Tz) -> String {
     let now = s.generated_at;
-    let mut p = String::with_capacity(8 * 1024);
-    let _ = write!(
-        p,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta http-equiv=\"refresh\" content=\"{}\">\
-         <title>{} · hub status</title><style>{STYLE}</style></head><body>",
-        refresh.as_secs().max(1),
-        escape_html(&s.site_name)
-    );
-    let _ = write!(
-        p,
-        "<header><h1 id=\"site-name\">{}</h1><div class=\"meta\">site {} · updated <span id=\"updated\">{}</span> · up since {}</div></header>",
-        escape_html(&s.site_name),
-        escape_html(&s.site_id),
-        clock_time(now),
-        clock_time(s.started_at),
-    );
-    if let Some(error) = &s.store_error {
-        let _ = write!(
-            p,
-            "<div class=\"error\">Database cannot be read: {}</div>",
-            escape_html(error)
-        );
-    }
-    if !s.store_durability.as_promised() {
-        let _ = write!(
-            p,
-            "<div class=\"error\" id=\"store-not-durable\">Database commits are not durable: journal_mode={}, synchronous={} (a test build's switch).</div>",
-            escape_html(&s.store_durability.journal_mode),
-            escape_html(&s.store_durability.synchronous)
-        );
-    }
-    if let Some(w) = &s.store_write_error {
-        let _ = write!(
-            p,
-            "<div class=\"error\" id=\"store-write-error\">Database writes are failing since {} ({}, {} failure(s)): {}. What to do: {}.</div>",
-            clock_time(w.since),
-            ago(w.since, now),
-            w.failures,
-            escape_html(&w.error),
-            escape_html(&w.advice)
-        );
-    }
-    p.push_str("<main>");
-
-    // Uplink and outbox.
-    let since = s
-        .uplink
-        .since
-        .map(|t| format!("since {}", ago(t, now)))
-        .unwrap_or_default();
-    let _ = write!(
-        p,
-        "<section id=\"uplink\"><h2>Uplink</h2><span class=\"pill {}\" id=\"uplink-state\">{}</span><div class=\"sub\">{}</div>",
-        uplink_class(s.uplink.state),
-        s.uplink.state.label(),
-        escape_html(&since)
-    );
-    if let Some(detail) = &s.uplink.detail {
-        let _ = write!(p, "<div class=\"sub\">{}</div>", escape_html(detail));
-    }
-    if s.oversized_messages > 0 {
-        let _ = write!(
-            p,
-            "<div class=\"sub\" id=\"oversized\">{} oversized message(s) from central rejected</div>",
-            s.oversized_messages
-        );
-    }
-    let waiting = match s.outbox.oldest_undelivered_at {
-        Some(t) if s.outbox.undelivered > 0 => format!("oldest waiting {}", ago(Timestamp(t), now)),
-        _ => "all delivered".into(),
+    let ago = |t: Timestamp| catalogue::ago(t, now, lang);
+    let since_word = match lang {
+        Lang::ZhCn => "自",
+        Lang::En => "since",
     };
-    let _ = write!(
-        p,
-        "<div class=\"figures\" style=\"margin-top:12px\"><div><div class=\"big\" id=\"outbox-depth\">{}</div><div class=\"sub\">events waiting to send · {}</div></div></div></section>",
-        s.outbox.undelivered,
-        escape_html(&waiting)
-    );
-
-    // Today.
-    let _ = write!(
-        p,
-        "<section id=\"today\"><h2>Today</h2><div class=\"figures\">\
-         <div><div class=\"big\" id=\"receipts-today\">{}</div><div class=\"sub\">receipts ({} lines)</div></div>\
-         <div><div class=\"big\" id=\"handovers-today\">{}</div><div class=\"sub\">handovers ({} lines)</div></div>\
-         </div><div class=\"sub\">{} SKUs in stock</div></section>",
-        s.today.deliveries,
-        s.today.receipt_lines,
-        s.today.handovers,
-        s.today.handover_lines,
-        s.skus_in_stock
-    );
-
-    // Alerts by tier.
-    p.push_str("<section id=\"alerts\" class=\"tall\"><h2>Open alerts</h2><div class=\"tiers\">");
-    for tier in AlertTier::URGENT_FIRST {
-        let n = s.alert_counts.get(tier);
-        let _ = write!(
-            p,
-            "<div class=\"tier {}{}\" id=\"alerts-{}\"><span class=\"n\">{n}</span>{}</div>",
-            tier.as_str(),
-            if n == 0 { " zero" } else { "" },
-            tier.as_str(),
-            tier.as_str()
-        );
-    }
-    p.push_str("</div>");
-    if s.alerts.is_empty() {
-        p.push_str("<div class=\"sub\" style=\"margin-top:10px\">no open alerts</div>");
-    } else {
-        p.push_str("<table id=\"alert-list\" style=\"margin-top:8px\">");
-        for a in &s.alerts {
-            let _ = write!(
-                p,
-                "<tr><td><span class=\"alert-tier {t}\">{t}</span></td><td><b>{}</b> <span class=\"sub\">{}</span><div class=\"sub\">{} · {}</div></td></tr>",
-                escape_html(&a.subject),
-                escape_html(&a.kind.replace('_', " ")),
-                escape_html(&a.message),
-                ago(a.since, now),
-                t = a.tier.as_str()
-            );
-        }
-        p.push_str("</table>");
-    }
-    p.push_str("</section>");
-
-    // Receiving work waiting for a person.
-    let r = &s.receiving;
-    let _ = write!(
-        p,
-        "<section id=\"receiving\"><h2>Receiving</h2><div class=\"figures\">\
-         <div><div class=\"big\" id=\"open-deliveries\">{}</div><div class=\"sub\">deliveries open</div></div>\
-         <div><div class=\"big\" id=\"held-lines\">{}</div><div class=\"sub\">{} held ({} {})</div></div>\
-         </div>",
-        r.open_deliveries,
-        r.held_lines,
-        if r.held_lines == 1 { "line" } else { "lines" },
-        r.held_units,
-        if r.held_units == 1 { "unit" } else { "units" }
-    );
-    if r.disputes.is_empty() {
-        p.push_str("<div class=\"sub\" id=\"disputes\">no open disputes</div>");
-    } else {
-        p.push_str("<table id=\"disputes\">");
-        for d in &r.disputes {
-            let _ = write!(
-                p,
-                "<tr><td>dispute {}</td><td>{}</td><td class=\"sub\">opened {}</td></tr>",
-                escape_html(&d.delivery_id),
-                escape_html(&d.note),
-                ago(d.opened_at, s.generated_at)
-            );
-        }
-        p.push_str("</table>");
-    }
-    p.push_str("</section>");
-
-    // Model.
-    p.push_str("<section id=\"vision\"><h2>Acceptance model</h2>");
-    match &s.vision {
-        Some(v) => {
-            let _ = write!(
-                p,
-                "<div class=\"big\" style=\"font-size:28px\" id=\"model\">{}</div><div class=\"sub\" id=\"backend\">backend: {}</div>",
-                escape_html(&v.model),
-                escape_html(&v.backend)
-            );
-            if let Some(detail) = &v.detail {
-                let _ = write!(p, "<div class=\"sub\">{}</div>", escape_html(detail));
-            }
-        }
-        None => p.push_str("<div class=\"empty\" id=\"model\">no model loaded</div>"),
-    }
-    p.push_str("</section>");
-
-    // Storage.
-    p.push_str("<section id=\"storage\"><h2>Storage</h2>");
-    match &s.storage {
-        Some(space) => {
-            let percent = space.available_ratio() * 100.0;
-            let class = if space.is_low() { "bad" } else { "ok" };
-            let _ = write!(
-                p,
-                "<span class=\"pill {class}\" id=\"storage-free\">{} free</span><div class=\"sub\">{percent:.0}% of {} · {}</div>",
-                human_bytes(space.available_bytes),
-                human_bytes(space.total_bytes),
-                escape_html(&s.data_dir)
-            );
-        }
-        None => {
-            let _ = write!(
-                p,
-                "<div class=\"empty\">free space unknown</div><div class=\"sub\">{}</div>",
-                escape_html(&s.data_dir)
-            );
-        }
-    }
-    p.push_str("</section>");
-
-    // Devices.
-    let _ = write!(
-        p,
-        "<section class=\"wide\" id=\"devices\"><h2>Devices · {} of {} online</h2>",
-        s.devices_online,
-        s.devices.len()
-    );
-    if s.devices.is_empty() {
-        p.push_str("<div class=\"empty\">no devices reported</div>");
-    } else {
-        p.push_str(
-            "<table><tr><th>device</th><th>state</th><th>last reading</th><th>last seen</th></tr>",
-        );
-        for d in &s.devices {
-            let (class, word) = if d.online {
-                ("ok", "online")
-            } else {
-                ("bad", "offline")
-            };
-            let detail = d
-                .detail
-                .as_deref()
-                .map(|x| format!("<div class=\"sub\">{}</div>", escape_html(x)))
-                .unwrap_or_default();
-            let _ = write!(
-                p,
-                "<tr><td>{} <span class=\"sub\">{}</span>{detail}</td><td class=\"state\"><span class=\"dot {class}\"></span>{word}</td><td>{}</td><td class=\"when\">{}</td></tr>",
-                escape_html(&d.name),
-                escape_html(&d.kind),
-                escape_html(d.last_reading.as_deref().unwrap_or("—")),
-                d.last_seen
-                    .map(|t| ago(t, now))
-                    .unwrap_or_else(|| "never".into()),
-            );
-        }
-        p.push_str("</table>");
-    }
-    p.push_str("</section>");
-
-    p.push_str("</main>");
-
-    let _ = writeln!(
-        p,
-        "<footer>hub {} · outbox seq {} · this page reloads every {} s</footer></body></html>",
-        escape_html(&s.hub_version),
-        s.outbox.last_seq,
-        refresh.as_secs()
-    );
-    p
+    let view = View {
+        store_not_durable: !s.store_durability.as_promised(),
+        updated: clock_time(now, zone),
+        started: clock_time(s.started_at, zone),
+        write_since: s
+            .store_write_error
+            .as_ref()
+            .map(|w| clock_time(w.since, zone))
+            .unwrap_or_default(),
+        write_ago: s
+            .store_write_error
+            .as_ref()
+            .map(|w| ago(w.since))
+            .unwrap_or_default(),
+        uplink_class: uplink_class(s.uplink.state),
+        uplink_since: s
+            .uplink
+            .since
+            .map(|t| format!("{since_word} {}", ago(t)))
+            .unwrap_or_default(),
+        waiting: match s.outbox.oldest_undelivered_at {
+            Some(t) if s.outbox.undelivered > 0 => format!(
+                "{} {}",
+                catalogue::text("status.oldest_waiting", lang),
+                ago(Timestamp(t))
+            ),
+            _ => catalogue::text("status.all_delivered", lang).to_owned(),
+        },
+        tiers: AlertTier::URGENT_FIRST
+            .iter()
+            .map(|t| TierView {
+                name: t.as_str(),
+                count: s.alert_counts.get(*t),
+            })
+            .collect(),
+        alerts: s
+            .alerts
+            .iter()
+            .map(|a| AlertView {
+                tier: a.tier.as_str(),
+                subject: a.subject.clone(),
+                kind: a.kind.replace('_', " "),
+                message: a.message.clone(),
+                ago: ago(a.since),
+            })
+            .collect(),
+        disputes: s
+            .receiving
+            .disputes
+            .iter()
+            .map(|d| DisputeView {
+                delivery_id: d.delivery_id.clone(),
+                note: d.note.clone(),
+                ago: ago(d.opened_at),
+            })
+            .collect(),
+        storage: s.storage.as_ref().map(|space| StorageView {
+            class: if space.is_low() { "bad" } else { "ok" },
+            free: human_bytes(space.available_bytes),
+            total: human_bytes(space.total_bytes),
+            percent: format!("{:.0}", space.available_ratio() * 100.0),
+        }),
+        devices: s
+            .devices
+            .iter()
+            .map(|d| DeviceView {
+                name: d.name.clone(),
+                kind: d.kind.clone(),
+                detail: d.detail.clone(),
+                online: d.online,
+                reading: d.last_reading.clone().unwrap_or_else(|| "—".into()),
+                seen: d
+                    .last_seen
+                    .map(ago)
+                    .unwrap_or_else(|| catalogue::text("status.never", lang).to_owned()),
+            })
+            .collect(),
+    };
+    templates::render(
+        "status.html",
+        serde_json::json!({
+            "lang": lang.tag(),
+            "refresh_s": refresh.as_secs().max(1),
+            "s": s,
+            "v": view,
+        }),
+    )
 }
 
 /// The same snapshot as pretty JSON.
@@ -623,7 +455,12 @@ mod tests {
 
     #[test]
     fn the_page_shows_the_figures_and_escapes_outside_text() {
-        let page = html(&snapshot(), Duration::from_secs(10));
+        let page = html(
+            &snapshot(),
+            Duration::from_secs(10),
+            Lang::En,
+            chrono_tz::UTC,
+        );
         assert!(page.contains("<meta http-equiv=\"refresh\" content=\"10\">"));
         assert!(page.contains("id=\"outbox-depth\">7<"));
         assert!(page.contains("id=\"handovers-today\">2<"));
@@ -634,8 +471,27 @@ mod tests {
         assert!(page.contains("10 min ago"));
         assert!(page.contains("id=\"open-deliveries\">2<"));
         assert!(page.contains("id=\"held-lines\">1<"));
-        assert!(page.contains("line held (30 units)"));
+        assert!(page.contains("lines held (30 units)"));
         assert!(page.contains("dispute D7</td><td>crates &lt;crushed&gt;</td>"));
+    }
+
+    #[test]
+    fn the_page_is_chinese_by_default_with_the_sites_local_times() {
+        let s = snapshot();
+        let page = html(
+            &s,
+            Duration::from_secs(10),
+            Lang::default(),
+            chrono_tz::Asia::Shanghai,
+        );
+        assert!(page.contains("<html lang=\"zh-CN\">"), "{page}");
+        assert!(page.contains("未关闭预警"));
+        assert!(page.contains("10 分钟前"));
+        assert!(page.contains("crates &lt;crushed&gt;"));
+        // 2025-11-24 16:00 UTC is midnight in Shanghai.
+        assert!(page.contains("id=\"updated\">00:00:00<"), "{page}");
+        let utc = html(&s, Duration::from_secs(10), Lang::En, chrono_tz::UTC);
+        assert!(utc.contains("id=\"updated\">16:00:00<"));
     }
 
     #[test]
@@ -661,7 +517,10 @@ mod tests {
         let text = metrics(&s);
         assert!(text.contains("hub_store_write_failing 0\n"), "{text}");
         assert!(!text.contains("hub_store_write_failing_since_seconds"));
-        assert!(!html(&s, Duration::from_secs(10)).contains("store-write-error"));
+        assert!(
+            !html(&s, Duration::from_secs(10), Lang::En, chrono_tz::UTC)
+                .contains("store-write-error")
+        );
         s.store_write_error = Some(crate::status::StoreWriteError {
             kind: crate::store::WriteFaultKind::DiskFull,
             error: "database or disk is full".into(),
@@ -669,7 +528,7 @@ mod tests {
             failures: 3,
             advice: "free space <now>".into(),
         });
-        let page = html(&s, Duration::from_secs(10));
+        let page = html(&s, Duration::from_secs(10), Lang::En, chrono_tz::UTC);
         assert!(page.contains("id=\"store-write-error\""), "{page}");
         assert!(page.contains("database or disk is full"));
         assert!(page.contains("2 min ago, 3 failure(s)"));

@@ -70,6 +70,9 @@ pub struct ServeOptions {
     pub token: Option<String>,
     /// How often the HTML page reloads itself.
     pub refresh: Duration,
+    /// The station app, served beside the page under `/station` (its own sign-in; the status
+    /// token is not asked for there).
+    pub station_app: Option<crate::station_app::StationApp>,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -77,6 +80,7 @@ impl std::fmt::Debug for ServeOptions {
         f.debug_struct("ServeOptions")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("refresh", &self.refresh)
+            .field("station_app", &self.station_app.is_some())
             .finish()
     }
 }
@@ -219,20 +223,25 @@ fn token_matches(expected: &[u8; 32], offered: &str) -> bool {
         == 0
 }
 
-/// Builds the router: three read-only routes behind the token check.
+/// Builds the router: three read-only routes behind the token check, and the station app.
 fn router(source: StatusSource, options: ServeOptions) -> Router {
+    let app = options.station_app.clone();
     let state = AppState {
         source: Arc::new(source),
         token: options.token.map(|t| Arc::new(digest(t.as_bytes()))),
         refresh: options.refresh,
         snapshots: Arc::new(Semaphore::new(MAX_CONCURRENT_SNAPSHOTS)),
     };
-    Router::new()
+    let status = Router::new()
         .route("/", get(page))
         .route("/status.json", get(status_json))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
-        .with_state(state)
+        .with_state(state);
+    match app {
+        Some(app) => status.merge(crate::station_app::router(app)),
+        None => status,
+    }
 }
 
 fn offered_token<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
@@ -291,11 +300,17 @@ async fn snapshot(state: &AppState) -> super::StatusSnapshot {
     gather(&state.source, crate::clock::now()).await
 }
 
-async fn page(State(state): State<AppState>) -> Response {
+/// The page in the language asked for with `?lang=` (zh-CN by default).
+async fn page(State(state): State<AppState>, uri: axum::http::Uri) -> Response {
+    let lang = uri
+        .query()
+        .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("lang=")))
+        .and_then(crate::catalogue::Lang::parse)
+        .unwrap_or_default();
     let snapshot = snapshot(&state).await;
     with_type(
         "text/html; charset=utf-8",
-        render::html(&snapshot, state.refresh),
+        render::html(&snapshot, state.refresh, lang, state.source.timezone),
     )
 }
 

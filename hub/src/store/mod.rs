@@ -29,6 +29,7 @@ pub mod pickup_orders;
 pub mod report;
 mod schema;
 pub mod sku;
+pub mod staff;
 pub mod station;
 pub mod stream;
 pub mod trace;

@@ -13,9 +13,9 @@ use hub_contract::stored;
 use hub_core::alerts::{Alert, AlertKind, Tier};
 use hub_core::event::{Handover, HandoverLine};
 use hub_core::pickup::{
-    self, AttemptLimiter, AttemptOutcome, AttemptPolicy, CodeCheck, CodeProblem, ItemRefusal,
-    OrderStatus, PickupItem, PickupOrder, PickupRules, PresentedCode, SITE_WINDOW_MS, Target,
-    TraceFacts, check_code, check_item,
+    self, AttemptLimiter, AttemptOutcome, AttemptPolicy, CodeCheck, ItemRefusal, OrderStatus,
+    PickupItem, PickupOrder, PickupRules, PresentedCode, SITE_WINDOW_MS, Target, TraceFacts,
+    check_code, check_item,
 };
 use hub_core::{
     BatchKey, DomainEvent, Movement, MovementId, MovementKind, SiteId, SkuCode, Timestamp,
@@ -437,12 +437,11 @@ pub enum HandoverError {
         "order {order_id} has not been checked at station {station}: check the customer's pickup code first"
     )]
     NotChecked { order_id: String, station: String },
-    #[error("order {order_id} cannot be handed over: {state}")]
-    NotOpen {
-        order_id: String,
-        state: String,
-        check: CodeCheck,
-    },
+    #[error(
+        "order {order_id} cannot be handed over: {}",
+        crate::catalogue::code_check(check, crate::catalogue::Lang::En, chrono_tz::UTC)
+    )]
+    NotOpen { order_id: String, check: CodeCheck },
     #[error("trace code {code} cannot leave with order {order_id}: {refusal:?}")]
     ItemRefused {
         order_id: String,
@@ -752,10 +751,8 @@ pub fn hand_over(
         order(conn, order_id)?.ok_or_else(|| HandoverError::UnknownOrder(order_id.to_owned()))?;
     let state_check = pickup::handover_blocker(&order, site, now);
     if let Some(check) = state_check {
-        let state = describe(&check);
         return Err(HandoverError::NotOpen {
             order_id: order_id.into(),
-            state,
             check,
         });
     }
@@ -789,7 +786,6 @@ pub fn hand_over(
         };
         return Err(HandoverError::NotOpen {
             order_id: order_id.into(),
-            state: "just collected".into(),
             check,
         });
     }
@@ -901,85 +897,6 @@ pub fn hand_over(
         now,
     )?;
     Ok(handover)
-}
-
-/// A sentence for the clerk about a code check.
-pub fn describe(check: &CodeCheck) -> String {
-    match check {
-        CodeCheck::Found { order_id } => format!("order {order_id}: hand it over"),
-        CodeCheck::WrongCode => "wrong code: no order has this code".into(),
-        CodeCheck::Ambiguous { order_ids } => {
-            format!(
-                "several orders share this code ({}): scan the customer's QR code",
-                order_ids.join(", ")
-            )
-        }
-        CodeCheck::Expired {
-            order_id,
-            closed_at,
-        } => {
-            format!(
-                "order {order_id}: pickup window closed at {}",
-                closed_at.to_rfc3339()
-            )
-        }
-        CodeCheck::NotYetOpen { order_id, opens_at } => {
-            format!(
-                "order {order_id}: not ready yet, opens at {}",
-                opens_at.to_rfc3339()
-            )
-        }
-        CodeCheck::AlreadyCollected {
-            order_id,
-            at,
-            station,
-        } if station.is_empty() => {
-            format!(
-                "order {order_id}: just collected at another station ({})",
-                at.to_rfc3339()
-            )
-        }
-        CodeCheck::AlreadyCollected {
-            order_id,
-            at,
-            station,
-        } => {
-            format!(
-                "order {order_id}: already collected at {} by station {station}",
-                at.to_rfc3339()
-            )
-        }
-        CodeCheck::Cancelled { order_id } => format!("order {order_id}: cancelled"),
-        CodeCheck::Refunded { order_id } => format!("order {order_id}: refunded"),
-        CodeCheck::OnHold { order_id } => {
-            format!("order {order_id}: on hold, ask the group leader")
-        }
-        CodeCheck::WrongSite { order_id, site } => {
-            format!("order {order_id}: belongs to site {site}, not this one")
-        }
-        CodeCheck::LockedOut { until } => {
-            format!(
-                "this station is locked after too many wrong codes, until {}; a supervisor can lift it",
-                until.to_rfc3339()
-            )
-        }
-        CodeCheck::SiteLockedOut { until } => {
-            format!(
-                "code checks are paused at every station after too many wrong codes this hour, until {}; a supervisor can lift it",
-                until.to_rfc3339()
-            )
-        }
-        CodeCheck::Unreadable { problem } => match problem {
-            CodeProblem::Empty => "no code entered".into(),
-            CodeProblem::TooLong { max } => {
-                format!("this is not a pickup code (longer than {max} characters)")
-            }
-            CodeProblem::NeedsOrderOrPhoneTail => {
-                "scan the customer's QR code, or type the code with the order number or the phone tail".into()
-            }
-            CodeProblem::BadPhoneTail => "the phone tail is the last 4 digits of the phone number".into(),
-        },
-    }
 }
 
 /// Which batch to take each order line from: the reserved lot, or first-expiry-first-out.

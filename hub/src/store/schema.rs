@@ -277,6 +277,44 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE applied_command ADD COLUMN fingerprint TEXT;
     "#,
+    // 9 (branch station): the station app — one-time pairing codes, paired tablets (device
+    // credentials, hashed), staff with slow-hashed PINs and lockouts, and who did what.
+    r#"
+    CREATE TABLE station_pairing (
+        code_hash  TEXT PRIMARY KEY,
+        station    TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at    INTEGER
+    );
+    CREATE TABLE station_device (
+        device_id  TEXT PRIMARY KEY,
+        station    TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        paired_at  INTEGER NOT NULL,
+        revoked_at INTEGER
+    );
+    CREATE TABLE staff (
+        staff_id     TEXT PRIMARY KEY,
+        name         TEXT NOT NULL,
+        role         TEXT NOT NULL CHECK (role IN ('clerk', 'supervisor')),
+        pin_hash     TEXT NOT NULL,
+        lang         TEXT NOT NULL DEFAULT 'zh-CN',
+        disabled     INTEGER NOT NULL DEFAULT 0,
+        failed_pins  INTEGER NOT NULL DEFAULT 0,
+        locked_until INTEGER,
+        updated_at   INTEGER NOT NULL
+    );
+    CREATE TABLE staff_action (
+        id        INTEGER PRIMARY KEY,
+        at        INTEGER NOT NULL,
+        staff_id  TEXT,
+        station   TEXT,
+        device_id TEXT,
+        action    TEXT NOT NULL,
+        detail    TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

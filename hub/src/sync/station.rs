@@ -20,7 +20,9 @@ use crate::workflows;
 use crate::workflows::Site;
 use crate::workflows::pickup::PickupError;
 use hub_contract::CONTRACT_VERSION;
-use hub_contract::station::{ReplyError, ReplyResult, StationAction, StationReply, decode};
+use hub_contract::station::{
+    ReplyError, ReplyResult, StationAction, StationCommand, StationReply, decode,
+};
 use hub_core::Timestamp;
 use sha2::{Digest, Sha256};
 
@@ -106,7 +108,11 @@ fn run_action(
                 phone_tail,
             };
             let check = workflows::pickup::check_in(c, site, station, &entry, now)?;
-            ReplyResult::of(&check).with_message(crate::store::pickup_orders::describe(&check))
+            ReplyResult::of(&check).with_message(crate::catalogue::code_check(
+                &check,
+                crate::catalogue::Lang::ZhCn,
+                site.timezone,
+            ))
         }
         StationAction::PickupHandover {
             order_id,
@@ -189,6 +195,22 @@ fn body_hash(payload: &[u8]) -> String {
     hex::encode(Sha256::digest(payload))
 }
 
+/// A reply not filled in yet: not ok, no result, no error.
+pub fn blank_reply(station: &str, now: Timestamp) -> StationReply {
+    StationReply {
+        v: CONTRACT_VERSION,
+        id: None,
+        station: station.to_owned(),
+        staff: None,
+        kind: None,
+        ok: false,
+        result: None,
+        error: None,
+        reason: None,
+        at_ms: now.millis(),
+    }
+}
+
 /// Handles one station message inside the caller's write transaction and returns the reply,
 /// which is stored in the same transaction (and published by the uplink once committed).
 ///
@@ -205,18 +227,7 @@ pub fn handle_in(
     payload: &[u8],
     now: Timestamp,
 ) -> Result<StationReply, StoreError> {
-    let mut reply = StationReply {
-        v: CONTRACT_VERSION,
-        id: None,
-        station: station.to_owned(),
-        staff: None,
-        kind: None,
-        ok: false,
-        result: None,
-        error: None,
-        reason: None,
-        at_ms: now.millis(),
-    };
+    let mut reply = blank_reply(station, now);
     let command = match decode(payload) {
         Ok(command) => command,
         Err(u) => {
@@ -230,10 +241,26 @@ pub fn handle_in(
             return Ok(reply);
         }
     };
+    let hash = body_hash(payload);
+    run_command_in(c, site, station, &command, &hash, reply, now)
+}
+
+/// Runs a readable station command (from MQTT, or built by the station app) exactly once per
+/// `(station, id)`: a command seen before gets its stored reply (same `hash` of its body) or
+/// `id_reused`; a new one runs its workflow in a savepoint and its reply is stored in the same
+/// transaction. `reply` is the reply to fill in.
+pub fn run_command_in(
+    c: &Tx<'_>,
+    site: Option<&Site>,
+    station: &str,
+    command: &StationCommand,
+    hash: &str,
+    mut reply: StationReply,
+    now: Timestamp,
+) -> Result<StationReply, StoreError> {
     reply.id = Some(command.id.clone());
     reply.staff = Some(command.staff.clone());
     reply.kind = Some(command.action.name().to_owned());
-    let hash = body_hash(payload);
     if let Some(seen) = crate::store::station::find(c, station, &command.id)? {
         if seen.body_sha256 == hash {
             tracing::info!(station, command_id = %command.id, "station command seen before; its stored reply is sent again");
@@ -269,7 +296,7 @@ pub fn handle_in(
             }
         }
     }
-    store_reply(c, &reply, Some((&command.id, &hash)), now)?;
+    store_reply(c, &reply, Some((&command.id, hash)), now)?;
     tracing::info!(
         station,
         staff = %command.staff,

@@ -116,7 +116,13 @@ impl Input {
         let scanner = Sim::start(&["sim", "scanner", "--terminator", "cr"], &scanner_link).await?;
         let tracker = TaskTracker::new();
         let shutdown = CancellationToken::new();
-        let health = crate::devices::spawn(&config, store, &tracker, &shutdown);
+        let health = crate::devices::spawn(
+            &config,
+            store,
+            &crate::station_app::feed::StationFeed::new(),
+            &tracker,
+            &shutdown,
+        );
         let input = Input::Devices {
             scale,
             scanner,
@@ -433,13 +439,13 @@ pub async fn receive_and_hand_over(
     let wrong = workflows::pickup::check(store, &site, "desk-1", &typed, now).await?;
     step(
         "pickup desk: customer types 135790, phone tail 8888",
-        crate::store::pickup_orders::describe(&wrong),
+        crate::catalogue::code_check(&wrong, crate::catalogue::Lang::En, site.timezone),
     );
     let scanned = workflows::pickup::CodeEntry::scanned("P6001:246810");
     let right = workflows::pickup::check(store, &site, "desk-1", &scanned, now).await?;
     step(
         "pickup desk: customer shows QR P6001:246810",
-        crate::store::pickup_orders::describe(&right),
+        crate::catalogue::code_check(&right, crate::catalogue::Lang::En, site.timezone),
     );
     let request = crate::store::pickup_orders::HandoverRequest {
         trace_codes: vec![format!("(01){ORANGE_GTIN}(21)OR-0")],

@@ -7,5 +7,6 @@
 pub mod bench;
 pub mod demo;
 pub mod demo_devices;
+pub mod demo_station;
 pub mod dev;
 pub mod sim;

@@ -120,7 +120,11 @@ impl std::fmt::Display for InputOutcome {
                 "{grams} g recorded on delivery {} line {} ({} lot {})",
                 line.delivery_id, line.line_no, line.sku, line.lot
             ),
-            InputOutcome::Code(check) => f.write_str(&crate::store::pickup_orders::describe(check)),
+            InputOutcome::Code(check) => f.write_str(&crate::catalogue::code_check(
+                check,
+                crate::catalogue::Lang::En,
+                chrono_tz::UTC,
+            )),
             InputOutcome::ReceivingRefused(e) => write!(f, "{e}"),
             InputOutcome::PickupRefused(e) => f.write_str(e),
         }

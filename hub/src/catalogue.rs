@@ -1,0 +1,557 @@
+//! The message catalogue: every sentence a person reads on a screen (the station app, the status
+//! page) or hears from the CLI about a pickup code, in zh-CN (the default) and English.
+//!
+//! One place to translate. Screens name a text by its key (`t("pickup.hand_over")` in a
+//! template); outcomes are rendered from their typed codes ([`code_check`]), never from `Debug`
+//! output. Times shown to people are in the site's time zone ([`local_time`]). Pure: no I/O,
+//! no clock.
+
+use hub_core::Timestamp;
+use hub_core::pickup::{CodeCheck, CodeProblem};
+
+/// A language a person reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub enum Lang {
+    /// Simplified Chinese, the default.
+    #[default]
+    ZhCn,
+    En,
+}
+
+impl Lang {
+    /// Every language, default first.
+    pub const ALL: [Lang; 2] = [Lang::ZhCn, Lang::En];
+
+    /// The BCP 47 tag (`lang` attribute, `?lang=`, stored per staff member).
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::ZhCn => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+
+    /// Reads a tag (`zh-CN`, `zh`, `en`, any case); `None` for anything else.
+    pub fn parse(tag: &str) -> Option<Lang> {
+        match tag.trim().to_ascii_lowercase().as_str() {
+            "zh-cn" | "zh" | "zh-hans" => Some(Lang::ZhCn),
+            "en" | "en-us" | "en-gb" => Some(Lang::En),
+            _ => None,
+        }
+    }
+}
+
+/// How a result sounds and looks: green, amber or red, each with its own tone and icon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tone {
+    Ok,
+    Attention,
+    Error,
+}
+
+/// `(key, zh-CN, en)`: the screens' fixed texts.
+const TEXTS: &[(&str, &str, &str)] = &[
+    // The station app's frame.
+    ("app.title", "站点终端", "Station"),
+    (
+        "app.offline",
+        "与主机的连接已断开，正在重连…",
+        "Lost the hub; reconnecting…",
+    ),
+    ("app.sign_out", "退出", "Sign out"),
+    ("app.language", "English", "中文"),
+    // Pairing a tablet.
+    ("pair.title", "绑定平板", "Pair this tablet"),
+    (
+        "pair.help",
+        "在主机上运行 hub station pair 站点编号，然后输入显示的配对码。",
+        "On the hub, run hub station pair STATION and enter the code it shows.",
+    ),
+    ("pair.code", "配对码", "Pairing code"),
+    ("pair.submit", "绑定", "Pair"),
+    (
+        "pair.bad_code",
+        "配对码无效或已过期。请在主机上重新生成配对码。",
+        "That pairing code is wrong or expired. Make a new one on the hub.",
+    ),
+    ("pair.done", "已绑定到", "Paired to"),
+    // Signing in.
+    ("signin.title", "员工登录", "Staff sign-in"),
+    ("signin.staff", "工号", "Staff id"),
+    ("signin.pin", "密码 (PIN)", "PIN"),
+    ("signin.submit", "登录", "Sign in"),
+    ("signin.wrong", "工号或密码错误。", "Wrong staff id or PIN."),
+    ("signin.tries_left", "剩余尝试次数", "Tries left"),
+    (
+        "signin.locked",
+        "密码错误次数过多，账号已锁定。请稍后再试或联系主管。",
+        "Too many wrong PINs: this account is locked. Try later or ask a supervisor.",
+    ),
+    (
+        "signin.disabled",
+        "该员工账号已停用，请联系主管。",
+        "This staff account is disabled; ask a supervisor.",
+    ),
+    // The pickup counter.
+    ("pickup.title", "取货台", "Pickup counter"),
+    (
+        "pickup.waiting",
+        "请扫描顾客的取货码",
+        "Scan the customer's pickup code",
+    ),
+    ("pickup.code", "取货码", "Code"),
+    (
+        "pickup.order_or_tail",
+        "订单号或手机尾号",
+        "Order no. or phone tail",
+    ),
+    ("pickup.check", "查询", "Check"),
+    ("pickup.clear", "清除", "Clear"),
+    ("pickup.hand_over", "确认交付", "Hand over"),
+    ("pickup.handed_over", "已交付", "Handed over"),
+    ("pickup.refuse", "拒绝交付", "Refuse"),
+    ("pickup.refused", "已拒绝交付", "Refused"),
+    ("pickup.customer", "顾客", "Customer"),
+    ("pickup.phone_tail", "尾号", "phone ending"),
+    ("pickup.items", "商品", "Items"),
+    ("pickup.quantity", "数量", "Qty"),
+    ("pickup.lot", "批次", "Lot"),
+    ("pickup.expiry", "到期", "Expiry"),
+    ("pickup.by", "经办人", "by"),
+    (
+        "pickup.check_first",
+        "请先扫描或输入该订单的取货码。",
+        "Scan or type this order's code first.",
+    ),
+    ("pickup.reason", "原因", "Reason"),
+    // Refusal reasons (a list, not free text).
+    ("refuse.customer_declined", "顾客拒收", "Customer declined"),
+    ("refuse.damaged", "商品破损", "Damaged goods"),
+    ("refuse.wrong_items", "商品不符", "Wrong items"),
+    (
+        "refuse.identity",
+        "无法核实顾客身份",
+        "Cannot verify the customer",
+    ),
+    // Errors of the app itself.
+    (
+        "error.session",
+        "登录已过期，请重新登录。",
+        "Your session expired; sign in again.",
+    ),
+    (
+        "error.forged",
+        "请求被拒绝（来源或校验码不符）。请刷新页面后重试。",
+        "Request refused (wrong origin or check token). Reload the page and try again.",
+    ),
+    (
+        "error.store",
+        "主机暂时无法保存，请稍后重试；若持续出现请联系技术人员。",
+        "The hub cannot save right now; try again, and call the technician if it persists.",
+    ),
+    (
+        "error.wrong_station",
+        "此平板绑定的不是取货台。",
+        "This tablet is not paired to a pickup counter.",
+    ),
+    // The status page.
+    ("status.title", "运行状态", "hub status"),
+    ("status.site", "站点", "site"),
+    ("status.updated", "更新于", "updated"),
+    ("status.up_since", "启动于", "up since"),
+    ("status.uplink", "上行连接", "Uplink"),
+    (
+        "status.events_waiting",
+        "条事件待发送",
+        "events waiting to send",
+    ),
+    ("status.all_delivered", "全部已发送", "all delivered"),
+    ("status.oldest_waiting", "最早一条等待", "oldest waiting"),
+    (
+        "status.oversized",
+        "条来自中心的超大消息已拒收",
+        "oversized message(s) from central rejected",
+    ),
+    ("status.today", "今日", "Today"),
+    ("status.receipts", "入库", "receipts"),
+    ("status.handovers", "交付", "handovers"),
+    ("status.lines", "行", "lines"),
+    ("status.skus_in_stock", "个商品有库存", "SKUs in stock"),
+    ("status.alerts", "未关闭预警", "Open alerts"),
+    ("status.no_alerts", "没有未关闭的预警", "no open alerts"),
+    ("status.receiving", "收货", "Receiving"),
+    ("status.deliveries_open", "个到货未关闭", "deliveries open"),
+    ("status.held", "暂扣", "held"),
+    ("status.units", "件", "units"),
+    ("status.no_disputes", "没有未结争议", "no open disputes"),
+    ("status.dispute", "争议", "dispute"),
+    ("status.opened", "提出于", "opened"),
+    ("status.model", "验收模型", "Acceptance model"),
+    ("status.backend", "推理后端", "backend"),
+    ("status.no_model", "未加载模型", "no model loaded"),
+    ("status.storage", "存储", "Storage"),
+    ("status.free", "可用", "free"),
+    ("status.of", "共", "of"),
+    ("status.free_unknown", "可用空间未知", "free space unknown"),
+    ("status.devices", "设备", "Devices"),
+    ("status.online_of", "在线", "online of"),
+    ("status.no_devices", "没有设备上报", "no devices reported"),
+    ("status.device", "设备", "device"),
+    ("status.state", "状态", "state"),
+    ("status.last_reading", "最近读数", "last reading"),
+    ("status.last_seen", "最近通信", "last seen"),
+    ("status.online", "在线", "online"),
+    ("status.offline", "离线", "offline"),
+    ("status.never", "从未", "never"),
+    (
+        "status.db_unreadable",
+        "数据库无法读取",
+        "Database cannot be read",
+    ),
+    (
+        "status.not_durable",
+        "数据库提交不持久（测试版本的开关）",
+        "Database commits are not durable (a test build's switch)",
+    ),
+    (
+        "status.db_write_failing",
+        "数据库写入失败，开始于",
+        "Database writes are failing since",
+    ),
+    ("status.failures", "次失败", "failure(s)"),
+    ("status.what_to_do", "处理办法", "What to do"),
+    (
+        "status.reloads",
+        "本页自动刷新间隔（秒）",
+        "this page reloads every (s)",
+    ),
+    ("status.uplink.not_configured", "未配置", "not configured"),
+    ("status.uplink.connecting", "连接中", "connecting"),
+    ("status.uplink.online", "在线", "online"),
+    ("status.uplink.offline", "离线", "offline"),
+    ("status.tier.red", "红", "red"),
+    ("status.tier.orange", "橙", "orange"),
+    ("status.tier.yellow", "黄", "yellow"),
+];
+
+/// The fixed text `key` in `lang`; the key itself (so a missing text shows, and a test catches
+/// it) when the catalogue has none.
+pub fn text(key: &str, lang: Lang) -> &str {
+    match TEXTS.iter().find(|(k, _, _)| *k == key) {
+        Some((_, zh, en)) => match lang {
+            Lang::ZhCn => zh,
+            Lang::En => en,
+        },
+        None => key,
+    }
+}
+
+/// Whether the catalogue has `key`.
+pub fn has(key: &str) -> bool {
+    TEXTS.iter().any(|(k, _, _)| *k == key)
+}
+
+/// The refusal reasons a clerk picks from, as catalogue keys (`refuse.<code>`).
+pub const REFUSAL_REASONS: [&str; 4] = ["customer_declined", "damaged", "wrong_items", "identity"];
+
+/// `HH:MM` in the site's time zone.
+pub fn local_time(at: Timestamp, zone: chrono_tz::Tz) -> String {
+    chrono::DateTime::from_timestamp_millis(at.millis())
+        .map(|t| t.with_timezone(&zone).format("%H:%M:%S").to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+/// `YYYY-MM-DD HH:MM` in the site's time zone.
+pub fn local_date_time(at: Timestamp, zone: chrono_tz::Tz) -> String {
+    chrono::DateTime::from_timestamp_millis(at.millis())
+        .map(|t| t.with_timezone(&zone).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+/// How long ago, in words: `刚刚` / `just now`, `42 秒前` / `42 s ago`, …
+pub fn ago(then: Timestamp, now: Timestamp, lang: Lang) -> String {
+    let seconds = (now.millis() - then.millis()).max(0) / 1000;
+    let (n, zh, en) = match seconds {
+        0..=4 => {
+            return match lang {
+                Lang::ZhCn => "刚刚".into(),
+                Lang::En => "just now".into(),
+            };
+        }
+        5..=119 => (seconds, "秒前", "s ago"),
+        120..=7199 => (seconds / 60, "分钟前", "min ago"),
+        7200..=172_799 => (seconds / 3600, "小时前", "h ago"),
+        _ => (seconds / 86_400, "天前", "d ago"),
+    };
+    match lang {
+        Lang::ZhCn => format!("{n} {zh}"),
+        Lang::En => format!("{n} {en}"),
+    }
+}
+
+/// Green, amber or red for a code check.
+pub fn code_check_tone(check: &CodeCheck) -> Tone {
+    match check {
+        CodeCheck::Found { .. } => Tone::Ok,
+        CodeCheck::WrongCode
+        | CodeCheck::LockedOut { .. }
+        | CodeCheck::SiteLockedOut { .. }
+        | CodeCheck::WrongSite { .. }
+        | CodeCheck::Unreadable { .. } => Tone::Error,
+        CodeCheck::Ambiguous { .. }
+        | CodeCheck::Expired { .. }
+        | CodeCheck::NotYetOpen { .. }
+        | CodeCheck::AlreadyCollected { .. }
+        | CodeCheck::Cancelled { .. }
+        | CodeCheck::Refunded { .. }
+        | CodeCheck::OnHold { .. } => Tone::Attention,
+    }
+}
+
+/// The sentence for the clerk about a code check, in `lang`, times in the site's `zone`.
+pub fn code_check(check: &CodeCheck, lang: Lang, zone: chrono_tz::Tz) -> String {
+    let at = |t: &Timestamp| local_date_time(*t, zone);
+    let zh = lang == Lang::ZhCn;
+    match check {
+        CodeCheck::Found { order_id } if zh => format!("订单 {order_id}：可以交付"),
+        CodeCheck::Found { order_id } => format!("order {order_id}: hand it over"),
+        CodeCheck::WrongCode if zh => "取货码错误：没有订单使用此取货码".into(),
+        CodeCheck::WrongCode => "wrong code: no order has this code".into(),
+        CodeCheck::Ambiguous { order_ids } if zh => format!(
+            "多个订单使用此取货码（{}）：请扫描顾客的二维码",
+            order_ids.join("、")
+        ),
+        CodeCheck::Ambiguous { order_ids } => format!(
+            "several orders share this code ({}): scan the customer's QR code",
+            order_ids.join(", ")
+        ),
+        CodeCheck::Expired {
+            order_id,
+            closed_at,
+        } if zh => format!("订单 {order_id}：取货时间已于 {} 截止", at(closed_at)),
+        CodeCheck::Expired {
+            order_id,
+            closed_at,
+        } => format!(
+            "order {order_id}: pickup window closed at {}",
+            at(closed_at)
+        ),
+        CodeCheck::NotYetOpen { order_id, opens_at } if zh => {
+            format!("订单 {order_id}：尚未到取货时间，{} 开始", at(opens_at))
+        }
+        CodeCheck::NotYetOpen { order_id, opens_at } => {
+            format!("order {order_id}: not ready yet, opens at {}", at(opens_at))
+        }
+        CodeCheck::AlreadyCollected {
+            order_id,
+            at: when,
+            station,
+        } if station.is_empty() => {
+            if zh {
+                format!("订单 {order_id}：刚在另一取货台被领取（{}）", at(when))
+            } else {
+                format!(
+                    "order {order_id}: just collected at another station ({})",
+                    at(when)
+                )
+            }
+        }
+        CodeCheck::AlreadyCollected {
+            order_id,
+            at: when,
+            station,
+        } if zh => format!("订单 {order_id}：已于 {} 在 {station} 被领取", at(when)),
+        CodeCheck::AlreadyCollected {
+            order_id,
+            at: when,
+            station,
+        } => format!(
+            "order {order_id}: already collected at {} by station {station}",
+            at(when)
+        ),
+        CodeCheck::Cancelled { order_id } if zh => format!("订单 {order_id}：已取消"),
+        CodeCheck::Cancelled { order_id } => format!("order {order_id}: cancelled"),
+        CodeCheck::Refunded { order_id } if zh => format!("订单 {order_id}：已退款"),
+        CodeCheck::Refunded { order_id } => format!("order {order_id}: refunded"),
+        CodeCheck::OnHold { order_id } if zh => {
+            format!("订单 {order_id}：暂停交付，请联系团长")
+        }
+        CodeCheck::OnHold { order_id } => {
+            format!("order {order_id}: on hold, ask the group leader")
+        }
+        CodeCheck::WrongSite { order_id, site } if zh => {
+            format!("订单 {order_id}：属于站点 {site}，不在本站取货")
+        }
+        CodeCheck::WrongSite { order_id, site } => {
+            format!("order {order_id}: belongs to site {site}, not this one")
+        }
+        CodeCheck::LockedOut { until } if zh => format!(
+            "错误取货码过多，本取货台已锁定至 {}；主管可解除锁定（hub pickup unlock）",
+            at(until)
+        ),
+        CodeCheck::LockedOut { until } => format!(
+            "this station is locked after too many wrong codes, until {}; a supervisor can lift it (hub pickup unlock)",
+            at(until)
+        ),
+        CodeCheck::SiteLockedOut { until } if zh => format!(
+            "本小时错误取货码过多，所有取货台暂停查询至 {}；主管可解除",
+            at(until)
+        ),
+        CodeCheck::SiteLockedOut { until } => format!(
+            "code checks are paused at every station after too many wrong codes this hour, until {}; a supervisor can lift it",
+            at(until)
+        ),
+        CodeCheck::Unreadable { problem } => code_problem(*problem, lang),
+    }
+}
+
+fn code_problem(problem: CodeProblem, lang: Lang) -> String {
+    let zh = lang == Lang::ZhCn;
+    match problem {
+        CodeProblem::Empty if zh => "未输入取货码".into(),
+        CodeProblem::Empty => "no code entered".into(),
+        CodeProblem::TooLong { max } if zh => format!("这不是取货码（超过 {max} 个字符）"),
+        CodeProblem::TooLong { max } => {
+            format!("this is not a pickup code (longer than {max} characters)")
+        }
+        CodeProblem::NeedsOrderOrPhoneTail if zh => {
+            "请扫描顾客的二维码，或同时输入取货码和订单号或手机尾号".into()
+        }
+        CodeProblem::NeedsOrderOrPhoneTail => {
+            "scan the customer's QR code, or type the code with the order number or the phone tail"
+                .into()
+        }
+        CodeProblem::BadPhoneTail if zh => "手机尾号是手机号码的最后 4 位数字".into(),
+        CodeProblem::BadPhoneTail => {
+            "the phone tail is the last 4 digits of the phone number".into()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hub_core::SiteId;
+
+    /// One of every code check outcome (a new variant must be added here: the match below
+    /// does not compile without it).
+    fn every_check() -> Vec<CodeCheck> {
+        let t = Timestamp(1_764_000_000_000);
+        let o = || "A1".to_owned();
+        let all = vec![
+            CodeCheck::Found { order_id: o() },
+            CodeCheck::WrongCode,
+            CodeCheck::Ambiguous {
+                order_ids: vec![o(), "A2".into()],
+            },
+            CodeCheck::Expired {
+                order_id: o(),
+                closed_at: t,
+            },
+            CodeCheck::NotYetOpen {
+                order_id: o(),
+                opens_at: t,
+            },
+            CodeCheck::AlreadyCollected {
+                order_id: o(),
+                at: t,
+                station: "pickup-1".into(),
+            },
+            CodeCheck::AlreadyCollected {
+                order_id: o(),
+                at: t,
+                station: String::new(),
+            },
+            CodeCheck::Cancelled { order_id: o() },
+            CodeCheck::Refunded { order_id: o() },
+            CodeCheck::OnHold { order_id: o() },
+            CodeCheck::WrongSite {
+                order_id: o(),
+                site: SiteId::new("other").unwrap(),
+            },
+            CodeCheck::LockedOut { until: t },
+            CodeCheck::SiteLockedOut { until: t },
+            CodeCheck::Unreadable {
+                problem: CodeProblem::Empty,
+            },
+            CodeCheck::Unreadable {
+                problem: CodeProblem::TooLong { max: 64 },
+            },
+            CodeCheck::Unreadable {
+                problem: CodeProblem::NeedsOrderOrPhoneTail,
+            },
+            CodeCheck::Unreadable {
+                problem: CodeProblem::BadPhoneTail,
+            },
+        ];
+        for check in &all {
+            // Exhaustive on purpose: a new outcome fails to compile here until listed above.
+            match check {
+                CodeCheck::Found { .. }
+                | CodeCheck::WrongCode
+                | CodeCheck::Ambiguous { .. }
+                | CodeCheck::Expired { .. }
+                | CodeCheck::NotYetOpen { .. }
+                | CodeCheck::AlreadyCollected { .. }
+                | CodeCheck::Cancelled { .. }
+                | CodeCheck::Refunded { .. }
+                | CodeCheck::OnHold { .. }
+                | CodeCheck::WrongSite { .. }
+                | CodeCheck::LockedOut { .. }
+                | CodeCheck::SiteLockedOut { .. }
+                | CodeCheck::Unreadable { .. } => {}
+            }
+        }
+        all
+    }
+
+    fn has_han(s: &str) -> bool {
+        s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+    }
+
+    #[test]
+    fn every_code_check_has_a_chinese_and_an_english_sentence() {
+        for check in every_check() {
+            let zh = code_check(&check, Lang::ZhCn, chrono_tz::Asia::Shanghai);
+            let en = code_check(&check, Lang::En, chrono_tz::Asia::Shanghai);
+            assert!(has_han(&zh), "no Chinese for {check:?}: {zh}");
+            assert!(
+                !has_han(&en) && !en.is_empty(),
+                "no English for {check:?}: {en}"
+            );
+            assert!(!zh.contains("{") && !en.contains("{"), "{zh} / {en}");
+        }
+    }
+
+    #[test]
+    fn every_text_has_both_languages_and_keys_are_unique() {
+        for (i, (key, zh, en)) in TEXTS.iter().enumerate() {
+            assert!(!zh.trim().is_empty() && !en.trim().is_empty(), "{key}");
+            assert!(
+                TEXTS[i + 1..].iter().all(|(k, _, _)| k != key),
+                "{key} twice"
+            );
+        }
+        for reason in REFUSAL_REASONS {
+            assert!(has(&format!("refuse.{reason}")), "refuse.{reason}");
+        }
+        assert_eq!(text("no.such.key", Lang::En), "no.such.key");
+    }
+
+    #[test]
+    fn times_are_the_sites_local_time() {
+        // 2025-11-24 16:00 UTC is 2025-11-25 00:00 in Shanghai.
+        let t = Timestamp(1_764_000_000_000);
+        assert_eq!(
+            local_date_time(t, chrono_tz::Asia::Shanghai),
+            "2025-11-25 00:00"
+        );
+        assert_eq!(local_date_time(t, chrono_tz::UTC), "2025-11-24 16:00");
+        let locked = code_check(
+            &CodeCheck::LockedOut { until: t },
+            Lang::ZhCn,
+            chrono_tz::Asia::Shanghai,
+        );
+        assert!(locked.contains("2025-11-25 00:00"), "{locked}");
+    }
+}

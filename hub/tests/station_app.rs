@@ -1,0 +1,694 @@
+//! The station app's HTTP layer against a real SQLite file and a real server on a loopback
+//! port: pairing a tablet with a one-time code, signing in with a PIN (and the lockout after
+//! wrong ones), refusals of forged, unauthenticated and malformed requests, and a handover
+//! through the app that lands in the ledger and the outbox exactly once.
+
+use hub::config::Config;
+use hub::station_app::{StationApp, feed::StationFeed, hash_pin, router};
+use hub::store::pickup_orders::upsert_order;
+use hub::store::staff::{self as staff_store, Role, StaffMember};
+use hub::store::{Store, StoreError, StoreOptions, ledger, outbox, sku as sku_store};
+use hub::workflows::Site;
+use hub_core::pickup::{OrderStatus, PickupItem, PickupOrder, hash_code};
+use hub_core::{
+    BatchKey, Movement, MovementId, MovementKind, SiteId, Sku, SkuCode, StockUnit, Timestamp,
+};
+use std::net::SocketAddr;
+use std::path::Path;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const STATIONS: &str = "[[stations]]\nid = \"desk-1\"\nkind = \"pickup\"\nname = \"取货台 1\"\n[[stations]]\nid = \"dock\"\nkind = \"receiving\"\n";
+
+fn config(dir: &Path) -> Config {
+    let text = format!(
+        "[site]\nid = \"pp-1\"\ntimezone = \"Asia/Shanghai\"\n[store]\ndata_dir = \"data\"\n{STATIONS}"
+    );
+    Config::parse(&text, dir).unwrap()
+}
+
+/// An order open from the epoch to far in the future: the test does not depend on today.
+fn order(id: &str, code: &str, quantity: i64) -> PickupOrder {
+    let salt = "00112233".to_owned();
+    PickupOrder {
+        order_id: id.into(),
+        site: SiteId::new("pp-1").unwrap(),
+        code_hash: hash_code(&salt, code).unwrap(),
+        code_salt: salt,
+        items: vec![PickupItem {
+            sku: SkuCode::new("MILK").unwrap(),
+            quantity,
+            lot: None,
+            trace_codes: vec![],
+            unit_price_cents: None,
+        }],
+        opens_at: Timestamp(0),
+        closes_at: Timestamp(i64::MAX / 4),
+        status: OrderStatus::Open,
+        version: 1,
+        phone_tail: Some("1234".into()),
+    }
+}
+
+fn seed(store: &Store) {
+    let pin_hash = hash_pin("2468").unwrap();
+    let boss_hash = hash_pin("1357").unwrap();
+    store
+        .write_blocking(move |c| {
+            let now = Timestamp(1_000);
+            let sku = Sku {
+                code: SkuCode::new("MILK").unwrap(),
+                name: "鲜牛奶 1L".into(),
+                unit: StockUnit::Piece,
+                gtins: vec![],
+                allow_negative: false,
+                check_items_at_handover: false,
+                version: 1,
+            };
+            sku_store::upsert(c, &sku, now)?;
+            let m = Movement {
+                id: MovementId::new("rcv-1").unwrap(),
+                sku: sku.code.clone(),
+                batch: Some(BatchKey::new("L1", "2999-01-01".parse().ok()).unwrap()),
+                kind: MovementKind::Receipt,
+                quantity: 10,
+                reason: String::new(),
+                reference: "delivery D1".into(),
+                at: now,
+            };
+            ledger::record(c, &m).map_err(|e| match e {
+                ledger::RecordError::Store(e) => e,
+                other => panic!("{other}"),
+            })?;
+            upsert_order(c, &order("A1", "123456", 2), now)?;
+            upsert_order(c, &order("A2", "654321", 1), now)?;
+            for (id, name, role, hash) in [
+                ("li", "李小红", Role::Clerk, pin_hash),
+                ("wang", "王主管", Role::Supervisor, boss_hash),
+            ] {
+                staff_store::upsert_staff(
+                    c,
+                    &StaffMember {
+                        staff_id: id.into(),
+                        name: name.into(),
+                        role,
+                        lang: "zh-CN".into(),
+                        disabled: false,
+                        failed_pins: 0,
+                        locked_until: None,
+                        pin_hash: hash,
+                    },
+                    now,
+                )?;
+            }
+            // Valid for a long time: the test does not depend on today.
+            staff_store::add_pairing(c, "desk-1", "11223344", now, Timestamp(i64::MAX / 4))?;
+            staff_store::add_pairing(c, "desk-1", "55667788", now, Timestamp(i64::MAX / 4))?;
+            staff_store::add_pairing(c, "desk-1", "99990000", now, Timestamp(2_000))?;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+}
+
+struct Hub {
+    addr: SocketAddr,
+    store: Store,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Hub {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    std::fs::create_dir_all(&config.store.data_dir).unwrap();
+    let store = Store::open(
+        &config.database_path(),
+        config.site.id.as_str(),
+        &StoreOptions::default(),
+    )
+    .unwrap();
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || seed(&s)).await.unwrap();
+    let app = StationApp::new(store.clone(), Site::of(&config), StationFeed::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(app)).await });
+    Hub {
+        addr,
+        store,
+        _dir: dir,
+    }
+}
+
+/// One HTTP/1.1 exchange: status, headers (lower-case names), body.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `name=value` of a Set-Cookie header.
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == "set-cookie")
+            .find_map(|(_, v)| {
+                let first = v.split(';').next()?;
+                first
+                    .starts_with(&format!("{name}="))
+                    .then(|| first.to_owned())
+            })
+    }
+
+    /// The value of the hidden or meta field `name` in the page.
+    fn field(&self, name: &str) -> String {
+        for pattern in [
+            format!("name=\"{name}\" value=\""),
+            format!("name=\"{name}\" content=\""),
+        ] {
+            if let Some(i) = self.body.find(&pattern) {
+                let rest = &self.body[i + pattern.len()..];
+                return rest[..rest.find('"').unwrap()].to_owned();
+            }
+        }
+        panic!("no field {name} in {}", self.body)
+    }
+}
+
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    cookies: &[&str],
+    origin: Option<&str>,
+    body: &str,
+) -> Answer {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if !cookies.is_empty() {
+        request.push_str(&format!("Cookie: {}\r\n", cookies.join("; ")));
+    }
+    if let Some(origin) = origin {
+        request.push_str(&format!("Origin: {origin}\r\n"));
+    }
+    if method == "POST" {
+        request.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+fn enc(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Pairs a tablet and signs `staff` in; returns the cookies and the page's CSRF token.
+async fn paired_and_signed_in(
+    hub: &Hub,
+    code: &str,
+    staff: &str,
+    pin: &str,
+) -> (String, String, String) {
+    let origin = format!("http://{}", hub.addr);
+    let paired = http(
+        hub.addr,
+        "POST",
+        "/station/pair",
+        &[],
+        Some(&origin),
+        &format!("code={code}"),
+    )
+    .await;
+    assert_eq!(paired.status, 303, "{}", paired.body);
+    let device = paired.cookie("hub_device").expect("device cookie");
+    let signed = http(
+        hub.addr,
+        "POST",
+        "/station/signin",
+        &[&device],
+        Some(&origin),
+        &format!("staff={staff}&pin={pin}"),
+    )
+    .await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    let session = signed.cookie("hub_session").expect("session cookie");
+    let page = http(hub.addr, "GET", "/station", &[&device, &session], None, "").await;
+    assert_eq!(page.status, 200);
+    let csrf = page.field("csrf");
+    (device, session, csrf)
+}
+
+fn handovers(store: &Store) -> (usize, i64) {
+    store
+        .read_blocking(|c| {
+            let events = outbox::pending(c, 0, 10_000)?
+                .into_iter()
+                .filter(|r| r.kind == "pickup_handed_over")
+                .count();
+            let on_hand = ledger::balances(c)?
+                .into_iter()
+                .find(|b| b.sku == "MILK")
+                .map(|b| b.on_hand)
+                .unwrap_or(0);
+            Ok::<_, StoreError>((events, on_hand))
+        })
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
+    let hub = start().await;
+    let origin = format!("http://{}", hub.addr);
+
+    // An unpaired tablet sees the pairing form; a wrong or expired code pairs nothing.
+    let first = http(hub.addr, "GET", "/station", &[], None, "").await;
+    assert_eq!(first.status, 200);
+    assert!(first.body.contains("id=\"pairing-code\""), "{}", first.body);
+    assert!(first.body.contains("lang=\"zh-CN\""));
+    for wrong in ["00000000", "99990000"] {
+        let refused = http(
+            hub.addr,
+            "POST",
+            "/station/pair",
+            &[],
+            Some(&origin),
+            &format!("code={wrong}"),
+        )
+        .await;
+        assert_eq!(refused.status, 400, "{wrong}");
+        assert!(
+            refused.body.contains("配对码无效或已过期"),
+            "{}",
+            refused.body
+        );
+        assert!(refused.cookie("hub_device").is_none());
+    }
+    // Pairing from another site's page is refused.
+    let forged = http(
+        hub.addr,
+        "POST",
+        "/station/pair",
+        &[],
+        Some("http://evil.example"),
+        "code=11223344",
+    )
+    .await;
+    assert_eq!(forged.status, 403);
+
+    // A wrong PIN says how many tries are left; the right one signs in.
+    let paired = http(
+        hub.addr,
+        "POST",
+        "/station/pair",
+        &[],
+        Some(&origin),
+        "code=11223344",
+    )
+    .await;
+    assert_eq!(paired.status, 303);
+    let device = paired.cookie("hub_device").unwrap();
+    let set = paired.header("set-cookie").unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    // The code was for one use only.
+    let again = http(
+        hub.addr,
+        "POST",
+        "/station/pair",
+        &[],
+        Some(&origin),
+        "code=11223344",
+    )
+    .await;
+    assert_eq!(again.status, 400);
+    let signin = http(hub.addr, "GET", "/station", &[&device], None, "").await;
+    assert!(signin.body.contains("id=\"pin\""), "{}", signin.body);
+    assert!(signin.body.contains("取货台 1"));
+    let wrong = http(
+        hub.addr,
+        "POST",
+        "/station/signin",
+        &[&device],
+        Some(&origin),
+        "staff=li&pin=0000",
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("剩余尝试次数: 4"), "{}", wrong.body);
+    // Signing in needs a paired tablet.
+    let unpaired = http(
+        hub.addr,
+        "POST",
+        "/station/signin",
+        &[],
+        Some(&origin),
+        "staff=li&pin=2468",
+    )
+    .await;
+    assert_eq!(unpaired.status, 401);
+    let signed = http(
+        hub.addr,
+        "POST",
+        "/station/signin",
+        &[&device],
+        Some(&origin),
+        "staff=li&pin=2468",
+    )
+    .await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    let session = signed.cookie("hub_session").unwrap();
+    let page = http(hub.addr, "GET", "/station", &[&device, &session], None, "").await;
+    assert!(page.body.contains("请扫描顾客的取货码"), "{}", page.body);
+    assert!(page.body.contains("李小红"));
+    let csrf = page.field("csrf");
+    let cookies = [device.as_str(), session.as_str()];
+
+    // Forged and unauthenticated requests change nothing.
+    let body = format!("csrf={csrf}&code=A1%3A123456");
+    let no_csrf = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &cookies,
+        Some(&origin),
+        "code=A1%3A123456",
+    )
+    .await;
+    assert_eq!(no_csrf.status, 403);
+    let bad_csrf = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &cookies,
+        Some(&origin),
+        "csrf=0000&code=A1%3A123456",
+    )
+    .await;
+    assert_eq!(bad_csrf.status, 403);
+    let cross = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &cookies,
+        Some("http://evil.example"),
+        &body,
+    )
+    .await;
+    assert_eq!(cross.status, 403);
+    let no_origin = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &cookies,
+        None,
+        &body,
+    )
+    .await;
+    assert_eq!(no_origin.status, 403);
+    let no_session = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &[&device],
+        Some(&origin),
+        &body,
+    )
+    .await;
+    assert_eq!(no_session.status, 401);
+    let malformed = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/handover",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert!(
+        (400..500).contains(&malformed.status),
+        "{}",
+        malformed.status
+    );
+    let huge = format!("csrf={csrf}&code={}", "9".repeat(100_000));
+    let huge = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &cookies,
+        Some(&origin),
+        &huge,
+    )
+    .await;
+    assert_eq!(huge.status, 413);
+
+    // No handover by order number alone.
+    let early = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/handover",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&order_id=A1&request_id=r-early"),
+    )
+    .await;
+    assert_eq!(early.status, 200);
+    assert!(
+        early.body.contains("class=\"result error\""),
+        "{}",
+        early.body
+    );
+    assert_eq!(handovers(&hub.store), (0, 10));
+
+    // A wrong code is red with its zh-CN reason.
+    let wrong_code = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&code=000000&extra=A1"),
+    )
+    .await;
+    assert!(
+        wrong_code.body.contains("取货码错误"),
+        "{}",
+        wrong_code.body
+    );
+    assert!(wrong_code.body.contains("data-tone=\"error\""));
+
+    // The right code shows the order: the SKU's name, the quantity, the phone tail.
+    let found = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &cookies,
+        Some(&origin),
+        &body,
+    )
+    .await;
+    assert_eq!(found.status, 200);
+    assert!(found.body.contains("data-tone=\"ok\""), "{}", found.body);
+    assert!(found.body.contains("鲜牛奶 1L"), "{}", found.body);
+    assert!(found.body.contains("id=\"phone-tail\">1234<"));
+    assert!(found.body.contains("id=\"hand-over\""));
+    let request_id = found.field("request_id");
+
+    // The same handover request twice (a double tap, a retry): applied once.
+    let hand = format!("csrf={csrf}&order_id=A1&request_id={}", enc(&request_id));
+    for _ in 0..2 {
+        let done = http(
+            hub.addr,
+            "POST",
+            "/station/pickup/handover",
+            &cookies,
+            Some(&origin),
+            &hand,
+        )
+        .await;
+        assert_eq!(done.status, 200);
+        assert!(done.body.contains("已交付 · A1"), "{}", done.body);
+    }
+    assert_eq!(handovers(&hub.store), (1, 8));
+    let recorded = hub
+        .store
+        .read_blocking(|c| staff_store::count_actions(c, "li", "pickup_handover"))
+        .unwrap();
+    assert_eq!(
+        recorded, 3,
+        "the refused early request and both taps are on record; one handover happened"
+    );
+    let staff_in_event = hub
+        .store
+        .read_blocking(|c| outbox::pending(c, 0, 10_000))
+        .unwrap()
+        .into_iter()
+        .find(|r| r.kind == "pickup_handed_over")
+        .unwrap()
+        .payload;
+    assert!(
+        staff_in_event.contains("\"staff\":\"li\""),
+        "{staff_in_event}"
+    );
+
+    // The same code again: already collected, amber, in Chinese.
+    let twice = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &cookies,
+        Some(&origin),
+        &body,
+    )
+    .await;
+    assert!(
+        twice.body.contains("data-tone=\"attention\""),
+        "{}",
+        twice.body
+    );
+    assert!(twice.body.contains("被领取"), "{}", twice.body);
+    let ledger = hub.store.read_blocking(ledger::verify).unwrap();
+    assert!(ledger.ok());
+
+    // A second tablet on the same station sees the station's current result.
+    let (device2, session2, _) = paired_and_signed_in(&hub, "55667788", "wang", "1357").await;
+    let current = http(
+        hub.addr,
+        "GET",
+        "/station/pickup/current",
+        &[&device2, &session2],
+        None,
+        "",
+    )
+    .await;
+    assert!(current.body.contains("被领取"), "{}", current.body);
+
+    // Revoking the first tablet ends its access.
+    let n = hub
+        .store
+        .write({
+            let id = hub
+                .store
+                .read(staff_store::devices)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| d.device_id)
+                .next_back()
+                .unwrap();
+            move |c| staff_store::revoke(c, &id, Timestamp(5_000))
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let after = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &cookies,
+        Some(&origin),
+        &body,
+    )
+    .await;
+    assert_eq!(after.status, 401);
+    let home = http(hub.addr, "GET", "/station", &cookies, None, "").await;
+    assert!(home.body.contains("id=\"pairing-code\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_pins_lock_the_account_even_for_the_right_pin() {
+    let hub = start().await;
+    let origin = format!("http://{}", hub.addr);
+    let paired = http(
+        hub.addr,
+        "POST",
+        "/station/pair",
+        &[],
+        Some(&origin),
+        "code=11223344",
+    )
+    .await;
+    let device = paired.cookie("hub_device").unwrap();
+    for left in (0..5).rev() {
+        let wrong = http(
+            hub.addr,
+            "POST",
+            "/station/signin",
+            &[&device],
+            Some(&origin),
+            "staff=li&pin=9999",
+        )
+        .await;
+        if left > 0 {
+            assert_eq!(wrong.status, 401);
+            assert!(
+                wrong.body.contains(&format!("剩余尝试次数: {left}")),
+                "{}",
+                wrong.body
+            );
+        } else {
+            assert_eq!(wrong.status, 429);
+            assert!(wrong.body.contains("账号已锁定"), "{}", wrong.body);
+        }
+    }
+    let right = http(
+        hub.addr,
+        "POST",
+        "/station/signin",
+        &[&device],
+        Some(&origin),
+        "staff=li&pin=2468",
+    )
+    .await;
+    assert_eq!(right.status, 429, "{}", right.body);
+    assert!(right.cookie("hub_session").is_none());
+    // Another staff member on the same tablet is not affected.
+    let other = http(
+        hub.addr,
+        "POST",
+        "/station/signin",
+        &[&device],
+        Some(&origin),
+        "staff=wang&pin=1357",
+    )
+    .await;
+    assert_eq!(other.status, 303);
+}
