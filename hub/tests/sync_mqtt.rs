@@ -911,7 +911,7 @@ async fn station_commands_over_mqtt_check_and_hand_over_and_explain_a_wrong_code
                 ("c2", "pickup_order", "P1", o),
             ] {
                 let command = wire_command("site-s", id, kind, key, body);
-                commands::apply(c, &s, Ok(command), now)?;
+                commands::apply(c, &s, chrono_tz::Asia::Shanghai, Ok(command), now)?;
             }
             let m = hub_core::Movement {
                 id: hub_core::MovementId::new("rcv-1").unwrap(),
@@ -1079,7 +1079,7 @@ async fn seed_orders(store: &Store, site: &str, orders: &[(&str, &str)], stock: 
         .write(move |c| {
             for (id, kind, key, body) in list {
                 let command = wire_command(site.as_str(), &id, kind, &key, body);
-                let applied = commands::apply(c, &site, Ok(command), now)?;
+                let applied = commands::apply(c, &site, chrono_tz::Asia::Shanghai, Ok(command), now)?;
                 assert!(
                     matches!(applied, commands::Applied::Applied { .. }),
                     "{applied:?}"

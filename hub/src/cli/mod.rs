@@ -55,6 +55,68 @@ enum LogFormatArg {
 }
 
 #[derive(Debug, Args)]
+struct SimulateArgs {
+    /// Replay this site's journal (its config file); without it a generated site is replayed.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Seed of the generated site.
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
+    /// SKUs of the generated site.
+    #[arg(long, default_value_t = 60)]
+    skus: usize,
+    /// Days of the generated history.
+    #[arg(long, default_value_t = 180)]
+    days: usize,
+    /// TOML file with any of the settings below (snake_case keys, `[shelf_life_days]` table,
+    /// `policies` list); flags override it.
+    #[arg(long)]
+    settings: Option<PathBuf>,
+    /// Days simulated at the end of the history (default 56).
+    #[arg(long, allow_negative_numbers = true)]
+    sim_days: Option<i64>,
+    /// Mornings between an evening order and its delivery (default 1).
+    #[arg(long, allow_negative_numbers = true)]
+    lead_time_days: Option<i64>,
+    /// Days between reviews of the forecast policy (default 1).
+    #[arg(long, allow_negative_numbers = true)]
+    review_days: Option<i64>,
+    /// Service target of the forecast policy (default 0.97).
+    #[arg(long, allow_negative_numbers = true)]
+    service_target: Option<f64>,
+    /// Trailing policy's tier thresholds in days of cover (default 3 / 2 / 1).
+    #[arg(long, allow_negative_numbers = true)]
+    yellow: Option<f64>,
+    #[arg(long, allow_negative_numbers = true)]
+    orange: Option<f64>,
+    #[arg(long, allow_negative_numbers = true)]
+    red: Option<f64>,
+    #[arg(long, allow_negative_numbers = true)]
+    hysteresis: Option<f64>,
+    /// Trailing policy's days of cover requested (default 5).
+    #[arg(long, allow_negative_numbers = true)]
+    target_days: Option<f64>,
+    /// `orange` or `red` (default red).
+    #[arg(long)]
+    replenish_at: Option<String>,
+    /// Trailing average window in days (default 7).
+    #[arg(long, allow_negative_numbers = true)]
+    window_days: Option<i64>,
+    /// Shelf life of a category, CATEGORY=DAYS (repeatable), e.g. fresh=3.
+    #[arg(long = "shelf-life", allow_hyphen_values = true)]
+    shelf_life: Vec<String>,
+    /// Policies, comma-separated: trailing_average, forecast, oracle (default all).
+    #[arg(long, value_delimiter = ',')]
+    policies: Option<Vec<String>>,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Also write an SVG chart to this file.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 struct ConfigArg {
     /// Site configuration file.
     #[arg(long, short, env = "HUB_CONFIG", default_value = "/etc/hub/hub.toml")]
@@ -158,15 +220,20 @@ enum Command {
     Report {
         #[command(flatten)]
         config: ConfigArg,
-        /// First day (YYYY-MM-DD, UTC); default 7 days before --to.
+        /// First day (YYYY-MM-DD, the site's calendar: `site.timezone`); default 7 days
+        /// before --to.
         #[arg(long)]
         from: Option<chrono::NaiveDate>,
-        /// Day after the last day (YYYY-MM-DD, UTC); default tomorrow.
+        /// Day after the last day (YYYY-MM-DD, the site's calendar); default tomorrow.
         #[arg(long)]
         to: Option<chrono::NaiveDate>,
         #[arg(long)]
         json: bool,
     },
+    /// What-if simulator: replay the site's own journal (`--config`) or a generated site day by
+    /// day under several replenishment policies side by side (today's trailing-average tiers,
+    /// the forecast policy, the perfect-foresight oracle). Exit 2 on bad settings.
+    Simulate(SimulateArgs),
     /// Upstream sync tools.
     Sync {
         #[command(subcommand)]
@@ -835,15 +902,12 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             to,
             json,
         } => {
-            let (_config, store) = open_site(&config.config, cli.log_format)?;
-            let day = |d: chrono::NaiveDate| {
-                hub_core::Timestamp(
-                    d.and_hms_opt(0, 0, 0)
-                        .map(|t| t.and_utc().timestamp_millis())
-                        .unwrap_or(0),
-                )
-            };
-            let today = chrono::Utc::now().date_naive();
+            let (site_config, store) = open_site(&config.config, cli.log_format)?;
+            // Days of the site's calendar (`site.timezone`), never UTC days.
+            let zone = site_config.site.timezone;
+            let warn_days = site_config.alerts.expiry_warn_days;
+            let now = crate::clock::now();
+            let today = crate::clock::site_date(zone, now);
             let to = to.unwrap_or(today + chrono::Days::new(1));
             let from = from.unwrap_or(to - chrono::Days::new(7));
             if from >= to {
@@ -852,8 +916,9 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                     error: anyhow::anyhow!("--from {from} must be before --to {to}"),
                 });
             }
-            let report = store
-                .read_blocking(move |c| crate::store::report::compute(c, day(from), day(to)))?;
+            let report = store.read_blocking(move |c| {
+                crate::store::report::compute(c, from, to, zone, warn_days, now)
+            })?;
             store.close();
             if json {
                 print_json(&report)?;
@@ -861,6 +926,33 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 print!("{}", crate::cli_output::ReportView(&report));
             }
             Ok(EXIT_OK)
+        }
+        Command::Simulate(args) => simulate_command(args, cli.log_format),
+        Command::Bench {
+            command:
+                BenchCommand::Forecast {
+                    json,
+                    seed,
+                    skus,
+                    days,
+                    refit_skus,
+                    skip_python,
+                    python,
+                    cache_dir,
+                },
+        } => {
+            telemetry::init("error", log_format(cli.log_format, None));
+            let python = benchmarks::forecast_python(skip_python, python, cache_dir);
+            benchmarks::bench_forecast(
+                json,
+                crate::tools::bench::forecast::ForecastBenchOptions {
+                    seed,
+                    skus,
+                    days,
+                    refit_skus,
+                    python,
+                },
+            )
         }
         Command::Bench {
             command:
@@ -917,6 +1009,93 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
 }
 
 /// Loads a site's config, sets up logging and opens its store.
+/// `hub simulate`: settings from the file, then the flags; every bad setting named at once.
+fn simulate_command(args: SimulateArgs, format: Option<LogFormatArg>) -> Result<i32, Failure> {
+    use crate::tools::simulate::{self, SimulateSettings};
+    let invalid = |error: anyhow::Error| Failure {
+        code: EXIT_INVALID,
+        error,
+    };
+    let file = match &args.settings {
+        Some(path) => SimulateSettings::load(path).map_err(invalid)?,
+        None => SimulateSettings::default(),
+    };
+    let mut shelf_life_days = std::collections::BTreeMap::new();
+    for text in &args.shelf_life {
+        let (category, days) = simulate::parse_shelf_life(text)
+            .map_err(|e| invalid(anyhow::anyhow!("--shelf-life {e}")))?;
+        shelf_life_days.insert(category, days);
+    }
+    let settings = file.overlay(SimulateSettings {
+        sim_days: args.sim_days,
+        lead_time_days: args.lead_time_days,
+        review_days: args.review_days,
+        service_target: args.service_target,
+        yellow: args.yellow,
+        orange: args.orange,
+        red: args.red,
+        hysteresis: args.hysteresis,
+        target_days: args.target_days,
+        replenish_at: args.replenish_at.clone(),
+        window_days: args.window_days,
+        opening_cover_days: None,
+        shelf_life_days,
+        policies: args.policies.clone(),
+    });
+    let (history, source) = match &args.config {
+        Some(path) => {
+            let (site_config, store) = open_site(path, format)?;
+            let zone = site_config.site.timezone;
+            let today = crate::clock::site_date(zone, crate::clock::now());
+            let history = store
+                .read_blocking(move |c| simulate::from_journal(c, zone, today))?;
+            store.close();
+            if history.skus.is_empty() {
+                return Err(Failure {
+                    code: EXIT_FAILED,
+                    error: anyhow::anyhow!(
+                        "the journal has no SKU with stock movements yet: nothing to replay (try without --config for a generated site)"
+                    ),
+                });
+            }
+            (history, "journal".to_owned())
+        }
+        None => {
+            if args.skus == 0 || args.days < 14 {
+                return Err(invalid(anyhow::anyhow!(
+                    "--skus must be at least 1 and --days at least 14 (got {} and {})",
+                    args.skus,
+                    args.days
+                )));
+            }
+            (
+                simulate::generated(args.seed, args.skus, args.days),
+                format!("generated (seed {})", args.seed),
+            )
+        }
+    };
+    let (config, policies) = settings.resolve(history.days).map_err(|problems| {
+        invalid(anyhow::anyhow!(
+            "simulator settings refused:\n  {}",
+            problems.join("\n  ")
+        ))
+    })?;
+    let out = simulate::run(&history, source, &config, &policies)
+        .map_err(|problems| invalid(anyhow::anyhow!("{}", problems.join("; "))))?;
+    if let Some(path) = &args.svg {
+        std::fs::write(path, simulate::render_svg(&out)).map_err(|e| Failure {
+            code: EXIT_FAILED,
+            error: anyhow::anyhow!("cannot write the chart to {}: {e}", path.display()),
+        })?;
+    }
+    if args.json {
+        print_json(&out)?;
+    } else {
+        print!("{}", simulate::render_text(&out));
+    }
+    Ok(EXIT_OK)
+}
+
 fn open_site(
     path: &std::path::Path,
     format: Option<LogFormatArg>,

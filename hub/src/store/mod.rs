@@ -18,6 +18,7 @@
 
 pub mod alert_book;
 pub mod deliveries;
+pub mod demand;
 pub mod device_input;
 pub mod integrity;
 pub mod ledger;

@@ -28,6 +28,7 @@ pub async fn run_checks(
 ) -> Result<CheckRound, StoreError> {
     let config = config.clone();
     let today = site.today(now);
+    let site = site.clone();
     store
         .write(move |c| {
             let mut round = CheckRound::default();
@@ -37,7 +38,7 @@ pub async fn run_checks(
                 .map_err(sql_error(c))?;
             for code in skus {
                 if let Ok(sku) = SkuCode::new(code) {
-                    round.stock_actions += alert_book::evaluate_sku(c, &sku, &config.default_policy, now)?.len();
+                    round.stock_actions += alert_book::evaluate_sku(c, &sku, &site.stock_rules(), now)?.len();
                 }
             }
 
