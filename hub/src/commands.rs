@@ -736,8 +736,8 @@ mod tests {
         let mut applied = None;
         let inside = logged(|| {
             conn.execute_batch("BEGIN").unwrap();
-            applied = Some(apply(&conn, &site, Ok(sku_command("c1", 1)), Timestamp(1)).unwrap());
-            let rejected = apply(&conn, &site, Ok(sku_command("c0", 0)), Timestamp(1)).unwrap();
+            applied = Some(apply(&conn, &site, chrono_tz::Asia::Shanghai, Ok(sku_command("c1", 1)), Timestamp(1)).unwrap());
+            let rejected = apply(&conn, &site, chrono_tz::Asia::Shanghai, Ok(sku_command("c0", 0)), Timestamp(1)).unwrap();
             assert!(matches!(rejected, Applied::Rejected(_)), "{rejected:?}");
             conn.execute_batch("ROLLBACK").unwrap();
         });

@@ -442,7 +442,7 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
     let t0 = hub::clock::now();
     let (p, e) = (policy.clone(), eggs.clone());
     let actions = store
-        .write(move |c| alert_book::evaluate_sku(c, &e, &p, t0))
+        .write(move |c| alert_book::evaluate_sku(c, &e, &rules(&p), t0))
         .await
         .unwrap();
     let episode = actions
@@ -607,7 +607,7 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
     // The acknowledged episode asks for nothing more, however long it stays open.
     let later = Timestamp(t0.millis() + 86_400_000);
     let actions = store
-        .write(move |c| alert_book::evaluate_sku(c, &eggs, &policy, later))
+        .write(move |c| alert_book::evaluate_sku(c, &eggs, &rules(&policy), later))
         .await
         .unwrap();
     assert!(
@@ -2031,4 +2031,14 @@ async fn a_restored_backup_starts_a_new_stream_and_central_keeps_both() {
     assert_eq!(site["streams"].as_array().unwrap().len(), 2, "{site}");
     assert_eq!(site["streams"][0]["rewound_past"], 8, "{site}");
     drop(broker);
+}
+
+/// What stock tiers are evaluated with in these tests: `policy`, the site's default calendar
+/// and replenishment settings.
+fn rules(policy: &TierPolicy) -> alert_book::StockRules<'_> {
+    alert_book::StockRules {
+        default_policy: policy,
+        timezone: chrono_tz::Asia::Shanghai,
+        replenishment: Default::default(),
+    }
 }

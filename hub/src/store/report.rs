@@ -157,7 +157,7 @@ pub fn compute(
 
     let mut acc: BTreeMap<String, UnitAcc> = BTreeMap::new();
     for code in units.keys() {
-        acc.entry(unit_of(code)).or_default().skus += 1;
+        acc.entry(unit_of(code.as_str())).or_default().skus += 1;
     }
     // SKU → balance (a SKU is in the map, listed, from its first movement); lot → balance.
     let mut balance: BTreeMap<&str, i64> = BTreeMap::new();
@@ -182,7 +182,7 @@ pub fn compute(
                 e.0 += r.delta;
             }
             if r.at >= start {
-                let a = acc.entry(unit_of(&r.sku)).or_default();
+                let a = acc.entry(unit_of(r.sku.as_str())).or_default();
                 match r.kind.as_str() {
                     "receipt" => {
                         a.received += r.quantity;
@@ -201,7 +201,7 @@ pub fn compute(
         }
         // Only SKUs with a movement by the end of the day are listed that day.
         for (sku, b) in &balance {
-            let a = acc.entry(unit_of(sku)).or_default();
+            let a = acc.entry(unit_of(*sku)).or_default();
             a.listed_days += 1;
             if *b <= 0 {
                 a.out_days += 1;
