@@ -281,8 +281,18 @@ impl std::fmt::Display for ReportView<'_> {
         )?;
         for u in &r.by_unit {
             let label = |what: &str| format!("{what} ({}, {} SKUs)", u.unit, u.skus);
-            writeln!(f, "  {:<30} {:>10}   < 7 d", label("turnover"), days(u.turnover_days))?;
-            writeln!(f, "  {:<30} {:>10}   ~ 1.2%", label("loss rate"), pct(u.loss_rate))?;
+            writeln!(
+                f,
+                "  {:<30} {:>10}   < 7 d",
+                label("turnover"),
+                days(u.turnover_days)
+            )?;
+            writeln!(
+                f,
+                "  {:<30} {:>10}   ~ 1.2%",
+                label("loss rate"),
+                pct(u.loss_rate)
+            )?;
             writeln!(
                 f,
                 "  {:<30} {:>10}",
@@ -293,10 +303,30 @@ impl std::fmt::Display for ReportView<'_> {
                 )
             )?;
         }
-        writeln!(f, "  {:<30} {:>10}", "acceptance pass rate", pct(r.acceptance_pass_rate))?;
-        writeln!(f, "  {:<30} {:>10}", "sell-through rate", pct(r.sell_through_rate))?;
-        writeln!(f, "  {:<30} {:>10}", "order fill rate", pct(r.order_fill_rate))?;
-        writeln!(f, "  {:<30} {:>10}", "near-expiry share (lots)", pct(r.near_expiry_share))?;
+        writeln!(
+            f,
+            "  {:<30} {:>10}",
+            "acceptance pass rate",
+            pct(r.acceptance_pass_rate)
+        )?;
+        writeln!(
+            f,
+            "  {:<30} {:>10}",
+            "sell-through rate",
+            pct(r.sell_through_rate)
+        )?;
+        writeln!(
+            f,
+            "  {:<30} {:>10}",
+            "order fill rate",
+            pct(r.order_fill_rate)
+        )?;
+        writeln!(
+            f,
+            "  {:<30} {:>10}",
+            "near-expiry share (lots)",
+            pct(r.near_expiry_share)
+        )?;
         let p = &r.pickups;
         writeln!(
             f,

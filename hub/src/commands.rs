@@ -14,8 +14,8 @@ use crate::store::deliveries::{self, ManifestUpsert};
 use crate::store::pickup_orders::{self, OrderUpsert};
 use crate::store::{StoreError, alert_book, outbox, sku as sku_store};
 pub use hub_contract::command::{
-    AlertTiersBody, Command, CommandBody, CommandKind, DemandSignalsBody, DisputeBody, MAX_VERSION, PickupOrderBody,
-    RejectCode, Rejection, ReplenishmentAckBody, SkuThresholdsBody, SkuUpsertBody,
+    AlertTiersBody, Command, CommandBody, CommandKind, DemandSignalsBody, DisputeBody, MAX_VERSION,
+    PickupOrderBody, RejectCode, Rejection, ReplenishmentAckBody, SkuThresholdsBody, SkuUpsertBody,
     version_out_of_range,
 };
 use hub_core::alerts::TierPolicy;
@@ -683,7 +683,9 @@ mod tests {
     fn run(store: &Store, decoded: Result<Command, Rejection>) -> Applied {
         let site = SiteId::new("s1").unwrap();
         store
-            .write_blocking(move |c| apply(c, &site, chrono_tz::Asia::Shanghai, decoded, Timestamp(1)))
+            .write_blocking(move |c| {
+                apply(c, &site, chrono_tz::Asia::Shanghai, decoded, Timestamp(1))
+            })
             .unwrap()
     }
 
@@ -736,8 +738,24 @@ mod tests {
         let mut applied = None;
         let inside = logged(|| {
             conn.execute_batch("BEGIN").unwrap();
-            applied = Some(apply(&conn, &site, chrono_tz::Asia::Shanghai, Ok(sku_command("c1", 1)), Timestamp(1)).unwrap());
-            let rejected = apply(&conn, &site, chrono_tz::Asia::Shanghai, Ok(sku_command("c0", 0)), Timestamp(1)).unwrap();
+            applied = Some(
+                apply(
+                    &conn,
+                    &site,
+                    chrono_tz::Asia::Shanghai,
+                    Ok(sku_command("c1", 1)),
+                    Timestamp(1),
+                )
+                .unwrap(),
+            );
+            let rejected = apply(
+                &conn,
+                &site,
+                chrono_tz::Asia::Shanghai,
+                Ok(sku_command("c0", 0)),
+                Timestamp(1),
+            )
+            .unwrap();
             assert!(matches!(rejected, Applied::Rejected(_)), "{rejected:?}");
             conn.execute_batch("ROLLBACK").unwrap();
         });
@@ -1193,9 +1211,17 @@ mod tests {
             "signal w1: ends 2026-03-31, before the as-of date 2026-04-01",
             "signals h1 and h2 are both holiday signals for SKU MILK-1L on 2026-04-05",
         ] {
-            assert!(reason.contains(expected), "{expected:?} missing in {reason}");
+            assert!(
+                reason.contains(expected),
+                "{expected:?} missing in {reason}"
+            );
         }
-        assert!(store.read_blocking(crate::store::demand::signals).unwrap().is_empty());
+        assert!(
+            store
+                .read_blocking(crate::store::demand::signals)
+                .unwrap()
+                .is_empty()
+        );
 
         // A running signal (started yesterday) and a future one are accepted and stored.
         let good = signals_command(

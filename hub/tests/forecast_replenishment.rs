@@ -37,7 +37,12 @@ fn policy() -> TierPolicy {
 
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("hub.sqlite"), "s1", &StoreOptions::default()).unwrap();
+    let store = Store::open(
+        &dir.path().join("hub.sqlite"),
+        "s1",
+        &StoreOptions::default(),
+    )
+    .unwrap();
     (dir, store)
 }
 
@@ -58,7 +63,13 @@ impl Journal {
         }
     }
 
-    fn push(&mut self, kind: MovementKind, quantity: i64, when: Timestamp, expiry: Option<NaiveDate>) {
+    fn push(
+        &mut self,
+        kind: MovementKind,
+        quantity: i64,
+        when: Timestamp,
+        expiry: Option<NaiveDate>,
+    ) {
         self.n += 1;
         self.on_hand += match kind {
             MovementKind::Receipt => quantity,
@@ -86,7 +97,12 @@ fn weekly_journal(code: &str, first: NaiveDate, days: u64, stock_out_day: Option
         let day = first + chrono::Days::new(d);
         let top_up = 40 - j.on_hand;
         if top_up > 0 {
-            j.push(MovementKind::Receipt, top_up, at(day, 7), Some(day + chrono::Days::new(3)));
+            j.push(
+                MovementKind::Receipt,
+                top_up,
+                at(day, 7),
+                Some(day + chrono::Days::new(3)),
+            );
         }
         let sold = if Some(d) == stock_out_day {
             j.on_hand
@@ -102,7 +118,11 @@ fn weekly_journal(code: &str, first: NaiveDate, days: u64, stock_out_day: Option
 
 fn seed(store: &Store, journal: &Journal) {
     let moves = journal.moves.clone();
-    let sku = Sku::new(journal.sku.clone(), journal.sku.to_string(), StockUnit::Piece);
+    let sku = Sku::new(
+        journal.sku.clone(),
+        journal.sku.to_string(),
+        StockUnit::Piece,
+    );
     store
         .write_blocking(move |c| {
             sku_store::upsert(c, &sku, Timestamp(0))?;
@@ -139,14 +159,16 @@ fn requests(store: &Store) -> Vec<(i64, Option<ReplenishmentReasoning>)> {
         .unwrap();
     rows.into_iter()
         .filter(|r| r.kind == "replenishment_requested")
-        .map(|r| match hub_contract::stored::decode_event(&r.payload).unwrap() {
-            DomainEvent::ReplenishmentRequested {
-                suggested_quantity,
-                reasoning,
-                ..
-            } => (suggested_quantity, reasoning.map(|r| *r)),
-            other => panic!("{other:?}"),
-        })
+        .map(
+            |r| match hub_contract::stored::decode_event(&r.payload).unwrap() {
+                DomainEvent::ReplenishmentRequested {
+                    suggested_quantity,
+                    reasoning,
+                    ..
+                } => (suggested_quantity, reasoning.map(|r| *r)),
+                other => panic!("{other:?}"),
+            },
+        )
         .collect()
 }
 
@@ -172,7 +194,9 @@ fn the_request_is_the_forecasts_order_up_to_level_with_its_reasoning_once_per_ep
     let sent = requests(&store);
     assert_eq!(sent.len(), 1, "{sent:?}");
     let (quantity, reasoning) = &sent[0];
-    let r = reasoning.as_ref().expect("the request carries its reasoning");
+    let r = reasoning
+        .as_ref()
+        .expect("the request carries its reasoning");
     assert_eq!(r.basis, DemandBasis::Forecast);
     assert_eq!(r.fallback, None, "{r:?}");
     assert_eq!(r.forecast_start, today);
@@ -187,7 +211,10 @@ fn the_request_is_the_forecasts_order_up_to_level_with_its_reasoning_once_per_ep
     // trailing average (about 74 units).
     assert!((4..20).contains(quantity), "{quantity}");
     assert_eq!(r.shelf_life_days, Some(3));
-    assert_eq!(r.history_days, 39, "every day since the first movement: {r:?}");
+    assert_eq!(
+        r.history_days, 39,
+        "every day since the first movement: {r:?}"
+    );
     assert!(r.censored_days >= 1, "the stock-out day is censored: {r:?}");
 
     // Still red an hour later after another handover: no second request in the episode.
@@ -232,7 +259,13 @@ fn a_short_history_states_its_fallback_rule_in_the_request() {
     assert_eq!(r.basis, DemandBasis::Forecast);
     assert_eq!(r.method, "history_mean");
     let rule = r.fallback.as_deref().expect("the fallback is stated");
-    assert!(rule.contains("5 usable days of history, 14 needed"), "{rule}");
-    assert!(r.daily_forecast.iter().all(|d| *d > 0.0), "never silently zero: {r:?}");
+    assert!(
+        rule.contains("5 usable days of history, 14 needed"),
+        "{rule}"
+    );
+    assert!(
+        r.daily_forecast.iter().all(|d| *d > 0.0),
+        "never silently zero: {r:?}"
+    );
     assert!(sent[0].0 >= 10, "{sent:?}");
 }

@@ -69,19 +69,114 @@ fn movement(
 fn every_report_figure_matches_the_hand_computed_scenario() {
     use MovementKind::*;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("hub.sqlite"), "s1", &StoreOptions::default()).unwrap();
+    let store = Store::open(
+        &dir.path().join("hub.sqlite"),
+        "s1",
+        &StoreOptions::default(),
+    )
+    .unwrap();
     let moves = vec![
-        movement("m1", "SALT", Receipt, 5, "S1", "2026-03-06", at(1, 9, 0), "d0"),
-        movement("m2", "APPLE", Receipt, 10, "A1", "2026-03-05", at(2, 8, 0), "d1"),
-        movement("m3", "APPLE", Issue, 4, "A1", "2026-03-05", at(2, 12, 0), "pickup order O1"),
-        movement("m4", "RICE", Receipt, 5000, "R1", "2026-09-01", at(3, 8, 0), "d2"),
-        movement("m5", "APPLE", Issue, 6, "A1", "2026-03-05", at(3, 12, 0), "pickup order O2"),
-        movement("m6", "RICE", Issue, 1000, "R1", "2026-09-01", at(3, 13, 0), "counter"),
-        movement("m7", "APPLE", Receipt, 10, "A2", "2026-03-20", at(4, 8, 0), "d3"),
-        movement("m8", "RICE", Issue, 1000, "R1", "2026-09-01", at(4, 13, 0), "counter"),
-        movement("m9", "APPLE", Loss, 1, "A2", "2026-03-20", at(4, 18, 0), "spoiled"),
+        movement(
+            "m1",
+            "SALT",
+            Receipt,
+            5,
+            "S1",
+            "2026-03-06",
+            at(1, 9, 0),
+            "d0",
+        ),
+        movement(
+            "m2",
+            "APPLE",
+            Receipt,
+            10,
+            "A1",
+            "2026-03-05",
+            at(2, 8, 0),
+            "d1",
+        ),
+        movement(
+            "m3",
+            "APPLE",
+            Issue,
+            4,
+            "A1",
+            "2026-03-05",
+            at(2, 12, 0),
+            "pickup order O1",
+        ),
+        movement(
+            "m4",
+            "RICE",
+            Receipt,
+            5000,
+            "R1",
+            "2026-09-01",
+            at(3, 8, 0),
+            "d2",
+        ),
+        movement(
+            "m5",
+            "APPLE",
+            Issue,
+            6,
+            "A1",
+            "2026-03-05",
+            at(3, 12, 0),
+            "pickup order O2",
+        ),
+        movement(
+            "m6",
+            "RICE",
+            Issue,
+            1000,
+            "R1",
+            "2026-09-01",
+            at(3, 13, 0),
+            "counter",
+        ),
+        movement(
+            "m7",
+            "APPLE",
+            Receipt,
+            10,
+            "A2",
+            "2026-03-20",
+            at(4, 8, 0),
+            "d3",
+        ),
+        movement(
+            "m8",
+            "RICE",
+            Issue,
+            1000,
+            "R1",
+            "2026-09-01",
+            at(4, 13, 0),
+            "counter",
+        ),
+        movement(
+            "m9",
+            "APPLE",
+            Loss,
+            1,
+            "A2",
+            "2026-03-20",
+            at(4, 18, 0),
+            "spoiled",
+        ),
         // 00:30 on the 5th in Shanghai is still the 4th in UTC: outside the period.
-        movement("m10", "APPLE", Issue, 2, "A2", "2026-03-20", at(5, 0, 30), "counter"),
+        movement(
+            "m10",
+            "APPLE",
+            Issue,
+            2,
+            "A2",
+            "2026-03-20",
+            at(5, 0, 30),
+            "counter",
+        ),
     ];
     store
         .write_blocking(move |c| {
@@ -165,7 +260,11 @@ fn every_report_figure_matches_the_hand_computed_scenario() {
     let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-9);
     assert_eq!(r.days, 3);
     assert_eq!(r.timezone, "Asia/Shanghai");
-    assert!(close(Some(r.stock_out_rate), 1.0 / 8.0), "{}", r.stock_out_rate);
+    assert!(
+        close(Some(r.stock_out_rate), 1.0 / 8.0),
+        "{}",
+        r.stock_out_rate
+    );
     assert_eq!(r.turnover_days, None, "grams and pieces are never added");
     assert_eq!(r.loss_rate, None);
     assert_eq!(r.by_unit.len(), 2);
@@ -180,17 +279,33 @@ fn every_report_figure_matches_the_hand_computed_scenario() {
     assert!(close(piece.loss_rate, 0.05));
     assert!(close(gram.loss_rate, 0.0));
     assert_eq!(
-        (piece.received_quantity, piece.handed_over_quantity, piece.lost_quantity),
+        (
+            piece.received_quantity,
+            piece.handed_over_quantity,
+            piece.lost_quantity
+        ),
         (20, 10, 1),
         "the issue at 00:30 on the 5th (site time) is outside the period"
     );
-    assert_eq!((gram.received_quantity, gram.handed_over_quantity), (5000, 2000));
+    assert_eq!(
+        (gram.received_quantity, gram.handed_over_quantity),
+        (5000, 2000)
+    );
     assert!(close(r.sell_through_rate, 2.0 / 3.0));
     assert!(close(r.near_expiry_share, 1.0 / 3.0));
-    assert!(close(r.acceptance_pass_rate, 2.0 / 3.0), "a released line passes");
+    assert!(
+        close(r.acceptance_pass_rate, 2.0 / 3.0),
+        "a released line passes"
+    );
     let p = &r.pickups;
     assert_eq!(
-        (p.due, p.collected_on_time, p.collected_late, p.never_collected, p.still_open),
+        (
+            p.due,
+            p.collected_on_time,
+            p.collected_late,
+            p.never_collected,
+            p.still_open
+        ),
         (4, 1, 1, 1, 1)
     );
     assert!(close(r.order_fill_rate, 10.0 / 11.0));
@@ -198,15 +313,16 @@ fn every_report_figure_matches_the_hand_computed_scenario() {
     assert_eq!((d.opened, d.settled), (3, 2));
     assert!(close(d.median_settle_minutes, 100.0));
     assert_eq!(
-        (d.settled_within_30_min, d.settled_within_2_h, d.settled_within_24_h),
+        (
+            d.settled_within_30_min,
+            d.settled_within_2_h,
+            d.settled_within_24_h
+        ),
         (1, 1, 2)
     );
     assert_eq!(r.handovers, 2);
     assert_eq!(r.handovers_by_weekday_hour[0][19], 1, "Monday 19:00");
     assert_eq!(r.handovers_by_weekday_hour[2][9], 1, "Wednesday 09:00");
-    assert_eq!(
-        r.handovers_by_weekday_hour.iter().flatten().sum::<i64>(),
-        2
-    );
+    assert_eq!(r.handovers_by_weekday_hour.iter().flatten().sum::<i64>(), 2);
     assert_eq!(r.receipts, 3);
 }

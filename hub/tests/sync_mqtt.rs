@@ -1079,7 +1079,8 @@ async fn seed_orders(store: &Store, site: &str, orders: &[(&str, &str)], stock: 
         .write(move |c| {
             for (id, kind, key, body) in list {
                 let command = wire_command(site.as_str(), &id, kind, &key, body);
-                let applied = commands::apply(c, &site, chrono_tz::Asia::Shanghai, Ok(command), now)?;
+                let applied =
+                    commands::apply(c, &site, chrono_tz::Asia::Shanghai, Ok(command), now)?;
                 assert!(
                     matches!(applied, commands::Applied::Applied { .. }),
                     "{applied:?}"

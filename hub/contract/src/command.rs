@@ -606,9 +606,7 @@ fn demand_signals(body: serde_json::Value) -> Result<DemandSignalsBody, InvalidB
             (other, _) => {
                 return Err(invalid(
                     WHAT,
-                    format!(
-                        "signal {id}: kind '{other}' must be holiday, promotion or weather"
-                    ),
+                    format!("signal {id}: kind '{other}' must be holiday, promotion or weather"),
                 ));
             }
         };

@@ -220,7 +220,10 @@ pub fn plan(
             return trailing(reasoning);
         }
     };
-    reasoning.days_of_cover = plan.days_of_cover.is_finite().then(|| round2(plan.days_of_cover));
+    reasoning.days_of_cover = plan
+        .days_of_cover
+        .is_finite()
+        .then(|| round2(plan.days_of_cover));
     reasoning.forecast_over_horizon = round2(plan.forecast_over_horizon);
     reasoning.safety_stock = round2(plan.safety_stock);
     reasoning.pre_sale_reserve = round2(plan.reserve);
@@ -301,7 +304,12 @@ mod tests {
         };
         // 40 units: the trailing average (~15.7/day) says 2.5 days, the forecast says Friday
         // 10 + Saturday 30 = the stock is gone after about two days.
-        let plan = plan(&input, &stock(40, 110.0 / 7.0), &policy(), &Default::default());
+        let plan = plan(
+            &input,
+            &stock(40, 110.0 / 7.0),
+            &policy(),
+            &Default::default(),
+        );
         assert_eq!(plan.reasoning.basis, DemandBasis::Forecast);
         assert!(plan.reasoning.fallback.is_none());
         assert!(plan.figure < 2.2, "forecast cover {}", plan.figure);
@@ -340,7 +348,10 @@ mod tests {
             &settings,
         );
         // Lead time 1 + shelf life 1: at most Friday's and Saturday's demand.
-        let cap = capped.reasoning.shelf_life_cap.expect("capped by shelf life");
+        let cap = capped
+            .reasoning
+            .shelf_life_cap
+            .expect("capped by shelf life");
         assert!(cap < r.order_up_to);
         assert!(capped.quantity < open.quantity);
     }
@@ -416,7 +427,12 @@ mod tests {
             &Default::default(),
         );
         assert_eq!(none.reasoning.basis, DemandBasis::TrailingAverage);
-        assert!(none.reasoning.fallback.unwrap().contains("trailing 7-day average"));
+        assert!(
+            none.reasoning
+                .fallback
+                .unwrap()
+                .contains("trailing 7-day average")
+        );
         assert_eq!(none.figure, 0.5);
         assert_eq!(none.quantity, 18);
     }

@@ -1047,8 +1047,7 @@ fn simulate_command(args: SimulateArgs, format: Option<LogFormatArg>) -> Result<
             let (site_config, store) = open_site(path, format)?;
             let zone = site_config.site.timezone;
             let today = crate::clock::site_date(zone, crate::clock::now());
-            let history = store
-                .read_blocking(move |c| simulate::from_journal(c, zone, today))?;
+            let history = store.read_blocking(move |c| simulate::from_journal(c, zone, today))?;
             store.close();
             if history.skus.is_empty() {
                 return Err(Failure {

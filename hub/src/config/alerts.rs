@@ -157,8 +157,7 @@ pub(super) fn validate_alerts(raw: RawAlerts, problems: &mut Problems) -> Alerts
                 "alerts.lead_time_days",
                 problems,
             ) as u32,
-            review_days: int_in(raw.review_days, 1, 1, 60, "alerts.review_days", problems)
-                as u32,
+            review_days: int_in(raw.review_days, 1, 1, 60, "alerts.review_days", problems) as u32,
             service_target: match raw.service_target {
                 None => 0.95,
                 Some(t) if (0.5..=0.9999).contains(&t) => t,

@@ -13,8 +13,8 @@ use hub_core::replenishment::{self, DemandBasis, DemandInput, ReplenishmentSetti
 use hub_core::{DomainEvent, SkuCode, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{StoreError, demand};
 use super::outbox::{self, sql};
+use super::{StoreError, demand};
 
 /// Raises (or re-tiers) one alert, writing an event only when something changed.
 pub fn raise(conn: &Connection, alert: &Alert, now: Timestamp) -> Result<bool, StoreError> {
@@ -302,7 +302,10 @@ pub fn evaluate_sku(
                             (hub_core::alerts::Measure::DaysOfCover, DemandBasis::Forecast) => {
                                 "days of cover at the forecast"
                             }
-                            (hub_core::alerts::Measure::DaysOfCover, DemandBasis::TrailingAverage) => {
+                            (
+                                hub_core::alerts::Measure::DaysOfCover,
+                                DemandBasis::TrailingAverage,
+                            ) => {
                                 "days of cover at the 7-day average"
                             }
                             (hub_core::alerts::Measure::Absolute, _) => "available",

@@ -299,7 +299,12 @@ fn acceptance_rate(conn: &Connection, start: i64, end: i64) -> Result<Option<f64
     Ok(ratio(passed as f64, decided as f64))
 }
 
-fn pickups(conn: &Connection, start: i64, end: i64, now: Timestamp) -> Result<PickupFigures, StoreError> {
+fn pickups(
+    conn: &Connection,
+    start: i64,
+    end: i64,
+    now: Timestamp,
+) -> Result<PickupFigures, StoreError> {
     let rows: Vec<(i64, Option<i64>)> = conn
         .prepare(
             "SELECT closes_at, collected_at FROM pickup_order
@@ -343,7 +348,9 @@ fn order_fill_rate(conn: &Connection, start: i64, end: i64) -> Result<Option<f64
 
 fn disputes(conn: &Connection, start: i64, end: i64) -> Result<DisputeFigures, StoreError> {
     let rows: Vec<(i64, Option<i64>)> = conn
-        .prepare("SELECT opened_at, closed_at FROM dispute WHERE opened_at >= ?1 AND opened_at < ?2")
+        .prepare(
+            "SELECT opened_at, closed_at FROM dispute WHERE opened_at >= ?1 AND opened_at < ?2",
+        )
         .and_then(|mut st| {
             st.query_map(params![start, end], |r| Ok((r.get(0)?, r.get(1)?)))
                 .and_then(|rows| rows.collect())

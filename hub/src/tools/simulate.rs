@@ -44,8 +44,9 @@ pub struct SimulateSettings {
 impl SimulateSettings {
     /// Reads a settings file; unknown keys and wrong types are refused with the file's words.
     pub fn load(path: &std::path::Path) -> anyhow::Result<SimulateSettings> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read simulator settings {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!("cannot read simulator settings {}: {e}", path.display())
+        })?;
         toml::from_str(&text).map_err(|e| {
             anyhow::anyhow!(
                 "simulator settings {} are not valid: {e}; keys: sim_days, lead_time_days, review_days, service_target, yellow, orange, red, hysteresis, target_days, replenish_at, window_days, opening_cover_days, policies, [shelf_life_days]",
@@ -125,11 +126,13 @@ impl SimulateSettings {
             problems.extend(errors.iter().map(ToString::to_string));
         }
         let mut policies = Vec::new();
-        for name in self
-            .policies
-            .clone()
-            .unwrap_or_else(|| vec!["trailing_average".into(), "forecast".into(), "oracle".into()])
-        {
+        for name in self.policies.clone().unwrap_or_else(|| {
+            vec![
+                "trailing_average".into(),
+                "forecast".into(),
+                "oracle".into(),
+            ]
+        }) {
             match name.as_str() {
                 "trailing_average" | "trailing" => policies.push(Policy::TrailingAverage),
                 "forecast" => policies.push(Policy::Forecast),
@@ -369,10 +372,7 @@ pub fn render_svg(out: &SimulateOutput) -> String {
     ));
     for (i, (name, value, unit)) in panels.iter().enumerate() {
         let x0 = 10.0 + i as f64 * pw;
-        s.push_str(&format!(
-            r#"<text x="{}" y="40">{name}</text>"#,
-            x0 + 5.0
-        ));
+        s.push_str(&format!(r#"<text x="{}" y="40">{name}</text>"#, x0 + 5.0));
         let max = out
             .policies
             .iter()

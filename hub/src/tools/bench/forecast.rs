@@ -98,8 +98,14 @@ impl ForecastBenchReport {
                 "refit of 500 SKUs x 180 days <= 1 s",
                 Some(self.refit_500_skus_s <= 1.0),
             ),
-            ("forecast policy stock-out < 5 %", Some(f.stockout_rate < 0.05)),
-            ("forecast policy turnover < 7 d", Some(f.turnover_days < 7.0)),
+            (
+                "forecast policy stock-out < 5 %",
+                Some(f.stockout_rate < 0.05),
+            ),
+            (
+                "forecast policy turnover < 7 d",
+                Some(f.turnover_days < 7.0),
+            ),
             ("forecast policy loss <= 1.2 %", Some(f.loss_rate <= 0.012)),
         ]
     }
@@ -118,7 +124,11 @@ impl std::fmt::Display for ForecastBenchReport {
             self.seed, self.skus, self.days, self.series, self.sku_days
         )?;
         writeln!(f, "  {:<34} {:>7} {:>7}", "forecaster", "WAPE", "MASE")?;
-        writeln!(f, "  {:<34} {:>7.3} {:>7.3}", "hub", self.wape_hub, self.mase_hub)?;
+        writeln!(
+            f,
+            "  {:<34} {:>7.3} {:>7.3}",
+            "hub", self.wape_hub, self.mase_hub
+        )?;
         writeln!(
             f,
             "  {:<34} {:>7.3} {:>7.3}",
@@ -178,7 +188,10 @@ fn policy(site: &hub_forecast::SiteHistory, p: Policy) -> anyhow::Result<PolicyF
     let r = simulate(site, p, &SimConfig::default()).map_err(|e| {
         anyhow::anyhow!(
             "simulator refused its defaults: {}",
-            e.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+            e.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
         )
     })?;
     Ok(PolicyFigures {
@@ -208,7 +221,9 @@ pub fn run(options: &ForecastBenchOptions) -> anyhow::Result<ForecastBenchReport
             Ok((csv, seconds)) => {
                 let scored = parse_forecast_csv(&csv)
                     .map_err(|e| anyhow::anyhow!("{e}"))
-                    .and_then(|f| score_external(&site, &eval, &f).map_err(|e| anyhow::anyhow!("{e}")));
+                    .and_then(|f| {
+                        score_external(&site, &eval, &f).map_err(|e| anyhow::anyhow!("{e}"))
+                    });
                 match scored {
                     Ok(a) => {
                         ets = Some(a);
@@ -239,8 +254,8 @@ pub fn run(options: &ForecastBenchOptions) -> anyhow::Result<ForecastBenchReport
                 category: &s.profile.category,
                 prior_daily: Some(s.profile.prior_daily),
             };
-            checksum += forecast_sku(&s.observations, &ctx, &big.signals, start, 14, &config)
-                .total(1);
+            checksum +=
+                forecast_sku(&s.observations, &ctx, &big.signals, start, 14, &config).total(1);
         }
         std::hint::black_box(checksum);
         best = best.min(t.elapsed().as_secs_f64());
