@@ -43,6 +43,10 @@ fn at(day: u32, hour: u32, minute: u32) -> i64 {
     .timestamp_millis()
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one row of the scenario table, read like the table"
+)]
 fn movement(
     id: &str,
     sku: &str,

@@ -201,7 +201,7 @@ pub fn compute(
         }
         // Only SKUs with a movement by the end of the day are listed that day.
         for (sku, b) in &balance {
-            let a = acc.entry(unit_of(*sku)).or_default();
+            let a = acc.entry(unit_of(sku)).or_default();
             a.listed_days += 1;
             if *b <= 0 {
                 a.out_days += 1;

@@ -297,6 +297,9 @@ pub fn from_journal(
     })
 }
 
+/// A charted figure: its name, how to read it off a policy, its unit.
+type Metric = (&'static str, fn(&PolicyFigures) -> f64, &'static str);
+
 /// The table and a text chart.
 pub fn render_text(out: &SimulateOutput) -> String {
     let mut s = format!(
@@ -324,7 +327,7 @@ pub fn render_text(out: &SimulateOutput) -> String {
         ));
     }
     s.push_str("  goals: stock-out < 5 %, turnover < 7 d, loss <= 1.2 %\n");
-    let metrics: [(&str, fn(&PolicyFigures) -> f64, &str); 3] = [
+    let metrics: [Metric; 3] = [
         ("stock-out rate", |p| p.stockout_rate * 100.0, "%"),
         ("turnover", |p| p.turnover_days, "d"),
         ("loss rate", |p| p.loss_rate * 100.0, "%"),
@@ -353,7 +356,7 @@ pub fn render_text(out: &SimulateOutput) -> String {
 /// A small SVG chart: one panel per figure, one bar per policy.
 pub fn render_svg(out: &SimulateOutput) -> String {
     let colours = ["#c0504d", "#4f81bd", "#9bbb59", "#8064a2"];
-    let panels: [(&str, fn(&PolicyFigures) -> f64, &str); 3] = [
+    let panels: [Metric; 3] = [
         ("stock-out rate", |p| p.stockout_rate * 100.0, "%"),
         ("turnover", |p| p.turnover_days, "d"),
         ("loss rate", |p| p.loss_rate * 100.0, "%"),
