@@ -253,58 +253,111 @@ impl fmt::Display for BatchTraces<'_> {
     }
 }
 
-/// The operations report for people.
+/// The operations report for people (the same figures as `hub report --json`).
 pub struct ReportView<'a>(pub &'a crate::store::report::OpsReport);
 
 impl std::fmt::Display for ReportView<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self.0;
         let pct = |v: Option<f64>| {
             v.map(|v| format!("{:.1}%", v * 100.0))
                 .unwrap_or_else(|| "n/a".into())
         };
+        let days = |v: Option<f64>| {
+            v.map(|d| format!("{d:.1} d"))
+                .unwrap_or_else(|| "n/a".into())
+        };
         writeln!(
             f,
-            "Operations report {} .. {} ({} day(s), {} SKUs)",
-            self.0.from, self.0.to, self.0.days, self.0.skus
+            "Operations report {} .. {} ({} day(s) of {}, {} SKUs)",
+            r.from, r.to, r.days, r.timezone, r.skus
         )?;
-        writeln!(f, "  {:<26} {:>10}   target", "figure", "value")?;
+        writeln!(f, "  {:<30} {:>10}   target", "figure", "value")?;
         writeln!(
             f,
-            "  {:<26} {:>10}   < 5%",
-            "stock-out rate",
-            pct(Some(self.0.stock_out_rate))
+            "  {:<30} {:>10}   < 5%",
+            "stock-out rate (listed days)",
+            pct(Some(r.stock_out_rate))
         )?;
-        let turnover = self
-            .0
-            .turnover_days
-            .map(|d| format!("{d:.1} d"))
-            .unwrap_or_else(|| "n/a".into());
-        writeln!(f, "  {:<26} {:>10}   < 7 d", "turnover", turnover)?;
+        for u in &r.by_unit {
+            let label = |what: &str| format!("{what} ({}, {} SKUs)", u.unit, u.skus);
+            writeln!(
+                f,
+                "  {:<30} {:>10}   < 7 d",
+                label("turnover"),
+                days(u.turnover_days)
+            )?;
+            writeln!(
+                f,
+                "  {:<30} {:>10}   ~ 1.2%",
+                label("loss rate"),
+                pct(u.loss_rate)
+            )?;
+            writeln!(
+                f,
+                "  {:<30} {:>10}",
+                format!("received / handed over / lost ({})", u.unit),
+                format!(
+                    "{} / {} / {}",
+                    u.received_quantity, u.handed_over_quantity, u.lost_quantity
+                )
+            )?;
+        }
         writeln!(
             f,
-            "  {:<26} {:>10}   ~ 1.2%",
-            "loss rate",
-            pct(self.0.loss_rate)
-        )?;
-        writeln!(
-            f,
-            "  {:<26} {:>10}",
+            "  {:<30} {:>10}",
             "acceptance pass rate",
-            pct(self.0.acceptance_pass_rate)
+            pct(r.acceptance_pass_rate)
         )?;
-        writeln!(f, "  {:<26} {:>10}", "receipts", self.0.receipts)?;
-        writeln!(f, "  {:<26} {:>10}", "handovers", self.0.handovers)?;
         writeln!(
             f,
-            "  {:<26} {:>10}",
-            "quantity handed over", self.0.handed_over_quantity
+            "  {:<30} {:>10}",
+            "sell-through rate",
+            pct(r.sell_through_rate)
         )?;
-        writeln!(f, "  {:<26} {:>10}", "quantity lost", self.0.lost_quantity)?;
-        if self.0.open_alerts.is_empty() {
+        writeln!(
+            f,
+            "  {:<30} {:>10}",
+            "order fill rate",
+            pct(r.order_fill_rate)
+        )?;
+        writeln!(
+            f,
+            "  {:<30} {:>10}",
+            "near-expiry share (lots)",
+            pct(r.near_expiry_share)
+        )?;
+        let p = &r.pickups;
+        writeln!(
+            f,
+            "  {:<30} {:>10}",
+            "pickups due",
+            format!(
+                "{} ({} on time, {} late, {} never, {} open)",
+                p.due, p.collected_on_time, p.collected_late, p.never_collected, p.still_open
+            )
+        )?;
+        let d = &r.disputes;
+        writeln!(
+            f,
+            "  {:<30} {:>10}",
+            "disputes",
+            format!(
+                "{} opened, {} settled ({} <= 30 min, {} <= 2 h, {} <= 24 h)",
+                d.opened,
+                d.settled,
+                d.settled_within_30_min,
+                d.settled_within_2_h,
+                d.settled_within_24_h
+            )
+        )?;
+        writeln!(f, "  {:<30} {:>10}", "receipts", r.receipts)?;
+        writeln!(f, "  {:<30} {:>10}", "handovers", r.handovers)?;
+        if r.open_alerts.is_empty() {
             writeln!(f, "  no open alerts")
         } else {
             writeln!(f, "  open alerts:")?;
-            self.0.open_alerts.iter().try_for_each(|a| {
+            r.open_alerts.iter().try_for_each(|a| {
                 writeln!(f, "    [{}] {}", a.tier.as_str().to_uppercase(), a.message)
             })
         }

@@ -15,8 +15,8 @@ use crate::store::deliveries::{self, ManifestUpsert};
 use crate::store::pickup_orders::{self, OrderUpsert};
 use crate::store::{StoreError, alert_book, applied_commands, outbox, sku as sku_store};
 pub use hub_contract::command::{
-    AlertTiersBody, Command, CommandBody, CommandKind, DisputeBody, MAX_VERSION, PickupOrderBody,
-    RejectCode, Rejection, ReplenishmentAckBody, SkuThresholdsBody, SkuUpsertBody,
+    AlertTiersBody, Command, CommandBody, CommandKind, DemandSignalsBody, DisputeBody, MAX_VERSION,
+    PickupOrderBody, RejectCode, Rejection, ReplenishmentAckBody, SkuThresholdsBody, SkuUpsertBody,
     version_out_of_range,
 };
 use hub_core::alerts::TierPolicy;
@@ -167,9 +167,13 @@ fn reject(conn: &Tx<'_>, rejection: Rejection, now: Timestamp) -> Result<Applied
 /// Applies a decoded command (or records the rejection of an undecodable one) inside the
 /// caller's transaction. `site` is this hub's site. Store errors mean nothing was applied and
 /// the caller must not acknowledge the message.
+///
+/// `zone` is the site's time zone (`site.timezone`): demand signals that ended before the
+/// site's day are refused.
 pub fn apply(
     conn: &Tx<'_>,
     site: &SiteId,
+    zone: chrono_tz::Tz,
     decoded: Result<Command, Rejection>,
     now: Timestamp,
 ) -> Result<Applied, StoreError> {
@@ -232,6 +236,9 @@ pub fn apply(
         CommandBody::PickupOrder(body) => apply_pickup_order(conn, site, &command, body, now)?,
         CommandBody::ReplenishmentAck(body) => apply_replenishment_ack(conn, &command, body, now)?,
         CommandBody::DeliveryDispute(body) => apply_dispute(conn, &command, body, now)?,
+        CommandBody::DemandSignals(body) => {
+            apply_demand_signals(conn, body, crate::clock::site_date(zone, now), now)?
+        }
     };
     let changed = match result {
         Ok(changed) => changed,
@@ -473,6 +480,68 @@ fn apply_dispute(
     })
 }
 
+/// Demand signals: SKU codes must be in the catalogue, each signal sane (multiplier in
+/// `(0, 20]`, range not inverted, not wholly before `today`, reserve in `[0, 1)`), and no two
+/// signals of the same kind may cover the same SKU and day — among those sent and against the
+/// stored ones still running (a stored one with the same id is replaced). Every problem is
+/// named in the one refusal.
+fn apply_demand_signals(
+    conn: &Tx<'_>,
+    body: &DemandSignalsBody,
+    today: chrono::NaiveDate,
+    now: Timestamp,
+) -> Result<Result<bool, Refusal>, StoreError> {
+    use hub_forecast::{SignalError, SignalScope, validate_signals};
+    let mut problems: Vec<String> = Vec::new();
+    for signal in &body.signals {
+        if let SignalScope::Skus(codes) = &signal.scope {
+            let mut unknown = Vec::new();
+            for code in codes {
+                if !sku_store::exists(conn, code.as_str())? {
+                    unknown.push(code.as_str());
+                }
+            }
+            if !unknown.is_empty() {
+                problems.push(format!(
+                    "signal {}: unknown SKU(s) {} (send their master data first)",
+                    signal.id,
+                    unknown.join(", ")
+                ));
+            }
+        }
+    }
+    if let Err(errors) = validate_signals(&body.signals, today) {
+        problems.extend(errors.iter().map(ToString::to_string));
+    }
+    let new_ids: std::collections::BTreeSet<&str> =
+        body.signals.iter().map(|s| s.id.as_str()).collect();
+    let mut combined: Vec<_> = crate::store::demand::signals(conn)?
+        .into_iter()
+        .filter(|s| s.end >= today && !new_ids.contains(s.id.as_str()))
+        .collect();
+    if !combined.is_empty() {
+        combined.extend(body.signals.iter().cloned());
+        if let Err(errors) = validate_signals(&combined, today) {
+            problems.extend(errors.iter().filter_map(|e| match e {
+                SignalError::Overlap { first, second, .. }
+                    if new_ids.contains(first.as_str()) != new_ids.contains(second.as_str()) =>
+                {
+                    Some(format!("{e} (stored)"))
+                }
+                _ => None,
+            }));
+        }
+    }
+    if !problems.is_empty() {
+        return Ok(Err((
+            RejectCode::InvalidBody,
+            format!("demand signals refused: {}", problems.join("; ")),
+        )));
+    }
+    crate::store::demand::store_signals(conn, &body.signals, now)?;
+    Ok(Ok(true))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,7 +606,9 @@ mod tests {
     fn run(store: &Store, decoded: Result<Command, Rejection>) -> Applied {
         let site = SiteId::new("s1").unwrap();
         store
-            .write_blocking(move |c| apply(c, &site, decoded, Timestamp(1)))
+            .write_blocking(move |c| {
+                apply(c, &site, chrono_tz::Asia::Shanghai, decoded, Timestamp(1))
+            })
             .unwrap()
     }
 
@@ -591,8 +662,10 @@ mod tests {
         let inside = logged(|| {
             conn.execute_batch("BEGIN").unwrap();
             let tx = Tx::opened_by_test(&conn);
-            applied = Some(apply(&tx, &site, Ok(sku_command("c1", 1)), Timestamp(1)).unwrap());
-            let rejected = apply(&tx, &site, Ok(sku_command("c0", 0)), Timestamp(1)).unwrap();
+            let zone = chrono_tz::Asia::Shanghai;
+            applied =
+                Some(apply(&tx, &site, zone, Ok(sku_command("c1", 1)), Timestamp(1)).unwrap());
+            let rejected = apply(&tx, &site, zone, Ok(sku_command("c0", 0)), Timestamp(1)).unwrap();
             assert!(matches!(rejected, Applied::Rejected(_)), "{rejected:?}");
             conn.execute_batch("ROLLBACK").unwrap();
         });
@@ -998,5 +1071,138 @@ mod tests {
             })
             .unwrap();
         assert_eq!(versions, [("EGGS-10".into(), 2), ("MILK-1L".into(), 2)]);
+    }
+    /// 2026-04-01 10:00 in Shanghai.
+    const APRIL_1: Timestamp = Timestamp(1_775_008_800_000);
+
+    fn signals_command(id: &str, signals: &str) -> Command {
+        command(
+            id,
+            "demand_signals",
+            "week-14",
+            1,
+            &format!(r#"{{"signals":[{signals}]}}"#),
+        )
+    }
+
+    fn run_at(store: &Store, decoded: Command, now: Timestamp) -> Applied {
+        let site = SiteId::new("s1").unwrap();
+        store
+            .write_blocking(move |c| apply(c, &site, chrono_tz::Asia::Shanghai, Ok(decoded), now))
+            .unwrap()
+    }
+
+    #[test]
+    fn demand_signals_are_validated_stored_and_refused_with_every_reason() {
+        let (_d, store) = store();
+        assert!(matches!(
+            run(&store, Ok(sku_command("c1", 1))),
+            Applied::Applied { .. }
+        ));
+        // Every problem at once: an unknown SKU, an absurd multiplier, a signal that ended
+        // before the site's day, two holidays on the same SKU and day.
+        let bad = signals_command(
+            "s-bad",
+            r#"{"id":"h1","kind":"holiday","start":"2026-04-03","end":"2026-04-05","multiplier":2.5,"skus":["MILK-1L","GHOST"]},
+               {"id":"h2","kind":"holiday","start":"2026-04-05","end":"2026-04-06","multiplier":1.5,"skus":["MILK-1L"]},
+               {"id":"p1","kind":"promotion","start":"2026-04-02","end":"2026-04-04","multiplier":60,"reserve_fraction":0.2},
+               {"id":"w1","kind":"weather","start":"2026-03-20","end":"2026-03-31","multiplier":0.8}"#,
+        );
+        let reason = match run_at(&store, bad, APRIL_1) {
+            Applied::Rejected(r) => {
+                assert_eq!(r.code, RejectCode::InvalidBody);
+                r.reason
+            }
+            other => panic!("{other:?}"),
+        };
+        for expected in [
+            "signal h1: unknown SKU(s) GHOST",
+            "signal p1: multiplier 60 is absurd",
+            "signal w1: ends 2026-03-31, before the as-of date 2026-04-01",
+            "signals h1 and h2 are both holiday signals for SKU MILK-1L on 2026-04-05",
+        ] {
+            assert!(
+                reason.contains(expected),
+                "{expected:?} missing in {reason}"
+            );
+        }
+        assert!(
+            store
+                .read_blocking(crate::store::demand::signals)
+                .unwrap()
+                .is_empty()
+        );
+
+        // A running signal (started yesterday) and a future one are accepted and stored.
+        let good = signals_command(
+            "s-good",
+            r#"{"id":"h1","kind":"holiday","start":"2026-03-31","end":"2026-04-05","multiplier":2.5,"skus":["MILK-1L"]},
+               {"id":"p1","kind":"promotion","start":"2026-04-02","end":"2026-04-04","multiplier":1.6,"reserve_fraction":0.2,"category":"dairy"}"#,
+        );
+        assert!(matches!(
+            run_at(&store, good, APRIL_1),
+            Applied::Applied { changed: true, .. }
+        ));
+        let stored = store.read_blocking(crate::store::demand::signals).unwrap();
+        assert_eq!(stored.len(), 2);
+        assert_eq!(stored[0].id, "h1");
+        assert_eq!(stored[1].reserve_fraction(), 0.2);
+
+        // Overlapping a stored, running holiday is refused; resending h1 itself replaces it.
+        let overlap = signals_command(
+            "s-overlap",
+            r#"{"id":"h3","kind":"holiday","start":"2026-04-04","end":"2026-04-04","multiplier":1.2}"#,
+        );
+        match run_at(&store, overlap, APRIL_1) {
+            Applied::Rejected(r) => assert!(
+                r.reason.contains("h1") && r.reason.contains("h3") && r.reason.contains("(stored)"),
+                "{}",
+                r.reason
+            ),
+            other => panic!("{other:?}"),
+        }
+        let replace = signals_command(
+            "s-replace",
+            r#"{"id":"h1","kind":"holiday","start":"2026-04-03","end":"2026-04-05","multiplier":3.0,"skus":["MILK-1L"]}"#,
+        );
+        assert!(matches!(
+            run_at(&store, replace, APRIL_1),
+            Applied::Applied { .. }
+        ));
+        let stored = store.read_blocking(crate::store::demand::signals).unwrap();
+        assert_eq!(stored.len(), 2);
+        assert!(stored.iter().any(|s| s.id == "h1" && s.multiplier == 3.0));
+    }
+
+    #[test]
+    fn a_demand_signals_body_of_the_wrong_shape_is_refused_with_its_reason() {
+        let (_d, store) = store();
+        for (i, (body, expected)) in [
+            (r#"{"signals":[]}"#, "is empty"),
+            (
+                r#"{"signals":[{"id":"x","kind":"festival","start":"2026-04-03","end":"2026-04-05","multiplier":2}]}"#,
+                "kind 'festival' must be holiday, promotion or weather",
+            ),
+            (
+                r#"{"signals":[{"id":"x","kind":"holiday","start":"2026-04-03","end":"2026-04-05","multiplier":2,"skus":["A"],"category":"c"}]}"#,
+                "skus or category, not both",
+            ),
+            (
+                r#"{"signals":[{"id":"x","kind":"weather","start":"2026-04-03","end":"2026-04-05","multiplier":2,"reserve_fraction":0.1}]}"#,
+                "only a promotion has a reserve_fraction",
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let c = command(&format!("s-{i}"), "demand_signals", "k", 1, body);
+            match run_at(&store, c, APRIL_1) {
+                Applied::Rejected(r) => {
+                    assert_eq!(r.code, RejectCode::InvalidBody);
+                    assert!(r.reason.contains(expected), "{expected:?} in {}", r.reason);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

@@ -471,12 +471,12 @@ fn a_noisy_stock_series_yields_exact_tier_events_and_one_request_per_episode_acr
                     };
                     support::record(c, &m)?;
                 }
-                hub::store::alert_book::evaluate_sku(
-                    c,
-                    &SkuCode::new("MILK").unwrap(),
-                    &policy,
-                    now,
-                )
+                let rules = hub::store::alert_book::StockRules {
+                    default_policy: &policy,
+                    timezone: chrono_tz::Asia::Shanghai,
+                    replenishment: Default::default(),
+                };
+                hub::store::alert_book::evaluate_sku(c, &SkuCode::new("MILK").unwrap(), &rules, now)
             })
             .unwrap();
         for a in actions {

@@ -444,7 +444,7 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
     let t0 = hub::clock::now();
     let (p, e) = (policy.clone(), eggs.clone());
     let actions = store
-        .write(move |c| alert_book::evaluate_sku(c, &e, &p, t0))
+        .write(move |c| alert_book::evaluate_sku(c, &e, &rules(&p), t0))
         .await
         .unwrap();
     let episode = actions
@@ -609,7 +609,7 @@ async fn downlink_commands_sent_while_offline_apply_once_and_bad_ones_are_reject
     // The acknowledged episode asks for nothing more, however long it stays open.
     let later = Timestamp(t0.millis() + 86_400_000);
     let actions = store
-        .write(move |c| alert_book::evaluate_sku(c, &eggs, &policy, later))
+        .write(move |c| alert_book::evaluate_sku(c, &eggs, &rules(&policy), later))
         .await
         .unwrap();
     assert!(
@@ -913,7 +913,7 @@ async fn station_commands_over_mqtt_check_and_hand_over_and_explain_a_wrong_code
                 ("c2", "pickup_order", "P1", o),
             ] {
                 let command = wire_command("site-s", id, kind, key, body);
-                commands::apply(c, &s, Ok(command), now)?;
+                commands::apply(c, &s, chrono_tz::Asia::Shanghai, Ok(command), now)?;
             }
             let m = hub_core::Movement {
                 id: hub_core::MovementId::new("rcv-1").unwrap(),
@@ -1078,7 +1078,8 @@ async fn seed_orders(store: &Store, site: &str, orders: &[(&str, &str)], stock: 
         .write(move |c| {
             for (id, kind, key, body) in list {
                 let command = wire_command(site.as_str(), &id, kind, &key, body);
-                let applied = commands::apply(c, &site, Ok(command), now)?;
+                let applied =
+                    commands::apply(c, &site, chrono_tz::Asia::Shanghai, Ok(command), now)?;
                 assert!(
                     matches!(applied, commands::Applied::Applied { .. }),
                     "{applied:?}"
@@ -2029,4 +2030,14 @@ async fn a_restored_backup_starts_a_new_stream_and_central_keeps_both() {
     assert_eq!(site["streams"].as_array().unwrap().len(), 2, "{site}");
     assert_eq!(site["streams"][0]["rewound_past"], 8, "{site}");
     drop(broker);
+}
+
+/// What stock tiers are evaluated with in these tests: `policy`, the site's default calendar
+/// and replenishment settings.
+fn rules(policy: &TierPolicy) -> alert_book::StockRules<'_> {
+    alert_book::StockRules {
+        default_policy: policy,
+        timezone: chrono_tz::Asia::Shanghai,
+        replenishment: Default::default(),
+    }
 }

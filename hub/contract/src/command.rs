@@ -32,11 +32,14 @@ pub enum CommandKind {
     /// Open or close the dispute about a delivery (a customer complaint raised at central):
     /// its evidence is kept while it is open.
     DeliveryDispute,
+    /// Demand signals for the forecast: holidays, promotions (uplift and pre-sale reserve),
+    /// weather.
+    DemandSignals,
 }
 
 impl CommandKind {
     /// Every kind, for documentation and validation messages.
-    pub const ALL: [CommandKind; 7] = [
+    pub const ALL: [CommandKind; 8] = [
         CommandKind::SkuUpsert,
         CommandKind::SkuThresholds,
         CommandKind::DeliveryManifest,
@@ -44,6 +47,7 @@ impl CommandKind {
         CommandKind::ReplenishmentAck,
         CommandKind::AlertTiers,
         CommandKind::DeliveryDispute,
+        CommandKind::DemandSignals,
     ];
 
     /// The stable name of the kind.
@@ -56,6 +60,7 @@ impl CommandKind {
             CommandKind::ReplenishmentAck => "replenishment_ack",
             CommandKind::AlertTiers => "alert_tiers",
             CommandKind::DeliveryDispute => "delivery_dispute",
+            CommandKind::DemandSignals => "demand_signals",
         }
     }
 
@@ -366,6 +371,15 @@ pub enum CommandBody {
     PickupOrder(PickupOrderBody),
     ReplenishmentAck(ReplenishmentAckBody),
     DeliveryDispute(DisputeBody),
+    DemandSignals(DemandSignalsBody),
+}
+
+/// `demand_signals`: signals for the forecast, each with central's id (a signal sent again
+/// under its id replaces the stored one). Checked here for their shape; dates against the
+/// site's day and SKU codes against the catalogue where the command is applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DemandSignalsBody {
+    pub signals: Vec<hub_forecast::DemandSignal>,
 }
 
 /// `sku_upsert`: SKU master data (its code and version are the envelope's key and version),
@@ -544,6 +558,89 @@ fn yes() -> bool {
     true
 }
 
+/// One signal as central sends it: `kind` `holiday`, `promotion` (with `reserve_fraction`) or
+/// `weather`; `skus` (a list) or `category` or neither (every SKU).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignalWire {
+    id: String,
+    kind: String,
+    start: chrono::NaiveDate,
+    end: chrono::NaiveDate,
+    multiplier: f64,
+    #[serde(default)]
+    reserve_fraction: Option<f64>,
+    #[serde(default)]
+    skus: Option<Vec<String>>,
+    #[serde(default)]
+    category: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemandSignalsWire {
+    signals: Vec<SignalWire>,
+}
+
+fn demand_signals(body: serde_json::Value) -> Result<DemandSignalsBody, InvalidBody> {
+    use hub_forecast::{DemandSignal, SignalKind, SignalScope};
+    const WHAT: &str = "a set of demand signals";
+    let wire: DemandSignalsWire = serde_json::from_value(body).map_err(|e| invalid(WHAT, e))?;
+    if wire.signals.is_empty() {
+        return Err(invalid(WHAT, "\"signals\" is empty"));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    let mut signals = Vec::with_capacity(wire.signals.len());
+    for s in wire.signals {
+        let id = s.id.trim().to_owned();
+        if id.is_empty() {
+            return Err(invalid(WHAT, "a signal has an empty id"));
+        }
+        if !ids.insert(id.clone()) {
+            return Err(invalid(WHAT, format!("signal id '{id}' appears twice")));
+        }
+        let kind = match (s.kind.as_str(), s.reserve_fraction) {
+            ("holiday", None) => SignalKind::Holiday,
+            ("weather", None) => SignalKind::Weather,
+            ("promotion", fraction) => SignalKind::Promotion {
+                reserve_fraction: fraction.unwrap_or(0.0),
+            },
+            ("holiday" | "weather", Some(_)) => {
+                return Err(invalid(
+                    WHAT,
+                    format!("signal {id}: only a promotion has a reserve_fraction"),
+                ));
+            }
+            (other, _) => {
+                return Err(invalid(
+                    WHAT,
+                    format!("signal {id}: kind '{other}' must be holiday, promotion or weather"),
+                ));
+            }
+        };
+        let scope = match (s.skus, s.category) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    WHAT,
+                    format!("signal {id}: give skus or category, not both"),
+                ));
+            }
+            (Some(skus), None) => SignalScope::Skus(skus),
+            (None, Some(category)) => SignalScope::Category(category),
+            (None, None) => SignalScope::All,
+        };
+        signals.push(DemandSignal {
+            id,
+            kind,
+            start: s.start,
+            end: s.end,
+            scope,
+            multiplier: s.multiplier,
+        });
+    }
+    Ok(DemandSignalsBody { signals })
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DisputeWire {
@@ -587,6 +684,7 @@ fn decode_body(
                 })
             })
             .map_err(|e| invalid("a delivery dispute", e)),
+        CommandKind::DemandSignals => demand_signals(body).map(CommandBody::DemandSignals),
     }
 }
 

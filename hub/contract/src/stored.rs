@@ -64,6 +64,16 @@ pub fn decode_gtin_texts(text: &str) -> Result<Vec<String>, StoredError> {
     decode("SKU GTINs", text)
 }
 
+/// One of central's demand signals (`demand_signal.body`).
+pub fn encode_demand_signal(signal: &hub_forecast::DemandSignal) -> String {
+    encode_or(signal, "")
+}
+
+/// Reads a stored demand signal.
+pub fn decode_demand_signal(text: &str) -> Result<hub_forecast::DemandSignal, StoredError> {
+    decode("demand signal", text)
+}
+
 /// A SKU's tier policy (`sku_tier_policy.policy`).
 pub fn encode_tier_policy(policy: &TierPolicy) -> String {
     encode_or(policy, "")

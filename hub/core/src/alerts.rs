@@ -209,6 +209,8 @@ pub enum StockAction {
         suggested_quantity: i64,
         tier: Tier,
         repeat: u32,
+        /// The forecast and plan behind the quantity (`None` on today's trailing rule).
+        reasoning: Option<Box<crate::replenishment::ReplenishmentReasoning>>,
     },
     EpisodeEnded {
         sku: SkuCode,
@@ -216,7 +218,8 @@ pub enum StockAction {
     },
 }
 
-/// Evaluates one SKU: returns the new state and the actions (events) it implies.
+/// Evaluates one SKU on today's rule (days of cover over the trailing average, target days of
+/// cover): returns the new state and the actions (events) it implies.
 pub fn evaluate(
     sku: &SkuCode,
     state: &SkuAlertState,
@@ -224,7 +227,52 @@ pub fn evaluate(
     policy: &TierPolicy,
     now: Timestamp,
 ) -> (SkuAlertState, Vec<StockAction>) {
-    let figure = figures.figure(policy.measure);
+    let target_units = match policy.measure {
+        Measure::Absolute => policy.target,
+        Measure::DaysOfCover => policy.target * figures.daily_demand.max(0.0),
+    };
+    let suggested = ((target_units - figures.available() as f64).ceil() as i64).max(1);
+    step(
+        sku,
+        state,
+        figures.figure(policy.measure),
+        suggested,
+        None,
+        policy,
+        now,
+    )
+}
+
+/// Evaluates one SKU on its forecast ([`crate::replenishment::plan`]): the tier from the
+/// plan's figure (forecast days of cover), a request for the plan's quantity carrying its
+/// reasoning. Episodes work as in [`evaluate`]: one request per episode.
+pub fn evaluate_planned(
+    sku: &SkuCode,
+    state: &SkuAlertState,
+    plan: &crate::replenishment::DemandPlan,
+    policy: &TierPolicy,
+    now: Timestamp,
+) -> (SkuAlertState, Vec<StockAction>) {
+    step(
+        sku,
+        state,
+        plan.figure,
+        plan.quantity,
+        Some(&plan.reasoning),
+        policy,
+        now,
+    )
+}
+
+fn step(
+    sku: &SkuCode,
+    state: &SkuAlertState,
+    figure: f64,
+    suggested_quantity: i64,
+    reasoning: Option<&crate::replenishment::ReplenishmentReasoning>,
+    policy: &TierPolicy,
+    now: Timestamp,
+) -> (SkuAlertState, Vec<StockAction>) {
     let tier = next_tier(state.tier, figure, policy);
     let mut actions = Vec::new();
     if tier != state.tier {
@@ -236,13 +284,7 @@ pub fn evaluate(
         });
     }
     let mut episode = state.episode.clone();
-    let suggested = || {
-        let target_units = match policy.measure {
-            Measure::Absolute => policy.target,
-            Measure::DaysOfCover => policy.target * figures.daily_demand.max(0.0),
-        };
-        ((target_units - figures.available() as f64).ceil() as i64).max(1)
-    };
+    let reasoning = || reasoning.map(|r| Box::new(r.clone()));
     if tier >= policy.replenish_at {
         match &mut episode {
             None => {
@@ -250,9 +292,10 @@ pub fn evaluate(
                 actions.push(StockAction::RequestReplenishment {
                     sku: sku.clone(),
                     episode_id: id.clone(),
-                    suggested_quantity: suggested(),
+                    suggested_quantity,
                     tier,
                     repeat: 0,
+                    reasoning: reasoning(),
                 });
                 episode = Some(Episode {
                     id,
@@ -270,9 +313,10 @@ pub fn evaluate(
                 actions.push(StockAction::RequestReplenishment {
                     sku: sku.clone(),
                     episode_id: e.id.clone(),
-                    suggested_quantity: suggested(),
+                    suggested_quantity,
                     tier,
                     repeat: e.requests_sent,
+                    reasoning: reasoning(),
                 });
                 e.last_requested_at = now;
                 e.requests_sent += 1;

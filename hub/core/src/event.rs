@@ -80,6 +80,10 @@ pub enum DomainEvent {
         suggested_quantity: i64,
         tier: Tier,
         repeat: u32,
+        /// The forecast and plan behind `suggested_quantity`; absent in events from hubs
+        /// before the forecast (and on today's trailing rule).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reasoning: Option<Box<crate::replenishment::ReplenishmentReasoning>>,
     },
     /// The SKU recovered; its replenishment episode is over.
     ReplenishmentEpisodeEnded { sku: SkuCode, episode_id: String },

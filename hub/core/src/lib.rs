@@ -12,6 +12,7 @@ pub mod event;
 pub mod ledger;
 pub mod pickup;
 pub mod receiving;
+pub mod replenishment;
 
 pub use backoff::Backoff;
 pub use domain::{

@@ -96,6 +96,37 @@ pub(super) enum BenchCommand {
         #[arg(long)]
         model_manifest: Option<PathBuf>,
     },
+    /// The demand forecast on a generated site: WAPE vs seasonal naive and vs Python's
+    /// statsforecast AutoETS (from PyPI, in a venv in the cache folder), the refit time of 500
+    /// SKUs, and the simulated site under the forecast, trailing-average and oracle policies.
+    /// Exit 0: goals met; 4: a goal missed; 1: the baseline could not be measured.
+    Forecast {
+        /// Also write the figures as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Seed of the generated site.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+        /// SKUs of the evaluated site.
+        #[arg(long, default_value_t = 60)]
+        skus: usize,
+        /// Days of history.
+        #[arg(long, default_value_t = 180)]
+        days: usize,
+        /// SKUs of the refit timing.
+        #[arg(long, default_value_t = 500)]
+        refit_skus: usize,
+        /// Measure the hub only (the goals are then not judged: exit 1).
+        #[arg(long)]
+        skip_python: bool,
+        /// Python interpreter with statsforecast installed (default: a venv in the cache
+        /// folder, created on first use from hub/forecast/bench/requirements.txt).
+        #[arg(long, conflicts_with = "skip_python")]
+        python: Option<PathBuf>,
+        /// Cache folder for the baseline's venv (default: $XDG_CACHE_HOME/hub or ~/.cache/hub).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+    },
     /// Parsing throughput of scanner and scale streams vs the 115200-baud line rate.
     Devices {
         /// Also write the figures as JSON to this file.
@@ -180,6 +211,62 @@ pub(super) fn bench_vision(args: VisionBenchArgs) -> Result<Exit, Failure> {
             ),
         }),
     }
+}
+
+/// `hub bench forecast`.
+pub(super) fn bench_forecast(
+    json: Option<PathBuf>,
+    options: crate::tools::bench::forecast::ForecastBenchOptions,
+) -> Result<Exit, Failure> {
+    if options.skus == 0 || options.refit_skus == 0 || options.days < 70 {
+        return Err(Failure {
+            code: Exit::Invalid,
+            error: anyhow::anyhow!(
+                "--skus and --refit-skus must be at least 1 and --days at least 70 (8 weeks of hold-out and some history); got {}, {}, {}",
+                options.skus,
+                options.refit_skus,
+                options.days
+            ),
+        });
+    }
+    let report = crate::tools::bench::forecast::run(&options)?;
+    let code = finish_bench(&report, json, report.meets_targets())?;
+    match &report.baseline_error {
+        None => Ok(code),
+        Some(reason) => Err(Failure {
+            code: Exit::Failed,
+            error: anyhow::anyhow!(
+                "baseline not measured ({reason}): the goals were not judged, so this run is not a pass"
+            ),
+        }),
+    }
+}
+
+/// The Python interpreter of the forecast bench's baseline, or why there is none.
+pub(super) fn forecast_python(
+    skip: bool,
+    python: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+) -> Result<PathBuf, crate::tools::bench::forecast::NoBaseline> {
+    use crate::tools::bench::forecast::NoBaseline;
+    if skip {
+        return Err(NoBaseline::Skipped);
+    }
+    if let Some(python) = python {
+        return Ok(python);
+    }
+    let cache = cache_dir.unwrap_or_else(crate::tools::bench::python::default_cache_dir);
+    let packages = crate::tools::bench::forecast::python_packages();
+    let venv = crate::tools::bench::python::venv_dir(&cache, &packages);
+    if !venv.exists() {
+        eprintln!(
+            "setting up the Python baseline in {} (pip install {}; first run only)",
+            venv.display(),
+            packages.join(" ")
+        );
+    }
+    crate::tools::bench::python::ensure_venv(&cache, &packages)
+        .map_err(|e| NoBaseline::Venv(e.to_string()))
 }
 
 /// The folder a storage bench works in (created if missing): `--data-dir`, else the config's
@@ -267,6 +354,29 @@ pub(super) fn bench_command(
                 images,
                 model_manifest,
             })
+        }
+        BenchCommand::Forecast {
+            json,
+            seed,
+            skus,
+            days,
+            refit_skus,
+            skip_python,
+            python,
+            cache_dir,
+        } => {
+            telemetry::init("error", log_format(log, None));
+            let python = forecast_python(skip_python, python, cache_dir);
+            bench_forecast(
+                json,
+                crate::tools::bench::forecast::ForecastBenchOptions {
+                    seed,
+                    skus,
+                    days,
+                    refit_skus,
+                    python,
+                },
+            )
         }
         BenchCommand::Devices { json, seconds } => {
             let report = bench::devices::run(seconds.clamp(0.05, 60.0));

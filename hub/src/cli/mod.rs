@@ -80,6 +80,68 @@ enum LogFormatArg {
 }
 
 #[derive(Debug, Args)]
+struct SimulateArgs {
+    /// Replay this site's journal (its config file); without it a generated site is replayed.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Seed of the generated site.
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
+    /// SKUs of the generated site.
+    #[arg(long, default_value_t = 60)]
+    skus: usize,
+    /// Days of the generated history.
+    #[arg(long, default_value_t = 180)]
+    days: usize,
+    /// TOML file with any of the settings below (snake_case keys, `[shelf_life_days]` table,
+    /// `policies` list); flags override it.
+    #[arg(long)]
+    settings: Option<PathBuf>,
+    /// Days simulated at the end of the history (default 56).
+    #[arg(long, allow_negative_numbers = true)]
+    sim_days: Option<i64>,
+    /// Mornings between an evening order and its delivery (default 1).
+    #[arg(long, allow_negative_numbers = true)]
+    lead_time_days: Option<i64>,
+    /// Days between reviews of the forecast policy (default 1).
+    #[arg(long, allow_negative_numbers = true)]
+    review_days: Option<i64>,
+    /// Service target of the forecast policy (default 0.97).
+    #[arg(long, allow_negative_numbers = true)]
+    service_target: Option<f64>,
+    /// Trailing policy's tier thresholds in days of cover (default 3 / 2 / 1).
+    #[arg(long, allow_negative_numbers = true)]
+    yellow: Option<f64>,
+    #[arg(long, allow_negative_numbers = true)]
+    orange: Option<f64>,
+    #[arg(long, allow_negative_numbers = true)]
+    red: Option<f64>,
+    #[arg(long, allow_negative_numbers = true)]
+    hysteresis: Option<f64>,
+    /// Trailing policy's days of cover requested (default 5).
+    #[arg(long, allow_negative_numbers = true)]
+    target_days: Option<f64>,
+    /// `orange` or `red` (default red).
+    #[arg(long)]
+    replenish_at: Option<String>,
+    /// Trailing average window in days (default 7).
+    #[arg(long, allow_negative_numbers = true)]
+    window_days: Option<i64>,
+    /// Shelf life of a category, CATEGORY=DAYS (repeatable), e.g. fresh=3.
+    #[arg(long = "shelf-life", allow_hyphen_values = true)]
+    shelf_life: Vec<String>,
+    /// Policies, comma-separated: trailing_average, forecast, oracle (default all).
+    #[arg(long, value_delimiter = ',')]
+    policies: Option<Vec<String>>,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Also write an SVG chart to this file.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 struct ConfigArg {
     /// Site configuration file.
     #[arg(long, short, env = "HUB_CONFIG", default_value = "/etc/hub/hub.toml")]
@@ -138,6 +200,10 @@ enum Command {
     Alerts(AlertsArgs),
     /// Operations report: stock-out rate, turnover, loss rate, acceptance, handovers.
     Report(ReportArgs),
+    /// What-if simulator: replay the site's own journal (`--config`) or a generated site day by
+    /// day under several replenishment policies side by side (today's trailing-average tiers,
+    /// the forecast policy, the perfect-foresight oracle). Exit 2 on bad settings.
+    Simulate(SimulateArgs),
     /// Upstream sync tools.
     Sync {
         #[command(subcommand)]
@@ -346,6 +412,7 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         Command::Staff { command } => staff_command(command, cli.log_format),
         Command::Alerts(args) => stock::alerts(args, cli.log_format),
         Command::Report(args) => stock::report(args, cli.log_format),
+        Command::Simulate(args) => simulate_command(args, cli.log_format),
         Command::Sync { command } => run::sync_command(command, cli.log_format),
         Command::Sku { command } => stock::sku_command(command, cli.log_format),
         Command::Bench { command } => benchmarks::bench_command(command, cli.log_format),
@@ -378,6 +445,92 @@ fn dispatch(cli: Cli) -> Result<Exit, Failure> {
 }
 
 /// Loads a site's config, sets up logging and opens its store.
+/// `hub simulate`: settings from the file, then the flags; every bad setting named at once.
+fn simulate_command(args: SimulateArgs, format: Option<LogFormatArg>) -> Result<Exit, Failure> {
+    use crate::tools::simulate::{self, SimulateSettings};
+    let invalid = |error: anyhow::Error| Failure {
+        code: Exit::Invalid,
+        error,
+    };
+    let file = match &args.settings {
+        Some(path) => SimulateSettings::load(path).map_err(invalid)?,
+        None => SimulateSettings::default(),
+    };
+    let mut shelf_life_days = std::collections::BTreeMap::new();
+    for text in &args.shelf_life {
+        let (category, days) = simulate::parse_shelf_life(text)
+            .map_err(|e| invalid(anyhow::anyhow!("--shelf-life {e}")))?;
+        shelf_life_days.insert(category, days);
+    }
+    let settings = file.overlay(SimulateSettings {
+        sim_days: args.sim_days,
+        lead_time_days: args.lead_time_days,
+        review_days: args.review_days,
+        service_target: args.service_target,
+        yellow: args.yellow,
+        orange: args.orange,
+        red: args.red,
+        hysteresis: args.hysteresis,
+        target_days: args.target_days,
+        replenish_at: args.replenish_at.clone(),
+        window_days: args.window_days,
+        opening_cover_days: None,
+        shelf_life_days,
+        policies: args.policies.clone(),
+    });
+    let (history, source) = match &args.config {
+        Some(path) => {
+            let (site_config, store) = open_site(path, format)?;
+            let zone = site_config.site.timezone;
+            let today = crate::clock::site_date(zone, crate::clock::now());
+            let history = store.read_blocking(move |c| simulate::from_journal(c, zone, today))?;
+            store.close();
+            if history.skus.is_empty() {
+                return Err(Failure {
+                    code: Exit::Failed,
+                    error: anyhow::anyhow!(
+                        "the journal has no SKU with stock movements yet: nothing to replay (try without --config for a generated site)"
+                    ),
+                });
+            }
+            (history, "journal".to_owned())
+        }
+        None => {
+            if args.skus == 0 || args.days < 14 {
+                return Err(invalid(anyhow::anyhow!(
+                    "--skus must be at least 1 and --days at least 14 (got {} and {})",
+                    args.skus,
+                    args.days
+                )));
+            }
+            (
+                simulate::generated(args.seed, args.skus, args.days),
+                format!("generated (seed {})", args.seed),
+            )
+        }
+    };
+    let (config, policies) = settings.resolve(history.days).map_err(|problems| {
+        invalid(anyhow::anyhow!(
+            "simulator settings refused:\n  {}",
+            problems.join("\n  ")
+        ))
+    })?;
+    let out = simulate::run(&history, source, &config, &policies)
+        .map_err(|problems| invalid(anyhow::anyhow!("{}", problems.join("; "))))?;
+    if let Some(path) = &args.svg {
+        std::fs::write(path, simulate::render_svg(&out)).map_err(|e| Failure {
+            code: Exit::Failed,
+            error: anyhow::anyhow!("cannot write the chart to {}: {e}", path.display()),
+        })?;
+    }
+    if args.json {
+        print_json(&out)?;
+    } else {
+        print!("{}", simulate::render_text(&out));
+    }
+    Ok(Exit::Ok)
+}
+
 fn open_site(
     path: &std::path::Path,
     format: Option<LogFormatArg>,

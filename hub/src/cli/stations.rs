@@ -193,7 +193,7 @@ pub(super) fn staff_command(
                         .into(),
                 ));
             }
-            let pin_hash = crate::station_app::hash_pin(&pin).map_err(|e| anyhow::anyhow!(e))?;
+            let pin_hash = crate::station_app::hash_pin(&pin)?;
             let (_config, store) = open_site(&config.config, format)?;
             let member = StaffMember {
                 staff_id: id.clone(),

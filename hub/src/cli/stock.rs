@@ -39,10 +39,11 @@ pub(super) struct AlertsArgs {
 pub(super) struct ReportArgs {
     #[command(flatten)]
     pub(super) config: ConfigArg,
-    /// First day (YYYY-MM-DD, UTC); default 7 days before --to.
+    /// First day (YYYY-MM-DD, the site's calendar: `site.timezone`); default 7 days
+    /// before --to.
     #[arg(long)]
     pub(super) from: Option<chrono::NaiveDate>,
-    /// Day after the last day (YYYY-MM-DD, UTC); default tomorrow.
+    /// Day after the last day (YYYY-MM-DD, the site's calendar); default tomorrow.
     #[arg(long)]
     pub(super) to: Option<chrono::NaiveDate>,
     #[arg(long)]
@@ -207,15 +208,12 @@ pub(super) fn report(args: ReportArgs, log: Option<LogFormatArg>) -> Result<Exit
         to,
         json,
     } = args;
-    let (_config, store) = open_site(&config.config, log)?;
-    let day = |d: chrono::NaiveDate| {
-        hub_core::Timestamp(
-            d.and_hms_opt(0, 0, 0)
-                .map(|t| t.and_utc().timestamp_millis())
-                .unwrap_or(0),
-        )
-    };
-    let today = chrono::Utc::now().date_naive();
+    let (site_config, store) = open_site(&config.config, log)?;
+    // Days of the site's calendar (`site.timezone`), never UTC days.
+    let zone = site_config.site.timezone;
+    let warn_days = site_config.alerts.expiry_warn_days;
+    let now = crate::clock::now();
+    let today = crate::clock::site_date(zone, now);
     let to = to.unwrap_or(today + chrono::Days::new(1));
     let from = from.unwrap_or(to - chrono::Days::new(7));
     if from >= to {
@@ -224,8 +222,8 @@ pub(super) fn report(args: ReportArgs, log: Option<LogFormatArg>) -> Result<Exit
             error: anyhow::anyhow!("--from {from} must be before --to {to}"),
         });
     }
-    let report =
-        store.read_blocking(move |c| crate::store::report::compute(c, day(from), day(to)))?;
+    let report = store
+        .read_blocking(move |c| crate::store::report::compute(c, from, to, zone, warn_days, now))?;
     store.close();
     if json {
         print_json(&report)?;

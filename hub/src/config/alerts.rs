@@ -25,6 +25,8 @@ pub struct AlertsConfig {
     /// The pickup limits whose lockouts and wrong-guess rate the checks report (a copy of
     /// `pickup.rules.attempts`).
     pub pickup_attempts: hub_core::pickup::AttemptPolicy,
+    /// Replenishment from the forecast: lead time, review period, service target.
+    pub replenishment: hub_core::replenishment::ReplenishmentSettings,
 }
 
 impl AlertsConfig {
@@ -53,6 +55,9 @@ pub(super) struct RawAlerts {
     outbox_backlog_warn_minutes: Option<i64>,
     check_interval_seconds: Option<i64>,
     quarantine_warn_hours: Option<i64>,
+    lead_time_days: Option<i64>,
+    review_days: Option<i64>,
+    service_target: Option<f64>,
 }
 
 pub(super) fn validate_alerts(raw: RawAlerts, problems: &mut Problems) -> AlertsConfig {
@@ -143,5 +148,27 @@ pub(super) fn validate_alerts(raw: RawAlerts, problems: &mut Problems) -> Alerts
                 * 3600,
         ),
         pickup_attempts: hub_core::pickup::AttemptPolicy::default(),
+        replenishment: hub_core::replenishment::ReplenishmentSettings {
+            lead_time_days: int_in(
+                raw.lead_time_days,
+                0,
+                0,
+                60,
+                "alerts.lead_time_days",
+                problems,
+            ) as u32,
+            review_days: int_in(raw.review_days, 1, 1, 60, "alerts.review_days", problems) as u32,
+            service_target: match raw.service_target {
+                None => 0.95,
+                Some(t) if (0.5..=0.9999).contains(&t) => t,
+                Some(t) => {
+                    problems.push(
+                        "alerts.service_target",
+                        format!("{t} must be between 0.5 and 0.9999 (e.g. 0.95: the stock lasts to the next delivery 95 times in 100)"),
+                    );
+                    0.95
+                }
+            },
+        },
     }
 }

@@ -121,14 +121,19 @@ pub fn new_pairing_code() -> String {
 }
 
 /// Hashes a PIN with argon2id and a random salt (slow on purpose; call off the async workers).
-pub fn hash_pin(pin: &str) -> Result<String, String> {
+pub fn hash_pin(pin: &str) -> Result<String, PinHashError> {
     use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
     let salt = SaltString::generate(&mut OsRng);
     argon2::Argon2::default()
         .hash_password(pin.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| format!("cannot hash the PIN: {e}"))
+        .map_err(|e| PinHashError(e.to_string()))
 }
+
+/// The PIN could not be hashed (argon2 refused its parameters or input).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot hash the PIN: {0}")]
+pub struct PinHashError(String);
 
 fn pin_matches(pin: &str, stored: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};

@@ -73,11 +73,10 @@ pub fn render<S: serde::Serialize>(name: &str, context: S) -> String {
 }
 
 /// Like [`render`] but reports the error (tests use it so a broken template fails them).
-pub fn try_render<S: serde::Serialize>(name: &str, context: S) -> Result<String, String> {
+pub fn try_render<S: serde::Serialize>(name: &str, context: S) -> Result<String, minijinja::Error> {
     env()
         .get_template(name)
         .and_then(|t| t.render(minijinja::Value::from_serialize(&context)))
-        .map_err(|e| format!("{e:#}"))
 }
 
 #[cfg(test)]
@@ -108,7 +107,7 @@ mod tests {
                 "result.html",
                 "message.html",
             ] {
-                let page = try_render(name, &context).unwrap_or_else(|e| panic!("{name}: {e}"));
+                let page = try_render(name, &context).unwrap_or_else(|e| panic!("{name}: {e:#}"));
                 for prefix in ["app.", "pair.", "signin.", "pickup.", "refuse.", "error."] {
                     assert!(
                         !page.contains(&format!(">{prefix}"))

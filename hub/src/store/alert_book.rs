@@ -7,13 +7,14 @@
 use hub_contract::stored;
 use hub_core::alerts::{
     Alert, AlertChange, AlertKind, SkuAlertState, StockAction, StockFigures, Tier, TierPolicy,
-    acknowledge, evaluate, reconcile,
+    acknowledge, evaluate_planned, reconcile,
 };
+use hub_core::replenishment::{self, DemandBasis, DemandInput, ReplenishmentSettings};
 use hub_core::{DomainEvent, SkuCode, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::StoreError;
 use super::outbox::{self, sql};
+use super::{StoreError, demand};
 
 /// Raises (or re-tiers) one alert, writing an event only when something changed.
 pub fn raise(conn: &Connection, alert: &Alert, now: Timestamp) -> Result<bool, StoreError> {
@@ -241,17 +242,45 @@ pub fn figures(
     })
 }
 
-/// Re-evaluates one SKU's tier and episode, persisting the state and writing every event.
+/// What a SKU's tiers and requests are evaluated with.
+#[derive(Debug, Clone, Copy)]
+pub struct StockRules<'a> {
+    /// The tier policy of SKUs central has not sent one for.
+    pub default_policy: &'a TierPolicy,
+    /// The site's calendar (days of the forecast's history).
+    pub timezone: chrono_tz::Tz,
+    pub replenishment: ReplenishmentSettings,
+}
+
+/// Re-evaluates one SKU's tier and episode on its demand forecast, persisting the state and
+/// writing every event (a request carries the forecast and the plan behind its quantity).
 pub fn evaluate_sku(
     conn: &Connection,
     sku: &SkuCode,
-    default_policy: &TierPolicy,
+    rules: &StockRules<'_>,
     now: Timestamp,
 ) -> Result<Vec<StockAction>, StoreError> {
-    let policy = policy_for(conn, sku, default_policy)?;
+    let policy = policy_for(conn, sku, rules.default_policy)?;
     let state = load_state(conn, sku)?;
     let figures = figures(conn, sku, now)?;
-    let (next, actions) = evaluate(sku, &state, &figures, &policy, now);
+    let today = crate::clock::site_date(rules.timezone, now);
+    let history = demand::daily_history(conn, sku.as_str(), today, rules.timezone)?;
+    let shelf_life_days = demand::shelf_life_days(conn, sku.as_str(), rules.timezone)?;
+    let signals = demand::signals(conn)?;
+    let plan = replenishment::plan(
+        &DemandInput {
+            history: &history,
+            sku: sku.as_str(),
+            category: "",
+            signals: &signals,
+            today,
+            shelf_life_days,
+        },
+        &figures,
+        &policy,
+        &rules.replenishment,
+    );
+    let (next, actions) = evaluate_planned(sku, &state, &plan, &policy, now);
     if next != state {
         save_state(conn, sku, &next, now)?;
     }
@@ -269,9 +298,17 @@ pub fn evaluate_sku(
                     tier: to,
                     message: format!(
                         "{sku}: {} {figure:.1} ({} on hand, {} committed)",
-                        match policy.measure {
-                            hub_core::alerts::Measure::DaysOfCover => "days of cover",
-                            hub_core::alerts::Measure::Absolute => "available",
+                        match (policy.measure, plan.reasoning.basis) {
+                            (hub_core::alerts::Measure::DaysOfCover, DemandBasis::Forecast) => {
+                                "days of cover at the forecast"
+                            }
+                            (
+                                hub_core::alerts::Measure::DaysOfCover,
+                                DemandBasis::TrailingAverage,
+                            ) => {
+                                "days of cover at the 7-day average"
+                            }
+                            (hub_core::alerts::Measure::Absolute, _) => "available",
                         },
                         figures.on_hand,
                         figures.committed
@@ -295,6 +332,7 @@ pub fn evaluate_sku(
                 suggested_quantity,
                 tier,
                 repeat,
+                reasoning,
             } => {
                 tracing::info!(sku = %sku, episode = %episode_id, suggested_quantity, repeat, "replenishment requested");
                 DomainEvent::ReplenishmentRequested {
@@ -303,6 +341,7 @@ pub fn evaluate_sku(
                     suggested_quantity,
                     tier,
                     repeat,
+                    reasoning,
                 }
             }
             StockAction::EpisodeEnded { sku, episode_id } => {

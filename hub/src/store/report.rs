@@ -1,132 +1,378 @@
-//! The figures the operations team steers by (`hub report`), computed for a period from the
-//! journal. How they are shown is the CLI's (`cli_output`).
+//! The figures the operations team steers by (`hub report`), computed for a period of the
+//! site's calendar days from the journal. How they are shown is the CLI's (`cli_output`);
+//! `hub report --json` is the single source of these figures.
 //!
-//! - stock-out rate: share of SKU-days in the period that ended with nothing on hand;
-//! - turnover days: average stock on hand ÷ average daily quantity handed over;
-//! - loss rate: quantity written off ÷ quantity received;
-//! - acceptance pass rate: accepted receiving lines ÷ decided lines (when receiving has data);
-//! - handovers, receipts and open alerts.
+//! - stock-out rate: share of *listed* SKU-days (a SKU is listed from the day of its first
+//!   movement) that ended with nothing on hand;
+//! - turnover days and loss rate **per unit kind** (`piece`, `gram`): grams and pieces are
+//!   never added together (the master data has no prices to weigh them by value); the overall
+//!   figures are given only when every SKU is of one kind;
+//! - acceptance pass rate: lines accepted, or held and later released, ÷ lines decided;
+//! - sell-through rate (动销率): SKUs handed over at least once ÷ SKUs that had stock;
+//! - pickups due in the period: collected on time, late, never (closed and not collected);
+//! - order fill rate: units handed over ÷ units ordered, for orders collected in the period;
+//! - disputes opened in the period and how fast they were settled (against 30 min / 2 h / 24 h;
+//!   the hub records no separate first response);
+//! - near-expiry share: lots on hand at the end of the period that expire within the warning
+//!   days, ÷ lots on hand with an expiry date;
+//! - handovers per weekday × hour (site time), open alerts.
 
 use super::{StoreError, alert_book, sql_error};
+use chrono::{Datelike, NaiveDate, Timelike};
 use hub_core::Timestamp;
 use hub_core::alerts::Alert;
 use rusqlite::{Connection, params};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-const DAY_MS: i64 = 86_400_000;
+/// The figures of one unit kind.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct UnitFigures {
+    /// `piece` or `gram`.
+    pub unit: String,
+    pub skus: usize,
+    pub stock_out_rate: Option<f64>,
+    /// Average stock on hand ÷ average daily quantity handed over.
+    pub turnover_days: Option<f64>,
+    /// Quantity written off ÷ quantity received.
+    pub loss_rate: Option<f64>,
+    pub received_quantity: i64,
+    pub handed_over_quantity: i64,
+    pub lost_quantity: i64,
+}
 
-/// The operations report for `[from, to)`.
+/// Pickup orders whose collection window closed in the period.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct PickupFigures {
+    pub due: i64,
+    pub collected_on_time: i64,
+    pub collected_late: i64,
+    /// Window closed, not collected.
+    pub never_collected: i64,
+    /// Window not closed yet, not collected.
+    pub still_open: i64,
+}
+
+/// Disputes opened in the period.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct DisputeFigures {
+    pub opened: i64,
+    pub settled: i64,
+    pub median_settle_minutes: Option<f64>,
+    pub settled_within_30_min: i64,
+    pub settled_within_2_h: i64,
+    pub settled_within_24_h: i64,
+}
+
+/// The operations report for the site's days `from ..= to - 1`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct OpsReport {
     pub from: String,
     pub to: String,
+    /// The site's time zone the days are counted in.
+    pub timezone: String,
     pub days: i64,
     pub skus: usize,
     pub stock_out_rate: f64,
+    /// Only when every SKU is of one unit kind (see `by_unit`).
     pub turnover_days: Option<f64>,
+    /// Only when every SKU is of one unit kind (see `by_unit`).
     pub loss_rate: Option<f64>,
+    pub by_unit: Vec<UnitFigures>,
     pub acceptance_pass_rate: Option<f64>,
+    pub sell_through_rate: Option<f64>,
+    pub pickups: PickupFigures,
+    pub order_fill_rate: Option<f64>,
+    pub disputes: DisputeFigures,
+    pub near_expiry_share: Option<f64>,
+    /// Handovers by weekday (Monday first) and hour of the site's day.
+    pub handovers_by_weekday_hour: Vec<Vec<i64>>,
     pub receipts: i64,
-    pub received_quantity: i64,
     pub handovers: i64,
-    pub handed_over_quantity: i64,
-    pub lost_quantity: i64,
     pub open_alerts: Vec<Alert>,
 }
 
-/// Computes the report over whole days from `from` (inclusive) to `to` (exclusive).
-pub fn compute(conn: &Connection, from: Timestamp, to: Timestamp) -> Result<OpsReport, StoreError> {
-    let days = ((to.millis() - from.millis()) / DAY_MS).max(1);
-    // Replay every SKU's balance to the end of each day of the period.
-    let mut st = conn
-        .prepare("SELECT sku, delta, at, kind, quantity FROM movement WHERE at < ?1 ORDER BY journal_seq")
-        .map_err(sql_error(conn))?;
-    let rows: Vec<(String, i64, i64, String, i64)> = st
-        .query_map([to.millis()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(sql_error(conn))?;
-    let skus: Vec<String> = conn
-        .prepare("SELECT code FROM sku")
+#[derive(Default)]
+struct UnitAcc {
+    skus: usize,
+    listed_days: i64,
+    out_days: i64,
+    stock_sum: i64,
+    received: i64,
+    issued: i64,
+    lost: i64,
+}
+
+struct Row {
+    sku: String,
+    lot: Option<String>,
+    expiry: Option<String>,
+    kind: String,
+    quantity: i64,
+    delta: i64,
+    at: i64,
+}
+
+fn ratio(num: f64, den: f64) -> Option<f64> {
+    (den > 0.0).then(|| num / den)
+}
+
+/// Computes the report over the site's days `from` (inclusive) to `to` (exclusive) in `zone`;
+/// `now` decides which pickup windows have closed, `expiry_warn_days` what is near expiry.
+pub fn compute(
+    conn: &Connection,
+    from: NaiveDate,
+    to: NaiveDate,
+    zone: chrono_tz::Tz,
+    expiry_warn_days: i64,
+    now: Timestamp,
+) -> Result<OpsReport, StoreError> {
+    let start = crate::clock::day_start(zone, from).millis();
+    let end = crate::clock::day_start(zone, to).millis();
+    let days = (to - from).num_days().max(1);
+    let rows: Vec<Row> = conn
+        .prepare("SELECT sku, lot, expiry, kind, quantity, delta, at FROM movement WHERE at < ?1 ORDER BY at, journal_seq")
         .and_then(|mut st| {
-            st.query_map([], |r| r.get(0))
+            st.query_map([end], |r| {
+                Ok(Row {
+                    sku: r.get(0)?,
+                    lot: r.get(1)?,
+                    expiry: r.get(2)?,
+                    kind: r.get(3)?,
+                    quantity: r.get(4)?,
+                    delta: r.get(5)?,
+                    at: r.get(6)?,
+                })
+            })
+            .and_then(|rows| rows.collect())
+        })
+        .map_err(sql_error(conn))?;
+    let units: BTreeMap<String, String> = conn
+        .prepare("SELECT code, unit FROM sku")
+        .and_then(|mut st| {
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
                 .and_then(|rows| rows.collect())
         })
         .map_err(sql_error(conn))?;
-    let mut balance: BTreeMap<&str, i64> = skus.iter().map(|s| (s.as_str(), 0)).collect();
-    let (mut received, mut issued, mut lost, mut receipts) = (0i64, 0i64, 0i64, 0i64);
-    let mut day_end = from.millis() + DAY_MS;
-    let (mut sku_days_out, mut stock_sum) = (0i64, 0i64);
+    let unit_of = |sku: &str| units.get(sku).cloned().unwrap_or_else(|| "piece".into());
+
+    let mut acc: BTreeMap<String, UnitAcc> = BTreeMap::new();
+    for code in units.keys() {
+        acc.entry(unit_of(code.as_str())).or_default().skus += 1;
+    }
+    // SKU → balance (a SKU is in the map, listed, from its first movement); lot → balance.
+    let mut balance: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut lots: BTreeMap<(&str, &str), (i64, Option<&str>)> = BTreeMap::new();
+    let (mut receipts, mut sold, mut stocked) = (0i64, BTreeSet::new(), BTreeSet::new());
     let mut i = 0;
-    for _ in 0..days {
-        while i < rows.len() && rows[i].2 < day_end {
-            let (sku, delta, at, kind, quantity) = &rows[i];
-            *balance.entry(sku.as_str()).or_insert(0) += delta;
-            if *at >= from.millis() {
-                match kind.as_str() {
+    for d in 0..days {
+        let day = from + chrono::Days::new(d as u64);
+        let day_end = crate::clock::day_start(zone, day + chrono::Days::new(1)).millis();
+        for (sku, b) in &balance {
+            if *b > 0 {
+                stocked.insert(*sku);
+            }
+        }
+        while i < rows.len() && rows[i].at < day_end {
+            let r = &rows[i];
+            *balance.entry(r.sku.as_str()).or_insert(0) += r.delta;
+            if let Some(lot) = &r.lot {
+                let e = lots
+                    .entry((r.sku.as_str(), lot.as_str()))
+                    .or_insert((0, r.expiry.as_deref()));
+                e.0 += r.delta;
+            }
+            if r.at >= start {
+                let a = acc.entry(unit_of(r.sku.as_str())).or_default();
+                match r.kind.as_str() {
                     "receipt" => {
-                        received += quantity;
+                        a.received += r.quantity;
                         receipts += 1;
+                        stocked.insert(r.sku.as_str());
                     }
-                    "issue" => issued += quantity,
-                    "loss" => lost += quantity,
+                    "issue" => {
+                        a.issued += r.quantity;
+                        sold.insert(r.sku.as_str());
+                    }
+                    "loss" => a.lost += r.quantity,
                     _ => {}
                 }
             }
             i += 1;
         }
-        sku_days_out += balance.values().filter(|b| **b <= 0).count() as i64;
-        stock_sum += balance.values().copied().filter(|b| *b > 0).sum::<i64>();
-        day_end += DAY_MS;
+        // Only SKUs with a movement by the end of the day are listed that day.
+        for (sku, b) in &balance {
+            let a = acc.entry(unit_of(sku)).or_default();
+            a.listed_days += 1;
+            if *b <= 0 {
+                a.out_days += 1;
+            } else {
+                a.stock_sum += b;
+            }
+        }
     }
-    let sku_days = (balance.len() as i64 * days).max(1);
-    let handovers: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM handover WHERE at >= ?1 AND at < ?2",
-            params![from.millis(), to.millis()],
-            |r| r.get(0),
-        )
+    let by_unit_days = acc
+        .values()
+        .fold((0i64, 0i64), |t, a| (t.0 + a.listed_days, t.1 + a.out_days));
+    let by_unit: Vec<UnitFigures> = acc
+        .into_iter()
+        .filter(|(_, a)| a.skus > 0 || a.listed_days > 0)
+        .map(|(unit, a)| UnitFigures {
+            unit,
+            skus: a.skus,
+            stock_out_rate: ratio(a.out_days as f64, a.listed_days as f64),
+            // (Σ end-of-day stock ÷ days) ÷ (issued ÷ days).
+            turnover_days: ratio(a.stock_sum as f64, a.issued as f64),
+            loss_rate: ratio(a.lost as f64, a.received as f64),
+            received_quantity: a.received,
+            handed_over_quantity: a.issued,
+            lost_quantity: a.lost,
+        })
+        .collect();
+    let listed_days: i64 = by_unit_days.0;
+    let out_days: i64 = by_unit_days.1;
+    let one_unit = (by_unit.len() == 1).then(|| &by_unit[0]);
+
+    let near_expiry_share = {
+        let last_day = to - chrono::Days::new(1);
+        let on_hand: Vec<NaiveDate> = lots
+            .values()
+            .filter(|(b, _)| *b > 0)
+            .filter_map(|(_, e)| e.and_then(|e| e.parse().ok()))
+            .collect();
+        let near = on_hand
+            .iter()
+            .filter(|e| (**e - last_day).num_days() <= expiry_warn_days)
+            .count();
+        ratio(near as f64, on_hand.len() as f64)
+    };
+
+    let handover_times: Vec<i64> = conn
+        .prepare("SELECT at FROM handover WHERE at >= ?1 AND at < ?2")
+        .and_then(|mut st| {
+            st.query_map(params![start, end], |r| r.get(0))
+                .and_then(|rows| rows.collect())
+        })
         .map_err(sql_error(conn))?;
-    let acceptance_pass_rate = acceptance_rate(conn, from, to)?;
-    let avg_stock = stock_sum as f64 / days as f64;
-    let avg_daily_issue = issued as f64 / days as f64;
+    let mut by_hour = vec![vec![0i64; 24]; 7];
+    for at in &handover_times {
+        if let Some(t) = chrono::DateTime::from_timestamp_millis(*at) {
+            let local = t.with_timezone(&zone);
+            by_hour[local.weekday().num_days_from_monday() as usize][local.hour() as usize] += 1;
+        }
+    }
+
     Ok(OpsReport {
-        from: from.to_rfc3339(),
-        to: to.to_rfc3339(),
+        from: from.to_string(),
+        to: to.to_string(),
+        timezone: zone.name().to_string(),
         days,
-        skus: balance.len(),
-        stock_out_rate: sku_days_out as f64 / sku_days as f64,
-        turnover_days: (avg_daily_issue > 0.0).then(|| avg_stock / avg_daily_issue),
-        loss_rate: (received > 0).then(|| lost as f64 / received as f64),
-        acceptance_pass_rate,
+        skus: units.len(),
+        stock_out_rate: ratio(out_days as f64, listed_days as f64).unwrap_or(0.0),
+        turnover_days: one_unit.and_then(|u| u.turnover_days),
+        loss_rate: one_unit.and_then(|u| u.loss_rate),
+        acceptance_pass_rate: acceptance_rate(conn, start, end)?,
+        sell_through_rate: ratio(sold.len() as f64, stocked.len() as f64),
+        pickups: pickups(conn, start, end, now)?,
+        order_fill_rate: order_fill_rate(conn, start, end)?,
+        disputes: disputes(conn, start, end)?,
+        near_expiry_share,
+        handovers_by_weekday_hour: by_hour,
         receipts,
-        received_quantity: received,
-        handovers,
-        handed_over_quantity: issued,
-        lost_quantity: lost,
+        handovers: handover_times.len() as i64,
+        by_unit,
         open_alerts: alert_book::open_alerts(conn)?,
     })
 }
 
-/// Accepted ÷ decided receiving lines, when the receiving tables exist and have data.
-fn acceptance_rate(
-    conn: &Connection,
-    from: Timestamp,
-    to: Timestamp,
-) -> Result<Option<f64>, StoreError> {
-    let exists: bool = conn
-        .query_row("SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'line_decision'", [], |r| r.get(0))
-        .map_err(sql_error(conn))?;
-    if !exists {
-        return Ok(None);
-    }
-    let (decided, accepted): (i64, i64) = conn
+/// Lines accepted, or held and later released, ÷ lines decided in `[start, end)`.
+fn acceptance_rate(conn: &Connection, start: i64, end: i64) -> Result<Option<f64>, StoreError> {
+    let (decided, passed): (i64, i64) = conn
         .query_row(
-            "SELECT COUNT(*), COUNT(*) FILTER (WHERE outcome = 'accepted') FROM line_decision WHERE decided_at >= ?1 AND decided_at < ?2",
-            params![from.millis(), to.millis()],
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE d.outcome = 'accepted' OR q.status = 'released')
+             FROM line_decision d
+             LEFT JOIN quarantine q ON q.delivery_id = d.delivery_id AND q.line_no = d.line_no
+             WHERE d.decided_at >= ?1 AND d.decided_at < ?2",
+            params![start, end],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .map_err(sql_error(conn))?;
-    Ok((decided > 0).then(|| accepted as f64 / decided as f64))
+    Ok(ratio(passed as f64, decided as f64))
+}
+
+fn pickups(
+    conn: &Connection,
+    start: i64,
+    end: i64,
+    now: Timestamp,
+) -> Result<PickupFigures, StoreError> {
+    let rows: Vec<(i64, Option<i64>)> = conn
+        .prepare(
+            "SELECT closes_at, collected_at FROM pickup_order
+             WHERE closes_at >= ?1 AND closes_at < ?2 AND status NOT IN ('cancelled', 'refunded')",
+        )
+        .and_then(|mut st| {
+            st.query_map(params![start, end], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+        })
+        .map_err(sql_error(conn))?;
+    let mut f = PickupFigures {
+        due: rows.len() as i64,
+        ..Default::default()
+    };
+    for (closes_at, collected_at) in rows {
+        match collected_at {
+            Some(at) if at <= closes_at => f.collected_on_time += 1,
+            Some(_) => f.collected_late += 1,
+            None if closes_at <= now.millis() => f.never_collected += 1,
+            None => f.still_open += 1,
+        }
+    }
+    Ok(f)
+}
+
+/// Units handed over ÷ units ordered, for orders collected in `[start, end)`.
+fn order_fill_rate(conn: &Connection, start: i64, end: i64) -> Result<Option<f64>, StoreError> {
+    let (ordered, handed): (i64, i64) = conn
+        .query_row(
+            "SELECT
+               (SELECT COALESCE(SUM(l.quantity), 0) FROM pickup_order_line l JOIN pickup_order o ON o.order_id = l.order_id
+                 WHERE o.collected_at >= ?1 AND o.collected_at < ?2),
+               (SELECT COALESCE(SUM(m.quantity), 0) FROM movement m JOIN pickup_order o ON m.reference = 'pickup order ' || o.order_id
+                 WHERE m.kind = 'issue' AND o.collected_at >= ?1 AND o.collected_at < ?2)",
+            params![start, end],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(sql_error(conn))?;
+    Ok(ratio(handed as f64, ordered as f64))
+}
+
+fn disputes(conn: &Connection, start: i64, end: i64) -> Result<DisputeFigures, StoreError> {
+    let rows: Vec<(i64, Option<i64>)> = conn
+        .prepare(
+            "SELECT opened_at, closed_at FROM dispute WHERE opened_at >= ?1 AND opened_at < ?2",
+        )
+        .and_then(|mut st| {
+            st.query_map(params![start, end], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+        })
+        .map_err(sql_error(conn))?;
+    let mut minutes: Vec<f64> = rows
+        .iter()
+        .filter_map(|(opened, closed)| closed.map(|c| (c - opened) as f64 / 60_000.0))
+        .collect();
+    minutes.sort_by(f64::total_cmp);
+    let within = |limit: f64| minutes.iter().filter(|m| **m <= limit).count() as i64;
+    let median = match minutes.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(minutes[n / 2]),
+        n => Some((minutes[n / 2 - 1] + minutes[n / 2]) / 2.0),
+    };
+    Ok(DisputeFigures {
+        opened: rows.len() as i64,
+        settled: minutes.len() as i64,
+        median_settle_minutes: median,
+        settled_within_30_min: within(30.0),
+        settled_within_2_h: within(120.0),
+        settled_within_24_h: within(1440.0),
+    })
 }

@@ -315,6 +315,18 @@ const MIGRATIONS: &[&str] = &[
         detail    TEXT NOT NULL
     );
     "#,
+    // 10 (branch forecast): central's demand signals (holidays, promotions, weather) as
+    // `hub_forecast::DemandSignal` JSON, by central's id; past ones are kept (the forecast
+    // divides them out of the history).
+    r#"
+    CREATE TABLE demand_signal (
+        id TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        start_day TEXT NOT NULL,
+        end_day TEXT NOT NULL,
+        received_at INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

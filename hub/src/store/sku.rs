@@ -135,3 +135,10 @@ pub fn codes(conn: &Connection) -> Result<Vec<String>, StoreError> {
         })
         .map_err(sql(conn))
 }
+
+/// Whether the master data has a SKU with this code.
+pub fn exists(conn: &Connection, code: &str) -> Result<bool, StoreError> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM sku WHERE code = ?1)")
+        .and_then(|mut st| st.query_row([code], |r| r.get(0)))
+        .map_err(sql(conn))
+}

@@ -110,7 +110,12 @@ pub async fn run(
             }
             continue;
         }
-        let handled = handle(&site, &store, max_command_bytes, &publish, &rewind).await;
+        // Demand signals are dated on the site's calendar; without the site's description
+        // (tests and tools that run the uplink alone) the configuration's default zone.
+        let zone = stations
+            .as_ref()
+            .map_or(chrono_tz::Asia::Shanghai, |s| s.timezone);
+        let handled = handle(&site, zone, &store, max_command_bytes, &publish, &rewind).await;
         match handled {
             Ok(()) => {
                 // Only now is it safe for the broker to forget the message.
@@ -133,6 +138,7 @@ pub async fn run(
 
 async fn handle(
     site: &SiteId,
+    zone: chrono_tz::Tz,
     store: &Store,
     max_command_bytes: usize,
     publish: &Publish,
@@ -144,7 +150,7 @@ async fn handle(
             let decoded = contract::decode_command(&publish.payload, max_command_bytes);
             let site = site.clone();
             let applied = store
-                .write(move |c| commands::apply(c, &site, decoded, crate::clock::now()))
+                .write(move |c| commands::apply(c, &site, zone, decoded, crate::clock::now()))
                 .await?;
             // Logged once committed: a command is "applied" only when it is durable.
             applied.log();

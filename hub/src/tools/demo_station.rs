@@ -29,8 +29,8 @@ pub struct DemoStations {
 
 /// Adds the demo staff, stock, orders and pairing codes.
 pub fn set_up(store: &Store, config: &Config, now: Timestamp) -> anyhow::Result<DemoStations> {
-    let clerk_hash = crate::station_app::hash_pin(CLERK.2).map_err(anyhow::Error::msg)?;
-    let boss_hash = crate::station_app::hash_pin(SUPERVISOR.2).map_err(anyhow::Error::msg)?;
+    let clerk_hash = crate::station_app::hash_pin(CLERK.2)?;
+    let boss_hash = crate::station_app::hash_pin(SUPERVISOR.2)?;
     let pairing: Vec<(String, String)> = config
         .stations
         .iter()

@@ -28,13 +28,14 @@ pub async fn run_checks(
 ) -> Result<CheckRound, StoreError> {
     let config = config.clone();
     let today = site.today(now);
+    let site = site.clone();
     store
         .write(move |c| {
             let mut round = CheckRound::default();
             for code in crate::store::sku::codes(c)? {
                 if let Ok(sku) = SkuCode::new(code) {
                     round.stock_actions +=
-                        alert_book::evaluate_sku(c, &sku, &config.default_policy, now)?.len();
+                        alert_book::evaluate_sku(c, &sku, &site.stock_rules(), now)?.len();
                 }
             }
 

@@ -34,6 +34,8 @@ pub struct Site {
     pub patterns: SitePatterns,
     /// The tier policy of SKUs central has not sent one for.
     pub tiers: TierPolicy,
+    /// Lead time, review period and service target of replenishment from the forecast.
+    pub replenishment: hub_core::replenishment::ReplenishmentSettings,
 }
 
 impl Site {
@@ -47,6 +49,16 @@ impl Site {
             receiving: config.receiving.policy,
             patterns: config.codes.clone(),
             tiers: config.alerts.default_policy.clone(),
+            replenishment: config.alerts.replenishment,
+        }
+    }
+
+    /// What stock tiers and replenishment requests are evaluated with.
+    pub fn stock_rules(&self) -> crate::store::alert_book::StockRules<'_> {
+        crate::store::alert_book::StockRules {
+            default_policy: &self.tiers,
+            timezone: self.timezone,
+            replenishment: self.replenishment,
         }
     }
 

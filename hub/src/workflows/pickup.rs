@@ -120,7 +120,7 @@ pub fn handover_in(
     let mut skus: Vec<_> = handover.lines.iter().map(|l| l.sku.clone()).collect();
     skus.dedup();
     for sku in &skus {
-        crate::store::alert_book::evaluate_sku(c, sku, &site.tiers, now)?;
+        crate::store::alert_book::evaluate_sku(c, sku, &site.stock_rules(), now)?;
     }
     Ok(handover)
 }

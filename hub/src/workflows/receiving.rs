@@ -199,7 +199,7 @@ pub fn decide_in(
         site.today(now),
         now,
     )?;
-    crate::store::alert_book::evaluate_sku(c, &d.sku, &site.tiers, now)?;
+    crate::store::alert_book::evaluate_sku(c, &d.sku, &site.stock_rules(), now)?;
     Ok(d)
 }
 
@@ -233,7 +233,7 @@ pub fn close_in(
     skus.sort();
     skus.dedup();
     for sku in skus {
-        crate::store::alert_book::evaluate_sku(c, sku, &site.tiers, now)?;
+        crate::store::alert_book::evaluate_sku(c, sku, &site.stock_rules(), now)?;
     }
     Ok(decisions)
 }
@@ -286,7 +286,7 @@ pub fn resolve_in(
         .iter()
         .filter(|d| d.line_no == r.line_no)
     {
-        crate::store::alert_book::evaluate_sku(c, &d.sku, &site.tiers, now)?;
+        crate::store::alert_book::evaluate_sku(c, &d.sku, &site.stock_rules(), now)?;
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 
 pub mod devices;
 pub mod disk;
+pub mod forecast;
 pub mod ledger;
 pub mod python;
 pub mod sync;

@@ -1,0 +1,332 @@
+//! `hub report` figures against a hand-computed scenario on a real SQLite file: quantities per
+//! unit kind (grams and pieces never added), stock-out counted only on days a SKU existed,
+//! released lines passing, the site's calendar days (not UTC), and the extra figures.
+//!
+//! The period is Monday 2026-03-02 .. Wednesday 2026-03-04 (to = 03-05) in Asia/Shanghai.
+//!
+//! | SKU | unit | movements (site time) | end-of-day stock 02 / 03 / 04 |
+//! |---|---|---|---|
+//! | APPLE | piece | 02 08:00 +10 (A1, exp 03-05); 02 12:00 −4 (order O1); 03 12:00 −6 (O2); 04 08:00 +10 (A2, exp 03-20); 04 18:00 loss 1 (A2); 05 00:30 −2 (after the period) | 6 / 0 / 9 |
+//! | SALT | piece | 03-01 +5 (S1, exp 03-06), before the period | 5 / 5 / 5 |
+//! | LATE | piece | none: in the catalogue, never listed | — |
+//! | RICE | gram | 03 08:00 +5000 (R1, exp 09-01); 03 13:00 −1000; 04 13:00 −1000 | — / 4000 / 3000 |
+//!
+//! - stock-out: listed SKU-days APPLE 3 + SALT 3 + RICE 2 = 8, out 1 (APPLE on 03) → 1/8;
+//!   pieces 1/6, grams 0/2;
+//! - pieces: stock 6+0+9+5+5+5 = 30 over 3 days, 10 handed over → turnover 3.0 d; received 20,
+//!   lost 1 → loss 5 %; grams: 7000 / 2000 → 3.5 d; received 5000, lost 0 → 0 %; overall
+//!   turnover and loss: none (two unit kinds);
+//! - sell-through: APPLE, RICE sold of APPLE, SALT, RICE stocked → 2/3;
+//! - near expiry (2 days) at the end of 03-04: lots on hand A2 (03-20), S1 (03-06), R1 → 1/3;
+//! - pass rate: accepted, held then released, rejected → 2/3;
+//! - pickups closing in the period (now = 04 19:00): O1 on time, O2 late, O3 never, O5 still
+//!   open, O4 cancelled (not due) → due 4;
+//! - order fill: O1 4 of 4, O2 6 of 7 → 10/11;
+//! - disputes: 20 min, 180 min, one open → median 100 min; within 30 min 1, 2 h 1, 24 h 2;
+//! - handovers: Monday 19:00 and Wednesday 09:00.
+
+use chrono::{NaiveDate, TimeZone};
+use hub::store::{Store, StoreError, StoreOptions, ledger, sku as sku_store};
+use hub_core::{BatchKey, Movement, MovementId, MovementKind, Sku, SkuCode, StockUnit, Timestamp};
+use rusqlite::params;
+
+const ZONE: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
+
+fn at(day: u32, hour: u32, minute: u32) -> i64 {
+    ZONE.from_local_datetime(
+        &NaiveDate::from_ymd_opt(2026, 3, day)
+            .unwrap()
+            .and_hms_opt(hour, minute, 0)
+            .unwrap(),
+    )
+    .unwrap()
+    .timestamp_millis()
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one row of the scenario table, read like the table"
+)]
+fn movement(
+    id: &str,
+    sku: &str,
+    kind: MovementKind,
+    quantity: i64,
+    lot: &str,
+    expiry: &str,
+    when: i64,
+    reference: &str,
+) -> Movement {
+    Movement {
+        id: MovementId::new(id).unwrap(),
+        sku: SkuCode::new(sku).unwrap(),
+        batch: Some(BatchKey::new(lot, expiry.parse().ok()).unwrap()),
+        kind,
+        quantity,
+        reason: "scenario".into(),
+        reference: reference.into(),
+        at: Timestamp(when),
+    }
+}
+
+#[test]
+fn every_report_figure_matches_the_hand_computed_scenario() {
+    use MovementKind::*;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        &dir.path().join("hub.sqlite"),
+        "s1",
+        &StoreOptions::default(),
+    )
+    .unwrap();
+    let moves = vec![
+        movement(
+            "m1",
+            "SALT",
+            Receipt,
+            5,
+            "S1",
+            "2026-03-06",
+            at(1, 9, 0),
+            "d0",
+        ),
+        movement(
+            "m2",
+            "APPLE",
+            Receipt,
+            10,
+            "A1",
+            "2026-03-05",
+            at(2, 8, 0),
+            "d1",
+        ),
+        movement(
+            "m3",
+            "APPLE",
+            Issue,
+            4,
+            "A1",
+            "2026-03-05",
+            at(2, 12, 0),
+            "pickup order O1",
+        ),
+        movement(
+            "m4",
+            "RICE",
+            Receipt,
+            5000,
+            "R1",
+            "2026-09-01",
+            at(3, 8, 0),
+            "d2",
+        ),
+        movement(
+            "m5",
+            "APPLE",
+            Issue,
+            6,
+            "A1",
+            "2026-03-05",
+            at(3, 12, 0),
+            "pickup order O2",
+        ),
+        movement(
+            "m6",
+            "RICE",
+            Issue,
+            1000,
+            "R1",
+            "2026-09-01",
+            at(3, 13, 0),
+            "counter",
+        ),
+        movement(
+            "m7",
+            "APPLE",
+            Receipt,
+            10,
+            "A2",
+            "2026-03-20",
+            at(4, 8, 0),
+            "d3",
+        ),
+        movement(
+            "m8",
+            "RICE",
+            Issue,
+            1000,
+            "R1",
+            "2026-09-01",
+            at(4, 13, 0),
+            "counter",
+        ),
+        movement(
+            "m9",
+            "APPLE",
+            Loss,
+            1,
+            "A2",
+            "2026-03-20",
+            at(4, 18, 0),
+            "spoiled",
+        ),
+        // 00:30 on the 5th in Shanghai is still the 4th in UTC: outside the period.
+        movement(
+            "m10",
+            "APPLE",
+            Issue,
+            2,
+            "A2",
+            "2026-03-20",
+            at(5, 0, 30),
+            "counter",
+        ),
+    ];
+    store
+        .write_blocking(move |c| {
+            for (code, unit) in [
+                ("APPLE", StockUnit::Piece),
+                ("SALT", StockUnit::Piece),
+                ("LATE", StockUnit::Piece),
+                ("RICE", StockUnit::Gram),
+            ] {
+                sku_store::upsert(c, &Sku::new(SkuCode::new(code).unwrap(), code, unit), Timestamp(0))?;
+            }
+            for m in &moves {
+                ledger::record(c, m).map_err(|e| match e {
+                    ledger::RecordError::Store(e) => e,
+                    other => panic!("{other}"),
+                })?;
+            }
+            // Receiving: accepted, held then released, rejected.
+            for (line, outcome) in [(1, "accepted"), (2, "held"), (3, "rejected")] {
+                c.execute(
+                    "INSERT INTO line_decision (delivery_id, line_no, sku, lot, outcome, accepted, rejected, held, body, staff, decided_at)
+                     VALUES ('D1', ?1, 'APPLE', 'A1', ?2, 0, 0, 0, '{}', 'li', ?3)",
+                    params![line, outcome, at(2, 8, 0)],
+                )
+                .map_err(hub::store::sql_error(c))?;
+            }
+            c.execute(
+                "INSERT INTO quarantine (delivery_id, line_no, sku, lot, quantity, since, status, resolved_at)
+                 VALUES ('D1', 2, 'APPLE', 'A1', 3, ?1, 'released', ?2)",
+                params![at(2, 8, 0), at(2, 11, 0)],
+            )
+            .map_err(hub::store::sql_error(c))?;
+            // Pickup orders: (id, closes, status, collected, ordered APPLE).
+            for (id, closes, status, collected, ordered) in [
+                ("O1", at(2, 20, 0), "collected", Some(at(2, 19, 0)), 4),
+                ("O2", at(3, 20, 0), "collected", Some(at(4, 9, 0)), 7),
+                ("O3", at(3, 20, 0), "open", None, 1),
+                ("O4", at(3, 20, 0), "cancelled", None, 1),
+                ("O5", at(4, 20, 0), "open", None, 1),
+            ] {
+                c.execute(
+                    "INSERT INTO pickup_order (order_id, site, code_salt, code_hash, body, opens_at, closes_at, status, collected_at, version, updated_at)
+                     VALUES (?1, 's1', 'aa', 'bb', '{}', ?2, ?3, ?4, ?5, 1, 0)",
+                    params![id, at(1, 8, 0), closes, status, collected],
+                )
+                .map_err(hub::store::sql_error(c))?;
+                c.execute(
+                    "INSERT INTO pickup_order_line (order_id, line_no, sku, quantity) VALUES (?1, 1, 'APPLE', ?2)",
+                    params![id, ordered],
+                )
+                .map_err(hub::store::sql_error(c))?;
+                if let Some(t) = collected {
+                    c.execute(
+                        "INSERT INTO handover (order_id, station, at, body) VALUES (?1, 'desk-1', ?2, '{}')",
+                        params![id, t],
+                    )
+                    .map_err(hub::store::sql_error(c))?;
+                }
+            }
+            for (id, opened, closed) in [
+                ("D1", at(2, 10, 0), Some(at(2, 10, 20))),
+                ("D2", at(3, 10, 0), Some(at(3, 13, 0))),
+                ("D3", at(4, 10, 0), None),
+            ] {
+                c.execute(
+                    "INSERT INTO dispute (delivery_id, opened_at, closed_at, note) VALUES (?1, ?2, ?3, 'n')",
+                    params![id, opened, closed],
+                )
+                .map_err(hub::store::sql_error(c))?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+
+    let from = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    let to = NaiveDate::from_ymd_opt(2026, 3, 5).unwrap();
+    let now = Timestamp(at(4, 19, 0));
+    let r = store
+        .read_blocking(move |c| hub::store::report::compute(c, from, to, ZONE, 2, now))
+        .unwrap();
+    let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-9);
+    assert_eq!(r.days, 3);
+    assert_eq!(r.timezone, "Asia/Shanghai");
+    assert!(
+        close(Some(r.stock_out_rate), 1.0 / 8.0),
+        "{}",
+        r.stock_out_rate
+    );
+    assert_eq!(r.turnover_days, None, "grams and pieces are never added");
+    assert_eq!(r.loss_rate, None);
+    assert_eq!(r.by_unit.len(), 2);
+    let gram = &r.by_unit[0];
+    let piece = &r.by_unit[1];
+    assert_eq!((gram.unit.as_str(), gram.skus), ("gram", 1));
+    assert_eq!((piece.unit.as_str(), piece.skus), ("piece", 3));
+    assert!(close(piece.stock_out_rate, 1.0 / 6.0));
+    assert!(close(gram.stock_out_rate, 0.0));
+    assert!(close(piece.turnover_days, 3.0), "{:?}", piece.turnover_days);
+    assert!(close(gram.turnover_days, 3.5), "{:?}", gram.turnover_days);
+    assert!(close(piece.loss_rate, 0.05));
+    assert!(close(gram.loss_rate, 0.0));
+    assert_eq!(
+        (
+            piece.received_quantity,
+            piece.handed_over_quantity,
+            piece.lost_quantity
+        ),
+        (20, 10, 1),
+        "the issue at 00:30 on the 5th (site time) is outside the period"
+    );
+    assert_eq!(
+        (gram.received_quantity, gram.handed_over_quantity),
+        (5000, 2000)
+    );
+    assert!(close(r.sell_through_rate, 2.0 / 3.0));
+    assert!(close(r.near_expiry_share, 1.0 / 3.0));
+    assert!(
+        close(r.acceptance_pass_rate, 2.0 / 3.0),
+        "a released line passes"
+    );
+    let p = &r.pickups;
+    assert_eq!(
+        (
+            p.due,
+            p.collected_on_time,
+            p.collected_late,
+            p.never_collected,
+            p.still_open
+        ),
+        (4, 1, 1, 1, 1)
+    );
+    assert!(close(r.order_fill_rate, 10.0 / 11.0));
+    let d = &r.disputes;
+    assert_eq!((d.opened, d.settled), (3, 2));
+    assert!(close(d.median_settle_minutes, 100.0));
+    assert_eq!(
+        (
+            d.settled_within_30_min,
+            d.settled_within_2_h,
+            d.settled_within_24_h
+        ),
+        (1, 1, 2)
+    );
+    assert_eq!(r.handovers, 2);
+    assert_eq!(r.handovers_by_weekday_hour[0][19], 1, "Monday 19:00");
+    assert_eq!(r.handovers_by_weekday_hour[2][9], 1, "Wednesday 09:00");
+    assert_eq!(r.handovers_by_weekday_hour.iter().flatten().sum::<i64>(), 2);
+    assert_eq!(r.receipts, 3);
+}
