@@ -210,7 +210,7 @@ pub enum StockAction {
         tier: Tier,
         repeat: u32,
         /// The forecast and plan behind the quantity (`None` on today's trailing rule).
-        reasoning: Option<Box<crate::replenishment::ReplenishmentReasoning>>,
+        reasoning: Option<Box<crate::demand::ReplenishmentReasoning>>,
     },
     EpisodeEnded {
         sku: SkuCode,
@@ -249,7 +249,7 @@ pub fn evaluate(
 pub fn evaluate_planned(
     sku: &SkuCode,
     state: &SkuAlertState,
-    plan: &crate::replenishment::DemandPlan,
+    plan: &crate::demand::DemandPlan,
     policy: &TierPolicy,
     now: Timestamp,
 ) -> (SkuAlertState, Vec<StockAction>) {
@@ -269,7 +269,7 @@ fn step(
     state: &SkuAlertState,
     figure: f64,
     suggested_quantity: i64,
-    reasoning: Option<&crate::replenishment::ReplenishmentReasoning>,
+    reasoning: Option<&crate::demand::ReplenishmentReasoning>,
     policy: &TierPolicy,
     now: Timestamp,
 ) -> (SkuAlertState, Vec<StockAction>) {

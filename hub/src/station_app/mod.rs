@@ -5,7 +5,7 @@
 //! a style sheet compiled into the binary ([`assets`]), results pushed live over Server-Sent
 //! Events ([`feed`]). The app decides nothing itself: a code check goes through
 //! `workflows::pickup`, a handover through the same station-command path that MQTT station
-//! commands take (`sync::station::run_command_in`: one workflow, applied once per request id).
+//! commands take (`workflows::station::run_command_in`: one workflow, applied once per request id).
 //!
 //! Who may do what: a tablet is first **paired** to a declared station with a one-time code
 //! (`hub station pair`), which gives it a long-lived device cookie (stored hashed, revocable
@@ -990,13 +990,13 @@ async fn hand_over_or_refuse(
                     weighings: vec![],
                 },
             };
-            let reply = crate::sync::station::run_command_in(
+            let reply = crate::workflows::station::run_command_in(
                 c,
                 Some(&site),
                 &station,
                 &command,
                 &hash,
-                crate::sync::station::blank_reply(&station, now),
+                crate::workflows::station::blank_reply(&station, now),
                 now,
             )?;
             staff_store::record_action(

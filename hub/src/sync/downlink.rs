@@ -85,7 +85,7 @@ pub async fn run(
             );
             let handled = store
                 .write(move |c| {
-                    super::station::handle_in(
+                    crate::workflows::station::handle_in(
                         c,
                         config.as_deref(),
                         &station,

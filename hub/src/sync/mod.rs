@@ -13,6 +13,5 @@
 //! errors) are `hub_mqtt`'s. The reference central consumer is the `central` crate.
 
 pub mod downlink;
-pub mod station;
 pub mod uplink;
 pub mod window;

@@ -13,6 +13,7 @@ pub mod alerts;
 pub mod devices;
 pub mod pickup;
 pub mod receiving;
+pub mod station;
 
 use crate::codes::SitePatterns;
 use crate::config::{Config, StationConfig, StationError, StationKind};

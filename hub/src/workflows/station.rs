@@ -1,6 +1,7 @@
-//! Staff actions from station tablets over MQTT.
+//! Staff actions from station tablets, applied once: the station app's requests and station
+//! commands over MQTT both run here.
 //!
-//! A tablet at a pickup or receiving station publishes a JSON command on
+//! Over MQTT, a tablet at a pickup or receiving station publishes a JSON command on
 //! `hub/v1/{site}/down/station/{station}`; the hub runs it through the same `workflows` code
 //! as the CLI and publishes the answer on `hub/v1/{site}/up/station/{station}/reply` (QoS 1, not
 //! retained). Each command carries an id and is applied once: its reply is stored with its
@@ -11,14 +12,14 @@
 //! hub. What a command and a reply are (and how they are read and written) is
 //! `hub_contract::station`'s, documented in `docs/mqtt.md`; this module only runs them.
 
+use super::Site;
+use super::pickup::PickupError;
 use crate::config::StationKind;
 use crate::store::StoreError;
 use crate::store::Tx;
 use crate::store::deliveries::ReceivingError;
 use crate::store::pickup_orders::{HandoverError, HandoverRequest};
 use crate::workflows;
-use crate::workflows::Site;
-use crate::workflows::pickup::PickupError;
 use hub_contract::CONTRACT_VERSION;
 use hub_contract::station::{
     ReplyError, ReplyResult, StationAction, StationCommand, StationReply, decode,
