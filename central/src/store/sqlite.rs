@@ -174,15 +174,17 @@ impl CentralDb {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        // One statement, so one snapshot: read separately, the version could come from before
+        // the consumer's schema commit and the table list from after it.
+        let (version, has_events): (i64, bool) = conn.query_row(
+            "SELECT (SELECT user_version FROM pragma_user_version),
+                    (SELECT COUNT(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'event')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         if version >= CENTRAL_SCHEMA_VERSION {
             return Ok(Some(CentralDb { conn }));
         }
-        let has_events: bool = conn.query_row(
-            "SELECT COUNT(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'event'",
-            [],
-            |r| r.get(0),
-        )?;
         if has_events {
             return Err(StoreError::OldSchema {
                 path: path.to_owned(),
