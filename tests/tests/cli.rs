@@ -750,3 +750,25 @@ fn a_missing_or_empty_database_beside_its_stream_marker_is_refused_until_new_dat
     let out = hub(&["stock", "--config", cfg]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// `hub stock --json | head -1` and friends: when the reader of the output has gone, a command
+/// that only prints ends quietly (killed by SIGPIPE, like `cat`), never with a Rust panic.
+#[test]
+fn a_report_piped_into_a_closed_reader_ends_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = site_config(dir.path());
+    let (reader, writer) = std::io::pipe().unwrap();
+    // The reader is closed before the hub starts, so its first write always finds no reader.
+    drop(reader);
+    let out = Command::new(hub_binary())
+        .args(["stock", "--json", "--config", config.to_str().unwrap()])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    const SIGPIPE: i32 = 13;
+    assert_eq!(out.status.signal(), Some(SIGPIPE), "{err}");
+}

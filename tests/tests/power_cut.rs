@@ -243,3 +243,45 @@ fn powercut_run_writes_the_json_figures_and_exits_0_when_nothing_was_lost() {
     assert_eq!(figures["negative_control_detected_loss"], true, "{figures}");
     assert_eq!(figures["passed"], true, "{figures}");
 }
+
+/// On the first start the hub creates its data folder (and any missing parent). A power cut
+/// right after the first acknowledged write must not take the folder, and so the database,
+/// with it: the new folders' entries are fsynced in their parents.
+#[test]
+fn a_data_folder_the_hub_created_survives_a_power_cut() {
+    use powercut::{MountOptions, PowerCutFs, Tear};
+    let card = PowerCutFs::mount_temp(MountOptions::default()).unwrap();
+    let data = card.mountpoint().join("hub").join("data");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hub.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[site]\nid = \"new-site\"\n[store]\ndata_dir = \"{}\"\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let skus = dir.path().join("skus.json");
+    std::fs::write(
+        &skus,
+        r#"[{"code":"ORANGE","name":"Oranges","unit":"piece","gtins":[],"allow_negative":false,"check_items_at_handover":false,"version":1}]"#,
+    )
+    .unwrap();
+    let out = hub_at(&config, &["sku", "import", skus.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    card.cut(Tear::None).unwrap();
+
+    let out = hub_at(&config, &["sku", "list", "--json"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("ORANGE"),
+        "the imported SKU is still there after the cut: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

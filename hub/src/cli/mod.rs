@@ -343,12 +343,42 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 pub fn main() -> i32 {
     hub_mqtt::install_crypto_provider();
     let cli = Cli::parse();
+    if cli.command.prints_and_exits() {
+        restore_default_sigpipe();
+    }
     match dispatch(cli) {
         Ok(code) => code as i32,
         Err(Failure { code, error }) => {
             eprintln!("error: {error:#}");
             code as i32
         }
+    }
+}
+
+impl Command {
+    /// Commands that read or change the store, print, and exit. Their output is often piped
+    /// into `head` or `grep -m1`; the daemon, the demo's server, the benchmarks and the device
+    /// simulators are not (they also write to sockets and child processes' pipes).
+    fn prints_and_exits(&self) -> bool {
+        !matches!(
+            self,
+            Command::Run(_) | Command::Demo(_) | Command::Bench { .. } | Command::Sim { .. }
+        )
+    }
+}
+
+/// Rust starts every program with SIGPIPE ignored, so `println!` into a pipe whose reader has
+/// gone (`hub stock --json | head -1`) panics with "failed printing to stdout". A command that
+/// only prints should end quietly there, as `cat` or `grep` do: restore the default action.
+/// Everything it wrote to the store was committed before it printed.
+#[expect(
+    unsafe_code,
+    reason = "the C library's signal(2); no safe wrapper in std"
+)]
+fn restore_default_sigpipe() {
+    // SAFETY: setting a signal's disposition to SIG_DFL at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

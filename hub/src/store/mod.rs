@@ -511,12 +511,27 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Creates `dir` and its missing ancestors, then fsyncs the parent of each one created: a new
+/// directory's entry lives in its parent, and without that fsync a power cut soon after the
+/// first start can leave the database's folder (and so the database) missing. SQLite itself
+/// syncs only the folder holding its files.
+fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+    std::fs::create_dir_all(dir)?;
+    for created in missing {
+        if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed) the database of `site`, migrates it, starts the writer.
     pub fn open(path: &Path, site: &str, options: &StoreOptions) -> Result<Store, StoreError> {
         check_sqlite_version()?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            create_dir_durably(dir).map_err(|source| StoreError::CreateDir {
                 path: dir.to_owned(),
                 source,
             })?;
