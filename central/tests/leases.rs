@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SITE: &str = "lease-site";
-const LEASE_S: u64 = 5;
+const LEASE_S: u64 = 8;
 
 fn consumer(port: u16, db: &str, client_id: &str, logs: &std::path::Path) -> Child {
     let log = std::fs::File::create(logs.join(format!("{client_id}.log"))).unwrap();
@@ -182,14 +182,15 @@ async fn a_lease_left_by_a_dead_consumer_is_asked_again_once_after_it_expires() 
     };
     assert_eq!((from, to), (6, 6));
     // Lower bound only: the second request cannot come before the lease ran out (less the
-    // first request's own delivery, well under a second on loopback).
+    // first request's own delivery to the hub, kept under two seconds even on a loaded
+    // machine). A consumer ignoring the lease would ask about 3 s after the first request.
     assert!(
-        second_at.duration_since(first_at) >= Duration::from_secs(LEASE_S - 1),
+        second_at.duration_since(first_at) >= Duration::from_secs(LEASE_S - 2),
         "asked again after {:?}, within the {LEASE_S} s lease",
         second_at.duration_since(first_at)
     );
 
-    // The hub answers; the gap closes and nobody asks again, however many leases pass.
+    // The hub answers; the gap closes and nobody asks again when the second lease expires.
     hub_mqtt::publish_once(&hub, &contract::events_topic(SITE), event(6))
         .await
         .unwrap();
@@ -209,7 +210,7 @@ async fn a_lease_left_by_a_dead_consumer_is_asked_again_once_after_it_expires() 
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(Duration::from_secs(2 * LEASE_S + 3)).await;
+    tokio::time::sleep(Duration::from_secs(LEASE_S + 3)).await;
     let mut more = Vec::new();
     while let Ok(r) = requests.try_recv() {
         more.push(r);
