@@ -21,6 +21,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// Most messages stored in one transaction. A batch is whatever arrived while the previous
+/// one committed, up to this: the per-batch work (site locks, marks, counters) is paid once
+/// for more events the further a consumer is behind. The broker's window of unacknowledged
+/// messages (`max_inflight_messages`) should be larger, so it keeps sending during a commit.
+pub const MAX_BATCH: usize = 10_000;
+
 /// Milliseconds since the epoch, now.
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -289,7 +295,7 @@ async fn connection<S: EventStore>(
                         Ok(_) => {}
                         Err(e) => { failure = Some(e); break; }
                     }
-                    if batch.len() < 2000 {
+                    if batch.len() < MAX_BATCH {
                         next = rx.try_recv().ok();
                     }
                 }

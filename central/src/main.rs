@@ -65,6 +65,11 @@ enum Command {
         /// File holding the token the fleet page requires (required off loopback).
         #[arg(long)]
         http_token_file: Option<PathBuf>,
+        /// Seconds a resend request stands before a gap still open is asked for again (the
+        /// request, its answer or the consumer that sent it was lost). Shared by every
+        /// consumer of the database through its lease row; give all consumers the same value.
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        resend_lease: u64,
     },
     /// Benchmarks.
     #[command(subcommand)]
@@ -426,6 +431,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             share_group,
             http,
             http_token_file,
+            resend_lease,
         } => {
             init_logs("info", cli.log_format);
             if db.is_none() && postgres.is_none() {
@@ -439,6 +445,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             };
             options.postgres = postgres;
             options.share_group = share_group;
+            options.resend_lease = std::time::Duration::from_secs(resend_lease);
             let token = match &http_token_file {
                 Some(file) => Some(
                     std::fs::read_to_string(file)

@@ -423,3 +423,105 @@ fn postgres_store_keeps_the_contract_and_stores_each_event_once_under_concurrent
     let r = db.report().unwrap();
     assert_eq!(r.sites[0].contiguous_seq, 51);
 }
+
+/// One writer's batch as the consumer passes it on.
+fn store_msgs(db: &mut PgStore, batch: &[Msg]) {
+    let arrivals: Vec<Arrival<'_>> = batch
+        .iter()
+        .map(|m| Arrival {
+            topic: &m.topic,
+            payload: &m.payload,
+        })
+        .collect();
+    db.store_batch(&arrivals, 1_000).expect("batch stored");
+}
+
+#[test]
+fn two_consumers_committing_overlapping_batches_with_a_conflict_at_once_store_each_event_once() {
+    let cluster = PgCluster::start().expect("private PostgreSQL cluster starts");
+    let url = cluster.create_database("conflict_race").unwrap();
+    PgStore::open(&url, 1_700_000_000_000).unwrap();
+    let sites: Vec<String> = (0..10).map(|i| format!("site-{i:02}")).collect();
+    // Round r: the first consumer has seqs r*10+1..=r*10+7 of every site, the second
+    // r*10+4..=r*10+10 (four in common, three of its own each, in reverse order); the second's
+    // copy of site-03 #25 carries another event id.
+    let batch = |writer: usize, round: i64| -> Vec<Msg> {
+        let seqs = if writer == 0 { 1..=7 } else { 4..=10 };
+        let mut batch = Vec::new();
+        for site in &sites {
+            for k in seqs.clone() {
+                let seq = round * 10 + k;
+                let id = if writer == 1 && site == "site-03" && seq == 25 {
+                    "site-03-25-other".to_owned()
+                } else {
+                    format!("{site}-{seq}")
+                };
+                batch.push(event_at(site, Some("A"), seq, &id));
+            }
+        }
+        if writer == 1 {
+            batch.reverse();
+        }
+        batch
+    };
+    let together = std::sync::Barrier::new(2);
+    std::thread::scope(|scope| {
+        for writer in 0..2 {
+            let (url, together, batch) = (&url, &together, &batch);
+            scope.spawn(move || {
+                // Each consumer its own connection; every round both commit at once.
+                let mut db = PgStore::open(url, 1_700_000_000_000).unwrap();
+                for round in 0..5 {
+                    let mine = batch(writer, round);
+                    together.wait();
+                    store_msgs(&mut db, &mine);
+                }
+                // Both acks of round 2 were lost: the broker redelivers both batches at once.
+                let again = batch(writer, 2);
+                together.wait();
+                store_msgs(&mut db, &again);
+            });
+        }
+    });
+
+    let db = PgStore::open(&url, 1_700_000_000_000).unwrap();
+    let report = db.report().unwrap();
+    assert_eq!(report.sites.len(), 10);
+    for s in &report.sites {
+        // Per site: 50 events; 4 common seqs × 5 rounds plus the 14 redelivered are
+        // duplicates, except site-03 #25, which is the one conflict.
+        let expected_conflicts = i64::from(s.site == "site-03");
+        assert_eq!(
+            (
+                s.events,
+                s.contiguous_seq,
+                s.max_seq,
+                s.duplicates_dropped,
+                s.conflicts
+            ),
+            (50, 50, 50, 34 - expected_conflicts, expected_conflicts),
+            "{s:?}"
+        );
+        assert!(s.gaps.is_empty(), "{s:?}");
+        let events = db.events(&s.site).unwrap();
+        let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=50).collect::<Vec<_>>(), "{}", s.site);
+        if s.site == "site-03" {
+            // Recorded once, whichever consumer committed first: the other id is the conflict.
+            assert_eq!(s.conflicting_events.len(), 1, "{:?}", s.conflicting_events);
+            let c = &s.conflicting_events[0];
+            let stored = &events[24];
+            assert_eq!((c.stream.as_str(), c.seq), ("A", 25));
+            assert_eq!(c.stored_id, stored.id);
+            let mut ids = [c.stored_id.as_str(), c.id.as_str()];
+            ids.sort();
+            assert_eq!(ids, ["site-03-25", "site-03-25-other"]);
+        } else {
+            assert!(
+                s.conflicting_events.is_empty(),
+                "{:?}",
+                s.conflicting_events
+            );
+        }
+    }
+}

@@ -720,6 +720,7 @@ async fn tls_with_client_certificates_and_the_documented_acl() {
                 require_certificate: true,
             }),
             acl_file: Some(acl),
+            ..MosquittoOptions::default()
         },
     )
     .unwrap();

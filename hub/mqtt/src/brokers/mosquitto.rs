@@ -22,6 +22,11 @@ pub struct MosquittoOptions {
     pub tls: Option<MosquittoTls>,
     /// ACL file (`acl_file`).
     pub acl_file: Option<PathBuf>,
+    /// QoS 1 messages the broker sends a client before it waits for their PUBACKs
+    /// (`max_inflight_messages`); 1000 when not set. A consumer that acknowledges a batch only
+    /// after committing it needs a window larger than its batch, so the broker keeps sending
+    /// while a batch commits.
+    pub max_inflight_messages: Option<u32>,
 }
 
 /// A running (or killed) Mosquitto.
@@ -54,13 +59,14 @@ impl Mosquitto {
              listener {port} 127.0.0.1\n\
              persistence true\n\
              persistence_location {}/\n\
-             max_inflight_messages 1000\n\
+             max_inflight_messages {}\n\
              max_queued_messages 0\n\
              max_queued_bytes 0\n\
              log_dest stderr\n\
              log_type error\n\
              log_type warning\n",
-            dir.join("persist").display()
+            dir.join("persist").display(),
+            options.max_inflight_messages.unwrap_or(1000)
         );
         match &options.tls {
             Some(tls) => {
