@@ -484,3 +484,96 @@ fn receive_progress_shows_undecided_lines_with_what_was_observed() {
     let unknown = site.json(&["receive", "progress", "--delivery", "NOPE"]);
     assert_eq!(unknown["known"], false, "{unknown}");
 }
+
+#[test]
+fn receive_show_lists_the_expected_lines_before_a_decision_and_the_state_after_a_release() {
+    let site = Site::new("");
+    site.skus();
+    let manifest = site.file(
+        "manifest.json",
+        json!({
+            "delivery_id": "D9", "supplier": "Grain Co", "version": 1, "expected_at": "08:30",
+            "lines": [
+                {"line_no": 1, "sku": "RICE", "lot": "R-9", "expiry": "2999-01-31", "expected_count": 10},
+                {"line_no": 2, "sku": "RICE", "lot": "R-10", "expiry": "2999-01-31", "expected_count": 5}
+            ]
+        }),
+    );
+    site.ok(&["receive", "manifest", &manifest]);
+    // Before any decision: every expected line, its name, state and what deciding now gives.
+    let before = site.ok(&["receive", "show", "--delivery", "D9"]);
+    assert!(!before.contains("no line decided yet"), "{before}");
+    assert!(
+        before.contains("Grain Co") && before.contains("Rice 5 kg"),
+        "{before}"
+    );
+    assert!(
+        before.contains("行 1") && before.contains("行 2"),
+        "{before}"
+    );
+    assert!(before.contains("待决定"), "{before}");
+    assert!(
+        before.contains("未点数"),
+        "the proposal's reason in words: {before}"
+    );
+    // A flagged code holds line 1 when it is decided.
+    site.ok(&["receive", "scan", "--station", "dock", "D9/1"]);
+    site.run(&[
+        "receive",
+        "scan",
+        "--station",
+        "dock",
+        "(01)12345678901234(21)X1",
+    ]);
+    site.ok(&["receive", "count", "--delivery", "D9", "--line", "1", "10"]);
+    site.ok(&[
+        "receive",
+        "decide",
+        "--delivery",
+        "D9",
+        "--line",
+        "1",
+        "--staff",
+        "li.wei",
+    ]);
+    let held = site.ok(&["receive", "show", "--delivery", "D9", "--lang", "en"]);
+    assert!(held.contains("held for review"), "{held}");
+    assert!(held.contains("scanned code(s) flagged"), "{held}");
+    assert!(
+        !held.contains("\"code\"") && !held.contains("{"),
+        "no raw JSON: {held}"
+    );
+    let decisions = site.json(&["receive", "show", "--delivery", "D9"]);
+    let quantity = decisions[0]["decision"]["held"].as_i64().unwrap();
+    assert!(quantity > 0, "{decisions}");
+    site.ok(&[
+        "receive",
+        "release",
+        "--delivery",
+        "D9",
+        "--line",
+        "1",
+        "--release",
+        &quantity.to_string(),
+        "--staff",
+        "wang.wei",
+        "--reason",
+        "checked_by_hand",
+    ]);
+    // After the release the line says so (it said HELD before), by whom and why.
+    let after = site.ok(&["receive", "show", "--delivery", "D9", "--lang", "en"]);
+    assert!(after.contains("released after the hold"), "{after}");
+    assert!(
+        after.contains("wang.wei") && after.contains("checked by hand"),
+        "{after}"
+    );
+    assert!(!after.contains("HELD"), "{after}");
+    let zh = site.ok(&["receive", "show", "--delivery", "D9"]);
+    assert!(
+        zh.contains("暂扣后已放行") && zh.contains("已人工核对"),
+        "{zh}"
+    );
+    let bad = site.run(&["receive", "show", "--delivery", "D9", "--lang", "fr"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("zh-CN or en"), "{}", stderr(&bad));
+}

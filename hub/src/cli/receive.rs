@@ -133,7 +133,9 @@ pub(super) enum ReceiveCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show a delivery's lines and decisions.
+    /// Show a delivery: every expected line with what was observed, its state (waiting, its
+    /// decision, released or rejected after a hold) and the reasons, in the station app's words
+    /// and the site's time zone. `--json` prints the decisions made so far.
     Show {
         #[command(flatten)]
         config: ConfigArg,
@@ -141,6 +143,9 @@ pub(super) enum ReceiveCommand {
         delivery: String,
         #[arg(long)]
         json: bool,
+        /// The language of the text: zh-CN (default) or en.
+        #[arg(long, default_value = "zh-CN")]
+        lang: String,
     },
 }
 
@@ -470,19 +475,48 @@ pub(super) fn receive_command(
             config,
             delivery,
             json,
+            lang,
         } => {
-            let (_config, store) = open_site(&config.config, format)?;
-            let id = delivery.clone();
-            let decisions = store.read_blocking(move |c| deliveries::decisions(c, &id))?;
+            let Some(lang) = crate::catalogue::Lang::parse(&lang) else {
+                return Err(Failure {
+                    code: Exit::Invalid,
+                    error: anyhow::anyhow!("language '{lang}' is not offered; use zh-CN or en"),
+                });
+            };
+            let (config, store) = open_site(&config.config, format)?;
+            let site = Site::of(&config);
+            let (id, policy, today) = (delivery.clone(), site.receiving, site.today(now));
+            let shown = store.read_blocking(move |c| {
+                Ok::<_, ReceivingError>((
+                    deliveries::decisions(c, &id)?,
+                    deliveries::bench_delivery(c, &id, &policy, today)?,
+                ))
+            });
             store.close();
+            let (decisions, bench) = match shown {
+                Ok(x) => x,
+                Err(e) => return answer(e),
+            };
             if json {
                 print_json(&decisions)?;
-            } else if decisions.is_empty() {
-                println!("delivery {delivery}: no line decided yet");
             } else {
-                decisions
-                    .iter()
-                    .for_each(|d| print!("{}", crate::cli_output::DecisionView(d)));
+                match bench {
+                    None => println!(
+                        "{}",
+                        crate::catalogue::receiving::refusal(
+                            &ReceivingError::UnknownDelivery(delivery),
+                            lang
+                        )
+                    ),
+                    Some(d) => print!(
+                        "{}",
+                        crate::cli_output::BenchDeliveryView {
+                            delivery: &d,
+                            lang,
+                            zone: site.timezone
+                        }
+                    ),
+                }
             }
             Ok(Exit::Ok)
         }
