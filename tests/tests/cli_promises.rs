@@ -577,3 +577,88 @@ fn receive_show_lists_the_expected_lines_before_a_decision_and_the_state_after_a
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("zh-CN or en"), "{}", stderr(&bad));
 }
+
+#[test]
+fn import_files_are_central_commands_and_every_error_is_listed_at_once() {
+    let site = Site::new("");
+    let sku = |id: &str, code: &str, name: &str| {
+        json!({"v":1,"id":id,"site":"cli-site","kind":"sku_upsert","key":code,"version":1,
+               "body":{"code":code,"name":name,"unit":"piece","gtins":[],"allow_negative":false,"version":1}})
+    };
+    let skus = site.file(
+        "skus.json",
+        json!([sku("c-1", "RICE", "Rice 5 kg"), sku("c-2", "MILK", "Milk")]),
+    );
+    let out = site.ok(&["sku", "import", &skus]);
+    assert!(
+        out.contains("c-1: sku_upsert RICE version 1 applied"),
+        "{out}"
+    );
+
+    // A manifest file with three mistakes in two commands: all three listed, with their place,
+    // in plain words; nothing is stored.
+    let bad = site.file(
+        "bad-manifests.json",
+        json!([
+            {"v":1,"id":"c-10","site":"cli-site","kind":"delivery_manifest","key":"D1","version":1,
+             "body":{"supplier":"Grain Co","lines":[{"line_no":1,"sku":"RICE","lot":"R-1","expected_count":"ten"}]}},
+            {"v":1,"id":"c-11","site":"cli-site","kind":"pickup_order","key":"P1","version":1,"body":{}},
+            {"v":1,"site":"cli-site","kind":"delivery_manifest","key":"D2","version":1,"body":{}}
+        ]),
+    );
+    let out = site.run(&["receive", "manifest", &bad]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("3 error(s); nothing was imported"), "{err}");
+    assert!(err.contains("command 1 (id c-10) (D1)"), "{err}");
+    assert!(
+        err.contains("command 2 (id c-11): a `pickup_order` command"),
+        "{err}"
+    );
+    assert!(
+        err.contains("command 3:") && err.contains("\"id\""),
+        "{err}"
+    );
+    assert!(!err.contains("internally tagged"), "{err}");
+    let progress = site.json(&["receive", "progress", "--delivery", "D1"]);
+    assert_eq!(progress["known"], false, "{progress}");
+
+    // The documented `delivery_manifest` message is a manifest file as it stands.
+    let good = site.file(
+        "manifest.json",
+        json!({"v":1,"id":"c-12","site":"cli-site","kind":"delivery_manifest","key":"D1","version":1,
+               "body":{"supplier":"Grain Co","expected_at":"2026-11-25T06:00:00+08:00",
+                       "lines":[{"line_no":1,"sku":"RICE","lot":"R-1","expiry":"2999-01-31","expected_count":10}]}}),
+    );
+    let out = site.ok(&["receive", "manifest", &good]);
+    assert!(
+        out.contains("delivery_manifest D1 version 1 applied"),
+        "{out}"
+    );
+    let progress = site.json(&["receive", "progress", "--delivery", "D1"]);
+    assert_eq!(progress["known"], true, "{progress}");
+
+    // And the documented `pickup_order` message is an order file.
+    let order = site.file(
+        "order.json",
+        json!({"v":1,"id":"c-13","site":"cli-site","kind":"pickup_order","key":"P1","version":1,
+               "body":{"code_salt":"0a0b0c0d","code_hash":"0".repeat(64),"status":"open",
+                       "items":[{"sku":"RICE","quantity":2}],"phone_tail":"1234",
+                       "opens_at_ms":0,"closes_at_ms":4_102_444_800_000i64}}),
+    );
+    let out = site.ok(&["pickup", "import", &order]);
+    assert!(out.contains("pickup_order P1 version 1 applied"), "{out}");
+    let bad_order = site.file(
+        "bad-order.json",
+        json!({"v":1,"id":"c-14","site":"cli-site","kind":"pickup_order","key":"P2","version":1,
+               "body":{"code_salt":"0a","code_hash":"0".repeat(64),"status":"lost",
+                       "items":[],"opens_at_ms":0,"closes_at_ms":1}}),
+    );
+    let out = site.run(&["pickup", "import", &bad_order]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("command 1 (id c-14) (P2)") && err.contains("status 'lost'"),
+        "{err}"
+    );
+}

@@ -4,7 +4,8 @@ use super::*;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum ReceiveCommand {
-    /// Load a delivery manifest from a JSON file, as central would send it.
+    /// Load delivery manifests from a JSON file: a `delivery_manifest` command exactly as
+    /// central sends it (docs/mqtt.md), or an array of them. Every error is listed at once.
     Manifest {
         #[command(flatten)]
         config: ConfigArg,
@@ -169,6 +170,12 @@ pub(super) fn receive_command(
     };
     match command {
         ReceiveCommand::Manifest { config, file } => {
+            if let Some(commands) = super::import::read_commands(
+                &file,
+                hub_contract::command::CommandKind::DeliveryManifest,
+            )? {
+                return super::import::apply_commands(&config.config, format, commands);
+            }
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
             let manifest: hub_core::receiving::Manifest =
