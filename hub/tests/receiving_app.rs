@@ -103,6 +103,7 @@ fn seed(store: &Store) {
 struct Hub {
     addr: SocketAddr,
     store: Store,
+    feed: StationFeed,
     _dir: tempfile::TempDir,
 }
 
@@ -118,13 +119,15 @@ async fn start() -> Hub {
     .unwrap();
     let s = store.clone();
     tokio::task::spawn_blocking(move || seed(&s)).await.unwrap();
-    let app = StationApp::new(store.clone(), Site::of(&config), StationFeed::new());
+    let feed = StationFeed::new();
+    let app = StationApp::new(store.clone(), Site::of(&config), feed.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router(app)).await });
     Hub {
         addr,
         store,
+        feed,
         _dir: dir,
     }
 }
@@ -317,6 +320,51 @@ async fn a_delivery_is_received_on_the_bench_screen_in_the_clerks_words() {
         flagged.body
     );
     assert!(flagged.body.contains("第 1 行已标记"), "{}", flagged.body);
+
+    // A stable weight from the bench's scale (as the device dispatcher reports it) shows on
+    // the screen, and the line's weighed figure is the recorded one.
+    let site = Site::of(&config(Path::new("/")));
+    let s = hub.store.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        s.write_blocking(move |c| {
+            hub::workflows::devices::weighed(
+                c,
+                &site,
+                hub::workflows::devices::Source {
+                    device: "scale-1",
+                    station: "dock",
+                    pickup: false,
+                },
+                9_480,
+                "S S 9.480 kg",
+                Timestamp(2_000),
+            )
+        })
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    hub::station_app::receiving::show_device_input(&hub.feed, "dock", &outcome, Timestamp(2_000));
+    let cookies: Vec<&str> = clerk.cookies.iter().map(String::as_str).collect();
+    let live = http(
+        hub.addr,
+        "GET",
+        "/station/receiving/current",
+        &cookies,
+        None,
+        "",
+    )
+    .await;
+    assert!(
+        live.body.contains("已记录稳定重量 9480 克"),
+        "{}",
+        live.body
+    );
+    assert!(
+        live.body.contains("<b id=\"scale\">9480 克</b>"),
+        "{}",
+        live.body
+    );
 
     // Negative and absurd counts are refused in the clerk's words; nothing is recorded.
     for bad in ["-3", "99999999999"] {
