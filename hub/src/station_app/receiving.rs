@@ -879,3 +879,75 @@ fn done_words(kind: &str, delivery_id: &str, line_no: u32) -> (String, String) {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(state: &'static str, held: i64, selected: bool) -> LineRow {
+        LineRow {
+            line_no: 1,
+            sku: "ORANGE".into(),
+            name: "<b>橙子</b>".into(),
+            lot: "L1".into(),
+            expiry: "2030-01-01".into(),
+            expected_count: "10".into(),
+            scanned: "9".into(),
+            expected_weight: "1000 g".into(),
+            weighed: "990 g".into(),
+            tolerance: "± 50 g".into(),
+            photo: Some(PhotoView {
+                tone: Tone::Error,
+                verdict: "fail",
+                why: vec!["why".into()],
+                top: vec!["banana 90%".into()],
+            }),
+            flags: vec!["X: already bound".into()],
+            state,
+            state_text: "held",
+            proposal: Some("held".into()),
+            reasons: vec!["short".into()],
+            held,
+            selected,
+        }
+    }
+
+    /// The bench page with every optional part shown (the last scan, a delivery, the selected
+    /// line with its photo, flags, the count/split/decide forms and a supervisor's release), in
+    /// both languages: it renders, names only texts the catalogue has, and escapes outside text.
+    #[test]
+    fn the_bench_renders_in_both_languages_with_catalogue_texts_only() {
+        for (lang, supervisor, state, held) in [
+            (Lang::ZhCn, false, "waiting", 0),
+            (Lang::En, true, "attention", 5),
+            (Lang::ZhCn, true, "attention", 5),
+        ] {
+            let context = serde_json::json!({
+                "lang": lang.tag(), "csrf": "c",
+                "staff": {"staff_id": "li", "name": "李"}, "station_name": "收货台",
+                "supervisor": supervisor, "seq": 3, "fresh": "1",
+                "deliveries": [DeliveryRow {
+                    delivery_id: "D1".into(), supplier: "<b>S</b>".into(), expected_at: "08:30".into(),
+                    done: 1, held: 1, waiting: 1, state: "x", open_line: 1, current: true,
+                }],
+                "current": CurrentView {
+                    delivery_id: "D1".into(), supplier: "S".into(), closed: false,
+                    lines: vec![row(state, held, true)], selected: Some(row(state, held, true)),
+                },
+                "last": LastView { tone: Tone::Error, text: "flagged".into() },
+                "request_id": "r1", "resolve_reasons": RESOLVE_REASONS,
+            });
+            let page = templates::try_render("receiving.html", &context)
+                .unwrap_or_else(|e| panic!("receiving.html: {e:#}"));
+            assert!(
+                !page.contains(">receiving.") && !page.contains(" receiving."),
+                "{} shows a key without text: {page}",
+                lang.tag()
+            );
+            assert!(!page.contains("<b>S</b>") && !page.contains("<b>橙子</b>"));
+            assert!(page.contains("id=\"scale\"") && page.contains("id=\"close-delivery\""));
+            assert_eq!(page.contains("id=\"resolve\""), supervisor && held > 0);
+            assert_eq!(page.contains("id=\"save-count\""), state == "waiting");
+        }
+    }
+}
