@@ -662,3 +662,41 @@ fn import_files_are_central_commands_and_every_error_is_listed_at_once() {
         "{err}"
     );
 }
+
+#[test]
+fn a_negative_or_absurd_count_is_refused_and_nothing_is_recorded() {
+    let site = Site::new("");
+    site.skus();
+    let manifest = site.file(
+        "manifest.json",
+        json!({"delivery_id": "D5", "supplier": "Grain Co", "version": 1,
+               "lines": [{"line_no": 1, "sku": "RICE", "lot": "R-5", "expected_count": 10}]}),
+    );
+    site.ok(&["receive", "manifest", &manifest]);
+    for bad in ["-3", "99999999999"] {
+        let out = hub(&[
+            "receive",
+            "count",
+            "--config",
+            &site.config,
+            "--delivery",
+            "D5",
+            "--line",
+            "1",
+            "--",
+            bad,
+        ]);
+        assert!(!out.status.success(), "{bad} was taken: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains(&format!("a count of {bad} is not possible")),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let progress = site.json(&["receive", "progress", "--delivery", "D5"]);
+    assert_eq!(
+        progress["lines"][0]["observed"]["counted_by_staff"],
+        Value::Null,
+        "{progress}"
+    );
+}
