@@ -371,7 +371,7 @@ async fn a_delivery_is_received_on_the_bench_screen_in_the_clerks_words() {
         let refused = clerk
             .post(
                 "/station/receiving/action",
-                &format!("request_id=r-bad{bad}&action=count&delivery=D1&line=1&count={bad}"),
+                &format!("request_id=r-bad{bad}&op=count&delivery=D1&line=1&count={bad}"),
             )
             .await;
         assert!(
@@ -384,7 +384,7 @@ async fn a_delivery_is_received_on_the_bench_screen_in_the_clerks_words() {
     let not_a_number = clerk
         .post(
             "/station/receiving/action",
-            "request_id=r-nan&action=count&delivery=D1&line=1&count=ten",
+            "request_id=r-nan&op=count&delivery=D1&line=1&count=ten",
         )
         .await;
     assert!(
@@ -397,7 +397,7 @@ async fn a_delivery_is_received_on_the_bench_screen_in_the_clerks_words() {
     let counted = clerk
         .post(
             "/station/receiving/action",
-            "request_id=r-1&action=count&delivery=D1&line=1&count=10",
+            "request_id=r-1&op=count&delivery=D1&line=1&count=10",
         )
         .await;
     assert!(
@@ -408,13 +408,13 @@ async fn a_delivery_is_received_on_the_bench_screen_in_the_clerks_words() {
     clerk
         .post(
             "/station/receiving/action",
-            "request_id=r-2&action=count&delivery=D1&line=1&count=9",
+            "request_id=r-2&op=count&delivery=D1&line=1&count=9",
         )
         .await;
     clerk
         .post(
             "/station/receiving/action",
-            "request_id=r-1&action=count&delivery=D1&line=1&count=10",
+            "request_id=r-1&op=count&delivery=D1&line=1&count=10",
         )
         .await;
     assert_eq!(line_state(&hub.store, 1).observed.counted_by_staff, Some(9));
@@ -423,7 +423,7 @@ async fn a_delivery_is_received_on_the_bench_screen_in_the_clerks_words() {
     let decided = clerk
         .post(
             "/station/receiving/action",
-            "request_id=r-3&action=decide&delivery=D1&line=1",
+            "request_id=r-3&op=decide&delivery=D1&line=1",
         )
         .await;
     assert!(decided.body.contains("第 1 行已决定"), "{}", decided.body);
@@ -442,7 +442,7 @@ async fn a_delivery_is_received_on_the_bench_screen_in_the_clerks_words() {
     let by_clerk = clerk
         .post(
             "/station/receiving/action",
-            &format!("request_id=r-4&action=release&delivery=D1&line=1&release={held_quantity}&reject=0&reason=checked_by_hand"),
+            &format!("request_id=r-4&op=release&delivery=D1&line=1&release={held_quantity}&reject=0&reason=checked_by_hand"),
         )
         .await;
     assert_eq!(by_clerk.status, 403, "{}", by_clerk.body);
@@ -459,7 +459,7 @@ async fn a_delivery_is_received_on_the_bench_screen_in_the_clerks_words() {
     let released = boss
         .post(
             "/station/receiving/action",
-            &format!("request_id=b-1&action=release&delivery=D1&line=1&release={held_quantity}&reject=0&reason=checked_by_hand"),
+            &format!("request_id=b-1&op=release&delivery=D1&line=1&release={held_quantity}&reject=0&reason=checked_by_hand"),
         )
         .await;
     assert!(
@@ -491,7 +491,7 @@ async fn a_delivery_is_received_on_the_bench_screen_in_the_clerks_words() {
     let closed = clerk
         .post(
             "/station/receiving/action",
-            "request_id=r-5&action=close&delivery=D1",
+            "request_id=r-5&op=close&delivery=D1",
         )
         .await;
     assert!(closed.body.contains("到货单 D1 已关闭"), "{}", closed.body);
@@ -502,7 +502,7 @@ async fn a_delivery_is_received_on_the_bench_screen_in_the_clerks_words() {
     let late = clerk
         .post(
             "/station/receiving/action",
-            "request_id=r-6&action=count&delivery=D1&line=2&count=5",
+            "request_id=r-6&op=count&delivery=D1&line=2&count=5",
         )
         .await;
     assert!(late.body.contains("已关闭，不能再操作"), "{}", late.body);

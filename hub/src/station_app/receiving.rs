@@ -587,6 +587,9 @@ struct ActionForm {
     #[serde(default)]
     csrf: Option<String>,
     request_id: String,
+    /// What to do (`count`, `split`, `decide`, `release`, `close`). Not named `action`: a
+    /// field of that name would shadow the form's `action` property in the page's script.
+    #[serde(rename = "op")]
     action: String,
     delivery: String,
     #[serde(default)]
