@@ -9,6 +9,8 @@
 use hub_core::Timestamp;
 use hub_core::pickup::{CodeCheck, CodeProblem};
 
+pub mod receiving;
+
 /// A language a person reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub enum Lang {
@@ -237,7 +239,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
 /// The fixed text `key` in `lang`; the key itself (so a missing text shows, and a test catches
 /// it) when the catalogue has none.
 pub fn text(key: &str, lang: Lang) -> &str {
-    match TEXTS.iter().find(|(k, _, _)| *k == key) {
+    match TEXTS
+        .iter()
+        .chain(receiving::TEXTS)
+        .find(|(k, _, _)| *k == key)
+    {
         Some((_, zh, en)) => match lang {
             Lang::ZhCn => zh,
             Lang::En => en,
@@ -248,7 +254,10 @@ pub fn text(key: &str, lang: Lang) -> &str {
 
 /// Whether the catalogue has `key`.
 pub fn has(key: &str) -> bool {
-    TEXTS.iter().any(|(k, _, _)| *k == key)
+    TEXTS
+        .iter()
+        .chain(receiving::TEXTS)
+        .any(|(k, _, _)| *k == key)
 }
 
 /// The refusal reasons a clerk picks from, as catalogue keys (`refuse.<code>`).
@@ -525,12 +534,10 @@ mod tests {
 
     #[test]
     fn every_text_has_both_languages_and_keys_are_unique() {
-        for (i, (key, zh, en)) in TEXTS.iter().enumerate() {
+        let all: Vec<_> = TEXTS.iter().chain(receiving::TEXTS).collect();
+        for (i, (key, zh, en)) in all.iter().enumerate() {
             assert!(!zh.trim().is_empty() && !en.trim().is_empty(), "{key}");
-            assert!(
-                TEXTS[i + 1..].iter().all(|(k, _, _)| k != key),
-                "{key} twice"
-            );
+            assert!(all[i + 1..].iter().all(|(k, _, _)| k != key), "{key} twice");
         }
         for reason in REFUSAL_REASONS {
             assert!(has(&format!("refuse.{reason}")), "refuse.{reason}");

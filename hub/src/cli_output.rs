@@ -406,3 +406,141 @@ impl std::fmt::Display for DeliveryProgress<'_> {
         Ok(())
     }
 }
+
+/// A delivery as `hub receive show` prints it (branch `receiving`): every expected line with
+/// what was observed, its state and reasons, in the station app's words (the catalogue) and
+/// times in the site's time zone.
+pub struct BenchDeliveryView<'a> {
+    pub delivery: &'a crate::store::deliveries::BenchDelivery,
+    pub lang: crate::catalogue::Lang,
+    pub zone: chrono_tz::Tz,
+}
+
+impl fmt::Display for BenchDeliveryView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::catalogue::{Lang, local_date_time, receiving as words, text};
+        let (d, lang) = (self.delivery, self.lang);
+        let zh = lang == Lang::ZhCn;
+        let t = |key: &str| text(key, lang).to_owned();
+        let g = if zh { " 克" } else { " g" };
+        let dash = |v: Option<i64>, unit: &str| {
+            v.map(|v| format!("{v}{unit}"))
+                .unwrap_or_else(|| "—".into())
+        };
+        let (done, held, waiting) = d.progress();
+        writeln!(
+            f,
+            "{} {} · {}: {} · {}: {} · {}: {done} {} / {held} {} / {waiting} {}",
+            if zh { "到货单" } else { "delivery" },
+            d.delivery_id,
+            t("receiving.supplier"),
+            d.supplier,
+            t("receiving.expected_at"),
+            d.expected_at.as_deref().unwrap_or("—"),
+            t("receiving.progress"),
+            t("receiving.done"),
+            t("receiving.held"),
+            t("receiving.waiting"),
+        )?;
+        if d.closed {
+            writeln!(f, "  {}", t("receiving.closed"))?;
+        }
+        for l in &d.lines {
+            let name = if l.sku_name.is_empty() {
+                l.line.sku.to_string()
+            } else {
+                format!("{} {}", l.line.sku, l.sku_name)
+            };
+            writeln!(
+                f,
+                "  {} {}: {name} · {} {} · {} {}: {}",
+                t("receiving.line"),
+                l.line.line_no,
+                t("receiving.lot"),
+                l.line.lot,
+                t("receiving.expiry"),
+                l.line.expiry.map(|e| e.to_string()).unwrap_or("—".into()),
+                words::state(l.state, lang),
+            )?;
+            let scanned = match l.observed.counted_by_staff {
+                Some(n) => format!("{n} ✎"),
+                None => l.observed.scanned().to_string(),
+            };
+            let photo = l
+                .observed
+                .photos
+                .last()
+                .map(|p| words::verdict(p.verdict, lang).to_owned())
+                .unwrap_or_else(|| t("receiving.no_photo"));
+            writeln!(
+                f,
+                "      {}: {} / {scanned} · {}: {} / {} ({} ± {}{g}) · {}: {photo}",
+                t("receiving.count"),
+                dash(l.line.expected_count, ""),
+                t("receiving.weight"),
+                dash(l.line.expected_weight_g, g),
+                dash(l.observed.weights_g.last().copied(), g),
+                t("receiving.tolerance"),
+                l.line.weight_tolerance_g,
+                t("receiving.photo"),
+            )?;
+            for (code, flag) in &l.observed.flagged {
+                writeln!(f, "      ✖ {code}: {}", words::flag(flag, lang))?;
+            }
+            let (decision, by) = match (&l.decision, &l.proposal) {
+                (Some(x), _) => (
+                    &x.decision,
+                    format!(
+                        " · {} {} · {}",
+                        t("receiving.by"),
+                        if x.staff.is_empty() { "-" } else { &x.staff },
+                        local_date_time(x.decided_at, self.zone)
+                    ),
+                ),
+                (None, Some(p)) => (p, format!(" ({})", t("receiving.proposal"))),
+                (None, None) => continue,
+            };
+            writeln!(
+                f,
+                "      {}{by}: {} {} / {} {} / {} {}",
+                words::outcome(decision.outcome, lang),
+                if zh { "接收" } else { "accepted" },
+                decision.accepted,
+                if zh { "暂扣" } else { "held" },
+                decision.held,
+                if zh { "拒收" } else { "rejected" },
+                decision.rejected,
+            )?;
+            for r in &decision.reasons {
+                writeln!(f, "      • {}", words::reason(r, lang))?;
+            }
+            if let Some(h) = l.hold.as_ref().filter(|h| h.status != "held") {
+                let reason = h
+                    .reason
+                    .as_deref()
+                    .map(|r| {
+                        let key = format!("receiving.resolve.{r}");
+                        if crate::catalogue::has(&key) {
+                            text(&key, lang).to_owned()
+                        } else {
+                            r.to_owned()
+                        }
+                    })
+                    .unwrap_or_default();
+                writeln!(
+                    f,
+                    "      {}: {} {} · {} {} · {}{reason}",
+                    words::state(l.state, lang),
+                    h.quantity,
+                    if zh { "件" } else { "unit(s)" },
+                    t("receiving.by"),
+                    h.resolved_by.as_deref().unwrap_or("-"),
+                    h.resolved_at
+                        .map(|at| format!("{} · ", local_date_time(at, self.zone)))
+                        .unwrap_or_default(),
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -484,3 +484,219 @@ fn receive_progress_shows_undecided_lines_with_what_was_observed() {
     let unknown = site.json(&["receive", "progress", "--delivery", "NOPE"]);
     assert_eq!(unknown["known"], false, "{unknown}");
 }
+
+#[test]
+fn receive_show_lists_the_expected_lines_before_a_decision_and_the_state_after_a_release() {
+    let site = Site::new("");
+    site.skus();
+    let manifest = site.file(
+        "manifest.json",
+        json!({
+            "delivery_id": "D9", "supplier": "Grain Co", "version": 1, "expected_at": "08:30",
+            "lines": [
+                {"line_no": 1, "sku": "RICE", "lot": "R-9", "expiry": "2999-01-31", "expected_count": 10},
+                {"line_no": 2, "sku": "RICE", "lot": "R-10", "expiry": "2999-01-31", "expected_count": 5}
+            ]
+        }),
+    );
+    site.ok(&["receive", "manifest", &manifest]);
+    // Before any decision: every expected line, its name, state and what deciding now gives.
+    let before = site.ok(&["receive", "show", "--delivery", "D9"]);
+    assert!(!before.contains("no line decided yet"), "{before}");
+    assert!(
+        before.contains("Grain Co") && before.contains("Rice 5 kg"),
+        "{before}"
+    );
+    assert!(
+        before.contains("行 1") && before.contains("行 2"),
+        "{before}"
+    );
+    assert!(before.contains("待决定"), "{before}");
+    assert!(
+        before.contains("未点数"),
+        "the proposal's reason in words: {before}"
+    );
+    // A flagged code holds line 1 when it is decided.
+    site.ok(&["receive", "scan", "--station", "dock", "D9/1"]);
+    site.run(&[
+        "receive",
+        "scan",
+        "--station",
+        "dock",
+        "(01)12345678901234(21)X1",
+    ]);
+    site.ok(&["receive", "count", "--delivery", "D9", "--line", "1", "10"]);
+    site.ok(&[
+        "receive",
+        "decide",
+        "--delivery",
+        "D9",
+        "--line",
+        "1",
+        "--staff",
+        "li.wei",
+    ]);
+    let held = site.ok(&["receive", "show", "--delivery", "D9", "--lang", "en"]);
+    assert!(held.contains("held for review"), "{held}");
+    assert!(held.contains("scanned code(s) flagged"), "{held}");
+    assert!(
+        !held.contains("\"code\"") && !held.contains("{"),
+        "no raw JSON: {held}"
+    );
+    let decisions = site.json(&["receive", "show", "--delivery", "D9"]);
+    let quantity = decisions[0]["decision"]["held"].as_i64().unwrap();
+    assert!(quantity > 0, "{decisions}");
+    site.ok(&[
+        "receive",
+        "release",
+        "--delivery",
+        "D9",
+        "--line",
+        "1",
+        "--release",
+        &quantity.to_string(),
+        "--staff",
+        "wang.wei",
+        "--reason",
+        "checked_by_hand",
+    ]);
+    // After the release the line says so (it said HELD before), by whom and why.
+    let after = site.ok(&["receive", "show", "--delivery", "D9", "--lang", "en"]);
+    assert!(after.contains("released after the hold"), "{after}");
+    assert!(
+        after.contains("wang.wei") && after.contains("checked by hand"),
+        "{after}"
+    );
+    assert!(!after.contains("HELD"), "{after}");
+    let zh = site.ok(&["receive", "show", "--delivery", "D9"]);
+    assert!(
+        zh.contains("暂扣后已放行") && zh.contains("已人工核对"),
+        "{zh}"
+    );
+    let bad = site.run(&["receive", "show", "--delivery", "D9", "--lang", "fr"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("zh-CN or en"), "{}", stderr(&bad));
+}
+
+#[test]
+fn import_files_are_central_commands_and_every_error_is_listed_at_once() {
+    let site = Site::new("");
+    let sku = |id: &str, code: &str, name: &str| {
+        json!({"v":1,"id":id,"site":"cli-site","kind":"sku_upsert","key":code,"version":1,
+               "body":{"code":code,"name":name,"unit":"piece","gtins":[],"allow_negative":false,"version":1}})
+    };
+    let skus = site.file(
+        "skus.json",
+        json!([sku("c-1", "RICE", "Rice 5 kg"), sku("c-2", "MILK", "Milk")]),
+    );
+    let out = site.ok(&["sku", "import", &skus]);
+    assert!(
+        out.contains("c-1: sku_upsert RICE version 1 applied"),
+        "{out}"
+    );
+
+    // A manifest file with three mistakes in two commands: all three listed, with their place,
+    // in plain words; nothing is stored.
+    let bad = site.file(
+        "bad-manifests.json",
+        json!([
+            {"v":1,"id":"c-10","site":"cli-site","kind":"delivery_manifest","key":"D1","version":1,
+             "body":{"supplier":"Grain Co","lines":[{"line_no":1,"sku":"RICE","lot":"R-1","expected_count":"ten"}]}},
+            {"v":1,"id":"c-11","site":"cli-site","kind":"pickup_order","key":"P1","version":1,"body":{}},
+            {"v":1,"site":"cli-site","kind":"delivery_manifest","key":"D2","version":1,"body":{}}
+        ]),
+    );
+    let out = site.run(&["receive", "manifest", &bad]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("3 error(s); nothing was imported"), "{err}");
+    assert!(err.contains("command 1 (id c-10) (D1)"), "{err}");
+    assert!(
+        err.contains("command 2 (id c-11): a `pickup_order` command"),
+        "{err}"
+    );
+    assert!(
+        err.contains("command 3:") && err.contains("\"id\""),
+        "{err}"
+    );
+    assert!(!err.contains("internally tagged"), "{err}");
+    let progress = site.json(&["receive", "progress", "--delivery", "D1"]);
+    assert_eq!(progress["known"], false, "{progress}");
+
+    // The documented `delivery_manifest` message is a manifest file as it stands.
+    let good = site.file(
+        "manifest.json",
+        json!({"v":1,"id":"c-12","site":"cli-site","kind":"delivery_manifest","key":"D1","version":1,
+               "body":{"supplier":"Grain Co","expected_at":"2026-11-25T06:00:00+08:00",
+                       "lines":[{"line_no":1,"sku":"RICE","lot":"R-1","expiry":"2999-01-31","expected_count":10}]}}),
+    );
+    let out = site.ok(&["receive", "manifest", &good]);
+    assert!(
+        out.contains("delivery_manifest D1 version 1 applied"),
+        "{out}"
+    );
+    let progress = site.json(&["receive", "progress", "--delivery", "D1"]);
+    assert_eq!(progress["known"], true, "{progress}");
+
+    // And the documented `pickup_order` message is an order file.
+    let order = site.file(
+        "order.json",
+        json!({"v":1,"id":"c-13","site":"cli-site","kind":"pickup_order","key":"P1","version":1,
+               "body":{"code_salt":"0a0b0c0d","code_hash":"0".repeat(64),"status":"open",
+                       "items":[{"sku":"RICE","quantity":2}],"phone_tail":"1234",
+                       "opens_at_ms":0,"closes_at_ms":4_102_444_800_000i64}}),
+    );
+    let out = site.ok(&["pickup", "import", &order]);
+    assert!(out.contains("pickup_order P1 version 1 applied"), "{out}");
+    let bad_order = site.file(
+        "bad-order.json",
+        json!({"v":1,"id":"c-14","site":"cli-site","kind":"pickup_order","key":"P2","version":1,
+               "body":{"code_salt":"0a","code_hash":"0".repeat(64),"status":"lost",
+                       "items":[],"opens_at_ms":0,"closes_at_ms":1}}),
+    );
+    let out = site.run(&["pickup", "import", &bad_order]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("command 1 (id c-14) (P2)") && err.contains("status 'lost'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_negative_or_absurd_count_is_refused_and_nothing_is_recorded() {
+    let site = Site::new("");
+    site.skus();
+    let manifest = site.file(
+        "manifest.json",
+        json!({"delivery_id": "D5", "supplier": "Grain Co", "version": 1,
+               "lines": [{"line_no": 1, "sku": "RICE", "lot": "R-5", "expected_count": 10}]}),
+    );
+    site.ok(&["receive", "manifest", &manifest]);
+    for bad in ["-3", "99999999999"] {
+        let out = hub(&[
+            "receive",
+            "count",
+            "--config",
+            &site.config,
+            "--delivery",
+            "D5",
+            "--line",
+            "1",
+            "--",
+            bad,
+        ]);
+        assert!(!out.status.success(), "{bad} was taken: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains(&format!("a count of {bad} is not possible")),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let progress = site.json(&["receive", "progress", "--delivery", "D5"]);
+    assert_eq!(
+        progress["lines"][0]["observed"]["counted_by_staff"],
+        Value::Null,
+        "{progress}"
+    );
+}

@@ -49,6 +49,21 @@ pub enum StationAction {
     },
     /// Close a delivery: every undecided line is decided now.
     ReceiveClose { delivery_id: String },
+    /// Staff counted a line by hand (overrides the count of scans).
+    ReceiveCount {
+        delivery_id: String,
+        line_no: u32,
+        count: i64,
+    },
+    /// Split `quantity` of a line off into another lot (a line that arrived as two batches).
+    ReceiveSplit {
+        delivery_id: String,
+        line_no: u32,
+        lot: String,
+        #[serde(default)]
+        expiry: Option<chrono::NaiveDate>,
+        quantity: i64,
+    },
 }
 
 impl StationAction {
@@ -61,6 +76,8 @@ impl StationAction {
             StationAction::ReceiveDecide { .. } => "receive_decide",
             StationAction::ReceiveRelease { .. } => "receive_release",
             StationAction::ReceiveClose { .. } => "receive_close",
+            StationAction::ReceiveCount { .. } => "receive_count",
+            StationAction::ReceiveSplit { .. } => "receive_split",
         }
     }
 }
@@ -180,7 +197,7 @@ pub fn decode(bytes: &[u8]) -> Result<StationCommand, Unreadable> {
         Err(e) => {
             unreadable.reason = format!(
                 "not a station command: {e} (kinds: pickup_check, pickup_handover, receive_scan, \
-                 receive_decide, receive_release, receive_close)"
+                 receive_decide, receive_release, receive_close, receive_count, receive_split)"
             );
             Err(unreadable)
         }

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 mod benchmarks;
 mod devices;
+mod import;
 mod pickup;
 mod receive;
 mod run;
@@ -265,7 +266,8 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum SkuCommand {
-    /// Load SKU master data from a JSON file (an array), as central would send it.
+    /// Load SKU master data from a JSON file: a `sku_upsert` command exactly as central sends
+    /// it (docs/mqtt.md), or an array of them. Every error is listed at once.
     Import {
         #[command(flatten)]
         config: ConfigArg,

@@ -63,7 +63,8 @@ pub(super) enum PickupCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Load pickup orders from a JSON file (an array), as central would send them.
+    /// Load pickup orders from a JSON file: a `pickup_order` command exactly as central sends
+    /// it (docs/mqtt.md), or an array of them. Every error is listed at once.
     Import {
         #[command(flatten)]
         config: ConfigArg,
@@ -299,6 +300,12 @@ pub(super) fn pickup_command(
             Ok(Exit::Ok)
         }
         PickupCommand::Import { config, file } => {
+            if let Some(commands) = super::import::read_commands(
+                &file,
+                hub_contract::command::CommandKind::PickupOrder,
+            )? {
+                return super::import::apply_commands(&config.config, format, commands);
+            }
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
             let orders: Vec<hub_core::pickup::PickupOrder> =

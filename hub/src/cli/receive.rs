@@ -4,7 +4,8 @@ use super::*;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum ReceiveCommand {
-    /// Load a delivery manifest from a JSON file, as central would send it.
+    /// Load delivery manifests from a JSON file: a `delivery_manifest` command exactly as
+    /// central sends it (docs/mqtt.md), or an array of them. Every error is listed at once.
     Manifest {
         #[command(flatten)]
         config: ConfigArg,
@@ -133,7 +134,9 @@ pub(super) enum ReceiveCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show a delivery's lines and decisions.
+    /// Show a delivery: every expected line with what was observed, its state (waiting, its
+    /// decision, released or rejected after a hold) and the reasons, in the station app's words
+    /// and the site's time zone. `--json` prints the decisions made so far.
     Show {
         #[command(flatten)]
         config: ConfigArg,
@@ -141,6 +144,9 @@ pub(super) enum ReceiveCommand {
         delivery: String,
         #[arg(long)]
         json: bool,
+        /// The language of the text: zh-CN (default) or en.
+        #[arg(long, default_value = "zh-CN")]
+        lang: String,
     },
 }
 
@@ -164,6 +170,12 @@ pub(super) fn receive_command(
     };
     match command {
         ReceiveCommand::Manifest { config, file } => {
+            if let Some(commands) = super::import::read_commands(
+                &file,
+                hub_contract::command::CommandKind::DeliveryManifest,
+            )? {
+                return super::import::apply_commands(&config.config, format, commands);
+            }
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
             let manifest: hub_core::receiving::Manifest =
@@ -470,19 +482,48 @@ pub(super) fn receive_command(
             config,
             delivery,
             json,
+            lang,
         } => {
-            let (_config, store) = open_site(&config.config, format)?;
-            let id = delivery.clone();
-            let decisions = store.read_blocking(move |c| deliveries::decisions(c, &id))?;
+            let Some(lang) = crate::catalogue::Lang::parse(&lang) else {
+                return Err(Failure {
+                    code: Exit::Invalid,
+                    error: anyhow::anyhow!("language '{lang}' is not offered; use zh-CN or en"),
+                });
+            };
+            let (config, store) = open_site(&config.config, format)?;
+            let site = Site::of(&config);
+            let (id, policy, today) = (delivery.clone(), site.receiving, site.today(now));
+            let shown = store.read_blocking(move |c| {
+                Ok::<_, ReceivingError>((
+                    deliveries::decisions(c, &id)?,
+                    deliveries::bench_delivery(c, &id, &policy, today)?,
+                ))
+            });
             store.close();
+            let (decisions, bench) = match shown {
+                Ok(x) => x,
+                Err(e) => return answer(e),
+            };
             if json {
                 print_json(&decisions)?;
-            } else if decisions.is_empty() {
-                println!("delivery {delivery}: no line decided yet");
             } else {
-                decisions
-                    .iter()
-                    .for_each(|d| print!("{}", crate::cli_output::DecisionView(d)));
+                match bench {
+                    None => println!(
+                        "{}",
+                        crate::catalogue::receiving::refusal(
+                            &ReceivingError::UnknownDelivery(delivery),
+                            lang
+                        )
+                    ),
+                    Some(d) => print!(
+                        "{}",
+                        crate::cli_output::BenchDeliveryView {
+                            delivery: &d,
+                            lang,
+                            zone: site.timezone
+                        }
+                    ),
+                }
             }
             Ok(Exit::Ok)
         }

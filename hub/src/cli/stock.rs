@@ -236,6 +236,11 @@ pub(super) fn report(args: ReportArgs, log: Option<LogFormatArg>) -> Result<Exit
 pub(super) fn sku_command(command: SkuCommand, log: Option<LogFormatArg>) -> Result<Exit, Failure> {
     match command {
         SkuCommand::Import { config, file } => {
+            if let Some(commands) =
+                super::import::read_commands(&file, hub_contract::command::CommandKind::SkuUpsert)?
+            {
+                return super::import::apply_commands(&config.config, log, commands);
+            }
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
             let skus: Vec<hub_core::Sku> = serde_json::from_str(&text).map_err(|e| Failure {

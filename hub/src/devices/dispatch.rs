@@ -109,6 +109,7 @@ async fn handle(store: &Store, devices: &Devices, board: &HealthBoard, event: De
             if let workflows::devices::InputOutcome::Code(check) = &outcome {
                 crate::station_app::show_device_check(&devices.feed, station, check.clone(), now);
             }
+            crate::station_app::receiving::show_device_input(&devices.feed, station, &outcome, now);
             match outcome.journaled() {
                 Journaled::Applied => {
                     tracing::info!(device = %name, station, detail = %outcome, "device input applied");

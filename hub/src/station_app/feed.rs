@@ -24,6 +24,25 @@ pub enum Shown {
     },
     /// A handover was asked for and refused; `reason` says why.
     HandoverRefused { order_id: String, reason: String },
+    /// Something happened at a receiving bench (a scan, a weight, a refused step).
+    Receiving(Bench),
+}
+
+/// What a receiving bench's last input did (its screen renders it in the clerk's language).
+#[derive(Debug, Clone)]
+pub enum Bench {
+    /// A label or item scan, taken (or flagged on its line).
+    Scan(crate::workflows::receiving::ScanOutcome),
+    /// A stable weight recorded on the selected line.
+    Weight {
+        grams: i64,
+        delivery_id: String,
+        line_no: u32,
+    },
+    /// A step was refused; nothing was recorded. The words in zh-CN and English.
+    Refused { zh: String, en: String },
+    /// A clerk's action was applied. The words in zh-CN and English.
+    Done { zh: String, en: String },
 }
 
 /// One station's current result with its number (screens compare numbers to know it changed).

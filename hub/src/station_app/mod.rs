@@ -17,6 +17,7 @@
 
 pub mod assets;
 pub mod feed;
+pub mod receiving;
 pub mod templates;
 
 use crate::catalogue::{self, Lang, Tone};
@@ -172,6 +173,7 @@ pub fn router(app: StationApp) -> Router {
         .route("/station/pickup/refuse", post(refuse))
         .route("/station/events", get(events))
         .route("/assets/{version}/{name}", get(asset))
+        .merge(receiving::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(app)
@@ -380,6 +382,9 @@ async fn home(State(app): State<StationApp>, headers: HeaderMap) -> Response {
         .iter()
         .find(|st| st.id == s.station)
         .map(|st| st.kind);
+    if kind == Some(StationKind::Receiving) {
+        return receiving::home(&app, &s).await;
+    }
     if kind != Some(StationKind::Pickup) {
         return refusal(
             StatusCode::CONFLICT,
@@ -741,6 +746,8 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
             lines: vec![],
             can_hand_over: false,
         },
+        // A receiving bench's input: the receiving screen shows it.
+        Shown::Receiving(_) => return None,
         Shown::HandoverRefused { order_id, reason } => ResultView {
             tone: Tone::Error,
             headline: format!("{order_id}: {reason}"),

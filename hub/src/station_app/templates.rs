@@ -19,6 +19,11 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("pickup.html", include_str!("templates/pickup.html")),
     ("result.html", include_str!("templates/result.html")),
     ("message.html", include_str!("templates/message.html")),
+    ("receiving.html", include_str!("templates/receiving.html")),
+    (
+        "receiving_panel.html",
+        include_str!("templates/receiving_panel.html"),
+    ),
 ];
 
 fn env() -> &'static Environment<'static> {

@@ -65,6 +65,10 @@ pub enum ReceivingError {
     NoOpenDispute(String),
     #[error("a dispute needs a note saying what is contested or how it was settled")]
     EmptyDisputeNote,
+    #[error(
+        "a count of {0} is not possible: enter the number of items counted (0 to {MAX_LINE_COUNT})"
+    )]
+    BadCount(i64),
     #[error(transparent)]
     Station(#[from] crate::config::StationError),
     #[error(transparent)]
@@ -563,7 +567,12 @@ pub fn record_photo(
     })
 }
 
-/// Staff entered a count for a line (goods without trace codes).
+/// The largest count staff may enter for one line (pieces, or grams of a by-weight line): a
+/// larger one is a typing slip, refused.
+pub const MAX_LINE_COUNT: i64 = 10_000_000;
+
+/// Staff entered a count for a line (goods without trace codes); a negative or absurd count is
+/// refused ([`ReceivingError::BadCount`]).
 pub fn set_count(
     conn: &Connection,
     delivery_id: &str,
@@ -579,8 +588,11 @@ pub fn set_count(
             line_no,
         });
     }
+    if !(0..=MAX_LINE_COUNT).contains(&count) {
+        return Err(ReceivingError::BadCount(count));
+    }
     let mut rec = line_record(conn, delivery_id, line_no)?;
-    rec.counted_by_staff = Some(count.max(0));
+    rec.counted_by_staff = Some(count);
     save_line_record(conn, delivery_id, line_no, &rec, now)?;
     Ok(())
 }
@@ -1183,4 +1195,221 @@ pub fn held(conn: &Connection) -> Result<Vec<HeldStock>, StoreError> {
     })
     .and_then(|rows| rows.collect())
     .map_err(sql(conn))
+}
+
+// ---- The receiving bench's view of deliveries (branch `receiving`) ----
+
+/// Where a line stands, as people see it: waiting for a decision, or its decision, and for
+/// held stock whether a person released or rejected it since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineState {
+    Waiting,
+    Accepted,
+    PartiallyAccepted,
+    Rejected,
+    Held,
+    /// Held, then released into stock (wholly or in part) by a person.
+    Released,
+    /// Held, then rejected by a person.
+    HeldRejected,
+}
+
+impl LineState {
+    /// Stable name (catalogue key `receiving.state.<name>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineState::Waiting => "waiting",
+            LineState::Accepted => "accepted",
+            LineState::PartiallyAccepted => "partially_accepted",
+            LineState::Rejected => "rejected",
+            LineState::Held => "held",
+            LineState::Released => "released",
+            LineState::HeldRejected => "held_rejected",
+        }
+    }
+}
+
+/// What a person decided about a line's held stock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HoldResolution {
+    pub quantity: i64,
+    /// `held`, `released` or `rejected`.
+    pub status: String,
+    pub resolved_by: Option<String>,
+    pub reason: Option<String>,
+    pub resolved_at: Option<Timestamp>,
+}
+
+/// One line of a delivery with everything the bench shows about it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BenchLine {
+    pub line: ManifestLine,
+    /// The SKU's name from the master data (empty when the SKU is unknown).
+    pub sku_name: String,
+    pub unit: Option<StockUnit>,
+    pub observed: LineRecord,
+    pub state: LineState,
+    pub decision: Option<ReceivingDecision>,
+    pub hold: Option<HoldResolution>,
+    /// What deciding now would give (undecided lines of a known SKU): the same rule
+    /// [`decide`] applies.
+    pub proposal: Option<LineDecision>,
+}
+
+/// A delivery as the bench shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BenchDelivery {
+    pub delivery_id: String,
+    pub supplier: String,
+    pub expected_at: Option<String>,
+    pub closed: bool,
+    pub cancelled: bool,
+    pub lines: Vec<BenchLine>,
+}
+
+impl BenchDelivery {
+    /// Lines decided without a hold still open, lines held, lines waiting.
+    pub fn progress(&self) -> (usize, usize, usize) {
+        let held = self
+            .lines
+            .iter()
+            .filter(|l| l.state == LineState::Held)
+            .count();
+        let waiting = self
+            .lines
+            .iter()
+            .filter(|l| l.state == LineState::Waiting)
+            .count();
+        (self.lines.len() - held - waiting, held, waiting)
+    }
+}
+
+fn hold_of(
+    conn: &Connection,
+    delivery_id: &str,
+    line_no: u32,
+) -> Result<Option<HoldResolution>, StoreError> {
+    conn.prepare_cached(
+        "SELECT quantity, status, resolved_by, reason, resolved_at FROM quarantine WHERE delivery_id = ?1 AND line_no = ?2",
+    )
+    .and_then(|mut st| {
+        st.query_row(params![delivery_id, line_no], |r| {
+            Ok(HoldResolution {
+                quantity: r.get(0)?,
+                status: r.get(1)?,
+                resolved_by: r.get(2)?,
+                reason: r.get(3)?,
+                resolved_at: r.get::<_, Option<i64>>(4)?.map(Timestamp),
+            })
+        })
+        .optional()
+    })
+    .map_err(sql(conn))
+}
+
+/// A delivery with every line's expectation, observations, state and (undecided) proposal;
+/// `None` for an unknown delivery. `today` is the site's day (expiry rules).
+pub fn bench_delivery(
+    conn: &Connection,
+    delivery_id: &str,
+    policy: &ReceivingPolicy,
+    today: chrono::NaiveDate,
+) -> Result<Option<BenchDelivery>, ReceivingError> {
+    let d = match load_delivery(conn, delivery_id) {
+        Ok(d) => d,
+        Err(ReceivingError::UnknownDelivery(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let decisions = decisions(conn, delivery_id)?;
+    let mut lines = Vec::with_capacity(d.manifest.lines.len());
+    for line in &d.manifest.lines {
+        let sku = super::sku::get(conn, &line.sku)?;
+        let observed = line_record(conn, delivery_id, line.line_no)?;
+        let decision = decisions
+            .iter()
+            .find(|x| x.line_no == line.line_no)
+            .cloned();
+        let hold = hold_of(conn, delivery_id, line.line_no)?;
+        let state = match (&decision, hold.as_ref().map(|h| h.status.as_str())) {
+            (None, _) => LineState::Waiting,
+            (Some(_), Some("released")) => LineState::Released,
+            (Some(_), Some("rejected")) => LineState::HeldRejected,
+            (Some(x), _) => match x.decision.outcome {
+                hub_core::receiving::Outcome::Accepted => LineState::Accepted,
+                hub_core::receiving::Outcome::PartiallyAccepted => LineState::PartiallyAccepted,
+                hub_core::receiving::Outcome::Rejected => LineState::Rejected,
+                hub_core::receiving::Outcome::Held => LineState::Held,
+            },
+        };
+        let proposal = match (&decision, &sku) {
+            (None, Some(sku)) if !d.closed && !d.manifest.cancelled => Some(decide_line(
+                line,
+                sku.unit,
+                &observation(&observed, sku.unit),
+                policy,
+                today,
+            )),
+            _ => None,
+        };
+        lines.push(BenchLine {
+            line: line.clone(),
+            sku_name: sku.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
+            unit: sku.map(|s| s.unit),
+            observed,
+            state,
+            decision,
+            hold,
+            proposal,
+        });
+    }
+    Ok(Some(BenchDelivery {
+        delivery_id: d.manifest.delivery_id.clone(),
+        supplier: d.manifest.supplier.clone(),
+        expected_at: d.manifest.expected_at.clone(),
+        closed: d.closed,
+        cancelled: d.manifest.cancelled,
+        lines,
+    }))
+}
+
+/// The deliveries a bench shows today: every open one, and those closed since `since` (the
+/// start of the site's day), by expected time.
+pub fn bench_deliveries(
+    conn: &Connection,
+    since: Timestamp,
+    policy: &ReceivingPolicy,
+    today: chrono::NaiveDate,
+) -> Result<Vec<BenchDelivery>, ReceivingError> {
+    let ids: Vec<String> = conn
+        .prepare_cached(
+            "SELECT delivery_id FROM delivery_manifest
+             WHERE cancelled = 0 AND (closed_at IS NULL OR closed_at >= ?1) ORDER BY delivery_id",
+        )
+        .and_then(|mut st| {
+            st.query_map([since.millis()], |r| r.get(0))
+                .and_then(|rows| rows.collect())
+        })
+        .map_err(sql(conn))?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(d) = bench_delivery(conn, &id, policy, today)? {
+            out.push(d);
+        }
+    }
+    out.sort_by(|a, b| a.expected_at.cmp(&b.expected_at));
+    Ok(out)
+}
+
+/// The line selected at a station, if any (whatever its state).
+pub fn station_selection(
+    conn: &Connection,
+    station: &str,
+) -> Result<Option<(String, u32)>, StoreError> {
+    conn.prepare_cached("SELECT delivery_id, line_no FROM station_session WHERE station = ?1")
+        .and_then(|mut st| {
+            st.query_row([station], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(sql(conn))
 }

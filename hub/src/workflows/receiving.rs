@@ -149,6 +149,18 @@ pub async fn photo(
         .await
 }
 
+/// Staff counted a line by hand (inside the caller's transaction); a negative or absurd count
+/// is refused.
+pub fn count_in(
+    c: &Tx<'_>,
+    delivery_id: &str,
+    line_no: u32,
+    count: i64,
+    now: Timestamp,
+) -> Result<(), ReceivingError> {
+    deliveries::set_count(c, delivery_id, line_no, count, now)
+}
+
 /// Staff counted a line by hand.
 pub async fn count(
     store: &Store,
@@ -159,8 +171,22 @@ pub async fn count(
 ) -> Result<(), ReceivingError> {
     let delivery_id = delivery_id.to_owned();
     store
-        .write(move |c| deliveries::set_count(c, &delivery_id, line_no, count, now))
+        .write(move |c| count_in(c, &delivery_id, line_no, count, now))
         .await
+}
+
+/// Staff split `quantity` of a line off into another lot (inside the caller's transaction);
+/// returns the new line's number.
+pub fn split_in(
+    c: &Tx<'_>,
+    delivery_id: &str,
+    line_no: u32,
+    lot: &str,
+    expiry: Option<chrono::NaiveDate>,
+    quantity: i64,
+    now: Timestamp,
+) -> Result<u32, ReceivingError> {
+    deliveries::split_line(c, delivery_id, line_no, lot.trim(), expiry, quantity, now)
 }
 
 /// Staff split `quantity` of a line off into another lot; returns the new line's number.
@@ -175,10 +201,22 @@ pub async fn split(
 ) -> Result<u32, ReceivingError> {
     let (delivery_id, lot) = (delivery_id.to_owned(), lot.to_owned());
     store
-        .write(move |c| {
-            deliveries::split_line(c, &delivery_id, line_no, &lot, expiry, quantity, now)
-        })
+        .write(move |c| split_in(c, &delivery_id, line_no, &lot, expiry, quantity, now))
         .await
+}
+
+/// A station's tablet opened a delivery line (inside the caller's transaction): it is now the
+/// station's selected line, as if its label had been scanned.
+pub fn select_in(
+    c: &Tx<'_>,
+    site: &Site,
+    station: &str,
+    delivery_id: &str,
+    line_no: u32,
+    now: Timestamp,
+) -> Result<Selected, ReceivingError> {
+    receiving_station(site, station)?;
+    deliveries::scan_label(c, station, &format!("{delivery_id}/{line_no}"), now)
 }
 
 /// Staff decided a line (inside the caller's transaction), and the SKU's tier follows.

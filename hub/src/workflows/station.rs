@@ -189,6 +189,34 @@ fn run_action(
                 now,
             )?)
         }
+        StationAction::ReceiveCount {
+            delivery_id,
+            line_no,
+            count,
+        } => {
+            receiving(site)?;
+            workflows::receiving::count_in(c, &delivery_id, line_no, count, now)?;
+            ReplyResult::of(&serde_json::json!({ "count": count }))
+        }
+        StationAction::ReceiveSplit {
+            delivery_id,
+            line_no,
+            lot,
+            expiry,
+            quantity,
+        } => {
+            receiving(site)?;
+            let new_line = workflows::receiving::split_in(
+                c,
+                &delivery_id,
+                line_no,
+                &lot,
+                expiry,
+                quantity,
+                now,
+            )?;
+            ReplyResult::of(&serde_json::json!({ "new_line_no": new_line }))
+        }
     })
 }
 

@@ -89,7 +89,8 @@
   // Live results of this station's scanner.
   if (result && window.EventSource) {
     var refresh = function () {
-      fetch("/station/pickup/current", { credentials: "same-origin" })
+      var url = (result && result.getAttribute("data-current")) || "/station/pickup/current";
+      fetch(url, { credentials: "same-origin" })
         .then(function (r) { return r.status === 401 ? null : r.text(); })
         .then(function (html) { if (html !== null) show(html); });
     };

@@ -1,0 +1,125 @@
+//! Import files in the shape of central's commands (branch `receiving`): `hub receive manifest`,
+//! `hub pickup import` and `hub sku import` read exactly the messages documented in
+//! `docs/mqtt.md` (`down/commands`: the envelope with `v`, `id`, `site`, `kind`, `key`,
+//! `version` and `body`), one per file or a JSON array of them, decoded by the contract crate
+//! (`hub_contract::decode_command`, the decoder the MQTT downlink uses) and applied by
+//! `commands::apply`, as if central had sent them. Every error in a file is listed at once
+//! with its place, and then nothing is applied.
+//!
+//! A file without any `kind` is an older file of plain records (the shape these commands read
+//! before); the caller reads it as it did.
+
+use super::*;
+use hub_contract::command::{Command, CommandKind};
+
+/// The commands of `file` if it holds commands (`None`: a file of plain records), each
+/// checked to be of `kind`; every problem is listed in the failure.
+pub(super) fn read_commands(
+    file: &std::path::Path,
+    kind: CommandKind,
+) -> Result<Option<Vec<Command>>, Failure> {
+    let invalid = |error: anyhow::Error| Failure {
+        code: Exit::Invalid,
+        error,
+    };
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        invalid(anyhow::anyhow!(
+            "{} is not JSON (line {}, column {}): {e}; see docs/mqtt.md for the `{}` command",
+            file.display(),
+            e.line(),
+            e.column(),
+            kind.as_str()
+        ))
+    })?;
+    let items = match value {
+        serde_json::Value::Array(items) => items,
+        one => vec![one],
+    };
+    if !items.iter().any(|i| i.get("kind").is_some()) {
+        return Ok(None);
+    }
+    let mut commands = Vec::with_capacity(items.len());
+    let mut problems = Vec::new();
+    for (n, item) in items.iter().enumerate() {
+        let place = match item.get("id").and_then(|v| v.as_str()) {
+            Some(id) => format!("command {} (id {id})", n + 1),
+            None => format!("command {}", n + 1),
+        };
+        let bytes = serde_json::to_vec(item).unwrap_or_default();
+        match hub_contract::decode_command(&bytes, usize::MAX) {
+            Err(r) => problems.push(format!("{place}: {}", r.reason)),
+            Ok(c) if c.kind != kind => problems.push(format!(
+                "{place}: a `{}` command; this file must hold `{}` commands",
+                c.kind.as_str(),
+                kind.as_str()
+            )),
+            Ok(c) => match &c.body {
+                Err(e) => problems.push(format!("{place} ({}): {}", c.key, e.0)),
+                Ok(_) => commands.push(c),
+            },
+        }
+    }
+    if !problems.is_empty() {
+        return Err(invalid(anyhow::anyhow!(
+            "{} has {} error(s); nothing was imported:\n  {}",
+            file.display(),
+            problems.len(),
+            problems.join("\n  ")
+        )));
+    }
+    Ok(Some(commands))
+}
+
+/// Applies commands read from a file, as central's would be, in one transaction; prints each
+/// outcome. Exit `Refused` when any was refused by the hub's state (a stale version, a closed
+/// delivery …): those are recorded and reported upstream like central's.
+pub(super) fn apply_commands(
+    config: &std::path::Path,
+    format: Option<LogFormatArg>,
+    commands: Vec<Command>,
+) -> Result<Exit, Failure> {
+    let (config, store) = open_site(config, format)?;
+    let (site, zone, now) = (
+        config.site.id.clone(),
+        config.site.timezone,
+        crate::clock::now(),
+    );
+    let outcomes = store.write_blocking(move |c| {
+        commands
+            .into_iter()
+            .map(|command| crate::commands::apply(c, &site, zone, Ok(command), now))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    store.close();
+    let mut refused = false;
+    for outcome in &outcomes {
+        outcome.log();
+        match outcome {
+            crate::commands::Applied::Applied {
+                command_id,
+                changed,
+                kind,
+                key,
+                version,
+            } => println!(
+                "{command_id}: {kind} {key} version {version} {}",
+                if *changed { "applied" } else { "unchanged" }
+            ),
+            crate::commands::Applied::Duplicate { command_id } => {
+                println!("{command_id}: applied before; not applied again")
+            }
+            crate::commands::Applied::Rejected(r) => {
+                refused = true;
+                eprintln!(
+                    "{}: refused ({}): {}",
+                    r.command_id.as_deref().unwrap_or("-"),
+                    r.code.as_str(),
+                    r.reason
+                );
+            }
+        }
+    }
+    Ok(if refused { Exit::Refused } else { Exit::Ok })
+}

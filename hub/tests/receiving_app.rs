@@ -1,0 +1,530 @@
+//! The receiving bench screen's HTTP layer against a real SQLite file and a real server on a
+//! loopback port: today's deliveries with their progress, a delivery's lines with the proposed
+//! decision in the clerk's words, scans that tick or flag, a count entered (negative and absurd
+//! ones refused, a repeated request applied once), a decision that holds the line, a release
+//! only a supervisor may make, and actions on a closed delivery refused.
+
+use hub::config::Config;
+use hub::station_app::{StationApp, feed::StationFeed, hash_pin, router};
+use hub::store::deliveries::{self, upsert_manifest};
+use hub::store::staff::{self as staff_store, Role, StaffMember};
+use hub::store::{Store, StoreError, StoreOptions, ledger, outbox, sku as sku_store};
+use hub::workflows::Site;
+use hub_core::receiving::{Manifest, ManifestLine};
+use hub_core::{Sku, SkuCode, StockUnit, Timestamp};
+use std::net::SocketAddr;
+use std::path::Path;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const CONFIG: &str = "[site]\nid = \"pp-1\"\ntimezone = \"Asia/Shanghai\"\n[store]\ndata_dir = \"data\"\n[[stations]]\nid = \"dock\"\nkind = \"receiving\"\nname = \"收货台\"\n";
+
+fn config(dir: &Path) -> Config {
+    Config::parse(CONFIG, dir).unwrap()
+}
+
+fn line(line_no: u32, sku: &str, lot: &str, count: i64, grams: i64) -> ManifestLine {
+    ManifestLine {
+        line_no,
+        sku: SkuCode::new(sku).unwrap(),
+        lot: lot.into(),
+        production_date: None,
+        // Far away: the test does not depend on today.
+        expiry: "2999-12-31".parse().ok(),
+        expected_count: Some(count),
+        expected_weight_g: Some(grams),
+        weight_tolerance_g: 50,
+        trace_codes: vec![],
+        crate_label: None,
+    }
+}
+
+fn seed(store: &Store) {
+    let clerk = hash_pin("2468").unwrap();
+    let boss = hash_pin("1357").unwrap();
+    store
+        .write_blocking(move |c| {
+            let now = Timestamp(1_000);
+            for (code, name) in [("MILK", "鲜牛奶 1L"), ("EGGS", "鸡蛋 10 枚")] {
+                sku_store::upsert(
+                    c,
+                    &Sku {
+                        code: SkuCode::new(code).unwrap(),
+                        name: name.into(),
+                        unit: StockUnit::Piece,
+                        gtins: vec![],
+                        allow_negative: false,
+                        check_items_at_handover: false,
+                        version: 1,
+                    },
+                    now,
+                )?;
+            }
+            upsert_manifest(
+                c,
+                &Manifest {
+                    delivery_id: "D1".into(),
+                    supplier: "光明乳业".into(),
+                    expected_at: Some("08:30".into()),
+                    lines: vec![
+                        line(1, "MILK", "L1", 10, 10_000),
+                        line(2, "EGGS", "E7", 5, 3_000),
+                    ],
+                    cancelled: false,
+                    version: 1,
+                },
+                now,
+            )?;
+            for (id, name, role, hash) in [
+                ("li", "李小红", Role::Clerk, clerk),
+                ("wang", "王主管", Role::Supervisor, boss),
+            ] {
+                staff_store::upsert_staff(
+                    c,
+                    &StaffMember {
+                        staff_id: id.into(),
+                        name: name.into(),
+                        role,
+                        lang: "zh-CN".into(),
+                        disabled: false,
+                        failed_pins: 0,
+                        locked_until: None,
+                        pin_hash: hash,
+                    },
+                    now,
+                )?;
+            }
+            staff_store::add_pairing(c, "dock", "11223344", now, Timestamp(i64::MAX / 4))?;
+            staff_store::add_pairing(c, "dock", "55667788", now, Timestamp(i64::MAX / 4))?;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+}
+
+struct Hub {
+    addr: SocketAddr,
+    store: Store,
+    feed: StationFeed,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Hub {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    std::fs::create_dir_all(&config.store.data_dir).unwrap();
+    let store = Store::open(
+        &config.database_path(),
+        config.site.id.as_str(),
+        &StoreOptions::default(),
+    )
+    .unwrap();
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || seed(&s)).await.unwrap();
+    let feed = StationFeed::new();
+    let app = StationApp::new(store.clone(), Site::of(&config), feed.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(app)).await });
+    Hub {
+        addr,
+        store,
+        feed,
+        _dir: dir,
+    }
+}
+
+/// One HTTP/1.1 exchange: status, headers (lower-case names), body.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    /// The `name=value` of a Set-Cookie header.
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == "set-cookie")
+            .find_map(|(_, v)| {
+                let first = v.split(';').next()?;
+                first
+                    .starts_with(&format!("{name}="))
+                    .then(|| first.to_owned())
+            })
+    }
+
+    /// The value of the hidden or meta field `name` in the page.
+    fn field(&self, name: &str) -> String {
+        for pattern in [
+            format!("name=\"{name}\" value=\""),
+            format!("name=\"{name}\" content=\""),
+        ] {
+            if let Some(i) = self.body.find(&pattern) {
+                let rest = &self.body[i + pattern.len()..];
+                return rest[..rest.find('"').unwrap()].to_owned();
+            }
+        }
+        panic!("no field {name} in {}", self.body)
+    }
+}
+
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    cookies: &[&str],
+    origin: Option<&str>,
+    body: &str,
+) -> Answer {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if !cookies.is_empty() {
+        request.push_str(&format!("Cookie: {}\r\n", cookies.join("; ")));
+    }
+    if let Some(origin) = origin {
+        request.push_str(&format!("Origin: {origin}\r\n"));
+    }
+    if method == "POST" {
+        request.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// Pairs a tablet and signs `staff` in; returns the cookies and the page.
+async fn signed_in(hub: &Hub, code: &str, staff: &str, pin: &str) -> (Vec<String>, Answer) {
+    let origin = format!("http://{}", hub.addr);
+    let paired = http(
+        hub.addr,
+        "POST",
+        "/station/pair",
+        &[],
+        Some(&origin),
+        &format!("code={code}"),
+    )
+    .await;
+    assert_eq!(paired.status, 303, "{}", paired.body);
+    let device = paired.cookie("hub_device").expect("device cookie");
+    let signed = http(
+        hub.addr,
+        "POST",
+        "/station/signin",
+        &[&device],
+        Some(&origin),
+        &format!("staff={staff}&pin={pin}"),
+    )
+    .await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    let session = signed.cookie("hub_session").expect("session cookie");
+    let page = http(hub.addr, "GET", "/station", &[&device, &session], None, "").await;
+    assert_eq!(page.status, 200);
+    (vec![device, session], page)
+}
+
+struct Tablet<'a> {
+    hub: &'a Hub,
+    cookies: Vec<String>,
+    csrf: String,
+}
+
+impl Tablet<'_> {
+    async fn post(&self, path: &str, body: &str) -> Answer {
+        let cookies: Vec<&str> = self.cookies.iter().map(String::as_str).collect();
+        let origin = format!("http://{}", self.hub.addr);
+        http(
+            self.hub.addr,
+            "POST",
+            path,
+            &cookies,
+            Some(&origin),
+            &format!("csrf={}&{body}", self.csrf),
+        )
+        .await
+    }
+}
+
+fn line_state(store: &Store, line_no: u32) -> deliveries::BenchLine {
+    store
+        .read_blocking(move |c| {
+            deliveries::bench_delivery(c, "D1", &Default::default(), "2026-01-01".parse().unwrap())
+        })
+        .unwrap()
+        .unwrap()
+        .lines
+        .into_iter()
+        .find(|l| l.line.line_no == line_no)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_is_received_on_the_bench_screen_in_the_clerks_words() {
+    let hub = start().await;
+    let (cookies, page) = signed_in(&hub, "11223344", "li", "2468").await;
+    // The home page of a receiving station is the bench: today's delivery with its progress.
+    assert!(page.body.contains("收货台"), "{}", page.body);
+    assert!(page.body.contains("D1") && page.body.contains("光明乳业"));
+    assert!(page.body.contains("▣ 2 待处理"), "{}", page.body);
+    let clerk = Tablet {
+        hub: &hub,
+        csrf: page.field("csrf"),
+        cookies,
+    };
+
+    // Opening the delivery shows its expected lines with names and the proposed decision.
+    let opened = clerk
+        .post("/station/receiving/open", "delivery=D1&line=1")
+        .await;
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    assert!(opened.body.contains("已打开 D1 第 1 行"), "{}", opened.body);
+    assert!(opened.body.contains("鲜牛奶 1L") && opened.body.contains("鸡蛋 10 枚"));
+    assert!(opened.body.contains("系统建议"), "{}", opened.body);
+    assert!(opened.body.contains("未点数"), "{}", opened.body);
+    assert!(!opened.body.contains("NotCounted") && !opened.body.contains("not_counted"));
+
+    // A code that is not valid is flagged red on the open line, with its reason in Chinese.
+    let flagged = clerk
+        .post(
+            "/station/receiving/scan",
+            "code=%2801%2912345678901234%2821%29X1",
+        )
+        .await;
+    assert!(
+        flagged.body.contains("data-tone=\"error\""),
+        "{}",
+        flagged.body
+    );
+    assert!(flagged.body.contains("第 1 行已标记"), "{}", flagged.body);
+
+    // A stable weight from the bench's scale (as the device dispatcher reports it) shows on
+    // the screen, and the line's weighed figure is the recorded one.
+    let site = Site::of(&config(Path::new("/")));
+    let s = hub.store.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        s.write_blocking(move |c| {
+            hub::workflows::devices::weighed(
+                c,
+                &site,
+                hub::workflows::devices::Source {
+                    device: "scale-1",
+                    station: "dock",
+                    pickup: false,
+                },
+                9_480,
+                "S S 9.480 kg",
+                Timestamp(2_000),
+            )
+        })
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    hub::station_app::receiving::show_device_input(&hub.feed, "dock", &outcome, Timestamp(2_000));
+    let cookies: Vec<&str> = clerk.cookies.iter().map(String::as_str).collect();
+    let live = http(
+        hub.addr,
+        "GET",
+        "/station/receiving/current",
+        &cookies,
+        None,
+        "",
+    )
+    .await;
+    assert!(
+        live.body.contains("已记录稳定重量 9480 克"),
+        "{}",
+        live.body
+    );
+    assert!(
+        live.body.contains("<b id=\"scale\">9480 克</b>"),
+        "{}",
+        live.body
+    );
+
+    // Negative and absurd counts are refused in the clerk's words; nothing is recorded.
+    for bad in ["-3", "99999999999"] {
+        let refused = clerk
+            .post(
+                "/station/receiving/action",
+                &format!("request_id=r-bad{bad}&op=count&delivery=D1&line=1&count={bad}"),
+            )
+            .await;
+        assert!(
+            refused.body.contains(&format!("数量 {bad} 不可能")),
+            "{}",
+            refused.body
+        );
+        assert_eq!(line_state(&hub.store, 1).observed.counted_by_staff, None);
+    }
+    let not_a_number = clerk
+        .post(
+            "/station/receiving/action",
+            "request_id=r-nan&op=count&delivery=D1&line=1&count=ten",
+        )
+        .await;
+    assert!(
+        not_a_number.body.contains("需要一个数字"),
+        "{}",
+        not_a_number.body
+    );
+
+    // A count is applied once per request id: the same request again changes nothing.
+    let counted = clerk
+        .post(
+            "/station/receiving/action",
+            "request_id=r-1&op=count&delivery=D1&line=1&count=10",
+        )
+        .await;
+    assert!(
+        counted.body.contains("已保存第 1 行的数量"),
+        "{}",
+        counted.body
+    );
+    clerk
+        .post(
+            "/station/receiving/action",
+            "request_id=r-2&op=count&delivery=D1&line=1&count=9",
+        )
+        .await;
+    clerk
+        .post(
+            "/station/receiving/action",
+            "request_id=r-1&op=count&delivery=D1&line=1&count=10",
+        )
+        .await;
+    assert_eq!(line_state(&hub.store, 1).observed.counted_by_staff, Some(9));
+
+    // Confirming the decision holds the line (short, no weight, no photo) with its reasons.
+    let decided = clerk
+        .post(
+            "/station/receiving/action",
+            "request_id=r-3&op=decide&delivery=D1&line=1",
+        )
+        .await;
+    assert!(decided.body.contains("第 1 行已决定"), "{}", decided.body);
+    assert!(decided.body.contains("暂扣待审"), "{}", decided.body);
+    assert!(
+        decided.body.contains("数量不足：应到 10，实点 9"),
+        "{}",
+        decided.body
+    );
+    let held = line_state(&hub.store, 1);
+    assert_eq!(held.state, deliveries::LineState::Held);
+    let held_quantity = held.decision.as_ref().unwrap().decision.held;
+    assert!(held_quantity > 0);
+
+    // A clerk may not release held stock.
+    let by_clerk = clerk
+        .post(
+            "/station/receiving/action",
+            &format!("request_id=r-4&op=release&delivery=D1&line=1&release={held_quantity}&reject=0&reason=checked_by_hand"),
+        )
+        .await;
+    assert_eq!(by_clerk.status, 403, "{}", by_clerk.body);
+    assert!(by_clerk.body.contains("只有主管"), "{}", by_clerk.body);
+    assert_eq!(line_state(&hub.store, 1).state, deliveries::LineState::Held);
+
+    // A supervisor on another tablet releases it; the line then says so, and stock is there.
+    let (cookies, page) = signed_in(&hub, "55667788", "wang", "1357").await;
+    let boss = Tablet {
+        hub: &hub,
+        csrf: page.field("csrf"),
+        cookies,
+    };
+    let released = boss
+        .post(
+            "/station/receiving/action",
+            &format!("request_id=b-1&op=release&delivery=D1&line=1&release={held_quantity}&reject=0&reason=checked_by_hand"),
+        )
+        .await;
+    assert!(
+        released.body.contains("暂扣的货已处理") || released.body.contains("暂扣已处理"),
+        "{}",
+        released.body
+    );
+    assert!(released.body.contains("暂扣后已放行"), "{}", released.body);
+    assert_eq!(
+        line_state(&hub.store, 1).state,
+        deliveries::LineState::Released
+    );
+    let (on_hand, who) = hub
+        .store
+        .read_blocking(|c| {
+            let on_hand = ledger::balances(c)?
+                .into_iter()
+                .find(|b| b.sku == "MILK")
+                .map(|b| b.on_hand)
+                .unwrap_or(0);
+            let who = staff_store::count_actions(c, "wang", "receive_release")?;
+            Ok::<_, StoreError>((on_hand, who))
+        })
+        .unwrap();
+    assert_eq!(on_hand, 9);
+    assert_eq!(who, 1, "the release is recorded with the supervisor's id");
+
+    // Closing the delivery decides the rest; any action after it is refused in words.
+    let closed = clerk
+        .post(
+            "/station/receiving/action",
+            "request_id=r-5&op=close&delivery=D1",
+        )
+        .await;
+    assert!(closed.body.contains("到货单 D1 已关闭"), "{}", closed.body);
+    let events_before = hub
+        .store
+        .read_blocking(|c| outbox::pending(c, 0, 10_000).map(|e| e.len()))
+        .unwrap();
+    let late = clerk
+        .post(
+            "/station/receiving/action",
+            "request_id=r-6&op=count&delivery=D1&line=2&count=5",
+        )
+        .await;
+    assert!(late.body.contains("已关闭，不能再操作"), "{}", late.body);
+    let events_after = hub
+        .store
+        .read_blocking(|c| outbox::pending(c, 0, 10_000).map(|e| e.len()))
+        .unwrap();
+    assert_eq!(
+        events_before, events_after,
+        "nothing recorded after the close"
+    );
+    assert_eq!(line_state(&hub.store, 2).observed.counted_by_staff, None);
+
+    // In English for an English-speaking clerk: the words come from the same catalogue.
+    let page = http(
+        hub.addr,
+        "GET",
+        "/station/receiving/current",
+        &clerk.cookies.iter().map(String::as_str).collect::<Vec<_>>(),
+        None,
+        "",
+    )
+    .await;
+    assert!(page.body.contains("暂扣后已放行"), "{}", page.body);
+}
