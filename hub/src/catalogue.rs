@@ -232,6 +232,30 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("status.tier.red", "红", "red"),
     ("status.tier.orange", "橙", "orange"),
     ("status.tier.yellow", "黄", "yellow"),
+    // Supervisor actions at a station (branch station).
+    (
+        "supervisor.only",
+        "此操作仅限主管：请主管在本平板登录后再操作。",
+        "Only a supervisor may do this: a supervisor signs in on this tablet and does it.",
+    ),
+    ("supervisor.unlock", "解除锁定", "Unlock the station"),
+    (
+        "supervisor.locked_help",
+        "自动解锁倒计时；主管可在本平板登录后点击“解除锁定”。",
+        "Unlocks by itself when the countdown ends; a supervisor can sign in on this tablet and tap “Unlock the station”.",
+    ),
+    (
+        "supervisor.done.unlocked",
+        "取货台已解除锁定",
+        "Station unlocked",
+    ),
+    ("supervisor.new_pairing", "新配对码", "New pairing code"),
+    (
+        "supervisor.pairing_code",
+        "新平板配对码",
+        "Pairing code for a new tablet at",
+    ),
+    ("supervisor.valid_until", "有效期至", "valid until"),
 ];
 
 /// The fixed text `key` in `lang`; the key itself (so a missing text shows, and a test catches

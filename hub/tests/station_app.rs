@@ -112,11 +112,18 @@ fn seed(store: &Store) {
 struct Hub {
     addr: SocketAddr,
     store: Store,
-    _dir: tempfile::TempDir,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    dir: tempfile::TempDir,
 }
 
 async fn start() -> Hub {
     let dir = tempfile::tempdir().unwrap();
+    serve(dir, true).await
+}
+
+/// The app over the store in `dir` (seeded first when `fresh`), on a new loopback port, with
+/// the screens kept in the store as `hub run` does.
+async fn serve(dir: tempfile::TempDir, fresh: bool) -> Hub {
     let config = config(dir.path());
     std::fs::create_dir_all(&config.store.data_dir).unwrap();
     let store = Store::open(
@@ -125,17 +132,34 @@ async fn start() -> Hub {
         &StoreOptions::default(),
     )
     .unwrap();
-    let s = store.clone();
-    tokio::task::spawn_blocking(move || seed(&s)).await.unwrap();
-    let app = StationApp::new(store.clone(), Site::of(&config), StationFeed::new());
+    if fresh {
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || seed(&s)).await.unwrap();
+    }
+    let feed = StationFeed::durable(store.clone()).await.unwrap();
+    let app = StationApp::new(store.clone(), Site::of(&config), feed);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router(app)).await });
+    let server = tokio::spawn(async move { axum::serve(listener, router(app)).await });
     Hub {
         addr,
         store,
-        _dir: dir,
+        server,
+        dir,
     }
+}
+
+/// Stops the app and closes its store, then starts it again over the same file (a hub
+/// restart: nothing survives but what the store kept).
+async fn restart(hub: Hub) -> Hub {
+    hub.server.abort();
+    let _ = hub.server.await;
+    let store = hub.store.clone();
+    tokio::task::spawn_blocking(move || store.close())
+        .await
+        .unwrap();
+    drop(hub.store);
+    serve(hub.dir, false).await
 }
 
 /// One HTTP/1.1 exchange: status, headers (lower-case names), body.
@@ -691,4 +715,230 @@ async fn wrong_pins_lock_the_account_even_for_the_right_pin() {
     )
     .await;
     assert_eq!(other.status, 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_the_tablet_is_still_signed_in_and_shows_the_same_order() {
+    let hub = start().await;
+    let (device, session, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), session.as_str()];
+    let origin = format!("http://{}", hub.addr);
+    let found = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&code=A1%3A123456&extra="),
+    )
+    .await;
+    assert!(found.body.contains("data-tone=\"ok\""), "{}", found.body);
+
+    let hub = restart(hub).await;
+    let origin = format!("http://{}", hub.addr);
+
+    // Still signed in, with the same CSRF token, and the order is on screen again.
+    let page = http(hub.addr, "GET", "/station", &cookies, None, "").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("李小红"), "{}", page.body);
+    assert_eq!(page.field("csrf"), csrf);
+    assert!(page.body.contains("鲜牛奶 1L"), "{}", page.body);
+    assert!(
+        page.body.contains("id=\"phone-tail\">1234<"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"hand-over\""));
+
+    // The handover works from the restored screen (the check before the restart counts).
+    let request_id = page.field("request_id");
+    let done = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/handover",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&order_id=A1&request_id={}", enc(&request_id)),
+    )
+    .await;
+    assert_eq!(done.status, 200);
+    assert!(done.body.contains("已交付 · A1"), "{}", done.body);
+    assert_eq!(handovers(&hub.store), (1, 8));
+
+    // ...and that result is what the next restart shows.
+    let hub = restart(hub).await;
+    let current = http(
+        hub.addr,
+        "GET",
+        "/station/pickup/current",
+        &cookies,
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(current.status, 200);
+    assert!(current.body.contains("已交付 · A1"), "{}", current.body);
+
+    // Signing out ends the session for good, restart or not.
+    let origin = format!("http://{}", hub.addr);
+    let out = http(
+        hub.addr,
+        "POST",
+        "/station/signout",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(out.status, 303);
+    let hub = restart(hub).await;
+    let page = http(hub.addr, "GET", "/station", &cookies, None, "").await;
+    assert!(page.body.contains("id=\"pin\""), "{}", page.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_unlocks_a_locked_station_and_a_clerk_may_not() {
+    let hub = start().await;
+    let origin = format!("http://{}", hub.addr);
+    let (device, clerk, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), clerk.as_str()];
+
+    // Wrong codes until the station locks: a countdown and how to unlock, no unlock button
+    // for a clerk.
+    let mut locked = None;
+    for _ in 0..8 {
+        let wrong = http(
+            hub.addr,
+            "POST",
+            "/station/pickup/check",
+            &cookies,
+            Some(&origin),
+            &format!("csrf={csrf}&code=000000&extra=A2"),
+        )
+        .await;
+        if wrong.body.contains("id=\"countdown\"") {
+            locked = Some(wrong);
+            break;
+        }
+    }
+    let locked = locked.expect("the station locks after wrong codes");
+    assert!(locked.body.contains("已锁定"), "{}", locked.body);
+    assert!(
+        locked.body.contains("data-remaining-ms=\""),
+        "{}",
+        locked.body
+    );
+    assert!(
+        locked.body.contains("主管可在本平板登录"),
+        "{}",
+        locked.body
+    );
+    assert!(!locked.body.contains("id=\"unlock\""), "{}", locked.body);
+
+    // A clerk asking for supervisor actions is refused and nothing changes.
+    for path in ["/station/supervisor/unlock", "/station/supervisor/pairing"] {
+        let refused = http(
+            hub.addr,
+            "POST",
+            path,
+            &cookies,
+            Some(&origin),
+            &format!("csrf={csrf}"),
+        )
+        .await;
+        assert_eq!(refused.status, 403, "{path}");
+        assert!(refused.body.contains("此操作仅限主管"), "{}", refused.body);
+    }
+    let still = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&code=654321&extra=A2"),
+    )
+    .await;
+    assert!(still.body.contains("已锁定"), "{}", still.body);
+
+    // The clerk signs out; a supervisor signs in on the same tablet and sees the button.
+    let out = http(
+        hub.addr,
+        "POST",
+        "/station/signout",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(out.status, 303);
+    let signed = http(
+        hub.addr,
+        "POST",
+        "/station/signin",
+        &[&device],
+        Some(&origin),
+        "staff=wang&pin=1357",
+    )
+    .await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    let boss = signed.cookie("hub_session").unwrap();
+    let cookies = [device.as_str(), boss.as_str()];
+    let page = http(hub.addr, "GET", "/station", &cookies, None, "").await;
+    assert!(page.body.contains("id=\"unlock\""), "{}", page.body);
+    let csrf = page.field("csrf");
+    let unlocked = http(
+        hub.addr,
+        "POST",
+        "/station/supervisor/unlock",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(unlocked.status, 200, "{}", unlocked.body);
+    assert!(
+        unlocked.body.contains("取货台已解除锁定"),
+        "{}",
+        unlocked.body
+    );
+    let recorded = hub
+        .store
+        .read_blocking(|c| staff_store::count_actions(c, "wang", "station_unlocked"))
+        .unwrap();
+    assert_eq!(recorded, 1);
+    let found = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&code=654321&extra=A2"),
+    )
+    .await;
+    assert!(found.body.contains("data-tone=\"ok\""), "{}", found.body);
+
+    // A new pairing code for this station, shown once to the supervisor, pairs a tablet.
+    let made = http(
+        hub.addr,
+        "POST",
+        "/station/supervisor/pairing",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let start = made.body.find("id=\"pairing-code-shown\">").unwrap() + 24;
+    let code = &made.body[start..start + 8];
+    assert!(code.bytes().all(|b| b.is_ascii_digit()), "{code}");
+    let paired = http(
+        hub.addr,
+        "POST",
+        "/station/pair",
+        &[],
+        Some(&origin),
+        &format!("code={code}"),
+    )
+    .await;
+    assert_eq!(paired.status, 303, "{}", paired.body);
 }

@@ -2,8 +2,9 @@
 //! (`chromedriver`, Debian `chromium-driver`) against `hub run` with a simulated scanner on a
 //! pseudo-terminal (`hub sim scanner`). One browser for the whole file: pair a tablet, fail and
 //! then pass the PIN, scan a QR on the counter's scanner and see the order appear (green, SKU
-//! name), hand it over, type a wrong code and read the zh-CN reason; screenshots at 1024×768
-//! and 390×844 go to `docs/screens/`.
+//! name), hand it over, type a wrong code and read the zh-CN reason, restart the hub mid-pickup
+//! (the screen shows it lost the hub, reconnects, and is still signed in on the same order);
+//! screenshots at 1024×768 and 390×844 go to `docs/screens/`.
 
 use hub::store::pickup_orders::upsert_order;
 use hub::store::{Store, StoreError, StoreOptions, ledger, sku as sku_store};
@@ -261,6 +262,23 @@ impl Driver {
         }
     }
 
+    /// Waits until the element is (or is not) displayed.
+    fn wait_displayed(&mut self, css: &str, wanted: bool) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let id = self.find(css);
+            let shown = self.call("GET", &format!("/element/{id}/displayed"), json!({}));
+            if shown.as_bool() == Some(wanted) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{css} displayed is not {wanted} ({shown})"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn size(&mut self, width: u32, height: u32) {
         self.call(
             "POST",
@@ -432,18 +450,8 @@ fn a_clerk_pairs_signs_in_scans_and_hands_over_in_chromium() {
         .take(8)
         .collect();
 
-    let _hub = Reaped::spawn(
-        Command::new(hub_binary())
-            .args(["run", "--config", cfg])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
+    let mut running = start_hub(cfg, port);
     let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "hub did not serve");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let screens: PathBuf = workspace_root().join("docs").join("screens");
     eprintln!("hub serving; starting the browser");
     let mut browser = Driver::start();
@@ -490,4 +498,49 @@ fn a_clerk_pairs_signs_in_scans_and_hands_over_in_chromium() {
     // The same QR again: already collected.
     scanner.send("scan A1:123456");
     browser.wait_text("#verdict", "被领取");
+
+    // Mid-pickup the hub restarts: the screen says it lost the hub, comes back on its own,
+    // and (even reloaded) is still signed in with the same order on screen.
+    scanner.send("scan A2:654321");
+    browser.wait_text("#verdict", "A2");
+    stop_hub(&mut running);
+    browser.wait_displayed("#offline", true);
+    browser.wait_text("#offline", "与主机的连接已断开");
+    browser.screenshot(&screens.join("pickup-offline-zh-1024x768.png"));
+    running = start_hub(cfg, port);
+    browser.wait_displayed("#offline", false);
+    browser.go(&format!("{base}/station"));
+    browser.wait_text("#verdict", "A2");
+    assert!(browser.text("#who").contains("李小红"));
+    browser.wait_text("#lines", "鲜牛奶 1L");
+    browser.click("#hand-over");
+    browser.wait_text("#verdict", "已交付 · A2");
+    stop_hub(&mut running);
+}
+
+/// `hub run` on `cfg`, once it serves on `port`.
+fn start_hub(cfg: &str, port: u16) -> Reaped {
+    let running = Reaped::spawn(
+        Command::new(hub_binary())
+            .args(["run", "--config", cfg])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "hub did not serve");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    running
+}
+
+/// Stops `hub run` as systemd would (SIGTERM) and waits for it to exit.
+fn stop_hub(running: &mut Reaped) {
+    let stopped = Command::new("kill")
+        .args(["-TERM", &running.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let status = running.wait().unwrap();
+    assert!(status.success(), "hub run exited with {status}");
 }

@@ -110,7 +110,7 @@ impl PickupOrder {
 }
 
 /// What a presented code means. Each variant is what the clerk is told.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum CodeCheck {
     /// Hand it over.

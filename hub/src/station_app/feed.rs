@@ -2,17 +2,22 @@
 //!
 //! The device dispatcher (a scan on the station's scanner) and the app's own requests (a
 //! typed code, a handover) put the station's latest result here; every open screen of that
-//! station hears a change on its Server-Sent Events stream and fetches the result. In memory
-//! only: after a hub restart a screen starts from "scan a code".
+//! station hears a change on its Server-Sent Events stream and fetches the result. A feed
+//! made [`StationFeed::durable`] keeps every station's result in the store
+//! (`store::screens`), so after a hub restart each screen shows the same order again.
 
+use crate::store::Store;
+use crate::store::screens::{self, StoredScreen};
 use hub_core::Timestamp;
 use hub_core::pickup::CodeCheck;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 /// The station's current result.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "shown", rename_all = "snake_case")]
 pub enum Shown {
     /// A code was checked.
     Check(CodeCheck),
@@ -24,6 +29,13 @@ pub enum Shown {
     },
     /// A handover was asked for and refused; `reason` says why.
     HandoverRefused { order_id: String, reason: String },
+    /// A supervisor did something at this station: `done` names it (`unlocked`, …; its words
+    /// are `supervisor.done.<done>` in the catalogue), `detail` is shown beside.
+    Supervisor {
+        done: String,
+        staff: String,
+        detail: String,
+    },
 }
 
 /// One station's current result with its number (screens compare numbers to know it changed).
@@ -51,6 +63,8 @@ pub struct StationFeed {
 struct Inner {
     current: Mutex<(u64, HashMap<String, Current>)>,
     changes: broadcast::Sender<Changed>,
+    /// Where results are kept across restarts, if anywhere.
+    store: Option<Store>,
 }
 
 impl Default for StationFeed {
@@ -60,19 +74,59 @@ impl Default for StationFeed {
 }
 
 impl StationFeed {
-    /// An empty feed.
+    /// An empty feed, in memory only.
     pub fn new() -> StationFeed {
+        StationFeed::with(None, 0, HashMap::new())
+    }
+
+    fn with(store: Option<Store>, seq: u64, current: HashMap<String, Current>) -> StationFeed {
         let (changes, _) = broadcast::channel(256);
         StationFeed {
             inner: Arc::new(Inner {
-                current: Mutex::new((0, HashMap::new())),
+                current: Mutex::new((seq, current)),
                 changes,
+                store,
             }),
         }
     }
 
-    /// Shows `shown` on `station`'s screens.
-    pub fn show(&self, station: &str, shown: Shown, at: Timestamp) -> u64 {
+    /// A feed that starts from the results kept in `store` and keeps every new one there
+    /// (call at start-up). A stored result this version cannot read is skipped with a warning
+    /// (that screen starts from "scan a code").
+    pub async fn durable(store: Store) -> Result<StationFeed, crate::store::StoreError> {
+        let stored = store.read(screens::screens).await?;
+        let mut seq = 0;
+        let mut current = HashMap::new();
+        for screen in stored {
+            seq = seq.max(screen.seq);
+            match serde_json::from_str::<Shown>(&screen.shown) {
+                Ok(shown) => {
+                    current.insert(
+                        screen.station,
+                        Current {
+                            seq: screen.seq,
+                            at: screen.at,
+                            shown,
+                        },
+                    );
+                }
+                Err(e) => tracing::warn!(
+                    station = %screen.station,
+                    error = %e,
+                    "station screen kept by another version cannot be read; it starts empty"
+                ),
+            }
+        }
+        Ok(StationFeed::with(Some(store), seq, current))
+    }
+
+    fn put(&self, station: &str, shown: Shown, at: Timestamp) -> (u64, Option<StoredScreen>) {
+        let kept = self.inner.store.as_ref().map(|_| StoredScreen {
+            station: station.to_owned(),
+            seq: 0,
+            at,
+            shown: serde_json::to_string(&shown).unwrap_or_default(),
+        });
         let seq = {
             let mut guard = self.inner.current.lock().unwrap_or_else(|e| e.into_inner());
             guard.0 += 1;
@@ -87,21 +141,48 @@ impl StationFeed {
             station: station.to_owned(),
             seq,
         });
+        (seq, kept.map(|k| StoredScreen { seq, ..k }))
+    }
+
+    /// Shows `shown` on `station`'s screens; a durable feed stores it in the background (a
+    /// later result is never overwritten by an earlier one).
+    pub fn show(&self, station: &str, shown: Shown, at: Timestamp) -> u64 {
+        let (seq, kept) = self.put(station, shown, at);
+        if let (Some(store), Some(screen)) = (self.inner.store.clone(), kept) {
+            let save =
+                move |store: Store| store.write_blocking(move |c| screens::save_screen(c, &screen));
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn_blocking(move || {
+                        if let Err(e) = save(store) {
+                            tracing::warn!(error = %e, "station screen not kept for a restart");
+                        }
+                    });
+                }
+                Err(_) => {
+                    if let Err(e) = save(store) {
+                        tracing::warn!(error = %e, "station screen not kept for a restart");
+                    }
+                }
+            }
+        }
         seq
     }
 
-    /// Clears `station`'s screen (back to "scan a code").
-    pub fn clear(&self, station: &str) {
-        let seq = {
-            let mut guard = self.inner.current.lock().unwrap_or_else(|e| e.into_inner());
-            guard.0 += 1;
-            guard.1.remove(station);
-            guard.0
-        };
-        let _ = self.inner.changes.send(Changed {
-            station: station.to_owned(),
-            seq,
-        });
+    /// Shows `shown` on `station`'s screens and, for a durable feed, returns once it is stored.
+    pub async fn show_kept(
+        &self,
+        station: &str,
+        shown: Shown,
+        at: Timestamp,
+    ) -> Result<u64, crate::store::StoreError> {
+        let (seq, kept) = self.put(station, shown, at);
+        if let (Some(store), Some(screen)) = (self.inner.store.as_ref(), kept) {
+            store
+                .write(move |c| screens::save_screen(c, &screen))
+                .await?;
+        }
+        Ok(seq)
     }
 
     /// `station`'s current result, if any.

@@ -10,13 +10,15 @@
 //! Who may do what: a tablet is first **paired** to a declared station with a one-time code
 //! (`hub station pair`), which gives it a long-lived device cookie (stored hashed, revocable
 //! with `hub station revoke`). Staff then **sign in** on it with staff id and PIN (argon2
-//! hash; 5 wrong PINs lock the account for 5 minutes). A session lives in memory, idles out
-//! after [`SESSION_IDLE`], and carries a CSRF token every state-changing request must send;
-//! every POST must also come from the app's own origin. A refused request changes nothing
-//! and is logged with its reason.
+//! hash; 5 wrong PINs lock the account for 5 minutes). A session is kept in the store (its
+//! token hashed, `store::screens`) so it survives a restart of the hub, idles out after
+//! [`SESSION_IDLE`], and carries a CSRF token every state-changing request must send; every
+//! POST must also come from the app's own origin. A refused request changes nothing and is
+//! logged with its reason.
 
 pub mod assets;
 pub mod feed;
+mod supervisor;
 pub mod templates;
 
 use crate::catalogue::{self, Lang, Tone};
@@ -38,12 +40,13 @@ use hub_core::event::RefusedTo;
 use hub_core::pickup::CodeCheck;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A session unused this long is signed out.
 pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+/// A session's idle clock is stored again only after this long (one write per minute of use,
+/// not one per request: the card wears).
+const SESSION_TOUCH_MS: i64 = 60 * 1000;
 /// Wrong PINs in a row that lock an account.
 pub const MAX_PIN_FAILURES: i64 = 5;
 /// How long a locked account stays locked.
@@ -66,7 +69,6 @@ struct Session {
     device_id: String,
     station: String,
     csrf: String,
-    last_seen: Instant,
 }
 
 /// The app's shared state; cheap to clone.
@@ -75,7 +77,6 @@ pub struct StationApp {
     store: Store,
     site: Site,
     feed: StationFeed,
-    sessions: Arc<Mutex<HashMap<String, Session>>>,
 }
 
 impl std::fmt::Debug for StationApp {
@@ -89,12 +90,7 @@ impl std::fmt::Debug for StationApp {
 impl StationApp {
     /// The app for `site` over `store`; `feed` is shared with the device dispatcher.
     pub fn new(store: Store, site: Site, feed: StationFeed) -> StationApp {
-        StationApp {
-            store,
-            site,
-            feed,
-            sessions: Arc::new(Mutex::new(HashMap::new())),
-        }
+        StationApp { store, site, feed }
     }
 
     fn station_name(&self, station: &str) -> String {
@@ -172,6 +168,7 @@ pub fn router(app: StationApp) -> Router {
         .route("/station/pickup/refuse", post(refuse))
         .route("/station/events", get(events))
         .route("/assets/{version}/{name}", get(asset))
+        .merge(supervisor::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(app)
@@ -311,17 +308,51 @@ async fn device(app: &StationApp, headers: &HeaderMap) -> Option<staff_store::Pa
 /// The live session of the request, on the device it was opened on; refreshes its idle clock.
 async fn session(app: &StationApp, headers: &HeaderMap) -> Option<Session> {
     let token = cookie(headers, SESSION_COOKIE)?;
-    let key = staff_store::secret_hash(token);
-    let device = device(app, headers).await?;
-    let mut sessions = app.sessions.lock().unwrap_or_else(|e| e.into_inner());
-    let now = Instant::now();
-    sessions.retain(|_, s| now.duration_since(s.last_seen) < SESSION_IDLE);
-    let s = sessions.get_mut(&key)?;
-    if s.device_id != device.device_id || s.station != device.station {
+    if token.len() != 64 {
         return None;
     }
-    s.last_seen = now;
-    Some(s.clone())
+    let key = staff_store::secret_hash(token);
+    let device = device(app, headers).await?;
+    let now = crate::clock::now();
+    let idle_before = idle_before(now);
+    let k = key.clone();
+    let found = match app
+        .store
+        .read(move |c| crate::store::screens::session(c, &k, idle_before))
+        .await
+    {
+        Ok(found) => found?,
+        Err(e) => {
+            tracing::error!(error = %e, "station app: cannot read sessions");
+            return None;
+        }
+    };
+    if found.device_id != device.device_id || found.station != device.station {
+        return None;
+    }
+    if now.millis() - found.last_seen.millis() >= SESSION_TOUCH_MS {
+        let touched = app
+            .store
+            .write(move |c| crate::store::screens::touch_session(c, &key, now))
+            .await;
+        if let Err(e) = touched {
+            tracing::warn!(error = %e, "station app: session's idle clock not stored");
+        }
+    }
+    Some(Session {
+        staff_id: found.staff_id,
+        name: found.name,
+        role: found.role,
+        lang: Lang::parse(&found.lang).unwrap_or_default(),
+        device_id: found.device_id,
+        station: found.station,
+        csrf: found.csrf,
+    })
+}
+
+/// Sessions last used before this are idle.
+fn idle_before(now: Timestamp) -> Timestamp {
+    Timestamp(now.millis() - SESSION_IDLE.as_millis() as i64)
 }
 
 /// A signed-in session whose CSRF token the request carries, from the app's own origin.
@@ -584,13 +615,39 @@ async fn sign_in(
         device_id: dev.device_id.clone(),
         station: dev.station.clone(),
         csrf: random_hex(16),
-        last_seen: Instant::now(),
     };
+    let key = staff_store::secret_hash(&token);
+    let (sid, did, station, csrf) = (
+        s.staff_id.clone(),
+        s.device_id.clone(),
+        s.station.clone(),
+        s.csrf.clone(),
+    );
+    let opened = app
+        .store
+        .write(move |c| {
+            crate::store::screens::open_session(
+                c,
+                &key,
+                &sid,
+                &did,
+                &station,
+                &csrf,
+                now,
+                idle_before(now),
+            )
+        })
+        .await;
+    if let Err(e) = opened {
+        tracing::error!(error = %e, "station app: cannot store a session");
+        return refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store error at sign-in",
+            Lang::default(),
+            "error.store",
+        );
+    }
     tracing::info!(staff = %s.staff_id, role = s.role.as_str(), station = %s.station, "signed in");
-    app.sessions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(staff_store::secret_hash(&token), s);
     let mut response = Redirect::to("/station").into_response();
     response
         .headers_mut()
@@ -613,10 +670,20 @@ async fn sign_out(
         return r;
     }
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        app.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&staff_store::secret_hash(token));
+        let key = staff_store::secret_hash(token);
+        let closed = app
+            .store
+            .write(move |c| crate::store::screens::close_session(c, &key))
+            .await;
+        if let Err(e) = closed {
+            tracing::error!(error = %e, "station app: cannot end a session");
+            return refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store error at sign-out",
+                Lang::default(),
+                "error.store",
+            );
+        }
     }
     let mut response = Redirect::to("/station").into_response();
     response
@@ -645,6 +712,9 @@ struct ResultView {
     customer: Option<String>,
     lines: Vec<LineView>,
     can_hand_over: bool,
+    /// A locked-out station: milliseconds until it unlocks by itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locked_for_ms: Option<i64>,
 }
 
 async fn order_lines(app: &StationApp, order_id: &str) -> (Option<String>, Vec<LineView>) {
@@ -701,6 +771,7 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
                         customer,
                         lines,
                         can_hand_over: true,
+                        locked_for_ms: None,
                     }
                 }
                 _ => ResultView {
@@ -711,6 +782,12 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
                     customer: None,
                     lines: vec![],
                     can_hand_over: false,
+                    locked_for_ms: match check {
+                        CodeCheck::LockedOut { until } | CodeCheck::SiteLockedOut { until } => {
+                            Some((until.millis() - crate::clock::now().millis()).max(0))
+                        }
+                        _ => None,
+                    },
                 },
             }
         }
@@ -740,6 +817,7 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
             customer: None,
             lines: vec![],
             can_hand_over: false,
+            locked_for_ms: None,
         },
         Shown::HandoverRefused { order_id, reason } => ResultView {
             tone: Tone::Error,
@@ -749,6 +827,25 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
             customer: None,
             lines: vec![],
             can_hand_over: false,
+            locked_for_ms: None,
+        },
+        Shown::Supervisor {
+            done,
+            staff,
+            detail,
+        } => ResultView {
+            tone: Tone::Ok,
+            headline: catalogue::text(&format!("supervisor.done.{done}"), lang).to_owned(),
+            message: format!(
+                "{} {staff} · {} {detail}",
+                catalogue::text("pickup.by", lang),
+                catalogue::local_time(current.at, zone)
+            ),
+            order_id: None,
+            customer: None,
+            lines: vec![],
+            can_hand_over: false,
+            locked_for_ms: None,
         },
     };
     Some((current.seq, view))
@@ -775,6 +872,7 @@ fn page_context(
         "request_id": random_hex(12),
         "refuse_request_id": random_hex(12),
         "reasons": catalogue::REFUSAL_REASONS,
+        "supervisor": s.role == Role::Supervisor,
     })
 }
 
@@ -854,7 +952,7 @@ async fn check(
         .await;
     match checked {
         Ok(check) => {
-            app.feed.show(&s.station, Shown::Check(check), now);
+            show(&app, &s.station, Shown::Check(check), now).await;
             fragment(&app, &s).await
         }
         Err(e) => {
@@ -1020,7 +1118,8 @@ async fn hand_over_or_refuse(
     match done {
         Ok(reply) if reply.ok => {
             tracing::info!(order = %order_id, staff = %s.staff_id, station = %s.station, refused = refuse_all, "handed over from the station app");
-            app.feed.show(
+            show(
+                &app,
                 &s.station,
                 Shown::HandedOver {
                     order_id,
@@ -1028,13 +1127,15 @@ async fn hand_over_or_refuse(
                     refused: refuse_all,
                 },
                 now,
-            );
+            )
+            .await;
             fragment(&app, &s).await
         }
         Ok(reply) => {
             let reason = reply.reason.unwrap_or_default();
             tracing::warn!(order = %order_id, reason = %reason, "station app: handover refused");
-            app.feed.show(
+            show(
+                &app,
                 &s.station,
                 Shown::HandoverRefused {
                     order_id,
@@ -1048,7 +1149,8 @@ async fn hand_over_or_refuse(
                     },
                 },
                 now,
-            );
+            )
+            .await;
             fragment(&app, &s).await
         }
         Err(e) => {
@@ -1060,6 +1162,13 @@ async fn hand_over_or_refuse(
                 "error.store",
             )
         }
+    }
+}
+
+/// Shows `shown` on the station's screens, kept for a restart of the hub.
+async fn show(app: &StationApp, station: &str, shown: Shown, now: Timestamp) {
+    if let Err(e) = app.feed.show_kept(station, shown, now).await {
+        tracing::warn!(error = %e, station, "station app: screen not kept for a restart");
     }
 }
 

@@ -19,6 +19,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("pickup.html", include_str!("templates/pickup.html")),
     ("result.html", include_str!("templates/result.html")),
     ("message.html", include_str!("templates/message.html")),
+    (
+        "pairing_code.html",
+        include_str!("templates/pairing_code.html"),
+    ),
 ];
 
 fn env() -> &'static Environment<'static> {

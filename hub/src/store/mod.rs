@@ -29,6 +29,7 @@ pub mod photos;
 pub mod pickup_orders;
 pub mod report;
 mod schema;
+pub mod screens;
 pub mod sku;
 pub mod staff;
 pub mod station;

@@ -327,6 +327,25 @@ const MIGRATIONS: &[&str] = &[
         received_at INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 11 (branch station): station app state that survives a restart — staff sessions (the
+    // token as SHA-256, the CSRF token, the idle clock) and what each station's screen shows.
+    r#"
+    CREATE TABLE staff_session (
+        token_hash TEXT PRIMARY KEY,
+        staff_id   TEXT NOT NULL,
+        device_id  TEXT NOT NULL,
+        station    TEXT NOT NULL,
+        csrf       TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE station_screen (
+        station TEXT PRIMARY KEY,
+        seq     INTEGER NOT NULL,
+        at      INTEGER NOT NULL,
+        shown   TEXT NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -23,11 +23,31 @@
     } catch (e) { /* no audio: colour, icon and text still say it */ }
   }
 
+  // A locked station counts down to its unlock (from the hub's remaining time, not the
+  // tablet's clock).
+  var ticking = null;
+  function countdown() {
+    var el = document.getElementById("countdown");
+    if (ticking) { clearInterval(ticking); ticking = null; }
+    if (!el) return;
+    var end = Date.now() + parseInt(el.getAttribute("data-remaining-ms") || "0", 10);
+    var draw = function () {
+      var left = Math.max(0, Math.ceil((end - Date.now()) / 1000));
+      var m = Math.floor(left / 60), s = left % 60;
+      el.textContent = "⏱ " + m + ":" + (s < 10 ? "0" : "") + s;
+      if (left === 0 && ticking) { clearInterval(ticking); ticking = null; }
+    };
+    draw();
+    ticking = setInterval(draw, 1000);
+  }
+  countdown();
+
   function show(html) {
     if (!result) return;
     result.outerHTML = html;
     result = document.getElementById("result");
     bind(result);
+    countdown();
     var kind = result && result.getAttribute("data-tone");
     if (kind && result.getAttribute("data-fresh") === "1") tone(kind);
   }
@@ -93,12 +113,21 @@
         .then(function (r) { return r.status === 401 ? null : r.text(); })
         .then(function (html) { if (html !== null) show(html); });
     };
-    var events = new EventSource("/station/events");
-    events.addEventListener("changed", refresh);
-    events.addEventListener("open", function () {
-      if (document.body.classList.contains("offline")) refresh();
-      document.body.classList.remove("offline");
-    });
-    events.addEventListener("error", function () { document.body.classList.add("offline"); });
+    // The banner shows while the hub cannot be reached; the browser retries a dropped stream
+    // by itself, and a stream it gave up on (the hub answered with an error while it
+    // restarted) is opened again here. Back online, the screen fetches what it missed.
+    var connect = function () {
+      var events = new EventSource("/station/events");
+      events.addEventListener("changed", refresh);
+      events.addEventListener("open", function () {
+        if (document.body.classList.contains("offline")) refresh();
+        document.body.classList.remove("offline");
+      });
+      events.addEventListener("error", function () {
+        document.body.classList.add("offline");
+        if (events.readyState === 2) { setTimeout(connect, 2000); }
+      });
+    };
+    connect();
   }
 })();
