@@ -249,6 +249,34 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "取货台已解除锁定",
         "Station unlocked",
     ),
+    (
+        "supervisor.done.undone",
+        "已撤销交付，货品已退回库存",
+        "Handover undone; the goods are back in stock",
+    ),
+    ("supervisor.undo", "撤销交付", "Undo the handover"),
+    ("undo.reason", "撤销原因", "Why undo"),
+    (
+        "undo.wrong_customer",
+        "交给了错误的顾客",
+        "Handed to the wrong customer",
+    ),
+    (
+        "undo.customer_returned",
+        "顾客退回",
+        "Customer brought it back",
+    ),
+    ("undo.clerk_mistake", "店员误操作", "Clerk's mistake"),
+    (
+        "undo.too_late",
+        "已超过可撤销时间，请联系总部更正。",
+        "Too late to undo here; ask central to correct it.",
+    ),
+    (
+        "undo.not_handed_over",
+        "该订单未交付或已撤销，无需撤销。",
+        "This order was not handed over (or was undone already); nothing to undo.",
+    ),
     ("supervisor.new_pairing", "新配对码", "New pairing code"),
     (
         "supervisor.pairing_code",

@@ -942,3 +942,199 @@ async fn a_supervisor_unlocks_a_locked_station_and_a_clerk_may_not() {
     .await;
     assert_eq!(paired.status, 303, "{}", paired.body);
 }
+
+fn movements_of(store: &Store, kind: &str) -> i64 {
+    let kind = kind.to_owned();
+    store
+        .read_blocking(move |c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM movement WHERE kind = ?1 AND reference = 'pickup order A1'",
+                [kind],
+                |r| r.get(0),
+            )
+            .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))
+        })
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_undoes_a_handover_and_the_stock_comes_back() {
+    let hub = start().await;
+    let origin = format!("http://{}", hub.addr);
+    let (device, clerk, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), clerk.as_str()];
+    let check = format!("csrf={csrf}&code=A1%3A123456&extra=");
+    let found = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &cookies,
+        Some(&origin),
+        &check,
+    )
+    .await;
+    let request_id = found.field("request_id");
+    let done = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/handover",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&order_id=A1&request_id={}", enc(&request_id)),
+    )
+    .await;
+    assert!(done.body.contains("已交付 · A1"), "{}", done.body);
+    assert!(
+        !done.body.contains("id=\"undo\""),
+        "a clerk has no undo button"
+    );
+    assert_eq!(handovers(&hub.store), (1, 8));
+
+    // A clerk may not undo.
+    let refused = http(
+        hub.addr,
+        "POST",
+        "/station/supervisor/undo",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&order_id=A1&reason=wrong_customer"),
+    )
+    .await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("此操作仅限主管"), "{}", refused.body);
+    assert_eq!(handovers(&hub.store), (1, 8));
+
+    // The supervisor signs in on this tablet and sees the handover with an undo button.
+    http(
+        hub.addr,
+        "POST",
+        "/station/signout",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    let signed = http(
+        hub.addr,
+        "POST",
+        "/station/signin",
+        &[&device],
+        Some(&origin),
+        "staff=wang&pin=1357",
+    )
+    .await;
+    let boss = signed.cookie("hub_session").unwrap();
+    let cookies = [device.as_str(), boss.as_str()];
+    let page = http(hub.addr, "GET", "/station", &cookies, None, "").await;
+    assert!(page.body.contains("id=\"undo\""), "{}", page.body);
+    assert!(page.body.contains("交给了错误的顾客"), "{}", page.body);
+    let csrf = page.field("csrf");
+
+    // A reason not on the list is refused; then the undo itself.
+    let bad = http(
+        hub.addr,
+        "POST",
+        "/station/supervisor/undo",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&order_id=A1&reason=felt+like+it"),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    let undo = format!("csrf={csrf}&order_id=A1&reason=wrong_customer");
+    let undone = http(
+        hub.addr,
+        "POST",
+        "/station/supervisor/undo",
+        &cookies,
+        Some(&origin),
+        &undo,
+    )
+    .await;
+    assert_eq!(undone.status, 200, "{}", undone.body);
+    assert!(undone.body.contains("已撤销交付"), "{}", undone.body);
+    // Stock is back with a return movement; the original issue stays in the journal.
+    assert_eq!(handovers(&hub.store).1, 10);
+    assert_eq!(movements_of(&hub.store, "issue"), 1);
+    assert_eq!(movements_of(&hub.store, "return"), 1);
+    let event = hub
+        .store
+        .read_blocking(|c| {
+            Ok::<_, StoreError>(
+                outbox::pending(c, 0, 10_000)?
+                    .into_iter()
+                    .find(|r| r.kind == "pickup_handover_undone")
+                    .map(|r| r.payload),
+            )
+        })
+        .unwrap()
+        .expect("an upstream event");
+    assert!(event.contains("\"staff\":\"wang\""), "{event}");
+    assert!(event.contains("\"reason\":\"wrong_customer\""), "{event}");
+
+    // Once only.
+    let again = http(
+        hub.addr,
+        "POST",
+        "/station/supervisor/undo",
+        &cookies,
+        Some(&origin),
+        &undo,
+    )
+    .await;
+    assert_eq!(again.status, 409);
+    assert!(again.body.contains("未交付或已撤销"), "{}", again.body);
+    assert_eq!(movements_of(&hub.store, "return"), 1);
+
+    // The order is open again: a new check, a new handover takes the stock again.
+    let found = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&code=A1%3A123456&extra="),
+    )
+    .await;
+    assert!(found.body.contains("data-tone=\"ok\""), "{}", found.body);
+    let request_id = found.field("request_id");
+    let done = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/handover",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&order_id=A1&request_id={}", enc(&request_id)),
+    )
+    .await;
+    assert!(done.body.contains("已交付 · A1"), "{}", done.body);
+    assert_eq!(handovers(&hub.store), (2, 8));
+    assert_eq!(movements_of(&hub.store, "issue"), 2);
+
+    // Past the undo window the store refuses (time is an argument: no waiting).
+    let late = hub
+        .store
+        .write(|c| {
+            Ok::<_, StoreError>(hub::store::handover_undo::undo_handover(
+                c,
+                "A1",
+                "wang",
+                "clerk_mistake",
+                60_000,
+                Timestamp(i64::MAX / 2),
+            ))
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            late,
+            Err(hub::store::handover_undo::UndoError::Refused {
+                refusal: hub_core::pickup::UndoRefusal::TooLate { .. },
+                ..
+            })
+        ),
+        "{late:?}"
+    );
+    assert_eq!(handovers(&hub.store).1, 8);
+}

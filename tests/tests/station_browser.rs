@@ -3,7 +3,9 @@
 //! pseudo-terminal (`hub sim scanner`). One browser for the whole file: pair a tablet, fail and
 //! then pass the PIN, scan a QR on the counter's scanner and see the order appear (green, SKU
 //! name), hand it over, type a wrong code and read the zh-CN reason, restart the hub mid-pickup
-//! (the screen shows it lost the hub, reconnects, and is still signed in on the same order);
+//! (the screen shows it lost the hub, reconnects, and is still signed in on the same order), a
+//! supervisor undoes a handover, then locks the station with wrong codes, sees the countdown
+//! and unlocks it;
 //! screenshots at 1024×768 and 390×844 go to `docs/screens/`.
 
 use hub::store::pickup_orders::upsert_order;
@@ -262,6 +264,16 @@ impl Driver {
         }
     }
 
+    /// Whether the page has an element matching `css` now (no waiting).
+    fn exists(&mut self, css: &str) -> bool {
+        let found = self.call(
+            "POST",
+            "/elements",
+            json!({"using": "css selector", "value": css}),
+        );
+        found.as_array().is_some_and(|a| !a.is_empty())
+    }
+
     /// Waits until the element is (or is not) displayed.
     fn wait_displayed(&mut self, css: &str, wanted: bool) {
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -439,6 +451,21 @@ fn a_clerk_pairs_signs_in_scans_and_hands_over_in_chromium() {
         .output()
         .unwrap();
     assert!(added.status.success(), "{}", stderr(&added));
+    let boss = Command::new(hub_binary())
+        .args([
+            "staff",
+            "add",
+            "wang",
+            "--name",
+            "王主管",
+            "--role",
+            "supervisor",
+        ])
+        .args(["--config", cfg])
+        .env("HUB_STAFF_PIN", "1357")
+        .output()
+        .unwrap();
+    assert!(boss.status.success(), "{}", stderr(&boss));
     let paired = hub(&["station", "pair", "desk-1", "--config", cfg]);
     assert!(paired.status.success(), "{}", stderr(&paired));
     let text = stdout(&paired);
@@ -515,6 +542,38 @@ fn a_clerk_pairs_signs_in_scans_and_hands_over_in_chromium() {
     browser.wait_text("#lines", "鲜牛奶 1L");
     browser.click("#hand-over");
     browser.wait_text("#verdict", "已交付 · A2");
+
+    // A supervisor signs in on this tablet and undoes that handover (reason from the list).
+    browser.click("#signout");
+    browser.type_into("#staff-id", "wang");
+    browser.type_into("#pin", "1357");
+    browser.click("#signin");
+    browser.wait_text("#verdict", "已交付 · A2");
+    browser.screenshot(&screens.join("supervisor-undo-zh-1024x768.png"));
+    browser.click("#undo");
+    browser.wait_text("#verdict", "已撤销交付");
+
+    // Wrong codes lock the station: a live countdown and how to unlock; the supervisor
+    // unlocks it with one tap, and the order undone is open again.
+    for _ in 0..8 {
+        if browser.exists("#countdown") {
+            break;
+        }
+        browser.type_into("#code", "000000");
+        browser.type_into("#extra", "A2");
+        browser.click("#check");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let first = browser.wait_text("#countdown", "⏱");
+    assert!(browser.text("#unlock-help").contains("主管"));
+    std::thread::sleep(Duration::from_millis(1500));
+    let later = browser.text("#countdown");
+    assert_ne!(first, later, "the countdown moves");
+    browser.screenshot(&screens.join("supervisor-locked-zh-1024x768.png"));
+    browser.click("#unlock");
+    browser.wait_text("#verdict", "取货台已解除锁定");
+    scanner.send("scan A2:654321");
+    browser.wait_text("#message", "可以交付");
     stop_hub(&mut running);
 }
 

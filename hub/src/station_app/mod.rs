@@ -712,6 +712,8 @@ struct ResultView {
     customer: Option<String>,
     lines: Vec<LineView>,
     can_hand_over: bool,
+    /// A handover a supervisor may undo from this screen.
+    can_undo: bool,
     /// A locked-out station: milliseconds until it unlocks by itself.
     #[serde(skip_serializing_if = "Option::is_none")]
     locked_for_ms: Option<i64>,
@@ -771,6 +773,7 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
                         customer,
                         lines,
                         can_hand_over: true,
+                        can_undo: false,
                         locked_for_ms: None,
                     }
                 }
@@ -782,6 +785,7 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
                     customer: None,
                     lines: vec![],
                     can_hand_over: false,
+                    can_undo: false,
                     locked_for_ms: match check {
                         CodeCheck::LockedOut { until } | CodeCheck::SiteLockedOut { until } => {
                             Some((until.millis() - crate::clock::now().millis()).max(0))
@@ -817,6 +821,7 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
             customer: None,
             lines: vec![],
             can_hand_over: false,
+            can_undo: !*refused,
             locked_for_ms: None,
         },
         Shown::HandoverRefused { order_id, reason } => ResultView {
@@ -827,6 +832,7 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
             customer: None,
             lines: vec![],
             can_hand_over: false,
+            can_undo: false,
             locked_for_ms: None,
         },
         Shown::Supervisor {
@@ -845,6 +851,7 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
             customer: None,
             lines: vec![],
             can_hand_over: false,
+            can_undo: false,
             locked_for_ms: None,
         },
     };
@@ -873,6 +880,7 @@ fn page_context(
         "refuse_request_id": random_hex(12),
         "reasons": catalogue::REFUSAL_REASONS,
         "supervisor": s.role == Role::Supervisor,
+        "undo_reasons": hub_core::pickup::UNDO_REASONS,
     })
 }
 

@@ -19,6 +19,7 @@ pub(super) fn routes() -> Router<StationApp> {
     Router::new()
         .route("/station/supervisor/unlock", post(unlock))
         .route("/station/supervisor/pairing", post(pairing))
+        .route("/station/supervisor/undo", post(undo))
 }
 
 #[derive(Deserialize)]
@@ -93,6 +94,84 @@ async fn unlock(
             )
         }
     }
+}
+
+#[derive(Deserialize)]
+struct UndoForm {
+    #[serde(default)]
+    csrf: Option<String>,
+    order_id: String,
+    reason: String,
+}
+
+/// Undoes a handover (`workflows::pickup::undo_handover`, as `hub pickup undo`).
+async fn undo(
+    State(app): State<StationApp>,
+    headers: HeaderMap,
+    Form(form): Form<UndoForm>,
+) -> Response {
+    use crate::store::handover_undo::UndoError;
+    use hub_core::pickup::UndoRefusal;
+    let s = match supervisor(&app, &headers, form.csrf.as_deref()).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let order_id = form.order_id.trim().to_owned();
+    let now = crate::clock::now();
+    let undone = crate::workflows::pickup::undo_handover(
+        &app.store,
+        &app.site,
+        &order_id,
+        &s.staff_id,
+        form.reason.trim(),
+        now,
+    )
+    .await;
+    let (status, why, key) = match undone {
+        Ok(u) => {
+            tracing::info!(order = %u.order_id, staff = %s.staff_id, returned = u.returned.len(), "handover undone by a supervisor");
+            record(&app, &s, "handover_undone", &order_id, now).await;
+            show(
+                &app,
+                &s.station,
+                super::feed::Shown::Supervisor {
+                    done: "undone".into(),
+                    staff: s.staff_id.clone(),
+                    detail: order_id,
+                },
+                now,
+            )
+            .await;
+            return super::fragment(&app, &s).await;
+        }
+        Err(UndoError::Refused {
+            refusal: UndoRefusal::TooLate { .. },
+            ..
+        }) => (
+            StatusCode::CONFLICT,
+            "undo after its window",
+            "undo.too_late",
+        ),
+        Err(UndoError::Refused { .. }) => (
+            StatusCode::CONFLICT,
+            "undo of an order not handed over",
+            "undo.not_handed_over",
+        ),
+        Err(UndoError::UnknownReason(_) | UndoError::UnknownOrder(_)) => (
+            StatusCode::BAD_REQUEST,
+            "undo without a known order or a reason from the list",
+            "error.forged",
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "station app: undo failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "undo failed",
+                "error.store",
+            )
+        }
+    };
+    refusal(status, why, s.lang, key)
 }
 
 /// A new one-time pairing code for this station, shown to the supervisor once.

@@ -22,6 +22,7 @@ pub mod deliveries;
 pub mod demand;
 pub mod device_input;
 pub mod figures;
+pub mod handover_undo;
 pub mod integrity;
 pub mod ledger;
 pub mod outbox;

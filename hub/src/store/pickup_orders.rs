@@ -613,6 +613,8 @@ pub fn expired_batches(
 /// One order line's stock change at handover: what, why, and when (`today` is the site's day).
 struct LineMove<'a> {
     order_id: &'a str,
+    /// How many earlier handovers of this order were undone (their movement ids are taken).
+    generation: i64,
     line: usize,
     item: &'a PickupItem,
     kind: MovementKind,
@@ -656,10 +658,15 @@ fn take_from_stock(
     mv: &LineMove<'_>,
     quantity: i64,
 ) -> Result<Vec<String>, HandoverError> {
-    let tag = if mv.kind == MovementKind::Loss {
+    let base = if mv.kind == MovementKind::Loss {
         "loss"
     } else {
         "ho"
+    };
+    // After an undo the order may be handed over again: its movements need fresh ids.
+    let tag = match mv.generation {
+        0 => base.to_owned(),
+        n => format!("{base}{}", n + 1),
     };
     let (order_id, line) = (mv.order_id, mv.line);
     if quantity <= 0 {
@@ -790,6 +797,10 @@ pub fn hand_over(
         });
     }
 
+    let generation: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM handover_undone WHERE order_id = ?1")
+        .and_then(|mut st| st.query_row([order_id], |r| r.get(0)))
+        .map_err(sql(conn))?;
     let lines_count = order.items.len();
     // Item checks: every scanned code must belong to the order and be free to leave.
     let mut scanned_per_line = vec![0i64; lines_count];
@@ -824,6 +835,7 @@ pub fn hand_over(
         let (i, item) = (plan.index, &order.items[plan.index]);
         let issue = LineMove {
             order_id,
+            generation,
             line: i,
             item,
             kind: MovementKind::Issue,
@@ -836,6 +848,7 @@ pub fn hand_over(
         for (quantity, reason) in &plan.losses {
             let loss = LineMove {
                 order_id: &refused_id,
+                generation,
                 line: i,
                 item,
                 kind: MovementKind::Loss,

@@ -328,7 +328,8 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     "#,
     // 11 (branch station): station app state that survives a restart — staff sessions (the
-    // token as SHA-256, the CSRF token, the idle clock) and what each station's screen shows.
+    // token as SHA-256, the CSRF token, the idle clock) and what each station's screen shows;
+    // handovers a supervisor undid (moved out of `handover`, kept with who, when and why).
     r#"
     CREATE TABLE staff_session (
         token_hash TEXT PRIMARY KEY,
@@ -344,6 +345,16 @@ const MIGRATIONS: &[&str] = &[
         seq     INTEGER NOT NULL,
         at      INTEGER NOT NULL,
         shown   TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE handover_undone (
+        order_id  TEXT NOT NULL,
+        station   TEXT NOT NULL,
+        at        INTEGER NOT NULL,
+        body      TEXT NOT NULL,
+        undone_at INTEGER NOT NULL,
+        undone_by TEXT NOT NULL,
+        reason    TEXT NOT NULL,
+        PRIMARY KEY (order_id, at)
     ) STRICT;
     "#,
 ];

@@ -145,6 +145,46 @@ pub async fn handover(
         .await
 }
 
+/// A supervisor undoes the handover of `order_id` (within `pickup.undo_window_minutes`, for a
+/// reason from [`hub_core::pickup::UNDO_REASONS`]): the goods come back to stock, the order is
+/// open again, and the stock tiers of its SKUs are looked at again — in one transaction. The
+/// station app and `hub pickup undo` both come here.
+pub async fn undo_handover(
+    store: &Store,
+    site: &Site,
+    order_id: &str,
+    staff: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<crate::store::handover_undo::Undone, crate::store::handover_undo::UndoError> {
+    use crate::store::handover_undo::{UndoError, undo_handover};
+    if !hub_core::pickup::UNDO_REASONS.contains(&reason) {
+        return Err(UndoError::UnknownReason(reason.to_owned()));
+    }
+    let (site, order_id, staff, reason) = (
+        site.clone(),
+        order_id.to_owned(),
+        staff.to_owned(),
+        reason.to_owned(),
+    );
+    store
+        .write(move |c| {
+            let undone = undo_handover(
+                c,
+                &order_id,
+                &staff,
+                &reason,
+                site.pickup.undo_window_ms,
+                now,
+            )?;
+            for sku in &undone.skus {
+                crate::store::alert_book::evaluate_sku(c, sku, &site.stock_rules(), now)?;
+            }
+            Ok(undone)
+        })
+        .await
+}
+
 /// A supervisor lifts a station's lockout (`station: None`: the site-wide pause). Returns
 /// whether it was locked.
 pub async fn unlock(

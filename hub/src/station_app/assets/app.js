@@ -52,16 +52,21 @@
     if (kind && result.getAttribute("data-fresh") === "1") tone(kind);
   }
 
+  // A form's buttons are off while its request is on the way (no double taps); a form that
+  // stays on the page (the code entry) gets them back with the answer.
   function send(form) {
     var body = new URLSearchParams(new FormData(form));
+    var again = function () {
+      form.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
+    };
     fetch(form.action, { method: "POST", body: body, credentials: "same-origin",
                          headers: { "X-CSRF-Token": csrf ? csrf.content : "" } })
       .then(function (r) {
         if (r.status === 401) { window.location = "/station"; return null; }
         return r.text();
       })
-      .then(function (html) { if (html !== null) show(html); })
-      .catch(function () { document.body.classList.add("offline"); });
+      .then(function (html) { again(); if (html !== null) show(html); })
+      .catch(function () { again(); document.body.classList.add("offline"); });
   }
 
   function bind(root) {
