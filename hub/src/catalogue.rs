@@ -239,6 +239,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "Only a supervisor may do this: a supervisor signs in on this tablet and does it.",
     ),
     ("supervisor.unlock", "解除锁定", "Unlock the station"),
+    ("supervisor.unlocks_in", "自动解锁", "Unlocks in"),
     (
         "supervisor.locked_help",
         "自动解锁倒计时；主管可在本平板登录后点击“解除锁定”。",

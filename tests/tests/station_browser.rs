@@ -256,10 +256,21 @@ impl Driver {
             if text.contains(wanted) {
                 return text;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{css} never said '{wanted}'; it says '{text}'"
-            );
+            if Instant::now() >= deadline {
+                let page = self.call("GET", "/source", json!({}));
+                let page = page.as_str().unwrap_or_default();
+                let id = self.find(css);
+                let raw = self.call("GET", &format!("/element/{id}/text"), json!({}));
+                let tail: String = page
+                    .chars()
+                    .rev()
+                    .take(2000)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                panic!("{css} never said '{wanted}'; it says '{text}' ({raw}); page ends: {tail}");
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -564,7 +575,7 @@ fn a_clerk_pairs_signs_in_scans_and_hands_over_in_chromium() {
         browser.click("#check");
         std::thread::sleep(Duration::from_millis(300));
     }
-    let first = browser.wait_text("#countdown", "⏱");
+    let first = browser.wait_text("#countdown", "自动解锁");
     assert!(browser.text("#unlock-help").contains("主管"));
     std::thread::sleep(Duration::from_millis(1500));
     let later = browser.text("#countdown");

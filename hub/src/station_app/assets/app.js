@@ -34,7 +34,7 @@
     var draw = function () {
       var left = Math.max(0, Math.ceil((end - Date.now()) / 1000));
       var m = Math.floor(left / 60), s = left % 60;
-      el.textContent = "⏱ " + m + ":" + (s < 10 ? "0" : "") + s;
+      el.textContent = (el.getAttribute("data-label") || "") + " " + m + ":" + (s < 10 ? "0" : "") + s;
       if (left === 0 && ticking) { clearInterval(ticking); ticking = null; }
     };
     draw();
