@@ -240,6 +240,102 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ),
     ("supervisor.unlock", "解除锁定", "Unlock the station"),
     ("supervisor.unlocks_in", "自动解锁", "Unlocks in"),
+    // Why a handover was refused, by the workflow's refusal code (branch station).
+    (
+        "handover.unknown_order",
+        "本站点没有这个订单",
+        "This order is not known at this site",
+    ),
+    (
+        "handover.not_checked",
+        "请先在本取货台查询顾客的取货码，再交付",
+        "Check the customer's pickup code at this counter first, then hand over",
+    ),
+    (
+        "handover.not_open",
+        "订单当前不可交付",
+        "This order cannot be handed over now",
+    ),
+    (
+        "handover.not_open.expired",
+        "订单已过取货期限，不能交付",
+        "The pickup window has closed; do not hand over",
+    ),
+    (
+        "handover.not_open.not_yet_open",
+        "订单尚未到取货时间",
+        "The order is not open for pickup yet",
+    ),
+    (
+        "handover.not_open.already_collected",
+        "订单已被领取，不能再次交付",
+        "Already collected; do not hand over again",
+    ),
+    (
+        "handover.not_open.cancelled",
+        "订单已取消，不能交付",
+        "Cancelled; do not hand over",
+    ),
+    (
+        "handover.not_open.refunded",
+        "订单已退款，不能交付",
+        "Refunded; do not hand over",
+    ),
+    (
+        "handover.not_open.on_hold",
+        "订单被暂停，请联系主管",
+        "On hold; ask a supervisor",
+    ),
+    (
+        "handover.not_open.wrong_site",
+        "订单属于其他站点，不能在此交付",
+        "This order belongs to another site; do not hand over here",
+    ),
+    (
+        "handover.item_refused",
+        "扫描的商品不能随此订单交付（错货、已交付或隔离中）",
+        "A scanned item cannot leave with this order (wrong item, already handed over or quarantined)",
+    ),
+    (
+        "handover.items_not_scanned",
+        "还有商品未扫码，请逐件扫码后再交付",
+        "Some items are not scanned yet; scan each one, then hand over",
+    ),
+    (
+        "handover.no_such_line",
+        "订单中没有这一行",
+        "The order has no such line",
+    ),
+    (
+        "handover.too_much_refused",
+        "拒收数量超过订购数量",
+        "More refused than ordered",
+    ),
+    (
+        "handover.only_expired_stock",
+        "只剩过期库存：请报损后用新鲜商品交付",
+        "Only expired stock is left: write it off and hand over fresh stock",
+    ),
+    (
+        "handover.reserved_lot_expired",
+        "预留批次已过期，请联系总部更换批次",
+        "The reserved lot has expired; ask central to reserve another lot",
+    ),
+    (
+        "handover.station",
+        "此平板所属的不是本站点声明的取货台",
+        "This tablet's station is not a pickup counter of this site",
+    ),
+    (
+        "handover.ledger",
+        "库存不足，无法交付；请核对库存",
+        "Not enough stock to hand over; check the stock",
+    ),
+    (
+        "handover.refused",
+        "交付被拒绝，未做任何更改",
+        "Handover refused; nothing changed",
+    ),
     (
         "supervisor.locked_help",
         "自动解锁倒计时；主管可在本平板登录后点击“解除锁定”。",
@@ -297,6 +393,22 @@ pub fn text(key: &str, lang: Lang) -> &str {
         },
         None => key,
     }
+}
+
+/// Why a handover was refused, from the workflow's refusal code
+/// (`store::pickup_orders::HandoverError::code`); an unknown or missing code gets the general
+/// sentence.
+pub fn handover_refusal(code: Option<&str>, lang: Lang) -> &'static str {
+    let key = code.map(|c| format!("handover.{c}"));
+    TEXTS
+        .iter()
+        .find(|(k, _, _)| Some(*k) == key.as_deref())
+        .or_else(|| TEXTS.iter().find(|(k, _, _)| *k == "handover.refused"))
+        .map(|(_, zh, en)| match lang {
+            Lang::ZhCn => *zh,
+            Lang::En => *en,
+        })
+        .unwrap_or_default()
 }
 
 /// Whether the catalogue has `key`.
@@ -574,6 +686,21 @@ mod tests {
             );
             assert!(!zh.contains("{") && !en.contains("{"), "{zh} / {en}");
         }
+    }
+
+    #[test]
+    fn every_handover_refusal_code_has_its_own_chinese_and_english_sentence() {
+        for code in crate::store::pickup_orders::HandoverError::CODES {
+            assert!(has(&format!("handover.{code}")), "no words for {code}");
+            let zh = handover_refusal(Some(code), Lang::ZhCn);
+            let en = handover_refusal(Some(code), Lang::En);
+            assert!(has_han(zh), "{code}: {zh}");
+            assert!(!has_han(en) && !en.is_empty(), "{code}: {en}");
+        }
+        assert_eq!(
+            handover_refusal(Some("no.such.code"), Lang::ZhCn),
+            handover_refusal(None, Lang::ZhCn)
+        );
     }
 
     #[test]

@@ -520,6 +520,19 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
         "{}",
         early.body
     );
+    // Said wholly in zh-CN from the refusal's code, no English detail after it.
+    assert!(
+        early
+            .body
+            .contains("A1: 请先在本取货台查询顾客的取货码，再交付"),
+        "{}",
+        early.body
+    );
+    assert!(
+        !early.body.contains("has not been checked"),
+        "{}",
+        early.body
+    );
     assert_eq!(handovers(&hub.store), (0, 10));
 
     // A wrong code is red with its zh-CN reason.

@@ -27,8 +27,14 @@ pub enum Shown {
         staff: String,
         refused: bool,
     },
-    /// A handover was asked for and refused; `reason` says why.
-    HandoverRefused { order_id: String, reason: String },
+    /// A handover was asked for and refused; `code` says why (the workflow's refusal code;
+    /// screens kept by an older hub have none), `reason` in English for the log.
+    HandoverRefused {
+        order_id: String,
+        reason: String,
+        #[serde(default)]
+        code: Option<String>,
+    },
     /// A supervisor did something at this station: `done` names it (`unlocked`, …; its words
     /// are `supervisor.done.<done>` in the catalogue), `detail` is shown beside.
     Supervisor {

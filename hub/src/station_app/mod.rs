@@ -824,9 +824,12 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
             can_undo: !*refused,
             locked_for_ms: None,
         },
-        Shown::HandoverRefused { order_id, reason } => ResultView {
+        Shown::HandoverRefused { order_id, code, .. } => ResultView {
             tone: Tone::Error,
-            headline: format!("{order_id}: {reason}"),
+            headline: format!(
+                "{order_id}: {}",
+                catalogue::handover_refusal(code.as_deref(), lang)
+            ),
             message: String::new(),
             order_id: Some(order_id.clone()),
             customer: None,
@@ -1147,14 +1150,8 @@ async fn hand_over_or_refuse(
                 &s.station,
                 Shown::HandoverRefused {
                     order_id,
-                    reason: if reason.contains("was not checked") || reason.contains("check") {
-                        format!(
-                            "{} ({reason})",
-                            catalogue::text("pickup.check_first", s.lang)
-                        )
-                    } else {
-                        reason
-                    },
+                    reason,
+                    code: reply.code,
                 },
                 now,
             )

@@ -503,6 +503,61 @@ pub enum HandoverError {
 }
 
 impl HandoverError {
+    /// Every refusal code [`HandoverError::code`] gives (a screen has words for each).
+    pub const CODES: &'static [&'static str] = &[
+        "unknown_order",
+        "not_checked",
+        "not_open",
+        "not_open.expired",
+        "not_open.not_yet_open",
+        "not_open.already_collected",
+        "not_open.cancelled",
+        "not_open.refunded",
+        "not_open.on_hold",
+        "not_open.wrong_site",
+        "item_refused",
+        "items_not_scanned",
+        "no_such_line",
+        "too_much_refused",
+        "only_expired_stock",
+        "reserved_lot_expired",
+        "station",
+        "ledger",
+        "refused",
+    ];
+
+    /// The refusal as a stable code (one of [`HandoverError::CODES`]).
+    pub fn code(&self) -> String {
+        match self {
+            HandoverError::UnknownOrder(_) => "unknown_order".into(),
+            HandoverError::NotChecked { .. } => "not_checked".into(),
+            HandoverError::NotOpen { check, .. } => {
+                let code = match check {
+                    CodeCheck::Expired { .. } => "not_open.expired",
+                    CodeCheck::NotYetOpen { .. } => "not_open.not_yet_open",
+                    CodeCheck::AlreadyCollected { .. } => "not_open.already_collected",
+                    CodeCheck::Cancelled { .. } => "not_open.cancelled",
+                    CodeCheck::Refunded { .. } => "not_open.refunded",
+                    CodeCheck::OnHold { .. } => "not_open.on_hold",
+                    CodeCheck::WrongSite { .. } => "not_open.wrong_site",
+                    _ => "not_open",
+                };
+                code.into()
+            }
+            HandoverError::ItemRefused { .. } => "item_refused".into(),
+            HandoverError::ItemsNotScanned { .. } => "items_not_scanned".into(),
+            HandoverError::NoSuchLine { .. } => "no_such_line".into(),
+            HandoverError::TooMuchRefused { .. } => "too_much_refused".into(),
+            HandoverError::OnlyExpiredStock { .. } => "only_expired_stock".into(),
+            HandoverError::ReservedLotExpired { .. } => "reserved_lot_expired".into(),
+            HandoverError::Station(_) => "station".into(),
+            HandoverError::Ledger(_) => "ledger".into(),
+            HandoverError::Store(_) => "refused".into(),
+        }
+    }
+}
+
+impl HandoverError {
     /// The store's error for a report the core's plan refused.
     fn from_plan(order_id: &str, refusal: pickup::HandoverRefusal) -> HandoverError {
         let order_id = order_id.to_owned();
