@@ -329,7 +329,8 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 11 (branch station): station app state that survives a restart — staff sessions (the
     // token as SHA-256, the CSRF token, the idle clock) and what each station's screen shows;
-    // handovers a supervisor undid (moved out of `handover`, kept with who, when and why).
+    // handovers a supervisor undid (moved out of `handover`, kept with who, when and why);
+    // the version of central's last `staff_upsert` of each staff member (0: added locally).
     r#"
     CREATE TABLE staff_session (
         token_hash TEXT PRIMARY KEY,
@@ -356,6 +357,7 @@ const MIGRATIONS: &[&str] = &[
         reason    TEXT NOT NULL,
         PRIMARY KEY (order_id, at)
     ) STRICT;
+    ALTER TABLE staff ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
 
