@@ -240,6 +240,46 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ),
     ("supervisor.unlock", "解除锁定", "Unlock the station"),
     ("supervisor.unlocks_in", "自动解锁", "Unlocks in"),
+    // The item check on the pickup screen (branch station).
+    ("pickup.ticked", "已核对", "Checked"),
+    ("pickup.item_code", "商品追溯码", "Item code"),
+    ("pickup.item_check", "核对商品", "Check item"),
+    ("item.ok", "已核对", "Item checked"),
+    (
+        "item.not_on_order",
+        "错货：此商品不在该订单中",
+        "Wrong item: not on this order",
+    ),
+    (
+        "item.wrong_batch",
+        "批次不符：请换预留批次的商品",
+        "Wrong batch: take the reserved lot",
+    ),
+    (
+        "item.quarantined",
+        "该商品被隔离，不能交付",
+        "Quarantined: must not be handed over",
+    ),
+    (
+        "item.already_handed_over",
+        "该商品已随其他订单交付",
+        "Already handed over with another order",
+    ),
+    (
+        "item.unknown",
+        "未知追溯码：本站没有收货记录",
+        "Unknown code: never received here",
+    ),
+    (
+        "item.line_full",
+        "该行商品已全部核对",
+        "This line is fully checked already",
+    ),
+    (
+        "item.no_order",
+        "请先扫描顾客的取货码，再扫描商品",
+        "Scan the customer's pickup code first, then the items",
+    ),
     // Why a handover was refused, by the workflow's refusal code (branch station).
     (
         "handover.unknown_order",
@@ -685,6 +725,16 @@ mod tests {
                 "no English for {check:?}: {en}"
             );
             assert!(!zh.contains("{") && !en.contains("{"), "{zh} / {en}");
+        }
+    }
+
+    #[test]
+    fn every_item_check_code_has_a_chinese_and_an_english_sentence() {
+        for code in crate::station_app::items::ITEM_CODES {
+            let key = format!("item.{code}");
+            assert!(has(&key), "no words for {key}");
+            assert!(has_han(text(&key, Lang::ZhCn)), "{key}");
+            assert!(!has_han(text(&key, Lang::En)), "{key}");
         }
     }
 

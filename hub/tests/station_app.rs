@@ -1151,3 +1151,133 @@ async fn a_supervisor_undoes_a_handover_and_the_stock_comes_back() {
     );
     assert_eq!(handovers(&hub.store).1, 8);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scanned_items_tick_their_line_and_wrong_ones_are_red_with_their_reason() {
+    let hub = start().await;
+    hub.store
+        .write(|c| {
+            for (code, sku, status) in [
+                ("TC-1", "MILK", "in_stock"),
+                ("TC-2", "MILK", "in_stock"),
+                ("TC-3", "MILK", "in_stock"),
+                ("TC-Q", "MILK", "quarantined"),
+                ("TC-EGG", "EGGS", "in_stock"),
+            ] {
+                c.execute(
+                    "INSERT INTO trace_code (code, sku, lot, status, bound_at, updated_at) VALUES (?1, ?2, 'L1', ?3, 0, 0)",
+                    [code, sku, status],
+                )
+                .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let origin = format!("http://{}", hub.addr);
+    let (device, session, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), session.as_str()];
+    let post = |path: &'static str, body: String| {
+        let cookies = cookies.map(str::to_owned);
+        let origin = origin.clone();
+        let addr = hub.addr;
+        async move {
+            let c: Vec<&str> = cookies.iter().map(String::as_str).collect();
+            http(addr, "POST", path, &c, Some(&origin), &body).await
+        }
+    };
+
+    // No order on screen: scan the pickup code first.
+    let early = post("/station/pickup/item", format!("csrf={csrf}&code=TC-1")).await;
+    assert_eq!(early.status, 409);
+    assert!(
+        early.body.contains("请先扫描顾客的取货码"),
+        "{}",
+        early.body
+    );
+
+    let found = post(
+        "/station/pickup/check",
+        format!("csrf={csrf}&code=A1%3A123456&extra="),
+    )
+    .await;
+    assert!(found.body.contains("id=\"tick-1\">0/2<"), "{}", found.body);
+    let ticked = post("/station/pickup/item", format!("csrf={csrf}&code=TC-1")).await;
+    assert!(ticked.body.contains("data-tone=\"ok\""), "{}", ticked.body);
+    assert!(
+        ticked.body.contains("id=\"tick-1\">1/2<"),
+        "{}",
+        ticked.body
+    );
+    // The same item again ticks nothing more.
+    let again = post("/station/pickup/item", format!("csrf={csrf}&code=TC-1")).await;
+    assert!(again.body.contains("id=\"tick-1\">1/2<"), "{}", again.body);
+    // Wrong item, quarantined, unknown: red with the reason in zh-CN, nothing ticked.
+    for (code, words) in [
+        ("TC-EGG", "错货：此商品不在该订单中"),
+        ("TC-Q", "该商品被隔离，不能交付"),
+        ("NOPE-1", "未知追溯码"),
+    ] {
+        let red = post("/station/pickup/item", format!("csrf={csrf}&code={code}")).await;
+        assert!(
+            red.body.contains("data-tone=\"error\""),
+            "{code}: {}",
+            red.body
+        );
+        assert!(red.body.contains(words), "{code}: {}", red.body);
+        assert!(red.body.contains("id=\"tick-1\">1/2<"), "{}", red.body);
+    }
+    let full = post("/station/pickup/item", format!("csrf={csrf}&code=TC-2")).await;
+    assert!(full.body.contains("id=\"tick-1\">✔ 2/2<"), "{}", full.body);
+    let over = post("/station/pickup/item", format!("csrf={csrf}&code=TC-3")).await;
+    assert!(over.body.contains("该行商品已全部核对"), "{}", over.body);
+
+    // The ticked items leave with the handover.
+    let request_id = full.field("request_id");
+    let done = post(
+        "/station/pickup/handover",
+        format!("csrf={csrf}&order_id=A1&request_id={}", enc(&request_id)),
+    )
+    .await;
+    assert!(done.body.contains("已交付 · A1"), "{}", done.body);
+    let (statuses, event) = hub
+        .store
+        .read_blocking(|c| {
+            let mut st = c
+                .prepare("SELECT code, status FROM trace_code WHERE code IN ('TC-1','TC-2','TC-3') ORDER BY code")
+                .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))?;
+            let rows: Vec<(String, String)> = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|r| r.collect())
+                .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))?;
+            let event = outbox::pending(c, 0, 10_000)?
+                .into_iter()
+                .find(|r| r.kind == "pickup_handed_over")
+                .map(|r| r.payload)
+                .unwrap_or_default();
+            Ok::<_, StoreError>((rows, event))
+        })
+        .unwrap();
+    assert_eq!(
+        statuses,
+        vec![
+            ("TC-1".to_owned(), "handed_over".to_owned()),
+            ("TC-2".to_owned(), "handed_over".to_owned()),
+            ("TC-3".to_owned(), "in_stock".to_owned()),
+        ]
+    );
+    assert!(event.contains("TC-1") && event.contains("TC-2"), "{event}");
+
+    // On the next order, an item already handed over is red with its reason.
+    post(
+        "/station/pickup/check",
+        format!("csrf={csrf}&code=A2%3A654321&extra="),
+    )
+    .await;
+    let gone = post("/station/pickup/item", format!("csrf={csrf}&code=TC-1")).await;
+    assert!(
+        gone.body.contains("该商品已随其他订单交付"),
+        "{}",
+        gone.body
+    );
+}

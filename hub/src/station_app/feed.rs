@@ -35,6 +35,15 @@ pub enum Shown {
         #[serde(default)]
         code: Option<String>,
     },
+    /// The order of a successful code check with the items scanned so far: each ticked
+    /// code with its order line (0-based), and the last scan's result (`refusal`: why it may
+    /// not leave with this order, as a code; `None`: it ticked its line).
+    Items {
+        order_id: String,
+        ticked: Vec<(usize, String)>,
+        last_code: String,
+        refusal: Option<String>,
+    },
     /// A supervisor did something at this station: `done` names it (`unlocked`, …; its words
     /// are `supervisor.done.<done>` in the catalogue), `detail` is shown beside.
     Supervisor {

@@ -18,6 +18,7 @@
 
 pub mod assets;
 pub mod feed;
+pub mod items;
 mod supervisor;
 pub mod templates;
 
@@ -169,6 +170,7 @@ pub fn router(app: StationApp) -> Router {
         .route("/station/events", get(events))
         .route("/assets/{version}/{name}", get(asset))
         .merge(supervisor::routes())
+        .merge(items::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(app)
@@ -700,6 +702,8 @@ struct LineView {
     quantity: i64,
     lot: String,
     expiry: String,
+    /// Items of this line scanned and accepted so far.
+    ticked: i64,
 }
 
 /// What the result panel shows.
@@ -741,6 +745,7 @@ async fn order_lines(app: &StationApp, order_id: &str) -> (Option<String>, Vec<L
                     quantity: p.quantity,
                     lot: p.lot.unwrap_or_default(),
                     expiry: p.expiry.unwrap_or_default(),
+                    ticked: 0,
                 });
             }
             Ok::<_, crate::store::StoreError>((order.and_then(|o| o.phone_tail), lines))
@@ -793,6 +798,41 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
                         _ => None,
                     },
                 },
+            }
+        }
+        Shown::Items {
+            order_id,
+            ticked,
+            last_code,
+            refusal,
+        } => {
+            let (customer, mut lines) = order_lines(app, order_id).await;
+            for (i, line) in lines.iter_mut().enumerate() {
+                line.ticked = ticked.iter().filter(|(l, _)| *l == i).count() as i64;
+            }
+            let (tone, message) = match refusal {
+                None => (
+                    Tone::Ok,
+                    format!("✔ {} · {last_code}", catalogue::text("item.ok", lang)),
+                ),
+                Some(code) => (
+                    Tone::Error,
+                    format!(
+                        "✖ {} · {last_code}",
+                        catalogue::text(&format!("item.{code}"), lang)
+                    ),
+                ),
+            };
+            ResultView {
+                tone,
+                headline: format!("{} · {order_id}", catalogue::text("pickup.hand_over", lang)),
+                message,
+                order_id: Some(order_id.clone()),
+                customer,
+                lines,
+                can_hand_over: true,
+                can_undo: false,
+                locked_for_ms: None,
             }
         }
         Shown::HandedOver {
@@ -1054,6 +1094,17 @@ async fn hand_over_or_refuse(
         s.staff_id.clone(),
         s.device_id.clone(),
     );
+    // The items ticked on this station's screen for this order leave with it.
+    let trace_codes: Vec<String> = match app.feed.current(&s.station).map(|c| c.shown) {
+        Some(Shown::Items {
+            order_id: on_screen,
+            ticked,
+            ..
+        }) if on_screen == order_id && !refuse_all => {
+            ticked.into_iter().map(|(_, code)| code).collect()
+        }
+        _ => vec![],
+    };
     let (oid, rid) = (order_id.clone(), request_id.clone());
     let done = app
         .store
@@ -1080,13 +1131,14 @@ async fn hand_over_or_refuse(
                 None => vec![],
             };
             let body = format!(
-                "app|{}|{oid}|{}",
+                "app|{}|{oid}|{}|{}",
                 if reason.is_some() {
                     "refuse"
                 } else {
                     "handover"
                 },
-                reason.as_deref().unwrap_or("")
+                reason.as_deref().unwrap_or(""),
+                trace_codes.join(",")
             );
             let hash = staff_store::secret_hash(&body);
             let command = hub_contract::station::StationCommand {
@@ -1094,7 +1146,7 @@ async fn hand_over_or_refuse(
                 staff: staff.clone(),
                 action: hub_contract::station::StationAction::PickupHandover {
                     order_id: oid.clone(),
-                    trace_codes: vec![],
+                    trace_codes,
                     refusals,
                     weighings: vec![],
                 },

@@ -593,6 +593,21 @@ impl HandoverError {
     }
 }
 
+/// Checks one scanned item (its stored form) against order `order_id` before the handover
+/// (the pickup screen's item check): the order line it ticks, or why it may not leave with
+/// this order. `None` when the order is unknown.
+pub fn item_check(
+    conn: &Connection,
+    order_id: &str,
+    code: &str,
+) -> Result<Option<Result<usize, pickup::ItemRefusal>>, StoreError> {
+    let Some(order) = order(conn, order_id)? else {
+        return Ok(None);
+    };
+    let facts = trace_facts(conn, code)?;
+    Ok(Some(check_item(&order, facts.as_ref())))
+}
+
 fn trace_facts(conn: &Connection, code: &str) -> Result<Option<TraceFacts>, StoreError> {
     conn.prepare_cached("SELECT sku, lot, status, order_id FROM trace_code WHERE code = ?1")
         .and_then(|mut st| {

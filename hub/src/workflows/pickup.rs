@@ -145,6 +145,23 @@ pub async fn handover(
         .await
 }
 
+/// An item checked at the counter: its stored form, and the order line it ticks (0-based) or
+/// why it may not leave with the order.
+pub type ItemChecked = (String, Result<usize, hub_core::pickup::ItemRefusal>);
+
+/// One item scanned at the pickup counter before the handover, checked against the order on
+/// screen: `code` in its stored form, and the order line it ticks (0-based) or why it may not
+/// leave with this order. `None` when the order is unknown. Reads only.
+pub fn check_item_in(
+    c: &rusqlite::Connection,
+    site: &Site,
+    order_id: &str,
+    scanned: &str,
+) -> Result<Option<ItemChecked>, StoreError> {
+    let code = crate::codes::stored_form(scanned, &site.patterns);
+    Ok(crate::store::pickup_orders::item_check(c, order_id, &code)?.map(|line| (code, line)))
+}
+
 /// A supervisor undoes the handover of `order_id` (within `pickup.undo_window_minutes`, for a
 /// reason from [`hub_core::pickup::UNDO_REASONS`]): the goods come back to stock, the order is
 /// open again, and the stock tiers of its SKUs are looked at again — in one transaction. The

@@ -103,8 +103,12 @@
     if (now - last > 50) burst = "";
     last = now;
     if (e.key === "Enter" && burst.length >= 4) {
+      // A pickup QR is ORDER:CODE; anything else scanned with an order on screen is an item.
+      var item = document.getElementById("item-form");
       var form = document.getElementById("entry");
-      if (form) { document.getElementById("code").value = burst; send(form); }
+      if (item && burst.indexOf(":") < 0) {
+        document.getElementById("item-code").value = burst; send(item);
+      } else if (form) { document.getElementById("code").value = burst; send(form); }
       burst = ""; e.preventDefault();
     } else if (e.key.length === 1) {
       burst += e.key;
