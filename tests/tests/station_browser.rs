@@ -426,6 +426,13 @@ fn seed(db: &Path) {
                     now,
                 )?;
             }
+            for code in ["TC-1", "TC-2"] {
+                c.execute(
+                    "INSERT INTO trace_code (code, sku, lot, status, bound_at, updated_at) VALUES (?1, 'MILK', 'L1', 'in_stock', 0, 0)",
+                    [code],
+                )
+                .map_err(|e| StoreError::from_sqlite(Path::new("browser"), e))?;
+            }
             Ok::<_, StoreError>(())
         })
         .unwrap();
@@ -521,6 +528,23 @@ fn a_clerk_pairs_signs_in_scans_and_hands_over_in_chromium() {
     browser.size(390, 844);
     browser.screenshot(&screens.join("pickup-found-zh-390x844.png"));
     browser.size(1024, 768);
+
+    // Items are checked by scanning (typed here): one ticks its line, an unknown one is red
+    // with its reason; the tones played were ok (the order) then ok, then error.
+    browser.type_into("#item-code", "TC-1");
+    browser.click("#item-check");
+    browser.wait_text("#tick-1", "1/2");
+    browser.type_into("#item-code", "TC-9");
+    browser.click("#item-check");
+    browser.wait_text("#message", "未知追溯码");
+    assert!(browser.text("#tick-1").contains("1/2"));
+    browser.screenshot(&screens.join("pickup-items-zh-1024x768.png"));
+    let tones = browser.call(
+        "POST",
+        "/execute/sync",
+        json!({"script": "return window.hubTones;", "args": []}),
+    );
+    assert_eq!(tones, json!(["ok", "ok", "error"]), "tones played");
 
     // Hand it over with one tap.
     browser.click("#hand-over");

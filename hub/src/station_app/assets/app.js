@@ -7,7 +7,10 @@
   var csrf = document.querySelector("meta[name=csrf]");
   var audio = null;
 
+  // Every tone played, in order (the screen's own record: a browser test reads it).
+  window.hubTones = window.hubTones || [];
   function tone(kind) {
+    window.hubTones.push(kind);
     try {
       audio = audio || new (window.AudioContext || window.webkitAudioContext)();
       var plan = { ok: [[880, 0.12], [1320, 0.18]], attention: [[660, 0.15], [660, 0.15]],
@@ -42,14 +45,21 @@
   }
   countdown();
 
+  var toned = result ? parseInt(result.getAttribute("data-seq") || "0", 10) : 0;
   function show(html) {
     if (!result) return;
     result.outerHTML = html;
     result = document.getElementById("result");
     bind(result);
     countdown();
+    // A result arrives twice (the request's answer and the live channel's refresh): its
+    // tone plays once, for its number.
     var kind = result && result.getAttribute("data-tone");
-    if (kind && result.getAttribute("data-fresh") === "1") tone(kind);
+    var seq = result ? parseInt(result.getAttribute("data-seq") || "0", 10) : 0;
+    if (kind && result.getAttribute("data-fresh") === "1" && seq > toned) {
+      toned = seq;
+      tone(kind);
+    }
   }
 
   // A form's buttons are off while its request is on the way (no double taps); a form that
