@@ -242,6 +242,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("supervisor.unlocks_in", "自动解锁", "Unlocks in"),
     // The item check on the pickup screen (branch station).
     ("pickup.ticked", "已核对", "Checked"),
+    ("pickup.queue", "排队中", "Waiting"),
     ("pickup.item_code", "商品追溯码", "Item code"),
     ("pickup.item_check", "核对商品", "Check item"),
     ("item.ok", "已核对", "Item checked"),

@@ -1281,3 +1281,79 @@ async fn scanned_items_tick_their_line_and_wrong_ones_are_red_with_their_reason(
         gone.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_peak_mode_codes_scanned_in_a_row_queue_and_are_handed_over_in_turn() {
+    let hub = start().await;
+    let (device, session, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), session.as_str()];
+    let origin = format!("http://{}", hub.addr);
+    let check = |code: &'static str| {
+        let body = format!("csrf={csrf}&code={code}&extra=");
+        let origin = origin.clone();
+        let addr = hub.addr;
+        let cookies = cookies.map(str::to_owned);
+        async move {
+            let c: Vec<&str> = cookies.iter().map(String::as_str).collect();
+            http(
+                addr,
+                "POST",
+                "/station/pickup/check",
+                &c,
+                Some(&origin),
+                &body,
+            )
+            .await
+        }
+    };
+    check("A1%3A123456").await;
+    // The second customer's code while A1 is on screen: A1 stays, A2 waits.
+    let queued = check("A2%3A654321").await;
+    assert!(queued.body.contains("确认交付 · A1"), "{}", queued.body);
+    assert!(
+        queued.body.contains("id=\"queue\">排队中 (1): A2<"),
+        "{}",
+        queued.body
+    );
+
+    // The queue survives a restart.
+    let hub = restart(hub).await;
+    let origin = format!("http://{}", hub.addr);
+    let page = http(hub.addr, "GET", "/station", &cookies, None, "").await;
+    assert!(page.body.contains("排队中 (1): A2"), "{}", page.body);
+
+    // Handing A1 over brings A2 on screen; then A2 is handed over in turn.
+    for order in ["A1", "A2"] {
+        let page = http(hub.addr, "GET", "/station", &cookies, None, "").await;
+        assert!(
+            page.body.contains(&format!("确认交付 · {order}")),
+            "{}",
+            page.body
+        );
+        let done = http(
+            hub.addr,
+            "POST",
+            "/station/pickup/handover",
+            &cookies,
+            Some(&origin),
+            &format!(
+                "csrf={csrf}&order_id={order}&request_id={}",
+                enc(&page.field("request_id"))
+            ),
+        )
+        .await;
+        assert_eq!(done.status, 200, "{}", done.body);
+    }
+    let last = http(
+        hub.addr,
+        "GET",
+        "/station/pickup/current",
+        &cookies,
+        None,
+        "",
+    )
+    .await;
+    assert!(last.body.contains("已交付 · A2"), "{}", last.body);
+    assert!(!last.body.contains("id=\"queue\""), "{}", last.body);
+    assert_eq!(handovers(&hub.store), (2, 7));
+}

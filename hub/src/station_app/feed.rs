@@ -59,6 +59,28 @@ pub struct Current {
     pub seq: u64,
     pub at: Timestamp,
     pub shown: Shown,
+    /// Peak mode: orders whose codes were checked while another order was on screen, in
+    /// the order they were scanned; each comes on screen when the one before is handed over.
+    pub queue: Vec<String>,
+}
+
+/// A station's screen as kept in the store (older hubs kept the bare `Shown`: no queue).
+#[derive(Serialize, Deserialize)]
+struct Kept {
+    #[serde(flatten)]
+    shown: Shown,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    queue: Vec<String>,
+}
+
+/// The order a screen shows for handing over, if any.
+fn open_order(shown: &Shown) -> Option<&str> {
+    match shown {
+        Shown::Check(CodeCheck::Found { order_id }) | Shown::Items { order_id, .. } => {
+            Some(order_id)
+        }
+        _ => None,
+    }
 }
 
 /// A change at `station`.
@@ -114,14 +136,15 @@ impl StationFeed {
         let mut current = HashMap::new();
         for screen in stored {
             seq = seq.max(screen.seq);
-            match serde_json::from_str::<Shown>(&screen.shown) {
-                Ok(shown) => {
+            match serde_json::from_str::<Kept>(&screen.shown) {
+                Ok(kept) => {
                     current.insert(
                         screen.station,
                         Current {
                             seq: screen.seq,
                             at: screen.at,
-                            shown,
+                            shown: kept.shown,
+                            queue: kept.queue,
                         },
                     );
                 }
@@ -135,28 +158,67 @@ impl StationFeed {
         Ok(StationFeed::with(Some(store), seq, current))
     }
 
+    /// Puts `shown` on the station's screen, with peak mode: a new order checked while
+    /// another is on screen waits in the queue behind it; when the order on screen is handed
+    /// over (or refused), the next in the queue comes on screen.
     fn put(&self, station: &str, shown: Shown, at: Timestamp) -> (u64, Option<StoredScreen>) {
-        let kept = self.inner.store.as_ref().map(|_| StoredScreen {
-            station: station.to_owned(),
-            seq: 0,
-            at,
-            shown: serde_json::to_string(&shown).unwrap_or_default(),
-        });
-        let seq = {
+        let (seq, kept) = {
             let mut guard = self.inner.current.lock().unwrap_or_else(|e| e.into_inner());
+            let prev = guard.1.get(station);
+            let mut queue = prev.map(|c| c.queue.clone()).unwrap_or_default();
+            let on_screen = prev.and_then(|c| open_order(&c.shown)).map(str::to_owned);
+            let shown = match (&shown, on_screen) {
+                (Shown::Check(CodeCheck::Found { order_id }), Some(current))
+                    if *order_id != current =>
+                {
+                    if !queue.contains(order_id) {
+                        queue.push(order_id.clone());
+                    }
+                    prev.map(|c| c.shown.clone()).unwrap_or(shown)
+                }
+                (Shown::HandedOver { .. }, _) if !queue.is_empty() => {
+                    let next = queue.remove(0);
+                    Shown::Check(CodeCheck::Found { order_id: next })
+                }
+                _ => {
+                    if let Some(order_id) = open_order(&shown) {
+                        queue.retain(|q| q != order_id);
+                    }
+                    shown
+                }
+            };
+            let kept = self.inner.store.as_ref().map(|_| {
+                serde_json::to_string(&Kept {
+                    shown: shown.clone(),
+                    queue: queue.clone(),
+                })
+                .unwrap_or_default()
+            });
             guard.0 += 1;
             let seq = guard.0;
-            guard
-                .1
-                .insert(station.to_owned(), Current { seq, at, shown });
-            seq
+            guard.1.insert(
+                station.to_owned(),
+                Current {
+                    seq,
+                    at,
+                    shown,
+                    queue,
+                },
+            );
+            (seq, kept)
         };
+        let kept = kept.map(|shown| StoredScreen {
+            station: station.to_owned(),
+            seq,
+            at,
+            shown,
+        });
         // No screen open is fine: the result waits in `current`.
         let _ = self.inner.changes.send(Changed {
             station: station.to_owned(),
             seq,
         });
-        (seq, kept.map(|k| StoredScreen { seq, ..k }))
+        (seq, kept)
     }
 
     /// Shows `shown` on `station`'s screens; a durable feed stores it in the background (a

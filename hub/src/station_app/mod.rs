@@ -718,6 +718,8 @@ struct ResultView {
     can_hand_over: bool,
     /// A handover a supervisor may undo from this screen.
     can_undo: bool,
+    /// Peak mode: the orders waiting behind this one.
+    queue: Vec<String>,
     /// A locked-out station: milliseconds until it unlocks by itself.
     #[serde(skip_serializing_if = "Option::is_none")]
     locked_for_ms: Option<i64>,
@@ -760,7 +762,7 @@ async fn order_lines(app: &StationApp, order_id: &str) -> (Option<String>, Vec<L
 async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64, ResultView)> {
     let current = app.feed.current(station)?;
     let zone = app.site.timezone;
-    let view = match &current.shown {
+    let mut view = match &current.shown {
         Shown::Check(check) => {
             let tone = catalogue::code_check_tone(check);
             let sentence = catalogue::code_check(check, lang, zone);
@@ -779,6 +781,7 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
                         lines,
                         can_hand_over: true,
                         can_undo: false,
+                        queue: vec![],
                         locked_for_ms: None,
                     }
                 }
@@ -791,6 +794,7 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
                     lines: vec![],
                     can_hand_over: false,
                     can_undo: false,
+                    queue: vec![],
                     locked_for_ms: match check {
                         CodeCheck::LockedOut { until } | CodeCheck::SiteLockedOut { until } => {
                             Some((until.millis() - crate::clock::now().millis()).max(0))
@@ -832,6 +836,7 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
                 lines,
                 can_hand_over: true,
                 can_undo: false,
+                queue: vec![],
                 locked_for_ms: None,
             }
         }
@@ -862,6 +867,7 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
             lines: vec![],
             can_hand_over: false,
             can_undo: !*refused,
+            queue: vec![],
             locked_for_ms: None,
         },
         Shown::HandoverRefused { order_id, code, .. } => ResultView {
@@ -876,6 +882,7 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
             lines: vec![],
             can_hand_over: false,
             can_undo: false,
+            queue: vec![],
             locked_for_ms: None,
         },
         Shown::Supervisor {
@@ -895,9 +902,11 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
             lines: vec![],
             can_hand_over: false,
             can_undo: false,
+            queue: vec![],
             locked_for_ms: None,
         },
     };
+    view.queue = current.queue.clone();
     Some((current.seq, view))
 }
 
