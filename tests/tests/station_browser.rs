@@ -484,6 +484,13 @@ fn a_clerk_pairs_signs_in_scans_and_hands_over_in_chromium() {
         .output()
         .unwrap();
     assert!(boss.status.success(), "{}", stderr(&boss));
+    let english = Command::new(hub_binary())
+        .args(["staff", "add", "tom", "--name", "Tom", "--lang", "en"])
+        .args(["--config", cfg])
+        .env("HUB_STAFF_PIN", "9753")
+        .output()
+        .unwrap();
+    assert!(english.status.success(), "{}", stderr(&english));
     let paired = hub(&["station", "pair", "desk-1", "--config", cfg]);
     assert!(paired.status.success(), "{}", stderr(&paired));
     let text = stdout(&paired);
@@ -580,6 +587,7 @@ fn a_clerk_pairs_signs_in_scans_and_hands_over_in_chromium() {
 
     // A supervisor signs in on this tablet and undoes that handover (reason from the list).
     browser.click("#signout");
+    browser.wait_text("h1", "员工登录");
     browser.type_into("#staff-id", "wang");
     browser.type_into("#pin", "1357");
     browser.click("#signin");
@@ -609,6 +617,20 @@ fn a_clerk_pairs_signs_in_scans_and_hands_over_in_chromium() {
     browser.wait_text("#verdict", "取货台已解除锁定");
     scanner.send("scan A2:654321");
     browser.wait_text("#message", "可以交付");
+
+    // A staff member whose language is English reads the same screen in English.
+    browser.click("#signout");
+    browser.wait_text("h1", "员工登录");
+    browser.type_into("#staff-id", "tom");
+    browser.type_into("#pin", "9753");
+    browser.click("#signin");
+    browser.wait_text("#verdict", "A2");
+    browser.wait_text("h1", "Pickup counter");
+    assert!(browser.text("#hand-over").contains("Hand over"));
+    browser.screenshot(&screens.join("pickup-found-en-1024x768.png"));
+    browser.size(390, 844);
+    browser.screenshot(&screens.join("pickup-found-en-390x844.png"));
+    browser.size(1024, 768);
     stop_hub(&mut running);
 }
 
