@@ -234,6 +234,196 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("status.tier.red", "红", "red"),
     ("status.tier.orange", "橙", "orange"),
     ("status.tier.yellow", "黄", "yellow"),
+    // Supervisor actions at a station (branch station).
+    (
+        "supervisor.only",
+        "此操作仅限主管：请主管在本平板登录后再操作。",
+        "Only a supervisor may do this: a supervisor signs in on this tablet and does it.",
+    ),
+    ("supervisor.unlock", "解除锁定", "Unlock the station"),
+    ("supervisor.unlocks_in", "自动解锁", "Unlocks in"),
+    // The item check on the pickup screen (branch station).
+    ("pickup.ticked", "已核对", "Checked"),
+    ("pickup.queue", "排队中", "Waiting"),
+    ("pickup.item_code", "商品追溯码", "Item code"),
+    ("pickup.item_check", "核对商品", "Check item"),
+    ("item.ok", "已核对", "Item checked"),
+    (
+        "item.not_on_order",
+        "错货：此商品不在该订单中",
+        "Wrong item: not on this order",
+    ),
+    (
+        "item.wrong_batch",
+        "批次不符：请换预留批次的商品",
+        "Wrong batch: take the reserved lot",
+    ),
+    (
+        "item.quarantined",
+        "该商品被隔离，不能交付",
+        "Quarantined: must not be handed over",
+    ),
+    (
+        "item.already_handed_over",
+        "该商品已随其他订单交付",
+        "Already handed over with another order",
+    ),
+    (
+        "item.unknown",
+        "未知追溯码：本站没有收货记录",
+        "Unknown code: never received here",
+    ),
+    (
+        "item.line_full",
+        "该行商品已全部核对",
+        "This line is fully checked already",
+    ),
+    (
+        "item.no_order",
+        "请先扫描顾客的取货码，再扫描商品",
+        "Scan the customer's pickup code first, then the items",
+    ),
+    // Why a handover was refused, by the workflow's refusal code (branch station).
+    (
+        "handover.unknown_order",
+        "本站点没有这个订单",
+        "This order is not known at this site",
+    ),
+    (
+        "handover.not_checked",
+        "请先在本取货台查询顾客的取货码，再交付",
+        "Check the customer's pickup code at this counter first, then hand over",
+    ),
+    (
+        "handover.not_open",
+        "订单当前不可交付",
+        "This order cannot be handed over now",
+    ),
+    (
+        "handover.not_open.expired",
+        "订单已过取货期限，不能交付",
+        "The pickup window has closed; do not hand over",
+    ),
+    (
+        "handover.not_open.not_yet_open",
+        "订单尚未到取货时间",
+        "The order is not open for pickup yet",
+    ),
+    (
+        "handover.not_open.already_collected",
+        "订单已被领取，不能再次交付",
+        "Already collected; do not hand over again",
+    ),
+    (
+        "handover.not_open.cancelled",
+        "订单已取消，不能交付",
+        "Cancelled; do not hand over",
+    ),
+    (
+        "handover.not_open.refunded",
+        "订单已退款，不能交付",
+        "Refunded; do not hand over",
+    ),
+    (
+        "handover.not_open.on_hold",
+        "订单被暂停，请联系主管",
+        "On hold; ask a supervisor",
+    ),
+    (
+        "handover.not_open.wrong_site",
+        "订单属于其他站点，不能在此交付",
+        "This order belongs to another site; do not hand over here",
+    ),
+    (
+        "handover.item_refused",
+        "扫描的商品不能随此订单交付（错货、已交付或隔离中）",
+        "A scanned item cannot leave with this order (wrong item, already handed over or quarantined)",
+    ),
+    (
+        "handover.items_not_scanned",
+        "还有商品未扫码，请逐件扫码后再交付",
+        "Some items are not scanned yet; scan each one, then hand over",
+    ),
+    (
+        "handover.no_such_line",
+        "订单中没有这一行",
+        "The order has no such line",
+    ),
+    (
+        "handover.too_much_refused",
+        "拒收数量超过订购数量",
+        "More refused than ordered",
+    ),
+    (
+        "handover.only_expired_stock",
+        "只剩过期库存：请报损后用新鲜商品交付",
+        "Only expired stock is left: write it off and hand over fresh stock",
+    ),
+    (
+        "handover.reserved_lot_expired",
+        "预留批次已过期，请联系总部更换批次",
+        "The reserved lot has expired; ask central to reserve another lot",
+    ),
+    (
+        "handover.station",
+        "此平板所属的不是本站点声明的取货台",
+        "This tablet's station is not a pickup counter of this site",
+    ),
+    (
+        "handover.ledger",
+        "库存不足，无法交付；请核对库存",
+        "Not enough stock to hand over; check the stock",
+    ),
+    (
+        "handover.refused",
+        "交付被拒绝，未做任何更改",
+        "Handover refused; nothing changed",
+    ),
+    (
+        "supervisor.locked_help",
+        "自动解锁倒计时；主管可在本平板登录后点击“解除锁定”。",
+        "Unlocks by itself when the countdown ends; a supervisor can sign in on this tablet and tap “Unlock the station”.",
+    ),
+    (
+        "supervisor.done.unlocked",
+        "取货台已解除锁定",
+        "Station unlocked",
+    ),
+    (
+        "supervisor.done.undone",
+        "已撤销交付，货品已退回库存",
+        "Handover undone; the goods are back in stock",
+    ),
+    ("supervisor.undo", "撤销交付", "Undo the handover"),
+    ("undo.reason", "撤销原因", "Why undo"),
+    (
+        "undo.wrong_customer",
+        "交给了错误的顾客",
+        "Handed to the wrong customer",
+    ),
+    (
+        "undo.customer_returned",
+        "顾客退回",
+        "Customer brought it back",
+    ),
+    ("undo.clerk_mistake", "店员误操作", "Clerk's mistake"),
+    (
+        "undo.too_late",
+        "已超过可撤销时间，请联系总部更正。",
+        "Too late to undo here; ask central to correct it.",
+    ),
+    (
+        "undo.not_handed_over",
+        "该订单未交付或已撤销，无需撤销。",
+        "This order was not handed over (or was undone already); nothing to undo.",
+    ),
+    ("supervisor.new_pairing", "新配对码", "New pairing code"),
+    (
+        "supervisor.pairing_code",
+        "新平板配对码",
+        "Pairing code for a new tablet at",
+    ),
+    ("supervisor.valid_until", "有效期至", "valid until"),
 ];
 
 /// The fixed text `key` in `lang`; the key itself (so a missing text shows, and a test catches
@@ -250,6 +440,22 @@ pub fn text(key: &str, lang: Lang) -> &str {
         },
         None => key,
     }
+}
+
+/// Why a handover was refused, from the workflow's refusal code
+/// (`store::pickup_orders::HandoverError::code`); an unknown or missing code gets the general
+/// sentence.
+pub fn handover_refusal(code: Option<&str>, lang: Lang) -> &'static str {
+    let key = code.map(|c| format!("handover.{c}"));
+    TEXTS
+        .iter()
+        .find(|(k, _, _)| Some(*k) == key.as_deref())
+        .or_else(|| TEXTS.iter().find(|(k, _, _)| *k == "handover.refused"))
+        .map(|(_, zh, en)| match lang {
+            Lang::ZhCn => *zh,
+            Lang::En => *en,
+        })
+        .unwrap_or_default()
 }
 
 /// Whether the catalogue has `key`.
@@ -530,6 +736,31 @@ mod tests {
             );
             assert!(!zh.contains("{") && !en.contains("{"), "{zh} / {en}");
         }
+    }
+
+    #[test]
+    fn every_item_check_code_has_a_chinese_and_an_english_sentence() {
+        for code in crate::station_app::items::ITEM_CODES {
+            let key = format!("item.{code}");
+            assert!(has(&key), "no words for {key}");
+            assert!(has_han(text(&key, Lang::ZhCn)), "{key}");
+            assert!(!has_han(text(&key, Lang::En)), "{key}");
+        }
+    }
+
+    #[test]
+    fn every_handover_refusal_code_has_its_own_chinese_and_english_sentence() {
+        for code in crate::store::pickup_orders::HandoverError::CODES {
+            assert!(has(&format!("handover.{code}")), "no words for {code}");
+            let zh = handover_refusal(Some(code), Lang::ZhCn);
+            let en = handover_refusal(Some(code), Lang::En);
+            assert!(has_han(zh), "{code}: {zh}");
+            assert!(!has_han(en) && !en.is_empty(), "{code}: {en}");
+        }
+        assert_eq!(
+            handover_refusal(Some("no.such.code"), Lang::ZhCn),
+            handover_refusal(None, Lang::ZhCn)
+        );
     }
 
     #[test]

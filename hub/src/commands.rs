@@ -239,6 +239,7 @@ pub fn apply(
         CommandBody::DemandSignals(body) => {
             apply_demand_signals(conn, body, crate::clock::site_date(zone, now), now)?
         }
+        CommandBody::StaffUpsert(body) => apply_staff(conn, &command, body, now)?,
     };
     let changed = match result {
         Ok(changed) => changed,
@@ -283,6 +284,60 @@ fn stale(kind: CommandKind, key: &str, version: i64, stored: i64) -> Refusal {
             kind.as_str()
         ),
     )
+}
+
+/// Central's staff member: stored by version; the PIN hash must be a readable argon2 PHC
+/// string (central never sends a PIN).
+fn apply_staff(
+    conn: &Tx<'_>,
+    command: &Command,
+    body: &hub_contract::command::StaffUpsertBody,
+    now: Timestamp,
+) -> Result<Result<bool, Refusal>, StoreError> {
+    use crate::store::staff::{CentralStaff, CentralStaffStored, Role, upsert_from_central};
+    if let Some(hash) = &body.pin_hash
+        && argon2::password_hash::PasswordHash::new(hash).is_err()
+    {
+        return Ok(Err((
+            RejectCode::InvalidBody,
+            format!(
+                "staff '{}': pin_hash is not a readable argon2 PHC string",
+                command.key
+            ),
+        )));
+    }
+    let Some(role) = Role::parse(&body.role) else {
+        return Ok(Err((
+            RejectCode::InvalidBody,
+            format!("staff role '{}' is not clerk or supervisor", body.role),
+        )));
+    };
+    let member = CentralStaff {
+        staff_id: &command.key,
+        name: &body.name,
+        role,
+        lang: &body.lang,
+        pin_hash: body.pin_hash.as_deref(),
+        disabled: body.disabled,
+        version: command.version,
+    };
+    Ok(match upsert_from_central(conn, &member, now)? {
+        CentralStaffStored::Stored => Ok(true),
+        CentralStaffStored::Same => Ok(false),
+        CentralStaffStored::Stale { stored_version } => Err(stale(
+            command.kind,
+            &command.key,
+            command.version,
+            stored_version,
+        )),
+        CentralStaffStored::NoPin => Err((
+            RejectCode::InvalidBody,
+            format!(
+                "staff '{}' is new here and has no pin_hash: send the argon2 PHC string of their PIN",
+                command.key
+            ),
+        )),
+    })
 }
 
 fn apply_sku(

@@ -183,7 +183,15 @@ pub async fn run_with_vision(
     tracing::info!(site = %config.site.id, db = %store.path().display(), "hub running");
     let mut info = Started::default();
 
-    let feed = crate::station_app::feed::StationFeed::new();
+    // What each station's screen showed before a restart comes back; a store that cannot be
+    // read for it leaves the screens empty (the hub still runs).
+    let feed = match crate::station_app::feed::StationFeed::durable(store.clone()).await {
+        Ok(feed) => feed,
+        Err(e) => {
+            tracing::warn!(error = %e, "station screens before the restart cannot be read; they start empty");
+            crate::station_app::feed::StationFeed::new()
+        }
+    };
     if config.status.enabled {
         let source = StatusSource {
             site_id: config.site.id.to_string(),

@@ -112,11 +112,18 @@ fn seed(store: &Store) {
 struct Hub {
     addr: SocketAddr,
     store: Store,
-    _dir: tempfile::TempDir,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    dir: tempfile::TempDir,
 }
 
 async fn start() -> Hub {
     let dir = tempfile::tempdir().unwrap();
+    serve(dir, true).await
+}
+
+/// The app over the store in `dir` (seeded first when `fresh`), on a new loopback port, with
+/// the screens kept in the store as `hub run` does.
+async fn serve(dir: tempfile::TempDir, fresh: bool) -> Hub {
     let config = config(dir.path());
     std::fs::create_dir_all(&config.store.data_dir).unwrap();
     let store = Store::open(
@@ -125,17 +132,34 @@ async fn start() -> Hub {
         &StoreOptions::default(),
     )
     .unwrap();
-    let s = store.clone();
-    tokio::task::spawn_blocking(move || seed(&s)).await.unwrap();
-    let app = StationApp::new(store.clone(), Site::of(&config), StationFeed::new());
+    if fresh {
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || seed(&s)).await.unwrap();
+    }
+    let feed = StationFeed::durable(store.clone()).await.unwrap();
+    let app = StationApp::new(store.clone(), Site::of(&config), feed);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router(app)).await });
+    let server = tokio::spawn(async move { axum::serve(listener, router(app)).await });
     Hub {
         addr,
         store,
-        _dir: dir,
+        server,
+        dir,
     }
+}
+
+/// Stops the app and closes its store, then starts it again over the same file (a hub
+/// restart: nothing survives but what the store kept).
+async fn restart(hub: Hub) -> Hub {
+    hub.server.abort();
+    let _ = hub.server.await;
+    let store = hub.store.clone();
+    tokio::task::spawn_blocking(move || store.close())
+        .await
+        .unwrap();
+    drop(hub.store);
+    serve(hub.dir, false).await
 }
 
 /// One HTTP/1.1 exchange: status, headers (lower-case names), body.
@@ -496,6 +520,19 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
         "{}",
         early.body
     );
+    // Said wholly in zh-CN from the refusal's code, no English detail after it.
+    assert!(
+        early
+            .body
+            .contains("A1: 请先在本取货台查询顾客的取货码，再交付"),
+        "{}",
+        early.body
+    );
+    assert!(
+        !early.body.contains("has not been checked"),
+        "{}",
+        early.body
+    );
     assert_eq!(handovers(&hub.store), (0, 10));
 
     // A wrong code is red with its zh-CN reason.
@@ -691,4 +728,632 @@ async fn wrong_pins_lock_the_account_even_for_the_right_pin() {
     )
     .await;
     assert_eq!(other.status, 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_the_tablet_is_still_signed_in_and_shows_the_same_order() {
+    let hub = start().await;
+    let (device, session, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), session.as_str()];
+    let origin = format!("http://{}", hub.addr);
+    let found = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&code=A1%3A123456&extra="),
+    )
+    .await;
+    assert!(found.body.contains("data-tone=\"ok\""), "{}", found.body);
+
+    let hub = restart(hub).await;
+    let origin = format!("http://{}", hub.addr);
+
+    // Still signed in, with the same CSRF token, and the order is on screen again.
+    let page = http(hub.addr, "GET", "/station", &cookies, None, "").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("李小红"), "{}", page.body);
+    assert_eq!(page.field("csrf"), csrf);
+    assert!(page.body.contains("鲜牛奶 1L"), "{}", page.body);
+    assert!(
+        page.body.contains("id=\"phone-tail\">1234<"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"hand-over\""));
+
+    // The handover works from the restored screen (the check before the restart counts).
+    let request_id = page.field("request_id");
+    let done = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/handover",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&order_id=A1&request_id={}", enc(&request_id)),
+    )
+    .await;
+    assert_eq!(done.status, 200);
+    assert!(done.body.contains("已交付 · A1"), "{}", done.body);
+    assert_eq!(handovers(&hub.store), (1, 8));
+
+    // ...and that result is what the next restart shows.
+    let hub = restart(hub).await;
+    let current = http(
+        hub.addr,
+        "GET",
+        "/station/pickup/current",
+        &cookies,
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(current.status, 200);
+    assert!(current.body.contains("已交付 · A1"), "{}", current.body);
+
+    // Signing out ends the session for good, restart or not.
+    let origin = format!("http://{}", hub.addr);
+    let out = http(
+        hub.addr,
+        "POST",
+        "/station/signout",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(out.status, 303);
+    let hub = restart(hub).await;
+    let page = http(hub.addr, "GET", "/station", &cookies, None, "").await;
+    assert!(page.body.contains("id=\"pin\""), "{}", page.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_unlocks_a_locked_station_and_a_clerk_may_not() {
+    let hub = start().await;
+    let origin = format!("http://{}", hub.addr);
+    let (device, clerk, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), clerk.as_str()];
+
+    // Wrong codes until the station locks: a countdown and how to unlock, no unlock button
+    // for a clerk.
+    let mut locked = None;
+    for _ in 0..8 {
+        let wrong = http(
+            hub.addr,
+            "POST",
+            "/station/pickup/check",
+            &cookies,
+            Some(&origin),
+            &format!("csrf={csrf}&code=000000&extra=A2"),
+        )
+        .await;
+        if wrong.body.contains("id=\"countdown\"") {
+            locked = Some(wrong);
+            break;
+        }
+    }
+    let locked = locked.expect("the station locks after wrong codes");
+    assert!(locked.body.contains("已锁定"), "{}", locked.body);
+    assert!(
+        locked.body.contains("data-remaining-ms=\""),
+        "{}",
+        locked.body
+    );
+    assert!(
+        locked.body.contains("主管可在本平板登录"),
+        "{}",
+        locked.body
+    );
+    assert!(!locked.body.contains("id=\"unlock\""), "{}", locked.body);
+
+    // A clerk asking for supervisor actions is refused and nothing changes.
+    for path in ["/station/supervisor/unlock", "/station/supervisor/pairing"] {
+        let refused = http(
+            hub.addr,
+            "POST",
+            path,
+            &cookies,
+            Some(&origin),
+            &format!("csrf={csrf}"),
+        )
+        .await;
+        assert_eq!(refused.status, 403, "{path}");
+        assert!(refused.body.contains("此操作仅限主管"), "{}", refused.body);
+    }
+    let still = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&code=654321&extra=A2"),
+    )
+    .await;
+    assert!(still.body.contains("已锁定"), "{}", still.body);
+
+    // The clerk signs out; a supervisor signs in on the same tablet and sees the button.
+    let out = http(
+        hub.addr,
+        "POST",
+        "/station/signout",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(out.status, 303);
+    let signed = http(
+        hub.addr,
+        "POST",
+        "/station/signin",
+        &[&device],
+        Some(&origin),
+        "staff=wang&pin=1357",
+    )
+    .await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    let boss = signed.cookie("hub_session").unwrap();
+    let cookies = [device.as_str(), boss.as_str()];
+    let page = http(hub.addr, "GET", "/station", &cookies, None, "").await;
+    assert!(page.body.contains("id=\"unlock\""), "{}", page.body);
+    let csrf = page.field("csrf");
+    let unlocked = http(
+        hub.addr,
+        "POST",
+        "/station/supervisor/unlock",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(unlocked.status, 200, "{}", unlocked.body);
+    assert!(
+        unlocked.body.contains("取货台已解除锁定"),
+        "{}",
+        unlocked.body
+    );
+    let recorded = hub
+        .store
+        .read_blocking(|c| staff_store::count_actions(c, "wang", "station_unlocked"))
+        .unwrap();
+    assert_eq!(recorded, 1);
+    let found = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&code=654321&extra=A2"),
+    )
+    .await;
+    assert!(found.body.contains("data-tone=\"ok\""), "{}", found.body);
+
+    // A new pairing code for this station, shown once to the supervisor, pairs a tablet.
+    let made = http(
+        hub.addr,
+        "POST",
+        "/station/supervisor/pairing",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let start = made.body.find("id=\"pairing-code-shown\">").unwrap() + 24;
+    let code = &made.body[start..start + 8];
+    assert!(code.bytes().all(|b| b.is_ascii_digit()), "{code}");
+    let paired = http(
+        hub.addr,
+        "POST",
+        "/station/pair",
+        &[],
+        Some(&origin),
+        &format!("code={code}"),
+    )
+    .await;
+    assert_eq!(paired.status, 303, "{}", paired.body);
+}
+
+fn movements_of(store: &Store, kind: &str) -> i64 {
+    let kind = kind.to_owned();
+    store
+        .read_blocking(move |c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM movement WHERE kind = ?1 AND reference = 'pickup order A1'",
+                [kind],
+                |r| r.get(0),
+            )
+            .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))
+        })
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_undoes_a_handover_and_the_stock_comes_back() {
+    let hub = start().await;
+    let origin = format!("http://{}", hub.addr);
+    let (device, clerk, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), clerk.as_str()];
+    let check = format!("csrf={csrf}&code=A1%3A123456&extra=");
+    let found = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &cookies,
+        Some(&origin),
+        &check,
+    )
+    .await;
+    let request_id = found.field("request_id");
+    let done = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/handover",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&order_id=A1&request_id={}", enc(&request_id)),
+    )
+    .await;
+    assert!(done.body.contains("已交付 · A1"), "{}", done.body);
+    assert!(
+        !done.body.contains("id=\"undo\""),
+        "a clerk has no undo button"
+    );
+    assert_eq!(handovers(&hub.store), (1, 8));
+
+    // A clerk may not undo.
+    let refused = http(
+        hub.addr,
+        "POST",
+        "/station/supervisor/undo",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&order_id=A1&reason=wrong_customer"),
+    )
+    .await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("此操作仅限主管"), "{}", refused.body);
+    assert_eq!(handovers(&hub.store), (1, 8));
+
+    // The supervisor signs in on this tablet and sees the handover with an undo button.
+    http(
+        hub.addr,
+        "POST",
+        "/station/signout",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    let signed = http(
+        hub.addr,
+        "POST",
+        "/station/signin",
+        &[&device],
+        Some(&origin),
+        "staff=wang&pin=1357",
+    )
+    .await;
+    let boss = signed.cookie("hub_session").unwrap();
+    let cookies = [device.as_str(), boss.as_str()];
+    let page = http(hub.addr, "GET", "/station", &cookies, None, "").await;
+    assert!(page.body.contains("id=\"undo\""), "{}", page.body);
+    assert!(page.body.contains("交给了错误的顾客"), "{}", page.body);
+    let csrf = page.field("csrf");
+
+    // A reason not on the list is refused; then the undo itself.
+    let bad = http(
+        hub.addr,
+        "POST",
+        "/station/supervisor/undo",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&order_id=A1&reason=felt+like+it"),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    let undo = format!("csrf={csrf}&order_id=A1&reason=wrong_customer");
+    let undone = http(
+        hub.addr,
+        "POST",
+        "/station/supervisor/undo",
+        &cookies,
+        Some(&origin),
+        &undo,
+    )
+    .await;
+    assert_eq!(undone.status, 200, "{}", undone.body);
+    assert!(undone.body.contains("已撤销交付"), "{}", undone.body);
+    // Stock is back with a return movement; the original issue stays in the journal.
+    assert_eq!(handovers(&hub.store).1, 10);
+    assert_eq!(movements_of(&hub.store, "issue"), 1);
+    assert_eq!(movements_of(&hub.store, "return"), 1);
+    let event = hub
+        .store
+        .read_blocking(|c| {
+            Ok::<_, StoreError>(
+                outbox::pending(c, 0, 10_000)?
+                    .into_iter()
+                    .find(|r| r.kind == "pickup_handover_undone")
+                    .map(|r| r.payload),
+            )
+        })
+        .unwrap()
+        .expect("an upstream event");
+    assert!(event.contains("\"staff\":\"wang\""), "{event}");
+    assert!(event.contains("\"reason\":\"wrong_customer\""), "{event}");
+
+    // Once only.
+    let again = http(
+        hub.addr,
+        "POST",
+        "/station/supervisor/undo",
+        &cookies,
+        Some(&origin),
+        &undo,
+    )
+    .await;
+    assert_eq!(again.status, 409);
+    assert!(again.body.contains("未交付或已撤销"), "{}", again.body);
+    assert_eq!(movements_of(&hub.store, "return"), 1);
+
+    // The order is open again: a new check, a new handover takes the stock again.
+    let found = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&code=A1%3A123456&extra="),
+    )
+    .await;
+    assert!(found.body.contains("data-tone=\"ok\""), "{}", found.body);
+    let request_id = found.field("request_id");
+    let done = http(
+        hub.addr,
+        "POST",
+        "/station/pickup/handover",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&order_id=A1&request_id={}", enc(&request_id)),
+    )
+    .await;
+    assert!(done.body.contains("已交付 · A1"), "{}", done.body);
+    assert_eq!(handovers(&hub.store), (2, 8));
+    assert_eq!(movements_of(&hub.store, "issue"), 2);
+
+    // Past the undo window the store refuses (time is an argument: no waiting).
+    let late = hub
+        .store
+        .write(|c| {
+            Ok::<_, StoreError>(hub::store::handover_undo::undo_handover(
+                c,
+                "A1",
+                "wang",
+                "clerk_mistake",
+                60_000,
+                Timestamp(i64::MAX / 2),
+            ))
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            late,
+            Err(hub::store::handover_undo::UndoError::Refused {
+                refusal: hub_core::pickup::UndoRefusal::TooLate { .. },
+                ..
+            })
+        ),
+        "{late:?}"
+    );
+    assert_eq!(handovers(&hub.store).1, 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scanned_items_tick_their_line_and_wrong_ones_are_red_with_their_reason() {
+    let hub = start().await;
+    hub.store
+        .write(|c| {
+            for (code, sku, status) in [
+                ("TC-1", "MILK", "in_stock"),
+                ("TC-2", "MILK", "in_stock"),
+                ("TC-3", "MILK", "in_stock"),
+                ("TC-Q", "MILK", "quarantined"),
+                ("TC-EGG", "EGGS", "in_stock"),
+            ] {
+                c.execute(
+                    "INSERT INTO trace_code (code, sku, lot, status, bound_at, updated_at) VALUES (?1, ?2, 'L1', ?3, 0, 0)",
+                    [code, sku, status],
+                )
+                .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let origin = format!("http://{}", hub.addr);
+    let (device, session, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), session.as_str()];
+    let post = |path: &'static str, body: String| {
+        let cookies = cookies.map(str::to_owned);
+        let origin = origin.clone();
+        let addr = hub.addr;
+        async move {
+            let c: Vec<&str> = cookies.iter().map(String::as_str).collect();
+            http(addr, "POST", path, &c, Some(&origin), &body).await
+        }
+    };
+
+    // No order on screen: scan the pickup code first.
+    let early = post("/station/pickup/item", format!("csrf={csrf}&code=TC-1")).await;
+    assert_eq!(early.status, 409);
+    assert!(
+        early.body.contains("请先扫描顾客的取货码"),
+        "{}",
+        early.body
+    );
+
+    let found = post(
+        "/station/pickup/check",
+        format!("csrf={csrf}&code=A1%3A123456&extra="),
+    )
+    .await;
+    assert!(found.body.contains("id=\"tick-1\">0/2<"), "{}", found.body);
+    let ticked = post("/station/pickup/item", format!("csrf={csrf}&code=TC-1")).await;
+    assert!(ticked.body.contains("data-tone=\"ok\""), "{}", ticked.body);
+    assert!(
+        ticked.body.contains("id=\"tick-1\">1/2<"),
+        "{}",
+        ticked.body
+    );
+    // The same item again ticks nothing more.
+    let again = post("/station/pickup/item", format!("csrf={csrf}&code=TC-1")).await;
+    assert!(again.body.contains("id=\"tick-1\">1/2<"), "{}", again.body);
+    // Wrong item, quarantined, unknown: red with the reason in zh-CN, nothing ticked.
+    for (code, words) in [
+        ("TC-EGG", "错货：此商品不在该订单中"),
+        ("TC-Q", "该商品被隔离，不能交付"),
+        ("NOPE-1", "未知追溯码"),
+    ] {
+        let red = post("/station/pickup/item", format!("csrf={csrf}&code={code}")).await;
+        assert!(
+            red.body.contains("data-tone=\"error\""),
+            "{code}: {}",
+            red.body
+        );
+        assert!(red.body.contains(words), "{code}: {}", red.body);
+        assert!(red.body.contains("id=\"tick-1\">1/2<"), "{}", red.body);
+    }
+    let full = post("/station/pickup/item", format!("csrf={csrf}&code=TC-2")).await;
+    assert!(full.body.contains("id=\"tick-1\">✔ 2/2<"), "{}", full.body);
+    let over = post("/station/pickup/item", format!("csrf={csrf}&code=TC-3")).await;
+    assert!(over.body.contains("该行商品已全部核对"), "{}", over.body);
+
+    // The ticked items leave with the handover.
+    let request_id = full.field("request_id");
+    let done = post(
+        "/station/pickup/handover",
+        format!("csrf={csrf}&order_id=A1&request_id={}", enc(&request_id)),
+    )
+    .await;
+    assert!(done.body.contains("已交付 · A1"), "{}", done.body);
+    let (statuses, event) = hub
+        .store
+        .read_blocking(|c| {
+            let mut st = c
+                .prepare("SELECT code, status FROM trace_code WHERE code IN ('TC-1','TC-2','TC-3') ORDER BY code")
+                .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))?;
+            let rows: Vec<(String, String)> = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|r| r.collect())
+                .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))?;
+            let event = outbox::pending(c, 0, 10_000)?
+                .into_iter()
+                .find(|r| r.kind == "pickup_handed_over")
+                .map(|r| r.payload)
+                .unwrap_or_default();
+            Ok::<_, StoreError>((rows, event))
+        })
+        .unwrap();
+    assert_eq!(
+        statuses,
+        vec![
+            ("TC-1".to_owned(), "handed_over".to_owned()),
+            ("TC-2".to_owned(), "handed_over".to_owned()),
+            ("TC-3".to_owned(), "in_stock".to_owned()),
+        ]
+    );
+    assert!(event.contains("TC-1") && event.contains("TC-2"), "{event}");
+
+    // On the next order, an item already handed over is red with its reason.
+    post(
+        "/station/pickup/check",
+        format!("csrf={csrf}&code=A2%3A654321&extra="),
+    )
+    .await;
+    let gone = post("/station/pickup/item", format!("csrf={csrf}&code=TC-1")).await;
+    assert!(
+        gone.body.contains("该商品已随其他订单交付"),
+        "{}",
+        gone.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_peak_mode_codes_scanned_in_a_row_queue_and_are_handed_over_in_turn() {
+    let hub = start().await;
+    let (device, session, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), session.as_str()];
+    let origin = format!("http://{}", hub.addr);
+    let check = |code: &'static str| {
+        let body = format!("csrf={csrf}&code={code}&extra=");
+        let origin = origin.clone();
+        let addr = hub.addr;
+        let cookies = cookies.map(str::to_owned);
+        async move {
+            let c: Vec<&str> = cookies.iter().map(String::as_str).collect();
+            http(
+                addr,
+                "POST",
+                "/station/pickup/check",
+                &c,
+                Some(&origin),
+                &body,
+            )
+            .await
+        }
+    };
+    check("A1%3A123456").await;
+    // The second customer's code while A1 is on screen: A1 stays, A2 waits.
+    let queued = check("A2%3A654321").await;
+    assert!(queued.body.contains("确认交付 · A1"), "{}", queued.body);
+    assert!(
+        queued.body.contains("id=\"queue\">排队中 (1): A2<"),
+        "{}",
+        queued.body
+    );
+
+    // The queue survives a restart.
+    let hub = restart(hub).await;
+    let origin = format!("http://{}", hub.addr);
+    let page = http(hub.addr, "GET", "/station", &cookies, None, "").await;
+    assert!(page.body.contains("排队中 (1): A2"), "{}", page.body);
+
+    // Handing A1 over brings A2 on screen; then A2 is handed over in turn.
+    for order in ["A1", "A2"] {
+        let page = http(hub.addr, "GET", "/station", &cookies, None, "").await;
+        assert!(
+            page.body.contains(&format!("确认交付 · {order}")),
+            "{}",
+            page.body
+        );
+        let done = http(
+            hub.addr,
+            "POST",
+            "/station/pickup/handover",
+            &cookies,
+            Some(&origin),
+            &format!(
+                "csrf={csrf}&order_id={order}&request_id={}",
+                enc(&page.field("request_id"))
+            ),
+        )
+        .await;
+        assert_eq!(done.status, 200, "{}", done.body);
+    }
+    let last = http(
+        hub.addr,
+        "GET",
+        "/station/pickup/current",
+        &cookies,
+        None,
+        "",
+    )
+    .await;
+    assert!(last.body.contains("已交付 · A2"), "{}", last.body);
+    assert!(!last.body.contains("id=\"queue\""), "{}", last.body);
+    assert_eq!(handovers(&hub.store), (2, 7));
 }

@@ -700,3 +700,46 @@ fn a_negative_or_absurd_count_is_refused_and_nothing_is_recorded() {
         "{progress}"
     );
 }
+
+#[test]
+fn a_supervisor_undoes_a_handover_once_and_the_stock_comes_back() {
+    let site = Site::new("");
+    receive_rice_split_and_pork(&site);
+    let before = lots(&site, "RICE");
+    site.order("P1", json!([{"sku": "RICE", "quantity": 3}]));
+    site.ok(&[
+        "pickup",
+        "check",
+        "--station",
+        "desk-1",
+        &format!("P1:{CODE}"),
+    ]);
+    site.ok(&["pickup", "handover", "--station", "desk-1", "--order", "P1"]);
+    assert_ne!(lots(&site, "RICE"), before);
+    let undo = |reason: &str| {
+        site.run(&[
+            "pickup", "undo", "--order", "P1", "--staff", "wang", "--reason", reason,
+        ])
+    };
+    // A reason not on the list changes nothing.
+    let bad = undo("because");
+    assert_eq!(bad.status.code(), Some(5), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("wrong_customer"), "{}", stderr(&bad));
+    let done = undo("customer_returned");
+    assert!(done.status.success(), "{}", stderr(&done));
+    assert!(
+        String::from_utf8_lossy(&done.stdout).contains("handover of order P1 undone by wang"),
+        "{}",
+        String::from_utf8_lossy(&done.stdout)
+    );
+    assert_eq!(lots(&site, "RICE"), before, "the stock came back");
+    // Only once.
+    let again = undo("customer_returned");
+    assert_eq!(again.status.code(), Some(5), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("has not been handed over"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(lots(&site, "RICE"), before);
+}

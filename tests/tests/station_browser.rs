@@ -2,8 +2,11 @@
 //! (`chromedriver`, Debian `chromium-driver`) against `hub run` with a simulated scanner on a
 //! pseudo-terminal (`hub sim scanner`). One browser for the whole file: pair a tablet, fail and
 //! then pass the PIN, scan a QR on the counter's scanner and see the order appear (green, SKU
-//! name), hand it over, type a wrong code and read the zh-CN reason; screenshots at 1024×768
-//! and 390×844 go to `docs/screens/`.
+//! name), hand it over, type a wrong code and read the zh-CN reason, restart the hub mid-pickup
+//! (the screen shows it lost the hub, reconnects, and is still signed in on the same order), a
+//! supervisor undoes a handover, then locks the station with wrong codes, sees the countdown
+//! and unlocks it;
+//! screenshots at 1024×768 and 390×844 go to `docs/screens/`.
 
 use hub::store::pickup_orders::upsert_order;
 use hub::store::{Store, StoreError, StoreOptions, ledger, sku as sku_store};
@@ -253,9 +256,47 @@ impl Driver {
             if text.contains(wanted) {
                 return text;
             }
+            if Instant::now() >= deadline {
+                let page = self.call("GET", "/source", json!({}));
+                let page = page.as_str().unwrap_or_default();
+                let id = self.find(css);
+                let raw = self.call("GET", &format!("/element/{id}/text"), json!({}));
+                let tail: String = page
+                    .chars()
+                    .rev()
+                    .take(2000)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                panic!("{css} never said '{wanted}'; it says '{text}' ({raw}); page ends: {tail}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Whether the page has an element matching `css` now (no waiting).
+    fn exists(&mut self, css: &str) -> bool {
+        let found = self.call(
+            "POST",
+            "/elements",
+            json!({"using": "css selector", "value": css}),
+        );
+        found.as_array().is_some_and(|a| !a.is_empty())
+    }
+
+    /// Waits until the element is (or is not) displayed.
+    fn wait_displayed(&mut self, css: &str, wanted: bool) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let id = self.find(css);
+            let shown = self.call("GET", &format!("/element/{id}/displayed"), json!({}));
+            if shown.as_bool() == Some(wanted) {
+                return;
+            }
             assert!(
                 Instant::now() < deadline,
-                "{css} never said '{wanted}'; it says '{text}'"
+                "{css} displayed is not {wanted} ({shown})"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -385,6 +426,13 @@ fn seed(db: &Path) {
                     now,
                 )?;
             }
+            for code in ["TC-1", "TC-2"] {
+                c.execute(
+                    "INSERT INTO trace_code (code, sku, lot, status, bound_at, updated_at) VALUES (?1, 'MILK', 'L1', 'in_stock', 0, 0)",
+                    [code],
+                )
+                .map_err(|e| StoreError::from_sqlite(Path::new("browser"), e))?;
+            }
             Ok::<_, StoreError>(())
         })
         .unwrap();
@@ -421,6 +469,28 @@ fn a_clerk_pairs_signs_in_scans_and_hands_over_in_chromium() {
         .output()
         .unwrap();
     assert!(added.status.success(), "{}", stderr(&added));
+    let boss = Command::new(hub_binary())
+        .args([
+            "staff",
+            "add",
+            "wang",
+            "--name",
+            "王主管",
+            "--role",
+            "supervisor",
+        ])
+        .args(["--config", cfg])
+        .env("HUB_STAFF_PIN", "1357")
+        .output()
+        .unwrap();
+    assert!(boss.status.success(), "{}", stderr(&boss));
+    let english = Command::new(hub_binary())
+        .args(["staff", "add", "tom", "--name", "Tom", "--lang", "en"])
+        .args(["--config", cfg])
+        .env("HUB_STAFF_PIN", "9753")
+        .output()
+        .unwrap();
+    assert!(english.status.success(), "{}", stderr(&english));
     let paired = hub(&["station", "pair", "desk-1", "--config", cfg]);
     assert!(paired.status.success(), "{}", stderr(&paired));
     let text = stdout(&paired);
@@ -432,18 +502,8 @@ fn a_clerk_pairs_signs_in_scans_and_hands_over_in_chromium() {
         .take(8)
         .collect();
 
-    let _hub = Reaped::spawn(
-        Command::new(hub_binary())
-            .args(["run", "--config", cfg])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
+    let mut running = start_hub(cfg, port);
     let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "hub did not serve");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let screens: PathBuf = workspace_root().join("docs").join("screens");
     eprintln!("hub serving; starting the browser");
     let mut browser = Driver::start();
@@ -476,6 +536,23 @@ fn a_clerk_pairs_signs_in_scans_and_hands_over_in_chromium() {
     browser.screenshot(&screens.join("pickup-found-zh-390x844.png"));
     browser.size(1024, 768);
 
+    // Items are checked by scanning (typed here): one ticks its line, an unknown one is red
+    // with its reason; the tones played were ok (the order) then ok, then error.
+    browser.type_into("#item-code", "TC-1");
+    browser.click("#item-check");
+    browser.wait_text("#tick-1", "1/2");
+    browser.type_into("#item-code", "TC-9");
+    browser.click("#item-check");
+    browser.wait_text("#message", "未知追溯码");
+    assert!(browser.text("#tick-1").contains("1/2"));
+    browser.screenshot(&screens.join("pickup-items-zh-1024x768.png"));
+    let tones = browser.call(
+        "POST",
+        "/execute/sync",
+        json!({"script": "return window.hubTones;", "args": []}),
+    );
+    assert_eq!(tones, json!(["ok", "ok", "error"]), "tones played");
+
     // Hand it over with one tap.
     browser.click("#hand-over");
     browser.wait_text("#verdict", "已交付 · A1");
@@ -490,4 +567,96 @@ fn a_clerk_pairs_signs_in_scans_and_hands_over_in_chromium() {
     // The same QR again: already collected.
     scanner.send("scan A1:123456");
     browser.wait_text("#verdict", "被领取");
+
+    // Mid-pickup the hub restarts: the screen says it lost the hub, comes back on its own,
+    // and (even reloaded) is still signed in with the same order on screen.
+    scanner.send("scan A2:654321");
+    browser.wait_text("#verdict", "A2");
+    stop_hub(&mut running);
+    browser.wait_displayed("#offline", true);
+    browser.wait_text("#offline", "与主机的连接已断开");
+    browser.screenshot(&screens.join("pickup-offline-zh-1024x768.png"));
+    running = start_hub(cfg, port);
+    browser.wait_displayed("#offline", false);
+    browser.go(&format!("{base}/station"));
+    browser.wait_text("#verdict", "A2");
+    assert!(browser.text("#who").contains("李小红"));
+    browser.wait_text("#lines", "鲜牛奶 1L");
+    browser.click("#hand-over");
+    browser.wait_text("#verdict", "已交付 · A2");
+
+    // A supervisor signs in on this tablet and undoes that handover (reason from the list).
+    browser.click("#signout");
+    browser.wait_text("h1", "员工登录");
+    browser.type_into("#staff-id", "wang");
+    browser.type_into("#pin", "1357");
+    browser.click("#signin");
+    browser.wait_text("#verdict", "已交付 · A2");
+    browser.screenshot(&screens.join("supervisor-undo-zh-1024x768.png"));
+    browser.click("#undo");
+    browser.wait_text("#verdict", "已撤销交付");
+
+    // Wrong codes lock the station: a live countdown and how to unlock; the supervisor
+    // unlocks it with one tap, and the order undone is open again.
+    for _ in 0..8 {
+        if browser.exists("#countdown") {
+            break;
+        }
+        browser.type_into("#code", "000000");
+        browser.type_into("#extra", "A2");
+        browser.click("#check");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let first = browser.wait_text("#countdown", "自动解锁");
+    assert!(browser.text("#unlock-help").contains("主管"));
+    std::thread::sleep(Duration::from_millis(1500));
+    let later = browser.text("#countdown");
+    assert_ne!(first, later, "the countdown moves");
+    browser.screenshot(&screens.join("supervisor-locked-zh-1024x768.png"));
+    browser.click("#unlock");
+    browser.wait_text("#verdict", "取货台已解除锁定");
+    scanner.send("scan A2:654321");
+    browser.wait_text("#message", "可以交付");
+
+    // A staff member whose language is English reads the same screen in English.
+    browser.click("#signout");
+    browser.wait_text("h1", "员工登录");
+    browser.type_into("#staff-id", "tom");
+    browser.type_into("#pin", "9753");
+    browser.click("#signin");
+    browser.wait_text("#verdict", "A2");
+    browser.wait_text("h1", "Pickup counter");
+    assert!(browser.text("#hand-over").contains("Hand over"));
+    browser.screenshot(&screens.join("pickup-found-en-1024x768.png"));
+    browser.size(390, 844);
+    browser.screenshot(&screens.join("pickup-found-en-390x844.png"));
+    browser.size(1024, 768);
+    stop_hub(&mut running);
+}
+
+/// `hub run` on `cfg`, once it serves on `port`.
+fn start_hub(cfg: &str, port: u16) -> Reaped {
+    let running = Reaped::spawn(
+        Command::new(hub_binary())
+            .args(["run", "--config", cfg])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "hub did not serve");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    running
+}
+
+/// Stops `hub run` as systemd would (SIGTERM) and waits for it to exit.
+fn stop_hub(running: &mut Reaped) {
+    let stopped = Command::new("kill")
+        .args(["-TERM", &running.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let status = running.wait().unwrap();
+    assert!(status.success(), "hub run exited with {status}");
 }

@@ -35,11 +35,13 @@ pub enum CommandKind {
     /// Demand signals for the forecast: holidays, promotions (uplift and pre-sale reserve),
     /// weather.
     DemandSignals,
+    /// A staff member of the site's station app (name, role, PIN as an argon2 hash, disabled).
+    StaffUpsert,
 }
 
 impl CommandKind {
     /// Every kind, for documentation and validation messages.
-    pub const ALL: [CommandKind; 8] = [
+    pub const ALL: [CommandKind; 9] = [
         CommandKind::SkuUpsert,
         CommandKind::SkuThresholds,
         CommandKind::DeliveryManifest,
@@ -48,6 +50,7 @@ impl CommandKind {
         CommandKind::AlertTiers,
         CommandKind::DeliveryDispute,
         CommandKind::DemandSignals,
+        CommandKind::StaffUpsert,
     ];
 
     /// The stable name of the kind.
@@ -61,6 +64,7 @@ impl CommandKind {
             CommandKind::AlertTiers => "alert_tiers",
             CommandKind::DeliveryDispute => "delivery_dispute",
             CommandKind::DemandSignals => "demand_signals",
+            CommandKind::StaffUpsert => "staff_upsert",
         }
     }
 
@@ -372,6 +376,90 @@ pub enum CommandBody {
     ReplenishmentAck(ReplenishmentAckBody),
     DeliveryDispute(DisputeBody),
     DemandSignals(DemandSignalsBody),
+    StaffUpsert(StaffUpsertBody),
+}
+
+/// `staff_upsert`: one staff member of the station app (the staff id is the envelope's key,
+/// the envelope's version orders upserts: an older one never replaces a newer one). Central
+/// never sends a PIN: `pin_hash` is an argon2 PHC string (`$argon2id$v=19$…`) computed where
+/// the PIN was set; a body with a `pin` field is refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaffUpsertBody {
+    pub name: String,
+    /// `clerk` or `supervisor`.
+    pub role: String,
+    /// `zh-CN` (default) or `en`.
+    pub lang: String,
+    /// An argon2 PHC string; `None` keeps the stored hash (a member who exists already).
+    pub pin_hash: Option<String>,
+    pub disabled: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StaffUpsertWire {
+    name: String,
+    role: String,
+    #[serde(default)]
+    lang: Option<String>,
+    #[serde(default)]
+    pin_hash: Option<String>,
+    #[serde(default)]
+    disabled: bool,
+}
+
+fn staff_upsert(key: &str, mut body: serde_json::Value) -> Result<StaffUpsertBody, InvalidBody> {
+    if body.as_object_mut().and_then(|o| o.remove("pin")).is_some() {
+        return Err(InvalidBody(
+            "a staff_upsert must never carry a plaintext PIN ('pin'); send 'pin_hash', the argon2 PHC string of the PIN".into(),
+        ));
+    }
+    let wire: StaffUpsertWire =
+        serde_json::from_value(body).map_err(|e| invalid("a staff member", e))?;
+    let key_ok = !key.trim().is_empty()
+        && key.len() <= 64
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if !key_ok {
+        return Err(InvalidBody(format!(
+            "staff id '{key}' must be 1 to 64 letters, digits, '.', '_' or '-'"
+        )));
+    }
+    let name = wire.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(InvalidBody("staff name must be 1 to 64 characters".into()));
+    }
+    if !matches!(wire.role.as_str(), "clerk" | "supervisor") {
+        return Err(InvalidBody(format!(
+            "staff role '{}' is not clerk or supervisor",
+            wire.role
+        )));
+    }
+    let lang = wire.lang.unwrap_or_else(|| "zh-CN".to_owned());
+    if !matches!(lang.as_str(), "zh-CN" | "en") {
+        return Err(InvalidBody(format!(
+            "staff lang '{lang}' is not zh-CN or en"
+        )));
+    }
+    if let Some(hash) = &wire.pin_hash {
+        let phc = ["$argon2id$", "$argon2i$", "$argon2d$"]
+            .iter()
+            .any(|p| hash.starts_with(p));
+        if !phc || hash.len() > 512 {
+            return Err(InvalidBody(
+                "pin_hash must be an argon2 PHC string ($argon2id$v=19$m=…,t=…,p=…$salt$hash)"
+                    .into(),
+            ));
+        }
+    }
+    Ok(StaffUpsertBody {
+        name,
+        role: wire.role,
+        lang,
+        pin_hash: wire.pin_hash,
+        disabled: wire.disabled,
+    })
 }
 
 /// `demand_signals`: signals for the forecast, each with central's id (a signal sent again
@@ -685,6 +773,7 @@ fn decode_body(
             })
             .map_err(|e| invalid("a delivery dispute", e)),
         CommandKind::DemandSignals => demand_signals(body).map(CommandBody::DemandSignals),
+        CommandKind::StaffUpsert => staff_upsert(key, body).map(CommandBody::StaffUpsert),
     }
 }
 

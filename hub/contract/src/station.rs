@@ -135,6 +135,10 @@ pub struct StationReply {
     /// What went wrong and what to do, for the person at the station.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The refusal as a stable code (e.g. `not_checked`, `not_open.already_collected`), for a
+    /// screen to say it in its own language; absent from older replies and other errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
     pub at_ms: i64,
 }
 
@@ -414,6 +418,7 @@ mod tests {
             )),
             error: None,
             reason: None,
+            code: None,
             at_ms: 1764000000000,
         };
         let text = reply.to_json();

@@ -60,6 +60,18 @@ pub enum DomainEvent {
     /// The site used its hourly budget of wrong pickup guesses: every station's code checks
     /// pause until `until`.
     PickupSiteLockedOut { until: Timestamp, guesses: u32 },
+    /// A supervisor undid a handover within the undo window: the goods issued came back to
+    /// stock by the `returned` movements (the original handover stays in the journal) and
+    /// the order is open again.
+    PickupHandoverUndone {
+        order_id: String,
+        station: String,
+        staff: String,
+        /// A code from the list of undo reasons (`wrong_customer`, …).
+        reason: String,
+        handed_over_at: Timestamp,
+        returned: Vec<String>,
+    },
     /// A supervisor lifted a lockout early (`station` is `None` for the site-wide pause).
     PickupLockoutLifted {
         station: Option<String>,
@@ -245,6 +257,7 @@ impl DomainEvent {
             DomainEvent::PickupHandedOver { .. } => "pickup_handed_over",
             DomainEvent::PickupStationLockedOut { .. } => "pickup_station_locked_out",
             DomainEvent::PickupSiteLockedOut { .. } => "pickup_site_locked_out",
+            DomainEvent::PickupHandoverUndone { .. } => "pickup_handover_undone",
             DomainEvent::PickupLockoutLifted { .. } => "pickup_lockout_lifted",
             DomainEvent::StockTierChanged { .. } => "stock_tier_changed",
             DomainEvent::ReplenishmentRequested { .. } => "replenishment_requested",

@@ -110,7 +110,7 @@ impl PickupOrder {
 }
 
 /// What a presented code means. Each variant is what the clerk is told.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum CodeCheck {
     /// Hand it over.
@@ -532,6 +532,8 @@ pub struct PickupRules {
     pub allow_code_only: bool,
     /// A handover needs a successful check of that order at that station within this.
     pub check_valid_ms: i64,
+    /// A supervisor may undo a handover for this long after it.
+    pub undo_window_ms: i64,
 }
 
 impl Default for PickupRules {
@@ -540,8 +542,37 @@ impl Default for PickupRules {
             attempts: AttemptPolicy::default(),
             allow_code_only: false,
             check_valid_ms: 10 * 60_000,
+            undo_window_ms: 15 * 60_000,
         }
     }
+}
+
+/// The reasons a supervisor picks from when undoing a handover.
+pub const UNDO_REASONS: [&str; 3] = ["wrong_customer", "customer_returned", "clerk_mistake"];
+
+/// Why a handover cannot be undone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum UndoRefusal {
+    /// The order has no handover to undo (never handed over, or undone already).
+    NotHandedOver,
+    /// Handed over at `at`; an undo was allowed for `window_ms` after it.
+    TooLate { at: Timestamp, window_ms: i64 },
+}
+
+/// Whether the handover made at `handed_over_at` (`None`: there is none) may be undone at
+/// `now` within `window_ms`. The one undo rule: the station app and `hub pickup undo` ask it.
+pub fn undo_blocker(
+    handed_over_at: Option<Timestamp>,
+    window_ms: i64,
+    now: Timestamp,
+) -> Option<UndoRefusal> {
+    let at = match handed_over_at {
+        None => return Some(UndoRefusal::NotHandedOver),
+        Some(at) => at,
+    };
+    // A handover "after" now (a clock set back) is inside the window: it just happened.
+    (now.0 - at.0 > window_ms).then_some(UndoRefusal::TooLate { at, window_ms })
 }
 
 /// The window of the site-wide budget.
@@ -1271,5 +1302,20 @@ mod tests {
         // Refused units need no scan: one scanned item for one unit leaving is enough.
         let r_one = &[refusal(1, 1, RefusedTo::Stock, "")];
         assert!(plan_handover_lines(&o, &report(r_one, &[], &[1, 0], &[true, false])).is_ok());
+    }
+
+    #[test]
+    fn a_handover_may_be_undone_only_within_its_window() {
+        let at = Timestamp(1_000_000);
+        let w = 15 * 60_000;
+        assert_eq!(undo_blocker(Some(at), w, at), None);
+        assert_eq!(undo_blocker(Some(at), w, Timestamp(at.0 + w)), None);
+        assert_eq!(
+            undo_blocker(Some(at), w, Timestamp(at.0 + w + 1)),
+            Some(UndoRefusal::TooLate { at, window_ms: w })
+        );
+        // A clock set back: the handover just happened.
+        assert_eq!(undo_blocker(Some(at), w, Timestamp(at.0 - 5_000)), None);
+        assert_eq!(undo_blocker(None, w, at), Some(UndoRefusal::NotHandedOver));
     }
 }

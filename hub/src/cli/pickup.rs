@@ -40,6 +40,20 @@ pub(super) enum PickupCommand {
         #[arg(long, default_value = "lifted by a supervisor")]
         reason: String,
     },
+    /// Undo a handover within `pickup.undo_window_minutes` (a supervisor's correction): the
+    /// goods come back to stock, the original stays in the journal, the order is open again.
+    Undo {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        order: String,
+        /// The supervisor undoing it.
+        #[arg(long)]
+        staff: String,
+        /// wrong_customer, customer_returned or clerk_mistake.
+        #[arg(long)]
+        reason: String,
+    },
     /// Hand an order over (after its code was checked), exactly once.
     Handover {
         #[command(flatten)]
@@ -266,6 +280,40 @@ pub(super) fn pickup_command(
                     } else {
                         eprintln!("refused: {refused}");
                     }
+                    Ok(Exit::Refused)
+                }
+            }
+        }
+        PickupCommand::Undo {
+            config,
+            order,
+            staff,
+            reason,
+        } => {
+            use crate::store::handover_undo::UndoError;
+            let (config, store) = open_site(&config.config, format)?;
+            let undone = runtime()?.block_on(crate::workflows::pickup::undo_handover(
+                &store,
+                &Site::of(&config),
+                &order,
+                &staff,
+                &reason,
+                crate::clock::now(),
+            ));
+            store.close();
+            match undone {
+                Ok(u) => {
+                    println!(
+                        "handover of order {} undone by {staff}: {} return movement(s) ({}); the order is open again",
+                        u.order_id,
+                        u.returned.len(),
+                        u.returned.join(", ")
+                    );
+                    Ok(Exit::Ok)
+                }
+                Err(UndoError::Store(e)) => Err(e.into()),
+                Err(e) => {
+                    eprintln!("refused: {e}");
                     Ok(Exit::Refused)
                 }
             }

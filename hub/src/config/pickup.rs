@@ -1,5 +1,5 @@
 //! `[pickup]`: the limits on wrong pickup codes, code-only lookups, how recent a check a
-//! handover needs.
+//! handover needs, how long a supervisor may undo a handover.
 
 use super::problems::{Problems, int_in};
 use serde::Deserialize;
@@ -24,6 +24,7 @@ pub(super) struct RawPickup {
     wrong_code_alert_per_hour: Option<i64>,
     allow_code_only: Option<bool>,
     check_valid_minutes: Option<i64>,
+    undo_window_minutes: Option<i64>,
 }
 
 pub(super) fn validate_pickup(raw: RawPickup, problems: &mut Problems) -> PickupConfig {
@@ -83,6 +84,12 @@ pub(super) fn validate_pickup(raw: RawPickup, problems: &mut Problems) -> Pickup
             raw.check_valid_minutes,
             10 * 60_000,
             "pickup.check_valid_minutes",
+            problems,
+        ),
+        undo_window_ms: minutes(
+            raw.undo_window_minutes,
+            15 * 60_000,
+            "pickup.undo_window_minutes",
             problems,
         ),
     };

@@ -2,17 +2,22 @@
 //!
 //! The device dispatcher (a scan on the station's scanner) and the app's own requests (a
 //! typed code, a handover) put the station's latest result here; every open screen of that
-//! station hears a change on its Server-Sent Events stream and fetches the result. In memory
-//! only: after a hub restart a screen starts from "scan a code".
+//! station hears a change on its Server-Sent Events stream and fetches the result. A feed
+//! made [`StationFeed::durable`] keeps every station's result in the store
+//! (`store::screens`), so after a hub restart each screen shows the same order again.
 
+use crate::store::Store;
+use crate::store::screens::{self, StoredScreen};
 use hub_core::Timestamp;
 use hub_core::pickup::CodeCheck;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 /// The station's current result.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "shown", rename_all = "snake_case")]
 pub enum Shown {
     /// A code was checked.
     Check(CodeCheck),
@@ -22,14 +27,37 @@ pub enum Shown {
         staff: String,
         refused: bool,
     },
-    /// A handover was asked for and refused; `reason` says why.
-    HandoverRefused { order_id: String, reason: String },
+    /// A handover was asked for and refused; `code` says why (the workflow's refusal code;
+    /// screens kept by an older hub have none), `reason` in English for the log.
+    HandoverRefused {
+        order_id: String,
+        reason: String,
+        #[serde(default)]
+        code: Option<String>,
+    },
+    /// The order of a successful code check with the items scanned so far: each ticked
+    /// code with its order line (0-based), and the last scan's result (`refusal`: why it may
+    /// not leave with this order, as a code; `None`: it ticked its line).
+    Items {
+        order_id: String,
+        ticked: Vec<(usize, String)>,
+        last_code: String,
+        refusal: Option<String>,
+    },
+    /// A supervisor did something at this station: `done` names it (`unlocked`, …; its words
+    /// are `supervisor.done.<done>` in the catalogue), `detail` is shown beside.
+    Supervisor {
+        done: String,
+        staff: String,
+        detail: String,
+    },
     /// Something happened at a receiving bench (a scan, a weight, a refused step).
     Receiving(Bench),
 }
 
 /// What a receiving bench's last input did (its screen renders it in the clerk's language).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Bench {
     /// A label or item scan, taken (or flagged on its line).
     Scan(crate::workflows::receiving::ScanOutcome),
@@ -51,6 +79,28 @@ pub struct Current {
     pub seq: u64,
     pub at: Timestamp,
     pub shown: Shown,
+    /// Peak mode: orders whose codes were checked while another order was on screen, in
+    /// the order they were scanned; each comes on screen when the one before is handed over.
+    pub queue: Vec<String>,
+}
+
+/// A station's screen as kept in the store (older hubs kept the bare `Shown`: no queue).
+#[derive(Serialize, Deserialize)]
+struct Kept {
+    #[serde(flatten)]
+    shown: Shown,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    queue: Vec<String>,
+}
+
+/// The order a screen shows for handing over, if any.
+fn open_order(shown: &Shown) -> Option<&str> {
+    match shown {
+        Shown::Check(CodeCheck::Found { order_id }) | Shown::Items { order_id, .. } => {
+            Some(order_id)
+        }
+        _ => None,
+    }
 }
 
 /// A change at `station`.
@@ -70,6 +120,8 @@ pub struct StationFeed {
 struct Inner {
     current: Mutex<(u64, HashMap<String, Current>)>,
     changes: broadcast::Sender<Changed>,
+    /// Where results are kept across restarts, if anywhere.
+    store: Option<Store>,
 }
 
 impl Default for StationFeed {
@@ -79,48 +131,155 @@ impl Default for StationFeed {
 }
 
 impl StationFeed {
-    /// An empty feed.
+    /// An empty feed, in memory only.
     pub fn new() -> StationFeed {
+        StationFeed::with(None, 0, HashMap::new())
+    }
+
+    fn with(store: Option<Store>, seq: u64, current: HashMap<String, Current>) -> StationFeed {
         let (changes, _) = broadcast::channel(256);
         StationFeed {
             inner: Arc::new(Inner {
-                current: Mutex::new((0, HashMap::new())),
+                current: Mutex::new((seq, current)),
                 changes,
+                store,
             }),
         }
     }
 
-    /// Shows `shown` on `station`'s screens.
-    pub fn show(&self, station: &str, shown: Shown, at: Timestamp) -> u64 {
-        let seq = {
+    /// A feed that starts from the results kept in `store` and keeps every new one there
+    /// (call at start-up). A stored result this version cannot read is skipped with a warning
+    /// (that screen starts from "scan a code").
+    pub async fn durable(store: Store) -> Result<StationFeed, crate::store::StoreError> {
+        let stored = store.read(screens::screens).await?;
+        let mut seq = 0;
+        let mut current = HashMap::new();
+        for screen in stored {
+            seq = seq.max(screen.seq);
+            match serde_json::from_str::<Kept>(&screen.shown) {
+                Ok(kept) => {
+                    current.insert(
+                        screen.station,
+                        Current {
+                            seq: screen.seq,
+                            at: screen.at,
+                            shown: kept.shown,
+                            queue: kept.queue,
+                        },
+                    );
+                }
+                Err(e) => tracing::warn!(
+                    station = %screen.station,
+                    error = %e,
+                    "station screen kept by another version cannot be read; it starts empty"
+                ),
+            }
+        }
+        Ok(StationFeed::with(Some(store), seq, current))
+    }
+
+    /// Puts `shown` on the station's screen, with peak mode: a new order checked while
+    /// another is on screen waits in the queue behind it; when the order on screen is handed
+    /// over (or refused), the next in the queue comes on screen.
+    fn put(&self, station: &str, shown: Shown, at: Timestamp) -> (u64, Option<StoredScreen>) {
+        let (seq, kept) = {
             let mut guard = self.inner.current.lock().unwrap_or_else(|e| e.into_inner());
+            let prev = guard.1.get(station);
+            let mut queue = prev.map(|c| c.queue.clone()).unwrap_or_default();
+            let on_screen = prev.and_then(|c| open_order(&c.shown)).map(str::to_owned);
+            let shown = match (&shown, on_screen) {
+                (Shown::Check(CodeCheck::Found { order_id }), Some(current))
+                    if *order_id != current =>
+                {
+                    if !queue.contains(order_id) {
+                        queue.push(order_id.clone());
+                    }
+                    prev.map(|c| c.shown.clone()).unwrap_or(shown)
+                }
+                (Shown::HandedOver { .. }, _) if !queue.is_empty() => {
+                    let next = queue.remove(0);
+                    Shown::Check(CodeCheck::Found { order_id: next })
+                }
+                _ => {
+                    if let Some(order_id) = open_order(&shown) {
+                        queue.retain(|q| q != order_id);
+                    }
+                    shown
+                }
+            };
+            let kept = self.inner.store.as_ref().map(|_| {
+                serde_json::to_string(&Kept {
+                    shown: shown.clone(),
+                    queue: queue.clone(),
+                })
+                .unwrap_or_default()
+            });
             guard.0 += 1;
             let seq = guard.0;
-            guard
-                .1
-                .insert(station.to_owned(), Current { seq, at, shown });
-            seq
+            guard.1.insert(
+                station.to_owned(),
+                Current {
+                    seq,
+                    at,
+                    shown,
+                    queue,
+                },
+            );
+            (seq, kept)
         };
+        let kept = kept.map(|shown| StoredScreen {
+            station: station.to_owned(),
+            seq,
+            at,
+            shown,
+        });
         // No screen open is fine: the result waits in `current`.
         let _ = self.inner.changes.send(Changed {
             station: station.to_owned(),
             seq,
         });
+        (seq, kept)
+    }
+
+    /// Shows `shown` on `station`'s screens; a durable feed stores it in the background (a
+    /// later result is never overwritten by an earlier one).
+    pub fn show(&self, station: &str, shown: Shown, at: Timestamp) -> u64 {
+        let (seq, kept) = self.put(station, shown, at);
+        if let (Some(store), Some(screen)) = (self.inner.store.clone(), kept) {
+            let save =
+                move |store: Store| store.write_blocking(move |c| screens::save_screen(c, &screen));
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn_blocking(move || {
+                        if let Err(e) = save(store) {
+                            tracing::warn!(error = %e, "station screen not kept for a restart");
+                        }
+                    });
+                }
+                Err(_) => {
+                    if let Err(e) = save(store) {
+                        tracing::warn!(error = %e, "station screen not kept for a restart");
+                    }
+                }
+            }
+        }
         seq
     }
 
-    /// Clears `station`'s screen (back to "scan a code").
-    pub fn clear(&self, station: &str) {
-        let seq = {
-            let mut guard = self.inner.current.lock().unwrap_or_else(|e| e.into_inner());
-            guard.0 += 1;
-            guard.1.remove(station);
-            guard.0
-        };
-        let _ = self.inner.changes.send(Changed {
-            station: station.to_owned(),
-            seq,
-        });
+    /// Shows `shown` on `station`'s screens and, for a durable feed, returns once it is stored.
+    pub async fn show_kept(
+        &self,
+        station: &str,
+        shown: Shown,
+        at: Timestamp,
+    ) -> Result<u64, crate::store::StoreError> {
+        let (seq, kept) = self.put(station, shown, at);
+        if let (Some(store), Some(screen)) = (self.inner.store.as_ref(), kept) {
+            store
+                .write(move |c| screens::save_screen(c, &screen))
+                .await?;
+        }
+        Ok(seq)
     }
 
     /// `station`'s current result, if any.

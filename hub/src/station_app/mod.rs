@@ -10,14 +10,17 @@
 //! Who may do what: a tablet is first **paired** to a declared station with a one-time code
 //! (`hub station pair`), which gives it a long-lived device cookie (stored hashed, revocable
 //! with `hub station revoke`). Staff then **sign in** on it with staff id and PIN (argon2
-//! hash; 5 wrong PINs lock the account for 5 minutes). A session lives in memory, idles out
-//! after [`SESSION_IDLE`], and carries a CSRF token every state-changing request must send;
-//! every POST must also come from the app's own origin. A refused request changes nothing
-//! and is logged with its reason.
+//! hash; 5 wrong PINs lock the account for 5 minutes). A session is kept in the store (its
+//! token hashed, `store::screens`) so it survives a restart of the hub, idles out after
+//! [`SESSION_IDLE`], and carries a CSRF token every state-changing request must send; every
+//! POST must also come from the app's own origin. A refused request changes nothing and is
+//! logged with its reason.
 
 pub mod assets;
 pub mod feed;
 pub mod receiving;
+pub mod items;
+mod supervisor;
 pub mod templates;
 
 use crate::catalogue::{self, Lang, Tone};
@@ -39,12 +42,13 @@ use hub_core::event::RefusedTo;
 use hub_core::pickup::CodeCheck;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A session unused this long is signed out.
 pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+/// A session's idle clock is stored again only after this long (one write per minute of use,
+/// not one per request: the card wears).
+const SESSION_TOUCH_MS: i64 = 60 * 1000;
 /// Wrong PINs in a row that lock an account.
 pub const MAX_PIN_FAILURES: i64 = 5;
 /// How long a locked account stays locked.
@@ -67,7 +71,6 @@ struct Session {
     device_id: String,
     station: String,
     csrf: String,
-    last_seen: Instant,
 }
 
 /// The app's shared state; cheap to clone.
@@ -76,7 +79,6 @@ pub struct StationApp {
     store: Store,
     site: Site,
     feed: StationFeed,
-    sessions: Arc<Mutex<HashMap<String, Session>>>,
 }
 
 impl std::fmt::Debug for StationApp {
@@ -90,12 +92,7 @@ impl std::fmt::Debug for StationApp {
 impl StationApp {
     /// The app for `site` over `store`; `feed` is shared with the device dispatcher.
     pub fn new(store: Store, site: Site, feed: StationFeed) -> StationApp {
-        StationApp {
-            store,
-            site,
-            feed,
-            sessions: Arc::new(Mutex::new(HashMap::new())),
-        }
+        StationApp { store, site, feed }
     }
 
     fn station_name(&self, station: &str) -> String {
@@ -174,6 +171,8 @@ pub fn router(app: StationApp) -> Router {
         .route("/station/events", get(events))
         .route("/assets/{version}/{name}", get(asset))
         .merge(receiving::routes())
+        .merge(supervisor::routes())
+        .merge(items::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(app)
@@ -313,17 +312,51 @@ async fn device(app: &StationApp, headers: &HeaderMap) -> Option<staff_store::Pa
 /// The live session of the request, on the device it was opened on; refreshes its idle clock.
 async fn session(app: &StationApp, headers: &HeaderMap) -> Option<Session> {
     let token = cookie(headers, SESSION_COOKIE)?;
-    let key = staff_store::secret_hash(token);
-    let device = device(app, headers).await?;
-    let mut sessions = app.sessions.lock().unwrap_or_else(|e| e.into_inner());
-    let now = Instant::now();
-    sessions.retain(|_, s| now.duration_since(s.last_seen) < SESSION_IDLE);
-    let s = sessions.get_mut(&key)?;
-    if s.device_id != device.device_id || s.station != device.station {
+    if token.len() != 64 {
         return None;
     }
-    s.last_seen = now;
-    Some(s.clone())
+    let key = staff_store::secret_hash(token);
+    let device = device(app, headers).await?;
+    let now = crate::clock::now();
+    let idle_before = idle_before(now);
+    let k = key.clone();
+    let found = match app
+        .store
+        .read(move |c| crate::store::screens::session(c, &k, idle_before))
+        .await
+    {
+        Ok(found) => found?,
+        Err(e) => {
+            tracing::error!(error = %e, "station app: cannot read sessions");
+            return None;
+        }
+    };
+    if found.device_id != device.device_id || found.station != device.station {
+        return None;
+    }
+    if now.millis() - found.last_seen.millis() >= SESSION_TOUCH_MS {
+        let touched = app
+            .store
+            .write(move |c| crate::store::screens::touch_session(c, &key, now))
+            .await;
+        if let Err(e) = touched {
+            tracing::warn!(error = %e, "station app: session's idle clock not stored");
+        }
+    }
+    Some(Session {
+        staff_id: found.staff_id,
+        name: found.name,
+        role: found.role,
+        lang: Lang::parse(&found.lang).unwrap_or_default(),
+        device_id: found.device_id,
+        station: found.station,
+        csrf: found.csrf,
+    })
+}
+
+/// Sessions last used before this are idle.
+fn idle_before(now: Timestamp) -> Timestamp {
+    Timestamp(now.millis() - SESSION_IDLE.as_millis() as i64)
 }
 
 /// A signed-in session whose CSRF token the request carries, from the app's own origin.
@@ -589,13 +622,39 @@ async fn sign_in(
         device_id: dev.device_id.clone(),
         station: dev.station.clone(),
         csrf: random_hex(16),
-        last_seen: Instant::now(),
     };
+    let key = staff_store::secret_hash(&token);
+    let (sid, did, station, csrf) = (
+        s.staff_id.clone(),
+        s.device_id.clone(),
+        s.station.clone(),
+        s.csrf.clone(),
+    );
+    let opened = app
+        .store
+        .write(move |c| {
+            crate::store::screens::open_session(
+                c,
+                &key,
+                &sid,
+                &did,
+                &station,
+                &csrf,
+                now,
+                idle_before(now),
+            )
+        })
+        .await;
+    if let Err(e) = opened {
+        tracing::error!(error = %e, "station app: cannot store a session");
+        return refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store error at sign-in",
+            Lang::default(),
+            "error.store",
+        );
+    }
     tracing::info!(staff = %s.staff_id, role = s.role.as_str(), station = %s.station, "signed in");
-    app.sessions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(staff_store::secret_hash(&token), s);
     let mut response = Redirect::to("/station").into_response();
     response
         .headers_mut()
@@ -618,10 +677,20 @@ async fn sign_out(
         return r;
     }
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        app.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&staff_store::secret_hash(token));
+        let key = staff_store::secret_hash(token);
+        let closed = app
+            .store
+            .write(move |c| crate::store::screens::close_session(c, &key))
+            .await;
+        if let Err(e) = closed {
+            tracing::error!(error = %e, "station app: cannot end a session");
+            return refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store error at sign-out",
+                Lang::default(),
+                "error.store",
+            );
+        }
     }
     let mut response = Redirect::to("/station").into_response();
     response
@@ -638,6 +707,8 @@ struct LineView {
     quantity: i64,
     lot: String,
     expiry: String,
+    /// Items of this line scanned and accepted so far.
+    ticked: i64,
 }
 
 /// What the result panel shows.
@@ -650,6 +721,13 @@ struct ResultView {
     customer: Option<String>,
     lines: Vec<LineView>,
     can_hand_over: bool,
+    /// A handover a supervisor may undo from this screen.
+    can_undo: bool,
+    /// Peak mode: the orders waiting behind this one.
+    queue: Vec<String>,
+    /// A locked-out station: milliseconds until it unlocks by itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locked_for_ms: Option<i64>,
 }
 
 async fn order_lines(app: &StationApp, order_id: &str) -> (Option<String>, Vec<LineView>) {
@@ -674,6 +752,7 @@ async fn order_lines(app: &StationApp, order_id: &str) -> (Option<String>, Vec<L
                     quantity: p.quantity,
                     lot: p.lot.unwrap_or_default(),
                     expiry: p.expiry.unwrap_or_default(),
+                    ticked: 0,
                 });
             }
             Ok::<_, crate::store::StoreError>((order.and_then(|o| o.phone_tail), lines))
@@ -688,7 +767,7 @@ async fn order_lines(app: &StationApp, order_id: &str) -> (Option<String>, Vec<L
 async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64, ResultView)> {
     let current = app.feed.current(station)?;
     let zone = app.site.timezone;
-    let view = match &current.shown {
+    let mut view = match &current.shown {
         Shown::Check(check) => {
             let tone = catalogue::code_check_tone(check);
             let sentence = catalogue::code_check(check, lang, zone);
@@ -706,6 +785,9 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
                         customer,
                         lines,
                         can_hand_over: true,
+                        can_undo: false,
+                        queue: vec![],
+                        locked_for_ms: None,
                     }
                 }
                 _ => ResultView {
@@ -716,7 +798,51 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
                     customer: None,
                     lines: vec![],
                     can_hand_over: false,
+                    can_undo: false,
+                    queue: vec![],
+                    locked_for_ms: match check {
+                        CodeCheck::LockedOut { until } | CodeCheck::SiteLockedOut { until } => {
+                            Some((until.millis() - crate::clock::now().millis()).max(0))
+                        }
+                        _ => None,
+                    },
                 },
+            }
+        }
+        Shown::Items {
+            order_id,
+            ticked,
+            last_code,
+            refusal,
+        } => {
+            let (customer, mut lines) = order_lines(app, order_id).await;
+            for (i, line) in lines.iter_mut().enumerate() {
+                line.ticked = ticked.iter().filter(|(l, _)| *l == i).count() as i64;
+            }
+            let (tone, message) = match refusal {
+                None => (
+                    Tone::Ok,
+                    format!("✔ {} · {last_code}", catalogue::text("item.ok", lang)),
+                ),
+                Some(code) => (
+                    Tone::Error,
+                    format!(
+                        "✖ {} · {last_code}",
+                        catalogue::text(&format!("item.{code}"), lang)
+                    ),
+                ),
+            };
+            ResultView {
+                tone,
+                headline: format!("{} · {order_id}", catalogue::text("pickup.hand_over", lang)),
+                message,
+                order_id: Some(order_id.clone()),
+                customer,
+                lines,
+                can_hand_over: true,
+                can_undo: false,
+                queue: vec![],
+                locked_for_ms: None,
             }
         }
         Shown::HandedOver {
@@ -745,19 +871,49 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
             customer: None,
             lines: vec![],
             can_hand_over: false,
+            can_undo: !*refused,
+            queue: vec![],
+            locked_for_ms: None,
         },
         // A receiving bench's input: the receiving screen shows it.
         Shown::Receiving(_) => return None,
-        Shown::HandoverRefused { order_id, reason } => ResultView {
+        Shown::HandoverRefused { order_id, code, .. } => ResultView {
             tone: Tone::Error,
-            headline: format!("{order_id}: {reason}"),
+            headline: format!(
+                "{order_id}: {}",
+                catalogue::handover_refusal(code.as_deref(), lang)
+            ),
             message: String::new(),
             order_id: Some(order_id.clone()),
             customer: None,
             lines: vec![],
             can_hand_over: false,
+            can_undo: false,
+            queue: vec![],
+            locked_for_ms: None,
+        },
+        Shown::Supervisor {
+            done,
+            staff,
+            detail,
+        } => ResultView {
+            tone: Tone::Ok,
+            headline: catalogue::text(&format!("supervisor.done.{done}"), lang).to_owned(),
+            message: format!(
+                "{} {staff} · {} {detail}",
+                catalogue::text("pickup.by", lang),
+                catalogue::local_time(current.at, zone)
+            ),
+            order_id: None,
+            customer: None,
+            lines: vec![],
+            can_hand_over: false,
+            can_undo: false,
+            queue: vec![],
+            locked_for_ms: None,
         },
     };
+    view.queue = current.queue.clone();
     Some((current.seq, view))
 }
 
@@ -782,6 +938,8 @@ fn page_context(
         "request_id": random_hex(12),
         "refuse_request_id": random_hex(12),
         "reasons": catalogue::REFUSAL_REASONS,
+        "supervisor": s.role == Role::Supervisor,
+        "undo_reasons": hub_core::pickup::UNDO_REASONS,
     })
 }
 
@@ -861,7 +1019,7 @@ async fn check(
         .await;
     match checked {
         Ok(check) => {
-            app.feed.show(&s.station, Shown::Check(check), now);
+            show(&app, &s.station, Shown::Check(check), now).await;
             fragment(&app, &s).await
         }
         Err(e) => {
@@ -952,6 +1110,17 @@ async fn hand_over_or_refuse(
         s.staff_id.clone(),
         s.device_id.clone(),
     );
+    // The items ticked on this station's screen for this order leave with it.
+    let trace_codes: Vec<String> = match app.feed.current(&s.station).map(|c| c.shown) {
+        Some(Shown::Items {
+            order_id: on_screen,
+            ticked,
+            ..
+        }) if on_screen == order_id && !refuse_all => {
+            ticked.into_iter().map(|(_, code)| code).collect()
+        }
+        _ => vec![],
+    };
     let (oid, rid) = (order_id.clone(), request_id.clone());
     let done = app
         .store
@@ -978,13 +1147,14 @@ async fn hand_over_or_refuse(
                 None => vec![],
             };
             let body = format!(
-                "app|{}|{oid}|{}",
+                "app|{}|{oid}|{}|{}",
                 if reason.is_some() {
                     "refuse"
                 } else {
                     "handover"
                 },
-                reason.as_deref().unwrap_or("")
+                reason.as_deref().unwrap_or(""),
+                trace_codes.join(",")
             );
             let hash = staff_store::secret_hash(&body);
             let command = hub_contract::station::StationCommand {
@@ -992,7 +1162,7 @@ async fn hand_over_or_refuse(
                 staff: staff.clone(),
                 action: hub_contract::station::StationAction::PickupHandover {
                     order_id: oid.clone(),
-                    trace_codes: vec![],
+                    trace_codes,
                     refusals,
                     weighings: vec![],
                 },
@@ -1027,7 +1197,8 @@ async fn hand_over_or_refuse(
     match done {
         Ok(reply) if reply.ok => {
             tracing::info!(order = %order_id, staff = %s.staff_id, station = %s.station, refused = refuse_all, "handed over from the station app");
-            app.feed.show(
+            show(
+                &app,
                 &s.station,
                 Shown::HandedOver {
                     order_id,
@@ -1035,27 +1206,24 @@ async fn hand_over_or_refuse(
                     refused: refuse_all,
                 },
                 now,
-            );
+            )
+            .await;
             fragment(&app, &s).await
         }
         Ok(reply) => {
             let reason = reply.reason.unwrap_or_default();
             tracing::warn!(order = %order_id, reason = %reason, "station app: handover refused");
-            app.feed.show(
+            show(
+                &app,
                 &s.station,
                 Shown::HandoverRefused {
                     order_id,
-                    reason: if reason.contains("was not checked") || reason.contains("check") {
-                        format!(
-                            "{} ({reason})",
-                            catalogue::text("pickup.check_first", s.lang)
-                        )
-                    } else {
-                        reason
-                    },
+                    reason,
+                    code: reply.code,
                 },
                 now,
-            );
+            )
+            .await;
             fragment(&app, &s).await
         }
         Err(e) => {
@@ -1067,6 +1235,13 @@ async fn hand_over_or_refuse(
                 "error.store",
             )
         }
+    }
+}
+
+/// Shows `shown` on the station's screens, kept for a restart of the hub.
+async fn show(app: &StationApp, station: &str, shown: Shown, now: Timestamp) {
+    if let Err(e) = app.feed.show_kept(station, shown, now).await {
+        tracing::warn!(error = %e, station, "station app: screen not kept for a restart");
     }
 }
 

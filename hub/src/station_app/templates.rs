@@ -24,6 +24,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "receiving_panel.html",
         include_str!("templates/receiving_panel.html"),
     ),
+    (
+        "pairing_code.html",
+        include_str!("templates/pairing_code.html"),
+    ),
 ];
 
 fn env() -> &'static Environment<'static> {
@@ -95,8 +99,9 @@ mod tests {
         for lang in Lang::ALL {
             let result = serde_json::json!({
                 "tone": "ok", "headline": "<b>A1</b>", "message": "m", "order_id": "A1",
-                "customer": "1234", "can_hand_over": true,
-                "lines": [{"sku": "MILK", "name": "鲜牛奶", "quantity": 2, "lot": "L1", "expiry": "2030-01-01"}],
+                "customer": "1234", "can_hand_over": true, "can_undo": true,
+                "locked_for_ms": 60_000, "queue": ["A2", "A3"],
+                "lines": [{"sku": "MILK", "name": "鲜牛奶", "quantity": 2, "lot": "L1", "expiry": "2030-01-01", "ticked": 1}],
             });
             let context = serde_json::json!({
                 "lang": lang.tag(), "csrf": "c", "problem": "signin.wrong", "tries_left": 3,
@@ -104,6 +109,8 @@ mod tests {
                 "staff": {"staff_id": "li", "name": "李"}, "seq": 1, "r": result, "fresh": "1",
                 "request_id": "r1", "refuse_request_id": "r2",
                 "reasons": catalogue::REFUSAL_REASONS,
+                "supervisor": true, "undo_reasons": hub_core::pickup::UNDO_REASONS,
+                "code": "12345678",
             });
             for name in [
                 "pair.html",
@@ -111,9 +118,20 @@ mod tests {
                 "pickup.html",
                 "result.html",
                 "message.html",
+                "pairing_code.html",
             ] {
                 let page = try_render(name, &context).unwrap_or_else(|e| panic!("{name}: {e:#}"));
-                for prefix in ["app.", "pair.", "signin.", "pickup.", "refuse.", "error."] {
+                for prefix in [
+                    "app.",
+                    "pair.",
+                    "signin.",
+                    "pickup.",
+                    "refuse.",
+                    "error.",
+                    "supervisor.",
+                    "undo.",
+                    "item.",
+                ] {
                     assert!(
                         !page.contains(&format!(">{prefix}"))
                             && !page.contains(&format!(" {prefix}")),

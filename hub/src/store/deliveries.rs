@@ -17,7 +17,7 @@ use hub_core::{
     BatchKey, DomainEvent, Gtin, Movement, MovementId, MovementKind, SkuCode, StockUnit, Timestamp,
 };
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use super::ledger::{RecordError, record};
@@ -228,7 +228,7 @@ fn decided(conn: &Connection, delivery_id: &str, line_no: u32) -> Result<bool, S
 }
 
 /// The line a station is working on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Selected {
     pub delivery_id: String,
     pub line_no: u32,
@@ -358,7 +358,7 @@ pub fn selected_line(conn: &Connection, station: &str) -> Result<Selected, Recei
 
 /// What happened to a scanned item code. `count` is the line's count so far: trace codes
 /// bound plus product scans.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum BindOutcome {
     /// A trace code, bound to the line's batch.

@@ -503,6 +503,61 @@ pub enum HandoverError {
 }
 
 impl HandoverError {
+    /// Every refusal code [`HandoverError::code`] gives (a screen has words for each).
+    pub const CODES: &'static [&'static str] = &[
+        "unknown_order",
+        "not_checked",
+        "not_open",
+        "not_open.expired",
+        "not_open.not_yet_open",
+        "not_open.already_collected",
+        "not_open.cancelled",
+        "not_open.refunded",
+        "not_open.on_hold",
+        "not_open.wrong_site",
+        "item_refused",
+        "items_not_scanned",
+        "no_such_line",
+        "too_much_refused",
+        "only_expired_stock",
+        "reserved_lot_expired",
+        "station",
+        "ledger",
+        "refused",
+    ];
+
+    /// The refusal as a stable code (one of [`HandoverError::CODES`]).
+    pub fn code(&self) -> String {
+        match self {
+            HandoverError::UnknownOrder(_) => "unknown_order".into(),
+            HandoverError::NotChecked { .. } => "not_checked".into(),
+            HandoverError::NotOpen { check, .. } => {
+                let code = match check {
+                    CodeCheck::Expired { .. } => "not_open.expired",
+                    CodeCheck::NotYetOpen { .. } => "not_open.not_yet_open",
+                    CodeCheck::AlreadyCollected { .. } => "not_open.already_collected",
+                    CodeCheck::Cancelled { .. } => "not_open.cancelled",
+                    CodeCheck::Refunded { .. } => "not_open.refunded",
+                    CodeCheck::OnHold { .. } => "not_open.on_hold",
+                    CodeCheck::WrongSite { .. } => "not_open.wrong_site",
+                    _ => "not_open",
+                };
+                code.into()
+            }
+            HandoverError::ItemRefused { .. } => "item_refused".into(),
+            HandoverError::ItemsNotScanned { .. } => "items_not_scanned".into(),
+            HandoverError::NoSuchLine { .. } => "no_such_line".into(),
+            HandoverError::TooMuchRefused { .. } => "too_much_refused".into(),
+            HandoverError::OnlyExpiredStock { .. } => "only_expired_stock".into(),
+            HandoverError::ReservedLotExpired { .. } => "reserved_lot_expired".into(),
+            HandoverError::Station(_) => "station".into(),
+            HandoverError::Ledger(_) => "ledger".into(),
+            HandoverError::Store(_) => "refused".into(),
+        }
+    }
+}
+
+impl HandoverError {
     /// The store's error for a report the core's plan refused.
     fn from_plan(order_id: &str, refusal: pickup::HandoverRefusal) -> HandoverError {
         let order_id = order_id.to_owned();
@@ -536,6 +591,21 @@ impl HandoverError {
             },
         }
     }
+}
+
+/// Checks one scanned item (its stored form) against order `order_id` before the handover
+/// (the pickup screen's item check): the order line it ticks, or why it may not leave with
+/// this order. `None` when the order is unknown.
+pub fn item_check(
+    conn: &Connection,
+    order_id: &str,
+    code: &str,
+) -> Result<Option<Result<usize, pickup::ItemRefusal>>, StoreError> {
+    let Some(order) = order(conn, order_id)? else {
+        return Ok(None);
+    };
+    let facts = trace_facts(conn, code)?;
+    Ok(Some(check_item(&order, facts.as_ref())))
 }
 
 fn trace_facts(conn: &Connection, code: &str) -> Result<Option<TraceFacts>, StoreError> {
@@ -613,6 +683,8 @@ pub fn expired_batches(
 /// One order line's stock change at handover: what, why, and when (`today` is the site's day).
 struct LineMove<'a> {
     order_id: &'a str,
+    /// How many earlier handovers of this order were undone (their movement ids are taken).
+    generation: i64,
     line: usize,
     item: &'a PickupItem,
     kind: MovementKind,
@@ -656,10 +728,15 @@ fn take_from_stock(
     mv: &LineMove<'_>,
     quantity: i64,
 ) -> Result<Vec<String>, HandoverError> {
-    let tag = if mv.kind == MovementKind::Loss {
+    let base = if mv.kind == MovementKind::Loss {
         "loss"
     } else {
         "ho"
+    };
+    // After an undo the order may be handed over again: its movements need fresh ids.
+    let tag = match mv.generation {
+        0 => base.to_owned(),
+        n => format!("{base}{}", n + 1),
     };
     let (order_id, line) = (mv.order_id, mv.line);
     if quantity <= 0 {
@@ -790,6 +867,10 @@ pub fn hand_over(
         });
     }
 
+    let generation: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM handover_undone WHERE order_id = ?1")
+        .and_then(|mut st| st.query_row([order_id], |r| r.get(0)))
+        .map_err(sql(conn))?;
     let lines_count = order.items.len();
     // Item checks: every scanned code must belong to the order and be free to leave.
     let mut scanned_per_line = vec![0i64; lines_count];
@@ -824,6 +905,7 @@ pub fn hand_over(
         let (i, item) = (plan.index, &order.items[plan.index]);
         let issue = LineMove {
             order_id,
+            generation,
             line: i,
             item,
             kind: MovementKind::Issue,
@@ -836,6 +918,7 @@ pub fn hand_over(
         for (quantity, reason) in &plan.losses {
             let loss = LineMove {
                 order_id: &refused_id,
+                generation,
                 line: i,
                 item,
                 kind: MovementKind::Loss,

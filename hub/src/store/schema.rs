@@ -327,6 +327,38 @@ const MIGRATIONS: &[&str] = &[
         received_at INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 11 (branch station): station app state that survives a restart — staff sessions (the
+    // token as SHA-256, the CSRF token, the idle clock) and what each station's screen shows;
+    // handovers a supervisor undid (moved out of `handover`, kept with who, when and why);
+    // the version of central's last `staff_upsert` of each staff member (0: added locally).
+    r#"
+    CREATE TABLE staff_session (
+        token_hash TEXT PRIMARY KEY,
+        staff_id   TEXT NOT NULL,
+        device_id  TEXT NOT NULL,
+        station    TEXT NOT NULL,
+        csrf       TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE station_screen (
+        station TEXT PRIMARY KEY,
+        seq     INTEGER NOT NULL,
+        at      INTEGER NOT NULL,
+        shown   TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE handover_undone (
+        order_id  TEXT NOT NULL,
+        station   TEXT NOT NULL,
+        at        INTEGER NOT NULL,
+        body      TEXT NOT NULL,
+        undone_at INTEGER NOT NULL,
+        undone_by TEXT NOT NULL,
+        reason    TEXT NOT NULL,
+        PRIMARY KEY (order_id, at)
+    ) STRICT;
+    ALTER TABLE staff ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.

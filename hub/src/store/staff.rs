@@ -369,3 +369,94 @@ pub fn count_actions(conn: &Connection, staff_id: &str, action: &str) -> Result<
         .and_then(|mut st| st.query_row(params![staff_id, action], |r| r.get(0)))
         .map_err(sql(conn))
 }
+
+/// A staff member as central sends them (`staff_upsert`).
+#[derive(Debug, Clone, Copy)]
+pub struct CentralStaff<'a> {
+    pub staff_id: &'a str,
+    pub name: &'a str,
+    pub role: Role,
+    pub lang: &'a str,
+    /// An argon2 PHC string; `None` keeps the stored one.
+    pub pin_hash: Option<&'a str>,
+    pub disabled: bool,
+    pub version: i64,
+}
+
+/// What storing central's staff member did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CentralStaffStored {
+    Stored,
+    /// This version is stored already.
+    Same,
+    /// A newer version is stored; nothing changed.
+    Stale {
+        stored_version: i64,
+    },
+    /// A new staff member without a PIN hash cannot sign in; nothing stored.
+    NoPin,
+}
+
+/// Stores central's version of a staff member unless a newer (or the same) version is
+/// stored. A new PIN hash clears the member's wrong-PIN count and lockout.
+pub fn upsert_from_central(
+    conn: &Connection,
+    m: &CentralStaff<'_>,
+    now: Timestamp,
+) -> Result<CentralStaffStored, StoreError> {
+    let stored: Option<(i64, String)> = conn
+        .prepare_cached("SELECT version, pin_hash FROM staff WHERE staff_id = ?1")
+        .and_then(|mut st| {
+            st.query_row(params![m.staff_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(sql(conn))?;
+    let pin_hash = match (&stored, m.pin_hash) {
+        (Some((v, _)), _) if *v > m.version => {
+            return Ok(CentralStaffStored::Stale { stored_version: *v });
+        }
+        (Some((v, _)), _) if *v == m.version => return Ok(CentralStaffStored::Same),
+        (None, None) => return Ok(CentralStaffStored::NoPin),
+        (_, Some(hash)) => hash.to_owned(),
+        (Some((_, hash)), None) => hash.clone(),
+    };
+    let new_pin = stored.as_ref().is_none_or(|(_, old)| *old != pin_hash);
+    conn.prepare_cached(
+        "INSERT INTO staff (staff_id, name, role, pin_hash, lang, disabled, version, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (staff_id) DO UPDATE SET name = ?2, role = ?3, pin_hash = ?4, lang = ?5,
+             disabled = ?6, version = ?7, updated_at = ?8,
+             failed_pins = CASE WHEN ?9 THEN 0 ELSE failed_pins END,
+             locked_until = CASE WHEN ?9 THEN NULL ELSE locked_until END",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            m.staff_id,
+            m.name,
+            m.role.as_str(),
+            pin_hash,
+            m.lang,
+            m.disabled,
+            m.version,
+            now.millis(),
+            new_pin
+        ])
+    })
+    .map_err(sql(conn))?;
+    record_action(
+        conn,
+        &Action {
+            staff: Some(m.staff_id),
+            station: None,
+            device: None,
+            action: "staff_saved_by_central",
+            detail: if m.disabled {
+                "disabled"
+            } else {
+                m.role.as_str()
+            },
+        },
+        now,
+    )?;
+    Ok(CentralStaffStored::Stored)
+}

@@ -145,6 +145,63 @@ pub async fn handover(
         .await
 }
 
+/// An item checked at the counter: its stored form, and the order line it ticks (0-based) or
+/// why it may not leave with the order.
+pub type ItemChecked = (String, Result<usize, hub_core::pickup::ItemRefusal>);
+
+/// One item scanned at the pickup counter before the handover, checked against the order on
+/// screen: `code` in its stored form, and the order line it ticks (0-based) or why it may not
+/// leave with this order. `None` when the order is unknown. Reads only.
+pub fn check_item_in(
+    c: &rusqlite::Connection,
+    site: &Site,
+    order_id: &str,
+    scanned: &str,
+) -> Result<Option<ItemChecked>, StoreError> {
+    let code = crate::codes::stored_form(scanned, &site.patterns);
+    Ok(crate::store::pickup_orders::item_check(c, order_id, &code)?.map(|line| (code, line)))
+}
+
+/// A supervisor undoes the handover of `order_id` (within `pickup.undo_window_minutes`, for a
+/// reason from [`hub_core::pickup::UNDO_REASONS`]): the goods come back to stock, the order is
+/// open again, and the stock tiers of its SKUs are looked at again — in one transaction. The
+/// station app and `hub pickup undo` both come here.
+pub async fn undo_handover(
+    store: &Store,
+    site: &Site,
+    order_id: &str,
+    staff: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<crate::store::handover_undo::Undone, crate::store::handover_undo::UndoError> {
+    use crate::store::handover_undo::{UndoError, undo_handover};
+    if !hub_core::pickup::UNDO_REASONS.contains(&reason) {
+        return Err(UndoError::UnknownReason(reason.to_owned()));
+    }
+    let (site, order_id, staff, reason) = (
+        site.clone(),
+        order_id.to_owned(),
+        staff.to_owned(),
+        reason.to_owned(),
+    );
+    store
+        .write(move |c| {
+            let undone = undo_handover(
+                c,
+                &order_id,
+                &staff,
+                &reason,
+                site.pickup.undo_window_ms,
+                now,
+            )?;
+            for sku in &undone.skus {
+                crate::store::alert_book::evaluate_sku(c, sku, &site.stock_rules(), now)?;
+            }
+            Ok(undone)
+        })
+        .await
+}
+
 /// A supervisor lifts a station's lockout (`station: None`: the site-wide pause). Returns
 /// whether it was locked.
 pub async fn unlock(

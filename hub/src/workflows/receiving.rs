@@ -16,7 +16,7 @@ use hub_core::receiving::{CodeFlag, PhotoEvidence};
 use hub_core::{SkuCode, Timestamp};
 
 /// What a scan at a receiving station did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "scan", rename_all = "snake_case")]
 pub enum ScanOutcome {
     /// A crate or delivery label: this line is now selected.

@@ -27,8 +27,8 @@ use hub_contract::station::{
 use hub_core::Timestamp;
 use sha2::{Digest, Sha256};
 
-/// A workflow refused (its effects rolled back); the reply says why.
-struct Refused(String);
+/// A workflow refused (its effects rolled back); the reply says why, as a code and in words.
+struct Refused(String, String);
 
 /// Runs `f` in a nested savepoint: its effects stay if it succeeds and are rolled back if it
 /// refuses. A failure of the store itself is returned as such (the whole request then fails
@@ -39,14 +39,15 @@ fn attempt<T>(
 ) -> Result<Result<T, Refused>, StoreError> {
     match crate::store::savepoint(c, f)? {
         Ok(v) => Ok(Ok(v)),
-        Err(Failure::Refused(reason)) => Ok(Err(Refused(reason))),
+        Err(Failure::Refused(code, reason)) => Ok(Err(Refused(code, reason))),
         Err(Failure::Store(e)) => Err(e),
     }
 }
 
 /// How an action ended short of success.
 enum Failure {
-    Refused(String),
+    /// A stable refusal code and the sentence.
+    Refused(String, String),
     Store(StoreError),
 }
 
@@ -61,7 +62,7 @@ impl From<HandoverError> for Failure {
         match e {
             HandoverError::Store(e) => Failure::Store(e),
             HandoverError::Ledger(crate::store::ledger::RecordError::Store(e)) => Failure::Store(e),
-            other => Failure::Refused(other.to_string()),
+            other => Failure::Refused(other.code(), other.to_string()),
         }
     }
 }
@@ -70,7 +71,7 @@ impl From<ReceivingError> for Failure {
     fn from(e: ReceivingError) -> Self {
         match e {
             ReceivingError::Store(e) => Failure::Store(e),
-            other => Failure::Refused(other.to_string()),
+            other => Failure::Refused("refused".into(), other.to_string()),
         }
     }
 }
@@ -79,7 +80,7 @@ impl From<PickupError> for Failure {
     fn from(e: PickupError) -> Self {
         match e {
             PickupError::Store(e) => Failure::Store(e),
-            PickupError::Station(e) => Failure::Refused(e.to_string()),
+            PickupError::Station(e) => Failure::Refused("station".into(), e.to_string()),
         }
     }
 }
@@ -95,7 +96,7 @@ fn run_action(
     let receiving = |site: &Site| {
         site.station(station, StationKind::Receiving)
             .map(|_| ())
-            .map_err(|e| Failure::Refused(e.to_string()))
+            .map_err(|e| Failure::Refused("station".into(), e.to_string()))
     };
     Ok(match action.clone() {
         StationAction::PickupCheck {
@@ -236,6 +237,7 @@ pub fn blank_reply(station: &str, now: Timestamp) -> StationReply {
         result: None,
         error: None,
         reason: None,
+        code: None,
         at_ms: now.millis(),
     }
 }
@@ -318,9 +320,10 @@ pub fn run_command_in(
                     reply.ok = true;
                     reply.result = Some(result);
                 }
-                Err(Refused(reason)) => {
+                Err(Refused(code, reason)) => {
                     reply.error = Some(ReplyError::Refused);
                     reply.reason = Some(reason);
+                    reply.code = Some(code);
                 }
             }
         }

@@ -7,7 +7,10 @@
   var csrf = document.querySelector("meta[name=csrf]");
   var audio = null;
 
+  // Every tone played, in order (the screen's own record: a browser test reads it).
+  window.hubTones = window.hubTones || [];
   function tone(kind) {
+    window.hubTones.push(kind);
     try {
       audio = audio || new (window.AudioContext || window.webkitAudioContext)();
       var plan = { ok: [[880, 0.12], [1320, 0.18]], attention: [[660, 0.15], [660, 0.15]],
@@ -23,25 +26,57 @@
     } catch (e) { /* no audio: colour, icon and text still say it */ }
   }
 
+  // A locked station counts down to its unlock (from the hub's remaining time, not the
+  // tablet's clock).
+  var ticking = null;
+  function countdown() {
+    var el = document.getElementById("countdown");
+    if (ticking) { clearInterval(ticking); ticking = null; }
+    if (!el) return;
+    var end = Date.now() + parseInt(el.getAttribute("data-remaining-ms") || "0", 10);
+    var draw = function () {
+      var left = Math.max(0, Math.ceil((end - Date.now()) / 1000));
+      var m = Math.floor(left / 60), s = left % 60;
+      el.textContent = (el.getAttribute("data-label") || "") + " " + m + ":" + (s < 10 ? "0" : "") + s;
+      if (left === 0 && ticking) { clearInterval(ticking); ticking = null; }
+    };
+    draw();
+    ticking = setInterval(draw, 1000);
+  }
+  countdown();
+
+  var toned = result ? parseInt(result.getAttribute("data-seq") || "0", 10) : 0;
   function show(html) {
     if (!result) return;
     result.outerHTML = html;
     result = document.getElementById("result");
     bind(result);
+    countdown();
+    // A result arrives twice (the request's answer and the live channel's refresh): its
+    // tone plays once, for its number.
     var kind = result && result.getAttribute("data-tone");
-    if (kind && result.getAttribute("data-fresh") === "1") tone(kind);
+    var seq = result ? parseInt(result.getAttribute("data-seq") || "0", 10) : 0;
+    if (kind && result.getAttribute("data-fresh") === "1" && seq > toned) {
+      toned = seq;
+      tone(kind);
+    }
   }
 
+  // A form's buttons are off while its request is on the way (no double taps); a form that
+  // stays on the page (the code entry) gets them back with the answer.
   function send(form) {
     var body = new URLSearchParams(new FormData(form));
+    var again = function () {
+      form.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
+    };
     fetch(form.action, { method: "POST", body: body, credentials: "same-origin",
                          headers: { "X-CSRF-Token": csrf ? csrf.content : "" } })
       .then(function (r) {
         if (r.status === 401) { window.location = "/station"; return null; }
         return r.text();
       })
-      .then(function (html) { if (html !== null) show(html); })
-      .catch(function () { document.body.classList.add("offline"); });
+      .then(function (html) { again(); if (html !== null) show(html); })
+      .catch(function () { again(); document.body.classList.add("offline"); });
   }
 
   function bind(root) {
@@ -78,8 +113,12 @@
     if (now - last > 50) burst = "";
     last = now;
     if (e.key === "Enter" && burst.length >= 4) {
+      // A pickup QR is ORDER:CODE; anything else scanned with an order on screen is an item.
+      var item = document.getElementById("item-form");
       var form = document.getElementById("entry");
-      if (form) { document.getElementById("code").value = burst; send(form); }
+      if (item && burst.indexOf(":") < 0) {
+        document.getElementById("item-code").value = burst; send(item);
+      } else if (form) { document.getElementById("code").value = burst; send(form); }
       burst = ""; e.preventDefault();
     } else if (e.key.length === 1) {
       burst += e.key;
@@ -94,12 +133,21 @@
         .then(function (r) { return r.status === 401 ? null : r.text(); })
         .then(function (html) { if (html !== null) show(html); });
     };
-    var events = new EventSource("/station/events");
-    events.addEventListener("changed", refresh);
-    events.addEventListener("open", function () {
-      if (document.body.classList.contains("offline")) refresh();
-      document.body.classList.remove("offline");
-    });
-    events.addEventListener("error", function () { document.body.classList.add("offline"); });
+    // The banner shows while the hub cannot be reached; the browser retries a dropped stream
+    // by itself, and a stream it gave up on (the hub answered with an error while it
+    // restarted) is opened again here. Back online, the screen fetches what it missed.
+    var connect = function () {
+      var events = new EventSource("/station/events");
+      events.addEventListener("changed", refresh);
+      events.addEventListener("open", function () {
+        if (document.body.classList.contains("offline")) refresh();
+        document.body.classList.remove("offline");
+      });
+      events.addEventListener("error", function () {
+        document.body.classList.add("offline");
+        if (events.readyState === 2) { setTimeout(connect, 2000); }
+      });
+    };
+    connect();
   }
 })();
