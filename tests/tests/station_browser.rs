@@ -240,12 +240,20 @@ impl Driver {
         self.call("POST", &format!("/element/{id}/click"), json!({}));
     }
 
+    /// The element's text. The screen replaces parts of itself when the hub says something
+    /// changed, so an element found a moment ago may be gone ("stale element reference"):
+    /// find it again rather than read an error as an empty text.
     fn text(&mut self, css: &str) -> String {
-        let id = self.find(css);
-        self.call("GET", &format!("/element/{id}/text"), json!({}))
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let id = self.find(css);
+            let text = self.call("GET", &format!("/element/{id}/text"), json!({}));
+            if let Some(text) = text.as_str() {
+                return text.to_owned();
+            }
+            assert!(Instant::now() < deadline, "cannot read {css}: {text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Waits until the element's text contains `wanted`; returns the text.
