@@ -2,8 +2,9 @@
 # CI check for the ARM boxes: cross-build `hub` for aarch64-unknown-linux-gnu and run that
 # binary under qemu-user: `hub --version`, `hub check-config` on every shipped config, the demo
 # (with HUB_VISION_BACKEND=tract, so the pure-Rust inference backend is the one exercised once
-# vision is built in; a fallback to typed input fails where simulated devices can run), then
-# package it as an arm64 .deb and run the unpacked binary.
+# vision is built in; a fallback to typed input fails where simulated devices can run), one
+# photo classified on the aarch64 ONNX Runtime, then package it as an arm64 .deb and run the
+# unpacked binary.
 #
 # Usage: deploy/test-aarch64.sh [--profile cross|release]   (default: cross, the lean profile)
 # Part of tests/run.sh. Prints how long the build and the qemu runs took.
@@ -79,9 +80,32 @@ else
     esac
 fi
 
-# ONNX Runtime for aarch64 is not exercised here: its library crashes under qemu-user
-# (SIGSEGV while loading, whatever the photo), so only a real ARM box can check it; the tract
-# backend above is the aarch64 inference this script proves.
+# ONNX Runtime for aarch64 (deploy/fetch-onnxruntime.sh --arch aarch64): load it under qemu and
+# classify one photo with it — not with the tract fallback. Its CPU-detection library reads
+# /proc/cpuinfo while loading, and qemu-user passes the x86 host's file through, on which the
+# library crashes (SIGSEGV in dlopen). An ARM board has its own file; here an aarch64 one
+# (two Neoverse-N1 cores) is bind-mounted over it in a private mount namespace (needs root).
+ort_lib=".runtime/onnxruntime/aarch64/libonnxruntime.so"
+if [ ! -e "$ort_lib" ]; then
+    step "fetching ONNX Runtime for aarch64"
+    bash deploy/fetch-onnxruntime.sh --arch aarch64 >/dev/null
+fi
+for core in 0 1; do
+    printf 'processor\t: %d\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x3\nCPU part\t: 0xd0c\nCPU revision\t: 1\n\n' "$core"
+done > "$scratch/cpuinfo"
+step "hub check-image on ONNX Runtime for aarch64 under qemu"
+unshare -m true 2>/dev/null \
+    || fail "unshare -m is refused (run as root): the ONNX Runtime check needs a private mount namespace"
+unshare -m sh -c 'mount --bind "$0" /proc/cpuinfo && exec "$@"' "$scratch/cpuinfo" \
+    env HUB_VISION_BACKEND=onnxruntime HUB_ONNXRUNTIME_LIB="$repo_root/$ort_lib" "${qemu[@]}" "$bin" \
+    check-image hub/vision/testdata/images/orange.jpg --sku ORANGE-5KG --expect 950 --json \
+    > "$scratch/check.json" || fail "check-image on ONNX Runtime failed: $(cat "$scratch/check.json")"
+tr -d ' \n' < "$scratch/check.json" | grep -q '"backend":"onnxruntime"' \
+    || fail "check-image did not run on ONNX Runtime: $(cat "$scratch/check.json")"
+tr -d ' \n' < "$scratch/check.json" | grep -q '"outcome":"pass"' \
+    || fail "orange.jpg did not pass on ONNX Runtime under qemu: $(cat "$scratch/check.json")"
+tr -d ' \n' < "$scratch/check.json" | grep -q '"top_k":\[{"class_id":950,' \
+    || fail "orange (950) is not the top class on ONNX Runtime under qemu: $(cat "$scratch/check.json")"
 
 step "hub bench disk under qemu (tiny run, checks the measurement code on aarch64)"
 "${qemu[@]}" "$bin" bench disk --data-dir "$scratch/bench" --fsyncs 5 --sequential-mib 1 \
