@@ -1,5 +1,7 @@
 //! Helpers shared by the end-to-end tests: find the `hub` binary and run it like a user would.
 
+pub mod browser;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -18,8 +18,8 @@
 
 pub mod assets;
 pub mod feed;
-pub mod receiving;
 pub mod items;
+pub mod receiving;
 mod supervisor;
 pub mod templates;
 
