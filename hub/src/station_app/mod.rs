@@ -16,6 +16,8 @@
 //! and is logged with its reason.
 
 pub mod assets;
+pub mod charts;
+pub mod dashboard;
 pub mod feed;
 pub mod templates;
 
@@ -172,6 +174,7 @@ pub fn router(app: StationApp) -> Router {
         .route("/station/pickup/refuse", post(refuse))
         .route("/station/events", get(events))
         .route("/assets/{version}/{name}", get(asset))
+        .merge(dashboard::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(app)

@@ -19,6 +19,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("pickup.html", include_str!("templates/pickup.html")),
     ("result.html", include_str!("templates/result.html")),
     ("message.html", include_str!("templates/message.html")),
+    ("dashboard.html", include_str!("templates/dashboard.html")),
 ];
 
 fn env() -> &'static Environment<'static> {
