@@ -305,8 +305,37 @@ async fn page(
         Ok(found) => found,
         Err(refused) => return refused,
     };
-    let zone = app.site.timezone;
-    let now = crate::clock::now();
+    let frame = Frame {
+        csrf: &s.csrf,
+        staff_id: &s.staff_id,
+        staff_name: &s.name,
+        station_name: &app.station_name(&s.station),
+        period,
+    };
+    let page = render(&r, lang, app.site.timezone, crate::clock::now(), &frame);
+    html(StatusCode::OK, page)
+}
+
+/// The page's frame: who is signed in where, and which period button is lit.
+#[derive(Debug)]
+pub struct Frame<'a> {
+    pub csrf: &'a str,
+    pub staff_id: &'a str,
+    pub staff_name: &'a str,
+    pub station_name: &'a str,
+    /// `today`, `7`, `30` or `custom`.
+    pub period: &'a str,
+}
+
+/// The dashboard page for report `r` (cards, charts, heat map, held lines) in `lang`, times in
+/// `zone`; ages are counted to `now`.
+pub fn render(
+    r: &OpsReport,
+    lang: Lang,
+    zone: chrono_tz::Tz,
+    now: hub_core::Timestamp,
+    frame: &Frame<'_>,
+) -> String {
     let held: Vec<serde_json::Value> = r
         .held_lines
         .iter()
@@ -320,19 +349,19 @@ async fn page(
         .collect();
     let context = serde_json::json!({
         "lang": lang.tag(),
-        "csrf": s.csrf,
-        "staff": super::StaffView { staff_id: &s.staff_id, name: &s.name },
-        "station_name": app.station_name(&s.station),
-        "period": period,
+        "csrf": frame.csrf,
+        "staff": super::StaffView { staff_id: frame.staff_id, name: frame.staff_name },
+        "station_name": frame.station_name,
+        "period": frame.period,
         "from": r.from,
         "to": r.to,
         "timezone": r.timezone,
-        "cards": cards(&r, lang),
+        "cards": cards(r, lang),
         "heat": charts::heat_map(&r.handovers_by_weekday_hour),
         "held": held,
         "query": format!("from={}&to={}", r.from, r.to),
     });
-    html(StatusCode::OK, templates::render("dashboard.html", context))
+    templates::render("dashboard.html", context)
 }
 
 async fn json(

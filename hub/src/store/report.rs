@@ -604,3 +604,35 @@ fn disputes(
         settled_within_24_h: within(1440.0),
     })
 }
+
+/// The rows the report reads for the site's days `from ..= to - 1`, fetched with plain queries
+/// and nothing computed: the baseline `hub bench dashboard` times the report against. Returns
+/// the number of rows read.
+pub fn raw_reads(
+    conn: &Connection,
+    from: NaiveDate,
+    to: NaiveDate,
+    zone: chrono_tz::Tz,
+) -> Result<i64, StoreError> {
+    let start = crate::clock::day_start(zone, from).millis();
+    let end = crate::clock::day_start(zone, to).millis();
+    let mut rows = 0i64;
+    let queries: [&str; 7] = [
+        "SELECT sku, lot, expiry, kind, quantity, delta, at FROM movement WHERE at < ?2 AND ?1 = ?1 ORDER BY at, journal_seq",
+        "SELECT code, unit FROM sku WHERE ?1 = ?1 AND ?2 = ?2",
+        "SELECT at FROM handover WHERE at >= ?1 AND at < ?2",
+        "SELECT d.decided_at, d.outcome, q.status FROM line_decision d LEFT JOIN quarantine q ON q.delivery_id = d.delivery_id AND q.line_no = d.line_no WHERE d.decided_at >= ?1 AND d.decided_at < ?2",
+        "SELECT closes_at, collected_at FROM pickup_order WHERE closes_at >= ?1 AND closes_at < ?2 AND status NOT IN ('cancelled', 'refunded')",
+        "SELECT o.collected_at, (SELECT COALESCE(SUM(l.quantity), 0) FROM pickup_order_line l WHERE l.order_id = o.order_id), (SELECT COALESCE(SUM(m.quantity), 0) FROM movement m WHERE m.kind = 'issue' AND m.reference = 'pickup order ' || o.order_id) FROM pickup_order o WHERE o.collected_at >= ?1 AND o.collected_at < ?2",
+        "SELECT opened_at, closed_at FROM dispute WHERE opened_at >= ?1 AND opened_at < ?2",
+    ];
+    for query in queries {
+        let mut st = conn.prepare(query).map_err(sql_error(conn))?;
+        let mut found = st.query(params![start, end]).map_err(sql_error(conn))?;
+        while let Some(row) = found.next().map_err(sql_error(conn))? {
+            let _: rusqlite::types::Value = row.get(0).map_err(sql_error(conn))?;
+            rows += 1;
+        }
+    }
+    Ok(rows)
+}
