@@ -302,6 +302,141 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("dashboard.col.lot", "批次", "Lot"),
     ("dashboard.col.quantity", "数量", "Quantity"),
     ("dashboard.col.since", "扣留自", "Held since"),
+    // Stock and alerts screen (dashboard branch).
+    ("stock.title", "库存与预警", "Stock and alerts"),
+    (
+        "stock.open_alerts",
+        "未处理预警（最严重在前）",
+        "Open alerts (worst first)",
+    ),
+    ("stock.no_alerts", "没有未处理的预警。", "No open alerts."),
+    (
+        "stock.legend",
+        "按站点日期判断临期/过期：",
+        "Expiry judged on the site's day:",
+    ),
+    ("stock.near_days", "临期天数", "near-expiry days"),
+    ("stock.tier", "级别", "Tier"),
+    ("stock.tier.normal", "正常", "normal"),
+    ("stock.on_hand", "现有库存", "On hand"),
+    (
+        "stock.cover",
+        "可售天数（近 7 天平均）",
+        "Days of cover (7-day average)",
+    ),
+    ("stock.request", "补货申请", "Replenishment"),
+    ("stock.request.none", "无", "none"),
+    (
+        "stock.request.requested",
+        "已申请，待总部确认",
+        "requested, waiting for central",
+    ),
+    (
+        "stock.request.acknowledged",
+        "总部已确认",
+        "acknowledged by central",
+    ),
+    (
+        "stock.lots",
+        "批次 · 到期日 · 数量",
+        "Lot · expiry · quantity",
+    ),
+    (
+        "stock.expired",
+        "已过期（不可交付）",
+        "expired (cannot be handed over)",
+    ),
+    ("stock.near", "临期", "near expiry"),
+    ("stock.alert.stock_low", "库存不足", "Stock low"),
+    ("stock.alert.near_expiry", "临期", "Near expiry"),
+    (
+        "stock.alert.quarantine_waiting",
+        "扣留待处理",
+        "Held stock waiting",
+    ),
+    ("stock.alert.device_offline", "设备离线", "Device offline"),
+    ("stock.alert.outbox_backlog", "上传积压", "Uplink backlog"),
+    (
+        "stock.alert.disk_nearly_full",
+        "存储将满",
+        "Storage nearly full",
+    ),
+    (
+        "stock.alert.pickup_lockout",
+        "取货台已锁定",
+        "Pickup counter locked",
+    ),
+    (
+        "stock.alert.pickup_wrong_code_rate",
+        "错误取货码过多",
+        "Many wrong pickup codes",
+    ),
+    (
+        "stock.alert.event_too_large",
+        "事件过大未上传",
+        "Event too large to send",
+    ),
+    ("stock.alert.stock_expired", "有过期库存", "Expired stock"),
+    (
+        "stock.alert.store_write_failing",
+        "数据写入失败",
+        "Store writes failing",
+    ),
+    (
+        "stock.todo.stock_low",
+        "补货申请已自动发出；核对货架，必要时联系总部加急。",
+        "A replenishment request was sent; check the shelf and call central if urgent.",
+    ),
+    (
+        "stock.todo.near_expiry",
+        "优先按先到期先出摆放，必要时促销或报损。",
+        "Put it first on the shelf (FEFO); discount or record a loss if needed.",
+    ),
+    (
+        "stock.todo.quarantine_waiting",
+        "请主管在收货台放行或拒收扣留的货。",
+        "A supervisor releases or rejects the held stock at the receiving bench.",
+    ),
+    (
+        "stock.todo.device_offline",
+        "检查扫码枪/秤的电源和连线。",
+        "Check the scanner's or scale's power and cable.",
+    ),
+    (
+        "stock.todo.outbox_backlog",
+        "检查网络；恢复后会自动补传。",
+        "Check the uplink; events are sent once it is back.",
+    ),
+    (
+        "stock.todo.disk_nearly_full",
+        "请联系技术人员清理存储。",
+        "Ask the technician to free storage.",
+    ),
+    (
+        "stock.todo.pickup_lockout",
+        "请主管在取货台解锁。",
+        "A supervisor unlocks the counter.",
+    ),
+    (
+        "stock.todo.pickup_wrong_code_rate",
+        "留意是否有人在猜取货码。",
+        "Watch for someone guessing pickup codes.",
+    ),
+    (
+        "stock.todo.event_too_large",
+        "请联系技术人员。",
+        "Tell the technician.",
+    ),
+    (
+        "stock.todo.stock_expired",
+        "把过期批次下架并登记报损。",
+        "Take the expired lots off the shelf and record a loss.",
+    ),
+    (
+        "stock.todo.store_write_failing",
+        "立即联系技术人员；不要重启设备。",
+        "Call the technician now; do not restart the box.",
+    ),
 ];
 
 /// The fixed text `key` in `lang`; the key itself (so a missing text shows, and a test catches

@@ -19,6 +19,7 @@ pub mod assets;
 pub mod charts;
 pub mod dashboard;
 pub mod feed;
+pub mod stock;
 pub mod templates;
 
 use crate::catalogue::{self, Lang, Tone};
@@ -175,6 +176,7 @@ pub fn router(app: StationApp) -> Router {
         .route("/station/events", get(events))
         .route("/assets/{version}/{name}", get(asset))
         .merge(dashboard::routes())
+        .merge(stock::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(app)

@@ -20,6 +20,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("result.html", include_str!("templates/result.html")),
     ("message.html", include_str!("templates/message.html")),
     ("dashboard.html", include_str!("templates/dashboard.html")),
+    ("stock.html", include_str!("templates/stock.html")),
 ];
 
 fn env() -> &'static Environment<'static> {
