@@ -1,8 +1,8 @@
 //! A generated site for `hub bench dashboard`: days of a busy pickup point written straight
 //! into a fresh store (SKUs, receipts, pickup orders with their lines, handovers and issue
 //! movements, receiving decisions), so the dashboard can be timed on a month of data. Bench
-//! data only: the rows bypass the ledger's checks (balances are not kept), which the report does
-//! not read. Deterministic for a seed.
+//! data only: the rows bypass the ledger's checks (the balances are recomputed from the journal
+//! at the end). Deterministic for a seed.
 
 use super::{StoreError, sql_error};
 use rusqlite::{Connection, params};
@@ -81,7 +81,12 @@ pub fn fill(
         let expiry = chrono::DateTime::from_timestamp_millis(day + 5 * DAY)
             .map(|t| t.date_naive().to_string());
         for (i, (code, unit)) in skus.iter().enumerate() {
-            let quantity = if *unit == "gram" { 20_000 } else { 60 };
+            // What a SKU sells in a day (2 lines an order, 19 in 20 collected) plus 30 %, and
+            // two days' worth more on the first day.
+            let lines = orders_per_day as f64 * 2.0 * 0.95 / skus.len() as f64;
+            let mean = if *unit == "gram" { 500.0 } else { 1.5 };
+            let days_worth = if d == 0 { 2.3 } else { 1.3 };
+            let quantity = ((lines * mean * days_worth).ceil() as i64).max(1);
             seq += 1;
             movement
                 .execute(params![
@@ -154,5 +159,13 @@ pub fn fill(
             filled.orders += 1;
         }
     }
+    // The balances the ledger would have kept, so stock screens and checks read the same.
+    tx.execute_batch(
+        "INSERT OR REPLACE INTO balance_sku (sku, on_hand, updated_at)
+           SELECT sku, SUM(delta), MAX(at) FROM movement GROUP BY sku;
+         INSERT OR REPLACE INTO balance_batch (sku, lot, expiry, on_hand, updated_at)
+           SELECT sku, lot, MAX(expiry), SUM(delta), MAX(at) FROM movement WHERE lot IS NOT NULL GROUP BY sku, lot;",
+    )
+    .map_err(&sql)?;
     Ok(filled)
 }
