@@ -24,6 +24,19 @@
 //! - order fill: O1 4 of 4, O2 6 of 7 → 10/11;
 //! - disputes: 20 min, 180 min, one open → median 100 min; within 30 min 1, 2 h 1, 24 h 2;
 //! - handovers: Monday 19:00 and Wednesday 09:00.
+//!
+//! Day by day (`daily`, the dashboard's trend charts), 02 / 03 / 04:
+//!
+//! - listed SKUs 2 / 3 / 3, out 0 / 1 / 0; sell-through 1/2 (APPLE of APPLE, SALT) / 2/3 / 1/3
+//!   (RICE of SALT, RICE, APPLE received that day);
+//! - receipts 1 / 1 / 1; handovers 1 / 0 / 1; lines decided 3 / 0 / 0 with 2 passed;
+//! - pickups by the day their window closed: O1 on time / O2 late + O3 never / O5 still open;
+//! - order fill by collection day: 4/4 / none / 6/7;
+//! - disputes opened 1 (20 min) / 1 (180 min) / 1 (open);
+//! - near expiry 0/2 / 0/2 / 1/3;
+//! - pieces: stock 11 / 5 / 14, handed over 4 / 6 / 0 → turnover 2.75 / 5/6 / none; received
+//!   10 / 0 / 10, lost 0 / 0 / 1 → loss 0 / none / 0.1; grams only from 03: stock 4000, 1000
+//!   handed over → 4.0.
 
 use chrono::{NaiveDate, TimeZone};
 use hub::store::{Store, StoreError, StoreOptions, ledger, sku as sku_store};
@@ -329,4 +342,121 @@ fn every_report_figure_matches_the_hand_computed_scenario() {
     assert_eq!(r.handovers_by_weekday_hour[2][9], 1, "Wednesday 09:00");
     assert_eq!(r.handovers_by_weekday_hour.iter().flatten().sum::<i64>(), 2);
     assert_eq!(r.receipts, 3);
+
+    let days: Vec<&str> = r.daily.iter().map(|d| d.date.as_str()).collect();
+    assert_eq!(days, ["2026-03-02", "2026-03-03", "2026-03-04"]);
+    let per_day = |f: fn(&hub::store::report::DayFigures) -> Option<f64>| -> Vec<Option<f64>> {
+        r.daily.iter().map(f).collect()
+    };
+    let same = |got: Vec<Option<f64>>, want: [Option<f64>; 3]| {
+        assert!(
+            got.iter().zip(want).all(|(g, w)| match (g, w) {
+                (Some(g), Some(w)) => (g - w).abs() < 1e-9,
+                (None, None) => true,
+                _ => false,
+            }),
+            "{got:?} != {want:?}"
+        );
+    };
+    assert_eq!(
+        r.daily
+            .iter()
+            .map(|d| (d.listed_skus, d.out_of_stock_skus))
+            .collect::<Vec<_>>(),
+        [(2, 0), (3, 1), (3, 0)]
+    );
+    same(
+        per_day(|d| d.stock_out_rate),
+        [Some(0.0), Some(1.0 / 3.0), Some(0.0)],
+    );
+    same(
+        per_day(|d| d.sell_through_rate),
+        [Some(0.5), Some(2.0 / 3.0), Some(1.0 / 3.0)],
+    );
+    assert_eq!(
+        r.daily
+            .iter()
+            .map(|d| (d.receipts, d.handovers, d.lines_decided, d.lines_passed))
+            .collect::<Vec<_>>(),
+        [(1, 1, 3, 2), (1, 0, 0, 0), (1, 1, 0, 0)]
+    );
+    same(
+        per_day(|d| d.acceptance_pass_rate),
+        [Some(2.0 / 3.0), None, None],
+    );
+    assert_eq!(
+        r.daily
+            .iter()
+            .map(|d| {
+                let p = &d.pickups;
+                (
+                    p.due,
+                    p.collected_on_time,
+                    p.collected_late,
+                    p.never_collected,
+                    p.still_open,
+                )
+            })
+            .collect::<Vec<_>>(),
+        [(1, 1, 0, 0, 0), (2, 0, 1, 1, 0), (1, 0, 0, 0, 1)]
+    );
+    same(
+        per_day(|d| d.order_fill_rate),
+        [Some(1.0), None, Some(6.0 / 7.0)],
+    );
+    assert_eq!(
+        r.daily
+            .iter()
+            .map(|d| (
+                d.disputes_opened,
+                d.disputes_settled_within_30_min,
+                d.disputes_settled_within_2_h,
+                d.disputes_settled_within_24_h
+            ))
+            .collect::<Vec<_>>(),
+        [(1, 1, 1, 1), (1, 0, 0, 1), (1, 0, 0, 0)]
+    );
+    same(
+        per_day(|d| d.near_expiry_share),
+        [Some(0.0), Some(0.0), Some(1.0 / 3.0)],
+    );
+    let unit_day = |unit: &str, day: usize| {
+        r.daily[day]
+            .by_unit
+            .iter()
+            .find(|u| u.unit == unit)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {unit} figures on day {day}"))
+    };
+    let pieces: Vec<_> = (0..3).map(|d| unit_day("piece", d)).collect();
+    assert_eq!(
+        pieces
+            .iter()
+            .map(|u| (
+                u.stock_quantity,
+                u.handed_over_quantity,
+                u.received_quantity,
+                u.lost_quantity
+            ))
+            .collect::<Vec<_>>(),
+        [(11, 4, 10, 0), (5, 6, 0, 0), (14, 0, 10, 1)]
+    );
+    same(
+        pieces.iter().map(|u| u.turnover_days).collect(),
+        [Some(2.75), Some(5.0 / 6.0), None],
+    );
+    same(
+        pieces.iter().map(|u| u.loss_rate).collect(),
+        [Some(0.0), None, Some(0.1)],
+    );
+    assert!(
+        r.daily[0].by_unit.iter().all(|u| u.unit != "gram"),
+        "no grams before RICE was listed"
+    );
+    let rice = unit_day("gram", 1);
+    assert_eq!(
+        (rice.stock_quantity, rice.handed_over_quantity),
+        (4000, 1000)
+    );
+    assert!(close(rice.turnover_days, 4.0));
 }

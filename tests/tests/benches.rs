@@ -148,3 +148,29 @@ fn hub_bench_ledger_disk_devices_and_sync_run_at_a_tiny_size() {
     assert_eq!(figures_sync["duplicates_at_central"], 0, "{figures_sync}");
     assert_eq!(figures_sync["events"], 200, "{figures_sync}");
 }
+
+#[test]
+fn hub_bench_dashboard_runs_at_a_tiny_size_and_prints_both_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("dashboard.json");
+    let out = bench(&[
+        "dashboard",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--orders-per-day",
+        "40",
+        "--days",
+        "3",
+        "--rounds",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let figures_dashboard = figures(&out, &json);
+    positive(
+        &figures_dashboard,
+        &["dashboard_30d_ms", "dashboard_30d_raw_sql_ms", "rows_read"],
+    );
+    assert_eq!(figures_dashboard["orders"], 120, "{figures_dashboard}");
+    assert!(stdout(&out).contains("raw SQL"), "{}", stdout(&out));
+}

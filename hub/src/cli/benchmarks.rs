@@ -53,6 +53,30 @@ pub(super) enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         repetitions: usize,
     },
+    /// The manager's dashboard over 30 generated days of a busy site (5,000 orders a day),
+    /// timed beside the raw SQL queries reading the same rows in the same run; goal ≤ 500 ms.
+    /// Exit 1 when the baseline cannot be measured, 4 when the goal is missed.
+    Dashboard {
+        /// Folder for the generated store (default: the config's data directory, else the
+        /// current folder); removed afterwards.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Take the data directory from this config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Also write the figures as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Pickup orders a day.
+        #[arg(long, default_value_t = 5_000)]
+        orders_per_day: i64,
+        /// Days generated and shown.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        /// Timed rounds; the report gives medians.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
     /// Uplink throughput against a local Mosquitto: raw rumqttc vs outbox drain.
     Sync {
         /// Also write the figures as JSON to this file.
@@ -380,6 +404,24 @@ pub(super) fn bench_command(
         }
         BenchCommand::Devices { json, seconds } => {
             let report = bench::devices::run(seconds.clamp(0.05, 60.0));
+            finish_bench(&report, json, report.meets_targets())
+        }
+        BenchCommand::Dashboard {
+            data_dir,
+            config,
+            json,
+            orders_per_day,
+            days,
+            rounds,
+        } => {
+            telemetry::init("error", log_format(log, None));
+            let dir = bench_dir(data_dir, config)?;
+            let options = bench::dashboard::DashboardBenchOptions {
+                orders_per_day,
+                days,
+                rounds,
+            };
+            let report = bench::dashboard::run(&dir, &options)?;
             finish_bench(&report, json, report.meets_targets())
         }
         BenchCommand::Sync {

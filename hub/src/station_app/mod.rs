@@ -17,9 +17,12 @@
 //! logged with its reason.
 
 pub mod assets;
+pub mod charts;
+pub mod dashboard;
 pub mod feed;
 pub mod items;
 pub mod receiving;
+pub mod stock;
 mod supervisor;
 pub mod templates;
 
@@ -173,6 +176,8 @@ pub fn router(app: StationApp) -> Router {
         .merge(receiving::routes())
         .merge(supervisor::routes())
         .merge(items::routes())
+        .merge(dashboard::routes())
+        .merge(stock::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(app)

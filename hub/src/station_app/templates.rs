@@ -28,6 +28,8 @@ const TEMPLATES: &[(&str, &str)] = &[
         "pairing_code.html",
         include_str!("templates/pairing_code.html"),
     ),
+    ("dashboard.html", include_str!("templates/dashboard.html")),
+    ("stock.html", include_str!("templates/stock.html")),
 ];
 
 fn env() -> &'static Environment<'static> {

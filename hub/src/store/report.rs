@@ -15,7 +15,9 @@
 //!   the hub records no separate first response);
 //! - near-expiry share: lots on hand at the end of the period that expire within the warning
 //!   days, ÷ lots on hand with an expiry date;
-//! - handovers per weekday × hour (site time), open alerts.
+//! - handovers per weekday × hour (site time), open alerts;
+//! - `daily`: the same figures for each day of the period (the dashboard's trend charts), from
+//!   the same pass over the journal, and the lines held in quarantine now with their age.
 
 use super::{StoreError, alert_book, sql_error};
 use chrono::{Datelike, NaiveDate, Timelike};
@@ -89,6 +91,68 @@ pub struct OpsReport {
     pub receipts: i64,
     pub handovers: i64,
     pub open_alerts: Vec<Alert>,
+    /// The period's figures day by day (site days), for trend charts.
+    pub daily: Vec<DayFigures>,
+    /// Lines held in quarantine at `now`, oldest first.
+    pub held_lines: Vec<HeldLine>,
+}
+
+/// One site day's figures, counted like the period's (a day's stock-out rate is its out SKUs ÷
+/// its listed SKUs; its sell-through its SKUs handed over ÷ its SKUs with stock; pickups by
+/// the day their window closed; disputes by the day they were opened).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct DayFigures {
+    pub date: String,
+    pub listed_skus: i64,
+    pub out_of_stock_skus: i64,
+    pub stock_out_rate: Option<f64>,
+    pub sell_through_rate: Option<f64>,
+    /// Quantities per unit kind (`gram`, `piece`), never added together.
+    pub by_unit: Vec<DayUnitFigures>,
+    pub receipts: i64,
+    pub handovers: i64,
+    pub lines_decided: i64,
+    pub lines_passed: i64,
+    pub acceptance_pass_rate: Option<f64>,
+    pub pickups: PickupFigures,
+    pub units_ordered: i64,
+    pub units_handed_over: i64,
+    pub order_fill_rate: Option<f64>,
+    pub disputes_opened: i64,
+    pub disputes_settled_within_30_min: i64,
+    pub disputes_settled_within_2_h: i64,
+    pub disputes_settled_within_24_h: i64,
+    /// Lots on hand at the end of the day that expire within the warning days ÷ lots on hand
+    /// with an expiry date.
+    pub near_expiry_share: Option<f64>,
+}
+
+/// One unit kind's quantities on one day.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct DayUnitFigures {
+    pub unit: String,
+    pub received_quantity: i64,
+    pub handed_over_quantity: i64,
+    pub lost_quantity: i64,
+    /// Stock on hand at the end of the day.
+    pub stock_quantity: i64,
+    /// End-of-day stock ÷ the day's quantity handed over.
+    pub turnover_days: Option<f64>,
+    /// The day's loss ÷ the day's receipts.
+    pub loss_rate: Option<f64>,
+}
+
+/// A line held in quarantine, waiting for a supervisor to release or reject it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HeldLine {
+    pub delivery_id: String,
+    pub line_no: i64,
+    pub sku: String,
+    pub lot: String,
+    pub quantity: i64,
+    pub since: Timestamp,
+    /// Hours from `since` to the report's `now`.
+    pub age_hours: f64,
 }
 
 #[derive(Default)]
@@ -163,13 +227,31 @@ pub fn compute(
     let mut balance: BTreeMap<&str, i64> = BTreeMap::new();
     let mut lots: BTreeMap<(&str, &str), (i64, Option<&str>)> = BTreeMap::new();
     let (mut receipts, mut sold, mut stocked) = (0i64, BTreeSet::new(), BTreeSet::new());
+    let mut daily: Vec<DayFigures> = Vec::with_capacity(days as usize);
+    let mut day_ends: Vec<i64> = Vec::with_capacity(days as usize);
     let mut i = 0;
+    // The stock before the period, so that its first day starts with what was on hand.
+    while i < rows.len() && rows[i].at < start {
+        let r = &rows[i];
+        *balance.entry(r.sku.as_str()).or_insert(0) += r.delta;
+        if let Some(lot) = &r.lot {
+            lots.entry((r.sku.as_str(), lot.as_str()))
+                .or_insert((0, r.expiry.as_deref()))
+                .0 += r.delta;
+        }
+        i += 1;
+    }
     for d in 0..days {
         let day = from + chrono::Days::new(d as u64);
         let day_end = crate::clock::day_start(zone, day + chrono::Days::new(1)).millis();
+        day_ends.push(day_end);
+        let mut day_units: BTreeMap<String, DayUnitFigures> = BTreeMap::new();
+        let (mut day_stocked, mut day_sold) = (BTreeSet::new(), BTreeSet::new());
+        let mut day_receipts = 0i64;
         for (sku, b) in &balance {
             if *b > 0 {
                 stocked.insert(*sku);
+                day_stocked.insert(*sku);
             }
         }
         while i < rows.len() && rows[i].at < day_end {
@@ -182,34 +264,73 @@ pub fn compute(
                 e.0 += r.delta;
             }
             if r.at >= start {
-                let a = acc.entry(unit_of(r.sku.as_str())).or_default();
+                let unit = unit_of(r.sku.as_str());
+                let a = acc.entry(unit.clone()).or_default();
+                let du = day_units.entry(unit).or_default();
                 match r.kind.as_str() {
                     "receipt" => {
                         a.received += r.quantity;
+                        du.received_quantity += r.quantity;
                         receipts += 1;
+                        day_receipts += 1;
                         stocked.insert(r.sku.as_str());
+                        day_stocked.insert(r.sku.as_str());
                     }
                     "issue" => {
                         a.issued += r.quantity;
+                        du.handed_over_quantity += r.quantity;
                         sold.insert(r.sku.as_str());
+                        day_sold.insert(r.sku.as_str());
                     }
-                    "loss" => a.lost += r.quantity,
+                    "loss" => {
+                        a.lost += r.quantity;
+                        du.lost_quantity += r.quantity;
+                    }
                     _ => {}
                 }
             }
             i += 1;
         }
         // Only SKUs with a movement by the end of the day are listed that day.
+        let (mut day_listed, mut day_out) = (0i64, 0i64);
         for (sku, b) in &balance {
-            let a = acc.entry(unit_of(sku)).or_default();
+            let unit = unit_of(sku);
+            let a = acc.entry(unit.clone()).or_default();
             a.listed_days += 1;
+            day_listed += 1;
             if *b <= 0 {
                 a.out_days += 1;
+                day_out += 1;
             } else {
                 a.stock_sum += b;
+                day_units.entry(unit).or_default().stock_quantity += b;
             }
         }
+        let by_unit = day_units
+            .into_iter()
+            .map(|(unit, u)| DayUnitFigures {
+                unit,
+                turnover_days: ratio(u.stock_quantity as f64, u.handed_over_quantity as f64),
+                loss_rate: ratio(u.lost_quantity as f64, u.received_quantity as f64),
+                ..u
+            })
+            .collect();
+        daily.push(DayFigures {
+            date: day.to_string(),
+            listed_skus: day_listed,
+            out_of_stock_skus: day_out,
+            stock_out_rate: ratio(day_out as f64, day_listed as f64),
+            sell_through_rate: ratio(day_sold.len() as f64, day_stocked.len() as f64),
+            by_unit,
+            receipts: day_receipts,
+            near_expiry_share: near_expiry(&lots, day, expiry_warn_days),
+            ..Default::default()
+        });
     }
+    // The index of the period's day a moment falls on, if it falls in the period.
+    let day_of = |at: i64| -> Option<usize> {
+        (at >= start && at < end).then(|| day_ends.partition_point(|e| *e <= at))
+    };
     let by_unit_days = acc
         .values()
         .fold((0i64, 0i64), |t, a| (t.0 + a.listed_days, t.1 + a.out_days));
@@ -232,19 +353,7 @@ pub fn compute(
     let out_days: i64 = by_unit_days.1;
     let one_unit = (by_unit.len() == 1).then(|| &by_unit[0]);
 
-    let near_expiry_share = {
-        let last_day = to - chrono::Days::new(1);
-        let on_hand: Vec<NaiveDate> = lots
-            .values()
-            .filter(|(b, _)| *b > 0)
-            .filter_map(|(_, e)| e.and_then(|e| e.parse().ok()))
-            .collect();
-        let near = on_hand
-            .iter()
-            .filter(|e| (**e - last_day).num_days() <= expiry_warn_days)
-            .count();
-        ratio(near as f64, on_hand.len() as f64)
-    };
+    let near_expiry_share = daily.last().and_then(|d| d.near_expiry_share);
 
     let handover_times: Vec<i64> = conn
         .prepare("SELECT at FROM handover WHERE at >= ?1 AND at < ?2")
@@ -255,12 +364,20 @@ pub fn compute(
         .map_err(sql_error(conn))?;
     let mut by_hour = vec![vec![0i64; 24]; 7];
     for at in &handover_times {
+        if let Some(d) = day_of(*at) {
+            daily[d].handovers += 1;
+        }
         if let Some(t) = chrono::DateTime::from_timestamp_millis(*at) {
             let local = t.with_timezone(&zone);
             by_hour[local.weekday().num_days_from_monday() as usize][local.hour() as usize] += 1;
         }
     }
 
+    let acceptance_pass_rate = acceptance_rate(conn, start, end, &day_of, &mut daily)?;
+    let pickups = pickups(conn, start, end, now, &day_of, &mut daily)?;
+    let order_fill_rate = order_fill_rate(conn, start, end, &day_of, &mut daily)?;
+    let disputes = disputes(conn, start, end, &day_of, &mut daily)?;
+    let held_lines = held_lines(conn, now)?;
     Ok(OpsReport {
         from: from.to_string(),
         to: to.to_string(),
@@ -270,33 +387,100 @@ pub fn compute(
         stock_out_rate: ratio(out_days as f64, listed_days as f64).unwrap_or(0.0),
         turnover_days: one_unit.and_then(|u| u.turnover_days),
         loss_rate: one_unit.and_then(|u| u.loss_rate),
-        acceptance_pass_rate: acceptance_rate(conn, start, end)?,
+        acceptance_pass_rate,
         sell_through_rate: ratio(sold.len() as f64, stocked.len() as f64),
-        pickups: pickups(conn, start, end, now)?,
-        order_fill_rate: order_fill_rate(conn, start, end)?,
-        disputes: disputes(conn, start, end)?,
+        pickups,
+        order_fill_rate,
+        disputes,
         near_expiry_share,
         handovers_by_weekday_hour: by_hour,
         receipts,
         handovers: handover_times.len() as i64,
         by_unit,
         open_alerts: alert_book::open_alerts(conn)?,
+        daily,
+        held_lines,
     })
 }
 
-/// Lines accepted, or held and later released, ÷ lines decided in `[start, end)`.
-fn acceptance_rate(conn: &Connection, start: i64, end: i64) -> Result<Option<f64>, StoreError> {
-    let (decided, passed): (i64, i64) = conn
-        .query_row(
-            "SELECT COUNT(*), COUNT(*) FILTER (WHERE d.outcome = 'accepted' OR q.status = 'released')
+/// Lots on hand (as `lots` holds them) with an expiry within `warn_days` of `day` ÷ lots on
+/// hand with an expiry date.
+fn near_expiry(
+    lots: &BTreeMap<(&str, &str), (i64, Option<&str>)>,
+    day: NaiveDate,
+    warn_days: i64,
+) -> Option<f64> {
+    let on_hand: Vec<NaiveDate> = lots
+        .values()
+        .filter(|(b, _)| *b > 0)
+        .filter_map(|(_, e)| e.and_then(|e| e.parse().ok()))
+        .collect();
+    let near = on_hand
+        .iter()
+        .filter(|e| (**e - day).num_days() <= warn_days)
+        .count();
+    ratio(near as f64, on_hand.len() as f64)
+}
+
+/// Lines held in quarantine at `now`, oldest first.
+fn held_lines(conn: &Connection, now: Timestamp) -> Result<Vec<HeldLine>, StoreError> {
+    conn.prepare(
+        "SELECT delivery_id, line_no, sku, lot, quantity, since FROM quarantine
+         WHERE status = 'held' ORDER BY since, delivery_id, line_no",
+    )
+    .and_then(|mut st| {
+        st.query_map([], |r| {
+            let since: i64 = r.get(5)?;
+            Ok(HeldLine {
+                delivery_id: r.get(0)?,
+                line_no: r.get(1)?,
+                sku: r.get(2)?,
+                lot: r.get(3)?,
+                quantity: r.get(4)?,
+                since: Timestamp(since),
+                age_hours: (now.millis() - since).max(0) as f64 / 3_600_000.0,
+            })
+        })
+        .and_then(|rows| rows.collect())
+    })
+    .map_err(sql_error(conn))
+}
+
+/// The index of the period's day a moment falls on.
+type DayOf<'a> = dyn Fn(i64) -> Option<usize> + 'a;
+
+/// Lines accepted, or held and later released, ÷ lines decided in `[start, end)`; each day's
+/// share into `daily`.
+fn acceptance_rate(
+    conn: &Connection,
+    start: i64,
+    end: i64,
+    day_of: &DayOf,
+    daily: &mut [DayFigures],
+) -> Result<Option<f64>, StoreError> {
+    let rows: Vec<(i64, bool)> = conn
+        .prepare(
+            "SELECT d.decided_at, d.outcome = 'accepted' OR COALESCE(q.status = 'released', 0)
              FROM line_decision d
              LEFT JOIN quarantine q ON q.delivery_id = d.delivery_id AND q.line_no = d.line_no
              WHERE d.decided_at >= ?1 AND d.decided_at < ?2",
-            params![start, end],
-            |r| Ok((r.get(0)?, r.get(1)?)),
         )
+        .and_then(|mut st| {
+            st.query_map(params![start, end], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+        })
         .map_err(sql_error(conn))?;
-    Ok(ratio(passed as f64, decided as f64))
+    for (at, passed) in &rows {
+        if let Some(d) = day_of(*at) {
+            daily[d].lines_decided += 1;
+            daily[d].lines_passed += i64::from(*passed);
+        }
+    }
+    for d in daily.iter_mut() {
+        d.acceptance_pass_rate = ratio(d.lines_passed as f64, d.lines_decided as f64);
+    }
+    let passed = rows.iter().filter(|(_, p)| *p).count();
+    Ok(ratio(passed as f64, rows.len() as f64))
 }
 
 fn pickups(
@@ -304,6 +488,8 @@ fn pickups(
     start: i64,
     end: i64,
     now: Timestamp,
+    day_of: &DayOf,
+    daily: &mut [DayFigures],
 ) -> Result<PickupFigures, StoreError> {
     let rows: Vec<(i64, Option<i64>)> = conn
         .prepare(
@@ -315,38 +501,69 @@ fn pickups(
                 .and_then(|rows| rows.collect())
         })
         .map_err(sql_error(conn))?;
-    let mut f = PickupFigures {
-        due: rows.len() as i64,
-        ..Default::default()
-    };
+    let mut f = PickupFigures::default();
     for (closes_at, collected_at) in rows {
-        match collected_at {
-            Some(at) if at <= closes_at => f.collected_on_time += 1,
-            Some(_) => f.collected_late += 1,
-            None if closes_at <= now.millis() => f.never_collected += 1,
-            None => f.still_open += 1,
+        let count = |f: &mut PickupFigures| {
+            f.due += 1;
+            match collected_at {
+                Some(at) if at <= closes_at => f.collected_on_time += 1,
+                Some(_) => f.collected_late += 1,
+                None if closes_at <= now.millis() => f.never_collected += 1,
+                None => f.still_open += 1,
+            }
+        };
+        count(&mut f);
+        if let Some(d) = day_of(closes_at) {
+            count(&mut daily[d].pickups);
         }
     }
     Ok(f)
 }
 
-/// Units handed over ÷ units ordered, for orders collected in `[start, end)`.
-fn order_fill_rate(conn: &Connection, start: i64, end: i64) -> Result<Option<f64>, StoreError> {
-    let (ordered, handed): (i64, i64) = conn
-        .query_row(
-            "SELECT
-               (SELECT COALESCE(SUM(l.quantity), 0) FROM pickup_order_line l JOIN pickup_order o ON o.order_id = l.order_id
-                 WHERE o.collected_at >= ?1 AND o.collected_at < ?2),
-               (SELECT COALESCE(SUM(m.quantity), 0) FROM movement m JOIN pickup_order o ON m.reference = 'pickup order ' || o.order_id
-                 WHERE m.kind = 'issue' AND o.collected_at >= ?1 AND o.collected_at < ?2)",
-            params![start, end],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+/// Units handed over ÷ units ordered, for orders collected in `[start, end)` (each day's by
+/// the day of collection).
+fn order_fill_rate(
+    conn: &Connection,
+    start: i64,
+    end: i64,
+    day_of: &DayOf,
+    daily: &mut [DayFigures],
+) -> Result<Option<f64>, StoreError> {
+    let rows: Vec<(i64, i64, i64)> = conn
+        .prepare(
+            "SELECT o.collected_at,
+               (SELECT COALESCE(SUM(l.quantity), 0) FROM pickup_order_line l WHERE l.order_id = o.order_id),
+               (SELECT COALESCE(SUM(m.quantity), 0) FROM movement m
+                 WHERE m.kind = 'issue' AND m.reference = 'pickup order ' || o.order_id)
+             FROM pickup_order o WHERE o.collected_at >= ?1 AND o.collected_at < ?2",
         )
+        .and_then(|mut st| {
+            st.query_map(params![start, end], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .and_then(|rows| rows.collect())
+        })
         .map_err(sql_error(conn))?;
+    let (mut ordered, mut handed) = (0i64, 0i64);
+    for (at, o, h) in rows {
+        ordered += o;
+        handed += h;
+        if let Some(d) = day_of(at) {
+            daily[d].units_ordered += o;
+            daily[d].units_handed_over += h;
+        }
+    }
+    for d in daily.iter_mut() {
+        d.order_fill_rate = ratio(d.units_handed_over as f64, d.units_ordered as f64);
+    }
     Ok(ratio(handed as f64, ordered as f64))
 }
 
-fn disputes(conn: &Connection, start: i64, end: i64) -> Result<DisputeFigures, StoreError> {
+fn disputes(
+    conn: &Connection,
+    start: i64,
+    end: i64,
+    day_of: &DayOf,
+    daily: &mut [DayFigures],
+) -> Result<DisputeFigures, StoreError> {
     let rows: Vec<(i64, Option<i64>)> = conn
         .prepare(
             "SELECT opened_at, closed_at FROM dispute WHERE opened_at >= ?1 AND opened_at < ?2",
@@ -356,6 +573,17 @@ fn disputes(conn: &Connection, start: i64, end: i64) -> Result<DisputeFigures, S
                 .and_then(|rows| rows.collect())
         })
         .map_err(sql_error(conn))?;
+    for (opened, closed) in &rows {
+        if let Some(d) = day_of(*opened) {
+            let f = &mut daily[d];
+            f.disputes_opened += 1;
+            if let Some(m) = closed.map(|c| (c - opened) as f64 / 60_000.0) {
+                f.disputes_settled_within_30_min += i64::from(m <= 30.0);
+                f.disputes_settled_within_2_h += i64::from(m <= 120.0);
+                f.disputes_settled_within_24_h += i64::from(m <= 1440.0);
+            }
+        }
+    }
     let mut minutes: Vec<f64> = rows
         .iter()
         .filter_map(|(opened, closed)| closed.map(|c| (c - opened) as f64 / 60_000.0))
@@ -375,4 +603,36 @@ fn disputes(conn: &Connection, start: i64, end: i64) -> Result<DisputeFigures, S
         settled_within_2_h: within(120.0),
         settled_within_24_h: within(1440.0),
     })
+}
+
+/// The rows the report reads for the site's days `from ..= to - 1`, fetched with plain queries
+/// and nothing computed: the baseline `hub bench dashboard` times the report against. Returns
+/// the number of rows read.
+pub fn raw_reads(
+    conn: &Connection,
+    from: NaiveDate,
+    to: NaiveDate,
+    zone: chrono_tz::Tz,
+) -> Result<i64, StoreError> {
+    let start = crate::clock::day_start(zone, from).millis();
+    let end = crate::clock::day_start(zone, to).millis();
+    let mut rows = 0i64;
+    let queries: [&str; 7] = [
+        "SELECT sku, lot, expiry, kind, quantity, delta, at FROM movement WHERE at < ?2 AND ?1 = ?1 ORDER BY at, journal_seq",
+        "SELECT code, unit FROM sku WHERE ?1 = ?1 AND ?2 = ?2",
+        "SELECT at FROM handover WHERE at >= ?1 AND at < ?2",
+        "SELECT d.decided_at, d.outcome, q.status FROM line_decision d LEFT JOIN quarantine q ON q.delivery_id = d.delivery_id AND q.line_no = d.line_no WHERE d.decided_at >= ?1 AND d.decided_at < ?2",
+        "SELECT closes_at, collected_at FROM pickup_order WHERE closes_at >= ?1 AND closes_at < ?2 AND status NOT IN ('cancelled', 'refunded')",
+        "SELECT o.collected_at, (SELECT COALESCE(SUM(l.quantity), 0) FROM pickup_order_line l WHERE l.order_id = o.order_id), (SELECT COALESCE(SUM(m.quantity), 0) FROM movement m WHERE m.kind = 'issue' AND m.reference = 'pickup order ' || o.order_id) FROM pickup_order o WHERE o.collected_at >= ?1 AND o.collected_at < ?2",
+        "SELECT opened_at, closed_at FROM dispute WHERE opened_at >= ?1 AND opened_at < ?2",
+    ];
+    for query in queries {
+        let mut st = conn.prepare(query).map_err(sql_error(conn))?;
+        let mut found = st.query(params![start, end]).map_err(sql_error(conn))?;
+        while let Some(row) = found.next().map_err(sql_error(conn))? {
+            let _: rusqlite::types::Value = row.get(0).map_err(sql_error(conn))?;
+            rows += 1;
+        }
+    }
+    Ok(rows)
 }

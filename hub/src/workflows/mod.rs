@@ -37,6 +37,8 @@ pub struct Site {
     pub tiers: TierPolicy,
     /// Lead time, review period and service target of replenishment from the forecast.
     pub replenishment: hub_core::replenishment::ReplenishmentSettings,
+    /// Days before expiry a lot counts as near expiry (`alerts.expiry_warn_days`).
+    pub expiry_warn_days: i64,
 }
 
 impl Site {
@@ -51,6 +53,7 @@ impl Site {
             patterns: config.codes.clone(),
             tiers: config.alerts.default_policy.clone(),
             replenishment: config.alerts.replenishment,
+            expiry_warn_days: config.alerts.expiry_warn_days,
         }
     }
 

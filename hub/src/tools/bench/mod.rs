@@ -3,6 +3,7 @@
 //! Each benchmark measures a baseline in the same run, so figures are read as ratios: the
 //! machine may be noisy, but both sides see the same noise.
 
+pub mod dashboard;
 pub mod devices;
 pub mod disk;
 pub mod forecast;

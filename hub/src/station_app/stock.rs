@@ -1,0 +1,200 @@
+//! The stock and alerts screen (`/station/stock`, any signed-in staff): every SKU with its
+//! on-hand per lot and expiry (expired and near-expiry lots marked), its tier colour, days of
+//! cover and the replenishment request state, then the open alerts worst first, each with what
+//! to do. Read-only: it shows what the store holds and decides nothing.
+
+use super::{StationApp, html, refusal, session, templates};
+use crate::catalogue::{self, Lang};
+use crate::store::{StoreError, alert_book, ledger};
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use chrono::NaiveDate;
+use hub_core::alerts::{SkuAlertState, Tier};
+use hub_core::{SkuCode, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// The screen's routes.
+pub fn routes() -> Router<StationApp> {
+    Router::new().route("/station/stock", get(page))
+}
+
+/// `?lang=` overrides the staff member's language.
+#[derive(Debug, Default, Deserialize)]
+pub struct StockQuery {
+    lang: Option<String>,
+}
+
+/// One lot on hand.
+#[derive(Debug, Serialize)]
+struct LotRow {
+    lot: String,
+    expiry: Option<String>,
+    on_hand: i64,
+    /// `expired`, `near` or `ok`.
+    state: &'static str,
+}
+
+/// One SKU's line on the screen.
+#[derive(Debug, Serialize)]
+struct SkuRow {
+    sku: String,
+    name: String,
+    unit: String,
+    on_hand: i64,
+    tier: &'static str,
+    days_of_cover: Option<f64>,
+    /// `none`, `requested`, `acknowledged`.
+    request: &'static str,
+    lots: Vec<LotRow>,
+}
+
+/// What the screen shows, read in one store call.
+#[derive(Debug)]
+struct StockView {
+    skus: Vec<SkuRow>,
+    alerts: Vec<hub_core::alerts::Alert>,
+}
+
+fn lot_state(expiry: Option<&str>, today: NaiveDate, warn_days: i64) -> &'static str {
+    match expiry.and_then(|e| e.parse::<NaiveDate>().ok()) {
+        Some(e) if e < today => "expired",
+        Some(e) if (e - today).num_days() <= warn_days => "near",
+        _ => "ok",
+    }
+}
+
+fn read(
+    conn: &rusqlite::Connection,
+    today: NaiveDate,
+    warn_days: i64,
+    now: Timestamp,
+) -> Result<StockView, StoreError> {
+    let tiers = alert_book::tiers(conn)?;
+    let mut skus = Vec::new();
+    for s in ledger::balances(conn)? {
+        let state: SkuAlertState = tiers
+            .iter()
+            .find(|(code, _)| *code == s.sku)
+            .map(|(_, st)| st.clone())
+            .unwrap_or_default();
+        let days_of_cover = match SkuCode::new(&s.sku) {
+            Ok(code) => {
+                let f = alert_book::figures(conn, &code, now)?;
+                (f.daily_demand > 0.0).then(|| (f.on_hand - f.committed) as f64 / f.daily_demand)
+            }
+            Err(_) => None,
+        };
+        let request = match &state.episode {
+            None => "none",
+            Some(e) if e.acknowledged => "acknowledged",
+            Some(_) => "requested",
+        };
+        skus.push(SkuRow {
+            lots: s
+                .batches
+                .iter()
+                .filter(|b| b.on_hand != 0)
+                .map(|b| LotRow {
+                    lot: b.lot.clone(),
+                    expiry: b.expiry.clone(),
+                    on_hand: b.on_hand,
+                    state: lot_state(b.expiry.as_deref(), today, warn_days),
+                })
+                .collect(),
+            sku: s.sku,
+            name: s.name,
+            unit: s.unit,
+            on_hand: s.on_hand,
+            tier: state.tier.as_str(),
+            days_of_cover,
+            request,
+        });
+    }
+    // Worst tier first, then by code.
+    let rank = |t: &str| Tier::parse(t).unwrap_or(Tier::Normal);
+    skus.sort_by(|a, b| rank(b.tier).cmp(&rank(a.tier)).then(a.sku.cmp(&b.sku)));
+    Ok(StockView {
+        skus,
+        alerts: alert_book::open_alerts(conn)?,
+    })
+}
+
+async fn page(
+    State(app): State<StationApp>,
+    headers: HeaderMap,
+    Query(q): Query<StockQuery>,
+) -> Response {
+    let Some(s) = session(&app, &headers).await else {
+        return refusal(
+            StatusCode::UNAUTHORIZED,
+            "stock screen without a session",
+            Lang::default(),
+            "error.session",
+        );
+    };
+    let lang = q.lang.as_deref().and_then(Lang::parse).unwrap_or(s.lang);
+    let zone = app.site.timezone;
+    let now = crate::clock::now();
+    let today = crate::clock::site_date(zone, now);
+    let warn_days = app.site.expiry_warn_days;
+    let view = match app
+        .store
+        .read(move |c| read(c, today, warn_days, now))
+        .await
+    {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "stock screen: cannot read the stock");
+            return refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store error on the stock screen",
+                lang,
+                "error.store",
+            );
+        }
+    };
+    let alerts: Vec<serde_json::Value> = view
+        .alerts
+        .iter()
+        .map(|a| {
+            let kind = a.kind.as_str();
+            serde_json::json!({
+                "tier": a.tier.as_str(),
+                "kind": kind,
+                "title": catalogue::text(&format!("stock.alert.{kind}"), lang),
+                "todo": catalogue::text(&format!("stock.todo.{kind}"), lang),
+                "subject": a.subject,
+                "message": a.message,
+            })
+        })
+        .collect();
+    let context = serde_json::json!({
+        "lang": lang.tag(),
+        "csrf": s.csrf,
+        "staff": super::StaffView { staff_id: &s.staff_id, name: &s.name },
+        "station_name": app.station_name(&s.station),
+        "today": today.to_string(),
+        "warn_days": warn_days,
+        "skus": view.skus,
+        "alerts": alerts,
+    });
+    html(StatusCode::OK, templates::render("stock.html", context))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lots_are_expired_near_or_fine_by_the_site_day() {
+        let today: NaiveDate = "2026-03-04".parse().unwrap();
+        assert_eq!(lot_state(Some("2026-03-03"), today, 2), "expired");
+        assert_eq!(lot_state(Some("2026-03-04"), today, 2), "near");
+        assert_eq!(lot_state(Some("2026-03-06"), today, 2), "near");
+        assert_eq!(lot_state(Some("2026-03-07"), today, 2), "ok");
+        assert_eq!(lot_state(None, today, 2), "ok");
+    }
+}

@@ -1,0 +1,324 @@
+//! The stock and alerts screen over HTTP against a real SQLite file and a real server on a
+//! loopback port: lots with their expiry marked (expired, near expiry, fine) on the site's day,
+//! the tier colour, days of cover and the replenishment request state, open alerts worst first
+//! with what to do, in zh-CN and English; refused without a session.
+
+use hub::config::Config;
+use hub::station_app::{StationApp, feed::StationFeed, hash_pin, router};
+use hub::store::staff::{self as staff_store, Role, StaffMember};
+use hub::store::{Store, StoreError, StoreOptions, alert_book, ledger, sku as sku_store};
+use hub::workflows::Site;
+use hub_core::alerts::{Alert, AlertKind, Episode, SkuAlertState, Tier};
+use hub_core::{BatchKey, Movement, MovementId, MovementKind, Sku, SkuCode, StockUnit, Timestamp};
+use rusqlite::params;
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const CONFIG: &str = "[site]\nid = \"pp-1\"\ntimezone = \"Asia/Shanghai\"\n[store]\ndata_dir = \"data\"\n[alerts]\nexpiry_warn_days = 2\n[[stations]]\nid = \"desk-1\"\nkind = \"pickup\"\nname = \"取货台 1\"\n";
+
+fn seed(store: &Store, now: i64, soon: String) {
+    let clerk = hash_pin("2468").unwrap();
+    store
+        .write_blocking(move |c| {
+            for (code, name, unit) in [
+                ("MILK", "鲜牛奶 1L", StockUnit::Piece),
+                ("RICE", "大米", StockUnit::Gram),
+            ] {
+                sku_store::upsert(
+                    c,
+                    &Sku::new(SkuCode::new(code).unwrap(), name, unit),
+                    Timestamp(0),
+                )?;
+            }
+            let hour = 3_600_000;
+            for (id, sku, kind, quantity, lot, expiry, at) in [
+                (
+                    "m1",
+                    "MILK",
+                    MovementKind::Receipt,
+                    3,
+                    "OLD",
+                    "2000-01-01".to_owned(),
+                    now - 48 * hour,
+                ),
+                (
+                    "m2",
+                    "MILK",
+                    MovementKind::Receipt,
+                    4,
+                    "SOON",
+                    soon.clone(),
+                    now - 48 * hour,
+                ),
+                (
+                    "m3",
+                    "MILK",
+                    MovementKind::Receipt,
+                    20,
+                    "FAR",
+                    "2999-01-01".to_owned(),
+                    now - 48 * hour,
+                ),
+                (
+                    "m4",
+                    "MILK",
+                    MovementKind::Issue,
+                    7,
+                    "FAR",
+                    "2999-01-01".to_owned(),
+                    now - hour,
+                ),
+                (
+                    "m5",
+                    "RICE",
+                    MovementKind::Receipt,
+                    5000,
+                    "R1",
+                    "2999-01-01".to_owned(),
+                    now - hour,
+                ),
+            ] {
+                let m = Movement {
+                    id: MovementId::new(id).unwrap(),
+                    sku: SkuCode::new(sku).unwrap(),
+                    batch: Some(BatchKey::new(lot, expiry.parse().ok()).unwrap()),
+                    kind,
+                    quantity,
+                    reason: "scenario".into(),
+                    reference: "test".into(),
+                    at: Timestamp(at),
+                };
+                ledger::record(c, &m).map_err(|e| match e {
+                    ledger::RecordError::Store(e) => e,
+                    other => panic!("{other}"),
+                })?;
+            }
+            let state = SkuAlertState {
+                tier: Tier::Red,
+                episode: Some(Episode {
+                    id: "ep-1".into(),
+                    started_at: Timestamp(now - hour),
+                    last_requested_at: Timestamp(now - hour),
+                    requests_sent: 1,
+                    acknowledged: true,
+                }),
+            };
+            c.execute(
+                "INSERT INTO sku_alert_state (sku, state, updated_at) VALUES ('MILK', ?1, ?2)",
+                params![hub_contract::stored::encode_alert_state(&state), now],
+            )
+            .map_err(hub::store::sql_error(c))?;
+            for alert in [
+                Alert {
+                    kind: AlertKind::NearExpiry,
+                    subject: "MILK/SOON".into(),
+                    tier: Tier::Yellow,
+                    message: "expires soon".into(),
+                },
+                Alert {
+                    kind: AlertKind::StockLow,
+                    subject: "MILK".into(),
+                    tier: Tier::Red,
+                    message: "2 days of cover".into(),
+                },
+            ] {
+                alert_book::raise(c, &alert, Timestamp(now))?;
+            }
+            staff_store::upsert_staff(
+                c,
+                &StaffMember {
+                    staff_id: "li".into(),
+                    name: "李小红".into(),
+                    role: Role::Clerk,
+                    lang: "zh-CN".into(),
+                    disabled: false,
+                    failed_pins: 0,
+                    locked_until: None,
+                    pin_hash: clerk,
+                },
+                Timestamp(0),
+            )?;
+            staff_store::add_pairing(
+                c,
+                "desk-1",
+                "11223344",
+                Timestamp(0),
+                Timestamp(i64::MAX / 4),
+            )?;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+}
+
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == "set-cookie")
+            .find_map(|(_, v)| {
+                let first = v.split(';').next()?;
+                first
+                    .starts_with(&format!("{name}="))
+                    .then(|| first.to_owned())
+            })
+    }
+}
+
+async fn http(addr: SocketAddr, method: &str, path: &str, cookies: &[&str], body: &str) -> Answer {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nOrigin: http://{addr}\r\n"
+    );
+    if !cookies.is_empty() {
+        request.push_str(&format!("Cookie: {}\r\n", cookies.join("; ")));
+    }
+    if method == "POST" {
+        request.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    // Small answers only: the app never streams these pages in chunks of its own.
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = &rest[n + 2..];
+    }
+    out
+}
+
+async fn signed_in(addr: SocketAddr, code: &str, staff: &str, pin: &str) -> Vec<String> {
+    let paired = http(addr, "POST", "/station/pair", &[], &format!("code={code}")).await;
+    assert_eq!(paired.status, 303, "{}", paired.body);
+    let device = paired.cookie("hub_device").unwrap();
+    let signed = http(
+        addr,
+        "POST",
+        "/station/signin",
+        &[&device],
+        &format!("staff={staff}&pin={pin}"),
+    )
+    .await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    vec![device, signed.cookie("hub_session").unwrap()]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stock_screen_marks_lots_tiers_requests_and_alerts_worst_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::parse(CONFIG, dir.path()).unwrap();
+    std::fs::create_dir_all(&config.store.data_dir).unwrap();
+    let store = Store::open(
+        &config.database_path(),
+        config.site.id.as_str(),
+        &StoreOptions::default(),
+    )
+    .unwrap();
+    // Dates relative to now in the site's zone: tomorrow is within the 2 warning days.
+    let now = chrono::Utc::now();
+    let soon = (now.with_timezone(&chrono_tz::Asia::Shanghai).date_naive() + chrono::Days::new(1))
+        .to_string();
+    let s = store.clone();
+    let millis = now.timestamp_millis();
+    tokio::task::spawn_blocking(move || seed(&s, millis, soon))
+        .await
+        .unwrap();
+    let app = StationApp::new(store.clone(), Site::of(&config), StationFeed::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(app)).await });
+
+    assert_eq!(
+        http(addr, "GET", "/station/stock", &[], "").await.status,
+        401
+    );
+    let clerk = signed_in(addr, "11223344", "li", "2468").await;
+    let clerk: Vec<&str> = clerk.iter().map(String::as_str).collect();
+    let page = http(addr, "GET", "/station/stock", &clerk, "").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let body = &page.body;
+
+    // Lots: expired, near expiry, fine; the issued lot shows what is left.
+    assert!(
+        body.contains(r#"data-lot="OLD" data-state="expired""#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"data-lot="SOON" data-state="near""#),
+        "{body}"
+    );
+    assert!(body.contains(r#"data-lot="FAR" data-state="ok""#), "{body}");
+    assert!(body.contains("FAR · 2999-01-01 · 13"), "{body}");
+    assert!(body.contains("已过期（不可交付）"));
+    // The red SKU comes first, with its acknowledged request; days of cover from 7 issued
+    // over 7 days: (27 - 7) / 1.0 = 20.0.
+    let milk = body.find(r#"data-sku="MILK""#).unwrap();
+    let rice = body.find(r#"data-sku="RICE""#).unwrap();
+    assert!(milk < rice, "worst tier first");
+    assert!(body.contains(r#"data-sku="MILK" data-tier="red" data-request="acknowledged""#));
+    assert!(body.contains(r#"data-sku="RICE" data-tier="normal" data-request="none""#));
+    assert!(body.contains("20.0 天"), "{body}");
+    assert!(body.contains("5000 按克"));
+    // Alerts worst first, each with what to do.
+    let red = body
+        .find(r#"data-tier="red" data-kind="stock_low""#)
+        .unwrap();
+    let yellow = body
+        .find(r#"data-tier="yellow" data-kind="near_expiry""#)
+        .unwrap();
+    assert!(red < yellow);
+    assert!(body.contains("补货申请已自动发出"));
+
+    let en = http(addr, "GET", "/station/stock?lang=en", &clerk, "").await;
+    assert!(
+        en.body.contains("expired (cannot be handed over)")
+            && en.body.contains("Put it first on the shelf")
+    );
+    store.close();
+}
