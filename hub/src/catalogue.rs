@@ -503,6 +503,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ),
     ("stock.no_alerts", "没有未处理的预警。", "No open alerts."),
     (
+        "stock.alerts_more",
+        "未列出的较轻预警（条）：",
+        "Less severe alerts not listed:",
+    ),
+    (
         "stock.legend",
         "按站点日期判断临期/过期：",
         "Expiry judged on the site's day:",

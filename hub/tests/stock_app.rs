@@ -314,11 +314,45 @@ async fn the_stock_screen_marks_lots_tiers_requests_and_alerts_worst_first() {
         .unwrap();
     assert!(red < yellow);
     assert!(body.contains("补货申请已自动发出"));
+    // The alert book's detail is English (for logs and central): a zh-CN screen shows the
+    // catalogue's words, an English one the detail too.
+    assert!(!body.contains("2 days of cover"), "{body}");
+    assert!(!body.contains("id=\"alerts-more\""), "{body}");
 
     let en = http(addr, "GET", "/station/stock?lang=en", &clerk, "").await;
     assert!(
         en.body.contains("expired (cannot be handed over)")
             && en.body.contains("Put it first on the shelf")
+            && en.body.contains("2 days of cover")
+    );
+
+    // After a long outage: the worst 50 are listed, the heading counts all, the rest are
+    // counted below the list.
+    store
+        .write(move |c| {
+            for n in 0..60 {
+                let alert = Alert {
+                    kind: AlertKind::DeviceOffline,
+                    subject: format!("scale-{n}"),
+                    tier: Tier::Yellow,
+                    message: "no reading".into(),
+                };
+                alert_book::raise(c, &alert, Timestamp(millis))?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let many = http(addr, "GET", "/station/stock", &clerk, "").await.body;
+    assert!(many.contains("（最严重在前） (62)"), "{many}");
+    assert_eq!(many.matches(r#"<li class="alert""#).count(), 50);
+    assert!(
+        many.contains(r#"<p class="muted" id="alerts-more">未列出的较轻预警（条）： 12</p>"#),
+        "{many}"
+    );
+    assert!(
+        many.find("data-kind=\"stock_low\"").is_some(),
+        "the red one is still listed"
     );
     store.close();
 }

@@ -16,6 +16,9 @@ use hub_core::alerts::{SkuAlertState, Tier};
 use hub_core::{SkuCode, Timestamp};
 use serde::{Deserialize, Serialize};
 
+/// How many open alerts the screen lists (worst first); the heading gives the total.
+const ALERTS_SHOWN: usize = 50;
+
 /// The screen's routes.
 pub fn routes() -> Router<StationApp> {
     Router::new().route("/station/stock", get(page))
@@ -156,9 +159,12 @@ async fn page(
             );
         }
     };
+    // A site with a long outage can have thousands of open alerts; the worst come first and
+    // the screen shows those, with how many more there are.
     let alerts: Vec<serde_json::Value> = view
         .alerts
         .iter()
+        .take(ALERTS_SHOWN)
         .map(|a| {
             let kind = a.kind.as_str();
             serde_json::json!({
@@ -167,7 +173,9 @@ async fn page(
                 "title": catalogue::text(&format!("stock.alert.{kind}"), lang),
                 "todo": catalogue::text(&format!("stock.todo.{kind}"), lang),
                 "subject": a.subject,
-                "message": a.message,
+                // The alert book keeps its detail in English (for logs and central); a zh-CN
+                // screen shows the catalogue's title and what to do instead.
+                "message": (lang == Lang::En).then_some(&a.message),
             })
         })
         .collect();
@@ -180,6 +188,8 @@ async fn page(
         "warn_days": warn_days,
         "skus": view.skus,
         "alerts": alerts,
+        "alerts_total": view.alerts.len(),
+        "alerts_more": view.alerts.len().saturating_sub(ALERTS_SHOWN),
     });
     html(StatusCode::OK, templates::render("stock.html", context))
 }
