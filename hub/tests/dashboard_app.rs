@@ -7,6 +7,8 @@
 //! site time on 03-03 counts on 03-03, in the heat map's Tuesday 23:00.
 
 use chrono::{NaiveDate, TimeZone};
+mod support;
+
 use hub::config::Config;
 use hub::station_app::{StationApp, feed::StationFeed, hash_pin, router};
 use hub::store::staff::{self as staff_store, Role, StaffMember};
@@ -15,7 +17,7 @@ use hub::workflows::Site;
 use hub_core::{BatchKey, Movement, MovementId, MovementKind, Sku, SkuCode, StockUnit, Timestamp};
 use rusqlite::params;
 use std::net::SocketAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::http::{http, pair_and_sign_in};
 
 const ZONE: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
 const CONFIG: &str = "[site]\nid = \"pp-1\"\ntimezone = \"Asia/Shanghai\"\n[store]\ndata_dir = \"data\"\n[[stations]]\nid = \"desk-1\"\nkind = \"pickup\"\nname = \"取货台 1\"\n";
@@ -153,103 +155,8 @@ fn open(config: &Config) -> Store {
     .unwrap()
 }
 
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn cookie(&self, name: &str) -> Option<String> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n == "set-cookie")
-            .find_map(|(_, v)| {
-                let first = v.split(';').next()?;
-                first
-                    .starts_with(&format!("{name}="))
-                    .then(|| first.to_owned())
-            })
-    }
-}
-
-async fn http(addr: SocketAddr, method: &str, path: &str, cookies: &[&str], body: &str) -> Answer {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nOrigin: http://{addr}\r\n"
-    );
-    if !cookies.is_empty() {
-        request.push_str(&format!("Cookie: {}\r\n", cookies.join("; ")));
-    }
-    if method == "POST" {
-        request.push_str(&format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    // Small answers only: the app never streams these pages in chunks of its own.
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Answer {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = &rest[n + 2..];
-    }
-    out
-}
-
 async fn signed_in(addr: SocketAddr, code: &str, staff: &str, pin: &str) -> Vec<String> {
-    let paired = http(addr, "POST", "/station/pair", &[], &format!("code={code}")).await;
-    assert_eq!(paired.status, 303, "{}", paired.body);
-    let device = paired.cookie("hub_device").unwrap();
-    let signed = http(
-        addr,
-        "POST",
-        "/station/signin",
-        &[&device],
-        &format!("staff={staff}&pin={pin}"),
-    )
-    .await;
-    assert_eq!(signed.status, 303, "{}", signed.body);
-    vec![device, signed.cookie("hub_session").unwrap()]
+    pair_and_sign_in(addr, code, staff, pin).await.cookies()
 }
 
 /// `data-figure="key" data-value="v"` pairs of the page.

@@ -4,6 +4,8 @@
 //! ones refused, a repeated request applied once), a decision that holds the line, a release
 //! only a supervisor may make, and actions on a closed delivery refused.
 
+mod support;
+
 use hub::config::Config;
 use hub::station_app::{StationApp, feed::StationFeed, hash_pin, router};
 use hub::store::deliveries::{self, upsert_manifest};
@@ -14,7 +16,7 @@ use hub_core::receiving::{Manifest, ManifestLine};
 use hub_core::{Sku, SkuCode, StockUnit, Timestamp};
 use std::net::SocketAddr;
 use std::path::Path;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::http::{Answer, pair_and_sign_in, request};
 
 const CONFIG: &str = "[site]\nid = \"pp-1\"\ntimezone = \"Asia/Shanghai\"\n[store]\ndata_dir = \"data\"\n[[stations]]\nid = \"dock\"\nkind = \"receiving\"\nname = \"收货台\"\n";
 
@@ -132,119 +134,10 @@ async fn start() -> Hub {
     }
 }
 
-/// One HTTP/1.1 exchange: status, headers (lower-case names), body.
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    /// The `name=value` of a Set-Cookie header.
-    fn cookie(&self, name: &str) -> Option<String> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n == "set-cookie")
-            .find_map(|(_, v)| {
-                let first = v.split(';').next()?;
-                first
-                    .starts_with(&format!("{name}="))
-                    .then(|| first.to_owned())
-            })
-    }
-
-    /// The value of the hidden or meta field `name` in the page.
-    fn field(&self, name: &str) -> String {
-        for pattern in [
-            format!("name=\"{name}\" value=\""),
-            format!("name=\"{name}\" content=\""),
-        ] {
-            if let Some(i) = self.body.find(&pattern) {
-                let rest = &self.body[i + pattern.len()..];
-                return rest[..rest.find('"').unwrap()].to_owned();
-            }
-        }
-        panic!("no field {name} in {}", self.body)
-    }
-}
-
-async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    cookies: &[&str],
-    origin: Option<&str>,
-    body: &str,
-) -> Answer {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if !cookies.is_empty() {
-        request.push_str(&format!("Cookie: {}\r\n", cookies.join("; ")));
-    }
-    if let Some(origin) = origin {
-        request.push_str(&format!("Origin: {origin}\r\n"));
-    }
-    if method == "POST" {
-        request.push_str(&format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Answer {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
-}
-
 /// Pairs a tablet and signs `staff` in; returns the cookies and the page.
 async fn signed_in(hub: &Hub, code: &str, staff: &str, pin: &str) -> (Vec<String>, Answer) {
-    let origin = format!("http://{}", hub.addr);
-    let paired = http(
-        hub.addr,
-        "POST",
-        "/station/pair",
-        &[],
-        Some(&origin),
-        &format!("code={code}"),
-    )
-    .await;
-    assert_eq!(paired.status, 303, "{}", paired.body);
-    let device = paired.cookie("hub_device").expect("device cookie");
-    let signed = http(
-        hub.addr,
-        "POST",
-        "/station/signin",
-        &[&device],
-        Some(&origin),
-        &format!("staff={staff}&pin={pin}"),
-    )
-    .await;
-    assert_eq!(signed.status, 303, "{}", signed.body);
-    let session = signed.cookie("hub_session").expect("session cookie");
-    let page = http(hub.addr, "GET", "/station", &[&device, &session], None, "").await;
-    assert_eq!(page.status, 200);
-    (vec![device, session], page)
+    let signed = pair_and_sign_in(hub.addr, code, staff, pin).await;
+    (signed.cookies(), signed.page)
 }
 
 struct Tablet<'a> {
@@ -257,7 +150,7 @@ impl Tablet<'_> {
     async fn post(&self, path: &str, body: &str) -> Answer {
         let cookies: Vec<&str> = self.cookies.iter().map(String::as_str).collect();
         let origin = format!("http://{}", self.hub.addr);
-        http(
+        request(
             self.hub.addr,
             "POST",
             path,
@@ -346,7 +239,7 @@ async fn a_delivery_is_received_on_the_bench_screen_in_the_clerks_words() {
     .unwrap();
     hub::station_app::receiving::show_device_input(&hub.feed, "dock", &outcome, Timestamp(2_000));
     let cookies: Vec<&str> = clerk.cookies.iter().map(String::as_str).collect();
-    let live = http(
+    let live = request(
         hub.addr,
         "GET",
         "/station/receiving/current",
@@ -517,7 +410,7 @@ async fn a_delivery_is_received_on_the_bench_screen_in_the_clerks_words() {
     assert_eq!(line_state(&hub.store, 2).observed.counted_by_staff, None);
 
     // In English for an English-speaking clerk: the words come from the same catalogue.
-    let page = http(
+    let page = request(
         hub.addr,
         "GET",
         "/station/receiving/current",

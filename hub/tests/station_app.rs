@@ -3,6 +3,8 @@
 //! wrong ones), refusals of forged, unauthenticated and malformed requests, and a handover
 //! through the app that lands in the ledger and the outbox exactly once.
 
+mod support;
+
 use hub::config::Config;
 use hub::station_app::{StationApp, feed::StationFeed, hash_pin, router};
 use hub::store::pickup_orders::upsert_order;
@@ -15,7 +17,7 @@ use hub_core::{
 };
 use std::net::SocketAddr;
 use std::path::Path;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::http::request;
 
 const STATIONS: &str = "[[stations]]\nid = \"desk-1\"\nkind = \"pickup\"\nname = \"取货台 1\"\n[[stations]]\nid = \"dock\"\nkind = \"receiving\"\n";
 
@@ -162,98 +164,6 @@ async fn restart(hub: Hub) -> Hub {
     serve(hub.dir, false).await
 }
 
-/// One HTTP/1.1 exchange: status, headers (lower-case names), body.
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The `name=value` of a Set-Cookie header.
-    fn cookie(&self, name: &str) -> Option<String> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n == "set-cookie")
-            .find_map(|(_, v)| {
-                let first = v.split(';').next()?;
-                first
-                    .starts_with(&format!("{name}="))
-                    .then(|| first.to_owned())
-            })
-    }
-
-    /// The value of the hidden or meta field `name` in the page.
-    fn field(&self, name: &str) -> String {
-        for pattern in [
-            format!("name=\"{name}\" value=\""),
-            format!("name=\"{name}\" content=\""),
-        ] {
-            if let Some(i) = self.body.find(&pattern) {
-                let rest = &self.body[i + pattern.len()..];
-                return rest[..rest.find('"').unwrap()].to_owned();
-            }
-        }
-        panic!("no field {name} in {}", self.body)
-    }
-}
-
-async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    cookies: &[&str],
-    origin: Option<&str>,
-    body: &str,
-) -> Answer {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if !cookies.is_empty() {
-        request.push_str(&format!("Cookie: {}\r\n", cookies.join("; ")));
-    }
-    if let Some(origin) = origin {
-        request.push_str(&format!("Origin: {origin}\r\n"));
-    }
-    if method == "POST" {
-        request.push_str(&format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Answer {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
-}
-
 fn enc(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
@@ -271,7 +181,7 @@ async fn paired_and_signed_in(
     pin: &str,
 ) -> (String, String, String) {
     let origin = format!("http://{}", hub.addr);
-    let paired = http(
+    let paired = request(
         hub.addr,
         "POST",
         "/station/pair",
@@ -282,7 +192,7 @@ async fn paired_and_signed_in(
     .await;
     assert_eq!(paired.status, 303, "{}", paired.body);
     let device = paired.cookie("hub_device").expect("device cookie");
-    let signed = http(
+    let signed = request(
         hub.addr,
         "POST",
         "/station/signin",
@@ -293,7 +203,7 @@ async fn paired_and_signed_in(
     .await;
     assert_eq!(signed.status, 303, "{}", signed.body);
     let session = signed.cookie("hub_session").expect("session cookie");
-    let page = http(hub.addr, "GET", "/station", &[&device, &session], None, "").await;
+    let page = request(hub.addr, "GET", "/station", &[&device, &session], None, "").await;
     assert_eq!(page.status, 200);
     let csrf = page.field("csrf");
     (device, session, csrf)
@@ -322,12 +232,12 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
     let origin = format!("http://{}", hub.addr);
 
     // An unpaired tablet sees the pairing form; a wrong or expired code pairs nothing.
-    let first = http(hub.addr, "GET", "/station", &[], None, "").await;
+    let first = request(hub.addr, "GET", "/station", &[], None, "").await;
     assert_eq!(first.status, 200);
     assert!(first.body.contains("id=\"pairing-code\""), "{}", first.body);
     assert!(first.body.contains("lang=\"zh-CN\""));
     for wrong in ["00000000", "99990000"] {
-        let refused = http(
+        let refused = request(
             hub.addr,
             "POST",
             "/station/pair",
@@ -345,7 +255,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
         assert!(refused.cookie("hub_device").is_none());
     }
     // Pairing from another site's page is refused.
-    let forged = http(
+    let forged = request(
         hub.addr,
         "POST",
         "/station/pair",
@@ -357,7 +267,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
     assert_eq!(forged.status, 403);
 
     // A wrong PIN says how many tries are left; the right one signs in.
-    let paired = http(
+    let paired = request(
         hub.addr,
         "POST",
         "/station/pair",
@@ -374,7 +284,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
         "{set}"
     );
     // The code was for one use only.
-    let again = http(
+    let again = request(
         hub.addr,
         "POST",
         "/station/pair",
@@ -384,10 +294,10 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
     )
     .await;
     assert_eq!(again.status, 400);
-    let signin = http(hub.addr, "GET", "/station", &[&device], None, "").await;
+    let signin = request(hub.addr, "GET", "/station", &[&device], None, "").await;
     assert!(signin.body.contains("id=\"pin\""), "{}", signin.body);
     assert!(signin.body.contains("取货台 1"));
-    let wrong = http(
+    let wrong = request(
         hub.addr,
         "POST",
         "/station/signin",
@@ -399,7 +309,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
     assert_eq!(wrong.status, 401);
     assert!(wrong.body.contains("剩余尝试次数: 4"), "{}", wrong.body);
     // Signing in needs a paired tablet.
-    let unpaired = http(
+    let unpaired = request(
         hub.addr,
         "POST",
         "/station/signin",
@@ -409,7 +319,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
     )
     .await;
     assert_eq!(unpaired.status, 401);
-    let signed = http(
+    let signed = request(
         hub.addr,
         "POST",
         "/station/signin",
@@ -420,7 +330,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
     .await;
     assert_eq!(signed.status, 303, "{}", signed.body);
     let session = signed.cookie("hub_session").unwrap();
-    let page = http(hub.addr, "GET", "/station", &[&device, &session], None, "").await;
+    let page = request(hub.addr, "GET", "/station", &[&device, &session], None, "").await;
     assert!(page.body.contains("请扫描顾客的取货码"), "{}", page.body);
     assert!(page.body.contains("李小红"));
     let csrf = page.field("csrf");
@@ -428,7 +338,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
 
     // Forged and unauthenticated requests change nothing.
     let body = format!("csrf={csrf}&code=A1%3A123456");
-    let no_csrf = http(
+    let no_csrf = request(
         hub.addr,
         "POST",
         "/station/pickup/check",
@@ -438,7 +348,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
     )
     .await;
     assert_eq!(no_csrf.status, 403);
-    let bad_csrf = http(
+    let bad_csrf = request(
         hub.addr,
         "POST",
         "/station/pickup/check",
@@ -448,7 +358,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
     )
     .await;
     assert_eq!(bad_csrf.status, 403);
-    let cross = http(
+    let cross = request(
         hub.addr,
         "POST",
         "/station/pickup/check",
@@ -458,7 +368,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
     )
     .await;
     assert_eq!(cross.status, 403);
-    let no_origin = http(
+    let no_origin = request(
         hub.addr,
         "POST",
         "/station/pickup/check",
@@ -468,7 +378,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
     )
     .await;
     assert_eq!(no_origin.status, 403);
-    let no_session = http(
+    let no_session = request(
         hub.addr,
         "POST",
         "/station/pickup/check",
@@ -478,7 +388,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
     )
     .await;
     assert_eq!(no_session.status, 401);
-    let malformed = http(
+    let malformed = request(
         hub.addr,
         "POST",
         "/station/pickup/handover",
@@ -493,7 +403,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
         malformed.status
     );
     let huge = format!("csrf={csrf}&code={}", "9".repeat(100_000));
-    let huge = http(
+    let huge = request(
         hub.addr,
         "POST",
         "/station/pickup/check",
@@ -505,7 +415,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
     assert_eq!(huge.status, 413);
 
     // No handover by order number alone.
-    let early = http(
+    let early = request(
         hub.addr,
         "POST",
         "/station/pickup/handover",
@@ -536,7 +446,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
     assert_eq!(handovers(&hub.store), (0, 10));
 
     // A wrong code is red with its zh-CN reason.
-    let wrong_code = http(
+    let wrong_code = request(
         hub.addr,
         "POST",
         "/station/pickup/check",
@@ -553,7 +463,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
     assert!(wrong_code.body.contains("data-tone=\"error\""));
 
     // The right code shows the order: the SKU's name, the quantity, the phone tail.
-    let found = http(
+    let found = request(
         hub.addr,
         "POST",
         "/station/pickup/check",
@@ -572,7 +482,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
     // The same handover request twice (a double tap, a retry): applied once.
     let hand = format!("csrf={csrf}&order_id=A1&request_id={}", enc(&request_id));
     for _ in 0..2 {
-        let done = http(
+        let done = request(
             hub.addr,
             "POST",
             "/station/pickup/handover",
@@ -607,7 +517,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
     );
 
     // The same code again: already collected, amber, in Chinese.
-    let twice = http(
+    let twice = request(
         hub.addr,
         "POST",
         "/station/pickup/check",
@@ -627,7 +537,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
 
     // A second tablet on the same station sees the station's current result.
     let (device2, session2, _) = paired_and_signed_in(&hub, "55667788", "wang", "1357").await;
-    let current = http(
+    let current = request(
         hub.addr,
         "GET",
         "/station/pickup/current",
@@ -656,7 +566,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
         .await
         .unwrap();
     assert_eq!(n, 1);
-    let after = http(
+    let after = request(
         hub.addr,
         "POST",
         "/station/pickup/check",
@@ -666,7 +576,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
     )
     .await;
     assert_eq!(after.status, 401);
-    let home = http(hub.addr, "GET", "/station", &cookies, None, "").await;
+    let home = request(hub.addr, "GET", "/station", &cookies, None, "").await;
     assert!(home.body.contains("id=\"pairing-code\""));
 }
 
@@ -674,7 +584,7 @@ async fn a_paired_tablet_signs_in_checks_a_code_and_hands_over_exactly_once() {
 async fn wrong_pins_lock_the_account_even_for_the_right_pin() {
     let hub = start().await;
     let origin = format!("http://{}", hub.addr);
-    let paired = http(
+    let paired = request(
         hub.addr,
         "POST",
         "/station/pair",
@@ -685,7 +595,7 @@ async fn wrong_pins_lock_the_account_even_for_the_right_pin() {
     .await;
     let device = paired.cookie("hub_device").unwrap();
     for left in (0..5).rev() {
-        let wrong = http(
+        let wrong = request(
             hub.addr,
             "POST",
             "/station/signin",
@@ -706,7 +616,7 @@ async fn wrong_pins_lock_the_account_even_for_the_right_pin() {
             assert!(wrong.body.contains("账号已锁定"), "{}", wrong.body);
         }
     }
-    let right = http(
+    let right = request(
         hub.addr,
         "POST",
         "/station/signin",
@@ -718,7 +628,7 @@ async fn wrong_pins_lock_the_account_even_for_the_right_pin() {
     assert_eq!(right.status, 429, "{}", right.body);
     assert!(right.cookie("hub_session").is_none());
     // Another staff member on the same tablet is not affected.
-    let other = http(
+    let other = request(
         hub.addr,
         "POST",
         "/station/signin",
@@ -736,7 +646,7 @@ async fn after_a_restart_the_tablet_is_still_signed_in_and_shows_the_same_order(
     let (device, session, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
     let cookies = [device.as_str(), session.as_str()];
     let origin = format!("http://{}", hub.addr);
-    let found = http(
+    let found = request(
         hub.addr,
         "POST",
         "/station/pickup/check",
@@ -751,7 +661,7 @@ async fn after_a_restart_the_tablet_is_still_signed_in_and_shows_the_same_order(
     let origin = format!("http://{}", hub.addr);
 
     // Still signed in, with the same CSRF token, and the order is on screen again.
-    let page = http(hub.addr, "GET", "/station", &cookies, None, "").await;
+    let page = request(hub.addr, "GET", "/station", &cookies, None, "").await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("李小红"), "{}", page.body);
     assert_eq!(page.field("csrf"), csrf);
@@ -765,7 +675,7 @@ async fn after_a_restart_the_tablet_is_still_signed_in_and_shows_the_same_order(
 
     // The handover works from the restored screen (the check before the restart counts).
     let request_id = page.field("request_id");
-    let done = http(
+    let done = request(
         hub.addr,
         "POST",
         "/station/pickup/handover",
@@ -780,7 +690,7 @@ async fn after_a_restart_the_tablet_is_still_signed_in_and_shows_the_same_order(
 
     // ...and that result is what the next restart shows.
     let hub = restart(hub).await;
-    let current = http(
+    let current = request(
         hub.addr,
         "GET",
         "/station/pickup/current",
@@ -794,7 +704,7 @@ async fn after_a_restart_the_tablet_is_still_signed_in_and_shows_the_same_order(
 
     // Signing out ends the session for good, restart or not.
     let origin = format!("http://{}", hub.addr);
-    let out = http(
+    let out = request(
         hub.addr,
         "POST",
         "/station/signout",
@@ -805,7 +715,7 @@ async fn after_a_restart_the_tablet_is_still_signed_in_and_shows_the_same_order(
     .await;
     assert_eq!(out.status, 303);
     let hub = restart(hub).await;
-    let page = http(hub.addr, "GET", "/station", &cookies, None, "").await;
+    let page = request(hub.addr, "GET", "/station", &cookies, None, "").await;
     assert!(page.body.contains("id=\"pin\""), "{}", page.body);
 }
 
@@ -820,7 +730,7 @@ async fn a_supervisor_unlocks_a_locked_station_and_a_clerk_may_not() {
     // for a clerk.
     let mut locked = None;
     for _ in 0..8 {
-        let wrong = http(
+        let wrong = request(
             hub.addr,
             "POST",
             "/station/pickup/check",
@@ -850,7 +760,7 @@ async fn a_supervisor_unlocks_a_locked_station_and_a_clerk_may_not() {
 
     // A clerk asking for supervisor actions is refused and nothing changes.
     for path in ["/station/supervisor/unlock", "/station/supervisor/pairing"] {
-        let refused = http(
+        let refused = request(
             hub.addr,
             "POST",
             path,
@@ -862,7 +772,7 @@ async fn a_supervisor_unlocks_a_locked_station_and_a_clerk_may_not() {
         assert_eq!(refused.status, 403, "{path}");
         assert!(refused.body.contains("此操作仅限主管"), "{}", refused.body);
     }
-    let still = http(
+    let still = request(
         hub.addr,
         "POST",
         "/station/pickup/check",
@@ -874,7 +784,7 @@ async fn a_supervisor_unlocks_a_locked_station_and_a_clerk_may_not() {
     assert!(still.body.contains("已锁定"), "{}", still.body);
 
     // The clerk signs out; a supervisor signs in on the same tablet and sees the button.
-    let out = http(
+    let out = request(
         hub.addr,
         "POST",
         "/station/signout",
@@ -884,7 +794,7 @@ async fn a_supervisor_unlocks_a_locked_station_and_a_clerk_may_not() {
     )
     .await;
     assert_eq!(out.status, 303);
-    let signed = http(
+    let signed = request(
         hub.addr,
         "POST",
         "/station/signin",
@@ -896,10 +806,10 @@ async fn a_supervisor_unlocks_a_locked_station_and_a_clerk_may_not() {
     assert_eq!(signed.status, 303, "{}", signed.body);
     let boss = signed.cookie("hub_session").unwrap();
     let cookies = [device.as_str(), boss.as_str()];
-    let page = http(hub.addr, "GET", "/station", &cookies, None, "").await;
+    let page = request(hub.addr, "GET", "/station", &cookies, None, "").await;
     assert!(page.body.contains("id=\"unlock\""), "{}", page.body);
     let csrf = page.field("csrf");
-    let unlocked = http(
+    let unlocked = request(
         hub.addr,
         "POST",
         "/station/supervisor/unlock",
@@ -919,7 +829,7 @@ async fn a_supervisor_unlocks_a_locked_station_and_a_clerk_may_not() {
         .read_blocking(|c| staff_store::count_actions(c, "wang", "station_unlocked"))
         .unwrap();
     assert_eq!(recorded, 1);
-    let found = http(
+    let found = request(
         hub.addr,
         "POST",
         "/station/pickup/check",
@@ -931,7 +841,7 @@ async fn a_supervisor_unlocks_a_locked_station_and_a_clerk_may_not() {
     assert!(found.body.contains("data-tone=\"ok\""), "{}", found.body);
 
     // A new pairing code for this station, shown once to the supervisor, pairs a tablet.
-    let made = http(
+    let made = request(
         hub.addr,
         "POST",
         "/station/supervisor/pairing",
@@ -944,7 +854,7 @@ async fn a_supervisor_unlocks_a_locked_station_and_a_clerk_may_not() {
     let start = made.body.find("id=\"pairing-code-shown\">").unwrap() + 24;
     let code = &made.body[start..start + 8];
     assert!(code.bytes().all(|b| b.is_ascii_digit()), "{code}");
-    let paired = http(
+    let paired = request(
         hub.addr,
         "POST",
         "/station/pair",
@@ -977,7 +887,7 @@ async fn a_supervisor_undoes_a_handover_and_the_stock_comes_back() {
     let (device, clerk, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
     let cookies = [device.as_str(), clerk.as_str()];
     let check = format!("csrf={csrf}&code=A1%3A123456&extra=");
-    let found = http(
+    let found = request(
         hub.addr,
         "POST",
         "/station/pickup/check",
@@ -987,7 +897,7 @@ async fn a_supervisor_undoes_a_handover_and_the_stock_comes_back() {
     )
     .await;
     let request_id = found.field("request_id");
-    let done = http(
+    let done = request(
         hub.addr,
         "POST",
         "/station/pickup/handover",
@@ -1004,7 +914,7 @@ async fn a_supervisor_undoes_a_handover_and_the_stock_comes_back() {
     assert_eq!(handovers(&hub.store), (1, 8));
 
     // A clerk may not undo.
-    let refused = http(
+    let refused = request(
         hub.addr,
         "POST",
         "/station/supervisor/undo",
@@ -1018,7 +928,7 @@ async fn a_supervisor_undoes_a_handover_and_the_stock_comes_back() {
     assert_eq!(handovers(&hub.store), (1, 8));
 
     // The supervisor signs in on this tablet and sees the handover with an undo button.
-    http(
+    request(
         hub.addr,
         "POST",
         "/station/signout",
@@ -1027,7 +937,7 @@ async fn a_supervisor_undoes_a_handover_and_the_stock_comes_back() {
         &format!("csrf={csrf}"),
     )
     .await;
-    let signed = http(
+    let signed = request(
         hub.addr,
         "POST",
         "/station/signin",
@@ -1038,13 +948,13 @@ async fn a_supervisor_undoes_a_handover_and_the_stock_comes_back() {
     .await;
     let boss = signed.cookie("hub_session").unwrap();
     let cookies = [device.as_str(), boss.as_str()];
-    let page = http(hub.addr, "GET", "/station", &cookies, None, "").await;
+    let page = request(hub.addr, "GET", "/station", &cookies, None, "").await;
     assert!(page.body.contains("id=\"undo\""), "{}", page.body);
     assert!(page.body.contains("交给了错误的顾客"), "{}", page.body);
     let csrf = page.field("csrf");
 
     // A reason not on the list is refused; then the undo itself.
-    let bad = http(
+    let bad = request(
         hub.addr,
         "POST",
         "/station/supervisor/undo",
@@ -1055,7 +965,7 @@ async fn a_supervisor_undoes_a_handover_and_the_stock_comes_back() {
     .await;
     assert_eq!(bad.status, 400);
     let undo = format!("csrf={csrf}&order_id=A1&reason=wrong_customer");
-    let undone = http(
+    let undone = request(
         hub.addr,
         "POST",
         "/station/supervisor/undo",
@@ -1086,7 +996,7 @@ async fn a_supervisor_undoes_a_handover_and_the_stock_comes_back() {
     assert!(event.contains("\"reason\":\"wrong_customer\""), "{event}");
 
     // Once only.
-    let again = http(
+    let again = request(
         hub.addr,
         "POST",
         "/station/supervisor/undo",
@@ -1100,7 +1010,7 @@ async fn a_supervisor_undoes_a_handover_and_the_stock_comes_back() {
     assert_eq!(movements_of(&hub.store, "return"), 1);
 
     // The order is open again: a new check, a new handover takes the stock again.
-    let found = http(
+    let found = request(
         hub.addr,
         "POST",
         "/station/pickup/check",
@@ -1111,7 +1021,7 @@ async fn a_supervisor_undoes_a_handover_and_the_stock_comes_back() {
     .await;
     assert!(found.body.contains("data-tone=\"ok\""), "{}", found.body);
     let request_id = found.field("request_id");
-    let done = http(
+    let done = request(
         hub.addr,
         "POST",
         "/station/pickup/handover",
@@ -1183,7 +1093,7 @@ async fn scanned_items_tick_their_line_and_wrong_ones_are_red_with_their_reason(
         let addr = hub.addr;
         async move {
             let c: Vec<&str> = cookies.iter().map(String::as_str).collect();
-            http(addr, "POST", path, &c, Some(&origin), &body).await
+            request(addr, "POST", path, &c, Some(&origin), &body).await
         }
     };
 
@@ -1295,7 +1205,7 @@ async fn in_peak_mode_codes_scanned_in_a_row_queue_and_are_handed_over_in_turn()
         let cookies = cookies.map(str::to_owned);
         async move {
             let c: Vec<&str> = cookies.iter().map(String::as_str).collect();
-            http(
+            request(
                 addr,
                 "POST",
                 "/station/pickup/check",
@@ -1319,18 +1229,18 @@ async fn in_peak_mode_codes_scanned_in_a_row_queue_and_are_handed_over_in_turn()
     // The queue survives a restart.
     let hub = restart(hub).await;
     let origin = format!("http://{}", hub.addr);
-    let page = http(hub.addr, "GET", "/station", &cookies, None, "").await;
+    let page = request(hub.addr, "GET", "/station", &cookies, None, "").await;
     assert!(page.body.contains("排队中 (1): A2"), "{}", page.body);
 
     // Handing A1 over brings A2 on screen; then A2 is handed over in turn.
     for order in ["A1", "A2"] {
-        let page = http(hub.addr, "GET", "/station", &cookies, None, "").await;
+        let page = request(hub.addr, "GET", "/station", &cookies, None, "").await;
         assert!(
             page.body.contains(&format!("确认交付 · {order}")),
             "{}",
             page.body
         );
-        let done = http(
+        let done = request(
             hub.addr,
             "POST",
             "/station/pickup/handover",
@@ -1344,7 +1254,7 @@ async fn in_peak_mode_codes_scanned_in_a_row_queue_and_are_handed_over_in_turn()
         .await;
         assert_eq!(done.status, 200, "{}", done.body);
     }
-    let last = http(
+    let last = request(
         hub.addr,
         "GET",
         "/station/pickup/current",

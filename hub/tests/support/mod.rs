@@ -10,6 +10,8 @@ use hub::store::ledger::{self, RecordError};
 use hub_core::{BatchKey, Movement, MovementId, MovementKind, Sku, SkuCode, StockUnit, Timestamp};
 use rusqlite::Connection;
 
+pub mod http;
+
 /// A SKU counted in pieces, named by its code, version 1, no GTINs: change what a test needs
 /// with `Sku { gtins: …, ..sku("X") }`.
 pub fn sku(code: &str) -> Sku {
