@@ -471,6 +471,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "Disputes: opened · settled within",
     ),
     (
+        "dashboard.dispute_response",
+        "争议：30 分钟内响应 · 2 小时内照片核查",
+        "Disputes: responded within 30 min · photos inspected within 2 h",
+    ),
+    (
         "dashboard.disputes_target",
         "响应 30 分钟 / 照片核查 2 小时 / 结案 24 小时",
         "response 30 min / photo check 2 h / settled 24 h",

@@ -351,6 +351,28 @@ impl std::fmt::Display for ReportView<'_> {
                 d.settled_within_24_h
             )
         )?;
+        writeln!(
+            f,
+            "  {:<30} {:>10}",
+            "dispute first response",
+            format!(
+                "{} responded, {} <= 30 min, median {}",
+                d.responded,
+                d.responded_within_30_min,
+                d.median_first_response_minutes
+                    .map(|m| format!("{m:.0} min"))
+                    .unwrap_or_else(|| "-".into())
+            )
+        )?;
+        writeln!(
+            f,
+            "  {:<30} {:>10}",
+            "dispute photos inspected",
+            format!(
+                "{} inspected, {} <= 2 h",
+                d.photos_inspected, d.photos_inspected_within_2_h
+            )
+        )?;
         writeln!(f, "  {:<30} {:>10}", "receipts", r.receipts)?;
         writeln!(f, "  {:<30} {:>10}", "handovers", r.handovers)?;
         if r.open_alerts.is_empty() {

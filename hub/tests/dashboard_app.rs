@@ -379,6 +379,7 @@ async fn the_dashboard_shows_hub_reports_figures_with_charts_to_supervisors_only
         "near_expiry_share",
         "pickups.collected_on_time",
         "disputes.settled_within_24_h",
+        "disputes.responded_within_30_min",
         "handovers",
         "receipts",
     ] {

@@ -22,7 +22,10 @@
 //! - pickups closing in the period (now = 04 19:00): O1 on time, O2 late, O3 never, O5 still
 //!   open, O4 cancelled (not due) → due 4;
 //! - order fill: O1 4 of 4, O2 6 of 7 → 10/11;
-//! - disputes: 20 min, 180 min, one open → median 100 min; within 30 min 1, 2 h 1, 24 h 2;
+//! - disputes: settled after 20 min, 180 min, one open → median 100 min; within 30 min 1,
+//!   2 h 1, 24 h 2; first responses after 10 min (a note), 180 (the settlement), 150 (photos
+//!   inspected) → median 150, within 30 min 1; photos inspected after 15 and 150 min → within
+//!   2 h 1 of 2;
 //! - handovers: Monday 19:00 and Wednesday 09:00.
 //!
 //! Day by day (`daily`, the dashboard's trend charts), 02 / 03 / 04:
@@ -32,14 +35,15 @@
 //! - receipts 1 / 1 / 1; handovers 1 / 0 / 1; lines decided 3 / 0 / 0 with 2 passed;
 //! - pickups by the day their window closed: O1 on time / O2 late + O3 never / O5 still open;
 //! - order fill by collection day: 4/4 / none / 6/7;
-//! - disputes opened 1 (20 min) / 1 (180 min) / 1 (open);
+//! - disputes opened 1 (20 min) / 1 (180 min) / 1 (open); responded within 30 min and photos
+//!   inspected within 2 h 1 / 0 / 0;
 //! - near expiry 0/2 / 0/2 / 1/3;
 //! - pieces: stock 11 / 5 / 14, handed over 4 / 6 / 0 → turnover 2.75 / 5/6 / none; received
 //!   10 / 0 / 10, lost 0 / 0 / 1 → loss 0 / none / 0.1; grams only from 03: stock 4000, 1000
 //!   handed over → 4.0.
 
 use chrono::{NaiveDate, TimeZone};
-use hub::store::{Store, StoreError, StoreOptions, ledger, sku as sku_store};
+use hub::store::{Store, StoreError, StoreOptions, deliveries, ledger, sku as sku_store};
 use hub_core::{BatchKey, Movement, MovementId, MovementKind, Sku, SkuCode, StockUnit, Timestamp};
 use rusqlite::params;
 
@@ -253,20 +257,94 @@ fn every_report_figure_matches_the_hand_computed_scenario() {
                     .map_err(hub::store::sql_error(c))?;
                 }
             }
-            for (id, opened, closed) in [
-                ("D1", at(2, 10, 0), Some(at(2, 10, 20))),
-                ("D2", at(3, 10, 0), Some(at(3, 13, 0))),
-                ("D3", at(4, 10, 0), None),
+            for (id, opened) in [
+                ("D1", at(2, 10, 0)),
+                ("D2", at(3, 10, 0)),
+                ("D3", at(4, 10, 0)),
             ] {
                 c.execute(
-                    "INSERT INTO dispute (delivery_id, opened_at, closed_at, note) VALUES (?1, ?2, ?3, 'n')",
-                    params![id, opened, closed],
+                    "INSERT INTO dispute (delivery_id, opened_at, closed_at, note) VALUES (?1, ?2, NULL, 'n')",
+                    params![id, opened],
                 )
                 .map_err(hub::store::sql_error(c))?;
             }
             Ok::<_, StoreError>(())
         })
         .unwrap();
+    // D1: a note after 10 min, photos inspected after 15, settled after 20; D2: nothing until
+    // settled after 180 min (the settlement is its first response); D3: photos inspected
+    // after 150 min, a note after 160, still open.
+    {
+        use deliveries::DisputeResponse::{Note, PhotoInspection};
+        type Step = (&'static str, Option<deliveries::DisputeResponse>, i64);
+        let steps: [Step; 7] = [
+            ("D1", Some(Note), at(2, 10, 10)),
+            ("D1", Some(PhotoInspection), at(2, 10, 15)),
+            ("D1", None, at(2, 10, 20)),
+            ("D2", None, at(3, 13, 0)),
+            ("D3", Some(PhotoInspection), at(4, 12, 30)),
+            ("D3", Some(Note), at(4, 12, 40)),
+            ("D3", Some(PhotoInspection), at(4, 12, 50)),
+        ];
+        for (id, response, when) in steps {
+            store
+                .write_blocking(move |c| match response {
+                    Some(r) => deliveries::respond_to_dispute(
+                        c,
+                        id,
+                        "li.wei",
+                        "looked",
+                        r,
+                        Timestamp(when),
+                    ),
+                    None => {
+                        deliveries::close_dispute(c, id, "wang.fang", "settled", Timestamp(when))
+                    }
+                })
+                .unwrap();
+        }
+        let first = |id: &'static str| {
+            store
+                .read_blocking(move |c| deliveries::dispute_first_response(c, id))
+                .unwrap()
+                .unwrap()
+        };
+        let d1 = first("D1");
+        assert_eq!(
+            (
+                d1.at,
+                d1.by.as_str(),
+                d1.kind.as_str(),
+                d1.photos_inspected_at
+            ),
+            (
+                Timestamp(at(2, 10, 10)),
+                "li.wei",
+                "note",
+                Some(Timestamp(at(2, 10, 15)))
+            )
+        );
+        let d2 = first("D2");
+        assert_eq!(
+            (
+                d2.at,
+                d2.by.as_str(),
+                d2.kind.as_str(),
+                d2.photos_inspected_at
+            ),
+            (Timestamp(at(3, 13, 0)), "wang.fang", "settled", None)
+        );
+        let d3 = first("D3");
+        assert_eq!(
+            (d3.at, d3.kind.as_str(), d3.photos_inspected_at),
+            (
+                Timestamp(at(4, 12, 30)),
+                "photo_inspection",
+                Some(Timestamp(at(4, 12, 30)))
+            ),
+            "later responses change neither the first response nor the first inspection"
+        );
+    }
 
     let from = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
     let to = NaiveDate::from_ymd_opt(2026, 3, 5).unwrap();
@@ -327,7 +405,20 @@ fn every_report_figure_matches_the_hand_computed_scenario() {
     );
     assert!(close(r.order_fill_rate, 10.0 / 11.0));
     let d = &r.disputes;
-    assert_eq!((d.opened, d.settled), (3, 2));
+    assert_eq!((d.opened, d.settled, d.responded), (3, 2, 3));
+    assert!(
+        close(d.median_first_response_minutes, 150.0),
+        "{:?}",
+        d.median_first_response_minutes
+    );
+    assert_eq!(
+        (
+            d.responded_within_30_min,
+            d.photos_inspected,
+            d.photos_inspected_within_2_h
+        ),
+        (1, 2, 1)
+    );
     assert!(close(d.median_settle_minutes, 100.0));
     assert_eq!(
         (
@@ -415,6 +506,16 @@ fn every_report_figure_matches_the_hand_computed_scenario() {
             ))
             .collect::<Vec<_>>(),
         [(1, 1, 1, 1), (1, 0, 0, 1), (1, 0, 0, 0)]
+    );
+    assert_eq!(
+        r.daily
+            .iter()
+            .map(|d| (
+                d.disputes_responded_within_30_min,
+                d.disputes_photos_inspected_within_2_h
+            ))
+            .collect::<Vec<_>>(),
+        [(1, 1), (0, 0), (0, 0)]
     );
     same(
         per_day(|d| d.near_expiry_share),

@@ -270,6 +270,24 @@ fn cards(r: &OpsReport, lang: Lang) -> Vec<Card> {
         met: Some(d.settled_within_24_h == d.opened),
         svg: charts::trend(&series(&|x| Some(x.disputes_opened as f64)), None),
     });
+    cards.push(Card {
+        key: "disputes.responded_within_30_min".into(),
+        title: t("dashboard.dispute_response"),
+        value: Some(d.responded_within_30_min as f64),
+        shown: format!(
+            "{} / {} · {} / {}",
+            d.responded_within_30_min, d.opened, d.photos_inspected_within_2_h, d.photos_inspected
+        ),
+        target: Some(t("dashboard.disputes_target")),
+        met: Some(
+            d.responded_within_30_min == d.opened
+                && d.photos_inspected_within_2_h == d.photos_inspected,
+        ),
+        svg: charts::trend(
+            &series(&|x| Some(x.disputes_responded_within_30_min as f64)),
+            None,
+        ),
+    });
     for (key, value, f) in [
         (
             "handovers",
