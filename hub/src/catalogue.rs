@@ -471,6 +471,12 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "Disputes: opened · settled within",
     ),
     (
+        "dashboard.forecast_wape",
+        "预测误差 WAPE（前一天的预测 vs 实际交付）",
+        "Forecast error WAPE (day-ahead forecast vs handed over)",
+    ),
+    ("dashboard.sku_days", "个 SKU·天", "SKU-days"),
+    (
         "dashboard.dispute_response",
         "争议：30 分钟内响应 · 2 小时内照片核查",
         "Disputes: responded within 30 min · photos inspected within 2 h",

@@ -296,6 +296,16 @@ impl std::fmt::Display for ReportView<'_> {
             writeln!(
                 f,
                 "  {:<30} {:>10}",
+                label("forecast WAPE"),
+                format!(
+                    "{} over {} SKU-days",
+                    pct(u.forecast_wape),
+                    u.forecast_sku_days
+                )
+            )?;
+            writeln!(
+                f,
+                "  {:<30} {:>10}",
                 format!("received / handed over / lost ({})", u.unit),
                 format!(
                     "{} / {} / {}",

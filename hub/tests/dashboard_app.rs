@@ -373,6 +373,7 @@ async fn the_dashboard_shows_hub_reports_figures_with_charts_to_supervisors_only
         "stock_out_rate",
         "by_unit.piece.turnover_days",
         "by_unit.gram.loss_rate",
+        "by_unit.piece.forecast_wape",
         "sell_through_rate",
         "acceptance_pass_rate",
         "order_fill_rate",

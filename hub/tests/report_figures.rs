@@ -561,3 +561,151 @@ fn every_report_figure_matches_the_hand_computed_scenario() {
     );
     assert!(close(rice.turnover_days, 4.0));
 }
+
+/// Forecast accuracy against a hand computation. Period 2026-03-02 .. 03-04 (to = 03-05); every
+/// SKU has fewer than 14 days of history, so the hub's forecast is the stated short-history
+/// rule: the mean of the days before (a stock-out day counted at least at the clean days' mean).
+///
+/// | SKU | unit | handed over 01 / 02 / 03 / 04 | forecast 02 / 03 / 04 | counted |
+/// |---|---|---|---|---|
+/// | EGG | piece | 2 / 4 / 6 / 0 (100 received on 01) | 2 / 3 / 4 | 3 days: errors 2, 3, 4 of 4, 6, 0 |
+/// | MILK | piece | 1 / 2 (runs out) / 3 (5 received) / 0 | — / 1.5 / 2 | 02 is a stock-out (censored): errors 1.5, 2 of 3, 0 |
+/// | RICE | gram | 1000 each day (10 kg received on 01) | 1000 each day | 3 days, errors 0 |
+///
+/// Pieces: (2 + 3 + 4 + 1.5 + 2) ÷ (4 + 6 + 0 + 3 + 0) = 12.5 ÷ 13 over 5 SKU-days; grams:
+/// constant demand → 0 over 3 SKU-days. By day, pieces: 2 ÷ 4 (1) / 4.5 ÷ 9 (2) / none, nothing
+/// handed over (2). A SKU with 30 days of a constant 3 a day (the fitted model) → 0 as well.
+#[test]
+fn forecast_accuracy_is_the_wape_of_the_forecast_made_from_earlier_days_per_unit_kind() {
+    use MovementKind::*;
+    let mut moves = Vec::new();
+    let mut n = 0;
+    let mut push = |sku: &str, kind: MovementKind, quantity: i64, when: i64| {
+        n += 1;
+        moves.push(movement(
+            &format!("m{n}"),
+            sku,
+            kind,
+            quantity,
+            "L1",
+            "2026-09-01",
+            when,
+            "scenario",
+        ));
+    };
+    push("EGG", Receipt, 100, at(1, 8, 0));
+    for (day, q) in [(1, 2), (2, 4), (3, 6)] {
+        push("EGG", Issue, q, at(day, 12, 0));
+    }
+    push("MILK", Receipt, 3, at(1, 8, 0));
+    push("MILK", Issue, 1, at(1, 12, 0));
+    push("MILK", Issue, 2, at(2, 12, 0));
+    push("MILK", Receipt, 5, at(3, 8, 0));
+    push("MILK", Issue, 3, at(3, 12, 0));
+    push("RICE", Receipt, 10_000, at(1, 8, 0));
+    for day in 1..=4 {
+        push("RICE", Issue, 1000, at(day, 12, 0));
+    }
+    // SALT: 30 days of a constant 3 a day before and in the period (from 02-03 on).
+    let feb = |day: u32| {
+        ZONE.from_local_datetime(
+            &NaiveDate::from_ymd_opt(2026, 2, day)
+                .unwrap()
+                .and_hms_opt(12, 0, 0)
+                .unwrap(),
+        )
+        .unwrap()
+        .timestamp_millis()
+    };
+    push("SALT", Receipt, 1000, feb(3) - 3_600_000);
+    for day in 3..=28 {
+        push("SALT", Issue, 3, feb(day));
+    }
+    for day in 1..=4 {
+        push("SALT", Issue, 3, at(day, 12, 0));
+    }
+    let from = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    let to = NaiveDate::from_ymd_opt(2026, 3, 5).unwrap();
+    // The figures of a subset of the SKUs, each subset in its own store.
+    let report = |skus: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("hub.sqlite"),
+            "s1",
+            &StoreOptions::default(),
+        )
+        .unwrap();
+        let skus: Vec<String> = skus.iter().map(|s| s.to_string()).collect();
+        let moves: Vec<Movement> = moves
+            .iter()
+            .filter(|m| skus.contains(&m.sku.as_str().to_string()))
+            .cloned()
+            .collect();
+        store
+            .write_blocking(move |c| {
+                for code in &skus {
+                    let unit = if code == "RICE" {
+                        StockUnit::Gram
+                    } else {
+                        StockUnit::Piece
+                    };
+                    sku_store::upsert(
+                        c,
+                        &Sku::new(SkuCode::new(code).unwrap(), code, unit),
+                        Timestamp(0),
+                    )?;
+                }
+                for m in &moves {
+                    ledger::record(c, m).map_err(|e| match e {
+                        ledger::RecordError::Store(e) => e,
+                        other => panic!("{other}"),
+                    })?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        store
+            .read_blocking(move |c| {
+                hub::store::report::compute(c, from, to, ZONE, 2, Timestamp(at(4, 20, 0)))
+            })
+            .unwrap()
+    };
+    let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-9);
+    let unit = |r: &hub::store::report::OpsReport, unit: &str| {
+        r.by_unit.iter().find(|u| u.unit == unit).cloned().unwrap()
+    };
+
+    let r = report(&["EGG", "MILK", "RICE"]);
+    let piece = unit(&r, "piece");
+    let gram = unit(&r, "gram");
+    assert_eq!(piece.forecast_sku_days, 5);
+    assert!(
+        close(piece.forecast_wape, 12.5 / 13.0),
+        "{:?}",
+        piece.forecast_wape
+    );
+    assert_eq!(gram.forecast_sku_days, 3);
+    assert!(close(gram.forecast_wape, 0.0), "{:?}", gram.forecast_wape);
+    let day_piece: Vec<(i64, Option<f64>)> = r
+        .daily
+        .iter()
+        .map(|d| {
+            let u = d.by_unit.iter().find(|u| u.unit == "piece").unwrap();
+            (u.forecast_sku_days, u.forecast_wape)
+        })
+        .collect();
+    assert_eq!(day_piece[0].0, 1);
+    assert!(close(day_piece[0].1, 0.5), "{day_piece:?}");
+    assert_eq!(day_piece[1].0, 2);
+    assert!(close(day_piece[1].1, 0.5), "{day_piece:?}");
+    assert_eq!(day_piece[2], (2, None), "nothing handed over on 03-04");
+
+    let r = report(&["SALT"]);
+    let salt = unit(&r, "piece");
+    assert_eq!(salt.forecast_sku_days, 3);
+    assert!(
+        salt.forecast_wape.is_some_and(|w| w.abs() < 1e-6),
+        "constant demand: {:?}",
+        salt.forecast_wape
+    );
+}

@@ -206,6 +206,20 @@ fn cards(r: &OpsReport, lang: Lang) -> Vec<Card> {
             met: u.loss_rate.map(|v| v <= TARGET_LOSS * 1.25),
             svg: charts::trend(&unit_series(&|x| x.loss_rate), Some(TARGET_LOSS)),
         });
+        cards.push(Card {
+            key: format!("by_unit.{}.forecast_wape", u.unit),
+            title: format!("{} · {unit_name}", t("dashboard.forecast_wape")),
+            value: u.forecast_wape,
+            shown: format!(
+                "{} ({} {})",
+                percent(u.forecast_wape),
+                u.forecast_sku_days,
+                t("dashboard.sku_days")
+            ),
+            target: None,
+            met: None,
+            svg: charts::trend(&unit_series(&|x| x.forecast_wape), None),
+        });
     }
     let plain = |key: &str, value: Option<f64>, target: Option<f64>, svg: String| Card {
         key: key.into(),

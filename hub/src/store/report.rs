@@ -49,6 +49,11 @@ pub struct UnitFigures {
     pub received_quantity: i64,
     pub handed_over_quantity: i64,
     pub lost_quantity: i64,
+    /// SKU-days the forecast accuracy covers (listed, with history, not a stock-out day).
+    pub forecast_sku_days: i64,
+    /// WAPE of the hub's one-day-ahead forecast on those SKU-days: Σ|forecast − handed over|
+    /// ÷ Σ handed over; none when nothing was handed over on them.
+    pub forecast_wape: Option<f64>,
 }
 
 /// Pickup orders whose collection window closed in the period.
@@ -158,6 +163,9 @@ pub struct DayUnitFigures {
     pub turnover_days: Option<f64>,
     /// The day's loss ÷ the day's receipts.
     pub loss_rate: Option<f64>,
+    /// SKU-days of the day the forecast accuracy covers, and its WAPE on them.
+    pub forecast_sku_days: i64,
+    pub forecast_wape: Option<f64>,
 }
 
 /// A line held in quarantine, waiting for a supervisor to release or reject it.
@@ -182,6 +190,21 @@ struct UnitAcc {
     received: i64,
     issued: i64,
     lost: i64,
+    forecast: ForecastAcc,
+}
+
+/// Σ|forecast − handed over|, Σ handed over and SKU-days.
+#[derive(Default, Clone, Copy)]
+struct ForecastAcc {
+    abs_error: f64,
+    actual: f64,
+    sku_days: i64,
+}
+
+impl ForecastAcc {
+    fn wape(&self) -> Option<f64> {
+        ratio(self.abs_error, self.actual)
+    }
 }
 
 struct Row {
@@ -240,6 +263,26 @@ pub fn compute(
     let mut acc: BTreeMap<String, UnitAcc> = BTreeMap::new();
     for code in units.keys() {
         acc.entry(unit_of(code.as_str())).or_default().skus += 1;
+    }
+    let listed: BTreeSet<&str> = rows.iter().map(|r| r.sku.as_str()).collect();
+    let mut forecast_days: Vec<BTreeMap<String, ForecastAcc>> =
+        vec![BTreeMap::new(); days as usize];
+    for sku in listed {
+        let unit = unit_of(sku);
+        let errors = forecast_errors(conn, sku, from, to, zone)?;
+        for (d, error) in errors.into_iter().enumerate() {
+            let Some((forecast, actual)) = error else {
+                continue;
+            };
+            for f in [
+                &mut acc.entry(unit.clone()).or_default().forecast,
+                forecast_days[d].entry(unit.clone()).or_default(),
+            ] {
+                f.abs_error += (forecast - actual).abs();
+                f.actual += actual;
+                f.sku_days += 1;
+            }
+        }
     }
     // SKU → balance (a SKU is in the map, listed, from its first movement); lot → balance.
     let mut balance: BTreeMap<&str, i64> = BTreeMap::new();
@@ -324,13 +367,24 @@ pub fn compute(
                 day_units.entry(unit).or_default().stock_quantity += b;
             }
         }
+        for unit in forecast_days[d as usize].keys() {
+            day_units.entry(unit.clone()).or_default();
+        }
         let by_unit = day_units
             .into_iter()
-            .map(|(unit, u)| DayUnitFigures {
-                unit,
-                turnover_days: ratio(u.stock_quantity as f64, u.handed_over_quantity as f64),
-                loss_rate: ratio(u.lost_quantity as f64, u.received_quantity as f64),
-                ..u
+            .map(|(unit, u)| {
+                let f = forecast_days[d as usize]
+                    .get(&unit)
+                    .copied()
+                    .unwrap_or_default();
+                DayUnitFigures {
+                    unit,
+                    turnover_days: ratio(u.stock_quantity as f64, u.handed_over_quantity as f64),
+                    loss_rate: ratio(u.lost_quantity as f64, u.received_quantity as f64),
+                    forecast_sku_days: f.sku_days,
+                    forecast_wape: f.wape(),
+                    ..u
+                }
             })
             .collect();
         daily.push(DayFigures {
@@ -365,6 +419,8 @@ pub fn compute(
             received_quantity: a.received,
             handed_over_quantity: a.issued,
             lost_quantity: a.lost,
+            forecast_sku_days: a.forecast.sku_days,
+            forecast_wape: a.forecast.wape(),
         })
         .collect();
     let listed_days: i64 = by_unit_days.0;
@@ -419,6 +475,53 @@ pub fn compute(
         daily,
         held_lines,
     })
+}
+
+/// For each day of the period, the one-day-ahead forecast the hub would have made for `sku`
+/// that day (from the days before it only, and the demand signals received before it) and
+/// what was handed over that day; `None` for a day the SKU was not listed, had no listed day
+/// before it (no history, no forecast), or ran out (censored: handovers are not demand).
+fn forecast_errors(
+    conn: &Connection,
+    sku: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+    zone: chrono_tz::Tz,
+) -> Result<Vec<Option<(f64, f64)>>, StoreError> {
+    let window = super::demand::HISTORY_DAYS as usize;
+    let first_day = from - chrono::Days::new(window as u64);
+    let observed = super::demand::daily_history_between(conn, sku, first_day, to, zone)?;
+    let signals = super::demand::signals_with_arrival(conn)?;
+    let config = hub_forecast::ForecastConfig::default();
+    let ctx = hub_forecast::SkuContext {
+        sku,
+        category: "",
+        prior_daily: None,
+    };
+    let days = (to - from).num_days().max(0) as usize;
+    let mut out = Vec::with_capacity(days);
+    for d in 0..days {
+        let k = window + d;
+        let Some(day) = observed.get(k) else {
+            out.push(None);
+            continue;
+        };
+        let history = &observed[d..k];
+        if !day.existed || day.stocked_out || !history.iter().any(|o| o.existed) {
+            out.push(None);
+            continue;
+        }
+        let known_from = crate::clock::day_start(zone, day.date).millis();
+        let known: Vec<hub_forecast::DemandSignal> = signals
+            .iter()
+            .filter(|(at, _)| *at < known_from)
+            .map(|(_, s)| s.clone())
+            .collect();
+        let forecast = hub_forecast::forecast_sku(history, &ctx, &known, day.date, 1, &config);
+        let mean = forecast.days.first().map_or(0.0, |f| f.mean);
+        out.push(Some((mean, day.sold)));
+    }
+    Ok(out)
 }
 
 /// Lots on hand (as `lots` holds them) with an expiry within `warn_days` of `day` ÷ lots on
