@@ -265,11 +265,12 @@ pub fn compute(
         acc.entry(unit_of(code.as_str())).or_default().skus += 1;
     }
     let listed: BTreeSet<&str> = rows.iter().map(|r| r.sku.as_str()).collect();
+    let signals = super::demand::signals_with_arrival(conn)?;
     let mut forecast_days: Vec<BTreeMap<String, ForecastAcc>> =
         vec![BTreeMap::new(); days as usize];
     for sku in listed {
         let unit = unit_of(sku);
-        let errors = forecast_errors(conn, sku, from, to, zone)?;
+        let errors = forecast_errors(conn, sku, &signals, from, to, zone)?;
         for (d, error) in errors.into_iter().enumerate() {
             let Some((forecast, actual)) = error else {
                 continue;
@@ -484,6 +485,7 @@ pub fn compute(
 fn forecast_errors(
     conn: &Connection,
     sku: &str,
+    signals: &[(i64, hub_forecast::DemandSignal)],
     from: NaiveDate,
     to: NaiveDate,
     zone: chrono_tz::Tz,
@@ -491,7 +493,6 @@ fn forecast_errors(
     let window = super::demand::HISTORY_DAYS as usize;
     let first_day = from - chrono::Days::new(window as u64);
     let observed = super::demand::daily_history_between(conn, sku, first_day, to, zone)?;
-    let signals = super::demand::signals_with_arrival(conn)?;
     let config = hub_forecast::ForecastConfig::default();
     let ctx = hub_forecast::SkuContext {
         sku,
