@@ -266,11 +266,29 @@ pub fn compute(
     }
     let listed: BTreeSet<&str> = rows.iter().map(|r| r.sku.as_str()).collect();
     let signals = super::demand::signals_with_arrival(conn)?;
+    // The signals known on each day of the period (received before the day began).
+    let known: Vec<Vec<hub_forecast::DemandSignal>> = (0..days)
+        .map(|d| {
+            let begins = crate::clock::day_start(zone, from + chrono::Days::new(d as u64)).millis();
+            signals
+                .iter()
+                .filter(|(at, _)| *at < begins)
+                .map(|(_, s)| s.clone())
+                .collect()
+        })
+        .collect();
+    let history_from = from - chrono::Days::new(super::demand::HISTORY_DAYS);
+    let observed = listed
+        .iter()
+        .map(|sku| {
+            super::demand::daily_history_between(conn, sku, history_from, to, zone)
+                .map(|o| (*sku, o))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut forecast_days: Vec<BTreeMap<String, ForecastAcc>> =
         vec![BTreeMap::new(); days as usize];
-    for sku in listed {
+    for ((sku, _), errors) in observed.iter().zip(day_ahead_errors_all(&observed, &known)) {
         let unit = unit_of(sku);
-        let errors = forecast_errors(conn, sku, &signals, from, to, zone)?;
         for (d, error) in errors.into_iter().enumerate() {
             let Some((forecast, actual)) = error else {
                 continue;
@@ -478,51 +496,65 @@ pub fn compute(
     })
 }
 
-/// For each day of the period, the one-day-ahead forecast the hub would have made for `sku`
+/// For each day of the period, the one-day-ahead forecast the hub would have made for a SKU
 /// that day (from the days before it only, and the demand signals received before it) and
 /// what was handed over that day; `None` for a day the SKU was not listed, had no listed day
 /// before it (no history, no forecast), or ran out (censored: handovers are not demand).
-fn forecast_errors(
-    conn: &Connection,
+/// `observed` holds the SKU's days from `HISTORY_DAYS` before the period's first day on
+/// (`demand::daily_history_between`), `known[d]` the signals known on the period's day `d`.
+fn day_ahead_errors(
     sku: &str,
-    signals: &[(i64, hub_forecast::DemandSignal)],
-    from: NaiveDate,
-    to: NaiveDate,
-    zone: chrono_tz::Tz,
-) -> Result<Vec<Option<(f64, f64)>>, StoreError> {
+    observed: &[hub_forecast::DailyObservation],
+    known: &[Vec<hub_forecast::DemandSignal>],
+) -> Vec<Option<(f64, f64)>> {
     let window = super::demand::HISTORY_DAYS as usize;
-    let first_day = from - chrono::Days::new(window as u64);
-    let observed = super::demand::daily_history_between(conn, sku, first_day, to, zone)?;
     let config = hub_forecast::ForecastConfig::default();
     let ctx = hub_forecast::SkuContext {
         sku,
         category: "",
         prior_daily: None,
     };
-    let days = (to - from).num_days().max(0) as usize;
-    let mut out = Vec::with_capacity(days);
-    for d in 0..days {
-        let k = window + d;
-        let Some(day) = observed.get(k) else {
-            out.push(None);
-            continue;
-        };
-        let history = &observed[d..k];
-        if !day.existed || day.stocked_out || !history.iter().any(|o| o.existed) {
-            out.push(None);
-            continue;
-        }
-        let known_from = crate::clock::day_start(zone, day.date).millis();
-        let known: Vec<hub_forecast::DemandSignal> = signals
-            .iter()
-            .filter(|(at, _)| *at < known_from)
-            .map(|(_, s)| s.clone())
+    (0..known.len())
+        .map(|d| {
+            let k = window + d;
+            let day = observed.get(k)?;
+            let history = &observed[d..k];
+            if !day.existed || day.stocked_out || !history.iter().any(|o| o.existed) {
+                return None;
+            }
+            let forecast =
+                hub_forecast::forecast_sku(history, &ctx, &known[d], day.date, 1, &config);
+            Some((forecast.days.first().map_or(0.0, |f| f.mean), day.sold))
+        })
+        .collect()
+}
+
+/// `day_ahead_errors` of every SKU (in the order given), the SKUs shared out over the
+/// machine's cores: the refits are pure and independent.
+fn day_ahead_errors_all(
+    observed: &[(&str, Vec<hub_forecast::DailyObservation>)],
+    known: &[Vec<hub_forecast::DemandSignal>],
+) -> Vec<Vec<Option<(f64, f64)>>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let chunk = observed.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = observed
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(sku, obs)| day_ahead_errors(sku, obs, known))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
-        let forecast = hub_forecast::forecast_sku(history, &ctx, &known, day.date, 1, &config);
-        let mean = forecast.days.first().map_or(0.0, |f| f.mean);
-        out.push(Some((mean, day.sold)));
-    }
-    Ok(out)
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 /// Lots on hand (as `lots` holds them) with an expiry within `warn_days` of `day` ÷ lots on
