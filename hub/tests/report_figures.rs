@@ -344,6 +344,20 @@ fn every_report_figure_matches_the_hand_computed_scenario() {
             ),
             "later responses change neither the first response nor the first inspection"
         );
+        // Every response goes upstream with its note.
+        let events = store
+            .read_blocking(|c| hub::store::outbox::pending(c, 0, 10_000))
+            .unwrap();
+        let responded: Vec<String> = events
+            .iter()
+            .filter(|e| e.kind == "dispute_responded")
+            .map(|e| e.payload.to_string())
+            .collect();
+        assert_eq!(responded.len(), 5, "{responded:?}");
+        assert!(
+            responded[1].contains("\"photos_inspected\":true") && responded[1].contains("D1"),
+            "{responded:?}"
+        );
     }
 
     let from = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();

@@ -1103,7 +1103,8 @@ pub struct DisputeFirstResponse {
 
 /// A supervisor responds to the open dispute on a delivery: the first response (of any kind,
 /// or the settlement when nothing came before it) is what the report's response time counts;
-/// the first photo inspection is kept beside it. Later responses change neither.
+/// the first photo inspection is kept beside it. Later responses change neither. Every
+/// response is kept with its note and emits `dispute_responded`.
 pub fn respond_to_dispute(
     conn: &Connection,
     delivery_id: &str,
@@ -1143,6 +1144,16 @@ pub fn respond_to_dispute(
         params![delivery_id, now.millis(), staff, response.as_str(), note],
     )
     .map_err(sql(conn))?;
+    outbox::append(
+        conn,
+        &DomainEvent::DisputeResponded {
+            delivery_id: delivery_id.into(),
+            staff: staff.into(),
+            note: note.into(),
+            photos_inspected: inspected,
+        },
+        now,
+    )?;
     Ok(())
 }
 
