@@ -426,10 +426,17 @@ async fn json(
 pub fn daily_csv(r: &OpsReport) -> String {
     let units: Vec<&str> = r.by_unit.iter().map(|u| u.unit.as_str()).collect();
     let mut out = String::from(
-        "date,listed_skus,out_of_stock_skus,stock_out_rate,sell_through_rate,receipts,handovers,lines_decided,lines_passed,acceptance_pass_rate,pickups_due,collected_on_time,collected_late,never_collected,order_fill_rate,disputes_opened,near_expiry_share",
+        "date,listed_skus,out_of_stock_skus,stock_out_rate,sell_through_rate,receipts,handovers,lines_decided,lines_passed,acceptance_pass_rate,pickups_due,collected_on_time,collected_late,never_collected,order_fill_rate,disputes_opened,near_expiry_share,disputes_responded_within_30_min,disputes_photos_inspected_within_2_h",
     );
     for u in &units {
-        for col in ["received", "handed_over", "lost", "stock"] {
+        for col in [
+            "received",
+            "handed_over",
+            "lost",
+            "stock",
+            "forecast_sku_days",
+            "forecast_wape",
+        ] {
             out.push_str(&format!(",{col}_{u}"));
         }
     }
@@ -437,7 +444,7 @@ pub fn daily_csv(r: &OpsReport) -> String {
     let f = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
     for d in &r.daily {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             d.date,
             d.listed_skus,
             d.out_of_stock_skus,
@@ -455,16 +462,20 @@ pub fn daily_csv(r: &OpsReport) -> String {
             f(d.order_fill_rate),
             d.disputes_opened,
             f(d.near_expiry_share),
+            d.disputes_responded_within_30_min,
+            d.disputes_photos_inspected_within_2_h,
         ));
         for u in &units {
             let x = d.by_unit.iter().find(|x| x.unit == *u);
             let q = |g: fn(&report::DayUnitFigures) -> i64| x.map(g).unwrap_or(0);
             out.push_str(&format!(
-                ",{},{},{},{}",
+                ",{},{},{},{},{},{}",
                 q(|x| x.received_quantity),
                 q(|x| x.handed_over_quantity),
                 q(|x| x.lost_quantity),
-                q(|x| x.stock_quantity)
+                q(|x| x.stock_quantity),
+                q(|x| x.forecast_sku_days),
+                f(x.and_then(|x| x.forecast_wape)),
             ));
         }
         out.push('\n');
