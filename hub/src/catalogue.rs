@@ -470,11 +470,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "争议：新开 · 处理完毕用时",
         "Disputes: opened · settled within",
     ),
-    (
-        "dashboard.forecast_wape",
-        "预测误差 WAPE（前一天的预测 vs 实际交付）",
-        "Forecast error WAPE (day-ahead forecast vs handed over)",
-    ),
+    ("dashboard.forecast_wape", "预测误差 WAPE", "Forecast WAPE"),
     ("dashboard.sku_days", "个 SKU·天", "SKU-days"),
     (
         "dashboard.dispute_response",

@@ -208,14 +208,14 @@ fn cards(r: &OpsReport, lang: Lang) -> Vec<Card> {
         });
         cards.push(Card {
             key: format!("by_unit.{}.forecast_wape", u.unit),
-            title: format!("{} · {unit_name}", t("dashboard.forecast_wape")),
-            value: u.forecast_wape,
-            shown: format!(
-                "{} ({} {})",
-                percent(u.forecast_wape),
+            title: format!(
+                "{} · {unit_name} · {} {}",
+                t("dashboard.forecast_wape"),
                 u.forecast_sku_days,
                 t("dashboard.sku_days")
             ),
+            value: u.forecast_wape,
+            shown: percent(u.forecast_wape),
             target: None,
             met: None,
             svg: charts::trend(&unit_series(&|x| x.forecast_wape), None),
