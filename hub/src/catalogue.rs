@@ -470,6 +470,13 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "争议：新开 · 处理完毕用时",
         "Disputes: opened · settled within",
     ),
+    ("dashboard.forecast_wape", "预测误差 WAPE", "Forecast WAPE"),
+    ("dashboard.sku_days", "个 SKU·天", "SKU-days"),
+    (
+        "dashboard.dispute_response",
+        "争议：30 分钟内响应 · 2 小时内照片核查",
+        "Disputes: responded within 30 min · photos inspected within 2 h",
+    ),
     (
         "dashboard.disputes_target",
         "响应 30 分钟 / 照片核查 2 小时 / 结案 24 小时",

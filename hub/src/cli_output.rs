@@ -296,6 +296,16 @@ impl std::fmt::Display for ReportView<'_> {
             writeln!(
                 f,
                 "  {:<30} {:>10}",
+                label("forecast WAPE"),
+                format!(
+                    "{} over {} SKU-days",
+                    pct(u.forecast_wape),
+                    u.forecast_sku_days
+                )
+            )?;
+            writeln!(
+                f,
+                "  {:<30} {:>10}",
                 format!("received / handed over / lost ({})", u.unit),
                 format!(
                     "{} / {} / {}",
@@ -349,6 +359,28 @@ impl std::fmt::Display for ReportView<'_> {
                 d.settled_within_30_min,
                 d.settled_within_2_h,
                 d.settled_within_24_h
+            )
+        )?;
+        writeln!(
+            f,
+            "  {:<30} {:>10}",
+            "dispute first response",
+            format!(
+                "{} responded, {} <= 30 min, median {}",
+                d.responded,
+                d.responded_within_30_min,
+                d.median_first_response_minutes
+                    .map(|m| format!("{m:.0} min"))
+                    .unwrap_or_else(|| "-".into())
+            )
+        )?;
+        writeln!(
+            f,
+            "  {:<30} {:>10}",
+            "dispute photos inspected",
+            format!(
+                "{} inspected, {} <= 2 h",
+                d.photos_inspected, d.photos_inspected_within_2_h
             )
         )?;
         writeln!(f, "  {:<30} {:>10}", "receipts", r.receipts)?;

@@ -280,12 +280,14 @@ async fn the_dashboard_shows_hub_reports_figures_with_charts_to_supervisors_only
         "stock_out_rate",
         "by_unit.piece.turnover_days",
         "by_unit.gram.loss_rate",
+        "by_unit.piece.forecast_wape",
         "sell_through_rate",
         "acceptance_pass_rate",
         "order_fill_rate",
         "near_expiry_share",
         "pickups.collected_on_time",
         "disputes.settled_within_24_h",
+        "disputes.responded_within_30_min",
         "handovers",
         "receipts",
     ] {
@@ -372,6 +374,20 @@ async fn the_dashboard_shows_hub_reports_figures_with_charts_to_supervisors_only
     let rows: Vec<&str> = csv.body.lines().collect();
     assert_eq!(rows.len(), 4, "{}", csv.body);
     assert!(rows[0].starts_with("date,") && rows[0].contains("stock_gram"));
+    let header: Vec<&str> = rows[0].split(',').collect();
+    assert!(
+        header.contains(&"forecast_wape_piece")
+            && header.contains(&"disputes_responded_within_30_min"),
+        "{}",
+        rows[0]
+    );
+    assert!(
+        rows[1..]
+            .iter()
+            .all(|r| r.split(',').count() == header.len()),
+        "{}",
+        csv.body
+    );
     assert!(rows[2].starts_with("2026-03-03,"));
 
     // English on request; an unreadable period is refused in words.

@@ -563,8 +563,23 @@ async fn evidence_retention_spares_a_disputed_delivery_until_its_dispute_is_clos
         !photos.join("D10.jpg").exists(),
         "once settled, retention applies again"
     );
-    // A settled dispute can be opened again.
+    // The settlement was D10's first response (nobody responded before it).
+    let first = store
+        .read(|c| hub::store::deliveries::dispute_first_response(c, "D10"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (first.kind.as_str(), first.by.as_str(), first.at),
+        ("settled", "li.wei", now)
+    );
+    // A settled dispute can be opened again, and its response time starts over.
     dispute("D10", true, "customer appealed").await.unwrap();
+    let first = store
+        .read(|c| hub::store::deliveries::dispute_first_response(c, "D10"))
+        .await
+        .unwrap();
+    assert_eq!(first, None, "a reopened dispute has not been responded to");
 
     let events = store.read(|c| outbox::pending(c, 0, 10_000)).await.unwrap();
     let disputes: Vec<(String, String)> = events

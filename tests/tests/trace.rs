@@ -244,6 +244,22 @@ fn an_item_is_traced_from_supplier_to_pickup_order() {
         "{}",
         stderr(&again)
     );
+    // A supervisor's responses: the first one is the dispute's response time in `hub report`.
+    let inspected = dispute(&[
+        "--note",
+        "photos show mould on 2 of 12",
+        "--photos-inspected",
+    ]);
+    assert!(inspected.status.success(), "{}", stderr(&inspected));
+    assert!(
+        stdout(&inspected).contains("response to the dispute recorded (photo_inspection)"),
+        "{}",
+        stdout(&inspected)
+    );
+    let noted = dispute(&["--note", "supplier called back", "--respond"]);
+    assert!(noted.status.success(), "{}", stderr(&noted));
+    let both = dispute(&["--note", "x", "--respond", "--close"]);
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
     let closed = dispute(&["--note", "refunded", "--close"]);
     assert!(closed.status.success(), "{}", stderr(&closed));
     assert!(
@@ -257,5 +273,12 @@ fn an_item_is_traced_from_supplier_to_pickup_order() {
         stderr(&none).contains("has no open dispute"),
         "{}",
         stderr(&none)
+    );
+    let late = dispute(&["--note", "too late", "--respond"]);
+    assert_eq!(late.status.code(), Some(5), "{}", stderr(&late));
+    assert!(
+        stderr(&late).contains("has no open dispute"),
+        "{}",
+        stderr(&late)
     );
 }

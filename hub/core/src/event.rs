@@ -150,6 +150,14 @@ pub enum DomainEvent {
         staff: String,
         note: String,
     },
+    /// A supervisor responded to an open dispute (a note, or an inspection of its photos).
+    DisputeResponded {
+        delivery_id: String,
+        staff: String,
+        note: String,
+        /// The delivery's photos were inspected.
+        photos_inspected: bool,
+    },
     /// A dispute was settled; the delivery's evidence falls back under the retention policy.
     DisputeClosed {
         delivery_id: String,
@@ -270,6 +278,7 @@ impl DomainEvent {
             DomainEvent::QuarantineResolved { .. } => "quarantine_resolved",
             DomainEvent::DeliveryClosed { .. } => "delivery_closed",
             DomainEvent::DisputeOpened { .. } => "dispute_opened",
+            DomainEvent::DisputeResponded { .. } => "dispute_responded",
             DomainEvent::DisputeClosed { .. } => "dispute_closed",
             DomainEvent::DeviceOnline { .. } => "device_online",
             DomainEvent::DeviceOffline { .. } => "device_offline",

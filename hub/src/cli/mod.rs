@@ -199,7 +199,11 @@ enum Command {
     Trace(TraceArgs),
     /// Open alerts (stock tiers, expiry, lockouts, backlog), worst first.
     Alerts(AlertsArgs),
-    /// Operations report: stock-out rate, turnover, loss rate, acceptance, handovers.
+    /// Operations report: stock-out rate, turnover, loss rate, acceptance, handovers, dispute
+    /// response (first response within 30 min, photos inspected within 2 h) and settlement
+    /// times, and forecast accuracy per unit kind: the WAPE of the one-day-ahead forecast the
+    /// hub would have made each day (from earlier days only) against what was handed over, on
+    /// the listed SKU-days with history that did not end in a stock-out.
     Report(ReportArgs),
     /// What-if simulator: replay the site's own journal (`--config`) or a generated site day by
     /// day under several replenishment policies side by side (today's trailing-average tiers,

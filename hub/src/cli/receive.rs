@@ -1,6 +1,7 @@
 //! `hub receive …`: manifests, station steps, decisions, held stock and disputes.
 
 use super::*;
+use crate::store::deliveries::DisputeResponse;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum ReceiveCommand {
@@ -96,7 +97,9 @@ pub(super) enum ReceiveCommand {
         json: bool,
     },
     /// Open a dispute on a delivery (its photos and decisions are then kept whatever the
-    /// retention policy), or close it with --close once settled.
+    /// retention policy), respond to the open one with --respond (a note) or
+    /// --photos-inspected, or close it with --close once settled. The first response (or the
+    /// settlement, if nothing came before) is the dispute's response time in `hub report`.
     Dispute {
         #[command(flatten)]
         config: ConfigArg,
@@ -108,8 +111,15 @@ pub(super) enum ReceiveCommand {
         #[arg(long)]
         note: String,
         /// Close the delivery's open dispute instead of opening one.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["respond", "photos_inspected"])]
         close: bool,
+        /// Respond to the delivery's open dispute with the note (who, when and what are kept).
+        #[arg(long)]
+        respond: bool,
+        /// Respond to the open dispute: its photos were inspected (the note says what they
+        /// show).
+        #[arg(long)]
+        photos_inspected: bool,
     },
     /// A photo of the station's selected line: checked with the SKU's vision rule, stored as
     /// evidence and recorded on the line.
@@ -352,8 +362,31 @@ pub(super) fn receive_command(
             staff,
             note,
             close,
+            respond,
+            photos_inspected,
         } => {
             let (_config, store) = open_site(&config.config, format)?;
+            if respond || photos_inspected {
+                let response = if photos_inspected {
+                    DisputeResponse::PhotoInspection
+                } else {
+                    DisputeResponse::Note
+                };
+                let out = runtime()?.block_on(receiving::respond_to_dispute(
+                    &store, &delivery, &staff, &note, response, now,
+                ));
+                store.close();
+                return match out {
+                    Ok(()) => {
+                        println!(
+                            "delivery {delivery}: response to the dispute recorded ({})",
+                            response.as_str()
+                        );
+                        Ok(Exit::Ok)
+                    }
+                    Err(e) => answer(e),
+                };
+            }
             let out = runtime()?.block_on(receiving::dispute(
                 &store, &delivery, &staff, &note, close, now,
             ));

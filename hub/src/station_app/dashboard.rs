@@ -206,6 +206,20 @@ fn cards(r: &OpsReport, lang: Lang) -> Vec<Card> {
             met: u.loss_rate.map(|v| v <= TARGET_LOSS * 1.25),
             svg: charts::trend(&unit_series(&|x| x.loss_rate), Some(TARGET_LOSS)),
         });
+        cards.push(Card {
+            key: format!("by_unit.{}.forecast_wape", u.unit),
+            title: format!(
+                "{} · {unit_name} · {} {}",
+                t("dashboard.forecast_wape"),
+                u.forecast_sku_days,
+                t("dashboard.sku_days")
+            ),
+            value: u.forecast_wape,
+            shown: percent(u.forecast_wape),
+            target: None,
+            met: None,
+            svg: charts::trend(&unit_series(&|x| x.forecast_wape), None),
+        });
     }
     let plain = |key: &str, value: Option<f64>, target: Option<f64>, svg: String| Card {
         key: key.into(),
@@ -269,6 +283,24 @@ fn cards(r: &OpsReport, lang: Lang) -> Vec<Card> {
         target: Some(t("dashboard.disputes_target")),
         met: Some(d.settled_within_24_h == d.opened),
         svg: charts::trend(&series(&|x| Some(x.disputes_opened as f64)), None),
+    });
+    cards.push(Card {
+        key: "disputes.responded_within_30_min".into(),
+        title: t("dashboard.dispute_response"),
+        value: Some(d.responded_within_30_min as f64),
+        shown: format!(
+            "{} / {} · {} / {}",
+            d.responded_within_30_min, d.opened, d.photos_inspected_within_2_h, d.photos_inspected
+        ),
+        target: Some(t("dashboard.disputes_target")),
+        met: Some(
+            d.responded_within_30_min == d.opened
+                && d.photos_inspected_within_2_h == d.photos_inspected,
+        ),
+        svg: charts::trend(
+            &series(&|x| Some(x.disputes_responded_within_30_min as f64)),
+            None,
+        ),
     });
     for (key, value, f) in [
         (
@@ -394,10 +426,17 @@ async fn json(
 pub fn daily_csv(r: &OpsReport) -> String {
     let units: Vec<&str> = r.by_unit.iter().map(|u| u.unit.as_str()).collect();
     let mut out = String::from(
-        "date,listed_skus,out_of_stock_skus,stock_out_rate,sell_through_rate,receipts,handovers,lines_decided,lines_passed,acceptance_pass_rate,pickups_due,collected_on_time,collected_late,never_collected,order_fill_rate,disputes_opened,near_expiry_share",
+        "date,listed_skus,out_of_stock_skus,stock_out_rate,sell_through_rate,receipts,handovers,lines_decided,lines_passed,acceptance_pass_rate,pickups_due,collected_on_time,collected_late,never_collected,order_fill_rate,disputes_opened,near_expiry_share,disputes_responded_within_30_min,disputes_photos_inspected_within_2_h",
     );
     for u in &units {
-        for col in ["received", "handed_over", "lost", "stock"] {
+        for col in [
+            "received",
+            "handed_over",
+            "lost",
+            "stock",
+            "forecast_sku_days",
+            "forecast_wape",
+        ] {
             out.push_str(&format!(",{col}_{u}"));
         }
     }
@@ -405,7 +444,7 @@ pub fn daily_csv(r: &OpsReport) -> String {
     let f = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
     for d in &r.daily {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             d.date,
             d.listed_skus,
             d.out_of_stock_skus,
@@ -423,16 +462,20 @@ pub fn daily_csv(r: &OpsReport) -> String {
             f(d.order_fill_rate),
             d.disputes_opened,
             f(d.near_expiry_share),
+            d.disputes_responded_within_30_min,
+            d.disputes_photos_inspected_within_2_h,
         ));
         for u in &units {
             let x = d.by_unit.iter().find(|x| x.unit == *u);
             let q = |g: fn(&report::DayUnitFigures) -> i64| x.map(g).unwrap_or(0);
             out.push_str(&format!(
-                ",{},{},{},{}",
+                ",{},{},{},{},{},{}",
                 q(|x| x.received_quantity),
                 q(|x| x.handed_over_quantity),
                 q(|x| x.lost_quantity),
-                q(|x| x.stock_quantity)
+                q(|x| x.stock_quantity),
+                q(|x| x.forecast_sku_days),
+                f(x.and_then(|x| x.forecast_wape)),
             ));
         }
         out.push('\n');

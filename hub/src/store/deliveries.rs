@@ -1016,7 +1016,9 @@ pub fn open_dispute(
     }
     conn.execute(
         "INSERT INTO dispute (delivery_id, opened_at, closed_at, note) VALUES (?1, ?2, NULL, ?3)
-         ON CONFLICT (delivery_id) DO UPDATE SET opened_at = ?2, closed_at = NULL, note = ?3",
+         ON CONFLICT (delivery_id) DO UPDATE SET opened_at = ?2, closed_at = NULL, note = ?3,
+           first_response_at = NULL, first_response_by = NULL, first_response_kind = NULL,
+           photos_inspected_at = NULL",
         params![delivery_id, now.millis(), note],
     )
     .map_err(sql(conn))?;
@@ -1046,8 +1048,12 @@ pub fn close_dispute(
     }
     let closed = conn
         .execute(
-            "UPDATE dispute SET closed_at = ?2 WHERE delivery_id = ?1 AND closed_at IS NULL",
-            params![delivery_id, now.millis()],
+            "UPDATE dispute SET closed_at = ?2,
+               first_response_kind = COALESCE(first_response_kind, 'settled'),
+               first_response_by = COALESCE(first_response_by, ?3),
+               first_response_at = COALESCE(first_response_at, ?2)
+             WHERE delivery_id = ?1 AND closed_at IS NULL",
+            params![delivery_id, now.millis(), staff],
         )
         .map_err(sql(conn))?;
     if closed == 0 {
@@ -1064,6 +1070,114 @@ pub fn close_dispute(
         now,
     )?;
     Ok(())
+}
+
+/// What a supervisor did on an open dispute (`hub receive dispute --respond`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisputeResponse {
+    /// A note: the supplier was called, the case was looked at, what happens next.
+    Note,
+    /// The delivery's photos were inspected (with a note on what they show).
+    PhotoInspection,
+}
+
+impl DisputeResponse {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisputeResponse::Note => "note",
+            DisputeResponse::PhotoInspection => "photo_inspection",
+        }
+    }
+}
+
+/// When, by whom and how an open or settled dispute was first responded to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DisputeFirstResponse {
+    pub at: Timestamp,
+    pub by: String,
+    /// `note`, `photo_inspection` or `settled` (settled before any other response).
+    pub kind: String,
+    /// When the photos were first inspected, if they were.
+    pub photos_inspected_at: Option<Timestamp>,
+}
+
+/// A supervisor responds to the open dispute on a delivery: the first response (of any kind,
+/// or the settlement when nothing came before it) is what the report's response time counts;
+/// the first photo inspection is kept beside it. Later responses change neither. Every
+/// response is kept with its note and emits `dispute_responded`.
+pub fn respond_to_dispute(
+    conn: &Connection,
+    delivery_id: &str,
+    staff: &str,
+    note: &str,
+    response: DisputeResponse,
+    now: Timestamp,
+) -> Result<(), ReceivingError> {
+    if note.trim().is_empty() {
+        return Err(ReceivingError::EmptyDisputeNote);
+    }
+    let inspected = response == DisputeResponse::PhotoInspection;
+    let changed = conn
+        .execute(
+            "UPDATE dispute SET
+               first_response_kind = COALESCE(first_response_kind, ?4),
+               first_response_by = COALESCE(first_response_by, ?3),
+               first_response_at = COALESCE(first_response_at, ?2),
+               photos_inspected_at = CASE WHEN ?5 THEN COALESCE(photos_inspected_at, ?2)
+                                          ELSE photos_inspected_at END
+             WHERE delivery_id = ?1 AND closed_at IS NULL",
+            params![
+                delivery_id,
+                now.millis(),
+                staff,
+                response.as_str(),
+                inspected
+            ],
+        )
+        .map_err(sql(conn))?;
+    if changed == 0 {
+        load_delivery(conn, delivery_id)?;
+        return Err(ReceivingError::NoOpenDispute(delivery_id.to_owned()));
+    }
+    conn.execute(
+        "INSERT INTO dispute_response (delivery_id, at, staff, kind, note) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![delivery_id, now.millis(), staff, response.as_str(), note],
+    )
+    .map_err(sql(conn))?;
+    outbox::append(
+        conn,
+        &DomainEvent::DisputeResponded {
+            delivery_id: delivery_id.into(),
+            staff: staff.into(),
+            note: note.into(),
+            photos_inspected: inspected,
+        },
+        now,
+    )?;
+    Ok(())
+}
+
+/// The first response to the delivery's latest dispute, if it had one.
+pub fn dispute_first_response(
+    conn: &Connection,
+    delivery_id: &str,
+) -> Result<Option<DisputeFirstResponse>, StoreError> {
+    conn.prepare_cached(
+        "SELECT first_response_at, first_response_by, first_response_kind, photos_inspected_at
+         FROM dispute WHERE delivery_id = ?1 AND first_response_at IS NOT NULL",
+    )
+    .and_then(|mut st| {
+        st.query_row([delivery_id], |r| {
+            Ok(DisputeFirstResponse {
+                at: Timestamp(r.get(0)?),
+                by: r.get(1)?,
+                kind: r.get(2)?,
+                photos_inspected_at: r.get::<_, Option<i64>>(3)?.map(Timestamp),
+            })
+        })
+        .optional()
+    })
+    .map_err(sql(conn))
 }
 
 /// Goods that arrived without a manifest line: held for review with their own quarantine row.

@@ -23,7 +23,24 @@ pub fn daily_history(
     today: NaiveDate,
     zone: chrono_tz::Tz,
 ) -> Result<Vec<DailyObservation>, StoreError> {
-    let first_day = today - chrono::Days::new(HISTORY_DAYS);
+    daily_history_between(
+        conn,
+        sku,
+        today - chrono::Days::new(HISTORY_DAYS),
+        today,
+        zone,
+    )
+}
+
+/// The SKU's days from `first_day` up to the day before `today`, each counted exactly as
+/// `daily_history` counts it (so a slice of them is what `daily_history` gives for a later day).
+pub fn daily_history_between(
+    conn: &Connection,
+    sku: &str,
+    first_day: NaiveDate,
+    today: NaiveDate,
+    zone: chrono_tz::Tz,
+) -> Result<Vec<DailyObservation>, StoreError> {
     let window_start = crate::clock::day_start(zone, first_day);
     let window_end = crate::clock::day_start(zone, today);
     let (opening, first_at): (i64, Option<i64>) = conn
@@ -54,7 +71,7 @@ pub fn daily_history(
             .and_then(|rows| rows.collect())
         })
         .map_err(sql_error(conn))?;
-    let mut days = Vec::with_capacity(HISTORY_DAYS as usize);
+    let mut days = Vec::with_capacity((today - first_day).num_days().max(0) as usize);
     let mut balance = opening;
     let mut i = 0;
     let mut date = first_day;
@@ -123,6 +140,32 @@ pub fn signals(conn: &Connection) -> Result<Vec<hub_forecast::DemandSignal>, Sto
         .filter_map(
             |(id, body)| match hub_contract::stored::decode_demand_signal(&body) {
                 Ok(signal) => Some(signal),
+                Err(e) => {
+                    tracing::warn!(signal = %id, error = %e, "stored demand signal skipped");
+                    None
+                }
+            },
+        )
+        .collect())
+}
+
+/// Every stored demand signal with when the hub received it (milliseconds), so that a past
+/// day's forecast can be made with only the signals known then.
+pub fn signals_with_arrival(
+    conn: &Connection,
+) -> Result<Vec<(i64, hub_forecast::DemandSignal)>, StoreError> {
+    let rows: Vec<(String, String, i64)> = conn
+        .prepare_cached("SELECT id, body, received_at FROM demand_signal ORDER BY start_day, id")
+        .and_then(|mut st| {
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .and_then(|rows| rows.collect())
+        })
+        .map_err(sql_error(conn))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(
+            |(id, body, at)| match hub_contract::stored::decode_demand_signal(&body) {
+                Ok(signal) => Some((at, signal)),
                 Err(e) => {
                     tracing::warn!(signal = %id, error = %e, "stored demand signal skipped");
                     None

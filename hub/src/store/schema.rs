@@ -359,6 +359,22 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     ALTER TABLE staff ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 12 (branch figures): a dispute's first response (who, when, what: a note, a photo
+    // inspection or the settlement) and when its photos were first inspected, for the report's
+    // response times; every response with its note.
+    r#"
+    ALTER TABLE dispute ADD COLUMN first_response_at INTEGER;
+    ALTER TABLE dispute ADD COLUMN first_response_by TEXT;
+    ALTER TABLE dispute ADD COLUMN first_response_kind TEXT;
+    ALTER TABLE dispute ADD COLUMN photos_inspected_at INTEGER;
+    CREATE TABLE dispute_response (
+        delivery_id TEXT NOT NULL,
+        at          INTEGER NOT NULL,
+        staff       TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        note        TEXT NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

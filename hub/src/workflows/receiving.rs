@@ -363,3 +363,21 @@ pub async fn dispute(
         })
         .await
 }
+
+/// A supervisor responds to the open dispute on a delivery (a note, or an inspection of its
+/// photos); the first response is what the report's response time counts.
+pub async fn respond_to_dispute(
+    store: &Store,
+    delivery_id: &str,
+    staff: &str,
+    note: &str,
+    response: deliveries::DisputeResponse,
+    now: Timestamp,
+) -> Result<(), ReceivingError> {
+    let (delivery_id, staff, note) = (delivery_id.to_owned(), staff.to_owned(), note.to_owned());
+    store
+        .write(move |c| {
+            deliveries::respond_to_dispute(c, &delivery_id, &staff, &note, response, now)
+        })
+        .await
+}
