@@ -474,6 +474,10 @@ fn every_report_figure_matches_the_hand_computed_scenario() {
 ///
 /// 03-02: listed 1, out 0, stock 8, received 5, near expiry 1/1 (L1 expires 03-03).
 /// 03-03: listed 1, out 1, stock 0, handed over 8, near expiry none (nothing on hand).
+///
+/// Order O9 (9 units ordered) collected 03-03 12:00; its issues are the −8 and one more unit
+/// recorded after the period (03-04 01:00, written first): handed over 9 of 9, as the order
+/// fill rate always counted an order's issues whenever they were recorded.
 #[test]
 fn a_journal_written_out_of_time_order_gives_the_figures_of_time_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -483,11 +487,28 @@ fn a_journal_written_out_of_time_order_gives_the_figures_of_time_order() {
         &StoreOptions::default(),
     )
     .unwrap();
-    let rows: [(&str, &str, &str, i64, i64, i64); 4] = [
-        ("m1", "2026-03-20", "receipt", 100, 100, at(4, 0, 0)),
-        ("m2", "2026-03-20", "receipt", 5, 5, at(2, 10, 0)),
-        ("m3", "2026-03-03", "receipt", 3, 3, at(1, 9, 0)),
-        ("m4", "2026-03-20", "issue", 8, -8, at(3, 12, 0)),
+    let rows: [(&str, &str, &str, i64, i64, i64, &str); 5] = [
+        (
+            "m0",
+            "2026-03-20",
+            "issue",
+            1,
+            -1,
+            at(4, 1, 0),
+            "pickup order O9",
+        ),
+        ("m1", "2026-03-20", "receipt", 100, 100, at(4, 0, 0), "d3"),
+        ("m2", "2026-03-20", "receipt", 5, 5, at(2, 10, 0), "d2"),
+        ("m3", "2026-03-03", "receipt", 3, 3, at(1, 9, 0), "d1"),
+        (
+            "m4",
+            "2026-03-20",
+            "issue",
+            8,
+            -8,
+            at(3, 12, 0),
+            "pickup order O9",
+        ),
     ];
     store
         .write_blocking(move |c| {
@@ -498,14 +519,25 @@ fn a_journal_written_out_of_time_order_gives_the_figures_of_time_order() {
                     Timestamp(0),
                 )?;
             }
-            for (id, expiry, kind, quantity, delta, when) in rows {
+            for (id, expiry, kind, quantity, delta, when, reference) in rows {
                 c.execute(
                     "INSERT INTO movement (id, sku, lot, expiry, kind, quantity, delta, reason, reference, at)
-                     VALUES (?1, 'APPLE', 'L1', ?2, ?3, ?4, ?5, 'scenario', 'late entry', ?6)",
-                    params![id, expiry, kind, quantity, delta, when],
+                     VALUES (?1, 'APPLE', 'L1', ?2, ?3, ?4, ?5, 'scenario', ?6, ?7)",
+                    params![id, expiry, kind, quantity, delta, reference, when],
                 )
                 .map_err(hub::store::sql_error(c))?;
             }
+            c.execute(
+                "INSERT INTO pickup_order (order_id, site, code_salt, code_hash, body, opens_at, closes_at, status, collected_at, version, updated_at)
+                 VALUES ('O9', 's1', 'aa', 'bb', '{}', ?1, ?2, 'collected', ?3, 1, 0)",
+                params![at(3, 8, 0), at(3, 21, 0), at(3, 12, 0)],
+            )
+            .map_err(hub::store::sql_error(c))?;
+            c.execute(
+                "INSERT INTO pickup_order_line (order_id, line_no, sku, quantity) VALUES ('O9', 0, 'APPLE', 9)",
+                [],
+            )
+            .map_err(hub::store::sql_error(c))?;
             Ok::<_, StoreError>(())
         })
         .unwrap();
@@ -544,4 +576,6 @@ fn a_journal_written_out_of_time_order_gives_the_figures_of_time_order() {
     );
     assert_eq!(d3.near_expiry_share, None);
     assert_eq!(r.near_expiry_share, None);
+    assert_eq!(r.order_fill_rate, Some(1.0), "9 of 9 units handed over");
+    assert_eq!((d3.units_ordered, d3.units_handed_over), (9, 9));
 }

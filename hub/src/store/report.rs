@@ -175,10 +175,40 @@ enum Kind {
     Other,
 }
 
-/// The journal up to the period's end, in storage order: a plain scan, no sort of the whole
-/// journal in SQL (the report puts the rows on their days itself).
+/// The journal in storage order: a plain scan, no sort of the whole journal in SQL (the report
+/// puts the rows up to the period's end on their days itself, and sums the issues of the
+/// orders collected in the period by their reference on the way).
 const JOURNAL_SQL: &str =
-    "SELECT journal_seq, sku, lot, expiry, kind, quantity, delta, at FROM movement WHERE at < ?1";
+    "SELECT journal_seq, sku, lot, expiry, kind, quantity, delta, at, reference FROM movement";
+
+/// Orders collected in `[?1, ?2)` with the units ordered.
+const COLLECTED_SQL: &str = "SELECT o.order_id, o.collected_at,
+       (SELECT COALESCE(SUM(l.quantity), 0) FROM pickup_order_line l WHERE l.order_id = o.order_id)
+     FROM pickup_order o WHERE o.collected_at >= ?1 AND o.collected_at < ?2";
+
+/// The reference an issue for a pickup order carries, before the order's id.
+const ORDER_REFERENCE: &str = "pickup order ";
+
+/// Orders collected in the period: when, units ordered, units handed over (the issue
+/// movements referring to the order, whenever they were recorded).
+#[derive(Default)]
+struct Collected {
+    index: HashMap<String, usize>,
+    rows: Vec<(i64, i64, i64)>,
+}
+
+impl Collected {
+    fn read(conn: &Connection, start: i64, end: i64) -> rusqlite::Result<Collected> {
+        let mut c = Collected::default();
+        let mut st = conn.prepare(COLLECTED_SQL)?;
+        let mut rows = st.query(params![start, end])?;
+        while let Some(r) = rows.next()? {
+            c.index.insert(r.get(0)?, c.rows.len());
+            c.rows.push((r.get(1)?, r.get(2)?, 0));
+        }
+        Ok(c)
+    }
+}
 
 /// A lot index meaning "no lot".
 const NO_LOT: u32 = u32::MAX;
@@ -235,6 +265,7 @@ impl Journal {
         start: i64,
         end: i64,
         day_ends: &[i64],
+        collected: &mut Collected,
     ) -> rusqlite::Result<Journal> {
         let mut j = Journal {
             sku_index: HashMap::new(),
@@ -248,9 +279,24 @@ impl Journal {
             j.sku(&code);
         }
         let mut st = conn.prepare(JOURNAL_SQL)?;
-        let mut rows = st.query([end])?;
+        let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
             let (seq, at): (i64, i64) = (r.get(0)?, r.get(7)?);
+            let kind = match r.get_ref(4)?.as_str()? {
+                "receipt" => Kind::Receipt,
+                "issue" => Kind::Issue,
+                "loss" => Kind::Loss,
+                _ => Kind::Other,
+            };
+            if kind == Kind::Issue
+                && let Some(order) = r.get_ref(8)?.as_str()?.strip_prefix(ORDER_REFERENCE)
+                && let Some(i) = collected.index.get(order)
+            {
+                collected.rows[*i].2 += r.get::<_, i64>(5)?;
+            }
+            if at >= end {
+                continue;
+            }
             let sku = j.sku(r.get_ref(1)?.as_str()?);
             let lot = match r.get_ref(2)?.as_str_or_null()? {
                 None => NO_LOT,
@@ -276,12 +322,6 @@ impl Journal {
                     }
                     i
                 }
-            };
-            let kind = match r.get_ref(4)?.as_str()? {
-                "receipt" => Kind::Receipt,
-                "issue" => Kind::Issue,
-                "loss" => Kind::Loss,
-                _ => Kind::Other,
             };
             let m = Move {
                 sku,
@@ -342,8 +382,16 @@ pub fn compute(
             crate::clock::day_start(zone, day).millis()
         })
         .collect();
-    let mut journal = Journal::read(conn, units.keys().cloned(), start, end, &day_ends)
-        .map_err(sql_error(conn))?;
+    let mut collected = Collected::read(conn, start, end).map_err(sql_error(conn))?;
+    let mut journal = Journal::read(
+        conn,
+        units.keys().cloned(),
+        start,
+        end,
+        &day_ends,
+        &mut collected,
+    )
+    .map_err(sql_error(conn))?;
 
     // Unit kinds by index, and each SKU's (a SKU missing from the master data counts as
     // pieces).
@@ -536,7 +584,7 @@ pub fn compute(
 
     let acceptance_pass_rate = acceptance_rate(conn, start, end, &day_of, &mut daily)?;
     let pickups = pickups(conn, start, end, now, &day_of, &mut daily)?;
-    let order_fill_rate = order_fill_rate(conn, start, end, &day_of, &mut daily)?;
+    let order_fill_rate = order_fill_rate(&collected, &day_of, &mut daily);
     let disputes = disputes(conn, start, end, &day_of, &mut daily)?;
     let held_lines = held_lines(conn, now)?;
     Ok(OpsReport {
@@ -682,28 +730,9 @@ fn pickups(
 
 /// Units handed over ÷ units ordered, for orders collected in `[start, end)` (each day's by
 /// the day of collection).
-fn order_fill_rate(
-    conn: &Connection,
-    start: i64,
-    end: i64,
-    day_of: &DayOf,
-    daily: &mut [DayFigures],
-) -> Result<Option<f64>, StoreError> {
-    let rows: Vec<(i64, i64, i64)> = conn
-        .prepare(
-            "SELECT o.collected_at,
-               (SELECT COALESCE(SUM(l.quantity), 0) FROM pickup_order_line l WHERE l.order_id = o.order_id),
-               (SELECT COALESCE(SUM(m.quantity), 0) FROM movement m
-                 WHERE m.kind = 'issue' AND m.reference = 'pickup order ' || o.order_id)
-             FROM pickup_order o WHERE o.collected_at >= ?1 AND o.collected_at < ?2",
-        )
-        .and_then(|mut st| {
-            st.query_map(params![start, end], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .and_then(|rows| rows.collect())
-        })
-        .map_err(sql_error(conn))?;
+fn order_fill_rate(collected: &Collected, day_of: &DayOf, daily: &mut [DayFigures]) -> Option<f64> {
     let (mut ordered, mut handed) = (0i64, 0i64);
-    for (at, o, h) in rows {
+    for &(at, o, h) in &collected.rows {
         ordered += o;
         handed += h;
         if let Some(d) = day_of(at) {
@@ -714,7 +743,7 @@ fn order_fill_rate(
     for d in daily.iter_mut() {
         d.order_fill_rate = ratio(d.units_handed_over as f64, d.units_ordered as f64);
     }
-    Ok(ratio(handed as f64, ordered as f64))
+    ratio(handed as f64, ordered as f64)
 }
 
 fn disputes(
@@ -778,19 +807,23 @@ pub fn raw_reads(
     let end = crate::clock::day_start(zone, to).millis();
     let mut rows = 0i64;
     let queries: [&str; 7] = [
-        "SELECT journal_seq, sku, lot, expiry, kind, quantity, delta, at FROM movement WHERE at < ?2 AND ?1 = ?1",
+        "SELECT journal_seq, sku, lot, expiry, kind, quantity, delta, at, reference FROM movement WHERE ?1 = ?1 AND ?2 = ?2",
         "SELECT code, unit FROM sku WHERE ?1 = ?1 AND ?2 = ?2",
         "SELECT at FROM handover WHERE at >= ?1 AND at < ?2",
         "SELECT d.decided_at, d.outcome, q.status FROM line_decision d LEFT JOIN quarantine q ON q.delivery_id = d.delivery_id AND q.line_no = d.line_no WHERE d.decided_at >= ?1 AND d.decided_at < ?2",
         "SELECT closes_at, collected_at FROM pickup_order WHERE closes_at >= ?1 AND closes_at < ?2 AND status NOT IN ('cancelled', 'refunded')",
-        "SELECT o.collected_at, (SELECT COALESCE(SUM(l.quantity), 0) FROM pickup_order_line l WHERE l.order_id = o.order_id), (SELECT COALESCE(SUM(m.quantity), 0) FROM movement m WHERE m.kind = 'issue' AND m.reference = 'pickup order ' || o.order_id) FROM pickup_order o WHERE o.collected_at >= ?1 AND o.collected_at < ?2",
+        COLLECTED_SQL,
         "SELECT opened_at, closed_at FROM dispute WHERE opened_at >= ?1 AND opened_at < ?2",
     ];
     for query in queries {
         let mut st = conn.prepare(query).map_err(sql_error(conn))?;
+        let columns = st.column_count();
         let mut found = st.query(params![start, end]).map_err(sql_error(conn))?;
         while let Some(row) = found.next().map_err(sql_error(conn))? {
-            let _: rusqlite::types::Value = row.get(0).map_err(sql_error(conn))?;
+            // Every column, as the report reads them (borrowed, nothing converted).
+            for i in 0..columns {
+                let _ = row.get_ref(i).map_err(sql_error(conn))?;
+            }
             rows += 1;
         }
     }
@@ -817,7 +850,7 @@ mod tests {
             .read_blocking(|c| {
                 c.prepare(&format!("EXPLAIN QUERY PLAN {JOURNAL_SQL}"))
                     .and_then(|mut st| {
-                        st.query_map([0i64], |r| r.get::<_, String>(3))
+                        st.query_map([], |r| r.get::<_, String>(3))
                             .and_then(|rows| rows.collect())
                     })
                     .map_err(sql_error(c))
