@@ -723,3 +723,122 @@ fn forecast_accuracy_is_the_wape_of_the_forecast_made_from_earlier_days_per_unit
         salt.forecast_wape
     );
 }
+
+/// The report reads the journal in storage order, not sorted by time: a journal whose rows
+/// were written out of time order (a late-entered movement dated before the period, a row
+/// exactly at the period's end written first) gives the figures of time order: the opening
+/// stock counts, a lot's expiry is the one of its earliest movement by time, and nothing at
+/// or after the period's end counts.
+///
+/// Period 2026-03-02 .. 03-03 (to = 03-04), Asia/Shanghai, expiry warning 2 days. APPLE
+/// (piece), lot L1, rows in journal order: 03-04 00:00 +100 (the period's end: not counted);
+/// 03-02 10:00 +5 (exp 03-20); 03-01 09:00 +3 (exp 03-03, before the period: the lot's
+/// expiry); 03-03 12:00 −8. BEAN (piece) never moves.
+///
+/// 03-02: listed 1, out 0, stock 8, received 5, near expiry 1/1 (L1 expires 03-03).
+/// 03-03: listed 1, out 1, stock 0, handed over 8, near expiry none (nothing on hand).
+///
+/// Order O9 (9 units ordered) collected 03-03 12:00; its issues are the −8 and one more unit
+/// recorded after the period (03-04 01:00, written first): handed over 9 of 9, as the order
+/// fill rate always counted an order's issues whenever they were recorded.
+#[test]
+fn a_journal_written_out_of_time_order_gives_the_figures_of_time_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        &dir.path().join("hub.sqlite"),
+        "s1",
+        &StoreOptions::default(),
+    )
+    .unwrap();
+    let rows: [(&str, &str, &str, i64, i64, i64, &str); 5] = [
+        (
+            "m0",
+            "2026-03-20",
+            "issue",
+            1,
+            -1,
+            at(4, 1, 0),
+            "pickup order O9",
+        ),
+        ("m1", "2026-03-20", "receipt", 100, 100, at(4, 0, 0), "d3"),
+        ("m2", "2026-03-20", "receipt", 5, 5, at(2, 10, 0), "d2"),
+        ("m3", "2026-03-03", "receipt", 3, 3, at(1, 9, 0), "d1"),
+        (
+            "m4",
+            "2026-03-20",
+            "issue",
+            8,
+            -8,
+            at(3, 12, 0),
+            "pickup order O9",
+        ),
+    ];
+    store
+        .write_blocking(move |c| {
+            for code in ["APPLE", "BEAN"] {
+                sku_store::upsert(
+                    c,
+                    &Sku::new(SkuCode::new(code).unwrap(), code, StockUnit::Piece),
+                    Timestamp(0),
+                )?;
+            }
+            for (id, expiry, kind, quantity, delta, when, reference) in rows {
+                c.execute(
+                    "INSERT INTO movement (id, sku, lot, expiry, kind, quantity, delta, reason, reference, at)
+                     VALUES (?1, 'APPLE', 'L1', ?2, ?3, ?4, ?5, 'scenario', ?6, ?7)",
+                    params![id, expiry, kind, quantity, delta, reference, when],
+                )
+                .map_err(hub::store::sql_error(c))?;
+            }
+            c.execute(
+                "INSERT INTO pickup_order (order_id, site, code_salt, code_hash, body, opens_at, closes_at, status, collected_at, version, updated_at)
+                 VALUES ('O9', 's1', 'aa', 'bb', '{}', ?1, ?2, 'collected', ?3, 1, 0)",
+                params![at(3, 8, 0), at(3, 21, 0), at(3, 12, 0)],
+            )
+            .map_err(hub::store::sql_error(c))?;
+            c.execute(
+                "INSERT INTO pickup_order_line (order_id, line_no, sku, quantity) VALUES ('O9', 0, 'APPLE', 9)",
+                [],
+            )
+            .map_err(hub::store::sql_error(c))?;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    let from = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    let to = NaiveDate::from_ymd_opt(2026, 3, 4).unwrap();
+    let r = store
+        .read_blocking(move |c| {
+            hub::store::report::compute(c, from, to, ZONE, 2, Timestamp(at(4, 0, 0)))
+        })
+        .unwrap();
+    assert_eq!(r.days, 2);
+    assert_eq!(r.skus, 2);
+    assert_eq!(r.receipts, 1);
+    assert_eq!(r.stock_out_rate, 0.5, "APPLE out on 03-03 of 2 listed days");
+    assert_eq!(r.sell_through_rate, Some(1.0));
+    let piece = &r.by_unit[0];
+    assert_eq!(r.by_unit.len(), 1);
+    assert_eq!(
+        (piece.unit.as_str(), piece.skus, piece.received_quantity),
+        ("piece", 2, 5)
+    );
+    assert_eq!(piece.handed_over_quantity, 8);
+    // (8 + 0) ÷ 8.
+    assert_eq!(piece.turnover_days, Some(1.0));
+    let (d2, d3) = (&r.daily[0], &r.daily[1]);
+    assert_eq!((d2.listed_skus, d2.out_of_stock_skus), (1, 0));
+    assert_eq!((d3.listed_skus, d3.out_of_stock_skus), (1, 1));
+    assert_eq!(d2.by_unit[0].stock_quantity, 8);
+    assert_eq!(d2.by_unit[0].received_quantity, 5);
+    assert_eq!(d3.by_unit[0].stock_quantity, 0);
+    assert_eq!(d3.by_unit[0].handed_over_quantity, 8);
+    assert_eq!(
+        d2.near_expiry_share,
+        Some(1.0),
+        "the lot's expiry is its earliest movement's (03-03)"
+    );
+    assert_eq!(d3.near_expiry_share, None);
+    assert_eq!(r.near_expiry_share, None);
+    assert_eq!(r.order_fill_rate, Some(1.0), "9 of 9 units handed over");
+    assert_eq!((d3.units_ordered, d3.units_handed_over), (9, 9));
+}
