@@ -172,7 +172,7 @@ async fn a_lease_left_by_a_dead_consumer_is_asked_again_once_after_it_expires() 
     first.wait().unwrap();
 
     // Another consumer sees the same gap in the database; it asks only once the lease expired.
-    let mut second = consumer(port, &db, "central-b", dir.path());
+    let second = consumer(port, &db, "central-b", dir.path());
     wait_subscribed(port, &db, "probe-b").await;
     let asked = tokio::time::timeout(Duration::from_secs(60), requests.recv())
         .await
@@ -193,7 +193,7 @@ async fn a_lease_left_by_a_dead_consumer_is_asked_again_once_after_it_expires() 
     // The dead consumer comes back under its client id, as its service manager restarts it:
     // its persistent session is still a member of the share group, and the broker may queue a
     // message for it while it is away (here: the answer below), handing it over on return.
-    let mut first = consumer(port, &db, "central-a", dir.path());
+    let first = consumer(port, &db, "central-a", dir.path());
     // The hub answers; the gap closes and nobody asks again when the second lease expires.
     hub_mqtt::publish_once(&hub, &contract::events_topic(SITE), event(6))
         .await
