@@ -7,7 +7,12 @@ use std::process::{Command, Output};
 
 /// The workspace root (where `config/` and `models/` live).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // Cargo sets CARGO_MANIFEST_DIR when it runs a test too: prefer the checkout the test runs
+    // from over the one it was compiled in (a test binary may be run from another checkout).
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .parent()
         .expect("tests/ sits in the workspace")
         .to_owned()
