@@ -214,14 +214,17 @@ pub async fn run_with_vision(
         };
         let listen = config.status.listen;
         let token = config.status.token.clone();
+        let tls = config.status.tls.clone();
         // The status page is for people; a taken port must not stop the warehouse. Log and
         // keep trying in the background instead of failing the daemon.
-        let first = StatusServer::bind(listen, token.as_deref()).await;
+        let first = StatusServer::bind(listen, token.as_deref(), tls.as_ref()).await;
         if let Ok(server) = &first {
             info.status_url = Some(server.url());
         }
         let stop = shutdown.child_token();
-        tracker.spawn(serve_status(first, listen, token, source, options, stop));
+        tracker.spawn(serve_status(
+            first, listen, token, tls, source, options, stop,
+        ));
     }
     tracker.spawn(status_task(store.clone(), shutdown.child_token()));
     tracker.spawn(store_health_task(store.clone(), shutdown.child_token()));
@@ -502,6 +505,7 @@ async fn serve_status(
     first: Result<StatusServer, crate::status::server::StatusError>,
     listen: std::net::SocketAddr,
     token: Option<String>,
+    tls: Option<crate::config::StatusTls>,
     source: StatusSource,
     options: ServeOptions,
     shutdown: CancellationToken,
@@ -524,7 +528,7 @@ async fn serve_status(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(STATUS_BIND_RETRY) => {}
         }
-        attempt = StatusServer::bind(listen, token.as_deref()).await;
+        attempt = StatusServer::bind(listen, token.as_deref(), tls.as_ref()).await;
     }
 }
 

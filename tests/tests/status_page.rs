@@ -588,3 +588,222 @@ fn idle_sockets_and_request_floods_leave_the_page_up_and_the_hub_within_bounds()
         .unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+/// Runs openssl in `dir`; panics with its error output when it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs (bash deploy/setup.sh installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA (`ca.pem`) and a server certificate for 127.0.0.1 signed by it (`hub.pem`, `hub.key`),
+/// plus an unrelated key (`other.key`).
+fn make_certificates(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut args = vec!["req", "-x509"];
+    args.extend(ec);
+    args.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=hub test CA",
+    ]);
+    openssl(dir, &args);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let mut args = vec!["req"];
+    args.extend(ec);
+    args.extend([
+        "-keyout",
+        "hub.key",
+        "-out",
+        "hub.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    openssl(dir, &args);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "hub.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "hub.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+    let mut args = vec!["req"];
+    args.extend(ec);
+    args.extend([
+        "-keyout",
+        "other.key",
+        "-out",
+        "other.csr",
+        "-subj",
+        "/CN=other",
+    ]);
+    openssl(dir, &args);
+}
+
+/// One HTTP/1.1 request over TLS, trusting only `ca`; returns the status code and the head.
+fn https_request(addr: &str, ca: &Path, request: &str) -> Result<(u16, String), String> {
+    use rustls::pki_types::pem::PemObject;
+    use std::io::{Read, Write};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name)
+        .map_err(|e| e.to_string())?;
+    let tcp = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    tls.write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    // A server may close without close_notify after `Connection: close`: keep what came.
+    if let Err(e) = tls.read_to_end(&mut answer)
+        && answer.is_empty()
+    {
+        return Err(e.to_string());
+    }
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let head = text.split("\r\n\r\n").next().unwrap_or_default().to_owned();
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no HTTP status in {text:?}"))?;
+    Ok((code, head))
+}
+
+#[test]
+fn the_station_app_is_served_over_tls_with_secure_cookies_and_a_wrong_key_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certificates(dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config_text = |key: &str| {
+        format!(
+            "[site]\nid = \"tls-site\"\n[store]\ndata_dir = \"data\"\n\
+             [[stations]]\nid = \"desk-1\"\nkind = \"pickup\"\nname = \"取货台 1\"\n\
+             [status]\nlisten = \"127.0.0.1:{port}\"\ntls_cert_file = \"hub.pem\"\ntls_key_file = \"{key}\"\n"
+        )
+    };
+    let config = dir.path().join("hub.toml");
+    let config_arg = config.to_str().unwrap();
+
+    // A key that is not the certificate's is named by check-config, with what to do.
+    std::fs::write(&config, config_text("other.key")).unwrap();
+    let out = hub(&["check-config", config_arg]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("status.tls_cert_file")
+            && stderr(&out).contains("do not go together"),
+        "{}",
+        stderr(&out)
+    );
+
+    std::fs::write(&config, config_text("hub.key")).unwrap();
+    let out = hub(&["check-config", config_arg]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = hub(&["station", "pair", "desk-1", "--config", config_arg]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let printed = tests::stdout(&out);
+    assert!(printed.contains("open https://"), "{printed}");
+    let code: String = printed
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|run| run.len() == 8)
+        .expect("an 8-digit pairing code")
+        .to_owned();
+
+    let mut child = Reaped::spawn(
+        Command::new(tests::hub_binary())
+            .args(["run", "--config", config_arg])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    let addr = format!("127.0.0.1:{port}");
+    let ca = dir.path().join("ca.pem");
+    let get_status =
+        format!("GET /status.json HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Ok((200, _)) = https_request(&addr, &ca, &get_status) {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "hub run exited");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the page never answered over TLS"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Plain HTTP on the same port gets no page.
+    assert_ne!(
+        try_get(&addr, "/status.json", std::time::Duration::from_secs(15)),
+        Some(200)
+    );
+
+    // Pairing a tablet over TLS: its device cookie is Secure (never sent over plain HTTP).
+    let body = format!("code={code}");
+    let pair = format!(
+        "POST /station/pair HTTP/1.1\r\nHost: {addr}\r\nOrigin: https://{addr}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let (status, head) = https_request(&addr, &ca, &pair).unwrap();
+    assert_eq!(status, 303, "{head}");
+    let cookie = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie in {head}"));
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("; Secure"),
+        "{cookie}"
+    );
+    stop(child);
+}

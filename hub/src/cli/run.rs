@@ -80,11 +80,21 @@ pub(super) fn check_config(args: CheckConfigArgs) -> Result<Exit, Failure> {
     } = args;
     match Config::load(&file) {
         Ok(config) => {
-            let machine = if syntax_only {
+            let mut machine = if syntax_only {
                 crate::config::MachineCheck::default()
             } else {
                 config.check_machine()
             };
+            // The status page's certificate and key: readable, PEM, and made for each other.
+            if let (false, true, Some(tls)) =
+                (syntax_only, config.status.enabled, &config.status.tls)
+                && let Err(e) = crate::status::tls::server_config(tls)
+            {
+                machine.problems.push(crate::config::Problem {
+                    path: "status.tls_cert_file".into(),
+                    message: e.to_string(),
+                });
+            }
             let listed = |list: &[crate::config::Problem]| -> Vec<serde_json::Value> {
                 list.iter()
                     .map(|p| serde_json::json!({"path": p.path, "message": p.message}))

@@ -95,8 +95,13 @@ pub(super) fn station_command(
             store
                 .write_blocking(move |conn| staff_store::add_pairing(conn, &s, &c, now, expires))?;
             store.close();
+            let scheme = if config.status.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
             println!(
-                "pairing code for station {station}: {code} (valid until {}; open http://<hub>:<port>/station on the tablet and type it)",
+                "pairing code for station {station}: {code} (valid until {}; open {scheme}://<hub>:<port>/station on the tablet and type it)",
                 crate::catalogue::local_date_time(expires, config.site.timezone)
             );
             Ok(Exit::Ok)

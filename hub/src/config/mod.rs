@@ -28,7 +28,7 @@ pub use problems::{Problem, Problems};
 pub use receiving::{ReceivingConfig, Retention};
 pub use site::{LogConfig, LogFormat, ShutdownConfig, SiteConfig, StoreConfig};
 pub use stations::{StationConfig, StationError, StationKind};
-pub use status::{MIN_STATUS_TOKEN_LEN, StatusConfig, check_status_token};
+pub use status::{MIN_STATUS_TOKEN_LEN, StatusConfig, StatusTls, check_status_token};
 pub use uplink::{BrokerAddress, Secret, UplinkConfig, UplinkTuning};
 
 use problems::section;
@@ -243,8 +243,11 @@ impl Config {
         } else {
             None
         };
-        let status =
-            status::validate_status(section(&table, "status", &mut problems), &mut problems);
+        let status = status::validate_status(
+            section(&table, "status", &mut problems),
+            base_dir,
+            &mut problems,
+        );
         let vision = vision::validate(
             section(&table, "vision", &mut problems),
             base_dir,
@@ -458,6 +461,30 @@ mod tests {
         let bad = format!("{base}[status]\nlisten='localhost'\nport=1\n");
         let problems = Config::parse(&bad, Path::new("/")).unwrap_err();
         assert!(problems.iter().any(|p| p.path == "status"), "{problems:?}");
+    }
+
+    #[test]
+    fn status_tls_needs_both_files_and_reads_them_beside_the_config() {
+        let base = "[site]\nid='s1'\n[store]\ndata_dir='d'\n[status]\n";
+        let both = format!("{base}tls_cert_file='tls/hub.pem'\ntls_key_file='/etc/hub/hub.key'\n");
+        let c = Config::parse(&both, Path::new("/etc/hub")).unwrap();
+        let tls = c.status.tls.unwrap();
+        assert_eq!(tls.cert_file, Path::new("/etc/hub/tls/hub.pem"));
+        assert_eq!(tls.key_file, Path::new("/etc/hub/hub.key"));
+
+        let cert_only = format!("{base}tls_cert_file='hub.pem'\n");
+        let problems = Config::parse(&cert_only, Path::new("/")).unwrap_err();
+        assert_eq!(problems[0].path, "status.tls_key_file", "{problems:?}");
+        let key_only = format!("{base}tls_key_file='hub.key'\n");
+        let problems = Config::parse(&key_only, Path::new("/")).unwrap_err();
+        assert_eq!(problems[0].path, "status.tls_cert_file", "{problems:?}");
+        assert!(
+            Config::parse(base, Path::new("/"))
+                .unwrap()
+                .status
+                .tls
+                .is_none()
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use super::problems::{Problems, int_in};
 use serde::Deserialize;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The on-site status page (`hub::status`).
@@ -16,6 +17,15 @@ pub struct StatusConfig {
     pub token: Option<String>,
     /// How often the HTML page reloads itself.
     pub refresh: Duration,
+    /// Serve over TLS with this certificate and key (PEM), e.g. for tablets on the LAN.
+    pub tls: Option<StatusTls>,
+}
+
+/// The status page's certificate chain and private key, both PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 impl fmt::Debug for StatusConfig {
@@ -26,6 +36,7 @@ impl fmt::Debug for StatusConfig {
             .field("listen", &self.listen)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("refresh", &self.refresh)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -37,6 +48,7 @@ impl Default for StatusConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
             token: None,
             refresh: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -77,9 +89,15 @@ pub(super) struct RawStatus {
     listen: Option<String>,
     token: Option<String>,
     refresh_seconds: Option<i64>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
 }
 
-pub(super) fn validate_status(raw: RawStatus, problems: &mut Problems) -> StatusConfig {
+pub(super) fn validate_status(
+    raw: RawStatus,
+    base_dir: &Path,
+    problems: &mut Problems,
+) -> StatusConfig {
     let defaults = StatusConfig::default();
     let listen = match raw.listen.as_deref() {
         None => defaults.listen,
@@ -119,10 +137,35 @@ pub(super) fn validate_status(raw: RawStatus, problems: &mut Problems) -> Status
         "status.refresh_seconds",
         problems,
     );
+    // Relative paths are read from the config file's folder, like the uplink's TLS files.
+    let resolve = |p: PathBuf| if p.is_relative() { base_dir.join(p) } else { p };
+    let tls = match (raw.tls_cert_file, raw.tls_key_file) {
+        (Some(cert), Some(key)) => Some(StatusTls {
+            cert_file: resolve(cert),
+            key_file: resolve(key),
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            problems.push(
+                "status.tls_key_file",
+                "missing: status.tls_cert_file needs the certificate's private key (PEM) beside it"
+                    .to_owned(),
+            );
+            None
+        }
+        (None, Some(_)) => {
+            problems.push(
+                "status.tls_cert_file",
+                "missing: status.tls_key_file needs the certificate (PEM) it belongs to".to_owned(),
+            );
+            None
+        }
+    };
     StatusConfig {
         enabled,
         listen,
         token,
         refresh: Duration::from_secs(refresh as u64),
+        tls,
     }
 }

@@ -29,6 +29,7 @@
 
 pub mod render;
 pub mod server;
+pub mod tls;
 
 use crate::storage::{self, Space};
 pub use crate::store::figures::{Dispute, Receiving, Today};

@@ -11,6 +11,10 @@
 //! ends idle keep-alive connections), no connection lives longer than [`MAX_CONNECTION_AGE`],
 //! and at most [`MAX_CONCURRENT_SNAPSHOTS`] requests build a snapshot at once (the others wait
 //! their turn). Store reads go through the store's fixed pool of readers.
+//!
+//! With `status.tls_cert_file` and `status.tls_key_file` every connection is TLS ([`super::tls`]):
+//! the handshake must finish within [`HEADER_READ_TIMEOUT`], a client speaking plain HTTP gets
+//! no page, and every cookie the station app sets is marked `Secure`.
 
 use super::{StatusSource, gather, render};
 use axum::Router;
@@ -61,6 +65,8 @@ pub enum StatusError {
         "the status page on {addr} needs a token because the address is not loopback; set status.token"
     )]
     TokenRequired { addr: SocketAddr },
+    #[error("the status page cannot serve TLS: {0}")]
+    Tls(#[from] super::tls::TlsSetupError),
 }
 
 /// How the page is served.
@@ -86,17 +92,40 @@ impl std::fmt::Debug for ServeOptions {
 }
 
 /// A bound, not yet serving, status server.
-#[derive(Debug)]
 pub struct StatusServer {
     listener: TcpListener,
     local_addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for StatusServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatusServer")
+            .field("local_addr", &self.local_addr)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 impl StatusServer {
-    /// Binds `addr` (port 0 picks a free port). Refuses a non-loopback address without a token.
-    pub async fn bind(addr: SocketAddr, token: Option<&str>) -> Result<StatusServer, StatusError> {
+    /// Binds `addr` (port 0 picks a free port), serving TLS with `tls`'s files when given.
+    /// Refuses a non-loopback address without a token, and unusable TLS files before binding.
+    pub async fn bind(
+        addr: SocketAddr,
+        token: Option<&str>,
+        tls: Option<&crate::config::StatusTls>,
+    ) -> Result<StatusServer, StatusError> {
         if !addr.ip().is_loopback() && token.is_none() {
             return Err(StatusError::TokenRequired { addr });
+        }
+        let tls = match tls {
+            Some(files) => Some(tokio_rustls::TlsAcceptor::from(super::tls::server_config(
+                files,
+            )?)),
+            None => None,
+        };
+        if tls.is_none() && !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "the status page and the station app are served without TLS on the LAN: staff PINs and session cookies cross it in clear; set status.tls_cert_file and status.tls_key_file");
         }
         let listener = TcpListener::bind(addr)
             .await
@@ -107,6 +136,7 @@ impl StatusServer {
         Ok(StatusServer {
             listener,
             local_addr,
+            tls,
         })
     }
 
@@ -125,7 +155,8 @@ impl StatusServer {
                 SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
             });
         }
-        format!("http://{addr}/")
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{addr}/")
     }
 
     /// Serves until `shutdown` is cancelled, within the limits in the module header.
@@ -135,7 +166,7 @@ impl StatusServer {
         options: ServeOptions,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
-        let app = router(source, options);
+        let app = router(source, options, self.tls.is_some());
         let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let tracker = TaskTracker::new();
         let mut refused: u64 = 0;
@@ -171,32 +202,78 @@ impl StatusServer {
                 let _ = stream.try_write(BUSY_RESPONSE);
                 continue;
             };
-            let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            let app = app.clone();
             let stop = shutdown.clone();
+            let tls = self.tls.clone();
             tracker.spawn(async move {
                 let _permit = permit;
-                let mut builder = hyper::server::conn::http1::Builder::new();
-                builder
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT);
-                let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                let mut conn = std::pin::pin!(conn);
-                let age = tokio::time::sleep(MAX_CONNECTION_AGE);
-                tokio::pin!(age);
-                tokio::select! {
-                    _ = conn.as_mut() => return,
-                    _ = stop.cancelled() => {}
-                    _ = &mut age => {}
+                match tls {
+                    None => serve_connection(stream, app, stop).await,
+                    Some(acceptor) => {
+                        // A client that never finishes the handshake (or speaks plain HTTP)
+                        // holds a connection slot no longer than one that never sends headers.
+                        match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(stream)) => serve_connection(stream, app, stop).await,
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, "status page: TLS handshake failed")
+                            }
+                            Err(_) => tracing::debug!("status page: TLS handshake timed out"),
+                        }
+                    }
                 }
-                // Finish the request in progress, if any, then close.
-                conn.as_mut().graceful_shutdown();
-                let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
             });
         }
         tracker.close();
         let _ = tokio::time::timeout(Duration::from_secs(2), tracker.wait()).await;
         Ok(())
     }
+}
+
+/// Serves one connection (plain or TLS) within the limits in the module header.
+async fn serve_connection<I>(stream: I, app: Router, stop: CancellationToken)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    let age = tokio::time::sleep(MAX_CONNECTION_AGE);
+    tokio::pin!(age);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = stop.cancelled() => {}
+        _ = &mut age => {}
+    }
+    // Finish the request in progress, if any, then close.
+    conn.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+}
+
+/// Over TLS, a cookie the station app sets must never be sent back over plain HTTP.
+async fn mark_cookies_secure(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let cookies: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for cookie in cookies {
+        let secure = match cookie.to_str() {
+            Ok(text) if !text.contains("; Secure") => {
+                HeaderValue::from_str(&format!("{text}; Secure")).unwrap_or(cookie)
+            }
+            _ => cookie,
+        };
+        headers.append(header::SET_COOKIE, secure);
+    }
+    response
 }
 
 #[derive(Clone)]
@@ -224,7 +301,7 @@ fn token_matches(expected: &[u8; 32], offered: &str) -> bool {
 }
 
 /// Builds the router: three read-only routes behind the token check, and the station app.
-fn router(source: StatusSource, options: ServeOptions) -> Router {
+fn router(source: StatusSource, options: ServeOptions, tls: bool) -> Router {
     let app = options.station_app.clone();
     let state = AppState {
         source: Arc::new(source),
@@ -238,9 +315,14 @@ fn router(source: StatusSource, options: ServeOptions) -> Router {
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state);
-    match app {
+    let router = match app {
         Some(app) => status.merge(crate::station_app::router(app)),
         None => status,
+    };
+    if tls {
+        router.layer(middleware::map_response(mark_cookies_secure))
+    } else {
+        router
     }
 }
 
@@ -369,7 +451,7 @@ mod tests {
     #[tokio::test]
     async fn a_lan_address_without_a_token_is_refused_before_binding() {
         let addr: SocketAddr = "0.0.0.0:0".parse().unwrap();
-        let err = StatusServer::bind(addr, None).await.unwrap_err();
+        let err = StatusServer::bind(addr, None, None).await.unwrap_err();
         assert!(matches!(err, StatusError::TokenRequired { .. }), "{err}");
     }
 }
