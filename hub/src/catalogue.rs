@@ -234,6 +234,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("status.tier.red", "红", "red"),
     ("status.tier.orange", "橙", "orange"),
     ("status.tier.yellow", "黄", "yellow"),
+    ("status.tier.normal", "正常", "normal"),
+    // `hub alerts` in the site's words.
+    ("cli.alerts.none", "没有未处理的告警", "no open alerts"),
+    ("cli.alerts.since", "自", "since"),
+    ("cli.alerts.todo", "处理：", "To do: "),
     // Supervisor actions at a station (branch station).
     (
         "supervisor.only",

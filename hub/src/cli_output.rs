@@ -576,3 +576,63 @@ impl fmt::Display for BenchDeliveryView<'_> {
         Ok(())
     }
 }
+
+/// `hub alerts`: the open alerts worst first, in the catalogue's words and the site's time.
+pub struct AlertsView<'a> {
+    pub alerts: &'a [crate::store::alert_book::ListedAlert],
+    pub lang: crate::catalogue::Lang,
+    pub zone: chrono_tz::Tz,
+}
+
+impl fmt::Display for AlertsView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::catalogue::{Lang, local_date_time, text};
+        let lang = self.lang;
+        if self.alerts.is_empty() {
+            return writeln!(f, "{}", text("cli.alerts.none", lang));
+        }
+        match lang {
+            Lang::ZhCn => writeln!(
+                f,
+                "未处理告警 {} 个（最严重的在前；时间为 {}）",
+                self.alerts.len(),
+                self.zone
+            )?,
+            Lang::En => writeln!(
+                f,
+                "{} open alert(s), worst first (times in {})",
+                self.alerts.len(),
+                self.zone
+            )?,
+        }
+        for listed in self.alerts {
+            let a = &listed.alert;
+            let kind = a.kind.as_str();
+            let subject = match &listed.sku_name {
+                Some(name) if name != &a.subject => format!("{} {name}", a.subject),
+                _ => a.subject.clone(),
+            };
+            writeln!(
+                f,
+                "[{}] {} · {} · {} {}",
+                text(&format!("status.tier.{}", a.tier.as_str()), lang),
+                text(&format!("stock.alert.{kind}"), lang),
+                subject,
+                text("cli.alerts.since", lang),
+                local_date_time(listed.raised_at, self.zone)
+            )?;
+            // The alert book keeps its detail in English (for logs and central): English
+            // readers get it; zh-CN readers get the catalogue's title and what to do.
+            if lang == Lang::En {
+                writeln!(f, "      {}", a.message)?;
+            }
+            writeln!(
+                f,
+                "      {}{}",
+                text("cli.alerts.todo", lang),
+                text(&format!("stock.todo.{kind}"), lang)
+            )?;
+        }
+        Ok(())
+    }
+}

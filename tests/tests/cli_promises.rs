@@ -358,6 +358,30 @@ fn alerts_check_runs_the_periodic_checks_and_finds_a_lot_near_its_expiry() {
     assert_eq!(alerts[0]["subject"], "RICE/R-SOON", "{alerts}");
     // It is kept in the alert book.
     assert_eq!(site.json(&["alerts"]), alerts);
+    // People read it in the catalogue's words, zh-CN by default, in the site's time zone.
+    let zh = site.ok(&["alerts"]);
+    assert!(
+        zh.contains("[黄] 临期 · RICE/R-SOON · 自 ")
+            && zh.contains("处理：")
+            && zh.contains("Asia/Shanghai"),
+        "{zh}"
+    );
+    assert!(
+        !zh.contains("near_expiry") && !zh.contains("expires"),
+        "{zh}"
+    );
+    let en = site.ok(&["alerts", "--lang", "en"]);
+    assert!(
+        en.contains("[yellow] Near expiry · RICE/R-SOON · since ") && en.contains("To do: "),
+        "{en}"
+    );
+    let unknown = site.run(&["alerts", "--lang", "fr"]);
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("not offered"),
+        "{}",
+        stderr(&unknown)
+    );
 }
 
 #[test]

@@ -33,6 +33,9 @@ pub(super) struct AlertsArgs {
     pub(super) check: bool,
     #[arg(long)]
     pub(super) json: bool,
+    /// The language of the text: zh-CN (default) or en.
+    #[arg(long, default_value = "zh-CN")]
+    pub(super) lang: String,
 }
 
 #[derive(Debug, Args)]
@@ -171,7 +174,14 @@ pub(super) fn alerts(args: AlertsArgs, log: Option<LogFormatArg>) -> Result<Exit
         config,
         check,
         json,
+        lang,
     } = args;
+    let Some(lang) = crate::catalogue::Lang::parse(&lang) else {
+        return Err(Failure {
+            code: Exit::Invalid,
+            error: anyhow::anyhow!("language '{lang}' is not offered; use zh-CN or en"),
+        });
+    };
     let (config, store) = open_site(&config.config, log)?;
     if check {
         runtime()?.block_on(crate::workflows::alerts::run_checks(
@@ -181,22 +191,20 @@ pub(super) fn alerts(args: AlertsArgs, log: Option<LogFormatArg>) -> Result<Exit
             crate::clock::now(),
         ))?;
     }
-    let alerts = store.read_blocking(crate::store::alert_book::open_alerts)?;
+    let listed = store.read_blocking(crate::store::alert_book::open_alerts_listed)?;
     store.close();
     if json {
+        let alerts: Vec<&hub_core::alerts::Alert> = listed.iter().map(|l| &l.alert).collect();
         print_json(&alerts)?;
-    } else if alerts.is_empty() {
-        println!("no open alerts");
     } else {
-        for a in &alerts {
-            println!(
-                "[{:<6}] {:<18} {:<24} {}",
-                a.tier.as_str().to_uppercase(),
-                a.kind.as_str(),
-                a.subject,
-                a.message
-            );
-        }
+        print!(
+            "{}",
+            crate::cli_output::AlertsView {
+                alerts: &listed,
+                lang,
+                zone: config.site.timezone,
+            }
+        );
     }
     Ok(Exit::Ok)
 }

@@ -134,6 +134,45 @@ pub fn open_alerts(conn: &Connection) -> Result<Vec<Alert>, StoreError> {
     Ok(alerts)
 }
 
+/// An open alert as a person reads it: since when, and the SKU's name when it is about one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedAlert {
+    pub alert: Alert,
+    pub raised_at: Timestamp,
+    pub sku_name: Option<String>,
+}
+
+/// Every open alert, worst first (the order of [`open_alerts`]), with its time and SKU name.
+pub fn open_alerts_listed(conn: &Connection) -> Result<Vec<ListedAlert>, StoreError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT a.kind, a.subject, a.raised_at, s.name FROM alert a
+             LEFT JOIN sku s ON s.code = a.subject",
+        )
+        .map_err(sql(conn))?;
+    let rows: Vec<(String, String, i64, Option<String>)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(sql(conn))?;
+    let mut found: std::collections::HashMap<(String, String), (i64, Option<String>)> = rows
+        .into_iter()
+        .map(|(kind, subject, at, name)| ((kind, subject), (at, name)))
+        .collect();
+    Ok(open_alerts(conn)?
+        .into_iter()
+        .map(|alert| {
+            let (at, sku_name) = found
+                .remove(&(alert.kind.as_str().to_owned(), alert.subject.clone()))
+                .unwrap_or((0, None));
+            ListedAlert {
+                alert,
+                raised_at: Timestamp(at),
+                sku_name,
+            }
+        })
+        .collect())
+}
+
 /// The version of a SKU's stored tier policy, if it has one.
 pub fn policy_version(conn: &Connection, sku: &SkuCode) -> Result<Option<i64>, StoreError> {
     conn.prepare_cached("SELECT version FROM sku_tier_policy WHERE sku = ?1")
