@@ -157,45 +157,162 @@ pub fn describe_scan(outcome: &crate::workflows::receiving::ScanOutcome) -> Stri
     }
 }
 
-/// An item's whole chain.
-pub struct ItemTraceView<'a>(pub &'a crate::store::trace::ItemTrace);
+/// One item's trace for people: where it came from, how it was accepted, where it went, in
+/// the catalogue's words and the site's time zone.
+pub struct ItemTraceView<'a> {
+    pub trace: &'a crate::store::trace::ItemTrace,
+    pub lang: crate::catalogue::Lang,
+    pub zone: chrono_tz::Tz,
+}
+
+/// A trace's RFC 3339 time as the site's local date and time (the text itself if unreadable).
+fn local_at(at: &str, zone: chrono_tz::Tz) -> String {
+    chrono::DateTime::parse_from_rfc3339(at)
+        .map(|t| crate::catalogue::local_date_time(hub_core::Timestamp(t.timestamp_millis()), zone))
+        .unwrap_or_else(|_| at.to_owned())
+}
+
+/// An item's or movement's stored word in `lang` (the stored word when the catalogue has none).
+fn stored_word(prefix: &str, word: &str, lang: crate::catalogue::Lang) -> String {
+    let key = format!("{prefix}.{word}");
+    if crate::catalogue::has(&key) {
+        crate::catalogue::text(&key, lang).to_owned()
+    } else {
+        word.to_owned()
+    }
+}
+
+/// A movement's stored reference (`delivery D line N`, `pickup order P`, written by the
+/// workflows in English) in `lang`; any other reference as stored.
+fn reference_words(reference: &str, lang: crate::catalogue::Lang) -> String {
+    if lang == crate::catalogue::Lang::En {
+        return reference.to_owned();
+    }
+    if let Some(rest) = reference.strip_prefix("delivery ") {
+        return match rest.split_once(" line ") {
+            Some((delivery, line)) => format!("到货单 {delivery} 第 {line} 行"),
+            None => format!("到货单 {rest}"),
+        };
+    }
+    if let Some(order) = reference.strip_prefix("pickup order ") {
+        return format!("取货单 {order}");
+    }
+    reference.to_owned()
+}
+
+/// How a line was decided, in words (reasons from the receiving catalogue, not JSON).
+fn decision_lines(
+    f: &mut fmt::Formatter<'_>,
+    d: &hub_core::event::ReceivingDecision,
+    lang: crate::catalogue::Lang,
+    zone: chrono_tz::Tz,
+) -> fmt::Result {
+    use crate::catalogue::{Lang, local_date_time, receiving};
+    let staff = if d.staff.is_empty() { "-" } else { &d.staff };
+    let outcome = receiving::outcome(d.decision.outcome, lang);
+    let at = local_date_time(d.decided_at, zone);
+    match lang {
+        Lang::ZhCn => writeln!(
+            f,
+            "到货单 {} 第 {} 行 {} 批次 {}：{outcome}（接收 {}，拒收 {}，扣留 {}），{staff}，{at}",
+            d.delivery_id,
+            d.line_no,
+            d.sku,
+            d.lot,
+            d.decision.accepted,
+            d.decision.rejected,
+            d.decision.held
+        )?,
+        Lang::En => writeln!(
+            f,
+            "delivery {} line {} {} lot {}: {outcome} (accepted {}, rejected {}, held {}) by {staff}, {at}",
+            d.delivery_id,
+            d.line_no,
+            d.sku,
+            d.lot,
+            d.decision.accepted,
+            d.decision.rejected,
+            d.decision.held
+        )?,
+    }
+    for r in &d.decision.reasons {
+        let label = match lang {
+            Lang::ZhCn => "原因",
+            Lang::En => "reason",
+        };
+        writeln!(f, "           {label}: {}", receiving::reason(r, lang))?;
+    }
+    Ok(())
+}
 
 impl fmt::Display for ItemTraceView<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let t = self.0;
-        writeln!(
-            f,
-            "item {}  ({} lot {}, now {})",
-            t.code, t.sku, t.lot, t.status
-        )?;
-        writeln!(
-            f,
-            "  from     supplier {} in delivery {}, bound {}",
-            t.supplier.as_deref().unwrap_or("?"),
-            t.delivery_id.as_deref().unwrap_or("?"),
-            t.bound_at
-        )?;
+        use crate::catalogue::Lang;
+        let (t, lang, zone) = (self.trace, self.lang, self.zone);
+        let status = stored_word("trace.status", &t.status, lang);
+        let zh = lang == Lang::ZhCn;
+        let unknown = if zh { "未知" } else { "?" };
+        let supplier = t.supplier.as_deref().unwrap_or(unknown);
+        let delivery = t.delivery_id.as_deref().unwrap_or(unknown);
+        let bound = local_at(&t.bound_at, zone);
+        if zh {
+            writeln!(
+                f,
+                "单品 {}（{} 批次 {}，现状：{status}）",
+                t.code, t.sku, t.lot
+            )?;
+            writeln!(
+                f,
+                "  来源     供应商 {supplier}，到货单 {delivery}，绑定于 {bound}"
+            )?;
+        } else {
+            writeln!(
+                f,
+                "item {}  ({} lot {}, now {status})",
+                t.code, t.sku, t.lot
+            )?;
+            writeln!(
+                f,
+                "  from     supplier {supplier} in delivery {delivery}, bound {bound}"
+            )?;
+        }
         if !t.elements.is_empty() {
             let elements: Vec<String> = t
                 .elements
                 .iter()
                 .map(|e| format!("({}){}", e.ai, e.value))
                 .collect();
-            writeln!(f, "  printed  {}", elements.join(" "))?;
+            let label = if zh { "印码    " } else { "printed " };
+            writeln!(f, "  {label} {}", elements.join(" "))?;
         }
         if let Some(d) = &t.decision {
-            write!(f, "  accepted ")?;
-            write!(f, "{}", DecisionView(d))?;
+            write!(f, "  {} ", if zh { "验收    " } else { "accepted" })?;
+            decision_lines(f, d, lang, zone)?;
         }
         for m in &t.batch_movements {
             writeln!(
                 f,
-                "  batch    {} {:<12} {:>8}  {}",
-                m.at, m.kind, m.quantity, m.reference
+                "  {} {} {:<8} {:>8}  {}",
+                if zh { "批次    " } else { "batch   " },
+                local_at(&m.at, zone),
+                stored_word("trace.movement", &m.kind, lang),
+                m.quantity,
+                reference_words(&m.reference, lang)
             )?;
         }
-        match &t.handed_over {
-            Some(h) => writeln!(
+        match (&t.handed_over, zh) {
+            (Some(h), true) => writeln!(
+                f,
+                "  去向     取货单 {}，取货台 {}{}，{}",
+                h.order_id,
+                h.station,
+                h.staff
+                    .as_deref()
+                    .map(|s| format!("，操作人 {s}"))
+                    .unwrap_or_default(),
+                local_at(&h.at, zone)
+            ),
+            (Some(h), false) => writeln!(
                 f,
                 "  to       pickup order {} at station {}{}, {}",
                 h.order_id,
@@ -204,48 +321,79 @@ impl fmt::Display for ItemTraceView<'_> {
                     .as_deref()
                     .map(|s| format!(" by {s}"))
                     .unwrap_or_default(),
-                h.at
+                local_at(&h.at, zone)
             ),
-            None => writeln!(f, "  to       (not handed over)"),
+            (None, true) => writeln!(f, "  去向     （尚未交付）"),
+            (None, false) => writeln!(f, "  to       (not handed over)"),
         }
     }
 }
 
-/// Every item of a batch, upstream and downstream.
-pub struct BatchTraces<'a>(pub &'a [crate::store::trace::BatchTrace]);
+/// Every item of a batch, upstream and downstream, in the catalogue's words and local time.
+pub struct BatchTraces<'a> {
+    pub traces: &'a [crate::store::trace::BatchTrace],
+    pub lang: crate::catalogue::Lang,
+    pub zone: chrono_tz::Tz,
+}
 
 impl fmt::Display for BatchTraces<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            return writeln!(f, "no batch with that lot code");
+        use crate::catalogue::Lang;
+        let (lang, zone) = (self.lang, self.zone);
+        let zh = lang == Lang::ZhCn;
+        if self.traces.is_empty() {
+            return writeln!(
+                f,
+                "{}",
+                if zh {
+                    "没有这个批号的批次"
+                } else {
+                    "no batch with that lot code"
+                }
+            );
         }
-        for b in self.0 {
-            writeln!(f, "batch {} of {} — {} on hand", b.lot, b.sku, b.on_hand)?;
+        for b in self.traces {
+            if zh {
+                writeln!(f, "批次 {}（{}）— 在库 {}", b.lot, b.sku, b.on_hand)?;
+            } else {
+                writeln!(f, "batch {} of {} — {} on hand", b.lot, b.sku, b.on_hand)?;
+            }
             for d in &b.upstream {
-                writeln!(
-                    f,
-                    "  upstream: supplier {} delivery {} line {} → {}",
-                    d.supplier,
-                    d.delivery_id,
-                    d.line_no,
-                    d.decision.outcome.as_str()
-                )?;
+                if zh {
+                    write!(f, "  来源：供应商 {}，", d.supplier)?;
+                } else {
+                    write!(f, "  upstream: supplier {} ", d.supplier)?;
+                }
+                decision_lines(f, d, lang, zone)?;
             }
             for m in &b.movements {
                 writeln!(
                     f,
-                    "  movement: {} {:<12} {:>8}  {}",
-                    m.at, m.kind, m.quantity, m.reference
+                    "  {} {} {:<8} {:>8}  {}",
+                    if zh { "库存变动：" } else { "movement:" },
+                    local_at(&m.at, zone),
+                    stored_word("trace.movement", &m.kind, lang),
+                    m.quantity,
+                    reference_words(&m.reference, lang)
                 )?;
             }
             for i in &b.items {
-                match (&i.order_id, &i.handed_over_at) {
-                    (Some(o), Some(at)) => writeln!(
+                let status = stored_word("trace.status", &i.status, lang);
+                match (&i.order_id, &i.handed_over_at, zh) {
+                    (Some(o), Some(at), true) => writeln!(
                         f,
-                        "  item {:<40} {:<12} → order {o} at {at}",
-                        i.code, i.status
+                        "  单品 {:<40} {status} → 取货单 {o}，{}",
+                        i.code,
+                        local_at(at, zone)
                     )?,
-                    _ => writeln!(f, "  item {:<40} {}", i.code, i.status)?,
+                    (Some(o), Some(at), false) => writeln!(
+                        f,
+                        "  item {:<40} {status} → order {o} at {}",
+                        i.code,
+                        local_at(at, zone)
+                    )?,
+                    (_, _, true) => writeln!(f, "  单品 {:<40} {status}", i.code)?,
+                    (_, _, false) => writeln!(f, "  item {:<40} {status}", i.code)?,
                 }
             }
         }

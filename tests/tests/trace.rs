@@ -189,12 +189,44 @@ fn an_item_is_traced_from_supplier_to_pickup_order() {
         .collect();
     assert_eq!(kinds, vec!["receipt", "issue"]);
 
-    let human = run(&["trace", "(01)09506000134352(21)S1", "--config", cfg]);
+    let human = run(&[
+        "trace",
+        "(01)09506000134352(21)S1",
+        "--lang",
+        "en",
+        "--config",
+        cfg,
+    ]);
     assert!(
         human.contains("supplier Sunny Orchards")
             && human.contains("pickup order P-77")
-            && human.contains("printed  (01)09506000134352 (21)S1"),
+            && human.contains("printed  (01)09506000134352 (21)S1")
+            && human.contains("now handed over"),
         "{human}"
+    );
+    // By default in the catalogue's zh-CN words, times in the site's zone (never RFC 3339 UTC),
+    // reasons in words (never JSON).
+    let chinese = run(&["trace", "(01)09506000134352(21)S1", "--config", cfg]);
+    assert!(
+        chinese.contains("供应商 Sunny Orchards")
+            && chinese.contains("取货单 P-77")
+            && chinese.contains("现状：已交付")
+            && chinese.contains("印码")
+            && chinese.contains("入库")
+            && chinese.contains("到货单 D900 第 1 行"),
+        "{chinese}"
+    );
+    let iso_time = |text: &str| {
+        text.as_bytes()
+            .windows(3)
+            .any(|w| w[0].is_ascii_digit() && w[1] == b'T' && w[2].is_ascii_digit())
+    };
+    assert!(!iso_time(&chinese) && !iso_time(&human), "{chinese}{human}");
+    assert!(!chinese.contains("{\"code\""), "{chinese}");
+    let lot = run(&["trace", "--batch", "OR-900", "--config", cfg]);
+    assert!(
+        lot.contains("批次 OR-900") && lot.contains("已交付 → 取货单 P-77") && !iso_time(&lot),
+        "{lot}"
     );
     let batch: Value = serde_json::from_str(&run(&[
         "trace", "--batch", "OR-900", "--json", "--config", cfg,

@@ -22,6 +22,9 @@ pub(super) struct TraceArgs {
     pub(super) batch: Option<String>,
     #[arg(long)]
     pub(super) json: bool,
+    /// The language of the text: zh-CN (default) or en.
+    #[arg(long, default_value = "zh-CN")]
+    pub(super) lang: String,
 }
 
 #[derive(Debug, Args)]
@@ -126,15 +129,30 @@ pub(super) fn trace(args: TraceArgs, log: Option<LogFormatArg>) -> Result<Exit, 
         code,
         batch,
         json,
+        lang,
     } = args;
+    let Some(lang) = crate::catalogue::Lang::parse(&lang) else {
+        return Err(Failure {
+            code: Exit::Invalid,
+            error: anyhow::anyhow!("language '{lang}' is not offered; use zh-CN or en"),
+        });
+    };
     let (site, store) = open_site(&config.config, log)?;
+    let zone = site.site.timezone;
     let out = match (code, batch) {
         (_, Some(lot)) => {
             let traces = store.read_blocking(move |c| crate::store::trace::batch(c, &lot))?;
             if json {
                 print_json(&traces)?;
             } else {
-                print!("{}", crate::cli_output::BatchTraces(&traces));
+                print!(
+                    "{}",
+                    crate::cli_output::BatchTraces {
+                        traces: &traces,
+                        lang,
+                        zone
+                    }
+                );
             }
             if traces.is_empty() {
                 Exit::Refused
@@ -152,9 +170,22 @@ pub(super) fn trace(args: TraceArgs, log: Option<LogFormatArg>) -> Result<Exit, 
             })?;
             match trace {
                 Some(t) if json => print_json(&t)?,
-                Some(t) => print!("{}", crate::cli_output::ItemTraceView(&t)),
+                Some(t) => print!(
+                    "{}",
+                    crate::cli_output::ItemTraceView {
+                        trace: &t,
+                        lang,
+                        zone
+                    }
+                ),
                 None if json => print_json(&serde_json::Value::Null)?,
-                None => eprintln!("this hub has never seen that code"),
+                None => eprintln!(
+                    "{}",
+                    match lang {
+                        crate::catalogue::Lang::ZhCn => "本设备从未见过这个追溯码",
+                        crate::catalogue::Lang::En => "this hub has never seen that code",
+                    }
+                ),
             }
             Exit::Ok
         }
