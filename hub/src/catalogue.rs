@@ -521,6 +521,19 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("dashboard.col.since", "扣留自", "Held since"),
     // Stock and alerts screen (dashboard branch).
     ("stock.title", "库存与预警", "Stock and alerts"),
+    // Acknowledging an alert on the stock screen (branch main).
+    ("stock.ack.button", "知悉", "Acknowledge"),
+    ("stock.ack.by", "已知悉：", "Acknowledged by"),
+    (
+        "stock.ack.unknown",
+        "无法识别这条预警，请刷新页面后再试。",
+        "This alert is not recognised; reload the page and try again.",
+    ),
+    (
+        "stock.ack.not_open",
+        "这条预警已经解除，无需再确认。请刷新页面。",
+        "This alert has already cleared; nothing to acknowledge. Reload the page.",
+    ),
     (
         "stock.open_alerts",
         "未处理预警（最严重在前）",

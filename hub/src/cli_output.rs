@@ -780,6 +780,14 @@ impl fmt::Display for AlertsView<'_> {
                 text("cli.alerts.todo", lang),
                 text(&format!("stock.todo.{kind}"), lang)
             )?;
+            if let Some((by, at)) = &listed.acked {
+                writeln!(
+                    f,
+                    "      {} {by} · {}",
+                    text("stock.ack.by", lang),
+                    local_date_time(*at, self.zone)
+                )?;
+            }
         }
         Ok(())
     }

@@ -263,3 +263,111 @@ async fn the_stock_screen_marks_lots_tiers_requests_and_alerts_worst_first() {
     );
     store.close();
 }
+
+fn acknowledgements(store: &Store) -> Vec<String> {
+    store
+        .read_blocking(|c| {
+            let mut st = c
+                .prepare(
+                    "SELECT payload FROM outbox WHERE kind = 'alert_acknowledged' ORDER BY seq",
+                )
+                .map_err(hub::store::sql_error(c))?;
+            st.query_map([], |r| r.get::<_, String>(0))
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(hub::store::sql_error(c))
+        })
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_acknowledge_an_alert_once_and_a_worse_tier_asks_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::parse(CONFIG, dir.path()).unwrap();
+    std::fs::create_dir_all(&config.store.data_dir).unwrap();
+    let store = Store::open(
+        &config.database_path(),
+        config.site.id.as_str(),
+        &StoreOptions::default(),
+    )
+    .unwrap();
+    let now = chrono::Utc::now();
+    let soon = (now.with_timezone(&chrono_tz::Asia::Shanghai).date_naive() + chrono::Days::new(1))
+        .to_string();
+    let s = store.clone();
+    let millis = now.timestamp_millis();
+    tokio::task::spawn_blocking(move || seed(&s, millis, soon))
+        .await
+        .unwrap();
+    let app = StationApp::new(store.clone(), Site::of(&config), StationFeed::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(app)).await });
+    let clerk = signed_in(addr, "11223344", "li", "2468").await;
+    let clerk: Vec<&str> = clerk.iter().map(String::as_str).collect();
+    let page = http(addr, "GET", "/station/stock", &clerk, "").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        page.body.matches("class=\"ack-button\"").count(),
+        2,
+        "{}",
+        page.body
+    );
+    let csrf = page.field("csrf");
+    let ack = |body: String| {
+        let clerk = clerk.clone();
+        async move { http(addr, "POST", "/station/stock/ack", &clerk, &body).await }
+    };
+
+    // Without the CSRF token: refused, nothing recorded.
+    let forged = ack("kind=near_expiry&subject=MILK%2FSOON".into()).await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert!(acknowledgements(&store).is_empty());
+    // An unknown kind, and an alert that is not open: refused in words.
+    let unknown = ack(format!("csrf={csrf}&kind=weather&subject=MILK")).await;
+    assert_eq!(unknown.status, 400);
+    assert!(
+        unknown.body.contains("无法识别这条预警"),
+        "{}",
+        unknown.body
+    );
+    let closed = ack(format!("csrf={csrf}&kind=near_expiry&subject=RICE%2FR1")).await;
+    assert_eq!(closed.status, 409);
+    assert!(closed.body.contains("已经解除"), "{}", closed.body);
+
+    // Acknowledged once (twice changes nothing): who and when are on the screen.
+    for _ in 0..2 {
+        let done = ack(format!("csrf={csrf}&kind=near_expiry&subject=MILK%2FSOON")).await;
+        assert_eq!(done.status, 303, "{}", done.body);
+    }
+    let events = acknowledgements(&store);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(
+        events[0].contains("\"staff\":\"li\"") && events[0].contains("\"tier\":\"yellow\""),
+        "{events:?}"
+    );
+    let page = http(addr, "GET", "/station/stock", &clerk, "").await.body;
+    assert!(page.contains("data-acked-by=\"li\""), "{page}");
+    assert!(page.contains("已知悉： li"), "{page}");
+    assert_eq!(page.matches("class=\"ack-button\"").count(), 1, "{page}");
+
+    // The same tier again keeps it; worse than what was seen asks again.
+    for tier in [Tier::Yellow, Tier::Orange] {
+        store
+            .write(move |c| {
+                let alert = Alert {
+                    kind: AlertKind::NearExpiry,
+                    subject: "MILK/SOON".into(),
+                    tier,
+                    message: "expires soon".into(),
+                };
+                alert_book::raise(c, &alert, Timestamp(millis + 1000))?;
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        let page = http(addr, "GET", "/station/stock", &clerk, "").await.body;
+        let acked = page.contains("data-acked-by=\"li\"");
+        assert_eq!(acked, tier == Tier::Yellow, "{tier:?}: {page}");
+    }
+    store.close();
+}

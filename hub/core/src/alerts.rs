@@ -334,6 +334,12 @@ fn step(
     (SkuAlertState { tier, episode }, actions)
 }
 
+/// Whether a staff member's acknowledgement of an alert, given at `acked_tier`, still holds now
+/// that the alert stands at `tier`: it does until the alert gets worse than what was seen.
+pub fn acknowledgement_holds(acked_tier: Tier, tier: Tier) -> bool {
+    tier <= acked_tier
+}
+
 /// Central acknowledged a request: no more requests in this episode.
 pub fn acknowledge(state: &mut SkuAlertState, episode_id: &str) -> bool {
     match &mut state.episode {
@@ -563,6 +569,25 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn an_acknowledgement_holds_until_the_alert_gets_worse_than_what_was_seen() {
+        use Tier::*;
+        for (acked, now, holds) in [
+            (Yellow, Yellow, true),
+            (Orange, Yellow, true),
+            (Red, Orange, true),
+            (Yellow, Orange, false),
+            (Orange, Red, false),
+            (Yellow, Red, false),
+        ] {
+            assert_eq!(
+                acknowledgement_holds(acked, now),
+                holds,
+                "{acked:?} -> {now:?}"
+            );
+        }
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -106,6 +106,14 @@ pub enum DomainEvent {
         alert_kind: AlertKind,
         subject: String,
     },
+    /// A staff member acknowledged an open alert at its tier (it stays open until its
+    /// condition goes away; a rise past that tier asks again).
+    AlertAcknowledged {
+        alert_kind: AlertKind,
+        subject: String,
+        tier: crate::alerts::Tier,
+        staff: String,
+    },
     /// A delivery line was decided at receiving, with all its evidence.
     ReceivingLineDecided { decision: ReceivingDecision },
     /// A trace code was bound to a batch at receiving.
@@ -272,6 +280,7 @@ impl DomainEvent {
             DomainEvent::ReplenishmentEpisodeEnded { .. } => "replenishment_episode_ended",
             DomainEvent::AlertRaised { .. } => "alert_raised",
             DomainEvent::AlertCleared { .. } => "alert_cleared",
+            DomainEvent::AlertAcknowledged { .. } => "alert_acknowledged",
             DomainEvent::ReceivingLineDecided { .. } => "receiving_line_decided",
             DomainEvent::TraceCodeBound { .. } => "trace_code_bound",
             DomainEvent::TraceCodeFlagged { .. } => "trace_code_flagged",

@@ -1,16 +1,19 @@
 //! The stock and alerts screen (`/station/stock`, any signed-in staff): every SKU with its
 //! on-hand per lot and expiry (expired and near-expiry lots marked), its tier colour, days of
 //! cover and the replenishment request state, then the open alerts worst first, each with what
-//! to do. Read-only: it shows what the store holds and decides nothing.
+//! to do. Any staff member can acknowledge an alert (who and when are kept, shown and sent
+//! upstream; the alert stays open until its condition goes away, and a rise past the tier it
+//! was acknowledged at asks again); nothing else on this screen changes the store.
 
-use super::{StationApp, html, refusal, session, templates};
+use super::{StationApp, authorised, html, refusal, session, templates};
 use crate::catalogue::{self, Lang};
 use crate::store::{StoreError, alert_book, ledger};
+use axum::Form;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
-use axum::routing::get;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use chrono::NaiveDate;
 use hub_core::alerts::{SkuAlertState, Tier};
 use hub_core::{SkuCode, Timestamp};
@@ -21,7 +24,80 @@ const ALERTS_SHOWN: usize = 50;
 
 /// The screen's routes.
 pub fn routes() -> Router<StationApp> {
-    Router::new().route("/station/stock", get(page))
+    Router::new()
+        .route("/station/stock", get(page))
+        .route("/station/stock/ack", post(acknowledge))
+}
+
+/// The acknowledge button's form.
+#[derive(Debug, Deserialize)]
+struct AckForm {
+    #[serde(default)]
+    csrf: Option<String>,
+    kind: String,
+    subject: String,
+}
+
+/// Records who acknowledged an open alert (idempotent), then shows the screen again.
+async fn acknowledge(
+    State(app): State<StationApp>,
+    headers: HeaderMap,
+    Form(form): Form<AckForm>,
+) -> Response {
+    let s = match authorised(&app, &headers, form.csrf.as_deref()).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(kind) = hub_core::alerts::AlertKind::parse(&form.kind) else {
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            "acknowledgement of an unknown alert kind",
+            s.lang,
+            "stock.ack.unknown",
+        );
+    };
+    if form.subject.is_empty() || form.subject.len() > 256 {
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            "acknowledgement without a subject",
+            s.lang,
+            "stock.ack.unknown",
+        );
+    }
+    let (staff, subject, now) = (
+        s.staff_id.clone(),
+        form.subject.clone(),
+        crate::clock::now(),
+    );
+    match app
+        .store
+        .write(move |c| alert_book::acknowledge_alert(c, kind, &subject, &staff, now))
+        .await
+    {
+        Ok(alert_book::Acknowledged::Now) => {
+            tracing::info!(staff = %s.staff_id, kind = kind.as_str(), subject = %form.subject, "alert acknowledged");
+            Redirect::to("/station/stock#alerts").into_response()
+        }
+        // Someone was first: the screen shows who and when.
+        Ok(alert_book::Acknowledged::Already { .. }) => {
+            Redirect::to("/station/stock#alerts").into_response()
+        }
+        Ok(alert_book::Acknowledged::NotOpen) => refusal(
+            StatusCode::CONFLICT,
+            "acknowledgement of an alert that is not open",
+            s.lang,
+            "stock.ack.not_open",
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "stock screen: cannot record the acknowledgement");
+            refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store error while acknowledging an alert",
+                s.lang,
+                "error.store",
+            )
+        }
+    }
 }
 
 /// `?lang=` overrides the staff member's language.
@@ -58,7 +134,7 @@ struct SkuRow {
 #[derive(Debug)]
 struct StockView {
     skus: Vec<SkuRow>,
-    alerts: Vec<hub_core::alerts::Alert>,
+    alerts: Vec<alert_book::ListedAlert>,
 }
 
 fn lot_state(expiry: Option<&str>, today: NaiveDate, warn_days: i64) -> &'static str {
@@ -121,7 +197,7 @@ fn read(
     skus.sort_by(|a, b| rank(b.tier).cmp(&rank(a.tier)).then(a.sku.cmp(&b.sku)));
     Ok(StockView {
         skus,
-        alerts: alert_book::open_alerts(conn)?,
+        alerts: alert_book::open_alerts_listed(conn)?,
     })
 }
 
@@ -165,9 +241,17 @@ async fn page(
         .alerts
         .iter()
         .take(ALERTS_SHOWN)
-        .map(|a| {
+        .map(|listed| {
+            let a = &listed.alert;
             let kind = a.kind.as_str();
+            let acked = listed.acked.as_ref().map(|(by, at)| {
+                serde_json::json!({
+                    "by": by,
+                    "at": catalogue::local_date_time(*at, zone),
+                })
+            });
             serde_json::json!({
+                "acked": acked,
                 "tier": a.tier.as_str(),
                 "kind": kind,
                 "title": catalogue::text(&format!("stock.alert.{kind}"), lang),

@@ -7,7 +7,7 @@
 use hub_contract::stored;
 use hub_core::alerts::{
     Alert, AlertChange, AlertKind, SkuAlertState, StockAction, StockFigures, Tier, TierPolicy,
-    acknowledge, evaluate_planned, reconcile,
+    acknowledge, acknowledgement_holds, evaluate_planned, reconcile,
 };
 use hub_core::replenishment::{self, DemandBasis, DemandInput, ReplenishmentSettings};
 use hub_core::{DomainEvent, SkuCode, Timestamp};
@@ -71,6 +71,7 @@ fn apply_changes(
                     st.execute(params![alert.kind.as_str(), alert.subject, alert.tier.as_str(), alert.message, now.millis()])
                 })
                 .map_err(sql(conn))?;
+                forget_outgrown_acknowledgement(conn, alert)?;
                 tracing::warn!(kind = alert.kind.as_str(), subject = %alert.subject, tier = alert.tier.as_str(), message = %alert.message, "alert");
                 outbox::append(
                     conn,
@@ -134,40 +135,132 @@ pub fn open_alerts(conn: &Connection) -> Result<Vec<Alert>, StoreError> {
     Ok(alerts)
 }
 
-/// An open alert as a person reads it: since when, and the SKU's name when it is about one.
+/// An open alert's acknowledgement goes once the alert is worse than the tier it was given at.
+fn forget_outgrown_acknowledgement(conn: &Connection, alert: &Alert) -> Result<(), StoreError> {
+    let acked_tier: Option<String> = conn
+        .prepare_cached("SELECT acked_tier FROM alert WHERE kind = ?1 AND subject = ?2")
+        .and_then(|mut st| {
+            st.query_row(params![alert.kind.as_str(), alert.subject], |r| r.get(0))
+                .optional()
+        })
+        .map_err(sql(conn))?
+        .flatten();
+    let holds = acked_tier
+        .as_deref()
+        .and_then(Tier::parse)
+        .is_none_or(|t| acknowledgement_holds(t, alert.tier));
+    if !holds {
+        conn.prepare_cached(
+            "UPDATE alert SET acked_by = NULL, acked_at = NULL, acked_tier = NULL
+             WHERE kind = ?1 AND subject = ?2",
+        )
+        .and_then(|mut st| st.execute(params![alert.kind.as_str(), alert.subject]))
+        .map_err(sql(conn))?;
+    }
+    Ok(())
+}
+
+/// What acknowledging an alert did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acknowledged {
+    /// Recorded now, with an `alert_acknowledged` event.
+    Now,
+    /// Someone acknowledged it already at its present tier: nothing changed.
+    Already { by: String, at: Timestamp },
+    /// No such open alert (it cleared meanwhile): nothing changed.
+    NotOpen,
+}
+
+/// A staff member acknowledges an open alert at its present tier (idempotent: a second
+/// acknowledgement changes nothing and says who was first).
+pub fn acknowledge_alert(
+    conn: &Connection,
+    kind: AlertKind,
+    subject: &str,
+    staff: &str,
+    now: Timestamp,
+) -> Result<Acknowledged, StoreError> {
+    let row: Option<(String, Option<String>, Option<i64>)> = conn
+        .prepare_cached(
+            "SELECT tier, acked_by, acked_at FROM alert WHERE kind = ?1 AND subject = ?2",
+        )
+        .and_then(|mut st| {
+            st.query_row(params![kind.as_str(), subject], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+        })
+        .map_err(sql(conn))?;
+    let Some((tier, acked_by, acked_at)) = row else {
+        return Ok(Acknowledged::NotOpen);
+    };
+    if let (Some(by), Some(at)) = (acked_by, acked_at) {
+        return Ok(Acknowledged::Already {
+            by,
+            at: Timestamp(at),
+        });
+    }
+    let tier = Tier::parse(&tier).unwrap_or(Tier::Normal);
+    conn.prepare_cached(
+        "UPDATE alert SET acked_by = ?3, acked_at = ?4, acked_tier = ?5 WHERE kind = ?1 AND subject = ?2",
+    )
+    .and_then(|mut st| {
+        st.execute(params![kind.as_str(), subject, staff, now.millis(), tier.as_str()])
+    })
+    .map_err(sql(conn))?;
+    outbox::append(
+        conn,
+        &DomainEvent::AlertAcknowledged {
+            alert_kind: kind,
+            subject: subject.to_owned(),
+            tier,
+            staff: staff.to_owned(),
+        },
+        now,
+    )?;
+    Ok(Acknowledged::Now)
+}
+
+/// An open alert as a person reads it: since when, the SKU's name when it is about one, and
+/// who acknowledged it when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedAlert {
     pub alert: Alert,
     pub raised_at: Timestamp,
     pub sku_name: Option<String>,
+    pub acked: Option<(String, Timestamp)>,
 }
 
 /// Every open alert, worst first (the order of [`open_alerts`]), with its time and SKU name.
 pub fn open_alerts_listed(conn: &Connection) -> Result<Vec<ListedAlert>, StoreError> {
     let mut st = conn
         .prepare_cached(
-            "SELECT a.kind, a.subject, a.raised_at, s.name FROM alert a
+            "SELECT a.kind, a.subject, a.raised_at, s.name, a.acked_by, a.acked_at FROM alert a
              LEFT JOIN sku s ON s.code = a.subject",
         )
         .map_err(sql(conn))?;
-    let rows: Vec<(String, String, i64, Option<String>)> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+    type Row = (i64, Option<String>, Option<(String, Timestamp)>);
+    let mut found: std::collections::HashMap<(String, String), Row> = st
+        .query_map([], |r| {
+            let acked = match (r.get::<_, Option<String>>(4)?, r.get::<_, Option<i64>>(5)?) {
+                (Some(by), Some(at)) => Some((by, Timestamp(at))),
+                _ => None,
+            };
+            Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?, acked)))
+        })
         .and_then(|rows| rows.collect())
         .map_err(sql(conn))?;
-    let mut found: std::collections::HashMap<(String, String), (i64, Option<String>)> = rows
-        .into_iter()
-        .map(|(kind, subject, at, name)| ((kind, subject), (at, name)))
-        .collect();
     Ok(open_alerts(conn)?
         .into_iter()
         .map(|alert| {
-            let (at, sku_name) = found
+            let (at, sku_name, acked) = found
                 .remove(&(alert.kind.as_str().to_owned(), alert.subject.clone()))
-                .unwrap_or((0, None));
+                .unwrap_or((0, None, None));
             ListedAlert {
                 alert,
                 raised_at: Timestamp(at),
                 sku_name,
+                acked,
             }
         })
         .collect())

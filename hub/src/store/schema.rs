@@ -375,6 +375,13 @@ const MIGRATIONS: &[&str] = &[
         note        TEXT NOT NULL
     ) STRICT;
     "#,
+    // 13 (branch main, alert acknowledgement): who acknowledged an open alert on the stock
+    // screen, when, and at which tier (a rise past that tier asks again).
+    r#"
+    ALTER TABLE alert ADD COLUMN acked_by TEXT;
+    ALTER TABLE alert ADD COLUMN acked_at INTEGER;
+    ALTER TABLE alert ADD COLUMN acked_tier TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.
