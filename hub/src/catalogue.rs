@@ -521,6 +521,64 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("dashboard.col.since", "扣留自", "Held since"),
     // Stock and alerts screen (dashboard branch).
     ("stock.title", "库存与预警", "Stock and alerts"),
+    // Stocktake and loss on the stock screen (supervisors).
+    ("stock.correction.title", "盘点 / 报损", "Stocktake / loss"),
+    ("stock.correction.lot", "批次", "Lot"),
+    ("stock.correction.count", "盘点实数", "Counted"),
+    ("stock.correction.loss", "报损数量", "Loss"),
+    ("stock.correction.quantity", "数量", "Quantity"),
+    ("stock.correction.reason", "报损原因", "Reason for a loss"),
+    ("stock.correction.submit", "记录", "Record"),
+    (
+        "stock.correction.counted",
+        "已记录盘点",
+        "Stocktake recorded",
+    ),
+    ("stock.correction.lost", "已记录报损", "Loss recorded"),
+    ("stock.loss.spoiled", "变质", "spoiled"),
+    ("stock.loss.damaged", "破损", "damaged"),
+    ("stock.loss.missing", "丢失", "missing"),
+    ("stock.loss.expired", "过期", "expired"),
+    (
+        "stock.correction.form",
+        "请选择批次，填写数量；报损还要选择原因。",
+        "Pick a lot and enter a number; a loss also needs a reason.",
+    ),
+    (
+        "stock.correction.negative_count",
+        "盘点数不能是负数：请数货架上的实际数量（0 或以上）。",
+        "A count cannot be negative: count what is on the shelf (0 or more).",
+    ),
+    (
+        "stock.correction.absurd",
+        "数量过大，不可能是真实数量：请检查输入。",
+        "That number is too large to be real: check what was typed.",
+    ),
+    (
+        "stock.correction.not_positive",
+        "报损数量至少为 1。",
+        "A loss must be at least 1.",
+    ),
+    (
+        "stock.correction.more_than_on_hand",
+        "报损数量超过该批次的现有库存：请先盘点该批次。",
+        "The loss is more than this lot holds: count the lot instead.",
+    ),
+    (
+        "stock.correction.nothing_to_correct",
+        "盘点数与账面一致，无需调整。",
+        "The count equals the books: nothing to correct.",
+    ),
+    (
+        "stock.correction.unknown_lot",
+        "账上没有这个批次：请从列表中选择批次。",
+        "This lot is not in the ledger: pick a lot from the list.",
+    ),
+    (
+        "stock.correction.ledger",
+        "库存账拒绝了这次调整（例如该商品不允许负库存）。",
+        "The ledger refused this correction (e.g. the SKU may not go negative).",
+    ),
     // Acknowledging an alert on the stock screen (branch main).
     ("stock.ack.button", "知悉", "Acknowledge"),
     ("stock.ack.by", "已知悉：", "Acknowledged by"),

@@ -371,3 +371,190 @@ async fn staff_acknowledge_an_alert_once_and_a_worse_tier_asks_again() {
     }
     store.close();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_records_a_stocktake_and_a_loss_once_and_bad_ones_are_refused_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::parse(CONFIG, dir.path()).unwrap();
+    std::fs::create_dir_all(&config.store.data_dir).unwrap();
+    let store = Store::open(
+        &config.database_path(),
+        config.site.id.as_str(),
+        &StoreOptions::default(),
+    )
+    .unwrap();
+    let now = chrono::Utc::now();
+    let soon = (now.with_timezone(&chrono_tz::Asia::Shanghai).date_naive() + chrono::Days::new(1))
+        .to_string();
+    let s = store.clone();
+    let millis = now.timestamp_millis();
+    let boss = hash_pin("1357").unwrap();
+    tokio::task::spawn_blocking(move || {
+        seed(&s, millis, soon);
+        s.write_blocking(move |c| {
+            staff_store::upsert_staff(
+                c,
+                &StaffMember {
+                    staff_id: "wang".into(),
+                    name: "王主管".into(),
+                    role: Role::Supervisor,
+                    lang: "zh-CN".into(),
+                    disabled: false,
+                    failed_pins: 0,
+                    locked_until: None,
+                    pin_hash: boss,
+                },
+                Timestamp(0),
+            )?;
+            staff_store::add_pairing(
+                c,
+                "desk-1",
+                "55667788",
+                Timestamp(0),
+                Timestamp(i64::MAX / 4),
+            )
+        })
+        .unwrap();
+    })
+    .await
+    .unwrap();
+    let app = StationApp::new(store.clone(), Site::of(&config), StationFeed::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(app)).await });
+    let lot_of = |lot: &'static str| {
+        let store = store.clone();
+        move || {
+            store
+                .read_blocking(move |c| ledger::lot(c, &SkuCode::new("MILK").unwrap(), lot))
+                .unwrap()
+                .map(|(_, on_hand)| on_hand)
+        }
+    };
+    let journal = || {
+        store
+            .read_blocking(|c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM movement WHERE kind IN ('adjustment', 'loss')",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(hub::store::sql_error(c))
+            })
+            .unwrap()
+    };
+
+    // A clerk has no form, and a forged post is refused.
+    let clerk = signed_in(addr, "11223344", "li", "2468").await;
+    let clerk: Vec<&str> = clerk.iter().map(String::as_str).collect();
+    let page = http(addr, "GET", "/station/stock", &clerk, "").await;
+    assert!(!page.body.contains("id=\"correction\""));
+    let csrf = page.field("csrf");
+    let refused = http(
+        addr,
+        "POST",
+        "/station/stock/correct",
+        &clerk,
+        &format!("csrf={csrf}&request_id=r0&lot=MILK%7CFAR&kind=count&quantity=1"),
+    )
+    .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("仅限主管"), "{}", refused.body);
+    assert_eq!(journal(), 0);
+
+    let boss = signed_in(addr, "55667788", "wang", "1357").await;
+    let boss: Vec<&str> = boss.iter().map(String::as_str).collect();
+    let page = http(addr, "GET", "/station/stock", &boss, "").await;
+    assert!(page.body.contains("id=\"correction\""), "{}", page.body);
+    assert!(page.body.contains("value=\"MILK|FAR\""), "{}", page.body);
+    let csrf = page.field("csrf");
+    let post = |body: String| {
+        let boss = boss.clone();
+        async move { http(addr, "POST", "/station/stock/correct", &boss, &body).await }
+    };
+
+    // A count of 10 where the books say 13: one adjustment of -3, applied once per request.
+    assert_eq!(lot_of("FAR")(), Some(13));
+    for _ in 0..2 {
+        let done = post(format!(
+            "csrf={csrf}&request_id=r1&lot=MILK%7CFAR&kind=count&quantity=10&reason=spoiled"
+        ))
+        .await;
+        assert_eq!(done.status, 200, "{}", done.body);
+        assert!(
+            done.body.contains("已记录盘点 MILK · FAR: -3 → 10"),
+            "{}",
+            done.body
+        );
+    }
+    assert_eq!(lot_of("FAR")(), Some(10));
+    assert_eq!(journal(), 1);
+
+    // Refusals in words, nothing recorded.
+    for (body, words) in [
+        (
+            "request_id=r2&lot=MILK%7CSOON&kind=loss&quantity=5&reason=spoiled",
+            "超过该批次",
+        ),
+        (
+            "request_id=r3&lot=MILK%7CFAR&kind=count&quantity=-1",
+            "不能是负数",
+        ),
+        (
+            "request_id=r4&lot=MILK%7CFAR&kind=count&quantity=10",
+            "无需调整",
+        ),
+        (
+            "request_id=r5&lot=MILK%7CNOPE&kind=count&quantity=1",
+            "账上没有这个批次",
+        ),
+        (
+            "request_id=r6&lot=MILK%7CFAR&kind=loss&quantity=1&reason=stolen",
+            "还要选择原因",
+        ),
+        (
+            "request_id=r7&lot=MILK%7CFAR&kind=count&quantity=99999999999",
+            "数量过大",
+        ),
+    ] {
+        let answer = post(format!("csrf={csrf}&{body}")).await;
+        assert!(answer.body.contains(words), "{body}: {}", answer.body);
+        assert!(answer.body.contains("class=\"notice refused\""), "{body}");
+    }
+    assert_eq!(journal(), 1);
+
+    // A loss of 2 spoiled from the lot of 4.
+    let lost = post(format!(
+        "csrf={csrf}&request_id=r8&lot=MILK%7CSOON&kind=loss&quantity=2&reason=spoiled"
+    ))
+    .await;
+    assert!(
+        lost.body.contains("已记录报损 MILK · SOON: -2 → 2"),
+        "{}",
+        lost.body
+    );
+    assert_eq!(lot_of("SOON")(), Some(2));
+    let (reason, events, actions) = store
+        .read_blocking(|c| {
+            let reason: String = c
+                .query_row("SELECT reason FROM movement WHERE kind = 'loss'", [], |r| r.get(0))
+                .map_err(hub::store::sql_error(c))?;
+            let events: i64 = c
+                .query_row(
+                    "SELECT COUNT(*) FROM outbox WHERE kind = 'movement_recorded' AND payload LIKE '%by wang%'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(hub::store::sql_error(c))?;
+            let actions = staff_store::count_actions(c, "wang", "stocktake")?
+                + staff_store::count_actions(c, "wang", "loss")?;
+            Ok::<_, StoreError>((reason, events, actions))
+        })
+        .unwrap();
+    assert_eq!(reason, "spoiled by wang");
+    assert_eq!(events, 2, "both corrections go upstream with who did them");
+    assert_eq!(actions, 2);
+    let verify = store.read_blocking(ledger::verify).unwrap();
+    assert!(verify.ok(), "{verify:?}");
+    store.close();
+}

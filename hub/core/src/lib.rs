@@ -14,6 +14,7 @@ pub mod ledger;
 pub mod pickup;
 pub mod receiving;
 pub mod replenishment;
+pub mod stocktake;
 
 pub use backoff::Backoff;
 pub use domain::{

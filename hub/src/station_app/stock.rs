@@ -27,6 +27,117 @@ pub fn routes() -> Router<StationApp> {
     Router::new()
         .route("/station/stock", get(page))
         .route("/station/stock/ack", post(acknowledge))
+        .route("/station/stock/correct", post(correct))
+}
+
+/// The stocktake / loss form (supervisors).
+#[derive(Debug, Deserialize)]
+struct CorrectionForm {
+    #[serde(default)]
+    csrf: Option<String>,
+    request_id: String,
+    /// `SKU|LOT` as the form's lot list gives it.
+    lot: String,
+    /// `count` or `loss`.
+    kind: String,
+    quantity: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Records a stocktake count or a loss (supervisor only), then shows the screen with what it did.
+async fn correct(
+    State(app): State<StationApp>,
+    headers: HeaderMap,
+    Form(form): Form<CorrectionForm>,
+) -> Response {
+    use crate::workflows::stock::{Correction, CorrectionBy, correct_in};
+    let s = match authorised(&app, &headers, form.csrf.as_deref()).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let lang = s.lang;
+    if s.role != crate::store::staff::Role::Supervisor {
+        return refusal(
+            StatusCode::FORBIDDEN,
+            "stock correction asked by a clerk",
+            lang,
+            "supervisor.only",
+        );
+    }
+    let refused = |key: &str| Notice {
+        ok: false,
+        text: catalogue::text(key, lang).to_owned(),
+    };
+    let request_id = form.request_id.trim().to_owned();
+    let parsed = form
+        .lot
+        .split_once('|')
+        .and_then(|(sku, lot)| Some((SkuCode::new(sku).ok()?, lot.to_owned())));
+    let quantity = form.quantity.trim().parse::<i64>().ok();
+    let correction = match (form.kind.as_str(), quantity) {
+        ("count", Some(counted)) => Some(Correction::Count { counted }),
+        ("loss", Some(quantity)) => form
+            .reason
+            .as_deref()
+            .and_then(hub_core::stocktake::LossReason::parse)
+            .map(|reason| Correction::Loss { quantity, reason }),
+        _ => None,
+    };
+    let (Some((sku, lot)), Some(correction), false) = (
+        parsed,
+        correction,
+        request_id.is_empty() || request_id.len() > 64,
+    ) else {
+        let notice = refused("stock.correction.form");
+        return render(&app, &s, lang, Some(notice)).await;
+    };
+    let site = app.site.clone();
+    let (staff, station, device) = (s.staff_id.clone(), s.station.clone(), s.device_id.clone());
+    let (sku_w, lot_w, correction_w) = (sku.clone(), lot.clone(), correction.clone());
+    let now = crate::clock::now();
+    let done = app
+        .store
+        .write(move |c| {
+            let by = CorrectionBy {
+                staff: &staff,
+                station: Some(&station),
+                device: Some(&device),
+                request_id: &request_id,
+            };
+            // Any error rolls the whole correction back.
+            correct_in(c, &site, &sku_w, &lot_w, &correction_w, &by, now)
+        })
+        .await;
+    let notice = match done {
+        Ok(corrected) => {
+            tracing::info!(staff = %s.staff_id, %sku, lot, delta = corrected.delta, "stock corrected");
+            Notice {
+                ok: true,
+                text: format!(
+                    "{} {sku} · {lot}: {:+} → {}",
+                    catalogue::text(
+                        match correction {
+                            Correction::Count { .. } => "stock.correction.counted",
+                            Correction::Loss { .. } => "stock.correction.lost",
+                        },
+                        lang
+                    ),
+                    corrected.delta,
+                    corrected.lot_after
+                ),
+            }
+        }
+        Err(crate::workflows::stock::StockCorrectionError::Store(e)) => {
+            tracing::error!(error = %e, "stock screen: cannot record the correction");
+            refused("error.store")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "stock correction refused");
+            refused(&format!("stock.correction.{}", e.code()))
+        }
+    };
+    render(&app, &s, lang, Some(notice)).await
 }
 
 /// The acknowledge button's form.
@@ -215,6 +326,23 @@ async fn page(
         );
     };
     let lang = q.lang.as_deref().and_then(Lang::parse).unwrap_or(s.lang);
+    render(&app, &s, lang, None).await
+}
+
+/// A line above the stock list saying what a correction did (or why it was refused).
+#[derive(Debug, Serialize)]
+struct Notice {
+    ok: bool,
+    text: String,
+}
+
+/// The screen for `s` in `lang`, with `notice` above it.
+async fn render(
+    app: &StationApp,
+    s: &super::Session,
+    lang: Lang,
+    notice: Option<Notice>,
+) -> Response {
     let zone = app.site.timezone;
     let now = crate::clock::now();
     let today = crate::clock::site_date(zone, now);
@@ -266,6 +394,10 @@ async fn page(
     let context = serde_json::json!({
         "lang": lang.tag(),
         "csrf": s.csrf,
+        "notice": notice,
+        "supervisor": s.role == crate::store::staff::Role::Supervisor,
+        "request_id": super::random_hex(12),
+        "loss_reasons": hub_core::stocktake::LossReason::ALL.map(|r| r.as_str()),
         "staff": super::StaffView { staff_id: &s.staff_id, name: &s.name },
         "station_name": app.station_name(&s.station),
         "today": today.to_string(),

@@ -365,6 +365,20 @@ pub fn verify(conn: &Connection) -> Result<VerifyReport, StoreError> {
     Ok(report)
 }
 
+/// One lot's expiry (YYYY-MM-DD) and quantity on hand, if the ledger has the lot.
+pub fn lot(
+    conn: &Connection,
+    sku: &SkuCode,
+    lot: &str,
+) -> Result<Option<(Option<String>, i64)>, StoreError> {
+    conn.prepare_cached("SELECT expiry, on_hand FROM balance_batch WHERE sku = ?1 AND lot = ?2")
+        .and_then(|mut st| {
+            st.query_row(params![sku.as_str(), lot], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(sql(conn))
+}
+
 /// Batches with stock on hand and an expiry date: `(sku, lot, expiry as YYYY-MM-DD, on hand)`.
 pub fn dated_batches_on_hand(
     conn: &Connection,

@@ -14,6 +14,7 @@ pub mod devices;
 pub mod pickup;
 pub mod receiving;
 pub mod station;
+pub mod stock;
 
 use crate::codes::SitePatterns;
 use crate::config::{Config, StationConfig, StationError, StationKind};
