@@ -521,6 +521,38 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("dashboard.col.since", "扣留自", "Held since"),
     // Stock and alerts screen (dashboard branch).
     ("stock.title", "库存与预警", "Stock and alerts"),
+    // A photo from the receiving tablet's camera (branch main).
+    ("receiving.upload.button", "📷 拍照检查", "📷 Take a photo"),
+    (
+        "receiving.upload.no_model",
+        "本设备未配置图像检查，无法检查照片：请用台秤旁的相机或联系技术人员。",
+        "This hub has no image check configured; use the bench camera or call the technician.",
+    ),
+    (
+        "receiving.upload.not_image",
+        "这不是照片（只接受 JPEG 或 PNG）：请重新拍照。",
+        "That is not a photo (JPEG or PNG only): take the photo again.",
+    ),
+    (
+        "receiving.upload.too_large",
+        "照片文件太大：请在相机设置中选择较小的尺寸后重拍。",
+        "The photo file is too large: choose a smaller size in the camera settings and retake it.",
+    ),
+    (
+        "receiving.upload.bomb",
+        "照片尺寸异常，拒绝处理（可能是恶意文件）：请重新拍照。",
+        "The photo claims impossible dimensions and was refused (possibly a malicious file): retake it.",
+    ),
+    (
+        "receiving.upload.corrupt",
+        "照片已损坏或不完整：请重新拍照。",
+        "The photo is corrupt or incomplete: take it again.",
+    ),
+    (
+        "receiving.upload.failed",
+        "照片暂时无法检查：请稍后再试，或联系技术人员。",
+        "The photo cannot be checked right now: try again shortly or call the technician.",
+    ),
     // Stocktake and loss on the stock screen (supervisors).
     ("stock.correction.title", "盘点 / 报损", "Stocktake / loss"),
     ("stock.correction.lot", "批次", "Lot"),

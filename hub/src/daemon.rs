@@ -154,14 +154,16 @@ pub async fn run_with_vision(
     started: impl FnOnce(&Started),
 ) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
-    if let Some(v) = &vision {
+    // Photos from the bench camera (spool folder, MQTT topics) and from receiving tablets all
+    // go through this one desk.
+    let photo_desk = vision.as_ref().map(|v| crate::vision::PhotoDesk {
+        store: store.clone(),
+        vision: v.clone(),
+        data_dir: config.store.data_dir.clone(),
+        site: crate::workflows::Site::of(&config),
+    });
+    if let (Some(v), Some(desk)) = (&vision, photo_desk.clone()) {
         board.set_vision(v.board_entry());
-        let desk = crate::vision::PhotoDesk {
-            store: store.clone(),
-            vision: v.clone(),
-            data_dir: config.store.data_dir.clone(),
-            site: crate::workflows::Site::of(&config),
-        };
         if let Some(source) = v.settings.spool.clone() {
             tracing::info!(dir = %source.dir.display(), station = %source.station, "watching the photo spool folder");
             tracker.spawn(crate::vision::spool_task(
@@ -206,11 +208,17 @@ pub async fn run_with_vision(
         let options = ServeOptions {
             token: config.status.token.clone(),
             refresh: config.status.refresh,
-            station_app: Some(crate::station_app::StationApp::new(
-                store.clone(),
-                crate::workflows::Site::of(&config),
-                feed.clone(),
-            )),
+            station_app: Some({
+                let app = crate::station_app::StationApp::new(
+                    store.clone(),
+                    crate::workflows::Site::of(&config),
+                    feed.clone(),
+                );
+                match photo_desk.clone() {
+                    Some(desk) => app.with_photos(desk),
+                    None => app,
+                }
+            }),
         };
         let listen = config.status.listen;
         let token = config.status.token.clone();
@@ -312,6 +320,8 @@ pub async fn run_with_vision(
     {
         tracing::warn!("tasks did not finish within the grace period; stopping anyway");
     }
+    // The model stops once nothing holds it: the desk shared with the station app goes first.
+    drop(photo_desk);
     if let Some(v) = vision {
         match std::sync::Arc::try_unwrap(v) {
             Ok(v) => tokio::task::spawn_blocking(move || v.stop()).await?,

@@ -261,7 +261,28 @@ pub async fn photo_for_station(
     let selected = store
         .read(move |c| crate::store::deliveries::selected_line(c, &st))
         .await?;
-    let ext = PhotoFormat::sniff(&bytes).map_or("jpg", PhotoFormat::extension);
+    // What is plainly not a photo, or too large, is refused before anything is kept.
+    let bad_photo = |source: VisionError| PhotoError::Vision {
+        station: station.to_owned(),
+        source,
+    };
+    let max_file_bytes = vision.settings.limits.max_file_bytes;
+    if bytes.len() as u64 > max_file_bytes {
+        return Err(bad_photo(VisionError::FileTooLarge {
+            bytes: bytes.len() as u64,
+            max: max_file_bytes,
+        }));
+    }
+    let Some(format) = PhotoFormat::sniff(&bytes) else {
+        return Err(bad_photo(VisionError::UnsupportedFormat {
+            magic: hex::encode(&bytes[..bytes.len().min(8)]),
+        }));
+    };
+    let ext = format.extension();
+    // A copy kept before (the same photo sent twice) stays whatever this check says.
+    let kept_before = crate::evidence::photo_dir(data_dir)
+        .join(format!("{}.{ext}", crate::evidence::sha256_hex(&bytes)))
+        .exists();
     let (dir, copy) = (data_dir.to_owned(), bytes.clone());
     let stored =
         tokio::task::spawn_blocking(move || crate::evidence::store_photo(&dir, &copy, ext))
@@ -285,14 +306,24 @@ pub async fn photo_for_station(
     };
     let evidence = match vision.settings.rule_for(&selected.sku) {
         Some(rule) => {
-            let report = vision
+            let checked = vision
                 .handle
-                .check(bytes, rule.clone(), stored_path)
-                .await
-                .map_err(|source| PhotoError::Vision {
-                    station: station.to_owned(),
-                    source,
-                })?;
+                .check(bytes, rule.clone(), stored_path.clone())
+                .await;
+            let report = match checked {
+                Ok(report) => report,
+                Err(source) => {
+                    // A photo that cannot be decoded (a bomb, corrupt, an odd pixel format) is
+                    // not evidence of anything: its copy goes.
+                    if source.is_bad_photo()
+                        && !kept_before
+                        && let Some(path) = &stored_path
+                    {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    return Err(bad_photo(source));
+                }
+            };
             to_photo_evidence(&report.evidence)
         }
         None => {

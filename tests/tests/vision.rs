@@ -583,3 +583,201 @@ fn bench_vision_with_a_python_that_fails_is_not_a_pass() {
     assert!(json["baseline_error"].is_string(), "{json}");
     assert!(json["targets_met"].is_null(), "{json}");
 }
+
+/// One HTTP/1.1 request from the station app's own origin; returns the status, the head and
+/// the body.
+fn app_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the hub");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// The `name=value` of the cookie `name` a response sets.
+fn cookie_of(head: &str, name: &str) -> String {
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .find_map(|(_, v)| {
+            let pair = v.trim().split(';').next()?;
+            pair.starts_with(&format!("{name}="))
+                .then(|| pair.to_owned())
+        })
+        .unwrap_or_else(|| panic!("no {name} cookie in {head}"))
+}
+
+/// The photos kept in the evidence folder.
+fn kept_photos(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir.join("data/evidence"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_photo_taken_with_the_receiving_tablet_is_checked_and_bad_uploads_are_refused_and_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = receiving_site(dir.path(), "", "");
+    let cfg = cfg.as_str();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = std::fs::read_to_string(cfg).unwrap();
+    std::fs::write(
+        cfg,
+        text.replace("127.0.0.1:0", &format!("127.0.0.1:{port}")),
+    )
+    .unwrap();
+    let added = hub_in_root(
+        &[
+            "staff",
+            "add",
+            "li",
+            "--name",
+            "李小红",
+            "--role",
+            "clerk",
+            "--config",
+            cfg,
+        ],
+        &[("HUB_STAFF_PIN", "2468")],
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let paired = run_ok(&["station", "pair", "dock", "--config", cfg]);
+    let code: String = paired
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|run| run.len() == 8)
+        .expect("an 8-digit pairing code")
+        .to_owned();
+
+    let child = Reaped::spawn(
+        Command::new(hub_binary())
+            .current_dir(workspace_root())
+            .env_remove("HUB_ONNXRUNTIME_LIB")
+            .args(["run", "--config", cfg])
+            .stderr(Stdio::null()),
+    );
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "hub run never served its page");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let (status, head, _) = app_request(
+        &addr,
+        "POST",
+        "/station/pair",
+        &form,
+        format!("code={code}").as_bytes(),
+    );
+    assert_eq!(status, 303, "{head}");
+    let device = cookie_of(&head, "hub_device");
+    let with_device = [form[0], ("Cookie", device.as_str())];
+    let (status, head, _) = app_request(
+        &addr,
+        "POST",
+        "/station/signin",
+        &with_device,
+        b"staff=li&pin=2468",
+    );
+    assert_eq!(status, 303, "{head}");
+    let cookies = format!("{device}; {}", cookie_of(&head, "hub_session"));
+    let (status, _, page) = app_request(&addr, "GET", "/station", &[("Cookie", &cookies)], b"");
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("data-photo-upload"),
+        "the selected line offers the camera: {page}"
+    );
+    let csrf = page
+        .split("name=\"csrf\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page's CSRF token")
+        .to_owned();
+    let upload = |body: &[u8], csrf: &str| {
+        app_request(
+            &addr,
+            "POST",
+            "/station/receiving/photo",
+            &[
+                ("Cookie", &cookies),
+                ("X-CSRF-Token", csrf),
+                ("Content-Type", "image/jpeg"),
+            ],
+            body,
+        )
+    };
+
+    // Without the CSRF token: refused before anything is read.
+    let (status, _, _) = upload(b"\xff\xd8\xff", "wrong");
+    assert_eq!(status, 403);
+    // Not a photo: refused in the clerk's words, nothing kept.
+    let (status, _, answer) = upload(b"GIF89a this is no camera photo", &csrf);
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("这不是照片"), "{answer}");
+    assert!(kept_photos(dir.path()).is_empty());
+    // A decompression bomb: orange.jpg whose header claims 65000 × 65000 pixels.
+    let mut bomb = std::fs::read(image("orange.jpg")).unwrap();
+    let sof = bomb
+        .windows(2)
+        .position(|w| w[0] == 0xFF && (w[1] == 0xC0 || w[1] == 0xC2))
+        .expect("a frame header");
+    bomb[sof + 5..sof + 9].copy_from_slice(&[0xFD, 0xE8, 0xFD, 0xE8]);
+    let (_, _, answer) = upload(&bomb, &csrf);
+    assert!(answer.contains("照片尺寸异常"), "{answer}");
+    assert!(
+        kept_photos(dir.path()).is_empty(),
+        "{:?}",
+        kept_photos(dir.path())
+    );
+
+    // The real photo: checked by the model, kept, and on the line.
+    let (status, _, answer) = upload(&std::fs::read(image("orange.jpg")).unwrap(), &csrf);
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("照片已检查"), "{answer}");
+    let sha = sha256_of(&image("orange.jpg"));
+    assert_eq!(kept_photos(dir.path()), vec![format!("{sha}.jpg")]);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.into_inner().wait_with_output().unwrap();
+    assert!(out.status.success(), "hub run stops cleanly");
+    assert_orange_accepted_with_its_evidence(dir.path(), cfg);
+}

@@ -82,6 +82,9 @@ pub struct StationApp {
     store: Store,
     site: Site,
     feed: StationFeed,
+    /// The vision check, for photos taken with a receiving tablet's camera (none: the hub has
+    /// no model, and the tablet is told so).
+    photos: Option<crate::vision::PhotoDesk>,
 }
 
 impl std::fmt::Debug for StationApp {
@@ -95,7 +98,18 @@ impl std::fmt::Debug for StationApp {
 impl StationApp {
     /// The app for `site` over `store`; `feed` is shared with the device dispatcher.
     pub fn new(store: Store, site: Site, feed: StationFeed) -> StationApp {
-        StationApp { store, site, feed }
+        StationApp {
+            store,
+            site,
+            feed,
+            photos: None,
+        }
+    }
+
+    /// Lets receiving tablets send photos from their camera through `desk`'s check.
+    pub fn with_photos(mut self, desk: crate::vision::PhotoDesk) -> StationApp {
+        self.photos = Some(desk);
+        self
     }
 
     fn station_name(&self, station: &str) -> String {

@@ -46,6 +46,72 @@ pub fn routes() -> Router<StationApp> {
         .route("/station/receiving/open", post(open))
         .route("/station/receiving/scan", post(scan))
         .route("/station/receiving/action", post(action))
+        .route(
+            "/station/receiving/photo",
+            // The photo limit is checked by the vision desk (the configured `max_file_bytes`);
+            // the body limit only stops a sender from filling the box's memory first.
+            post(photo).layer(axum::extract::DefaultBodyLimit::max(PHOTO_BODY_LIMIT)),
+        )
+}
+
+/// Largest request body a tablet's photo upload may have (the vision limits decide below it).
+const PHOTO_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// A photo taken with the tablet's camera for the selected line: the same limits and checks as
+/// the bench camera's photos (spool folder, MQTT). The body is the image itself.
+async fn photo(
+    State(app): State<StationApp>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let s = match authorised(&app, &headers, None).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Some(r) = not_at_bench(&app, &s) {
+        return r;
+    }
+    let now = crate::clock::now();
+    let Some(desk) = app.photos.clone() else {
+        let bench = said(
+            catalogue::text("receiving.upload.no_model", Lang::ZhCn).to_owned(),
+            catalogue::text("receiving.upload.no_model", Lang::En).to_owned(),
+            false,
+        );
+        app.feed.show(&s.station, Shown::Receiving(bench), now);
+        return fragment(&app, &s, true).await;
+    };
+    let bytes = body.to_vec();
+    let size = bytes.len();
+    let bench = match crate::vision::photo_for_station(&desk, &s.station, bytes, now).await {
+        Ok(r) => {
+            tracing::info!(station = %s.station, staff = %s.staff_id, bytes = size, delivery = %r.selected.delivery_id, line = r.selected.line_no, verdict = ?r.evidence.verdict, "photo from the tablet checked");
+            let verdict = |lang| words::verdict(r.evidence.verdict, lang);
+            said(
+                format!("照片已检查：{}", verdict(Lang::ZhCn)),
+                format!("photo checked: {}", verdict(Lang::En)),
+                true,
+            )
+        }
+        Err(crate::vision::PhotoError::Receiving(e)) => refused(&e),
+        Err(crate::vision::PhotoError::Vision { source, .. }) => {
+            tracing::warn!(station = %s.station, bytes = size, error = %source, "photo from the tablet refused");
+            let key = match &source {
+                hub_vision::VisionError::UnsupportedFormat { .. } => "receiving.upload.not_image",
+                hub_vision::VisionError::FileTooLarge { .. } => "receiving.upload.too_large",
+                hub_vision::VisionError::TooLarge { .. } => "receiving.upload.bomb",
+                e if e.is_bad_photo() => "receiving.upload.corrupt",
+                _ => "receiving.upload.failed",
+            };
+            said(
+                catalogue::text(key, Lang::ZhCn).to_owned(),
+                catalogue::text(key, Lang::En).to_owned(),
+                false,
+            )
+        }
+    };
+    app.feed.show(&s.station, Shown::Receiving(bench), now);
+    fragment(&app, &s, true).await
 }
 
 /// Shows what a receiving bench's device input did on the station's screens (the device

@@ -218,6 +218,20 @@ fn display_paths(paths: &[PathBuf]) -> String {
 }
 
 impl VisionError {
+    /// Whether the photo itself is at fault (not a JPEG or PNG, too large, a decompression bomb,
+    /// corrupt, an unsupported pixel format): sending it again will not help, and it is not
+    /// kept as evidence.
+    pub fn is_bad_photo(&self) -> bool {
+        matches!(
+            self,
+            VisionError::UnsupportedFormat { .. }
+                | VisionError::FileTooLarge { .. }
+                | VisionError::TooLarge { .. }
+                | VisionError::CorruptImage { .. }
+                | VisionError::UnsupportedPixelFormat { .. }
+        )
+    }
+
     pub(crate) fn runtime(action: &'static str, err: impl std::fmt::Display) -> Self {
         Self::Runtime {
             action,

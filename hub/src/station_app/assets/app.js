@@ -79,8 +79,28 @@
       .catch(function () { again(); document.body.classList.add("offline"); });
   }
 
+  // A photo from the tablet's camera goes as it is (the body is the image); the answer is the
+  // panel with the check's result.
+  function upload(input) {
+    var file = input.files && input.files[0];
+    if (!file) return;
+    input.disabled = true;
+    fetch("/station/receiving/photo", { method: "POST", body: file, credentials: "same-origin",
+      headers: { "X-CSRF-Token": csrf ? csrf.content : "",
+                 "Content-Type": file.type || "application/octet-stream" } })
+      .then(function (r) {
+        if (r.status === 401) { window.location = "/station"; return null; }
+        return r.text();
+      })
+      .then(function (html) { input.disabled = false; if (html !== null) show(html); })
+      .catch(function () { input.disabled = false; document.body.classList.add("offline"); });
+  }
+
   function bind(root) {
     if (!root) return;
+    root.querySelectorAll("input[data-photo-upload]").forEach(function (input) {
+      input.addEventListener("change", function () { upload(input); });
+    });
     root.querySelectorAll("form[data-fragment]").forEach(function (form) {
       form.addEventListener("submit", function (e) {
         e.preventDefault();
