@@ -521,6 +521,41 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("dashboard.col.since", "扣留自", "Held since"),
     // Stock and alerts screen (dashboard branch).
     ("stock.title", "库存与预警", "Stock and alerts"),
+    // The import page (supervisors).
+    ("import.title", "导入文件", "Import files"),
+    (
+        "import.help",
+        "选择中心系统格式的 JSON 文件（docs/mqtt.md 中的命令）。文件有任何错误时会全部列出，且不导入任何内容。",
+        "Pick a JSON file in central's command shape (docs/mqtt.md). Any error in it is listed and then nothing is imported.",
+    ),
+    ("import.kind.sku_upsert", "商品资料", "SKU master data"),
+    ("import.kind.pickup_order", "取货订单", "Pickup orders"),
+    (
+        "import.kind.delivery_manifest",
+        "到货单",
+        "Delivery manifest",
+    ),
+    ("import.link", "导入文件", "Import files"),
+    (
+        "import.unknown_kind",
+        "无法识别的文件类型：请从页面上的按钮选择。",
+        "Unknown kind of file: use one of the page's buttons.",
+    ),
+    (
+        "import.not_text",
+        "这不是文本文件：请选择 JSON 文件。",
+        "This is not a text file: pick a JSON file.",
+    ),
+    (
+        "import.not_commands",
+        "文件里没有中心系统格式的命令（需要 kind 字段），未导入任何内容。",
+        "The file holds no commands in central's shape (they need a `kind`); nothing was imported.",
+    ),
+    (
+        "import.not_json",
+        "文件不是有效的 JSON，未导入任何内容：",
+        "The file is not valid JSON; nothing was imported:",
+    ),
     // A photo from the receiving tablet's camera (branch main).
     ("receiving.upload.button", "📷 拍照检查", "📷 Take a photo"),
     (

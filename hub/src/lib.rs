@@ -13,6 +13,7 @@ pub mod config;
 pub mod daemon;
 pub mod devices;
 pub mod evidence;
+pub mod imports;
 pub mod incarnation;
 pub mod station_app;
 pub mod status;

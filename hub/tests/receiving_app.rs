@@ -16,7 +16,7 @@ use hub_core::receiving::{Manifest, ManifestLine};
 use hub_core::{Sku, SkuCode, StockUnit, Timestamp};
 use std::net::SocketAddr;
 use std::path::Path;
-use support::http::{Answer, pair_and_sign_in, request};
+use support::http::{Answer, pair_and_sign_in, post_body, request};
 
 const CONFIG: &str = "[site]\nid = \"pp-1\"\ntimezone = \"Asia/Shanghai\"\n[store]\ndata_dir = \"data\"\n[[stations]]\nid = \"dock\"\nkind = \"receiving\"\nname = \"收货台\"\n";
 
@@ -420,4 +420,91 @@ async fn a_delivery_is_received_on_the_bench_screen_in_the_clerks_words() {
     )
     .await;
     assert!(page.body.contains("暂扣后已放行"), "{}", page.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_imports_central_command_files_in_the_app_and_every_error_is_listed() {
+    let hub = start().await;
+    let (clerk, _) = signed_in(&hub, "11223344", "li", "2468").await;
+    let clerk: Vec<&str> = clerk.iter().map(String::as_str).collect();
+    let page = request(hub.addr, "GET", "/station/import", &clerk, None, "").await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("仅限主管"), "{}", page.body);
+
+    let (boss, home) = signed_in(&hub, "55667788", "wang", "1357").await;
+    let boss: Vec<&str> = boss.iter().map(String::as_str).collect();
+    let csrf = home.field("csrf");
+    let page = request(hub.addr, "GET", "/station/import", &boss, None, "").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains(r#"data-kind="sku_upsert""#),
+        "{}",
+        page.body
+    );
+    let upload = |kind: &'static str, body: String, csrf: String| {
+        let boss = boss.clone();
+        let addr = hub.addr;
+        async move {
+            post_body(
+                addr,
+                &format!("/station/import?kind={kind}"),
+                &boss,
+                &[
+                    ("X-CSRF-Token", &csrf),
+                    ("Content-Type", "application/json"),
+                ],
+                body.as_bytes(),
+            )
+            .await
+        }
+    };
+    let sku = |id: &str, code: &str, name: &str| {
+        serde_json::json!({"v":1,"id":id,"site":"pp-1","kind":"sku_upsert","key":code,"version":1,
+            "body":{"code":code,"name":name,"unit":"piece","gtins":[],"allow_negative":false,"version":1}})
+    };
+    let skus = || hub.store.read_blocking(sku_store::codes).unwrap();
+    let before = skus();
+
+    // Without the CSRF token: refused.
+    let forged = upload("sku_upsert", "[]".into(), "wrong".into()).await;
+    assert_eq!(forged.status, 403);
+    // Two mistakes in a file of three: both listed, nothing imported.
+    let bad = serde_json::json!([
+        sku("c-1", "RICE", "大米 5kg"),
+        {"v":1,"id":"c-2","site":"pp-1","kind":"pickup_order","key":"P1","version":1,"body":{}},
+        {"v":1,"site":"pp-1","kind":"sku_upsert","key":"OIL","version":1,"body":{}}
+    ]);
+    let answer = upload("sku_upsert", bad.to_string(), csrf.clone()).await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert!(
+        answer.body.contains("文件有 2 处错误，未导入任何内容"),
+        "{}",
+        answer.body
+    );
+    assert!(
+        answer.body.contains("command 2 (id c-2)"),
+        "{}",
+        answer.body
+    );
+    assert_eq!(skus(), before);
+    let answer = upload("sku_upsert", "{not json".into(), csrf.clone()).await;
+    assert!(answer.body.contains("不是有效的 JSON"), "{}", answer.body);
+
+    // A good file: applied once; the same file again is recognised.
+    let good = serde_json::json!([sku("c-1", "RICE", "大米 5kg"), sku("c-3", "OIL", "花生油")]);
+    let answer = upload("sku_upsert", good.to_string(), csrf.clone()).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(
+        answer.body.contains("c-1：RICE 第 1 版，已导入"),
+        "{}",
+        answer.body
+    );
+    assert!(skus().contains(&"RICE".to_owned()) && skus().contains(&"OIL".to_owned()));
+    let again = upload("sku_upsert", good.to_string(), csrf.clone()).await;
+    assert!(again.body.contains("c-1：之前已导入"), "{}", again.body);
+    let imports = hub
+        .store
+        .read_blocking(|c| staff_store::count_actions(c, "wang", "import"))
+        .unwrap();
+    assert_eq!(imports, 2);
 }

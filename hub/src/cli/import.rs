@@ -18,58 +18,18 @@ pub(super) fn read_commands(
     file: &std::path::Path,
     kind: CommandKind,
 ) -> Result<Option<Vec<Command>>, Failure> {
-    let invalid = |error: anyhow::Error| Failure {
-        code: Exit::Invalid,
-        error,
-    };
     let text = std::fs::read_to_string(file)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        invalid(anyhow::anyhow!(
-            "{} is not JSON (line {}, column {}): {e}; see docs/mqtt.md for the `{}` command",
-            file.display(),
-            e.line(),
-            e.column(),
-            kind.as_str()
-        ))
-    })?;
-    let items = match value {
-        serde_json::Value::Array(items) => items,
-        one => vec![one],
-    };
-    if !items.iter().any(|i| i.get("kind").is_some()) {
-        return Ok(None);
-    }
-    let mut commands = Vec::with_capacity(items.len());
-    let mut problems = Vec::new();
-    for (n, item) in items.iter().enumerate() {
-        let place = match item.get("id").and_then(|v| v.as_str()) {
-            Some(id) => format!("command {} (id {id})", n + 1),
-            None => format!("command {}", n + 1),
-        };
-        let bytes = serde_json::to_vec(item).unwrap_or_default();
-        match hub_contract::decode_command(&bytes, usize::MAX) {
-            Err(r) => problems.push(format!("{place}: {}", r.reason)),
-            Ok(c) if c.kind != kind => problems.push(format!(
-                "{place}: a `{}` command; this file must hold `{}` commands",
-                c.kind.as_str(),
-                kind.as_str()
-            )),
-            Ok(c) => match &c.body {
-                Err(e) => problems.push(format!("{place} ({}): {}", c.key, e.0)),
-                Ok(_) => commands.push(c),
-            },
-        }
-    }
-    if !problems.is_empty() {
-        return Err(invalid(anyhow::anyhow!(
-            "{} has {} error(s); nothing was imported:\n  {}",
-            file.display(),
-            problems.len(),
-            problems.join("\n  ")
-        )));
-    }
-    Ok(Some(commands))
+    crate::imports::decode_file(&text, kind).map_err(|e| Failure {
+        code: Exit::Invalid,
+        error: anyhow::anyhow!(
+            "{} {e}",
+            match e {
+                crate::imports::ImportError::NotJson { .. } => format!("{} is", file.display()),
+                crate::imports::ImportError::Problems(_) => format!("{} has", file.display()),
+            }
+        ),
+    })
 }
 
 /// Applies commands read from a file, as central's would be, in one transaction; prints each

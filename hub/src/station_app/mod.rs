@@ -20,6 +20,7 @@ pub mod assets;
 pub mod charts;
 pub mod dashboard;
 pub mod feed;
+pub mod import;
 pub mod items;
 pub mod receiving;
 pub mod stock;
@@ -192,6 +193,7 @@ pub fn router(app: StationApp) -> Router {
         .merge(items::routes())
         .merge(dashboard::routes())
         .merge(stock::routes())
+        .merge(import::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(app)

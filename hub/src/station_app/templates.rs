@@ -30,6 +30,11 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("dashboard.html", include_str!("templates/dashboard.html")),
     ("stock.html", include_str!("templates/stock.html")),
+    ("import.html", include_str!("templates/import.html")),
+    (
+        "import_result.html",
+        include_str!("templates/import_result.html"),
+    ),
 ];
 
 fn env() -> &'static Environment<'static> {

@@ -49,6 +49,50 @@ impl Answer {
     }
 }
 
+/// A POST from the app's own pages whose body is not a form (a file or a photo), with extra
+/// headers (e.g. `X-CSRF-Token`, `Content-Type`).
+pub async fn post_body(
+    addr: SocketAddr,
+    path: &str,
+    cookies: &[&str],
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nOrigin: http://{addr}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !cookies.is_empty() {
+        head.push_str(&format!("Cookie: {}\r\n", cookies.join("; ")));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
 /// Sends one request with these cookies and, when given, an `Origin` header (a POST is a form).
 pub async fn request(
     addr: SocketAddr,

@@ -96,8 +96,28 @@
       .catch(function () { input.disabled = false; document.body.classList.add("offline"); });
   }
 
+  // An import file goes as it is; its outcome (or every error in it) shows below.
+  function importFile(input) {
+    var file = input.files && input.files[0];
+    var out = document.getElementById("import-result");
+    if (!file || !out) return;
+    input.disabled = true;
+    fetch("/station/import?kind=" + encodeURIComponent(input.getAttribute("data-kind")),
+      { method: "POST", body: file, credentials: "same-origin",
+        headers: { "X-CSRF-Token": csrf ? csrf.content : "", "Content-Type": "application/json" } })
+      .then(function (r) {
+        if (r.status === 401) { window.location = "/station"; return null; }
+        return r.text();
+      })
+      .then(function (html) { input.disabled = false; input.value = ""; if (html !== null) out.innerHTML = html; })
+      .catch(function () { input.disabled = false; document.body.classList.add("offline"); });
+  }
+
   function bind(root) {
     if (!root) return;
+    root.querySelectorAll("input[data-import-upload]").forEach(function (input) {
+      input.addEventListener("change", function () { importFile(input); });
+    });
     root.querySelectorAll("input[data-photo-upload]").forEach(function (input) {
       input.addEventListener("change", function () { upload(input); });
     });
