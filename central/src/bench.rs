@@ -47,6 +47,9 @@ pub struct BenchOutcome {
     pub sites: usize,
     pub events: usize,
     pub raw_batched_per_s: f64,
+    /// The same rows by `COPY … FROM STDIN BINARY` in transactions of the same size (shown
+    /// beside the goal's baseline, since central's ingest writes its new rows by COPY).
+    pub raw_copy_per_s: f64,
     pub ingest_1_consumer_per_s: f64,
     pub ingest_2_consumers_per_s: f64,
     pub ingest_p99_ms: f64,
@@ -77,6 +80,11 @@ impl std::fmt::Display for BenchOutcome {
             f,
             "  raw batched INSERT (batches of {:.0}):   {:>10.0} events/s",
             self.mean_batch, self.raw_batched_per_s
+        )?;
+        writeln!(
+            f,
+            "  raw COPY (batches of {:.0}):              {:>10.0} events/s",
+            self.mean_batch, self.raw_copy_per_s
         )?;
         writeln!(
             f,
@@ -423,6 +431,75 @@ async fn raw_batched(db: &str, msgs: &[Msg], batch: usize) -> anyhow::Result<f64
     Ok(msgs.len() as f64 / elapsed)
 }
 
+/// The same rows by binary COPY in transactions of `batch` rows.
+async fn raw_copy(db: &str, msgs: &[Msg], batch: usize) -> anyhow::Result<f64> {
+    use tokio_postgres::binary_copy::BinaryCopyInWriter;
+    use tokio_postgres::types::Type;
+    let (mut client, conn) = tokio_postgres::connect(db, tokio_postgres::NoTls)
+        .await
+        .context("raw COPY baseline: connecting")?;
+    tokio::spawn(conn);
+    let events: Vec<contract::EventIn> = msgs
+        .iter()
+        .map(|m| contract::decode_event(&m.payload))
+        .collect::<Result<_, _>>()?;
+    let received = now_ms();
+    let types = [
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::INT8,
+    ];
+    let started = Instant::now();
+    for chunk in events.chunks(batch.max(1)) {
+        let tx = client.transaction().await?;
+        let sink = tx
+            .copy_in(
+                "COPY event (site, stream, seq, id, kind, at_ms, lane, body, arrival, received_at)
+                 FROM STDIN BINARY",
+            )
+            .await?;
+        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
+        for e in chunk {
+            writer
+                .as_mut()
+                .write(&[
+                    &e.site,
+                    &e.stream(),
+                    &e.seq,
+                    &e.id,
+                    &e.kind,
+                    &e.at_ms,
+                    &e.lane.as_str(),
+                    &e.event.as_ref().map(|b| b.get()),
+                    &e.seq,
+                    &received,
+                ])
+                .await?;
+        }
+        writer.as_mut().finish().await?;
+        tx.commit().await?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let stored: i64 = client
+        .query_one("SELECT COUNT(*) FROM event", &[])
+        .await?
+        .get(0);
+    anyhow::ensure!(
+        stored as usize == msgs.len(),
+        "raw COPY baseline stored {stored} of {} rows",
+        msgs.len()
+    );
+    anyhow::ensure!(elapsed > 0.0, "raw COPY baseline took no measurable time");
+    Ok(msgs.len() as f64 / elapsed)
+}
+
 /// Opens (migrates) a fresh database of the cluster for one run.
 async fn fresh_database(cluster: &Arc<PgCluster>, name: &str) -> anyhow::Result<String> {
     let cluster = cluster.clone();
@@ -474,6 +551,8 @@ pub async fn ingest(options: &BenchOptions) -> anyhow::Result<BenchOutcome> {
     // changes within a minute, and both sides should see the same.
     let raw_db = fresh_database(&cluster, "raw").await?;
     let raw = raw_batched(&raw_db, &msgs, mean_batch.round() as usize).await?;
+    let copy_db = fresh_database(&cluster, "rawcopy").await?;
+    let raw_copy = raw_copy(&copy_db, &msgs, mean_batch.round() as usize).await?;
     let (p50, p99) = latency(port, &run1, options, ingest_1 * 0.5).await?;
     run1.stop().await?;
 
@@ -505,6 +584,7 @@ pub async fn ingest(options: &BenchOptions) -> anyhow::Result<BenchOutcome> {
         sites: options.sites,
         events: msgs.len(),
         raw_batched_per_s: raw,
+        raw_copy_per_s: raw_copy,
         ingest_1_consumer_per_s: ingest_1,
         ingest_2_consumers_per_s: ingest_2,
         ingest_p99_ms: p99,

@@ -25,7 +25,9 @@ use super::{HubReport, read_hub_report};
 use crate::report::{CentralReport, ConflictReport, Gaps, SiteReport, StreamReport};
 use hub_contract::{self as contract, LEGACY_STREAM, UpTopic};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use tokio_postgres::types::ToSql;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, GenericClient, NoTls, Statement};
 
 /// Versioned migrations, applied in order, each once (`central_schema`). Append only.
@@ -128,7 +130,7 @@ pub struct PgStore {
     config: String,
     client: Option<Client>,
     /// The ingest statements, prepared on `client` (dropped with it).
-    prepared: Option<Prepared>,
+    prepared: Option<Box<Prepared>>,
 }
 
 impl PgStore {
@@ -460,11 +462,37 @@ struct StreamDelta {
     fresh: Vec<i64>,
 }
 
+/// How a batch writes its new event rows.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum RowsBy {
+    /// `COPY … FROM STDIN BINARY`: the rows were decided new under the site lock.
+    Copy,
+    /// `INSERT … ON CONFLICT DO NOTHING`: the fallback should a row be held after all (a
+    /// stream's `max_seq` below what its events hold, e.g. after a hand edit).
+    InsertOnConflict,
+}
+
+/// Column types of `event` as the COPY writes them.
+const EVENT_COPY_TYPES: [Type; 11] = [
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::INT8,
+];
+
 async fn store_batch(
     client: &mut Client,
     p: &Prepared,
     batch: &[Arrival<'_>],
     now: i64,
+    rows_by: RowsBy,
 ) -> Result<BatchCounts, StoreError> {
     let started = std::time::Instant::now();
     let mut counts = BatchCounts::default();
@@ -599,16 +627,23 @@ async fn store_batch(
     // Which keys are already held, then decide each event in arrival order. Only numbers up
     // to a stream's highest held one can be held (the site rows are locked): a catch-up or
     // live batch asks the index for none of its events.
-    let max_held = |site: &str, stream: &str| {
-        state
-            .get(&(site.to_owned(), stream.to_owned()))
-            .map_or(0, |s| s.max_seq)
-    };
+    let batch_state: HashMap<(&str, &str), StreamState> = seen
+        .iter()
+        .map(|(site, stream)| {
+            let key = (site.to_string(), stream.to_string());
+            (
+                (*site, *stream),
+                state.get(&key).copied().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let max_held =
+        |site: &str, stream: &str| batch_state.get(&(site, stream)).map_or(0, |s| s.max_seq);
     let maybe_held: Vec<&NewEvent<'_>> = events
         .iter()
         .filter(|e| e.event.seq <= max_held(e.site, e.event.stream()))
         .collect();
-    let mut held: HashMap<(&str, &str, i64), String> = HashMap::new();
+    let mut held_ids: Vec<(usize, String)> = Vec::new();
     if !maybe_held.is_empty() {
         let key_sites: Vec<&str> = maybe_held.iter().map(|e| e.site).collect();
         let key_streams: Vec<&str> = maybe_held.iter().map(|e| e.event.stream()).collect();
@@ -621,11 +656,15 @@ async fn store_batch(
                 &[&key_sites, &key_streams, &key_seqs],
             )
             .await?;
-        for row in rows {
-            let n: i64 = row.get(0);
-            let e = maybe_held[(n - 1) as usize];
-            held.insert((e.site, e.event.stream(), e.event.seq), row.get(1));
-        }
+        held_ids = rows
+            .into_iter()
+            .map(|row| ((row.get::<_, i64>(0) - 1) as usize, row.get(1)))
+            .collect();
+    }
+    let mut held: HashMap<(&str, &str, i64), &str> = HashMap::with_capacity(events.len());
+    for (n, id) in &held_ids {
+        let e = maybe_held[*n];
+        held.insert((e.site, e.event.stream(), e.event.seq), id);
     }
     let mut deltas: HashMap<(&str, &str), StreamDelta> = HashMap::new();
     let mut rows: Vec<(&NewEvent<'_>, i64)> = Vec::new();
@@ -639,7 +678,7 @@ async fn store_batch(
                 let n = arrivals.entry(e.site).or_insert(0);
                 *n += 1;
                 rows.push((e, *n));
-                held.insert(key, e.event.id.clone());
+                held.insert(key, &e.event.id);
                 delta.received += 1;
                 delta.max_seq = delta.max_seq.max(e.event.seq);
                 delta.fresh.push(e.event.seq);
@@ -649,7 +688,7 @@ async fn store_batch(
                 delta.duplicates += 1;
                 counts.duplicates += 1;
             }
-            Some(stored_id) => conflicts.push((e, stored_id.clone())),
+            Some(stored_id) => conflicts.push((e, stored_id.to_string())),
         }
     }
     for (e, stored_id) in &conflicts {
@@ -726,11 +765,49 @@ async fn store_batch(
         ];
         let day_params: [&(dyn ToSql + Sync); 3] = [&day_sites, &day_counts, &day];
         let arrival_params: [&(dyn ToSql + Sync); 2] = [&a_sites, &a_counts];
-        tokio::try_join!(
-            tx.execute(&p.insert_events, &event_params),
-            tx.execute(&p.count_day, &day_params),
-            tx.execute(&p.set_arrivals, &arrival_params),
-        )?;
+        match rows_by {
+            // No row of these is held (decided above under the site lock): plain COPY, no
+            // conflict check per row.
+            RowsBy::Copy => {
+                let sink = tx
+                    .copy_in(
+                        "COPY event (site, stream, seq, id, kind, at_ms, lane, withheld, body, arrival, received_at)
+                         FROM STDIN BINARY",
+                    )
+                    .await?;
+                let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &EVENT_COPY_TYPES));
+                for (i, (e, arrival)) in rows.iter().enumerate() {
+                    writer
+                        .as_mut()
+                        .write(&[
+                            &e.site,
+                            &e.event.stream(),
+                            &e.event.seq,
+                            &e.event.id,
+                            &e.event.kind,
+                            &e.event.at_ms,
+                            &e.event.lane.as_str(),
+                            &r_withheld[i],
+                            &r_body[i],
+                            arrival,
+                            &now,
+                        ])
+                        .await?;
+                }
+                writer.as_mut().finish().await?;
+                tokio::try_join!(
+                    tx.execute(&p.count_day, &day_params),
+                    tx.execute(&p.set_arrivals, &arrival_params),
+                )?;
+            }
+            RowsBy::InsertOnConflict => {
+                tokio::try_join!(
+                    tx.execute(&p.insert_events, &event_params),
+                    tx.execute(&p.count_day, &day_params),
+                    tx.execute(&p.set_arrivals, &arrival_params),
+                )?;
+            }
+        }
     }
     let inserted = started.elapsed();
     // Each stream's new contiguous mark. A stream of its own moves only with its own new
@@ -745,8 +822,8 @@ async fn store_batch(
     let mut d_max = Vec::with_capacity(deltas.len());
     let mut d_contiguous = Vec::with_capacity(deltas.len());
     for ((site, stream), d) in &mut deltas {
-        let before = state
-            .get(&(site.to_string(), stream.to_string()))
+        let before = batch_state
+            .get(&(*site, *stream))
             .copied()
             .unwrap_or_default();
         let mut contiguous = before.contiguous_seq;
@@ -1171,10 +1248,16 @@ impl EventStore for PgStore {
         let prepared = &mut self.prepared;
         let out = runtime.block_on(async {
             if prepared.is_none() {
-                *prepared = Some(Prepared::new(client).await?);
+                *prepared = Some(Box::new(Prepared::new(client).await?));
             }
             let prepared = prepared.as_ref().expect("prepared just now");
-            store_batch(client, prepared, batch, received_at_ms).await
+            match store_batch(client, prepared, batch, received_at_ms, RowsBy::Copy).await {
+                Err(StoreError::Postgres(e)) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                    tracing::warn!(error = %e, "a stream's highest number was behind its stored events; the batch is stored again with conflict checks");
+                    store_batch(client, prepared, batch, received_at_ms, RowsBy::InsertOnConflict).await
+                }
+                out => out,
+            }
         });
         if self.client.as_ref().is_some_and(Client::is_closed) {
             self.client = None;
