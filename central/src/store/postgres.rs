@@ -522,7 +522,30 @@ async fn store_batch(
         }
     }
     let decoded = started.elapsed();
-    let tx = client.transaction().await?;
+    let site_list: Vec<&str> = sites.iter().copied().collect();
+    let by_site: [&(dyn ToSql + Sync); 1] = [&site_list];
+    let mut tx = client.transaction().await?;
+    let (mut locked, mut state_rows) = (Vec::new(), Vec::new());
+    if !sites.is_empty() {
+        // One round trip: the batch's sites locked in order, then its streams read (a
+        // statement of its own: it sees what the previous holder of a lock committed).
+        (locked, state_rows) = tokio::try_join!(
+            tx.query(&p.lock_sites, &by_site),
+            tx.query(&p.stream_state, &by_site),
+        )?;
+        if locked.len() < sites.len() {
+            // A site seen for the first time: its row is created before any is locked, so
+            // locks are still taken in site order (no deadlock between consumers).
+            tx.rollback().await?;
+            tx = client.transaction().await?;
+            let (_, l, s) = tokio::try_join!(
+                tx.execute(&p.ensure_sites, &by_site),
+                tx.query(&p.lock_sites, &by_site),
+                tx.query(&p.stream_state, &by_site),
+            )?;
+            (locked, state_rows) = (l, s);
+        }
+    }
     for (a, reason) in &quarantine {
         tx.execute(
             "INSERT INTO quarantine (topic, site, reason, excerpt, bytes, received_at)
@@ -542,14 +565,6 @@ async fn store_batch(
         tx.commit().await?;
         return Ok(counts);
     }
-    // One round trip: the batch's site rows exist, are locked in order, and its streams read.
-    let site_list: Vec<&str> = sites.iter().copied().collect();
-    let by_site: [&(dyn ToSql + Sync); 1] = [&site_list];
-    let (_, locked, state_rows) = tokio::try_join!(
-        tx.execute(&p.ensure_sites, &by_site),
-        tx.query(&p.lock_sites, &by_site),
-        tx.query(&p.stream_state, &by_site),
-    )?;
     let locked_at = started.elapsed();
     let mut arrivals: HashMap<&str, i64> = HashMap::new();
     for row in &locked {
