@@ -8,6 +8,8 @@
 //! - **raw batched**: the same rows inserted by plain `INSERT … SELECT FROM unnest(…) ON CONFLICT
 //!   DO NOTHING` into the same `event` table, in transactions of the mean batch size the
 //!   1-consumer run committed, measured right after that run (the machine's load then).
+//! - **raw COPY**: the same rows by binary `COPY` in transactions of the same size, shown beside
+//!   the goal's baseline (central writes its new rows by COPY).
 //! - **latency**: after the catch-up, the sites publish live events at half the 1-consumer
 //!   rate; p99 of publish → commit (the consumer's commit time of the batch holding it).
 //!
