@@ -8,6 +8,8 @@
 //! - **raw batched**: the same rows inserted by plain `INSERT … SELECT FROM unnest(…) ON CONFLICT
 //!   DO NOTHING` into the same `event` table, in transactions of the mean batch size the
 //!   1-consumer run committed, measured right after that run (the machine's load then).
+//! - **raw COPY**: the same rows by binary `COPY` in transactions of the same size, shown beside
+//!   the goal's baseline (central writes its new rows by COPY).
 //! - **latency**: after the catch-up, the sites publish live events at half the 1-consumer
 //!   rate; p99 of publish → commit (the consumer's commit time of the batch holding it).
 //!
@@ -47,6 +49,9 @@ pub struct BenchOutcome {
     pub sites: usize,
     pub events: usize,
     pub raw_batched_per_s: f64,
+    /// The same rows by `COPY … FROM STDIN BINARY` in transactions of the same size (shown
+    /// beside the goal's baseline, since central's ingest writes its new rows by COPY).
+    pub raw_copy_per_s: f64,
     pub ingest_1_consumer_per_s: f64,
     pub ingest_2_consumers_per_s: f64,
     pub ingest_p99_ms: f64,
@@ -54,6 +59,10 @@ pub struct BenchOutcome {
     pub catch_up_1_consumer_s: f64,
     pub catch_up_2_consumers_s: f64,
     pub mean_batch: f64,
+    /// Batches the 1-consumer catch-up committed, and the time spent in their transactions
+    /// (the rest of the catch-up is the broker's delivery, reading and acknowledging).
+    pub batches_1_consumer: u64,
+    pub transactions_1_consumer_s: f64,
     pub ratio_1_consumer_to_raw: f64,
     pub ratio_2_consumers_to_raw: f64,
     /// The goal: one consumer at least half the raw batched rate.
@@ -76,8 +85,20 @@ impl std::fmt::Display for BenchOutcome {
         )?;
         writeln!(
             f,
+            "  raw COPY (batches of {:.0}):              {:>10.0} events/s",
+            self.mean_batch, self.raw_copy_per_s
+        )?;
+        writeln!(
+            f,
             "  ingest via MQTT, 1 consumer:           {:>10.0} events/s  ({:.2}× raw)  catch-up {:.1} s",
             self.ingest_1_consumer_per_s, self.ratio_1_consumer_to_raw, self.catch_up_1_consumer_s
+        )?;
+        writeln!(
+            f,
+            "    its {} batches, decoded and committed in {:.2} s  ({:.0} % of its catch-up)",
+            self.batches_1_consumer,
+            self.transactions_1_consumer_s,
+            100.0 * self.transactions_1_consumer_s / self.catch_up_1_consumer_s.max(f64::EPSILON)
         )?;
         writeln!(
             f,
@@ -412,6 +433,75 @@ async fn raw_batched(db: &str, msgs: &[Msg], batch: usize) -> anyhow::Result<f64
     Ok(msgs.len() as f64 / elapsed)
 }
 
+/// The same rows by binary COPY in transactions of `batch` rows.
+async fn raw_copy(db: &str, msgs: &[Msg], batch: usize) -> anyhow::Result<f64> {
+    use tokio_postgres::binary_copy::BinaryCopyInWriter;
+    use tokio_postgres::types::Type;
+    let (mut client, conn) = tokio_postgres::connect(db, tokio_postgres::NoTls)
+        .await
+        .context("raw COPY baseline: connecting")?;
+    tokio::spawn(conn);
+    let events: Vec<contract::EventIn> = msgs
+        .iter()
+        .map(|m| contract::decode_event(&m.payload))
+        .collect::<Result<_, _>>()?;
+    let received = now_ms();
+    let types = [
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::INT8,
+    ];
+    let started = Instant::now();
+    for chunk in events.chunks(batch.max(1)) {
+        let tx = client.transaction().await?;
+        let sink = tx
+            .copy_in(
+                "COPY event (site, stream, seq, id, kind, at_ms, lane, body, arrival, received_at)
+                 FROM STDIN BINARY",
+            )
+            .await?;
+        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
+        for e in chunk {
+            writer
+                .as_mut()
+                .write(&[
+                    &e.site,
+                    &e.stream(),
+                    &e.seq,
+                    &e.id,
+                    &e.kind,
+                    &e.at_ms,
+                    &e.lane.as_str(),
+                    &e.event.as_ref().map(|b| b.get()),
+                    &e.seq,
+                    &received,
+                ])
+                .await?;
+        }
+        writer.as_mut().finish().await?;
+        tx.commit().await?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let stored: i64 = client
+        .query_one("SELECT COUNT(*) FROM event", &[])
+        .await?
+        .get(0);
+    anyhow::ensure!(
+        stored as usize == msgs.len(),
+        "raw COPY baseline stored {stored} of {} rows",
+        msgs.len()
+    );
+    anyhow::ensure!(elapsed > 0.0, "raw COPY baseline took no measurable time");
+    Ok(msgs.len() as f64 / elapsed)
+}
+
 /// Opens (migrates) a fresh database of the cluster for one run.
 async fn fresh_database(cluster: &Arc<PgCluster>, name: &str) -> anyhow::Result<String> {
     let cluster = cluster.clone();
@@ -449,6 +539,12 @@ pub async fn ingest(options: &BenchOptions) -> anyhow::Result<BenchOutcome> {
     let db1 = fresh_database(&cluster, "ingest1").await?;
     let (catch_up_1, run1) = catch_up(port, &db1, 1, &msgs).await?;
     let ingest_1 = msgs.len() as f64 / catch_up_1;
+    let (batches_1, transactions_1) = run1.metrics.iter().fold((0, 0), |(n, us), m| {
+        (
+            n + m.batches.load(Ordering::Relaxed),
+            us + m.batch_commit_us.load(Ordering::Relaxed),
+        )
+    });
     let mean_batch = {
         let c = run1.commits.lock().unwrap_or_else(|e| e.into_inner());
         c.batches.iter().sum::<usize>() as f64 / c.batches.len().max(1) as f64
@@ -457,6 +553,8 @@ pub async fn ingest(options: &BenchOptions) -> anyhow::Result<BenchOutcome> {
     // changes within a minute, and both sides should see the same.
     let raw_db = fresh_database(&cluster, "raw").await?;
     let raw = raw_batched(&raw_db, &msgs, mean_batch.round() as usize).await?;
+    let copy_db = fresh_database(&cluster, "rawcopy").await?;
+    let raw_copy = raw_copy(&copy_db, &msgs, mean_batch.round() as usize).await?;
     let (p50, p99) = latency(port, &run1, options, ingest_1 * 0.5).await?;
     run1.stop().await?;
 
@@ -488,6 +586,7 @@ pub async fn ingest(options: &BenchOptions) -> anyhow::Result<BenchOutcome> {
         sites: options.sites,
         events: msgs.len(),
         raw_batched_per_s: raw,
+        raw_copy_per_s: raw_copy,
         ingest_1_consumer_per_s: ingest_1,
         ingest_2_consumers_per_s: ingest_2,
         ingest_p99_ms: p99,
@@ -495,6 +594,8 @@ pub async fn ingest(options: &BenchOptions) -> anyhow::Result<BenchOutcome> {
         catch_up_1_consumer_s: catch_up_1,
         catch_up_2_consumers_s: catch_up_2,
         mean_batch,
+        batches_1_consumer: batches_1,
+        transactions_1_consumer_s: transactions_1 as f64 / 1e6,
         ratio_1_consumer_to_raw: ratio_1,
         ratio_2_consumers_to_raw: ingest_2 / raw,
         below_target: ratio_1 < 0.5,

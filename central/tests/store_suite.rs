@@ -525,3 +525,44 @@ fn two_consumers_committing_overlapping_batches_with_a_conflict_at_once_store_ea
         }
     }
 }
+
+#[test]
+fn a_stream_whose_highest_number_lags_its_events_still_stores_each_event_once() {
+    // New rows are written by COPY, without a conflict check per row, when the site lock and
+    // the stream's highest number say none is held. Should that number lag what is stored
+    // (a hand edit, a restore), the batch is written again with the check instead of failing
+    // on every redelivery.
+    let cluster = PgCluster::start().expect("private PostgreSQL cluster starts");
+    let url = cluster.create_database("lagging_max").unwrap();
+    let mut db = PgStore::open(&url, 1_700_000_000_000).unwrap();
+    store_msgs(
+        &mut db,
+        &[
+            event(Some("A"), 1, "a1"),
+            event(Some("A"), 2, "a2"),
+            event(Some("A"), 3, "a3"),
+        ],
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .execute("UPDATE stream SET max_seq = 1 WHERE site = 's1'", &[])
+            .await
+            .unwrap();
+    });
+    store_msgs(
+        &mut db,
+        &[event(Some("A"), 3, "a3"), event(Some("A"), 4, "a4")],
+    );
+    let seqs: Vec<i64> = db.events("s1").unwrap().iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    let r = site(&db);
+    assert_eq!((r.contiguous_seq, r.max_seq), (4, 4));
+}
