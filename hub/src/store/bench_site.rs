@@ -183,3 +183,12 @@ pub fn used_bytes(path: &std::path::Path) -> Result<i64, StoreError> {
     };
     Ok(pragma("page_size")? * (pragma("page_count")? - pragma("freelist_count")?))
 }
+
+/// How many photo checks the database at `path` has recorded (read-only).
+pub fn photos_recorded(path: &std::path::Path) -> Result<i64, StoreError> {
+    let err = |e| StoreError::from_sqlite(path, e);
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(err)?;
+    conn.query_row("SELECT COUNT(*) FROM photo", [], |r| r.get(0))
+        .map_err(err)
+}
