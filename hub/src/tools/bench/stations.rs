@@ -26,7 +26,9 @@
 use super::dashboard::{self, DashboardBenchOptions};
 use crate::config::Config;
 use crate::store::staff::{self as staff_store, Role, StaffMember};
-use crate::store::{Store, StoreError, StoreOptions, bench_site, deliveries, ledger, pickup_orders};
+use crate::store::{
+    Store, StoreError, StoreOptions, bench_site, deliveries, ledger, pickup_orders,
+};
 use hub_core::pickup::{OrderStatus, PickupItem, PickupOrder, hash_code};
 use hub_core::receiving::{Manifest, ManifestLine};
 use hub_core::{BatchKey, Movement, MovementId, MovementKind, Sku, SkuCode, StockUnit, Timestamp};
@@ -80,6 +82,9 @@ pub struct StationsBenchReport {
     pub direct_handover_p99_ms: f64,
     /// The daemon's `write_bytes` over the scan + handover loop, per handover.
     pub bytes_written_per_handover: f64,
+    /// Of those, bytes of files truncated or deleted before they reached the disk
+    /// (`cancelled_write_bytes`: SQLite's temporary files).
+    pub cancelled_bytes_per_handover: f64,
     /// Of which written while the scan reached the screen (check, screen kept, its events).
     pub bytes_written_during_scan: f64,
     /// Of which written while the handover POST was answered and shown.
@@ -162,10 +167,11 @@ impl std::fmt::Display for StationsBenchReport {
         )?;
         writeln!(
             f,
-            "  written to storage per handover (daemon write_bytes, scan included): {:.1} KiB ({:.1} while scanning, {:.1} while handing over, the rest in the background); the database grew {:.1} KiB per handover; goal ≤ {:.0} KiB: {}",
+            "  written to storage per handover (daemon write_bytes, scan included): {:.1} KiB ({:.1} while scanning, {:.1} while handing over, the rest in the background; {:.1} KiB of it cancelled before reaching the disk); the database grew {:.1} KiB per handover; goal ≤ {:.0} KiB: {}",
             self.bytes_written_per_handover / 1024.0,
             self.bytes_written_during_scan / 1024.0,
             self.bytes_written_during_handover_post / 1024.0,
+            self.cancelled_bytes_per_handover / 1024.0,
             self.db_growth_per_handover / 1024.0,
             BYTES_PER_HANDOVER / 1024.0,
             verdict(self.bytes_written_per_handover <= BYTES_PER_HANDOVER)
@@ -278,12 +284,18 @@ pub fn run(dir: &Path, options: &StationsBenchOptions) -> anyhow::Result<Station
     let csrf = desk.csrf()?;
     // The scanner's subscription is ready when a scan reaches the screen (order 0, not timed).
     let (first_id, first_code) = &codes.orders[0];
-    warm_up(&devices, PICKUP_TOPIC, &format!("{first_id}:{first_code}"), &desk_events)?;
+    warm_up(
+        &devices,
+        PICKUP_TOPIC,
+        &format!("{first_id}:{first_code}"),
+        &desk_events,
+    )?;
     hand_over(&mut desk, &csrf, first_id, "warm-up", &desk_events)?;
 
     let db = config.database_path();
     let pid = child.0.id();
     let written_before = write_bytes(pid)?;
+    let cancelled_before = proc_io(pid, "cancelled_write_bytes")?;
     let used_before = bench_site::used_bytes(&db)?;
     let mut scan_ms = Vec::with_capacity(orders);
     let mut handover_ms = Vec::with_capacity(orders);
@@ -293,9 +305,11 @@ pub fn run(dir: &Path, options: &StationsBenchOptions) -> anyhow::Result<Station
         let w0 = write_bytes(pid)?;
         let t0 = Instant::now();
         devices.publish(PICKUP_TOPIC, format!("{order_id}:{code}").into_bytes())?;
-        desk_events
-            .recv_timeout(PATIENCE)
-            .map_err(|_| anyhow::anyhow!("order {order_id}: no event on the counter's screen within {PATIENCE:?} of the scan"))?;
+        desk_events.recv_timeout(PATIENCE).map_err(|_| {
+            anyhow::anyhow!(
+                "order {order_id}: no event on the counter's screen within {PATIENCE:?} of the scan"
+            )
+        })?;
         scan_ms.push(ms(t0));
         let shown = desk.get("/station/pickup/current")?;
         anyhow::ensure!(
@@ -305,7 +319,13 @@ pub fn run(dir: &Path, options: &StationsBenchOptions) -> anyhow::Result<Station
         );
         let w1 = write_bytes(pid)?;
         let t1 = Instant::now();
-        hand_over(&mut desk, &csrf, order_id, &format!("bench-{i}"), &desk_events)?;
+        hand_over(
+            &mut desk,
+            &csrf,
+            order_id,
+            &format!("bench-{i}"),
+            &desk_events,
+        )?;
         handover_ms.push(ms(t1));
         let w2 = write_bytes(pid)?;
         during_scans += w1.saturating_sub(w0);
@@ -313,6 +333,8 @@ pub fn run(dir: &Path, options: &StationsBenchOptions) -> anyhow::Result<Station
     }
     let handovers = orders as f64;
     let written = write_bytes(pid)?.saturating_sub(written_before) as f64 / handovers;
+    let cancelled =
+        proc_io(pid, "cancelled_write_bytes")?.saturating_sub(cancelled_before) as f64 / handovers;
     let grown = (bench_site::used_bytes(&db)? - used_before) as f64 / handovers;
     let page_bytes = page_size(&mut desk)?;
 
@@ -408,6 +430,7 @@ pub fn run(dir: &Path, options: &StationsBenchOptions) -> anyhow::Result<Station
         direct_handover_p50_ms: percentile(&direct_ms, 50.0),
         direct_handover_p99_ms: percentile(&direct_ms, 99.0),
         bytes_written_per_handover: written,
+        cancelled_bytes_per_handover: cancelled,
         bytes_written_during_scan: during_scans as f64 / handovers,
         bytes_written_during_handover_post: during_handovers as f64 / handovers,
         db_growth_per_handover: grown,
@@ -462,7 +485,12 @@ fn seed(db: &Path, orders: usize, staff: bool) -> anyhow::Result<Seeded> {
     let pin_hash = crate::station_app::hash_pin(PIN)?;
     let store = Store::open(db, SITE, &StoreOptions::default())?;
     let list: Vec<(String, String)> = (0..orders)
-        .map(|i| (format!("B{i:05}"), format!("{:06}", 100_000 + i * 7 % 900_000)))
+        .map(|i| {
+            (
+                format!("B{i:05}"),
+                format!("{:06}", 100_000 + i * 7 % 900_000),
+            )
+        })
         .collect();
     let pairing = vec![
         crate::station_app::new_pairing_code(),
@@ -564,7 +592,13 @@ fn seed(db: &Path, orders: usize, staff: bool) -> anyhow::Result<Seeded> {
                 now,
             )?;
             for (station, code) in ["desk-1", "recv-1"].iter().zip(&p) {
-                staff_store::add_pairing(c, station, code, now, Timestamp(now.millis() + 3_600_000))?;
+                staff_store::add_pairing(
+                    c,
+                    station,
+                    code,
+                    now,
+                    Timestamp(now.millis() + 3_600_000),
+                )?;
             }
         }
         Ok::<_, anyhow::Error>(())
@@ -762,12 +796,17 @@ fn wait_for_app(addr: &str, child: &mut std::process::Child, log: &Path) -> anyh
 
 /// `write_bytes` of a process (what it caused to be written to storage).
 fn write_bytes(pid: u32) -> anyhow::Result<u64> {
+    proc_io(pid, "write_bytes")
+}
+
+/// A counter of `/proc/<pid>/io`.
+fn proc_io(pid: u32, key: &str) -> anyhow::Result<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/io"))
         .map_err(|e| anyhow::anyhow!("cannot read /proc/{pid}/io: {e}"))?;
     text.lines()
-        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
         .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no write_bytes in /proc/{pid}/io"))
+        .ok_or_else(|| anyhow::anyhow!("no {key} in /proc/{pid}/io"))
 }
 
 fn drain(events: &mpsc::Receiver<Instant>) {
@@ -826,7 +865,11 @@ fn hand_over(
 /// The pickup page and every asset it names, as transferred.
 fn page_size(http: &mut Http) -> anyhow::Result<usize> {
     let page = http.get("/station")?;
-    anyhow::ensure!(page.status == 200, "the pickup page answered {}", page.status);
+    anyhow::ensure!(
+        page.status == 200,
+        "the pickup page answered {}",
+        page.status
+    );
     let text = page.text();
     let mut total = page.bytes;
     let mut seen = Vec::new();
@@ -869,9 +912,9 @@ impl Devices {
                 }
             }
         });
-        ready
-            .recv_timeout(Duration::from_secs(10))
-            .map_err(|_| anyhow::anyhow!("the bench's devices could not connect to the broker on port {port}"))?;
+        ready.recv_timeout(Duration::from_secs(10)).map_err(|_| {
+            anyhow::anyhow!("the bench's devices could not connect to the broker on port {port}")
+        })?;
         Ok(Devices { client })
     }
 
@@ -933,7 +976,11 @@ impl Http {
             a = self.addr
         );
         if !self.cookies.is_empty() {
-            let jar: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             head.push_str(&format!("Cookie: {}\r\n", jar.join("; ")));
         }
         head
@@ -990,7 +1037,11 @@ impl Http {
             }
         }
         let rest = &raw[split + 4..];
-        let body = if chunked { dechunk(rest) } else { rest.to_vec() };
+        let body = if chunked {
+            dechunk(rest)
+        } else {
+            rest.to_vec()
+        };
         Ok(Answer {
             status,
             body,
