@@ -222,7 +222,12 @@ fn hub_bench_stations_runs_50_orders_through_a_real_hub_and_writes_every_figure(
         "{figures}"
     );
     let text = stdout(&out);
-    for words in ["scan-to-screen", "called directly", "per handover", "raw SQL"] {
+    for words in [
+        "scan-to-screen",
+        "called directly",
+        "per handover",
+        "raw SQL",
+    ] {
         assert!(text.contains(words), "{words} missing from: {text}");
     }
     // The scratch stores are removed afterwards.
