@@ -121,9 +121,10 @@ impl StationsBenchReport {
 
     /// Why the baseline does not count, if it does not.
     pub fn baseline_missing(&self) -> Option<&'static str> {
-        if !(self.direct_handover_p99_ms > 0.0) {
+        let measured = |ms: f64| ms.is_finite() && ms > 0.0;
+        if !measured(self.direct_handover_p99_ms) {
             Some("the direct handover was not timed")
-        } else if !(self.dashboard_30d_raw_sql_ms > 0.0) {
+        } else if !measured(self.dashboard_30d_raw_sql_ms) {
             Some("the dashboard's raw SQL was not timed")
         } else {
             None
