@@ -2,8 +2,8 @@
 //! (targets missed: their ratios are not judged here, only that they are measured) and writes
 //! its figures. The ledger bench also runs on the emulated SD card through
 //! `powercut sdcard --fsync-ms 5 -- hub bench ledger --data-dir {} --json PATH`, the command
-//! the README gives for the SD-card figures. (`hub bench vision` has its own tests in
-//! `vision.rs`.)
+//! the README gives for the SD-card figures. `hub bench stations` runs a real `hub run` with
+//! 50 orders. (`hub bench vision` has its own tests in `vision.rs`.)
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -173,4 +173,69 @@ fn hub_bench_dashboard_runs_at_a_tiny_size_and_prints_both_figures() {
     );
     assert_eq!(figures_dashboard["orders"], 120, "{figures_dashboard}");
     assert!(stdout(&out).contains("raw SQL"), "{}", stdout(&out));
+}
+
+#[test]
+fn hub_bench_stations_runs_50_orders_through_a_real_hub_and_writes_every_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("stations.json");
+    let out = bench(&[
+        "stations",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--orders",
+        "50",
+        "--receiving-scans",
+        "10",
+        "--dashboard-orders-per-day",
+        "40",
+        "--dashboard-days",
+        "3",
+        "--dashboard-rounds",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let figures = figures(&out, &json);
+    positive(
+        &figures,
+        &[
+            "scan_to_screen_p50_ms",
+            "scan_to_screen_p99_ms",
+            "handover_p50_ms",
+            "handover_p99_ms",
+            "direct_handover_p50_ms",
+            "direct_handover_p99_ms",
+            "bytes_written_per_handover",
+            "page_bytes",
+            "receiving_scan_to_screen_p50_ms",
+            "receiving_scan_to_screen_p99_ms",
+            "dashboard_30d_ms",
+            "dashboard_30d_raw_sql_ms",
+        ],
+    );
+    assert_eq!(figures["orders"], 50, "{figures}");
+    assert_eq!(figures["receiving_scans"], 10, "{figures}");
+    // The photos went through the hub's vision path while the bench was scanned.
+    assert!(
+        figures["photos_checked"].as_u64().unwrap_or(0) >= 1,
+        "{figures}"
+    );
+    let text = stdout(&out);
+    for words in [
+        "scan-to-screen",
+        "called directly",
+        "per handover",
+        "raw SQL",
+    ] {
+        assert!(text.contains(words), "{words} missing from: {text}");
+    }
+    // The scratch stores are removed afterwards.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .filter(|n| n != "stations.json")
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -77,6 +77,42 @@ pub(super) enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
+    /// A compressed peak day at the station app through a real `hub run` (HTTP API and live
+    /// channel, MQTT scanners, uplink on a local Mosquitto): scan-to-screen and handover p50/p99
+    /// beside the same workflow called directly, bytes written per handover, the pickup page's
+    /// size, the receiving bench's scan-to-screen while 12 MP photos are checked, and the
+    /// dashboard. Exit 1 when a baseline cannot be measured, 4 when a goal is missed.
+    Stations {
+        /// Folder for the scratch stores (default: the config's data directory, else the
+        /// current folder); removed afterwards.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Take the data directory from this config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Also write the figures as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Pickup orders scanned and handed over.
+        #[arg(long, default_value_t = 5_000)]
+        orders: usize,
+        /// Scans at the receiving bench while photos are checked.
+        #[arg(long, default_value_t = 300)]
+        receiving_scans: usize,
+        /// Dashboard: pickup orders a day.
+        #[arg(long, default_value_t = 5_000)]
+        dashboard_orders_per_day: i64,
+        /// Dashboard: days generated and shown.
+        #[arg(long, default_value_t = 30)]
+        dashboard_days: i64,
+        /// Dashboard: timed rounds (medians).
+        #[arg(long, default_value_t = 3)]
+        dashboard_rounds: usize,
+        /// Folder with fruits.jpg, the source of the 12 MP photo (default:
+        /// hub/vision/testdata/images of the checkout).
+        #[arg(long)]
+        images: Option<PathBuf>,
+    },
     /// Uplink throughput against a local Mosquitto: raw rumqttc vs outbox drain.
     Sync {
         /// Also write the figures as JSON to this file.
@@ -423,6 +459,47 @@ pub(super) fn bench_command(
             };
             let report = bench::dashboard::run(&dir, &options)?;
             finish_bench(&report, json, report.meets_targets())
+        }
+        BenchCommand::Stations {
+            data_dir,
+            config,
+            json,
+            orders,
+            receiving_scans,
+            dashboard_orders_per_day,
+            dashboard_days,
+            dashboard_rounds,
+            images,
+        } => {
+            telemetry::init("error", log_format(log, None));
+            let dir = bench_dir(data_dir, config)?;
+            let images = images
+                .or_else(|| find_upwards("hub/vision/testdata/images"))
+                .ok_or_else(|| Failure {
+                    code: Exit::Invalid,
+                    error: anyhow::anyhow!(
+                        "no test images found (hub/vision/testdata/images of a checkout); give --images DIR with fruits.jpg"
+                    ),
+                })?;
+            let options = bench::stations::StationsBenchOptions {
+                orders,
+                receiving_scans,
+                dashboard_orders_per_day,
+                dashboard_days,
+                dashboard_rounds,
+                images,
+            };
+            let report = bench::stations::run(&dir, &options)?;
+            let code = finish_bench(&report, json, report.meets_targets())?;
+            match report.baseline_missing() {
+                None => Ok(code),
+                Some(reason) => Err(Failure {
+                    code: Exit::Failed,
+                    error: anyhow::anyhow!(
+                        "baseline not measured ({reason}): the goals were not judged, so this run is not a pass"
+                    ),
+                }),
+            }
         }
         BenchCommand::Sync {
             json,

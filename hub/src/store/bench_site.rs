@@ -169,3 +169,26 @@ pub fn fill(
     .map_err(&sql)?;
     Ok(filled)
 }
+
+/// The bytes the pages in use of the database at `path` take (page size × (pages − free
+/// pages)), read through a read-only connection, so WAL frames not yet checkpointed count:
+/// `hub bench stations` compares the growth per handover with what the daemon wrote.
+pub fn used_bytes(path: &std::path::Path) -> Result<i64, StoreError> {
+    let err = |e| StoreError::from_sqlite(path, e);
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(err)?;
+    let pragma = |name: &str| -> Result<i64, StoreError> {
+        conn.pragma_query_value(None, name, |r| r.get::<_, i64>(0))
+            .map_err(err)
+    };
+    Ok(pragma("page_size")? * (pragma("page_count")? - pragma("freelist_count")?))
+}
+
+/// How many photo checks the database at `path` has recorded (read-only).
+pub fn photos_recorded(path: &std::path::Path) -> Result<i64, StoreError> {
+    let err = |e| StoreError::from_sqlite(path, e);
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(err)?;
+    conn.query_row("SELECT COUNT(*) FROM photo", [], |r| r.get(0))
+        .map_err(err)
+}

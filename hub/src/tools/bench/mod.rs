@@ -9,4 +9,5 @@ pub mod disk;
 pub mod forecast;
 pub mod ledger;
 pub mod python;
+pub mod stations;
 pub mod sync;
