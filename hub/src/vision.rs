@@ -130,6 +130,11 @@ impl VisionService {
     }
 }
 
+/// The daemon's inference thread runs at this nice value: a photo check takes what the scans
+/// and handovers leave of the box's cores, so a clerk's scan is answered at once even while a
+/// 12 MP photo is checked (`hub bench stations` measures it with a core kept busy).
+pub const INFERENCE_NICE: i32 = 10;
+
 /// Starts vision: the backend first (process-wide, before anything else touches ONNX Runtime),
 /// then the model on its own thread. Blocks for up to a few seconds; call it at start-up.
 pub fn start(settings: &VisionSettings) -> Result<VisionService, VisionStartError> {
@@ -149,6 +154,7 @@ pub fn start(settings: &VisionSettings) -> Result<VisionService, VisionStartErro
     };
     config.limits = settings.limits;
     config.queue_capacity = settings.queue_capacity;
+    config.nice = Some(INFERENCE_NICE);
     let (handle, worker) =
         VisionHandle::start(&config).map_err(|source| VisionStartError::Model {
             manifest: manifest.clone(),

@@ -35,6 +35,11 @@ pub struct VisionConfig {
     /// Photos that may wait for the inference thread (default 8).
     #[serde(default = "default_queue_capacity")]
     pub queue_capacity: usize,
+    /// The inference thread's nice value (Linux), when set: a daemon runs photo checks below
+    /// the work a clerk waits for (scans, handovers), so a check never delays a scan's answer
+    /// on a box with few cores. `None` (the default, and benchmarks): the caller's priority.
+    #[serde(default)]
+    pub nice: Option<i32>,
 }
 
 fn default_queue_capacity() -> usize {
@@ -49,6 +54,7 @@ impl VisionConfig {
             model: ModelOptions::default(),
             limits: DecodeLimits::default(),
             queue_capacity: default_queue_capacity(),
+            nice: None,
         }
     }
 }
@@ -104,6 +110,17 @@ impl VisionWorker {
     }
 }
 
+/// Gives the calling thread the nice value `nice` (Linux: nice is per thread). A failure only
+/// leaves the thread at its priority; it is logged.
+fn lower_this_thread(nice: i32) {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice) {
+        tracing::warn!(nice, error = %e, "cannot lower the inference thread's priority");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
+
 impl VisionHandle {
     /// Starts the inference thread and loads the model on it. Blocks until the model is loaded
     /// and verified (up to a second or two), so call it at start-up or from `spawn_blocking`.
@@ -121,6 +138,9 @@ impl VisionHandle {
         let thread = std::thread::Builder::new()
             .name("hub-vision".into())
             .spawn(move || {
+                if let Some(nice) = config_for_thread.nice {
+                    lower_this_thread(nice);
+                }
                 let mut classifier = match Classifier::load(
                     &config_for_thread.manifest_path,
                     &config_for_thread.model,

@@ -402,6 +402,49 @@ fn backend_choice_is_once_per_process() {
     );
 }
 
+/// The nice value of this process's thread named `name` (Linux `/proc`), if there is one.
+fn nice_of_thread(name: &str) -> Option<i64> {
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            // Fields after the command's closing parenthesis; nice is field 19 of stat.
+            let rest = stat.rsplit_once(')')?.1;
+            return rest.split_whitespace().nth(16)?.parse().ok();
+        }
+    }
+    None
+}
+
+#[test]
+fn a_daemons_inference_thread_runs_at_the_nice_value_it_was_given() {
+    setup();
+    let mut config = VisionConfig::new(manifest_path());
+    config.model.intra_threads = 1;
+    config.nice = Some(7);
+    let (handle, worker) = VisionHandle::start(&config).unwrap();
+    let ours = nice_of_thread("hub-vision");
+    let report = handle
+        .check_blocking(image("orange.jpg"), orange_rule(), None)
+        .unwrap();
+    assert_eq!(report.verdict.outcome, Outcome::Pass);
+    drop(handle);
+    worker.join().unwrap();
+    // Other tests' inference threads keep the caller's priority; this one is 7 above it.
+    let caller: i64 = {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        stat.rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .nth(16)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(ours, Some((caller + 7).min(19)));
+}
+
 #[test]
 fn vision_handle_async_and_blocking() {
     setup();
