@@ -114,6 +114,7 @@ fn seed(store: &Store) {
 struct Hub {
     addr: SocketAddr,
     store: Store,
+    feed: StationFeed,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     dir: tempfile::TempDir,
 }
@@ -139,13 +140,14 @@ async fn serve(dir: tempfile::TempDir, fresh: bool) -> Hub {
         tokio::task::spawn_blocking(move || seed(&s)).await.unwrap();
     }
     let feed = StationFeed::durable(store.clone()).await.unwrap();
-    let app = StationApp::new(store.clone(), Site::of(&config), feed);
+    let app = StationApp::new(store.clone(), Site::of(&config), feed.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, router(app)).await });
     Hub {
         addr,
         store,
+        feed,
         server,
         dir,
     }
@@ -1266,4 +1268,148 @@ async fn in_peak_mode_codes_scanned_in_a_row_queue_and_are_handed_over_in_turn()
     assert!(last.body.contains("已交付 · A2"), "{}", last.body);
     assert!(!last.body.contains("id=\"queue\""), "{}", last.body);
     assert_eq!(handovers(&hub.store), (2, 7));
+}
+
+/// The counter's scanner as the serial and MQTT adapters report it: the real device
+/// dispatcher, fed over its channel. Returns the sender (one scan per call of `scan`).
+fn counter_scanner(hub: &Hub) -> tokio::sync::mpsc::Sender<hub::devices::DeviceEvent> {
+    let text = format!(
+        "[site]\nid = \"pp-1\"\ntimezone = \"Asia/Shanghai\"\n[store]\ndata_dir = \"data\"\n{STATIONS}[[devices]]\nname = \"desk-scanner\"\nkind = \"scanner\"\npath = \"/dev/null\"\nstation = \"desk-1\"\nrole = \"pickup\"\n"
+    );
+    let config = Config::parse(&text, hub.dir.path()).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let devices = hub::devices::dispatch::Devices {
+        site: Site::of(&config),
+        configs: config.devices.clone(),
+        feed: hub.feed.clone(),
+    };
+    let board = hub::devices::HealthBoard::new(&config.devices);
+    tokio::spawn(hub::devices::dispatch::run(
+        rx,
+        hub.store.clone(),
+        devices,
+        board,
+        tokio_util::sync::CancellationToken::new(),
+    ));
+    tx
+}
+
+async fn scan_on_counter(tx: &tokio::sync::mpsc::Sender<hub::devices::DeviceEvent>, text: &str) {
+    let site = Site::of(&config(Path::new("/")));
+    let scan = hub::codes::Scanned {
+        text: text.to_owned(),
+        code: hub::codes::classify_text(text, &site.patterns),
+        raw: text.to_owned(),
+    };
+    tx.send(hub::devices::DeviceEvent::Scan {
+        device: "desk-scanner".into(),
+        scan: Box::new(scan),
+    })
+    .await
+    .unwrap();
+}
+
+/// The station's screen once it shows `expected` (the dispatcher works in the background).
+async fn screen_showing(hub: &Hub, cookies: &[&str], expected: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let page = request(
+            hub.addr,
+            "GET",
+            "/station/pickup/current",
+            cookies,
+            None,
+            "",
+        )
+        .await;
+        if page.body.contains(expected) {
+            return page.body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the screen never showed {expected:?}: {}",
+            page.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_code_on_the_counters_scanner_ticks_the_order_on_screen_like_a_wedge_scan() {
+    let hub = start().await;
+    hub.store
+        .write(|c| {
+            for (code, sku) in [("TC-1", "MILK"), ("TC-2", "MILK"), ("TC-EGG", "EGGS")] {
+                c.execute(
+                    "INSERT INTO trace_code (code, sku, lot, status, bound_at, updated_at) VALUES (?1, ?2, 'L1', 'in_stock', 0, 0)",
+                    [code, sku],
+                )
+                .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let (device, session, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), session.as_str()];
+    let scanner = counter_scanner(&hub);
+
+    // The customer's QR on the counter's scanner puts the order on screen.
+    scan_on_counter(&scanner, "A1:123456").await;
+    screen_showing(&hub, &cookies, "id=\"tick-1\">0/2<").await;
+    // A trace code on the same scanner ticks its line (it is no code guess).
+    scan_on_counter(&scanner, "TC-1").await;
+    let ticked = screen_showing(&hub, &cookies, "id=\"tick-1\">1/2<").await;
+    assert!(ticked.contains("确认交付 · A1"), "{ticked}");
+    // A wrong item is red with its reason; the order stays on screen.
+    scan_on_counter(&scanner, "TC-EGG").await;
+    let red = screen_showing(&hub, &cookies, "错货：此商品不在该订单中").await;
+    assert!(red.contains("data-tone=\"error\""), "{red}");
+    assert!(red.contains("id=\"tick-1\">1/2<"), "{red}");
+    // Another customer's QR queues behind the order on screen.
+    scan_on_counter(&scanner, "A2:654321").await;
+    let queued = screen_showing(&hub, &cookies, "排队中 (1): A2").await;
+    assert!(queued.contains("确认交付 · A1"), "{queued}");
+
+    // A keyboard-wedge scan goes through the same rule: an item ticks, a QR queues.
+    let origin = format!("http://{}", hub.addr);
+    let wedge = request(
+        hub.addr,
+        "POST",
+        "/station/pickup/scan",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&code=TC-2"),
+    )
+    .await;
+    assert!(
+        wedge.body.contains("id=\"tick-1\">✔ 2/2<"),
+        "{}",
+        wedge.body
+    );
+
+    // The scans are journaled as device input: the items as applied or refused, never as
+    // failed code checks (no try of the station was used up).
+    let journal = hub
+        .store
+        .read_blocking(|c| {
+            let mut st = c
+                .prepare("SELECT code, outcome FROM device_input WHERE kind = 'scan' ORDER BY id")
+                .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))?;
+            let rows: Vec<(String, String)> = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|r| r.collect())
+                .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))?;
+            Ok::<_, StoreError>(rows)
+        })
+        .unwrap();
+    assert_eq!(
+        journal,
+        vec![
+            ("A1:123456".to_owned(), "applied".to_owned()),
+            ("TC-1".to_owned(), "applied".to_owned()),
+            ("TC-EGG".to_owned(), "refused".to_owned()),
+            ("A2:654321".to_owned(), "applied".to_owned()),
+        ]
+    );
 }

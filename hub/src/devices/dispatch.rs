@@ -92,10 +92,33 @@ async fn handle(store: &Store, devices: &Devices, board: &HealthBoard, event: De
             })
             .await
             .map(Some),
-        DeviceEvent::Scan { scan, .. } => store
-            .write(move |c| workflows::devices::scanned(c, &site, source(&device), &scan, now))
-            .await
-            .map(Some),
+        DeviceEvent::Scan { scan, .. } => {
+            // At a pickup counter with an order on screen, a scan that is no pickup QR is an
+            // item of that order (the same rule as for a keyboard-wedge scan on the tablet).
+            let item_order = (device.role == DeviceRole::Pickup)
+                .then(|| {
+                    crate::station_app::items::item_order(
+                        &devices.feed,
+                        &device.station,
+                        crate::codes::without_aim(&scan.text),
+                    )
+                })
+                .flatten();
+            store
+                .write(move |c| match item_order {
+                    Some(order_id) => workflows::devices::scanned_item(
+                        c,
+                        &site,
+                        source(&device),
+                        &scan,
+                        &order_id,
+                        now,
+                    ),
+                    None => workflows::devices::scanned(c, &site, source(&device), &scan, now),
+                })
+                .await
+                .map(Some)
+        }
     };
     match result {
         Ok(None) => {}
@@ -108,6 +131,22 @@ async fn handle(store: &Store, devices: &Devices, board: &HealthBoard, event: De
                 .unwrap_or_default();
             if let workflows::devices::InputOutcome::Code(check) = &outcome {
                 crate::station_app::show_device_check(&devices.feed, station, check.clone(), now);
+            }
+            if let workflows::devices::InputOutcome::Item {
+                order_id,
+                checked: Some(checked),
+                quantities,
+            } = &outcome
+            {
+                crate::station_app::items::show_item(
+                    &devices.feed,
+                    station,
+                    order_id,
+                    checked.clone(),
+                    quantities,
+                    now,
+                )
+                .await;
             }
             crate::station_app::receiving::show_device_input(&devices.feed, station, &outcome, now);
             match outcome.journaled() {

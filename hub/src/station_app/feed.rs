@@ -94,7 +94,7 @@ struct Kept {
 }
 
 /// The order a screen shows for handing over, if any.
-fn open_order(shown: &Shown) -> Option<&str> {
+pub(crate) fn open_order(shown: &Shown) -> Option<&str> {
     match shown {
         Shown::Check(CodeCheck::Found { order_id }) | Shown::Items { order_id, .. } => {
             Some(order_id)

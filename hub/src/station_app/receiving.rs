@@ -65,7 +65,9 @@ pub fn show_device_input(
             line_no: line.line_no,
         },
         InputOutcome::ReceivingRefused(e) => refused(e),
-        InputOutcome::Code(_) | InputOutcome::PickupRefused(_) => return,
+        InputOutcome::Code(_) | InputOutcome::PickupRefused(_) | InputOutcome::Item { .. } => {
+            return;
+        }
     };
     feed.show(station, Shown::Receiving(bench), at);
 }

@@ -41,6 +41,14 @@ pub enum InputOutcome {
     ReceivingRefused(ReceivingError),
     /// The station may not check codes (not a declared pickup station).
     PickupRefused(String),
+    /// An item scanned at a pickup counter while `order_id` was on screen: its stored form and
+    /// the line it ticks or why it may not leave with the order (`None`: the order is
+    /// unknown), with the order's line quantities.
+    Item {
+        order_id: String,
+        checked: Option<super::pickup::ItemChecked>,
+        quantities: Vec<i64>,
+    },
 }
 
 /// How an input ended, as journaled.
@@ -73,6 +81,11 @@ impl InputOutcome {
                 Journaled::Flagged
             }
             InputOutcome::Scan(_) | InputOutcome::Weight { .. } => Journaled::Applied,
+            InputOutcome::Item {
+                checked: Some((_, Ok(_))),
+                ..
+            } => Journaled::Applied,
+            InputOutcome::Item { .. } => Journaled::Refused,
             InputOutcome::Code(check) if check.is_found() => Journaled::Applied,
             InputOutcome::Code(_)
             | InputOutcome::ReceivingRefused(_)
@@ -127,6 +140,20 @@ impl std::fmt::Display for InputOutcome {
             )),
             InputOutcome::ReceivingRefused(e) => write!(f, "{e}"),
             InputOutcome::PickupRefused(e) => f.write_str(e),
+            InputOutcome::Item {
+                order_id, checked, ..
+            } => match checked {
+                Some((code, Ok(line))) => {
+                    write!(f, "item {code} is on order {order_id} line {}", line + 1)
+                }
+                Some((code, Err(refusal))) => {
+                    write!(
+                        f,
+                        "item {code} may not leave with order {order_id}: {refusal:?}"
+                    )
+                }
+                None => write!(f, "item scanned for unknown order {order_id}"),
+            },
         }
     }
 }
@@ -193,6 +220,43 @@ pub fn scanned(
         )?
     };
     finish(c, id, outcome)
+}
+
+/// A scan at a pickup counter that the counter's rule
+/// ([`hub_core::counter::counter_scan`]) makes an item of `order_id`, the order on screen:
+/// journaled, then checked against that order (reads only; the tick itself is the screen's).
+pub fn scanned_item(
+    c: &Tx<'_>,
+    site: &Site,
+    source: Source<'_>,
+    scan: &Scanned,
+    order_id: &str,
+    now: Timestamp,
+) -> Result<InputOutcome, StoreError> {
+    let id = device_input::journal(
+        c,
+        &NewInput {
+            device: source.device,
+            station: source.station,
+            kind: "scan",
+            code: Some(crate::codes::without_aim(&scan.text)),
+            grams: None,
+            parsed: Some(crate::codes::journal_view(&scan.code, &scan.text)),
+            raw: &scan.raw,
+            received_at: now,
+        },
+    )?;
+    let text = crate::codes::without_aim(&scan.text);
+    let (checked, quantities) = super::pickup::item_on_order(c, site, order_id, text)?;
+    finish(
+        c,
+        id,
+        InputOutcome::Item {
+            order_id: order_id.to_owned(),
+            checked,
+            quantities,
+        },
+    )
 }
 
 fn scan_in_receiving(

@@ -162,6 +162,21 @@ pub fn check_item_in(
     Ok(crate::store::pickup_orders::item_check(c, order_id, &code)?.map(|line| (code, line)))
 }
 
+/// [`check_item_in`] with the order's line quantities (the screen ticks a line up to its
+/// quantity). No check and no quantities when the order is unknown.
+pub fn item_on_order(
+    c: &rusqlite::Connection,
+    site: &Site,
+    order_id: &str,
+    scanned: &str,
+) -> Result<(Option<ItemChecked>, Vec<i64>), StoreError> {
+    let checked = check_item_in(c, site, order_id, scanned)?;
+    let quantities = crate::store::pickup_orders::order(c, order_id)?
+        .map(|o| o.items.iter().map(|i| i.quantity).collect::<Vec<_>>())
+        .unwrap_or_default();
+    Ok((checked, quantities))
+}
+
 /// A supervisor undoes the handover of `order_id` (within `pickup.undo_window_minutes`, for a
 /// reason from [`hub_core::pickup::UNDO_REASONS`]): the goods come back to stock, the order is
 /// open again, and the stock tiers of its SKUs are looked at again — in one transaction. The
