@@ -641,6 +641,38 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "立即联系技术人员；不要重启设备。",
         "Call the technician now; do not restart the box.",
     ),
+    // Pickup counter (branch pickup): partial handover.
+    (
+        "pickup.hand_over_ticked",
+        "只交付已核对商品",
+        "Hand over ticked items only",
+    ),
+    (
+        "pickup.partly_handed_over",
+        "部分交付",
+        "Partly handed over",
+    ),
+    (
+        "undo.in_parts",
+        "该订单是分次交付的，不能在此撤销；请联系总部更正",
+        "This order was handed over in parts and cannot be undone here; correct it with central",
+    ),
+    (
+        "pickup.still_open",
+        "尚未领取（再次扫码后交付）",
+        "Still to collect (check the code again to hand over)",
+    ),
+    ("pickup.line", "第 {} 行", "line {}"),
+    (
+        "pickup.nothing_ticked",
+        "还没有核对任何商品：请先扫描要交付的商品",
+        "Nothing is ticked yet: scan the items to hand over first",
+    ),
+    (
+        "handover.too_much_handed_over",
+        "交付数量超过该行尚未领取的数量",
+        "More asked for than is still open on that line",
+    ),
 ];
 
 /// The fixed text `key` in `lang`; the key itself (so a missing text shows, and a test catches

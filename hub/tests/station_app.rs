@@ -1413,3 +1413,156 @@ async fn a_trace_code_on_the_counters_scanner_ticks_the_order_on_screen_like_a_w
         ]
     );
 }
+
+/// The report's order figures for the site's day of `now` (whatever day the test runs).
+fn report_today(store: &Store) -> (Option<f64>, i64) {
+    let site = Site::of(&config(Path::new("/")));
+    let today = site.today(hub::clock::now());
+    store
+        .read_blocking(move |c| {
+            let r = hub::store::report::compute(
+                c,
+                today,
+                today + chrono::Duration::days(1),
+                site.timezone,
+                3,
+                hub::clock::now(),
+            )?;
+            Ok::<_, StoreError>((r.order_fill_rate, r.handovers))
+        })
+        .unwrap()
+}
+
+fn outbox_of(store: &Store, kind: &'static str) -> Vec<String> {
+    store
+        .read_blocking(move |c| {
+            Ok::<_, StoreError>(
+                outbox::pending(c, 0, 10_000)?
+                    .into_iter()
+                    .filter(|r| r.kind == kind)
+                    .map(|r| r.payload)
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_handover_takes_what_is_ticked_and_a_later_check_collects_the_rest() {
+    let hub = start().await;
+    hub.store
+        .write(|c| {
+            for code in ["TC-1", "TC-2"] {
+                c.execute(
+                    "INSERT INTO trace_code (code, sku, lot, status, bound_at, updated_at) VALUES (?1, 'MILK', 'L1', 'in_stock', 0, 0)",
+                    [code],
+                )
+                .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let origin = format!("http://{}", hub.addr);
+    let (device, session, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), session.as_str()];
+    let post = |path: &'static str, body: String| {
+        let cookies = cookies.map(str::to_owned);
+        let origin = origin.clone();
+        let addr = hub.addr;
+        async move {
+            let c: Vec<&str> = cookies.iter().map(String::as_str).collect();
+            request(addr, "POST", path, &c, Some(&origin), &body).await
+        }
+    };
+
+    post(
+        "/station/pickup/check",
+        format!("csrf={csrf}&code=A1%3A123456&extra="),
+    )
+    .await;
+    // Nothing ticked: a partial handover has nothing to take.
+    let none = post(
+        "/station/pickup/handover",
+        format!("csrf={csrf}&order_id=A1&request_id=p0&ticked_only=1"),
+    )
+    .await;
+    assert_eq!(none.status, 409, "{}", none.body);
+    assert!(none.body.contains("还没有核对任何商品"), "{}", none.body);
+    let ticked = post("/station/pickup/item", format!("csrf={csrf}&code=TC-1")).await;
+    assert!(
+        ticked.body.contains("id=\"hand-over-ticked\""),
+        "{}",
+        ticked.body
+    );
+    let partly = post(
+        "/station/pickup/handover",
+        format!("csrf={csrf}&order_id=A1&request_id=p1&ticked_only=1"),
+    )
+    .await;
+    assert!(partly.body.contains("部分交付 · A1"), "{}", partly.body);
+    assert!(partly.body.contains("第 1 行 ×1"), "{}", partly.body);
+    // One milk left: stock and the upstream event say so; the order is not collected yet.
+    assert_eq!(handovers(&hub.store), (0, 9));
+    let part_events = outbox_of(&hub.store, "pickup_partly_handed_over");
+    assert_eq!(part_events.len(), 1);
+    assert!(
+        part_events[0].contains("\"open\":[1]"),
+        "{}",
+        part_events[0]
+    );
+    assert!(
+        part_events[0].contains("\"handed_over\":1"),
+        "{}",
+        part_events[0]
+    );
+    assert_eq!(report_today(&hub.store), (None, 0));
+
+    // The rest needs the code checked again; then it shows what is still open.
+    let unchecked = post(
+        "/station/pickup/handover",
+        format!("csrf={csrf}&order_id=A1&request_id=p2"),
+    )
+    .await;
+    assert!(
+        unchecked.body.contains("请先在本取货台查询顾客的取货码"),
+        "{}",
+        unchecked.body
+    );
+    let again = post(
+        "/station/pickup/check",
+        format!("csrf={csrf}&code=A1%3A123456&extra="),
+    )
+    .await;
+    assert!(again.body.contains("确认交付 · A1"), "{}", again.body);
+    assert!(again.body.contains("id=\"tick-1\">0/1<"), "{}", again.body);
+    // The item already gone with the first part may not tick again.
+    let gone = post("/station/pickup/item", format!("csrf={csrf}&code=TC-1")).await;
+    assert!(gone.body.contains("id=\"tick-1\">0/1<"), "{}", gone.body);
+    post("/station/pickup/item", format!("csrf={csrf}&code=TC-2")).await;
+    let done = post(
+        "/station/pickup/handover",
+        format!("csrf={csrf}&order_id=A1&request_id=p3"),
+    )
+    .await;
+    assert!(done.body.contains("已交付 · A1"), "{}", done.body);
+    // Collected: one whole handover upstream (the sum of the parts), two milks out of stock,
+    // and the report counts the order once, filled.
+    assert_eq!(handovers(&hub.store), (1, 8));
+    let whole = outbox_of(&hub.store, "pickup_handed_over");
+    assert!(whole[0].contains("\"handed_over\":2"), "{}", whole[0]);
+    assert!(
+        whole[0].contains("TC-1") && whole[0].contains("TC-2"),
+        "{}",
+        whole[0]
+    );
+    assert_eq!(report_today(&hub.store), (Some(1.0), 1));
+    // A third handover finds the order collected.
+    let third = post(
+        "/station/pickup/handover",
+        format!("csrf={csrf}&order_id=A1&request_id=p4"),
+    )
+    .await;
+    assert!(!third.body.contains("部分交付"), "{}", third.body);
+    assert_eq!(handovers(&hub.store), (1, 8));
+}

@@ -26,6 +26,9 @@ pub enum Shown {
         order_id: String,
         staff: String,
         refused: bool,
+        /// A partial handover: what stays open of each line (empty: the order is collected).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        open: Vec<i64>,
     },
     /// A handover was asked for and refused; `code` says why (the workflow's refusal code;
     /// screens kept by an older hub have none), `reason` in English for the log.

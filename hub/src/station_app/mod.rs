@@ -21,6 +21,7 @@ pub mod charts;
 pub mod dashboard;
 pub mod feed;
 pub mod items;
+mod partial;
 pub mod receiving;
 pub mod stock;
 mod supervisor;
@@ -854,6 +855,7 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
             order_id,
             staff,
             refused,
+            open,
         } => ResultView {
             tone: Tone::Ok,
             headline: format!(
@@ -861,22 +863,33 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
                 catalogue::text(
                     if *refused {
                         "pickup.refused"
+                    } else if !open.is_empty() {
+                        "pickup.partly_handed_over"
                     } else {
                         "pickup.handed_over"
                     },
                     lang
                 )
             ),
-            message: format!(
-                "{} {staff} · {}",
-                catalogue::text("pickup.by", lang),
-                catalogue::local_time(current.at, zone)
-            ),
+            message: if open.is_empty() {
+                format!(
+                    "{} {staff} · {}",
+                    catalogue::text("pickup.by", lang),
+                    catalogue::local_time(current.at, zone)
+                )
+            } else {
+                format!(
+                    "{} {staff} · {} · {}",
+                    catalogue::text("pickup.by", lang),
+                    catalogue::local_time(current.at, zone),
+                    partial::still_open(open, lang)
+                )
+            },
             order_id: Some(order_id.clone()),
             customer: None,
             lines: vec![],
             can_hand_over: false,
-            can_undo: !*refused,
+            can_undo: !*refused && open.is_empty(),
             queue: vec![],
             locked_for_ms: None,
         },
@@ -942,6 +955,7 @@ fn page_context(
         "fresh": if fresh { "1" } else { "0" },
         "request_id": random_hex(12),
         "refuse_request_id": random_hex(12),
+        "partial_request_id": random_hex(12),
         "reasons": catalogue::REFUSAL_REASONS,
         "supervisor": s.role == Role::Supervisor,
         "undo_reasons": hub_core::pickup::UNDO_REASONS,
@@ -1047,6 +1061,9 @@ struct HandoverForm {
     request_id: String,
     #[serde(default)]
     reason: Option<String>,
+    /// `1`: hand over only the items ticked on the screen; the rest of the order stays open.
+    #[serde(default)]
+    ticked_only: Option<String>,
 }
 
 async fn handover(
@@ -1116,16 +1133,30 @@ async fn hand_over_or_refuse(
         s.device_id.clone(),
     );
     // The items ticked on this station's screen for this order leave with it.
-    let trace_codes: Vec<String> = match app.feed.current(&s.station).map(|c| c.shown) {
+    let ticked: Vec<(usize, String)> = match app.feed.current(&s.station).map(|c| c.shown) {
         Some(Shown::Items {
             order_id: on_screen,
             ticked,
             ..
-        }) if on_screen == order_id && !refuse_all => {
-            ticked.into_iter().map(|(_, code)| code).collect()
-        }
+        }) if on_screen == order_id && !refuse_all => ticked,
         _ => vec![],
     };
+    // A partial handover: what is ticked of each line leaves, the rest stays open.
+    let partial = partial::ticked_parts(&ticked);
+    if form.ticked_only.as_deref() == Some("1") && !refuse_all && partial.is_empty() {
+        return refusal(
+            StatusCode::CONFLICT,
+            "partial handover with nothing ticked",
+            s.lang,
+            "pickup.nothing_ticked",
+        );
+    }
+    let partial = if form.ticked_only.as_deref() == Some("1") && !refuse_all {
+        partial
+    } else {
+        vec![]
+    };
+    let trace_codes: Vec<String> = ticked.into_iter().map(|(_, code)| code).collect();
     let (oid, rid) = (order_id.clone(), request_id.clone());
     let done = app
         .store
@@ -1133,33 +1164,46 @@ async fn hand_over_or_refuse(
             let refusals = match &reason {
                 Some(reason) => crate::store::pickup_orders::order(c, &oid)?
                     .map(|o| {
-                        o.items
-                            .iter()
-                            .enumerate()
-                            .map(|(i, item)| crate::store::pickup_orders::Refusal {
-                                line_no: i + 1,
-                                quantity: item.quantity,
-                                to: if reason == "damaged" {
-                                    RefusedTo::Loss
-                                } else {
-                                    RefusedTo::Stock
-                                },
-                                reason: reason.clone(),
-                            })
-                            .collect()
+                        let settled =
+                            crate::store::pickup_orders::settled_per_line(c, &oid, o.items.len())?;
+                        Ok::<_, crate::store::StoreError>(
+                            o.items
+                                .iter()
+                                .zip(settled)
+                                .enumerate()
+                                .filter(|(_, (item, settled))| item.quantity > *settled)
+                                .map(
+                                    |(i, (item, settled))| crate::store::pickup_orders::Refusal {
+                                        line_no: i + 1,
+                                        quantity: item.quantity - settled,
+                                        to: if reason == "damaged" {
+                                            RefusedTo::Loss
+                                        } else {
+                                            RefusedTo::Stock
+                                        },
+                                        reason: reason.clone(),
+                                    },
+                                )
+                                .collect(),
+                        )
                     })
+                    .transpose()?
                     .unwrap_or_default(),
                 None => vec![],
             };
             let body = format!(
-                "app|{}|{oid}|{}|{}",
+                "app|{}|{oid}|{}|{}{}",
                 if reason.is_some() {
                     "refuse"
                 } else {
                     "handover"
                 },
                 reason.as_deref().unwrap_or(""),
-                trace_codes.join(",")
+                trace_codes.join(","),
+                partial
+                    .iter()
+                    .map(|p| format!("|{}:{}", p.line_no, p.quantity))
+                    .collect::<String>()
             );
             let hash = staff_store::secret_hash(&body);
             let command = hub_contract::station::StationCommand {
@@ -1170,6 +1214,7 @@ async fn hand_over_or_refuse(
                     trace_codes,
                     refusals,
                     weighings: vec![],
+                    partial,
                 },
             };
             let reply = crate::workflows::station::run_command_in(
@@ -1209,6 +1254,11 @@ async fn hand_over_or_refuse(
                     order_id,
                     staff: s.staff_id.clone(),
                     refused: refuse_all,
+                    open: reply
+                        .result
+                        .as_ref()
+                        .map(|r| r.numbers("open"))
+                        .unwrap_or_default(),
                 },
                 now,
             )

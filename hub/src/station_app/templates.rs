@@ -109,7 +109,7 @@ mod tests {
                 "lang": lang.tag(), "csrf": "c", "problem": "signin.wrong", "tries_left": 3,
                 "staff_id": "li", "station_name": "取货台", "message": "x",
                 "staff": {"staff_id": "li", "name": "李"}, "seq": 1, "r": result, "fresh": "1",
-                "request_id": "r1", "refuse_request_id": "r2",
+                "request_id": "r1", "refuse_request_id": "r2", "partial_request_id": "r3",
                 "reasons": catalogue::REFUSAL_REASONS,
                 "supervisor": true, "undo_reasons": hub_core::pickup::UNDO_REASONS,
                 "code": "12345678",

@@ -375,6 +375,19 @@ const MIGRATIONS: &[&str] = &[
         note        TEXT NOT NULL
     ) STRICT;
     "#,
+    // 13 (branch pickup): partial handovers — what each order line has settled so far (handed
+    // over or refused) and each part handed over before the order was collected whole.
+    r#"
+    ALTER TABLE pickup_order_line ADD COLUMN settled INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE handover_part (
+        order_id TEXT NOT NULL REFERENCES pickup_order(order_id),
+        part     INTEGER NOT NULL,
+        station  TEXT NOT NULL,
+        at       INTEGER NOT NULL,
+        body     TEXT NOT NULL,
+        PRIMARY KEY (order_id, part)
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.
