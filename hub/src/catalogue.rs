@@ -652,6 +652,27 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "部分交付",
         "Partly handed over",
     ),
+    // Pickup counter (branch pickup): live weighing of lines sold by weight.
+    (
+        "weigh.weighed",
+        "称重 {w} 克 / 订购 {o} 克",
+        "weighed {w} g / ordered {o} g",
+    ),
+    (
+        "weigh.difference",
+        "差价 {d}（按订单单价 {p}/千克）",
+        "price difference {d} (order price {p}/kg)",
+    ),
+    (
+        "weigh.no_price",
+        "订单没有每千克单价：此处不计差价",
+        "the order has no price per kg: no difference charged here",
+    ),
+    (
+        "weigh.nothing_to_fill",
+        "秤上 {g} 克：本订单没有待称重的商品",
+        "{g} g on the scale: this order has no line left to weigh",
+    ),
     (
         "undo.in_parts",
         "该订单是分次交付的，不能在此撤销；请联系总部更正",

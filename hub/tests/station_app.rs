@@ -1274,7 +1274,7 @@ async fn in_peak_mode_codes_scanned_in_a_row_queue_and_are_handed_over_in_turn()
 /// dispatcher, fed over its channel. Returns the sender (one scan per call of `scan`).
 fn counter_scanner(hub: &Hub) -> tokio::sync::mpsc::Sender<hub::devices::DeviceEvent> {
     let text = format!(
-        "[site]\nid = \"pp-1\"\ntimezone = \"Asia/Shanghai\"\n[store]\ndata_dir = \"data\"\n{STATIONS}[[devices]]\nname = \"desk-scanner\"\nkind = \"scanner\"\npath = \"/dev/null\"\nstation = \"desk-1\"\nrole = \"pickup\"\n"
+        "[site]\nid = \"pp-1\"\ntimezone = \"Asia/Shanghai\"\n[store]\ndata_dir = \"data\"\n{STATIONS}[[devices]]\nname = \"desk-scanner\"\nkind = \"scanner\"\npath = \"/dev/null\"\nstation = \"desk-1\"\nrole = \"pickup\"\n[[devices]]\nname = \"desk-scale\"\nkind = \"scale\"\npath = \"/dev/null\"\nprotocol = \"mt-sics\"\nstation = \"desk-1\"\nrole = \"pickup\"\n"
     );
     let config = Config::parse(&text, hub.dir.path()).unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(16);
@@ -1369,7 +1369,7 @@ async fn a_trace_code_on_the_counters_scanner_ticks_the_order_on_screen_like_a_w
     // Another customer's QR queues behind the order on screen.
     scan_on_counter(&scanner, "A2:654321").await;
     let queued = screen_showing(&hub, &cookies, "排队中 (1): A2").await;
-    assert!(queued.contains("确认交付 · A1"), "{queued}");
+    assert!(queued.contains("id=\"tick-1\">1/2<"), "{queued}");
 
     // A keyboard-wedge scan goes through the same rule: an item ticks, a QR queues.
     let origin = format!("http://{}", hub.addr);
@@ -1565,4 +1565,145 @@ async fn a_partial_handover_takes_what_is_ticked_and_a_later_check_collects_the_
     .await;
     assert!(!third.body.contains("部分交付"), "{}", third.body);
     assert_eq!(handovers(&hub.store), (1, 8));
+}
+
+async fn weigh_on_counter(tx: &tokio::sync::mpsc::Sender<hub::devices::DeviceEvent>, grams: i64) {
+    tx.send(hub::devices::DeviceEvent::StableWeight {
+        device: "desk-scale".into(),
+        grams,
+        raw: format!("S S {grams} g"),
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_counter_scale_weighs_a_by_weight_line_live_and_the_weight_goes_with_the_handover() {
+    let hub = start().await;
+    hub.store
+        .write(|c| {
+            let now = Timestamp(1_000);
+            let pork = Sku {
+                code: SkuCode::new("PORK").unwrap(),
+                name: "五花肉".into(),
+                unit: StockUnit::Gram,
+                gtins: vec![],
+                allow_negative: false,
+                check_items_at_handover: false,
+                version: 1,
+            };
+            sku_store::upsert(c, &pork, now)?;
+            ledger::record(
+                c,
+                &Movement {
+                    id: MovementId::new("rcv-pork").unwrap(),
+                    sku: pork.code.clone(),
+                    batch: Some(BatchKey::new("P1", "2999-01-01".parse().ok()).unwrap()),
+                    kind: MovementKind::Receipt,
+                    quantity: 5_000,
+                    reason: String::new(),
+                    reference: "delivery D2".into(),
+                    at: now,
+                },
+            )
+            .map_err(|e| match e {
+                ledger::RecordError::Store(e) => e,
+                other => panic!("{other}"),
+            })?;
+            let mut o = order("A3", "333333", 1);
+            o.items.push(PickupItem {
+                sku: pork.code.clone(),
+                quantity: 500,
+                lot: None,
+                trace_codes: vec![],
+                // 30.00 a kilogram, as central sent it with the order.
+                unit_price_cents: Some(3_000),
+            });
+            upsert_order(c, &o, now)?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let origin = format!("http://{}", hub.addr);
+    let (device, session, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), session.as_str()];
+    let devices = counter_scanner(&hub);
+
+    // No order on screen: the weight fills nothing and the screen is left alone.
+    weigh_on_counter(&devices, 120).await;
+    scan_on_counter(&devices, "A3:333333").await;
+    screen_showing(&hub, &cookies, "确认交付 · A3").await;
+    // The pork on the scale: its line shows weighed vs ordered and the price difference,
+    // with where the price comes from; the order stays on screen.
+    weigh_on_counter(&devices, 540).await;
+    let weighed = screen_showing(&hub, &cookies, "id=\"weighed-2\">⚖ 称重 540 克").await;
+    assert!(weighed.contains("订购 500 克"), "{weighed}");
+    assert!(
+        weighed.contains("差价 +¥1.20（按订单单价 ¥30.00"),
+        "{weighed}"
+    );
+    assert!(weighed.contains("确认交付 · A3"), "{weighed}");
+    // Every by-weight line is weighed: another weight fills nothing, and says so.
+    weigh_on_counter(&devices, 777).await;
+    let extra = screen_showing(&hub, &cookies, "秤上 777 克").await;
+    assert!(extra.contains("称重 540 克"), "{extra}");
+
+    let page = request(hub.addr, "GET", "/station", &cookies, None, "").await;
+    let done = request(
+        hub.addr,
+        "POST",
+        "/station/pickup/handover",
+        &cookies,
+        Some(&origin),
+        &format!(
+            "csrf={csrf}&order_id=A3&request_id={}",
+            enc(&page.field("request_id"))
+        ),
+    )
+    .await;
+    assert!(done.body.contains("已交付 · A3"), "{}", done.body);
+    let event = outbox_of(&hub.store, "pickup_handed_over");
+    assert!(event[0].contains("\"weighed_g\":540"), "{}", event[0]);
+    assert!(
+        event[0].contains("\"price_difference_cents\":120"),
+        "{}",
+        event[0]
+    );
+    let pork_left = hub
+        .store
+        .read_blocking(|c| {
+            Ok::<_, StoreError>(
+                ledger::balances(c)?
+                    .into_iter()
+                    .find(|b| b.sku == "PORK")
+                    .map(|b| b.on_hand)
+                    .unwrap_or(0),
+            )
+        })
+        .unwrap();
+    assert_eq!(pork_left, 5_000 - 540);
+    // The weights are journaled as device input at the counter.
+    let journal: Vec<(i64, String)> = hub
+        .store
+        .read_blocking(|c| {
+            let mut st = c
+                .prepare(
+                    "SELECT grams, outcome FROM device_input WHERE kind = 'weight' ORDER BY id",
+                )
+                .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))?;
+            let rows = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|r| r.collect())
+                .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))?;
+            Ok::<_, StoreError>(rows)
+        })
+        .unwrap();
+    assert_eq!(
+        journal,
+        vec![
+            (120, "refused".to_owned()),
+            (540, "applied".to_owned()),
+            (777, "applied".to_owned())
+        ]
+    );
 }

@@ -538,7 +538,11 @@ pub fn plan_handover_lines(
             weighed_g,
             // By-weight prices are per kilogram; ordered and weighed quantities are grams.
             price_difference_cents: match (weighed_g, item.unit_price_cents) {
-                (Some(grams), Some(per_kg)) => Some((grams - item.quantity) * per_kg / 1000),
+                (Some(grams), Some(per_kg)) => Some(crate::counter::weighed_price_difference(
+                    item.quantity,
+                    grams,
+                    per_kg,
+                )),
                 _ => None,
             },
             losses,

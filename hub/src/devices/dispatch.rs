@@ -86,6 +86,26 @@ async fn handle(store: &Store, devices: &Devices, board: &HealthBoard, event: De
                 .await
                 .map(|()| None)
         }
+        // A pickup counter's scale weighs for the order on screen, never a delivery line.
+        DeviceEvent::StableWeight { grams, raw, .. } if device.role == DeviceRole::Pickup => {
+            let order_id = devices
+                .feed
+                .current(&device.station)
+                .and_then(|c| crate::station_app::feed::open_order(&c.shown).map(str::to_owned));
+            store
+                .write(move |c| {
+                    workflows::devices::weighed_at_counter(
+                        c,
+                        source(&device),
+                        grams,
+                        &raw,
+                        order_id.as_deref(),
+                        now,
+                    )
+                })
+                .await
+                .map(Some)
+        }
         DeviceEvent::StableWeight { grams, raw, .. } => store
             .write(move |c| {
                 workflows::devices::weighed(c, &site, source(&device), grams, &raw, now)
@@ -144,6 +164,22 @@ async fn handle(store: &Store, devices: &Devices, board: &HealthBoard, event: De
                     order_id,
                     checked.clone(),
                     quantities,
+                    now,
+                )
+                .await;
+            }
+            if let workflows::devices::InputOutcome::CounterWeight {
+                order_id: Some(order_id),
+                grams,
+                by_weight,
+            } = &outcome
+            {
+                crate::station_app::items::show_weight(
+                    &devices.feed,
+                    station,
+                    order_id,
+                    *grams,
+                    by_weight,
                     now,
                 )
                 .await;

@@ -46,6 +46,12 @@ pub enum Shown {
         ticked: Vec<(usize, String)>,
         last_code: String,
         refusal: Option<String>,
+        /// Lines sold by weight weighed on the counter's scale (0-based line, grams).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        weighed: Vec<(usize, i64)>,
+        /// The last input was a stable weight of this many grams (not a scan).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_weight: Option<i64>,
     },
     /// A supervisor did something at this station: `done` names it (`unlocked`, …; its words
     /// are `supervisor.done.<done>` in the catalogue), `detail` is shown beside.

@@ -66,14 +66,8 @@ pub async fn show_item(
     quantities: &[i64],
     now: Timestamp,
 ) -> bool {
-    let mut ticked = match feed.current(station).map(|c| c.shown) {
-        Some(Shown::Check(CodeCheck::Found { order_id: on })) if on == order_id => vec![],
-        Some(Shown::Items {
-            order_id: on,
-            ticked,
-            ..
-        }) if on == order_id => ticked,
-        _ => return false,
+    let Some((mut ticked, weighed)) = on_screen(feed, station, order_id) else {
+        return false;
     };
     let refusal_code = match line {
         // The same item scanned twice ticks once.
@@ -98,6 +92,65 @@ pub async fn show_item(
         ticked,
         last_code: code,
         refusal: refusal_code,
+        weighed,
+        last_weight: None,
+    };
+    if let Err(e) = feed.show_kept(station, shown, now).await {
+        tracing::warn!(error = %e, station, "station app: screen not kept for a restart");
+    }
+    true
+}
+
+/// What is ticked and weighed of `order_id` if it is the order on the station's screen.
+#[allow(
+    clippy::type_complexity,
+    reason = "the screen's own two lists, read together"
+)]
+fn on_screen(
+    feed: &StationFeed,
+    station: &str,
+    order_id: &str,
+) -> Option<(Vec<(usize, String)>, Vec<(usize, i64)>)> {
+    match feed.current(station).map(|c| c.shown) {
+        Some(Shown::Check(CodeCheck::Found { order_id: on })) if on == order_id => {
+            Some((vec![], vec![]))
+        }
+        Some(Shown::Items {
+            order_id: on,
+            ticked,
+            weighed,
+            ..
+        }) if on == order_id => Some((ticked, weighed)),
+        _ => None,
+    }
+}
+
+/// The screen's record of a stable weight on the counter's scale while `order_id` is on
+/// screen: it fills the first line sold by weight not weighed yet
+/// ([`hub_core::counter::weighed_line`]); the weighed grams go with the handover. A weight
+/// with no such line left is shown and fills nothing. Returns `false` (and shows nothing)
+/// when `order_id` is no longer on screen.
+pub async fn show_weight(
+    feed: &StationFeed,
+    station: &str,
+    order_id: &str,
+    grams: i64,
+    by_weight: &[bool],
+    now: Timestamp,
+) -> bool {
+    let Some((ticked, mut weighed)) = on_screen(feed, station, order_id) else {
+        return false;
+    };
+    if let Some(line) = hub_core::counter::weighed_line(by_weight, &weighed) {
+        weighed.push((line, grams));
+    }
+    let shown = Shown::Items {
+        order_id: order_id.to_owned(),
+        ticked,
+        last_code: String::new(),
+        refusal: None,
+        weighed,
+        last_weight: Some(grams),
     };
     if let Err(e) = feed.show_kept(station, shown, now).await {
         tracing::warn!(error = %e, station, "station app: screen not kept for a restart");

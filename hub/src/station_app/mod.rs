@@ -26,6 +26,7 @@ pub mod receiving;
 pub mod stock;
 mod supervisor;
 pub mod templates;
+mod weighing;
 
 use crate::catalogue::{self, Lang, Tone};
 use crate::config::StationKind;
@@ -715,6 +716,12 @@ struct LineView {
     expiry: String,
     /// Items of this line scanned and accepted so far.
     ticked: i64,
+    /// A line sold by weight weighed on the counter's scale: weighed vs ordered and the price
+    /// difference, in words (empty until weighed).
+    weighed: String,
+    /// The order's price of this line per kilogram (by-weight lines), if central sent one.
+    #[serde(skip)]
+    per_kg_cents: Option<i64>,
 }
 
 /// What the result panel shows.
@@ -744,8 +751,12 @@ async fn order_lines(app: &StationApp, order_id: &str) -> (Option<String>, Vec<L
         .read(move |c| {
             let order = crate::store::pickup_orders::order(c, &id)?;
             let pick = crate::store::pickup_orders::pick_list(c, &id, today)?;
+            let prices: Vec<Option<i64>> = order
+                .as_ref()
+                .map(|o| o.items.iter().map(|i| i.unit_price_cents).collect())
+                .unwrap_or_default();
             let mut lines = Vec::new();
-            for p in pick {
+            for (i, p) in pick.into_iter().enumerate() {
                 let name = match hub_core::SkuCode::new(p.sku.clone()) {
                     Ok(code) => crate::store::sku::get(c, &code)?
                         .map(|s| s.name)
@@ -759,6 +770,8 @@ async fn order_lines(app: &StationApp, order_id: &str) -> (Option<String>, Vec<L
                     lot: p.lot.unwrap_or_default(),
                     expiry: p.expiry.unwrap_or_default(),
                     ticked: 0,
+                    weighed: String::new(),
+                    per_kg_cents: prices.get(i).copied().flatten(),
                 });
             }
             Ok::<_, crate::store::StoreError>((order.and_then(|o| o.phone_tail), lines))
@@ -820,17 +833,26 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
             ticked,
             last_code,
             refusal,
+            weighed,
+            last_weight,
         } => {
             let (customer, mut lines) = order_lines(app, order_id).await;
             for (i, line) in lines.iter_mut().enumerate() {
                 line.ticked = ticked.iter().filter(|(l, _)| *l == i).count() as i64;
             }
-            let (tone, message) = match refusal {
-                None => (
+            for (i, grams) in weighed {
+                if let Some(line) = lines.get_mut(*i) {
+                    line.weighed =
+                        weighing::weighed(line.quantity, *grams, line.per_kg_cents, lang);
+                }
+            }
+            let (tone, message) = match (refusal, last_weight) {
+                (_, Some(grams)) => weighing::weight_message(*grams, weighed, &lines, lang),
+                (None, None) => (
                     Tone::Ok,
                     format!("✔ {} · {last_code}", catalogue::text("item.ok", lang)),
                 ),
-                Some(code) => (
+                (Some(code), None) => (
                     Tone::Error,
                     format!(
                         "✖ {} · {last_code}",
@@ -838,9 +860,17 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
                     ),
                 ),
             };
+            // A refused item says what is wrong in the headline too, never "hand over".
+            let headline = match (refusal, last_weight) {
+                (Some(code), None) => format!(
+                    "{} · {order_id}",
+                    catalogue::text(&format!("item.{code}"), lang)
+                ),
+                _ => format!("{} · {order_id}", catalogue::text("pickup.hand_over", lang)),
+            };
             ResultView {
                 tone,
-                headline: format!("{} · {order_id}", catalogue::text("pickup.hand_over", lang)),
+                headline,
                 message,
                 order_id: Some(order_id.clone()),
                 customer,
@@ -1133,14 +1163,23 @@ async fn hand_over_or_refuse(
         s.device_id.clone(),
     );
     // The items ticked on this station's screen for this order leave with it.
-    let ticked: Vec<(usize, String)> = match app.feed.current(&s.station).map(|c| c.shown) {
+    // So do the weights of its lines weighed on the counter's scale.
+    let (ticked, weighed) = match app.feed.current(&s.station).map(|c| c.shown) {
         Some(Shown::Items {
             order_id: on_screen,
             ticked,
+            weighed,
             ..
-        }) if on_screen == order_id && !refuse_all => ticked,
-        _ => vec![],
+        }) if on_screen == order_id && !refuse_all => (ticked, weighed),
+        _ => (vec![], vec![]),
     };
+    let weighings: Vec<crate::store::pickup_orders::Weighing> = weighed
+        .iter()
+        .map(|(line, grams)| crate::store::pickup_orders::Weighing {
+            line_no: line + 1,
+            grams: *grams,
+        })
+        .collect();
     // A partial handover: what is ticked of each line leaves, the rest stays open.
     let partial = partial::ticked_parts(&ticked);
     if form.ticked_only.as_deref() == Some("1") && !refuse_all && partial.is_empty() {
@@ -1203,6 +1242,11 @@ async fn hand_over_or_refuse(
                 partial
                     .iter()
                     .map(|p| format!("|{}:{}", p.line_no, p.quantity))
+                    .chain(
+                        weighings
+                            .iter()
+                            .map(|w| format!("|w{}:{}", w.line_no, w.grams))
+                    )
                     .collect::<String>()
             );
             let hash = staff_store::secret_hash(&body);
@@ -1213,7 +1257,7 @@ async fn hand_over_or_refuse(
                     order_id: oid.clone(),
                     trace_codes,
                     refusals,
-                    weighings: vec![],
+                    weighings,
                     partial,
                 },
             };

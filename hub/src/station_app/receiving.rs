@@ -65,7 +65,10 @@ pub fn show_device_input(
             line_no: line.line_no,
         },
         InputOutcome::ReceivingRefused(e) => refused(e),
-        InputOutcome::Code(_) | InputOutcome::PickupRefused(_) | InputOutcome::Item { .. } => {
+        InputOutcome::Code(_)
+        | InputOutcome::PickupRefused(_)
+        | InputOutcome::Item { .. }
+        | InputOutcome::CounterWeight { .. } => {
             return;
         }
     };

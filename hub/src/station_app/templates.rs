@@ -103,7 +103,7 @@ mod tests {
                 "tone": "ok", "headline": "<b>A1</b>", "message": "m", "order_id": "A1",
                 "customer": "1234", "can_hand_over": true, "can_undo": true,
                 "locked_for_ms": 60_000, "queue": ["A2", "A3"],
-                "lines": [{"sku": "MILK", "name": "鲜牛奶", "quantity": 2, "lot": "L1", "expiry": "2030-01-01", "ticked": 1}],
+                "lines": [{"sku": "MILK", "name": "鲜牛奶", "quantity": 2, "lot": "L1", "expiry": "2030-01-01", "ticked": 1, "weighed": "⚖ 540"}],
             });
             let context = serde_json::json!({
                 "lang": lang.tag(), "csrf": "c", "problem": "signin.wrong", "tries_left": 3,

@@ -49,6 +49,13 @@ pub enum InputOutcome {
         checked: Option<super::pickup::ItemChecked>,
         quantities: Vec<i64>,
     },
+    /// A stable weight on a pickup counter's scale: with `order_id` on screen (whose lines
+    /// sold by weight are `by_weight`), or with no order on screen (nothing to weigh).
+    CounterWeight {
+        order_id: Option<String>,
+        grams: i64,
+        by_weight: Vec<bool>,
+    },
 }
 
 /// How an input ended, as journaled.
@@ -86,6 +93,10 @@ impl InputOutcome {
                 ..
             } => Journaled::Applied,
             InputOutcome::Item { .. } => Journaled::Refused,
+            InputOutcome::CounterWeight {
+                order_id: Some(_), ..
+            } => Journaled::Applied,
+            InputOutcome::CounterWeight { .. } => Journaled::Refused,
             InputOutcome::Code(check) if check.is_found() => Journaled::Applied,
             InputOutcome::Code(_)
             | InputOutcome::ReceivingRefused(_)
@@ -154,6 +165,15 @@ impl std::fmt::Display for InputOutcome {
                 }
                 None => write!(f, "item scanned for unknown order {order_id}"),
             },
+            InputOutcome::CounterWeight {
+                order_id: Some(order_id),
+                grams,
+                ..
+            } => write!(f, "{grams} g weighed at the counter for order {order_id}"),
+            InputOutcome::CounterWeight { grams, .. } => write!(
+                f,
+                "{grams} g weighed at the counter with no order on screen; nothing recorded"
+            ),
         }
     }
 }
@@ -255,6 +275,45 @@ pub fn scanned_item(
             order_id: order_id.to_owned(),
             checked,
             quantities,
+        },
+    )
+}
+
+/// A stable weight on a pickup counter's scale: journaled; with an order on screen, what the
+/// screen needs to put it on a line (which lines are sold by weight). Records nothing else:
+/// the weight goes with the handover.
+pub fn weighed_at_counter(
+    c: &Tx<'_>,
+    source: Source<'_>,
+    grams: i64,
+    raw: &str,
+    order_id: Option<&str>,
+    now: Timestamp,
+) -> Result<InputOutcome, StoreError> {
+    let id = device_input::journal(
+        c,
+        &NewInput {
+            device: source.device,
+            station: source.station,
+            kind: "weight",
+            code: None,
+            grams: Some(grams),
+            parsed: None,
+            raw,
+            received_at: now,
+        },
+    )?;
+    let by_weight = match order_id {
+        Some(order_id) => super::pickup::lines_by_weight(c, order_id)?,
+        None => vec![],
+    };
+    finish(
+        c,
+        id,
+        InputOutcome::CounterWeight {
+            order_id: order_id.map(str::to_owned),
+            grams,
+            by_weight,
         },
     )
 }

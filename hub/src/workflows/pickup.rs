@@ -177,6 +177,22 @@ pub fn item_on_order(
     Ok((checked, quantities))
 }
 
+/// Which lines of `order_id` are sold by weight (their SKU counts grams); empty when the
+/// order is unknown.
+pub fn lines_by_weight(c: &rusqlite::Connection, order_id: &str) -> Result<Vec<bool>, StoreError> {
+    let Some(order) = crate::store::pickup_orders::order(c, order_id)? else {
+        return Ok(vec![]);
+    };
+    order
+        .items
+        .iter()
+        .map(|item| {
+            Ok(crate::store::sku::get(c, &item.sku)?
+                .is_some_and(|s| s.unit == hub_core::StockUnit::Gram))
+        })
+        .collect()
+}
+
 /// A supervisor undoes the handover of `order_id` (within `pickup.undo_window_minutes`, for a
 /// reason from [`hub_core::pickup::UNDO_REASONS`]): the goods come back to stock, the order is
 /// open again, and the stock tiers of its SKUs are looked at again — in one transaction. The
