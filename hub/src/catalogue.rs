@@ -871,19 +871,19 @@ pub fn code_check(check: &CodeCheck, lang: Lang, zone: chrono_tz::Tz) -> String 
             format!("order {order_id}: belongs to site {site}, not this one")
         }
         CodeCheck::LockedOut { until } if zh => format!(
-            "错误取货码过多，本取货台已锁定至 {}；主管可解除锁定（hub pickup unlock）",
+            "错误取货码过多，本取货台已锁定至 {}；主管可在本平板登录后点击“解除锁定”",
             at(until)
         ),
         CodeCheck::LockedOut { until } => format!(
-            "this station is locked after too many wrong codes, until {}; a supervisor can lift it (hub pickup unlock)",
+            "this station is locked after too many wrong codes, until {}; a supervisor can sign in on the tablet and tap “Unlock the station”",
             at(until)
         ),
         CodeCheck::SiteLockedOut { until } if zh => format!(
-            "本小时错误取货码过多，所有取货台暂停查询至 {}；主管可解除",
+            "本小时错误取货码过多，所有取货台暂停查询至 {}；主管可在平板上登录后解除",
             at(until)
         ),
         CodeCheck::SiteLockedOut { until } => format!(
-            "code checks are paused at every station after too many wrong codes this hour, until {}; a supervisor can lift it",
+            "code checks are paused at every station after too many wrong codes this hour, until {}; a supervisor can sign in on a tablet and lift it",
             at(until)
         ),
         CodeCheck::Unreadable { problem } => code_problem(*problem, lang),
@@ -992,6 +992,24 @@ mod tests {
 
     fn has_han(s: &str) -> bool {
         s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+    }
+
+    #[test]
+    fn a_lockout_says_a_supervisor_unlocks_on_the_tablet_and_names_no_command() {
+        for until in [
+            CodeCheck::LockedOut {
+                until: Timestamp(0),
+            },
+            CodeCheck::SiteLockedOut {
+                until: Timestamp(0),
+            },
+        ] {
+            let zh = code_check(&until, Lang::ZhCn, chrono_tz::Asia::Shanghai);
+            let en = code_check(&until, Lang::En, chrono_tz::Asia::Shanghai);
+            assert!(!zh.contains("hub ") && !en.contains("hub "), "{zh} / {en}");
+            assert!(zh.contains("平板") && zh.contains("主管"), "{zh}");
+            assert!(en.contains("tablet") && en.contains("supervisor"), "{en}");
+        }
     }
 
     #[test]

@@ -1138,6 +1138,13 @@ async fn scanned_items_tick_their_line_and_wrong_ones_are_red_with_their_reason(
         );
         assert!(red.body.contains(words), "{code}: {}", red.body);
         assert!(red.body.contains("id=\"tick-1\">1/2<"), "{}", red.body);
+        // The red headline says what is wrong, never "hand over".
+        assert!(
+            red.body.contains(&format!("<span id=\"verdict\">{words}")),
+            "{code}: {}",
+            red.body
+        );
+        assert!(!red.body.contains("确认交付 · A1"), "{code}: {}", red.body);
     }
     let full = post("/station/pickup/item", format!("csrf={csrf}&code=TC-2")).await;
     assert!(full.body.contains("id=\"tick-1\">✔ 2/2<"), "{}", full.body);
