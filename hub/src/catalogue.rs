@@ -673,6 +673,25 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "秤上 {g} 克：本订单没有待称重的商品",
         "{g} g on the scale: this order has no line left to weigh",
     ),
+    // Pickup counter (branch pickup): the weight cross-check of a bagged order (错领).
+    (
+        "weigh.bag_mismatch",
+        "重量不符，请核对",
+        "Weight does not match: check the bag",
+    ),
+    ("weigh.bag_matches", "袋重相符", "Bag weight matches"),
+    (
+        "weigh.bag_figures",
+        "秤上 {m} 克，应为 {e} 克（±{t} 克）",
+        "{m} g on the scale, {e} g expected (±{t} g)",
+    ),
+    ("weigh.likely_missing", "可能少了：", "likely missing: "),
+    ("weigh.likely_extra", "可能多了：", "likely extra: "),
+    (
+        "weigh.check_each",
+        "请逐件核对袋中商品",
+        "check each item in the bag",
+    ),
     (
         "undo.in_parts",
         "该订单是分次交付的，不能在此撤销；请联系总部更正",

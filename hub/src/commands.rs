@@ -359,6 +359,9 @@ fn apply_sku(
             )));
         }
     };
+    if sku_changed {
+        crate::store::unit_weights::set(conn, sku.code.as_str(), body.unit_weight_g)?;
+    }
     let policy_changed = match &body.thresholds {
         None => false,
         // Thresholds share one version sequence per SKU with `sku_thresholds`: a newer policy

@@ -1714,3 +1714,38 @@ async fn the_counter_scale_weighs_a_by_weight_line_live_and_the_weight_goes_with
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bag_that_weighs_wrong_turns_the_screen_amber_and_names_the_missing_item() {
+    let hub = start().await;
+    // The master data says what one milk weighs.
+    hub.store
+        .write(|c| hub::store::unit_weights::set(c, "MILK", Some(1_030)))
+        .await
+        .unwrap();
+    let (device, session, _csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), session.as_str()];
+    let devices = counter_scanner(&hub);
+    scan_on_counter(&devices, "A1:123456").await;
+    screen_showing(&hub, &cookies, "确认交付 · A1").await;
+
+    // Two milks ordered (2,060 g); the bag on the scale weighs one milk: amber, named.
+    weigh_on_counter(&devices, 1_035).await;
+    let short = screen_showing(&hub, &cookies, "重量不符").await;
+    assert!(short.contains("data-tone=\"attention\""), "{short}");
+    assert!(
+        short.contains("秤上 1035 克，应为 2060 克（±30 克）"),
+        "{short}"
+    );
+    assert!(short.contains("可能少了：鲜牛奶 1L ×1"), "{short}");
+    assert!(short.contains("重量不符，请核对 · A1"), "{short}");
+    // Both milks in the bag: it matches, green, and the order can be handed over.
+    weigh_on_counter(&devices, 2_075).await;
+    let right = screen_showing(&hub, &cookies, "袋重相符").await;
+    assert!(right.contains("data-tone=\"ok\""), "{right}");
+    assert!(right.contains("确认交付 · A1"), "{right}");
+    // A third milk slipped in: likely extra.
+    weigh_on_counter(&devices, 3_090).await;
+    let extra = screen_showing(&hub, &cookies, "可能多了：鲜牛奶 1L ×1").await;
+    assert!(extra.contains("data-tone=\"attention\""), "{extra}");
+}

@@ -590,7 +590,18 @@ pub struct PickupRules {
     pub check_valid_ms: i64,
     /// A supervisor may undo a handover for this long after it.
     pub undo_window_ms: i64,
+    /// The weight cross-check of a bagged order: how far (grams, either way) the scale may be
+    /// from the order's expected weight ([`crate::counter::check_bag`]).
+    #[serde(default = "default_bag_tolerance_g")]
+    pub bag_tolerance_g: i64,
 }
+
+fn default_bag_tolerance_g() -> i64 {
+    DEFAULT_BAG_TOLERANCE_G
+}
+
+/// `pickup.bag_tolerance_g` when the config does not say.
+pub const DEFAULT_BAG_TOLERANCE_G: i64 = 30;
 
 impl Default for PickupRules {
     fn default() -> Self {
@@ -599,6 +610,7 @@ impl Default for PickupRules {
             allow_code_only: false,
             check_valid_ms: 10 * 60_000,
             undo_window_ms: 15 * 60_000,
+            bag_tolerance_g: DEFAULT_BAG_TOLERANCE_G,
         }
     }
 }

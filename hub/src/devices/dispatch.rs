@@ -172,6 +172,7 @@ async fn handle(store: &Store, devices: &Devices, board: &HealthBoard, event: De
                 order_id: Some(order_id),
                 grams,
                 by_weight,
+                bag,
             } = &outcome
             {
                 crate::station_app::items::show_weight(
@@ -180,6 +181,8 @@ async fn handle(store: &Store, devices: &Devices, board: &HealthBoard, event: De
                     order_id,
                     *grams,
                     by_weight,
+                    bag,
+                    devices.site.pickup.bag_tolerance_g,
                     now,
                 )
                 .await;

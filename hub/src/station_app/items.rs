@@ -5,7 +5,7 @@
 //! `workflows::pickup::check_item_in`; what is ticked is the station's screen (kept across a
 //! restart like the rest of it).
 
-use super::feed::{Shown, StationFeed, open_order};
+use super::feed::{BagShown, Shown, StationFeed, open_order};
 use super::{StationApp, authorised, fragment, refusal};
 use crate::workflows::pickup::ItemChecked;
 use axum::Router;
@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
 use hub_core::Timestamp;
-use hub_core::counter::{CounterScan, counter_scan};
+use hub_core::counter::{BagCheck, BagLine, CounterScan, Likely, check_bag, counter_scan};
 use hub_core::pickup::{CodeCheck, ItemRefusal};
 use serde::Deserialize;
 
@@ -94,6 +94,7 @@ pub async fn show_item(
         refusal: refusal_code,
         weighed,
         last_weight: None,
+        bag: None,
     };
     if let Err(e) = feed.show_kept(station, shown, now).await {
         tracing::warn!(error = %e, station, "station app: screen not kept for a restart");
@@ -130,20 +131,31 @@ fn on_screen(
 /// ([`hub_core::counter::weighed_line`]); the weighed grams go with the handover. A weight
 /// with no such line left is shown and fills nothing. Returns `false` (and shows nothing)
 /// when `order_id` is no longer on screen.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the weight and what the screen needs to place it"
+)]
 pub async fn show_weight(
     feed: &StationFeed,
     station: &str,
     order_id: &str,
     grams: i64,
     by_weight: &[bool],
+    bag: &[BagLine],
+    tolerance_g: i64,
     now: Timestamp,
 ) -> bool {
     let Some((ticked, mut weighed)) = on_screen(feed, station, order_id) else {
         return false;
     };
-    if let Some(line) = hub_core::counter::weighed_line(by_weight, &weighed) {
-        weighed.push((line, grams));
-    }
+    // A line left to weigh takes the weight; otherwise it is the bagged order's weight.
+    let bag = match hub_core::counter::weighed_line(by_weight, &weighed) {
+        Some(line) => {
+            weighed.push((line, grams));
+            None
+        }
+        None => bag_check(bag, &weighed, grams, tolerance_g),
+    };
     let shown = Shown::Items {
         order_id: order_id.to_owned(),
         ticked,
@@ -151,11 +163,60 @@ pub async fn show_weight(
         refusal: None,
         weighed,
         last_weight: Some(grams),
+        bag,
     };
     if let Err(e) = feed.show_kept(station, shown, now).await {
         tracing::warn!(error = %e, station, "station app: screen not kept for a restart");
     }
     true
+}
+
+/// The weight cross-check of the bagged order (错领): lines sold by weight count with what they
+/// weighed at the counter; `None` when some line's weight is unknown (no cross-check).
+fn bag_check(
+    bag: &[BagLine],
+    weighed: &[(usize, i64)],
+    measured_g: i64,
+    tolerance_g: i64,
+) -> Option<BagShown> {
+    let lines: Vec<BagLine> = bag
+        .iter()
+        .enumerate()
+        .map(|(i, line)| match weighed.iter().find(|(l, _)| *l == i) {
+            Some((_, grams)) => BagLine {
+                units: 1,
+                unit_weight_g: Some(*grams),
+            },
+            None => *line,
+        })
+        .collect();
+    match check_bag(&lines, measured_g, tolerance_g) {
+        BagCheck::NotComparable => None,
+        BagCheck::Matches {
+            expected_g,
+            measured_g,
+        } => Some(BagShown {
+            expected_g,
+            measured_g,
+            tolerance_g,
+            matches: true,
+            likely: None,
+        }),
+        BagCheck::Mismatch {
+            expected_g,
+            measured_g,
+            likely,
+        } => Some(BagShown {
+            expected_g,
+            measured_g,
+            tolerance_g,
+            matches: false,
+            likely: likely.map(|l| match l {
+                Likely::Missing { line, units } => (line, -units),
+                Likely::Extra { line, units } => (line, units),
+            }),
+        }),
+    }
 }
 
 /// The order whose items a scan of `text` at `station` is checked against, by the counter's

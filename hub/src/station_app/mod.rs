@@ -835,6 +835,7 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
             refusal,
             weighed,
             last_weight,
+            bag,
         } => {
             let (customer, mut lines) = order_lines(app, order_id).await;
             for (i, line) in lines.iter_mut().enumerate() {
@@ -847,6 +848,10 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
                 }
             }
             let (tone, message) = match (refusal, last_weight) {
+                (_, Some(_)) if bag.is_some() => match bag {
+                    Some(bag) => weighing::bag_message(bag, &lines, lang),
+                    None => weighing::weight_message(0, weighed, &lines, lang),
+                },
                 (_, Some(grams)) => weighing::weight_message(*grams, weighed, &lines, lang),
                 (None, None) => (
                     Tone::Ok,
@@ -865,6 +870,11 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
                 (Some(code), None) => format!(
                     "{} · {order_id}",
                     catalogue::text(&format!("item.{code}"), lang)
+                ),
+                // A bag that weighs wrong says so before the clerk hands it over.
+                (_, Some(_)) if bag.as_ref().is_some_and(|b| !b.matches) => format!(
+                    "{} · {order_id}",
+                    catalogue::text("weigh.bag_mismatch", lang)
                 ),
                 _ => format!("{} · {order_id}", catalogue::text("pickup.hand_over", lang)),
             };

@@ -5,6 +5,7 @@
 //! arithmetic is `hub_core::counter`'s, the same the handover records.
 
 use super::LineView;
+use super::feed::BagShown;
 use crate::catalogue::{self, Lang, Tone};
 
 /// Cents as yuan with a sign: `+¥1.20`, `-¥0.75`, `¥0.00`.
@@ -70,6 +71,43 @@ pub(super) fn weight_message(
             catalogue::text("weigh.nothing_to_fill", lang).replace("{g}", &grams.to_string()),
         ),
     }
+}
+
+/// The weight cross-check of the bagged order in words: amber with the likely missing or
+/// extra item when it does not match, green when it does.
+pub(super) fn bag_message(bag: &BagShown, lines: &[LineView], lang: Lang) -> (Tone, String) {
+    let figures = catalogue::text("weigh.bag_figures", lang)
+        .replace("{m}", &bag.measured_g.to_string())
+        .replace("{e}", &bag.expected_g.to_string())
+        .replace("{t}", &bag.tolerance_g.to_string());
+    if bag.matches {
+        return (
+            Tone::Ok,
+            format!(
+                "⚖ {} · {figures}",
+                catalogue::text("weigh.bag_matches", lang)
+            ),
+        );
+    }
+    let likely = match bag.likely {
+        Some((line, units)) => {
+            let name = lines.get(line).map(|l| l.name.as_str()).unwrap_or_default();
+            let key = if units < 0 {
+                "weigh.likely_missing"
+            } else {
+                "weigh.likely_extra"
+            };
+            format!("{}{name} ×{}", catalogue::text(key, lang), units.abs())
+        }
+        None => catalogue::text("weigh.check_each", lang).to_owned(),
+    };
+    (
+        Tone::Attention,
+        format!(
+            "⚖ {} · {figures} · {likely}",
+            catalogue::text("weigh.bag_mismatch", lang)
+        ),
+    )
 }
 
 #[cfg(test)]

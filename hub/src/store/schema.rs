@@ -376,7 +376,8 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     "#,
     // 13 (branch pickup): partial handovers — what each order line has settled so far (handed
-    // over or refused) and each part handed over before the order was collected whole.
+    // over or refused) and each part handed over before the order was collected whole; the
+    // master data's unit weights for the pickup counter's weight cross-check.
     r#"
     ALTER TABLE pickup_order_line ADD COLUMN settled INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE handover_part (
@@ -386,6 +387,10 @@ const MIGRATIONS: &[&str] = &[
         at       INTEGER NOT NULL,
         body     TEXT NOT NULL,
         PRIMARY KEY (order_id, part)
+    ) STRICT;
+    CREATE TABLE sku_unit_weight (
+        sku   TEXT PRIMARY KEY,
+        grams INTEGER NOT NULL
     ) STRICT;
     "#,
 ];

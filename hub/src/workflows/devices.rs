@@ -55,6 +55,9 @@ pub enum InputOutcome {
         order_id: Option<String>,
         grams: i64,
         by_weight: Vec<bool>,
+        /// The order's lines for the weight cross-check: open units and the master data's
+        /// unit weight (none for lines sold by weight: the screen knows what they weighed).
+        bag: Vec<hub_core::counter::BagLine>,
     },
 }
 
@@ -303,9 +306,12 @@ pub fn weighed_at_counter(
             received_at: now,
         },
     )?;
-    let by_weight = match order_id {
-        Some(order_id) => super::pickup::lines_by_weight(c, order_id)?,
-        None => vec![],
+    let (by_weight, bag) = match order_id {
+        Some(order_id) => (
+            super::pickup::lines_by_weight(c, order_id)?,
+            super::pickup::bag_lines(c, order_id)?,
+        ),
+        None => (vec![], vec![]),
     };
     finish(
         c,
@@ -314,6 +320,7 @@ pub fn weighed_at_counter(
             order_id: order_id.map(str::to_owned),
             grams,
             by_weight,
+            bag,
         },
     )
 }

@@ -193,6 +193,32 @@ pub fn lines_by_weight(c: &rusqlite::Connection, order_id: &str) -> Result<Vec<b
         .collect()
 }
 
+/// The lines of `order_id` for the weight cross-check: what is still open of each, with the
+/// master data's unit weight (`None` for lines sold by weight and SKUs without one).
+pub fn bag_lines(
+    c: &rusqlite::Connection,
+    order_id: &str,
+) -> Result<Vec<hub_core::counter::BagLine>, StoreError> {
+    let Some(order) = crate::store::pickup_orders::order(c, order_id)? else {
+        return Ok(vec![]);
+    };
+    let settled = crate::store::pickup_orders::settled_per_line(c, order_id, order.items.len())?;
+    let by_weight = lines_by_weight(c, order_id)?;
+    let mut lines = Vec::with_capacity(order.items.len());
+    for (i, item) in order.items.iter().enumerate() {
+        let unit_weight_g = if by_weight.get(i).copied().unwrap_or(false) {
+            None
+        } else {
+            crate::store::unit_weights::get(c, item.sku.as_str())?
+        };
+        lines.push(hub_core::counter::BagLine {
+            units: item.quantity - settled.get(i).copied().unwrap_or(0),
+            unit_weight_g,
+        });
+    }
+    Ok(lines)
+}
+
 /// A supervisor undoes the handover of `order_id` (within `pickup.undo_window_minutes`, for a
 /// reason from [`hub_core::pickup::UNDO_REASONS`]): the goods come back to stock, the order is
 /// open again, and the stock tiers of its SKUs are looked at again — in one transaction. The
