@@ -797,6 +797,78 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "立即联系技术人员；不要重启设备。",
         "Call the technician now; do not restart the box.",
     ),
+    // Pickup counter (branch pickup): partial handover.
+    (
+        "pickup.hand_over_ticked",
+        "只交付已核对商品",
+        "Hand over ticked items only",
+    ),
+    (
+        "pickup.partly_handed_over",
+        "部分交付",
+        "Partly handed over",
+    ),
+    // Pickup counter (branch pickup): live weighing of lines sold by weight.
+    (
+        "weigh.weighed",
+        "称重 {w} 克 / 订购 {o} 克",
+        "weighed {w} g / ordered {o} g",
+    ),
+    (
+        "weigh.difference",
+        "差价 {d}（按订单单价 {p}/千克）",
+        "price difference {d} (order price {p}/kg)",
+    ),
+    (
+        "weigh.no_price",
+        "订单没有每千克单价：此处不计差价",
+        "the order has no price per kg: no difference charged here",
+    ),
+    (
+        "weigh.nothing_to_fill",
+        "秤上 {g} 克：本订单没有待称重的商品",
+        "{g} g on the scale: this order has no line left to weigh",
+    ),
+    // Pickup counter (branch pickup): the weight cross-check of a bagged order (错领).
+    (
+        "weigh.bag_mismatch",
+        "重量不符，请核对",
+        "Weight does not match: check the bag",
+    ),
+    ("weigh.bag_matches", "袋重相符", "Bag weight matches"),
+    (
+        "weigh.bag_figures",
+        "秤上 {m} 克，应为 {e} 克（±{t} 克）",
+        "{m} g on the scale, {e} g expected (±{t} g)",
+    ),
+    ("weigh.likely_missing", "可能少了：", "likely missing: "),
+    ("weigh.likely_extra", "可能多了：", "likely extra: "),
+    (
+        "weigh.check_each",
+        "请逐件核对袋中商品",
+        "check each item in the bag",
+    ),
+    (
+        "undo.in_parts",
+        "该订单是分次交付的，不能在此撤销；请联系总部更正",
+        "This order was handed over in parts and cannot be undone here; correct it with central",
+    ),
+    (
+        "pickup.still_open",
+        "尚未领取（再次扫码后交付）",
+        "Still to collect (check the code again to hand over)",
+    ),
+    ("pickup.line", "第 {} 行", "line {}"),
+    (
+        "pickup.nothing_ticked",
+        "还没有核对任何商品：请先扫描要交付的商品",
+        "Nothing is ticked yet: scan the items to hand over first",
+    ),
+    (
+        "handover.too_much_handed_over",
+        "交付数量超过该行尚未领取的数量",
+        "More asked for than is still open on that line",
+    ),
 ];
 
 /// The fixed text `key` in `lang`; the key itself (so a missing text shows, and a test catches
@@ -974,19 +1046,19 @@ pub fn code_check(check: &CodeCheck, lang: Lang, zone: chrono_tz::Tz) -> String 
             format!("order {order_id}: belongs to site {site}, not this one")
         }
         CodeCheck::LockedOut { until } if zh => format!(
-            "错误取货码过多，本取货台已锁定至 {}；主管可解除锁定（hub pickup unlock）",
+            "错误取货码过多，本取货台已锁定至 {}；主管可在本平板登录后点击“解除锁定”",
             at(until)
         ),
         CodeCheck::LockedOut { until } => format!(
-            "this station is locked after too many wrong codes, until {}; a supervisor can lift it (hub pickup unlock)",
+            "this station is locked after too many wrong codes, until {}; a supervisor can sign in on the tablet and tap “Unlock the station”",
             at(until)
         ),
         CodeCheck::SiteLockedOut { until } if zh => format!(
-            "本小时错误取货码过多，所有取货台暂停查询至 {}；主管可解除",
+            "本小时错误取货码过多，所有取货台暂停查询至 {}；主管可在平板上登录后解除",
             at(until)
         ),
         CodeCheck::SiteLockedOut { until } => format!(
-            "code checks are paused at every station after too many wrong codes this hour, until {}; a supervisor can lift it",
+            "code checks are paused at every station after too many wrong codes this hour, until {}; a supervisor can sign in on a tablet and lift it",
             at(until)
         ),
         CodeCheck::Unreadable { problem } => code_problem(*problem, lang),
@@ -1095,6 +1167,24 @@ mod tests {
 
     fn has_han(s: &str) -> bool {
         s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+    }
+
+    #[test]
+    fn a_lockout_says_a_supervisor_unlocks_on_the_tablet_and_names_no_command() {
+        for until in [
+            CodeCheck::LockedOut {
+                until: Timestamp(0),
+            },
+            CodeCheck::SiteLockedOut {
+                until: Timestamp(0),
+            },
+        ] {
+            let zh = code_check(&until, Lang::ZhCn, chrono_tz::Asia::Shanghai);
+            let en = code_check(&until, Lang::En, chrono_tz::Asia::Shanghai);
+            assert!(!zh.contains("hub ") && !en.contains("hub "), "{zh} / {en}");
+            assert!(zh.contains("平板") && zh.contains("主管"), "{zh}");
+            assert!(en.contains("tablet") && en.contains("supervisor"), "{en}");
+        }
     }
 
     #[test]

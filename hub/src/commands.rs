@@ -359,6 +359,9 @@ fn apply_sku(
             )));
         }
     };
+    if sku_changed {
+        crate::store::unit_weights::set(conn, sku.code.as_str(), body.unit_weight_g)?;
+    }
     let policy_changed = match &body.thresholds {
         None => false,
         // Thresholds share one version sequence per SKU with `sku_thresholds`: a newer policy
@@ -470,6 +473,15 @@ fn apply_pickup_order(
         OrderUpsert::AlreadyCollected => {
             let (at, station) = match pickup_orders::order(conn, &command.key)?.map(|o| o.status) {
                 Some(OrderStatus::Collected { at, station }) => (at.millis(), station),
+                Some(OrderStatus::PartiallyCollected) => {
+                    return Ok(Err(conflict(format!(
+                        "order {} was partly collected here (pickup_partly_handed_over); version {} \
+                         (status {}) was not applied: settle the rest with the customer instead",
+                        command.key,
+                        command.version,
+                        order.status.name()
+                    ))));
+                }
                 _ => (0, String::new()),
             };
             Err(conflict(format!(
@@ -1049,6 +1061,31 @@ mod tests {
             Applied::Rejected(r) => assert_eq!(r.code, RejectCode::InvalidBody),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_partly_collected_order_is_not_changed_by_central() {
+        let (_d, store) = store();
+        run(&store, Ok(order_command("o1", 1, "open")));
+        store
+            .write_blocking(|c| {
+                c.execute("UPDATE pickup_order SET status = 'partially_collected'", [])
+                    .map_err(outbox::sql(c))
+            })
+            .unwrap();
+        match run(&store, Ok(order_command("o2", 2, "cancelled"))) {
+            Applied::Rejected(r) => {
+                assert_eq!(r.code, RejectCode::Conflict);
+                assert!(r.reason.contains("partly collected"), "{}", r.reason);
+            }
+            other => panic!("{other:?}"),
+        }
+        let status = store
+            .read_blocking(|c| pickup_orders::order(c, "P1"))
+            .unwrap()
+            .unwrap()
+            .status;
+        assert_eq!(status, OrderStatus::PartiallyCollected);
     }
 
     #[test]

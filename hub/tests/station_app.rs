@@ -114,6 +114,7 @@ fn seed(store: &Store) {
 struct Hub {
     addr: SocketAddr,
     store: Store,
+    feed: StationFeed,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     dir: tempfile::TempDir,
 }
@@ -139,13 +140,14 @@ async fn serve(dir: tempfile::TempDir, fresh: bool) -> Hub {
         tokio::task::spawn_blocking(move || seed(&s)).await.unwrap();
     }
     let feed = StationFeed::durable(store.clone()).await.unwrap();
-    let app = StationApp::new(store.clone(), Site::of(&config), feed);
+    let app = StationApp::new(store.clone(), Site::of(&config), feed.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, router(app)).await });
     Hub {
         addr,
         store,
+        feed,
         server,
         dir,
     }
@@ -1136,6 +1138,13 @@ async fn scanned_items_tick_their_line_and_wrong_ones_are_red_with_their_reason(
         );
         assert!(red.body.contains(words), "{code}: {}", red.body);
         assert!(red.body.contains("id=\"tick-1\">1/2<"), "{}", red.body);
+        // The red headline says what is wrong, never "hand over".
+        assert!(
+            red.body.contains(&format!("<span id=\"verdict\">{words}")),
+            "{code}: {}",
+            red.body
+        );
+        assert!(!red.body.contains("确认交付 · A1"), "{code}: {}", red.body);
     }
     let full = post("/station/pickup/item", format!("csrf={csrf}&code=TC-2")).await;
     assert!(full.body.contains("id=\"tick-1\">✔ 2/2<"), "{}", full.body);
@@ -1266,4 +1275,477 @@ async fn in_peak_mode_codes_scanned_in_a_row_queue_and_are_handed_over_in_turn()
     assert!(last.body.contains("已交付 · A2"), "{}", last.body);
     assert!(!last.body.contains("id=\"queue\""), "{}", last.body);
     assert_eq!(handovers(&hub.store), (2, 7));
+}
+
+/// The counter's scanner as the serial and MQTT adapters report it: the real device
+/// dispatcher, fed over its channel. Returns the sender (one scan per call of `scan`).
+fn counter_scanner(hub: &Hub) -> tokio::sync::mpsc::Sender<hub::devices::DeviceEvent> {
+    let text = format!(
+        "[site]\nid = \"pp-1\"\ntimezone = \"Asia/Shanghai\"\n[store]\ndata_dir = \"data\"\n{STATIONS}[[devices]]\nname = \"desk-scanner\"\nkind = \"scanner\"\npath = \"/dev/null\"\nstation = \"desk-1\"\nrole = \"pickup\"\n[[devices]]\nname = \"desk-scale\"\nkind = \"scale\"\npath = \"/dev/null\"\nprotocol = \"mt-sics\"\nstation = \"desk-1\"\nrole = \"pickup\"\n"
+    );
+    let config = Config::parse(&text, hub.dir.path()).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let devices = hub::devices::dispatch::Devices {
+        site: Site::of(&config),
+        configs: config.devices.clone(),
+        feed: hub.feed.clone(),
+    };
+    let board = hub::devices::HealthBoard::new(&config.devices);
+    tokio::spawn(hub::devices::dispatch::run(
+        rx,
+        hub.store.clone(),
+        devices,
+        board,
+        tokio_util::sync::CancellationToken::new(),
+    ));
+    tx
+}
+
+async fn scan_on_counter(tx: &tokio::sync::mpsc::Sender<hub::devices::DeviceEvent>, text: &str) {
+    let site = Site::of(&config(Path::new("/")));
+    let scan = hub::codes::Scanned {
+        text: text.to_owned(),
+        code: hub::codes::classify_text(text, &site.patterns),
+        raw: text.to_owned(),
+    };
+    tx.send(hub::devices::DeviceEvent::Scan {
+        device: "desk-scanner".into(),
+        scan: Box::new(scan),
+    })
+    .await
+    .unwrap();
+}
+
+/// The station's screen once it shows `expected` (the dispatcher works in the background).
+async fn screen_showing(hub: &Hub, cookies: &[&str], expected: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let page = request(
+            hub.addr,
+            "GET",
+            "/station/pickup/current",
+            cookies,
+            None,
+            "",
+        )
+        .await;
+        if page.body.contains(expected) {
+            return page.body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the screen never showed {expected:?}: {}",
+            page.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_code_on_the_counters_scanner_ticks_the_order_on_screen_like_a_wedge_scan() {
+    let hub = start().await;
+    hub.store
+        .write(|c| {
+            for (code, sku) in [("TC-1", "MILK"), ("TC-2", "MILK"), ("TC-EGG", "EGGS")] {
+                c.execute(
+                    "INSERT INTO trace_code (code, sku, lot, status, bound_at, updated_at) VALUES (?1, ?2, 'L1', 'in_stock', 0, 0)",
+                    [code, sku],
+                )
+                .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let (device, session, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), session.as_str()];
+    let scanner = counter_scanner(&hub);
+
+    // The customer's QR on the counter's scanner puts the order on screen.
+    scan_on_counter(&scanner, "A1:123456").await;
+    screen_showing(&hub, &cookies, "id=\"tick-1\">0/2<").await;
+    // A trace code on the same scanner ticks its line (it is no code guess).
+    scan_on_counter(&scanner, "TC-1").await;
+    let ticked = screen_showing(&hub, &cookies, "id=\"tick-1\">1/2<").await;
+    assert!(ticked.contains("确认交付 · A1"), "{ticked}");
+    // A wrong item is red with its reason; the order stays on screen.
+    scan_on_counter(&scanner, "TC-EGG").await;
+    let red = screen_showing(&hub, &cookies, "错货：此商品不在该订单中").await;
+    assert!(red.contains("data-tone=\"error\""), "{red}");
+    assert!(red.contains("id=\"tick-1\">1/2<"), "{red}");
+    // Another customer's QR queues behind the order on screen.
+    scan_on_counter(&scanner, "A2:654321").await;
+    let queued = screen_showing(&hub, &cookies, "排队中 (1): A2").await;
+    assert!(queued.contains("id=\"tick-1\">1/2<"), "{queued}");
+
+    // A keyboard-wedge scan goes through the same rule: an item ticks, a QR queues.
+    let origin = format!("http://{}", hub.addr);
+    let wedge = request(
+        hub.addr,
+        "POST",
+        "/station/pickup/scan",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&code=TC-2"),
+    )
+    .await;
+    assert!(
+        wedge.body.contains("id=\"tick-1\">✔ 2/2<"),
+        "{}",
+        wedge.body
+    );
+
+    // The scans are journaled as device input: the items as applied or refused, never as
+    // failed code checks (no try of the station was used up).
+    let journal = hub
+        .store
+        .read_blocking(|c| {
+            let mut st = c
+                .prepare("SELECT code, outcome FROM device_input WHERE kind = 'scan' ORDER BY id")
+                .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))?;
+            let rows: Vec<(String, String)> = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|r| r.collect())
+                .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))?;
+            Ok::<_, StoreError>(rows)
+        })
+        .unwrap();
+    assert_eq!(
+        journal,
+        vec![
+            ("A1:123456".to_owned(), "applied".to_owned()),
+            ("TC-1".to_owned(), "applied".to_owned()),
+            ("TC-EGG".to_owned(), "refused".to_owned()),
+            ("A2:654321".to_owned(), "applied".to_owned()),
+        ]
+    );
+}
+
+/// The report's order figures for the site's day of `now` (whatever day the test runs).
+fn report_today(store: &Store) -> (Option<f64>, i64) {
+    let site = Site::of(&config(Path::new("/")));
+    let today = site.today(hub::clock::now());
+    store
+        .read_blocking(move |c| {
+            let r = hub::store::report::compute(
+                c,
+                today,
+                today + chrono::Duration::days(1),
+                site.timezone,
+                3,
+                hub::clock::now(),
+            )?;
+            Ok::<_, StoreError>((r.order_fill_rate, r.handovers))
+        })
+        .unwrap()
+}
+
+fn outbox_of(store: &Store, kind: &'static str) -> Vec<String> {
+    store
+        .read_blocking(move |c| {
+            Ok::<_, StoreError>(
+                outbox::pending(c, 0, 10_000)?
+                    .into_iter()
+                    .filter(|r| r.kind == kind)
+                    .map(|r| r.payload)
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_handover_takes_what_is_ticked_and_a_later_check_collects_the_rest() {
+    let hub = start().await;
+    hub.store
+        .write(|c| {
+            for code in ["TC-1", "TC-2"] {
+                c.execute(
+                    "INSERT INTO trace_code (code, sku, lot, status, bound_at, updated_at) VALUES (?1, 'MILK', 'L1', 'in_stock', 0, 0)",
+                    [code],
+                )
+                .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let origin = format!("http://{}", hub.addr);
+    let (device, session, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), session.as_str()];
+    let post = |path: &'static str, body: String| {
+        let cookies = cookies.map(str::to_owned);
+        let origin = origin.clone();
+        let addr = hub.addr;
+        async move {
+            let c: Vec<&str> = cookies.iter().map(String::as_str).collect();
+            request(addr, "POST", path, &c, Some(&origin), &body).await
+        }
+    };
+
+    post(
+        "/station/pickup/check",
+        format!("csrf={csrf}&code=A1%3A123456&extra="),
+    )
+    .await;
+    // Nothing ticked: a partial handover has nothing to take.
+    let none = post(
+        "/station/pickup/handover",
+        format!("csrf={csrf}&order_id=A1&request_id=p0&ticked_only=1"),
+    )
+    .await;
+    assert_eq!(none.status, 409, "{}", none.body);
+    assert!(none.body.contains("还没有核对任何商品"), "{}", none.body);
+    let ticked = post("/station/pickup/item", format!("csrf={csrf}&code=TC-1")).await;
+    assert!(
+        ticked.body.contains("id=\"hand-over-ticked\""),
+        "{}",
+        ticked.body
+    );
+    let partly = post(
+        "/station/pickup/handover",
+        format!("csrf={csrf}&order_id=A1&request_id=p1&ticked_only=1"),
+    )
+    .await;
+    assert!(partly.body.contains("部分交付 · A1"), "{}", partly.body);
+    assert!(partly.body.contains("第 1 行 ×1"), "{}", partly.body);
+    // One milk left: stock and the upstream event say so; the order is not collected yet.
+    assert_eq!(handovers(&hub.store), (0, 9));
+    let part_events = outbox_of(&hub.store, "pickup_partly_handed_over");
+    assert_eq!(part_events.len(), 1);
+    assert!(
+        part_events[0].contains("\"open\":[1]"),
+        "{}",
+        part_events[0]
+    );
+    assert!(
+        part_events[0].contains("\"handed_over\":1"),
+        "{}",
+        part_events[0]
+    );
+    assert_eq!(report_today(&hub.store), (None, 0));
+
+    // The rest needs the code checked again; then it shows what is still open.
+    let unchecked = post(
+        "/station/pickup/handover",
+        format!("csrf={csrf}&order_id=A1&request_id=p2"),
+    )
+    .await;
+    assert!(
+        unchecked.body.contains("请先在本取货台查询顾客的取货码"),
+        "{}",
+        unchecked.body
+    );
+    let again = post(
+        "/station/pickup/check",
+        format!("csrf={csrf}&code=A1%3A123456&extra="),
+    )
+    .await;
+    assert!(again.body.contains("确认交付 · A1"), "{}", again.body);
+    assert!(again.body.contains("id=\"tick-1\">0/1<"), "{}", again.body);
+    // The item already gone with the first part may not tick again.
+    let gone = post("/station/pickup/item", format!("csrf={csrf}&code=TC-1")).await;
+    assert!(gone.body.contains("id=\"tick-1\">0/1<"), "{}", gone.body);
+    post("/station/pickup/item", format!("csrf={csrf}&code=TC-2")).await;
+    let done = post(
+        "/station/pickup/handover",
+        format!("csrf={csrf}&order_id=A1&request_id=p3"),
+    )
+    .await;
+    assert!(done.body.contains("已交付 · A1"), "{}", done.body);
+    // Collected: one whole handover upstream (the sum of the parts), two milks out of stock,
+    // and the report counts the order once, filled.
+    assert_eq!(handovers(&hub.store), (1, 8));
+    let whole = outbox_of(&hub.store, "pickup_handed_over");
+    assert!(whole[0].contains("\"handed_over\":2"), "{}", whole[0]);
+    assert!(
+        whole[0].contains("TC-1") && whole[0].contains("TC-2"),
+        "{}",
+        whole[0]
+    );
+    assert_eq!(report_today(&hub.store), (Some(1.0), 1));
+    // A third handover finds the order collected.
+    let third = post(
+        "/station/pickup/handover",
+        format!("csrf={csrf}&order_id=A1&request_id=p4"),
+    )
+    .await;
+    assert!(!third.body.contains("部分交付"), "{}", third.body);
+    assert_eq!(handovers(&hub.store), (1, 8));
+}
+
+async fn weigh_on_counter(tx: &tokio::sync::mpsc::Sender<hub::devices::DeviceEvent>, grams: i64) {
+    tx.send(hub::devices::DeviceEvent::StableWeight {
+        device: "desk-scale".into(),
+        grams,
+        raw: format!("S S {grams} g"),
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_counter_scale_weighs_a_by_weight_line_live_and_the_weight_goes_with_the_handover() {
+    let hub = start().await;
+    hub.store
+        .write(|c| {
+            let now = Timestamp(1_000);
+            let pork = Sku {
+                code: SkuCode::new("PORK").unwrap(),
+                name: "五花肉".into(),
+                unit: StockUnit::Gram,
+                gtins: vec![],
+                allow_negative: false,
+                check_items_at_handover: false,
+                version: 1,
+            };
+            sku_store::upsert(c, &pork, now)?;
+            ledger::record(
+                c,
+                &Movement {
+                    id: MovementId::new("rcv-pork").unwrap(),
+                    sku: pork.code.clone(),
+                    batch: Some(BatchKey::new("P1", "2999-01-01".parse().ok()).unwrap()),
+                    kind: MovementKind::Receipt,
+                    quantity: 5_000,
+                    reason: String::new(),
+                    reference: "delivery D2".into(),
+                    at: now,
+                },
+            )
+            .map_err(|e| match e {
+                ledger::RecordError::Store(e) => e,
+                other => panic!("{other}"),
+            })?;
+            let mut o = order("A3", "333333", 1);
+            o.items.push(PickupItem {
+                sku: pork.code.clone(),
+                quantity: 500,
+                lot: None,
+                trace_codes: vec![],
+                // 30.00 a kilogram, as central sent it with the order.
+                unit_price_cents: Some(3_000),
+            });
+            upsert_order(c, &o, now)?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let origin = format!("http://{}", hub.addr);
+    let (device, session, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), session.as_str()];
+    let devices = counter_scanner(&hub);
+
+    // No order on screen: the weight fills nothing and the screen is left alone.
+    weigh_on_counter(&devices, 120).await;
+    scan_on_counter(&devices, "A3:333333").await;
+    screen_showing(&hub, &cookies, "确认交付 · A3").await;
+    // The pork on the scale: its line shows weighed vs ordered and the price difference,
+    // with where the price comes from; the order stays on screen.
+    weigh_on_counter(&devices, 540).await;
+    let weighed = screen_showing(&hub, &cookies, "id=\"weighed-2\">⚖ 称重 540 克").await;
+    assert!(weighed.contains("订购 500 克"), "{weighed}");
+    assert!(
+        weighed.contains("差价 +¥1.20（按订单单价 ¥30.00"),
+        "{weighed}"
+    );
+    assert!(weighed.contains("确认交付 · A3"), "{weighed}");
+    // Every by-weight line is weighed: another weight fills nothing, and says so.
+    weigh_on_counter(&devices, 777).await;
+    let extra = screen_showing(&hub, &cookies, "秤上 777 克").await;
+    assert!(extra.contains("称重 540 克"), "{extra}");
+
+    let page = request(hub.addr, "GET", "/station", &cookies, None, "").await;
+    let done = request(
+        hub.addr,
+        "POST",
+        "/station/pickup/handover",
+        &cookies,
+        Some(&origin),
+        &format!(
+            "csrf={csrf}&order_id=A3&request_id={}",
+            enc(&page.field("request_id"))
+        ),
+    )
+    .await;
+    assert!(done.body.contains("已交付 · A3"), "{}", done.body);
+    let event = outbox_of(&hub.store, "pickup_handed_over");
+    assert!(event[0].contains("\"weighed_g\":540"), "{}", event[0]);
+    assert!(
+        event[0].contains("\"price_difference_cents\":120"),
+        "{}",
+        event[0]
+    );
+    let pork_left = hub
+        .store
+        .read_blocking(|c| {
+            Ok::<_, StoreError>(
+                ledger::balances(c)?
+                    .into_iter()
+                    .find(|b| b.sku == "PORK")
+                    .map(|b| b.on_hand)
+                    .unwrap_or(0),
+            )
+        })
+        .unwrap();
+    assert_eq!(pork_left, 5_000 - 540);
+    // The weights are journaled as device input at the counter.
+    let journal: Vec<(i64, String)> = hub
+        .store
+        .read_blocking(|c| {
+            let mut st = c
+                .prepare(
+                    "SELECT grams, outcome FROM device_input WHERE kind = 'weight' ORDER BY id",
+                )
+                .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))?;
+            let rows = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|r| r.collect())
+                .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))?;
+            Ok::<_, StoreError>(rows)
+        })
+        .unwrap();
+    assert_eq!(
+        journal,
+        vec![
+            (120, "refused".to_owned()),
+            (540, "applied".to_owned()),
+            (777, "applied".to_owned())
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bag_that_weighs_wrong_turns_the_screen_amber_and_names_the_missing_item() {
+    let hub = start().await;
+    // The master data says what one milk weighs.
+    hub.store
+        .write(|c| hub::store::unit_weights::set(c, "MILK", Some(1_030)))
+        .await
+        .unwrap();
+    let (device, session, _csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), session.as_str()];
+    let devices = counter_scanner(&hub);
+    scan_on_counter(&devices, "A1:123456").await;
+    screen_showing(&hub, &cookies, "确认交付 · A1").await;
+
+    // Two milks ordered (2,060 g); the bag on the scale weighs one milk: amber, named.
+    weigh_on_counter(&devices, 1_035).await;
+    let short = screen_showing(&hub, &cookies, "重量不符").await;
+    assert!(short.contains("data-tone=\"attention\""), "{short}");
+    assert!(
+        short.contains("秤上 1035 克，应为 2060 克（±30 克）"),
+        "{short}"
+    );
+    assert!(short.contains("可能少了：鲜牛奶 1L ×1"), "{short}");
+    assert!(short.contains("重量不符，请核对 · A1"), "{short}");
+    // Both milks in the bag: it matches, green, and the order can be handed over.
+    weigh_on_counter(&devices, 2_075).await;
+    let right = screen_showing(&hub, &cookies, "袋重相符").await;
+    assert!(right.contains("data-tone=\"ok\""), "{right}");
+    assert!(right.contains("确认交付 · A1"), "{right}");
+    // A third milk slipped in: likely extra.
+    weigh_on_counter(&devices, 3_090).await;
+    let extra = screen_showing(&hub, &cookies, "可能多了：鲜牛奶 1L ×1").await;
+    assert!(extra.contains("data-tone=\"attention\""), "{extra}");
 }

@@ -767,3 +767,67 @@ fn a_supervisor_undoes_a_handover_once_and_the_stock_comes_back() {
     );
     assert_eq!(lots(&site, "RICE"), before);
 }
+
+#[test]
+fn a_partial_handover_from_the_cli_leaves_the_rest_open_for_a_later_check() {
+    let site = Site::new("");
+    receive_rice_split_and_pork(&site);
+    let total = |site: &Site| lots(site, "RICE").iter().map(|(_, q)| q).sum::<i64>();
+    let before = total(&site);
+    site.order("P1", json!([{"sku": "RICE", "quantity": 3}]));
+    let check = [
+        "pickup",
+        "check",
+        "--station",
+        "desk-1",
+        &format!("P1:{CODE}"),
+    ];
+    site.ok(&check);
+    // More than is open is refused, and nothing leaves.
+    let too_much = site.run(&[
+        "pickup",
+        "handover",
+        "--station",
+        "desk-1",
+        "--order",
+        "P1",
+        "--part",
+        "1:4",
+    ]);
+    assert!(!too_much.status.success(), "{}", stdout(&too_much));
+    assert!(
+        stderr(&too_much).contains("3 is open"),
+        "{}",
+        stderr(&too_much)
+    );
+    assert_eq!(total(&site), before);
+    let first = site.ok(&[
+        "pickup",
+        "handover",
+        "--station",
+        "desk-1",
+        "--order",
+        "P1",
+        "--part",
+        "1:1",
+    ]);
+    assert!(first.contains("partly handed over"), "{first}");
+    assert!(first.contains("open    2"), "{first}");
+    assert_eq!(total(&site), before - 1);
+    // The rest: a new check, then everything still open leaves.
+    site.ok(&check);
+    let rest = site.ok(&["pickup", "handover", "--station", "desk-1", "--order", "P1"]);
+    assert!(rest.contains("order P1 handed over"), "{rest}");
+    assert!(rest.contains("handed      3 of      3"), "{rest}");
+    assert_eq!(total(&site), before - 3);
+    // Collected: the code check says so, and nothing more leaves.
+    let collected = site.run(&check);
+    assert!(
+        stdout(&collected).contains("already collected"),
+        "{}",
+        stdout(&collected)
+    );
+    let again = site.run(&["pickup", "handover", "--station", "desk-1", "--order", "P1"]);
+    assert!(!again.status.success(), "{}", stdout(&again));
+    assert_eq!(total(&site), before - 3);
+}

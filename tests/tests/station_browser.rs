@@ -196,10 +196,10 @@ fn a_clerk_pairs_signs_in_scans_and_hands_over_in_chromium() {
     browser.screenshot(&screens.join("pickup-found-zh-390x844.png"));
     browser.size(1024, 768);
 
-    // Items are checked by scanning (typed here): one ticks its line, an unknown one is red
-    // with its reason; the tones played were ok (the order) then ok, then error.
-    browser.type_into("#item-code", "TC-1");
-    browser.click("#item-check");
+    // Items are checked by scanning: one scanned on the counter's own scanner ticks its line,
+    // an unknown one (typed) is red with its reason; the tones played were ok (the order)
+    // then ok, then error.
+    scanner.send("scan TC-1");
     browser.wait_text("#tick-1", "1/2");
     browser.type_into("#item-code", "TC-9");
     browser.click("#item-check");

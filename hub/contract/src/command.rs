@@ -477,6 +477,9 @@ pub struct SkuUpsertBody {
     pub sku: Sku,
     /// Stored by the same version sequence as `sku_thresholds`.
     pub thresholds: Option<TierPolicy>,
+    /// What one unit weighs in grams, for the pickup counter's weight cross-check (`None`:
+    /// not sent, no cross-check for orders with this SKU).
+    pub unit_weight_g: Option<i64>,
 }
 
 /// `sku_thresholds`: one SKU's stock tier thresholds (the SKU is the envelope's key).
@@ -783,6 +786,17 @@ fn sku_upsert(
     mut body: serde_json::Value,
 ) -> Result<SkuUpsertBody, InvalidBody> {
     let thresholds = body.as_object_mut().and_then(|o| o.remove("thresholds"));
+    let unit_weight_g = match body.as_object_mut().and_then(|o| o.remove("unit_weight_g")) {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => match v.as_i64() {
+            Some(g) if g > 0 => Some(g),
+            _ => {
+                return Err(InvalidBody(format!(
+                    "SKU master data: unit_weight_g {v} is not a whole number of grams above 0"
+                )));
+            }
+        },
+    };
     let sku: Sku = serde_json::from_value(body).map_err(|e| invalid("SKU master data", e))?;
     if sku.code.as_str() != key || sku.version != version {
         return Err(InvalidBody(format!(
@@ -798,7 +812,11 @@ fn sku_upsert(
                 .map_err(|e| invalid("SKU master data with usable thresholds", e))?,
         ),
     };
-    Ok(SkuUpsertBody { sku, thresholds })
+    Ok(SkuUpsertBody {
+        sku,
+        thresholds,
+        unit_weight_g,
+    })
 }
 
 fn sku_thresholds(key: &str, body: serde_json::Value) -> Result<SkuThresholdsBody, InvalidBody> {
@@ -1227,6 +1245,32 @@ mod tests {
         );
         let r = reason("replenishment_ack", "E", r#"{"sku":"X","extra":1}"#);
         assert!(r.contains("unknown field `extra`"), "{r}");
+    }
+
+    #[test]
+    fn sku_master_data_may_carry_a_unit_weight_for_the_counters_cross_check() {
+        let with = br#"{"v":1,"id":"c9","site":"s1","kind":"sku_upsert","key":"MILK-1L","version":2,"body":{"code":"MILK-1L","name":"Milk","unit":"piece","version":2,"unit_weight_g":1030}}"#;
+        let c = decode_command(with, 10_000).unwrap();
+        let Ok(CommandBody::SkuUpsert(body)) = &c.body else {
+            panic!("{:?}", c.body)
+        };
+        assert_eq!(body.unit_weight_g, Some(1030));
+        let without = br#"{"v":1,"id":"c9","site":"s1","kind":"sku_upsert","key":"MILK-1L","version":2,"body":{"code":"MILK-1L","name":"Milk","unit":"piece","version":2}}"#;
+        let c = decode_command(without, 10_000).unwrap();
+        let Ok(CommandBody::SkuUpsert(body)) = &c.body else {
+            panic!("{:?}", c.body)
+        };
+        assert_eq!(body.unit_weight_g, None);
+        for bad in ["0", "-5", "1.5", "\"heavy\""] {
+            let text = format!(
+                r#"{{"v":1,"id":"c9","site":"s1","kind":"sku_upsert","key":"MILK-1L","version":2,"body":{{"code":"MILK-1L","name":"Milk","unit":"piece","version":2,"unit_weight_g":{bad}}}}}"#
+            );
+            let c = decode_command(text.as_bytes(), 10_000).unwrap();
+            let Err(e) = &c.body else {
+                panic!("{bad}: {:?}", c.body)
+            };
+            assert!(format!("{e:?}").contains("unit_weight_g"), "{bad}: {e:?}");
+        }
     }
 
     /// sha256 of `{"body":{"code":"MILK-1L","name":"Milk","unit":"piece","version":2},"key":"MILK-1L","kind":"sku_upsert","site":"s1","version":2}`.

@@ -33,6 +33,10 @@ pub enum StationAction {
         refusals: Vec<Refusal>,
         #[serde(default)]
         weighings: Vec<Weighing>,
+        /// A partial handover: what leaves now of each line (`line_no` from 1); the rest
+        /// stays open. Absent or empty: everything open leaves.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        partial: Vec<Part>,
     },
     /// A label or item code scanned while receiving.
     ReceiveScan { code: String },
@@ -219,6 +223,22 @@ pub struct Refusal {
     pub reason: String,
 }
 
+/// What leaves now of an order line in a partial handover (`line_no` from 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    pub line_no: usize,
+    pub quantity: i64,
+}
+
+impl From<&Part> for hub_core::pickup::LineQuantity {
+    fn from(p: &Part) -> Self {
+        hub_core::pickup::LineQuantity {
+            line_no: p.line_no,
+            quantity: p.quantity,
+        }
+    }
+}
+
 /// A weighed quantity for a by-weight line (`line_no` from 1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "RawWeighing")]
@@ -327,6 +347,16 @@ impl ReplyResult {
         ReplyResult(serde_json::json!({"released": release, "rejected": reject}))
     }
 
+    /// A top-level field of the result that is a list of whole numbers (e.g. a partial
+    /// handover's `open`); empty when absent.
+    pub fn numbers(&self, field: &str) -> Vec<i64> {
+        self.0
+            .get(field)
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|n| n.as_i64()).collect())
+            .unwrap_or_default()
+    }
+
     /// A top-level text field of the result (e.g. `result`, `message`).
     pub fn text(&self, field: &str) -> Option<&str> {
         self.0.get(field).and_then(|v| v.as_str())
@@ -367,6 +397,35 @@ mod tests {
         assert!(decode(b"nope").unwrap_err().reason.contains("not JSON"));
         let e = decode(br#"{"id":"a3","kind":"pickup_check","code":"1"}"#).unwrap_err();
         assert!(e.reason.contains("staff"), "{}", e.reason);
+    }
+
+    #[test]
+    fn a_partial_handover_names_what_leaves_of_each_line_and_old_commands_hand_over_all() {
+        let c = decode(
+            br#"{"v":1,"id":"h2","staff":"li","kind":"pickup_handover","order_id":"P1",
+                "partial":[{"line_no":1,"quantity":1}]}"#,
+        )
+        .unwrap();
+        let StationAction::PickupHandover { partial, .. } = &c.action else {
+            panic!("{:?}", c.action)
+        };
+        assert_eq!(
+            partial,
+            &vec![Part {
+                line_no: 1,
+                quantity: 1
+            }]
+        );
+        let old =
+            decode(br#"{"v":1,"id":"h3","staff":"li","kind":"pickup_handover","order_id":"P1"}"#)
+                .unwrap();
+        let StationAction::PickupHandover { partial, .. } = &old.action else {
+            panic!("{:?}", old.action)
+        };
+        assert!(partial.is_empty());
+        let result = ReplyResult::of(&serde_json::json!({"order_id": "P1", "open": [1, 0]}));
+        assert_eq!(result.numbers("open"), vec![1, 0]);
+        assert!(result.numbers("lines").is_empty());
     }
 
     #[test]

@@ -51,6 +51,11 @@ pub enum DomainEvent {
     },
     /// A pickup order left the site (wholly or partly), exactly once.
     PickupHandedOver { handover: Handover },
+    /// Part of a pickup order left the site (a partial handover): `handover` has this part's
+    /// lines (`handed_over`, `refused`) and, in `open`, what stays open of each order line. The
+    /// order is collected, with one `pickup_handed_over` for the whole order (the sum of its
+    /// parts), when a later handover takes the rest.
+    PickupPartlyHandedOver { handover: Handover },
     /// A station typed too many wrong pickup codes and is locked out until `until`.
     PickupStationLockedOut {
         station: String,
@@ -235,6 +240,10 @@ pub struct Handover {
     pub lines: Vec<HandoverLine>,
     /// Trace codes scanned at handover.
     pub trace_codes: Vec<String>,
+    /// A partial handover: what stays open of each order line (in the order's line order).
+    /// Empty when the order is collected whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub open: Vec<i64>,
 }
 
 /// One order line at handover.
@@ -271,6 +280,7 @@ impl DomainEvent {
             DomainEvent::CommandRejected { .. } => "command_rejected",
             DomainEvent::SyncAlert { .. } => "sync_alert",
             DomainEvent::PickupHandedOver { .. } => "pickup_handed_over",
+            DomainEvent::PickupPartlyHandedOver { .. } => "pickup_partly_handed_over",
             DomainEvent::PickupStationLockedOut { .. } => "pickup_station_locked_out",
             DomainEvent::PickupSiteLockedOut { .. } => "pickup_site_locked_out",
             DomainEvent::PickupHandoverUndone { .. } => "pickup_handover_undone",

@@ -7,6 +7,7 @@
 
 pub mod alerts;
 pub mod backoff;
+pub mod counter;
 pub mod demand;
 pub mod domain;
 pub mod event;

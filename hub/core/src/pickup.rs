@@ -19,17 +19,30 @@ use sha2::{Digest, Sha256};
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum OrderStatus {
     Open,
+    /// Part of the order left with the customer; the rest of its lines is still open (a later
+    /// code check and handover collects it).
+    PartiallyCollected,
     OnHold,
     Cancelled,
     Refunded,
-    Collected { at: Timestamp, station: String },
+    Collected {
+        at: Timestamp,
+        station: String,
+    },
 }
 
 impl OrderStatus {
+    /// Open, or partly collected with lines still open: what a code check may find and a
+    /// handover may take (within the order's window).
+    pub fn is_collectable(&self) -> bool {
+        matches!(self, OrderStatus::Open | OrderStatus::PartiallyCollected)
+    }
+
     /// Stable name for storage and payloads.
     pub fn name(&self) -> &'static str {
         match self {
             OrderStatus::Open => "open",
+            OrderStatus::PartiallyCollected => "partially_collected",
             OrderStatus::OnHold => "on_hold",
             OrderStatus::Cancelled => "cancelled",
             OrderStatus::Refunded => "refunded",
@@ -296,10 +309,7 @@ pub fn check_code<'a>(
     let usable: Vec<&&PickupOrder> = matching
         .iter()
         .filter(|o| {
-            &o.site == site
-                && o.status == OrderStatus::Open
-                && o.opens_at <= now
-                && now <= o.closes_at
+            &o.site == site && o.status.is_collectable() && o.opens_at <= now && now <= o.closes_at
         })
         .collect();
     match usable.as_slice() {
@@ -343,15 +353,19 @@ pub fn handover_blocker(order: &PickupOrder, site: &SiteId, now: Timestamp) -> O
         OrderStatus::Cancelled => Some(CodeCheck::Cancelled { order_id }),
         OrderStatus::Refunded => Some(CodeCheck::Refunded { order_id }),
         OrderStatus::OnHold => Some(CodeCheck::OnHold { order_id }),
-        OrderStatus::Open if now < order.opens_at => Some(CodeCheck::NotYetOpen {
-            order_id,
-            opens_at: order.opens_at,
-        }),
-        OrderStatus::Open if now > order.closes_at => Some(CodeCheck::Expired {
-            order_id,
-            closed_at: order.closes_at,
-        }),
-        OrderStatus::Open => None,
+        OrderStatus::Open | OrderStatus::PartiallyCollected if now < order.opens_at => {
+            Some(CodeCheck::NotYetOpen {
+                order_id,
+                opens_at: order.opens_at,
+            })
+        }
+        OrderStatus::Open | OrderStatus::PartiallyCollected if now > order.closes_at => {
+            Some(CodeCheck::Expired {
+                order_id,
+                closed_at: order.closes_at,
+            })
+        }
+        OrderStatus::Open | OrderStatus::PartiallyCollected => None,
     }
 }
 
@@ -372,6 +386,13 @@ pub struct LineWeighing {
     pub grams: i64,
 }
 
+/// A quantity of an order line to hand over now, in a partial handover (`line_no` from 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineQuantity {
+    pub line_no: usize,
+    pub quantity: i64,
+}
+
 /// What the clerk reports at handover, beyond "everything as ordered", and what the hub knows
 /// about the order's lines.
 #[derive(Debug, Clone, Copy)]
@@ -382,6 +403,9 @@ pub struct HandoverReport<'a> {
     pub scanned_per_line: &'a [i64],
     /// Per line: whether its SKU must have every item scanned at handover.
     pub items_checked: &'a [bool],
+    /// A partial handover: what leaves now of each line (lines not named: nothing, unless
+    /// weighed; a weighed line always leaves whole). `None`: everything open leaves.
+    pub partial: Option<&'a [LineQuantity]>,
 }
 
 /// What one order line does at handover.
@@ -399,6 +423,9 @@ pub struct PlannedLine {
     pub price_difference_cents: Option<i64>,
     /// Refused units written off, each with its reason.
     pub losses: Vec<(i64, String)>,
+    /// Units of the (open) line this handover settles: handed over plus refused, or the whole
+    /// line once weighed. Less than the line's open quantity in a partial handover.
+    pub settled: i64,
 }
 
 /// Why the clerk's report cannot be applied to the order. Nothing is handed over.
@@ -412,6 +439,9 @@ pub enum HandoverRefusal {
         refused: i64,
         ordered: i64,
     },
+    /// A partial handover asks for more of a line than is open (less what was refused), or a
+    /// negative quantity.
+    TooMuchHandedOver { line: usize, asked: i64, open: i64 },
     /// A line whose SKU checks items at handover has fewer scanned codes than units leaving.
     ItemsNotScanned {
         line: usize,
@@ -434,6 +464,7 @@ pub fn plan_handover_lines(
         .iter()
         .map(|r| r.line_no)
         .chain(report.weighings.iter().map(|w| w.line_no))
+        .chain(report.partial.unwrap_or_default().iter().map(|p| p.line_no))
     {
         if line == 0 || line > lines {
             return Err(HandoverRefusal::NoSuchLine { line, lines });
@@ -456,9 +487,29 @@ pub fn plan_handover_lines(
             .iter()
             .find(|w| w.line_no == line_no)
             .map(|w| w.grams);
-        let handed_over = match weighed_g {
-            Some(grams) => grams.max(0),
-            None => item.quantity - refused,
+        let handed_over = match (weighed_g, report.partial) {
+            (Some(grams), _) => grams.max(0),
+            (None, None) => item.quantity - refused,
+            (None, Some(partial)) => {
+                let asked: i64 = partial
+                    .iter()
+                    .filter(|p| p.line_no == line_no)
+                    .map(|p| p.quantity)
+                    .sum();
+                let open = item.quantity - refused;
+                if asked < 0 || asked > open {
+                    return Err(HandoverRefusal::TooMuchHandedOver {
+                        line: line_no,
+                        asked,
+                        open,
+                    });
+                }
+                asked
+            }
+        };
+        let settled = match weighed_g {
+            Some(_) => item.quantity,
+            None => handed_over + refused,
         };
         let scanned = report.scanned_per_line.get(index).copied().unwrap_or(0);
         if report.items_checked.get(index).copied().unwrap_or(false) && scanned < handed_over {
@@ -487,10 +538,15 @@ pub fn plan_handover_lines(
             weighed_g,
             // By-weight prices are per kilogram; ordered and weighed quantities are grams.
             price_difference_cents: match (weighed_g, item.unit_price_cents) {
-                (Some(grams), Some(per_kg)) => Some((grams - item.quantity) * per_kg / 1000),
+                (Some(grams), Some(per_kg)) => Some(crate::counter::weighed_price_difference(
+                    item.quantity,
+                    grams,
+                    per_kg,
+                )),
                 _ => None,
             },
             losses,
+            settled,
         });
     }
     Ok(planned)
@@ -534,7 +590,18 @@ pub struct PickupRules {
     pub check_valid_ms: i64,
     /// A supervisor may undo a handover for this long after it.
     pub undo_window_ms: i64,
+    /// The weight cross-check of a bagged order: how far (grams, either way) the scale may be
+    /// from the order's expected weight ([`crate::counter::check_bag`]).
+    #[serde(default = "default_bag_tolerance_g")]
+    pub bag_tolerance_g: i64,
 }
+
+fn default_bag_tolerance_g() -> i64 {
+    DEFAULT_BAG_TOLERANCE_G
+}
+
+/// `pickup.bag_tolerance_g` when the config does not say.
+pub const DEFAULT_BAG_TOLERANCE_G: i64 = 30;
 
 impl Default for PickupRules {
     fn default() -> Self {
@@ -543,6 +610,7 @@ impl Default for PickupRules {
             allow_code_only: false,
             check_valid_ms: 10 * 60_000,
             undo_window_ms: 15 * 60_000,
+            bag_tolerance_g: DEFAULT_BAG_TOLERANCE_G,
         }
     }
 }
@@ -1224,6 +1292,7 @@ mod tests {
             weighings: &weighings,
             scanned_per_line: &[0, 0],
             items_checked: &[false, false],
+            partial: None,
         };
         let plan = plan_handover_lines(&o, &report).unwrap();
         assert_eq!(plan.len(), 2);
@@ -1258,6 +1327,7 @@ mod tests {
                 weighings,
                 scanned_per_line: scanned,
                 items_checked: checked,
+                partial: None,
             }
         }
         let r3 = &[refusal(3, 1, RefusedTo::Stock, "")];
@@ -1302,6 +1372,71 @@ mod tests {
         // Refused units need no scan: one scanned item for one unit leaving is enough.
         let r_one = &[refusal(1, 1, RefusedTo::Stock, "")];
         assert!(plan_handover_lines(&o, &report(r_one, &[], &[1, 0], &[true, false])).is_ok());
+    }
+
+    #[test]
+    fn a_partial_handover_hands_over_what_was_chosen_and_settles_only_that() {
+        let o = two_lines();
+        let plan = |refusals: &[LineRefusal],
+                    weighings: &[LineWeighing],
+                    scanned: &[i64],
+                    checked: &[bool],
+                    partial: &[LineQuantity]| {
+            plan_handover_lines(
+                &o,
+                &HandoverReport {
+                    refusals,
+                    weighings,
+                    scanned_per_line: scanned,
+                    items_checked: checked,
+                    partial: Some(partial),
+                },
+            )
+        };
+        let q = |line_no, quantity| LineQuantity { line_no, quantity };
+        // One of two milks now; the produce line is not named and not weighed: it stays open.
+        let one = plan(&[], &[], &[0, 0], &[false, false], &[q(1, 1)]).unwrap();
+        assert_eq!((one[0].handed_over, one[0].settled), (1, 1));
+        assert_eq!((one[1].handed_over, one[1].settled), (0, 0));
+        // A refused milk and the other handed over settle the line; a weighed line leaves
+        // whole, named or not.
+        let refused = [refusal(1, 1, RefusedTo::Stock, "")];
+        let weighed = [LineWeighing {
+            line_no: 2,
+            grams: 480,
+        }];
+        let both = plan(&refused, &weighed, &[0, 0], &[false, false], &[q(1, 1)]).unwrap();
+        assert_eq!(
+            (both[0].handed_over, both[0].refused, both[0].settled),
+            (1, 1, 2)
+        );
+        assert_eq!((both[1].handed_over, both[1].settled), (480, 500));
+        // Split over two entries of the same line, the quantities add up.
+        let split = plan(&[], &[], &[0, 0], &[false, false], &[q(1, 1), q(1, 1)]).unwrap();
+        assert_eq!(split[0].settled, 2);
+        // More than is open (after refusals), a negative quantity or a line the order lacks.
+        assert_eq!(
+            plan(&refused, &[], &[0, 0], &[false, false], &[q(1, 2)]),
+            Err(HandoverRefusal::TooMuchHandedOver {
+                line: 1,
+                asked: 2,
+                open: 1
+            })
+        );
+        assert!(matches!(
+            plan(&[], &[], &[0, 0], &[false, false], &[q(1, -1)]),
+            Err(HandoverRefusal::TooMuchHandedOver { asked: -1, .. })
+        ));
+        assert_eq!(
+            plan(&[], &[], &[0, 0], &[false, false], &[q(3, 1)]),
+            Err(HandoverRefusal::NoSuchLine { line: 3, lines: 2 })
+        );
+        // Items checked at handover: only what leaves now needs its scans.
+        assert!(plan(&[], &[], &[1, 0], &[true, false], &[q(1, 1)]).is_ok());
+        assert!(matches!(
+            plan(&[], &[], &[1, 0], &[true, false], &[q(1, 2)]),
+            Err(HandoverRefusal::ItemsNotScanned { needed: 2, .. })
+        ));
     }
 
     #[test]

@@ -71,6 +71,10 @@ pub(super) enum PickupCommand {
         /// A weighed by-weight line: LINE:GRAMS (lines from 1).
         #[arg(long = "weigh")]
         weighings: Vec<String>,
+        /// A partial handover: LINE:QTY leaves now (repeatable; lines from 1); lines not named
+        /// stay open (unless weighed) for a later check and handover.
+        #[arg(long = "part")]
+        parts: Vec<String>,
         /// Who hands the order over (staff id, kept with the handover).
         #[arg(long)]
         staff: Option<String>,
@@ -84,6 +88,19 @@ pub(super) enum PickupCommand {
         config: ConfigArg,
         file: PathBuf,
     },
+}
+
+pub(super) fn parse_part(text: &str) -> anyhow::Result<crate::store::pickup_orders::Part> {
+    let Some((line, quantity)) = text.split_once(':') else {
+        anyhow::bail!("--part {text}: expected LINE:QTY (order lines are numbered from 1)");
+    };
+    let quantity: i64 = quantity.trim().parse().map_err(|_| {
+        anyhow::anyhow!("--part {text}: '{quantity}' is not a whole number of units")
+    })?;
+    Ok(crate::store::pickup_orders::Part {
+        line_no: line_number(line, "--part", text)?,
+        quantity,
+    })
 }
 
 pub(super) fn parse_refusal(text: &str) -> anyhow::Result<crate::store::pickup_orders::Refusal> {
@@ -209,11 +226,20 @@ pub(super) fn pickup_command(
             items,
             refusals,
             weighings,
+            parts,
             staff,
             json,
         } => {
             let request = HandoverRequest {
                 staff,
+                partial: parts
+                    .iter()
+                    .map(|p| parse_part(p))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| Failure {
+                        code: Exit::Invalid,
+                        error: e,
+                    })?,
                 trace_codes: items,
                 refusals: refusals
                     .iter()
@@ -248,8 +274,13 @@ pub(super) fn pickup_command(
                         print_json(&handover)?;
                     } else {
                         println!(
-                            "order {} handed over at station {}{}",
+                            "order {} {} at station {}{}",
                             handover.order_id,
+                            if handover.open.is_empty() {
+                                "handed over"
+                            } else {
+                                "partly handed over (the rest stays open)"
+                            },
                             handover.station,
                             handover
                                 .staff
@@ -257,9 +288,14 @@ pub(super) fn pickup_command(
                                 .map(|s| format!(" by {s}"))
                                 .unwrap_or_default()
                         );
-                        for l in &handover.lines {
+                        for (i, l) in handover.lines.iter().enumerate() {
+                            let open = handover
+                                .open
+                                .get(i)
+                                .map(|o| format!("  open {o:>4}"))
+                                .unwrap_or_default();
                             println!(
-                                "  {:<16} handed {:>6} of {:>6}  refused {:>4}",
+                                "  {:<16} handed {:>6} of {:>6}  refused {:>4}{open}",
                                 l.sku, l.handed_over, l.ordered, l.refused
                             );
                         }

@@ -24,7 +24,8 @@ pub enum DeviceKind {
 pub enum DeviceRole {
     /// Scans select delivery lines and bind trace codes; weights are recorded on the line.
     Receiving,
-    /// Scans are pickup codes checked at the station.
+    /// Scans are pickup codes checked at the station (or items of the order on screen);
+    /// weights fill the by-weight lines of the order on screen.
     Pickup,
 }
 
@@ -452,12 +453,6 @@ fn validate_device(
             DeviceRole::Receiving
         }
     };
-    if kind == Some(DeviceKind::Scale) && role == DeviceRole::Pickup {
-        problems.push(
-            at("role"),
-            "scales serve receiving; pickup weighings are entered with the handover",
-        );
-    }
     let poll_interval = Duration::from_millis(int_in(
         raw.poll_interval_ms,
         250,

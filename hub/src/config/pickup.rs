@@ -1,5 +1,6 @@
 //! `[pickup]`: the limits on wrong pickup codes, code-only lookups, how recent a check a
-//! handover needs, how long a supervisor may undo a handover.
+//! handover needs, how long a supervisor may undo a handover, the weight cross-check's
+//! tolerance.
 
 use super::problems::{Problems, int_in};
 use serde::Deserialize;
@@ -25,6 +26,7 @@ pub(super) struct RawPickup {
     allow_code_only: Option<bool>,
     check_valid_minutes: Option<i64>,
     undo_window_minutes: Option<i64>,
+    bag_tolerance_g: Option<i64>,
 }
 
 pub(super) fn validate_pickup(raw: RawPickup, problems: &mut Problems) -> PickupConfig {
@@ -92,6 +94,14 @@ pub(super) fn validate_pickup(raw: RawPickup, problems: &mut Problems) -> Pickup
             "pickup.undo_window_minutes",
             problems,
         ),
+        bag_tolerance_g: int_in(
+            raw.bag_tolerance_g,
+            hub_core::pickup::DEFAULT_BAG_TOLERANCE_G as usize,
+            0,
+            10_000,
+            "pickup.bag_tolerance_g",
+            problems,
+        ) as i64,
     };
     PickupConfig { rules }
 }

@@ -86,16 +86,59 @@ async fn handle(store: &Store, devices: &Devices, board: &HealthBoard, event: De
                 .await
                 .map(|()| None)
         }
+        // A pickup counter's scale weighs for the order on screen, never a delivery line.
+        DeviceEvent::StableWeight { grams, raw, .. } if device.role == DeviceRole::Pickup => {
+            let order_id = devices
+                .feed
+                .current(&device.station)
+                .and_then(|c| crate::station_app::feed::open_order(&c.shown).map(str::to_owned));
+            store
+                .write(move |c| {
+                    workflows::devices::weighed_at_counter(
+                        c,
+                        source(&device),
+                        grams,
+                        &raw,
+                        order_id.as_deref(),
+                        now,
+                    )
+                })
+                .await
+                .map(Some)
+        }
         DeviceEvent::StableWeight { grams, raw, .. } => store
             .write(move |c| {
                 workflows::devices::weighed(c, &site, source(&device), grams, &raw, now)
             })
             .await
             .map(Some),
-        DeviceEvent::Scan { scan, .. } => store
-            .write(move |c| workflows::devices::scanned(c, &site, source(&device), &scan, now))
-            .await
-            .map(Some),
+        DeviceEvent::Scan { scan, .. } => {
+            // At a pickup counter with an order on screen, a scan that is no pickup QR is an
+            // item of that order (the same rule as for a keyboard-wedge scan on the tablet).
+            let item_order = (device.role == DeviceRole::Pickup)
+                .then(|| {
+                    crate::station_app::items::item_order(
+                        &devices.feed,
+                        &device.station,
+                        crate::codes::without_aim(&scan.text),
+                    )
+                })
+                .flatten();
+            store
+                .write(move |c| match item_order {
+                    Some(order_id) => workflows::devices::scanned_item(
+                        c,
+                        &site,
+                        source(&device),
+                        &scan,
+                        &order_id,
+                        now,
+                    ),
+                    None => workflows::devices::scanned(c, &site, source(&device), &scan, now),
+                })
+                .await
+                .map(Some)
+        }
     };
     match result {
         Ok(None) => {}
@@ -108,6 +151,41 @@ async fn handle(store: &Store, devices: &Devices, board: &HealthBoard, event: De
                 .unwrap_or_default();
             if let workflows::devices::InputOutcome::Code(check) = &outcome {
                 crate::station_app::show_device_check(&devices.feed, station, check.clone(), now);
+            }
+            if let workflows::devices::InputOutcome::Item {
+                order_id,
+                checked: Some(checked),
+                quantities,
+            } = &outcome
+            {
+                crate::station_app::items::show_item(
+                    &devices.feed,
+                    station,
+                    order_id,
+                    checked.clone(),
+                    quantities,
+                    now,
+                )
+                .await;
+            }
+            if let workflows::devices::InputOutcome::CounterWeight {
+                order_id: Some(order_id),
+                grams,
+                by_weight,
+                bag,
+            } = &outcome
+            {
+                crate::station_app::items::show_weight(
+                    &devices.feed,
+                    station,
+                    order_id,
+                    *grams,
+                    by_weight,
+                    bag,
+                    devices.site.pickup.bag_tolerance_g,
+                    now,
+                )
+                .await;
             }
             crate::station_app::receiving::show_device_input(&devices.feed, station, &outcome, now);
             match outcome.journaled() {

@@ -26,6 +26,9 @@ pub enum Shown {
         order_id: String,
         staff: String,
         refused: bool,
+        /// A partial handover: what stays open of each line (empty: the order is collected).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        open: Vec<i64>,
     },
     /// A handover was asked for and refused; `code` says why (the workflow's refusal code;
     /// screens kept by an older hub have none), `reason` in English for the log.
@@ -43,6 +46,15 @@ pub enum Shown {
         ticked: Vec<(usize, String)>,
         last_code: String,
         refusal: Option<String>,
+        /// Lines sold by weight weighed on the counter's scale (0-based line, grams).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        weighed: Vec<(usize, i64)>,
+        /// The last input was a stable weight of this many grams (not a scan).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_weight: Option<i64>,
+        /// The weight cross-check of the bagged order (错领), when the last weight was one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bag: Option<BagShown>,
     },
     /// A supervisor did something at this station: `done` names it (`unlocked`, …; its words
     /// are `supervisor.done.<done>` in the catalogue), `detail` is shown beside.
@@ -53,6 +65,19 @@ pub enum Shown {
     },
     /// Something happened at a receiving bench (a scan, a weight, a refused step).
     Receiving(Bench),
+}
+
+/// The weight cross-check of a bagged order as the screen shows it: expected and measured
+/// grams, the tolerance, and the likely missing (`-`) or extra (`+`) units of one line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BagShown {
+    pub expected_g: i64,
+    pub measured_g: i64,
+    pub tolerance_g: i64,
+    pub matches: bool,
+    /// 0-based line and units: negative missing, positive extra.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub likely: Option<(usize, i64)>,
 }
 
 /// What a receiving bench's last input did (its screen renders it in the clerk's language).
@@ -94,7 +119,7 @@ struct Kept {
 }
 
 /// The order a screen shows for handing over, if any.
-fn open_order(shown: &Shown) -> Option<&str> {
+pub(crate) fn open_order(shown: &Shown) -> Option<&str> {
     match shown {
         Shown::Check(CodeCheck::Found { order_id }) | Shown::Items { order_id, .. } => {
             Some(order_id)

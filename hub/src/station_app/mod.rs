@@ -22,10 +22,12 @@ pub mod dashboard;
 pub mod feed;
 pub mod import;
 pub mod items;
+mod partial;
 pub mod receiving;
 pub mod stock;
 mod supervisor;
 pub mod templates;
+mod weighing;
 
 use crate::catalogue::{self, Lang, Tone};
 use crate::config::StationKind;
@@ -730,6 +732,12 @@ struct LineView {
     expiry: String,
     /// Items of this line scanned and accepted so far.
     ticked: i64,
+    /// A line sold by weight weighed on the counter's scale: weighed vs ordered and the price
+    /// difference, in words (empty until weighed).
+    weighed: String,
+    /// The order's price of this line per kilogram (by-weight lines), if central sent one.
+    #[serde(skip)]
+    per_kg_cents: Option<i64>,
 }
 
 /// What the result panel shows.
@@ -759,8 +767,12 @@ async fn order_lines(app: &StationApp, order_id: &str) -> (Option<String>, Vec<L
         .read(move |c| {
             let order = crate::store::pickup_orders::order(c, &id)?;
             let pick = crate::store::pickup_orders::pick_list(c, &id, today)?;
+            let prices: Vec<Option<i64>> = order
+                .as_ref()
+                .map(|o| o.items.iter().map(|i| i.unit_price_cents).collect())
+                .unwrap_or_default();
             let mut lines = Vec::new();
-            for p in pick {
+            for (i, p) in pick.into_iter().enumerate() {
                 let name = match hub_core::SkuCode::new(p.sku.clone()) {
                     Ok(code) => crate::store::sku::get(c, &code)?
                         .map(|s| s.name)
@@ -774,6 +786,8 @@ async fn order_lines(app: &StationApp, order_id: &str) -> (Option<String>, Vec<L
                     lot: p.lot.unwrap_or_default(),
                     expiry: p.expiry.unwrap_or_default(),
                     ticked: 0,
+                    weighed: String::new(),
+                    per_kg_cents: prices.get(i).copied().flatten(),
                 });
             }
             Ok::<_, crate::store::StoreError>((order.and_then(|o| o.phone_tail), lines))
@@ -835,17 +849,31 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
             ticked,
             last_code,
             refusal,
+            weighed,
+            last_weight,
+            bag,
         } => {
             let (customer, mut lines) = order_lines(app, order_id).await;
             for (i, line) in lines.iter_mut().enumerate() {
                 line.ticked = ticked.iter().filter(|(l, _)| *l == i).count() as i64;
             }
-            let (tone, message) = match refusal {
-                None => (
+            for (i, grams) in weighed {
+                if let Some(line) = lines.get_mut(*i) {
+                    line.weighed =
+                        weighing::weighed(line.quantity, *grams, line.per_kg_cents, lang);
+                }
+            }
+            let (tone, message) = match (refusal, last_weight) {
+                (_, Some(_)) if bag.is_some() => match bag {
+                    Some(bag) => weighing::bag_message(bag, &lines, lang),
+                    None => weighing::weight_message(0, weighed, &lines, lang),
+                },
+                (_, Some(grams)) => weighing::weight_message(*grams, weighed, &lines, lang),
+                (None, None) => (
                     Tone::Ok,
                     format!("✔ {} · {last_code}", catalogue::text("item.ok", lang)),
                 ),
-                Some(code) => (
+                (Some(code), None) => (
                     Tone::Error,
                     format!(
                         "✖ {} · {last_code}",
@@ -853,9 +881,22 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
                     ),
                 ),
             };
+            // A refused item says what is wrong in the headline too, never "hand over".
+            let headline = match (refusal, last_weight) {
+                (Some(code), None) => format!(
+                    "{} · {order_id}",
+                    catalogue::text(&format!("item.{code}"), lang)
+                ),
+                // A bag that weighs wrong says so before the clerk hands it over.
+                (_, Some(_)) if bag.as_ref().is_some_and(|b| !b.matches) => format!(
+                    "{} · {order_id}",
+                    catalogue::text("weigh.bag_mismatch", lang)
+                ),
+                _ => format!("{} · {order_id}", catalogue::text("pickup.hand_over", lang)),
+            };
             ResultView {
                 tone,
-                headline: format!("{} · {order_id}", catalogue::text("pickup.hand_over", lang)),
+                headline,
                 message,
                 order_id: Some(order_id.clone()),
                 customer,
@@ -870,6 +911,7 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
             order_id,
             staff,
             refused,
+            open,
         } => ResultView {
             tone: Tone::Ok,
             headline: format!(
@@ -877,22 +919,33 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
                 catalogue::text(
                     if *refused {
                         "pickup.refused"
+                    } else if !open.is_empty() {
+                        "pickup.partly_handed_over"
                     } else {
                         "pickup.handed_over"
                     },
                     lang
                 )
             ),
-            message: format!(
-                "{} {staff} · {}",
-                catalogue::text("pickup.by", lang),
-                catalogue::local_time(current.at, zone)
-            ),
+            message: if open.is_empty() {
+                format!(
+                    "{} {staff} · {}",
+                    catalogue::text("pickup.by", lang),
+                    catalogue::local_time(current.at, zone)
+                )
+            } else {
+                format!(
+                    "{} {staff} · {} · {}",
+                    catalogue::text("pickup.by", lang),
+                    catalogue::local_time(current.at, zone),
+                    partial::still_open(open, lang)
+                )
+            },
             order_id: Some(order_id.clone()),
             customer: None,
             lines: vec![],
             can_hand_over: false,
-            can_undo: !*refused,
+            can_undo: !*refused && open.is_empty(),
             queue: vec![],
             locked_for_ms: None,
         },
@@ -958,6 +1011,7 @@ fn page_context(
         "fresh": if fresh { "1" } else { "0" },
         "request_id": random_hex(12),
         "refuse_request_id": random_hex(12),
+        "partial_request_id": random_hex(12),
         "reasons": catalogue::REFUSAL_REASONS,
         "supervisor": s.role == Role::Supervisor,
         "undo_reasons": hub_core::pickup::UNDO_REASONS,
@@ -1063,6 +1117,9 @@ struct HandoverForm {
     request_id: String,
     #[serde(default)]
     reason: Option<String>,
+    /// `1`: hand over only the items ticked on the screen; the rest of the order stays open.
+    #[serde(default)]
+    ticked_only: Option<String>,
 }
 
 async fn handover(
@@ -1132,16 +1189,39 @@ async fn hand_over_or_refuse(
         s.device_id.clone(),
     );
     // The items ticked on this station's screen for this order leave with it.
-    let trace_codes: Vec<String> = match app.feed.current(&s.station).map(|c| c.shown) {
+    // So do the weights of its lines weighed on the counter's scale.
+    let (ticked, weighed) = match app.feed.current(&s.station).map(|c| c.shown) {
         Some(Shown::Items {
             order_id: on_screen,
             ticked,
+            weighed,
             ..
-        }) if on_screen == order_id && !refuse_all => {
-            ticked.into_iter().map(|(_, code)| code).collect()
-        }
-        _ => vec![],
+        }) if on_screen == order_id && !refuse_all => (ticked, weighed),
+        _ => (vec![], vec![]),
     };
+    let weighings: Vec<crate::store::pickup_orders::Weighing> = weighed
+        .iter()
+        .map(|(line, grams)| crate::store::pickup_orders::Weighing {
+            line_no: line + 1,
+            grams: *grams,
+        })
+        .collect();
+    // A partial handover: what is ticked of each line leaves, the rest stays open.
+    let partial = partial::ticked_parts(&ticked);
+    if form.ticked_only.as_deref() == Some("1") && !refuse_all && partial.is_empty() {
+        return refusal(
+            StatusCode::CONFLICT,
+            "partial handover with nothing ticked",
+            s.lang,
+            "pickup.nothing_ticked",
+        );
+    }
+    let partial = if form.ticked_only.as_deref() == Some("1") && !refuse_all {
+        partial
+    } else {
+        vec![]
+    };
+    let trace_codes: Vec<String> = ticked.into_iter().map(|(_, code)| code).collect();
     let (oid, rid) = (order_id.clone(), request_id.clone());
     let done = app
         .store
@@ -1149,33 +1229,51 @@ async fn hand_over_or_refuse(
             let refusals = match &reason {
                 Some(reason) => crate::store::pickup_orders::order(c, &oid)?
                     .map(|o| {
-                        o.items
-                            .iter()
-                            .enumerate()
-                            .map(|(i, item)| crate::store::pickup_orders::Refusal {
-                                line_no: i + 1,
-                                quantity: item.quantity,
-                                to: if reason == "damaged" {
-                                    RefusedTo::Loss
-                                } else {
-                                    RefusedTo::Stock
-                                },
-                                reason: reason.clone(),
-                            })
-                            .collect()
+                        let settled =
+                            crate::store::pickup_orders::settled_per_line(c, &oid, o.items.len())?;
+                        Ok::<_, crate::store::StoreError>(
+                            o.items
+                                .iter()
+                                .zip(settled)
+                                .enumerate()
+                                .filter(|(_, (item, settled))| item.quantity > *settled)
+                                .map(
+                                    |(i, (item, settled))| crate::store::pickup_orders::Refusal {
+                                        line_no: i + 1,
+                                        quantity: item.quantity - settled,
+                                        to: if reason == "damaged" {
+                                            RefusedTo::Loss
+                                        } else {
+                                            RefusedTo::Stock
+                                        },
+                                        reason: reason.clone(),
+                                    },
+                                )
+                                .collect(),
+                        )
                     })
+                    .transpose()?
                     .unwrap_or_default(),
                 None => vec![],
             };
             let body = format!(
-                "app|{}|{oid}|{}|{}",
+                "app|{}|{oid}|{}|{}{}",
                 if reason.is_some() {
                     "refuse"
                 } else {
                     "handover"
                 },
                 reason.as_deref().unwrap_or(""),
-                trace_codes.join(",")
+                trace_codes.join(","),
+                partial
+                    .iter()
+                    .map(|p| format!("|{}:{}", p.line_no, p.quantity))
+                    .chain(
+                        weighings
+                            .iter()
+                            .map(|w| format!("|w{}:{}", w.line_no, w.grams))
+                    )
+                    .collect::<String>()
             );
             let hash = staff_store::secret_hash(&body);
             let command = hub_contract::station::StationCommand {
@@ -1185,7 +1283,8 @@ async fn hand_over_or_refuse(
                     order_id: oid.clone(),
                     trace_codes,
                     refusals,
-                    weighings: vec![],
+                    weighings,
+                    partial,
                 },
             };
             let reply = crate::workflows::station::run_command_in(
@@ -1225,6 +1324,11 @@ async fn hand_over_or_refuse(
                     order_id,
                     staff: s.staff_id.clone(),
                     refused: refuse_all,
+                    open: reply
+                        .result
+                        .as_ref()
+                        .map(|r| r.numbers("open"))
+                        .unwrap_or_default(),
                 },
                 now,
             )

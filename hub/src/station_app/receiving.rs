@@ -131,7 +131,12 @@ pub fn show_device_input(
             line_no: line.line_no,
         },
         InputOutcome::ReceivingRefused(e) => refused(e),
-        InputOutcome::Code(_) | InputOutcome::PickupRefused(_) => return,
+        InputOutcome::Code(_)
+        | InputOutcome::PickupRefused(_)
+        | InputOutcome::Item { .. }
+        | InputOutcome::CounterWeight { .. } => {
+            return;
+        }
     };
     feed.show(station, Shown::Receiving(bench), at);
 }

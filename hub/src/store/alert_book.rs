@@ -361,9 +361,9 @@ pub fn figures(
     // Reserved by orders not yet collected.
     let committed: i64 = conn
         .prepare_cached(
-            "SELECT COALESCE(SUM(l.quantity), 0) FROM pickup_order_line l
+            "SELECT COALESCE(SUM(l.quantity - l.settled), 0) FROM pickup_order_line l
              JOIN pickup_order o ON o.order_id = l.order_id
-             WHERE l.sku = ?1 AND o.status IN ('open', 'on_hold')",
+             WHERE l.sku = ?1 AND o.status IN ('open', 'on_hold', 'partially_collected')",
         )
         .and_then(|mut st| st.query_row([sku.as_str()], |r| r.get(0)))
         .map_err(sql(conn))?;

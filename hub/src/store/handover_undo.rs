@@ -29,6 +29,10 @@ pub enum UndoError {
         order_id: String,
         refusal: UndoRefusal,
     },
+    #[error(
+        "order {0} was handed over in parts; undoing it is not supported here — correct it with central"
+    )]
+    InParts(String),
     #[error("the return of {movement} to stock was refused: {reason}")]
     ReturnRefused { movement: String, reason: String },
     #[error(transparent)]
@@ -75,6 +79,15 @@ pub fn undo_handover(
         .map_err(sql(conn))?;
     if !known {
         return Err(UndoError::UnknownOrder(order_id.to_owned()));
+    }
+    // Only the last part's movements share the handover's time: undoing would return only
+    // those. Refused rather than half done.
+    let in_parts: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM handover_part WHERE order_id = ?1)")
+        .and_then(|mut st| st.query_row([order_id], |r| r.get(0)))
+        .map_err(sql(conn))?;
+    if in_parts {
+        return Err(UndoError::InParts(order_id.to_owned()));
     }
     let handover: Option<(String, i64)> = conn
         .prepare_cached("SELECT station, at FROM handover WHERE order_id = ?1")
@@ -153,6 +166,7 @@ pub fn undo_handover(
     .map_err(sql(conn))?;
     for statement in [
         "DELETE FROM handover WHERE order_id = ?1",
+        "UPDATE pickup_order_line SET settled = 0 WHERE order_id = ?1",
         "UPDATE pickup_order SET status = 'open', collected_at = NULL, collected_by = NULL, updated_at = ?2 WHERE order_id = ?1",
         "UPDATE trace_code SET status = 'in_stock', order_id = NULL, updated_at = ?2 WHERE order_id = ?1 AND status = 'handed_over'",
     ] {

@@ -37,6 +37,7 @@ pub mod staff;
 pub mod station;
 pub mod stream;
 pub mod trace;
+pub mod unit_weights;
 
 use rusqlite::{Connection, OpenFlags};
 use std::cell::RefCell;

@@ -48,6 +48,7 @@ fn status_from_row(status: &str, at: Option<i64>, station: Option<String>) -> Or
         "on_hold" => OrderStatus::OnHold,
         "cancelled" => OrderStatus::Cancelled,
         "refunded" => OrderStatus::Refunded,
+        "partially_collected" => OrderStatus::PartiallyCollected,
         "collected" => OrderStatus::Collected {
             at: Timestamp(at.unwrap_or(0)),
             station: station.unwrap_or_default(),
@@ -75,7 +76,8 @@ pub fn upsert_order(
                 stored_version: *stored_version,
             });
         }
-        if status == "collected" {
+        // Goods of a partly collected order have left too: central's change is not applied.
+        if status == "collected" || status == "partially_collected" {
             return Ok(OrderUpsert::AlreadyCollected);
         }
     }
@@ -422,11 +424,14 @@ pub struct HandoverRequest {
     /// Who hands the order over (kept with the handover and sent upstream).
     #[serde(default)]
     pub staff: Option<String>,
+    /// A partial handover: what leaves now of each line; the rest stays open. Empty: all.
+    #[serde(default)]
+    pub partial: Vec<Part>,
 }
 
 /// Refusals and weighings at handover: what the clerk reports, as a station command carries
 /// it (lines numbered from 1; older messages' 0-based `line` still read).
-pub use hub_contract::station::{Refusal, Weighing};
+pub use hub_contract::station::{Part, Refusal, Weighing};
 
 /// Why a handover did not happen. Nothing was written.
 #[derive(Debug, thiserror::Error)]
@@ -474,6 +479,15 @@ pub enum HandoverError {
         ordered: i64,
     },
     #[error(
+        "order {order_id} line {line}: {asked} asked for in a partial handover, but {open} is open; hand over at most what is open"
+    )]
+    TooMuchHandedOver {
+        order_id: String,
+        line: usize,
+        asked: i64,
+        open: i64,
+    },
+    #[error(
         "order {order_id} line {line} ({sku}): only expired stock is left for {missing} of {needed} (lot(s) {lots} expired); write it off (loss) and hand over fresh stock"
     )]
     OnlyExpiredStock {
@@ -519,6 +533,7 @@ impl HandoverError {
         "items_not_scanned",
         "no_such_line",
         "too_much_refused",
+        "too_much_handed_over",
         "only_expired_stock",
         "reserved_lot_expired",
         "station",
@@ -548,6 +563,7 @@ impl HandoverError {
             HandoverError::ItemsNotScanned { .. } => "items_not_scanned".into(),
             HandoverError::NoSuchLine { .. } => "no_such_line".into(),
             HandoverError::TooMuchRefused { .. } => "too_much_refused".into(),
+            HandoverError::TooMuchHandedOver { .. } => "too_much_handed_over".into(),
             HandoverError::OnlyExpiredStock { .. } => "only_expired_stock".into(),
             HandoverError::ReservedLotExpired { .. } => "reserved_lot_expired".into(),
             HandoverError::Station(_) => "station".into(),
@@ -577,6 +593,14 @@ impl HandoverError {
                 refused,
                 ordered,
             },
+            pickup::HandoverRefusal::TooMuchHandedOver { line, asked, open } => {
+                HandoverError::TooMuchHandedOver {
+                    order_id,
+                    line,
+                    asked,
+                    open,
+                }
+            }
             pickup::HandoverRefusal::ItemsNotScanned {
                 line,
                 sku,
@@ -685,6 +709,8 @@ struct LineMove<'a> {
     order_id: &'a str,
     /// How many earlier handovers of this order were undone (their movement ids are taken).
     generation: i64,
+    /// How many parts of this order were handed over before (their movement ids are taken).
+    part: i64,
     line: usize,
     item: &'a PickupItem,
     kind: MovementKind,
@@ -734,10 +760,13 @@ fn take_from_stock(
         "ho"
     };
     // After an undo the order may be handed over again: its movements need fresh ids.
-    let tag = match mv.generation {
+    let mut tag = match mv.generation {
         0 => base.to_owned(),
         n => format!("{base}{}", n + 1),
     };
+    if mv.part > 0 {
+        tag = format!("{tag}p{}", mv.part + 1);
+    }
     let (order_id, line) = (mv.order_id, mv.line);
     if quantity <= 0 {
         return Ok(vec![]);
@@ -847,11 +876,12 @@ pub fn hand_over(
             station: station.into(),
         });
     }
-    // The one conditional update that makes the handover exactly-once.
+    // The one conditional update that makes the handover exactly-once (a partial one puts
+    // the order back to `partially_collected` below).
     let won = conn
         .prepare_cached(
             "UPDATE pickup_order SET status = 'collected', collected_at = ?2, collected_by = ?3, updated_at = ?2
-             WHERE order_id = ?1 AND status = 'open'",
+             WHERE order_id = ?1 AND status IN ('open', 'partially_collected')",
         )
         .and_then(|mut st| st.execute(params![order_id, now.millis(), station]))
         .map_err(sql(conn))?;
@@ -871,17 +901,28 @@ pub fn hand_over(
         .prepare_cached("SELECT COUNT(*) FROM handover_undone WHERE order_id = ?1")
         .and_then(|mut st| st.query_row([order_id], |r| r.get(0)))
         .map_err(sql(conn))?;
+    let part: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM handover_part WHERE order_id = ?1")
+        .and_then(|mut st| st.query_row([order_id], |r| r.get(0)))
+        .map_err(sql(conn))?;
+    // What is still open of each line (all of it, unless parts were handed over before).
+    let settled = settled_per_line(conn, order_id, order.items.len())?;
+    let mut open_order = order.clone();
+    for (item, settled) in open_order.items.iter_mut().zip(&settled) {
+        item.quantity -= settled;
+    }
     let lines_count = order.items.len();
     // Item checks: every scanned code must belong to the order and be free to leave.
     let mut scanned_per_line = vec![0i64; lines_count];
     for code in &request.trace_codes {
         let facts = trace_facts(conn, code)?;
-        let line =
-            check_item(&order, facts.as_ref()).map_err(|refusal| HandoverError::ItemRefused {
+        let line = check_item(&open_order, facts.as_ref()).map_err(|refusal| {
+            HandoverError::ItemRefused {
                 order_id: order_id.into(),
                 code: code.clone(),
                 refusal,
-            })?;
+            }
+        })?;
         scanned_per_line[line] += 1;
     }
     let mut items_checked = Vec::with_capacity(lines_count);
@@ -891,21 +932,34 @@ pub fn hand_over(
     }
     let refusals: Vec<pickup::LineRefusal> = request.refusals.iter().map(Into::into).collect();
     let weighings: Vec<pickup::LineWeighing> = request.weighings.iter().map(Into::into).collect();
+    let partial: Vec<pickup::LineQuantity> = request.partial.iter().map(Into::into).collect();
     let report = pickup::HandoverReport {
         refusals: &refusals,
         weighings: &weighings,
         scanned_per_line: &scanned_per_line,
         items_checked: &items_checked,
+        partial: (!partial.is_empty()).then_some(partial.as_slice()),
     };
-    let planned = pickup::plan_handover_lines(&order, &report)
+    let planned = pickup::plan_handover_lines(&open_order, &report)
         .map_err(|refusal| HandoverError::from_plan(order_id, refusal))?;
 
+    let open: Vec<i64> = planned
+        .iter()
+        .map(|p| open_order.items[p.index].quantity - p.settled)
+        .collect();
+    let complete = open.iter().all(|o| *o == 0);
     let mut lines = Vec::with_capacity(lines_count);
     for plan in planned {
-        let (i, item) = (plan.index, &order.items[plan.index]);
+        let (i, item) = (plan.index, &open_order.items[plan.index]);
+        conn.prepare_cached(
+            "UPDATE pickup_order_line SET settled = settled + ?3 WHERE order_id = ?1 AND line_no = ?2",
+        )
+        .and_then(|mut st| st.execute(params![order_id, i as i64, plan.settled]))
+        .map_err(sql(conn))?;
         let issue = LineMove {
             order_id,
             generation,
+            part,
             line: i,
             item,
             kind: MovementKind::Issue,
@@ -919,6 +973,7 @@ pub fn hand_over(
             let loss = LineMove {
                 order_id: &refused_id,
                 generation,
+                part,
                 line: i,
                 item,
                 kind: MovementKind::Loss,
@@ -931,7 +986,7 @@ pub fn hand_over(
         lines.push(HandoverLine {
             sku: item.sku.clone(),
             lot: item.lot.clone().or_else(|| lots.first().cloned()),
-            ordered: item.quantity,
+            ordered: order.items[i].quantity,
             handed_over: plan.handed_over,
             refused: plan.refused,
             refused_to: plan.refused_to,
@@ -959,6 +1014,46 @@ pub fn hand_over(
         at: now,
         lines,
         trace_codes: request.trace_codes.clone(),
+        open: if complete { vec![] } else { open },
+    };
+    if !complete || part > 0 {
+        conn.prepare_cached(
+            "INSERT INTO handover_part (order_id, part, station, at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                order_id,
+                part,
+                station,
+                now.millis(),
+                stored::encode_handover(&handover)
+            ])
+        })
+        .map_err(sql(conn))?;
+    }
+    if !complete {
+        // The rest stays open: not collected (the report counts the order once it is), and
+        // a later handover needs a new code check.
+        conn.prepare_cached(
+            "UPDATE pickup_order SET status = 'partially_collected', collected_at = NULL, collected_by = NULL
+             WHERE order_id = ?1",
+        )
+        .and_then(|mut st| st.execute([order_id]))
+        .map_err(sql(conn))?;
+        outbox::append(
+            conn,
+            &DomainEvent::PickupPartlyHandedOver {
+                handover: handover.clone(),
+            },
+            now,
+        )?;
+        return Ok(handover);
+    }
+    // Collected whole: the handover (kept and sent upstream) is the sum of its parts.
+    let handover = if part > 0 {
+        merged_parts(conn, order_id, handover)?
+    } else {
+        handover
     };
     conn.prepare_cached(
         "INSERT INTO handover (order_id, station, at, body) VALUES (?1, ?2, ?3, ?4)",
@@ -982,6 +1077,82 @@ pub fn hand_over(
     Ok(handover)
 }
 
+/// What each line of `order_id` has settled (handed over or refused) in earlier parts.
+pub fn settled_per_line(
+    conn: &Connection,
+    order_id: &str,
+    lines: usize,
+) -> Result<Vec<i64>, StoreError> {
+    let mut settled = vec![0; lines];
+    let mut st = conn
+        .prepare_cached("SELECT line_no, settled FROM pickup_order_line WHERE order_id = ?1")
+        .map_err(sql(conn))?;
+    let rows = st
+        .query_map([order_id], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(sql(conn))?;
+    for (line, value) in rows {
+        if let Some(slot) = usize::try_from(line).ok().and_then(|l| settled.get_mut(l)) {
+            *slot = value;
+        }
+    }
+    Ok(settled)
+}
+
+/// The whole handover of an order collected in parts: every part's lines added up (the
+/// last part's station, staff and time), every trace code.
+fn merged_parts(conn: &Connection, order_id: &str, last: Handover) -> Result<Handover, StoreError> {
+    let bodies: Vec<String> = conn
+        .prepare_cached("SELECT body FROM handover_part WHERE order_id = ?1 ORDER BY part")
+        .and_then(|mut st| {
+            st.query_map([order_id], |r| r.get(0))
+                .and_then(|rows| rows.collect())
+        })
+        .map_err(sql(conn))?;
+    let mut whole = Handover {
+        lines: last
+            .lines
+            .iter()
+            .map(|l| HandoverLine {
+                handed_over: 0,
+                refused: 0,
+                refused_to: None,
+                weighed_g: None,
+                price_difference_cents: None,
+                ..l.clone()
+            })
+            .collect(),
+        trace_codes: vec![],
+        open: vec![],
+        ..last
+    };
+    for body in bodies {
+        let part = stored::decode_handover(&body).map_err(|e| {
+            sql(conn)(rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                format!("handover part of order {order_id}: {e}").into(),
+            ))
+        })?;
+        for (line, of_part) in whole.lines.iter_mut().zip(&part.lines) {
+            line.handed_over += of_part.handed_over;
+            line.refused += of_part.refused;
+            line.refused_to = line.refused_to.or(of_part.refused_to);
+            line.weighed_g = line.weighed_g.or(of_part.weighed_g);
+            line.price_difference_cents = line
+                .price_difference_cents
+                .or(of_part.price_difference_cents);
+            if line.lot.is_none() {
+                line.lot = of_part.lot.clone();
+            }
+        }
+        whole.trace_codes.extend(part.trace_codes);
+    }
+    Ok(whole)
+}
+
 /// Which batch to take each order line from: the reserved lot, or first-expiry-first-out.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PickHint {
@@ -1001,8 +1172,9 @@ pub fn pick_list(
     let Some(order) = order(conn, order_id)? else {
         return Ok(vec![]);
     };
+    let settled = settled_per_line(conn, order_id, order.items.len())?;
     let mut hints = Vec::new();
-    for item in &order.items {
+    for (item, settled) in order.items.iter().zip(settled) {
         let batches = fefo_batches(conn, &item.sku, today)?;
         let (lot, expiry) = match &item.lot {
             Some(lot) => (
@@ -1019,7 +1191,8 @@ pub fn pick_list(
         };
         hints.push(PickHint {
             sku: item.sku.to_string(),
-            quantity: item.quantity,
+            // What is still open: less what earlier parts handed over or refused.
+            quantity: item.quantity - settled,
             lot,
             expiry,
         });

@@ -382,6 +382,24 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE alert ADD COLUMN acked_at INTEGER;
     ALTER TABLE alert ADD COLUMN acked_tier TEXT;
     "#,
+    // 14 (branch pickup): partial handovers — what each order line has settled so far (handed
+    // over or refused) and each part handed over before the order was collected whole; the
+    // master data's unit weights for the pickup counter's weight cross-check.
+    r#"
+    ALTER TABLE pickup_order_line ADD COLUMN settled INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE handover_part (
+        order_id TEXT NOT NULL REFERENCES pickup_order(order_id),
+        part     INTEGER NOT NULL,
+        station  TEXT NOT NULL,
+        at       INTEGER NOT NULL,
+        body     TEXT NOT NULL,
+        PRIMARY KEY (order_id, part)
+    ) STRICT;
+    CREATE TABLE sku_unit_weight (
+        sku   TEXT PRIMARY KEY,
+        grams INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -41,6 +41,24 @@ pub enum InputOutcome {
     ReceivingRefused(ReceivingError),
     /// The station may not check codes (not a declared pickup station).
     PickupRefused(String),
+    /// An item scanned at a pickup counter while `order_id` was on screen: its stored form and
+    /// the line it ticks or why it may not leave with the order (`None`: the order is
+    /// unknown), with the order's line quantities.
+    Item {
+        order_id: String,
+        checked: Option<super::pickup::ItemChecked>,
+        quantities: Vec<i64>,
+    },
+    /// A stable weight on a pickup counter's scale: with `order_id` on screen (whose lines
+    /// sold by weight are `by_weight`), or with no order on screen (nothing to weigh).
+    CounterWeight {
+        order_id: Option<String>,
+        grams: i64,
+        by_weight: Vec<bool>,
+        /// The order's lines for the weight cross-check: open units and the master data's
+        /// unit weight (none for lines sold by weight: the screen knows what they weighed).
+        bag: Vec<hub_core::counter::BagLine>,
+    },
 }
 
 /// How an input ended, as journaled.
@@ -73,6 +91,15 @@ impl InputOutcome {
                 Journaled::Flagged
             }
             InputOutcome::Scan(_) | InputOutcome::Weight { .. } => Journaled::Applied,
+            InputOutcome::Item {
+                checked: Some((_, Ok(_))),
+                ..
+            } => Journaled::Applied,
+            InputOutcome::Item { .. } => Journaled::Refused,
+            InputOutcome::CounterWeight {
+                order_id: Some(_), ..
+            } => Journaled::Applied,
+            InputOutcome::CounterWeight { .. } => Journaled::Refused,
             InputOutcome::Code(check) if check.is_found() => Journaled::Applied,
             InputOutcome::Code(_)
             | InputOutcome::ReceivingRefused(_)
@@ -127,6 +154,29 @@ impl std::fmt::Display for InputOutcome {
             )),
             InputOutcome::ReceivingRefused(e) => write!(f, "{e}"),
             InputOutcome::PickupRefused(e) => f.write_str(e),
+            InputOutcome::Item {
+                order_id, checked, ..
+            } => match checked {
+                Some((code, Ok(line))) => {
+                    write!(f, "item {code} is on order {order_id} line {}", line + 1)
+                }
+                Some((code, Err(refusal))) => {
+                    write!(
+                        f,
+                        "item {code} may not leave with order {order_id}: {refusal:?}"
+                    )
+                }
+                None => write!(f, "item scanned for unknown order {order_id}"),
+            },
+            InputOutcome::CounterWeight {
+                order_id: Some(order_id),
+                grams,
+                ..
+            } => write!(f, "{grams} g weighed at the counter for order {order_id}"),
+            InputOutcome::CounterWeight { grams, .. } => write!(
+                f,
+                "{grams} g weighed at the counter with no order on screen; nothing recorded"
+            ),
         }
     }
 }
@@ -193,6 +243,86 @@ pub fn scanned(
         )?
     };
     finish(c, id, outcome)
+}
+
+/// A scan at a pickup counter that the counter's rule
+/// ([`hub_core::counter::counter_scan`]) makes an item of `order_id`, the order on screen:
+/// journaled, then checked against that order (reads only; the tick itself is the screen's).
+pub fn scanned_item(
+    c: &Tx<'_>,
+    site: &Site,
+    source: Source<'_>,
+    scan: &Scanned,
+    order_id: &str,
+    now: Timestamp,
+) -> Result<InputOutcome, StoreError> {
+    let id = device_input::journal(
+        c,
+        &NewInput {
+            device: source.device,
+            station: source.station,
+            kind: "scan",
+            code: Some(crate::codes::without_aim(&scan.text)),
+            grams: None,
+            parsed: Some(crate::codes::journal_view(&scan.code, &scan.text)),
+            raw: &scan.raw,
+            received_at: now,
+        },
+    )?;
+    let text = crate::codes::without_aim(&scan.text);
+    let (checked, quantities) = super::pickup::item_on_order(c, site, order_id, text)?;
+    finish(
+        c,
+        id,
+        InputOutcome::Item {
+            order_id: order_id.to_owned(),
+            checked,
+            quantities,
+        },
+    )
+}
+
+/// A stable weight on a pickup counter's scale: journaled; with an order on screen, what the
+/// screen needs to put it on a line (which lines are sold by weight). Records nothing else:
+/// the weight goes with the handover.
+pub fn weighed_at_counter(
+    c: &Tx<'_>,
+    source: Source<'_>,
+    grams: i64,
+    raw: &str,
+    order_id: Option<&str>,
+    now: Timestamp,
+) -> Result<InputOutcome, StoreError> {
+    let id = device_input::journal(
+        c,
+        &NewInput {
+            device: source.device,
+            station: source.station,
+            kind: "weight",
+            code: None,
+            grams: Some(grams),
+            parsed: None,
+            raw,
+            received_at: now,
+        },
+    )?;
+    let (by_weight, bag) = match order_id {
+        Some(order_id) => (
+            super::pickup::lines_by_weight(c, order_id)?,
+            super::pickup::bag_lines(c, order_id)?,
+        ),
+        None => (vec![], vec![]),
+    };
+    finish(
+        c,
+        id,
+        InputOutcome::CounterWeight {
+            order_id: order_id.map(str::to_owned),
+            grams,
+            by_weight,
+            bag,
+        },
+    )
 }
 
 fn scan_in_receiving(

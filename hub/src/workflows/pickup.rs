@@ -162,6 +162,63 @@ pub fn check_item_in(
     Ok(crate::store::pickup_orders::item_check(c, order_id, &code)?.map(|line| (code, line)))
 }
 
+/// [`check_item_in`] with the order's line quantities (the screen ticks a line up to its
+/// quantity). No check and no quantities when the order is unknown.
+pub fn item_on_order(
+    c: &rusqlite::Connection,
+    site: &Site,
+    order_id: &str,
+    scanned: &str,
+) -> Result<(Option<ItemChecked>, Vec<i64>), StoreError> {
+    let checked = check_item_in(c, site, order_id, scanned)?;
+    let quantities = crate::store::pickup_orders::order(c, order_id)?
+        .map(|o| o.items.iter().map(|i| i.quantity).collect::<Vec<_>>())
+        .unwrap_or_default();
+    Ok((checked, quantities))
+}
+
+/// Which lines of `order_id` are sold by weight (their SKU counts grams); empty when the
+/// order is unknown.
+pub fn lines_by_weight(c: &rusqlite::Connection, order_id: &str) -> Result<Vec<bool>, StoreError> {
+    let Some(order) = crate::store::pickup_orders::order(c, order_id)? else {
+        return Ok(vec![]);
+    };
+    order
+        .items
+        .iter()
+        .map(|item| {
+            Ok(crate::store::sku::get(c, &item.sku)?
+                .is_some_and(|s| s.unit == hub_core::StockUnit::Gram))
+        })
+        .collect()
+}
+
+/// The lines of `order_id` for the weight cross-check: what is still open of each, with the
+/// master data's unit weight (`None` for lines sold by weight and SKUs without one).
+pub fn bag_lines(
+    c: &rusqlite::Connection,
+    order_id: &str,
+) -> Result<Vec<hub_core::counter::BagLine>, StoreError> {
+    let Some(order) = crate::store::pickup_orders::order(c, order_id)? else {
+        return Ok(vec![]);
+    };
+    let settled = crate::store::pickup_orders::settled_per_line(c, order_id, order.items.len())?;
+    let by_weight = lines_by_weight(c, order_id)?;
+    let mut lines = Vec::with_capacity(order.items.len());
+    for (i, item) in order.items.iter().enumerate() {
+        let unit_weight_g = if by_weight.get(i).copied().unwrap_or(false) {
+            None
+        } else {
+            crate::store::unit_weights::get(c, item.sku.as_str())?
+        };
+        lines.push(hub_core::counter::BagLine {
+            units: item.quantity - settled.get(i).copied().unwrap_or(0),
+            unit_weight_g,
+        });
+    }
+    Ok(lines)
+}
+
 /// A supervisor undoes the handover of `order_id` (within `pickup.undo_window_minutes`, for a
 /// reason from [`hub_core::pickup::UNDO_REASONS`]): the goods come back to stock, the order is
 /// open again, and the stock tiers of its SKUs are looked at again — in one transaction. The

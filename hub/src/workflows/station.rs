@@ -121,11 +121,13 @@ fn run_action(
             trace_codes,
             refusals,
             weighings,
+            partial,
         } => {
             let request = HandoverRequest {
                 trace_codes,
                 refusals,
                 weighings,
+                partial,
                 staff: Some(staff.to_owned()),
             };
             ReplyResult::of(&workflows::pickup::handover_in(

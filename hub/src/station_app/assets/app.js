@@ -65,12 +65,14 @@
   // A form's buttons are off while its request is on the way (no double taps); a form that
   // stays on the page (the code entry) gets them back with the answer.
   function send(form) {
-    var body = new URLSearchParams(new FormData(form));
-    var again = function () {
+    post(form.action, new URLSearchParams(new FormData(form)), function () {
       form.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
-    };
-    fetch(form.action, { method: "POST", body: body, credentials: "same-origin",
-                         headers: { "X-CSRF-Token": csrf ? csrf.content : "" } })
+    });
+  }
+
+  function post(url, body, again) {
+    fetch(url, { method: "POST", body: body, credentials: "same-origin",
+                 headers: { "X-CSRF-Token": csrf ? csrf.content : "" } })
       .then(function (r) {
         if (r.status === 401) { window.location = "/station"; return null; }
         return r.text();
@@ -153,11 +155,14 @@
     if (now - last > 50) burst = "";
     last = now;
     if (e.key === "Enter" && burst.length >= 4) {
-      // A pickup QR is ORDER:CODE; anything else scanned with an order on screen is an item.
-      var item = document.getElementById("item-form");
+      // At the pickup counter the hub decides what a scan is for (an item of the order on
+      // screen or a customer's code), by the same rule as for the counter's own scanner.
       var form = document.getElementById("entry");
-      if (item && burst.indexOf(":") < 0) {
-        document.getElementById("item-code").value = burst; send(item);
+      var scan = form && form.getAttribute("data-scan");
+      if (scan) {
+        var body = new URLSearchParams();
+        body.set("csrf", csrf ? csrf.content : ""); body.set("code", burst);
+        post(scan, body, function () {});
       } else if (form) { document.getElementById("code").value = burst; send(form); }
       burst = ""; e.preventDefault();
     } else if (e.key.length === 1) {

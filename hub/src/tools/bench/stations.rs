@@ -661,6 +661,7 @@ fn direct_handovers(
                     trace_codes: vec![],
                     refusals: vec![],
                     weighings: vec![],
+                    partial: vec![],
                 },
             };
             let reply = crate::workflows::station::run_command_in(
