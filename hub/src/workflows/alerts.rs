@@ -19,6 +19,22 @@ pub struct CheckRound {
     pub alert_changes: usize,
 }
 
+/// The daily forecast job: makes and stores today's day-ahead forecast of every SKU with
+/// history (`store::day_forecast`) unless today's were made already, in one transaction; the
+/// number stored. The daemon runs it before each round of checks, so the first round of a site
+/// day makes them — also offline, and on a box that was off at midnight.
+pub async fn record_day_forecasts(
+    store: &Store,
+    site: &super::Site,
+    now: Timestamp,
+) -> Result<usize, StoreError> {
+    let today = site.today(now);
+    let zone = site.timezone;
+    store
+        .write(move |c| crate::store::day_forecast::record_day(c, today, zone, now))
+        .await
+}
+
 /// Runs every periodic check once, in one transaction.
 pub async fn run_checks(
     store: &Store,

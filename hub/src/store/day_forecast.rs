@@ -1,0 +1,141 @@
+//! The day-ahead forecasts the hub made: for each site day, the first time the hub runs on that
+//! day (the daemon's periodic checks, so also offline and on a box that was off at midnight) it
+//! forecasts every SKU with history for that day and keeps the forecast, one row per SKU and
+//! day, written in one transaction and never rewritten. The report's forecast accuracy reads
+//! them (`report`), so it measures the forecasts the hub actually made instead of refitting
+//! every SKU for every day of the period.
+//!
+//! The forecast is the one-day-ahead mean of `hub_forecast::forecast_sku` from the SKU's days
+//! before that day (`demand::daily_history`: handovers are demand, stock-out days censored)
+//! and the demand signals received before the day began, with the unit kind of the master data
+//! (pieces for a SKU missing from it), when it was made and the model or fallback rule it came
+//! from. A SKU without a movement before the day has no history and gets no row. A day the hub
+//! did not run on (switched off all day, or before this table existed) has no rows: its
+//! forecasts were never made, and none is made afterwards.
+
+use super::{StoreError, demand, sql_error};
+use chrono::NaiveDate;
+use hub_core::Timestamp;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashMap;
+
+/// One stored forecast.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DayForecast {
+    pub day: NaiveDate,
+    pub sku: String,
+    /// `piece` or `gram`.
+    pub unit: String,
+    /// Forecast quantity handed over that day (pieces or grams).
+    pub forecast: f64,
+    /// The model or fallback rule (`hub_forecast::Method::as_str`).
+    pub method: String,
+    /// Usable days of history the forecast was made from.
+    pub history_days: i64,
+    pub made_at: Timestamp,
+}
+
+/// Makes and stores the site day `day`'s forecasts unless they were made already; the number
+/// of forecasts stored (0 when the day had them). Call it inside one write transaction (the
+/// store's writer gives one).
+pub fn record_day(
+    conn: &Connection,
+    day: NaiveDate,
+    zone: chrono_tz::Tz,
+    now: Timestamp,
+) -> Result<usize, StoreError> {
+    let done: Option<i64> = conn
+        .prepare_cached("SELECT 1 FROM day_forecast WHERE day = ?1 LIMIT 1")
+        .and_then(|mut st| st.query_row([day.to_string()], |r| r.get(0)).optional())
+        .map_err(sql_error(conn))?;
+    if done.is_some() {
+        return Ok(0);
+    }
+    let begins = crate::clock::day_start(zone, day).millis();
+    let known: Vec<hub_forecast::DemandSignal> = demand::signals_with_arrival(conn)?
+        .into_iter()
+        .filter(|(at, _)| *at < begins)
+        .map(|(_, s)| s)
+        .collect();
+    let units: HashMap<String, String> = conn
+        .prepare_cached("SELECT code, unit FROM sku")
+        .and_then(|mut st| {
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+        })
+        .map_err(sql_error(conn))?;
+    let skus: Vec<String> = conn
+        .prepare_cached("SELECT DISTINCT sku FROM movement")
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get(0))
+                .and_then(|rows| rows.collect())
+        })
+        .map_err(sql_error(conn))?;
+    let config = hub_forecast::ForecastConfig::default();
+    let mut stored = 0;
+    for sku in &skus {
+        let history = demand::daily_history(conn, sku, day, zone)?;
+        if !history.iter().any(|o| o.existed) {
+            continue;
+        }
+        let ctx = hub_forecast::SkuContext {
+            sku,
+            category: "",
+            prior_daily: None,
+        };
+        let forecast = hub_forecast::forecast_sku(&history, &ctx, &known, day, 1, &config);
+        let unit = units.get(sku).map_or("piece", String::as_str);
+        stored += conn
+            .prepare_cached(
+                "INSERT INTO day_forecast (day, sku, unit, forecast, method, history_days, made_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (day, sku) DO NOTHING",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    day.to_string(),
+                    sku,
+                    unit,
+                    forecast.days.first().map_or(0.0, |f| f.mean),
+                    forecast.method.as_str(),
+                    forecast.fit.usable_days as i64,
+                    now.millis()
+                ])
+            })
+            .map_err(sql_error(conn))?;
+    }
+    Ok(stored)
+}
+
+/// The stored forecasts of the site days `from ..= to - 1`, by day then SKU.
+pub fn between(
+    conn: &Connection,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<DayForecast>, StoreError> {
+    conn.prepare_cached(
+        "SELECT day, sku, unit, forecast, method, history_days, made_at FROM day_forecast
+         WHERE day >= ?1 AND day < ?2 ORDER BY day, sku",
+    )
+    .and_then(|mut st| {
+        st.query_map(params![from.to_string(), to.to_string()], |r| {
+            let day: String = r.get(0)?;
+            Ok(DayForecast {
+                day: day.parse().map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        0,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })?,
+                sku: r.get(1)?,
+                unit: r.get(2)?,
+                forecast: r.get(3)?,
+                method: r.get(4)?,
+                history_days: r.get(5)?,
+                made_at: Timestamp(r.get(6)?),
+            })
+        })
+        .and_then(|rows| rows.collect())
+    })
+    .map_err(sql_error(conn))
+}
