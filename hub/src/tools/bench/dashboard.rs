@@ -115,7 +115,7 @@ pub fn run(dir: &Path, options: &DashboardBenchOptions) -> anyhow::Result<Dashbo
     let fill_s = began.elapsed().as_secs_f64();
     let began = Instant::now();
     let forecasts_stored =
-        store.write_blocking(move |c| bench_site::record_forecasts(c, from, days, zone))?;
+        store.write_blocking(move |c| bench_site::record_forecasts(c, start, days, zone))?;
     let forecasts_s = began.elapsed().as_secs_f64();
     let now = crate::clock::day_start(zone, to);
     let (mut raw, mut full, mut rows_read, mut page_bytes) = (Vec::new(), Vec::new(), 0, 0);
