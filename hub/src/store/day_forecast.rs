@@ -139,3 +139,106 @@ pub fn between(
     })
     .map_err(sql_error(conn))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, StoreOptions, ledger};
+    use chrono::TimeZone;
+    use hub_core::{BatchKey, Movement, MovementId, MovementKind, SkuCode};
+
+    const ZONE: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 3, d).unwrap()
+    }
+
+    fn at(d: u32, hour: u32) -> Timestamp {
+        Timestamp(
+            ZONE.from_local_datetime(&day(d).and_hms_opt(hour, 0, 0).unwrap())
+                .unwrap()
+                .timestamp_millis(),
+        )
+    }
+
+    fn record(c: &Connection, id: &str, sku: &str, kind: MovementKind, q: i64, when: Timestamp) {
+        let m = Movement {
+            id: MovementId::new(id).unwrap(),
+            sku: SkuCode::new(sku).unwrap(),
+            batch: Some(BatchKey::new("L1", None).unwrap()),
+            kind,
+            quantity: q,
+            reason: "test".into(),
+            reference: "test".into(),
+            at: when,
+        };
+        ledger::record(c, &m).unwrap();
+    }
+
+    /// The first run on a day (here at 10:00, the box having been off at midnight) stores one
+    /// forecast per SKU with history, in its unit kind, when it was made and its rule; a SKU
+    /// first moved that day has none; a later run the same day stores nothing.
+    #[test]
+    fn the_days_forecasts_are_made_once_for_the_skus_with_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("hub.sqlite"),
+            "s1",
+            &StoreOptions::default(),
+        )
+        .unwrap();
+        store
+            .write_blocking(|c| {
+                c.execute(
+                    "INSERT INTO sku (code, name, unit, gtins, allow_negative, version, updated_at)
+                     VALUES ('RICE', 'RICE', 'gram', '[]', 1, 1, 0), ('EGG', 'EGG', 'piece', '[]', 1, 1, 0),
+                            ('NEW', 'NEW', 'piece', '[]', 1, 1, 0)",
+                    [],
+                )
+                .map_err(sql_error(c))?;
+                record(c, "r1", "RICE", MovementKind::Receipt, 9000, at(1, 8));
+                record(c, "i1", "RICE", MovementKind::Issue, 1000, at(1, 12));
+                record(c, "i2", "RICE", MovementKind::Issue, 3000, at(2, 12));
+                record(c, "r2", "EGG", MovementKind::Receipt, 10, at(2, 8));
+                record(c, "r3", "NEW", MovementKind::Receipt, 10, at(3, 8));
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let stored = store
+            .write_blocking(|c| record_day(c, day(3), ZONE, at(3, 10)))
+            .unwrap();
+        assert_eq!(stored, 2);
+        let rows = store
+            .read_blocking(|c| between(c, day(3), day(4)))
+            .unwrap();
+        let brief: Vec<(&str, &str, f64, &str, Timestamp)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.sku.as_str(),
+                    r.unit.as_str(),
+                    r.forecast,
+                    r.method.as_str(),
+                    r.made_at,
+                )
+            })
+            .collect();
+        assert_eq!(
+            brief,
+            vec![
+                ("EGG", "piece", 0.0, "history_mean", at(3, 10)),
+                ("RICE", "gram", 2000.0, "history_mean", at(3, 10)),
+            ]
+        );
+        let again = store
+            .write_blocking(|c| record_day(c, day(3), ZONE, at(3, 11)))
+            .unwrap();
+        assert_eq!(again, 0);
+        assert_eq!(
+            store
+                .read_blocking(|c| between(c, day(3), day(4)))
+                .unwrap(),
+            rows
+        );
+    }
+}
