@@ -566,9 +566,7 @@ async fn alert_checks_task(
             Ok(stored) => tracing::info!(stored, "day-ahead forecasts stored for today"),
             Err(e) => tracing::error!(error = %e, "cannot store today's day-ahead forecasts"),
         }
-        match crate::workflows::alerts::run_checks(&store, &site, &config, now)
-            .await
-        {
+        match crate::workflows::alerts::run_checks(&store, &site, &config, now).await {
             Ok(round) if round.stock_actions + round.alert_changes > 0 => {
                 tracing::info!(
                     stock_actions = round.stock_actions,

@@ -139,7 +139,11 @@ fn record_days_with_forecasts(
     let mut rest = moves;
     while day <= last {
         let begins = day_start(day);
-        let before: Vec<Movement> = rest.iter().filter(|m| m.at.millis() < begins).cloned().collect();
+        let before: Vec<Movement> = rest
+            .iter()
+            .filter(|m| m.at.millis() < begins)
+            .cloned()
+            .collect();
         rest.retain(|m| m.at.millis() >= begins);
         record(before);
         forecast_job(store, day);
@@ -757,7 +761,10 @@ fn forecast_accuracy_is_the_wape_of_the_forecast_made_from_earlier_days_per_unit
     let gram = unit(&r, "gram");
     assert_eq!(piece.forecast_sku_days, 5);
     assert_eq!(
-        (piece.forecast_sku_days_missing, gram.forecast_sku_days_missing),
+        (
+            piece.forecast_sku_days_missing,
+            gram.forecast_sku_days_missing
+        ),
         (0, 0),
         "the job ran every day"
     );
@@ -1028,7 +1035,11 @@ fn a_stored_forecast_is_never_changed_by_later_demand() {
         .unwrap();
     let piece = &r.by_unit[0];
     assert_eq!(piece.forecast_sku_days, 1);
-    assert_eq!(piece.forecast_wape, Some(0.0), "the forecast made that morning");
+    assert_eq!(
+        piece.forecast_wape,
+        Some(0.0),
+        "the forecast made that morning"
+    );
 }
 
 /// The stated rule for SKU-days without a stored forecast (days the hub did not run, history
@@ -1075,9 +1086,9 @@ fn a_day_without_a_stored_forecast_is_left_out_and_counted_missing() {
         .daily
         .iter()
         .map(|d| {
-            d.by_unit
-                .first()
-                .map_or((0, 0), |u| (u.forecast_sku_days, u.forecast_sku_days_missing))
+            d.by_unit.first().map_or((0, 0), |u| {
+                (u.forecast_sku_days, u.forecast_sku_days_missing)
+            })
         })
         .collect();
     assert_eq!(

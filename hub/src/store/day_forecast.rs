@@ -208,9 +208,7 @@ mod tests {
             .write_blocking(|c| record_day(c, day(3), ZONE, at(3, 10)))
             .unwrap();
         assert_eq!(stored, 2);
-        let rows = store
-            .read_blocking(|c| between(c, day(3), day(4)))
-            .unwrap();
+        let rows = store.read_blocking(|c| between(c, day(3), day(4))).unwrap();
         let brief: Vec<(&str, &str, f64, &str, Timestamp)> = rows
             .iter()
             .map(|r| {
@@ -235,9 +233,7 @@ mod tests {
             .unwrap();
         assert_eq!(again, 0);
         assert_eq!(
-            store
-                .read_blocking(|c| between(c, day(3), day(4)))
-                .unwrap(),
+            store.read_blocking(|c| between(c, day(3), day(4))).unwrap(),
             rows
         );
     }

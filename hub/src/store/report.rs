@@ -550,8 +550,7 @@ pub fn compute(
             if m.kind == Kind::Issue {
                 sku_day_sold[sku] += m.quantity;
             }
-            sku_day_censored[sku] |=
-                m.delta < 0 && journal.balance[sku].is_some_and(|b| b <= 0);
+            sku_day_censored[sku] |= m.delta < 0 && journal.balance[sku].is_some_and(|b| b <= 0);
             let unit = sku_unit[sku];
             let a = &mut acc[unit];
             let du = day_units[unit].get_or_insert_with(DayUnitFigures::default);
@@ -749,10 +748,10 @@ fn read_stored_forecasts(
             continue;
         };
         let d = (day - from).num_days();
-        if let (Ok(d), Some(sku)) = (
-            usize::try_from(d),
-            sku_index.get(r.get_ref(1)?.as_str()?),
-        ) && let Some(slot) = forecasts.get_mut(d).and_then(|day| day.get_mut(*sku as usize))
+        if let (Ok(d), Some(sku)) = (usize::try_from(d), sku_index.get(r.get_ref(1)?.as_str()?))
+            && let Some(slot) = forecasts
+                .get_mut(d)
+                .and_then(|day| day.get_mut(*sku as usize))
         {
             *slot = Some(r.get(2)?);
         }
