@@ -37,20 +37,37 @@ pub struct DayForecast {
 
 /// Makes and stores the site day `day`'s forecasts unless they were made already; the number
 /// of forecasts stored (0 when the day had them). Call it inside one write transaction (the
-/// store's writer gives one).
+/// store's writer gives one). The daemon splits it (`made`, `make_day` on a reader, then
+/// `store_day` on the writer) so that the fits do not hold the writer.
 pub fn record_day(
     conn: &Connection,
     day: NaiveDate,
     zone: chrono_tz::Tz,
     now: Timestamp,
 ) -> Result<usize, StoreError> {
+    if made(conn, day)? {
+        return Ok(0);
+    }
+    let forecasts = make_day(conn, day, zone, now)?;
+    store_day(conn, day, &forecasts)
+}
+
+/// Whether the site day `day`'s forecasts were made already.
+pub fn made(conn: &Connection, day: NaiveDate) -> Result<bool, StoreError> {
     let done: Option<i64> = conn
         .prepare_cached("SELECT 1 FROM day_forecast WHERE day = ?1 LIMIT 1")
         .and_then(|mut st| st.query_row([day.to_string()], |r| r.get(0)).optional())
         .map_err(sql_error(conn))?;
-    if done.is_some() {
-        return Ok(0);
-    }
+    Ok(done.is_some())
+}
+
+/// The site day `day`'s forecasts, made now (reads only).
+pub fn make_day(
+    conn: &Connection,
+    day: NaiveDate,
+    zone: chrono_tz::Tz,
+    now: Timestamp,
+) -> Result<Vec<DayForecast>, StoreError> {
     let begins = crate::clock::day_start(zone, day).millis();
     let known: Vec<hub_forecast::DemandSignal> = demand::signals_with_arrival(conn)?
         .into_iter()
@@ -72,19 +89,43 @@ pub fn record_day(
         })
         .map_err(sql_error(conn))?;
     let config = hub_forecast::ForecastConfig::default();
-    let mut stored = 0;
-    for sku in &skus {
-        let history = demand::daily_history(conn, sku, day, zone)?;
+    let mut made = Vec::with_capacity(skus.len());
+    for sku in skus {
+        let history = demand::daily_history(conn, &sku, day, zone)?;
         if !history.iter().any(|o| o.existed) {
             continue;
         }
         let ctx = hub_forecast::SkuContext {
-            sku,
+            sku: &sku,
             category: "",
             prior_daily: None,
         };
         let forecast = hub_forecast::forecast_sku(&history, &ctx, &known, day, 1, &config);
-        let unit = units.get(sku).map_or("piece", String::as_str);
+        made.push(DayForecast {
+            day,
+            unit: units.get(&sku).map_or("piece", String::as_str).to_owned(),
+            sku,
+            forecast: forecast.days.first().map_or(0.0, |f| f.mean),
+            method: forecast.method.as_str().to_owned(),
+            history_days: forecast.fit.usable_days as i64,
+            made_at: now,
+        });
+    }
+    Ok(made)
+}
+
+/// Stores the site day `day`'s `forecasts` in the caller's transaction unless the day has
+/// forecasts already (made by another run meanwhile): never rewritten. The number stored.
+pub fn store_day(
+    conn: &Connection,
+    day: NaiveDate,
+    forecasts: &[DayForecast],
+) -> Result<usize, StoreError> {
+    if made(conn, day)? {
+        return Ok(0);
+    }
+    let mut stored = 0;
+    for f in forecasts.iter().filter(|f| f.day == day) {
         stored += conn
             .prepare_cached(
                 "INSERT INTO day_forecast (day, sku, unit, forecast, method, history_days, made_at)
@@ -93,12 +134,12 @@ pub fn record_day(
             .and_then(|mut st| {
                 st.execute(params![
                     day.to_string(),
-                    sku,
-                    unit,
-                    forecast.days.first().map_or(0.0, |f| f.mean),
-                    forecast.method.as_str(),
-                    forecast.fit.usable_days as i64,
-                    now.millis()
+                    f.sku,
+                    f.unit,
+                    f.forecast,
+                    f.method,
+                    f.history_days,
+                    f.made_at.millis()
                 ])
             })
             .map_err(sql_error(conn))?;
