@@ -1097,3 +1097,58 @@ fn a_day_without_a_stored_forecast_is_left_out_and_counted_missing() {
         "03-01 has no history, 03-02 no stored forecast"
     );
 }
+
+/// The daemon's daily forecast job (`workflows::alerts::record_day_forecasts`, run before each
+/// round of checks): its first run on a site day — here at 10:00, the box having been off at
+/// midnight, no uplink — stores the day's forecasts; later runs that day store nothing.
+#[tokio::test]
+async fn the_daemons_daily_forecast_job_stores_the_days_forecasts_on_its_first_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = hub::config::Config::parse(
+        "[site]\nid = \"s1\"\ntimezone = \"Asia/Shanghai\"\n[store]\ndata_dir = \"data\"\n",
+        dir.path(),
+    )
+    .unwrap();
+    let site = hub::workflows::Site::of(&config);
+    let store = Store::open(
+        &dir.path().join("hub.sqlite"),
+        "s1",
+        &StoreOptions::default(),
+    )
+    .unwrap();
+    let moves: Vec<Movement> = egg_days()
+        .into_iter()
+        .filter(|m| m.at.millis() < at(3, 0, 0))
+        .collect();
+    store
+        .write(move |c| {
+            sku_store::upsert(
+                c,
+                &Sku::new(SkuCode::new("EGG").unwrap(), "EGG", StockUnit::Piece),
+                Timestamp(0),
+            )?;
+            for m in &moves {
+                ledger::record(c, m).map_err(|e| match e {
+                    ledger::RecordError::Store(e) => e,
+                    other => panic!("{other}"),
+                })?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let job = |hour: u32| {
+        hub::workflows::alerts::record_day_forecasts(&store, &site, Timestamp(at(3, hour, 0)))
+    };
+    assert_eq!(job(10).await.unwrap(), 1);
+    assert_eq!(job(11).await.unwrap(), 0);
+    let rows = store
+        .read(|c| hub::store::day_forecast::between(c, march(3), march(4)))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].sku.as_str(), rows[0].forecast, rows[0].made_at),
+        ("EGG", 2.0, Timestamp(at(3, 10, 0)))
+    );
+}
