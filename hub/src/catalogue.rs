@@ -491,6 +491,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("dashboard.forecast_wape", "预测误差 WAPE", "Forecast WAPE"),
     ("dashboard.sku_days", "个 SKU·天", "SKU-days"),
     (
+        "dashboard.forecast_missing",
+        "个 SKU·天无存档预测，未计入",
+        "SKU-days without a stored forecast, left out",
+    ),
+    (
         "dashboard.dispute_response",
         "争议：30 分钟内响应 · 2 小时内照片核查",
         "Disputes: responded within 30 min · photos inspected within 2 h",

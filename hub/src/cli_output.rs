@@ -446,9 +446,10 @@ impl std::fmt::Display for ReportView<'_> {
                 "  {:<30} {:>10}",
                 label("forecast WAPE"),
                 format!(
-                    "{} over {} SKU-days",
+                    "{} over {} SKU-days ({} without a stored forecast: left out)",
                     pct(u.forecast_wape),
-                    u.forecast_sku_days
+                    u.forecast_sku_days,
+                    u.forecast_sku_days_missing
                 )
             )?;
             writeln!(

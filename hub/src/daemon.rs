@@ -574,9 +574,13 @@ async fn alert_checks_task(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match crate::workflows::alerts::run_checks(&store, &site, &config, crate::clock::now())
-            .await
-        {
+        let now = crate::clock::now();
+        match crate::workflows::alerts::record_day_forecasts(&store, &site, now).await {
+            Ok(0) => {}
+            Ok(stored) => tracing::info!(stored, "day-ahead forecasts stored for today"),
+            Err(e) => tracing::error!(error = %e, "cannot store today's day-ahead forecasts"),
+        }
+        match crate::workflows::alerts::run_checks(&store, &site, &config, now).await {
             Ok(round) if round.stock_actions + round.alert_changes > 0 => {
                 tracing::info!(
                     stock_actions = round.stock_actions,

@@ -138,6 +138,12 @@ fn seed(store: &Store) {
                     Timestamp(0),
                 )?;
             }
+            // The day-ahead forecasts the hub's daily job made on each day of the period.
+            for day in 2..=4 {
+                let day = NaiveDate::from_ymd_opt(2026, 3, day).unwrap();
+                let made_at = Timestamp(ZONE.from_local_datetime(&day.and_hms_opt(0, 0, 0).unwrap()).unwrap().timestamp_millis());
+                hub::store::day_forecast::record_day(c, day, ZONE, made_at)?;
+            }
             // Valid for a long time: the test does not depend on today.
             staff_store::add_pairing(c, "desk-1", "11223344", Timestamp(0), Timestamp(i64::MAX / 4))?;
             staff_store::add_pairing(c, "desk-1", "55667788", Timestamp(0), Timestamp(i64::MAX / 4))?;

@@ -86,6 +86,72 @@ fn movement(
     }
 }
 
+/// The site day `day` of March 2026.
+fn march(day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, day).unwrap()
+}
+
+/// Runs the hub's daily forecast job for `day` (what the daemon's first checks round of the
+/// day does), made at the day's start.
+fn forecast_job(store: &Store, day: NaiveDate) -> usize {
+    store
+        .write_blocking(move |c| {
+            let made_at = Timestamp(
+                ZONE.from_local_datetime(&day.and_hms_opt(0, 0, 0).unwrap())
+                    .unwrap()
+                    .timestamp_millis(),
+            );
+            hub::store::day_forecast::record_day(c, day, ZONE, made_at)
+        })
+        .unwrap()
+}
+
+/// Records `moves` as a site that ran every day would have: in time order, the daily forecast
+/// job running at the start of each site day from `first` to `last` before that day's
+/// movements.
+fn record_days_with_forecasts(
+    store: &Store,
+    moves: &[Movement],
+    first: NaiveDate,
+    last: NaiveDate,
+) {
+    let mut moves = moves.to_vec();
+    moves.sort_by_key(|m| m.at);
+    let day_start = |day: NaiveDate| {
+        ZONE.from_local_datetime(&day.and_hms_opt(0, 0, 0).unwrap())
+            .unwrap()
+            .timestamp_millis()
+    };
+    let record = |moves: Vec<Movement>| {
+        store
+            .write_blocking(move |c| {
+                for m in &moves {
+                    ledger::record(c, m).map_err(|e| match e {
+                        ledger::RecordError::Store(e) => e,
+                        other => panic!("{other}"),
+                    })?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap()
+    };
+    let mut day = first;
+    let mut rest = moves;
+    while day <= last {
+        let begins = day_start(day);
+        let before: Vec<Movement> = rest
+            .iter()
+            .filter(|m| m.at.millis() < begins)
+            .cloned()
+            .collect();
+        rest.retain(|m| m.at.millis() >= begins);
+        record(before);
+        forecast_job(store, day);
+        day = day + chrono::Days::new(1);
+    }
+    record(rest);
+}
+
 #[test]
 fn every_report_figure_matches_the_hand_computed_scenario() {
     use MovementKind::*;
@@ -362,6 +428,10 @@ fn every_report_figure_matches_the_hand_computed_scenario() {
 
     let from = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
     let to = NaiveDate::from_ymd_opt(2026, 3, 5).unwrap();
+    // The daily forecast job of each day of the period (it reads only the rows before its day).
+    for day in 2..=4 {
+        forecast_job(&store, march(day));
+    }
     let now = Timestamp(at(4, 19, 0));
     let r = store
         .read_blocking(move |c| hub::store::report::compute(c, from, to, ZONE, 2, now))
@@ -669,15 +739,12 @@ fn forecast_accuracy_is_the_wape_of_the_forecast_made_from_earlier_days_per_unit
                         Timestamp(0),
                     )?;
                 }
-                for m in &moves {
-                    ledger::record(c, m).map_err(|e| match e {
-                        ledger::RecordError::Store(e) => e,
-                        other => panic!("{other}"),
-                    })?;
-                }
                 Ok::<_, StoreError>(())
             })
             .unwrap();
+        // The forecasts the hub made each day it ran, February's days included.
+        let first = NaiveDate::from_ymd_opt(2026, 2, 3).unwrap();
+        record_days_with_forecasts(&store, &moves, first, march(4));
         store
             .read_blocking(move |c| {
                 hub::store::report::compute(c, from, to, ZONE, 2, Timestamp(at(4, 20, 0)))
@@ -693,6 +760,14 @@ fn forecast_accuracy_is_the_wape_of_the_forecast_made_from_earlier_days_per_unit
     let piece = unit(&r, "piece");
     let gram = unit(&r, "gram");
     assert_eq!(piece.forecast_sku_days, 5);
+    assert_eq!(
+        (
+            piece.forecast_sku_days_missing,
+            gram.forecast_sku_days_missing
+        ),
+        (0, 0),
+        "the job ran every day"
+    );
     assert!(
         close(piece.forecast_wape, 12.5 / 13.0),
         "{:?}",
@@ -841,4 +916,239 @@ fn a_journal_written_out_of_time_order_gives_the_figures_of_time_order() {
     assert_eq!(r.near_expiry_share, None);
     assert_eq!(r.order_fill_rate, Some(1.0), "9 of 9 units handed over");
     assert_eq!((d3.units_ordered, d3.units_handed_over), (9, 9));
+}
+
+/// A SKU selling 2 a day (EGG, pieces, 100 received 03-01 08:00; 2 handed over each day at
+/// noon from 03-01 to 03-03) with only 03-01 .. 03-02 recorded when 03-03's forecast job runs.
+fn egg_days() -> Vec<Movement> {
+    let mut moves = vec![movement(
+        "r1",
+        "EGG",
+        MovementKind::Receipt,
+        100,
+        "L1",
+        "2026-09-01",
+        at(1, 8, 0),
+        "d1",
+    )];
+    for day in 1..=3 {
+        moves.push(movement(
+            &format!("i{day}"),
+            "EGG",
+            MovementKind::Issue,
+            2,
+            "L1",
+            "2026-09-01",
+            at(day, 12, 0),
+            "counter",
+        ));
+    }
+    moves
+}
+
+fn egg_store(dir: &std::path::Path) -> Store {
+    let store = Store::open(&dir.join("hub.sqlite"), "s1", &StoreOptions::default()).unwrap();
+    store
+        .write_blocking(|c| {
+            sku_store::upsert(
+                c,
+                &Sku::new(SkuCode::new("EGG").unwrap(), "EGG", StockUnit::Piece),
+                Timestamp(0),
+            )
+        })
+        .unwrap();
+    store
+}
+
+/// No peeking: the forecast stored for 03-03 (the mean of 2 and 2 = 2, from the days before
+/// it) stays what it was when demand recorded afterwards would have changed a refit — a
+/// handover of 10 entered late but dated 03-02, and a demand signal received during 03-03
+/// doubling 03-03's demand. The job running again that day (a later checks round, a restart)
+/// stores nothing and the report's 03-03 error is |2 − 2| ÷ 2 = 0, not that of a refit.
+#[test]
+fn a_stored_forecast_is_never_changed_by_later_demand() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = egg_store(dir.path());
+    record_days_with_forecasts(&store, &egg_days(), march(1), march(3));
+    let stored = |store: &Store| {
+        store
+            .read_blocking(|c| hub::store::day_forecast::between(c, march(3), march(4)))
+            .unwrap()
+    };
+    let before = stored(&store);
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(
+        (before[0].sku.as_str(), before[0].unit.as_str()),
+        ("EGG", "piece")
+    );
+    assert!((before[0].forecast - 2.0).abs() < 1e-9, "{before:?}");
+    assert_eq!(before[0].method, "history_mean");
+
+    // Later demand: a late-entered handover dated the day before, and a signal received in the
+    // afternoon of 03-03 for that day.
+    store
+        .write_blocking(|c| {
+            ledger::record(
+                c,
+                &movement(
+                    "late",
+                    "EGG",
+                    MovementKind::Issue,
+                    10,
+                    "L1",
+                    "2026-09-01",
+                    at(2, 18, 0),
+                    "counter",
+                ),
+            )
+            .map_err(|e| match e {
+                ledger::RecordError::Store(e) => e,
+                other => panic!("{other}"),
+            })?;
+            let signal = hub_forecast::DemandSignal {
+                id: "promo-1".into(),
+                kind: hub_forecast::SignalKind::Holiday,
+                start: march(3),
+                end: march(3),
+                scope: hub_forecast::SignalScope::All,
+                multiplier: 2.0,
+            };
+            hub::store::demand::store_signals(c, &[signal], Timestamp(at(3, 15, 0)))
+        })
+        .unwrap();
+    let made_at = Timestamp(at(3, 16, 0));
+    let again = store
+        .write_blocking(move |c| hub::store::day_forecast::record_day(c, march(3), ZONE, made_at))
+        .unwrap();
+    assert_eq!(again, 0, "the day's forecasts were made already");
+    assert_eq!(stored(&store), before, "the stored forecast is unchanged");
+    let refused = store.write_blocking(|c| {
+        c.execute("UPDATE day_forecast SET forecast = 7", [])
+            .map_err(hub::store::sql_error(c))
+    });
+    assert!(refused.is_err(), "a stored forecast cannot be rewritten");
+
+    let r = store
+        .read_blocking(|c| {
+            hub::store::report::compute(c, march(3), march(4), ZONE, 2, Timestamp(at(3, 20, 0)))
+        })
+        .unwrap();
+    let piece = &r.by_unit[0];
+    assert_eq!(piece.forecast_sku_days, 1);
+    assert_eq!(
+        piece.forecast_wape,
+        Some(0.0),
+        "the forecast made that morning"
+    );
+}
+
+/// The stated rule for SKU-days without a stored forecast (days the hub did not run, history
+/// from before the stored forecasts): left out of the WAPE, never refitted, and counted as
+/// `forecast_sku_days_missing`. EGG's job ran on 03-03 only: of the qualifying days 03-02
+/// (2 handed over, history 03-01) and 03-03, 03-02 is missing; 03-03's forecast 2 against 2.
+#[test]
+fn a_day_without_a_stored_forecast_is_left_out_and_counted_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = egg_store(dir.path());
+    let moves = egg_days();
+    store
+        .write_blocking(move |c| {
+            for m in moves.iter().filter(|m| m.at.millis() < at(3, 0, 0)) {
+                ledger::record(c, m).map_err(|e| match e {
+                    ledger::RecordError::Store(e) => e,
+                    other => panic!("{other}"),
+                })?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    assert_eq!(forecast_job(&store, march(3)), 1);
+    store
+        .write_blocking(move |c| {
+            ledger::record(c, &egg_days()[3]).map_err(|e| match e {
+                ledger::RecordError::Store(e) => e,
+                other => panic!("{other}"),
+            })
+        })
+        .unwrap();
+    let r = store
+        .read_blocking(|c| {
+            hub::store::report::compute(c, march(1), march(4), ZONE, 2, Timestamp(at(3, 20, 0)))
+        })
+        .unwrap();
+    let piece = &r.by_unit[0];
+    assert_eq!(
+        (piece.forecast_sku_days, piece.forecast_sku_days_missing),
+        (1, 1)
+    );
+    assert_eq!(piece.forecast_wape, Some(0.0));
+    let by_day: Vec<(i64, i64)> = r
+        .daily
+        .iter()
+        .map(|d| {
+            d.by_unit.first().map_or((0, 0), |u| {
+                (u.forecast_sku_days, u.forecast_sku_days_missing)
+            })
+        })
+        .collect();
+    assert_eq!(
+        by_day,
+        vec![(0, 0), (0, 1), (1, 0)],
+        "03-01 has no history, 03-02 no stored forecast"
+    );
+}
+
+/// The daemon's daily forecast job (`workflows::alerts::record_day_forecasts`, run before each
+/// round of checks): its first run on a site day — here at 10:00, the box having been off at
+/// midnight, no uplink — stores the day's forecasts; later runs that day store nothing.
+#[tokio::test]
+async fn the_daemons_daily_forecast_job_stores_the_days_forecasts_on_its_first_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = hub::config::Config::parse(
+        "[site]\nid = \"s1\"\ntimezone = \"Asia/Shanghai\"\n[store]\ndata_dir = \"data\"\n",
+        dir.path(),
+    )
+    .unwrap();
+    let site = hub::workflows::Site::of(&config);
+    let store = Store::open(
+        &dir.path().join("hub.sqlite"),
+        "s1",
+        &StoreOptions::default(),
+    )
+    .unwrap();
+    let moves: Vec<Movement> = egg_days()
+        .into_iter()
+        .filter(|m| m.at.millis() < at(3, 0, 0))
+        .collect();
+    store
+        .write(move |c| {
+            sku_store::upsert(
+                c,
+                &Sku::new(SkuCode::new("EGG").unwrap(), "EGG", StockUnit::Piece),
+                Timestamp(0),
+            )?;
+            for m in &moves {
+                ledger::record(c, m).map_err(|e| match e {
+                    ledger::RecordError::Store(e) => e,
+                    other => panic!("{other}"),
+                })?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let job = |hour: u32| {
+        hub::workflows::alerts::record_day_forecasts(&store, &site, Timestamp(at(3, hour, 0)))
+    };
+    assert_eq!(job(10).await.unwrap(), 1);
+    assert_eq!(job(11).await.unwrap(), 0);
+    let rows = store
+        .read(|c| hub::store::day_forecast::between(c, march(3), march(4)))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].sku.as_str(), rows[0].forecast, rows[0].made_at),
+        ("EGG", 2.0, Timestamp(at(3, 10, 0)))
+    );
 }

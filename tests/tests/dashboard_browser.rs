@@ -45,6 +45,8 @@ fn seed(db: &Path) {
             }
             // After the ledger's own rows: the generated rows take the next journal numbers.
             bench_site::fill(c, start, 14, 600, 11)?;
+            // The day-ahead forecasts the hub's daily job made on each of those days.
+            bench_site::record_forecasts(c, start, 14, chrono_tz::Asia::Shanghai)?;
             Ok::<_, StoreError>(())
         })
         .unwrap();

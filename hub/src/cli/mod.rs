@@ -202,8 +202,9 @@ enum Command {
     /// Operations report: stock-out rate, turnover, loss rate, acceptance, handovers, dispute
     /// response (first response within 30 min, photos inspected within 2 h) and settlement
     /// times, and forecast accuracy per unit kind: the WAPE of the one-day-ahead forecast the
-    /// hub would have made each day (from earlier days only) against what was handed over, on
-    /// the listed SKU-days with history that did not end in a stock-out.
+    /// hub made and stored each day (from earlier days only) against what was handed over, on
+    /// the listed SKU-days with history that did not end in a stock-out; such SKU-days without
+    /// a stored forecast are left out and counted (`forecast_sku_days_missing`).
     Report(ReportArgs),
     /// What-if simulator: replay the site's own journal (`--config`) or a generated site day by
     /// day under several replenishment policies side by side (today's trailing-average tiers,

@@ -208,12 +208,23 @@ fn cards(r: &OpsReport, lang: Lang) -> Vec<Card> {
         });
         cards.push(Card {
             key: format!("by_unit.{}.forecast_wape", u.unit),
-            title: format!(
-                "{} · {unit_name} · {} {}",
-                t("dashboard.forecast_wape"),
-                u.forecast_sku_days,
-                t("dashboard.sku_days")
-            ),
+            title: if u.forecast_sku_days_missing > 0 {
+                format!(
+                    "{} · {unit_name} · {} {} ({} {})",
+                    t("dashboard.forecast_wape"),
+                    u.forecast_sku_days,
+                    t("dashboard.sku_days"),
+                    u.forecast_sku_days_missing,
+                    t("dashboard.forecast_missing")
+                )
+            } else {
+                format!(
+                    "{} · {unit_name} · {} {}",
+                    t("dashboard.forecast_wape"),
+                    u.forecast_sku_days,
+                    t("dashboard.sku_days")
+                )
+            },
             value: u.forecast_wape,
             shown: percent(u.forecast_wape),
             target: None,
@@ -435,6 +446,7 @@ pub fn daily_csv(r: &OpsReport) -> String {
             "lost",
             "stock",
             "forecast_sku_days",
+            "forecast_sku_days_missing",
             "forecast_wape",
         ] {
             out.push_str(&format!(",{col}_{u}"));
@@ -469,12 +481,13 @@ pub fn daily_csv(r: &OpsReport) -> String {
             let x = d.by_unit.iter().find(|x| x.unit == *u);
             let q = |g: fn(&report::DayUnitFigures) -> i64| x.map(g).unwrap_or(0);
             out.push_str(&format!(
-                ",{},{},{},{},{},{}",
+                ",{},{},{},{},{},{},{}",
                 q(|x| x.received_quantity),
                 q(|x| x.handed_over_quantity),
                 q(|x| x.lost_quantity),
                 q(|x| x.stock_quantity),
                 q(|x| x.forecast_sku_days),
+                q(|x| x.forecast_sku_days_missing),
                 f(x.and_then(|x| x.forecast_wape)),
             ));
         }

@@ -192,3 +192,23 @@ pub fn photos_recorded(path: &std::path::Path) -> Result<i64, StoreError> {
     conn.query_row("SELECT COUNT(*) FROM photo", [], |r| r.get(0))
         .map_err(err)
 }
+
+/// Runs the hub's daily forecast job (`day_forecast::record_day`) for each of the `days` site
+/// days from the one `start_ms` falls on (`fill`'s start), made at each day's start, as a site
+/// that ran every day would have: the job reads only the rows before its day, so running it
+/// after `fill` stores the forecasts the hub would have made then. The number stored.
+pub fn record_forecasts(
+    conn: &Connection,
+    start_ms: i64,
+    days: i64,
+    zone: chrono_tz::Tz,
+) -> Result<usize, StoreError> {
+    let from = crate::clock::site_date(zone, hub_core::Timestamp(start_ms));
+    let mut stored = 0;
+    for d in 0..days.max(0) {
+        let day = from + chrono::Days::new(d as u64);
+        let made_at = crate::clock::day_start(zone, day);
+        stored += super::day_forecast::record_day(conn, day, zone, made_at)?;
+    }
+    Ok(stored)
+}

@@ -19,6 +19,7 @@
 pub mod alert_book;
 pub mod applied_commands;
 pub mod bench_site;
+pub mod day_forecast;
 pub mod deliveries;
 pub mod demand;
 pub mod device_input;

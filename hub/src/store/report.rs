@@ -16,12 +16,17 @@
 //!   30 min), how fast their photos were inspected (the first `photos inspected` response;
 //!   within 2 h) and how fast they were settled (within 24 h; also counted against 30 min and
 //!   2 h);
-//! - forecast accuracy per unit kind: for each listed SKU-day of the period that did not end in
-//!   a stock-out, the one-day-ahead forecast the hub would have made that morning (from the
-//!   days before it only, with the demand signals received before it) against the quantity
+//! - forecast accuracy per unit kind: for each listed SKU-day of the period with a listed day
+//!   before it and no stock-out (as the forecast counts one: a handover or write-off that took
+//!   the stock to zero, or the day ended empty), the one-day-ahead forecast the hub made for
+//!   that day and stored (`day_forecast`: made the first time the hub ran on the day, from the
+//!   days before it only and the demand signals received before it) against the quantity
 //!   handed over that day: WAPE = Σ|forecast − handed over| ÷ Σ handed over, with the number of
 //!   SKU-days it covers (a SKU's first listed day has no history and no forecast; stock-out
-//!   days are censored: what was handed over is not what was asked for);
+//!   days are censored: what was handed over is not what was asked for). Nothing is refitted:
+//!   a SKU-day that qualifies but has no stored forecast (a day the hub did not run, days
+//!   before the upgrade that added the table, imported history) is left out of the WAPE and
+//!   counted as `forecast_sku_days_missing`;
 //! - near-expiry share: lots on hand at the end of the period that expire within the warning
 //!   days, ÷ lots on hand with an expiry date;
 //! - handovers per weekday × hour (site time), open alerts;
@@ -49,8 +54,12 @@ pub struct UnitFigures {
     pub received_quantity: i64,
     pub handed_over_quantity: i64,
     pub lost_quantity: i64,
-    /// SKU-days the forecast accuracy covers (listed, with history, not a stock-out day).
+    /// SKU-days the forecast accuracy covers (listed, with history, not a stock-out day, with
+    /// the forecast the hub stored for the day).
     pub forecast_sku_days: i64,
+    /// SKU-days that qualify but have no stored forecast (the hub did not run that day, or
+    /// they predate the stored forecasts): left out of the WAPE, never refitted.
+    pub forecast_sku_days_missing: i64,
     /// WAPE of the hub's one-day-ahead forecast on those SKU-days: Σ|forecast − handed over|
     /// ÷ Σ handed over; none when nothing was handed over on them.
     pub forecast_wape: Option<f64>,
@@ -165,6 +174,8 @@ pub struct DayUnitFigures {
     pub loss_rate: Option<f64>,
     /// SKU-days of the day the forecast accuracy covers, and its WAPE on them.
     pub forecast_sku_days: i64,
+    /// SKU-days of the day that qualify but have no stored forecast (left out).
+    pub forecast_sku_days_missing: i64,
     pub forecast_wape: Option<f64>,
 }
 
@@ -193,12 +204,14 @@ struct UnitAcc {
     forecast: ForecastAcc,
 }
 
-/// Σ|forecast − handed over|, Σ handed over and SKU-days.
+/// Σ|forecast − handed over|, Σ handed over and SKU-days, and the SKU-days without a stored
+/// forecast.
 #[derive(Default, Clone, Copy)]
 struct ForecastAcc {
     abs_error: f64,
     actual: f64,
     sku_days: i64,
+    missing: i64,
 }
 
 impl ForecastAcc {
@@ -263,6 +276,9 @@ struct Move {
     kind: Kind,
     quantity: i64,
     delta: i64,
+    /// Time, then journal order: the order a day's rows take (the forecast's censoring looks
+    /// at the stock after each row).
+    order: (i64, i64),
 }
 
 /// A lot (of one SKU) seen in the journal: its expiry is the one its earliest movement (by
@@ -370,6 +386,7 @@ impl Journal {
                 kind,
                 quantity: r.get(5)?,
                 delta: r.get(6)?,
+                order: (at, seq),
             };
             if at < start {
                 // The stock before the period, so that its first day starts with what was on
@@ -380,6 +397,13 @@ impl Journal {
                 if let Some(day) = j.days.get_mut(d) {
                     day.push(m);
                 }
+            }
+        }
+        // Each day in time order (rows are written in time order but for the odd late entry:
+        // sorted only then).
+        for day in &mut j.days {
+            if !day.is_sorted_by_key(|m| m.order) {
+                day.sort_by_key(|m| m.order);
             }
         }
         Ok(j)
@@ -465,46 +489,14 @@ pub fn compute(
         .map(|l| l.expiry.as_deref().and_then(|e| e.parse().ok()))
         .collect();
     let n_skus = journal.sku_names.len();
-    // Forecast accuracy: each SKU's one-day-ahead forecast for each day of the period, from
-    // the days before it and the demand signals known before it began.
-    let signals = super::demand::signals_with_arrival(conn)?;
-    let known: Vec<Vec<hub_forecast::DemandSignal>> = (0..days)
-        .map(|d| {
-            let begins = crate::clock::day_start(zone, from + chrono::Days::new(d as u64)).millis();
-            signals
-                .iter()
-                .filter(|(at, _)| *at < begins)
-                .map(|(_, s)| s.clone())
-                .collect()
-        })
-        .collect();
-    let history_from = from - chrono::Days::new(super::demand::HISTORY_DAYS);
-    let observed = journal
-        .sku_names
-        .iter()
-        .map(|sku| {
-            super::demand::daily_history_between(conn, sku, history_from, to, zone)
-                .map(|o| (sku.as_str(), o))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut forecast_days: Vec<Vec<ForecastAcc>> =
-        vec![vec![ForecastAcc::default(); unit_names.len()]; days as usize];
-    for (sku, errors) in day_ahead_errors_all(&observed, &known)
-        .into_iter()
-        .enumerate()
-    {
-        let unit = sku_unit[sku];
-        for (d, error) in errors.into_iter().enumerate() {
-            let Some((forecast, actual)) = error else {
-                continue;
-            };
-            for f in [&mut acc[unit].forecast, &mut forecast_days[d][unit]] {
-                f.abs_error += (forecast - actual).abs();
-                f.actual += actual;
-                f.sku_days += 1;
-            }
-        }
-    }
+    // Forecast accuracy: the forecast the hub stored for each SKU and day of the period.
+    let mut stored_forecast: Vec<Vec<Option<f64>>> = vec![vec![None; n_skus]; days as usize];
+    read_stored_forecasts(conn, from, to, &journal.sku_index, &mut stored_forecast)
+        .map_err(sql_error(conn))?;
+    // Per SKU, the day (+ 1) its handovers and censoring below were last reset for.
+    let mut sku_day_mark = vec![0usize; n_skus];
+    let mut sku_day_sold = vec![0i64; n_skus];
+    let mut sku_day_censored = vec![false; n_skus];
     let mut receipts = 0i64;
     let (mut sold, mut stocked) = (vec![false; n_skus], vec![false; n_skus]);
     let (mut sold_n, mut stocked_n) = (0usize, 0usize);
@@ -519,6 +511,9 @@ pub fn compute(
         let mut day_units: Vec<Option<DayUnitFigures>> = vec![None; unit_names.len()];
         let (mut day_stocked, mut day_sold) = (0usize, 0usize);
         let mut day_receipts = 0i64;
+        let mut day_forecast: Vec<ForecastAcc> = vec![ForecastAcc::default(); unit_names.len()];
+        // A SKU has history on the day when it was listed before the day began.
+        let had_history: Vec<bool> = journal.balance.iter().map(Option::is_some).collect();
         let stock = |sku: usize,
                      stocked: &mut [bool],
                      n: &mut usize,
@@ -547,6 +542,15 @@ pub fn compute(
         for m in moves {
             journal.apply(m);
             let sku = m.sku as usize;
+            if sku_day_mark[sku] != mark {
+                sku_day_mark[sku] = mark;
+                sku_day_sold[sku] = 0;
+                sku_day_censored[sku] = false;
+            }
+            if m.kind == Kind::Issue {
+                sku_day_sold[sku] += m.quantity;
+            }
+            sku_day_censored[sku] |= m.delta < 0 && journal.balance[sku].is_some_and(|b| b <= 0);
             let unit = sku_unit[sku];
             let a = &mut acc[unit];
             let du = day_units[unit].get_or_insert_with(DayUnitFigures::default);
@@ -584,6 +588,23 @@ pub fn compute(
             let a = &mut acc[unit];
             a.listed_days += 1;
             day_listed += 1;
+            let censored = sku_day_mark[sku] == mark && sku_day_censored[sku];
+            if had_history[sku] && !censored && b > 0 {
+                let f = &mut day_forecast[unit];
+                match stored_forecast[d][sku] {
+                    Some(forecast) => {
+                        let sold = if sku_day_mark[sku] == mark {
+                            sku_day_sold[sku] as f64
+                        } else {
+                            0.0
+                        };
+                        f.abs_error += (forecast - sold).abs();
+                        f.actual += sold;
+                        f.sku_days += 1;
+                    }
+                    None => f.missing += 1,
+                }
+            }
             if b <= 0 {
                 a.out_days += 1;
                 day_out += 1;
@@ -594,11 +615,17 @@ pub fn compute(
                     .stock_quantity += b;
             }
         }
+        for (a, f) in acc.iter_mut().zip(&day_forecast) {
+            a.forecast.abs_error += f.abs_error;
+            a.forecast.actual += f.actual;
+            a.forecast.sku_days += f.sku_days;
+            a.forecast.missing += f.missing;
+        }
         let by_unit = unit_order
             .iter()
             .filter_map(|u| {
                 let figures = day_units[*u].take();
-                let forecast = forecast_days[d][*u];
+                let forecast = day_forecast[*u];
                 (figures.is_some() || forecast.sku_days > 0)
                     .then(|| (*u, figures.unwrap_or_default(), forecast))
             })
@@ -607,6 +634,7 @@ pub fn compute(
                 turnover_days: ratio(f.stock_quantity as f64, f.handed_over_quantity as f64),
                 loss_rate: ratio(f.lost_quantity as f64, f.received_quantity as f64),
                 forecast_sku_days: forecast.sku_days,
+                forecast_sku_days_missing: forecast.missing,
                 forecast_wape: forecast.wape(),
                 ..f
             })
@@ -645,6 +673,7 @@ pub fn compute(
             handed_over_quantity: a.issued,
             lost_quantity: a.lost,
             forecast_sku_days: a.forecast.sku_days,
+            forecast_sku_days_missing: a.forecast.missing,
             forecast_wape: a.forecast.wape(),
         })
         .collect();
@@ -702,66 +731,37 @@ pub fn compute(
     })
 }
 
-/// For each day of the period, the one-day-ahead forecast the hub would have made for a SKU
-/// that day (from the days before it only, and the demand signals received before it) and
-/// what was handed over that day; `None` for a day the SKU was not listed, had no listed day
-/// before it (no history, no forecast), or ran out (censored: handovers are not demand).
-/// `observed` holds the SKU's days from `HISTORY_DAYS` before the period's first day on
-/// (`demand::daily_history_between`), `known[d]` the signals known on the period's day `d`.
-fn day_ahead_errors(
-    sku: &str,
-    observed: &[hub_forecast::DailyObservation],
-    known: &[Vec<hub_forecast::DemandSignal>],
-) -> Vec<Option<(f64, f64)>> {
-    let window = super::demand::HISTORY_DAYS as usize;
-    let config = hub_forecast::ForecastConfig::default();
-    let ctx = hub_forecast::SkuContext {
-        sku,
-        category: "",
-        prior_daily: None,
-    };
-    (0..known.len())
-        .map(|d| {
-            let k = window + d;
-            let day = observed.get(k)?;
-            let history = &observed[d..k];
-            if !day.existed || day.stocked_out || !history.iter().any(|o| o.existed) {
-                return None;
-            }
-            let forecast =
-                hub_forecast::forecast_sku(history, &ctx, &known[d], day.date, 1, &config);
-            Some((forecast.days.first().map_or(0.0, |f| f.mean), day.sold))
-        })
-        .collect()
+/// The day-ahead forecasts stored for the period's days (`day_forecast`) into
+/// `forecasts[day][sku]`, SKUs by the journal's index (a SKU the journal does not know has
+/// no listed day to count).
+fn read_stored_forecasts(
+    conn: &Connection,
+    from: NaiveDate,
+    to: NaiveDate,
+    sku_index: &HashMap<String, u32>,
+    forecasts: &mut [Vec<Option<f64>>],
+) -> rusqlite::Result<()> {
+    let mut st = conn.prepare_cached(STORED_FORECASTS_SQL)?;
+    let mut rows = st.query(params![from.to_string(), to.to_string()])?;
+    while let Some(r) = rows.next()? {
+        let Ok(day) = r.get_ref(0)?.as_str()?.parse::<NaiveDate>() else {
+            continue;
+        };
+        let d = (day - from).num_days();
+        if let (Ok(d), Some(sku)) = (usize::try_from(d), sku_index.get(r.get_ref(1)?.as_str()?))
+            && let Some(slot) = forecasts
+                .get_mut(d)
+                .and_then(|day| day.get_mut(*sku as usize))
+        {
+            *slot = Some(r.get(2)?);
+        }
+    }
+    Ok(())
 }
 
-/// `day_ahead_errors` of every SKU (in the order given), the SKUs shared out over the
-/// machine's cores: the refits are pure and independent.
-fn day_ahead_errors_all(
-    observed: &[(&str, Vec<hub_forecast::DailyObservation>)],
-    known: &[Vec<hub_forecast::DemandSignal>],
-) -> Vec<Vec<Option<(f64, f64)>>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
-    let chunk = observed.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = observed
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|(sku, obs)| day_ahead_errors(sku, obs, known))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
-}
+/// The stored day-ahead forecasts of the days `[?1, ?2)`.
+const STORED_FORECASTS_SQL: &str =
+    "SELECT day, sku, forecast FROM day_forecast WHERE day >= ?1 AND day < ?2";
 
 /// Lots on hand (as `lots` holds them) with an expiry within `warn_days` of `day` ÷ lots on
 /// hand with an expiry date (`expiry`, by lot).
@@ -996,10 +996,18 @@ pub fn raw_reads(
         COLLECTED_SQL,
         "SELECT opened_at, closed_at, first_response_at, photos_inspected_at FROM dispute WHERE opened_at >= ?1 AND opened_at < ?2",
     ];
-    for query in queries {
+    // The stored forecasts are keyed by site day, the other rows by time.
+    let (from_day, to_day) = (from.to_string(), to.to_string());
+    let by_time: [&dyn rusqlite::ToSql; 2] = [&start, &end];
+    let by_day: [&dyn rusqlite::ToSql; 2] = [&from_day, &to_day];
+    let all = queries
+        .iter()
+        .map(|q| (*q, &by_time))
+        .chain([(STORED_FORECASTS_SQL, &by_day)]);
+    for (query, bounds) in all {
         let mut st = conn.prepare(query).map_err(sql_error(conn))?;
         let columns = st.column_count();
-        let mut found = st.query(params![start, end]).map_err(sql_error(conn))?;
+        let mut found = st.query(&bounds[..]).map_err(sql_error(conn))?;
         while let Some(row) = found.next().map_err(sql_error(conn))? {
             // Every column, as the report reads them (borrowed, nothing converted).
             for i in 0..columns {

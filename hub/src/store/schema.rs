@@ -400,6 +400,26 @@ const MIGRATIONS: &[&str] = &[
         grams INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 15 (branch fcast): the day-ahead forecast the hub made for each SKU and site day (the
+    // first time it ran on that day), with its unit kind, when it was made and the model or
+    // fallback rule it came from; the report's forecast accuracy reads these instead of
+    // refitting. One row per (day, SKU), never rewritten (the trigger refuses updates).
+    r#"
+    CREATE TABLE day_forecast (
+        day       TEXT NOT NULL,
+        sku       TEXT NOT NULL,
+        unit      TEXT NOT NULL,
+        forecast  REAL NOT NULL,
+        method    TEXT NOT NULL,
+        history_days INTEGER NOT NULL,
+        made_at   INTEGER NOT NULL,
+        PRIMARY KEY (day, sku)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TRIGGER day_forecast_never_rewritten BEFORE UPDATE ON day_forecast
+    BEGIN
+        SELECT RAISE(ABORT, 'a stored day-ahead forecast is never rewritten');
+    END;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -19,6 +19,35 @@ pub struct CheckRound {
     pub alert_changes: usize,
 }
 
+/// The daily forecast job: makes and stores today's day-ahead forecast of every SKU with
+/// history (`store::day_forecast`) unless today's were made already; the number stored. The
+/// forecasts are made on a reader and written in one transaction (the fits do not hold the
+/// writer). The daemon runs it before each round of checks, so the first round of a site day
+/// makes them — also offline, and on a box that was off at midnight.
+pub async fn record_day_forecasts(
+    store: &Store,
+    site: &super::Site,
+    now: Timestamp,
+) -> Result<usize, StoreError> {
+    use crate::store::day_forecast;
+    let today = site.today(now);
+    let zone = site.timezone;
+    let forecasts = store
+        .read(move |c| {
+            if day_forecast::made(c, today)? {
+                return Ok(None);
+            }
+            day_forecast::make_day(c, today, zone, now).map(Some)
+        })
+        .await?;
+    let Some(forecasts) = forecasts else {
+        return Ok(0);
+    };
+    store
+        .write(move |c| day_forecast::store_day(c, today, &forecasts))
+        .await
+}
+
 /// Runs every periodic check once, in one transaction.
 pub async fn run_checks(
     store: &Store,

@@ -3,8 +3,10 @@
 //! in the same run.
 //!
 //! A fresh store in a temporary folder under the data directory is filled with generated days
-//! (`store::bench_site`). Each round then times (1) the raw queries alone
-//! (`store::report::raw_reads`: the rows fetched, nothing computed) and (2) the dashboard as
+//! (`store::bench_site`), and the hub's daily forecast job is run for each of its days as a
+//! site that ran every day would have (`bench_site::record_forecasts`: the day-ahead forecasts
+//! the report's forecast accuracy reads), outside the timed part. Each round then times (1) the raw queries alone
+//! (`store::report::raw_reads`: the rows fetched, the stored forecasts too, nothing computed) and (2) the dashboard as
 //! served: `store::report::compute` (the function behind `hub report`) plus the page with its
 //! SVG charts. The medians are reported; the goal is a render in ≤ 500 ms. A baseline that
 //! could not be measured (no rows read, or a failure) is an error, not a pass.
@@ -35,6 +37,10 @@ pub struct DashboardBenchReport {
     pub movements: i64,
     pub rounds: usize,
     pub fill_s: f64,
+    /// Day-ahead forecasts stored by the daily job over the period, and how long the job took
+    /// for all its days (not timed with the dashboard).
+    pub forecasts_stored: usize,
+    pub forecasts_s: f64,
     pub rows_read: i64,
     /// Median render of the dashboard over the whole period (`report::compute` + page).
     pub dashboard_30d_ms: f64,
@@ -57,6 +63,11 @@ impl std::fmt::Display for DashboardBenchReport {
             f,
             "Manager dashboard over {} days of {} orders a day ({} orders, {} movements; filled in {:.1} s)",
             self.days, self.orders_per_day, self.orders, self.movements, self.fill_s
+        )?;
+        writeln!(
+            f,
+            "  daily forecast job: {} day-ahead forecasts stored in {:.1} s (not timed below)",
+            self.forecasts_stored, self.forecasts_s
         )?;
         writeln!(
             f,
@@ -102,6 +113,10 @@ pub fn run(dir: &Path, options: &DashboardBenchOptions) -> anyhow::Result<Dashbo
     let began = Instant::now();
     let filled = store.write_blocking(move |c| bench_site::fill(c, start, days, per_day, 7))?;
     let fill_s = began.elapsed().as_secs_f64();
+    let began = Instant::now();
+    let forecasts_stored =
+        store.write_blocking(move |c| bench_site::record_forecasts(c, start, days, zone))?;
+    let forecasts_s = began.elapsed().as_secs_f64();
     let now = crate::clock::day_start(zone, to);
     let (mut raw, mut full, mut rows_read, mut page_bytes) = (Vec::new(), Vec::new(), 0, 0);
     for _ in 0..options.rounds.max(1) {
@@ -137,6 +152,8 @@ pub fn run(dir: &Path, options: &DashboardBenchOptions) -> anyhow::Result<Dashbo
         movements: filled.movements,
         rounds: options.rounds.max(1),
         fill_s,
+        forecasts_stored,
+        forecasts_s,
         rows_read,
         dashboard_30d_ms: median(full),
         dashboard_30d_raw_sql_ms: median(raw),
