@@ -171,6 +171,7 @@ pub(super) const TEXTS: &[(&str, &str, &str)] = &[
     ("dispute.do_respond", "添加响应", "Add a response"),
     ("dispute.do_inspect", "已查看照片", "Photos inspected"),
     ("dispute.do_settle", "结案", "Settle"),
+    ("dispute.do_submit", "提交", "Submit"),
     (
         "dispute.supervisor_only",
         "争议只能由主管处理",

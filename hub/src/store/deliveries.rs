@@ -1008,10 +1008,31 @@ pub fn open_dispute(
     note: &str,
     now: Timestamp,
 ) -> Result<(), ReceivingError> {
+    open_dispute_on_line(conn, delivery_id, staff, note, None, now)
+}
+
+/// Opens a dispute as [`open_dispute`] does, about one manifest line when `line_no` is given:
+/// the line's photos stored so far are the episode's evidence (kept with it and sent in
+/// `dispute_opened`).
+pub fn open_dispute_on_line(
+    conn: &Connection,
+    delivery_id: &str,
+    staff: &str,
+    note: &str,
+    line_no: Option<u32>,
+    now: Timestamp,
+) -> Result<(), ReceivingError> {
     if note.trim().is_empty() {
         return Err(ReceivingError::EmptyDisputeNote);
     }
-    load_delivery(conn, delivery_id)?;
+    let d = load_delivery(conn, delivery_id)?;
+    let photos = match line_no {
+        Some(n) => {
+            line_of(&d, n)?;
+            super::photos::of_line(conn, delivery_id, n)?
+        }
+        None => Vec::new(),
+    };
     if let Some(open) = open_dispute_of(conn, delivery_id)? {
         return Err(ReceivingError::DisputeAlreadyOpen {
             delivery_id: delivery_id.to_owned(),
@@ -1019,8 +1040,16 @@ pub fn open_dispute(
         });
     }
     conn.execute(
-        "INSERT INTO dispute (delivery_id, opened_at, opened_by, note) VALUES (?1, ?2, ?3, ?4)",
-        params![delivery_id, now.millis(), staff, note],
+        "INSERT INTO dispute (delivery_id, opened_at, opened_by, note, line_no, photos)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            delivery_id,
+            now.millis(),
+            staff,
+            note,
+            line_no,
+            line_no.map(|_| serde_json::to_string(&photos).unwrap_or_else(|_| "[]".into()))
+        ],
     )
     .map_err(sql(conn))?;
     outbox::append(
@@ -1029,6 +1058,8 @@ pub fn open_dispute(
             delivery_id: delivery_id.into(),
             staff: staff.into(),
             note: note.into(),
+            line_no,
+            photos,
         },
         now,
     )?;
@@ -1195,6 +1226,10 @@ pub struct DisputeEpisode {
     /// How it was settled.
     pub settle_note: Option<String>,
     pub first_response: Option<DisputeFirstResponse>,
+    /// The manifest line it is about, if one.
+    pub line_no: Option<u32>,
+    /// The SHA-256 of that line's photos stored when it was opened.
+    pub photos: Vec<String>,
     /// Every response, oldest first.
     pub responses: Vec<DisputeResponseRecord>,
 }
@@ -1207,7 +1242,8 @@ pub fn dispute_episodes(
     let mut episodes: Vec<DisputeEpisode> = conn
         .prepare_cached(
             "SELECT id, opened_at, opened_by, note, closed_at, closed_by, settle_note,
-                    first_response_at, first_response_by, first_response_kind, photos_inspected_at
+                    first_response_at, first_response_by, first_response_kind, photos_inspected_at,
+                    line_no, photos
              FROM dispute WHERE delivery_id = ?1 ORDER BY opened_at, id",
         )
         .and_then(|mut st| {
@@ -1232,6 +1268,11 @@ pub fn dispute_episodes(
                     closed_by: r.get(5)?,
                     settle_note: r.get(6)?,
                     first_response,
+                    line_no: r.get(11)?,
+                    photos: r
+                        .get::<_, Option<String>>(12)?
+                        .and_then(|p| serde_json::from_str(&p).ok())
+                        .unwrap_or_default(),
                     responses: Vec::new(),
                 })
             })

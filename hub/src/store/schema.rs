@@ -377,7 +377,8 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 13 (branch disputes): each dispute episode is its own row (a delivery's dispute can be
     // settled and opened again; the earlier episode keeps its times), with who opened and who
-    // settled it and how; at most one open episode per delivery. Existing rows are kept as
+    // settled it and how, and the line it is about with that line's stored photos (a JSON array
+    // of SHA-256); at most one open episode per delivery. Existing rows are kept as
     // episodes; each response belongs to its episode (earlier responses to the delivery's one
     // row).
     r#"
@@ -393,7 +394,9 @@ const MIGRATIONS: &[&str] = &[
         first_response_at   INTEGER,
         first_response_by   TEXT,
         first_response_kind TEXT,
-        photos_inspected_at INTEGER
+        photos_inspected_at INTEGER,
+        line_no             INTEGER,
+        photos              TEXT
     ) STRICT;
     INSERT INTO dispute_episode (delivery_id, opened_at, note, closed_at, first_response_at,
                                  first_response_by, first_response_kind, photos_inspected_at)
