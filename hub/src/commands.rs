@@ -518,19 +518,25 @@ fn apply_dispute(
 ) -> Result<Result<bool, Refusal>, StoreError> {
     use deliveries::ReceivingError;
     let delivery = command.key.as_str();
-    let result = if body.open {
-        deliveries::open_dispute(conn, delivery, &body.by, &body.note, now)
-    } else {
-        deliveries::close_dispute(conn, delivery, &body.by, &body.note, now)
-    };
+    let result = crate::workflows::receiving::dispute_in(
+        conn,
+        delivery,
+        &body.by,
+        body.step,
+        &body.note,
+        body.line_no,
+        now,
+    );
     Ok(match result {
         Ok(()) => Ok(true),
         // The same complaint sent again under another command id: nothing to change.
         Err(ReceivingError::DisputeAlreadyOpen { note, .. }) if note == body.note => Ok(false),
         Err(ReceivingError::Store(e)) => return Err(e),
-        Err(e @ (ReceivingError::UnknownDelivery(_) | ReceivingError::EmptyDisputeNote)) => {
-            Err((RejectCode::InvalidBody, e.to_string()))
-        }
+        Err(
+            e @ (ReceivingError::UnknownDelivery(_)
+            | ReceivingError::UnknownLine { .. }
+            | ReceivingError::EmptyDisputeNote),
+        ) => Err((RejectCode::InvalidBody, e.to_string())),
         Err(e) => Err(conflict(e.to_string())),
     })
 }

@@ -518,12 +518,15 @@ pub struct ReplenishmentAckBody {
     pub eta_ms: Option<i64>,
 }
 
-/// `delivery_dispute`: open or close the dispute about a delivery (the envelope's key).
+/// `delivery_dispute`: a step on the dispute about a delivery (the envelope's key): open it,
+/// respond to it with a note, record that its photos were inspected, or settle it. Messages
+/// from before the steps carry `"open": true | false` (open or settle) and are still read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisputeBody {
-    /// Open (true) or close (false) the delivery's dispute.
-    pub open: bool,
-    /// Why it is opened, or how it was settled.
+    pub step: crate::station::DisputeStep,
+    /// The manifest line a new dispute is about (its stored photos become the evidence).
+    pub line_no: Option<u32>,
+    /// Why it is opened, the response, what the photos show, or how it was settled.
     pub note: String,
     /// Who at central raised or settled it, recorded as the dispute's staff (`central` when
     /// the command names nobody).
@@ -732,7 +735,12 @@ fn demand_signals(body: serde_json::Value) -> Result<DemandSignalsBody, InvalidB
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DisputeWire {
-    open: bool,
+    #[serde(default)]
+    open: Option<bool>,
+    #[serde(default)]
+    step: Option<String>,
+    #[serde(default)]
+    line_no: Option<u32>,
     note: String,
     #[serde(default)]
     by: Option<String>,
@@ -763,18 +771,66 @@ fn decode_body(
             })
             .map_err(|e| invalid("a replenishment acknowledgement", e)),
         CommandKind::DeliveryDispute => serde_json::from_value::<DisputeWire>(body)
-            .map(|b| {
-                let by = b.by.as_deref().map(str::trim).filter(|b| !b.is_empty());
-                CommandBody::DeliveryDispute(DisputeBody {
-                    by: by.unwrap_or("central").to_owned(),
-                    open: b.open,
-                    note: b.note,
-                })
-            })
-            .map_err(|e| invalid("a delivery dispute", e)),
+            .map_err(|e| invalid("a delivery dispute", e))
+            .and_then(dispute_body)
+            .map(CommandBody::DeliveryDispute),
         CommandKind::DemandSignals => demand_signals(body).map(CommandBody::DemandSignals),
         CommandKind::StaffUpsert => staff_upsert(key, body).map(CommandBody::StaffUpsert),
     }
+}
+
+/// A dispute step from its wire form: `step` (`open`, `respond`, `photos_inspected`,
+/// `settle`), or the older `open` flag (true: open, false: settle); not both disagreeing.
+fn dispute_body(b: DisputeWire) -> Result<DisputeBody, InvalidBody> {
+    use crate::station::DisputeStep;
+    let by = b.by.as_deref().map(str::trim).filter(|b| !b.is_empty());
+    let named = match b.step.as_deref() {
+        None => None,
+        Some(s) => Some(DisputeStep::parse(s.trim()).ok_or_else(|| {
+            InvalidBody(format!(
+                "a delivery dispute: step '{s}' is not one of open, respond, photos_inspected, \
+                 settle"
+            ))
+        })?),
+    };
+    let flagged = b.open.map(|open| {
+        if open {
+            DisputeStep::Open
+        } else {
+            DisputeStep::Settle
+        }
+    });
+    let step = match (named, flagged) {
+        (Some(s), None) => s,
+        (None, Some(f)) => f,
+        (Some(s), Some(f)) if s == f => s,
+        (Some(s), Some(_)) => {
+            return Err(InvalidBody(format!(
+                "a delivery dispute: step '{}' disagrees with \"open\": {}; send the step alone",
+                s.as_str(),
+                b.open.unwrap_or_default()
+            )));
+        }
+        (None, None) => {
+            return Err(InvalidBody(
+                "a delivery dispute needs a step (open, respond, photos_inspected, settle) \
+                 or the older \"open\": true | false"
+                    .into(),
+            ));
+        }
+    };
+    if b.line_no.is_some() && step != DisputeStep::Open {
+        return Err(InvalidBody(format!(
+            "a delivery dispute: line_no only goes with the open step, not {}",
+            step.as_str()
+        )));
+    }
+    Ok(DisputeBody {
+        step,
+        line_no: b.line_no,
+        note: b.note,
+        by: by.unwrap_or("central").to_owned(),
+    })
 }
 
 fn sku_upsert(
@@ -1164,11 +1220,42 @@ mod tests {
         assert_eq!(
             c.body,
             Ok(CommandBody::DeliveryDispute(DisputeBody {
-                open: true,
+                step: crate::station::DisputeStep::Open,
+                line_no: None,
                 note: "n".into(),
                 by: "central".into()
             }))
         );
+        // The steps, and the older open flag still read (false: settle).
+        for (body, step) in [
+            (r#"{"open":false,"note":"n"}"#, "settle"),
+            (r#"{"step":"respond","note":"n"}"#, "respond"),
+            (
+                r#"{"step":"photos_inspected","note":"n"}"#,
+                "photos_inspected",
+            ),
+            (r#"{"step":"settle","open":false,"note":"n"}"#, "settle"),
+            (r#"{"step":"open","line_no":2,"note":"n"}"#, "open"),
+        ] {
+            match decoded("delivery_dispute", "D1", 1, body).body {
+                Ok(CommandBody::DeliveryDispute(b)) => assert_eq!(b.step.as_str(), step, "{body}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        for (body, why) in [
+            (r#"{"note":"n"}"#, "needs a step"),
+            (r#"{"step":"close","note":"n"}"#, "'close' is not one of"),
+            (r#"{"step":"respond","open":true,"note":"n"}"#, "disagrees"),
+            (
+                r#"{"step":"respond","line_no":1,"note":"n"}"#,
+                "only goes with the open step",
+            ),
+        ] {
+            match decoded("delivery_dispute", "D1", 1, body).body {
+                Err(InvalidBody(reason)) => assert!(reason.contains(why), "{body}: {reason}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
         let c = decoded("replenishment_ack", "E-1", 1, "{}");
         assert_eq!(
             c.body,
@@ -1222,7 +1309,7 @@ mod tests {
         assert!(r.contains("it has no lines"), "{r}");
         let r = reason("delivery_dispute", "D1", r#"{"note":"x"}"#);
         assert!(
-            r.starts_with("body is not a delivery dispute: missing field `open`"),
+            r.starts_with("a delivery dispute needs a step (open, respond"),
             "{r}"
         );
         let r = reason("replenishment_ack", "E", r#"{"sku":"X","extra":1}"#);

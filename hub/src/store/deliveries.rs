@@ -61,7 +61,7 @@ pub enum ReceivingError {
     UnknownSku(String),
     #[error("delivery {delivery_id} already has an open dispute ({note})")]
     DisputeAlreadyOpen { delivery_id: String, note: String },
-    #[error("delivery {0} has no open dispute")]
+    #[error("delivery {0} has no open dispute (never opened, or already settled): open one first")]
     NoOpenDispute(String),
     #[error("a dispute needs a note saying what is contested or how it was settled")]
     EmptyDisputeNote,
