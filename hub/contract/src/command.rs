@@ -477,7 +477,13 @@ pub struct SkuUpsertBody {
     pub sku: Sku,
     /// Stored by the same version sequence as `sku_thresholds`.
     pub thresholds: Option<TierPolicy>,
+    /// The SKU's category (demand signals scoped to a category reach its SKUs); optional,
+    /// absent from older messages.
+    pub category: Option<String>,
 }
+
+/// Longest SKU category read.
+pub const MAX_CATEGORY_CHARS: usize = 64;
 
 /// `sku_thresholds`: one SKU's stock tier thresholds (the SKU is the envelope's key).
 #[derive(Debug, Clone, PartialEq)]
@@ -839,6 +845,27 @@ fn sku_upsert(
     mut body: serde_json::Value,
 ) -> Result<SkuUpsertBody, InvalidBody> {
     let thresholds = body.as_object_mut().and_then(|o| o.remove("thresholds"));
+    let category = match body.as_object_mut().and_then(|o| o.remove("category")) {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(c)) => {
+            let c = c.trim();
+            if c.is_empty()
+                || c.chars().count() > MAX_CATEGORY_CHARS
+                || c.chars().any(char::is_control)
+            {
+                return Err(InvalidBody(format!(
+                    "SKU master data: category '{c}' must be 1 to {MAX_CATEGORY_CHARS} characters \
+                     without control characters (or leave it out)"
+                )));
+            }
+            Some(c.to_owned())
+        }
+        Some(other) => {
+            return Err(InvalidBody(format!(
+                "SKU master data: category must be a string, not {other}"
+            )));
+        }
+    };
     let sku: Sku = serde_json::from_value(body).map_err(|e| invalid("SKU master data", e))?;
     if sku.code.as_str() != key || sku.version != version {
         return Err(InvalidBody(format!(
@@ -854,7 +881,11 @@ fn sku_upsert(
                 .map_err(|e| invalid("SKU master data with usable thresholds", e))?,
         ),
     };
-    Ok(SkuUpsertBody { sku, thresholds })
+    Ok(SkuUpsertBody {
+        sku,
+        thresholds,
+        category,
+    })
 }
 
 fn sku_thresholds(key: &str, body: serde_json::Value) -> Result<SkuThresholdsBody, InvalidBody> {
@@ -1307,6 +1338,18 @@ mod tests {
         assert!(r.contains("code_hash 64 hex digits"), "{r}");
         let r = reason("delivery_manifest", "D1", r#"{"supplier":"F"}"#);
         assert!(r.contains("it has no lines"), "{r}");
+        let r = reason(
+            "sku_upsert",
+            "A",
+            r#"{"code":"A","name":"a","unit":"piece","version":1,"category":"  "}"#,
+        );
+        assert!(r.contains("category '' must be 1 to 64 characters"), "{r}");
+        let r = reason(
+            "sku_upsert",
+            "A",
+            r#"{"code":"A","name":"a","unit":"piece","version":1,"category":7}"#,
+        );
+        assert!(r.contains("category must be a string"), "{r}");
         let r = reason("delivery_dispute", "D1", r#"{"note":"x"}"#);
         assert!(
             r.starts_with("a delivery dispute needs a step (open, respond"),

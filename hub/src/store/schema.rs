@@ -412,6 +412,12 @@ const MIGRATIONS: &[&str] = &[
     UPDATE dispute_response SET dispute_id =
         (SELECT d.id FROM dispute d WHERE d.delivery_id = dispute_response.delivery_id);
     "#,
+    // 14 (branch disputes): a SKU's category from the master data (`sku_upsert`'s optional
+    // `category`), so demand signals scoped to a category reach its SKUs; NULL: none.
+    r#"
+    ALTER TABLE sku ADD COLUMN category TEXT;
+    CREATE INDEX sku_by_category ON sku (category) WHERE category IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.
