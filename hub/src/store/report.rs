@@ -483,8 +483,10 @@ pub fn compute(
         .sku_names
         .iter()
         .map(|sku| {
+            // Signals scoped to a category reach the SKU by its master data's category.
+            let category = super::sku::category_of(conn, sku)?.unwrap_or_default();
             super::demand::daily_history_between(conn, sku, history_from, to, zone)
-                .map(|o| (sku.as_str(), o))
+                .map(|o| (sku.as_str(), category, o))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut forecast_days: Vec<Vec<ForecastAcc>> =
@@ -710,6 +712,7 @@ pub fn compute(
 /// (`demand::daily_history_between`), `known[d]` the signals known on the period's day `d`.
 fn day_ahead_errors(
     sku: &str,
+    category: &str,
     observed: &[hub_forecast::DailyObservation],
     known: &[Vec<hub_forecast::DemandSignal>],
 ) -> Vec<Option<(f64, f64)>> {
@@ -717,7 +720,7 @@ fn day_ahead_errors(
     let config = hub_forecast::ForecastConfig::default();
     let ctx = hub_forecast::SkuContext {
         sku,
-        category: "",
+        category,
         prior_daily: None,
     };
     (0..known.len())
@@ -738,7 +741,7 @@ fn day_ahead_errors(
 /// `day_ahead_errors` of every SKU (in the order given), the SKUs shared out over the
 /// machine's cores: the refits are pure and independent.
 fn day_ahead_errors_all(
-    observed: &[(&str, Vec<hub_forecast::DailyObservation>)],
+    observed: &[(&str, String, Vec<hub_forecast::DailyObservation>)],
     known: &[Vec<hub_forecast::DemandSignal>],
 ) -> Vec<Vec<Option<(f64, f64)>>> {
     let threads = std::thread::available_parallelism()
@@ -751,7 +754,7 @@ fn day_ahead_errors_all(
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|(sku, obs)| day_ahead_errors(sku, obs, known))
+                        .map(|(sku, category, obs)| day_ahead_errors(sku, category, obs, known))
                         .collect::<Vec<_>>()
                 })
             })
