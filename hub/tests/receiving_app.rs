@@ -541,14 +541,14 @@ async fn a_supervisor_opens_answers_and_settles_a_dispute_on_the_bench_screen() 
             .await;
         assert!(answer.body.contains(said), "{op}: {}", answer.body);
     }
-    // Settling twice is refused in words.
+    // Settling twice is refused in the supervisor's words.
     let twice = boss
         .post(
             "/station/receiving/dispute",
             "request_id=q-5&op=settle&delivery=D1&note=again",
         )
         .await;
-    assert!(twice.body.contains("操作被拒绝"), "{}", twice.body);
+    assert!(twice.body.contains("没有未结争议"), "{}", twice.body);
 
     let episodes = hub
         .store

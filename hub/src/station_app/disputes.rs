@@ -221,6 +221,47 @@ async fn act(
     } else {
         None
     };
+    // What the workflow would refuse is refused in the supervisor's words before it is run
+    // (the workflow refuses it too, with the reason in English for the reply).
+    let (id, policy, today) = (delivery_id.clone(), app.site.receiving, app.site.today(now));
+    let state = app
+        .store
+        .read(move |c| {
+            let known = crate::store::deliveries::bench_delivery(c, &id, &policy, today)
+                .map(|d| d.is_some());
+            Ok::<_, ReceivingError>((known?, crate::store::deliveries::open_dispute_of(c, &id)?))
+        })
+        .await;
+    let refused = match state {
+        Ok((false, _)) => Some(ReceivingError::UnknownDelivery(delivery_id.clone())),
+        Ok((true, Some(open))) if step == DisputeStep::Open => {
+            Some(ReceivingError::DisputeAlreadyOpen {
+                delivery_id: delivery_id.clone(),
+                note: open.note,
+            })
+        }
+        Ok((true, None)) if step != DisputeStep::Open => {
+            Some(ReceivingError::NoOpenDispute(delivery_id.clone()))
+        }
+        Ok(_) => None,
+        Err(e) => {
+            tracing::error!(error = %e, "station app: cannot read a delivery's dispute");
+            return refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store error at a dispute action",
+                s.lang,
+                "error.store",
+            );
+        }
+    };
+    if let Some(e) = refused {
+        let bench = Bench::Refused {
+            zh: words::refusal(&e, Lang::ZhCn),
+            en: words::refusal(&e, Lang::En),
+        };
+        app.feed.show(&s.station, Shown::Receiving(bench), now);
+        return fragment(&app, &s, true).await;
+    }
     let body = serde_json::json!({
         "kind": "receive_dispute",
         "delivery": delivery_id,
