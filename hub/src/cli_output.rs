@@ -640,6 +640,24 @@ fn write_dispute_episode(
         by(e.opened_by.as_deref()),
         local_date_time(e.opened_at, zone),
     )?;
+    if let Some(n) = e.line_no {
+        let photos: Vec<String> = e
+            .photos
+            .iter()
+            .map(|p| p.chars().take(12).collect())
+            .collect();
+        writeln!(
+            f,
+            "      {} {n} · {}: {}",
+            t("receiving.line"),
+            t("dispute.photos"),
+            if photos.is_empty() {
+                t("dispute.no_photos")
+            } else {
+                photos.join(" ")
+            }
+        )?;
+    }
     if let Some(r) = &e.first_response {
         writeln!(
             f,

@@ -380,14 +380,15 @@ pub fn dispute_in(
     }
 }
 
-/// A supervisor opens a dispute on a delivery (its photos and decisions are then kept), or
-/// closes the open one once settled.
+/// A supervisor opens a dispute on a delivery (its photos and decisions are then kept; about
+/// `line_no` when given), or closes the open one once settled.
 pub async fn dispute(
     store: &Store,
     delivery_id: &str,
     staff: &str,
     note: &str,
     close: bool,
+    line_no: Option<u32>,
     now: Timestamp,
 ) -> Result<(), ReceivingError> {
     let (delivery_id, staff, note) = (delivery_id.to_owned(), staff.to_owned(), note.to_owned());
@@ -398,7 +399,7 @@ pub async fn dispute(
             } else {
                 hub_contract::station::DisputeStep::Open
             };
-            dispute_in(c, &delivery_id, &staff, step, &note, None, now)
+            dispute_in(c, &delivery_id, &staff, step, &note, line_no, now)
         })
         .await
 }
