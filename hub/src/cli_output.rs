@@ -300,6 +300,9 @@ impl fmt::Display for ItemTraceView<'_> {
                 reference_words(&m.reference, lang)
             )?;
         }
+        for e in &t.disputes {
+            write_dispute_episode(f, e, lang, zone)?;
+        }
         match (&t.handed_over, zh) {
             (Some(h), true) => writeln!(
                 f,
@@ -722,6 +725,9 @@ impl fmt::Display for BenchDeliveryView<'_> {
                 )?;
             }
         }
+        for e in &d.disputes {
+            write_dispute_episode(f, e, lang, self.zone)?;
+        }
         Ok(())
     }
 }
@@ -792,4 +798,89 @@ impl fmt::Display for AlertsView<'_> {
         }
         Ok(())
     }
+}
+
+/// One dispute episode of a delivery, with its times and every response (`hub receive show`).
+fn write_dispute_episode(
+    f: &mut fmt::Formatter<'_>,
+    e: &crate::store::deliveries::DisputeEpisode,
+    lang: crate::catalogue::Lang,
+    zone: chrono_tz::Tz,
+) -> fmt::Result {
+    use crate::catalogue::{local_date_time, text};
+    let t = |key: &str| text(key, lang).to_owned();
+    let by = |who: Option<&str>| who.map(|w| format!(" ({w})")).unwrap_or_default();
+    writeln!(
+        f,
+        "  {} #{} · {}: {} · {}{}: {}",
+        t("dispute.title"),
+        e.id,
+        if e.closed_at.is_some() {
+            t("dispute.settled")
+        } else {
+            t("dispute.open")
+        },
+        e.note,
+        t("dispute.opened"),
+        by(e.opened_by.as_deref()),
+        local_date_time(e.opened_at, zone),
+    )?;
+    if let Some(n) = e.line_no {
+        let photos: Vec<String> = e
+            .photos
+            .iter()
+            .map(|p| p.chars().take(12).collect())
+            .collect();
+        writeln!(
+            f,
+            "      {} {n} · {}: {}",
+            t("receiving.line"),
+            t("dispute.photos"),
+            if photos.is_empty() {
+                t("dispute.no_photos")
+            } else {
+                photos.join(" ")
+            }
+        )?;
+    }
+    if let Some(r) = &e.first_response {
+        writeln!(
+            f,
+            "      {} ({}, {}): {}",
+            t("dispute.first_response"),
+            t(&format!("dispute.kind.{}", r.kind)),
+            r.by,
+            local_date_time(r.at, zone),
+        )?;
+        if let Some(at) = r.photos_inspected_at {
+            writeln!(
+                f,
+                "      {}: {}",
+                t("dispute.photos_inspected"),
+                local_date_time(at, zone)
+            )?;
+        }
+    }
+    for r in &e.responses {
+        writeln!(
+            f,
+            "      {} ({}, {}) {}: {}",
+            t("dispute.response"),
+            t(&format!("dispute.kind.{}", r.kind)),
+            r.by,
+            local_date_time(r.at, zone),
+            r.note,
+        )?;
+    }
+    if let Some(at) = e.closed_at {
+        writeln!(
+            f,
+            "      {}{}: {} · {}",
+            t("dispute.settled"),
+            by(e.closed_by.as_deref()),
+            local_date_time(at, zone),
+            e.settle_note.as_deref().unwrap_or("—"),
+        )?;
+    }
+    Ok(())
 }

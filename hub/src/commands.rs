@@ -361,6 +361,7 @@ fn apply_sku(
     };
     if sku_changed {
         crate::store::unit_weights::set(conn, sku.code.as_str(), body.unit_weight_g)?;
+        sku_store::set_category(conn, &sku.code, body.category.as_deref())?;
     }
     let policy_changed = match &body.thresholds {
         None => false,
@@ -530,19 +531,25 @@ fn apply_dispute(
 ) -> Result<Result<bool, Refusal>, StoreError> {
     use deliveries::ReceivingError;
     let delivery = command.key.as_str();
-    let result = if body.open {
-        deliveries::open_dispute(conn, delivery, &body.by, &body.note, now)
-    } else {
-        deliveries::close_dispute(conn, delivery, &body.by, &body.note, now)
-    };
+    let result = crate::workflows::receiving::dispute_in(
+        conn,
+        delivery,
+        &body.by,
+        body.step,
+        &body.note,
+        body.line_no,
+        now,
+    );
     Ok(match result {
         Ok(()) => Ok(true),
         // The same complaint sent again under another command id: nothing to change.
         Err(ReceivingError::DisputeAlreadyOpen { note, .. }) if note == body.note => Ok(false),
         Err(ReceivingError::Store(e)) => return Err(e),
-        Err(e @ (ReceivingError::UnknownDelivery(_) | ReceivingError::EmptyDisputeNote)) => {
-            Err((RejectCode::InvalidBody, e.to_string()))
-        }
+        Err(
+            e @ (ReceivingError::UnknownDelivery(_)
+            | ReceivingError::UnknownLine { .. }
+            | ReceivingError::EmptyDisputeNote),
+        ) => Err((RejectCode::InvalidBody, e.to_string())),
         Err(e) => Err(conflict(e.to_string())),
     })
 }
@@ -561,6 +568,15 @@ fn apply_demand_signals(
     use hub_forecast::{SignalError, SignalScope, validate_signals};
     let mut problems: Vec<String> = Vec::new();
     for signal in &body.signals {
+        if let SignalScope::Category(category) = &signal.scope
+            && sku_store::in_category(conn, category)?.is_empty()
+        {
+            problems.push(format!(
+                "signal {}: no SKU is in category '{category}', so it would reach none (send \
+                 the SKUs' category with sku_upsert first, or scope the signal by skus)",
+                signal.id
+            ));
+        }
         if let SignalScope::Skus(codes) = &signal.scope {
             let mut unknown = Vec::new();
             for code in codes {
@@ -1187,10 +1203,27 @@ mod tests {
     #[test]
     fn demand_signals_are_validated_stored_and_refused_with_every_reason() {
         let (_d, store) = store();
-        assert!(matches!(
-            run(&store, Ok(sku_command("c1", 1))),
-            Applied::Applied { .. }
-        ));
+        let dairy = command(
+            "c1",
+            "sku_upsert",
+            "MILK-1L",
+            1,
+            r#"{"code": "MILK-1L", "name": "Milk", "unit": "piece", "version": 1, "category": "dairy"}"#,
+        );
+        assert!(matches!(run(&store, Ok(dairy)), Applied::Applied { .. }));
+        // A signal for a category no SKU is in would reach none: refused with the reason.
+        let nowhere = signals_command(
+            "s-nowhere",
+            r#"{"id":"f1","kind":"promotion","start":"2026-04-02","end":"2026-04-04","multiplier":1.5,"category":"frozen"}"#,
+        );
+        match run_at(&store, nowhere, APRIL_1) {
+            Applied::Rejected(r) => assert!(
+                r.reason.contains("no SKU is in category 'frozen'"),
+                "{}",
+                r.reason
+            ),
+            other => panic!("{other:?}"),
+        }
         // Every problem at once: an unknown SKU, an absurd multiplier, a signal that ended
         // before the site's day, two holidays on the same SKU and day.
         let bad = signals_command(

@@ -269,3 +269,91 @@ fn a_short_history_states_its_fallback_rule_in_the_request() {
     );
     assert!(sent[0].0 >= 10, "{sent:?}");
 }
+
+/// Applies a command as central sends it, through the downlink's decoder and `commands::apply`.
+fn central(store: &Store, json: serde_json::Value, now: Timestamp) -> hub::commands::Applied {
+    let bytes = serde_json::to_vec(&json).unwrap();
+    let decoded = hub_contract::decode_command(&bytes, usize::MAX);
+    store
+        .write_blocking(move |c| {
+            hub::commands::apply(c, &hub_core::SiteId::new("s1").unwrap(), ZONE, decoded, now)
+        })
+        .unwrap()
+}
+
+#[test]
+fn a_demand_signal_scoped_to_a_category_reaches_the_skus_of_that_category() {
+    let (_dir, store) = store();
+    let first = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    let today = first + chrono::Days::new(39);
+    let now = at(today, 9);
+    // Two SKUs with the same history, both down to 5 this morning: YOGURT is dairy, CRESS
+    // fresh (the categories come with their master data, version 2).
+    for (code, category) in [("YOGURT", "dairy"), ("CRESS", "fresh")] {
+        let mut journal = weekly_journal(code, first, 39, None);
+        journal.push(MovementKind::Issue, journal.on_hand - 5, at(today, 8), None);
+        seed(&store, &journal);
+        let applied = central(
+            &store,
+            serde_json::json!({"v": 1, "id": format!("sku-{code}"), "site": "s1",
+                "kind": "sku_upsert", "key": code, "version": 2,
+                "body": {"code": code, "name": code, "unit": "piece", "version": 2,
+                         "category": category}}),
+            now,
+        );
+        assert!(
+            matches!(
+                applied,
+                hub::commands::Applied::Applied { changed: true, .. }
+            ),
+            "{applied:?}"
+        );
+    }
+    // A signal for a category no SKU is in is refused with the reason; nothing is stored.
+    let frozen = central(
+        &store,
+        serde_json::json!({"v": 1, "id": "sig-frozen", "site": "s1", "kind": "demand_signals",
+            "key": "w15", "version": 1, "body": {"signals": [{"id": "f1", "kind": "promotion",
+            "start": today.to_string(), "end": (today + chrono::Days::new(6)).to_string(),
+            "multiplier": 2.0, "category": "frozen"}]}}),
+        now,
+    );
+    match frozen {
+        hub::commands::Applied::Rejected(r) => assert!(
+            r.reason.contains("no SKU is in category 'frozen'"),
+            "{}",
+            r.reason
+        ),
+        other => panic!("{other:?}"),
+    }
+    // A dairy promotion doubling demand for the week.
+    let dairy = central(
+        &store,
+        serde_json::json!({"v": 1, "id": "sig-dairy", "site": "s1", "kind": "demand_signals",
+            "key": "w15", "version": 1, "body": {"signals": [{"id": "p1", "kind": "promotion",
+            "start": today.to_string(), "end": (today + chrono::Days::new(6)).to_string(),
+            "multiplier": 2.0, "category": "dairy"}]}}),
+        now,
+    );
+    assert!(
+        matches!(dairy, hub::commands::Applied::Applied { .. }),
+        "{dairy:?}"
+    );
+    let listed = store
+        .read_blocking(|c| sku_store::in_category(c, "dairy"))
+        .unwrap();
+    assert_eq!(listed, ["YOGURT"]);
+
+    evaluate(&store, "YOGURT", now);
+    evaluate(&store, "CRESS", now);
+    let sent = requests(&store);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let forecast = |i: usize| sent[i].1.as_ref().unwrap().daily_forecast[0];
+    let (yogurt, cress) = (forecast(0), forecast(1));
+    assert!(cress > 0.0, "{sent:?}");
+    assert!(
+        (yogurt / cress - 2.0).abs() < 0.05,
+        "the dairy promotion doubles YOGURT's forecast only: {yogurt} vs {cress}"
+    );
+    assert!(sent[0].0 > sent[1].0, "{sent:?}");
+}

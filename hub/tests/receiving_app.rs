@@ -508,3 +508,212 @@ async fn a_supervisor_imports_central_command_files_in_the_app_and_every_error_i
         .unwrap();
     assert_eq!(imports, 2);
 }
+
+/// A photo of the selected line with a stored copy, as the vision check records it.
+fn stored_photo(sha: char) -> hub_core::receiving::PhotoEvidence {
+    hub_core::receiving::PhotoEvidence {
+        photo_sha256: std::iter::repeat_n(sha, 64).collect(),
+        photo_path: Some(format!("evidence/{sha}.jpg")),
+        model_name: "efficientnet-lite0".into(),
+        model_sha256: "0".repeat(64),
+        backend: "tract".into(),
+        top_k: vec![],
+        expected_labels: vec![],
+        min_probability: 0.2,
+        verdict: hub_core::receiving::PhotoVerdict::NeedsReview,
+        reasons: vec![],
+        duration_ms: 1.0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_opens_answers_and_settles_a_dispute_on_the_bench_screen() {
+    let hub = start().await;
+    let (cookies, page) = signed_in(&hub, "55667788", "wang", "1357").await;
+    let boss = Tablet {
+        hub: &hub,
+        csrf: page.field("csrf"),
+        cookies,
+    };
+    let opened = boss
+        .post("/station/receiving/open", "delivery=D1&line=1")
+        .await;
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    // No dispute yet: the supervisor can open one about the selected line, whose stored photos
+    // are listed (none yet).
+    assert!(opened.body.contains("发起争议"), "{}", opened.body);
+    assert!(opened.body.contains("本行没有已存照片"), "{}", opened.body);
+    hub.store
+        .write(|c| {
+            deliveries::record_photo(c, "dock", &stored_photo('a'), Timestamp(3_000))?;
+            deliveries::record_photo(c, "dock", &stored_photo('b'), Timestamp(3_100))
+        })
+        .await
+        .unwrap();
+
+    // An empty note is refused in words; nothing is opened.
+    let empty = boss
+        .post(
+            "/station/receiving/dispute",
+            "request_id=q-0&op=open&delivery=D1&line=1&note=++",
+        )
+        .await;
+    assert!(empty.body.contains("争议需要写明说明"), "{}", empty.body);
+
+    let open = boss
+        .post(
+            "/station/receiving/dispute",
+            "request_id=q-1&op=open&delivery=D1&line=1&note=%E7%93%B6%E7%9B%96%E6%BC%8F%E5%A5%B6",
+        )
+        .await;
+    assert!(
+        open.body.contains("已对到货单 D1 发起争议"),
+        "{}",
+        open.body
+    );
+    assert!(open.body.contains("瓶盖漏奶"), "{}", open.body);
+    assert!(open.body.contains("aaaaaaaaaaaa"), "{}", open.body);
+    // The same request again is applied once.
+    boss.post(
+        "/station/receiving/dispute",
+        "request_id=q-1&op=open&delivery=D1&line=1&note=%E7%93%B6%E7%9B%96%E6%BC%8F%E5%A5%B6",
+    )
+    .await;
+
+    // A clerk sees the dispute but may not act on it: refused with the reason in Chinese.
+    let (cookies, page) = signed_in(&hub, "11223344", "li", "2468").await;
+    let clerk = Tablet {
+        hub: &hub,
+        csrf: page.field("csrf"),
+        cookies,
+    };
+    let by_clerk = clerk
+        .post(
+            "/station/receiving/dispute",
+            "request_id=c-1&op=settle&delivery=D1&note=ok",
+        )
+        .await;
+    assert_eq!(by_clerk.status, 403, "{}", by_clerk.body);
+    assert!(
+        by_clerk.body.contains("争议只能由主管处理"),
+        "{}",
+        by_clerk.body
+    );
+
+    for (id, op, note, said) in [
+        (
+            "q-2",
+            "respond",
+            "called+the+dairy",
+            "已记录对到货单 D1 争议的响应",
+        ),
+        (
+            "q-3",
+            "photos_inspected",
+            "caps+cracked",
+            "已记录到货单 D1 的照片已查看",
+        ),
+        (
+            "q-4",
+            "settle",
+            "credited+2+bottles",
+            "到货单 D1 的争议已结案",
+        ),
+    ] {
+        let answer = boss
+            .post(
+                "/station/receiving/dispute",
+                &format!("request_id={id}&op={op}&delivery=D1&note={note}"),
+            )
+            .await;
+        assert!(answer.body.contains(said), "{op}: {}", answer.body);
+    }
+    // Settling twice is refused in the supervisor's words.
+    let twice = boss
+        .post(
+            "/station/receiving/dispute",
+            "request_id=q-5&op=settle&delivery=D1&note=again",
+        )
+        .await;
+    assert!(twice.body.contains("没有未结争议"), "{}", twice.body);
+
+    let episodes = hub
+        .store
+        .read(|c| deliveries::dispute_episodes(c, "D1"))
+        .await
+        .unwrap();
+    assert_eq!(episodes.len(), 1, "{episodes:#?}");
+    let e = &episodes[0];
+    assert_eq!(
+        (
+            e.opened_by.as_deref(),
+            e.note.as_str(),
+            e.line_no,
+            e.closed_by.as_deref(),
+            e.settle_note.as_deref()
+        ),
+        (
+            Some("wang"),
+            "瓶盖漏奶",
+            Some(1),
+            Some("wang"),
+            Some("credited 2 bottles")
+        )
+    );
+    assert_eq!(
+        e.photos,
+        vec!["a".repeat(64), "b".repeat(64)],
+        "the line's stored photos are the dispute's evidence"
+    );
+    assert_eq!(
+        e.responses
+            .iter()
+            .map(|r| (r.kind.as_str(), r.note.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("note", "called the dairy"),
+            ("photo_inspection", "caps cracked")
+        ]
+    );
+    let first = e.first_response.as_ref().unwrap();
+    assert_eq!((first.kind.as_str(), first.by.as_str()), ("note", "wang"));
+    assert!(first.photos_inspected_at.is_some());
+    let (recorded, events) = hub
+        .store
+        .read(|c| {
+            let recorded = staff_store::count_actions(c, "wang", "receive_dispute")?;
+            let events: Vec<String> = outbox::pending(c, 0, 10_000)?
+                .into_iter()
+                .filter(|e| e.kind.starts_with("dispute_"))
+                .map(|e| e.kind)
+                .collect();
+            Ok::<_, StoreError>((recorded, events))
+        })
+        .await
+        .unwrap();
+    // Each request recorded with the supervisor's id (the repeated one too, as a request; its
+    // effects once), and the upstream events once each.
+    assert!(recorded >= 4, "{recorded}");
+    assert_eq!(
+        events,
+        [
+            "dispute_opened",
+            "dispute_responded",
+            "dispute_responded",
+            "dispute_closed"
+        ]
+    );
+    // Settled: the screen offers to open a new one, and shows the settled episode.
+    let page = request(
+        hub.addr,
+        "GET",
+        "/station/receiving/current",
+        &boss.cookies.iter().map(String::as_str).collect::<Vec<_>>(),
+        None,
+        "",
+    )
+    .await;
+    assert!(page.body.contains("已结"), "{}", page.body);
+    assert!(page.body.contains("credited 2 bottles"), "{}", page.body);
+    assert!(page.body.contains("dispute-open"), "{}", page.body);
+}

@@ -710,8 +710,10 @@ fn forecast_accuracy_is_the_wape_of_the_forecast_made_from_earlier_days_per_unit
     }
     let from = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
     let to = NaiveDate::from_ymd_opt(2026, 3, 5).unwrap();
-    // The figures of a subset of the SKUs, each subset in its own store.
-    let report = |skus: &[&str]| {
+    // The figures of a subset of the SKUs, each subset in its own store; `spice`: SALT is in
+    // category `spice` and a promotion doubling that category's demand over the period was
+    // known from 02-28.
+    let report_with = |skus: &[&str], spice: bool| {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(
             &dir.path().join("hub.sqlite"),
@@ -739,6 +741,20 @@ fn forecast_accuracy_is_the_wape_of_the_forecast_made_from_earlier_days_per_unit
                         Timestamp(0),
                     )?;
                 }
+                if spice {
+                    sku_store::set_category(c, &SkuCode::new("SALT").unwrap(), Some("spice"))?;
+                    let promotion = hub_forecast::DemandSignal {
+                        id: "p-spice".into(),
+                        kind: hub_forecast::SignalKind::Promotion {
+                            reserve_fraction: 0.0,
+                        },
+                        start: from,
+                        end: to,
+                        scope: hub_forecast::SignalScope::Category("spice".into()),
+                        multiplier: 2.0,
+                    };
+                    hub::store::demand::store_signals(c, &[promotion], Timestamp(feb(28)))?;
+                }
                 Ok::<_, StoreError>(())
             })
             .unwrap();
@@ -751,6 +767,7 @@ fn forecast_accuracy_is_the_wape_of_the_forecast_made_from_earlier_days_per_unit
             })
             .unwrap()
     };
+    let report = |skus: &[&str]| report_with(skus, false);
     let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-9);
     let unit = |r: &hub::store::report::OpsReport, unit: &str| {
         r.by_unit.iter().find(|u| u.unit == unit).cloned().unwrap()
@@ -796,6 +813,27 @@ fn forecast_accuracy_is_the_wape_of_the_forecast_made_from_earlier_days_per_unit
         salt.forecast_wape.is_some_and(|w| w.abs() < 1e-6),
         "constant demand: {:?}",
         salt.forecast_wape
+    );
+    // The category's promotion reaches SALT: on 03-02 the forecast from the unpromoted
+    // history is 2 × 3 against 3 handed over → WAPE 3/3 = 1 (later days learn from promoted
+    // days, divided by the multiplier, so the period's WAPE is above 0 but below 1).
+    let r = report_with(&["SALT"], true);
+    let salt = unit(&r, "piece");
+    assert_eq!(salt.forecast_sku_days, 3);
+    assert!(
+        salt.forecast_wape.is_some_and(|w| w > 0.5),
+        "the spice promotion raises the forecast: {:?}",
+        salt.forecast_wape
+    );
+    let first_day = r.daily[0]
+        .by_unit
+        .iter()
+        .find(|u| u.unit == "piece")
+        .unwrap()
+        .forecast_wape;
+    assert!(
+        first_day.is_some_and(|w| (w - 1.0).abs() < 1e-6),
+        "03-02: forecast 6 against 3: {first_day:?}"
     );
 }
 

@@ -609,15 +609,28 @@ fn import_files_are_central_commands_and_every_error_is_listed_at_once() {
         json!({"v":1,"id":id,"site":"cli-site","kind":"sku_upsert","key":code,"version":1,
                "body":{"code":code,"name":name,"unit":"piece","gtins":[],"allow_negative":false,"version":1}})
     };
-    let skus = site.file(
-        "skus.json",
-        json!([sku("c-1", "RICE", "Rice 5 kg"), sku("c-2", "MILK", "Milk")]),
-    );
+    let mut milk = sku("c-2", "MILK", "Milk");
+    milk["body"]["category"] = json!("dairy");
+    let skus = site.file("skus.json", json!([sku("c-1", "RICE", "Rice 5 kg"), milk]));
     let out = site.ok(&["sku", "import", &skus]);
     assert!(
         out.contains("c-1: sku_upsert RICE version 1 applied"),
         "{out}"
     );
+    // The optional category is listed with the SKU (demand signals scoped to it reach MILK).
+    let listed = site.ok(&["sku", "list"]);
+    let line = |code: &str| {
+        listed
+            .lines()
+            .find(|l| l.starts_with(code))
+            .unwrap_or_else(|| panic!("{code} not listed: {listed}"))
+            .to_owned()
+    };
+    assert!(line("MILK").contains("category dairy"), "{listed}");
+    assert!(line("RICE").contains("category -"), "{listed}");
+    let json: Value = serde_json::from_str(&site.ok(&["sku", "list", "--json"])).unwrap();
+    assert_eq!(json[0]["code"], "MILK", "{json}");
+    assert_eq!(json[0]["category"], "dairy", "{json}");
 
     // A manifest file with three mistakes in two commands: all three listed, with their place,
     // in plain words; nothing is stored.

@@ -313,4 +313,31 @@ fn an_item_is_traced_from_supplier_to_pickup_order() {
         "{}",
         stderr(&late)
     );
+    // Opened again about one line: a new episode; the settled one keeps its times, and
+    // `hub receive show` lists both. A line the manifest does not have is refused.
+    let no_line = dispute(&["--note", "appeal", "--line", "99"]);
+    assert_eq!(no_line.status.code(), Some(5), "{}", stderr(&no_line));
+    assert!(stderr(&no_line).contains("99"), "{}", stderr(&no_line));
+    let reopened = dispute(&["--note", "customer appealed", "--line", "1"]);
+    assert!(reopened.status.success(), "{}", stderr(&reopened));
+    let shown = hub(&[
+        "receive",
+        "show",
+        "--delivery",
+        "D900",
+        "--lang",
+        "en",
+        "--config",
+        cfg,
+    ]);
+    let text = stdout(&shown);
+    assert!(
+        text.contains("two oranges mouldy") && text.contains("settled (li.wei)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("customer appealed") && text.contains("Line 1 · The line's photos"),
+        "{text}"
+    );
+    assert_eq!(text.matches("Disputes #").count(), 2, "{text}");
 }

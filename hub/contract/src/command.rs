@@ -480,7 +480,13 @@ pub struct SkuUpsertBody {
     /// What one unit weighs in grams, for the pickup counter's weight cross-check (`None`:
     /// not sent, no cross-check for orders with this SKU).
     pub unit_weight_g: Option<i64>,
+    /// The SKU's category (demand signals scoped to a category reach its SKUs); optional,
+    /// absent from older messages.
+    pub category: Option<String>,
 }
+
+/// Longest SKU category read.
+pub const MAX_CATEGORY_CHARS: usize = 64;
 
 /// `sku_thresholds`: one SKU's stock tier thresholds (the SKU is the envelope's key).
 #[derive(Debug, Clone, PartialEq)]
@@ -521,12 +527,15 @@ pub struct ReplenishmentAckBody {
     pub eta_ms: Option<i64>,
 }
 
-/// `delivery_dispute`: open or close the dispute about a delivery (the envelope's key).
+/// `delivery_dispute`: a step on the dispute about a delivery (the envelope's key): open it,
+/// respond to it with a note, record that its photos were inspected, or settle it. Messages
+/// from before the steps carry `"open": true | false` (open or settle) and are still read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisputeBody {
-    /// Open (true) or close (false) the delivery's dispute.
-    pub open: bool,
-    /// Why it is opened, or how it was settled.
+    pub step: crate::station::DisputeStep,
+    /// The manifest line a new dispute is about (its stored photos become the evidence).
+    pub line_no: Option<u32>,
+    /// Why it is opened, the response, what the photos show, or how it was settled.
     pub note: String,
     /// Who at central raised or settled it, recorded as the dispute's staff (`central` when
     /// the command names nobody).
@@ -735,7 +744,12 @@ fn demand_signals(body: serde_json::Value) -> Result<DemandSignalsBody, InvalidB
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DisputeWire {
-    open: bool,
+    #[serde(default)]
+    open: Option<bool>,
+    #[serde(default)]
+    step: Option<String>,
+    #[serde(default)]
+    line_no: Option<u32>,
     note: String,
     #[serde(default)]
     by: Option<String>,
@@ -766,18 +780,66 @@ fn decode_body(
             })
             .map_err(|e| invalid("a replenishment acknowledgement", e)),
         CommandKind::DeliveryDispute => serde_json::from_value::<DisputeWire>(body)
-            .map(|b| {
-                let by = b.by.as_deref().map(str::trim).filter(|b| !b.is_empty());
-                CommandBody::DeliveryDispute(DisputeBody {
-                    by: by.unwrap_or("central").to_owned(),
-                    open: b.open,
-                    note: b.note,
-                })
-            })
-            .map_err(|e| invalid("a delivery dispute", e)),
+            .map_err(|e| invalid("a delivery dispute", e))
+            .and_then(dispute_body)
+            .map(CommandBody::DeliveryDispute),
         CommandKind::DemandSignals => demand_signals(body).map(CommandBody::DemandSignals),
         CommandKind::StaffUpsert => staff_upsert(key, body).map(CommandBody::StaffUpsert),
     }
+}
+
+/// A dispute step from its wire form: `step` (`open`, `respond`, `photos_inspected`,
+/// `settle`), or the older `open` flag (true: open, false: settle); not both disagreeing.
+fn dispute_body(b: DisputeWire) -> Result<DisputeBody, InvalidBody> {
+    use crate::station::DisputeStep;
+    let by = b.by.as_deref().map(str::trim).filter(|b| !b.is_empty());
+    let named = match b.step.as_deref() {
+        None => None,
+        Some(s) => Some(DisputeStep::parse(s.trim()).ok_or_else(|| {
+            InvalidBody(format!(
+                "a delivery dispute: step '{s}' is not one of open, respond, photos_inspected, \
+                 settle"
+            ))
+        })?),
+    };
+    let flagged = b.open.map(|open| {
+        if open {
+            DisputeStep::Open
+        } else {
+            DisputeStep::Settle
+        }
+    });
+    let step = match (named, flagged) {
+        (Some(s), None) => s,
+        (None, Some(f)) => f,
+        (Some(s), Some(f)) if s == f => s,
+        (Some(s), Some(_)) => {
+            return Err(InvalidBody(format!(
+                "a delivery dispute: step '{}' disagrees with \"open\": {}; send the step alone",
+                s.as_str(),
+                b.open.unwrap_or_default()
+            )));
+        }
+        (None, None) => {
+            return Err(InvalidBody(
+                "a delivery dispute needs a step (open, respond, photos_inspected, settle) \
+                 or the older \"open\": true | false"
+                    .into(),
+            ));
+        }
+    };
+    if b.line_no.is_some() && step != DisputeStep::Open {
+        return Err(InvalidBody(format!(
+            "a delivery dispute: line_no only goes with the open step, not {}",
+            step.as_str()
+        )));
+    }
+    Ok(DisputeBody {
+        step,
+        line_no: b.line_no,
+        note: b.note,
+        by: by.unwrap_or("central").to_owned(),
+    })
 }
 
 fn sku_upsert(
@@ -796,6 +858,27 @@ fn sku_upsert(
                 )));
             }
         },
+    };
+    let category = match body.as_object_mut().and_then(|o| o.remove("category")) {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(c)) => {
+            let c = c.trim();
+            if c.is_empty()
+                || c.chars().count() > MAX_CATEGORY_CHARS
+                || c.chars().any(char::is_control)
+            {
+                return Err(InvalidBody(format!(
+                    "SKU master data: category '{c}' must be 1 to {MAX_CATEGORY_CHARS} characters \
+                     without control characters (or leave it out)"
+                )));
+            }
+            Some(c.to_owned())
+        }
+        Some(other) => {
+            return Err(InvalidBody(format!(
+                "SKU master data: category must be a string, not {other}"
+            )));
+        }
     };
     let sku: Sku = serde_json::from_value(body).map_err(|e| invalid("SKU master data", e))?;
     if sku.code.as_str() != key || sku.version != version {
@@ -816,6 +899,7 @@ fn sku_upsert(
         sku,
         thresholds,
         unit_weight_g,
+        category,
     })
 }
 
@@ -1182,11 +1266,42 @@ mod tests {
         assert_eq!(
             c.body,
             Ok(CommandBody::DeliveryDispute(DisputeBody {
-                open: true,
+                step: crate::station::DisputeStep::Open,
+                line_no: None,
                 note: "n".into(),
                 by: "central".into()
             }))
         );
+        // The steps, and the older open flag still read (false: settle).
+        for (body, step) in [
+            (r#"{"open":false,"note":"n"}"#, "settle"),
+            (r#"{"step":"respond","note":"n"}"#, "respond"),
+            (
+                r#"{"step":"photos_inspected","note":"n"}"#,
+                "photos_inspected",
+            ),
+            (r#"{"step":"settle","open":false,"note":"n"}"#, "settle"),
+            (r#"{"step":"open","line_no":2,"note":"n"}"#, "open"),
+        ] {
+            match decoded("delivery_dispute", "D1", 1, body).body {
+                Ok(CommandBody::DeliveryDispute(b)) => assert_eq!(b.step.as_str(), step, "{body}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        for (body, why) in [
+            (r#"{"note":"n"}"#, "needs a step"),
+            (r#"{"step":"close","note":"n"}"#, "'close' is not one of"),
+            (r#"{"step":"respond","open":true,"note":"n"}"#, "disagrees"),
+            (
+                r#"{"step":"respond","line_no":1,"note":"n"}"#,
+                "only goes with the open step",
+            ),
+        ] {
+            match decoded("delivery_dispute", "D1", 1, body).body {
+                Err(InvalidBody(reason)) => assert!(reason.contains(why), "{body}: {reason}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
         let c = decoded("replenishment_ack", "E-1", 1, "{}");
         assert_eq!(
             c.body,
@@ -1238,9 +1353,21 @@ mod tests {
         assert!(r.contains("code_hash 64 hex digits"), "{r}");
         let r = reason("delivery_manifest", "D1", r#"{"supplier":"F"}"#);
         assert!(r.contains("it has no lines"), "{r}");
+        let r = reason(
+            "sku_upsert",
+            "A",
+            r#"{"code":"A","name":"a","unit":"piece","version":1,"category":"  "}"#,
+        );
+        assert!(r.contains("category '' must be 1 to 64 characters"), "{r}");
+        let r = reason(
+            "sku_upsert",
+            "A",
+            r#"{"code":"A","name":"a","unit":"piece","version":1,"category":7}"#,
+        );
+        assert!(r.contains("category must be a string"), "{r}");
         let r = reason("delivery_dispute", "D1", r#"{"note":"x"}"#);
         assert!(
-            r.starts_with("body is not a delivery dispute: missing field `open`"),
+            r.starts_with("a delivery dispute needs a step (open, respond"),
             "{r}"
         );
         let r = reason("replenishment_ack", "E", r#"{"sku":"X","extra":1}"#);

@@ -68,6 +68,54 @@ pub enum StationAction {
         expiry: Option<chrono::NaiveDate>,
         quantity: i64,
     },
+    /// A supervisor acts on a delivery's dispute (branch disputes): opens it (about `line_no`,
+    /// with that line's stored photos), responds with a note, records that its photos were
+    /// inspected, or settles it.
+    ReceiveDispute {
+        delivery_id: String,
+        step: DisputeStep,
+        note: String,
+        #[serde(default)]
+        line_no: Option<u32>,
+    },
+}
+
+/// A step on a delivery's dispute (station `receive_dispute`, central's `delivery_dispute`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisputeStep {
+    /// Open a dispute (a new episode when an earlier one was settled).
+    Open,
+    /// Respond to the open dispute with a note.
+    Respond,
+    /// The open dispute's photos were inspected (the note says what they show).
+    PhotosInspected,
+    /// Settle (close) the open dispute; the note says how.
+    Settle,
+}
+
+impl DisputeStep {
+    /// The step's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisputeStep::Open => "open",
+            DisputeStep::Respond => "respond",
+            DisputeStep::PhotosInspected => "photos_inspected",
+            DisputeStep::Settle => "settle",
+        }
+    }
+
+    /// Looks a step up by its wire name.
+    pub fn parse(name: &str) -> Option<DisputeStep> {
+        [
+            DisputeStep::Open,
+            DisputeStep::Respond,
+            DisputeStep::PhotosInspected,
+            DisputeStep::Settle,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
 }
 
 impl StationAction {
@@ -82,6 +130,7 @@ impl StationAction {
             StationAction::ReceiveClose { .. } => "receive_close",
             StationAction::ReceiveCount { .. } => "receive_count",
             StationAction::ReceiveSplit { .. } => "receive_split",
+            StationAction::ReceiveDispute { .. } => "receive_dispute",
         }
     }
 }
@@ -205,7 +254,8 @@ pub fn decode(bytes: &[u8]) -> Result<StationCommand, Unreadable> {
         Err(e) => {
             unreadable.reason = format!(
                 "not a station command: {e} (kinds: pickup_check, pickup_handover, receive_scan, \
-                 receive_decide, receive_release, receive_close, receive_count, receive_split)"
+                 receive_decide, receive_release, receive_close, receive_count, receive_split, \
+                 receive_dispute)"
             );
             Err(unreadable)
         }

@@ -162,6 +162,12 @@ pub enum DomainEvent {
         delivery_id: String,
         staff: String,
         note: String,
+        /// The manifest line the dispute is about, when it is about one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        line_no: Option<u32>,
+        /// The SHA-256 of that line's photos stored when the dispute was opened (its evidence).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        photos: Vec<String>,
     },
     /// A supervisor responded to an open dispute (a note, or an inspection of its photos).
     DisputeResponded {

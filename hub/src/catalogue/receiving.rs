@@ -144,6 +144,39 @@ pub(super) const TEXTS: &[(&str, &str, &str)] = &[
         "needs review",
     ),
     ("receiving.verdict.fail", "不通过", "fail"),
+    // Disputes on the receiving bench (branch disputes): the episodes of a delivery's dispute
+    // and the supervisor's actions on them.
+    ("dispute.title", "争议", "Disputes"),
+    ("dispute.open", "未结", "open"),
+    ("dispute.settled", "已结", "settled"),
+    ("dispute.opened", "发起", "opened"),
+    ("dispute.first_response", "首次响应", "first response"),
+    ("dispute.photos_inspected", "照片已查看", "photos inspected"),
+    ("dispute.response", "响应", "response"),
+    ("dispute.kind.note", "备注", "note"),
+    (
+        "dispute.kind.photo_inspection",
+        "查看照片",
+        "photo inspection",
+    ),
+    ("dispute.kind.settled", "结案", "settlement"),
+    ("dispute.note", "说明", "Note"),
+    ("dispute.photos", "本行照片", "The line's photos"),
+    (
+        "dispute.no_photos",
+        "本行没有已存照片",
+        "No stored photos for this line",
+    ),
+    ("dispute.do_open", "发起争议", "Open a dispute"),
+    ("dispute.do_respond", "添加响应", "Add a response"),
+    ("dispute.do_inspect", "已查看照片", "Photos inspected"),
+    ("dispute.do_settle", "结案", "Settle"),
+    ("dispute.do_submit", "提交", "Submit"),
+    (
+        "dispute.supervisor_only",
+        "争议只能由主管处理",
+        "Only a supervisor can act on disputes",
+    ),
 ];
 
 /// A line's state in words.

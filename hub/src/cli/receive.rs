@@ -113,6 +113,10 @@ pub(super) enum ReceiveCommand {
         /// Close the delivery's open dispute instead of opening one.
         #[arg(long, conflicts_with_all = ["respond", "photos_inspected"])]
         close: bool,
+        /// Open the dispute about this manifest line: its photos stored so far become the
+        /// dispute's evidence.
+        #[arg(long, conflicts_with_all = ["close", "respond", "photos_inspected"])]
+        line: Option<u32>,
         /// Respond to the delivery's open dispute with the note (who, when and what are kept).
         #[arg(long)]
         respond: bool,
@@ -362,6 +366,7 @@ pub(super) fn receive_command(
             staff,
             note,
             close,
+            line,
             respond,
             photos_inspected,
         } => {
@@ -388,7 +393,7 @@ pub(super) fn receive_command(
                 };
             }
             let out = runtime()?.block_on(receiving::dispute(
-                &store, &delivery, &staff, &note, close, now,
+                &store, &delivery, &staff, &note, close, line, now,
             ));
             store.close();
             match out {

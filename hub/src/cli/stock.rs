@@ -307,18 +307,38 @@ pub(super) fn sku_command(command: SkuCommand, log: Option<LogFormatArg>) -> Res
         }
         SkuCommand::List { config, json } => {
             let (_config, store) = open_site(&config.config, log)?;
-            let skus = store.read_blocking(crate::store::sku::all)?;
+            let skus = store.read_blocking(|c| {
+                crate::store::sku::all(c)?
+                    .into_iter()
+                    .map(|s| {
+                        let category = crate::store::sku::category_of(c, s.code.as_str())?;
+                        Ok::<_, crate::store::StoreError>((s, category))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })?;
             store.close();
             if json {
-                print_json(&skus)?;
+                // Each SKU as its master data, with its category (null: none).
+                let rows: Vec<serde_json::Value> = skus
+                    .iter()
+                    .map(|(s, category)| {
+                        let mut v = serde_json::to_value(s).unwrap_or_default();
+                        if let Some(o) = v.as_object_mut() {
+                            o.insert("category".into(), serde_json::json!(category));
+                        }
+                        v
+                    })
+                    .collect();
+                print_json(&rows)?;
             } else {
-                for s in &skus {
+                for (s, category) in &skus {
                     println!(
-                        "{:<16} {:<32} {:<6} v{} gtins {}",
+                        "{:<16} {:<32} {:<6} v{} category {} gtins {}",
                         s.code,
                         s.name,
                         s.unit.symbol(),
                         s.version,
+                        category.as_deref().unwrap_or("-"),
                         s.gtins
                             .iter()
                             .map(|g| g.as_str())

@@ -478,6 +478,12 @@ async fn context(app: &StationApp, s: &Session, fresh: bool) -> serde_json::Valu
             }
         })
         .collect();
+    let dispute = super::disputes::view(
+        current.as_ref(),
+        selection.as_ref(),
+        lang,
+        app.site.timezone,
+    );
     let current = current.map(|d| {
         let selected_no = selection.as_ref().map(|(_, n)| *n);
         CurrentView {
@@ -510,10 +516,11 @@ async fn context(app: &StationApp, s: &Session, fresh: bool) -> serde_json::Valu
         "last": last,
         "request_id": random_hex(12),
         "resolve_reasons": RESOLVE_REASONS,
+        "dispute": dispute,
     })
 }
 
-async fn fragment(app: &StationApp, s: &Session, fresh: bool) -> Response {
+pub(super) async fn fragment(app: &StationApp, s: &Session, fresh: bool) -> Response {
     html(
         StatusCode::OK,
         templates::render("receiving_panel.html", context(app, s, fresh).await),
@@ -521,7 +528,7 @@ async fn fragment(app: &StationApp, s: &Session, fresh: bool) -> Response {
 }
 
 /// The refusal to send when the session's station is not a declared receiving bench.
-fn not_at_bench(app: &StationApp, s: &Session) -> Option<Response> {
+pub(super) fn not_at_bench(app: &StationApp, s: &Session) -> Option<Response> {
     app.site
         .station(&s.station, StationKind::Receiving)
         .err()

@@ -25,6 +25,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("templates/receiving_panel.html"),
     ),
     (
+        "receiving_dispute.html",
+        include_str!("templates/receiving_dispute.html"),
+    ),
+    (
         "pairing_code.html",
         include_str!("templates/pairing_code.html"),
     ),

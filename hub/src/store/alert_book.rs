@@ -399,11 +399,12 @@ pub fn evaluate_sku(
     let history = demand::daily_history(conn, sku.as_str(), today, rules.timezone)?;
     let shelf_life_days = demand::shelf_life_days(conn, sku.as_str(), rules.timezone)?;
     let signals = demand::signals(conn)?;
+    let category = super::sku::category_of(conn, sku.as_str())?.unwrap_or_default();
     let plan = replenishment::plan(
         &DemandInput {
             history: &history,
             sku: sku.as_str(),
-            category: "",
+            category: &category,
             signals: &signals,
             today,
             shelf_life_days,

@@ -95,9 +95,12 @@ pub fn make_day(
         if !history.iter().any(|o| o.existed) {
             continue;
         }
+        // Signals scoped to a category reach the SKU by its master data's category, as in
+        // replenishment.
+        let category = super::sku::category_of(conn, &sku)?.unwrap_or_default();
         let ctx = hub_forecast::SkuContext {
             sku: &sku,
-            category: "",
+            category: &category,
             prior_daily: None,
         };
         let forecast = hub_forecast::forecast_sku(&history, &ctx, &known, day, 1, &config);

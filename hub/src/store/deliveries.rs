@@ -61,7 +61,7 @@ pub enum ReceivingError {
     UnknownSku(String),
     #[error("delivery {delivery_id} already has an open dispute ({note})")]
     DisputeAlreadyOpen { delivery_id: String, note: String },
-    #[error("delivery {0} has no open dispute")]
+    #[error("delivery {0} has no open dispute (never opened, or already settled): open one first")]
     NoOpenDispute(String),
     #[error("a dispute needs a note saying what is contested or how it was settled")]
     EmptyDisputeNote,
@@ -968,6 +968,8 @@ pub fn close_delivery(
 /// An open dispute on a delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OpenDispute {
+    /// The episode (a delivery's dispute can be settled and opened again).
+    pub id: i64,
     pub delivery_id: String,
     pub opened_at: Timestamp,
     pub note: String,
@@ -979,14 +981,15 @@ pub fn open_dispute_of(
     delivery_id: &str,
 ) -> Result<Option<OpenDispute>, StoreError> {
     conn.prepare_cached(
-        "SELECT opened_at, note FROM dispute WHERE delivery_id = ?1 AND closed_at IS NULL",
+        "SELECT id, opened_at, note FROM dispute WHERE delivery_id = ?1 AND closed_at IS NULL",
     )
     .and_then(|mut st| {
         st.query_row([delivery_id], |r| {
             Ok(OpenDispute {
+                id: r.get(0)?,
                 delivery_id: delivery_id.to_owned(),
-                opened_at: Timestamp(r.get(0)?),
-                note: r.get(1)?,
+                opened_at: Timestamp(r.get(1)?),
+                note: r.get(2)?,
             })
         })
         .optional()
@@ -996,7 +999,8 @@ pub fn open_dispute_of(
 
 /// Opens a dispute on a known delivery (open, closed or cancelled): until it is closed,
 /// evidence retention keeps the delivery's photos whatever their age or the folder's size.
-/// A closed dispute can be opened again. Emits `dispute_opened`.
+/// A closed dispute can be opened again: a new episode, the earlier one kept with its times.
+/// Emits `dispute_opened`.
 pub fn open_dispute(
     conn: &Connection,
     delivery_id: &str,
@@ -1004,10 +1008,31 @@ pub fn open_dispute(
     note: &str,
     now: Timestamp,
 ) -> Result<(), ReceivingError> {
+    open_dispute_on_line(conn, delivery_id, staff, note, None, now)
+}
+
+/// Opens a dispute as [`open_dispute`] does, about one manifest line when `line_no` is given:
+/// the line's photos stored so far are the episode's evidence (kept with it and sent in
+/// `dispute_opened`).
+pub fn open_dispute_on_line(
+    conn: &Connection,
+    delivery_id: &str,
+    staff: &str,
+    note: &str,
+    line_no: Option<u32>,
+    now: Timestamp,
+) -> Result<(), ReceivingError> {
     if note.trim().is_empty() {
         return Err(ReceivingError::EmptyDisputeNote);
     }
-    load_delivery(conn, delivery_id)?;
+    let d = load_delivery(conn, delivery_id)?;
+    let photos = match line_no {
+        Some(n) => {
+            line_of(&d, n)?;
+            super::photos::of_line(conn, delivery_id, n)?
+        }
+        None => Vec::new(),
+    };
     if let Some(open) = open_dispute_of(conn, delivery_id)? {
         return Err(ReceivingError::DisputeAlreadyOpen {
             delivery_id: delivery_id.to_owned(),
@@ -1015,11 +1040,16 @@ pub fn open_dispute(
         });
     }
     conn.execute(
-        "INSERT INTO dispute (delivery_id, opened_at, closed_at, note) VALUES (?1, ?2, NULL, ?3)
-         ON CONFLICT (delivery_id) DO UPDATE SET opened_at = ?2, closed_at = NULL, note = ?3,
-           first_response_at = NULL, first_response_by = NULL, first_response_kind = NULL,
-           photos_inspected_at = NULL",
-        params![delivery_id, now.millis(), note],
+        "INSERT INTO dispute (delivery_id, opened_at, opened_by, note, line_no, photos)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            delivery_id,
+            now.millis(),
+            staff,
+            note,
+            line_no,
+            line_no.map(|_| serde_json::to_string(&photos).unwrap_or_else(|_| "[]".into()))
+        ],
     )
     .map_err(sql(conn))?;
     outbox::append(
@@ -1028,6 +1058,8 @@ pub fn open_dispute(
             delivery_id: delivery_id.into(),
             staff: staff.into(),
             note: note.into(),
+            line_no,
+            photos,
         },
         now,
     )?;
@@ -1048,12 +1080,12 @@ pub fn close_dispute(
     }
     let closed = conn
         .execute(
-            "UPDATE dispute SET closed_at = ?2,
+            "UPDATE dispute SET closed_at = ?2, closed_by = ?3, settle_note = ?4,
                first_response_kind = COALESCE(first_response_kind, 'settled'),
                first_response_by = COALESCE(first_response_by, ?3),
                first_response_at = COALESCE(first_response_at, ?2)
              WHERE delivery_id = ?1 AND closed_at IS NULL",
-            params![delivery_id, now.millis(), staff],
+            params![delivery_id, now.millis(), staff, note],
         )
         .map_err(sql(conn))?;
     if closed == 0 {
@@ -1117,31 +1149,32 @@ pub fn respond_to_dispute(
         return Err(ReceivingError::EmptyDisputeNote);
     }
     let inspected = response == DisputeResponse::PhotoInspection;
-    let changed = conn
-        .execute(
-            "UPDATE dispute SET
+    let Some(open) = open_dispute_of(conn, delivery_id)? else {
+        load_delivery(conn, delivery_id)?;
+        return Err(ReceivingError::NoOpenDispute(delivery_id.to_owned()));
+    };
+    conn.execute(
+        "UPDATE dispute SET
                first_response_kind = COALESCE(first_response_kind, ?4),
                first_response_by = COALESCE(first_response_by, ?3),
                first_response_at = COALESCE(first_response_at, ?2),
                photos_inspected_at = CASE WHEN ?5 THEN COALESCE(photos_inspected_at, ?2)
                                           ELSE photos_inspected_at END
-             WHERE delivery_id = ?1 AND closed_at IS NULL",
-            params![
-                delivery_id,
-                now.millis(),
-                staff,
-                response.as_str(),
-                inspected
-            ],
-        )
-        .map_err(sql(conn))?;
-    if changed == 0 {
-        load_delivery(conn, delivery_id)?;
-        return Err(ReceivingError::NoOpenDispute(delivery_id.to_owned()));
-    }
+             WHERE id = ?1",
+        params![open.id, now.millis(), staff, response.as_str(), inspected],
+    )
+    .map_err(sql(conn))?;
     conn.execute(
-        "INSERT INTO dispute_response (delivery_id, at, staff, kind, note) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![delivery_id, now.millis(), staff, response.as_str(), note],
+        "INSERT INTO dispute_response (delivery_id, at, staff, kind, note, dispute_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            delivery_id,
+            now.millis(),
+            staff,
+            response.as_str(),
+            note,
+            open.id
+        ],
     )
     .map_err(sql(conn))?;
     outbox::append(
@@ -1162,22 +1195,110 @@ pub fn dispute_first_response(
     conn: &Connection,
     delivery_id: &str,
 ) -> Result<Option<DisputeFirstResponse>, StoreError> {
-    conn.prepare_cached(
-        "SELECT first_response_at, first_response_by, first_response_kind, photos_inspected_at
-         FROM dispute WHERE delivery_id = ?1 AND first_response_at IS NOT NULL",
-    )
-    .and_then(|mut st| {
-        st.query_row([delivery_id], |r| {
-            Ok(DisputeFirstResponse {
-                at: Timestamp(r.get(0)?),
-                by: r.get(1)?,
-                kind: r.get(2)?,
-                photos_inspected_at: r.get::<_, Option<i64>>(3)?.map(Timestamp),
+    Ok(dispute_episodes(conn, delivery_id)?
+        .pop()
+        .and_then(|e| e.first_response))
+}
+
+/// One response to a dispute episode, as it was recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DisputeResponseRecord {
+    pub at: Timestamp,
+    pub by: String,
+    /// `note` or `photo_inspection`.
+    pub kind: String,
+    pub note: String,
+}
+
+/// One dispute episode of a delivery: opened, responded to, settled. A delivery's dispute can
+/// be settled and opened again; each episode keeps its own times.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DisputeEpisode {
+    pub id: i64,
+    pub delivery_id: String,
+    pub opened_at: Timestamp,
+    /// Who opened it (unknown for disputes opened before episodes were kept).
+    pub opened_by: Option<String>,
+    /// What is contested.
+    pub note: String,
+    pub closed_at: Option<Timestamp>,
+    pub closed_by: Option<String>,
+    /// How it was settled.
+    pub settle_note: Option<String>,
+    pub first_response: Option<DisputeFirstResponse>,
+    /// The manifest line it is about, if one.
+    pub line_no: Option<u32>,
+    /// The SHA-256 of that line's photos stored when it was opened.
+    pub photos: Vec<String>,
+    /// Every response, oldest first.
+    pub responses: Vec<DisputeResponseRecord>,
+}
+
+/// Every dispute episode of a delivery, oldest first, each with its responses.
+pub fn dispute_episodes(
+    conn: &Connection,
+    delivery_id: &str,
+) -> Result<Vec<DisputeEpisode>, StoreError> {
+    let mut episodes: Vec<DisputeEpisode> = conn
+        .prepare_cached(
+            "SELECT id, opened_at, opened_by, note, closed_at, closed_by, settle_note,
+                    first_response_at, first_response_by, first_response_kind, photos_inspected_at,
+                    line_no, photos
+             FROM dispute WHERE delivery_id = ?1 ORDER BY opened_at, id",
+        )
+        .and_then(|mut st| {
+            st.query_map([delivery_id], |r| {
+                let first_at: Option<i64> = r.get(7)?;
+                let first_response = match first_at {
+                    Some(at) => Some(DisputeFirstResponse {
+                        at: Timestamp(at),
+                        by: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+                        kind: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
+                        photos_inspected_at: r.get::<_, Option<i64>>(10)?.map(Timestamp),
+                    }),
+                    None => None,
+                };
+                Ok(DisputeEpisode {
+                    id: r.get(0)?,
+                    delivery_id: delivery_id.to_owned(),
+                    opened_at: Timestamp(r.get(1)?),
+                    opened_by: r.get(2)?,
+                    note: r.get(3)?,
+                    closed_at: r.get::<_, Option<i64>>(4)?.map(Timestamp),
+                    closed_by: r.get(5)?,
+                    settle_note: r.get(6)?,
+                    first_response,
+                    line_no: r.get(11)?,
+                    photos: r
+                        .get::<_, Option<String>>(12)?
+                        .and_then(|p| serde_json::from_str(&p).ok())
+                        .unwrap_or_default(),
+                    responses: Vec::new(),
+                })
             })
+            .and_then(|rows| rows.collect())
         })
-        .optional()
-    })
-    .map_err(sql(conn))
+        .map_err(sql(conn))?;
+    for e in &mut episodes {
+        e.responses = conn
+            .prepare_cached(
+                "SELECT at, staff, kind, note FROM dispute_response WHERE dispute_id = ?1
+                 ORDER BY at, rowid",
+            )
+            .and_then(|mut st| {
+                st.query_map([e.id], |r| {
+                    Ok(DisputeResponseRecord {
+                        at: Timestamp(r.get(0)?),
+                        by: r.get(1)?,
+                        kind: r.get(2)?,
+                        note: r.get(3)?,
+                    })
+                })
+                .and_then(|rows| rows.collect())
+            })
+            .map_err(sql(conn))?;
+    }
+    Ok(episodes)
 }
 
 /// Goods that arrived without a manifest line: held for review with their own quarantine row.
@@ -1380,6 +1501,8 @@ pub struct BenchDelivery {
     pub closed: bool,
     pub cancelled: bool,
     pub lines: Vec<BenchLine>,
+    /// Every dispute episode of the delivery, oldest first (the last may be open).
+    pub disputes: Vec<DisputeEpisode>,
 }
 
 impl BenchDelivery {
@@ -1484,6 +1607,7 @@ pub fn bench_delivery(
         closed: d.closed,
         cancelled: d.manifest.cancelled,
         lines,
+        disputes: dispute_episodes(conn, delivery_id)?,
     }))
 }
 

@@ -48,3 +48,20 @@ pub fn forget_copy(conn: &Connection, sha256: &str) -> Result<(), StoreError> {
     .map_err(sql(conn))?;
     Ok(())
 }
+
+/// The SHA-256 of the photos stored for a delivery line (with a copy on disk), oldest first.
+pub fn of_line(
+    conn: &Connection,
+    delivery_id: &str,
+    line_no: u32,
+) -> Result<Vec<String>, StoreError> {
+    conn.prepare_cached(
+        "SELECT sha256 FROM photo WHERE delivery_id = ?1 AND line_no = ?2 AND path IS NOT NULL
+         ORDER BY stored_at, sha256",
+    )
+    .and_then(|mut st| {
+        st.query_map(params![delivery_id, line_no], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+    })
+    .map_err(sql(conn))
+}

@@ -420,6 +420,49 @@ const MIGRATIONS: &[&str] = &[
         SELECT RAISE(ABORT, 'a stored day-ahead forecast is never rewritten');
     END;
     "#,
+    // 16 (branch disputes): each dispute episode is its own row (a delivery's dispute can be
+    // settled and opened again; the earlier episode keeps its times), with who opened and who
+    // settled it and how, and the line it is about with that line's stored photos (a JSON array
+    // of SHA-256); at most one open episode per delivery. Existing rows are kept as
+    // episodes; each response belongs to its episode (earlier responses to the delivery's one
+    // row).
+    r#"
+    CREATE TABLE dispute_episode (
+        id                  INTEGER PRIMARY KEY,
+        delivery_id         TEXT NOT NULL,
+        opened_at           INTEGER NOT NULL,
+        opened_by           TEXT,
+        note                TEXT NOT NULL,
+        closed_at           INTEGER,
+        closed_by           TEXT,
+        settle_note         TEXT,
+        first_response_at   INTEGER,
+        first_response_by   TEXT,
+        first_response_kind TEXT,
+        photos_inspected_at INTEGER,
+        line_no             INTEGER,
+        photos              TEXT
+    ) STRICT;
+    INSERT INTO dispute_episode (delivery_id, opened_at, note, closed_at, first_response_at,
+                                 first_response_by, first_response_kind, photos_inspected_at)
+        SELECT delivery_id, opened_at, note, closed_at, first_response_at, first_response_by,
+               first_response_kind, photos_inspected_at
+        FROM dispute ORDER BY opened_at;
+    DROP TABLE dispute;
+    ALTER TABLE dispute_episode RENAME TO dispute;
+    CREATE UNIQUE INDEX dispute_open_per_delivery ON dispute (delivery_id) WHERE closed_at IS NULL;
+    CREATE INDEX dispute_by_delivery ON dispute (delivery_id, opened_at);
+    CREATE INDEX dispute_by_opened ON dispute (opened_at);
+    ALTER TABLE dispute_response ADD COLUMN dispute_id INTEGER;
+    UPDATE dispute_response SET dispute_id =
+        (SELECT d.id FROM dispute d WHERE d.delivery_id = dispute_response.delivery_id);
+    "#,
+    // 17 (branch disputes): a SKU's category from the master data (`sku_upsert`'s optional
+    // `category`), so demand signals scoped to a category reach its SKUs; NULL: none.
+    r#"
+    ALTER TABLE sku ADD COLUMN category TEXT;
+    CREATE INDEX sku_by_category ON sku (category) WHERE category IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -546,5 +589,61 @@ mod tests {
         // A good upgrade goes all the way.
         migrate_with(&mut conn, &path, &[v1, v2]).unwrap();
         assert_eq!(user_version(&conn).unwrap(), 2);
+    }
+
+    #[test]
+    fn dispute_episodes_migration_keeps_the_existing_disputes_and_their_responses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let mut conn = Connection::open(&path).unwrap();
+        let episodes = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("CREATE TABLE dispute_episode"))
+            .unwrap();
+        migrate_with(&mut conn, &path, &MIGRATIONS[..episodes]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO dispute (delivery_id, opened_at, closed_at, note, first_response_at,
+                                  first_response_by, first_response_kind, photos_inspected_at)
+                 VALUES ('D1', 1000, 5000, 'mouldy', 2000, 'li', 'note', 3000),
+                        ('D2', 1500, NULL, 'short', NULL, NULL, NULL, NULL);
+             INSERT INTO dispute_response (delivery_id, at, staff, kind, note)
+                 VALUES ('D1', 2000, 'li', 'note', 'called the supplier');",
+        )
+        .unwrap();
+        migrate_with(&mut conn, &path, &MIGRATIONS[..=episodes]).unwrap();
+        type Row = (String, i64, Option<i64>, Option<i64>, Option<i64>);
+        let rows: Vec<Row> = conn
+            .prepare(
+                "SELECT delivery_id, opened_at, closed_at, first_response_at, photos_inspected_at
+                 FROM dispute ORDER BY delivery_id",
+            )
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                ("D1".into(), 1000, Some(5000), Some(2000), Some(3000)),
+                ("D2".into(), 1500, None, None, None),
+            ]
+        );
+        let response_of: String = conn
+            .query_row(
+                "SELECT d.delivery_id FROM dispute_response r JOIN dispute d ON d.id = r.dispute_id",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(response_of, "D1");
+        // D2 is still open: a second open episode of it is refused by the schema.
+        let second = conn.execute(
+            "INSERT INTO dispute (delivery_id, opened_at, note) VALUES ('D2', 9000, 'again')",
+            [],
+        );
+        assert!(second.is_err(), "{second:?}");
     }
 }

@@ -142,3 +142,37 @@ pub fn exists(conn: &Connection, code: &str) -> Result<bool, StoreError> {
         .and_then(|mut st| st.query_row([code], |r| r.get(0)))
         .map_err(sql(conn))
 }
+
+/// Sets a SKU's category from its master data (`None`: it has none). Only the version of the
+/// master data just stored sets it (the caller applies it with that upsert).
+pub fn set_category(
+    conn: &Connection,
+    code: &SkuCode,
+    category: Option<&str>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE sku SET category = ?2 WHERE code = ?1")
+        .and_then(|mut st| st.execute(params![code.as_str(), category]))
+        .map_err(sql(conn))?;
+    Ok(())
+}
+
+/// A SKU's category, if its master data has one.
+pub fn category_of(conn: &Connection, code: &str) -> Result<Option<String>, StoreError> {
+    conn.prepare_cached("SELECT category FROM sku WHERE code = ?1")
+        .and_then(|mut st| {
+            st.query_row([code], |r| r.get::<_, Option<String>>(0))
+                .optional()
+        })
+        .map(Option::flatten)
+        .map_err(sql(conn))
+}
+
+/// The SKUs of a category, by code.
+pub fn in_category(conn: &Connection, category: &str) -> Result<Vec<String>, StoreError> {
+    conn.prepare_cached("SELECT code FROM sku WHERE category = ?1 ORDER BY code")
+        .and_then(|mut st| {
+            st.query_map([category], |r| r.get(0))
+                .and_then(|rows| rows.collect())
+        })
+        .map_err(sql(conn))
+}

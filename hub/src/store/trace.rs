@@ -49,6 +49,8 @@ pub struct ItemTrace {
     /// Movements of the item's batch (receipts, handovers, losses, releases).
     pub batch_movements: Vec<TraceMovement>,
     pub handed_over: Option<HandoverInfo>,
+    /// Every dispute episode of the item's delivery, oldest first.
+    pub disputes: Vec<super::deliveries::DisputeEpisode>,
 }
 
 fn ts(ms: i64) -> String {
@@ -142,6 +144,10 @@ pub fn item(conn: &Connection, code: &str) -> Result<Option<ItemTrace>, StoreErr
         Some(d) => decision_for(conn, d, &sku, &lot)?,
         None => None,
     };
+    let disputes = match &delivery_id {
+        Some(d) => super::deliveries::dispute_episodes(conn, d)?,
+        None => Vec::new(),
+    };
     let handed_over = match &order_id {
         Some(o) if status == "handed_over" => handover_of(conn, o)?,
         _ => None,
@@ -160,6 +166,7 @@ pub fn item(conn: &Connection, code: &str) -> Result<Option<ItemTrace>, StoreErr
         supplier,
         decision,
         handed_over,
+        disputes,
     }))
 }
 

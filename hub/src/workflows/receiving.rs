@@ -342,24 +342,64 @@ pub async fn resolve(
         .await
 }
 
-/// A supervisor opens a dispute on a delivery (its photos and decisions are then kept), or
-/// closes the open one once settled.
+/// One step on a delivery's dispute, the one home of its rules for the CLI, the station app
+/// (`receive_dispute`) and central (`delivery_dispute`): open it (about `line_no`, with that
+/// line's stored photos as its evidence), respond with a note, record that its photos were
+/// inspected, or settle it. Each needs a note saying what was done.
+pub fn dispute_in(
+    c: &rusqlite::Connection,
+    delivery_id: &str,
+    staff: &str,
+    step: hub_contract::station::DisputeStep,
+    note: &str,
+    line_no: Option<u32>,
+    now: Timestamp,
+) -> Result<(), ReceivingError> {
+    use hub_contract::station::DisputeStep;
+    match step {
+        DisputeStep::Open => {
+            deliveries::open_dispute_on_line(c, delivery_id, staff, note, line_no, now)
+        }
+        DisputeStep::Respond => deliveries::respond_to_dispute(
+            c,
+            delivery_id,
+            staff,
+            note,
+            deliveries::DisputeResponse::Note,
+            now,
+        ),
+        DisputeStep::PhotosInspected => deliveries::respond_to_dispute(
+            c,
+            delivery_id,
+            staff,
+            note,
+            deliveries::DisputeResponse::PhotoInspection,
+            now,
+        ),
+        DisputeStep::Settle => deliveries::close_dispute(c, delivery_id, staff, note, now),
+    }
+}
+
+/// A supervisor opens a dispute on a delivery (its photos and decisions are then kept; about
+/// `line_no` when given), or closes the open one once settled.
 pub async fn dispute(
     store: &Store,
     delivery_id: &str,
     staff: &str,
     note: &str,
     close: bool,
+    line_no: Option<u32>,
     now: Timestamp,
 ) -> Result<(), ReceivingError> {
     let (delivery_id, staff, note) = (delivery_id.to_owned(), staff.to_owned(), note.to_owned());
     store
         .write(move |c| {
-            if close {
-                deliveries::close_dispute(c, &delivery_id, &staff, &note, now)
+            let step = if close {
+                hub_contract::station::DisputeStep::Settle
             } else {
-                deliveries::open_dispute(c, &delivery_id, &staff, &note, now)
-            }
+                hub_contract::station::DisputeStep::Open
+            };
+            dispute_in(c, &delivery_id, &staff, step, &note, line_no, now)
         })
         .await
 }
@@ -377,7 +417,13 @@ pub async fn respond_to_dispute(
     let (delivery_id, staff, note) = (delivery_id.to_owned(), staff.to_owned(), note.to_owned());
     store
         .write(move |c| {
-            deliveries::respond_to_dispute(c, &delivery_id, &staff, &note, response, now)
+            let step = match response {
+                deliveries::DisputeResponse::Note => hub_contract::station::DisputeStep::Respond,
+                deliveries::DisputeResponse::PhotoInspection => {
+                    hub_contract::station::DisputeStep::PhotosInspected
+                }
+            };
+            dispute_in(c, &delivery_id, &staff, step, &note, None, now)
         })
         .await
 }

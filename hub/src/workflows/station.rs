@@ -220,6 +220,23 @@ fn run_action(
             )?;
             ReplyResult::of(&serde_json::json!({ "new_line_no": new_line }))
         }
+        StationAction::ReceiveDispute {
+            delivery_id,
+            step,
+            note,
+            line_no,
+        } => {
+            receiving(site)?;
+            let member = crate::store::staff::staff(c, staff)?;
+            if member.is_some_and(|m| m.role != crate::store::staff::Role::Supervisor) {
+                return Err(Failure::Refused(
+                    "supervisor_only".into(),
+                    format!("{staff} is a clerk: only a supervisor can act on a dispute; ask one"),
+                ));
+            }
+            workflows::receiving::dispute_in(c, &delivery_id, staff, step, &note, line_no, now)?;
+            ReplyResult::of(&serde_json::json!({ "step": step.as_str() }))
+        }
     })
 }
 
