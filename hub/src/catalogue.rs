@@ -593,6 +593,14 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "照片暂时无法检查：请稍后再试，或联系技术人员。",
         "The photo cannot be checked right now: try again shortly or call the technician.",
     ),
+    // What the stock screen's days of cover divide by.
+    ("stock.cover.forecast", "按今日预测", "at today's forecast"),
+    (
+        "stock.cover.average",
+        "按近 7 天平均",
+        "at the 7-day average",
+    ),
+    ("stock.cover.none", "", ""),
     // Stocktake and loss on the stock screen (supervisors).
     ("stock.correction.title", "盘点 / 报损", "Stocktake / loss"),
     ("stock.correction.lot", "批次", "Lot"),

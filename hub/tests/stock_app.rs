@@ -210,7 +210,7 @@ async fn the_stock_screen_marks_lots_tiers_requests_and_alerts_worst_first() {
     assert!(milk < rice, "worst tier first");
     assert!(body.contains(r#"data-sku="MILK" data-tier="red" data-request="acknowledged""#));
     assert!(body.contains(r#"data-sku="RICE" data-tier="normal" data-request="none""#));
-    assert!(body.contains("20.0 天"), "{body}");
+    assert!(body.contains("20.0 天<br><small>按近 7 天平均"), "{body}");
     assert!(body.contains("5000 按克"));
     // Alerts worst first, each with what to do.
     let red = body
@@ -556,5 +556,64 @@ async fn a_supervisor_records_a_stocktake_and_a_loss_once_and_bad_ones_are_refus
     assert_eq!(actions, 2);
     let verify = store.read_blocking(ledger::verify).unwrap();
     assert!(verify.ok(), "{verify:?}");
+    store.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn days_of_cover_use_todays_stored_forecast_when_the_daily_job_made_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::parse(CONFIG, dir.path()).unwrap();
+    std::fs::create_dir_all(&config.store.data_dir).unwrap();
+    let store = Store::open(
+        &config.database_path(),
+        config.site.id.as_str(),
+        &StoreOptions::default(),
+    )
+    .unwrap();
+    let now = chrono::Utc::now();
+    let today = now.with_timezone(&chrono_tz::Asia::Shanghai).date_naive();
+    let soon = (today + chrono::Days::new(1)).to_string();
+    let s = store.clone();
+    let millis = now.timestamp_millis();
+    tokio::task::spawn_blocking(move || {
+        seed(&s, millis, soon);
+        // The shape the daemon's daily job stores: MILK is forecast at 4 a day today, RICE
+        // (nothing handed over in 7 days) at 1,000 g.
+        s.write_blocking(move |c| {
+            let row =
+                |sku: &str, unit: &str, forecast: f64| hub::store::day_forecast::DayForecast {
+                    day: today,
+                    sku: sku.into(),
+                    unit: unit.into(),
+                    forecast,
+                    method: "ets".into(),
+                    history_days: 30,
+                    made_at: Timestamp(millis),
+                };
+            hub::store::day_forecast::store_day(
+                c,
+                today,
+                &[row("MILK", "piece", 4.0), row("RICE", "gram", 1000.0)],
+            )
+        })
+        .unwrap();
+    })
+    .await
+    .unwrap();
+    let app = StationApp::new(store.clone(), Site::of(&config), StationFeed::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(app)).await });
+    let clerk = signed_in(addr, "11223344", "li", "2468").await;
+    let clerk: Vec<&str> = clerk.iter().map(String::as_str).collect();
+    let body = http(addr, "GET", "/station/stock", &clerk, "").await.body;
+    // MILK: (27 - 7) free over 4 a day; RICE: 5,000 g over 1,000 g a day.
+    assert!(body.contains("5.0 天<br><small>按今日预测"), "{body}");
+    assert!(!body.contains("按近 7 天平均"), "{body}");
+    assert_eq!(
+        body.matches(r#"data-cover-basis="forecast""#).count(),
+        2,
+        "{body}"
+    );
     store.close();
 }

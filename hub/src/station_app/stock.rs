@@ -236,6 +236,9 @@ struct SkuRow {
     on_hand: i64,
     tier: &'static str,
     days_of_cover: Option<f64>,
+    /// What the days of cover divide by: `forecast` (today's stored day-ahead forecast),
+    /// `average` (the last 7 days) or `none`.
+    cover_basis: &'static str,
     /// `none`, `requested`, `acknowledged`.
     request: &'static str,
     lots: Vec<LotRow>,
@@ -263,6 +266,13 @@ fn read(
     now: Timestamp,
 ) -> Result<StockView, StoreError> {
     let tiers = alert_book::tiers(conn)?;
+    // Today's day-ahead forecasts, as the daemon's daily job stored them (none before its
+    // first round of the day: the screen then says it uses the 7-day average).
+    let forecast: std::collections::HashMap<String, f64> =
+        crate::store::day_forecast::between(conn, today, today + chrono::Days::new(1))?
+            .into_iter()
+            .map(|f| (f.sku, f.forecast))
+            .collect();
     let mut skus = Vec::new();
     for s in ledger::balances(conn)? {
         let state: SkuAlertState = tiers
@@ -270,12 +280,19 @@ fn read(
             .find(|(code, _)| *code == s.sku)
             .map(|(_, st)| st.clone())
             .unwrap_or_default();
-        let days_of_cover = match SkuCode::new(&s.sku) {
+        // Days of cover: what is free (on hand less what open orders hold) over today's
+        // forecast demand, or over the last 7 days' average when there is no forecast.
+        let (days_of_cover, cover_basis) = match SkuCode::new(&s.sku) {
             Ok(code) => {
                 let f = alert_book::figures(conn, &code, now)?;
-                (f.daily_demand > 0.0).then(|| (f.on_hand - f.committed) as f64 / f.daily_demand)
+                let free = (f.on_hand - f.committed) as f64;
+                match forecast.get(&s.sku) {
+                    Some(&daily) if daily > 0.0 => (Some(free / daily), "forecast"),
+                    _ if f.daily_demand > 0.0 => (Some(free / f.daily_demand), "average"),
+                    _ => (None, "none"),
+                }
             }
-            Err(_) => None,
+            Err(_) => (None, "none"),
         };
         let request = match &state.episode {
             None => "none",
@@ -300,6 +317,7 @@ fn read(
             on_hand: s.on_hand,
             tier: state.tier.as_str(),
             days_of_cover,
+            cover_basis,
             request,
         });
     }
