@@ -593,6 +593,25 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "照片暂时无法检查：请稍后再试，或联系技术人员。",
         "The photo cannot be checked right now: try again shortly or call the technician.",
     ),
+    // One SKU's days (the dashboard's drill-down).
+    ("drill.title", "单品明细", "SKU detail"),
+    ("drill.day", "日期", "Day"),
+    ("drill.sold", "每日交付", "Handed over a day"),
+    ("drill.forecast", "当日预测", "Forecast for the day"),
+    ("drill.error", "偏差", "Difference"),
+    ("drill.state", "状态", "State"),
+    ("drill.stocked_out", "断货", "ran out"),
+    ("drill.not_listed", "未上架", "not listed"),
+    (
+        "drill.note",
+        "预测为设备每天首次检查时保存的次日预测；断货日的交付量只是需求的下限，不计入预测偏差。",
+        "Forecasts are the ones the hub stored at each day's first check; on a day the SKU ran out, handovers are only a lower bound of demand and are not compared.",
+    ),
+    (
+        "drill.unknown_sku",
+        "没有这个商品：请从库存页面选择商品。",
+        "There is no such SKU: pick one on the stock screen.",
+    ),
     // What the stock screen's days of cover divide by.
     ("stock.cover.forecast", "按今日预测", "at today's forecast"),
     (

@@ -617,3 +617,106 @@ async fn days_of_cover_use_todays_stored_forecast_when_the_daily_job_made_one() 
     );
     store.close();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_drills_down_into_one_skus_days_with_the_stored_forecasts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::parse(CONFIG, dir.path()).unwrap();
+    std::fs::create_dir_all(&config.store.data_dir).unwrap();
+    let store = Store::open(
+        &config.database_path(),
+        config.site.id.as_str(),
+        &StoreOptions::default(),
+    )
+    .unwrap();
+    let now = chrono::Utc::now();
+    let zone = chrono_tz::Asia::Shanghai;
+    let today = now.with_timezone(&zone).date_naive();
+    // The seed hands 7 MILK over an hour ago: that hour's site day.
+    let issue_day = (now - chrono::Duration::hours(1))
+        .with_timezone(&zone)
+        .date_naive();
+    let soon = (today + chrono::Days::new(1)).to_string();
+    let s = store.clone();
+    let millis = now.timestamp_millis();
+    let boss = hash_pin("1357").unwrap();
+    tokio::task::spawn_blocking(move || {
+        seed(&s, millis, soon);
+        s.write_blocking(move |c| {
+            staff_store::upsert_staff(
+                c,
+                &StaffMember {
+                    staff_id: "wang".into(),
+                    name: "王主管".into(),
+                    role: Role::Supervisor,
+                    lang: "zh-CN".into(),
+                    disabled: false,
+                    failed_pins: 0,
+                    locked_until: None,
+                    pin_hash: boss,
+                },
+                Timestamp(0),
+            )?;
+            staff_store::add_pairing(
+                c,
+                "desk-1",
+                "55667788",
+                Timestamp(0),
+                Timestamp(i64::MAX / 4),
+            )?;
+            hub::store::day_forecast::store_day(
+                c,
+                issue_day,
+                &[hub::store::day_forecast::DayForecast {
+                    day: issue_day,
+                    sku: "MILK".into(),
+                    unit: "piece".into(),
+                    forecast: 4.0,
+                    method: "ets".into(),
+                    history_days: 30,
+                    made_at: Timestamp(millis),
+                }],
+            )
+        })
+        .unwrap();
+    })
+    .await
+    .unwrap();
+    let app = StationApp::new(store.clone(), Site::of(&config), StationFeed::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(app)).await });
+
+    let clerk = signed_in(addr, "11223344", "li", "2468").await;
+    let clerk: Vec<&str> = clerk.iter().map(String::as_str).collect();
+    let refused = http(addr, "GET", "/station/dashboard/sku?code=MILK", &clerk, "").await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+
+    let boss = signed_in(addr, "55667788", "wang", "1357").await;
+    let boss: Vec<&str> = boss.iter().map(String::as_str).collect();
+    let stock = http(addr, "GET", "/station/stock", &boss, "").await.body;
+    assert!(
+        stock.contains(r#"href="/station/dashboard/sku?code=MILK""#),
+        "{stock}"
+    );
+    let unknown = http(addr, "GET", "/station/dashboard/sku?code=NOPE", &boss, "").await;
+    assert_eq!(unknown.status, 404);
+    assert!(unknown.body.contains("没有这个商品"), "{}", unknown.body);
+
+    let page = http(addr, "GET", "/station/dashboard/sku?code=MILK", &boss, "").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let body = &page.body;
+    assert!(
+        body.contains("鲜牛奶 1L") && body.contains("<svg"),
+        "{body}"
+    );
+    assert_eq!(body.matches("data-day=").count(), 30, "{body}");
+    // The day of the handover: 7 handed over against the stored forecast of 4.
+    let row = body
+        .split(&format!(r#"data-day="{issue_day}">"#))
+        .nth(1)
+        .and_then(|rest| rest.split("</tr>").next())
+        .unwrap_or_else(|| panic!("no row for {issue_day}: {body}"));
+    assert!(row.contains("<td>7</td><td>4.0</td><td>3.0</td>"), "{row}");
+    store.close();
+}

@@ -72,7 +72,7 @@ pub fn period_of(
 }
 
 /// A supervisor's session, or the refusal to answer with.
-async fn supervisor(app: &StationApp, headers: &HeaderMap) -> Result<Session, Response> {
+pub(super) async fn supervisor(app: &StationApp, headers: &HeaderMap) -> Result<Session, Response> {
     let Some(s) = session(app, headers).await else {
         return Err(refusal(
             StatusCode::UNAUTHORIZED,

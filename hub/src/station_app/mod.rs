@@ -20,6 +20,7 @@ pub mod assets;
 pub mod charts;
 pub mod dashboard;
 pub mod disputes;
+pub mod drilldown;
 pub mod feed;
 pub mod import;
 pub mod items;
@@ -197,6 +198,7 @@ pub fn router(app: StationApp) -> Router {
         .merge(dashboard::routes())
         .merge(stock::routes())
         .merge(import::routes())
+        .merge(drilldown::routes())
         .merge(disputes::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(security_headers))

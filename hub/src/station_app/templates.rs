@@ -35,6 +35,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("dashboard.html", include_str!("templates/dashboard.html")),
     ("stock.html", include_str!("templates/stock.html")),
     ("import.html", include_str!("templates/import.html")),
+    ("drilldown.html", include_str!("templates/drilldown.html")),
     (
         "import_result.html",
         include_str!("templates/import_result.html"),
