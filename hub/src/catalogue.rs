@@ -619,7 +619,6 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "按近 7 天平均",
         "at the 7-day average",
     ),
-    ("stock.cover.none", "", ""),
     // Stocktake and loss on the stock screen (supervisors).
     ("stock.correction.title", "盘点 / 报损", "Stocktake / loss"),
     ("stock.correction.lot", "批次", "Lot"),

@@ -717,3 +717,61 @@ async fn a_supervisor_opens_answers_and_settles_a_dispute_on_the_bench_screen() 
     assert!(page.body.contains("credited 2 bottles"), "{}", page.body);
     assert!(page.body.contains("dispute-open"), "{}", page.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clerk_holds_a_line_for_review_with_a_reason_from_the_list() {
+    let hub = start().await;
+    let (cookies, page) = signed_in(&hub, "11223344", "li", "2468").await;
+    let clerk = Tablet {
+        hub: &hub,
+        csrf: page.field("csrf"),
+        cookies,
+    };
+    let opened = clerk
+        .post("/station/receiving/open", "delivery=D1&line=2")
+        .await;
+    assert!(opened.body.contains(r#"id="hold-form""#), "{}", opened.body);
+    clerk
+        .post(
+            "/station/receiving/action",
+            "request_id=h-1&op=count&delivery=D1&line=2&count=5",
+        )
+        .await;
+    // A reason not on the list: refused in words, the line still waits.
+    let bad = clerk
+        .post(
+            "/station/receiving/action",
+            "request_id=h-2&op=hold&delivery=D1&line=2&reason=looks+odd",
+        )
+        .await;
+    assert!(bad.body.contains("请从列表中选择扣留原因"), "{}", bad.body);
+    assert_eq!(
+        line_state(&hub.store, 2).state,
+        deliveries::LineState::Waiting
+    );
+
+    let held = clerk
+        .post(
+            "/station/receiving/action",
+            "request_id=h-3&op=hold&delivery=D1&line=2&reason=damaged_packaging",
+        )
+        .await;
+    assert!(
+        held.body.contains("收货员扣留待审：包装破损"),
+        "{}",
+        held.body
+    );
+    let line = line_state(&hub.store, 2);
+    assert_eq!(line.state, deliveries::LineState::Held);
+    let decision = line.decision.unwrap().decision;
+    assert_eq!((decision.accepted, decision.held), (0, 5));
+    assert!(
+        decision
+            .reasons
+            .contains(&hub_core::receiving::Reason::HeldByStaff {
+                reason: hub_core::receiving::HoldReason::DamagedPackaging
+            }),
+        "{:?}",
+        decision.reasons
+    );
+}

@@ -40,8 +40,14 @@ pub enum StationAction {
     },
     /// A label or item code scanned while receiving.
     ReceiveScan { code: String },
-    /// Decide one delivery line.
-    ReceiveDecide { delivery_id: String, line_no: u32 },
+    /// Decide one delivery line; with `hold`, a clerk holds for a supervisor what the checks
+    /// would accept (older commands have no `hold`).
+    ReceiveDecide {
+        delivery_id: String,
+        line_no: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hold: Option<hub_core::receiving::HoldReason>,
+    },
     /// Release and/or reject held stock after review.
     ReceiveRelease {
         delivery_id: String,

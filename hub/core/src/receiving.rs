@@ -318,6 +318,65 @@ pub enum Reason {
         days_left: i64,
     },
     NotInManifest,
+    /// A clerk held the line for a supervisor's review, with a reason from the list.
+    HeldByStaff {
+        reason: HoldReason,
+    },
+}
+
+/// Why a clerk holds a line for review though the hub's checks would accept it; picked from
+/// a list on the bench screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldReason {
+    DamagedPackaging,
+    WrongTemperature,
+    QualityDoubt,
+    LabelUnreadable,
+}
+
+impl HoldReason {
+    /// Every reason, in the order a screen lists them.
+    pub const ALL: [HoldReason; 4] = [
+        HoldReason::DamagedPackaging,
+        HoldReason::WrongTemperature,
+        HoldReason::QualityDoubt,
+        HoldReason::LabelUnreadable,
+    ];
+
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldReason::DamagedPackaging => "damaged_packaging",
+            HoldReason::WrongTemperature => "wrong_temperature",
+            HoldReason::QualityDoubt => "quality_doubt",
+            HoldReason::LabelUnreadable => "label_unreadable",
+        }
+    }
+
+    /// Reads the name written by [`HoldReason::as_str`].
+    pub fn parse(text: &str) -> Option<HoldReason> {
+        HoldReason::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+/// A clerk's hold over the hub's decision: what the checks reject stays rejected (a hold never
+/// lets goods in), and everything they would accept is held for a supervisor instead.
+pub fn hold_for_review(decision: LineDecision, reason: HoldReason) -> LineDecision {
+    let held = decision.held + decision.accepted;
+    let mut reasons = decision.reasons;
+    reasons.push(Reason::HeldByStaff { reason });
+    LineDecision {
+        outcome: if held > 0 {
+            Outcome::Held
+        } else {
+            decision.outcome
+        },
+        accepted: 0,
+        rejected: decision.rejected,
+        held,
+        reasons,
+    }
 }
 
 /// The outcome of a line.
@@ -579,6 +638,47 @@ pub fn check_scan_for_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clerks_hold_holds_what_would_be_accepted_and_never_lets_rejected_goods_in() {
+        let decision = |outcome, accepted, rejected, held| LineDecision {
+            outcome,
+            accepted,
+            rejected,
+            held,
+            reasons: vec![],
+        };
+        let held = hold_for_review(
+            decision(Outcome::Accepted, 10, 0, 0),
+            HoldReason::DamagedPackaging,
+        );
+        assert_eq!(
+            (held.outcome, held.accepted, held.held),
+            (Outcome::Held, 0, 10)
+        );
+        assert_eq!(
+            held.reasons,
+            vec![Reason::HeldByStaff {
+                reason: HoldReason::DamagedPackaging
+            }]
+        );
+        let partly = hold_for_review(
+            decision(Outcome::PartiallyAccepted, 8, 0, 2),
+            HoldReason::QualityDoubt,
+        );
+        assert_eq!((partly.accepted, partly.held, partly.rejected), (0, 10, 0));
+        let rejected = hold_for_review(
+            decision(Outcome::Rejected, 0, 6, 0),
+            HoldReason::WrongTemperature,
+        );
+        assert_eq!(
+            (rejected.outcome, rejected.rejected, rejected.held),
+            (Outcome::Rejected, 6, 0)
+        );
+        for r in HoldReason::ALL {
+            assert_eq!(HoldReason::parse(r.as_str()), Some(r));
+        }
+    }
     use proptest::prelude::*;
 
     fn line() -> ManifestLine {

@@ -67,6 +67,29 @@ pub(super) const TEXTS: &[(&str, &str, &str)] = &[
     ("receiving.release", "放行入库", "Release into stock"),
     ("receiving.reject", "拒收", "Reject"),
     ("receiving.release_reason", "处理说明", "Reason"),
+    // A clerk's hold for a supervisor's review, with a reason from the list.
+    ("receiving.hold", "扣留待审", "Hold for review"),
+    ("receiving.hold_reason", "扣留原因", "Why"),
+    (
+        "receiving.hold.damaged_packaging",
+        "包装破损",
+        "damaged packaging",
+    ),
+    (
+        "receiving.hold.wrong_temperature",
+        "温度不对",
+        "wrong temperature",
+    ),
+    (
+        "receiving.hold.quality_doubt",
+        "质量存疑",
+        "doubtful quality",
+    ),
+    (
+        "receiving.hold.label_unreadable",
+        "标签无法识别",
+        "unreadable label",
+    ),
     (
         "receiving.supervisor_only",
         "只有主管可以放行或拒收暂扣的货",
@@ -276,6 +299,15 @@ pub fn reason(reason: &Reason, lang: Lang) -> String {
         Reason::Expired { days_left } => format!("expired {} day(s) ago", -days_left),
         Reason::NotInManifest if zh => "不在到货单上".into(),
         Reason::NotInManifest => "not in the delivery manifest".into(),
+        Reason::HeldByStaff { reason } => format!(
+            "{}{}",
+            if zh {
+                "收货员扣留待审："
+            } else {
+                "held for review by the clerk: "
+            },
+            super::text(&format!("receiving.hold.{}", reason.as_str()), lang)
+        ),
     }
 }
 
@@ -441,6 +473,9 @@ mod tests {
             },
             Reason::Expired { days_left: -3 },
             Reason::NotInManifest,
+            Reason::HeldByStaff {
+                reason: hub_core::receiving::HoldReason::QualityDoubt,
+            },
         ];
         for r in &reasons {
             // Exhaustive on purpose: a new reason fails to compile here until listed above.
@@ -457,7 +492,8 @@ mod tests {
                 | Reason::SuspiciousCodes { .. }
                 | Reason::ExpiryTooClose { .. }
                 | Reason::Expired { .. }
-                | Reason::NotInManifest => {}
+                | Reason::NotInManifest
+                | Reason::HeldByStaff { .. } => {}
             }
             assert!(has_han(&reason(r, Lang::ZhCn)), "{r:?}");
             let en = reason(r, Lang::En);

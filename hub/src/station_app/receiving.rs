@@ -516,6 +516,7 @@ async fn context(app: &StationApp, s: &Session, fresh: bool) -> serde_json::Valu
         "last": last,
         "request_id": random_hex(12),
         "resolve_reasons": RESOLVE_REASONS,
+        "hold_reasons": hub_core::receiving::HoldReason::ALL.map(|r| r.as_str()),
         "dispute": dispute,
     })
 }
@@ -766,7 +767,24 @@ async fn action(
         "decide" => StationAction::ReceiveDecide {
             delivery_id: delivery_id.clone(),
             line_no,
+            hold: None,
         },
+        "hold" => {
+            let Some(hold) = hub_core::receiving::HoldReason::parse(form.reason.trim()) else {
+                let bench = said(
+                    "请从列表中选择扣留原因".into(),
+                    "pick why the line is held from the list".into(),
+                    false,
+                );
+                app.feed.show(&s.station, Shown::Receiving(bench), now);
+                return fragment(&app, &s, true).await;
+            };
+            StationAction::ReceiveDecide {
+                delivery_id: delivery_id.clone(),
+                line_no,
+                hold: Some(hold),
+            }
+        }
         "close" => StationAction::ReceiveClose {
             delivery_id: delivery_id.clone(),
         },
@@ -1017,6 +1035,7 @@ mod tests {
                 },
                 "last": LastView { tone: Tone::Error, text: "flagged".into() },
                 "request_id": "r1", "resolve_reasons": RESOLVE_REASONS,
+                "hold_reasons": hub_core::receiving::HoldReason::ALL.map(|r| r.as_str()),
             });
             let page = templates::try_render("receiving.html", &context)
                 .unwrap_or_else(|e| panic!("receiving.html: {e:#}"));

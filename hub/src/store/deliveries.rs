@@ -771,6 +771,21 @@ pub fn decide(
     today: chrono::NaiveDate,
     now: Timestamp,
 ) -> Result<ReceivingDecision, ReceivingError> {
+    decide_holding(conn, delivery_id, line_no, staff, None, policy, today, now)
+}
+
+/// [`decide`], with a clerk's hold (`hub_core::receiving::hold_for_review`) when given.
+#[allow(clippy::too_many_arguments)]
+pub fn decide_holding(
+    conn: &Connection,
+    delivery_id: &str,
+    line_no: u32,
+    staff: &str,
+    hold: Option<hub_core::receiving::HoldReason>,
+    policy: &ReceivingPolicy,
+    today: chrono::NaiveDate,
+    now: Timestamp,
+) -> Result<ReceivingDecision, ReceivingError> {
     let d = open_delivery(conn, delivery_id)?;
     let line = line_of(&d, line_no)?.clone();
     if decided(conn, delivery_id, line_no)? {
@@ -782,8 +797,11 @@ pub fn decide(
     let sku = super::sku::get(conn, &line.sku)?
         .ok_or_else(|| ReceivingError::UnknownSku(line.sku.to_string()))?;
     let rec = line_record(conn, delivery_id, line_no)?;
-    let decision: LineDecision =
-        decide_line(&line, sku.unit, &observation(&rec, sku.unit), policy, today);
+    let checked = decide_line(&line, sku.unit, &observation(&rec, sku.unit), policy, today);
+    let decision: LineDecision = match hold {
+        Some(reason) => hub_core::receiving::hold_for_review(checked, reason),
+        None => checked,
+    };
     let reference = format!("delivery {delivery_id} line {line_no}");
     if decision.accepted > 0 {
         receipt(

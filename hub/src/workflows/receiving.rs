@@ -228,11 +228,26 @@ pub fn decide_in(
     staff: &str,
     now: Timestamp,
 ) -> Result<ReceivingDecision, ReceivingError> {
-    let d = deliveries::decide(
+    decide_holding_in(c, site, delivery_id, line_no, staff, None, now)
+}
+
+/// [`decide_in`], with a clerk's hold for a supervisor's review when given (what the checks
+/// reject stays rejected; what they would accept is held).
+pub fn decide_holding_in(
+    c: &Tx<'_>,
+    site: &Site,
+    delivery_id: &str,
+    line_no: u32,
+    staff: &str,
+    hold: Option<hub_core::receiving::HoldReason>,
+    now: Timestamp,
+) -> Result<ReceivingDecision, ReceivingError> {
+    let d = deliveries::decide_holding(
         c,
         delivery_id,
         line_no,
         staff,
+        hold,
         &site.receiving,
         site.today(now),
         now,

@@ -148,14 +148,16 @@ fn run_action(
         StationAction::ReceiveDecide {
             delivery_id,
             line_no,
+            hold,
         } => {
             receiving(site)?;
-            ReplyResult::of(&workflows::receiving::decide_in(
+            ReplyResult::of(&workflows::receiving::decide_holding_in(
                 c,
                 site,
                 &delivery_id,
                 line_no,
                 staff,
+                hold,
                 now,
             )?)
         }
