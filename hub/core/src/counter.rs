@@ -37,11 +37,8 @@ pub fn weighed_line(by_weight: &[bool], weighed: &[(usize, i64)]) -> Option<usiz
         .map(|(i, _)| i)
 }
 
-/// What weighing a by-weight line changes in its price: (weighed − ordered) grams at
-/// `per_kg_cents` a kilogram, in cents (truncated toward zero, as the handover records it).
-pub fn weighed_price_difference(ordered_g: i64, weighed_g: i64, per_kg_cents: i64) -> i64 {
-    (weighed_g - ordered_g) * per_kg_cents / 1000
-}
+/// The price rule of a weighed line lives with the handover that records it.
+pub use crate::pickup::weighed_price_difference;
 
 /// One line of the order in the bag, for the weight cross-check: how many units, and what one
 /// weighs (master data), or the line's own weighed grams (a by-weight line weighed at the

@@ -538,11 +538,9 @@ pub fn plan_handover_lines(
             weighed_g,
             // By-weight prices are per kilogram; ordered and weighed quantities are grams.
             price_difference_cents: match (weighed_g, item.unit_price_cents) {
-                (Some(grams), Some(per_kg)) => Some(crate::counter::weighed_price_difference(
-                    item.quantity,
-                    grams,
-                    per_kg,
-                )),
+                (Some(grams), Some(per_kg)) => {
+                    Some(weighed_price_difference(item.quantity, grams, per_kg))
+                }
                 _ => None,
             },
             losses,
@@ -591,7 +589,7 @@ pub struct PickupRules {
     /// A supervisor may undo a handover for this long after it.
     pub undo_window_ms: i64,
     /// The weight cross-check of a bagged order: how far (grams, either way) the scale may be
-    /// from the order's expected weight ([`crate::counter::check_bag`]).
+    /// from the order's expected weight (the counter's `check_bag`).
     #[serde(default = "default_bag_tolerance_g")]
     pub bag_tolerance_g: i64,
 }
@@ -859,6 +857,12 @@ pub fn check_item(order: &PickupOrder, facts: Option<&TraceFacts>) -> Result<usi
         expected,
         found: facts.lot.clone(),
     })
+}
+
+/// What weighing a by-weight line changes in its price: (weighed − ordered) grams at
+/// `per_kg_cents` a kilogram, in cents (truncated toward zero, as the handover records it).
+pub fn weighed_price_difference(ordered_g: i64, weighed_g: i64, per_kg_cents: i64) -> i64 {
+    (weighed_g - ordered_g) * per_kg_cents / 1000
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@
 use super::feed::{Bench, Shown};
 use super::receiving::{fragment, not_at_bench};
 use super::{StationApp, authorised, refusal};
-use crate::catalogue::{Lang, local_date_time, receiving as words, text};
-use crate::store::deliveries::{BenchDelivery, DisputeEpisode, ReceivingError};
+use crate::catalogue::{Lang, receiving as words};
+use crate::store::deliveries::ReceivingError;
 use crate::store::staff::{self as staff_store, Role};
 use axum::Router;
 use axum::extract::{Form, State};
@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
 use hub_contract::station::{DisputeStep, StationAction, StationCommand};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// Longest dispute note taken from the screen.
 const MAX_NOTE_CHARS: usize = 500;
@@ -29,120 +29,6 @@ const MAX_NOTE_CHARS: usize = 500;
 /// The dispute routes (merged into the app's router).
 pub fn routes() -> Router<StationApp> {
     Router::new().route("/station/receiving/dispute", post(act))
-}
-
-#[derive(Serialize)]
-struct EpisodeView {
-    id: i64,
-    open: bool,
-    note: String,
-    opened: String,
-    line_no: Option<u32>,
-    photos: Vec<String>,
-    first_response: Option<String>,
-    photos_inspected: Option<String>,
-    responses: Vec<String>,
-    settled: Option<String>,
-}
-
-/// What the receiving panel shows of the open delivery's disputes.
-#[derive(Serialize)]
-pub(super) struct DisputeView {
-    episodes: Vec<EpisodeView>,
-    /// An episode is open (respond, inspect, settle) rather than none (open one).
-    open: bool,
-    /// The selected line (a new dispute is about it) and its stored photos.
-    line_no: Option<u32>,
-    line_photos: Vec<String>,
-}
-
-fn short(sha256: &str) -> String {
-    sha256.chars().take(12).collect()
-}
-
-fn episode_view(e: &DisputeEpisode, lang: Lang, zone: chrono_tz::Tz) -> EpisodeView {
-    let by = |who: Option<&str>| who.map(|w| format!(" · {w}")).unwrap_or_default();
-    let kind = |k: &str| text(&format!("dispute.kind.{k}"), lang).to_owned();
-    EpisodeView {
-        id: e.id,
-        open: e.closed_at.is_none(),
-        note: e.note.clone(),
-        opened: format!(
-            "{}{}",
-            local_date_time(e.opened_at, zone),
-            by(e.opened_by.as_deref())
-        ),
-        line_no: e.line_no,
-        photos: e.photos.iter().map(|p| short(p)).collect(),
-        first_response: e.first_response.as_ref().map(|r| {
-            format!(
-                "{} · {} · {}",
-                local_date_time(r.at, zone),
-                kind(&r.kind),
-                r.by
-            )
-        }),
-        photos_inspected: e
-            .first_response
-            .as_ref()
-            .and_then(|r| r.photos_inspected_at)
-            .map(|at| local_date_time(at, zone)),
-        responses: e
-            .responses
-            .iter()
-            .map(|r| {
-                format!(
-                    "{} · {} · {}: {}",
-                    local_date_time(r.at, zone),
-                    kind(&r.kind),
-                    r.by,
-                    r.note
-                )
-            })
-            .collect(),
-        settled: e.closed_at.map(|at| {
-            format!(
-                "{}{}: {}",
-                local_date_time(at, zone),
-                by(e.closed_by.as_deref()),
-                e.settle_note.as_deref().unwrap_or("—")
-            )
-        }),
-    }
-}
-
-/// The dispute part of the receiving panel for the open delivery (none without one).
-pub(super) fn view(
-    current: Option<&BenchDelivery>,
-    selection: Option<&(String, u32)>,
-    lang: Lang,
-    zone: chrono_tz::Tz,
-) -> Option<DisputeView> {
-    let d = current?;
-    let line_no = selection
-        .filter(|(id, _)| *id == d.delivery_id)
-        .map(|(_, n)| *n);
-    let line_photos = line_no
-        .and_then(|n| d.lines.iter().find(|l| l.line.line_no == n))
-        .map(|l| {
-            l.observed
-                .photos
-                .iter()
-                .filter(|p| p.photo_path.is_some())
-                .map(|p| short(&p.photo_sha256))
-                .collect()
-        })
-        .unwrap_or_default();
-    Some(DisputeView {
-        episodes: d
-            .disputes
-            .iter()
-            .map(|e| episode_view(e, lang, zone))
-            .collect(),
-        open: d.disputes.last().is_some_and(|e| e.closed_at.is_none()),
-        line_no,
-        line_photos,
-    })
 }
 
 #[derive(Deserialize)]
@@ -366,6 +252,8 @@ fn done_words(step: DisputeStep, delivery_id: &str) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalogue::text;
+    use crate::station_app::dispute_view::{DisputeView, EpisodeView};
     use crate::station_app::templates;
 
     fn episode(open: bool) -> EpisodeView {

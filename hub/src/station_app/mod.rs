@@ -19,6 +19,7 @@
 pub mod assets;
 pub mod charts;
 pub mod dashboard;
+mod dispute_view;
 pub mod disputes;
 pub mod drilldown;
 pub mod feed;

@@ -478,7 +478,7 @@ async fn context(app: &StationApp, s: &Session, fresh: bool) -> serde_json::Valu
             }
         })
         .collect();
-    let dispute = super::disputes::view(
+    let dispute = super::dispute_view::view(
         current.as_ref(),
         selection.as_ref(),
         lang,

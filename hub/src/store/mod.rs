@@ -23,6 +23,7 @@ pub mod day_forecast;
 pub mod deliveries;
 pub mod demand;
 pub mod device_input;
+pub mod disputes;
 pub mod figures;
 pub mod handover_undo;
 pub mod integrity;

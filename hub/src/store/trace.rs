@@ -50,7 +50,7 @@ pub struct ItemTrace {
     pub batch_movements: Vec<TraceMovement>,
     pub handed_over: Option<HandoverInfo>,
     /// Every dispute episode of the item's delivery, oldest first.
-    pub disputes: Vec<super::deliveries::DisputeEpisode>,
+    pub disputes: Vec<super::disputes::DisputeEpisode>,
 }
 
 fn ts(ms: i64) -> String {
@@ -145,7 +145,7 @@ pub fn item(conn: &Connection, code: &str) -> Result<Option<ItemTrace>, StoreErr
         None => None,
     };
     let disputes = match &delivery_id {
-        Some(d) => super::deliveries::dispute_episodes(conn, d)?,
+        Some(d) => super::disputes::dispute_episodes(conn, d)?,
         None => Vec::new(),
     };
     let handed_over = match &order_id {

@@ -37,6 +37,10 @@ use crate::{Fault, MountOptions, MountedFs, PowerCutFs, Tear};
 use hub::Hub;
 use workloads::{Effect, Files, Workload};
 
+/// How long a restarted `hub run` gets to apply the commands the broker kept for it and to
+/// deliver its outbox before what is missing counts as lost.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(120);
+
 /// The hub's test-only switch that weakens durability (debug builds only, see the hub's
 /// `store::WEAKEN_DURABILITY_ENV`).
 pub const WEAKEN_ENV: &str = "HUB_TEST_WEAKEN_DURABILITY";
@@ -565,7 +569,10 @@ impl Run {
                 return Ok(());
             }
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // A command the broker holds arrives once the restarted hub has reconnected and drained
+        // its session; on a machine kept busy that has taken over 30 s. A lost command never
+        // arrives, so a long wait costs time only when something is really lost.
+        let deadline = Instant::now() + DRAIN_DEADLINE;
         if let Some(sent) = sent {
             loop {
                 let have = sync::sku_codes(&self.hub)?;
