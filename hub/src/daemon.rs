@@ -215,7 +215,7 @@ pub async fn run_with_vision(
                     feed.clone(),
                 );
                 match photo_desk.clone() {
-                    Some(desk) => app.with_photos(desk),
+                    Some(desk) => app.with_photos(std::sync::Arc::new(desk)),
                     None => app,
                 }
             }),

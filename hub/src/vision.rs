@@ -249,6 +249,44 @@ impl PhotoDesk {
     }
 }
 
+/// The station app's photo uploads go through the same desk as the bench camera's photos.
+impl crate::station_app::PhotoCheck for PhotoDesk {
+    fn check(
+        &self,
+        station: String,
+        bytes: Vec<u8>,
+        now: Timestamp,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = crate::station_app::PhotoAnswer> + Send + '_>,
+    > {
+        use crate::station_app::PhotoAnswer;
+        Box::pin(async move {
+            match photo_for_station(self, &station, bytes, now).await {
+                Ok(r) => PhotoAnswer::Checked {
+                    verdict: r.evidence.verdict,
+                },
+                Err(PhotoError::Receiving(e)) => PhotoAnswer::Refused(e),
+                Err(PhotoError::Vision { source, .. }) => {
+                    tracing::warn!(station, error = %source, "photo refused");
+                    match &source {
+                        VisionError::UnsupportedFormat { .. } => {
+                            PhotoAnswer::BadPhoto("receiving.upload.not_image")
+                        }
+                        VisionError::FileTooLarge { .. } => {
+                            PhotoAnswer::BadPhoto("receiving.upload.too_large")
+                        }
+                        VisionError::TooLarge { .. } => {
+                            PhotoAnswer::BadPhoto("receiving.upload.bomb")
+                        }
+                        e if e.is_bad_photo() => PhotoAnswer::BadPhoto("receiving.upload.corrupt"),
+                        _ => PhotoAnswer::Failed("receiving.upload.failed"),
+                    }
+                }
+            }
+        })
+    }
+}
+
 /// Runs a photo from `station` through the check for its selected line's SKU and records the
 /// evidence on that line. SKUs without a rule get `NeedsReview` with the reason. A photo that
 /// cannot be stored (disk full) is checked anyway, recorded without a stored copy, and raises

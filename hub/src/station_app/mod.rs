@@ -90,7 +90,35 @@ pub struct StationApp {
     feed: StationFeed,
     /// The vision check, for photos taken with a receiving tablet's camera (none: the hub has
     /// no model, and the tablet is told so).
-    photos: Option<crate::vision::PhotoDesk>,
+    photos: Option<std::sync::Arc<dyn PhotoCheck>>,
+}
+
+/// What checking a tablet's photo said, for the bench screen.
+#[derive(Debug)]
+pub enum PhotoAnswer {
+    /// Checked and recorded on the selected line.
+    Checked {
+        verdict: hub_core::receiving::PhotoVerdict,
+    },
+    /// The receiving step was refused (no line selected, a closed delivery …).
+    Refused(crate::store::deliveries::ReceivingError),
+    /// The photo itself is at fault (not an image, too large, a bomb, corrupt): the
+    /// catalogue key of the words; nothing of it is kept.
+    BadPhoto(&'static str),
+    /// The check could not run now: the catalogue key of the words.
+    Failed(&'static str),
+}
+
+/// The photo check a receiving tablet's upload goes through. The daemon gives the vision
+/// desk (`crate::vision::PhotoDesk`), the one check of every photo source; the app only asks.
+pub trait PhotoCheck: Send + Sync {
+    /// Checks `bytes` for the line selected at `station` and records the evidence.
+    fn check(
+        &self,
+        station: String,
+        bytes: Vec<u8>,
+        now: Timestamp,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = PhotoAnswer> + Send + '_>>;
 }
 
 impl std::fmt::Debug for StationApp {
@@ -112,9 +140,9 @@ impl StationApp {
         }
     }
 
-    /// Lets receiving tablets send photos from their camera through `desk`'s check.
-    pub fn with_photos(mut self, desk: crate::vision::PhotoDesk) -> StationApp {
-        self.photos = Some(desk);
+    /// Lets receiving tablets send photos from their camera through `check`.
+    pub fn with_photos(mut self, check: std::sync::Arc<dyn PhotoCheck>) -> StationApp {
+        self.photos = Some(check);
         self
     }
 

@@ -81,28 +81,19 @@ async fn photo(
         app.feed.show(&s.station, Shown::Receiving(bench), now);
         return fragment(&app, &s, true).await;
     };
-    let bytes = body.to_vec();
-    let size = bytes.len();
-    let bench = match crate::vision::photo_for_station(&desk, &s.station, bytes, now).await {
-        Ok(r) => {
-            tracing::info!(station = %s.station, staff = %s.staff_id, bytes = size, delivery = %r.selected.delivery_id, line = r.selected.line_no, verdict = ?r.evidence.verdict, "photo from the tablet checked");
-            let verdict = |lang| words::verdict(r.evidence.verdict, lang);
+    let size = body.len();
+    let bench = match desk.check(s.station.clone(), body.to_vec(), now).await {
+        super::PhotoAnswer::Checked { verdict } => {
+            tracing::info!(station = %s.station, staff = %s.staff_id, bytes = size, ?verdict, "photo from the tablet checked");
             said(
-                format!("照片已检查：{}", verdict(Lang::ZhCn)),
-                format!("photo checked: {}", verdict(Lang::En)),
+                format!("照片已检查：{}", words::verdict(verdict, Lang::ZhCn)),
+                format!("photo checked: {}", words::verdict(verdict, Lang::En)),
                 true,
             )
         }
-        Err(crate::vision::PhotoError::Receiving(e)) => refused(&e),
-        Err(crate::vision::PhotoError::Vision { source, .. }) => {
-            tracing::warn!(station = %s.station, bytes = size, error = %source, "photo from the tablet refused");
-            let key = match &source {
-                hub_vision::VisionError::UnsupportedFormat { .. } => "receiving.upload.not_image",
-                hub_vision::VisionError::FileTooLarge { .. } => "receiving.upload.too_large",
-                hub_vision::VisionError::TooLarge { .. } => "receiving.upload.bomb",
-                e if e.is_bad_photo() => "receiving.upload.corrupt",
-                _ => "receiving.upload.failed",
-            };
+        super::PhotoAnswer::Refused(e) => refused(&e),
+        super::PhotoAnswer::BadPhoto(key) | super::PhotoAnswer::Failed(key) => {
+            tracing::warn!(station = %s.station, bytes = size, reason = key, "photo from the tablet refused");
             said(
                 catalogue::text(key, Lang::ZhCn).to_owned(),
                 catalogue::text(key, Lang::En).to_owned(),
