@@ -934,6 +934,22 @@ pub fn handover_refusal(code: Option<&str>, lang: Lang) -> &'static str {
         .unwrap_or_default()
 }
 
+/// A refused handover for a person: a closed order says when and where in the site's zone
+/// (`already collected at … at station …`), in English the store's own sentence, otherwise the
+/// refusal code's text.
+pub fn handover_error(
+    error: &crate::store::pickup_orders::HandoverError,
+    lang: Lang,
+    zone: chrono_tz::Tz,
+) -> String {
+    use crate::store::pickup_orders::HandoverError;
+    match (error, lang) {
+        (HandoverError::NotOpen { check, .. }, _) => code_check(check, lang, zone),
+        (_, Lang::En) => error.to_string(),
+        (_, Lang::ZhCn) => handover_refusal(Some(&error.code()), lang).to_owned(),
+    }
+}
+
 /// Whether the catalogue has `key`.
 pub fn has(key: &str) -> bool {
     TEXTS

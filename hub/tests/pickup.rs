@@ -389,9 +389,18 @@ async fn with_no_uplink_codes_are_checked_and_handovers_recorded_for_later_sync(
     .await
     .unwrap_err();
     assert!(matches!(&again, HandoverError::NotOpen { .. }), "{again}");
+    assert!(again.to_string().contains("already collected"), "{again}");
+    // A person is told when and where, in the site's zone (not UTC).
+    let zone = chrono_tz::Asia::Shanghai;
+    let told = hub::catalogue::handover_error(&again, hub::catalogue::Lang::En, zone);
+    let local = hub::catalogue::local_date_time(now, zone);
     assert!(
-        again.to_string().contains("already collected") && again.to_string().contains("desk-1"),
-        "{again}"
+        told.contains("already collected") && told.contains("desk-1") && told.contains(&local),
+        "{told} (local time {local})"
+    );
+    assert!(
+        !told.contains(&hub::catalogue::local_date_time(now, chrono_tz::UTC)),
+        "{told}"
     );
     let on_hold_handover = pickup::handover(
         &store,

@@ -314,7 +314,14 @@ pub(super) fn pickup_command(
                     if json {
                         print_json(&serde_json::json!({"refused": refused.to_string()}))?;
                     } else {
-                        eprintln!("refused: {refused}");
+                        eprintln!(
+                            "refused: {}",
+                            crate::catalogue::handover_error(
+                                &refused,
+                                crate::catalogue::Lang::En,
+                                config.site.timezone
+                            )
+                        );
                     }
                     Ok(Exit::Refused)
                 }

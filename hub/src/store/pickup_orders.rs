@@ -442,10 +442,9 @@ pub enum HandoverError {
         "order {order_id} has not been checked at station {station}: check the customer's pickup code first"
     )]
     NotChecked { order_id: String, station: String },
-    #[error(
-        "order {order_id} cannot be handed over: {}",
-        crate::catalogue::code_check(check, crate::catalogue::Lang::En, chrono_tz::UTC)
-    )]
+    /// Its Display names the state only; a person is told when and where in the site's zone
+    /// by `catalogue::handover_error`.
+    #[error("order {order_id} cannot be handed over: {}", not_open_state(check))]
     NotOpen { order_id: String, check: CodeCheck },
     #[error("trace code {code} cannot leave with order {order_id}: {refusal:?}")]
     ItemRefused {
@@ -570,6 +569,20 @@ impl HandoverError {
             HandoverError::Ledger(_) => "ledger".into(),
             HandoverError::Store(_) => "refused".into(),
         }
+    }
+}
+
+/// The order's state in a log line's words, without times (the store knows no time zone).
+fn not_open_state(check: &CodeCheck) -> &'static str {
+    match check {
+        CodeCheck::Expired { .. } => "its pickup window has closed",
+        CodeCheck::NotYetOpen { .. } => "its pickup window has not opened yet",
+        CodeCheck::AlreadyCollected { .. } => "it was already collected",
+        CodeCheck::Cancelled { .. } => "it was cancelled",
+        CodeCheck::Refunded { .. } => "it was refunded",
+        CodeCheck::OnHold { .. } => "it is on hold",
+        CodeCheck::WrongSite { .. } => "it belongs to another site",
+        _ => "it is not open for pickup",
     }
 }
 

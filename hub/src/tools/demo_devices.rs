@@ -468,7 +468,10 @@ pub async fn receive_and_hand_over(
         "a second desk tries to hand P6001 over",
         match again {
             Ok(_) => "HANDED OVER TWICE".into(),
-            Err(e) => format!("refused: {e}"),
+            Err(e) => format!(
+                "refused: {}",
+                crate::catalogue::handover_error(&e, crate::catalogue::Lang::En, site.timezone)
+            ),
         },
     );
     let round = workflows::alerts::run_checks(store, &site, &base.alerts, now).await?;
