@@ -1749,3 +1749,171 @@ async fn a_bag_that_weighs_wrong_turns_the_screen_amber_and_names_the_missing_it
     let extra = screen_showing(&hub, &cookies, "可能多了：鲜牛奶 1L ×1").await;
     assert!(extra.contains("data-tone=\"attention\""), "{extra}");
 }
+
+/// Movements of `kind` referring to `reference`.
+fn movements_with(store: &Store, kind: &str, reference: &str) -> i64 {
+    let (kind, reference) = (kind.to_owned(), reference.to_owned());
+    store
+        .read_blocking(move |c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM movement WHERE kind = ?1 AND reference = ?2",
+                [kind, reference],
+                |r| r.get(0),
+            )
+            .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))
+        })
+        .unwrap()
+}
+
+/// An order of two milk lines (2 and 1), code 777777.
+fn two_line_order(id: &str) -> PickupOrder {
+    let mut o = order(id, "777777", 2);
+    let mut second = o.items[0].clone();
+    second.quantity = 1;
+    o.items.push(second);
+    o
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clerk_refuses_one_line_on_the_tablet_once_and_hands_over_the_rest() {
+    let hub = start().await;
+    hub.store
+        .write(|c| upsert_order(c, &two_line_order("B1"), Timestamp(1_000)).map(|_| ()))
+        .await
+        .unwrap();
+    let origin = format!("http://{}", hub.addr);
+    let (device, session, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), session.as_str()];
+    let post = |path: &'static str, body: String| {
+        let cookies = cookies.map(str::to_owned);
+        let origin = origin.clone();
+        let addr = hub.addr;
+        async move {
+            let c: Vec<&str> = cookies.iter().map(String::as_str).collect();
+            request(addr, "POST", path, &c, Some(&origin), &body).await
+        }
+    };
+    let found = post(
+        "/station/pickup/check",
+        format!("csrf={csrf}&code=B1%3A777777&extra="),
+    )
+    .await;
+    assert!(found.body.contains("id=\"refuse-line\""), "{}", found.body);
+    assert!(found.body.contains("商品破损 → 报损"), "{}", found.body);
+
+    // One damaged milk of line 1: written off at once, the rest stays on screen.
+    let refuse =
+        format!("csrf={csrf}&order_id=B1&request_id=lr1&line_no=1&quantity=1&reason=damaged");
+    let refused = post("/station/pickup/refuse-line", refuse.clone()).await;
+    assert_eq!(refused.status, 200, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("第 1 行 鲜牛奶 1L ×1 已拒收: 商品破损 → 报损"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused
+            .body
+            .contains("id=\"refused-1\">✖ 已拒收 ×1 · 报损<"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("id=\"hand-over\""),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("id=\"tick-1\">0/1<"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(handovers(&hub.store), (0, 9));
+    assert_eq!(
+        movements_with(&hub.store, "loss", "pickup order B1-refused"),
+        1
+    );
+    // The same request again (a double tap, a retry) changes nothing.
+    let again = post("/station/pickup/refuse-line", refuse).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(handovers(&hub.store), (0, 9));
+    assert_eq!(
+        movements_with(&hub.store, "loss", "pickup order B1-refused"),
+        1
+    );
+    let parts = outbox_of(&hub.store, "pickup_partly_handed_over");
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    assert!(parts[0].contains("\"refused\":1"), "{}", parts[0]);
+    assert!(parts[0].contains("\"refused_to\":\"loss\""), "{}", parts[0]);
+
+    // Line 2 refused by the customer: back to stock, no movement.
+    let declined = post(
+        "/station/pickup/refuse-line",
+        format!(
+            "csrf={csrf}&order_id=B1&request_id=lr2&line_no=2&quantity=1&reason=customer_declined"
+        ),
+    )
+    .await;
+    assert!(
+        declined
+            .body
+            .contains("id=\"refused-2\">✖ 已拒收 ×1 · 退回库存<"),
+        "{}",
+        declined.body
+    );
+    assert_eq!(handovers(&hub.store), (0, 9));
+
+    // A reason not on the list, no line, more than is open: refused, nothing changes.
+    let bad = post(
+        "/station/pickup/refuse-line",
+        format!("csrf={csrf}&order_id=B1&request_id=lr3&line_no=1&quantity=1&reason=dented"),
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let bad = post(
+        "/station/pickup/refuse-line",
+        format!("csrf={csrf}&order_id=B1&request_id=lr4&line_no=0&quantity=1&reason=damaged"),
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let too_many = post(
+        "/station/pickup/refuse-line",
+        format!("csrf={csrf}&order_id=B1&request_id=lr5&line_no=1&quantity=5&reason=damaged"),
+    )
+    .await;
+    assert!(
+        too_many.body.contains("拒收数量超过订购数量"),
+        "{}",
+        too_many.body
+    );
+    assert_eq!(
+        movements_with(&hub.store, "loss", "pickup order B1-refused"),
+        1
+    );
+
+    // The rest leaves with the same code check: one milk.
+    let done = post(
+        "/station/pickup/handover",
+        format!("csrf={csrf}&order_id=B1&request_id=h1"),
+    )
+    .await;
+    assert!(done.body.contains("已交付 · B1"), "{}", done.body);
+    assert_eq!(handovers(&hub.store), (1, 8));
+    let whole = outbox_of(&hub.store, "pickup_handed_over");
+    assert!(
+        whole[0].contains("\"ordered\":2,\"handed_over\":1,\"refused\":1,\"refused_to\":\"loss\""),
+        "{}",
+        whole[0]
+    );
+    assert!(
+        whole[0].contains("\"ordered\":1,\"handed_over\":0,\"refused\":1,\"refused_to\":\"stock\""),
+        "{}",
+        whole[0]
+    );
+    // The report counts the order once: 1 of 3 units handed over.
+    let (fill, count) = report_today(&hub.store);
+    assert_eq!(count, 1);
+    assert!((fill.unwrap() - 1.0 / 3.0).abs() < 1e-9, "{fill:?}");
+}

@@ -25,6 +25,7 @@ pub mod drilldown;
 pub mod feed;
 pub mod import;
 pub mod items;
+mod line_refusal;
 mod partial;
 pub mod receiving;
 pub mod stock;
@@ -219,6 +220,7 @@ pub fn router(app: StationApp) -> Router {
         .route("/station/pickup/check", post(check))
         .route("/station/pickup/handover", post(handover))
         .route("/station/pickup/refuse", post(refuse))
+        .merge(line_refusal::routes())
         .route("/station/events", get(events))
         .route("/assets/{version}/{name}", get(asset))
         .merge(receiving::routes())
@@ -771,6 +773,8 @@ struct LineView {
     /// The order's price of this line per kilogram (by-weight lines), if central sent one.
     #[serde(skip)]
     per_kg_cents: Option<i64>,
+    /// Units of this line the customer refused in earlier parts, in words (empty: none).
+    refused: String,
 }
 
 /// What the result panel shows.
@@ -792,7 +796,11 @@ struct ResultView {
     locked_for_ms: Option<i64>,
 }
 
-async fn order_lines(app: &StationApp, order_id: &str) -> (Option<String>, Vec<LineView>) {
+async fn order_lines(
+    app: &StationApp,
+    order_id: &str,
+    lang: Lang,
+) -> (Option<String>, Vec<LineView>) {
     let id = order_id.to_owned();
     let today = app.site.today(crate::clock::now());
     let read = app
@@ -800,6 +808,7 @@ async fn order_lines(app: &StationApp, order_id: &str) -> (Option<String>, Vec<L
         .read(move |c| {
             let order = crate::store::pickup_orders::order(c, &id)?;
             let pick = crate::store::pickup_orders::pick_list(c, &id, today)?;
+            let refused = crate::store::pickup_orders::refused_per_line(c, &id, pick.len())?;
             let prices: Vec<Option<i64>> = order
                 .as_ref()
                 .map(|o| o.items.iter().map(|i| i.unit_price_cents).collect())
@@ -821,6 +830,7 @@ async fn order_lines(app: &StationApp, order_id: &str) -> (Option<String>, Vec<L
                     ticked: 0,
                     weighed: String::new(),
                     per_kg_cents: prices.get(i).copied().flatten(),
+                    refused: line_refusal::refused_words(refused.get(i).copied(), lang),
                 });
             }
             Ok::<_, crate::store::StoreError>((order.and_then(|o| o.phone_tail), lines))
@@ -841,7 +851,7 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
             let sentence = catalogue::code_check(check, lang, zone);
             match check {
                 CodeCheck::Found { order_id } => {
-                    let (customer, lines) = order_lines(app, order_id).await;
+                    let (customer, lines) = order_lines(app, order_id, lang).await;
                     ResultView {
                         tone,
                         headline: format!(
@@ -885,8 +895,9 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
             weighed,
             last_weight,
             bag,
+            line_refused,
         } => {
-            let (customer, mut lines) = order_lines(app, order_id).await;
+            let (customer, mut lines) = order_lines(app, order_id, lang).await;
             for (i, line) in lines.iter_mut().enumerate() {
                 line.ticked = ticked.iter().filter(|(l, _)| *l == i).count() as i64;
             }
@@ -897,6 +908,9 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
                 }
             }
             let (tone, message) = match (refusal, last_weight) {
+                (None, None) if line_refused.is_some() => {
+                    line_refusal::message(line_refused.as_ref(), &lines, lang)
+                }
                 (_, Some(_)) if bag.is_some() => match bag {
                     Some(bag) => weighing::bag_message(bag, &lines, lang),
                     None => weighing::weight_message(0, weighed, &lines, lang),
@@ -1045,6 +1059,8 @@ fn page_context(
         "request_id": random_hex(12),
         "refuse_request_id": random_hex(12),
         "partial_request_id": random_hex(12),
+        "line_request_id": random_hex(12),
+        "line_reasons": line_refusal::reasons(),
         "reasons": catalogue::REFUSAL_REASONS,
         "supervisor": s.role == Role::Supervisor,
         "undo_reasons": hub_core::pickup::UNDO_REASONS,
@@ -1274,11 +1290,8 @@ async fn hand_over_or_refuse(
                                     |(i, (item, settled))| crate::store::pickup_orders::Refusal {
                                         line_no: i + 1,
                                         quantity: item.quantity - settled,
-                                        to: if reason == "damaged" {
-                                            RefusedTo::Loss
-                                        } else {
-                                            RefusedTo::Stock
-                                        },
+                                        to: hub_core::pickup::refusal_destination(reason)
+                                            .unwrap_or(RefusedTo::Stock),
                                         reason: reason.clone(),
                                     },
                                 )
