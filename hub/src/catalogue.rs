@@ -880,11 +880,6 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "check each item in the bag",
     ),
     (
-        "undo.in_parts",
-        "该订单是分次交付的，不能在此撤销；请联系总部更正",
-        "This order was handed over in parts and cannot be undone here; correct it with central",
-    ),
-    (
         "pickup.still_open",
         "尚未领取（再次扫码后交付）",
         "Still to collect (check the code again to hand over)",

@@ -1035,6 +1035,8 @@ async fn a_supervisor_undoes_a_handover_and_the_stock_comes_back() {
     assert!(done.body.contains("已交付 · A1"), "{}", done.body);
     assert_eq!(handovers(&hub.store), (2, 8));
     assert_eq!(movements_of(&hub.store, "issue"), 2);
+    // The report counts what left once: the undone handover's issue was returned.
+    assert_eq!(report_today(&hub.store), (Some(1.0), 1));
 
     // Past the undo window the store refuses (time is an argument: no waiting).
     let late = hub
@@ -1916,4 +1918,144 @@ async fn a_clerk_refuses_one_line_on_the_tablet_once_and_hands_over_the_rest() {
     let (fill, count) = report_today(&hub.store);
     assert_eq!(count, 1);
     assert!((fill.unwrap() - 1.0 / 3.0).abs() < 1e-9, "{fill:?}");
+}
+
+/// The order's stored status and the status of each trace code.
+fn order_and_codes(store: &Store, order_id: &str) -> (String, Vec<(String, String)>) {
+    let order_id = order_id.to_owned();
+    store
+        .read_blocking(move |c| {
+            let e = |e| StoreError::from_sqlite(Path::new("test"), e);
+            let status: String = c
+                .query_row(
+                    "SELECT status FROM pickup_order WHERE order_id = ?1",
+                    [&order_id],
+                    |r| r.get(0),
+                )
+                .map_err(e)?;
+            let mut st = c
+                .prepare("SELECT code, status FROM trace_code ORDER BY code")
+                .map_err(e)?;
+            let codes = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(e)?;
+            Ok::<_, StoreError>((status, codes))
+        })
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_undoes_an_order_handed_over_in_parts_one_part_at_a_time() {
+    let hub = start().await;
+    hub.store
+        .write(|c| {
+            for code in ["TC-1", "TC-2"] {
+                c.execute(
+                    "INSERT INTO trace_code (code, sku, lot, status, bound_at, updated_at) VALUES (?1, 'MILK', 'L1', 'in_stock', 0, 0)",
+                    [code],
+                )
+                .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let origin = format!("http://{}", hub.addr);
+    let (device, session, csrf) = paired_and_signed_in(&hub, "11223344", "wang", "1357").await;
+    let cookies = [device.as_str(), session.as_str()];
+    let post = |path: &'static str, body: String| {
+        let cookies = cookies.map(str::to_owned);
+        let origin = origin.clone();
+        let addr = hub.addr;
+        async move {
+            let c: Vec<&str> = cookies.iter().map(String::as_str).collect();
+            request(addr, "POST", path, &c, Some(&origin), &body).await
+        }
+    };
+    let check = format!("csrf={csrf}&code=A1%3A123456&extra=");
+    // Two parts: TC-1 first, TC-2 later; the order is collected.
+    post("/station/pickup/check", check.clone()).await;
+    post("/station/pickup/item", format!("csrf={csrf}&code=TC-1")).await;
+    let first = post(
+        "/station/pickup/handover",
+        format!("csrf={csrf}&order_id=A1&request_id=p1&ticked_only=1"),
+    )
+    .await;
+    assert!(first.body.contains("部分交付 · A1"), "{}", first.body);
+    // The part just handed over may be undone from this screen.
+    assert!(first.body.contains("id=\"undo\""), "{}", first.body);
+    post("/station/pickup/check", check.clone()).await;
+    post("/station/pickup/item", format!("csrf={csrf}&code=TC-2")).await;
+    let second = post(
+        "/station/pickup/handover",
+        format!("csrf={csrf}&order_id=A1&request_id=p2"),
+    )
+    .await;
+    assert!(second.body.contains("已交付 · A1"), "{}", second.body);
+    assert_eq!(handovers(&hub.store), (1, 8));
+    assert_eq!(report_today(&hub.store), (Some(1.0), 1));
+
+    // The first undo takes back the last part only: one milk, TC-2.
+    let undo = format!("csrf={csrf}&order_id=A1&reason=clerk_mistake");
+    let undone = post("/station/supervisor/undo", undo.clone()).await;
+    assert_eq!(undone.status, 200, "{}", undone.body);
+    assert!(undone.body.contains("已撤销交付"), "{}", undone.body);
+    assert_eq!(handovers(&hub.store).1, 9);
+    assert_eq!(movements_of(&hub.store, "return"), 1);
+    assert_eq!(
+        movements_of(&hub.store, "issue"),
+        2,
+        "the issues stay in the journal"
+    );
+    assert_eq!(
+        order_and_codes(&hub.store, "A1"),
+        (
+            "partially_collected".to_owned(),
+            vec![
+                ("TC-1".to_owned(), "handed_over".to_owned()),
+                ("TC-2".to_owned(), "in_stock".to_owned())
+            ]
+        )
+    );
+    let events = outbox_of(&hub.store, "pickup_handover_undone");
+    assert_eq!(events.len(), 1);
+    assert!(events[0].contains("\"staff\":\"wang\""), "{}", events[0]);
+    assert!(events[0].contains("\"open\":[1]"), "{}", events[0]);
+    assert!(
+        events[0].contains("\"trace_codes\":[\"TC-2\"]"),
+        "{}",
+        events[0]
+    );
+    // Not collected any more: the report does not count it.
+    assert_eq!(report_today(&hub.store), (None, 0));
+
+    // A new check hands over what the undo opened again.
+    let again = post("/station/pickup/check", check.clone()).await;
+    assert!(again.body.contains("id=\"tick-1\">0/1<"), "{}", again.body);
+
+    // The second undo takes back the first part: the order is open, all stock is back.
+    let undone = post("/station/supervisor/undo", undo.clone()).await;
+    assert_eq!(undone.status, 200, "{}", undone.body);
+    assert_eq!(handovers(&hub.store).1, 10);
+    assert_eq!(
+        order_and_codes(&hub.store, "A1").0,
+        "open",
+        "no part stands"
+    );
+    // Nothing is left to undo.
+    let none = post("/station/supervisor/undo", undo).await;
+    assert_eq!(none.status, 409, "{}", none.body);
+    assert_eq!(movements_of(&hub.store, "return"), 2);
+
+    // Handed over whole now: two milks leave, and the report counts what left once.
+    post("/station/pickup/check", check).await;
+    let whole = post(
+        "/station/pickup/handover",
+        format!("csrf={csrf}&order_id=A1&request_id=w1"),
+    )
+    .await;
+    assert!(whole.body.contains("已交付 · A1"), "{}", whole.body);
+    assert_eq!(handovers(&hub.store).1, 8);
+    assert_eq!(report_today(&hub.store), (Some(1.0), 1));
 }

@@ -42,6 +42,7 @@ pub(super) enum PickupCommand {
     },
     /// Undo a handover within `pickup.undo_window_minutes` (a supervisor's correction): the
     /// goods come back to stock, the original stays in the journal, the order is open again.
+    /// Of an order handed over in parts, the last part is undone (earlier parts stand).
     Undo {
         #[command(flatten)]
         config: ConfigArg,
@@ -353,10 +354,19 @@ pub(super) fn pickup_command(
             match undone {
                 Ok(u) => {
                     println!(
-                        "handover of order {} undone by {staff}: {} return movement(s) ({}); the order is open again",
+                        "handover of order {} undone by {staff}: {} return movement(s) ({}); {}",
                         u.order_id,
                         u.returned.len(),
-                        u.returned.join(", ")
+                        u.returned.join(", "),
+                        if u.status == "open" {
+                            "the order is open again".to_owned()
+                        } else {
+                            // An order handed over in parts: only its last part was undone.
+                            format!(
+                                "the last part was undone, earlier parts stand; still open per line: {:?}",
+                                u.open
+                            )
+                        }
                     );
                     Ok(Exit::Ok)
                 }

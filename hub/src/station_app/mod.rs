@@ -992,7 +992,8 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
             customer: None,
             lines: vec![],
             can_hand_over: false,
-            can_undo: !*refused && open.is_empty(),
+            // A part of an order handed over in parts may be undone too (its last part).
+            can_undo: !*refused,
             queue: vec![],
             locked_for_ms: None,
         },
