@@ -2059,3 +2059,93 @@ async fn a_supervisor_undoes_an_order_handed_over_in_parts_one_part_at_a_time() 
     assert_eq!(handovers(&hub.store).1, 8);
     assert_eq!(report_today(&hub.store), (Some(1.0), 1));
 }
+
+/// Runs a station command as the MQTT downlink does (`workflows::station::handle_in`).
+async fn station_command(hub: &Hub, payload: &str) -> hub_contract::station::StationReply {
+    let site = Site::of(&config(hub.dir.path()));
+    let payload = payload.as_bytes().to_vec();
+    hub.store
+        .write(move |c| {
+            hub::workflows::station::handle_in(
+                c,
+                Some(&site),
+                "desk-1",
+                &payload,
+                hub::clock::now(),
+            )
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_undoes_a_handover_over_mqtt_once_and_a_clerk_may_not() {
+    let hub = start().await;
+    let origin = format!("http://{}", hub.addr);
+    let (device, clerk, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), clerk.as_str()];
+    request(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&code=A1%3A123456&extra="),
+    )
+    .await;
+    let done = request(
+        hub.addr,
+        "POST",
+        "/station/pickup/handover",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&order_id=A1&request_id=h1"),
+    )
+    .await;
+    assert!(done.body.contains("已交付 · A1"), "{}", done.body);
+    assert_eq!(handovers(&hub.store), (1, 8));
+
+    let clerk = station_command(
+        &hub,
+        r#"{"v":1,"id":"u0","staff":"li","kind":"pickup_undo","order_id":"A1","reason":"wrong_customer"}"#,
+    ).await;
+    assert!(!clerk.ok);
+    assert_eq!(clerk.code.as_deref(), Some("supervisor_only"), "{clerk:?}");
+    let unknown = station_command(
+        &hub,
+        r#"{"v":1,"id":"u1","staff":"nobody","kind":"pickup_undo","order_id":"A1","reason":"wrong_customer"}"#,
+    ).await;
+    assert_eq!(
+        unknown.code.as_deref(),
+        Some("supervisor_only"),
+        "{unknown:?}"
+    );
+    let bad = station_command(
+        &hub,
+        r#"{"v":1,"id":"u2","staff":"wang","kind":"pickup_undo","order_id":"A1","reason":"because"}"#,
+    ).await;
+    assert_eq!(bad.code.as_deref(), Some("unknown_reason"), "{bad:?}");
+    assert_eq!(handovers(&hub.store), (1, 8));
+
+    let undo = r#"{"v":1,"id":"u3","staff":"wang","kind":"pickup_undo","order_id":"A1","reason":"customer_returned"}"#;
+    let undone = station_command(&hub, undo).await;
+    assert!(undone.ok, "{undone:?}");
+    assert_eq!(
+        undone.result.as_ref().and_then(|r| r.text("status")),
+        Some("open")
+    );
+    assert_eq!(handovers(&hub.store).1, 10);
+    // Redelivered: the stored reply, nothing undone twice.
+    let again = station_command(&hub, undo).await;
+    assert!(again.ok, "{again:?}");
+    assert_eq!(movements_of(&hub.store, "return"), 1);
+    let event = outbox_of(&hub.store, "pickup_handover_undone");
+    assert_eq!(event.len(), 1);
+    assert!(event[0].contains("\"staff\":\"wang\""), "{}", event[0]);
+    // Nothing left to undo.
+    let none = station_command(
+        &hub,
+        r#"{"v":1,"id":"u4","staff":"wang","kind":"pickup_undo","order_id":"A1","reason":"customer_returned"}"#,
+    ).await;
+    assert_eq!(none.code.as_deref(), Some("not_handed_over"), "{none:?}");
+}

@@ -38,6 +38,9 @@ pub enum StationAction {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         partial: Vec<Part>,
     },
+    /// A supervisor undoes the order's last handover (the last part of one handed over in
+    /// parts) within the undo window, with a reason from the list (branch counter).
+    PickupUndo { order_id: String, reason: String },
     /// A label or item code scanned while receiving.
     ReceiveScan { code: String },
     /// Decide one delivery line; with `hold`, a clerk holds for a supervisor what the checks
@@ -130,6 +133,7 @@ impl StationAction {
         match self {
             StationAction::PickupCheck { .. } => "pickup_check",
             StationAction::PickupHandover { .. } => "pickup_handover",
+            StationAction::PickupUndo { .. } => "pickup_undo",
             StationAction::ReceiveScan { .. } => "receive_scan",
             StationAction::ReceiveDecide { .. } => "receive_decide",
             StationAction::ReceiveRelease { .. } => "receive_release",
