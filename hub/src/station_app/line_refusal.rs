@@ -149,67 +149,43 @@ async fn refuse_line(
     };
     let now = crate::clock::now();
     let to = refusal_destination(&asked.reason).unwrap_or(RefusedTo::Stock);
-    let command = hub_contract::station::StationCommand {
-        id: asked.request_id.clone(),
-        staff: s.staff_id.clone(),
-        action: hub_contract::station::StationAction::PickupHandover {
-            order_id: asked.order_id.clone(),
-            trace_codes: vec![],
-            refusals: vec![crate::store::pickup_orders::Refusal {
-                line_no: asked.line_no,
-                quantity: asked.quantity,
-                to,
-                reason: asked.reason.clone(),
-            }],
-            weighings: vec![],
-            // Nothing leaves now: the rest of the order stays to be handed over.
-            partial: vec![crate::store::pickup_orders::Part {
-                line_no: asked.line_no,
-                quantity: 0,
-            }],
-        },
+    let action = hub_contract::station::StationAction::PickupHandover {
+        order_id: asked.order_id.clone(),
+        trace_codes: vec![],
+        refusals: vec![crate::store::pickup_orders::Refusal {
+            line_no: asked.line_no,
+            quantity: asked.quantity,
+            to,
+            reason: asked.reason.clone(),
+        }],
+        weighings: vec![],
+        // Nothing leaves now: the rest of the order stays to be handed over.
+        partial: vec![crate::store::pickup_orders::Part {
+            line_no: asked.line_no,
+            quantity: 0,
+        }],
     };
     let body = format!(
         "app|refuse-line|{}|{}|{}|{}",
         asked.order_id, asked.line_no, asked.quantity, asked.reason
     );
     let hash = staff_store::secret_hash(&body);
-    let detail = format!(
-        "{} line {} ×{} {}",
-        asked.order_id, asked.line_no, asked.quantity, asked.reason
-    );
-    let (site, station, staff, device) = (
-        app.site.clone(),
-        s.station.clone(),
-        s.staff_id.clone(),
-        s.device_id.clone(),
-    );
-    let done = app
-        .store
-        .write(move |c| {
-            let reply = crate::workflows::station::run_command_in(
-                c,
-                Some(&site),
-                &station,
-                &command,
-                &hash,
-                crate::workflows::station::blank_reply(&station, now),
-                now,
-            )?;
-            staff_store::record_action(
-                c,
-                &staff_store::Action {
-                    staff: Some(&staff),
-                    station: Some(&station),
-                    device: Some(&device),
-                    action: "pickup_refuse_line",
-                    detail: &detail,
-                },
-                now,
-            )?;
-            Ok::<_, crate::store::StoreError>(reply)
-        })
-        .await;
+    let record = super::recorded::Record {
+        action: "pickup_refuse_line",
+        detail: format!(
+            "{} line {} ×{} {}",
+            asked.order_id, asked.line_no, asked.quantity, asked.reason
+        ),
+    };
+    let done = super::recorded::run_and_record(
+        &app,
+        &s,
+        (asked.request_id.clone(), hash),
+        record,
+        move |_| Ok(action),
+        now,
+    )
+    .await;
     let reply = match done {
         Ok(reply) => reply,
         Err(e) => {

@@ -28,6 +28,7 @@ pub mod items;
 mod line_refusal;
 mod partial;
 pub mod receiving;
+mod recorded;
 pub mod stock;
 mod supervisor;
 pub mod templates;
@@ -1232,12 +1233,6 @@ async fn hand_over_or_refuse(
         None
     };
     let now = crate::clock::now();
-    let (site, station, staff, device) = (
-        app.site.clone(),
-        s.station.clone(),
-        s.staff_id.clone(),
-        s.device_id.clone(),
-    );
     // The items ticked on this station's screen for this order leave with it.
     // So do the weights of its lines weighed on the counter's scale.
     let (ticked, weighed) = match app.feed.current(&s.station).map(|c| c.shown) {
@@ -1272,10 +1267,41 @@ async fn hand_over_or_refuse(
         vec![]
     };
     let trace_codes: Vec<String> = ticked.into_iter().map(|(_, code)| code).collect();
-    let (oid, rid) = (order_id.clone(), request_id.clone());
-    let done = app
-        .store
-        .write(move |c| {
+    let oid = order_id.clone();
+    let body = format!(
+        "app|{}|{oid}|{}|{}{}",
+        if reason.is_some() {
+            "refuse"
+        } else {
+            "handover"
+        },
+        reason.as_deref().unwrap_or(""),
+        trace_codes.join(","),
+        partial
+            .iter()
+            .map(|p| format!("|{}:{}", p.line_no, p.quantity))
+            .chain(
+                weighings
+                    .iter()
+                    .map(|w| format!("|w{}:{}", w.line_no, w.grams))
+            )
+            .collect::<String>()
+    );
+    let hash = staff_store::secret_hash(&body);
+    let record = recorded::Record {
+        action: if reason.is_some() {
+            "pickup_refuse"
+        } else {
+            "pickup_handover"
+        },
+        detail: order_id.clone(),
+    };
+    let done = recorded::run_and_record(
+        &app,
+        &s,
+        (request_id.clone(), hash),
+        record,
+        move |c| {
             let refusals = match &reason {
                 Some(reason) => crate::store::pickup_orders::order(c, &oid)?
                     .map(|o| {
@@ -1303,64 +1329,17 @@ async fn hand_over_or_refuse(
                     .unwrap_or_default(),
                 None => vec![],
             };
-            let body = format!(
-                "app|{}|{oid}|{}|{}{}",
-                if reason.is_some() {
-                    "refuse"
-                } else {
-                    "handover"
-                },
-                reason.as_deref().unwrap_or(""),
-                trace_codes.join(","),
-                partial
-                    .iter()
-                    .map(|p| format!("|{}:{}", p.line_no, p.quantity))
-                    .chain(
-                        weighings
-                            .iter()
-                            .map(|w| format!("|w{}:{}", w.line_no, w.grams))
-                    )
-                    .collect::<String>()
-            );
-            let hash = staff_store::secret_hash(&body);
-            let command = hub_contract::station::StationCommand {
-                id: rid,
-                staff: staff.clone(),
-                action: hub_contract::station::StationAction::PickupHandover {
-                    order_id: oid.clone(),
-                    trace_codes,
-                    refusals,
-                    weighings,
-                    partial,
-                },
-            };
-            let reply = crate::workflows::station::run_command_in(
-                c,
-                Some(&site),
-                &station,
-                &command,
-                &hash,
-                crate::workflows::station::blank_reply(&station, now),
-                now,
-            )?;
-            staff_store::record_action(
-                c,
-                &staff_store::Action {
-                    staff: Some(&staff),
-                    station: Some(&station),
-                    device: Some(&device),
-                    action: if reason.is_some() {
-                        "pickup_refuse"
-                    } else {
-                        "pickup_handover"
-                    },
-                    detail: &oid,
-                },
-                now,
-            )?;
-            Ok::<_, crate::store::StoreError>(reply)
-        })
-        .await;
+            Ok(hub_contract::station::StationAction::PickupHandover {
+                order_id: oid,
+                trace_codes,
+                refusals,
+                weighings,
+                partial,
+            })
+        },
+        now,
+    )
+    .await;
     match done {
         Ok(reply) if reply.ok => {
             tracing::info!(order = %order_id, staff = %s.staff_id, station = %s.station, refused = refuse_all, "handed over from the station app");
