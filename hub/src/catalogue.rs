@@ -880,11 +880,6 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "check each item in the bag",
     ),
     (
-        "undo.in_parts",
-        "该订单是分次交付的，不能在此撤销；请联系总部更正",
-        "This order was handed over in parts and cannot be undone here; correct it with central",
-    ),
-    (
         "pickup.still_open",
         "尚未领取（再次扫码后交付）",
         "Still to collect (check the code again to hand over)",
@@ -900,6 +895,13 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "交付数量超过该行尚未领取的数量",
         "More asked for than is still open on that line",
     ),
+    // Pickup counter (branch counter): per-line refusals and undoing an order handed over in
+    // parts.
+    ("pickup.line_refused", "已拒收", "refused"),
+    ("pickup.refuse_line", "拒收此行", "Refuse line"),
+    ("pickup.refuse_which_line", "拒收哪一行", "Line refused"),
+    ("refuse.to.stock", "退回库存", "back to stock"),
+    ("refuse.to.loss", "报损", "written off"),
 ];
 
 /// The fixed text `key` in `lang`; the key itself (so a missing text shows, and a test catches
@@ -958,8 +960,9 @@ pub fn has(key: &str) -> bool {
         .any(|(k, _, _)| *k == key)
 }
 
-/// The refusal reasons a clerk picks from, as catalogue keys (`refuse.<code>`).
-pub const REFUSAL_REASONS: [&str; 4] = ["customer_declined", "damaged", "wrong_items", "identity"];
+/// The refusal reasons a clerk picks from, as catalogue keys (`refuse.<code>`); the list and
+/// where each reason's goods go are `hub_core::pickup`'s.
+pub use hub_core::pickup::REFUSAL_REASONS;
 
 /// `HH:MM` in the site's time zone.
 pub fn local_time(at: Timestamp, zone: chrono_tz::Tz) -> String {

@@ -1035,6 +1035,8 @@ async fn a_supervisor_undoes_a_handover_and_the_stock_comes_back() {
     assert!(done.body.contains("已交付 · A1"), "{}", done.body);
     assert_eq!(handovers(&hub.store), (2, 8));
     assert_eq!(movements_of(&hub.store, "issue"), 2);
+    // The report counts what left once: the undone handover's issue was returned.
+    assert_eq!(report_today(&hub.store), (Some(1.0), 1));
 
     // Past the undo window the store refuses (time is an argument: no waiting).
     let late = hub
@@ -1748,4 +1750,402 @@ async fn a_bag_that_weighs_wrong_turns_the_screen_amber_and_names_the_missing_it
     weigh_on_counter(&devices, 3_090).await;
     let extra = screen_showing(&hub, &cookies, "可能多了：鲜牛奶 1L ×1").await;
     assert!(extra.contains("data-tone=\"attention\""), "{extra}");
+}
+
+/// Movements of `kind` referring to `reference`.
+fn movements_with(store: &Store, kind: &str, reference: &str) -> i64 {
+    let (kind, reference) = (kind.to_owned(), reference.to_owned());
+    store
+        .read_blocking(move |c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM movement WHERE kind = ?1 AND reference = ?2",
+                [kind, reference],
+                |r| r.get(0),
+            )
+            .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))
+        })
+        .unwrap()
+}
+
+/// An order of two milk lines (2 and 1), code 777777.
+fn two_line_order(id: &str) -> PickupOrder {
+    let mut o = order(id, "777777", 2);
+    let mut second = o.items[0].clone();
+    second.quantity = 1;
+    o.items.push(second);
+    o
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clerk_refuses_one_line_on_the_tablet_once_and_hands_over_the_rest() {
+    let hub = start().await;
+    hub.store
+        .write(|c| upsert_order(c, &two_line_order("B1"), Timestamp(1_000)).map(|_| ()))
+        .await
+        .unwrap();
+    let origin = format!("http://{}", hub.addr);
+    let (device, session, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), session.as_str()];
+    let post = |path: &'static str, body: String| {
+        let cookies = cookies.map(str::to_owned);
+        let origin = origin.clone();
+        let addr = hub.addr;
+        async move {
+            let c: Vec<&str> = cookies.iter().map(String::as_str).collect();
+            request(addr, "POST", path, &c, Some(&origin), &body).await
+        }
+    };
+    let found = post(
+        "/station/pickup/check",
+        format!("csrf={csrf}&code=B1%3A777777&extra="),
+    )
+    .await;
+    assert!(found.body.contains("id=\"refuse-line\""), "{}", found.body);
+    assert!(found.body.contains("商品破损 → 报损"), "{}", found.body);
+
+    // One damaged milk of line 1: written off at once, the rest stays on screen.
+    let refuse =
+        format!("csrf={csrf}&order_id=B1&request_id=lr1&line_no=1&quantity=1&reason=damaged");
+    let refused = post("/station/pickup/refuse-line", refuse.clone()).await;
+    assert_eq!(refused.status, 200, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("第 1 行 鲜牛奶 1L ×1 已拒收: 商品破损 → 报损"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused
+            .body
+            .contains("id=\"refused-1\">✖ 已拒收 ×1 · 报损<"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("id=\"hand-over\""),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("id=\"tick-1\">0/1<"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(handovers(&hub.store), (0, 9));
+    assert_eq!(
+        movements_with(&hub.store, "loss", "pickup order B1-refused"),
+        1
+    );
+    // The same request again (a double tap, a retry) changes nothing.
+    let again = post("/station/pickup/refuse-line", refuse).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(handovers(&hub.store), (0, 9));
+    assert_eq!(
+        movements_with(&hub.store, "loss", "pickup order B1-refused"),
+        1
+    );
+    let parts = outbox_of(&hub.store, "pickup_partly_handed_over");
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    assert!(parts[0].contains("\"refused\":1"), "{}", parts[0]);
+    assert!(parts[0].contains("\"refused_to\":\"loss\""), "{}", parts[0]);
+
+    // Line 2 refused by the customer: back to stock, no movement.
+    let declined = post(
+        "/station/pickup/refuse-line",
+        format!(
+            "csrf={csrf}&order_id=B1&request_id=lr2&line_no=2&quantity=1&reason=customer_declined"
+        ),
+    )
+    .await;
+    assert!(
+        declined
+            .body
+            .contains("id=\"refused-2\">✖ 已拒收 ×1 · 退回库存<"),
+        "{}",
+        declined.body
+    );
+    assert_eq!(handovers(&hub.store), (0, 9));
+
+    // A reason not on the list, no line, more than is open: refused, nothing changes.
+    let bad = post(
+        "/station/pickup/refuse-line",
+        format!("csrf={csrf}&order_id=B1&request_id=lr3&line_no=1&quantity=1&reason=dented"),
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let bad = post(
+        "/station/pickup/refuse-line",
+        format!("csrf={csrf}&order_id=B1&request_id=lr4&line_no=0&quantity=1&reason=damaged"),
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let too_many = post(
+        "/station/pickup/refuse-line",
+        format!("csrf={csrf}&order_id=B1&request_id=lr5&line_no=1&quantity=5&reason=damaged"),
+    )
+    .await;
+    assert!(
+        too_many.body.contains("拒收数量超过订购数量"),
+        "{}",
+        too_many.body
+    );
+    assert_eq!(
+        movements_with(&hub.store, "loss", "pickup order B1-refused"),
+        1
+    );
+
+    // The rest leaves with the same code check: one milk.
+    let done = post(
+        "/station/pickup/handover",
+        format!("csrf={csrf}&order_id=B1&request_id=h1"),
+    )
+    .await;
+    assert!(done.body.contains("已交付 · B1"), "{}", done.body);
+    assert_eq!(handovers(&hub.store), (1, 8));
+    let whole = outbox_of(&hub.store, "pickup_handed_over");
+    assert!(
+        whole[0].contains("\"ordered\":2,\"handed_over\":1,\"refused\":1,\"refused_to\":\"loss\""),
+        "{}",
+        whole[0]
+    );
+    assert!(
+        whole[0].contains("\"ordered\":1,\"handed_over\":0,\"refused\":1,\"refused_to\":\"stock\""),
+        "{}",
+        whole[0]
+    );
+    // The report counts the order once: 1 of 3 units handed over.
+    let (fill, count) = report_today(&hub.store);
+    assert_eq!(count, 1);
+    assert!((fill.unwrap() - 1.0 / 3.0).abs() < 1e-9, "{fill:?}");
+}
+
+/// The order's stored status and the status of each trace code.
+fn order_and_codes(store: &Store, order_id: &str) -> (String, Vec<(String, String)>) {
+    let order_id = order_id.to_owned();
+    store
+        .read_blocking(move |c| {
+            let e = |e| StoreError::from_sqlite(Path::new("test"), e);
+            let status: String = c
+                .query_row(
+                    "SELECT status FROM pickup_order WHERE order_id = ?1",
+                    [&order_id],
+                    |r| r.get(0),
+                )
+                .map_err(e)?;
+            let mut st = c
+                .prepare("SELECT code, status FROM trace_code ORDER BY code")
+                .map_err(e)?;
+            let codes = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(e)?;
+            Ok::<_, StoreError>((status, codes))
+        })
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_undoes_an_order_handed_over_in_parts_one_part_at_a_time() {
+    let hub = start().await;
+    hub.store
+        .write(|c| {
+            for code in ["TC-1", "TC-2"] {
+                c.execute(
+                    "INSERT INTO trace_code (code, sku, lot, status, bound_at, updated_at) VALUES (?1, 'MILK', 'L1', 'in_stock', 0, 0)",
+                    [code],
+                )
+                .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let origin = format!("http://{}", hub.addr);
+    let (device, session, csrf) = paired_and_signed_in(&hub, "11223344", "wang", "1357").await;
+    let cookies = [device.as_str(), session.as_str()];
+    let post = |path: &'static str, body: String| {
+        let cookies = cookies.map(str::to_owned);
+        let origin = origin.clone();
+        let addr = hub.addr;
+        async move {
+            let c: Vec<&str> = cookies.iter().map(String::as_str).collect();
+            request(addr, "POST", path, &c, Some(&origin), &body).await
+        }
+    };
+    let check = format!("csrf={csrf}&code=A1%3A123456&extra=");
+    // Two parts: TC-1 first, TC-2 later; the order is collected.
+    post("/station/pickup/check", check.clone()).await;
+    post("/station/pickup/item", format!("csrf={csrf}&code=TC-1")).await;
+    let first = post(
+        "/station/pickup/handover",
+        format!("csrf={csrf}&order_id=A1&request_id=p1&ticked_only=1"),
+    )
+    .await;
+    assert!(first.body.contains("部分交付 · A1"), "{}", first.body);
+    // The part just handed over may be undone from this screen.
+    assert!(first.body.contains("id=\"undo\""), "{}", first.body);
+    post("/station/pickup/check", check.clone()).await;
+    post("/station/pickup/item", format!("csrf={csrf}&code=TC-2")).await;
+    let second = post(
+        "/station/pickup/handover",
+        format!("csrf={csrf}&order_id=A1&request_id=p2"),
+    )
+    .await;
+    assert!(second.body.contains("已交付 · A1"), "{}", second.body);
+    assert_eq!(handovers(&hub.store), (1, 8));
+    assert_eq!(report_today(&hub.store), (Some(1.0), 1));
+
+    // The first undo takes back the last part only: one milk, TC-2.
+    let undo = format!("csrf={csrf}&order_id=A1&reason=clerk_mistake");
+    let undone = post("/station/supervisor/undo", undo.clone()).await;
+    assert_eq!(undone.status, 200, "{}", undone.body);
+    assert!(undone.body.contains("已撤销交付"), "{}", undone.body);
+    assert_eq!(handovers(&hub.store).1, 9);
+    assert_eq!(movements_of(&hub.store, "return"), 1);
+    assert_eq!(
+        movements_of(&hub.store, "issue"),
+        2,
+        "the issues stay in the journal"
+    );
+    assert_eq!(
+        order_and_codes(&hub.store, "A1"),
+        (
+            "partially_collected".to_owned(),
+            vec![
+                ("TC-1".to_owned(), "handed_over".to_owned()),
+                ("TC-2".to_owned(), "in_stock".to_owned())
+            ]
+        )
+    );
+    let events = outbox_of(&hub.store, "pickup_handover_undone");
+    assert_eq!(events.len(), 1);
+    assert!(events[0].contains("\"staff\":\"wang\""), "{}", events[0]);
+    assert!(events[0].contains("\"open\":[1]"), "{}", events[0]);
+    assert!(
+        events[0].contains("\"trace_codes\":[\"TC-2\"]"),
+        "{}",
+        events[0]
+    );
+    // Not collected any more: the report does not count it.
+    assert_eq!(report_today(&hub.store), (None, 0));
+
+    // A new check hands over what the undo opened again.
+    let again = post("/station/pickup/check", check.clone()).await;
+    assert!(again.body.contains("id=\"tick-1\">0/1<"), "{}", again.body);
+
+    // The second undo takes back the first part: the order is open, all stock is back.
+    let undone = post("/station/supervisor/undo", undo.clone()).await;
+    assert_eq!(undone.status, 200, "{}", undone.body);
+    assert_eq!(handovers(&hub.store).1, 10);
+    assert_eq!(
+        order_and_codes(&hub.store, "A1").0,
+        "open",
+        "no part stands"
+    );
+    // Nothing is left to undo.
+    let none = post("/station/supervisor/undo", undo).await;
+    assert_eq!(none.status, 409, "{}", none.body);
+    assert_eq!(movements_of(&hub.store, "return"), 2);
+
+    // Handed over whole now: two milks leave, and the report counts what left once.
+    post("/station/pickup/check", check).await;
+    let whole = post(
+        "/station/pickup/handover",
+        format!("csrf={csrf}&order_id=A1&request_id=w1"),
+    )
+    .await;
+    assert!(whole.body.contains("已交付 · A1"), "{}", whole.body);
+    assert_eq!(handovers(&hub.store).1, 8);
+    assert_eq!(report_today(&hub.store), (Some(1.0), 1));
+}
+
+/// Runs a station command as the MQTT downlink does (`workflows::station::handle_in`).
+async fn station_command(hub: &Hub, payload: &str) -> hub_contract::station::StationReply {
+    let site = Site::of(&config(hub.dir.path()));
+    let payload = payload.as_bytes().to_vec();
+    hub.store
+        .write(move |c| {
+            hub::workflows::station::handle_in(
+                c,
+                Some(&site),
+                "desk-1",
+                &payload,
+                hub::clock::now(),
+            )
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_undoes_a_handover_over_mqtt_once_and_a_clerk_may_not() {
+    let hub = start().await;
+    let origin = format!("http://{}", hub.addr);
+    let (device, clerk, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), clerk.as_str()];
+    request(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&code=A1%3A123456&extra="),
+    )
+    .await;
+    let done = request(
+        hub.addr,
+        "POST",
+        "/station/pickup/handover",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&order_id=A1&request_id=h1"),
+    )
+    .await;
+    assert!(done.body.contains("已交付 · A1"), "{}", done.body);
+    assert_eq!(handovers(&hub.store), (1, 8));
+
+    let clerk = station_command(
+        &hub,
+        r#"{"v":1,"id":"u0","staff":"li","kind":"pickup_undo","order_id":"A1","reason":"wrong_customer"}"#,
+    ).await;
+    assert!(!clerk.ok);
+    assert_eq!(clerk.code.as_deref(), Some("supervisor_only"), "{clerk:?}");
+    let unknown = station_command(
+        &hub,
+        r#"{"v":1,"id":"u1","staff":"nobody","kind":"pickup_undo","order_id":"A1","reason":"wrong_customer"}"#,
+    ).await;
+    assert_eq!(
+        unknown.code.as_deref(),
+        Some("supervisor_only"),
+        "{unknown:?}"
+    );
+    let bad = station_command(
+        &hub,
+        r#"{"v":1,"id":"u2","staff":"wang","kind":"pickup_undo","order_id":"A1","reason":"because"}"#,
+    ).await;
+    assert_eq!(bad.code.as_deref(), Some("unknown_reason"), "{bad:?}");
+    assert_eq!(handovers(&hub.store), (1, 8));
+
+    let undo = r#"{"v":1,"id":"u3","staff":"wang","kind":"pickup_undo","order_id":"A1","reason":"customer_returned"}"#;
+    let undone = station_command(&hub, undo).await;
+    assert!(undone.ok, "{undone:?}");
+    assert_eq!(
+        undone.result.as_ref().and_then(|r| r.text("status")),
+        Some("open")
+    );
+    assert_eq!(handovers(&hub.store).1, 10);
+    // Redelivered: the stored reply, nothing undone twice.
+    let again = station_command(&hub, undo).await;
+    assert!(again.ok, "{again:?}");
+    assert_eq!(movements_of(&hub.store, "return"), 1);
+    let event = outbox_of(&hub.store, "pickup_handover_undone");
+    assert_eq!(event.len(), 1);
+    assert!(event[0].contains("\"staff\":\"wang\""), "{}", event[0]);
+    // Nothing left to undo.
+    let none = station_command(
+        &hub,
+        r#"{"v":1,"id":"u4","staff":"wang","kind":"pickup_undo","order_id":"A1","reason":"customer_returned"}"#,
+    ).await;
+    assert_eq!(none.code.as_deref(), Some("not_handed_over"), "{none:?}");
 }

@@ -5,7 +5,7 @@
 //! name), hand it over, type a wrong code and read the zh-CN reason, restart the hub mid-pickup
 //! (the screen shows it lost the hub, reconnects, and is still signed in on the same order), a
 //! supervisor undoes a handover, then locks the station with wrong codes, sees the countdown
-//! and unlocks it;
+//! and unlocks it; the customer refuses one unit of a line and the rest stays to hand over;
 //! screenshots at 1024×768 and 390×844 go to `docs/screens/`.
 
 use hub::store::pickup_orders::upsert_order;
@@ -291,6 +291,18 @@ fn a_clerk_pairs_signs_in_scans_and_hands_over_in_chromium() {
     browser.size(390, 844);
     browser.screenshot(&screens.join("pickup-found-en-390x844.png"));
     browser.size(1024, 768);
+
+    // The customer refuses one milk (the first reason on the list: back to stock); the line
+    // says so and the rest stays on screen to hand over.
+    browser.click("#refuse-line");
+    browser.wait_text("#refused-1", "refused ×1 · back to stock");
+    assert!(
+        browser
+            .text("#message")
+            .contains("Customer declined → back to stock")
+    );
+    assert!(browser.exists("#hand-over"));
+    browser.screenshot(&screens.join("pickup-line-refused-en-1024x768.png"));
     stop_hub(&mut running);
 }
 

@@ -38,6 +38,9 @@ pub enum StationAction {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         partial: Vec<Part>,
     },
+    /// A supervisor undoes the order's last handover (the last part of one handed over in
+    /// parts) within the undo window, with a reason from the list (branch counter).
+    PickupUndo { order_id: String, reason: String },
     /// A label or item code scanned while receiving.
     ReceiveScan { code: String },
     /// Decide one delivery line; with `hold`, a clerk holds for a supervisor what the checks
@@ -130,6 +133,7 @@ impl StationAction {
         match self {
             StationAction::PickupCheck { .. } => "pickup_check",
             StationAction::PickupHandover { .. } => "pickup_handover",
+            StationAction::PickupUndo { .. } => "pickup_undo",
             StationAction::ReceiveScan { .. } => "receive_scan",
             StationAction::ReceiveDecide { .. } => "receive_decide",
             StationAction::ReceiveRelease { .. } => "receive_release",
@@ -343,18 +347,36 @@ struct RawRefusal {
     line_no: Option<usize>,
     line: Option<usize>,
     quantity: i64,
-    to: RefusedTo,
+    /// Optional when `reason` is one of `hub_core::pickup::REFUSAL_REASONS` (branch counter).
+    #[serde(default)]
+    to: Option<RefusedTo>,
     #[serde(default)]
     reason: String,
 }
 
+/// A refusal that cannot be read: no line, or no `to` and no reason from the list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadRefusal {
+    #[error(transparent)]
+    MissingLineNo(#[from] MissingLineNo),
+    #[error(
+        "missing field `to` (stock or loss); it may be left out only when `reason` is one of {}",
+        hub_core::pickup::REFUSAL_REASONS.join(", ")
+    )]
+    MissingTo,
+}
+
 impl TryFrom<RawRefusal> for Refusal {
-    type Error = MissingLineNo;
-    fn try_from(raw: RawRefusal) -> Result<Self, MissingLineNo> {
+    type Error = BadRefusal;
+    fn try_from(raw: RawRefusal) -> Result<Self, BadRefusal> {
+        let to = raw
+            .to
+            .or_else(|| hub_core::pickup::refusal_destination(raw.reason.trim()))
+            .ok_or(BadRefusal::MissingTo)?;
         Ok(Refusal {
             line_no: line_no_of(raw.line_no, raw.line)?,
             quantity: raw.quantity,
-            to: raw.to,
+            to,
             reason: raw.reason,
         })
     }
@@ -517,6 +539,29 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.reason.contains("line_no"), "{}", e.reason);
+    }
+
+    #[test]
+    fn a_refusal_with_a_reason_from_the_list_may_leave_out_where_the_goods_go() {
+        let c = decode(
+            br#"{"v":1,"id":"r1","staff":"li","kind":"pickup_handover","order_id":"P1",
+                "refusals":[{"line_no":1,"quantity":1,"reason":"damaged"},
+                            {"line_no":2,"quantity":1,"reason":"customer_declined"},
+                            {"line_no":3,"quantity":1,"to":"stock","reason":"damaged"}]}"#,
+        )
+        .unwrap();
+        let StationAction::PickupHandover { refusals, .. } = c.action else {
+            panic!("{:?}", c.action)
+        };
+        assert_eq!(
+            refusals.iter().map(|r| r.to).collect::<Vec<_>>(),
+            [RefusedTo::Loss, RefusedTo::Stock, RefusedTo::Stock]
+        );
+        let e = decode(
+            br#"{"v":1,"id":"r2","staff":"li","kind":"pickup_handover","order_id":"P1","refusals":[{"line_no":1,"quantity":1,"reason":"dented"}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.reason.contains("missing field `to`"), "{}", e.reason);
     }
 
     #[test]

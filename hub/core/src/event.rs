@@ -76,6 +76,13 @@ pub enum DomainEvent {
         reason: String,
         handed_over_at: Timestamp,
         returned: Vec<String>,
+        /// An order handed over in parts: the part undone (the last one; branch counter) …
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        part: Option<Handover>,
+        /// … and what is open of each line after the undo (the order is partly collected while
+        /// earlier parts stand). Absent for a whole handover, and from older hubs.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        open: Vec<i64>,
     },
     /// A supervisor lifted a lockout early (`station` is `None` for the site-wide pause).
     PickupLockoutLifted {

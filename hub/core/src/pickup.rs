@@ -616,6 +616,25 @@ impl Default for PickupRules {
 /// The reasons a supervisor picks from when undoing a handover.
 pub const UNDO_REASONS: [&str; 3] = ["wrong_customer", "customer_returned", "clerk_mistake"];
 
+/// The reasons a clerk picks from when a customer refuses goods at the counter (branch
+/// counter). The one rule of where refused goods go: damaged goods are written off (loss),
+/// everything else goes back to stock. The station app, `hub pickup handover --refuse
+/// LINE:QTY:REASON` and MQTT station commands (a refusal naming a listed reason without `to`)
+/// all take the destination from [`refusal_destination`].
+pub const REFUSAL_REASONS: [&str; 4] = ["customer_declined", "damaged", "wrong_items", "identity"];
+
+/// The reasons that fit one line of an order (an identity refusal is of the whole order).
+pub const LINE_REFUSAL_REASONS: [&str; 3] = ["customer_declined", "damaged", "wrong_items"];
+
+/// Where goods refused for `reason` go; `None` when `reason` is not on [`REFUSAL_REASONS`].
+pub fn refusal_destination(reason: &str) -> Option<RefusedTo> {
+    match reason {
+        "damaged" => Some(RefusedTo::Loss),
+        other if REFUSAL_REASONS.contains(&other) => Some(RefusedTo::Stock),
+        _ => None,
+    }
+}
+
 /// Why a handover cannot be undone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
@@ -1269,6 +1288,24 @@ mod tests {
             unit_price_cents: Some(3_000),
         });
         o
+    }
+
+    #[test]
+    fn damaged_goods_are_written_off_and_other_refusals_go_back_to_stock() {
+        assert_eq!(refusal_destination("damaged"), Some(RefusedTo::Loss));
+        for reason in ["customer_declined", "wrong_items", "identity"] {
+            assert_eq!(
+                refusal_destination(reason),
+                Some(RefusedTo::Stock),
+                "{reason}"
+            );
+        }
+        assert_eq!(refusal_destination("dented"), None);
+        assert!(
+            LINE_REFUSAL_REASONS
+                .iter()
+                .all(|r| REFUSAL_REASONS.contains(r))
+        );
     }
 
     fn refusal(line_no: usize, quantity: i64, to: RefusedTo, reason: &str) -> LineRefusal {

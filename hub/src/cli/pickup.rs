@@ -42,6 +42,7 @@ pub(super) enum PickupCommand {
     },
     /// Undo a handover within `pickup.undo_window_minutes` (a supervisor's correction): the
     /// goods come back to stock, the original stays in the journal, the order is open again.
+    /// Of an order handed over in parts, the last part is undone (earlier parts stand).
     Undo {
         #[command(flatten)]
         config: ConfigArg,
@@ -65,7 +66,9 @@ pub(super) enum PickupCommand {
         /// A trace code scanned while handing over (repeatable).
         #[arg(long = "item")]
         items: Vec<String>,
-        /// A refused quantity: LINE:QTY:stock|loss[:reason] (order lines are numbered from 1).
+        /// A refused quantity: LINE:QTY:stock|loss[:reason], or LINE:QTY:REASON with a reason
+        /// from the list (customer_declined, damaged, wrong_items, identity; damaged goods are
+        /// written off, the rest go back to stock). Order lines are numbered from 1.
         #[arg(long = "refuse")]
         refusals: Vec<String>,
         /// A weighed by-weight line: LINE:GRAMS (lines from 1).
@@ -106,12 +109,23 @@ pub(super) fn parse_part(text: &str) -> anyhow::Result<crate::store::pickup_orde
 pub(super) fn parse_refusal(text: &str) -> anyhow::Result<crate::store::pickup_orders::Refusal> {
     let mut parts = text.splitn(4, ':');
     let (Some(line), Some(quantity), Some(to)) = (parts.next(), parts.next(), parts.next()) else {
-        anyhow::bail!("--refuse {text}: expected LINE:QTY:stock|loss[:reason]");
+        anyhow::bail!("--refuse {text}: expected LINE:QTY:stock|loss[:reason] or LINE:QTY:REASON");
     };
-    let to = match to {
-        "stock" => hub_core::event::RefusedTo::Stock,
-        "loss" => hub_core::event::RefusedTo::Loss,
-        other => anyhow::bail!("--refuse {text}: '{other}' must be stock or loss"),
+    // A reason from the list says where the goods go (the station app's rule, branch counter).
+    let (to, listed) = match to {
+        "stock" => (hub_core::event::RefusedTo::Stock, None),
+        "loss" => (hub_core::event::RefusedTo::Loss, None),
+        other => match hub_core::pickup::refusal_destination(other) {
+            Some(to) => (to, Some(other)),
+            None => anyhow::bail!(
+                "--refuse {text}: '{other}' must be stock, loss or a reason from the list ({})",
+                hub_core::pickup::REFUSAL_REASONS.join(", ")
+            ),
+        },
+    };
+    let reason = match listed {
+        Some(reason) => reason.to_owned(),
+        None => parts.next().unwrap_or("").to_owned(),
     };
     Ok(crate::store::pickup_orders::Refusal {
         line_no: line_number(line, "--refuse", text)?,
@@ -119,7 +133,7 @@ pub(super) fn parse_refusal(text: &str) -> anyhow::Result<crate::store::pickup_o
             .parse()
             .map_err(|_| anyhow::anyhow!("--refuse {text}: quantity must be a number"))?,
         to,
-        reason: parts.next().unwrap_or("").to_owned(),
+        reason,
     })
 }
 
@@ -347,10 +361,19 @@ pub(super) fn pickup_command(
             match undone {
                 Ok(u) => {
                     println!(
-                        "handover of order {} undone by {staff}: {} return movement(s) ({}); the order is open again",
+                        "handover of order {} undone by {staff}: {} return movement(s) ({}); {}",
                         u.order_id,
                         u.returned.len(),
-                        u.returned.join(", ")
+                        u.returned.join(", "),
+                        if u.status == "open" {
+                            "the order is open again".to_owned()
+                        } else {
+                            // An order handed over in parts: only its last part was undone.
+                            format!(
+                                "the last part was undone, earlier parts stand; still open per line: {:?}",
+                                u.open
+                            )
+                        }
                     );
                     Ok(Exit::Ok)
                 }
@@ -433,5 +456,29 @@ pub(super) fn pickup_command(
             );
             Ok(Exit::Ok)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_refusal;
+    use hub_core::event::RefusedTo;
+
+    #[test]
+    fn a_refusal_names_where_the_goods_go_or_a_reason_from_the_list_that_says_it() {
+        let r = parse_refusal("2:1:loss:dented").unwrap();
+        assert_eq!(
+            (r.line_no, r.quantity, r.to, r.reason.as_str()),
+            (2, 1, RefusedTo::Loss, "dented")
+        );
+        let r = parse_refusal("1:3:damaged").unwrap();
+        assert_eq!((r.to, r.reason.as_str()), (RefusedTo::Loss, "damaged"));
+        let r = parse_refusal("1:1:customer_declined").unwrap();
+        assert_eq!(
+            (r.to, r.reason.as_str()),
+            (RefusedTo::Stock, "customer_declined")
+        );
+        let e = parse_refusal("1:1:dented").unwrap_err().to_string();
+        assert!(e.contains("stock, loss or a reason from the list"), "{e}");
     }
 }

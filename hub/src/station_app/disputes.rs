@@ -20,7 +20,7 @@ use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
-use hub_contract::station::{DisputeStep, StationAction, StationCommand};
+use hub_contract::station::{DisputeStep, StationAction};
 use serde::Deserialize;
 
 /// Longest dispute note taken from the screen.
@@ -157,49 +157,25 @@ async fn act(
     })
     .to_string();
     let hash = staff_store::secret_hash(&format!("app|{body}"));
-    let (site, station, staff, device) = (
-        app.site.clone(),
-        s.station.clone(),
-        s.staff_id.clone(),
-        s.device_id.clone(),
-    );
-    let command = StationCommand {
-        id: request_id,
-        staff: staff.clone(),
-        action: StationAction::ReceiveDispute {
-            delivery_id: delivery_id.clone(),
-            step,
-            note,
-            line_no,
-        },
+    let action = StationAction::ReceiveDispute {
+        delivery_id: delivery_id.clone(),
+        step,
+        note,
+        line_no,
     };
-    let detail = format!("{delivery_id}/{}", step.as_str());
-    let done = app
-        .store
-        .write(move |c| {
-            let reply = crate::workflows::station::run_command_in(
-                c,
-                Some(&site),
-                &station,
-                &command,
-                &hash,
-                crate::workflows::station::blank_reply(&station, now),
-                now,
-            )?;
-            staff_store::record_action(
-                c,
-                &staff_store::Action {
-                    staff: Some(&staff),
-                    station: Some(&station),
-                    device: Some(&device),
-                    action: "receive_dispute",
-                    detail: &detail,
-                },
-                now,
-            )?;
-            Ok::<_, crate::store::StoreError>(reply)
-        })
-        .await;
+    let record = super::recorded::Record {
+        action: "receive_dispute",
+        detail: format!("{delivery_id}/{}", step.as_str()),
+    };
+    let done = super::recorded::run_and_record(
+        &app,
+        &s,
+        (request_id, hash),
+        record,
+        move |_| Ok(action),
+        now,
+    )
+    .await;
     let bench = match done {
         Ok(reply) if reply.ok => {
             tracing::info!(staff = %s.staff_id, station = %s.station, step = step.as_str(), delivery = %delivery_id, "dispute action from the station app");

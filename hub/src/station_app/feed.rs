@@ -55,6 +55,10 @@ pub enum Shown {
         /// The weight cross-check of the bagged order (错领), when the last weight was one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         bag: Option<BagShown>,
+        /// The last input was the customer refusing units of a line: 0-based line, units and
+        /// the reason from the list (branch counter).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        line_refused: Option<(usize, i64, String)>,
     },
     /// A supervisor did something at this station: `done` names it (`unlocked`, …; its words
     /// are `supervisor.done.<done>` in the catalogue), `detail` is shown beside.

@@ -95,6 +95,7 @@ pub async fn show_item(
         weighed,
         last_weight: None,
         bag: None,
+        line_refused: None,
     };
     if let Err(e) = feed.show_kept(station, shown, now).await {
         tracing::warn!(error = %e, station, "station app: screen not kept for a restart");
@@ -107,7 +108,7 @@ pub async fn show_item(
     clippy::type_complexity,
     reason = "the screen's own two lists, read together"
 )]
-fn on_screen(
+pub(super) fn on_screen(
     feed: &StationFeed,
     station: &str,
     order_id: &str,
@@ -164,6 +165,7 @@ pub async fn show_weight(
         weighed,
         last_weight: Some(grams),
         bag,
+        line_refused: None,
     };
     if let Err(e) = feed.show_kept(station, shown, now).await {
         tracing::warn!(error = %e, station, "station app: screen not kept for a restart");

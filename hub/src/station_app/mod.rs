@@ -25,8 +25,10 @@ pub mod drilldown;
 pub mod feed;
 pub mod import;
 pub mod items;
+mod line_refusal;
 mod partial;
 pub mod receiving;
+mod recorded;
 pub mod stock;
 mod supervisor;
 pub mod templates;
@@ -219,6 +221,7 @@ pub fn router(app: StationApp) -> Router {
         .route("/station/pickup/check", post(check))
         .route("/station/pickup/handover", post(handover))
         .route("/station/pickup/refuse", post(refuse))
+        .merge(line_refusal::routes())
         .route("/station/events", get(events))
         .route("/assets/{version}/{name}", get(asset))
         .merge(receiving::routes())
@@ -771,6 +774,8 @@ struct LineView {
     /// The order's price of this line per kilogram (by-weight lines), if central sent one.
     #[serde(skip)]
     per_kg_cents: Option<i64>,
+    /// Units of this line the customer refused in earlier parts, in words (empty: none).
+    refused: String,
 }
 
 /// What the result panel shows.
@@ -792,7 +797,11 @@ struct ResultView {
     locked_for_ms: Option<i64>,
 }
 
-async fn order_lines(app: &StationApp, order_id: &str) -> (Option<String>, Vec<LineView>) {
+async fn order_lines(
+    app: &StationApp,
+    order_id: &str,
+    lang: Lang,
+) -> (Option<String>, Vec<LineView>) {
     let id = order_id.to_owned();
     let today = app.site.today(crate::clock::now());
     let read = app
@@ -800,6 +809,7 @@ async fn order_lines(app: &StationApp, order_id: &str) -> (Option<String>, Vec<L
         .read(move |c| {
             let order = crate::store::pickup_orders::order(c, &id)?;
             let pick = crate::store::pickup_orders::pick_list(c, &id, today)?;
+            let refused = crate::store::pickup_orders::refused_per_line(c, &id, pick.len())?;
             let prices: Vec<Option<i64>> = order
                 .as_ref()
                 .map(|o| o.items.iter().map(|i| i.unit_price_cents).collect())
@@ -821,6 +831,7 @@ async fn order_lines(app: &StationApp, order_id: &str) -> (Option<String>, Vec<L
                     ticked: 0,
                     weighed: String::new(),
                     per_kg_cents: prices.get(i).copied().flatten(),
+                    refused: line_refusal::refused_words(refused.get(i).copied(), lang),
                 });
             }
             Ok::<_, crate::store::StoreError>((order.and_then(|o| o.phone_tail), lines))
@@ -841,7 +852,7 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
             let sentence = catalogue::code_check(check, lang, zone);
             match check {
                 CodeCheck::Found { order_id } => {
-                    let (customer, lines) = order_lines(app, order_id).await;
+                    let (customer, lines) = order_lines(app, order_id, lang).await;
                     ResultView {
                         tone,
                         headline: format!(
@@ -885,8 +896,9 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
             weighed,
             last_weight,
             bag,
+            line_refused,
         } => {
-            let (customer, mut lines) = order_lines(app, order_id).await;
+            let (customer, mut lines) = order_lines(app, order_id, lang).await;
             for (i, line) in lines.iter_mut().enumerate() {
                 line.ticked = ticked.iter().filter(|(l, _)| *l == i).count() as i64;
             }
@@ -897,6 +909,9 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
                 }
             }
             let (tone, message) = match (refusal, last_weight) {
+                (None, None) if line_refused.is_some() => {
+                    line_refusal::message(line_refused.as_ref(), &lines, lang)
+                }
                 (_, Some(_)) if bag.is_some() => match bag {
                     Some(bag) => weighing::bag_message(bag, &lines, lang),
                     None => weighing::weight_message(0, weighed, &lines, lang),
@@ -978,7 +993,8 @@ async fn result_view(app: &StationApp, station: &str, lang: Lang) -> Option<(u64
             customer: None,
             lines: vec![],
             can_hand_over: false,
-            can_undo: !*refused && open.is_empty(),
+            // A part of an order handed over in parts may be undone too (its last part).
+            can_undo: !*refused,
             queue: vec![],
             locked_for_ms: None,
         },
@@ -1045,6 +1061,8 @@ fn page_context(
         "request_id": random_hex(12),
         "refuse_request_id": random_hex(12),
         "partial_request_id": random_hex(12),
+        "line_request_id": random_hex(12),
+        "line_reasons": line_refusal::reasons(),
         "reasons": catalogue::REFUSAL_REASONS,
         "supervisor": s.role == Role::Supervisor,
         "undo_reasons": hub_core::pickup::UNDO_REASONS,
@@ -1215,12 +1233,6 @@ async fn hand_over_or_refuse(
         None
     };
     let now = crate::clock::now();
-    let (site, station, staff, device) = (
-        app.site.clone(),
-        s.station.clone(),
-        s.staff_id.clone(),
-        s.device_id.clone(),
-    );
     // The items ticked on this station's screen for this order leave with it.
     // So do the weights of its lines weighed on the counter's scale.
     let (ticked, weighed) = match app.feed.current(&s.station).map(|c| c.shown) {
@@ -1255,10 +1267,41 @@ async fn hand_over_or_refuse(
         vec![]
     };
     let trace_codes: Vec<String> = ticked.into_iter().map(|(_, code)| code).collect();
-    let (oid, rid) = (order_id.clone(), request_id.clone());
-    let done = app
-        .store
-        .write(move |c| {
+    let oid = order_id.clone();
+    let body = format!(
+        "app|{}|{oid}|{}|{}{}",
+        if reason.is_some() {
+            "refuse"
+        } else {
+            "handover"
+        },
+        reason.as_deref().unwrap_or(""),
+        trace_codes.join(","),
+        partial
+            .iter()
+            .map(|p| format!("|{}:{}", p.line_no, p.quantity))
+            .chain(
+                weighings
+                    .iter()
+                    .map(|w| format!("|w{}:{}", w.line_no, w.grams))
+            )
+            .collect::<String>()
+    );
+    let hash = staff_store::secret_hash(&body);
+    let record = recorded::Record {
+        action: if reason.is_some() {
+            "pickup_refuse"
+        } else {
+            "pickup_handover"
+        },
+        detail: order_id.clone(),
+    };
+    let done = recorded::run_and_record(
+        &app,
+        &s,
+        (request_id.clone(), hash),
+        record,
+        move |c| {
             let refusals = match &reason {
                 Some(reason) => crate::store::pickup_orders::order(c, &oid)?
                     .map(|o| {
@@ -1274,11 +1317,8 @@ async fn hand_over_or_refuse(
                                     |(i, (item, settled))| crate::store::pickup_orders::Refusal {
                                         line_no: i + 1,
                                         quantity: item.quantity - settled,
-                                        to: if reason == "damaged" {
-                                            RefusedTo::Loss
-                                        } else {
-                                            RefusedTo::Stock
-                                        },
+                                        to: hub_core::pickup::refusal_destination(reason)
+                                            .unwrap_or(RefusedTo::Stock),
                                         reason: reason.clone(),
                                     },
                                 )
@@ -1289,64 +1329,17 @@ async fn hand_over_or_refuse(
                     .unwrap_or_default(),
                 None => vec![],
             };
-            let body = format!(
-                "app|{}|{oid}|{}|{}{}",
-                if reason.is_some() {
-                    "refuse"
-                } else {
-                    "handover"
-                },
-                reason.as_deref().unwrap_or(""),
-                trace_codes.join(","),
-                partial
-                    .iter()
-                    .map(|p| format!("|{}:{}", p.line_no, p.quantity))
-                    .chain(
-                        weighings
-                            .iter()
-                            .map(|w| format!("|w{}:{}", w.line_no, w.grams))
-                    )
-                    .collect::<String>()
-            );
-            let hash = staff_store::secret_hash(&body);
-            let command = hub_contract::station::StationCommand {
-                id: rid,
-                staff: staff.clone(),
-                action: hub_contract::station::StationAction::PickupHandover {
-                    order_id: oid.clone(),
-                    trace_codes,
-                    refusals,
-                    weighings,
-                    partial,
-                },
-            };
-            let reply = crate::workflows::station::run_command_in(
-                c,
-                Some(&site),
-                &station,
-                &command,
-                &hash,
-                crate::workflows::station::blank_reply(&station, now),
-                now,
-            )?;
-            staff_store::record_action(
-                c,
-                &staff_store::Action {
-                    staff: Some(&staff),
-                    station: Some(&station),
-                    device: Some(&device),
-                    action: if reason.is_some() {
-                        "pickup_refuse"
-                    } else {
-                        "pickup_handover"
-                    },
-                    detail: &oid,
-                },
-                now,
-            )?;
-            Ok::<_, crate::store::StoreError>(reply)
-        })
-        .await;
+            Ok(hub_contract::station::StationAction::PickupHandover {
+                order_id: oid,
+                trace_codes,
+                refusals,
+                weighings,
+                partial,
+            })
+        },
+        now,
+    )
+    .await;
     match done {
         Ok(reply) if reply.ok => {
             tracing::info!(order = %order_id, staff = %s.staff_id, station = %s.station, refused = refuse_all, "handed over from the station app");

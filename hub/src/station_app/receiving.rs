@@ -25,7 +25,7 @@ use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
-use hub_contract::station::{StationAction, StationCommand};
+use hub_contract::station::StationAction;
 use hub_core::Timestamp;
 use hub_core::receiving::PhotoVerdict;
 use serde::{Deserialize, Serialize};
@@ -874,44 +874,19 @@ async fn action(
     })
     .to_string();
     let hash = staff_store::secret_hash(&format!("app|{body}"));
-    let (site, station, staff, device) = (
-        app.site.clone(),
-        s.station.clone(),
-        s.staff_id.clone(),
-        s.device_id.clone(),
-    );
-    let command = StationCommand {
-        id: request_id,
-        staff: staff.clone(),
-        action: command,
+    let record = super::recorded::Record {
+        action: kind,
+        detail: format!("{delivery_id}/{line_no}"),
     };
-    let detail = format!("{delivery_id}/{line_no}");
-    let done = app
-        .store
-        .write(move |c| {
-            let reply = crate::workflows::station::run_command_in(
-                c,
-                Some(&site),
-                &station,
-                &command,
-                &hash,
-                crate::workflows::station::blank_reply(&station, now),
-                now,
-            )?;
-            staff_store::record_action(
-                c,
-                &staff_store::Action {
-                    staff: Some(&staff),
-                    station: Some(&station),
-                    device: Some(&device),
-                    action: kind,
-                    detail: &detail,
-                },
-                now,
-            )?;
-            Ok::<_, crate::store::StoreError>(reply)
-        })
-        .await;
+    let done = super::recorded::run_and_record(
+        &app,
+        &s,
+        (request_id, hash),
+        record,
+        move |_| Ok(command),
+        now,
+    )
+    .await;
     let bench = match done {
         Ok(reply) if reply.ok => {
             tracing::info!(staff = %s.staff_id, station = %s.station, kind, delivery = %delivery_id, line_no, "receiving action from the station app");

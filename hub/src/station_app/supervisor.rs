@@ -152,11 +152,6 @@ async fn undo(
             "undo after its window",
             "undo.too_late",
         ),
-        Err(UndoError::InParts(_)) => (
-            StatusCode::CONFLICT,
-            "undo of an order handed over in parts",
-            "undo.in_parts",
-        ),
         Err(UndoError::Refused { .. }) => (
             StatusCode::CONFLICT,
             "undo of an order not handed over",

@@ -113,7 +113,7 @@ mod tests {
                 "tone": "ok", "headline": "<b>A1</b>", "message": "m", "order_id": "A1",
                 "customer": "1234", "can_hand_over": true, "can_undo": true,
                 "locked_for_ms": 60_000, "queue": ["A2", "A3"],
-                "lines": [{"sku": "MILK", "name": "鲜牛奶", "quantity": 2, "lot": "L1", "expiry": "2030-01-01", "ticked": 1, "weighed": "⚖ 540"}],
+                "lines": [{"sku": "MILK", "name": "鲜牛奶", "quantity": 2, "lot": "L1", "expiry": "2030-01-01", "ticked": 1, "weighed": "⚖ 540", "refused": "已拒收 ×1"}],
             });
             let context = serde_json::json!({
                 "lang": lang.tag(), "csrf": "c", "problem": "signin.wrong", "tries_left": 3,
@@ -121,6 +121,7 @@ mod tests {
                 "staff": {"staff_id": "li", "name": "李"}, "seq": 1, "r": result, "fresh": "1",
                 "request_id": "r1", "refuse_request_id": "r2", "partial_request_id": "r3",
                 "reasons": catalogue::REFUSAL_REASONS,
+                "line_request_id": "r4", "line_reasons": crate::station_app::line_refusal::reasons(),
                 "supervisor": true, "undo_reasons": hub_core::pickup::UNDO_REASONS,
                 "code": "12345678",
             });

@@ -1,15 +1,28 @@
 //! Undoing a handover: a supervisor's correction within the undo window
 //! (`hub_core::pickup::undo_blocker` decides whether it is allowed).
 //!
-//! The goods issued by the handover come back to stock with `return` movements (one per issue
-//! movement, same batch and quantity); the issue movements stay in the journal. The handover
-//! row moves to `handover_undone` (with who, when and why), the order is open again (the next
-//! handover needs a new code check), trace codes handed over are in stock again, and a
-//! `pickup_handover_undone` event goes upstream — all in the caller's transaction.
+//! What is undone is the order's **last handover**: the whole handover of an order handed
+//! over at once, or, for an order handed over in parts, its last part only (branch counter).
+//! A pickup counter corrects the handover it just made — the wrong bag to the wrong customer,
+//! a clerk's slip — while earlier parts were separate visits, each with its own window, whose
+//! goods the customer took home long ago; undoing them too would put stock back on the books
+//! that is not on the shelf. A further undo takes the part before, while it is still within
+//! the window.
+//!
+//! The goods that left in the undone handover come back to stock with `return` movements (one
+//! per issue movement, same batch and quantity); the issue movements stay in the journal.
+//! Refused goods written off stay written off (the goods were damaged), refused goods sent back
+//! to stock never left. The handover (or the part) moves to `handover_undone` (with who, when
+//! and why); the order is open again, or partly collected while earlier parts stand, with what
+//! each line has settled counted from those parts; the next handover needs a new code check;
+//! the undone trace codes are in stock again; and a `pickup_handover_undone` event goes
+//! upstream (for a part, with the part and what is open of each line) — all in the caller's
+//! transaction.
 
 use super::StoreError;
 use super::ledger::{RecordError, record};
 use super::outbox::{self, sql};
+use hub_contract::stored;
 use hub_core::event::DomainEvent;
 use hub_core::pickup::{UndoRefusal, undo_blocker};
 use hub_core::{BatchKey, Movement, MovementId, MovementKind, SkuCode, Timestamp};
@@ -29,10 +42,6 @@ pub enum UndoError {
         order_id: String,
         refusal: UndoRefusal,
     },
-    #[error(
-        "order {0} was handed over in parts; undoing it is not supported here — correct it with central"
-    )]
-    InParts(String),
     #[error("the return of {movement} to stock was refused: {reason}")]
     ReturnRefused { movement: String, reason: String },
     #[error(transparent)]
@@ -62,9 +71,95 @@ pub struct Undone {
     /// The SKUs whose stock came back (their tiers need a new look).
     #[serde(skip)]
     pub skus: Vec<SkuCode>,
+    /// The order's state after the undo: `open`, or `partially_collected` while earlier parts
+    /// stand.
+    pub status: &'static str,
+    /// What is open of each line after the undo of a part (empty for a whole handover).
+    pub open: Vec<i64>,
 }
 
-/// Undoes the handover of `order_id` if it happened within `window_ms` before `now`.
+/// The last handover of an order: the last part if it was handed over in parts, else the
+/// whole handover.
+struct Last {
+    station: String,
+    at: i64,
+    body: String,
+    /// The part's number, for an order handed over in parts.
+    part: Option<i64>,
+}
+
+fn last_handover(conn: &Connection, order_id: &str) -> Result<Option<Last>, StoreError> {
+    let part = conn
+        .prepare_cached(
+            "SELECT part, station, at, body FROM handover_part WHERE order_id = ?1
+             ORDER BY part DESC LIMIT 1",
+        )
+        .and_then(|mut st| {
+            st.query_row([order_id], |r| {
+                Ok(Last {
+                    part: Some(r.get(0)?),
+                    station: r.get(1)?,
+                    at: r.get(2)?,
+                    body: r.get(3)?,
+                })
+            })
+            .optional()
+        })
+        .map_err(sql(conn))?;
+    if part.is_some() {
+        return Ok(part);
+    }
+    conn.prepare_cached("SELECT station, at, body FROM handover WHERE order_id = ?1")
+        .and_then(|mut st| {
+            st.query_row([order_id], |r| {
+                Ok(Last {
+                    part: None,
+                    station: r.get(0)?,
+                    at: r.get(1)?,
+                    body: r.get(2)?,
+                })
+            })
+            .optional()
+        })
+        .map_err(sql(conn))
+}
+
+fn unreadable(conn: &Connection, order_id: &str, e: impl std::fmt::Display) -> StoreError {
+    sql(conn)(rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("handover part of order {order_id}: {e}").into(),
+    ))
+}
+
+/// What each line has settled in the parts that stand: units handed over or refused, or the
+/// whole line once weighed (a weighed line leaves whole), never more than ordered.
+fn settled_by_parts(conn: &Connection, order_id: &str) -> Result<Vec<i64>, StoreError> {
+    let ordered: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT quantity FROM pickup_order_line WHERE order_id = ?1 ORDER BY line_no",
+        )
+        .and_then(|mut st| st.query_map([order_id], |r| r.get(0))?.collect())
+        .map_err(sql(conn))?;
+    let bodies: Vec<String> = conn
+        .prepare_cached("SELECT body FROM handover_part WHERE order_id = ?1 ORDER BY part")
+        .and_then(|mut st| st.query_map([order_id], |r| r.get(0))?.collect())
+        .map_err(sql(conn))?;
+    let mut settled = vec![0i64; ordered.len()];
+    for body in bodies {
+        let part = stored::decode_handover(&body).map_err(|e| unreadable(conn, order_id, e))?;
+        for ((slot, line), of) in settled.iter_mut().zip(&part.lines).zip(&ordered) {
+            *slot = match line.weighed_g {
+                Some(_) => *of,
+                None => (*slot + line.handed_over + line.refused).min(*of),
+            };
+        }
+    }
+    Ok(settled)
+}
+
+/// Undoes the last handover of `order_id` (the last part of an order handed over in parts)
+/// if it happened within `window_ms` before `now`.
 pub fn undo_handover(
     conn: &Connection,
     order_id: &str,
@@ -80,35 +175,27 @@ pub fn undo_handover(
     if !known {
         return Err(UndoError::UnknownOrder(order_id.to_owned()));
     }
-    // Only the last part's movements share the handover's time: undoing would return only
-    // those. Refused rather than half done.
-    let in_parts: bool = conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM handover_part WHERE order_id = ?1)")
-        .and_then(|mut st| st.query_row([order_id], |r| r.get(0)))
-        .map_err(sql(conn))?;
-    if in_parts {
-        return Err(UndoError::InParts(order_id.to_owned()));
-    }
-    let handover: Option<(String, i64)> = conn
-        .prepare_cached("SELECT station, at FROM handover WHERE order_id = ?1")
-        .and_then(|mut st| {
-            st.query_row([order_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-        })
-        .map_err(sql(conn))?;
-    if let Some(refusal) = undo_blocker(handover.as_ref().map(|h| Timestamp(h.1)), window_ms, now) {
+    let last = last_handover(conn, order_id)?;
+    if let Some(refusal) = undo_blocker(last.as_ref().map(|h| Timestamp(h.at)), window_ms, now) {
         return Err(UndoError::Refused {
             order_id: order_id.to_owned(),
             refusal,
         });
     }
-    let Some((station, at)) = handover else {
+    let Some(Last {
+        station,
+        at,
+        body,
+        part,
+    }) = last
+    else {
         return Err(UndoError::Refused {
             order_id: order_id.to_owned(),
             refusal: UndoRefusal::NotHandedOver,
         });
     };
-    // The issue movements of this handover: same order, same instant (one transaction).
+    // The issue movements of this handover (or part): same order, same instant (one
+    // transaction).
     type Issued = (String, String, Option<String>, Option<String>, i64);
     let issued: Vec<Issued> = conn
         .prepare_cached(
@@ -160,26 +247,88 @@ pub fn undo_handover(
     }
     conn.prepare_cached(
         "INSERT INTO handover_undone (order_id, station, at, body, undone_at, undone_by, reason)
-         SELECT order_id, station, at, body, ?2, ?3, ?4 FROM handover WHERE order_id = ?1",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
-    .and_then(|mut st| st.execute(params![order_id, now.millis(), staff, reason]))
+    .and_then(|mut st| {
+        st.execute(params![
+            order_id,
+            station,
+            at,
+            body,
+            now.millis(),
+            staff,
+            reason
+        ])
+    })
     .map_err(sql(conn))?;
-    for statement in [
-        "DELETE FROM handover WHERE order_id = ?1",
-        "UPDATE pickup_order_line SET settled = 0 WHERE order_id = ?1",
-        "UPDATE pickup_order SET status = 'open', collected_at = NULL, collected_by = NULL, updated_at = ?2 WHERE order_id = ?1",
-        "UPDATE trace_code SET status = 'in_stock', order_id = NULL, updated_at = ?2 WHERE order_id = ?1 AND status = 'handed_over'",
-    ] {
-        conn.prepare_cached(statement)
-            .and_then(|mut st| {
-                if statement.contains("?2") {
-                    st.execute(params![order_id, now.millis()])
-                } else {
-                    st.execute(params![order_id])
-                }
-            })
-            .map_err(sql(conn))?;
-    }
+    // An order collected whole (at once or with this last part) is not collected any more.
+    conn.prepare_cached("DELETE FROM handover WHERE order_id = ?1")
+        .and_then(|mut st| st.execute([order_id]))
+        .map_err(sql(conn))?;
+    let (status, undone_part, open) = match part {
+        None => {
+            for statement in [
+                "UPDATE pickup_order_line SET settled = 0 WHERE order_id = ?1",
+                "UPDATE trace_code SET status = 'in_stock', order_id = NULL, updated_at = ?2 WHERE order_id = ?1 AND status = 'handed_over'",
+            ] {
+                conn.prepare_cached(statement)
+                    .and_then(|mut st| {
+                        if statement.contains("?2") {
+                            st.execute(params![order_id, now.millis()])
+                        } else {
+                            st.execute(params![order_id])
+                        }
+                    })
+                    .map_err(sql(conn))?;
+            }
+            ("open", None, vec![])
+        }
+        Some(part) => {
+            let undone =
+                stored::decode_handover(&body).map_err(|e| unreadable(conn, order_id, e))?;
+            conn.prepare_cached("DELETE FROM handover_part WHERE order_id = ?1 AND part = ?2")
+                .and_then(|mut st| st.execute(params![order_id, part]))
+                .map_err(sql(conn))?;
+            let settled = settled_by_parts(conn, order_id)?;
+            let mut open = Vec::with_capacity(settled.len());
+            for (i, (settled, line)) in settled.iter().zip(&undone.lines).enumerate() {
+                conn.prepare_cached(
+                    "UPDATE pickup_order_line SET settled = ?3 WHERE order_id = ?1 AND line_no = ?2",
+                )
+                .and_then(|mut st| st.execute(params![order_id, i as i64, settled]))
+                .map_err(sql(conn))?;
+                open.push(line.ordered - settled);
+            }
+            for code in &undone.trace_codes {
+                conn.prepare_cached(
+                    "UPDATE trace_code SET status = 'in_stock', order_id = NULL, updated_at = ?3
+                     WHERE code = ?1 AND order_id = ?2 AND status = 'handed_over'",
+                )
+                .and_then(|mut st| st.execute(params![code, order_id, now.millis()]))
+                .map_err(sql(conn))?;
+            }
+            let earlier: bool = conn
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM handover_part WHERE order_id = ?1)")
+                .and_then(|mut st| st.query_row([order_id], |r| r.get(0)))
+                .map_err(sql(conn))?;
+            let status = if earlier {
+                "partially_collected"
+            } else {
+                "open"
+            };
+            (status, Some(undone), open)
+        }
+    };
+    conn.prepare_cached(
+        "UPDATE pickup_order SET status = ?2, collected_at = NULL, collected_by = NULL, updated_at = ?3
+         WHERE order_id = ?1",
+    )
+    .and_then(|mut st| st.execute(params![order_id, status, now.millis()]))
+    .map_err(sql(conn))?;
+    // The next handover needs a new code check.
+    conn.prepare_cached("DELETE FROM pickup_check_pass WHERE order_id = ?1")
+        .and_then(|mut st| st.execute([order_id]))
+        .map_err(sql(conn))?;
     outbox::append(
         conn,
         &DomainEvent::PickupHandoverUndone {
@@ -189,6 +338,8 @@ pub fn undo_handover(
             reason: reason.to_owned(),
             handed_over_at: Timestamp(at),
             returned: returned.clone(),
+            part: undone_part,
+            open: open.clone(),
         },
         now,
     )?;
@@ -198,5 +349,7 @@ pub fn undo_handover(
         handed_over_at: Timestamp(at),
         returned,
         skus,
+        status,
+        open,
     })
 }

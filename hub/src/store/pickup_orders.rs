@@ -1007,9 +1007,13 @@ pub fn hand_over(
             price_difference_cents: plan.price_difference_cents,
         });
     }
-    conn.prepare_cached("DELETE FROM pickup_check_pass WHERE order_id = ?1")
-        .and_then(|mut st| st.execute([order_id]))
-        .map_err(sql(conn))?;
+    // A refusal that hands nothing over (the customer is still at the counter) keeps the code
+    // check, so the rest can follow at once; anything leaving uses the check up.
+    if complete || lines.iter().any(|l| l.handed_over > 0) {
+        conn.prepare_cached("DELETE FROM pickup_check_pass WHERE order_id = ?1")
+            .and_then(|mut st| st.execute([order_id]))
+            .map_err(sql(conn))?;
+    }
     for code in &request.trace_codes {
         conn.prepare_cached("UPDATE trace_code SET status = 'handed_over', order_id = ?2, updated_at = ?3 WHERE code = ?1")
             .and_then(|mut st| st.execute(params![code, order_id, now.millis()]))
@@ -1112,6 +1116,34 @@ pub fn settled_per_line(
         }
     }
     Ok(settled)
+}
+
+/// What each line of `order_id` has had refused in earlier parts (the parts of an order not
+/// collected yet), and where the goods went (branch counter: the counter shows it in words).
+pub fn refused_per_line(
+    conn: &Connection,
+    order_id: &str,
+    lines: usize,
+) -> Result<Vec<(i64, Option<hub_core::event::RefusedTo>)>, StoreError> {
+    let bodies: Vec<String> = conn
+        .prepare_cached("SELECT body FROM handover_part WHERE order_id = ?1 ORDER BY part")
+        .and_then(|mut st| {
+            st.query_map([order_id], |r| r.get(0))
+                .and_then(|rows| rows.collect())
+        })
+        .map_err(sql(conn))?;
+    let mut refused = vec![(0, None); lines];
+    for body in bodies {
+        // A part this version cannot read shows no refusal; the handover itself reads it.
+        let Ok(part) = stored::decode_handover(&body) else {
+            continue;
+        };
+        for (slot, line) in refused.iter_mut().zip(&part.lines) {
+            slot.0 += line.refused;
+            slot.1 = slot.1.or(line.refused_to);
+        }
+    }
+    Ok(refused)
 }
 
 /// The whole handover of an order collected in parts: every part's lines added up (the

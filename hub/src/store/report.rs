@@ -10,7 +10,8 @@
 //! - acceptance pass rate: lines accepted, or held and later released, ÷ lines decided;
 //! - sell-through rate (动销率): SKUs handed over at least once ÷ SKUs that had stock;
 //! - pickups due in the period: collected on time, late, never (closed and not collected);
-//! - order fill rate: units handed over ÷ units ordered, for orders collected in the period;
+//! - order fill rate: units handed over ÷ units ordered, for orders collected in the period
+//!   (what an undone handover returned does not count);
 //! - disputes opened in the period: how fast they were first responded to (the first
 //!   supervisor action on the open dispute: a note, a photo inspection or the settlement; within
 //!   30 min), how fast their photos were inspected (the first `photos inspected` response;
@@ -244,7 +245,8 @@ const COLLECTED_SQL: &str = "SELECT o.order_id, o.collected_at,
 const ORDER_REFERENCE: &str = "pickup order ";
 
 /// Orders collected in the period: when, units ordered, units handed over (the issue
-/// movements referring to the order, whenever they were recorded).
+/// movements referring to the order, whenever they were recorded, less the returns of its
+/// undone handovers).
 #[derive(Default)]
 struct Collected {
     index: HashMap<String, usize>,
@@ -345,11 +347,15 @@ impl Journal {
                 "loss" => Kind::Loss,
                 _ => Kind::Other,
             };
-            if kind == Kind::Issue
+            // An undone handover's returns take its issues back (branch counter): an order
+            // handed over, undone and handed over again counts what left once.
+            let undone = kind == Kind::Other && r.get_ref(4)?.as_str()? == "return";
+            if (kind == Kind::Issue || undone)
                 && let Some(order) = r.get_ref(8)?.as_str()?.strip_prefix(ORDER_REFERENCE)
                 && let Some(i) = collected.index.get(order)
             {
-                collected.rows[*i].2 += r.get::<_, i64>(5)?;
+                let quantity = r.get::<_, i64>(5)?;
+                collected.rows[*i].2 += if undone { -quantity } else { quantity };
             }
             if at >= end {
                 continue;

@@ -231,10 +231,6 @@ pub async fn undo_handover(
     reason: &str,
     now: Timestamp,
 ) -> Result<crate::store::handover_undo::Undone, crate::store::handover_undo::UndoError> {
-    use crate::store::handover_undo::{UndoError, undo_handover};
-    if !hub_core::pickup::UNDO_REASONS.contains(&reason) {
-        return Err(UndoError::UnknownReason(reason.to_owned()));
-    }
     let (site, order_id, staff, reason) = (
         site.clone(),
         order_id.to_owned(),
@@ -242,21 +238,29 @@ pub async fn undo_handover(
         reason.to_owned(),
     );
     store
-        .write(move |c| {
-            let undone = undo_handover(
-                c,
-                &order_id,
-                &staff,
-                &reason,
-                site.pickup.undo_window_ms,
-                now,
-            )?;
-            for sku in &undone.skus {
-                crate::store::alert_book::evaluate_sku(c, sku, &site.stock_rules(), now)?;
-            }
-            Ok(undone)
-        })
+        .write(move |c| undo_handover_in(c, &site, &order_id, &staff, &reason, now))
         .await
+}
+
+/// [`undo_handover`] inside the caller's transaction (a `pickup_undo` station command stores
+/// its reply in it).
+pub fn undo_handover_in(
+    c: &Tx<'_>,
+    site: &Site,
+    order_id: &str,
+    staff: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<crate::store::handover_undo::Undone, crate::store::handover_undo::UndoError> {
+    use crate::store::handover_undo::{UndoError, undo_handover};
+    if !hub_core::pickup::UNDO_REASONS.contains(&reason) {
+        return Err(UndoError::UnknownReason(reason.to_owned()));
+    }
+    let undone = undo_handover(c, order_id, staff, reason, site.pickup.undo_window_ms, now)?;
+    for sku in &undone.skus {
+        crate::store::alert_book::evaluate_sku(c, sku, &site.stock_rules(), now)?;
+    }
+    Ok(undone)
 }
 
 /// A supervisor lifts a station's lockout (`station: None`: the site-wide pause). Returns

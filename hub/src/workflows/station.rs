@@ -134,6 +134,18 @@ fn run_action(
                 c, site, station, &order_id, &request, now,
             )?)
         }
+        StationAction::PickupUndo { order_id, reason } => {
+            site.station(station, StationKind::Pickup)
+                .map_err(|e| Failure::Refused("station".into(), e.to_string()))?;
+            supervisor_only(c, staff, "undo a handover")?;
+            let undone =
+                workflows::pickup::undo_handover_in(c, site, &order_id, staff, &reason, now)
+                    .map_err(|e| match e {
+                        crate::store::handover_undo::UndoError::Store(e) => Failure::Store(e),
+                        other => Failure::Refused(undo_code(&other).into(), other.to_string()),
+                    })?;
+            ReplyResult::of(&undone)
+        }
         StationAction::ReceiveScan { code } => {
             let classified = crate::codes::classify_text(code.trim(), &site.patterns);
             ReplyResult::of(&workflows::receiving::scan_in(
@@ -240,6 +252,38 @@ fn run_action(
             ReplyResult::of(&serde_json::json!({ "step": step.as_str() }))
         }
     })
+}
+
+/// Refuses anyone but a supervisor the store knows (branch counter).
+fn supervisor_only(c: &Tx<'_>, staff: &str, what: &str) -> Result<(), Failure> {
+    match crate::store::staff::staff(c, staff)? {
+        Some(m) if m.role == crate::store::staff::Role::Supervisor && !m.disabled => Ok(()),
+        Some(_) => Err(Failure::Refused(
+            "supervisor_only".into(),
+            format!("{staff} is not a supervisor: only a supervisor can {what}; ask one"),
+        )),
+        None => Err(Failure::Refused(
+            "supervisor_only".into(),
+            format!(
+                "{staff} is not known at this hub: only a supervisor can {what} (hub staff add, or staff_upsert from central)"
+            ),
+        )),
+    }
+}
+
+/// The refusal code of an undo the store refused.
+fn undo_code(e: &crate::store::handover_undo::UndoError) -> &'static str {
+    use crate::store::handover_undo::UndoError;
+    match e {
+        UndoError::UnknownOrder(_) => "unknown_order",
+        UndoError::UnknownReason(_) => "unknown_reason",
+        UndoError::Refused {
+            refusal: hub_core::pickup::UndoRefusal::TooLate { .. },
+            ..
+        } => "undo_too_late",
+        UndoError::Refused { .. } => "not_handed_over",
+        UndoError::ReturnRefused { .. } | UndoError::Store(_) => "refused",
+    }
 }
 
 fn body_hash(payload: &[u8]) -> String {
