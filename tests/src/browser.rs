@@ -330,6 +330,22 @@ impl Driver {
             "/execute/sync",
             json!({"script": "window.scrollTo(0, 0)", "args": []}),
         );
+        self.capture(path);
+    }
+
+    /// A screenshot with the element `css` scrolled to the top of the screen (the part of a
+    /// long page the shot is about: the selected line, the disputes).
+    pub fn screenshot_of(&mut self, path: &Path, css: &str) {
+        self.find(css);
+        self.call(
+            "POST",
+            "/execute/sync",
+            json!({"script": "document.querySelector(arguments[0]).scrollIntoView({block: 'start'})", "args": [css]}),
+        );
+        self.capture(path);
+    }
+
+    fn capture(&mut self, path: &Path) {
         let data = self.call("GET", "/screenshot", json!({}));
         let png = base64(data.as_str().expect("screenshot data"));
         assert!(png.starts_with(b"\x89PNG"), "not a PNG");

@@ -162,13 +162,19 @@ fn a_mixed_delivery_is_received_and_a_hold_released_on_the_bench_in_chromium() {
     let screens = root.join("docs").join("screens");
     let photos = root.join("hub").join("vision").join("testdata").join("images");
     let mut browser = Driver::start();
-    let shots = |browser: &mut Driver, name: &str| {
+    // Both sizes of the screen, from the top or (`at`) with that element at the top.
+    let shots_at = |browser: &mut Driver, name: &str, at: Option<&str>| {
         for (w, h) in [(1024, 768), (390, 844)] {
             browser.size(w, h);
-            browser.screenshot(&screens.join(format!("{name}-{w}x{h}.png")));
+            let path = screens.join(format!("{name}-{w}x{h}.png"));
+            match at {
+                Some(css) => browser.screenshot_of(&path, css),
+                None => browser.screenshot(&path),
+            }
         }
         browser.size(1024, 768);
     };
+    let shots = |browser: &mut Driver, name: &str| shots_at(browser, name, None);
 
     browser.go(&format!("{base}/station"));
     browser.type_into("#pairing-code", &code);
@@ -216,8 +222,8 @@ fn a_mixed_delivery_is_received_and_a_hold_released_on_the_bench_in_chromium() {
     browser.wait_text("#verdict", "已记录稳定重量 10010 克（D1 第 2 行）");
     browser.wait_text("#scale", "10010 克");
     upload(&mut browser, "#photo-upload", &photos.join("orange.jpg"));
-    let verdict = browser.wait_text("#verdict", "照片已检查");
-    assert!(verdict.contains("通过"), "{verdict}");
+    let verdict = browser.wait_text("#verdict", "照片已检查：通过");
+    assert_eq!(attribute(&mut browser, "#result", "data-tone"), "ok");
     let photo = browser.wait_text("#photo", "橙");
     assert!(!photo.contains("不通过"), "{photo}");
     browser.click("#decide");
@@ -243,10 +249,15 @@ fn a_mixed_delivery_is_received_and_a_hold_released_on_the_bench_in_chromium() {
     let photo = browser.wait_text("#photo", "需人工复核");
     assert!(!photo.contains("橙"), "{verdict} / {photo}");
     assert_eq!(
+        attribute(&mut browser, "#result", "data-tone"),
+        "attention",
+        "a photo a person must look at is not green"
+    );
+    assert_eq!(
         attribute(&mut browser, "#photo .pill", "class"),
         "pill attention"
     );
-    shots(&mut browser, "receiving-photo-zh");
+    shots_at(&mut browser, "receiving-photo-zh", Some("#line-3"));
     let reason = browser.find("#hold-reason option[value='quality_doubt']");
     browser.call("POST", &format!("/element/{reason}/click"), json!({}));
     browser.click("#hold");
@@ -255,7 +266,7 @@ fn a_mixed_delivery_is_received_and_a_hold_released_on_the_bench_in_chromium() {
     for reason in ["重量超出允差：应到 10000 克 ± 50 克，称得 13500 克", "照片检查"] {
         assert!(line.contains(reason), "{line}");
     }
-    shots(&mut browser, "receiving-hold-zh");
+    shots_at(&mut browser, "receiving-hold-zh", Some("#line-2"));
 
     // An English-speaking supervisor releases the short line.
     browser.click("#signout");
@@ -265,7 +276,8 @@ fn a_mixed_delivery_is_received_and_a_hold_released_on_the_bench_in_chromium() {
     browser.click("#signin");
     browser.wait_text("h1", "Receiving bench");
     scanner.send("scan D1/1");
-    browser.wait_text("#lines", "held for review");
+    browser.wait_text("#verdict", "opened D1 line 1");
+    browser.wait_text("#selected", "1 · 鲜牛奶 1L");
     browser.click("#resolve");
     browser.wait_text("#verdict", "held stock of line 1 resolved");
     browser.wait_text("#lines", "released after the hold");
@@ -273,7 +285,7 @@ fn a_mixed_delivery_is_received_and_a_hold_released_on_the_bench_in_chromium() {
 
     // … and opens a dispute on the wrong line with its photo.
     scanner.send("scan D1/3");
-    browser.wait_text("#verdict", "line 3");
+    browser.wait_text("#verdict", "opened D1 line 3");
     let offered = browser.wait_text("#dispute-form", "Line 3");
     let sha = sha256_of(&baboon);
     assert!(offered.contains(&sha[..12]), "the line's photo is offered: {offered}");
@@ -281,7 +293,7 @@ fn a_mixed_delivery_is_received_and_a_hold_released_on_the_bench_in_chromium() {
     browser.click("#dispute-open");
     let episode = browser.wait_text("#disputes .dispute-episode.open", "Wrong product");
     assert!(episode.contains(&sha[..12]), "{episode}");
-    shots(&mut browser, "receiving-dispute-en");
+    shots_at(&mut browser, "receiving-dispute-en", Some("#disputes"));
 
     // The stock screen shows the new lots: the released short line and the good line.
     browser.go(&format!("{base}/station/stock"));
