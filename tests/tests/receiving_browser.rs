@@ -104,7 +104,7 @@ fn a_mixed_delivery_is_received_and_a_hold_released_on_the_bench_in_chromium() {
              [[devices]]\nname = \"dock-scanner\"\nkind = \"scanner\"\npath = \"{}\"\nterminator = \"cr\"\nstation = \"dock\"\nrole = \"receiving\"\nreconnect_max_ms = 1000\n\
              [[devices]]\nname = \"dock-scale\"\nkind = \"scale\"\npath = \"{}\"\nprotocol = \"mt-sics\"\nstation = \"dock\"\npoll_interval_ms = 100\nreconnect_max_ms = 1000\n\
              [vision]\nenabled = true\n\
-             [[vision.rules]]\nsku = \"ORANGE\"\nexpected = [950]\nmin_probability = 0.2\n",
+             [[vision.rules]]\nsku = \"ORANGE\"\nexpected = [\"orange\"]\nmin_probability = 0.2\n",
             dir.path().join("data").display(),
             link.display(),
             scale_link.display()
@@ -160,7 +160,11 @@ fn a_mixed_delivery_is_received_and_a_hold_released_on_the_bench_in_chromium() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let screens = root.join("docs").join("screens");
-    let photos = root.join("hub").join("vision").join("testdata").join("images");
+    let photos = root
+        .join("hub")
+        .join("vision")
+        .join("testdata")
+        .join("images");
     let mut browser = Driver::start();
     // Both sizes of the screen, from the top or (`at`) with that element at the top.
     let shots_at = |browser: &mut Driver, name: &str, at: Option<&str>| {
@@ -229,7 +233,11 @@ fn a_mixed_delivery_is_received_and_a_hold_released_on_the_bench_in_chromium() {
     browser.click("#decide");
     browser.wait_text("#verdict", "第 2 行已决定");
     let line = browser.text("#line-2");
-    assert_eq!(attribute(&mut browser, "#line-2", "data-state"), "ok", "{line}");
+    assert_eq!(
+        attribute(&mut browser, "#line-2", "data-state"),
+        "ok",
+        "{line}"
+    );
     scale.send("remove");
 
     // The wrong line: a duplicate code, a weight out of tolerance, a wrong-product photo from
@@ -257,13 +265,16 @@ fn a_mixed_delivery_is_received_and_a_hold_released_on_the_bench_in_chromium() {
         attribute(&mut browser, "#photo .pill", "class"),
         "pill attention"
     );
-    shots_at(&mut browser, "receiving-photo-zh", Some("#line-3"));
+    shots_at(&mut browser, "receiving-photo-zh", Some("#selected"));
     let reason = browser.find("#hold-reason option[value='quality_doubt']");
     browser.call("POST", &format!("/element/{reason}/click"), json!({}));
     browser.click("#hold");
     browser.wait_text("#verdict", "第 3 行");
     let line = browser.wait_text("#line-3", "收货员扣留待审：质量存疑");
-    for reason in ["重量超出允差：应到 10000 克 ± 50 克，称得 13500 克", "照片检查"] {
+    for reason in [
+        "重量超出允差：应到 10000 克 ± 50 克，称得 13500 克",
+        "照片检查",
+    ] {
         assert!(line.contains(reason), "{line}");
     }
     shots_at(&mut browser, "receiving-hold-zh", Some("#line-2"));
@@ -288,8 +299,14 @@ fn a_mixed_delivery_is_received_and_a_hold_released_on_the_bench_in_chromium() {
     browser.wait_text("#verdict", "opened D1 line 3");
     let offered = browser.wait_text("#dispute-form", "Line 3");
     let sha = sha256_of(&baboon);
-    assert!(offered.contains(&sha[..12]), "the line's photo is offered: {offered}");
-    browser.type_into("#dispute-note", "Wrong product in the crates, photo attached");
+    assert!(
+        offered.contains(&sha[..12]),
+        "the line's photo is offered: {offered}"
+    );
+    browser.type_into(
+        "#dispute-note",
+        "Wrong product in the crates, photo attached",
+    );
     browser.click("#dispute-open");
     let episode = browser.wait_text("#disputes .dispute-episode.open", "Wrong product");
     assert!(episode.contains(&sha[..12]), "{episode}");
@@ -308,7 +325,15 @@ fn a_mixed_delivery_is_received_and_a_hold_released_on_the_bench_in_chromium() {
     assert!(browser.text("tr[data-sku='ORANGE']").contains("赣南脐橙"));
 
     // The store agrees: the delivery's lines as `hub receive show` reads them.
-    let shown = hub(&["receive", "show", "--delivery", "D1", "--json", "--config", cfg]);
+    let shown = hub(&[
+        "receive",
+        "show",
+        "--delivery",
+        "D1",
+        "--json",
+        "--config",
+        cfg,
+    ]);
     assert!(shown.status.success(), "{}", stderr(&shown));
     let shown: Value = serde_json::from_str(&stdout(&shown)).unwrap();
     let text = shown.to_string();
