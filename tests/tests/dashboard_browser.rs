@@ -175,6 +175,7 @@ fn a_supervisor_sees_stock_and_the_dashboard_equal_to_hub_report_in_chromium() {
     let notice = browser.wait_text("#notice", "已记录报损");
     assert!(notice.contains("MILK · OLD: -3 → 0"), "{notice}");
     assert!(attribute(&mut browser, "#notice", "class").contains("ok"));
+    shots(&mut browser, &screens, "stock-loss-zh", "");
     correct(&mut browser, "MILK|FAR", "count", "11", None);
     let notice = browser.wait_text("#notice", "MILK · FAR: -1 → 11");
     assert!(notice.starts_with('✔'), "{notice}");
@@ -215,12 +216,6 @@ fn a_supervisor_sees_stock_and_the_dashboard_equal_to_hub_report_in_chromium() {
         .find(|b| b["lot"] == "FAR")
         .expect("lot FAR");
     assert_eq!(far["on_hand"], 11, "{milk}");
-    shots(
-        &mut browser,
-        &screens,
-        "stock-correction",
-        &format!("{base}/station/stock"),
-    );
 
     // The import page: a file with mistakes lists every one and imports nothing; the good file
     // is applied and its SKU named.
@@ -257,7 +252,7 @@ fn a_supervisor_sees_stock_and_the_dashboard_equal_to_hub_report_in_chromium() {
     let listed = stdout(&hub(&["sku", "list", "--config", cfg]));
     assert!(!listed.contains("TOFU"), "nothing imported: {listed}");
     upload(&mut browser, "#import-sku_upsert", &good);
-    browser.wait_text("#import-result", "RICE");
+    browser.wait_text("#import-result", "c-4");
     assert_eq!(count(&mut browser, "#import-result li.ok"), 2);
     assert_eq!(count(&mut browser, "#import-result li.refused"), 0);
     shots(&mut browser, &screens, "import-zh", "");
