@@ -226,7 +226,7 @@ fn a_mixed_delivery_is_received_and_a_hold_released_on_the_bench_in_chromium() {
     browser.wait_text("#verdict", "已记录稳定重量 10010 克（D1 第 2 行）");
     browser.wait_text("#scale", "10010 克");
     upload(&mut browser, "#photo-upload", &photos.join("orange.jpg"));
-    let verdict = browser.wait_text("#verdict", "照片已检查：通过");
+    browser.wait_text("#verdict", "照片已检查：通过");
     assert_eq!(attribute(&mut browser, "#result", "data-tone"), "ok");
     let photo = browser.wait_text("#photo", "橙");
     assert!(!photo.contains("不通过"), "{photo}");
