@@ -256,6 +256,10 @@ fn a_supervisor_sees_stock_and_the_dashboard_equal_to_hub_report_in_chromium() {
     assert_eq!(count(&mut browser, "#import-result li.ok"), 2);
     assert_eq!(count(&mut browser, "#import-result li.refused"), 0);
     shots(&mut browser, &screens, "import-zh", "");
+    browser.go(&format!("{base}/station/import?lang=en"));
+    browser.wait_text("h1", "Import files");
+    assert!(browser.text("main").contains("SKU master data"));
+    shots(&mut browser, &screens, "import-en", "");
     let listed = stdout(&hub(&["sku", "list", "--config", cfg]));
     assert!(
         listed.contains("TOFU") && listed.contains("RICE"),
