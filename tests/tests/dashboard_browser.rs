@@ -272,6 +272,14 @@ fn a_supervisor_sees_stock_and_the_dashboard_equal_to_hub_report_in_chromium() {
     browser.wait_text("h1", "鲜牛奶 1L");
     assert_eq!(count(&mut browser, "#drill-days tr[data-day]"), 30);
     assert!(browser.exists("#drill-chart svg"));
+    // Drawn as the dashboard's charts are (it had no chart style: a row of big black dots).
+    let drawn = browser.call(
+        "POST",
+        "/execute/sync",
+        json!({"script": "const svg = document.querySelector('#drill-chart svg'); return [getComputedStyle(svg.querySelector('circle.pt')).fill, svg.getBoundingClientRect().height];", "args": []}),
+    );
+    assert_eq!(drawn[0], "rgb(9, 105, 218)", "{drawn}");
+    assert!(drawn[1].as_f64().unwrap_or(0.0) <= 160.0, "{drawn}");
     for lang in ["zh-CN", "en"] {
         let short = if lang == "en" { "en" } else { "zh" };
         let url = format!("{base}/station/dashboard/sku?code=MILK&lang={lang}");
