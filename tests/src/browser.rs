@@ -90,6 +90,8 @@ impl Drop for Sim {
 pub struct Driver {
     port: u16,
     session: String,
+    /// The page's viewport (CSS pixels) that screenshots are taken at.
+    viewport: (u32, u32),
     _child: Reaped,
 }
 
@@ -110,6 +112,7 @@ impl Driver {
         let mut driver = Driver {
             port,
             session: String::new(),
+            viewport: (1024, 768),
             _child: child,
         };
         let created = driver.call(
@@ -129,6 +132,7 @@ impl Driver {
             .as_str()
             .unwrap_or_else(|| panic!("no session: {created}"))
             .to_owned();
+        driver.size(1024, 768);
         driver
     }
 
@@ -299,12 +303,24 @@ impl Driver {
         }
     }
 
+    /// Makes the page's viewport `width` × `height` CSS pixels, as on that tablet or phone. The
+    /// window's size alone is not: the browser's own frame takes its part of the window, and a
+    /// "1024×768" screenshot came out 1024×625.
     pub fn size(&mut self, width: u32, height: u32) {
         self.call(
             "POST",
             "/window/rect",
             json!({"width": width, "height": height}),
         );
+        self.call(
+            "POST",
+            "/goog/cdp/execute",
+            json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": {
+                "width": width, "height": height, "deviceScaleFactor": 1,
+                "mobile": width < 600
+            }}),
+        );
+        self.viewport = (width, height);
     }
 
     pub fn screenshot(&mut self, path: &Path) {
@@ -314,9 +330,32 @@ impl Driver {
             "/execute/sync",
             json!({"script": "window.scrollTo(0, 0)", "args": []}),
         );
+        self.capture(path);
+    }
+
+    /// A screenshot with the element `css` scrolled to the top of the screen (the part of a
+    /// long page the shot is about: the selected line, the disputes).
+    pub fn screenshot_of(&mut self, path: &Path, css: &str) {
+        self.find(css);
+        self.call(
+            "POST",
+            "/execute/sync",
+            json!({"script": "document.querySelector(arguments[0]).scrollIntoView({block: 'start'})", "args": [css]}),
+        );
+        self.capture(path);
+    }
+
+    fn capture(&mut self, path: &Path) {
         let data = self.call("GET", "/screenshot", json!({}));
         let png = base64(data.as_str().expect("screenshot data"));
         assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+        let (width, height) = png_size(&png);
+        assert_eq!(
+            (width, height),
+            self.viewport,
+            "{} is not the size of the screen it stands for",
+            path.display()
+        );
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, png).unwrap();
     }
@@ -330,6 +369,12 @@ impl Drop for Driver {
             }));
         }
     }
+}
+
+/// Width and height from a PNG's header chunk (IHDR, right after the signature).
+fn png_size(png: &[u8]) -> (u32, u32) {
+    let at = |i: usize| u32::from_be_bytes(png[i..i + 4].try_into().expect("a PNG header"));
+    (at(16), at(20))
 }
 
 fn dechunk(body: &str) -> String {

@@ -149,6 +149,145 @@ fn a_supervisor_sees_stock_and_the_dashboard_equal_to_hub_report_in_chromium() {
     }
     browser.size(1024, 768);
 
+    // The expired lot's alert, worst first: the supervisor acknowledges it (知悉); who and when
+    // (site time) replace the button.
+    browser.go(&format!("{base}/station/stock"));
+    // (The generated fortnight has many expired lots; the first listed is acknowledged.)
+    let expired = "li.alert[data-kind='stock_expired']";
+    let alert = browser.wait_text(expired, "有过期库存");
+    assert!(alert.contains("把过期批次下架并登记报损"), "{alert}");
+    assert_eq!(attribute(&mut browser, expired, "data-tier"), "red");
+    let buttons = count(&mut browser, ".ack-button");
+    browser.click(&format!("{expired} .ack-button"));
+    let acked = browser.wait_text(&format!("{expired} .acked"), "已知悉");
+    assert!(acked.contains("wang"), "{acked}");
+    assert!(!acked.contains("UTC"), "site time, not UTC: {acked}");
+    assert_eq!(count(&mut browser, ".ack-button"), buttons - 1);
+    shots(
+        &mut browser,
+        &screens,
+        "stock-acked",
+        &format!("{base}/station/stock"),
+    );
+
+    // A loss and a stocktake on the stock screen, each said above the list and in the stock.
+    correct(&mut browser, "MILK|OLD", "loss", "3", Some("expired"));
+    let notice = browser.wait_text("#notice", "已记录报损");
+    assert!(notice.contains("MILK · OLD: -3 → 0"), "{notice}");
+    assert!(attribute(&mut browser, "#notice", "class").contains("ok"));
+    shots(&mut browser, &screens, "stock-loss-zh", "");
+    correct(&mut browser, "MILK|FAR", "count", "11", None);
+    let notice = browser.wait_text("#notice", "MILK · FAR: -1 → 11");
+    assert!(notice.starts_with('✔'), "{notice}");
+    browser.go(&format!("{base}/station/stock"));
+    let far = browser.wait_text("[data-lot='FAR']", "FAR");
+    assert!(far.ends_with("· 11"), "{far}");
+    assert!(
+        !browser.exists("[data-lot='OLD']"),
+        "the lot written off is gone"
+    );
+    // A count that is not a number is not sent (the form says so on the field); nothing is
+    // recorded.
+    correct(&mut browser, "MILK|FAR", "count", "十", None);
+    let valid = browser.call(
+        "POST",
+        "/execute/sync",
+        json!({"script": "return document.querySelector('#correction input[name=quantity]').validity.valid", "args": []}),
+    );
+    assert_eq!(valid, json!(false));
+    assert!(!browser.exists("#notice"));
+    browser.go(&format!("{base}/station/stock"));
+    let far = browser.wait_text("[data-lot='FAR']", "FAR");
+    assert!(far.ends_with("· 11"), "{far}");
+    let ledger = hub(&["stock", "--json", "--config", cfg]);
+    assert!(ledger.status.success(), "{}", stderr(&ledger));
+    let ledger: Value = serde_json::from_str(&stdout(&ledger)).unwrap();
+    let milk = ledger
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sku"] == "MILK")
+        .expect("MILK in hub stock");
+    assert_eq!(milk["on_hand"], 11, "{milk}");
+    let far = milk["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["lot"] == "FAR")
+        .expect("lot FAR");
+    assert_eq!(far["on_hand"], 11, "{milk}");
+
+    // The import page: a file with mistakes lists every one and imports nothing; the good file
+    // is applied and its SKU named.
+    let sku = |id: &str, code: &str, name: &str| {
+        json!({"v":1,"id":id,"site":"browser-1","kind":"sku_upsert","key":code,"version":1,
+               "body":{"code":code,"name":name,"unit":"piece","gtins":[],"allow_negative":false,"version":1}})
+    };
+    let bad = dir.path().join("bad-skus.json");
+    let mut broken = sku("c-2", "RICE", "东北大米 5kg");
+    broken["body"]["unit"] = json!("bucket");
+    std::fs::write(
+        &bad,
+        json!([sku("c-1", "TOFU", "嫩豆腐"), broken, {"kind": "sku_upsert"}]).to_string(),
+    )
+    .unwrap();
+    let good = dir.path().join("skus.json");
+    std::fs::write(
+        &good,
+        json!([
+            sku("c-3", "TOFU", "嫩豆腐"),
+            sku("c-4", "RICE", "东北大米 5kg")
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    browser.go(&format!("{base}/station/stock"));
+    browser.click("#import-link");
+    browser.wait_text("h1", "导入文件");
+    upload(&mut browser, "#import-sku_upsert", &bad);
+    let heading = browser.wait_text("#import-heading", "未导入任何内容");
+    assert!(heading.contains("2 处错误"), "{heading}");
+    assert_eq!(count(&mut browser, "#import-result li.refused"), 2);
+    shots(&mut browser, &screens, "import-errors-zh", "");
+    let listed = stdout(&hub(&["sku", "list", "--config", cfg]));
+    assert!(!listed.contains("TOFU"), "nothing imported: {listed}");
+    upload(&mut browser, "#import-sku_upsert", &good);
+    browser.wait_text("#import-result", "c-4");
+    assert_eq!(count(&mut browser, "#import-result li.ok"), 2);
+    assert_eq!(count(&mut browser, "#import-result li.refused"), 0);
+    shots(&mut browser, &screens, "import-zh", "");
+    browser.go(&format!("{base}/station/import?lang=en"));
+    browser.wait_text("h1", "Import files");
+    assert!(browser.text("main").contains("SKU master data"));
+    shots(&mut browser, &screens, "import-en", "");
+    let listed = stdout(&hub(&["sku", "list", "--config", cfg]));
+    assert!(
+        listed.contains("TOFU") && listed.contains("RICE"),
+        "{listed}"
+    );
+
+    // The per-SKU drill-down, from the stock screen's SKU name: 30 site days with a chart.
+    browser.go(&format!("{base}/station/stock"));
+    browser.click("tr[data-sku='MILK'] a");
+    browser.wait_text("h1", "鲜牛奶 1L");
+    assert_eq!(count(&mut browser, "#drill-days tr[data-day]"), 30);
+    assert!(browser.exists("#drill-chart svg"));
+    // Drawn as the dashboard's charts are (it had no chart style: a row of big black dots).
+    let drawn = browser.call(
+        "POST",
+        "/execute/sync",
+        json!({"script": "const svg = document.querySelector('#drill-chart svg'); return [getComputedStyle(svg.querySelector('circle.pt')).fill, svg.getBoundingClientRect().height];", "args": []}),
+    );
+    assert_eq!(drawn[0], "rgb(9, 105, 218)", "{drawn}");
+    assert!(drawn[1].as_f64().unwrap_or(0.0) <= 160.0, "{drawn}");
+    for lang in ["zh-CN", "en"] {
+        let short = if lang == "en" { "en" } else { "zh" };
+        let url = format!("{base}/station/dashboard/sku?code=MILK&lang={lang}");
+        shots(&mut browser, &screens, &format!("drilldown-{short}"), &url);
+    }
+    browser.go(&format!("{base}/station/dashboard/sku?code=MILK&lang=en"));
+    browser.wait_text("#drill-days", "Day");
+
     // The dashboard for the same fortnight shows hub report's figures.
     browser.go(&format!("{base}/station/dashboard?from={from}&to={to}"));
     browser.wait_text("h1", "经营看板");
@@ -224,4 +363,77 @@ fn a_supervisor_sees_stock_and_the_dashboard_equal_to_hub_report_in_chromium() {
         browser.find("#heat");
         browser.screenshot(&screens.join(format!("dashboard-{lang}-{w}x{h}.png")));
     }
+}
+
+/// Screenshots of `url` (the page as it is when `url` is empty) at 1024×768 and 390×844, as
+/// `docs/screens/{name}-{lang}-{w}x{h}.png`; a name that already ends in its language keeps it,
+/// others get `-zh` and `-en` (the page in both through `?lang=`).
+fn shots(browser: &mut Driver, screens: &Path, name: &str, url: &str) {
+    let langs: Vec<(&str, &str)> =
+        if name.ends_with("-zh") || name.ends_with("-en") || url.contains("lang=") {
+            vec![("", "")]
+        } else {
+            vec![("-zh", "zh-CN"), ("-en", "en")]
+        };
+    for (suffix, lang) in langs {
+        for (w, h) in [(1024, 768), (390, 844)] {
+            browser.size(w, h);
+            if !url.is_empty() {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                if lang.is_empty() {
+                    browser.go(url);
+                } else {
+                    browser.go(&format!("{url}{sep}lang={lang}"));
+                }
+                browser.find("h1");
+            }
+            browser.screenshot(&screens.join(format!("{name}{suffix}-{w}x{h}.png")));
+        }
+    }
+    browser.size(1024, 768);
+}
+
+/// Fills in and sends the stock screen's stocktake / loss form.
+fn correct(browser: &mut Driver, lot: &str, kind: &str, quantity: &str, reason: Option<&str>) {
+    browser.click(&format!(
+        "#correction select[name=lot] option[value='{lot}']"
+    ));
+    browser.click(&format!("#correction input[name=kind][value={kind}]"));
+    browser.type_into("#correction input[name=quantity]", quantity);
+    if let Some(reason) = reason {
+        browser.click(&format!(
+            "#correction select[name=reason] option[value={reason}]"
+        ));
+    }
+    browser.click("#correct");
+}
+
+/// Gives the file input `css` the file at `path`, as a person picking it would.
+fn upload(browser: &mut Driver, css: &str, path: &Path) {
+    let input = browser.find(css);
+    browser.call(
+        "POST",
+        &format!("/element/{input}/value"),
+        json!({"text": path.to_str().unwrap()}),
+    );
+}
+
+/// How many elements match `css` now.
+fn count(browser: &mut Driver, css: &str) -> usize {
+    let found = browser.call(
+        "POST",
+        "/elements",
+        json!({"using": "css selector", "value": css}),
+    );
+    found.as_array().map_or(0, Vec::len)
+}
+
+/// An attribute of the element `css`, as text ("" when it has none).
+fn attribute(browser: &mut Driver, css: &str, name: &str) -> String {
+    let id = browser.find(css);
+    browser
+        .call("GET", &format!("/element/{id}/attribute/{name}"), json!({}))
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }

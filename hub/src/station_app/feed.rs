@@ -100,6 +100,9 @@ pub enum Bench {
     Refused { zh: String, en: String },
     /// A clerk's action was applied. The words in zh-CN and English.
     Done { zh: String, en: String },
+    /// Applied, and a person must look at what it found (a tablet photo the model is not sure
+    /// of, or would fail): amber, not green (branch screens).
+    Attention { zh: String, en: String },
 }
 
 /// One station's current result with its number (screens compare numbers to know it changed).

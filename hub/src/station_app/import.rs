@@ -35,7 +35,18 @@ pub fn routes() -> Router<StationApp> {
     )
 }
 
-async fn page(State(app): State<StationApp>, headers: HeaderMap) -> Response {
+/// `?lang=` overrides the staff member's language, as on the stock screen and the dashboard
+/// (branch screens).
+#[derive(Debug, Default, Deserialize)]
+struct PageQuery {
+    lang: Option<String>,
+}
+
+async fn page(
+    State(app): State<StationApp>,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Response {
     let Some(s) = session(&app, &headers).await else {
         return refusal(
             StatusCode::UNAUTHORIZED,
@@ -52,8 +63,9 @@ async fn page(State(app): State<StationApp>, headers: HeaderMap) -> Response {
             "supervisor.only",
         );
     }
+    let lang = q.lang.as_deref().and_then(Lang::parse).unwrap_or(s.lang);
     let context = serde_json::json!({
-        "lang": s.lang.tag(),
+        "lang": lang.tag(),
         "csrf": s.csrf,
         "staff": super::StaffView { staff_id: &s.staff_id, name: &s.name },
         "station_name": app.station_name(&s.station),

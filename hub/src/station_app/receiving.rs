@@ -85,11 +85,12 @@ async fn photo(
     let bench = match desk.check(s.station.clone(), body.to_vec(), now).await {
         super::PhotoAnswer::Checked { verdict } => {
             tracing::info!(station = %s.station, staff = %s.staff_id, bytes = size, ?verdict, "photo from the tablet checked");
-            said(
-                format!("照片已检查：{}", words::verdict(verdict, Lang::ZhCn)),
-                format!("photo checked: {}", words::verdict(verdict, Lang::En)),
-                true,
-            )
+            let zh = format!("照片已检查：{}", words::verdict(verdict, Lang::ZhCn));
+            let en = format!("photo checked: {}", words::verdict(verdict, Lang::En));
+            match verdict {
+                PhotoVerdict::Pass => Bench::Done { zh, en },
+                PhotoVerdict::NeedsReview | PhotoVerdict::Fail => Bench::Attention { zh, en },
+            }
         }
         super::PhotoAnswer::Refused(e) => refused(&e),
         super::PhotoAnswer::BadPhoto(key) | super::PhotoAnswer::Failed(key) => {
@@ -409,6 +410,9 @@ fn last_view(app: &StationApp, station: &str, lang: Lang) -> (u64, Option<LastVi
             },
         ),
         Bench::Done { zh: z, en } => (Tone::Ok, if zh { z.clone() } else { en.clone() }),
+        Bench::Attention { zh: z, en } => {
+            (Tone::Attention, if zh { z.clone() } else { en.clone() })
+        }
         Bench::Refused { zh: z, en } => (Tone::Error, if zh { z.clone() } else { en.clone() }),
     };
     (current.seq, Some(LastView { tone, text }))
