@@ -828,3 +828,71 @@ fn a_write_request_changing_many_pages_writes_no_temporary_file_before_its_commi
     );
     store.close();
 }
+
+/// The WAL writes every page a commit touches, whole; a stock movement touches a handful of
+/// b-trees (the journal and its indexes, the balances, the outbox), each for one small row.
+/// A database the store creates uses 1 KiB pages, so such a commit appends about a quarter of
+/// what SQLite's default 4 KiB pages would (the SD card's wear, README "Bytes per handover").
+#[test]
+fn a_new_database_uses_small_pages_so_a_movement_commit_appends_little_to_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    seed(&store, vec![sku("A", false)]);
+    let page_size: i64 = store
+        .read_blocking(|c| {
+            c.query_row("PRAGMA page_size", [], |r| r.get(0))
+                .map_err(|e| StoreError::from_sqlite(Path::new("page_size"), e))
+        })
+        .unwrap();
+    assert_eq!(page_size, 1024, "a new database's page size");
+    let wal = dir.path().join("site.sqlite-wal");
+    let wal_len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    const N: u64 = 20;
+    let before = wal_len();
+    for i in 0..N {
+        let m = mv(&format!("w{i}"), "A", Some("L1"), MovementKind::Receipt, 1);
+        assert!(matches!(
+            store.write_blocking(move |c| record(c, &m)),
+            Ok(Recorded::Applied { .. })
+        ));
+    }
+    let per_commit = (wal_len() - before) / N;
+    assert!(per_commit > 0, "the commits were not measured in the WAL");
+    assert!(
+        per_commit <= 12 * 1024,
+        "a movement's commit appended {per_commit} bytes to the WAL"
+    );
+    store.close();
+}
+
+/// A database created before (SQLite's default 4 KiB pages) keeps its page size and works:
+/// the smaller size applies to new files only.
+#[test]
+fn an_existing_database_keeps_its_page_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("site.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA page_size=4096; PRAGMA journal_mode=WAL; VACUUM;")
+            .unwrap();
+    }
+    let store = open(dir.path());
+    seed(&store, vec![sku("A", false)]);
+    let m = mv("old-1", "A", Some("L1"), MovementKind::Receipt, 3);
+    assert!(matches!(
+        store.write_blocking(move |c| record(c, &m)),
+        Ok(Recorded::Applied { .. })
+    ));
+    store.close();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(page_size, 4096);
+    let on_hand: i64 = conn
+        .query_row("SELECT on_hand FROM balance_sku WHERE sku = 'A'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(on_hand, 3);
+}
