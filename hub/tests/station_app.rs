@@ -2149,3 +2149,54 @@ async fn a_supervisor_undoes_a_handover_over_mqtt_once_and_a_clerk_may_not() {
     ).await;
     assert_eq!(none.code.as_deref(), Some("not_handed_over"), "{none:?}");
 }
+
+/// Each commit costs the SD card a WAL write and an fsync: a code check and its handover
+/// through the app are one commit each — the screen's state rides on the next commit instead
+/// of two commits of its own — and the handed-over screen is still what a restart shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_check_and_its_handover_take_one_commit_each_and_the_screen_rides_along() {
+    let hub = start().await;
+    let (device, session, csrf) = paired_and_signed_in(&hub, "11223344", "li", "2468").await;
+    let cookies = [device.as_str(), session.as_str()];
+    let origin = format!("http://{}", hub.addr);
+    let before = hub.store.writer_stats();
+    let found = request(
+        hub.addr,
+        "POST",
+        "/station/pickup/check",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&code=A1%3A123456&extra="),
+    )
+    .await;
+    assert!(found.body.contains("data-tone=\"ok\""), "{}", found.body);
+    let page = request(hub.addr, "GET", "/station", &cookies, None, "").await;
+    let request_id = page.field("request_id");
+    let done = request(
+        hub.addr,
+        "POST",
+        "/station/pickup/handover",
+        &cookies,
+        Some(&origin),
+        &format!("csrf={csrf}&order_id=A1&request_id={}", enc(&request_id)),
+    )
+    .await;
+    assert!(done.body.contains("已交付 · A1"), "{}", done.body);
+    let after = hub.store.writer_stats();
+    assert_eq!(
+        after.groups_committed - before.groups_committed,
+        2,
+        "commits for a code check and its handover"
+    );
+    let hub = restart(hub).await;
+    let current = request(
+        hub.addr,
+        "GET",
+        "/station/pickup/current",
+        &cookies,
+        None,
+        "",
+    )
+    .await;
+    assert!(current.body.contains("已交付 · A1"), "{}", current.body);
+}

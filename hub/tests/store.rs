@@ -828,3 +828,186 @@ fn a_write_request_changing_many_pages_writes_no_temporary_file_before_its_commi
     );
     store.close();
 }
+
+/// The WAL writes every page a commit touches, whole; a stock movement touches a handful of
+/// b-trees (the journal and its indexes, the balances, the outbox), each for one small row.
+/// A database the store creates uses 1 KiB pages, so such a commit appends about a quarter of
+/// what SQLite's default 4 KiB pages would (the SD card's wear, README "Bytes per handover").
+#[test]
+fn a_new_database_uses_small_pages_so_a_movement_commit_appends_little_to_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    seed(&store, vec![sku("A", false)]);
+    let page_size: i64 = store
+        .read_blocking(|c| {
+            c.query_row("PRAGMA page_size", [], |r| r.get(0))
+                .map_err(|e| StoreError::from_sqlite(Path::new("page_size"), e))
+        })
+        .unwrap();
+    assert_eq!(page_size, 1024, "a new database's page size");
+    let wal = dir.path().join("site.sqlite-wal");
+    let wal_len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    const N: u64 = 20;
+    let before = wal_len();
+    for i in 0..N {
+        let m = mv(&format!("w{i}"), "A", Some("L1"), MovementKind::Receipt, 1);
+        assert!(matches!(
+            store.write_blocking(move |c| record(c, &m)),
+            Ok(Recorded::Applied { .. })
+        ));
+    }
+    let per_commit = (wal_len() - before) / N;
+    assert!(per_commit > 0, "the commits were not measured in the WAL");
+    assert!(
+        per_commit <= 12 * 1024,
+        "a movement's commit appended {per_commit} bytes to the WAL"
+    );
+    store.close();
+}
+
+/// A database created before (SQLite's default 4 KiB pages) keeps its page size and works:
+/// the smaller size applies to new files only.
+#[test]
+fn an_existing_database_keeps_its_page_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("site.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA page_size=4096; PRAGMA journal_mode=WAL; VACUUM;")
+            .unwrap();
+    }
+    let store = open(dir.path());
+    seed(&store, vec![sku("A", false)]);
+    let m = mv("old-1", "A", Some("L1"), MovementKind::Receipt, 3);
+    assert!(matches!(
+        store.write_blocking(move |c| record(c, &m)),
+        Ok(Recorded::Applied { .. })
+    ));
+    store.close();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(page_size, 4096);
+    let on_hand: i64 = conn
+        .query_row("SELECT on_hand FROM balance_sku WHERE sku = 'A'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(on_hand, 3);
+}
+
+/// What a restart can do without (a station's screen) rides on the next commit instead of a
+/// commit of its own: every request below is followed by a deferred save, and the saves
+/// cost no commit; the latest save under a key wins; alone, a deferred save is committed
+/// within `DEFERRED_AT_MOST`; closing the store commits what is pending.
+#[test]
+fn deferred_writes_ride_on_the_next_commit_and_are_committed_on_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    seed(&store, vec![sku("A", false)]);
+    store
+        .write_blocking(|c| {
+            c.execute_batch("CREATE TABLE kept (k TEXT PRIMARY KEY, v INTEGER NOT NULL)")
+                .map_err(|e| StoreError::from_sqlite(Path::new("kept"), e))
+        })
+        .unwrap();
+    let save = |store: &Store, key: &'static str, v: i64| {
+        store.write_deferred(key, move |c| {
+            c.execute(
+                "INSERT INTO kept (k, v) VALUES (?1, ?2) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+                rusqlite::params![key, v],
+            )
+            .map(|_| ())
+            .map_err(|e| StoreError::from_sqlite(Path::new("kept"), e))
+        });
+    };
+    let kept = |path: &Path| -> Vec<(String, i64)> {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let mut st = conn.prepare("SELECT k, v FROM kept ORDER BY k").unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let before = store.writer_stats();
+    const N: u64 = 10;
+    for i in 0..N {
+        let m = mv(&format!("d{i}"), "A", Some("L1"), MovementKind::Receipt, 1);
+        assert!(matches!(
+            store.write_blocking(move |c| record(c, &m)),
+            Ok(Recorded::Applied { .. })
+        ));
+        save(&store, "screen", i as i64);
+    }
+    // One more request carries the last save.
+    store.write_blocking(|_| Ok::<_, StoreError>(())).unwrap();
+    let after = store.writer_stats();
+    assert_eq!(
+        after.groups_committed - before.groups_committed,
+        N + 1,
+        "the deferred saves took commits of their own"
+    );
+    let db = dir.path().join("site.sqlite");
+    assert_eq!(kept(&db), vec![("screen".to_owned(), N as i64 - 1)]);
+    // Alone, it is committed by itself, within the limit.
+    save(&store, "alone", 7);
+    let deadline = std::time::Instant::now()
+        + hub::store::DEFERRED_AT_MOST
+        + std::time::Duration::from_secs(10);
+    while !kept(&db).contains(&("alone".to_owned(), 7)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a deferred write alone was never committed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Pending on close: committed by the close.
+    save(&store, "screen", 99);
+    store.close();
+    assert!(
+        kept(&db).contains(&("screen".to_owned(), 99)),
+        "{:?}",
+        kept(&db)
+    );
+}
+
+/// Pages rewritten by every commit are copied into the main file once per checkpoint: the
+/// store checkpoints after `CHECKPOINT_AFTER_WAL_BYTES` of WAL, not after SQLite's default
+/// 1000 pages (1 MiB with 1 KiB pages): after ~1.5 MiB of commits the main file has not been
+/// written yet; closing folds the WAL in.
+#[test]
+fn the_wal_is_checkpointed_after_megabytes_not_after_a_thousand_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store
+        .write_blocking(|c| {
+            c.execute_batch("CREATE TABLE scratch (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+                .map_err(|e| StoreError::from_sqlite(Path::new("scratch"), e))
+        })
+        .unwrap();
+    let db = dir.path().join("site.sqlite");
+    let main_len = || std::fs::metadata(&db).unwrap().len();
+    let before = main_len();
+    for round in 0..15 {
+        store
+            .write_blocking(move |c| {
+                for i in 0..100 {
+                    c.execute(
+                        "INSERT INTO scratch (id, body) VALUES (?1, zeroblob(900))",
+                        [round * 100 + i],
+                    )
+                    .map_err(|e| StoreError::from_sqlite(Path::new("scratch"), e))?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+    }
+    assert_eq!(
+        main_len(),
+        before,
+        "the main file was written (checkpointed) after ~1.5 MiB of WAL"
+    );
+    store.close();
+    assert!(main_len() > before + 1_000_000, "closing folds the WAL in");
+}

@@ -216,6 +216,14 @@ fn hub_bench_stations_runs_50_orders_through_a_real_hub_and_writes_every_figure(
     );
     assert_eq!(figures["orders"], 50, "{figures}");
     assert_eq!(figures["receiving_scans"], 10, "{figures}");
+    // The first render is the browser test's figure: no always-null key here, and the text
+    // says where it comes from.
+    assert!(figures.get("first_render_ms").is_none(), "{figures}");
+    assert!(
+        stdout(&out).contains("--test station_browser"),
+        "{}",
+        stdout(&out)
+    );
     // The photos went through the hub's vision path while the bench was scanned.
     assert!(
         figures["photos_checked"].as_u64().unwrap_or(0) >= 1,

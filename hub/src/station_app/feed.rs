@@ -273,45 +273,35 @@ impl StationFeed {
         (seq, kept)
     }
 
-    /// Shows `shown` on `station`'s screens; a durable feed stores it in the background (a
-    /// later result is never overwritten by an earlier one).
+    /// Shows `shown` on `station`'s screens; a durable feed stores it with the store's next
+    /// commit ([`Store::write_deferred`]: only the station's latest screen, and never over a
+    /// later one). Not a commit of its own: a scan and a handover each commit already, and
+    /// the screen rides on the next one (on its own after `DEFERRED_AT_MOST` when nothing
+    /// else is written; on closing the store). What a power cut can lose is the last screen
+    /// of that moment, which is safe to redo: the screen is a view of what the store keeps
+    /// durably (a handover needs the stored code check and the order's state, checked in its
+    /// own transaction, and the ticked codes go with the handover request), so after the cut
+    /// the station shows the result before — a handed-over order still on screen is refused
+    /// as collected, a lost tick or check is scanned again.
     pub fn show(&self, station: &str, shown: Shown, at: Timestamp) -> u64 {
         let (seq, kept) = self.put(station, shown, at);
-        if let (Some(store), Some(screen)) = (self.inner.store.clone(), kept) {
-            let save =
-                move |store: Store| store.write_blocking(move |c| screens::save_screen(c, &screen));
-            match tokio::runtime::Handle::try_current() {
-                Ok(rt) => {
-                    rt.spawn_blocking(move || {
-                        if let Err(e) = save(store) {
-                            tracing::warn!(error = %e, "station screen not kept for a restart");
-                        }
-                    });
-                }
-                Err(_) => {
-                    if let Err(e) = save(store) {
-                        tracing::warn!(error = %e, "station screen not kept for a restart");
-                    }
-                }
-            }
+        if let (Some(store), Some(screen)) = (self.inner.store.as_ref(), kept) {
+            store.write_deferred(format!("station_screen:{station}"), move |c| {
+                screens::save_screen(c, &screen)
+            });
         }
         seq
     }
 
-    /// Shows `shown` on `station`'s screens and, for a durable feed, returns once it is stored.
+    /// [`StationFeed::show`] for async callers (kept for their `?`; the screen is stored with
+    /// the next commit, as there).
     pub async fn show_kept(
         &self,
         station: &str,
         shown: Shown,
         at: Timestamp,
     ) -> Result<u64, crate::store::StoreError> {
-        let (seq, kept) = self.put(station, shown, at);
-        if let (Some(store), Some(screen)) = (self.inner.store.as_ref(), kept) {
-            store
-                .write(move |c| screens::save_screen(c, &screen))
-                .await?;
-        }
-        Ok(seq)
+        Ok(self.show(station, shown, at))
     }
 
     /// `station`'s current result, if any.

@@ -415,6 +415,7 @@ struct Inner {
     /// One permit per reader: async reads wait here before taking a blocking thread.
     read_permits: Arc<Semaphore>,
     faults: Arc<watch::Sender<Option<WriteFault>>>,
+    deferred: Arc<Mutex<Deferred>>,
 }
 
 /// The read-only connections: `idle` ready for use, `open` in existence (idle or lent out).
@@ -504,8 +505,19 @@ pub fn check_sqlite_version() -> Result<(), StoreError> {
     Ok(())
 }
 
+/// SQLite page size of a database the store creates (an existing file keeps its own: SQLite
+/// cannot change it in WAL mode). Smaller than SQLite's default 4096 because the WAL writes
+/// every page a commit touches, whole: a handover touches about twenty b-tree pages, each
+/// holding one small new or changed row, so 1 KiB pages write a quarter of the bytes per
+/// commit (README, "Bytes per handover"). Rows stay well below the 989 bytes a 1 KiB page
+/// holds without overflow pages.
+pub const NEW_DATABASE_PAGE_SIZE: i64 = 1024;
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Before anything is written: on a new, empty file this sets the page size; on an
+    // existing one SQLite ignores it.
+    conn.execute_batch(&format!("PRAGMA page_size={NEW_DATABASE_PAGE_SIZE};"))?;
     // WAL keeps readers off the writer's back; FULL makes each commit survive a power cut; the
     // journal size limit keeps the WAL from growing on an SD card after a burst. Each write
     // request runs in a savepoint, whose statement journal SQLite spills to a temporary file
@@ -517,7 +529,60 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
          PRAGMA journal_size_limit=16777216;
          PRAGMA temp_store=MEMORY;",
     )?;
+    // A checkpoint copies each page changed since the last one into the main file once,
+    // however many commits changed it: the hot pages of a handover (the rightmost leaves of
+    // the journal, the outbox and their indexes, the balances) are rewritten by every
+    // commit, so checkpointing after 4 MiB of WAL instead of SQLite's 1000 pages copies them
+    // a quarter as often with 1 KiB pages. Well below `journal_size_limit`.
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let pages = (CHECKPOINT_AFTER_WAL_BYTES / page_size.max(512)).max(1000);
+    conn.execute_batch(&format!("PRAGMA wal_autocheckpoint={pages};"))?;
     Ok(())
+}
+
+/// WAL size after which a commit checkpoints it into the main file.
+pub const CHECKPOINT_AFTER_WAL_BYTES: i64 = 4 * 1024 * 1024;
+
+/// How long a [`Store::write_deferred`] waits at most for another write to ride on before the
+/// store commits it on its own.
+pub const DEFERRED_AT_MOST: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A write kept until the next group commit (see [`Store::write_deferred`]).
+type DeferredJob = Box<dyn FnOnce(&Tx<'_>) -> Result<(), StoreError> + Send>;
+
+/// Deferred writes by key (a later one under the same key replaces the earlier), and whether a
+/// commit of their own is already asked for.
+#[derive(Default)]
+struct Deferred {
+    jobs: std::collections::BTreeMap<String, DeferredJob>,
+    nudged: bool,
+    /// Counts the groups that ran deferred writes: a nudge whose writes rode on a commit
+    /// meanwhile does nothing.
+    drained: u64,
+}
+
+/// Runs the deferred writes inside the group's transaction, each in its own savepoint; one
+/// that fails is undone and logged (it only costs what it would have kept).
+fn run_deferred(conn: &Connection, deferred: &Mutex<Deferred>, path: &Path) {
+    let jobs = {
+        let mut d = deferred.lock().unwrap_or_else(|e| e.into_inner());
+        d.nudged = false;
+        d.drained += 1;
+        std::mem::take(&mut d.jobs)
+    };
+    for (key, job) in jobs {
+        if conn.execute_batch("SAVEPOINT deferred").is_err() {
+            continue;
+        }
+        let finish = match job(&Tx { conn }) {
+            Ok(()) => "RELEASE deferred",
+            Err(e) => {
+                tracing::warn!(path = %path.display(), key, error = %e, "a deferred write failed; it is not kept");
+                "ROLLBACK TO deferred; RELEASE deferred"
+            }
+        };
+        let _ = conn.execute_batch(finish);
+    }
 }
 
 /// Creates `dir` and its missing ancestors, then fsyncs the parent of each one created: a new
@@ -569,6 +634,8 @@ impl Store {
         let writer_counters = counters.clone();
         let faults = Arc::new(watch::Sender::new(None));
         let writer_faults = faults.clone();
+        let deferred = Arc::new(Mutex::new(Deferred::default()));
+        let writer_deferred = deferred.clone();
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
@@ -579,6 +646,7 @@ impl Store {
                     &writer_path,
                     &writer_faults,
                     &writer_counters,
+                    &writer_deferred,
                 )
             })
             .map_err(|e| StoreError::CreateDir {
@@ -596,6 +664,7 @@ impl Store {
                 reader_freed: Condvar::new(),
                 read_permits: Arc::new(Semaphore::new(READERS)),
                 faults,
+                deferred,
             }),
         })
     }
@@ -699,6 +768,52 @@ impl Store {
         reply.blocking_recv().map_err(|_| StoreError::Closed)?
     }
 
+    /// Keeps `f` to run inside the next group commit, whatever request it carries, instead of
+    /// a commit of its own; a later deferred write under the same `key` replaces this one.
+    /// When no other write comes within [`DEFERRED_AT_MOST`], the store commits it alone;
+    /// [`Store::close`] commits what is pending. For state a restart can do without or redo
+    /// (what a station's screen shows): nobody waits for it, a power cut can lose the last
+    /// [`DEFERRED_AT_MOST`] of it, and an error is only logged. Each commit of its own costs the
+    /// SD card a WAL frame and an fsync; riding on the next one costs a page of that commit.
+    pub fn write_deferred<F>(&self, key: impl Into<String>, f: F)
+    where
+        F: FnOnce(&Tx<'_>) -> Result<(), StoreError> + Send + 'static,
+    {
+        let nudge = {
+            let mut d = self
+                .inner
+                .deferred
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            d.jobs.insert(key.into(), Box::new(f));
+            (!std::mem::replace(&mut d.nudged, true)).then_some(d.drained)
+        };
+        if let Some(drained) = nudge {
+            let inner = Arc::downgrade(&self.inner);
+            let spawned = std::thread::Builder::new()
+                .name("store-deferred".into())
+                .spawn(move || {
+                    std::thread::sleep(DEFERRED_AT_MOST);
+                    let Some(inner) = inner.upgrade() else {
+                        return;
+                    };
+                    let carried = {
+                        let d = inner.deferred.lock().unwrap_or_else(|e| e.into_inner());
+                        d.drained != drained
+                    };
+                    if !carried {
+                        let store = Store { inner };
+                        // An empty request: its group runs what is deferred. A closed store
+                        // committed it on closing.
+                        let _ = store.write_blocking(|_| Ok::<_, StoreError>(()));
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "no thread to commit a deferred write; it waits for the next write");
+            }
+        }
+    }
+
     /// Runs `f` on a read-only connection (blocking; call from a blocking context). Waits for
     /// a free connection when all [`READERS`] are in use.
     pub fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
@@ -797,6 +912,7 @@ fn writer_loop(
     path: &Path,
     faults: &watch::Sender<Option<WriteFault>>,
     counters: &Counters,
+    deferred: &Mutex<Deferred>,
 ) {
     WRITER_FAULT.with(|slot| *slot.borrow_mut() = Some(None));
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
@@ -808,13 +924,23 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let mut outcome = run_group(&conn, &mut batch, path, counters);
+        let mut outcome = run_group(&conn, &mut batch, path, counters, deferred);
         // A caller that hears of a failure can already see it in `Store::write_fault`.
         let answers = std::mem::take(&mut outcome.answers);
         record_outcome(faults, outcome, path);
         for (completion, answer) in answers {
             completion(answer);
         }
+    }
+    // What is still deferred is committed before the store closes.
+    let pending = !deferred
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .jobs
+        .is_empty();
+    if pending {
+        let outcome = run_group(&conn, &mut batch, path, counters, deferred);
+        record_outcome(faults, outcome, path);
     }
     // Leave the WAL folded into the main file so a copy of the .sqlite alone is complete.
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
@@ -882,6 +1008,7 @@ fn run_group(
     batch: &mut Vec<Job>,
     path: &Path,
     counters: &Counters,
+    deferred: &Mutex<Deferred>,
 ) -> GroupOutcome {
     let mut outcome = GroupOutcome::default();
     take_noted_fault();
@@ -900,8 +1027,29 @@ fn run_group(
         take_noted_fault();
         return outcome;
     }
+    let changes_before_deferred = conn.total_changes();
+    run_deferred(conn, deferred, path);
+    if conn.is_autocommit() {
+        // SQLite abandoned the transaction under a deferred write (disk full, I/O error):
+        // the deferred writes are lost, the requests get a transaction of their own.
+        tracing::error!(path = %path.display(), "SQLite rolled back the deferred writes");
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            if let Some(kind) = failed_commit_fault(&e) {
+                outcome.fault(kind, e.to_string());
+            }
+            for job in batch.drain(..) {
+                let (_, completion) = job(None);
+                outcome.answer(
+                    completion,
+                    Err(StoreError::from_sqlite(path, clone_error(&e))),
+                );
+            }
+            take_noted_fault();
+            return outcome;
+        }
+    }
     let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
-    let mut wrote = false;
+    let mut wrote = conn.total_changes() > changes_before_deferred;
     let mut jobs = std::mem::take(batch).into_iter();
     while let Some(job) = jobs.next() {
         if let Err(e) = conn.execute_batch("SAVEPOINT job") {
@@ -936,7 +1084,7 @@ fn run_group(
             }
             batch.extend(jobs);
             if !batch.is_empty() {
-                let rest = run_group(conn, batch, path, counters);
+                let rest = run_group(conn, batch, path, counters, deferred);
                 if let Some((kind, error)) = rest.fault {
                     outcome.fault(kind, error);
                 }

@@ -463,6 +463,23 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE sku ADD COLUMN category TEXT;
     CREATE INDEX sku_by_category ON sku (category) WHERE category IS NOT NULL;
     "#,
+    // 18 (branch sdwear): fewer b-tree pages per scan and handover, each a WAL page on the SD
+    // card per commit. `device_input_by_device` is read by no query (the journal is read by
+    // id); a code check's pass is keyed by (station, order) and kept WITHOUT ROWID, so a
+    // check writes one b-tree instead of the table plus its primary-key index.
+    r#"
+    DROP INDEX IF EXISTS device_input_by_device;
+    CREATE TABLE pickup_check_pass_keyed (
+        station TEXT NOT NULL,
+        order_id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (station, order_id)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO pickup_check_pass_keyed (station, order_id, at)
+        SELECT station, order_id, at FROM pickup_check_pass;
+    DROP TABLE pickup_check_pass;
+    ALTER TABLE pickup_check_pass_keyed RENAME TO pickup_check_pass;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -589,6 +606,57 @@ mod tests {
         // A good upgrade goes all the way.
         migrate_with(&mut conn, &path, &[v1, v2]).unwrap();
         assert_eq!(user_version(&conn).unwrap(), 2);
+    }
+
+    #[test]
+    fn the_fewer_pages_migration_keeps_the_check_passes_and_drops_the_unread_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let mut conn = Connection::open(&path).unwrap();
+        let keyed = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("CREATE TABLE pickup_check_pass_keyed"))
+            .unwrap();
+        migrate_with(&mut conn, &path, &MIGRATIONS[..keyed]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO pickup_check_pass (station, order_id, at) VALUES ('desk-1', 'B1', 1000),
+                                                                     ('desk-2', 'B1', 2000);",
+        )
+        .unwrap();
+        migrate_with(&mut conn, &path, &MIGRATIONS[..=keyed]).unwrap();
+        let passes: Vec<(String, String, i64)> = conn
+            .prepare("SELECT station, order_id, at FROM pickup_check_pass ORDER BY station")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            passes,
+            vec![
+                ("desk-1".into(), "B1".into(), 1000),
+                ("desk-2".into(), "B1".into(), 2000)
+            ]
+        );
+        // One b-tree per table written at a check: no primary-key index beside the table,
+        // and no index on the device journal but its own rowid.
+        let extra: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_schema WHERE type = 'index'
+                 AND tbl_name IN ('pickup_check_pass', 'device_input') ORDER BY name",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(extra.is_empty(), "{extra:?}");
+        // Still one pass per station and order.
+        let again = conn.execute(
+            "INSERT INTO pickup_check_pass (station, order_id, at) VALUES ('desk-1', 'B1', 3000)",
+            [],
+        );
+        assert!(again.is_err(), "{again:?}");
     }
 
     #[test]

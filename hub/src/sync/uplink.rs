@@ -344,6 +344,13 @@ const REPLY_MAX_AGE_MS: i64 = 10 * 60_000;
 const STATION_REQUEST_MEMORY_MS: i64 = 24 * 3_600_000;
 /// Station replies in flight at once, at most.
 const REPLIES_IN_FLIGHT: usize = 32;
+/// How often the broker's acknowledgements are written to the outbox (and station replies
+/// marked delivered): each write is a commit on the SD card, so they are gathered rather than
+/// written every tick (also when 512 are waiting, and when the connection ends). A power cut
+/// loses at most this much of them: those events are published again after the restart and
+/// central drops them as duplicates by `(site, stream, seq)` (docs/mqtt.md); a reply goes
+/// again and the tablet knows it by its command id.
+pub const MARKS_EVERY: Duration = Duration::from_secs(5);
 
 /// The channels between the connection task and the downlink task.
 struct Channels<'a> {
@@ -510,6 +517,7 @@ impl Epoch<'_> {
         let mut heartbeat = tokio::time::interval(self.settings.tuning.heartbeat);
         let mut tick = tokio::time::interval(Duration::from_millis(25));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut marked_at = tokio::time::Instant::now();
         let mut fetch = true;
         // Replies stored while no connection was up (or not acknowledged on the last one).
         let mut replies = true;
@@ -606,7 +614,10 @@ impl Epoch<'_> {
                     self.publish_control(contract::heartbeat_topic(site), QoS::AtMostOnce, false, contract::encode(&beat))?;
                 }
                 _ = tick.tick() => {
-                    self.flush_marks();
+                    if marked_at.elapsed() >= MARKS_EVERY {
+                        self.flush_marks();
+                        marked_at = tokio::time::Instant::now();
+                    }
                     fetch = true;
                     replies = self.replies_in_flight.is_empty();
                 }
@@ -760,7 +771,11 @@ impl Epoch<'_> {
         let site = self.site.as_str();
         let fresh: Vec<_> = pending
             .into_iter()
-            .filter(|r| !self.replies_in_flight.contains(&r.reply_id))
+            // Acknowledged ones wait in `reply_marks` to be marked: not again.
+            .filter(|r| {
+                !self.replies_in_flight.contains(&r.reply_id)
+                    && !self.reply_marks.contains(&r.reply_id)
+            })
             .take(room)
             .collect();
         for reply in fresh {
