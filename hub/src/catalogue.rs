@@ -768,6 +768,10 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "Event too large to send",
     ),
     ("stock.alert.stock_expired", "有过期库存", "Expired stock"),
+    // What a site-wide alert is about (its subject is a word, not a SKU, lot or device id).
+    ("stock.subject.uplink", "上传链路", "uplink"),
+    ("stock.subject.database", "本机数据库", "local database"),
+    ("stock.subject.site", "本站点", "this site"),
     (
         "stock.alert.store_write_failing",
         "数据写入失败",

@@ -403,6 +403,7 @@ async fn render(
                 "title": catalogue::text(&format!("stock.alert.{kind}"), lang),
                 "todo": catalogue::text(&format!("stock.todo.{kind}"), lang),
                 "subject": a.subject,
+                "subject_shown": alert_subject(&a.subject, lang),
                 // The alert book keeps its detail in English (for logs and central); a zh-CN
                 // screen shows the catalogue's title and what to do instead.
                 "message": (lang == Lang::En).then_some(&a.message),
@@ -428,6 +429,17 @@ async fn render(
     html(StatusCode::OK, templates::render("stock.html", context))
 }
 
+/// An alert's subject for a person: a site-wide alert's word (`uplink`, `database`, `site`)
+/// from the catalogue; a SKU, lot or device id as it is.
+fn alert_subject(subject: &str, lang: Lang) -> String {
+    let key = format!("stock.subject.{subject}");
+    if catalogue::has(&key) {
+        catalogue::text(&key, lang).to_owned()
+    } else {
+        subject.to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,5 +452,13 @@ mod tests {
         assert_eq!(lot_state(Some("2026-03-06"), today, 2), "near");
         assert_eq!(lot_state(Some("2026-03-07"), today, 2), "ok");
         assert_eq!(lot_state(None, today, 2), "ok");
+    }
+
+    #[test]
+    fn a_site_wide_alerts_subject_is_a_word_in_the_staff_members_language() {
+        assert_eq!(alert_subject("uplink", Lang::ZhCn), "上传链路");
+        assert_eq!(alert_subject("uplink", Lang::En), "uplink");
+        assert_eq!(alert_subject("database", Lang::ZhCn), "本机数据库");
+        assert_eq!(alert_subject("MILK/L1", Lang::ZhCn), "MILK/L1");
     }
 }
