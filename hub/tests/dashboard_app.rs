@@ -58,6 +58,7 @@ fn seed(store: &Store) {
     use MovementKind::*;
     let clerk = hash_pin("2468").unwrap();
     let boss = hash_pin("1357").unwrap();
+    let manager = hash_pin("8642").unwrap();
     store
         .write_blocking(move |c| {
             for (code, unit) in [("MILK", StockUnit::Piece), ("RICE", StockUnit::Gram)] {
@@ -122,6 +123,7 @@ fn seed(store: &Store) {
             for (id, name, role, hash) in [
                 ("li", "李小红", Role::Clerk, clerk),
                 ("wang", "王主管", Role::Supervisor, boss),
+                ("zhou", "周店长", Role::Manager, manager),
             ] {
                 staff_store::upsert_staff(
                     c,
@@ -147,6 +149,7 @@ fn seed(store: &Store) {
             // Valid for a long time: the test does not depend on today.
             staff_store::add_pairing(c, "desk-1", "11223344", Timestamp(0), Timestamp(i64::MAX / 4))?;
             staff_store::add_pairing(c, "desk-1", "55667788", Timestamp(0), Timestamp(i64::MAX / 4))?;
+            staff_store::add_pairing(c, "desk-1", "99001122", Timestamp(0), Timestamp(i64::MAX / 4))?;
             Ok::<_, StoreError>(())
         })
         .unwrap();
@@ -409,5 +412,55 @@ async fn the_dashboard_shows_hub_reports_figures_with_charts_to_supervisors_only
     let bad = http(addr, "GET", "/station/dashboard?period=9", &boss, "").await;
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("30"), "{}", bad.body);
+    store.close();
+}
+
+/// A store manager (role `manager`) sees the dashboard, its CSV and the drill-down, and may do
+/// what a supervisor may (here: the import page); a clerk still may not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_manager_sees_the_dashboard_and_may_do_what_a_supervisor_may() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::parse(CONFIG, dir.path()).unwrap();
+    std::fs::create_dir_all(&config.store.data_dir).unwrap();
+    let store = open(&config);
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || seed(&s)).await.unwrap();
+    let app = StationApp::new(store.clone(), Site::of(&config), StationFeed::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(app)).await });
+    let period = "from=2026-03-02&to=2026-03-05";
+
+    let manager = signed_in(addr, "99001122", "zhou", "8642").await;
+    let manager: Vec<&str> = manager.iter().map(String::as_str).collect();
+    let clerk = signed_in(addr, "11223344", "li", "2468").await;
+    let clerk: Vec<&str> = clerk.iter().map(String::as_str).collect();
+    for path in [
+        format!("/station/dashboard?{period}"),
+        format!("/station/dashboard.csv?{period}"),
+        format!("/station/dashboard.json?{period}"),
+        "/station/dashboard/sku?code=MILK".to_owned(),
+        "/station/import".to_owned(),
+    ] {
+        let seen = http(addr, "GET", &path, &manager, "").await;
+        assert_eq!(seen.status, 200, "{path}: {}", seen.body);
+        let refused = http(addr, "GET", &path, &clerk, "").await;
+        assert_eq!(refused.status, 403, "{path}: {}", refused.body);
+    }
+    let page = http(
+        addr,
+        "GET",
+        &format!("/station/dashboard?{period}"),
+        &manager,
+        "",
+    )
+    .await;
+    assert!(page.body.contains("缺货率"), "{}", page.body);
+    // The stored role reads back as a manager.
+    let member = store
+        .read_blocking(|c| staff_store::staff(c, "zhou"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(member.role, Role::Manager);
     store.close();
 }

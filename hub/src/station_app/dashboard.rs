@@ -1,4 +1,4 @@
-//! The manager's dashboard (`/station/dashboard`, supervisors only): the operating figures of
+//! The manager's dashboard (`/station/dashboard`, supervisors and managers): the operating figures of
 //! today, the last 7 or 30 site days, each with its daily trend drawn as SVG by the hub
 //! ([`super::charts`]) and its target where the business has one, the handovers per hour ×
 //! weekday heat map, the lines held now, a CSV export of the days and the same figures as JSON.
@@ -10,7 +10,6 @@
 use super::{Session, StationApp, charts, html, refusal, session, templates};
 use crate::catalogue::{self, Lang};
 use crate::store::report::{self, OpsReport};
-use crate::store::staff::Role;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -81,7 +80,7 @@ pub(super) async fn supervisor(app: &StationApp, headers: &HeaderMap) -> Result<
             "error.session",
         ));
     };
-    if s.role != Role::Supervisor {
+    if !s.role.supervises() {
         return Err(refusal(
             StatusCode::FORBIDDEN,
             "dashboard asked for by a clerk",

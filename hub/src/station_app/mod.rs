@@ -1046,7 +1046,7 @@ fn page_context(
         "refuse_request_id": random_hex(12),
         "partial_request_id": random_hex(12),
         "reasons": catalogue::REFUSAL_REASONS,
-        "supervisor": s.role == Role::Supervisor,
+        "supervisor": s.role.supervises(),
         "undo_reasons": hub_core::pickup::UNDO_REASONS,
     })
 }
