@@ -524,6 +524,22 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("dashboard.col.lot", "批次", "Lot"),
     ("dashboard.col.quantity", "数量", "Quantity"),
     ("dashboard.col.since", "扣留自", "Held since"),
+    // Deliveries on time on the dashboard (branch dash2).
+    (
+        "dashboard.deliveries_on_time",
+        "到货准时率",
+        "Deliveries on time",
+    ),
+    ("dashboard.deliveries_within", "允许偏差 ±", "within ±"),
+    ("dashboard.minutes", "分钟", "min"),
+    ("dashboard.deliveries_early", "早到", "early"),
+    ("dashboard.deliveries_late", "迟到", "late"),
+    (
+        "dashboard.deliveries_never",
+        "当天未到",
+        "not received that day",
+    ),
+    ("dashboard.deliveries_waiting", "待到", "still expected"),
     // Stock and alerts screen (dashboard branch).
     ("stock.title", "库存与预警", "Stock and alerts"),
     // The import page (supervisors).

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use support::http::{http, pair_and_sign_in};
 
 const ZONE: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
-const CONFIG: &str = "[site]\nid = \"pp-1\"\ntimezone = \"Asia/Shanghai\"\n[store]\ndata_dir = \"data\"\n[[stations]]\nid = \"desk-1\"\nkind = \"pickup\"\nname = \"取货台 1\"\n";
+const CONFIG: &str = "[site]\nid = \"pp-1\"\ntimezone = \"Asia/Shanghai\"\n[store]\ndata_dir = \"data\"\n[[stations]]\nid = \"desk-1\"\nkind = \"pickup\"\nname = \"取货台 1\"\n[receiving]\non_time_tolerance_minutes = 15\n";
 
 fn at(day: u32, hour: u32, minute: u32) -> i64 {
     ZONE.from_local_datetime(
@@ -101,6 +101,19 @@ fn seed(store: &Store) {
                     .map_err(hub::store::sql_error(c))?;
                 }
             }
+            // Delivery D1 was expected at 07:50; its first line was decided at 08:00: on time
+            // within the configured 15 minutes.
+            let manifest = hub_core::receiving::Manifest {
+                delivery_id: "D1".into(),
+                supplier: "Farm".into(),
+                expected_at: Some("2026-03-02T07:50:00+08:00".into()),
+                lines: (1..=2)
+                    .map(|n| hub_core::receiving::ManifestLine::unexpected(n, SkuCode::new("MILK").unwrap(), "L1"))
+                    .collect(),
+                cancelled: false,
+                version: 1,
+            };
+            hub::store::deliveries::upsert_manifest(c, &manifest, Timestamp(at(1, 6, 0)))?;
             for (line, outcome) in [(1, "accepted"), (2, "held")] {
                 c.execute(
                     "INSERT INTO line_decision (delivery_id, line_no, sku, lot, outcome, accepted, rejected, held, body, staff, decided_at)
@@ -299,6 +312,7 @@ async fn the_dashboard_shows_hub_reports_figures_with_charts_to_supervisors_only
         "disputes.responded_within_30_min",
         "handovers",
         "receipts",
+        "deliveries.on_time_rate",
     ] {
         assert!(
             shown.iter().any(|(k, _)| k == key),
@@ -320,6 +334,27 @@ async fn the_dashboard_shows_hub_reports_figures_with_charts_to_supervisors_only
     assert_eq!(cli["handovers"], 2);
     assert_eq!(cli["daily"][1]["handovers"], 1);
     assert_eq!(cli["handovers_by_weekday_hour"][1][23], 1);
+    assert_eq!(cli["delivery_on_time_tolerance_minutes"], 15);
+    assert_eq!(cli["deliveries"]["on_time"], 1);
+    assert_eq!(cli["daily"][0]["deliveries"]["on_time_rate"], 1.0);
+    // `hub report` as text says it too.
+    let text = std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
+        .args([
+            "report",
+            "--from",
+            "2026-03-02",
+            "--to",
+            "2026-03-05",
+            "--config",
+        ])
+        .arg(dir.path().join("hub.toml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("deliveries on time (±15 min)") && text.contains("100.0% (1 of 1 due"),
+        "{text}"
+    );
 
     // Charts: one point per day with a value; the heat map has 7 × 24 cells.
     let stock_out = page
@@ -366,6 +401,8 @@ async fn the_dashboard_shows_hub_reports_figures_with_charts_to_supervisors_only
         "disputes",
         "handovers_by_weekday_hour",
         "stock_out_rate",
+        "deliveries",
+        "delivery_on_time_tolerance_minutes",
         "from",
         "to",
     ] {
@@ -386,7 +423,8 @@ async fn the_dashboard_shows_hub_reports_figures_with_charts_to_supervisors_only
     let header: Vec<&str> = rows[0].split(',').collect();
     assert!(
         header.contains(&"forecast_wape_piece")
-            && header.contains(&"disputes_responded_within_30_min"),
+            && header.contains(&"disputes_responded_within_30_min")
+            && header.contains(&"deliveries_on_time_rate"),
         "{}",
         rows[0]
     );
@@ -398,6 +436,7 @@ async fn the_dashboard_shows_hub_reports_figures_with_charts_to_supervisors_only
         csv.body
     );
     assert!(rows[2].starts_with("2026-03-03,"));
+    assert!(rows[1].ends_with(",1,1,0,0,0,1.000000"), "{}", rows[1]);
 
     // English on request; an unreadable period is refused in words.
     let en = http(
