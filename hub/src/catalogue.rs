@@ -255,8 +255,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     // Supervisor actions at a station (branch station).
     (
         "supervisor.only",
-        "此操作仅限主管：请主管在本平板登录后再操作。",
-        "Only a supervisor may do this: a supervisor signs in on this tablet and does it.",
+        "此操作仅限主管或店长：请主管或店长在本平板登录后再操作。",
+        "Only a supervisor or the store manager may do this: one of them signs in on this tablet and does it.",
     ),
     ("supervisor.unlock", "解除锁定", "Unlock the station"),
     ("supervisor.unlocks_in", "自动解锁", "Unlocks in"),
@@ -446,8 +446,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("dashboard.title", "经营看板", "Manager dashboard"),
     (
         "dashboard.supervisors_only",
-        "经营看板仅限主管查看，请主管登录。",
-        "The dashboard is for supervisors; sign in as a supervisor.",
+        "经营看板仅限主管或店长查看，请主管或店长登录。",
+        "The dashboard is for supervisors and the store manager; sign in as one of them.",
     ),
     (
         "dashboard.bad_period",
@@ -524,6 +524,22 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("dashboard.col.lot", "批次", "Lot"),
     ("dashboard.col.quantity", "数量", "Quantity"),
     ("dashboard.col.since", "扣留自", "Held since"),
+    // Deliveries on time on the dashboard (branch dash2).
+    (
+        "dashboard.deliveries_on_time",
+        "到货准时率",
+        "Deliveries on time",
+    ),
+    ("dashboard.deliveries_within", "允许偏差 ±", "within ±"),
+    ("dashboard.minutes", "分钟", "min"),
+    ("dashboard.deliveries_early", "早到", "early"),
+    ("dashboard.deliveries_late", "迟到", "late"),
+    (
+        "dashboard.deliveries_never",
+        "当天未到",
+        "not received that day",
+    ),
+    ("dashboard.deliveries_waiting", "待到", "still expected"),
     // Stock and alerts screen (dashboard branch).
     ("stock.title", "库存与预警", "Stock and alerts"),
     // The import page (supervisors).

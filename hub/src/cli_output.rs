@@ -535,6 +535,25 @@ impl std::fmt::Display for ReportView<'_> {
                 d.photos_inspected, d.photos_inspected_within_2_h
             )
         )?;
+        let dl = &r.deliveries;
+        writeln!(
+            f,
+            "  {:<30} {:>10}",
+            format!(
+                "deliveries on time (±{} min)",
+                r.delivery_on_time_tolerance_minutes
+            ),
+            format!(
+                "{} ({} of {} due: {} early, {} late, {} not received that day, {} still expected)",
+                pct(dl.on_time_rate),
+                dl.on_time,
+                dl.due,
+                dl.early,
+                dl.late,
+                dl.never_received,
+                dl.still_expected
+            )
+        )?;
         writeln!(f, "  {:<30} {:>10}", "receipts", r.receipts)?;
         writeln!(f, "  {:<30} {:>10}", "handovers", r.handovers)?;
         if r.open_alerts.is_empty() {

@@ -309,7 +309,10 @@ fn apply_staff(
     let Some(role) = Role::parse(&body.role) else {
         return Ok(Err((
             RejectCode::InvalidBody,
-            format!("staff role '{}' is not clerk or supervisor", body.role),
+            format!(
+                "staff role '{}' is not clerk, supervisor or manager",
+                body.role
+            ),
         )));
     };
     let member = CentralStaff {

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use support::http::{http, pair_and_sign_in};
 
 const ZONE: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
-const CONFIG: &str = "[site]\nid = \"pp-1\"\ntimezone = \"Asia/Shanghai\"\n[store]\ndata_dir = \"data\"\n[[stations]]\nid = \"desk-1\"\nkind = \"pickup\"\nname = \"取货台 1\"\n";
+const CONFIG: &str = "[site]\nid = \"pp-1\"\ntimezone = \"Asia/Shanghai\"\n[store]\ndata_dir = \"data\"\n[[stations]]\nid = \"desk-1\"\nkind = \"pickup\"\nname = \"取货台 1\"\n[receiving]\non_time_tolerance_minutes = 15\n";
 
 fn at(day: u32, hour: u32, minute: u32) -> i64 {
     ZONE.from_local_datetime(
@@ -58,6 +58,7 @@ fn seed(store: &Store) {
     use MovementKind::*;
     let clerk = hash_pin("2468").unwrap();
     let boss = hash_pin("1357").unwrap();
+    let manager = hash_pin("8642").unwrap();
     store
         .write_blocking(move |c| {
             for (code, unit) in [("MILK", StockUnit::Piece), ("RICE", StockUnit::Gram)] {
@@ -100,6 +101,19 @@ fn seed(store: &Store) {
                     .map_err(hub::store::sql_error(c))?;
                 }
             }
+            // Delivery D1 was expected at 07:50; its first line was decided at 08:00: on time
+            // within the configured 15 minutes.
+            let manifest = hub_core::receiving::Manifest {
+                delivery_id: "D1".into(),
+                supplier: "Farm".into(),
+                expected_at: Some("2026-03-02T07:50:00+08:00".into()),
+                lines: (1..=2)
+                    .map(|n| hub_core::receiving::ManifestLine::unexpected(n, SkuCode::new("MILK").unwrap(), "L1"))
+                    .collect(),
+                cancelled: false,
+                version: 1,
+            };
+            hub::store::deliveries::upsert_manifest(c, &manifest, Timestamp(at(1, 6, 0)))?;
             for (line, outcome) in [(1, "accepted"), (2, "held")] {
                 c.execute(
                     "INSERT INTO line_decision (delivery_id, line_no, sku, lot, outcome, accepted, rejected, held, body, staff, decided_at)
@@ -122,6 +136,7 @@ fn seed(store: &Store) {
             for (id, name, role, hash) in [
                 ("li", "李小红", Role::Clerk, clerk),
                 ("wang", "王主管", Role::Supervisor, boss),
+                ("zhou", "周店长", Role::Manager, manager),
             ] {
                 staff_store::upsert_staff(
                     c,
@@ -147,6 +162,7 @@ fn seed(store: &Store) {
             // Valid for a long time: the test does not depend on today.
             staff_store::add_pairing(c, "desk-1", "11223344", Timestamp(0), Timestamp(i64::MAX / 4))?;
             staff_store::add_pairing(c, "desk-1", "55667788", Timestamp(0), Timestamp(i64::MAX / 4))?;
+            staff_store::add_pairing(c, "desk-1", "99001122", Timestamp(0), Timestamp(i64::MAX / 4))?;
             Ok::<_, StoreError>(())
         })
         .unwrap();
@@ -296,6 +312,7 @@ async fn the_dashboard_shows_hub_reports_figures_with_charts_to_supervisors_only
         "disputes.responded_within_30_min",
         "handovers",
         "receipts",
+        "deliveries.on_time_rate",
     ] {
         assert!(
             shown.iter().any(|(k, _)| k == key),
@@ -317,6 +334,27 @@ async fn the_dashboard_shows_hub_reports_figures_with_charts_to_supervisors_only
     assert_eq!(cli["handovers"], 2);
     assert_eq!(cli["daily"][1]["handovers"], 1);
     assert_eq!(cli["handovers_by_weekday_hour"][1][23], 1);
+    assert_eq!(cli["delivery_on_time_tolerance_minutes"], 15);
+    assert_eq!(cli["deliveries"]["on_time"], 1);
+    assert_eq!(cli["daily"][0]["deliveries"]["on_time_rate"], 1.0);
+    // `hub report` as text says it too.
+    let text = std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
+        .args([
+            "report",
+            "--from",
+            "2026-03-02",
+            "--to",
+            "2026-03-05",
+            "--config",
+        ])
+        .arg(dir.path().join("hub.toml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("deliveries on time (±15 min)") && text.contains("100.0% (1 of 1 due"),
+        "{text}"
+    );
 
     // Charts: one point per day with a value; the heat map has 7 × 24 cells.
     let stock_out = page
@@ -363,6 +401,8 @@ async fn the_dashboard_shows_hub_reports_figures_with_charts_to_supervisors_only
         "disputes",
         "handovers_by_weekday_hour",
         "stock_out_rate",
+        "deliveries",
+        "delivery_on_time_tolerance_minutes",
         "from",
         "to",
     ] {
@@ -383,7 +423,8 @@ async fn the_dashboard_shows_hub_reports_figures_with_charts_to_supervisors_only
     let header: Vec<&str> = rows[0].split(',').collect();
     assert!(
         header.contains(&"forecast_wape_piece")
-            && header.contains(&"disputes_responded_within_30_min"),
+            && header.contains(&"disputes_responded_within_30_min")
+            && header.contains(&"deliveries_on_time_rate"),
         "{}",
         rows[0]
     );
@@ -395,6 +436,7 @@ async fn the_dashboard_shows_hub_reports_figures_with_charts_to_supervisors_only
         csv.body
     );
     assert!(rows[2].starts_with("2026-03-03,"));
+    assert!(rows[1].ends_with(",1,1,0,0,0,1.000000"), "{}", rows[1]);
 
     // English on request; an unreadable period is refused in words.
     let en = http(
@@ -409,5 +451,55 @@ async fn the_dashboard_shows_hub_reports_figures_with_charts_to_supervisors_only
     let bad = http(addr, "GET", "/station/dashboard?period=9", &boss, "").await;
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("30"), "{}", bad.body);
+    store.close();
+}
+
+/// A store manager (role `manager`) sees the dashboard, its CSV and the drill-down, and may do
+/// what a supervisor may (here: the import page); a clerk still may not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_manager_sees_the_dashboard_and_may_do_what_a_supervisor_may() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::parse(CONFIG, dir.path()).unwrap();
+    std::fs::create_dir_all(&config.store.data_dir).unwrap();
+    let store = open(&config);
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || seed(&s)).await.unwrap();
+    let app = StationApp::new(store.clone(), Site::of(&config), StationFeed::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(app)).await });
+    let period = "from=2026-03-02&to=2026-03-05";
+
+    let manager = signed_in(addr, "99001122", "zhou", "8642").await;
+    let manager: Vec<&str> = manager.iter().map(String::as_str).collect();
+    let clerk = signed_in(addr, "11223344", "li", "2468").await;
+    let clerk: Vec<&str> = clerk.iter().map(String::as_str).collect();
+    for path in [
+        format!("/station/dashboard?{period}"),
+        format!("/station/dashboard.csv?{period}"),
+        format!("/station/dashboard.json?{period}"),
+        "/station/dashboard/sku?code=MILK".to_owned(),
+        "/station/import".to_owned(),
+    ] {
+        let seen = http(addr, "GET", &path, &manager, "").await;
+        assert_eq!(seen.status, 200, "{path}: {}", seen.body);
+        let refused = http(addr, "GET", &path, &clerk, "").await;
+        assert_eq!(refused.status, 403, "{path}: {}", refused.body);
+    }
+    let page = http(
+        addr,
+        "GET",
+        &format!("/station/dashboard?{period}"),
+        &manager,
+        "",
+    )
+    .await;
+    assert!(page.body.contains("缺货率"), "{}", page.body);
+    // The stored role reads back as a manager.
+    let member = store
+        .read_blocking(|c| staff_store::staff(c, "zhou"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(member.role, Role::Manager);
     store.close();
 }

@@ -595,7 +595,7 @@ async fn a_supervisor_opens_answers_and_settles_a_dispute_on_the_bench_screen() 
         .await;
     assert_eq!(by_clerk.status, 403, "{}", by_clerk.body);
     assert!(
-        by_clerk.body.contains("争议只能由主管处理"),
+        by_clerk.body.contains("争议只能由主管或店长处理"),
         "{}",
         by_clerk.body
     );

@@ -1190,3 +1190,165 @@ async fn the_daemons_daily_forecast_job_stores_the_days_forecasts_on_its_first_r
         ("EGG", 2.0, Timestamp(at(3, 10, 0)))
     );
 }
+
+/// Deliveries on time (branch dash2), Asia/Shanghai, period 03-02 .. 03-04, now 03-04 12:00,
+/// tolerance 30 min; a delivery is received when its first line is decided:
+///
+/// | delivery | expected (as sent) | first line decided | counts |
+/// |---|---|---|---|
+/// | D1 | 02 08:00 (`+08:00`) | 02 08:20 (second line 11:00) | 02 on time |
+/// | D2 | 02 09:00 | 02 10:00 | 02 late (on time within 60 min) |
+/// | D3 | 03 10:00 | 03 08:00 | 03 early |
+/// | D4 | 03 22:00 | 04 00:30 | 03 not received that day |
+/// | D5 | 03 15:00 | — | 03 not received that day |
+/// | D6 | 04 16:00 | — | 04 still expected |
+/// | D7 | 02 12:00, cancelled | 02 12:00 | not counted |
+/// | D8 | `08:30` (no date) | 02 08:30 | not counted |
+/// | D9 | 01 23:50 (`2026-03-01T15:50:00Z`) | 01 23:50 | before the period |
+/// | D10 | 03 00:30 (`2026-03-02T16:30:00Z`: a UTC date of 02) | 03 00:45 | 03 on time |
+/// | D11 | 04 09:00 (`2026-03-04 09:00`, site time) | 04 09:10 | 04 on time |
+///
+/// → due 8: on time 3, early 1, late 1, never 2, still expected 1 → 3/7; by day 02 1/2, 03
+/// 1/4, 04 1/1 (one still expected).
+#[test]
+fn deliveries_count_on_time_by_their_first_decided_line_within_the_tolerance() {
+    use hub_core::receiving::{Manifest, ManifestLine};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        &dir.path().join("hub.sqlite"),
+        "pp-1",
+        &StoreOptions::default(),
+    )
+    .unwrap();
+    let utc = |day: u32, hour: u32, minute: u32| {
+        chrono::DateTime::from_timestamp_millis(at(day, hour, minute))
+            .unwrap()
+            .with_timezone(&ZONE)
+            .to_rfc3339()
+    };
+    type Case = (&'static str, String, bool, Vec<i64>);
+    let cases: Vec<Case> = vec![
+        ("D1", utc(2, 8, 0), false, vec![at(2, 8, 20), at(2, 11, 0)]),
+        ("D2", utc(2, 9, 0), false, vec![at(2, 10, 0)]),
+        ("D3", utc(3, 10, 0), false, vec![at(3, 8, 0)]),
+        ("D4", utc(3, 22, 0), false, vec![at(4, 0, 30)]),
+        ("D5", utc(3, 15, 0), false, vec![]),
+        ("D6", utc(4, 16, 0), false, vec![]),
+        ("D7", utc(2, 12, 0), true, vec![at(2, 12, 0)]),
+        ("D8", "08:30".into(), false, vec![at(2, 8, 30)]),
+        (
+            "D9",
+            "2026-03-01T15:50:00Z".into(),
+            false,
+            vec![at(1, 23, 50)],
+        ),
+        (
+            "D10",
+            "2026-03-02T16:30:00Z".into(),
+            false,
+            vec![at(3, 0, 45)],
+        ),
+        ("D11", "2026-03-04 09:00".into(), false, vec![at(4, 9, 10)]),
+    ];
+    store
+        .write_blocking(move |c| {
+            sku_store::upsert(
+                c,
+                &Sku::new(SkuCode::new("MILK").unwrap(), "MILK", StockUnit::Piece),
+                Timestamp(0),
+            )?;
+            for (id, expected, cancelled, decided) in &cases {
+                let lines = (1..=decided.len().max(1) as u32)
+                    .map(|n| ManifestLine::unexpected(n, SkuCode::new("MILK").unwrap(), "L1"))
+                    .collect();
+                let manifest = Manifest {
+                    delivery_id: (*id).into(),
+                    supplier: "Farm".into(),
+                    expected_at: Some(expected.clone()),
+                    lines,
+                    cancelled: *cancelled,
+                    version: 1,
+                };
+                deliveries::upsert_manifest(c, &manifest, Timestamp(at(1, 6, 0)))?;
+                for (n, when) in decided.iter().enumerate() {
+                    c.execute(
+                        "INSERT INTO line_decision (delivery_id, line_no, sku, lot, outcome, accepted, rejected, held, body, staff, decided_at)
+                         VALUES (?1, ?2, 'MILK', 'L1', 'accepted', 1, 0, 0, '{}', 'li', ?3)",
+                        params![id, n as i64 + 1, when],
+                    )
+                    .map_err(hub::store::sql_error(c))?;
+                }
+            }
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    let report = |tolerance: i64| {
+        let settings = hub::store::report::ReportSettings {
+            expiry_warn_days: 2,
+            on_time_tolerance_minutes: tolerance,
+        };
+        store
+            .read_blocking(move |c| {
+                hub::store::report::compute_with(
+                    c,
+                    march(2),
+                    march(5),
+                    ZONE,
+                    settings,
+                    Timestamp(at(4, 12, 0)),
+                )
+            })
+            .unwrap()
+    };
+    let r = report(30);
+    let d = &r.deliveries;
+    assert_eq!(r.delivery_on_time_tolerance_minutes, 30);
+    assert_eq!(
+        (
+            d.due,
+            d.on_time,
+            d.early,
+            d.late,
+            d.never_received,
+            d.still_expected
+        ),
+        (8, 3, 1, 1, 2, 1),
+        "{d:?}"
+    );
+    assert_eq!(d.on_time_rate, Some(3.0 / 7.0));
+    type Day = (i64, i64, i64, i64, i64, i64, Option<f64>);
+    let by_day: Vec<Day> = r
+        .daily
+        .iter()
+        .map(|x| {
+            let d = &x.deliveries;
+            (
+                d.due,
+                d.on_time,
+                d.early,
+                d.late,
+                d.never_received,
+                d.still_expected,
+                d.on_time_rate,
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_day,
+        vec![
+            (2, 1, 0, 1, 0, 0, Some(0.5)),
+            (4, 1, 1, 0, 2, 0, Some(0.25)),
+            (2, 1, 0, 0, 0, 1, Some(1.0)),
+        ]
+    );
+    // The default is the configuration's default (30 min), and the tolerance is the setting.
+    let default = store
+        .read_blocking(|c| {
+            hub::store::report::compute(c, march(2), march(5), ZONE, 2, Timestamp(at(4, 12, 0)))
+        })
+        .unwrap();
+    assert_eq!(default.deliveries, r.deliveries);
+    let wide = report(60);
+    assert_eq!((wide.deliveries.on_time, wide.deliveries.late), (4, 0));
+    assert_eq!(wide.delivery_on_time_tolerance_minutes, 60);
+}

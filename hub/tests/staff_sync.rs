@@ -134,6 +134,13 @@ async fn staff_upserts_from_central_apply_once_by_version_and_never_carry_a_pin(
         ),
         // Newer: disables the member (the PIN hash stays).
         zhao(3, "赵主管", true),
+        // The store manager's role (branch dash2).
+        id(
+            "staff-zhou",
+            "zhou",
+            1,
+            serde_json::json!({"name": "周店长", "role": "manager", "pin_hash": pin_hash}),
+        ),
     ];
     for m in messages {
         hub_mqtt::publish_once(&sender, &topic, m).await.unwrap();
@@ -144,6 +151,7 @@ async fn staff_upserts_from_central_apply_once_by_version_and_never_carry_a_pin(
         "staff-qian",
         "staff-badhash",
         "staff-zhao-3",
+        "staff-zhou",
     ];
     let deadline = Instant::now() + Duration::from_secs(30);
     while ids.iter().any(|i| outcome(&store, i).is_none()) {
@@ -155,6 +163,10 @@ async fn staff_upserts_from_central_apply_once_by_version_and_never_carry_a_pin(
 
     assert_eq!(outcome(&store, "staff-zhao-2").unwrap().0, "applied");
     assert_eq!(outcome(&store, "staff-zhao-3").unwrap().0, "applied");
+    assert_eq!(
+        outcome(&store, "staff-zhou").unwrap(),
+        ("applied".to_owned(), String::new())
+    );
     let rejected = |i: &str| {
         let (outcome, reason) = outcome(&store, i).unwrap();
         assert_eq!(outcome, "rejected", "{i}: {reason}");
@@ -170,10 +182,11 @@ async fn staff_upserts_from_central_apply_once_by_version_and_never_carry_a_pin(
     assert!(rejected("staff-qian").contains("no pin_hash"));
     assert!(rejected("staff-badhash").contains("argon2 PHC"));
 
-    let (zhao, others, saved) = store
+    let (zhao, zhou, others, saved) = store
         .read_blocking(|c| {
             Ok::<_, StoreError>((
                 staff_store::staff(c, "zhao")?,
+                staff_store::staff(c, "zhou")?,
                 staff_store::all_staff(c)?.len(),
                 staff_store::count_actions(c, "zhao", "staff_saved_by_central")?,
             ))
@@ -184,6 +197,7 @@ async fn staff_upserts_from_central_apply_once_by_version_and_never_carry_a_pin(
     assert_eq!(zhao.role, staff_store::Role::Supervisor);
     assert!(zhao.disabled, "version 3 disabled them");
     assert_eq!(zhao.pin_hash, pin_hash, "the hash central sent, as sent");
-    assert_eq!(others, 1, "nothing stored for refused members");
+    assert_eq!(zhou.expect("zhou stored").role, staff_store::Role::Manager);
+    assert_eq!(others, 2, "nothing stored for refused members");
     assert_eq!(saved, 2, "versions 2 and 3, each once");
 }

@@ -386,7 +386,8 @@ pub enum CommandBody {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StaffUpsertBody {
     pub name: String,
-    /// `clerk` or `supervisor`.
+    /// `clerk`, `supervisor` or `manager` (the store manager; hubs before the manager role
+    /// refuse it as an invalid body).
     pub role: String,
     /// `zh-CN` (default) or `en`.
     pub lang: String,
@@ -430,9 +431,9 @@ fn staff_upsert(key: &str, mut body: serde_json::Value) -> Result<StaffUpsertBod
     if name.is_empty() || name.chars().count() > 64 {
         return Err(InvalidBody("staff name must be 1 to 64 characters".into()));
     }
-    if !matches!(wire.role.as_str(), "clerk" | "supervisor") {
+    if !matches!(wire.role.as_str(), "clerk" | "supervisor" | "manager") {
         return Err(InvalidBody(format!(
-            "staff role '{}' is not clerk or supervisor",
+            "staff role '{}' is not clerk, supervisor or manager",
             wire.role
         )));
     }

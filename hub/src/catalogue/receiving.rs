@@ -92,8 +92,8 @@ pub(super) const TEXTS: &[(&str, &str, &str)] = &[
     ),
     (
         "receiving.supervisor_only",
-        "只有主管可以放行或拒收暂扣的货",
-        "Only a supervisor may release or reject held stock",
+        "只有主管或店长可以放行或拒收暂扣的货",
+        "Only a supervisor or the store manager may release or reject held stock",
     ),
     (
         "receiving.scan_or_type",
@@ -197,8 +197,8 @@ pub(super) const TEXTS: &[(&str, &str, &str)] = &[
     ("dispute.do_submit", "提交", "Submit"),
     (
         "dispute.supervisor_only",
-        "争议只能由主管处理",
-        "Only a supervisor can act on disputes",
+        "争议只能由主管或店长处理",
+        "Only a supervisor or the store manager can act on disputes",
     ),
 ];
 

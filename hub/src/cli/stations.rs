@@ -40,7 +40,8 @@ pub(super) enum StaffCommand {
         id: String,
         #[arg(long)]
         name: String,
-        /// clerk or supervisor.
+        /// clerk, supervisor or manager (the store manager: the dashboard and what a supervisor
+        /// may do).
         #[arg(long, default_value = "clerk")]
         role: String,
         /// Language of their screens: zh-CN or en.
@@ -175,7 +176,7 @@ pub(super) fn staff_command(
             }
             let Some(role) = Role::parse(&role) else {
                 return Err(usage(format!(
-                    "role '{role}' is not a role; use clerk or supervisor"
+                    "role '{role}' is not a role; use clerk, supervisor or manager"
                 )));
             };
             let Some(lang) = crate::catalogue::Lang::parse(&lang) else {

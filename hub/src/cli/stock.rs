@@ -250,7 +250,7 @@ pub(super) fn report(args: ReportArgs, log: Option<LogFormatArg>) -> Result<Exit
     let (site_config, store) = open_site(&config.config, log)?;
     // Days of the site's calendar (`site.timezone`), never UTC days.
     let zone = site_config.site.timezone;
-    let warn_days = site_config.alerts.expiry_warn_days;
+    let settings = crate::workflows::Site::of(&site_config).report;
     let now = crate::clock::now();
     let today = crate::clock::site_date(zone, now);
     let to = to.unwrap_or(today + chrono::Days::new(1));
@@ -261,8 +261,9 @@ pub(super) fn report(args: ReportArgs, log: Option<LogFormatArg>) -> Result<Exit
             error: anyhow::anyhow!("--from {from} must be before --to {to}"),
         });
     }
-    let report = store
-        .read_blocking(move |c| crate::store::report::compute(c, from, to, zone, warn_days, now))?;
+    let report = store.read_blocking(move |c| {
+        crate::store::report::compute_with(c, from, to, zone, settings, now)
+    })?;
     store.close();
     if json {
         print_json(&report)?;

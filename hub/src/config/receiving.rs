@@ -16,6 +16,9 @@ pub struct Retention {
 pub struct ReceivingConfig {
     pub policy: hub_core::receiving::ReceivingPolicy,
     pub retention: Retention,
+    /// Minutes either side of a delivery's expected time it counts as on time in the report
+    /// and the dashboard (`receiving.on_time_tolerance_minutes`).
+    pub on_time_tolerance_minutes: i64,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -25,6 +28,7 @@ pub(super) struct RawReceiving {
     photo_required: Option<bool>,
     photo_max_age_days: Option<i64>,
     photo_max_total_mb: Option<i64>,
+    on_time_tolerance_minutes: Option<i64>,
 }
 
 /// Validates `[receiving]`.
@@ -61,5 +65,13 @@ pub(super) fn validate_receiving(raw: RawReceiving, problems: &mut Problems) -> 
                 * 1024
                 * 1024,
         },
+        on_time_tolerance_minutes: int_in(
+            raw.on_time_tolerance_minutes,
+            crate::store::report::DEFAULT_ON_TIME_TOLERANCE_MINUTES as usize,
+            0,
+            720,
+            "receiving.on_time_tolerance_minutes",
+            problems,
+        ) as i64,
     }
 }

@@ -1,4 +1,4 @@
-//! The manager's dashboard (`/station/dashboard`, supervisors only): the operating figures of
+//! The manager's dashboard (`/station/dashboard`, supervisors and managers): the operating figures of
 //! today, the last 7 or 30 site days, each with its daily trend drawn as SVG by the hub
 //! ([`super::charts`]) and its target where the business has one, the handovers per hour ×
 //! weekday heat map, the lines held now, a CSV export of the days and the same figures as JSON.
@@ -10,7 +10,6 @@
 use super::{Session, StationApp, charts, html, refusal, session, templates};
 use crate::catalogue::{self, Lang};
 use crate::store::report::{self, OpsReport};
-use crate::store::staff::Role;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -81,7 +80,7 @@ pub(super) async fn supervisor(app: &StationApp, headers: &HeaderMap) -> Result<
             "error.session",
         ));
     };
-    if s.role != Role::Supervisor {
+    if !s.role.supervises() {
         return Err(refusal(
             StatusCode::FORBIDDEN,
             "dashboard asked for by a clerk",
@@ -114,7 +113,7 @@ async fn figures(
             "dashboard.bad_period",
         ));
     };
-    let warn_days = app.site.expiry_warn_days;
+    let settings = app.site.report;
     let period = match (q.from.is_some() || q.to.is_some(), q.period.as_deref()) {
         (true, _) => "custom",
         (false, Some("today" | "1")) => "today",
@@ -123,7 +122,7 @@ async fn figures(
     };
     match app
         .store
-        .read(move |c| report::compute(c, from, to, zone, warn_days, now))
+        .read(move |c| report::compute_with(c, from, to, zone, settings, now))
         .await
     {
         Ok(r) => Ok((r, period)),
@@ -313,6 +312,35 @@ fn cards(r: &OpsReport, lang: Lang) -> Vec<Card> {
             None,
         ),
     });
+    let dl = &r.deliveries;
+    cards.push(Card {
+        key: "deliveries.on_time_rate".into(),
+        title: format!(
+            "{} ({}{} {})",
+            t("dashboard.deliveries_on_time"),
+            t("dashboard.deliveries_within"),
+            r.delivery_on_time_tolerance_minutes,
+            t("dashboard.minutes")
+        ),
+        value: dl.on_time_rate,
+        shown: format!(
+            "{} · {} / {} · {} {} · {} {} · {} {} · {} {}",
+            percent(dl.on_time_rate),
+            dl.on_time,
+            dl.due,
+            t("dashboard.deliveries_early"),
+            dl.early,
+            t("dashboard.deliveries_late"),
+            dl.late,
+            t("dashboard.deliveries_never"),
+            dl.never_received,
+            t("dashboard.deliveries_waiting"),
+            dl.still_expected
+        ),
+        target: None,
+        met: None,
+        svg: charts::trend(&series(&|d| d.deliveries.on_time_rate), None),
+    });
     for (key, value, f) in [
         (
             "handovers",
@@ -452,6 +480,7 @@ pub fn daily_csv(r: &OpsReport) -> String {
             out.push_str(&format!(",{col}_{u}"));
         }
     }
+    out.push_str(",deliveries_due,deliveries_on_time,deliveries_early,deliveries_late,deliveries_never_received,deliveries_on_time_rate");
     out.push('\n');
     let f = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
     for d in &r.daily {
@@ -491,6 +520,16 @@ pub fn daily_csv(r: &OpsReport) -> String {
                 f(x.and_then(|x| x.forecast_wape)),
             ));
         }
+        let dl = &d.deliveries;
+        out.push_str(&format!(
+            ",{},{},{},{},{},{}",
+            dl.due,
+            dl.on_time,
+            dl.early,
+            dl.late,
+            dl.never_received,
+            f(dl.on_time_rate)
+        ));
         out.push('\n');
     }
     out

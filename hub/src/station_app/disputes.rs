@@ -14,7 +14,7 @@ use super::receiving::{fragment, not_at_bench};
 use super::{StationApp, authorised, refusal};
 use crate::catalogue::{Lang, receiving as words};
 use crate::store::deliveries::ReceivingError;
-use crate::store::staff::{self as staff_store, Role};
+use crate::store::staff as staff_store;
 use axum::Router;
 use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -58,7 +58,7 @@ async fn act(
     if let Some(r) = not_at_bench(&app, &s) {
         return r;
     }
-    if s.role != Role::Supervisor {
+    if !s.role.supervises() {
         return refusal(
             StatusCode::FORBIDDEN,
             "dispute action by a clerk",

@@ -8,7 +8,7 @@
 use super::{StationApp, authorised, html, refusal, session, templates};
 use crate::catalogue::{self, Lang};
 use crate::commands::Applied;
-use crate::store::staff::{self as staff_store, Role};
+use crate::store::staff as staff_store;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -55,7 +55,7 @@ async fn page(
             "error.session",
         );
     };
-    if s.role != Role::Supervisor {
+    if !s.role.supervises() {
         return refusal(
             StatusCode::FORBIDDEN,
             "import page asked by a clerk",
@@ -97,7 +97,7 @@ async fn upload(
         Err(r) => return r,
     };
     let lang = s.lang;
-    if s.role != Role::Supervisor {
+    if !s.role.supervises() {
         return refusal(
             StatusCode::FORBIDDEN,
             "import asked by a clerk",

@@ -1064,7 +1064,7 @@ fn page_context(
         "line_request_id": random_hex(12),
         "line_reasons": line_refusal::reasons(),
         "reasons": catalogue::REFUSAL_REASONS,
-        "supervisor": s.role == Role::Supervisor,
+        "supervisor": s.role.supervises(),
         "undo_reasons": hub_core::pickup::UNDO_REASONS,
     })
 }

@@ -18,7 +18,7 @@ use crate::catalogue::receiving as words;
 use crate::catalogue::{self, Lang, Tone};
 use crate::config::StationKind;
 use crate::store::deliveries::{self, BenchDelivery, BenchLine, LineState, ReceivingError};
-use crate::store::staff::{self as staff_store, Role};
+use crate::store::staff as staff_store;
 use crate::workflows::receiving::ScanOutcome;
 use axum::Router;
 use axum::extract::{Form, State};
@@ -503,7 +503,7 @@ async fn context(app: &StationApp, s: &Session, fresh: bool) -> serde_json::Valu
         "csrf": s.csrf,
         "staff": StaffView { staff_id: &s.staff_id, name: &s.name },
         "station_name": app.station_name(&s.station),
-        "supervisor": s.role == Role::Supervisor,
+        "supervisor": s.role.supervises(),
         "seq": seq,
         "fresh": if fresh { "1" } else { "0" },
         "deliveries": rows,
@@ -784,7 +784,7 @@ async fn action(
             delivery_id: delivery_id.clone(),
         },
         "release" => {
-            if s.role != Role::Supervisor {
+            if !s.role.supervises() {
                 return refusal(
                     StatusCode::FORBIDDEN,
                     "release by a clerk",

@@ -57,7 +57,7 @@ async fn correct(
         Err(r) => return r,
     };
     let lang = s.lang;
-    if s.role != crate::store::staff::Role::Supervisor {
+    if !s.role.supervises() {
         return refusal(
             StatusCode::FORBIDDEN,
             "stock correction asked by a clerk",
@@ -414,7 +414,7 @@ async fn render(
         "lang": lang.tag(),
         "csrf": s.csrf,
         "notice": notice,
-        "supervisor": s.role == crate::store::staff::Role::Supervisor,
+        "supervisor": s.role.supervises(),
         "request_id": super::random_hex(12),
         "loss_reasons": hub_core::stocktake::LossReason::ALL.map(|r| r.as_str()),
         "staff": super::StaffView { staff_id: &s.staff_id, name: &s.name },

@@ -5,7 +5,7 @@
 
 use super::{StationApp, authorised, refusal, show};
 use crate::catalogue;
-use crate::store::staff::{self as staff_store, Role};
+use crate::store::staff as staff_store;
 use axum::Router;
 use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -35,7 +35,7 @@ async fn supervisor(
     csrf: Option<&str>,
 ) -> Result<super::Session, Response> {
     let s = authorised(app, headers, csrf).await?;
-    if s.role != Role::Supervisor {
+    if !s.role.supervises() {
         tracing::warn!(staff = %s.staff_id, station = %s.station, "supervisor action asked by a clerk");
         return Err(refusal(
             StatusCode::FORBIDDEN,

@@ -30,12 +30,18 @@
 //!   counted as `forecast_sku_days_missing`;
 //! - near-expiry share: lots on hand at the end of the period that expire within the warning
 //!   days, ÷ lots on hand with an expiry date;
+//! - deliveries on time (by the site day of their expected time, `expected_at` of the manifest):
+//!   a delivery is received when its first line is decided (the goods are at the bench and
+//!   checked; its close can wait hours for held lines and paperwork); on time when that is
+//!   within the tolerance (`receiving.on_time_tolerance_minutes`) either side of the expected
+//!   time, early or late beyond it, never received when no line was decided by the end of its
+//!   site day; cancelled deliveries and those without a readable date and time are not counted;
 //! - handovers per weekday × hour (site time), open alerts;
 //! - `daily`: the same figures for each day of the period (the dashboard's trend charts), from
 //!   the same pass over the journal, and the lines held in quarantine now with their age.
 
 use super::{StoreError, alert_book, sql_error};
-use chrono::{Datelike, NaiveDate, Timelike};
+use chrono::{Datelike, NaiveDate, TimeZone, Timelike};
 use hub_core::Timestamp;
 use hub_core::alerts::Alert;
 use rusqlite::{Connection, params};
@@ -76,6 +82,36 @@ pub struct PickupFigures {
     pub never_collected: i64,
     /// Window not closed yet, not collected.
     pub still_open: i64,
+}
+
+/// Deliveries expected in the period (by the site day of their expected time).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct DeliveryFigures {
+    pub due: i64,
+    /// First line decided within the tolerance of the expected time.
+    pub on_time: i64,
+    /// First line decided before the expected time less the tolerance.
+    pub early: i64,
+    /// First line decided after the expected time plus the tolerance, on its site day.
+    pub late: i64,
+    /// No line decided by the end of its site day.
+    pub never_received: i64,
+    /// Its site day is not over and no line is decided yet.
+    pub still_expected: i64,
+    /// On time ÷ the deliveries whose outcome is known (due less still expected).
+    pub on_time_rate: Option<f64>,
+}
+
+/// Minutes either side of a delivery's expected time it still counts as on time, when the
+/// configuration does not say (`receiving.on_time_tolerance_minutes`).
+pub const DEFAULT_ON_TIME_TOLERANCE_MINUTES: i64 = 30;
+
+/// What the report counts with besides the period: near expiry within `expiry_warn_days`
+/// (`alerts.expiry_warn_days`), deliveries on time within `on_time_tolerance_minutes`.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportSettings {
+    pub expiry_warn_days: i64,
+    pub on_time_tolerance_minutes: i64,
 }
 
 /// Disputes opened in the period.
@@ -126,6 +162,10 @@ pub struct OpsReport {
     pub daily: Vec<DayFigures>,
     /// Lines held in quarantine at `now`, oldest first.
     pub held_lines: Vec<HeldLine>,
+    /// Deliveries expected in the period (branch dash2).
+    pub deliveries: DeliveryFigures,
+    /// The tolerance `deliveries` were counted with.
+    pub delivery_on_time_tolerance_minutes: i64,
 }
 
 /// One site day's figures, counted like the period's (a day's stock-out rate is its out SKUs ÷
@@ -158,6 +198,8 @@ pub struct DayFigures {
     /// Lots on hand at the end of the day that expire within the warning days ÷ lots on hand
     /// with an expiry date.
     pub near_expiry_share: Option<f64>,
+    /// Deliveries expected on the day.
+    pub deliveries: DeliveryFigures,
 }
 
 /// One unit kind's quantities on one day.
@@ -428,7 +470,8 @@ fn ratio(num: f64, den: f64) -> Option<f64> {
 }
 
 /// Computes the report over the site's days `from` (inclusive) to `to` (exclusive) in `zone`;
-/// `now` decides which pickup windows have closed, `expiry_warn_days` what is near expiry.
+/// `now` decides which pickup windows have closed, `expiry_warn_days` what is near expiry;
+/// deliveries on time with [`DEFAULT_ON_TIME_TOLERANCE_MINUTES`].
 pub fn compute(
     conn: &Connection,
     from: NaiveDate,
@@ -437,6 +480,24 @@ pub fn compute(
     expiry_warn_days: i64,
     now: Timestamp,
 ) -> Result<OpsReport, StoreError> {
+    let settings = ReportSettings {
+        expiry_warn_days,
+        on_time_tolerance_minutes: DEFAULT_ON_TIME_TOLERANCE_MINUTES,
+    };
+    compute_with(conn, from, to, zone, settings, now)
+}
+
+/// [`compute`] with every setting given (what `hub report` and the dashboard call, from the
+/// configuration).
+pub fn compute_with(
+    conn: &Connection,
+    from: NaiveDate,
+    to: NaiveDate,
+    zone: chrono_tz::Tz,
+    settings: ReportSettings,
+    now: Timestamp,
+) -> Result<OpsReport, StoreError> {
+    let expiry_warn_days = settings.expiry_warn_days;
     let start = crate::clock::day_start(zone, from).millis();
     let end = crate::clock::day_start(zone, to).millis();
     let days = (to - from).num_days().max(1);
@@ -712,6 +773,16 @@ pub fn compute(
     let order_fill_rate = order_fill_rate(&collected, &day_of, &mut daily);
     let disputes = disputes(conn, start, end, &day_of, &mut daily)?;
     let held_lines = held_lines(conn, now)?;
+    let tolerance = settings.on_time_tolerance_minutes;
+    let deliveries = deliveries(
+        conn,
+        (from, to),
+        zone,
+        tolerance,
+        now,
+        &day_ends,
+        &mut daily,
+    )?;
     Ok(OpsReport {
         from: from.to_string(),
         to: to.to_string(),
@@ -734,7 +805,100 @@ pub fn compute(
         open_alerts: alert_book::open_alerts(conn)?,
         daily,
         held_lines,
+        deliveries,
+        delivery_on_time_tolerance_minutes: tolerance,
     })
+}
+
+/// Deliveries not cancelled whose expected time may fall in the site days `[?1, ?2]` (its
+/// date part, a day wider each side for offsets; [`expected_moment`] decides), with when
+/// their first line was decided. The expected time is `expected_at` of the stored manifest
+/// (`hub_contract::stored::decode_manifest`'s shape).
+const DELIVERIES_SQL: &str = "SELECT json_extract(m.body, '$.expected_at'),
+       (SELECT MIN(d.decided_at) FROM line_decision d WHERE d.delivery_id = m.delivery_id)
+     FROM delivery_manifest m
+     WHERE m.cancelled = 0
+       AND substr(json_extract(m.body, '$.expected_at'), 1, 10) BETWEEN ?1 AND ?2";
+
+/// A manifest's expected time: RFC 3339 (`2026-11-25T06:00:00+08:00`), or a date and time
+/// without offset read in the site's zone; `None` for anything else (a time without a date
+/// cannot be put on a day).
+pub fn expected_moment(text: &str, zone: chrono_tz::Tz) -> Option<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text.trim()) {
+        return Some(t.timestamp_millis());
+    }
+    [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|f| chrono::NaiveDateTime::parse_from_str(text.trim(), f).ok())
+    .and_then(|local| zone.from_local_datetime(&local).earliest())
+    .map(|t| t.timestamp_millis())
+}
+
+/// Deliveries expected in the period `(from, to)`, each counted on the site day of its
+/// expected time (`day_ends`: the end of each of the period's days) in `daily`.
+fn deliveries(
+    conn: &Connection,
+    (from, to): (NaiveDate, NaiveDate),
+    zone: chrono_tz::Tz,
+    tolerance_minutes: i64,
+    now: Timestamp,
+    day_ends: &[i64],
+    daily: &mut [DayFigures],
+) -> Result<DeliveryFigures, StoreError> {
+    let start = crate::clock::day_start(zone, from).millis();
+    let end = crate::clock::day_start(zone, to).millis();
+    let wide = (
+        (from - chrono::Days::new(1)).to_string(),
+        (to + chrono::Days::new(1)).to_string(),
+    );
+    let rows: Vec<(Option<String>, Option<i64>)> = conn
+        .prepare_cached(DELIVERIES_SQL)
+        .and_then(|mut st| {
+            st.query_map(params![wide.0, wide.1], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+        })
+        .map_err(sql_error(conn))?;
+    let tolerance = tolerance_minutes * 60_000;
+    let mut f = DeliveryFigures::default();
+    for (expected, received) in rows {
+        let Some(expected) = expected.and_then(|e| expected_moment(&e, zone)) else {
+            continue;
+        };
+        if expected < start || expected >= end {
+            continue;
+        }
+        let d = day_ends.partition_point(|e| *e <= expected);
+        let day_end = day_ends[d];
+        let count = |f: &mut DeliveryFigures| {
+            f.due += 1;
+            match received {
+                Some(at) if at < day_end => {
+                    if at > expected + tolerance {
+                        f.late += 1;
+                    } else if at < expected - tolerance {
+                        f.early += 1;
+                    } else {
+                        f.on_time += 1;
+                    }
+                }
+                _ if day_end <= now.millis() => f.never_received += 1,
+                _ => f.still_expected += 1,
+            }
+        };
+        count(&mut f);
+        count(&mut daily[d].deliveries);
+    }
+    let rate = |f: &mut DeliveryFigures| {
+        f.on_time_rate = ratio(f.on_time as f64, (f.due - f.still_expected) as f64);
+    };
+    rate(&mut f);
+    daily.iter_mut().for_each(|d| rate(&mut d.deliveries));
+    Ok(f)
 }
 
 /// The day-ahead forecasts stored for the period's days (`day_forecast`) into
@@ -1002,14 +1166,20 @@ pub fn raw_reads(
         COLLECTED_SQL,
         "SELECT opened_at, closed_at, first_response_at, photos_inspected_at FROM dispute WHERE opened_at >= ?1 AND opened_at < ?2",
     ];
-    // The stored forecasts are keyed by site day, the other rows by time.
+    // The stored forecasts are keyed by site day, the other rows by time; the deliveries by
+    // the date of their expected time, a day wider each side (as the report reads them).
     let (from_day, to_day) = (from.to_string(), to.to_string());
+    let (wide_from, wide_to) = (
+        (from - chrono::Days::new(1)).to_string(),
+        (to + chrono::Days::new(1)).to_string(),
+    );
     let by_time: [&dyn rusqlite::ToSql; 2] = [&start, &end];
     let by_day: [&dyn rusqlite::ToSql; 2] = [&from_day, &to_day];
-    let all = queries
-        .iter()
-        .map(|q| (*q, &by_time))
-        .chain([(STORED_FORECASTS_SQL, &by_day)]);
+    let by_wide_day: [&dyn rusqlite::ToSql; 2] = [&wide_from, &wide_to];
+    let all = queries.iter().map(|q| (*q, &by_time)).chain([
+        (STORED_FORECASTS_SQL, &by_day),
+        (DELIVERIES_SQL, &by_wide_day),
+    ]);
     for (query, bounds) in all {
         let mut st = conn.prepare(query).map_err(sql_error(conn))?;
         let columns = st.column_count();

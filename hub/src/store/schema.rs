@@ -480,6 +480,29 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE pickup_check_pass;
     ALTER TABLE pickup_check_pass_keyed RENAME TO pickup_check_pass;
     "#,
+    // 19 (branch dash2): staff may have the role `manager` (the store manager). SQLite cannot
+    // change a CHECK constraint, so the table is rebuilt with the same columns and rows (no
+    // other table refers to it).
+    r#"
+    CREATE TABLE staff_with_manager (
+        staff_id     TEXT PRIMARY KEY,
+        name         TEXT NOT NULL,
+        role         TEXT NOT NULL CHECK (role IN ('clerk', 'supervisor', 'manager')),
+        pin_hash     TEXT NOT NULL,
+        lang         TEXT NOT NULL DEFAULT 'zh-CN',
+        disabled     INTEGER NOT NULL DEFAULT 0,
+        failed_pins  INTEGER NOT NULL DEFAULT 0,
+        locked_until INTEGER,
+        updated_at   INTEGER NOT NULL,
+        version      INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO staff_with_manager (staff_id, name, role, pin_hash, lang, disabled, failed_pins,
+        locked_until, updated_at, version)
+        SELECT staff_id, name, role, pin_hash, lang, disabled, failed_pins, locked_until,
+            updated_at, version FROM staff;
+    DROP TABLE staff;
+    ALTER TABLE staff_with_manager RENAME TO staff;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -713,5 +736,79 @@ mod tests {
             [],
         );
         assert!(second.is_err(), "{second:?}");
+    }
+
+    #[test]
+    fn manager_role_migration_keeps_the_staff_and_allows_managers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let mut conn = Connection::open(&path).unwrap();
+        let managers = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("CREATE TABLE staff_with_manager"))
+            .unwrap();
+        migrate_with(&mut conn, &path, &MIGRATIONS[..managers]).unwrap();
+        let manager = "INSERT INTO staff (staff_id, name, role, pin_hash, updated_at)
+                       VALUES ('zhou', '周店长', 'manager', '$argon2id$x', 1)";
+        assert!(conn.execute(manager, []).is_err(), "refused before");
+        conn.execute_batch(
+            "INSERT INTO staff (staff_id, name, role, pin_hash, lang, disabled, failed_pins,
+                                locked_until, updated_at, version)
+                 VALUES ('li', '李小红', 'clerk', '$argon2id$a', 'en', 1, 2, 900, 5, 7);",
+        )
+        .unwrap();
+        migrate_with(&mut conn, &path, &MIGRATIONS[..=managers]).unwrap();
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            i64,
+            i64,
+            Option<i64>,
+            i64,
+            i64,
+        );
+        let li: Row = conn
+            .query_row(
+                "SELECT name, role, pin_hash, lang, disabled, failed_pins, locked_until,
+                        updated_at, version FROM staff WHERE staff_id = 'li'",
+                [],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                    ))
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            li,
+            (
+                "李小红".into(),
+                "clerk".into(),
+                "$argon2id$a".into(),
+                "en".into(),
+                1,
+                2,
+                Some(900),
+                5,
+                7
+            )
+        );
+        conn.execute(manager, []).unwrap();
+        let nobody = conn.execute(
+            "INSERT INTO staff (staff_id, name, role, pin_hash, updated_at)
+             VALUES ('x', 'x', 'owner', 'h', 1)",
+            [],
+        );
+        assert!(nobody.is_err(), "{nobody:?}");
     }
 }

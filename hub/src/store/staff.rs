@@ -150,6 +150,10 @@ pub fn revoke(
 pub enum Role {
     Clerk,
     Supervisor,
+    /// The store manager (店长): the dashboard, and whatever a supervisor may do (the senior
+    /// person on site is accountable for the stock; a site run by a manager and clerks must
+    /// still be able to release a hold or settle a dispute).
+    Manager,
 }
 
 impl Role {
@@ -158,7 +162,14 @@ impl Role {
         match self {
             Role::Clerk => "clerk",
             Role::Supervisor => "supervisor",
+            Role::Manager => "manager",
         }
+    }
+
+    /// Whether this role may do what a supervisor may (release, reject, correct stock,
+    /// disputes, imports) and see the dashboard: supervisors and managers.
+    pub fn supervises(self) -> bool {
+        matches!(self, Role::Supervisor | Role::Manager)
     }
 
     /// Reads a stored or typed role.
@@ -166,6 +177,7 @@ impl Role {
         match text {
             "clerk" => Some(Role::Clerk),
             "supervisor" => Some(Role::Supervisor),
+            "manager" => Some(Role::Manager),
             _ => None,
         }
     }

@@ -40,6 +40,9 @@ pub struct Site {
     pub replenishment: hub_core::replenishment::ReplenishmentSettings,
     /// Days before expiry a lot counts as near expiry (`alerts.expiry_warn_days`).
     pub expiry_warn_days: i64,
+    /// What the report and the dashboard count with (`alerts.expiry_warn_days`,
+    /// `receiving.on_time_tolerance_minutes`).
+    pub report: crate::store::report::ReportSettings,
 }
 
 impl Site {
@@ -55,6 +58,10 @@ impl Site {
             tiers: config.alerts.default_policy.clone(),
             replenishment: config.alerts.replenishment,
             expiry_warn_days: config.alerts.expiry_warn_days,
+            report: crate::store::report::ReportSettings {
+                expiry_warn_days: config.alerts.expiry_warn_days,
+                on_time_tolerance_minutes: config.receiving.on_time_tolerance_minutes,
+            },
         }
     }
 

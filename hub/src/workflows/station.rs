@@ -242,7 +242,7 @@ fn run_action(
         } => {
             receiving(site)?;
             let member = crate::store::staff::staff(c, staff)?;
-            if member.is_some_and(|m| m.role != crate::store::staff::Role::Supervisor) {
+            if member.is_some_and(|m| !m.role.supervises()) {
                 return Err(Failure::Refused(
                     "supervisor_only".into(),
                     format!("{staff} is a clerk: only a supervisor can act on a dispute; ask one"),
