@@ -84,30 +84,9 @@ impl Classifier {
     ) -> Result<CheckReport, VisionError> {
         rule.validate()?;
         let started = Instant::now();
-        // The evidence's SHA-256 is computed on a second thread while this one decodes: on the
-        // hub's multi-core boards it takes the hash (≈ 0.25 ms at 1080p, ≈ 1.3 ms at 12 MP)
-        // off the photo's latency.
-        let preprocessor = &mut self.preprocessor;
-        let (hashed, prepared) = std::thread::scope(|scope| {
-            let hasher = std::thread::Builder::new()
-                .name("photo-sha256".to_owned())
-                .spawn_scoped(scope, || {
-                    let t = Instant::now();
-                    (sha256_hex(bytes), t.elapsed().as_secs_f64() * 1000.0)
-                });
-            let prepared = preprocessor.prepare(bytes);
-            let hashed = match hasher {
-                Ok(handle) => handle.join().ok(),
-                // No thread to be had (resource limits): hash here instead.
-                Err(_) => None,
-            };
-            (hashed, prepared)
-        });
-        let prepared = prepared?;
-        let (photo_sha256, hash_ms) = hashed.unwrap_or_else(|| {
-            let t = Instant::now();
-            (sha256_hex(bytes), t.elapsed().as_secs_f64() * 1000.0)
-        });
+        let photo_sha256 = sha256_hex(bytes);
+        let hash_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let prepared = self.preprocessor.prepare(bytes)?;
         let (probabilities, infer_ms) = self.model.infer(&prepared.tensor)?;
         let predictions = acceptance::top_k(
             &probabilities,

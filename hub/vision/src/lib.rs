@@ -24,7 +24,6 @@ mod jpeg_dc;
 pub mod manifest;
 pub mod model;
 pub mod preprocess;
-mod restart_split;
 pub mod spool;
 mod turbo;
 

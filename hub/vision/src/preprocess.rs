@@ -376,8 +376,7 @@ fn decode_jpeg(
     let denominator = choose_dct_denominator((width, height), stored_target);
     // The header, EXIF and limits come from the pure-Rust parser above. At 1/8 scale the
     // DC-only decoder reads the pixels when it can; everything else, and every file it
-    // declines, goes to libjpeg-turbo, which decodes it or names the error (on two cores when
-    // restart markers let the file be cut into halves that decode to the same pixels).
+    // declines, goes to libjpeg-turbo, which decodes it or names the error.
     let max_pixels = limits.max_decoded_bytes / 3;
     let fast = if denominator == 8 && dc_reader {
         crate::jpeg_dc::decode_eighth(bytes, max_pixels)
@@ -389,12 +388,12 @@ fn decode_jpeg(
     let (rgb, ow, oh, pixel_decoder) = match fast {
         Some(d) => (d.rgb, d.width, d.height, PixelDecoder::JpegDcOnly),
         None => {
-            let d = crate::turbo::decode_rgb_parallel(bytes, denominator, max_pixels).map_err(
-                |reason| VisionError::CorruptImage {
+            let d = crate::turbo::decode_rgb(bytes, denominator, max_pixels).map_err(|reason| {
+                VisionError::CorruptImage {
                     format: "JPEG",
                     reason,
-                },
-            )?;
+                }
+            })?;
             (d.rgb, d.width, d.height, PixelDecoder::LibjpegTurbo)
         }
     };

@@ -88,160 +88,64 @@ pub(crate) fn decode_rgb(
     denominator: u8,
     max_pixels: u64,
 ) -> Result<TurboRgb, String> {
-    let handle = Header::read(jpeg, denominator, max_pixels)?;
-    let mut rgb = vec![0u8; handle.bytes()?];
-    handle.decompress(jpeg, &mut rgb)?;
-    Ok(TurboRgb {
-        rgb,
-        width: handle.out_w.unsigned_abs(),
-        height: handle.out_h.unsigned_abs(),
-    })
-}
-
-/// [`decode_rgb`] on two cores when the file has restart markers where it can be cut into two
-/// halves that decode to the same pixels ([`crate::restart_split`]); otherwise, or when either
-/// half fails, the whole file is decoded on this thread (so errors are the whole file's).
-pub(crate) fn decode_rgb_parallel(
-    jpeg: &[u8],
-    denominator: u8,
-    max_pixels: u64,
-) -> Result<TurboRgb, String> {
-    let Some(halves) = crate::restart_split::split(jpeg, denominator) else {
-        return decode_rgb(jpeg, denominator, max_pixels);
+    if !matches!(denominator, 1 | 2 | 4 | 8) {
+        return Err(format!("unsupported DCT scale 1/{denominator}"));
+    }
+    let handle = Handle::new()?;
+    handle.set(tj::TJPARAM_TJPARAM_STOPONWARNING, 1)?;
+    handle.set(tj::TJPARAM_TJPARAM_SCANLIMIT, MAX_SCANS)?;
+    handle.set(
+        tj::TJPARAM_TJPARAM_MAXPIXELS,
+        c_int::try_from(max_pixels).unwrap_or(c_int::MAX),
+    )?;
+    let len = tj::size_t::try_from(jpeg.len()).map_err(|_| "JPEG too large".to_owned())?;
+    // SAFETY: the pointer and length describe `jpeg`, which outlives the call; the library
+    // only reads from it.
+    if unsafe { tj::tj3DecompressHeader(handle.0.as_ptr(), jpeg.as_ptr(), len) } != 0 {
+        return Err(handle.error());
+    }
+    let width = handle.get(tj::TJPARAM_TJPARAM_JPEGWIDTH);
+    let height = handle.get(tj::TJPARAM_TJPARAM_JPEGHEIGHT);
+    if width <= 0 || height <= 0 {
+        return Err(format!("header claims {width}x{height} pixels"));
+    }
+    let factor = tj::tjscalingfactor {
+        num: 1,
+        denom: c_int::from(denominator),
     };
-    decode_halves(&halves, jpeg, denominator, max_pixels)
-        .or_else(|_| decode_rgb(jpeg, denominator, max_pixels))
-}
-
-fn decode_halves(
-    halves: &crate::restart_split::Halves,
-    jpeg: &[u8],
-    denominator: u8,
-    max_pixels: u64,
-) -> Result<TurboRgb, String> {
-    // The whole file's header sets the output size and enforces the pixel budget.
-    let whole = Header::read(jpeg, denominator, max_pixels)?;
-    let top = Header::read(&halves.top, denominator, max_pixels)?;
-    let bottom = Header::read(&halves.bottom, denominator, max_pixels)?;
-    if top.out_w != whole.out_w
-        || bottom.out_w != whole.out_w
-        || top.out_h + bottom.out_h != whole.out_h
-        || i64::from(top.out_h) * i64::from(denominator) != i64::from(halves.top_rows)
-    {
-        return Err("the halves do not add up to the picture".to_owned());
+    // SAFETY: the handle is live; the factor is passed by value.
+    if unsafe { tj::tj3SetScalingFactor(handle.0.as_ptr(), factor) } != 0 {
+        return Err(handle.error());
     }
-    let mut rgb = vec![0u8; whole.bytes()?];
-    let (upper, lower) = rgb.split_at_mut(top.bytes()?);
-    std::thread::scope(|scope| {
-        let worker = std::thread::Builder::new()
-            .name("jpeg-top-half".to_owned())
-            .spawn_scoped(scope, move || top.decompress(&halves.top, upper));
-        let lower_result = bottom.decompress(&halves.bottom, lower);
-        let upper_result = match worker {
-            Ok(handle) => handle
-                .join()
-                .unwrap_or_else(|_| Err("the decoding thread stopped".to_owned())),
-            Err(e) => Err(format!("no thread for the top half: {e}")),
-        };
-        upper_result.and(lower_result)
-    })?;
+    // TJSCALED: ceil(dimension × num / denom).
+    let scaled = |len: c_int| (len + factor.denom - 1) / factor.denom;
+    let (out_w, out_h) = (scaled(width), scaled(height));
+    let pitch = out_w.checked_mul(3).ok_or("scaled row too wide")?;
+    let bytes = usize::try_from(pitch)
+        .ok()
+        .and_then(|p| p.checked_mul(usize::try_from(out_h).ok()?))
+        .ok_or("scaled picture too large")?;
+    let mut rgb = vec![0u8; bytes];
+    // SAFETY: `rgb` holds exactly pitch × out_h bytes, the size tj3Decompress8 writes for a
+    // packed RGB picture at the scaling factor set above; `jpeg` is only read.
+    let status = unsafe {
+        tj::tj3Decompress8(
+            handle.0.as_ptr(),
+            jpeg.as_ptr(),
+            len,
+            rgb.as_mut_ptr(),
+            pitch,
+            tj::TJPF_TJPF_RGB,
+        )
+    };
+    if status != 0 {
+        return Err(handle.error());
+    }
     Ok(TurboRgb {
         rgb,
-        width: whole.out_w.unsigned_abs(),
-        height: whole.out_h.unsigned_abs(),
+        width: out_w.unsigned_abs(),
+        height: out_h.unsigned_abs(),
     })
-}
-
-/// A decompressor that has read a file's header and set its scaling factor.
-struct Header {
-    handle: Handle,
-    out_w: c_int,
-    out_h: c_int,
-}
-
-// SAFETY: a TurboJPEG instance has no thread affinity; it is used by one thread at a time
-// (moved into the decoding thread, never shared).
-unsafe impl Send for Header {}
-
-impl Header {
-    fn read(jpeg: &[u8], denominator: u8, max_pixels: u64) -> Result<Self, String> {
-        if !matches!(denominator, 1 | 2 | 4 | 8) {
-            return Err(format!("unsupported DCT scale 1/{denominator}"));
-        }
-        let handle = Handle::new()?;
-        handle.set(tj::TJPARAM_TJPARAM_STOPONWARNING, 1)?;
-        handle.set(tj::TJPARAM_TJPARAM_SCANLIMIT, MAX_SCANS)?;
-        handle.set(
-            tj::TJPARAM_TJPARAM_MAXPIXELS,
-            c_int::try_from(max_pixels).unwrap_or(c_int::MAX),
-        )?;
-        let len = tj::size_t::try_from(jpeg.len()).map_err(|_| "JPEG too large".to_owned())?;
-        // SAFETY: the pointer and length describe `jpeg`, which outlives the call; the library
-        // only reads from it.
-        if unsafe { tj::tj3DecompressHeader(handle.0.as_ptr(), jpeg.as_ptr(), len) } != 0 {
-            return Err(handle.error());
-        }
-        let width = handle.get(tj::TJPARAM_TJPARAM_JPEGWIDTH);
-        let height = handle.get(tj::TJPARAM_TJPARAM_JPEGHEIGHT);
-        if width <= 0 || height <= 0 {
-            return Err(format!("header claims {width}x{height} pixels"));
-        }
-        let factor = tj::tjscalingfactor {
-            num: 1,
-            denom: c_int::from(denominator),
-        };
-        // SAFETY: the handle is live; the factor is passed by value.
-        if unsafe { tj::tj3SetScalingFactor(handle.0.as_ptr(), factor) } != 0 {
-            return Err(handle.error());
-        }
-        // TJSCALED: ceil(dimension × num / denom).
-        let scaled = |len: c_int| (len + factor.denom - 1) / factor.denom;
-        Ok(Self {
-            handle,
-            out_w: scaled(width),
-            out_h: scaled(height),
-        })
-    }
-
-    fn pitch(&self) -> Result<c_int, String> {
-        self.out_w
-            .checked_mul(3)
-            .ok_or_else(|| "scaled row too wide".to_owned())
-    }
-
-    /// Bytes of the packed RGB picture.
-    fn bytes(&self) -> Result<usize, String> {
-        usize::try_from(self.pitch()?)
-            .ok()
-            .and_then(|p| p.checked_mul(usize::try_from(self.out_h).ok()?))
-            .ok_or_else(|| "scaled picture too large".to_owned())
-    }
-
-    /// Decodes the file whose header was read into `rgb` (exactly [`Self::bytes`] long).
-    fn decompress(&self, jpeg: &[u8], rgb: &mut [u8]) -> Result<(), String> {
-        if rgb.len() != self.bytes()? {
-            return Err("output buffer of the wrong size".to_owned());
-        }
-        let pitch = self.pitch()?;
-        let len = tj::size_t::try_from(jpeg.len()).map_err(|_| "JPEG too large".to_owned())?;
-        // SAFETY: `rgb` holds exactly pitch × out_h bytes (checked above), the size
-        // tj3Decompress8 writes for a packed RGB picture at the scaling factor set in `read`;
-        // `jpeg` is only read.
-        let status = unsafe {
-            tj::tj3Decompress8(
-                self.handle.0.as_ptr(),
-                jpeg.as_ptr(),
-                len,
-                rgb.as_mut_ptr(),
-                pitch,
-                tj::TJPF_TJPF_RGB,
-            )
-        };
-        if status != 0 {
-            return Err(self.handle.error());
-        }
-        Ok(())
-    }
 }
 
 /// How a picture is encoded: the benchmark's photos and the tests' pictures (the hub itself
