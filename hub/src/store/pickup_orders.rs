@@ -572,12 +572,26 @@ impl HandoverError {
     }
 }
 
-/// The order's state in a log line's words, without times (the store knows no time zone).
-fn not_open_state(check: &CodeCheck) -> &'static str {
+/// The order's state in a log line's (and a machine's) words: times in RFC 3339 UTC, since the
+/// store knows no time zone; people get `catalogue::handover_error` instead.
+fn not_open_state(check: &CodeCheck) -> String {
     match check {
-        CodeCheck::Expired { .. } => "its pickup window has closed",
-        CodeCheck::NotYetOpen { .. } => "its pickup window has not opened yet",
-        CodeCheck::AlreadyCollected { .. } => "it was already collected",
+        CodeCheck::Expired { closed_at, .. } => {
+            format!("its pickup window closed at {}", closed_at.to_rfc3339())
+        }
+        CodeCheck::NotYetOpen { opens_at, .. } => {
+            format!("its pickup window opens at {}", opens_at.to_rfc3339())
+        }
+        CodeCheck::AlreadyCollected { at, station, .. } => format!(
+            "it was already collected at station {station} at {}",
+            at.to_rfc3339()
+        ),
+        other => not_open_word(other).to_owned(),
+    }
+}
+
+fn not_open_word(check: &CodeCheck) -> &'static str {
+    match check {
         CodeCheck::Cancelled { .. } => "it was cancelled",
         CodeCheck::Refunded { .. } => "it was refunded",
         CodeCheck::OnHold { .. } => "it is on hold",
