@@ -844,3 +844,75 @@ fn a_partial_handover_from_the_cli_leaves_the_rest_open_for_a_later_check() {
     assert!(!again.status.success(), "{}", stdout(&again));
     assert_eq!(total(&site), before - 3);
 }
+
+#[test]
+fn receive_decide_holds_a_line_with_a_reason_from_the_list_and_refuses_any_other() {
+    let site = Site::new("");
+    site.skus();
+    let manifest = site.file(
+        "manifest.json",
+        json!({
+            "delivery_id": "D7", "supplier": "Grain Co", "version": 1, "expected_at": "08:30",
+            "lines": [
+                {"line_no": 1, "sku": "RICE", "lot": "R-7", "expiry": "2999-01-31", "expected_count": 10}
+            ]
+        }),
+    );
+    site.ok(&["receive", "manifest", &manifest]);
+    site.ok(&["receive", "count", "--delivery", "D7", "--line", "1", "10"]);
+    // `--help` lists every reason with its words.
+    let help = stdout(&hub(&["receive", "decide", "--help"]));
+    for (name, words) in [
+        ("damaged_packaging", "damaged packaging"),
+        ("wrong_temperature", "wrong temperature"),
+        ("quality_doubt", "doubtful quality"),
+        ("label_unreadable", "unreadable label"),
+    ] {
+        assert!(
+            help.contains(name) && help.contains(words),
+            "{name}: {help}"
+        );
+    }
+    // A reason off the list is refused in words, and nothing is decided.
+    let bad = site.run(&[
+        "receive",
+        "decide",
+        "--delivery",
+        "D7",
+        "--line",
+        "1",
+        "--staff",
+        "li.wei",
+        "--hold",
+        "looks_odd",
+    ]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    let why = stderr(&bad);
+    assert!(
+        why.contains("looks_odd") && why.contains("damaged_packaging"),
+        "{why}"
+    );
+    let progress = site.json(&["receive", "progress", "--delivery", "D7"]);
+    assert_eq!(progress["lines"][0]["decided"], false, "{progress}");
+    // The count matches, so the hub would accept the line: the clerk's hold holds all of it.
+    let decision = site.json(&[
+        "receive",
+        "decide",
+        "--delivery",
+        "D7",
+        "--line",
+        "1",
+        "--staff",
+        "li.wei",
+        "--hold",
+        "wrong_temperature",
+    ]);
+    assert_eq!(decision["decision"]["held"], 10, "{decision}");
+    assert_eq!(decision["decision"]["accepted"], 0, "{decision}");
+    let shown = site.ok(&["receive", "show", "--delivery", "D7", "--lang", "en"]);
+    assert!(
+        shown.contains("held for review") && shown.contains("wrong temperature"),
+        "{shown}"
+    );
+    assert!(lots(&site, "RICE").is_empty(), "held stock is not on hand");
+}

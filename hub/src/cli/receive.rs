@@ -65,6 +65,10 @@ pub(super) enum ReceiveCommand {
         line: u32,
         #[arg(long)]
         staff: String,
+        /// Hold the line for a supervisor's review with this reason, as the bench screen's
+        /// hold does: what the checks would accept is held, what they reject stays rejected.
+        #[arg(long, value_name = "REASON", value_parser = hold_reason_parser())]
+        hold: Option<hub_core::receiving::HoldReason>,
         #[arg(long)]
         json: bool,
     },
@@ -162,6 +166,22 @@ pub(super) enum ReceiveCommand {
         #[arg(long, default_value = "zh-CN")]
         lang: String,
     },
+}
+
+/// `--hold`'s values: the hold reasons of `hub_core::receiving::HoldReason`, each listed in
+/// `--help` with its words; any other value is refused by name with the list.
+fn hold_reason_parser()
+-> impl clap::builder::TypedValueParser<Value = hub_core::receiving::HoldReason> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    use hub_core::receiving::HoldReason;
+    let values = HoldReason::ALL.map(|reason| {
+        let key = format!("receiving.hold.{}", reason.as_str());
+        PossibleValue::new(reason.as_str())
+            .help(crate::catalogue::text(&key, crate::catalogue::Lang::En).to_owned())
+    });
+    PossibleValuesParser::new(values).try_map(|name: String| {
+        HoldReason::parse(&name).ok_or_else(|| format!("{name} is not a hold reason"))
+    })
 }
 
 pub(super) fn receive_command(
@@ -304,15 +324,17 @@ pub(super) fn receive_command(
             delivery,
             line,
             staff,
+            hold,
             json,
         } => {
             let (config, store) = open_site(&config.config, format)?;
-            let out = runtime()?.block_on(receiving::decide(
+            let out = runtime()?.block_on(receiving::decide_holding(
                 &store,
                 &Site::of(&config),
                 &delivery,
                 line,
                 &staff,
+                hold,
                 now,
             ));
             store.close();

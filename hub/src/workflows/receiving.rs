@@ -271,6 +271,23 @@ pub async fn decide(
         .await
 }
 
+/// Staff decided a line, holding it for a supervisor's review when `hold` gives a reason
+/// (`hub receive decide --hold`; the bench screen and MQTT's `receive_decide` hold the same way).
+pub async fn decide_holding(
+    store: &Store,
+    site: &Site,
+    delivery_id: &str,
+    line_no: u32,
+    staff: &str,
+    hold: Option<hub_core::receiving::HoldReason>,
+    now: Timestamp,
+) -> Result<ReceivingDecision, ReceivingError> {
+    let (site, delivery_id, staff) = (site.clone(), delivery_id.to_owned(), staff.to_owned());
+    store
+        .write(move |c| decide_holding_in(c, &site, &delivery_id, line_no, &staff, hold, now))
+        .await
+}
+
 /// Staff closed a delivery (inside the caller's transaction): every undecided line is decided
 /// now, and the tiers of its SKUs follow.
 pub fn close_in(
