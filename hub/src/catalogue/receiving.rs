@@ -200,6 +200,8 @@ pub(super) const TEXTS: &[(&str, &str, &str)] = &[
         "争议只能由主管处理",
         "Only a supervisor can act on disputes",
     ),
+    // Branch `bench2`: the bench scale's live reading while the load settles.
+    ("receiving.live_weight", "称重中…", "settling…"),
 ];
 
 /// A line's state in words.
