@@ -447,6 +447,13 @@ pub fn refusal(e: &ReceivingError, lang: Lang) -> String {
             "数量 {n} 不可能：请录入实点件数（0 到 {}）",
             crate::store::deliveries::MAX_LINE_COUNT
         ),
+        // Branch bench2: a receipt's reversal.
+        ReceivingError::ReversalRefused {
+            line_no, refusal, ..
+        } => format!("第 {line_no} 行：{}", reversal_refusal(*refusal, lang)),
+        ReceivingError::ReversalRequestReused(id) => {
+            format!("请求编号 {id} 已用于撤销另一行的入库：新的请求需要新的编号")
+        }
         ReceivingError::Station(e) => format!("此终端不是收货台（{e}）"),
         ReceivingError::Ledger(e) => format!("库存账不接受此操作（{e}）"),
         ReceivingError::Store(_) => "数据无法保存：请稍后再试，并告知技术人员".into(),

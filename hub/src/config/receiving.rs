@@ -16,6 +16,9 @@ pub struct Retention {
 pub struct ReceivingConfig {
     pub policy: hub_core::receiving::ReceivingPolicy,
     pub retention: Retention,
+    /// How long after a line's receipt a supervisor may reverse it
+    /// (`receiving.reversal_window_minutes`, branch bench2).
+    pub reversal_window_minutes: i64,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -25,6 +28,7 @@ pub(super) struct RawReceiving {
     photo_required: Option<bool>,
     photo_max_age_days: Option<i64>,
     photo_max_total_mb: Option<i64>,
+    reversal_window_minutes: Option<i64>,
 }
 
 /// Validates `[receiving]`.
@@ -61,5 +65,13 @@ pub(super) fn validate_receiving(raw: RawReceiving, problems: &mut Problems) -> 
                 * 1024
                 * 1024,
         },
+        reversal_window_minutes: int_in(
+            raw.reversal_window_minutes,
+            30,
+            1,
+            24 * 60,
+            "receiving.reversal_window_minutes",
+            problems,
+        ) as i64,
     }
 }

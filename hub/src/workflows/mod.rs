@@ -40,6 +40,8 @@ pub struct Site {
     pub replenishment: hub_core::replenishment::ReplenishmentSettings,
     /// Days before expiry a lot counts as near expiry (`alerts.expiry_warn_days`).
     pub expiry_warn_days: i64,
+    /// Minutes after a receipt a supervisor may reverse it (`receiving.reversal_window_minutes`).
+    pub reversal_window_minutes: i64,
 }
 
 impl Site {
@@ -55,6 +57,7 @@ impl Site {
             tiers: config.alerts.default_policy.clone(),
             replenishment: config.alerts.replenishment,
             expiry_warn_days: config.alerts.expiry_warn_days,
+            reversal_window_minutes: config.receiving.reversal_window_minutes,
         }
     }
 
