@@ -909,3 +909,170 @@ async fn the_bench_scales_live_reading_reaches_the_screen_and_only_the_stable_we
     tracker.wait().await;
     broker.stop();
 }
+
+/// Branch bench2: a supervisor reverses a received line's receipt on the bench ("撤销收货"),
+/// with a reason from the list and a ticked confirmation; the stock leaves again, the line
+/// waits, a repeated request is applied once, a clerk never gets the action, and a refusal
+/// (stock already gone since the receipt) is said in words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_reverses_a_received_line_on_the_bench_and_it_waits_again() {
+    let hub = start_with(&format!("{CONFIG}[receiving]\nphoto_required = false\n")).await;
+    let site = Site::of(&Config::parse(CONFIG, Path::new("/")).unwrap());
+    let (cookies, page) = signed_in(&hub, "11223344", "li", "2468").await;
+    let clerk = Tablet {
+        hub: &hub,
+        csrf: page.field("csrf"),
+        cookies,
+    };
+    // The clerk receives line 1 whole: counted, weighed, confirmed.
+    let receive = |request: &'static str| {
+        let (store, site) = (hub.store.clone(), site.clone());
+        let clerk = &clerk;
+        async move {
+            clerk
+                .post("/station/receiving/open", "delivery=D1&line=1")
+                .await;
+            clerk
+                .post(
+                    "/station/receiving/action",
+                    &format!("request_id={request}c&op=count&delivery=D1&line=1&count=10"),
+                )
+                .await;
+            hub::workflows::receiving::weight(&store, &site, "dock", 10_000, hub::clock::now())
+                .await
+                .unwrap();
+            let decided = clerk
+                .post(
+                    "/station/receiving/action",
+                    &format!("request_id={request}d&op=decide&delivery=D1&line=1"),
+                )
+                .await;
+            assert!(
+                !decided.body.contains(r#"id="reverse""#),
+                "a clerk: {}",
+                decided.body
+            );
+        }
+    };
+    receive("a").await;
+    let on_hand = || {
+        hub.store
+            .read_blocking(|c| ledger::lot(c, &SkuCode::new("MILK").unwrap(), "L1"))
+            .unwrap()
+            .map(|(_, n)| n)
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        line_state(&hub.store, 1).state,
+        deliveries::LineState::Accepted
+    );
+    assert_eq!(on_hand(), 10);
+    // A clerk's forged request is refused.
+    let forged = clerk
+        .post(
+            "/station/receiving/action",
+            "request_id=v-0&op=reverse&delivery=D1&line=1&reason=count_error&confirm=yes",
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+
+    let (cookies, page) = signed_in(&hub, "55667788", "wang", "1357").await;
+    let boss = Tablet {
+        hub: &hub,
+        csrf: page.field("csrf"),
+        cookies,
+    };
+    let opened = boss
+        .post("/station/receiving/open", "delivery=D1&line=1")
+        .await;
+    assert!(opened.body.contains(r#"id="reverse""#), "{}", opened.body);
+    assert!(opened.body.contains("撤销收货") && opened.body.contains("数量或重量记错"));
+    // Not confirmed, or a reason not on the list: said in words, nothing changes.
+    let unconfirmed = boss
+        .post(
+            "/station/receiving/action",
+            "request_id=v-1&op=reverse&delivery=D1&line=1&reason=count_error",
+        )
+        .await;
+    assert!(
+        unconfirmed.body.contains("请先勾选确认"),
+        "{}",
+        unconfirmed.body
+    );
+    let odd = boss
+        .post(
+            "/station/receiving/action",
+            "request_id=v-2&op=reverse&delivery=D1&line=1&reason=looks+odd&confirm=yes",
+        )
+        .await;
+    assert!(odd.body.contains("请从列表中选择撤销原因"), "{}", odd.body);
+    assert_eq!(on_hand(), 10);
+
+    let body = "request_id=v-3&op=reverse&delivery=D1&line=1&reason=count_error&confirm=yes";
+    let reversed = boss.post("/station/receiving/action", body).await;
+    assert!(reversed.body.contains("入库已撤销"), "{}", reversed.body);
+    assert_eq!(on_hand(), 0);
+    assert_eq!(
+        line_state(&hub.store, 1).state,
+        deliveries::LineState::Waiting
+    );
+    // The same request again (a double tap, a retry) is applied once.
+    boss.post("/station/receiving/action", body).await;
+    assert_eq!(on_hand(), 0);
+    let (events, reversals, by): (usize, i64, String) = hub
+        .store
+        .read_blocking(|c| {
+            let events = outbox::pending(c, 0, 10_000)?
+                .iter()
+                .filter(|e| e.kind == "receipt_reversed")
+                .count();
+            let (n, by) = c
+                .query_row(
+                    "SELECT COUNT(*), MAX(staff) FROM receipt_reversal",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(hub::store::sql_error(c))?;
+            Ok::<_, StoreError>((events, n, by))
+        })
+        .unwrap();
+    assert_eq!((events, reversals, by.as_str()), (1, 1, "wang"));
+
+    // Redone, the line stocks again; once some of it has left, the reversal is refused in words.
+    receive("b").await;
+    assert_eq!(on_hand(), 10);
+    tokio::task::block_in_place(|| {
+        hub.store.write_blocking(|c| {
+            ledger::record(
+                c,
+                &hub_core::Movement {
+                    id: hub_core::MovementId::new("loss-1").unwrap(),
+                    sku: SkuCode::new("MILK").unwrap(),
+                    batch: Some(hub_core::BatchKey {
+                        lot: "L1".into(),
+                        expiry: "2999-12-31".parse().ok(),
+                    }),
+                    kind: hub_core::MovementKind::Loss,
+                    quantity: 2,
+                    reason: "dropped".into(),
+                    reference: "test".into(),
+                    at: hub::clock::now(),
+                },
+            )
+            .map(|_| ())
+        })
+    })
+    .unwrap();
+    let refused = boss
+        .post(
+            "/station/receiving/action",
+            "request_id=v-4&op=reverse&delivery=D1&line=1&reason=damage_found&confirm=yes",
+        )
+        .await;
+    assert!(
+        refused.body.contains("本次入库 10 中已有 2 出库，不能撤销"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(on_hand(), 8);
+}

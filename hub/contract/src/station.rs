@@ -84,6 +84,13 @@ pub enum StationAction {
         #[serde(default)]
         line_no: Option<u32>,
     },
+    /// A supervisor reverses a line's last receipt within the site's window (branch bench2):
+    /// the received quantity leaves the lot again and the line waits for a new decision.
+    ReceiveReverse {
+        delivery_id: String,
+        line_no: u32,
+        reason: hub_core::receiving_reversal::ReversalReason,
+    },
 }
 
 /// A step on a delivery's dispute (station `receive_dispute`, central's `delivery_dispute`).
@@ -137,6 +144,7 @@ impl StationAction {
             StationAction::ReceiveCount { .. } => "receive_count",
             StationAction::ReceiveSplit { .. } => "receive_split",
             StationAction::ReceiveDispute { .. } => "receive_dispute",
+            StationAction::ReceiveReverse { .. } => "receive_reverse",
         }
     }
 }

@@ -204,8 +204,23 @@ pub(super) const TEXTS: &[(&str, &str, &str)] = &[
     ("receiving.live_weight", "称重中…", "settling…"),
     // Branch `bench2`: a supervisor reverses a line's last receipt, with a reason from the list
     // (hub_core::receiving_reversal).
-    ("receiving.reverse", "撤销本行入库", "Reverse this receipt"),
+    ("receiving.reverse", "撤销收货", "Reverse this receipt"),
     ("receiving.reverse.reason", "撤销原因", "Why"),
+    (
+        "receiving.reverse.confirm",
+        "确认撤销：本行入库的数量将从库存中扣回",
+        "Confirm: the quantity received on this line leaves the stock again",
+    ),
+    (
+        "receiving.reverse.pick_reason",
+        "请从列表中选择撤销原因",
+        "pick why the receipt is reversed from the list",
+    ),
+    (
+        "receiving.reverse.unconfirmed",
+        "请先勾选确认，再撤销收货",
+        "tick the confirmation before reversing the receipt",
+    ),
     (
         "receiving.reverse.reason.count_error",
         "数量或重量记错",

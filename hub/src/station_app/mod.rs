@@ -26,6 +26,7 @@ pub mod feed;
 pub mod import;
 pub mod items;
 mod partial;
+mod receipt_reversal;
 pub mod receiving;
 pub mod stock;
 mod supervisor;
