@@ -1216,3 +1216,83 @@ async fn report_receipts(store: &Store, now: Timestamp) -> (i64, i64, i64) {
         r.daily.iter().map(|d| d.lines_decided).sum(),
     )
 }
+
+/// Branch bench2: a line held and then released is received by the release; reversing it takes
+/// the released quantity out, and the redone line's receipt gets a new id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_receipt_is_reversed_and_the_redone_line_gets_a_new_receipt_id() {
+    use hub_core::receiving_reversal::ReversalReason;
+    let dir = tempfile::tempdir().unwrap();
+    let (_config, store) = tokio::task::block_in_place(|| {
+        receiving_site(
+            dir.path(),
+            vec![sku("ORANGE", "09506000134352")],
+            vec![line(1, "ORANGE", "OR-1", 3, 15_000)],
+        )
+    });
+    let now = Timestamp(NOW);
+    receiving::count(&store, "D", 1, 3, now).await.unwrap();
+    let held = receiving::decide_holding(
+        &store,
+        &site(),
+        "D",
+        1,
+        "li.na",
+        Some(hub_core::receiving::HoldReason::QualityDoubt),
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!((held.decision.accepted, held.decision.held), (0, 3));
+    receiving::resolve(
+        &store,
+        &site(),
+        receiving::Resolution {
+            delivery_id: "D".into(),
+            line_no: 1,
+            release: 3,
+            reject: 0,
+            staff: "wang.zhu".into(),
+            reason: "checked_by_hand".into(),
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(on_hand(&store, "OR-1").await, 3);
+    let done = receiving::reverse(
+        &store,
+        &site(),
+        reversal("q-1", true, ReversalReason::WrongLine),
+        Timestamp(NOW + 60_000),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (done.quantity, done.receipts),
+        (3, vec!["rel-D-1".to_owned()])
+    );
+    assert_eq!(on_hand(&store, "OR-1").await, 0);
+    let held_now = store.read(hub::store::deliveries::held).await.unwrap();
+    assert!(held_now.is_empty(), "{held_now:?}");
+    // Redone and accepted this time: a receipt of its own, not taken for a duplicate.
+    scan_at(&store, "D/1").await;
+    receiving::count(&store, "D", 1, 3, now).await.unwrap();
+    receiving::weight(&store, &site(), "dock-1", 15_000, now)
+        .await
+        .unwrap();
+    receiving::photo(&store, &site(), "dock-1", passing_photo(), now)
+        .await
+        .unwrap();
+    let redo = receiving::decide(&store, &site(), "D", 1, "li.na", Timestamp(NOW + 120_000))
+        .await
+        .unwrap();
+    assert_eq!(redo.decision.accepted, 3, "{:?}", redo.decision);
+    let id = hub_core::MovementId::new("rcv-D-1-r1").unwrap();
+    let receipt = store
+        .read(move |c| ledger::movement_by_id(c, &id))
+        .await
+        .unwrap();
+    assert_eq!(receipt.map(|m| m.quantity), Some(3));
+    assert_eq!(on_hand(&store, "OR-1").await, 3);
+}
