@@ -1296,3 +1296,88 @@ async fn a_released_receipt_is_reversed_and_the_redone_line_gets_a_new_receipt_i
     assert_eq!(receipt.map(|m| m.quantity), Some(3));
     assert_eq!(on_hand(&store, "OR-1").await, 3);
 }
+
+/// Branch bench2: `receive_reverse` as a station command (MQTT's path, the bench's too): a staff
+/// member known as a clerk is refused in words, a supervisor's command reverses the receipt,
+/// and the same command again gets the stored reply without reversing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receive_reverse_station_command_is_a_supervisors_and_applies_once() {
+    use hub::store::staff::{self as staff_store, Role, StaffMember};
+    let dir = tempfile::tempdir().unwrap();
+    let (_config, store) = tokio::task::block_in_place(|| {
+        receiving_site(
+            dir.path(),
+            vec![sku("ORANGE", "09506000134352")],
+            vec![line(1, "ORANGE", "OR-1", 3, 15_000)],
+        )
+    });
+    let now = Timestamp(NOW);
+    receive_line_1(&store, now).await;
+    let pin = hub::station_app::hash_pin("1357").unwrap();
+    store
+        .write(move |c| {
+            for (id, role) in [("li.na", Role::Clerk), ("wang.zhu", Role::Supervisor)] {
+                staff_store::upsert_staff(
+                    c,
+                    &StaffMember {
+                        staff_id: id.into(),
+                        name: id.into(),
+                        role,
+                        lang: "zh-CN".into(),
+                        disabled: false,
+                        failed_pins: 0,
+                        locked_until: None,
+                        pin_hash: pin.clone(),
+                    },
+                    now,
+                )?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let send = |id: &str, staff: &str| {
+        let payload = format!(
+            r#"{{"v":1,"id":"{id}","staff":"{staff}","kind":"receive_reverse","delivery_id":"D","line_no":1,"reason":"count_error"}}"#
+        );
+        let store = store.clone();
+        async move {
+            store
+                .write(move |c| {
+                    hub::workflows::station::handle_in(
+                        c,
+                        Some(&site()),
+                        "dock-1",
+                        payload.as_bytes(),
+                        Timestamp(NOW + 60_000),
+                    )
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let clerk = send("m-1", "li.na").await;
+    assert!(!clerk.ok, "{clerk:?}");
+    assert!(
+        clerk
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("Only a supervisor")),
+        "{clerk:?}"
+    );
+    assert_eq!(on_hand(&store, "OR-1").await, 3);
+    let boss = send("m-2", "wang.zhu").await;
+    assert!(boss.ok, "{boss:?}");
+    assert_eq!(on_hand(&store, "OR-1").await, 0);
+    let again = send("m-2", "wang.zhu").await;
+    assert!(again.ok, "{again:?}");
+    let reversals: i64 = store
+        .read(|c| {
+            c.query_row("SELECT COUNT(*) FROM receipt_reversal", [], |r| r.get(0))
+                .map_err(hub::store::sql_error(c))
+        })
+        .await
+        .unwrap();
+    assert_eq!(reversals, 1);
+    assert_eq!(on_hand(&store, "OR-1").await, 0);
+}
