@@ -937,3 +937,447 @@ async fn a_by_weight_line_within_tolerance_is_accepted_by_its_weight() {
         "the grams that arrived are on the ledger"
     );
 }
+
+// ---- Branch bench2: a supervisor reverses a line's last receipt ----
+
+fn reversal(
+    request_id: &str,
+    supervisor: bool,
+    reason: hub_core::receiving_reversal::ReversalReason,
+) -> hub::store::receipt_reversal::ReversalRequest {
+    hub::store::receipt_reversal::ReversalRequest {
+        delivery_id: "D".into(),
+        line_no: 1,
+        staff: if supervisor { "wang.zhu" } else { "li.na" }.into(),
+        supervisor,
+        reason,
+        request_id: request_id.into(),
+        // The workflow takes the site's window (`receiving.reversal_window_minutes`, 30).
+        window_minutes: 0,
+    }
+}
+
+async fn on_hand(store: &Store, lot: &'static str) -> i64 {
+    store
+        .read(move |c| ledger::lot(c, &SkuCode::new("ORANGE").unwrap(), lot))
+        .await
+        .unwrap()
+        .map(|(_, n)| n)
+        .unwrap_or(0)
+}
+
+/// Receives line 1 of `D`: three trace codes, the weight and a passing photo, then decides.
+async fn receive_line_1(store: &Store, now: Timestamp) -> hub_core::event::ReceivingDecision {
+    receiving::scan(store, &site(), "dock-1", "D/1", now)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let o = receiving::scan(
+            store,
+            &site(),
+            "dock-1",
+            &item("09506000134352", &format!("R{i}")),
+            now,
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(o, ScanOutcome::Item(BindOutcome::Bound { .. })),
+            "code R{i} binds: {o:?}"
+        );
+    }
+    receiving::weight(store, &site(), "dock-1", 15_050, now)
+        .await
+        .unwrap();
+    receiving::photo(store, &site(), "dock-1", passing_photo(), now)
+        .await
+        .unwrap();
+    receiving::decide(store, &site(), "D", 1, "li.na", now)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_reverses_a_receipt_in_the_window_and_the_redone_line_stocks_again() {
+    use hub::store::deliveries::{LineState, ReceivingError};
+    use hub_core::receiving_reversal::{ReversalReason, ReversalRefusal};
+    let dir = tempfile::tempdir().unwrap();
+    let (_config, store) = tokio::task::block_in_place(|| {
+        receiving_site(
+            dir.path(),
+            vec![sku("ORANGE", "09506000134352")],
+            vec![line(1, "ORANGE", "OR-1", 3, 15_000)],
+        )
+    });
+    let now = Timestamp(NOW);
+    let minutes = |m: i64| Timestamp(NOW + m * 60_000);
+    let d = receive_line_1(&store, now).await;
+    assert_eq!(
+        (d.decision.outcome, d.decision.accepted),
+        (Outcome::Accepted, 3)
+    );
+    assert_eq!(on_hand(&store, "OR-1").await, 3);
+
+    let refused = |r: Result<_, ReceivingError>| match r {
+        Err(ReceivingError::ReversalRefused { refusal, .. }) => refusal,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    // A clerk may not; nor may a supervisor after the window; nothing changes.
+    let clerk = receiving::reverse(
+        &store,
+        &site(),
+        reversal("q-1", false, ReversalReason::CountError),
+        minutes(5),
+    )
+    .await;
+    assert_eq!(refused(clerk), ReversalRefusal::NotSupervisor);
+    let late = receiving::reverse(
+        &store,
+        &site(),
+        reversal("q-2", true, ReversalReason::CountError),
+        minutes(31),
+    )
+    .await;
+    assert_eq!(
+        refused(late),
+        ReversalRefusal::OutsideWindow {
+            window_minutes: 30,
+            age_minutes: 31
+        }
+    );
+    assert_eq!(on_hand(&store, "OR-1").await, 3);
+
+    let done = receiving::reverse(
+        &store,
+        &site(),
+        reversal("q-3", true, ReversalReason::CountError),
+        minutes(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (done.quantity, done.receipts.clone(), done.freed_codes.len()),
+        (3, vec!["rcv-D-1".to_owned()], 3),
+        "{done:?}"
+    );
+    assert_eq!(
+        on_hand(&store, "OR-1").await,
+        0,
+        "the reversal took the stock out"
+    );
+    // The same request again is answered from the stored reversal, not applied twice.
+    let again = receiving::reverse(
+        &store,
+        &site(),
+        reversal("q-3", true, ReversalReason::CountError),
+        minutes(6),
+    )
+    .await
+    .unwrap();
+    assert!(
+        again.repeated && again.movement_id == done.movement_id,
+        "{again:?}"
+    );
+    assert_eq!(on_hand(&store, "OR-1").await, 0);
+    // A new request finds nothing left to reverse.
+    let twice = receiving::reverse(
+        &store,
+        &site(),
+        reversal("q-4", true, ReversalReason::CountError),
+        minutes(6),
+    )
+    .await;
+    assert_eq!(refused(twice), ReversalRefusal::NothingReceived);
+
+    // The receipt stays in the journal beside the reversal; the ledger checks out; the line waits.
+    let (receipt, reversal_movement, verify, bench) = store
+        .read(|c| {
+            Ok::<_, ReceivingError>((
+                ledger::movement_by_id(c, &hub_core::MovementId::new("rcv-D-1").unwrap())?,
+                ledger::movement_by_id(c, &hub_core::MovementId::new("rev-D-1").unwrap())?,
+                ledger::verify(c)?,
+                hub::store::deliveries::bench_delivery(
+                    c,
+                    "D",
+                    &site().receiving,
+                    "2026-11-18".parse().unwrap(),
+                )?
+                .unwrap(),
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(receipt.map(|m| m.quantity), Some(3));
+    assert_eq!(reversal_movement.map(|m| m.delta()), Some(-3));
+    assert!(verify.problems.is_empty(), "{:?}", verify.problems);
+    assert_eq!(bench.lines[0].state, LineState::Waiting);
+    let events = store.read(|c| outbox::pending(c, 0, 10_000)).await.unwrap();
+    let upstream: Vec<serde_json::Value> = events
+        .iter()
+        .filter(|e| e.kind == "receipt_reversed")
+        .map(|e| serde_json::from_str(&e.payload).unwrap())
+        .collect();
+    assert_eq!(upstream.len(), 1, "one event per reversal");
+    assert_eq!(
+        (
+            &upstream[0]["quantity"],
+            &upstream[0]["reason"],
+            &upstream[0]["staff"]
+        ),
+        (
+            &serde_json::json!(3),
+            &serde_json::json!("count_error"),
+            &serde_json::json!("wang.zhu")
+        ),
+        "{}",
+        upstream[0]
+    );
+
+    // The report counts no receipt and no decided line while the line waits.
+    assert_eq!(report_receipts(&store, minutes(7)).await, (0, 0, 0));
+
+    // Redo: the same codes bind again, and the new receipt is not taken for the old one.
+    let redo = receive_line_1(&store, minutes(7)).await;
+    assert_eq!(redo.decision.accepted, 3);
+    assert_eq!(
+        on_hand(&store, "OR-1").await,
+        3,
+        "the redone receipt is on hand"
+    );
+    assert_eq!(
+        report_receipts(&store, minutes(8)).await,
+        (1, 3, 1),
+        "one receipt of 3, one line decided: the reversed one is not counted"
+    );
+
+    // Stock that left since the receipt cannot be reversed.
+    store
+        .write(move |c| {
+            ledger::record(
+                c,
+                &hub_core::Movement {
+                    id: hub_core::MovementId::new("loss-1").unwrap(),
+                    sku: SkuCode::new("ORANGE").unwrap(),
+                    batch: Some(hub_core::BatchKey {
+                        lot: "OR-1".into(),
+                        expiry: "2026-12-20".parse().ok(),
+                    }),
+                    kind: hub_core::MovementKind::Loss,
+                    quantity: 1,
+                    reason: "dropped".into(),
+                    reference: "test".into(),
+                    at: minutes(8),
+                },
+            )
+            .map(|_| ())
+        })
+        .await
+        .unwrap();
+    let left = receiving::reverse(
+        &store,
+        &site(),
+        reversal("q-5", true, ReversalReason::DamageFound),
+        minutes(9),
+    )
+    .await;
+    assert_eq!(
+        refused(left),
+        ReversalRefusal::AlreadyHandedOver {
+            received: 3,
+            left: 1
+        }
+    );
+    // A closed delivery's receipts stay.
+    receiving::close(&store, &site(), "D", "wang.zhu", minutes(10))
+        .await
+        .unwrap();
+    let closed = receiving::reverse(
+        &store,
+        &site(),
+        reversal("q-6", true, ReversalReason::DamageFound),
+        minutes(10),
+    )
+    .await;
+    assert_eq!(refused(closed), ReversalRefusal::DeliveryClosed);
+}
+
+/// The report's receipts, pieces received and lines decided on the site's day 2026-11-18.
+async fn report_receipts(store: &Store, now: Timestamp) -> (i64, i64, i64) {
+    let day: chrono::NaiveDate = "2026-11-18".parse().unwrap();
+    let r = store
+        .read(move |c| {
+            hub::store::report::compute(c, day, day.succ_opt().unwrap(), site().timezone, 2, now)
+        })
+        .await
+        .unwrap();
+    (
+        r.receipts,
+        r.by_unit.iter().map(|u| u.received_quantity).sum(),
+        r.daily.iter().map(|d| d.lines_decided).sum(),
+    )
+}
+
+/// Branch bench2: a line held and then released is received by the release; reversing it takes
+/// the released quantity out, and the redone line's receipt gets a new id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_receipt_is_reversed_and_the_redone_line_gets_a_new_receipt_id() {
+    use hub_core::receiving_reversal::ReversalReason;
+    let dir = tempfile::tempdir().unwrap();
+    let (_config, store) = tokio::task::block_in_place(|| {
+        receiving_site(
+            dir.path(),
+            vec![sku("ORANGE", "09506000134352")],
+            vec![line(1, "ORANGE", "OR-1", 3, 15_000)],
+        )
+    });
+    let now = Timestamp(NOW);
+    receiving::count(&store, "D", 1, 3, now).await.unwrap();
+    let held = receiving::decide_holding(
+        &store,
+        &site(),
+        "D",
+        1,
+        "li.na",
+        Some(hub_core::receiving::HoldReason::QualityDoubt),
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!((held.decision.accepted, held.decision.held), (0, 3));
+    receiving::resolve(
+        &store,
+        &site(),
+        receiving::Resolution {
+            delivery_id: "D".into(),
+            line_no: 1,
+            release: 3,
+            reject: 0,
+            staff: "wang.zhu".into(),
+            reason: "checked_by_hand".into(),
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(on_hand(&store, "OR-1").await, 3);
+    let done = receiving::reverse(
+        &store,
+        &site(),
+        reversal("q-1", true, ReversalReason::WrongLine),
+        Timestamp(NOW + 60_000),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (done.quantity, done.receipts),
+        (3, vec!["rel-D-1".to_owned()])
+    );
+    assert_eq!(on_hand(&store, "OR-1").await, 0);
+    let held_now = store.read(hub::store::deliveries::held).await.unwrap();
+    assert!(held_now.is_empty(), "{held_now:?}");
+    // Redone and accepted this time: a receipt of its own, not taken for a duplicate.
+    scan_at(&store, "D/1").await;
+    receiving::count(&store, "D", 1, 3, now).await.unwrap();
+    receiving::weight(&store, &site(), "dock-1", 15_000, now)
+        .await
+        .unwrap();
+    receiving::photo(&store, &site(), "dock-1", passing_photo(), now)
+        .await
+        .unwrap();
+    let redo = receiving::decide(&store, &site(), "D", 1, "li.na", Timestamp(NOW + 120_000))
+        .await
+        .unwrap();
+    assert_eq!(redo.decision.accepted, 3, "{:?}", redo.decision);
+    let id = hub_core::MovementId::new("rcv-D-1-r1").unwrap();
+    let receipt = store
+        .read(move |c| ledger::movement_by_id(c, &id))
+        .await
+        .unwrap();
+    assert_eq!(receipt.map(|m| m.quantity), Some(3));
+    assert_eq!(on_hand(&store, "OR-1").await, 3);
+}
+
+/// Branch bench2: `receive_reverse` as a station command (MQTT's path, the bench's too): a staff
+/// member known as a clerk is refused in words, a supervisor's command reverses the receipt,
+/// and the same command again gets the stored reply without reversing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receive_reverse_station_command_is_a_supervisors_and_applies_once() {
+    use hub::store::staff::{self as staff_store, Role, StaffMember};
+    let dir = tempfile::tempdir().unwrap();
+    let (_config, store) = tokio::task::block_in_place(|| {
+        receiving_site(
+            dir.path(),
+            vec![sku("ORANGE", "09506000134352")],
+            vec![line(1, "ORANGE", "OR-1", 3, 15_000)],
+        )
+    });
+    let now = Timestamp(NOW);
+    receive_line_1(&store, now).await;
+    let pin = hub::station_app::hash_pin("1357").unwrap();
+    store
+        .write(move |c| {
+            for (id, role) in [("li.na", Role::Clerk), ("wang.zhu", Role::Supervisor)] {
+                staff_store::upsert_staff(
+                    c,
+                    &StaffMember {
+                        staff_id: id.into(),
+                        name: id.into(),
+                        role,
+                        lang: "zh-CN".into(),
+                        disabled: false,
+                        failed_pins: 0,
+                        locked_until: None,
+                        pin_hash: pin.clone(),
+                    },
+                    now,
+                )?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let send = |id: &str, staff: &str| {
+        let payload = format!(
+            r#"{{"v":1,"id":"{id}","staff":"{staff}","kind":"receive_reverse","delivery_id":"D","line_no":1,"reason":"count_error"}}"#
+        );
+        let store = store.clone();
+        async move {
+            store
+                .write(move |c| {
+                    hub::workflows::station::handle_in(
+                        c,
+                        Some(&site()),
+                        "dock-1",
+                        payload.as_bytes(),
+                        Timestamp(NOW + 60_000),
+                    )
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let clerk = send("m-1", "li.na").await;
+    assert!(!clerk.ok, "{clerk:?}");
+    assert!(
+        clerk
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("Only a supervisor")),
+        "{clerk:?}"
+    );
+    assert_eq!(on_hand(&store, "OR-1").await, 3);
+    let boss = send("m-2", "wang.zhu").await;
+    assert!(boss.ok, "{boss:?}");
+    assert_eq!(on_hand(&store, "OR-1").await, 0);
+    let again = send("m-2", "wang.zhu").await;
+    assert!(again.ok, "{again:?}");
+    let reversals: i64 = store
+        .read(|c| {
+            c.query_row("SELECT COUNT(*) FROM receipt_reversal", [], |r| r.get(0))
+                .map_err(hub::store::sql_error(c))
+        })
+        .await
+        .unwrap();
+    assert_eq!(reversals, 1);
+    assert_eq!(on_hand(&store, "OR-1").await, 0);
+}

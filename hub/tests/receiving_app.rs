@@ -110,8 +110,12 @@ struct Hub {
 }
 
 async fn start() -> Hub {
+    start_with(CONFIG).await
+}
+
+async fn start_with(text: &str) -> Hub {
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path());
+    let config = Config::parse(text, dir.path()).unwrap();
     std::fs::create_dir_all(&config.store.data_dir).unwrap();
     let store = Store::open(
         &config.database_path(),
@@ -774,4 +778,301 @@ async fn a_clerk_holds_a_line_for_review_with_a_reason_from_the_list() {
         "{:?}",
         decision.reasons
     );
+}
+
+/// The bench scale's reading while the load settles reaches the signed-in bench's live channel
+/// (SSE `weight` events) from a networked scale on a real broker; only the stable weight is
+/// journaled and recorded on the line, and the screen has the greyed place for the live one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bench_scales_live_reading_reaches_the_screen_and_only_the_stable_weight_is_recorded() {
+    use hub_mqtt::brokers::{Mosquitto, MosquittoOptions};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let broker_dir = tempfile::tempdir().unwrap();
+    let mut broker = Mosquitto::start(broker_dir.path(), &MosquittoOptions::default())
+        .expect("start mosquitto (apt-get install mosquitto)");
+    let port = broker.port();
+    let text = format!(
+        "{CONFIG}[device_broker]\nhost = \"127.0.0.1\"\nport = {port}\n\
+         [[devices]]\nname = \"bench-scale\"\nkind = \"scale\"\ntransport = \"mqtt\"\n\
+         topic = \"bench/scale\"\nstation = \"dock\"\nstable_readings = 2\n"
+    );
+    let hub = start_with(&text).await;
+    let config = Config::parse(&text, hub._dir.path()).unwrap();
+    let tracker = tokio_util::task::TaskTracker::new();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    hub::devices::spawn(&config, &hub.store, &hub.feed, &tracker, &shutdown);
+
+    let (cookies, page) = signed_in(&hub, "11223344", "li", "2468").await;
+    let clerk = Tablet {
+        hub: &hub,
+        csrf: page.field("csrf"),
+        cookies,
+    };
+    let opened = clerk
+        .post("/station/receiving/open", "delivery=D1&line=1")
+        .await;
+    assert!(
+        opened.body.contains(r#"id="live-weight""#),
+        "{}",
+        opened.body
+    );
+    assert!(opened.body.contains("称重中…"), "{}", opened.body);
+
+    // The screen's live channel.
+    let mut sse = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+    sse.write_all(
+        format!(
+            "GET /station/events HTTP/1.1\r\nHost: {}\r\nCookie: {}\r\n\r\n",
+            hub.addr,
+            clerk.cookies.join("; ")
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut heard = String::new();
+    let mut listen = async |heard: &mut String, wanted: &str| {
+        let mut buf = [0u8; 4096];
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(std::time::Duration::from_millis(100), sse.read(&mut buf)).await
+        {
+            heard.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        heard.contains(wanted)
+    };
+
+    let mut options = rumqttc::MqttOptions::new("bench-scale-device", "127.0.0.1", port);
+    options.set_keep_alive(std::time::Duration::from_secs(5));
+    let (scale, mut eventloop) = rumqttc::AsyncClient::new(options, 64);
+    tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    let publish = async |payload: &str| {
+        scale
+            .publish(
+                "bench/scale",
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                payload.as_bytes().to_vec(),
+            )
+            .await
+            .unwrap();
+    };
+
+    // The load settles: readings the scale marks unstable are shown live, as they come (the
+    // hub subscribes a moment after it connects, so they are sent until one is heard).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        publish(r#"{"grams": 700, "stable": false}"#).await;
+        if listen(&mut heard, "event: weight\ndata: 700").await {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no live reading on the bench's channel: {heard}"
+        );
+    }
+    // A live reading is not a result: the bench's current result is untouched.
+    assert!(hub.feed.current("dock").is_none_or(|c| !matches!(
+        c.shown,
+        hub::station_app::feed::Shown::Receiving(hub::station_app::feed::Bench::Weight { .. })
+    )));
+
+    // Then the load is stable: that weight, and only it, is journaled and recorded.
+    publish(r#"{"grams": 1250, "stable": true}"#).await;
+    publish(r#"{"grams": 1250, "stable": true}"#).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while line_state(&hub.store, 1).observed.weights_g.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stable weight was not recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(line_state(&hub.store, 1).observed.weights_g, [1250]);
+    let journal = hub
+        .store
+        .read_blocking(|c| hub::store::device_input::recent(c, 1_000))
+        .unwrap();
+    let weights: Vec<Option<i64>> = journal
+        .iter()
+        .filter(|r| r.device == "bench-scale")
+        .map(|r| r.grams)
+        .collect();
+    assert_eq!(weights, [Some(1250)], "a live reading was journaled");
+    while !listen(&mut heard, "event: changed").await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the recorded weight was not announced: {heard}"
+        );
+    }
+    shutdown.cancel();
+    tracker.close();
+    tracker.wait().await;
+    broker.stop();
+}
+
+/// Branch bench2: a supervisor reverses a received line's receipt on the bench ("撤销收货"),
+/// with a reason from the list and a ticked confirmation; the stock leaves again, the line
+/// waits, a repeated request is applied once, a clerk never gets the action, and a refusal
+/// (stock already gone since the receipt) is said in words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_reverses_a_received_line_on_the_bench_and_it_waits_again() {
+    let hub = start_with(&format!("{CONFIG}[receiving]\nphoto_required = false\n")).await;
+    let site = Site::of(&Config::parse(CONFIG, Path::new("/")).unwrap());
+    let (cookies, page) = signed_in(&hub, "11223344", "li", "2468").await;
+    let clerk = Tablet {
+        hub: &hub,
+        csrf: page.field("csrf"),
+        cookies,
+    };
+    // The clerk receives line 1 whole: counted, weighed, confirmed.
+    let receive = |request: &'static str| {
+        let (store, site) = (hub.store.clone(), site.clone());
+        let clerk = &clerk;
+        async move {
+            clerk
+                .post("/station/receiving/open", "delivery=D1&line=1")
+                .await;
+            clerk
+                .post(
+                    "/station/receiving/action",
+                    &format!("request_id={request}c&op=count&delivery=D1&line=1&count=10"),
+                )
+                .await;
+            hub::workflows::receiving::weight(&store, &site, "dock", 10_000, hub::clock::now())
+                .await
+                .unwrap();
+            let decided = clerk
+                .post(
+                    "/station/receiving/action",
+                    &format!("request_id={request}d&op=decide&delivery=D1&line=1"),
+                )
+                .await;
+            assert!(
+                !decided.body.contains(r#"id="reverse""#),
+                "a clerk: {}",
+                decided.body
+            );
+        }
+    };
+    receive("a").await;
+    let on_hand = || {
+        hub.store
+            .read_blocking(|c| ledger::lot(c, &SkuCode::new("MILK").unwrap(), "L1"))
+            .unwrap()
+            .map(|(_, n)| n)
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        line_state(&hub.store, 1).state,
+        deliveries::LineState::Accepted
+    );
+    assert_eq!(on_hand(), 10);
+    // A clerk's forged request is refused.
+    let forged = clerk
+        .post(
+            "/station/receiving/action",
+            "request_id=v-0&op=reverse&delivery=D1&line=1&reason=count_error&confirm=yes",
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+
+    let (cookies, page) = signed_in(&hub, "55667788", "wang", "1357").await;
+    let boss = Tablet {
+        hub: &hub,
+        csrf: page.field("csrf"),
+        cookies,
+    };
+    let opened = boss
+        .post("/station/receiving/open", "delivery=D1&line=1")
+        .await;
+    assert!(opened.body.contains(r#"id="reverse""#), "{}", opened.body);
+    assert!(opened.body.contains("撤销收货") && opened.body.contains("数量或重量记错"));
+    // Not confirmed, or a reason not on the list: said in words, nothing changes.
+    let unconfirmed = boss
+        .post(
+            "/station/receiving/action",
+            "request_id=v-1&op=reverse&delivery=D1&line=1&reason=count_error",
+        )
+        .await;
+    assert!(
+        unconfirmed.body.contains("请先勾选确认"),
+        "{}",
+        unconfirmed.body
+    );
+    let odd = boss
+        .post(
+            "/station/receiving/action",
+            "request_id=v-2&op=reverse&delivery=D1&line=1&reason=looks+odd&confirm=yes",
+        )
+        .await;
+    assert!(odd.body.contains("请从列表中选择撤销原因"), "{}", odd.body);
+    assert_eq!(on_hand(), 10);
+
+    let body = "request_id=v-3&op=reverse&delivery=D1&line=1&reason=count_error&confirm=yes";
+    let reversed = boss.post("/station/receiving/action", body).await;
+    assert!(reversed.body.contains("入库已撤销"), "{}", reversed.body);
+    assert_eq!(on_hand(), 0);
+    assert_eq!(
+        line_state(&hub.store, 1).state,
+        deliveries::LineState::Waiting
+    );
+    // The same request again (a double tap, a retry) is applied once.
+    boss.post("/station/receiving/action", body).await;
+    assert_eq!(on_hand(), 0);
+    let (events, reversals, by): (usize, i64, String) = hub
+        .store
+        .read_blocking(|c| {
+            let events = outbox::pending(c, 0, 10_000)?
+                .iter()
+                .filter(|e| e.kind == "receipt_reversed")
+                .count();
+            let (n, by) = c
+                .query_row(
+                    "SELECT COUNT(*), MAX(staff) FROM receipt_reversal",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(hub::store::sql_error(c))?;
+            Ok::<_, StoreError>((events, n, by))
+        })
+        .unwrap();
+    assert_eq!((events, reversals, by.as_str()), (1, 1, "wang"));
+
+    // Redone, the line stocks again; once some of it has left, the reversal is refused in words.
+    receive("b").await;
+    assert_eq!(on_hand(), 10);
+    tokio::task::block_in_place(|| {
+        hub.store.write_blocking(|c| {
+            ledger::record(
+                c,
+                &hub_core::Movement {
+                    id: hub_core::MovementId::new("loss-1").unwrap(),
+                    sku: SkuCode::new("MILK").unwrap(),
+                    batch: Some(hub_core::BatchKey {
+                        lot: "L1".into(),
+                        expiry: "2999-12-31".parse().ok(),
+                    }),
+                    kind: hub_core::MovementKind::Loss,
+                    quantity: 2,
+                    reason: "dropped".into(),
+                    reference: "test".into(),
+                    at: hub::clock::now(),
+                },
+            )
+            .map(|_| ())
+        })
+    })
+    .unwrap();
+    let refused = boss
+        .post(
+            "/station/receiving/action",
+            "request_id=v-4&op=reverse&delivery=D1&line=1&reason=damage_found&confirm=yes",
+        )
+        .await;
+    assert!(
+        refused.body.contains("本次入库 10 中已有 2 出库，不能撤销"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(on_hand(), 8);
 }

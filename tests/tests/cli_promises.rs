@@ -844,3 +844,165 @@ fn a_partial_handover_from_the_cli_leaves_the_rest_open_for_a_later_check() {
     assert!(!again.status.success(), "{}", stdout(&again));
     assert_eq!(total(&site), before - 3);
 }
+
+#[test]
+fn receive_decide_holds_a_line_with_a_reason_from_the_list_and_refuses_any_other() {
+    let site = Site::new("");
+    site.skus();
+    let manifest = site.file(
+        "manifest.json",
+        json!({
+            "delivery_id": "D7", "supplier": "Grain Co", "version": 1, "expected_at": "08:30",
+            "lines": [
+                {"line_no": 1, "sku": "RICE", "lot": "R-7", "expiry": "2999-01-31", "expected_count": 10}
+            ]
+        }),
+    );
+    site.ok(&["receive", "manifest", &manifest]);
+    site.ok(&["receive", "count", "--delivery", "D7", "--line", "1", "10"]);
+    // `--help` lists every reason with its words.
+    let help = stdout(&hub(&["receive", "decide", "--help"]));
+    for (name, words) in [
+        ("damaged_packaging", "damaged packaging"),
+        ("wrong_temperature", "wrong temperature"),
+        ("quality_doubt", "doubtful quality"),
+        ("label_unreadable", "unreadable label"),
+    ] {
+        assert!(
+            help.contains(name) && help.contains(words),
+            "{name}: {help}"
+        );
+    }
+    // A reason off the list is refused in words, and nothing is decided.
+    let bad = site.run(&[
+        "receive",
+        "decide",
+        "--delivery",
+        "D7",
+        "--line",
+        "1",
+        "--staff",
+        "li.wei",
+        "--hold",
+        "looks_odd",
+    ]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    let why = stderr(&bad);
+    assert!(
+        why.contains("looks_odd") && why.contains("damaged_packaging"),
+        "{why}"
+    );
+    let progress = site.json(&["receive", "progress", "--delivery", "D7"]);
+    assert_eq!(progress["lines"][0]["decided"], false, "{progress}");
+    // The count matches, so the hub would accept the line: the clerk's hold holds all of it.
+    let decision = site.json(&[
+        "receive",
+        "decide",
+        "--delivery",
+        "D7",
+        "--line",
+        "1",
+        "--staff",
+        "li.wei",
+        "--hold",
+        "wrong_temperature",
+    ]);
+    assert_eq!(decision["decision"]["held"], 10, "{decision}");
+    assert_eq!(decision["decision"]["accepted"], 0, "{decision}");
+    let shown = site.ok(&["receive", "show", "--delivery", "D7", "--lang", "en"]);
+    assert!(
+        shown.contains("held for review") && shown.contains("wrong temperature"),
+        "{shown}"
+    );
+    assert!(lots(&site, "RICE").is_empty(), "held stock is not on hand");
+}
+
+/// Branch bench2: `hub receive reverse` takes a line's receipt out again (the line waits, a redo
+/// stocks it again), the same request id is applied once, and a reversal after stock has left
+/// or with a reason off the list is refused in words.
+#[test]
+fn receive_reverse_takes_a_receipt_out_once_and_a_redo_stocks_it_again() {
+    let site = Site::new("");
+    site.skus();
+    let manifest = site.file(
+        "manifest.json",
+        json!({
+            "delivery_id": "D8", "supplier": "Grain Co", "version": 1,
+            "lines": [
+                {"line_no": 1, "sku": "RICE", "lot": "R-8", "expiry": "2999-01-31", "expected_count": 10}
+            ]
+        }),
+    );
+    site.ok(&["receive", "manifest", &manifest]);
+    let receive = || {
+        site.ok(&["receive", "count", "--delivery", "D8", "--line", "1", "10"]);
+        site.ok(&[
+            "receive",
+            "decide",
+            "--delivery",
+            "D8",
+            "--line",
+            "1",
+            "--staff",
+            "li",
+        ]);
+    };
+    receive();
+    assert_eq!(lots(&site, "RICE"), [("R-8".to_owned(), 10)]);
+    let reverse = |reason: &str, request: &str| {
+        site.run(&[
+            "receive",
+            "reverse",
+            "--delivery",
+            "D8",
+            "--line",
+            "1",
+            "--reason",
+            reason,
+            "--staff",
+            "wang",
+            "--request-id",
+            request,
+        ])
+    };
+    let odd = reverse("looks_odd", "q-0");
+    assert_eq!(odd.status.code(), Some(2), "{}", stderr(&odd));
+    assert!(stderr(&odd).contains("count_error"), "{}", stderr(&odd));
+    let done = reverse("count_error", "q-1");
+    assert!(done.status.success(), "{}", stderr(&done));
+    assert!(stdout(&done).contains("reversed"), "{}", stdout(&done));
+    assert_eq!(lots(&site, "RICE"), [("R-8".to_owned(), 0)]);
+    let again = reverse("count_error", "q-1");
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(lots(&site, "RICE"), [("R-8".to_owned(), 0)]);
+    let progress = site.json(&["receive", "progress", "--delivery", "D8"]);
+    assert_eq!(progress["lines"][0]["decided"], false, "{progress}");
+    // Redone, the line stocks again (its receipt has a new id); then some of it leaves.
+    receive();
+    assert_eq!(lots(&site, "RICE"), [("R-8".to_owned(), 10)]);
+    site.order("P8", json!([{"sku": "RICE", "quantity": 1}]));
+    site.ok(&[
+        "pickup",
+        "check",
+        "--station",
+        "desk-1",
+        &format!("P8:{CODE}"),
+    ]);
+    site.ok(&[
+        "pickup",
+        "handover",
+        "--station",
+        "desk-1",
+        "--order",
+        "P8",
+        "--staff",
+        "wu.fang",
+    ]);
+    let late = reverse("damage_found", "q-2");
+    assert!(!late.status.success());
+    assert!(
+        stderr(&late).contains("1 of the 10 received have already left the site"),
+        "{}",
+        stderr(&late)
+    );
+}

@@ -87,6 +87,13 @@ pub enum StationAction {
         #[serde(default)]
         line_no: Option<u32>,
     },
+    /// A supervisor reverses a line's last receipt within the site's window (branch bench2):
+    /// the received quantity leaves the lot again and the line waits for a new decision.
+    ReceiveReverse {
+        delivery_id: String,
+        line_no: u32,
+        reason: hub_core::receiving_reversal::ReversalReason,
+    },
 }
 
 /// A step on a delivery's dispute (station `receive_dispute`, central's `delivery_dispute`).
@@ -141,6 +148,7 @@ impl StationAction {
             StationAction::ReceiveCount { .. } => "receive_count",
             StationAction::ReceiveSplit { .. } => "receive_split",
             StationAction::ReceiveDispute { .. } => "receive_dispute",
+            StationAction::ReceiveReverse { .. } => "receive_reverse",
         }
     }
 }
@@ -265,7 +273,7 @@ pub fn decode(bytes: &[u8]) -> Result<StationCommand, Unreadable> {
             unreadable.reason = format!(
                 "not a station command: {e} (kinds: pickup_check, pickup_handover, receive_scan, \
                  receive_decide, receive_release, receive_close, receive_count, receive_split, \
-                 receive_dispute)"
+                 receive_dispute, receive_reverse)"
             );
             Err(unreadable)
         }
@@ -475,6 +483,36 @@ mod tests {
         assert!(decode(b"nope").unwrap_err().reason.contains("not JSON"));
         let e = decode(br#"{"id":"a3","kind":"pickup_check","code":"1"}"#).unwrap_err();
         assert!(e.reason.contains("staff"), "{}", e.reason);
+    }
+
+    /// Branch bench2: a receipt's reversal reads with a reason from the list, and any other
+    /// reason is unreadable with the kinds named.
+    #[test]
+    fn a_receipt_reversal_reads_with_a_reason_from_the_list_only() {
+        let c = decode(
+            br#"{"v":1,"id":"v1","staff":"wang","kind":"receive_reverse","delivery_id":"D1",
+                 "line_no":2,"reason":"supplier_recall"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.action,
+            StationAction::ReceiveReverse {
+                delivery_id: "D1".into(),
+                line_no: 2,
+                reason: hub_core::receiving_reversal::ReversalReason::SupplierRecall,
+            }
+        );
+        assert_eq!(c.action.name(), "receive_reverse");
+        let e = decode(
+            br#"{"v":1,"id":"v2","staff":"wang","kind":"receive_reverse","delivery_id":"D1",
+                 "line_no":2,"reason":"looks_odd"}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.reason.contains("looks_odd") && e.reason.contains("receive_reverse"),
+            "{}",
+            e.reason
+        );
     }
 
     #[test]

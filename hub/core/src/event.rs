@@ -157,6 +157,23 @@ pub enum DomainEvent {
         staff: String,
         reason: String,
     },
+    /// A supervisor reversed a line's last receipt (branch bench2): `movement_id` took
+    /// `quantity` out of the lot again (the receipts in `receipts` stay in the journal), the
+    /// line waits for a new decision, and `freed_codes` may be bound again.
+    ReceiptReversed {
+        delivery_id: String,
+        line_no: u32,
+        sku: SkuCode,
+        lot: String,
+        quantity: i64,
+        reason: crate::receiving_reversal::ReversalReason,
+        staff: String,
+        movement_id: String,
+        receipts: Vec<String>,
+        received_at: Timestamp,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        freed_codes: Vec<String>,
+    },
     /// Staff closed a delivery; every line has a decision.
     DeliveryClosed {
         delivery_id: String,
@@ -308,6 +325,7 @@ impl DomainEvent {
             DomainEvent::TraceCodeBound { .. } => "trace_code_bound",
             DomainEvent::TraceCodeFlagged { .. } => "trace_code_flagged",
             DomainEvent::QuarantineResolved { .. } => "quarantine_resolved",
+            DomainEvent::ReceiptReversed { .. } => "receipt_reversed",
             DomainEvent::DeliveryClosed { .. } => "delivery_closed",
             DomainEvent::DisputeOpened { .. } => "dispute_opened",
             DomainEvent::DisputeResponded { .. } => "dispute_responded",

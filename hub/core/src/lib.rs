@@ -14,6 +14,7 @@ pub mod event;
 pub mod ledger;
 pub mod pickup;
 pub mod receiving;
+pub mod receiving_reversal;
 pub mod replenishment;
 pub mod stocktake;
 

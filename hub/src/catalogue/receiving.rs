@@ -200,7 +200,88 @@ pub(super) const TEXTS: &[(&str, &str, &str)] = &[
         "争议只能由主管或店长处理",
         "Only a supervisor or the store manager can act on disputes",
     ),
+    // Branch `bench2`: the bench scale's live reading while the load settles.
+    ("receiving.live_weight", "称重中…", "settling…"),
+    // Branch `bench2`: a supervisor reverses a line's last receipt, with a reason from the list
+    // (hub_core::receiving_reversal).
+    ("receiving.reverse", "撤销收货", "Reverse this receipt"),
+    ("receiving.reverse.reason", "撤销原因", "Why"),
+    (
+        "receiving.reverse.confirm",
+        "确认撤销：本行入库的数量将从库存中扣回",
+        "Confirm: the quantity received on this line leaves the stock again",
+    ),
+    (
+        "receiving.reverse.pick_reason",
+        "请从列表中选择撤销原因",
+        "pick why the receipt is reversed from the list",
+    ),
+    (
+        "receiving.reverse.unconfirmed",
+        "请先勾选确认，再撤销收货",
+        "tick the confirmation before reversing the receipt",
+    ),
+    (
+        "receiving.reverse.reason.count_error",
+        "数量或重量记错",
+        "count or weight recorded wrongly",
+    ),
+    (
+        "receiving.reverse.reason.wrong_line",
+        "收错行或批次",
+        "received on the wrong line or lot",
+    ),
+    (
+        "receiving.reverse.reason.damage_found",
+        "入库后发现破损",
+        "damage found after the receipt",
+    ),
+    (
+        "receiving.reverse.reason.supplier_recall",
+        "供应商召回",
+        "recalled by the supplier",
+    ),
 ];
+
+/// Why reversing a line's last receipt was refused, in the clerk's language (branch `bench2`).
+pub fn reversal_refusal(
+    refusal: hub_core::receiving_reversal::ReversalRefusal,
+    lang: Lang,
+) -> String {
+    use hub_core::receiving_reversal::ReversalRefusal as R;
+    match (refusal, lang) {
+        (R::NotSupervisor, Lang::ZhCn) => "只有主管可以撤销入库".into(),
+        (R::NotSupervisor, Lang::En) => "Only a supervisor may reverse a receipt".into(),
+        (R::DeliveryClosed, Lang::ZhCn) => "到货单已关闭，不能撤销入库".into(),
+        (R::DeliveryClosed, Lang::En) => {
+            "The delivery is closed: its receipts can no longer be reversed".into()
+        }
+        (R::NothingReceived, Lang::ZhCn) => "本行没有可撤销的入库".into(),
+        (R::NothingReceived, Lang::En) => "This line has no receipt to reverse".into(),
+        (
+            R::OutsideWindow {
+                window_minutes,
+                age_minutes,
+            },
+            Lang::ZhCn,
+        ) => format!("入库已过 {age_minutes} 分钟，只能在 {window_minutes} 分钟内撤销"),
+        (
+            R::OutsideWindow {
+                window_minutes,
+                age_minutes,
+            },
+            Lang::En,
+        ) => format!(
+            "The receipt is {age_minutes} min old: it can only be reversed within {window_minutes} min"
+        ),
+        (R::AlreadyHandedOver { received, left }, Lang::ZhCn) => {
+            format!("本次入库 {received} 中已有 {left} 出库，不能撤销")
+        }
+        (R::AlreadyHandedOver { received, left }, Lang::En) => format!(
+            "{left} of the {received} received have already left the site: the receipt cannot be reversed"
+        ),
+    }
+}
 
 /// A line's state in words.
 pub fn state(state: LineState, lang: Lang) -> &'static str {
@@ -381,6 +462,13 @@ pub fn refusal(e: &ReceivingError, lang: Lang) -> String {
             "数量 {n} 不可能：请录入实点件数（0 到 {}）",
             crate::store::deliveries::MAX_LINE_COUNT
         ),
+        // Branch bench2: a receipt's reversal.
+        ReceivingError::ReversalRefused {
+            line_no, refusal, ..
+        } => format!("第 {line_no} 行：{}", reversal_refusal(*refusal, lang)),
+        ReceivingError::ReversalRequestReused(id) => {
+            format!("请求编号 {id} 已用于撤销另一行的入库：新的请求需要新的编号")
+        }
         ReceivingError::Station(e) => format!("此终端不是收货台（{e}）"),
         ReceivingError::Ledger(e) => format!("库存账不接受此操作（{e}）"),
         ReceivingError::Store(_) => "数据无法保存：请稍后再试，并告知技术人员".into(),
@@ -549,5 +637,37 @@ mod tests {
         }
         assert_eq!(produce_class("banana", Lang::ZhCn), "香蕉（banana）");
         assert_eq!(produce_class("pineapple, ananas", Lang::En), "pineapple");
+    }
+
+    #[test]
+    fn every_reversal_reason_and_refusal_has_chinese_and_english_words() {
+        use hub_core::receiving_reversal::{ReversalReason, ReversalRefusal as R};
+        for reason in ReversalReason::ALL {
+            let key = format!("receiving.reverse.reason.{}", reason.as_str());
+            assert!(crate::catalogue::has(&key), "{key}");
+            assert!(has_han(crate::catalogue::text(&key, Lang::ZhCn)), "{key}");
+            assert!(!has_han(crate::catalogue::text(&key, Lang::En)), "{key}");
+        }
+        for refusal in [
+            R::NotSupervisor,
+            R::DeliveryClosed,
+            R::NothingReceived,
+            R::OutsideWindow {
+                window_minutes: 30,
+                age_minutes: 45,
+            },
+            R::AlreadyHandedOver {
+                received: 10,
+                left: 3,
+            },
+        ] {
+            let zh = reversal_refusal(refusal, Lang::ZhCn);
+            let en = reversal_refusal(refusal, Lang::En);
+            assert!(has_han(&zh), "{refusal:?}: {zh}");
+            assert!(!has_han(&en) && !en.contains('{'), "{refusal:?}: {en}");
+            if let R::OutsideWindow { .. } = refusal {
+                assert!(zh.contains("30") && en.contains("30 min"), "{zh} / {en}");
+            }
+        }
     }
 }

@@ -65,6 +65,10 @@ pub(super) enum ReceiveCommand {
         line: u32,
         #[arg(long)]
         staff: String,
+        /// Hold the line for a supervisor's review with this reason, as the bench screen's
+        /// hold does: what the checks would accept is held, what they reject stays rejected.
+        #[arg(long, value_name = "REASON", value_parser = hold_reason_parser())]
+        hold: Option<hub_core::receiving::HoldReason>,
         #[arg(long)]
         json: bool,
     },
@@ -148,6 +152,29 @@ pub(super) enum ReceiveCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A supervisor reverses a line's last receipt within `receiving.reversal_window_minutes`
+    /// (branch bench2): the received quantity leaves the lot again with a reversal movement (the
+    /// receipt stays in the journal), the line waits for a new decision, its trace codes may be
+    /// bound again, and `receipt_reversed` goes upstream. Refused in words outside the window,
+    /// once some of the stock has left, on a closed delivery, or for a clerk.
+    Reverse {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        delivery: String,
+        #[arg(long)]
+        line: u32,
+        #[arg(long, value_name = "REASON", value_parser = reversal_reason_parser())]
+        reason: hub_core::receiving_reversal::ReversalReason,
+        #[arg(long)]
+        staff: String,
+        /// This request's id: the same id again is answered with what it did, never applied
+        /// twice (default: a new id).
+        #[arg(long)]
+        request_id: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a delivery: every expected line with what was observed, its state (waiting, its
     /// decision, released or rejected after a hold) and the reasons, in the station app's words
     /// and the site's time zone. `--json` prints the decisions made so far.
@@ -162,6 +189,38 @@ pub(super) enum ReceiveCommand {
         #[arg(long, default_value = "zh-CN")]
         lang: String,
     },
+}
+
+/// `--hold`'s values: the hold reasons of `hub_core::receiving::HoldReason`, each listed in
+/// `--help` with its words; any other value is refused by name with the list.
+fn hold_reason_parser()
+-> impl clap::builder::TypedValueParser<Value = hub_core::receiving::HoldReason> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    use hub_core::receiving::HoldReason;
+    let values = HoldReason::ALL.map(|reason| {
+        let key = format!("receiving.hold.{}", reason.as_str());
+        PossibleValue::new(reason.as_str())
+            .help(crate::catalogue::text(&key, crate::catalogue::Lang::En).to_owned())
+    });
+    PossibleValuesParser::new(values).try_map(|name: String| {
+        HoldReason::parse(&name).ok_or_else(|| format!("{name} is not a hold reason"))
+    })
+}
+
+/// `--reason`'s values for `receive reverse`: `hub_core::receiving_reversal::ReversalReason`,
+/// each listed in `--help` with its words; any other value is refused by name with the list.
+fn reversal_reason_parser()
+-> impl clap::builder::TypedValueParser<Value = hub_core::receiving_reversal::ReversalReason> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    use hub_core::receiving_reversal::ReversalReason;
+    let values = ReversalReason::ALL.map(|reason| {
+        let key = format!("receiving.reverse.reason.{}", reason.as_str());
+        PossibleValue::new(reason.as_str())
+            .help(crate::catalogue::text(&key, crate::catalogue::Lang::En).to_owned())
+    });
+    PossibleValuesParser::new(values).try_map(|name: String| {
+        ReversalReason::parse(&name).ok_or_else(|| format!("{name} is not a reversal reason"))
+    })
 }
 
 pub(super) fn receive_command(
@@ -304,15 +363,17 @@ pub(super) fn receive_command(
             delivery,
             line,
             staff,
+            hold,
             json,
         } => {
             let (config, store) = open_site(&config.config, format)?;
-            let out = runtime()?.block_on(receiving::decide(
+            let out = runtime()?.block_on(receiving::decide_holding(
                 &store,
                 &Site::of(&config),
                 &delivery,
                 line,
                 &staff,
+                hold,
                 now,
             ));
             store.close();
@@ -320,6 +381,58 @@ pub(super) fn receive_command(
                 Ok(d) if json => print_json(&d).map(|_| Exit::Ok),
                 Ok(d) => {
                     print!("{}", crate::cli_output::DecisionView(&d));
+                    Ok(Exit::Ok)
+                }
+                Err(e) => answer(e),
+            }
+        }
+        ReceiveCommand::Reverse {
+            config,
+            delivery,
+            line,
+            reason,
+            staff,
+            request_id,
+            json,
+        } => {
+            let (config, store) = open_site(&config.config, format)?;
+            let site = Site::of(&config);
+            let request_id =
+                request_id.unwrap_or_else(|| format!("cli-{delivery}-{line}-{}", now.millis()));
+            let out = runtime()?.block_on(store.write(move |c| {
+                // As on the bench and over MQTT: a staff member known as a clerk is refused.
+                let member = crate::store::staff::staff(c, &staff)?;
+                let supervisor =
+                    !member.is_some_and(|m| m.role != crate::store::staff::Role::Supervisor);
+                let request = crate::store::receipt_reversal::ReversalRequest {
+                    delivery_id: delivery,
+                    line_no: line,
+                    staff,
+                    supervisor,
+                    reason,
+                    request_id,
+                    window_minutes: site.reversal_window_minutes,
+                };
+                receiving::reverse_in(c, &site, &request, now)
+            }));
+            store.close();
+            match out {
+                Ok(done) if json => print_json(&done).map(|_| Exit::Ok),
+                Ok(done) => {
+                    println!(
+                        "delivery {} line {}: receipt of {} ({} lot {}) reversed by {}{}; the line waits for a new decision",
+                        done.delivery_id,
+                        done.line_no,
+                        done.quantity,
+                        done.sku,
+                        done.lot,
+                        done.movement_id,
+                        if done.repeated {
+                            " (already, by this request)"
+                        } else {
+                            ""
+                        }
+                    );
                     Ok(Exit::Ok)
                 }
                 Err(e) => answer(e),

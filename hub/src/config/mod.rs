@@ -339,6 +339,32 @@ mod tests {
         );
     }
 
+    /// Branch bench2: the receipt reversal window is 30 minutes unless set, and a window of
+    /// none is refused by its key.
+    #[test]
+    fn the_receipt_reversal_window_defaults_to_30_minutes_and_must_be_positive() {
+        let base = "[site]\nid='s1'\n[store]\ndata_dir='data'\n";
+        let c = Config::parse(base, Path::new("/")).unwrap();
+        assert_eq!(c.receiving.reversal_window_minutes, 30);
+        let c = Config::parse(
+            &format!("{base}[receiving]\nreversal_window_minutes = 45\n"),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(c.receiving.reversal_window_minutes, 45);
+        let problems = Config::parse(
+            &format!("{base}[receiving]\nreversal_window_minutes = 0\n"),
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.path == "receiving.reversal_window_minutes"),
+            "{problems:?}"
+        );
+    }
+
     #[test]
     fn every_problem_is_reported_with_its_key_path() {
         let text = r#"

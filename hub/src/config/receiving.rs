@@ -19,6 +19,9 @@ pub struct ReceivingConfig {
     /// Minutes either side of a delivery's expected time it counts as on time in the report
     /// and the dashboard (`receiving.on_time_tolerance_minutes`).
     pub on_time_tolerance_minutes: i64,
+    /// How long after a line's receipt a supervisor may reverse it
+    /// (`receiving.reversal_window_minutes`, branch bench2).
+    pub reversal_window_minutes: i64,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -29,6 +32,7 @@ pub(super) struct RawReceiving {
     photo_max_age_days: Option<i64>,
     photo_max_total_mb: Option<i64>,
     on_time_tolerance_minutes: Option<i64>,
+    reversal_window_minutes: Option<i64>,
 }
 
 /// Validates `[receiving]`.
@@ -71,6 +75,14 @@ pub(super) fn validate_receiving(raw: RawReceiving, problems: &mut Problems) -> 
             0,
             720,
             "receiving.on_time_tolerance_minutes",
+            problems,
+        ) as i64,
+        reversal_window_minutes: int_in(
+            raw.reversal_window_minutes,
+            30,
+            1,
+            24 * 60,
+            "receiving.reversal_window_minutes",
             problems,
         ) as i64,
     }

@@ -69,6 +69,11 @@ async fn handle(store: &Store, devices: &Devices, board: &HealthBoard, event: De
         return;
     };
     let now = crate::clock::now();
+    if let DeviceEvent::LiveWeight { grams, .. } = event {
+        // Shown on the station's screens (throttled there), never journaled or stored.
+        devices.feed.show_live_weight(&device.station, grams, now);
+        return;
+    }
     let name = device.name.clone();
     let site = devices.site.clone();
     let result = match event {
@@ -106,6 +111,7 @@ async fn handle(store: &Store, devices: &Devices, board: &HealthBoard, event: De
                 .await
                 .map(Some)
         }
+        DeviceEvent::LiveWeight { .. } => Ok(None),
         DeviceEvent::StableWeight { grams, raw, .. } => store
             .write(move |c| {
                 workflows::devices::weighed(c, &site, source(&device), grams, &raw, now)

@@ -42,6 +42,10 @@ pub enum DeviceEvent {
         grams: i64,
         raw: String,
     },
+    /// A reading while the load settles (not yet stable by the scale's flag and the hub's
+    /// check): shown live on the station's screen, never journaled or acted on. Sent only
+    /// when the dispatcher's queue has room (a dropped one is superseded by the next).
+    LiveWeight { device: String, grams: i64 },
     /// A scan, framed and classified once (boxed: it is much larger than the other variants).
     Scan {
         device: String,
@@ -58,6 +62,7 @@ impl DeviceEvent {
     pub fn device(&self) -> &str {
         match self {
             DeviceEvent::StableWeight { device, .. }
+            | DeviceEvent::LiveWeight { device, .. }
             | DeviceEvent::Scan { device, .. }
             | DeviceEvent::DeviceOnline { device, .. }
             | DeviceEvent::DeviceOffline { device, .. } => device,

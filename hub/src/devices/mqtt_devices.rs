@@ -178,29 +178,37 @@ impl DeviceTraffic {
                     scan: Box::new(scan),
                 })
             }
-            DeviceKind::Scale => match parse_weight_payload(payload) {
-                Ok(reading) => {
-                    let seen = crate::clock::now().millis();
-                    board.update(&device.name, |h| {
-                        h.frames += 1;
-                        h.last_grams = reading.grams;
-                        h.last_seen_ms = Some(seen);
-                    });
-                    let state = self.scales.get_mut(&device.name);
-                    state
-                        .and_then(|s| s.gate.feed(&reading).and_then(|g| s.placement.feed(g)))
-                        .map(|grams| DeviceEvent::StableWeight {
-                            device: device.name.clone(),
-                            grams,
-                            raw: reading.raw.clone(),
-                        })
+            DeviceKind::Scale => {
+                match parse_weight_payload(payload) {
+                    Ok(reading) => {
+                        let seen = crate::clock::now().millis();
+                        board.update(&device.name, |h| {
+                            h.frames += 1;
+                            h.last_grams = reading.grams;
+                            h.last_seen_ms = Some(seen);
+                        });
+                        let state = self.scales.get_mut(&device.name)?;
+                        match state.gate.feed(&reading) {
+                            Some(stable) => state.placement.feed(stable).map(|grams| {
+                                DeviceEvent::StableWeight {
+                                    device: device.name.clone(),
+                                    grams,
+                                    raw: reading.raw.clone(),
+                                }
+                            }),
+                            None => reading.grams.map(|grams| DeviceEvent::LiveWeight {
+                                device: device.name.clone(),
+                                grams,
+                            }),
+                        }
+                    }
+                    Err(reason) => {
+                        tracing::warn!(device = %device.name, %reason, "bad weight payload");
+                        board.update(&device.name, |h| h.malformed += 1);
+                        None
+                    }
                 }
-                Err(reason) => {
-                    tracing::warn!(device = %device.name, %reason, "bad weight payload");
-                    board.update(&device.name, |h| h.malformed += 1);
-                    None
-                }
-            },
+            }
         }
     }
 }
@@ -222,6 +230,11 @@ impl LocalHandler for DeviceTraffic {
         let Some(event) = self.read(&device, payload) else {
             return ControlFlow::Continue(());
         };
+        if let DeviceEvent::LiveWeight { .. } = event {
+            // Only for the screen: when the dispatcher is busy it is dropped, never waited for.
+            let _ = self.events.try_send(event);
+            return ControlFlow::Continue(());
+        }
         self.board.update(&device.name, |h| h.events += 1);
         if self.events.send(event).await.is_err() {
             return ControlFlow::Break(());

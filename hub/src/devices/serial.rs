@@ -176,6 +176,9 @@ pub(crate) struct Fed {
     pub valid: u32,
     pub events: Vec<DeviceEvent>,
     pub last_grams: Option<i64>,
+    /// The last reading of these bytes while the load settles, if no stable weight came
+    /// after it (a live reading for the screen only).
+    pub live_grams: Option<i64>,
 }
 
 pub(crate) fn feed(
@@ -199,12 +202,22 @@ pub(crate) fn feed(
                         if reading.grams.is_some() {
                             out.last_grams = reading.grams;
                         }
-                        if let Some(grams) = gate.feed(&reading).and_then(|g| placement.feed(g)) {
-                            out.events.push(DeviceEvent::StableWeight {
-                                device: device.to_owned(),
-                                grams,
-                                raw: reading.raw,
-                            });
+                        match gate.feed(&reading) {
+                            Some(stable) => {
+                                out.live_grams = None;
+                                if let Some(grams) = placement.feed(stable) {
+                                    out.events.push(DeviceEvent::StableWeight {
+                                        device: device.to_owned(),
+                                        grams,
+                                        raw: reading.raw,
+                                    });
+                                }
+                            }
+                            None => {
+                                if reading.grams.is_some() {
+                                    out.live_grams = reading.grams;
+                                }
+                            }
                         }
                     }
                     Some(Err(issue)) => {
@@ -498,6 +511,13 @@ async fn read_loop(
                 return SessionEnd::Shutdown;
             }
         }
+        if let Some(grams) = fed.live_grams {
+            // Only for the screen: when the dispatcher is busy it is dropped, never waited for.
+            let _ = events.try_send(DeviceEvent::LiveWeight {
+                device: device.name.clone(),
+                grams,
+            });
+        }
         if last_stats.elapsed() >= Duration::from_millis(250) {
             publish_stats(board, &device.name, pipeline);
             last_stats = Instant::now();
@@ -593,5 +613,58 @@ async fn probe(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::devices::ScaleProtocol;
+
+    #[test]
+    fn readings_while_the_load_settles_are_live_and_a_stable_weight_supersedes_them() {
+        let mut pipeline = Pipeline::Scale {
+            decoder: ScaleDecoder::new(ScaleProtocol::MtSics),
+            gate: StabilityGate::new(2),
+            placement: PlacementTracker::new(20, 50),
+        };
+        let mut settling = Fed::default();
+        feed(
+            "scale",
+            &mut pipeline,
+            b"S D      0.700 kg\r\nS D      1.240 kg\r\n",
+            0,
+            &mut settling,
+        );
+        assert_eq!(settling.live_grams, Some(1240));
+        assert!(settling.events.is_empty(), "{:?}", settling.events);
+        let mut placed = Fed::default();
+        feed(
+            "scale",
+            &mut pipeline,
+            b"S D      1.249 kg\r\nS S      1.250 kg\r\nS S      1.250 kg\r\n",
+            10,
+            &mut placed,
+        );
+        assert_eq!(placed.live_grams, None, "the stable weight came after");
+        assert!(
+            matches!(
+                placed.events.as_slice(),
+                [DeviceEvent::StableWeight { grams: 1250, .. }]
+            ),
+            "{:?}",
+            placed.events
+        );
+        // The same load staying on the pan is neither a new placement nor a live reading.
+        let mut still = Fed::default();
+        feed(
+            "scale",
+            &mut pipeline,
+            b"S S      1.250 kg\r\n",
+            20,
+            &mut still,
+        );
+        assert_eq!(still.live_grams, None);
+        assert!(still.events.is_empty());
     }
 }

@@ -140,7 +140,14 @@ pub(crate) fn open_order(shown: &Shown) -> Option<&str> {
 pub struct Changed {
     pub station: String,
     pub seq: u64,
+    /// A live scale reading (grams) while the load settles, rather than a new result: the
+    /// screens show it as it is and fetch nothing; it is never stored.
+    pub live_weight_g: Option<i64>,
 }
+
+/// At most one live scale reading per this many milliseconds reaches a station's screens
+/// (about four a second: enough to watch the load settle, without flooding the channel).
+pub const LIVE_WEIGHT_GAP_MS: i64 = 250;
 
 /// Shared, cheap to clone.
 #[derive(Debug, Clone)]
@@ -152,6 +159,8 @@ pub struct StationFeed {
 struct Inner {
     current: Mutex<(u64, HashMap<String, Current>)>,
     changes: broadcast::Sender<Changed>,
+    /// When each station's screens were last sent a live scale reading.
+    live_sent: Mutex<HashMap<String, Timestamp>>,
     /// Where results are kept across restarts, if anywhere.
     store: Option<Store>,
 }
@@ -174,6 +183,7 @@ impl StationFeed {
             inner: Arc::new(Inner {
                 current: Mutex::new((seq, current)),
                 changes,
+                live_sent: Mutex::new(HashMap::new()),
                 store,
             }),
         }
@@ -269,6 +279,7 @@ impl StationFeed {
         let _ = self.inner.changes.send(Changed {
             station: station.to_owned(),
             seq,
+            live_weight_g: None,
         });
         (seq, kept)
     }
@@ -304,6 +315,37 @@ impl StationFeed {
         Ok(self.show(station, shown, at))
     }
 
+    /// Sends a live scale reading (while the load settles) to `station`'s screens, unless one
+    /// went there less than [`LIVE_WEIGHT_GAP_MS`] before `at`; returns whether it was sent.
+    /// The station's current result is unchanged and nothing is stored: the recorded stable
+    /// weight stays what the screen and the decision use.
+    pub fn show_live_weight(&self, station: &str, grams: i64, at: Timestamp) -> bool {
+        {
+            let mut sent = self
+                .inner
+                .live_sent
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(last) = sent.get(station)
+                && (0..LIVE_WEIGHT_GAP_MS).contains(&(at.millis() - last.millis()))
+            {
+                return false;
+            }
+            sent.insert(station.to_owned(), at);
+        }
+        let seq = {
+            let guard = self.inner.current.lock().unwrap_or_else(|e| e.into_inner());
+            guard.0
+        };
+        // No screen open is fine: a live reading is not kept.
+        let _ = self.inner.changes.send(Changed {
+            station: station.to_owned(),
+            seq,
+            live_weight_g: Some(grams),
+        });
+        true
+    }
+
     /// `station`'s current result, if any.
     pub fn current(&self, station: &str) -> Option<Current> {
         let guard = self.inner.current.lock().unwrap_or_else(|e| e.into_inner());
@@ -313,5 +355,62 @@ impl StationFeed {
     /// Hears every change from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Changed> {
         self.inner.changes.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_readings_are_throttled_per_station_and_never_change_or_keep_the_result() {
+        let feed = StationFeed::new();
+        let mut heard = feed.subscribe();
+        feed.show(
+            "dock",
+            Shown::Receiving(Bench::Weight {
+                grams: 1250,
+                delivery_id: "D1".into(),
+                line_no: 1,
+            }),
+            Timestamp(1_000),
+        );
+        let result = heard.try_recv().unwrap();
+        assert_eq!(result.live_weight_g, None);
+        let sent: Vec<bool> = [
+            ("dock", 700, 2_000),
+            ("dock", 710, 2_100),
+            ("dock-2", 300, 2_100),
+            ("dock", 720, 2_249),
+            ("dock", 730, 2_250),
+            // A clock that went back is not a reason to flood the screen either.
+            ("dock", 740, 1_900),
+        ]
+        .into_iter()
+        .map(|(station, grams, at)| feed.show_live_weight(station, grams, Timestamp(at)))
+        .collect();
+        assert_eq!(sent, [true, false, true, false, true, true]);
+        let live: Vec<(String, Option<i64>)> = std::iter::from_fn(|| heard.try_recv().ok())
+            .map(|c| (c.station, c.live_weight_g))
+            .collect();
+        assert_eq!(
+            live,
+            [
+                ("dock".to_owned(), Some(700)),
+                ("dock-2".to_owned(), Some(300)),
+                ("dock".to_owned(), Some(730)),
+                ("dock".to_owned(), Some(740)),
+            ]
+        );
+        let current = feed.current("dock").unwrap();
+        assert_eq!(
+            current.seq, result.seq,
+            "a live reading is not a new result"
+        );
+        assert!(matches!(
+            current.shown,
+            Shown::Receiving(Bench::Weight { grams: 1250, .. })
+        ));
+        assert!(feed.current("dock-2").is_none());
     }
 }

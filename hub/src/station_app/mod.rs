@@ -27,6 +27,7 @@ pub mod import;
 pub mod items;
 mod line_refusal;
 mod partial;
+mod receipt_reversal;
 pub mod receiving;
 mod recorded;
 pub mod stock;
@@ -1411,9 +1412,13 @@ async fn events(State(app): State<StationApp>, headers: HeaderMap) -> Response {
     let stream = tokio_stream::wrappers::BroadcastStream::new(app.feed.subscribe()).filter_map(
         move |change| match change {
             Ok(change) if change.station == station => Some(Ok::<_, std::convert::Infallible>(
-                Event::default()
-                    .event("changed")
-                    .data(change.seq.to_string()),
+                match change.live_weight_g {
+                    // The scale's reading while the load settles: shown as it comes.
+                    Some(grams) => Event::default().event("weight").data(grams.to_string()),
+                    None => Event::default()
+                        .event("changed")
+                        .data(change.seq.to_string()),
+                },
             )),
             // A slow screen missed some changes: tell it to fetch the latest.
             Err(_) => Some(Ok(Event::default().event("changed").data("0"))),

@@ -3,7 +3,7 @@
 //! verdict, the hub's proposed decision and its reasons, in the clerk's words), the last scan or
 //! weight from the bench's devices (live over the station's SSE channel), and the clerk's
 //! actions: count, split, confirm the decision, release or reject held stock (supervisor),
-//! close the delivery.
+//! reverse a line's last receipt (supervisor, `receipt_reversal`), close the delivery.
 //!
 //! It decides nothing itself. Opening a line and typed scans go through
 //! `workflows::receiving`; every action goes through `workflows::station::run_command_in`,
@@ -140,7 +140,7 @@ fn refused(e: &ReceivingError) -> Bench {
     }
 }
 
-fn said(zh: String, en: String, ok: bool) -> Bench {
+pub(super) fn said(zh: String, en: String, ok: bool) -> Bench {
     if ok {
         Bench::Done { zh, en }
     } else {
@@ -197,6 +197,10 @@ struct LineRow {
     reasons: Vec<String>,
     held: i64,
     selected: bool,
+    /// Branch bench2: the line's decision (or a release) put stock on the ledger; a supervisor
+    /// may reverse that receipt on an open delivery.
+    #[serde(default)]
+    received: bool,
 }
 
 #[derive(Serialize)]
@@ -334,6 +338,8 @@ fn line_row(l: &BenchLine, lang: Lang, selected: bool) -> LineRow {
             .map(|h| h.quantity)
             .unwrap_or(0),
         selected,
+        received: l.state == LineState::Released
+            || l.decision.as_ref().is_some_and(|d| d.decision.accepted > 0),
     }
 }
 
@@ -512,6 +518,7 @@ async fn context(app: &StationApp, s: &Session, fresh: bool) -> serde_json::Valu
         "request_id": random_hex(12),
         "resolve_reasons": RESOLVE_REASONS,
         "hold_reasons": hub_core::receiving::HoldReason::ALL.map(|r| r.as_str()),
+        "reversal_reasons": hub_core::receiving_reversal::ReversalReason::ALL.map(|r| r.as_str()),
         "dispute": dispute,
     })
 }
@@ -640,7 +647,12 @@ async fn scan(
     fragment(&app, &s, true).await
 }
 
-async fn refuse(app: &StationApp, s: &Session, now: Timestamp, e: ReceivingError) -> Response {
+pub(super) async fn refuse(
+    app: &StationApp,
+    s: &Session,
+    now: Timestamp,
+    e: ReceivingError,
+) -> Response {
     app.feed
         .show(&s.station, Shown::Receiving(refused(&e)), now);
     fragment(app, s, true).await
@@ -682,6 +694,9 @@ struct ActionForm {
     reject: String,
     #[serde(default)]
     reason: String,
+    /// The supervisor ticked that the receipt is to be reversed (branch bench2).
+    #[serde(default)]
+    confirm: String,
 }
 
 /// A number field: empty is `None`, anything else must be an integer.
@@ -826,6 +841,20 @@ async fn action(
                 reason: (*reason).to_owned(),
             }
         }
+        "reverse" => match super::receipt_reversal::command(
+            &app,
+            &s,
+            &form.reason,
+            &form.confirm,
+            &delivery_id,
+            line_no,
+            now,
+        )
+        .await
+        {
+            Ok(command) => command,
+            Err(r) => return r,
+        },
         _ => {
             return refusal(
                 StatusCode::BAD_REQUEST,
@@ -938,6 +967,12 @@ fn done_words(kind: &str, delivery_id: &str, line_no: u32) -> (String, String) {
             format!("第 {line_no} 行已决定"),
             format!("line {line_no} decided"),
         ),
+        "receive_reverse" => (
+            format!("第 {line_no} 行的入库已撤销，等待重新决定"),
+            format!(
+                "the receipt of line {line_no} was reversed; the line waits for a new decision"
+            ),
+        ),
         "receive_release" => (
             format!("第 {line_no} 行的暂扣已处理"),
             format!("held stock of line {line_no} resolved"),
@@ -978,6 +1013,7 @@ mod tests {
             reasons: vec!["short".into()],
             held,
             selected,
+            received: true,
         }
     }
 
@@ -1006,6 +1042,7 @@ mod tests {
                 "last": LastView { tone: Tone::Error, text: "flagged".into() },
                 "request_id": "r1", "resolve_reasons": RESOLVE_REASONS,
                 "hold_reasons": hub_core::receiving::HoldReason::ALL.map(|r| r.as_str()),
+                "reversal_reasons": hub_core::receiving_reversal::ReversalReason::ALL.map(|r| r.as_str()),
             });
             let page = templates::try_render("receiving.html", &context)
                 .unwrap_or_else(|e| panic!("receiving.html: {e:#}"));
@@ -1018,6 +1055,7 @@ mod tests {
             assert!(page.contains("id=\"scale\"") && page.contains("id=\"close-delivery\""));
             assert_eq!(page.contains("id=\"resolve\""), supervisor && held > 0);
             assert_eq!(page.contains("id=\"save-count\""), state == "waiting");
+            assert_eq!(page.contains("id=\"reverse\""), supervisor, "branch bench2");
         }
     }
 }

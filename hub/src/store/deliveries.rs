@@ -72,6 +72,16 @@ pub enum ReceivingError {
         "a count of {0} is not possible: enter the number of items counted (0 to {MAX_LINE_COUNT})"
     )]
     BadCount(i64),
+    #[error("delivery {delivery_id} line {line_no}: {}", crate::catalogue::receiving::reversal_refusal(*refusal, crate::catalogue::Lang::En))]
+    ReversalRefused {
+        delivery_id: String,
+        line_no: u32,
+        refusal: hub_core::receiving_reversal::ReversalRefusal,
+    },
+    #[error(
+        "request id {0} already reversed another line's receipt; give each new request a new id"
+    )]
+    ReversalRequestReused(String),
     #[error(transparent)]
     Station(#[from] crate::config::StationError),
     #[error(transparent)]
@@ -172,6 +182,21 @@ fn open_delivery(conn: &Connection, delivery_id: &str) -> Result<Delivery, Recei
         return Err(ReceivingError::Closed(delivery_id.to_owned()));
     }
     Ok(d)
+}
+
+/// Whether a known, not cancelled delivery with line `line_no` is closed (branch bench2: a
+/// receipt's reversal asks).
+pub(super) fn delivery_state(
+    conn: &Connection,
+    delivery_id: &str,
+    line_no: u32,
+) -> Result<bool, ReceivingError> {
+    let d = load_delivery(conn, delivery_id)?;
+    if d.manifest.cancelled {
+        return Err(ReceivingError::Cancelled(delivery_id.to_owned()));
+    }
+    line_of(&d, line_no)?;
+    Ok(d.closed)
 }
 
 fn line_of(d: &Delivery, line_no: u32) -> Result<&ManifestLine, ReceivingError> {
@@ -809,7 +834,7 @@ pub fn decide_holding(
     if decision.accepted > 0 {
         receipt(
             conn,
-            format!("rcv-{delivery_id}-{line_no}"),
+            super::receipt_reversal::receipt_id(conn, "rcv", delivery_id, line_no)?,
             &line,
             decision.accepted,
             reference.clone(),
@@ -901,7 +926,7 @@ pub fn resolve_quarantine(
             format!("delivery {delivery_id} line {line_no} released by {staff}: {reason}");
         receipt(
             conn,
-            format!("rel-{delivery_id}-{line_no}"),
+            super::receipt_reversal::receipt_id(conn, "rel", delivery_id, line_no)?,
             &line,
             release,
             reference,

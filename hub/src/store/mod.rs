@@ -31,6 +31,7 @@ pub mod ledger;
 pub mod outbox;
 pub mod photos;
 pub mod pickup_orders;
+pub mod receipt_reversal;
 pub mod report;
 mod schema;
 pub mod screens;

@@ -269,6 +269,9 @@ enum Kind {
     Receipt,
     Issue,
     Loss,
+    /// Branch bench2: a supervisor's reversal of a receipt (an adjustment whose reference
+    /// begins with `receipt_reversal::REVERSAL_REFERENCE`): the receipt no longer counts.
+    ReceiptReversal,
     Other,
 }
 
@@ -387,6 +390,13 @@ impl Journal {
                 "receipt" => Kind::Receipt,
                 "issue" => Kind::Issue,
                 "loss" => Kind::Loss,
+                "adjustment"
+                    if r.get_ref(8)?
+                        .as_str()?
+                        .starts_with(super::receipt_reversal::REVERSAL_REFERENCE) =>
+                {
+                    Kind::ReceiptReversal
+                }
                 _ => Kind::Other,
             };
             // An undone handover's returns take its issues back (branch counter): an order
@@ -643,6 +653,14 @@ pub fn compute_with(
                 Kind::Loss => {
                     a.lost += m.quantity;
                     du.lost_quantity += m.quantity;
+                }
+                Kind::ReceiptReversal => {
+                    // The reversed receipt's quantity (delta < 0) and the receipt itself
+                    // come off the figures.
+                    a.received += m.delta;
+                    du.received_quantity += m.delta;
+                    receipts -= 1;
+                    day_receipts -= 1;
                 }
                 Kind::Other => {}
             }

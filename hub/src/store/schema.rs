@@ -503,6 +503,30 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE staff;
     ALTER TABLE staff_with_manager RENAME TO staff;
     "#,
+    // 20 (branch bench2): receipts a supervisor reversed. Each row keeps what the reversal moved out
+    // of the live tables — the line's decision (its `line_decision.body`), its quarantine row
+    // and observations as JSON, the trace codes it freed — with who, when, why, the reversal
+    // movement and the client's request id (a repeated request is answered from this row).
+    // The number of rows of a line suffixes its next receipt movement ids.
+    r#"
+    CREATE TABLE receipt_reversal (
+        id INTEGER PRIMARY KEY,
+        delivery_id TEXT NOT NULL,
+        line_no INTEGER NOT NULL,
+        request_id TEXT NOT NULL UNIQUE,
+        staff TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        quantity INTEGER NOT NULL,
+        movement_id TEXT NOT NULL,
+        receipts TEXT NOT NULL,
+        reversed_at INTEGER NOT NULL,
+        decision TEXT NOT NULL,
+        quarantine TEXT,
+        observations TEXT,
+        freed_codes TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX receipt_reversal_by_line ON receipt_reversal (delivery_id, line_no);
+    "#,
 ];
 
 /// The schema version this build writes.

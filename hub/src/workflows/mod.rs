@@ -43,6 +43,8 @@ pub struct Site {
     /// What the report and the dashboard count with (`alerts.expiry_warn_days`,
     /// `receiving.on_time_tolerance_minutes`).
     pub report: crate::store::report::ReportSettings,
+    /// Minutes after a receipt a supervisor may reverse it (`receiving.reversal_window_minutes`).
+    pub reversal_window_minutes: i64,
 }
 
 impl Site {
@@ -62,6 +64,7 @@ impl Site {
                 expiry_warn_days: config.alerts.expiry_warn_days,
                 on_time_tolerance_minutes: config.receiving.on_time_tolerance_minutes,
             },
+            reversal_window_minutes: config.receiving.reversal_window_minutes,
         }
     }
 

@@ -271,6 +271,23 @@ pub async fn decide(
         .await
 }
 
+/// Staff decided a line, holding it for a supervisor's review when `hold` gives a reason
+/// (`hub receive decide --hold`; the bench screen and MQTT's `receive_decide` hold the same way).
+pub async fn decide_holding(
+    store: &Store,
+    site: &Site,
+    delivery_id: &str,
+    line_no: u32,
+    staff: &str,
+    hold: Option<hub_core::receiving::HoldReason>,
+    now: Timestamp,
+) -> Result<ReceivingDecision, ReceivingError> {
+    let (site, delivery_id, staff) = (site.clone(), delivery_id.to_owned(), staff.to_owned());
+    store
+        .write(move |c| decide_holding_in(c, &site, &delivery_id, line_no, &staff, hold, now))
+        .await
+}
+
 /// Staff closed a delivery (inside the caller's transaction): every undecided line is decided
 /// now, and the tiers of its SKUs follow.
 pub fn close_in(
@@ -440,5 +457,40 @@ pub async fn respond_to_dispute(
             };
             dispute_in(c, &delivery_id, &staff, step, &note, None, now)
         })
+        .await
+}
+
+/// A supervisor reverses a line's last receipt within `receiving.reversal_window_minutes`
+/// (inside the caller's transaction; branch bench2): the received quantity leaves the lot
+/// again with a reversal movement, the line waits for a new decision, and the SKU's tier
+/// follows. `supervisor` says whether `staff` is one (the caller knows the roles); a request
+/// id seen before is answered with what it did then.
+pub fn reverse_in(
+    c: &Tx<'_>,
+    site: &Site,
+    request: &crate::store::receipt_reversal::ReversalRequest,
+    now: Timestamp,
+) -> Result<crate::store::receipt_reversal::Reversed, ReceivingError> {
+    let mut request = request.clone();
+    request.window_minutes = site.reversal_window_minutes;
+    let done = crate::store::receipt_reversal::reverse_receipt(c, &request, now)?;
+    if !done.repeated
+        && let Ok(sku) = SkuCode::new(done.sku.clone())
+    {
+        crate::store::alert_book::evaluate_sku(c, &sku, &site.stock_rules(), now)?;
+    }
+    Ok(done)
+}
+
+/// [`reverse_in`] in its own transaction (`hub receive reverse`).
+pub async fn reverse(
+    store: &Store,
+    site: &Site,
+    request: crate::store::receipt_reversal::ReversalRequest,
+    now: Timestamp,
+) -> Result<crate::store::receipt_reversal::Reversed, ReceivingError> {
+    let site = site.clone();
+    store
+        .write(move |c| reverse_in(c, &site, &request, now))
         .await
 }

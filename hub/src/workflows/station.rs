@@ -91,6 +91,7 @@ fn run_action(
     station: &str,
     staff: &str,
     action: &StationAction,
+    command_id: &str,
     now: Timestamp,
 ) -> Result<ReplyResult, Failure> {
     let receiving = |site: &Site| {
@@ -251,6 +252,28 @@ fn run_action(
             workflows::receiving::dispute_in(c, &delivery_id, staff, step, &note, line_no, now)?;
             ReplyResult::of(&serde_json::json!({ "step": step.as_str() }))
         }
+        StationAction::ReceiveReverse {
+            delivery_id,
+            line_no,
+            reason,
+        } => {
+            receiving(site)?;
+            // As for disputes: a staff member the station app knows as a clerk is refused
+            // (by the rule, in its words); one it does not know is central's.
+            let member = crate::store::staff::staff(c, staff)?;
+            let supervisor =
+                !member.is_some_and(|m| m.role != crate::store::staff::Role::Supervisor);
+            let request = crate::store::receipt_reversal::ReversalRequest {
+                delivery_id,
+                line_no,
+                staff: staff.to_owned(),
+                supervisor,
+                reason,
+                request_id: format!("{station}/{command_id}"),
+                window_minutes: site.reversal_window_minutes,
+            };
+            ReplyResult::of(&workflows::receiving::reverse_in(c, site, &request, now)?)
+        }
     })
 }
 
@@ -379,7 +402,15 @@ pub fn run_command_in(
         }
         Some(site) => {
             match attempt(c, |c| {
-                run_action(c, site, station, &command.staff, &command.action, now)
+                run_action(
+                    c,
+                    site,
+                    station,
+                    &command.staff,
+                    &command.action,
+                    &command.id,
+                    now,
+                )
             })? {
                 Ok(result) => {
                     reply.ok = true;

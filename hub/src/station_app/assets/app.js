@@ -184,6 +184,12 @@
     var connect = function () {
       var events = new EventSource("/station/events");
       events.addEventListener("changed", refresh);
+      // The bench scale's reading while the load settles, greyed beside the recorded weight.
+      events.addEventListener("weight", function (e) {
+        var live = document.getElementById("live-weight");
+        var grams = document.getElementById("live-grams");
+        if (live && grams) { grams.textContent = e.data; live.hidden = false; }
+      });
       events.addEventListener("open", function () {
         if (document.body.classList.contains("offline")) refresh();
         document.body.classList.remove("offline");
