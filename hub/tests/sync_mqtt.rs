@@ -1186,7 +1186,16 @@ async fn pickups_done_with_the_broker_down_reach_central_once_in_order_after_it_
         .unwrap();
     }
     let last = store.read(outbox::stats).await.unwrap().last_seq;
-    assert_eq!(board.view().uplink.state, hub::status::UplinkState::Offline);
+    // Still not connected: offline, or between two of its retries (on a busy machine the
+    // handovers above can outlast a retry's back-off).
+    let state = board.view().uplink.state;
+    assert!(
+        matches!(
+            state,
+            hub::status::UplinkState::Offline | hub::status::UplinkState::Connecting
+        ),
+        "{state:?}"
+    );
 
     // The broker comes back; central starts; everything drains.
     tokio::task::block_in_place(|| broker.restart()).unwrap();
