@@ -78,7 +78,8 @@ fn seed(store: &Store) {
             )?;
             for (id, name, role, hash) in [
                 ("li", "李小红", Role::Clerk, clerk),
-                ("wang", "王主管", Role::Supervisor, boss),
+                ("wang", "王主管", Role::Supervisor, boss.clone()),
+                ("zhou", "周店长", Role::Manager, boss),
             ] {
                 staff_store::upsert_staff(
                     c,
@@ -97,6 +98,7 @@ fn seed(store: &Store) {
             }
             staff_store::add_pairing(c, "dock", "11223344", now, Timestamp(i64::MAX / 4))?;
             staff_store::add_pairing(c, "dock", "55667788", now, Timestamp(i64::MAX / 4))?;
+            staff_store::add_pairing(c, "dock", "99001122", now, Timestamp(i64::MAX / 4))?;
             Ok::<_, StoreError>(())
         })
         .unwrap();
@@ -1075,4 +1077,66 @@ async fn a_supervisor_reverses_a_received_line_on_the_bench_and_it_waits_again()
         refused.body
     );
     assert_eq!(on_hand(), 8);
+}
+
+/// A store manager may do what a supervisor may on the bench: the reversal form is shown to a
+/// manager and the reversal is applied (a manager was refused as "not a supervisor" before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_manager_reverses_a_receipt_like_a_supervisor() {
+    let hub = start_with(&format!("{CONFIG}[receiving]\nphoto_required = false\n")).await;
+    let site = Site::of(&Config::parse(CONFIG, Path::new("/")).unwrap());
+    let (cookies, page) = signed_in(&hub, "11223344", "li", "2468").await;
+    let clerk = Tablet {
+        hub: &hub,
+        csrf: page.field("csrf"),
+        cookies,
+    };
+    clerk
+        .post("/station/receiving/open", "delivery=D1&line=1")
+        .await;
+    clerk
+        .post(
+            "/station/receiving/action",
+            "request_id=m-c&op=count&delivery=D1&line=1&count=10",
+        )
+        .await;
+    hub::workflows::receiving::weight(&hub.store, &site, "dock", 10_000, hub::clock::now())
+        .await
+        .unwrap();
+    clerk
+        .post(
+            "/station/receiving/action",
+            "request_id=m-d&op=decide&delivery=D1&line=1",
+        )
+        .await;
+    let on_hand = || {
+        hub.store
+            .read_blocking(|c| ledger::lot(c, &SkuCode::new("MILK").unwrap(), "L1"))
+            .unwrap()
+            .map(|(_, n)| n)
+            .unwrap_or(0)
+    };
+    assert_eq!(on_hand(), 10);
+    let (cookies, page) = signed_in(&hub, "99001122", "zhou", "1357").await;
+    let manager = Tablet {
+        hub: &hub,
+        csrf: page.field("csrf"),
+        cookies,
+    };
+    let opened = manager
+        .post("/station/receiving/open", "delivery=D1&line=1")
+        .await;
+    assert!(opened.body.contains(r#"id="reverse""#), "{}", opened.body);
+    let reversed = manager
+        .post(
+            "/station/receiving/action",
+            "request_id=m-r&op=reverse&delivery=D1&line=1&reason=count_error&confirm=yes",
+        )
+        .await;
+    assert!(reversed.body.contains("入库已撤销"), "{}", reversed.body);
+    assert_eq!(on_hand(), 0);
+    assert_eq!(
+        line_state(&hub.store, 1).state,
+        deliveries::LineState::Waiting
+    );
 }

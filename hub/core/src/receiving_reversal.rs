@@ -95,6 +95,32 @@ impl ReversalRefusal {
     }
 }
 
+/// The refusal in English, for logs, MQTT replies and the catalogue's English text.
+impl std::fmt::Display for ReversalRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReversalRefusal::NotSupervisor => {
+                f.write_str("Only a supervisor may reverse a receipt")
+            }
+            ReversalRefusal::DeliveryClosed => {
+                f.write_str("The delivery is closed: its receipts can no longer be reversed")
+            }
+            ReversalRefusal::NothingReceived => f.write_str("This line has no receipt to reverse"),
+            ReversalRefusal::OutsideWindow {
+                window_minutes,
+                age_minutes,
+            } => write!(
+                f,
+                "The receipt is {age_minutes} min old: it can only be reversed within {window_minutes} min"
+            ),
+            ReversalRefusal::AlreadyHandedOver { received, left } => write!(
+                f,
+                "{left} of the {received} received have already left the site: the receipt cannot be reversed"
+            ),
+        }
+    }
+}
+
 /// Whether `receipt` may be reversed now, and if so the quantity the reversal movement takes
 /// out (all of the receipt). `window_minutes` is the configured window after the receipt; a
 /// clock that went back (a receipt "in the future") counts as inside it.

@@ -249,37 +249,20 @@ pub fn reversal_refusal(
     lang: Lang,
 ) -> String {
     use hub_core::receiving_reversal::ReversalRefusal as R;
-    match (refusal, lang) {
-        (R::NotSupervisor, Lang::ZhCn) => "只有主管可以撤销入库".into(),
-        (R::NotSupervisor, Lang::En) => "Only a supervisor may reverse a receipt".into(),
-        (R::DeliveryClosed, Lang::ZhCn) => "到货单已关闭，不能撤销入库".into(),
-        (R::DeliveryClosed, Lang::En) => {
-            "The delivery is closed: its receipts can no longer be reversed".into()
-        }
-        (R::NothingReceived, Lang::ZhCn) => "本行没有可撤销的入库".into(),
-        (R::NothingReceived, Lang::En) => "This line has no receipt to reverse".into(),
-        (
-            R::OutsideWindow {
-                window_minutes,
-                age_minutes,
-            },
-            Lang::ZhCn,
-        ) => format!("入库已过 {age_minutes} 分钟，只能在 {window_minutes} 分钟内撤销"),
-        (
-            R::OutsideWindow {
-                window_minutes,
-                age_minutes,
-            },
-            Lang::En,
-        ) => format!(
-            "The receipt is {age_minutes} min old: it can only be reversed within {window_minutes} min"
-        ),
-        (R::AlreadyHandedOver { received, left }, Lang::ZhCn) => {
+    if lang == Lang::En {
+        return refusal.to_string();
+    }
+    match refusal {
+        R::NotSupervisor => "只有主管可以撤销入库".into(),
+        R::DeliveryClosed => "到货单已关闭，不能撤销入库".into(),
+        R::NothingReceived => "本行没有可撤销的入库".into(),
+        R::OutsideWindow {
+            window_minutes,
+            age_minutes,
+        } => format!("入库已过 {age_minutes} 分钟，只能在 {window_minutes} 分钟内撤销"),
+        R::AlreadyHandedOver { received, left } => {
             format!("本次入库 {received} 中已有 {left} 出库，不能撤销")
         }
-        (R::AlreadyHandedOver { received, left }, Lang::En) => format!(
-            "{left} of the {received} received have already left the site: the receipt cannot be reversed"
-        ),
     }
 }
 

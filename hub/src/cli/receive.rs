@@ -402,8 +402,7 @@ pub(super) fn receive_command(
             let out = runtime()?.block_on(store.write(move |c| {
                 // As on the bench and over MQTT: a staff member known as a clerk is refused.
                 let member = crate::store::staff::staff(c, &staff)?;
-                let supervisor =
-                    !member.is_some_and(|m| m.role != crate::store::staff::Role::Supervisor);
+                let supervisor = member.is_none_or(|m| m.role.supervises());
                 let request = crate::store::receipt_reversal::ReversalRequest {
                     delivery_id: delivery,
                     line_no: line,

@@ -25,7 +25,7 @@ pub use alerts::AlertsConfig;
 pub use machine::MachineCheck;
 pub use pickup::PickupConfig;
 pub use problems::{Problem, Problems};
-pub use receiving::{ReceivingConfig, Retention};
+pub use receiving::{DEFAULT_ON_TIME_TOLERANCE_MINUTES, ReceivingConfig, Retention};
 pub use site::{LogConfig, LogFormat, ShutdownConfig, SiteConfig, StoreConfig};
 pub use stations::{StationConfig, StationError, StationKind};
 pub use status::{MIN_STATUS_TOKEN_LEN, StatusConfig, StatusTls, check_status_token};

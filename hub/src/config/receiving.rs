@@ -3,6 +3,10 @@
 use super::problems::{Problems, int_in};
 use serde::Deserialize;
 
+/// Minutes either side of a delivery's expected time it still counts as on time in the report,
+/// when `receiving.on_time_tolerance_minutes` is not set.
+pub const DEFAULT_ON_TIME_TOLERANCE_MINUTES: i64 = 30;
+
 /// Retention limits for evidence photos (`receiving.photo_max_age_days`,
 /// `photo_max_total_mb`); held and disputed evidence is kept whatever they say.
 #[derive(Debug, Clone, Copy)]
@@ -71,7 +75,7 @@ pub(super) fn validate_receiving(raw: RawReceiving, problems: &mut Problems) -> 
         },
         on_time_tolerance_minutes: int_in(
             raw.on_time_tolerance_minutes,
-            crate::store::report::DEFAULT_ON_TIME_TOLERANCE_MINUTES as usize,
+            DEFAULT_ON_TIME_TOLERANCE_MINUTES as usize,
             0,
             720,
             "receiving.on_time_tolerance_minutes",

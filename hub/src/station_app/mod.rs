@@ -27,7 +27,6 @@ pub mod import;
 pub mod items;
 mod line_refusal;
 mod partial;
-mod receipt_reversal;
 pub mod receiving;
 mod recorded;
 pub mod stock;

@@ -841,7 +841,7 @@ async fn action(
                 reason: (*reason).to_owned(),
             }
         }
-        "reverse" => match super::receipt_reversal::command(
+        "reverse" => match reversal_command(
             &app,
             &s,
             &form.reason,
@@ -981,6 +981,82 @@ fn done_words(kind: &str, delivery_id: &str, line_no: u32) -> (String, String) {
             format!("到货单 {delivery_id} 已关闭"),
             format!("delivery {delivery_id} closed"),
         ),
+    }
+}
+
+// The bench's "撤销收货": a supervisor reverses a received line's last receipt on an open
+// delivery, with a reason from the list and a ticked confirmation. Checked first so a refusal
+// (outside the window, stock already gone, …) is said in the clerk's words; then it runs as the
+// `receive_reverse` station command through the bench's usual action path (once per request
+// id, recorded with the staff id).
+
+async fn say_reversal(
+    app: &StationApp,
+    s: &Session,
+    zh: String,
+    en: String,
+    now: Timestamp,
+) -> Response {
+    app.feed
+        .show(&s.station, Shown::Receiving(said(zh, en, false)), now);
+    fragment(app, s, true).await
+}
+
+/// The station command for the bench form's `reverse`, or the answer that refuses it.
+async fn reversal_command(
+    app: &StationApp,
+    s: &Session,
+    reason: &str,
+    confirm: &str,
+    delivery_id: &str,
+    line_no: u32,
+    now: Timestamp,
+) -> Result<StationAction, Response> {
+    if !s.role.supervises() {
+        return Err(refusal(
+            StatusCode::FORBIDDEN,
+            "receipt reversal by a clerk",
+            s.lang,
+            "receiving.supervisor_only",
+        ));
+    }
+    let text = |key: &str| {
+        (
+            catalogue::text(key, Lang::ZhCn).to_owned(),
+            catalogue::text(key, Lang::En).to_owned(),
+        )
+    };
+    let Some(reason) = hub_core::receiving_reversal::ReversalReason::parse(reason.trim()) else {
+        let (zh, en) = text("receiving.reverse.pick_reason");
+        return Err(say_reversal(app, s, zh, en, now).await);
+    };
+    if confirm.trim() != "yes" {
+        let (zh, en) = text("receiving.reverse.unconfirmed");
+        return Err(say_reversal(app, s, zh, en, now).await);
+    }
+    let (id, window) = (delivery_id.to_owned(), app.site.reversal_window_minutes);
+    let checked = app
+        .store
+        .read(move |c| crate::store::receipt_reversal::check(c, &id, line_no, true, window, now))
+        .await;
+    match checked {
+        Ok(Ok(_)) => Ok(StationAction::ReceiveReverse {
+            delivery_id: delivery_id.to_owned(),
+            line_no,
+            reason,
+        }),
+        Ok(Err(why)) => {
+            use catalogue::receiving::reversal_refusal;
+            Err(say_reversal(
+                app,
+                s,
+                reversal_refusal(why, Lang::ZhCn),
+                reversal_refusal(why, Lang::En),
+                now,
+            )
+            .await)
+        }
+        Err(e) => Err(refuse(app, s, now, e).await),
     }
 }
 

@@ -72,7 +72,7 @@ pub enum ReceivingError {
         "a count of {0} is not possible: enter the number of items counted (0 to {MAX_LINE_COUNT})"
     )]
     BadCount(i64),
-    #[error("delivery {delivery_id} line {line_no}: {}", crate::catalogue::receiving::reversal_refusal(*refusal, crate::catalogue::Lang::En))]
+    #[error("delivery {delivery_id} line {line_no}: {refusal}")]
     ReversalRefused {
         delivery_id: String,
         line_no: u32,
@@ -834,7 +834,7 @@ pub fn decide_holding(
     if decision.accepted > 0 {
         receipt(
             conn,
-            super::receipt_reversal::receipt_id(conn, "rcv", delivery_id, line_no)?,
+            receipt_id(conn, "rcv", delivery_id, line_no)?,
             &line,
             decision.accepted,
             reference.clone(),
@@ -926,7 +926,7 @@ pub fn resolve_quarantine(
             format!("delivery {delivery_id} line {line_no} released by {staff}: {reason}");
         receipt(
             conn,
-            super::receipt_reversal::receipt_id(conn, "rel", delivery_id, line_no)?,
+            receipt_id(conn, "rel", delivery_id, line_no)?,
             &line,
             release,
             reference,
@@ -1584,4 +1584,29 @@ pub fn station_selection(
                 .optional()
         })
         .map_err(sql(conn))
+}
+
+/// The id of a line's next receipt movement of kind `prefix` (`rcv`, `rel`, or `rev` for a
+/// reversal): `{prefix}-{delivery}-{line}` until the line's first reversal, then suffixed
+/// with the number of reversals of the line (`store::receipt_reversal`) so a redo never reuses an id.
+pub fn receipt_id(
+    conn: &Connection,
+    prefix: &str,
+    delivery_id: &str,
+    line_no: u32,
+) -> Result<String, StoreError> {
+    let reversals = reversals_of(conn, delivery_id, line_no)?;
+    Ok(if reversals == 0 {
+        format!("{prefix}-{delivery_id}-{line_no}")
+    } else {
+        format!("{prefix}-{delivery_id}-{line_no}-r{reversals}")
+    })
+}
+
+fn reversals_of(conn: &Connection, delivery_id: &str, line_no: u32) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "SELECT COUNT(*) FROM receipt_reversal WHERE delivery_id = ?1 AND line_no = ?2",
+    )
+    .and_then(|mut st| st.query_row(params![delivery_id, line_no], |r| r.get(0)))
+    .map_err(sql(conn))
 }

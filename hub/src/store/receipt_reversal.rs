@@ -11,7 +11,7 @@
 //! Receipt movement ids are fixed per line (`rcv-{delivery}-{line}`, `rel-…`): a new decision
 //! after a reversal would reuse the id and be skipped by the ledger as a duplicate, losing the
 //! stock. So from a line's first reversal on, its receipt ids carry the number of reversals
-//! of the line (`rcv-D-1-r1`, …) — see [`receipt_id`].
+//! of the line (`rcv-D-1-r1`, …) — see [`super::deliveries::receipt_id`].
 
 use hub_contract::stored;
 use hub_core::event::DomainEvent;
@@ -29,31 +29,6 @@ use super::outbox::{self, sql};
 
 /// How a reversal movement's reference begins (the report takes it off the day's receipts).
 pub const REVERSAL_REFERENCE: &str = "receipt reversed: ";
-
-/// The id of a line's next receipt movement of kind `prefix` (`rcv`, `rel`, or `rev` for a
-/// reversal): `{prefix}-{delivery}-{line}` until the line's first reversal, then suffixed
-/// with the number of reversals of the line so a redo never reuses an id.
-pub fn receipt_id(
-    conn: &Connection,
-    prefix: &str,
-    delivery_id: &str,
-    line_no: u32,
-) -> Result<String, StoreError> {
-    let reversals = reversals_of(conn, delivery_id, line_no)?;
-    Ok(if reversals == 0 {
-        format!("{prefix}-{delivery_id}-{line_no}")
-    } else {
-        format!("{prefix}-{delivery_id}-{line_no}-r{reversals}")
-    })
-}
-
-fn reversals_of(conn: &Connection, delivery_id: &str, line_no: u32) -> Result<i64, StoreError> {
-    conn.prepare_cached(
-        "SELECT COUNT(*) FROM receipt_reversal WHERE delivery_id = ?1 AND line_no = ?2",
-    )
-    .and_then(|mut st| st.query_row(params![delivery_id, line_no], |r| r.get(0)))
-    .map_err(sql(conn))
-}
 
 /// What a supervisor asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +82,7 @@ fn receipts_of(
 ) -> Result<Vec<ReceiptRow>, StoreError> {
     let mut rows = Vec::new();
     for prefix in ["rcv", "rel"] {
-        let id = receipt_id(conn, prefix, delivery_id, line_no)?;
+        let id = super::deliveries::receipt_id(conn, prefix, delivery_id, line_no)?;
         let row = conn
             .prepare_cached(
                 "SELECT id, sku, lot, expiry, quantity, at, journal_seq FROM movement
@@ -246,7 +221,7 @@ pub fn reverse_receipt(
             refusal,
         })?;
     let first = &rows[0];
-    let movement_id = receipt_id(conn, "rev", delivery_id, line_no)?;
+    let movement_id = super::deliveries::receipt_id(conn, "rev", delivery_id, line_no)?;
     let sku =
         SkuCode::new(first.sku.clone()).map_err(|e| ReceivingError::UnknownSku(e.to_string()))?;
     let m = Movement {

@@ -103,8 +103,8 @@ pub struct DeliveryFigures {
 }
 
 /// Minutes either side of a delivery's expected time it still counts as on time, when the
-/// configuration does not say (`receiving.on_time_tolerance_minutes`).
-pub const DEFAULT_ON_TIME_TOLERANCE_MINUTES: i64 = 30;
+/// configuration does not say (its home is the config's default).
+pub use crate::config::DEFAULT_ON_TIME_TOLERANCE_MINUTES;
 
 /// What the report counts with besides the period: near expiry within `expiry_warn_days`
 /// (`alerts.expiry_warn_days`), deliveries on time within `on_time_tolerance_minutes`.

@@ -261,8 +261,7 @@ fn run_action(
             // As for disputes: a staff member the station app knows as a clerk is refused
             // (by the rule, in its words); one it does not know is central's.
             let member = crate::store::staff::staff(c, staff)?;
-            let supervisor =
-                !member.is_some_and(|m| m.role != crate::store::staff::Role::Supervisor);
+            let supervisor = member.is_none_or(|m| m.role.supervises());
             let request = crate::store::receipt_reversal::ReversalRequest {
                 delivery_id,
                 line_no,
@@ -280,7 +279,7 @@ fn run_action(
 /// Refuses anyone but a supervisor the store knows (branch counter).
 fn supervisor_only(c: &Tx<'_>, staff: &str, what: &str) -> Result<(), Failure> {
     match crate::store::staff::staff(c, staff)? {
-        Some(m) if m.role == crate::store::staff::Role::Supervisor && !m.disabled => Ok(()),
+        Some(m) if m.role.supervises() && !m.disabled => Ok(()),
         Some(_) => Err(Failure::Refused(
             "supervisor_only".into(),
             format!("{staff} is not a supervisor: only a supervisor can {what}; ask one"),
