@@ -972,6 +972,64 @@ pub fn handover_error(
     }
 }
 
+/// One problem of an import file for the person who uploaded it: where in the file, what is
+/// wrong and what to do, in their language. The decoder's own detail stays as it is (field
+/// names are the file's), with the common serde sentences worded in Chinese.
+pub fn import_problem(problem: &crate::imports::Problem, lang: Lang) -> String {
+    use crate::imports::ProblemKind;
+    if lang == Lang::En {
+        return problem.to_string();
+    }
+    let kind = |k: &str| {
+        let key = format!("import.kind.{k}");
+        if has(&key) {
+            text(&key, lang).to_owned()
+        } else {
+            format!("`{k}`")
+        }
+    };
+    let place = match &problem.id {
+        Some(id) => format!("第 {} 条命令（编号 {id}）", problem.number),
+        None => format!("第 {} 条命令", problem.number),
+    };
+    match &problem.what {
+        ProblemKind::NotACommand { reason } => format!(
+            "{place}：不是中心系统格式的命令，请按 docs/mqtt.md 改正（{}）",
+            serde_reason_zh(reason)
+        ),
+        ProblemKind::WrongKind { found, expected } => format!(
+            "{place}：这是{}命令，本文件只能有{}命令；请分开上传",
+            kind(found),
+            kind(expected)
+        ),
+        ProblemKind::BadBody { key, reason } => format!(
+            "{place}（{key}）：内容不符合要求，请改正后重新上传（{}）",
+            serde_reason_zh(reason)
+        ),
+    }
+}
+
+/// serde's usual sentences in Chinese (`missing field `x``, `unknown field `x``, `invalid
+/// type`); any other reason is kept as it is, after "原因：".
+fn serde_reason_zh(reason: &str) -> String {
+    let field = |prefix: &str| {
+        reason
+            .find(prefix)
+            .map(|at| &reason[at + prefix.len()..])
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned)
+    };
+    if let Some(f) = field("missing field `") {
+        format!("缺少字段 `{f}`")
+    } else if let Some(f) = field("unknown field `") {
+        format!("多了不认识的字段 `{f}`")
+    } else if reason.contains("invalid type") || reason.contains("invalid value") {
+        format!("有字段的值类型不对。原因：{reason}")
+    } else {
+        format!("原因：{reason}")
+    }
+}
+
 /// Whether the catalogue has `key`.
 pub fn has(key: &str) -> bool {
     TEXTS
@@ -1162,6 +1220,57 @@ fn code_problem(problem: CodeProblem, lang: Lang) -> String {
 mod tests {
     use super::*;
     use hub_core::SiteId;
+
+    #[test]
+    fn an_import_files_problems_are_worded_in_chinese_with_their_place() {
+        use crate::imports::{Problem, ProblemKind};
+        let problem = |id: Option<&str>, what| Problem {
+            number: 2,
+            id: id.map(str::to_owned),
+            what,
+        };
+        let wrong = problem(
+            Some("c-2"),
+            ProblemKind::WrongKind {
+                found: "pickup_order",
+                expected: "sku_upsert",
+            },
+        );
+        assert_eq!(
+            import_problem(&wrong, Lang::ZhCn),
+            "第 2 条命令（编号 c-2）：这是取货订单命令，本文件只能有商品资料命令；请分开上传"
+        );
+        assert_eq!(
+            import_problem(&wrong, Lang::En),
+            "command 2 (id c-2): a `pickup_order` command; this file must hold `sku_upsert` commands"
+        );
+        let missing = problem(
+            None,
+            ProblemKind::BadBody {
+                key: "OIL".into(),
+                reason: "body: missing field `code` at line 1 column 2".into(),
+            },
+        );
+        assert_eq!(
+            import_problem(&missing, Lang::ZhCn),
+            "第 2 条命令（OIL）：内容不符合要求，请改正后重新上传（缺少字段 `code`）"
+        );
+        let unknown = problem(
+            None,
+            ProblemKind::NotACommand {
+                reason: "unknown field `extra`, expected one of `v`, `id`".into(),
+            },
+        );
+        assert!(import_problem(&unknown, Lang::ZhCn).contains("多了不认识的字段 `extra`"));
+        let other = problem(
+            None,
+            ProblemKind::BadBody {
+                key: "D1".into(),
+                reason: "it has no lines".into(),
+            },
+        );
+        assert!(import_problem(&other, Lang::ZhCn).ends_with("（原因：it has no lines）"));
+    }
 
     /// One of every code check outcome (a new variant must be added here: the match below
     /// does not compile without it).

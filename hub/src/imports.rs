@@ -18,8 +18,60 @@ pub enum ImportError {
         detail: String,
         kind: &'static str,
     },
-    #[error("{} error(s); nothing was imported:\n  {}", .0.len(), .0.join("\n  "))]
-    Problems(Vec<String>),
+    #[error("{} error(s); nothing was imported:\n  {}", .0.len(), list(.0))]
+    Problems(Vec<Problem>),
+}
+
+/// One command of a file that cannot be imported: where it is and what is wrong with it. The
+/// English text (`Display`) is the CLI's; the station app words it in the clerk's language
+/// with `catalogue::import_problem`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based position of the command in the file.
+    pub number: usize,
+    /// The command's `id`, when it has one.
+    pub id: Option<String>,
+    pub what: ProblemKind,
+}
+
+/// What is wrong with one command of an import file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// Not a command central could send (envelope fields missing or wrong); the decoder's
+    /// reason in English.
+    NotACommand { reason: String },
+    /// A command of another kind than the file's.
+    WrongKind {
+        found: &'static str,
+        expected: &'static str,
+    },
+    /// The right kind, but its body does not fit it; the decoder's reason in English.
+    BadBody { key: String, reason: String },
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.id {
+            Some(id) => write!(f, "command {} (id {id})", self.number)?,
+            None => write!(f, "command {}", self.number)?,
+        }
+        match &self.what {
+            ProblemKind::NotACommand { reason } => write!(f, ": {reason}"),
+            ProblemKind::WrongKind { found, expected } => write!(
+                f,
+                ": a `{found}` command; this file must hold `{expected}` commands"
+            ),
+            ProblemKind::BadBody { key, reason } => write!(f, " ({key}): {reason}"),
+        }
+    }
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(Problem::to_string)
+        .collect::<Vec<_>>()
+        .join("\n  ")
 }
 
 /// The commands of `text` if it holds commands (`None`: a file of plain records, the older
@@ -42,20 +94,23 @@ pub fn decode_file(text: &str, kind: CommandKind) -> Result<Option<Vec<Command>>
     let mut commands = Vec::with_capacity(items.len());
     let mut problems = Vec::new();
     for (n, item) in items.iter().enumerate() {
-        let place = match item.get("id").and_then(|v| v.as_str()) {
-            Some(id) => format!("command {} (id {id})", n + 1),
-            None => format!("command {}", n + 1),
+        let problem = |what| Problem {
+            number: n + 1,
+            id: item.get("id").and_then(|v| v.as_str()).map(str::to_owned),
+            what,
         };
         let bytes = serde_json::to_vec(item).unwrap_or_default();
         match hub_contract::decode_command(&bytes, usize::MAX) {
-            Err(r) => problems.push(format!("{place}: {}", r.reason)),
-            Ok(c) if c.kind != kind => problems.push(format!(
-                "{place}: a `{}` command; this file must hold `{}` commands",
-                c.kind.as_str(),
-                kind.as_str()
-            )),
+            Err(r) => problems.push(problem(ProblemKind::NotACommand { reason: r.reason })),
+            Ok(c) if c.kind != kind => problems.push(problem(ProblemKind::WrongKind {
+                found: c.kind.as_str(),
+                expected: kind.as_str(),
+            })),
             Ok(c) => match &c.body {
-                Err(e) => problems.push(format!("{place} ({}): {}", c.key, e.0)),
+                Err(e) => problems.push(problem(ProblemKind::BadBody {
+                    key: c.key.clone(),
+                    reason: e.0.clone(),
+                })),
                 Ok(_) => commands.push(c),
             },
         }

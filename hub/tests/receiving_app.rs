@@ -488,7 +488,9 @@ async fn a_supervisor_imports_central_command_files_in_the_app_and_every_error_i
         answer.body
     );
     assert!(
-        answer.body.contains("command 2 (id c-2)"),
+        answer
+            .body
+            .contains("第 2 条命令（编号 c-2）：这是取货订单命令，本文件只能有商品资料命令"),
         "{}",
         answer.body
     );

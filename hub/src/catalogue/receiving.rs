@@ -388,7 +388,7 @@ pub fn flag(flag: &CodeFlag, lang: Lang) -> String {
         CodeFlag::GtinMismatch { gtin } => {
             format!("商品条码 {gtin} 不属于此商品：商品不符？")
         }
-        CodeFlag::Malformed { detail } => format!("无效的码（{detail}）"),
+        CodeFlag::Malformed { detail } => malformed_code(detail),
         CodeFlag::Unrecognised { detail } => format!("无法识别的码（{detail}）"),
         CodeFlag::LotMismatch { code_lot, line_lot } => {
             format!("码上的批次为 {code_lot}，到货行批次为 {line_lot}")
@@ -458,8 +458,42 @@ pub fn refusal(e: &ReceivingError, lang: Lang) -> String {
     }
 }
 
-/// The zh-CN name of a produce class of the acceptance model (ImageNet labels), or the label's
-/// first name in English.
+/// A code that is not valid, in Chinese: what kind of fault the scanner's parser found (its
+/// English sentence, kept for a technician, comes from `firmware_shim::codes` and
+/// `hub_core::Gtin` — the test below feeds real bad codes through them so a changed sentence is
+/// noticed) and what to do.
+fn malformed_code(detail: &str) -> String {
+    let has = |words: &[&str]| words.iter().any(|w| detail.contains(w));
+    let what = if has(&["check digit", "check character"]) {
+        "校验位不对，码可能印错、污损或扫错"
+    } else if has(&["too short", "too long"])
+        || (detail.contains("it has ") && detail.contains(" digits"))
+    {
+        "位数不对"
+    } else if has(&["is not in", "not allowed", "it contains"]) {
+        "含有不允许的字符"
+    } else if has(&["illegal month", "illegal day", "illegal time"]) {
+        "码上的日期或时间不存在"
+    } else if has(&[
+        "unknown AI",
+        "empty value",
+        "misplaced FNC1",
+        "repeated with another",
+    ]) {
+        "GS1 数据结构不对"
+    } else if detail.contains("Digital Link") {
+        "GS1 数字链接网址无效"
+    } else if detail.contains("empty scan") {
+        "扫到的是空码"
+    } else {
+        "码的格式不对"
+    };
+    format!("无效的码：{what}；请重扫，仍不行请手工核对（{detail}）")
+}
+
+/// The zh-CN name of a produce class of the acceptance model (ImageNet labels) with its first
+/// English name, "other item" in Chinese before any other label; in English the label's first
+/// name.
 pub fn produce_class(label: &str, lang: Lang) -> String {
     let first = label.split(',').next().unwrap_or(label).trim();
     if lang == Lang::En {
@@ -500,7 +534,9 @@ pub fn produce_class(label: &str, lang: Lang) -> String {
         .iter()
         .find(|(en, _)| *en == first)
         .map(|(_, zh)| format!("{zh}（{first}）"))
-        .unwrap_or_else(|| first.to_owned())
+        // The model knows a thousand things that are not produce; a clerk still reads what
+        // kind of answer it is.
+        .unwrap_or_else(|| format!("其他物品（{first}）"))
 }
 
 #[cfg(test)]
@@ -509,6 +545,34 @@ mod tests {
 
     fn has_han(s: &str) -> bool {
         s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+    }
+
+    #[test]
+    fn a_malformed_code_says_in_chinese_what_kind_of_fault_it_is() {
+        let patterns = crate::codes::SitePatterns::default();
+        for (scan, fault) in [
+            ("]C1010400638133393221A1", "校验位不对"),
+            ("]C10104006381333931172613992 1A1", "日期或时间不存在"),
+            ("]C1010400638133393", "位数不对"),
+            ("]C123", "GS1 数据结构不对"),
+            ("]C1010400638133393A21A1", "含有不允许的字符"),
+        ] {
+            let detail = match crate::codes::classify_text(scan, &patterns) {
+                crate::codes::ScannedCode::Malformed { reason, .. } => reason,
+                other => panic!("{scan} is not malformed: {other:?}"),
+            };
+            let words = flag(
+                &CodeFlag::Malformed {
+                    detail: detail.clone(),
+                },
+                Lang::ZhCn,
+            );
+            assert!(
+                words.starts_with("无效的码：") && words.contains(fault),
+                "{scan}: {detail} → {words}"
+            );
+            assert!(words.contains(&detail), "{words}");
+        }
     }
 
     #[test]
@@ -620,6 +684,10 @@ mod tests {
         }
         assert_eq!(produce_class("banana", Lang::ZhCn), "香蕉（banana）");
         assert_eq!(produce_class("pineapple, ananas", Lang::En), "pineapple");
+        assert_eq!(
+            produce_class("tennis ball", Lang::ZhCn),
+            "其他物品（tennis ball）"
+        );
     }
 
     #[test]

@@ -191,36 +191,50 @@ pub(super) enum ReceiveCommand {
     },
 }
 
-/// `--hold`'s values: the hold reasons of `hub_core::receiving::HoldReason`, each listed in
-/// `--help` with its words; any other value is refused by name with the list.
+/// `--hold`'s values: the hold reasons of `hub_core::receiving::HoldReason`.
 fn hold_reason_parser()
 -> impl clap::builder::TypedValueParser<Value = hub_core::receiving::HoldReason> {
-    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
     use hub_core::receiving::HoldReason;
-    let values = HoldReason::ALL.map(|reason| {
-        let key = format!("receiving.hold.{}", reason.as_str());
-        PossibleValue::new(reason.as_str())
-            .help(crate::catalogue::text(&key, crate::catalogue::Lang::En).to_owned())
-    });
-    PossibleValuesParser::new(values).try_map(|name: String| {
-        HoldReason::parse(&name).ok_or_else(|| format!("{name} is not a hold reason"))
-    })
+    listed_reason_parser(
+        &HoldReason::ALL,
+        HoldReason::as_str,
+        HoldReason::parse,
+        "receiving.hold.",
+        "a hold reason",
+    )
 }
 
-/// `--reason`'s values for `receive reverse`: `hub_core::receiving_reversal::ReversalReason`,
-/// each listed in `--help` with its words; any other value is refused by name with the list.
+/// `--reason`'s values for `receive reverse`: `hub_core::receiving_reversal::ReversalReason`.
 fn reversal_reason_parser()
 -> impl clap::builder::TypedValueParser<Value = hub_core::receiving_reversal::ReversalReason> {
-    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
     use hub_core::receiving_reversal::ReversalReason;
-    let values = ReversalReason::ALL.map(|reason| {
-        let key = format!("receiving.reverse.reason.{}", reason.as_str());
-        PossibleValue::new(reason.as_str())
+    listed_reason_parser(
+        &ReversalReason::ALL,
+        ReversalReason::as_str,
+        ReversalReason::parse,
+        "receiving.reverse.reason.",
+        "a reversal reason",
+    )
+}
+
+/// A value from a fixed list of reasons: each listed in `--help` with its English words from
+/// the catalogue (`{catalogue_prefix}{name}`); any other value is refused by name with the list.
+fn listed_reason_parser<R: Clone + Send + Sync + 'static>(
+    all: &[R],
+    name: fn(R) -> &'static str,
+    parse: fn(&str) -> Option<R>,
+    catalogue_prefix: &'static str,
+    noun: &'static str,
+) -> impl clap::builder::TypedValueParser<Value = R> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    let values = all.iter().map(|reason| {
+        let reason = name(reason.clone());
+        let key = format!("{catalogue_prefix}{reason}");
+        PossibleValue::new(reason)
             .help(crate::catalogue::text(&key, crate::catalogue::Lang::En).to_owned())
     });
-    PossibleValuesParser::new(values).try_map(|name: String| {
-        ReversalReason::parse(&name).ok_or_else(|| format!("{name} is not a reversal reason"))
-    })
+    PossibleValuesParser::new(values)
+        .try_map(move |text: String| parse(&text).ok_or_else(|| format!("{text} is not {noun}")))
 }
 
 pub(super) fn receive_command(
@@ -690,4 +704,51 @@ fn receiving_station(config: &Config, station: &str) -> Result<(), Failure> {
             code: Exit::Invalid,
             error: e.into(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Cli;
+    use clap::Parser;
+
+    #[test]
+    fn reasons_from_a_list_are_read_by_name_and_anything_else_is_refused_with_the_list() {
+        let decide = |hold: &str| {
+            Cli::try_parse_from([
+                "hub",
+                "receive",
+                "decide",
+                "--delivery",
+                "D",
+                "--line",
+                "1",
+                "--staff",
+                "s",
+                "--hold",
+                hold,
+            ])
+        };
+        assert!(decide("label_unreadable").is_ok());
+        let refused = decide("bogus").unwrap_err().to_string();
+        assert!(refused.contains("bogus"), "{refused}");
+        assert!(refused.contains("label_unreadable"), "{refused}");
+        let reverse = |reason: &str| {
+            Cli::try_parse_from([
+                "hub",
+                "receive",
+                "reverse",
+                "--delivery",
+                "D",
+                "--line",
+                "1",
+                "--staff",
+                "s",
+                "--reason",
+                reason,
+            ])
+        };
+        assert!(reverse("count_error").is_ok());
+        let refused = reverse("label_unreadable").unwrap_err().to_string();
+        assert!(refused.contains("count_error"), "{refused}");
+    }
 }

@@ -147,9 +147,24 @@ async fn upload(
             };
             let lines = problems
                 .into_iter()
-                .map(|text| Outcome { ok: false, text })
+                .map(|problem| Outcome {
+                    ok: false,
+                    text: catalogue::import_problem(&problem, lang),
+                })
                 .collect();
             return result(StatusCode::BAD_REQUEST, heading, lines);
+        }
+        Err(crate::imports::ImportError::NotJson {
+            line,
+            column,
+            detail,
+            ..
+        }) if lang == Lang::ZhCn => {
+            let heading = format!(
+                "{}第 {line} 行第 {column} 列（{detail}）",
+                catalogue::text("import.not_json", lang)
+            );
+            return result(StatusCode::BAD_REQUEST, heading, vec![]);
         }
         Err(e) => {
             let heading = format!("{} {e}", catalogue::text("import.not_json", lang));
