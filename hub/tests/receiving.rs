@@ -1298,8 +1298,9 @@ async fn a_released_receipt_is_reversed_and_the_redone_line_gets_a_new_receipt_i
 }
 
 /// Branch bench2: `receive_reverse` as a station command (MQTT's path, the bench's too): a staff
-/// member known as a clerk is refused in words, a supervisor's command reverses the receipt,
-/// and the same command again gets the stored reply without reversing twice.
+/// member known as a clerk is refused in words, so are staff the hub does not know or has
+/// disabled, a supervisor's command reverses the receipt, and the same command again gets the
+/// stored reply without reversing twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receive_reverse_station_command_is_a_supervisors_and_applies_once() {
     use hub::store::staff::{self as staff_store, Role, StaffMember};
@@ -1316,7 +1317,11 @@ async fn a_receive_reverse_station_command_is_a_supervisors_and_applies_once() {
     let pin = hub::station_app::hash_pin("1357").unwrap();
     store
         .write(move |c| {
-            for (id, role) in [("li.na", Role::Clerk), ("wang.zhu", Role::Supervisor)] {
+            for (id, role) in [
+                ("li.na", Role::Clerk),
+                ("wang.zhu", Role::Supervisor),
+                ("zhao.left", Role::Supervisor),
+            ] {
                 staff_store::upsert_staff(
                     c,
                     &StaffMember {
@@ -1332,6 +1337,7 @@ async fn a_receive_reverse_station_command_is_a_supervisors_and_applies_once() {
                     now,
                 )?;
             }
+            staff_store::disable_staff(c, "zhao.left", now)?;
             Ok::<_, StoreError>(())
         })
         .await
@@ -1365,6 +1371,19 @@ async fn a_receive_reverse_station_command_is_a_supervisors_and_applies_once() {
             .is_some_and(|r| r.contains("Only a supervisor")),
         "{clerk:?}"
     );
+    assert_eq!(on_hand(&store, "OR-1").await, 3);
+    // Staff the hub does not know, or has disabled, cannot act as a supervisor.
+    for (id, who, why) in [
+        ("m-x", "ghost", "not known at this hub"),
+        ("m-y", "zhao.left", "disabled"),
+    ] {
+        let refused = send(id, who).await;
+        assert!(!refused.ok, "{refused:?}");
+        assert!(
+            refused.reason.as_deref().is_some_and(|r| r.contains(why)),
+            "{refused:?}"
+        );
+    }
     assert_eq!(on_hand(&store, "OR-1").await, 3);
     let boss = send("m-2", "wang.zhu").await;
     assert!(boss.ok, "{boss:?}");

@@ -242,13 +242,7 @@ fn run_action(
             line_no,
         } => {
             receiving(site)?;
-            let member = crate::store::staff::staff(c, staff)?;
-            if member.is_some_and(|m| !m.role.supervises()) {
-                return Err(Failure::Refused(
-                    "supervisor_only".into(),
-                    format!("{staff} is a clerk: only a supervisor can act on a dispute; ask one"),
-                ));
-            }
+            supervisor_only(c, staff, "act on a dispute")?;
             workflows::receiving::dispute_in(c, &delivery_id, staff, step, &note, line_no, now)?;
             ReplyResult::of(&serde_json::json!({ "step": step.as_str() }))
         }
@@ -258,10 +252,14 @@ fn run_action(
             reason,
         } => {
             receiving(site)?;
-            // As for disputes: a staff member the station app knows as a clerk is refused
-            // (by the rule, in its words); one it does not know is central's.
+            // A clerk reaches the reversal's own rule, which refuses in its words; staff the
+            // hub does not know, or has disabled, are refused here as for every
+            // supervisor's action.
             let member = crate::store::staff::staff(c, staff)?;
-            let supervisor = member.is_none_or(|m| m.role.supervises());
+            if member.as_ref().is_none_or(|m| m.disabled) {
+                supervisor_only(c, staff, "reverse a receipt")?;
+            }
+            let supervisor = member.is_some_and(|m| m.role.supervises());
             let request = crate::store::receipt_reversal::ReversalRequest {
                 delivery_id,
                 line_no,
@@ -276,10 +274,16 @@ fn run_action(
     })
 }
 
-/// Refuses anyone but a supervisor the store knows (branch counter).
+/// Refuses anyone but a supervisor (or manager) the store knows and has not disabled: a
+/// station command names its staff member, and only the hub's own staff list says what that
+/// member may do.
 fn supervisor_only(c: &Tx<'_>, staff: &str, what: &str) -> Result<(), Failure> {
     match crate::store::staff::staff(c, staff)? {
         Some(m) if m.role.supervises() && !m.disabled => Ok(()),
+        Some(m) if m.disabled => Err(Failure::Refused(
+            "supervisor_only".into(),
+            format!("{staff} is disabled at this hub: only an active supervisor can {what}"),
+        )),
         Some(_) => Err(Failure::Refused(
             "supervisor_only".into(),
             format!("{staff} is not a supervisor: only a supervisor can {what}; ask one"),
