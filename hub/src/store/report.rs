@@ -305,6 +305,21 @@ impl Collected {
         }
         Ok(c)
     }
+
+    /// The orders collected in `[start, end)` without their units ordered (none is read):
+    /// what the report needs when the rollups give the units (branch rollup).
+    pub(super) fn read_ids(conn: &Connection, start: i64, end: i64) -> rusqlite::Result<Collected> {
+        let mut c = Collected::default();
+        let mut st = conn.prepare_cached(
+            "SELECT order_id, collected_at FROM pickup_order WHERE collected_at >= ?1 AND collected_at < ?2",
+        )?;
+        let mut rows = st.query(params![start, end])?;
+        while let Some(r) = rows.next()? {
+            c.index.insert(r.get(0)?, c.rows.len());
+            c.rows.push((r.get(1)?, 0, 0));
+        }
+        Ok(c)
+    }
 }
 
 fn ratio(num: f64, den: f64) -> Option<f64> {
@@ -365,14 +380,20 @@ pub fn compute_with(
         })
         .collect();
     prof("units");
-    let mut collected = Collected::read(conn, start, end).map_err(sql_error(conn))?;
-    prof("collected");
     // The closed days from their rollups and the rest from the journal's tail, or every day
     // from the whole journal when the rollups cannot be used (`report_rollup`).
-    let (states, handed_by_day, rollup_days) =
-        match super::report_rollup::rolled_period(conn, from, zone, &day_ends, &collected)? {
-            Some(r) => (r.days, Some(r.handed), r.from_records),
+    let rolled = if super::report_rollup::usable_for(conn, from, zone).map_err(sql_error(conn))? {
+        let ids = Collected::read_ids(conn, start, end).map_err(sql_error(conn))?;
+        prof("collected ids");
+        super::report_rollup::rolled_period(conn, from, zone, &day_ends, &ids)?
+            .map(|r| (r, ids))
+    } else {
+        None
+    };
+    let (states, fill_by_day, rollup_days, collected) = match rolled {
+            Some((r, ids)) => (r.days, Some((r.ordered, r.handed)), r.from_records, ids),
             None => {
+                let mut collected = Collected::read(conn, start, end).map_err(sql_error(conn))?;
                 let folded = super::report_rollup::fold_journal(
                     conn,
                     units.keys().cloned(),
@@ -381,7 +402,7 @@ pub fn compute_with(
                     &mut collected,
                 )
                 .map_err(sql_error(conn))?;
-                (folded.days, None, 0)
+                (folded.days, None, 0, collected)
             }
         };
     prof("journal read");
@@ -597,7 +618,7 @@ pub fn compute_with(
     let pickups = pickups(conn, start, end, now, &day_of, &mut daily)?;
     prof("pickups");
     let order_fill_rate =
-        order_fill_rate(&collected, &day_of, handed_by_day.as_deref(), &mut daily);
+        order_fill_rate(&collected, &day_of, fill_by_day.as_ref(), &mut daily);
     let disputes = disputes(conn, start, end, &day_of, &mut daily)?;
     let held_lines = held_lines(conn, now)?;
     prof("disputes+held");
@@ -867,30 +888,34 @@ fn pickups(
 
 /// Units handed over ÷ units ordered, for orders collected in `[start, end)` (each day's by
 /// the day of collection).
-/// `handed_by_day`: the units handed over per collection day when they come from the
-/// rollups (`report_rollup`) rather than per order from the journal.
+/// `by_day`: the units ordered and handed over per collection day when they come from the
+/// rollups (`report_rollup`) rather than per order.
 fn order_fill_rate(
     collected: &Collected,
     day_of: &DayOf,
-    handed_by_day: Option<&[i64]>,
+    by_day: Option<&(Vec<i64>, Vec<i64>)>,
     daily: &mut [DayFigures],
 ) -> Option<f64> {
     let (mut ordered, mut handed) = (0i64, 0i64);
-    for &(at, o, h) in &collected.rows {
-        ordered += o;
-        if handed_by_day.is_none() {
-            handed += h;
+    match by_day {
+        None => {
+            for &(at, o, h) in &collected.rows {
+                ordered += o;
+                handed += h;
+                if let Some(d) = day_of(at) {
+                    daily[d].units_ordered += o;
+                    daily[d].units_handed_over += h;
+                }
+            }
         }
-        if let Some(d) = day_of(at) {
-            daily[d].units_ordered += o;
-            if handed_by_day.is_none() {
+        Some((o_by_day, h_by_day)) => {
+            for (d, (o, h)) in o_by_day.iter().zip(h_by_day).enumerate() {
+                ordered += o;
+                handed += h;
+                daily[d].units_ordered += o;
                 daily[d].units_handed_over += h;
             }
         }
-    }
-    for (d, h) in handed_by_day.unwrap_or_default().iter().enumerate() {
-        handed += h;
-        daily[d].units_handed_over += h;
     }
     for d in daily.iter_mut() {
         d.order_fill_rate = ratio(d.units_handed_over as f64, d.units_ordered as f64);

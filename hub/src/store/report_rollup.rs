@@ -97,14 +97,17 @@ impl SkuDay {
 }
 
 /// Orders collected on a day (by `collected_at`) when the record was made: how many, a
-/// fingerprint of their ids, and the units the journal (up to the state's covered sequence)
-/// handed over for them.
+/// fingerprint of their ids, the units they ordered (a collected order's lines are never
+/// changed: `pickup_orders::upsert` refuses), and the units the journal (up to the state's
+/// covered sequence) handed over for them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(super) struct DayFill {
     #[serde(rename = "o")]
     pub orders: i64,
     #[serde(rename = "h")]
     pub fingerprint: u64,
+    #[serde(rename = "q")]
+    pub ordered: i64,
     #[serde(rename = "u")]
     pub handed: i64,
 }
@@ -629,6 +632,14 @@ fn fingerprints(collected: &Collected, start: i64, day_ends: &[i64]) -> Vec<(i64
     out
 }
 
+/// Units an order ordered (its lines).
+fn ordered_units(conn: &Connection, order_id: &str) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT COALESCE(SUM(quantity), 0) FROM pickup_order_line WHERE order_id = ?1",
+    )?
+    .query_row([order_id], |r| r.get(0))
+}
+
 /// Units handed over for an order: its issue rows less the returns of its undone handovers,
 /// whenever recorded (the journal's reference index).
 fn handed_by_reference(conn: &Connection, order_id: &str) -> rusqlite::Result<i64> {
@@ -639,10 +650,21 @@ fn handed_by_reference(conn: &Connection, order_id: &str) -> rusqlite::Result<i6
     .query_row([format!("{ORDER_REFERENCE}{order_id}")], |r| r.get(0))
 }
 
+/// Whether the report over days from `from` may read rollups (a usable state covering it):
+/// then it reads the collected orders' ids only ([`Collected::read_ids`]).
+pub(super) fn usable_for(
+    conn: &Connection,
+    from: NaiveDate,
+    zone: chrono_tz::Tz,
+) -> rusqlite::Result<bool> {
+    Ok(usable_state(conn, zone)?.is_some_and(|s| s.from_day <= from))
+}
+
 /// The period's days from the rollups, when they can be used.
 pub(super) struct Rolled {
     pub days: Vec<DayState>,
-    /// Units handed over for the orders collected on each day.
+    /// Units ordered and units handed over for the orders collected on each day.
+    pub ordered: Vec<i64>,
     pub handed: Vec<i64>,
     /// Days served from records.
     pub from_records: usize,
@@ -763,16 +785,19 @@ pub(super) fn rolled_period(
     if let Some(fold) = fold.as_mut() {
         out.extend(fold_days(fold, live));
     }
-    // Units handed over per day: a record's, while its day's collected orders are the same,
-    // plus what came after it; otherwise (and for the live days) by reference.
+    // Units ordered and handed over per day: a record's, while its day's collected orders are
+    // the same, plus what was handed over after it; otherwise (and for the live days) each
+    // order's lines and its movements by reference.
     let prints = fingerprints(collected, start, day_ends);
     let mut handed = vec![0i64; days];
+    let mut ordered = vec![0i64; days];
     let mut by_reference = vec![false; days];
     for d in 0..days {
         let (orders, fingerprint) = prints[d];
         if d < recorded && out[d].fill.orders == orders && out[d].fill.fingerprint == fingerprint
         {
             handed[d] = out[d].fill.handed + late_handed[d];
+            ordered[d] = out[d].fill.ordered;
         } else {
             by_reference[d] = true;
         }
@@ -783,11 +808,13 @@ pub(super) fn rolled_period(
             let d = day_ends.partition_point(|e| *e <= at);
             if by_reference.get(d).copied().unwrap_or(false) {
                 handed[d] += handed_by_reference(conn, order).map_err(&sql)?;
+                ordered[d] += ordered_units(conn, order).map_err(&sql)?;
             }
         }
     }
     Ok(Some(Rolled {
         days: out,
+        ordered,
         handed,
         from_records: recorded,
     }))
@@ -992,12 +1019,13 @@ fn fill_days(collected: &Collected, start: i64, day_ends: &[i64], states: &mut [
         states[d].fill.orders = orders;
         states[d].fill.fingerprint = fingerprint;
     }
-    for (at, _, handed) in &collected.rows {
+    for (at, ordered, handed) in &collected.rows {
         if *at < start {
             continue;
         }
         let d = day_ends.partition_point(|e| *e <= *at);
         if let Some(s) = states.get_mut(d) {
+            s.fill.ordered += ordered;
             s.fill.handed += handed;
         }
     }
