@@ -538,16 +538,17 @@ async fn hub_report_and_the_dashboard_agree_from_rollups_and_see_a_late_movement
             })
             .unwrap()
     };
-    record(
-        &store,
-        vec![
-            movement("n1", "MILK", Receipt, 30, "N1", noon(4), "d4"),
-            movement("n2", "MILK", Issue, 5, "N1", noon(3), "counter"),
-            movement("n3", "RICE", Receipt, 2000, "N2", noon(3), "d3"),
-            movement("n4", "MILK", Issue, 7, "N1", noon(2), "counter"),
-            movement("n5", "RICE", Issue, 500, "N2", noon(1), "counter"),
-        ],
-    );
+    let moves = vec![
+        movement("n1", "MILK", Receipt, 30, "N1", noon(4), "d4"),
+        movement("n2", "MILK", Issue, 5, "N1", noon(3), "counter"),
+        movement("n3", "RICE", Receipt, 2000, "N2", noon(3), "d3"),
+        movement("n4", "MILK", Issue, 7, "N1", noon(2), "counter"),
+        movement("n5", "RICE", Issue, 500, "N2", noon(1), "counter"),
+    ];
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || record(&s, moves))
+        .await
+        .unwrap();
     store.close();
     let (from, to) = (today - chrono::Days::new(4), today + chrono::Days::new(1));
     let cli = || {
@@ -563,10 +564,11 @@ async fn hub_report_and_the_dashboard_agree_from_rollups_and_see_a_late_movement
     let store = open(&config);
     // The CLI rolled up the closed days.
     let through: String = store
-        .read_blocking(|c| {
+        .read(|c| {
             c.query_row("SELECT through_day FROM report_rollup_state", [], |r| r.get(0))
                 .map_err(hub::store::sql_error(c))
         })
+        .await
         .unwrap();
     assert_eq!(through, (today - chrono::Days::new(1)).to_string());
     let app = StationApp::new(store.clone(), Site::of(&config), StationFeed::new());
