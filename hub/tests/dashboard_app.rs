@@ -553,11 +553,23 @@ async fn hub_report_and_the_dashboard_agree_from_rollups_and_see_a_late_movement
     let (from, to) = (today - chrono::Days::new(4), today + chrono::Days::new(1));
     let cli = || {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
-            .args(["report", "--from", &from.to_string(), "--to", &to.to_string(), "--json", "--config"])
+            .args([
+                "report",
+                "--from",
+                &from.to_string(),
+                "--to",
+                &to.to_string(),
+                "--json",
+                "--config",
+            ])
             .arg(dir.path().join("hub.toml"))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         without_ages(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap())
     };
     let before = cli();
@@ -565,8 +577,10 @@ async fn hub_report_and_the_dashboard_agree_from_rollups_and_see_a_late_movement
     // The CLI rolled up the closed days.
     let through: String = store
         .read(|c| {
-            c.query_row("SELECT through_day FROM report_rollup_state", [], |r| r.get(0))
-                .map_err(hub::store::sql_error(c))
+            c.query_row("SELECT through_day FROM report_rollup_state", [], |r| {
+                r.get(0)
+            })
+            .map_err(hub::store::sql_error(c))
         })
         .await
         .unwrap();
@@ -589,16 +603,22 @@ async fn hub_report_and_the_dashboard_agree_from_rollups_and_see_a_late_movement
     };
     let boss_owned: Vec<String> = boss.iter().map(|s| s.to_string()).collect();
     assert_eq!(dashboard(boss_owned.clone()).await, before);
-    assert_eq!(lookup(&before, "by_unit.piece.handed_over_quantity"), Some(12.0));
+    assert_eq!(
+        lookup(&before, "by_unit.piece.handed_over_quantity"),
+        Some(12.0)
+    );
 
     // A handover two days ago that reaches the hub only now (a late sync).
     let s = store.clone();
     let late = movement("late", "MILK", Issue, 3, "N1", noon(2), "late sync");
     tokio::task::spawn_blocking(move || record(&s, vec![late]))
-    .await
-    .unwrap();
+        .await
+        .unwrap();
     let after = dashboard(boss_owned).await;
-    assert_eq!(lookup(&after, "by_unit.piece.handed_over_quantity"), Some(15.0));
+    assert_eq!(
+        lookup(&after, "by_unit.piece.handed_over_quantity"),
+        Some(15.0)
+    );
     store.close();
     assert_eq!(cli(), after);
 }

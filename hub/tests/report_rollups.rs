@@ -90,7 +90,10 @@ impl Site {
     }
 
     /// Appends a movement to the journal (as a late sync or an import would: any date).
-    #[allow(clippy::too_many_arguments, reason = "one journal row, column by column")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one journal row, column by column"
+    )]
     fn movement(
         &mut self,
         sku: &str,
@@ -170,7 +173,9 @@ impl Site {
             let collected = (self.rng.below(5) != 0).then(|| at(day, 480 + self.rng.below(700)));
             let lines: Vec<(String, i64)> = (0..1 + self.rng.below(2))
                 .map(|_| {
-                    let sku = SKUS[self.rng.below(SKUS.len() as i64) as usize].0.to_owned();
+                    let sku = SKUS[self.rng.below(SKUS.len() as i64) as usize]
+                        .0
+                        .to_owned();
                     let q = self.unit_quantity(&sku);
                     (sku, q)
                 })
@@ -206,19 +211,46 @@ impl Site {
                     // Now and then short, or from yesterday's lot.
                     let q = q - i64::from(self.rng.below(6) == 0);
                     let lot = format!("L{}", day - self.rng.below(2) as u32);
-                    self.movement(&sku, &lot, None, "issue", q, -q, &format!("pickup order {id}"), t);
+                    self.movement(
+                        &sku,
+                        &lot,
+                        None,
+                        "issue",
+                        q,
+                        -q,
+                        &format!("pickup order {id}"),
+                        t,
+                    );
                 }
             }
         }
         if self.rng.below(2) == 0 {
             let sku = SKUS[self.rng.below(SKUS.len() as i64) as usize].0;
             let q = self.unit_quantity(sku);
-            self.movement(sku, &format!("L{day}"), None, "loss", q, -q, "spoiled", at(day, 900));
+            self.movement(
+                sku,
+                &format!("L{day}"),
+                None,
+                "loss",
+                q,
+                -q,
+                "spoiled",
+                at(day, 900),
+            );
         }
         if self.rng.below(3) == 0 {
             let sku = SKUS[self.rng.below(SKUS.len() as i64) as usize].0;
             // A stocktake, written after later rows but dated in the morning.
-            self.movement(sku, &format!("L{day}"), None, "adjustment", 1, 1, "stocktake", at(day, 300));
+            self.movement(
+                sku,
+                &format!("L{day}"),
+                None,
+                "adjustment",
+                1,
+                1,
+                "stocktake",
+                at(day, 300),
+            );
         }
     }
 
@@ -250,7 +282,7 @@ impl Site {
     }
 
     /// The report from the whole journal: on a copy of the database without rollups.
-    fn from_journal(&self, from: u32, to: u32, now: i64) -> serde_json::Value {
+    fn report_of_whole_journal(&self, from: u32, to: u32, now: i64) -> serde_json::Value {
         let copy = tempfile::tempdir().unwrap();
         let path = copy.path().join("copy.sqlite");
         let target = path.to_string_lossy().into_owned();
@@ -263,8 +295,15 @@ impl Site {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch("DELETE FROM report_rollup; DELETE FROM report_rollup_state;")
             .unwrap();
-        let r = report::compute_with(&conn, march(from), march(to), ZONE, SETTINGS, Timestamp(now))
-            .unwrap();
+        let r = report::compute_with(
+            &conn,
+            march(from),
+            march(to),
+            ZONE,
+            SETTINGS,
+            Timestamp(now),
+        )
+        .unwrap();
         assert_eq!(r.rollup_days, 0);
         serde_json::to_value(&r).unwrap()
     }
@@ -274,7 +313,7 @@ impl Site {
         let mut rolled = 0;
         for (from, to) in periods {
             let (report, days) = self.report(*from, *to, now);
-            let journal = self.from_journal(*from, *to, now);
+            let journal = self.report_of_whole_journal(*from, *to, now);
             assert!(
                 report == journal,
                 "{what}: March {from}..{to} differs from the whole journal's figures:\n{}\n{}",
@@ -322,7 +361,16 @@ fn rollups_give_the_whole_journals_figures_over_random_histories_with_late_movem
         // A return today for an order collected on the 7th, and an order of the 8th whose
         // handover is undone (its collection cleared, its goods back).
         let (order7, order8) = collected_orders(&site, 7, 8);
-        site.movement("P0", "L7", None, "return", 1, 1, &format!("pickup order {order7}"), at(12, 960));
+        site.movement(
+            "P0",
+            "L7",
+            None,
+            "return",
+            1,
+            1,
+            &format!("pickup order {order7}"),
+            at(12, 960),
+        );
         let o8 = order8.clone();
         site.store
             .write_blocking(move |c| {
@@ -333,14 +381,32 @@ fn rollups_give_the_whole_journals_figures_over_random_histories_with_late_movem
                 .map_err(hub::store::sql_error(c))
             })
             .unwrap();
-        site.movement("P2", "L8", None, "return", 1, 1, &format!("pickup order {order8}"), at(12, 965));
+        site.movement(
+            "P2",
+            "L8",
+            None,
+            "return",
+            1,
+            1,
+            &format!("pickup order {order8}"),
+            at(12, 965),
+        );
         let now = at(12, 1000);
         assert!(site.assert_identical(&PERIODS, now, "returns after the rollups") > 0);
 
         // The next day: its rows, a row dated yesterday evening that arrives after midnight,
         // then the refresh rolls up the 12th from the checkpoint.
         site.day(13);
-        site.movement("G0", "L12", None, "loss", 100, -100, "late evening", at(12, 1430));
+        site.movement(
+            "G0",
+            "L12",
+            None,
+            "loss",
+            100,
+            -100,
+            "late evening",
+            at(12, 1430),
+        );
         let now = at(13, 1200);
         assert_eq!(site.refresh(now), 1);
         let next = [(1, 14), (6, 14), (13, 14), (12, 13)];
@@ -427,7 +493,11 @@ fn a_damaged_or_old_rollup_is_rebuilt_not_trusted() {
         assert_eq!(days, 0, "{sql}: the damaged rollups were read");
         site.assert_identical(&[(3, 9), (1, 9)], now, sql);
         assert!(site.refresh(now) > 0, "{sql}: not rebuilt");
-        assert_eq!(site.report(3, 9, now).1, 5, "{sql}: rebuilt rollups not read");
+        assert_eq!(
+            site.report(3, 9, now).1,
+            5,
+            "{sql}: rebuilt rollups not read"
+        );
         site.assert_identical(&[(3, 9), (1, 9), (8, 9)], now, sql);
     }
 }

@@ -282,6 +282,9 @@ const COLLECTED_SQL: &str = "SELECT o.order_id, o.collected_at,
        (SELECT COALESCE(SUM(l.quantity), 0) FROM pickup_order_line l WHERE l.order_id = o.order_id)
      FROM pickup_order o WHERE o.collected_at >= ?1 AND o.collected_at < ?2";
 
+/// Orders collected in `[?1, ?2)`, their ids only (branch rollup).
+const COLLECTED_IDS_SQL: &str = "SELECT order_id, collected_at FROM pickup_order WHERE collected_at >= ?1 AND collected_at < ?2";
+
 /// The reference an issue for a pickup order carries, before the order's id.
 pub(super) const ORDER_REFERENCE: &str = "pickup order ";
 
@@ -310,9 +313,7 @@ impl Collected {
     /// what the report needs when the rollups give the units (branch rollup).
     pub(super) fn read_ids(conn: &Connection, start: i64, end: i64) -> rusqlite::Result<Collected> {
         let mut c = Collected::default();
-        let mut st = conn.prepare_cached(
-            "SELECT order_id, collected_at FROM pickup_order WHERE collected_at >= ?1 AND collected_at < ?2",
-        )?;
+        let mut st = conn.prepare_cached(COLLECTED_IDS_SQL)?;
         let mut rows = st.query(params![start, end])?;
         while let Some(r) = rows.next()? {
             c.index.insert(r.get(0)?, c.rows.len());
@@ -361,8 +362,6 @@ pub fn compute_with(
         .then(|| conn.unchecked_transaction())
         .transpose()
         .map_err(sql_error(conn))?;
-    let prof_t = std::time::Instant::now();
-    let prof = |what: &str| if std::env::var_os("HUB_REPORT_PROFILE").is_some() { eprintln!("PROFILE {what}: {:.1} ms", prof_t.elapsed().as_secs_f64()*1e3) };
     let start = crate::clock::day_start(zone, from).millis();
     let end = crate::clock::day_start(zone, to).millis();
     let days = (to - from).num_days().max(1);
@@ -379,33 +378,29 @@ pub fn compute_with(
             crate::clock::day_start(zone, day).millis()
         })
         .collect();
-    prof("units");
     // The closed days from their rollups and the rest from the journal's tail, or every day
     // from the whole journal when the rollups cannot be used (`report_rollup`).
     let rolled = if super::report_rollup::usable_for(conn, from, zone).map_err(sql_error(conn))? {
         let ids = Collected::read_ids(conn, start, end).map_err(sql_error(conn))?;
-        prof("collected ids");
-        super::report_rollup::rolled_period(conn, from, zone, &day_ends, &ids)?
-            .map(|r| (r, ids))
+        super::report_rollup::rolled_period(conn, from, zone, &day_ends, &ids)?.map(|r| (r, ids))
     } else {
         None
     };
     let (states, fill_by_day, rollup_days, collected) = match rolled {
-            Some((r, ids)) => (r.days, Some((r.ordered, r.handed)), r.from_records, ids),
-            None => {
-                let mut collected = Collected::read(conn, start, end).map_err(sql_error(conn))?;
-                let folded = super::report_rollup::fold_journal(
-                    conn,
-                    units.keys().cloned(),
-                    start,
-                    &day_ends,
-                    &mut collected,
-                )
-                .map_err(sql_error(conn))?;
-                (folded.days, None, 0, collected)
-            }
-        };
-    prof("journal read");
+        Some((r, ids)) => (r.days, Some((r.ordered, r.handed)), r.from_records, ids),
+        None => {
+            let mut collected = Collected::read(conn, start, end).map_err(sql_error(conn))?;
+            let folded = super::report_rollup::fold_journal(
+                conn,
+                units.keys().cloned(),
+                start,
+                &day_ends,
+                &mut collected,
+            )
+            .map_err(sql_error(conn))?;
+            (folded.days, None, 0, collected)
+        }
+    };
 
     // SKUs by index: the master data's codes in order, then any other code the journal has
     // (none while foreign keys hold).
@@ -455,13 +450,14 @@ pub fn compute_with(
     let mut stored_forecast: Vec<Vec<Option<f64>>> = vec![vec![None; n_skus]; days as usize];
     read_stored_forecasts(conn, from, to, &sku_index, &mut stored_forecast)
         .map_err(sql_error(conn))?;
-    prof("forecasts read");
     let mut receipts = 0i64;
     let (mut sold, mut stocked) = (vec![false; n_skus], vec![false; n_skus]);
     let (mut sold_n, mut stocked_n) = (0usize, 0usize);
     let mut daily: Vec<DayFigures> = Vec::with_capacity(days as usize);
     for (d, state) in states.iter().enumerate() {
-        use super::report_rollup::{SKU_CENSORED, SKU_HAD_HISTORY, SKU_MOVED, SKU_SOLD, SKU_STOCKED};
+        use super::report_rollup::{
+            SKU_CENSORED, SKU_HAD_HISTORY, SKU_MOVED, SKU_SOLD, SKU_STOCKED,
+        };
         let day = from + chrono::Days::new(d as u64);
         let mut day_units: Vec<Option<DayUnitFigures>> = vec![None; unit_names.len()];
         let (mut day_stocked, mut day_sold) = (0usize, 0usize);
@@ -593,7 +589,6 @@ pub fn compute_with(
 
     let near_expiry_share = daily.last().and_then(|d| d.near_expiry_share);
 
-    prof("day loop");
     let handover_times: Vec<i64> = conn
         .prepare("SELECT at FROM handover WHERE at >= ?1 AND at < ?2")
         .and_then(|mut st| {
@@ -612,16 +607,11 @@ pub fn compute_with(
         }
     }
 
-    prof("handovers");
     let acceptance_pass_rate = acceptance_rate(conn, start, end, &day_of, &mut daily)?;
-    prof("acceptance");
     let pickups = pickups(conn, start, end, now, &day_of, &mut daily)?;
-    prof("pickups");
-    let order_fill_rate =
-        order_fill_rate(&collected, &day_of, fill_by_day.as_ref(), &mut daily);
+    let order_fill_rate = order_fill_rate(&collected, &day_of, fill_by_day.as_ref(), &mut daily);
     let disputes = disputes(conn, start, end, &day_of, &mut daily)?;
     let held_lines = held_lines(conn, now)?;
-    prof("disputes+held");
     let tolerance = settings.on_time_tolerance_minutes;
     let deliveries = deliveries(
         conn,
@@ -1024,7 +1014,8 @@ pub fn raw_reads_with_rollups(
     to: NaiveDate,
     zone: chrono_tz::Tz,
 ) -> Result<i64, StoreError> {
-    Ok(super::report_rollup::raw_reads(conn, from, to)? + raw_reads_of(conn, from, to, zone, false)?)
+    Ok(super::report_rollup::raw_reads(conn, from, to)?
+        + raw_reads_of(conn, from, to, zone, false)?)
 }
 
 fn raw_reads_of(
@@ -1039,12 +1030,22 @@ fn raw_reads_of(
     let mut rows = 0i64;
     let journal = "SELECT journal_seq, sku, lot, expiry, kind, quantity, delta, at, reference FROM movement WHERE ?1 = ?1 AND ?2 = ?2";
     let queries: [&str; 7] = [
-        if whole_journal { journal } else { "SELECT 1 WHERE ?1 = 0 AND ?2 = 0" },
+        if whole_journal {
+            journal
+        } else {
+            "SELECT 1 WHERE ?1 = 0 AND ?2 = 0"
+        },
         "SELECT code, unit FROM sku WHERE ?1 = ?1 AND ?2 = ?2",
         "SELECT at FROM handover WHERE at >= ?1 AND at < ?2",
         "SELECT d.decided_at, d.outcome, q.status FROM line_decision d LEFT JOIN quarantine q ON q.delivery_id = d.delivery_id AND q.line_no = d.line_no WHERE d.decided_at >= ?1 AND d.decided_at < ?2",
         "SELECT closes_at, collected_at FROM pickup_order WHERE closes_at >= ?1 AND closes_at < ?2 AND status NOT IN ('cancelled', 'refunded')",
-        COLLECTED_SQL,
+        // With the rollups the report reads the collected orders' ids only (their units come
+        // from the rollups).
+        if whole_journal {
+            COLLECTED_SQL
+        } else {
+            COLLECTED_IDS_SQL
+        },
         "SELECT opened_at, closed_at, first_response_at, photos_inspected_at FROM dispute WHERE opened_at >= ?1 AND opened_at < ?2",
     ];
     // The stored forecasts are keyed by site day, the other rows by time; the deliveries by

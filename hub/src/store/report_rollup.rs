@@ -215,7 +215,11 @@ fn row_kind(r: &rusqlite::Row) -> rusqlite::Result<(Kind, bool)> {
 }
 
 /// The order an issue or return row is for, and its signed units (issue +, return −).
-fn order_units<'r>(r: &'r rusqlite::Row, kind: Kind, undone: bool) -> rusqlite::Result<Option<(&'r str, i64)>> {
+fn order_units<'r>(
+    r: &'r rusqlite::Row,
+    kind: Kind,
+    undone: bool,
+) -> rusqlite::Result<Option<(&'r str, i64)>> {
     if kind != Kind::Issue && !undone {
         return Ok(None);
     }
@@ -269,7 +273,12 @@ impl Fold {
 
     /// Interns the row's SKU and lot (the lot's expiry from its earliest row) and returns its
     /// move.
-    fn intern(&mut self, conn: &Connection, r: &rusqlite::Row, kind: Kind) -> rusqlite::Result<Move> {
+    fn intern(
+        &mut self,
+        conn: &Connection,
+        r: &rusqlite::Row,
+        kind: Kind,
+    ) -> rusqlite::Result<Move> {
         let (seq, at): (i64, i64) = (r.get(0)?, r.get(7)?);
         let sku = self.sku(r.get_ref(1)?.as_str()?);
         let lot = match r.get_ref(2)?.as_str_or_null()? {
@@ -405,9 +414,7 @@ impl Fold {
                 .lot_index
                 .iter()
                 .enumerate()
-                .flat_map(|(sku, lots)| {
-                    lots.iter().map(move |(lot, i)| (sku, lot, *i))
-                })
+                .flat_map(|(sku, lots)| lots.iter().map(move |(lot, i)| (sku, lot, *i)))
                 .filter(|(_, _, i)| self.lots[*i as usize].balance != 0)
                 .map(|(sku, lot, i)| {
                     let l = &self.lots[i as usize];
@@ -446,6 +453,9 @@ fn expiry_day(expiry: Option<&str>) -> Option<i32> {
         .map(|d| d.num_days_from_ce())
 }
 
+/// A lot's earliest row: (time, sequence) and its expiry.
+type FirstRow = ((i64, i64), Option<String>);
+
 /// The earliest row (time, then sequence) of a lot among the rows with a sequence up to
 /// `covered` dated before `before`, and its expiry.
 fn earliest_row(
@@ -454,7 +464,7 @@ fn earliest_row(
     lot: &str,
     covered: i64,
     before: i64,
-) -> rusqlite::Result<Option<((i64, i64), Option<String>)>> {
+) -> rusqlite::Result<Option<FirstRow>> {
     conn.prepare_cached(
         "SELECT at, journal_seq, expiry FROM movement
          WHERE sku = ?1 AND lot = ?2 AND journal_seq <= ?3 AND at < ?4
@@ -466,6 +476,9 @@ fn earliest_row(
     .optional()
 }
 
+/// A lot of the checkpoint: SKU, lot, first at, first sequence, expiry, balance.
+type CheckpointLot = (String, String, i64, i64, Option<String>, i64);
+
 /// The fold state at the end of the last day with a record: SKU balances, and the lots with
 /// stock (`sku, lot, first at, first sequence, expiry, balance`).
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -473,7 +486,7 @@ struct Checkpoint {
     #[serde(rename = "s")]
     skus: Vec<(String, Option<i64>)>,
     #[serde(rename = "l")]
-    lots: Vec<(String, String, i64, i64, Option<String>, i64)>,
+    lots: Vec<CheckpointLot>,
 }
 
 /// The period's states folded from the whole journal, and what the scan saw.
@@ -585,17 +598,19 @@ fn read_state(conn: &Connection) -> rusqlite::Result<Option<StateRow>> {
     })
     .optional()
     .map(|row| {
-        row.and_then(|(version, zone, from, through, covered_seq, next_seq, checkpoint)| {
-            Some(StateRow {
-                version,
-                zone,
-                from_day: from?,
-                through_day: through?,
-                covered_seq,
-                next_seq,
-                checkpoint,
-            })
-        })
+        row.and_then(
+            |(version, zone, from, through, covered_seq, next_seq, checkpoint)| {
+                Some(StateRow {
+                    version,
+                    zone,
+                    from_day: from?,
+                    through_day: through?,
+                    covered_seq,
+                    next_seq,
+                    checkpoint,
+                })
+            },
+        )
     })
 }
 
@@ -709,12 +724,18 @@ pub(super) fn rolled_period(
             .map_err(&sql)?;
         while let Some(r) = rows.next().map_err(&sql)? {
             let expected = from + chrono::Days::new(out.len() as u64);
-            let day = r.get_ref(0).and_then(|v| v.as_str().map_err(Into::into)).map_err(&sql)?;
+            let day = r
+                .get_ref(0)
+                .and_then(|v| v.as_str().map_err(Into::into))
+                .map_err(&sql)?;
             let version: i64 = r.get(1).map_err(&sql)?;
             if day != expected.to_string() || version != ROLLUP_VERSION {
                 return Ok(None);
             }
-            let text = r.get_ref(2).and_then(|v| v.as_str().map_err(Into::into)).map_err(&sql)?;
+            let text = r
+                .get_ref(2)
+                .and_then(|v| v.as_str().map_err(Into::into))
+                .map_err(&sql)?;
             match serde_json::from_str::<DayState>(text) {
                 Ok(d) => out.push(d),
                 Err(_) => return Ok(None),
@@ -792,10 +813,8 @@ pub(super) fn rolled_period(
     let mut handed = vec![0i64; days];
     let mut ordered = vec![0i64; days];
     let mut by_reference = vec![false; days];
-    for d in 0..days {
-        let (orders, fingerprint) = prints[d];
-        if d < recorded && out[d].fill.orders == orders && out[d].fill.fingerprint == fingerprint
-        {
+    for (d, &(orders, fingerprint)) in prints.iter().enumerate() {
+        if d < recorded && out[d].fill.orders == orders && out[d].fill.fingerprint == fingerprint {
             handed[d] = out[d].fill.handed + late_handed[d];
             ordered[d] = out[d].fill.ordered;
         } else {
@@ -1039,12 +1058,7 @@ fn records_of(
     states
         .iter()
         .enumerate()
-        .map(|(d, s)| {
-            Ok((
-                first + chrono::Days::new(d as u64),
-                encode(conn, s)?,
-            ))
-        })
+        .map(|(d, s)| Ok((first + chrono::Days::new(d as u64), encode(conn, s)?)))
         .collect()
 }
 
@@ -1064,11 +1078,14 @@ fn rebuild(
     let end = day_ends.last().copied().unwrap_or(start);
     let codes: Vec<String> = conn
         .prepare_cached("SELECT code FROM sku ORDER BY code")
-        .and_then(|mut st| st.query_map([], |r| r.get(0)).and_then(|rows| rows.collect()))
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get(0))
+                .and_then(|rows| rows.collect())
+        })
         .map_err(&sql)?;
     let mut collected = Collected::read(conn, start, end).map_err(&sql)?;
-    let folded = fold_journal(conn, codes.into_iter(), start, &day_ends, &mut collected)
-        .map_err(&sql)?;
+    let folded =
+        fold_journal(conn, codes.into_iter(), start, &day_ends, &mut collected).map_err(&sql)?;
     let mut states = folded.days;
     fill_days(&collected, start, &day_ends, &mut states);
     Ok(RollupPlan {
@@ -1096,7 +1113,8 @@ pub fn store(conn: &Connection, plan: &RollupPlan) -> Result<usize, StoreError> 
         return Ok(0);
     }
     if plan.rebuild {
-        conn.execute("DELETE FROM report_rollup", []).map_err(&sql)?;
+        conn.execute("DELETE FROM report_rollup", [])
+            .map_err(&sql)?;
     }
     for (day, record) in &plan.records {
         conn.prepare_cached(
