@@ -503,3 +503,130 @@ async fn a_store_manager_sees_the_dashboard_and_may_do_what_a_supervisor_may() {
     assert_eq!(member.role, Role::Manager);
     store.close();
 }
+
+/// Branch rollup: over the last days (relative to the clock, so that the closed days are
+/// rolled up), `hub report --json` — which rolls up the closed days first — and the dashboard's
+/// JSON read the rollups and agree; a movement dated in a rolled-up day that arrives later
+/// changes the figures in both, still alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_report_and_the_dashboard_agree_from_rollups_and_see_a_late_movement() {
+    use MovementKind::*;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hub.toml"), CONFIG).unwrap();
+    let config = Config::parse(CONFIG, dir.path()).unwrap();
+    std::fs::create_dir_all(&config.store.data_dir).unwrap();
+    let store = open(&config);
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || seed(&s)).await.unwrap();
+    let today = hub::clock::site_date(ZONE, hub::clock::now());
+    let noon = move |days_ago: u64| {
+        let day = today - chrono::Days::new(days_ago);
+        ZONE.from_local_datetime(&day.and_hms_opt(12, 0, 0).unwrap())
+            .unwrap()
+            .timestamp_millis()
+    };
+    let record = |store: &Store, moves: Vec<Movement>| {
+        store
+            .write_blocking(move |c| {
+                for m in &moves {
+                    ledger::record(c, m).map_err(|e| match e {
+                        ledger::RecordError::Store(e) => e,
+                        other => panic!("{other}"),
+                    })?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap()
+    };
+    let moves = vec![
+        movement("n1", "MILK", Receipt, 30, "N1", noon(4), "d4"),
+        movement("n2", "MILK", Issue, 5, "N1", noon(3), "counter"),
+        movement("n3", "RICE", Receipt, 2000, "N2", noon(3), "d3"),
+        movement("n4", "MILK", Issue, 7, "N1", noon(2), "counter"),
+        movement("n5", "RICE", Issue, 500, "N2", noon(1), "counter"),
+    ];
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || record(&s, moves))
+        .await
+        .unwrap();
+    store.close();
+    let (from, to) = (today - chrono::Days::new(4), today + chrono::Days::new(1));
+    let cli = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
+            .args([
+                "report",
+                "--from",
+                &from.to_string(),
+                "--to",
+                &to.to_string(),
+                "--json",
+                "--config",
+            ])
+            .arg(dir.path().join("hub.toml"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        without_ages(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap())
+    };
+    let before = cli();
+    let store = open(&config);
+    // The CLI rolled up the closed days.
+    let through: String = store
+        .read(|c| {
+            c.query_row("SELECT through_day FROM report_rollup_state", [], |r| {
+                r.get(0)
+            })
+            .map_err(hub::store::sql_error(c))
+        })
+        .await
+        .unwrap();
+    assert_eq!(through, (today - chrono::Days::new(1)).to_string());
+    let app = StationApp::new(store.clone(), Site::of(&config), StationFeed::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(app)).await });
+    let boss = signed_in(addr, "55667788", "wang", "1357").await;
+    let boss: Vec<&str> = boss.iter().map(String::as_str).collect();
+    let json = format!("/station/dashboard.json?from={from}&to={to}");
+    let dashboard = |boss: Vec<String>| {
+        let json = json.clone();
+        async move {
+            let boss: Vec<&str> = boss.iter().map(String::as_str).collect();
+            let got = http(addr, "GET", &json, &boss, "").await;
+            assert_eq!(got.status, 200, "{}", got.body);
+            without_ages(serde_json::from_str::<serde_json::Value>(&got.body).unwrap())
+        }
+    };
+    let boss_owned: Vec<String> = boss.iter().map(|s| s.to_string()).collect();
+    assert_eq!(dashboard(boss_owned.clone()).await, before);
+    assert_eq!(
+        lookup(&before, "by_unit.piece.handed_over_quantity"),
+        Some(12.0)
+    );
+
+    // A handover two days ago that reaches the hub only now (a late sync).
+    let s = store.clone();
+    let late = movement("late", "MILK", Issue, 3, "N1", noon(2), "late sync");
+    tokio::task::spawn_blocking(move || record(&s, vec![late]))
+        .await
+        .unwrap();
+    let after = dashboard(boss_owned).await;
+    assert_eq!(
+        lookup(&after, "by_unit.piece.handed_over_quantity"),
+        Some(15.0)
+    );
+    store.close();
+    assert_eq!(cli(), after);
+}
+
+/// A report without the held lines' ages (hours until the moment each was computed).
+fn without_ages(mut report: serde_json::Value) -> serde_json::Value {
+    for line in report["held_lines"].as_array_mut().into_iter().flatten() {
+        line["age_hours"] = serde_json::Value::Null;
+    }
+    report
+}

@@ -125,7 +125,21 @@ async fn figures(
         .read(move |c| report::compute_with(c, from, to, zone, settings, now))
         .await
     {
-        Ok(r) => Ok((r, period)),
+        Ok(r) => {
+            // Closed days read from the journal (their rollups missing or stale, e.g. a hub
+            // that was off at midnight): roll them up for the next request (branch rollup).
+            if r.closed_days_from_journal > 0 {
+                let store = app.store.clone();
+                tokio::spawn(async move {
+                    if let Err(e) =
+                        crate::workflows::rollups::refresh_report_rollups(&store, zone, now).await
+                    {
+                        tracing::warn!(error = %e, "dashboard: cannot write the report's rollups");
+                    }
+                });
+            }
+            Ok((r, period))
+        }
         Err(e) => {
             tracing::error!(error = %e, "dashboard: cannot compute the report");
             Err(refusal(

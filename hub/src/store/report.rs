@@ -166,6 +166,14 @@ pub struct OpsReport {
     pub deliveries: DeliveryFigures,
     /// The tolerance `deliveries` were counted with.
     pub delivery_on_time_tolerance_minutes: i64,
+    /// Days of the period read from their rollups rather than the journal (branch rollup;
+    /// not a figure: not in the JSON).
+    #[serde(skip)]
+    pub rollup_days: usize,
+    /// Closed days of the period computed from the journal because their rollups were missing
+    /// or not usable (a refresh would roll them up; not in the JSON).
+    #[serde(skip)]
+    pub closed_days_from_journal: usize,
 }
 
 /// One site day's figures, counted like the period's (a day's stock-out rate is its out SKUs ÷
@@ -263,22 +271,10 @@ impl ForecastAcc {
     }
 }
 
-/// A movement's kind, as far as the report tells them apart.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Receipt,
-    Issue,
-    Loss,
-    /// Branch bench2: a supervisor's reversal of a receipt (an adjustment whose reference
-    /// begins with `receipt_reversal::REVERSAL_REFERENCE`): the receipt no longer counts.
-    ReceiptReversal,
-    Other,
-}
-
 /// The journal in storage order: a plain scan, no sort of the whole journal in SQL (the report
 /// puts the rows up to the period's end on their days itself, and sums the issues of the
 /// orders collected in the period by their reference on the way).
-const JOURNAL_SQL: &str =
+pub(super) const JOURNAL_SQL: &str =
     "SELECT journal_seq, sku, lot, expiry, kind, quantity, delta, at, reference FROM movement";
 
 /// Orders collected in `[?1, ?2)` with the units ordered.
@@ -286,20 +282,23 @@ const COLLECTED_SQL: &str = "SELECT o.order_id, o.collected_at,
        (SELECT COALESCE(SUM(l.quantity), 0) FROM pickup_order_line l WHERE l.order_id = o.order_id)
      FROM pickup_order o WHERE o.collected_at >= ?1 AND o.collected_at < ?2";
 
+/// Orders collected in `[?1, ?2)`, their ids only (branch rollup).
+const COLLECTED_IDS_SQL: &str = "SELECT order_id, collected_at FROM pickup_order WHERE collected_at >= ?1 AND collected_at < ?2";
+
 /// The reference an issue for a pickup order carries, before the order's id.
-const ORDER_REFERENCE: &str = "pickup order ";
+pub(super) const ORDER_REFERENCE: &str = "pickup order ";
 
 /// Orders collected in the period: when, units ordered, units handed over (the issue
 /// movements referring to the order, whenever they were recorded, less the returns of its
 /// undone handovers).
 #[derive(Default)]
-struct Collected {
-    index: HashMap<String, usize>,
-    rows: Vec<(i64, i64, i64)>,
+pub(super) struct Collected {
+    pub(super) index: HashMap<String, usize>,
+    pub(super) rows: Vec<(i64, i64, i64)>,
 }
 
 impl Collected {
-    fn read(conn: &Connection, start: i64, end: i64) -> rusqlite::Result<Collected> {
+    pub(super) fn read(conn: &Connection, start: i64, end: i64) -> rusqlite::Result<Collected> {
         let mut c = Collected::default();
         let mut st = conn.prepare(COLLECTED_SQL)?;
         let mut rows = st.query(params![start, end])?;
@@ -309,169 +308,18 @@ impl Collected {
         }
         Ok(c)
     }
-}
 
-/// A lot index meaning "no lot".
-const NO_LOT: u32 = u32::MAX;
-
-/// One journal row of the period, its texts replaced by indices into [`Journal`]'s tables so
-/// that the pass allocates nothing per row.
-#[derive(Clone, Copy)]
-struct Move {
-    sku: u32,
-    lot: u32,
-    kind: Kind,
-    quantity: i64,
-    delta: i64,
-    /// Time, then journal order: the order a day's rows take (the forecast's censoring looks
-    /// at the stock after each row).
-    order: (i64, i64),
-}
-
-/// A lot (of one SKU) seen in the journal: its expiry is the one its earliest movement (by
-/// time, then journal order) carries.
-struct Lot {
-    first: (i64, i64),
-    expiry: Option<String>,
-    balance: i64,
-}
-
-/// The journal up to the period's end, read in one pass in storage order (no sort in SQL):
-/// the rows before the period are folded into opening balances at once, the period's rows are
-/// kept per site day.
-struct Journal {
-    sku_index: HashMap<String, u32>,
-    sku_names: Vec<String>,
-    lot_index: Vec<HashMap<String, u32>>,
-    lots: Vec<Lot>,
-    /// SKU → balance; `None` until the SKU's first movement (a SKU is listed from then).
-    balance: Vec<Option<i64>>,
-    /// The period's rows, per day.
-    days: Vec<Vec<Move>>,
-}
-
-impl Journal {
-    fn sku(&mut self, code: &str) -> u32 {
-        if let Some(i) = self.sku_index.get(code) {
-            return *i;
-        }
-        let i = self.sku_names.len() as u32;
-        self.sku_index.insert(code.to_owned(), i);
-        self.sku_names.push(code.to_owned());
-        self.lot_index.push(HashMap::new());
-        self.balance.push(None);
-        i
-    }
-
-    fn read(
-        conn: &Connection,
-        codes: impl Iterator<Item = String>,
-        start: i64,
-        end: i64,
-        day_ends: &[i64],
-        collected: &mut Collected,
-    ) -> rusqlite::Result<Journal> {
-        let mut j = Journal {
-            sku_index: HashMap::new(),
-            sku_names: Vec::new(),
-            lot_index: Vec::new(),
-            lots: Vec::new(),
-            balance: Vec::new(),
-            days: vec![Vec::new(); day_ends.len()],
-        };
-        for code in codes {
-            j.sku(&code);
-        }
-        let mut st = conn.prepare(JOURNAL_SQL)?;
-        let mut rows = st.query([])?;
+    /// The orders collected in `[start, end)` without their units ordered (none is read):
+    /// what the report needs when the rollups give the units (branch rollup).
+    pub(super) fn read_ids(conn: &Connection, start: i64, end: i64) -> rusqlite::Result<Collected> {
+        let mut c = Collected::default();
+        let mut st = conn.prepare_cached(COLLECTED_IDS_SQL)?;
+        let mut rows = st.query(params![start, end])?;
         while let Some(r) = rows.next()? {
-            let (seq, at): (i64, i64) = (r.get(0)?, r.get(7)?);
-            let kind = match r.get_ref(4)?.as_str()? {
-                "receipt" => Kind::Receipt,
-                "issue" => Kind::Issue,
-                "loss" => Kind::Loss,
-                "adjustment"
-                    if r.get_ref(8)?
-                        .as_str()?
-                        .starts_with(super::receipt_reversal::REVERSAL_REFERENCE) =>
-                {
-                    Kind::ReceiptReversal
-                }
-                _ => Kind::Other,
-            };
-            // An undone handover's returns take its issues back (branch counter): an order
-            // handed over, undone and handed over again counts what left once.
-            let undone = kind == Kind::Other && r.get_ref(4)?.as_str()? == "return";
-            if (kind == Kind::Issue || undone)
-                && let Some(order) = r.get_ref(8)?.as_str()?.strip_prefix(ORDER_REFERENCE)
-                && let Some(i) = collected.index.get(order)
-            {
-                let quantity = r.get::<_, i64>(5)?;
-                collected.rows[*i].2 += if undone { -quantity } else { quantity };
-            }
-            if at >= end {
-                continue;
-            }
-            let sku = j.sku(r.get_ref(1)?.as_str()?);
-            let lot = match r.get_ref(2)?.as_str_or_null()? {
-                None => NO_LOT,
-                Some(lot) => {
-                    let found = j.lot_index[sku as usize].get(lot).copied();
-                    let i = match found {
-                        Some(i) => i,
-                        None => {
-                            let i = j.lots.len() as u32;
-                            j.lot_index[sku as usize].insert(lot.to_owned(), i);
-                            j.lots.push(Lot {
-                                first: (i64::MAX, i64::MAX),
-                                expiry: None,
-                                balance: 0,
-                            });
-                            i
-                        }
-                    };
-                    let l = &mut j.lots[i as usize];
-                    if (at, seq) < l.first {
-                        l.first = (at, seq);
-                        l.expiry = r.get_ref(3)?.as_str_or_null()?.map(str::to_owned);
-                    }
-                    i
-                }
-            };
-            let m = Move {
-                sku,
-                lot,
-                kind,
-                quantity: r.get(5)?,
-                delta: r.get(6)?,
-                order: (at, seq),
-            };
-            if at < start {
-                // The stock before the period, so that its first day starts with what was on
-                // hand.
-                j.apply(&m);
-            } else {
-                let d = day_ends.partition_point(|e| *e <= at);
-                if let Some(day) = j.days.get_mut(d) {
-                    day.push(m);
-                }
-            }
+            c.index.insert(r.get(0)?, c.rows.len());
+            c.rows.push((r.get(1)?, 0, 0));
         }
-        // Each day in time order (rows are written in time order but for the odd late entry:
-        // sorted only then).
-        for day in &mut j.days {
-            if !day.is_sorted_by_key(|m| m.order) {
-                day.sort_by_key(|m| m.order);
-            }
-        }
-        Ok(j)
-    }
-
-    fn apply(&mut self, m: &Move) {
-        *self.balance[m.sku as usize].get_or_insert(0) += m.delta;
-        if m.lot != NO_LOT {
-            self.lots[m.lot as usize].balance += m.delta;
-        }
+        Ok(c)
     }
 }
 
@@ -508,6 +356,12 @@ pub fn compute_with(
     now: Timestamp,
 ) -> Result<OpsReport, StoreError> {
     let expiry_warn_days = settings.expiry_warn_days;
+    // One snapshot: the rollups, the journal's tail and the live tables agree.
+    let _snapshot = conn
+        .is_autocommit()
+        .then(|| conn.unchecked_transaction())
+        .transpose()
+        .map_err(sql_error(conn))?;
     let start = crate::clock::day_start(zone, from).millis();
     let end = crate::clock::day_start(zone, to).millis();
     let days = (to - from).num_days().max(1);
@@ -524,16 +378,48 @@ pub fn compute_with(
             crate::clock::day_start(zone, day).millis()
         })
         .collect();
-    let mut collected = Collected::read(conn, start, end).map_err(sql_error(conn))?;
-    let mut journal = Journal::read(
-        conn,
-        units.keys().cloned(),
-        start,
-        end,
-        &day_ends,
-        &mut collected,
-    )
-    .map_err(sql_error(conn))?;
+    // The closed days from their rollups and the rest from the journal's tail, or every day
+    // from the whole journal when the rollups cannot be used (`report_rollup`).
+    let rolled = if super::report_rollup::usable_for(conn, from, zone).map_err(sql_error(conn))? {
+        let ids = Collected::read_ids(conn, start, end).map_err(sql_error(conn))?;
+        super::report_rollup::rolled_period(conn, from, zone, &day_ends, &ids)?.map(|r| (r, ids))
+    } else {
+        None
+    };
+    let (states, fill_by_day, rollup_days, collected) = match rolled {
+        Some((r, ids)) => (r.days, Some((r.ordered, r.handed)), r.from_records, ids),
+        None => {
+            let mut collected = Collected::read(conn, start, end).map_err(sql_error(conn))?;
+            let folded = super::report_rollup::fold_journal(
+                conn,
+                units.keys().cloned(),
+                start,
+                &day_ends,
+                &mut collected,
+            )
+            .map_err(sql_error(conn))?;
+            (folded.days, None, 0, collected)
+        }
+    };
+
+    // SKUs by index: the master data's codes in order, then any other code the journal has
+    // (none while foreign keys hold).
+    let mut sku_names: Vec<String> = units.keys().cloned().collect();
+    let mut sku_index: HashMap<String, u32> = sku_names
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.clone(), i as u32))
+        .collect();
+    let others: BTreeSet<&str> = states
+        .iter()
+        .flat_map(|s| s.skus.iter())
+        .map(|e| e.sku.as_str())
+        .filter(|c| !sku_index.contains_key(*c))
+        .collect();
+    for code in others {
+        sku_index.insert(code.to_owned(), sku_names.len() as u32);
+        sku_names.push(code.to_owned());
+    }
 
     // Unit kinds by index, and each SKU's (a SKU missing from the master data counts as
     // pieces).
@@ -547,8 +433,7 @@ pub fn compute_with(
         unit_names.push("piece".into());
     }
     let unit_ix = |u: &str| unit_names.iter().position(|n| n == u).unwrap_or(0);
-    let sku_unit: Vec<usize> = journal
-        .sku_names
+    let sku_unit: Vec<usize> = sku_names
         .iter()
         .map(|code| unit_ix(units.get(code).map_or("piece", String::as_str)))
         .collect();
@@ -558,131 +443,66 @@ pub fn compute_with(
 
     let mut acc: Vec<UnitAcc> = (0..unit_names.len()).map(|_| UnitAcc::default()).collect();
     for code in units.keys() {
-        acc[sku_unit[journal.sku_index[code] as usize]].skus += 1;
+        acc[sku_unit[sku_index[code] as usize]].skus += 1;
     }
-    let lot_expiry: Vec<Option<NaiveDate>> = journal
-        .lots
-        .iter()
-        .map(|l| l.expiry.as_deref().and_then(|e| e.parse().ok()))
-        .collect();
-    let n_skus = journal.sku_names.len();
+    let n_skus = sku_names.len();
     // Forecast accuracy: the forecast the hub stored for each SKU and day of the period.
     let mut stored_forecast: Vec<Vec<Option<f64>>> = vec![vec![None; n_skus]; days as usize];
-    read_stored_forecasts(conn, from, to, &journal.sku_index, &mut stored_forecast)
+    read_stored_forecasts(conn, from, to, &sku_index, &mut stored_forecast)
         .map_err(sql_error(conn))?;
-    // Per SKU, the day (+ 1) its handovers and censoring below were last reset for.
-    let mut sku_day_mark = vec![0usize; n_skus];
-    let mut sku_day_sold = vec![0i64; n_skus];
-    let mut sku_day_censored = vec![false; n_skus];
     let mut receipts = 0i64;
     let (mut sold, mut stocked) = (vec![false; n_skus], vec![false; n_skus]);
     let (mut sold_n, mut stocked_n) = (0usize, 0usize);
-    // The day (+ 1) a SKU was last counted as stocked / sold on: a set per day without
-    // clearing one.
-    let (mut day_stocked_on, mut day_sold_on) = (vec![0usize; n_skus], vec![0usize; n_skus]);
     let mut daily: Vec<DayFigures> = Vec::with_capacity(days as usize);
-    let day_moves = std::mem::take(&mut journal.days);
-    for (d, moves) in day_moves.iter().enumerate() {
+    for (d, state) in states.iter().enumerate() {
+        use super::report_rollup::{
+            SKU_CENSORED, SKU_HAD_HISTORY, SKU_MOVED, SKU_SOLD, SKU_STOCKED,
+        };
         let day = from + chrono::Days::new(d as u64);
-        let mark = d + 1;
         let mut day_units: Vec<Option<DayUnitFigures>> = vec![None; unit_names.len()];
         let (mut day_stocked, mut day_sold) = (0usize, 0usize);
-        let mut day_receipts = 0i64;
         let mut day_forecast: Vec<ForecastAcc> = vec![ForecastAcc::default(); unit_names.len()];
-        // A SKU has history on the day when it was listed before the day began.
-        let had_history: Vec<bool> = journal.balance.iter().map(Option::is_some).collect();
-        let stock = |sku: usize,
-                     stocked: &mut [bool],
-                     n: &mut usize,
-                     on: &mut [usize],
-                     day_n: &mut usize| {
-            if !stocked[sku] {
-                stocked[sku] = true;
-                *n += 1;
-            }
-            if on[sku] != mark {
-                on[sku] = mark;
-                *day_n += 1;
-            }
-        };
-        for (sku, b) in journal.balance.iter().enumerate() {
-            if b.is_some_and(|b| b > 0) {
-                stock(
-                    sku,
-                    &mut stocked,
-                    &mut stocked_n,
-                    &mut day_stocked_on,
-                    &mut day_stocked,
-                );
-            }
+        // The day's listed SKUs in index order (their codes' order while every SKU is in the
+        // master data).
+        let mut entries: Vec<(usize, &super::report_rollup::SkuDay)> = state
+            .skus
+            .iter()
+            .map(|e| (sku_index[&e.sku] as usize, e))
+            .collect();
+        if !entries.is_sorted_by_key(|(i, _)| *i) {
+            entries.sort_by_key(|(i, _)| *i);
         }
-        for m in moves {
-            journal.apply(m);
-            let sku = m.sku as usize;
-            if sku_day_mark[sku] != mark {
-                sku_day_mark[sku] = mark;
-                sku_day_sold[sku] = 0;
-                sku_day_censored[sku] = false;
-            }
-            if m.kind == Kind::Issue {
-                sku_day_sold[sku] += m.quantity;
-            }
-            sku_day_censored[sku] |= m.delta < 0 && journal.balance[sku].is_some_and(|b| b <= 0);
-            let unit = sku_unit[sku];
-            let a = &mut acc[unit];
-            let du = day_units[unit].get_or_insert_with(DayUnitFigures::default);
-            match m.kind {
-                Kind::Receipt => {
-                    a.received += m.quantity;
-                    du.received_quantity += m.quantity;
-                    receipts += 1;
-                    day_receipts += 1;
-                    stock(
-                        sku,
-                        &mut stocked,
-                        &mut stocked_n,
-                        &mut day_stocked_on,
-                        &mut day_stocked,
-                    );
-                }
-                Kind::Issue => {
-                    a.issued += m.quantity;
-                    du.handed_over_quantity += m.quantity;
-                    stock(sku, &mut sold, &mut sold_n, &mut day_sold_on, &mut day_sold);
-                }
-                Kind::Loss => {
-                    a.lost += m.quantity;
-                    du.lost_quantity += m.quantity;
-                }
-                Kind::ReceiptReversal => {
-                    // The reversed receipt's quantity (delta < 0) and the receipt itself
-                    // come off the figures.
-                    a.received += m.delta;
-                    du.received_quantity += m.delta;
-                    receipts -= 1;
-                    day_receipts -= 1;
-                }
-                Kind::Other => {}
-            }
-        }
-        // Only SKUs with a movement by the end of the day are listed that day.
         let (mut day_listed, mut day_out) = (0i64, 0i64);
-        for (sku, b) in journal.balance.iter().enumerate() {
-            let Some(b) = *b else { continue };
+        for (sku, e) in entries {
             let unit = sku_unit[sku];
+            if e.has(SKU_STOCKED) {
+                stocked_n += usize::from(!std::mem::replace(&mut stocked[sku], true));
+                day_stocked += 1;
+            }
+            if e.has(SKU_SOLD) {
+                sold_n += usize::from(!std::mem::replace(&mut sold[sku], true));
+                day_sold += 1;
+            }
             let a = &mut acc[unit];
+            if e.has(SKU_MOVED) {
+                let du = day_units[unit].get_or_insert_with(DayUnitFigures::default);
+                du.received_quantity += e.received;
+                du.handed_over_quantity += e.issued;
+                du.lost_quantity += e.lost;
+                a.received += e.received;
+                a.issued += e.issued;
+                a.lost += e.lost;
+            }
+            // Only SKUs with a movement by the end of the day are listed that day.
             a.listed_days += 1;
             day_listed += 1;
-            let censored = sku_day_mark[sku] == mark && sku_day_censored[sku];
-            if had_history[sku] && !censored && b > 0 {
+            let b = e.balance;
+            if e.has(SKU_HAD_HISTORY) && !e.has(SKU_CENSORED) && b > 0 {
                 let f = &mut day_forecast[unit];
                 match stored_forecast[d][sku] {
                     Some(forecast) => {
-                        let sold = if sku_day_mark[sku] == mark {
-                            sku_day_sold[sku] as f64
-                        } else {
-                            0.0
-                        };
+                        // What was handed over that day (nothing when it did not move).
+                        let sold = e.issued as f64;
                         f.abs_error += (forecast - sold).abs();
                         f.actual += sold;
                         f.sku_days += 1;
@@ -700,6 +520,7 @@ pub fn compute_with(
                     .stock_quantity += b;
             }
         }
+        receipts += state.receipts;
         for (a, f) in acc.iter_mut().zip(&day_forecast) {
             a.forecast.abs_error += f.abs_error;
             a.forecast.actual += f.actual;
@@ -731,8 +552,8 @@ pub fn compute_with(
             stock_out_rate: ratio(day_out as f64, day_listed as f64),
             sell_through_rate: ratio(day_sold as f64, day_stocked as f64),
             by_unit,
-            receipts: day_receipts,
-            near_expiry_share: near_expiry(&journal.lots, &lot_expiry, day, expiry_warn_days),
+            receipts: state.receipts,
+            near_expiry_share: state.near_expiry(day, expiry_warn_days),
             ..Default::default()
         });
     }
@@ -788,7 +609,7 @@ pub fn compute_with(
 
     let acceptance_pass_rate = acceptance_rate(conn, start, end, &day_of, &mut daily)?;
     let pickups = pickups(conn, start, end, now, &day_of, &mut daily)?;
-    let order_fill_rate = order_fill_rate(&collected, &day_of, &mut daily);
+    let order_fill_rate = order_fill_rate(&collected, &day_of, fill_by_day.as_ref(), &mut daily);
     let disputes = disputes(conn, start, end, &day_of, &mut daily)?;
     let held_lines = held_lines(conn, now)?;
     let tolerance = settings.on_time_tolerance_minutes;
@@ -825,6 +646,12 @@ pub fn compute_with(
         held_lines,
         deliveries,
         delivery_on_time_tolerance_minutes: tolerance,
+        rollup_days,
+        closed_days_from_journal: day_ends
+            .iter()
+            .filter(|e| **e <= now.millis())
+            .count()
+            .saturating_sub(rollup_days),
     })
 }
 
@@ -951,24 +778,6 @@ fn read_stored_forecasts(
 const STORED_FORECASTS_SQL: &str =
     "SELECT day, sku, forecast FROM day_forecast WHERE day >= ?1 AND day < ?2";
 
-/// Lots on hand (as `lots` holds them) with an expiry within `warn_days` of `day` ÷ lots on
-/// hand with an expiry date (`expiry`, by lot).
-fn near_expiry(
-    lots: &[Lot],
-    expiry: &[Option<NaiveDate>],
-    day: NaiveDate,
-    warn_days: i64,
-) -> Option<f64> {
-    let (mut on_hand, mut near) = (0usize, 0usize);
-    for (lot, e) in lots.iter().zip(expiry) {
-        if let Some(e) = e.filter(|_| lot.balance > 0) {
-            on_hand += 1;
-            near += usize::from((e - day).num_days() <= warn_days);
-        }
-    }
-    ratio(near as f64, on_hand as f64)
-}
-
 /// Lines held in quarantine at `now`, oldest first.
 fn held_lines(conn: &Connection, now: Timestamp) -> Result<Vec<HeldLine>, StoreError> {
     conn.prepare(
@@ -1069,14 +878,33 @@ fn pickups(
 
 /// Units handed over ÷ units ordered, for orders collected in `[start, end)` (each day's by
 /// the day of collection).
-fn order_fill_rate(collected: &Collected, day_of: &DayOf, daily: &mut [DayFigures]) -> Option<f64> {
+/// `by_day`: the units ordered and handed over per collection day when they come from the
+/// rollups (`report_rollup`) rather than per order.
+fn order_fill_rate(
+    collected: &Collected,
+    day_of: &DayOf,
+    by_day: Option<&(Vec<i64>, Vec<i64>)>,
+    daily: &mut [DayFigures],
+) -> Option<f64> {
     let (mut ordered, mut handed) = (0i64, 0i64);
-    for &(at, o, h) in &collected.rows {
-        ordered += o;
-        handed += h;
-        if let Some(d) = day_of(at) {
-            daily[d].units_ordered += o;
-            daily[d].units_handed_over += h;
+    match by_day {
+        None => {
+            for &(at, o, h) in &collected.rows {
+                ordered += o;
+                handed += h;
+                if let Some(d) = day_of(at) {
+                    daily[d].units_ordered += o;
+                    daily[d].units_handed_over += h;
+                }
+            }
+        }
+        Some((o_by_day, h_by_day)) => {
+            for (d, (o, h)) in o_by_day.iter().zip(h_by_day).enumerate() {
+                ordered += o;
+                handed += h;
+                daily[d].units_ordered += o;
+                daily[d].units_handed_over += h;
+            }
         }
     }
     for d in daily.iter_mut() {
@@ -1163,25 +991,61 @@ fn median(sorted: &[f64]) -> Option<f64> {
     }
 }
 
-/// The rows the report reads for the site's days `from ..= to - 1`, fetched with plain queries
-/// and nothing computed: the baseline `hub bench dashboard` times the report against. Returns
-/// the number of rows read.
+/// The rows the report read for the site's days `from ..= to - 1` before the rollups (the
+/// whole journal and the live tables), fetched with plain queries and nothing computed: shown
+/// by `hub bench dashboard` beside [`raw_reads_with_rollups`] for what the rollups saved.
+/// Returns the number of rows read.
 pub fn raw_reads(
     conn: &Connection,
     from: NaiveDate,
     to: NaiveDate,
     zone: chrono_tz::Tz,
 ) -> Result<i64, StoreError> {
+    raw_reads_of(conn, from, to, zone, true)
+}
+
+/// The rows the report reads for the site's days `from ..= to - 1` with its rollups (branch
+/// rollup): the state row, the period's day records, the journal's tail after them and the
+/// live tables, fetched with plain queries and nothing computed: the baseline `hub bench
+/// dashboard` times the report against. Returns the number of rows read.
+pub fn raw_reads_with_rollups(
+    conn: &Connection,
+    from: NaiveDate,
+    to: NaiveDate,
+    zone: chrono_tz::Tz,
+) -> Result<i64, StoreError> {
+    Ok(super::report_rollup::raw_reads(conn, from, to)?
+        + raw_reads_of(conn, from, to, zone, false)?)
+}
+
+fn raw_reads_of(
+    conn: &Connection,
+    from: NaiveDate,
+    to: NaiveDate,
+    zone: chrono_tz::Tz,
+    whole_journal: bool,
+) -> Result<i64, StoreError> {
     let start = crate::clock::day_start(zone, from).millis();
     let end = crate::clock::day_start(zone, to).millis();
     let mut rows = 0i64;
+    let journal = "SELECT journal_seq, sku, lot, expiry, kind, quantity, delta, at, reference FROM movement WHERE ?1 = ?1 AND ?2 = ?2";
     let queries: [&str; 7] = [
-        "SELECT journal_seq, sku, lot, expiry, kind, quantity, delta, at, reference FROM movement WHERE ?1 = ?1 AND ?2 = ?2",
+        if whole_journal {
+            journal
+        } else {
+            "SELECT 1 WHERE ?1 = 0 AND ?2 = 0"
+        },
         "SELECT code, unit FROM sku WHERE ?1 = ?1 AND ?2 = ?2",
         "SELECT at FROM handover WHERE at >= ?1 AND at < ?2",
         "SELECT d.decided_at, d.outcome, q.status FROM line_decision d LEFT JOIN quarantine q ON q.delivery_id = d.delivery_id AND q.line_no = d.line_no WHERE d.decided_at >= ?1 AND d.decided_at < ?2",
         "SELECT closes_at, collected_at FROM pickup_order WHERE closes_at >= ?1 AND closes_at < ?2 AND status NOT IN ('cancelled', 'refunded')",
-        COLLECTED_SQL,
+        // With the rollups the report reads the collected orders' ids only (their units come
+        // from the rollups).
+        if whole_journal {
+            COLLECTED_SQL
+        } else {
+            COLLECTED_IDS_SQL
+        },
         "SELECT opened_at, closed_at, first_response_at, photos_inspected_at FROM dispute WHERE opened_at >= ?1 AND opened_at < ?2",
     ];
     // The stored forecasts are keyed by site day, the other rows by time; the deliveries by

@@ -527,6 +527,28 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX receipt_reversal_by_line ON receipt_reversal (delivery_id, line_no);
     "#,
+    // 21 (branch rollup): per-site-day rollups of the report's journal figures
+    // (`store::report_rollup`): one record per closed site day (the report's per-day state as
+    // JSON, with its format version) and one state row (the days covered, the journal sequence
+    // they cover, the fold state at the end of the last day). Derived data: dropping both
+    // tables' rows only makes the next report read the whole journal and rebuild them.
+    r#"
+    CREATE TABLE report_rollup (
+        day     TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        record  TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE report_rollup_state (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        version     INTEGER NOT NULL,
+        zone        TEXT NOT NULL,
+        from_day    TEXT NOT NULL,
+        through_day TEXT NOT NULL,
+        covered_seq INTEGER NOT NULL,
+        next_seq    INTEGER NOT NULL,
+        checkpoint  TEXT NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -13,6 +13,7 @@ pub mod alerts;
 pub mod devices;
 pub mod pickup;
 pub mod receiving;
+pub mod rollups;
 pub mod station;
 pub mod stock;
 

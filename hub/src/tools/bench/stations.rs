@@ -102,6 +102,9 @@ pub struct StationsBenchReport {
     pub receiving_scan_to_screen_p99_ms: f64,
     pub dashboard_30d_ms: f64,
     pub dashboard_30d_raw_sql_ms: f64,
+    /// The raw reads of the whole journal the report made before its rollups (branch rollup;
+    /// for information).
+    pub dashboard_30d_whole_journal_raw_sql_ms: f64,
     pub dashboard_days: i64,
     pub dashboard_orders_per_day: i64,
     // No `first_render_ms`: the first render is measured by the browser test
@@ -199,11 +202,12 @@ impl std::fmt::Display for StationsBenchReport {
         )?;
         writeln!(
             f,
-            "  dashboard over {} days of {} orders a day: {:.1} ms (raw SQL {:.1} ms); goal ≤ {:.0} ms: {}",
+            "  dashboard over {} days of {} orders a day: {:.1} ms (raw SQL of the same rows {:.1} ms; of the whole journal, before the rollups, {:.1} ms); goal ≤ {:.0} ms: {}",
             self.dashboard_days,
             self.dashboard_orders_per_day,
             self.dashboard_30d_ms,
             self.dashboard_30d_raw_sql_ms,
+            self.dashboard_30d_whole_journal_raw_sql_ms,
             dashboard::TARGET_MS,
             verdict(self.dashboard_30d_ms <= dashboard::TARGET_MS)
         )?;
@@ -445,6 +449,7 @@ pub fn run(dir: &Path, options: &StationsBenchOptions) -> anyhow::Result<Station
         receiving_scan_to_screen_p99_ms: percentile(&receiving_ms, 99.0),
         dashboard_30d_ms: dash.dashboard_30d_ms,
         dashboard_30d_raw_sql_ms: dash.dashboard_30d_raw_sql_ms,
+        dashboard_30d_whole_journal_raw_sql_ms: dash.whole_journal_raw_sql_ms,
         dashboard_days: options.dashboard_days,
         dashboard_orders_per_day: options.dashboard_orders_per_day,
     })
