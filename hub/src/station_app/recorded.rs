@@ -43,7 +43,7 @@ where
                 staff: staff.clone(),
                 action: action(c)?,
             };
-            let reply = crate::workflows::station::run_command_in(
+            let reply = crate::workflows::station::run_app_command_in(
                 c,
                 Some(&site),
                 &station,

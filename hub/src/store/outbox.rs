@@ -1,7 +1,8 @@
 //! The transactional outbox: events written in the same transaction as the change they report.
 //!
-//! Each event gets the next per-site sequence number (from a counter row, so numbers are never
-//! reused even after delivered rows are pruned) and a unique id. A rolled-back transaction takes
+//! Each event gets the next per-site sequence number (one above the highest row, or above the
+//! counter row that keeps the floor when rows are pruned, so numbers are never reused) and a
+//! unique id. A rolled-back transaction takes
 //! its numbers with it, so committed sequence numbers have no gaps. Delivery (MQTT) is another
 //! module's job; this one only appends, reads and marks.
 
@@ -25,6 +26,41 @@ pub fn next_counter(conn: &Connection, name: &str) -> Result<i64, StoreError> {
     .map_err(sql(conn))
 }
 
+/// The next number of a sequence kept as the integer primary key `column` of `table`, whose
+/// counter row `name` (what numbered it before) is only a floor now: one more than the larger
+/// of the two. Reading both costs no page of the commit, where taking a counter row's next
+/// value rewrote the counter's page every time (wear branch). Rows are never deleted above the
+/// floor: whatever deletes the highest numbers raises the floor first ([`prune`]), so no number
+/// is given twice.
+fn next_in_sequence(
+    conn: &Connection,
+    table: &str,
+    column: &str,
+    name: &str,
+) -> Result<i64, StoreError> {
+    Ok(last_in_sequence(conn, table, column, name)? + 1)
+}
+
+/// The highest number of that sequence given so far (0 when none).
+fn last_in_sequence(
+    conn: &Connection,
+    table: &str,
+    column: &str,
+    name: &str,
+) -> Result<i64, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT MAX(COALESCE((SELECT MAX({column}) FROM {table}), 0),
+                    COALESCE((SELECT value FROM counter WHERE name = ?1), 0))"
+    ))
+    .and_then(|mut st| st.query_row([name], |r| r.get(0)))
+    .map_err(sql(conn))
+}
+
+/// The next movement journal number (the movement journal is append-only: never deleted).
+pub fn next_journal_seq(conn: &Connection) -> Result<i64, StoreError> {
+    next_in_sequence(conn, "movement", "journal_seq", "journal_seq")
+}
+
 /// A row as stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct OutboxRow {
@@ -39,7 +75,7 @@ pub struct OutboxRow {
 
 /// Appends an event; returns its sequence number.
 pub fn append(conn: &Connection, event: &DomainEvent, now: Timestamp) -> Result<i64, StoreError> {
-    let seq = next_counter(conn, "outbox_seq")?;
+    let seq = next_in_sequence(conn, "outbox", "seq", "outbox_seq")?;
     let payload = hub_contract::stored::encode_event(event).map_err(|e| StoreError::Sqlite {
         path: conn.path().unwrap_or_default().into(),
         source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
@@ -126,15 +162,7 @@ pub fn stats(conn: &Connection) -> Result<OutboxStats, StoreError> {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .map_err(sql(conn))?;
-    let last_seq = conn
-        .query_row(
-            "SELECT value FROM counter WHERE name = 'outbox_seq'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(sql(conn))?
-        .unwrap_or(0);
+    let last_seq = last_in_sequence(conn, "outbox", "seq", "outbox_seq")?;
     Ok(OutboxStats {
         total,
         undelivered,
@@ -245,6 +273,16 @@ pub fn prune(conn: &Connection, delivered_before: Timestamp) -> Result<usize, St
         Some(b) => confirmed.min(b - 1),
         None => confirmed,
     };
+    if limit <= 0 {
+        return Ok(0);
+    }
+    // The floor of the sequence first: deleting the highest rows must not free their numbers.
+    conn.prepare_cached(
+        "INSERT INTO counter (name, value) VALUES ('outbox_seq', ?1)
+         ON CONFLICT (name) DO UPDATE SET value = MAX(value, ?1)",
+    )
+    .and_then(|mut st| st.execute([limit]))
+    .map_err(sql(conn))?;
     conn.execute("DELETE FROM outbox WHERE seq <= ?1", [limit])
         .map_err(sql(conn))
 }

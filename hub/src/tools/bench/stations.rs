@@ -665,7 +665,7 @@ fn direct_handovers(
                     partial: vec![],
                 },
             };
-            let reply = crate::workflows::station::run_command_in(
+            let reply = crate::workflows::station::run_app_command_in(
                 c,
                 Some(&s),
                 "desk-1",
