@@ -133,6 +133,9 @@ async fn a_pickup_code_that_checks_out_at_the_counter_rides_on_the_handovers_com
     .unwrap();
     assert_eq!(handover.order_id, "P1");
     assert_eq!(store.writer_stats().groups_committed, before + 1);
+    // The scan's journal row waits a few seconds longer; closing the store commits it.
+    store.close();
+    let store = open(&config);
     let rows = store.read(|c| device_input::recent(c, 10)).await.unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].station, "desk-1");
@@ -235,7 +238,8 @@ fn wal_len(db: &Path) -> u64 {
 }
 
 /// A scan and its handover are one commit, and that commit rewrites no counter row and no
-/// index of outbox event ids: the pages it writes are those of the rows it adds or changes.
+/// index of outbox event ids: the pages it writes are those of the rows it adds or changes
+/// (the scan's journal row comes a few seconds later, with the rows of other scans).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_scan_and_its_handover_are_one_commit_without_a_counter_or_event_id_page() {
     let dir = tempfile::tempdir().unwrap();
@@ -267,16 +271,10 @@ async fn a_scan_and_its_handover_are_one_commit_without_a_counter_or_event_id_pa
     let commits = commits_in_wal(&db, from);
     assert_eq!(commits.len(), 1, "{commits:?}");
     let pages = &commits[0];
-    for tree in [
-        "device_input",
-        "pickup_check_pass",
-        "handover",
-        "movement",
-        "outbox",
-    ] {
+    for tree in ["pickup_check_pass", "handover", "movement", "outbox"] {
         assert!(pages.iter().any(|p| p == tree), "{tree} not in {pages:?}");
     }
-    for tree in ["counter", "sqlite_autoindex_outbox_1"] {
+    for tree in ["counter", "sqlite_autoindex_outbox_1", "device_input"] {
         assert!(!pages.iter().any(|p| p == tree), "{tree} in {pages:?}");
     }
     store.close();

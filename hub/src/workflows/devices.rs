@@ -372,11 +372,14 @@ pub fn weighed(
 /// - a **wrong code** counts towards the station's and the site's lockouts, which must survive
 ///   a restart: it runs as [`scanned`] in a durable write, as before;
 /// - anything else (found, collected, expired, locked out, unreadable, not a pickup station)
-///   is a read: its journal row (and, when found, the pass the handover needs) is kept with
+///   is a read: when found, the pass the handover needs is kept with
 ///   [`Store::write_deferred`] and rides on the store's next commit — the handover that
-///   follows, at the latest after [`crate::store::DEFERRED_AT_MOST`]. Lost in a power cut
-///   before that commit, the clerk scans the code again; nothing durable depends on it until
-///   the handover, whose own commit carries it.
+///   follows, at the latest after [`crate::store::DEFERRED_AT_MOST`]; lost in a power cut
+///   before that commit, the clerk scans the code again: nothing durable depends on it until
+///   the handover, whose own commit carries it. The journal row waits longer
+///   ([`Store::write_deferred_lazily`]): it is numbered when it is committed, a few seconds
+///   later, and a power cut can lose the last seconds of it (the handover itself is recorded
+///   by its own rows and events).
 pub async fn scanned_at_counter(
     store: &Store,
     site: &Site,
@@ -416,11 +419,14 @@ pub async fn scanned_at_counter(
         _ => None,
     };
     let (journaled, detail) = (outcome.journaled(), outcome.to_string());
-    let key = format!(
-        "device_input:{:020}",
-        DEFERRED_INPUTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
-    store.write_deferred(key, move |c| {
+    let n = DEFERRED_INPUTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if let Some(order_id) = found {
+        let station = station.clone();
+        store.write_deferred(format!("check_pass:{n:020}"), move |c| {
+            crate::store::pickup_orders::record_check_pass(c, &station, &order_id, now)
+        });
+    }
+    store.write_deferred_lazily(format!("device_input:{n:020}"), move |c| {
         let id = device_input::journal(
             c,
             &NewInput {
@@ -434,15 +440,11 @@ pub async fn scanned_at_counter(
                 received_at: now,
             },
         )?;
-        device_input::set_outcome(c, id, journaled.as_str(), &detail)?;
-        if let Some(order_id) = found {
-            crate::store::pickup_orders::record_check_pass(c, &station, &order_id, now)?;
-        }
-        Ok(())
+        device_input::set_outcome(c, id, journaled.as_str(), &detail)
     });
     Ok(outcome)
 }
 
-/// Numbers the deferred journal rows so that they keep their order (deferred writes run in
-/// key order) and none replaces another.
+/// Numbers the deferred passes and journal rows so that they keep their order (deferred
+/// writes run in key order) and none replaces another.
 static DEFERRED_INPUTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
