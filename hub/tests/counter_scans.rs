@@ -1,7 +1,8 @@
 //! Pickup codes scanned at the counter's scanner (wear branch): a check that changes nothing
-//! stored costs no commit of its own — its journal row and the pass the handover needs ride on
-//! the handover's commit — while a wrong code, which counts towards the lockout, is stored at
-//! once and survives a restart. Real SQLite files; the counts are the store's own.
+//! stored costs no commit of its own — the pass the handover needs rides on the handover's
+//! commit, its journal row a few seconds later — while a wrong code, which counts towards the lockout, is stored at
+//! once and survives a restart. The station app's own requests are answered once but not
+//! published over MQTT. Real SQLite files; the counts are the store's own.
 
 mod support;
 
@@ -277,5 +278,78 @@ async fn a_scan_and_its_handover_are_one_commit_without_a_counter_or_event_id_pa
     for tree in ["counter", "sqlite_autoindex_outbox_1", "device_input"] {
         assert!(!pages.iter().any(|p| p == tree), "{tree} in {pages:?}");
     }
+    store.close();
+}
+
+/// The station app's own request is answered over HTTP: its reply is stored for a retry of
+/// the same request id — answered once, from the stored reply, after a restart too — but not
+/// left waiting to be published on the station's MQTT reply topic.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_app_request_is_answered_once_across_a_restart_and_not_left_for_mqtt() {
+    use hub::workflows::station::{blank_reply, run_app_command_in};
+    use hub_contract::station::{StationAction, StationCommand};
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let store = open(&config);
+    seed(&store, "P1", "424242");
+    let site = Site::of(&config);
+    let entry = pickup::CodeEntry {
+        code: "424242".into(),
+        order_id: Some("P1".into()),
+        phone_tail: None,
+    };
+    assert!(
+        pickup::check(&store, &site, "desk-1", &entry, Timestamp(T0))
+            .await
+            .unwrap()
+            .is_found()
+    );
+    let run = |store: Store, at: i64| {
+        let site = site.clone();
+        async move {
+            store
+                .write(move |c| {
+                    let command = StationCommand {
+                        id: "tap-1".into(),
+                        staff: "li.na".into(),
+                        action: StationAction::PickupHandover {
+                            order_id: "P1".into(),
+                            trace_codes: vec![],
+                            refusals: vec![],
+                            weighings: vec![],
+                            partial: vec![],
+                        },
+                    };
+                    let now = Timestamp(T0 + at);
+                    run_app_command_in(
+                        c,
+                        Some(&site),
+                        "desk-1",
+                        &command,
+                        "body-hash-1",
+                        blank_reply("desk-1", now),
+                        now,
+                    )
+                })
+                .await
+        }
+    };
+    let first = run(store.clone(), 1_000).await.unwrap();
+    assert!(first.ok, "{first:?}");
+    let unpublished = |store: Store| async move {
+        store
+            .read(|c| hub::store::station::pending(c, Timestamp(0), 10))
+            .await
+    };
+    assert_eq!(unpublished(store.clone()).await.unwrap(), vec![]);
+    store.close();
+
+    let store = open(&config);
+    let again = run(store.clone(), 2_000).await.unwrap();
+    assert_eq!(again, first, "a retry is answered from the stored reply");
+    assert_eq!(unpublished(store.clone()).await.unwrap(), vec![]);
+    let handovers: i64 = committed(&config, "SELECT COUNT(*) FROM handover");
+    let issued: i64 = committed(&config, "SELECT COUNT(*) FROM movement WHERE delta < 0");
+    assert_eq!((handovers, issued), (1, 1));
     store.close();
 }

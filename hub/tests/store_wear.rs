@@ -191,3 +191,125 @@ fn lazily_deferred_writes_skip_the_next_commits_and_are_still_committed_alone_an
     store.close();
     assert_eq!(kept(&db), vec![("screen".to_owned(), 3)]);
 }
+
+/// The b-trees (by name) of the pages each commit appended to the WAL from byte `from` on.
+fn commits_in_wal(db: &Path, from: u64) -> Vec<Vec<String>> {
+    let wal = std::fs::read(format!("{}-wal", db.display())).unwrap();
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    let names: std::collections::HashMap<i64, String> = conn
+        .prepare("SELECT pageno, name FROM dbstat")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let frame = 24 + page_size as usize;
+    let (mut commits, mut pages) = (vec![], vec![]);
+    let mut at = (from as usize).max(32);
+    while at + frame <= wal.len() {
+        let word = |i: usize| u32::from_be_bytes(wal[at + i..at + i + 4].try_into().unwrap());
+        let page = i64::from(word(0));
+        pages.push(names.get(&page).cloned().unwrap_or(format!("page {page}")));
+        if word(4) != 0 {
+            commits.push(std::mem::take(&mut pages));
+        }
+        at += frame;
+    }
+    commits
+}
+
+/// Delivery moves a watermark: marking events delivered in sequence order rewrites no outbox
+/// page, while marks out of order, withheld rows and a resend range still mean what they did.
+#[test]
+fn marking_events_delivered_moves_a_watermark_and_out_of_order_marks_and_resends_still_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let db = dir.path().join("site.sqlite");
+    let append = |store: &Store, n: usize| {
+        store
+            .write_blocking(move |c| {
+                (0..n)
+                    .map(|i| {
+                        outbox::append(
+                            c,
+                            &DomainEvent::SkuUpserted {
+                                sku: support::sku(&format!("S{i}")),
+                            },
+                            Timestamp(1_000),
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .unwrap()
+    };
+    let mark = |store: &Store, seqs: &[i64]| {
+        let seqs = seqs.to_vec();
+        store
+            .write_blocking(move |c| outbox::mark_delivered(c, &seqs, Timestamp(2_000)))
+            .unwrap()
+    };
+    let pending = |store: &Store| -> Vec<i64> {
+        store
+            .read_blocking(|c| outbox::pending(c, 0, 100))
+            .unwrap()
+            .into_iter()
+            .map(|r| r.seq)
+            .collect()
+    };
+    assert_eq!(append(&store, 6), vec![1, 2, 3, 4, 5, 6]);
+    // Acknowledged out of order: 3 and 4 first.
+    assert_eq!(mark(&store, &[4, 3]), 2);
+    assert_eq!(pending(&store), vec![1, 2, 5, 6]);
+    assert_eq!(
+        store.read_blocking(outbox::first_undelivered).unwrap(),
+        Some(1)
+    );
+    assert_eq!(mark(&store, &[1, 2]), 2);
+    assert_eq!(pending(&store), vec![5, 6]);
+    // In order, the mark is the watermark's counter row alone: no outbox page is rewritten.
+    let wal_before = std::fs::metadata(format!("{}-wal", db.display()))
+        .unwrap()
+        .len();
+    assert_eq!(mark(&store, &[5, 6]), 2);
+    let commits = commits_in_wal(&db, wal_before);
+    assert_eq!(commits, vec![vec!["counter".to_owned()]]);
+    assert_eq!(pending(&store), Vec::<i64>::new());
+    let stats = store.read_blocking(outbox::stats).unwrap();
+    assert_eq!(
+        (
+            stats.undelivered,
+            stats.first_undelivered_seq,
+            stats.last_seq
+        ),
+        (0, None, 6)
+    );
+    // Central asks for 2..=3 again: those two are sent again, 4..=6 stay delivered.
+    let resent = store
+        .write_blocking(|c| outbox::mark_undelivered(c, 2, 3))
+        .unwrap();
+    assert_eq!(resent, 2);
+    assert_eq!(pending(&store), vec![2, 3]);
+    assert_eq!(mark(&store, &[2, 3]), 2);
+    assert_eq!(pending(&store), Vec::<i64>::new());
+    // A withheld row is delivered as far as the uplink is concerned, and the watermark passes it.
+    assert_eq!(append(&store, 2), vec![7, 8]);
+    store
+        .write_blocking(|c| outbox::mark_withheld(c, 7, "too large", Timestamp(3_000)))
+        .unwrap();
+    assert_eq!(pending(&store), vec![8]);
+    assert_eq!(mark(&store, &[8]), 1);
+    assert_eq!(pending(&store), Vec::<i64>::new());
+    assert_eq!(store.read_blocking(outbox::delivered_through).unwrap(), 8);
+    // Pruning still stops before the withheld row.
+    let pruned = store
+        .write_blocking(|c| {
+            outbox::confirm(c, 8)?;
+            outbox::prune(c, Timestamp(10_000))
+        })
+        .unwrap();
+    assert_eq!(pruned, 6);
+    store.close();
+}

@@ -527,10 +527,13 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX receipt_reversal_by_line ON receipt_reversal (delivery_id, line_no);
     "#,
-    // 21 (branch wear): the outbox without the unique index on its event id, a b-tree page
-    // of every commit that appends an event. No query looks an event up by its id (central
-    // keys events by stream and seq, the id only tells a conflict from a duplicate), and a
-    // UUID v7 is unique without it. The table is rebuilt with the same columns and rows.
+    // 21 (branch wear): the outbox without its indexes, each a b-tree page of every commit
+    // that appends an event: the unique index on the event id (no query looks an event up by
+    // its id — central keys events by stream and seq, the id only tells a conflict from a
+    // duplicate — and a UUID v7 is unique without it), and the index of undelivered rows
+    // (delivery is a watermark now, `outbox_delivered_through` in `counter`: undelivered rows
+    // are those above it, read by sequence number). The table is rebuilt with the same
+    // columns and rows.
     r#"
     CREATE TABLE outbox_without_id_index (
         seq INTEGER PRIMARY KEY,
@@ -545,7 +548,6 @@ const MIGRATIONS: &[&str] = &[
         SELECT seq, id, kind, payload, created_at, delivered_at, withheld_reason FROM outbox;
     DROP TABLE outbox;
     ALTER TABLE outbox_without_id_index RENAME TO outbox;
-    CREATE INDEX outbox_undelivered ON outbox(seq) WHERE delivered_at IS NULL;
     "#,
 ];
 
@@ -917,7 +919,7 @@ mod tests {
             )
         );
         assert_eq!(rows[2].5, None);
-        // Only the undelivered rows are indexed: an append writes the table and that index.
+        // No index: an append writes the table's page alone.
         let indexes: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'outbox'")
             .unwrap()
@@ -925,14 +927,6 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(indexes, vec!["outbox_undelivered".to_owned()]);
-        let undelivered: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM outbox INDEXED BY outbox_undelivered WHERE delivered_at IS NULL",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(undelivered, 1);
+        assert_eq!(indexes, Vec::<String>::new());
     }
 }
