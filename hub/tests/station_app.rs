@@ -1398,12 +1398,21 @@ async fn a_trace_code_on_the_counters_scanner_ticks_the_order_on_screen_like_a_w
     );
 
     // The scans are journaled as device input: the items as applied or refused, never as
-    // failed code checks (no try of the station was used up).
+    // failed code checks (no try of the station was used up). A code that checked out is
+    // journaled a few seconds later (wear branch): closing the store commits it, numbered
+    // then, so the journal is read in the order the scans came.
+    let store = hub.store.clone();
+    tokio::task::spawn_blocking(move || store.close())
+        .await
+        .unwrap();
     let journal = hub
         .store
         .read_blocking(|c| {
             let mut st = c
-                .prepare("SELECT code, outcome FROM device_input WHERE kind = 'scan' ORDER BY id")
+                .prepare(
+                    "SELECT code, outcome FROM device_input WHERE kind = 'scan'
+                     ORDER BY received_at, id",
+                )
                 .map_err(|e| StoreError::from_sqlite(Path::new("test"), e))?;
             let rows: Vec<(String, String)> = st
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))

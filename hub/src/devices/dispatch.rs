@@ -1,6 +1,8 @@
 //! The dispatcher: device events in, journal rows and workflow calls out — journal then act.
 //!
-//! Each scan or stable weight becomes one store write: the raw input goes into `device_input`,
+//! Each scan or stable weight becomes one store write (a pickup code that checks out, or
+//! anything else that changes nothing stored, rides on the next commit instead:
+//! `workflows::devices::scanned_at_counter`): the raw input goes into `device_input`,
 //! then the workflow for the device's role runs in a nested savepoint, then the outcome is
 //! written on the journal row, all in one durable transaction. A workflow that refuses (no
 //! line selected, unknown label) rolls back only its own effects: the input stays journaled
@@ -130,20 +132,28 @@ async fn handle(store: &Store, devices: &Devices, board: &HealthBoard, event: De
                     )
                 })
                 .flatten();
-            store
-                .write(move |c| match item_order {
-                    Some(order_id) => workflows::devices::scanned_item(
-                        c,
-                        &site,
-                        source(&device),
-                        &scan,
-                        &order_id,
-                        now,
-                    ),
-                    None => workflows::devices::scanned(c, &site, source(&device), &scan, now),
-                })
-                .await
-                .map(Some)
+            if device.role == DeviceRole::Pickup && item_order.is_none() {
+                // A pickup code: a successful check rides on the next commit (wear branch).
+                let at = (device.name.as_str(), device.station.as_str());
+                workflows::devices::scanned_at_counter(store, &site, at, *scan, now)
+                    .await
+                    .map(Some)
+            } else {
+                store
+                    .write(move |c| match item_order {
+                        Some(order_id) => workflows::devices::scanned_item(
+                            c,
+                            &site,
+                            source(&device),
+                            &scan,
+                            &order_id,
+                            now,
+                        ),
+                        None => workflows::devices::scanned(c, &site, source(&device), &scan, now),
+                    })
+                    .await
+                    .map(Some)
+            }
         }
     };
     match result {

@@ -284,11 +284,11 @@ impl StationFeed {
         (seq, kept)
     }
 
-    /// Shows `shown` on `station`'s screens; a durable feed stores it with the store's next
-    /// commit ([`Store::write_deferred`]: only the station's latest screen, and never over a
-    /// later one). Not a commit of its own: a scan and a handover each commit already, and
-    /// the screen rides on the next one (on its own after `DEFERRED_AT_MOST` when nothing
-    /// else is written; on closing the store). What a power cut can lose is the last screen
+    /// Shows `shown` on `station`'s screens; a durable feed stores it with a later commit
+    /// ([`Store::write_deferred_lazily`]: only the station's latest screen, and never over a
+    /// later one). Not a commit of its own: the screen rides on the first commit at least
+    /// `LAZY_DEFERRED_AFTER` after it changed (on its own after `DEFERRED_AT_MOST` when
+    /// nothing else is written; on closing the store). What a power cut can lose is the last screen
     /// of that moment, which is safe to redo: the screen is a view of what the store keeps
     /// durably (a handover needs the stored code check and the order's state, checked in its
     /// own transaction, and the ticked codes go with the handover request), so after the cut
@@ -297,7 +297,7 @@ impl StationFeed {
     pub fn show(&self, station: &str, shown: Shown, at: Timestamp) -> u64 {
         let (seq, kept) = self.put(station, shown, at);
         if let (Some(store), Some(screen)) = (self.inner.store.as_ref(), kept) {
-            store.write_deferred(format!("station_screen:{station}"), move |c| {
+            store.write_deferred_lazily(format!("station_screen:{station}"), move |c| {
                 screens::save_screen(c, &screen)
             });
         }

@@ -1,7 +1,7 @@
 //! A staff action from a tablet run as a station command and recorded with who did it, in one
 //! write (branch counter): the path the pickup counter's handover and refusals, the receiving
 //! bench's actions and its dispute steps share. The command runs once per request id
-//! (`workflows::station::run_command_in`: a repeat gets the stored reply); the staff action
+//! (`workflows::station::run_app_command_in`: a repeat gets the stored reply); the staff action
 //! record (`store::staff::record_action`) names the staff member, station and tablet. It
 //! decides nothing itself.
 
@@ -43,7 +43,7 @@ where
                 staff: staff.clone(),
                 action: action(c)?,
             };
-            let reply = crate::workflows::station::run_command_in(
+            let reply = crate::workflows::station::run_app_command_in(
                 c,
                 Some(&site),
                 &station,

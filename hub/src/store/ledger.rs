@@ -142,7 +142,7 @@ pub fn record(conn: &Connection, m: &Movement) -> Result<Recorded, RecordError> 
         return Ok(Recorded::Duplicate);
     };
     let now = m.at.millis();
-    let journal_seq = outbox::next_counter(conn, "journal_seq")?;
+    let journal_seq = outbox::next_journal_seq(conn)?;
     let (lot, expiry) = match &m.batch {
         Some(b) => (Some(b.lot.as_str()), b.expiry.map(|d| d.to_string())),
         None => (None, None),

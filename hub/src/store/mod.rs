@@ -552,27 +552,43 @@ pub const DEFERRED_AT_MOST: std::time::Duration = std::time::Duration::from_secs
 /// A write kept until the next group commit (see [`Store::write_deferred`]).
 type DeferredJob = Box<dyn FnOnce(&Tx<'_>) -> Result<(), StoreError> + Send>;
 
-/// Deferred writes by key (a later one under the same key replaces the earlier), and whether a
-/// commit of their own is already asked for.
-#[derive(Default)]
-struct Deferred {
-    jobs: std::collections::BTreeMap<String, DeferredJob>,
-    nudged: bool,
-    /// Counts the groups that ran deferred writes: a nudge whose writes rode on a commit
-    /// meanwhile does nothing.
-    drained: u64,
+/// How long a [`Store::write_deferred_lazily`] write waits before it rides on a commit (wear
+/// branch): a station's screen changes with every scan and handover, and kept at most this
+/// often it costs a page of a commit every few seconds instead of one of every commit.
+pub const LAZY_DEFERRED_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A deferred write with when it was first deferred (a replacement under the same key keeps
+/// that) and how long it waits before riding on a commit.
+struct DeferredEntry {
+    job: DeferredJob,
+    since: Instant,
+    ride_after: std::time::Duration,
 }
 
-/// Runs the deferred writes inside the group's transaction, each in its own savepoint; one
-/// that fails is undone and logged (it only costs what it would have kept).
+/// Deferred writes by key (a later one under the same key replaces the earlier), whether a
+/// thread watches that none waits longer than [`DEFERRED_AT_MOST`], and whether the next group
+/// must run them all.
+#[derive(Default)]
+struct Deferred {
+    jobs: std::collections::BTreeMap<String, DeferredEntry>,
+    nudged: bool,
+    force: bool,
+}
+
+/// Runs the deferred writes that are due (all of them when forced: a commit of their own, or
+/// closing) inside the group's transaction, each in its own savepoint; one that fails is
+/// undone and logged (it only costs what it would have kept).
 fn run_deferred(conn: &Connection, deferred: &Mutex<Deferred>, path: &Path) {
     let jobs = {
         let mut d = deferred.lock().unwrap_or_else(|e| e.into_inner());
-        d.nudged = false;
-        d.drained += 1;
-        std::mem::take(&mut d.jobs)
+        let force = std::mem::take(&mut d.force);
+        let (due, waiting) = std::mem::take(&mut d.jobs)
+            .into_iter()
+            .partition(|(_, e)| force || e.since.elapsed() >= e.ride_after);
+        d.jobs = waiting;
+        due
     };
-    for (key, job) in jobs {
+    for (key, DeferredEntry { job, .. }) in jobs {
         if conn.execute_batch("SAVEPOINT deferred").is_err() {
             continue;
         }
@@ -781,37 +797,51 @@ impl Store {
     where
         F: FnOnce(&Tx<'_>) -> Result<(), StoreError> + Send + 'static,
     {
+        self.defer(key.into(), Box::new(f), std::time::Duration::ZERO);
+    }
+
+    /// [`Store::write_deferred`] for state that can wait longer (what a station's screen shows,
+    /// wear branch): it rides on the first group commit at least [`LAZY_DEFERRED_AFTER`] after
+    /// it was first deferred (a replacement under the same key keeps that time), alone after
+    /// [`DEFERRED_AT_MOST`], on closing. A power cut can lose the last [`DEFERRED_AT_MOST`] of
+    /// it, as for [`Store::write_deferred`].
+    pub fn write_deferred_lazily<F>(&self, key: impl Into<String>, f: F)
+    where
+        F: FnOnce(&Tx<'_>) -> Result<(), StoreError> + Send + 'static,
+    {
+        self.defer(key.into(), Box::new(f), LAZY_DEFERRED_AFTER);
+    }
+
+    fn defer(&self, key: String, job: DeferredJob, ride_after: std::time::Duration) {
         let nudge = {
             let mut d = self
                 .inner
                 .deferred
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            d.jobs.insert(key.into(), Box::new(f));
-            (!std::mem::replace(&mut d.nudged, true)).then_some(d.drained)
+            let since = d.jobs.get(&key).map_or_else(Instant::now, |e| e.since);
+            d.jobs.insert(
+                key,
+                DeferredEntry {
+                    job,
+                    since,
+                    ride_after,
+                },
+            );
+            !std::mem::replace(&mut d.nudged, true)
         };
-        if let Some(drained) = nudge {
+        if nudge {
             let inner = Arc::downgrade(&self.inner);
             let spawned = std::thread::Builder::new()
                 .name("store-deferred".into())
-                .spawn(move || {
-                    std::thread::sleep(DEFERRED_AT_MOST);
-                    let Some(inner) = inner.upgrade() else {
-                        return;
-                    };
-                    let carried = {
-                        let d = inner.deferred.lock().unwrap_or_else(|e| e.into_inner());
-                        d.drained != drained
-                    };
-                    if !carried {
-                        let store = Store { inner };
-                        // An empty request: its group runs what is deferred. A closed store
-                        // committed it on closing.
-                        let _ = store.write_blocking(|_| Ok::<_, StoreError>(()));
-                    }
-                });
+                .spawn(move || nudge_deferred(&inner));
             if let Err(e) = spawned {
                 tracing::warn!(error = %e, "no thread to commit a deferred write; it waits for the next write");
+                self.inner
+                    .deferred
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .nudged = false;
             }
         }
     }
@@ -907,6 +937,39 @@ impl Store {
     }
 }
 
+/// Watches the deferred writes while there are any: every [`DEFERRED_AT_MOST`], one that has
+/// waited that long and rode on no commit meanwhile is committed, with all the others, by an
+/// empty request of its own.
+fn nudge_deferred(inner: &std::sync::Weak<Inner>) {
+    let mut wait = DEFERRED_AT_MOST;
+    loop {
+        std::thread::sleep(wait);
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        {
+            let mut d = inner.deferred.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(oldest) = d.jobs.values().map(|e| e.since).min() else {
+                d.nudged = false;
+                return;
+            };
+            let age = oldest.elapsed();
+            if age < DEFERRED_AT_MOST {
+                wait = DEFERRED_AT_MOST - age;
+                continue;
+            }
+            d.force = true;
+        }
+        wait = DEFERRED_AT_MOST;
+        let store = Store { inner };
+        // An empty request: its group runs what is deferred. A closed store committed it on
+        // closing.
+        if store.write_blocking(|_| Ok::<_, StoreError>(())).is_err() {
+            return;
+        }
+    }
+}
+
 fn writer_loop(
     conn: Connection,
     mut jobs: mpsc::Receiver<Job>,
@@ -941,6 +1004,7 @@ fn writer_loop(
         .jobs
         .is_empty();
     if pending {
+        deferred.lock().unwrap_or_else(|e| e.into_inner()).force = true;
         let outcome = run_group(&conn, &mut batch, path, counters, deferred);
         record_outcome(faults, outcome, path);
     }

@@ -219,42 +219,107 @@ pub fn check_presented_code(
     rules: &PickupRules,
     now: Timestamp,
 ) -> Result<CodeCheck, StoreError> {
-    let policy = &rules.attempts;
-    let mut limiter = load_limiter(conn, station)?;
-    if let Some(until) = limiter.locked(now) {
-        return Ok(CodeCheck::LockedOut { until });
-    }
-    let mut site_limiter = load_limiter(conn, SITE_LIMITER)?;
-    if let Some(until) = site_limiter.locked(now) {
-        return Ok(CodeCheck::SiteLockedOut { until });
-    }
-    let target = match presented.target(raw_len, rules.allow_code_only) {
-        Ok(target) => target,
-        Err(problem) => return Ok(CodeCheck::Unreadable { problem }),
-    };
-    let orders = candidates(conn, &target, now)?;
-    let result = check_code(site, presented, &orders, now);
+    let evaluated = evaluate_presented_code(conn, site, station, presented, raw_len, rules, now)?;
+    let Evaluated {
+        result,
+        guesses,
+        limiters,
+    } = evaluated;
     if result.is_wrong_code() {
-        let guesses = u32::try_from(orders.len()).unwrap_or(u32::MAX).max(1);
+        let (mut limiter, mut site_limiter) = limiters;
         record_wrong_guesses(
             conn,
             station,
             guesses,
-            policy,
+            &rules.attempts,
             (&mut limiter, &mut site_limiter),
             now,
         )?;
         save_limiter(conn, station, &limiter, now)?;
         save_limiter(conn, SITE_LIMITER, &site_limiter, now)?;
     } else if let CodeCheck::Found { order_id } = &result {
-        conn.prepare_cached(
-            "INSERT INTO pickup_check_pass (station, order_id, at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (station, order_id) DO UPDATE SET at = ?3",
-        )
-        .and_then(|mut st| st.execute(params![station, order_id, now.millis()]))
-        .map_err(sql(conn))?;
+        record_check_pass(conn, station, order_id, now)?;
     }
     Ok(result)
+}
+
+/// A code check worked out without writing anything: its result, and what a wrong code
+/// would count against the station and the site.
+struct Evaluated {
+    result: CodeCheck,
+    guesses: u32,
+    limiters: (AttemptLimiter, AttemptLimiter),
+}
+
+/// The reading half of [`check_presented_code`]: what the check answers, from the stored
+/// lockouts and orders; writes nothing.
+fn evaluate_presented_code(
+    conn: &Connection,
+    site: &SiteId,
+    station: &str,
+    presented: &PresentedCode,
+    raw_len: usize,
+    rules: &PickupRules,
+    now: Timestamp,
+) -> Result<Evaluated, StoreError> {
+    let limiter = load_limiter(conn, station)?;
+    let done = |result| Evaluated {
+        result,
+        guesses: 0,
+        limiters: Default::default(),
+    };
+    if let Some(until) = limiter.locked(now) {
+        return Ok(done(CodeCheck::LockedOut { until }));
+    }
+    let site_limiter = load_limiter(conn, SITE_LIMITER)?;
+    if let Some(until) = site_limiter.locked(now) {
+        return Ok(done(CodeCheck::SiteLockedOut { until }));
+    }
+    let target = match presented.target(raw_len, rules.allow_code_only) {
+        Ok(target) => target,
+        Err(problem) => return Ok(done(CodeCheck::Unreadable { problem })),
+    };
+    let orders = candidates(conn, &target, now)?;
+    Ok(Evaluated {
+        result: check_code(site, presented, &orders, now),
+        guesses: u32::try_from(orders.len()).unwrap_or(u32::MAX).max(1),
+        limiters: (limiter, site_limiter),
+    })
+}
+
+/// A code check that changes nothing stored when it is answered: anything but a wrong code,
+/// which counts towards the lockouts and must be stored at once. On a read-only connection;
+/// `None` when the check is a wrong code (then run [`check_presented_code`] in a write).
+/// A `Found` check still needs [`record_check_pass`] before a handover can follow (wear
+/// branch: the pass rides on the next commit instead of one of its own).
+pub fn check_presented_code_read_only(
+    conn: &Connection,
+    site: &SiteId,
+    station: &str,
+    presented: &PresentedCode,
+    raw_len: usize,
+    rules: &PickupRules,
+    now: Timestamp,
+) -> Result<Option<CodeCheck>, StoreError> {
+    let evaluated = evaluate_presented_code(conn, site, station, presented, raw_len, rules, now)?;
+    Ok((!evaluated.result.is_wrong_code()).then_some(evaluated.result))
+}
+
+/// Remembers a successful check of `order_id` at `station` at `at`, for the handover that
+/// follows.
+pub fn record_check_pass(
+    conn: &Connection,
+    station: &str,
+    order_id: &str,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO pickup_check_pass (station, order_id, at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (station, order_id) DO UPDATE SET at = ?3",
+    )
+    .and_then(|mut st| st.execute(params![station, order_id, at.millis()]))
+    .map_err(sql(conn))?;
+    Ok(())
 }
 
 fn record_wrong_guesses(

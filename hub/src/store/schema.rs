@@ -549,6 +549,28 @@ const MIGRATIONS: &[&str] = &[
         checkpoint  TEXT NOT NULL
     ) STRICT;
     "#,
+    // 22 (branch wear): the outbox without its indexes, each a b-tree page of every commit
+    // that appends an event: the unique index on the event id (no query looks an event up by
+    // its id — central keys events by stream and seq, the id only tells a conflict from a
+    // duplicate — and a UUID v7 is unique without it), and the index of undelivered rows
+    // (delivery is a watermark now, `outbox_delivered_through` in `counter`: undelivered rows
+    // are those above it, read by sequence number). The table is rebuilt with the same
+    // columns and rows.
+    r#"
+    CREATE TABLE outbox_without_id_index (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        delivered_at INTEGER,
+        withheld_reason TEXT
+    ) STRICT;
+    INSERT INTO outbox_without_id_index (seq, id, kind, payload, created_at, delivered_at, withheld_reason)
+        SELECT seq, id, kind, payload, created_at, delivered_at, withheld_reason FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_without_id_index RENAME TO outbox;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -856,5 +878,77 @@ mod tests {
             [],
         );
         assert!(nobody.is_err(), "{nobody:?}");
+    }
+
+    #[test]
+    fn the_outbox_without_its_id_index_keeps_every_row_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let mut conn = Connection::open(&path).unwrap();
+        let rebuilt = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("CREATE TABLE outbox_without_id_index"))
+            .unwrap();
+        migrate_with(&mut conn, &path, &MIGRATIONS[..rebuilt]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO outbox (seq, id, kind, payload, created_at, delivered_at, withheld_reason)
+             VALUES (7, 'e7', 'sku_upserted', '{}', 1000, 1500, NULL),
+                    (8, 'e8', 'sync_alert', '{\"a\":1}', 2000, 2500, 'too large'),
+                    (9, 'e9', 'movement_recorded', '{}', 3000, NULL, NULL);",
+        )
+        .unwrap();
+        migrate_with(&mut conn, &path, MIGRATIONS).unwrap();
+        type Row = (
+            i64,
+            String,
+            String,
+            String,
+            i64,
+            Option<i64>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = conn
+            .prepare(
+                "SELECT seq, id, kind, payload, created_at, delivered_at, withheld_reason
+                 FROM outbox ORDER BY seq",
+            )
+            .unwrap()
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            rows[1],
+            (
+                8,
+                "e8".into(),
+                "sync_alert".into(),
+                "{\"a\":1}".into(),
+                2000,
+                Some(2500),
+                Some("too large".into())
+            )
+        );
+        assert_eq!(rows[2].5, None);
+        // No index: an append writes the table's page alone.
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'outbox'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(indexes, Vec::<String>::new());
     }
 }

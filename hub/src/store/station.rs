@@ -53,13 +53,17 @@ pub struct NewReply<'a> {
     pub staff: Option<&'a str>,
     /// The reply as published.
     pub reply: &'a str,
+    /// Whether the uplink publishes it on the station's reply topic: `false` for a reply
+    /// already given another way (the station app's HTTP answer), kept only for a retry of its
+    /// request id and stored as delivered.
+    pub publish: bool,
 }
 
 /// Stores a reply, waiting to be published. Returns its id.
 pub fn record(conn: &Connection, reply: &NewReply<'_>, now: Timestamp) -> Result<i64, StoreError> {
     conn.prepare_cached(
-        "INSERT INTO station_request (station, request_id, body_sha256, kind, staff, reply, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO station_request (station, request_id, body_sha256, kind, staff, reply, at, delivered)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -69,7 +73,8 @@ pub fn record(conn: &Connection, reply: &NewReply<'_>, now: Timestamp) -> Result
             reply.kind,
             reply.staff,
             reply.reply,
-            now.millis()
+            now.millis(),
+            i64::from(!reply.publish)
         ])
     })
     .map_err(sql(conn))?;

@@ -9,13 +9,13 @@
 //! done that was not).
 
 use super::Site;
-use super::pickup::{CodeEntry, PickupError, check_in};
+use super::pickup::{CodeEntry, PickupError, check_in, check_read_only};
 use super::receiving::{ScanOutcome, scan_in, weight_in};
 use crate::codes::Scanned;
 use crate::store::Tx;
 use crate::store::deliveries::{BindOutcome, ReceivingError, Selected};
 use crate::store::device_input::{self, NewInput};
-use crate::store::{StoreError, savepoint};
+use crate::store::{Store, StoreError, savepoint};
 use hub_core::Timestamp;
 use hub_core::pickup::CodeCheck;
 
@@ -364,3 +364,87 @@ pub fn weighed(
     )?;
     finish(c, id, outcome)
 }
+
+/// A pickup-code scan at a pickup counter, without a commit of its own when it changes
+/// nothing that must be stored at once (wear branch). The check is worked out on a read-only
+/// connection first:
+///
+/// - a **wrong code** counts towards the station's and the site's lockouts, which must survive
+///   a restart: it runs as [`scanned`] in a durable write, as before;
+/// - anything else (found, collected, expired, locked out, unreadable, not a pickup station)
+///   is a read: when found, the pass the handover needs is kept with
+///   [`Store::write_deferred`] and rides on the store's next commit — the handover that
+///   follows, at the latest after [`crate::store::DEFERRED_AT_MOST`]; lost in a power cut
+///   before that commit, the clerk scans the code again: nothing durable depends on it until
+///   the handover, whose own commit carries it. The journal row waits longer
+///   ([`Store::write_deferred_lazily`]): it is numbered when it is committed, a few seconds
+///   later, and a power cut can lose the last seconds of it (the handover itself is recorded
+///   by its own rows and events).
+pub async fn scanned_at_counter(
+    store: &Store,
+    site: &Site,
+    (device, station): (&str, &str),
+    scan: Scanned,
+    now: Timestamp,
+) -> Result<InputOutcome, StoreError> {
+    let read = {
+        let (site, station, text) = (site.clone(), station.to_owned(), scan.text.clone());
+        store
+            .read(move |c| {
+                match check_read_only(c, &site, &station, &CodeEntry::scanned(&text), now) {
+                    Ok(check) => Ok(check.map(InputOutcome::Code)),
+                    Err(PickupError::Store(e)) => Err(e),
+                    Err(PickupError::Station(e)) => {
+                        Ok(Some(InputOutcome::PickupRefused(e.to_string())))
+                    }
+                }
+            })
+            .await?
+    };
+    let (site, device, station) = (site.clone(), device.to_owned(), station.to_owned());
+    let Some(outcome) = read else {
+        return store
+            .write(move |c| {
+                let source = Source {
+                    device: &device,
+                    station: &station,
+                    pickup: true,
+                };
+                scanned(c, &site, source, &scan, now)
+            })
+            .await;
+    };
+    let found = match &outcome {
+        InputOutcome::Code(CodeCheck::Found { order_id }) => Some(order_id.clone()),
+        _ => None,
+    };
+    let (journaled, detail) = (outcome.journaled(), outcome.to_string());
+    let n = DEFERRED_INPUTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if let Some(order_id) = found {
+        let station = station.clone();
+        store.write_deferred(format!("check_pass:{n:020}"), move |c| {
+            crate::store::pickup_orders::record_check_pass(c, &station, &order_id, now)
+        });
+    }
+    store.write_deferred_lazily(format!("device_input:{n:020}"), move |c| {
+        let id = device_input::journal(
+            c,
+            &NewInput {
+                device: &device,
+                station: &station,
+                kind: "scan",
+                code: Some(crate::codes::without_aim(&scan.text)),
+                grams: None,
+                parsed: Some(crate::codes::journal_view(&scan.code, &scan.text)),
+                raw: &scan.raw,
+                received_at: now,
+            },
+        )?;
+        device_input::set_outcome(c, id, journaled.as_str(), &detail)
+    });
+    Ok(outcome)
+}
+
+/// Numbers the deferred passes and journal rows so that they keep their order (deferred
+/// writes run in key order) and none replaces another.
+static DEFERRED_INPUTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

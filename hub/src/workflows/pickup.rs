@@ -54,6 +54,20 @@ pub fn check_in(
     now: Timestamp,
 ) -> Result<CodeCheck, PickupError> {
     site.station(station, StationKind::Pickup)?;
+    let (presented, raw_len) = presented(entry);
+    Ok(check_presented_code(
+        c,
+        &site.id,
+        station,
+        &presented,
+        raw_len,
+        &site.pickup,
+        now,
+    )?)
+}
+
+/// What the clerk entered as the core reads it, and its length.
+fn presented(entry: &CodeEntry) -> (PresentedCode, usize) {
     let presented = PresentedCode::typed(
         &entry.code,
         entry.order_id.as_deref(),
@@ -61,7 +75,23 @@ pub fn check_in(
     );
     let raw_len =
         entry.code.chars().count() + entry.order_id.as_deref().map_or(0, |o| o.chars().count());
-    Ok(check_presented_code(
+    (presented, raw_len)
+}
+
+/// [`check_in`] on a read-only connection, for a check that changes nothing stored: `None`
+/// when the code is wrong (a wrong code counts towards the lockouts: run [`check_in`] in a
+/// write then). A `Found` answer still needs its pass stored
+/// (`store::pickup_orders::record_check_pass`) before a handover can follow.
+pub fn check_read_only(
+    c: &rusqlite::Connection,
+    site: &Site,
+    station: &str,
+    entry: &CodeEntry,
+    now: Timestamp,
+) -> Result<Option<CodeCheck>, PickupError> {
+    site.station(station, StationKind::Pickup)?;
+    let (presented, raw_len) = presented(entry);
+    Ok(crate::store::pickup_orders::check_presented_code_read_only(
         c,
         &site.id,
         station,

@@ -377,7 +377,60 @@ pub fn run_command_in(
     station: &str,
     command: &StationCommand,
     hash: &str,
+    reply: StationReply,
+    now: Timestamp,
+) -> Result<StationReply, StoreError> {
+    run_command(
+        c,
+        (site, station),
+        command,
+        hash,
+        reply,
+        Answered::OverMqtt,
+        now,
+    )
+}
+
+/// [`run_command_in`] for a request of the station app, answered over HTTP (wear branch): the
+/// reply is stored for a retry of the same request id (answered once, from it) but not
+/// published on the station's MQTT reply topic — nobody listens there for it — so it waits
+/// for no broker acknowledgement: no undelivered-index entry, no delivered mark later.
+pub fn run_app_command_in(
+    c: &Tx<'_>,
+    site: Option<&Site>,
+    station: &str,
+    command: &StationCommand,
+    hash: &str,
+    reply: StationReply,
+    now: Timestamp,
+) -> Result<StationReply, StoreError> {
+    run_command(
+        c,
+        (site, station),
+        command,
+        hash,
+        reply,
+        Answered::OverHttp,
+        now,
+    )
+}
+
+/// Where a command's reply goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answered {
+    /// Published on the station's reply topic by the uplink (MQTT station commands).
+    OverMqtt,
+    /// The HTTP answer of the station app's own request.
+    OverHttp,
+}
+
+fn run_command(
+    c: &Tx<'_>,
+    (site, station): (Option<&Site>, &str),
+    command: &StationCommand,
+    hash: &str,
     mut reply: StationReply,
+    answered: Answered,
     now: Timestamp,
 ) -> Result<StationReply, StoreError> {
     reply.id = Some(command.id.clone());
@@ -386,7 +439,9 @@ pub fn run_command_in(
     if let Some(seen) = crate::store::station::find(c, station, &command.id)? {
         if seen.body_sha256 == hash {
             tracing::info!(station, command_id = %command.id, "station command seen before; its stored reply is sent again");
-            crate::store::station::redeliver(c, seen.reply_id)?;
+            if answered == Answered::OverMqtt {
+                crate::store::station::redeliver(c, seen.reply_id)?;
+            }
             return Ok(StationReply::from_json(&seen.reply).unwrap_or(reply));
         }
         tracing::warn!(station, command_id = %command.id, "station command id reused with another body; not run");
@@ -395,7 +450,7 @@ pub fn run_command_in(
             "command id {} was already used at station {station} for another command; it was not run again — give each new command a new id",
             command.id
         ));
-        store_reply(c, &reply, None, now)?;
+        store_reply_answered(c, &reply, None, answered, now)?;
         return Ok(reply);
     }
     match site {
@@ -427,7 +482,7 @@ pub fn run_command_in(
             }
         }
     }
-    store_reply(c, &reply, Some((&command.id, hash)), now)?;
+    store_reply_answered(c, &reply, Some((&command.id, hash)), answered, now)?;
     tracing::info!(
         station,
         staff = %command.staff,
@@ -446,6 +501,16 @@ fn store_reply(
     request: Option<(&str, &str)>,
     now: Timestamp,
 ) -> Result<i64, StoreError> {
+    store_reply_answered(c, reply, request, Answered::OverMqtt, now)
+}
+
+fn store_reply_answered(
+    c: &Tx<'_>,
+    reply: &StationReply,
+    request: Option<(&str, &str)>,
+    answered: Answered,
+    now: Timestamp,
+) -> Result<i64, StoreError> {
     let text = reply.to_json();
     crate::store::station::record(
         c,
@@ -456,6 +521,7 @@ fn store_reply(
             kind: reply.kind.as_deref(),
             staff: reply.staff.as_deref(),
             reply: &text,
+            publish: answered == Answered::OverMqtt,
         },
         now,
     )

@@ -221,10 +221,11 @@ fn raw_rows(dir: &Path, name: &str, seconds: f64, batch: usize) -> anyhow::Resul
         for _ in 0..batch.max(1) {
             let sku = format!("BENCH-{}", n as usize % SKUS);
             let lot = format!("L{}", n % LOTS);
+            // Numbered as the store numbers them (wear branch): one above the highest row.
             let journal: i64 = conn
                 .prepare_cached(
-                    "INSERT INTO counter (name, value) VALUES ('journal_seq', 1)
-                     ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
+                    "SELECT MAX(COALESCE((SELECT MAX(journal_seq) FROM movement), 0),
+                                COALESCE((SELECT value FROM counter WHERE name = 'journal_seq'), 0)) + 1",
                 )?
                 .query_row([], |r| r.get(0))?;
             conn.prepare_cached(
@@ -244,8 +245,8 @@ fn raw_rows(dir: &Path, name: &str, seconds: f64, batch: usize) -> anyhow::Resul
             .execute(params![sku, lot, now])?;
             let seq: i64 = conn
                 .prepare_cached(
-                    "INSERT INTO counter (name, value) VALUES ('outbox_seq', 1)
-                     ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
+                    "SELECT MAX(COALESCE((SELECT MAX(seq) FROM outbox), 0),
+                                COALESCE((SELECT value FROM counter WHERE name = 'outbox_seq'), 0)) + 1",
                 )?
                 .query_row([], |r| r.get(0))?;
             conn.prepare_cached(

@@ -15,7 +15,7 @@
 //! the growth of the database's pages in use per handover. The pickup page's transferred size
 //! (page plus its assets) is summed from the answers.
 //!
-//! Baseline: the same workflow (`workflows::station::run_command_in` with the staff action,
+//! Baseline: the same workflow (`workflows::station::run_app_command_in` with the staff action,
 //! as the handover handler runs it) called directly on a store of its own in this process.
 //!
 //! Receiving: the bench's delivery label is scanned again and again while 12 MP camera-like
@@ -618,7 +618,7 @@ fn seed(db: &Path, orders: usize, staff: bool) -> anyhow::Result<Seeded> {
 }
 
 /// The handover as the app's handler runs it, called directly, each timed: check (untimed),
-/// then `run_command_in` with the staff action in one write.
+/// then `run_app_command_in` with the staff action in one write.
 fn direct_handovers(
     scratch: &Path,
     port: u16,
@@ -670,7 +670,7 @@ fn direct_handovers(
                     partial: vec![],
                 },
             };
-            let reply = crate::workflows::station::run_command_in(
+            let reply = crate::workflows::station::run_app_command_in(
                 c,
                 Some(&s),
                 "desk-1",
