@@ -1009,8 +1009,9 @@ pub fn import_problem(problem: &crate::imports::Problem, lang: Lang) -> String {
     }
 }
 
-/// serde's usual sentences in Chinese (`missing field `x``, `unknown field `x``, `invalid
-/// type`); any other reason is kept as it is, after "原因：".
+/// The decoders' usual sentences in Chinese (serde's `missing field`, `unknown field`,
+/// `unknown variant`, `invalid type`, the envelope's `missing or invalid "x"`); any other
+/// reason is kept as it is, after "原因：".
 fn serde_reason_zh(reason: &str) -> String {
     let field = |prefix: &str| {
         reason
@@ -1023,6 +1024,14 @@ fn serde_reason_zh(reason: &str) -> String {
         format!("缺少字段 `{f}`")
     } else if let Some(f) = field("unknown field `") {
         format!("多了不认识的字段 `{f}`")
+    } else if let Some(v) = field("unknown variant `") {
+        format!("`{v}` 不是此字段允许的取值。原因：{reason}")
+    } else if let Some(f) = reason
+        .find("missing or invalid \"")
+        .map(|at| &reason[at + "missing or invalid \"".len()..])
+        .and_then(|rest| rest.split('"').next())
+    {
+        format!("缺少字段 \"{f}\" 或其值无效。原因：{reason}")
     } else if reason.contains("invalid type") || reason.contains("invalid value") {
         format!("有字段的值类型不对。原因：{reason}")
     } else {
@@ -1262,6 +1271,21 @@ mod tests {
             },
         );
         assert!(import_problem(&unknown, Lang::ZhCn).contains("多了不认识的字段 `extra`"));
+        let variant = problem(
+            None,
+            ProblemKind::BadBody {
+                key: "RICE".into(),
+                reason: "unknown variant `bucket`, expected `piece` or `gram`".into(),
+            },
+        );
+        assert!(import_problem(&variant, Lang::ZhCn).contains("`bucket` 不是此字段允许的取值"));
+        let envelope = problem(
+            None,
+            ProblemKind::NotACommand {
+                reason: r#"missing or invalid "id" (a string of 1..=128 characters)"#.into(),
+            },
+        );
+        assert!(import_problem(&envelope, Lang::ZhCn).contains(r#"缺少字段 "id" 或其值无效"#));
         let other = problem(
             None,
             ProblemKind::BadBody {
