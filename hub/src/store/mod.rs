@@ -33,6 +33,7 @@ pub mod photos;
 pub mod pickup_orders;
 pub mod receipt_reversal;
 pub mod report;
+mod report_journal;
 pub mod report_rollup;
 mod schema;
 pub mod screens;

@@ -43,7 +43,7 @@
 //! takes its order out of its collection day (the fingerprint no longer matches: that day's
 //! units handed over are then looked up by reference, as for the open day).
 
-use super::report::{Collected, ORDER_REFERENCE};
+use super::report_journal::{Collected, JOURNAL_SQL, ORDER_REFERENCE};
 use super::{StoreError, sql_error};
 use chrono::{Datelike, NaiveDate};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -514,7 +514,7 @@ pub(super) fn fold_journal(
     let mut fold = Fold::new(codes);
     let mut days: Vec<Vec<Move>> = vec![Vec::new(); day_ends.len()];
     let (mut max_seq, mut first_seq_after) = (0i64, None::<i64>);
-    let mut st = conn.prepare(super::report::JOURNAL_SQL)?;
+    let mut st = conn.prepare(JOURNAL_SQL)?;
     let mut rows = st.query([])?;
     while let Some(r) = rows.next()? {
         let (seq, at): (i64, i64) = (r.get(0)?, r.get(7)?);
