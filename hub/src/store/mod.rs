@@ -1068,6 +1068,21 @@ fn record_outcome(faults: &watch::Sender<Option<WriteFault>>, outcome: GroupOutc
     });
 }
 
+/// Answers every request of `batch` with `e`, a failed `BEGIN IMMEDIATE`: none of them ran.
+fn fail_batch(outcome: &mut GroupOutcome, batch: &mut Vec<Job>, path: &Path, e: &rusqlite::Error) {
+    if let Some(kind) = failed_commit_fault(e) {
+        outcome.fault(kind, e.to_string());
+    }
+    for job in batch.drain(..) {
+        let (_, completion) = job(None);
+        outcome.answer(
+            completion,
+            Err(StoreError::from_sqlite(path, clone_error(e))),
+        );
+    }
+    take_noted_fault();
+}
+
 /// Runs a group of jobs in one transaction; their answers are in the outcome, to be given once
 /// the store's health reflects the group (see [`writer_loop`]).
 fn run_group(
@@ -1081,17 +1096,7 @@ fn run_group(
     take_noted_fault();
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!(path = %path.display(), error = %e, "cannot start a write transaction");
-        if let Some(kind) = failed_commit_fault(&e) {
-            outcome.fault(kind, e.to_string());
-        }
-        for job in batch.drain(..) {
-            let (_, completion) = job(None);
-            outcome.answer(
-                completion,
-                Err(StoreError::from_sqlite(path, clone_error(&e))),
-            );
-        }
-        take_noted_fault();
+        fail_batch(&mut outcome, batch, path, &e);
         return outcome;
     }
     let changes_before_deferred = conn.total_changes();
@@ -1101,17 +1106,7 @@ fn run_group(
         // the deferred writes are lost, the requests get a transaction of their own.
         tracing::error!(path = %path.display(), "SQLite rolled back the deferred writes");
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            if let Some(kind) = failed_commit_fault(&e) {
-                outcome.fault(kind, e.to_string());
-            }
-            for job in batch.drain(..) {
-                let (_, completion) = job(None);
-                outcome.answer(
-                    completion,
-                    Err(StoreError::from_sqlite(path, clone_error(&e))),
-                );
-            }
-            take_noted_fault();
+            fail_batch(&mut outcome, batch, path, &e);
             return outcome;
         }
     }
