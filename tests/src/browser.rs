@@ -86,6 +86,9 @@ impl Drop for Sim {
     }
 }
 
+/// The key of a W3C WebDriver element reference.
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
 /// A bare WebDriver client over HTTP/1.1 (chromedriver speaks JSON over plain HTTP).
 pub struct Driver {
     port: u16,
@@ -206,31 +209,72 @@ impl Driver {
                 "/element",
                 json!({"using": "css selector", "value": css}),
             );
-            if let Some(id) = found
-                .as_object()
-                .and_then(|o| o.values().next())
-                .and_then(Value::as_str)
-            {
+            // Only WebDriver's element reference is an element: an error answer is an object
+            // too ({"error": "no such element", ...}), and must not pass for one.
+            if let Some(id) = found[ELEMENT_KEY].as_str() {
                 return id.to_owned();
             }
-            assert!(Instant::now() < deadline, "no element {css}: {found}");
+            if Instant::now() >= deadline {
+                let url = self.call("GET", "/url", json!({}));
+                let page = self.call("GET", "/source", json!({}));
+                let page: String = page
+                    .as_str()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(3000)
+                    .collect();
+                panic!("no element {css}: {found}\nat {url}, page begins: {page}");
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
+    /// Runs one element command on `css` and returns WebDriver's answer. While the answer is
+    /// an error (the screen replaced the element a moment ago, so it is stale; or it is not yet
+    /// interactable) the element is found again and the command retried; at the deadline the
+    /// error fails the test instead of passing unnoticed.
+    fn on_element(&mut self, css: &str, method: &str, command: &str, body: Value) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let id = self.find(css);
+            let answer = self.call(method, &format!("/element/{id}/{command}"), body.clone());
+            if answer.get("error").is_none() {
+                return answer;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{method} {command} on {css}: {answer}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Clears the field, then types `text` into it.
     pub fn type_into(&mut self, css: &str, text: &str) {
-        let id = self.find(css);
-        self.call("POST", &format!("/element/{id}/clear"), json!({}));
-        self.call(
-            "POST",
-            &format!("/element/{id}/value"),
-            json!({"text": text}),
-        );
+        self.on_element(css, "POST", "clear", json!({}));
+        self.send_keys(css, text);
+    }
+
+    /// Types `text` into the element as it is (a file input takes a file's path this way).
+    pub fn send_keys(&mut self, css: &str, text: &str) {
+        self.on_element(css, "POST", "value", json!({"text": text}));
     }
 
     pub fn click(&mut self, css: &str) {
-        let id = self.find(css);
-        self.call("POST", &format!("/element/{id}/click"), json!({}));
+        self.on_element(css, "POST", "click", json!({}));
+    }
+
+    /// Gives the file input `css` the file at `path`, as a person picking it would.
+    pub fn pick_file(&mut self, css: &str, path: &Path) {
+        self.send_keys(css, &path.to_string_lossy());
+    }
+
+    /// An attribute of the element `css`, as text ("" when it has none).
+    pub fn attribute(&mut self, css: &str, name: &str) -> String {
+        self.on_element(css, "GET", &format!("attribute/{name}"), json!({}))
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// The element's text. The screen replaces parts of itself when the hub says something

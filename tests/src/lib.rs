@@ -97,6 +97,33 @@ impl Drop for Reaped {
     }
 }
 
+/// A child process's log file whose tail is printed when the test fails, so a failure in a
+/// browser test shows what the hub said at the time (its stderr is otherwise not shown).
+pub struct LogOnFailure(std::path::PathBuf);
+
+impl LogOnFailure {
+    /// Creates the file; give the returned `Stdio` to the child's stderr.
+    pub fn create(path: &std::path::Path) -> (LogOnFailure, std::process::Stdio) {
+        let file = std::fs::File::create(path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        (
+            LogOnFailure(path.to_owned()),
+            std::process::Stdio::from(file),
+        )
+    }
+}
+
+impl Drop for LogOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.0).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+            eprintln!("--- last lines of {} ---\n{tail}", self.0.display());
+        }
+    }
+}
+
 /// A `hub demo --keep-running` process serving its status page; stopped (SIGTERM) on drop.
 pub struct DemoHub {
     child: std::process::Child,

@@ -917,7 +917,7 @@ fn receive_decide_holds_a_line_with_a_reason_from_the_list_and_refuses_any_other
     assert!(lots(&site, "RICE").is_empty(), "held stock is not on hand");
 }
 
-/// Branch bench2: `hub receive reverse` takes a line's receipt out again (the line waits, a redo
+/// `hub receive reverse` takes a line's receipt out again (the line waits, a redo
 /// stocks it again), the same request id is applied once, and a reversal after stock has left
 /// or with a reason off the list is refused in words.
 #[test]

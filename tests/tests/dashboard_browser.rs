@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tests::browser::{Driver, free_port};
-use tests::{Reaped, hub, hub_binary, stderr, stdout, workspace_root};
+use tests::{LogOnFailure, Reaped, hub, hub_binary, stderr, stdout, workspace_root};
 
 /// Fourteen generated days from 2026-03-01 (site time) and a SKU with three lots.
 fn seed(db: &Path) {
@@ -105,11 +105,12 @@ fn a_supervisor_sees_stock_and_the_dashboard_equal_to_hub_report_in_chromium() {
         .take(8)
         .collect();
 
+    let (_hub_log, hub_stderr) = LogOnFailure::create(&dir.path().join("hub.log"));
     let _hub = Reaped::spawn(
         Command::new(hub_binary())
             .args(["run", "--config", cfg])
             .stdout(Stdio::null())
-            .stderr(Stdio::null()),
+            .stderr(hub_stderr),
     );
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -156,7 +157,7 @@ fn a_supervisor_sees_stock_and_the_dashboard_equal_to_hub_report_in_chromium() {
     let expired = "li.alert[data-kind='stock_expired']";
     let alert = browser.wait_text(expired, "有过期库存");
     assert!(alert.contains("把过期批次下架并登记报损"), "{alert}");
-    assert_eq!(attribute(&mut browser, expired, "data-tier"), "red");
+    assert_eq!(browser.attribute(expired, "data-tier"), "red");
     let buttons = count(&mut browser, ".ack-button");
     browser.click(&format!("{expired} .ack-button"));
     let acked = browser.wait_text(&format!("{expired} .acked"), "已知悉");
@@ -174,7 +175,7 @@ fn a_supervisor_sees_stock_and_the_dashboard_equal_to_hub_report_in_chromium() {
     correct(&mut browser, "MILK|OLD", "loss", "3", Some("expired"));
     let notice = browser.wait_text("#notice", "已记录报损");
     assert!(notice.contains("MILK · OLD: -3 → 0"), "{notice}");
-    assert!(attribute(&mut browser, "#notice", "class").contains("ok"));
+    assert!(browser.attribute("#notice", "class").contains("ok"));
     shots(&mut browser, &screens, "stock-loss-zh", "");
     correct(&mut browser, "MILK|FAR", "count", "11", None);
     let notice = browser.wait_text("#notice", "MILK · FAR: -1 → 11");
@@ -244,14 +245,14 @@ fn a_supervisor_sees_stock_and_the_dashboard_equal_to_hub_report_in_chromium() {
     browser.go(&format!("{base}/station/stock"));
     browser.click("#import-link");
     browser.wait_text("h1", "导入文件");
-    upload(&mut browser, "#import-sku_upsert", &bad);
+    browser.pick_file("#import-sku_upsert", &bad);
     let heading = browser.wait_text("#import-heading", "未导入任何内容");
     assert!(heading.contains("2 处错误"), "{heading}");
     assert_eq!(count(&mut browser, "#import-result li.refused"), 2);
     shots(&mut browser, &screens, "import-errors-zh", "");
     let listed = stdout(&hub(&["sku", "list", "--config", cfg]));
     assert!(!listed.contains("TOFU"), "nothing imported: {listed}");
-    upload(&mut browser, "#import-sku_upsert", &good);
+    browser.pick_file("#import-sku_upsert", &good);
     browser.wait_text("#import-result", "c-4");
     assert_eq!(count(&mut browser, "#import-result li.ok"), 2);
     assert_eq!(count(&mut browser, "#import-result li.refused"), 0);
@@ -408,16 +409,6 @@ fn correct(browser: &mut Driver, lot: &str, kind: &str, quantity: &str, reason: 
     browser.click("#correct");
 }
 
-/// Gives the file input `css` the file at `path`, as a person picking it would.
-fn upload(browser: &mut Driver, css: &str, path: &Path) {
-    let input = browser.find(css);
-    browser.call(
-        "POST",
-        &format!("/element/{input}/value"),
-        json!({"text": path.to_str().unwrap()}),
-    );
-}
-
 /// How many elements match `css` now.
 fn count(browser: &mut Driver, css: &str) -> usize {
     let found = browser.call(
@@ -426,14 +417,4 @@ fn count(browser: &mut Driver, css: &str) -> usize {
         json!({"using": "css selector", "value": css}),
     );
     found.as_array().map_or(0, Vec::len)
-}
-
-/// An attribute of the element `css`, as text ("" when it has none).
-fn attribute(browser: &mut Driver, css: &str, name: &str) -> String {
-    let id = browser.find(css);
-    browser
-        .call("GET", &format!("/element/{id}/attribute/{name}"), json!({}))
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
 }

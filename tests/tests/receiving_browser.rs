@@ -16,13 +16,13 @@ use hub::store::deliveries::upsert_manifest;
 use hub::store::{Store, StoreError, StoreOptions, sku as sku_store};
 use hub_core::receiving::{Manifest, ManifestLine};
 use hub_core::{Sku, SkuCode, StockUnit, Timestamp};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tests::browser::{Driver, Sim, free_port};
-use tests::{Reaped, hub, hub_binary, stderr, stdout};
+use tests::{LogOnFailure, Reaped, hub, hub_binary, stderr, stdout};
 
 /// Two SKUs with Chinese names and a delivery of three lines (expiry far away: the test does
 /// not depend on today).
@@ -145,13 +145,14 @@ fn a_mixed_delivery_is_received_and_a_hold_released_on_the_bench_in_chromium() {
         .unwrap()
         .to_owned();
     // From the workspace root: the shipped model is found in models/.
+    let (_hub_log, hub_stderr) = LogOnFailure::create(&dir.path().join("hub.log"));
     let _hub = Reaped::spawn(
         Command::new(hub_binary())
             .current_dir(&root)
             .env_remove("HUB_ONNXRUNTIME_LIB")
             .args(["run", "--config", cfg])
             .stdout(Stdio::null())
-            .stderr(Stdio::null()),
+            .stderr(hub_stderr),
     );
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -196,7 +197,7 @@ fn a_mixed_delivery_is_received_and_a_hold_released_on_the_bench_in_chromium() {
     // A code that is not valid: red, with its reason.
     scanner.send("scan (01)12345678901234(21)X1");
     browser.wait_text("#verdict", "第 1 行已标记");
-    assert_eq!(attribute(&mut browser, "#result", "data-tone"), "error");
+    assert_eq!(browser.attribute("#result", "data-tone"), "error");
     // A short count, then the decision: held, with the reasons in words.
     browser.type_into("#count", "9");
     browser.click("#save-count");
@@ -215,29 +216,21 @@ fn a_mixed_delivery_is_received_and_a_hold_released_on_the_bench_in_chromium() {
     for (n, serial) in ["S1", "S2"].into_iter().enumerate() {
         scanner.send(&format!("scan 010950600013435221{serial}"));
         let said = browser.wait_text("#verdict", &format!("已扫 {} 件", n + 1));
-        assert_eq!(
-            attribute(&mut browser, "#result", "data-tone"),
-            "ok",
-            "{said}"
-        );
+        assert_eq!(browser.attribute("#result", "data-tone"), "ok", "{said}");
     }
     browser.wait_text("#line-2 .scanned", "2");
     scale.send("put 10010g");
     browser.wait_text("#verdict", "已记录稳定重量 10010 克（D1 第 2 行）");
     browser.wait_text("#scale", "10010 克");
-    upload(&mut browser, "#photo-upload", &photos.join("orange.jpg"));
+    browser.pick_file("#photo-upload", &photos.join("orange.jpg"));
     browser.wait_text("#verdict", "照片已检查：通过");
-    assert_eq!(attribute(&mut browser, "#result", "data-tone"), "ok");
+    assert_eq!(browser.attribute("#result", "data-tone"), "ok");
     let photo = browser.wait_text("#photo", "橙");
     assert!(!photo.contains("不通过"), "{photo}");
     browser.click("#decide");
     browser.wait_text("#verdict", "第 2 行已决定");
     let line = browser.text("#line-2");
-    assert_eq!(
-        attribute(&mut browser, "#line-2", "data-state"),
-        "ok",
-        "{line}"
-    );
+    assert_eq!(browser.attribute("#line-2", "data-state"), "ok", "{line}");
     scale.send("remove");
 
     // The wrong line: a duplicate code, a weight out of tolerance, a wrong-product photo from
@@ -246,28 +239,24 @@ fn a_mixed_delivery_is_received_and_a_hold_released_on_the_bench_in_chromium() {
     browser.wait_text("#verdict", "已打开 D1 第 3 行");
     scanner.send("scan 010950600013435221S1");
     browser.wait_text("#verdict", "此码已绑定到批次 OR1");
-    assert_eq!(attribute(&mut browser, "#result", "data-tone"), "error");
+    assert_eq!(browser.attribute("#result", "data-tone"), "error");
     scale.send("put 13500g");
     browser.wait_text("#verdict", "已记录稳定重量 13500 克（D1 第 3 行）");
     let baboon = photos.join("baboon.jpg");
-    upload(&mut browser, "#photo-upload", &baboon);
+    browser.pick_file("#photo-upload", &baboon);
     // Not an orange: the model alone may not reject (allow_model_reject = false), so a person
     // must look; amber, with the classes it saw and why.
     let verdict = browser.wait_text("#verdict", "照片已检查：需人工复核");
     let photo = browser.wait_text("#photo", "需人工复核");
     assert!(photo.contains("此行应为 橙子"), "{verdict} / {photo}");
     assert_eq!(
-        attribute(&mut browser, "#result", "data-tone"),
+        browser.attribute("#result", "data-tone"),
         "attention",
         "a photo a person must look at is not green"
     );
-    assert_eq!(
-        attribute(&mut browser, "#photo .pill", "class"),
-        "pill attention"
-    );
+    assert_eq!(browser.attribute("#photo .pill", "class"), "pill attention");
     shots_at(&mut browser, "receiving-photo-zh", Some("#selected"));
-    let reason = browser.find("#hold-reason option[value='quality_doubt']");
-    browser.call("POST", &format!("/element/{reason}/click"), json!({}));
+    browser.click("#hold-reason option[value='quality_doubt']");
     browser.click("#hold");
     browser.wait_text("#verdict", "第 3 行");
     let line = browser.wait_text("#line-3", "收货员扣留待审：质量存疑");
@@ -341,16 +330,6 @@ fn a_mixed_delivery_is_received_and_a_hold_released_on_the_bench_in_chromium() {
     assert!(text.contains(&sha), "{text}");
 }
 
-/// An attribute of the element `css`, as text ("" when it has none).
-fn attribute(browser: &mut Driver, css: &str, name: &str) -> String {
-    let id = browser.find(css);
-    browser
-        .call("GET", &format!("/element/{id}/attribute/{name}"), json!({}))
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 /// The sha256 of a file, as `sha256sum` prints it.
 fn sha256_of(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
@@ -359,14 +338,4 @@ fn sha256_of(path: &Path) -> String {
         .next()
         .unwrap()
         .to_owned()
-}
-
-/// Gives the file input `css` the file at `path`, as a person picking it would.
-fn upload(browser: &mut Driver, css: &str, path: &Path) {
-    let input = browser.find(css);
-    browser.call(
-        "POST",
-        &format!("/element/{input}/value"),
-        json!({"text": path.to_str().unwrap()}),
-    );
 }
