@@ -252,7 +252,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("cli.alerts.none", "没有未处理的告警", "no open alerts"),
     ("cli.alerts.since", "自", "since"),
     ("cli.alerts.todo", "处理：", "To do: "),
-    // Supervisor actions at a station (branch station).
+    // Supervisor actions at a station.
     (
         "supervisor.only",
         "此操作仅限主管或店长：请主管或店长在本平板登录后再操作。",
@@ -260,7 +260,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ),
     ("supervisor.unlock", "解除锁定", "Unlock the station"),
     ("supervisor.unlocks_in", "自动解锁", "Unlocks in"),
-    // The item check on the pickup screen (branch station).
+    // The item check on the pickup screen.
     ("pickup.ticked", "已核对", "Checked"),
     ("pickup.queue", "排队中", "Waiting"),
     ("pickup.item_code", "商品追溯码", "Item code"),
@@ -301,7 +301,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "请先扫描顾客的取货码，再扫描商品",
         "Scan the customer's pickup code first, then the items",
     ),
-    // Why a handover was refused, by the workflow's refusal code (branch station).
+    // Why a handover was refused, by the workflow's refusal code.
     (
         "handover.unknown_order",
         "本站点没有这个订单",
@@ -442,7 +442,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "Pairing code for a new tablet at",
     ),
     ("supervisor.valid_until", "有效期至", "valid until"),
-    // Manager dashboard (dashboard branch).
+    // Manager dashboard.
     ("dashboard.title", "经营看板", "Manager dashboard"),
     (
         "dashboard.supervisors_only",
@@ -524,7 +524,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("dashboard.col.lot", "批次", "Lot"),
     ("dashboard.col.quantity", "数量", "Quantity"),
     ("dashboard.col.since", "扣留自", "Held since"),
-    // Deliveries on time on the dashboard (branch dash2).
+    // Deliveries on time on the dashboard.
     (
         "dashboard.deliveries_on_time",
         "到货准时率",
@@ -540,7 +540,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "not received that day",
     ),
     ("dashboard.deliveries_waiting", "待到", "still expected"),
-    // Stock and alerts screen (dashboard branch).
+    // Stock and alerts screen.
     ("stock.title", "库存与预警", "Stock and alerts"),
     // The import page (supervisors).
     ("import.title", "导入文件", "Import files"),
@@ -577,7 +577,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "文件不是有效的 JSON，未导入任何内容：",
         "The file is not valid JSON; nothing was imported:",
     ),
-    // A photo from the receiving tablet's camera (branch main).
+    // A photo from the receiving tablet's camera.
     ("receiving.upload.button", "📷 拍照检查", "📷 Take a photo"),
     (
         "receiving.upload.no_model",
@@ -693,7 +693,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "库存账拒绝了这次调整（例如该商品不允许负库存）。",
         "The ledger refused this correction (e.g. the SKU may not go negative).",
     ),
-    // Acknowledging an alert on the stock screen (branch main).
+    // Acknowledging an alert on the stock screen.
     ("stock.ack.button", "知悉", "Acknowledge"),
     ("stock.ack.by", "已知悉：", "Acknowledged by"),
     (
@@ -848,7 +848,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "立即联系技术人员；不要重启设备。",
         "Call the technician now; do not restart the box.",
     ),
-    // Pickup counter (branch pickup): partial handover.
+    // Pickup counter: partial handover.
     (
         "pickup.hand_over_ticked",
         "只交付已核对商品",
@@ -859,7 +859,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "部分交付",
         "Partly handed over",
     ),
-    // Pickup counter (branch pickup): live weighing of lines sold by weight.
+    // Pickup counter: live weighing of lines sold by weight.
     (
         "weigh.weighed",
         "称重 {w} 克 / 订购 {o} 克",
@@ -880,7 +880,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "秤上 {g} 克：本订单没有待称重的商品",
         "{g} g on the scale: this order has no line left to weigh",
     ),
-    // Pickup counter (branch pickup): the weight cross-check of a bagged order (错领).
+    // Pickup counter: the weight cross-check of a bagged order (错领).
     (
         "weigh.bag_mismatch",
         "重量不符，请核对",
@@ -915,7 +915,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "交付数量超过该行尚未领取的数量",
         "More asked for than is still open on that line",
     ),
-    // Pickup counter (branch counter): per-line refusals and undoing an order handed over in
+    // Pickup counter: per-line refusals and undoing an order handed over in
     // parts.
     ("pickup.line_refused", "已拒收", "refused"),
     ("pickup.refuse_line", "拒收此行", "Refuse line"),

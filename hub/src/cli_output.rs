@@ -610,7 +610,7 @@ impl std::fmt::Display for DeliveryProgress<'_> {
     }
 }
 
-/// A delivery as `hub receive show` prints it (branch `receiving`): every expected line with
+/// A delivery as `hub receive show` prints it: every expected line with
 /// what was observed, its state and reasons, in the station app's words (the catalogue) and
 /// times in the site's time zone.
 pub struct BenchDeliveryView<'a> {

@@ -580,7 +580,7 @@ async fn alert_checks_task(
             Ok(stored) => tracing::info!(stored, "day-ahead forecasts stored for today"),
             Err(e) => tracing::error!(error = %e, "cannot store today's day-ahead forecasts"),
         }
-        // Branch rollup: the report's records of the site days closed since the last round.
+        // The report's records of the site days closed since the last round.
         match crate::workflows::rollups::refresh_report_rollups(&store, site.timezone, now).await {
             Ok(0) => {}
             Ok(days) => tracing::info!(days, "report rollups written for closed site days"),

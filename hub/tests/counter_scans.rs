@@ -1,4 +1,4 @@
-//! Pickup codes scanned at the counter's scanner (wear branch): a check that changes nothing
+//! Pickup codes scanned at the counter's scanner: a check that changes nothing
 //! stored costs no commit of its own — the pass the handover needs rides on the handover's
 //! commit, its journal row a few seconds later — while a wrong code, which counts towards the lockout, is stored at
 //! once and survives a restart. The station app's own requests are answered once but not

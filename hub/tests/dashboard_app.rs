@@ -504,7 +504,7 @@ async fn a_store_manager_sees_the_dashboard_and_may_do_what_a_supervisor_may() {
     store.close();
 }
 
-/// Branch rollup: over the last days (relative to the clock, so that the closed days are
+/// Over the last days (relative to the clock, so that the closed days are
 /// rolled up), `hub report --json` — which rolls up the closed days first — and the dashboard's
 /// JSON read the rollups and agree; a movement dated in a rolled-up day that arrives later
 /// changes the figures in both, still alike.

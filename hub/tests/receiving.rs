@@ -938,7 +938,7 @@ async fn a_by_weight_line_within_tolerance_is_accepted_by_its_weight() {
     );
 }
 
-// ---- Branch bench2: a supervisor reverses a line's last receipt ----
+// ---- A supervisor reverses a line's last receipt ----
 
 fn reversal(
     request_id: &str,
@@ -1217,7 +1217,7 @@ async fn report_receipts(store: &Store, now: Timestamp) -> (i64, i64, i64) {
     )
 }
 
-/// Branch bench2: a line held and then released is received by the release; reversing it takes
+/// A line held and then released is received by the release; reversing it takes
 /// the released quantity out, and the redone line's receipt gets a new id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_released_receipt_is_reversed_and_the_redone_line_gets_a_new_receipt_id() {
@@ -1297,7 +1297,7 @@ async fn a_released_receipt_is_reversed_and_the_redone_line_gets_a_new_receipt_i
     assert_eq!(on_hand(&store, "OR-1").await, 3);
 }
 
-/// Branch bench2: `receive_reverse` as a station command (MQTT's path, the bench's too): a staff
+/// `receive_reverse` as a station command (MQTT's path, the bench's too): a staff
 /// member known as a clerk is refused in words, so are staff the hub does not know or has
 /// disabled, a supervisor's command reverses the receipt, and the same command again gets the
 /// stored reply without reversing twice.

@@ -914,7 +914,7 @@ async fn the_bench_scales_live_reading_reaches_the_screen_and_only_the_stable_we
     broker.stop();
 }
 
-/// Branch bench2: a supervisor reverses a received line's receipt on the bench ("撤销收货"),
+/// A supervisor reverses a received line's receipt on the bench ("撤销收货"),
 /// with a reason from the list and a ticked confirmation; the stock leaves again, the line
 /// waits, a repeated request is applied once, a clerk never gets the action, and a refusal
 /// (stock already gone since the receipt) is said in words.

@@ -1191,7 +1191,7 @@ async fn the_daemons_daily_forecast_job_stores_the_days_forecasts_on_its_first_r
     );
 }
 
-/// Deliveries on time (branch dash2), Asia/Shanghai, period 03-02 .. 03-04, now 03-04 12:00,
+/// Deliveries on time, Asia/Shanghai, period 03-02 .. 03-04, now 03-04 12:00,
 /// tolerance 30 min; a delivery is received when its first line is decided:
 ///
 /// | delivery | expected (as sent) | first line decided | counts |

@@ -134,7 +134,7 @@ async fn staff_upserts_from_central_apply_once_by_version_and_never_carry_a_pin(
         ),
         // Newer: disables the member (the PIN hash stays).
         zhao(3, "赵主管", true),
-        // The store manager's role (branch dash2).
+        // The store manager's role.
         id(
             "staff-zhou",
             "zhou",

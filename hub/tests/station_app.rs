@@ -1399,7 +1399,7 @@ async fn a_trace_code_on_the_counters_scanner_ticks_the_order_on_screen_like_a_w
 
     // The scans are journaled as device input: the items as applied or refused, never as
     // failed code checks (no try of the station was used up). A code that checked out is
-    // journaled a few seconds later (wear branch): closing the store commits it, numbered
+    // journaled a few seconds later: closing the store commits it, numbered
     // then, so the journal is read in the order the scans came.
     let store = hub.store.clone();
     tokio::task::spawn_blocking(move || store.close())

@@ -1,4 +1,4 @@
-//! What the store writes to the SD card, counted through its own files (wear branch): sequence
+//! What the store writes to the SD card, counted through its own files: sequence
 //! numbers taken without rewriting a counter row (and never given twice, even after the
 //! outbox is pruned to nothing), and what a restart can do without waiting a few seconds
 //! before it rides on a commit.

@@ -39,7 +39,7 @@ pub enum StationAction {
         partial: Vec<Part>,
     },
     /// A supervisor undoes the order's last handover (the last part of one handed over in
-    /// parts) within the undo window, with a reason from the list (branch counter).
+    /// parts) within the undo window, with a reason from the list.
     PickupUndo { order_id: String, reason: String },
     /// A label or item code scanned while receiving.
     ReceiveScan { code: String },
@@ -77,7 +77,7 @@ pub enum StationAction {
         expiry: Option<chrono::NaiveDate>,
         quantity: i64,
     },
-    /// A supervisor acts on a delivery's dispute (branch disputes): opens it (about `line_no`,
+    /// A supervisor acts on a delivery's dispute: opens it (about `line_no`,
     /// with that line's stored photos), responds with a note, records that its photos were
     /// inspected, or settles it.
     ReceiveDispute {
@@ -87,7 +87,7 @@ pub enum StationAction {
         #[serde(default)]
         line_no: Option<u32>,
     },
-    /// A supervisor reverses a line's last receipt within the site's window (branch bench2):
+    /// A supervisor reverses a line's last receipt within the site's window:
     /// the received quantity leaves the lot again and the line waits for a new decision.
     ReceiveReverse {
         delivery_id: String,
@@ -355,7 +355,7 @@ struct RawRefusal {
     line_no: Option<usize>,
     line: Option<usize>,
     quantity: i64,
-    /// Optional when `reason` is one of `hub_core::pickup::REFUSAL_REASONS` (branch counter).
+    /// Optional when `reason` is one of `hub_core::pickup::REFUSAL_REASONS`.
     #[serde(default)]
     to: Option<RefusedTo>,
     #[serde(default)]
@@ -485,7 +485,7 @@ mod tests {
         assert!(e.reason.contains("staff"), "{}", e.reason);
     }
 
-    /// Branch bench2: a receipt's reversal reads with a reason from the list, and any other
+    /// A receipt's reversal reads with a reason from the list, and any other
     /// reason is unreadable with the kinds named.
     #[test]
     fn a_receipt_reversal_reads_with_a_reason_from_the_list_only() {

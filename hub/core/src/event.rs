@@ -76,7 +76,7 @@ pub enum DomainEvent {
         reason: String,
         handed_over_at: Timestamp,
         returned: Vec<String>,
-        /// An order handed over in parts: the part undone (the last one; branch counter) …
+        /// An order handed over in parts: the part undone (the last one) …
         #[serde(default, skip_serializing_if = "Option::is_none")]
         part: Option<Handover>,
         /// … and what is open of each line after the undo (the order is partly collected while
@@ -157,7 +157,7 @@ pub enum DomainEvent {
         staff: String,
         reason: String,
     },
-    /// A supervisor reversed a line's last receipt (branch bench2): `movement_id` took
+    /// A supervisor reversed a line's last receipt: `movement_id` took
     /// `quantity` out of the lot again (the receipts in `receipts` stay in the journal), the
     /// line waits for a new decision, and `freed_codes` may be bound again.
     ReceiptReversed {

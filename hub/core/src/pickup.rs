@@ -616,8 +616,8 @@ impl Default for PickupRules {
 /// The reasons a supervisor picks from when undoing a handover.
 pub const UNDO_REASONS: [&str; 3] = ["wrong_customer", "customer_returned", "clerk_mistake"];
 
-/// The reasons a clerk picks from when a customer refuses goods at the counter (branch
-/// counter). The one rule of where refused goods go: damaged goods are written off (loss),
+/// The reasons a clerk picks from when a customer refuses goods at the counter. The one
+/// rule of where refused goods go: damaged goods are written off (loss),
 /// everything else goes back to stock. The station app, `hub pickup handover --refuse
 /// LINE:QTY:REASON` and MQTT station commands (a refusal naming a listed reason without `to`)
 /// all take the destination from [`refusal_destination`].

@@ -1,4 +1,4 @@
-//! The receiving bench's words (branch `receiving`): line states, the reasons of a decision, the
+//! The receiving bench's words: line states, the reasons of a decision, the
 //! flags of a scanned code, photo verdicts, produce classes of the acceptance model and the
 //! refusals of a receiving step, in zh-CN and English, rendered from their typed codes. Used by
 //! the station app's receiving screen and by `hub receive show`. Pure: no I/O, no clock.
@@ -167,7 +167,7 @@ pub(super) const TEXTS: &[(&str, &str, &str)] = &[
         "needs review",
     ),
     ("receiving.verdict.fail", "不通过", "fail"),
-    // Disputes on the receiving bench (branch disputes): the episodes of a delivery's dispute
+    // Disputes on the receiving bench: the episodes of a delivery's dispute
     // and the supervisor's actions on them.
     ("dispute.title", "争议", "Disputes"),
     ("dispute.open", "未结", "open"),
@@ -200,9 +200,9 @@ pub(super) const TEXTS: &[(&str, &str, &str)] = &[
         "争议只能由主管或店长处理",
         "Only a supervisor or the store manager can act on disputes",
     ),
-    // Branch `bench2`: the bench scale's live reading while the load settles.
+    // The bench scale's live reading while the load settles.
     ("receiving.live_weight", "称重中…", "settling…"),
-    // Branch `bench2`: a supervisor reverses a line's last receipt, with a reason from the list
+    // A supervisor reverses a line's last receipt, with a reason from the list
     // (hub_core::receiving_reversal).
     ("receiving.reverse", "撤销收货", "Reverse this receipt"),
     ("receiving.reverse.reason", "撤销原因", "Why"),
@@ -243,7 +243,7 @@ pub(super) const TEXTS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Why reversing a line's last receipt was refused, in the clerk's language (branch `bench2`).
+/// Why reversing a line's last receipt was refused, in the clerk's language.
 pub fn reversal_refusal(
     refusal: hub_core::receiving_reversal::ReversalRefusal,
     lang: Lang,
@@ -445,7 +445,7 @@ pub fn refusal(e: &ReceivingError, lang: Lang) -> String {
             "数量 {n} 不可能：请录入实点件数（0 到 {}）",
             crate::store::deliveries::MAX_LINE_COUNT
         ),
-        // Branch bench2: a receipt's reversal.
+        // A receipt's reversal.
         ReceivingError::ReversalRefused {
             line_no, refusal, ..
         } => format!("第 {line_no} 行：{}", reversal_refusal(*refusal, lang)),

@@ -1,4 +1,4 @@
-//! Import files in the shape of central's commands (branch `receiving`): `hub receive manifest`,
+//! Import files in the shape of central's commands: `hub receive manifest`,
 //! `hub pickup import` and `hub sku import` read exactly the messages documented in
 //! `docs/mqtt.md` (`down/commands`: the envelope with `v`, `id`, `site`, `kind`, `key`,
 //! `version` and `body`), one per file or a JSON array of them, decoded by the contract crate

@@ -111,7 +111,7 @@ pub(super) fn parse_refusal(text: &str) -> anyhow::Result<crate::store::pickup_o
     let (Some(line), Some(quantity), Some(to)) = (parts.next(), parts.next(), parts.next()) else {
         anyhow::bail!("--refuse {text}: expected LINE:QTY:stock|loss[:reason] or LINE:QTY:REASON");
     };
-    // A reason from the list says where the goods go (the station app's rule, branch counter).
+    // A reason from the list says where the goods go (the station app's rule).
     let (to, listed) = match to {
         "stock" => (hub_core::event::RefusedTo::Stock, None),
         "loss" => (hub_core::event::RefusedTo::Loss, None),

@@ -152,11 +152,12 @@ pub(super) enum ReceiveCommand {
         #[arg(long)]
         json: bool,
     },
-    /// A supervisor reverses a line's last receipt within `receiving.reversal_window_minutes`
-    /// (branch bench2): the received quantity leaves the lot again with a reversal movement (the
-    /// receipt stays in the journal), the line waits for a new decision, its trace codes may be
-    /// bound again, and `receipt_reversed` goes upstream. Refused in words outside the window,
-    /// once some of the stock has left, on a closed delivery, or for a clerk.
+    /// A supervisor reverses a line's last receipt within
+    /// `receiving.reversal_window_minutes`: the received quantity leaves the lot again with a
+    /// reversal movement (the receipt stays in the journal), the line waits for a new decision,
+    /// its trace codes may be bound again, and `receipt_reversed` goes upstream. Refused in
+    /// words outside the window, once some of the stock has left, on a closed delivery, or for
+    /// a clerk.
     Reverse {
         #[command(flatten)]
         config: ConfigArg,

@@ -339,7 +339,7 @@ mod tests {
         );
     }
 
-    /// Branch bench2: the receipt reversal window is 30 minutes unless set, and a window of
+    /// The receipt reversal window is 30 minutes unless set, and a window of
     /// none is refused by its key.
     #[test]
     fn the_receipt_reversal_window_defaults_to_30_minutes_and_must_be_positive() {

@@ -24,7 +24,7 @@ pub struct ReceivingConfig {
     /// and the dashboard (`receiving.on_time_tolerance_minutes`).
     pub on_time_tolerance_minutes: i64,
     /// How long after a line's receipt a supervisor may reverse it
-    /// (`receiving.reversal_window_minutes`, branch bench2).
+    /// (`receiving.reversal_window_minutes`).
     pub reversal_window_minutes: i64,
 }
 

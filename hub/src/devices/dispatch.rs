@@ -133,7 +133,7 @@ async fn handle(store: &Store, devices: &Devices, board: &HealthBoard, event: De
                 })
                 .flatten();
             if device.role == DeviceRole::Pickup && item_order.is_none() {
-                // A pickup code: a successful check rides on the next commit (wear branch).
+                // A pickup code: a successful check rides on the next commit.
                 let at = (device.name.as_str(), device.station.as_str());
                 workflows::devices::scanned_at_counter(store, &site, at, *scan, now)
                     .await

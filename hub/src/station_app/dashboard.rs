@@ -127,7 +127,7 @@ async fn figures(
     {
         Ok(r) => {
             // Closed days read from the journal (their rollups missing or stale, e.g. a hub
-            // that was off at midnight): roll them up for the next request (branch rollup).
+            // that was off at midnight): roll them up for the next request.
             if r.closed_days_from_journal > 0 {
                 let store = app.store.clone();
                 tokio::spawn(async move {

@@ -1,4 +1,4 @@
-//! Disputes on the receiving bench screen (branch disputes): the open delivery's dispute
+//! Disputes on the receiving bench screen: the open delivery's dispute
 //! episodes (opened, first response, every response, settled) and a supervisor's actions on
 //! them — open a dispute about the selected line with a note (the line's stored photos become
 //! its evidence), add a response note, record that the photos were inspected, settle it.

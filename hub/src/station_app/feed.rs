@@ -56,7 +56,7 @@ pub enum Shown {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         bag: Option<BagShown>,
         /// The last input was the customer refusing units of a line: 0-based line, units and
-        /// the reason from the list (branch counter).
+        /// the reason from the list.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         line_refused: Option<(usize, i64, String)>,
     },
@@ -101,7 +101,7 @@ pub enum Bench {
     /// A clerk's action was applied. The words in zh-CN and English.
     Done { zh: String, en: String },
     /// Applied, and a person must look at what it found (a tablet photo the model is not sure
-    /// of, or would fail): amber, not green (branch screens).
+    /// of, or would fail): amber, not green.
     Attention { zh: String, en: String },
 }
 

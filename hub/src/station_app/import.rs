@@ -35,8 +35,7 @@ pub fn routes() -> Router<StationApp> {
     )
 }
 
-/// `?lang=` overrides the staff member's language, as on the stock screen and the dashboard
-/// (branch screens).
+/// `?lang=` overrides the staff member's language, as on the stock screen and the dashboard.
 #[derive(Debug, Default, Deserialize)]
 struct PageQuery {
     lang: Option<String>,

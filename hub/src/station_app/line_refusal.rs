@@ -1,4 +1,4 @@
-//! Per-line refusals at the pickup counter (branch counter): the customer refuses one line of
+//! Per-line refusals at the pickup counter: the customer refuses one line of
 //! the order (or some units of it) with a reason from the list; the rest of the order stays on
 //! screen to be handed over.
 //!

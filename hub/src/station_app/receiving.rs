@@ -197,7 +197,7 @@ struct LineRow {
     reasons: Vec<String>,
     held: i64,
     selected: bool,
-    /// Branch bench2: the line's decision (or a release) put stock on the ledger; a supervisor
+    /// The line's decision (or a release) put stock on the ledger; a supervisor
     /// may reverse that receipt on an open delivery.
     #[serde(default)]
     received: bool,
@@ -694,7 +694,7 @@ struct ActionForm {
     reject: String,
     #[serde(default)]
     reason: String,
-    /// The supervisor ticked that the receipt is to be reversed (branch bench2).
+    /// The supervisor ticked that the receipt is to be reversed.
     #[serde(default)]
     confirm: String,
 }
@@ -1131,7 +1131,11 @@ mod tests {
             assert!(page.contains("id=\"scale\"") && page.contains("id=\"close-delivery\""));
             assert_eq!(page.contains("id=\"resolve\""), supervisor && held > 0);
             assert_eq!(page.contains("id=\"save-count\""), state == "waiting");
-            assert_eq!(page.contains("id=\"reverse\""), supervisor, "branch bench2");
+            assert_eq!(
+                page.contains("id=\"reverse\""),
+                supervisor,
+                "only a supervisor may reverse"
+            );
         }
     }
 }

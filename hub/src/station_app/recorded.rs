@@ -1,5 +1,5 @@
 //! A staff action from a tablet run as a station command and recorded with who did it, in one
-//! write (branch counter): the path the pickup counter's handover and refusals, the receiving
+//! write: the path the pickup counter's handover and refusals, the receiving
 //! bench's actions and its dispute steps share. The command runs once per request id
 //! (`workflows::station::run_app_command_in`: a repeat gets the stored reply); the staff action
 //! record (`store::staff::record_action`) names the staff member, station and tablet. It

@@ -166,7 +166,7 @@ pub fn fill(
          INSERT OR REPLACE INTO balance_batch (sku, lot, expiry, on_hand, updated_at)
            SELECT sku, lot, MAX(expiry), SUM(delta), MAX(at) FROM movement WHERE lot IS NOT NULL GROUP BY sku, lot;
          -- The journal's counter past the rows written here, so the ledger's next movement (a
-         -- stocktake on the generated site) does not take a number already used (branch screens).
+         -- stocktake on the generated site) does not take a number already used.
          INSERT INTO counter (name, value)
            SELECT 'journal_seq', COALESCE(MAX(journal_seq), 0) FROM movement WHERE true
            ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value);",

@@ -184,7 +184,7 @@ fn open_delivery(conn: &Connection, delivery_id: &str) -> Result<Delivery, Recei
     Ok(d)
 }
 
-/// Whether a known, not cancelled delivery with line `line_no` is closed (branch bench2: a
+/// Whether a known, not cancelled delivery with line `line_no` is closed (a
 /// receipt's reversal asks).
 pub(super) fn delivery_state(
     conn: &Connection,
@@ -1366,7 +1366,7 @@ pub fn held(conn: &Connection) -> Result<Vec<HeldStock>, StoreError> {
     .map_err(sql(conn))
 }
 
-// ---- The receiving bench's view of deliveries (branch `receiving`) ----
+// ---- The receiving bench's view of deliveries ----
 
 /// Where a line stands, as people see it: waiting for a decision, or its decision, and for
 /// held stock whether a person released or rejected it since.

@@ -2,7 +2,7 @@
 //! (`hub_core::pickup::undo_blocker` decides whether it is allowed).
 //!
 //! What is undone is the order's **last handover**: the whole handover of an order handed
-//! over at once, or, for an order handed over in parts, its last part only (branch counter).
+//! over at once, or, for an order handed over in parts, its last part only.
 //! A pickup counter corrects the handover it just made — the wrong bag to the wrong customer,
 //! a clerk's slip — while earlier parts were separate visits, each with its own window, whose
 //! goods the customer took home long ago; undoing them too would put stock back on the books

@@ -524,7 +524,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // WAL keeps readers off the writer's back; FULL makes each commit survive a power cut; the
     // journal size limit keeps the WAL from growing on an SD card after a burst. Each write
     // request runs in a savepoint, whose statement journal SQLite spills to a temporary file
-    // above 64 KiB: kept in memory instead, it never reaches the card (benchst branch).
+    // above 64 KiB: kept in memory instead, it never reaches the card.
     conn.execute_batch(
         "PRAGMA journal_mode=WAL;
          PRAGMA synchronous=FULL;
@@ -553,8 +553,8 @@ pub const DEFERRED_AT_MOST: std::time::Duration = std::time::Duration::from_secs
 /// A write kept until the next group commit (see [`Store::write_deferred`]).
 type DeferredJob = Box<dyn FnOnce(&Tx<'_>) -> Result<(), StoreError> + Send>;
 
-/// How long a [`Store::write_deferred_lazily`] write waits before it rides on a commit (wear
-/// branch): a station's screen changes with every scan and handover, and kept at most this
+/// How long a [`Store::write_deferred_lazily`] write waits before it rides on a commit: a
+/// station's screen changes with every scan and handover, and kept at most this
 /// often it costs a page of a commit every few seconds instead of one of every commit.
 pub const LAZY_DEFERRED_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -801,11 +801,11 @@ impl Store {
         self.defer(key.into(), Box::new(f), std::time::Duration::ZERO);
     }
 
-    /// [`Store::write_deferred`] for state that can wait longer (what a station's screen shows,
-    /// wear branch): it rides on the first group commit at least [`LAZY_DEFERRED_AFTER`] after
-    /// it was first deferred (a replacement under the same key keeps that time), alone after
-    /// [`DEFERRED_AT_MOST`], on closing. A power cut can lose the last [`DEFERRED_AT_MOST`] of
-    /// it, as for [`Store::write_deferred`].
+    /// [`Store::write_deferred`] for state that can wait longer (what a station's screen
+    /// shows), which spares the SD card: it rides on the first group commit at least
+    /// [`LAZY_DEFERRED_AFTER`] after it was first deferred (a replacement under the same key
+    /// keeps that time), alone after [`DEFERRED_AT_MOST`], on closing. A power cut can lose the
+    /// last [`DEFERRED_AT_MOST`] of it, as for [`Store::write_deferred`].
     pub fn write_deferred_lazily<F>(&self, key: impl Into<String>, f: F)
     where
         F: FnOnce(&Tx<'_>) -> Result<(), StoreError> + Send + 'static,

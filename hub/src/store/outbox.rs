@@ -29,7 +29,7 @@ pub fn next_counter(conn: &Connection, name: &str) -> Result<i64, StoreError> {
 /// The next number of a sequence kept as the integer primary key `column` of `table`, whose
 /// counter row `name` (what numbered it before) is only a floor now: one more than the larger
 /// of the two. Reading both costs no page of the commit, where taking a counter row's next
-/// value rewrote the counter's page every time (wear branch). Rows are never deleted above the
+/// value rewrote the counter's page every time. Rows are never deleted above the
 /// floor: whatever deletes the highest numbers raises the floor first ([`prune`]), so no number
 /// is given twice.
 fn next_in_sequence(
@@ -96,12 +96,12 @@ pub fn append(conn: &Connection, event: &DomainEvent, now: Timestamp) -> Result<
     Ok(seq)
 }
 
-/// The delivered watermark (wear branch): every row numbered up to it is delivered, whatever
-/// its own `delivered_at` says. The uplink's acknowledgements arrive in sequence order, so
-/// marking them moves this one counter row instead of rewriting every outbox row (each row
-/// page written twice, once appended and once marked) and keeping an index of undelivered
-/// rows. Rows acknowledged out of order, withheld rows and resend ranges are marked on their
-/// own (`delivered_at`) as before.
+/// The delivered watermark (docs/reliability.md): every row numbered up to it is delivered,
+/// whatever its own `delivered_at` says. The uplink's acknowledgements arrive in sequence
+/// order, so marking them moves this one counter row instead of rewriting every outbox row
+/// (each row page written twice, once appended and once marked) and keeping an index of
+/// undelivered rows. Rows acknowledged out of order, withheld rows and resend ranges are
+/// marked on their own (`delivered_at`) as before.
 const DELIVERED_THROUGH: &str = "outbox_delivered_through";
 
 /// The delivered watermark (0: none yet).

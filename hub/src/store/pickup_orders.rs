@@ -290,8 +290,8 @@ fn evaluate_presented_code(
 /// A code check that changes nothing stored when it is answered: anything but a wrong code,
 /// which counts towards the lockouts and must be stored at once. On a read-only connection;
 /// `None` when the check is a wrong code (then run [`check_presented_code`] in a write).
-/// A `Found` check still needs [`record_check_pass`] before a handover can follow (wear
-/// branch: the pass rides on the next commit instead of one of its own).
+/// A `Found` check still needs [`record_check_pass`] before a handover can follow (the
+/// pass rides on the next commit instead of one of its own).
 pub fn check_presented_code_read_only(
     conn: &Connection,
     site: &SiteId,
@@ -1198,7 +1198,7 @@ pub fn settled_per_line(
 }
 
 /// What each line of `order_id` has had refused in earlier parts (the parts of an order not
-/// collected yet), and where the goods went (branch counter: the counter shows it in words).
+/// collected yet), and where the goods went (the counter shows it in words).
 pub fn refused_per_line(
     conn: &Connection,
     order_id: &str,

@@ -1,4 +1,4 @@
-//! Reversing a delivery line's last receipt (branch bench2): a supervisor's correction within
+//! Reversing a delivery line's last receipt: a supervisor's correction within
 //! `receiving.reversal_window_minutes` (`hub_core::receiving_reversal::reversal_blocker`
 //! decides whether it is allowed and how much leaves).
 //!

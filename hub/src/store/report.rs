@@ -163,12 +163,12 @@ pub struct OpsReport {
     pub daily: Vec<DayFigures>,
     /// Lines held in quarantine at `now`, oldest first.
     pub held_lines: Vec<HeldLine>,
-    /// Deliveries expected in the period (branch dash2).
+    /// Deliveries expected in the period.
     pub deliveries: DeliveryFigures,
     /// The tolerance `deliveries` were counted with.
     pub delivery_on_time_tolerance_minutes: i64,
-    /// Days of the period read from their rollups rather than the journal (branch rollup;
-    /// not a figure: not in the JSON).
+    /// Days of the period read from their rollups rather than the journal (not
+    /// a figure: not in the JSON).
     #[serde(skip)]
     pub rollup_days: usize,
     /// Closed days of the period computed from the journal because their rollups were missing
@@ -953,8 +953,8 @@ pub fn raw_reads(
     raw_reads_of(conn, from, to, zone, true)
 }
 
-/// The rows the report reads for the site's days `from ..= to - 1` with its rollups (branch
-/// rollup): the state row, the period's day records, the journal's tail after them and the
+/// The rows the report reads for the site's days `from ..= to - 1` with its rollups: the
+/// state row, the period's day records, the journal's tail after them and the
 /// live tables, fetched with plain queries and nothing computed: the baseline `hub bench
 /// dashboard` times the report against. Returns the number of rows read.
 pub fn raw_reads_with_rollups(

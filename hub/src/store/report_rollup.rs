@@ -1,4 +1,4 @@
-//! Per-site-day rollups of the report's journal figures (branch rollup), so that `hub report`
+//! Per-site-day rollups of the report's journal figures, so that `hub report`
 //! and the dashboard read one small record per closed day instead of the whole journal.
 //!
 //! **What a record holds.** A closed site day's record is the report's own per-day state
@@ -151,7 +151,7 @@ enum Kind {
     Receipt,
     Issue,
     Loss,
-    /// Branch bench2: a supervisor's reversal of a receipt: the receipt no longer counts.
+    /// A supervisor's reversal of a receipt: the receipt no longer counts.
     ReceiptReversal,
     Other,
 }

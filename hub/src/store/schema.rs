@@ -277,7 +277,7 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE applied_command ADD COLUMN fingerprint TEXT;
     "#,
-    // 9 (branch station): the station app — one-time pairing codes, paired tablets (device
+    // 9: the station app — one-time pairing codes, paired tablets (device
     // credentials, hashed), staff with slow-hashed PINs and lockouts, and who did what.
     r#"
     CREATE TABLE station_pairing (
@@ -315,7 +315,7 @@ const MIGRATIONS: &[&str] = &[
         detail    TEXT NOT NULL
     );
     "#,
-    // 10 (branch forecast): central's demand signals (holidays, promotions, weather) as
+    // 10: central's demand signals (holidays, promotions, weather) as
     // `hub_forecast::DemandSignal` JSON, by central's id; past ones are kept (the forecast
     // divides them out of the history).
     r#"
@@ -327,7 +327,7 @@ const MIGRATIONS: &[&str] = &[
         received_at INTEGER NOT NULL
     ) STRICT;
     "#,
-    // 11 (branch station): station app state that survives a restart — staff sessions (the
+    // 11: station app state that survives a restart — staff sessions (the
     // token as SHA-256, the CSRF token, the idle clock) and what each station's screen shows;
     // handovers a supervisor undid (moved out of `handover`, kept with who, when and why);
     // the version of central's last `staff_upsert` of each staff member (0: added locally).
@@ -359,7 +359,7 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     ALTER TABLE staff ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
     "#,
-    // 12 (branch figures): a dispute's first response (who, when, what: a note, a photo
+    // 12: a dispute's first response (who, when, what: a note, a photo
     // inspection or the settlement) and when its photos were first inspected, for the report's
     // response times; every response with its note.
     r#"
@@ -375,14 +375,14 @@ const MIGRATIONS: &[&str] = &[
         note        TEXT NOT NULL
     ) STRICT;
     "#,
-    // 13 (branch main, alert acknowledgement): who acknowledged an open alert on the stock
+    // 13 (alert acknowledgement): who acknowledged an open alert on the stock
     // screen, when, and at which tier (a rise past that tier asks again).
     r#"
     ALTER TABLE alert ADD COLUMN acked_by TEXT;
     ALTER TABLE alert ADD COLUMN acked_at INTEGER;
     ALTER TABLE alert ADD COLUMN acked_tier TEXT;
     "#,
-    // 14 (branch pickup): partial handovers — what each order line has settled so far (handed
+    // 14: partial handovers — what each order line has settled so far (handed
     // over or refused) and each part handed over before the order was collected whole; the
     // master data's unit weights for the pickup counter's weight cross-check.
     r#"
@@ -400,7 +400,7 @@ const MIGRATIONS: &[&str] = &[
         grams INTEGER NOT NULL
     ) STRICT;
     "#,
-    // 15 (branch fcast): the day-ahead forecast the hub made for each SKU and site day (the
+    // 15: the day-ahead forecast the hub made for each SKU and site day (the
     // first time it ran on that day), with its unit kind, when it was made and the model or
     // fallback rule it came from; the report's forecast accuracy reads these instead of
     // refitting. One row per (day, SKU), never rewritten (the trigger refuses updates).
@@ -420,7 +420,7 @@ const MIGRATIONS: &[&str] = &[
         SELECT RAISE(ABORT, 'a stored day-ahead forecast is never rewritten');
     END;
     "#,
-    // 16 (branch disputes): each dispute episode is its own row (a delivery's dispute can be
+    // 16: each dispute episode is its own row (a delivery's dispute can be
     // settled and opened again; the earlier episode keeps its times), with who opened and who
     // settled it and how, and the line it is about with that line's stored photos (a JSON array
     // of SHA-256); at most one open episode per delivery. Existing rows are kept as
@@ -457,13 +457,13 @@ const MIGRATIONS: &[&str] = &[
     UPDATE dispute_response SET dispute_id =
         (SELECT d.id FROM dispute d WHERE d.delivery_id = dispute_response.delivery_id);
     "#,
-    // 17 (branch disputes): a SKU's category from the master data (`sku_upsert`'s optional
+    // 17: a SKU's category from the master data (`sku_upsert`'s optional
     // `category`), so demand signals scoped to a category reach its SKUs; NULL: none.
     r#"
     ALTER TABLE sku ADD COLUMN category TEXT;
     CREATE INDEX sku_by_category ON sku (category) WHERE category IS NOT NULL;
     "#,
-    // 18 (branch sdwear): fewer b-tree pages per scan and handover, each a WAL page on the SD
+    // 18: fewer b-tree pages per scan and handover, each a WAL page on the SD
     // card per commit. `device_input_by_device` is read by no query (the journal is read by
     // id); a code check's pass is keyed by (station, order) and kept WITHOUT ROWID, so a
     // check writes one b-tree instead of the table plus its primary-key index.
@@ -480,7 +480,7 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE pickup_check_pass;
     ALTER TABLE pickup_check_pass_keyed RENAME TO pickup_check_pass;
     "#,
-    // 19 (branch dash2): staff may have the role `manager` (the store manager). SQLite cannot
+    // 19: staff may have the role `manager` (the store manager). SQLite cannot
     // change a CHECK constraint, so the table is rebuilt with the same columns and rows (no
     // other table refers to it).
     r#"
@@ -503,7 +503,7 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE staff;
     ALTER TABLE staff_with_manager RENAME TO staff;
     "#,
-    // 20 (branch bench2): receipts a supervisor reversed. Each row keeps what the reversal moved out
+    // 20: receipts a supervisor reversed. Each row keeps what the reversal moved out
     // of the live tables — the line's decision (its `line_decision.body`), its quarantine row
     // and observations as JSON, the trace codes it freed — with who, when, why, the reversal
     // movement and the client's request id (a repeated request is answered from this row).
@@ -527,7 +527,7 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX receipt_reversal_by_line ON receipt_reversal (delivery_id, line_no);
     "#,
-    // 21 (branch rollup): per-site-day rollups of the report's journal figures
+    // 21: per-site-day rollups of the report's journal figures
     // (`store::report_rollup`): one record per closed site day (the report's per-day state as
     // JSON, with its format version) and one state row (the days covered, the journal sequence
     // they cover, the fold state at the end of the last day). Derived data: dropping both
@@ -549,7 +549,7 @@ const MIGRATIONS: &[&str] = &[
         checkpoint  TEXT NOT NULL
     ) STRICT;
     "#,
-    // 22 (branch wear): the outbox without its indexes, each a b-tree page of every commit
+    // 22: the outbox without its indexes, each a b-tree page of every commit
     // that appends an event: the unique index on the event id (no query looks an event up by
     // its id — central keys events by stream and seq, the id only tells a conflict from a
     // duplicate — and a UUID v7 is unique without it), and the index of undelivered rows

@@ -366,7 +366,7 @@ pub fn weighed(
 }
 
 /// A pickup-code scan at a pickup counter, without a commit of its own when it changes
-/// nothing that must be stored at once (wear branch). The check is worked out on a read-only
+/// nothing that must be stored at once. The check is worked out on a read-only
 /// connection first:
 ///
 /// - a **wrong code** counts towards the station's and the site's lockouts, which must survive

@@ -461,7 +461,7 @@ pub async fn respond_to_dispute(
 }
 
 /// A supervisor reverses a line's last receipt within `receiving.reversal_window_minutes`
-/// (inside the caller's transaction; branch bench2): the received quantity leaves the lot
+/// (inside the caller's transaction): the received quantity leaves the lot
 /// again with a reversal movement, the line waits for a new decision, and the SKU's tier
 /// follows. `supervisor` says whether `staff` is one (the caller knows the roles); a request
 /// id seen before is answered with what it did then.

@@ -1,4 +1,4 @@
-//! Keeping the report's per-site-day rollups (`store::report_rollup`, branch rollup) up to
+//! Keeping the report's per-site-day rollups (`store::report_rollup`) up to
 //! date: the records of the closed days are planned on a reader (the fold of the journal's
 //! tail, or of the whole journal when they must be rebuilt, does not hold the writer) and
 //! written in one transaction. Run by the daemon beside its daily forecast job, and by

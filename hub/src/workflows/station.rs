@@ -391,7 +391,7 @@ pub fn run_command_in(
     )
 }
 
-/// [`run_command_in`] for a request of the station app, answered over HTTP (wear branch): the
+/// [`run_command_in`] for a request of the station app, answered over HTTP: the
 /// reply is stored for a retry of the same request id (answered once, from it) but not
 /// published on the station's MQTT reply topic — nobody listens there for it — so it waits
 /// for no broker acknowledgement: no undelivered-index entry, no delivered mark later.

@@ -6,8 +6,8 @@
 //! (`store::bench_site`), and the hub's daily forecast job is run for each of its days as a
 //! site that ran every day would have (`bench_site::record_forecasts`: the day-ahead forecasts
 //! the report's forecast accuracy reads), outside the timed part, and so are the per-site-day
-//! rollups the daemon writes once each day has closed (`store::report_rollup::refresh`, branch
-//! rollup). Each round then times (1) the raw queries alone
+//! rollups the daemon writes once each day has closed (`store::report_rollup::refresh`).
+//! Each round then times (1) the raw queries alone
 //! (`store::report::raw_reads_with_rollups`: the rows the report reads — the rollup records,
 //! the journal's tail after them, the live tables, the stored forecasts — fetched, nothing
 //! computed), (2) the dashboard as served: `store::report::compute` (the function behind

@@ -221,7 +221,7 @@ fn raw_rows(dir: &Path, name: &str, seconds: f64, batch: usize) -> anyhow::Resul
         for _ in 0..batch.max(1) {
             let sku = format!("BENCH-{}", n as usize % SKUS);
             let lot = format!("L{}", n % LOTS);
-            // Numbered as the store numbers them (wear branch): one above the highest row.
+            // Numbered as the store numbers them: one above the highest row.
             let journal: i64 = conn
                 .prepare_cached(
                     "SELECT MAX(COALESCE((SELECT MAX(journal_seq) FROM movement), 0),

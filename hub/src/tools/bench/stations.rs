@@ -102,8 +102,8 @@ pub struct StationsBenchReport {
     pub receiving_scan_to_screen_p99_ms: f64,
     pub dashboard_30d_ms: f64,
     pub dashboard_30d_raw_sql_ms: f64,
-    /// The raw reads of the whole journal the report made before its rollups (branch rollup;
-    /// for information).
+    /// The raw reads of the whole journal the report made before its rollups (for
+    /// information).
     pub dashboard_30d_whole_journal_raw_sql_ms: f64,
     pub dashboard_days: i64,
     pub dashboard_orders_per_day: i64,
