@@ -696,6 +696,13 @@ const TEXTS: &[(&str, &str, &str)] = &[
     // Acknowledging an alert on the stock screen.
     ("stock.ack.button", "知悉", "Acknowledge"),
     ("stock.ack.by", "已知悉：", "Acknowledged by"),
+    // A line of alerts about many lots of one SKU, acknowledged together.
+    ("stock.ack.all", "全部知悉", "Acknowledge all"),
+    ("stock.ack.part", "已知悉", "acknowledged"),
+    ("stock.lot", "批次", "lot"),
+    ("stock.lots_listed", "个批次：", "lots:"),
+    ("stock.lots_more", "另有", "and"),
+    ("stock.lots_more_unit", "个批次", "more"),
     (
         "stock.ack.unknown",
         "无法识别这条预警，请刷新页面后再试。",

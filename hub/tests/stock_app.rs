@@ -720,3 +720,144 @@ async fn a_supervisor_drills_down_into_one_skus_days_with_the_stored_forecasts()
     assert!(row.contains("<td>7</td><td>4.0</td><td>3.0</td>"), "{row}");
     store.close();
 }
+
+/// After a long outage a SKU can have dozens of expired lots: the screen lists them as one
+/// line (the SKU by name, how many lots, the first few named), which one tap acknowledges
+/// together, one event per alert; a SKU whose code has a slash in it keeps its own line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_expired_lots_of_one_sku_are_one_line_acknowledged_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::parse(CONFIG, dir.path()).unwrap();
+    std::fs::create_dir_all(&config.store.data_dir).unwrap();
+    let store = Store::open(
+        &config.database_path(),
+        config.site.id.as_str(),
+        &StoreOptions::default(),
+    )
+    .unwrap();
+    let now = chrono::Utc::now();
+    let soon = (now.with_timezone(&chrono_tz::Asia::Shanghai).date_naive() + chrono::Days::new(1))
+        .to_string();
+    let s = store.clone();
+    let millis = now.timestamp_millis();
+    tokio::task::spawn_blocking(move || seed(&s, millis, soon))
+        .await
+        .unwrap();
+    store
+        .write(move |c| {
+            sku_store::upsert(
+                c,
+                &Sku::new(
+                    SkuCode::new("MILK/2L").unwrap(),
+                    "鲜牛奶 2L",
+                    StockUnit::Piece,
+                ),
+                Timestamp(0),
+            )?;
+            let expired = |subject: String| Alert {
+                kind: AlertKind::StockExpired,
+                subject,
+                tier: Tier::Red,
+                message: "expired".into(),
+            };
+            for n in 0..30 {
+                alert_book::raise(c, &expired(format!("MILK/E{n:02}")), Timestamp(millis))?;
+            }
+            alert_book::raise(c, &expired("MILK/2L/X1".into()), Timestamp(millis))?;
+            // One of the thirty was acknowledged on its own before.
+            alert_book::acknowledge_alert(
+                c,
+                AlertKind::StockExpired,
+                "MILK/E03",
+                "wang",
+                Timestamp(millis),
+            )?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let app = StationApp::new(store.clone(), Site::of(&config), StationFeed::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(app)).await });
+    let clerk = signed_in(addr, "11223344", "li", "2468").await;
+    let clerk: Vec<&str> = clerk.iter().map(String::as_str).collect();
+
+    let page = http(addr, "GET", "/station/stock", &clerk, "").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let body = &page.body;
+    // 33 open alerts in four lines: MILK's expired lots, MILK/2L's one, MILK's near-expiry
+    // lot and its low stock.
+    assert!(body.contains("（最严重在前） (33)"), "{body}");
+    assert_eq!(body.matches(r#"<li class="alert""#).count(), 4, "{body}");
+    assert!(
+        body.contains(r#"data-kind="stock_expired" data-lots-of="MILK" data-lots="30""#),
+        "{body}"
+    );
+    assert!(body.contains("鲜牛奶 1L（MILK）"), "{body}");
+    assert!(body.contains("30 个批次： E00 · E01"), "{body}");
+    assert!(body.contains("E07 … (另有 22 个批次)"), "{body}");
+    assert!(body.contains("✔ 已知悉 1/30"), "{body}");
+    assert!(body.contains("全部知悉 (29)"), "{body}");
+    assert!(
+        body.contains("鲜牛奶 2L（MILK&#x2f;2L） · 批次 X1"),
+        "{body}"
+    );
+    assert!(body.contains("鲜牛奶 1L（MILK） · 批次 SOON"), "{body}");
+    assert!(!body.contains("id=\"alerts-more\""), "{body}");
+    let en = http(addr, "GET", "/station/stock?lang=en", &clerk, "")
+        .await
+        .body;
+    assert!(en.contains("30 lots: E00 · E01"), "{en}");
+    assert!(en.contains("E07 … (and 22 more)"), "{en}");
+    assert!(en.contains("Acknowledge all (29)"), "{en}");
+    let csrf = page.field("csrf");
+    let before = acknowledgements(&store).len();
+    let ack = |body: String| {
+        let clerk = clerk.clone();
+        async move { http(addr, "POST", "/station/stock/ack", &clerk, &body).await }
+    };
+
+    // One tap: the 29 not yet acknowledged, each with its event; a second tap adds none.
+    for _ in 0..2 {
+        let done = ack(format!("csrf={csrf}&kind=stock_expired&lots_of=MILK")).await;
+        assert_eq!(done.status, 303, "{}", done.body);
+    }
+    let events = acknowledgements(&store);
+    assert_eq!(events.len() - before, 29, "{events:?}");
+    assert!(
+        events[before..]
+            .iter()
+            .all(|e| e.contains("\"staff\":\"li\""))
+    );
+    let page = http(addr, "GET", "/station/stock", &clerk, "").await.body;
+    let line = &page[page.find(r#"data-lots-of="MILK""#).unwrap()..];
+    let line = &line[..line.find("</li>").unwrap()];
+    assert!(line.contains("已知悉： li"), "{line}");
+    assert!(!line.contains("ack-button"), "{line}");
+    // MILK/2L's expired lot is not MILK's: still waiting.
+    let other = store
+        .read_blocking(|c| {
+            c.query_row(
+                "SELECT acked_by IS NULL FROM alert WHERE kind = 'stock_expired' AND subject = 'MILK/2L/X1'",
+                [],
+                |r| r.get::<_, bool>(0),
+            )
+            .map_err(hub::store::sql_error(c))
+        })
+        .unwrap();
+    assert!(other, "another SKU's lot is not acknowledged with MILK's");
+
+    // Lots of a SKU with no open alert, or a kind that is not about lots: refused in words.
+    let none = ack(format!("csrf={csrf}&kind=stock_expired&lots_of=RICE")).await;
+    assert_eq!(none.status, 409, "{}", none.body);
+    assert!(none.body.contains("已经解除"), "{}", none.body);
+    let not_lots = ack(format!("csrf={csrf}&kind=stock_low&lots_of=MILK")).await;
+    assert_eq!(not_lots.status, 400, "{}", not_lots.body);
+    let both = ack(format!(
+        "csrf={csrf}&kind=stock_expired&lots_of=MILK&subject=MILK%2FE01"
+    ))
+    .await;
+    assert_eq!(both.status, 400, "{}", both.body);
+    store.close();
+}

@@ -408,6 +408,34 @@ impl AlertKind {
             AlertKind::StoreWriteFailing => "store_write_failing",
         }
     }
+
+    /// Whether an alert of this kind is about one lot of a SKU (its subject is
+    /// [`lot_subject`]).
+    pub fn is_about_a_lot(self) -> bool {
+        matches!(self, AlertKind::NearExpiry | AlertKind::StockExpired)
+    }
+}
+
+/// The subject of an alert about one lot of a SKU: `SKU/LOT`.
+pub fn lot_subject(sku: &str, lot: &str) -> String {
+    format!("{sku}/{lot}")
+}
+
+/// The SKU and lot a [`lot_subject`] is about, given the SKU codes there are. SKU and lot
+/// codes may both contain `/`, so the split takes the longest code the subject starts with.
+pub fn split_lot_subject<'a, 'c>(
+    subject: &'a str,
+    codes: impl IntoIterator<Item = &'c str>,
+) -> Option<(&'c str, &'a str)> {
+    codes
+        .into_iter()
+        .filter(|code| {
+            subject.len() > code.len() + 1
+                && subject.starts_with(code)
+                && subject[code.len()..].starts_with('/')
+        })
+        .max_by_key(|code| code.len())
+        .map(|code| (code, &subject[code.len() + 1..]))
 }
 
 /// A condition that should be visible until it goes away.
@@ -482,7 +510,7 @@ pub fn batch_expiry_alert(
     warn_days: i64,
 ) -> Option<Alert> {
     let days_left = (expiry - today).num_days();
-    let subject = format!("{sku}/{lot}");
+    let subject = lot_subject(sku, lot);
     if days_left < 0 {
         return Some(Alert {
             kind: AlertKind::StockExpired,
@@ -546,8 +574,28 @@ pub fn expiry_tier(days_left: i64, warn_days: i64) -> Tier {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn a_lot_subject_splits_at_the_longest_sku_code_even_with_slashes_in_the_codes() {
+        use super::{AlertKind, lot_subject, split_lot_subject};
+        assert_eq!(lot_subject("MILK", "L1"), "MILK/L1");
+        let codes = ["MILK", "MILK/2L", "RICE"];
+        assert_eq!(split_lot_subject("MILK/L1", codes), Some(("MILK", "L1")));
+        assert_eq!(
+            split_lot_subject("MILK/2L/A/B", codes),
+            Some(("MILK/2L", "A/B"))
+        );
+        assert_eq!(split_lot_subject("MILK/", codes), None, "no lot");
+        assert_eq!(split_lot_subject("MILKY/L1", codes), None);
+        assert_eq!(split_lot_subject("BREAD/L1", codes), None, "unknown SKU");
+        assert!(AlertKind::StockExpired.is_about_a_lot());
+        assert!(AlertKind::NearExpiry.is_about_a_lot());
+        assert!(!AlertKind::StockLow.is_about_a_lot());
+        assert!(!AlertKind::QuarantineWaiting.is_about_a_lot());
+    }
+
+    #[test]
     fn every_alert_kind_is_listed_and_parses_back() {
         use super::AlertKind;
+
         for kind in AlertKind::ALL {
             assert_eq!(AlertKind::parse(kind.as_str()), Some(kind));
             // A new kind must be added here, which reminds the author of `ALL`.

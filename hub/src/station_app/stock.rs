@@ -1,7 +1,8 @@
 //! The stock and alerts screen (`/station/stock`, any signed-in staff): every SKU with its
 //! on-hand per lot and expiry (expired and near-expiry lots marked), its tier colour, days of
 //! cover and the replenishment request state, then the open alerts worst first, each with what
-//! to do. Any staff member can acknowledge an alert (who and when are kept, shown and sent
+//! to do (alerts of one kind and tier about lots of the same SKU are one line, acknowledged
+//! together). Any staff member can acknowledge an alert (who and when are kept, shown and sent
 //! upstream; the alert stays open until its condition goes away, and a rise past the tier it
 //! was acknowledged at asks again); nothing else on this screen changes the store.
 
@@ -15,12 +16,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::NaiveDate;
-use hub_core::alerts::{SkuAlertState, Tier};
+use hub_core::alerts::{AlertKind, SkuAlertState, Tier, split_lot_subject};
 use hub_core::{SkuCode, Timestamp};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
-/// How many open alerts the screen lists (worst first); the heading gives the total.
+/// How many lines of open alerts the screen lists (worst first); the heading gives the total.
 const ALERTS_SHOWN: usize = 50;
+
+/// How many lot codes a line of lot alerts names; the rest are counted.
+const LOTS_NAMED: usize = 8;
 
 /// The screen's routes.
 pub fn routes() -> Router<StationApp> {
@@ -140,13 +145,17 @@ async fn correct(
     render(&app, &s, lang, Some(notice)).await
 }
 
-/// The acknowledge button's form.
+/// The acknowledge button's form: one alert (`subject`), or every alert of a lot kind about
+/// the lots of one SKU (`lots_of`, the SKU's code).
 #[derive(Debug, Deserialize)]
 struct AckForm {
     #[serde(default)]
     csrf: Option<String>,
     kind: String,
-    subject: String,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    lots_of: Option<String>,
 }
 
 /// Records who acknowledged an open alert (idempotent), then shows the screen again.
@@ -159,7 +168,7 @@ async fn acknowledge(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let Some(kind) = hub_core::alerts::AlertKind::parse(&form.kind) else {
+    let Some(kind) = AlertKind::parse(&form.kind) else {
         return refusal(
             StatusCode::BAD_REQUEST,
             "acknowledgement of an unknown alert kind",
@@ -167,26 +176,29 @@ async fn acknowledge(
             "stock.ack.unknown",
         );
     };
-    if form.subject.is_empty() || form.subject.len() > 256 {
-        return refusal(
-            StatusCode::BAD_REQUEST,
-            "acknowledgement without a subject",
-            s.lang,
-            "stock.ack.unknown",
-        );
-    }
-    let (staff, subject, now) = (
-        s.staff_id.clone(),
-        form.subject.clone(),
-        crate::clock::now(),
-    );
+    let readable = |text: &String| !text.is_empty() && text.len() <= 256;
+    let subject = match (&form.subject, &form.lots_of) {
+        (Some(subject), None) if readable(subject) => subject.clone(),
+        (None, Some(sku)) if readable(sku) && kind.is_about_a_lot() => {
+            return acknowledge_lots(&app, &s, kind, sku.clone()).await;
+        }
+        _ => {
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                "acknowledgement without one subject",
+                s.lang,
+                "stock.ack.unknown",
+            );
+        }
+    };
+    let (staff, now) = (s.staff_id.clone(), crate::clock::now());
     match app
         .store
         .write(move |c| alert_book::acknowledge_alert(c, kind, &subject, &staff, now))
         .await
     {
         Ok(alert_book::Acknowledged::Now) => {
-            tracing::info!(staff = %s.staff_id, kind = kind.as_str(), subject = %form.subject, "alert acknowledged");
+            tracing::info!(staff = %s.staff_id, kind = kind.as_str(), subject = ?form.subject, "alert acknowledged");
             Redirect::to("/station/stock#alerts").into_response()
         }
         // Someone was first: the screen shows who and when.
@@ -204,6 +216,43 @@ async fn acknowledge(
             refusal(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store error while acknowledging an alert",
+                s.lang,
+                "error.store",
+            )
+        }
+    }
+}
+
+/// Acknowledges every open alert of the lot kind `kind` about a lot of `sku` (one line on the
+/// screen), then shows the screen again.
+async fn acknowledge_lots(
+    app: &StationApp,
+    s: &super::Session,
+    kind: AlertKind,
+    sku: String,
+) -> Response {
+    let (staff, now) = (s.staff_id.clone(), crate::clock::now());
+    let code = sku.clone();
+    match app
+        .store
+        .write(move |c| alert_book::acknowledge_lot_alerts(c, kind, &code, &staff, now))
+        .await
+    {
+        Ok(done) if done.open == 0 => refusal(
+            StatusCode::CONFLICT,
+            "acknowledgement of lot alerts that are not open",
+            s.lang,
+            "stock.ack.not_open",
+        ),
+        Ok(done) => {
+            tracing::info!(staff = %s.staff_id, kind = kind.as_str(), sku = %sku, open = done.open, now = done.now, "lot alerts acknowledged");
+            Redirect::to("/station/stock#alerts").into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "stock screen: cannot record the acknowledgements");
+            refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store error while acknowledging alerts",
                 s.lang,
                 "error.store",
             )
@@ -249,6 +298,9 @@ struct SkuRow {
 struct StockView {
     skus: Vec<SkuRow>,
     alerts: Vec<alert_book::ListedAlert>,
+    /// Every SKU of the master data as `(code, name)` (to tell the SKU from the lot in a lot
+    /// alert, and to name it).
+    sku_names: Vec<(String, String)>,
 }
 
 fn lot_state(expiry: Option<&str>, today: NaiveDate, warn_days: i64) -> &'static str {
@@ -327,6 +379,7 @@ fn read(
     Ok(StockView {
         skus,
         alerts: alert_book::open_alerts_listed(conn)?,
+        sku_names: crate::store::sku::names(conn)?,
     })
 }
 
@@ -381,34 +434,23 @@ async fn render(
             );
         }
     };
-    // A site with a long outage can have thousands of open alerts; the worst come first and
-    // the screen shows those, with how many more there are.
-    let alerts: Vec<serde_json::Value> = view
-        .alerts
+    // A site with a long outage can have thousands of open alerts, most of them lots of a few
+    // SKUs: one line per SKU and kind, the worst first, and how many more there are.
+    let names: HashMap<&str, &str> = view
+        .sku_names
+        .iter()
+        .map(|(code, name)| (code.as_str(), name.as_str()))
+        .collect();
+    let lines = alert_lines(&view.alerts, &names);
+    let alerts_listed: usize = lines
         .iter()
         .take(ALERTS_SHOWN)
-        .map(|listed| {
-            let a = &listed.alert;
-            let kind = a.kind.as_str();
-            let acked = listed.acked.as_ref().map(|(by, at)| {
-                serde_json::json!({
-                    "by": by,
-                    "at": catalogue::local_date_time(*at, zone),
-                })
-            });
-            serde_json::json!({
-                "acked": acked,
-                "tier": a.tier.as_str(),
-                "kind": kind,
-                "title": catalogue::text(&format!("stock.alert.{kind}"), lang),
-                "todo": catalogue::text(&format!("stock.todo.{kind}"), lang),
-                "subject": a.subject,
-                "subject_shown": alert_subject(&a.subject, lang),
-                // The alert book keeps its detail in English (for logs and central); a zh-CN
-                // screen shows the catalogue's title and what to do instead.
-                "message": (lang == Lang::En).then_some(&a.message),
-            })
-        })
+        .map(|l| l.members.len())
+        .sum();
+    let alerts: Vec<serde_json::Value> = lines
+        .iter()
+        .take(ALERTS_SHOWN)
+        .map(|line| alert_line_json(line, &names, lang, zone))
         .collect();
     let context = serde_json::json!({
         "lang": lang.tag(),
@@ -424,9 +466,126 @@ async fn render(
         "skus": view.skus,
         "alerts": alerts,
         "alerts_total": view.alerts.len(),
-        "alerts_more": view.alerts.len().saturating_sub(ALERTS_SHOWN),
+        "alerts_more": view.alerts.len().saturating_sub(alerts_listed),
     });
     html(StatusCode::OK, templates::render("stock.html", context))
+}
+
+/// One line of the open alerts: a single alert, or the alerts of one lot kind and tier about
+/// lots of the same SKU (a long outage can leave hundreds of expired lots of one SKU, which
+/// would bury every other alert).
+#[derive(Debug)]
+struct AlertLine<'a> {
+    /// The SKU of a lot alert's line.
+    sku: Option<&'a str>,
+    /// The alerts of the line, worst first, each with its lot when it is about one.
+    members: Vec<(&'a alert_book::ListedAlert, Option<&'a str>)>,
+}
+
+/// The screen's lines of open alerts, in the order of each line's first (worst) alert.
+fn alert_lines<'a>(
+    alerts: &'a [alert_book::ListedAlert],
+    names: &HashMap<&'a str, &'a str>,
+) -> Vec<AlertLine<'a>> {
+    let mut lines: Vec<AlertLine<'a>> = Vec::new();
+    let mut line_of: HashMap<(AlertKind, Tier, &str), usize> = HashMap::new();
+    for listed in alerts {
+        let a = &listed.alert;
+        let lot = if a.kind.is_about_a_lot() {
+            split_lot_subject(&a.subject, names.keys().copied())
+        } else {
+            None
+        };
+        let Some((sku, lot)) = lot else {
+            lines.push(AlertLine {
+                sku: None,
+                members: vec![(listed, None)],
+            });
+            continue;
+        };
+        match line_of.entry((a.kind, a.tier, sku)) {
+            std::collections::hash_map::Entry::Occupied(i) => {
+                lines[*i.get()].members.push((listed, Some(lot)));
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(lines.len());
+                lines.push(AlertLine {
+                    sku: Some(sku),
+                    members: vec![(listed, Some(lot))],
+                });
+            }
+        }
+    }
+    lines
+}
+
+/// What the template shows of one line of alerts.
+fn alert_line_json(
+    line: &AlertLine<'_>,
+    names: &HashMap<&str, &str>,
+    lang: Lang,
+    zone: chrono_tz::Tz,
+) -> serde_json::Value {
+    let (first, first_lot) = line.members[0];
+    let a = &first.alert;
+    let kind = a.kind.as_str();
+    let acked_count = line
+        .members
+        .iter()
+        .filter(|(m, _)| m.acked.is_some())
+        .count();
+    // Acknowledged when every alert of the line is: by whoever was last.
+    let acked = (acked_count == line.members.len())
+        .then(|| {
+            line.members
+                .iter()
+                .filter_map(|(m, _)| m.acked.as_ref())
+                .max_by_key(|(_, at)| *at)
+        })
+        .flatten()
+        .map(|(by, at)| {
+            serde_json::json!({
+                "by": by,
+                "at": catalogue::local_date_time(*at, zone),
+            })
+        });
+    let subject_shown = match (line.sku, first.sku_name.as_deref()) {
+        (Some(sku), _) => {
+            let sku_shown = match names.get(sku) {
+                Some(name) if name != &sku => format!("{name}（{sku}）"),
+                _ => sku.to_owned(),
+            };
+            match (line.members.len(), first_lot) {
+                (1, Some(lot)) => {
+                    format!("{sku_shown} · {} {lot}", catalogue::text("stock.lot", lang))
+                }
+                _ => sku_shown,
+            }
+        }
+        (None, Some(name)) if name != a.subject => format!("{name}（{}）", a.subject),
+        (None, _) => alert_subject(&a.subject, lang),
+    };
+    let grouped = line.members.len() > 1;
+    let lots: Vec<&str> = line.members.iter().filter_map(|(_, lot)| *lot).collect();
+    serde_json::json!({
+        "acked": acked,
+        "acked_count": acked_count,
+        "tier": a.tier.as_str(),
+        "kind": kind,
+        "title": catalogue::text(&format!("stock.alert.{kind}"), lang),
+        "todo": catalogue::text(&format!("stock.todo.{kind}"), lang),
+        "subject": a.subject,
+        "subject_shown": subject_shown,
+        // A line of several lots is acknowledged as one (the SKU's code).
+        "lots_of": if grouped { line.sku } else { None },
+        "lots": if grouped { &lots[..lots.len().min(LOTS_NAMED)] } else { &[][..] },
+        "lots_total": line.members.len(),
+        "lots_more": if grouped { lots.len().saturating_sub(LOTS_NAMED) } else { 0 },
+        "unacked": line.members.len() - acked_count,
+        // The alert book keeps its detail in English (for logs and central); a zh-CN screen
+        // shows the catalogue's title and what to do instead (a line of lots: its lots).
+        "message": (lang == Lang::En && !grouped).then_some(&a.message),
+    })
 }
 
 /// An alert's subject for a person: a site-wide alert's word (`uplink`, `database`, `site`)

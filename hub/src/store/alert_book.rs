@@ -221,6 +221,52 @@ pub fn acknowledge_alert(
     Ok(Acknowledged::Now)
 }
 
+/// What acknowledging every open alert of one kind about the lots of one SKU did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LotsAcknowledged {
+    /// Open alerts of that kind about a lot of that SKU.
+    pub open: usize,
+    /// Of those, acknowledged now (each with its `alert_acknowledged` event); the others had
+    /// been acknowledged at their present tier already.
+    pub now: usize,
+}
+
+/// A staff member acknowledges, at once, every open alert of a lot kind
+/// ([`AlertKind::is_about_a_lot`]) about a lot of `sku`: the stock screen lists them as one
+/// line (a long outage can leave hundreds of expired lots of one SKU). Each is acknowledged
+/// as [`acknowledge_alert`] does it, with its own event.
+pub fn acknowledge_lot_alerts(
+    conn: &Connection,
+    kind: AlertKind,
+    sku: &str,
+    staff: &str,
+    now: Timestamp,
+) -> Result<LotsAcknowledged, StoreError> {
+    let mut done = LotsAcknowledged { open: 0, now: 0 };
+    if !kind.is_about_a_lot() {
+        return Ok(done);
+    }
+    let codes = super::sku::codes(conn)?;
+    let subjects: Vec<String> = conn
+        .prepare_cached("SELECT subject FROM alert WHERE kind = ?1")
+        .and_then(|mut st| {
+            st.query_map([kind.as_str()], |r| r.get(0))?
+                .collect::<Result<_, _>>()
+        })
+        .map_err(sql(conn))?;
+    for subject in subjects {
+        let about = hub_core::alerts::split_lot_subject(&subject, codes.iter().map(String::as_str));
+        if about.map(|(code, _)| code) != Some(sku) {
+            continue;
+        }
+        done.open += 1;
+        if acknowledge_alert(conn, kind, &subject, staff, now)? == Acknowledged::Now {
+            done.now += 1;
+        }
+    }
+    Ok(done)
+}
+
 /// An open alert as a person reads it: since when, the SKU's name when it is about one, and
 /// who acknowledged it when.
 #[derive(Debug, Clone, PartialEq, Eq)]

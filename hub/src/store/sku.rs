@@ -136,6 +136,16 @@ pub fn codes(conn: &Connection) -> Result<Vec<String>, StoreError> {
         .map_err(sql(conn))
 }
 
+/// Every SKU of the master data as `(code, name)`, sorted by code.
+pub fn names(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
+    conn.prepare_cached("SELECT code, name FROM sku ORDER BY code")
+        .and_then(|mut st| {
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+        })
+        .map_err(sql(conn))
+}
+
 /// Whether the master data has a SKU with this code.
 pub fn exists(conn: &Connection, code: &str) -> Result<bool, StoreError> {
     conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM sku WHERE code = ?1)")
