@@ -421,21 +421,16 @@ pub fn lot_subject(sku: &str, lot: &str) -> String {
     format!("{sku}/{lot}")
 }
 
-/// The SKU and lot a [`lot_subject`] is about, given the SKU codes there are. SKU and lot
-/// codes may both contain `/`, so the split takes the longest code the subject starts with.
-pub fn split_lot_subject<'a, 'c>(
-    subject: &'a str,
-    codes: impl IntoIterator<Item = &'c str>,
-) -> Option<(&'c str, &'a str)> {
-    codes
-        .into_iter()
-        .filter(|code| {
-            subject.len() > code.len() + 1
-                && subject.starts_with(code)
-                && subject[code.len()..].starts_with('/')
-        })
-        .max_by_key(|code| code.len())
-        .map(|code| (code, &subject[code.len() + 1..]))
+/// The SKU and lot a [`lot_subject`] is about, given which codes are SKUs. SKU and lot codes
+/// may both contain `/`, so the split is at the last `/` whose left side is a SKU code (the
+/// longest one).
+pub fn split_lot_subject(subject: &str, is_sku: impl Fn(&str) -> bool) -> Option<(&str, &str)> {
+    subject
+        .rmatch_indices('/')
+        .map(|(i, _)| i)
+        .filter(|&i| i > 0 && i + 1 < subject.len())
+        .find(|&i| is_sku(&subject[..i]))
+        .map(|i| (&subject[..i], &subject[i + 1..]))
 }
 
 /// A condition that should be visible until it goes away.
@@ -577,15 +572,16 @@ mod tests {
     fn a_lot_subject_splits_at_the_longest_sku_code_even_with_slashes_in_the_codes() {
         use super::{AlertKind, lot_subject, split_lot_subject};
         assert_eq!(lot_subject("MILK", "L1"), "MILK/L1");
-        let codes = ["MILK", "MILK/2L", "RICE"];
-        assert_eq!(split_lot_subject("MILK/L1", codes), Some(("MILK", "L1")));
+        let is_sku = |c: &str| ["MILK", "MILK/2L", "RICE"].contains(&c);
+        assert_eq!(split_lot_subject("MILK/L1", is_sku), Some(("MILK", "L1")));
         assert_eq!(
-            split_lot_subject("MILK/2L/A/B", codes),
+            split_lot_subject("MILK/2L/A/B", is_sku),
             Some(("MILK/2L", "A/B"))
         );
-        assert_eq!(split_lot_subject("MILK/", codes), None, "no lot");
-        assert_eq!(split_lot_subject("MILKY/L1", codes), None);
-        assert_eq!(split_lot_subject("BREAD/L1", codes), None, "unknown SKU");
+        assert_eq!(split_lot_subject("MILK/2L", is_sku), Some(("MILK", "2L")));
+        assert_eq!(split_lot_subject("MILK/", is_sku), None, "no lot");
+        assert_eq!(split_lot_subject("MILKY/L1", is_sku), None);
+        assert_eq!(split_lot_subject("BREAD/L1", is_sku), None, "unknown SKU");
         assert!(AlertKind::StockExpired.is_about_a_lot());
         assert!(AlertKind::NearExpiry.is_about_a_lot());
         assert!(!AlertKind::StockLow.is_about_a_lot());

@@ -492,7 +492,7 @@ fn alert_lines<'a>(
     for listed in alerts {
         let a = &listed.alert;
         let lot = if a.kind.is_about_a_lot() {
-            split_lot_subject(&a.subject, names.keys().copied())
+            split_lot_subject(&a.subject, |c| names.contains_key(c))
         } else {
             None
         };

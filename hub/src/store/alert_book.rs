@@ -246,7 +246,7 @@ pub fn acknowledge_lot_alerts(
     if !kind.is_about_a_lot() {
         return Ok(done);
     }
-    let codes = super::sku::codes(conn)?;
+    let codes: std::collections::HashSet<String> = super::sku::codes(conn)?.into_iter().collect();
     let subjects: Vec<String> = conn
         .prepare_cached("SELECT subject FROM alert WHERE kind = ?1")
         .and_then(|mut st| {
@@ -255,7 +255,7 @@ pub fn acknowledge_lot_alerts(
         })
         .map_err(sql(conn))?;
     for subject in subjects {
-        let about = hub_core::alerts::split_lot_subject(&subject, codes.iter().map(String::as_str));
+        let about = hub_core::alerts::split_lot_subject(&subject, |c| codes.contains(c));
         if about.map(|(code, _)| code) != Some(sku) {
             continue;
         }
