@@ -441,7 +441,27 @@ async fn render(
         .iter()
         .map(|(code, name)| (code.as_str(), name.as_str()))
         .collect();
-    let lines = alert_lines(&view.alerts, &names);
+    let mut lines = alert_lines(&view.alerts, &names);
+    // A line's lots in the order they expired (the oldest first, as on the shelf; lots whose
+    // expiry the stock does not know last).
+    let expiry: HashMap<(&str, &str), &str> = view
+        .skus
+        .iter()
+        .flat_map(|k| {
+            k.lots
+                .iter()
+                .map(move |l| ((k.sku.as_str(), l.lot.as_str()), l))
+        })
+        .filter_map(|(key, l)| Some((key, l.expiry.as_deref()?)))
+        .collect();
+    for line in &mut lines {
+        if let Some(sku) = line.sku {
+            line.members.sort_by_key(|(_, lot)| {
+                let expired = lot.and_then(|lot| expiry.get(&(sku, lot)).copied());
+                (expired.is_none(), expired, *lot)
+            });
+        }
+    }
     let alerts_listed: usize = lines
         .iter()
         .take(ALERTS_SHOWN)
