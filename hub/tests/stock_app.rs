@@ -152,12 +152,8 @@ fn seed(store: &Store, now: i64, soon: String) {
         .unwrap();
 }
 
-async fn signed_in(addr: SocketAddr, code: &str, staff: &str, pin: &str) -> Vec<String> {
-    pair_and_sign_in(addr, code, staff, pin).await.cookies()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_stock_screen_marks_lots_tiers_requests_and_alerts_worst_first() {
+/// The site's store in a new temporary folder (kept while the folder lives).
+fn open_store() -> (tempfile::TempDir, Config, Store) {
     let dir = tempfile::tempdir().unwrap();
     let config = Config::parse(CONFIG, dir.path()).unwrap();
     std::fs::create_dir_all(&config.store.data_dir).unwrap();
@@ -167,6 +163,25 @@ async fn the_stock_screen_marks_lots_tiers_requests_and_alerts_worst_first() {
         &StoreOptions::default(),
     )
     .unwrap();
+    (dir, config, store)
+}
+
+/// The station app serving `store` on a loopback port.
+async fn serve(store: &Store, config: &Config) -> SocketAddr {
+    let app = StationApp::new(store.clone(), Site::of(config), StationFeed::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(app)).await });
+    addr
+}
+
+async fn signed_in(addr: SocketAddr, code: &str, staff: &str, pin: &str) -> Vec<String> {
+    pair_and_sign_in(addr, code, staff, pin).await.cookies()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stock_screen_marks_lots_tiers_requests_and_alerts_worst_first() {
+    let (_dir, config, store) = open_store();
     // Dates relative to now in the site's zone: tomorrow is within the 2 warning days.
     let now = chrono::Utc::now();
     let soon = (now.with_timezone(&chrono_tz::Asia::Shanghai).date_naive() + chrono::Days::new(1))
@@ -176,10 +191,7 @@ async fn the_stock_screen_marks_lots_tiers_requests_and_alerts_worst_first() {
     tokio::task::spawn_blocking(move || seed(&s, millis, soon))
         .await
         .unwrap();
-    let app = StationApp::new(store.clone(), Site::of(&config), StationFeed::new());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router(app)).await });
+    let addr = serve(&store, &config).await;
 
     assert_eq!(
         http(addr, "GET", "/station/stock", &[], "").await.status,
@@ -281,15 +293,7 @@ fn acknowledgements(store: &Store) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_acknowledge_an_alert_once_and_a_worse_tier_asks_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config::parse(CONFIG, dir.path()).unwrap();
-    std::fs::create_dir_all(&config.store.data_dir).unwrap();
-    let store = Store::open(
-        &config.database_path(),
-        config.site.id.as_str(),
-        &StoreOptions::default(),
-    )
-    .unwrap();
+    let (_dir, config, store) = open_store();
     let now = chrono::Utc::now();
     let soon = (now.with_timezone(&chrono_tz::Asia::Shanghai).date_naive() + chrono::Days::new(1))
         .to_string();
@@ -298,10 +302,7 @@ async fn staff_acknowledge_an_alert_once_and_a_worse_tier_asks_again() {
     tokio::task::spawn_blocking(move || seed(&s, millis, soon))
         .await
         .unwrap();
-    let app = StationApp::new(store.clone(), Site::of(&config), StationFeed::new());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router(app)).await });
+    let addr = serve(&store, &config).await;
     let clerk = signed_in(addr, "11223344", "li", "2468").await;
     let clerk: Vec<&str> = clerk.iter().map(String::as_str).collect();
     let page = http(addr, "GET", "/station/stock", &clerk, "").await;
@@ -374,15 +375,7 @@ async fn staff_acknowledge_an_alert_once_and_a_worse_tier_asks_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supervisor_records_a_stocktake_and_a_loss_once_and_bad_ones_are_refused_in_words() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config::parse(CONFIG, dir.path()).unwrap();
-    std::fs::create_dir_all(&config.store.data_dir).unwrap();
-    let store = Store::open(
-        &config.database_path(),
-        config.site.id.as_str(),
-        &StoreOptions::default(),
-    )
-    .unwrap();
+    let (_dir, config, store) = open_store();
     let now = chrono::Utc::now();
     let soon = (now.with_timezone(&chrono_tz::Asia::Shanghai).date_naive() + chrono::Days::new(1))
         .to_string();
@@ -418,10 +411,7 @@ async fn a_supervisor_records_a_stocktake_and_a_loss_once_and_bad_ones_are_refus
     })
     .await
     .unwrap();
-    let app = StationApp::new(store.clone(), Site::of(&config), StationFeed::new());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router(app)).await });
+    let addr = serve(&store, &config).await;
     let lot_of = |lot: &'static str| {
         let store = store.clone();
         move || {
@@ -561,15 +551,7 @@ async fn a_supervisor_records_a_stocktake_and_a_loss_once_and_bad_ones_are_refus
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn days_of_cover_use_todays_stored_forecast_when_the_daily_job_made_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config::parse(CONFIG, dir.path()).unwrap();
-    std::fs::create_dir_all(&config.store.data_dir).unwrap();
-    let store = Store::open(
-        &config.database_path(),
-        config.site.id.as_str(),
-        &StoreOptions::default(),
-    )
-    .unwrap();
+    let (_dir, config, store) = open_store();
     let now = chrono::Utc::now();
     let today = now.with_timezone(&chrono_tz::Asia::Shanghai).date_naive();
     let soon = (today + chrono::Days::new(1)).to_string();
@@ -600,10 +582,7 @@ async fn days_of_cover_use_todays_stored_forecast_when_the_daily_job_made_one() 
     })
     .await
     .unwrap();
-    let app = StationApp::new(store.clone(), Site::of(&config), StationFeed::new());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router(app)).await });
+    let addr = serve(&store, &config).await;
     let clerk = signed_in(addr, "11223344", "li", "2468").await;
     let clerk: Vec<&str> = clerk.iter().map(String::as_str).collect();
     let body = http(addr, "GET", "/station/stock", &clerk, "").await.body;
@@ -620,15 +599,7 @@ async fn days_of_cover_use_todays_stored_forecast_when_the_daily_job_made_one() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supervisor_drills_down_into_one_skus_days_with_the_stored_forecasts() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config::parse(CONFIG, dir.path()).unwrap();
-    std::fs::create_dir_all(&config.store.data_dir).unwrap();
-    let store = Store::open(
-        &config.database_path(),
-        config.site.id.as_str(),
-        &StoreOptions::default(),
-    )
-    .unwrap();
+    let (_dir, config, store) = open_store();
     let now = chrono::Utc::now();
     let zone = chrono_tz::Asia::Shanghai;
     let today = now.with_timezone(&zone).date_naive();
@@ -682,10 +653,7 @@ async fn a_supervisor_drills_down_into_one_skus_days_with_the_stored_forecasts()
     })
     .await
     .unwrap();
-    let app = StationApp::new(store.clone(), Site::of(&config), StationFeed::new());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router(app)).await });
+    let addr = serve(&store, &config).await;
 
     let clerk = signed_in(addr, "11223344", "li", "2468").await;
     let clerk: Vec<&str> = clerk.iter().map(String::as_str).collect();
@@ -726,15 +694,7 @@ async fn a_supervisor_drills_down_into_one_skus_days_with_the_stored_forecasts()
 /// together, one event per alert; a SKU whose code has a slash in it keeps its own line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_expired_lots_of_one_sku_are_one_line_acknowledged_together() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config::parse(CONFIG, dir.path()).unwrap();
-    std::fs::create_dir_all(&config.store.data_dir).unwrap();
-    let store = Store::open(
-        &config.database_path(),
-        config.site.id.as_str(),
-        &StoreOptions::default(),
-    )
-    .unwrap();
+    let (_dir, config, store) = open_store();
     let now = chrono::Utc::now();
     let soon = (now.with_timezone(&chrono_tz::Asia::Shanghai).date_naive() + chrono::Days::new(1))
         .to_string();
@@ -791,10 +751,7 @@ async fn the_expired_lots_of_one_sku_are_one_line_acknowledged_together() {
         })
         .await
         .unwrap();
-    let app = StationApp::new(store.clone(), Site::of(&config), StationFeed::new());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router(app)).await });
+    let addr = serve(&store, &config).await;
     let clerk = signed_in(addr, "11223344", "li", "2468").await;
     let clerk: Vec<&str> = clerk.iter().map(String::as_str).collect();
 
