@@ -130,9 +130,9 @@ impl VisionService {
     }
 }
 
-/// The daemon's inference thread runs at this nice value: a photo check takes what the scans
-/// and handovers leave of the box's cores, so a clerk's scan is answered at once even while a
-/// 12 MP photo is checked (`hub bench stations` measures it with a core kept busy).
+/// The daemon's inference thread runs this many nice steps below the daemon: a photo check
+/// takes what the scans and handovers leave of the box's cores, so a clerk's scan is answered
+/// at once even while a 12 MP photo is checked (`hub bench stations` measures it with a core kept busy).
 pub const INFERENCE_NICE: i32 = 10;
 
 /// Starts vision: the backend first (process-wide, before anything else touches ONNX Runtime),

@@ -35,9 +35,10 @@ pub struct VisionConfig {
     /// Photos that may wait for the inference thread (default 8).
     #[serde(default = "default_queue_capacity")]
     pub queue_capacity: usize,
-    /// The inference thread's nice value (Linux), when set: a daemon runs photo checks below
-    /// the work a clerk waits for (scans, handovers), so a check never delays a scan's answer
-    /// on a box with few cores. `None` (the default, and benchmarks): the caller's priority.
+    /// How many nice steps the inference thread runs below its caller (Linux), when set: a
+    /// daemon runs photo checks below the work a clerk waits for (scans, handovers), so a check
+    /// never delays a scan's answer on a box with few cores. `None` (the default, and
+    /// benchmarks): the caller's priority.
     #[serde(default)]
     pub nice: Option<i32>,
 }
@@ -110,12 +111,18 @@ impl VisionWorker {
     }
 }
 
-/// Gives the calling thread the nice value `nice` (Linux: nice is per thread). A failure only
-/// leaves the thread at its priority; it is logged.
+/// Lowers the calling thread `nice` steps below the priority it has (Linux: nice is per
+/// thread; at most 19), so that a daemon started at some nice value still checks photos below
+/// its own work. A failure only leaves the thread at its priority; it is logged.
 fn lower_this_thread(nice: i32) {
     #[cfg(target_os = "linux")]
-    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice) {
-        tracing::warn!(nice, error = %e, "cannot lower the inference thread's priority");
+    {
+        let me = Some(rustix::thread::gettid());
+        let lowered = rustix::process::getpriority_process(me)
+            .and_then(|now| rustix::process::setpriority_process(me, (now + nice).min(19)));
+        if let Err(e) = lowered {
+            tracing::warn!(nice, error = %e, "cannot lower the inference thread's priority");
+        }
     }
     #[cfg(not(target_os = "linux"))]
     let _ = nice;
