@@ -175,14 +175,9 @@ async fn serve(store: &Store, config: &Config) -> SocketAddr {
     addr
 }
 
-async fn signed_in(addr: SocketAddr, code: &str, staff: &str, pin: &str) -> Vec<String> {
-    pair_and_sign_in(addr, code, staff, pin).await.cookies()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_stock_screen_marks_lots_tiers_requests_and_alerts_worst_first() {
-    let (_dir, config, store) = open_store();
-    // Dates relative to now in the site's zone: tomorrow is within the 2 warning days.
+/// Seeds `store` (`seed`) with dates relative to now in the site's zone (tomorrow, within the
+/// 2 warning days, is the near-expiry lot's); now in milliseconds.
+async fn seeded_now(store: &Store) -> i64 {
     let now = chrono::Utc::now();
     let soon = (now.with_timezone(&chrono_tz::Asia::Shanghai).date_naive() + chrono::Days::new(1))
         .to_string();
@@ -191,6 +186,17 @@ async fn the_stock_screen_marks_lots_tiers_requests_and_alerts_worst_first() {
     tokio::task::spawn_blocking(move || seed(&s, millis, soon))
         .await
         .unwrap();
+    millis
+}
+
+async fn signed_in(addr: SocketAddr, code: &str, staff: &str, pin: &str) -> Vec<String> {
+    pair_and_sign_in(addr, code, staff, pin).await.cookies()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stock_screen_marks_lots_tiers_requests_and_alerts_worst_first() {
+    let (_dir, config, store) = open_store();
+    let millis = seeded_now(&store).await;
     let addr = serve(&store, &config).await;
 
     assert_eq!(
@@ -294,14 +300,7 @@ fn acknowledgements(store: &Store) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_acknowledge_an_alert_once_and_a_worse_tier_asks_again() {
     let (_dir, config, store) = open_store();
-    let now = chrono::Utc::now();
-    let soon = (now.with_timezone(&chrono_tz::Asia::Shanghai).date_naive() + chrono::Days::new(1))
-        .to_string();
-    let s = store.clone();
-    let millis = now.timestamp_millis();
-    tokio::task::spawn_blocking(move || seed(&s, millis, soon))
-        .await
-        .unwrap();
+    let millis = seeded_now(&store).await;
     let addr = serve(&store, &config).await;
     let clerk = signed_in(addr, "11223344", "li", "2468").await;
     let clerk: Vec<&str> = clerk.iter().map(String::as_str).collect();
@@ -695,14 +694,7 @@ async fn a_supervisor_drills_down_into_one_skus_days_with_the_stored_forecasts()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_expired_lots_of_one_sku_are_one_line_acknowledged_together() {
     let (_dir, config, store) = open_store();
-    let now = chrono::Utc::now();
-    let soon = (now.with_timezone(&chrono_tz::Asia::Shanghai).date_naive() + chrono::Days::new(1))
-        .to_string();
-    let s = store.clone();
-    let millis = now.timestamp_millis();
-    tokio::task::spawn_blocking(move || seed(&s, millis, soon))
-        .await
-        .unwrap();
+    let millis = seeded_now(&store).await;
     store
         .write(move |c| {
             sku_store::upsert(
